@@ -1,0 +1,171 @@
+/** What the engine asks of a container's OCI config; runtime/spec.ts turns it into config.json. */
+export interface SpecInput {
+  id: string;
+  /** Absolute path of the mounted rootfs (the runtime does not mount it). */
+  rootfs: string;
+  readonlyRootfs: boolean;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  terminal: boolean;
+  hostname: string;
+  /** 'none' = new empty netns, 'host' = the host's, otherwise a path to a netns to join. */
+  network: 'none' | 'host' | { path: string };
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  /** 'default' = Docker's default profile, 'unconfined', or a profile JSON text. */
+  seccomp: 'default' | 'unconfined' | { profile: string };
+  noNewPrivileges: boolean;
+  /** AppArmor profile name, or undefined. Requires host support (else the engine refuses). */
+  apparmorProfile?: string;
+  /** SELinux process label, or undefined. */
+  selinuxLabel?: string;
+  resources: Resources;
+  /** Docker ulimits; names without the RLIMIT_ prefix ('nofile'). */
+  ulimits: Array<{ name: string; soft: number; hard: number }>;
+  /** Extra mounts in addition to the standard /proc, /dev, /sys ... set. */
+  mounts: Array<{ destination: string; type: string; source: string; options: string[] }>;
+  /** Run a tiny init as pid 1 (`--init`): the args are then prefixed with it. */
+  init: boolean;
+  /** cgroup path relative to each hierarchy's root, e.g. `/berth/<id>`. */
+  cgroupsPath: string;
+  /** Docker's StopSignal is not part of the spec; listed here for completeness of the input. */
+  shmSize?: number;
+  sysctls?: Record<string, string>;
+}
+
+export interface Resources {
+  memory?: number; // bytes, limit
+  memorySwap?: number; // bytes, -1 unlimited
+  memoryReservation?: number;
+  cpuShares?: number;
+  cpuQuota?: number; // microseconds per period
+  cpuPeriod?: number;
+  cpusetCpus?: string;
+  pidsLimit?: number; // <=0 unlimited
+  blkioWeight?: number;
+}
+
+export type RuntimeName = 'crun' | 'runc';
+
+export interface CreateOptions {
+  id: string;
+  /** Directory holding config.json (written by the runtime from `spec`). */
+  bundleDir: string;
+  runtime: RuntimeName;
+  tty: boolean;
+  /** Keep stdin open for attach (`-i`). */
+  openStdin: boolean;
+  /** Close the container's stdin when the first attached client detaches (`--stdin-once`). */
+  stdinOnce: boolean;
+  /** k8s-file log path (conmon writes `<RFC3339Nano> stdout|stderr F|P <line>`). */
+  logPath: string;
+}
+
+export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
+
+/**
+ * An attach session to a container or an exec process through conmon's attach socket.
+ * Writing to `stdin` feeds the process; `output` emits ('stdout'|'stderr', Buffer) chunks
+ * and 'end' when the process's output ends.
+ */
+export interface AttachSession {
+  stdin: NodeJS.WritableStream | null;
+  onOutput(cb: (stream: 'stdout' | 'stderr', chunk: Buffer) => void): void;
+  onEnd(cb: () => void): void;
+  /** Closes the container's stdin (EOF), leaving the session open for output. */
+  closeStdin(): void;
+  /** Detaches; the container goes on. */
+  close(): void;
+}
+
+export interface ExecOptions {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  tty: boolean;
+  openStdin: boolean;
+  privileged: boolean;
+  /** Extra capabilities beyond the container's. */
+  capAdd?: string[];
+}
+
+export interface ExecHandle {
+  pid: number;
+  /** Attach session of the exec process (null when detached). */
+  attach: AttachSession | null;
+  /** Resolves with the exit code when the process ends. */
+  wait(): Promise<number>;
+  resize(h: number, w: number): Promise<void>;
+}
+
+/** Container resource usage read from cgroups v1 or v2, in Docker's /stats shape. */
+export interface CgroupStats {
+  cpuTotalNs: number;
+  cpuUserNs: number;
+  cpuSystemNs: number;
+  perCpuNs: number[];
+  systemCpuNs: number;
+  onlineCpus: number;
+  memUsage: number;
+  memLimit: number;
+  memStats: Record<string, number>;
+  pids: number;
+  pidsLimit: number;
+  blkioRead: number;
+  blkioWrite: number;
+}
+
+/** What the host can do, detected at start and shown by `info`. */
+export interface HostInfo {
+  cgroupVersion: 1 | 2;
+  cgroupDriver: 'cgroupfs';
+  /** e.g. 'moved hugetlb from cgroup2 to a v1 hierarchy' or '' */
+  cgroupRepair: string;
+  runtimes: Partial<Record<RuntimeName, { path: string; version: string }>>;
+  defaultRuntime: RuntimeName;
+  conmon: { path: string; version: string };
+  seccomp: boolean;
+  apparmor: boolean;
+  selinux: boolean;
+  /** The daemon's own rlimits: container defaults (soft, hard). */
+  rlimits: Record<string, { soft: number; hard: number }>;
+  init: string | null; // path of the --init binary
+  kernelVersion: string;
+  memTotal: number;
+  ncpu: number;
+  warnings: string[];
+}
+
+/**
+ * The OCI runtime + conmon: it only executes, it holds no state of its own beyond what
+ * conmon and the runtime keep under the run directory (so a restarted daemon can reconnect).
+ */
+export interface Runtime {
+  /** Writes config.json from `spec`, starts conmon + `<runtime> create`, returns once the container's pid is known. */
+  create(opts: CreateOptions, spec: SpecInput): Promise<{ pid: number; conmonPid: number }>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: number, all?: boolean): Promise<void>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  /** Removes the runtime's state and conmon's files. Idempotent. */
+  delete(id: string): Promise<void>;
+  state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null>;
+  /** Exit code conmon recorded, or null while it runs. */
+  exitCode(id: string): Promise<{ code: number; at: Date } | null>;
+  /** Calls `cb` once for every container exit conmon records from now on (exit files). */
+  watchExits(cb: (id: string) => void): void;
+  /** Whether the container's conmon still runs (after a daemon restart). */
+  monitorAlive(id: string): Promise<boolean>;
+  attach(id: string, opts: { stdin: boolean }): Promise<AttachSession>;
+  resize(id: string, h: number, w: number): Promise<void>;
+  exec(id: string, opts: ExecOptions): Promise<ExecHandle>;
+  update(id: string, resources: Resources): Promise<void>;
+  stats(id: string): Promise<CgroupStats>;
+  /** Processes of the container: pid list (host pids). */
+  pids(id: string): Promise<number[]>;
+  host(): HostInfo;
+}
