@@ -89,6 +89,8 @@ export interface ExecOptions {
   tty: boolean;
   openStdin: boolean;
   privileged: boolean;
+  /** No attach session: the process runs on its own (`exec -d`). */
+  detach?: boolean;
   /** Extra capabilities beyond the container's. */
   capAdd?: string[];
 }

@@ -1,0 +1,32 @@
+/** Docker's `filters` query parameter: JSON `{"key": ["v1", ...]}` or legacy `{"key": {"v1": true}}`. */
+import { invalidArgument } from '../base/errors.js';
+import { isObject } from '../base/json.js';
+
+export type Filters = Record<string, string[]>;
+
+export function parseFilters(raw: string | null): Filters {
+  if (!raw) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw invalidArgument(`invalid filter: ${raw}`);
+  }
+  if (!isObject(v)) throw invalidArgument('invalid filter: expected an object');
+  const out: Filters = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (Array.isArray(val)) out[k] = val.map(String);
+    else if (isObject(val)) out[k] = Object.keys(val).filter((x) => val[x] === true);
+    else throw invalidArgument(`invalid filter '${k}'`);
+  }
+  return out;
+}
+
+/** `label=key` or `label=key=value` against a label map. */
+export function labelsMatch(wanted: string[] | undefined, labels: Record<string, string>): boolean {
+  if (!wanted) return true;
+  return wanted.every((w) => {
+    const i = w.indexOf('=');
+    return i < 0 ? w in labels : labels[w.slice(0, i)] === w.slice(i + 1);
+  });
+}

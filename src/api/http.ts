@@ -1,0 +1,227 @@
+/**
+ * The Engine API's HTTP plumbing: a route table, `/vX.YY` version prefixes, JSON bodies, Docker's
+ * error bodies, and connection hijacking (`Upgrade: tcp`) for attach and exec.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import { invalidArgument, notFound } from '../base/errors.js';
+import { log } from '../base/log.js';
+import { errorResponse } from './errors.js';
+import { socketIo, type IoStream } from './stream.js';
+
+export const API_VERSION = '1.45';
+export const MIN_API_VERSION = '1.24';
+const MAX_BODY = 32 * 1024 * 1024;
+
+export interface Ctx {
+  req: IncomingMessage;
+  params: string[];
+  query: URLSearchParams;
+  /** Negotiated API version of this request. */
+  version: string;
+  /** Raw request body stream (for tar uploads). */
+  bodyStream: Readable;
+  json(): Promise<unknown>;
+  send(status: number, body?: unknown, headers?: Record<string, string>): void;
+  /** A streaming response: headers now, chunks later. */
+  stream(status: number, contentType: string, headers?: Record<string, string>): IoStream;
+  /** Takes over the connection (101 on upgrade requests, 200 streaming otherwise). */
+  hijack(contentType: string): IoStream;
+  /** Response already started (for error handling). */
+  readonly started: boolean;
+  signal: AbortSignal;
+}
+
+export type Handler = (ctx: Ctx) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  re: RegExp;
+  handler: Handler;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  /** `path` uses `{name}` for one segment and `{name*}` for the rest (image names with slashes). */
+  on(method: string, path: string, handler: Handler): this {
+    const re = new RegExp(
+      '^' + path.replace(/\{[a-z]+\*\}/gi, '(.+)').replace(/\{[a-z]+\}/gi, '([^/]+)') + '$',
+    );
+    this.routes.push({ method, re, handler });
+    return this;
+  }
+
+  match(method: string, path: string): { handler: Handler; params: string[] } | undefined {
+    for (const r of this.routes) {
+      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) continue;
+      const m = r.re.exec(path);
+      if (m) return { handler: r.handler, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+    }
+    return undefined;
+  }
+}
+
+function compareVersions(a: string, b: string): number {
+  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
+  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
+  return a1 - b1 || a2 - b2;
+}
+
+export function versionAtLeast(v: string, min: string): boolean {
+  return compareVersions(v, min) >= 0;
+}
+
+function splitVersion(pathname: string): { version: string; path: string } {
+  const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(pathname);
+  if (!m) return { version: API_VERSION, path: pathname };
+  const v = m[1]!;
+  if (compareVersions(v, API_VERSION) > 0)
+    throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
+  if (compareVersions(v, MIN_API_VERSION) < 0)
+    throw invalidArgument(`client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+  return { version: v, path: m[2]! };
+}
+
+async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of s) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    n += b.length;
+    if (n > MAX_BODY) throw invalidArgument('request body too large');
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+const COMMON_HEADERS = { 'Api-Version': API_VERSION, 'Docker-Experimental': 'false', Ostype: 'linux', Server: `Docker/berth (linux)` };
+
+export function createApiServer(router: Router): Server {
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
+
+  const dispatch = async (req: IncomingMessage, res: ServerResponse | null, upgrade: { socket: Duplex; head: Buffer } | null) => {
+    const url = new URL(req.url ?? '/', 'http://berth');
+    const abort = new AbortController();
+    let started = false;
+    let hijacked: IoStream | null = null;
+    let bodyStream: Readable = req;
+    if (upgrade) {
+      // On an upgraded connection the request body (Content-Length bytes) comes first, then stdin.
+      const pt = new PassThrough();
+      const len = Number(req.headers['content-length'] ?? 0);
+      let pending = upgrade.head;
+      const bodyPt = new PassThrough();
+      const feed = (chunk: Buffer) => {
+        pending = Buffer.concat([pending, chunk]);
+      };
+      upgrade.socket.on('data', feed);
+      const waitBody = async () => {
+        while (pending.length < len) await new Promise((r) => upgrade.socket.once('data', r));
+        upgrade.socket.off('data', feed);
+        bodyPt.end(pending.subarray(0, len));
+        const rest = pending.subarray(len);
+        if (rest.length) pt.write(rest);
+        upgrade.socket.pipe(pt);
+      };
+      bodyStream = bodyPt;
+      const ready = waitBody();
+      (upgrade as { ready?: Promise<void> }).ready = ready;
+      (upgrade as { input?: PassThrough }).input = pt;
+      upgrade.socket.on('close', () => abort.abort());
+    } else {
+      res!.on('close', () => abort.abort());
+    }
+    const ctx: Ctx = {
+      req,
+      params: [],
+      query: url.searchParams,
+      version: API_VERSION,
+      bodyStream,
+      signal: abort.signal,
+      get started() {
+        return started;
+      },
+      json: async () => {
+        if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
+        const buf = await readAll(bodyStream);
+        if (buf.length === 0) return {};
+        return JSON.parse(buf.toString('utf8')) as unknown;
+      },
+      send: (status, body, headers = {}) => {
+        started = true;
+        if (upgrade) {
+          const payload = body === undefined ? '' : JSON.stringify(body);
+          upgrade.socket.end(`HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+          return;
+        }
+        const r = res!;
+        if (body === undefined || status === 204 || status === 304) {
+          r.writeHead(status, { ...COMMON_HEADERS, ...headers });
+          r.end();
+        } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
+          r.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+          r.end(body);
+        } else {
+          const payload = JSON.stringify(body);
+          r.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)), ...headers });
+          r.end(payload);
+        }
+      },
+      stream: (status, contentType, headers = {}) => {
+        started = true;
+        const r = res!;
+        r.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': contentType, ...headers });
+        r.flushHeaders();
+        let closed = false;
+        const closers: Array<() => void> = [];
+        r.on('close', () => {
+          closed = true;
+          for (const c of closers) c();
+        });
+        return {
+          write: (b: Buffer) => {
+            if (!closed) r.write(b);
+          },
+          end: () => {
+            if (!closed) r.end();
+          },
+          input: null,
+          onClose: (cb: () => void) => closers.push(cb),
+          get closed() {
+            return closed;
+          },
+        };
+      },
+      hijack: (contentType) => {
+        started = true;
+        if (!upgrade) return ctx.stream(200, contentType);
+        if (hijacked) return hijacked;
+        upgrade.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`);
+        const io = socketIo(upgrade.socket);
+        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
+        return hijacked;
+      },
+    };
+    try {
+      const { version, path } = splitVersion(url.pathname);
+      ctx.version = version;
+      const m = router.match(req.method ?? 'GET', path);
+      if (!m) throw notFound(`page not found`);
+      ctx.params = m.params;
+      if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
+      await m.handler(ctx);
+    } catch (e) {
+      const { status, body } = errorResponse(e);
+      if (status >= 500) log.error('request failed', { method: req.method, url: req.url, err: body.message });
+      if (!started) ctx.send(status, body);
+      else if (upgrade) upgrade.socket.destroy();
+      else res?.destroy();
+    }
+  };
+
+  server.on('request', (req, res) => void dispatch(req, res, null));
+  server.on('upgrade', (req, socket, head) => void dispatch(req, null, { socket, head }));
+  return server;
+}

@@ -1,0 +1,125 @@
+/** Docker's JSON shapes of a container: GET /containers/{id}/json and the /containers/json list entries. */
+import type { Engine } from '../../engine/engine.js';
+import type { ContainerRecord } from '../../engine/record.js';
+
+function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return m === 1 ? 'About a minute' : `${m} minutes`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return h === 1 ? 'About an hour' : `${h} hours`;
+  const d = Math.floor(h / 24);
+  return d < 14 ? `${d} days` : `${Math.floor(d / 7)} weeks`;
+}
+
+/** The `Status` column of `docker ps`. */
+export function statusText(c: ContainerRecord): string {
+  const st = c.state;
+  switch (st.status) {
+    case 'running':
+      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))}`;
+    case 'paused':
+      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+    case 'exited':
+      return `Exited (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+    case 'created':
+      return 'Created';
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+  }
+}
+
+function ports(c: ContainerRecord): Record<string, null> {
+  const out: Record<string, null> = {};
+  for (const p of Object.keys(c.config.ExposedPorts ?? {})) out[p] = null;
+  return out;
+}
+
+export function inspectView(engine: Engine, c: ContainerRecord): Record<string, unknown> {
+  const dir = engine.containerDir(c.id);
+  const st = c.state;
+  const netMode = c.hostConfig.NetworkMode ?? 'default';
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: {
+      Status: st.status,
+      Running: st.status === 'running' || st.status === 'paused' || st.status === 'restarting',
+      Paused: st.status === 'paused',
+      Restarting: st.status === 'restarting',
+      OOMKilled: st.oomKilled,
+      Dead: st.status === 'dead',
+      Pid: st.pid,
+      ExitCode: st.exitCode,
+      Error: st.error,
+      StartedAt: st.startedAt,
+      FinishedAt: st.finishedAt,
+    },
+    Image: c.imageId,
+    ResolvConfPath: `${dir}/resolv.conf`,
+    HostnamePath: `${dir}/hostname`,
+    HostsPath: `${dir}/hosts`,
+    LogPath: engine.logPathOf(c.id),
+    Name: `/${c.name}`,
+    RestartCount: c.restartCount,
+    Driver: 'overlay',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: c.execIds.length ? c.execIds : null,
+    HostConfig: {
+      Binds: null, ContainerIDFile: '', LogConfig: { Type: 'k8s-file', Config: {} }, NetworkMode: netMode, PortBindings: {},
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, VolumeDriver: '', VolumesFrom: null,
+      CapAdd: null, CapDrop: null, Dns: [], DnsOptions: [], DnsSearch: [], ExtraHosts: null, GroupAdd: null, IpcMode: 'private',
+      Cgroup: '', Links: null, OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false,
+      SecurityOpt: null, UTSMode: '', UsernsMode: '', ShmSize: 67108864, Runtime: c.runtime, Isolation: '', CpuShares: 0,
+      Memory: 0, NanoCpus: 0, CgroupParent: '', BlkioWeight: 0, CpuPeriod: 0, CpuQuota: 0, CpusetCpus: '', CpusetMems: '',
+      Devices: [], MemoryReservation: 0, MemorySwap: 0, PidsLimit: null, Ulimits: null, Init: null,
+      ...c.hostConfig,
+    },
+    GraphDriver: { Name: 'overlay', Data: { MergedDir: engine.rootfsOf(c.id) } },
+    Mounts: (c.hostConfig.Binds ?? []).map((b) => {
+      const [src = '', dst = '', mode = ''] = b.split(':');
+      return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+    }),
+    Config: c.config,
+    NetworkSettings: {
+      Bridge: '', SandboxID: '', SandboxKey: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+      Ports: ports(c), SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '', Gateway: '',
+      GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', MacAddress: '',
+      Networks: { [netMode === 'default' ? 'none' : netMode]: { IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null } },
+    },
+  };
+}
+
+export function listView(engine: Engine, c: ContainerRecord, withSize: boolean, sizeRw: number): Record<string, unknown> {
+  const v: Record<string, unknown> = {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.config.Image,
+    ImageID: c.imageId,
+    Command: [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: [],
+    Labels: c.config.Labels ?? {},
+    State: c.state.status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
+    NetworkSettings: { Networks: {} },
+    Mounts: [],
+  };
+  if (withSize) {
+    v['SizeRw'] = sizeRw;
+    v['SizeRootFs'] = sizeRw + (engine.images.list().find((i) => i.id === c.imageId)?.size ?? 0);
+  }
+  return v;
+}

@@ -1,0 +1,161 @@
+/** Container lifecycle routes: list, create, inspect, start/stop/kill/restart/pause, remove, wait, rename, update, prune. */
+import { invalidArgument } from '../../base/errors.js';
+import type { Router, Ctx } from '../http.js';
+import type { Engine } from '../../engine/engine.js';
+import type { ContainerRecord } from '../../engine/record.js';
+import { parseWaitCondition } from '../../engine/waiters.js';
+import { parseHostConfig } from '../../spec/engine-api.js';
+import { resourcesOf } from '../../engine/config.js';
+import { parseFilters, labelsMatch, type Filters } from '../filters.js';
+import { inspectView, listView } from './container-view.js';
+
+const flag = (ctx: Ctx, k: string): boolean => {
+  const v = ctx.query.get(k);
+  return v !== null && v !== '0' && v !== 'false' && v !== '';
+};
+
+function optInt(ctx: Ctx, k: string): number | undefined {
+  const v = ctx.query.get(k);
+  if (v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw invalidArgument(`invalid value for ${k}: ${v}`);
+  return n;
+}
+
+function matches(engine: Engine, c: ContainerRecord, f: Filters): boolean {
+  const any = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
+  return (
+    any('status', (s) => s === c.state.status) &&
+    any('name', (n) => c.name.includes(n.replace(/^\//, ''))) &&
+    any('id', (i) => c.id.startsWith(i)) &&
+    any('exited', (e) => c.state.status === 'exited' && String(c.state.exitCode) === e) &&
+    any('ancestor', (a) => c.config.Image === a || c.imageId === a || c.imageId.replace('sha256:', '').startsWith(a) || safeImageId(engine, a) === c.imageId) &&
+    any('before', (b) => { const o = engine.store.find(b); return !!o && Date.parse(c.created) < Date.parse(o.created); }) &&
+    any('since', (s) => { const o = engine.store.find(s); return !!o && Date.parse(c.created) > Date.parse(o.created); }) &&
+    labelsMatch(f['label'], c.config.Labels ?? {})
+  );
+}
+
+function safeImageId(engine: Engine, ref: string): string | undefined {
+  try {
+    return engine.images.get(ref).id;
+  } catch {
+    return undefined;
+  }
+}
+
+export function containerRoutes(r: Router, engine: Engine): void {
+  const lc = engine.lifecycle;
+
+  r.on('GET', '/containers/json', async (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    let list = engine.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+    if (!flag(ctx, 'all') && !f['status'] && !f['exited']) list = list.filter((c) => ['running', 'paused', 'restarting'].includes(c.state.status));
+    list = list.filter((c) => matches(engine, c, f));
+    const limit = optInt(ctx, 'limit');
+    if (limit !== undefined && limit > 0) list = list.slice(0, limit);
+    const withSize = flag(ctx, 'size');
+    const sizes = withSize ? await Promise.all(list.map((c) => engine.snapshots.usage(c.id).catch(() => 0))) : [];
+    ctx.send(200, list.map((c, i) => listView(engine, c, withSize, sizes[i] ?? 0)));
+  });
+
+  r.on('POST', '/containers/create', async (ctx) => {
+    const body = await ctx.json();
+    const { id, warnings } = await engine.create(body, ctx.query.get('name') ?? undefined);
+    ctx.send(201, { Id: id, Warnings: warnings });
+  });
+
+  r.on('GET', '/containers/{id}/json', (ctx) => {
+    const c = engine.get(ctx.params[0]!);
+    ctx.send(200, inspectView(engine, c));
+  });
+
+  r.on('POST', '/containers/{id}/start', async (ctx) => {
+    if (ctx.query.get('checkpoint')) throw invalidArgument('checkpoint restore is not supported yet');
+    const started = await lc.start(engine.get(ctx.params[0]!));
+    ctx.send(started ? 204 : 304);
+  });
+
+  r.on('POST', '/containers/{id}/stop', async (ctx) => {
+    const stopped = await lc.stop(engine.get(ctx.params[0]!), optInt(ctx, 't'), ctx.query.get('signal') ?? undefined);
+    ctx.send(stopped ? 204 : 304);
+  });
+
+  r.on('POST', '/containers/{id}/restart', async (ctx) => {
+    await lc.restart(engine.get(ctx.params[0]!), optInt(ctx, 't'), ctx.query.get('signal') ?? undefined);
+    ctx.send(204);
+  });
+
+  r.on('POST', '/containers/{id}/kill', async (ctx) => {
+    await lc.kill(engine.get(ctx.params[0]!), ctx.query.get('signal') ?? undefined);
+    ctx.send(204);
+  });
+
+  r.on('POST', '/containers/{id}/pause', async (ctx) => {
+    await lc.pause(engine.get(ctx.params[0]!));
+    ctx.send(204);
+  });
+
+  r.on('POST', '/containers/{id}/unpause', async (ctx) => {
+    await lc.unpause(engine.get(ctx.params[0]!));
+    ctx.send(204);
+  });
+
+  r.on('DELETE', '/containers/{id}', async (ctx) => {
+    await engine.remove(ctx.params[0]!, { force: flag(ctx, 'force') });
+    ctx.send(204);
+  });
+
+  r.on('POST', '/containers/{id}/rename', async (ctx) => {
+    await engine.rename(ctx.params[0]!, ctx.query.get('name') ?? '');
+    ctx.send(204);
+  });
+
+  r.on('POST', '/containers/{id}/wait', async (ctx) => {
+    const c = engine.get(ctx.params[0]!);
+    let condition;
+    try {
+      condition = parseWaitCondition(ctx.query.get('condition'));
+    } catch (e) {
+      throw invalidArgument((e as Error).message);
+    }
+    const active = ['running', 'paused', 'restarting'].includes(c.state.status);
+    // Headers go out at once: the docker CLI waits for them before starting the container.
+    const io = ctx.stream(200, 'application/json');
+    const code = condition === 'not-running' && !active ? c.state.exitCode : await engine.waiters.add(c.id, condition);
+    const after = engine.store.find(c.id);
+    const body: Record<string, unknown> = { StatusCode: code };
+    if (after?.state.error) body['Error'] = { Message: after.state.error };
+    io.write(Buffer.from(JSON.stringify(body) + '\n'));
+    io.end();
+  });
+
+  r.on('POST', '/containers/{id}/update', async (ctx) => {
+    const c = engine.get(ctx.params[0]!);
+    const body = parseHostConfig(await ctx.json());
+    const { RestartPolicy, ...resources } = body;
+    if (RestartPolicy) {
+      if (c.hostConfig.AutoRemove && RestartPolicy.Name !== 'no') throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
+      c.hostConfig.RestartPolicy = RestartPolicy;
+    }
+    const merged = { ...c.hostConfig, ...Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0)) };
+    if (['running', 'paused'].includes(c.state.status)) await engine.runtime.update(c.id, resourcesOf(merged));
+    c.hostConfig = merged;
+    engine.store.save(c);
+    engine.events.emit('container', 'update', c.id, { image: c.config.Image ?? '', name: c.name });
+    ctx.send(200, { Warnings: [] });
+  });
+
+  r.on('POST', '/containers/prune', async (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of engine.store.all()) {
+      if (!['exited', 'created', 'dead'].includes(c.state.status) || !labelsMatch(f['label'], c.config.Labels ?? {})) continue;
+      reclaimed += await engine.snapshots.usage(c.id).catch(() => 0);
+      await engine.remove(c.id, { force: false });
+      deleted.push(c.id);
+    }
+    ctx.send(200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
+  });
+}

@@ -1,0 +1,208 @@
+/** Image routes: list, inspect, history, tag, remove, prune, import (/images/create?fromSrc), load, save (get), commit. */
+import { invalidArgument, notImplemented } from '../../base/errors.js';
+import type { Router, Ctx } from '../http.js';
+import type { Engine } from '../../engine/engine.js';
+import type { ImageRecord } from '../../image/types.js';
+import type { ContainerConfig } from '../../spec/engine-api.js';
+import { parseContainerConfig } from '../../spec/engine-api.js';
+import { applyChanges } from '../../engine/changes.js';
+import { parseFilters, labelsMatch } from '../filters.js';
+
+const flag = (ctx: Ctx, k: string): boolean => {
+  const v = ctx.query.get(k);
+  return v !== null && v !== '0' && v !== 'false' && v !== '';
+};
+const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
+const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
+
+/** `reference` filter: a glob on `name[:tag]`. */
+function refGlob(pattern: string): RegExp {
+  const withTag = pattern.includes(':') ? pattern : `${pattern}:*`;
+  return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
+}
+
+function listView(engine: Engine, i: ImageRecord) {
+  return {
+    Id: i.id,
+    ParentId: i.parent,
+    RepoTags: i.repoTags,
+    RepoDigests: i.repoDigests,
+    Created: unix(i.created),
+    Size: i.size,
+    SharedSize: -1,
+    VirtualSize: i.size,
+    Labels: labelsOf(i),
+    Containers: engine.store.all().filter((c) => c.imageId === i.id).length,
+  };
+}
+
+function inspectView(i: ImageRecord, layersDir: string) {
+  const cfg = i.config;
+  return {
+    Id: i.id,
+    RepoTags: i.repoTags,
+    RepoDigests: i.repoDigests,
+    Parent: i.parent,
+    Comment: cfg.history?.at(-1)?.comment ?? '',
+    Created: i.created,
+    DockerVersion: '',
+    Author: cfg.author ?? '',
+    Config: { Env: null, Cmd: null, Entrypoint: null, WorkingDir: '', Labels: null, User: '', ...(cfg.config ?? {}) },
+    Architecture: cfg.architecture,
+    Os: cfg.os,
+    ...(cfg.variant ? { Variant: cfg.variant } : {}),
+    Size: i.size,
+    GraphDriver: { Name: 'overlay', Data: { Dir: layersDir } },
+    RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
+    Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
+  };
+}
+
+/** Streams newline-delimited JSON progress messages, Docker-style. */
+function progress(ctx: Ctx) {
+  const io = ctx.stream(200, 'application/json');
+  return {
+    msg: (m: Record<string, unknown>) => io.write(Buffer.from(JSON.stringify(m) + '\r\n')),
+    end: () => io.end(),
+  };
+}
+
+export function imageRoutes(r: Router, engine: Engine): void {
+  const images = engine.images;
+
+  r.on('GET', '/images/json', (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    let list = images.list();
+    if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
+    if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
+    if (f['reference']) list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
+    if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
+    if (f['before']) { const b = images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
+    if (f['since']) { const s = images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
+    ctx.send(200, list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created)).map((i) => listView(engine, i)));
+  });
+
+  r.on('POST', '/images/create', async (ctx) => {
+    const fromSrc = ctx.query.get('fromSrc');
+    if (fromSrc === null) throw notImplemented('pulling images from a registry is not supported yet');
+    if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
+    const repo = ctx.query.get('repo') ?? '';
+    const tag = ctx.query.get('tag') ?? '';
+    const config = applyChanges({}, ctx.query.getAll('changes'));
+    const opts: Parameters<typeof images.importRootfs>[1] = { config };
+    if (repo) opts.ref = tag ? `${repo}:${tag}` : repo;
+    const message = ctx.query.get('message');
+    if (message) opts.message = message;
+    const platform = ctx.query.get('platform');
+    if (platform) opts.platform = platform;
+    const img = await images.importRootfs(ctx.bodyStream, opts);
+    engine.events.emit('image', 'import', img.id, opts.ref ? { name: opts.ref } : {});
+    const p = progress(ctx);
+    p.msg({ status: img.id });
+    p.end();
+  });
+
+  r.on('POST', '/images/load', async (ctx) => {
+    const loaded = await images.load(ctx.bodyStream);
+    for (const ref of loaded) engine.events.emit('image', 'load', ref, { name: ref });
+    const p = progress(ctx);
+    for (const ref of loaded) p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    p.end();
+  });
+
+  const save = async (ctx: Ctx, names: string[]) => {
+    if (names.length === 0) throw invalidArgument('no image names given');
+    for (const n of names) images.get(n); // 404 before any byte is sent
+    const io = ctx.stream(200, 'application/x-tar');
+    const { PassThrough } = await import('node:stream');
+    const pt = new PassThrough();
+    pt.on('data', (b: Buffer) => io.write(b));
+    const done = new Promise<void>((res) => pt.on('end', res));
+    await images.save(names, pt);
+    pt.end();
+    await done;
+    io.end();
+  };
+  r.on('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
+  r.on('GET', '/images/{name*}/get', (ctx) => save(ctx, [ctx.params[0]!]));
+
+  r.on('GET', '/images/{name*}/json', (ctx) => {
+    const i = images.get(ctx.params[0]!);
+    ctx.send(200, inspectView(i, `${engine.root}/snapshots`));
+  });
+
+  r.on('GET', '/images/{name*}/history', (ctx) => {
+    const i = images.get(ctx.params[0]!);
+    ctx.send(
+      200,
+      images.history(ctx.params[0]!).map((h) => ({
+        Id: h.id,
+        Created: unix(h.created ?? i.created),
+        CreatedBy: h.created_by ?? '',
+        Tags: h.id === i.id ? i.repoTags : null,
+        Size: h.size,
+        Comment: h.comment ?? '',
+      })),
+    );
+  });
+
+  r.on('POST', '/images/{name*}/tag', (ctx) => {
+    const repo = ctx.query.get('repo');
+    if (!repo) throw invalidArgument('repository name must have at least one component');
+    const tag = ctx.query.get('tag');
+    const target = tag ? `${repo}:${tag}` : repo;
+    images.tag(ctx.params[0]!, target);
+    engine.events.emit('image', 'tag', images.get(target).id, { name: target });
+    ctx.send(201);
+  });
+
+  r.on('DELETE', '/images/{name*}', (ctx) => {
+    const res = images.remove(ctx.params[0]!, { force: flag(ctx, 'force'), noPrune: flag(ctx, 'noprune') }, (id) => engine.isImageUsed(id));
+    for (const e of res) {
+      if (e.Untagged) engine.events.emit('image', 'untag', e.Untagged, { name: e.Untagged });
+      if (e.Deleted) engine.events.emit('image', 'delete', e.Deleted, {});
+    }
+    ctx.send(200, res);
+  });
+
+  r.on('POST', '/images/prune', (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    const all = f['dangling']?.includes('false') ?? false;
+    const res = images.prune({ all, isUsed: (id) => engine.isImageUsed(id), labelFilter: (l) => labelsMatch(f['label'], l) });
+    ctx.send(200, { ImagesDeleted: res.deleted.length ? res.deleted : null, SpaceReclaimed: res.spaceReclaimed });
+  });
+
+  r.on('POST', '/commit', async (ctx) => {
+    const c = engine.get(ctx.query.get('container') ?? '');
+    engine.check(c, 'commit');
+    const body = await ctx.json();
+    const override: ContainerConfig = body && typeof body === 'object' && Object.keys(body).length ? parseContainerConfig(body) : {};
+    const base = { ...c.config, ...override };
+    const config = applyChanges(
+      {
+        Env: base.Env ?? [], Cmd: base.Cmd ?? null, Entrypoint: base.Entrypoint ?? null, WorkingDir: base.WorkingDir ?? '', User: base.User ?? '',
+        Labels: base.Labels ?? {}, ...(base.ExposedPorts ? { ExposedPorts: base.ExposedPorts } : {}), ...(base.Volumes ? { Volumes: base.Volumes } : {}),
+        ...(base.StopSignal ? { StopSignal: base.StopSignal } : {}), ...(base.Healthcheck ? { Healthcheck: base.Healthcheck } : {}),
+      },
+      ctx.query.getAll('changes').flatMap((x) => x.split('\n')),
+    );
+    const repo = ctx.query.get('repo');
+    const tag = ctx.query.get('tag');
+    const pause = ctx.query.get('pause') !== '0' && ctx.query.get('pause') !== 'false';
+    const shouldPause = pause && c.state.status === 'running';
+    if (shouldPause) await engine.runtime.pause(c.id);
+    try {
+      const opts: Parameters<typeof images.commit>[0] = { snapshotKey: c.id, parent: images.get(c.imageId), config, createdBy: [c.path, ...c.args].join(' ') };
+      const author = ctx.query.get('author');
+      const comment = ctx.query.get('comment');
+      if (author) opts.author = author;
+      if (comment) opts.comment = comment;
+      if (repo) opts.ref = tag ? `${repo}:${tag}` : repo;
+      const img = await images.commit(opts);
+      engine.events.emit('container', 'commit', c.id, { comment: comment ?? '', imageID: img.id, imageRef: opts.ref ?? '', name: c.name });
+      ctx.send(201, { Id: img.id });
+    } finally {
+      if (shouldPause) await engine.runtime.resume(c.id);
+    }
+  });
+}

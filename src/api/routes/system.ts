@@ -1,0 +1,186 @@
+/** /_ping, /version, /info, /events, /system/df. */
+import { release, hostname, arch } from 'node:os';
+import type { Router } from '../http.js';
+import { API_VERSION, MIN_API_VERSION } from '../http.js';
+import type { Engine } from '../../engine/engine.js';
+import type { EngineEvent } from '../../engine/events.js';
+import { parseUnixTime } from '../../engine/logs.js';
+import { parseFilters, type Filters } from '../filters.js';
+
+export const BERTH_VERSION = '0.1.0';
+
+const goArch = (): string => ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[arch()] ?? arch();
+
+export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; startedAt: Date }): void {
+  const ping = (ctx: Parameters<Parameters<Router['on']>[2]>[0]) =>
+    ctx.send(200, 'OK', { 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Builder-Version': '1', 'Content-Type': 'text/plain; charset=utf-8' });
+  r.on('GET', '/_ping', ping);
+  r.on('HEAD', '/_ping', ping);
+
+  r.on('GET', '/version', (ctx) => {
+    const host = engine.runtime.host();
+    ctx.send(200, {
+      Platform: { Name: 'berth' },
+      Components: [
+        { Name: 'Engine', Version: BERTH_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: goArch(), KernelVersion: release(), Experimental: 'false' } },
+        ...Object.entries(host.runtimes).map(([name, rt]) => ({ Name: name, Version: rt?.version ?? '', Details: { path: rt?.path ?? '' } })),
+        { Name: 'conmon', Version: host.conmon.version, Details: { path: host.conmon.path } },
+      ],
+      Version: BERTH_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: 'berth',
+      GoVersion: `node${process.versions.node}`,
+      Os: 'linux',
+      Arch: goArch(),
+      KernelVersion: release(),
+      BuildTime: daemon.startedAt.toISOString(),
+      Experimental: false,
+    });
+  });
+
+  r.on('GET', '/info', (ctx) => {
+    const host = engine.runtime.host();
+    const all = engine.store.all();
+    const count = (s: string) => all.filter((c) => c.state.status === s).length;
+    ctx.send(200, {
+      ID: daemon.id,
+      Containers: all.length,
+      ContainersRunning: count('running') + count('restarting'),
+      ContainersPaused: count('paused'),
+      ContainersStopped: all.length - count('running') - count('paused') - count('restarting'),
+      Images: engine.images.list().length,
+      Driver: 'overlay',
+      DriverStatus: [['Backing Filesystem', 'extfs'], ['Supports d_type', 'true']],
+      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: ['k8s-file'] },
+      MemoryLimit: true,
+      SwapLimit: host.cgroupVersion === 1,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: true,
+      BridgeNfIptables: false,
+      BridgeNfIp6tables: false,
+      Debug: false,
+      NFd: 0,
+      OomKillDisable: false,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: 'k8s-file',
+      CgroupDriver: host.cgroupDriver,
+      CgroupVersion: String(host.cgroupVersion),
+      NEventsListener: engine.events.listenerCount,
+      KernelVersion: host.kernelVersion,
+      OperatingSystem: 'berth',
+      OSVersion: '',
+      OSType: 'linux',
+      Architecture: process.arch === 'x64' ? 'x86_64' : process.arch,
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+      NCPU: host.ncpu,
+      MemTotal: host.memTotal,
+      GenericResources: null,
+      DockerRootDir: engine.root,
+      HttpProxy: '',
+      HttpsProxy: '',
+      NoProxy: '',
+      Name: hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: BERTH_VERSION,
+      Runtimes: Object.fromEntries(Object.entries(host.runtimes).map(([n, rt]) => [n, { path: rt?.path ?? '' }])),
+      DefaultRuntime: host.defaultRuntime,
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: '',
+      InitBinary: host.init ?? '',
+      ContainerdCommit: { ID: '', Expected: '' },
+      RuncCommit: { ID: host.runtimes[host.defaultRuntime]?.version ?? '', Expected: '' },
+      InitCommit: { ID: '', Expected: '' },
+      SecurityOptions: [
+        ...(host.seccomp ? ['name=seccomp,profile=builtin'] : []),
+        ...(host.apparmor ? ['name=apparmor'] : []),
+        ...(host.selinux ? ['name=selinux'] : []),
+      ],
+      CgroupRepair: host.cgroupRepair,
+      Warnings: host.warnings.length ? host.warnings : null,
+    });
+  });
+
+  r.on('GET', '/events', (ctx) => {
+    const filters = parseFilters(ctx.query.get('filters'));
+    const since = ctx.query.get('since');
+    const until = ctx.query.get('until');
+    const sinceNs = Number(parseUnixTime(since));
+    const untilNs = until ? Number(parseUnixTime(until)) : 0;
+    const io = ctx.stream(200, 'application/json');
+    const write = (e: EngineEvent) => {
+      if (eventMatches(e, filters)) io.write(Buffer.from(JSON.stringify(e) + '\n'));
+    };
+    if (since) for (const e of engine.events.history(sinceNs, untilNs || Number.MAX_SAFE_INTEGER)) write(e);
+    if (untilNs && untilNs <= Date.now() * 1e6) {
+      io.end();
+      return;
+    }
+    const unsubscribe = engine.events.subscribe((e) => {
+      if (untilNs && e.timeNano > untilNs) {
+        unsubscribe();
+        io.end();
+        return;
+      }
+      write(e);
+    });
+    if (untilNs) setTimeout(() => { unsubscribe(); io.end(); }, Math.max(0, untilNs / 1e6 - Date.now())).unref();
+    io.onClose(unsubscribe);
+  });
+
+  r.on('GET', '/system/df', async (ctx) => {
+    const images = engine.images.list();
+    const containers = await Promise.all(
+      engine.store.all().map(async (c) => ({
+        Id: c.id,
+        Names: [`/${c.name}`],
+        Image: c.config.Image,
+        ImageID: c.imageId,
+        Command: [c.path, ...c.args].join(' '),
+        Created: Math.floor(Date.parse(c.created) / 1000),
+        State: c.state.status,
+        Status: c.state.status,
+        SizeRw: await engine.snapshots.usage(c.id).catch(() => 0),
+        SizeRootFs: (images.find((i) => i.id === c.imageId)?.size ?? 0),
+        Labels: c.config.Labels ?? {},
+        Mounts: [],
+      })),
+    );
+    ctx.send(200, {
+      LayersSize: engine.images.diskUsage().layersSize,
+      Images: images.map((i) => ({
+        Id: i.id,
+        ParentId: i.parent,
+        RepoTags: i.repoTags,
+        RepoDigests: i.repoDigests,
+        Created: Math.floor(Date.parse(i.created) / 1000),
+        Size: i.size,
+        SharedSize: 0,
+        VirtualSize: i.size,
+        Labels: i.config.config?.Labels ?? {},
+        Containers: engine.store.all().filter((c) => c.imageId === i.id).length,
+      })),
+      Containers: containers,
+      Volumes: [],
+      BuildCache: [],
+    });
+  });
+}
+
+function eventMatches(e: EngineEvent, f: Filters): boolean {
+  const want = (k: string, v: string | undefined) => !f[k] || (v !== undefined && f[k]!.includes(v));
+  if (!want('type', e.Type)) return false;
+  if (!want('event', e.Action.split(':')[0])) return false;
+  if (f['container'] && (e.Type !== 'container' || !f['container'].some((c) => e.Actor.ID.startsWith(c) || e.Actor.Attributes['name'] === c))) return false;
+  if (f['image'] && !f['image'].some((i) => e.Actor.Attributes['image'] === i || e.Actor.ID === i)) return false;
+  if (f['label'] && !f['label'].every((l) => { const [k, v] = l.split('='); return k !== undefined && (v === undefined ? k in e.Actor.Attributes : e.Actor.Attributes[k] === v); })) return false;
+  return true;
+}

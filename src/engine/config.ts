@@ -1,0 +1,157 @@
+/**
+ * Pure functions from (client config, image config) to what a container runs with.
+ * Rules follow dockerd's daemon/create.go and container merge semantics.
+ */
+import { invalidArgument } from '../base/errors.js';
+import type { ImageRuntimeConfig } from '../spec/image.js';
+import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
+import type { Resources } from '../runtime/types.js';
+
+function envKey(e: string): string {
+  const i = e.indexOf('=');
+  return i < 0 ? e : e.slice(0, i);
+}
+
+/** Image env first, client env overrides by key (order kept), as docker does. */
+export function mergeEnv(image: readonly string[], client: readonly string[]): string[] {
+  const out = [...image];
+  for (const e of client) {
+    const k = envKey(e);
+    const at = out.findIndex((x) => envKey(x) === k);
+    if (at >= 0) out[at] = e;
+    else out.push(e);
+  }
+  return out;
+}
+
+/** The config inspect shows: the client's config completed from the image's. */
+export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig | undefined, imageRef: string): ContainerConfig {
+  const img = image ?? {};
+  const out: ContainerConfig = { ...client, Image: imageRef };
+  out.Env = mergeEnv(img.Env ?? [], client.Env ?? []);
+  const clientEntrypoint = client.Entrypoint && client.Entrypoint.length > 0 ? client.Entrypoint : undefined;
+  const clientCmd = client.Cmd && client.Cmd.length > 0 ? client.Cmd : undefined;
+  if (clientEntrypoint) {
+    // A new entrypoint drops the image's Cmd (docker run --entrypoint resets CMD).
+    out.Entrypoint = clientEntrypoint;
+    out.Cmd = clientCmd ?? null;
+  } else {
+    out.Entrypoint = client.Entrypoint && client.Entrypoint.length === 0 && Array.isArray(client.Entrypoint) ? null : (img.Entrypoint ?? null);
+    out.Cmd = clientCmd ?? img.Cmd ?? null;
+  }
+  out.WorkingDir = client.WorkingDir || img.WorkingDir || '';
+  out.User = client.User ?? img.User ?? '';
+  out.Labels = { ...(img.Labels ?? {}), ...(client.Labels ?? {}) };
+  if (img.ExposedPorts || client.ExposedPorts) out.ExposedPorts = { ...(img.ExposedPorts ?? {}), ...(client.ExposedPorts ?? {}) };
+  if (img.Volumes || client.Volumes) out.Volumes = { ...(img.Volumes ?? {}), ...(client.Volumes ?? {}) };
+  if (!client.StopSignal && img.StopSignal) out.StopSignal = img.StopSignal;
+  if (!client.Healthcheck && img.Healthcheck) out.Healthcheck = img.Healthcheck;
+  out.Tty = client.Tty ?? false;
+  out.OpenStdin = client.OpenStdin ?? false;
+  out.StdinOnce = client.StdinOnce ?? false;
+  out.AttachStdin = client.AttachStdin ?? false;
+  out.AttachStdout = client.AttachStdout ?? false;
+  out.AttachStderr = client.AttachStderr ?? false;
+  out.Hostname = client.Hostname ?? '';
+  out.Domainname = client.Domainname ?? '';
+  return out;
+}
+
+/** Path and Args as inspect reports them. */
+export function commandOf(cfg: ContainerConfig): { path: string; args: string[] } {
+  const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
+  const path = argv[0];
+  if (path === undefined || path === '') throw invalidArgument('No command specified');
+  return { path, args: argv.slice(1) };
+}
+
+const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
+  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21,
+  TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+};
+
+/** `SIGTERM`, `TERM`, `term`, `15`, `SIGRTMIN+3` -> signal number; InvalidArgument otherwise. */
+export function parseSignal(s: string): number {
+  const t = s.trim().toUpperCase();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = t.startsWith('SIG') ? t.slice(3) : t;
+    const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
+    if (rt) return 34 + Number(rt[1] ?? 0);
+    const rtmax = /^RTMAX(?:-(\d+))?$/.exec(name);
+    if (rtmax) return 64 - Number(rtmax[1] ?? 0);
+    const n = SIGNALS[name];
+    if (n !== undefined) return n;
+  }
+  throw invalidArgument(`Invalid signal: ${s}`);
+}
+
+/** HostConfig resource fields -> runtime resources. */
+export function resourcesOf(hc: HostConfig): Resources {
+  const r: Resources = {};
+  if (hc.Memory) r.memory = hc.Memory;
+  if (hc.MemorySwap) r.memorySwap = hc.MemorySwap;
+  if (hc.MemoryReservation) r.memoryReservation = hc.MemoryReservation;
+  if (hc.CpuShares) r.cpuShares = hc.CpuShares;
+  if (hc.NanoCpus) {
+    if (hc.CpuQuota || hc.CpuPeriod) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
+    r.cpuPeriod = 100_000;
+    r.cpuQuota = Math.round((hc.NanoCpus * 100_000) / 1e9);
+  } else {
+    if (hc.CpuQuota) r.cpuQuota = hc.CpuQuota;
+    if (hc.CpuPeriod) r.cpuPeriod = hc.CpuPeriod;
+  }
+  if (hc.CpusetCpus) r.cpusetCpus = hc.CpusetCpus;
+  if (hc.PidsLimit !== undefined && hc.PidsLimit !== null && hc.PidsLimit !== 0) r.pidsLimit = hc.PidsLimit;
+  return r;
+}
+
+export interface SecurityOptions {
+  noNewPrivileges: boolean;
+  seccomp: 'default' | 'unconfined' | { profile: string };
+  apparmorProfile?: string;
+  selinuxLabel?: string;
+}
+
+/**
+ * Parses `--security-opt` values. `seccomp=<file>` arrives from the docker CLI already read into
+ * the profile's JSON text (the CLI reads the file), so a value starting with `{` is a profile.
+ */
+export function parseSecurityOpts(opts: readonly string[], host: { apparmor: boolean; selinux: boolean }): SecurityOptions {
+  const out: SecurityOptions = { noNewPrivileges: false, seccomp: 'default' };
+  for (const raw of opts) {
+    if (raw === 'no-new-privileges' || raw === 'no-new-privileges=true' || raw === 'no-new-privileges:true') {
+      out.noNewPrivileges = true;
+      continue;
+    }
+    if (raw === 'no-new-privileges=false' || raw === 'no-new-privileges:false') continue;
+    const sep = raw.search(/[=:]/);
+    if (sep < 0) throw invalidArgument(`Invalid --security-opt: ${JSON.stringify(raw)}`);
+    const key = raw.slice(0, sep);
+    const value = raw.slice(sep + 1);
+    switch (key) {
+      case 'seccomp':
+        if (value === 'unconfined') out.seccomp = 'unconfined';
+        else if (value === 'builtin' || value === '') out.seccomp = 'default';
+        else if (value.trimStart().startsWith('{')) out.seccomp = { profile: value };
+        else throw invalidArgument(`opening seccomp profile (${value}) failed: the profile must be sent as JSON text (the docker CLI reads the file)`);
+        break;
+      case 'apparmor':
+        if (!host.apparmor && value !== 'unconfined')
+          throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${value}"`);
+        if (value !== 'unconfined') out.apparmorProfile = value;
+        break;
+      case 'label':
+        if (value === 'disable') break;
+        if (!host.selinux) throw invalidArgument(`SELinux is not enabled on this host: cannot apply label "${value}"`);
+        out.selinuxLabel = value;
+        break;
+      default:
+        throw invalidArgument(`Invalid --security-opt: ${JSON.stringify(raw)}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,235 @@
+/**
+ * The engine: the containers' state table and lifecycle, and the only place that wires the
+ * services together (images, snapshots, runtime). API handlers call it; it never knows HTTP.
+ */
+import { promises as fsp, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostname as hostHostname } from 'node:os';
+import { conflict, invalidArgument, notFound, wrap, errorMessage, isBerthError } from '../base/errors.js';
+import { newId, type ContainerId } from '../base/ids.js';
+import { log } from '../base/log.js';
+import type { Db } from '../metadata/db.js';
+import type { ImageStore } from '../image/types.js';
+import type { Snapshotter, Mount } from '../snapshot/types.js';
+import type { Runtime, RuntimeName } from '../runtime/types.js';
+import { parseCreateBody } from '../spec/engine-api.js';
+import { ContainerStore } from './store.js';
+import { EventBus } from './events.js';
+import { can, refusal, isActive, type Operation } from './state.js';
+import { initialState, type ContainerRecord } from './record.js';
+import { mergeConfig, commandOf, parseSecurityOpts } from './config.js';
+import { randomName } from './names.js';
+import { Waiters } from './waiters.js';
+import { Lifecycle } from './lifecycle.js';
+
+export interface Mounter {
+  mountAll(mounts: Mount[], target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+}
+
+export interface EngineOptions {
+  root: string;
+  runRoot: string;
+  db: Db;
+  images: ImageStore;
+  snapshots: Snapshotter;
+  runtime: Runtime;
+  mounter: Mounter;
+  defaultRuntime: RuntimeName;
+}
+
+export class Engine {
+  readonly store: ContainerStore;
+  readonly events = new EventBus();
+  readonly waiters = new Waiters();
+  readonly lifecycle: Lifecycle;
+  readonly images: ImageStore;
+  readonly snapshots: Snapshotter;
+  readonly runtime: Runtime;
+  readonly mounter: Mounter;
+  readonly root: string;
+  readonly runRoot: string;
+  readonly defaultRuntime: RuntimeName;
+  private readonly mounted = new Set<string>();
+
+  constructor(o: EngineOptions) {
+    this.root = o.root;
+    this.runRoot = o.runRoot;
+    this.images = o.images;
+    this.snapshots = o.snapshots;
+    this.runtime = o.runtime;
+    this.mounter = o.mounter;
+    this.defaultRuntime = o.defaultRuntime;
+    this.store = new ContainerStore(o.db);
+    this.lifecycle = new Lifecycle(this);
+  }
+
+  containerDir(id: string): string {
+    return join(this.root, 'containers', id);
+  }
+  rootfsOf(id: string): string {
+    return join(this.containerDir(id), 'rootfs');
+  }
+  logPathOf(id: string): string {
+    return join(this.containerDir(id), 'ctr.log');
+  }
+
+  get(ref: string): ContainerRecord {
+    return this.store.get(ref);
+  }
+
+  /** Throws Conflict with Docker's wording when `op` is illegal in the container's status. */
+  check(rec: ContainerRecord, op: Operation): void {
+    if (!can(rec.state.status, op)) throw conflict(refusal(rec.state.status, op, rec.name, rec.id));
+  }
+
+  isImageUsed = (imageId: string): boolean => this.store.all().some((c) => c.imageId === imageId);
+
+  /** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
+  async create(body: unknown, name: string | undefined): Promise<{ id: ContainerId; warnings: string[] }> {
+    const { config, hostConfig } = parseCreateBody(body);
+    if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
+    const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined);
+    if (this.store.find(ctrName)?.name === ctrName) {
+      const clash = this.store.get(ctrName);
+      throw conflict(`Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    const imageRef = config.Image;
+    if (!imageRef) throw invalidArgument('Config.Image: an image is required');
+    const image = this.images.get(imageRef);
+    const merged = mergeConfig(config, image.config.config, imageRef);
+    const { path, args } = commandOf(merged);
+    const runtime = (hostConfig.Runtime || this.defaultRuntime) as RuntimeName;
+    if (!this.runtime.host().runtimes[runtime]) throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
+    hostConfig.Runtime = runtime;
+    const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+    hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
+    if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
+      throw invalidArgument("can't create 'AutoRemove' container with restart policy");
+    const netMode = hostConfig.NetworkMode || 'default';
+    if (!['default', 'bridge', 'none', 'host'].includes(netMode))
+      throw notFound(`network ${netMode} not found`);
+    hostConfig.NetworkMode = netMode;
+    parseSecurityOpts(hostConfig.SecurityOpt ?? [], this.runtime.host());
+    this.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
+    const id = newId<ContainerId>();
+    const rec: ContainerRecord = {
+      id,
+      name: ctrName,
+      created: new Date().toISOString(),
+      imageId: image.id,
+      config: { ...merged, Hostname: merged.Hostname || id.slice(0, 12) },
+      hostConfig,
+      path,
+      args,
+      runtime,
+      state: initialState(),
+      restartCount: 0,
+      manuallyStopped: false,
+      execIds: [],
+    };
+    const dir = this.containerDir(id);
+    try {
+      await fsp.mkdir(join(dir, 'rootfs'), { recursive: true });
+      await this.writeEtcFiles(rec);
+      const mounts = await this.snapshots.prepare(id, image.topChainId);
+      await this.mounter.mountAll(mounts, this.rootfsOf(id));
+      this.mounted.add(id);
+      this.store.insert(rec);
+    } catch (e) {
+      await this.discardFiles(id);
+      throw isBerthError(e) ? e : wrap(e, 'creating container');
+    }
+    this.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
+    return { id, warnings: [] };
+  }
+
+  /** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */
+  private async writeEtcFiles(rec: ContainerRecord): Promise<void> {
+    const dir = this.containerDir(rec.id);
+    const hn = rec.config.Hostname || rec.id.slice(0, 12);
+    const hostNet = rec.hostConfig.NetworkMode === 'host';
+    await fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`);
+    const hosts = hostNet
+      ? readFileSafe('/etc/hosts')
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`;
+    await fsp.writeFile(join(dir, 'hosts'), hosts);
+    const resolv = readFileSafe('/etc/resolv.conf')
+      .split('\n')
+      .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
+      .join('\n');
+    await fsp.writeFile(join(dir, 'resolv.conf'), resolv);
+  }
+
+  /** Makes sure the container's rootfs is mounted (after a host reboot it is not). */
+  async ensureMounted(rec: ContainerRecord): Promise<string> {
+    const target = this.rootfsOf(rec.id);
+    if (!this.mounted.has(rec.id)) {
+      const mounts = await this.snapshots.prepare(rec.id, this.images.get(rec.imageId).topChainId);
+      if (!isMountPoint(target)) await this.mounter.mountAll(mounts, target);
+      this.mounted.add(rec.id);
+    }
+    return target;
+  }
+
+  /** DELETE /containers/{id}. */
+  async remove(ref: string, opts: { force: boolean }): Promise<void> {
+    const rec = this.store.get(ref);
+    if (rec.state.status === 'removing') throw conflict(`removal of container ${rec.name} is already in progress`);
+    if (isActive(rec.state.status) || rec.state.status === 'restarting') {
+      if (!opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
+      await this.lifecycle.killAndWait(rec);
+    }
+    this.lifecycle.cancelRestart(rec.id);
+    rec.state.status = 'removing';
+    try {
+      await this.runtime.delete(rec.id);
+    } catch (e) {
+      log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) });
+    }
+    await this.discardFiles(rec.id);
+    this.store.delete(rec);
+    this.events.emit('container', 'destroy', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.waiters.removed(rec.id, rec.state.exitCode);
+  }
+
+  /** Unmounts and deletes everything a container had on disk. Idempotent. */
+  async discardFiles(id: string): Promise<void> {
+    const target = this.rootfsOf(id);
+    if (isMountPoint(target)) {
+      try {
+        await this.mounter.unmount(target);
+      } catch (e) {
+        log.warn('unmount failed', { id, err: errorMessage(e) });
+      }
+    }
+    this.mounted.delete(id);
+    await this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
+    await fsp.rm(this.containerDir(id), { recursive: true, force: true });
+  }
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const rec = this.store.get(ref);
+    const clean = newName.replace(/^\//, '');
+    if (!clean) throw invalidArgument('Neither old nor new names may be empty');
+    if (clean === rec.name) throw invalidArgument(`Renaming a container with the same name as its current name`);
+    const old = rec.name;
+    this.store.rename(rec, clean);
+    this.events.emit('container', 'rename', rec.id, { name: clean, oldName: `/${old}` });
+  }
+}
+
+function readFileSafe(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether `p` is a mount point, from /proc/self/mountinfo. */
+export function isMountPoint(p: string): boolean {
+  const info = readFileSafe('/proc/self/mountinfo');
+  const esc = p.replace(/ /g, '\\040');
+  return info.split('\n').some((l) => l.split(' ')[4] === esc);
+}

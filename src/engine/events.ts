@@ -1,0 +1,58 @@
+/**
+ * The daemon's event stream (GET /events). Keeps the last `capacity` events in memory for
+ * `--since` replays, as dockerd does, and fans out to live subscribers.
+ */
+export interface EngineEvent {
+  Type: 'container' | 'image' | 'network' | 'volume' | 'daemon';
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+  scope: 'local';
+  time: number;
+  timeNano: number;
+  /** Legacy fields docker clients still read. */
+  status?: string;
+  id?: string;
+  from?: string;
+}
+
+type Listener = (e: EngineEvent) => void;
+
+export class EventBus {
+  private readonly ring: EngineEvent[] = [];
+  private readonly listeners = new Set<Listener>();
+  constructor(private readonly capacity = 1024) {}
+
+  emit(type: EngineEvent['Type'], action: string, id: string, attributes: Record<string, string> = {}): void {
+    const nowNs = BigInt(Date.now()) * 1_000_000n + process.hrtime.bigint() % 1_000_000n;
+    const e: EngineEvent = {
+      Type: type,
+      Action: action,
+      Actor: { ID: id, Attributes: attributes },
+      scope: 'local',
+      time: Number(nowNs / 1_000_000_000n),
+      timeNano: Number(nowNs),
+    };
+    if (type === 'container' || type === 'image') {
+      e.status = action;
+      e.id = id;
+      if (attributes['image']) e.from = attributes['image'];
+    }
+    this.ring.push(e);
+    if (this.ring.length > this.capacity) this.ring.shift();
+    for (const l of this.listeners) l(e);
+  }
+
+  /** Events with timeNano in [sinceNs, untilNs]. */
+  history(sinceNs: number, untilNs = Number.MAX_SAFE_INTEGER): EngineEvent[] {
+    return this.ring.filter((e) => e.timeNano >= sinceNs && e.timeNano <= untilNs);
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Exec instances (POST /containers/{id}/exec, /exec/{id}/start|json|resize). An exec lives in
+ * memory only: like dockerd, exec records do not survive a daemon restart.
+ */
+import { conflict, notFound, invalidArgument } from '../base/errors.js';
+import { newId, type ExecId } from '../base/ids.js';
+import { asObject, optBool, optString, optStringArray } from '../base/json.js';
+import type { ExecHandle, AttachSession } from '../runtime/types.js';
+import { resolveUser } from '../runtime/user.js';
+import type { Engine } from './engine.js';
+import { mergeEnv } from './config.js';
+
+export interface ExecConfig {
+  Cmd: string[];
+  Env: string[];
+  User: string;
+  WorkingDir: string;
+  Tty: boolean;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Privileged: boolean;
+  DetachKeys: string;
+}
+
+export interface ExecRecord {
+  id: ExecId;
+  containerId: string;
+  config: ExecConfig;
+  running: boolean;
+  exitCode: number | null;
+  pid: number;
+  handle: ExecHandle | null;
+}
+
+export function parseExecConfig(v: unknown): ExecConfig {
+  const o = asObject(v ?? {}, 'exec config');
+  const cmd = optStringArray(o, 'Cmd', 'exec') ?? [];
+  if (cmd.length === 0) throw invalidArgument('No exec command specified');
+  return {
+    Cmd: cmd,
+    Env: optStringArray(o, 'Env', 'exec') ?? [],
+    User: optString(o, 'User', 'exec') ?? '',
+    WorkingDir: optString(o, 'WorkingDir', 'exec') ?? '',
+    Tty: optBool(o, 'Tty', 'exec') ?? false,
+    AttachStdin: optBool(o, 'AttachStdin', 'exec') ?? false,
+    AttachStdout: optBool(o, 'AttachStdout', 'exec') ?? false,
+    AttachStderr: optBool(o, 'AttachStderr', 'exec') ?? false,
+    Privileged: optBool(o, 'Privileged', 'exec') ?? false,
+    DetachKeys: optString(o, 'DetachKeys', 'exec') ?? '',
+  };
+}
+
+export class Execs {
+  private readonly byId = new Map<string, ExecRecord>();
+  constructor(private readonly engine: Engine) {}
+
+  create(containerRef: string, body: unknown): ExecId {
+    const rec = this.engine.get(containerRef);
+    this.engine.check(rec, 'exec');
+    const config = parseExecConfig(body);
+    const id = newId<ExecId>();
+    this.byId.set(id, { id, containerId: rec.id, config, running: false, exitCode: null, pid: 0, handle: null });
+    rec.execIds.push(id);
+    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    return id;
+  }
+
+  get(id: string): ExecRecord {
+    const e = this.byId.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  /** Starts the process; resolves with its attach session (null when detached) once it runs. */
+  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
+    const ex = this.get(id);
+    if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
+    const rec = this.engine.get(ex.containerId);
+    this.engine.check(rec, 'exec');
+    const rootfs = await this.engine.ensureMounted(rec);
+    const user = await resolveUser(rootfs, ex.config.User || rec.config.User || '');
+    const tty = opts.tty ?? ex.config.Tty;
+    ex.running = true;
+    let handle: ExecHandle;
+    try {
+      handle = await this.engine.runtime.exec(rec.id, {
+        args: ex.config.Cmd,
+        env: mergeEnv(rec.config.Env ?? [], ex.config.Env),
+        cwd: ex.config.WorkingDir || rec.config.WorkingDir || '/',
+        user,
+        tty,
+        openStdin: ex.config.AttachStdin && !opts.detach,
+        privileged: ex.config.Privileged,
+        detach: opts.detach,
+      });
+    } catch (e) {
+      ex.running = false;
+      ex.exitCode = 126;
+      throw e;
+    }
+    ex.handle = handle;
+    ex.pid = handle.pid;
+    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    void handle.wait().then(
+      (code) => this.finish(ex, code),
+      () => this.finish(ex, 126),
+    );
+    return { exec: ex, attach: handle.attach };
+  }
+
+  private finish(ex: ExecRecord, code: number): void {
+    ex.running = false;
+    ex.exitCode = code;
+    const rec = this.engine.store.find(ex.containerId);
+    if (rec) {
+      rec.execIds = rec.execIds.filter((x) => x !== ex.id);
+      this.engine.events.emit('container', 'exec_die', rec.id, { execID: ex.id, exitCode: String(code), image: rec.config.Image ?? '', name: rec.name });
+    }
+    // Keep the record a while for /exec/{id}/json, then forget it.
+    setTimeout(() => this.byId.delete(ex.id), 5 * 60_000).unref();
+  }
+}

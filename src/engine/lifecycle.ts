@@ -1,0 +1,289 @@
+/**
+ * Lifecycle verbs on containers: start, stop, kill, pause/unpause, restart; exit handling and
+ * the restart manager (policies with back-off). Each verb asks the status table first.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { conflict, errorMessage, isBerthError, wrap } from '../base/errors.js';
+import { log } from '../base/log.js';
+import type { AttachSession } from '../runtime/types.js';
+import type { HostConfig } from '../spec/engine-api.js';
+import { buildSpec } from '../runtime/spec.js';
+import { resolveUser } from '../runtime/user.js';
+import type { Engine } from './engine.js';
+import type { ContainerRecord } from './record.js';
+import { isActive } from './state.js';
+import { parseSignal } from './config.js';
+import { specInputOf } from './spec-input.js';
+
+interface PendingAttach {
+  stdin: boolean;
+  resolve: (s: AttachSession) => void;
+  reject: (e: unknown) => void;
+}
+
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 60_000;
+const BACKOFF_RESET_AFTER_MS = 10_000;
+
+export class Lifecycle {
+  private readonly exitListeners = new Map<string, Array<() => void>>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly backoff = new Map<string, number>();
+  private readonly pendingAttach = new Map<string, PendingAttach[]>();
+  private readonly handlingExit = new Set<string>();
+
+  constructor(private readonly engine: Engine) {}
+
+  /** Builds the OCI spec with placeholder rootfs/user to reject bad caps, ulimits, resources at create time. */
+  validateSpec(hostConfig: HostConfig): void {
+    const probe = {
+      id: 'probe', name: 'probe', created: '', imageId: '', config: { Hostname: 'probe' }, hostConfig, path: 'true', args: [],
+      runtime: this.engine.defaultRuntime, state: { status: 'created' as const, pid: 0, conmonPid: 0, exitCode: 0, error: '', oomKilled: false, startedAt: '', finishedAt: '' },
+      restartCount: 0, manuallyStopped: false, execIds: [],
+    } as unknown as ContainerRecord;
+    const host = this.engine.runtime.host();
+    buildSpec(specInputOf(probe, { rootfs: '/', containerDir: '/', user: { uid: 0, gid: 0, additionalGids: [] }, host }), host);
+  }
+
+  /** Resolves when the container next exits (or at once if it is not active). */
+  exitPromise(id: string): Promise<void> {
+    const rec = this.engine.store.find(id);
+    if (!rec || !isActive(rec.state.status) || rec.state.status === 'restarting') return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.exitListeners.get(id) ?? [];
+      list.push(resolve);
+      this.exitListeners.set(id, list);
+    });
+  }
+
+  /**
+   * Attach to the container's stdio. A running container is attached now; a created or exited one
+   * on its next start, after the runtime created it and before its process runs (no output lost).
+   */
+  attach(rec: ContainerRecord, opts: { stdin: boolean }): { session: Promise<AttachSession>; cancel: () => void } {
+    if (rec.state.status === 'running' || rec.state.status === 'paused') {
+      return { session: this.engine.runtime.attach(rec.id, opts), cancel: () => undefined };
+    }
+    let entry: PendingAttach | undefined;
+    const session = new Promise<AttachSession>((resolve, reject) => {
+      entry = { stdin: opts.stdin, resolve, reject };
+      const list = this.pendingAttach.get(rec.id) ?? [];
+      list.push(entry);
+      this.pendingAttach.set(rec.id, list);
+    });
+    const cancel = () => {
+      const list = this.pendingAttach.get(rec.id);
+      if (list && entry) this.pendingAttach.set(rec.id, list.filter((p) => p !== entry));
+    };
+    return { session, cancel };
+  }
+
+  /** POST /containers/{id}/start. Returns false when it was already running (HTTP 304). */
+  async start(rec: ContainerRecord): Promise<boolean> {
+    if (rec.state.status === 'running') return false;
+    this.engine.check(rec, 'start');
+    const { engine } = this;
+    const rootfs = await engine.ensureMounted(rec);
+    const host = engine.runtime.host();
+    const user = await resolveUser(rootfs, rec.config.User ?? '');
+    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host });
+    await engine.runtime.delete(rec.id).catch(() => undefined);
+    let created: { pid: number; conmonPid: number };
+    try {
+      created = await engine.runtime.create(
+        {
+          id: rec.id,
+          bundleDir: engine.containerDir(rec.id),
+          runtime: rec.runtime,
+          tty: rec.config.Tty ?? false,
+          openStdin: rec.config.OpenStdin ?? false,
+          stdinOnce: rec.config.StdinOnce ?? false,
+          logPath: engine.logPathOf(rec.id),
+        },
+        spec,
+      );
+    } catch (e) {
+      const msg = errorMessage(e);
+      rec.state.error = msg;
+      rec.state.exitCode = /not found|no such file/i.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 128;
+      if (rec.state.status !== 'created') rec.state.status = 'exited';
+      engine.store.save(rec);
+      this.failPendingAttach(rec.id, e);
+      engine.events.emit('container', 'die', rec.id, { exitCode: String(rec.state.exitCode), image: rec.config.Image ?? '', name: rec.name });
+      throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
+    }
+    const pending = this.pendingAttach.get(rec.id) ?? [];
+    this.pendingAttach.delete(rec.id);
+    await Promise.all(
+      pending.map(async (p) => {
+        try {
+          p.resolve(await engine.runtime.attach(rec.id, { stdin: p.stdin }));
+        } catch (e) {
+          p.reject(e);
+        }
+      }),
+    );
+    await engine.runtime.start(rec.id);
+    rec.state = { ...rec.state, status: 'running', pid: created.pid, conmonPid: created.conmonPid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
+    rec.manuallyStopped = false;
+    engine.store.save(rec);
+    engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    return true;
+  }
+
+  private failPendingAttach(id: string, e: unknown): void {
+    for (const p of this.pendingAttach.get(id) ?? []) p.reject(e);
+    this.pendingAttach.delete(id);
+  }
+
+  /** POST /containers/{id}/stop. Returns false when it was not running (HTTP 304). */
+  async stop(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<boolean> {
+    this.cancelRestart(rec.id);
+    if (rec.state.status === 'restarting') {
+      rec.manuallyStopped = true;
+      rec.state.status = 'exited';
+      this.engine.store.save(rec);
+      this.engine.waiters.exited(rec.id, rec.state.exitCode, false);
+      return true;
+    }
+    if (!isActive(rec.state.status)) return false;
+    rec.manuallyStopped = true;
+    this.engine.store.save(rec);
+    const sig = parseSignal(signal || rec.config.StopSignal || 'SIGTERM');
+    const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
+    const exited = this.exitPromise(rec.id);
+    await this.signal(rec, sig);
+    const inTime = t < 0 ? await exited.then(() => true) : await Promise.race([exited.then(() => true), sleep(t * 1000).then(() => false)]);
+    if (!inTime) await this.killAndWait(rec);
+    this.engine.events.emit('container', 'stop', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    return true;
+  }
+
+  private async signal(rec: ContainerRecord, sig: number): Promise<void> {
+    try {
+      await this.engine.runtime.kill(rec.id, sig);
+      if (rec.state.status === 'paused') await this.engine.runtime.resume(rec.id);
+    } catch (e) {
+      log.debug('signal failed', { id: rec.id, err: errorMessage(e) });
+    }
+  }
+
+  /** SIGKILL to every process and wait for conmon to record the exit. */
+  async killAndWait(rec: ContainerRecord): Promise<void> {
+    if (!isActive(rec.state.status)) return;
+    if (rec.state.status === 'restarting') {
+      this.cancelRestart(rec.id);
+      rec.state.status = 'exited';
+      return;
+    }
+    const exited = this.exitPromise(rec.id);
+    await this.engine.runtime.kill(rec.id, 9, true).catch(() => undefined);
+    if (rec.state.status === 'paused') await this.engine.runtime.resume(rec.id).catch(() => undefined);
+    const ok = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+    if (!ok) {
+      // conmon lost: record the exit ourselves so the container does not stay "running" forever.
+      await this.onExit(rec.id, 137);
+    }
+  }
+
+  /** POST /containers/{id}/kill. */
+  async kill(rec: ContainerRecord, signal: string | undefined): Promise<void> {
+    const sig = parseSignal(signal || 'SIGKILL');
+    if (rec.state.status !== 'running' && rec.state.status !== 'paused') throw conflict(`Cannot kill container: ${rec.name}: Container ${rec.id} is not running`);
+    await this.engine.runtime.kill(rec.id, sig);
+    if (sig === 9 && rec.state.status === 'paused') await this.engine.runtime.resume(rec.id).catch(() => undefined);
+    this.engine.events.emit('container', 'kill', rec.id, { image: rec.config.Image ?? '', name: rec.name, signal: String(sig) });
+  }
+
+  async pause(rec: ContainerRecord): Promise<void> {
+    this.engine.check(rec, 'pause');
+    await this.engine.runtime.pause(rec.id);
+    rec.state.status = 'paused';
+    this.engine.store.save(rec);
+    this.engine.events.emit('container', 'pause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+  }
+
+  async unpause(rec: ContainerRecord): Promise<void> {
+    this.engine.check(rec, 'unpause');
+    await this.engine.runtime.resume(rec.id);
+    rec.state.status = 'running';
+    this.engine.store.save(rec);
+    this.engine.events.emit('container', 'unpause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+  }
+
+  async restart(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
+    await this.stop(rec, timeoutSec, signal);
+    await this.start(rec);
+    this.engine.events.emit('container', 'restart', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+  }
+
+  /**
+   * Records an exit that conmon wrote (or `forcedCode` when the monitor is gone), wakes waiters,
+   * applies the restart policy or auto-removal. Safe to call more than once per exit.
+   */
+  async onExit(id: string, forcedCode?: number): Promise<void> {
+    const rec = this.engine.store.find(id);
+    if (!rec || !isActive(rec.state.status) || rec.state.status === 'restarting' || this.handlingExit.has(id)) return;
+    this.handlingExit.add(id);
+    try {
+      const ex = forcedCode === undefined ? await this.engine.runtime.exitCode(id) : { code: forcedCode, at: new Date() };
+      if (!ex) return;
+      await this.engine.runtime.delete(id).catch(() => undefined);
+      const ranMs = Date.now() - Date.parse(rec.state.startedAt);
+      rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
+      const willRestart = this.shouldRestart(rec);
+      if (willRestart) rec.state.status = 'restarting';
+      this.engine.store.save(rec);
+      this.engine.events.emit('container', 'die', id, { exitCode: String(ex.code), image: rec.config.Image ?? '', name: rec.name });
+      for (const l of this.exitListeners.get(id) ?? []) l();
+      this.exitListeners.delete(id);
+      this.engine.waiters.exited(id, ex.code, willRestart);
+      if (willRestart) this.scheduleRestart(rec, ranMs);
+      else if (rec.hostConfig.AutoRemove) await this.engine.remove(id, { force: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+    } finally {
+      this.handlingExit.delete(id);
+    }
+  }
+
+  shouldRestart(rec: ContainerRecord): boolean {
+    if (rec.manuallyStopped) return false;
+    const p = rec.hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+    switch (p.Name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure':
+        return rec.state.exitCode !== 0 && (p.MaximumRetryCount === 0 || rec.restartCount < p.MaximumRetryCount);
+      default:
+        return false;
+    }
+  }
+
+  /** Back-off: 100 ms doubling to 1 min; reset when the container ran for 10 s or more (dockerd's rule). */
+  private scheduleRestart(rec: ContainerRecord, ranMs: number): void {
+    const prev = ranMs >= BACKOFF_RESET_AFTER_MS ? 0 : (this.backoff.get(rec.id) ?? 0);
+    const delay = prev === 0 ? BACKOFF_START_MS : Math.min(prev * 2, BACKOFF_MAX_MS);
+    this.backoff.set(rec.id, delay);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(rec.id);
+      const cur = this.engine.store.find(rec.id);
+      if (!cur || cur.state.status !== 'restarting') return;
+      cur.restartCount++;
+      cur.state.status = 'exited';
+      this.start(cur).catch((e: unknown) => {
+        log.warn('restart failed', { id: rec.id, err: errorMessage(e) });
+        cur.state.status = 'exited';
+        this.engine.store.save(cur);
+        this.engine.waiters.exited(cur.id, cur.state.exitCode, false);
+      });
+    }, delay);
+    timer.unref();
+    this.restartTimers.set(rec.id, timer);
+  }
+
+  cancelRestart(id: string): void {
+    const t = this.restartTimers.get(id);
+    if (t) clearTimeout(t);
+    this.restartTimers.delete(id);
+  }
+}

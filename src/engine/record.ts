@@ -1,0 +1,42 @@
+import type { ContainerId } from '../base/ids.js';
+import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
+import type { RuntimeName } from '../runtime/types.js';
+import type { Status } from './state.js';
+
+export interface ContainerState {
+  status: Status;
+  pid: number;
+  conmonPid: number;
+  exitCode: number;
+  error: string;
+  oomKilled: boolean;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Everything berth keeps about a container; serialisable as one JSON document (checkpoint/migrate need that). */
+export interface ContainerRecord {
+  id: ContainerId;
+  /** Without the leading slash. */
+  name: string;
+  created: string;
+  imageId: string;
+  /** Config as inspect shows it: the client's config merged with the image's defaults. */
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  path: string;
+  args: string[];
+  runtime: RuntimeName;
+  state: ContainerState;
+  restartCount: number;
+  /** Set by an explicit stop; `unless-stopped` and daemon restarts honour it. */
+  manuallyStopped: boolean;
+  /** Exec ids that belong to this container (live ones). */
+  execIds: string[];
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function initialState(): ContainerState {
+  return { status: 'created', pid: 0, conmonPid: 0, exitCode: 0, error: '', oomKilled: false, startedAt: ZERO_TIME, finishedAt: ZERO_TIME };
+}

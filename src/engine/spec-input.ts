@@ -1,0 +1,77 @@
+/** ContainerRecord -> runtime SpecInput (what config.json is generated from). */
+import { join, isAbsolute } from 'node:path';
+import { invalidArgument, notImplemented } from '../base/errors.js';
+import type { SpecInput } from '../runtime/types.js';
+import type { HostConfig } from '../spec/engine-api.js';
+import type { ContainerRecord } from './record.js';
+import { parseSecurityOpts, resourcesOf } from './config.js';
+
+export interface SpecContext {
+  rootfs: string;
+  containerDir: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  host: { apparmor: boolean; selinux: boolean };
+  /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** `-v /host:/ctr[:ro|rw|z|Z|rprivate|...]` for absolute host paths. Named volumes are issue #5's. */
+export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
+  return binds.map((b) => {
+    const parts = b.split(':');
+    const [src, dst, opts = ''] = parts;
+    if (!src || !dst || parts.length > 3) throw invalidArgument(`invalid volume specification: '${b}'`);
+    if (!isAbsolute(dst)) throw invalidArgument(`invalid volume specification: '${b}': mount path must be absolute`);
+    if (!isAbsolute(src)) throw notImplemented(`named volumes are not supported yet: '${b}' (use an absolute host path)`);
+    const options = ['rbind'];
+    for (const o of opts.split(',').filter(Boolean)) {
+      if (o === 'ro' || o === 'rw') options.push(o);
+      else if (['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) options.push(o);
+      else if (o === 'z' || o === 'Z' || o === 'nocopy') continue;
+      else throw invalidArgument(`invalid mode: ${o}`);
+    }
+    if (!options.includes('ro') && !options.includes('rw')) options.push('rw');
+    if (!options.some((o) => o.endsWith('private') || o.endsWith('shared') || o.endsWith('slave'))) options.push('rprivate');
+    return { destination: dst, type: 'bind', source: src, options };
+  });
+}
+
+export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
+  const hc: HostConfig = rec.hostConfig;
+  const cfg = rec.config;
+  const sec = parseSecurityOpts(hc.SecurityOpt ?? [], ctx.host);
+  const env = [...(cfg.Env ?? [])];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${cfg.Hostname}`);
+  if (cfg.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
+  const hostNet = hc.NetworkMode === 'host';
+  const etc = (f: string, dst: string) => ({ destination: dst, type: 'bind', source: join(ctx.containerDir, f), options: ['rbind', 'rprivate', hc.ReadonlyRootfs ? 'ro' : 'rw'] });
+  const input: SpecInput = {
+    id: rec.id,
+    rootfs: ctx.rootfs,
+    readonlyRootfs: hc.ReadonlyRootfs ?? false,
+    args: [rec.path, ...rec.args],
+    env,
+    cwd: cfg.WorkingDir || '/',
+    user: ctx.user,
+    terminal: cfg.Tty ?? false,
+    hostname: cfg.Hostname || rec.id.slice(0, 12),
+    network: hostNet ? 'host' : 'none',
+    privileged: hc.Privileged ?? false,
+    capAdd: hc.CapAdd ?? [],
+    capDrop: hc.CapDrop ?? [],
+    seccomp: sec.seccomp,
+    noNewPrivileges: sec.noNewPrivileges,
+    resources: resourcesOf(hc),
+    ulimits: (hc.Ulimits ?? []).map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })),
+    mounts: [etc('hostname', '/etc/hostname'), etc('hosts', '/etc/hosts'), etc('resolv.conf', '/etc/resolv.conf'), ...bindMounts(hc.Binds ?? [])],
+    init: hc.Init ?? false,
+    cgroupsPath: `/berth/${rec.id}`,
+  };
+  if (sec.apparmorProfile !== undefined) input.apparmorProfile = sec.apparmorProfile;
+  if (sec.selinuxLabel !== undefined) input.selinuxLabel = sec.selinuxLabel;
+  if (hc.ShmSize) input.shmSize = hc.ShmSize;
+  if (hc.Sysctls) input.sysctls = hc.Sysctls;
+  return input;
+}

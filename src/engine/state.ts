@@ -1,0 +1,45 @@
+/**
+ * Container status and the table of legal lifecycle operations per status.
+ * The engine asks this table before acting; runtime/ only executes.
+ */
+export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart';
+
+const allowed: Record<Status, ReadonlySet<Operation>> = {
+  created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
+  running: new Set<Operation>(['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart']),
+  paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart']),
+  restarting: new Set<Operation>(['stop', 'kill', 'attach', 'commit', 'update', 'restart']),
+  removing: new Set<Operation>([]),
+  exited: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
+  dead: new Set<Operation>(['remove']),
+};
+
+export function can(status: Status, op: Operation): boolean {
+  return allowed[status].has(op);
+}
+
+export const isActive = (s: Status): boolean => s === 'running' || s === 'paused' || s === 'restarting';
+
+/** The error Docker gives for an operation the status forbids (message text follows dockerd's). */
+export function refusal(status: Status, op: Operation, name: string, id: string): string {
+  switch (op) {
+    case 'remove':
+      return status === 'paused'
+        ? `cannot remove container "/${name}": container is paused and must be unpaused first`
+        : `cannot remove container "/${name}": container is ${status}: stop the container before removing or force remove`;
+    case 'pause':
+      return status === 'paused' ? `Container ${id} is already paused` : `Container ${id} is not running`;
+    case 'unpause':
+      return `Container ${id} is not paused`;
+    case 'exec':
+      return status === 'paused' ? `Container ${id} is paused, unpause the container before exec` : `Container ${id} is not running`;
+    case 'kill':
+      return `Cannot kill container: ${name}: Container ${id} is not running`;
+    case 'start':
+      return status === 'paused' ? `cannot start a paused container, try unpause instead` : `Container ${id} is ${status}`;
+    default:
+      return `cannot ${op} container ${name}: container is ${status}`;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * POST /containers/{id}/wait. Conditions as in Docker: `not-running` (now if not running),
+ * `next-exit` (the next exit), `removed` (after removal). Resolves with the exit code.
+ */
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+interface Waiter {
+  condition: WaitCondition;
+  resolve: (code: number) => void;
+}
+
+export class Waiters {
+  private readonly byId = new Map<string, Waiter[]>();
+
+  add(id: string, condition: WaitCondition): Promise<number> {
+    return new Promise((resolve) => {
+      const list = this.byId.get(id) ?? [];
+      list.push({ condition, resolve });
+      this.byId.set(id, list);
+    });
+  }
+
+  /** Called on every exit: wakes `not-running` and `next-exit` waiters unless the container will restart. */
+  exited(id: string, code: number, willRestart: boolean): void {
+    if (willRestart) return;
+    this.settle(id, code, (w) => w.condition !== 'removed');
+  }
+
+  removed(id: string, code: number): void {
+    this.settle(id, code, () => true);
+  }
+
+  cancel(id: string, resolve: (code: number) => void): void {
+    const list = this.byId.get(id);
+    if (list) this.byId.set(id, list.filter((w) => w.resolve !== resolve));
+  }
+
+  private settle(id: string, code: number, match: (w: Waiter) => boolean): void {
+    const list = this.byId.get(id);
+    if (!list) return;
+    const keep: Waiter[] = [];
+    for (const w of list) (match(w) ? w.resolve(code) : keep.push(w));
+    if (keep.length) this.byId.set(id, keep);
+    else this.byId.delete(id);
+  }
+}
+
+export function parseWaitCondition(s: string | null): WaitCondition {
+  if (s === null || s === '' || s === 'not-running') return 'not-running';
+  if (s === 'next-exit' || s === 'removed') return s;
+  throw new Error(`invalid condition: ${s}`);
+}

@@ -1,0 +1,166 @@
+/**
+ * Engine API wire types for container creation (POST /containers/create), parsed from `unknown`.
+ * The parsed objects keep every field the client sent (inspect echoes them back), typed for the
+ * fields berth acts on. Field names are Docker's.
+ */
+import { invalidArgument } from '../base/errors.js';
+import {
+  asObject,
+  isObject,
+  optBool,
+  optNumber,
+  optString,
+  optStringArray,
+  optStringMap,
+  type JsonObject,
+} from '../base/json.js';
+import type { HealthConfig } from './image.js';
+
+export interface ContainerConfig {
+  Hostname?: string;
+  Domainname?: string;
+  User?: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Env?: string[];
+  Cmd?: string[] | null;
+  Healthcheck?: HealthConfig;
+  Image?: string;
+  Volumes?: Record<string, Record<string, never>>;
+  WorkingDir?: string;
+  Entrypoint?: string[] | null;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+  [k: string]: unknown;
+}
+
+export interface Ulimit {
+  Name: string;
+  Soft: number;
+  Hard: number;
+}
+
+export interface RestartPolicy {
+  Name: '' | 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  MaximumRetryCount: number;
+}
+
+export interface PortBinding {
+  HostIp: string;
+  HostPort: string;
+}
+
+export interface HostConfig {
+  Binds?: string[] | null;
+  NetworkMode?: string;
+  PortBindings?: Record<string, PortBinding[] | null>;
+  RestartPolicy?: RestartPolicy;
+  AutoRemove?: boolean;
+  CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  Privileged?: boolean;
+  ReadonlyRootfs?: boolean;
+  SecurityOpt?: string[] | null;
+  Init?: boolean | null;
+  Runtime?: string;
+  Memory?: number;
+  MemorySwap?: number;
+  MemoryReservation?: number;
+  NanoCpus?: number;
+  CpuShares?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpusetCpus?: string;
+  PidsLimit?: number | null;
+  Ulimits?: Ulimit[] | null;
+  ShmSize?: number;
+  Sysctls?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface CreateBody {
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+}
+
+const RESTART_NAMES = ['', 'no', 'always', 'unless-stopped', 'on-failure'] as const;
+
+export function parseRestartPolicy(v: unknown): RestartPolicy | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = asObject(v, 'HostConfig.RestartPolicy');
+  const name = optString(o, 'Name', 'RestartPolicy') ?? '';
+  if (!(RESTART_NAMES as readonly string[]).includes(name))
+    throw invalidArgument(`invalid restart policy: unknown policy '${name}'`);
+  const max = optNumber(o, 'MaximumRetryCount', 'RestartPolicy') ?? 0;
+  if (max < 0 || !Number.isInteger(max)) throw invalidArgument('invalid restart policy: maximum retry count must be a non-negative integer');
+  if (max > 0 && name !== 'on-failure')
+    throw invalidArgument(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  return { Name: name as RestartPolicy['Name'], MaximumRetryCount: max };
+}
+
+function parseUlimits(v: unknown): Ulimit[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw invalidArgument('HostConfig.Ulimits: expected an array');
+  return v.map((u, i) => {
+    const o = asObject(u, `HostConfig.Ulimits[${i}]`);
+    const Name = optString(o, 'Name', 'Ulimit');
+    const Soft = optNumber(o, 'Soft', 'Ulimit');
+    const Hard = optNumber(o, 'Hard', 'Ulimit');
+    if (!Name || Soft === undefined || Hard === undefined) throw invalidArgument(`invalid ulimit at index ${i}`);
+    if (Soft > Hard) throw invalidArgument(`invalid ulimit ${Name}: soft limit ${Soft} is above hard limit ${Hard}`);
+    return { Name, Soft, Hard };
+  });
+}
+
+/** Validates the fields of a container Config berth acts on; returns the object itself (unknowns kept). */
+export function parseContainerConfig(v: unknown): ContainerConfig {
+  const o = asObject(v ?? {}, 'Config');
+  const what = 'Config';
+  for (const k of ['Hostname', 'Domainname', 'User', 'Image', 'WorkingDir', 'StopSignal']) optString(o, k, what);
+  for (const k of ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'OpenStdin', 'StdinOnce']) optBool(o, k, what);
+  for (const k of ['Env', 'Cmd', 'Entrypoint']) {
+    const arr = optStringArray(o, k, what);
+    if (arr !== undefined) o[k] = arr;
+  }
+  optStringMap(o, 'Labels', what);
+  optNumber(o, 'StopTimeout', what);
+  for (const k of ['ExposedPorts', 'Volumes']) if (o[k] !== undefined && o[k] !== null && !isObject(o[k])) throw invalidArgument(`${what}.${k}: expected an object`);
+  return o as ContainerConfig;
+}
+
+export function parseHostConfig(v: unknown): HostConfig {
+  const o: JsonObject = asObject(v ?? {}, 'HostConfig');
+  const what = 'HostConfig';
+  for (const k of ['NetworkMode', 'Runtime', 'CpusetCpus']) optString(o, k, what);
+  for (const k of ['AutoRemove', 'Privileged', 'ReadonlyRootfs']) optBool(o, k, what);
+  for (const k of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'PidsLimit', 'ShmSize'])
+    optNumber(o, k, what);
+  for (const k of ['Binds', 'CapAdd', 'CapDrop', 'SecurityOpt']) optStringArray(o, k, what);
+  if (o['Init'] !== undefined && o['Init'] !== null) optBool(o, 'Init', what);
+  const rp = parseRestartPolicy(o['RestartPolicy']);
+  if (rp) o['RestartPolicy'] = rp;
+  const ul = parseUlimits(o['Ulimits']);
+  if (ul) o['Ulimits'] = ul;
+  optStringMap(o, 'Sysctls', what);
+  if (o['PortBindings'] !== undefined && o['PortBindings'] !== null && !isObject(o['PortBindings']))
+    throw invalidArgument('HostConfig.PortBindings: expected an object');
+  const mem = o['Memory'];
+  if (typeof mem === 'number' && mem !== 0 && mem < 6 * 1024 * 1024)
+    throw invalidArgument('Minimum memory limit allowed is 6MB');
+  const nano = o['NanoCpus'];
+  if (typeof nano === 'number' && nano < 0) throw invalidArgument('Range of CPUs is from 0.01 to the number of CPUs available');
+  return o as HostConfig;
+}
+
+/** POST /containers/create body: Config fields at top level plus HostConfig (and NetworkingConfig). */
+export function parseCreateBody(v: unknown): CreateBody {
+  const o = asObject(v ?? {}, 'body');
+  const { HostConfig: hc, NetworkingConfig: _nc, ...config } = o;
+  return { config: parseContainerConfig(config), hostConfig: parseHostConfig(hc) };
+}
