@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything berth needs on a fresh Debian 12 machine (as root), builds it, puts
+# `berth` and `berthd` on PATH, builds the busybox fixture image, and — unless --no-run —
+# starts berthd and runs a container. Idempotent: a second run only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+RUN=1
+[ "${1:-}" = "--no-run" ] && RUN=0
+
+APT_PKGS=(crun runc conmon busybox-static tini iproute2 procps skopeo umoci jq tmux hyperfine)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules/better-sqlite3/build ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-fund --no-audit 2>&1 | grep -v -e 'nodedir' -e 'install-scripts' || true
+fi
+node -e "require('better-sqlite3')" 2>/dev/null || npm rebuild better-sqlite3 2>&1 | tail -1
+npm run -s build
+
+ln -sf "$REPO/bin/berth" /usr/local/bin/berth
+ln -sf "$REPO/bin/berthd" /usr/local/bin/berthd
+
+bash scripts/fixture-busybox.sh /var/cache/berth/fixtures/busybox.tar >/dev/null
+
+[ $RUN = 1 ] || exit 0
+
+SOCK=/run/berth/berth.sock
+if ! berth version >/dev/null 2>&1; then
+  mkdir -p /var/log
+  nohup berthd >>/var/log/berthd.log 2>&1 &
+  for _ in $(seq 1 100); do [ -S $SOCK ] && berth version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+berth image inspect busybox:latest >/dev/null 2>&1 || berth load -i /var/cache/berth/fixtures/busybox.tar
+berth run --rm busybox echo "hello from a berth container"

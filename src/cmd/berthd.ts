@@ -1,0 +1,148 @@
+/**
+ * berthd: the daemon. Serves the Docker Engine API on a unix socket.
+ *   --host unix:///run/berth/berth.sock   (-H)
+ *   --root /var/lib/berth                 state: content, snapshots, containers, berth.db
+ *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
+ *   --runtime crun|runc                   default OCI runtime
+ *   --log-level debug|info|warn|error
+ * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
+ */
+import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { errorMessage } from '../base/errors.js';
+import { log, setLogLevel, type Level } from '../base/log.js';
+import { openDb } from '../metadata/db.js';
+import { Engine } from '../engine/engine.js';
+import { Execs } from '../engine/exec.js';
+import { reconcile } from '../engine/reconcile.js';
+import { Router, createApiServer } from '../api/http.js';
+import { systemRoutes } from '../api/routes/system.js';
+import { containerRoutes } from '../api/routes/containers.js';
+import { containerIoRoutes } from '../api/routes/container-io.js';
+import { containerFsRoutes } from '../api/routes/container-fs.js';
+import { execRoutes } from '../api/routes/exec.js';
+import { imageRoutes } from '../api/routes/images.js';
+import { openServices } from './services.js';
+import type { RuntimeName } from '../runtime/types.js';
+
+interface Flags {
+  host: string;
+  root: string;
+  execRoot: string;
+  runtime: RuntimeName | undefined;
+  logLevel: Level;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL]\n`);
+  process.exit(2);
+}
+
+export function parseFlags(argv: string[]): Flags {
+  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = () => (eq > 0 ? a.slice(eq + 1) : (argv[++i] ?? usage(`${name} needs a value`)));
+    switch (name) {
+      case '-H':
+      case '--host':
+        f.host = value();
+        break;
+      case '--root':
+      case '--data-root':
+        f.root = value();
+        break;
+      case '--exec-root':
+        f.execRoot = value();
+        break;
+      case '--runtime':
+      case '--default-runtime': {
+        const v = value();
+        if (v !== 'crun' && v !== 'runc') usage(`unknown runtime ${v} (crun or runc)`);
+        f.runtime = v;
+        break;
+      }
+      case '--log-level':
+        f.logLevel = value() as Level;
+        break;
+      case '-h':
+      case '--help':
+        usage('help');
+      default:
+        usage(`unknown flag ${a}`);
+    }
+  }
+  return f;
+}
+
+function socketPath(host: string): string {
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  if (host.startsWith('/')) return host;
+  return usage(`only unix sockets are supported for --host (got ${host})`);
+}
+
+/** One daemon per root: a pid file in the root, refused while its pid lives. */
+function lockRoot(root: string): void {
+  const pidFile = join(root, 'berthd.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    if (pid > 0 && pid !== process.pid && existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('berthd'))
+      usage(`another berthd (pid ${pid}) is using ${root}`);
+  }
+  writeFileSync(pidFile, String(process.pid));
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  setLogLevel(flags.logLevel);
+  const sock = socketPath(flags.host);
+  await fsp.mkdir(join(flags.root, 'containers'), { recursive: true, mode: 0o711 });
+  await fsp.mkdir(flags.execRoot, { recursive: true, mode: 0o711 });
+  lockRoot(flags.root);
+  const db = openDb(join(flags.root, 'berth.db'));
+  const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime });
+  const host = services.runtime.host();
+  for (const w of host.warnings) log.warn(w);
+  const engine = new Engine({ root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime });
+  services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
+  await reconcile(engine);
+  const execs = new Execs(engine);
+  const idFile = join(flags.root, 'engine-id');
+  const daemonId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
+  const router = new Router();
+  systemRoutes(router, engine, { id: daemonId, startedAt: new Date() });
+  containerRoutes(router, engine);
+  containerIoRoutes(router, engine);
+  containerFsRoutes(router, engine);
+  execRoutes(router, execs);
+  imageRoutes(router, engine);
+  const server = createApiServer(router);
+  await fsp.mkdir(join(sock, '..'), { recursive: true });
+  try {
+    unlinkSync(sock); // a stale socket from a killed daemon
+  } catch {
+    /* none */
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock, () => resolve());
+  });
+  await fsp.chmod(sock, 0o660);
+  log.info('berthd ready', { socket: sock, root: flags.root, runtime: host.defaultRuntime, cgroup: `v${host.cgroupVersion}`, repair: host.cgroupRepair || 'none' });
+  const shutdown = (sig: string) => {
+    log.info(`${sig}: shutting down; containers keep running (live restore)`);
+    server.close();
+    db.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`berthd: ${errorMessage(e)}\n`);
+  process.exit(1);
+});

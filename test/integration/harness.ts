@@ -1,0 +1,159 @@
+/**
+ * Starts a private berthd for a test: its own --root, --exec-root and socket under a fresh temp
+ * dir, the busybox fixture loaded. Cleans up everything it made (containers, mounts, dirs),
+ * and tolerates leftovers of earlier runs.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, existsSync, readFileSync, promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import http from 'node:http';
+
+const run = promisify(execFile);
+export const REPO = resolve(import.meta.dirname, '../../..');
+export const FIXTURE = process.env['BERTH_FIXTURE'] ?? '/var/cache/berth/fixtures/busybox.tar';
+
+export interface Daemon {
+  dir: string;
+  root: string;
+  sock: string;
+  host: string;
+  env: NodeJS.ProcessEnv;
+  proc: ChildProcess;
+  logs(): string;
+  /** `docker <args>` against this daemon. */
+  docker(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** `berth <args>` against this daemon. */
+  berth(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
+  /** SIGKILL the daemon (containers keep running). */
+  kill9(): Promise<void>;
+  /** Starts the daemon again on the same root. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function cli(bin: string[], env: NodeJS.ProcessEnv) {
+  return (args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
+      const p = spawn(bin[0]!, [...bin.slice(1), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+      p.on('close', (code) => {
+        clearTimeout(t);
+        const r = { code: code ?? -1, stdout, stderr };
+        if (r.code !== 0 && !opts.allowFail) rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
+        else res(r);
+      });
+      p.stdin.end(opts.input ?? '');
+    });
+}
+
+async function waitForSocket(sock: string, proc: ChildProcess, logFile: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) throw new Error(`berthd exited ${proc.exitCode}: ${readFileSync(logFile, 'utf8')}`);
+    if (existsSync(sock)) {
+      const ok = await new Promise<boolean>((r) => {
+        const req = http.request({ socketPath: sock, path: '/_ping' }, (res) => { res.resume(); r(res.statusCode === 200); });
+        req.on('error', () => r(false));
+        req.end();
+      });
+      if (ok) return;
+    }
+    await sleep(50);
+  }
+  throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
+}
+
+export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean } = {}): Promise<Daemon> {
+  const dir = mkdtempSync('/var/tmp/berth-test-');
+  const root = join(dir, 'root');
+  const execRoot = join(dir, 'run');
+  const sock = join(dir, 'berth.sock');
+  const logFile = join(dir, 'berthd.log');
+  const host = `unix://${sock}`;
+  const env = { ...process.env, DOCKER_HOST: host, BERTH_HOST: host, DOCKER_CONFIG: join(dir, 'docker-config') };
+  delete env['NODE_EXTRA_CA_CERTS'];
+  const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : [])];
+  const launch = async () => {
+    const out = await fsp.open(logFile, 'a');
+    const proc = spawn(join(REPO, 'bin/berthd'), args, { stdio: ['ignore', out.fd, out.fd], env });
+    await out.close();
+    await waitForSocket(sock, proc, logFile);
+    return proc;
+  };
+  const d: Daemon = {
+    dir, root, sock, host, env,
+    proc: await launch(),
+    logs: () => readFileSync(logFile, 'utf8'),
+    docker: cli(['docker'], env),
+    berth: cli([join(REPO, 'bin/berth')], env),
+    api: (method, path, body) =>
+      new Promise((res, rej) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = http.request({ socketPath: sock, path, method, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c.toString()));
+          r.on('end', () => {
+            let parsed: unknown = undefined;
+            try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
+            res({ status: r.statusCode ?? 0, body: parsed, text });
+          });
+        });
+        req.on('error', rej);
+        req.end(payload);
+      }),
+    kill9: async () => {
+      const exited = new Promise((r) => d.proc.once('exit', r));
+      d.proc.kill('SIGKILL');
+      await exited;
+    },
+    restart: async () => {
+      d.proc = await launch();
+    },
+    stop: async () => {
+      // Remove every container (unmounts rootfs, kills conmon), then stop the daemon and delete its dirs.
+      try {
+        const { stdout } = await d.docker(['ps', '-aq'], { allowFail: true });
+        const ids = stdout.split('\n').filter(Boolean);
+        if (ids.length) await d.docker(['rm', '-f', ...ids], { allowFail: true });
+      } catch { /* daemon gone */ }
+      if (d.proc.exitCode === null) {
+        const exited = new Promise((r) => d.proc.once('exit', r));
+        d.proc.kill('SIGTERM');
+        await exited;
+      }
+      await cleanupDir(dir);
+    },
+  };
+  if (opts.loadFixture !== false) await d.docker(['load', '-i', FIXTURE]);
+  return d;
+}
+
+/** Unmounts whatever is still mounted under `dir`, kills conmons left there, removes it. */
+export async function cleanupDir(dir: string): Promise<void> {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) await run('umount', ['-l', m]).catch(() => undefined);
+  await run('pkill', ['-9', '-f', `conmon.*${dir}`]).catch(() => undefined);
+  await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000, what = 'condition'): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,93 @@
+/** Issue #2 acceptance 3: live restore across `kill -9` of berthd, and restart policies. */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { spawn } from 'node:child_process';
+import { startDaemon, eventually, type Daemon } from './harness.js';
+
+const inspect = async (d: Daemon, name: string) => JSON.parse((await d.docker(['inspect', name])).stdout)[0] as {
+  State: { Status: string; ExitCode: number; Pid: number; Running: boolean };
+  RestartCount: number;
+};
+
+describe('live restore', () => {
+  let d: Daemon;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  test('containers outlive a kill -9 of the daemon, stay attachable, keep logs; exits meanwhile are recorded', async () => {
+    await d.docker(['run', '-d', '-i', '--name', 'echoer', 'busybox', 'cat']);
+    await d.docker(['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']);
+    const pidBefore = (await inspect(d, 'survivor')).State.Pid;
+    await sleep(500);
+    await d.kill9();
+    await sleep(300);
+    await d.restart();
+    const s = await inspect(d, 'survivor');
+    assert.equal(s.State.Status, 'running');
+    assert.equal(s.State.Pid, pidBefore, 'the same process, not a restarted one');
+    const logs = await d.docker(['logs', 'survivor']);
+    assert.match(logs.stdout, /^tick 0\ntick 1\n/, 'logs from before the daemon died are intact');
+    // attachable after the restart: exec and attach both work
+    const ex = await d.docker(['exec', 'survivor', 'echo', 'still here']);
+    assert.equal(ex.stdout, 'still here\n');
+    const att = spawn('docker', ['attach', 'echoer'], { env: d.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    att.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    att.stdin.write('across the restart\n');
+    await eventually(() => out.includes('across the restart'), 10_000, 'attach to echo stdin back');
+    att.kill('SIGKILL');
+    const before = (await d.docker(['logs', 'survivor'])).stdout.split('\n').length;
+    await eventually(async () => (await d.docker(['logs', 'survivor'])).stdout.split('\n').length > before + 2, 5000, 'more ticks');
+  });
+
+  test('an exit that happens while the daemon is down is recorded with its code', async () => {
+    await d.docker(['run', '-d', '--name', 'shortlived', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
+    await d.kill9();
+    await sleep(2000);
+    await d.restart();
+    const s = await inspect(d, 'shortlived');
+    assert.equal(s.State.Status, 'exited');
+    assert.equal(s.State.ExitCode, 7);
+  });
+
+  test('on-failure:3 restarts a failing container three times', async () => {
+    await d.docker(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:3', 'busybox', 'sh', '-c', 'echo run; exit 1']);
+    const s = await eventually(async () => {
+      const i = await inspect(d, 'flaky');
+      return i.State.Status === 'exited' && i.RestartCount === 3 ? i : undefined;
+    }, 20_000, 'three restarts');
+    assert.equal(s.State.ExitCode, 1);
+    await sleep(1500);
+    assert.equal((await inspect(d, 'flaky')).RestartCount, 3, 'no fourth restart');
+    const logs = await d.docker(['logs', 'flaky']);
+    assert.equal(logs.stdout.split('\n').filter((l) => l === 'run').length, 4, 'ran once plus three restarts');
+  });
+
+  test('always restarts after exit 0; stop ends it; unless-stopped stays stopped across a daemon restart', async () => {
+    await d.docker(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.3']);
+    await eventually(async () => (await inspect(d, 'always')).RestartCount >= 2, 15_000, 'always to restart');
+    await d.docker(['stop', '-t', '1', 'always']);
+    const count = (await inspect(d, 'always')).RestartCount;
+    await sleep(1000);
+    const s = await inspect(d, 'always');
+    assert.equal(s.State.Status, 'exited');
+    assert.equal(s.RestartCount, count, 'a stopped container is not restarted');
+
+    await d.docker(['run', '-d', '--name', 'us', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);
+    await d.docker(['run', '-d', '--name', 'al', '--restart', 'always', 'busybox', 'sleep', '1000']);
+    await d.docker(['stop', '-t', '0', 'us']);
+    // kill `al`'s process behind the daemon's back while the daemon is down: it must come back.
+    const alPid = (await inspect(d, 'al')).State.Pid;
+    await d.kill9();
+    process.kill(alPid, 'SIGKILL');
+    await sleep(500);
+    await d.restart();
+    await eventually(async () => (await inspect(d, 'al')).State.Status === 'running', 10_000, 'always container to come back');
+    assert.equal((await inspect(d, 'us')).State.Status, 'exited');
+  });
+});
