@@ -10,7 +10,7 @@ import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import type { Engine } from './engine.js';
-import type { ContainerRecord } from './record.js';
+import { ZERO_TIME, type ContainerRecord } from './record.js';
 import { isActive } from './state.js';
 import { parseSignal } from './config.js';
 import { specInputOf } from './spec-input.js';
@@ -87,7 +87,8 @@ export class Lifecycle {
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
     const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host });
-    await engine.runtime.delete(rec.id).catch(() => undefined);
+    // A container that ran before may have runtime state left (e.g. after a daemon crash).
+    if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
     let created: { pid: number; conmonPid: number };
     try {
       created = await engine.runtime.create(
