@@ -76,7 +76,7 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
   const sock = join(dir, 'berth.sock');
   const logFile = join(dir, 'berthd.log');
   const host = `unix://${sock}`;
-  const env = { ...process.env, DOCKER_HOST: host, BERTH_HOST: host, DOCKER_CONFIG: join(dir, 'docker-config') };
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, BERTH_HOST: host, DOCKER_CONFIG: join(dir, 'docker-config') };
   delete env['NODE_EXTRA_CA_CERTS'];
   const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : [])];
   const launch = async () => {

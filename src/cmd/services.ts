@@ -1,0 +1,12 @@
+/** Builds the services berthd's engine is wired from: image stack (content, snapshots, images) and runtime. */
+import { join } from 'node:path';
+import type { Db } from '../metadata/db.js';
+import { openImageStack } from '../image/index.js';
+import { openRuntime } from '../runtime/index.js';
+import type { RuntimeName } from '../runtime/types.js';
+
+export async function openServices(o: { root: string; runRoot: string; db: Db; runtime: RuntimeName | undefined }) {
+  const stack = await openImageStack({ root: o.root, db: o.db });
+  const runtime = await openRuntime(o.runtime ? { runDir: join(o.runRoot, 'runtime'), runtime: o.runtime } : { runDir: join(o.runRoot, 'runtime') });
+  return { images: stack.images, snapshots: stack.snapshots, mounter: stack.mounter, runtime };
+}
