@@ -1,3 +1,5 @@
+import { invalidArgument } from '../base/errors.js';
+
 /**
  * POST /containers/{id}/wait. Conditions as in Docker: `not-running` (now if not running),
  * `next-exit` (the next exit), `removed` (after removal). Resolves with the exit code.
@@ -48,5 +50,5 @@ export class Waiters {
 export function parseWaitCondition(s: string | null): WaitCondition {
   if (s === null || s === '' || s === 'not-running') return 'not-running';
   if (s === 'next-exit' || s === 'removed') return s;
-  throw new Error(`invalid condition: ${s}`);
+  throw invalidArgument(`invalid condition: "${s}"`);
 }

@@ -113,12 +113,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/containers/{id}/wait', async (ctx) => {
     const c = engine.get(ctx.params[0]!);
-    let condition;
-    try {
-      condition = parseWaitCondition(ctx.query.get('condition'));
-    } catch (e) {
-      throw invalidArgument((e as Error).message);
-    }
+    const condition = parseWaitCondition(ctx.query.get('condition'));
     const active = ['running', 'paused', 'restarting'].includes(c.state.status);
     // Headers go out at once: the docker CLI waits for them before starting the container.
     const io = ctx.stream(200, 'application/json');
