@@ -51,6 +51,8 @@ export class Engine {
   readonly runRoot: string;
   readonly defaultRuntime: RuntimeName;
   private readonly mounted = new Set<string>();
+  /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
+  private readonly removing = new Set<string>();
 
   constructor(o: EngineOptions) {
     this.root = o.root;
@@ -175,12 +177,23 @@ export class Engine {
   /** DELETE /containers/{id}. */
   async remove(ref: string, opts: { force: boolean }): Promise<void> {
     const rec = this.store.get(ref);
-    if (rec.state.status === 'removing') throw conflict(`removal of container ${rec.name} is already in progress`);
-    if (isActive(rec.state.status) || rec.state.status === 'restarting') {
-      if (!opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
+    if (rec.state.status === 'removing' || this.removing.has(rec.id)) throw conflict(`removal of container ${rec.name} is already in progress`);
+    if (isActive(rec.state.status) && !opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
+    this.removing.add(rec.id);
+    try {
       await this.lifecycle.killAndWait(rec);
+      this.lifecycle.cancelRestart(rec.id);
+      await this.removeStopped(rec);
+    } finally {
+      this.removing.delete(rec.id);
     }
-    this.lifecycle.cancelRestart(rec.id);
+  }
+
+  isRemoving(id: string): boolean {
+    return this.removing.has(id);
+  }
+
+  private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
     try {
       await this.runtime.delete(rec.id);

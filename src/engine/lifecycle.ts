@@ -240,7 +240,7 @@ export class Lifecycle {
       this.exitListeners.delete(id);
       this.engine.waiters.exited(id, ex.code, willRestart);
       if (willRestart) this.scheduleRestart(rec, ranMs);
-      else if (rec.hostConfig.AutoRemove) await this.engine.remove(id, { force: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+      else if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(id)) await this.engine.remove(id, { force: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
     } finally {
       this.handlingExit.delete(id);
     }

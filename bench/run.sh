@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of berthd against dockerd (Debian's docker.io), podman and crun alone,
+# in one run on this machine. Medians and ratios go to bench/results/<UTC time>.{json,md}.
+#   bash bench/run.sh            # all figures (N_IDLE=100 idle containers)
+#   N_IDLE=1000 bash bench/run.sh   # also berthd's RSS with 1,000 containers
+# Every engine gets a private root and socket under $WORK; nothing is left running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+RUNS=${RUNS:-30}
+N_IDLE=${N_IDLE:-100}
+WORK=${WORK:-/var/tmp/berth-bench}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$REPO/bench/results/$STAMP
+FIXTURE=/var/cache/berth/fixtures/busybox.tar
+
+bash scripts/install.sh --no-run >/dev/null
+for p in docker.io podman hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $p"; done
+[ -n "${need:-}" ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; }
+
+cleanup() {
+  set +e
+  [ -n "${BERTH_PID:-}" ] && { DOCKER_HOST=$BH docker rm -f $(DOCKER_HOST=$BH docker ps -aq) >/dev/null 2>&1; kill $BERTH_PID; }
+  [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=$DH docker rm -f $(DOCKER_HOST=$DH docker ps -aq) >/dev/null 2>&1; kill $DOCKERD_PID; wait $DOCKERD_PID; }
+  $PODMAN rm -af >/dev/null 2>&1
+  sleep 1
+  grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  pkill -f "containerd.*$WORK" 2>/dev/null
+}
+trap cleanup EXIT
+cleanup 2>/dev/null || true
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+# --- engines -------------------------------------------------------------------------------
+BH=unix://$WORK/berth.sock
+bin/berthd --host $BH --root $WORK/berth-root --exec-root $WORK/berth-run >$WORK/berthd.log 2>&1 &
+BERTH_PID=$!
+DH=unix://$WORK/docker.sock
+dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pidfile $WORK/dockerd.pid \
+  --bridge=none --iptables=false --ip6tables=false --containerd-namespace berthbench \
+  >$WORK/dockerd.log 2>&1 &
+DOCKERD_PID=$!
+PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend file"
+for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
+DOCKER_HOST=$BH docker load -i $FIXTURE >/dev/null
+DOCKER_HOST=$DH docker load -i $FIXTURE >/dev/null
+$PODMAN load -i $FIXTURE >/dev/null 2>&1 || true
+PODMAN_OK=0; $PODMAN run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true >/dev/null 2>&1 && PODMAN_OK=1
+
+# crun alone: a bundle of the same rootfs
+mkdir -p $WORK/bundle/rootfs && tar -xf $FIXTURE -C $WORK/bundle >/dev/null 2>&1 || true
+layer=$(tar -tf $FIXTURE | grep -E 'layer.tar$|blobs/sha256/' | head -1)
+tar -xOf $FIXTURE "$layer" | tar -x -C $WORK/bundle/rootfs
+(cd $WORK/bundle && crun spec && jq '.process.args=["true"] | .process.terminal=false | .process.rlimits=[]' config.json > c.json && mv c.json config.json)
+
+# --- 1. run --rm busybox true ----------------------------------------------------------------
+cmds=(
+  -n "docker→berthd (none)" "DOCKER_HOST=$BH docker run --rm --network none busybox true"
+  -n "berth→berthd" "BERTH_HOST=$BH bin/berth run --rm busybox true"
+  -n "docker→dockerd (none)" "DOCKER_HOST=$DH docker run --rm --network none busybox true"
+  -n "crun alone" "crun --root $WORK/crun-state run -b $WORK/bundle bench\$RANDOM"
+)
+[ $PODMAN_OK = 1 ] && cmds+=(-n "podman (none)" "$PODMAN run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox true")
+hyperfine -N --warmup 3 --runs $RUNS --export-json $WORK/run.json "${cmds[@]}" 2>/dev/null | sed -n '/Summary/,$p' || \
+hyperfine --warmup 3 --runs $RUNS --export-json $WORK/run.json "${cmds[@]}" | sed -n '/Summary/,$p'
+
+# --- 2. CLI start-up: berth ps vs docker ps, same daemon --------------------------------------
+hyperfine --warmup 3 --runs $RUNS --export-json $WORK/ps.json \
+  -n "berth ps" "BERTH_HOST=$BH bin/berth ps" -n "docker ps" "DOCKER_HOST=$BH docker ps" | sed -n '/Summary/,$p'
+
+# --- 3. N idle containers: start rate and memory ---------------------------------------------
+pss_of() { # total PSS in kB of processes whose cmdline matches $1
+  local t=0; for p in $(pgrep -f "$1"); do v=$(awk '/^Pss:/{print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0); t=$((t+${v:-0})); done; echo $t; }
+rss_of() { awk '/VmRSS/{print $2}' /proc/$1/status; }
+start_many() { # $1 = DOCKER_HOST, $2 = count; prints seconds
+  local s=$(date +%s.%N)
+  for i in $(seq 1 $2); do DOCKER_HOST=$1 docker run -d --network none busybox sleep 3600 >/dev/null; done
+  echo "$(date +%s.%N) - $s" | bc
+}
+B_IDLE_T=$(start_many $BH $N_IDLE)
+B_CONMON_PSS=$(pss_of "conmon.*$WORK/berth")
+B_RSS=$(rss_of $BERTH_PID)
+D_IDLE_T=$(start_many $DH $N_IDLE)
+D_SHIM_PSS=$(pss_of "containerd-shim")
+D_RSS=$(( $(rss_of $DOCKERD_PID) ))
+
+# --- results ---------------------------------------------------------------------------------
+node - "$WORK" "$OUT" "$N_IDLE" "$B_IDLE_T" "$D_IDLE_T" "$B_CONMON_PSS" "$D_SHIM_PSS" "$B_RSS" "$D_RSS" <<'JS'
+const fs = require('fs');
+const [work, out, n, bT, dT, bPss, dPss, bRss, dRss] = process.argv.slice(2);
+const med = (f) => Object.fromEntries(JSON.parse(fs.readFileSync(`${work}/${f}`)).results.map((r) => [r.command, +(r.median * 1000).toFixed(1)]));
+const run = med('run.json'), ps = med('ps.json');
+const N = +n;
+const res = {
+  when: new Date().toISOString(), runs: process.env.RUNS || 30,
+  run_rm_true_ms: run,
+  ratio_berthd_vs_dockerd: +(run['docker→berthd (none)'] / run['docker→dockerd (none)']).toFixed(3),
+  cli_ps_ms: ps, ratio_berth_ps_vs_docker_ps: +(ps['berth ps'] / ps['docker ps']).toFixed(3),
+  idle: { containers: N,
+    berthd_start_s: +(+bT).toFixed(2), dockerd_start_s: +(+dT).toFixed(2), start_rate_ratio: +(+dT / +bT).toFixed(2),
+    berth_monitor_pss_mb_per_container: +(bPss / 1024 / N).toFixed(2), dockerd_shim_pss_mb_per_container: +(dPss / 1024 / N).toFixed(2),
+    berthd_rss_mb: +(bRss / 1024).toFixed(1), dockerd_rss_mb: +(dRss / 1024).toFixed(1) },
+};
+fs.writeFileSync(`${out}.json`, JSON.stringify(res, null, 2) + '\n');
+const rows = Object.entries(run).map(([k, v]) => `| ${k} | ${v} |`).join('\n');
+fs.writeFileSync(`${out}.md`, `# bench ${res.when}\n\n| run --rm busybox true | median ms |\n|---|---|\n${rows}\n\nberthd/dockerd: ${res.ratio_berthd_vs_dockerd}\n\n| CLI | median ms |\n|---|---|\n| berth ps | ${ps['berth ps']} |\n| docker ps | ${ps['docker ps']} |\n\nberth/docker: ${res.ratio_berth_ps_vs_docker_ps}\n\n## ${N} idle containers\n${JSON.stringify(res.idle, null, 2)}\n`);
+console.log(JSON.stringify(res, null, 2));
+JS
+echo "results: $OUT.json $OUT.md"
