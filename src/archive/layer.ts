@@ -1,0 +1,96 @@
+/**
+ * Image layers <-> overlay directories.
+ * - applyLayer: a layer tar (plain or gzip) unpacked into an empty layer dir, with OCI whiteouts
+ *   turned into overlayfs's form: `.wh.<name>` -> char device 0/0 `<name>`, `.wh..wh..opq` ->
+ *   xattr `trusted.overlay.opaque=y` on the dir (image-spec "Whiteouts", overlayfs docs).
+ * - packUpper: the reverse, a layer tar from a container's upper dir.
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream, promises as fsp } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import type { Readable, Writable } from 'node:stream';
+import { invalidArgument } from '../base/errors.js';
+import { getXattr, mknodWhiteout, setXattr } from '../base/syscalls.js';
+import { packTree } from './pack.js';
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/** Paths the engine bind-mounts into containers: never part of a committed layer. */
+const BIND_TARGETS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
+
+/** Wraps `input` with gunzip when it starts with gzip's magic bytes. */
+export async function maybeGunzip(input: Readable): Promise<Readable> {
+  const first: Buffer | null = await new Promise((resolve, reject) => {
+    const onReadable = () => {
+      cleanup();
+      resolve(input.read(2) as Buffer | null ?? (input.read() as Buffer | null));
+    };
+    const onEnd = () => { cleanup(); resolve(null); };
+    const onErr = (e: Error) => { cleanup(); reject(e); };
+    const cleanup = () => { input.off('readable', onReadable); input.off('end', onEnd); input.off('error', onErr); };
+    input.once('readable', onReadable);
+    input.once('end', onEnd);
+    input.once('error', onErr);
+  });
+  if (!first) return input;
+  input.unshift(first);
+  return first[0] === 0x1f && first[1] === 0x8b ? input.pipe(createGunzip()) : input;
+}
+
+/** Runs GNU tar to extract `input` into `dest` (owners, modes, xattrs kept; `..` refused by tar). */
+function untar(input: Readable, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('tar', ['-x', '-f', '-', '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    input.on('error', (e) => { p.kill(); reject(e); });
+    input.pipe(p.stdin);
+    p.stdin.on('error', () => undefined);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`invalid layer archive: ${err.trim() || `tar exited ${code}`}`))));
+  });
+}
+
+async function convertWhiteouts(dir: string): Promise<void> {
+  const walk = async (d: string): Promise<void> => {
+    for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
+      const abs = join(d, ent.name);
+      if (ent.name === OPAQUE) {
+        await fsp.rm(abs);
+        setXattr(d, OPAQUE_XATTR, 'y');
+      } else if (ent.name.startsWith(WH)) {
+        await fsp.rm(abs);
+        const target = join(d, ent.name.slice(WH.length));
+        await fsp.rm(target, { recursive: true, force: true });
+        mknodWhiteout(target);
+      } else if (ent.isDirectory()) {
+        await walk(abs);
+      }
+    }
+  };
+  await walk(dir);
+}
+
+/** Unpacks a layer tar file (plain or gzip) into the empty directory `dest`. */
+export async function applyLayer(tarPath: string, dest: string): Promise<void> {
+  await untar(await maybeGunzip(createReadStream(tarPath)), dest);
+  await convertWhiteouts(dest);
+}
+
+/** Writes the layer tar of an overlay upper dir: whiteouts become `.wh.` entries. */
+export async function packUpper(upper: string, out: Writable): Promise<void> {
+  await packTree(upper, out, {
+    transform: (e) => {
+      if (BIND_TARGETS.has(e.name)) return { skip: true };
+      if (e.st.isCharacterDevice() && e.st.rdev === 0) {
+        const name = join(dirname(e.name), `${WH}${basename(e.name)}`).replace(/^\.\//, '');
+        return { replace: { name, type: 'file', size: 0, mode: 0o644, uid: 0, gid: 0, mtime: e.st.mtime } };
+      }
+      if (e.st.isDirectory() && getXattr(e.abs, OPAQUE_XATTR) === 'y')
+        return { extra: [{ name: `${e.name}/${OPAQUE}`, type: 'file', size: 0, mode: 0o644, uid: 0, gid: 0, mtime: e.st.mtime }] };
+      return {};
+    },
+  });
+}
