@@ -56,7 +56,7 @@ export interface ImageStore {
    * `docker rmi`: untags `ref` (a tag) or deletes the image (id). `isUsed(imageId)` says whether a
    * container uses it: then Conflict unless force. Returns Docker's list of Untagged/Deleted entries.
    */
-  remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): RemoveResult[];
+  remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): Promise<RemoveResult[]>;
   /** `docker import`: a rootfs tar (optionally gzip) becomes a one-layer image. */
   importRootfs(
     input: Readable,
@@ -68,10 +68,10 @@ export interface ImageStore {
   save(refs: string[], out: Writable): Promise<void>;
   history(ref: string): Array<HistoryEntry & { id: string; size: number }>;
   /** Removes dangling images (all unused ones with all=true). */
-  prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }): {
+  prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }): Promise<{
     deleted: RemoveResult[];
     spaceReclaimed: number;
-  };
+  }>;
   /** Turns a container's writable layer into a new image on top of its parent. */
   commit(opts: CommitOptions): Promise<ImageRecord>;
   /** Bytes used by all layers and how many images share them (for /system/df). */

@@ -156,8 +156,8 @@ export function imageRoutes(r: Router, engine: Engine): void {
     ctx.send(201);
   });
 
-  r.on('DELETE', '/images/{name*}', (ctx) => {
-    const res = images.remove(ctx.params[0]!, { force: flag(ctx, 'force'), noPrune: flag(ctx, 'noprune') }, (id) => engine.isImageUsed(id));
+  r.on('DELETE', '/images/{name*}', async (ctx) => {
+    const res = await images.remove(ctx.params[0]!, { force: flag(ctx, 'force'), noPrune: flag(ctx, 'noprune') }, (id) => engine.isImageUsed(id));
     for (const e of res) {
       if (e.Untagged) engine.events.emit('image', 'untag', e.Untagged, { name: e.Untagged });
       if (e.Deleted) engine.events.emit('image', 'delete', e.Deleted, {});
@@ -165,10 +165,10 @@ export function imageRoutes(r: Router, engine: Engine): void {
     ctx.send(200, res);
   });
 
-  r.on('POST', '/images/prune', (ctx) => {
+  r.on('POST', '/images/prune', async (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
     const all = f['dangling']?.includes('false') ?? false;
-    const res = images.prune({ all, isUsed: (id) => engine.isImageUsed(id), labelFilter: (l) => labelsMatch(f['label'], l) });
+    const res = await images.prune({ all, isUsed: (id) => engine.isImageUsed(id), labelFilter: (l) => labelsMatch(f['label'], l) });
     ctx.send(200, { ImagesDeleted: res.deleted.length ? res.deleted : null, SpaceReclaimed: res.spaceReclaimed });
   });
 

@@ -1,0 +1,139 @@
+/**
+ * The image stack berthd uses: content store + overlay snapshotter + image store, and the
+ * mounter the engine mounts container rootfs with. `ImageService` implements `ImageStore`.
+ */
+import { join } from 'node:path';
+import { promises as fsp } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { invalidArgument } from '../base/errors.js';
+import type { Digest } from '../base/digest.js';
+import { mount, umount, MNT_DETACH } from '../base/syscalls.js';
+import type { Db } from '../metadata/db.js';
+import { ContentStore } from '../content/store.js';
+import { OverlaySnapshotter } from '../snapshot/overlay.js';
+import type { Mount } from '../snapshot/types.js';
+import { packUpper } from '../archive/layer.js';
+import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
+import type { CommitOptions, ImageRecord, ImageStore, RemoveResult } from './types.js';
+import { ImageCore } from './store.js';
+import { normalizeTagged } from './reference.js';
+import { loadArchive, saveArchive } from './archive-io.js';
+
+export class ImageService implements ImageStore {
+  constructor(
+    private readonly core: ImageCore,
+    private readonly tmp: string,
+  ) {}
+
+  list(): ImageRecord[] {
+    return this.core.list();
+  }
+  get(ref: string): ImageRecord {
+    return this.core.resolve(ref).image;
+  }
+  tag(ref: string, target: string): void {
+    this.core.setTag(target, this.get(ref).id);
+  }
+  remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): Promise<RemoveResult[]> {
+    return this.core.remove(ref, opts, isUsed);
+  }
+  load(input: Readable): Promise<string[]> {
+    return loadArchive(this.core, this.tmp, input);
+  }
+  save(refs: string[], out: Writable): Promise<void> {
+    return saveArchive(this.core, refs, out);
+  }
+  history(ref: string) {
+    return this.core.history(ref);
+  }
+  diskUsage(): { layersSize: number } {
+    return { layersSize: this.core.layersSize() };
+  }
+
+  async importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {
+    const [os = 'linux', architecture = 'amd64'] = (opts.platform ?? 'linux/amd64').split('/');
+    if (os !== 'linux') throw invalidArgument(`unsupported os ${os}`);
+    if (opts.ref) this.validateTag(opts.ref);
+    const { diffId } = await this.core.ingestLayer(input);
+    const created = new Date().toISOString();
+    const config: ImageConfig = {
+      architecture,
+      os,
+      created,
+      config: opts.config ?? {},
+      rootfs: { type: 'layers', diff_ids: [diffId] },
+      history: [{ created, created_by: '', comment: opts.message || 'Imported from -' }],
+    };
+    const img = await this.core.addImage(Buffer.from(JSON.stringify(config)));
+    if (opts.ref) this.core.setTag(opts.ref, img.id);
+    return this.get(img.id);
+  }
+
+  async commit(opts: CommitOptions): Promise<ImageRecord> {
+    if (opts.ref) this.validateTag(opts.ref);
+    const w = this.core.content.openWriter();
+    try {
+      await packUpper(this.core.snapshots.upperDir(opts.snapshotKey), w.stream);
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    const { digest: diffId } = await w.commit();
+    const created = new Date().toISOString();
+    const parent = opts.parent.config;
+    const history = [...(parent.history ?? []), { created, created_by: opts.createdBy ?? '', ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) }];
+    const config: ImageConfig = {
+      ...parent,
+      created,
+      config: opts.config,
+      rootfs: { type: 'layers', diff_ids: [...parent.rootfs.diff_ids, diffId] },
+      history,
+      ...(opts.author ? { author: opts.author } : {}),
+    };
+    const img = await this.core.addImage(Buffer.from(JSON.stringify(config)), opts.parent.id);
+    if (opts.ref) this.core.setTag(opts.ref, img.id);
+    return this.get(img.id);
+  }
+
+  async prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }) {
+    const deleted: RemoveResult[] = [];
+    let spaceReclaimed = 0;
+    // Children first, so that parents become deletable in the same pass.
+    const candidates = this.list().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+    for (const img of candidates) {
+      if (opts.isUsed(img.id) || (!opts.all && img.repoTags.length > 0)) continue;
+      if (opts.labelFilter && !opts.labelFilter(img.config.config?.Labels ?? {})) continue;
+      if (this.core.children(img.id).length > 0) continue;
+      for (const t of img.repoTags) deleted.push({ Untagged: t });
+      await this.core.deleteImage(img.id);
+      deleted.push({ Deleted: img.id });
+      spaceReclaimed += img.size;
+    }
+    return { deleted, spaceReclaimed };
+  }
+
+  /** Refuses a bad reference before any work is done (nothing is stored for it). */
+  private validateTag(ref: string): void {
+    normalizeTagged(ref);
+  }
+}
+
+export async function openImageStack(o: { root: string; db: Db }) {
+  const content = new ContentStore(o.root);
+  await content.init();
+  const snapshots = new OverlaySnapshotter(o.root, o.db);
+  await snapshots.init();
+  const tmp = join(o.root, 'tmp');
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.mkdir(tmp, { recursive: true });
+  const images = new ImageService(new ImageCore(o.db, content, snapshots), tmp);
+  const mounter = {
+    async mountAll(mounts: Mount[], target: string): Promise<void> {
+      for (const m of mounts) mount(m.source, target, m.type, 0, m.options.join(','));
+    },
+    async unmount(target: string): Promise<void> {
+      umount(target, MNT_DETACH);
+    },
+  };
+  return { images, snapshots, mounter };
+}

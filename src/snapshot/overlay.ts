@@ -1,0 +1,174 @@
+/**
+ * Overlay snapshotter. Committed snapshots are image layers keyed by chain id, each unpacked once
+ * under `<root>/snapshots/layers/<hex>/fs` and shared by every image and container that has it.
+ * Active snapshots are containers' writable layers: `<root>/snapshots/active/<key>/{fs,work}`.
+ * It returns mounts and never mounts (the engine does).
+ */
+import { promises as fsp, lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Db } from '../metadata/db.js';
+import { migrate } from '../metadata/db.js';
+import { conflict, notFound } from '../base/errors.js';
+import type { Change, Mount, Snapshotter } from './types.js';
+
+const run = promisify(execFile);
+const MIGRATIONS = [
+  `CREATE TABLE layers (chain_id TEXT PRIMARY KEY, parent TEXT, diff_id TEXT NOT NULL, size INTEGER NOT NULL);
+   CREATE TABLE active (key TEXT PRIMARY KEY, parent TEXT)`,
+];
+/** Bind-mount targets the engine adds; not changes of the container. */
+const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
+
+export interface LayerInfo {
+  chainId: string;
+  parent: string | null;
+  diffId: string;
+  size: number;
+}
+
+export class OverlaySnapshotter implements Snapshotter {
+  private readonly dir: string;
+
+  constructor(root: string, private readonly db: Db) {
+    this.dir = join(root, 'snapshots');
+    migrate(db, 'snapshots', MIGRATIONS);
+  }
+
+  async init(): Promise<void> {
+    for (const d of ['layers', 'active', 'empty']) await fsp.mkdir(join(this.dir, d), { recursive: true });
+    await fsp.rm(join(this.dir, 'tmp'), { recursive: true, force: true }); // half-unpacked layers of a crash
+    await fsp.mkdir(join(this.dir, 'tmp'), { recursive: true });
+  }
+
+  private layerDir(chainId: string): string {
+    return join(this.dir, 'layers', chainId.replace(/^sha256:/, ''), 'fs');
+  }
+
+  layer(chainId: string): LayerInfo | undefined {
+    const r = this.db.prepare('SELECT chain_id, parent, diff_id, size FROM layers WHERE chain_id = ?').get(chainId) as
+      | { chain_id: string; parent: string | null; diff_id: string; size: number }
+      | undefined;
+    return r && { chainId: r.chain_id, parent: r.parent, diffId: r.diff_id, size: r.size };
+  }
+
+  allLayers(): LayerInfo[] {
+    return (this.db.prepare('SELECT chain_id, parent, diff_id, size FROM layers').all() as Array<{ chain_id: string; parent: string | null; diff_id: string; size: number }>).map((r) => ({
+      chainId: r.chain_id, parent: r.parent, diffId: r.diff_id, size: r.size,
+    }));
+  }
+
+  /**
+   * Adds the committed layer `chainId` on `parent`, filled by `populate(dir)` in a temp dir and
+   * renamed into place. Does nothing when the layer exists (layers are stored once).
+   */
+  async commitLayer(info: LayerInfo, populate: (dir: string) => Promise<void>): Promise<void> {
+    if (this.layer(info.chainId)) return;
+    const tmp = join(this.dir, 'tmp', randomBytes(8).toString('hex'));
+    await fsp.mkdir(tmp, { recursive: true });
+    try {
+      await populate(tmp);
+      if (this.layer(info.chainId)) return; // a concurrent unpack of the same layer won
+      const final = this.layerDir(info.chainId);
+      await fsp.mkdir(join(final, '..'), { recursive: true });
+      await fsp.rm(final, { recursive: true, force: true });
+      await fsp.rename(tmp, final);
+      this.db.prepare('INSERT OR IGNORE INTO layers (chain_id, parent, diff_id, size) VALUES (?, ?, ?, ?)').run(info.chainId, info.parent, info.diffId, info.size);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Removes a committed layer nobody builds on. Conflict while a layer or container uses it. */
+  async removeLayer(chainId: string): Promise<void> {
+    const child = this.db.prepare('SELECT 1 FROM layers WHERE parent = ? UNION SELECT 1 FROM active WHERE parent = ?').get(chainId, chainId);
+    if (child) throw conflict(`layer ${chainId} is in use`);
+    this.db.prepare('DELETE FROM layers WHERE chain_id = ?').run(chainId);
+    await fsp.rm(join(this.layerDir(chainId), '..'), { recursive: true, force: true });
+  }
+
+  /** Lower dirs of a chain, top first. */
+  private lowers(parent: string | null): string[] {
+    const out: string[] = [];
+    for (let c = parent; c; ) {
+      const l = this.layer(c);
+      if (!l) throw notFound(`layer ${c} not found`);
+      out.push(this.layerDir(c));
+      c = l.parent;
+    }
+    return out.length ? out : [join(this.dir, 'empty')];
+  }
+
+  private activeDir(key: string): string {
+    return join(this.dir, 'active', key);
+  }
+
+  upperDir(key: string): string {
+    return join(this.activeDir(key), 'fs');
+  }
+
+  async prepare(key: string, parent: string | null): Promise<Mount[]> {
+    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
+    if (row && row.parent !== parent) throw conflict(`snapshot ${key} exists with another parent`);
+    const lowers = this.lowers(parent);
+    await fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true });
+    await fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true });
+    if (!row) this.db.prepare('INSERT INTO active (key, parent) VALUES (?, ?)').run(key, parent);
+    return [this.mountOf(key, lowers)];
+  }
+
+  private mountOf(key: string, lowers: string[]): Mount {
+    return {
+      type: 'overlay',
+      source: 'overlay',
+      options: [`lowerdir=${lowers.join(':')}`, `upperdir=${this.upperDir(key)}`, `workdir=${join(this.activeDir(key), 'work')}`],
+    };
+  }
+
+  private activeParent(key: string): string | null {
+    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
+    if (!row) throw notFound(`snapshot ${key} not found`);
+    return row.parent;
+  }
+
+  mounts(key: string): Mount[] {
+    return [this.mountOf(key, this.lowers(this.activeParent(key)))];
+  }
+
+  async remove(key: string): Promise<void> {
+    this.db.prepare('DELETE FROM active WHERE key = ?').run(key);
+    await fsp.rm(this.activeDir(key), { recursive: true, force: true });
+  }
+
+  async diff(key: string): Promise<Change[]> {
+    const lowers = this.lowers(this.activeParent(key));
+    const inLower = (rel: string) => lowers.some((l) => { try { lstatSync(join(l, rel)); return true; } catch { return false; } });
+    const out: Change[] = [];
+    const walk = async (abs: string, rel: string): Promise<void> => {
+      for (const ent of (await fsp.readdir(abs, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+        const p = `${rel}/${ent.name}`;
+        if (HIDDEN.has(p)) continue;
+        const childAbs = join(abs, ent.name);
+        if (ent.isCharacterDevice() && (await fsp.lstat(childAbs)).rdev === 0) {
+          out.push({ Path: p, Kind: 2 });
+          continue;
+        }
+        out.push({ Path: p, Kind: inLower(p) ? 0 : 1 });
+        if (ent.isDirectory()) await walk(childAbs, p);
+      }
+    };
+    await walk(this.upperDir(key), '');
+    return out;
+  }
+
+  async usage(key: string): Promise<number> {
+    try {
+      const { stdout } = await run('du', ['-sb', this.upperDir(key)]);
+      return Number(stdout.split('\t')[0]) || 0;
+    } catch {
+      return 0;
+    }
+  }
+}
