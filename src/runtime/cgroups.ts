@@ -1,0 +1,73 @@
+/** Resource usage of a container's cgroup, read from cgroup v1 controllers or the v2 tree. */
+import { promises as fsp } from 'node:fs';
+import { cpus } from 'node:os';
+import type { CgroupStats } from './types.js';
+
+const CG = '/sys/fs/cgroup';
+
+async function read(p: string): Promise<string> {
+  try {
+    return (await fsp.readFile(p, 'utf8')).trim();
+  } catch {
+    return '';
+  }
+}
+const num = (s: string) => (s === '' || s === 'max' ? 0 : Number(s) || 0);
+function kv(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of text.split('\n')) {
+    const [k, v] = l.split(/\s+/);
+    if (k && v !== undefined) out[k] = Number(v) || 0;
+  }
+  return out;
+}
+
+/** Host CPU time in ns from /proc/stat (Docker's system_cpu_usage). */
+async function systemCpuNs(): Promise<number> {
+  const first = (await read('/proc/stat')).split('\n')[0] ?? '';
+  const jiffies = first.split(/\s+/).slice(1, 8).reduce((n, v) => n + (Number(v) || 0), 0);
+  return jiffies * 1e7; // USER_HZ = 100
+}
+
+export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupStats> {
+  const sys = await systemCpuNs();
+  const ncpu = cpus().length;
+  if (version === 2) {
+    const dir = `${CG}${path}`;
+    const cpu = kv(await read(`${dir}/cpu.stat`));
+    const io = (await read(`${dir}/io.stat`)).split('\n');
+    const ioSum = (key: string) => io.reduce((n, l) => n + Number(/\b\w+=(\d+)/.exec(l.split(' ').find((f) => f.startsWith(`${key}=`)) ?? '')?.[1] ?? 0), 0);
+    return {
+      cpuTotalNs: (cpu['usage_usec'] ?? 0) * 1000, cpuUserNs: (cpu['user_usec'] ?? 0) * 1000, cpuSystemNs: (cpu['system_usec'] ?? 0) * 1000,
+      perCpuNs: [], systemCpuNs: sys, onlineCpus: ncpu,
+      memUsage: num(await read(`${dir}/memory.current`)), memLimit: num(await read(`${dir}/memory.max`)), memStats: kv(await read(`${dir}/memory.stat`)),
+      pids: num(await read(`${dir}/pids.current`)), pidsLimit: num(await read(`${dir}/pids.max`)),
+      blkioRead: ioSum('rbytes'), blkioWrite: ioSum('wbytes'),
+    };
+  }
+  const at = (ctrl: string, file: string) => read(`${CG}/${ctrl}${path}/${file}`);
+  const stat = kv(await at('cpuacct', 'cpuacct.stat'));
+  const blk = (await at('blkio', 'blkio.throttle.io_service_bytes')).split('\n');
+  const blkSum = (op: string) => blk.filter((l) => l.split(' ')[1] === op).reduce((n, l) => n + Number(l.split(' ')[2] ?? 0), 0);
+  const limit = num(await at('memory', 'memory.limit_in_bytes'));
+  return {
+    cpuTotalNs: num(await at('cpuacct', 'cpuacct.usage')),
+    cpuUserNs: (stat['user'] ?? 0) * 1e7,
+    cpuSystemNs: (stat['system'] ?? 0) * 1e7,
+    perCpuNs: (await at('cpuacct', 'cpuacct.usage_percpu')).split(/\s+/).filter(Boolean).map(Number),
+    systemCpuNs: sys,
+    onlineCpus: ncpu,
+    memUsage: num(await at('memory', 'memory.usage_in_bytes')),
+    memLimit: limit > 2 ** 62 ? 0 : limit,
+    memStats: kv(await at('memory', 'memory.stat')),
+    pids: num(await at('pids', 'pids.current')),
+    pidsLimit: num(await at('pids', 'pids.max')),
+    blkioRead: blkSum('Read'),
+    blkioWrite: blkSum('Write'),
+  };
+}
+
+export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]> {
+  const file = version === 2 ? `${CG}${path}/cgroup.procs` : `${CG}/pids${path}/cgroup.procs`;
+  return (await read(file)).split('\n').filter(Boolean).map(Number);
+}

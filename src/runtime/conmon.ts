@@ -1,0 +1,112 @@
+/**
+ * Starting conmon and talking to it over its pipes (conmon's `_OCI_SYNCPIPE`, `_OCI_ATTACHPIPE`,
+ * `_OCI_STARTPIPE` protocol, API version 1: one JSON object `{"data": N, "message": "..."}` per
+ * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
+ * exits at once and the monitor outlives the daemon.
+ */
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { invalidArgument, unavailable } from '../base/errors.js';
+import { isObject } from '../base/json.js';
+
+export interface SyncMessage {
+  data: number;
+  message?: string;
+}
+
+/** Reads `{"data": ...}` reports from a conmon pipe, one at a time. */
+export class SyncReader {
+  private buf = '';
+  private readonly queue: SyncMessage[] = [];
+  private waiting: Array<{ resolve: (m: SyncMessage) => void; reject: (e: Error) => void }> = [];
+  private closed = false;
+
+  constructor(stream: Readable, private readonly what: string) {
+    stream.on('data', (c: Buffer) => {
+      this.buf += c.toString();
+      this.parse();
+    });
+    const end = () => {
+      this.closed = true;
+      for (const w of this.waiting) w.reject(unavailable(`conmon closed its ${what} pipe without reporting`));
+      this.waiting = [];
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', end);
+  }
+
+  private parse(): void {
+    // conmon writes objects without separators in some versions: split on balanced braces.
+    for (;;) {
+      const start = this.buf.indexOf('{');
+      const stop = this.buf.indexOf('}', start);
+      if (start < 0 || stop < 0) return;
+      const text = this.buf.slice(start, stop + 1);
+      this.buf = this.buf.slice(stop + 1);
+      let v: unknown;
+      try {
+        v = JSON.parse(text);
+      } catch {
+        continue;
+      }
+      if (!isObject(v) || typeof v['data'] !== 'number') continue;
+      const m: SyncMessage = { data: v['data'] };
+      if (typeof v['message'] === 'string') m.message = v['message'];
+      const w = this.waiting.shift();
+      if (w) w.resolve(m);
+      else this.queue.push(m);
+    }
+  }
+
+  next(timeoutMs = 60_000): Promise<SyncMessage> {
+    const q = this.queue.shift();
+    if (q) return Promise.resolve(q);
+    if (this.closed) return Promise.reject(unavailable(`conmon closed its ${this.what} pipe without reporting`));
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(unavailable(`conmon did not report on its ${this.what} pipe in ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push({ resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } });
+    });
+  }
+}
+
+export interface ConmonHandle {
+  sync: SyncReader;
+  attachPipe: SyncReader | null;
+  startPipe: Writable | null;
+  stderr: () => string;
+}
+
+/** The runtime's failure text, made readable and carrying Docker's phrases clients look for. */
+export function runtimeError(message: string): Error {
+  const clean = message.replace(/\s+/g, ' ').trim();
+  if (/not found|No such file or directory/i.test(clean)) {
+    const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
+    return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}${cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : ''}`);
+  }
+  if (/permission denied/i.test(clean)) return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}: permission denied`);
+  return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}`);
+}
+
+export function startConmon(path: string, args: string[], opts: { attach: boolean }): ConmonHandle {
+  const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'ignore', 'pipe', 'pipe'];
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' };
+  if (opts.attach) {
+    stdio.push('pipe', 'pipe');
+    env['_OCI_ATTACHPIPE'] = '4';
+    env['_OCI_STARTPIPE'] = '5';
+  }
+  const child = spawn(path, args, { stdio, env, detached: true });
+  const fds = child.stdio as unknown as Array<Readable | Writable | null>;
+  child.unref();
+  let err = '';
+  const stderr = fds[2] as Readable;
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const sync = new SyncReader(fds[3] as Readable, 'sync');
+  return {
+    sync,
+    attachPipe: opts.attach ? new SyncReader(fds[4] as Readable, 'attach') : null,
+    startPipe: opts.attach ? (fds[5] as Writable) : null,
+    stderr: () => err,
+  };
+}

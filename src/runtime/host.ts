@@ -1,0 +1,119 @@
+/**
+ * What this host can do, detected once at daemon start (shown by `info`), and the repair of the
+ * hybrid-cgroup trap: crun refuses a hybrid host whose cgroup2 hierarchy holds controllers
+ * ("cgroups in hybrid mode not supported, drop all controllers from cgroupv2"). Moving hugetlb
+ * to a v1 hierarchy of its own empties cgroup2, and crun works (HOST.md).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { log } from '../base/log.js';
+import { errorMessage } from '../base/errors.js';
+import { mount } from '../base/syscalls.js';
+import type { HostInfo, RuntimeName } from './types.js';
+
+const CG = '/sys/fs/cgroup';
+
+function read(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function which(name: string, extra: string[] = []): string | null {
+  for (const dir of [...(process.env['PATH'] ?? '/usr/bin:/bin').split(':'), '/usr/sbin', '/sbin', ...extra]) {
+    const p = `${dir}/${name}`;
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+function versionOf(bin: string): string {
+  try {
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? out.split('\n')[0] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** /proc/self/limits -> { nofile: {soft, hard}, ... } (unlimited as -1). */
+export function parseLimits(text: string): Record<string, { soft: number; hard: number }> {
+  const names: Record<string, string> = {
+    'Max cpu time': 'cpu', 'Max file size': 'fsize', 'Max data size': 'data', 'Max stack size': 'stack', 'Max core file size': 'core',
+    'Max resident set': 'rss', 'Max processes': 'nproc', 'Max open files': 'nofile', 'Max locked memory': 'memlock', 'Max address space': 'as',
+    'Max file locks': 'locks', 'Max pending signals': 'sigpending', 'Max msgqueue size': 'msgqueue', 'Max nice priority': 'nice',
+    'Max realtime priority': 'rtprio', 'Max realtime timeout': 'rttime',
+  };
+  const out: Record<string, { soft: number; hard: number }> = {};
+  for (const line of text.split('\n').slice(1)) {
+    const label = Object.keys(names).find((n) => line.startsWith(n));
+    if (!label) continue;
+    const [soft = '', hard = ''] = line.slice(label.length).trim().split(/\s+/);
+    const num = (v: string) => (v === 'unlimited' ? -1 : Number(v));
+    out[names[label]!] = { soft: num(soft), hard: num(hard) };
+  }
+  return out;
+}
+
+/** Detects cgroups and repairs the hybrid trap. Returns [version, what was repaired, warning]. */
+function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
+  if (existsSync(`${CG}/cgroup.controllers`)) return { version: 2, repair: '', warning: null };
+  const unified = `${CG}/unified/cgroup.controllers`;
+  const v2ctrls = read(unified).trim();
+  if (!v2ctrls) return { version: 1, repair: '', warning: null };
+  const moved: string[] = [];
+  for (const ctrl of v2ctrls.split(/\s+/)) {
+    try {
+      // A controller can be mounted as v1 only while no cgroup2 cgroup uses it: true on these hosts.
+      mkdirSync(`${CG}/${ctrl}`, { recursive: true });
+      mount('cgroup', `${CG}/${ctrl}`, 'cgroup', 0, ctrl);
+      moved.push(ctrl);
+    } catch (e) {
+      log.warn('cgroup repair failed', { ctrl, err: errorMessage(e) });
+    }
+  }
+  if (read(unified).trim()) return { version: 1, repair: '', warning: `hybrid cgroups with controllers in cgroup2 (${read(unified).trim()}): crun cannot run here, using runc` };
+  return { version: 1, repair: `moved ${moved.join(', ')} from cgroup2 to v1 hierarchies (crun refuses hybrid cgroups otherwise)`, warning: null };
+}
+
+export function detectHost(want?: RuntimeName): HostInfo {
+  const warnings: string[] = [];
+  const cg = cgroups();
+  if (cg.warning) warnings.push(cg.warning);
+  const runtimes: HostInfo['runtimes'] = {};
+  for (const name of ['crun', 'runc'] as const) {
+    const p = which(name);
+    if (p) runtimes[name] = { path: p, version: versionOf(p) };
+  }
+  let defaultRuntime: RuntimeName = want ?? (cg.warning ? 'runc' : 'crun');
+  if (!runtimes[defaultRuntime]) {
+    const other: RuntimeName = defaultRuntime === 'crun' ? 'runc' : 'crun';
+    if (!runtimes[other]) throw new Error('no OCI runtime found: install crun or runc');
+    warnings.push(`${defaultRuntime} not found, using ${other}`);
+    defaultRuntime = other;
+  }
+  const conmon = which('conmon', ['/usr/libexec/podman']);
+  if (!conmon) throw new Error('conmon not found: install the conmon package');
+  const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
+  const selinux = existsSync('/sys/fs/selinux/enforce');
+  return {
+    cgroupVersion: cg.version,
+    cgroupDriver: 'cgroupfs',
+    cgroupRepair: cg.repair,
+    runtimes,
+    defaultRuntime,
+    conmon: { path: conmon, version: versionOf(conmon) },
+    seccomp: read('/proc/self/status').includes('Seccomp:'),
+    apparmor,
+    selinux,
+    rlimits: parseLimits(read('/proc/self/limits')),
+    init: which('tini-static') ?? which('tini'),
+    kernelVersion: release(),
+    memTotal: totalmem(),
+    ncpu: cpus().length,
+    warnings,
+  };
+}

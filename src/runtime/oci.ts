@@ -1,0 +1,303 @@
+/**
+ * The Runtime: conmon + crun/runc. It only executes and holds no state of its own beyond files
+ * under its run dir, so a restarted daemon reconnects by path:
+ *   <runDir>/<runtime>/            the OCI runtime's --root (its state per container)
+ *   <runDir>/exits/<id>            exit code files conmon writes
+ *   <runDir>/s/<id[:12]>           conmon's link to the bundle, holding the `attach` socket (short path)
+ *   <runDir>/c/<id>/               conmon.pid, pid
+ *   <runDir>/x/<exec id>/          one exec: process.json, pids, exit dir, log
+ * The bundle (config.json, conmon's `ctl` fifo) lives in the engine's container dir.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { promises as fsp, readFileSync, existsSync, watch, openSync, writeSync, closeSync, constants as fsc, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
+import { isObject } from '../base/json.js';
+import { log } from '../base/log.js';
+import { newId } from '../base/ids.js';
+import type { AttachSession, CgroupStats, CreateOptions, ExecHandle, ExecOptions, HostInfo, Resources, Runtime, RuntimeName, RuntimeStatus, SpecInput } from './types.js';
+import { buildSpec } from './spec.js';
+import { connectAttach } from './attach.js';
+import { runtimeError, startConmon } from './conmon.js';
+import { cgroupPids, cgroupStats } from './cgroups.js';
+
+const run = promisify(execFile);
+const short = (id: string) => id.slice(0, 12);
+
+export class ConmonRuntime implements Runtime {
+  private readonly exits: string;
+  private readonly sockets: string;
+  private readonly ctrs: string;
+  private readonly execs: string;
+  /** Which runtime created each container (the one that must manage it). */
+  private readonly runtimeOf = new Map<string, RuntimeName>();
+
+  constructor(private readonly runDir: string, private readonly info: HostInfo) {
+    this.exits = join(runDir, 'exits');
+    this.sockets = join(runDir, 's');
+    this.ctrs = join(runDir, 'c');
+    this.execs = join(runDir, 'x');
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.exits, this.sockets, this.ctrs, this.execs, join(this.runDir, 'crun'), join(this.runDir, 'runc')]) await fsp.mkdir(d, { recursive: true });
+  }
+
+  host(): HostInfo {
+    return this.info;
+  }
+
+  private rt(id: string): RuntimeName {
+    const known = this.runtimeOf.get(id);
+    if (known) return known;
+    try {
+      const name = readFileSync(join(this.ctrs, id, 'runtime'), 'utf8').trim() as RuntimeName;
+      this.runtimeOf.set(id, name);
+      return name;
+    } catch {
+      return this.info.defaultRuntime;
+    }
+  }
+
+  private cli(id: string, args: string[]) {
+    const name = this.rt(id);
+    const bin = this.info.runtimes[name]?.path ?? name;
+    return run(bin, [`--root=${join(this.runDir, name)}`, ...args], { maxBuffer: 4 * 1024 * 1024 });
+  }
+
+  async create(o: CreateOptions, spec: SpecInput): Promise<{ pid: number; conmonPid: number }> {
+    const rt = this.info.runtimes[o.runtime];
+    if (!rt) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+    const config = buildSpec(spec, this.info);
+    await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config));
+    const cdir = join(this.ctrs, o.id);
+    await fsp.mkdir(cdir, { recursive: true });
+    await fsp.writeFile(join(cdir, 'runtime'), o.runtime);
+    this.runtimeOf.set(o.id, o.runtime);
+    await fsp.rm(join(this.exits, o.id), { force: true });
+    await fsp.rm(join(this.sockets, short(o.id)), { force: true });
+    const args = [
+      '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', rt.path, '-b', o.bundleDir,
+      '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,
+      '--exit-dir', this.exits, '--socket-dir-path', this.sockets, '--runtime-arg', `--root=${join(this.runDir, o.runtime)}`,
+      '--log-level', 'error',
+    ];
+    if (o.tty) args.push('-t');
+    if (o.openStdin) args.push('-i');
+    if (o.openStdin && !o.stdinOnce) args.push('--leave-stdin-open');
+    const h = startConmon(this.info.conmon.path, args, { attach: false });
+    let msg;
+    try {
+      msg = await h.sync.next();
+    } catch (e) {
+      await this.delete(o.id);
+      throw runtimeError(`${errorMessage(e)} ${h.stderr()}`);
+    }
+    if (msg.data < 0) {
+      await this.delete(o.id);
+      throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
+    }
+    const conmonPid = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
+    return { pid: msg.data, conmonPid };
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.cli(id, ['start', id]);
+    } catch (e) {
+      throw runtimeError((e as { stderr?: string }).stderr || errorMessage(e));
+    }
+  }
+
+  async kill(id: string, signal: number, all = false): Promise<void> {
+    try {
+      await this.cli(id, ['kill', ...(all ? ['--all'] : []), id, String(signal)]);
+    } catch (e) {
+      throw conflict(`cannot kill container ${id}: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}`);
+    }
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.cli(id, ['pause', id]).catch((e: unknown) => {
+      throw conflict(`cannot pause container ${id}: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}`);
+    });
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.cli(id, ['resume', id]).catch((e: unknown) => {
+      throw conflict(`cannot unpause container ${id}: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}`);
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.cli(id, ['delete', '--force', id]).catch(() => undefined);
+    await fsp.rm(join(this.sockets, short(id)), { force: true });
+    await fsp.rm(join(this.exits, id), { force: true });
+    await fsp.rm(join(this.ctrs, id), { recursive: true, force: true });
+  }
+
+  async state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null> {
+    try {
+      const { stdout } = await this.cli(id, ['state', id]);
+      const v: unknown = JSON.parse(stdout);
+      if (!isObject(v) || typeof v['status'] !== 'string') return null;
+      return { status: v['status'] as RuntimeStatus, pid: typeof v['pid'] === 'number' ? v['pid'] : 0 };
+    } catch {
+      return null;
+    }
+  }
+
+  async exitCode(id: string): Promise<{ code: number; at: Date } | null> {
+    const f = join(this.exits, id);
+    try {
+      const [text, st] = await Promise.all([fsp.readFile(f, 'utf8'), fsp.stat(f)]);
+      const code = Number(text.trim());
+      return Number.isFinite(code) ? { code, at: st.mtime } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  watchExits(cb: (id: string) => void): void {
+    const seen = new Map<string, number>();
+    const report = (name: string) => {
+      try {
+        const m = statSync(join(this.exits, name)).mtimeMs;
+        if (seen.get(name) === m) return;
+        seen.set(name, m);
+        cb(name);
+      } catch {
+        seen.delete(name);
+      }
+    };
+    watch(this.exits, (_ev, name) => name && report(name.toString())).unref();
+    // A safety net for events the watcher may coalesce.
+    setInterval(() => {
+      for (const name of readdirSync(this.exits)) report(name);
+    }, 1000).unref();
+  }
+
+  async monitorAlive(id: string): Promise<boolean> {
+    try {
+      const pid = Number(await fsp.readFile(join(this.ctrs, id, 'conmon.pid'), 'utf8'));
+      return pid > 0 && (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).includes('conmon');
+    } catch {
+      return false;
+    }
+  }
+
+  attach(id: string, opts: { stdin: boolean }): Promise<AttachSession> {
+    return connectAttach(join(this.sockets, short(id), 'attach'), opts);
+  }
+
+  /** conmon's control fifo in the bundle: `1 <h> <w>` resizes the terminal. */
+  private resizeVia(bundle: string, h: number, w: number): void {
+    const ctl = join(bundle, 'ctl');
+    if (!existsSync(ctl)) return;
+    const fd = openSync(ctl, fsc.O_WRONLY | fsc.O_NONBLOCK);
+    try {
+      writeSync(fd, `1 ${h} ${w}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async resize(id: string, h: number, w: number): Promise<void> {
+    const link = join(this.sockets, short(id));
+    this.resizeVia(await fsp.realpath(link).catch(() => link), h, w);
+  }
+
+  async exec(id: string, o: ExecOptions): Promise<ExecHandle> {
+    const bundleLink = join(this.sockets, short(id));
+    const bundle = await fsp.realpath(bundleLink).catch(() => {
+      throw notFound(`container ${id} has no running monitor`);
+    });
+    const cfg = JSON.parse(await fsp.readFile(join(bundle, 'config.json'), 'utf8')) as { process?: Record<string, unknown> };
+    const execId = newId<string>();
+    const dir = join(this.execs, short(execId));
+    await fsp.mkdir(join(dir, 'exit'), { recursive: true });
+    const caps = o.privileged ? { bounding: [], effective: [], permitted: [] } : cfg.process?.['capabilities'];
+    const processSpec = {
+      terminal: o.tty,
+      user: { uid: o.user.uid, gid: o.user.gid, ...(o.user.additionalGids.length ? { additionalGids: o.user.additionalGids } : {}) },
+      args: o.args,
+      env: o.env,
+      cwd: o.cwd || '/',
+      capabilities: o.privileged ? (await import('./spec.js')).capabilities([], [], true).reduce((a, c) => (a.bounding.push(c), a.effective.push(c), a.permitted.push(c), a), { bounding: [] as string[], effective: [] as string[], permitted: [] as string[] }) : caps,
+      noNewPrivileges: cfg.process?.['noNewPrivileges'] ?? false,
+      ...(cfg.process?.['rlimits'] ? { rlimits: cfg.process['rlimits'] } : {}),
+    };
+    await fsp.writeFile(join(dir, 'process.json'), JSON.stringify(processSpec));
+    const name = this.rt(id);
+    const attach = !o.detach;
+    const args = [
+      '--api-version', '1', '-c', id, '-u', short(execId), '-n', id, '-r', this.info.runtimes[name]?.path ?? name, '-b', dir,
+      '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', join(dir, 'exit'), '--socket-dir-path', this.sockets,
+      '--runtime-arg', `--root=${join(this.runDir, name)}`, '--exec', '--exec-process-spec', join(dir, 'process.json'), '--log-level', 'error',
+    ];
+    if (o.tty) args.push('-t');
+    if (o.openStdin) args.push('-i');
+    if (attach) args.push('--exec-attach');
+    const h = startConmon(this.info.conmon.path, args, { attach });
+    let session: AttachSession | null = null;
+    if (attach && h.attachPipe && h.startPipe) {
+      h.startPipe.write('0'); // conmon waits for a first start message before anything else
+      const ready = await h.attachPipe.next();
+      if (ready.data < 0) throw runtimeError(ready.message ?? 'exec attach failed');
+      session = await connectAttach(join(this.sockets, short(execId), 'attach'), { stdin: o.openStdin });
+      h.startPipe.write('0'); // and a second one, once we are attached, to run the process
+    }
+    const started = await h.sync.next();
+    if (started.data < 0) {
+      session?.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw runtimeError(started.message ?? h.stderr());
+    }
+    const exitFile = join(dir, 'exit', id);
+    const wait = async (): Promise<number> => {
+      const m = await h.sync.next(24 * 3600_000).catch(() => null);
+      let code = m ? m.data : NaN;
+      for (let i = 0; !Number.isFinite(code) && i < 50; i++) {
+        code = Number((await fsp.readFile(exitFile, 'utf8').catch(() => '')).trim() || NaN);
+        if (!Number.isFinite(code)) await new Promise((r) => setTimeout(r, 100));
+      }
+      setTimeout(() => void fsp.rm(dir, { recursive: true, force: true }), 1000).unref();
+      await fsp.rm(join(this.sockets, short(execId)), { force: true });
+      return Number.isFinite(code) ? code : 126;
+    };
+    const done = wait();
+    return {
+      pid: started.data,
+      attach: session,
+      wait: () => done,
+      resize: async (hh, ww) => this.resizeVia(dir, hh, ww),
+    };
+  }
+
+  async update(id: string, r: Resources): Promise<void> {
+    const res: Record<string, unknown> = {};
+    if (r.memory || r.memorySwap || r.memoryReservation) res['memory'] = { ...(r.memory ? { limit: r.memory } : {}), ...(r.memorySwap ? { swap: r.memorySwap } : {}), ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}) };
+    if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus) res['cpu'] = { ...(r.cpuShares ? { shares: r.cpuShares } : {}), ...(r.cpuQuota ? { quota: r.cpuQuota } : {}), ...(r.cpuPeriod ? { period: r.cpuPeriod } : {}), ...(r.cpusetCpus ? { cpus: r.cpusetCpus } : {}) };
+    if (r.pidsLimit) res['pids'] = { limit: r.pidsLimit };
+    const file = join(this.ctrs, id, 'update.json');
+    await fsp.writeFile(file, JSON.stringify(res));
+    try {
+      await this.cli(id, ['update', '--resources', file, id]);
+    } catch (e) {
+      throw invalidArgument(`Cannot update container ${id}: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}`);
+    }
+  }
+
+  stats(id: string): Promise<CgroupStats> {
+    return cgroupStats(this.info.cgroupVersion, `/berth/${id}`);
+  }
+
+  pids(id: string): Promise<number[]> {
+    return cgroupPids(this.info.cgroupVersion, `/berth/${id}`);
+  }
+}
+
+export function logRuntimeInfo(info: HostInfo): void {
+  log.info('runtime', { default: info.defaultRuntime, cgroup: info.cgroupVersion, repair: info.cgroupRepair });
+}
