@@ -1,6 +1,6 @@
 /** Resource usage of a container's cgroup, read from cgroup v1 controllers or the v2 tree. */
 import { promises as fsp } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import type { CgroupStats } from './types.js';
 
 const CG = '/sys/fs/cgroup';
@@ -40,7 +40,7 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
     return {
       cpuTotalNs: (cpu['usage_usec'] ?? 0) * 1000, cpuUserNs: (cpu['user_usec'] ?? 0) * 1000, cpuSystemNs: (cpu['system_usec'] ?? 0) * 1000,
       perCpuNs: [], systemCpuNs: sys, onlineCpus: ncpu,
-      memUsage: num(await read(`${dir}/memory.current`)), memLimit: num(await read(`${dir}/memory.max`)), memStats: kv(await read(`${dir}/memory.stat`)),
+      memUsage: num(await read(`${dir}/memory.current`)), memLimit: num(await read(`${dir}/memory.max`)) || totalmem(), memStats: kv(await read(`${dir}/memory.stat`)),
       pids: num(await read(`${dir}/pids.current`)), pidsLimit: num(await read(`${dir}/pids.max`)),
       blkioRead: ioSum('rbytes'), blkioWrite: ioSum('wbytes'),
     };
@@ -58,7 +58,7 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
     systemCpuNs: sys,
     onlineCpus: ncpu,
     memUsage: num(await at('memory', 'memory.usage_in_bytes')),
-    memLimit: limit > 2 ** 62 ? 0 : limit,
+    memLimit: limit === 0 || limit > totalmem() ? totalmem() : limit, // unlimited: the host's memory, as Docker shows
     memStats: kv(await at('memory', 'memory.stat')),
     pids: num(await at('pids', 'pids.current')),
     pidsLimit: num(await at('pids', 'pids.max')),

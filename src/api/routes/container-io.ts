@@ -24,13 +24,14 @@ const streamType = (tty: boolean) => (tty ? 'application/vnd.docker.raw-stream' 
 export function pipeSession(
   io: IoStream,
   s: AttachSession,
-  o: { tty: boolean; stdout: boolean; stderr: boolean; stdin: boolean; stdinOnce: boolean; detachKeys: string; onDetach?: () => void },
+  o: { tty: boolean; stdout: boolean; stderr: boolean; stdin: boolean; stdinOnce: boolean; detachKeys: string; onDetach?: () => void; beforeEnd?: () => Promise<unknown> },
 ): void {
   const write = writerFor(io, o.tty);
   s.onOutput((st, b) => {
     if (st === 'stdout' ? o.stdout : o.stderr) write(st, b);
   });
-  s.onEnd(() => io.end());
+  // Clients inspect the exit code as soon as the stream ends: it must be known by then.
+  s.onEnd(() => void (o.beforeEnd?.() ?? Promise.resolve()).finally(() => io.end()));
   io.onClose(() => s.close());
   if (!o.stdin || !io.input || !s.stdin) return;
   const stdin = s.stdin;

@@ -16,7 +16,7 @@ export function execRoutes(r: Router, execs: Execs): void {
     const tty = optBool(body, 'Tty', 'exec start');
     const ex = execs.get(ctx.params[0]!);
     const useTty = tty ?? ex.config.Tty;
-    const { attach } = await execs.start(ex.id, tty === undefined ? { detach } : { detach, tty });
+    const { attach, exec: started } = await execs.start(ex.id, tty === undefined ? { detach } : { detach, tty });
     if (detach || !attach) {
       ctx.send(200);
       return;
@@ -29,6 +29,7 @@ export function execRoutes(r: Router, execs: Execs): void {
       stdin: ex.config.AttachStdin,
       stdinOnce: true,
       detachKeys: ex.config.DetachKeys,
+      beforeEnd: () => started.handle?.wait() ?? Promise.resolve(),
     });
   });
 
