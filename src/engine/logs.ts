@@ -30,6 +30,13 @@ export function timeToNs(t: string): bigint {
   return base + frac;
 }
 
+/** ns since the epoch -> RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano). */
+export function nsToTime(ns: bigint): string {
+  const secs = ns / 1_000_000_000n;
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${new Date(Number(secs) * 1000).toISOString().slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
+}
+
 /** Docker's `since`/`until` query values: unix seconds with optional fraction. */
 export function parseUnixTime(v: string | null): bigint {
   if (!v) return 0n;
@@ -53,7 +60,7 @@ export class LogParser {
       const b = raw.indexOf(' ', a + 1);
       const c = raw.indexOf(' ', b + 1);
       if (a < 0 || b < 0) continue;
-      const time = raw.slice(0, a);
+      const time = nsToTime(timeToNs(raw.slice(0, a)));
       const stream = raw.slice(a + 1, b) === 'stderr' ? 'stderr' : 'stdout';
       const flag = c < 0 ? raw.slice(b + 1) : raw.slice(b + 1, c);
       const content = c < 0 ? '' : raw.slice(c + 1);

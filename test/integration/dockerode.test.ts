@@ -27,7 +27,7 @@ describe('dockerode against berthd', () => {
     err.on('data', (b: Buffer) => (stderr += b.toString()));
     docker.modem.demuxStream(stream, out, err);
     const ended = new Promise((r) => stream.on('end', r));
-    const waited = c.wait();
+    const waited = c.wait({ condition: 'next-exit' });
     await c.start();
     const res = (await waited) as { StatusCode: number };
     await ended;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { LogParser, readLogs, timeToNs, parseUnixTime, type LogLine } from '../../src/engine/logs.js';
+import { LogParser, readLogs, timeToNs, nsToTime, parseUnixTime, type LogLine } from '../../src/engine/logs.js';
 
 const sample = [
   '2026-01-01T00:00:01.000000001Z stdout F one',
@@ -23,7 +23,8 @@ test('k8s-file records become lines; partial records are joined; streams kept ap
   assert.deepEqual(out.map((l) => [l.stream, l.text]), [['stdout', 'one\n'], ['stderr', 'err\n'], ['stdout', 'partial\n'], ['stdout', 'four\n']]);
 });
 
-test('timestamps with nanoseconds', () => {
+test('timestamps with nanoseconds; offsets normalized to Z like Docker', () => {
+  assert.equal(nsToTime(timeToNs('2026-01-01T01:00:00.120000000+01:00')), '2026-01-01T00:00:00.12Z');
   assert.equal(timeToNs('1970-01-01T00:00:01.000000002Z'), 1_000_000_002n);
   assert.equal(parseUnixTime('2.5'), 2_500_000_000n);
 });
