@@ -1,0 +1,200 @@
+/** `berth create` and `berth run`: Docker's flags mapped to POST /containers/create as the docker CLI does. */
+import { readFileSync } from 'node:fs';
+import { parseArgs, str, bool, list, UsageError, type FlagSpec, type Parsed } from '../args.js';
+import { parseBytes } from '../format.js';
+import { ApiError } from '../../client/client.js';
+import { pumpStreams } from '../io.js';
+import { ExitError, q, type Ctx } from '../context.js';
+
+export const CREATE_FLAGS: FlagSpec = {
+  detach: { type: 'bool', short: 'd' }, rm: { type: 'bool' }, interactive: { type: 'bool', short: 'i' }, tty: { type: 'bool', short: 't' },
+  env: { type: 'list', short: 'e' }, 'env-file': { type: 'list' }, workdir: { type: 'string', short: 'w' }, user: { type: 'string', short: 'u' },
+  name: { type: 'string' }, entrypoint: { type: 'string' }, hostname: { type: 'string', short: 'h' }, label: { type: 'list', short: 'l' },
+  init: { type: 'bool' }, publish: { type: 'list', short: 'p' }, volume: { type: 'list', short: 'v' }, network: { type: 'string' },
+  restart: { type: 'string' }, memory: { type: 'string', short: 'm' }, cpus: { type: 'string' }, 'cpu-shares': { type: 'string', short: 'c' },
+  'pids-limit': { type: 'string' }, ulimit: { type: 'list' }, 'cap-add': { type: 'list' }, 'cap-drop': { type: 'list' },
+  privileged: { type: 'bool' }, 'read-only': { type: 'bool' }, 'security-opt': { type: 'list' }, 'detach-keys': { type: 'string' },
+  runtime: { type: 'string' }, 'stop-signal': { type: 'string' }, 'stop-timeout': { type: 'string' }, expose: { type: 'list' },
+  'memory-swap': { type: 'string' }, 'memory-reservation': { type: 'string' }, 'cpuset-cpus': { type: 'string' }, 'shm-size': { type: 'string' },
+  sysctl: { type: 'list' }, attach: { type: 'list', short: 'a' }, quiet: { type: 'bool', short: 'q' }, platform: { type: 'string' }, pull: { type: 'string' },
+};
+
+function envFromFiles(files: string[]): string[] {
+  return files.flatMap((f) =>
+    readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => (l.includes('=') ? l : `${l}=${process.env[l] ?? ''}`)),
+  );
+}
+
+function portBindings(specs: string[]): { bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>; exposed: Record<string, object> } {
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  const exposed: Record<string, object> = {};
+  for (const s of specs) {
+    const [addr, proto = 'tcp'] = s.split('/');
+    const parts = (addr ?? '').split(':');
+    const ctr = parts.pop() ?? '';
+    const hostPort = parts.pop() ?? '';
+    const hostIp = parts.join(':');
+    if (!/^\d+(-\d+)?$/.test(ctr)) throw new UsageError(`invalid containerPort: ${ctr}`);
+    const key = `${ctr}/${proto}`;
+    exposed[key] = {};
+    (bindings[key] ??= []).push({ HostIp: hostIp, HostPort: hostPort });
+  }
+  return { bindings, exposed };
+}
+
+function restartPolicy(s: string | undefined): { Name: string; MaximumRetryCount: number } | undefined {
+  if (!s) return undefined;
+  const [name = '', max] = s.split(':');
+  if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new UsageError(`invalid restart policy format: ${s}`);
+  return { Name: name, MaximumRetryCount: max ? Number(max) : 0 };
+}
+
+function ulimits(specs: string[]) {
+  return specs.map((u) => {
+    const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
+    if (!m) throw new UsageError(`invalid ulimit argument: ${u}`);
+    return { Name: m[1]!, Soft: Number(m[2]), Hard: Number(m[3] ?? m[2]) };
+  });
+}
+
+function securityOpts(opts: string[]): string[] {
+  return opts.map((o) => {
+    const m = /^seccomp[=:](.+)$/.exec(o);
+    if (!m || m[1] === 'unconfined' || m[1]!.trimStart().startsWith('{')) return o;
+    return `seccomp=${readFileSync(m[1]!, 'utf8')}`; // the docker CLI sends the profile's content
+  });
+}
+
+/** The create request body and the positional image/command from parsed flags. */
+export function createBody(p: Parsed): { name: string | undefined; body: Record<string, unknown> } {
+  const [image, ...cmd] = p.args;
+  if (!image) throw new UsageError('requires at least 1 argument: IMAGE [COMMAND] [ARG...]');
+  const ports = portBindings(list(p, 'publish'));
+  for (const e of list(p, 'expose')) ports.exposed[e.includes('/') ? e : `${e}/tcp`] = {};
+  const attach = list(p, 'attach');
+  const detach = bool(p, 'detach');
+  const interactive = bool(p, 'interactive');
+  const hc: Record<string, unknown> = {
+    Binds: list(p, 'volume'),
+    NetworkMode: str(p, 'network') ?? 'default',
+    PortBindings: ports.bindings,
+    RestartPolicy: restartPolicy(str(p, 'restart')) ?? { Name: 'no', MaximumRetryCount: 0 },
+    AutoRemove: bool(p, 'rm'),
+    CapAdd: list(p, 'cap-add'),
+    CapDrop: list(p, 'cap-drop'),
+    Privileged: bool(p, 'privileged'),
+    ReadonlyRootfs: bool(p, 'read-only'),
+    SecurityOpt: securityOpts(list(p, 'security-opt')),
+    Ulimits: ulimits(list(p, 'ulimit')),
+    Sysctls: Object.fromEntries(list(p, 'sysctl').map((s) => [s.split('=')[0], s.split('=').slice(1).join('=')])),
+  };
+  if (bool(p, 'init')) hc['Init'] = true;
+  if (str(p, 'runtime')) hc['Runtime'] = str(p, 'runtime');
+  if (str(p, 'memory')) hc['Memory'] = parseBytes(str(p, 'memory')!);
+  if (str(p, 'memory-swap')) hc['MemorySwap'] = str(p, 'memory-swap') === '-1' ? -1 : parseBytes(str(p, 'memory-swap')!);
+  if (str(p, 'memory-reservation')) hc['MemoryReservation'] = parseBytes(str(p, 'memory-reservation')!);
+  if (str(p, 'shm-size')) hc['ShmSize'] = parseBytes(str(p, 'shm-size')!);
+  if (str(p, 'cpus')) {
+    const n = Number(str(p, 'cpus'));
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`invalid argument "${str(p, 'cpus')}" for "--cpus" flag`);
+    hc['NanoCpus'] = Math.round(n * 1e9);
+  }
+  if (str(p, 'cpu-shares')) hc['CpuShares'] = Number(str(p, 'cpu-shares'));
+  if (str(p, 'cpuset-cpus')) hc['CpusetCpus'] = str(p, 'cpuset-cpus');
+  if (str(p, 'pids-limit')) hc['PidsLimit'] = Number(str(p, 'pids-limit'));
+  const body: Record<string, unknown> = {
+    Image: image,
+    Cmd: cmd.length ? cmd : null,
+    Env: [...envFromFiles(list(p, 'env-file')), ...list(p, 'env').map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`))],
+    Labels: Object.fromEntries(list(p, 'label').map((l) => [l.split('=')[0], l.split('=').slice(1).join('=')])),
+    Tty: bool(p, 'tty'),
+    OpenStdin: interactive,
+    StdinOnce: interactive && !detach,
+    AttachStdin: interactive && !detach,
+    AttachStdout: !detach && (attach.length === 0 || attach.includes('stdout')),
+    AttachStderr: !detach && (attach.length === 0 || attach.includes('stderr')),
+    ExposedPorts: ports.exposed,
+    HostConfig: hc,
+  };
+  if (str(p, 'entrypoint') !== undefined) body['Entrypoint'] = str(p, 'entrypoint') === '' ? [] : [str(p, 'entrypoint')];
+  if (str(p, 'workdir')) body['WorkingDir'] = str(p, 'workdir');
+  if (str(p, 'user')) body['User'] = str(p, 'user');
+  if (str(p, 'hostname')) body['Hostname'] = str(p, 'hostname');
+  if (str(p, 'stop-signal')) body['StopSignal'] = str(p, 'stop-signal');
+  if (str(p, 'stop-timeout')) body['StopTimeout'] = Number(str(p, 'stop-timeout'));
+  return { name: str(p, 'name'), body };
+}
+
+async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
+  const { name, body } = createBody(p);
+  try {
+    const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name })}`, body);
+    for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
+    return res.Id;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message)) ctx.err(`Unable to find image '${String(body['Image'])}' locally\n`);
+    throw e;
+  }
+}
+
+export async function create(ctx: Ctx, argv: string[]): Promise<void> {
+  ctx.out(`${await createContainer(ctx, parseArgs(argv, CREATE_FLAGS, false))}\n`);
+}
+
+/** Exit code the docker CLI gives when start fails: 126 cannot run, 127 not found, 125 otherwise. */
+function startFailureCode(msg: string): number {
+  if (/executable file not found|no such file or directory/i.test(msg)) return 127;
+  if (/permission denied/i.test(msg)) return 126;
+  return 125;
+}
+
+export async function run(ctx: Ctx, argv: string[]): Promise<void> {
+  const p = parseArgs(argv, CREATE_FLAGS, false);
+  const id = await createContainer(ctx, p);
+  const detach = bool(p, 'detach');
+  if (detach) {
+    try {
+      await ctx.client.json('POST', `/containers/${id}/start`);
+    } catch (e) {
+      throw new ExitError(startFailureCode(e instanceof Error ? e.message : ''), `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    ctx.out(`${id}\n`);
+    return;
+  }
+  const tty = bool(p, 'tty');
+  const stdin = bool(p, 'interactive');
+  const sock = await ctx.client.hijack(`/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`);
+  const waitRes = await ctx.client.stream('POST', `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`);
+  const waited = new Promise<number>((resolve) => {
+    let t = '';
+    waitRes.on('data', (c: Buffer) => (t += c.toString()));
+    waitRes.on('end', () => {
+      try {
+        resolve((JSON.parse(t) as { StatusCode: number }).StatusCode);
+      } catch {
+        resolve(125);
+      }
+    });
+  });
+  const pumped = pumpStreams(ctx.client, sock, { tty, stdin, resizePath: `/containers/${id}/resize` });
+  try {
+    await ctx.client.json('POST', `/containers/${id}/start`);
+  } catch (e) {
+    sock.destroy();
+    waitRes.destroy();
+    throw new ExitError(startFailureCode(e instanceof Error ? e.message : ''), `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  await pumped;
+  // Output ended: either the container exited (its code follows) or the user detached.
+  const early = await Promise.race([waited, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+  let code = early;
+  if (code === null) {
+    const st = await ctx.client.json<{ State: { Running: boolean } }>('GET', `/containers/${id}/json`).catch(() => null);
+    if (st?.State.Running) {
+      waitRes.destroy();
+      return;
+    }
+    code = await waited;
+  }
+  if (code !== 0) throw new ExitError(code);
+}
