@@ -31,6 +31,8 @@ export class Lifecycle {
   private readonly backoff = new Map<string, number>();
   private readonly pendingAttach = new Map<string, PendingAttach[]>();
   private readonly handlingExit = new Set<string>();
+  /** Starts under way (API or restart manager): stop and remove wait for them to settle. */
+  private readonly starting = new Map<string, Promise<boolean>>();
 
   constructor(private readonly engine: Engine) {}
 
@@ -79,7 +81,20 @@ export class Lifecycle {
   }
 
   /** POST /containers/{id}/start. Returns false when it was already running (HTTP 304). */
-  async start(rec: ContainerRecord): Promise<boolean> {
+  start(rec: ContainerRecord): Promise<boolean> {
+    const inflight = this.starting.get(rec.id);
+    if (inflight) return inflight.then(() => false);
+    const p = this.doStart(rec).finally(() => this.starting.delete(rec.id));
+    this.starting.set(rec.id, p);
+    return p;
+  }
+
+  /** Resolves once no start of the container is under way. */
+  async settled(id: string): Promise<void> {
+    await this.starting.get(id)?.catch(() => undefined);
+  }
+
+  private async doStart(rec: ContainerRecord): Promise<boolean> {
     if (rec.state.status === 'running') return false;
     this.engine.check(rec, 'start');
     const { engine } = this;
@@ -140,6 +155,7 @@ export class Lifecycle {
   /** POST /containers/{id}/stop. Returns false when it was not running (HTTP 304). */
   async stop(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<boolean> {
     this.cancelRestart(rec.id);
+    await this.settled(rec.id);
     if (rec.state.status === 'restarting') {
       rec.manuallyStopped = true;
       rec.state.status = 'exited';
@@ -171,6 +187,8 @@ export class Lifecycle {
 
   /** SIGKILL to every process and wait for conmon to record the exit. */
   async killAndWait(rec: ContainerRecord): Promise<void> {
+    this.cancelRestart(rec.id);
+    await this.settled(rec.id);
     if (!isActive(rec.state.status)) return;
     if (rec.state.status === 'restarting') {
       this.cancelRestart(rec.id);
