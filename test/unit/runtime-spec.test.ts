@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { buildSpec, capabilities, DEFAULT_CAPS, ALL_CAPS, MASKED_PATHS } from '../../src/runtime/spec.js';
+import { defaultProfile, convertProfile } from '../../src/runtime/seccomp.js';
+import { parseLimits } from '../../src/runtime/host.js';
+import { resolveUser } from '../../src/runtime/user.js';
+import type { HostInfo, SpecInput } from '../../src/runtime/types.js';
+
+const host: HostInfo = {
+  cgroupVersion: 1, cgroupDriver: 'cgroupfs', cgroupRepair: '', runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } }, defaultRuntime: 'crun',
+  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, apparmor: false, selinux: false,
+  rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } }, init: '/usr/bin/tini-static', kernelVersion: '6', memTotal: 1, ncpu: 2, warnings: [],
+};
+const input = (o: Partial<SpecInput> = {}): SpecInput => ({
+  id: 'x', rootfs: '/r', readonlyRootfs: false, args: ['sh'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false, hostname: 'h',
+  network: 'none', privileged: false, capAdd: [], capDrop: [], seccomp: 'default', noNewPrivileges: false, resources: {}, ulimits: [], mounts: [], init: false,
+  cgroupsPath: '/berth/x', ...o,
+});
+type Spec = { process: { capabilities: { bounding: string[] }; rlimits?: unknown[]; args: string[] }; linux: { maskedPaths?: string[]; seccomp?: unknown; namespaces: Array<{ type: string }> }; root: { readonly: boolean } };
+const spec = (o: Partial<SpecInput> = {}) => buildSpec(input(o), host) as unknown as Spec;
+
+test("Docker's default capabilities, masked paths, seccomp, own network namespace", () => {
+  const s = spec();
+  assert.deepEqual(s.process.capabilities.bounding, DEFAULT_CAPS);
+  assert.deepEqual(s.linux.maskedPaths, MASKED_PATHS);
+  assert.ok(s.linux.seccomp);
+  assert.ok(s.linux.namespaces.some((n) => n.type === 'network'));
+  assert.equal(s.process.rlimits, undefined, "no rlimits: the container inherits the daemon's own");
+  assert.ok(!spec({ network: 'host' }).linux.namespaces.some((n) => n.type === 'network'));
+});
+
+test('cap-add / cap-drop, with and without CAP_, ALL, unknown refused', () => {
+  assert.ok(capabilities(['sys_admin'], [], false).includes('CAP_SYS_ADMIN'));
+  assert.ok(!capabilities([], ['CAP_CHOWN'], false).includes('CAP_CHOWN'));
+  assert.deepEqual(capabilities([], ['ALL'], false), []);
+  assert.deepEqual(capabilities(['NET_ADMIN'], ['ALL'], false), ['CAP_NET_ADMIN']);
+  assert.deepEqual(capabilities(['ALL'], ['MKNOD'], false), ALL_CAPS.filter((c) => c !== 'CAP_MKNOD'));
+  assert.throws(() => spec({ capAdd: ['NOT_A_CAP'] }), /unknown capability: "NOT_A_CAP"/);
+});
+
+test('privileged: all capabilities, no seccomp, no masked paths; read-only root', () => {
+  const s = spec({ privileged: true, readonlyRootfs: true });
+  assert.deepEqual(s.process.capabilities.bounding, ALL_CAPS);
+  assert.equal(s.linux.seccomp, undefined);
+  assert.equal(s.linux.maskedPaths, undefined);
+  assert.equal(s.root.readonly, true);
+  assert.equal(spec({ seccomp: 'unconfined' }).linux.seccomp, undefined);
+});
+
+test("ulimits: within the daemon's hard limit pass; above it is a clear error", () => {
+  assert.deepEqual(spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 20 }] }).process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }]);
+  assert.throws(() => spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 999999 }] }), /hard limit 999999 is above the daemon's hard limit 20000/);
+  assert.throws(() => spec({ ulimits: [{ name: 'bogus', soft: 1, hard: 1 }] }), /invalid ulimit type/);
+});
+
+test('AppArmor / SELinux on a host without them: refused', () => {
+  assert.throws(() => spec({ apparmorProfile: 'p' }), /AppArmor is not enabled/);
+  assert.throws(() => spec({ selinuxLabel: 'l' }), /SELinux is not enabled/);
+});
+
+test('--init runs tini as pid 1 in front of the command', () => {
+  assert.deepEqual(spec({ init: true }).process.args, ['/sbin/docker-init', '--', 'sh']);
+});
+
+test('seccomp: default refuses mount/ptrace unless the capability is added; Docker profiles convert', () => {
+  const names = (p: ReturnType<typeof defaultProfile>) => p.syscalls.flatMap((r) => (r.action === 'SCMP_ACT_ERRNO' ? r.names : []));
+  assert.ok(names(defaultProfile(DEFAULT_CAPS)).includes('mount'));
+  assert.ok(names(defaultProfile(DEFAULT_CAPS)).includes('ptrace'));
+  assert.ok(!names(defaultProfile([...DEFAULT_CAPS, 'CAP_SYS_PTRACE'])).includes('ptrace'));
+  assert.ok(!names(defaultProfile(DEFAULT_CAPS)).includes('clone'));
+  const conv = convertProfile(JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86'] }], syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }, { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_PTRACE'] } }] }), DEFAULT_CAPS);
+  assert.deepEqual(conv.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+  assert.deepEqual(conv.syscalls.map((s) => s.names[0]), ['read']);
+  assert.throws(() => convertProfile('not json', []), /decoding seccomp profile failed/);
+});
+
+test('/proc/self/limits parsing', () => {
+  const l = parseLimits('Limit Soft Limit Hard Limit Units\nMax open files            1024                 20000                files\nMax core file size        0                    unlimited            bytes\n');
+  assert.deepEqual(l['nofile'], { soft: 1024, hard: 20000 });
+  assert.deepEqual(l['core'], { soft: 0, hard: -1 });
+});
+
+test('users: names, uids, groups and supplementary groups from the rootfs; unknown names refused', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'user-'));
+  try {
+    mkdirSync(join(root, 'etc'));
+    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\napp:x:1000:\nwheel:x:10:app\n');
+    assert.deepEqual(await resolveUser(root, ''), { uid: 0, gid: 0, additionalGids: [], home: '/root' });
+    assert.deepEqual(await resolveUser(root, 'app'), { uid: 1000, gid: 1000, additionalGids: [10], home: '/home/app' });
+    assert.equal((await resolveUser(root, '1000:wheel')).gid, 10);
+    assert.equal((await resolveUser(root, '4242')).uid, 4242);
+    await assert.rejects(resolveUser(root, 'nobody'), /unable to find user nobody: no matching entries in passwd file/);
+    await assert.rejects(resolveUser(root, 'app:nogroup'), /unable to find group nogroup/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
