@@ -18,6 +18,7 @@ bash scripts/install.sh --no-run >/dev/null
 for p in docker.io podman hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $p"; done
 [ -n "${need:-}" ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; }
 
+PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend file"
 cleanup() {
   set +e
   [ -n "${BERTH_PID:-}" ] && { DOCKER_HOST=$BH docker rm -f $(DOCKER_HOST=$BH docker ps -aq) >/dev/null 2>&1; kill $BERTH_PID; }
@@ -40,7 +41,6 @@ dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pid
   --bridge=none --iptables=false --ip6tables=false --containerd-namespace berthbench \
   >$WORK/dockerd.log 2>&1 &
 DOCKERD_PID=$!
-PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend file"
 for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
 DOCKER_HOST=$BH docker load -i $FIXTURE >/dev/null
 DOCKER_HOST=$DH docker load -i $FIXTURE >/dev/null
