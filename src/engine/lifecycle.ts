@@ -241,6 +241,8 @@ export class Lifecycle {
    * applies the restart policy or auto-removal. Safe to call more than once per exit.
    */
   async onExit(id: string, forcedCode?: number): Promise<void> {
+    // A short-lived process can exit before its start has recorded it as running.
+    await this.settled(id);
     const rec = this.engine.store.find(id);
     if (!rec || !isActive(rec.state.status) || rec.state.status === 'restarting' || this.handlingExit.has(id)) return;
     this.handlingExit.add(id);
