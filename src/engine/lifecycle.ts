@@ -98,6 +98,7 @@ export class Lifecycle {
     if (rec.state.status === 'running') return false;
     this.engine.check(rec, 'start');
     const { engine } = this;
+    const t0 = performance.now();
     const rootfs = await engine.ensureMounted(rec);
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
@@ -128,6 +129,7 @@ export class Lifecycle {
       engine.events.emit('container', 'die', rec.id, { exitCode: String(rec.state.exitCode), image: rec.config.Image ?? '', name: rec.name });
       throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
     }
+    const t1 = performance.now();
     const pending = this.pendingAttach.get(rec.id) ?? [];
     this.pendingAttach.delete(rec.id);
     await Promise.all(
@@ -139,7 +141,9 @@ export class Lifecycle {
         }
       }),
     );
+    const t2 = performance.now();
     await engine.runtime.start(rec.id);
+    log.debug('started', { id: rec.id, prepareAndCreateMs: +(t1 - t0).toFixed(1), attachMs: +(t2 - t1).toFixed(1), startMs: +(performance.now() - t2).toFixed(1) });
     rec.state = { ...rec.state, status: 'running', pid: created.pid, conmonPid: created.conmonPid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
     rec.manuallyStopped = false;
     engine.store.save(rec);
