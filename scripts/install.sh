@@ -18,9 +18,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -d node_modules/better-sqlite3/build ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-fund --no-audit 2>&1 | grep -v -e 'nodedir' -e 'install-scripts' || true
+  log=$(mktemp)
+  npm ci --no-fund --no-audit >"$log" 2>&1 || { cat "$log"; rm -f "$log"; echo "npm ci failed" >&2; exit 1; }
+  rm -f "$log"
 fi
 node -e "require('better-sqlite3')" 2>/dev/null || npm rebuild better-sqlite3 2>&1 | tail -1
+node -e "require('better-sqlite3')"
 npm run -s build
 
 ln -sf "$REPO/bin/berth" /usr/local/bin/berth

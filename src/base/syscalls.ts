@@ -1,6 +1,6 @@
 /**
  * The few syscalls Node lacks, through koffi (a C FFI shipped prebuilt in its npm package):
- * mount(2), umount2(2), xattrs, mknod(2). Process-wide calls only (never setns here: Node is
+ * mount(2), umount2(2), xattrs, mknod(2), and connecting SOCK_SEQPACKET sockets. Process-wide calls only (never setns here: Node is
  * multi-threaded). Errors carry the syscall, the path and errno's name.
  */
 import { createRequire } from 'node:module';
@@ -21,6 +21,9 @@ const fns = {
   lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
   lgetxattr: libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
   mknod: libc.func('int mknod(const char *path, unsigned int mode, unsigned long dev)'),
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
+  close: libc.func('int close(int fd)'),
 };
 
 const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
@@ -62,4 +65,36 @@ export function getXattr(path: string, name: string): string | null {
 /** A character device 0/0: overlayfs's whiteout. */
 export function mknodWhiteout(path: string): void {
   check(fns.mknod(path, 0o20000 | 0o000, 0), `mknod ${path}`);
+}
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+const SUN_PATH_MAX = 108;
+
+/**
+ * A connected AF_UNIX SOCK_SEQPACKET socket's fd (blocking connect: on a unix socket it returns
+ * at once). The caller owns the fd.
+ */
+export function connectSeqpacket(path: string): number {
+  const name = Buffer.from(path);
+  if (name.length >= SUN_PATH_MAX) throw internal(`socket path too long (${name.length} bytes): ${path}`);
+  const addr = Buffer.alloc(2 + SUN_PATH_MAX);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, 2);
+  const fd = fns.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  check(fd, 'socket');
+  const rc = fns.connect(fd, addr, addr.length);
+  if (rc < 0) {
+    const e = koffi.errno();
+    fns.close(fd);
+    const err = internal(`connect ${path}: ${errnoName(e)}`);
+    (err as { errno?: number }).errno = e;
+    throw err;
+  }
+  return fd;
+}
+
+export function closeFd(fd: number): void {
+  fns.close(fd);
 }
