@@ -86,7 +86,12 @@ export class Lifecycle {
     if (inflight) return inflight.then(() => false);
     const p = this.doStart(rec).finally(() => this.starting.delete(rec.id));
     this.starting.set(rec.id, p);
-    return p;
+    // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
+    return p.catch(async (e: unknown) => {
+      if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(rec.id))
+        await this.engine.remove(rec.id, { force: true }).catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
+      throw e;
+    });
   }
 
   /** Resolves once no start of the container is under way. */

@@ -10,6 +10,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
 import { mount } from '../base/syscalls.js';
+import { capsOfMask } from './spec.js';
 import type { HostInfo, RuntimeName } from './types.js';
 
 const CG = '/sys/fs/cgroup';
@@ -99,6 +100,7 @@ export function detectHost(want?: RuntimeName): HostInfo {
   if (!conmon) throw new Error('conmon not found: install the conmon package');
   const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
   const selinux = existsSync('/sys/fs/selinux/enforce');
+  const status = read('/proc/self/status');
   return {
     cgroupVersion: cg.version,
     cgroupDriver: 'cgroupfs',
@@ -106,9 +108,10 @@ export function detectHost(want?: RuntimeName): HostInfo {
     runtimes,
     defaultRuntime,
     conmon: { path: conmon, version: versionOf(conmon) },
-    seccomp: read('/proc/self/status').includes('Seccomp:'),
+    seccomp: status.includes('Seccomp:'),
     apparmor,
     selinux,
+    capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),
     rlimits: parseLimits(read('/proc/self/limits')),
     init: which('tini-static') ?? which('tini'),
     kernelVersion: release(),

@@ -240,14 +240,15 @@ export class ConmonRuntime implements Runtime {
     const execId = newId<string>();
     const dir = join(this.execs, short(execId));
     await fsp.mkdir(join(dir, 'exit'), { recursive: true });
-    const caps = o.privileged ? { bounding: [], effective: [], permitted: [] } : cfg.process?.['capabilities'];
+    const all = this.info.capabilities;
+    const caps = o.privileged ? { bounding: all, effective: all, permitted: all } : cfg.process?.['capabilities'];
     const processSpec = {
       terminal: o.tty,
       user: { uid: o.user.uid, gid: o.user.gid, ...(o.user.additionalGids.length ? { additionalGids: o.user.additionalGids } : {}) },
       args: o.args,
       env: o.env,
       cwd: o.cwd || '/',
-      capabilities: o.privileged ? (await import('./spec.js')).capabilities([], [], true).reduce((a, c) => (a.bounding.push(c), a.effective.push(c), a.permitted.push(c), a), { bounding: [] as string[], effective: [] as string[], permitted: [] as string[] }) : caps,
+      capabilities: caps,
       noNewPrivileges: cfg.process?.['noNewPrivileges'] ?? false,
       ...(cfg.process?.['rlimits'] ? { rlimits: cfg.process['rlimits'] } : {}),
     };

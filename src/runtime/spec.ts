@@ -38,14 +38,28 @@ function normCap(c: string): string {
   return name;
 }
 
-/** Docker's capability arithmetic: ALL in add starts from all; ALL in drop starts from none. */
-export function capabilities(add: readonly string[], drop: readonly string[], privileged: boolean): string[] {
+/** The capabilities whose bits are set in a /proc/<pid>/status Cap* mask (hex). */
+export function capsOfMask(hex: string): string[] {
+  const mask = BigInt(`0x${hex}`);
+  return ALL_CAPS.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+}
+
+/**
+ * Docker's capability arithmetic: ALL in add starts from all; ALL in drop starts from none.
+ * "All" means all the daemon can grant: its own bounding set (`available`) — a sandboxed host may
+ * lack some, and asking the kernel for one it lacks fails the container's start with EPERM.
+ */
+export function capabilities(add: readonly string[], drop: readonly string[], privileged: boolean, available: readonly string[] = ALL_CAPS): string[] {
   const a = add.map(normCap);
   const d = drop.map(normCap);
-  if (privileged) return [...ALL_CAPS];
-  let caps = a.includes('ALL') ? [...ALL_CAPS] : d.includes('ALL') ? [] : [...DEFAULT_CAPS];
+  if (privileged) return [...available];
+  let caps = a.includes('ALL') ? [...available] : d.includes('ALL') ? [] : DEFAULT_CAPS.filter((c) => available.includes(c));
   if (!d.includes('ALL')) caps = caps.filter((c) => !d.includes(c));
-  for (const c of a) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
+  for (const c of a) {
+    if (c === 'ALL' || caps.includes(c)) continue;
+    if (!available.includes(c)) throw invalidArgument(`capability ${c} is not in berthd's own bounding set: it cannot be granted on this host`);
+    caps.push(c);
+  }
   return caps;
 }
 
@@ -68,7 +82,7 @@ function seccompOf(input: SpecInput, caps: string[], host: HostInfo): OciSeccomp
 }
 
 export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unknown> {
-  const caps = capabilities(input.capAdd, input.capDrop, input.privileged);
+  const caps = capabilities(input.capAdd, input.capDrop, input.privileged, host.capabilities);
   if (input.apparmorProfile && !host.apparmor) throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${input.apparmorProfile}"`);
   if (input.selinuxLabel && !host.selinux) throw invalidArgument(`SELinux is not enabled on this host: cannot apply label "${input.selinuxLabel}"`);
   const r = input.resources;

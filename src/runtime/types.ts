@@ -133,6 +133,8 @@ export interface HostInfo {
   seccomp: boolean;
   apparmor: boolean;
   selinux: boolean;
+  /** The daemon's bounding set: what --privileged and --cap-add ALL grant. */
+  capabilities: string[];
   /** The daemon's own rlimits: container defaults (soft, hard). */
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary

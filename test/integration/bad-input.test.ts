@@ -91,6 +91,15 @@ describe('bad input', () => {
     await d.docker(['rm', 'nocmd']);
   });
 
+  test('--rm with a command that does not exist: exit 127 and the container is removed (no hang)', async () => {
+    const dirs = containerDirs().length;
+    const r = await d.docker(['run', '--rm', 'busybox', 'nosuchcmd'], { allowFail: true });
+    assert.equal(r.code, 127);
+    assert.match(r.stderr, /executable file not found/);
+    assert.equal(containerDirs().length, dirs, 'the failed --rm container is removed');
+    assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
+  });
+
   test('API version negotiation: too new is refused, older works', async () => {
     const tooNew = await d.api('GET', '/v9.99/version');
     assert.equal(tooNew.status, 400);

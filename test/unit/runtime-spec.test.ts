@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { buildSpec, capabilities, DEFAULT_CAPS, ALL_CAPS, MASKED_PATHS } from '../../src/runtime/spec.js';
+import { buildSpec, capabilities, capsOfMask, DEFAULT_CAPS, ALL_CAPS, MASKED_PATHS } from '../../src/runtime/spec.js';
 import { defaultProfile, convertProfile } from '../../src/runtime/seccomp.js';
 import { parseLimits } from '../../src/runtime/host.js';
 import { resolveUser } from '../../src/runtime/user.js';
@@ -11,7 +11,7 @@ import type { HostInfo, SpecInput } from '../../src/runtime/types.js';
 
 const host: HostInfo = {
   cgroupVersion: 1, cgroupDriver: 'cgroupfs', cgroupRepair: '', runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } }, defaultRuntime: 'crun',
-  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, apparmor: false, selinux: false,
+  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, apparmor: false, selinux: false, capabilities: ALL_CAPS,
   rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } }, init: '/usr/bin/tini-static', kernelVersion: '6', memTotal: 1, ncpu: 2, warnings: [],
 };
 const input = (o: Partial<SpecInput> = {}): SpecInput => ({
@@ -38,6 +38,17 @@ test('cap-add / cap-drop, with and without CAP_, ALL, unknown refused', () => {
   assert.deepEqual(capabilities([], ['ALL'], false), []);
   assert.deepEqual(capabilities(['NET_ADMIN'], ['ALL'], false), ['CAP_NET_ADMIN']);
   assert.deepEqual(capabilities(['ALL'], ['MKNOD'], false), ALL_CAPS.filter((c) => c !== 'CAP_MKNOD'));
+});
+
+test('capabilities: "all" is the daemon\'s bounding set; one outside it is refused', () => {
+  // CapBnd with bit 24 (CAP_SYS_RESOURCE) cleared, as in a sandbox that withholds it
+  const bounding = capsOfMask('000001fffeffffff');
+  assert.equal(bounding.length, ALL_CAPS.length - 1);
+  assert.ok(!bounding.includes('CAP_SYS_RESOURCE'));
+  assert.deepEqual(capabilities([], [], true, bounding), bounding);
+  assert.deepEqual(capabilities(['ALL'], [], false, bounding), bounding);
+  assert.throws(() => capabilities(['SYS_RESOURCE'], [], false, bounding), /not in berthd's own bounding set/);
+  assert.deepEqual(capsOfMask('1'), ['CAP_CHOWN']);
   assert.throws(() => spec({ capAdd: ['NOT_A_CAP'] }), /unknown capability: "NOT_A_CAP"/);
 });
 

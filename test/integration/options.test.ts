@@ -1,0 +1,96 @@
+/** Issue #2: limits and security options take effect in the running container, checked from inside and from cgroups. */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from './harness.js';
+
+describe('limits and security options', () => {
+  let d: Daemon;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(async () => {
+    await d?.stop();
+  });
+  const run = async (args: string[], opts: { allowFail?: boolean } = {}) => d.docker(['run', '--rm', ...args], opts);
+  const cg = (ctrl: string, id: string, file: string) => readFileSync(`/sys/fs/cgroup/${ctrl}/berth/${id}/${file}`, 'utf8').trim();
+
+  test('--memory, --cpus, --cpu-shares, --pids-limit land in the cgroup; update changes them live', async () => {
+    const id = (await d.docker(['run', '-d', '--memory', '64m', '--cpus', '0.5', '--cpu-shares', '512', '--pids-limit', '20', 'busybox', 'sleep', '100'])).stdout.trim();
+    assert.equal(cg('memory', id, 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
+    assert.equal(cg('cpu', id, 'cpu.cfs_quota_us'), '50000');
+    assert.equal(cg('cpu', id, 'cpu.cfs_period_us'), '100000');
+    assert.equal(cg('cpu', id, 'cpu.shares'), '512');
+    assert.equal(cg('pids', id, 'pids.max'), '20');
+    await d.docker(['update', '--memory', '128m', '--pids-limit', '30', id]);
+    assert.equal(cg('memory', id, 'memory.limit_in_bytes'), String(128 * 1024 * 1024));
+    assert.equal(cg('pids', id, 'pids.max'), '30');
+    const ins = JSON.parse((await d.docker(['inspect', id])).stdout)[0].HostConfig;
+    assert.equal(ins.Memory, 128 * 1024 * 1024);
+    await d.docker(['rm', '-f', id]);
+  });
+
+  test("--ulimit sets limits; the default is the daemon's own", async () => {
+    assert.equal((await run(['--ulimit', 'nofile=100:200', 'busybox', 'sh', '-c', 'ulimit -n'])).stdout.trim(), '100');
+    const own = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    assert.equal((await run(['busybox', 'sh', '-c', 'ulimit -n'])).stdout.trim(), own);
+  });
+
+  test('--read-only, --user, --cap-drop, --privileged, default seccomp and capabilities', async () => {
+    const ro = await run(['--read-only', 'busybox', 'touch', '/x'], { allowFail: true });
+    assert.notEqual(ro.code, 0);
+    assert.match(ro.stderr, /Read-only file system/);
+    assert.equal((await run(['--read-only', 'busybox', 'sh', '-c', 'echo ok > /tmp/x 2>/dev/null || echo blocked'])).stdout.trim(), 'blocked');
+    assert.equal((await run(['--user', 'app', 'busybox', 'id', '-u'])).stdout.trim(), '1000');
+    assert.equal((await run(['--user', '1234:5678', 'busybox', 'sh', '-c', 'echo $(id -u):$(id -g)'])).stdout.trim(), '1234:5678');
+    const chown = await run(['--cap-drop', 'CHOWN', 'busybox', 'chown', 'app', '/tmp'], { allowFail: true });
+    assert.notEqual(chown.code, 0, 'chown without CAP_CHOWN fails');
+    assert.equal((await run(['busybox', 'chown', 'app', '/tmp'])).code, 0);
+    const mount = await run(['busybox', 'mount', '-t', 'tmpfs', 'none', '/tmp'], { allowFail: true });
+    assert.notEqual(mount.code, 0, 'mount is refused by default');
+    assert.equal((await run(['--privileged', 'busybox', 'sh', '-c', 'mount -t tmpfs none /tmp && echo mounted'])).stdout.trim(), 'mounted');
+    // --privileged grants every capability berthd itself holds (a sandbox may withhold some)
+    const bounding = /^CapBnd:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    assert.equal((await run(['--privileged', 'busybox', 'grep', 'CapEff', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], bounding);
+    const caps = (await run(['busybox', 'grep', 'CapEff', '/proc/self/status'])).stdout.trim();
+    assert.equal(caps.split(/\s+/)[1], '00000000a80425fb', "Docker's default capability set");
+    assert.equal((await run(['busybox', 'grep', 'Seccomp:', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '2');
+    assert.equal((await run(['--security-opt', 'seccomp=unconfined', 'busybox', 'grep', 'Seccomp:', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '0');
+    assert.equal((await run(['--security-opt', 'no-new-privileges', 'busybox', 'grep', 'NoNewPrivs', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '1');
+    const masked = await run(['busybox', 'cat', '/proc/kcore'], { allowFail: true });
+    assert.equal(masked.stdout, '', '/proc/kcore is masked');
+  });
+
+  test('--init runs tini as pid 1; env, workdir, entrypoint, hostname, labels, env-file', async () => {
+    assert.match((await run(['--init', 'busybox', 'cat', '/proc/1/cmdline'])).stdout, /docker-init/);
+    const dir = mkdtempSync(join(d.dir, 'envf-'));
+    writeFileSync(join(dir, 'env'), '# comment\nFROM_FILE=yes\n');
+    const r = await run(['-e', 'A=1', '--env-file', join(dir, 'env'), '-w', '/etc', '--hostname', 'boxy', '--entrypoint', 'sh', 'busybox', '-c', 'echo $A $FROM_FILE $(pwd) $(hostname)']);
+    assert.equal(r.stdout.trim(), '1 yes /etc boxy');
+    const id = (await d.docker(['create', '-l', 'team=core', 'busybox', 'true'])).stdout.trim();
+    assert.match((await d.docker(['ps', '-a', '--filter', 'label=team=core', '-q'])).stdout, new RegExp(id.slice(0, 12)));
+    await d.docker(['rm', id]);
+  });
+
+  test('kill -s, rename, export, history, import, image prune, system df', async () => {
+    await d.docker(['run', '-d', '--name', 'victim', 'busybox', 'sh', '-c', "trap 'exit 42' USR1; while true; do sleep 0.1; done"]);
+    await new Promise((r) => setTimeout(r, 300));
+    await d.docker(['kill', '-s', 'USR1', 'victim']);
+    assert.equal((await d.docker(['wait', 'victim'])).stdout.trim(), '42');
+    await d.docker(['rename', 'victim', 'renamed']);
+    const tar = join(d.dir, 'export.tar');
+    await d.docker(['export', '-o', tar, 'renamed']);
+    const imported = (await d.docker(['import', '-c', 'CMD ["echo","from-import"]', tar, 'imported:1'])).stdout.trim();
+    assert.match(imported, /^sha256:[a-f0-9]{64}$/);
+    assert.equal((await run(['imported:1'])).stdout.trim(), 'from-import');
+    assert.match((await d.docker(['history', 'busybox'])).stdout, /busybox-static/);
+    await d.docker(['rm', 'renamed']);
+    await d.docker(['tag', 'imported:1', 'imported:2']);
+    await d.docker(['rmi', 'imported:1']);
+    await d.docker(['rmi', 'imported:2']);
+    const pruned = await d.docker(['image', 'prune', '-f']);
+    assert.match(pruned.stdout, /Total reclaimed space/);
+    assert.match((await d.docker(['system', 'df'])).stdout, /Images\s+1/);
+  });
+});
