@@ -102,6 +102,7 @@ export function createApiServer(router: Router): Server {
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse | null, upgrade: { socket: Duplex; head: Buffer } | null) => {
+    const t0 = performance.now();
     const url = new URL(req.url ?? '/', 'http://berth');
     const abort = new AbortController();
     let started = false;
@@ -219,6 +220,7 @@ export function createApiServer(router: Router): Server {
       else if (upgrade) upgrade.socket.destroy();
       else res?.destroy();
     }
+    log.debug('request', { method: req.method, path: url.pathname, ms: +(performance.now() - t0).toFixed(1) });
   };
 
   server.on('request', (req, res) => void dispatch(req, res, null));

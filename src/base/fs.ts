@@ -1,4 +1,4 @@
-import { promises as fsp, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { promises as fsp, writeFileSync, renameSync, openSync, fsyncSync, closeSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -38,4 +38,16 @@ export async function exists(path: string): Promise<boolean> {
 
 export async function readJsonFile(path: string): Promise<unknown> {
   return JSON.parse(await fsp.readFile(path, 'utf8')) as unknown;
+}
+
+/** Whether `p` is a mount point, from /proc/self/mountinfo. */
+export function isMountPoint(p: string): boolean {
+  let info = '';
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return false;
+  }
+  const esc = p.replace(/ /g, '\\040');
+  return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }

@@ -2,12 +2,13 @@
  * The engine: the containers' state table and lifecycle, and the only place that wires the
  * services together (images, snapshots, runtime). API handlers call it; it never knows HTTP.
  */
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
 import { conflict, invalidArgument, notFound, wrap, errorMessage, isBerthError } from '../base/errors.js';
 import { newId, type ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
+import { isMountPoint } from '../base/fs.js';
 import type { Db } from '../metadata/db.js';
 import type { ImageStore } from '../image/types.js';
 import type { Snapshotter, Mount } from '../snapshot/types.js';
@@ -153,10 +154,10 @@ export class Engine {
     const hostNet = rec.hostConfig.NetworkMode === 'host';
     await fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`);
     const hosts = hostNet
-      ? readFileSafe('/etc/hosts')
+      ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
       : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`;
     await fsp.writeFile(join(dir, 'hosts'), hosts);
-    const resolv = readFileSafe('/etc/resolv.conf')
+    const resolv = (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
       .split('\n')
       .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
       .join('\n');
@@ -195,13 +196,17 @@ export class Engine {
 
   private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
+    const t0 = performance.now();
     try {
       await this.runtime.delete(rec.id);
     } catch (e) {
       log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) });
     }
+    const t1 = performance.now();
     await this.discardFiles(rec.id);
+    const t2 = performance.now();
     this.store.delete(rec);
+    log.debug('removed', { id: rec.id, runtimeMs: +(t1 - t0).toFixed(1), filesMs: +(t2 - t1).toFixed(1), dbMs: +(performance.now() - t2).toFixed(1) });
     this.events.emit('container', 'destroy', rec.id, { image: rec.config.Image ?? '', name: rec.name });
     this.waiters.removed(rec.id, rec.state.exitCode);
   }
@@ -230,19 +235,4 @@ export class Engine {
     this.store.rename(rec, clean);
     this.events.emit('container', 'rename', rec.id, { name: clean, oldName: `/${old}` });
   }
-}
-
-function readFileSafe(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-/** Whether `p` is a mount point, from /proc/self/mountinfo. */
-export function isMountPoint(p: string): boolean {
-  const info = readFileSafe('/proc/self/mountinfo');
-  const esc = p.replace(/ /g, '\\040');
-  return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }

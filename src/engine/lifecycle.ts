@@ -105,9 +105,11 @@ export class Lifecycle {
     const { engine } = this;
     const t0 = performance.now();
     const rootfs = await engine.ensureMounted(rec);
+    const tm = performance.now();
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
     const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host });
+    const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
     let created: { pid: number; conmonPid: number };
@@ -148,7 +150,7 @@ export class Lifecycle {
     );
     const t2 = performance.now();
     await engine.runtime.start(rec.id);
-    log.debug('started', { id: rec.id, prepareAndCreateMs: +(t1 - t0).toFixed(1), attachMs: +(t2 - t1).toFixed(1), startMs: +(performance.now() - t2).toFixed(1) });
+    log.debug('started', { id: rec.id, mountMs: +(tm - t0).toFixed(1), specMs: +(ts - tm).toFixed(1), prepareAndCreateMs: +(t1 - t0).toFixed(1), attachMs: +(t2 - t1).toFixed(1), startMs: +(performance.now() - t2).toFixed(1) });
     rec.state = { ...rec.state, status: 'running', pid: created.pid, conmonPid: created.conmonPid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
     rec.manuallyStopped = false;
     engine.store.save(rec);
@@ -258,6 +260,7 @@ export class Lifecycle {
     try {
       const ex = forcedCode === undefined ? await this.engine.runtime.exitCode(id) : { code: forcedCode, at: new Date() };
       if (!ex) return;
+      log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       await this.engine.runtime.delete(id).catch(() => undefined);
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
       rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };

@@ -90,7 +90,8 @@ export function runtimeError(message: string): Error {
 
 export function startConmon(path: string, args: string[], opts: { attach: boolean }): ConmonHandle {
   const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'ignore', 'pipe', 'pipe'];
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' };
+  // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second variable
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
   if (opts.attach) {
     stdio.push('pipe', 'pipe');
     env['_OCI_ATTACHPIPE'] = '4';

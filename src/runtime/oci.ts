@@ -6,13 +6,16 @@
  *   <runDir>/s/<id[:12]>           conmon's link to the bundle, holding the `attach` socket (short path)
  *   <runDir>/c/<id>/               conmon.pid, pid
  *   <runDir>/x/<exec id>/          one exec: process.json, pids, exit dir, log
+ *   <runDir>/bin/<runtime>         the runtime's binary, bind-mounted read-only (see pinBinary)
  * The bundle (config.json, conmon's `ctl` fifo) lives in the engine's container dir.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { promises as fsp, readFileSync, existsSync, watch, openSync, writeSync, closeSync, constants as fsc, readdirSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, existsSync, watch, openSync, writeSync, closeSync, constants as fsc, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
+import { isMountPoint } from '../base/fs.js';
+import { MNT_DETACH, MS_BIND, MS_RDONLY, mount, umount } from '../base/syscalls.js';
 import { isObject } from '../base/json.js';
 import { log } from '../base/log.js';
 import { newId } from '../base/ids.js';
@@ -24,6 +27,29 @@ import { cgroupPids, cgroupStats } from './cgroups.js';
 
 const run = promisify(execFile);
 const short = (id: string) => id.slice(0, 12);
+const MS_REMOUNT = 32;
+
+/**
+ * crun and runc copy themselves (or bind-mount themselves read-only) and re-execute on every
+ * create, start and exec, so that a container cannot overwrite the host's binary through
+ * /proc/self/exe (CVE-2019-5736) — a second exec and dynamic link each time. Both skip that
+ * when their binary already sits on a read-only mount and _LIBCONTAINER_CLONED_BINARY is set
+ * (their cloned_binary.c): the protection is the same, paid once per daemon instead of per call.
+ * Returns the pinned path, or the binary's own path when bind mounts are not allowed here.
+ */
+function pinBinary(real: string, target: string): string {
+  try {
+    if (isMountPoint(target)) umount(target, MNT_DETACH); // a previous daemon's: re-pin the current binary
+    writeFileSync(target, '', { mode: 0o755 });
+    mount(real, target, '', MS_BIND, '');
+    mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+    return target;
+  } catch (e) {
+    log.warn('cannot pin the runtime binary read-only; it will copy itself on each call', { binary: real, err: errorMessage(e) });
+    return real;
+  }
+}
+const RUNTIME_ENV = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _LIBCONTAINER_CLONED_BINARY: '1' };
 
 export class ConmonRuntime implements Runtime {
   private readonly exits: string;
@@ -32,6 +58,8 @@ export class ConmonRuntime implements Runtime {
   private readonly execs: string;
   /** Which runtime created each container (the one that must manage it). */
   private readonly runtimeOf = new Map<string, RuntimeName>();
+  /** Each runtime's binary as invoked (pinned read-only when possible). */
+  private readonly bins = new Map<RuntimeName, string>();
 
   constructor(private readonly runDir: string, private readonly info: HostInfo) {
     this.exits = join(runDir, 'exits');
@@ -41,7 +69,13 @@ export class ConmonRuntime implements Runtime {
   }
 
   async init(): Promise<void> {
-    for (const d of [this.exits, this.sockets, this.ctrs, this.execs, join(this.runDir, 'crun'), join(this.runDir, 'runc')]) await fsp.mkdir(d, { recursive: true });
+    for (const d of [this.exits, this.sockets, this.ctrs, this.execs, join(this.runDir, 'bin'), join(this.runDir, 'crun'), join(this.runDir, 'runc')]) await fsp.mkdir(d, { recursive: true });
+    for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
+      this.bins.set(name, pinBinary(rt.path, join(this.runDir, 'bin', name)));
+  }
+
+  private bin(name: RuntimeName): string {
+    return this.bins.get(name) ?? this.info.runtimes[name]?.path ?? name;
   }
 
   host(): HostInfo {
@@ -62,13 +96,12 @@ export class ConmonRuntime implements Runtime {
 
   private cli(id: string, args: string[]) {
     const name = this.rt(id);
-    const bin = this.info.runtimes[name]?.path ?? name;
-    return run(bin, [`--root=${join(this.runDir, name)}`, ...args], { maxBuffer: 4 * 1024 * 1024 });
+    return run(this.bin(name), [`--root=${join(this.runDir, name)}`, ...args], { maxBuffer: 4 * 1024 * 1024, env: RUNTIME_ENV });
   }
 
   async create(o: CreateOptions, spec: SpecInput): Promise<{ pid: number; conmonPid: number }> {
-    const rt = this.info.runtimes[o.runtime];
-    if (!rt) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+    if (!this.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+    const tp = performance.now();
     const config = buildSpec(spec, this.info);
     await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config));
     const cdir = join(this.ctrs, o.id);
@@ -78,7 +111,7 @@ export class ConmonRuntime implements Runtime {
     await fsp.rm(join(this.exits, o.id), { force: true });
     await fsp.rm(join(this.sockets, short(o.id)), { force: true });
     const args = [
-      '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', rt.path, '-b', o.bundleDir,
+      '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', this.bin(o.runtime), '-b', o.bundleDir,
       '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,
       '--exit-dir', this.exits, '--socket-dir-path', this.sockets, '--runtime-arg', `--root=${join(this.runDir, o.runtime)}`,
       '--log-level', 'error',
@@ -86,10 +119,12 @@ export class ConmonRuntime implements Runtime {
     if (o.tty) args.push('-t');
     if (o.openStdin) args.push('-i');
     if (o.openStdin && !o.stdinOnce) args.push('--leave-stdin-open');
+    const tc = performance.now();
     const h = startConmon(this.info.conmon.path, args, { attach: false });
     let msg;
     try {
       msg = await h.sync.next();
+      log.debug('conmon', { id: o.id, prepMs: +(tc - tp).toFixed(1), spawnToPidMs: +(performance.now() - tc).toFixed(1) });
     } catch (e) {
       await this.delete(o.id);
       throw runtimeError(`${errorMessage(e)} ${h.stderr()}`);
@@ -103,10 +138,36 @@ export class ConmonRuntime implements Runtime {
   }
 
   async start(id: string): Promise<void> {
+    if (this.rt(id) === 'crun' && this.openExecFifo(id)) return;
     try {
       await this.cli(id, ['start', id]);
     } catch (e) {
       throw runtimeError((e as { stderr?: string }).stderr || errorMessage(e));
+    }
+  }
+
+  /**
+   * `crun start` without spawning crun: its start only opens the state dir's exec.fifo for
+   * writing, unlinks it and writes one byte, which releases the container's init blocked on the
+   * other end (crun's libcrun_status_write_exec_fifo; we use no start hooks or notify socket).
+   * False when the fifo has no reader (the init died): then crun itself reports why.
+   */
+  private openExecFifo(id: string): boolean {
+    const fifo = join(this.runDir, 'crun', id, 'exec.fifo');
+    let fd: number;
+    try {
+      fd = openSync(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+    } catch {
+      return false;
+    }
+    try {
+      unlinkSync(fifo);
+      writeSync(fd, Buffer.of(0));
+      return true;
+    } catch {
+      return false;
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -256,7 +317,7 @@ export class ConmonRuntime implements Runtime {
     const name = this.rt(id);
     const attach = !o.detach;
     const args = [
-      '--api-version', '1', '-c', id, '-u', short(execId), '-n', id, '-r', this.info.runtimes[name]?.path ?? name, '-b', dir,
+      '--api-version', '1', '-c', id, '-u', short(execId), '-n', id, '-r', this.bin(name), '-b', dir,
       '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', join(dir, 'exit'), '--socket-dir-path', this.sockets,
       '--runtime-arg', `--root=${join(this.runDir, name)}`, '--exec', '--exec-process-spec', join(dir, 'process.json'), '--log-level', 'error',
     ];

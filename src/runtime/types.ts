@@ -127,6 +127,8 @@ export interface HostInfo {
   cgroupDriver: 'cgroupfs';
   /** e.g. 'moved hugetlb from cgroup2 to a v1 hierarchy' or '' */
   cgroupRepair: string;
+  /** Host settings the daemon adjusted for speed (shown by `info`). */
+  tuning: string[];
   runtimes: Partial<Record<RuntimeName, { path: string; version: string }>>;
   defaultRuntime: RuntimeName;
   conmon: { path: string; version: string };

@@ -105,6 +105,7 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
         ...(host.selinux ? ['name=selinux'] : []),
       ],
       CgroupRepair: host.cgroupRepair,
+      HostTuning: host.tuning,
       Warnings: host.warnings.length ? host.warnings : null,
     });
   });
