@@ -29,6 +29,7 @@ export function pumpStreams(client: Client, sock: Socket, o: StreamOptions): Pro
     }
     const demux = new Demux((s, b) => (s === 2 ? stderr : stdout).write(b));
     sock.on('data', (c: Buffer) => (o.tty ? stdout.write(c) : demux.push(c)));
+    sock.resume(); // the client hands hijacked sockets over paused
     const done = () => {
       restore?.();
       process.off('SIGWINCH', resize);

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { hostname as hostHostname } from 'node:os';
+import { constants as osc, hostname as hostHostname } from 'node:os';
 import { conflict, invalidArgument, notFound, wrap, errorMessage, isBerthError } from '../base/errors.js';
 import { newId, type ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
@@ -14,6 +14,9 @@ import type { ImageStore } from '../image/types.js';
 import type { Snapshotter, Mount } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { parseCreateBody } from '../spec/engine-api.js';
+
+type CreateBody = ReturnType<typeof parseCreateBody>;
+const { EINVAL, ENOENT } = osc.errno;
 import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
@@ -54,6 +57,7 @@ export class Engine {
   private readonly mounted = new Set<string>();
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
+  private readonly creatingNames = new Set<string>();
 
   constructor(o: EngineOptions) {
     this.root = o.root;
@@ -92,11 +96,22 @@ export class Engine {
   async create(body: unknown, name: string | undefined): Promise<{ id: ContainerId; warnings: string[] }> {
     const { config, hostConfig } = parseCreateBody(body);
     if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
-    const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined);
+    const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined || this.creatingNames.has(n));
     if (this.store.find(ctrName)?.name === ctrName) {
       const clash = this.store.get(ctrName);
       throw conflict(`Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
     }
+    if (this.creatingNames.has(ctrName)) throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
+    // Held until the record is stored: concurrent creates must not pick the same name.
+    this.creatingNames.add(ctrName);
+    try {
+      return await this.createNamed(config, hostConfig, ctrName);
+    } finally {
+      this.creatingNames.delete(ctrName);
+    }
+  }
+
+  private async createNamed(config: CreateBody['config'], hostConfig: CreateBody['hostConfig'], ctrName: string): Promise<{ id: ContainerId; warnings: string[] }> {
     const imageRef = config.Image;
     if (!imageRef) throw invalidArgument('Config.Image: an image is required');
     const image = this.images.get(imageRef);
@@ -213,17 +228,18 @@ export class Engine {
 
   /** Unmounts and deletes everything a container had on disk. Idempotent. */
   async discardFiles(id: string): Promise<void> {
-    const target = this.rootfsOf(id);
-    if (isMountPoint(target)) {
-      try {
-        await this.mounter.unmount(target);
-      } catch (e) {
-        log.warn('unmount failed', { id, err: errorMessage(e) });
-      }
+    try {
+      await this.mounter.unmount(this.rootfsOf(id));
+    } catch (e) {
+      // EINVAL: not a mount point (never mounted, or already unmounted); ENOENT: no directory
+      const errno = (e as { errno?: number }).errno;
+      if (errno !== EINVAL && errno !== ENOENT) log.warn('unmount failed', { id, err: errorMessage(e) });
     }
     this.mounted.delete(id);
-    await this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
-    await fsp.rm(this.containerDir(id), { recursive: true, force: true });
+    await Promise.all([
+      this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) })),
+      fsp.rm(this.containerDir(id), { recursive: true, force: true }),
+    ]);
   }
 
   async rename(ref: string, newName: string): Promise<void> {

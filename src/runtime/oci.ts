@@ -202,13 +202,15 @@ export class ConmonRuntime implements Runtime {
     const dirs = this.info.cgroupVersion === 2
       ? [`/sys/fs/cgroup${cg}`]
       : readdirSync('/sys/fs/cgroup').map((c) => `/sys/fs/cgroup/${c}${cg}`);
-    for (const d of dirs) {
-      try {
-        await fsp.rmdir(d);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false; // busy: let the runtime handle it
-      }
-    }
+    const removed = await Promise.all(
+      dirs.map((d) =>
+        fsp.rmdir(d).then(
+          () => true,
+          (e: NodeJS.ErrnoException) => e.code === 'ENOENT', // busy: let the runtime handle it
+        ),
+      ),
+    );
+    if (removed.includes(false)) return false;
     await fsp.rm(join(this.runDir, this.rt(id), id), { recursive: true, force: true });
     return true;
   }
@@ -216,9 +218,11 @@ export class ConmonRuntime implements Runtime {
   async delete(id: string): Promise<void> {
     const stateDir = join(this.runDir, this.rt(id), id);
     if (existsSync(stateDir) && !(await this.deleteExited(id))) await this.cli(id, ['delete', '--force', id]).catch(() => undefined);
-    await fsp.rm(join(this.sockets, short(id)), { force: true });
-    await fsp.rm(join(this.exits, id), { force: true });
-    await fsp.rm(join(this.ctrs, id), { recursive: true, force: true });
+    await Promise.all([
+      fsp.rm(join(this.sockets, short(id)), { force: true }),
+      fsp.rm(join(this.exits, id), { force: true }),
+      fsp.rm(join(this.ctrs, id), { recursive: true, force: true }),
+    ]);
   }
 
   async state(id: string): Promise<{ status: RuntimeStatus; pid: number } | null> {

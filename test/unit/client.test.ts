@@ -1,0 +1,121 @@
+/**
+ * The CLI's own HTTP/1.1 client against a raw server on a unix socket that answers in awkward
+ * fragments: chunked bodies split mid-size-line and mid-CRLF, Content-Length, HEAD, errors,
+ * a 101 upgrade with bytes right behind the head, chunked request bodies.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { ApiError, Client, readText } from '../../src/client/client.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A server whose handler gets the raw request text (head + body read so far) and the socket. */
+async function serve(handler: (req: string, sock: Socket) => void | Promise<void>): Promise<{ client: Client; close: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-client-'));
+  const path = join(dir, 's.sock');
+  const server: Server = createServer((sock) => {
+    let req = '';
+    let handled = false;
+    sock.on('data', (c: Buffer) => {
+      req += c.toString('latin1');
+      const complete = req.includes('\r\n\r\n') && (!/Transfer-Encoding: chunked/i.test(req) || req.endsWith('0\r\n\r\n'));
+      if (complete && !handled) {
+        handled = true;
+        void handler(req, sock);
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return { client: new Client(path), close: () => (server.close(), rmSync(dir, { recursive: true, force: true })) };
+}
+
+/** Writes the pieces with a pause between them, so the client sees each as its own read. */
+async function dribble(sock: Socket, pieces: string[]): Promise<void> {
+  for (const p of pieces) {
+    sock.write(p);
+    await sleep(5);
+  }
+}
+
+test('chunked responses split anywhere are decoded; the connection is closed after the last chunk', async () => {
+  const s = await serve((_req, sock) =>
+    dribble(sock, ['HTTP/1.1 200 OK\r\nTransfer-Enc', 'oding: chunked\r\n\r\n5\r', '\nhel', 'lo\r\n', '1', '0\r\n', ' 0123456789abcd', 'e\r\n0\r\n\r\n']),
+  );
+  try {
+    const res = await s.client.stream('GET', '/x');
+    assert.equal(res.statusCode, 200);
+    assert.equal(await readText(res), 'hello 0123456789abcde');
+  } finally {
+    s.close();
+  }
+});
+
+test('Content-Length bodies, JSON, HEAD (headers only) and lower-cased headers', async () => {
+  const s = await serve((req, sock) => {
+    if (req.startsWith('HEAD')) return void sock.end('HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: abc\r\nContent-Length: 99\r\n\r\n');
+    const body = '{"Id":"1234"}';
+    void dribble(sock, [`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n{"Id"`, ':"1234"}']);
+  });
+  try {
+    assert.deepEqual(await s.client.json('GET', '/containers/x/json'), { Id: '1234' });
+    const head = await s.client.stream('HEAD', '/containers/x/archive');
+    assert.equal(head.headers['x-docker-container-path-stat'], 'abc');
+    assert.equal(await readText(head), '');
+  } finally {
+    s.close();
+  }
+});
+
+test("errors carry the daemon's status and message; a dead socket says the daemon is not running", async () => {
+  const s = await serve((_req, sock) => {
+    const body = '{"message":"No such container: nope"}';
+    sock.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  });
+  try {
+    await assert.rejects(s.client.json('GET', '/containers/nope/json'), (e: unknown) => e instanceof ApiError && e.status === 404 && e.message === 'No such container: nope');
+  } finally {
+    s.close();
+  }
+  await assert.rejects(new Client('/nonexistent/berth.sock').json('GET', '/version'), /Cannot connect to the berth daemon/);
+});
+
+test('hijack: 101 with stream bytes right behind the head; the socket stays paused until resumed', async () => {
+  const s = await serve((req, sock) => {
+    assert.match(req, /Upgrade: tcp/);
+    sock.write('HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nfirst');
+    setTimeout(() => sock.end('-second'), 20);
+  });
+  try {
+    const sock = await s.client.hijack('/containers/x/attach?stream=1');
+    await sleep(50); // nothing may be lost while nobody listens
+    let got = '';
+    sock.on('data', (c: Buffer) => (got += c.toString()));
+    sock.resume();
+    await new Promise((r) => sock.on('end', r));
+    assert.equal(got, 'first-second');
+  } finally {
+    s.close();
+  }
+});
+
+test('request bodies from a stream go out chunked and arrive whole', async () => {
+  let received = '';
+  const s = await serve((req, sock) => {
+    received = req;
+    sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  });
+  try {
+    const res = await s.client.stream('POST', '/images/load', { raw: Readable.from([Buffer.from('abc'), Buffer.from('defgh')]), headers: { 'Content-Type': 'application/x-tar' } });
+    assert.equal(await readText(res), 'ok');
+    assert.match(received, /Transfer-Encoding: chunked/);
+    assert.ok(received.endsWith('\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n'));
+  } finally {
+    s.close();
+  }
+});
