@@ -32,15 +32,17 @@ interface Flags {
   execRoot: string;
   runtime: RuntimeName | undefined;
   logLevel: Level;
+  insecureRegistries: string[];
+  registryMirrors: string[];
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL]\n`);
+  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n`);
   process.exit(2);
 }
 
 export function parseFlags(argv: string[]): Flags {
-  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info' };
+  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -67,6 +69,12 @@ export function parseFlags(argv: string[]): Flags {
       }
       case '--log-level':
         f.logLevel = value() as Level;
+        break;
+      case '--insecure-registry':
+        f.insecureRegistries.push(value());
+        break;
+      case '--registry-mirror':
+        f.registryMirrors.push(value().replace(/\/+$/, ''));
         break;
       case '-h':
       case '--help':
@@ -106,7 +114,10 @@ async function main(): Promise<void> {
   const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime });
   const host = services.runtime.host();
   for (const w of host.warnings) log.warn(w);
-  const engine = new Engine({ root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime });
+  const engine = new Engine({
+    root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime,
+    registries: { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors },
+  });
   services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
   await reconcile(engine);
   const execs = new Execs(engine);

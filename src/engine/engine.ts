@@ -14,6 +14,7 @@ import type { ImageStore } from '../image/types.js';
 import type { Snapshotter, Mount } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { parseCreateBody } from '../spec/engine-api.js';
+import type { ClientOptions } from '../distribution/client.js';
 
 type CreateBody = ReturnType<typeof parseCreateBody>;
 const { EINVAL, ENOENT } = osc.errno;
@@ -40,6 +41,8 @@ export interface EngineOptions {
   runtime: Runtime;
   mounter: Mounter;
   defaultRuntime: RuntimeName;
+  /** how to reach registries: insecure (HTTP) ones, Docker Hub mirrors */
+  registries?: ClientOptions;
 }
 
 export class Engine {
@@ -54,6 +57,7 @@ export class Engine {
   readonly root: string;
   readonly runRoot: string;
   readonly defaultRuntime: RuntimeName;
+  readonly registries: ClientOptions;
   private readonly mounted = new Set<string>();
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
@@ -67,6 +71,7 @@ export class Engine {
     this.runtime = o.runtime;
     this.mounter = o.mounter;
     this.defaultRuntime = o.defaultRuntime;
+    this.registries = o.registries ?? {};
     this.store = new ContainerStore(o.db);
     this.lifecycle = new Lifecycle(this);
   }

@@ -3,7 +3,7 @@
  * mounter the engine mounts container rootfs with. `ImageService` implements `ImageStore`.
  */
 import { join } from 'node:path';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import type { Digest } from '../base/digest.js';
@@ -48,6 +48,47 @@ export class ImageService implements ImageStore {
   }
   diskUsage(): { layersSize: number } {
     return { layersSize: this.core.layersSize() };
+  }
+
+  // --- for distribution (pull and push) ---------------------------------------------------
+
+  hasLayer(diffId: string): boolean {
+    return this.core.content.has(diffId as Digest);
+  }
+
+  /**
+   * Streams a layer (gzip or plain) into content and checks it is the layer the config names.
+   * A mismatch deletes what was written (unless another image already had it) and throws.
+   */
+  async ingestLayer(input: Readable, expectedDiffId: string): Promise<void> {
+    const had = this.core.content.has(expectedDiffId as Digest);
+    const { diffId } = await this.core.ingestLayer(input);
+    if (diffId !== expectedDiffId) {
+      if (!had && diffId !== expectedDiffId) await this.core.content.delete(diffId);
+      throw invalidArgument(`layer content ${diffId} does not match the config's diff id ${expectedDiffId}`);
+    }
+  }
+
+  /** Registers a pulled image (every layer in content) and names it: `name:tag` and/or `name@digest`. */
+  async register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<ImageRecord> {
+    const img = await this.core.addImage(configBytes);
+    if (names.tag) this.core.setTag(names.tag, img.id);
+    if (names.digestRef) this.core.addDigest(names.digestRef, img.id);
+    return this.core.byId(img.id);
+  }
+
+  /** Records that `name@digest` (a registry's manifest digest) is this image. */
+  addDigest(digestRef: string, id: string): void {
+    this.core.addDigest(digestRef, id);
+  }
+
+  configBytes(id: string): Buffer {
+    return readFileSync(this.core.content.path(id as Digest));
+  }
+
+  /** A layer's uncompressed tar (its digest is the diff id) and its size. */
+  layer(diffId: string): { stream: Readable; size: number } {
+    return { stream: this.core.content.reader(diffId as Digest), size: this.core.content.size(diffId as Digest) };
   }
 
   async importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {

@@ -146,6 +146,11 @@ export class ImageCore {
     this.db.prepare('INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(tag, id);
   }
 
+  addDigest(ref: string, id: string): void {
+    this.db.prepare('INSERT INTO digests (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(ref, id);
+    this.cache.delete(id);
+  }
+
   untag(tag: string): void {
     this.db.prepare('DELETE FROM tags WHERE ref = ?').run(tag);
   }
@@ -181,7 +186,7 @@ export class ImageCore {
     const tags = image.repoTags;
     if (tag && tags.length > 1) {
       this.untag(tag);
-      return [{ Untagged: tag }];
+      return [{ Untagged: tag }, ...this.untagDigestsOfRepo(image.id, tag)];
     }
     if (!tag && tags.length > 1 && !opts.force)
       throw conflict(`conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
@@ -208,6 +213,22 @@ export class ImageCore {
     }
     await this.deleteImage(image.id);
     out.push({ Deleted: image.id });
+    return out;
+  }
+
+  /**
+   * After `tag` was removed: the image's `repo@digest` references of the same repository go too
+   * when no other tag of that repository still names the image (dockerd's rule).
+   */
+  private untagDigestsOfRepo(id: string, tag: string): RemoveResult[] {
+    const repo = tag.slice(0, tag.lastIndexOf(':'));
+    if (this.tagsOf(id).some((t) => t.slice(0, t.lastIndexOf(':')) === repo)) return [];
+    const out: RemoveResult[] = [];
+    for (const d of this.digestsOf(id).filter((d) => d.slice(0, d.indexOf('@')) === repo)) {
+      this.db.prepare('DELETE FROM digests WHERE ref = ?').run(d);
+      out.push({ Untagged: d });
+    }
+    this.cache.delete(id);
     return out;
   }
 

@@ -76,4 +76,12 @@ export interface ImageStore {
   commit(opts: CommitOptions): Promise<ImageRecord>;
   /** Bytes used by all layers and how many images share them (for /system/df). */
   diskUsage(): { layersSize: number };
+
+  // for distribution: pull writes layers and registers images; push reads them
+  hasLayer(diffId: string): boolean;
+  ingestLayer(input: Readable, expectedDiffId: string): Promise<void>;
+  register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<ImageRecord>;
+  addDigest(digestRef: string, id: string): void;
+  configBytes(id: string): Buffer;
+  layer(diffId: string): { stream: Readable; size: number };
 }

@@ -1,5 +1,9 @@
-/** Image routes: list, inspect, history, tag, remove, prune, import (/images/create?fromSrc), load, save (get), commit. */
-import { invalidArgument, notImplemented } from '../../base/errors.js';
+/** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
+import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
+import { isObject } from '../../base/json.js';
+import type { Credentials } from '../../distribution/client.js';
+import { pull } from '../../distribution/pull.js';
+import { push } from '../../distribution/push.js';
 import type { Router, Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ImageRecord } from '../../image/types.js';
@@ -59,12 +63,54 @@ function inspectView(i: ImageRecord, layersDir: string) {
 }
 
 /** Streams newline-delimited JSON progress messages, Docker-style. */
+/** Docker's JSON progress stream; the response starts with the first message. */
 function progress(ctx: Ctx) {
-  const io = ctx.stream(200, 'application/json');
+  let io: ReturnType<Ctx['stream']> | null = null;
+  const out = () => (io ??= ctx.stream(200, 'application/json'));
   return {
-    msg: (m: Record<string, unknown>) => io.write(Buffer.from(JSON.stringify(m) + '\r\n')),
-    end: () => io.end(),
+    msg: (m: Record<string, unknown>) => out().write(Buffer.from(JSON.stringify(m) + '\r\n')),
+    end: () => out().end(),
+    get started() {
+      return io !== null;
+    },
   };
+}
+
+/**
+ * Runs a pull or push: errors before the first progress message are HTTP errors (the docker CLI
+ * prints them as "Error response from daemon"); later ones end the stream with Docker's
+ * errorDetail message.
+ */
+async function streamed(ctx: Ctx, work: (p: ReturnType<typeof progress>) => Promise<void>): Promise<void> {
+  const p = progress(ctx);
+  try {
+    await work(p);
+  } catch (e) {
+    if (!p.started) throw e;
+    const message = errorMessage(e);
+    p.msg({ errorDetail: { message }, error: message });
+  }
+  p.end();
+}
+
+/** X-Registry-Auth: base64(url) JSON {username, password} or {auth: base64(user:pass)}. */
+function registryAuth(ctx: Ctx): Credentials | null {
+  const h = ctx.req.headers['x-registry-auth'];
+  if (typeof h !== 'string' || !h) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(h.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8'));
+  } catch {
+    throw invalidArgument('invalid X-Registry-Auth header');
+  }
+  if (!isObject(v)) return null;
+  if (typeof v['username'] === 'string' && v['username'] && typeof v['password'] === 'string') return { username: v['username'], password: v['password'] };
+  if (typeof v['auth'] === 'string' && v['auth']) {
+    const up = Buffer.from(v['auth'], 'base64').toString('utf8');
+    const i = up.indexOf(':');
+    if (i > 0) return { username: up.slice(0, i), password: up.slice(i + 1) };
+  }
+  return null;
 }
 
 export function imageRoutes(r: Router, engine: Engine): void {
@@ -84,7 +130,19 @@ export function imageRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/images/create', async (ctx) => {
     const fromSrc = ctx.query.get('fromSrc');
-    if (fromSrc === null) throw notImplemented('pulling images from a registry is not supported yet');
+    const fromImage = ctx.query.get('fromImage');
+    if (fromSrc === null && fromImage) {
+      const tag = ctx.query.get('tag') ?? '';
+      const ref = tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
+      const creds = registryAuth(ctx);
+      const platform = ctx.query.get('platform') ?? '';
+      await streamed(ctx, async (p) => {
+        const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, progress: (m) => p.msg(m) });
+        engine.events.emit('image', 'pull', img.id, { name: ref });
+      });
+      return;
+    }
+    if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
     if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
     const repo = ctx.query.get('repo') ?? '';
     const tag = ctx.query.get('tag') ?? '';
@@ -144,6 +202,21 @@ export function imageRoutes(r: Router, engine: Engine): void {
         Comment: h.comment ?? '',
       })),
     );
+  });
+
+  r.on('POST', '/images/{name*}/push', async (ctx) => {
+    const name = ctx.params[0]!;
+    const tag = ctx.query.get('tag') ?? '';
+    const ref = tag ? `${name}:${tag}` : name;
+    const creds = registryAuth(ctx);
+    images.get(ref); // 404 before the stream starts
+    await streamed(ctx, async (p) => {
+      await push(images, ref, {
+        creds, client: engine.registries, progress: (m) => p.msg(m),
+        onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),
+      });
+      engine.events.emit('image', 'push', ref, { name: ref });
+    });
   });
 
   r.on('POST', '/images/{name*}/tag', (ctx) => {

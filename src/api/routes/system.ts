@@ -6,6 +6,9 @@ import type { Engine } from '../../engine/engine.js';
 import type { EngineEvent } from '../../engine/events.js';
 import { parseUnixTime } from '../../engine/logs.js';
 import { parseFilters, type Filters } from '../filters.js';
+import { invalidArgument } from '../../base/errors.js';
+import { isObject } from '../../base/json.js';
+import { checkLogin } from '../../distribution/client.js';
 
 export const BERTH_VERSION = '0.1.0';
 
@@ -16,6 +19,15 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
     ctx.send(200, 'OK', { 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Builder-Version': '1', 'Content-Type': 'text/plain; charset=utf-8' });
   r.on('GET', '/_ping', ping);
   r.on('HEAD', '/_ping', ping);
+
+  // docker login: the daemon checks the credentials against the registry; nothing is stored here
+  r.on('POST', '/auth', async (ctx) => {
+    const body = await ctx.json();
+    if (!isObject(body) || typeof body['username'] !== 'string' || typeof body['password'] !== 'string') throw invalidArgument('username and password are required');
+    const server = typeof body['serveraddress'] === 'string' && body['serveraddress'] ? body['serveraddress'] : 'https://index.docker.io/v1/';
+    await checkLogin(server, { username: body['username'], password: body['password'] }, engine.registries);
+    ctx.send(200, { Status: 'Login Succeeded', IdentityToken: '' });
+  });
 
   r.on('GET', '/version', (ctx) => {
     const host = engine.runtime.host();

@@ -1,0 +1,157 @@
+/**
+ * pull, push, login, logout. Credentials live where the docker CLI keeps them
+ * ($DOCKER_CONFIG/config.json, else ~/.docker/config.json, `auths.<host>.auth` = base64(user:pass)),
+ * so either CLI can log in for the other; they travel to the daemon in X-Registry-Auth.
+ * Progress: one line per layer, redrawn in place on a terminal (docker's look), plain lines otherwise.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { readText } from '../../client/client.js';
+import { UsageError, bool, parseArgs, str } from '../args.js';
+import { ExitError, type Ctx } from '../context.js';
+
+type Json = Record<string, unknown>;
+
+function configPath(): string {
+  return join(process.env['DOCKER_CONFIG'] ?? join(homedir(), '.docker'), 'config.json');
+}
+
+function readConfig(): Json {
+  try {
+    return JSON.parse(readFileSync(configPath(), 'utf8')) as Json;
+  } catch {
+    return {};
+  }
+}
+
+function writeConfig(c: Json): void {
+  const p = configPath();
+  mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+  writeFileSync(`${p}.tmp`, `${JSON.stringify(c, null, '\t')}\n`, { mode: 0o600 });
+  renameSync(`${p}.tmp`, p);
+}
+
+/** The registry host of a reference, as the docker CLI keys credentials (`docker.io` -> index URL). */
+export function registryOf(ref: string): string {
+  const first = ref.split('/')[0]!;
+  const hasHost = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return hasHost ? first : 'https://index.docker.io/v1/';
+}
+
+function authHeader(server: string): Record<string, string> {
+  const auths = (readConfig()['auths'] ?? {}) as Record<string, { auth?: string }>;
+  const entry = auths[server] ?? auths[server.replace(/^https?:\/\//, '')] ?? auths[`https://${server}`];
+  if (!entry?.auth) return {};
+  const up = Buffer.from(entry.auth, 'base64').toString('utf8');
+  const i = up.indexOf(':');
+  const json = JSON.stringify({ username: up.slice(0, i), password: up.slice(i + 1), serveraddress: server });
+  return { 'X-Registry-Auth': Buffer.from(json).toString('base64url') };
+}
+
+/** Renders Docker's JSON progress stream; throws on an error message. */
+async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean): Promise<void> {
+  const tty = process.stdout.isTTY && !quiet;
+  const order: string[] = [];
+  const lines = new Map<string, string>();
+  let drawn = 0;
+  const redraw = () => {
+    if (drawn) ctx.out(`\x1b[${drawn}A`);
+    for (const id of order) ctx.out(`\x1b[2K${id}: ${lines.get(id)}\n`);
+    drawn = order.length;
+  };
+  let error: string | null = null;
+  const rl = createInterface({ input: res as NodeJS.ReadableStream & AsyncIterable<string>, crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (!line.trim()) continue;
+    const m = JSON.parse(line) as Json;
+    if (typeof m['error'] === 'string') {
+      error = m['error'];
+      break;
+    }
+    if (quiet || typeof m['status'] !== 'string') continue;
+    const id = typeof m['id'] === 'string' ? m['id'] : '';
+    const text = `${m['status']}${typeof m['progress'] === 'string' && tty ? ` ${m['progress']}` : ''}`;
+    if (!id) {
+      ctx.out(`${m['status']}\n`);
+      drawn = 0;
+      order.length = 0;
+      continue;
+    }
+    if (!tty) {
+      if (m['status'] !== 'Downloading' && m['status'] !== 'Pushing') ctx.out(`${id}: ${text}\n`);
+      continue;
+    }
+    if (!lines.has(id)) order.push(id);
+    lines.set(id, text);
+    redraw();
+  }
+  if (error) throw new ExitError(1, error);
+}
+
+export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const p = parseArgs(argv, { platform: { type: 'string' }, quiet: { type: 'bool', short: 'q' }, 'all-tags': { type: 'bool', short: 'a' } });
+  const ref = p.args[0];
+  if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG|@DIGEST]');
+  if (bool(p, 'all-tags')) throw new UsageError('--all-tags is not supported yet');
+  const at = ref.indexOf('@');
+  const colon = ref.lastIndexOf(':');
+  const [image, tag] = at >= 0 ? [ref.slice(0, at), ref.slice(at + 1)] : colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
+  const params = new URLSearchParams({ fromImage: image, tag });
+  if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
+  const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
+  await render(ctx, res, bool(p, 'quiet'));
+  if (bool(p, 'quiet')) ctx.out(`${ref.includes(':') || at >= 0 ? ref : `${ref}:latest`}\n`);
+}
+
+export async function pushCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const p = parseArgs(argv, { quiet: { type: 'bool', short: 'q' } });
+  const ref = p.args[0];
+  if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG]');
+  const colon = ref.lastIndexOf(':');
+  const [image, tag] = colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
+  const res = await ctx.client.stream('POST', `/images/${image}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
+  await render(ctx, res, bool(p, 'quiet'));
+}
+
+async function ask(question: string, hidden: boolean): Promise<string> {
+  process.stderr.write(question);
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  if (hidden && process.stdin.isTTY) process.stdin.setRawMode(false);
+  for await (const line of rl) {
+    rl.close();
+    return line;
+  }
+  return '';
+}
+
+export async function loginCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const p = parseArgs(argv, { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'bool' } });
+  const server = p.args[0] ?? 'https://index.docker.io/v1/';
+  const username = str(p, 'username') ?? (await ask('Username: ', false));
+  let password = str(p, 'password');
+  if (bool(p, 'password-stdin')) password = (await readText(process.stdin)).replace(/\r?\n$/, '');
+  password ??= await ask('Password: ', true);
+  if (!username || !password) throw new UsageError('username and password are required');
+  await ctx.client.json('POST', '/auth', { username, password, serveraddress: server });
+  const c = readConfig();
+  const auths = (c['auths'] ?? {}) as Record<string, Json>;
+  auths[server] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
+  c['auths'] = auths;
+  writeConfig(c);
+  ctx.out('Login Succeeded\n');
+}
+
+export async function logoutCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const server = argv[0] ?? 'https://index.docker.io/v1/';
+  const c = readConfig();
+  const auths = (c['auths'] ?? {}) as Record<string, Json>;
+  if (!existsSync(configPath()) || !auths[server]) {
+    ctx.out(`Not logged in to ${server}\n`);
+    return;
+  }
+  delete auths[server];
+  writeConfig(c);
+  ctx.out(`Removing login credentials for ${server}\n`);
+}

@@ -1,0 +1,170 @@
+/**
+ * The engine's registry client: OCI distribution over fetch (Node's undici), with the auth
+ * handshakes Docker's registries use. A 401 names its scheme in WWW-Authenticate: Basic gets the
+ * credentials; Bearer sends us to the realm for a token (with the credentials, or anonymously)
+ * for the scope asked, and the request is retried with it. Tokens are cached per scope.
+ */
+import { Readable } from 'node:stream';
+import { invalidArgument, unavailable, BerthError } from '../base/errors.js';
+import { isObject } from '../base/json.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface Endpoint {
+  /** host[:port] as written in the reference (`docker.io` for Docker Hub) */
+  host: string;
+  /** repository path on that registry, e.g. `library/busybox` */
+  repo: string;
+  /** base URL, e.g. `http://127.0.0.1:5000` */
+  base: string;
+}
+
+export interface ClientOptions {
+  /** registries spoken to over plain HTTP (besides loopback, which always is, as dockerd does) */
+  insecure?: string[];
+  /** mirrors for Docker Hub, tried in order before it */
+  mirrors?: string[];
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d+){3}|\[::1\])(?::\d+)?$/;
+
+/** Splits a normalized reference name (`host:5000/a/b`, `busybox`) into registry host and path. */
+export function endpointOf(name: string, o: ClientOptions = {}): Endpoint {
+  const parts = name.split('/');
+  const first = parts[0]!;
+  const hasHost = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const host = hasHost ? first : 'docker.io';
+  let repo = hasHost ? parts.slice(1).join('/') : name;
+  if (host === 'docker.io' && !repo.includes('/')) repo = `library/${repo}`;
+  const insecure = LOOPBACK.test(host) || (o.insecure ?? []).includes(host);
+  const base = host === 'docker.io' ? (o.mirrors?.[0] ?? 'https://registry-1.docker.io') : `${insecure ? 'http' : 'https'}://${host}`;
+  return { host, repo, base };
+}
+
+/** Parses `Bearer realm="...",service="...",scope="..."` (or Basic). */
+export function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
+  const sp = h.indexOf(' ');
+  const scheme = (sp < 0 ? h : h.slice(0, sp)).toLowerCase();
+  const params: Record<string, string> = {};
+  const re = /(\w+)=(?:"([^"]*)"|([^,\s]*))/g;
+  for (let m = re.exec(h.slice(sp + 1)); m; m = re.exec(h.slice(sp + 1))) params[m[1]!.toLowerCase()] = m[2] ?? m[3] ?? '';
+  return { scheme, params };
+}
+
+export class RegistryHttpError extends BerthError {
+  constructor(readonly status: number, message: string) {
+    super(status === 401 ? 'Unauthorized' : status === 403 ? 'PermissionDenied' : status === 404 ? 'NotFound' : 'Unavailable', message);
+  }
+}
+
+/** The first error message of a registry's `{"errors": [...]}` body, or the status. */
+async function errorText(res: Response): Promise<string> {
+  const text = await res.text().catch(() => '');
+  try {
+    const v: unknown = JSON.parse(text);
+    if (isObject(v) && Array.isArray(v['errors']) && isObject(v['errors'][0])) {
+      const e = v['errors'][0];
+      return `${String(e['code'] ?? '').toLowerCase()}: ${String(e['message'] ?? '')}`.replace(/^: /, '');
+    }
+  } catch {
+    /* not JSON */
+  }
+  return text.trim() || `${res.status} ${res.statusText}`;
+}
+
+export class RegistrySession {
+  private authHeader: string | null = null;
+
+  constructor(
+    readonly ep: Endpoint,
+    private readonly creds: Credentials | null,
+    /** the scope tokens are asked for, e.g. `repository:a/b:pull,push` */
+    private readonly scope: string,
+  ) {}
+
+  url(path: string): string {
+    return path.startsWith('http') ? path : `${this.ep.base}${path}`;
+  }
+
+  /** A request with the auth handshake; `body` may only be sent once, so a 401 is answered first by a HEAD-less retry of a bodiless probe. */
+  async fetch(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer | Readable; length?: number } = {}): Promise<Response> {
+    const url = this.url(path);
+    const go = (): Promise<Response> => {
+      const headers: Record<string, string> = { ...(init.headers ?? {}) };
+      if (this.authHeader) headers['Authorization'] = this.authHeader;
+      if (init.length !== undefined) headers['Content-Length'] = String(init.length);
+      const body = init.body instanceof Readable ? (Readable.toWeb(init.body) as ReadableStream) : init.body;
+      return fetch(url, { method, headers, redirect: 'follow', ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit).catch((e: unknown) => {
+        const cause = (e as { cause?: { message?: string; code?: string } }).cause;
+        throw unavailable(`Get "${url}": ${cause?.code ?? ''} ${cause?.message ?? (e as Error).message}`.replace(/\s+/g, ' '));
+      });
+    };
+    if (!this.authHeader && init.body instanceof Readable) await this.authorize(); // a stream cannot be resent
+    let res = await go();
+    if (res.status === 401 && !this.triedAuth) {
+      await this.answer(res);
+      if (init.body instanceof Readable) throw new RegistryHttpError(401, 'unauthorized: authentication required');
+      res = await go();
+    }
+    if (res.status === 401 || res.status === 403) throw new RegistryHttpError(res.status, await errorText(res));
+    return res;
+  }
+
+  private triedAuth = false;
+
+  presetBasic(): void {
+    if (this.creds) this.authHeader = `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
+  }
+
+  /** Probes /v2/ so that a streamed upload starts authorized. */
+  async authorize(): Promise<void> {
+    if (this.triedAuth) return;
+    const res = await fetch(this.url('/v2/')).catch((e: unknown) => {
+      throw unavailable(`Get "${this.url('/v2/')}": ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`);
+    });
+    if (res.status === 401) await this.answer(res);
+    else await res.body?.cancel();
+  }
+
+  /** Answers a 401's challenge: sets the Authorization header for the retry. */
+  private async answer(res: Response): Promise<void> {
+    this.triedAuth = true;
+    await res.body?.cancel();
+    const { scheme, params } = parseChallenge(res.headers.get('www-authenticate') ?? '');
+    const basic = this.creds ? `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}` : null;
+    if (scheme === 'basic') {
+      if (!basic) throw new RegistryHttpError(401, 'unauthorized: authentication required');
+      this.authHeader = basic;
+      return;
+    }
+    if (scheme !== 'bearer' || !params['realm']) throw new RegistryHttpError(401, `unauthorized: unsupported auth challenge ${scheme}`);
+    const q = new URLSearchParams();
+    if (params['service']) q.set('service', params['service']);
+    q.set('scope', this.scope);
+    if (this.creds) q.set('account', this.creds.username);
+    const tres = await fetch(`${params['realm']}?${q}`, { headers: basic ? { Authorization: basic } : {} }).catch((e: unknown) => {
+      throw unavailable(`token request to ${params['realm']} failed: ${(e as Error).message}`);
+    });
+    if (!tres.ok) throw new RegistryHttpError(401, `unauthorized: ${await errorText(tres)}`);
+    const body: unknown = await tres.json();
+    const token = isObject(body) ? body['token'] ?? body['access_token'] : undefined;
+    if (typeof token !== 'string') throw invalidArgument('the token server answered without a token');
+    this.authHeader = `Bearer ${token}`;
+  }
+}
+
+/** Checks credentials against a registry (`docker login`): resolves when /v2/ accepts them. */
+export async function checkLogin(server: string, creds: Credentials, o: ClientOptions = {}): Promise<void> {
+  const host = server.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const ep = endpointOf(`${host}/x`, o);
+  const s = new RegistrySession(ep, creds, '');
+  // credentials go with the first request: a registry that lets anonymous clients reach /v2/
+  // would otherwise never look at them
+  s.presetBasic();
+  const res = await s.fetch('GET', '/v2/');
+  await res.body?.cancel();
+  if (!res.ok) throw new RegistryHttpError(res.status, `login to ${host} failed: ${res.status}`);
+}

@@ -1,0 +1,143 @@
+/**
+ * pull: reference -> manifest (an index picks the platform) -> config -> layers fetched in
+ * parallel, each verified against its blob digest while it streams and against the config's
+ * diff id as it lands in content -> unpacked in parallel -> image record, tag and repo digest.
+ * Layers already in content (shared with another image, or finished by an interrupted pull)
+ * are not fetched again. Nothing is registered unless every byte verified.
+ */
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { invalidArgument, notFound } from '../base/errors.js';
+import { parseImageConfig } from '../spec/image-parse.js';
+import { INDEX_TYPES, MANIFEST_TYPES, parseManifest, type Descriptor } from '../spec/distribution.js';
+import type { ImageRecord, ImageStore } from '../image/types.js';
+import { parseReference } from '../image/reference.js';
+import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
+
+export interface Progress {
+  (msg: { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; progress?: string }): void;
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+export function hostPlatform(): Platform {
+  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+  return { os: 'linux', architecture: arch };
+}
+
+export function parsePlatform(s: string): Platform {
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw invalidArgument(`invalid platform ${s}: expected os/arch[/variant]`);
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+
+function bar(current: number, total: number): string {
+  const w = 50;
+  const n = total > 0 ? Math.min(w, Math.floor((current / total) * w)) : 0;
+  const size = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)}MB` : `${(b / 1e3).toFixed(1)}kB`);
+  return `[${'='.repeat(Math.max(0, n - 1))}${n ? '>' : ''}${' '.repeat(w - n)}] ${size(current)}/${size(total)}`;
+}
+
+/** Verifies size and sha256 of what streams through; fails at the end on a mismatch. */
+function verifier(d: Descriptor, onBytes: (n: number) => void): Transform {
+  const hash = createHash('sha256');
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
+      else cb();
+    },
+  });
+}
+
+const ACCEPT = MANIFEST_TYPES.join(', ');
+
+async function fetchManifest(s: RegistrySession, ref: string): Promise<{ bytes: Buffer; type: string; digest: string }> {
+  const res = await s.fetch('GET', `/v2/${s.ep.repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
+  if (res.status === 404) throw notFound(`manifest for ${s.ep.host}/${s.ep.repo}:${ref} not found: manifest unknown`);
+  if (!res.ok) throw new RegistryHttpError(res.status, `fetching manifest ${ref}: ${res.status}`);
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  if (ref.startsWith('sha256:') && ref !== digest) throw invalidArgument(`manifest ${ref} failed verification: content is ${digest}`);
+  return { bytes, type: res.headers.get('content-type') ?? '', digest };
+}
+
+async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
+  const res = await s.fetch('GET', `/v2/${s.ep.repo}/blobs/${d.digest}`);
+  if (!res.ok || !res.body) throw new RegistryHttpError(res.status, `fetching blob ${d.digest}: ${res.status}`);
+  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+}
+
+export async function pull(images: ImageStore, refText: string, o: { creds: Credentials | null; platform?: string; progress: Progress; client?: ClientOptions }): Promise<ImageRecord> {
+  const ref = parseReference(refText);
+  const tag = ref.digest ? undefined : (ref.tag ?? 'latest');
+  const ep = endpointOf(ref.name, o.client);
+  const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
+  const top = await fetchManifest(s, ref.digest ?? tag!);
+  let manifest = parseManifest(top.bytes, top.type);
+  if (INDEX_TYPES.includes(manifest.mediaType)) {
+    const want = o.platform ? parsePlatform(o.platform) : hostPlatform();
+    const pick = manifest.manifests?.find((m) => m.platform?.os === want.os && m.platform.architecture === want.architecture && (!want.variant || m.platform.variant === want.variant));
+    if (!pick) throw notFound(`no matching manifest for ${want.os}/${want.architecture}${want.variant ? `/${want.variant}` : ''} in the manifest list entries`);
+    const child = await fetchManifest(s, pick.digest);
+    manifest = parseManifest(child.bytes, child.type);
+    if (INDEX_TYPES.includes(manifest.mediaType)) throw invalidArgument('nested manifest lists are not supported');
+  }
+  const configRes = await fetchBlob(s, manifest.config!);
+  const parts: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    configRes.pipe(verifier(manifest.config!, () => undefined)).on('data', (c: Buffer) => parts.push(c)).on('end', resolve).on('error', reject);
+    configRes.on('error', reject);
+  });
+  const configBytes = Buffer.concat(parts);
+  const config = parseImageConfig(configBytes);
+  // the first word to the client comes once the image is known to exist: errors before it are HTTP errors
+  o.progress({ status: `Pulling from ${ep.repo.replace(/^library\//, '')}`, id: tag ?? ref.digest! });
+  const layers = manifest.layers ?? [];
+  const diffIds = config.rootfs.diff_ids;
+  if (layers.length !== diffIds.length) throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);
+  for (const l of layers) o.progress({ status: 'Pulling fs layer', id: short(l.digest), progressDetail: {} });
+  let fetched = 0;
+  const queue = layers.map((l, i) => ({ l, diffId: diffIds[i]! }));
+  const worker = async (): Promise<void> => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      const { l, diffId } = job;
+      const id = short(l.digest);
+      if (images.hasLayer(diffId)) {
+        o.progress({ status: 'Already exists', id, progressDetail: {} });
+        continue;
+      }
+      const body = await fetchBlob(s, l);
+      let last = 0;
+      const v = verifier(l, (n) => {
+        if (n - last >= 512 * 1024 || n === l.size) {
+          last = n;
+          o.progress({ status: 'Downloading', id, progressDetail: { current: n, total: l.size }, progress: bar(n, l.size) });
+        }
+      });
+      body.on('error', (e) => v.destroy(e));
+      await images.ingestLayer(body.pipe(v), diffId);
+      fetched++;
+      o.progress({ status: 'Download complete', id, progressDetail: {} });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, layers.length) }, worker));
+  const img = await images.register(configBytes, { ...(tag ? { tag: `${ref.name}:${tag}` } : {}), digestRef: `${ref.name}@${top.digest}` });
+  for (const l of layers) o.progress({ status: 'Pull complete', id: short(l.digest), progressDetail: {} });
+  o.progress({ status: `Digest: ${top.digest}` });
+  o.progress({ status: `Status: ${fetched ? 'Downloaded newer image' : 'Image is up to date'} for ${refText.includes('/') || !tag ? refText : `${ref.name}:${tag}`}` });
+  return img;
+}

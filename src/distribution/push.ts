@@ -1,0 +1,83 @@
+/**
+ * push: image -> layers and config (HEAD first: what the registry has is not sent again) ->
+ * an OCI image manifest -> tag. Layers travel as the uncompressed tars the content store keeps
+ * (`application/vnd.oci.image.layer.v1.tar`): no recompression on push, and the same image
+ * always gives the same manifest digest.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { invalidArgument } from '../base/errors.js';
+import { MT } from '../spec/distribution.js';
+import type { ImageStore } from '../image/types.js';
+import { parseReference } from '../image/reference.js';
+import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
+import type { Progress } from './pull.js';
+
+const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+
+async function hasBlob(s: RegistrySession, digest: string): Promise<boolean> {
+  const res = await s.fetch('HEAD', `/v2/${s.ep.repo}/blobs/${digest}`);
+  return res.ok;
+}
+
+async function uploadBlob(s: RegistrySession, digest: string, size: number, body: () => Readable | Buffer): Promise<void> {
+  const start = await s.fetch('POST', `/v2/${s.ep.repo}/blobs/uploads/`, { length: 0, body: Buffer.alloc(0) });
+  await start.body?.cancel();
+  const loc = start.headers.get('location');
+  if (start.status !== 202 || !loc) throw new RegistryHttpError(start.status, `starting the upload of ${digest}: ${start.status}`);
+  const url = new URL(loc, s.ep.base);
+  url.searchParams.set('digest', digest);
+  const put = await s.fetch('PUT', url.toString(), { headers: { 'Content-Type': 'application/octet-stream' }, body: body(), length: size });
+  if (put.status !== 201) {
+    const text = await put.text().catch(() => '');
+    throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${text.trim()}`);
+  }
+  await put.body?.cancel();
+}
+
+export async function push(images: ImageStore, refText: string, o: { creds: Credentials | null; progress: Progress; client?: ClientOptions; onDigest?: (digest: string, size: number, tag: string) => void }): Promise<{ digest: string; size: number }> {
+  const ref = parseReference(refText);
+  if (ref.digest) throw invalidArgument(`cannot push a digest reference: ${refText}`);
+  const tag = ref.tag ?? 'latest';
+  const image = images.get(`${ref.name}:${tag}`);
+  const ep = endpointOf(ref.name, o.client);
+  const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull,push`);
+  s.presetBasic(); // a registry that lets anonymous clients in would not ask for them before a streamed upload
+  await s.authorize();
+  o.progress({ status: `The push refers to repository [${ref.name.includes('/') && ep.host !== 'docker.io' ? ref.name : `docker.io/${ep.repo}`}]` });
+  const diffIds = image.config.rootfs.diff_ids;
+  const layers = diffIds.map((d) => ({ digest: d, size: images.layer(d).size }));
+  for (const l of [...layers].reverse()) o.progress({ status: 'Preparing', id: short(l.digest), progressDetail: {} });
+  const queue = [...layers];
+  const worker = async (): Promise<void> => {
+    for (let l = queue.shift(); l; l = queue.shift()) {
+      const id = short(l.digest);
+      if (await hasBlob(s, l.digest)) {
+        o.progress({ status: 'Layer already exists', id, progressDetail: {} });
+        continue;
+      }
+      o.progress({ status: 'Pushing', id, progressDetail: { current: 0, total: l.size } });
+      await uploadBlob(s, l.digest, l.size, () => images.layer(l.digest).stream);
+      o.progress({ status: 'Pushed', id, progressDetail: {} });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(3, layers.length) }, worker));
+  const configBytes = images.configBytes(image.id);
+  if (!(await hasBlob(s, image.id))) await uploadBlob(s, image.id, configBytes.length, () => configBytes);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MT.ociManifest,
+      config: { mediaType: MT.ociConfig, digest: image.id, size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: MT.ociLayer, digest: l.digest, size: l.size })),
+    }),
+  );
+  const put = await s.fetch('PUT', `/v2/${ep.repo}/manifests/${tag}`, { headers: { 'Content-Type': MT.ociManifest }, body: manifest, length: manifest.length });
+  if (put.status !== 201) throw new RegistryHttpError(put.status, `pushing the manifest: ${put.status} ${(await put.text().catch(() => '')).trim()}`);
+  await put.body?.cancel();
+  const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+  images.addDigest(`${ref.name}@${digest}`, image.id);
+  o.progress({ status: `${tag}: digest: ${digest} size: ${manifest.length}` });
+  o.onDigest?.(digest, manifest.length, tag);
+  return { digest, size: manifest.length };
+}

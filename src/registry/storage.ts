@@ -1,0 +1,266 @@
+/**
+ * The registry's filesystem storage. Content-addressed blobs shared by all repositories; a
+ * repository is a directory of small link files saying which blobs, manifests and tags it has.
+ * Every write lands by rename, so a reader (or a crash) sees a file whole or not at all.
+ *
+ *   <root>/blobs/sha256/<hex>                         blob bytes (manifests are blobs too)
+ *   <root>/uploads/<uuid>/data, repo                  upload sessions
+ *   <root>/repos/<name>/_blobs/<hex>                  the repository holds this blob
+ *   <root>/repos/<name>/_manifests/<hex>              the repository holds this manifest (content: media type)
+ *   <root>/repos/<name>/_tags/<tag>                   tag -> digest
+ *   <root>/repos/<name>/_referrers/<subject hex>/<hex> descriptor JSON of a manifest whose subject is that digest
+ *
+ * Underscore-prefixed directories cannot collide with a name component (those start with [a-z0-9]).
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fsp, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isSha256, RegistryError } from '../spec/distribution.js';
+
+const hexOf = (digest: string) => digest.slice('sha256:'.length);
+
+export interface UploadState {
+  uuid: string;
+  repo: string;
+  size: number;
+}
+
+/** A live upload's running hash, so that finishing a chunked upload does not re-read it. */
+interface LiveHash {
+  hash: Hash;
+  size: number;
+}
+
+export class RegistryStorage {
+  private readonly live = new Map<string, LiveHash>();
+
+  constructor(readonly root: string) {}
+
+  async init(): Promise<void> {
+    for (const d of ['blobs/sha256', 'uploads', 'repos']) await fsp.mkdir(join(this.root, d), { recursive: true });
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  private repoDir(repo: string): string {
+    return join(this.root, 'repos', repo);
+  }
+
+  /** Writes a small file by rename (tmp name unique per call). */
+  private async put(path: string, data: string | Buffer): Promise<void> {
+    const tmp = `${path}.${randomUUID()}.tmp`;
+    await fsp.mkdir(join(path, '..'), { recursive: true });
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, path);
+  }
+
+  // --- blobs -----------------------------------------------------------------------------
+
+  /** The blob's size when `repo` holds it, else null. */
+  blobInRepo(repo: string, digest: string): number | null {
+    if (!isSha256(digest) || !existsSync(join(this.repoDir(repo), '_blobs', hexOf(digest)))) return null;
+    return this.blobSize(digest);
+  }
+
+  blobSize(digest: string): number | null {
+    try {
+      return statSync(this.blobPath(digest)).size;
+    } catch {
+      return null;
+    }
+  }
+
+  readBlob(digest: string, range?: { start: number; end: number }): Readable {
+    return createReadStream(this.blobPath(digest), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async linkBlob(repo: string, digest: string): Promise<void> {
+    await this.put(join(this.repoDir(repo), '_blobs', hexOf(digest)), '');
+  }
+
+  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
+    try {
+      await fsp.unlink(join(this.repoDir(repo), '_blobs', hexOf(digest)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stores verified bytes as a blob (manifests); returns its digest. */
+  async putBlobBytes(bytes: Buffer): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (this.blobSize(digest) === null) await this.put(this.blobPath(digest), bytes);
+    return digest;
+  }
+
+  // --- uploads ---------------------------------------------------------------------------
+
+  async startUpload(repo: string): Promise<UploadState> {
+    const uuid = randomUUID();
+    const dir = join(this.root, 'uploads', uuid);
+    await fsp.mkdir(dir);
+    await fsp.writeFile(join(dir, 'data'), '');
+    await fsp.writeFile(join(dir, 'repo'), repo);
+    this.live.set(uuid, { hash: createHash('sha256'), size: 0 });
+    return { uuid, repo, size: 0 };
+  }
+
+  async upload(repo: string, uuid: string): Promise<UploadState> {
+    if (!/^[a-f0-9-]{36}$/.test(uuid)) throw new RegistryError(404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
+    const dir = join(this.root, 'uploads', uuid);
+    const owner = await fsp.readFile(join(dir, 'repo'), 'utf8').catch(() => null);
+    if (owner !== repo) throw new RegistryError(404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
+    return { uuid, repo, size: statSync(join(dir, 'data')).size };
+  }
+
+  /** Appends a request body to the upload; returns the new size. */
+  async append(u: UploadState, body: Readable, expectedLength?: number): Promise<number> {
+    let live = this.live.get(u.uuid);
+    if (!live || live.size !== u.size) live = await this.rehash(u);
+    const hash = live.hash;
+    let n = 0;
+    body.on('data', (c: Buffer) => {
+      hash.update(c);
+      n += c.length;
+    });
+    await pipeline(body, createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a' }));
+    live.size += n;
+    if (expectedLength !== undefined && n !== expectedLength) {
+      // a short or long body: the data written is kept (the client may resume), the length is refused
+      throw new RegistryError(400, 'SIZE_INVALID', `body was ${n} bytes, Content-Length said ${expectedLength}`);
+    }
+    return live.size;
+  }
+
+  /** After a restart the running hash is gone: rebuild it from the data written so far. */
+  private async rehash(u: UploadState): Promise<LiveHash> {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(join(this.root, 'uploads', u.uuid, 'data')), async function* (src) {
+      for await (const c of src) hash.update(c as Buffer);
+    });
+    const live = { hash, size: u.size };
+    this.live.set(u.uuid, live);
+    return live;
+  }
+
+  /** Verifies the upload against `digest` and makes it a blob of the repository; else nothing is stored. */
+  async finishUpload(u: UploadState, digest: string): Promise<void> {
+    if (!isSha256(digest)) throw new RegistryError(400, 'DIGEST_INVALID', `unsupported digest ${digest}: only sha256 is supported`);
+    const live = this.live.get(u.uuid) ?? (await this.rehash(u));
+    const actual = `sha256:${live.hash.copy().digest('hex')}`;
+    if (actual !== digest) {
+      await this.cancelUpload(u.uuid);
+      throw new RegistryError(400, 'DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`);
+    }
+    const dest = this.blobPath(digest);
+    if (this.blobSize(digest) === null) await fsp.rename(join(this.root, 'uploads', u.uuid, 'data'), dest);
+    await this.linkBlob(u.repo, digest);
+    await this.cancelUpload(u.uuid);
+  }
+
+  async cancelUpload(uuid: string): Promise<void> {
+    this.live.delete(uuid);
+    await fsp.rm(join(this.root, 'uploads', uuid), { recursive: true, force: true });
+  }
+
+  // --- manifests and tags ------------------------------------------------------------------
+
+  /** The manifest's media type when `repo` holds it, else null. */
+  async manifestType(repo: string, digest: string): Promise<string | null> {
+    if (!isSha256(digest)) return null;
+    return fsp.readFile(join(this.repoDir(repo), '_manifests', hexOf(digest)), 'utf8').catch(() => null);
+  }
+
+  async putManifest(repo: string, digest: string, mediaType: string): Promise<void> {
+    await this.put(join(this.repoDir(repo), '_manifests', hexOf(digest)), mediaType);
+  }
+
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    const dir = this.repoDir(repo);
+    try {
+      await fsp.unlink(join(dir, '_manifests', hexOf(digest)));
+    } catch {
+      return false;
+    }
+    for (const t of await this.tags(repo)) if ((await this.tag(repo, t)) === digest) await fsp.rm(join(dir, '_tags', t), { force: true });
+    // its entry in any subject's referrers list goes with it
+    const refs = join(dir, '_referrers');
+    for (const subject of await fsp.readdir(refs).catch(() => [] as string[])) await fsp.rm(join(refs, subject, hexOf(digest)), { force: true });
+    return true;
+  }
+
+  async tag(repo: string, tag: string): Promise<string | null> {
+    return fsp.readFile(join(this.repoDir(repo), '_tags', tag), 'utf8').catch(() => null);
+  }
+
+  async setTag(repo: string, tag: string, digest: string): Promise<void> {
+    await this.put(join(this.repoDir(repo), '_tags', tag), digest);
+  }
+
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    try {
+      await fsp.unlink(join(this.repoDir(repo), '_tags', tag));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async tags(repo: string): Promise<string[]> {
+    return (await fsp.readdir(join(this.repoDir(repo), '_tags')).catch(() => [] as string[])).filter((t) => !t.endsWith('.tmp')).sort();
+  }
+
+  repoExists(repo: string): boolean {
+    return existsSync(join(this.repoDir(repo), '_manifests')) || existsSync(join(this.repoDir(repo), '_blobs'));
+  }
+
+  /** Every repository holding at least one manifest, sorted. */
+  repositories(): Promise<string[]> {
+    return this.reposWith('_manifests');
+  }
+
+  /** Every repository holding at least one blob link. */
+  repositoriesWithBlobs(): Promise<string[]> {
+    return this.reposWith('_blobs');
+  }
+
+  private async reposWith(marker: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      const entries = await fsp.readdir(join(this.root, 'repos', rel), { withFileTypes: true }).catch(() => []);
+      if (rel && entries.some((e) => e.name === marker)) out.push(rel);
+      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel ? `${rel}/${e.name}` : e.name);
+    };
+    await walk('');
+    return out.sort();
+  }
+
+  async addReferrer(repo: string, subject: string, digest: string, descriptor: object): Promise<void> {
+    await this.put(join(this.repoDir(repo), '_referrers', hexOf(subject), hexOf(digest)), JSON.stringify(descriptor));
+  }
+
+  async referrers(repo: string, subject: string): Promise<Array<Record<string, unknown>>> {
+    const dir = join(this.repoDir(repo), '_referrers', hexOf(subject));
+    const names = (await fsp.readdir(dir).catch(() => [] as string[])).filter((n) => !n.endsWith('.tmp')).sort();
+    const out: Array<Record<string, unknown>> = [];
+    for (const n of names) {
+      const text = await fsp.readFile(join(dir, n), 'utf8').catch(() => null);
+      if (text) out.push(JSON.parse(text) as Record<string, unknown>);
+    }
+    return out;
+  }
+
+  /** Every (repository, manifest digest) the registry holds. */
+  async allManifests(): Promise<Array<{ repo: string; digest: string }>> {
+    const out: Array<{ repo: string; digest: string }> = [];
+    for (const repo of await this.repositories())
+      for (const n of await fsp.readdir(join(this.repoDir(repo), '_manifests')).catch(() => [] as string[]))
+        if (/^[a-f0-9]{64}$/.test(n)) out.push({ repo, digest: `sha256:${n}` });
+    return out;
+  }
+}
