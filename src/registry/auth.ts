@@ -108,6 +108,7 @@ export class Authorizer {
   basicUser(header: string | undefined): string | null {
     if (!header?.startsWith('Basic ')) return null;
     const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+    if (decoded === ':' || decoded === '') return null; // clients without credentials answer a Basic challenge with empty ones
     const i = decoded.indexOf(':');
     const user = decoded.slice(0, i);
     const hash = this.users?.get(user);
@@ -179,8 +180,9 @@ export class Authorizer {
       throw unauthorized(e instanceof Error ? e.message : 'invalid credentials');
     }
     if (repo === null) {
-      // anonymous clients may reach the base when there is something public to pull
-      if (user === null && !this.open && this.publicRes.length === 0) throw unauthorized('authentication required');
+      // the base always challenges anonymous clients: clients learn from it whether to send
+      // credentials (and those without any still pull public repositories)
+      if (user === null && !this.open) throw unauthorized('authentication required');
       return user;
     }
     const has = this.granted(user, repo);

@@ -34,7 +34,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function cli(bin: string[], env: NodeJS.ProcessEnv) {
+export function cli(bin: string[], env: NodeJS.ProcessEnv) {
   return (args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
       const p = spawn(bin[0]!, [...bin.slice(1), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
