@@ -48,14 +48,20 @@ function sendJson(res: ServerResponse, status: number, v: unknown, headers: Reco
   send(res, status, { 'Content-Type': 'application/json', ...headers }, JSON.stringify(v));
 }
 
+/**
+ * Reads a bounded body. Too large is refused, but the rest is still read and dropped (resetting
+ * the connection mid-send would lose the error response on the client's side).
+ */
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = () => new RegistryError(413, 'SIZE_INVALID', `manifest larger than ${limit} bytes`);
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw tooLarge(); // the caller drains it
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of req) {
     n += (c as Buffer).length;
-    if (n > limit) throw new RegistryError(413, 'SIZE_INVALID', `manifest larger than ${limit} bytes`);
-    parts.push(c as Buffer);
+    if (n <= limit) parts.push(c as Buffer);
   }
+  if (n > limit) throw tooLarge();
   return Buffer.concat(parts);
 }
 

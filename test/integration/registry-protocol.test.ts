@@ -1,0 +1,211 @@
+/**
+ * Issue #3 acceptance 4: berth registry speaks the OCI distribution spec endpoint by endpoint;
+ * every push error path answers with the spec's code and leaves storage unchanged; gc keeps
+ * referenced blobs and removes unreferenced ones.
+ */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { readdirSync, statSync, utimesSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from './harness.js';
+import { startBerthRegistry, type Registry } from './registry-harness.js';
+
+const run = promisify(execFile);
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+/** Node's Buffer as fetch's body type (they are compatible at run time). */
+const bi = (b: Buffer) => b as unknown as BodyInit;
+
+/** Every file under the registry root with its size (what "storage unchanged" compares). */
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(`${relative(root, p)}:${statSync(p).size}`);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** A raw HTTP request line, unnormalized (fetch would resolve `..`). */
+function rawGet(addr: string, path: string): Promise<number> {
+  const [host, port] = addr.split(':');
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), host, () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${addr}\r\nConnection: close\r\n\r\n`));
+    let data = '';
+    s.on('data', (c: Buffer) => (data += c.toString()));
+    s.on('end', () => resolve(Number(data.split(' ')[1])));
+    s.on('error', reject);
+  });
+}
+
+describe('registry protocol', () => {
+  let reg: Registry;
+  let base: string;
+  const errCode = async (r: Response) => ((await r.json()) as { errors: Array<{ code: string }> }).errors[0]!.code;
+  const pushBlob = async (repo: string, data: Buffer) => {
+    const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${sha(data)}`, { method: 'POST', body: bi(data), headers: { 'Content-Type': 'application/octet-stream' } });
+    assert.equal(r.status, 201);
+    return sha(data);
+  };
+  const manifest = (config: Buffer, layers: Buffer[], extra: Record<string, unknown> = {}) =>
+    Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(l), size: l.length })),
+      ...extra,
+    }));
+  const putManifest = (repo: string, ref: string, body: Buffer, type = OCI_MANIFEST) => fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bi(body), headers: { 'Content-Type': type } });
+
+  before(async () => {
+    reg = await startBerthRegistry(() => ['--delete-enabled']);
+    base = `http://${reg.addr}`;
+  });
+  after(async () => {
+    await reg?.stop();
+  });
+
+  test('pull and push endpoints: monolithic, POST+PUT, chunked PATCH with status, mount, manifests by tag and digest, ranges', async () => {
+    assert.equal((await fetch(`${base}/v2/`)).headers.get('docker-distribution-api-version'), 'registry/2.0');
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    await pushBlob('a/img', config);
+    // POST then PATCH in two chunks then PUT
+    const layer = Buffer.from('0123456789abcdefghij'.repeat(100));
+    const start = await fetch(`${base}/v2/a/img/blobs/uploads/`, { method: 'POST' });
+    assert.equal(start.status, 202);
+    const loc = new URL(start.headers.get('location')!, base);
+    const p1 = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(0, 1000)), headers: { 'Content-Range': '0-999', 'Content-Type': 'application/octet-stream' } });
+    assert.equal(p1.status, 202);
+    assert.equal(p1.headers.get('range'), '0-999');
+    const status = await fetch(loc);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get('range'), '0-999');
+    const outOfOrder = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(1500)), headers: { 'Content-Range': '1500-1999' } });
+    assert.equal(outOfOrder.status, 416, 'a chunk that does not start where the upload is');
+    const p2 = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(1000)), headers: { 'Content-Range': '1000-1999' } });
+    assert.equal(p2.status, 202);
+    const done = await fetch(`${loc}${loc.search ? '&' : '?'}digest=${sha(layer)}`, { method: 'PUT' });
+    assert.equal(done.status, 201);
+    assert.equal(done.headers.get('docker-content-digest'), sha(layer));
+    // blobs: HEAD, GET, Range
+    const head = await fetch(`${base}/v2/a/img/blobs/${sha(layer)}`, { method: 'HEAD' });
+    assert.equal(head.headers.get('content-length'), '2000');
+    const part = await fetch(`${base}/v2/a/img/blobs/${sha(layer)}`, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(part.status, 206);
+    assert.equal(await part.text(), layer.subarray(10, 20).toString());
+    assert.equal((await fetch(`${base}/v2/a/img/blobs/${sha('nope')}`)).status, 404);
+    // manifest by tag, then by digest; GET/HEAD with the right content type and digest
+    const m = manifest(config, [layer]);
+    const put = await putManifest('a/img', 'v1', m);
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get('docker-content-digest'), sha(m));
+    assert.equal((await putManifest('a/img', sha(m), m)).status, 201);
+    const got = await fetch(`${base}/v2/a/img/manifests/v1`, { headers: { Accept: OCI_MANIFEST } });
+    assert.equal(got.headers.get('content-type'), OCI_MANIFEST);
+    assert.ok(Buffer.from(await got.arrayBuffer()).equals(m));
+    assert.equal((await fetch(`${base}/v2/a/img/manifests/${sha(m)}`, { method: 'HEAD' })).status, 200);
+    assert.equal((await fetch(`${base}/v2/a/img/manifests/nope`)).status, 404);
+    // cross-repository mount
+    const mount = await fetch(`${base}/v2/b/other/blobs/uploads/?mount=${sha(layer)}&from=a/img`, { method: 'POST' });
+    assert.equal(mount.status, 201);
+    assert.equal((await fetch(`${base}/v2/b/other/blobs/${sha(layer)}`, { method: 'HEAD' })).status, 200);
+    const noMount = await fetch(`${base}/v2/b/other/blobs/uploads/?mount=${sha('absent')}&from=a/img`, { method: 'POST' });
+    assert.equal(noMount.status, 202, 'an impossible mount starts an ordinary upload');
+  });
+
+  test('content discovery: tags/list and _catalog pagination with Link, referrers with artifactType filter', async () => {
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
+    await pushBlob('c/tags', config);
+    const m = manifest(config, []);
+    for (const t of ['t3', 't1', 't2', 't4']) assert.equal((await putManifest('c/tags', t, m)).status, 201);
+    const page1 = await fetch(`${base}/v2/c/tags/tags/list?n=2`);
+    assert.deepEqual(((await page1.json()) as { tags: string[] }).tags, ['t1', 't2']);
+    assert.match(page1.headers.get('link') ?? '', /<\/v2\/c\/tags\/tags\/list\?n=2&last=t2>; rel="next"/);
+    assert.deepEqual(((await (await fetch(`${base}/v2/c/tags/tags/list?n=2&last=t2`)).json()) as { tags: string[] }).tags, ['t3', 't4']);
+    assert.equal((await fetch(`${base}/v2/no/such/tags/list`)).status, 404);
+    const cat = (await (await fetch(`${base}/v2/_catalog?n=100`)).json()) as { repositories: string[] };
+    assert.ok(cat.repositories.includes('c/tags') && cat.repositories.includes('a/img'));
+    // an artifact referring to the image
+    const empty = Buffer.from('{}');
+    await pushBlob('c/tags', empty);
+    const sig = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 }, layers: [],
+      subject: { mediaType: OCI_MANIFEST, digest: sha(m), size: m.length },
+    }));
+    const put = await putManifest('c/tags', sha(sig), sig);
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get('oci-subject'), sha(m));
+    const refs = (await (await fetch(`${base}/v2/c/tags/referrers/${sha(m)}`)).json()) as { manifests: Array<{ digest: string; artifactType: string }> };
+    assert.deepEqual(refs.manifests.map((x) => [x.digest, x.artifactType]), [[sha(sig), 'application/vnd.example.sig']]);
+    const filtered = await fetch(`${base}/v2/c/tags/referrers/${sha(m)}?artifactType=application/other`);
+    assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
+    assert.deepEqual(((await filtered.json()) as { manifests: unknown[] }).manifests, []);
+  });
+
+  test('every push error path: the spec code, and storage unchanged', async () => {
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
+    await pushBlob('e/img', config);
+    const before = snapshot(reg.root);
+    const expect = async (r: Promise<Response>, status: number, code: string) => {
+      const res = await r;
+      assert.equal(res.status, status);
+      assert.equal(await errCode(res), code);
+    };
+    const data = Buffer.from('some layer bytes');
+    await expect(fetch(`${base}/v2/e/img/blobs/uploads/?digest=${sha('other')}`, { method: 'POST', body: bi(data) }), 400, 'DIGEST_INVALID');
+    const s = await fetch(`${base}/v2/e/img/blobs/uploads/`, { method: 'POST' });
+    const loc = new URL(s.headers.get('location')!, base);
+    await expect(fetch(`${loc}?digest=${sha('other')}`, { method: 'PUT', body: bi(data) }), 400, 'DIGEST_INVALID');
+    await expect(fetch(`${loc}?digest=${sha(data)}`, { method: 'PUT', body: bi(data) }), 404, 'BLOB_UPLOAD_UNKNOWN'); // the failed upload is gone
+    await expect(fetch(`${base}/v2/e/img/blobs/uploads/00000000-0000-0000-0000-000000000000`, { method: 'PATCH', body: bi(data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expect(putManifest('e/img', 'v1', manifest(config, [Buffer.from('never uploaded')])), 400, 'MANIFEST_BLOB_UNKNOWN');
+    await expect(putManifest('e/img', 'v1', Buffer.from('{not json')), 400, 'MANIFEST_INVALID');
+    await expect(putManifest('e/img', 'v1', Buffer.from('{"schemaVersion":2,"mediaType":"application/x-unknown"}'), 'application/x-unknown'), 400, 'MANIFEST_INVALID');
+    await expect(putManifest('e/img', 'v1', Buffer.from('{"schemaVersion":1,"name":"e/img","tag":"v1","fsLayers":[]}')), 400, 'UNSUPPORTED');
+    await expect(putManifest('e/img', sha('different'), manifest(config, [])), 400, 'DIGEST_INVALID');
+    await expect(putManifest('e/img', 'v1', Buffer.alloc(5 * 1024 * 1024, 0x20)), 413, 'SIZE_INVALID');
+    await expect(fetch(`${base}/v2/UPPER/case/manifests/v1`), 400, 'NAME_INVALID');
+    await expect(fetch(`${base}/v2/e/img/manifests/bad:tag:x`, { method: 'PUT', body: bi(manifest(config, [])) }), 400, 'MANIFEST_INVALID');
+    for (const path of ['/v2/../../etc/passwd/blobs/sha256:00', '/v2/e/../../../etc/manifests/latest', '/v2/e/%2e%2e/blobs/uploads/', '/v2/e/img/blobs/..%2f..%2fetc']) {
+      const st = await rawGet(reg.addr, path);
+      assert.ok(st === 400 || st === 404 || st === 405, `${path} answered ${st}`);
+    }
+    assert.deepEqual(snapshot(reg.root), before, 'no blob, link, tag or upload was left behind');
+  });
+
+  test('delete and gc: unreferenced blobs go, referenced ones and recent uploads stay', async () => {
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":["x"]}}');
+    const keep = Buffer.from('layer that stays referenced');
+    const drop = Buffer.from('layer only the deleted manifest used');
+    for (const b of [config, keep, drop]) await pushBlob('g/img', b);
+    const m1 = manifest(config, [keep]);
+    const m2 = manifest(config, [keep, drop]);
+    await putManifest('g/img', 'keep', m1);
+    await putManifest('g/img', 'gone', m2);
+    const young = Buffer.from('an upload whose manifest is not pushed yet');
+    await pushBlob('g/img', young);
+    assert.equal((await fetch(`${base}/v2/g/img/manifests/${sha(m2)}`, { method: 'DELETE' })).status, 202);
+    assert.equal((await fetch(`${base}/v2/g/img/manifests/gone`)).status, 404, 'its tag went with it');
+    const blobPath = (d: string) => join(reg.root, 'blobs', 'sha256', d.slice(7));
+    const old = new Date(Date.now() - 2 * 3600 * 1000);
+    for (const b of [config, keep, drop, m1, m2]) utimesSync(blobPath(sha(b)), old, old);
+    const out = await run(join(REPO, 'bin/berth'), ['registry', 'gc', '--root', reg.root, '--grace', '3600']);
+    const result = JSON.parse(out.stdout) as { deleted: string[] };
+    assert.ok(result.deleted.includes(sha(drop)), 'the unreferenced layer is collected');
+    assert.ok(result.deleted.includes(sha(m2)), 'the deleted manifest is collected');
+    for (const b of [config, keep, m1]) assert.ok(!result.deleted.includes(sha(b)), 'referenced blobs stay');
+    assert.ok(!result.deleted.includes(sha(young)), 'a blob younger than the grace period stays');
+    assert.equal((await fetch(`${base}/v2/g/img/blobs/${sha(drop)}`, { method: 'HEAD' })).status, 404);
+    const pulled = await fetch(`${base}/v2/g/img/blobs/${sha(keep)}`);
+    assert.equal(await pulled.text(), keep.toString());
+    assert.equal((await fetch(`${base}/v2/g/img/blobs/${sha(young)}`, { method: 'DELETE' })).status, 202);
+  });
+});
