@@ -141,3 +141,21 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
   o.progress({ status: `Status: ${fetched ? 'Downloaded newer image' : 'Image is up to date'} for ${refText.includes('/') || !tag ? refText : `${ref.name}:${tag}`}` });
   return img;
 }
+
+/** The tags of a repository (tags/list, following Link pages). */
+export async function listTags(name: string, o: { creds: Credentials | null; client?: ClientOptions }): Promise<string[]> {
+  const ep = endpointOf(name, o.client);
+  const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
+  const out: string[] = [];
+  let path: string | null = `/v2/${ep.repo}/tags/list`;
+  while (path) {
+    const res = await s.fetch('GET', path);
+    if (res.status === 404) throw notFound(`repository ${name} not found`);
+    if (!res.ok) throw new RegistryHttpError(res.status, `listing tags of ${name}: ${res.status}`);
+    const body = (await res.json()) as { tags?: string[] | null };
+    out.push(...(body.tags ?? []));
+    const next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '');
+    path = next ? next[1]! : null;
+  }
+  return out;
+}

@@ -69,7 +69,7 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
   throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
 }
 
-export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean } = {}): Promise<Daemon> {
+export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean; args?: string[] } = {}): Promise<Daemon> {
   const dir = mkdtempSync('/var/tmp/berth-test-');
   const root = join(dir, 'root');
   const execRoot = join(dir, 'run');
@@ -78,7 +78,7 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
   const host = `unix://${sock}`;
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, BERTH_HOST: host, DOCKER_CONFIG: join(dir, 'docker-config') };
   delete env['NODE_EXTRA_CA_CERTS'];
-  const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : [])];
+  const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...(opts.args ?? [])];
   const launch = async () => {
     const out = await fsp.open(logFile, 'a');
     const proc = spawn(join(REPO, 'bin/berthd'), args, { stdio: ['ignore', out.fd, out.fd], env });

@@ -82,6 +82,26 @@ describe('pull and push through berthd', () => {
     assert.match(none.stderr, /no matching manifest for linux\/s390x/);
   });
 
+  test('pull --all-tags; a Docker Hub mirror serves docker.io names', async () => {
+    for (const t of ['a1', 'a2']) {
+      await d.docker(['tag', 'busybox', `${reg.addr}/all/bb:${t}`]);
+      await d.docker(['push', `${reg.addr}/all/bb:${t}`]);
+      await d.docker(['rmi', `${reg.addr}/all/bb:${t}`]);
+    }
+    await d.docker(['pull', '--all-tags', `${reg.addr}/all/bb`]);
+    const tags = (await d.docker(['images', '--format', '{{.Tag}}', `${reg.addr}/all/bb`])).stdout.trim().split('\n').sort();
+    assert.deepEqual(tags, ['a1', 'a2']);
+    await d.docker(['tag', 'busybox', `${reg.addr}/library/busybox:mirrored`]);
+    await d.docker(['push', `${reg.addr}/library/busybox:mirrored`]);
+    const m = await startDaemon({ args: ['--registry-mirror', `http://${reg.addr}`] });
+    try {
+      await m.docker(['pull', 'busybox:mirrored']);
+      assert.equal((await m.docker(['run', '--rm', 'busybox:mirrored', 'echo', 'via mirror'])).stdout.trim(), 'via mirror');
+    } finally {
+      await m.stop();
+    }
+  });
+
   test('a tampered blob is refused: nothing is registered and no blob lands', async () => {
     const ref = `${reg.addr}/t/bb:1`;
     await d.docker(['tag', 'busybox', ref]);

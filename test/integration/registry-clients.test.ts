@@ -60,6 +60,28 @@ describe('registry: skopeo against berth registry (basic auth, private and publi
   });
 });
 
+describe('registry: TLS when given a certificate', () => {
+  test('skopeo pushes and pulls over HTTPS, verifying the certificate', async () => {
+    const dir = mkdtempSync('/var/tmp/berth-test-tls-');
+    const certs = join(dir, 'certs');
+    await run('mkdir', ['-p', certs]);
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(certs, 'ca.crt')]);
+    const reg = await startBerthRegistry(() => ['--tls-cert', join(certs, 'ca.crt'), '--tls-key', join(dir, 'key.pem')]);
+    try {
+      const push = await skopeo(['copy', '--dest-cert-dir', certs, `docker-archive:${FIXTURE}`, `docker://${reg.addr}/tls/bb:1`]);
+      assert.equal(push.code, 0, push.out);
+      const pull = await skopeo(['copy', '--src-cert-dir', certs, `docker://${reg.addr}/tls/bb:1`, `dir:${join(dir, 'out')}`]);
+      assert.equal(pull.code, 0, pull.out);
+      const unverified = await skopeo(['inspect', `docker://${reg.addr}/tls/bb:1`]);
+      assert.notEqual(unverified.code, 0, 'an unknown certificate authority is refused by the client');
+      assert.equal(await fetch(`http://${reg.addr}/v2/`).then((r) => r.status, () => 0), 0, 'no plain HTTP answer');
+    } finally {
+      await reg.stop();
+      await cleanupDir(dir);
+    }
+  });
+});
+
 describe('registry: the docker CLI against berthd, pushing to and pulling from registries', () => {
   let d: Daemon;
   let berthReg: Registry;

@@ -1,6 +1,7 @@
 /** Starts `berth registry serve` (or Debian's docker-registry) on a free loopback port for a test. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO, cleanupDir } from './harness.js';
@@ -31,17 +32,29 @@ export function htpasswd(dir: string, users: Record<string, string>): string {
   return file;
 }
 
-async function waitUp(addr: string, proc: ChildProcess, logs: () => string): Promise<void> {
+/** GET /v2/ over HTTPS without verifying the (self-signed) certificate. */
+function probeTls(addr: string): Promise<boolean> {
+  const [host, port] = addr.split(':');
+  return new Promise((resolve) => {
+    const req = httpsGet({ host, port: Number(port), path: '/v2/', rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 || res.statusCode === 401);
+    });
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function waitUp(addr: string, proc: ChildProcess, logs: () => string, tls = false): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (proc.exitCode !== null) throw new Error(`registry exited ${proc.exitCode}: ${logs()}`);
-    const ok = await fetch(`http://${addr}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false);
+    const ok = tls ? await probeTls(addr) : await fetch(`http://${addr}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false);
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`registry did not come up: ${logs()}`);
 }
 
-function started(dir: string, root: string, addr: string, bin: string, args: string[]): Promise<Registry> {
+function started(dir: string, root: string, addr: string, bin: string, args: string[], tls = false): Promise<Registry> {
   let out = '';
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -56,7 +69,7 @@ function started(dir: string, root: string, addr: string, bin: string, args: str
       await cleanupDir(dir);
     },
   };
-  return waitUp(addr, proc, r.logs).then(() => r);
+  return waitUp(addr, proc, r.logs, tls).then(() => r);
 }
 
 /** berth's registry; `flags` are extra serve flags (--htpasswd, --public, --auth, ...). */
@@ -64,7 +77,8 @@ export async function startBerthRegistry(flags: (dir: string) => string[] = () =
   const dir = mkdtempSync('/var/tmp/berth-test-reg-');
   const root = join(dir, 'root');
   const addr = `127.0.0.1:${await freePort()}`;
-  return started(dir, root, addr, join(REPO, 'bin/berth'), ['registry', 'serve', '--addr', addr, '--root', root, ...flags(dir)]);
+  const extra = flags(dir);
+  return started(dir, root, addr, join(REPO, 'bin/berth'), ['registry', 'serve', '--addr', addr, '--root', root, ...extra], extra.includes('--tls-cert'));
 }
 
 /** Debian's docker-registry (distribution 2.8), open, storage in a temp dir. */

@@ -2,7 +2,7 @@
 import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
 import type { Credentials } from '../../distribution/client.js';
-import { pull } from '../../distribution/pull.js';
+import { listTags, pull } from '../../distribution/pull.js';
 import { push } from '../../distribution/push.js';
 import type { Router, Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
@@ -21,7 +21,7 @@ const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
 
 /** `reference` filter: a glob on `name[:tag]`. */
 function refGlob(pattern: string): RegExp {
-  const withTag = pattern.includes(':') ? pattern : `${pattern}:*`;
+  const withTag = pattern.lastIndexOf(':') > pattern.lastIndexOf('/') ? pattern : `${pattern}:*`; // host:port/name has no tag
   return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
 }
 
@@ -125,7 +125,17 @@ export function imageRoutes(r: Router, engine: Engine): void {
     if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
     if (f['before']) { const b = images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
     if (f['since']) { const s = images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
-    ctx.send(200, list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created)).map((i) => listView(engine, i)));
+    const refs = f['reference']?.map(refGlob);
+    const views = list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created)).map((i) => listView(engine, i));
+    // like dockerd: with a reference filter an image shows only the names that matched
+    if (refs) {
+      for (const v of views) {
+        v.RepoTags = v.RepoTags.filter((t) => refs.some((re) => re.test(t)));
+        const repos = new Set(v.RepoTags.map((t) => t.slice(0, t.lastIndexOf(':'))));
+        v.RepoDigests = v.RepoDigests.filter((d) => repos.has(d.slice(0, d.indexOf('@'))));
+      }
+    }
+    ctx.send(200, views);
   });
 
   r.on('POST', '/images/create', async (ctx) => {
@@ -133,12 +143,16 @@ export function imageRoutes(r: Router, engine: Engine): void {
     const fromImage = ctx.query.get('fromImage');
     if (fromSrc === null && fromImage) {
       const tag = ctx.query.get('tag') ?? '';
-      const ref = tag ? (tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`) : fromImage;
       const creds = registryAuth(ctx);
       const platform = ctx.query.get('platform') ?? '';
+      const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
+      // no tag at all is `docker pull --all-tags`
+      const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
       await streamed(ctx, async (p) => {
-        const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, progress: (m) => p.msg(m) });
-        engine.events.emit('image', 'pull', img.id, { name: ref });
+        for (const ref of refs ?? (await listTags(fromImage, { creds, client: engine.registries })).map((t) => `${fromImage}:${t}`)) {
+          const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, progress: (m) => p.msg(m) });
+          engine.events.emit('image', 'pull', img.id, { name: ref });
+        }
       });
       return;
     }

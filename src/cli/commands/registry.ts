@@ -94,11 +94,11 @@ export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { platform: { type: 'string' }, quiet: { type: 'bool', short: 'q' }, 'all-tags': { type: 'bool', short: 'a' } });
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG|@DIGEST]');
-  if (bool(p, 'all-tags')) throw new UsageError('--all-tags is not supported yet');
   const at = ref.indexOf('@');
   const colon = ref.lastIndexOf(':');
   const [image, tag] = at >= 0 ? [ref.slice(0, at), ref.slice(at + 1)] : colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
-  const params = new URLSearchParams({ fromImage: image, tag });
+  if (bool(p, 'all-tags') && (at >= 0 || colon > ref.lastIndexOf('/'))) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  const params = new URLSearchParams({ fromImage: image, tag: bool(p, 'all-tags') ? '' : tag });
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));
