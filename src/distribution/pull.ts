@@ -44,19 +44,23 @@ function bar(current: number, total: number): string {
   return `[${'='.repeat(Math.max(0, n - 1))}${n ? '>' : ''}${' '.repeat(w - n)}] ${size(current)}/${size(total)}`;
 }
 
-/** Verifies size and sha256 of what streams through; fails at the end on a mismatch. */
-function verifier(d: Descriptor, onBytes: (n: number) => void): Transform {
-  const hash = createHash('sha256');
+/**
+ * Verifies size and sha256 of what streams through; fails at the end on a mismatch. With
+ * `hashed: false` only the size is checked here: an uncompressed layer's digest is its diff id,
+ * which the content store computes anyway and ingestLayer compares (one hash pass, not two).
+ */
+function verifier(d: Descriptor, onBytes: (n: number) => void, hashed = true): Transform {
+  const hash = hashed ? createHash('sha256') : null;
   let n = 0;
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
+      hash?.update(chunk);
       n += chunk.length;
       onBytes(n);
       cb(null, chunk);
     },
     flush(cb) {
-      const got = `sha256:${hash.digest('hex')}`;
+      const got = hash ? `sha256:${hash.digest('hex')}` : d.digest;
       if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
       else cb();
     },
@@ -111,13 +115,15 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
   if (layers.length !== diffIds.length) throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);
   for (const l of layers) o.progress({ status: 'Pulling fs layer', id: short(l.digest), progressDetail: {} });
   let fetched = 0;
-  const queue = layers.map((l, i) => ({ l, diffId: diffIds[i]! }));
+  const unpacking: Array<Promise<void>> = [];
+  const queue = layers.map((l, i) => ({ l, i, diffId: diffIds[i]! }));
   const worker = async (): Promise<void> => {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      const { l, diffId } = job;
+      const { l, i, diffId } = job;
       const id = short(l.digest);
       if (images.hasLayer(diffId)) {
         o.progress({ status: 'Already exists', id, progressDetail: {} });
+        unpacking.push(images.unpackLayer(diffIds, i));
         continue;
       }
       const body = await fetchBlob(s, l);
@@ -127,14 +133,20 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
           last = n;
           o.progress({ status: 'Downloading', id, progressDetail: { current: n, total: l.size }, progress: bar(n, l.size) });
         }
-      });
+      }, l.digest !== diffId);
       body.on('error', (e) => v.destroy(e));
       await images.ingestLayer(body.pipe(v), diffId);
       fetched++;
       o.progress({ status: 'Download complete', id, progressDetail: {} });
+      unpacking.push(images.unpackLayer(diffIds, i)); // while the other layers still download
     }
   };
-  await Promise.all(Array.from({ length: Math.min(4, layers.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(4, layers.length) }, worker));
+  } finally {
+    await Promise.allSettled(unpacking);
+  }
+  await Promise.all(unpacking);
   const img = await images.register(configBytes, { ...(tag ? { tag: `${ref.name}:${tag}` } : {}), digestRef: `${ref.name}@${top.digest}` });
   for (const l of layers) o.progress({ status: 'Pull complete', id: short(l.digest), progressDetail: {} });
   o.progress({ status: `Digest: ${top.digest}` });

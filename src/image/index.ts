@@ -69,6 +69,11 @@ export class ImageService implements ImageStore {
     }
   }
 
+  /** Unpacks layer `i` of the chain `diffIds` as soon as its blob is in (pull overlaps unpacking with downloads). */
+  unpackLayer(diffIds: readonly string[], i: number): Promise<void> {
+    return this.core.unpackOne(diffIds, i);
+  }
+
   /** Registers a pulled image (every layer in content) and names it: `name:tag` and/or `name@digest`. */
   async register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<ImageRecord> {
     const img = await this.core.addImage(configBytes);

@@ -55,14 +55,16 @@ export class ImageCore {
   /** Unpacks every layer of a chain into snapshots (in parallel; each layer once). */
   async unpack(diffIds: readonly string[]): Promise<string | null> {
     const chains = chainIds(diffIds);
-    await Promise.all(
-      diffIds.map((d, i) =>
-        this.snapshots.commitLayer({ chainId: chains[i]!, parent: i ? chains[i - 1]! : null, diffId: d, size: this.content.size(d as Digest) }, (dir) =>
-          applyLayer(this.content.path(d as Digest), dir),
-        ),
-      ),
-    );
+    await Promise.all(diffIds.map((_, i) => this.unpackOne(diffIds, i, chains)));
     return chains[chains.length - 1] ?? null;
+  }
+
+  /** Unpacks layer `i` of a chain (its blob must be in content); a no-op when it is unpacked. */
+  unpackOne(diffIds: readonly string[], i: number, chains = chainIds(diffIds)): Promise<void> {
+    const d = diffIds[i]!;
+    return this.snapshots.commitLayer({ chainId: chains[i]!, parent: i ? chains[i - 1]! : null, diffId: d, size: this.content.size(d as Digest) }, (dir) =>
+      applyLayer(this.content.path(d as Digest), dir),
+    );
   }
 
   /**

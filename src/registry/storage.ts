@@ -75,7 +75,7 @@ export class RegistryStorage {
   }
 
   readBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), range ? { start: range.start, end: range.end } : {});
+    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async linkBlob(repo: string, digest: string): Promise<void> {
@@ -128,7 +128,8 @@ export class RegistryStorage {
       hash.update(c);
       n += c.length;
     });
-    await pipeline(body, createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a' }));
+    // a large buffer lets the stream batch socket chunks into few writev calls
+    await pipeline(body, createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }));
     live.size += n;
     if (expectedLength !== undefined && n !== expectedLength) {
       // a short or long body: the data written is kept (the client may resume), the length is refused

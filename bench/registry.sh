@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Registry benchmarks (issue #3), side by side in one run:
+#  1. registry throughput: the same client (curl, 4 blobs at a time) pushes then pulls every layer
+#     of a ~1 GiB, 8-layer image to/from berth registry and Debian's docker-registry 2.8;
+#  2. engine pull: `docker pull` of that image from the same local registry (berth registry) by
+#     berthd and by dockerd, from nothing to image ready (download + unpack).
+# Layers are random bytes (incompressible) and travel uncompressed. Medians of $RUNS runs go to
+# bench/results/<UTC time>-registry.{json,md}.
+#   bash bench/registry.sh                  # LAYERS=8 MIB=128 RUNS=3
+#   LAYERS=8 MIB=16 RUNS=1 bash bench/registry.sh   # a quick pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+LAYERS=${LAYERS:-8}
+MIB=${MIB:-128}
+RUNS=${RUNS:-3}
+WORK=${WORK:-/var/tmp/berth-bench-registry}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$REPO/bench/results/$STAMP-registry
+
+bash scripts/install.sh --no-run >/dev/null
+cleanup() {
+  set +e
+  for p in ${PIDS:-}; do kill $p 2>/dev/null; done
+  [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID 2>/dev/null; }
+  [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
+  sleep 1
+  grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  pkill -f "containerd.*$WORK" 2>/dev/null
+}
+trap cleanup EXIT
+cleanup 2>/dev/null || true
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+echo "making a $LAYERS x $MIB MiB image"
+node bench/make-image.mjs $WORK/big.tar $LAYERS $MIB big:1 >/dev/null
+BLOBS=$WORK/big.tar.layers
+TOTAL_MB=$(du -sm $BLOBS | cut -f1)
+
+port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+BR=127.0.0.1:$(port)
+bin/berth registry serve --addr $BR --root $WORK/berth-registry >$WORK/berth-registry.log 2>&1 &
+PIDS="$!"
+DR=127.0.0.1:$(port)
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' $WORK/dist-root $DR > $WORK/dist.yml
+docker-registry serve $WORK/dist.yml >$WORK/dist.log 2>&1 &
+PIDS="$PIDS $!"
+for a in $BR $DR; do for _ in $(seq 100); do curl -s -o /dev/null http://$a/v2/ && break; sleep 0.1; done; done
+
+now() { date +%s.%N; }
+# one blob: POST for a session, PUT the bytes with the digest (the upload every registry takes)
+push_one() { # $1 addr, $2 repo, $3 hex
+  local loc
+  loc=$(curl -sf -o /dev/null -D - -X POST "http://$1/v2/$2/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  case $loc in http*) ;; *) loc="http://$1$loc";; esac
+  case $loc in *\?*) loc="$loc&digest=sha256:$3";; *) loc="$loc?digest=sha256:$3";; esac
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' -T $BLOBS/$3 "$loc")" = 201 ] || { echo "push of $3 to $1 failed" >&2; exit 1; }
+}
+export -f push_one; export BLOBS
+# push every blob, 4 at a time; prints seconds
+push_blobs() { # $1 addr, $2 repo
+  local s=$(now)
+  ls $BLOBS | xargs -P 4 -I{} bash -c "push_one $1 $2 {}"
+  echo "$(now) - $s" | bc
+}
+pull_blobs() {
+  local s=$(now)
+  ls $BLOBS | xargs -P 4 -I{} curl -sf -o /dev/null "http://$1/v2/$2/blobs/sha256:{}"
+  echo "$(now) - $s" | bc
+}
+declare -A T
+for i in $(seq 1 $RUNS); do
+  for r in berth:$BR dist:$DR; do
+    name=${r%%:*}; addr=${r#*:}
+    T[$name-push]+="$(push_blobs $addr bench/run$i) "
+    T[$name-pull]+="$(pull_blobs $addr bench/run$i) "
+  done
+done
+
+# --- engine pull: berthd vs dockerd from berth registry ----------------------------------------
+BH=unix://$WORK/berth.sock
+bin/berthd --host $BH --root $WORK/berth-root --exec-root $WORK/berth-run >$WORK/berthd.log 2>&1 &
+BERTH_PID=$!
+DH=unix://$WORK/docker.sock
+dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pidfile $WORK/dockerd.pid \
+  --bridge=none --iptables=false --ip6tables=false --containerd-namespace berthbenchreg >$WORK/dockerd.log 2>&1 &
+DOCKERD_PID=$!
+for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
+sleep 1
+REF=$BR/big/img:1
+DOCKER_HOST=$BH docker load -i $WORK/big.tar >/dev/null
+DOCKER_HOST=$BH docker tag big:1 $REF
+DOCKER_HOST=$BH docker push $REF >/dev/null
+timed_pull() { # $1 DOCKER_HOST
+  DOCKER_HOST=$1 docker rmi -f $REF big:1 >/dev/null 2>&1 || true
+  DOCKER_HOST=$1 docker image prune -af >/dev/null 2>&1 || true
+  sync
+  local s=$(now)
+  DOCKER_HOST=$1 docker pull $REF >/dev/null
+  echo "$(now) - $s" | bc
+}
+for i in $(seq 1 $RUNS); do
+  T[berthd-pull]+="$(timed_pull $BH) "
+  T[dockerd-pull]+="$(timed_pull $DH) "
+done
+
+node - "$OUT" "$TOTAL_MB" "$LAYERS" "$MIB" "$RUNS" "${T[berth-push]}" "${T[berth-pull]}" "${T[dist-push]}" "${T[dist-pull]}" "${T[berthd-pull]}" "${T[dockerd-pull]}" <<'JS'
+const fs = require('fs');
+const [out, mb, layers, mib, runs, ...series] = process.argv.slice(2);
+const med = (s) => { const v = s.trim().split(/\s+/).map(Number).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
+const [bp, bl, dp, dl, be, de] = series.map(med);
+const mbps = (t) => +(mb / t).toFixed(0);
+const res = {
+  when: new Date().toISOString(), image: { layers: +layers, mib_per_layer: +mib, total_mb: +mb }, runs: +runs,
+  registry_push_s: { berth: +bp.toFixed(2), distribution: +dp.toFixed(2) },
+  registry_pull_s: { berth: +bl.toFixed(2), distribution: +dl.toFixed(2) },
+  registry_throughput_mb_s: { berth_push: mbps(bp), distribution_push: mbps(dp), berth_pull: mbps(bl), distribution_pull: mbps(dl) },
+  throughput_ratio_berth_vs_distribution: { push: +(dp / bp).toFixed(2), pull: +(dl / bl).toFixed(2) },
+  engine_pull_s: { berthd: +be.toFixed(2), dockerd: +de.toFixed(2), ratio_berthd_vs_dockerd: +(be / de).toFixed(2) },
+};
+fs.writeFileSync(`${out}.json`, JSON.stringify(res, null, 2) + '\n');
+fs.writeFileSync(`${out}.md`, `# registry bench ${res.when} (medians of ${runs} runs; ${layers} layers x ${mib} MiB = ${mb} MB, random bytes, uncompressed)
+
+| registry (curl, 4 blobs at a time) | push s | pull s | push MB/s | pull MB/s |
+|---|---|---|---|---|
+| berth registry | ${res.registry_push_s.berth} | ${res.registry_pull_s.berth} | ${res.registry_throughput_mb_s.berth_push} | ${res.registry_throughput_mb_s.berth_pull} |
+| docker-registry 2.8 | ${res.registry_push_s.distribution} | ${res.registry_pull_s.distribution} | ${res.registry_throughput_mb_s.distribution_push} | ${res.registry_throughput_mb_s.distribution_pull} |
+
+berth / distribution throughput: push **${res.throughput_ratio_berth_vs_distribution.push}x**, pull **${res.throughput_ratio_berth_vs_distribution.pull}x**
+
+| engine: \`docker pull\` from berth registry, nothing local | seconds |
+|---|---|
+| berthd | ${res.engine_pull_s.berthd} |
+| dockerd | ${res.engine_pull_s.dockerd} |
+
+berthd / dockerd: **${res.engine_pull_s.ratio_berthd_vs_dockerd}**
+`);
+console.log(JSON.stringify(res, null, 2));
+JS
+echo "results: $OUT.json $OUT.md"
