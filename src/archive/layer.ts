@@ -37,7 +37,10 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
   });
   if (!first) return input;
   input.unshift(first);
-  return first[0] === 0x1f && first[1] === 0x8b ? input.pipe(createGunzip()) : input;
+  if (first[0] !== 0x1f || first[1] !== 0x8b) return input;
+  const gz = createGunzip();
+  input.on('error', (e) => gz.destroy(e)); // pipe() would not carry the error (a failed verification) on
+  return input.pipe(gz);
 }
 
 /** Runs GNU tar to extract `input` into `dest` (owners, modes, xattrs kept; `..` refused by tar). */

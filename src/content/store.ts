@@ -70,7 +70,7 @@ export class ContentStore {
     const tmp = join(this.ingest, randomBytes(8).toString('hex'));
     const hash = createHash('sha256');
     let size = 0;
-    const file = createWriteStream(tmp);
+    const file = createWriteStream(tmp, { highWaterMark: 4 << 20 }); // batches chunks into few writev calls
     const tee = new Transform({
       transform(chunk: Buffer, _e, cb) {
         hash.update(chunk);

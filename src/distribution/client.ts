@@ -4,6 +4,8 @@
  * credentials; Bearer sends us to the realm for a token (with the credentials, or anonymously)
  * for the scope asked, and the request is retried with it. Tokens are cached per scope.
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { invalidArgument, unavailable, BerthError } from '../base/errors.js';
 import { isObject } from '../base/json.js';
@@ -114,6 +116,37 @@ export class RegistrySession {
   }
 
   private triedAuth = false;
+
+  /**
+   * A GET whose body is a Node stream (blobs): node:http, not fetch, because turning fetch's web
+   * stream into a Node stream costs most of the throughput. Answers a 401 like fetch() does and
+   * follows redirects (registries may send blobs to storage elsewhere).
+   */
+  async getStream(path: string, redirects = 3): Promise<IncomingMessage> {
+    const url = new URL(this.url(path));
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const headers: Record<string, string> = {};
+      if (this.authHeader && url.origin === new URL(this.ep.base).origin) headers['Authorization'] = this.authHeader;
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers }, resolve);
+      req.on('error', (e) => reject(unavailable(`Get "${url}": ${e.message}`)));
+      req.end();
+    });
+    const status = res.statusCode ?? 0;
+    if (status >= 300 && status < 400 && res.headers.location && redirects > 0) {
+      res.resume();
+      return this.getStream(new URL(res.headers.location, url).toString(), redirects - 1);
+    }
+    if (status === 401 && !this.triedAuth) {
+      res.resume();
+      await this.authorize();
+      return this.getStream(path, redirects);
+    }
+    if (status === 401 || status === 403) {
+      res.resume();
+      throw new RegistryHttpError(status, `${status === 401 ? 'unauthorized' : 'denied'}: fetching ${url.pathname}`);
+    }
+    return res;
+  }
 
   presetBasic(): void {
     if (this.creds) this.authHeader = `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;

@@ -6,7 +6,7 @@
  * are not fetched again. Nothing is registered unless every byte verified.
  */
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import { INDEX_TYPES, MANIFEST_TYPES, parseManifest, type Descriptor } from '../spec/distribution.js';
@@ -80,9 +80,12 @@ async function fetchManifest(s: RegistrySession, ref: string): Promise<{ bytes: 
 }
 
 async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
-  const res = await s.fetch('GET', `/v2/${s.ep.repo}/blobs/${d.digest}`);
-  if (!res.ok || !res.body) throw new RegistryHttpError(res.status, `fetching blob ${d.digest}: ${res.status}`);
-  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  const res = await s.getStream(`/v2/${s.ep.repo}/blobs/${d.digest}`);
+  if (res.statusCode !== 200) {
+    res.resume();
+    throw new RegistryHttpError(res.statusCode ?? 0, `fetching blob ${d.digest}: ${res.statusCode}`);
+  }
+  return res;
 }
 
 export async function pull(images: ImageStore, refText: string, o: { creds: Credentials | null; platform?: string; progress: Progress; client?: ClientOptions }): Promise<ImageRecord> {
