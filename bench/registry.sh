@@ -10,6 +10,7 @@
 #   LAYERS=8 MIB=16 RUNS=1 bash bench/registry.sh   # a quick pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 REPO=$(pwd)
 LAYERS=${LAYERS:-8}
 MIB=${MIB:-128}
@@ -24,9 +25,7 @@ cleanup() {
   for p in ${PIDS:-}; do kill $p 2>/dev/null; done
   [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID 2>/dev/null; }
   [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
-  sleep 1
-  grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  pkill -f "containerd.*$WORK" 2>/dev/null
+  release_work "$WORK"
 }
 trap cleanup EXIT
 cleanup 2>/dev/null || true

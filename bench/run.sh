@@ -7,6 +7,7 @@
 # Every engine gets a private root and socket under $WORK; nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 REPO=$(pwd)
 RUNS=${RUNS:-30}
 N_IDLE=${N_IDLE:-100}
@@ -26,9 +27,7 @@ cleanup() {
   [ -n "${BERTH_PID:-}" ] && { DOCKER_HOST=$BH docker rm -f $(DOCKER_HOST=$BH docker ps -aq) >/dev/null 2>&1; kill $BERTH_PID; }
   [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=$DH docker rm -f $(DOCKER_HOST=$DH docker ps -aq) >/dev/null 2>&1; kill $DOCKERD_PID; wait $DOCKERD_PID; }
   $PODMAN rm -af >/dev/null 2>&1
-  sleep 1
-  grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  pkill -f "containerd.*$WORK" 2>/dev/null
+  release_work "$WORK"
 }
 trap cleanup EXIT
 cleanup 2>/dev/null || true

@@ -6,7 +6,7 @@
  * - packUpper: the reverse, a layer tar from a container's upper dir.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
@@ -43,15 +43,16 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
   return input.pipe(gz);
 }
 
-/** Runs GNU tar to extract `input` into `dest` (owners, modes, xattrs kept; `..` refused by tar). */
-function untar(input: Readable, dest: string): Promise<void> {
+/**
+ * Runs GNU tar to extract the archive at `file` into `dest` (owners, modes, xattrs kept; `..`
+ * refused by tar). tar reads the file itself and detects gzip on its own: no byte passes through Node.
+ */
+function untar(file: string, dest: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('tar', ['-x', '-f', '-', '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn('tar', ['-x', '-f', file, '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    input.on('error', (e) => { p.kill(); reject(e); });
-    input.pipe(p.stdin);
-    p.stdin.on('error', () => undefined);
+    p.on('error', reject);
     p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`invalid layer archive: ${err.trim() || `tar exited ${code}`}`))));
   });
 }
@@ -78,7 +79,7 @@ async function convertWhiteouts(dir: string): Promise<void> {
 
 /** Unpacks a layer tar file (plain or gzip) into the empty directory `dest`. */
 export async function applyLayer(tarPath: string, dest: string): Promise<void> {
-  await untar(await maybeGunzip(createReadStream(tarPath)), dest);
+  await untar(tarPath, dest);
   await convertWhiteouts(dest);
 }
 

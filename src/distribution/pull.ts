@@ -93,7 +93,15 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
   const tag = ref.digest ? undefined : (ref.tag ?? 'latest');
   const ep = endpointOf(ref.name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
-  const top = await fetchManifest(s, ref.digest ?? tag!);
+  let top;
+  try {
+    top = await fetchManifest(s, ref.digest ?? tag!);
+  } catch (e) {
+    // dockerd's words and status (404): a 401 would make the docker CLI prompt for a login
+    if (e instanceof RegistryHttpError && (e.status === 401 || e.status === 403))
+      throw notFound(`pull access denied for ${ref.name}, repository does not exist or may require 'docker login': ${e.message}`);
+    throw e;
+  }
   let manifest = parseManifest(top.bytes, top.type);
   if (INDEX_TYPES.includes(manifest.mediaType)) {
     const want = o.platform ? parsePlatform(o.platform) : hostPlatform();

@@ -42,9 +42,11 @@ export async function push(images: ImageStore, refText: string, o: { creds: Cred
   const image = images.get(`${ref.name}:${tag}`);
   const ep = endpointOf(ref.name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull,push`);
+  // like dockerd, the first line goes out before any registry round trip: a refusal then ends the
+  // stream (a 401 status would make the docker CLI prompt for a login instead)
+  o.progress({ status: `The push refers to repository [${ref.name.includes('/') && ep.host !== 'docker.io' ? ref.name : `docker.io/${ep.repo}`}]` });
   s.presetBasic(); // a registry that lets anonymous clients in would not ask for them before a streamed upload
   await s.authorize();
-  o.progress({ status: `The push refers to repository [${ref.name.includes('/') && ep.host !== 'docker.io' ? ref.name : `docker.io/${ep.repo}`}]` });
   const diffIds = image.config.rootfs.diff_ids;
   const layers = diffIds.map((d) => ({ digest: d, size: images.layer(d).size }));
   for (const l of [...layers].reverse()) o.progress({ status: 'Preparing', id: short(l.digest), progressDetail: {} });

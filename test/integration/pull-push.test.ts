@@ -8,11 +8,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from './harness.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { REPO, startDaemon, type Daemon } from './harness.js';
 import { startBerthRegistry, type Registry } from './registry-harness.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const bi = (b: Buffer) => b as unknown as BodyInit;
+const run = promisify(execFile);
 
 describe('pull and push through berthd', () => {
   let d: Daemon;
@@ -100,6 +103,27 @@ describe('pull and push through berthd', () => {
     } finally {
       await m.stop();
     }
+  });
+
+  test('an interrupted pull resumes: verified layers are not fetched again', async () => {
+    await run('node', [join(REPO, 'bench/make-image.mjs'), join(d.dir, 'two.tar'), '2', '1', 'two:1']);
+    await d.docker(['load', '-i', join(d.dir, 'two.tar')]);
+    const ref = `${reg.addr}/resume/two:1`;
+    await d.docker(['tag', 'two:1', ref]);
+    await d.docker(['push', ref]);
+    const diffIds = (JSON.parse((await d.docker(['image', 'inspect', ref])).stdout)[0] as { RootFS: { Layers: string[] } }).RootFS.Layers;
+    await d.docker(['rmi', 'two:1', ref]);
+    // the second layer is damaged in the registry: the pull stops there
+    const file = join(reg.root, 'blobs', 'sha256', diffIds[1]!.slice(7));
+    const good = readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[100] = bad[100]! ^ 1;
+    writeFileSync(file, bad);
+    assert.notEqual((await d.docker(['pull', ref], { allowFail: true })).code, 0);
+    writeFileSync(file, good);
+    const again = await d.docker(['pull', ref]);
+    assert.match(again.stdout, new RegExp(`${diffIds[0]!.slice(7, 19)}: Already exists`), 'the first layer was kept from the failed pull');
+    assert.match(again.stdout, new RegExp(`${diffIds[1]!.slice(7, 19)}: Download complete`));
   });
 
   test('a tampered blob is refused: nothing is registered and no blob lands', async () => {

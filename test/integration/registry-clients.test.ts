@@ -114,8 +114,26 @@ describe('registry: the docker CLI against berthd, pushing to and pulling from r
     const digests = JSON.parse((await d.docker(['image', 'inspect', ref])).stdout)[0].RepoDigests as string[];
     assert.ok(digests.some((x) => x.startsWith(`${berthReg.addr}/team/app@sha256:`)));
     await d.docker(['logout', berthReg.addr]);
-    const anon = await d.docker(['pull', ref], { allowFail: true });
-    assert.notEqual(anon.code, 0, 'after logout the private repository is refused');
+    const anon = await d.docker(['pull', ref], { allowFail: true, timeoutMs: 20_000 });
+    assert.equal(anon.code, 1, 'after logout the private repository is refused (no login prompt)');
+    assert.match(anon.stderr, /pull access denied/);
+  });
+
+  test('the berth CLI: login (wrong password refused), push, pull, logout; credentials in a docker-compatible config.json', async () => {
+    const bad = await d.berth(['login', '-u', 'bob', '--password-stdin', berthReg.addr], { input: 'nope\n', allowFail: true });
+    assert.notEqual(bad.code, 0);
+    assert.match((await d.berth(['login', '-u', 'bob', '--password-stdin', berthReg.addr], { input: 'pw-bob\n' })).stdout, /Login Succeeded/);
+    const cfg = JSON.parse(readFileSync(join(d.env['DOCKER_CONFIG']!, 'config.json'), 'utf8')) as { auths: Record<string, { auth: string }> };
+    assert.equal(Buffer.from(cfg.auths[berthReg.addr]!.auth, 'base64').toString(), 'bob:pw-bob');
+    const ref = `${berthReg.addr}/team/cli:v1`;
+    await d.berth(['tag', `${berthReg.addr}/team/app:v1`, ref]);
+    assert.match((await d.berth(['push', ref])).stdout, /v1: digest: sha256:/);
+    await d.berth(['rmi', ref]);
+    assert.match((await d.berth(['pull', ref])).stdout, /Status: /);
+    // the docker CLI reads the same credentials
+    assert.equal((await d.docker(['pull', ref])).code, 0);
+    assert.match((await d.berth(['logout', berthReg.addr])).stdout, /Removing login credentials/);
+    assert.notEqual((await d.berth(['pull', ref], { allowFail: true })).code, 0);
   });
 
   test("Debian's docker-registry (distribution 2.8): push, rmi, pull, run; berth pull too", async () => {
