@@ -32,6 +32,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK"
+sync # dirty pages of an earlier run (the registry bench writes GBs) would be flushed during this one
 
 # --- engines -------------------------------------------------------------------------------
 BH=unix://$WORK/berth.sock

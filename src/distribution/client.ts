@@ -6,7 +6,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { invalidArgument, unavailable, BerthError } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 
@@ -91,24 +91,21 @@ export class RegistrySession {
     return path.startsWith('http') ? path : `${this.ep.base}${path}`;
   }
 
-  /** A request with the auth handshake; `body` may only be sent once, so a 401 is answered first by a HEAD-less retry of a bodiless probe. */
-  async fetch(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer | Readable; length?: number } = {}): Promise<Response> {
+  /** A request with the auth handshake: a 401 is answered once (credentials or a token) and the request sent again. */
+  async fetch(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer; length?: number } = {}): Promise<Response> {
     const url = this.url(path);
     const go = (): Promise<Response> => {
       const headers: Record<string, string> = { ...(init.headers ?? {}) };
       if (this.authHeader) headers['Authorization'] = this.authHeader;
       if (init.length !== undefined) headers['Content-Length'] = String(init.length);
-      const body = init.body instanceof Readable ? (Readable.toWeb(init.body) as ReadableStream) : init.body;
-      return fetch(url, { method, headers, redirect: 'follow', ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit).catch((e: unknown) => {
+      return fetch(url, { method, headers, redirect: 'follow', ...(init.body !== undefined ? { body: init.body } : {}) } as RequestInit).catch((e: unknown) => {
         const cause = (e as { cause?: { message?: string; code?: string } }).cause;
         throw unavailable(`Get "${url}": ${cause?.code ?? ''} ${cause?.message ?? (e as Error).message}`.replace(/\s+/g, ' '));
       });
     };
-    if (!this.authHeader && init.body instanceof Readable) await this.authorize(); // a stream cannot be resent
     let res = await go();
     if (res.status === 401 && !this.triedAuth) {
       await this.answer(res);
-      if (init.body instanceof Readable) throw new RegistryHttpError(401, 'unauthorized: authentication required');
       res = await go();
     }
     if (res.status === 401 || res.status === 403) throw new RegistryHttpError(res.status, await errorText(res));
@@ -116,6 +113,28 @@ export class RegistrySession {
   }
 
   private triedAuth = false;
+
+  /**
+   * A PUT of a stream (a blob upload) through node:http, which keeps backpressure: fetch with a
+   * web stream body buffers the whole blob in memory on Node 20. The session must be authorized
+   * already (a stream cannot be sent twice). Resolves with the status and the response text.
+   */
+  putStream(path: string, body: Readable, length: number, contentType = 'application/octet-stream'): Promise<{ status: number; text: string }> {
+    const url = new URL(this.url(path));
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Content-Length': length };
+      if (this.authHeader) headers['Authorization'] = this.authHeader;
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: 'PUT', headers }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('error', (e) => reject(unavailable(`Put "${url}": ${e.message}`)));
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    });
+  }
 
   /**
    * A GET whose body is a Node stream (blobs): node:http, not fetch, because turning fetch's web

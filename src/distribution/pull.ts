@@ -37,7 +37,8 @@ export function parsePlatform(s: string): Platform {
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
-function bar(current: number, total: number): string {
+/** Docker's progress bar text: `[=====>     ] 12.3MB/45.6MB`. */
+export function bar(current: number, total: number): string {
   const w = 50;
   const n = total > 0 ? Math.min(w, Math.floor((current / total) * w)) : 0;
   const size = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)}MB` : `${(b / 1e3).toFixed(1)}kB`);

@@ -5,13 +5,29 @@
  * always gives the same manifest digest.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { MT } from '../spec/distribution.js';
 import type { ImageStore } from '../image/types.js';
 import { parseReference } from '../image/reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
-import type { Progress } from './pull.js';
+import { bar, type Progress } from './pull.js';
+
+/** Passes bytes through, reporting how many went by (at most every 512 KiB and at the end). */
+function counting(total: number, report: (n: number) => void): Transform {
+  let n = 0;
+  let last = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      if (n - last >= 512 * 1024 || n === total) {
+        last = n;
+        report(n);
+      }
+      cb(null, chunk);
+    },
+  });
+}
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 
@@ -27,12 +43,11 @@ async function uploadBlob(s: RegistrySession, digest: string, size: number, body
   if (start.status !== 202 || !loc) throw new RegistryHttpError(start.status, `starting the upload of ${digest}: ${start.status}`);
   const url = new URL(loc, s.ep.base);
   url.searchParams.set('digest', digest);
-  const put = await s.fetch('PUT', url.toString(), { headers: { 'Content-Type': 'application/octet-stream' }, body: body(), length: size });
-  if (put.status !== 201) {
-    const text = await put.text().catch(() => '');
-    throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${text.trim()}`);
-  }
-  await put.body?.cancel();
+  const b = body();
+  const put = Buffer.isBuffer(b)
+    ? await s.fetch('PUT', url.toString(), { headers: { 'Content-Type': 'application/octet-stream' }, body: b, length: size }).then(async (r) => ({ status: r.status, text: await r.text() }))
+    : await s.putStream(url.toString(), b, size);
+  if (put.status !== 201) throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${put.text.trim()}`);
 }
 
 export async function push(images: ImageStore, refText: string, o: { creds: Credentials | null; progress: Progress; client?: ClientOptions; onDigest?: (digest: string, size: number, tag: string) => void }): Promise<{ digest: string; size: number }> {
@@ -58,8 +73,14 @@ export async function push(images: ImageStore, refText: string, o: { creds: Cred
         o.progress({ status: 'Layer already exists', id, progressDetail: {} });
         continue;
       }
-      o.progress({ status: 'Pushing', id, progressDetail: { current: 0, total: l.size } });
-      await uploadBlob(s, l.digest, l.size, () => images.layer(l.digest).stream);
+      const report = (n: number) => o.progress({ status: 'Pushing', id, progressDetail: { current: n, total: l.size }, progress: bar(n, l.size) });
+      report(0);
+      await uploadBlob(s, l.digest, l.size, () => {
+        const src = images.layer(l.digest).stream;
+        const c = counting(l.size, report);
+        src.on('error', (e) => c.destroy(e));
+        return src.pipe(c);
+      });
       o.progress({ status: 'Pushed', id, progressDetail: {} });
     }
   };
