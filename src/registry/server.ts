@@ -176,7 +176,14 @@ export class RegistryServer {
       const x = re.exec(path);
       if (!x) continue;
       pathMatched = true;
-      if (m === method) return [x[1]!, decodeURIComponent(x[2] ?? ''), h, need];
+      if (m !== method) continue;
+      let ref: string;
+      try {
+        ref = decodeURIComponent(x[2] ?? '');
+      } catch {
+        throw new RegistryError(400, 'NAME_INVALID', `malformed reference in ${path}`);
+      }
+      return [x[1]!, ref, h, need];
     }
     if (pathMatched) throw new RegistryError(405, 'UNSUPPORTED', `${method} is not allowed on ${path}`);
     return null;
