@@ -34,6 +34,7 @@ export async function info(ctx: Ctx, argv: string[]): Promise<void> {
     `Containers: ${String(i['Containers'])}`, ` Running: ${String(i['ContainersRunning'])}`, ` Paused: ${String(i['ContainersPaused'])}`, ` Stopped: ${String(i['ContainersStopped'])}`,
     `Images: ${String(i['Images'])}`, `Server Version: ${String(i['ServerVersion'])}`, `Storage Driver: ${String(i['Driver'])}`, `Logging Driver: ${String(i['LoggingDriver'])}`,
     `Cgroup Driver: ${String(i['CgroupDriver'])}`, `Cgroup Version: ${String(i['CgroupVersion'])}`, `Cgroup Repair: ${String(i['CgroupRepair'] || 'none needed')}`,
+    `Host Tuning: ${Array.isArray(i['HostTuning']) && i['HostTuning'].length ? i['HostTuning'].join('; ') : 'none'}`,
     `Runtimes: ${Object.keys((i['Runtimes'] as Json) ?? {}).join(' ')}`, `Default Runtime: ${String(i['DefaultRuntime'])}`, `Init Binary: ${String(i['InitBinary'])}`,
     `Security Options: ${((i['SecurityOptions'] as string[]) ?? []).join(' ') || 'none'}`, `Kernel Version: ${String(i['KernelVersion'])}`, `CPUs: ${String(i['NCPU'])}`,
     `Total Memory: ${humanSize(Number(i['MemTotal']))}`, `Name: ${String(i['Name'])}`, `ID: ${String(i['ID'])}`, `Docker Root Dir: ${String(i['DockerRootDir'])}`,
