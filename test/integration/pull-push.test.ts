@@ -126,6 +126,20 @@ describe('pull and push through berthd', () => {
     assert.match(again.stdout, new RegExp(`${diffIds[1]!.slice(7, 19)}: Download complete`));
   });
 
+  test('on a terminal, berth pull draws a progress bar per layer, redrawn in place', async () => {
+    const ref = `${reg.addr}/tty/bb:1`;
+    await d.docker(['tag', 'busybox', ref]);
+    await d.docker(['push', ref]);
+    await d.docker(['image', 'prune', '-a', '-f']).catch(() => undefined);
+    await d.docker(['rmi', '-f', ref, 'busybox']).catch(() => undefined);
+    // script(1) gives the CLI a pseudo-terminal and copies what it draws to stdout
+    const out = await run('script', ['-q', '-e', '-c', `${join(REPO, 'bin/berth')} pull ${ref}`, '/dev/null'], { env: d.env });
+    assert.match(out.stdout, /Downloading \[=*>\s*\] [\d.]+[kM]B\/[\d.]+MB/, 'a bar with sizes');
+    assert.match(out.stdout, /\x1b\[\d+A/, 'lines are redrawn in place (cursor up)');
+    assert.match(out.stdout, /Pull complete/);
+    await d.docker(['tag', ref, 'busybox']);
+  });
+
   test('a tampered blob is refused: nothing is registered and no blob lands', async () => {
     const ref = `${reg.addr}/t/bb:1`;
     await d.docker(['tag', 'busybox', ref]);
