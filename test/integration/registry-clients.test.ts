@@ -89,7 +89,7 @@ describe('registry: the docker CLI against berthd, pushing to and pulling from r
   before(async () => {
     d = await startDaemon();
     berthReg = await startBerthRegistry((dir) => ['--htpasswd', htpasswd(dir, { bob: 'pw-bob' }), '--auth', 'token']);
-    dist = await startDistribution();
+    dist = await startDistribution({ carol: 'pw-carol' });
   });
   after(async () => {
     await d?.stop();
@@ -136,7 +136,10 @@ describe('registry: the docker CLI against berthd, pushing to and pulling from r
     assert.notEqual((await d.berth(['pull', ref], { allowFail: true })).code, 0);
   });
 
-  test("Debian's docker-registry (distribution 2.8): push, rmi, pull, run; berth pull too", async () => {
+  test("Debian's docker-registry (distribution 2.8, htpasswd): login, push, rmi, pull, run; berth pull too", async () => {
+    const bad = await d.docker(['login', '-u', 'carol', '--password-stdin', dist.addr], { input: 'wrong\n', allowFail: true });
+    assert.notEqual(bad.code, 0, 'distribution refuses a wrong password, and berthd says so');
+    assert.match((await d.docker(['login', '-u', 'carol', '--password-stdin', dist.addr], { input: 'pw-carol\n' })).stdout, /Login Succeeded/);
     const ref = `${dist.addr}/lib/bb:dist`;
     await d.docker(['tag', `${berthReg.addr}/team/app:v1`, ref]);
     await d.docker(['push', ref]);

@@ -81,12 +81,13 @@ export async function startBerthRegistry(flags: (dir: string) => string[] = () =
   return started(dir, root, addr, join(REPO, 'bin/berth'), ['registry', 'serve', '--addr', addr, '--root', root, ...extra], extra.includes('--tls-cert'));
 }
 
-/** Debian's docker-registry (distribution 2.8), open, storage in a temp dir. */
-export async function startDistribution(): Promise<Registry> {
+/** Debian's docker-registry (distribution 2.8), storage in a temp dir; with `users`, htpasswd auth. */
+export async function startDistribution(users?: Record<string, string>): Promise<Registry> {
   const dir = mkdtempSync('/var/tmp/berth-test-dist-');
   const root = join(dir, 'root');
   const addr = `127.0.0.1:${await freePort()}`;
   const config = join(dir, 'config.yml');
-  writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\nhttp:\n  addr: ${addr}\n`);
+  const auth = users ? `auth:\n  htpasswd:\n    realm: distribution\n    path: ${htpasswd(dir, users)}\n` : '';
+  writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n${auth}http:\n  addr: ${addr}\n`);
   return started(dir, root, addr, '/usr/bin/docker-registry', ['serve', config]);
 }
