@@ -58,13 +58,12 @@ export class ImageService implements ImageStore {
 
   /**
    * Streams a layer (gzip or plain) into content and checks it is the layer the config names.
-   * A mismatch deletes what was written (unless another image already had it) and throws.
+   * A mismatch deletes what was written (unless an image has a layer with that content) and throws.
    */
   async ingestLayer(input: Readable, expectedDiffId: string): Promise<void> {
-    const had = this.core.content.has(expectedDiffId as Digest);
     const { diffId } = await this.core.ingestLayer(input);
     if (diffId !== expectedDiffId) {
-      if (!had && diffId !== expectedDiffId) await this.core.content.delete(diffId);
+      if (!this.core.usedDiffIds().has(diffId)) await this.core.content.delete(diffId);
       throw invalidArgument(`layer content ${diffId} does not match the config's diff id ${expectedDiffId}`);
     }
   }

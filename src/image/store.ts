@@ -148,6 +148,11 @@ export class ImageCore {
     this.db.prepare('INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(tag, id);
   }
 
+  /** The diff ids of every image's layers: blobs that must stay in content. */
+  usedDiffIds(): Set<string> {
+    return new Set(this.list().flatMap((i) => i.config.rootfs.diff_ids));
+  }
+
   addDigest(ref: string, id: string): void {
     this.db.prepare('INSERT INTO digests (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(ref, id);
     this.cache.delete(id);
@@ -171,7 +176,7 @@ export class ImageCore {
     })();
     this.cache.delete(id);
     const used = new Set(this.list().flatMap((i) => chainIds(i.config.rootfs.diff_ids)));
-    const usedDiffs = new Set(this.list().flatMap((i) => i.config.rootfs.diff_ids));
+    const usedDiffs = this.usedDiffIds();
     const mine = chainIds(img.config.rootfs.diff_ids);
     for (const c of mine.reverse()) {
       if (used.has(c)) continue;

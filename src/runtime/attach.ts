@@ -32,7 +32,7 @@ function seqpacketSocket(path: string): Socket {
   const rc = handle.open(fd);
   if (rc !== 0) {
     closeFd(fd);
-    throw unavailable(`attach to ${path} failed: cannot open socket (${rc})`);
+    throw new Error(`cannot open the socket (${rc})`); // connectAttach says which attach failed
   }
   return new Socket({ handle, readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
 }
