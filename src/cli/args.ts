@@ -67,3 +67,9 @@ export function parseArgs(argv: string[], spec: FlagSpec, interspersed = true): 
 export const str = (p: Parsed, k: string): string | undefined => p.flags[k] as string | undefined;
 export const bool = (p: Parsed, k: string): boolean => p.flags[k] === true;
 export const list = (p: Parsed, k: string): string[] => (p.flags[k] as string[] | undefined) ?? [];
+
+/** `name[:tag]` -> name and tag; a colon before the last `/` is a registry's port, not a tag. */
+export function splitTag(ref: string): { name: string; tag?: string } {
+  const c = ref.lastIndexOf(':');
+  return c > ref.lastIndexOf('/') ? { name: ref.slice(0, c), tag: ref.slice(c + 1) } : { name: ref };
+}

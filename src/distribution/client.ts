@@ -9,6 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { invalidArgument, unavailable, BerthError } from '../base/errors.js';
 import { isObject } from '../base/json.js';
+import { registryHostOf } from '../spec/distribution.js';
 
 export interface Credentials {
   username: string;
@@ -35,11 +36,9 @@ const LOOPBACK = /^(localhost|127(?:\.\d+){3}|\[::1\])(?::\d+)?$/;
 
 /** Splits a normalized reference name (`host:5000/a/b`, `busybox`) into registry host and path. */
 export function endpointOf(name: string, o: ClientOptions = {}): Endpoint {
-  const parts = name.split('/');
-  const first = parts[0]!;
-  const hasHost = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  const host = hasHost ? first : 'docker.io';
-  let repo = hasHost ? parts.slice(1).join('/') : name;
+  const named = registryHostOf(name);
+  const host = named ?? 'docker.io';
+  let repo = named ? name.slice(named.length + 1) : name;
   if (host === 'docker.io' && !repo.includes('/')) repo = `library/${repo}`;
   const insecure = LOOPBACK.test(host) || (o.insecure ?? []).includes(host);
   const base = host === 'docker.io' ? (o.mirrors?.[0] ?? 'https://registry-1.docker.io') : `${insecure ? 'http' : 'https'}://${host}`;
@@ -167,8 +166,12 @@ export class RegistrySession {
     return res;
   }
 
+  private basic(): string | null {
+    return this.creds ? `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}` : null;
+  }
+
   presetBasic(): void {
-    if (this.creds) this.authHeader = `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
+    this.authHeader = this.basic() ?? this.authHeader;
   }
 
   /** Probes /v2/ so that a streamed upload starts authorized. */
@@ -186,7 +189,7 @@ export class RegistrySession {
     this.triedAuth = true;
     await res.body?.cancel();
     const { scheme, params } = parseChallenge(res.headers.get('www-authenticate') ?? '');
-    const basic = this.creds ? `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}` : null;
+    const basic = this.basic();
     if (scheme === 'basic') {
       if (!basic) throw new RegistryHttpError(401, 'unauthorized: authentication required');
       this.authHeader = basic;

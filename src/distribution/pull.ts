@@ -6,17 +6,16 @@
  * are not fetched again. Nothing is registered unless every byte verified.
  */
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import { INDEX_TYPES, MANIFEST_TYPES, parseManifest, type Descriptor } from '../spec/distribution.js';
 import type { ImageRecord, ImageStore } from '../image/types.js';
 import { parseReference } from '../image/reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
+import { eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
-export interface Progress {
-  (msg: { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; progress?: string }): void;
-}
+export type { Progress };
 
 export interface Platform {
   os: string;
@@ -33,39 +32,6 @@ export function parsePlatform(s: string): Platform {
   const [os, architecture, variant] = s.split('/');
   if (!os || !architecture) throw invalidArgument(`invalid platform ${s}: expected os/arch[/variant]`);
   return { os, architecture, ...(variant ? { variant } : {}) };
-}
-
-const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
-
-/** Docker's progress bar text: `[=====>     ] 12.3MB/45.6MB`. */
-export function bar(current: number, total: number): string {
-  const w = 50;
-  const n = total > 0 ? Math.min(w, Math.floor((current / total) * w)) : 0;
-  const size = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)}MB` : `${(b / 1e3).toFixed(1)}kB`);
-  return `[${'='.repeat(Math.max(0, n - 1))}${n ? '>' : ''}${' '.repeat(w - n)}] ${size(current)}/${size(total)}`;
-}
-
-/**
- * Verifies size and sha256 of what streams through; fails at the end on a mismatch. With
- * `hashed: false` only the size is checked here: an uncompressed layer's digest is its diff id,
- * which the content store computes anyway and ingestLayer compares (one hash pass, not two).
- */
-function verifier(d: Descriptor, onBytes: (n: number) => void, hashed = true): Transform {
-  const hash = hashed ? createHash('sha256') : null;
-  let n = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash?.update(chunk);
-      n += chunk.length;
-      onBytes(n);
-      cb(null, chunk);
-    },
-    flush(cb) {
-      const got = hash ? `sha256:${hash.digest('hex')}` : d.digest;
-      if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
-      else cb();
-    },
-  });
 }
 
 const ACCEPT = MANIFEST_TYPES.join(', ');
@@ -125,42 +91,33 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
   const layers = manifest.layers ?? [];
   const diffIds = config.rootfs.diff_ids;
   if (layers.length !== diffIds.length) throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);
-  for (const l of layers) o.progress({ status: 'Pulling fs layer', id: short(l.digest), progressDetail: {} });
+  for (const l of layers) o.progress({ status: 'Pulling fs layer', id: shortId(l.digest), progressDetail: {} });
   let fetched = 0;
   const unpacking: Array<Promise<void>> = [];
-  const queue = layers.map((l, i) => ({ l, i, diffId: diffIds[i]! }));
-  const worker = async (): Promise<void> => {
-    for (let job = queue.shift(); job; job = queue.shift()) {
-      const { l, i, diffId } = job;
-      const id = short(l.digest);
-      if (images.hasLayer(diffId)) {
-        o.progress({ status: 'Already exists', id, progressDetail: {} });
-        unpacking.push(images.unpackLayer(diffIds, i));
-        continue;
-      }
+  const fetchLayer = async (i: number): Promise<void> => {
+    const l = layers[i]!;
+    const diffId = diffIds[i]!;
+    const id = shortId(l.digest);
+    if (images.hasLayer(diffId)) {
+      o.progress({ status: 'Already exists', id, progressDetail: {} });
+    } else {
       const body = await fetchBlob(s, l);
-      let last = 0;
-      const v = verifier(l, (n) => {
-        if (n - last >= 512 * 1024 || n === l.size) {
-          last = n;
-          o.progress({ status: 'Downloading', id, progressDetail: { current: n, total: l.size }, progress: bar(n, l.size) });
-        }
-      }, l.digest !== diffId);
+      const v = verifier(l, meterReport(o.progress, 'Downloading', id, l.size), l.digest !== diffId);
       body.on('error', (e) => v.destroy(e));
       await images.ingestLayer(body.pipe(v), diffId);
       fetched++;
       o.progress({ status: 'Download complete', id, progressDetail: {} });
-      unpacking.push(images.unpackLayer(diffIds, i)); // while the other layers still download
     }
+    unpacking.push(images.unpackLayer(diffIds, i)); // while the other layers still download
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(4, layers.length) }, worker));
+    await eachLimit(layers.map((_, i) => i), 4, fetchLayer);
   } finally {
     await Promise.allSettled(unpacking);
   }
   await Promise.all(unpacking);
   const img = await images.register(configBytes, { ...(tag ? { tag: `${ref.name}:${tag}` } : {}), digestRef: `${ref.name}@${top.digest}` });
-  for (const l of layers) o.progress({ status: 'Pull complete', id: short(l.digest), progressDetail: {} });
+  for (const l of layers) o.progress({ status: 'Pull complete', id: shortId(l.digest), progressDetail: {} });
   o.progress({ status: `Digest: ${top.digest}` });
   o.progress({ status: `Status: ${fetched ? 'Downloaded newer image' : 'Image is up to date'} for ${refText.includes('/') || !tag ? refText : `${ref.name}:${tag}`}` });
   return img;

@@ -5,31 +5,13 @@
  * always gives the same manifest digest.
  */
 import { createHash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { MT } from '../spec/distribution.js';
 import type { ImageStore } from '../image/types.js';
 import { parseReference } from '../image/reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
-import { bar, type Progress } from './pull.js';
-
-/** Passes bytes through, reporting how many went by (at most every 512 KiB and at the end). */
-function counting(total: number, report: (n: number) => void): Transform {
-  let n = 0;
-  let last = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      if (n - last >= 512 * 1024 || n === total) {
-        last = n;
-        report(n);
-      }
-      cb(null, chunk);
-    },
-  });
-}
-
-const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+import { eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
 async function hasBlob(s: RegistrySession, digest: string): Promise<boolean> {
   const res = await s.fetch('HEAD', `/v2/${s.ep.repo}/blobs/${digest}`);
@@ -63,28 +45,24 @@ export async function push(images: ImageStore, refText: string, o: { creds: Cred
   s.presetBasic(); // a registry that lets anonymous clients in would not ask for them before a streamed upload
   await s.authorize();
   const diffIds = image.config.rootfs.diff_ids;
-  const layers = diffIds.map((d) => ({ digest: d, size: images.layer(d).size }));
-  for (const l of [...layers].reverse()) o.progress({ status: 'Preparing', id: short(l.digest), progressDetail: {} });
-  const queue = [...layers];
-  const worker = async (): Promise<void> => {
-    for (let l = queue.shift(); l; l = queue.shift()) {
-      const id = short(l.digest);
-      if (await hasBlob(s, l.digest)) {
-        o.progress({ status: 'Layer already exists', id, progressDetail: {} });
-        continue;
-      }
-      const report = (n: number) => o.progress({ status: 'Pushing', id, progressDetail: { current: n, total: l.size }, progress: bar(n, l.size) });
-      report(0);
-      await uploadBlob(s, l.digest, l.size, () => {
-        const src = images.layer(l.digest).stream;
-        const c = counting(l.size, report);
-        src.on('error', (e) => c.destroy(e));
-        return src.pipe(c);
-      });
-      o.progress({ status: 'Pushed', id, progressDetail: {} });
+  const layers = diffIds.map((d) => ({ digest: d, size: images.layerSize(d) }));
+  for (const l of [...layers].reverse()) o.progress({ status: 'Preparing', id: shortId(l.digest), progressDetail: {} });
+  await eachLimit(layers, 3, async (l) => {
+    const id = shortId(l.digest);
+    if (await hasBlob(s, l.digest)) {
+      o.progress({ status: 'Layer already exists', id, progressDetail: {} });
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(3, layers.length) }, worker));
+    const report = meterReport(o.progress, 'Pushing', id, l.size);
+    report(0);
+    await uploadBlob(s, l.digest, l.size, () => {
+      const src = images.layerStream(l.digest);
+      const v = verifier(l, report, false);
+      src.on('error', (e) => v.destroy(e));
+      return src.pipe(v);
+    });
+    o.progress({ status: 'Pushed', id, progressDetail: {} });
+  });
   const configBytes = images.configBytes(image.id);
   if (!(await hasBlob(s, image.id))) await uploadBlob(s, image.id, configBytes.length, () => configBytes);
   const manifest = Buffer.from(

@@ -90,9 +90,13 @@ export class ImageService implements ImageStore {
     return readFileSync(this.core.content.path(id as Digest));
   }
 
-  /** A layer's uncompressed tar (its digest is the diff id) and its size. */
-  layer(diffId: string): { stream: Readable; size: number } {
-    return { stream: this.core.content.reader(diffId as Digest), size: this.core.content.size(diffId as Digest) };
+  /** A layer's uncompressed tar (its digest is the diff id). */
+  layerStream(diffId: string): Readable {
+    return this.core.content.reader(diffId as Digest);
+  }
+
+  layerSize(diffId: string): number {
+    return this.core.content.size(diffId as Digest);
   }
 
   async importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {

@@ -4,6 +4,7 @@
  * `name@sha256:...` kept with its digest. (distribution/reference grammar, simplified.)
  */
 import { invalidArgument } from '../base/errors.js';
+import { registryHostOf } from '../spec/distribution.js';
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$/;
@@ -34,9 +35,9 @@ export function parseReference(s: string): Reference {
   }
   const parts = rest.split('/');
   if (rest === '' || parts.some((p) => p === '')) throw invalidArgument(`invalid reference format: ${s}`);
-  const first = parts[0]!;
-  const hasDomain = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  if (hasDomain && !DOMAIN.test(first)) throw invalidArgument(`invalid reference format: ${s}`);
+  const domain = registryHostOf(rest);
+  const hasDomain = domain !== null;
+  if (hasDomain && !DOMAIN.test(domain)) throw invalidArgument(`invalid reference format: ${s}`);
   const path = hasDomain ? parts.slice(1) : parts;
   for (const p of path) {
     if (!COMPONENT.test(p)) {

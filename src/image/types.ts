@@ -84,5 +84,6 @@ export interface ImageStore {
   register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<ImageRecord>;
   addDigest(digestRef: string, id: string): void;
   configBytes(id: string): Buffer;
-  layer(diffId: string): { stream: Readable; size: number };
+  layerStream(diffId: string): Readable;
+  layerSize(diffId: string): number;
 }

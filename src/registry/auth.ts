@@ -148,6 +148,16 @@ export class Authorizer {
     return { user: typeof claims['sub'] === 'string' && claims['sub'] ? claims['sub'] : null, access };
   }
 
+  /** Whether the request's credentials allow `need` on `repo` (check() without the refusal). */
+  allows(req: IncomingMessage, repo: string, need: Action[]): boolean {
+    try {
+      this.check(req, repo, need, '');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Authorizes one request for `need` on `repo` (repo null: the /v2/ base check). Returns the user;
    * throws UNAUTHORIZED (with the challenge to send) or DENIED.

@@ -153,26 +153,27 @@ export class RegistryServer {
     sendJson(res, 500, { errors: [{ code: 'UNKNOWN', message: errorMessage(e) }] });
   }
 
-  /** Matches the repository-scoped endpoints; the name may contain slashes. */
+  /** The repository-scoped endpoints: method, path (the name may contain slashes), handler, access needed. */
+  private readonly table: ReadonlyArray<[string, RegExp, Handler, Action[]]> = [
+    ['GET', /^\/v2\/(.+)\/tags\/list$/, (c) => this.tagsList(c), ['pull']],
+    ['GET', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.getManifest(c, false), ['pull']],
+    ['HEAD', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.getManifest(c, true), ['pull']],
+    ['PUT', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.putManifest(c), ['pull', 'push']],
+    ['DELETE', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.deleteManifest(c), ['delete']],
+    ['POST', /^\/v2\/(.+)\/blobs\/uploads\/?()$/, (c) => this.startUpload(c), ['pull', 'push']],
+    ['PATCH', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.patchUpload(c), ['pull', 'push']],
+    ['PUT', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.putUpload(c), ['pull', 'push']],
+    ['GET', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.uploadStatus(c), ['pull', 'push']],
+    ['DELETE', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.cancelUpload(c), ['pull', 'push']],
+    ['GET', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.getBlob(c, false), ['pull']],
+    ['HEAD', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.getBlob(c, true), ['pull']],
+    ['DELETE', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.deleteBlob(c), ['delete']],
+    ['GET', /^\/v2\/(.+)\/referrers\/([^/]+)$/, (c) => this.referrers(c), ['pull']],
+  ];
+
   private route(method: string, path: string): [string, string, Handler, Action[]] | null {
-    const table: Array<[string, RegExp, Handler, Action[]]> = [
-      ['GET', /^\/v2\/(.+)\/tags\/list$/, (c) => this.tagsList(c), ['pull']],
-      ['GET', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.getManifest(c, false), ['pull']],
-      ['HEAD', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.getManifest(c, true), ['pull']],
-      ['PUT', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.putManifest(c), ['pull', 'push']],
-      ['DELETE', /^\/v2\/(.+)\/manifests\/([^/]+)$/, (c) => this.deleteManifest(c), ['delete']],
-      ['POST', /^\/v2\/(.+)\/blobs\/uploads\/?()$/, (c) => this.startUpload(c), ['pull', 'push']],
-      ['PATCH', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.patchUpload(c), ['pull', 'push']],
-      ['PUT', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.putUpload(c), ['pull', 'push']],
-      ['GET', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.uploadStatus(c), ['pull', 'push']],
-      ['DELETE', /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, (c) => this.cancelUpload(c), ['pull', 'push']],
-      ['GET', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.getBlob(c, false), ['pull']],
-      ['HEAD', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.getBlob(c, true), ['pull']],
-      ['DELETE', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.deleteBlob(c), ['delete']],
-      ['GET', /^\/v2\/(.+)\/referrers\/([^/]+)$/, (c) => this.referrers(c), ['pull']],
-    ];
     let pathMatched = false;
-    for (const [m, re, h, need] of table) {
+    for (const [m, re, h, need] of this.table) {
       const x = re.exec(path);
       if (!x) continue;
       pathMatched = true;
@@ -201,10 +202,7 @@ export class RegistryServer {
   // --- content discovery -----------------------------------------------------------------
 
   private async catalog(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, base: string): Promise<void> {
-    const header = req.headers.authorization;
-    let user: string | null = null;
-    if (this.auth.mode === 'token' && header?.startsWith('Bearer ')) user = this.auth.verifyToken(header.slice(7)).user;
-    else user = this.auth.check(req, null, [], base);
+    const user = this.auth.check(req, null, [], base);
     const visible = (await this.storage.repositories()).filter((r) => this.auth.granted(user, r).includes('pull'));
     const { page, link } = paginate(visible, q, '/v2/_catalog');
     sendJson(res, 200, { repositories: page }, link ? { Link: link } : {});
@@ -343,8 +341,7 @@ export class RegistryServer {
     const from = c.query.get('from');
     if (mount && from) {
       // cross-repository mount: only from a repository the client may pull; else a normal upload
-      const user = this.userOf(c.req);
-      if (isSha256(mount) && isRepoName(from) && this.storage.blobInRepo(from, mount) !== null && this.canPull(user, c.req, from)) {
+      if (isSha256(mount) && isRepoName(from) && this.storage.blobInRepo(from, mount) !== null && this.auth.allows(c.req, from, ['pull'])) {
         await this.storage.linkBlob(c.name, mount);
         c.req.resume();
         return send(c.res, 201, { Location: `/v2/${c.name}/blobs/${mount}`, 'Docker-Content-Digest': mount });
@@ -366,22 +363,6 @@ export class RegistryServer {
     }
     c.req.resume();
     send(c.res, 202, this.uploadHeaders(c.name, u.uuid, 0));
-  }
-
-  private userOf(req: IncomingMessage): string | null {
-    try {
-      const h = req.headers.authorization;
-      if (h?.startsWith('Bearer ')) return this.auth.verifyToken(h.slice(7)).user;
-      return this.auth.basicUser(h);
-    } catch {
-      return null;
-    }
-  }
-
-  private canPull(user: string | null, req: IncomingMessage, repo: string): boolean {
-    const h = req.headers.authorization;
-    if (this.auth.mode === 'token' && !this.auth.open && h?.startsWith('Bearer ')) return (this.auth.verifyToken(h.slice(7)).access.get(repo) ?? []).includes('pull');
-    return this.auth.granted(user, repo).includes('pull');
   }
 
   private async patchUpload(c: Ctx): Promise<void> {

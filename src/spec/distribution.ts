@@ -59,6 +59,17 @@ const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
 
+/**
+ * The registry host a reference names, or null for Docker Hub: Docker's rule is that a first
+ * path component with a dot or a port, or `localhost`, is a host.
+ */
+export function registryHostOf(name: string): string | null {
+  const slash = name.indexOf('/');
+  if (slash < 0) return null;
+  const first = name.slice(0, slash);
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : null;
+}
+
 export const isRepoName = (s: string): boolean => s.length <= 255 && NAME_RE.test(s);
 export const isTag = (s: string): boolean => TAG_RE.test(s);
 /** Any well-formed digest (the grammar); only sha256 is supported for content. */

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { endpointOf, parseChallenge } from '../../src/distribution/client.js';
-import { bar, parsePlatform } from '../../src/distribution/pull.js';
+import { parsePlatform } from '../../src/distribution/pull.js';
+import { bar } from '../../src/distribution/transfer.js';
 import { isRepoName, parseManifest, RegistryError } from '../../src/spec/distribution.js';
 import { Authorizer } from '../../src/registry/auth.js';
 

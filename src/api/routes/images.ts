@@ -62,8 +62,7 @@ function inspectView(i: ImageRecord, layersDir: string) {
   };
 }
 
-/** Streams newline-delimited JSON progress messages, Docker-style. */
-/** Docker's JSON progress stream; the response starts with the first message. */
+/** Docker's JSON progress stream (newline-delimited messages); the response starts with the first message. */
 function progress(ctx: Ctx) {
   let io: ReturnType<Ctx['stream']> | null = null;
   const out = () => (io ??= ctx.stream(200, 'application/json'));

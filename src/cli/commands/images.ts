@@ -1,7 +1,7 @@
 /** Image verbs: images, rmi, tag, history, import, load, save, commit, image prune. */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs, str, bool, list, UsageError } from '../args.js';
+import { parseArgs, str, bool, list, splitTag, UsageError } from '../args.js';
 import { table, formatList, ago, humanSize } from '../format.js';
 import { readText } from '../../client/client.js';
 import { ExitError, daemonError, q, type Ctx } from '../context.js';
@@ -54,9 +54,8 @@ export async function tag(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, {});
   const [src, target] = p.args;
   if (!src || !target) throw new UsageError('requires exactly 2 arguments: SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]');
-  const c = target.lastIndexOf(':');
-  const hasTag = c > target.lastIndexOf('/');
-  await ctx.client.json('POST', `/images/${src}/tag${q({ repo: hasTag ? target.slice(0, c) : target, tag: hasTag ? target.slice(c + 1) : undefined })}`);
+  const t = splitTag(target);
+  await ctx.client.json('POST', `/images/${src}/tag${q({ repo: t.name, tag: t.tag })}`);
 }
 
 export async function history(ctx: Ctx, argv: string[]): Promise<void> {
@@ -90,15 +89,10 @@ export async function importCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { change: { type: 'list', short: 'c' }, message: { type: 'string', short: 'm' }, platform: { type: 'string' } });
   const [file, ref] = p.args;
   if (!file) throw new UsageError('requires at least 1 argument: file|URL|- [REPOSITORY[:TAG]]');
-  let repo: string | undefined;
-  let tagName: string | undefined;
-  if (ref) {
-    const c = ref.lastIndexOf(':');
-    [repo, tagName] = c > ref.lastIndexOf('/') ? [ref.slice(0, c), ref.slice(c + 1)] : [ref, undefined];
-  }
+  const target = ref ? splitTag(ref) : undefined;
   const params = new URLSearchParams({ fromSrc: '-' });
-  if (repo) params.set('repo', repo);
-  if (tagName) params.set('tag', tagName);
+  if (target) params.set('repo', target.name);
+  if (target?.tag) params.set('tag', target.tag);
   if (str(p, 'message')) params.set('message', str(p, 'message')!);
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   for (const c of list(p, 'change')) params.append('changes', c);
@@ -129,11 +123,9 @@ export async function commit(ctx: Ctx, argv: string[]): Promise<void> {
   if (!container) throw new UsageError('requires at least 1 argument: CONTAINER [REPOSITORY[:TAG]]');
   const params = new URLSearchParams({ container });
   if (ref) {
-    const c = ref.lastIndexOf(':');
-    if (c > ref.lastIndexOf('/')) {
-      params.set('repo', ref.slice(0, c));
-      params.set('tag', ref.slice(c + 1));
-    } else params.set('repo', ref);
+    const target = splitTag(ref);
+    params.set('repo', target.name);
+    if (target.tag !== undefined) params.set('tag', target.tag);
   }
   if (str(p, 'message')) params.set('comment', str(p, 'message')!);
   if (str(p, 'author')) params.set('author', str(p, 'author')!);

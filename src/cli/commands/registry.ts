@@ -9,7 +9,8 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { readText } from '../../client/client.js';
-import { UsageError, bool, parseArgs, str } from '../args.js';
+import { registryHostOf } from '../../spec/distribution.js';
+import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { ExitError, type Ctx } from '../context.js';
 
 type Json = Record<string, unknown>;
@@ -35,9 +36,7 @@ function writeConfig(c: Json): void {
 
 /** The registry host of a reference, as the docker CLI keys credentials (`docker.io` -> index URL). */
 export function registryOf(ref: string): string {
-  const first = ref.split('/')[0]!;
-  const hasHost = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-  return hasHost ? first : 'https://index.docker.io/v1/';
+  return registryHostOf(ref) ?? 'https://index.docker.io/v1/';
 }
 
 function authHeader(server: string): Record<string, string> {
@@ -95,10 +94,9 @@ export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG|@DIGEST]');
   const at = ref.indexOf('@');
-  const colon = ref.lastIndexOf(':');
-  const [image, tag] = at >= 0 ? [ref.slice(0, at), ref.slice(at + 1)] : colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
-  if (bool(p, 'all-tags') && (at >= 0 || colon > ref.lastIndexOf('/'))) throw new UsageError('tag can\'t be used with --all-tags/-a');
-  const params = new URLSearchParams({ fromImage: image, tag: bool(p, 'all-tags') ? '' : tag });
+  const named = at >= 0 ? { name: ref.slice(0, at), tag: ref.slice(at + 1) } : splitTag(ref);
+  if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  const params = new URLSearchParams({ fromImage: named.name, tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest') });
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));
@@ -109,16 +107,15 @@ export async function pushCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { quiet: { type: 'bool', short: 'q' } });
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG]');
-  const colon = ref.lastIndexOf(':');
-  const [image, tag] = colon > ref.lastIndexOf('/') ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
-  const res = await ctx.client.stream('POST', `/images/${image}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
+  const { name, tag = 'latest' } = splitTag(ref);
+  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));
 }
 
-async function ask(question: string, hidden: boolean): Promise<string> {
+/** Reads one line of stdin after a prompt (input is echoed: use --password-stdin to keep a password off the screen). */
+async function ask(question: string): Promise<string> {
   process.stderr.write(question);
   const rl = createInterface({ input: process.stdin, terminal: false });
-  if (hidden && process.stdin.isTTY) process.stdin.setRawMode(false);
   for await (const line of rl) {
     rl.close();
     return line;
@@ -129,10 +126,10 @@ async function ask(question: string, hidden: boolean): Promise<string> {
 export async function loginCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'bool' } });
   const server = p.args[0] ?? 'https://index.docker.io/v1/';
-  const username = str(p, 'username') ?? (await ask('Username: ', false));
+  const username = str(p, 'username') ?? (await ask('Username: '));
   let password = str(p, 'password');
   if (bool(p, 'password-stdin')) password = (await readText(process.stdin)).replace(/\r?\n$/, '');
-  password ??= await ask('Password: ', true);
+  password ??= await ask('Password: ');
   if (!username || !password) throw new UsageError('username and password are required');
   await ctx.client.json('POST', '/auth', { username, password, serveraddress: server });
   const c = readConfig();

@@ -1,0 +1,65 @@
+/**
+ * What pull and push share while moving blobs: the short ids and progress bars of Docker's
+ * stream, a byte meter that verifies size (and sha256 when asked) as bytes go by, and a pool that
+ * moves a few blobs at a time.
+ */
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { invalidArgument } from '../base/errors.js';
+
+export interface Progress {
+  (msg: { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; progress?: string }): void;
+}
+
+/** The 12 hex digits Docker's progress lines name a blob by. */
+export const shortId = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
+
+/** Docker's progress bar text: `[=====>     ] 12.3MB/45.6MB`. */
+export function bar(current: number, total: number): string {
+  const w = 50;
+  const n = total > 0 ? Math.min(w, Math.floor((current / total) * w)) : 0;
+  const size = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)}MB` : `${(b / 1e3).toFixed(1)}kB`);
+  return `[${'='.repeat(Math.max(0, n - 1))}${n ? '>' : ''}${' '.repeat(w - n)}] ${size(current)}/${size(total)}`;
+}
+
+/** Reports `status` with a bar for a blob of `size` bytes, at most every 512 KiB and at the end. */
+export function meterReport(progress: Progress, status: string, id: string, size: number): (n: number) => void {
+  let last = -1;
+  return (n) => {
+    if (last >= 0 && n - last < 512 * 1024 && n !== size) return;
+    last = n;
+    progress({ status, id, progressDetail: { current: n, total: size }, progress: bar(n, size) });
+  };
+}
+
+/**
+ * Passes bytes through, telling `onBytes` how many went by, and fails at the end when the size
+ * (or, with `hashed`, the sha256) is not `digest`'s. Without `hashed` only the size is checked:
+ * for an uncompressed layer the content store computes the same hash anyway (one pass, not two).
+ */
+export function verifier(d: { digest: string; size: number }, onBytes: (n: number) => void, hashed = true): Transform {
+  const hash = hashed ? createHash('sha256') : null;
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash?.update(chunk);
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const got = hash ? `sha256:${hash.digest('hex')}` : d.digest;
+      if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
+      else cb();
+    },
+  });
+}
+
+/** Runs `work` on every item, `limit` at a time; rejects with the first failure once all stopped. */
+export async function eachLimit<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const worker = async (): Promise<void> => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
