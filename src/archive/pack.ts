@@ -23,13 +23,18 @@ export type Transform = (e: PackEntry) => { skip?: boolean; replace?: Headers; e
 
 type Pack = tar.Pack;
 
-function addEntry(pack: Pack, header: Headers, abs: string | null): Promise<void> {
+/** Adds one entry; a regular file's content is streamed from `abs`. */
+export function addEntry(pack: Pack, header: Headers, abs: string | null): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const cb = (err?: Error | null) => (err ? reject(err) : resolve());
     if (abs && header.type === 'file' && (header.size ?? 0) > 0) {
       const entry = pack.entry(header, cb);
       const rs = createReadStream(abs);
-      rs.on('error', reject);
+      (entry as unknown as NodeJS.EventEmitter).on('error', reject); // else a failed entry's error is unhandled and kills the process
+      rs.on('error', (e) => {
+        reject(e);
+        (entry as unknown as { destroy(e: Error): void }).destroy(e);
+      });
       rs.pipe(entry as unknown as NodeJS.WritableStream);
     } else {
       pack.entry(header, '', cb);
@@ -37,7 +42,8 @@ function addEntry(pack: Pack, header: Headers, abs: string | null): Promise<void
   });
 }
 
-function headerOf(e: PackEntry, links: Map<string, string>): Headers | null {
+/** The tar header of a file as found on disk (hardlinks to a file seen before become links). */
+export function headerOf(e: PackEntry, links: Map<string, string>): Headers | null {
   const { st } = e;
   const base = { name: e.name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
   if (st.isDirectory()) return { ...base, name: e.name.endsWith('/') ? e.name : `${e.name}/`, type: 'directory' };

@@ -11,13 +11,10 @@ import * as sys from '../cli/commands/system.js';
 import { run, create } from '../cli/commands/run.js';
 import { exec } from '../cli/commands/exec.js';
 import { cp } from '../cli/commands/cp.js';
+import { build, builderPrune } from '../cli/commands/build.js';
 import { loginCmd, logoutCmd, pullCmd, pushCmd } from '../cli/commands/registry.js';
 
 type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
-
-const notYet = (verb: string): Cmd => async () => {
-  throw new ExitError(1, `berth: ${verb} is not implemented yet`);
-};
 
 const COMMANDS: Record<string, Cmd> = {
   run, create, exec, cp,
@@ -26,7 +23,7 @@ const COMMANDS: Record<string, Cmd> = {
   export: c.exportCmd, update: c.update, stats: c.stats,
   images: img.images, rmi: img.rmi, tag: img.tag, history: img.history, import: img.importCmd, load: img.load, save: img.save, commit: img.commit,
   version: sys.version, info: sys.info, events: sys.events,
-  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build: notYet('build'),
+  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build,
 };
 
 const GROUPS: Record<string, Record<string, Cmd>> = {
@@ -37,9 +34,10 @@ const GROUPS: Record<string, Record<string, Cmd>> = {
   },
   image: {
     ls: img.images, list: img.images, rm: img.rmi, remove: img.rmi, tag: img.tag, history: img.history, import: img.importCmd, load: img.load,
-    save: img.save, prune: img.imagePrune, inspect: (ctx, a) => c.inspect(ctx, a, 'image'), pull: pullCmd, push: pushCmd, build: notYet('build'),
+    save: img.save, prune: img.imagePrune, inspect: (ctx, a) => c.inspect(ctx, a, 'image'), pull: pullCmd, push: pushCmd, build,
   },
   system: { df: sys.df, info: sys.info, events: sys.events },
+  builder: { build, prune: builderPrune },
 };
 
 const HELP = `Usage:  berth [-H HOST] COMMAND
@@ -49,9 +47,9 @@ A container engine that speaks the Docker Engine API.
 Commands:
   run create start stop restart kill pause unpause rm wait rename exec attach logs top stats
   inspect ps port diff cp export update commit images rmi tag history import load save
-  pull push login logout events info version
+  build pull push login logout events info version
 Management commands:
-  container  image  system  registry (serve, gc: run through bin/berth)
+  container  image  system  builder  registry (serve, gc: run through bin/berth)
 `;
 
 async function main(argv: string[]): Promise<number> {

@@ -23,6 +23,8 @@ import { containerIoRoutes } from '../api/routes/container-io.js';
 import { containerFsRoutes } from '../api/routes/container-fs.js';
 import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
+import { buildRoutes, builderPull } from '../api/routes/build.js';
+import { Builder } from '../builder/build.js';
 import { openServices } from './services.js';
 import type { RuntimeName } from '../runtime/types.js';
 
@@ -130,6 +132,12 @@ async function main(): Promise<void> {
   containerFsRoutes(router, engine);
   execRoutes(router, execs);
   imageRoutes(router, engine);
+  const builder = new Builder({
+    root: join(flags.root, 'builder'), scratch: join(flags.execRoot, 'builder'), db, images: services.images, snapshots: services.snapshots,
+    mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: builderPull(engine),
+  });
+  await builder.init();
+  buildRoutes(router, engine, builder);
   const server = createApiServer(router);
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {

@@ -11,7 +11,7 @@ import { log } from '../base/log.js';
 import { isMountPoint } from '../base/fs.js';
 import type { Db } from '../metadata/db.js';
 import type { ImageStore } from '../image/types.js';
-import type { Snapshotter, Mount } from '../snapshot/types.js';
+import type { Snapshotter, Mounter } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { parseCreateBody } from '../spec/engine-api.js';
 import type { ClientOptions } from '../distribution/client.js';
@@ -27,10 +27,7 @@ import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { Lifecycle } from './lifecycle.js';
 
-export interface Mounter {
-  mountAll(mounts: Mount[], target: string): Promise<void>;
-  unmount(target: string): Promise<void>;
-}
+export type { Mounter };
 
 export interface EngineOptions {
   root: string;

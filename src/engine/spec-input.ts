@@ -2,6 +2,7 @@
 import { join, isAbsolute } from 'node:path';
 import { invalidArgument, notImplemented } from '../base/errors.js';
 import type { SpecInput } from '../runtime/types.js';
+import { DEFAULT_PATH } from '../runtime/spec.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
 import { parseSecurityOpts, resourcesOf } from './config.js';
@@ -14,7 +15,6 @@ export interface SpecContext {
   /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
 }
 
-const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** `-v /host:/ctr[:ro|rw|z|Z|rprivate|...]` for absolute host paths. Named volumes are issue #5's. */
 export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {

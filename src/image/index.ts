@@ -99,6 +99,36 @@ export class ImageService implements ImageStore {
     return this.core.content.size(diffId as Digest);
   }
 
+  // --- for the builder -------------------------------------------------------------------
+
+  /** Writes the layer tar `fill` produces into content; its digest is the diff id. */
+  async writeLayer(fill: (out: Writable) => Promise<void>): Promise<{ diffId: Digest; size: number }> {
+    const w = this.core.content.openWriter();
+    try {
+      await fill(w.stream); // fill ends the stream
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    const { digest, size } = await w.commit();
+    return { diffId: digest, size };
+  }
+
+  /** Unpacks every layer of a chain (each once); returns the top chain id (null: no layers). */
+  unpack(diffIds: readonly string[]): Promise<string | null> {
+    return this.core.unpack(diffIds);
+  }
+
+  /** Keeps the layers `chains()` names when no image uses them (the build cache). */
+  retain(chains: () => string[][]): void {
+    this.core.retain(chains);
+  }
+
+  /** Removes layers no image or retainer uses; returns the bytes freed. */
+  collectLayers(): Promise<number> {
+    return this.core.collectLayers();
+  }
+
   async importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {
     const [os = 'linux', architecture = 'amd64'] = (opts.platform ?? 'linux/amd64').split('/');
     if (os !== 'linux') throw invalidArgument(`unsupported os ${os}`);

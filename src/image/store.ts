@@ -37,6 +37,8 @@ export function chainIds(diffIds: readonly string[]): string[] {
 
 export class ImageCore {
   private readonly cache = new Map<string, ImageRecord>();
+  /** Other holders of layers (the build cache): chains of diff ids kept when no image uses them. */
+  private readonly retainers: Array<() => string[][]> = [];
 
   constructor(
     readonly db: Db,
@@ -148,9 +150,40 @@ export class ImageCore {
     this.db.prepare('INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(tag, id);
   }
 
-  /** The diff ids of every image's layers: blobs that must stay in content. */
+  retain(chains: () => string[][]): void {
+    this.retainers.push(chains);
+  }
+
+  private retained(): string[][] {
+    return [...this.list().map((i) => i.config.rootfs.diff_ids), ...this.retainers.flatMap((r) => r())];
+  }
+
+  /** The diff ids of every image's (and retainer's) layers: blobs that must stay in content. */
   usedDiffIds(): Set<string> {
-    return new Set(this.list().flatMap((i) => i.config.rootfs.diff_ids));
+    return new Set(this.retained().flat());
+  }
+
+  private usedChains(): Set<string> {
+    return new Set(this.retained().flatMap((d) => chainIds(d)));
+  }
+
+  /** Removes every unpacked layer and layer blob that no image and no retainer uses; returns the bytes freed. */
+  async collectLayers(): Promise<number> {
+    const used = this.usedChains();
+    const usedDiffs = this.usedDiffIds();
+    let freed = 0;
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (const l of this.snapshots.allLayers()) {
+        if (used.has(l.chainId)) continue;
+        const ok = await this.snapshots.removeLayer(l.chainId).then(() => true, () => false); // a layer with children goes in a later pass
+        if (!ok) continue;
+        progress = true;
+        freed += l.size;
+        if (!usedDiffs.has(l.diffId)) await this.content.delete(l.diffId as Digest);
+      }
+    }
+    return freed;
   }
 
   addDigest(ref: string, id: string): void {
@@ -175,7 +208,7 @@ export class ImageCore {
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
     })();
     this.cache.delete(id);
-    const used = new Set(this.list().flatMap((i) => chainIds(i.config.rootfs.diff_ids)));
+    const used = this.usedChains();
     const usedDiffs = this.usedDiffIds();
     const mine = chainIds(img.config.rootfs.diff_ids);
     for (const c of mine.reverse()) {

@@ -9,7 +9,8 @@
  *   <runDir>/bin/<runtime>         the runtime's binary, bind-mounted read-only (see pinBinary)
  * The bundle (config.json, conmon's `ctl` fifo) lives in the engine's container dir.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
 import { promises as fsp, readFileSync, existsSync, watch, openSync, writeSync, closeSync, constants as fsc, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,6 +136,29 @@ export class ConmonRuntime implements Runtime {
     }
     const conmonPid = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
     return { pid: msg.data, conmonPid };
+  }
+
+  async runToCompletion(o: { id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal; onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void }, spec: SpecInput): Promise<number> {
+    if (!this.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+    o.signal?.throwIfAborted();
+    await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, this.info)));
+    this.runtimeOf.set(o.id, o.runtime);
+    const root = `--root=${join(this.runDir, o.runtime)}`;
+    const p = spawn(this.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], { stdio: ['ignore', 'pipe', 'pipe'], env: RUNTIME_ENV });
+    p.stdout.on('data', (d: Buffer) => o.onOutput('stdout', d));
+    p.stderr.on('data', (d: Buffer) => o.onOutput('stderr', d));
+    const onAbort = () => void this.cli(o.id, ['kill', o.id, 'KILL']).catch(() => p.kill('SIGKILL'));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        p.on('error', (e) => reject(runtimeError(errorMessage(e))));
+        p.on('close', (code, sig) => resolve(code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9)));
+      });
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+      this.runtimeOf.delete(o.id);
+      if (existsSync(join(this.runDir, o.runtime, o.id))) await run(this.bin(o.runtime), [root, 'delete', '--force', o.id], { env: RUNTIME_ENV }).catch(() => undefined);
+    }
   }
 
   async start(id: string): Promise<void> {

@@ -171,6 +171,12 @@ export interface Runtime {
   exec(id: string, opts: ExecOptions): Promise<ExecHandle>;
   update(id: string, resources: Resources): Promise<void>;
   stats(id: string): Promise<CgroupStats>;
+  /**
+   * Runs a container to completion without conmon (build steps): `<runtime> run` in the
+   * foreground, its stdout/stderr to `onOutput`, stdin /dev/null. Aborting kills it. Resolves
+   * with the exit code; the runtime's state is gone afterwards.
+   */
+  runToCompletion(o: { id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal; onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void }, spec: SpecInput): Promise<number>;
   /** Processes of the container: pid list (host pids). */
   pids(id: string): Promise<number[]>;
   host(): HostInfo;

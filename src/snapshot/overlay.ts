@@ -101,6 +101,25 @@ export class OverlaySnapshotter implements Snapshotter {
     return out.length ? out : [join(this.dir, 'empty')];
   }
 
+  /**
+   * A read-only view of committed layer `chainId` (null: empty): a directory to read when the
+   * chain has one layer, else a lower-only (read-only) overlay mount for the caller to mount.
+   */
+  view(chainId: string | null): { dir: string } | { mount: Mount } {
+    const lowers = this.lowers(chainId);
+    if (lowers.length === 1) return { dir: lowers[0]! };
+    return { mount: { type: 'overlay', source: 'overlay', options: [`lowerdir=${lowers.join(':')}`] } };
+  }
+
+  /** Moves a prepared snapshot's upper dir into committed layer `info` (containerd's commit: no copy). */
+  async commitActive(key: string, info: LayerInfo): Promise<void> {
+    await this.commitLayer(info, async (dir) => {
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.rename(this.upperDir(key), dir);
+    });
+    await this.remove(key);
+  }
+
   private activeDir(key: string): string {
     return join(this.dir, 'active', key);
   }
@@ -131,6 +150,11 @@ export class OverlaySnapshotter implements Snapshotter {
     const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
     if (!row) throw notFound(`snapshot ${key} not found`);
     return row.parent;
+  }
+
+  /** Keys of the active snapshots starting with `prefix`. */
+  activeKeys(prefix: string): string[] {
+    return (this.db.prepare('SELECT key FROM active WHERE key LIKE ?').all(`${prefix}%`) as Array<{ key: string }>).map((r) => r.key);
   }
 
   mounts(key: string): Mount[] {

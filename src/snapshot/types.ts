@@ -28,3 +28,9 @@ export interface Snapshotter {
   /** Bytes used by the writable layer. */
   usage(key: string): Promise<number>;
 }
+
+/** Performs the mounts a snapshotter describes (the engine's and the builder's). */
+export interface Mounter {
+  mountAll(mounts: Mount[], target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+}

@@ -1,0 +1,211 @@
+/**
+ * COPY and ADD without a container: the files are planned (paths in the image, headers, content
+ * digests) and then written straight into a layer tar. The plan's digest is what the cache key
+ * uses: content, names, modes and owners, never mtimes (a fresh checkout hits the cache).
+ * Directories above the destination keep the metadata they have in the parent image (what an
+ * overlay copy-up would record); the ones COPY creates get 0755.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { basename, join, posix } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import * as tar from 'tar-stream';
+import { invalidArgument } from '../base/errors.js';
+import { addEntry, type Headers } from '../archive/pack.js';
+import { cleanPath } from '../spec/dockerignore.js';
+import { archiveKind, hashFile, type Source } from './context.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** One thing to copy: a matched source, a downloaded URL, or a here-document. */
+export type CopyInput =
+  | { kind: 'source'; source: Source }
+  | { kind: 'file'; name: string; abs: string; mtime: Date; mode: number }
+  | { kind: 'inline'; name: string; content: Buffer };
+
+export interface CopyRequest {
+  inputs: CopyInput[];
+  /** destination in the image: absolute, a trailing `/` kept */
+  dest: string;
+  /** the parent image's filesystem (read only), for existing directories */
+  view: string;
+  chown: Owner | null;
+  chmod: number | null;
+  /** ADD: local tar archives are extracted into the destination */
+  extract: boolean;
+  /** SOURCE_DATE_EPOCH (seconds): mtimes after it are clamped to it */
+  epoch: number | null;
+}
+
+interface Entry {
+  header: Headers;
+  /** file content: a path, or bytes */
+  abs?: string;
+  bytes?: Buffer;
+  hash?: string;
+}
+
+export interface CopyPlan {
+  entries: Entry[];
+  archives: Array<{ abs: string; kind: 'gzip' | 'bzip2' | 'xz' | 'tar'; dir: string }>;
+  digest: string;
+  /** for history: `file:<hex>`, `dir:<hex>` or `multi:<hex>` as dockerd's builder writes */
+  summary: string;
+}
+
+const rel = (abs: string) => abs.replace(/^\/+/, '');
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await fsp.lstat(p);
+  } catch {
+    return null;
+  }
+}
+
+export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
+  const now = new Date();
+  const clamp = (d: Date) => (req.epoch !== null && d.getTime() > req.epoch * 1000 ? new Date(req.epoch * 1000) : d);
+  const owner = req.chown ?? { uid: 0, gid: 0 };
+  const many = req.inputs.length > 1 || req.inputs.some((i) => i.kind === 'source' && i.source.path.includes('*'));
+  const destStat = await lstatOrNull(join(req.view, req.dest));
+  const destIsDir = req.dest.endsWith('/') || (destStat?.isDirectory() ?? false);
+  if (many && !destIsDir) throw invalidArgument('When using COPY with more than one source file, the destination must be a directory and end with a /');
+  const dest = posix.normalize(req.dest);
+  const entries = new Map<string, Entry>();
+  const archives: CopyPlan['archives'] = [];
+  const modeOf = (st: Stats) => (req.chmod ?? st.mode & 0o7777);
+  const put = (e: Entry) => entries.set(e.header.name.replace(/\/$/, ''), e);
+  const fileTarget = (name: string) => (destIsDir ? posix.join(dest, name) : dest);
+  for (const input of req.inputs) {
+    if (input.kind === 'inline') {
+      put({ header: { name: rel(fileTarget(input.name)), type: 'file', size: input.content.length, mode: req.chmod ?? 0o644, ...owner, mtime: clamp(now) }, bytes: input.content });
+      continue;
+    }
+    if (input.kind === 'file') {
+      put({ header: { name: rel(fileTarget(input.name)), type: 'file', size: (await fsp.stat(input.abs)).size, mode: req.chmod ?? input.mode, ...owner, mtime: clamp(input.mtime) }, abs: input.abs });
+      continue;
+    }
+    const { source } = input;
+    if (!source.isDir && req.extract) {
+      const kind = await archiveKind(source.files[0]!.abs);
+      if (kind) {
+        archives.push({ abs: source.files[0]!.abs, kind, dir: rel(dest) });
+        continue;
+      }
+    }
+    const base = source.isDir ? dest : fileTarget(basename(source.path));
+    for (const f of source.files) {
+      const name = rel(f.rel ? posix.join(base, f.rel) : base);
+      if (!name) continue; // the root directory itself
+      const common = { name, mode: modeOf(f.st), ...owner, mtime: clamp(f.st.mtime) };
+      if (f.st.isDirectory()) put({ header: { ...common, name: `${name}/`, type: 'directory' } });
+      else if (f.st.isSymbolicLink()) put({ header: { ...common, type: 'symlink', linkname: await fsp.readlink(f.abs) } });
+      else if (f.st.isFile()) put({ header: { ...common, type: 'file', size: f.st.size }, abs: f.abs });
+    }
+  }
+  await addParents(entries, [...entries.keys(), ...archives.map((a) => a.dir)], req.view, owner, clamp(now));
+  for (const a of archives) if (a.dir && !entries.has(a.dir)) await addParents(entries, [`${a.dir}/x`], req.view, { uid: 0, gid: 0 }, clamp(now));
+  return finishPlan(entries, archives, req.inputs.length > 1 ? 'multi' : req.inputs[0]?.kind === 'source' && req.inputs[0].source.isDir ? 'dir' : 'file');
+}
+
+/**
+ * Adds the directories above each name: with the metadata they have in the parent image (as an
+ * overlay copy-up would record it), or created with 0755 owned by `owner` (BuildKit's rule).
+ */
+async function addParents(entries: Map<string, Entry>, names: string[], view: string, owner: Owner, mtime: Date): Promise<void> {
+  for (const name of names) {
+    for (let d = posix.dirname(name); d !== '.' && d !== '/' && d !== ''; d = posix.dirname(d)) {
+      if (entries.has(d)) continue;
+      const st = await lstatOrNull(join(view, d));
+      if (st && !st.isDirectory()) throw invalidArgument(`cannot copy to /${name}: /${d} is not a directory in the image`);
+      entries.set(d, {
+        header: st
+          ? { name: `${d}/`, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime }
+          : { name: `${d}/`, type: 'directory', mode: 0o755, ...owner, mtime },
+      });
+    }
+  }
+}
+
+/** WORKDIR's layer: the directory and its missing parents (null when it exists in the image). */
+export async function planMkdir(view: string, dir: string, owner: Owner, epoch: number | null): Promise<CopyPlan | null> {
+  if (await lstatOrNull(join(view, dir))) return null;
+  const entries = new Map<string, Entry>();
+  const now = epoch !== null ? new Date(epoch * 1000) : new Date();
+  await addParents(entries, [`${rel(dir)}/x`], view, owner, now);
+  return finishPlan(entries, [], 'dir');
+}
+
+async function finishPlan(entries: Map<string, Entry>, archives: CopyPlan['archives'], kind: string): Promise<CopyPlan> {
+  const sorted = [...entries.values()].sort((a, b) => (a.header.name < b.header.name ? -1 : 1));
+  const h = createHash('sha256');
+  const content = createHash('sha256');
+  for (const e of sorted) {
+    if (e.abs && e.header.type === 'file') e.hash = await hashFile(e.abs);
+    else if (e.bytes) e.hash = createHash('sha256').update(e.bytes).digest('hex');
+    const { name, type, mode, uid, gid, linkname } = e.header;
+    h.update(`${name}\0${type}\0${mode}\0${uid}\0${gid}\0${linkname ?? ''}\0${e.hash ?? ''}\n`);
+    if (e.hash) content.update(e.hash);
+  }
+  for (const a of archives) {
+    const ah = await hashFile(a.abs);
+    h.update(`archive\0${a.dir}\0${ah}\n`);
+    content.update(ah);
+  }
+  return { entries: sorted, archives, digest: h.digest('hex'), summary: `${kind}:${content.digest('hex')}` };
+}
+
+function decompressor(abs: string, kind: 'gzip' | 'bzip2' | 'xz' | 'tar'): Readable {
+  const file = createReadStream(abs);
+  if (kind === 'tar') return file;
+  if (kind === 'gzip') return file.pipe(createGunzip());
+  const p = spawn(kind === 'xz' ? 'xz' : 'bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  file.pipe(p.stdin);
+  return p.stdout;
+}
+
+/** Re-emits the members of an archive under `dir` (ownership and modes as in the archive; `..` members refused). */
+async function copyArchive(pack: tar.Pack, a: CopyPlan['archives'][number]): Promise<void> {
+  const ex = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (header, stream, next) => {
+      const name = cleanPath(header.name);
+      if (name === '.' || name.startsWith('../')) {
+        stream.resume();
+        stream.on('end', next);
+        return;
+      }
+      const out = pack.entry({ ...header, name: a.dir ? `${a.dir}/${name}` : name, ...(header.type === 'link' && header.linkname ? { linkname: a.dir ? `${a.dir}/${cleanPath(header.linkname)}` : cleanPath(header.linkname) } : {}) }, (err) => (err ? reject(err) : next()));
+      stream.pipe(out as unknown as NodeJS.WritableStream);
+    });
+    ex.on('finish', resolve);
+    ex.on('error', (e) => reject(invalidArgument(`ADD: cannot extract ${basename(a.abs)}: ${e.message}`)));
+  });
+  decompressor(a.abs, a.kind).on('error', (e) => ex.destroy(e)).pipe(ex);
+  await done;
+}
+
+/** Writes the planned layer as a tar to `out`. */
+export async function writeCopyLayer(plan: CopyPlan, out: Writable): Promise<void> {
+  const pack = tar.pack();
+  const done = new Promise<void>((resolve, reject) => {
+    out.on('error', reject);
+    pack.on('error', reject);
+    out.on('finish', resolve);
+  });
+  (pack as unknown as NodeJS.ReadableStream).pipe(out);
+  for (const e of plan.entries) {
+    const bytes = e.bytes;
+    if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
+    else await addEntry(pack, e.header, e.abs ?? null);
+  }
+  for (const a of plan.archives) await copyArchive(pack, a);
+  pack.finalize();
+  await done;
+}
