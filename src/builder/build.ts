@@ -257,15 +257,15 @@ class BuildRun {
   globalScope(args: Instruction[]): Map<string, string> {
     const g = new Map<string, string>([['TARGETPLATFORM', this.req.platform], ['TARGETOS', 'linux'], ['TARGETARCH', 'amd64'], ['BUILDPLATFORM', 'linux/amd64'], ['BUILDOS', 'linux'], ['BUILDARCH', 'amd64']]);
     for (const ins of args) {
-      for (const [k, v] of this.argPairs(ins, g)) g.set(k, v);
+      for (const [k, v] of this.argPairs(ins, g)) if (v === null) g.delete(k); else g.set(k, v);
     }
     this.globals = g;
     return g;
   }
 
   /** ARG words -> (name, value): --build-arg wins, then the default, then the global value. */
-  private argPairs(ins: Instruction, vars: ReadonlyMap<string, string>, fromGlobal = false): Array<[string, string]> {
-    const out: Array<[string, string]> = [];
+  private argPairs(ins: Instruction, vars: ReadonlyMap<string, string>, fromGlobal = false): Array<[string, string | null]> {
+    const out: Array<[string, string | null]> = [];
     for (const w of ins.args) {
       const eq = w.indexOf('=');
       const name = eq < 0 ? w : w.slice(0, eq);
@@ -274,7 +274,7 @@ class BuildRun {
       if (name in this.req.buildArgs) out.push([name, this.req.buildArgs[name]!]);
       else if (eq >= 0) out.push([name, unquote(expand(w.slice(eq + 1), vars, this.escape), this.escape)]);
       else if (fromGlobal && this.globals.has(name)) out.push([name, this.globals.get(name)!]);
-      else out.push([name, '']);
+      else out.push([name, null]); // declared without a value: unset, as in Docker
     }
     return out;
   }
@@ -488,7 +488,7 @@ class BuildRun {
     const meta = (text: string, nop = `${NOP} `) => this.commit(state, [text], `${nop}${text}`, cfg, null);
     switch (ins.name) {
       case 'ARG': {
-        for (const [k, v] of this.argPairs(ins, vars, true)) ctx.args.set(k, v);
+        for (const [k, v] of this.argPairs(ins, vars, true)) if (v === null) ctx.args.delete(k); else ctx.args.set(k, v);
         return meta(`ARG ${ins.args.join(' ')}`);
       }
       case 'ENV': {
@@ -737,6 +737,7 @@ class BuildRun {
     const envNames = new Set((cfg.Env ?? []).map((e) => e.slice(0, e.indexOf('='))));
     const argEnv = [...ctx.args].filter(([k]) => !envNames.has(k)).map(([k, v]) => `${k}=${v}`);
     for (const p of PREDEFINED_ARGS) if (p in this.req.buildArgs && !ctx.args.has(p)) argEnv.push(`${p}=${this.req.buildArgs[p]}`);
+    argEnv.sort();
     const specs = (ins.flags['mount'] ?? []).map((m) => parseMountFlag(this.word(m, vars)));
     const what = ins.json ? ins.args.join(' ') : `${shell.join(' ')} ${ins.raw}`;
     const createdBy = argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ${what}` : what;

@@ -108,6 +108,7 @@ export function buildRoutes(r: Router, engine: Engine, builder: Builder): void {
         throw e;
       });
       p.msg({ aux: { ID: img.id } });
+      if (quiet) p.msg({ stream: `${img.id}\n` }); // what the docker CLI prints for -q
       for (const t of req.tags) engine.events.emit('image', 'tag', img.id, { name: t });
     } catch (e) {
       const message = errorMessage(e);
