@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMessage, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
+import { log } from '../base/log.js';
 import type { Db } from '../metadata/db.js';
 import type { Credentials } from '../distribution/client.js';
 import type { ImageRecord } from '../image/types.js';
@@ -26,7 +27,7 @@ import type { HealthConfig, ImageConfig, ImageRuntimeConfig } from '../spec/imag
 import { expand, keyValues, parseDockerfile, stagesOf, unquote, type Instruction, type Stage } from './parser.js';
 import { BuildCache, stepKey } from './cache.js';
 import { SourceRoot, receiveContext } from './context.js';
-import { planCopy, planMkdir, writeCopyLayer, type CopyInput, type CopyPlan, type Owner } from './copy.js';
+import { describeInputs, planCopy, planMkdir, writeCopyLayer, type CopyInput, type CopyPlan, type Owner } from './copy.js';
 import { cacheMountDir, parseMountFlag, runStep, type RunMount } from './run.js';
 
 /** What the builder needs of the image store. */
@@ -145,7 +146,9 @@ export class Builder {
     const dir = join(this.d.scratch, `ctx-${randomBytes(8).toString('hex')}`);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     try {
+      const t0 = performance.now();
       await receiveContext(context, dir);
+      log.debug('build context received', { ms: +(performance.now() - t0).toFixed(1) });
       return await this.build(dir, req, out);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
@@ -634,11 +637,14 @@ class BuildRun {
   private async workdir(state: State, cfg: ImageRuntimeConfig, dir: string): Promise<State> {
     const path = posix.resolve(cfg.WorkingDir || '/', dir);
     cfg.WorkingDir = path;
-    return this.withView(state.chainId, async (view) => {
-      const owner = cfg.User ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
-      const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch);
-      return this.commit(state, [`WORKDIR ${path}`, plan ? 'mkdir' : ''], `${NOP}WORKDIR ${path}`, cfg, plan ? () => this.layerOf(plan) : null);
-    });
+    // whether the directory exists follows from the parent's key: a hit needs no look at the filesystem
+    return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () =>
+      this.withView(state.chainId, async (view) => {
+        const owner = cfg.User ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
+        const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch);
+        return plan ? this.layerOf(plan) : null;
+      }),
+    );
   }
 
   /** A stage's or an image's filesystem for COPY --from / RUN --mount from=. */
@@ -666,39 +672,41 @@ class BuildRun {
     const from = fromRef !== undefined ? await this.fromChain(this.word(fromRef, vars), this.currentStage(ins)) : null;
     const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
     const cleanups: Array<() => Promise<void>> = [];
-    try {
+    const inputsFrom = async (root: SourceRoot): Promise<CopyInput[]> => {
       const inputs: CopyInput[] = [];
-      const resolveFrom = async (root: SourceRoot) => {
-        for (const w of words) {
-          const hd = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
-          const doc = hd ? heredocs.get(hd[1]!) : undefined;
-          if (doc) inputs.push({ kind: 'inline', name: doc.name, content: Buffer.from(doc.expand ? expand(doc.content, vars, this.escape) : doc.content) });
-          else if (isAdd && /^https?:\/\//.test(w)) inputs.push(await this.download(w, cleanups));
-          else for (const source of await root.resolve(w)) inputs.push({ kind: 'source', source });
-        }
-      };
-      // the views stay mounted until the layer is written: the plan reads files from them
-      return await this.withView(state.chainId, async (view) => {
+      for (const w of words) {
+        const hd = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
+        const doc = hd ? heredocs.get(hd[1]!) : undefined;
+        if (doc) inputs.push({ kind: 'inline', name: doc.name, content: Buffer.from(doc.expand ? expand(doc.content, vars, this.escape) : doc.content) });
+        else if (isAdd && /^https?:\/\//.test(w)) inputs.push(await this.download(w, cleanups));
+        else for (const source of await root.resolve(w)) inputs.push({ kind: 'source', source });
+      }
+      return inputs;
+    };
+    /** The layer, on a miss: the parent's filesystem decides existing directories and --chown names. */
+    const layer = (inputs: CopyInput[]) => () =>
+      this.withView(state.chainId, async (view) => {
         const chownText = ins.flags['chown']?.[0];
         let owner: Owner | null = null;
         if (chownText) {
           const u = await resolveUser(view, chownText.includes(':') ? chownText : `${chownText}:${chownText}`).catch(async () => resolveUser(view, chownText));
           owner = { uid: u.uid, gid: u.gid };
         }
-        const finish = async () => {
-          const plan = await planCopy({ inputs, dest, view, chown: owner, chmod, extract: isAdd, epoch: this.epoch });
-          const flags = JSON.stringify({ chown: ins.flags['chown'] ?? null, chmod, from: from?.key ?? null });
-          return this.commit(state, [ins.name, flags, dest, plan.digest], `${NOP}${ins.name} ${plan.summary} in ${dest} `, cfg, () => this.layerOf(plan));
-        };
-        if (!from) {
-          await resolveFrom(this.context);
-          return finish();
-        }
-        return this.withView(from.chainId, async (dir) => {
-          await resolveFrom(new SourceRoot(dir, null, false));
-          return finish();
-        });
+        return this.layerOf(await planCopy({ inputs, dest, view, chown: owner, chmod, extract: isAdd, epoch: this.epoch }));
       });
+    const flags = JSON.stringify({ chown: ins.flags['chown'] ?? null, chmod });
+    try {
+      if (!from) {
+        // context sources: the key has their contents
+        const inputs = await inputsFrom(this.context);
+        const { digest, summary } = await describeInputs(inputs);
+        return await this.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} ${summary} in ${dest} `, cfg, layer(inputs));
+      }
+      // a stage's or an image's files follow from its key: no need to read them for a hit
+      const digest = stepKey(from.key, ...words);
+      return await this.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} from:${digest.slice(7)} in ${dest} `, cfg, () =>
+        this.withView(from.chainId, async (dir) => layer(await inputsFrom(new SourceRoot(dir, null, false)))()),
+      );
     } finally {
       for (const c of cleanups) await c();
     }

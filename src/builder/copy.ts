@@ -1,7 +1,6 @@
 /**
- * COPY and ADD without a container: the files are planned (paths in the image, headers, content
- * digests) and then written straight into a layer tar. The plan's digest is what the cache key
- * uses: content, names, modes and owners, never mtimes (a fresh checkout hits the cache).
+ * COPY and ADD without a container: the inputs are described for the cache key (describeInputs),
+ * and on a miss planned (paths in the image, headers) and written straight into a layer tar.
  * Directories above the destination keep the metadata they have in the parent image (what an
  * overlay copy-up would record); the ones COPY creates get 0755.
  */
@@ -47,15 +46,11 @@ interface Entry {
   /** file content: a path, or bytes */
   abs?: string;
   bytes?: Buffer;
-  hash?: string;
 }
 
 export interface CopyPlan {
   entries: Entry[];
   archives: Array<{ abs: string; kind: 'gzip' | 'bzip2' | 'xz' | 'tar'; dir: string }>;
-  digest: string;
-  /** for history: `file:<hex>`, `dir:<hex>` or `multi:<hex>` as dockerd's builder writes */
-  summary: string;
 }
 
 const rel = (abs: string) => abs.replace(/^\/+/, '');
@@ -111,7 +106,7 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
   }
   await addParents(entries, [...entries.keys(), ...archives.map((a) => a.dir)], req.view, owner, clamp(now));
   for (const a of archives) if (a.dir && !entries.has(a.dir)) await addParents(entries, [`${a.dir}/x`], req.view, { uid: 0, gid: 0 }, clamp(now));
-  return finishPlan(entries, archives, req.inputs.length > 1 ? 'multi' : req.inputs[0]?.kind === 'source' && req.inputs[0].source.isDir ? 'dir' : 'file');
+  return finishPlan(entries, archives);
 }
 
 /**
@@ -139,26 +134,37 @@ export async function planMkdir(view: string, dir: string, owner: Owner, epoch: 
   const entries = new Map<string, Entry>();
   const now = epoch !== null ? new Date(epoch * 1000) : new Date();
   await addParents(entries, [`${rel(dir)}/x`], view, owner, now);
-  return finishPlan(entries, [], 'dir');
+  return finishPlan(entries, []);
 }
 
-async function finishPlan(entries: Map<string, Entry>, archives: CopyPlan['archives'], kind: string): Promise<CopyPlan> {
-  const sorted = [...entries.values()].sort((a, b) => (a.header.name < b.header.name ? -1 : 1));
+function finishPlan(entries: Map<string, Entry>, archives: CopyPlan['archives']): CopyPlan {
+  return { entries: [...entries.values()].sort((x, y) => (x.header.name < y.header.name ? -1 : 1)), archives };
+}
+
+/**
+ * What the cache key and the history need of COPY's inputs, without the parent image: a digest
+ * of names, types, modes and contents (never mtimes: a fresh checkout still hits), and dockerd's
+ * `file:<hex>` / `dir:<hex>` / `multi:<hex>` summary of the contents.
+ */
+export async function describeInputs(inputs: CopyInput[]): Promise<{ digest: string; summary: string }> {
   const h = createHash('sha256');
   const content = createHash('sha256');
-  for (const e of sorted) {
-    if (e.abs && e.header.type === 'file') e.hash = await hashFile(e.abs);
-    else if (e.bytes) e.hash = createHash('sha256').update(e.bytes).digest('hex');
-    const { name, type, mode, uid, gid, linkname } = e.header;
-    h.update(`${name}\0${type}\0${mode}\0${uid}\0${gid}\0${linkname ?? ''}\0${e.hash ?? ''}\n`);
-    if (e.hash) content.update(e.hash);
+  const add = (line: string, hash: string) => {
+    h.update(`${line}\0${hash}\n`);
+    if (hash) content.update(hash);
+  };
+  for (const i of inputs) {
+    if (i.kind === 'inline') add(`inline\0${i.name}`, createHash('sha256').update(i.content).digest('hex'));
+    else if (i.kind === 'file') add(`file\0${i.name}\0${i.mode}`, await hashFile(i.abs));
+    else {
+      for (const f of i.source.files) {
+        const type = f.st.isDirectory() ? 'dir' : f.st.isSymbolicLink() ? `link:${await fsp.readlink(f.abs)}` : f.st.isFile() ? 'file' : 'other';
+        add(`${i.source.path}\0${f.rel}\0${type}\0${f.st.mode & 0o7777}`, type === 'file' ? await hashFile(f.abs) : '');
+      }
+    }
   }
-  for (const a of archives) {
-    const ah = await hashFile(a.abs);
-    h.update(`archive\0${a.dir}\0${ah}\n`);
-    content.update(ah);
-  }
-  return { entries: sorted, archives, digest: h.digest('hex'), summary: `${kind}:${content.digest('hex')}` };
+  const kind = inputs.length > 1 ? 'multi' : inputs[0]?.kind === 'source' && inputs[0].source.isDir ? 'dir' : 'file';
+  return { digest: h.digest('hex'), summary: `${kind}:${content.digest('hex')}` };
 }
 
 function decompressor(abs: string, kind: 'gzip' | 'bzip2' | 'xz' | 'tar'): Readable {

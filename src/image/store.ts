@@ -74,6 +74,8 @@ export class ImageCore {
    * Idempotent: the same config gives the same id.
    */
   async addImage(configBytes: Buffer, parent = ''): Promise<ImageRecord> {
+    const known = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    if (this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(known) && this.content.has(known as Digest)) return this.byId(known); // a cached rebuild
     const config = parseImageConfig(configBytes);
     for (const d of config.rootfs.diff_ids) if (!this.content.has(d as Digest)) throw invalidArgument(`layer ${d} is missing`);
     await this.unpack(config.rootfs.diff_ids);
