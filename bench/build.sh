@@ -28,14 +28,7 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$WORK"; mkdir -p "$WORK"
 
-BH=unix://$WORK/berth.sock
-bin/berthd --host $BH --root $WORK/berth-root --exec-root $WORK/berth-run >$WORK/berthd.log 2>&1 &
-BERTH_PID=$!
-DH=unix://$WORK/docker.sock
-dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pidfile $WORK/dockerd.pid \
-  --bridge=none --iptables=false --ip6tables=false --containerd-namespace berthbenchbuild >$WORK/dockerd.log 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
+start_engines berthbenchbuild
 DOCKER_HOST=$BH docker load -i $FIXTURE >/dev/null
 DOCKER_HOST=$DH docker load -i $FIXTURE >/dev/null
 export DOCKER_BUILDKIT=0

@@ -7,3 +7,16 @@ release_work() {
   pkill -f "containerd.*$1" 2>/dev/null
   return 0
 }
+
+# Starts berthd and dockerd with private roots and sockets under $WORK (dockerd's containerd
+# namespace $1) in the background; sets BH, DH, BERTH_PID, DOCKERD_PID; waits for both sockets.
+start_engines() {
+  BH=unix://$WORK/berth.sock
+  bin/berthd --host $BH --root $WORK/berth-root --exec-root $WORK/berth-run >$WORK/berthd.log 2>&1 &
+  BERTH_PID=$!
+  DH=unix://$WORK/docker.sock
+  dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pidfile $WORK/dockerd.pid \
+    --bridge=none --iptables=false --ip6tables=false --containerd-namespace "$1" >$WORK/dockerd.log 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
+}

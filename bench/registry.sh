@@ -77,14 +77,7 @@ for i in $(seq 1 $RUNS); do
 done
 
 # --- engine pull: berthd vs dockerd from berth registry ----------------------------------------
-BH=unix://$WORK/berth.sock
-bin/berthd --host $BH --root $WORK/berth-root --exec-root $WORK/berth-run >$WORK/berthd.log 2>&1 &
-BERTH_PID=$!
-DH=unix://$WORK/docker.sock
-dockerd --data-root $WORK/docker-data --exec-root $WORK/docker-exec -H $DH --pidfile $WORK/dockerd.pid \
-  --bridge=none --iptables=false --ip6tables=false --containerd-namespace berthbenchreg >$WORK/dockerd.log 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
+start_engines berthbenchreg
 sleep 1
 REF=$BR/big/img:1
 DOCKER_HOST=$BH docker load -i $WORK/big.tar >/dev/null

@@ -67,7 +67,8 @@ export function headerOf(e: PackEntry, links: Map<string, string>): Headers | nu
  * Writes a tar of `dir` to `out`. `prefix` is prepended to names (e.g. `b` for `cp ctr:/a/b`).
  * With `single`, only `dir` itself (a file or symlink) is archived under `prefix`.
  */
-export async function packTree(dir: string, out: Writable, opts: { prefix?: string; transform?: Transform; includeRoot?: boolean } = {}): Promise<void> {
+/** A tar pack piped into `out`; `done` resolves when `out` has taken everything after finalize(). */
+export function packInto(out: Writable): { pack: Pack; done: Promise<void> } {
   const pack = tar.pack();
   const done = new Promise<void>((resolve, reject) => {
     out.on('error', reject);
@@ -75,6 +76,11 @@ export async function packTree(dir: string, out: Writable, opts: { prefix?: stri
     out.on('finish', resolve);
   });
   (pack as unknown as NodeJS.ReadableStream).pipe(out);
+  return { pack, done };
+}
+
+export async function packTree(dir: string, out: Writable, opts: { prefix?: string; transform?: Transform; includeRoot?: boolean } = {}): Promise<void> {
+  const { pack, done } = packInto(out);
   const links = new Map<string, string>();
   const emit = async (e: PackEntry) => {
     const t = opts.transform?.(e) ?? {};

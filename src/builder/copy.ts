@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { invalidArgument } from '../base/errors.js';
-import { addEntry, type Headers } from '../archive/pack.js';
+import { addEntry, packInto, type Headers } from '../archive/pack.js';
 import { cleanPath } from '../spec/dockerignore.js';
 import { archiveKind, hashFile, type Source } from './context.js';
 
@@ -199,13 +199,7 @@ async function copyArchive(pack: tar.Pack, a: CopyPlan['archives'][number]): Pro
 
 /** Writes the planned layer as a tar to `out`. */
 export async function writeCopyLayer(plan: CopyPlan, out: Writable): Promise<void> {
-  const pack = tar.pack();
-  const done = new Promise<void>((resolve, reject) => {
-    out.on('error', reject);
-    pack.on('error', reject);
-    out.on('finish', resolve);
-  });
-  (pack as unknown as NodeJS.ReadableStream).pipe(out);
+  const { pack, done } = packInto(out);
   for (const e of plan.entries) {
     const bytes = e.bytes;
     if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));

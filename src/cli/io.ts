@@ -1,5 +1,6 @@
 /** Joining the terminal to a hijacked attach/exec connection: raw mode, resize, demux, stdin. */
 import type { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { Demux, type Client } from '../client/client.js';
 
 export interface StreamOptions {
@@ -47,4 +48,10 @@ export function pumpStreams(client: Client, sock: Socket, o: StreamOptions): Pro
       process.stdin.on('end', () => sock.end()); // half-close: the container sees EOF, output goes on
     }
   });
+}
+
+/** The messages of Docker's JSON progress stream (pull, push, build, load), blank lines skipped. */
+export async function* jsonMessages(res: NodeJS.ReadableStream): AsyncGenerator<Record<string, unknown>> {
+  const rl = createInterface({ input: res as NodeJS.ReadableStream & AsyncIterable<string>, crlfDelay: Infinity });
+  for await (const line of rl) if (line.trim()) yield JSON.parse(line) as Record<string, unknown>;
 }

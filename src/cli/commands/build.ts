@@ -11,12 +11,12 @@ import { join, relative, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import * as tar from 'tar-stream';
 import { addEntry, headerOf } from '../../archive/pack.js';
 import { IgnoreMatcher } from '../../spec/dockerignore.js';
 import { UsageError, bool, list, parseArgs, str } from '../args.js';
+import { jsonMessages } from '../io.js';
 import { ExitError, q, type Ctx } from '../context.js';
 
 type Json = Record<string, unknown>;
@@ -158,11 +158,8 @@ async function render(res: NodeJS.ReadableStream, mode: 'quiet' | 'plain' | 'ste
   let id: string | null = null;
   let error: string | null = null;
   let pending = '';
-  const rl = createInterface({ input: res as NodeJS.ReadableStream & AsyncIterable<string>, crlfDelay: Infinity });
   const legacy = /^(Step \d+\/\d+ : | ---> |Successfully (built|tagged) |Removing intermediate container )/;
-  for await (const line of rl) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line) as Json;
+  for await (const m of jsonMessages(res)) {
     if (typeof m['error'] === 'string') {
       error = m['error'];
       break;

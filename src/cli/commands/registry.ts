@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { readText } from '../../client/client.js';
 import { registryHostOf } from '../../spec/distribution.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
+import { jsonMessages } from '../io.js';
 import { ExitError, type Ctx } from '../context.js';
 
 type Json = Record<string, unknown>;
@@ -61,10 +62,7 @@ async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean): Pro
     drawn = order.length;
   };
   let error: string | null = null;
-  const rl = createInterface({ input: res as NodeJS.ReadableStream & AsyncIterable<string>, crlfDelay: Infinity });
-  for await (const line of rl) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line) as Json;
+  for await (const m of jsonMessages(res)) {
     if (typeof m['error'] === 'string') {
       error = m['error'];
       break;
