@@ -171,6 +171,10 @@ CMD ["cat greeting.txt"]
     const again = await docker(['build', '-t', 'cache', dir]);
     assert.equal((again.stdout.match(/Running in/g) ?? []).length, 0, again.stdout);
     assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 5);
+    const display = await d.berth(['build', '-t', 'cache', dir]);
+    assert.match(display.stdout, /^#3 \[stage-0 3\/6\] RUN echo one > \/one {2}CACHED$/m, 'berth shows each step and whether it was cached');
+    const timed = await d.berth(['build', '-t', 'cache-timed', '--no-cache', dir]);
+    assert.match(timed.stdout, /^#5 \[stage-0 5\/6\] RUN cat \/b.txt > \/two {2}\d+\.\d\ds$/m, 'a step that ran shows its time');
     writeFileSync(join(dir, 'b.txt'), 'b2');
     const changed = await d.berth(['build', '--progress=plain', '-t', 'cache', dir]);
     const steps = changed.stdout.split(/^Step /m).slice(1);
@@ -188,7 +192,7 @@ CMD ["cat greeting.txt"]
     assert.match(two.stdout, /Using cache/);
     assert.doesNotMatch(two.stdout, /Running in/);
     assert.match(two.stdout, new RegExp(`Successfully built ${one.stdout.trim().slice(7, 19)}`));
-    const three = await docker(['build', '--no-cache', '-t', 'restart', dir]);
+    const three = await d.docker(['build', '--no-cache', '-t', 'restart', dir]); // no DOCKER_BUILDKIT=0: without buildx the CLI uses this API anyway
     assert.match(three.stdout, /Running in/);
     assert.doesNotMatch(three.stdout, /Using cache/);
   });
