@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { cli, startDaemon, type Daemon } from './harness.js';
+import { startBerthRegistry } from './registry-harness.js';
 
 type Files = Record<string, string>;
 
@@ -287,6 +288,30 @@ CMD ["cat", "/used", "/runs", "/copied"]
     const r = await docker(['build', '--cache-from', 'cachefrom', '-t', 'cachefrom2', dir]);
     assert.doesNotMatch(r.stdout, /Running in/, r.stdout);
     assert.deepEqual((await inspect('cachefrom2')).RootFS.Layers, (await inspect(ref)).RootFS.Layers);
+  });
+
+  test('FROM an image that is not local pulls it; --pull pulls again and sees the new image', async () => {
+    const reg = await startBerthRegistry();
+    try {
+      const base = `${reg.addr}/build/base:1`;
+      const v1 = writeContext(work, 'base-v1', { Dockerfile: 'FROM busybox\nRUN echo v1 > /version\n' });
+      await d.berth(['build', '-q', '-t', base, v1]);
+      await d.berth(['push', base]);
+      await d.docker(['rmi', base]);
+      const app = writeContext(work, 'from-registry', { Dockerfile: `FROM ${base}\nCMD ["cat", "/version"]\n` });
+      await d.berth(['build', '-q', '-t', 'from-registry', app]);
+      assert.equal(await run('from-registry'), 'v1\n', 'the missing base image was pulled');
+      const v2 = writeContext(work, 'base-v2', { Dockerfile: 'FROM busybox\nRUN echo v2 > /version\n' });
+      await d.berth(['build', '-q', '-t', base, v2]);
+      await d.berth(['push', base]);
+      await d.berth(['build', '-q', '-t', base, v1]); // the local tag is v1 again; the registry has v2
+      await d.berth(['build', '-q', '-t', 'from-registry', app]);
+      assert.equal(await run('from-registry'), 'v1\n', 'without --pull the local image is used');
+      await docker(['build', '-q', '--pull', '-t', 'from-registry', app]);
+      assert.equal(await run('from-registry'), 'v2\n', '--pull fetched the registry\'s image');
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('bad Dockerfiles and contexts: a clear error with the line, nothing left behind', async () => {
