@@ -654,7 +654,9 @@ class BuildRun {
       const s = await this.stage(dep.index);
       return { chainId: s.chainId, key: s.key };
     }
-    const img = await this.image(ref, undefined, false);
+    const img = await this.image(ref, undefined, false).catch((e: unknown) => {
+      throw invalidArgument(`--from=${ref}: no build stage and no image of that name (${errorMessage(e)})`);
+    });
     return { chainId: img.topChainId, key: img.id };
   }
 

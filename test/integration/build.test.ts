@@ -151,6 +151,25 @@ CMD ["cat greeting.txt"]
     assert.equal((await inspect('heredoc-berth')).Config.OnBuild, null, 'triggers are not inherited by grandchildren');
   });
 
+  test('FROM --platform, predefined platform ARGs, COPY globs and --link, -f, several -t, --label', async () => {
+    const dir = writeContext(work, 'more', {
+      'docker/Dockerfile.dev': `FROM --platform=linux/amd64 busybox
+ARG TARGETARCH
+ARG TARGETPLATFORM
+RUN echo "$TARGETPLATFORM $TARGETARCH" > /platform
+COPY *.txt /texts/
+COPY --link src/[ab]?.js /js/
+CMD ["sh", "-c", "cat /platform; ls /texts /js"]
+`,
+      'one.txt': '1', 'two.txt': '2', 'three.md': '3', 'src/a1.js': 'a', 'src/b2.js': 'b', 'src/c3.js': 'c', 'src/a12.js': 'x',
+    });
+    const ids = await buildBoth(dir, 'more', ['-f', join(dir, 'docker/Dockerfile.dev'), '-t', 'more-extra:v2', '--label', 'built.by=tests']);
+    assert.equal(ids[0], ids[1]);
+    for (const tag of ['more-docker', 'more-berth', 'more-extra:v2']) assert.equal((await inspect(tag)).Id, ids[0], `${tag} names the image`);
+    assert.equal(await run('more-berth'), 'linux/amd64 amd64\n/js:\na1.js\nb2.js\n\n/texts:\none.txt\ntwo.txt\n');
+    assert.equal((await inspect('more-berth')).Config.Labels['built.by'], 'tests');
+  });
+
   test('.dockerignore: patterns, ** and ! exceptions decide what COPY sees', async () => {
     const dir = writeContext(work, 'ignore', {
       Dockerfile: 'FROM busybox\nCOPY . /ctx/\nRUN cd /ctx && find . -type f | sort > /list\nCMD ["cat", "/list"]\n',
@@ -322,6 +341,7 @@ CMD ["cat", "/used", "/runs", "/copied"]
       [{ Dockerfile: 'FROM busybox\nCOPY missing.txt /\n' }, /Dockerfile:2: .*missing\.txt.*(not found|does not exist)/],
       [{ Dockerfile: 'FROM busybox\nCOPY ../../etc/passwd /x\n' }, /Dockerfile:2: forbidden path outside the build context: \.\.\/\.\.\/etc\/passwd/],
       [{ Dockerfile: 'FROM busybox AS one\nRUN true\n' }, /failed to reach build target nosuchstage/, ['--target', 'nosuchstage']],
+      [{ Dockerfile: 'FROM busybox\nCOPY --from=nosuchstage /x /x\n' }, /Dockerfile:2: --from=nosuchstage: no build stage and no image of that name/],
       [{ Dockerfile: 'FROM busybox\nRUN echo partial > /p && exit 3\n' }, /Dockerfile:2: The command '\/bin\/sh -c echo partial > \/p && exit 3' returned a non-zero code: 3/],
       [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM/],
       [{ Dockerfile: 'FROM busybox\nCOPY --chmod=9z9 a /\n', a: 'x' }, /Dockerfile:2: invalid chmod parameter: 9z9/],
