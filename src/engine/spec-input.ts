@@ -15,7 +15,6 @@ export interface SpecContext {
   /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
 }
 
-
 /** `-v /host:/ctr[:ro|rw|z|Z|rprivate|...]` for absolute host paths. Named volumes are issue #5's. */
 export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
   return binds.map((b) => {
