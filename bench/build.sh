@@ -21,6 +21,7 @@ for p in docker.io hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $
 
 cleanup() {
   set +e
+  [ -n "${FAKE_PID:-}" ] && kill $FAKE_PID
   [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
   [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID; }
   release_work "$WORK"
@@ -54,10 +55,22 @@ Z=$WORK/run0; mkdir -p $Z; printf 'FROM busybox\nLABEL none=1\n' > $Z/Dockerfile
 
 for h in $BH $DH; do DOCKER_HOST=$h docker build -q --network none $C >/dev/null; done
 
+# the docker CLI's own floor: a daemon that answers /build at once (reads the context, sends an id)
+FH=unix://$WORK/fake.sock
+node -e '
+const http = require("node:http"); const id = "sha256:" + "a".repeat(64);
+http.createServer((req, res) => {
+  if (req.url.includes("_ping")) { res.writeHead(200, { "Api-Version": "1.45", "Builder-Version": "1" }); return res.end("OK"); }
+  req.resume(); req.on("end", () => { res.writeHead(200, { "Content-Type": "application/json" }); res.end(JSON.stringify({ aux: { ID: id } }) + "\r\n" + JSON.stringify({ stream: id + "\n" }) + "\r\n"); });
+}).listen(process.argv[1]);' $WORK/fake.sock &
+FAKE_PID=$!
+for _ in $(seq 50); do [ -S $WORK/fake.sock ] && break; sleep 0.1; done
+
 hyperfine -N --warmup 2 --runs $RUNS --export-json $WORK/cached.json \
   -n "docker build→berthd (cached)" "env DOCKER_HOST=$BH docker build -q --network none $C" \
   -n "berth build→berthd (cached)" "env BERTH_HOST=$BH bin/berth build -q --network none $C" \
-  -n "docker build→dockerd (cached)" "env DOCKER_HOST=$DH docker build -q --network none $C" | sed -n '/Summary/,$p'
+  -n "docker build→dockerd (cached)" "env DOCKER_HOST=$DH docker build -q --network none $C" \
+  -n "docker build→instant daemon (CLI floor)" "env DOCKER_HOST=$FH docker build -q --network none $C" | sed -n '/Summary/,$p'
 
 hyperfine -N --warmup 1 --runs $RUNS --export-json $WORK/cold.json \
   -n "berthd cold 10×RUN" "env DOCKER_HOST=$BH docker build -q --no-cache --network none $R" \
@@ -83,6 +96,7 @@ const f = (x) => x.toFixed(1);
 const md = `# build bench ${out.split('/').pop()}\n\n| figure | berthd | dockerd | ratio | target |\n|---|---|---|---|---|\n` +
   `| cached rebuild, 10 steps, docker CLI (median ms) | ${f(c['docker build→berthd (cached)'])} | ${f(c['docker build→dockerd (cached)'])} | ${r.cachedRatio.toFixed(3)} | ≤ 0.2 |\n` +
   `| cached rebuild, berth CLI (median ms) | ${f(c['berth build→berthd (cached)'])} | | ${r.cachedRatioBerthCli.toFixed(3)} | |\n` +
+  `| the docker CLI alone: an instant daemon (median ms) | ${f(c['docker build→instant daemon (CLI floor)'])} | | ${(c['docker build→instant daemon (CLI floor)'] / c['docker build→dockerd (cached)']).toFixed(3)} | floor of the ratio |\n` +
   `| cold build: overhead per RUN step (ms) | ${f(r.perRunMs.berthd)} | ${f(r.perRunMs.dockerd)} | ${(r.perRunMs.berthd / r.perRunMs.dockerd).toFixed(3)} | ≤ 30 ms |\n`;
 fs.writeFileSync(`${out}.md`, md);
 process.stdout.write(md);
