@@ -173,12 +173,19 @@ export class Builder {
     const df = parseDockerfile(text, name);
     const { globalArgs, stages } = stagesOf(df, name);
     for (const t of req.tags) this.validateTag(t);
-    const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir), stages);
-    const globals = run.globalScope(globalArgs);
     const target = req.target ? stages.find((s) => s.name === req.target.toLowerCase()) : stages[stages.length - 1];
     if (!target) throw invalidArgument(`failed to reach build target ${req.target} in Dockerfile`);
+    const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir), stages);
+    const globals = run.globalScope(globalArgs);
     run.plan(target, globals);
-    let state = await run.stage(target.index);
+    let state: State;
+    try {
+      state = await run.stage(target.index);
+    } catch (e) {
+      // a failing stage stopped the others: nothing keeps running (or reading the context) after the answer
+      await run.settled();
+      throw run.firstError ?? e;
+    }
     const labels = Object.entries(req.labels);
     if (labels.length) {
       const cfg = copyOf(state.config.config ?? {});
@@ -227,17 +234,23 @@ class BuildRun {
   private readonly numbers = new Map<Instruction, number>();
   private readonly cacheFrom: ImageConfig[] = [];
   private readonly epoch: number | null;
+  /** aborted when a stage fails, so that the stages still running stop */
+  private readonly stop = new AbortController();
+  /** the first stage failure that was not an abort: what the build reports */
+  firstError: unknown = null;
+  private readonly req: BuildRequest;
 
   constructor(
     private readonly builder: Builder,
     private readonly d: BuilderDeps,
-    private readonly req: BuildRequest,
+    request: BuildRequest,
     private readonly out: BuildOutput,
     private readonly escape: string,
     private readonly file: string,
     private readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
+    const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
     if (e !== undefined) this.consumed.add('SOURCE_DATE_EPOCH');
@@ -314,8 +327,18 @@ class BuildRun {
       if (!this.needed.has(s.index)) continue;
       for (const ins of [s.from, ...s.instructions]) this.numbers.set(ins, ++this.total);
     }
-    // independent stages start now; each waits only for what it reads
-    for (const i of this.needed) this.stage(i).catch(() => undefined);
+    // independent stages start now; each waits only for what it reads; the first failure stops all
+    for (const i of this.needed)
+      this.stage(i).catch((e: unknown) => {
+        if (this.req.signal.aborted) return;
+        this.firstError = e;
+        this.stop.abort(e);
+      });
+  }
+
+  /** Resolves when every started stage has finished, failed or been aborted. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.results.values()]);
   }
 
   stage(index: number): Promise<State> {

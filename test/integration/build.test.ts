@@ -241,6 +241,11 @@ FROM broken
     const r = await d.berth(['build', '--target', 'final', '-t', 'stages', dir]);
     assert.doesNotMatch(r.stdout, /broken/, 'the stage --target does not need is not built');
     assert.equal(await run('stages'), 'l\nr\n');
+    // a failing stage stops the stages still running: the build answers at once, no step is left
+    const racing = writeContext(work, 'racing', { Dockerfile: 'FROM busybox AS slow\nRUN sleep 47\nFROM busybox AS broken\nRUN exit 5\nFROM scratch\nCOPY --from=slow /etc/passwd /a\nCOPY --from=broken /etc/passwd /b\n' });
+    const raced = await d.berth(['build', racing], { allowFail: true, timeoutMs: 30_000 });
+    assert.match(raced.stderr, /Dockerfile:4: The command '\/bin\/sh -c exit 5' returned a non-zero code: 5/);
+    assert.equal(execFileSync('sh', ['-c', 'pgrep -f "^sleep 47$" || true']).toString().trim(), '', 'the other stage\'s step was stopped');
     const all = await d.berth(['build', dir], { allowFail: true });
     assert.notEqual(all.code, 0, 'without --target the last stage (FROM broken) is built and fails');
     assert.match(all.stderr, /Dockerfile:6: The command '\/bin\/sh -c exit 7' returned a non-zero code: 7/);
