@@ -1,6 +1,7 @@
 /**
  * The few syscalls Node lacks, through koffi (a C FFI shipped prebuilt in its npm package):
- * mount(2), umount2(2), xattrs, mknod(2), and connecting SOCK_SEQPACKET sockets. Process-wide calls only (never setns here: Node is
+ * mount(2), umount2(2), xattrs, mknod(2), connecting SOCK_SEQPACKET sockets, and the two
+ * interface ioctls the network manager needs on the host side (bridge port, link up). Process-wide calls only (never setns here: Node is
  * multi-threaded). Errors carry the syscall, the path and errno's name.
  */
 import { createRequire } from 'node:module';
@@ -24,6 +25,7 @@ const fns = {
   socket: libc.func('int socket(int domain, int type, int protocol)'),
   connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
   close: libc.func('int close(int fd)'),
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
 };
 
 const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
@@ -97,4 +99,42 @@ export function connectSeqpacket(path: string): number {
 
 export function closeFd(fd: number): void {
   fns.close(fd);
+}
+
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFFLAGS = 0x8914;
+const SIOCBRADDIF = 0x89a2;
+const IFF_UP = 1;
+const IFREQ_SIZE = 40;
+
+let ctlFd = -1;
+function ifreq(name: string): Buffer {
+  const b = Buffer.alloc(IFREQ_SIZE);
+  if (Buffer.byteLength(name) > 15) throw internal(`interface name too long: ${name}`);
+  b.write(name, 0, 'latin1');
+  return b;
+}
+function ctl(): number {
+  if (ctlFd < 0) {
+    ctlFd = fns.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    check(ctlFd, 'socket');
+  }
+  return ctlFd;
+}
+
+/** `ip link set <port> master <bridge>` (SIOCBRADDIF; the host's network namespace). */
+export function bridgeAddPort(bridge: string, portIndex: number): void {
+  const b = ifreq(bridge);
+  b.writeInt32LE(portIndex, 16);
+  check(fns.ioctl(ctl(), SIOCBRADDIF, b), `add ${portIndex} to bridge ${bridge}`);
+}
+
+/** `ip link set <name> up` (SIOCGIFFLAGS + SIOCSIFFLAGS). */
+export function linkUp(name: string): void {
+  const b = ifreq(name);
+  check(fns.ioctl(ctl(), SIOCGIFFLAGS, b), `flags of ${name}`);
+  b.writeInt16LE(b.readInt16LE(16) | IFF_UP, 16);
+  check(fns.ioctl(ctl(), SIOCSIFFLAGS, b), `set ${name} up`);
 }

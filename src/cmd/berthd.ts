@@ -25,6 +25,8 @@ import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes, builderPull } from '../api/routes/build.js';
 import { Builder } from '../builder/build.js';
+import { NetworkManager } from '../network/manager.js';
+import { networkRoutes } from '../api/routes/networks.js';
 import { openServices } from './services.js';
 import type { RuntimeName } from '../runtime/types.js';
 
@@ -116,15 +118,18 @@ async function main(): Promise<void> {
   const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime });
   const host = services.runtime.host();
   for (const w of host.warnings) log.warn(w);
+  const idFile = join(flags.root, 'engine-id');
+  const daemonId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
+  const networks = new NetworkManager(db, daemonId);
+  await networks.init(); // before reconcile: containers it restarts are wired again
   const engine = new Engine({
+    networks,
     root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime,
     registries: { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors },
   });
   services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
   await reconcile(engine);
   const execs = new Execs(engine);
-  const idFile = join(flags.root, 'engine-id');
-  const daemonId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
   const router = new Router();
   systemRoutes(router, engine, { id: daemonId, startedAt: new Date() });
   containerRoutes(router, engine);
@@ -138,6 +143,7 @@ async function main(): Promise<void> {
   });
   await builder.init();
   buildRoutes(router, engine, builder);
+  networkRoutes(router, engine);
   const server = createApiServer(router);
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {

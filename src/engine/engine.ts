@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osc, hostname as hostHostname } from 'node:os';
-import { conflict, invalidArgument, notFound, wrap, errorMessage, isBerthError } from '../base/errors.js';
+import { conflict, invalidArgument, wrap, errorMessage, isBerthError } from '../base/errors.js';
 import { newId, type ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import { isMountPoint } from '../base/fs.js';
@@ -26,6 +26,8 @@ import { mergeConfig, commandOf, parseSecurityOpts } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { Lifecycle } from './lifecycle.js';
+import { planNetworks } from './net.js';
+import type { NetworkManager } from '../network/manager.js';
 
 export type { Mounter };
 
@@ -40,6 +42,7 @@ export interface EngineOptions {
   defaultRuntime: RuntimeName;
   /** how to reach registries: insecure (HTTP) ones, Docker Hub mirrors */
   registries?: ClientOptions;
+  networks: NetworkManager;
 }
 
 export class Engine {
@@ -55,6 +58,7 @@ export class Engine {
   readonly runRoot: string;
   readonly defaultRuntime: RuntimeName;
   readonly registries: ClientOptions;
+  readonly networks: NetworkManager;
   private readonly mounted = new Set<string>();
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
@@ -69,6 +73,7 @@ export class Engine {
     this.mounter = o.mounter;
     this.defaultRuntime = o.defaultRuntime;
     this.registries = o.registries ?? {};
+    this.networks = o.networks;
     this.store = new ContainerStore(o.db);
     this.lifecycle = new Lifecycle(this);
   }
@@ -96,7 +101,7 @@ export class Engine {
 
   /** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
   async create(body: unknown, name: string | undefined): Promise<{ id: ContainerId; warnings: string[] }> {
-    const { config, hostConfig } = parseCreateBody(body);
+    const { config, hostConfig, endpoints } = parseCreateBody(body);
     if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
     const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined || this.creatingNames.has(n));
     if (this.store.find(ctrName)?.name === ctrName) {
@@ -107,13 +112,13 @@ export class Engine {
     // Held until the record is stored: concurrent creates must not pick the same name.
     this.creatingNames.add(ctrName);
     try {
-      return await this.createNamed(config, hostConfig, ctrName);
+      return await this.createNamed(config, hostConfig, endpoints, ctrName);
     } finally {
       this.creatingNames.delete(ctrName);
     }
   }
 
-  private async createNamed(config: CreateBody['config'], hostConfig: CreateBody['hostConfig'], ctrName: string): Promise<{ id: ContainerId; warnings: string[] }> {
+  private async createNamed(config: CreateBody['config'], hostConfig: CreateBody['hostConfig'], endpoints: CreateBody['endpoints'], ctrName: string): Promise<{ id: ContainerId; warnings: string[] }> {
     const imageRef = config.Image;
     if (!imageRef) throw invalidArgument('Config.Image: an image is required');
     const image = this.images.get(imageRef);
@@ -126,10 +131,7 @@ export class Engine {
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
       throw invalidArgument("can't create 'AutoRemove' container with restart policy");
-    const netMode = hostConfig.NetworkMode || 'default';
-    if (!['default', 'bridge', 'none', 'host'].includes(netMode))
-      throw notFound(`network ${netMode} not found`);
-    hostConfig.NetworkMode = netMode;
+    const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));
     parseSecurityOpts(hostConfig.SecurityOpt ?? [], this.runtime.host());
     this.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
     const id = newId<ContainerId>();
@@ -147,6 +149,7 @@ export class Engine {
       restartCount: 0,
       manuallyStopped: false,
       execIds: [],
+      networks,
     };
     const dir = this.containerDir(id);
     try {
@@ -214,6 +217,7 @@ export class Engine {
   private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
     const t0 = performance.now();
+    await this.networks.detach(rec.id).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
     try {
       await this.runtime.delete(rec.id);
     } catch (e) {

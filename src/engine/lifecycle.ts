@@ -14,6 +14,7 @@ import { ZERO_TIME, type ContainerRecord } from './record.js';
 import { isActive } from './state.js';
 import { parseSignal } from './config.js';
 import { specInputOf } from './spec-input.js';
+import { attachableOf, writeNetFiles } from './net.js';
 
 interface PendingAttach {
   stdin: boolean;
@@ -108,7 +109,7 @@ export class Lifecycle {
     const tm = performance.now();
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
-    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host });
+    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: this.joinedNetns(rec) });
     const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
@@ -136,6 +137,20 @@ export class Lifecycle {
       engine.events.emit('container', 'die', rec.id, { exitCode: String(rec.state.exitCode), image: rec.config.Image ?? '', name: rec.name });
       throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
     }
+    if (rec.networks?.length) {
+      try {
+        await engine.networks.attach(attachableOf(rec), created.pid);
+      } catch (e) {
+        await engine.runtime.delete(rec.id).catch(() => undefined);
+        rec.state.error = errorMessage(e);
+        rec.state.exitCode = 128;
+        if (rec.state.status !== 'created') rec.state.status = 'exited';
+        engine.store.save(rec);
+        this.failPendingAttach(rec.id, e);
+        throw e;
+      }
+    }
+    await writeNetFiles(engine.networks, rec, engine.containerDir(rec.id));
     const t1 = performance.now();
     const pending = this.pendingAttach.get(rec.id) ?? [];
     this.pendingAttach.delete(rec.id);
@@ -156,6 +171,15 @@ export class Lifecycle {
     engine.store.save(rec);
     engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
     return true;
+  }
+
+  /** `--network container:<id>`: the other container's network namespace (it must run). */
+  private joinedNetns(rec: ContainerRecord): string | undefined {
+    const mode = rec.hostConfig.NetworkMode ?? '';
+    if (!mode.startsWith('container:')) return undefined;
+    const other = this.engine.store.get(mode.slice('container:'.length));
+    if (other.state.status !== 'running' || !other.state.pid) throw conflict(`cannot join network namespace of a non running container: ${other.name}`);
+    return `/proc/${other.state.pid}/ns/net`;
   }
 
   private failPendingAttach(id: string, e: unknown): void {
@@ -262,6 +286,7 @@ export class Lifecycle {
       if (!ex) return;
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       await this.engine.runtime.delete(id).catch(() => undefined);
+      await this.engine.networks.detach(id, undefined, true).catch((e: unknown) => log.warn('network detach failed', { id, err: errorMessage(e) }));
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
       rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
       const willRestart = this.shouldRestart(rec);

@@ -2,6 +2,7 @@ import type { ContainerId } from '../base/ids.js';
 import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
 import type { RuntimeName } from '../runtime/types.js';
 import type { Status } from './state.js';
+import type { EndpointRequest } from '../network/manager.js';
 
 export interface ContainerState {
   status: Status;
@@ -33,6 +34,8 @@ export interface ContainerRecord {
   manuallyStopped: boolean;
   /** Exec ids that belong to this container (live ones). */
   execIds: string[];
+  /** The networks it joins when it starts (network id, what it asks of it), in order: eth0, eth1, ... */
+  networks?: Array<[string, EndpointRequest]>;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

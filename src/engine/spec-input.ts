@@ -12,6 +12,8 @@ export interface SpecContext {
   containerDir: string;
   user: { uid: number; gid: number; additionalGids: number[] };
   host: { apparmor: boolean; selinux: boolean };
+  /** the network namespace to join (`--network container:<id>`) */
+  netns?: string | undefined;
   /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
 }
 
@@ -56,7 +58,7 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
     user: ctx.user,
     terminal: cfg.Tty ?? false,
     hostname: cfg.Hostname || rec.id.slice(0, 12),
-    network: hostNet ? 'host' : 'none',
+    network: hostNet ? 'host' : ctx.netns ? { path: ctx.netns } : 'none',
     privileged: hc.Privileged ?? false,
     capAdd: hc.CapAdd ?? [],
     capDrop: hc.CapDrop ?? [],

@@ -81,12 +81,18 @@ export interface HostConfig {
   Ulimits?: Ulimit[] | null;
   ShmSize?: number;
   Sysctls?: Record<string, string>;
+  PublishAllPorts?: boolean;
+  ExtraHosts?: string[] | null;
+  Dns?: string[] | null;
+  DnsSearch?: string[] | null;
+  DnsOptions?: string[] | null;
   [k: string]: unknown;
 }
 
 export interface CreateBody {
   config: ContainerConfig;
   hostConfig: HostConfig;
+  endpoints: Record<string, EndpointSettings>;
 }
 
 const RESTART_NAMES = ['', 'no', 'always', 'unless-stopped', 'on-failure'] as const;
@@ -148,6 +154,10 @@ export function parseHostConfig(v: unknown): HostConfig {
   const ul = parseUlimits(o['Ulimits']);
   if (ul) o['Ulimits'] = ul;
   optStringMap(o, 'Sysctls', what);
+  for (const k of ['ExtraHosts', 'Dns', 'DnsSearch', 'DnsOptions']) {
+    const l = o[k];
+    if (l !== undefined && l !== null && (!Array.isArray(l) || l.some((x) => typeof x !== 'string'))) throw invalidArgument(`HostConfig.${k}: expected an array of strings`);
+  }
   if (o['PortBindings'] !== undefined && o['PortBindings'] !== null && !isObject(o['PortBindings']))
     throw invalidArgument('HostConfig.PortBindings: expected an object');
   const mem = o['Memory'];
@@ -158,9 +168,36 @@ export function parseHostConfig(v: unknown): HostConfig {
   return o as HostConfig;
 }
 
-/** POST /containers/create body: Config fields at top level plus HostConfig (and NetworkingConfig). */
+export interface EndpointSettings {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string } | null;
+  MacAddress?: string;
+}
+
+/** NetworkingConfig.EndpointsConfig: network name or id -> endpoint settings. */
+export function parseEndpointsConfig(v: unknown): Record<string, EndpointSettings> {
+  if (v === undefined || v === null) return {};
+  const o = asObject(v, 'NetworkingConfig');
+  const eps = o['EndpointsConfig'];
+  if (eps === undefined || eps === null) return {};
+  const out: Record<string, EndpointSettings> = {};
+  for (const [k, e] of Object.entries(asObject(eps, 'NetworkingConfig.EndpointsConfig'))) out[k] = parseEndpointSettings(e, `NetworkingConfig.EndpointsConfig.${k}`);
+  return out;
+}
+
+export function parseEndpointSettings(v: unknown, what: string): EndpointSettings {
+  if (v === null || v === undefined) return {};
+  const e = asObject(v, what);
+  const aliases = e['Aliases'];
+  if (aliases !== undefined && aliases !== null && (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string'))) throw invalidArgument(`${what}.Aliases: expected an array of strings`);
+  const ipam = e['IPAMConfig'];
+  if (ipam !== undefined && ipam !== null && !isObject(ipam)) throw invalidArgument(`${what}.IPAMConfig: expected an object`);
+  return e as EndpointSettings;
+}
+
+/** POST /containers/create body: Config fields at top level plus HostConfig and NetworkingConfig. */
 export function parseCreateBody(v: unknown): CreateBody {
   const o = asObject(v ?? {}, 'body');
-  const { HostConfig: hc, NetworkingConfig: _nc, ...config } = o;
-  return { config: parseContainerConfig(config), hostConfig: parseHostConfig(hc) };
+  const { HostConfig: hc, NetworkingConfig: nc, ...config } = o;
+  return { config: parseContainerConfig(config), hostConfig: parseHostConfig(hc), endpoints: parseEndpointsConfig(nc) };
 }

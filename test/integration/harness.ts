@@ -134,8 +134,24 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
   return d;
 }
 
+/** Removes the host networking a daemon with root `root` made: its nftables table, its bridges and veths (marked with its id). */
+export async function cleanupNetworking(root: string): Promise<void> {
+  let id = '';
+  try {
+    id = readFileSync(join(root, 'engine-id'), 'utf8').trim().replace(/-/g, '').slice(0, 8);
+  } catch {
+    return;
+  }
+  if (!id) return;
+  await run('nft', ['delete', 'table', 'ip', `berth_${id}`]).catch(() => undefined);
+  const { stdout } = await run('ip', ['-j', 'link', 'show']).catch(() => ({ stdout: '[]' }));
+  for (const l of JSON.parse(stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
+    if (l.ifalias === `berth:${id}`) await run('ip', ['link', 'del', l.ifname]).catch(() => undefined);
+}
+
 /** Unmounts whatever is still mounted under `dir`, kills conmons left there, removes it. */
 export async function cleanupDir(dir: string): Promise<void> {
+  await cleanupNetworking(join(dir, 'root'));
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
   for (const m of mounts.sort((a, b) => b.length - a.length)) await run('umount', ['-l', m]).catch(() => undefined);
   await run('pkill', ['-9', '-f', `conmon.*${dir}`]).catch(() => undefined);

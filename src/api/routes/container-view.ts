@@ -35,9 +35,33 @@ export function statusText(c: ContainerRecord): string {
   }
 }
 
-function ports(c: ContainerRecord): Record<string, null> {
-  const out: Record<string, null> = {};
+/** NetworkSettings.Ports: every exposed or published port, with its host bindings while running. */
+function ports(engine: Engine, c: ContainerRecord): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
+  const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const p of Object.keys(c.config.ExposedPorts ?? {})) out[p] = null;
+  for (const b of engine.networks.ports(c.id)) (out[`${b.containerPort}/${b.proto}`] ??= []).push({ HostIp: b.hostIp, HostPort: String(b.hostPort) });
+  return out;
+}
+
+/** NetworkSettings.Networks: the networks the container joins, with addresses while it runs. */
+function networks(engine: Engine, c: ContainerRecord): Record<string, unknown> {
+  const mode = c.hostConfig.NetworkMode ?? 'default';
+  const blank = { IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DriverOpts: null, DNSNames: null };
+  if (!c.networks?.length) return mode.startsWith('container:') ? {} : { [mode === 'default' ? 'none' : mode]: blank };
+  const eps = engine.networks.endpoints({ containerId: c.id });
+  const out: Record<string, unknown> = {};
+  for (const [id, req] of c.networks) {
+    const n = engine.networks.find(id);
+    if (!n) continue;
+    const e = eps.find((x) => x.networkId === id);
+    out[n.Name] = {
+      ...blank,
+      IPAMConfig: req.ipv4 ? { IPv4Address: req.ipv4 } : null,
+      Aliases: req.aliases.length ? req.aliases : null,
+      NetworkID: n.Id,
+      ...(e ? { EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ip, IPPrefixLen: e.prefix, MacAddress: e.mac, DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)] } : {}),
+    };
+  }
   return out;
 }
 
@@ -92,12 +116,15 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
       return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
     }),
     Config: c.config,
-    NetworkSettings: {
-      Bridge: '', SandboxID: '', SandboxKey: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-      Ports: ports(c), SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '', Gateway: '',
-      GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', MacAddress: '',
-      Networks: { [netMode === 'default' ? 'none' : netMode]: { IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: '', DriverOpts: null } },
-    },
+    NetworkSettings: (() => {
+      const def = engine.networks.endpoints({ containerId: c.id }).find((e) => engine.networks.find(e.networkId)?.isDefault);
+      return {
+        Bridge: '', SandboxID: '', SandboxKey: c.state.pid ? `/proc/${c.state.pid}/ns/net` : '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+        Ports: ports(engine, c), SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: def?.endpointId ?? '', Gateway: def?.gateway ?? '',
+        GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: def?.ip ?? '', IPPrefixLen: def?.prefix ?? 0, IPv6Gateway: '', MacAddress: def?.mac ?? '',
+        Networks: networks(engine, c),
+      };
+    })(),
   };
 }
 
@@ -109,12 +136,12 @@ export function listView(engine: Engine, c: ContainerRecord, withSize: boolean, 
     ImageID: c.imageId,
     Command: [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
     Created: Math.floor(Date.parse(c.created) / 1000),
-    Ports: [],
+    Ports: engine.networks.ports(c.id).map((b) => ({ IP: b.hostIp, PrivatePort: b.containerPort, PublicPort: b.hostPort, Type: b.proto })),
     Labels: c.config.Labels ?? {},
     State: c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: { Networks: networks(engine, c) },
     Mounts: [],
   };
   if (withSize) {

@@ -1,0 +1,122 @@
+/**
+ * A container's networking as the engine decides it: which networks `--network` and
+ * NetworkingConfig name (resolved and checked at create), which ports it publishes, and the
+ * /etc/hosts and /etc/resolv.conf it gets once its addresses are known (at start).
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { invalidArgument, notFound } from '../base/errors.js';
+import type { EndpointSettings, HostConfig, ContainerConfig } from '../spec/engine-api.js';
+import type { Attachable, EndpointRequest, NetworkManager } from '../network/manager.js';
+import { contains, ipToInt, parseCidr } from '../network/ipam.js';
+import type { ContainerRecord } from './record.js';
+
+const SPECIAL = new Set(['none', 'host']);
+
+function requestOf(s: EndpointSettings | undefined, mac?: string): EndpointRequest {
+  const ipv4 = s?.IPAMConfig?.IPv4Address || undefined;
+  const m = s?.MacAddress || mac || undefined;
+  if (m && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m)) throw invalidArgument(`invalid MAC address: ${m}`);
+  if (ipv4) ipToInt(ipv4);
+  return { aliases: [...(s?.Aliases ?? [])], ...(ipv4 ? { ipv4 } : {}), ...(m ? { mac: m.toLowerCase() } : {}) };
+}
+
+/**
+ * The networks a new container joins, checked now so that `create` fails cleanly: NetworkMode
+ * (`default`/`bridge`, `none`, `host`, `container:<id>`, a network name or id) and any further
+ * EndpointsConfig entries; static addresses and aliases only on user-defined networks.
+ */
+export function planNetworks(nets: NetworkManager, hc: HostConfig, endpoints: Record<string, EndpointSettings>, config: ContainerConfig, findContainer: (ref: string) => unknown): Array<[string, EndpointRequest]> {
+  const mode = hc.NetworkMode || 'default';
+  hc.NetworkMode = mode;
+  if (SPECIAL.has(mode)) return [];
+  if (mode.startsWith('container:')) {
+    if (!findContainer(mode.slice('container:'.length))) throw notFound(`No such container: ${mode.slice('container:'.length)}`);
+    return [];
+  }
+  const primary = nets.get(mode === 'default' ? 'bridge' : mode);
+  const out: Array<[string, EndpointRequest]> = [];
+  const add = (netRef: string, s: EndpointSettings | undefined, mac?: string) => {
+    const n = nets.get(netRef === 'default' ? 'bridge' : netRef);
+    if (out.some(([id]) => id === n.Id)) return;
+    const req = requestOf(s, mac);
+    if (n.isDefault && req.ipv4) throw invalidArgument('user specified IP address is supported on user defined networks only');
+    if (n.isDefault && req.aliases.length) throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
+    if (req.ipv4 && !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ipToInt(req.ipv4))) throw invalidArgument(`invalid address ${req.ipv4}: not in network ${n.Name}'s subnet ${n.IPAM.Config[0]!.Subnet}`);
+    out.push([n.Id, req]);
+  };
+  const legacyMac = typeof (config as { MacAddress?: unknown }).MacAddress === 'string' ? ((config as { MacAddress?: string }).MacAddress ?? '') : '';
+  add(primary.Id, endpoints[mode] ?? endpoints[primary.Name] ?? endpoints[primary.Id], legacyMac);
+  for (const [ref, s] of Object.entries(endpoints)) add(ref, s);
+  checkPorts(hc);
+  return out;
+}
+
+/** PortBindings keys `80/tcp`, host ports a number, a range or empty. */
+function checkPorts(hc: HostConfig): void {
+  for (const [key, list] of Object.entries(hc.PortBindings ?? {})) {
+    const m = /^(\d+)(?:\/(tcp|udp|sctp))?$/.exec(key);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw invalidArgument(`invalid port specification: "${key}"`);
+    if (m[2] === 'sctp') throw invalidArgument('sctp ports are not supported');
+    for (const b of list ?? []) {
+      if (b.HostPort && !/^\d+(-\d+)?$/.test(b.HostPort)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
+      if (b.HostPort && b.HostPort.split('-').some((p) => Number(p) < 1 || Number(p) > 65535)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
+      if (b.HostIp && b.HostIp !== '0.0.0.0') ipToInt(b.HostIp);
+    }
+  }
+}
+
+/** What the network manager needs to wire a container: its networks and published ports. */
+export function attachableOf(rec: ContainerRecord): Attachable {
+  const ports: Attachable['ports'] = [];
+  const bindings = rec.hostConfig.PortBindings ?? {};
+  for (const [key, list] of Object.entries(bindings)) {
+    const [port, proto = 'tcp'] = key.split('/');
+    for (const b of list ?? [{ HostIp: '', HostPort: '' }]) ports.push({ proto: proto as 'tcp' | 'udp', containerPort: Number(port), hostIp: b.HostIp ?? '', hostPort: b.HostPort ?? '' });
+  }
+  if (rec.hostConfig.PublishAllPorts) {
+    for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
+      if (key in bindings) continue;
+      const [port, proto = 'tcp'] = key.split('/');
+      if (proto === 'tcp' || proto === 'udp') ports.push({ proto, containerPort: Number(port), hostIp: '', hostPort: '' });
+    }
+  }
+  return { id: rec.id, name: rec.name, networks: rec.networks ?? [], ports };
+}
+
+/**
+ * /etc/hosts and /etc/resolv.conf once the container's addresses are known. They are rewritten
+ * in place: the container bind-mounts these very files.
+ */
+export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, dir: string): Promise<void> {
+  const hc = rec.hostConfig;
+  if (hc.NetworkMode === 'host') return;
+  const eps = nets.endpoints({ containerId: rec.id });
+  const hn = rec.config.Hostname || rec.id.slice(0, 12);
+  const own = eps.length ? eps.map((e) => `${e.ip}\t${hn}`) : [`127.0.1.1\t${hn}`];
+  const gateway = eps[0]?.gateway;
+  const extra = (hc.ExtraHosts ?? []).map((h) => {
+    const i = h.lastIndexOf(':');
+    const name = h.slice(0, i);
+    let ip = h.slice(i + 1);
+    if (ip === 'host-gateway') ip = gateway ?? '127.0.0.1';
+    if (i <= 0 || !ip) throw invalidArgument(`invalid extra host: ${h}`);
+    return `${ip}\t${name}`;
+  });
+  const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra, ...own];
+  await fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`);
+  const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  const keep = hostResolv.split('\n').filter((l) => /^\s*(search|options|domain)\s/.test(l));
+  const userNet = eps.find((e) => !nets.get(e.networkId).isDefault);
+  const servers = hc.Dns?.length
+    ? hc.Dns
+    : userNet
+      ? [userNet.gateway] // the network's name server: container names, then the host's servers
+      : hostResolv.split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s && !s.startsWith('127.'));
+  const lines = [
+    ...servers.map((s) => `nameserver ${s}`),
+    ...(hc.DnsSearch?.length ? [`search ${hc.DnsSearch.join(' ')}`] : keep.filter((l) => !/^\s*options/.test(l))),
+    ...(hc.DnsOptions?.length ? [`options ${hc.DnsOptions.join(' ')}`] : keep.filter((l) => /^\s*options/.test(l))),
+  ];
+  await fsp.writeFile(join(dir, 'resolv.conf'), `${lines.join('\n')}\n`);
+}

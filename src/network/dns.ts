@@ -1,0 +1,140 @@
+/**
+ * The name server of user-defined networks: one UDP socket per network on its gateway address,
+ * port 53 (containers' resolv.conf names it). It answers A queries for the containers on that
+ * network — by name, by alias, by short id — from the manager's live table, so a name goes away
+ * when its container leaves. Names with a dot it does not know go to the host's name servers;
+ * a single-label name it does not know is NXDOMAIN at once.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { log } from '../base/log.js';
+import { errorMessage } from '../base/errors.js';
+
+const TYPE_A = 1;
+const TYPE_AAAA = 28;
+const CLASS_IN = 1;
+
+export interface Question {
+  id: number;
+  name: string;
+  type: number;
+  /** the question section's bytes, echoed in the answer */
+  raw: Buffer;
+  rd: boolean;
+}
+
+/** Parses a query's header and first question; null when it is not one. */
+export function parseQuery(msg: Buffer): Question | null {
+  if (msg.length < 12) return null;
+  const flags = msg.readUInt16BE(2);
+  if (flags & 0x8000 || msg.readUInt16BE(4) < 1) return null; // a response, or no question
+  const labels: string[] = [];
+  let o = 12;
+  for (;;) {
+    if (o >= msg.length) return null;
+    const len = msg[o]!;
+    if (len === 0) break;
+    if (len & 0xc0 || o + 1 + len > msg.length) return null; // no compression in questions
+    labels.push(msg.subarray(o + 1, o + 1 + len).toString('latin1'));
+    o += 1 + len;
+  }
+  if (o + 5 > msg.length) return null;
+  const type = msg.readUInt16BE(o + 1);
+  return { id: msg.readUInt16BE(0), name: labels.join('.').toLowerCase(), type, raw: msg.subarray(12, o + 5), rd: !!(flags & 0x0100) };
+}
+
+/** An answer to `q`: `rcode` 0 with A records for `ips` (none for other types), or 3 (NXDOMAIN) / 2 (SERVFAIL). */
+export function answer(q: Question, ips: readonly string[], rcode = 0, ttl = 600): Buffer {
+  const records = q.type === TYPE_A && rcode === 0 ? ips : [];
+  const head = Buffer.alloc(12);
+  head.writeUInt16BE(q.id, 0);
+  head.writeUInt16BE(0x8000 | 0x0400 | (q.rd ? 0x0100 : 0) | 0x0080 | rcode, 2); // QR, AA, RD echoed, RA
+  head.writeUInt16BE(1, 4);
+  head.writeUInt16BE(records.length, 6);
+  const rrs = records.map((ip) => {
+    const rr = Buffer.alloc(16);
+    rr.writeUInt16BE(0xc00c, 0); // the name: a pointer to the question's
+    rr.writeUInt16BE(TYPE_A, 2);
+    rr.writeUInt16BE(CLASS_IN, 4);
+    rr.writeUInt32BE(ttl, 6);
+    rr.writeUInt16BE(4, 10);
+    ip.split('.').forEach((b, i) => rr.writeUInt8(Number(b), 12 + i));
+    return rr;
+  });
+  return Buffer.concat([head, q.raw, ...rrs]);
+}
+
+/** The host's name servers (not loopback ones: containers cannot reach those). */
+export function upstreamServers(): string[] {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((s): s is string => !!s && !s.startsWith('127.') && s.includes('.'));
+  } catch {
+    return [];
+  }
+}
+
+/** One network's server. `lookup(name)` returns the addresses of a container name/alias/short id on it. */
+export class NetworkDns {
+  private sock: Socket | null = null;
+
+  constructor(
+    private readonly address: string,
+    private readonly lookup: (name: string) => string[],
+  ) {}
+
+  async start(): Promise<void> {
+    const sock = createSocket({ type: 'udp4', reuseAddr: true });
+    sock.on('message', (msg, from) => void this.handle(msg, from.address, from.port));
+    sock.on('error', (e) => log.warn('network dns error', { address: this.address, err: errorMessage(e) }));
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(53, this.address, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    this.sock = sock;
+  }
+
+  close(): void {
+    this.sock?.close();
+    this.sock = null;
+  }
+
+  private async handle(msg: Buffer, host: string, port: number): Promise<void> {
+    const q = parseQuery(msg);
+    if (!q || !this.sock) return;
+    const name = q.name.replace(/\.$/, '');
+    const ips = this.lookup(name);
+    if (ips.length) return this.reply(answer(q, ips), host, port);
+    if (!name.includes('.')) return this.reply(answer(q, [], 3), host, port);
+    this.reply((await forward(msg)) ?? answer(q, [], 2), host, port);
+  }
+
+  private reply(b: Buffer, host: string, port: number): void {
+    this.sock?.send(b, port, host);
+  }
+}
+
+/** Relays a query to the first host name server that answers within 2 s. */
+function forward(msg: Buffer): Promise<Buffer | null> {
+  const servers = upstreamServers();
+  if (!servers.length) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const done = (b: Buffer | null) => {
+      clearTimeout(t);
+      s.close();
+      resolve(b);
+    };
+    const t = setTimeout(() => done(null), 2000);
+    s.on('message', (b) => done(b));
+    s.on('error', () => done(null));
+    s.send(msg, 53, servers[0]!);
+  });
+}
+
+export { TYPE_AAAA };
