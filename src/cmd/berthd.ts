@@ -26,6 +26,10 @@ import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes, builderPull } from '../api/routes/build.js';
 import { Builder } from '../builder/build.js';
 import { NetworkManager } from '../network/manager.js';
+import { DEFAULT_DIRS as DEFAULT_PLUGIN_DIRS, PluginRegistry } from '../plugins/registry.js';
+import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';
+import { VolumeManager } from '../volume/manager.js';
+import { volumeRoutes } from '../api/routes/volumes.js';
 import { networkRoutes } from '../api/routes/networks.js';
 import { openServices } from './services.js';
 import type { RuntimeName } from '../runtime/types.js';
@@ -38,15 +42,17 @@ interface Flags {
   logLevel: Level;
   insecureRegistries: string[];
   registryMirrors: string[];
+  /** extra directories searched for legacy plugins (sockets, .spec, .json), before Docker's */
+  pluginDirs: string[];
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n`);
+  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]...\n`);
   process.exit(2);
 }
 
 export function parseFlags(argv: string[]): Flags {
-  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [] };
+  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -79,6 +85,9 @@ export function parseFlags(argv: string[]): Flags {
         break;
       case '--registry-mirror':
         f.registryMirrors.push(value().replace(/\/+$/, ''));
+        break;
+      case '--plugin-dir':
+        f.pluginDirs.push(value());
         break;
       case '-h':
       case '--help':
@@ -120,10 +129,16 @@ async function main(): Promise<void> {
   for (const w of host.warnings) log.warn(w);
   const idFile = join(flags.root, 'engine-id');
   const daemonId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
+  const plugins = new PluginRegistry([...flags.pluginDirs, ...DEFAULT_PLUGIN_DIRS]);
   const networks = new NetworkManager(db, daemonId);
+  networks.drivers = async (name) => remoteNetworkDriver(await plugins.get(name, 'NetworkDriver'));
   await networks.init(); // before reconcile: containers it restarts are wired again
+  const volumes = new VolumeManager(flags.root, db);
+  volumes.drivers = async (name) => remoteVolumeDriver(await plugins.get(name, 'VolumeDriver'));
+  await volumes.init();
   const engine = new Engine({
     networks,
+    volumes,
     root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime,
     registries: { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors },
   });
@@ -144,6 +159,7 @@ async function main(): Promise<void> {
   await builder.init();
   buildRoutes(router, engine, builder);
   networkRoutes(router, engine);
+  volumeRoutes(router, engine);
   const server = createApiServer(router);
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {

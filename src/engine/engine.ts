@@ -28,6 +28,8 @@ import { Waiters } from './waiters.js';
 import { Lifecycle } from './lifecycle.js';
 import { planNetworks } from './net.js';
 import type { NetworkManager } from '../network/manager.js';
+import type { VolumeManager } from '../volume/manager.js';
+import { copyUp, planMounts } from './mounts.js';
 
 export type { Mounter };
 
@@ -43,6 +45,7 @@ export interface EngineOptions {
   /** how to reach registries: insecure (HTTP) ones, Docker Hub mirrors */
   registries?: ClientOptions;
   networks: NetworkManager;
+  volumes: VolumeManager;
 }
 
 export class Engine {
@@ -59,6 +62,7 @@ export class Engine {
   readonly defaultRuntime: RuntimeName;
   readonly registries: ClientOptions;
   readonly networks: NetworkManager;
+  readonly volumes: VolumeManager;
   private readonly mounted = new Set<string>();
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
@@ -74,6 +78,7 @@ export class Engine {
     this.defaultRuntime = o.defaultRuntime;
     this.registries = o.registries ?? {};
     this.networks = o.networks;
+    this.volumes = o.volumes;
     this.store = new ContainerStore(o.db);
     this.lifecycle = new Lifecycle(this);
   }
@@ -132,6 +137,7 @@ export class Engine {
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
       throw invalidArgument("can't create 'AutoRemove' container with restart policy");
     const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));
+    const { mounts: volMounts, created: newVolumes } = await planMounts(this.volumes, hostConfig, merged, (ref) => this.store.get(ref).mounts ?? []);
     parseSecurityOpts(hostConfig.SecurityOpt ?? [], this.runtime.host());
     this.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
     const id = newId<ContainerId>();
@@ -150,6 +156,7 @@ export class Engine {
       manuallyStopped: false,
       execIds: [],
       networks,
+      mounts: volMounts,
     };
     const dir = this.containerDir(id);
     try {
@@ -158,9 +165,11 @@ export class Engine {
       const mounts = await this.snapshots.prepare(id, image.topChainId);
       await this.mounter.mountAll(mounts, this.rootfsOf(id));
       this.mounted.add(id);
+      await copyUp(this.volumes, volMounts, newVolumes, this.rootfsOf(id));
       this.store.insert(rec);
     } catch (e) {
       await this.discardFiles(id);
+      for (const v of newVolumes) await this.volumes.remove(v, [], true).catch(() => undefined);
       throw isBerthError(e) ? e : wrap(e, 'creating container');
     }
     this.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
@@ -196,7 +205,12 @@ export class Engine {
   }
 
   /** DELETE /containers/{id}. */
-  async remove(ref: string, opts: { force: boolean }): Promise<void> {
+  /** Containers (any state) that mount volume `name`. */
+  volumeUsers(name: string): string[] {
+    return this.store.all().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
+  }
+
+  async remove(ref: string, opts: { force: boolean; volumes?: boolean }): Promise<void> {
     const rec = this.store.get(ref);
     if (rec.state.status === 'removing' || this.removing.has(rec.id)) throw conflict(`removal of container ${rec.name} is already in progress`);
     if (isActive(rec.state.status) && !opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
@@ -205,6 +219,10 @@ export class Engine {
       await this.lifecycle.killAndWait(rec);
       this.lifecycle.cancelRestart(rec.id);
       await this.removeStopped(rec);
+      if (opts.volumes) {
+        // `rm -v` (and --rm): the container's anonymous volumes go with it, named ones stay
+        for (const m of rec.mounts ?? []) if (m.anonymous && m.Name && this.volumeUsers(m.Name).length === 0) await this.volumes.remove(m.Name, []).catch((e: unknown) => log.warn('volume removal failed', { name: m.Name, err: errorMessage(e) }));
+      }
     } finally {
       this.removing.delete(rec.id);
     }

@@ -42,7 +42,7 @@ export class Lifecycle {
     const probe = {
       id: 'probe', name: 'probe', created: '', imageId: '', config: { Hostname: 'probe' }, hostConfig, path: 'true', args: [],
       runtime: this.engine.defaultRuntime, state: { status: 'created' as const, pid: 0, conmonPid: 0, exitCode: 0, error: '', oomKilled: false, startedAt: '', finishedAt: '' },
-      restartCount: 0, manuallyStopped: false, execIds: [],
+      restartCount: 0, manuallyStopped: false, execIds: [], mounts: [],
     } as unknown as ContainerRecord;
     const host = this.engine.runtime.host();
     buildSpec(specInputOf(probe, { rootfs: '/', containerDir: '/', user: { uid: 0, gid: 0, additionalGids: [] }, host }), host);
@@ -90,7 +90,7 @@ export class Lifecycle {
     // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
     return p.catch(async (e: unknown) => {
       if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(rec.id))
-        await this.engine.remove(rec.id, { force: true }).catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
+        await this.engine.remove(rec.id, { force: true, volumes: true }).catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
       throw e;
     });
   }
@@ -109,7 +109,9 @@ export class Lifecycle {
     const tm = performance.now();
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
-    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: this.joinedNetns(rec) });
+    const sources = new Map<string, string>();
+    for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
+    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: this.joinedNetns(rec), volumeSources: sources });
     const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
@@ -171,6 +173,15 @@ export class Lifecycle {
     engine.store.save(rec);
     engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
     return true;
+  }
+
+  /** Volumes the exited container used: unmounted (local with options, plugins) unless another running container uses them. */
+  private async releaseVolumes(rec: ContainerRecord): Promise<void> {
+    for (const m of rec.mounts ?? []) {
+      if (m.Type !== 'volume' || !m.Name) continue;
+      const stillUsed = this.engine.volumeUsers(m.Name).some((id) => id !== rec.id && this.engine.store.find(id)?.state.status === 'running');
+      await this.engine.volumes.unmountFor(m.Name, rec.id, stillUsed).catch((e: unknown) => log.warn('volume unmount failed', { name: m.Name, err: errorMessage(e) }));
+    }
   }
 
   /** `--network container:<id>`: the other container's network namespace (it must run). */
@@ -287,6 +298,7 @@ export class Lifecycle {
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       await this.engine.runtime.delete(id).catch(() => undefined);
       await this.engine.networks.detach(id, undefined, true).catch((e: unknown) => log.warn('network detach failed', { id, err: errorMessage(e) }));
+      await this.releaseVolumes(rec);
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
       rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
       const willRestart = this.shouldRestart(rec);
@@ -297,7 +309,7 @@ export class Lifecycle {
       this.exitListeners.delete(id);
       this.engine.waiters.exited(id, ex.code, willRestart);
       if (willRestart) this.scheduleRestart(rec, ranMs);
-      else if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(id)) await this.engine.remove(id, { force: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+      else if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(id)) await this.engine.remove(id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
     } finally {
       this.handlingExit.delete(id);
     }

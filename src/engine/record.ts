@@ -3,6 +3,7 @@ import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
 import type { RuntimeName } from '../runtime/types.js';
 import type { Status } from './state.js';
 import type { EndpointRequest } from '../network/manager.js';
+import type { MountRecord } from './mounts.js';
 
 export interface ContainerState {
   status: Status;
@@ -36,6 +37,8 @@ export interface ContainerRecord {
   execIds: string[];
   /** The networks it joins when it starts (network id, what it asks of it), in order: eth0, eth1, ... */
   networks?: Array<[string, EndpointRequest]>;
+  /** Its mounts (volumes, binds, tmpfs), decided at create. Absent in records older than volumes: then Binds. */
+  mounts?: MountRecord[];
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

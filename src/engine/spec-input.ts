@@ -6,6 +6,7 @@ import { DEFAULT_PATH } from '../runtime/spec.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
 import { parseSecurityOpts, resourcesOf } from './config.js';
+import { specMounts } from './mounts.js';
 
 export interface SpecContext {
   rootfs: string;
@@ -14,6 +15,8 @@ export interface SpecContext {
   host: { apparmor: boolean; selinux: boolean };
   /** the network namespace to join (`--network container:<id>`) */
   netns?: string | undefined;
+  /** volume name -> host path, for the container's volume mounts */
+  volumeSources?: Map<string, string>;
   /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
 }
 
@@ -66,7 +69,7 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
     noNewPrivileges: sec.noNewPrivileges,
     resources: resourcesOf(hc),
     ulimits: (hc.Ulimits ?? []).map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })),
-    mounts: [etc('hostname', '/etc/hostname'), etc('hosts', '/etc/hosts'), etc('resolv.conf', '/etc/resolv.conf'), ...bindMounts(hc.Binds ?? [])],
+    mounts: [etc('hostname', '/etc/hostname'), etc('hosts', '/etc/hosts'), etc('resolv.conf', '/etc/resolv.conf'), ...(rec.mounts ? specMounts(rec.mounts, ctx.volumeSources ?? new Map()) : bindMounts(hc.Binds ?? []))],
     init: hc.Init ?? false,
     cgroupsPath: `/berth/${rec.id}`,
   };

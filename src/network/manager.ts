@@ -16,6 +16,7 @@ import { allowLocalnet, deleteTable, enableForwarding, ipBatch, ipQuiet, links, 
 import { NetworkDns } from './dns.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { bridgeAddPort, linkUp } from '../base/syscalls.js';
+import type { NetworkDriver } from '../plugins/drivers.js';
 
 const MIGRATIONS = [
   `CREATE TABLE networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
@@ -54,6 +55,8 @@ export interface Endpoint {
   hostVeth: string;
   ifname: string;
   endpointId: string;
+  /** the container's init when wired (endpoints of plugin networks are alive while it is) */
+  pid?: number;
 }
 
 export interface PortBinding {
@@ -88,6 +91,10 @@ const EPHEMERAL = { lo: 49153, hi: 60999 };
 
 export class NetworkManager {
   private readonly dns = new Map<string, NetworkDns>();
+  /** remote network drivers (plugins), by name; set by the daemon */
+  drivers: (name: string) => Promise<NetworkDriver> = async (name) => {
+    throw notFound(`plugin "${name}" not found`);
+  };
   /** `berth:<daemon id>`: the alias of every link this daemon made */
   private readonly mark: string;
   private readonly table: string;
@@ -146,7 +153,7 @@ export class NetworkManager {
     if (!o.Name || !NAME_RE.test(o.Name)) throw invalidArgument(`invalid network name "${o.Name ?? ''}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (this.find(o.Name)?.Name === o.Name) throw conflict(`network with name ${o.Name} already exists`);
     const driver = o.Driver || 'bridge';
-    if (driver !== 'bridge') throw notFound(`plugin "${driver}" not found`);
+    const remote = driver === 'bridge' ? null : await this.drivers(driver); // NotFound for an unknown plugin
     if (['host', 'none', 'default'].includes(o.Name) || (o.Name === DEFAULT_NAME && !isDefault)) throw conflict(`network with name ${o.Name} already exists`);
     const cfgs = o.IPAM?.Config ?? [];
     if (cfgs.length > 1) throw invalidArgument('only one IPv4 subnet per network is supported');
@@ -169,7 +176,7 @@ export class NetworkManager {
     const rec: NetworkRecord = {
       Id: id,
       Name: o.Name,
-      Driver: 'bridge',
+      Driver: driver,
       Scope: 'local',
       Created: new Date().toISOString(),
       Internal: !!o.Internal,
@@ -178,10 +185,15 @@ export class NetworkManager {
       Labels: o.Labels ?? {},
       Options: o.Options ?? {},
       IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: cidrText(subnet), Gateway: intToIp(gateway), ...(want.IPRange ? { IPRange: want.IPRange } : {}) }] },
-      bridge: o.Options?.['com.docker.network.bridge.name'] ?? (isDefault ? `bb-${this.mark.slice(6)}` : `br-${id.slice(0, 12)}`),
+      bridge: remote ? '' : (o.Options?.['com.docker.network.bridge.name'] ?? (isDefault ? `bb-${this.mark.slice(6)}` : `br-${id.slice(0, 12)}`)),
       isDefault,
     };
     if (rec.bridge.length > 15) throw invalidArgument(`bridge name ${rec.bridge} is longer than 15 characters`);
+    if (remote) {
+      await remote.createNetwork(id, cidrText(subnet), `${intToIp(gateway)}/${subnet.prefix}`, rec.Options);
+      this.db.prepare('INSERT INTO networks (id, name, doc) VALUES (?, ?, ?)').run(id, rec.Name, JSON.stringify(rec));
+      return rec;
+    }
     this.db.prepare('INSERT INTO networks (id, name, doc) VALUES (?, ?, ?)').run(id, rec.Name, JSON.stringify(rec));
     try {
       await this.bridgeUp(rec);
@@ -235,8 +247,11 @@ export class NetworkManager {
       this.db.prepare('DELETE FROM networks WHERE id = ?').run(n.Id);
       this.db.prepare('DELETE FROM ip_allocations WHERE network_id = ?').run(n.Id);
     })();
-    await ipQuiet([`link del ${n.bridge}`]);
-    await this.apply();
+    if (n.Driver !== 'bridge') await (await this.drivers(n.Driver)).deleteNetwork(n.Id);
+    else {
+      await ipQuiet([`link del ${n.bridge}`]);
+      await this.apply();
+    }
   }
 
   // --- endpoints -------------------------------------------------------------------------
@@ -287,6 +302,7 @@ export class NetworkManager {
       containerId: c.id, networkId: n.Id, names: n.isDefault ? [] : [c.name, ...req.aliases], ip, prefix, gateway: c0.Gateway,
       mac: req.mac ?? macOf(ipToInt(ip)), hostVeth: `vb${randomBytes(5).toString('hex')}`, ifname, endpointId: randomBytes(32).toString('hex'),
     };
+    if (n.Driver !== 'bridge') return this.addRemoteEndpoint(n, ep, pid, route);
     this.db.prepare('INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?)').run(c.id, n.Id, JSON.stringify(ep));
     // one process, inside the container's namespace: the pair is made there and its host end sent out
     await ipBatch([
@@ -301,13 +317,39 @@ export class NetworkManager {
   }
 
   /**
+   * A plugin network's endpoint: the driver makes an interface on the host (CreateEndpoint, Join);
+   * berth moves it into the container, names it, gives it the address and the route.
+   */
+  private async addRemoteEndpoint(n: NetworkRecord, ep: Endpoint, pid: number, route: boolean): Promise<Endpoint> {
+    const driver = await this.drivers(n.Driver);
+    ep.pid = pid;
+    ep.hostVeth = '';
+    this.db.prepare('INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?)').run(ep.containerId, n.Id, JSON.stringify(ep));
+    const j = await driver.join(n.Id, ep.endpointId, `${ep.ip}/${ep.prefix}`, ep.mac, `/proc/${pid}/ns/net`);
+    const gw = j.gateway || ep.gateway;
+    await ipBatch([`link set ${j.srcName} netns ${pid}`]);
+    await ipBatch([
+      `link set ${j.srcName} name ${ep.ifname}`,
+      `link set dev ${ep.ifname} address ${ep.mac}`,
+      `addr add ${ep.ip}/${ep.prefix} dev ${ep.ifname}`,
+      `link set ${ep.ifname} up`,
+      ...(route && gw ? [`route add default via ${gw.replace(/\/\d+$/, '')}`] : []),
+    ], pid);
+    return ep;
+  }
+
+  /**
    * Undoes a container's wiring (idempotent): veths, addresses, port bindings. When its process
    * is gone the kernel removes the veth pairs with its namespace: nothing to run then.
    */
   async detach(containerId: string, networkId?: string, processGone = false): Promise<void> {
     const eps = this.endpoints({ containerId }).filter((e) => !networkId || e.networkId === networkId);
-    const live = processGone ? [] : eps.filter((e) => existsSync(`/sys/class/net/${e.hostVeth}`));
+    const live = processGone ? [] : eps.filter((e) => e.hostVeth && existsSync(`/sys/class/net/${e.hostVeth}`));
     if (live.length) await ipQuiet(live.map((e) => `link del ${e.hostVeth}`));
+    for (const e of eps) {
+      const n = this.find(e.networkId);
+      if (n && n.Driver !== 'bridge') await (await this.drivers(n.Driver)).leave(n.Id, e.endpointId).catch((err: unknown) => log.warn('network plugin leave failed', { network: n.Name, err: errorMessage(err) }));
+    }
     this.db.transaction(() => {
       for (const e of eps) {
         this.db.prepare('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, e.networkId);
@@ -369,7 +411,7 @@ export class NetworkManager {
 
   /** Renders the daemon's whole table from the state and swaps it in atomically. */
   async apply(): Promise<void> {
-    const nets = this.list();
+    const nets = this.list().filter((n) => n.Driver === 'bridge');
     const bridges = nets.map((n) => `"${n.bridge}"`);
     const dnat = this.ports().map((b) => `    ${b.hostIp === '0.0.0.0' ? '' : `ip daddr ${b.hostIp} `}${b.proto} dport ${b.hostPort} dnat to ${b.containerIp}:${b.containerPort}`);
     const post: string[] = [];
@@ -403,7 +445,10 @@ export class NetworkManager {
     enableForwarding();
     if (!this.list().some((n) => n.isDefault)) await this.create({ Name: DEFAULT_NAME }, true);
     const present = new Map((await links()).map((l) => [l.ifname, l]));
-    for (const ep of this.endpoints()) if (!present.has(ep.hostVeth)) await this.detach(ep.containerId, ep.networkId);
+    for (const ep of this.endpoints()) {
+      const alive = ep.hostVeth ? present.has(ep.hostVeth) : !!ep.pid && existsSync(`/proc/${ep.pid}`);
+      if (!alive) await this.detach(ep.containerId, ep.networkId, true);
+    }
     const live = new Set(this.endpoints().map((e) => e.containerId));
     for (const b of this.ports()) if (!live.has(b.containerId)) this.db.prepare('DELETE FROM port_bindings WHERE container_id = ?').run(b.containerId);
     const known = new Set([...this.list().map((n) => n.bridge), ...this.endpoints().map((e) => e.hostVeth)]);
@@ -412,7 +457,7 @@ export class NetworkManager {
       log.info('removing network devices left by an earlier run', { count: stale.length });
       await ipQuiet(stale);
     }
-    for (const n of this.list()) await this.bridgeUp(n);
+    for (const n of this.list()) if (n.Driver === 'bridge') await this.bridgeUp(n);
     await this.apply();
   }
 

@@ -111,10 +111,16 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
       ...c.hostConfig,
     },
     GraphDriver: { Name: 'overlay', Data: { MergedDir: engine.rootfsOf(c.id) } },
-    Mounts: (c.hostConfig.Binds ?? []).map((b) => {
-      const [src = '', dst = '', mode = ''] = b.split(':');
-      return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
-    }),
+    Mounts: c.mounts
+      ? c.mounts.map((m) =>
+          m.Type === 'volume'
+            ? { Type: 'volume', Name: m.Name, Source: engine.volumes.find(m.Name ?? '')?.Mountpoint ?? '', Destination: m.Destination, Driver: m.Driver ?? 'local', Mode: m.Mode, RW: m.RW, Propagation: '' }
+            : { Type: m.Type, Source: m.Source, Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation },
+        )
+      : (c.hostConfig.Binds ?? []).map((b) => {
+          const [src = '', dst = '', mode = ''] = b.split(':');
+          return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+        }),
     Config: c.config,
     NetworkSettings: (() => {
       const def = engine.networks.endpoints({ containerId: c.id }).find((e) => engine.networks.find(e.networkId)?.isDefault);

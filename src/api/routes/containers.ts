@@ -102,7 +102,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
   });
 
   r.on('DELETE', '/containers/{id}', async (ctx) => {
-    await engine.remove(ctx.params[0]!, { force: flag(ctx, 'force') });
+    await engine.remove(ctx.params[0]!, { force: flag(ctx, 'force'), volumes: flag(ctx, 'v') });
     ctx.send(204);
   });
 

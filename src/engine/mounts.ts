@@ -1,0 +1,196 @@
+/**
+ * A container's mounts as the engine decides them at create: `-v`/Binds (host paths and named
+ * volumes), HostConfig.Mounts (`--mount type=bind|volume|tmpfs`), `--tmpfs`, `--volumes-from`,
+ * and an anonymous volume for every image VOLUME nothing else covers. Volumes that do not exist
+ * are created (anonymous ones are removed again if the create fails); a new volume is filled
+ * from the image's content at its path, as Docker does.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fsp, statSync } from 'node:fs';
+import { isAbsolute, posix } from 'node:path';
+import { invalidArgument } from '../base/errors.js';
+import { isObject } from '../base/json.js';
+import { resolveInRoot } from '../archive/container-fs.js';
+import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
+import type { VolumeManager } from '../volume/manager.js';
+import type { SpecInput } from '../runtime/types.js';
+
+export interface MountRecord {
+  Type: 'volume' | 'bind' | 'tmpfs';
+  /** volume name */
+  Name?: string;
+  /** host path (bind); filled for volumes when the container starts */
+  Source: string;
+  Destination: string;
+  RW: boolean;
+  Propagation: string;
+  Mode: string;
+  Driver?: string;
+  /** the volume was made for this container (removed with `rm -v` and `--rm`) */
+  anonymous?: boolean;
+  noCopy?: boolean;
+  tmpfs?: { size?: number; mode?: number; options?: string[] };
+}
+
+const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
+
+function parseBind(spec: string): MountRecord {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw invalidArgument(`invalid volume specification: '${spec}'`);
+  const [src, dst, opts = ''] = parts as [string, string, string?];
+  if (!isAbsolute(dst)) throw invalidArgument(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`);
+  let rw = true;
+  let propagation = 'rprivate';
+  let noCopy = false;
+  for (const o of opts.split(',').filter(Boolean)) {
+    if (o === 'ro') rw = false;
+    else if (o === 'rw') rw = true;
+    else if (PROPAGATION.includes(o)) propagation = o;
+    else if (o === 'nocopy') noCopy = true;
+    else if (o !== 'z' && o !== 'Z') throw invalidArgument(`invalid mode: ${o}`);
+  }
+  if (isAbsolute(src)) return { Type: 'bind', Source: posix.normalize(src), Destination: posix.normalize(dst), RW: rw, Propagation: propagation, Mode: opts };
+  return { Type: 'volume', Name: src, Source: '', Destination: posix.normalize(dst), RW: rw, Propagation: '', Mode: opts || 'z', noCopy };
+}
+
+function parseMountObject(m: unknown, i: number): MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } {
+  if (!isObject(m)) throw invalidArgument(`HostConfig.Mounts[${i}]: expected an object`);
+  const type = m['Type'];
+  const target = m['Target'];
+  if (typeof target !== 'string' || !isAbsolute(target)) throw invalidArgument(`invalid mount config for type "${String(type)}": invalid mount path: '${String(target ?? '')}' mount path must be absolute`);
+  const source = typeof m['Source'] === 'string' ? m['Source'] : '';
+  const rw = m['ReadOnly'] !== true;
+  const dst = posix.normalize(target);
+  if (type === 'bind') {
+    if (!isAbsolute(source)) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${source}' mount path must be absolute`);
+    const bo = isObject(m['BindOptions']) ? m['BindOptions'] : {};
+    const propagation = typeof bo['Propagation'] === 'string' && bo['Propagation'] ? bo['Propagation'] : 'rprivate';
+    if (!PROPAGATION.includes(propagation)) throw invalidArgument(`invalid propagation mode: ${propagation}`);
+    if (!existsSync(source)) throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
+    return { Type: 'bind', Source: posix.normalize(source), Destination: dst, RW: rw, Propagation: propagation, Mode: '' };
+  }
+  if (type === 'volume') {
+    const vo = isObject(m['VolumeOptions']) ? m['VolumeOptions'] : {};
+    const dc = isObject(vo['DriverConfig']) ? vo['DriverConfig'] : {};
+    const rec: MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } = {
+      Type: 'volume', Name: source, Source: '', Destination: dst, RW: rw, Propagation: '', Mode: 'z', noCopy: vo['NoCopy'] === true,
+    };
+    if (typeof dc['Name'] === 'string' && dc['Name']) rec.driver = dc['Name'];
+    if (isObject(dc['Options'])) rec.driverOpts = dc['Options'] as Record<string, string>;
+    if (isObject(vo['Labels'])) rec.labels = vo['Labels'] as Record<string, string>;
+    return rec;
+  }
+  if (type === 'tmpfs') {
+    if (source) throw invalidArgument('invalid mount config for type "tmpfs": source must not be specified');
+    const to = isObject(m['TmpfsOptions']) ? m['TmpfsOptions'] : {};
+    const tmpfs: MountRecord['tmpfs'] = {};
+    if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
+    if (typeof to['Mode'] === 'number') tmpfs.mode = to['Mode'];
+    return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
+  }
+  throw invalidArgument(`invalid mount config: mount type unknown: "${String(type)}"`);
+}
+
+/** `--tmpfs /run:size=64m,mode=1777` (HostConfig.Tmpfs). */
+function parseTmpfs(dst: string, opts: string): MountRecord {
+  if (!isAbsolute(dst)) throw invalidArgument(`invalid tmpfs mount path: ${dst}`);
+  const tmpfs: NonNullable<MountRecord['tmpfs']> = { options: [] };
+  let rw = true;
+  for (const o of opts.split(',').filter(Boolean)) {
+    const [k, v = ''] = o.split('=');
+    if (k === 'size') {
+      const m = /^(\d+)([kmg]?)$/i.exec(v);
+      if (!m) throw invalidArgument(`invalid tmpfs size: ${v}`);
+      tmpfs.size = Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+    } else if (k === 'mode') tmpfs.mode = parseInt(v, 8);
+    else if (k === 'ro') rw = false;
+    else if (['rw', 'noexec', 'exec', 'nosuid', 'suid', 'nodev', 'dev'].includes(k!)) tmpfs.options!.push(k!);
+    else throw invalidArgument(`invalid tmpfs option: ${o}`);
+  }
+  return { Type: 'tmpfs', Source: '', Destination: posix.normalize(dst), RW: rw, Propagation: '', Mode: opts, tmpfs };
+}
+
+/**
+ * Decides the mounts of a new container and creates the volumes they need. `mountsOf(ref)` gives
+ * another container's mounts (`--volumes-from`). Returns them with the names of the volumes
+ * created here (to remove if the create fails later).
+ */
+export async function planMounts(vols: VolumeManager, hc: HostConfig, config: ContainerConfig, mountsOf: (ref: string) => MountRecord[]): Promise<{ mounts: MountRecord[]; created: string[] }> {
+  const out: Array<ReturnType<typeof parseMountObject>> = [];
+  for (const b of hc.Binds ?? []) out.push(parseBind(b));
+  const mounts = hc['Mounts'];
+  if (mounts !== undefined && mounts !== null) {
+    if (!Array.isArray(mounts)) throw invalidArgument('HostConfig.Mounts: expected an array');
+    mounts.forEach((m, i) => out.push(parseMountObject(m, i)));
+  }
+  const tmpfs = hc['Tmpfs'];
+  if (isObject(tmpfs)) for (const [dst, opts] of Object.entries(tmpfs)) out.push(parseTmpfs(dst, typeof opts === 'string' ? opts : ''));
+  const from = hc['VolumesFrom'];
+  if (Array.isArray(from)) {
+    for (const f of from) {
+      if (typeof f !== 'string') throw invalidArgument('HostConfig.VolumesFrom: expected strings');
+      const [ref = '', mode = ''] = f.split(':');
+      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode for volumes-from: ${mode}`);
+      for (const m of mountsOf(ref)) if (m.Type !== 'tmpfs') out.push({ ...m, RW: mode ? mode === 'rw' : m.RW, anonymous: false });
+    }
+  }
+  const seen = new Set<string>();
+  for (const m of out) {
+    if (seen.has(m.Destination)) throw invalidArgument(`Duplicate mount point: ${m.Destination}`);
+    seen.add(m.Destination);
+  }
+  for (const dst of Object.keys(config.Volumes ?? {})) {
+    const d = posix.normalize(dst);
+    if (!seen.has(d)) out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
+  }
+  const created: string[] = [];
+  try {
+    for (const m of out) {
+      if (m.Type !== 'volume') continue;
+      const anonymous = !m.Name;
+      const existed = !!m.Name && !!vols.find(m.Name);
+      const v = await vols.create({ ...(m.Name ? { Name: m.Name } : {}), ...(m.driver ? { Driver: m.driver } : {}), ...(m.driverOpts ? { DriverOpts: m.driverOpts } : {}), ...(m.labels ? { Labels: m.labels } : {}) }, anonymous);
+      if (!existed) created.push(v.Name);
+      m.Name = v.Name;
+      m.Driver = v.Driver;
+      if (anonymous) m.anonymous = true;
+    }
+  } catch (e) {
+    for (const n of created) await vols.remove(n, [], true).catch(() => undefined);
+    throw e;
+  }
+  return { mounts: out.map(({ driver: _d, driverOpts: _o, labels: _l, ...m }) => m), created };
+}
+
+/** Fills empty new volumes from the image's files at their paths (unless nocopy). */
+export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created: string[], rootfs: string): Promise<void> {
+  for (const m of mounts) {
+    if (m.Type !== 'volume' || m.noCopy || !created.includes(m.Name!) || m.Driver !== 'local') continue;
+    const src = await resolveInRoot(rootfs, m.Destination);
+    if (!existsSync(src) || !statSync(src).isDirectory()) continue;
+    const dst = vols.dataDir(m.Name!);
+    if ((await fsp.readdir(dst)).length > 0) continue;
+    const st = statSync(src);
+    await fsp.chmod(dst, st.mode & 0o7777);
+    await fsp.chown(dst, st.uid, st.gid);
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('cp', ['-a', `${src}/.`, `${dst}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      p.on('error', reject);
+      p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`copying image content into volume ${m.Name}: ${err.trim()}`))));
+    });
+  }
+}
+
+/** The runtime mounts: `sources` has each volume's host path (resolved at start). */
+export function specMounts(mounts: MountRecord[], sources: Map<string, string>): SpecInput['mounts'] {
+  return mounts.map((m) => {
+    if (m.Type === 'tmpfs') {
+      const t = m.tmpfs ?? {};
+      return { destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(t.options ?? []), ...(m.RW ? [] : ['ro']), ...(t.size ? [`size=${t.size}`] : []), ...(t.mode !== undefined ? [`mode=${t.mode.toString(8)}`] : [])] };
+    }
+    const source = m.Type === 'volume' ? sources.get(m.Name!) ?? '' : m.Source;
+    return { destination: m.Destination, type: 'bind', source, options: ['rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'] };
+  });
+}
