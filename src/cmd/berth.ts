@@ -12,6 +12,7 @@ import { run, create } from '../cli/commands/run.js';
 import { exec } from '../cli/commands/exec.js';
 import { cp } from '../cli/commands/cp.js';
 import { build, builderPrune } from '../cli/commands/build.js';
+import { network, volume } from '../cli/commands/networks.js';
 import { loginCmd, logoutCmd, pullCmd, pushCmd } from '../cli/commands/registry.js';
 
 type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
@@ -38,6 +39,8 @@ const GROUPS: Record<string, Record<string, Cmd>> = {
   },
   system: { df: sys.df, info: sys.info, events: sys.events },
   builder: { build, prune: builderPrune },
+  network: { create: network.create, ls: network.ls, list: network.ls, inspect: network.inspect, rm: network.rm, remove: network.rm, prune: network.prune, connect: network.connect, disconnect: network.disconnect },
+  volume: { create: volume.create, ls: volume.ls, list: volume.ls, inspect: volume.inspect, rm: volume.rm, remove: volume.rm, prune: volume.prune },
 };
 
 const HELP = `Usage:  berth [-H HOST] COMMAND
@@ -49,7 +52,7 @@ Commands:
   inspect ps port diff cp export update commit images rmi tag history import load save
   build pull push login logout events info version
 Management commands:
-  container  image  system  builder  registry (serve, gc: run through bin/berth)
+  container  image  network  volume  system  builder  registry (serve, gc: run through bin/berth)
 `;
 
 async function main(argv: string[]): Promise<number> {

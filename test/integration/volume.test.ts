@@ -103,6 +103,22 @@ describe('volumes and plugins', () => {
     await d.docker(['rm', '-f', '-v', src]);
   });
 
+  test('berth CLI: network and volume verbs, and run with --network-alias, --ip, -p, --mount, --tmpfs', async () => {
+    const b = (args: string[]) => d.berth(args).then((r) => r.stdout);
+    await b(['network', 'create', '--subnet', '10.234.0.0/24', 'bnet']);
+    assert.match(await b(['network', 'ls']), /bnet\s+bridge\s+local/);
+    await b(['volume', 'create', 'bvol']);
+    assert.match(await b(['volume', 'ls', '-q']), /^bvol$/m);
+    await b(['run', '-d', '--name', 'bsrv', '--network', 'bnet', '--network-alias', 'svc', '--ip', '10.234.0.50', '-p', '127.0.0.1::8080', '--mount', 'type=volume,source=bvol,target=/v', 'busybox', 'sh', '-c', 'echo hi > /v/x; httpd -f -p 8080 -h /v']);
+    assert.equal((await b(['inspect', '-f', '{{.NetworkSettings.Networks.bnet.IPAddress}}', 'bsrv'])).trim(), '10.234.0.50');
+    const out = await b(['run', '--rm', '--network', 'bnet', '--tmpfs', '/t:size=1m', 'busybox', 'sh', '-c', "nslookup svc | grep -c 10.234.0.50; df -k /t | tail -1"]);
+    assert.match(out, /^1\n.*tmpfs\s+1024/s);
+    assert.match(await b(['port', 'bsrv']), /^8080\/tcp -> 127\.0\.0\.1:\d+$/m);
+    await b(['rm', '-f', 'bsrv']);
+    assert.match(await b(['network', 'rm', 'bnet']), /bnet/);
+    assert.match(await b(['volume', 'rm', 'bvol']), /bvol/);
+  });
+
   test('a volume plugin provides a volume: docker volume create -d', async () => {
     const base = join(d.dir, 'plugin-volumes');
     const p = await volumePlugin(pluginDir, base);

@@ -17,7 +17,40 @@ export const CREATE_FLAGS: FlagSpec = {
   runtime: { type: 'string' }, 'stop-signal': { type: 'string' }, 'stop-timeout': { type: 'string' }, expose: { type: 'list' },
   'memory-swap': { type: 'string' }, 'memory-reservation': { type: 'string' }, 'cpuset-cpus': { type: 'string' }, 'shm-size': { type: 'string' },
   sysctl: { type: 'list' }, attach: { type: 'list', short: 'a' }, quiet: { type: 'bool', short: 'q' }, platform: { type: 'string' }, pull: { type: 'string' },
+  'publish-all': { type: 'bool', short: 'P' }, 'network-alias': { type: 'list' }, ip: { type: 'string' }, 'add-host': { type: 'list' }, dns: { type: 'list' },
+  'dns-search': { type: 'list' }, 'dns-option': { type: 'list' }, 'mac-address': { type: 'string' }, mount: { type: 'list' }, tmpfs: { type: 'list' },
+  'volumes-from': { type: 'list' },
 };
+
+/** `--mount type=volume,source=x,target=/y,readonly,volume-nocopy,tmpfs-size=...` -> a HostConfig.Mounts entry (the docker CLI's CSV form). */
+function mountSpec(text: string): Record<string, unknown> {
+  const kv = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    kv.set((i < 0 ? part : part.slice(0, i)).trim().toLowerCase(), i < 0 ? 'true' : part.slice(i + 1));
+  }
+  const get = (...keys: string[]) => keys.map((k) => kv.get(k)).find((v) => v !== undefined);
+  const type = get('type') ?? 'volume';
+  const target = get('target', 'destination', 'dst');
+  if (!target) throw new UsageError(`invalid mount: no target in ${text}`);
+  const m: Record<string, unknown> = { Type: type, Target: target, ReadOnly: ['true', '1'].includes(get('readonly', 'ro') ?? 'false') };
+  const source = get('source', 'src');
+  if (source) m['Source'] = source;
+  if (type === 'bind' && get('bind-propagation')) m['BindOptions'] = { Propagation: get('bind-propagation') };
+  if (type === 'volume') {
+    const vo: Record<string, unknown> = {};
+    if (get('volume-nocopy') === 'true') vo['NoCopy'] = true;
+    if (get('volume-driver')) vo['DriverConfig'] = { Name: get('volume-driver') };
+    m['VolumeOptions'] = vo;
+  }
+  if (type === 'tmpfs') {
+    const to: Record<string, unknown> = {};
+    if (get('tmpfs-size')) to['SizeBytes'] = parseBytes(get('tmpfs-size')!);
+    if (get('tmpfs-mode')) to['Mode'] = parseInt(get('tmpfs-mode')!, 8);
+    m['TmpfsOptions'] = to;
+  }
+  return m;
+}
 
 function envFromFiles(files: string[]): string[] {
   return files.flatMap((f) =>
@@ -88,6 +121,14 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
     Ulimits: ulimits(list(p, 'ulimit')),
     Sysctls: Object.fromEntries(list(p, 'sysctl').map((s) => [s.split('=')[0], s.split('=').slice(1).join('=')])),
   };
+  if (list(p, 'mount').length) hc['Mounts'] = list(p, 'mount').map(mountSpec);
+  if (list(p, 'tmpfs').length) hc['Tmpfs'] = Object.fromEntries(list(p, 'tmpfs').map((t) => [t.split(':')[0], t.split(':').slice(1).join(':')]));
+  if (list(p, 'volumes-from').length) hc['VolumesFrom'] = list(p, 'volumes-from');
+  if (bool(p, 'publish-all')) hc['PublishAllPorts'] = true;
+  if (list(p, 'add-host').length) hc['ExtraHosts'] = list(p, 'add-host').map((h) => h.replace('=', ':'));
+  if (list(p, 'dns').length) hc['Dns'] = list(p, 'dns');
+  if (list(p, 'dns-search').length) hc['DnsSearch'] = list(p, 'dns-search');
+  if (list(p, 'dns-option').length) hc['DnsOptions'] = list(p, 'dns-option');
   if (bool(p, 'init')) hc['Init'] = true;
   if (str(p, 'runtime')) hc['Runtime'] = str(p, 'runtime');
   if (str(p, 'memory')) hc['Memory'] = parseBytes(str(p, 'memory')!);
@@ -116,6 +157,18 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
     ExposedPorts: ports.exposed,
     HostConfig: hc,
   };
+  const net = str(p, 'network') ?? 'default';
+  if (list(p, 'network-alias').length || str(p, 'ip') || str(p, 'mac-address')) {
+    body['NetworkingConfig'] = {
+      EndpointsConfig: {
+        [net]: {
+          Aliases: list(p, 'network-alias'),
+          ...(str(p, 'ip') ? { IPAMConfig: { IPv4Address: str(p, 'ip') } } : {}),
+          ...(str(p, 'mac-address') ? { MacAddress: str(p, 'mac-address') } : {}),
+        },
+      },
+    };
+  }
   if (str(p, 'entrypoint') !== undefined) body['Entrypoint'] = str(p, 'entrypoint') === '' ? [] : [str(p, 'entrypoint')];
   if (str(p, 'workdir')) body['WorkingDir'] = str(p, 'workdir');
   if (str(p, 'user')) body['User'] = str(p, 'user');
