@@ -8,16 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-REPO=$(pwd)
+bench_init build docker.io hyperfine
 RUNS=${RUNS:-20}
 WORK=${WORK:-/var/tmp/berth-bench-build}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$REPO/bench/results/$STAMP-build
-FIXTURE=/var/cache/berth/fixtures/busybox.tar
-
-bash scripts/install.sh --no-run >/dev/null
-for p in docker.io hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $p"; done
-[ -n "${need:-}" ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; }
 
 cleanup() {
   set +e

@@ -20,3 +20,18 @@ start_engines() {
   DOCKERD_PID=$!
   for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $WORK/docker.sock ] && break; sleep 0.2; done
 }
+
+# The common start of a bench script: sets REPO, STAMP, OUT (results path, suffixed with $1) and
+# FIXTURE; builds berth; installs the Debian packages named after $1 that are missing.
+bench_init() {
+  REPO=$(pwd)
+  STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  OUT=$REPO/bench/results/$STAMP${1:+-$1}
+  FIXTURE=/var/cache/berth/fixtures/busybox.tar
+  shift
+  bash scripts/install.sh --no-run >/dev/null
+  local need="" p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
+  if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; fi
+  return 0
+}

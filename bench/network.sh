@@ -8,17 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-REPO=$(pwd)
+bench_init network docker.io hyperfine
 RUNS=${RUNS:-30}
 N_NET=${N_NET:-500}
 WORK=${WORK:-/var/tmp/berth-bench-net}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$REPO/bench/results/$STAMP-network
-FIXTURE=/var/cache/berth/fixtures/busybox.tar
-
-bash scripts/install.sh --no-run >/dev/null
-for p in docker.io hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $p"; done
-[ -n "${need:-}" ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; }
 
 cleanup() {
   set +e
