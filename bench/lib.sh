@@ -1,8 +1,16 @@
 # Shared by the bench scripts (sourced).
 # Unmounts whatever is left mounted under the work dir $1 and stops the containerd instances a
-# dockerd started for it, so that a run leaves nothing behind and the next one starts clean.
+# dockerd started for it, and removes the nftables table and links of each berthd root under it
+# (a stopped berthd leaves them for live restore), so that the next run starts clean.
 release_work() {
   sleep 1
+  local idf id # berthd's nftables table and links: a stopped daemon leaves them for live restore
+  for idf in "$1"/*/engine-id; do
+    [ -f "$idf" ] || continue
+    id=$(tr -d - < "$idf" | cut -c1-8)
+    nft delete table ip "berth_$id" 2>/dev/null
+    ip -j link show | jq -r --arg m "berth:$id" '.[] | select(.ifalias == $m) | .ifname' | xargs -r -n1 ip link del 2>/dev/null
+  done
   grep -o " $1[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
   pkill -f "containerd.*$1" 2>/dev/null
   return 0

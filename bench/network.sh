@@ -17,11 +17,6 @@ cleanup() {
   set +e
   [ -n "${BERTH_PID:-}" ] && { DOCKER_HOST=$BH docker rm -f $(DOCKER_HOST=$BH docker ps -aq) >/dev/null 2>&1; DOCKER_HOST=$BH docker network prune -f >/dev/null 2>&1; kill $BERTH_PID; wait $BERTH_PID; }
   [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=$DH docker rm -f $(DOCKER_HOST=$DH docker ps -aq) >/dev/null 2>&1; kill $DOCKERD_PID; wait $DOCKERD_PID; }
-  if [ -f $WORK/berth-root/engine-id ]; then # berthd's table and links (a daemon leaves them for live restore)
-    id=$(tr -d - < $WORK/berth-root/engine-id | cut -c1-8)
-    nft delete table ip berth_$id 2>/dev/null
-    ip -j link show | jq -r --arg m "berth:$id" '.[] | select(.ifalias == $m) | .ifname' | xargs -r -n1 ip link del 2>/dev/null
-  fi
   ip link del docker0 2>/dev/null # dockerd leaves its bridge
   release_work "$WORK"
 }

@@ -6,10 +6,11 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
+import dgram from 'node:dgram';
 import { startDaemon, eventually, type Daemon } from './harness.js';
 import { freePort } from './registry-harness.js';
 
@@ -93,6 +94,21 @@ describe('networks', () => {
     await d.docker(['run', '-d', '--name', 'pub-any', '-p', `${any}:8080`, '--hostname', 'anyhost', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc']);
     const hair = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', fetchIn(hostIp, any)]);
     assert.equal(hair.stdout.trim(), 'anyhost', 'a container reaches a published port through the host address');
+    // udp: a datagram to the published port reaches the container's namespace (busybox has no
+    // UDP server here: a Node listener is started inside the container's network namespace)
+    const uport = await freePort();
+    const u = (await d.docker(['run', '-d', '-p', `127.0.0.1:${uport}:9999/udp`, 'busybox', 'sleep', '60'])).stdout.trim();
+    const upid = (await d.docker(['inspect', '-f', '{{.State.Pid}}', u])).stdout.trim();
+    const listener = spawn('nsenter', [`--net=/proc/${upid}/ns/net`, process.execPath, '-e', "const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(m);process.exit(0)});s.bind(9999,()=>console.log('ready'))"]);
+    let heard = '';
+    listener.stdout.on('data', (c: Buffer) => (heard += c.toString()));
+    await eventually(() => heard.includes('ready'), 5000, 'the listener');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.send('over udp\n', uport, '127.0.0.1', () => r()));
+    sock.close();
+    await eventually(() => heard.includes('over udp'), 5000, 'the datagram arrived');
+    listener.kill();
+    await d.docker(['rm', '-f', u]);
     // -P publishes EXPOSEd ports on free host ports
     const exposed = (await d.docker(['run', '-d', '-P', '--expose', '8080', '--hostname', 'exphost', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])).stdout.trim();
     const mapped = /:(\d+)$/.exec((await d.docker(['port', exposed, '8080'])).stdout.trim())?.[1];

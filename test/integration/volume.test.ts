@@ -8,7 +8,8 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from './harness.js';
+import { startDaemon, eventually, type Daemon } from './harness.js';
+import { execFileSync } from 'node:child_process';
 import { networkPlugin, volumePlugin, type TestPlugin } from './test-plugins.js';
 
 describe('volumes and plugins', () => {
@@ -43,6 +44,40 @@ describe('volumes and plugins', () => {
     await d.docker(['rm', c]);
     await d.docker(['volume', 'rm', 'data']);
     assert.doesNotMatch((await d.docker(['volume', 'ls', '-q'])).stdout, /^data$/m);
+  });
+
+  test('the local driver with type/device/o mounts that filesystem while the volume is used', async () => {
+    await d.docker(['volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=2m,mode=0750', 'tmpvol']);
+    const out = await run('-v', 'tmpvol:/m', 'busybox', 'sh', '-c', 'df -k /m | tail -1; stat -c %a /m; echo x > /m/f');
+    assert.match(out, /^tmpfs\s+2048\s.*\n750\n$/s);
+    const mp = JSON.parse((await d.docker(['volume', 'inspect', 'tmpvol'])).stdout)[0].Mountpoint as string;
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mp} `), 'unmounted when no container uses it');
+    await d.docker(['volume', 'rm', 'tmpvol']);
+  });
+
+  test('after a reboot-like stop of everything (daemon, containers, mounts) volume data is there and containers start again', async () => {
+    await d.docker(['volume', 'create', 'durable']);
+    const c = (await d.docker(['run', '-d', '--name', 'holder', '-v', 'durable:/d', 'busybox', 'sh', '-c', 'echo before > /d/f; sleep 300'])).stdout.trim();
+    await eventually(async () => (await d.docker(['exec', c, 'cat', '/d/f'])).stdout === 'before\n', 5000, 'written');
+    const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', c])).stdout);
+    await d.kill9();
+    try {
+      execFileSync('pkill', ['-9', '-f', `conmon.*${d.dir}`]); // the monitors and the container go: a host going down
+    } catch {
+      /* none left */
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* died with its monitor */
+    }
+    for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${d.dir}/`)).sort().reverse())
+      execFileSync('umount', ['-l', m]);
+    await d.restart();
+    await eventually(async () => (await d.docker(['inspect', '-f', '{{.State.Status}}', c])).stdout.trim() === 'exited', 10_000, 'recorded as exited');
+    await d.docker(['start', c]);
+    assert.equal((await d.docker(['exec', c, 'cat', '/d/f'])).stdout, 'before\n');
+    await d.docker(['rm', '-f', c]);
   });
 
   test('bind mounts: read-only cannot be written, rw can; a missing --mount source is refused and leaves nothing', async () => {
