@@ -94,6 +94,12 @@ describe('networks', () => {
     await d.docker(['run', '-d', '--name', 'pub-any', '-p', `${any}:8080`, '--hostname', 'anyhost', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc']);
     const hair = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', fetchIn(hostIp, any)]);
     assert.equal(hair.stdout.trim(), 'anyhost', 'a container reaches a published port through the host address');
+    assert.equal((await get(`http://${hostIp}:${any}/hostname`)).trim(), 'anyhost', 'the host reaches it on its own (non-loopback) address');
+    // a range of ports
+    const base = 42000 + Math.floor(Math.random() * 2000);
+    const ranged = (await d.docker(['run', '-d', '-p', `127.0.0.1:${base}-${base + 1}:7000-7001`, 'busybox', 'sleep', '60'])).stdout.trim();
+    assert.equal((await d.docker(['port', ranged])).stdout.trim().split('\n').sort().join('\n'), `7000/tcp -> 127.0.0.1:${base}\n7001/tcp -> 127.0.0.1:${base + 1}`);
+    await d.docker(['rm', '-f', ranged]);
     // udp: a datagram to the published port reaches the container's namespace (busybox has no
     // UDP server here: a Node listener is started inside the container's network namespace)
     const uport = await freePort();
