@@ -30,6 +30,7 @@ ln -sf "$REPO/bin/berth" /usr/local/bin/berth
 ln -sf "$REPO/bin/berthd" /usr/local/bin/berthd
 
 bash scripts/fixture-busybox.sh /var/cache/berth/fixtures/busybox.tar >/dev/null
+bash scripts/criu.sh || echo "WARNING: CRIU could not be installed: checkpoint/restore will be unavailable" >&2 # issue #6
 
 [ $RUN = 1 ] || exit 0
 
