@@ -96,7 +96,7 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-const COMMON_HEADERS = { 'Api-Version': API_VERSION, 'Docker-Experimental': 'false', Ostype: 'linux', Server: `Docker/berth (linux)` };
+const COMMON_HEADERS = { 'Api-Version': API_VERSION, 'Docker-Experimental': 'true', Ostype: 'linux', Server: `Docker/berth (linux)` };
 
 export function createApiServer(router: Router): Server {
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });

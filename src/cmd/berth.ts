@@ -13,6 +13,7 @@ import { exec } from '../cli/commands/exec.js';
 import { cp } from '../cli/commands/cp.js';
 import { build, builderPrune } from '../cli/commands/build.js';
 import { network, volume } from '../cli/commands/networks.js';
+import { checkpoint, migrate, restore } from '../cli/commands/checkpoint.js';
 import { loginCmd, logoutCmd, pullCmd, pushCmd } from '../cli/commands/registry.js';
 
 type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
@@ -24,7 +25,7 @@ const COMMANDS: Record<string, Cmd> = {
   export: c.exportCmd, update: c.update, stats: c.stats,
   images: img.images, rmi: img.rmi, tag: img.tag, history: img.history, import: img.importCmd, load: img.load, save: img.save, commit: img.commit,
   version: sys.version, info: sys.info, events: sys.events,
-  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build,
+  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build, restore, migrate,
 };
 
 const GROUPS: Record<string, Record<string, Cmd>> = {
@@ -40,6 +41,7 @@ const GROUPS: Record<string, Record<string, Cmd>> = {
   system: { df: sys.df, info: sys.info, events: sys.events },
   builder: { build, prune: builderPrune },
   network: { create: network.create, ls: network.ls, list: network.ls, inspect: network.inspect, rm: network.rm, remove: network.rm, prune: network.prune, connect: network.connect, disconnect: network.disconnect },
+  checkpoint: { create: checkpoint.create, ls: checkpoint.ls, list: checkpoint.ls, rm: checkpoint.rm, remove: checkpoint.rm, clone: checkpoint.clone },
   volume: { create: volume.create, ls: volume.ls, list: volume.ls, inspect: volume.inspect, rm: volume.rm, remove: volume.rm, prune: volume.prune },
 };
 
@@ -50,9 +52,9 @@ A container engine that speaks the Docker Engine API.
 Commands:
   run create start stop restart kill pause unpause rm wait rename exec attach logs top stats
   inspect ps port diff cp export update commit images rmi tag history import load save
-  build pull push login logout events info version
+  build pull push login logout events info version restore migrate
 Management commands:
-  container  image  network  volume  system  builder  registry (serve, gc: run through bin/berth)
+  container  image  network  volume  checkpoint  system  builder  registry (serve, gc: run through bin/berth)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -90,6 +92,12 @@ async function main(argv: string[]): Promise<number> {
     return verb === 'run' || verb === 'create' ? 125 : 1;
   }
 }
+
+// `berth logs ... | head`: a closed pipe ends the command quietly, as for any Unix tool
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

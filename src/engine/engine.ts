@@ -30,6 +30,8 @@ import { planNetworks } from './net.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
 import { copyUp, planMounts } from './mounts.js';
+import { netnsDel } from '../network/host.js';
+import { applyLayer } from '../archive/layer.js';
 
 export type { Mounter };
 
@@ -193,6 +195,20 @@ export class Engine {
     await fsp.writeFile(join(dir, 'resolv.conf'), resolv);
   }
 
+  /**
+   * Replaces a created (never started) container's writable layer by the layer tar at `tarPath`
+   * (an imported checkpoint's filesystem changes): unmounted, unpacked with whiteouts in
+   * overlayfs's form, mounted again.
+   */
+  async replaceUpper(id: string, tarPath: string): Promise<void> {
+    const rec = this.get(id);
+    const target = this.rootfsOf(id);
+    if (isMountPoint(target)) await this.mounter.unmount(target);
+    this.mounted.delete(id);
+    await applyLayer(tarPath, this.snapshots.upperDir(id));
+    await this.ensureMounted(rec);
+  }
+
   /** Makes sure the container's rootfs is mounted (after a host reboot it is not). */
   async ensureMounted(rec: ContainerRecord): Promise<string> {
     const target = this.rootfsOf(rec.id);
@@ -205,6 +221,13 @@ export class Engine {
   }
 
   /** DELETE /containers/{id}. */
+  /** The named network namespace berth makes for a container that can be checkpointed (its runtime can, it has its own network), or null. */
+  namedNetns(rec: ContainerRecord): string | null {
+    const mode = rec.hostConfig.NetworkMode ?? '';
+    if (mode === 'host' || mode.startsWith('container:')) return null;
+    return this.runtime.host().checkpoint.runtimes.includes(rec.runtime) ? `berth-${rec.id.slice(0, 16)}` : null;
+  }
+
   /** Containers (any state) that mount volume `name`. */
   volumeUsers(name: string): string[] {
     return this.store.all().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
@@ -236,6 +259,8 @@ export class Engine {
     rec.state.status = 'removing';
     const t0 = performance.now();
     await this.networks.detach(rec.id).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
+    const named = this.namedNetns(rec);
+    if (named) await netnsDel(named);
     try {
       await this.runtime.delete(rec.id);
     } catch (e) {

@@ -15,6 +15,15 @@ import { isActive } from './state.js';
 import { parseSignal } from './config.js';
 import { specInputOf } from './spec-input.js';
 import { attachableOf, writeNetFiles } from './net.js';
+import { netnsAdd, netnsDel } from '../network/host.js';
+
+/** A start that restores a checkpoint: its CRIU images, and the addresses (network id -> IPv4) to keep. */
+export interface Restore {
+  imagePath: string;
+  workPath: string;
+  tcpEstablished: boolean;
+  addresses: Record<string, string>;
+}
 
 interface PendingAttach {
   stdin: boolean;
@@ -81,11 +90,11 @@ export class Lifecycle {
     return { session, cancel };
   }
 
-  /** POST /containers/{id}/start. Returns false when it was already running (HTTP 304). */
-  start(rec: ContainerRecord): Promise<boolean> {
+  /** POST /containers/{id}/start (`restore`: from a checkpoint). Returns false when it was already running (HTTP 304). */
+  start(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
     const inflight = this.starting.get(rec.id);
     if (inflight) return inflight.then(() => false);
-    const p = this.doStart(rec).finally(() => this.starting.delete(rec.id));
+    const p = this.doStart(rec, restore).finally(() => this.starting.delete(rec.id));
     this.starting.set(rec.id, p);
     // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
     return p.catch(async (e: unknown) => {
@@ -100,7 +109,7 @@ export class Lifecycle {
     await this.starting.get(id)?.catch(() => undefined);
   }
 
-  private async doStart(rec: ContainerRecord): Promise<boolean> {
+  private async doStart(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
     if (rec.state.status === 'running') return false;
     this.engine.check(rec, 'start');
     const { engine } = this;
@@ -109,9 +118,22 @@ export class Lifecycle {
     const tm = performance.now();
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '');
+    // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
+    // network to berth, and a restore goes into a namespace wired beforehand)
+    const named = engine.namedNetns(rec);
+    if (named) {
+      await netnsDel(named);
+      await netnsAdd(named);
+    }
     const sources = new Map<string, string>();
     for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
-    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: this.joinedNetns(rec), volumeSources: sources });
+    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: named ? `/run/netns/${named}` : this.joinedNetns(rec), volumeSources: sources });
+    // a restore keeps the addresses the checkpointed process had, when they are free
+    const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
+    if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named }).catch(async (e: unknown) => {
+      await netnsDel(named);
+      throw e;
+    });
     const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
@@ -128,8 +150,13 @@ export class Lifecycle {
           logPath: engine.logPathOf(rec.id),
         },
         spec,
+        restore && { imagePath: restore.imagePath, workPath: restore.workPath, tcpEstablished: restore.tcpEstablished },
       );
     } catch (e) {
+      if (named) {
+        await engine.networks.detach(rec.id).catch(() => undefined);
+        await netnsDel(named);
+      }
       const msg = errorMessage(e);
       rec.state.error = msg;
       rec.state.exitCode = /not found|no such file/i.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 128;
@@ -139,9 +166,9 @@ export class Lifecycle {
       engine.events.emit('container', 'die', rec.id, { exitCode: String(rec.state.exitCode), image: rec.config.Image ?? '', name: rec.name });
       throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
     }
-    if (rec.networks?.length) {
+    if (rec.networks?.length && !named) {
       try {
-        await engine.networks.attach(attachableOf(rec), created.pid);
+        await engine.networks.attach(attachableOf(rec), { pid: created.pid });
       } catch (e) {
         await engine.runtime.delete(rec.id).catch(() => undefined);
         rec.state.error = errorMessage(e);
@@ -166,7 +193,7 @@ export class Lifecycle {
       }),
     );
     const t2 = performance.now();
-    await engine.runtime.start(rec.id);
+    if (!restore) await engine.runtime.start(rec.id); // a restored process runs already
     log.debug('started', { id: rec.id, mountMs: +(tm - t0).toFixed(1), specMs: +(ts - tm).toFixed(1), prepareAndCreateMs: +(t1 - t0).toFixed(1), attachMs: +(t2 - t1).toFixed(1), startMs: +(performance.now() - t2).toFixed(1) });
     rec.state = { ...rec.state, status: 'running', pid: created.pid, conmonPid: created.conmonPid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
     rec.manuallyStopped = false;
@@ -298,6 +325,8 @@ export class Lifecycle {
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       await this.engine.runtime.delete(id).catch(() => undefined);
       await this.engine.networks.detach(id, undefined, true).catch((e: unknown) => log.warn('network detach failed', { id, err: errorMessage(e) }));
+      const named = this.engine.namedNetns(rec);
+      if (named) await netnsDel(named);
       await this.releaseVolumes(rec);
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
       rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };

@@ -24,15 +24,25 @@ function feed(cmd: string, args: string[], input: string): Promise<void> {
 }
 
 /**
- * Runs `ip` commands (one per line, without the leading `ip`) in one process; inside `pid`'s
- * network namespace when given. `ip -n` takes a name under /run/netns; a relative path from
- * there to /proc/<pid>/ns/net enters the process's namespace without nsenter (one exec, not two).
+ * Runs `ip` commands (one per line, without the leading `ip`) in one process; inside network
+ * namespace `ns` when given (`ip -n`: a name under /run/netns — a relative path from there such as
+ * `../../proc/<pid>/ns/net` enters a process's namespace without nsenter: one exec, not two).
  */
-export function ipBatch(lines: string[], pid?: number): Promise<void> {
+export function ipBatch(lines: string[], ns?: string): Promise<void> {
   const text = `${lines.join('\n')}\n`;
-  if (!pid) return feed('ip', ['-batch', '-'], text);
+  if (!ns) return feed('ip', ['-batch', '-'], text);
   mkdirSync('/run/netns', { recursive: true });
-  return feed('ip', ['-n', `../../proc/${pid}/ns/net`, '-batch', '-'], text);
+  return feed('ip', ['-n', ns, '-batch', '-'], text);
+}
+
+/** A named network namespace (/run/netns/<name>) with its loopback up, for containers that can be checkpointed. */
+export async function netnsAdd(name: string): Promise<void> {
+  await feed('ip', ['netns', 'add', name], '');
+  await ipBatch(['link set lo up'], name);
+}
+
+export async function netnsDel(name: string): Promise<void> {
+  await feed('ip', ['netns', 'del', name], '').catch(() => undefined);
 }
 
 /** Like ipBatch, each command on its own: failures ignored (cleanup of what may be gone). */

@@ -57,6 +57,8 @@ export interface Endpoint {
   endpointId: string;
   /** the container's init when wired (endpoints of plugin networks are alive while it is) */
   pid?: number;
+  /** the named namespace it was wired into, if berth made one */
+  netns?: string;
 }
 
 export interface PortBinding {
@@ -67,6 +69,14 @@ export interface PortBinding {
   containerId: string;
   containerIp: string;
 }
+
+/** A container's network namespace: its init's (while it runs) or a named one berth made (/run/netns/<name>). */
+export type Netns = { pid: number } | { name: string };
+/** The namespace as `ip -n` takes it (a name under /run/netns; a relative path reaches /proc). */
+const nsArg = (ns: Netns) => ('pid' in ns ? `../../proc/${ns.pid}/ns/net` : ns.name);
+/** As `ip link set ... netns` takes it. */
+const nsRef = (ns: Netns) => ('pid' in ns ? String(ns.pid) : ns.name);
+export const nsPath = (ns: Netns) => ('pid' in ns ? `/proc/${ns.pid}/ns/net` : `/run/netns/${ns.name}`);
 
 /** What a container asks of one network (from --network, --ip, --network-alias, connect). */
 export interface EndpointRequest {
@@ -256,6 +266,13 @@ export class NetworkManager {
 
   // --- endpoints -------------------------------------------------------------------------
 
+  /** Whether `ip` is in network `networkId`'s subnet and free (a restore keeps its old address only then). */
+  addressFree(networkId: string, ip: string): boolean {
+    const n = this.find(networkId);
+    if (!n || !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ipToInt(ip)) || ipToInt(ip) === ipToInt(n.IPAM.Config[0]!.Gateway)) return false;
+    return !this.db.prepare('SELECT 1 FROM ip_allocations WHERE network_id = ? AND ip = ?').get(networkId, ip);
+  }
+
   private allocate(n: NetworkRecord, owner: string, requested?: string): string {
     const c = n.IPAM.Config[0]!;
     const subnet = parseCidr(c.Subnet);
@@ -279,12 +296,12 @@ export class NetworkManager {
    * address, the default route through the first non-internal network, then published ports.
    * All or nothing: on an error everything made for it is undone.
    */
-  async attach(c: Attachable, pid: number): Promise<void> {
+  async attach(c: Attachable, ns: Netns): Promise<void> {
     try {
       let routed = false;
       for (const [i, [networkId, req]] of c.networks.entries()) {
         const n = this.get(networkId);
-        await this.addEndpoint(n, c, req, pid, `eth${i}`, !routed && !n.Internal);
+        await this.addEndpoint(n, c, req, ns, `eth${i}`, !routed && !n.Internal);
         if (!n.Internal) routed = true;
       }
       if (c.ports.length) await this.publish(c);
@@ -294,7 +311,7 @@ export class NetworkManager {
     }
   }
 
-  private async addEndpoint(n: NetworkRecord, c: Attachable, req: EndpointRequest, pid: number, ifname: string, route: boolean): Promise<Endpoint> {
+  private async addEndpoint(n: NetworkRecord, c: Attachable, req: EndpointRequest, ns: Netns, ifname: string, route: boolean): Promise<Endpoint> {
     const ip = this.allocate(n, c.id, req.ipv4);
     const c0 = n.IPAM.Config[0]!;
     const prefix = parseCidr(c0.Subnet).prefix;
@@ -302,7 +319,8 @@ export class NetworkManager {
       containerId: c.id, networkId: n.Id, names: n.isDefault ? [] : [c.name, ...req.aliases], ip, prefix, gateway: c0.Gateway,
       mac: req.mac ?? macOf(ipToInt(ip)), hostVeth: `vb${randomBytes(5).toString('hex')}`, ifname, endpointId: randomBytes(32).toString('hex'),
     };
-    if (n.Driver !== 'bridge') return this.addRemoteEndpoint(n, ep, pid, route);
+    if ('name' in ns) ep.netns = ns.name;
+    if (n.Driver !== 'bridge') return this.addRemoteEndpoint(n, ep, ns, route);
     this.db.prepare('INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?)').run(c.id, n.Id, JSON.stringify(ep));
     // one process, inside the container's namespace: the pair is made there and its host end sent out
     await ipBatch([
@@ -311,7 +329,7 @@ export class NetworkManager {
       `addr add ${ip}/${prefix} dev ${ifname}`,
       `link set ${ifname} up`,
       ...(route ? [`route add default via ${ep.gateway}`] : []),
-    ], pid);
+    ], nsArg(ns));
     plugIntoBridge(ep.hostVeth, n.bridge, this.mark); // the host end: syscalls, no process
     return ep;
   }
@@ -320,21 +338,21 @@ export class NetworkManager {
    * A plugin network's endpoint: the driver makes an interface on the host (CreateEndpoint, Join);
    * berth moves it into the container, names it, gives it the address and the route.
    */
-  private async addRemoteEndpoint(n: NetworkRecord, ep: Endpoint, pid: number, route: boolean): Promise<Endpoint> {
+  private async addRemoteEndpoint(n: NetworkRecord, ep: Endpoint, ns: Netns, route: boolean): Promise<Endpoint> {
     const driver = await this.drivers(n.Driver);
-    ep.pid = pid;
+    if ('pid' in ns) ep.pid = ns.pid;
     ep.hostVeth = '';
     this.db.prepare('INSERT INTO endpoints (container_id, network_id, doc) VALUES (?, ?, ?)').run(ep.containerId, n.Id, JSON.stringify(ep));
-    const j = await driver.join(n.Id, ep.endpointId, `${ep.ip}/${ep.prefix}`, ep.mac, `/proc/${pid}/ns/net`);
+    const j = await driver.join(n.Id, ep.endpointId, `${ep.ip}/${ep.prefix}`, ep.mac, nsPath(ns));
     const gw = j.gateway || ep.gateway;
-    await ipBatch([`link set ${j.srcName} netns ${pid}`]);
+    await ipBatch([`link set ${j.srcName} netns ${nsRef(ns)}`]);
     await ipBatch([
       `link set ${j.srcName} name ${ep.ifname}`,
       `link set dev ${ep.ifname} address ${ep.mac}`,
       `addr add ${ep.ip}/${ep.prefix} dev ${ep.ifname}`,
       `link set ${ep.ifname} up`,
       ...(route && gw ? [`route add default via ${gw.replace(/\/\d+$/, '')}`] : []),
-    ], pid);
+    ], nsArg(ns));
     return ep;
   }
 
@@ -363,12 +381,12 @@ export class NetworkManager {
   }
 
   /** Connects a running container to one more network (`network connect`). */
-  async connectRunning(n: NetworkRecord, c: Attachable, req: EndpointRequest, pid: number): Promise<void> {
+  async connectRunning(n: NetworkRecord, c: Attachable, req: EndpointRequest, ns: Netns): Promise<void> {
     const used = new Set(this.endpoints({ containerId: c.id }).map((e) => e.ifname));
     let i = 0;
     while (used.has(`eth${i}`)) i++;
     try {
-      await this.addEndpoint(n, c, req, pid, `eth${i}`, false);
+      await this.addEndpoint(n, c, req, ns, `eth${i}`, false);
     } catch (e) {
       await this.detach(c.id, n.Id);
       throw e;
@@ -446,7 +464,7 @@ export class NetworkManager {
     if (!this.list().some((n) => n.isDefault)) await this.create({ Name: DEFAULT_NAME }, true);
     const present = new Map((await links()).map((l) => [l.ifname, l]));
     for (const ep of this.endpoints()) {
-      const alive = ep.hostVeth ? present.has(ep.hostVeth) : !!ep.pid && existsSync(`/proc/${ep.pid}`);
+      const alive = ep.hostVeth ? present.has(ep.hostVeth) : ep.netns ? existsSync(`/run/netns/${ep.netns}`) : !!ep.pid && existsSync(`/proc/${ep.pid}`);
       if (!alive) await this.detach(ep.containerId, ep.networkId, true);
     }
     const live = new Set(this.endpoints().map((e) => e.containerId));

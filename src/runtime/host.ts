@@ -113,6 +113,33 @@ function favorDynMods(): string {
   }
 }
 
+/**
+ * Which runtimes can checkpoint here: CRIU must pass `criu check` (Debian 12's 3.17 does not on
+ * this kernel; scripts/criu.sh installs 4.1.1 in /usr/local/sbin), and the runtime must be built
+ * with CRIU (runc is; Debian 12's crun is not: `crun checkpoint` is an unknown command).
+ */
+function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint'] {
+  const criu = existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'); // scripts/criu.sh's before Debian's
+  if (!criu) return { criu: '', criuPath: '', runtimes: [], reason: 'CRIU is not installed (scripts/criu.sh installs it)' };
+  const version = versionOf(criu);
+  try {
+    execFileSync(criu, ['check'], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    return { criu: version, criuPath: criu, runtimes: [], reason: `criu ${version} fails 'criu check' on this kernel` };
+  }
+  const able: RuntimeName[] = [];
+  if (runtimes.runc) able.push('runc');
+  if (runtimes.crun) {
+    try {
+      execFileSync(runtimes.crun.path, ['checkpoint', '--help'], { stdio: 'ignore' });
+      able.push('crun');
+    } catch {
+      /* built without CRIU */
+    }
+  }
+  return { criu: version, criuPath: criu, runtimes: able, reason: able.includes('crun') ? '' : 'crun here is built without CRIU' };
+}
+
 export function detectHost(want?: RuntimeName): HostInfo {
   const warnings: string[] = [];
   const cg = cgroups();
@@ -149,6 +176,7 @@ export function detectHost(want?: RuntimeName): HostInfo {
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),
     rlimits: parseLimits(read('/proc/self/limits')),
     init: which('tini-static') ?? which('tini'),
+    checkpoint: checkpointSupport(runtimes),
     kernelVersion: release(),
     memTotal: totalmem(),
     ncpu: cpus().length,

@@ -100,8 +100,13 @@ export class ConmonRuntime implements Runtime {
     return run(this.bin(name), [`--root=${join(this.runDir, name)}`, ...args], { maxBuffer: 4 * 1024 * 1024, env: RUNTIME_ENV });
   }
 
-  async create(o: CreateOptions, spec: SpecInput): Promise<{ pid: number; conmonPid: number }> {
+  /**
+   * `create`, or with `restore` a restore from a CRIU checkpoint: conmon runs `<runtime> restore
+   * --detach --image-path <dir>` instead, and the process goes on at once (no `start`).
+   */
+  async create(o: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean }): Promise<{ pid: number; conmonPid: number }> {
     if (!this.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+    if (restore && !this.info.checkpoint.runtimes.includes(o.runtime)) throw invalidArgument(`runtime ${o.runtime} cannot restore checkpoints on this host (${this.info.checkpoint.reason || 'no CRIU'})`);
     const tp = performance.now();
     const config = buildSpec(spec, this.info);
     await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config));
@@ -120,6 +125,10 @@ export class ConmonRuntime implements Runtime {
     if (o.tty) args.push('-t');
     if (o.openStdin) args.push('-i');
     if (o.openStdin && !o.stdinOnce) args.push('--leave-stdin-open');
+    if (restore) {
+      args.push('--runtime-arg', `--criu=${this.info.checkpoint.criuPath}`, '--restore', restore.imagePath, '--runtime-opt', `--work-path=${restore.workPath}`);
+      if (restore.tcpEstablished) args.push('--runtime-opt', '--tcp-established');
+    }
     const tc = performance.now();
     const h = startConmon(this.info.conmon.path, args, { attach: false });
     let msg;
@@ -158,6 +167,22 @@ export class ConmonRuntime implements Runtime {
       o.signal?.removeEventListener('abort', onAbort);
       this.runtimeOf.delete(o.id);
       if (existsSync(join(this.runDir, o.runtime, o.id))) await run(this.bin(o.runtime), [root, 'delete', '--force', o.id], { env: RUNTIME_ENV }).catch(() => undefined);
+    }
+  }
+
+  /** CRIU checkpoint through the runtime into `imagePath`; the process stops unless `leaveRunning`. */
+  async checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: string }): Promise<void> {
+    const rt = this.rt(id);
+    if (!this.info.checkpoint.runtimes.includes(rt)) throw invalidArgument(`cannot checkpoint: the container runs under ${rt}, which cannot checkpoint on this host; start it with --runtime ${this.info.checkpoint.runtimes[0] ?? 'runc'}${this.info.checkpoint.reason ? ` (${this.info.checkpoint.reason})` : ''}`);
+    const args = [`--criu=${this.info.checkpoint.criuPath}`, 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
+    if (o.leaveRunning) args.push('--leave-running');
+    if (o.tcpEstablished) args.push('--tcp-established');
+    if (o.preDump) args.push('--pre-dump');
+    try {
+      await this.cli(id, [...args, id]);
+    } catch (e) {
+      const tail = await fsp.readFile(join(o.workPath, 'dump.log'), 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
+      throw runtimeError(`checkpoint failed: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}${tail ? ` (criu: ${tail})` : ''}`);
     }
   }
 

@@ -25,6 +25,8 @@ export interface Snapshotter {
   remove(key: string): Promise<void>;
   /** Changes in the writable layer relative to its parent. */
   diff(key: string): Promise<Change[]>;
+  /** The writable layer's directory (the overlay's upper dir). */
+  upperDir(key: string): string;
   /** Bytes used by the writable layer. */
   usage(key: string): Promise<number>;
 }

@@ -8,6 +8,10 @@ import { parseHostConfig } from '../../spec/engine-api.js';
 import { resourcesOf } from '../../engine/config.js';
 import { parseFilters, labelsMatch, type Filters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
+import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, restoreOf } from '../../engine/checkpoint.js';
+import { PassThrough } from 'node:stream';
+import { pull } from '../../distribution/pull.js';
+import { isObject } from '../../base/json.js';
 
 const flag = (ctx: Ctx, k: string): boolean => {
   const v = ctx.query.get(k);
@@ -71,9 +75,51 @@ export function containerRoutes(r: Router, engine: Engine): void {
   });
 
   r.on('POST', '/containers/{id}/start', async (ctx) => {
-    if (ctx.query.get('checkpoint')) throw invalidArgument('checkpoint restore is not supported yet');
-    const started = await lc.start(engine.get(ctx.params[0]!));
+    const rec = engine.get(ctx.params[0]!);
+    const checkpoint = ctx.query.get('checkpoint');
+    const restore = checkpoint ? await restoreOf(engine, rec, checkpoint, ctx.query.get('checkpoint-dir')) : undefined;
+    const started = await lc.start(rec, restore);
     ctx.send(started ? 204 : 304);
+  });
+
+  r.on('POST', '/containers/{id}/checkpoints', async (ctx) => {
+    const body = (await ctx.json()) ?? {};
+    if (!isObject(body) || typeof body['CheckpointID'] !== 'string' || !body['CheckpointID']) throw invalidArgument('CheckpointID is required');
+    await createCheckpoint(engine, ctx.params[0]!, {
+      name: body['CheckpointID'], dir: typeof body['CheckpointDir'] === 'string' ? body['CheckpointDir'] : null,
+      exit: body['Exit'] !== false, tcpEstablished: body['TcpEstablished'] === true || flag(ctx, 'tcp-established'),
+    });
+    ctx.send(201);
+  });
+
+  r.on('GET', '/containers/{id}/checkpoints', async (ctx) => ctx.send(200, await listCheckpoints(engine, ctx.params[0]!, ctx.query.get('dir'))));
+
+  r.on('GET', '/containers/{id}/checkpoints/{name}/export', async (ctx) => {
+    const rec = engine.get(ctx.params[0]!);
+    await listCheckpoints(engine, rec.id, ctx.query.get('dir')); // NotFound before the stream starts
+    const io = ctx.stream(200, 'application/gzip');
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => io.write(c));
+    try {
+      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out);
+    } finally {
+      io.end();
+    }
+  });
+
+  r.on('POST', '/checkpoints/import', async (ctx) => {
+    const name = ctx.query.get('name') || undefined;
+    const r2 = await importCheckpoint(engine, ctx.bodyStream, {
+      ...(name ? { name } : {}),
+      start: flag(ctx, 'start'),
+      pull: (ref) => pull(engine.images, ref, { creds: null, client: engine.registries, progress: () => undefined }),
+    });
+    ctx.send(201, { Id: r2.id, Name: r2.name });
+  });
+
+  r.on('DELETE', '/containers/{id}/checkpoints/{name}', async (ctx) => {
+    await removeCheckpoint(engine, ctx.params[0]!, ctx.params[1]!, ctx.query.get('dir'));
+    ctx.send(204);
   });
 
   r.on('POST', '/containers/{id}/stop', async (ctx) => {

@@ -75,7 +75,8 @@ export function networkRoutes(r: Router, engine: Engine): void {
     const req = { aliases: [...(s.Aliases ?? [])], ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}) };
     if (n.isDefault && (req.aliases.length || req.ipv4)) throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
     if (rec.state.status === 'running' && rec.state.pid) {
-      await nets.connectRunning(n, attachableOf(rec), req, rec.state.pid);
+      const named = engine.namedNetns(rec);
+      await nets.connectRunning(n, attachableOf(rec), req, named ? { name: named } : { pid: rec.state.pid });
       await writeNetFiles(nets, { ...rec, networks: [...(rec.networks ?? []), [n.Id, req]] }, engine.containerDir(rec.id));
     }
     rec.networks = [...(rec.networks ?? []), [n.Id, req]];

@@ -34,7 +34,7 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
     ctx.send(200, {
       Platform: { Name: 'berth' },
       Components: [
-        { Name: 'Engine', Version: BERTH_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: goArch(), KernelVersion: release(), Experimental: 'false' } },
+        { Name: 'Engine', Version: BERTH_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: goArch(), KernelVersion: release(), Experimental: 'true' } },
         ...Object.entries(host.runtimes).map(([name, rt]) => ({ Name: name, Version: rt?.version ?? '', Details: { path: rt?.path ?? '' } })),
         { Name: 'conmon', Version: host.conmon.version, Details: { path: host.conmon.path } },
       ],
@@ -47,7 +47,7 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
       Arch: goArch(),
       KernelVersion: release(),
       BuildTime: daemon.startedAt.toISOString(),
-      Experimental: false,
+      Experimental: true,
     });
   });
 
@@ -100,7 +100,7 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
       NoProxy: '',
       Name: hostname(),
       Labels: [],
-      ExperimentalBuild: false,
+      ExperimentalBuild: true,
       ServerVersion: BERTH_VERSION,
       Runtimes: Object.fromEntries(Object.entries(host.runtimes).map(([n, rt]) => [n, { path: rt?.path ?? '' }])),
       DefaultRuntime: host.defaultRuntime,

@@ -85,11 +85,11 @@ export const pause = simple({}, (n) => `/containers/${encodeURIComponent(n)}/pau
 export const unpause = simple({}, (n) => `/containers/${encodeURIComponent(n)}/unpause`);
 
 export async function start(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { attach: { type: 'bool', short: 'a' }, interactive: { type: 'bool', short: 'i' }, 'detach-keys': { type: 'string' } });
+  const p = parseArgs(argv, { attach: { type: 'bool', short: 'a' }, interactive: { type: 'bool', short: 'i' }, 'detach-keys': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-dir': { type: 'string' } });
   need(p.args, 1, 'CONTAINER [CONTAINER...]');
   if (!bool(p, 'attach') && !bool(p, 'interactive')) {
     return each(ctx, p.args, async (n) => {
-      await ctx.client.json('POST', `/containers/${encodeURIComponent(n)}/start`);
+      await ctx.client.json('POST', `/containers/${encodeURIComponent(n)}/start${q({ checkpoint: str(p, 'checkpoint'), 'checkpoint-dir': str(p, 'checkpoint-dir') })}`);
     });
   }
   const id = p.args[0]!;

@@ -1,0 +1,219 @@
+/**
+ * Checkpoints (issue #6): a running container frozen to disk with CRIU through its runtime, and
+ * started again from there. A checkpoint is a directory `<dir>/<name>/` (default dir:
+ * `<container dir>/checkpoints`) with CRIU's images and `berth.json` (when, the addresses the
+ * process had on each network, whether TCP connections were kept). The container's filesystem
+ * changes stay in its own writable layer, which a restore reuses.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
+import { packUpper } from '../archive/layer.js';
+import type { Engine } from './engine.js';
+import type { ContainerRecord } from './record.js';
+import type { Restore } from './lifecycle.js';
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export interface CheckpointMeta {
+  created: string;
+  container: string;
+  /** network id -> the IPv4 address the process had */
+  addresses: Record<string, string>;
+  tcpEstablished: boolean;
+}
+
+export function checkpointDir(engine: Engine, rec: ContainerRecord, dir?: string | null): string {
+  return dir || join(engine.containerDir(rec.id), 'checkpoints');
+}
+
+function checkName(name: string): void {
+  if (!NAME_RE.test(name)) throw invalidArgument(`invalid checkpoint name: ${JSON.stringify(name)}`);
+}
+
+/** POST /containers/{id}/checkpoints. With `exit` (Docker's default) the container stops, as after `stop`. */
+export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean }): Promise<void> {
+  const rec = engine.get(ref);
+  checkName(o.name);
+  if (rec.state.status !== 'running') throw conflict(`Container ${rec.name} is not running`);
+  const path = join(checkpointDir(engine, rec, o.dir), o.name);
+  if (existsSync(path)) throw conflict(`checkpoint with name ${o.name} already exists for container ${rec.name}`);
+  await fsp.mkdir(path, { recursive: true, mode: 0o700 });
+  const meta: CheckpointMeta = {
+    created: new Date().toISOString(),
+    container: rec.id,
+    addresses: Object.fromEntries(engine.networks.endpoints({ containerId: rec.id }).map((e) => [e.networkId, e.ip])),
+    tcpEstablished: o.tcpEstablished,
+  };
+  if (o.exit) {
+    rec.manuallyStopped = true; // no restart policy brings it back
+    engine.store.save(rec);
+  }
+  try {
+    await engine.runtime.checkpoint(rec.id, { imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished });
+  } catch (e) {
+    await fsp.rm(path, { recursive: true, force: true });
+    if (o.exit) {
+      rec.manuallyStopped = false;
+      engine.store.save(rec);
+    }
+    throw e;
+  }
+  await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta));
+  if (o.exit) await engine.lifecycle.exitPromise(rec.id); // recorded as exited before the answer
+  engine.events.emit('container', 'checkpoint', rec.id, { name: rec.name, checkpoint: o.name });
+}
+
+export async function listCheckpoints(engine: Engine, ref: string, dir?: string | null): Promise<Array<{ Name: string }>> {
+  const rec = engine.get(ref);
+  const base = checkpointDir(engine, rec, dir);
+  const names = await fsp.readdir(base).catch(() => [] as string[]);
+  return names.filter((n) => existsSync(join(base, n, 'berth.json'))).sort().map((Name) => ({ Name }));
+}
+
+export async function removeCheckpoint(engine: Engine, ref: string, name: string, dir?: string | null): Promise<void> {
+  const rec = engine.get(ref);
+  checkName(name);
+  const path = join(checkpointDir(engine, rec, dir), name);
+  if (!existsSync(join(path, 'berth.json'))) throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
+  await fsp.rm(path, { recursive: true, force: true });
+}
+
+/** What `start --checkpoint` needs: the images (checked) and the addresses to keep. */
+export async function restoreOf(engine: Engine, rec: ContainerRecord, name: string, dir?: string | null): Promise<Restore> {
+  checkName(name);
+  const path = join(checkpointDir(engine, rec, dir), name);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(await fsp.readFile(join(path, 'berth.json'), 'utf8')) as CheckpointMeta;
+  } catch {
+    throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
+  }
+  if (!existsSync(join(path, 'inventory.img'))) throw invalidArgument(`checkpoint ${name} of container ${rec.name} is incomplete (no CRIU inventory)`);
+  if (rec.state.status === 'running' || rec.state.status === 'paused') throw conflict(`Container ${rec.name} is running: stop it before restoring a checkpoint`);
+  return { imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses };
+}
+
+/** The description inside an exported checkpoint archive. */
+interface ExportDoc {
+  version: 1;
+  name: string;
+  checkpoint: string;
+  image: { id: string; ref: string };
+  config: ContainerRecord['config'];
+  hostConfig: ContainerRecord['hostConfig'];
+  /** network name -> what the container asked of it */
+  networks: Array<[string, { aliases: string[]; ipv4?: string; mac?: string }]>;
+  /** network name -> the address the process had there */
+  addresses: Record<string, string>;
+  meta: CheckpointMeta;
+}
+
+function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('tar', args, { stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    if (io.stdin) {
+      io.stdin.on('error', (e) => p.kill() && reject(e));
+      io.stdin.pipe(p.stdin!);
+      p.stdin!.on('error', () => undefined);
+    }
+    if (io.stdout) p.stdout!.pipe(io.stdout, { end: false });
+    p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`checkpoint archive: ${err.trim() || `tar exited ${code}`}`))));
+  });
+}
+
+/**
+ * A checkpoint as one archive (tar.gz): `berth-export.json` (the container's config, its image,
+ * its networks by name), `rootfs-diff.tar` (its writable layer, as a layer tar) and `checkpoint/`
+ * (CRIU's images). Any berthd with the image (or able to pull it) can import it.
+ */
+export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable): Promise<void> {
+  const rec = engine.get(ref);
+  checkName(name);
+  const path = join(checkpointDir(engine, rec, dir), name);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(await fsp.readFile(join(path, 'berth.json'), 'utf8')) as CheckpointMeta;
+  } catch {
+    throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
+  }
+  const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'export-'));
+  try {
+    const doc: ExportDoc = {
+      version: 1, name: rec.name, checkpoint: name, image: { id: rec.imageId, ref: rec.config.Image ?? '' }, config: rec.config, hostConfig: rec.hostConfig,
+      networks: (rec.networks ?? []).map(([id, req]) => [engine.networks.find(id)?.Name ?? id, req]),
+      addresses: Object.fromEntries(Object.entries(meta.addresses).map(([id, ip]) => [engine.networks.find(id)?.Name ?? id, ip])),
+      meta,
+    };
+    await fsp.writeFile(join(staging, 'berth-export.json'), JSON.stringify(doc));
+    const diff = createWriteStream(join(staging, 'rootfs-diff.tar'));
+    await packUpper(engine.snapshots.upperDir(rec.id), diff);
+    await tar(['-cz', '-C', staging, 'berth-export.json', 'rootfs-diff.tar', '-C', path, '--transform', 's,^\\.,checkpoint,', '.'], { stdout: out });
+  } finally {
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Recreates an exported container here (a new id; `name` or the original name) with its
+ * filesystem changes and the checkpoint, and (with `start`) restores it. All or nothing: on any
+ * error nothing of the new container remains.
+ */
+export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
+  const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'import-'));
+  let created: string | null = null;
+  try {
+    await tar(['-xz', '-C', staging, '--no-same-owner', '--same-permissions'], { stdin: input }).catch((e: unknown) => {
+      throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
+    });
+    let doc: ExportDoc;
+    try {
+      doc = JSON.parse(await fsp.readFile(join(staging, 'berth-export.json'), 'utf8')) as ExportDoc;
+    } catch {
+      throw invalidArgument('not a checkpoint archive: berth-export.json is missing or broken');
+    }
+    if (doc.version !== 1 || !doc.checkpoint || !existsSync(join(staging, 'checkpoint', 'inventory.img')) || !existsSync(join(staging, 'rootfs-diff.tar')))
+      throw invalidArgument('not a checkpoint archive: parts are missing (checkpoint images or filesystem changes)');
+    let image: string;
+    try {
+      image = engine.images.get(doc.image.id).id;
+    } catch {
+      if (!doc.image.ref) throw notFound(`image ${doc.image.id} is not on this host`);
+      await o.pull(doc.image.ref).catch((e: unknown) => {
+        throw notFound(`image ${doc.image.ref} is not on this host and cannot be pulled: ${errorMessage(e)}`);
+      });
+      image = engine.images.get(doc.image.ref).id;
+    }
+    const [first, ...more] = doc.networks;
+    const mode = doc.hostConfig.NetworkMode ?? 'default';
+    for (const [n] of doc.networks) if (!engine.networks.find(n === 'default' ? 'bridge' : n)) throw notFound(`network ${n} not found on this host`);
+    const endpoints = Object.fromEntries([...(first ? [[mode === 'default' ? 'default' : first[0], first[1]] as const] : []), ...more].map(([n, req]) => [n, { Aliases: req.aliases, ...(req.mac ? { MacAddress: req.mac } : {}) }]));
+    const body = { ...doc.config, Image: image, HostConfig: { ...doc.hostConfig, AutoRemove: false }, NetworkingConfig: { EndpointsConfig: endpoints } };
+    const { id } = await engine.create(body, o.name ?? doc.name);
+    created = id;
+    await engine.replaceUpper(id, join(staging, 'rootfs-diff.tar'));
+    const rec = engine.get(id);
+    const dest = join(checkpointDir(engine, rec), doc.checkpoint);
+    await fsp.mkdir(join(dest, '..'), { recursive: true });
+    await fsp.cp(join(staging, 'checkpoint'), dest, { recursive: true });
+    // the addresses the process had, on the networks of the same names here (used when free)
+    const addresses: Record<string, string> = {};
+    for (const [n, ip] of Object.entries(doc.addresses ?? {})) {
+      const net = engine.networks.find(n === 'default' ? 'bridge' : n);
+      if (net) addresses[net.Id] = ip;
+    }
+    await fsp.writeFile(join(dest, 'berth.json'), JSON.stringify({ ...doc.meta, container: id, addresses }));
+    if (o.start) await engine.lifecycle.start(rec, await restoreOf(engine, rec, doc.checkpoint));
+    return { id, name: rec.name };
+  } catch (e) {
+    if (created) await engine.remove(created, { force: true, volumes: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    await fsp.rm(staging, { recursive: true, force: true });
+  }
+}
