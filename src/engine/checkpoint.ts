@@ -179,10 +179,16 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     }
     if (doc.version !== 1 || !doc.checkpoint || !existsSync(join(staging, 'checkpoint', 'inventory.img')) || !existsSync(join(staging, 'rootfs-diff.tar')))
       throw invalidArgument('not a checkpoint archive: parts are missing (checkpoint images or filesystem changes)');
-    let image: string;
-    try {
-      image = engine.images.get(doc.image.id).id;
-    } catch {
+    // the image: the same one by id, else by its name here, else pulled
+    const local = (ref: string) => {
+      try {
+        return engine.images.get(ref).id;
+      } catch {
+        return null;
+      }
+    };
+    let image = local(doc.image.id) ?? (doc.image.ref ? local(doc.image.ref) : null);
+    if (!image) {
       if (!doc.image.ref) throw notFound(`image ${doc.image.id} is not on this host`);
       await o.pull(doc.image.ref).catch((e: unknown) => {
         throw notFound(`image ${doc.image.ref} is not on this host and cannot be pulled: ${errorMessage(e)}`);

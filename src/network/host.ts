@@ -19,6 +19,7 @@ function feed(cmd: string, args: string[], input: string): Promise<void> {
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
     p.on('close', (code) => (code === 0 ? resolve() : reject(internal(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+    p.stdin.on('error', () => undefined); // a command that does not read its input (or died): its exit code tells
     p.stdin.end(input);
   });
 }

@@ -127,6 +127,7 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
         d.proc.kill('SIGTERM');
         await exited;
       }
+      if (process.env['BERTH_TEST_LOGS']) await fsp.copyFile(logFile, join(process.env['BERTH_TEST_LOGS'], `${dir.split('/').pop()}.log`)).catch(() => undefined);
       await cleanupDir(dir);
     },
   };

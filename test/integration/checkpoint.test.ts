@@ -1,0 +1,147 @@
+/**
+ * Issue #6: checkpoint and restore with CRIU (through runc: Debian's crun has no CRIU), with the
+ * berth CLI and the docker CLI; export on one daemon and import on another; clones; live
+ * migration between two daemons (separate roots and sockets) with rollback when it fails.
+ * Skipped, with the reason, when `info` says no runtime can checkpoint on this host.
+ */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, eventually, type Daemon } from './harness.js';
+
+/** A shell loop counting in memory (its variable), printing each number. */
+const COUNTER = ['busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done'];
+
+describe('checkpoint, restore, clone, migrate', () => {
+  let a: Daemon;
+  let b: Daemon;
+  let skip: string | false = false;
+  before(async () => {
+    a = await startDaemon();
+    b = await startDaemon();
+    const info = (await a.api('GET', '/info')).body as { CheckpointRuntimes?: string[]; CheckpointReason?: string };
+    if (!info.CheckpointRuntimes?.includes('runc')) skip = `no runtime can checkpoint here: ${info.CheckpointReason ?? 'unknown'}`;
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+  });
+  const numbers = async (d: Daemon, ctr: string) => (await d.docker(['logs', ctr])).stdout.split('\n').filter(Boolean).map(Number);
+  const current = async (d: Daemon, ctr: string) => Number((await d.docker(['exec', ctr, 'cat', '/tmp/n'])).stdout.trim());
+
+  test('a counter checkpointed and restored continues from its last number (berth CLI)', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.berth(['run', '-d', '--runtime', 'runc', '--name', 'count1', ...COUNTER]);
+    await eventually(async () => (await numbers(a, 'count1')).length >= 5, 5000, 'counting');
+    await a.berth(['checkpoint', 'create', 'count1', 'c1']);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'count1'])).stdout.trim(), 'false');
+    const last = Math.max(...(await numbers(a, 'count1')));
+    assert.match((await a.berth(['checkpoint', 'ls', 'count1'])).stdout, /^c1$/m);
+    await a.berth(['start', '--checkpoint', 'c1', 'count1']);
+    await eventually(async () => (await numbers(a, 'count1')).length >= last + 3, 5000, 'counting again');
+    const after = (await numbers(a, 'count1')).slice(last);
+    assert.equal(after[0], last + 1, `it went on from ${last}, not from 1: ${after.slice(0, 5).join(' ')}`);
+    await a.berth(['checkpoint', 'rm', 'count1', 'c1']);
+    assert.doesNotMatch((await a.berth(['checkpoint', 'ls', 'count1'])).stdout, /c1/);
+    const crun = (await a.docker(['run', '-d', '--runtime', 'crun', 'busybox', 'sleep', '60'])).stdout.trim();
+    const refused = await a.berth(['checkpoint', 'create', crun, 'x'], { allowFail: true });
+    assert.match(refused.stderr, /runs under crun, which cannot checkpoint on this host; start it with --runtime runc/);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', crun])).stdout.trim(), 'true', 'a refused checkpoint leaves it running');
+    await a.docker(['rm', '-f', 'count1', crun]);
+  });
+
+  test('docker checkpoint create / ls / rm and docker start --checkpoint', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.docker(['run', '-d', '--runtime', 'runc', '--name', 'count2', ...COUNTER]);
+    await eventually(async () => (await numbers(a, 'count2')).length >= 3, 5000, 'counting');
+    await a.docker(['checkpoint', 'create', 'count2', 'snap']);
+    assert.match((await a.docker(['checkpoint', 'ls', 'count2'])).stdout, /snap/);
+    const last = Math.max(...(await numbers(a, 'count2')));
+    await a.docker(['start', '--checkpoint', 'snap', 'count2']);
+    await eventually(async () => (await current(a, 'count2')) > last, 5000, 'counting again');
+    assert.equal((await numbers(a, 'count2')).slice(last)[0], last + 1);
+    await a.docker(['checkpoint', 'create', '--leave-running', 'count2', 'snap2']);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'count2'])).stdout.trim(), 'true', '--leave-running');
+    await a.docker(['checkpoint', 'rm', 'count2', 'snap']);
+    await a.docker(['rm', '-f', 'count2']);
+  });
+
+  test('export on one daemon, import on another: the counter goes on there; clone x3 goes on three times', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.berth(['run', '-d', '--runtime', 'runc', '--name', 'count3', ...COUNTER]);
+    await eventually(async () => (await numbers(a, 'count3')).length >= 5, 5000, 'counting');
+    const file = join(a.dir, 'count3.tar.gz');
+    await a.berth(['checkpoint', 'create', '--export', file, 'count3', 'moving']);
+    const last = Math.max(...(await numbers(a, 'count3')));
+    await b.berth(['restore', '--import', file, '--name', 'moved']);
+    await eventually(async () => (await numbers(b, 'moved')).length >= 3, 5000, 'counting on the other daemon');
+    assert.equal((await numbers(b, 'moved'))[0], last + 1, 'it continues from the checkpoint, not from 1');
+    // clones: one checkpoint, three containers, each going on by itself
+    const names = (await a.berth(['checkpoint', 'clone', '-n', '3', '--prefix', 'twin', 'count3', 'moving'])).stdout.split('\n').filter(Boolean);
+    assert.deepEqual(names, ['twin1', 'twin2', 'twin3']);
+    for (const n of names) {
+      await eventually(async () => (await numbers(a, n)).length >= 2, 5000, `${n} counting`);
+      assert.equal((await numbers(a, n))[0], last + 1, `${n} starts where the checkpoint was`);
+    }
+    await a.docker(['stop', '-t', '0', 'twin1']);
+    const frozen = await current(a, 'twin2');
+    await eventually(async () => (await current(a, 'twin2')) > frozen + 2, 5000, 'twin2 goes on while twin1 is stopped');
+    const ips = await Promise.all(['twin2', 'twin3'].map(async (n) => (await a.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', n])).stdout.trim()));
+    assert.notEqual(ips[0], ips[1], 'each clone has its own address');
+    await a.docker(['rm', '-f', 'count3', ...names]);
+    await b.docker(['rm', '-f', 'moved']);
+  });
+
+  test('live migration: served before and after, state intact, source gone', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.docker(['network', 'create', 'mig']);
+    await b.docker(['network', 'create', 'mig']);
+    // a server keeping state in memory: httpd serves /www/n, a loop rewrites it from its variable
+    await a.docker(['run', '-d', '--runtime', 'runc', '--name', 'svc', '--network', 'mig', 'busybox', 'sh', '-c',
+      'mkdir -p /www; httpd -p 8080 -h /www; i=0; while true; do i=$((i+1)); echo $i > /www/n; echo $i > /tmp/n; sleep 0.1; done']);
+    const ask = (d: Daemon) => d.docker(['run', '--rm', '--network', 'mig', 'busybox', 'sh', '-c', "printf 'GET /n HTTP/1.0\\r\\n\\r\\n' | nc -w 3 svc 8080 | tail -n 1"]).then((r) => Number(r.stdout.trim()));
+    await eventually(async () => (await ask(a)) > 3, 5000, 'served before');
+    const r = await a.berth(['migrate', 'svc', '--to', b.host]);
+    assert.match(r.stdout, /svc now runs on .*frozen for \d+ ms/);
+    const before = await current(b, 'svc');
+    assert.ok(before > 3, `the counter went on from its state (${before})`);
+    assert.ok((await ask(b)) >= before, 'served after, from the same state');
+    assert.equal((await a.docker(['ps', '-aq', '--filter', 'name=svc'])).stdout.trim(), '', 'the source is gone');
+    await b.docker(['rm', '-f', 'svc']);
+  });
+
+  test('failures: a broken archive, a missing image, a refusing or absent target: clear errors, the source still there', async (t) => {
+    if (skip) return t.skip(skip);
+    const broken = join(a.dir, 'broken.tar.gz');
+    writeFileSync(broken, 'not a checkpoint');
+    const containersBefore = (await b.docker(['ps', '-aq'])).stdout;
+    const bad = await b.berth(['restore', '--import', broken], { allowFail: true });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not a checkpoint archive/);
+    assert.equal((await b.docker(['ps', '-aq'])).stdout, containersBefore, 'nothing created');
+    // a target without the image (and no registry to pull it from): an image committed on a only
+    await a.docker(['run', '--name', 'mk', 'busybox', 'touch', '/only-here']);
+    await a.docker(['commit', 'mk', 'local-only:1']);
+    await a.docker(['rm', 'mk']);
+    await a.docker(['run', '-d', '--runtime', 'runc', '--name', 'stay', 'local-only:1', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done']);
+    await eventually(async () => (await current(a, 'stay')) > 2, 5000, 'counting');
+    const noImage = await a.berth(['migrate', 'stay', '--to', b.host], { allowFail: true });
+    assert.notEqual(noImage.code, 0);
+    assert.match(noImage.stderr, /migrate failed, stay goes on here: .*image/);
+    const n1 = await current(a, 'stay');
+    await eventually(async () => (await current(a, 'stay')) > n1, 5000, 'still counting on the source');
+    // a target that refuses (the name is taken there)
+    await b.docker(['create', '--name', 'stay', 'busybox', 'true']);
+    await b.docker(['tag', 'busybox', 'local-only:1']);
+    const taken = await a.berth(['migrate', 'stay', '--to', b.host], { allowFail: true });
+    assert.match(taken.stderr, /migrate failed, stay goes on here: .*already in use/);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'stay'])).stdout.trim(), 'true');
+    // a target that is not there
+    const gone = await a.berth(['migrate', 'stay', '--to', `unix://${join(a.dir, 'nobody.sock')}`], { allowFail: true });
+    assert.match(gone.stderr, /the target daemon does not answer/);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'stay'])).stdout.trim(), 'true');
+    await a.docker(['rm', '-f', 'stay']);
+    await b.docker(['rm', '-f', 'stay']);
+  });
+});
