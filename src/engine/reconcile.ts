@@ -6,8 +6,9 @@
  * - container directories without a record (a crash mid-create) are unmounted and removed;
  * - containers with `always` / `unless-stopped` (not stopped by hand) are started again.
  */
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { netnsDel } from '../network/host.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { Engine } from './engine.js';
@@ -27,6 +28,8 @@ export async function reconcile(engine: Engine): Promise<void> {
       store.save(rec);
     }
     if (!isActive(rec.state.status)) {
+      const named = engine.namedNetns(rec);
+      if (named && existsSync(`/run/netns/${named}`)) await netnsDel(named); // its process died with the daemon away
       const p = rec.hostConfig.RestartPolicy?.Name;
       if (!rec.manuallyStopped && (p === 'always' || p === 'unless-stopped')) toRestart.push(rec.id);
       continue;

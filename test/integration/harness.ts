@@ -144,6 +144,8 @@ export async function cleanupNetworking(root: string): Promise<void> {
     return;
   }
   if (!id) return;
+  for (const c of await fsp.readdir(join(root, 'containers')).catch(() => [] as string[]))
+    if (existsSync(`/run/netns/berth-${c.slice(0, 16)}`)) await run('ip', ['netns', 'del', `berth-${c.slice(0, 16)}`]).catch(() => undefined);
   await run('nft', ['delete', 'table', 'ip', `berth_${id}`]).catch(() => undefined);
   const { stdout } = await run('ip', ['-j', 'link', 'show']).catch(() => ({ stdout: '[]' }));
   for (const l of JSON.parse(stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
