@@ -10,7 +10,7 @@ import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
-import { packUpper } from '../archive/layer.js';
+import { maybeGunzip, packUpper } from '../archive/layer.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
 import type { Restore } from './lifecycle.js';
@@ -128,11 +128,12 @@ function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promi
 }
 
 /**
- * A checkpoint as one archive (tar.gz): `berth-export.json` (the container's config, its image,
+ * A checkpoint as one archive (tar, gzip'd unless `compress` is false — a migration on a fast link
+ * is quicker without): `berth-export.json` (the container's config, its image,
  * its networks by name), `rootfs-diff.tar` (its writable layer, as a layer tar) and `checkpoint/`
  * (CRIU's images). Any berthd with the image (or able to pull it) can import it.
  */
-export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable): Promise<void> {
+export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable, compress = true): Promise<void> {
   const rec = engine.get(ref);
   checkName(name);
   const path = join(checkpointDir(engine, rec, dir), name);
@@ -153,7 +154,7 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
     await fsp.writeFile(join(staging, 'berth-export.json'), JSON.stringify(doc));
     const diff = createWriteStream(join(staging, 'rootfs-diff.tar'));
     await packUpper(engine.snapshots.upperDir(rec.id), diff);
-    await tar(['-cz', '-C', staging, 'berth-export.json', 'rootfs-diff.tar', '-C', path, '--transform', 's,^\\.,checkpoint,', '.'], { stdout: out });
+    await tar([compress ? '-cz' : '-c', '-C', staging, 'berth-export.json', 'rootfs-diff.tar', '-C', path, '--transform', 's,^\\.,checkpoint,', '.'], { stdout: out });
   } finally {
     await fsp.rm(staging, { recursive: true, force: true });
   }
@@ -168,7 +169,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'import-'));
   let created: string | null = null;
   try {
-    await tar(['-xz', '-C', staging, '--no-same-owner', '--same-permissions'], { stdin: input }).catch((e: unknown) => {
+    await tar(['-x', '-C', staging, '--no-same-owner', '--same-permissions'], { stdin: await maybeGunzip(input) }).catch((e: unknown) => {
       throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
     });
     let doc: ExportDoc;
@@ -206,7 +207,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     const rec = engine.get(id);
     const dest = join(checkpointDir(engine, rec), doc.checkpoint);
     await fsp.mkdir(join(dest, '..'), { recursive: true });
-    await fsp.cp(join(staging, 'checkpoint'), dest, { recursive: true });
+    await fsp.rename(join(staging, 'checkpoint'), dest); // same filesystem (<root>/tmp): no copy of the images
     // the addresses the process had, on the networks of the same names here (used when free)
     const addresses: Record<string, string> = {};
     for (const [n, ip] of Object.entries(doc.addresses ?? {})) {

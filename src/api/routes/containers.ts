@@ -97,11 +97,11 @@ export function containerRoutes(r: Router, engine: Engine): void {
   r.on('GET', '/containers/{id}/checkpoints/{name}/export', async (ctx) => {
     const rec = engine.get(ctx.params[0]!);
     await listCheckpoints(engine, rec.id, ctx.query.get('dir')); // NotFound before the stream starts
-    const io = ctx.stream(200, 'application/gzip');
+    const io = ctx.stream(200, ctx.query.get('compress') === '0' ? 'application/x-tar' : 'application/gzip');
     const out = new PassThrough();
     out.on('data', (c: Buffer) => io.write(c));
     try {
-      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out);
+      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out, ctx.query.get('compress') !== '0');
     } finally {
       io.end();
     }

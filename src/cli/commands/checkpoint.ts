@@ -15,8 +15,8 @@ import { table } from '../format.js';
 
 const enc = encodeURIComponent;
 
-async function exportStream(client: Client, ctr: string, name: string, dir?: string): Promise<Response> {
-  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir })}`);
+async function exportStream(client: Client, ctr: string, name: string, dir?: string, compress = true): Promise<Response> {
+  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0 })}`);
 }
 
 async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean }): Promise<{ Id: string; Name: string }> {
@@ -53,7 +53,7 @@ export const checkpoint = {
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--count must be 1 to 1000');
     const [ctr, name] = p.args as [string, string];
     const prefix = str(p, 'prefix') ?? `${ctr}-clone-`;
-    const archive = await readAll(await exportStream(ctx.client, ctr, name));
+    const archive = await readAll(await exportStream(ctx.client, ctr, name, undefined, false));
     for (let i = 1; i <= count; i++) {
       const r = await importArchive(ctx.client, bufferStream(archive), { name: `${prefix}${i}`, start: true });
       ctx.out(`${r.Name}\n`);
@@ -85,7 +85,7 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
   const t0 = performance.now();
   await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established') });
   try {
-    const r = await importArchive(target, await exportStream(ctx.client, ctr, name), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true });
+    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, undefined, false), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true });
     const downtime = performance.now() - t0;
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`);
     ctx.out(`${r.Name} now runs on ${str(p, 'to')} (${r.Id.slice(0, 12)}); frozen for ${Math.round(downtime)} ms\n`);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Checkpoint/restore benchmarks (berthd; CRIU through runc). Results: bench/results/<UTC>-checkpoint.{json,md}.
+#   bash bench/checkpoint.sh          RUNS=3 bash bench/checkpoint.sh
+# For a container holding 64 MB and 512 MB of touched memory (busybox awk keeping a string):
+# checkpoint time (`berth checkpoint create`, the container stops), restore time
+# (`berth start --checkpoint`), and migration downtime to a second berthd on this host
+# (`berth migrate`: from the checkpoint request to the process running there; no pre-copy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+bench_init checkpoint jq
+RUNS=${RUNS:-5}
+WORK=${WORK:-/var/tmp/berth-bench-ckpt}
+cleanup() {
+  set +e
+  for s in A B; do
+    pid=$(cat $WORK/$s.pid 2>/dev/null) || continue
+    DOCKER_HOST=unix://$WORK/$s.sock docker rm -f $(DOCKER_HOST=unix://$WORK/$s.sock docker ps -aq) >/dev/null 2>&1
+    kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+  done
+  release_work "$WORK"
+}
+trap cleanup EXIT
+rm -rf "$WORK"; mkdir -p "$WORK"
+for s in A B; do
+  bin/berthd --host unix://$WORK/$s.sock --root $WORK/$s-root --exec-root $WORK/$s-run >$WORK/$s.log 2>&1 &
+  echo $! > $WORK/$s.pid
+done
+for _ in $(seq 100); do [ -S $WORK/A.sock ] && [ -S $WORK/B.sock ] && break; sleep 0.2; done
+for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker load -i $FIXTURE >/dev/null; done
+export BERTH_HOST=unix://$WORK/A.sock
+ms() { local s=$(date +%s%N); "$@" >/dev/null; echo $(( ($(date +%s%N) - s) / 1000000 )); }
+hold() { # a container holding $1 MB of touched memory, ready when the string is built
+  bin/berth run -d --runtime runc --name "$2" busybox awk "BEGIN { s = sprintf(\"%$(( $1 * 1048576 ))s\", \"\"); print \"ready\"; while (1) system(\"sleep 1\") }" >/dev/null
+  for _ in $(seq 300); do bin/berth logs "$2" 2>/dev/null | grep -q ready && return 0; sleep 0.2; done
+  echo "bench: $2 did not get ready" >&2; exit 1
+}
+: > $WORK/rows
+for mb in 64 512; do
+  hold $mb m$mb
+  for i in $(seq $RUNS); do
+    c=$(ms bin/berth checkpoint create m$mb c$i)
+    r=$(ms bin/berth start --checkpoint c$i m$mb)
+    echo "$mb checkpoint $c" >> $WORK/rows; echo "$mb restore $r" >> $WORK/rows
+    bin/berth checkpoint rm m$mb c$i
+  done
+  for i in $(seq $RUNS); do
+    from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
+    out=$(BERTH_HOST=unix://$WORK/$from.sock bin/berth migrate m$mb --to unix://$WORK/$to.sock)
+    echo "$mb migrate $(echo "$out" | sed -n 's/.*frozen for \([0-9]*\) ms.*/\1/p')" >> $WORK/rows
+  done
+  for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker rm -f m$mb >/dev/null 2>&1 || true; done
+done
+node - "$WORK/rows" "$OUT" <<'JS'
+const [rows, out] = process.argv.slice(2);
+const fs = require('node:fs');
+const data = {};
+for (const l of fs.readFileSync(rows, 'utf8').trim().split('\n')) { const [mb, what, v] = l.split(' '); ((data[mb] ??= {})[what] ??= []).push(Number(v)); }
+const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+const r = Object.fromEntries(Object.entries(data).map(([mb, d]) => [mb, Object.fromEntries(Object.entries(d).map(([k, v]) => [k, med(v)]))]));
+fs.writeFileSync(`${out}.json`, JSON.stringify({ medians: r, raw: data }, null, 2));
+const md = `# checkpoint bench ${out.split('/').pop()}\n\n| touched memory | checkpoint (ms) | restore (ms) | migration downtime, no pre-copy (ms) | target |\n|---|---|---|---|---|\n` +
+  Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.checkpoint} | ${m.restore} | ${m.migrate} | ${mb === '512' ? 'downtime ≤ 300 ms with pre-copy' : ''} |`).join('\n') + '\n';
+fs.writeFileSync(`${out}.md`, md);
+process.stdout.write(md);
+JS
