@@ -81,16 +81,20 @@ export async function removeCheckpoint(engine: Engine, ref: string, name: string
   await fsp.rm(path, { recursive: true, force: true });
 }
 
-/** What `start --checkpoint` needs: the images (checked) and the addresses to keep. */
-export async function restoreOf(engine: Engine, rec: ContainerRecord, name: string, dir?: string | null): Promise<Restore> {
+/** A checkpoint's directory and metadata; NotFound when there is none of that name. */
+async function readCheckpoint(engine: Engine, rec: ContainerRecord, name: string, dir?: string | null): Promise<{ path: string; meta: CheckpointMeta }> {
   checkName(name);
   const path = join(checkpointDir(engine, rec, dir), name);
-  let meta: CheckpointMeta;
   try {
-    meta = JSON.parse(await fsp.readFile(join(path, 'berth.json'), 'utf8')) as CheckpointMeta;
+    return { path, meta: JSON.parse(await fsp.readFile(join(path, 'berth.json'), 'utf8')) as CheckpointMeta };
   } catch {
     throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
   }
+}
+
+/** What `start --checkpoint` needs: the images (checked) and the addresses to keep. */
+export async function restoreOf(engine: Engine, rec: ContainerRecord, name: string, dir?: string | null): Promise<Restore> {
+  const { path, meta } = await readCheckpoint(engine, rec, name, dir);
   if (!existsSync(join(path, 'inventory.img'))) throw invalidArgument(`checkpoint ${name} of container ${rec.name} is incomplete (no CRIU inventory)`);
   if (rec.state.status === 'running' || rec.state.status === 'paused') throw conflict(`Container ${rec.name} is running: stop it before restoring a checkpoint`);
   return { imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses };
@@ -135,14 +139,7 @@ function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promi
  */
 export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable, compress = true): Promise<void> {
   const rec = engine.get(ref);
-  checkName(name);
-  const path = join(checkpointDir(engine, rec, dir), name);
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(await fsp.readFile(join(path, 'berth.json'), 'utf8')) as CheckpointMeta;
-  } catch {
-    throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
-  }
+  const { path, meta } = await readCheckpoint(engine, rec, name, dir);
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'export-'));
   try {
     const doc: ExportDoc = {
