@@ -125,15 +125,18 @@ export class Lifecycle {
       await netnsDel(named);
       await netnsAdd(named);
     }
-    const sources = new Map<string, string>();
-    for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
-    const spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: named ? `/run/netns/${named}` : this.joinedNetns(rec), volumeSources: sources });
-    // a restore keeps the addresses the checkpointed process had, when they are free
-    const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
-    if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named }).catch(async (e: unknown) => {
-      await netnsDel(named);
+    let spec: ReturnType<typeof specInputOf>;
+    try {
+      const sources = new Map<string, string>();
+      for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
+      spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: named ? `/run/netns/${named}` : this.joinedNetns(rec), volumeSources: sources });
+      // a restore keeps the addresses the checkpointed process had, when they are free
+      const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
+      if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named });
+    } catch (e) {
+      if (named) await netnsDel(named); // nothing of a failed start stays
       throw e;
-    });
+    }
     const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);

@@ -11,7 +11,6 @@ import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
 
 const TYPE_A = 1;
-const TYPE_AAAA = 28;
 const CLASS_IN = 1;
 
 export interface Question {
@@ -136,5 +135,3 @@ function forward(msg: Buffer): Promise<Buffer | null> {
     s.send(msg, 53, servers[0]!);
   });
 }
-
-export { TYPE_AAAA };

@@ -1,0 +1,56 @@
+/** Network logic without the host: IPv4 math and pools, the DNS message codec. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cidrText, contains, freeAddress, intToIp, ipToInt, macOf, overlaps, parseCidr, pickSubnet } from '../../src/network/ipam.js';
+import { answer, parseQuery } from '../../src/network/dns.js';
+
+test('CIDRs: parse, normalize, contain, overlap; bad input refused', () => {
+  assert.equal(cidrText(parseCidr('10.1.2.3/24')), '10.1.2.0/24');
+  assert.ok(contains(parseCidr('172.18.0.0/16'), ipToInt('172.18.255.254')));
+  assert.ok(!contains(parseCidr('172.18.0.0/16'), ipToInt('172.19.0.1')));
+  assert.ok(overlaps(parseCidr('10.0.0.0/8'), parseCidr('10.5.0.0/16')));
+  assert.ok(!overlaps(parseCidr('10.0.0.0/16'), parseCidr('10.1.0.0/16')));
+  assert.throws(() => parseCidr('10.0.0.0/33'), /invalid CIDR/);
+  assert.throws(() => ipToInt('300.1.1.1'), /invalid IPv4/);
+  assert.equal(intToIp(ipToInt('192.168.1.42')), '192.168.1.42');
+});
+
+test('pools: the first default subnet no other network or route uses', () => {
+  assert.equal(cidrText(pickSubnet([])), '172.17.0.0/16');
+  assert.equal(cidrText(pickSubnet([parseCidr('172.17.0.0/16'), parseCidr('172.18.5.0/24')])), '172.19.0.0/16');
+  const all = Array.from({ length: 15 }, (_, i) => parseCidr(`172.${17 + i}.0.0/16`));
+  assert.equal(cidrText(pickSubnet(all)), '192.168.0.0/20');
+});
+
+test('addresses: lowest free, never the network, broadcast or a used one; inside --ip-range', () => {
+  const s = parseCidr('10.9.0.0/29'); // .0 network, .7 broadcast
+  const used = new Set([ipToInt('10.9.0.1'), ipToInt('10.9.0.2')]);
+  assert.equal(intToIp(freeAddress(s, s, used)!), '10.9.0.3');
+  const full = new Set([1, 2, 3, 4, 5, 6].map((n) => ipToInt(`10.9.0.${n}`)));
+  assert.equal(freeAddress(s, s, full), null);
+  assert.equal(intToIp(freeAddress(parseCidr('10.9.0.0/24'), parseCidr('10.9.0.128/25'), new Set())!), '10.9.0.128');
+  assert.equal(macOf(ipToInt('172.17.0.2')), '02:42:ac:11:00:02');
+});
+
+test('DNS: a query is parsed and answered with A records; other types get none; NXDOMAIN', () => {
+  const q = Buffer.concat([
+    Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
+    Buffer.from([3, ...Buffer.from('web'), 0]),
+    Buffer.from([0x00, 0x01, 0x00, 0x01]),
+  ]);
+  const p = parseQuery(q)!;
+  assert.equal(p.name, 'web');
+  assert.equal(p.type, 1);
+  const a = answer(p, ['172.18.0.2', '172.18.0.3']);
+  assert.equal(a.readUInt16BE(0), 0x1234);
+  assert.equal(a.readUInt16BE(2) & 0x8000, 0x8000, 'a response');
+  assert.equal(a.readUInt16BE(2) & 0xf, 0, 'NOERROR');
+  assert.equal(a.readUInt16BE(6), 2, 'two answers');
+  assert.deepEqual([...a.subarray(a.length - 4)], [172, 18, 0, 3]);
+  const nx = answer(p, [], 3);
+  assert.equal(nx.readUInt16BE(2) & 0xf, 3);
+  assert.equal(nx.readUInt16BE(6), 0);
+  assert.equal(answer({ ...p, type: 28 }, ['172.18.0.2']).readUInt16BE(6), 0, 'no AAAA records');
+  assert.equal(parseQuery(Buffer.from([1, 2, 3])), null);
+  assert.equal(parseQuery(Buffer.from(a)), null, 'a response is not a query');
+});
