@@ -6,6 +6,7 @@
  * changes stay in its own writable layer, which a restore reuses.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -23,6 +24,10 @@ export interface CheckpointMeta {
   /** network id -> the IPv4 address the process had */
   addresses: Record<string, string>;
   tcpEstablished: boolean;
+  /** a pre-dump (memory copied while running; not restorable by itself) */
+  preDump?: boolean;
+  /** the pre-dump whose pages this checkpoint does not repeat (CRIU's `parent` link) */
+  parent?: string;
 }
 
 export function checkpointDir(engine: Engine, rec: ContainerRecord, dir?: string | null): string {
@@ -34,25 +39,40 @@ function checkName(name: string): void {
 }
 
 /** POST /containers/{id}/checkpoints. With `exit` (Docker's default) the container stops, as after `stop`. */
-export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean }): Promise<void> {
+export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string }): Promise<void> {
   const rec = engine.get(ref);
   checkName(o.name);
   if (rec.state.status !== 'running') throw conflict(`Container ${rec.name} is not running`);
   const path = join(checkpointDir(engine, rec, o.dir), o.name);
   if (existsSync(path)) throw conflict(`checkpoint with name ${o.name} already exists for container ${rec.name}`);
+  if (o.preDump) {
+    const host = engine.runtime.host().checkpoint;
+    if (!host.preCopy) throw invalidArgument(`pre-dump is not possible here: ${host.preCopyReason}`);
+    o.exit = false; // a pre-dump copies memory while the container runs
+  }
+  if (o.parent) {
+    checkName(o.parent);
+    const parent = await readCheckpoint(engine, rec, o.parent, o.dir);
+    if (!parent.meta.preDump) throw invalidArgument(`checkpoint ${o.parent} is not a pre-dump`);
+  }
   await fsp.mkdir(path, { recursive: true, mode: 0o700 });
   const meta: CheckpointMeta = {
     created: new Date().toISOString(),
     container: rec.id,
     addresses: Object.fromEntries(engine.networks.endpoints({ containerId: rec.id }).map((e) => [e.networkId, e.ip])),
     tcpEstablished: o.tcpEstablished,
+    ...(o.preDump ? { preDump: true } : {}),
+    ...(o.parent ? { parent: o.parent } : {}),
   };
   if (o.exit) {
     rec.manuallyStopped = true; // no restart policy brings it back
     engine.store.save(rec);
   }
   try {
-    await engine.runtime.checkpoint(rec.id, { imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished });
+    await engine.runtime.checkpoint(rec.id, {
+      imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished,
+      ...(o.preDump ? { preDump: true } : {}), ...(o.parent ? { parentPath: `../${o.parent}` } : {}),
+    });
   } catch (e) {
     await fsp.rm(path, { recursive: true, force: true });
     if (o.exit) {
@@ -95,6 +115,7 @@ async function readCheckpoint(engine: Engine, rec: ContainerRecord, name: string
 /** What `start --checkpoint` needs: the images (checked) and the addresses to keep. */
 export async function restoreOf(engine: Engine, rec: ContainerRecord, name: string, dir?: string | null): Promise<Restore> {
   const { path, meta } = await readCheckpoint(engine, rec, name, dir);
+  if (meta.preDump) throw invalidArgument(`checkpoint ${name} is a pre-dump: restore the checkpoint made after it`);
   if (!existsSync(join(path, 'inventory.img'))) throw invalidArgument(`checkpoint ${name} of container ${rec.name} is incomplete (no CRIU inventory)`);
   if (rec.state.status === 'running' || rec.state.status === 'paused') throw conflict(`Container ${rec.name} is running: stop it before restoring a checkpoint`);
   return { imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses };
@@ -137,7 +158,7 @@ function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promi
  * its networks by name), `rootfs-diff.tar` (its writable layer, as a layer tar) and `checkpoint/`
  * (CRIU's images). Any berthd with the image (or able to pull it) can import it.
  */
-export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable, compress = true): Promise<void> {
+export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable, compress = true, withParent = true): Promise<void> {
   const rec = engine.get(ref);
   const { path, meta } = await readCheckpoint(engine, rec, name, dir);
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'export-'));
@@ -151,7 +172,15 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
     await fsp.writeFile(join(staging, 'berth-export.json'), JSON.stringify(doc));
     const diff = createWriteStream(join(staging, 'rootfs-diff.tar'));
     await packUpper(engine.snapshots.upperDir(rec.id), diff);
-    await tar([compress ? '-cz' : '-c', '-C', staging, 'berth-export.json', 'rootfs-diff.tar', '-C', path, '--transform', 's,^\\.,checkpoint,', '.'], { stdout: out });
+    // the images go in by hard links (same filesystem: nothing is copied); a checkpoint made after a
+    // pre-dump needs the pre-dump's pages too, unless the target has them already (migration)
+    const parts = ['berth-export.json', 'rootfs-diff.tar', 'checkpoint'];
+    await hardlinkTree(path, join(staging, 'checkpoint'));
+    if (meta.parent && withParent) {
+      await hardlinkTree(join(path, '..', meta.parent), join(staging, 'checkpoint-parent'));
+      parts.push('checkpoint-parent');
+    }
+    await tar([compress ? '-cz' : '-c', '-C', staging, ...parts], { stdout: out });
   } finally {
     await fsp.rm(staging, { recursive: true, force: true });
   }
@@ -162,7 +191,37 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
  * filesystem changes and the checkpoint, and (with `start`) restores it. All or nothing: on any
  * error nothing of the new container remains.
  */
-export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
+/** A copy of a directory by hard links (a plain copy when it is on another filesystem). */
+function hardlinkTree(from: string, to: string, link = true): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('cp', [link ? '-al' : '-a', from, to], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code === 0) resolve();
+      else if (link && /cross-device|Invalid cross-device/i.test(err)) fsp.rm(to, { recursive: true, force: true }).then(() => hardlinkTree(from, to, false)).then(resolve, reject);
+      else reject(invalidArgument(`checkpoint images: ${err.trim()}`));
+    });
+  });
+}
+
+/** Unpacks an exported pre-dump where a later import can find it (`stage`): migration's pre-copy. */
+export async function stageCheckpoint(engine: Engine, input: Readable): Promise<string> {
+  const token = randomBytes(12).toString('hex');
+  const dir = join(engine.root, 'tmp', `stage-${token}`);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await tar(['-x', '-C', dir, '--no-same-owner', '--same-permissions'], { stdin: await maybeGunzip(input) });
+    if (!existsSync(join(dir, 'checkpoint'))) throw invalidArgument('not a checkpoint archive: no checkpoint images');
+  } catch (e) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return token;
+}
+
+export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; stage?: string; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'import-'));
   let created: string | null = null;
   try {
@@ -205,6 +264,14 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     const dest = join(checkpointDir(engine, rec), doc.checkpoint);
     await fsp.mkdir(join(dest, '..'), { recursive: true });
     await fsp.rename(join(staging, 'checkpoint'), dest); // same filesystem (<root>/tmp): no copy of the images
+    if (doc.meta.parent) {
+      // the pre-dump the images build on: in the archive, or staged before (migration's pre-copy)
+      if (o.stage && !/^[0-9a-f]{24}$/.test(o.stage)) throw invalidArgument('invalid stage');
+      const parentSrc = existsSync(join(staging, 'checkpoint-parent')) ? join(staging, 'checkpoint-parent') : o.stage ? join(engine.root, 'tmp', `stage-${o.stage}`, 'checkpoint') : null;
+      if (!parentSrc || !existsSync(parentSrc)) throw invalidArgument(`checkpoint ${doc.checkpoint} builds on pre-dump ${doc.meta.parent}, which is neither in the archive nor staged`);
+      await fsp.rename(parentSrc, join(dest, '..', doc.meta.parent));
+      if (o.stage) await fsp.rm(join(engine.root, 'tmp', `stage-${o.stage}`), { recursive: true, force: true });
+    }
     // the addresses the process had, on the networks of the same names here (used when free)
     const addresses: Record<string, string> = {};
     for (const [n, ip] of Object.entries(doc.addresses ?? {})) {

@@ -120,12 +120,13 @@ function favorDynMods(): string {
  */
 function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint'] {
   const criu = existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'); // scripts/criu.sh's before Debian's
-  if (!criu) return { criu: '', criuPath: '', runtimes: [], reason: 'CRIU is not installed (scripts/criu.sh installs it)' };
+  const noPre = { preCopy: false, preCopyReason: 'no CRIU' };
+  if (!criu) return { criu: '', criuPath: '', runtimes: [], reason: 'CRIU is not installed (scripts/criu.sh installs it)', ...noPre };
   const version = versionOf(criu);
   try {
     execFileSync(criu, ['check'], { stdio: 'ignore', timeout: 10_000 });
   } catch {
-    return { criu: version, criuPath: criu, runtimes: [], reason: `criu ${version} fails 'criu check' on this kernel` };
+    return { criu: version, criuPath: criu, runtimes: [], reason: `criu ${version} fails 'criu check' on this kernel`, ...noPre };
   }
   const able: RuntimeName[] = [];
   if (runtimes.runc) able.push('runc');
@@ -137,7 +138,17 @@ function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint
       /* built without CRIU */
     }
   }
-  return { criu: version, criuPath: criu, runtimes: able, reason: able.includes('crun') ? '' : 'crun here is built without CRIU' };
+  // pre-copy (pre-dumps while the container runs) needs the kernel's soft-dirty page tracking
+  let preCopy = true;
+  try {
+    execFileSync(criu, ['check', '--feature', 'mem_dirty_track'], { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    preCopy = false;
+  }
+  return {
+    criu: version, criuPath: criu, runtimes: able, reason: able.includes('crun') ? '' : 'crun here is built without CRIU',
+    preCopy, preCopyReason: preCopy ? '' : 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need',
+  };
 }
 
 export function detectHost(want?: RuntimeName): HostInfo {

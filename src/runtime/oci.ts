@@ -171,13 +171,14 @@ export class ConmonRuntime implements Runtime {
   }
 
   /** CRIU checkpoint through the runtime into `imagePath`; the process stops unless `leaveRunning`. */
-  async checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: string }): Promise<void> {
+  async checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string }): Promise<void> {
     const rt = this.rt(id);
     if (!this.info.checkpoint.runtimes.includes(rt)) throw invalidArgument(`cannot checkpoint: the container runs under ${rt}, which cannot checkpoint on this host; start it with --runtime ${this.info.checkpoint.runtimes[0] ?? 'runc'}${this.info.checkpoint.reason ? ` (${this.info.checkpoint.reason})` : ''}`);
     const args = [`--criu=${this.info.checkpoint.criuPath}`, 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
     if (o.leaveRunning) args.push('--leave-running');
     if (o.tcpEstablished) args.push('--tcp-established');
     if (o.preDump) args.push('--pre-dump');
+    if (o.parentPath) args.push('--parent-path', o.parentPath);
     try {
       await this.cli(id, [...args, id]);
     } catch (e) {

@@ -141,7 +141,7 @@ export interface HostInfo {
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary
   /** CRIU: its version and the runtimes that can checkpoint here (crun here is built without CRIU) */
-  checkpoint: { criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string };
+  checkpoint: { criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string };
   kernelVersion: string;
   memTotal: number;
   ncpu: number;
@@ -156,7 +156,7 @@ export interface Runtime {
   /** Writes config.json from `spec`, starts conmon + `<runtime> create` (or `restore` from a checkpoint), returns once the container's pid is known. */
   create(opts: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean }): Promise<{ pid: number; conmonPid: number }>;
   /** CRIU checkpoint of a running container (its runtime must be able to). */
-  checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: string }): Promise<void>;
+  checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string }): Promise<void>;
   start(id: string): Promise<void>;
   kill(id: string, signal: number, all?: boolean): Promise<void>;
   pause(id: string): Promise<void>;

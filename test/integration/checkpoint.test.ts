@@ -64,6 +64,15 @@ describe('checkpoint, restore, clone, migrate', () => {
     await a.docker(['checkpoint', 'create', '--leave-running', 'count2', 'snap2']);
     assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'count2'])).stdout.trim(), 'true', '--leave-running');
     await a.docker(['checkpoint', 'rm', 'count2', 'snap']);
+    // pre-dumps (migration's pre-copy) need soft-dirty tracking; without it a clear refusal, nothing made
+    const info = (await a.api('GET', '/info')).body as { CheckpointPreCopy: boolean; CheckpointPreCopyReason: string };
+    const pre = await a.api('POST', '/containers/count2/checkpoints', { CheckpointID: 'pre1', PreDump: true });
+    if (info.CheckpointPreCopy) assert.equal(pre.status, 201);
+    else {
+      assert.equal(pre.status, 400);
+      assert.match(pre.text, /pre-dump is not possible here: .*CONFIG_MEM_SOFT_DIRTY/);
+      assert.doesNotMatch((await a.docker(['checkpoint', 'ls', 'count2'])).stdout, /pre1/);
+    }
     await a.docker(['rm', '-f', 'count2']);
   });
 

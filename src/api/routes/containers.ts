@@ -8,7 +8,7 @@ import { parseHostConfig } from '../../spec/engine-api.js';
 import { resourcesOf } from '../../engine/config.js';
 import { parseFilters, labelsMatch, type Filters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
-import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, restoreOf } from '../../engine/checkpoint.js';
+import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, restoreOf, stageCheckpoint } from '../../engine/checkpoint.js';
 import { PassThrough } from 'node:stream';
 import { pull } from '../../distribution/pull.js';
 import { isObject } from '../../base/json.js';
@@ -88,6 +88,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
     await createCheckpoint(engine, ctx.params[0]!, {
       name: body['CheckpointID'], dir: typeof body['CheckpointDir'] === 'string' ? body['CheckpointDir'] : null,
       exit: body['Exit'] !== false, tcpEstablished: body['TcpEstablished'] === true || flag(ctx, 'tcp-established'),
+      preDump: body['PreDump'] === true, ...(typeof body['ParentCheckpoint'] === 'string' && body['ParentCheckpoint'] ? { parent: body['ParentCheckpoint'] } : {}),
     });
     ctx.send(201);
   });
@@ -101,16 +102,20 @@ export function containerRoutes(r: Router, engine: Engine): void {
     const out = new PassThrough();
     out.on('data', (c: Buffer) => io.write(c));
     try {
-      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out, ctx.query.get('compress') !== '0');
+      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out, ctx.query.get('compress') !== '0', ctx.query.get('parent') !== '0');
     } finally {
       io.end();
     }
   });
 
+  r.on('POST', '/checkpoints/stage', async (ctx) => ctx.send(201, { Stage: await stageCheckpoint(engine, ctx.bodyStream) }));
+
   r.on('POST', '/checkpoints/import', async (ctx) => {
     const name = ctx.query.get('name') || undefined;
+    const stage = ctx.query.get('stage') || undefined;
     const r2 = await importCheckpoint(engine, ctx.bodyStream, {
       ...(name ? { name } : {}),
+      ...(stage ? { stage } : {}),
       start: flag(ctx, 'start'),
       pull: (ref) => pull(engine.images, ref, { creds: null, client: engine.registries, progress: () => undefined }),
     });

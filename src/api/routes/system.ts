@@ -107,6 +107,8 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
       CheckpointRuntimes: host.checkpoint.runtimes,
       CheckpointReason: host.checkpoint.reason,
       CriuVersion: host.checkpoint.criu,
+      CheckpointPreCopy: host.checkpoint.preCopy,
+      CheckpointPreCopyReason: host.checkpoint.preCopyReason,
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       LiveRestoreEnabled: true,
       Isolation: '',

@@ -15,12 +15,12 @@ import { table } from '../format.js';
 
 const enc = encodeURIComponent;
 
-async function exportStream(client: Client, ctr: string, name: string, dir?: string, compress = true): Promise<Response> {
-  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0 })}`);
+async function exportStream(client: Client, ctr: string, name: string, dir?: string, compress = true, withParent = true): Promise<Response> {
+  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0, parent: withParent ? undefined : 0 })}`);
 }
 
-async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean }): Promise<{ Id: string; Name: string }> {
-  const res = await client.stream('POST', `/checkpoints/import${q({ name: o.name, start: o.start })}`, { raw: body, headers: { 'Content-Type': 'application/gzip' } });
+async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean; stage?: string }): Promise<{ Id: string; Name: string }> {
+  const res = await client.stream('POST', `/checkpoints/import${q({ name: o.name, start: o.start, stage: o.stage })}`, { raw: body, headers: { 'Content-Type': 'application/gzip' } });
   return JSON.parse(await readText(res)) as { Id: string; Name: string };
 }
 
@@ -73,7 +73,7 @@ export async function restore(ctx: Ctx, argv: string[]): Promise<void> {
 
 /** `berth migrate CONTAINER --to HOST`: moves a running container to another berthd. */
 export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' } });
+  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' } });
   if (p.args.length !== 1 || !str(p, 'to')) throw new UsageError('usage: berth migrate CONTAINER --to HOST');
   const ctr = p.args[0]!;
   const target = new Client(socketFromHost(str(p, 'to')!));
@@ -82,10 +82,20 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
   });
   const info = await ctx.client.json<{ Name: string }>('GET', `/containers/${enc(ctr)}/json`);
   const name = `migrate-${Date.now()}`;
+  // pre-copy: memory is copied to the target while the container runs; the final dump then
+  // holds only the pages written since, and only that is moved while it is frozen
+  let stage: string | undefined;
+  const pre = `${name}-pre`;
+  const sourceInfo = await ctx.client.json<{ CheckpointPreCopy?: boolean }>('GET', '/info');
+  if (!bool(p, 'no-pre-copy') && sourceInfo.CheckpointPreCopy) {
+    await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: pre, PreDump: true });
+    const staged = await target.stream('POST', '/checkpoints/stage', { raw: await exportStream(ctx.client, ctr, pre, undefined, false), headers: { 'Content-Type': 'application/x-tar' } });
+    stage = (JSON.parse(await readText(staged)) as { Stage: string }).Stage;
+  }
   const t0 = performance.now();
-  await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established') });
+  await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established'), ...(stage ? { ParentCheckpoint: pre } : {}) });
   try {
-    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, undefined, false), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true });
+    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, undefined, false, !stage), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, ...(stage ? { stage } : {}) });
     const downtime = performance.now() - t0;
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`);
     ctx.out(`${r.Name} now runs on ${str(p, 'to')} (${r.Id.slice(0, 12)}); frozen for ${Math.round(downtime)} ms\n`);
