@@ -7,6 +7,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, eventually, type Daemon } from './harness.js';
 
@@ -74,6 +75,27 @@ describe('checkpoint, restore, clone, migrate', () => {
       assert.doesNotMatch((await a.docker(['checkpoint', 'ls', 'count2'])).stdout, /pre1/);
     }
     await a.docker(['rm', '-f', 'count2']);
+  });
+
+  test('--tcp-established: a connection opened before the checkpoint gets answers after the restore', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.docker(['run', '-d', '--runtime', 'runc', '--name', 'echo', 'busybox', 'nc', '-l', '-p', '9000', '-e', 'cat']);
+    const ip = (await a.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'echo'])).stdout.trim();
+    const s = await eventually(() => new Promise<net.Socket | undefined>((resolve) => {
+      const c = net.connect(9000, ip, () => resolve(c));
+      c.on('error', () => resolve(undefined));
+    }), 5000, 'the echo server');
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.write('before\n');
+    await eventually(() => got === 'before\n', 5000, 'an echo before');
+    await a.berth(['checkpoint', 'create', '--tcp-established', 'echo', 'k1']);
+    await a.berth(['start', '--checkpoint', 'k1', 'echo']);
+    assert.equal((await a.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'echo'])).stdout.trim(), ip, 'the same address');
+    s.write('after\n');
+    await eventually(() => got === 'before\nafter\n', 10_000, 'an echo after, on the same connection');
+    s.destroy();
+    await a.docker(['rm', '-f', 'echo']);
   });
 
   test('export on one daemon, import on another: the counter goes on there; clone x3 goes on three times', async (t) => {
