@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMessage, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
+import { normalizeTagged } from '../image/reference.js';
 import { log } from '../base/log.js';
 import type { Db } from '../metadata/db.js';
 import type { Credentials } from '../distribution/client.js';
@@ -172,7 +173,7 @@ export class Builder {
     const name = basename(file);
     const df = parseDockerfile(text, name);
     const { globalArgs, stages } = stagesOf(df, name);
-    for (const t of req.tags) this.validateTag(t);
+    for (const t of req.tags) normalizeTagged(t); // a bad tag fails before any step runs
     const target = req.target ? stages.find((s) => s.name === req.target.toLowerCase()) : stages[stages.length - 1];
     if (!target) throw invalidArgument(`failed to reach build target ${req.target} in Dockerfile`);
     const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir), stages);
@@ -200,11 +201,6 @@ export class Builder {
       out.stream(`Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`);
     }
     return this.d.images.get(img.id);
-  }
-
-  private validateTag(t: string): void {
-    if (!/^[a-z0-9]+(?:[._-]+[a-z0-9]+|\/[a-z0-9]+|:[0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/.test(t))
-      throw invalidArgument(`invalid reference format: repository name (${t}) must be lowercase`);
   }
 
   /** Runs `fn` holding the lock of a cache mount id (sharing=locked). */
