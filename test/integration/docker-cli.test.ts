@@ -1,5 +1,6 @@
 /** Issue #2 acceptance 1: the real docker CLI against berthd. */
-import { before, after, describe } from 'node:test';
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
 import { startDaemon, type Daemon } from './harness.js';
 import { scenario } from './scenario.js';
 
@@ -12,4 +13,17 @@ describe('docker CLI against berthd', () => {
     await d?.stop();
   });
   scenario('docker', () => d);
+
+  test('docker run prints all of a quick container\'s output, even with starts running in parallel', async () => {
+    // conmon could drop an attach client's last packets at exit under load; the log fills the gap
+    const script = 'for f in /etc/passwd /etc/group; do cat $f; done; echo one; echo two >&2; echo three';
+    const want = (await d.docker(['run', '--rm', 'busybox', 'sh', '-c', script])).stdout;
+    for (let round = 0; round < 10; round++) {
+      const outs = await Promise.all([1, 2, 3, 4].map(() => d.docker(['run', '--rm', 'busybox', 'sh', '-c', script])));
+      for (const o of outs) {
+        assert.equal(o.stdout, want, `round ${round}: stdout complete`);
+        assert.equal(o.stderr, 'two\n');
+      }
+    }
+  });
 });

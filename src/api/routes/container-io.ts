@@ -7,7 +7,8 @@ import type { Router, Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/record.js';
 import type { AttachSession, CgroupStats } from '../../runtime/types.js';
-import { readLogs, parseUnixTime } from '../../engine/logs.js';
+import { readLogs, parseUnixTime, LogParser, type LogLine } from '../../engine/logs.js';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { writerFor, parseDetachKeys, DetachFilter, type IoStream } from '../stream.js';
 
 const run = promisify(execFile);
@@ -24,14 +25,35 @@ const streamType = (tty: boolean) => (tty ? 'application/vnd.docker.raw-stream' 
 export function pipeSession(
   io: IoStream,
   s: AttachSession,
-  o: { tty: boolean; stdout: boolean; stderr: boolean; stdin: boolean; stdinOnce: boolean; detachKeys: string; onDetach?: () => void; beforeEnd?: () => Promise<unknown> },
+  o: { tty: boolean; stdout: boolean; stderr: boolean; stdin: boolean; stdinOnce: boolean; detachKeys: string; onDetach?: () => void; beforeEnd?: () => Promise<unknown>; log?: { path: string; from: number } },
 ): void {
   const write = writerFor(io, o.tty);
+  const sent = { stdout: 0, stderr: 0 };
   s.onOutput((st, b) => {
+    sent[st] += b.length;
     if (st === 'stdout' ? o.stdout : o.stderr) write(st, b);
   });
+  // conmon can drop an attach client's last packets when the container exits under load (the
+  // log has them all): what the log holds beyond what was sent goes out before the end
+  const rest = async () => {
+    if (!o.log || io.closed) return;
+    const parser = new LogParser();
+    const seen = { stdout: 0, stderr: 0 };
+    const emit = (l: LogLine) => {
+      const b = Buffer.from(l.text);
+      const skip = Math.max(0, sent[l.stream] - seen[l.stream]);
+      seen[l.stream] += b.length;
+      if (skip < b.length && (l.stream === 'stdout' ? o.stdout : o.stderr)) write(l.stream, b.subarray(skip));
+    };
+    await new Promise<void>((resolve) => {
+      const rs = createReadStream(o.log!.path, { start: o.log!.from });
+      rs.on('data', (c) => parser.push(c as Buffer, emit));
+      rs.on('error', () => resolve());
+      rs.on('end', () => resolve());
+    });
+  };
   // Clients inspect the exit code as soon as the stream ends: it must be known by then.
-  s.onEnd(() => void (o.beforeEnd?.() ?? Promise.resolve()).finally(() => io.end()));
+  s.onEnd(() => void rest().then(() => o.beforeEnd?.()).finally(() => io.end()));
   io.onClose(() => s.close());
   if (!o.stdin || !io.input || !s.stdin) return;
   const stdin = s.stdin;
@@ -81,6 +103,8 @@ export function containerIoRoutes(r: Router, engine: Engine): void {
       io.end();
       return;
     }
+    const logPath = engine.logPathOf(c.id);
+    const logFrom = await fsp.stat(logPath).then((st) => st.size, () => 0);
     const { session, cancel } = engine.lifecycle.attach(c, { stdin: o.stdin });
     io.onClose(cancel);
     let s: AttachSession;
@@ -95,7 +119,7 @@ export function containerIoRoutes(r: Router, engine: Engine): void {
       return;
     }
     engine.events.emit('container', 'attach', c.id, { image: c.config.Image ?? '', name: c.name });
-    pipeSession(io, s, { ...o, onDetach: () => engine.events.emit('container', 'detach', c.id, { image: c.config.Image ?? '', name: c.name }) });
+    pipeSession(io, s, { ...o, log: { path: logPath, from: logFrom }, onDetach: () => engine.events.emit('container', 'detach', c.id, { image: c.config.Image ?? '', name: c.name }) });
   });
 
   r.on('GET', '/containers/{id}/logs', async (ctx) => {
