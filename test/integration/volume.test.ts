@@ -168,6 +168,14 @@ describe('volumes and plugins', () => {
     assert.equal((await d.docker(['volume', 'inspect', '-f', '{{.Driver}}', 'pvol'])).stdout.trim(), p.name);
     await d.docker(['volume', 'rm', 'pvol']);
     assert.ok(!existsSync(join(base, 'pvol')), 'the plugin removed it');
+    // discovery through a .spec file (a URL) and a .json file ({"Addr": ...}) naming the same socket
+    writeFileSync(join(pluginDir, 'specvol.spec'), `unix://${join(pluginDir, `${p.name}.sock`)}\n`);
+    writeFileSync(join(pluginDir, 'jsonvol.json'), JSON.stringify({ Name: 'jsonvol', Addr: `unix://${join(pluginDir, `${p.name}.sock`)}` }));
+    for (const drv of ['specvol', 'jsonvol']) {
+      await d.docker(['volume', 'create', '-d', drv, `v-${drv}`]);
+      assert.ok(existsSync(join(base, `v-${drv}`)), `${drv}: the plugin behind the ${drv.slice(0, 4)} file made it`);
+      await d.docker(['volume', 'rm', `v-${drv}`]);
+    }
     const missing = await d.docker(['volume', 'create', '-d', 'no-such-plugin', 'xy'], { allowFail: true });
     assert.match(missing.stderr, /plugin "no-such-plugin" not found/);
   });
