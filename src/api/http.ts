@@ -35,6 +35,12 @@ export interface Ctx {
 
 export type Handler = (ctx: Ctx) => Promise<void> | void;
 
+/** A boolean query parameter as dockerd reads one: present and not `0`, `false` or empty. */
+export function flag(ctx: Ctx, k: string): boolean {
+  const v = ctx.query.get(k);
+  return v !== null && v !== '0' && v !== 'false' && v !== '';
+}
+
 interface Route {
   method: string;
   re: RegExp;

@@ -12,13 +12,8 @@ import { registryHostOf } from '../../spec/distribution.js';
 import { parseReference } from '../../image/reference.js';
 import type { Builder, BuildRequest } from '../../builder/build.js';
 import type { Engine } from '../../engine/engine.js';
-import type { Ctx, Router } from '../http.js';
+import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
-
-const flag = (ctx: Ctx, k: string): boolean => {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
-};
 
 function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallback: T): T {
   const text = ctx.query.get(k);

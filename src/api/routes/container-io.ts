@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, invalidArgument, errorMessage } from '../../base/errors.js';
-import type { Router, Ctx } from '../http.js';
+import { flag, type Router, type Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/record.js';
 import type { AttachSession, CgroupStats } from '../../runtime/types.js';
@@ -12,10 +12,6 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import { writerFor, parseDetachKeys, DetachFilter, type IoStream } from '../stream.js';
 
 const run = promisify(execFile);
-const flag = (ctx: Ctx, k: string): boolean => {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
-};
 const streamType = (tty: boolean) => (tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
 
 /**

@@ -1,6 +1,6 @@
 /** Container lifecycle routes: list, create, inspect, start/stop/kill/restart/pause, remove, wait, rename, update, prune. */
 import { invalidArgument } from '../../base/errors.js';
-import type { Router, Ctx } from '../http.js';
+import { flag, type Router, type Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/record.js';
 import { parseWaitCondition } from '../../engine/waiters.js';
@@ -12,11 +12,6 @@ import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, 
 import { PassThrough } from 'node:stream';
 import { pull } from '../../distribution/pull.js';
 import { isObject } from '../../base/json.js';
-
-const flag = (ctx: Ctx, k: string): boolean => {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
-};
 
 function optInt(ctx: Ctx, k: string): number | undefined {
   const v = ctx.query.get(k);

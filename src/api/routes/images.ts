@@ -2,7 +2,7 @@
 import { invalidArgument, notImplemented } from '../../base/errors.js';
 import { listTags, pull } from '../../distribution/pull.js';
 import { push } from '../../distribution/push.js';
-import type { Router, Ctx } from '../http.js';
+import { flag, type Router, type Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ImageRecord } from '../../image/types.js';
 import type { ContainerConfig } from '../../spec/engine-api.js';
@@ -11,10 +11,6 @@ import { applyChanges } from '../../engine/changes.js';
 import { parseFilters, labelsMatch } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
 
-const flag = (ctx: Ctx, k: string): boolean => {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
-};
 const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
 const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
 

@@ -3,15 +3,10 @@ import { invalidArgument } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
 import type { Engine } from '../../engine/engine.js';
 import type { VolumeRecord } from '../../volume/manager.js';
-import type { Ctx, Router } from '../http.js';
+import { flag, type Router } from '../http.js';
 import { labelsMatch, parseFilters } from '../filters.js';
 
 const view = (v: VolumeRecord) => ({ Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt, Labels: v.Labels, Options: v.Options, Scope: v.Scope });
-const flag = (ctx: Ctx, k: string): boolean => {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
-};
-
 export function volumeRoutes(r: Router, engine: Engine): void {
   const vols = engine.volumes;
 
