@@ -5,12 +5,12 @@
  *   xattr `trusted.overlay.opaque=y` on the dir (image-spec "Whiteouts", overlayfs docs).
  * - packUpper: the reverse, a layer tar from a container's upper dir.
  */
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { runCommand } from '../base/proc.js';
 import { getXattr, mknodWhiteout, setXattr } from '../base/syscalls.js';
 import { packTree } from './pack.js';
 
@@ -48,12 +48,8 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
  * refused by tar). tar reads the file itself and detects gzip on its own: no byte passes through Node.
  */
 function untar(file: string, dest: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('tar', ['-x', '-f', file, '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`invalid layer archive: ${err.trim() || `tar exited ${code}`}`))));
+  return runCommand('tar', ['-x', '-f', file, '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions']).catch((e: unknown) => {
+    throw invalidArgument(`invalid layer archive: ${errorMessage(e)}`);
   });
 }
 

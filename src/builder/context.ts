@@ -3,31 +3,20 @@
  * and the sources of COPY/ADD resolved inside a root (the context or another stage's filesystem)
  * without ever leaving it: `..` in a context source is an error, symlinks resolve inside the root.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { runCommand } from '../base/proc.js';
 import { maybeGunzip } from '../archive/layer.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { IgnoreMatcher, cleanPath } from '../spec/dockerignore.js';
 
 /** Unpacks a context tar (plain or gzip) into the empty directory `dir`. */
 export async function receiveContext(input: Readable, dir: string): Promise<void> {
-  const body = await maybeGunzip(input);
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-overwrite-dir'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.stdin.on('error', () => undefined); // tar died: its exit code tells why
-    body.on('error', (e) => {
-      p.kill();
-      reject(e);
-    });
-    body.pipe(p.stdin);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`invalid build context: ${err.trim() || `tar exited ${code}`}`))));
+  await runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-overwrite-dir'], { input: await maybeGunzip(input) }).catch((e: unknown) => {
+    throw invalidArgument(`invalid build context: ${errorMessage(e)}`);
   });
 }
 

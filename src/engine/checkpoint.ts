@@ -5,13 +5,13 @@
  * process had on each network, whether TCP connections were kept). The container's filesystem
  * changes stay in its own writable layer, which a restore reuses.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
 import { maybeGunzip, packUpper } from '../archive/layer.js';
+import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
 import type { Restore } from './lifecycle.js';
@@ -137,18 +137,8 @@ interface ExportDoc {
 }
 
 function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('tar', args, { stdio: [io.stdin ? 'pipe' : 'ignore', io.stdout ? 'pipe' : 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    if (io.stdin) {
-      io.stdin.on('error', (e) => p.kill() && reject(e));
-      io.stdin.pipe(p.stdin!);
-      p.stdin!.on('error', () => undefined);
-    }
-    if (io.stdout) p.stdout!.pipe(io.stdout, { end: false });
-    p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`checkpoint archive: ${err.trim() || `tar exited ${code}`}`))));
+  return runCommand('tar', args, { ...(io.stdin ? { input: io.stdin } : {}), ...(io.stdout ? { output: io.stdout } : {}) }).catch((e: unknown) => {
+    throw invalidArgument(`checkpoint archive: ${errorMessage(e)}`);
   });
 }
 
@@ -192,18 +182,16 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
  * error nothing of the new container remains.
  */
 /** A copy of a directory by hard links (a plain copy when it is on another filesystem). */
-function hardlinkTree(from: string, to: string, link = true): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('cp', [link ? '-al' : '-a', from, to], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => {
-      if (code === 0) resolve();
-      else if (link && /cross-device|Invalid cross-device/i.test(err)) fsp.rm(to, { recursive: true, force: true }).then(() => hardlinkTree(from, to, false)).then(resolve, reject);
-      else reject(invalidArgument(`checkpoint images: ${err.trim()}`));
+async function hardlinkTree(from: string, to: string): Promise<void> {
+  try {
+    await runCommand('cp', ['-al', from, to]);
+  } catch (e) {
+    if (!(e instanceof CommandError && /cross-device/i.test(e.stderr))) throw invalidArgument(`checkpoint images: ${errorMessage(e)}`);
+    await fsp.rm(to, { recursive: true, force: true });
+    await runCommand('cp', ['-a', from, to]).catch((e2: unknown) => {
+      throw invalidArgument(`checkpoint images: ${errorMessage(e2)}`);
     });
-  });
+  }
 }
 
 /** Unpacks an exported pre-dump where a later import can find it (`stage`): migration's pre-copy. */

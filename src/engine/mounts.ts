@@ -5,10 +5,10 @@
  * are created (anonymous ones are removed again if the create fails); a new volume is filled
  * from the image's content at its path, as Docker does.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp, statSync } from 'node:fs';
 import { isAbsolute, posix } from 'node:path';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { runCommand } from '../base/proc.js';
 import { isObject } from '../base/json.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
@@ -173,12 +173,8 @@ export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created
     const st = statSync(src);
     await fsp.chmod(dst, st.mode & 0o7777);
     await fsp.chown(dst, st.uid, st.gid);
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn('cp', ['-a', `${src}/.`, `${dst}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      p.on('error', reject);
-      p.on('close', (code) => (code === 0 ? resolve() : reject(invalidArgument(`copying image content into volume ${m.Name}: ${err.trim()}`))));
+    await runCommand('cp', ['-a', `${src}/.`, `${dst}/`]).catch((e: unknown) => {
+      throw invalidArgument(`copying image content into volume ${m.Name}: ${errorMessage(e)}`);
     });
   }
 }

@@ -3,13 +3,13 @@
  * version) or OCI layout (`index.json`); save writes both in one tar, as Docker 25+ does, so
  * `docker load`, skopeo and other OCI tools read it. Layers are streamed, never held in memory.
  */
-import { spawn } from 'node:child_process';
 import { createReadStream, promises as fsp, existsSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { runCommand } from '../base/proc.js';
 import { asObject, isObject } from '../base/json.js';
 import type { Digest } from '../base/digest.js';
 import { maybeGunzip } from '../archive/layer.js';
@@ -22,14 +22,8 @@ const MT_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const MT_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
 function untarTo(input: Readable, dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    input.on('error', reject);
-    input.pipe(p.stdin);
-    p.stdin.on('error', () => undefined);
-    p.on('close', (c) => (c === 0 ? resolve() : reject(invalidArgument(`invalid image archive: ${err.trim() || `tar exited ${c}`}`))));
+  return runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], { input }).catch((e: unknown) => {
+    throw invalidArgument(`invalid image archive: ${errorMessage(e)}`);
   });
 }
 

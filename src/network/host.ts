@@ -5,22 +5,18 @@
  * Everything berth creates carries its daemon's mark (a link alias, the table name), which is how
  * reconciliation finds leftovers without touching anything else on the host.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { internal } from '../base/errors.js';
+import { errorMessage, internal } from '../base/errors.js';
+import { runCommand } from '../base/proc.js';
 
 const run = promisify(execFile);
 
+/** Runs `cmd` with `input` on its stdin; a failure names the command. */
 function feed(cmd: string, args: string[], input: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(internal(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
-    p.stdin.on('error', () => undefined); // a command that does not read its input (or died): its exit code tells
-    p.stdin.end(input);
+  return runCommand(cmd, args, { input }).catch((e: unknown) => {
+    throw internal(`${cmd} ${args.join(' ')}: ${errorMessage(e)}`);
   });
 }
 
