@@ -7,7 +7,10 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { bridgeAddPort, linkUp } from '../base/syscalls.js';
 import { errorMessage, internal } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
 
@@ -82,4 +85,28 @@ export function replaceTable(name: string, body: string): Promise<void> {
 
 export async function deleteTable(name: string): Promise<void> {
   await feed('nft', ['-f', '-'], `table ip ${name}\ndelete table ip ${name}\n`).catch(() => undefined);
+}
+
+/** The host end of a veth pair: alias (berth's mark), bridge port with hairpin, up. */
+export function plugIntoBridge(veth: string, bridge: string, mark: string): void {
+  const sys = `/sys/class/net/${veth}`;
+  writeFileSync(`${sys}/ifalias`, mark);
+  bridgeAddPort(bridge, Number(readFileSync(`${sys}/ifindex`, 'utf8')));
+  writeFileSync(`${sys}/brport/hairpin_mode`, '1');
+  linkUp(veth);
+}
+
+/** Whether nothing on the host has `port` bound (a listening socket is tried and closed). */
+export function portFree(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (proto === 'udp') {
+      const s = createSocket('udp4');
+      s.once('error', () => resolve(false));
+      s.bind(port, hostIp, () => s.close(() => resolve(true)));
+      return;
+    }
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, hostIp, () => srv.close(() => resolve(true)));
+  });
 }

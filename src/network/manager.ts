@@ -5,17 +5,15 @@
  * (bridges, veths, the nftables table) is derived from it and rebuilt by `init()` at daemon start.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
 import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { cidrText, contains, freeAddress, hostRoutes, intToIp, ipToInt, macOf, parseCidr, pickSubnet, type Cidr } from './ipam.js';
-import { allowLocalnet, deleteTable, enableForwarding, ipBatch, ipQuiet, links, replaceTable } from './host.js';
+import { allowLocalnet, deleteTable, enableForwarding, ipBatch, ipQuiet, links, plugIntoBridge, portFree, replaceTable } from './host.js';
+import { tableBody } from './nft.js';
 import { NetworkDns } from './dns.js';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { bridgeAddPort, linkUp } from '../base/syscalls.js';
+import { existsSync } from 'node:fs';
 import type { NetworkDriver } from '../plugins/drivers.js';
 
 const MIGRATIONS = [
@@ -429,27 +427,7 @@ export class NetworkManager {
 
   /** Renders the daemon's whole table from the state and swaps it in atomically. */
   async apply(): Promise<void> {
-    const nets = this.list().filter((n) => n.Driver === 'bridge');
-    const bridges = nets.map((n) => `"${n.bridge}"`);
-    const dnat = this.ports().map((b) => `    ${b.hostIp === '0.0.0.0' ? '' : `ip daddr ${b.hostIp} `}${b.proto} dport ${b.hostPort} dnat to ${b.containerIp}:${b.containerPort}`);
-    const post: string[] = [];
-    const fwd: string[] = [];
-    for (const n of nets) {
-      const subnet = n.IPAM.Config[0]!.Subnet;
-      if (!n.Internal) post.push(`    ip saddr ${subnet} oifname != "${n.bridge}" masquerade`);
-      post.push(`    oifname "${n.bridge}" ip saddr 127.0.0.0/8 masquerade`, `    oifname "${n.bridge}" ip saddr ${subnet} ct status dnat masquerade`);
-      const others = bridges.filter((b) => b !== `"${n.bridge}"`);
-      if (n.Internal) fwd.push(`    iifname "${n.bridge}" oifname != "${n.bridge}" drop`, `    oifname "${n.bridge}" iifname != "${n.bridge}" drop`);
-      if (others.length) fwd.push(`    iifname "${n.bridge}" oifname { ${others.join(', ')} } drop`);
-    }
-    const body = [
-      '  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', '    fib daddr type local jump publish', '  }',
-      '  chain output {', '    type nat hook output priority -100; policy accept;', '    fib daddr type local jump publish', '  }',
-      '  chain publish {', ...dnat, '  }',
-      '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', ...post, '  }',
-      '  chain forward {', '    type filter hook forward priority filter; policy accept;', ...fwd, '  }',
-    ].join('\n');
-    await replaceTable(this.table, body);
+    await replaceTable(this.table, tableBody(this.list().filter((n) => n.Driver === 'bridge'), this.ports()));
   }
 
   // --- start and stop of the daemon ----------------------------------------------------------
@@ -492,28 +470,4 @@ export class NetworkManager {
     const mine = (await links()).filter((l) => l.ifalias === this.mark).map((l) => `link del ${l.ifname}`);
     await ipQuiet(mine);
   }
-}
-
-/** The host end of a veth pair: alias (berth's mark), bridge port with hairpin, up. */
-function plugIntoBridge(veth: string, bridge: string, mark: string): void {
-  const sys = `/sys/class/net/${veth}`;
-  writeFileSync(`${sys}/ifalias`, mark);
-  bridgeAddPort(bridge, Number(readFileSync(`${sys}/ifindex`, 'utf8')));
-  writeFileSync(`${sys}/brport/hairpin_mode`, '1');
-  linkUp(veth);
-}
-
-/** Whether nothing on the host has `port` bound (a listening socket is tried and closed). */
-function portFree(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (proto === 'udp') {
-      const s = createSocket('udp4');
-      s.once('error', () => resolve(false));
-      s.bind(port, hostIp, () => s.close(() => resolve(true)));
-      return;
-    }
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, hostIp, () => srv.close(() => resolve(true)));
-  });
 }

@@ -1,0 +1,30 @@
+/**
+ * The daemon's nftables table, rendered from the state (pure): `prerouting`/`output` jump to
+ * `publish` for local destinations (one DNAT rule per published port); `postrouting`
+ * masquerades traffic leaving a non-internal network, traffic DNAT'd from localhost and hairpin
+ * traffic; `forward` drops traffic between two networks and in or out of internal ones.
+ */
+import type { NetworkRecord, PortBinding } from './manager.js';
+
+/** The table's body for bridge networks `nets` and published `ports`. */
+export function tableBody(nets: NetworkRecord[], ports: PortBinding[]): string {
+  const bridges = nets.map((n) => `"${n.bridge}"`);
+  const dnat = ports.map((b) => `    ${b.hostIp === '0.0.0.0' ? '' : `ip daddr ${b.hostIp} `}${b.proto} dport ${b.hostPort} dnat to ${b.containerIp}:${b.containerPort}`);
+  const post: string[] = [];
+  const fwd: string[] = [];
+  for (const n of nets) {
+    const subnet = n.IPAM.Config[0]!.Subnet;
+    if (!n.Internal) post.push(`    ip saddr ${subnet} oifname != "${n.bridge}" masquerade`);
+    post.push(`    oifname "${n.bridge}" ip saddr 127.0.0.0/8 masquerade`, `    oifname "${n.bridge}" ip saddr ${subnet} ct status dnat masquerade`);
+    const others = bridges.filter((b) => b !== `"${n.bridge}"`);
+    if (n.Internal) fwd.push(`    iifname "${n.bridge}" oifname != "${n.bridge}" drop`, `    oifname "${n.bridge}" iifname != "${n.bridge}" drop`);
+    if (others.length) fwd.push(`    iifname "${n.bridge}" oifname { ${others.join(', ')} } drop`);
+  }
+  return [
+    '  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', '    fib daddr type local jump publish', '  }',
+    '  chain output {', '    type nat hook output priority -100; policy accept;', '    fib daddr type local jump publish', '  }',
+    '  chain publish {', ...dnat, '  }',
+    '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;', ...post, '  }',
+    '  chain forward {', '    type filter hook forward priority filter; policy accept;', ...fwd, '  }',
+  ].join('\n');
+}
