@@ -11,15 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-REPO=$(pwd)
+bench_init registry
 LAYERS=${LAYERS:-8}
 MIB=${MIB:-128}
 RUNS=${RUNS:-3}
 WORK=${WORK:-/var/tmp/berth-bench-registry}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$REPO/bench/results/$STAMP-registry
-
-bash scripts/install.sh --no-run >/dev/null
 cleanup() {
   set +e
   for p in ${PIDS:-}; do kill $p 2>/dev/null; done

@@ -8,18 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-REPO=$(pwd)
+bench_init '' docker.io podman hyperfine
 RUNS=${RUNS:-30}
 N_IDLE=${N_IDLE:-100}
 N_RSS=${N_RSS:-1000}
 WORK=${WORK:-/var/tmp/berth-bench}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$REPO/bench/results/$STAMP
-FIXTURE=/var/cache/berth/fixtures/busybox.tar
-
-bash scripts/install.sh --no-run >/dev/null
-for p in docker.io podman hyperfine; do dpkg -s $p >/dev/null 2>&1 || need="${need:-} $p"; done
-[ -n "${need:-}" ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; }
 
 PODMAN="podman --root $WORK/podman-root --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend file"
 cleanup() {
