@@ -24,12 +24,13 @@ import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { DEFAULT_PATH } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { resolveInRoot } from '../archive/container-fs.js';
-import type { HealthConfig, ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
-import { expand, keyValues, parseDockerfile, stagesOf, unquote, type Instruction, type Stage } from './parser.js';
+import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
+import { expand, expandWord, parseDockerfile, stagesOf, type Instruction, type Stage } from './parser.js';
 import { BuildCache, stepKey } from './cache.js';
 import { SourceRoot, receiveContext } from './context.js';
 import { describeInputs, planCopy, planMkdir, writeCopyLayer, type CopyInput, type CopyPlan, type Owner } from './copy.js';
 import { cacheMountDir, parseMountFlag, runStep, type RunMount } from './run.js';
+import { configStep } from './config-steps.js';
 
 /** What the builder needs of the image store. */
 export interface BuilderImages {
@@ -106,21 +107,6 @@ const NOP = '/bin/sh -c #(nop) ';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
-const goQuote = (a: readonly string[]) => `[${a.map((x) => JSON.stringify(x)).join(' ')}]`;
-
-/** Go duration (`30s`, `1m30s`, `500ms`) -> nanoseconds. */
-function durationNs(s: string, flag: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  let total = 0;
-  let rest = s;
-  while (rest) {
-    const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
-    if (!m) throw invalidArgument(`invalid duration for --${flag}: ${s}`);
-    total += Number(m[1]) * units[m[2]!]!;
-    rest = rest.slice(m[0].length);
-  }
-  return Math.round(total);
-}
 
 export class Builder {
   readonly cache: BuildCache;
@@ -284,7 +270,7 @@ class BuildRun {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) this.fail(ins, `invalid ARG name: ${name}`);
       this.consumed.add(name);
       if (name in this.req.buildArgs) out.push([name, this.req.buildArgs[name]!]);
-      else if (eq >= 0) out.push([name, unquote(expand(w.slice(eq + 1), vars, this.escape), this.escape)]);
+      else if (eq >= 0) out.push([name, this.word(w.slice(eq + 1), vars)]);
       else if (fromGlobal && this.globals.has(name)) out.push([name, this.globals.get(name)!]);
       else out.push([name, null]); // declared without a value: unset, as in Docker
     }
@@ -439,7 +425,7 @@ class BuildRun {
   }
 
   private word(w: string, vars: ReadonlyMap<string, string>): string {
-    return unquote(expand(w, vars, this.escape), this.escape);
+    return expandWord(w, vars, this.escape);
   }
 
   /**
@@ -508,82 +494,16 @@ class BuildRun {
     const vars = this.vars(ctx, state);
     const cfg = copyOf(state.config.config ?? {});
     const meta = (text: string, nop = `${NOP} `) => this.commit(state, [text], `${nop}${text}`, cfg, null);
+    const m = configStep(ins, cfg, vars, this.escape, ctx);
+    if (m) {
+      const next = await meta(m.text);
+      return m.author === undefined ? next : { ...next, config: { ...next.config, author: m.author } };
+    }
     switch (ins.name) {
       case 'ARG': {
         for (const [k, v] of this.argPairs(ins, vars, true)) if (v === null) ctx.args.delete(k); else ctx.args.set(k, v);
         return meta(`ARG ${ins.args.join(' ')}`);
       }
-      case 'ENV': {
-        const pairs = keyValues(ins.args, vars, this.escape, 'ENV', true);
-        const env = [...(cfg.Env ?? [])];
-        for (const [k, v] of pairs) {
-          const i = env.findIndex((e) => e.startsWith(`${k}=`));
-          if (i >= 0) env[i] = `${k}=${v}`;
-          else env.push(`${k}=${v}`);
-        }
-        cfg.Env = env;
-        return meta(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
-      }
-      case 'LABEL': {
-        const pairs = keyValues(ins.args, vars, this.escape, 'LABEL', true);
-        cfg.Labels = { ...(cfg.Labels ?? {}), ...Object.fromEntries(pairs) };
-        return meta(`LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
-      }
-      case 'MAINTAINER': {
-        const author = ins.args.map((a) => this.word(a, vars)).join(' ');
-        const next = await meta(`MAINTAINER ${author}`);
-        return { ...next, config: { ...next.config, author } };
-      }
-      case 'EXPOSE': {
-        const ports = { ...(cfg.ExposedPorts ?? {}) };
-        const added: string[] = [];
-        for (const w of ins.args) {
-          const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(this.word(w, vars));
-          if (!m) throw invalidArgument(`invalid containerPort: ${w}`);
-          const lo = Number(m[1]);
-          const hi = Number(m[2] ?? m[1]);
-          if (hi < lo || hi > 65535) throw invalidArgument(`invalid port range: ${w}`);
-          for (let p = lo; p <= hi; p++) {
-            ports[`${p}/${(m[3] ?? 'tcp').toLowerCase()}`] = {};
-            added.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
-          }
-        }
-        cfg.ExposedPorts = ports;
-        return meta(`EXPOSE ${added.join(' ')}`);
-      }
-      case 'VOLUME': {
-        const vols = ins.json ? ins.args.map((a) => expand(a, vars, this.escape)) : ins.args.map((a) => this.word(a, vars));
-        if (vols.some((v) => !v.trim())) throw invalidArgument('VOLUME specified can not be an empty string');
-        cfg.Volumes = { ...(cfg.Volumes ?? {}), ...Object.fromEntries(vols.map((v) => [v, {}])) };
-        return meta(`VOLUME [${vols.join(' ')}]`);
-      }
-      case 'USER': {
-        cfg.User = this.word(ins.args[0]!, vars);
-        return meta(`USER ${cfg.User}`);
-      }
-      case 'STOPSIGNAL': {
-        const sig = this.word(ins.args[0]!, vars);
-        if (!/^(SIG)?[A-Z0-9+-]+$|^\d+$/i.test(sig)) throw invalidArgument(`invalid signal: ${sig}`);
-        cfg.StopSignal = sig;
-        return meta(`STOPSIGNAL ${sig}`);
-      }
-      case 'SHELL':
-        cfg.Shell = ins.args;
-        return meta(`SHELL ${goQuote(ins.args)}`);
-      case 'CMD':
-        cfg.Cmd = ins.json ? ins.args : [...(cfg.Shell ?? ['/bin/sh', '-c']), ins.raw];
-        ctx.cmdSet = true;
-        return meta(`CMD ${goQuote(cfg.Cmd)}`);
-      case 'ENTRYPOINT':
-        cfg.Entrypoint = ins.json ? ins.args : [...(cfg.Shell ?? ['/bin/sh', '-c']), ins.raw];
-        if (!ctx.cmdSet) cfg.Cmd = null; // an inherited CMD is reset by ENTRYPOINT
-        return meta(`ENTRYPOINT ${goQuote(cfg.Entrypoint)}`);
-      case 'ONBUILD':
-        cfg.OnBuild = [...(cfg.OnBuild ?? []), ins.args[0]!];
-        return meta(`ONBUILD ${ins.args[0]}`);
-      case 'HEALTHCHECK':
-        cfg.Healthcheck = this.healthcheck(ins);
-        return meta(`HEALTHCHECK ${goQuote(cfg.Healthcheck.Test ?? [])}`);
       case 'WORKDIR':
         return this.workdir(state, cfg, this.word(ins.args[0]!, vars));
       case 'RUN':
@@ -593,44 +513,9 @@ class BuildRun {
         return this.copy(state, cfg, ins, vars);
       case 'FROM':
         throw invalidArgument('FROM inside a stage');
+      default:
+        throw invalidArgument(`${ins.name} cannot be built`); // configStep took the others
     }
-  }
-
-  private healthcheck(ins: Instruction): HealthConfig {
-    if (ins.args[0]!.toUpperCase() === 'NONE') {
-      if (ins.args.length > 1) throw invalidArgument('HEALTHCHECK NONE takes no arguments');
-      return { Test: ['NONE'] };
-    }
-    const rest = ins.raw.replace(/^\s*CMD\s*/i, '');
-    let test: string[];
-    try {
-      const v: unknown = JSON.parse(rest);
-      test = Array.isArray(v) && v.every((x) => typeof x === 'string') ? ['CMD', ...(v as string[])] : ['CMD-SHELL', rest];
-    } catch {
-      test = ['CMD-SHELL', rest];
-    }
-    if (test.length === 1 || (test[0] === 'CMD-SHELL' && !rest.trim())) throw invalidArgument('HEALTHCHECK CMD requires a command');
-    const h: HealthConfig = { Test: test };
-    const dur = (flag: string) => {
-      const v = ins.flags[flag]?.[0];
-      return v === undefined ? undefined : durationNs(v, flag);
-    };
-    const known = new Set(['interval', 'timeout', 'start-period', 'start-interval', 'retries']);
-    for (const f of Object.keys(ins.flags)) if (!known.has(f)) throw invalidArgument(`unknown flag: --${f}`);
-    const interval = dur('interval');
-    const timeout = dur('timeout');
-    const start = dur('start-period');
-    const startInterval = dur('start-interval');
-    if (interval !== undefined) h.Interval = interval;
-    if (timeout !== undefined) h.Timeout = timeout;
-    if (start !== undefined) h.StartPeriod = start;
-    if (startInterval !== undefined) (h as HealthConfig & { StartInterval?: number }).StartInterval = startInterval;
-    const retries = ins.flags['retries']?.[0];
-    if (retries !== undefined) {
-      if (!/^\d+$/.test(retries)) throw invalidArgument(`invalid --retries: ${retries}`);
-      h.Retries = Number(retries);
-    }
-    return h;
   }
 
   /** Mounts a read-only view of a chain for `fn` (a directory when the chain has one layer). */

@@ -174,17 +174,22 @@ export function expand(s: string, vars: ReadonlyMap<string, string>, escape = '\
   return out;
 }
 
+/** A word of an instruction as the builder uses it: variables expanded, then quotes removed. */
+export function expandWord(w: string, vars: ReadonlyMap<string, string>, escape = '\\'): string {
+  return unquote(expand(w, vars, escape), escape);
+}
+
 /** `KEY=value KEY2="two words"` (or the legacy `KEY value with spaces` when `legacy`) -> pairs, unquoted after expansion. */
 export function keyValues(words: string[], vars: ReadonlyMap<string, string>, escape: string, what: string, legacy: boolean): Array<[string, string]> {
   if (words.length === 0) throw invalidArgument(`${what} requires at least one argument`);
   if (legacy && !words[0]!.includes('=')) {
     if (words.length < 2) throw invalidArgument(`${what} must have two arguments`);
-    return [[unquote(expand(words[0]!, vars, escape), escape), unquote(expand(words.slice(1).join(' '), vars, escape), escape)]];
+    return [[expandWord(words[0]!, vars, escape), expandWord(words.slice(1).join(' '), vars, escape)]];
   }
   return words.map((w) => {
     const eq = w.indexOf('=');
     if (eq <= 0) throw invalidArgument(`${what} names can not be blank or missing '=': ${w}`);
-    return [unquote(expand(w.slice(0, eq), vars, escape), escape), unquote(expand(w.slice(eq + 1), vars, escape), escape)];
+    return [expandWord(w.slice(0, eq), vars, escape), expandWord(w.slice(eq + 1), vars, escape)];
   });
 }
 
