@@ -156,14 +156,23 @@ export class ConmonRuntime implements Runtime {
     const p = spawn(this.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], { stdio: ['ignore', 'pipe', 'pipe'], env: RUNTIME_ENV });
     p.stdout.on('data', (d: Buffer) => o.onOutput('stdout', d));
     p.stderr.on('data', (d: Buffer) => o.onOutput('stderr', d));
-    const onAbort = () => void this.cli(o.id, ['kill', o.id, 'KILL']).catch(() => p.kill('SIGKILL'));
+    // An abort kills the container through the runtime, retrying until the runtime knows it: an
+    // abort while `run` is still creating it must not leave its process behind (killing the
+    // runtime's own process would orphan the container's init).
+    let exited = false;
+    const onAbort = () => {
+      if (exited) return;
+      this.cli(o.id, ['kill', o.id, 'KILL']).catch(() => setTimeout(onAbort, 50));
+    };
     o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.signal?.aborted) onAbort();
     try {
       return await new Promise<number>((resolve, reject) => {
         p.on('error', (e) => reject(runtimeError(errorMessage(e))));
         p.on('close', (code, sig) => resolve(code ?? 128 + (sig ? (osConstants.signals[sig] ?? 9) : 9)));
       });
     } finally {
+      exited = true;
       o.signal?.removeEventListener('abort', onAbort);
       this.runtimeOf.delete(o.id);
       if (existsSync(join(this.runDir, o.runtime, o.id))) await run(this.bin(o.runtime), [root, 'delete', '--force', o.id], { env: RUNTIME_ENV }).catch(() => undefined);
