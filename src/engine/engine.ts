@@ -228,6 +228,16 @@ export class Engine {
     return this.runtime.host().checkpoint.runtimes.includes(rec.runtime) ? `berth-${rec.id.slice(0, 16)}` : null;
   }
 
+  /**
+   * Undoes a container's networking: its endpoints, addresses and ports, and the named namespace
+   * berth made for it. `processGone`: its namespace went with its process (no veth to delete).
+   */
+  async unwire(rec: ContainerRecord, processGone = false): Promise<void> {
+    await this.networks.detach(rec.id, undefined, processGone).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
+    const named = this.namedNetns(rec);
+    if (named) await netnsDel(named);
+  }
+
   /** Containers (any state) that mount volume `name`. */
   volumeUsers(name: string): string[] {
     return this.store.all().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
@@ -258,9 +268,7 @@ export class Engine {
   private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
     const t0 = performance.now();
-    await this.networks.detach(rec.id).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
-    const named = this.namedNetns(rec);
-    if (named) await netnsDel(named);
+    await this.unwire(rec);
     try {
       await this.runtime.delete(rec.id);
     } catch (e) {

@@ -156,10 +156,7 @@ export class Lifecycle {
         restore && { imagePath: restore.imagePath, workPath: restore.workPath, tcpEstablished: restore.tcpEstablished },
       );
     } catch (e) {
-      if (named) {
-        await engine.networks.detach(rec.id).catch(() => undefined);
-        await netnsDel(named);
-      }
+      if (named) await engine.unwire(rec); // wired before create: nothing of it stays
       const msg = errorMessage(e);
       rec.state.error = msg;
       rec.state.exitCode = /not found|no such file/i.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 128;
@@ -327,9 +324,7 @@ export class Lifecycle {
       if (!ex) return;
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       await this.engine.runtime.delete(id).catch(() => undefined);
-      await this.engine.networks.detach(id, undefined, true).catch((e: unknown) => log.warn('network detach failed', { id, err: errorMessage(e) }));
-      const named = this.engine.namedNetns(rec);
-      if (named) await netnsDel(named);
+      await this.engine.unwire(rec, true);
       await this.releaseVolumes(rec);
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
       rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
