@@ -15,6 +15,7 @@ import { build, builderPrune } from '../cli/commands/build.js';
 import { network, volume } from '../cli/commands/networks.js';
 import { checkpoint, migrate, restore } from '../cli/commands/checkpoint.js';
 import { loginCmd, logoutCmd, pullCmd, pushCmd } from '../cli/commands/registry.js';
+import { trustCmd } from '../cli/trust-loader.js';
 
 type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
 
@@ -25,7 +26,7 @@ const COMMANDS: Record<string, Cmd> = {
   export: c.exportCmd, update: c.update, stats: c.stats,
   images: img.images, rmi: img.rmi, tag: img.tag, history: img.history, import: img.importCmd, load: img.load, save: img.save, commit: img.commit,
   version: sys.version, info: sys.info, events: sys.events,
-  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build, restore, migrate,
+  pull: pullCmd, push: pushCmd, login: loginCmd, logout: logoutCmd, build, restore, migrate, trust: trustCmd,
 };
 
 const GROUPS: Record<string, Record<string, Cmd>> = {
@@ -52,7 +53,7 @@ A container engine that speaks the Docker Engine API.
 Commands:
   run create start stop restart kill pause unpause rm wait rename exec attach logs top stats
   inspect ps port diff cp export update commit images rmi tag history import load save
-  build pull push login logout events info version restore migrate
+  build pull push login logout events info version restore migrate trust
 Management commands:
   container  image  network  volume  checkpoint  system  builder  registry (serve, gc: run through bin/berth)
 `;

@@ -13,12 +13,12 @@ import { parseReference } from '../image/reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
 import { eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
-async function hasBlob(s: RegistrySession, digest: string): Promise<boolean> {
+export async function hasBlob(s: RegistrySession, digest: string): Promise<boolean> {
   const res = await s.fetch('HEAD', `/v2/${s.ep.repo}/blobs/${digest}`);
   return res.ok;
 }
 
-async function uploadBlob(s: RegistrySession, digest: string, size: number, body: () => Readable | Buffer): Promise<void> {
+export async function uploadBlob(s: RegistrySession, digest: string, size: number, body: () => Readable | Buffer): Promise<void> {
   const start = await s.fetch('POST', `/v2/${s.ep.repo}/blobs/uploads/`, { length: 0, body: Buffer.alloc(0) });
   await start.body?.cancel();
   const loc = start.headers.get('location');

@@ -13,6 +13,7 @@ import { errorMessage } from '../base/errors.js';
 import {
   artifactTypeOf, INDEX_TYPES, isDigestLike, isRepoName, isSha256, isTag, MAX_MANIFEST_BYTES, MT, parseManifest, RegistryError,
 } from '../spec/distribution.js';
+import { TRUST_TAG, trustFiles } from '../spec/trust.js';
 import { Authorizer, type Action, type AuthOptions } from './auth.js';
 import { RegistryStorage } from './storage.js';
 
@@ -169,6 +170,7 @@ export class RegistryServer {
     ['HEAD', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.getBlob(c, true), ['pull']],
     ['DELETE', /^\/v2\/(.+)\/blobs\/([^/]+)$/, (c) => this.deleteBlob(c), ['delete']],
     ['GET', /^\/v2\/(.+)\/referrers\/([^/]+)$/, (c) => this.referrers(c), ['pull']],
+    ['GET', /^\/trust\/v1\/(.+)\/metadata\/([^/]+)$/, (c) => this.trustFile(c), ['pull']],
   ];
 
   private route(method: string, path: string): [string, string, Handler, Action[]] | null {
@@ -212,6 +214,19 @@ export class RegistryServer {
     if (!this.storage.repoExists(c.name)) throw new RegistryError(404, 'NAME_UNKNOWN', `repository name not known to registry: ${c.name}`);
     const { page, link } = paginate(await this.storage.tags(c.name), c.query, `/v2/${c.name}/tags/list`);
     sendJson(c.res, 200, { name: c.name, tags: page }, link ? { Link: link } : {});
+  }
+
+  /**
+   * A repository's trust data as a plain TUF repository (`/trust/v1/<name>/metadata/<file>`), for
+   * TUF clients that fetch files by URL (tuf-js's Updater, python-tuf): the files of the `_trust`
+   * artifact. The registry vouches for nothing here; the files are signed.
+   */
+  private async trustFile(c: Ctx): Promise<void> {
+    const digest = await this.storage.tag(c.name, TRUST_TAG);
+    const files = digest ? trustFiles(JSON.parse(readFileSync(this.storage.blobPath(digest), 'utf8'))) : null;
+    const f = files?.get(c.ref);
+    if (!f || this.storage.blobSize(f.digest) === null) throw new RegistryError(404, 'NAME_UNKNOWN', `no trust metadata ${c.ref} for ${c.name}`);
+    send(c.res, 200, { 'Content-Type': 'application/json', 'Content-Length': f.size }, readFileSync(this.storage.blobPath(f.digest)));
   }
 
   private async referrers(c: Ctx): Promise<void> {

@@ -23,9 +23,9 @@ export interface Daemon {
   proc: ChildProcess;
   logs(): string;
   /** `docker <args>` against this daemon. */
-  docker(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  docker(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** `berth <args>` against this daemon. */
-  berth(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  berth(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }>;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
   /** SIGKILL the daemon (containers keep running). */
   kill9(): Promise<void>;
@@ -35,9 +35,9 @@ export interface Daemon {
 }
 
 export function cli(bin: string[], env: NodeJS.ProcessEnv) {
-  return (args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number } = {}) =>
+  return (args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
-      const p = spawn(bin[0]!, [...bin.slice(1), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(bin[0]!, [...bin.slice(1), ...args], { env: { ...env, ...(opts.env ?? {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -13,6 +13,7 @@ import { registryHostOf } from '../../spec/distribution.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { jsonMessages } from '../io.js';
 import { ExitError, type Ctx } from '../context.js';
+import { loadTrust, trustOn } from '../trust-loader.js';
 
 type Json = Record<string, unknown>;
 
@@ -40,18 +41,25 @@ export function registryOf(ref: string): string {
   return registryHostOf(ref) ?? 'https://index.docker.io/v1/';
 }
 
-function authHeader(server: string): Record<string, string> {
+/** The credentials stored for a registry (`docker login`/`berth login`), if any. */
+export function credentialsFor(server: string): { username: string; password: string } | null {
   const auths = (readConfig()['auths'] ?? {}) as Record<string, { auth?: string }>;
   const entry = auths[server] ?? auths[server.replace(/^https?:\/\//, '')] ?? auths[`https://${server}`];
-  if (!entry?.auth) return {};
+  if (!entry?.auth) return null;
   const up = Buffer.from(entry.auth, 'base64').toString('utf8');
   const i = up.indexOf(':');
-  const json = JSON.stringify({ username: up.slice(0, i), password: up.slice(i + 1), serveraddress: server });
+  return { username: up.slice(0, i), password: up.slice(i + 1) };
+}
+
+export function authHeader(server: string): Record<string, string> {
+  const c = credentialsFor(server);
+  if (!c) return {};
+  const json = JSON.stringify({ ...c, serveraddress: server });
   return { 'X-Registry-Auth': Buffer.from(json).toString('base64url') };
 }
 
 /** Renders Docker's JSON progress stream; throws on an error message. */
-async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean): Promise<void> {
+export async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean, onAux?: (aux: Record<string, unknown>) => void): Promise<void> {
   const tty = process.stdout.isTTY && !quiet;
   const order: string[] = [];
   const lines = new Map<string, string>();
@@ -67,6 +75,7 @@ async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean): Pro
       error = m['error'];
       break;
     }
+    if (m['aux'] && typeof m['aux'] === 'object') onAux?.(m['aux'] as Record<string, unknown>);
     if (quiet || typeof m['status'] !== 'string') continue;
     const id = typeof m['id'] === 'string' ? m['id'] : '';
     const text = `${m['status']}${typeof m['progress'] === 'string' && tty ? ` ${m['progress']}` : ''}`;
@@ -94,6 +103,10 @@ export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const at = ref.indexOf('@');
   const named = at >= 0 ? { name: ref.slice(0, at), tag: ref.slice(at + 1) } : splitTag(ref);
   if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  if (trustOn() && !bool(p, 'all-tags') && !str(p, 'platform')) {
+    await (await loadTrust()).trustedReference(ctx, ref, { pull: true });
+    return;
+  }
   const params = new URLSearchParams({ fromImage: named.name, tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest') });
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
@@ -105,6 +118,7 @@ export async function pushCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { quiet: { type: 'bool', short: 'q' } });
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG]');
+  if (trustOn()) return (await loadTrust()).sign(ctx, [ref]);
   const { name, tag = 'latest' } = splitTag(ref);
   const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));

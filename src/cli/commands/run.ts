@@ -5,6 +5,7 @@ import { parseBytes } from '../format.js';
 import { ApiError } from '../../client/client.js';
 import { pumpStreams } from '../io.js';
 import { ExitError, q, type Ctx } from '../context.js';
+import { loadTrust, trustOn } from '../trust-loader.js';
 
 export const CREATE_FLAGS: FlagSpec = {
   detach: { type: 'bool', short: 'd' }, rm: { type: 'bool' }, interactive: { type: 'bool', short: 'i' }, tty: { type: 'bool', short: 't' },
@@ -180,6 +181,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
 
 async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
   const { name, body } = createBody(p);
+  // content trust: the container runs the signed digest of the tag, pulled if missing
+  if (trustOn()) body['Image'] = await (await loadTrust()).trustedReference(ctx, String(body['Image']), { pull: true });
   try {
     const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name })}`, body);
     for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);

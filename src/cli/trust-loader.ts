@@ -1,0 +1,55 @@
+/**
+ * The trust commands live in their own module (tuf-js and the signing code), loaded on first use:
+ * the bundled CLI (dist/berth.cjs) does not carry them, so a CLI that never verifies pays nothing.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Ctx } from './context.js';
+
+type TrustModule = typeof import('./commands/trust.js');
+
+let loaded: Promise<TrustModule> | null = null;
+
+export function loadTrust(): Promise<TrustModule> {
+  if (!loaded) {
+    const here = dirname(realpathSync(process.argv[1] ?? '.'));
+    // bin/berth (bundled: dist/src/cli/...) or dist/src/cmd/berth.js (unbundled)
+    const candidates = [join(here, '..', 'dist', 'src', 'cli', 'commands', 'trust.js'), join(here, '..', 'cli', 'commands', 'trust.js')];
+    const path = candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+    loaded = import(pathToFileURL(path).href) as Promise<TrustModule>;
+  }
+  return loaded;
+}
+
+/** BERTH_CONTENT_TRUST=1 (or DOCKER_CONTENT_TRUST=1): tags resolve only through signed metadata. */
+export const trustOn = (): boolean => ['1', 'true'].includes((process.env['BERTH_CONTENT_TRUST'] ?? process.env['DOCKER_CONTENT_TRUST'] ?? '').toLowerCase());
+
+const USAGE = `Usage:  berth trust COMMAND
+
+Sign images and manage trust (TUF metadata travelling with the image).
+
+Commands:
+  sign IMAGE:TAG              push and sign a tag
+  inspect [--pretty] IMAGE    verified signatures, signers and keys
+  revoke IMAGE[:TAG]          remove the signatures of a tag (or all)
+  signer add --key FILE [--threshold N] NAME REPO
+  signer remove NAME REPO
+  key generate [--root] [--type ed25519|ecdsa] NAME
+  key list | key export KEYID [-o FILE] | key import [--root] FILE
+  key rotate REPO root|targets|snapshot|timestamp
+`;
+
+export async function trustCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const verb = argv.shift();
+  const m = await loadTrust();
+  const groups: Record<string, Record<string, (ctx: Ctx, a: string[]) => Promise<void>>> = { signer: m.signer, key: m.key };
+  const single: Record<string, (ctx: Ctx, a: string[]) => Promise<void>> = { sign: m.sign, inspect: m.inspect, revoke: m.revoke };
+  const cmd = verb ? (groups[verb] ? groups[verb][argv.shift() ?? ''] : single[verb]) : undefined;
+  if (!cmd) {
+    ctx.out(USAGE);
+    if (verb && verb !== '--help') throw new Error(`berth trust: unknown command ${verb}`);
+    return;
+  }
+  await cmd(ctx, argv);
+}

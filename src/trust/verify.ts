@@ -1,0 +1,285 @@
+/**
+ * The consumer's side: a repository's tags resolved only through verified TUF metadata.
+ *
+ * The TUF client workflow (spec 5.3–5.6: root chain, timestamp, snapshot, targets, delegations;
+ * signatures and thresholds, versions that only go up, expiry) is tuf-js's `Updater`, the
+ * reference client, with an injected fetcher that reads the files from the repository's trust
+ * artifact (bundle.ts). Its metadata directory is this host's memory of the repository:
+ * `<dir>/<registry>/<repo>/` holds the pinned root and the newest verified timestamp, snapshot and
+ * targets — what makes a rollback or a replay detectable.
+ *
+ * The first time a repository is seen its root is pinned: root version 1 from the artifact (trust
+ * on first use; later roots must chain from it), or, when the caller names root keys (the daemon's
+ * policy), the newest root, which must be signed by one of them. `pin.json` records which.
+ *
+ * Failures are explained in the field's words: rollback, frozen (expired) metadata, a signature by
+ * a revoked key, fewer signatures than the threshold, a tampered file, an unsigned tag.
+ */
+import { mkdirSync, readFileSync, existsSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata, MetadataKind, Key } from '@tufjs/models';
+import { Updater, type Fetcher } from 'tuf-js';
+import { DownloadHTTPError } from 'tuf-js/dist/error.js';
+import { BerthError, failedPrecondition } from '../base/errors.js';
+import { writeFileAtomicSync } from '../base/fs.js';
+import { isObject } from '../base/json.js';
+import { endpointOf, RegistrySession, type ClientOptions, type Credentials } from '../distribution/client.js';
+import { fetchFile, fetchIndex, type BundleIndex } from './bundle.js';
+import { DELEGATION, parseEnvelope, type Json, type TargetInfo } from './metadata.js';
+
+export interface Anchor {
+  /** key ids one of which must have signed the root that is pinned on first use */
+  rootKeys?: string[];
+}
+
+export interface Pin {
+  mode: 'tofu' | 'policy';
+  at: string;
+  rootKeys: string[];
+}
+
+export interface Resolved extends TargetInfo {
+  /** the role whose signatures vouch for it: `targets` or `releases` */
+  role: string;
+}
+
+/** A trust refusal: FailedPrecondition, so every client shows it as the daemon's error message. */
+const refuse = (name: string, msg: string, cause?: unknown) => failedPrecondition(`trust: ${name}: ${msg}`, cause);
+
+class BundleFetcher implements Fetcher {
+  constructor(
+    private readonly s: RegistrySession,
+    private readonly idx: BundleIndex,
+  ) {}
+
+  async downloadBytes(url: string, maxLength: number): Promise<Buffer> {
+    const name = decodeURIComponent(url.slice(url.lastIndexOf('/') + 1));
+    const b = await fetchFile(this.s, this.idx, name, maxLength);
+    if (!b) throw new DownloadHTTPError(`${name} is not in the trust data`, 404);
+    return b;
+  }
+
+  async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
+    const d = mkdtempSync(join(tmpdir(), 'berth-tuf-'));
+    try {
+      const f = join(d, 'file');
+      writeFileSync(f, await this.downloadBytes(url, maxLength));
+      return await handler(f);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  }
+}
+
+function readJson(path: string): Json | null {
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return isObject(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Key ids a document's `signed` part gives a role: root's roles, or a targets' delegation. */
+function trustedFor(dir: string, role: string): { keyids: string[]; threshold: number } | null {
+  if (role === 'releases') {
+    const t = readJson(join(dir, 'targets.json'))?.['signed'] as Json | undefined;
+    const roles = (t?.['delegations'] as Json | undefined)?.['roles'];
+    const r = Array.isArray(roles) ? (roles.find((x) => isObject(x) && x['name'] === role) as Json | undefined) : undefined;
+    return r ? { keyids: r['keyids'] as string[], threshold: Number(r['threshold']) } : null;
+  }
+  const root = readJson(join(dir, 'root.json'))?.['signed'] as Json | undefined;
+  const r = (root?.['roles'] as Record<string, { keyids: string[]; threshold: number }> | undefined)?.[role];
+  return r ?? null;
+}
+
+export class VerifiedRepository {
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    readonly pin: Pin,
+    private readonly updater: Updater,
+    private readonly explain: (e: unknown) => Error,
+  ) {}
+
+  /** The signed target of a tag; refuses an unsigned tag. */
+  async resolve(tag: string): Promise<Resolved> {
+    let t;
+    try {
+      t = await this.updater.getTargetInfo(tag);
+    } catch (e) {
+      if (/Missing releases\.json in snapshot/.test(String(e))) t = undefined;
+      else throw this.explain(e);
+    }
+    if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (no trust data for it: pushed without the publisher's keys, or revoked)`);
+    const inTop = isObject((readJson(join(this.dir, 'targets.json'))?.['signed'] as Json | undefined)?.['targets']) && tag in ((readJson(join(this.dir, 'targets.json'))!['signed'] as Json)['targets'] as Json);
+    const custom = t.custom as Json;
+    return { digest: `sha256:${t.hashes['sha256']}`, size: t.length, role: inTop ? 'targets' : DELEGATION, ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
+  }
+
+  /** Every signed tag, by role file (loading the delegation when there is one). */
+  async signedTags(): Promise<Map<string, Resolved>> {
+    const out = new Map<string, Resolved>();
+    try {
+      // a path no tag can have: walks (and so verifies and stores) every delegated role
+      await this.updater.getTargetInfo('\u0000');
+    } catch (e) {
+      if (!/Missing releases\.json in snapshot/.test(String(e))) throw this.explain(e);
+    }
+    for (const role of [DELEGATION, 'targets']) {
+      const t = (readJson(join(this.dir, `${role}.json`))?.['signed'] as Json | undefined)?.['targets'];
+      if (!isObject(t)) continue;
+      for (const [tag, v] of Object.entries(t)) {
+        if (!isObject(v) || !isObject(v['hashes'])) continue;
+        out.set(tag, { digest: `sha256:${String(v['hashes']['sha256'])}`, size: Number(v['length']), role });
+      }
+    }
+    return out;
+  }
+
+  /** Whether a manifest digest is a signed target of any tag. */
+  async isSigned(digest: string): Promise<boolean> {
+    for (const t of (await this.signedTags()).values()) if (t.digest === digest) return true;
+    return false;
+  }
+
+  /** The verified documents' signed parts, for `trust inspect`. */
+  document(role: string): Json | null {
+    return (readJson(join(this.dir, `${role}.json`))?.['signed'] as Json | undefined) ?? null;
+  }
+}
+
+export class TrustClient {
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    /** where pinned roots and verified metadata live */
+    readonly dir: string,
+    private readonly client: ClientOptions = {},
+  ) {}
+
+  repoDir(name: string): string {
+    const ep = endpointOf(name, this.client);
+    return join(this.dir, ep.host.replace(/:/g, '_'), ep.repo);
+  }
+
+  /** Fetches and verifies a repository's trust data; one verification per repository at a time. */
+  open(name: string, creds: Credentials | null, anchor: Anchor = {}): Promise<VerifiedRepository> {
+    const key = this.repoDir(name);
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.verify(name, creds, anchor));
+    this.locks.set(key, run);
+    void run.finally(() => this.locks.get(key) === run && this.locks.delete(key)).catch(() => undefined);
+    return run;
+  }
+
+  private async verify(name: string, creds: Credentials | null, anchor: Anchor): Promise<VerifiedRepository> {
+    const ep = endpointOf(name, this.client);
+    const s = new RegistrySession(ep, creds, `repository:${ep.repo}:pull`);
+    const idx = await fetchIndex(s);
+    if (!idx) throw refuse(name, 'the repository has no trust data: it was never signed (or its signatures were removed from the registry)');
+    const dir = this.repoDir(name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const pin = existsSync(join(dir, 'root.json')) ? (readJson(join(dir, 'pin.json')) as unknown as Pin) : await this.pinRoot(name, s, idx, dir, anchor);
+    const explain = (e: unknown) => this.explain(name, dir, s, idx, e);
+    let updater: Updater;
+    try {
+      updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://bundle/', fetcher: new BundleFetcher(s, idx), config: { maxRootRotations: 64 } });
+      await updater.refresh();
+    } catch (e) {
+      throw await explain(e);
+    }
+    this.remember(dir);
+    return new VerifiedRepository(name, dir, pin, updater, (e) => (e instanceof BerthError ? e : refuse(name, String(e instanceof Error ? e.message : e), e)));
+  }
+
+  private async pinRoot(name: string, s: RegistrySession, idx: BundleIndex, dir: string, anchor: Anchor): Promise<Pin> {
+    const policy = (anchor.rootKeys ?? []).length > 0;
+    const file = policy ? 'root.json' : idx.files.has('1.root.json') ? '1.root.json' : 'root.json';
+    const bytes = await fetchFile(s, idx, file, 512 * 1024);
+    if (!bytes) throw refuse(name, 'the trust data has no root metadata');
+    let md: Metadata<import('@tufjs/models').Root>;
+    try {
+      md = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')) as Parameters<typeof Metadata.fromJSON>[1]);
+      md.verifyDelegate('root', md);
+    } catch (e) {
+      throw refuse(name, `its root metadata does not verify: ${(e as Error).message}`);
+    }
+    const rootKeys = md.signed.roles['root']?.keyIDs ?? [];
+    if (policy) {
+      const named = rootKeys.filter((k) => anchor.rootKeys!.some((p) => k.startsWith(p)));
+      const signedBy = named.filter((k) => {
+        try {
+          (md.signed.keys[k] as Key).verifySignature(md as unknown as Metadata<never>);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (signedBy.length === 0) throw refuse(name, `its root is not signed by a root key the trust policy names (${anchor.rootKeys!.map((k) => k.slice(0, 12)).join(', ')}); it is signed by ${rootKeys.map((k) => k.slice(0, 12)).join(', ')}`);
+    }
+    writeFileAtomicSync(join(dir, 'root.json'), bytes, 0o600);
+    const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date().toISOString(), rootKeys };
+    writeFileAtomicSync(join(dir, 'pin.json'), `${JSON.stringify(pin)}\n`, 0o600);
+    return pin;
+  }
+
+  /** Records every key id trusted now, by role, so a signature by a key dropped later reads as "revoked". */
+  private remember(dir: string): void {
+    const seen = (readJson(join(dir, 'keys-seen.json')) ?? {}) as Record<string, string[]>;
+    let changed = false;
+    for (const role of ['root', 'targets', 'snapshot', 'timestamp', DELEGATION]) {
+      for (const k of trustedFor(dir, role)?.keyids ?? []) {
+        const list = (seen[role] ??= []);
+        if (!list.includes(k)) {
+          list.push(k);
+          changed = true;
+        }
+      }
+    }
+    if (changed) writeFileAtomicSync(join(dir, 'keys-seen.json'), `${JSON.stringify(seen)}\n`, 0o600);
+  }
+
+  /** Turns tuf-js's error into the refusal a user can act on. */
+  private async explain(name: string, dir: string, s: RegistrySession, idx: BundleIndex, e: unknown): Promise<Error> {
+    if (e instanceof BerthError) return e.message.startsWith('trust:') ? e : refuse(name, e.message, e);
+    const text = String(e instanceof Error ? e.message : e);
+    let m: RegExpExecArray | null;
+    if ((m = /(timestamp|snapshot|targets|releases)[^\d]*version (\d+) (?:is less than|must be >=) current version (\d+)/i.exec(text)) || (m = /New (?:version )?(\d+)? ?of (\w+)\.json is less than current version (\d+)/.exec(text)))
+      return refuse(name, `rollback refused: the registry serves ${m[1]} metadata older than what this host has already verified (${text.replace(/^.*?error\s*/i, '')})`, e);
+    if ((m = /Final (\w+)\.json is expired|(\w+)\.json is expired/.exec(text))) {
+      const role = m[1] ?? m[2]!;
+      const expires = (await this.peek(s, idx, `${role}.json`))?.signed['expires'];
+      return refuse(name, `the registry serves expired ${role} metadata (expired ${String(expires ?? '')}): frozen or replayed trust data; refusing`, e);
+    }
+    if (/Final root\.json is expired/.test(text)) return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e);
+    if ((m = /(\w+) was signed by (\d+)\/(\d+) keys/.exec(text))) return refuse(name, await this.signatureProblem(dir, s, idx, m[1]!, Number(m[2]), Number(m[3])), e);
+    if (/does not match its digest/.test(text)) return refuse(name, text.replace(/^.*?(trust metadata)/, '$1'), e);
+    if (/Expected version (\d+), got (\d+)/.test(text)) return refuse(name, `its root metadata chain is broken (${text})`, e);
+    return refuse(name, `trust data does not verify: ${text}`, e);
+  }
+
+  private async peek(s: RegistrySession, idx: BundleIndex, file: string): Promise<{ signed: Json; signatures: Array<{ keyid: string }> } | null> {
+    try {
+      const b = await fetchFile(s, idx, file, 4 << 20);
+      return b ? parseEnvelope(b, file) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Which signatures a role's document carries versus which keys this host trusts for it. */
+  private async signatureProblem(dir: string, s: RegistrySession, idx: BundleIndex, role: string, valid: number, threshold: number): Promise<string> {
+    const trusted = trustedFor(dir, role)?.keyids ?? [];
+    const seen = ((readJson(join(dir, 'keys-seen.json')) ?? {}) as Record<string, string[]>)[role] ?? [];
+    const doc = await this.peek(s, idx, role === 'root' ? 'root.json' : `${role}.json`);
+    const by = (doc?.signatures ?? []).map((x) => x.keyid);
+    const revoked = by.filter((k) => !trusted.includes(k) && seen.includes(k));
+    const short = (ks: string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
+    if (revoked.length) return `${role} metadata is signed by revoked key ${short(revoked)}; it needs ${threshold} signature(s) by keys trusted now (${short(trusted)}), has ${valid}`;
+    const unknown = by.filter((k) => !trusted.includes(k));
+    if (valid > 0 || unknown.length === 0) return `${role} metadata is signed by ${valid} of the ${threshold} keys its threshold requires`;
+    return `${role} metadata is signed by key(s) not trusted for ${role} (${short(unknown)}): not the publisher's`;
+  }
+}
