@@ -44,15 +44,16 @@ interface Flags {
   registryMirrors: string[];
   /** extra directories searched for legacy plugins (sockets, .spec, .json), before Docker's */
   pluginDirs: string[];
+  trustPolicy: string | undefined;
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]...\n`);
+  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]... [--trust-policy FILE]\n`);
   process.exit(2);
 }
 
 export function parseFlags(argv: string[]): Flags {
-  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [] };
+  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [], trustPolicy: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -79,6 +80,9 @@ export function parseFlags(argv: string[]): Flags {
       }
       case '--log-level':
         f.logLevel = value() as Level;
+        break;
+      case '--trust-policy':
+        f.trustPolicy = value();
         break;
       case '--insecure-registry':
         f.insecureRegistries.push(value());
@@ -136,11 +140,15 @@ async function main(): Promise<void> {
   const volumes = new VolumeManager(flags.root, db);
   volumes.drivers = async (name) => remoteVolumeDriver(await plugins.get(name, 'VolumeDriver'));
   await volumes.init();
+  const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
+  // trust's code (tuf-js) is loaded only when a policy asks for it
+  const trust = flags.trustPolicy ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries) : null;
   const engine = new Engine({
+    trust,
     networks,
     volumes,
     root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime,
-    registries: { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors },
+    registries,
   });
   services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
   await reconcile(engine);

@@ -55,14 +55,21 @@ async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
   return res;
 }
 
-export async function pull(images: ImageStore, refText: string, o: { creds: Credentials | null; platform?: string; progress: Progress; client?: ClientOptions }): Promise<ImageRecord> {
+/** Content trust's say in a pull: the digest a tag must resolve to (null: the repository is not covered). */
+export interface PullGate {
+  pin(name: string, tag: string | undefined, digest: string | undefined, creds: Credentials | null): Promise<string | null>;
+}
+
+export async function pull(images: ImageStore, refText: string, o: { creds: Credentials | null; platform?: string; progress: Progress; client?: ClientOptions; trust?: PullGate | null }): Promise<ImageRecord> {
   const ref = parseReference(refText);
   const tag = ref.digest ? undefined : (ref.tag ?? 'latest');
   const ep = endpointOf(ref.name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
+  // a covered repository: the signed digest, whatever the registry's tag points at now
+  const pinned = o.trust ? await o.trust.pin(ref.name, tag, ref.digest, o.creds) : null;
   let top;
   try {
-    top = await fetchManifest(s, ref.digest ?? tag!);
+    top = await fetchManifest(s, pinned ?? ref.digest ?? tag!);
   } catch (e) {
     // dockerd's words and status (404): a 401 would make the docker CLI prompt for a login
     if (e instanceof RegistryHttpError && (e.status === 401 || e.status === 403))
@@ -88,6 +95,7 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
   const config = parseImageConfig(configBytes);
   // the first word to the client comes once the image is known to exist: errors before it are HTTP errors
   o.progress({ status: `Pulling from ${ep.repo.replace(/^library\//, '')}`, id: tag ?? ref.digest! });
+  if (pinned) o.progress({ status: `Verified: ${tag ? `${tag} is signed as ${pinned}` : `${pinned} is signed`}` });
   const layers = manifest.layers ?? [];
   const diffIds = config.rootfs.diff_ids;
   if (layers.length !== diffIds.length) throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);

@@ -10,11 +10,12 @@ import { newId, type ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import { isMountPoint } from '../base/fs.js';
 import type { Db } from '../metadata/db.js';
-import type { ImageStore } from '../image/types.js';
+import type { ImageRecord, ImageStore } from '../image/types.js';
 import type { Snapshotter, Mounter } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { parseCreateBody } from '../spec/engine-api.js';
 import type { ClientOptions } from '../distribution/client.js';
+import type { PullGate } from '../distribution/pull.js';
 
 type CreateBody = ReturnType<typeof parseCreateBody>;
 const { EINVAL, ENOENT } = osc.errno;
@@ -48,6 +49,13 @@ export interface EngineOptions {
   registries?: ClientOptions;
   networks: NetworkManager;
   volumes: VolumeManager;
+  /** the trust policy's enforcement (berthd --trust-policy), null without one */
+  trust?: ImageTrust | null;
+}
+
+/** Content trust as the engine sees it: pulls pinned to signed digests, images checked before use. */
+export interface ImageTrust extends PullGate {
+  check(image: ImageRecord, ref: string): Promise<void>;
 }
 
 export class Engine {
@@ -65,6 +73,7 @@ export class Engine {
   readonly registries: ClientOptions;
   readonly networks: NetworkManager;
   readonly volumes: VolumeManager;
+  readonly trust: ImageTrust | null;
   private readonly mounted = new Set<string>();
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
@@ -81,6 +90,7 @@ export class Engine {
     this.registries = o.registries ?? {};
     this.networks = o.networks;
     this.volumes = o.volumes;
+    this.trust = o.trust ?? null;
     this.store = new ContainerStore(o.db);
     this.lifecycle = new Lifecycle(this);
   }
@@ -129,6 +139,7 @@ export class Engine {
     const imageRef = config.Image;
     if (!imageRef) throw invalidArgument('Config.Image: an image is required');
     const image = this.images.get(imageRef);
+    if (this.trust) await this.trust.check(image, imageRef);
     const merged = mergeConfig(config, image.config.config, imageRef);
     const { path, args } = commandOf(merged);
     const runtime = (hostConfig.Runtime || this.defaultRuntime) as RuntimeName;

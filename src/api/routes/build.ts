@@ -127,6 +127,7 @@ export function builderPull(engine: Engine) {
       creds,
       ...(platform ? { platform } : {}),
       client: engine.registries,
+      trust: engine.trust,
       progress: (m) => {
         if (m.status && !m.progressDetail?.total) say(m.id ? `${m.id}: ${m.status}` : m.status);
       },

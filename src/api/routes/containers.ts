@@ -73,6 +73,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
     const rec = engine.get(ctx.params[0]!);
     const checkpoint = ctx.query.get('checkpoint');
     const restore = checkpoint ? await restoreOf(engine, rec, checkpoint, ctx.query.get('checkpoint-dir')) : undefined;
+    if (engine.trust && rec.state.status !== 'running') await engine.trust.check(engine.images.get(rec.imageId), rec.config.Image ?? rec.imageId);
     const started = await lc.start(rec, restore);
     ctx.send(started ? 204 : 304);
   });
@@ -112,7 +113,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
       ...(name ? { name } : {}),
       ...(stage ? { stage } : {}),
       start: flag(ctx, 'start'),
-      pull: (ref) => pull(engine.images, ref, { creds: null, client: engine.registries, progress: () => undefined }),
+      pull: (ref) => pull(engine.images, ref, { creds: null, client: engine.registries, trust: engine.trust, progress: () => undefined }),
     });
     ctx.send(201, { Id: r2.id, Name: r2.name });
   });

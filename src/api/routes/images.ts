@@ -94,7 +94,7 @@ export function imageRoutes(r: Router, engine: Engine): void {
       const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
       await streamed(ctx, async (p) => {
         for (const ref of refs ?? (await listTags(fromImage, { creds, client: engine.registries })).map((t) => `${fromImage}:${t}`)) {
-          const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, progress: (m) => p.msg(m) });
+          const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, trust: engine.trust, progress: (m) => p.msg(m) });
           engine.events.emit('image', 'pull', img.id, { name: ref });
         }
       });

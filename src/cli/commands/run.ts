@@ -182,7 +182,7 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
 async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
   const { name, body } = createBody(p);
   // content trust: the container runs the signed digest of the tag, pulled if missing
-  if (trustOn()) body['Image'] = await (await loadTrust()).trustedReference(ctx, String(body['Image']), { pull: true });
+  if (trustOn()) body['Image'] = await (await loadTrust()).trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
   try {
     const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name })}`, body);
     for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);

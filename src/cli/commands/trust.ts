@@ -346,7 +346,8 @@ export const key = {
  * A tag resolved through verified trust data: `name@digest`, pulled if missing and tagged
  * `name:tag`, as the docker CLI's content trust does. A digest reference is checked to be signed.
  */
-export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean }): Promise<string> {
+export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean; progressToStderr?: boolean }): Promise<string> {
+  if (o.progressToStderr) ctx = { ...ctx, out: ctx.err }; // run/create: stdout is the container's
   const at = ref.indexOf('@');
   const { name, tag } = at >= 0 ? { name: ref.slice(0, at), tag: undefined } : splitTag(ref);
   const repo = await client().open(name, creds(name));

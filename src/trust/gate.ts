@@ -1,0 +1,74 @@
+/**
+ * The daemon's enforcement of its trust policy. A pull of a covered repository resolves the tag
+ * through verified metadata and fetches that digest (what the registry's tag says does not
+ * matter); a digest must be a signed target. Creating or starting a container from a covered
+ * repository needs the image's digest there to be signed now (freshness: the metadata is
+ * verified again, so a revoked tag or expired metadata stops new containers too).
+ *
+ * The daemon's pinned roots live in `<root>/trust/`.
+ */
+import { failedPrecondition } from '../base/errors.js';
+import type { ClientOptions, Credentials } from '../distribution/client.js';
+import type { ImageRecord } from '../image/types.js';
+import { readPolicy, ruleFor, type TrustPolicy } from './policy.js';
+import { TrustClient } from './verify.js';
+
+export interface GateRule {
+  require: 'none' | 'signed';
+  rootKeys: string[];
+}
+
+export class TrustGate {
+  private readonly client: TrustClient;
+
+  constructor(
+    readonly policy: TrustPolicy,
+    dir: string,
+    registries: ClientOptions,
+  ) {
+    this.client = new TrustClient(dir, registries);
+  }
+
+  static open(policyFile: string, dir: string, registries: ClientOptions): TrustGate {
+    return new TrustGate(readPolicy(policyFile), dir, registries);
+  }
+
+  covers(name: string): GateRule | null {
+    const r = ruleFor(this.policy, name);
+    return r.require === 'signed' ? r : null;
+  }
+
+  /** For a pull: the digest to fetch for `name:tag` / `name@digest`, or null when the policy does not cover it. */
+  async pin(name: string, tag: string | undefined, digest: string | undefined, creds: Credentials | null): Promise<string | null> {
+    const rule = this.covers(name);
+    if (!rule) return null;
+    const repo = await this.client.open(name, creds, { rootKeys: rule.rootKeys });
+    if (digest) {
+      if (!(await repo.isSigned(digest))) throw failedPrecondition(`trust: ${name}: ${digest} is not signed by the publisher (the trust policy requires signed images)`);
+      return digest;
+    }
+    return (await repo.resolve(tag ?? 'latest')).digest;
+  }
+
+  /**
+   * For create and start: every covered repository the image is known under must vouch for it —
+   * its digest there is a signed target. An image with no name falls under the policy's default.
+   */
+  async check(image: ImageRecord, ref: string): Promise<void> {
+    const names = new Set([...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))), ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@')))]);
+    if (names.size === 0) {
+      if (this.policy.default.require === 'signed') throw failedPrecondition(`trust: ${ref}: the image has no repository name, so no signature; the trust policy requires signed images`);
+      return;
+    }
+    for (const name of names) {
+      const rule = this.covers(name);
+      if (!rule) continue;
+      const digests = image.repoDigests.filter((d) => d.startsWith(`${name}@`)).map((d) => d.slice(name.length + 1));
+      if (digests.length === 0) throw failedPrecondition(`trust: ${ref}: the image was not pulled from ${name} (built, loaded or tagged here), so nothing signed vouches for it; the trust policy requires signed images`);
+      const repo = await this.client.open(name, null, { rootKeys: rule.rootKeys });
+      let ok = false;
+      for (const d of digests) if (await repo.isSigned(d)) ok = true;
+      if (!ok) throw failedPrecondition(`trust: ${ref}: ${name}@${digests[0]!} is not (or no longer) signed by the publisher; the trust policy requires signed images`);
+    }
+  }
+}
