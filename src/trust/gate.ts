@@ -10,6 +10,7 @@
 import { failedPrecondition } from '../base/errors.js';
 import type { ClientOptions, Credentials } from '../distribution/client.js';
 import type { ImageRecord } from '../image/types.js';
+import { parseReference } from '../image/reference.js';
 import { readPolicy, ruleFor, type TrustPolicy } from './policy.js';
 import { TrustClient } from './verify.js';
 
@@ -51,11 +52,14 @@ export class TrustGate {
   }
 
   /**
-   * For create and start: every covered repository the image is known under must vouch for it —
-   * its digest there is a signed target. An image with no name falls under the policy's default.
+   * For create and start: the repository the image is named by must vouch for it — its digest
+   * there is a signed target. An image referred to by id must be vouched for by every covered
+   * repository it is known under; one with no name at all falls under the policy's default.
    */
   async check(image: ImageRecord, ref: string): Promise<void> {
-    const names = new Set([...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))), ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@')))]);
+    const byId = /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
+    const all = [...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))), ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@')))];
+    const names = new Set(byId ? all : [parseReference(ref).name]);
     if (names.size === 0) {
       if (this.policy.default.require === 'signed') throw failedPrecondition(`trust: ${ref}: the image has no repository name, so no signature; the trust policy requires signed images`);
       return;

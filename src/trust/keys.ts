@@ -168,17 +168,28 @@ export class KeyStore {
     this.open.set(k.keyid, k);
   }
 
-  /** Imports a sealed key file as it was exported (its passphrase stays the exporter's). */
-  importSealed(text: string, root: boolean, where: string): { keyid: string; label: string } {
+  /**
+   * Imports an exported key file: kept as it is when this store's passphrase opens it, else opened
+   * with the exporter's passphrase (`exported()`) and sealed again with this store's.
+   */
+  async importSealed(text: string, root: boolean, where: string, exported: () => Promise<string>): Promise<{ keyid: string; label: string }> {
     let f: SealedKey;
     try {
       f = parseSealed(JSON.parse(text), where);
     } catch (e) {
       throw invalidArgument(`${where}: ${(e as Error).message}`);
     }
+    const mine = await this.passphrases.get(root ? 'root' : 'repository', f.label, false);
+    let k: PrivateKey;
+    try {
+      k = unseal(f, mine);
+    } catch {
+      k = unseal(f, await exported());
+    }
     const d = this.dirFor(root);
     mkdirSync(d, { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(join(d, `${f.keyid}.key`), `${JSON.stringify(f, null, 2)}\n`, 0o600);
+    writeFileAtomicSync(join(d, `${f.keyid}.key`), `${JSON.stringify(seal(k, mine), null, 2)}\n`, 0o600);
+    this.open.set(k.keyid, k);
     return { keyid: f.keyid, label: f.label };
   }
 

@@ -100,7 +100,7 @@ export class VerifiedRepository {
     readonly dir: string,
     readonly pin: Pin,
     private readonly updater: Updater,
-    private readonly explain: (e: unknown) => Error,
+    private readonly explain: (e: unknown) => Promise<Error>,
   ) {}
 
   /** The signed target of a tag; refuses an unsigned tag. */
@@ -109,13 +109,18 @@ export class VerifiedRepository {
     try {
       t = await this.updater.getTargetInfo(tag);
     } catch (e) {
-      if (/Missing releases\.json in snapshot/.test(String(e))) t = undefined;
-      else throw this.explain(e);
+      if (!this.noReleases()) throw await this.explain(e);
     }
     if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (no trust data for it: pushed without the publisher's keys, or revoked)`);
     const inTop = isObject((readJson(join(this.dir, 'targets.json'))?.['signed'] as Json | undefined)?.['targets']) && tag in ((readJson(join(this.dir, 'targets.json'))!['signed'] as Json)['targets'] as Json);
     const custom = t.custom as Json;
     return { digest: `sha256:${t.hashes['sha256']}`, size: t.length, role: inTop ? 'targets' : DELEGATION, ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
+  }
+
+  /** A delegation no signer has signed into yet: the verified snapshot lists no releases.json. */
+  private noReleases(): boolean {
+    const meta = (readJson(join(this.dir, 'snapshot.json'))?.['signed'] as Json | undefined)?.['meta'];
+    return isObject(meta) && !(`${DELEGATION}.json` in meta);
   }
 
   /** Every signed tag, by role file (loading the delegation when there is one). */
@@ -125,7 +130,7 @@ export class VerifiedRepository {
       // a path no tag can have: walks (and so verifies and stores) every delegated role
       await this.updater.getTargetInfo('\u0000');
     } catch (e) {
-      if (!/Missing releases\.json in snapshot/.test(String(e))) throw this.explain(e);
+      if (!this.noReleases()) throw await this.explain(e);
     }
     for (const role of [DELEGATION, 'targets']) {
       const t = (readJson(join(this.dir, `${role}.json`))?.['signed'] as Json | undefined)?.['targets'];
@@ -191,7 +196,7 @@ export class TrustClient {
       throw await explain(e);
     }
     this.remember(dir);
-    return new VerifiedRepository(name, dir, pin, updater, (e) => (e instanceof BerthError ? e : refuse(name, String(e instanceof Error ? e.message : e), e)));
+    return new VerifiedRepository(name, dir, pin, updater, explain);
   }
 
   private async pinRoot(name: string, s: RegistrySession, idx: BundleIndex, dir: string, anchor: Anchor): Promise<Pin> {

@@ -5,7 +5,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
 import { startDaemon, type Daemon } from './harness.js';
@@ -135,9 +135,11 @@ describe('trust', () => {
     await c.berth(['pull', `${ref}:latest`], { trust: true });
     assert.equal(await runOut([`${ref}:latest`], c), 'web v1');
     assert.equal((await d.docker(['inspect', '-f', '{{.State.Running}}', server])).stdout.trim(), 'true', 'v1 keeps running');
-    // the publisher signs v2: it runs
+    // the publisher signs v2 — with the root key offline (its directory gone): daily signing never needs it
     await webImage(`${ref}:latest`, 'web v2');
+    renameSync(join(p.dir, 'offline-root'), join(d.dir, 'usb-stick'));
     await p.berth(['trust', 'sign', `${ref}:latest`]);
+    renameSync(join(d.dir, 'usb-stick'), join(p.dir, 'offline-root'));
     await d.docker(['rmi', `${ref}:latest`]);
     assert.equal(await runOut([`${ref}:latest`], c), 'web v2');
     // trust off: the registry's tag is taken as it is (no cost, no check)
@@ -145,5 +147,172 @@ describe('trust', () => {
     assert.equal(off.code, 0);
     assert.equal(await runOut([`${ref}:evil`], c, false), 'defaced');
     await d.docker(['rm', '-f', server]);
+  });
+
+  test('attacks, each refused with its own message, leaving nothing behind: swapped layer, swapped manifest, rollback, frozen metadata', async () => {
+    const p = pub();
+    const c = party('victim');
+    const ref = `${reg.addr}/acme/app`;
+    const blob = (digest: string) => join(reg.root, 'blobs', 'sha256', digest.slice(7));
+    const manifestOf = async (digest: string) => JSON.parse(await (await fetch(`http://${reg.addr}/v2/acme/app/manifests/${digest}`)).text()) as { layers: Array<{ digest: string }> };
+    const signedDigest = async (tag: string) => /Signed \S+ (sha256:[a-f0-9]{64})/.exec((await p.berth(['trust', 'sign', `${ref}:${tag}`])).stdout)![1]!;
+    for (const v of ['v1', 'v2', 'v3']) await webImage(`${ref}:${v}`, `app ${v}`);
+    await signedDigest('v1');
+    const oldTrust = await trustManifest(ref);
+    await c.berth(['pull', `${ref}:v1`], { trust: true });
+    const v2 = await signedDigest('v2');
+    const v3 = await signedDigest('v3');
+    for (const v of ['v1', 'v2', 'v3']) await d.docker(['rmi', `${ref}:${v}`]);
+    await d.docker(['builder', 'prune', '-af']); // the build cache kept the layers: the pulls must fetch them
+    const refused = async (tag: string, re: RegExp) => {
+      const before = await snapshotState();
+      const r = await c.berth(['pull', `${ref}:${tag}`], { trust: true, allowFail: true });
+      assert.notEqual(r.code, 0, `pull ${tag} must be refused`);
+      assert.match(r.stderr, re);
+      assert.deepEqual(await snapshotState(), before, `a refused pull of ${tag} leaves nothing`);
+    };
+    // a layer swapped in the registry's storage
+    const layer = (await manifestOf(v2)).layers.at(-1)!.digest;
+    const saved = readFileSync(blob(layer));
+    writeFileSync(blob(layer), Buffer.alloc(saved.length, 0x41));
+    await refused('v2', /failed verification|does not match/);
+    writeFileSync(blob(layer), saved);
+    // the manifest swapped: the signed digest's bytes replaced by another image's manifest
+    const savedManifest = readFileSync(blob(v3));
+    writeFileSync(blob(v3), readFileSync(blob(v2)));
+    await refused('v3', new RegExp(`manifest ${v3} failed verification`));
+    writeFileSync(blob(v3), savedManifest);
+    // rollback: the victim has seen the newest metadata; the registry replays the one from v1's signing
+    await c.berth(['pull', `${ref}:v3`], { trust: true });
+    const current = await trustManifest(ref);
+    await replay(ref, oldTrust);
+    await refused('v1', /rollback refused: the registry serves timestamp metadata older than what this host has already verified/);
+    await replay(ref, current);
+    // frozen: metadata signed with a short timestamp expiry, replayed after it expired
+    const fresh = `${reg.addr}/acme/fresh`;
+    await d.docker(['tag', 'busybox', `${fresh}:1`]);
+    await p.berth(['trust', 'sign', '--timestamp-expiry', '2s', `${fresh}:1`]);
+    await c.berth(['pull', `${fresh}:1`], { trust: true });
+    await sleep(2500);
+    const frozen = await c.berth(['pull', `${fresh}:1`], { trust: true, allowFail: true });
+    assert.notEqual(frozen.code, 0);
+    assert.match(frozen.stderr, /the registry serves expired timestamp metadata \(expired [0-9T:-]+Z\): frozen or replayed trust data/);
+    // the publisher signing again renews it
+    await p.berth(['trust', 'sign', `${fresh}:1`]);
+    await c.berth(['pull', `${fresh}:1`], { trust: true });
+  });
+
+  test('a release team with a threshold of 2; root key rotation and a revoked signer, seen by a consumer that pinned the old root', async () => {
+    const p = pub();
+    const c = party('pinned');
+    const alice = party('alice');
+    const bob = party('bob');
+    const repo = `${reg.addr}/acme/team`;
+    await d.docker(['tag', 'busybox', `${repo}:v1`]);
+    await p.berth(['trust', 'sign', `${repo}:v1`]);
+    await c.berth(['pull', `${repo}:v1`], { trust: true }); // pins root v1
+    const rootV1 = JSON.parse((await c.berth(['trust', 'inspect', repo])).stdout)[0].AdministrativeKeys[0].Keys[0].ID as string;
+    // signers: keys generated by each, public halves handed to the owner
+    for (const [who, s] of [['alice', alice], ['bob', bob]] as const) {
+      mkdirSync(s.dir, { recursive: true });
+      await s.berth(['trust', 'key', 'generate', '--dir', s.dir, who]);
+    }
+    await p.berth(['trust', 'signer', 'add', '--key', join(alice.dir, 'alice.pub'), 'alice', repo]);
+    const added = await p.berth(['trust', 'signer', 'add', '--key', join(bob.dir, 'bob.pub'), '--threshold', '2', 'bob', repo]);
+    assert.match(added.stdout, /threshold 2/);
+    // the team shares the snapshot and timestamp keys: exported by the owner, imported (re-sealed) by each
+    const admin = JSON.parse((await p.berth(['trust', 'inspect', repo])).stdout)[0].AdministrativeKeys as Array<{ Name: string; Keys: Array<{ ID: string }> }>;
+    for (const role of ['Snapshot', 'Timestamp']) {
+      const id = admin.find((k) => k.Name === role)!.Keys[0]!.ID;
+      const file = join(d.dir, `${role}.key`);
+      await p.berth(['trust', 'key', 'export', '-o', file, id]);
+      for (const s of [alice, bob]) await s.berth(['trust', 'key', 'import', file], { extra: { BERTH_TRUST_IMPORT_PASSPHRASE: 'pub-repo-pass' } });
+    }
+    await d.docker(['tag', 'busybox', `${repo}:v2`]);
+    // one signature of the two required: refused
+    const one = await alice.berth(['trust', 'sign', `${repo}:v2`]);
+    assert.match(one.stdout, /releases \(signed by alice; threshold 2\)/);
+    const short = await c.berth(['pull', `${repo}:v2`], { trust: true, allowFail: true });
+    assert.notEqual(short.code, 0);
+    assert.match(short.stderr, /releases metadata is signed by 1 of the 2 keys its threshold requires/);
+    // the second signer adds theirs: accepted
+    assert.match((await bob.berth(['trust', 'sign', `${repo}:v2`])).stdout, /added a signature by bob/);
+    await c.berth(['pull', `${repo}:v2`], { trust: true });
+    // the owner rotates the root key (offline key needed, daily keys not): the consumer follows the chain
+    await p.berth(['trust', 'key', 'rotate', repo, 'root']);
+    await c.berth(['pull', `${repo}:v2`], { trust: true });
+    const seen = JSON.parse((await c.berth(['trust', 'inspect', repo])).stdout)[0];
+    assert.equal(seen.Versions.root, 2);
+    assert.notEqual(seen.AdministrativeKeys[0].Keys[0].ID, rootV1);
+    assert.match(seen.RootPinned, /trust on first use/);
+    // alice is revoked; what she signs afterwards (she still holds the team's snapshot and timestamp keys) is refused
+    await p.berth(['trust', 'signer', 'remove', 'alice', repo]);
+    const aliceKey = (await alice.keys.get(alice.keys.list().find((k) => k.label === 'alice')!.keyid))!;
+    const team = RepositoryMetadata.fromFiles(await bundleOf(repo));
+    const snapshotKey = (await alice.keys.get(roleKeys(team.root, 'snapshot').keyids[0]!))!;
+    const timestampKey = (await alice.keys.get(roleKeys(team.root, 'timestamp').keyids[0]!))!;
+    const good = await trustManifest(repo);
+    await forge(repo, (m) => m.setTarget('releases.json', 'v3', { digest: `sha256:${'1'.repeat(64)}`, size: 100 }), { releases: [aliceKey], snapshot: snapshotKey, timestamp: timestampKey });
+    const revoked = await c.berth(['pull', `${repo}:v3`], { trust: true, allowFail: true });
+    assert.notEqual(revoked.code, 0);
+    assert.match(revoked.stderr, /releases metadata is signed by revoked key/);
+    await replay(repo, good);
+    // whoever holds the old (rotated-out) root key cannot publish a new root
+    const oldRoot = (await p.keys.get(rootV1))!;
+    await forge(repo, (m) => m.rotate('timestamp', timestampKey.keyid, timestampKey.public), { root: [oldRoot], snapshot: snapshotKey, timestamp: timestampKey });
+    const oldRootRefused = await c.berth(['pull', `${repo}:v2`], { trust: true, allowFail: true });
+    assert.notEqual(oldRootRefused.code, 0);
+    assert.match(oldRootRefused.stderr, /root metadata is signed by revoked key/);
+  });
+
+  test('berthd --trust-policy: every API client (the docker CLI here) gets signed images only, at pull, create and start', async () => {
+    const p = pub();
+    const ref = `${reg.addr}/acme/web`;
+    const policy = join(d.dir, 'policy.json');
+    const wrongRoot = 'ab'.repeat(32);
+    writeFileSync(policy, JSON.stringify({ default: 'none', repositories: { [`${reg.addr}/acme`]: { require: 'signed' }, [`${reg.addr}/acme/pinned`]: { require: 'signed', rootKeys: [wrongRoot] } } }));
+    const d2 = await startDaemon({ args: ['--trust-policy', policy] });
+    try {
+      // a tag the registry holds unsigned: refused; the signed tag pulls the signed digest
+      const evil = await d2.docker(['pull', `${ref}:evil`], { allowFail: true });
+      assert.notEqual(evil.code, 0);
+      assert.match(evil.stderr, /trust: .*tag evil is not signed/);
+      const pulled = await d2.docker(['pull', `${ref}:latest`]);
+      assert.match(pulled.stdout, /Verified: latest is signed as sha256:/);
+      assert.equal((await d2.docker(['run', '--rm', `${ref}:latest`])).stdout.trim(), 'web v2');
+      // an unsigned image under a covered name (loaded, tagged here): refused at create
+      await d2.docker(['tag', 'busybox', `${ref}:local`]);
+      const local = await d2.docker(['run', '--rm', `${ref}:local`, 'true'], { allowFail: true });
+      assert.notEqual(local.code, 0);
+      assert.match(local.stderr, /was not pulled from .*nothing signed vouches for it/);
+      // outside the policy's scopes: as before
+      assert.equal((await d2.docker(['run', '--rm', 'busybox', 'echo', 'ok'])).stdout.trim(), 'ok');
+      // a container created while signed does not start once the tag's signature is revoked
+      const ctr = (await d2.docker(['create', `${ref}:latest`])).stdout.trim();
+      await p.berth(['trust', 'revoke', `${ref}:latest`]);
+      const start = await d2.docker(['start', ctr], { allowFail: true });
+      assert.notEqual(start.code, 0);
+      assert.match(start.stderr, /not \(or no longer\) signed/);
+      // a policy that names the root key: a repository rooted in another key is refused on first sight
+      await d.docker(['tag', 'busybox', `${reg.addr}/acme/pinned:1`]);
+      await party('another-publisher').berth(['trust', 'sign', `${reg.addr}/acme/pinned:1`]);
+      const pinned = await d2.docker(['pull', `${reg.addr}/acme/pinned:1`], { allowFail: true });
+      assert.notEqual(pinned.code, 0);
+      assert.match(pinned.stderr, /not signed by a root key the trust policy names/);
+    } finally {
+      await d2.stop();
+    }
+  });
+
+  test('bad input: a wrong passphrase, a policy file that does not parse, trust commands on an unsigned repository', async () => {
+    const p = pub();
+    const wrong = await p.berth(['trust', 'sign', `${reg.addr}/acme/web:latest`], { allowFail: true, extra: { BERTH_TRUST_PASSPHRASE: 'not-it' } });
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /wrong passphrase for key/);
+    const none = await p.berth(['trust', 'inspect', `${reg.addr}/acme/nothing`], { allowFail: true });
+    assert.match(none.stderr, /has no trust data/);
+    const bad = join(d.dir, 'bad-policy.json');
+    writeFileSync(bad, '{"repositories": {"x": {"require": "maybe"}}}');
+    await assert.rejects(startDaemon({ args: ['--trust-policy', bad], loadFixture: false }), /require: "none" or "signed"/);
   });
 });

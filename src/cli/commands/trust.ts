@@ -203,8 +203,9 @@ export async function sign(ctx: Ctx, argv: string[]): Promise<void> {
   const { name, tag } = named(p.args[0]!, true);
   const ttl = str(p, 'timestamp-expiry');
   const expiries = { ...DEFAULT_EXPIRIES, ...(ttl ? { timestamp: parseDuration(ttl) } : {}) };
-  const info = await pushImage(ctx, name, tag!);
+  // the keys first: a publisher who cannot sign pushes nothing
   const { meta } = await loadForEdit(ctx, name, { create: true, expiries });
+  const info = await pushImage(ctx, name, tag!);
   const role = await signTag(ctx, name, meta, tag!, info);
   ctx.out(`Signed ${name}:${tag} ${info.digest} in ${role}\n`);
 }
@@ -320,7 +321,11 @@ export const key = {
   async import(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, { root: { type: 'bool' } });
     if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: FILE');
-    const r = keyStore().importSealed(readFileSync(p.args[0]!, 'utf8'), bool(p, 'root'), p.args[0]!);
+    const r = await keyStore().importSealed(readFileSync(p.args[0]!, 'utf8'), bool(p, 'root'), p.args[0]!, async () => {
+      if (process.env['BERTH_TRUST_IMPORT_PASSPHRASE']) return process.env['BERTH_TRUST_IMPORT_PASSPHRASE'];
+      if (!process.stdin.isTTY) throw invalidArgument('the key is sealed with another passphrase: set BERTH_TRUST_IMPORT_PASSPHRASE to it');
+      return prompt('Passphrase the key was exported with: ');
+    });
     ctx.out(`Imported key ${r.keyid} (${r.label})\n`);
   },
   /** A role's key replaced by a new one; root re-signed (by the old root keys too, for root). */
