@@ -14,8 +14,8 @@ let loaded: Promise<TrustModule> | null = null;
 export function loadTrust(): Promise<TrustModule> {
   if (!loaded) {
     const here = dirname(realpathSync(process.argv[1] ?? '.'));
-    // bin/berth (bundled: dist/src/cli/...) or dist/src/cmd/berth.js (unbundled)
-    const candidates = [join(here, '..', 'dist', 'src', 'cli', 'commands', 'trust.js'), join(here, '..', 'cli', 'commands', 'trust.js')];
+    // bin/berth: the trust bundle (dist/trust.cjs); dist/src/cmd/berth.js (unbundled): its sibling module
+    const candidates = [join(here, '..', 'dist', 'trust.cjs'), join(here, '..', 'cli', 'commands', 'trust.js')];
     const path = candidates.find((p) => existsSync(p)) ?? candidates[0]!;
     loaded = import(pathToFileURL(path).href) as Promise<TrustModule>;
   }
