@@ -3,6 +3,7 @@
  *   berth registry serve --addr 127.0.0.1:5000 --root /var/lib/berth-registry
  *       [--htpasswd FILE] [--public PATTERN]... [--acl FILE] [--auth basic|token] [--token-key FILE]
  *       [--delete-enabled] [--tls-cert FILE --tls-key FILE]
+ *       [--trust-timestamp-key FILE [--trust-timestamp-expiry 1h]]
  *   berth registry gc --root DIR [--grace SECONDS] [--dry-run]
  */
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { RegistryStorage } from '../registry/storage.js';
 const USAGE = `Usage:
   berth registry serve --addr HOST:PORT --root DIR [--htpasswd FILE] [--public PATTERN]... [--acl FILE]
                        [--auth basic|token] [--token-key FILE] [--delete-enabled] [--tls-cert FILE --tls-key FILE]
+                       [--trust-timestamp-key FILE [--trust-timestamp-expiry 1h]]
   berth registry gc --root DIR [--grace SECONDS] [--dry-run]
 `;
 
@@ -44,6 +46,13 @@ function parseAcl(file: string): AclRule[] {
   });
 }
 
+/** `3600`, `90s`, `15m`, `2h` -> seconds */
+function parseSeconds(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(s);
+  if (!m) throw new Error(`invalid duration ${s}`);
+  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 } as Record<string, number>)[m[2] ?? 's']!;
+}
+
 export async function registryMain(argv: string[]): Promise<number> {
   const sub = argv.shift();
   let f: Map<string, string[]>;
@@ -70,6 +79,9 @@ export async function registryMain(argv: string[]): Promise<number> {
     return 125;
   }
   const tokenKey = one('token-key');
+  // trust's signing code is loaded only when the registry keeps a timestamp key
+  const tsKey = one('trust-timestamp-key');
+  const timestamper = tsKey ? (await import('../registry/timestamp.js')).Timestamper.open(tsKey, parseSeconds(one('trust-timestamp-expiry') ?? '3600') * 1000) : undefined;
   const server = new RegistryServer({
     root,
     addr: one('addr') ?? '127.0.0.1:5000',
@@ -80,6 +92,7 @@ export async function registryMain(argv: string[]): Promise<number> {
     ...(tokenKey ? { tokenKey: readFileSync(tokenKey) } : {}),
     deleteEnabled: one('delete-enabled') === 'true',
     ...(one('tls-cert') ? { tlsCert: one('tls-cert')!, tlsKey: one('tls-key') ?? '' } : {}),
+    ...(timestamper ? { timestamper } : {}),
   });
   const { host, port } = await server.listen();
   log.info('registry ready', { addr: `${host}:${port}`, root, auth, tls: Boolean(one('tls-cert')) });

@@ -23,6 +23,17 @@ export interface ServeOptions extends AuthOptions {
   addr: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** server-managed timestamping of trust data (timestamp.ts), when the registry holds a timestamp key */
+  timestamper?: TrustTimestamper;
+}
+
+/** The registry's part in trust: it may hold the timestamp role's key (see ../trust/README.md). */
+export interface TrustTimestamper {
+  key(): { keyid: string; public: object };
+  /** after a push of `_trust`: a fresh timestamp over the pushed snapshot, if the root names this key */
+  refresh(repo: string, storage: RegistryStorage): Promise<void>;
+  start(storage: RegistryStorage): void;
+  stop(): void;
 }
 
 type Handler = (c: Ctx) => Promise<void>;
@@ -91,6 +102,7 @@ export class RegistryServer {
 
   async listen(): Promise<{ host: string; port: number }> {
     await this.storage.init();
+    this.o.timestamper?.start(this.storage);
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
     this.server = this.o.tlsCert && this.o.tlsKey ? createHttps({ cert: readFileSync(this.o.tlsCert), key: readFileSync(this.o.tlsKey) }, handler) : createHttp(handler);
     this.server.keepAliveTimeout = 30_000;
@@ -106,6 +118,7 @@ export class RegistryServer {
   }
 
   close(): Promise<void> {
+    this.o.timestamper?.stop();
     return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 
@@ -127,6 +140,10 @@ export class RegistryServer {
         return sendJson(res, 200, {});
       }
       if (path === '/v2/_catalog' && req.method === 'GET') return await this.catalog(req, res, query, base);
+      if (path === '/trust/v1/_timestamp-key' && req.method === 'GET') {
+        if (!this.o.timestamper) throw new RegistryError(404, 'UNSUPPORTED', 'this registry does not sign timestamps');
+        return sendJson(res, 200, this.o.timestamper.key());
+      }
       const route = this.route(req.method ?? 'GET', path);
       if (!route) throw new RegistryError(404, 'UNSUPPORTED', `no route for ${req.method} ${path}`);
       const [name, ref, handler, need] = route;
@@ -282,6 +299,7 @@ export class RegistryServer {
     await this.storage.putBlobBytes(bytes);
     await this.storage.putManifest(c.name, digest, m.mediaType);
     if (!byDigest) await this.storage.setTag(c.name, c.ref, digest);
+    if (c.ref === TRUST_TAG) await this.o.timestamper?.refresh(c.name, this.storage);
     const headers: Record<string, string> = { Location: `/v2/${c.name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (m.subject) {
       const at = artifactTypeOf(m);

@@ -315,4 +315,33 @@ describe('trust', () => {
     writeFileSync(bad, '{"repositories": {"x": {"require": "maybe"}}}');
     await assert.rejects(startDaemon({ args: ['--trust-policy', bad], loadFixture: false }), /require: "none" or "signed"/);
   });
+
+  test('server-managed timestamping: the registry keeps the timestamp key and renews freshness while the publisher is offline', async () => {
+    const hosted = await startBerthRegistry((dir) => ['--trust-timestamp-key', join(dir, 'timestamp.pem'), '--trust-timestamp-expiry', '4s']);
+    try {
+      const p = party('hosted-publisher');
+      const c = party('hosted-consumer');
+      const ref = `${hosted.addr}/acme/hosted`;
+      const registryKey = ((await (await fetch(`http://${hosted.addr}/trust/v1/_timestamp-key`)).json()) as { keyid: string }).keyid;
+      await d.docker(['tag', 'busybox', `${ref}:1`]);
+      const signed = await p.berth(['trust', 'sign', `${ref}:1`]);
+      assert.match(signed.stderr, /timestamps signed by the registry/);
+      assert.equal(readdirSync(join(p.dir, 'private')).length, 2, 'the publisher holds targets and snapshot keys, not the timestamp key');
+      await c.berth(['pull', `${ref}:1`], { trust: true });
+      const first = JSON.parse((await c.berth(['trust', 'inspect', ref])).stdout)[0];
+      assert.equal(first.AdministrativeKeys.find((k: { Name: string }) => k.Name === 'Timestamp').Keys[0].ID, registryKey);
+      // longer than the timestamp's life, no publisher in sight: still verifiable, with a newer timestamp
+      await sleep(5000);
+      await c.berth(['pull', `${ref}:1`], { trust: true });
+      const later = JSON.parse((await c.berth(['trust', 'inspect', ref])).stdout)[0];
+      assert.ok(later.Versions.timestamp > first.Versions.timestamp, `timestamp renewed: ${first.Versions.timestamp} -> ${later.Versions.timestamp}`);
+      assert.ok(Date.parse(later.Expires.timestamp) > Date.now());
+      // the publisher signs a new tag: the registry timestamps the new snapshot at once
+      await d.docker(['tag', 'busybox', `${ref}:2`]);
+      await p.berth(['trust', 'sign', `${ref}:2`]);
+      await c.berth(['pull', `${ref}:2`], { trust: true });
+    } finally {
+      await hosted.stop();
+    }
+  });
 });

@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { BerthError, invalidArgument } from '../../base/errors.js';
 import { endpointOf, RegistrySession, type Credentials } from '../../distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from '../../trust/bundle.js';
-import { generateKey, readPublicKeyFile, KeyStore, keyIdOf, type KeyType, type Passphrases, type PrivateKey } from '../../trust/keys.js';
+import { generateKey, parsePublicKey, readPublicKeyFile, KeyStore, keyIdOf, type KeyType, type Passphrases, type PrivateKey, type PublicKeyJson } from '../../trust/keys.js';
 import { DEFAULT_EXPIRIES, RepositoryMetadata, roleKeys, TOP_ROLES, type TargetInfo, type TopRole } from '../../trust/metadata.js';
 import { TrustClient } from '../../trust/verify.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
@@ -130,13 +130,30 @@ async function initRepository(ctx: Ctx, name: string, expiries: typeof DEFAULT_E
   }
   const keys = {} as Record<TopRole, ReturnType<typeof generateKey>['public'] & { keyid: string }>;
   keys.root = { ...root.public, keyid: root.keyid };
-  for (const role of ['targets', 'snapshot', 'timestamp'] as const) {
+  // a registry that signs timestamps (server-managed freshness) names its key; else the publisher holds one
+  const hosted = await registryTimestampKey(name);
+  if (hosted) keys.timestamp = hosted;
+  for (const role of hosted ? (['targets', 'snapshot'] as const) : (['targets', 'snapshot', 'timestamp'] as const)) {
     const k = generateKey(type, `${name} ${role}`);
     await ks.add(k, false);
     keys[role] = { ...k.public, keyid: k.keyid };
   }
-  ctx.err(`Initialized trust data for ${name}: root ${root.keyid.slice(0, 12)}, targets ${keys.targets.keyid.slice(0, 12)}\n`);
+  ctx.err(`Initialized trust data for ${name}: root ${root.keyid.slice(0, 12)}, targets ${keys.targets.keyid.slice(0, 12)}${hosted ? `, timestamps signed by the registry (key ${hosted.keyid.slice(0, 12)})` : ''}\n`);
   return RepositoryMetadata.create(keys, expiries);
+}
+
+/** The timestamp key of a registry that signs timestamps itself (`berth registry serve --trust-timestamp-key`), if it does. */
+async function registryTimestampKey(name: string): Promise<(PublicKeyJson & { keyid: string }) | null> {
+  const s = session(name, false);
+  const res = await s.fetch('GET', '/trust/v1/_timestamp-key').catch(() => null);
+  if (!res || !res.ok) {
+    await res?.body?.cancel();
+    return null;
+  }
+  const v = (await res.json()) as { keyid?: unknown; public?: unknown };
+  const pub = parsePublicKey(v.public, 'the registry\'s timestamp key');
+  if (v.keyid !== keyIdOf(pub)) throw new ExitError(1, 'the registry\'s timestamp key does not match its id');
+  return { ...pub, keyid: v.keyid };
 }
 
 /** Signs what changed and publishes the bundle. Keys are unsealed before signing (prompts first). */
@@ -149,7 +166,9 @@ async function publish(name: string, meta: RepositoryMetadata, o: { append?: str
   let timestampKey: PrivateKey | null = null;
   if (changed.length) {
     keys.set('snapshot.json', [await ks.oneOf(roleKeys(meta.root, 'snapshot').keyids, 'snapshot')]);
-    timestampKey = await ks.oneOf(roleKeys(meta.root, 'timestamp').keyids, 'timestamp');
+    // held here, or kept by the registry, which signs a timestamp when the bundle lands
+    const ts = roleKeys(meta.root, 'timestamp').keyids;
+    timestampKey = ts.some((k) => ks.has(k)) ? await ks.oneOf(ts, 'timestamp') : null;
   }
   if (o.rootSigners) meta.addRootSigners(o.rootSigners);
   meta.seal({ now: Date.now(), sign: (f) => keys.get(f) ?? [], timestampKey, ...(o.append ? { append: o.append } : {}) });
