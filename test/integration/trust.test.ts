@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
 import { startDaemon, type Daemon } from './harness.js';
-import { startBerthRegistry, type Registry } from './registry-harness.js';
+import { startBerthRegistry, startDistribution, type Registry } from './registry-harness.js';
 import { endpointOf, RegistrySession } from '../../src/distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from '../../src/trust/bundle.js';
 import { KeyStore, type PrivateKey } from '../../src/trust/keys.js';
@@ -342,6 +342,29 @@ describe('trust', () => {
       await c.berth(['pull', `${ref}:2`], { trust: true });
     } finally {
       await hosted.stop();
+    }
+  });
+
+  test("any OCI registry carries the trust data: signed on Docker's distribution, verified there; an unsigned tag there refused", async () => {
+    const dist = await startDistribution();
+    try {
+      const p = party('dist-publisher');
+      const c = party('dist-consumer');
+      const ref = `${dist.addr}/acme/plain`;
+      await d.docker(['tag', 'busybox', `${ref}:1`]);
+      await p.berth(['trust', 'sign', `${ref}:1`]);
+      await d.docker(['rmi', `${ref}:1`]);
+      await c.berth(['pull', `${ref}:1`], { trust: true });
+      const inspect = JSON.parse((await c.berth(['trust', 'inspect', ref])).stdout)[0];
+      assert.equal(inspect.SignedTags[0].SignedTag, '1');
+      // an unsigned tag pushed there by someone else
+      await d.docker(['tag', 'busybox', `${ref}:2`]);
+      await d.docker(['push', `${ref}:2`]);
+      const r = await c.berth(['pull', `${ref}:2`], { trust: true, allowFail: true });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /tag 2 is not signed/);
+    } finally {
+      await dist.stop();
     }
   });
 });
