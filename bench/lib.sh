@@ -43,3 +43,14 @@ bench_init() {
   if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; fi
   return 0
 }
+
+# The usual end of a bench run: stops the helper processes in $PIDS, dockerd and berthd, then
+# releases $WORK. Scripts that start nothing else use it as their EXIT trap.
+stop_engines() {
+  set +e
+  local p
+  for p in ${PIDS:-}; do kill $p 2>/dev/null; done
+  [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID 2>/dev/null; }
+  [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
+  release_work "$WORK"
+}

@@ -16,15 +16,8 @@ LAYERS=${LAYERS:-8}
 MIB=${MIB:-128}
 RUNS=${RUNS:-3}
 WORK=${WORK:-/var/tmp/berth-bench-registry}
-cleanup() {
-  set +e
-  for p in ${PIDS:-}; do kill $p 2>/dev/null; done
-  [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID 2>/dev/null; }
-  [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
-  release_work "$WORK"
-}
-trap cleanup EXIT
-cleanup 2>/dev/null || true
+trap stop_engines EXIT
+stop_engines 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 echo "making a $LAYERS x $MIB MiB image"

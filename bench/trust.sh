@@ -13,15 +13,8 @@ source bench/lib.sh
 bench_init trust
 RUNS=${RUNS:-30}
 WORK=${WORK:-/var/tmp/berth-bench-trust}
-cleanup() {
-  set +e
-  for p in ${PIDS:-}; do kill $p 2>/dev/null; done
-  [ -n "${DOCKERD_PID:-}" ] && { kill $DOCKERD_PID; wait $DOCKERD_PID 2>/dev/null; }
-  [ -n "${BERTH_PID:-}" ] && kill $BERTH_PID
-  release_work "$WORK"
-}
-trap cleanup EXIT
-cleanup 2>/dev/null || true
+trap stop_engines EXIT
+stop_engines 2>/dev/null || true
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
