@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
+import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound } from '../base/errors.js';
 import { maybeGunzip, packUpper } from '../archive/layer.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
@@ -134,6 +134,18 @@ interface ExportDoc {
   /** network name -> the address the process had there */
   addresses: Record<string, string>;
   meta: CheckpointMeta;
+  /** with --with-volumes: the local volumes it mounts, their data in `volumes/<i>.tar` */
+  volumes?: Array<{ name: string; destination: string; anonymous: boolean; labels: Record<string, string>; file: string }>;
+}
+
+export interface ExportOptions {
+  dir?: string | null;
+  /** gzip (default); a migration on a fast link is quicker without */
+  compress?: boolean;
+  /** include the pre-dump the checkpoint builds on (default), unless the target has it staged */
+  withParent?: boolean;
+  /** carry the data of the local volumes the container mounts */
+  withVolumes?: boolean;
 }
 
 function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
@@ -148,9 +160,14 @@ function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promi
  * its networks by name), `rootfs-diff.tar` (its writable layer, as a layer tar) and `checkpoint/`
  * (CRIU's images). Any berthd with the image (or able to pull it) can import it.
  */
-export async function exportCheckpoint(engine: Engine, ref: string, name: string, dir: string | null, out: Writable, compress = true, withParent = true): Promise<void> {
+export async function exportCheckpoint(engine: Engine, ref: string, name: string, out: Writable, o: ExportOptions = {}): Promise<void> {
+  const { compress = true, withParent = true } = o;
   const rec = engine.get(ref);
-  const { path, meta } = await readCheckpoint(engine, rec, name, dir);
+  const { path, meta } = await readCheckpoint(engine, rec, name, o.dir);
+  // volumes are checked before anything is written: a volume that cannot travel is an error up front
+  const volumes = o.withVolumes ? (rec.mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => ({ m, v: engine.volumes.get(m.Name!) })) : [];
+  for (const { v } of volumes)
+    if (v.Driver !== 'local' || v.Options['device']) throw failedPrecondition(`volume ${v.Name} (driver ${v.Driver}${v.Options['device'] ? `, device ${v.Options['device']}` : ''}): --with-volumes carries the data of plain local volumes only`);
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'export-'));
   try {
     const doc: ExportDoc = {
@@ -159,12 +176,22 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
       addresses: Object.fromEntries(Object.entries(meta.addresses).map(([id, ip]) => [engine.networks.find(id)?.Name ?? id, ip])),
       meta,
     };
+    const parts = ['berth-export.json', 'rootfs-diff.tar', 'checkpoint'];
+    if (volumes.length) {
+      await fsp.mkdir(join(staging, 'volumes'));
+      doc.volumes = [];
+      for (const [i, { m, v }] of volumes.entries()) {
+        const file = `volumes/${i}.tar`;
+        await tar(['-c', '-f', join(staging, file), '--numeric-owner', '-C', engine.volumes.dataDir(v.Name), '.'], {});
+        doc.volumes.push({ name: v.Name, destination: m.Destination, anonymous: Boolean(m.anonymous), labels: v.Labels, file });
+      }
+      parts.push('volumes');
+    }
     await fsp.writeFile(join(staging, 'berth-export.json'), JSON.stringify(doc));
     const diff = createWriteStream(join(staging, 'rootfs-diff.tar'));
     await packUpper(engine.snapshots.upperDir(rec.id), diff);
     // the images go in by hard links (same filesystem: nothing is copied); a checkpoint made after a
     // pre-dump needs the pre-dump's pages too, unless the target has them already (migration)
-    const parts = ['berth-export.json', 'rootfs-diff.tar', 'checkpoint'];
     await hardlinkTree(path, join(staging, 'checkpoint'));
     if (meta.parent && withParent) {
       await hardlinkTree(join(path, '..', meta.parent), join(staging, 'checkpoint-parent'));
@@ -212,6 +239,7 @@ export async function stageCheckpoint(engine: Engine, input: Readable): Promise<
 export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; stage?: string; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'import-'));
   let created: string | null = null;
+  const madeVolumes: string[] = [];
   try {
     await tar(['-x', '-C', staging, '--no-same-owner', '--same-permissions'], { stdin: await maybeGunzip(input) }).catch((e: unknown) => {
       throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
@@ -244,9 +272,26 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     const mode = doc.hostConfig.NetworkMode ?? 'default';
     for (const [n] of doc.networks) if (!engine.networks.find(n === 'default' ? 'bridge' : n)) throw notFound(`network ${n} not found on this host`);
     const endpoints = Object.fromEntries([...(first ? [[mode === 'default' ? 'default' : first[0], first[1]] as const] : []), ...more].map(([n, req]) => [n, { Aliases: req.aliases, ...(req.mac ? { MacAddress: req.mac } : {}) }]));
+    // named volumes that travelled: made here with their data (never over a volume that exists)
+    const carried = doc.volumes ?? [];
+    for (const v of carried) {
+      if (!/^volumes\/\d+\.tar$/.test(v.file) || !existsSync(join(staging, v.file))) throw invalidArgument(`not a checkpoint archive: the data of volume ${v.name} is missing`);
+      if (!v.anonymous && engine.volumes.find(v.name)) throw conflict(`volume ${v.name} already exists on this host: remove it, or import without volumes`);
+    }
+    const fill = (name: string, file: string) => tar(['-x', '-f', join(staging, file), '--numeric-owner', '-C', engine.volumes.dataDir(name)], {});
+    for (const v of carried.filter((x) => !x.anonymous)) {
+      await engine.volumes.create({ Name: v.name, Labels: v.labels });
+      madeVolumes.push(v.name);
+      await fill(v.name, v.file);
+    }
     const body = { ...doc.config, Image: image, HostConfig: { ...doc.hostConfig, AutoRemove: false }, NetworkingConfig: { EndpointsConfig: endpoints } };
     const { id } = await engine.create(body, o.name ?? doc.name);
     created = id;
+    // anonymous volumes are new ones here (made by create): found by where they are mounted
+    for (const v of carried.filter((x) => x.anonymous)) {
+      const m = (engine.get(id).mounts ?? []).find((x) => x.Type === 'volume' && x.anonymous && x.Destination === v.destination);
+      if (m?.Name) await fill(m.Name, v.file);
+    }
     await engine.replaceUpper(id, join(staging, 'rootfs-diff.tar'));
     const rec = engine.get(id);
     const dest = join(checkpointDir(engine, rec), doc.checkpoint);
@@ -271,6 +316,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     return { id, name: rec.name };
   } catch (e) {
     if (created) await engine.remove(created, { force: true, volumes: true }).catch(() => undefined);
+    for (const v of madeVolumes) await engine.volumes.remove(v, [], true).catch(() => undefined);
     throw e;
   } finally {
     await fsp.rm(staging, { recursive: true, force: true });

@@ -124,6 +124,36 @@ describe('checkpoint, restore, clone, migrate', () => {
     await b.docker(['rm', '-f', 'moved']);
   });
 
+  test('--with-volumes: named and anonymous volumes travel with the export; an existing volume of that name is not overwritten', async (t) => {
+    if (skip) return t.skip(skip);
+    await a.docker(['volume', 'create', 'ledger']);
+    await a.berth(['run', '-d', '--runtime', 'runc', '--name', 'vol1', '-v', 'ledger:/ledger', '-v', '/scratch', 'busybox', 'sh', '-c',
+      'echo kept > /ledger/a; echo anon > /scratch/b; i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done']);
+    await eventually(async () => (await current(a, 'vol1').catch(() => 0)) > 2, 5000, 'running');
+    const file = join(a.dir, 'vol1.tar.gz');
+    await a.berth(['checkpoint', 'create', '--leave-running', '--with-volumes', '--export', file, 'vol1', 'v']);
+    await b.berth(['restore', '--import', file, '--name', 'vol1']);
+    assert.equal((await b.docker(['exec', 'vol1', 'cat', '/ledger/a', '/scratch/b'])).stdout, 'kept\nanon\n');
+    assert.equal((await b.docker(['volume', 'inspect', '-f', '{{.Name}}', 'ledger'])).stdout.trim(), 'ledger');
+    // importing again where `ledger` exists: refused, nothing made, the volume untouched
+    await b.docker(['exec', 'vol1', 'sh', '-c', 'echo changed > /ledger/a']);
+    const volumesBefore = (await b.docker(['volume', 'ls', '-q'])).stdout;
+    const again = await b.berth(['restore', '--import', file, '--name', 'vol2'], { allowFail: true });
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /volume ledger already exists on this host/);
+    assert.equal((await b.docker(['ps', '-aq', '--filter', 'name=vol2'])).stdout.trim(), '');
+    assert.equal((await b.docker(['volume', 'ls', '-q'])).stdout, volumesBefore);
+    assert.equal((await b.docker(['exec', 'vol1', 'cat', '/ledger/a'])).stdout, 'changed\n');
+    // without --with-volumes the archive carries no volume data (and imports next to an existing volume)
+    await a.berth(['checkpoint', 'create', '--leave-running', '--export', join(a.dir, 'novol.tar.gz'), 'vol1', 'nv']);
+    await b.berth(['restore', '--import', join(a.dir, 'novol.tar.gz'), '--name', 'vol3']);
+    assert.equal((await b.docker(['exec', 'vol3', 'cat', '/ledger/a'])).stdout, 'changed\n', 'it uses the volume of that name here');
+    await a.docker(['rm', '-f', '-v', 'vol1']);
+    await b.docker(['rm', '-f', '-v', 'vol1', 'vol3']);
+    await a.docker(['volume', 'rm', 'ledger']);
+    await b.docker(['volume', 'rm', 'ledger']);
+  });
+
   test('live migration: served before and after, state intact, source gone', async (t) => {
     if (skip) return t.skip(skip);
     await a.docker(['network', 'create', 'mig']);

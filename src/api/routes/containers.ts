@@ -98,7 +98,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
     const out = new PassThrough();
     out.on('data', (c: Buffer) => io.write(c));
     try {
-      await exportCheckpoint(engine, rec.id, ctx.params[1]!, ctx.query.get('dir'), out, ctx.query.get('compress') !== '0', ctx.query.get('parent') !== '0');
+      await exportCheckpoint(engine, rec.id, ctx.params[1]!, out, { dir: ctx.query.get('dir'), compress: ctx.query.get('compress') !== '0', withParent: ctx.query.get('parent') !== '0', withVolumes: flag(ctx, 'volumes') });
     } finally {
       io.end();
     }

@@ -15,8 +15,9 @@ import { table } from '../format.js';
 
 const enc = encodeURIComponent;
 
-async function exportStream(client: Client, ctr: string, name: string, dir?: string, compress = true, withParent = true): Promise<Response> {
-  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0, parent: withParent ? undefined : 0 })}`);
+async function exportStream(client: Client, ctr: string, name: string, o: { dir?: string; compress?: boolean; withParent?: boolean; withVolumes?: boolean } = {}): Promise<Response> {
+  const { dir, compress = true, withParent = true, withVolumes = false } = o;
+  return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0, parent: withParent ? undefined : 0, volumes: withVolumes })}`);
 }
 
 async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean; stage?: string }): Promise<{ Id: string; Name: string }> {
@@ -26,12 +27,13 @@ async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { n
 
 export const checkpoint = {
   async create(ctx: Ctx, argv: string[]): Promise<void> {
-    const p = parseArgs(argv, { 'leave-running': { type: 'bool' }, 'tcp-established': { type: 'bool' }, 'checkpoint-dir': { type: 'string' }, export: { type: 'string' } });
+    const p = parseArgs(argv, { 'leave-running': { type: 'bool' }, 'tcp-established': { type: 'bool' }, 'checkpoint-dir': { type: 'string' }, export: { type: 'string' }, 'with-volumes': { type: 'bool' } });
     if (p.args.length !== 2) throw new UsageError('requires exactly 2 arguments: CONTAINER CHECKPOINT');
     const [ctr, name] = p.args as [string, string];
     await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, CheckpointDir: str(p, 'checkpoint-dir') ?? '', Exit: !bool(p, 'leave-running'), TcpEstablished: bool(p, 'tcp-established') });
     const file = str(p, 'export');
-    if (file) await pipeline(await exportStream(ctx.client, ctr, name, str(p, 'checkpoint-dir')), createWriteStream(file));
+    if (bool(p, 'with-volumes') && !file) throw new UsageError('--with-volumes goes with --export');
+    if (file) await pipeline(await exportStream(ctx.client, ctr, name, { ...(str(p, 'checkpoint-dir') ? { dir: str(p, 'checkpoint-dir')! } : {}), withVolumes: bool(p, 'with-volumes') }), createWriteStream(file));
     ctx.out(`${name}\n`);
   },
   async ls(ctx: Ctx, argv: string[]): Promise<void> {
@@ -53,7 +55,7 @@ export const checkpoint = {
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError('--count must be 1 to 1000');
     const [ctr, name] = p.args as [string, string];
     const prefix = str(p, 'prefix') ?? `${ctr}-clone-`;
-    const archive = await readAll(await exportStream(ctx.client, ctr, name, undefined, false));
+    const archive = await readAll(await exportStream(ctx.client, ctr, name, { compress: false }));
     for (let i = 1; i <= count; i++) {
       const r = await importArchive(ctx.client, bufferStream(archive), { name: `${prefix}${i}`, start: true });
       ctx.out(`${r.Name}\n`);
@@ -73,7 +75,7 @@ export async function restore(ctx: Ctx, argv: string[]): Promise<void> {
 
 /** `berth migrate CONTAINER --to HOST`: moves a running container to another berthd. */
 export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' } });
+  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' }, 'with-volumes': { type: 'bool' } });
   if (p.args.length !== 1 || !str(p, 'to')) throw new UsageError('usage: berth migrate CONTAINER --to HOST');
   const ctr = p.args[0]!;
   const target = new Client(socketFromHost(str(p, 'to')!));
@@ -89,13 +91,13 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
   const sourceInfo = await ctx.client.json<{ CheckpointPreCopy?: boolean }>('GET', '/info');
   if (!bool(p, 'no-pre-copy') && sourceInfo.CheckpointPreCopy) {
     await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: pre, PreDump: true });
-    const staged = await target.stream('POST', '/checkpoints/stage', { raw: await exportStream(ctx.client, ctr, pre, undefined, false), headers: { 'Content-Type': 'application/x-tar' } });
+    const staged = await target.stream('POST', '/checkpoints/stage', { raw: await exportStream(ctx.client, ctr, pre, { compress: false }), headers: { 'Content-Type': 'application/x-tar' } });
     stage = (JSON.parse(await readText(staged)) as { Stage: string }).Stage;
   }
   const t0 = performance.now();
   await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established'), ...(stage ? { ParentCheckpoint: pre } : {}) });
   try {
-    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, undefined, false, !stage), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, ...(stage ? { stage } : {}) });
+    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, { compress: false, withParent: !stage, withVolumes: bool(p, 'with-volumes') }), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, ...(stage ? { stage } : {}) });
     const downtime = performance.now() - t0;
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`);
     ctx.out(`${r.Name} now runs on ${str(p, 'to')} (${r.Id.slice(0, 12)}); frozen for ${Math.round(downtime)} ms\n`);

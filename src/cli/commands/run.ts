@@ -109,7 +109,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   const detach = bool(p, 'detach');
   const interactive = bool(p, 'interactive');
   const hc: Record<string, unknown> = {
-    Binds: list(p, 'volume'),
+    // `-v /path` (no source) is an anonymous volume: Config.Volumes, as the docker CLI sends it
+    Binds: list(p, 'volume').filter((v) => v.includes(':')),
     NetworkMode: str(p, 'network') ?? 'default',
     PortBindings: ports.bindings,
     RestartPolicy: restartPolicy(str(p, 'restart')) ?? { Name: 'no', MaximumRetryCount: 0 },
@@ -158,6 +159,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
     ExposedPorts: ports.exposed,
     HostConfig: hc,
   };
+  const anonymous = list(p, 'volume').filter((v) => !v.includes(':'));
+  if (anonymous.length) body['Volumes'] = Object.fromEntries(anonymous.map((v) => [v, {}]));
   const net = str(p, 'network') ?? 'default';
   if (list(p, 'network-alias').length || str(p, 'ip') || str(p, 'mac-address')) {
     body['NetworkingConfig'] = {
