@@ -14,7 +14,9 @@ export function tableBody(nets: NetworkRecord[], ports: PortBinding[]): string {
   const fwd: string[] = [];
   for (const n of nets) {
     const subnet = n.IPAM.Config[0]!.Subnet;
-    if (!n.Internal) post.push(`    ip saddr ${subnet} oifname != "${n.bridge}" masquerade`);
+    // a TCP connection whose first packet seen is not a SYN was picked up mid-stream — a restored
+    // (migrated) one, whose peer knows the container's own address: it keeps that address
+    if (!n.Internal) post.push(`    ip saddr ${subnet} oifname != "${n.bridge}" tcp flags & syn == 0 return`, `    ip saddr ${subnet} oifname != "${n.bridge}" masquerade`);
     post.push(`    oifname "${n.bridge}" ip saddr 127.0.0.0/8 masquerade`, `    oifname "${n.bridge}" ip saddr ${subnet} ct status dnat masquerade`);
     const others = bridges.filter((b) => b !== `"${n.bridge}"`);
     if (n.Internal) fwd.push(`    iifname "${n.bridge}" oifname != "${n.bridge}" drop`, `    oifname "${n.bridge}" iifname != "${n.bridge}" drop`);

@@ -1,15 +1,21 @@
 /**
  * Issue #6: checkpoint and restore with CRIU (through runc: Debian's crun has no CRIU), with the
  * berth CLI and the docker CLI; export on one daemon and import on another; clones; live
- * migration between two daemons (separate roots and sockets) with rollback when it fails.
+ * migration between two daemons (separate roots and sockets) with rollback when it fails; with
+ * --tcp-established between daemons in their own network namespaces (hosts), a client's
+ * connection surviving the move.
  * Skipped, with the reason, when `info` says no runtime can checkpoint on this host.
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import net from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, eventually, type Daemon } from './harness.js';
+
+const run = promisify(execFile);
 
 /** A shell loop counting in memory (its variable), printing each number. */
 const COUNTER = ['busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done'];
@@ -170,6 +176,62 @@ describe('checkpoint, restore, clone, migrate', () => {
     assert.ok((await ask(b)) >= before, 'served after, from the same state');
     assert.equal((await a.docker(['ps', '-aq', '--filter', 'name=svc'])).stdout.trim(), '', 'the source is gone');
     await b.docker(['rm', '-f', 'svc']);
+  });
+
+  test('live migration with --tcp-established between hosts in their own network namespaces: a connection opened before the move gets answers after it', async (t) => {
+    if (skip) return t.skip(skip);
+    const tag = `bm${process.pid % 100000}`;
+    const ns = { a: `${tag}a`, b: `${tag}b`, c: `${tag}c` };
+    const sh = (cmd: string) => run('sh', ['-c', cmd]);
+    const teardown = () => sh(`for n in ${ns.a} ${ns.b} ${ns.c}; do ip netns del $n 2>/dev/null; done; true`);
+    await teardown(); // leftovers of an earlier run
+    // host A and host B, each reachable from client C over its own link; C routes the containers' subnet to A
+    await sh([
+      `ip netns add ${ns.a}`, `ip netns add ${ns.b}`, `ip netns add ${ns.c}`,
+      `ip link add ${tag}ca netns ${ns.c} type veth peer name ${tag}ac netns ${ns.a}`,
+      `ip link add ${tag}cb netns ${ns.c} type veth peer name ${tag}bc netns ${ns.b}`,
+      `ip -n ${ns.c} addr add 10.250.1.2/24 dev ${tag}ca`, `ip -n ${ns.a} addr add 10.250.1.1/24 dev ${tag}ac`,
+      `ip -n ${ns.c} addr add 10.250.2.2/24 dev ${tag}cb`, `ip -n ${ns.b} addr add 10.250.2.1/24 dev ${tag}bc`,
+      ...[ns.a, ns.b, ns.c].map((n) => `ip -n ${n} link set lo up`),
+      `ip -n ${ns.c} link set ${tag}ca up`, `ip -n ${ns.c} link set ${tag}cb up`, `ip -n ${ns.a} link set ${tag}ac up`, `ip -n ${ns.b} link set ${tag}bc up`,
+      `ip -n ${ns.c} route add 10.77.0.0/24 via 10.250.1.1`, `ip -n ${ns.b} route add 10.250.1.0/24 via 10.250.2.2`,
+      `ip netns exec ${ns.c} sysctl -qw net.ipv4.conf.all.rp_filter=0`,
+    ].join(' && '));
+    let ha: Daemon | undefined;
+    let hb: Daemon | undefined;
+    let client: ReturnType<typeof spawn> | undefined;
+    try {
+      ha = await startDaemon({ netns: ns.a });
+      hb = await startDaemon({ netns: ns.b });
+      for (const h of [ha, hb]) await h.docker(['network', 'create', '--subnet', '10.77.0.0/24', 'mig']);
+      await ha.docker(['run', '-d', '--runtime', 'runc', '--name', 'echo', '--network', 'mig', 'busybox', 'sh', '-c', 'while true; do nc -l -p 9000 -e cat; done']);
+      const ip = (await ha.docker(['inspect', '-f', '{{.NetworkSettings.Networks.mig.IPAddress}}', 'echo'])).stdout.trim();
+      // the client, on host C: one TCP connection, a line sent per stdin line, what comes back printed
+      client = spawn('ip', ['netns', 'exec', ns.c, process.execPath, '-e',
+        `const s=require('net').connect(9000,'${ip}');s.on('data',d=>process.stdout.write(d));s.on('error',e=>{console.error(e.message);process.exit(2)});s.on('close',()=>process.exit(3));process.stdin.on('data',d=>s.write(d));`], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let got = '';
+      client.stdout!.on('data', (d: Buffer) => (got += d.toString()));
+      const say = async (line: string) => {
+        client!.stdin!.write(`${line}\n`);
+        await eventually(() => got.includes(line), 15_000, `answer to ${line} (client: ${got})`);
+      };
+      await eventually(async () => {
+        client!.stdin!.write('hello\n');
+        await new Promise((r) => setTimeout(r, 200));
+        return got.includes('hello');
+      }, 10_000, 'the echo server answers');
+      const moved = await ha.berth(['migrate', 'echo', '--to', hb.host, '--tcp-established']);
+      assert.match(moved.stdout, /echo now runs on/);
+      assert.equal((await hb.docker(['inspect', '-f', '{{.NetworkSettings.Networks.mig.IPAddress}}', 'echo'])).stdout.trim(), ip, 'the address moved with it');
+      await sh(`ip -n ${ns.c} route replace 10.77.0.0/24 via 10.250.2.1`); // the network follows the address
+      await say('after-the-move');
+      assert.equal(client.exitCode, null, 'the connection is still open');
+    } finally {
+      client?.kill();
+      await ha?.stop();
+      await hb?.stop();
+      await teardown();
+    }
   });
 
   test('failures: a broken archive, a missing image, a refusing or absent target: clear errors, the source still there', async (t) => {

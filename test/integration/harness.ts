@@ -69,7 +69,12 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
   throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
 }
 
-export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean; args?: string[] } = {}): Promise<Daemon> {
+/**
+ * `netns`: run berthd in that (test-made) network namespace, as if on another host. It gets its own
+ * mount namespace too, with a sysfs of that network namespace (as `ip netns exec` does) but keeping
+ * the host's cgroup mounts (which `ip netns exec` hides, and runc needs).
+ */
+export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean; args?: string[]; netns?: string } = {}): Promise<Daemon> {
   const dir = mkdtempSync('/var/tmp/berth-test-');
   const root = join(dir, 'root');
   const execRoot = join(dir, 'run');
@@ -81,7 +86,12 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
   const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...(opts.args ?? [])];
   const launch = async () => {
     const out = await fsp.open(logFile, 'a');
-    const proc = spawn(join(REPO, 'bin/berthd'), args, { stdio: ['ignore', out.fd, out.fd], env });
+    const inNetns = opts.netns
+      ? ['nsenter', `--net=/run/netns/${opts.netns}`, 'unshare', '--mount', '--propagation', 'slave', 'sh', '-c',
+          'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup $d; mount -t sysfs sysfs /sys; mount --move $d /sys/fs/cgroup; rmdir $d; exec "$0" "$@"']
+      : [];
+    const cmd = [...inNetns, join(REPO, 'bin/berthd'), ...args];
+    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env });
     await out.close();
     await waitForSocket(sock, proc, logFile);
     return proc;

@@ -68,6 +68,7 @@ test('the nftables table: a DNAT per published port, masquerade out of non-inter
   assert.match(body, /ip daddr 127\.0\.0\.1 tcp dport 8080 dnat to 10\.1\.0\.2:80/);
   assert.match(body, /^ {4}udp dport 5353 dnat to 10\.1\.0\.2:53$/m, 'a port on all addresses has no daddr match');
   assert.match(body, /ip saddr 10\.1\.0\.0\/16 oifname != "br-a" masquerade/);
+  assert.match(body, /ip saddr 10\.1\.0\.0\/16 oifname != "br-a" tcp flags & syn == 0 return\n.*masquerade/, 'a connection picked up mid-stream (restored) keeps its address');
   assert.doesNotMatch(body, /ip saddr 10\.2\.0\.0\/16 oifname != "br-b" masquerade/, 'an internal network has no way out');
   assert.match(body, /iifname "br-b" oifname != "br-b" drop/);
   assert.match(body, /iifname "br-a" oifname \{ "br-b" \} drop/);
