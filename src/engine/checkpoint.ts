@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound } from '../base/errors.js';
+import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, unavailable } from '../base/errors.js';
+import { portFree } from '../network/host.js';
 import { maybeGunzip, packUpper } from '../archive/layer.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
@@ -28,6 +29,8 @@ export interface CheckpointMeta {
   preDump?: boolean;
   /** the pre-dump whose pages this checkpoint does not repeat (CRIU's `parent` link) */
   parent?: string;
+  /** post-copy: the memory pages are not in the images but served by a page server at ADDRESS:PORT */
+  pageServer?: string;
 }
 
 export function checkpointDir(engine: Engine, rec: ContainerRecord, dir?: string | null): string {
@@ -39,7 +42,14 @@ function checkName(name: string): void {
 }
 
 /** POST /containers/{id}/checkpoints. With `exit` (Docker's default) the container stops, as after `stop`. */
-export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string }): Promise<void> {
+/**
+ * `lazy` (post-copy, ADDRESS to serve pages on): the container stops, its images are written
+ * without the memory pages, and a page server on ADDRESS:<a free port> serves them to whoever
+ * restores the checkpoint — the restore resumes at once and pages follow on demand. The page
+ * server ends when every page was fetched; removing the container waits for that.
+ * Returns the page server's ADDRESS:PORT for a lazy checkpoint.
+ */
+export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string; lazy?: string }): Promise<{ pageServer?: string }> {
   const rec = engine.get(ref);
   checkName(o.name);
   if (rec.state.status !== 'running') throw conflict(`Container ${rec.name} is not running`);
@@ -55,6 +65,15 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     const parent = await readCheckpoint(engine, rec, o.parent, o.dir);
     if (!parent.meta.preDump) throw invalidArgument(`checkpoint ${o.parent} is not a pre-dump`);
   }
+  let pageServer: string | undefined;
+  if (o.lazy !== undefined) {
+    const host = engine.runtime.host().checkpoint;
+    if (!host.postCopy) throw invalidArgument(`post-copy is not possible here: ${host.postCopyReason}`);
+    if (o.preDump || o.parent || !o.exit) throw invalidArgument('a post-copy checkpoint stops the container and stands alone (no pre-dump, no --leave-running)');
+    const address = o.lazy || '127.0.0.1';
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) throw invalidArgument(`page server address ${address}: an IPv4 address`);
+    pageServer = `${address}:${await freePort(address)}`;
+  }
   await fsp.mkdir(path, { recursive: true, mode: 0o700 });
   const meta: CheckpointMeta = {
     created: new Date().toISOString(),
@@ -63,16 +82,21 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     tcpEstablished: o.tcpEstablished,
     ...(o.preDump ? { preDump: true } : {}),
     ...(o.parent ? { parent: o.parent } : {}),
+    ...(pageServer ? { pageServer } : {}),
   };
   if (o.exit) {
     rec.manuallyStopped = true; // no restart policy brings it back
     engine.store.save(rec);
   }
   try {
-    await engine.runtime.checkpoint(rec.id, {
-      imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished,
-      ...(o.preDump ? { preDump: true } : {}), ...(o.parent ? { parentPath: `../${o.parent}` } : {}),
-    });
+    if (pageServer) {
+      engine.servePages(rec.id, o.name, await engine.runtime.checkpointLazy(rec.id, { imagePath: path, workPath: path, tcpEstablished: o.tcpEstablished, pageServer }));
+    } else {
+      await engine.runtime.checkpoint(rec.id, {
+        imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished,
+        ...(o.preDump ? { preDump: true } : {}), ...(o.parent ? { parentPath: `../${o.parent}` } : {}),
+      });
+    }
   } catch (e) {
     await fsp.rm(path, { recursive: true, force: true });
     if (o.exit) {
@@ -82,8 +106,19 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     throw e;
   }
   await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta));
-  if (o.exit) await engine.lifecycle.exitPromise(rec.id); // recorded as exited before the answer
+  // recorded as exited before the answer — except post-copy: the process stays (stopped) until its pages are gone
+  if (o.exit && !pageServer) await engine.lifecycle.exitPromise(rec.id);
   engine.events.emit('container', 'checkpoint', rec.id, { name: rec.name, checkpoint: o.name });
+  return pageServer ? { pageServer } : {};
+}
+
+/** A port nothing listens on at `address` (the page server's), from the dynamic range. */
+async function freePort(address: string): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 32768 + Math.floor(Math.random() * 28000);
+    if (await portFree('tcp', address, port)) return port;
+  }
+  throw unavailable(`no free port for a page server on ${address}`);
 }
 
 export async function listCheckpoints(engine: Engine, ref: string, dir?: string | null): Promise<Array<{ Name: string }>> {
@@ -98,6 +133,12 @@ export async function removeCheckpoint(engine: Engine, ref: string, name: string
   checkName(name);
   const path = join(checkpointDir(engine, rec, dir), name);
   if (!existsSync(join(path, 'berth.json'))) throw notFound(`checkpoint ${name} does not exist for container ${rec.name}`);
+  // a post-copy checkpoint still serving its pages: removing it ends the server, and the stopped
+  // process goes on (how a migration that failed before the target resumed is rolled back)
+  if (await engine.cancelPageServer(rec.id, name)) {
+    rec.manuallyStopped = false;
+    engine.store.save(rec);
+  }
   await fsp.rm(path, { recursive: true, force: true });
 }
 
@@ -118,7 +159,7 @@ export async function restoreOf(engine: Engine, rec: ContainerRecord, name: stri
   if (meta.preDump) throw invalidArgument(`checkpoint ${name} is a pre-dump: restore the checkpoint made after it`);
   if (!existsSync(join(path, 'inventory.img'))) throw invalidArgument(`checkpoint ${name} of container ${rec.name} is incomplete (no CRIU inventory)`);
   if (rec.state.status === 'running' || rec.state.status === 'paused') throw conflict(`Container ${rec.name} is running: stop it before restoring a checkpoint`);
-  return { imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses };
+  return { imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses, ...(meta.pageServer ? { pageServer: meta.pageServer } : {}) };
 }
 
 /** The description inside an exported checkpoint archive. */

@@ -78,6 +78,8 @@ export class Engine {
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
   private readonly creatingNames = new Set<string>();
+  /** post-copy checkpoints whose page server still serves the memory (container id -> until done) */
+  private readonly pageServers = new Map<string, { checkpoint: string; done: Promise<void>; cancel: () => Promise<void> }>();
 
   constructor(o: EngineOptions) {
     this.root = o.root;
@@ -254,8 +256,30 @@ export class Engine {
     return this.store.all().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
   }
 
+  /** Keeps a post-copy page server's lifetime: removing the container waits for it (up to 5 minutes). */
+  servePages(id: string, checkpoint: string, served: { served: Promise<void>; cancel: () => Promise<void> }): void {
+    const done = served.served.catch((e: unknown) => log.warn('page server failed', { id, err: errorMessage(e) }));
+    const entry = { checkpoint, done, cancel: served.cancel };
+    this.pageServers.set(id, entry);
+    void done.then(() => this.pageServers.get(id) === entry && this.pageServers.delete(id));
+  }
+
+  /**
+   * Ends a post-copy checkpoint's page server before anyone fetched from it: the stopped process
+   * goes on (the migration's rollback). False when none serves that checkpoint.
+   */
+  async cancelPageServer(id: string, checkpoint: string): Promise<boolean> {
+    const e = this.pageServers.get(id);
+    if (!e || e.checkpoint !== checkpoint) return false;
+    await e.cancel();
+    this.pageServers.delete(id);
+    return true;
+  }
+
   async remove(ref: string, opts: { force: boolean; volumes?: boolean }): Promise<void> {
     const rec = this.store.get(ref);
+    const serving = this.pageServers.get(rec.id);
+    if (serving) await Promise.race([serving.done, new Promise((r) => setTimeout(r, 300_000).unref())]);
     if (rec.state.status === 'removing' || this.removing.has(rec.id)) throw conflict(`removal of container ${rec.name} is already in progress`);
     if (isActive(rec.state.status) && !opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
     this.removing.add(rec.id);

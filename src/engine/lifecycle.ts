@@ -23,6 +23,8 @@ export interface Restore {
   workPath: string;
   tcpEstablished: boolean;
   addresses: Record<string, string>;
+  /** post-copy: the page server the memory pages come from */
+  pageServer?: string;
 }
 
 interface PendingAttach {
@@ -142,6 +144,8 @@ export class Lifecycle {
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
     let created: { pid: number; conmonPid: number };
     try {
+      // post-copy: CRIU's lazy-pages daemon fetches the pages from the page server for this restore
+      if (restore?.pageServer) await engine.runtime.lazyPages({ imagePath: restore.imagePath, workPath: restore.workPath, pageServer: restore.pageServer });
       created = await engine.runtime.create(
         {
           id: rec.id,
@@ -153,7 +157,7 @@ export class Lifecycle {
           logPath: engine.logPathOf(rec.id),
         },
         spec,
-        restore && { imagePath: restore.imagePath, workPath: restore.workPath, tcpEstablished: restore.tcpEstablished },
+        restore && { imagePath: restore.imagePath, workPath: restore.workPath, tcpEstablished: restore.tcpEstablished, ...(restore.pageServer ? { lazyPages: true } : {}) },
       );
     } catch (e) {
       if (named) await engine.unwire(rec); // wired before create: nothing of it stays

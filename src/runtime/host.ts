@@ -120,7 +120,7 @@ function favorDynMods(): string {
  */
 function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint'] {
   const criu = existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'); // scripts/criu.sh's before Debian's
-  const noPre = { preCopy: false, preCopyReason: 'no CRIU' };
+  const noPre = { preCopy: false, preCopyReason: 'no CRIU', postCopy: false, postCopyReason: 'no CRIU' };
   if (!criu) return { criu: '', criuPath: '', runtimes: [], reason: 'CRIU is not installed (scripts/criu.sh installs it)', ...noPre };
   const version = versionOf(criu);
   try {
@@ -145,9 +145,12 @@ function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint
   } catch {
     preCopy = false;
   }
+  // post-copy (lazy pages) needs userfaultfd, whose sysctl exists when the kernel has it (CONFIG_USERFAULTFD)
+  const postCopy = existsSync('/proc/sys/vm/unprivileged_userfaultfd') && able.includes('runc');
   return {
     criu: version, criuPath: criu, runtimes: able, reason: able.includes('crun') ? '' : 'crun here is built without CRIU',
     preCopy, preCopyReason: preCopy ? '' : 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need',
+    postCopy, postCopyReason: postCopy ? '' : 'the kernel has no userfaultfd (CONFIG_USERFAULTFD), which CRIU lazy pages need',
   };
 }
 

@@ -141,7 +141,7 @@ export interface HostInfo {
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary
   /** CRIU: its version and the runtimes that can checkpoint here (crun here is built without CRIU) */
-  checkpoint: { criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string };
+  checkpoint: { criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string };
   kernelVersion: string;
   memTotal: number;
   ncpu: number;
@@ -154,9 +154,22 @@ export interface HostInfo {
  */
 export interface Runtime {
   /** Writes config.json from `spec`, starts conmon + `<runtime> create` (or `restore` from a checkpoint), returns once the container's pid is known. */
-  create(opts: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean }): Promise<{ pid: number; conmonPid: number }>;
+  create(opts: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean }): Promise<{ pid: number; conmonPid: number }>;
   /** CRIU checkpoint of a running container (its runtime must be able to). */
   checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string }): Promise<void>;
+  /**
+   * Post-copy: a checkpoint without the memory pages, which a page server at `pageServer`
+   * (ADDRESS:PORT) then serves to whoever restores it. Resolves once the dump is done and the
+   * server listens; `served` settles when every page was fetched (CRIU ends the process then).
+   * Until then the process is stopped, not gone: `cancel()` ends the page server and it goes on.
+   */
+  checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
+  /**
+   * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
+   * fetching pages from `pageServer` as the restored process faults on them (and the rest in the
+   * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all pages arrived.
+   */
+  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void> }>;
   start(id: string): Promise<void>;
   kill(id: string, signal: number, all?: boolean): Promise<void>;
   pause(id: string): Promise<void>;

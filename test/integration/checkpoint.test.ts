@@ -234,6 +234,24 @@ describe('checkpoint, restore, clone, migrate', () => {
     }
   });
 
+  test('post-copy migration (lazy pages): the container resumes on the target before its memory has moved; state intact; the source goes once every page is over', async (t) => {
+    if (skip) return t.skip(skip);
+    const info = (await a.api('GET', '/info')).body as { CheckpointPostCopy?: boolean; CheckpointPostCopyReason?: string };
+    if (!info.CheckpointPostCopy) return t.skip(`no post-copy here: ${info.CheckpointPostCopyReason ?? ''}`);
+    // memory worth moving (64 MB in a shell variable) and a counter kept in memory
+    await a.berth(['run', '-d', '--runtime', 'runc', '--name', 'lazy', 'busybox', 'sh', '-c',
+      'big=$(head -c 67108864 /dev/zero | tr "\\0" x); i=0; while true; do i=$((i+1)); echo $i > /tmp/n; echo ${#big} > /tmp/len; sleep 0.1; done']);
+    await eventually(async () => (await current(a, 'lazy').catch(() => 0)) > 3, 30_000, 'counting with 64 MB held');
+    const r = await a.berth(['migrate', 'lazy', '--to', b.host, '--post-copy']);
+    assert.match(r.stdout, /lazy now runs on .*frozen for \d+ ms/);
+    const at = await current(b, 'lazy');
+    assert.ok(at > 3, `the counter went on from its state (${at})`);
+    await eventually(async () => (await current(b, 'lazy')) > at + 2, 10_000, 'counting on the target');
+    assert.equal((await b.docker(['exec', 'lazy', 'cat', '/tmp/len'])).stdout.trim(), '67108864', 'the 64 MB came over');
+    assert.equal((await a.docker(['ps', '-aq', '--filter', 'name=lazy'])).stdout.trim(), '', 'the source is gone');
+    await b.docker(['rm', '-f', 'lazy']);
+  });
+
   test('failures: a broken archive, a missing image, a refusing or absent target: clear errors, the source still there', async (t) => {
     if (skip) return t.skip(skip);
     const broken = join(a.dir, 'broken.tar.gz');
@@ -254,6 +272,16 @@ describe('checkpoint, restore, clone, migrate', () => {
     assert.match(noImage.stderr, /migrate failed, stay goes on here: .*image/);
     const n1 = await current(a, 'stay');
     await eventually(async () => (await current(a, 'stay')) > n1, 5000, 'still counting on the source');
+    // post-copy: the source is only stopped while its page server waits; a failed import lets it go on
+    const info = (await a.api('GET', '/info')).body as { CheckpointPostCopy?: boolean };
+    if (info.CheckpointPostCopy) {
+      const lazy = await a.berth(['migrate', 'stay', '--to', b.host, '--post-copy'], { allowFail: true });
+      assert.notEqual(lazy.code, 0);
+      assert.match(lazy.stderr, /migrate failed, stay goes on here: .*image/);
+      const n2 = await current(a, 'stay');
+      assert.ok(n2 >= n1, `from its state, not from 1 (${n2})`);
+      await eventually(async () => (await current(a, 'stay')) > n2, 5000, 'still counting on the source after a failed post-copy');
+    }
     // a target that refuses (the name is taken there)
     await b.docker(['create', '--name', 'stay', 'busybox', 'true']);
     await b.docker(['tag', 'busybox', 'local-only:1']);

@@ -81,12 +81,15 @@ export function containerRoutes(r: Router, engine: Engine): void {
   r.on('POST', '/containers/{id}/checkpoints', async (ctx) => {
     const body = (await ctx.json()) ?? {};
     if (!isObject(body) || typeof body['CheckpointID'] !== 'string' || !body['CheckpointID']) throw invalidArgument('CheckpointID is required');
-    await createCheckpoint(engine, ctx.params[0]!, {
+    const r = await createCheckpoint(engine, ctx.params[0]!, {
       name: body['CheckpointID'], dir: typeof body['CheckpointDir'] === 'string' ? body['CheckpointDir'] : null,
       exit: body['Exit'] !== false, tcpEstablished: body['TcpEstablished'] === true || flag(ctx, 'tcp-established'),
       preDump: body['PreDump'] === true, ...(typeof body['ParentCheckpoint'] === 'string' && body['ParentCheckpoint'] ? { parent: body['ParentCheckpoint'] } : {}),
+      // berth's extension: post-copy, pages served from this address (ADDRESS, or "" for loopback)
+      ...(typeof body['PageServer'] === 'string' ? { lazy: body['PageServer'] } : {}),
     });
-    ctx.send(201);
+    if (r.pageServer) ctx.send(201, { PageServer: r.pageServer });
+    else ctx.send(201);
   });
 
   r.on('GET', '/containers/{id}/checkpoints', async (ctx) => ctx.send(200, await listCheckpoints(engine, ctx.params[0]!, ctx.query.get('dir'))));

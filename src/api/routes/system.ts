@@ -109,6 +109,8 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
       CriuVersion: host.checkpoint.criu,
       CheckpointPreCopy: host.checkpoint.preCopy,
       CheckpointPreCopyReason: host.checkpoint.preCopyReason,
+      CheckpointPostCopy: host.checkpoint.postCopy,
+      CheckpointPostCopyReason: host.checkpoint.postCopyReason,
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       LiveRestoreEnabled: true,
       Isolation: '',

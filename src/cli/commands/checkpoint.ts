@@ -75,7 +75,7 @@ export async function restore(ctx: Ctx, argv: string[]): Promise<void> {
 
 /** `berth migrate CONTAINER --to HOST`: moves a running container to another berthd. */
 export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' }, 'with-volumes': { type: 'bool' } });
+  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' }, 'with-volumes': { type: 'bool' }, 'post-copy': { type: 'bool' }, 'page-server': { type: 'string' } });
   if (p.args.length !== 1 || !str(p, 'to')) throw new UsageError('usage: berth migrate CONTAINER --to HOST');
   const ctr = p.args[0]!;
   const target = new Client(socketFromHost(str(p, 'to')!));
@@ -89,21 +89,28 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
   let stage: string | undefined;
   const pre = `${name}-pre`;
   const sourceInfo = await ctx.client.json<{ CheckpointPreCopy?: boolean }>('GET', '/info');
-  if (!bool(p, 'no-pre-copy') && sourceInfo.CheckpointPreCopy) {
+  const postCopy = bool(p, 'post-copy');
+  if (str(p, 'page-server') && !postCopy) throw new UsageError('--page-server goes with --post-copy');
+  if (!postCopy && !bool(p, 'no-pre-copy') && sourceInfo.CheckpointPreCopy) {
     await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: pre, PreDump: true });
     const staged = await target.stream('POST', '/checkpoints/stage', { raw: await exportStream(ctx.client, ctr, pre, { compress: false }), headers: { 'Content-Type': 'application/x-tar' } });
     stage = (JSON.parse(await readText(staged)) as { Stage: string }).Stage;
   }
   const t0 = performance.now();
-  await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established'), ...(stage ? { ParentCheckpoint: pre } : {}) });
+  // post-copy: the dump leaves memory out and serves it from a page server; the target resumes at
+  // once and fetches pages as they are touched (PageServer: the address the target reaches us on)
+  await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, {
+    CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established'), ...(stage ? { ParentCheckpoint: pre } : {}), ...(postCopy ? { PageServer: str(p, 'page-server') ?? '' } : {}),
+  });
   try {
     const r = await importArchive(target, await exportStream(ctx.client, ctr, name, { compress: false, withParent: !stage, withVolumes: bool(p, 'with-volumes') }), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, ...(stage ? { stage } : {}) });
     const downtime = performance.now() - t0;
-    await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`);
+    await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`); // post-copy: once every page has gone over
     ctx.out(`${r.Name} now runs on ${str(p, 'to')} (${r.Id.slice(0, 12)}); frozen for ${Math.round(downtime)} ms\n`);
   } catch (e) {
-    // never gone from both: the container goes on here from the same checkpoint
-    await ctx.client.json('POST', `/containers/${enc(ctr)}/start${q({ checkpoint: name })}`).catch(() => undefined);
+    // never gone from both: the container goes on here from the same checkpoint (post-copy: it is
+    // only stopped while its page server waits; removing the checkpoint lets it go on)
+    if (!postCopy) await ctx.client.json('POST', `/containers/${enc(ctr)}/start${q({ checkpoint: name })}`).catch(() => undefined);
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}/checkpoints/${enc(name)}`).catch(() => undefined);
     throw new ExitError(1, `migrate failed, ${ctr} goes on here: ${(e as Error).message}`);
   }
