@@ -15,6 +15,7 @@ RUNS=${RUNS:-5}
 WORK=${WORK:-/var/tmp/berth-bench-ckpt}
 cleanup() {
   set +e
+  [ -n "${PODMAN:-}" ] && $PODMAN rm -af >/dev/null 2>&1
   for s in A B; do
     pid=$(cat $WORK/$s.pid 2>/dev/null) || continue
     DOCKER_HOST=unix://$WORK/$s.sock docker rm -f $(DOCKER_HOST=unix://$WORK/$s.sock docker ps -aq) >/dev/null 2>&1
@@ -31,6 +32,9 @@ done
 for _ in $(seq 100); do [ -S $WORK/A.sock ] && [ -S $WORK/B.sock ] && break; sleep 0.2; done
 for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker load -i $FIXTURE >/dev/null; done
 export BERTH_HOST=unix://$WORK/A.sock
+# podman with private storage under $WORK, finding scripts/criu.sh's CRIU first (Debian's 3.17 fails here)
+PODMAN="env PATH=/usr/local/sbin:$PATH podman --root $WORK/pod-root --runroot $WORK/pod-run --cgroup-manager cgroupfs --events-backend file"
+$PODMAN load -i $FIXTURE >/dev/null 2>&1 || PODMAN=""
 ms() { local s=$(date +%s%N); "$@" >/dev/null; echo $(( ($(date +%s%N) - s) / 1000000 )); }
 hold() { # a container holding $1 MB of touched memory, ready when the string is built
   bin/berth run -d --runtime runc --name "$2" busybox awk "BEGIN { s = sprintf(\"%$(( $1 * 1048576 ))s\", \"\"); print \"ready\"; while (1) system(\"sleep 1\") }" >/dev/null
@@ -57,7 +61,28 @@ for mb in 64 512; do
     out=$(BERTH_HOST=unix://$WORK/$from.sock bin/berth migrate m$mb --post-copy --to unix://$WORK/$to.sock)
     echo "$mb postcopy $(echo "$out" | sed -n 's/.*frozen for \([0-9]*\) ms.*/\1/p')" >> $WORK/rows
   done
+  # export/import side by side with podman (same workload, both gzip'd archives, both through runc)
+  for s in A B; do [ "$(DOCKER_HOST=unix://$WORK/$s.sock docker ps -q --filter name=m$mb)" ] && export BERTH_HOST=unix://$WORK/$s.sock; done
+  for i in $(seq $RUNS); do
+    e=$(ms bin/berth checkpoint create --export $WORK/b$mb.tgz m$mb x$i)
+    bin/berth rm -f m$mb >/dev/null
+    r=$(ms bin/berth restore --import $WORK/b$mb.tgz --name m$mb)
+    echo "$mb export $e" >> $WORK/rows; echo "$mb import $r" >> $WORK/rows
+  done
+  if [ -n "$PODMAN" ]; then
+    $PODMAN run -d --name p$mb --runtime runc --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 busybox \
+      awk "BEGIN { s = sprintf(\"%$(( mb * 1048576 ))s\", \"\"); print \"ready\"; while (1) system(\"sleep 1\") }" >/dev/null
+    for _ in $(seq 300); do $PODMAN logs p$mb 2>/dev/null | grep -q ready && break; sleep 0.2; done
+    for i in $(seq $RUNS); do
+      e=$(ms $PODMAN container checkpoint --export $WORK/p$mb.tgz p$mb)
+      $PODMAN rm -f p$mb >/dev/null
+      r=$(ms $PODMAN container restore --import $WORK/p$mb.tgz --name p$mb)
+      echo "$mb podman-export $e" >> $WORK/rows; echo "$mb podman-import $r" >> $WORK/rows
+    done
+    $PODMAN rm -f p$mb >/dev/null 2>&1 || true
+  fi
   for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker rm -f m$mb >/dev/null 2>&1 || true; done
+  export BERTH_HOST=unix://$WORK/A.sock
 done
 node - "$WORK/rows" "$OUT" <<'JS'
 const [rows, out] = process.argv.slice(2);
@@ -68,7 +93,9 @@ const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor
 const r = Object.fromEntries(Object.entries(data).map(([mb, d]) => [mb, Object.fromEntries(Object.entries(d).map(([k, v]) => [k, med(v)]))]));
 fs.writeFileSync(`${out}.json`, JSON.stringify({ medians: r, raw: data }, null, 2));
 const md = `# checkpoint bench ${out.split('/').pop()}\n\n| touched memory | checkpoint (ms) | restore (ms) | migration downtime, stop-and-copy (ms) | migration downtime, post-copy (ms) | target |\n|---|---|---|---|---|---|\n` +
-  Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.checkpoint} | ${m.restore} | ${m.migrate} | ${m.postcopy} | ${mb === '512' ? 'downtime ≤ 300 ms' : ''} |`).join('\n') + '\n';
+  Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.checkpoint} | ${m.restore} | ${m.migrate} | ${m.postcopy} | ${mb === '512' ? 'downtime ≤ 300 ms' : ''} |`).join('\n') +
+  `\n\nSide by side with podman 4.3 (runc, CRIU 4.1.1), archives gzip'd by both:\n\n| touched memory | berth checkpoint --export (ms) | podman container checkpoint --export (ms) | berth restore --import (ms) | podman container restore --import (ms) |\n|---|---|---|---|---|\n` +
+  Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.export} | ${m['podman-export'] ?? 'n/a'} | ${m.import} | ${m['podman-import'] ?? 'n/a'} |`).join('\n') + '\n';
 fs.writeFileSync(`${out}.md`, md);
 process.stdout.write(md);
 JS

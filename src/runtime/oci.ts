@@ -25,6 +25,7 @@ import { buildSpec } from './spec.js';
 import { connectAttach } from './attach.js';
 import { runtimeError, startConmon } from './conmon.js';
 import { cgroupPids, cgroupStats } from './cgroups.js';
+import { lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
 
 const run = promisify(execFile);
 const short = (id: string) => id.slice(0, 12);
@@ -51,21 +52,6 @@ function pinBinary(real: string, target: string): string {
   }
 }
 const RUNTIME_ENV = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _LIBCONTAINER_CLONED_BINARY: '1' };
-
-/**
- * CRIU's page server copies pages through a pipe it sizes to ~3.4 MB (F_SETPIPE_SZ), above the
- * default fs.pipe-max-size (1 MB); without CAP_SYS_RESOURCE (this host) that fails, and CRIU 4.1
- * goes on with a half-made pipe: serving the first page fails with EBADF. Post-copy therefore
- * raises the limit to 4 MB (never lowers it), as dockerd raises ip_forward for its bridges.
- */
-function raisePipeMaxSize(): void {
-  const f = '/proc/sys/fs/pipe-max-size';
-  try {
-    if (Number(readFileSync(f, 'utf8')) < 4 << 20) writeFileSync(f, String(4 << 20));
-  } catch (e) {
-    log.warn('cannot raise fs.pipe-max-size: post-copy page transfers may fail', { err: errorMessage(e) });
-  }
-}
 
 export class ConmonRuntime implements Runtime {
   private readonly exits: string;
@@ -216,73 +202,11 @@ export class ConmonRuntime implements Runtime {
     const rt = this.rt(id);
     if (!this.info.checkpoint.runtimes.includes(rt)) throw invalidArgument(`cannot checkpoint: the container runs under ${rt}, which cannot checkpoint on this host`);
     if (!this.info.checkpoint.postCopy) throw invalidArgument(`post-copy is not possible here: ${this.info.checkpoint.postCopyReason}`);
-    raisePipeMaxSize();
-    const args = [`--root=${join(this.runDir, rt)}`, `--criu=${this.info.checkpoint.criuPath}`, 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath,
-      '--lazy-pages', '--page-server', o.pageServer, ...(o.tcpEstablished ? ['--tcp-established'] : []), id];
-    // its own process group: cancelling kills runc and CRIU together
-    const p = spawn(this.bin(rt), args, { stdio: ['ignore', 'ignore', 'pipe'], env: RUNTIME_ENV, detached: true });
-    let stderr = '';
-    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) => p.on('close', (code) => resolve(code ?? -1)));
-    const failure = async (code: number) => {
-      const tail = await fsp.readFile(join(o.workPath, 'dump.log'), 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
-      return runtimeError(`post-copy checkpoint failed (${code}): ${stderr.trim()}${tail ? ` (criu: ${tail})` : ''}`);
-    };
-    // ready once CRIU's log says the page server listens (runc's --status-fd says the same, but
-    // wants a descriptor it sees as writable, which Node's stdio pipes are not)
-    for (let waited = 0; ; waited += 10) {
-      if (p.exitCode !== null) throw await failure(p.exitCode);
-      const log = await fsp.readFile(join(o.workPath, 'dump.log'), 'utf8').catch(() => '');
-      if (/Starting page server on port/.test(log)) break;
-      if (waited > 120_000) {
-        process.kill(-p.pid!, 'SIGKILL');
-        throw runtimeError('post-copy checkpoint: the page server did not start');
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    let cancelled = false;
-    const served = exited.then(async (code) => {
-      if (code !== 0 && !cancelled) throw await failure(code);
-    });
-    served.catch(() => undefined);
-    const cancel = async () => {
-      cancelled = true;
-      try {
-        process.kill(-p.pid!, 'SIGKILL');
-      } catch {
-        /* gone already */
-      }
-      await exited;
-    };
-    return { served, cancel };
+    return lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, ...o });
   }
 
-  async lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void> }> {
-    raisePipeMaxSize();
-    const i = o.pageServer.lastIndexOf(':');
-    const socket = join(o.workPath, 'lazy-pages.socket');
-    await fsp.rm(socket, { force: true });
-    const p = spawn(this.info.checkpoint.criuPath, ['lazy-pages', '--page-server', '--address', o.pageServer.slice(0, i), '--port', o.pageServer.slice(i + 1),
-      '--images-dir', o.imagePath, '--work-dir', o.workPath, '-o', 'lazy-pages.log', '-v4'], { stdio: 'ignore', env: RUNTIME_ENV });
-    const exited = new Promise<number>((resolve) => p.on('close', (code) => resolve(code ?? -1)));
-    const fail = async (code: number) => {
-      const tail = await fsp.readFile(join(o.workPath, 'lazy-pages.log'), 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
-      return runtimeError(`lazy-pages (from ${o.pageServer}) failed (${code})${tail ? `: ${tail}` : ''}`);
-    };
-    // ready when its socket is there (the restore connects to it)
-    for (let waited = 0; !existsSync(socket); waited += 10) {
-      if (p.exitCode !== null) throw await fail(p.exitCode);
-      if (waited > 10_000) {
-        p.kill('SIGKILL');
-        throw runtimeError(`lazy-pages did not come up (page server ${o.pageServer})`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const done = exited.then(async (code) => {
-      if (code !== 0) throw await fail(code);
-    });
-    done.catch(() => undefined);
-    return { done };
+  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void> }> {
+    return lazyPagesDaemon({ criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, ...o });
   }
 
   async start(id: string): Promise<void> {

@@ -132,7 +132,8 @@ describe('trust', () => {
     assert.match(runEvil.stderr, /tag evil is not signed/);
     assert.deepEqual(await snapshotState(), before, 'a refused pull leaves nothing');
     // the overwritten tag resolves through the signed metadata: still v1, whatever the registry's tag says
-    await c.berth(['pull', `${ref}:latest`], { trust: true });
+    // (DOCKER_CONTENT_TRUST=1 is honoured as BERTH_CONTENT_TRUST=1 is)
+    await c.berth(['pull', `${ref}:latest`], { extra: { DOCKER_CONTENT_TRUST: '1' } });
     assert.equal(await runOut([`${ref}:latest`], c), 'web v1');
     assert.equal((await d.docker(['inspect', '-f', '{{.State.Running}}', server])).stdout.trim(), 'true', 'v1 keeps running');
     // the publisher signs v2 — with the root key offline (its directory gone): daily signing never needs it
