@@ -22,7 +22,8 @@ const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const BIND_TARGETS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
 
 /** Wraps `input` with gunzip when it starts with gzip's magic bytes. */
-export async function maybeGunzip(input: Readable): Promise<Readable> {
+/** Whether a stream starts with gzip's magic; what was read to tell is put back. */
+export async function isGzip(input: Readable): Promise<boolean> {
   const first: Buffer | null = await new Promise((resolve, reject) => {
     const onReadable = () => {
       cleanup();
@@ -35,9 +36,13 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
     input.once('end', onEnd);
     input.once('error', onErr);
   });
-  if (!first) return input;
+  if (!first) return false;
   input.unshift(first);
-  if (first[0] !== 0x1f || first[1] !== 0x8b) return input;
+  return first[0] === 0x1f && first[1] === 0x8b;
+}
+
+export async function maybeGunzip(input: Readable): Promise<Readable> {
+  if (!(await isGzip(input))) return input;
   const gz = createGunzip();
   input.on('error', (e) => gz.destroy(e)); // pipe() would not carry the error (a failed verification) on
   return input.pipe(gz);

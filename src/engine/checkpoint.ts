@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, unavailable } from '../base/errors.js';
 import { portFree } from '../network/host.js';
-import { maybeGunzip, packUpper } from '../archive/layer.js';
+import { isGzip, packUpper } from '../archive/layer.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
@@ -189,6 +189,18 @@ export interface ExportOptions {
   withVolumes?: boolean;
 }
 
+/**
+ * gzip for checkpoint archives: pigz when installed (parallel, and at -1 ~3x faster than gzip's
+ * default on CRIU's images; the archive is still plain gzip), else gzip -1.
+ */
+const GZIP = existsSync('/usr/bin/pigz') ? 'pigz' : 'gzip';
+
+/** Extracts a checkpoint archive (gzip'd or not) from a stream into `dir`. */
+async function untarStream(input: Readable, dir: string): Promise<void> {
+  const gz = await isGzip(input);
+  await tar(['-x', ...(gz ? ['-I', GZIP] : []), '-C', dir, '--no-same-owner', '--same-permissions'], { stdin: input });
+}
+
 function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
   return runCommand('tar', args, { ...(io.stdin ? { input: io.stdin } : {}), ...(io.stdout ? { output: io.stdout } : {}) }).catch((e: unknown) => {
     throw invalidArgument(`checkpoint archive: ${errorMessage(e)}`);
@@ -238,7 +250,7 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
       await hardlinkTree(join(path, '..', meta.parent), join(staging, 'checkpoint-parent'));
       parts.push('checkpoint-parent');
     }
-    await tar([compress ? '-cz' : '-c', '-C', staging, ...parts], { stdout: out });
+    await tar(['-c', ...(compress ? ['-I', `${GZIP} -1`] : []), '-C', staging, ...parts], { stdout: out });
   } finally {
     await fsp.rm(staging, { recursive: true, force: true });
   }
@@ -268,7 +280,7 @@ export async function stageCheckpoint(engine: Engine, input: Readable): Promise<
   const dir = join(engine.root, 'tmp', `stage-${token}`);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   try {
-    await tar(['-x', '-C', dir, '--no-same-owner', '--same-permissions'], { stdin: await maybeGunzip(input) });
+    await untarStream(input, dir);
     if (!existsSync(join(dir, 'checkpoint'))) throw invalidArgument('not a checkpoint archive: no checkpoint images');
   } catch (e) {
     await fsp.rm(dir, { recursive: true, force: true });
@@ -282,7 +294,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
   let created: string | null = null;
   const madeVolumes: string[] = [];
   try {
-    await tar(['-x', '-C', staging, '--no-same-owner', '--same-permissions'], { stdin: await maybeGunzip(input) }).catch((e: unknown) => {
+    await untarStream(input, staging).catch((e: unknown) => {
       throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
     });
     let doc: ExportDoc;
