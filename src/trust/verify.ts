@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Metadata, MetadataKind, Key } from '@tufjs/models';
 import { Updater, type Fetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { BerthError, failedPrecondition } from '../base/errors.js';
+import { BerthError, failedPrecondition, isBerthError } from '../base/errors.js';
 import { writeFileAtomicSync } from '../base/fs.js';
 import { isObject } from '../base/json.js';
 import { endpointOf, RegistrySession, type ClientOptions, type Credentials } from '../distribution/client.js';
@@ -169,20 +169,30 @@ export class TrustClient {
     return join(this.dir, ep.host.replace(/:/g, '_'), ep.repo);
   }
 
-  /** Fetches and verifies a repository's trust data; one verification per repository at a time. */
-  open(name: string, creds: Credentials | null, anchor: Anchor = {}): Promise<VerifiedRepository> {
+  /**
+   * Fetches and verifies a repository's trust data; one verification per repository at a time.
+   * `offline`: when the registry cannot be reached, what this host verified last stands in for it
+   * as long as its timestamp has not expired (freshness still holds: TUF's 5.4.4 check).
+   */
+  open(name: string, creds: Credentials | null, anchor: Anchor = {}, o: { offline?: boolean } = {}): Promise<VerifiedRepository> {
     const key = this.repoDir(name);
     const prev = this.locks.get(key) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(() => this.verify(name, creds, anchor));
+    const run = prev.catch(() => undefined).then(() => this.verify(name, creds, anchor, o.offline ?? false));
     this.locks.set(key, run);
     void run.finally(() => this.locks.get(key) === run && this.locks.delete(key)).catch(() => undefined);
     return run;
   }
 
-  private async verify(name: string, creds: Credentials | null, anchor: Anchor): Promise<VerifiedRepository> {
+  private async verify(name: string, creds: Credentials | null, anchor: Anchor, offline: boolean): Promise<VerifiedRepository> {
     const ep = endpointOf(name, this.client);
     const s = new RegistrySession(ep, creds, `repository:${ep.repo}:pull`);
-    const idx = await fetchIndex(s);
+    let idx: BundleIndex | null;
+    try {
+      idx = await fetchIndex(s);
+    } catch (e) {
+      if (offline && isBerthError(e, 'Unavailable') && existsSync(join(this.repoDir(name), 'timestamp.json'))) return this.fromCache(name, e);
+      throw e;
+    }
     if (!idx) throw refuse(name, 'the repository has no trust data: it was never signed (or its signatures were removed from the registry)');
     const dir = this.repoDir(name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -197,6 +207,23 @@ export class TrustClient {
     }
     this.remember(dir);
     return new VerifiedRepository(name, dir, pin, updater, explain);
+  }
+
+  /** The repository as this host verified it last, while that is fresh (the registry being unreachable). */
+  private async fromCache(name: string, cause: unknown): Promise<VerifiedRepository> {
+    const dir = this.repoDir(name);
+    const offline: Fetcher = {
+      downloadBytes: () => Promise.reject(cause),
+      downloadFile: () => Promise.reject(cause),
+    };
+    const updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://cache/', fetcher: offline, forceCache: true });
+    try {
+      await updater.refresh();
+    } catch {
+      throw refuse(name, `the registry cannot be reached (${(cause as Error).message}) and the trust data this host verified last has expired: nothing fresh vouches for it`, cause);
+    }
+    const pin = readJson(join(dir, 'pin.json')) as unknown as Pin;
+    return new VerifiedRepository(name, dir, pin, updater, async (e) => refuse(name, `trust data (cached; the registry cannot be reached) does not verify: ${String(e instanceof Error ? e.message : e)}`, e));
   }
 
   private async pinRoot(name: string, s: RegistrySession, idx: BundleIndex, dir: string, anchor: Anchor): Promise<Pin> {

@@ -368,4 +368,26 @@ describe('trust', () => {
       await dist.stop();
     }
   });
+
+  test('a policy daemon whose registry goes away: containers start while the verified data is fresh, and not after it expires', async () => {
+    const gone = await startBerthRegistry();
+    const policy = join(d.dir, 'policy-offline.json');
+    writeFileSync(policy, JSON.stringify({ repositories: { [gone.addr]: 'signed' } }));
+    const d3 = await startDaemon({ args: ['--trust-policy', policy], loadFixture: false });
+    try {
+      const ref = `${gone.addr}/acme/offline:1`;
+      await d.docker(['tag', 'busybox', ref]);
+      await party('offline-publisher').berth(['trust', 'sign', '--timestamp-expiry', '4s', ref]);
+      await d3.docker(['pull', ref]);
+      await gone.stop();
+      assert.equal((await d3.docker(['run', '--rm', ref, 'echo', 'still'])).stdout.trim(), 'still', 'fresh cached trust data stands in for the registry');
+      await sleep(4500);
+      const stale = await d3.docker(['run', '--rm', ref, 'true'], { allowFail: true });
+      assert.notEqual(stale.code, 0);
+      assert.match(stale.stderr, /the registry cannot be reached .* has expired/);
+    } finally {
+      await d3.stop();
+      await gone.stop().catch(() => undefined);
+    }
+  });
 });
