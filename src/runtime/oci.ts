@@ -431,6 +431,7 @@ export class ConmonRuntime implements Runtime {
     return {
       pid: started.data,
       attach: session,
+      logPath: join(dir, 'log'),
       wait: () => done,
       resize: async (hh, ww) => this.resizeVia(dir, hh, ww),
     };

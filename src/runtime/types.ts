@@ -99,6 +99,8 @@ export interface ExecHandle {
   pid: number;
   /** Attach session of the exec process (null when detached). */
   attach: AttachSession | null;
+  /** conmon's k8s-file log of the exec's output (kept a second after it exits) */
+  logPath: string;
   /** Resolves with the exit code when the process ends. */
   wait(): Promise<number>;
   resize(h: number, w: number): Promise<void>;

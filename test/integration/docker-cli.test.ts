@@ -26,4 +26,21 @@ describe('docker CLI against berthd', () => {
       }
     }
   });
+
+  test('docker exec prints all of a quick command\'s output, even with execs running in parallel', async () => {
+    const script = 'for f in /etc/passwd /etc/group; do cat $f; done; echo one; echo two >&2; echo three';
+    await d.docker(['run', '-d', '--name', 'exec-target', 'busybox', 'sleep', '300']);
+    try {
+      const want = (await d.docker(['exec', 'exec-target', 'sh', '-c', script])).stdout;
+      for (let round = 0; round < 10; round++) {
+        const outs = await Promise.all([1, 2, 3, 4].map(() => d.docker(['exec', 'exec-target', 'sh', '-c', script])));
+        for (const o of outs) {
+          assert.equal(o.stdout, want, `round ${round}: stdout complete`);
+          assert.equal(o.stderr, 'two\n');
+        }
+      }
+    } finally {
+      await d.docker(['rm', '-f', 'exec-target']);
+    }
+  });
 });

@@ -29,6 +29,8 @@ export function execRoutes(r: Router, execs: Execs): void {
       stdin: ex.config.AttachStdin,
       stdinOnce: true,
       detachKeys: ex.config.DetachKeys,
+      // output conmon drops at exit is resent from the exec's log, as for containers
+      ...(started.handle ? { log: { path: started.handle.logPath, from: 0 } } : {}),
       beforeEnd: () => started.handle?.wait() ?? Promise.resolve(),
     });
   });

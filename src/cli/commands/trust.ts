@@ -84,23 +84,18 @@ function named(ref: string, needTag: boolean): { name: string; tag: string | und
   return { name, tag };
 }
 
-interface Edit {
-  meta: RepositoryMetadata;
-  created: boolean;
-}
-
 /**
  * The repository's metadata to change: verified first (a publisher never signs over metadata it
  * cannot verify — except an expired timestamp or snapshot, which it is about to re-sign), or a
  * new repository with fresh keys when it has none.
  */
-async function loadForEdit(ctx: Ctx, name: string, o: { create: boolean; expiries?: typeof DEFAULT_EXPIRIES }): Promise<Edit> {
+async function loadForEdit(ctx: Ctx, name: string, o: { create: boolean; expiries?: typeof DEFAULT_EXPIRIES }): Promise<RepositoryMetadata> {
   const s = session(name, true);
   const idx = await fetchIndex(s);
   const expiries = o.expiries ?? DEFAULT_EXPIRIES;
   if (!idx) {
     if (!o.create) throw new ExitError(1, `${name} has no trust data: sign a tag first (berth trust sign ${name}:TAG)`);
-    return { meta: await initRepository(ctx, name, expiries), created: true };
+    return initRepository(ctx, name, expiries);
   }
   try {
     await client().open(name, creds(name));
@@ -110,7 +105,7 @@ async function loadForEdit(ctx: Ctx, name: string, o: { create: boolean; expirie
   }
   const files = new Map<string, Buffer>();
   for (const f of idx.files.keys()) files.set(f, (await fetchFile(s, idx, f, 4 << 20))!);
-  return { meta: RepositoryMetadata.fromFiles(files, expiries), created: false };
+  return RepositoryMetadata.fromFiles(files, expiries);
 }
 
 async function initRepository(ctx: Ctx, name: string, expiries: typeof DEFAULT_EXPIRIES): Promise<RepositoryMetadata> {
@@ -186,12 +181,18 @@ async function pushImage(ctx: Ctx, name: string, tag: string): Promise<TargetInf
   return info;
 }
 
+/** The keys of the `releases` delegation this user holds (unsealed). */
+async function heldReleaseKeys(meta: RepositoryMetadata): Promise<PrivateKey[]> {
+  const ks = keyStore();
+  const held = await Promise.all((meta.delegation()?.keyids ?? []).filter((k) => ks.has(k)).map((k) => ks.get(k)));
+  return held.filter((k): k is PrivateKey => k !== null);
+}
+
 /** Puts a tag into the role this user can sign: the `releases` delegation when it holds a signer key, else targets. */
-async function signTag(ctx: Ctx, name: string, meta: RepositoryMetadata, tag: string, info: TargetInfo | null): Promise<string> {
+async function signTag(name: string, meta: RepositoryMetadata, tag: string, info: TargetInfo | null): Promise<string> {
   const ks = keyStore();
   const d = meta.delegation();
-  const mine = d ? await Promise.all(d.keyids.filter((k) => ks.has(k)).map((k) => ks.get(k))) : [];
-  const releaseKeys = mine.filter((k): k is PrivateKey => k !== null);
+  const releaseKeys = await heldReleaseKeys(meta);
   const holdsTargets = roleKeys(meta.root, 'targets').keyids.some((k) => ks.has(k));
   if (releaseKeys.length) {
     const cur = meta.targetsOf('releases.json')[tag];
@@ -223,9 +224,9 @@ export async function sign(ctx: Ctx, argv: string[]): Promise<void> {
   const ttl = str(p, 'timestamp-expiry');
   const expiries = { ...DEFAULT_EXPIRIES, ...(ttl ? { timestamp: parseDuration(ttl) } : {}) };
   // the keys first: a publisher who cannot sign pushes nothing
-  const { meta } = await loadForEdit(ctx, name, { create: true, expiries });
+  const meta = await loadForEdit(ctx, name, { create: true, expiries });
   const info = await pushImage(ctx, name, tag!);
-  const role = await signTag(ctx, name, meta, tag!, info);
+  const role = await signTag(name, meta, tag!, info);
   ctx.out(`Signed ${name}:${tag} ${info.digest} in ${role}\n`);
 }
 
@@ -233,11 +234,9 @@ export async function revoke(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, {});
   if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: IMAGE[:TAG]');
   const { name, tag } = named(p.args[0]!, false);
-  const { meta } = await loadForEdit(ctx, name, { create: false });
+  const meta = await loadForEdit(ctx, name, { create: false });
   const tags = tag ? [tag] : [...new Set([...Object.keys(meta.targetsOf('targets.json')), ...Object.keys(meta.targetsOf('releases.json'))])];
-  const ks = keyStore();
-  const d = meta.delegation();
-  const releaseKeys = (await Promise.all((d?.keyids ?? []).filter((k) => ks.has(k)).map((k) => ks.get(k)))).filter((k): k is PrivateKey => k !== null);
+  const releaseKeys = await heldReleaseKeys(meta);
   let n = 0;
   for (const t of tags) {
     if (meta.targetsOf('targets.json')[t]) (meta.setTarget('targets.json', t, null), n++);
@@ -296,7 +295,7 @@ export const signer = {
     if (p.args.length !== 2 || !str(p, 'key')) throw new UsageError('usage: berth trust signer add --key PUBLIC-KEY-FILE [--threshold N] NAME REPOSITORY');
     const [who, repo] = p.args as [string, string];
     const pub = readPublicKeyFile(str(p, 'key')!);
-    const { meta } = await loadForEdit(ctx, named(repo, false).name, { create: false });
+    const meta = await loadForEdit(ctx, named(repo, false).name, { create: false });
     const threshold = str(p, 'threshold') !== undefined ? Number(str(p, 'threshold')) : undefined;
     if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 1)) throw new UsageError('--threshold must be a positive integer');
     meta.addSigner(who, keyIdOf(pub), pub, threshold);
@@ -307,7 +306,7 @@ export const signer = {
     const p = parseArgs(argv, {});
     if (p.args.length !== 2) throw new UsageError('usage: berth trust signer remove NAME REPOSITORY');
     const [who, repo] = p.args as [string, string];
-    const { meta } = await loadForEdit(ctx, named(repo, false).name, { create: false });
+    const meta = await loadForEdit(ctx, named(repo, false).name, { create: false });
     const id = meta.removeSigner(who);
     await publish(named(repo, false).name, meta);
     ctx.out(`Removed ${who} (key ${id.slice(0, 12)} revoked) from the signers of ${repo}\n`);
@@ -353,7 +352,7 @@ export const key = {
     if (p.args.length !== 2 || !TOP_ROLES.includes(p.args[1] as TopRole)) throw new UsageError(`usage: berth trust key rotate REPOSITORY ${TOP_ROLES.join('|')}`);
     const name = named(p.args[0]!, false).name;
     const role = p.args[1] as TopRole;
-    const { meta } = await loadForEdit(ctx, name, { create: false });
+    const meta = await loadForEdit(ctx, name, { create: false });
     const ks = keyStore();
     const oldRoot = await ks.oneOf(roleKeys(meta.root, 'root').keyids, 'root');
     const k = generateKey((str(p, 'type') ?? 'ed25519') as KeyType, role === 'root' ? 'root' : `${name} ${role}`);
