@@ -299,7 +299,9 @@ export class RegistryServer {
     await this.storage.putBlobBytes(bytes);
     await this.storage.putManifest(c.name, digest, m.mediaType);
     if (!byDigest) await this.storage.setTag(c.name, c.ref, digest);
-    if (c.ref === TRUST_TAG) await this.o.timestamper?.refresh(c.name, this.storage);
+    // trust data pushed: a fresh timestamp over it, when this registry keeps the key (a failure
+    // leaves the push as it is: clients then see the old timestamp, and refuse what it does not cover)
+    if (c.ref === TRUST_TAG) await this.o.timestamper?.refresh(c.name, this.storage).catch((e: unknown) => log.warn('timestamping failed', { repo: c.name, err: errorMessage(e) }));
     const headers: Record<string, string> = { Location: `/v2/${c.name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (m.subject) {
       const at = artifactTypeOf(m);
