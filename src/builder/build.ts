@@ -2,16 +2,16 @@
  * The build executor: a Dockerfile's stages as a DAG (a stage starts at once and waits only for
  * the stages it reads from, so independent stages run concurrently; `--target` builds only what
  * the target needs), each instruction a step with a cache key chained from the previous one.
- * Metadata steps change the config (history entry with `empty_layer`), RUN runs a container
- * (run.ts), COPY/ADD write their layer directly (copy.ts). Only the final image is registered;
+ * Metadata steps change the config (history entry with `empty_layer`: config-steps.ts), RUN runs
+ * a container (run-step.ts, run.ts), COPY/ADD write their layer directly (copy-step.ts, copy.ts);
+ * those get the build through `StepEnv` (steps.ts). Only the final image is registered;
  * intermediate states live in the build cache.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { errorMessage, invalidArgument, isBerthError, notFound } from '../base/errors.js';
+import { errorMessage, invalidArgument, isBerthError } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
 import { normalizeTagged } from '../image/reference.js';
 import { log } from '../base/log.js';
@@ -28,9 +28,11 @@ import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
 import { expand, expandWord, parseDockerfile, stagesOf, type Instruction, type Stage } from './parser.js';
 import { BuildCache, stepKey } from './cache.js';
 import { SourceRoot, receiveContext } from './context.js';
-import { describeInputs, planCopy, planMkdir, writeCopyLayer, type CopyInput, type CopyPlan, type Owner } from './copy.js';
-import { cacheMountDir, parseMountFlag, runStep, type RunMount } from './run.js';
+import { planMkdir, writeCopyLayer, type CopyPlan } from './copy.js';
 import { configStep } from './config-steps.js';
+import { NOP, PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
+import { runInstruction } from './run-step.js';
+import { copyInstruction } from './copy-step.js';
 
 /** What the builder needs of the image store. */
 export interface BuilderImages {
@@ -94,16 +96,6 @@ export interface BuildOutput {
 }
 
 /** A step's result: the image config so far and the key chain. */
-interface State {
-  config: ImageConfig;
-  key: string;
-  chainId: string | null;
-  /** whether the step that made this state was a cache hit */
-  cached?: boolean;
-}
-
-const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
-const NOP = '/bin/sh -c #(nop) ';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -207,7 +199,7 @@ export class Builder {
 }
 
 /** One build: its stages, their results, the step counter and the build-arg bookkeeping. */
-class BuildRun {
+class BuildRun implements StepEnv {
   private readonly results = new Map<number, Promise<State>>();
   private readonly needed = new Set<number>();
   private readonly consumed = new Set<string>();
@@ -215,21 +207,21 @@ class BuildRun {
   private total = 0;
   private readonly numbers = new Map<Instruction, number>();
   private readonly cacheFrom: ImageConfig[] = [];
-  private readonly epoch: number | null;
+  readonly epoch: number | null;
   /** aborted when a stage fails, so that the stages still running stop */
   private readonly stop = new AbortController();
   /** the first stage failure that was not an abort: what the build reports */
   firstError: unknown = null;
-  private readonly req: BuildRequest;
+  readonly req: BuildRequest;
 
   constructor(
-    private readonly builder: Builder,
-    private readonly d: BuilderDeps,
+    readonly builder: Builder,
+    readonly d: BuilderDeps,
     request: BuildRequest,
-    private readonly out: BuildOutput,
-    private readonly escape: string,
+    readonly out: BuildOutput,
+    readonly escape: string,
     private readonly file: string,
-    private readonly context: SourceRoot,
+    readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
@@ -424,7 +416,7 @@ class BuildRun {
     return v;
   }
 
-  private word(w: string, vars: ReadonlyMap<string, string>): string {
+  word(w: string, vars: ReadonlyMap<string, string>): string {
     return expandWord(w, vars, this.escape);
   }
 
@@ -507,10 +499,10 @@ class BuildRun {
       case 'WORKDIR':
         return this.workdir(state, cfg, this.word(ins.args[0]!, vars));
       case 'RUN':
-        return this.run(ctx, state, cfg, ins, vars);
+        return runInstruction(this, ctx, state, cfg, ins, vars);
       case 'COPY':
       case 'ADD':
-        return this.copy(state, cfg, ins, vars);
+        return copyInstruction(this, state, cfg, ins, vars);
       case 'FROM':
         throw invalidArgument('FROM inside a stage');
       default:
@@ -519,7 +511,7 @@ class BuildRun {
   }
 
   /** Mounts a read-only view of a chain for `fn` (a directory when the chain has one layer). */
-  private async withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
+  async withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
     const v = this.d.snapshots.view(chainId);
     if ('dir' in v) return fn(v.dir);
     const dir = join(this.d.scratch, `view-${randomBytes(8).toString('hex')}`);
@@ -533,7 +525,7 @@ class BuildRun {
     }
   }
 
-  private async layerOf(plan: CopyPlan): Promise<string> {
+  async layerOf(plan: CopyPlan): Promise<string> {
     const { diffId } = await this.d.images.writeLayer((out) => writeCopyLayer(plan, out));
     return diffId;
   }
@@ -552,7 +544,7 @@ class BuildRun {
   }
 
   /** A stage's or an image's filesystem for COPY --from / RUN --mount from=. */
-  private async fromChain(ref: string, before: number): Promise<{ chainId: string | null; key: string }> {
+  async fromChain(ref: string, before: number): Promise<{ chainId: string | null; key: string }> {
     const dep = this.stageRef(ref, before);
     if (dep) {
       const s = await this.stage(dep.index);
@@ -564,181 +556,8 @@ class BuildRun {
     return { chainId: img.topChainId, key: img.id };
   }
 
-  private async copy(state: State, cfg: ImageRuntimeConfig, ins: Instruction, vars: Map<string, string>): Promise<State> {
-    const isAdd = ins.name === 'ADD';
-    const allowed = new Set(['from', 'chown', 'chmod', 'link', ...(isAdd ? ['checksum', 'keep-git-dir'] : ['parents'])]);
-    for (const f of Object.keys(ins.flags)) if (!allowed.has(f)) throw invalidArgument(`unknown flag: --${f}`);
-    const words = ins.json ? ins.args.map((a) => expand(a, vars, this.escape)) : ins.args.map((a) => this.word(a, vars));
-    const destWord = words.pop()!;
-    const dest = posix.isAbsolute(destWord) ? destWord : `${posix.resolve(cfg.WorkingDir || '/', destWord)}${destWord.endsWith('/') ? '/' : ''}`;
-    const fromRef = ins.flags['from']?.[0];
-    const chmodText = ins.flags['chmod']?.[0];
-    if (chmodText !== undefined && !/^[0-7]{3,4}$/.test(chmodText)) throw invalidArgument(`invalid chmod parameter: ${chmodText}`);
-    const chmod = chmodText !== undefined ? parseInt(chmodText, 8) : null;
-    const from = fromRef !== undefined ? await this.fromChain(this.word(fromRef, vars), this.currentStage(ins)) : null;
-    const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
-    const cleanups: Array<() => Promise<void>> = [];
-    const inputsFrom = async (root: SourceRoot): Promise<CopyInput[]> => {
-      const inputs: CopyInput[] = [];
-      for (const w of words) {
-        const hd = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
-        const doc = hd ? heredocs.get(hd[1]!) : undefined;
-        if (doc) inputs.push({ kind: 'inline', name: doc.name, content: Buffer.from(doc.expand ? expand(doc.content, vars, this.escape) : doc.content) });
-        else if (isAdd && /^https?:\/\//.test(w)) inputs.push(await this.download(w, cleanups));
-        else for (const source of await root.resolve(w)) inputs.push({ kind: 'source', source });
-      }
-      return inputs;
-    };
-    /** The layer, on a miss: the parent's filesystem decides existing directories and --chown names. */
-    const layer = (inputs: CopyInput[]) => () =>
-      this.withView(state.chainId, async (view) => {
-        const chownText = ins.flags['chown']?.[0];
-        let owner: Owner | null = null;
-        if (chownText) {
-          const u = await resolveUser(view, chownText.includes(':') ? chownText : `${chownText}:${chownText}`).catch(async () => resolveUser(view, chownText));
-          owner = { uid: u.uid, gid: u.gid };
-        }
-        return this.layerOf(await planCopy({ inputs, dest, view, chown: owner, chmod, extract: isAdd, epoch: this.epoch }));
-      });
-    const flags = JSON.stringify({ chown: ins.flags['chown'] ?? null, chmod });
-    try {
-      if (!from) {
-        // context sources: the key has their contents
-        const inputs = await inputsFrom(this.context);
-        const { digest, summary } = await describeInputs(inputs);
-        return await this.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} ${summary} in ${dest} `, cfg, layer(inputs));
-      }
-      // a stage's or an image's files follow from its key: no need to read them for a hit
-      const digest = stepKey(from.key, ...words);
-      return await this.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} from:${digest.slice(7)} in ${dest} `, cfg, () =>
-        this.withView(from.chainId, async (dir) => layer(await inputsFrom(new SourceRoot(dir, null, false)))()),
-      );
-    } finally {
-      for (const c of cleanups) await c();
-    }
-  }
-
-  private currentStage(ins: Instruction): number {
+  currentStage(ins: Instruction): number {
     return this.stages.find((s) => s.instructions.includes(ins))?.index ?? this.stages.length;
-  }
-
-  /** ADD <url>: fetched into scratch space; the name is the URL's last path element. */
-  private async download(url: string, cleanups: Array<() => Promise<void>>): Promise<CopyInput> {
-    const res = await fetch(url, { signal: this.req.signal }).catch((e: unknown) => {
-      throw invalidArgument(`ADD ${url}: ${errorMessage(e)}`);
-    });
-    if (!res.ok || !res.body) throw invalidArgument(`ADD ${url}: HTTP ${res.status}`);
-    const file = join(this.d.scratch, `dl-${randomBytes(8).toString('hex')}`);
-    cleanups.push(() => fsp.rm(file, { force: true }));
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(file));
-    const lm = res.headers.get('last-modified');
-    const name = basename(new URL(url).pathname) || 'index.html';
-    return { kind: 'file', name, abs: file, mtime: lm ? new Date(lm) : new Date(0), mode: 0o600 };
-  }
-
-  private async run(ctx: StageCtx, state: State, cfg: ImageRuntimeConfig, ins: Instruction, vars: Map<string, string>): Promise<State> {
-    for (const f of Object.keys(ins.flags)) if (!['mount', 'network', 'security'].includes(f)) throw invalidArgument(`unknown flag: --${f}`);
-    if (ins.flags['security']?.some((s) => s !== 'sandbox')) throw invalidArgument('RUN --security=insecure is not allowed: it needs the security.insecure entitlement, which berth does not grant');
-    const network = ins.flags['network']?.[0] ?? this.req.network;
-    if (!['default', 'host', 'none'].includes(network)) throw invalidArgument(`unsupported RUN --network=${network}`);
-    const shell = cfg.Shell ?? ['/bin/sh', '-c'];
-    let args: string[];
-    const onlyHeredoc = ins.heredocs.length === 1 && /^<<-?["']?\w+["']?$/.test(ins.raw.trim());
-    if (ins.json) args = ins.args;
-    else if (onlyHeredoc) args = [...shell, ins.heredocs[0]!.content];
-    else args = [...shell, [ins.raw, ...ins.heredocs.map((h) => `${h.content}${h.name}`)].join('\n')];
-    // ARGs are in the command's environment (ENV wins), not in the image
-    const envNames = new Set((cfg.Env ?? []).map((e) => e.slice(0, e.indexOf('='))));
-    const argEnv = [...ctx.args].filter(([k]) => !envNames.has(k)).map(([k, v]) => `${k}=${v}`);
-    for (const p of PREDEFINED_ARGS) if (p in this.req.buildArgs && !ctx.args.has(p)) argEnv.push(`${p}=${this.req.buildArgs[p]}`);
-    argEnv.sort();
-    const specs = (ins.flags['mount'] ?? []).map((m) => parseMountFlag(this.word(m, vars)));
-    const what = ins.json ? ins.args.join(' ') : `${shell.join(' ')} ${ins.raw}`;
-    const createdBy = argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ${what}` : what;
-    const mountKeys: string[] = [];
-    for (const m of specs) {
-      const from = m['from'] ? await this.fromChain(m['from'], this.currentStage(ins)) : null;
-      mountKeys.push(JSON.stringify({ ...m, from: from?.key ?? null }));
-    }
-    const parts = ['RUN', JSON.stringify(args), JSON.stringify(argEnv), JSON.stringify(mountKeys), network === 'none' ? 'none' : ''];
-    return this.commit(state, parts, createdBy, cfg, () => this.execRun(state, cfg, ins, specs, args, [...(cfg.Env ?? []), ...argEnv], network === 'none' ? 'none' : 'host', what));
-  }
-
-  private async execRun(state: State, cfg: ImageRuntimeConfig, ins: Instruction, specs: Array<Record<string, string>>, args: string[], env: string[], network: 'host' | 'none', what: string): Promise<string | null> {
-    const mounts: RunMount[] = [];
-    const cleanups: Array<() => Promise<void>> = [];
-    const locks: string[] = [];
-    try {
-      for (const m of specs) {
-        const target = m['target']!;
-        if (m['type'] === 'cache') {
-          if (m['sharing'] === 'locked' || m['sharing'] === 'private') locks.push(m['id'] || target);
-          mounts.push({ type: 'bind', target, source: await cacheMountDir(this.d.root, m), readonly: m['readonly'] === 'true' });
-        } else if (m['type'] === 'secret') {
-          const id = m['id'] || basename(target);
-          const data = this.req.secrets[id];
-          if (!data) {
-            if (m['required'] === 'true') throw invalidArgument(`secret ${id} not found`);
-            continue;
-          }
-          mounts.push({ type: 'secret', target, data, mode: m['mode'] ? parseInt(m['mode'], 8) : 0o400, uid: Number(m['uid'] ?? 0), gid: Number(m['gid'] ?? 0) });
-        } else if (m['type'] === 'tmpfs') {
-          mounts.push({ type: 'tmpfs', target, ...(m['size'] ? { size: m['size'] } : {}) });
-        } else if (m['type'] === 'ssh') {
-          throw invalidArgument('RUN --mount=type=ssh is not supported: berth has no SSH agent forwarding');
-        } else {
-          mounts.push({ type: 'bind', target, source: await this.bindSource(m, ins, cleanups), readonly: m['readwrite'] !== 'true' });
-        }
-      }
-      const run = () =>
-        runStep(
-          { snapshots: this.d.snapshots, mounter: this.d.mounter, runtime: this.d.runtime, writeLayer: (f) => this.d.images.writeLayer(f), scratch: this.d.scratch },
-          {
-            chainId: state.chainId, args, env, cwd: cfg.WorkingDir || '/', user: cfg.User ?? '', mounts, network, runtime: this.d.defaultRuntime, epoch: this.epoch, signal: this.req.signal,
-            output: (_s, chunk) => this.out.stream(chunk.toString()),
-          },
-          what,
-        );
-      this.out.stream(` ---> Running in ${randomBytes(6).toString('hex')}\n`);
-      const withLocks = locks.reduce<() => Promise<{ diffId: string } | null>>((f, id) => () => this.builder.locked(id, f), run);
-      const layer = await withLocks();
-      return layer?.diffId ?? null;
-    } finally {
-      for (const c of cleanups.reverse()) await c();
-    }
-  }
-
-  /** RUN --mount=type=bind: a path of the context or of a stage/image, read only unless rw (then a private copy). */
-  private async bindSource(m: Record<string, string>, ins: Instruction, cleanups: Array<() => Promise<void>>): Promise<string> {
-    const src = m['source'] ?? '/';
-    let root: string;
-    if (m['from']) {
-      const from = await this.fromChain(m['from'], this.currentStage(ins));
-      const v = this.d.snapshots.view(from.chainId);
-      if ('dir' in v) root = v.dir;
-      else {
-        root = join(this.d.scratch, `view-${randomBytes(8).toString('hex')}`);
-        await fsp.mkdir(root, { recursive: true });
-        await this.d.mounter.mountAll([v.mount], root);
-        const dir = root;
-        cleanups.push(async () => {
-          await this.d.mounter.unmount(dir).catch(() => undefined);
-          await fsp.rmdir(dir).catch(() => undefined);
-        });
-      }
-    } else {
-      root = this.context.dir;
-      this.context.clean(src);
-    }
-    const abs = await resolveInRoot(root, src);
-    await fsp.lstat(abs).catch(() => {
-      throw notFound(`RUN --mount: ${src} not found${m['from'] ? ` in ${m['from']}` : ' in the build context'}`);
-    });
-    if (m['readwrite'] !== 'true') return abs;
-    const copy = join(this.d.scratch, `rw-${randomBytes(8).toString('hex')}`);
-    await fsp.cp(abs, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-    cleanups.push(() => fsp.rm(copy, { recursive: true, force: true }));
-    return copy;
   }
 
   warnUnused(): void {
@@ -747,8 +566,3 @@ class BuildRun {
   }
 }
 
-interface StageCtx {
-  stage: Stage;
-  args: Map<string, string>;
-  cmdSet: boolean;
-}
