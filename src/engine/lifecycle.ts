@@ -116,6 +116,21 @@ export class Lifecycle {
     this.engine.check(rec, 'start');
     const { engine } = this;
     const t0 = performance.now();
+    // post-copy: CRIU's lazy-pages daemon (which fetches the pages from the page server for this
+    // restore) starts at once, while the rootfs and the network are made ready: downtime saved
+    const lazy = restore?.pageServer ? engine.runtime.lazyPages({ imagePath: restore.imagePath, workPath: restore.workPath, pageServer: restore.pageServer }) : null;
+    lazy?.catch(() => undefined);
+    const stopLazy = () => lazy?.then((l) => l.cancel(), () => undefined);
+    try {
+      return await this.startPrepared(rec, restore, t0, lazy);
+    } catch (e) {
+      await stopLazy();
+      throw e;
+    }
+  }
+
+  private async startPrepared(rec: ContainerRecord, restore: Restore | undefined, t0: number, lazy: Promise<unknown> | null): Promise<boolean> {
+    const { engine } = this;
     const rootfs = await engine.ensureMounted(rec);
     const tm = performance.now();
     const host = engine.runtime.host();
@@ -144,8 +159,7 @@ export class Lifecycle {
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
     let created: { pid: number; conmonPid: number };
     try {
-      // post-copy: CRIU's lazy-pages daemon fetches the pages from the page server for this restore
-      if (restore?.pageServer) await engine.runtime.lazyPages({ imagePath: restore.imagePath, workPath: restore.workPath, pageServer: restore.pageServer });
+      if (lazy) await lazy;
       created = await engine.runtime.create(
         {
           id: rec.id,

@@ -205,7 +205,7 @@ export class ConmonRuntime implements Runtime {
     return lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, ...o });
   }
 
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void> }> {
+  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {
     return lazyPagesDaemon({ criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, ...o });
   }
 

@@ -169,9 +169,10 @@ export interface Runtime {
   /**
    * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
    * fetching pages from `pageServer` as the restored process faults on them (and the rest in the
-   * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all pages arrived.
+   * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all
+   * pages arrived; `cancel()` ends it (a restore that did not happen).
    */
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void> }>;
+  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }>;
   start(id: string): Promise<void>;
   kill(id: string, signal: number, all?: boolean): Promise<void>;
   pause(id: string): Promise<void>;
