@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, unavailable } from '../base/errors.js';
 import { portFree } from '../network/host.js';
+import { log } from '../base/log.js';
 import { isGzip, packUpper } from '../archive/layer.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
@@ -294,6 +295,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
   let created: string | null = null;
   const madeVolumes: string[] = [];
   try {
+    const t0 = performance.now();
     await untarStream(input, staging).catch((e: unknown) => {
       throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
     });
@@ -338,7 +340,9 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
       await fill(v.name, v.file);
     }
     const body = { ...doc.config, Image: image, HostConfig: { ...doc.hostConfig, AutoRemove: false }, NetworkingConfig: { EndpointsConfig: endpoints } };
+    const tu = performance.now();
     const { id } = await engine.create(body, o.name ?? doc.name);
+    const tc = performance.now();
     created = id;
     // anonymous volumes are new ones here (made by create): found by where they are mounted
     for (const v of carried.filter((x) => x.anonymous)) {
@@ -365,7 +369,9 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
       if (net) addresses[net.Id] = ip;
     }
     await fsp.writeFile(join(dest, 'berth.json'), JSON.stringify({ ...doc.meta, container: id, addresses }));
+    const tp = performance.now();
     if (o.start) await engine.lifecycle.start(rec, await restoreOf(engine, rec, doc.checkpoint));
+    log.debug('imported', { id, untarMs: +(tu - t0).toFixed(1), createMs: +(tc - tu).toFixed(1), filesMs: +(tp - tc).toFixed(1), startMs: +(performance.now() - tp).toFixed(1) });
     return { id, name: rec.name };
   } catch (e) {
     if (created) await engine.remove(created, { force: true, volumes: true }).catch(() => undefined);

@@ -28,6 +28,21 @@ function raisePipeMaxSize(): void {
   }
 }
 
+/** The end of a file (CRIU's log of a large dump runs to megabytes: only its end is news). */
+async function tailOf(path: string, n = 8192): Promise<string> {
+  const fh = await fsp.open(path, 'r').catch(() => null);
+  if (!fh) return '';
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(n, size);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The last error lines of a CRIU log, for an error message. */
 async function criuErrors(log: string): Promise<string> {
   return fsp.readFile(log, 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
@@ -84,7 +99,7 @@ export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served
     }
   };
   try {
-    await until(async () => /Starting page server on port/.test(await fsp.readFile(dumpLog, 'utf8').catch(() => '')), p, failure, 120_000, 'the page server');
+    await until(async () => /Starting page server on port/.test(await tailOf(dumpLog)), p, failure, 120_000, 'the page server');
   } catch (e) {
     killGroup();
     throw e;
