@@ -74,6 +74,14 @@ export class ConmonRuntime implements Runtime {
     for (const d of [this.exits, this.sockets, this.ctrs, this.execs, join(this.runDir, 'bin'), join(this.runDir, 'crun'), join(this.runDir, 'runc')]) await fsp.mkdir(d, { recursive: true });
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       this.bins.set(name, pinBinary(rt.path, join(this.runDir, 'bin', name)));
+    if (this.info.checkpoint.runtimes.length) {
+      // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
+      // for a large dump, written while the container is frozen); errors and the page server's
+      // "Starting ... server on port" (lazy-pages.ts waits for it) are info or above
+      const file = join(this.runDir, 'criu.conf');
+      await fsp.writeFile(file, '# written by berthd: CRIU settings for runc checkpoints and restores\nverbosity=3\n');
+      this.info.checkpoint.configFile = file;
+    }
   }
 
   private bin(name: RuntimeName): string {

@@ -170,5 +170,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     hostname: input.hostname,
     mounts,
     linux,
+    // runc hands this file to CRIU at checkpoint and restore (its settings win over runc's)
+    ...(host.checkpoint.configFile ? { annotations: { 'org.criu.config': host.checkpoint.configFile } } : {}),
   };
 }

@@ -143,7 +143,11 @@ export interface HostInfo {
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary
   /** CRIU: its version and the runtimes that can checkpoint here (crun here is built without CRIU) */
-  checkpoint: { criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string };
+  checkpoint: {
+    criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string;
+    /** the CRIU configuration file berth gives runc's CRIU runs (set by the runtime at init) */
+    configFile?: string;
+  };
   kernelVersion: string;
   memTotal: number;
   ncpu: number;
