@@ -17,7 +17,7 @@ import { sha256 } from '../base/digest.js';
 import { MT } from '../spec/distribution.js';
 import { TITLE_ANNOTATION, TRUST_FILE_TYPE, TRUST_TAG, trustFiles } from '../spec/trust.js';
 import { keyIdOf, publicJsonOf, type PrivateKey } from '../trust/keys.js';
-import { signDocument, SPEC_VERSION } from '../trust/metadata.js';
+import { signTimestamp } from '../trust/metadata.js';
 import type { RegistryStorage } from './storage.js';
 import type { TrustTimestamper } from './server.js';
 
@@ -84,14 +84,7 @@ export class Timestamper implements TrustTimestamper {
     const now = Date.now();
     const fresh = prev && prev.meta['snapshot.json']?.hashes?.sha256 === snapHash && Date.parse(prev.expires) - now > this.ttlMs / 2;
     if (fresh) return;
-    const signed = {
-      _type: 'timestamp',
-      spec_version: SPEC_VERSION,
-      version: (prev?.version ?? 0) + 1,
-      expires: new Date(Math.floor((now + this.ttlMs) / 1000) * 1000).toISOString().replace('.000Z', 'Z'),
-      meta: { 'snapshot.json': { version: (JSON.parse(snapBytes.toString('utf8')) as { signed: { version: number } }).signed.version, length: snapBytes.length, hashes: { sha256: snapHash } } },
-    };
-    const bytes = signDocument(signed, [this.k]);
+    const bytes = signTimestamp(snapBytes, prev?.version ?? 0, now + this.ttlMs, this.k);
     const tsDigest = await storage.putBlobBytes(bytes);
     await storage.linkBlob(repo, tsDigest);
     const layers = manifest.layers.filter((l) => l.annotations?.[TITLE_ANNOTATION] !== 'timestamp.json');
@@ -101,6 +94,6 @@ export class Timestamper implements TrustTimestamper {
     const nextDigest = await storage.putBlobBytes(next);
     await storage.putManifest(repo, nextDigest, MT.ociManifest);
     await storage.setTag(repo, TRUST_TAG, nextDigest);
-    log.debug('timestamp signed', { repo, version: signed.version, expires: signed.expires });
+    log.debug('timestamp signed', { repo, version: (prev?.version ?? 0) + 1 });
   }
 }

@@ -44,7 +44,7 @@ async function tailOf(path: string, n = 8192): Promise<string> {
 }
 
 /** The last error lines of a CRIU log, for an error message. */
-async function criuErrors(log: string): Promise<string> {
+export async function criuErrors(log: string): Promise<string> {
   return fsp.readFile(log, 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
 }
 

@@ -25,7 +25,7 @@ import { buildSpec } from './spec.js';
 import { connectAttach } from './attach.js';
 import { runtimeError, startConmon } from './conmon.js';
 import { cgroupPids, cgroupStats } from './cgroups.js';
-import { lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
+import { criuErrors, lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
 
 const run = promisify(execFile);
 const short = (id: string) => id.slice(0, 12);
@@ -201,7 +201,7 @@ export class ConmonRuntime implements Runtime {
     try {
       await this.cli(id, [...args, id]);
     } catch (e) {
-      const tail = await fsp.readFile(join(o.workPath, 'dump.log'), 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
+      const tail = await criuErrors(join(o.workPath, 'dump.log'));
       throw runtimeError(`checkpoint failed: ${((e as { stderr?: string }).stderr || errorMessage(e)).trim()}${tail ? ` (criu: ${tail})` : ''}`);
     }
   }
@@ -209,7 +209,6 @@ export class ConmonRuntime implements Runtime {
   async checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
     const rt = this.rt(id);
     if (!this.info.checkpoint.runtimes.includes(rt)) throw invalidArgument(`cannot checkpoint: the container runs under ${rt}, which cannot checkpoint on this host`);
-    if (!this.info.checkpoint.postCopy) throw invalidArgument(`post-copy is not possible here: ${this.info.checkpoint.postCopyReason}`);
     return lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, ...o });
   }
 

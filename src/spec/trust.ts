@@ -3,6 +3,8 @@
  * tagged `_trust` in the image's repository, one layer per TUF metadata file, each named by its
  * `org.opencontainers.image.title` annotation.
  */
+import { isObject } from '../base/json.js';
+
 export const TRUST_TAG = '_trust';
 export const TRUST_ARTIFACT_TYPE = 'application/vnd.berth.trust.tuf.v1';
 export const TRUST_FILE_TYPE = 'application/vnd.berth.trust.tuf.metadata.v1+json';
@@ -12,15 +14,12 @@ export const TRUST_FILE_NAME = /^[a-z0-9][a-z0-9.-]*\.json$/;
 
 /** A trust artifact's files (name -> blob digest and size), from its manifest; null when it is not one. */
 export function trustFiles(manifest: unknown): Map<string, { digest: string; size: number }> | null {
-  if (typeof manifest !== 'object' || manifest === null) return null;
-  const m = manifest as Record<string, unknown>;
-  if (m['artifactType'] !== TRUST_ARTIFACT_TYPE || !Array.isArray(m['layers'])) return null;
+  if (!isObject(manifest) || manifest['artifactType'] !== TRUST_ARTIFACT_TYPE || !Array.isArray(manifest['layers'])) return null;
   const files = new Map<string, { digest: string; size: number }>();
-  for (const l of m['layers'] as unknown[]) {
-    if (typeof l !== 'object' || l === null) continue;
-    const a = (l as Record<string, unknown>)['annotations'];
-    const title = typeof a === 'object' && a !== null ? (a as Record<string, unknown>)[TITLE_ANNOTATION] : undefined;
-    if (typeof title === 'string' && TRUST_FILE_NAME.test(title)) files.set(title, { digest: String((l as Record<string, unknown>)['digest']), size: Number((l as Record<string, unknown>)['size']) });
+  for (const l of manifest['layers']) {
+    if (!isObject(l) || !isObject(l['annotations'])) continue;
+    const title = l['annotations'][TITLE_ANNOTATION];
+    if (typeof title === 'string' && TRUST_FILE_NAME.test(title)) files.set(title, { digest: String(l['digest']), size: Number(l['size']) });
   }
   return files;
 }

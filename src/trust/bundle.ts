@@ -9,14 +9,13 @@
  * The registry is not trusted with any of it: a fetched file is checked against the manifest's
  * digest, and then by TUF (signatures, versions, expiry) in verify.ts.
  */
-import { createHash } from 'node:crypto';
 import { invalidArgument } from '../base/errors.js';
+import { sha256 } from '../base/digest.js';
 import { hasBlob, uploadBlob } from '../distribution/push.js';
 import { RegistryHttpError, type RegistrySession } from '../distribution/client.js';
 import { MT } from '../spec/distribution.js';
 import { TITLE_ANNOTATION as TITLE, TRUST_ARTIFACT_TYPE as ARTIFACT_TYPE, TRUST_FILE_TYPE as FILE_TYPE, TRUST_TAG, trustFiles } from '../spec/trust.js';
 const EMPTY = Buffer.from('{}');
-const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 export interface BundleIndex {
   /** digest of the artifact's manifest */
@@ -41,7 +40,7 @@ export async function fetchIndex(s: RegistrySession): Promise<BundleIndex | null
   }
   const files = trustFiles(m);
   if (!files) throw invalidArgument(`the ${TRUST_TAG} tag of ${s.ep.host}/${s.ep.repo} is not berth trust data`);
-  return { digest: digestOf(bytes), files };
+  return { digest: sha256(bytes), files };
 }
 
 /** One metadata file, checked against the digest the artifact names. */
@@ -52,7 +51,7 @@ export async function fetchFile(s: RegistrySession, idx: BundleIndex, name: stri
   const res = await s.fetch('GET', `/v2/${s.ep.repo}/blobs/${d.digest}`);
   if (!res.ok) throw new RegistryHttpError(res.status, `fetching trust metadata ${name}: ${res.status}`);
   const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > maxLength || digestOf(bytes) !== d.digest) throw invalidArgument(`trust metadata ${name} from the registry does not match its digest ${d.digest}: it was tampered with`);
+  if (bytes.length > maxLength || sha256(bytes) !== d.digest) throw invalidArgument(`trust metadata ${name} from the registry does not match its digest ${d.digest}: it was tampered with`);
   return bytes;
 }
 
@@ -62,7 +61,7 @@ export async function pushBundle(s: RegistrySession, files: Map<string, Buffer>)
   await s.authorize();
   const blobs = [EMPTY, ...files.values()];
   for (const b of blobs) {
-    const d = digestOf(b);
+    const d = sha256(b);
     if (!(await hasBlob(s, d))) await uploadBlob(s, d, b.length, () => b);
   }
   const manifest = Buffer.from(
@@ -70,12 +69,12 @@ export async function pushBundle(s: RegistrySession, files: Map<string, Buffer>)
       schemaVersion: 2,
       mediaType: MT.ociManifest,
       artifactType: ARTIFACT_TYPE,
-      config: { mediaType: MT.ociEmpty, digest: digestOf(EMPTY), size: EMPTY.length },
-      layers: [...files].sort(([a], [b]) => a.localeCompare(b)).map(([name, b]) => ({ mediaType: FILE_TYPE, digest: digestOf(b), size: b.length, annotations: { [TITLE]: name } })),
+      config: { mediaType: MT.ociEmpty, digest: sha256(EMPTY), size: EMPTY.length },
+      layers: [...files].sort(([a], [b]) => a.localeCompare(b)).map(([name, b]) => ({ mediaType: FILE_TYPE, digest: sha256(b), size: b.length, annotations: { [TITLE]: name } })),
     }),
   );
   const put = await s.fetch('PUT', `/v2/${s.ep.repo}/manifests/${TRUST_TAG}`, { headers: { 'Content-Type': MT.ociManifest }, body: manifest, length: manifest.length });
   if (put.status !== 201) throw new RegistryHttpError(put.status, `pushing trust data: ${put.status} ${(await put.text().catch(() => '')).trim()}`);
   await put.body?.cancel();
-  return digestOf(manifest);
+  return sha256(manifest);
 }

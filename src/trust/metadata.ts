@@ -85,6 +85,23 @@ export interface Delegation {
 
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
+/**
+ * timestamp.json after version `prevVersion`, over the exact bytes of snapshot.json (TUF 4.6:
+ * its version, length and sha256), expiring at `expires` (ms). The publisher's seal() and the
+ * registry's server-managed timestamping (registry/timestamp.ts) both sign through it.
+ */
+export function signTimestamp(snapshot: Buffer, prevVersion: number, expires: number, key: PrivateKey): Buffer {
+  const snapVersion = Number(parseEnvelope(snapshot, 'snapshot.json').signed['version']);
+  const signed = {
+    _type: 'timestamp',
+    spec_version: SPEC_VERSION,
+    version: prevVersion + 1,
+    expires: iso(expires),
+    meta: { 'snapshot.json': { version: snapVersion, length: snapshot.length, hashes: { sha256: sha256(snapshot).slice(7) } } },
+  };
+  return signDocument(signed, [key]);
+}
+
 export class RepositoryMetadata {
   /** current signed parts, by file name (`root.json`, `targets.json`, ...) */
   readonly docs = new Map<string, Envelope>();
@@ -264,19 +281,12 @@ export class RepositoryMetadata {
     this.changed.clear();
   }
 
-  /** A new timestamp over the current snapshot (5.4: version, length and hash of snapshot.json). */
+  /** A new timestamp over the current snapshot. */
   timestamp(now: number, key: PrivateKey, ttl = this.expiries.timestamp): void {
-    const snap = this.fileBytes('snapshot.json');
     const prev = this.docs.get('timestamp.json')?.signed['version'];
-    const signed = {
-      _type: 'timestamp',
-      spec_version: SPEC_VERSION,
-      version: Number(prev ?? 0) + 1,
-      expires: iso(now + ttl),
-      meta: { 'snapshot.json': { version: this.docs.get('snapshot.json')!.signed['version'], length: snap.length, hashes: { sha256: sha256(snap).slice(7) } } },
-    };
-    this.put('timestamp.json', signDocument(signed, [key]));
+    this.put('timestamp.json', signTimestamp(this.fileBytes('snapshot.json'), Number(prev ?? 0), now + ttl, key));
   }
+
 
   /** A document's bytes as signed or as fetched: the timestamp hashes the snapshot's exact bytes. */
   private readonly bytes = new Map<Envelope, Buffer>();

@@ -112,7 +112,8 @@ export class VerifiedRepository {
       if (!this.noReleases()) throw await this.explain(e);
     }
     if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (no trust data for it: pushed without the publisher's keys, or revoked)`);
-    const inTop = isObject((readJson(join(this.dir, 'targets.json'))?.['signed'] as Json | undefined)?.['targets']) && tag in ((readJson(join(this.dir, 'targets.json'))!['signed'] as Json)['targets'] as Json);
+    const top = this.document('targets')?.['targets'];
+    const inTop = isObject(top) && tag in top;
     const custom = t.custom as Json;
     return { digest: `sha256:${t.hashes['sha256']}`, size: t.length, role: inTop ? 'targets' : DELEGATION, ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
   }
@@ -133,7 +134,7 @@ export class VerifiedRepository {
       if (!this.noReleases()) throw await this.explain(e);
     }
     for (const role of [DELEGATION, 'targets']) {
-      const t = (readJson(join(this.dir, `${role}.json`))?.['signed'] as Json | undefined)?.['targets'];
+      const t = this.document(role)?.['targets'];
       if (!isObject(t)) continue;
       for (const [tag, v] of Object.entries(t)) {
         if (!isObject(v) || !isObject(v['hashes'])) continue;
@@ -280,12 +281,12 @@ export class TrustClient {
     let m: RegExpExecArray | null;
     if ((m = /(timestamp|snapshot|targets|releases)[^\d]*version (\d+) (?:is less than|must be >=) current version (\d+)/i.exec(text)) || (m = /New (?:version )?(\d+)? ?of (\w+)\.json is less than current version (\d+)/.exec(text)))
       return refuse(name, `rollback refused: the registry serves ${m[1]} metadata older than what this host has already verified (${text.replace(/^.*?error\s*/i, '')})`, e);
+    if (/Final root\.json is expired/.test(text)) return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e);
     if ((m = /Final (\w+)\.json is expired|(\w+)\.json is expired/.exec(text))) {
       const role = m[1] ?? m[2]!;
       const expires = (await this.peek(s, idx, `${role}.json`))?.signed['expires'];
       return refuse(name, `the registry serves expired ${role} metadata (expired ${String(expires ?? '')}): frozen or replayed trust data; refusing`, e);
     }
-    if (/Final root\.json is expired/.test(text)) return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e);
     if ((m = /(\w+) was signed by (\d+)\/(\d+) keys/.exec(text))) return refuse(name, await this.signatureProblem(dir, s, idx, m[1]!, Number(m[2]), Number(m[3])), e);
     if (/does not match its digest/.test(text)) return refuse(name, text.replace(/^.*?(trust metadata)/, '$1'), e);
     if (/Expected version (\d+), got (\d+)/.test(text)) return refuse(name, `its root metadata chain is broken (${text})`, e);
