@@ -78,6 +78,8 @@ export class Engine {
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
   private readonly creatingNames = new Set<string>();
+  /** File removals of removed containers still under way (see removeStopped). */
+  private readonly cleanups = new Set<Promise<void>>();
   /** post-copy checkpoints whose page server still serves the memory (container id -> until done) */
   private readonly pageServers = new Map<string, { checkpoint: string; done: Promise<void>; cancel: () => Promise<void> }>();
 
@@ -300,25 +302,40 @@ export class Engine {
     return this.removing.has(id);
   }
 
+  /**
+   * A removal is done for clients once the record is gone: the name is free, `destroy` is sent and
+   * `wait --condition removed` answers. The files (runtime state, the rootfs mount, the writable
+   * layer, the container dir) go in the background, off the path of `docker run --rm`; the
+   * container dir goes last, so a daemon that dies meanwhile finds it at start and finishes the job
+   * (reconcile's orphans). The snapshot's record is dropped at once, so its image can go now.
+   */
   private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
-    const t0 = performance.now();
     await this.unwire(rec);
-    try {
-      await this.runtime.delete(rec.id);
-    } catch (e) {
-      log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) });
-    }
-    const t1 = performance.now();
-    await this.discardFiles(rec.id);
-    const t2 = performance.now();
+    this.snapshots.forget(rec.id);
     this.store.delete(rec);
-    log.debug('removed', { id: rec.id, runtimeMs: +(t1 - t0).toFixed(1), filesMs: +(t2 - t1).toFixed(1), dbMs: +(performance.now() - t2).toFixed(1) });
     this.events.emit('container', 'destroy', rec.id, { image: rec.config.Image ?? '', name: rec.name });
     this.waiters.removed(rec.id, rec.state.exitCode);
+    const cleanup = this.removeFiles(rec.id)
+      .catch((e: unknown) => log.warn('removing container files failed', { id: rec.id, err: errorMessage(e) }))
+      .finally(() => this.cleanups.delete(cleanup));
+    this.cleanups.add(cleanup);
   }
 
-  /** Unmounts and deletes everything a container had on disk. Idempotent. */
+  private async removeFiles(id: string): Promise<void> {
+    const t0 = performance.now();
+    await this.runtime.delete(id).catch((e: unknown) => log.warn('runtime delete failed', { id, err: errorMessage(e) }));
+    const t1 = performance.now();
+    await this.discardFiles(id);
+    log.debug('container files removed', { id, runtimeMs: +(t1 - t0).toFixed(1), filesMs: +(performance.now() - t1).toFixed(1) });
+  }
+
+  /** Resolves once the files of every container removed so far are gone (daemon shutdown waits for it). */
+  async filesRemoved(): Promise<void> {
+    while (this.cleanups.size) await Promise.all(this.cleanups);
+  }
+
+  /** Unmounts and deletes everything a container had on disk, the container dir last. Idempotent. */
   async discardFiles(id: string): Promise<void> {
     try {
       await this.mounter.unmount(this.rootfsOf(id));
@@ -328,10 +345,8 @@ export class Engine {
       if (errno !== EINVAL && errno !== ENOENT) log.warn('unmount failed', { id, err: errorMessage(e) });
     }
     this.mounted.delete(id);
-    await Promise.all([
-      this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) })),
-      fsp.rm(this.containerDir(id), { recursive: true, force: true }),
-    ]);
+    await this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
+    await fsp.rm(this.containerDir(id), { recursive: true, force: true });
   }
 
   async rename(ref: string, newName: string): Promise<void> {

@@ -341,20 +341,21 @@ export class Lifecycle {
       const ex = forcedCode === undefined ? await this.engine.runtime.exitCode(id) : { code: forcedCode, at: new Date() };
       if (!ex) return;
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
-      await this.engine.runtime.delete(id).catch(() => undefined);
+      const willRestart = this.shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
+      const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.engine.isRemoving(id);
+      // the runtime's state goes now, unless the container goes: its removal deletes it, off the clients' path
+      if (!autoRemove) await this.engine.runtime.delete(id).catch(() => undefined);
       await this.engine.unwire(rec, true);
       await this.releaseVolumes(rec);
       const ranMs = Date.now() - Date.parse(rec.state.startedAt);
-      rec.state = { ...rec.state, status: 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
-      const willRestart = this.shouldRestart(rec);
-      if (willRestart) rec.state.status = 'restarting';
+      rec.state = { ...rec.state, status: willRestart ? 'restarting' : 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
       this.engine.store.save(rec);
       this.engine.events.emit('container', 'die', id, { exitCode: String(ex.code), image: rec.config.Image ?? '', name: rec.name });
       for (const l of this.exitListeners.get(id) ?? []) l();
       this.exitListeners.delete(id);
       this.engine.waiters.exited(id, ex.code, willRestart);
       if (willRestart) this.scheduleRestart(rec, ranMs);
-      else if (rec.hostConfig.AutoRemove && !this.engine.isRemoving(id)) await this.engine.remove(id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+      else if (autoRemove) await this.engine.remove(id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
     } finally {
       this.handlingExit.delete(id);
     }

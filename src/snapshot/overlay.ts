@@ -162,8 +162,12 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async remove(key: string): Promise<void> {
-    this.db.prepare('DELETE FROM active WHERE key = ?').run(key);
+    this.forget(key);
     await fsp.rm(this.activeDir(key), { recursive: true, force: true });
+  }
+
+  forget(key: string): void {
+    this.db.prepare('DELETE FROM active WHERE key = ?').run(key);
   }
 
   async diff(key: string): Promise<Change[]> {

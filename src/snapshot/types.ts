@@ -23,6 +23,8 @@ export interface Snapshotter {
   mounts(key: string): Mount[];
   /** Removes an active snapshot (its upper dir). Idempotent. */
   remove(key: string): Promise<void>;
+  /** Drops an active snapshot's record at once (its parent layers can go); `remove` deletes its files later. Idempotent. */
+  forget(key: string): void;
   /** Changes in the writable layer relative to its parent. */
   diff(key: string): Promise<Change[]>;
   /** The writable layer's directory (the overlay's upper dir). */

@@ -3,6 +3,9 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { startDaemon, eventually, type Daemon } from './harness.js';
 
 const inspect = async (d: Daemon, name: string) => JSON.parse((await d.docker(['inspect', name])).stdout)[0] as {
@@ -53,6 +56,29 @@ describe('live restore', () => {
     const s = await inspect(d, 'shortlived');
     assert.equal(s.State.Status, 'exited');
     assert.equal(s.State.ExitCode, 7);
+  });
+
+  test("a removed container's files go after the removal answered, and a crash before that is finished at the next start", async () => {
+    const filesOf = (id: string) => {
+      const mounted = readFileSync('/proc/self/mountinfo', 'utf8').includes(`/containers/${id}/rootfs `);
+      return [existsSync(join(d.root, 'containers', id)), existsSync(join(d.root, 'snapshots', 'active', id)), mounted, existsSync(join(d.dir, 'run', 'runtime', 'crun', id))];
+    };
+    const cidfile = join(d.dir, 'rm.cid');
+    await d.docker(['run', '--rm', '--cidfile', cidfile, '--name', 'gone', 'busybox', 'true']);
+    const id = readFileSync(cidfile, 'utf8').trim();
+    assert.equal((await d.docker(['ps', '-aq', '--no-trunc', '--filter', 'name=gone'])).stdout.trim(), '', 'removed for clients when run --rm returns');
+    await d.docker(['run', '-d', '--name', 'gone', 'busybox', 'true']); // its name is free at once
+    await eventually(() => filesOf(id).every((f) => !f), 10_000, 'the removed container\'s files to go');
+    // a daemon that dies between the removal and its files: the next start removes them
+    const other = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+    await d.kill9();
+    const db = new Database(join(d.root, 'berth.db'));
+    db.prepare('DELETE FROM containers WHERE id = ?').run(other);
+    db.close();
+    assert.ok(filesOf(other).some((f) => f), 'files left by the crash');
+    await d.restart();
+    assert.deepEqual(filesOf(other), [false, false, false, false], 'finished at start');
+    await d.docker(['rm', '-f', 'gone']);
   });
 
   test('on-failure:3 restarts a failing container three times', async () => {
