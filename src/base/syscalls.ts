@@ -15,7 +15,8 @@ interface Koffi {
   errno(): number;
 }
 const koffi = require('koffi') as Koffi;
-const libc = koffi.load('libc.so.6');
+/** libc through koffi, for the other modules that call it (spawn.ts). */
+export const libc = koffi.load('libc.so.6');
 const fns = {
   mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
   umount2: libc.func('int umount2(const char *target, int flags)'),
@@ -28,7 +29,7 @@ const fns = {
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
 };
 
-const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+export const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 
 function check(rc: number, what: string): void {
   if (rc < 0) {

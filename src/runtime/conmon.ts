@@ -4,10 +4,10 @@
  * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
  * exits at once and the monitor outlives the daemon.
  */
-import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument, unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
+import { spawnDetached } from '../base/spawn.js';
 
 export interface SyncMessage {
   data: number;
@@ -89,25 +89,20 @@ export function runtimeError(message: string): Error {
 }
 
 export function startConmon(path: string, args: string[], opts: { attach: boolean }): ConmonHandle {
-  const stdio: Array<'ignore' | 'pipe'> = ['ignore', 'ignore', 'pipe', 'pipe'];
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second variable
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
+  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
   if (opts.attach) {
-    stdio.push('pipe', 'pipe');
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = spawn(path, args, { stdio, env, detached: true });
-  const fds = child.stdio as unknown as Array<Readable | Writable | null>;
-  child.unref();
+  const child = spawnDetached(path, args, env, opts.attach ? { out: [2, 3, 4], into: [5] } : { out: [2, 3] });
   let err = '';
-  const stderr = fds[2] as Readable;
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const sync = new SyncReader(fds[3] as Readable, 'sync');
+  child.out.get(2)!.on('data', (d: Buffer) => (err += d.toString()));
+  const sync = new SyncReader(child.out.get(3)!, 'sync');
   return {
     sync,
-    attachPipe: opts.attach ? new SyncReader(fds[4] as Readable, 'attach') : null,
-    startPipe: opts.attach ? (fds[5] as Writable) : null,
+    attachPipe: opts.attach ? new SyncReader(child.out.get(4)!, 'attach') : null,
+    startPipe: opts.attach ? child.in.get(5)! : null,
     stderr: () => err,
   };
 }
