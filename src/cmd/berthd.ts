@@ -124,6 +124,9 @@ async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   setLogLevel(flags.logLevel);
   const sock = socketPath(flags.host);
+  const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
+  // read before anything is made: a bad policy leaves no trace. trust's code (tuf-js) is loaded only when a policy asks for it
+  const trust = flags.trustPolicy ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries) : null;
   await fsp.mkdir(join(flags.root, 'containers'), { recursive: true, mode: 0o711 });
   await fsp.mkdir(flags.execRoot, { recursive: true, mode: 0o711 });
   lockRoot(flags.root);
@@ -140,9 +143,6 @@ async function main(): Promise<void> {
   const volumes = new VolumeManager(flags.root, db);
   volumes.drivers = async (name) => remoteVolumeDriver(await plugins.get(name, 'VolumeDriver'));
   await volumes.init();
-  const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
-  // trust's code (tuf-js) is loaded only when a policy asks for it
-  const trust = flags.trustPolicy ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries) : null;
   const engine = new Engine({
     trust,
     networks,
@@ -181,14 +181,16 @@ async function main(): Promise<void> {
   });
   await fsp.chmod(sock, 0o660);
   log.info('berthd ready', { socket: sock, root: flags.root, runtime: host.defaultRuntime, cgroup: `v${host.cgroupVersion}`, repair: host.cgroupRepair || 'none' });
-  const shutdown = (sig: string) => {
+  const shutdown = async (sig: string) => {
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();
+    // removed containers' files still going: finished now (what is left, the next start finishes)
+    await Promise.race([engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
     db.close();
     process.exit(0);
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
 main().catch((e: unknown) => {

@@ -96,9 +96,16 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
     await waitForSocket(sock, proc, logFile);
     return proc;
   };
+  let proc: ChildProcess;
+  try {
+    proc = await launch();
+  } catch (e) {
+    await cleanupDir(dir); // a daemon that refused to start leaves nothing behind
+    throw e;
+  }
   const d: Daemon = {
     dir, root, sock, host, env,
-    proc: await launch(),
+    proc,
     logs: () => readFileSync(logFile, 'utf8'),
     docker: cli(['docker'], env),
     berth: cli([join(REPO, 'bin/berth')], env),

@@ -5,10 +5,11 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
-import { startDaemon, type Daemon } from './harness.js';
+import { REPO, startDaemon, type Daemon } from './harness.js';
 import { startBerthRegistry, startDistribution, type Registry } from './registry-harness.js';
 import { endpointOf, RegistrySession } from '../../src/distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from '../../src/trust/bundle.js';
@@ -315,6 +316,12 @@ describe('trust', () => {
     const bad = join(d.dir, 'bad-policy.json');
     writeFileSync(bad, '{"repositories": {"x": {"require": "maybe"}}}');
     await assert.rejects(startDaemon({ args: ['--trust-policy', bad], loadFixture: false }), /require: "none" or "signed"/);
+    // and it refuses before making anything: no root, no networks
+    const never = join(d.dir, 'never-made');
+    const refused = spawnSync(join(REPO, 'bin/berthd'), ['--host', `unix://${never}.sock`, '--root', never, '--exec-root', `${never}-run`, '--trust-policy', bad], { encoding: 'utf8' });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /require: "none" or "signed"/);
+    assert.ok(!existsSync(never) && !existsSync(`${never}-run`), 'a refused start makes no directories');
   });
 
   test('server-managed timestamping: the registry keeps the timestamp key and renews freshness while the publisher is offline', async () => {
