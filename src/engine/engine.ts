@@ -178,10 +178,11 @@ export class Engine {
     const dir = this.containerDir(id);
     try {
       await fsp.mkdir(join(dir, 'rootfs'), { recursive: true });
-      await this.writeEtcFiles(rec);
-      const mounts = await this.snapshots.prepare(id, image.topChainId);
-      await this.mounter.mountAll(mounts, this.rootfsOf(id));
-      this.mounted.add(id);
+      const mountRootfs = async () => {
+        await this.mounter.mountAll(await this.snapshots.prepare(id, image.topChainId), this.rootfsOf(id));
+        this.mounted.add(id);
+      };
+      await Promise.all([this.writeEtcFiles(rec), mountRootfs()]);
       await copyUp(this.volumes, volMounts, newVolumes, this.rootfsOf(id));
       this.store.insert(rec);
     } catch (e) {
@@ -198,16 +199,14 @@ export class Engine {
     const dir = this.containerDir(rec.id);
     const hn = rec.config.Hostname || rec.id.slice(0, 12);
     const hostNet = rec.hostConfig.NetworkMode === 'host';
-    await fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`);
-    const hosts = hostNet
+    const hosts = async () => fsp.writeFile(join(dir, 'hosts'), hostNet
       ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
-      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`;
-    await fsp.writeFile(join(dir, 'hosts'), hosts);
-    const resolv = (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`);
+    const resolv = async () => fsp.writeFile(join(dir, 'resolv.conf'), (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
       .split('\n')
       .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
-      .join('\n');
-    await fsp.writeFile(join(dir, 'resolv.conf'), resolv);
+      .join('\n'));
+    await Promise.all([fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`), hosts(), resolv()]);
   }
 
   /**

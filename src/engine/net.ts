@@ -104,8 +104,7 @@ export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, 
     return `${ip}\t${name}`;
   });
   const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra, ...own];
-  await fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`);
-  const hostResolv = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  const [, hostResolv] = await Promise.all([fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`), fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '')]);
   const keep = hostResolv.split('\n').filter((l) => /^\s*(search|options|domain)\s/.test(l));
   const userNet = eps.find((e) => !nets.get(e.networkId).isDefault);
   const servers = hc.Dns?.length

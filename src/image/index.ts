@@ -7,7 +7,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import type { Digest } from '../base/digest.js';
-import { mount, umount, MNT_DETACH } from '../base/syscalls.js';
+import { mount, umountAsync, MNT_DETACH } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
 import { ContentStore } from '../content/store.js';
 import { OverlaySnapshotter } from '../snapshot/overlay.js';
@@ -211,7 +211,7 @@ export async function openImageStack(o: { root: string; db: Db }) {
       for (const m of mounts) mount(m.source, target, m.type, 0, m.options.join(','));
     },
     async unmount(target: string): Promise<void> {
-      umount(target, MNT_DETACH);
+      await umountAsync(target, MNT_DETACH);
     },
   };
   return { images, snapshots, mounter };

@@ -118,13 +118,14 @@ export class ConmonRuntime implements Runtime {
     if (restore && !this.info.checkpoint.runtimes.includes(o.runtime)) throw invalidArgument(`runtime ${o.runtime} cannot restore checkpoints on this host (${this.info.checkpoint.reason || 'no CRIU'})`);
     const tp = performance.now();
     const config = buildSpec(spec, this.info);
-    await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config));
     const cdir = join(this.ctrs, o.id);
-    await fsp.mkdir(cdir, { recursive: true });
-    await fsp.writeFile(join(cdir, 'runtime'), o.runtime);
     this.runtimeOf.set(o.id, o.runtime);
-    await fsp.rm(join(this.exits, o.id), { force: true });
-    await fsp.rm(join(this.sockets, short(o.id)), { force: true });
+    await Promise.all([
+      fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config)),
+      fsp.mkdir(cdir, { recursive: true }).then(() => fsp.writeFile(join(cdir, 'runtime'), o.runtime)),
+      fsp.rm(join(this.exits, o.id), { force: true }),
+      fsp.rm(join(this.sockets, short(o.id)), { force: true }),
+    ]);
     const args = [
       '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', this.bin(o.runtime), '-b', o.bundleDir,
       '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,

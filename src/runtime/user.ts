@@ -26,8 +26,7 @@ const isNum = (s: string) => /^\d+$/.test(s);
 
 export async function resolveUser(rootfs: string, spec: string): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec.split(':');
-  const passwd = await readTable(rootfs, '/etc/passwd');
-  const group = await readTable(rootfs, '/etc/group');
+  const [passwd, group] = await Promise.all([readTable(rootfs, '/etc/passwd'), readTable(rootfs, '/etc/group')]);
   let uid: number;
   let gid: number;
   let name = '';
