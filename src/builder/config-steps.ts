@@ -4,6 +4,7 @@
  * says what its history entry reads (dockerd's legacy form after `#(nop)`).
  */
 import { invalidArgument } from '../base/errors.js';
+import { goDurationNs } from '../base/duration.js';
 import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
 import { expand, expandWord, keyValues, type Instruction } from './parser.js';
 
@@ -11,16 +12,9 @@ const goQuote = (a: readonly string[]) => `[${a.map((x) => JSON.stringify(x)).jo
 
 /** Go duration (`30s`, `1m30s`, `500ms`) -> nanoseconds. */
 function durationNs(s: string, flag: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  let total = 0;
-  let rest = s;
-  while (rest) {
-    const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
-    if (!m) throw invalidArgument(`invalid duration for --${flag}: ${s}`);
-    total += Number(m[1]) * units[m[2]!]!;
-    rest = rest.slice(m[0].length);
-  }
-  return Math.round(total);
+  const ns = goDurationNs(s);
+  if (ns === null) throw invalidArgument(`invalid duration for --${flag}: ${s}`);
+  return ns;
 }
 
 function healthcheck(ins: Instruction): HealthConfig {
@@ -51,7 +45,7 @@ function healthcheck(ins: Instruction): HealthConfig {
   if (interval !== undefined) h.Interval = interval;
   if (timeout !== undefined) h.Timeout = timeout;
   if (start !== undefined) h.StartPeriod = start;
-  if (startInterval !== undefined) (h as HealthConfig & { StartInterval?: number }).StartInterval = startInterval;
+  if (startInterval !== undefined) h.StartInterval = startInterval;
   const retries = ins.flags['retries']?.[0];
   if (retries !== undefined) {
     if (!/^\d+$/.test(retries)) throw invalidArgument(`invalid --retries: ${retries}`);

@@ -3,7 +3,7 @@
  * Rules follow dockerd's daemon/create.go and container merge semantics.
  */
 import { invalidArgument } from '../base/errors.js';
-import type { ImageRuntimeConfig } from '../spec/image.js';
+import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
 import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
 import type { Resources } from '../runtime/types.js';
 
@@ -45,7 +45,8 @@ export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig |
   if (img.ExposedPorts || client.ExposedPorts) out.ExposedPorts = { ...(img.ExposedPorts ?? {}), ...(client.ExposedPorts ?? {}) };
   if (img.Volumes || client.Volumes) out.Volumes = { ...(img.Volumes ?? {}), ...(client.Volumes ?? {}) };
   if (!client.StopSignal && img.StopSignal) out.StopSignal = img.StopSignal;
-  if (!client.Healthcheck && img.Healthcheck) out.Healthcheck = img.Healthcheck;
+  const health = mergeHealthcheck(client.Healthcheck, img.Healthcheck);
+  if (health) out.Healthcheck = health;
   out.Tty = client.Tty ?? false;
   out.OpenStdin = client.OpenStdin ?? false;
   out.StdinOnce = client.StdinOnce ?? false;
@@ -54,6 +55,16 @@ export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig |
   out.AttachStderr = client.AttachStderr ?? false;
   out.Hostname = client.Hostname ?? '';
   out.Domainname = client.Domainname ?? '';
+  return out;
+}
+
+/** The container's Healthcheck over the image's, field by field (dockerd's merge in daemon/commit.go). */
+export function mergeHealthcheck(client: HealthConfig | undefined, image: HealthConfig | undefined): HealthConfig | undefined {
+  if (!client) return image;
+  if (!image) return client;
+  const out: HealthConfig = { ...client };
+  if (!client.Test?.length && image.Test) out.Test = image.Test;
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) if (!client[k] && image[k] !== undefined) out[k] = image[k];
   return out;
 }
 

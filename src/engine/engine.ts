@@ -26,6 +26,7 @@ import { initialState, type ContainerRecord } from './record.js';
 import { mergeConfig, commandOf, parseSecurityOpts } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
+import { HealthMonitor } from './health.js';
 import { Lifecycle } from './lifecycle.js';
 import { planNetworks } from './net.js';
 import type { NetworkManager } from '../network/manager.js';
@@ -63,6 +64,7 @@ export class Engine {
   readonly events = new EventBus();
   readonly waiters = new Waiters();
   readonly lifecycle: Lifecycle;
+  readonly health: HealthMonitor;
   readonly images: ImageStore;
   readonly snapshots: Snapshotter;
   readonly runtime: Runtime;
@@ -97,6 +99,7 @@ export class Engine {
     this.trust = o.trust ?? null;
     this.store = new ContainerStore(o.db);
     this.lifecycle = new Lifecycle(this);
+    this.health = new HealthMonitor(this);
   }
 
   containerDir(id: string): string {
@@ -310,6 +313,7 @@ export class Engine {
    */
   private async removeStopped(rec: ContainerRecord): Promise<void> {
     rec.state.status = 'removing';
+    this.health.stop(rec.id);
     await this.unwire(rec);
     this.snapshots.forget(rec.id);
     this.store.delete(rec);

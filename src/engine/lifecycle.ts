@@ -217,6 +217,7 @@ export class Lifecycle {
     rec.manuallyStopped = false;
     engine.store.save(rec);
     engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    engine.health.start(rec);
     return true;
   }
 
@@ -337,6 +338,7 @@ export class Lifecycle {
     const rec = this.engine.store.find(id);
     if (!rec || !isActive(rec.state.status) || rec.state.status === 'restarting' || this.handlingExit.has(id)) return;
     this.handlingExit.add(id);
+    this.engine.health.stop(id);
     try {
       const ex = forcedCode === undefined ? await this.engine.runtime.exitCode(id) : { code: forcedCode, at: new Date() };
       if (!ex) return;

@@ -40,6 +40,7 @@ export async function reconcile(engine: Engine): Promise<void> {
         rec.state.status = st.status;
         store.save(rec);
       }
+      engine.health.start(rec, true); // its probes go on
       continue;
     }
     const ex = await runtime.exitCode(rec.id);

@@ -4,6 +4,7 @@ import type { RuntimeName } from '../runtime/types.js';
 import type { Status } from './state.js';
 import type { EndpointRequest } from '../network/manager.js';
 import type { MountRecord } from './mounts.js';
+import type { HealthState } from './health.js';
 
 export interface ContainerState {
   status: Status;
@@ -14,6 +15,8 @@ export interface ContainerState {
   oomKilled: boolean;
   startedAt: string;
   finishedAt: string;
+  /** State.Health, when the container has a health check (health.ts) */
+  health?: HealthState;
 }
 
 /** Everything berth keeps about a container; serialisable as one JSON document (checkpoint/migrate need that). */

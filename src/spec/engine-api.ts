@@ -124,6 +124,25 @@ function parseUlimits(v: unknown): Ulimit[] | undefined {
   });
 }
 
+const NS_PER_MS = 1_000_000;
+
+/** Docker's checks on a Healthcheck at create (daemon/container.go's translateHealthcheck errors). */
+function validateHealthcheck(h: HealthConfig | undefined): void {
+  if (!h) return;
+  if (h.Test !== undefined && h.Test !== null && (!Array.isArray(h.Test) || h.Test.some((t) => typeof t !== 'string')))
+    throw invalidArgument('Healthcheck.Test: expected an array of strings');
+  const test = h.Test ?? [];
+  if (test.length && !['NONE', 'CMD', 'CMD-SHELL'].includes(test[0]!)) throw invalidArgument(`unknown healthcheck type: ${test[0]}`);
+  if ((test[0] === 'CMD' || test[0] === 'CMD-SHELL') && test.length < 2) throw invalidArgument('Healthcheck.Test: no command given');
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval'] as const) {
+    const v = h[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidArgument(`Healthcheck.${k}: expected a number of nanoseconds`);
+    if (v !== 0 && v < NS_PER_MS) throw invalidArgument(`${k} in Healthcheck cannot be less than 1ms`);
+  }
+  if (h.Retries !== undefined && h.Retries !== null && (typeof h.Retries !== 'number' || h.Retries < 0)) throw invalidArgument('Retries in Healthcheck cannot be negative');
+}
+
 /** Validates the fields of a container Config berth acts on; returns the object itself (unknowns kept). */
 export function parseContainerConfig(v: unknown): ContainerConfig {
   const o = asObject(v ?? {}, 'Config');
@@ -136,6 +155,7 @@ export function parseContainerConfig(v: unknown): ContainerConfig {
   }
   optStringMap(o, 'Labels', what);
   optNumber(o, 'StopTimeout', what);
+  if (o['Healthcheck'] !== undefined && o['Healthcheck'] !== null) validateHealthcheck(asObject(o['Healthcheck'], 'Config.Healthcheck') as HealthConfig);
   for (const k of ['ExposedPorts', 'Volumes']) if (o[k] !== undefined && o[k] !== null && !isObject(o[k])) throw invalidArgument(`${what}.${k}: expected an object`);
   return o as ContainerConfig;
 }

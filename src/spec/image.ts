@@ -8,6 +8,7 @@ export interface HealthConfig {
   Interval?: number;
   Timeout?: number;
   StartPeriod?: number;
+  StartInterval?: number;
   Retries?: number;
 }
 

@@ -5,6 +5,7 @@ import type { ContainerRecord } from '../../engine/record.js';
 function humanDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
   if (s < 60) return `${s} seconds`;
   const m = Math.floor(s / 60);
   if (m < 60) return m === 1 ? 'About a minute' : `${m} minutes`;
@@ -18,8 +19,10 @@ function humanDuration(ms: number): string {
 export function statusText(c: ContainerRecord): string {
   const st = c.state;
   switch (st.status) {
-    case 'running':
-      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))}`;
+    case 'running': {
+      const health = st.health ? ` (${st.health.Status === 'starting' ? 'health: starting' : st.health.Status})` : '';
+      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))}${health}`;
+    }
     case 'paused':
       return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))} (Paused)`;
     case 'restarting':
@@ -86,6 +89,7 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
       Error: st.error,
       StartedAt: st.startedAt,
       FinishedAt: st.finishedAt,
+      ...(st.health ? { Health: st.health } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: `${dir}/resolv.conf`,

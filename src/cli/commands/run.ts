@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, str, bool, list, UsageError, type FlagSpec, type Parsed } from '../args.js';
 import { parseBytes } from '../format.js';
+import { goDurationNs } from '../../base/duration.js';
 import { ApiError } from '../../client/client.js';
 import { pumpStreams } from '../io.js';
 import { ExitError, q, type Ctx } from '../context.js';
@@ -20,8 +21,37 @@ export const CREATE_FLAGS: FlagSpec = {
   sysctl: { type: 'list' }, attach: { type: 'list', short: 'a' }, quiet: { type: 'bool', short: 'q' }, platform: { type: 'string' }, pull: { type: 'string' },
   'publish-all': { type: 'bool', short: 'P' }, 'network-alias': { type: 'list' }, ip: { type: 'string' }, 'add-host': { type: 'list' }, dns: { type: 'list' },
   'dns-search': { type: 'list' }, 'dns-option': { type: 'list' }, 'mac-address': { type: 'string' }, mount: { type: 'list' }, tmpfs: { type: 'list' },
-  'volumes-from': { type: 'list' },
+  'volumes-from': { type: 'list' }, 'health-cmd': { type: 'string' }, 'health-interval': { type: 'string' }, 'health-timeout': { type: 'string' },
+  'health-retries': { type: 'string' }, 'health-start-period': { type: 'string' }, 'health-start-interval': { type: 'string' }, 'no-healthcheck': { type: 'bool' },
 };
+
+/** `--health-*` and `--no-healthcheck` -> Config.Healthcheck, as the docker CLI builds it (unset fields come from the image). */
+function healthcheckOf(p: Parsed): Record<string, unknown> | undefined {
+  const dur = (flag: string) => {
+    const v = str(p, flag);
+    if (v === undefined) return undefined;
+    const ns = goDurationNs(v);
+    if (ns === null || ns < 0) throw new UsageError(`invalid argument "${v}" for "--${flag}" flag: time: invalid duration "${v}"`);
+    return ns;
+  };
+  const h: Record<string, unknown> = {};
+  const cmd = str(p, 'health-cmd');
+  if (cmd) h['Test'] = ['CMD-SHELL', cmd];
+  for (const [flag, key] of [['health-interval', 'Interval'], ['health-timeout', 'Timeout'], ['health-start-period', 'StartPeriod'], ['health-start-interval', 'StartInterval']] as const) {
+    const v = dur(flag);
+    if (v !== undefined) h[key] = v;
+  }
+  const retries = str(p, 'health-retries');
+  if (retries !== undefined) {
+    if (!/^\d+$/.test(retries)) throw new UsageError(`invalid argument "${retries}" for "--health-retries" flag`);
+    h['Retries'] = Number(retries);
+  }
+  if (bool(p, 'no-healthcheck')) {
+    if (Object.keys(h).length) throw new UsageError('--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  return Object.keys(h).length ? h : undefined;
+}
 
 /** `--mount type=volume,source=x,target=/y,readonly,volume-nocopy,tmpfs-size=...` -> a HostConfig.Mounts entry (the docker CLI's CSV form). */
 function mountSpec(text: string): Record<string, unknown> {
@@ -179,6 +209,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   if (str(p, 'hostname')) body['Hostname'] = str(p, 'hostname');
   if (str(p, 'stop-signal')) body['StopSignal'] = str(p, 'stop-signal');
   if (str(p, 'stop-timeout')) body['StopTimeout'] = Number(str(p, 'stop-timeout'));
+  const health = healthcheckOf(p);
+  if (health) body['Healthcheck'] = health;
   return { name: str(p, 'name'), body };
 }
 
