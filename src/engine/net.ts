@@ -52,7 +52,7 @@ export function planNetworks(nets: NetworkManager, hc: HostConfig, endpoints: Re
   return out;
 }
 
-/** PortBindings keys `80/tcp`, host ports a number, a range or empty. */
+/** PortBindings keys `80/tcp`, host ports a number, a range, or empty or 0 (any free port). */
 function checkPorts(hc: HostConfig): void {
   for (const [key, list] of Object.entries(hc.PortBindings ?? {})) {
     const m = /^(\d+)(?:\/(tcp|udp|sctp))?$/.exec(key);
@@ -60,7 +60,7 @@ function checkPorts(hc: HostConfig): void {
     if (m[2] === 'sctp') throw invalidArgument('sctp ports are not supported');
     for (const b of list ?? []) {
       if (b.HostPort && !/^\d+(-\d+)?$/.test(b.HostPort)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
-      if (b.HostPort && b.HostPort.split('-').some((p) => Number(p) < 1 || Number(p) > 65535)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
+      if (b.HostPort && b.HostPort !== '0' && b.HostPort.split('-').some((p) => Number(p) < 1 || Number(p) > 65535)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
       if (b.HostIp && b.HostIp !== '0.0.0.0') ipToInt(b.HostIp);
     }
   }
@@ -72,7 +72,7 @@ export function attachableOf(rec: ContainerRecord): Attachable {
   const bindings = rec.hostConfig.PortBindings ?? {};
   for (const [key, list] of Object.entries(bindings)) {
     const [port, proto = 'tcp'] = key.split('/');
-    for (const b of list ?? [{ HostIp: '', HostPort: '' }]) ports.push({ proto: proto as 'tcp' | 'udp', containerPort: Number(port), hostIp: b.HostIp ?? '', hostPort: b.HostPort ?? '' });
+    for (const b of list ?? [{ HostIp: '', HostPort: '' }]) ports.push({ proto: proto as 'tcp' | 'udp', containerPort: Number(port), hostIp: b.HostIp ?? '', hostPort: b.HostPort === '0' ? '' : (b.HostPort ?? '') });
   }
   if (rec.hostConfig.PublishAllPorts) {
     for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {

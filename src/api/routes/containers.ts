@@ -21,13 +21,24 @@ function optInt(ctx: Ctx, k: string): number | undefined {
   return n;
 }
 
+/** dockerd's `name` filter: a regular expression over the name with or without its slash (`^web$`, `^/web$`, `we`). */
+function nameMatches(pattern: string, name: string): boolean {
+  try {
+    const re = new RegExp(pattern);
+    return re.test(name) || re.test(`/${name}`);
+  } catch {
+    return name.includes(pattern.replace(/^\//, ''));
+  }
+}
+
 function matches(engine: Engine, c: ContainerRecord, f: Filters): boolean {
   const any = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
   return (
     any('status', (s) => s === c.state.status) &&
-    any('name', (n) => c.name.includes(n.replace(/^\//, ''))) &&
+    any('name', (n) => nameMatches(n, c.name)) &&
     any('id', (i) => c.id.startsWith(i)) &&
     any('exited', (e) => c.state.status === 'exited' && String(c.state.exitCode) === e) &&
+    any('health', (h) => (c.state.health && c.config.Healthcheck?.Test?.[0] !== 'NONE' ? c.state.health.Status : 'none') === h) &&
     any('ancestor', (a) => c.config.Image === a || c.imageId === a || c.imageId.replace('sha256:', '').startsWith(a) || safeImageId(engine, a) === c.imageId) &&
     any('before', (b) => { const o = engine.store.find(b); return !!o && Date.parse(c.created) < Date.parse(o.created); }) &&
     any('since', (s) => { const o = engine.store.find(s); return !!o && Date.parse(c.created) > Date.parse(o.created); }) &&
@@ -48,6 +59,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
 
   r.on('GET', '/containers/json', async (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
+    for (const h of f['health'] ?? []) if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
     let list = engine.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (!flag(ctx, 'all') && !f['status'] && !f['exited']) list = list.filter((c) => ['running', 'paused', 'restarting'].includes(c.state.status));
     list = list.filter((c) => matches(engine, c, f));

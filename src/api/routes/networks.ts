@@ -19,7 +19,9 @@ export function networkView(engine: Engine, n: NetworkRecord, withContainers = t
   return {
     Name: n.Name, Id: n.Id, Created: n.Created, Scope: n.Scope, Driver: n.Driver, EnableIPv6: n.EnableIPv6,
     IPAM: n.IPAM, Internal: n.Internal, Attachable: n.Attachable, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
-    Containers: containers, Options: { 'com.docker.network.bridge.name': n.bridge, ...n.Options }, Labels: n.Labels,
+    Containers: containers, // like dockerd: a user network's Options are the ones it was created with (compose compares them
+    // to its file's and would recreate the network); the default bridge shows its bridge's name
+    Options: n.isDefault ? { 'com.docker.network.bridge.name': n.bridge, ...n.Options } : n.Options, Labels: n.Labels,
   };
 }
 
