@@ -2,7 +2,7 @@
  * Exec instances (POST /containers/{id}/exec, /exec/{id}/start|json|resize). An exec lives in
  * memory only: like dockerd, exec records do not survive a daemon restart.
  */
-import { conflict, notFound, invalidArgument } from '../base/errors.js';
+import { conflict, errorMessage, notFound, invalidArgument } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
 import { asObject, optBool, optString, optStringArray } from '../base/json.js';
 import type { ExecHandle, AttachSession } from '../runtime/types.js';
@@ -72,12 +72,22 @@ export class Execs {
     return e;
   }
 
-  /** Starts the process; resolves with its attach session (null when detached) once it runs. */
-  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
+  /** What start checks before it runs anything (the API answers these with their own status codes). */
+  startable(id: string): ExecRecord {
     const ex = this.get(id);
     if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
+    this.engine.check(this.engine.get(ex.containerId), 'exec');
+    return ex;
+  }
+
+  /**
+   * Starts the process; resolves with its attach session (null when detached) once it runs. When
+   * the runtime cannot start it, the exec ends with dockerd's code: 127 for a command not found,
+   * 126 otherwise.
+   */
+  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
+    const ex = this.startable(id);
     const rec = this.engine.get(ex.containerId);
-    this.engine.check(rec, 'exec');
     const rootfs = await this.engine.ensureMounted(rec);
     const user = await resolveUser(rootfs, ex.config.User || rec.config.User || '');
     const tty = opts.tty ?? ex.config.Tty;
@@ -95,8 +105,7 @@ export class Execs {
         detach: opts.detach,
       });
     } catch (e) {
-      ex.running = false;
-      ex.exitCode = 126;
+      this.finish(ex, /not found|no such file/i.test(errorMessage(e)) ? 127 : 126);
       throw e;
     }
     ex.handle = handle;

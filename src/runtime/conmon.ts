@@ -78,14 +78,15 @@ export interface ConmonHandle {
 }
 
 /** The runtime's failure text, made readable and carrying Docker's phrases clients look for. */
-export function runtimeError(message: string): Error {
+export function runtimeError(message: string, op: 'create' | 'exec' = 'create'): Error {
   const clean = message.replace(/\s+/g, ' ').trim();
+  const prefix = op === 'exec' ? 'OCI runtime exec failed: exec failed' : 'failed to create task for container: OCI runtime create failed';
   if (/not found|No such file or directory/i.test(clean)) {
     const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
-    return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}${cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : ''}`);
+    return invalidArgument(`${prefix}: ${clean}${cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : ''}`);
   }
-  if (/permission denied/i.test(clean)) return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}: permission denied`);
-  return invalidArgument(`failed to create task for container: OCI runtime create failed: ${clean}`);
+  if (/permission denied/i.test(clean)) return invalidArgument(`${prefix}: ${clean}: permission denied`);
+  return invalidArgument(`${prefix}: ${clean}`);
 }
 
 export function startConmon(path: string, args: string[], opts: { attach: boolean }): ConmonHandle {

@@ -413,15 +413,18 @@ export class ConmonRuntime implements Runtime {
     if (attach && h.attachPipe && h.startPipe) {
       h.startPipe.write('0'); // conmon waits for a first start message before anything else
       const ready = await h.attachPipe.next();
-      if (ready.data < 0) throw runtimeError(ready.message ?? 'exec attach failed');
+      if (ready.data < 0) throw runtimeError(ready.message ?? 'exec attach failed', 'exec');
       session = await connectAttach(join(this.sockets, short(execId), 'attach'), { stdin: o.openStdin });
       h.startPipe.write('0'); // and a second one, once we are attached, to run the process
     }
-    const started = await h.sync.next();
+    const started = await h.sync.next().catch(async (e: unknown) => {
+      await new Promise((r) => setTimeout(r, 50)); // conmon's stderr can trail its sync pipe
+      return { data: -1, message: h.stderr().trim() || errorMessage(e) };
+    });
     if (started.data < 0) {
       session?.close();
       await fsp.rm(dir, { recursive: true, force: true });
-      throw runtimeError(started.message ?? h.stderr());
+      throw runtimeError(started.message ?? h.stderr(), 'exec');
     }
     const exitFile = join(dir, 'exit', id);
     const wait = async (): Promise<number> => {

@@ -3,6 +3,8 @@ import { asObject, optBool } from '../../base/json.js';
 import type { Router } from '../http.js';
 import type { Execs } from '../../engine/exec.js';
 import { pipeSession } from './container-io.js';
+import { errorMessage } from '../../base/errors.js';
+import { frame, STDOUT } from '../stream.js';
 
 export function execRoutes(r: Router, execs: Execs): void {
   r.on('POST', '/containers/{id}/exec', async (ctx) => {
@@ -14,15 +16,31 @@ export function execRoutes(r: Router, execs: Execs): void {
     const body = asObject(await ctx.json(), 'exec start');
     const detach = optBool(body, 'Detach', 'exec start') ?? false;
     const tty = optBool(body, 'Tty', 'exec start');
-    const ex = execs.get(ctx.params[0]!);
+    const ex = execs.startable(ctx.params[0]!);
     const useTty = tty ?? ex.config.Tty;
-    const { attach, exec: started } = await execs.start(ex.id, tty === undefined ? { detach } : { detach, tty });
-    if (detach || !attach) {
+    const opts = tty === undefined ? { detach } : { detach, tty };
+    if (detach) {
+      await execs.start(ex.id, opts);
       ctx.send(200);
       return;
     }
+    // like dockerd: the connection is taken over first; a process the runtime cannot start is an
+    // error message in the stream and the exec's exit code (clients read it once the stream ends)
     const io = ctx.hijack(useTty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
-    pipeSession(io, attach, {
+    let started;
+    try {
+      started = await execs.start(ex.id, opts);
+    } catch (e) {
+      const msg = Buffer.from(`${errorMessage(e)}\r\n`);
+      io.write(useTty ? msg : frame(STDOUT, msg));
+      io.end();
+      return;
+    }
+    if (!started.attach) {
+      io.end();
+      return;
+    }
+    pipeSession(io, started.attach, {
       tty: useTty,
       stdout: ex.config.AttachStdout,
       stderr: ex.config.AttachStderr,
@@ -30,8 +48,8 @@ export function execRoutes(r: Router, execs: Execs): void {
       stdinOnce: true,
       detachKeys: ex.config.DetachKeys,
       // output conmon drops at exit is resent from the exec's log, as for containers
-      ...(started.handle ? { log: { path: started.handle.logPath, from: 0 } } : {}),
-      beforeEnd: () => started.handle?.wait() ?? Promise.resolve(),
+      ...(started.exec.handle ? { log: { path: started.exec.handle.logPath, from: 0 } } : {}),
+      beforeEnd: () => started.exec.handle?.wait() ?? Promise.resolve(),
     });
   });
 
