@@ -166,3 +166,18 @@ export function parseSecurityOpts(opts: readonly string[], host: { apparmor: boo
   }
   return out;
 }
+
+/**
+ * HostConfig.LogConfig: berth keeps every container's output in its own log (conmon's k8s-file,
+ * read back by `logs` like dockerd's json-file), so the drivers whose logs `docker logs` reads
+ * are accepted and shown as asked, json-file by default (clients such as docker-py read logs
+ * only from drivers they know); their rotation options are kept but not applied. Other drivers
+ * (syslog, fluentd, ...) are refused.
+ */
+export function logConfigOf(v: unknown): { Type: string; Config: Record<string, string> } {
+  const o = (v && typeof v === 'object' ? v : {}) as { Type?: unknown; Config?: unknown };
+  const type = typeof o.Type === 'string' && o.Type ? o.Type : 'json-file';
+  if (!['json-file', 'local', 'k8s-file'].includes(type)) throw invalidArgument(`logging driver ${type} is not supported: berth keeps logs with json-file, local or k8s-file`);
+  const config = o.Config && typeof o.Config === 'object' ? (o.Config as Record<string, string>) : {};
+  return { Type: type, Config: config };
+}

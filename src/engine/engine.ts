@@ -23,7 +23,7 @@ import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, parseSecurityOpts } from './config.js';
+import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
@@ -154,6 +154,7 @@ export class Engine {
     hostConfig.Runtime = runtime;
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
+    hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
       throw invalidArgument("can't create 'AutoRemove' container with restart policy");
     const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));

@@ -79,6 +79,7 @@ export interface HostConfig {
   CpusetCpus?: string;
   PidsLimit?: number | null;
   Ulimits?: Ulimit[] | null;
+  LogConfig?: { Type: string; Config: Record<string, string> };
   ShmSize?: number;
   Sysctls?: Record<string, string>;
   PublishAllPorts?: boolean;

@@ -105,7 +105,7 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
     AppArmorProfile: '',
     ExecIDs: c.execIds.length ? c.execIds : null,
     HostConfig: {
-      Binds: null, ContainerIDFile: '', LogConfig: { Type: 'k8s-file', Config: {} }, NetworkMode: netMode, PortBindings: {},
+      Binds: null, ContainerIDFile: '', LogConfig: { Type: 'json-file', Config: {} }, NetworkMode: netMode, PortBindings: {},
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, VolumeDriver: '', VolumesFrom: null,
       CapAdd: null, CapDrop: null, Dns: [], DnsOptions: [], DnsSearch: [], ExtraHosts: null, GroupAdd: null, IpcMode: 'private',
       Cgroup: '', Links: null, OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false,
