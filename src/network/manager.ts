@@ -106,6 +106,8 @@ export class NetworkManager {
   /** `berth:<daemon id>`: the alias of every link this daemon made */
   private readonly mark: string;
   private readonly table: string;
+  /** the nftables rewrite under way (see apply) */
+  private applying: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Db,
@@ -426,8 +428,15 @@ export class NetworkManager {
   // --- the nftables table ----------------------------------------------------------------
 
   /** Renders the daemon's whole table from the state and swaps it in atomically. */
-  async apply(): Promise<void> {
-    await replaceTable(this.table, tableBody(this.list().filter((n) => n.Driver === 'bridge'), this.ports()));
+  /**
+   * Rewrites the nftables table from the records. One at a time, each reading the records when its
+   * turn comes: two concurrent rewrites (parallel `docker rm -f` of publishing containers) could
+   * otherwise land out of order, the older one restoring a removed container's DNAT rule.
+   */
+  apply(): Promise<void> {
+    const next = this.applying.catch(() => undefined).then(() => replaceTable(this.table, tableBody(this.list().filter((n) => n.Driver === 'bridge'), this.ports())));
+    this.applying = next;
+    return next;
   }
 
   // --- start and stop of the daemon ----------------------------------------------------------
