@@ -155,6 +155,12 @@ export class Engine {
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
+    if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
+    for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
+      // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
+      const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+      if (ref && !this.store.find(ref)) throw invalidArgument(`No such container: ${ref}`);
+    }
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
       throw invalidArgument("can't create 'AutoRemove' container with restart policy");
     const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));

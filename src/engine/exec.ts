@@ -89,7 +89,7 @@ export class Execs {
     const ex = this.startable(id);
     const rec = this.engine.get(ex.containerId);
     const rootfs = await this.engine.ensureMounted(rec);
-    const user = await resolveUser(rootfs, ex.config.User || rec.config.User || '');
+    const user = await resolveUser(rootfs, ex.config.User || rec.config.User || '', rec.hostConfig.GroupAdd ?? []);
     const tty = opts.tty ?? ex.config.Tty;
     ex.running = true;
     let handle: ExecHandle;

@@ -130,7 +130,7 @@ export class HealthMonitor {
         args: probe.argv,
         env: mergeEnv(rec.config.Env ?? [], []),
         cwd: rec.config.WorkingDir || '/',
-        user: await resolveUser(rootfs, rec.config.User ?? ''),
+        user: await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []),
         tty: false,
         openStdin: false,
         privileged: false,

@@ -134,7 +134,7 @@ export class Lifecycle {
     const rootfs = await engine.ensureMounted(rec);
     const tm = performance.now();
     const host = engine.runtime.host();
-    const user = await resolveUser(rootfs, rec.config.User ?? '');
+    const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
     // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
     // network to berth, and a restore goes into a namespace wired beforehand)
     const named = engine.namedNetns(rec);
@@ -146,7 +146,12 @@ export class Lifecycle {
     try {
       const sources = new Map<string, string>();
       for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
-      spec = specInputOf(rec, { rootfs, containerDir: engine.containerDir(rec.id), user, host, netns: named ? `/run/netns/${named}` : this.joinedNetns(rec), volumeSources: sources });
+      spec = specInputOf(rec, {
+        rootfs, containerDir: engine.containerDir(rec.id), user, host, volumeSources: sources,
+        netns: named ? `/run/netns/${named}` : this.joinedNs(rec.hostConfig.NetworkMode, 'net', 'network namespace'),
+        pidns: this.joinedNs(rec.hostConfig.PidMode, 'pid', 'PID namespace'),
+        ipcns: this.joinedNs(rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
+      });
       // a restore keeps the addresses the checkpointed process had, when they are free
       const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
       if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named });
@@ -230,13 +235,12 @@ export class Lifecycle {
     }
   }
 
-  /** `--network container:<id>`: the other container's network namespace (it must run). */
-  private joinedNetns(rec: ContainerRecord): string | undefined {
-    const mode = rec.hostConfig.NetworkMode ?? '';
-    if (!mode.startsWith('container:')) return undefined;
+  /** `--network|--pid|--ipc container:<id>`: the other container's namespace (it must run). */
+  private joinedNs(mode: string | undefined, ns: 'net' | 'pid' | 'ipc', what: string): string | undefined {
+    if (!mode?.startsWith('container:')) return undefined;
     const other = this.engine.store.get(mode.slice('container:'.length));
-    if (other.state.status !== 'running' || !other.state.pid) throw conflict(`cannot join network namespace of a non running container: ${other.name}`);
-    return `/proc/${other.state.pid}/ns/net`;
+    if (other.state.status !== 'running' || !other.state.pid) throw conflict(`cannot join ${what} of a non running container: ${other.name}`);
+    return `/proc/${other.state.pid}/ns/${ns}`;
   }
 
   private failPendingAttach(id: string, e: unknown): void {

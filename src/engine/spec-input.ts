@@ -1,4 +1,5 @@
 /** ContainerRecord -> runtime SpecInput (what config.json is generated from). */
+import { statSync } from 'node:fs';
 import { join, isAbsolute } from 'node:path';
 import { invalidArgument, notImplemented } from '../base/errors.js';
 import type { SpecInput } from '../runtime/types.js';
@@ -15,6 +16,9 @@ export interface SpecContext {
   host: { apparmor: boolean; selinux: boolean };
   /** the network namespace to join (`--network container:<id>`) */
   netns?: string | undefined;
+  /** the PID and IPC namespaces to join (`--pid container:<id>`, `--ipc container:<id>`) */
+  pidns?: string | undefined;
+  ipcns?: string | undefined;
   /** volume name -> host path, for the container's volume mounts */
   volumeSources?: Map<string, string>;
   /** Extra environment the engine adds (PATH default, HOSTNAME, TERM). */
@@ -77,5 +81,29 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
   if (sec.selinuxLabel !== undefined) input.selinuxLabel = sec.selinuxLabel;
   if (hc.ShmSize) input.shmSize = hc.ShmSize;
   if (hc.Sysctls) input.sysctls = hc.Sysctls;
+  const pid = hc.PidMode === 'host' ? 'host' : ctx.pidns ? { path: ctx.pidns } : undefined;
+  if (pid) input.pidNs = pid;
+  const ipc = hc.IpcMode === 'host' ? 'host' : ctx.ipcns ? { path: ctx.ipcns } : undefined;
+  if (ipc) input.ipcNs = ipc;
+  if (hc.UTSMode === 'host') input.utsHost = true;
+  if (hc.CgroupnsMode === 'private') input.cgroupNs = true;
+  if (hc.Devices?.length) input.devices = hc.Devices.map(deviceOf);
+  if (hc.OomKillDisable) input.oomKillDisable = true;
+  if (hc.OomScoreAdj) input.oomScoreAdj = hc.OomScoreAdj;
   return input;
+}
+
+/** `--device /dev/x[:/dev/y[:rwm]]`: the host node's type, numbers, mode and owner. */
+function deviceOf(d: { PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }): NonNullable<SpecInput['devices']>[number] {
+  let st;
+  try {
+    st = statSync(d.PathOnHost);
+  } catch {
+    throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": no such file or directory`);
+  }
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": not a device node`);
+  // Linux's dev_t: major in bits 8-19 (and 32+), minor in bits 0-7 and 20-31
+  const major = ((st.rdev >>> 8) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff);
+  const minor = (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00);
+  return { path: d.PathInContainer || d.PathOnHost, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid, access: d.CgroupPermissions || 'rwm' };
 }

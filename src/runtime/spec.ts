@@ -92,10 +92,17 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
   if (r.memory !== undefined && r.memory > 0 && r.memory < 6 * 1024 * 1024) throw invalidArgument('Minimum memory limit allowed is 6MB');
   if (r.cpuQuota !== undefined && r.cpuQuota > 0 && r.cpuQuota < 1000) throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
   if (input.init && !host.init) throw invalidArgument('--init: no init binary (tini) is installed on this host');
-  const namespaces: Array<{ type: string; path?: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const namespaces: Array<{ type: string; path?: string }> = [{ type: 'mount' }];
+  const joinOrNew = (type: string, ns: 'host' | { path: string } | undefined) => {
+    if (ns === undefined) namespaces.push({ type });
+    else if (ns !== 'host') namespaces.push({ type, path: ns.path });
+  };
+  joinOrNew('pid', input.pidNs);
+  joinOrNew('ipc', input.ipcNs);
+  if (!input.utsHost) namespaces.push({ type: 'uts' });
   if (input.network === 'none') namespaces.push({ type: 'network' });
   else if (input.network !== 'host') namespaces.push({ type: 'network', path: input.network.path });
-  if (host.cgroupVersion === 2) namespaces.push({ type: 'cgroup' });
+  if (host.cgroupVersion === 2 || input.cgroupNs) namespaces.push({ type: 'cgroup' });
   const ro = input.privileged ? [] : ['ro'];
   const shm = input.shmSize ?? 64 * 1024 * 1024;
   const mounts: Array<{ destination: string; type: string; source: string; options: string[] }> = [
@@ -105,7 +112,9 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...ro] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
+    input.ipcNs === 'host'
+      ? { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] }
+      : { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
     ...input.mounts,
   ];
   let args = input.args;
@@ -122,13 +131,15 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
           { allow: true, type: 'c', major: 136, access: 'rwm' },
           { allow: true, type: 'c', access: 'm' },
           { allow: true, type: 'b', access: 'm' },
+          ...(input.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
         ],
   };
-  if (r.memory || r.memoryReservation || r.memorySwap) {
+  if (r.memory || r.memoryReservation || r.memorySwap || input.oomKillDisable) {
     linuxResources['memory'] = {
       ...(r.memory ? { limit: r.memory } : {}),
       ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}),
       ...(r.memorySwap ? { swap: r.memorySwap } : {}),
+      ...(input.oomKillDisable ? { disableOOMKiller: true } : {}),
     };
   }
   if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus) {
@@ -149,7 +160,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     cwd: input.cwd || '/',
     capabilities: { bounding: caps, effective: caps, permitted: caps },
     noNewPrivileges: input.noNewPrivileges,
-    oomScoreAdj: 0,
+    oomScoreAdj: input.oomScoreAdj ?? 0,
   };
   const limits = rlimits(input, host);
   if (limits.length) processSpec['rlimits'] = limits;
@@ -159,6 +170,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     namespaces,
     resources: linuxResources,
     cgroupsPath: input.cgroupsPath,
+    ...(input.devices?.length ? { devices: input.devices.map(({ access: _a, ...d }) => d) } : {}),
     ...(input.sysctls ? { sysctl: input.sysctls } : {}),
     ...(seccomp ? { seccomp } : {}),
     ...(input.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
@@ -167,7 +179,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     ociVersion: '1.0.2',
     process: processSpec,
     root: { path: input.rootfs, readonly: input.readonlyRootfs },
-    hostname: input.hostname,
+    ...(input.utsHost ? {} : { hostname: input.hostname }),
     mounts,
     linux,
     // runc hands this file to CRIU at checkpoint and restore (its settings win over runc's)

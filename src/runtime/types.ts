@@ -34,6 +34,17 @@ export interface SpecInput {
   /** Docker's StopSignal is not part of the spec; listed here for completeness of the input. */
   shmSize?: number;
   sysctls?: Record<string, string>;
+  /** `--pid`, `--ipc`: the host's namespace, or a path to another container's to join; absent: a new one */
+  pidNs?: 'host' | { path: string };
+  ipcNs?: 'host' | { path: string };
+  /** `--uts host`: the host's UTS namespace (no hostname set) */
+  utsHost?: boolean;
+  /** `--cgroupns private` on a cgroup v1 host (v2 hosts get one anyway) */
+  cgroupNs?: boolean;
+  /** `--device`: host device nodes made in the container's /dev and allowed by its device cgroup */
+  devices?: Array<{ path: string; type: 'c' | 'b'; major: number; minor: number; fileMode: number; uid: number; gid: number; access: string }>;
+  oomKillDisable?: boolean;
+  oomScoreAdj?: number;
 }
 
 export interface Resources {

@@ -24,7 +24,8 @@ export interface ResolvedUser {
 
 const isNum = (s: string) => /^\d+$/.test(s);
 
-export async function resolveUser(rootfs: string, spec: string): Promise<ResolvedUser> {
+/** `spec` is `user[:group]`; `groupAdd` are `--group-add` entries (names looked up in the container's /etc/group, or numbers). */
+export async function resolveUser(rootfs: string, spec: string, groupAdd: readonly string[] = []): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec.split(':');
   const [passwd, group] = await Promise.all([readTable(rootfs, '/etc/passwd'), readTable(rootfs, '/etc/group')]);
   let uid: number;
@@ -52,5 +53,11 @@ export async function resolveUser(rootfs: string, spec: string): Promise<Resolve
   const additionalGids = name
     ? group.filter((r) => (r[3] ?? '').split(',').includes(name)).map((r) => Number(r[2])).filter((g) => g !== gid)
     : [];
+  for (const g of groupAdd) {
+    const row = group.find((r) => (isNum(g) ? r[2] === g : r[0] === g));
+    if (!row && !isNum(g)) throw invalidArgument(`Unable to find group ${g}: no matching entries in group file`);
+    const id = row ? Number(row[2]) : Number(g);
+    if (!additionalGids.includes(id)) additionalGids.push(id);
+  }
   return { uid, gid, additionalGids, home };
 }

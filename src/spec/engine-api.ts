@@ -87,6 +87,14 @@ export interface HostConfig {
   Dns?: string[] | null;
   DnsSearch?: string[] | null;
   DnsOptions?: string[] | null;
+  PidMode?: string;
+  IpcMode?: string;
+  UTSMode?: string;
+  CgroupnsMode?: string;
+  GroupAdd?: string[] | null;
+  Devices?: Array<{ PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
+  OomKillDisable?: boolean | null;
+  OomScoreAdj?: number;
   [k: string]: unknown;
 }
 
@@ -164,9 +172,25 @@ export function parseContainerConfig(v: unknown): ContainerConfig {
 export function parseHostConfig(v: unknown): HostConfig {
   const o: JsonObject = asObject(v ?? {}, 'HostConfig');
   const what = 'HostConfig';
-  for (const k of ['NetworkMode', 'Runtime', 'CpusetCpus']) optString(o, k, what);
+  for (const k of ['NetworkMode', 'Runtime', 'CpusetCpus', 'PidMode', 'IpcMode', 'UTSMode', 'CgroupnsMode']) optString(o, k, what);
+  const modes: Array<[string, string, readonly string[]]> = [['PidMode', 'PID', ['', 'host']], ['IpcMode', 'IPC', ['', 'private', 'shareable', 'host', 'none']], ['UTSMode', 'UTS', ['', 'host']], ['CgroupnsMode', 'cgroup namespace', ['', 'host', 'private']]];
+  for (const [k, name, plain] of modes) {
+    const m = (o[k] as string | undefined) ?? '';
+    if (!plain.includes(m) && !(k === 'PidMode' || k === 'IpcMode' ? /^container:.+/.test(m) : false)) throw invalidArgument(`invalid ${name} mode: ${m}`);
+  }
+  optStringArray(o, 'GroupAdd', what);
+  if (o['Devices'] !== undefined && o['Devices'] !== null) {
+    if (!Array.isArray(o['Devices'])) throw invalidArgument('HostConfig.Devices: expected an array');
+    for (const d of o['Devices'] as unknown[]) {
+      const dev = asObject(d, 'HostConfig.Devices[]');
+      if (!optString(dev, 'PathOnHost', 'Device')) throw invalidArgument('HostConfig.Devices: PathOnHost is required');
+      const perms = optString(dev, 'CgroupPermissions', 'Device');
+      if (perms && !/^[rwm]{1,3}$/.test(perms)) throw invalidArgument(`invalid device cgroup permissions: ${perms}`);
+    }
+  }
   for (const k of ['AutoRemove', 'Privileged', 'ReadonlyRootfs']) optBool(o, k, what);
-  for (const k of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'PidsLimit', 'ShmSize'])
+  if (o['OomKillDisable'] !== null) optBool(o, 'OomKillDisable', what);
+  for (const k of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'PidsLimit', 'ShmSize', 'OomScoreAdj'])
     optNumber(o, k, what);
   for (const k of ['Binds', 'CapAdd', 'CapDrop', 'SecurityOpt']) optStringArray(o, k, what);
   if (o['Init'] !== undefined && o['Init'] !== null) optBool(o, 'Init', what);
@@ -184,6 +208,8 @@ export function parseHostConfig(v: unknown): HostConfig {
   const mem = o['Memory'];
   if (typeof mem === 'number' && mem !== 0 && mem < 6 * 1024 * 1024)
     throw invalidArgument('Minimum memory limit allowed is 6MB');
+  const oom = o['OomScoreAdj'];
+  if (typeof oom === 'number' && (oom < -1000 || oom > 1000)) throw invalidArgument(`Invalid value ${oom}, range for oom score adj is [-1000, 1000]`);
   const nano = o['NanoCpus'];
   if (typeof nano === 'number' && nano < 0) throw invalidArgument('Range of CPUs is from 0.01 to the number of CPUs available');
   return o as HostConfig;

@@ -1,7 +1,8 @@
 /** Issue #2: limits and security options take effect in the running container, checked from inside and from cgroups. */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
 
@@ -92,5 +93,54 @@ describe('limits and security options', () => {
     const pruned = await d.docker(['image', 'prune', '-f']);
     assert.match(pruned.stdout, /Total reclaimed space/);
     assert.match((await d.docker(['system', 'df'])).stdout, /Images\s+1/);
+  });
+
+  test('--device, --group-add, --pid/--ipc/--uts host and container:, --oom-score-adj, --oom-kill-disable, --cgroupns take effect', async () => {
+    const dev = (await run(['--device', '/dev/null:/dev/mynull', 'busybox', 'sh', '-c', 'ls -l /dev/mynull; echo x > /dev/mynull && echo wrote'])).stdout;
+    assert.match(dev, /^crw-rw-rw- .* 1,\s+3 .*\/dev\/mynull\nwrote\n$/);
+    if (existsSync('/dev/fuse')) {
+      // a device outside Docker's default allow list: the device cgroup allows what was asked, no more
+      await run(['--device', '/dev/fuse', 'busybox', 'sh', '-c', ': > /dev/fuse']);
+      const ro = await run(['--device', '/dev/fuse:/dev/fuse:r', 'busybox', 'sh', '-c', ': > /dev/fuse'], { allowFail: true });
+      assert.notEqual(ro.code, 0);
+      assert.match(ro.stderr, /Operation not permitted/);
+    }
+    assert.equal((await run(['--group-add', '123', '--group-add', 'app', 'busybox', 'id', '-G'])).stdout, '0 123 1000\n', 'numbers, and names from the image');
+    const ns = (kind: string) => readlinkSync(`/proc/self/ns/${kind}`);
+    assert.equal((await run(['--pid', 'host', 'busybox', 'readlink', '/proc/self/ns/pid'])).stdout.trim(), ns('pid'));
+    assert.equal((await run(['--ipc', 'host', 'busybox', 'readlink', '/proc/self/ns/ipc'])).stdout.trim(), ns('ipc'));
+    assert.equal((await run(['--uts', 'host', 'busybox', 'hostname'])).stdout.trim(), hostname());
+    assert.notEqual((await run(['busybox', 'readlink', '/proc/self/ns/pid'])).stdout.trim(), ns('pid'));
+    const owner = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+    const ownerNs = (await d.docker(['exec', owner, 'sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'])).stdout;
+    assert.equal((await run(['--pid', `container:${owner}`, '--ipc', `container:${owner}`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'])).stdout, ownerNs);
+    assert.match((await run(['--pid', `container:${owner}`, 'busybox', 'ps'])).stdout, /sleep 60/);
+    await d.docker(['rm', '-f', owner]);
+    assert.equal((await run(['--oom-score-adj', '500', 'busybox', 'cat', '/proc/self/oom_score_adj'])).stdout.trim(), '500');
+    const oomId = (await d.docker(['run', '-d', '--oom-kill-disable', '--memory', '32m', 'busybox', 'sleep', '60'])).stdout.trim();
+    assert.match(cg('memory', oomId, 'memory.oom_control'), /oom_kill_disable 1/);
+    await d.docker(['rm', '-f', oomId]);
+    assert.match((await run(['--cgroupns', 'private', 'busybox', 'cat', '/proc/self/cgroup'])).stdout, /:memory:\/\n/);
+  });
+
+  test('bad namespace modes and devices are refused and make nothing', async () => {
+    const before = (await d.docker(['ps', '-aq'])).stdout;
+    const cases: Array<[string[], RegExp]> = [
+      [['--device', '/etc/passwd'], /not a device node/],
+      [['--device', '/dev/nope'], /error gathering device information .*no such file/],
+      [['--pid', 'container:nope'], /No such container: nope/],
+      [['--uts', 'host', '--hostname', 'x'], /conflicting options: hostname and the UTS mode/],
+      [['--oom-score-adj', '5000'], /range for oom score adj is \[-1000, 1000\]/],
+      [['--log-driver', 'syslog'], /logging driver syslog is not supported/],
+    ];
+    for (const [flags, err] of cases) {
+      const r = await d.docker(['run', '-d', ...flags, 'busybox', 'true'], { allowFail: true });
+      assert.notEqual(r.code, 0, flags.join(' '));
+      assert.match(r.stderr, err);
+    }
+    const api = await d.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { IpcMode: 'sometimes' } });
+    assert.equal(api.status, 400);
+    assert.match(api.text, /invalid IPC mode: sometimes/);
+    assert.equal((await d.docker(['ps', '-aq'])).stdout, before, 'no container made');
   });
 });

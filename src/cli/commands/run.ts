@@ -23,7 +23,17 @@ export const CREATE_FLAGS: FlagSpec = {
   'dns-search': { type: 'list' }, 'dns-option': { type: 'list' }, 'mac-address': { type: 'string' }, mount: { type: 'list' }, tmpfs: { type: 'list' },
   'volumes-from': { type: 'list' }, 'health-cmd': { type: 'string' }, 'health-interval': { type: 'string' }, 'health-timeout': { type: 'string' },
   'health-retries': { type: 'string' }, 'health-start-period': { type: 'string' }, 'health-start-interval': { type: 'string' }, 'no-healthcheck': { type: 'bool' },
+  device: { type: 'list' }, 'group-add': { type: 'list' }, pid: { type: 'string' }, ipc: { type: 'string' }, uts: { type: 'string' }, cgroupns: { type: 'string' },
+  'oom-kill-disable': { type: 'bool' }, 'oom-score-adj': { type: 'string' }, 'log-driver': { type: 'string' }, 'log-opt': { type: 'list' },
 };
+
+/** `--device /dev/x[:/dev/y][:rwm]` -> a HostConfig.Devices entry (the docker CLI's parsing). */
+function deviceSpec(text: string): Record<string, string> {
+  const parts = text.split(':');
+  const perms = parts.length > 1 && /^[rwm]{1,3}$/.test(parts.at(-1)!) ? parts.pop()! : 'rwm';
+  if (parts.length > 2 || !parts[0]) throw new UsageError(`invalid device specification: ${text}`);
+  return { PathOnHost: parts[0], PathInContainer: parts[1] ?? parts[0], CgroupPermissions: perms };
+}
 
 /** `--health-*` and `--no-healthcheck` -> Config.Healthcheck, as the docker CLI builds it (unset fields come from the image). */
 function healthcheckOf(p: Parsed): Record<string, unknown> | undefined {
@@ -162,6 +172,13 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   if (list(p, 'dns-search').length) hc['DnsSearch'] = list(p, 'dns-search');
   if (list(p, 'dns-option').length) hc['DnsOptions'] = list(p, 'dns-option');
   if (bool(p, 'init')) hc['Init'] = true;
+  if (list(p, 'device').length) hc['Devices'] = list(p, 'device').map(deviceSpec);
+  if (list(p, 'group-add').length) hc['GroupAdd'] = list(p, 'group-add');
+  for (const [flag, key] of [['pid', 'PidMode'], ['ipc', 'IpcMode'], ['uts', 'UTSMode'], ['cgroupns', 'CgroupnsMode']] as const) if (str(p, flag)) hc[key] = str(p, flag);
+  if (bool(p, 'oom-kill-disable')) hc['OomKillDisable'] = true;
+  if (str(p, 'oom-score-adj')) hc['OomScoreAdj'] = Number(str(p, 'oom-score-adj'));
+  if (str(p, 'log-driver') || list(p, 'log-opt').length)
+    hc['LogConfig'] = { Type: str(p, 'log-driver') ?? '', Config: Object.fromEntries(list(p, 'log-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')])) };
   if (str(p, 'runtime')) hc['Runtime'] = str(p, 'runtime');
   if (str(p, 'memory')) hc['Memory'] = parseBytes(str(p, 'memory')!);
   if (str(p, 'memory-swap')) hc['MemorySwap'] = str(p, 'memory-swap') === '-1' ? -1 : parseBytes(str(p, 'memory-swap')!);
