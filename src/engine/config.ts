@@ -29,6 +29,8 @@ export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig |
   const img = image ?? {};
   const out: ContainerConfig = { ...client, Image: imageRef };
   out.Env = mergeEnv(img.Env ?? [], client.Env ?? []);
+  // `--entrypoint ''` arrives as [""]: a reset of the image's entrypoint, like []
+  if (client.Entrypoint?.length === 1 && client.Entrypoint[0] === '') client = { ...client, Entrypoint: [] };
   const clientEntrypoint = client.Entrypoint && client.Entrypoint.length > 0 ? client.Entrypoint : undefined;
   const clientCmd = client.Cmd && client.Cmd.length > 0 ? client.Cmd : undefined;
   if (clientEntrypoint) {

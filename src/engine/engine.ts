@@ -124,8 +124,9 @@ export class Engine {
   isImageUsed = (imageId: string): boolean => this.store.all().some((c) => c.imageId === imageId);
 
   /** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
-  async create(body: unknown, name: string | undefined): Promise<{ id: ContainerId; warnings: string[] }> {
+  async create(body: unknown, name: string | undefined, platform?: string): Promise<{ id: ContainerId; warnings: string[] }> {
     const { config, hostConfig, endpoints } = parseCreateBody(body);
+    if (platform && config.Image) this.checkPlatform(config.Image, platform);
     if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
     const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined || this.creatingNames.has(n));
     if (this.store.find(ctrName)?.name === ctrName) {
@@ -202,6 +203,15 @@ export class Engine {
     }
     this.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
     return { id, warnings: [] };
+  }
+
+  /** `create --platform os[/arch[/variant]]`: the local image must be for it (berth runs images as they are). */
+  private checkPlatform(ref: string, platform: string): void {
+    const [os = '', arch, variant] = platform.toLowerCase().split('/');
+    const cfg = this.images.get(ref).config;
+    const actual = [cfg.os, cfg.architecture, cfg.variant].filter(Boolean).join('/');
+    if (os !== cfg.os || (arch && arch !== cfg.architecture) || (variant && variant !== cfg.variant))
+      throw invalidArgument(`image with reference ${ref} was found but does not match the specified platform: wanted ${platform}, actual: ${actual}`);
   }
 
   /** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */

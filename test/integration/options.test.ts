@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from './harness.js';
+import { startDaemon, eventually, type Daemon } from './harness.js';
 
 describe('limits and security options', () => {
   let d: Daemon;
@@ -142,5 +142,19 @@ describe('limits and security options', () => {
     assert.equal(api.status, 400);
     assert.match(api.text, /invalid IPC mode: sometimes/);
     assert.equal((await d.docker(['ps', '-aq'])).stdout, before, 'no container made');
+  });
+
+  test("--entrypoint '' resets the image's entrypoint; --platform must match the image; inspect --size", async () => {
+    assert.equal((await run(['--entrypoint', '', 'busybox', 'echo', 'no entrypoint'])).stdout, 'no entrypoint\n');
+    assert.equal((await d.berth(['run', '--rm', '--entrypoint', '', 'busybox', 'echo', 'no entrypoint'])).stdout, 'no entrypoint\n');
+    await run(['--platform', 'linux/amd64', 'busybox', 'true']);
+    const other = await run(['--platform', 'linux/arm64', 'busybox', 'true'], { allowFail: true });
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /does not match the specified platform: wanted linux\/arm64, actual: linux\/amd64/);
+    const id = (await d.docker(['run', '-d', 'busybox', 'sh', '-c', 'head -c 100000 /dev/zero > /f; sleep 60'])).stdout.trim();
+    await eventually(async () => Number((await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}}'])).stdout) >= 100000, 5000, 'the written file counted');
+    const [rw, rootfs] = (await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}} {{.SizeRootFs}}'])).stdout.trim().split(' ').map(Number);
+    assert.ok(rootfs! > rw! + 1_000_000, 'the image under it is counted in SizeRootFs');
+    await d.docker(['rm', '-f', id]);
   });
 });

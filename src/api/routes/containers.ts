@@ -72,13 +72,19 @@ export function containerRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/containers/create', async (ctx) => {
     const body = await ctx.json();
-    const { id, warnings } = await engine.create(body, ctx.query.get('name') ?? undefined);
+    const { id, warnings } = await engine.create(body, ctx.query.get('name') ?? undefined, ctx.query.get('platform') ?? undefined);
     ctx.send(201, { Id: id, Warnings: warnings });
   });
 
-  r.on('GET', '/containers/{id}/json', (ctx) => {
+  r.on('GET', '/containers/{id}/json', async (ctx) => {
     const c = engine.get(ctx.params[0]!);
-    ctx.send(200, inspectView(engine, c));
+    const view: Record<string, unknown> = inspectView(engine, c);
+    if (flag(ctx, 'size')) {
+      // `inspect --size`: the writable layer, and it with the image under it
+      view['SizeRw'] = await engine.snapshots.usage(c.id).catch(() => 0);
+      view['SizeRootFs'] = (view['SizeRw'] as number) + (engine.images.list().find((i) => i.id === c.imageId)?.size ?? 0);
+    }
+    ctx.send(200, view);
   });
 
   r.on('POST', '/containers/{id}/start', async (ctx) => {

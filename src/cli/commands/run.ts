@@ -236,7 +236,7 @@ async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
   // content trust: the container runs the signed digest of the tag, pulled if missing
   if (trustOn()) body['Image'] = await (await loadTrust()).trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
   try {
-    const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name })}`, body);
+    const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name, platform: str(p, 'platform') })}`, body);
     for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
     return res.Id;
   } catch (e) {
