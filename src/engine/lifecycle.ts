@@ -342,10 +342,10 @@ export class Lifecycle {
     const rec = this.engine.store.find(id);
     if (!rec || !isActive(rec.state.status) || rec.state.status === 'restarting' || this.handlingExit.has(id)) return;
     this.handlingExit.add(id);
-    this.engine.health.stop(id);
     try {
       const ex = forcedCode === undefined ? await this.engine.runtime.exitCode(id) : { code: forcedCode, at: new Date() };
       if (!ex) return;
+      this.engine.health.stop(id);
       log.debug('exit seen', { id, afterMs: Date.now() - ex.at.getTime() });
       const willRestart = this.shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
       const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.engine.isRemoving(id);

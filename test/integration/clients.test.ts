@@ -76,7 +76,7 @@ networks:
   test('docker-compose: build with args, a dependency that waits for health, --exit-code-from', async () => {
     const dir = join(d.dir, 'compose-build');
     mkdirSync(join(dir, 'app'), { recursive: true });
-    writeFileSync(join(dir, 'app', 'Dockerfile'), 'FROM busybox\nARG MSG=default\nRUN echo "$MSG" > /msg\nHEALTHCHECK --interval=300ms --start-period=10s --retries=3 CMD test -f /tmp/ready\nCMD ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 300"]\n');
+    writeFileSync(join(dir, 'app', 'Dockerfile'), 'FROM busybox\nARG MSG=default\nRUN echo "$MSG" > /msg\nHEALTHCHECK --interval=300ms --start-period=10s --start-interval=300ms --retries=3 CMD test -f /tmp/ready\nCMD ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 300"]\n');
     writeFileSync(join(dir, 'docker-compose.yml'), `services:
   app:
     build:
