@@ -36,9 +36,10 @@ export interface Ctx {
 export type Handler = (ctx: Ctx) => Promise<void> | void;
 
 /** A boolean query parameter as dockerd reads one: present and not `0`, `false` or empty. */
+/** A boolean query parameter, read as dockerd's httputils.BoolValue does (docker-py sends `False`/`True`). */
 export function flag(ctx: Ctx, k: string): boolean {
-  const v = ctx.query.get(k);
-  return v !== null && v !== '0' && v !== 'false' && v !== '';
+  const v = ctx.query.get(k)?.trim().toLowerCase();
+  return v !== undefined && !['', '0', 'no', 'false', 'none'].includes(v);
 }
 
 interface Route {

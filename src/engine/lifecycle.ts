@@ -301,13 +301,15 @@ export class Lifecycle {
     }
   }
 
-  /** POST /containers/{id}/kill. */
+  /** POST /containers/{id}/kill. SIGKILL returns once the container exited (as dockerd's: clients remove it next). */
   async kill(rec: ContainerRecord, signal: string | undefined): Promise<void> {
     const sig = parseSignal(signal || 'SIGKILL');
     if (rec.state.status !== 'running' && rec.state.status !== 'paused') throw conflict(`Cannot kill container: ${rec.name}: Container ${rec.id} is not running`);
+    const exited = sig === 9 ? this.exitPromise(rec.id) : null;
     await this.engine.runtime.kill(rec.id, sig);
     if (sig === 9 && rec.state.status === 'paused') await this.engine.runtime.resume(rec.id).catch(() => undefined);
     this.engine.events.emit('container', 'kill', rec.id, { image: rec.config.Image ?? '', name: rec.name, signal: String(sig) });
+    if (exited) await Promise.race([exited, sleep(10_000)]);
   }
 
   async pause(rec: ContainerRecord): Promise<void> {

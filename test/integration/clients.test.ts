@@ -100,9 +100,9 @@ networks:
     assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.project=cbuild'])).stdout.trim(), '');
   });
 
-  test('docker-py: version, images, run, detached containers, exec, logs, wait, volumes, networks', async () => {
+  test('docker-py: version, images, run, detached containers, exec, logs, wait, volumes, networks, build, archives, stats, kill', async () => {
     const script = join(d.dir, 'dockerpy.py');
-    writeFileSync(script, `import json, docker
+    writeFileSync(script, `import io, json, tarfile, docker
 c = docker.from_env()
 out = {}
 out['api'] = c.version()['ApiVersion']
@@ -126,6 +126,18 @@ ctr = c.containers.run('busybox', ['sh', '-c', 'echo data > /v/f; cat /v/f'], vo
 out['vol'] = [ctr.wait()['StatusCode'], ctr.logs().decode()]
 ctr.remove()
 n.remove(); v.remove()
+# a build (docker-py sends its flags as pull=False, rm=True: dockerd's boolean parsing)
+img, _ = c.images.build(fileobj=io.BytesIO(b'FROM busybox\\nRUN echo built > /b\\nCMD ["cat", "/b"]\\n'), tag='pybuilt:1', rm=True)
+out['build'] = c.containers.run('pybuilt:1', remove=True).decode()
+c.images.remove('pybuilt:1')
+ctr = c.containers.run('busybox', ['sleep', '30'], detach=True)
+buf = io.BytesIO(); t = tarfile.open(fileobj=buf, mode='w'); ti = tarfile.TarInfo('x.txt'); ti.size = 7; t.addfile(ti, io.BytesIO(b'payload')); t.close()
+out['put'] = ctr.put_archive('/tmp', buf.getvalue())
+bits, stat = ctr.get_archive('/tmp/x.txt')
+out['get'] = [tarfile.open(fileobj=io.BytesIO(b''.join(bits))).extractfile('x.txt').read().decode(), stat['name']]
+out['stats'] = sorted(k for k in ['cpu_stats', 'memory_stats', 'pids_stats'] if k in ctr.stats(stream=False))
+out['stream'] = [l.decode() for l in c.containers.run('busybox', ['sh', '-c', 'echo 1; echo 2'], stream=True, remove=True)]
+ctr.kill(); ctr.remove()  # a kill answers once the container is down: the removal right after works
 out['left'] = [x.name for x in c.containers.list(all=True)] + [x.name for x in c.volumes.list()] + [x.name for x in c.networks.list() if x.name == 'pynet']
 print(json.dumps(out))
 `);
@@ -142,6 +154,11 @@ print(json.dumps(out))
     assert.deepEqual(out['listed'], ['py1']);
     assert.equal(out['wait'], 137, 'sh as pid 1 ignores SIGTERM: killed after the timeout');
     assert.deepEqual(out['vol'], [0, 'data\n']);
+    assert.equal(out['build'], 'built\n');
+    assert.equal(out['put'], true);
+    assert.deepEqual(out['get'], ['payload', 'x.txt']);
+    assert.deepEqual(out['stats'], ['cpu_stats', 'memory_stats', 'pids_stats']);
+    assert.deepEqual(out['stream'], ['1\n', '2\n']);
     assert.deepEqual(out['left'], []);
   });
 

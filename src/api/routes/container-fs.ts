@@ -1,6 +1,6 @@
 /** A container's filesystem: `docker cp` (GET/HEAD/PUT /containers/{id}/archive) and `docker export`. */
 import { conflict, invalidArgument } from '../../base/errors.js';
-import type { Router, Ctx } from '../http.js';
+import { flag, type Router, type Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import { statPath, packPath, extractInto, packDir } from '../../archive/container-fs.js';
 
@@ -48,7 +48,7 @@ export function containerFsRoutes(r: Router, engine: Engine): void {
     const c = engine.get(ctx.params[0]!);
     if (c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
     const root = await engine.ensureMounted(c);
-    const noOverwrite = ['1', 'true'].includes(ctx.query.get('noOverwriteDirNonDir') ?? '');
+    const noOverwrite = flag(ctx, 'noOverwriteDirNonDir');
     await extractInto(root, pathParam(ctx), ctx.bodyStream, { noOverwriteDirNonDir: noOverwrite });
     ctx.send(200);
   });
