@@ -6,16 +6,36 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
 import { maybeGunzip } from '../archive/layer.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { IgnoreMatcher, cleanPath } from '../spec/dockerignore.js';
 
+/**
+ * Ends a tar stream properly: its last member padded to a 512-byte block, then the two zero
+ * blocks. The docker CLI's `build -f -` context stops right after its last file's bytes (Go's
+ * tar reader, dockerd's, accepts that; GNU tar calls it an unexpected EOF). A complete archive is
+ * unchanged for tar: it stops at its own end marker.
+ */
+function completeTar(): Transform {
+  let length = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      length += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(null, Buffer.alloc(((512 - (length % 512)) % 512) + 1024));
+    },
+  });
+}
+
 /** Unpacks a context tar (plain or gzip) into the empty directory `dir`. */
 export async function receiveContext(input: Readable, dir: string): Promise<void> {
-  await runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-overwrite-dir'], { input: await maybeGunzip(input) }).catch((e: unknown) => {
+  const tar = (await maybeGunzip(input)).pipe(completeTar());
+  await runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-overwrite-dir'], { input: tar }).catch((e: unknown) => {
     throw invalidArgument(`invalid build context: ${errorMessage(e)}`);
   });
 }

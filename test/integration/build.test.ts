@@ -168,6 +168,12 @@ CMD ["sh", "-c", "cat /platform; ls /texts /js"]
     for (const tag of ['more-docker', 'more-berth', 'more-extra:v2']) assert.equal((await inspect(tag)).Id, ids[0], `${tag} names the image`);
     assert.equal(await run('more-berth'), 'linux/amd64 amd64\n/js:\na1.js\nb2.js\n\n/texts:\none.txt\ntwo.txt\n');
     assert.equal((await inspect('more-berth')).Config.Labels['built.by'], 'tests');
+    // the Dockerfile from stdin, with a context dir (the docker CLI's tar of it ends without tar's end blocks) or without one
+    const piped = await docker(['build', '-q', '-f', '-', '-t', 'from-stdin', dir], { input: 'FROM busybox\nCOPY one.txt /one\n' });
+    assert.equal((await inspect('from-stdin')).Id, piped.stdout.trim());
+    assert.equal(await run('from-stdin', 'cat', '/one'), '1');
+    await docker(['build', '-q', '-t', 'no-context', '-'], { input: 'FROM busybox\nLABEL only=dockerfile\n' });
+    assert.equal((await inspect('no-context')).Config.Labels['only'], 'dockerfile');
   });
 
   test('.dockerignore: patterns, ** and ! exceptions decide what COPY sees', async () => {
