@@ -29,6 +29,7 @@ import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle } from './lifecycle.js';
 import { planNetworks } from './net.js';
+import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
 import { copyUp, planMounts } from './mounts.js';
@@ -162,6 +163,7 @@ export class Engine {
       const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
       if (ref && !this.store.find(ref)) throw invalidArgument(`No such container: ${ref}`);
     }
+    if (hostConfig.Links?.length) hostConfig.Links = planLinks(hostConfig.Links, ctrName, (ref) => this.store.find(ref));
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
       throw invalidArgument("can't create 'AutoRemove' container with restart policy");
     const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));

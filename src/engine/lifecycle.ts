@@ -15,6 +15,7 @@ import { isActive } from './state.js';
 import { parseSignal } from './config.js';
 import { specInputOf } from './spec-input.js';
 import { attachableOf, writeNetFiles } from './net.js';
+import { linkEnv, linkHosts, resolveLinks } from './links.js';
 import { netnsAdd, netnsDel } from '../network/host.js';
 
 /** A start that restores a checkpoint: its CRIU images, and the addresses (network id -> IPv4) to keep. */
@@ -135,6 +136,7 @@ export class Lifecycle {
     const tm = performance.now();
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
+    const links = resolveLinks(engine.networks, rec, (ref) => engine.store.find(ref));
     // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
     // network to berth, and a restore goes into a namespace wired beforehand)
     const named = engine.namedNetns(rec);
@@ -147,7 +149,7 @@ export class Lifecycle {
       const sources = new Map<string, string>();
       for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
       spec = specInputOf(rec, {
-        rootfs, containerDir: engine.containerDir(rec.id), user, host, volumeSources: sources,
+        rootfs, containerDir: engine.containerDir(rec.id), user, host, volumeSources: sources, extraEnv: linkEnv(rec.name, links),
         netns: named ? `/run/netns/${named}` : this.joinedNs(rec.hostConfig.NetworkMode, 'net', 'network namespace'),
         pidns: this.joinedNs(rec.hostConfig.PidMode, 'pid', 'PID namespace'),
         ipcns: this.joinedNs(rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
@@ -202,7 +204,7 @@ export class Lifecycle {
         throw e;
       }
     }
-    await writeNetFiles(engine.networks, rec, engine.containerDir(rec.id));
+    await writeNetFiles(engine.networks, rec, engine.containerDir(rec.id), linkHosts(links));
     const t1 = performance.now();
     const pending = this.pendingAttach.get(rec.id) ?? [];
     this.pendingAttach.delete(rec.id);

@@ -88,7 +88,7 @@ export function attachableOf(rec: ContainerRecord): Attachable {
  * /etc/hosts and /etc/resolv.conf once the container's addresses are known. They are rewritten
  * in place: the container bind-mounts these very files.
  */
-export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, dir: string): Promise<void> {
+export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, dir: string, linkHosts: readonly string[] = []): Promise<void> {
   const hc = rec.hostConfig;
   if (hc.NetworkMode === 'host') return;
   const eps = nets.endpoints({ containerId: rec.id });
@@ -103,7 +103,7 @@ export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, 
     if (i <= 0 || !ip) throw invalidArgument(`invalid extra host: ${h}`);
     return `${ip}\t${name}`;
   });
-  const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra, ...own];
+  const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra, ...linkHosts, ...own];
   const [, hostResolv] = await Promise.all([fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`), fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '')]);
   const keep = hostResolv.split('\n').filter((l) => /^\s*(search|options|domain)\s/.test(l));
   const userNet = eps.find((e) => !nets.get(e.networkId).isDefault);

@@ -6,7 +6,7 @@ import type { SpecInput } from '../runtime/types.js';
 import { DEFAULT_PATH } from '../runtime/spec.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
-import { parseSecurityOpts, resourcesOf } from './config.js';
+import { mergeEnv, parseSecurityOpts, resourcesOf } from './config.js';
 import { specMounts } from './mounts.js';
 
 export interface SpecContext {
@@ -16,6 +16,8 @@ export interface SpecContext {
   host: { apparmor: boolean; selinux: boolean };
   /** the network namespace to join (`--network container:<id>`) */
   netns?: string | undefined;
+  /** environment the engine adds under the container's own (legacy links' variables) */
+  extraEnv?: string[];
   /** the PID and IPC namespaces to join (`--pid container:<id>`, `--ipc container:<id>`) */
   pidns?: string | undefined;
   ipcns?: string | undefined;
@@ -49,7 +51,7 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
   const hc: HostConfig = rec.hostConfig;
   const cfg = rec.config;
   const sec = parseSecurityOpts(hc.SecurityOpt ?? [], ctx.host);
-  const env = [...(cfg.Env ?? [])];
+  const env = ctx.extraEnv?.length ? mergeEnv(ctx.extraEnv, cfg.Env ?? []) : [...(cfg.Env ?? [])];
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${cfg.Hostname}`);
   if (cfg.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');

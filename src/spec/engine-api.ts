@@ -92,6 +92,7 @@ export interface HostConfig {
   UTSMode?: string;
   CgroupnsMode?: string;
   GroupAdd?: string[] | null;
+  Links?: string[] | null;
   Devices?: Array<{ PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
   OomKillDisable?: boolean | null;
   OomScoreAdj?: number;
@@ -179,6 +180,7 @@ export function parseHostConfig(v: unknown): HostConfig {
     if (!plain.includes(m) && !(k === 'PidMode' || k === 'IpcMode' ? /^container:.+/.test(m) : false)) throw invalidArgument(`invalid ${name} mode: ${m}`);
   }
   optStringArray(o, 'GroupAdd', what);
+  optStringArray(o, 'Links', what);
   if (o['Devices'] !== undefined && o['Devices'] !== null) {
     if (!Array.isArray(o['Devices'])) throw invalidArgument('HostConfig.Devices: expected an array');
     for (const d of o['Devices'] as unknown[]) {

@@ -141,6 +141,25 @@ describe('networks', () => {
     assert.doesNotMatch(table(), /dnat to/, 'rules go with their containers');
   });
 
+  test('legacy --link: /etc/hosts, dockerd\'s variables, reachability; a missing or stopped target is refused', async () => {
+    await d.docker(['run', '-d', '--name', 'linked', '-e', 'SECRET=x', '--expose', '5432', 'busybox', 'sleep', '60']);
+    const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'linked'])).stdout.trim();
+    const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'linked'])).stdout.trim();
+    const out = (await d.docker(['run', '--rm', '--name', 'linker', '--link', 'linked:db', 'busybox', 'sh', '-c', 'grep -w db /etc/hosts; ping -c1 -W2 db >/dev/null && echo reached; env | grep ^DB_ | sort'])).stdout;
+    assert.equal(out, [`${ip}\tdb ${id.slice(0, 12)} linked`, 'reached', 'DB_ENV_SECRET=x', 'DB_NAME=/linker/db', `DB_PORT=tcp://${ip}:5432`,
+      `DB_PORT_5432_TCP=tcp://${ip}:5432`, `DB_PORT_5432_TCP_ADDR=${ip}`, 'DB_PORT_5432_TCP_PORT=5432', 'DB_PORT_5432_TCP_PROTO=tcp', ''].join('\n'));
+    assert.equal((await d.berth(['run', '--rm', '--link', 'linked', 'busybox', 'sh', '-c', 'echo $LINKED_NAME'])).stdout.trim().split('/').pop(), 'linked');
+    const created = (await d.docker(['create', '--name', 'link-stored', '--link', 'linked:db', 'busybox', 'true'])).stdout.trim();
+    assert.deepEqual(JSON.parse((await d.docker(['inspect', created])).stdout)[0].HostConfig.Links, ['/linked:/link-stored/db']);
+    await d.docker(['rm', created]);
+    const missing = await d.docker(['run', '--rm', '--link', 'nobody:db', 'busybox', 'true'], { allowFail: true });
+    assert.match(missing.stderr, /could not get container for nobody/);
+    await d.docker(['stop', '-t', '0', 'linked']);
+    const stopped = await d.docker(['run', '--name', 'late-linker', '--link', 'linked:db', 'busybox', 'true'], { allowFail: true });
+    assert.match(stopped.stderr, /Cannot link to a non running container: \/linked AS \/late-linker\/db/);
+    await d.docker(['rm', '-f', 'linked', 'late-linker']);
+  });
+
   test('network ls, inspect, connect, disconnect, rm, prune; --internal has no way out', async () => {
     await d.docker(['network', 'create', '--label', 'team=a', '--ip-range', '10.232.0.128/25', '--subnet', '10.232.0.0/24', 'lab']);
     await d.docker(['network', 'create', '--internal', 'sealed']);

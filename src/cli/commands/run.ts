@@ -24,7 +24,7 @@ export const CREATE_FLAGS: FlagSpec = {
   'volumes-from': { type: 'list' }, 'health-cmd': { type: 'string' }, 'health-interval': { type: 'string' }, 'health-timeout': { type: 'string' },
   'health-retries': { type: 'string' }, 'health-start-period': { type: 'string' }, 'health-start-interval': { type: 'string' }, 'no-healthcheck': { type: 'bool' },
   device: { type: 'list' }, 'group-add': { type: 'list' }, pid: { type: 'string' }, ipc: { type: 'string' }, uts: { type: 'string' }, cgroupns: { type: 'string' },
-  'oom-kill-disable': { type: 'bool' }, 'oom-score-adj': { type: 'string' }, 'log-driver': { type: 'string' }, 'log-opt': { type: 'list' },
+  'oom-kill-disable': { type: 'bool' }, 'oom-score-adj': { type: 'string' }, 'log-driver': { type: 'string' }, 'log-opt': { type: 'list' }, link: { type: 'list' },
 };
 
 /** `--device /dev/x[:/dev/y][:rwm]` -> a HostConfig.Devices entry (the docker CLI's parsing). */
@@ -174,6 +174,7 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   if (bool(p, 'init')) hc['Init'] = true;
   if (list(p, 'device').length) hc['Devices'] = list(p, 'device').map(deviceSpec);
   if (list(p, 'group-add').length) hc['GroupAdd'] = list(p, 'group-add');
+  if (list(p, 'link').length) hc['Links'] = list(p, 'link');
   for (const [flag, key] of [['pid', 'PidMode'], ['ipc', 'IpcMode'], ['uts', 'UTSMode'], ['cgroupns', 'CgroupnsMode']] as const) if (str(p, flag)) hc[key] = str(p, flag);
   if (bool(p, 'oom-kill-disable')) hc['OomKillDisable'] = true;
   if (str(p, 'oom-score-adj')) hc['OomScoreAdj'] = Number(str(p, 'oom-score-adj'));
