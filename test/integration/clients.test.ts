@@ -7,17 +7,9 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { cli, startDaemon, eventually, type Daemon } from './harness.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+import { freePort } from './registry-harness.js';
 
 describe('Docker clients: docker-compose, docker-py, testcontainers', () => {
   let d: Daemon;
