@@ -1,13 +1,15 @@
 /**
- * Starting a process that detaches (conmon daemonizes) with posix_spawn(3), through koffi.
+ * Starting processes with posix_spawn(3), through koffi: conmon (which daemonizes) and the helper
+ * programs berthd runs to completion (tar, ip, nft, cp: base/proc.ts).
  *
  * Node's spawn forks the whole daemon, page tables and all, and its main thread waits for the
- * child's exec: ~2.5 ms per conmon at berthd's size, on the path of every start and exec. glibc's
- * posix_spawn clones with CLONE_VM|CLONE_VFORK, which costs the same (~0.25 ms) whatever the
- * daemon's size. The child gets /dev/null on the fds not given a pipe, a session of its own, and
- * is reaped when it exits (SIGCHLD); the pipes come back as streams.
+ * child's exec: ~2.5 ms per process at berthd's size, on the path of every start, exec and build.
+ * glibc's posix_spawn clones with CLONE_VM|CLONE_VFORK, which costs the same (~0.25 ms) whatever
+ * the daemon's size. The child gets /dev/null on the fds of 0-2 not given a pipe; the pipes come
+ * back as streams; the child is reaped on SIGCHLD and its exit status reported.
  */
 import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { internal } from './errors.js';
 import { errnoName, libc } from './syscalls.js';
@@ -22,7 +24,7 @@ const fns = {
   attrInit: libc.func('int posix_spawnattr_init(void *attr)'),
   attrDestroy: libc.func('int posix_spawnattr_destroy(void *attr)'),
   attrSetFlags: libc.func('int posix_spawnattr_setflags(void *attr, short flags)'),
-  spawn: libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
+  spawnp: libc.func('int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)'),
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
 };
 
@@ -33,13 +35,27 @@ const WNOHANG = 1;
 /** sizeof(posix_spawn_file_actions_t) is 80 and sizeof(posix_spawnattr_t) 336 on glibc x86_64/arm64: room to spare */
 const OPAQUE_BYTES = 1024;
 
-/** Children spawned here that have not been reaped yet. */
-const unreaped = new Set<number>();
+export interface ExitStatus {
+  /** the exit code, or null when a signal ended it */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Children spawned here that have not been reaped yet, and who waits for their status. */
+const unreaped = new Map<number, (s: ExitStatus) => void>();
 let reaper: NodeJS.Timeout | null = null;
+const signalName = (n: number) => (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? null) as NodeJS.Signals | null;
 
 function reap(): void {
   const status = [0];
-  for (const pid of unreaped) if (fns.waitpid(pid, status, WNOHANG) !== 0) unreaped.delete(pid);
+  for (const [pid, done] of unreaped) {
+    const rc = fns.waitpid(pid, status, WNOHANG);
+    if (rc === 0) continue; // still running
+    unreaped.delete(pid);
+    const st = status[0]!;
+    // rc < 0: not our child any more (ECHILD): nothing to report
+    done(rc < 0 ? { code: null, signal: null } : (st & 0x7f) === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: signalName(st & 0x7f) });
+  }
   if (!unreaped.size) {
     process.removeListener('SIGCHLD', reap);
     if (reaper) clearInterval(reaper);
@@ -47,12 +63,14 @@ function reap(): void {
   }
 }
 
-function track(pid: number): void {
+function track(pid: number, done: (s: ExitStatus) => void): void {
   if (!unreaped.size) {
     process.on('SIGCHLD', reap);
-    reaper = setInterval(reap, 1000).unref(); // signals coalesce; this catches what they miss
+    // keeps the event loop alive until every child is reaped (a signal handler does not), and is a
+    // safety net: each SIGCHLD reaps every child that exited
+    reaper = setInterval(reap, 1000);
   }
-  unreaped.add(pid);
+  unreaped.set(pid, done);
 }
 
 function pipe(): [number, number] {
@@ -67,14 +85,17 @@ export interface Spawned {
   out: Map<number, Readable>;
   /** the write ends of the pipes the child reads from, by the child's fd */
   in: Map<number, Writable>;
+  /** resolves when the child exited (it is reaped then) */
+  exited: Promise<ExitStatus>;
 }
 
 /**
- * Runs `path` with `args` and exactly `env` in a new session. `out`: child fds that get a pipe the
- * child writes to (stderr, conmon's sync pipe); `into`: child fds that get a pipe the child reads.
- * Every other fd of 0, 1, 2 is /dev/null; the daemon's own fds are close-on-exec.
+ * Runs `file` (looked up in PATH unless it has a slash) with `args` and exactly `env`. `out`:
+ * child fds that get a pipe the child writes to; `into`: child fds that get a pipe it reads.
+ * Every other fd of 0, 1, 2 is /dev/null; the daemon's own fds are close-on-exec. `detached`:
+ * in a session of its own (conmon, which outlives the daemon).
  */
-export function spawnDetached(path: string, args: string[], env: Record<string, string>, o: { out: number[]; into?: number[] }): Spawned {
+export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEnv, o: { out: number[]; into?: number[]; detached?: boolean }): Spawned {
   const fa = Buffer.alloc(OPAQUE_BYTES);
   const attr = Buffer.alloc(OPAQUE_BYTES);
   const ours: number[] = [];
@@ -84,28 +105,28 @@ export function spawnDetached(path: string, args: string[], env: Record<string, 
   fns.faInit(fa);
   fns.attrInit(attr);
   try {
-    fns.attrSetFlags(attr, POSIX_SPAWN_SETSID);
+    if (o.detached) fns.attrSetFlags(attr, POSIX_SPAWN_SETSID);
     const given = new Set([...o.out, ...(o.into ?? [])]);
     for (const fd of [0, 1, 2]) if (!given.has(fd)) fns.faOpen(fa, fd, '/dev/null', O_RDWR, 0);
     const ends: Array<{ childFd: number; mine: number; write: boolean }> = [];
-    for (const childFd of o.out) {
-      const [r, w] = pipe();
-      ours.push(r);
-      theirs.push(w);
-      ends.push({ childFd, mine: r, write: false });
-      fns.faDup2(fa, w, childFd); // dup2 clears close-on-exec on the child's copy
-    }
-    for (const childFd of o.into ?? []) {
-      const [r, w] = pipe();
-      ours.push(w);
-      theirs.push(r);
-      ends.push({ childFd, mine: w, write: true });
-      fns.faDup2(fa, r, childFd);
+    for (const [childFds, write] of [[o.out, false], [o.into ?? [], true]] as const) {
+      for (const childFd of childFds) {
+        const [r, w] = pipe();
+        ours.push(write ? w : r);
+        theirs.push(write ? r : w);
+        ends.push({ childFd, mine: write ? w : r, write });
+        fns.faDup2(fa, write ? r : w, childFd); // dup2 clears close-on-exec on the child's copy
+      }
     }
     const pid = [0];
-    const rc = fns.spawn(pid, path, fa, attr, [path, ...args, null], [...Object.entries(env).map(([k, v]) => `${k}=${v}`), null]);
-    if (rc !== 0) throw internal(`cannot run ${path}: ${errnoName(rc)}`);
-    track(pid[0]!);
+    const envp = [...Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`), null];
+    const rc = fns.spawnp(pid, file, fa, attr, [file, ...args, null], envp);
+    if (rc !== 0) {
+      const e = internal(`cannot run ${file}: ${errnoName(rc)}`);
+      (e as { code?: string }).code = errnoName(rc);
+      throw e;
+    }
+    const exited = new Promise<ExitStatus>((resolve) => track(pid[0]!, resolve));
     for (const e of ends) {
       const s = new Socket({ fd: e.mine, readable: !e.write, writable: e.write });
       s.on('error', () => undefined); // a child that exits early (EPIPE, reset): the caller sees 'close'
@@ -113,7 +134,7 @@ export function spawnDetached(path: string, args: string[], env: Record<string, 
       else out.set(e.childFd, s);
     }
     ours.length = 0; // owned by the sockets now
-    return { pid: pid[0]!, out, in: into };
+    return { pid: pid[0]!, out, in: into, exited };
   } finally {
     for (const fd of theirs) fns.close(fd);
     for (const fd of ours) fns.close(fd);

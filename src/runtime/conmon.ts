@@ -7,7 +7,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument, unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import { spawnDetached } from '../base/spawn.js';
+import { spawnProcess } from '../base/spawn.js';
 
 export interface SyncMessage {
   data: number;
@@ -96,7 +96,7 @@ export function startConmon(path: string, args: string[], opts: { attach: boolea
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = spawnDetached(path, args, env, opts.attach ? { out: [2, 3, 4], into: [5] } : { out: [2, 3] });
+  const child = spawnProcess(path, args, env, opts.attach ? { out: [2, 3, 4], into: [5], detached: true } : { out: [2, 3], detached: true });
   let err = '';
   child.out.get(2)!.on('data', (d: Buffer) => (err += d.toString()));
   const sync = new SyncReader(child.out.get(3)!, 'sync');
