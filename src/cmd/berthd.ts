@@ -24,7 +24,7 @@ import { containerFsRoutes } from '../api/routes/container-fs.js';
 import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes, builderPull } from '../api/routes/build.js';
-import { Builder } from '../builder/build.js';
+import { Builder } from '../builder/builder.js';
 import { NetworkManager } from '../network/manager.js';
 import { DEFAULT_DIRS as DEFAULT_PLUGIN_DIRS, PluginRegistry } from '../plugins/registry.js';
 import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';

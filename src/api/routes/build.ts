@@ -10,7 +10,7 @@ import type { Credentials } from '../../distribution/client.js';
 import { pull } from '../../distribution/pull.js';
 import { registryHostOf } from '../../spec/distribution.js';
 import { parseReference } from '../../image/reference.js';
-import type { Builder, BuildRequest } from '../../builder/build.js';
+import type { Builder, BuildRequest } from '../../builder/builder.js';
 import type { Engine } from '../../engine/engine.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';

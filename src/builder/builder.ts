@@ -1,0 +1,185 @@
+/**
+ * The builder service: unpacks a build's context, parses its Dockerfile, plans the stages the
+ * target needs and runs them (build.ts's BuildRun), then registers and tags the image. Owns the
+ * build cache, its prune, the scratch space a crash may leave, and the locks of cache mounts.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { invalidArgument } from '../base/errors.js';
+import { shortId } from '../base/ids.js';
+import { log } from '../base/log.js';
+import { normalizeTagged } from '../image/reference.js';
+import type { Db } from '../metadata/db.js';
+import type { Credentials } from '../distribution/client.js';
+import type { ImageRecord } from '../image/types.js';
+import type { Mounter } from '../snapshot/types.js';
+import type { OverlaySnapshotter } from '../snapshot/overlay.js';
+import type { Runtime, RuntimeName } from '../runtime/types.js';
+import { resolveInRoot } from '../archive/container-fs.js';
+import { parseDockerfile, stagesOf } from './parser.js';
+import { BuildCache } from './cache.js';
+import { SourceRoot, receiveContext } from './context.js';
+import { NOP, type State } from './steps.js';
+import { BuildRun, copyOf } from './build.js';
+
+/** What the builder needs of the image store. */
+export interface BuilderImages {
+  get(ref: string): ImageRecord;
+  register(configBytes: Buffer, names: { tag?: string }): Promise<ImageRecord>;
+  tag(ref: string, target: string): void;
+  hasLayer(diffId: string): boolean;
+  writeLayer(fill: (out: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>): Promise<{ diffId: string; size: number }>;
+  unpack(diffIds: readonly string[]): Promise<string | null>;
+  retain(chains: () => string[][]): void;
+  collectLayers(): Promise<number>;
+}
+
+export interface BuilderDeps {
+  /** `<root>/builder`: cache mounts */
+  root: string;
+  /** scratch space: contexts, bundles, secrets */
+  scratch: string;
+  db: Db;
+  images: BuilderImages;
+  snapshots: OverlaySnapshotter;
+  mounter: Mounter;
+  runtime: Runtime;
+  defaultRuntime: RuntimeName;
+  /** pulls an image (FROM, COPY --from) reporting progress lines */
+  pull: (ref: string, platform: string | undefined, creds: Credentials | null, say: (line: string) => void) => Promise<ImageRecord>;
+}
+
+export interface BuildRequest {
+  dockerfile: string;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  target: string;
+  noCache: boolean;
+  pull: boolean;
+  labels: Record<string, string>;
+  cacheFrom: string[];
+  secrets: Record<string, Buffer>;
+  platform: string;
+  network: 'host' | 'none' | 'default';
+  /** registry credentials for the images the build pulls */
+  credentials: (ref: string) => Credentials | null;
+  signal: AbortSignal;
+}
+
+export interface StepEvent {
+  stage: string;
+  /** 1-based over the steps of the stages built */
+  index: number;
+  total: number;
+  text: string;
+  cached: boolean;
+  ms: number;
+}
+
+export interface BuildOutput {
+  /** dockerd's legacy builder stream lines (`Step 2/5 : RUN ...`, ` ---> Using cache`, command output) */
+  stream(text: string): void;
+  /** a finished step, for progress displays */
+  step(e: StepEvent): void;
+}
+
+export class Builder {
+  readonly cache: BuildCache;
+  /** cache mounts with sharing=locked: one build step at a time per id */
+  private readonly locks = new Map<string, Promise<void>>();
+
+  constructor(private readonly d: BuilderDeps) {
+    this.cache = new BuildCache(d.db);
+    d.images.retain(() => this.cache.chains());
+  }
+
+  /** Clears what a build cut short by a crash left: mounts and files in scratch, step snapshots. */
+  async init(): Promise<void> {
+    await fsp.mkdir(this.d.root, { recursive: true });
+    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${this.d.scratch}/`));
+    for (const m of mounts.sort((a, b) => b.length - a.length)) await this.d.mounter.unmount(m).catch(() => undefined);
+    await fsp.rm(this.d.scratch, { recursive: true, force: true });
+    await fsp.mkdir(this.d.scratch, { recursive: true, mode: 0o700 });
+    for (const key of this.d.snapshots.activeKeys('build-')) await this.d.snapshots.remove(key);
+  }
+
+  /** Unpacks the context tar and builds. Everything temporary is removed, whatever happens. */
+  async buildFromTar(context: Readable, req: BuildRequest, out: BuildOutput): Promise<ImageRecord> {
+    const dir = join(this.d.scratch, `ctx-${randomBytes(8).toString('hex')}`);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      const t0 = performance.now();
+      await receiveContext(context, dir);
+      log.debug('build context received', { ms: +(performance.now() - t0).toFixed(1) });
+      return await this.build(dir, req, out);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Removes the build cache and the layers only it kept. */
+  async prune(): Promise<{ entries: number; freed: number }> {
+    const entries = this.cache.clear();
+    const freed = await this.d.images.collectLayers();
+    await fsp.rm(join(this.d.root, 'cache-mounts'), { recursive: true, force: true });
+    return { entries, freed };
+  }
+
+  async build(contextDir: string, req: BuildRequest, out: BuildOutput): Promise<ImageRecord> {
+    const file = req.dockerfile || 'Dockerfile';
+    const dfPath = await resolveInRoot(contextDir, file);
+    const text = await fsp.readFile(dfPath, 'utf8').catch(() => {
+      throw invalidArgument(`Cannot locate specified Dockerfile: ${file}`);
+    });
+    const name = basename(file);
+    const df = parseDockerfile(text, name);
+    const { globalArgs, stages } = stagesOf(df, name);
+    for (const t of req.tags) normalizeTagged(t); // a bad tag fails before any step runs
+    const target = req.target ? stages.find((s) => s.name === req.target.toLowerCase()) : stages[stages.length - 1];
+    if (!target) throw invalidArgument(`failed to reach build target ${req.target} in Dockerfile`);
+    const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir), stages);
+    const globals = run.globalScope(globalArgs);
+    run.plan(target, globals);
+    let state: State;
+    try {
+      state = await run.stage(target.index);
+    } catch (e) {
+      // a failing stage stopped the others: nothing keeps running (or reading the context) after the answer
+      await run.settled();
+      throw run.firstError ?? e;
+    }
+    const labels = Object.entries(req.labels);
+    if (labels.length) {
+      const cfg = copyOf(state.config.config ?? {});
+      cfg.Labels = { ...(cfg.Labels ?? {}), ...req.labels };
+      state = await run.commit(state, [`LABEL ${JSON.stringify(req.labels)}`], `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`, cfg, null);
+    }
+    run.warnUnused();
+    const img = await this.d.images.register(Buffer.from(JSON.stringify(state.config)), {});
+    out.stream(`Successfully built ${shortId(img.id)}\n`);
+    for (const t of req.tags) {
+      this.d.images.tag(img.id, t);
+      out.stream(`Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`);
+    }
+    return this.d.images.get(img.id);
+  }
+
+  /** Runs `fn` holding the lock of a cache mount id (sharing=locked). */
+  async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chained = prev.then(() => mine);
+    this.locks.set(id, chained);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(id) === chained) this.locks.delete(id);
+    }
+  }
+}
+
