@@ -71,3 +71,24 @@ export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]
   const file = version === 2 ? `${CG}${path}/cgroup.procs` : `${CG}/pids${path}/cgroup.procs`;
   return (await read(file)).split('\n').filter(Boolean).map(Number);
 }
+
+/**
+ * Removes the empty cgroups under `parent` (`/berth`) in every hierarchy: what containers a crash or
+ * a runtime that gave up on a busy cgroup left behind. A cgroup with processes (any daemon's
+ * running container: they share the parent) cannot be removed, so only leftovers go. Returns how
+ * many went.
+ */
+export async function pruneEmptyCgroups(version: 1 | 2, parent: string): Promise<number> {
+  const roots = version === 2 ? [`${CG}${parent}`] : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${parent}`);
+  let removed = 0;
+  const prune = async (dir: string): Promise<boolean> => {
+    const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+    const done = await Promise.all(kids.map((k) => prune(`${dir}/${k.name}`)));
+    if (done.includes(false)) return false;
+    return fsp.rmdir(dir).then(() => true, () => false);
+  };
+  for (const root of roots) {
+    for (const e of await fsp.readdir(root, { withFileTypes: true }).catch(() => [])) if (e.isDirectory() && (await prune(`${root}/${e.name}`))) removed++;
+  }
+  return removed;
+}

@@ -24,7 +24,7 @@ import type { AttachSession, CgroupStats, CreateOptions, ExecHandle, ExecOptions
 import { buildSpec } from './spec.js';
 import { connectAttach } from './attach.js';
 import { runtimeError, startConmon } from './conmon.js';
-import { cgroupPids, cgroupStats } from './cgroups.js';
+import { cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
 import { criuErrors, lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
 
 const run = promisify(execFile);
@@ -74,6 +74,8 @@ export class ConmonRuntime implements Runtime {
     for (const d of [this.exits, this.sockets, this.ctrs, this.execs, join(this.runDir, 'bin'), join(this.runDir, 'crun'), join(this.runDir, 'runc')]) await fsp.mkdir(d, { recursive: true });
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       this.bins.set(name, pinBinary(rt.path, join(this.runDir, 'bin', name)));
+    const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth');
+    if (pruned) log.info('removed cgroups left by exited containers', { count: pruned });
     if (this.info.checkpoint.runtimes.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
       // for a large dump, written while the container is frozen); errors and the page server's

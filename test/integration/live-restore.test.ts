@@ -3,7 +3,7 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startDaemon, eventually, type Daemon } from './harness.js';
@@ -76,8 +76,12 @@ describe('live restore', () => {
     db.prepare('DELETE FROM containers WHERE id = ?').run(other);
     db.close();
     assert.ok(filesOf(other).some((f) => f), 'files left by the crash');
+    // and an empty cgroup a runtime left behind
+    const cgroup = existsSync('/sys/fs/cgroup/pids') ? `/sys/fs/cgroup/pids/berth/${'e'.repeat(64)}` : `/sys/fs/cgroup/berth/${'e'.repeat(64)}`;
+    mkdirSync(cgroup, { recursive: true });
     await d.restart();
     assert.deepEqual(filesOf(other), [false, false, false, false], 'finished at start');
+    assert.ok(!existsSync(cgroup), 'empty container cgroups are removed at start');
     await d.docker(['rm', '-f', 'gone']);
   });
 
