@@ -2,7 +2,9 @@
  * Pure functions from (client config, image config) to what a container runs with.
  * Rules follow dockerd's daemon/create.go and container merge semantics.
  */
+import { statSync } from 'node:fs';
 import { invalidArgument } from '../base/errors.js';
+import { devNumbers } from '../base/fs.js';
 import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
 import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
 import type { Resources } from '../runtime/types.js';
@@ -119,7 +121,27 @@ export function resourcesOf(hc: HostConfig): Resources {
   }
   if (hc.CpusetCpus) r.cpusetCpus = hc.CpusetCpus;
   if (hc.PidsLimit !== undefined && hc.PidsLimit !== null && hc.PidsLimit !== 0) r.pidsLimit = hc.PidsLimit;
+  if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) r.memorySwappiness = hc.MemorySwappiness;
+  if (hc.CpusetMems) r.cpusetMems = hc.CpusetMems;
+  if (hc.BlkioWeight) r.blkioWeight = hc.BlkioWeight;
+  const throttles = { readBps: hc.BlkioDeviceReadBps, writeBps: hc.BlkioDeviceWriteBps, readIops: hc.BlkioDeviceReadIOps, writeIops: hc.BlkioDeviceWriteIOps };
+  for (const [k, list] of Object.entries(throttles) as Array<[keyof NonNullable<Resources['throttle']>, HostConfig['BlkioDeviceReadBps']]>) {
+    if (!list?.length) continue;
+    r.throttle = { ...r.throttle, [k]: list.map((t) => ({ ...blockDevice(t.Path), rate: t.Rate })) };
+  }
   return r;
+}
+
+/** The numbers of the block device at `path` (`--device-read-bps /dev/sda:1mb`). */
+function blockDevice(path: string): { major: number; minor: number } {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw invalidArgument(`no such block device: ${path}`);
+  }
+  if (!st.isBlockDevice()) throw invalidArgument(`${path} is not a block device`);
+  return devNumbers(st.rdev);
 }
 
 export interface SecurityOptions {

@@ -157,6 +157,11 @@ export class Engine {
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
+    const warnings: string[] = [];
+    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) {
+      warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+      hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
+    }
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
     for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
       // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
@@ -204,7 +209,7 @@ export class Engine {
       throw isBerthError(e) ? e : wrap(e, 'creating container');
     }
     this.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
-    return { id, warnings: [] };
+    return { id, warnings };
   }
 
   /** `create --platform os[/arch[/variant]]`: the local image must be for it (berth runs images as they are). */

@@ -7,6 +7,7 @@ import { newId, type ExecId } from '../base/ids.js';
 import { asObject, optBool, optString, optStringArray } from '../base/json.js';
 import type { ExecHandle, AttachSession } from '../runtime/types.js';
 import { resolveUser } from '../runtime/user.js';
+import { isCommandNotFound } from '../runtime/conmon.js';
 import type { Engine } from './engine.js';
 import { mergeEnv } from './config.js';
 
@@ -105,7 +106,7 @@ export class Execs {
         detach: opts.detach,
       });
     } catch (e) {
-      this.finish(ex, /not found|no such file/i.test(errorMessage(e)) ? 127 : 126);
+      this.finish(ex, isCommandNotFound(errorMessage(e)) ? 127 : 126);
       throw e;
     }
     ex.handle = handle;

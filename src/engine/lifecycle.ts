@@ -9,6 +9,7 @@ import type { AttachSession } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
+import { isCommandNotFound } from '../runtime/conmon.js';
 import type { Engine } from './engine.js';
 import { ZERO_TIME, type ContainerRecord } from './record.js';
 import { isActive } from './state.js';
@@ -184,7 +185,7 @@ export class Lifecycle {
       if (named) await engine.unwire(rec); // wired before create: nothing of it stays
       const msg = errorMessage(e);
       rec.state.error = msg;
-      rec.state.exitCode = /not found|no such file/i.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 128;
+      rec.state.exitCode = isCommandNotFound(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 128;
       if (rec.state.status !== 'created') rec.state.status = 'exited';
       engine.store.save(rec);
       this.failPendingAttach(rec.id, e);

@@ -1,5 +1,6 @@
 /** ContainerRecord -> runtime SpecInput (what config.json is generated from). */
 import { statSync } from 'node:fs';
+import { devNumbers } from '../base/fs.js';
 import { join, isAbsolute } from 'node:path';
 import { invalidArgument, notImplemented } from '../base/errors.js';
 import type { SpecInput } from '../runtime/types.js';
@@ -104,8 +105,6 @@ function deviceOf(d: { PathOnHost: string; PathInContainer?: string; CgroupPermi
     throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": no such file or directory`);
   }
   if (!st.isCharacterDevice() && !st.isBlockDevice()) throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": not a device node`);
-  // Linux's dev_t: major in bits 8-19 (and 32+), minor in bits 0-7 and 20-31
-  const major = ((st.rdev >>> 8) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff);
-  const minor = (st.rdev & 0xff) | ((st.rdev >>> 12) & 0xfff00);
+  const { major, minor } = devNumbers(st.rdev);
   return { path: d.PathInContainer || d.PathOnHost, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid, access: d.CgroupPermissions || 'rwm' };
 }

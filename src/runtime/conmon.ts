@@ -77,11 +77,14 @@ export interface ConmonHandle {
   stderr: () => string;
 }
 
+/** Whether a runtime's failure says the command to run does not exist (crun's and runc's wordings): exit code 127. */
+export const isCommandNotFound = (message: string): boolean => /executable file .*not found|exec: "[^"]*": .*(not found|no such file)/i.test(message);
+
 /** The runtime's failure text, made readable and carrying Docker's phrases clients look for. */
 export function runtimeError(message: string, op: 'create' | 'exec' = 'create'): Error {
   const clean = message.replace(/\s+/g, ' ').trim();
   const prefix = op === 'exec' ? 'OCI runtime exec failed: exec failed' : 'failed to create task for container: OCI runtime create failed';
-  if (/not found|No such file or directory/i.test(clean)) {
+  if (isCommandNotFound(clean)) {
     const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
     return invalidArgument(`${prefix}: ${clean}${cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : ''}`);
   }

@@ -185,6 +185,8 @@ export function detectHost(want?: RuntimeName): HostInfo {
     defaultRuntime,
     conmon: { path: conmon, version: versionOf(conmon) },
     seccomp: status.includes('Seccomp:'),
+    // what the runtimes write for --blkio-weight: blkio.weight (v1, CFQ; BFQ's blkio.bfq.weight is not written) or the io controller (v2)
+    blkioWeight: cg.version === 2 ? read('/sys/fs/cgroup/cgroup.controllers').split(/\s+/).includes('io') : ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/berth/blkio.weight'].some((f) => existsSync(f)),
     apparmor,
     selinux,
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),

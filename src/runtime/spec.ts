@@ -134,20 +134,32 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
           ...(input.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
         ],
   };
-  if (r.memory || r.memoryReservation || r.memorySwap || input.oomKillDisable) {
+  if (r.memory || r.memoryReservation || r.memorySwap || input.oomKillDisable || r.memorySwappiness !== undefined) {
     linuxResources['memory'] = {
       ...(r.memory ? { limit: r.memory } : {}),
       ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}),
       ...(r.memorySwap ? { swap: r.memorySwap } : {}),
       ...(input.oomKillDisable ? { disableOOMKiller: true } : {}),
+      ...(r.memorySwappiness !== undefined ? { swappiness: r.memorySwappiness } : {}),
     };
   }
-  if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus) {
+  if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus || r.cpusetMems) {
     linuxResources['cpu'] = {
       ...(r.cpuShares ? { shares: r.cpuShares } : {}),
       ...(r.cpuQuota ? { quota: r.cpuQuota } : {}),
       ...(r.cpuPeriod ? { period: r.cpuPeriod } : {}),
       ...(r.cpusetCpus ? { cpus: r.cpusetCpus } : {}),
+      ...(r.cpusetMems ? { mems: r.cpusetMems } : {}),
+    };
+  }
+  if (r.blkioWeight || r.throttle) {
+    const t = r.throttle ?? {};
+    linuxResources['blockIO'] = {
+      ...(r.blkioWeight ? { weight: r.blkioWeight } : {}),
+      ...(t.readBps ? { throttleReadBpsDevice: t.readBps } : {}),
+      ...(t.writeBps ? { throttleWriteBpsDevice: t.writeBps } : {}),
+      ...(t.readIops ? { throttleReadIOPSDevice: t.readIops } : {}),
+      ...(t.writeIops ? { throttleWriteIOPSDevice: t.writeIops } : {}),
     };
   }
   if (r.pidsLimit) linuxResources['pids'] = { limit: r.pidsLimit };

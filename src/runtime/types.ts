@@ -57,6 +57,10 @@ export interface Resources {
   cpusetCpus?: string;
   pidsLimit?: number; // <=0 unlimited
   blkioWeight?: number;
+  memorySwappiness?: number; // 0-100
+  cpusetMems?: string;
+  /** `--device-{read,write}-{bps,iops}`: per block device limits */
+  throttle?: Partial<Record<'readBps' | 'writeBps' | 'readIops' | 'writeIops', Array<{ major: number; minor: number; rate: number }>>>;
 }
 
 export type RuntimeName = 'crun' | 'runc';
@@ -146,6 +150,8 @@ export interface HostInfo {
   defaultRuntime: RuntimeName;
   conmon: { path: string; version: string };
   seccomp: boolean;
+  /** whether `--blkio-weight` can be applied (else dockerd's warning, and the weight is discarded) */
+  blkioWeight: boolean;
   apparmor: boolean;
   selinux: boolean;
   /** The daemon's bounding set: what --privileged and --cap-add ALL grant. */

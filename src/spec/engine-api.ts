@@ -40,6 +40,11 @@ export interface ContainerConfig {
   [k: string]: unknown;
 }
 
+export interface ThrottleDevice {
+  Path: string;
+  Rate: number;
+}
+
 export interface Ulimit {
   Name: string;
   Soft: number;
@@ -93,6 +98,16 @@ export interface HostConfig {
   CgroupnsMode?: string;
   GroupAdd?: string[] | null;
   Links?: string[] | null;
+  MemorySwappiness?: number | null;
+  CpusetMems?: string;
+  BlkioWeight?: number;
+  BlkioDeviceReadBps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteBps?: ThrottleDevice[] | null;
+  BlkioDeviceReadIOps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteIOps?: ThrottleDevice[] | null;
+  StorageOpt?: Record<string, string> | null;
+  CpuRealtimeRuntime?: number;
+  CpuRealtimePeriod?: number;
   Devices?: Array<{ PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
   OomKillDisable?: boolean | null;
   OomScoreAdj?: number;
@@ -210,6 +225,24 @@ export function parseHostConfig(v: unknown): HostConfig {
   const mem = o['Memory'];
   if (typeof mem === 'number' && mem !== 0 && mem < 6 * 1024 * 1024)
     throw invalidArgument('Minimum memory limit allowed is 6MB');
+  for (const k of ['MemorySwappiness', 'BlkioWeight', 'CpuRealtimeRuntime', 'CpuRealtimePeriod']) if (o[k] !== null) optNumber(o, k, what);
+  optString(o, 'CpusetMems', what);
+  const swappiness = o['MemorySwappiness'];
+  if (typeof swappiness === 'number' && swappiness !== -1 && (swappiness < 0 || swappiness > 100)) throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
+  const weight = o['BlkioWeight'];
+  if (typeof weight === 'number' && weight !== 0 && (weight < 10 || weight > 1000)) throw invalidArgument('Range of blkio weight is from 10 to 1000');
+  for (const k of ['BlkioDeviceReadBps', 'BlkioDeviceWriteBps', 'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps']) {
+    const l = o[k];
+    if (l === undefined || l === null) continue;
+    if (!Array.isArray(l)) throw invalidArgument(`HostConfig.${k}: expected an array`);
+    for (const t of l as unknown[]) {
+      const d = asObject(t, `HostConfig.${k}[]`);
+      if (!optString(d, 'Path', k) || typeof d['Rate'] !== 'number' || d['Rate'] < 0) throw invalidArgument(`HostConfig.${k}: each entry needs a Path and a Rate`);
+    }
+  }
+  // berth's snapshots are overlayfs on the host's filesystem: no per-container size quota
+  if (isObject(o['StorageOpt']) && Object.keys(o['StorageOpt']).length) throw invalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  if (o['CpuRealtimeRuntime'] || o['CpuRealtimePeriod']) throw invalidArgument('real-time CPU scheduling (--cpu-rt-runtime, --cpu-rt-period) is not supported: berthd gives its cgroup no real-time budget');
   const oom = o['OomScoreAdj'];
   if (typeof oom === 'number' && (oom < -1000 || oom > 1000)) throw invalidArgument(`Invalid value ${oom}, range for oom score adj is [-1000, 1000]`);
   const nano = o['NanoCpus'];

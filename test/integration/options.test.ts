@@ -132,6 +132,10 @@ describe('limits and security options', () => {
       [['--uts', 'host', '--hostname', 'x'], /conflicting options: hostname and the UTS mode/],
       [['--oom-score-adj', '5000'], /range for oom score adj is \[-1000, 1000\]/],
       [['--log-driver', 'syslog'], /logging driver syslog is not supported/],
+      [['--storage-opt', 'size=1G'], /--storage-opt is supported only for overlay over xfs/],
+      [['--cpu-rt-runtime', '1000'], /real-time CPU scheduling .* is not supported/],
+      [['--blkio-weight', '5'], /Range of blkio weight is from 10 to 1000/],
+      [['--device-read-bps', '/dev/null:1mb'], /\/dev\/null is not a block device/],
     ];
     for (const [flags, err] of cases) {
       const r = await d.docker(['run', '-d', ...flags, 'busybox', 'true'], { allowFail: true });
@@ -156,5 +160,28 @@ describe('limits and security options', () => {
     const [rw, rootfs] = (await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}} {{.SizeRootFs}}'])).stdout.trim().split(' ').map(Number);
     assert.ok(rootfs! > rw! + 1_000_000, 'the image under it is counted in SizeRootFs');
     await d.docker(['rm', '-f', id]);
+  });
+
+  test('--memory-swappiness, --cpuset-mems, --device-{read,write}-{bps,iops} land in the cgroup; --blkio-weight applied or discarded with a warning', async () => {
+    // the block device under the daemon's root, as `--device-read-bps` takes it
+    const disk = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/')?.[2];
+    const node = ['/dev/vda', '/dev/sda', '/dev/nvme0n1'].find((p) => existsSync(p));
+    const throttle = node && disk ? ['--device-read-bps', `${node}:1mb`, '--device-write-iops', `${node}:100`] : [];
+    const id = (await d.docker(['run', '-d', '--memory-swappiness', '10', '--cpuset-mems', '0', ...throttle, 'busybox', 'sleep', '60'])).stdout.trim();
+    assert.equal(cg('memory', id, 'memory.swappiness'), '10');
+    assert.equal(cg('cpuset', id, 'cpuset.mems'), '0');
+    if (throttle.length) {
+      assert.match(cg('blkio', id, 'blkio.throttle.read_bps_device'), /^\d+:\d+ 1048576$/);
+      assert.match(cg('blkio', id, 'blkio.throttle.write_iops_device'), /^\d+:\d+ 100$/);
+    }
+    await d.docker(['rm', '-f', id]);
+    const weighted = await d.docker(['run', '-d', '--blkio-weight', '300', 'busybox', 'sleep', '60']);
+    const wid = weighted.stdout.trim();
+    if (existsSync('/sys/fs/cgroup/blkio/berth/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.equal(cg('blkio', wid, 'blkio.weight'), '300');
+    else {
+      assert.match(weighted.stderr, /WARNING: Your kernel does not support Block I\/O weight or the cgroup is not mounted. Weight discarded./);
+      assert.equal(JSON.parse((await d.docker(['inspect', wid])).stdout)[0].State.Running, true, 'runs without it');
+    }
+    await d.docker(['rm', '-f', wid]);
   });
 });

@@ -7,11 +7,12 @@ import { buildSpec, capabilities, capsOfMask, DEFAULT_CAPS, ALL_CAPS, MASKED_PAT
 import { defaultProfile, convertProfile } from '../../src/runtime/seccomp.js';
 import { parseLimits } from '../../src/runtime/host.js';
 import { resolveUser } from '../../src/runtime/user.js';
+import { isCommandNotFound, runtimeError } from '../../src/runtime/conmon.js';
 import type { HostInfo, SpecInput } from '../../src/runtime/types.js';
 
 const host: HostInfo = {
   cgroupVersion: 1, cgroupDriver: 'cgroupfs', cgroupRepair: '', tuning: [], runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } }, defaultRuntime: 'crun',
-  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, apparmor: false, selinux: false, capabilities: ALL_CAPS,
+  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, blkioWeight: true, apparmor: false, selinux: false, capabilities: ALL_CAPS,
   rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } }, init: '/usr/bin/tini-static', kernelVersion: '6', memTotal: 1, ncpu: 2, warnings: [],
   checkpoint: { criu: '', criuPath: '', runtimes: [], reason: '', preCopy: false, preCopyReason: '', postCopy: false, postCopyReason: '' },
 };
@@ -110,4 +111,31 @@ test('users: names, uids, groups and supplementary groups from the rootfs; unkno
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('resources: swappiness, cpuset mems, block I/O weight and throttles; namespaces shared or the host\'s; devices', () => {
+  const built = buildSpec(
+    input({
+      resources: { memorySwappiness: 10, cpusetMems: '0', blkioWeight: 300, throttle: { readBps: [{ major: 254, minor: 0, rate: 1048576 }], writeIops: [{ major: 254, minor: 0, rate: 100 }] } },
+      pidNs: 'host', ipcNs: { path: '/proc/42/ns/ipc' }, utsHost: true,
+      devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0, access: 'r' }],
+    }),
+    host,
+  ) as unknown as { hostname?: string; linux: { namespaces: Array<{ type: string; path?: string }>; devices: unknown[]; resources: { memory: unknown; cpu: unknown; blockIO: unknown; devices: unknown[] } } };
+  assert.deepEqual(built.linux.resources.memory, { swappiness: 10 });
+  assert.deepEqual(built.linux.resources.cpu, { mems: '0' });
+  assert.deepEqual(built.linux.resources.blockIO, { weight: 300, throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }], throttleWriteIOPSDevice: [{ major: 254, minor: 0, rate: 100 }] });
+  assert.deepEqual(built.linux.namespaces.map((n) => n.type).sort(), ['ipc', 'mount', 'network']);
+  assert.equal(built.linux.namespaces.find((n) => n.type === 'ipc')?.path, '/proc/42/ns/ipc');
+  assert.equal(built.hostname, undefined, 'no hostname in the host UTS namespace');
+  assert.deepEqual(built.linux.devices, [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 }]);
+  assert.deepEqual(built.linux.resources.devices.at(-1), { allow: true, type: 'c', major: 10, minor: 229, access: 'r' });
+});
+
+test("a command that is not found, in crun's and runc's words; other missing files are not that", () => {
+  assert.ok(isCommandNotFound('executable file `nonexist` not found in $PATH: No such file or directory'));
+  assert.ok(isCommandNotFound('exec: "nope": executable file not found in $PATH'));
+  assert.ok(isCommandNotFound('exec: "/bin/bash": stat /bin/bash: no such file or directory'));
+  assert.ok(!isCommandNotFound('opening file `blkio.weight` for writing: No such file or directory'));
+  assert.doesNotMatch(runtimeError('opening file `blkio.weight` for writing: No such file or directory').message, /executable file not found/);
 });

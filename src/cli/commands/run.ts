@@ -25,7 +25,19 @@ export const CREATE_FLAGS: FlagSpec = {
   'health-retries': { type: 'string' }, 'health-start-period': { type: 'string' }, 'health-start-interval': { type: 'string' }, 'no-healthcheck': { type: 'bool' },
   device: { type: 'list' }, 'group-add': { type: 'list' }, pid: { type: 'string' }, ipc: { type: 'string' }, uts: { type: 'string' }, cgroupns: { type: 'string' },
   'oom-kill-disable': { type: 'bool' }, 'oom-score-adj': { type: 'string' }, 'log-driver': { type: 'string' }, 'log-opt': { type: 'list' }, link: { type: 'list' },
+  'memory-swappiness': { type: 'string' }, 'cpuset-mems': { type: 'string' }, 'cpu-period': { type: 'string' }, 'cpu-quota': { type: 'string' },
+  'blkio-weight': { type: 'string' }, 'device-read-bps': { type: 'list' }, 'device-write-bps': { type: 'list' }, 'device-read-iops': { type: 'list' },
+  'device-write-iops': { type: 'list' }, 'storage-opt': { type: 'list' },
 };
+
+/** `--device-read-bps /dev/sda:1mb` (a size) or `--device-read-iops /dev/sda:100` (a count). */
+function throttleSpec(text: string, iops: boolean): { Path: string; Rate: number } {
+  const i = text.lastIndexOf(':');
+  if (i <= 0) throw new UsageError(`invalid device rate: ${text} (DEVICE:RATE)`);
+  const rate = text.slice(i + 1);
+  if (iops && !/^\d+$/.test(rate)) throw new UsageError(`invalid rate for device: ${text}: a number of operations per second`);
+  return { Path: text.slice(0, i), Rate: iops ? Number(rate) : parseBytes(rate) };
+}
 
 /** `--device /dev/x[:/dev/y][:rwm]` -> a HostConfig.Devices entry (the docker CLI's parsing). */
 function deviceSpec(text: string): Record<string, string> {
@@ -175,6 +187,12 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   if (list(p, 'device').length) hc['Devices'] = list(p, 'device').map(deviceSpec);
   if (list(p, 'group-add').length) hc['GroupAdd'] = list(p, 'group-add');
   if (list(p, 'link').length) hc['Links'] = list(p, 'link');
+  for (const [flag, key] of [['memory-swappiness', 'MemorySwappiness'], ['cpu-period', 'CpuPeriod'], ['cpu-quota', 'CpuQuota'], ['blkio-weight', 'BlkioWeight']] as const)
+    if (str(p, flag) !== undefined) hc[key] = Number(str(p, flag));
+  if (str(p, 'cpuset-mems')) hc['CpusetMems'] = str(p, 'cpuset-mems');
+  for (const [flag, key, iops] of [['device-read-bps', 'BlkioDeviceReadBps', false], ['device-write-bps', 'BlkioDeviceWriteBps', false], ['device-read-iops', 'BlkioDeviceReadIOps', true], ['device-write-iops', 'BlkioDeviceWriteIOps', true]] as const)
+    if (list(p, flag).length) hc[key] = list(p, flag).map((t) => throttleSpec(t, iops));
+  if (list(p, 'storage-opt').length) hc['StorageOpt'] = Object.fromEntries(list(p, 'storage-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')]));
   for (const [flag, key] of [['pid', 'PidMode'], ['ipc', 'IpcMode'], ['uts', 'UTSMode'], ['cgroupns', 'CgroupnsMode']] as const) if (str(p, flag)) hc[key] = str(p, flag);
   if (bool(p, 'oom-kill-disable')) hc['OomKillDisable'] = true;
   if (str(p, 'oom-score-adj')) hc['OomScoreAdj'] = Number(str(p, 'oom-score-adj'));
@@ -252,7 +270,7 @@ export async function create(ctx: Ctx, argv: string[]): Promise<void> {
 
 /** Exit code the docker CLI gives when start fails: 126 cannot run, 127 not found, 125 otherwise. */
 function startFailureCode(msg: string): number {
-  if (/executable file not found|no such file or directory/i.test(msg)) return 127;
+  if (/executable file not found/i.test(msg)) return 127;
   if (/permission denied/i.test(msg)) return 126;
   return 125;
 }
