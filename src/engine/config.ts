@@ -1,6 +1,7 @@
 /**
- * Pure functions from (client config, image config) to what a container runs with.
- * Rules follow dockerd's daemon/create.go and container merge semantics.
+ * Functions from (client config, image config) to what a container runs with; pure but for a
+ * stat of the block devices `--device-{read,write}-*` name. Rules follow dockerd's
+ * daemon/create.go and container merge semantics.
  */
 import { statSync } from 'node:fs';
 import { invalidArgument } from '../base/errors.js';

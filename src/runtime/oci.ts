@@ -21,7 +21,7 @@ import { isObject } from '../base/json.js';
 import { log } from '../base/log.js';
 import { newId } from '../base/ids.js';
 import type { AttachSession, CgroupStats, CreateOptions, ExecHandle, ExecOptions, HostInfo, Resources, Runtime, RuntimeName, RuntimeStatus, SpecInput } from './types.js';
-import { buildSpec } from './spec.js';
+import { buildSpec, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
 import { runtimeError, startConmon } from './conmon.js';
 import { cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
@@ -451,10 +451,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   async update(id: string, r: Resources): Promise<void> {
-    const res: Record<string, unknown> = {};
-    if (r.memory || r.memorySwap || r.memoryReservation) res['memory'] = { ...(r.memory ? { limit: r.memory } : {}), ...(r.memorySwap ? { swap: r.memorySwap } : {}), ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}) };
-    if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus) res['cpu'] = { ...(r.cpuShares ? { shares: r.cpuShares } : {}), ...(r.cpuQuota ? { quota: r.cpuQuota } : {}), ...(r.cpuPeriod ? { period: r.cpuPeriod } : {}), ...(r.cpusetCpus ? { cpus: r.cpusetCpus } : {}) };
-    if (r.pidsLimit) res['pids'] = { limit: r.pidsLimit };
+    const res = resourcesJson(r);
     const file = join(this.ctrs, id, 'update.json');
     await fsp.writeFile(file, JSON.stringify(res));
     try {

@@ -4,7 +4,7 @@
  * device cgroup rules, seccomp. Pure: validation errors are InvalidArgument, raised at create time.
  */
 import { invalidArgument } from '../base/errors.js';
-import type { HostInfo, SpecInput } from './types.js';
+import type { HostInfo, Resources, SpecInput } from './types.js';
 import { convertProfile, defaultProfile, type OciSeccomp } from './seccomp.js';
 
 /** The PATH a container gets when its image sets none (Docker's). */
@@ -84,6 +84,41 @@ function seccompOf(input: SpecInput, caps: string[], host: HostInfo): OciSeccomp
   return convertProfile(input.seccomp.profile, caps);
 }
 
+/** The OCI `linux.resources` limits of `r` (memory, cpu, pids, blockIO): the spec's and `update`'s. */
+export function resourcesJson(r: Resources, oomKillDisable = false): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.memory || r.memoryReservation || r.memorySwap || oomKillDisable || r.memorySwappiness !== undefined) {
+    out['memory'] = {
+      ...(r.memory ? { limit: r.memory } : {}),
+      ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}),
+      ...(r.memorySwap ? { swap: r.memorySwap } : {}),
+      ...(oomKillDisable ? { disableOOMKiller: true } : {}),
+      ...(r.memorySwappiness !== undefined ? { swappiness: r.memorySwappiness } : {}),
+    };
+  }
+  if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus || r.cpusetMems) {
+    out['cpu'] = {
+      ...(r.cpuShares ? { shares: r.cpuShares } : {}),
+      ...(r.cpuQuota ? { quota: r.cpuQuota } : {}),
+      ...(r.cpuPeriod ? { period: r.cpuPeriod } : {}),
+      ...(r.cpusetCpus ? { cpus: r.cpusetCpus } : {}),
+      ...(r.cpusetMems ? { mems: r.cpusetMems } : {}),
+    };
+  }
+  if (r.blkioWeight || r.throttle) {
+    const t = r.throttle ?? {};
+    out['blockIO'] = {
+      ...(r.blkioWeight ? { weight: r.blkioWeight } : {}),
+      ...(t.readBps ? { throttleReadBpsDevice: t.readBps } : {}),
+      ...(t.writeBps ? { throttleWriteBpsDevice: t.writeBps } : {}),
+      ...(t.readIops ? { throttleReadIOPSDevice: t.readIops } : {}),
+      ...(t.writeIops ? { throttleWriteIOPSDevice: t.writeIops } : {}),
+    };
+  }
+  if (r.pidsLimit) out['pids'] = { limit: r.pidsLimit };
+  return out;
+}
+
 export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unknown> {
   const caps = capabilities(input.capAdd, input.capDrop, input.privileged, host.capabilities);
   if (input.apparmorProfile && !host.apparmor) throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${input.apparmorProfile}"`);
@@ -134,35 +169,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
           ...(input.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
         ],
   };
-  if (r.memory || r.memoryReservation || r.memorySwap || input.oomKillDisable || r.memorySwappiness !== undefined) {
-    linuxResources['memory'] = {
-      ...(r.memory ? { limit: r.memory } : {}),
-      ...(r.memoryReservation ? { reservation: r.memoryReservation } : {}),
-      ...(r.memorySwap ? { swap: r.memorySwap } : {}),
-      ...(input.oomKillDisable ? { disableOOMKiller: true } : {}),
-      ...(r.memorySwappiness !== undefined ? { swappiness: r.memorySwappiness } : {}),
-    };
-  }
-  if (r.cpuShares || r.cpuQuota || r.cpuPeriod || r.cpusetCpus || r.cpusetMems) {
-    linuxResources['cpu'] = {
-      ...(r.cpuShares ? { shares: r.cpuShares } : {}),
-      ...(r.cpuQuota ? { quota: r.cpuQuota } : {}),
-      ...(r.cpuPeriod ? { period: r.cpuPeriod } : {}),
-      ...(r.cpusetCpus ? { cpus: r.cpusetCpus } : {}),
-      ...(r.cpusetMems ? { mems: r.cpusetMems } : {}),
-    };
-  }
-  if (r.blkioWeight || r.throttle) {
-    const t = r.throttle ?? {};
-    linuxResources['blockIO'] = {
-      ...(r.blkioWeight ? { weight: r.blkioWeight } : {}),
-      ...(t.readBps ? { throttleReadBpsDevice: t.readBps } : {}),
-      ...(t.writeBps ? { throttleWriteBpsDevice: t.writeBps } : {}),
-      ...(t.readIops ? { throttleReadIOPSDevice: t.readIops } : {}),
-      ...(t.writeIops ? { throttleWriteIOPSDevice: t.writeIops } : {}),
-    };
-  }
-  if (r.pidsLimit) linuxResources['pids'] = { limit: r.pidsLimit };
+  Object.assign(linuxResources, resourcesJson(r, input.oomKillDisable ?? false));
   const seccomp = seccompOf(input, caps, host);
   const processSpec: Record<string, unknown> = {
     terminal: input.terminal,

@@ -174,6 +174,10 @@ describe('limits and security options', () => {
       assert.match(cg('blkio', id, 'blkio.throttle.read_bps_device'), /^\d+:\d+ 1048576$/);
       assert.match(cg('blkio', id, 'blkio.throttle.write_iops_device'), /^\d+:\d+ 100$/);
     }
+    // `docker update` sends every field, the unset ones empty: what it does not set stays
+    await d.docker(['update', '--pids-limit', '50', id]);
+    assert.equal(cg('pids', id, 'pids.max'), '50');
+    assert.equal(JSON.parse((await d.docker(['inspect', id])).stdout)[0].HostConfig.CpusetMems, '0');
     await d.docker(['rm', '-f', id]);
     const weighted = await d.docker(['run', '-d', '--blkio-weight', '300', 'busybox', 'sleep', '60']);
     const wid = weighted.stdout.trim();

@@ -201,12 +201,18 @@ export function containerRoutes(r: Router, engine: Engine): void {
       if (c.hostConfig.AutoRemove && RestartPolicy.Name !== 'no') throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
       c.hostConfig.RestartPolicy = RestartPolicy;
     }
-    const merged = { ...c.hostConfig, ...Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0)) };
+    // the docker CLI sends every field, unset ones as 0 or "": only the set ones change anything
+    const merged = { ...c.hostConfig, ...Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== '')) };
+    const warnings: string[] = [];
+    if (resources.BlkioWeight && !engine.runtime.host().blkioWeight) {
+      warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+      merged.BlkioWeight = c.hostConfig.BlkioWeight ?? 0;
+    }
     if (['running', 'paused'].includes(c.state.status)) await engine.runtime.update(c.id, resourcesOf(merged));
     c.hostConfig = merged;
     engine.store.save(c);
     engine.events.emit('container', 'update', c.id, { image: c.config.Image ?? '', name: c.name });
-    ctx.send(200, { Warnings: [] });
+    ctx.send(200, { Warnings: warnings });
   });
 
   r.on('POST', '/containers/prune', async (ctx) => {
