@@ -2,6 +2,8 @@
  * Lifecycle verbs on containers: start, stop, kill, pause/unpause, restart; exit handling and
  * the restart manager (policies with back-off). Each verb asks the status table first.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { conflict, errorMessage, isBerthError, wrap } from '../base/errors.js';
 import { log } from '../base/log.js';
@@ -138,6 +140,12 @@ export class Lifecycle {
     const host = engine.runtime.host();
     const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
     const links = resolveLinks(engine.networks, rec, (ref) => engine.store.find(ref));
+    // `--network container:<id>`: the other container's hostname too, as dockerd does
+    const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:') ? engine.store.find(rec.hostConfig.NetworkMode.slice('container:'.length)) : undefined;
+    if (netOwner?.config.Hostname && rec.config.Hostname !== netOwner.config.Hostname) {
+      rec.config = { ...rec.config, Hostname: netOwner.config.Hostname };
+      await writeFile(join(engine.containerDir(rec.id), 'hostname'), `${netOwner.config.Hostname}\n`);
+    }
     // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
     // network to berth, and a restore goes into a namespace wired beforehand)
     const named = engine.namedNetns(rec);

@@ -1,8 +1,9 @@
 /**
  * Legacy links (`--link name[:alias]`, compose's `links:`), as dockerd keeps them: the linked
  * container must exist at create and run at start; the linking container gets an /etc/hosts line
- * for it (`<ip> <alias> <id[:12]> <name>`) and dockerd's environment variables (`<ALIAS>_NAME`,
- * `<ALIAS>_PORT_<port>_<PROTO>...` for its exposed ports, `<ALIAS>_ENV_<var>` for its environment).
+ * for it (`<ip> <alias> <id[:12]> <name>`) and, over the default bridge, dockerd's environment
+ * variables (`<ALIAS>_NAME`, `<ALIAS>_PORT_<port>_<PROTO>...` for its exposed ports,
+ * `<ALIAS>_ENV_<var>` for its environment).
  * HostConfig.Links is stored in dockerd's form, `/<name>:/<linker>/<alias>`.
  */
 import { conflict, invalidArgument } from '../base/errors.js';
@@ -15,6 +16,8 @@ export interface Link {
   target: ContainerRecord;
   /** its address on a network the linking container joins */
   ip: string;
+  /** whether that network is the default bridge (dockerd gives the link's variables only there) */
+  onDefault: boolean;
 }
 
 /** `name`, `name:alias` or dockerd's `/name:/linker/alias` -> target and alias. */
@@ -46,16 +49,16 @@ export function resolveLinks(nets: NetworkManager, rec: ContainerRecord, find: (
     if (!t || t.state.status !== 'running') throw conflict(`Cannot link to a non running container: /${target} AS /${rec.name}/${alias}`);
     const ep = nets.endpoints({ containerId: t.id }).find((e) => mine.has(e.networkId));
     if (!ep) throw conflict(`Cannot link to /${target}: it shares no network with /${rec.name}`);
-    return { alias, target: t, ip: ep.ip };
+    return { alias, target: t, ip: ep.ip, onDefault: nets.get(ep.networkId).isDefault };
   });
 }
 
 const envName = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 
-/** dockerd's link environment (daemon/links/links.go). */
+/** dockerd's link environment (daemon/links/links.go), for links over the default bridge. */
 export function linkEnv(linker: string, links: readonly Link[]): string[] {
   const out: string[] = [];
-  for (const { alias, target, ip } of links) {
+  for (const { alias, target, ip } of links.filter((l) => l.onDefault)) {
     const p = envName(alias);
     out.push(`${p}_NAME=/${linker}/${alias}`);
     const ports = Object.keys(target.config.ExposedPorts ?? {})

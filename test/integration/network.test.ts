@@ -76,6 +76,8 @@ describe('networks', () => {
     const ownerIp = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', a])).stdout.trim();
     const joined = (await d.docker(['run', '--rm', '--network', `container:${a}`, 'busybox', 'ip', '-4', 'addr', 'show', 'eth0'])).stdout;
     assert.match(joined, new RegExp(`inet ${ownerIp.replace(/\./g, '\\.')}/`), 'container: mode shares the namespace');
+    const ownerHost = (await d.docker(['inspect', '-f', '{{.Config.Hostname}}', a])).stdout.trim();
+    assert.equal((await d.docker(['run', '--rm', '--network', `container:${a}`, 'busybox', 'sh', '-c', 'hostname; cat /etc/hostname'])).stdout, `${ownerHost}\n${ownerHost}\n`, 'and its hostname, as dockerd gives');
     const hostNet = (await d.docker(['run', '--rm', '--network', 'host', 'busybox', 'ip', 'link'])).stdout;
     assert.ok(ourLinks().some((l) => hostNet.includes(l)), 'host mode sees the host links');
     const none = (await d.docker(['run', '--rm', '--network', 'none', 'busybox', 'ip', 'link'])).stdout;
@@ -154,6 +156,13 @@ describe('networks', () => {
     await d.docker(['rm', created]);
     const missing = await d.docker(['run', '--rm', '--link', 'nobody:db', 'busybox', 'true'], { allowFail: true });
     assert.match(missing.stderr, /could not get container for nobody/);
+    // over a user network a link is a name only (dockerd gives no variables there)
+    await d.docker(['network', 'create', 'linknet']);
+    await d.docker(['network', 'connect', 'linknet', 'linked']);
+    const onUser = (await d.docker(['run', '--rm', '--network', 'linknet', '--link', 'linked:db', 'busybox', 'sh', '-c', 'grep -cw db /etc/hosts; env | grep -c ^DB_ || true'])).stdout;
+    assert.equal(onUser, '1\n0\n');
+    await d.docker(['network', 'disconnect', 'linknet', 'linked']);
+    await d.docker(['network', 'rm', 'linknet']);
     await d.docker(['stop', '-t', '0', 'linked']);
     const stopped = await d.docker(['run', '--name', 'late-linker', '--link', 'linked:db', 'busybox', 'true'], { allowFail: true });
     assert.match(stopped.stderr, /Cannot link to a non running container: \/linked AS \/late-linker\/db/);
