@@ -49,6 +49,8 @@ describe('health checks', () => {
     const ev = (await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=hc', '--format', '{{.Action}}'])).stdout;
     const changes = ev.split('\n').filter((l) => l.startsWith('health_status'));
     assert.deepEqual(changes.slice(-2), ['health_status: healthy', 'health_status: unhealthy']);
+    const exact = (await d.docker(['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=hc', '--filter', 'event=health_status: unhealthy', '--format', '{{.Action}}'])).stdout.trim().split('\n');
+    assert.ok(exact.length >= 1 && exact.every((a) => a === 'health_status: unhealthy'), 'an event filter with the whole action');
     // a stopped container keeps its last health; its next start begins again at starting
     await d.docker(['stop', '-t', '0', 'hc']);
     assert.equal((await health('hc'))!.Status, 'unhealthy');

@@ -198,7 +198,8 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
 function eventMatches(e: EngineEvent, f: Filters): boolean {
   const want = (k: string, v: string | undefined) => !f[k] || (v !== undefined && f[k]!.includes(v));
   if (!want('type', e.Type)) return false;
-  if (!want('event', e.Action.split(':')[0])) return false;
+  // dockerd: the whole action (`health_status: healthy`) or its verb (`health_status`, `exec_start`)
+  if (f['event'] && !f['event'].includes(e.Action) && !f['event'].includes(e.Action.split(':')[0]!)) return false;
   if (f['container'] && (e.Type !== 'container' || !f['container'].some((c) => e.Actor.ID.startsWith(c) || e.Actor.Attributes['name'] === c))) return false;
   if (f['image'] && !f['image'].some((i) => e.Actor.Attributes['image'] === i || e.Actor.ID === i)) return false;
   if (f['label'] && !f['label'].every((l) => { const [k, v] = l.split('='); return k !== undefined && (v === undefined ? k in e.Actor.Attributes : e.Actor.Attributes[k] === v); })) return false;
