@@ -63,14 +63,13 @@ function reap(): void {
   }
 }
 
-function track(pid: number, done: (s: ExitStatus) => void): void {
-  if (!unreaped.size) {
-    process.on('SIGCHLD', reap);
-    // keeps the event loop alive until every child is reaped (a signal handler does not), and is a
-    // safety net: each SIGCHLD reaps every child that exited
-    reaper = setInterval(reap, 1000);
-  }
-  unreaped.set(pid, done);
+/** Listens for SIGCHLD; called before a spawn, so that a child that exits at once is not missed. */
+function startReaper(): void {
+  if (reaper) return;
+  process.on('SIGCHLD', reap);
+  // keeps the event loop alive until every child is reaped (a signal handler does not), and is a
+  // safety net: each SIGCHLD reaps every child that exited
+  reaper = setInterval(reap, 1000);
 }
 
 function pipe(): [number, number] {
@@ -118,15 +117,17 @@ export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEn
         fns.faDup2(fa, write ? r : w, childFd); // dup2 clears close-on-exec on the child's copy
       }
     }
+    startReaper();
     const pid = [0];
     const envp = [...Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`), null];
     const rc = fns.spawnp(pid, file, fa, attr, [file, ...args, null], envp);
     if (rc !== 0) {
+      reap(); // stops the reaper when no child is left
       const e = internal(`cannot run ${file}: ${errnoName(rc)}`);
       (e as { code?: string }).code = errnoName(rc);
       throw e;
     }
-    const exited = new Promise<ExitStatus>((resolve) => track(pid[0]!, resolve));
+    const exited = new Promise<ExitStatus>((resolve) => unreaped.set(pid[0]!, resolve));
     for (const e of ends) {
       const s = new Socket({ fd: e.mine, readable: !e.write, writable: e.write });
       s.on('error', () => undefined); // a child that exits early (EPIPE, reset): the caller sees 'close'
