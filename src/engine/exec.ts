@@ -5,7 +5,8 @@
 import { conflict, errorMessage, notFound, invalidArgument } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
 import { asObject, optBool, optString, optStringArray } from '../base/json.js';
-import type { ExecHandle, AttachSession } from '../runtime/types.js';
+import type { ExecHandle, ExecOptions, AttachSession } from '../runtime/types.js';
+import type { ContainerRecord } from './record.js';
 import { resolveUser } from '../runtime/user.js';
 import { isCommandNotFound } from '../runtime/conmon.js';
 import type { Engine } from './engine.js';
@@ -52,6 +53,29 @@ export function parseExecConfig(v: unknown): ExecConfig {
   };
 }
 
+/**
+ * Runs a process in a running container with the container's defaults under the caller's
+ * overrides: its environment, working dir and user (with `--group-add`), as dockerd's exec does.
+ * API execs and health probes both start here.
+ */
+export async function execIn(
+  engine: Engine,
+  rec: ContainerRecord,
+  o: { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<ExecOptions, 'tty' | 'openStdin' | 'privileged' | 'detach'>,
+): Promise<ExecHandle> {
+  const rootfs = await engine.ensureMounted(rec);
+  return engine.runtime.exec(rec.id, {
+    args: o.args,
+    env: mergeEnv(rec.config.Env ?? [], o.env),
+    cwd: o.cwd || rec.config.WorkingDir || '/',
+    user: await resolveUser(rootfs, o.user || rec.config.User || '', rec.hostConfig.GroupAdd ?? []),
+    tty: o.tty,
+    openStdin: o.openStdin,
+    privileged: o.privileged,
+    ...(o.detach !== undefined ? { detach: o.detach } : {}),
+  });
+}
+
 export class Execs {
   private readonly byId = new Map<string, ExecRecord>();
   constructor(private readonly engine: Engine) {}
@@ -89,18 +113,15 @@ export class Execs {
   async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
     const ex = this.startable(id);
     const rec = this.engine.get(ex.containerId);
-    const rootfs = await this.engine.ensureMounted(rec);
-    const user = await resolveUser(rootfs, ex.config.User || rec.config.User || '', rec.hostConfig.GroupAdd ?? []);
-    const tty = opts.tty ?? ex.config.Tty;
     ex.running = true;
     let handle: ExecHandle;
     try {
-      handle = await this.engine.runtime.exec(rec.id, {
+      handle = await execIn(this.engine, rec, {
         args: ex.config.Cmd,
-        env: mergeEnv(rec.config.Env ?? [], ex.config.Env),
-        cwd: ex.config.WorkingDir || rec.config.WorkingDir || '/',
-        user,
-        tty,
+        env: ex.config.Env,
+        cwd: ex.config.WorkingDir,
+        user: ex.config.User,
+        tty: opts.tty ?? ex.config.Tty,
         openStdin: ex.config.AttachStdin && !opts.detach,
         privileged: ex.config.Privileged,
         detach: opts.detach,

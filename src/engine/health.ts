@@ -10,10 +10,9 @@
 import { promises as fsp } from 'node:fs';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
-import { resolveUser } from '../runtime/user.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
-import { mergeEnv } from './config.js';
+import { execIn } from './exec.js';
 import { LogParser } from './logs.js';
 
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
@@ -123,19 +122,9 @@ export class HealthMonitor {
 
   private async exec(rec: ContainerRecord, probe: Probe): Promise<HealthProbeResult> {
     const start = new Date();
-    const rootfs = await this.engine.ensureMounted(rec);
     let handle;
     try {
-      handle = await this.engine.runtime.exec(rec.id, {
-        args: probe.argv,
-        env: mergeEnv(rec.config.Env ?? [], []),
-        cwd: rec.config.WorkingDir || '/',
-        user: await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []),
-        tty: false,
-        openStdin: false,
-        privileged: false,
-        detach: true,
-      });
+      handle = await execIn(this.engine, rec, { args: probe.argv, env: [], cwd: '', user: '', tty: false, openStdin: false, privileged: false, detach: true });
     } catch (e) {
       return { Start: start.toISOString(), End: new Date().toISOString(), ExitCode: -1, Output: errorMessage(e) };
     }
