@@ -32,6 +32,7 @@ import { VolumeManager } from '../volume/manager.js';
 import { volumeRoutes } from '../api/routes/volumes.js';
 import { networkRoutes } from '../api/routes/networks.js';
 import { openServices } from './services.js';
+import { goDurationNs } from '../base/duration.js';
 import type { RuntimeName } from '../runtime/types.js';
 
 interface Flags {
@@ -45,15 +46,19 @@ interface Flags {
   /** extra directories searched for legacy plugins (sockets, .spec, .json), before Docker's */
   pluginDirs: string[];
   trustPolicy: string | undefined;
+  /** the CRIU binary (default: scripts/criu.sh's, else `criu` in PATH) */
+  criu: string | undefined;
+  /** how long one CRIU operation may take before it is ended and the container goes on */
+  checkpointTimeoutMs: number;
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]... [--trust-policy FILE]\n`);
+  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n`);
   process.exit(2);
 }
 
 export function parseFlags(argv: string[]): Flags {
-  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [], trustPolicy: undefined };
+  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [], trustPolicy: undefined, criu: undefined, checkpointTimeoutMs: 120_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -93,6 +98,17 @@ export function parseFlags(argv: string[]): Flags {
       case '--plugin-dir':
         f.pluginDirs.push(value());
         break;
+      case '--criu':
+        f.criu = value();
+        break;
+      case '--checkpoint-timeout': {
+        const v = value();
+        const ns = goDurationNs(v);
+        const ms = ns === null ? null : ns / 1e6;
+        if (ms === null || ms <= 0) usage(`--checkpoint-timeout ${v}: a duration such as 90s or 2m`);
+        f.checkpointTimeoutMs = ms;
+        break;
+      }
       case '-h':
       case '--help':
         usage('help');
@@ -131,7 +147,7 @@ async function main(): Promise<void> {
   await fsp.mkdir(flags.execRoot, { recursive: true, mode: 0o711 });
   lockRoot(flags.root);
   const db = openDb(join(flags.root, 'berth.db'));
-  const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime });
+  const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime, criu: flags.criu, checkpointTimeoutMs: flags.checkpointTimeoutMs });
   const host = services.runtime.host();
   for (const w of host.warnings) log.warn(w);
   const idFile = join(flags.root, 'engine-id');

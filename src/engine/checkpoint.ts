@@ -50,7 +50,7 @@ function checkName(name: string): void {
  * server ends when every page was fetched; removing the container waits for that.
  * Returns the page server's ADDRESS:PORT for a lazy checkpoint.
  */
-export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string; lazy?: string }): Promise<{ pageServer?: string }> {
+export async function createCheckpoint(engine: Engine, ref: string, o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string; lazy?: string; signal?: AbortSignal }): Promise<{ pageServer?: string }> {
   const rec = engine.get(ref);
   checkName(o.name);
   if (rec.state.status !== 'running') throw conflict(`Container ${rec.name} is not running`);
@@ -76,6 +76,10 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     pageServer = `${address}:${await freePort(address)}`;
   }
   await fsp.mkdir(path, { recursive: true, mode: 0o700 });
+  // CRIU's log goes beside, not into, the checkpoint: a failed one is removed, its log kept for the error
+  const work = join(engine.containerDir(rec.id), 'criu-logs', o.name);
+  await fsp.rm(work, { recursive: true, force: true });
+  await fsp.mkdir(work, { recursive: true, mode: 0o700 });
   const meta: CheckpointMeta = {
     created: new Date().toISOString(),
     container: rec.id,
@@ -94,12 +98,12 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
       engine.servePages(rec.id, o.name, await engine.runtime.checkpointLazy(rec.id, { imagePath: path, workPath: path, tcpEstablished: o.tcpEstablished, pageServer }));
     } else {
       await engine.runtime.checkpoint(rec.id, {
-        imagePath: path, workPath: path, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished,
-        ...(o.preDump ? { preDump: true } : {}), ...(o.parent ? { parentPath: `../${o.parent}` } : {}),
+        imagePath: path, workPath: work, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished, initPid: rec.state.pid,
+        ...(o.preDump ? { preDump: true } : {}), ...(o.parent ? { parentPath: `../${o.parent}` } : {}), ...(o.signal ? { signal: o.signal } : {}),
       });
     }
   } catch (e) {
-    await fsp.rm(path, { recursive: true, force: true });
+    await fsp.rm(path, { recursive: true, force: true }); // no half-written checkpoint is listed
     if (o.exit) {
       rec.manuallyStopped = false;
       engine.store.save(rec);
@@ -107,6 +111,7 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     throw e;
   }
   await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta));
+  await fsp.rm(work, { recursive: true, force: true });
   // recorded as exited before the answer — except post-copy: the process stays (stopped) until its pages are gone
   if (o.exit && !pageServer) await engine.lifecycle.exitPromise(rec.id);
   engine.events.emit('container', 'checkpoint', rec.id, { name: rec.name, checkpoint: o.name });

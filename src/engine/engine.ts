@@ -266,7 +266,7 @@ export class Engine {
   namedNetns(rec: ContainerRecord): string | null {
     const mode = rec.hostConfig.NetworkMode ?? '';
     if (mode === 'host' || mode.startsWith('container:')) return null;
-    return this.runtime.host().checkpoint.runtimes.includes(rec.runtime) ? `berth-${rec.id.slice(0, 16)}` : null;
+    return this.runtime.host().checkpoint.capable.includes(rec.runtime) ? `berth-${rec.id.slice(0, 16)}` : null;
   }
 
   /**

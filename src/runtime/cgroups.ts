@@ -92,3 +92,30 @@ export async function pruneEmptyCgroups(version: 1 | 2, parent: string): Promise
   }
   return removed;
 }
+
+/**
+ * Empties and removes one container's cgroup, with any cgroups below it (crun's `.proxy-crun`
+ * of a restore), in every hierarchy: what a runtime killed mid-way (a restore past its deadline)
+ * leaves, which the next create of that container would trip over. Processes in them are killed
+ * first; best effort, idempotent.
+ */
+export async function removeCgroup(version: 1 | 2, path: string): Promise<void> {
+  const tops = version === 2 ? [`${CG}${path}`] : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${path}`);
+  const remove = async (dir: string): Promise<boolean> => {
+    const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+    const done = await Promise.all(kids.map((k) => remove(`${dir}/${k.name}`)));
+    for (const pid of (await read(`${dir}/cgroup.procs`)).split('\n').filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    if (done.includes(false)) return false;
+    return fsp.rmdir(dir).then(() => true, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  };
+  for (let attempt = 0; attempt < 20; attempt++) {
+    if ((await Promise.all(tops.map(remove))).every(Boolean)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

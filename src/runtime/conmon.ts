@@ -71,6 +71,8 @@ export class SyncReader {
 }
 
 export interface ConmonHandle {
+  /** the process started (conmon before it daemonizes; a session of its own) */
+  pid: number;
   sync: SyncReader;
   attachPipe: SyncReader | null;
   startPipe: Writable | null;
@@ -92,9 +94,11 @@ export function runtimeError(message: string, op: 'create' | 'exec' = 'create'):
   return invalidArgument(`${prefix}: ${clean}`);
 }
 
-export function startConmon(path: string, args: string[], opts: { attach: boolean }): ConmonHandle {
-  // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second variable
-  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
+export function startConmon(path: string, args: string[], opts: { attach: boolean; pathPrefix?: string }): ConmonHandle {
+  // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
+  // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
+  const PATH = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+  const env: Record<string, string> = { PATH: opts.pathPrefix ? `${opts.pathPrefix}:${PATH}` : PATH, _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
   if (opts.attach) {
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
@@ -104,6 +108,7 @@ export function startConmon(path: string, args: string[], opts: { attach: boolea
   child.out.get(2)!.on('data', (d: Buffer) => (err += d.toString()));
   const sync = new SyncReader(child.out.get(3)!, 'sync');
   return {
+    pid: child.pid,
     sync,
     attachPipe: opts.attach ? new SyncReader(child.out.get(4)!, 'attach') : null,
     startPipe: opts.attach ? child.in.get(5)! : null,

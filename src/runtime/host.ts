@@ -39,7 +39,7 @@ function which(name: string, extra: string[] = []): string | null {
 
 function versionOf(bin: string): string {
   try {
-    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000, killSignal: 'SIGKILL' });
     return /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? out.split('\n')[0] ?? '';
   } catch {
     return '';
@@ -114,54 +114,50 @@ function favorDynMods(): string {
 }
 
 /**
- * Which runtimes can checkpoint here: CRIU must pass `criu check` (Debian 12's 3.17 does not on
- * this kernel; scripts/criu.sh installs 4.1.1 in /usr/local/sbin), and the runtime must be built
- * with CRIU (runc is; Debian 12's crun is not: `crun checkpoint` is an unknown command).
+ * What checkpointing needs that can be seen without running CRIU: the CRIU binary (`criu`, or
+ * scripts/criu.sh's in /usr/local/sbin before Debian's 3.17, which fails on this kernel) and the
+ * runtimes built with CRIU (runc is; Debian 12's crun is not, scripts/crun.sh's is). Whether CRIU
+ * really works on this kernel is the probe's to say (criu.ts); until it has, `probe` is pending.
  */
-function checkpointSupport(runtimes: HostInfo['runtimes']): HostInfo['checkpoint'] {
-  const criu = existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'); // scripts/criu.sh's before Debian's
+function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): HostInfo['checkpoint'] {
+  const criu = criuFlag ?? (existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'));
   const noPre = { preCopy: false, preCopyReason: 'no CRIU', postCopy: false, postCopyReason: 'no CRIU' };
-  if (!criu) return { criu: '', criuPath: '', runtimes: [], reason: 'CRIU is not installed (scripts/criu.sh installs it)', ...noPre };
-  const version = versionOf(criu);
-  try {
-    execFileSync(criu, ['check'], { stdio: 'ignore', timeout: 10_000 });
-  } catch {
-    return { criu: version, criuPath: criu, runtimes: [], reason: `criu ${version} fails 'criu check' on this kernel`, ...noPre };
-  }
+  if (!criu || !existsSync(criu)) return { criu: '', criuPath: '', runtimes: [], capable: [], probe: 'failed', reason: 'CRIU is not installed (scripts/criu.sh installs it)', ...noPre };
   const able: RuntimeName[] = [];
   if (runtimes.runc) able.push('runc');
   if (runtimes.crun) {
     try {
-      execFileSync(runtimes.crun.path, ['checkpoint', '--help'], { stdio: 'ignore' });
+      execFileSync(runtimes.crun.path, ['checkpoint', '--help'], { stdio: 'ignore', timeout: 5_000 });
       able.push('crun');
     } catch {
       /* built without CRIU */
     }
   }
-  // pre-copy (pre-dumps while the container runs) needs the kernel's soft-dirty page tracking
-  let preCopy = true;
-  try {
-    execFileSync(criu, ['check', '--feature', 'mem_dirty_track'], { stdio: 'ignore', timeout: 10_000 });
-  } catch {
-    preCopy = false;
-  }
-  // post-copy (lazy pages) needs userfaultfd, whose sysctl exists when the kernel has it (CONFIG_USERFAULTFD)
-  const postCopy = existsSync('/proc/sys/vm/unprivileged_userfaultfd') && able.includes('runc');
+  // post-copy (lazy pages) needs userfaultfd, whose sysctl exists when the kernel has it
+  // (CONFIG_USERFAULTFD), and runc: crun has no --lazy-pages
+  const uffd = existsSync('/proc/sys/vm/unprivileged_userfaultfd');
+  const postCopy = uffd && able.includes('runc');
   return {
-    criu: version, criuPath: criu, runtimes: able, reason: able.includes('crun') ? '' : 'crun here is built without CRIU',
-    preCopy, preCopyReason: preCopy ? '' : 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need',
-    postCopy, postCopyReason: postCopy ? '' : 'the kernel has no userfaultfd (CONFIG_USERFAULTFD), which CRIU lazy pages need',
+    criu: '', criuPath: criu, runtimes: [], capable: able, probe: 'pending', // the version comes with the probe (a CRIU may hang even there)
+    reason: 'CRIU is being probed', preCopy: false, preCopyReason: 'CRIU is being probed',
+    postCopy, postCopyReason: postCopy ? '' : uffd ? 'post-copy needs runc' : 'the kernel has no userfaultfd (CONFIG_USERFAULTFD), which CRIU lazy pages need',
   };
 }
 
-export function detectHost(want?: RuntimeName): HostInfo {
+/**
+ * Berth's own runtime builds come before the system's: scripts/crun.sh installs a crun built
+ * with CRIU at /usr/local/lib/berth/crun (Debian 12's is built without).
+ */
+const OWN_BUILDS = '/usr/local/lib/berth';
+
+export function detectHost(want?: RuntimeName, criu?: string): HostInfo {
   const warnings: string[] = [];
   const cg = cgroups();
   if (cg.warning) warnings.push(cg.warning);
   const tuning = [favorDynMods()].filter(Boolean);
   const runtimes: HostInfo['runtimes'] = {};
   for (const name of ['crun', 'runc'] as const) {
-    const p = which(name);
+    const p = existsSync(`${OWN_BUILDS}/${name}`) ? `${OWN_BUILDS}/${name}` : which(name);
     if (p) runtimes[name] = { path: p, version: versionOf(p) };
   }
   let defaultRuntime: RuntimeName = want ?? (cg.warning ? 'runc' : 'crun');
@@ -192,7 +188,7 @@ export function detectHost(want?: RuntimeName): HostInfo {
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),
     rlimits: parseLimits(read('/proc/self/limits')),
     init: which('tini-static') ?? which('tini'),
-    checkpoint: checkpointSupport(runtimes),
+    checkpoint: checkpointSupport(runtimes, criu),
     kernelVersion: release(),
     memTotal: totalmem(),
     ncpu: cpus().length,

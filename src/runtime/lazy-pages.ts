@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { runtimeError } from './conmon.js';
+import { criuLogErrors } from './criu.js';
 
 /**
  * CRIU's page server copies pages through a pipe it sizes to ~3.4 MB (F_SETPIPE_SZ), above the
@@ -41,11 +42,6 @@ async function tailOf(path: string, n = 8192): Promise<string> {
   } finally {
     await fh.close();
   }
-}
-
-/** The last error lines of a CRIU log, for an error message. */
-export async function criuErrors(log: string): Promise<string> {
-  return fsp.readFile(log, 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l)).slice(-3).join('; '), () => '');
 }
 
 /** Polls `ready` every 2 ms until it holds (each ms of it is downtime in a migration); throws `failed()` if the process ends first, or on timeout. */
@@ -88,7 +84,7 @@ export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served
   const exited = new Promise<number>((resolve) => p.on('close', (code) => resolve(code ?? -1)));
   const dumpLog = join(o.workPath, 'dump.log');
   const failure = async (code: number) => {
-    const tail = await criuErrors(dumpLog);
+    const tail = await criuLogErrors(dumpLog);
     return runtimeError(`post-copy checkpoint failed (${code}): ${stderr.trim()}${tail ? ` (criu: ${tail})` : ''}`);
   };
   const killGroup = () => {
@@ -127,7 +123,7 @@ export async function lazyPagesDaemon(o: { criu: string; env: NodeJS.ProcessEnv;
     '--images-dir', o.imagePath, '--work-dir', o.workPath, '-o', 'lazy-pages.log', '-v4'], { stdio: 'ignore', env: o.env });
   const exited = new Promise<number>((resolve) => p.on('close', (code) => resolve(code ?? -1)));
   const fail = async (code: number) => {
-    const tail = await criuErrors(join(o.workPath, 'lazy-pages.log'));
+    const tail = await criuLogErrors(join(o.workPath, 'lazy-pages.log'));
     return runtimeError(`lazy-pages (from ${o.pageServer}) failed (${code})${tail ? `: ${tail}` : ''}`);
   };
   try {

@@ -159,9 +159,15 @@ export interface HostInfo {
   /** The daemon's own rlimits: container defaults (soft, hard). */
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary
-  /** CRIU: its version and the runtimes that can checkpoint here (crun here is built without CRIU) */
+  /**
+   * CRIU: its version, the runtimes built with it (`capable`: their containers get a network
+   * namespace berth makes, so a restore can go back into one) and, once the probe has dumped and
+   * restored a process here, the runtimes that can checkpoint (`runtimes`; empty until then or
+   * when it failed, with `reason`).
+   */
   checkpoint: {
-    criu: string; criuPath: string; runtimes: RuntimeName[]; reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string;
+    criu: string; criuPath: string; runtimes: RuntimeName[]; capable: RuntimeName[]; probe: 'pending' | 'ok' | 'failed';
+    reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string;
     /** the CRIU configuration file berth gives runc's CRIU runs (set by the runtime at init) */
     configFile?: string;
   };
@@ -178,8 +184,12 @@ export interface HostInfo {
 export interface Runtime {
   /** Writes config.json from `spec`, starts conmon + `<runtime> create` (or `restore` from a checkpoint), returns once the container's pid is known. */
   create(opts: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean }): Promise<{ pid: number; conmonPid: number }>;
-  /** CRIU checkpoint of a running container (its runtime must be able to). */
-  checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string }): Promise<void>;
+  /**
+   * CRIU checkpoint of a running container (its runtime must be able to), under the daemon's
+   * checkpoint deadline: past it, or when `signal` aborts, CRIU is ended and `initPid`'s
+   * container goes on as before (Unavailable, naming the stage and CRIU's log in `workPath`).
+   */
+  checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal }): Promise<void>;
   /**
    * Post-copy: a checkpoint without the memory pages, which a page server at `pageServer`
    * (ADDRESS:PORT) then serves to whoever restores it. Resolves once the dump is done and the

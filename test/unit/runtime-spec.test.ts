@@ -14,7 +14,7 @@ const host: HostInfo = {
   cgroupVersion: 1, cgroupDriver: 'cgroupfs', cgroupRepair: '', tuning: [], runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } }, defaultRuntime: 'crun',
   conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, blkioWeight: true, apparmor: false, selinux: false, capabilities: ALL_CAPS,
   rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } }, init: '/usr/bin/tini-static', kernelVersion: '6', memTotal: 1, ncpu: 2, warnings: [],
-  checkpoint: { criu: '', criuPath: '', runtimes: [], reason: '', preCopy: false, preCopyReason: '', postCopy: false, postCopyReason: '' },
+  checkpoint: { criu: '', criuPath: '', runtimes: [], capable: [], probe: 'failed', reason: '', preCopy: false, preCopyReason: '', postCopy: false, postCopyReason: '' },
 };
 const input = (o: Partial<SpecInput> = {}): SpecInput => ({
   id: 'x', rootfs: '/r', readonlyRootfs: false, args: ['sh'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false, hostname: 'h',

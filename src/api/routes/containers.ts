@@ -105,6 +105,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
       preDump: body['PreDump'] === true, ...(typeof body['ParentCheckpoint'] === 'string' && body['ParentCheckpoint'] ? { parent: body['ParentCheckpoint'] } : {}),
       // berth's extension: post-copy, pages served from this address (ADDRESS, or "" for loopback)
       ...(typeof body['PageServer'] === 'string' ? { lazy: body['PageServer'] } : {}),
+      signal: ctx.signal, // a client that goes away ends CRIU, and the container goes on
     });
     if (r.pageServer) ctx.send(201, { PageServer: r.pageServer });
     else ctx.send(201);

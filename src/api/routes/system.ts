@@ -106,6 +106,7 @@ export function systemRoutes(r: Router, engine: Engine, daemon: { id: string; st
       DefaultRuntime: host.defaultRuntime,
       CheckpointRuntimes: host.checkpoint.runtimes,
       CheckpointReason: host.checkpoint.reason,
+      CheckpointProbe: host.checkpoint.probe,
       CriuVersion: host.checkpoint.criu,
       CheckpointPreCopy: host.checkpoint.preCopy,
       CheckpointPreCopyReason: host.checkpoint.preCopyReason,
