@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checkpoint/restore benchmarks (berthd; CRIU through runc). Results: bench/results/<UTC>-checkpoint.{json,md}.
+# Checkpoint/restore benchmarks (berthd; CRIU through runc and through the default runtime, crun
+# built with CRIU by scripts/crun.sh). Results: bench/results/<UTC>-checkpoint.{json,md}.
 #   bash bench/checkpoint.sh          RUNS=3 bash bench/checkpoint.sh
 # For a container holding 64 MB and 512 MB of touched memory (busybox awk keeping a string):
 # checkpoint time (`berth checkpoint create`, the container stops), restore time
@@ -36,10 +37,10 @@ export BERTH_HOST=unix://$WORK/A.sock
 PODMAN="env PATH=/usr/local/sbin:$PATH podman --root $WORK/pod-root --runroot $WORK/pod-run --cgroup-manager cgroupfs --events-backend file"
 $PODMAN load -i $FIXTURE >/dev/null 2>&1 || PODMAN=""
 ms() { local s=$(date +%s%N); "$@" >/dev/null; echo $(( ($(date +%s%N) - s) / 1000000 )); }
-hold() { # a container holding $1 MB of touched memory, ready when the string is built; it also
-  # appends the (host-wide) /proc/uptime to /tmp/ticks every ~10 ms: the gaps are the downtime the
-  # application itself sees ("last answer before to first answer after")
-  bin/berth run -d --runtime runc --name "$2" busybox sh -c \
+hold() { # a container holding $1 MB of touched memory (runtime $3, runc by default), ready when the
+  # string is built; it also appends the (host-wide) /proc/uptime to /tmp/ticks every ~10 ms: the
+  # gaps are the downtime the application itself sees ("last answer before to first answer after")
+  bin/berth run -d --runtime "${3:-runc}" --name "$2" busybox sh -c \
     "awk 'BEGIN { s = sprintf(\"%$(( $1 * 1048576 ))s\", \"\"); print \"ready\"; while (1) system(\"sleep 1\") }' & while true; do cut -d' ' -f1 /proc/uptime >> /tmp/ticks; usleep 10000; done" >/dev/null
   for _ in $(seq 300); do bin/berth logs "$2" 2>/dev/null | grep -q ready && return 0; sleep 0.2; done
   echo "bench: $2 did not get ready" >&2; exit 1
@@ -53,6 +54,19 @@ migrate_gap() {
 }
 : > $WORK/rows
 for mb in 64 512; do
+  # the default runtime (crun): checkpoint, restore, stop-and-copy migration
+  hold $mb d$mb crun
+  for i in $(seq $RUNS); do
+    c=$(ms bin/berth checkpoint create d$mb c$i)
+    r=$(ms bin/berth start --checkpoint c$i d$mb)
+    echo "$mb crun-checkpoint $c" >> $WORK/rows; echo "$mb crun-restore $r" >> $WORK/rows
+    bin/berth checkpoint rm d$mb c$i
+  done
+  for i in $(seq $RUNS); do
+    from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
+    echo "$mb crun-migrate $(migrate_gap d$mb $from $to '')" >> $WORK/rows
+  done
+  for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker rm -f d$mb >/dev/null 2>&1 || true; done
   hold $mb m$mb
   for i in $(seq $RUNS); do
     c=$(ms bin/berth checkpoint create m$mb c$i)
@@ -100,9 +114,10 @@ for (const l of fs.readFileSync(rows, 'utf8').trim().split('\n')) { const [mb, w
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 const r = Object.fromEntries(Object.entries(data).map(([mb, d]) => [mb, Object.fromEntries(Object.entries(d).map(([k, v]) => [k, med(v)]))]));
 fs.writeFileSync(`${out}.json`, JSON.stringify({ medians: r, raw: data }, null, 2));
-const md = `# checkpoint bench ${out.split('/').pop()}\n\n| touched memory | checkpoint (ms) | restore (ms) | migration downtime, stop-and-copy (ms) | migration downtime, post-copy (ms) | target |\n|---|---|---|---|---|---|\n` +
-  Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.checkpoint} | ${m.restore} | ${m.migrate} | ${m.postcopy} | ${mb === '512' ? 'downtime ≤ 300 ms' : ''} |`).join('\n') +
-  `\n\nSide by side with podman 4.3 (runc, CRIU 4.1.1), archives gzip'd by both:\n\n| touched memory | berth checkpoint --export (ms) | podman container checkpoint --export (ms) | berth restore --import (ms) | podman container restore --import (ms) |\n|---|---|---|---|---|\n` +
+const md = `# checkpoint bench ${out.split('/').pop()}\n\n| touched memory | runtime | checkpoint (ms) | restore (ms) | migration downtime, stop-and-copy (ms) | migration downtime, post-copy (ms) | target |\n|---|---|---|---|---|---|---|\n` +
+  Object.entries(r).map(([mb, m]) => `| ${mb} MB | crun (default) | ${m['crun-checkpoint']} | ${m['crun-restore']} | ${m['crun-migrate']} | n/a (crun has no lazy pages) | ${mb === '512' ? 'downtime ≤ 300 ms' : ''} |\n| ${mb} MB | runc | ${m.checkpoint} | ${m.restore} | ${m.migrate} | ${m.postcopy} | ${mb === '512' ? 'downtime ≤ 300 ms' : ''} |`).join('\n') +
+  `\n\nPre-copy: not possible on this kernel (no CONFIG_MEM_SOFT_DIRTY, which CRIU pre-dumps need).\n` +
+  `\n\nSide by side with podman 4.3 (runc, the same CRIU), archives gzip'd by both:\n\n| touched memory | berth checkpoint --export (ms) | podman container checkpoint --export (ms) | berth restore --import (ms) | podman container restore --import (ms) |\n|---|---|---|---|---|\n` +
   Object.entries(r).map(([mb, m]) => `| ${mb} MB | ${m.export} | ${m['podman-export'] ?? 'n/a'} | ${m.import} | ${m['podman-import'] ?? 'n/a'} |`).join('\n') + '\n';
 fs.writeFileSync(`${out}.md`, md);
 process.stdout.write(md);

@@ -274,8 +274,10 @@ export class Engine {
    * berth made for it. `processGone`: its namespace went with its process (no veth to delete).
    */
   async unwire(rec: ContainerRecord, processGone = false): Promise<void> {
-    await this.networks.detach(rec.id, undefined, processGone).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
+    // a namespace berth made outlives the process (it is bind-mounted): its veth goes explicitly,
+    // at once, rather than whenever the kernel gets round to the deleted namespace
     const named = this.namedNetns(rec);
+    await this.networks.detach(rec.id, undefined, processGone && !named).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
     if (named) await netnsDel(named);
   }
 

@@ -2,6 +2,7 @@
  * Lifecycle verbs on containers: start, stop, kill, pause/unpause, restart; exit handling and
  * the restart manager (policies with back-off). Each verb asks the status table first.
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -135,26 +136,33 @@ export class Lifecycle {
 
   private async startPrepared(rec: ContainerRecord, restore: Restore | undefined, t0: number, lazy: Promise<unknown> | null): Promise<boolean> {
     const { engine } = this;
-    const rootfs = await engine.ensureMounted(rec);
+    // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
+    // network to berth, and a restore goes into a namespace wired beforehand); made while the
+    // rootfs is mounted (two `ip` runs that need not wait for it)
+    const named = engine.namedNetns(rec);
+    const netnsMade = named ? (existsSync(`/run/netns/${named}`) ? netnsDel(named) : Promise.resolve()).then(() => netnsAdd(named)) : null;
+    netnsMade?.catch(() => undefined);
+    let rootfs: string;
+    try {
+      rootfs = await engine.ensureMounted(rec);
+    } catch (e) {
+      if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named));
+      throw e;
+    }
     const tm = performance.now();
     const host = engine.runtime.host();
-    const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
-    const links = resolveLinks(engine.networks, rec, (ref) => engine.store.find(ref));
-    // `--network container:<id>`: the other container's hostname too, as dockerd does
-    const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:') ? engine.store.find(rec.hostConfig.NetworkMode.slice('container:'.length)) : undefined;
-    if (netOwner?.config.Hostname && rec.config.Hostname !== netOwner.config.Hostname) {
-      rec.config = { ...rec.config, Hostname: netOwner.config.Hostname };
-      await writeFile(join(engine.containerDir(rec.id), 'hostname'), `${netOwner.config.Hostname}\n`);
-    }
-    // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
-    // network to berth, and a restore goes into a namespace wired beforehand)
-    const named = engine.namedNetns(rec);
-    if (named) {
-      await netnsDel(named);
-      await netnsAdd(named);
-    }
     let spec: ReturnType<typeof specInputOf>;
+    let links: ReturnType<typeof resolveLinks>;
     try {
+      const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
+      links = resolveLinks(engine.networks, rec, (ref) => engine.store.find(ref));
+      // `--network container:<id>`: the other container's hostname too, as dockerd does
+      const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:') ? engine.store.find(rec.hostConfig.NetworkMode.slice('container:'.length)) : undefined;
+      if (netOwner?.config.Hostname && rec.config.Hostname !== netOwner.config.Hostname) {
+        rec.config = { ...rec.config, Hostname: netOwner.config.Hostname };
+        await writeFile(join(engine.containerDir(rec.id), 'hostname'), `${netOwner.config.Hostname}\n`);
+      }
+      await netnsMade;
       const sources = new Map<string, string>();
       for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await engine.volumes.mountFor(m.Name, rec.id));
       spec = specInputOf(rec, {
@@ -167,7 +175,7 @@ export class Lifecycle {
       const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
       if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named });
     } catch (e) {
-      if (named) await netnsDel(named); // nothing of a failed start stays
+      if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named)); // nothing of a failed start stays
       throw e;
     }
     const ts = performance.now();

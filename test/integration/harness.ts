@@ -49,6 +49,7 @@ export function cli(bin: string[], env: NodeJS.ProcessEnv) {
         if (r.code !== 0 && !opts.allowFail) rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
         else res(r);
       });
+      p.stdin.on('error', () => undefined); // a command that exits before reading its stdin (EPIPE)
       p.stdin.end(opts.input ?? '');
     });
 }

@@ -75,7 +75,7 @@ export async function restore(ctx: Ctx, argv: string[]): Promise<void> {
 
 /** `berth migrate CONTAINER --to HOST`: moves a running container to another berthd. */
 export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'no-pre-copy': { type: 'bool' }, 'with-volumes': { type: 'bool' }, 'post-copy': { type: 'bool' }, 'page-server': { type: 'string' } });
+  const p = parseArgs(argv, { to: { type: 'string' }, 'tcp-established': { type: 'bool' }, name: { type: 'string' }, 'pre-copy': { type: 'bool' }, 'no-pre-copy': { type: 'bool' }, 'with-volumes': { type: 'bool' }, 'post-copy': { type: 'bool' }, 'page-server': { type: 'string' } });
   if (p.args.length !== 1 || !str(p, 'to')) throw new UsageError('usage: berth migrate CONTAINER --to HOST');
   const ctr = p.args[0]!;
   const target = new Client(socketFromHost(str(p, 'to')!));
@@ -88,9 +88,12 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
   // holds only the pages written since, and only that is moved while it is frozen
   let stage: string | undefined;
   const pre = `${name}-pre`;
-  const sourceInfo = await ctx.client.json<{ CheckpointPreCopy?: boolean }>('GET', '/info');
+  const sourceInfo = await probedInfo(ctx.client);
   const postCopy = bool(p, 'post-copy');
   if (str(p, 'page-server') && !postCopy) throw new UsageError('--page-server goes with --post-copy');
+  if (bool(p, 'pre-copy') && (postCopy || bool(p, 'no-pre-copy'))) throw new UsageError('--pre-copy goes with neither --post-copy nor --no-pre-copy');
+  // asked for by name, pre-copy that cannot happen here is an error (by default it is used when it can)
+  if (bool(p, 'pre-copy') && !sourceInfo.CheckpointPreCopy) throw new ExitError(1, `migrate: pre-copy is not possible here: ${sourceInfo.CheckpointPreCopyReason ?? 'unknown'}`);
   if (!postCopy && !bool(p, 'no-pre-copy') && sourceInfo.CheckpointPreCopy) {
     await ctx.client.json('POST', `/containers/${enc(ctr)}/checkpoints`, { CheckpointID: pre, PreDump: true });
     const staged = await target.stream('POST', '/checkpoints/stage', { raw: await exportStream(ctx.client, ctr, pre, { compress: false }), headers: { 'Content-Type': 'application/x-tar' } });
@@ -113,6 +116,15 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
     if (!postCopy) await ctx.client.json('POST', `/containers/${enc(ctr)}/start${q({ checkpoint: name })}`).catch(() => undefined);
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}/checkpoints/${enc(name)}`).catch(() => undefined);
     throw new ExitError(1, `migrate failed, ${ctr} goes on here: ${(e as Error).message}`);
+  }
+}
+
+/** `info` once the daemon's CRIU probe has answered (what pre-copy is possible depends on it). */
+async function probedInfo(client: Client): Promise<{ CheckpointPreCopy?: boolean; CheckpointPreCopyReason?: string }> {
+  for (let i = 0; ; i++) {
+    const info = await client.json<{ CheckpointProbe?: string; CheckpointPreCopy?: boolean; CheckpointPreCopyReason?: string }>('GET', '/info');
+    if (info.CheckpointProbe !== 'pending' || i >= 300) return info;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
