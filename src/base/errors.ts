@@ -31,6 +31,7 @@ export const invalidArgument = (msg: string, cause?: unknown) => new BerthError(
 export const conflict = (msg: string, cause?: unknown) => new BerthError('Conflict', msg, { cause });
 export const failedPrecondition = (msg: string, cause?: unknown) =>
   new BerthError('FailedPrecondition', msg, { cause });
+export const permissionDenied = (msg: string, cause?: unknown) => new BerthError('PermissionDenied', msg, { cause });
 export const unavailable = (msg: string, cause?: unknown) => new BerthError('Unavailable', msg, { cause });
 export const notImplemented = (msg: string, cause?: unknown) => new BerthError('NotImplemented', msg, { cause });
 export const internal = (msg: string, cause?: unknown) => new BerthError('Internal', msg, { cause });

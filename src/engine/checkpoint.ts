@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, unavailable } from '../base/errors.js';
+import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, permissionDenied, unavailable } from '../base/errors.js';
+import { isObject } from '../base/json.js';
 import { portFree } from '../network/host.js';
 import { log } from '../base/log.js';
 import { isGzip, packUpper } from '../archive/layer.js';
@@ -295,7 +296,33 @@ export async function stageCheckpoint(engine: Engine, input: Readable): Promise<
   return token;
 }
 
-export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; stage?: string; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
+/**
+ * What in an archive's HostConfig reaches past the container: host namespaces, privileges,
+ * devices, host paths, relaxed confinement. An archive is input from whoever made it, so these
+ * are applied only when the importer says it trusts the archive (`hostAccess`); migrate and clone
+ * do (the archive comes from the caller's own daemon), `restore --import` needs
+ * `--allow-host-access`. Returns a description of each, empty when there are none.
+ */
+export function hostAccessOf(hc: ContainerRecord['hostConfig']): string[] {
+  const found: string[] = [];
+  const h = hc as Record<string, unknown>;
+  if (h['Privileged'] === true) found.push('--privileged');
+  for (const ns of ['NetworkMode', 'PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode'] as const)
+    if (h[ns] === 'host') found.push(`${ns}=host`);
+  const binds = Array.isArray(h['Binds']) ? (h['Binds'] as unknown[]) : [];
+  for (const b of binds) if (typeof b === 'string' && b.startsWith('/')) found.push(`bind mount ${b.split(':')[0]}`);
+  const mounts = Array.isArray(h['Mounts']) ? (h['Mounts'] as unknown[]) : [];
+  for (const m of mounts) if (m && typeof m === 'object' && (m as { Type?: unknown }).Type === 'bind') found.push(`bind mount ${String((m as { Source?: unknown }).Source)}`);
+  if (Array.isArray(h['Devices']) && h['Devices'].length) found.push('devices');
+  if (Array.isArray(h['DeviceCgroupRules']) && h['DeviceCgroupRules'].length) found.push('device cgroup rules');
+  if (Array.isArray(h['CapAdd']) && h['CapAdd'].length) found.push(`capabilities ${(h['CapAdd'] as unknown[]).join(',')}`);
+  const secopts = Array.isArray(h['SecurityOpt']) ? (h['SecurityOpt'] as unknown[]) : [];
+  for (const so of secopts) if (typeof so === 'string' && /unconfined|^label[:=]disable/.test(so)) found.push(`--security-opt ${so}`);
+  if (typeof h['VolumeDriver'] === 'string' && h['VolumeDriver'] && h['VolumeDriver'] !== 'local') found.push(`volume driver ${h['VolumeDriver']}`);
+  return found;
+}
+
+export async function importCheckpoint(engine: Engine, input: Readable, o: { name?: string; start: boolean; stage?: string; hostAccess?: boolean; pull: (ref: string) => Promise<unknown> }): Promise<{ id: string; name: string }> {
   const staging = await fsp.mkdtemp(join(engine.root, 'tmp', 'import-'));
   let created: string | null = null;
   const madeVolumes: string[] = [];
@@ -312,6 +339,14 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
     }
     if (doc.version !== 1 || !doc.checkpoint || !existsSync(join(staging, 'checkpoint', 'inventory.img')) || !existsSync(join(staging, 'rootfs-diff.tar')))
       throw invalidArgument('not a checkpoint archive: parts are missing (checkpoint images or filesystem changes)');
+    // names from the archive become paths here: checked as names, never joined as given
+    if (typeof doc.checkpoint !== 'string' || !NAME_RE.test(doc.checkpoint)) throw invalidArgument(`not a checkpoint archive: invalid checkpoint name ${JSON.stringify(doc.checkpoint)}`);
+    if (doc.meta?.parent !== undefined && (typeof doc.meta.parent !== 'string' || !NAME_RE.test(doc.meta.parent) || doc.meta.parent === doc.checkpoint))
+      throw invalidArgument(`not a checkpoint archive: invalid parent checkpoint name ${JSON.stringify(doc.meta.parent)}`);
+    if (!isObject(doc.config) || !isObject(doc.hostConfig) || !Array.isArray(doc.networks) || !isObject(doc.image)) throw invalidArgument('not a checkpoint archive: berth-export.json is malformed');
+    const access = hostAccessOf(doc.hostConfig);
+    if (access.length && !o.hostAccess)
+      throw permissionDenied(`the checkpoint archive asks for access to the host (${access.join('; ')}): import it with --allow-host-access (allowHostAccess=1) if you trust who made it`);
     // the image: the same one by id, else by its name here, else pulled
     const local = (ref: string) => {
       try {

@@ -253,6 +253,48 @@ describe('checkpoint, restore, clone, migrate', () => {
     await b.docker(['rm', '-f', 'lazy']);
   });
 
+  test('a crafted archive: names that are paths and host access it asks for are refused, nothing made; --allow-host-access takes it', async () => {
+    await a.docker(['run', '-d', '--name', 'src', ...COUNTER]);
+    await eventually(async () => (await current(a, 'src').catch(() => 0)) > 2, 5000, 'counting');
+    const file = join(a.dir, 'src.tar.gz');
+    await a.berth(['checkpoint', 'create', '--leave-running', '--export', file, 'src', 'orig']);
+    const work = mkdtempSync(join(a.dir, 'craft-'));
+    await run('tar', ['-xzf', file, '-C', work]);
+    const doc = JSON.parse(readFileSync(join(work, 'berth-export.json'), 'utf8')) as { checkpoint: string; hostConfig: Record<string, unknown>; meta: Record<string, unknown> };
+    const craft = async (name: string, change: (d: typeof doc) => void) => {
+      const d = structuredClone(doc);
+      change(d);
+      writeFileSync(join(work, 'berth-export.json'), JSON.stringify(d));
+      const out = join(a.dir, `${name}.tar.gz`);
+      await run('tar', ['-czf', out, '-C', work, 'berth-export.json', 'rootfs-diff.tar', 'checkpoint']);
+      return out;
+    };
+    const canary = join(a.dir, 'canary');
+    const before = (await b.docker(['ps', '-aq'])).stdout;
+    const cases: Array<[string, (d: typeof doc) => void, RegExp]> = [
+      ['dotdot', (d) => (d.checkpoint = '../../../../canary'), /invalid checkpoint name/],
+      ['abs', (d) => (d.checkpoint = canary), /invalid checkpoint name/],
+      ['parent', (d) => (d.meta['parent'] = '../../x'), /invalid parent checkpoint name/],
+      ['privileged', (d) => (d.hostConfig['Privileged'] = true), /asks for access to the host \(--privileged\)/],
+      ['bind', (d) => (d.hostConfig['Binds'] = ['/:/host']), /bind mount \//],
+      ['pidhost', (d) => (d.hostConfig['PidMode'] = 'host'), /PidMode=host/],
+      ['devices', (d) => (d.hostConfig['Devices'] = [{ PathOnHost: '/dev/sda', PathInContainer: '/dev/sda', CgroupPermissions: 'rwm' }]), /devices/],
+    ];
+    for (const [name, change, want] of cases) {
+      const r = await b.berth(['restore', '--import', await craft(name, change), '--name', `crafted-${name}`], { allowFail: true });
+      assert.notEqual(r.code, 0, name);
+      assert.match(r.stderr, want, name);
+      assert.equal((await b.docker(['ps', '-aq'])).stdout, before, `${name}: nothing made`);
+    }
+    assert.ok(!existsSync(canary), 'nothing written outside');
+    // the importer who trusts the archive says so
+    const ok = await b.berth(['restore', '--import', await craft('trusted', (d) => (d.hostConfig['CapAdd'] = ['NET_ADMIN'])), '--name', 'trusted', '--allow-host-access']);
+    assert.match(ok.stdout, /trusted/);
+    await eventually(async () => (await current(b, 'trusted')) > 0, 5000, 'restored');
+    await b.docker(['rm', '-f', 'trusted']);
+    await a.docker(['rm', '-f', 'src']);
+  });
+
   test('failures: a broken archive, a missing image, a refusing or absent target: clear errors, the source still there', async () => {
     const broken = join(a.dir, 'broken.tar.gz');
     writeFileSync(broken, 'not a checkpoint');

@@ -135,6 +135,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
       ...(name ? { name } : {}),
       ...(stage ? { stage } : {}),
       start: flag(ctx, 'start'),
+      hostAccess: flag(ctx, 'allowHostAccess'),
       pull: (ref) => pull(engine.images, ref, { creds: null, client: engine.registries, trust: engine.trust, progress: () => undefined }),
     });
     ctx.send(201, { Id: r2.id, Name: r2.name });

@@ -20,8 +20,9 @@ async function exportStream(client: Client, ctr: string, name: string, o: { dir?
   return client.stream('GET', `/containers/${enc(ctr)}/checkpoints/${enc(name)}/export${q({ dir, compress: compress ? undefined : 0, parent: withParent ? undefined : 0, volumes: withVolumes })}`);
 }
 
-async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean; stage?: string }): Promise<{ Id: string; Name: string }> {
-  const res = await client.stream('POST', `/checkpoints/import${q({ name: o.name, start: o.start, stage: o.stage })}`, { raw: body, headers: { 'Content-Type': 'application/gzip' } });
+/** `hostAccess`: the archive may ask for host access (privileges, host paths): migrate and clone, whose archives come from the caller's own daemon, or `--allow-host-access`. */
+async function importArchive(client: Client, body: NodeJS.ReadableStream, o: { name?: string; start: boolean; stage?: string; hostAccess: boolean }): Promise<{ Id: string; Name: string }> {
+  const res = await client.stream('POST', `/checkpoints/import${q({ name: o.name, start: o.start, stage: o.stage, allowHostAccess: o.hostAccess || undefined })}`, { raw: body, headers: { 'Content-Type': 'application/gzip' } });
   return JSON.parse(await readText(res)) as { Id: string; Name: string };
 }
 
@@ -57,7 +58,7 @@ export const checkpoint = {
     const prefix = str(p, 'prefix') ?? `${ctr}-clone-`;
     const archive = await readAll(await exportStream(ctx.client, ctr, name, { compress: false }));
     for (let i = 1; i <= count; i++) {
-      const r = await importArchive(ctx.client, bufferStream(archive), { name: `${prefix}${i}`, start: true });
+      const r = await importArchive(ctx.client, bufferStream(archive), { name: `${prefix}${i}`, start: true, hostAccess: true });
       ctx.out(`${r.Name}\n`);
     }
   },
@@ -65,11 +66,11 @@ export const checkpoint = {
 
 /** `berth restore --import FILE [--name N] [--no-start]`. */
 export async function restore(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { import: { type: 'string' }, name: { type: 'string' }, 'no-start': { type: 'bool' } });
+  const p = parseArgs(argv, { import: { type: 'string' }, name: { type: 'string' }, 'no-start': { type: 'bool' }, 'allow-host-access': { type: 'bool' } });
   const file = str(p, 'import');
   if (!file) throw new UsageError('--import FILE is required');
   const name = str(p, 'name');
-  const r = await importArchive(ctx.client, createReadStream(file), { ...(name ? { name } : {}), start: !bool(p, 'no-start') });
+  const r = await importArchive(ctx.client, createReadStream(file), { ...(name ? { name } : {}), start: !bool(p, 'no-start'), hostAccess: bool(p, 'allow-host-access') });
   ctx.out(`${r.Name}\n`);
 }
 
@@ -106,7 +107,7 @@ export async function migrate(ctx: Ctx, argv: string[]): Promise<void> {
     CheckpointID: name, Exit: true, TcpEstablished: bool(p, 'tcp-established'), ...(stage ? { ParentCheckpoint: pre } : {}), ...(postCopy ? { PageServer: str(p, 'page-server') ?? '' } : {}),
   });
   try {
-    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, { compress: false, withParent: !stage, withVolumes: bool(p, 'with-volumes') }), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, ...(stage ? { stage } : {}) });
+    const r = await importArchive(target, await exportStream(ctx.client, ctr, name, { compress: false, withParent: !stage, withVolumes: bool(p, 'with-volumes') }), { name: str(p, 'name') ?? info.Name.replace(/^\//, ''), start: true, hostAccess: true, ...(stage ? { stage } : {}) });
     const downtime = performance.now() - t0;
     await ctx.client.json('DELETE', `/containers/${enc(ctr)}?force=1`); // post-copy: once every page has gone over
     ctx.out(`${r.Name} now runs on ${str(p, 'to')} (${r.Id.slice(0, 12)}); frozen for ${Math.round(downtime)} ms\n`);
