@@ -96,7 +96,7 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
   }
   try {
     if (pageServer) {
-      engine.servePages(rec.id, o.name, await engine.runtime.checkpointLazy(rec.id, { imagePath: path, workPath: path, tcpEstablished: o.tcpEstablished, pageServer }));
+      engine.servePages(rec.id, o.name, await engine.runtime.checkpointLazy(rec.id, { imagePath: path, workPath: path, tcpEstablished: o.tcpEstablished, pageServer, initPid: rec.state.pid }));
     } else {
       await engine.runtime.checkpoint(rec.id, {
         imagePath: path, workPath: work, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished, initPid: rec.state.pid,

@@ -65,6 +65,8 @@ export interface LazyCheckpointOptions {
   tcpEstablished: boolean;
   /** ADDRESS:PORT the page server listens on */
   pageServer: string;
+  /** how long the dump may take until the page server listens */
+  deadlineMs: number;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served
     }
   };
   try {
-    await until(async () => /Starting page server on port/.test(await tailOf(dumpLog)), p, failure, 120_000, 'the page server');
+    await until(async () => /Starting page server on port/.test(await tailOf(dumpLog)), p, failure, o.deadlineMs, 'the page server');
   } catch (e) {
     killGroup();
     throw e;

@@ -310,11 +310,17 @@ export class ConmonRuntime implements Runtime {
     }
   }
 
-  async checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
+  async checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
     const rt = this.rt(id);
     await this.checkpointable(rt, 'checkpoint');
     if (rt !== 'runc') throw invalidArgument(`post-copy checkpoints need runc (crun has no lazy pages); the container runs under ${rt}`);
-    return lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, ...o });
+    const { initPid, ...rest } = o;
+    try {
+      return await lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, deadlineMs: this.checkpointDeadlineMs, ...rest });
+    } catch (e) {
+      await rescue(initPid, this.info.cgroupVersion); // its group was killed: the container goes on
+      throw e;
+    }
   }
 
   lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {

@@ -196,7 +196,7 @@ export interface Runtime {
    * server listens; `served` settles when every page was fetched (CRIU ends the process then).
    * Until then the process is stopped, not gone: `cancel()` ends the page server and it goes on.
    */
-  checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
+  checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
   /**
    * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
    * fetching pages from `pageServer` as the restored process faults on them (and the rest in the

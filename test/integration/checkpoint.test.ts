@@ -348,9 +348,11 @@ describe('checkpoint, restore, clone, migrate', () => {
 /**
  * A CRIU that hangs, as CRIU 4.1.1 did on kernel 6.18.44: a wrapper given to berthd as --criu
  * (runc runs it by that path; crun's libcriu finds it first in PATH). With `seize` in its dir
- * (holding the container's freezer state file and its init's pid) it runs the real CRIU and
- * stops it (SIGSTOP) the moment the container is frozen or seized, before CRIU infects it: the
- * application is frozen and CRIU never answers, as then. With `hang` it never answers at all; with neither it is the real CRIU.
+ * (holding the container's freezer state file and its init's pid) it freezes the container as
+ * CRIU does first and then never answers: the application stays frozen until berthd gives it
+ * back. (Stopping the real CRIU at that moment races with CRIU infecting the tasks, after which
+ * killing CRIU kills them; a loaded machine loses that race.) With `hang` it never answers at
+ * all; with neither it is the real CRIU.
  */
 function hangingCriu(dir: string): string {
   const file = join(dir, 'criu');
@@ -358,18 +360,12 @@ function hangingCriu(dir: string): string {
 d=${dir}
 if [ -e $d/hang ]; then exec -a "$d/criu-hang" sleep 1000; fi
 if [ -e $d/seize ]; then
-  /usr/local/sbin/criu "$@" & pid=$!
-  echo $pid > $d/criu.pid
+  # what CRIU does first, then hangs: the application frozen until someone gives it back
   { read -r state; read -r target; } < $d/seize
-  while kill -0 $pid 2>/dev/null; do
-    # frozen (crun freezes the cgroup) or traced (runc's CRIU seizes without the freezer): stop there
-    read -r now < $state
-    tracer=0
-    while read -r k v; do [ "$k" = TracerPid: ] && tracer=$v && break; done < /proc/$target/status
-    if [ "$now" = FROZEN ] || [ "$tracer" != 0 ]; then kill -STOP $pid $(pgrep -P $pid); echo "$now $tracer" > $d/seized; break; fi
-    read -r -t 0.001 <> <(:) || true
-  done
-  wait $pid; exit $?
+  echo FROZEN > $state
+  while read -r now < $state && [ "$now" != FROZEN ]; do read -r -t 0.01 <> <(:) || true; done
+  echo "$now $target" > $d/seized
+  exec -a "$d/criu-hang" sleep 1000
 fi
 exec /usr/local/sbin/criu "$@"
 `);
@@ -404,7 +400,7 @@ describe('CRIU under a deadline: never a hang, never a frozen application', () =
   };
 
   for (const runtime of ['crun', 'runc']) {
-    test(`${runtime}: a dump stuck with the container seized ends at the deadline; the container goes on; no checkpoint is listed; the next checkpoint works`, async () => {
+    test(`${runtime}: a dump stuck with the container frozen ends at the deadline; the container goes on; no checkpoint is listed; the next checkpoint works`, async () => {
       const name = `stuck-${runtime}`;
       await d.docker(['run', '-d', '--runtime', runtime, '--name', name, ...COUNTER]);
       await eventually(async () => (await current(name).catch(() => 0)) > 2, 5000, 'counting');
@@ -416,7 +412,7 @@ describe('CRIU under a deadline: never a hang, never a frozen application', () =
       assert.notEqual(r.code, 0);
       assert.ok(Date.now() - t0 < 15_000, `answered at the deadline, not later (${Date.now() - t0} ms)`);
       assert.match(r.stderr, /checkpoint \(dump\) did not finish in 4 s: CRIU was ended and the container goes on; CRIU's log: \S+dump\.log/);
-      assert.ok(existsSync(join(dir, 'seized')), 'CRIU had frozen the container when it was stopped');
+      assert.ok(existsSync(join(dir, 'seized')), 'the container was frozen while CRIU hung');
       await goesOn(name, 'after the stuck dump');
       assert.equal((await d.docker(['checkpoint', 'ls', name])).stdout.trim().split('\n').length, 1, 'no half-written checkpoint is listed (the header only)');
       noCriuLeft(dir);
@@ -498,9 +494,7 @@ function spawnSyncOut(cmd: string, args: string[]): string {
   return spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '';
 }
 
-/** Nothing of the wrapper is left: no process naming its dir, and the real CRIU it started (if any) gone. */
+/** Nothing of the wrapper is left: no process naming its dir. */
 function noCriuLeft(dir: string): void {
   assert.equal(spawnSyncOut('pgrep', ['-f', `bash ${dir}/criu|${dir}/criu-hang`]).trim(), '', 'no wrapper is left');
-  const pid = existsSync(join(dir, 'criu.pid')) ? Number(readFileSync(join(dir, 'criu.pid'), 'utf8')) : 0;
-  if (pid > 0) assert.ok(!existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')), `CRIU (${pid}) is gone`);
 }
