@@ -88,6 +88,7 @@ describe('private daemon state (non-root host user)', () => {
     assert.equal(mode(join(d.root, 'snapshots')), 0o710);
     for (const f of ['berth.db', 'berth.db-wal', 'berth.db-shm', `containers/${ctr}/config.json`]) assert.equal(mode(join(d.root, f)), 0o600, f);
     for (const f of ['snapshots/active', 'snapshots/layers', 'volumes', `containers/${ctr}`]) assert.equal(mode(join(d.root, f)), 0o700, f);
+    assert.equal(mode(join(d.root, 'containers', ctr, 'ctr.log')) & 0o077, 0, 'the log is for root only (conmon makes it 0600)');
     const got = await reached();
     assert.deepEqual(got, [], 'the user reached nothing');
     // containers still work, also as a non-root user inside them and through volumes
