@@ -86,6 +86,27 @@ describe('kill -9 of the daemon at bad moments', () => {
     assert.ok(staleHits >= 1, 'the kill hit a start half done at least once');
   });
 
+  test("a start whose record was not saved yet (killed between the runtime's start and the save) is adopted as running", async () => {
+    const id = (await d.docker(['run', '-d', '--name', 'adopted', 'busybox', 'sleep', '1000'])).stdout.trim();
+    const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', 'adopted'])).stdout.trim());
+    await d.kill9();
+    // the record as that moment leaves it: the start's save never happened
+    const db = new Database(join(d.root, 'berth.db'));
+    const doc = JSON.parse((db.prepare('SELECT doc FROM containers WHERE id = ?').get(id) as { doc: string }).doc) as { state: Record<string, unknown> };
+    doc.state = { ...doc.state, status: 'created', pid: 0, conmonPid: 0, startedAt: '0001-01-01T00:00:00Z' };
+    db.prepare('UPDATE containers SET doc = ? WHERE id = ?').run(JSON.stringify(doc), id);
+    db.close();
+    await d.restart();
+    const st = JSON.parse((await d.docker(['inspect', 'adopted'])).stdout)[0] as { State: { Status: string; Pid: number } };
+    assert.equal(st.State.Status, 'running');
+    assert.equal(st.State.Pid, pid, 'the same process, not a new one');
+    assert.equal((await d.docker(['exec', 'adopted', 'echo', 'adopted'])).stdout, 'adopted\n');
+    await d.docker(['stop', '-t', '1', 'adopted']);
+    assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}}', 'adopted'])).stdout.trim(), 'exited');
+    await d.docker(['start', 'adopted']);
+    await d.docker(['rm', '-f', 'adopted']);
+  });
+
   test('during `docker commit`: the container comes back running and unpaused', async () => {
     // a writable layer big enough that the commit (which pauses the container) takes a while
     const id = (await d.docker(['run', '-d', '--name', 'committed', 'busybox', 'sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=96 2>/dev/null; touch /ready; exec sleep 1000'])).stdout.trim();
