@@ -67,6 +67,10 @@ describe('kill -9 of the daemon at bad moments', () => {
       for (const r of records(d)) if (r.name.startsWith(`r${round}x`) && r.status !== 'running' && existsSync(join(crunRoot, r.id))) staleHits++;
       await d.restart();
       const ps = JSON.parse(`[${(await d.docker(['ps', '-a', '--filter', `name=r${round}x`, '--format', '{{json .}}'])).stdout.trim().split('\n').filter(Boolean).join(',')}]`) as Array<{ Names: string; State: string }>;
+      // no endpoint (address) is held by a container that does not run: an undone start released its own
+      const bridge = (await d.api('GET', '/networks/bridge')).body as { Containers: Record<string, { Name: string }> };
+      const holders = Object.values(bridge.Containers).map((c) => c.Name).filter((n) => n.startsWith(`r${round}x`)).sort();
+      assert.deepEqual(holders, ps.filter((c) => c.State === 'running').map((c) => c.Names).sort(), 'endpoints only for running containers');
       for (const c of ps) {
         assert.ok(c.State === 'running' || c.State === 'created', `${c.Names} is ${c.State} after the restart`);
         if (c.State === 'created') {
