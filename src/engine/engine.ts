@@ -196,7 +196,7 @@ export class Engine {
     };
     const dir = this.containerDir(id);
     try {
-      await fsp.mkdir(dir, { mode: PRIVATE_DIR_MODE });
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       await Promise.all([fsp.mkdir(join(dir, 'rootfs')), this.privateBundle(id)]);
       const mountRootfs = async () => {
         await this.mounter.mountAll(await this.snapshots.prepare(id, image.topChainId), this.rootfsOf(id));

@@ -173,9 +173,9 @@ export class Lifecycle {
     const ts = performance.now();
     // A container that ran before may have runtime state left (e.g. after a daemon crash).
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
-    await engine.privateBundle(rec.id);
     let created: { pid: number; conmonPid: number };
     try {
+      await engine.privateBundle(rec.id); // config.json 0600 before the runtime writes the environment into it
       if (lazy) await lazy;
       created = await engine.runtime.create(
         {
