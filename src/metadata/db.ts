@@ -41,6 +41,7 @@ export function migrate(db: Db, subsystem: string, steps: readonly string[]): vo
  * file (an older install, a loosened mode) is closed again here, its -wal and -shm too.
  */
 function createPrivate(path: string): void {
+  if (path === ':memory:' || path === '' || path.startsWith('file:')) return; // SQLite's names for no file (or a URI): nothing to make
   try {
     closeSync(openSync(path, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY | fsc.O_NOFOLLOW, 0o600));
   } catch (e) {
