@@ -6,7 +6,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { chmodSync, statSync, writeFileSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +48,8 @@ describe('private daemon state (non-root host user)', () => {
   before(async () => {
     await run('userdel', [USER]).catch(() => undefined);
     await run('useradd', ['-M', '-N', '-r', '-s', '/usr/sbin/nologin', USER]);
+    // the user goes even if the run is cut short (a cancelled suite skips after())
+    process.once('exit', () => { try { execFileSync('userdel', [USER], { stdio: 'ignore' }); } catch { /* gone */ } });
     uid = Number((await run('id', ['-u', USER])).stdout.trim());
     gid = Number((await run('id', ['-g', USER])).stdout.trim());
     d = await startDaemon();
