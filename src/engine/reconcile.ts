@@ -50,7 +50,9 @@ async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise
 export async function reconcile(engine: Engine): Promise<void> {
   const { store } = engine;
   const toRestart: string[] = [];
-  await inParallel(store.all(), CONCURRENCY, async (rec) => {
+  const t0 = performance.now();
+  const all = store.all();
+  await inParallel(all, CONCURRENCY, async (rec) => {
     try {
       await restoreOne(engine, await probe(engine, rec), toRestart);
     } catch (e) {
@@ -58,6 +60,7 @@ export async function reconcile(engine: Engine): Promise<void> {
     }
   });
   await removeOrphans(engine);
+  log.info('live restore', { containers: all.length, ms: Math.round(performance.now() - t0) });
   for (const id of toRestart) {
     const rec = store.find(id);
     if (rec) await engine.lifecycle.start(rec).catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
