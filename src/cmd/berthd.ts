@@ -16,6 +16,7 @@ import { openDb } from '../metadata/db.js';
 import { Engine } from '../engine/engine.js';
 import { Execs } from '../engine/exec.js';
 import { reconcile } from '../engine/reconcile.js';
+import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
 import { systemRoutes } from '../api/routes/system.js';
 import { containerRoutes } from '../api/routes/containers.js';
@@ -143,8 +144,8 @@ async function main(): Promise<void> {
   const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
   // read before anything is made: a bad policy leaves no trace. trust's code (tuf-js) is loaded only when a policy asks for it
   const trust = flags.trustPolicy ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries) : null;
-  await fsp.mkdir(join(flags.root, 'containers'), { recursive: true, mode: 0o711 });
-  await fsp.mkdir(flags.execRoot, { recursive: true, mode: 0o711 });
+  // private before anything is written into them (engine/private-state.ts: dockerd's modes)
+  await makeStateDirs(flags.root, flags.execRoot);
   lockRoot(flags.root);
   const db = openDb(join(flags.root, 'berth.db'));
   const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime, criu: flags.criu, checkpointTimeoutMs: flags.checkpointTimeoutMs });
@@ -181,6 +182,7 @@ async function main(): Promise<void> {
     mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: builderPull(engine),
   });
   await builder.init();
+  await closeState(flags.root, flags.execRoot); // the directories the services just made
   buildRoutes(router, engine, builder);
   networkRoutes(router, engine);
   volumeRoutes(router, engine);

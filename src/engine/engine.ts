@@ -2,7 +2,7 @@
  * The engine: the containers' state table and lifecycle, and the only place that wires the
  * services together (images, snapshots, runtime). API handlers call it; it never knows HTTP.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osc, hostname as hostHostname } from 'node:os';
 import { conflict, invalidArgument, wrap, errorMessage, isBerthError } from '../base/errors.js';
@@ -35,6 +35,7 @@ import type { VolumeManager } from '../volume/manager.js';
 import { copyUp, planMounts } from './mounts.js';
 import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
 
 export type { Mounter };
 
@@ -195,7 +196,8 @@ export class Engine {
     };
     const dir = this.containerDir(id);
     try {
-      await fsp.mkdir(join(dir, 'rootfs'), { recursive: true });
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      await Promise.all([fsp.mkdir(join(dir, 'rootfs')), this.privateBundle(id)]);
       const mountRootfs = async () => {
         await this.mounter.mountAll(await this.snapshots.prepare(id, image.topChainId), this.rootfsOf(id));
         this.mounted.add(id);
@@ -248,6 +250,20 @@ export class Engine {
     this.mounted.delete(id);
     await applyLayer(tarPath, this.snapshots.upperDir(id));
     await this.ensureMounted(rec);
+  }
+
+  /**
+   * The bundle's config.json (the runtime writes it at each start) carries the container's
+   * environment: it exists 0600 before the runtime writes into it, which keeps the mode.
+   * Also closes the file of a container made by an older berth.
+   */
+  async privateBundle(id: string): Promise<void> {
+    const fh = await fsp.open(join(this.containerDir(id), 'config.json'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, PRIVATE_FILE_MODE);
+    try {
+      await fh.chmod(PRIVATE_FILE_MODE);
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Makes sure the container's rootfs is mounted (after a host reboot it is not). */

@@ -183,6 +183,7 @@ export class Lifecycle {
     if (rec.state.startedAt !== ZERO_TIME) await engine.runtime.delete(rec.id).catch(() => undefined);
     let created: { pid: number; conmonPid: number };
     try {
+      await engine.privateBundle(rec.id); // config.json 0600 before the runtime writes the environment into it
       if (lazy) await lazy;
       created = await engine.runtime.create(
         {

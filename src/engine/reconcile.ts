@@ -1,60 +1,170 @@
 /**
- * Live restore: what berthd does at start so that a `kill -9` of the daemon loses nothing.
+ * Live restore: what berthd does at start so that a `kill -9` of the daemon loses nothing and
+ * leaves nothing half done.
  * - containers whose conmon still runs stay running (and attachable: conmon holds their stdio);
+ * - a running container left frozen although its record says running (the daemon died while
+ *   `commit` had paused it, or in the middle of a pause) is resumed; a record saying paused whose
+ *   container is not frozen (died in the middle of an unpause) says running again;
  * - containers that exited meanwhile get the exit code conmon wrote, then their restart policy;
  * - containers whose monitor vanished without an exit file (host reboot) are marked exited (255);
+ * - a start the daemon died in is finished or undone: a container whose record is not active but
+ *   whose runtime state remains (conmon alive) is adopted as running when its process already
+ *   runs (the start had gone through), else its runtime state is deleted (the process, if any, is
+ *   killed) and its endpoints released, so that it is cleanly Created/Exited and startable;
  * - container directories without a record (a crash mid-create) are unmounted and removed;
  * - containers with `always` / `unless-stopped` (not stopped by hand) are started again.
+ * Cost: one pass over the records, their probes in parallel; the healthy case reads files only
+ * (conmon's pid file, /proc, the freezer state) and spawns no process.
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { netnsDel } from '../network/host.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { cgroupFrozen } from '../runtime/cgroups.js';
 import type { Engine } from './engine.js';
+import type { ContainerRecord } from './record.js';
 import { isActive } from './state.js';
 
+/** Containers restored at most this many at a time (bounded: 10,000 records must not open 10,000 files, or spawn 10,000 runtimes, at once). */
+const CONCURRENCY = 16;
+
+interface Probe {
+  rec: ContainerRecord;
+  /** conmon still runs */
+  alive: boolean;
+  /** its cgroup is frozen (null: no cgroup, or not asked) */
+  frozen: boolean | null;
+}
+
+async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 export async function reconcile(engine: Engine): Promise<void> {
-  const { store, runtime, lifecycle } = engine;
+  const { store } = engine;
   const toRestart: string[] = [];
-  for (const rec of store.all()) {
-    if (rec.state.status === 'removing') {
-      await engine.discardFiles(rec.id);
-      store.delete(rec);
-      continue;
+  const t0 = performance.now();
+  const all = store.all();
+  await inParallel(all, CONCURRENCY, async (rec) => {
+    try {
+      await restoreOne(engine, await probe(engine, rec), toRestart);
+    } catch (e) {
+      log.warn('live restore of a container failed', { id: rec.id, err: errorMessage(e) });
     }
-    if (rec.state.status === 'restarting') {
-      rec.state.status = 'exited';
-      store.save(rec);
-    }
-    if (!isActive(rec.state.status)) {
-      const named = engine.namedNetns(rec);
-      if (named && existsSync(`/run/netns/${named}`)) await netnsDel(named); // its process died with the daemon away
-      const p = rec.hostConfig.RestartPolicy?.Name;
-      if (!rec.manuallyStopped && (p === 'always' || p === 'unless-stopped')) toRestart.push(rec.id);
-      continue;
-    }
-    if (await runtime.monitorAlive(rec.id)) {
-      const st = await runtime.state(rec.id).catch(() => null);
-      if (st && (st.status === 'paused' || st.status === 'running') && st.status !== rec.state.status) {
-        rec.state.status = st.status;
-        store.save(rec);
-      }
-      engine.health.start(rec, true); // its probes go on
-      continue;
-    }
-    const ex = await runtime.exitCode(rec.id);
-    await lifecycle.onExit(rec.id, ex ? ex.code : 255);
-    if (!ex) {
-      rec.state.error = 'container monitor exited without recording an exit code';
-      store.save(rec);
-    }
-  }
+  });
   await removeOrphans(engine);
+  log.info('live restore', { containers: all.length, ms: Math.round(performance.now() - t0) });
   for (const id of toRestart) {
     const rec = store.find(id);
-    if (rec) await lifecycle.start(rec).catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
+    if (rec) await engine.lifecycle.start(rec).catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
   }
+}
+
+/** What is true of the container now: file reads only, and the removal of runtime state a crash left. */
+async function probe(engine: Engine, rec: ContainerRecord): Promise<Probe> {
+  const { runtime } = engine;
+  const status = rec.state.status;
+  if (status === 'removing') return { rec, alive: false, frozen: null };
+  const alive = await runtime.monitorAlive(rec.id);
+  const running = status === 'running' || status === 'paused';
+  // not active and no monitor: runtime state a crash left would make the next create fail
+  // ("container ... already exists"); with none, this is a few file checks, no process
+  if (!running && !alive) await runtime.delete(rec.id).catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
+  const frozen = alive && running ? await cgroupFrozen(runtime.host().cgroupVersion, `/berth/${rec.id}`) : null;
+  return { rec, alive, frozen };
+}
+
+async function restoreOne(engine: Engine, p: Probe, toRestart: string[]): Promise<void> {
+  const { rec } = p;
+  const { store } = engine;
+  if (rec.state.status === 'removing') {
+    await engine.discardFiles(rec.id);
+    store.delete(rec);
+    return;
+  }
+  if (rec.state.status === 'restarting') {
+    rec.state.status = 'exited';
+    store.save(rec);
+  }
+  if (!isActive(rec.state.status)) {
+    if (await settleInterruptedStart(engine, p)) return;
+    const named = engine.namedNetns(rec);
+    if (named && existsSync(`/run/netns/${named}`)) await netnsDel(named); // its process died with the daemon away
+    const pol = rec.hostConfig.RestartPolicy?.Name;
+    if (!rec.manuallyStopped && (pol === 'always' || pol === 'unless-stopped')) toRestart.push(rec.id);
+    return;
+  }
+  if (p.alive) {
+    await settleFreezer(engine, p);
+    engine.health.start(rec, true); // its probes go on
+    return;
+  }
+  const ex = await engine.runtime.exitCode(rec.id);
+  await engine.lifecycle.onExit(rec.id, ex ? ex.code : 255);
+  if (!ex) {
+    rec.state.error = 'container monitor exited without recording an exit code';
+    store.save(rec);
+  }
+}
+
+/**
+ * A running container's freezer against its record. Only a record saying `paused` was paused by
+ * the user (pause saves it after the runtime paused); a frozen container whose record says running
+ * was paused by an operation that did not finish (commit) and is resumed.
+ */
+async function settleFreezer(engine: Engine, p: Probe): Promise<void> {
+  const { rec } = p;
+  let frozen = p.frozen;
+  if (frozen === null) {
+    // no freezer file where berth puts cgroups: ask the runtime (spawns it; not the common case)
+    const st = await engine.runtime.state(rec.id).catch(() => null);
+    if (!st || (st.status !== 'paused' && st.status !== 'running')) return;
+    frozen = st.status === 'paused';
+  }
+  if (frozen && rec.state.status === 'running') {
+    log.info('resuming a container paused by an interrupted operation', { id: rec.id });
+    await engine.runtime.resume(rec.id);
+  } else if (!frozen && rec.state.status === 'paused') {
+    rec.state.status = 'running';
+    engine.store.save(rec);
+  }
+}
+
+/**
+ * A record that is not active (created, exited) with a live monitor: the daemon died in a start.
+ * Finished when the container's process runs (the start had gone through: the runtime's start is
+ * its last step), else undone: its runtime state goes (the runtime kills a created container's
+ * init) and its endpoints are released. A record without a live monitor gets its runtime state
+ * removed too (a file check when there is none). True when the container runs now.
+ */
+async function settleInterruptedStart(engine: Engine, p: Probe): Promise<boolean> {
+  const { rec } = p;
+  if (!p.alive) {
+    if (engine.networks.endpoints({ containerId: rec.id }).length) await engine.unwire(rec, true);
+    return false; // its runtime state went with the probe
+  }
+  const st = await engine.runtime.state(rec.id).catch(() => null);
+  if (st && (st.status === 'running' || st.status === 'paused') && st.pid > 0) {
+    if (st.status === 'paused') await engine.runtime.resume(rec.id);
+    log.info('finishing a start the daemon died in', { id: rec.id });
+    rec.state = { ...rec.state, status: 'running', pid: st.pid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
+    rec.manuallyStopped = false;
+    engine.store.save(rec);
+    engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    engine.health.start(rec);
+    return true;
+  }
+  log.info('undoing a start the daemon died in', { id: rec.id, runtimeStatus: st?.status ?? 'unknown' });
+  await engine.runtime.delete(rec.id);
+  if (engine.networks.endpoints({ containerId: rec.id }).length) await engine.unwire(rec, true);
+  return false;
 }
 
 async function removeOrphans(engine: Engine): Promise<void> {

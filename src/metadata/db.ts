@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { chmodSync, closeSync, constants as fsc, lstatSync, openSync } from 'node:fs';
 
 export type Db = Database.Database;
 
@@ -8,6 +9,7 @@ export type Db = Database.Database;
  * each in a transaction. Never edit a released migration; append a new one.
  */
 export function openDb(path: string): Db {
+  createPrivate(path);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -30,5 +32,26 @@ export function migrate(db: Db, subsystem: string, steps: readonly string[]): vo
         'INSERT INTO schema_migrations (subsystem, version) VALUES (?, ?) ON CONFLICT(subsystem) DO UPDATE SET version = excluded.version',
       ).run(subsystem, v + 1);
     })();
+  }
+}
+
+/**
+ * The database holds every container's environment (secrets included): it is made 0600 before
+ * SQLite opens it, and SQLite gives its -wal and -shm files the database file's mode. An existing
+ * file (an older install, a loosened mode) is closed again here, its -wal and -shm too.
+ */
+function createPrivate(path: string): void {
+  if (path === ':memory:' || path === '' || path.startsWith('file:')) return; // SQLite's names for no file (or a URI): nothing to make
+  try {
+    closeSync(openSync(path, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY | fsc.O_NOFOLLOW, 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      if (lstatSync(p).isFile() && (lstatSync(p).mode & 0o777) !== 0o600) chmodSync(p, 0o600);
+    } catch {
+      /* not there */
+    }
   }
 }

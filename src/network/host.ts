@@ -11,8 +11,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { bridgeAddPort, linkUp } from '../base/syscalls.js';
-import { errorMessage, internal } from '../base/errors.js';
+import { errorMessage, internal, invalidArgument } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
+import { IFNAME_RE } from './ipam.js';
 
 const run = promisify(execFile);
 
@@ -28,8 +29,20 @@ function feed(cmd: string, args: string[], input: string): Promise<void> {
  * namespace `ns` when given (`ip -n`: a name under /run/netns — a relative path from there such as
  * `../../proc/<pid>/ns/net` enters a process's namespace without nsenter: one exec, not two).
  */
-export function ipBatch(lines: string[], ns?: string): Promise<void> {
-  const text = `${lines.join('\n')}\n`;
+/** Words an `ip` command line may hold: names, addresses, CIDRs, MACs, marks (`berth:<id>`), relative netns paths. */
+const IP_LINE_RE = /^[A-Za-z0-9._:/@-]+( [A-Za-z0-9._:/@-]+)*$/;
+
+/**
+ * Every line goes to `ip -batch` as one command: a line carrying anything else (a newline would
+ * start a second command chosen by whoever wrote a name) is refused before ip runs.
+ */
+function batchText(lines: string[]): string {
+  for (const l of lines) if (!IP_LINE_RE.test(l)) throw invalidArgument(`refusing to run an ip command with unexpected characters: ${JSON.stringify(l)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function ipBatch(lines: string[], ns?: string): Promise<void> {
+  const text = batchText(lines);
   if (!ns) return feed('ip', ['-batch', '-'], text);
   mkdirSync('/run/netns', { recursive: true });
   return feed('ip', ['-n', ns, '-batch', '-'], text);
@@ -47,7 +60,8 @@ export async function netnsDel(name: string): Promise<void> {
 
 /** Like ipBatch, each command on its own: failures ignored (cleanup of what may be gone). */
 export async function ipQuiet(lines: string[]): Promise<void> {
-  await feed('ip', ['-force', '-batch', '-'], `${lines.join('\n')}\n`).catch(() => undefined);
+  const safe = lines.filter((l) => IP_LINE_RE.test(l));
+  if (safe.length) await feed('ip', ['-force', '-batch', '-'], batchText(safe)).catch(() => undefined);
 }
 
 export interface Link {
@@ -63,6 +77,7 @@ export async function links(): Promise<Link[]> {
 
 /** Lets traffic DNAT'd from 127.0.0.1 leave through this bridge (published ports on localhost). */
 export function allowLocalnet(bridge: string): void {
+  if (!IFNAME_RE.test(bridge)) return; // never a path out of conf/
   try {
     writeFileSync(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
   } catch {

@@ -87,3 +87,10 @@ export function freeAddress(subnet: Cidr, range: Cidr, used: ReadonlySet<number>
 export function macOf(ip: number): string {
   return ['02', '42', ...[24, 16, 8, 0].map((s) => ((ip >>> s) & 255).toString(16).padStart(2, '0'))].join(':');
 }
+
+/**
+ * A network interface name berth creates or names in a script: Linux's IFNAMSIZ (15), and only
+ * characters that cannot end an `ip -batch` line, leave an nftables string or climb out of
+ * /proc/sys/net/ipv4/conf/ ('/', '..', whitespace, quotes, newlines are all refused).
+ */
+export const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;

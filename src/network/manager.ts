@@ -9,7 +9,7 @@ import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
 import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
-import { cidrText, contains, freeAddress, hostRoutes, intToIp, ipToInt, macOf, parseCidr, pickSubnet, type Cidr } from './ipam.js';
+import { IFNAME_RE, cidrText, contains, freeAddress, hostRoutes, intToIp, ipToInt, macOf, parseCidr, pickSubnet, type Cidr } from './ipam.js';
 import { allowLocalnet, deleteTable, enableForwarding, ipBatch, ipQuiet, links, plugIntoBridge, portFree, replaceTable } from './host.js';
 import { tableBody } from './nft.js';
 import { NetworkDns } from './dns.js';
@@ -195,10 +195,12 @@ export class NetworkManager {
       Labels: o.Labels ?? {},
       Options: o.Options ?? {},
       IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: cidrText(subnet), Gateway: intToIp(gateway), ...(want.IPRange ? { IPRange: want.IPRange } : {}) }] },
-      bridge: remote ? '' : (o.Options?.['com.docker.network.bridge.name'] ?? (isDefault ? `bb-${this.mark.slice(6)}` : `br-${id.slice(0, 12)}`)),
+      bridge: remote ? '' : (o.Options?.['com.docker.network.bridge.name'] || (isDefault ? `bb-${this.mark.slice(6)}` : `br-${id.slice(0, 12)}`)),
       isDefault,
     };
-    if (rec.bridge.length > 15) throw invalidArgument(`bridge name ${rec.bridge} is longer than 15 characters`);
+    if (typeof rec.bridge === 'string' && rec.bridge.length > 15) throw invalidArgument(`bridge name ${rec.bridge} is longer than 15 characters`);
+    // the name goes into ip and nft scripts and a /proc/sys path: an interface name and nothing else
+    if (!remote && (typeof rec.bridge !== 'string' || !IFNAME_RE.test(rec.bridge))) throw invalidArgument(`invalid bridge name ${JSON.stringify(rec.bridge)} (com.docker.network.bridge.name): up to 15 of [a-zA-Z0-9_.-], starting with a letter or digit`);
     if (remote) {
       await remote.createNetwork(id, cidrText(subnet), `${intToIp(gateway)}/${subnet.prefix}`, rec.Options);
       this.db.prepare('INSERT INTO networks (id, name, doc) VALUES (?, ?, ?)').run(id, rec.Name, JSON.stringify(rec));
@@ -462,7 +464,12 @@ export class NetworkManager {
       log.info('removing network devices left by an earlier run', { count: stale.length });
       await ipQuiet(stale);
     }
-    for (const n of this.list()) if (n.Driver === 'bridge') await this.bridgeUp(n);
+    for (const n of this.list()) {
+      if (n.Driver !== 'bridge') continue;
+      // a record an older berth stored with a name that is no interface name is left down (and out of the table)
+      if (!IFNAME_RE.test(n.bridge)) log.warn('network left down: its bridge name is not a valid interface name', { network: n.Name, bridge: n.bridge });
+      else await this.bridgeUp(n);
+    }
     await this.apply();
   }
 

@@ -5,9 +5,18 @@
  * traffic; `forward` drops traffic between two networks and in or out of internal ones.
  */
 import type { NetworkRecord, PortBinding } from './manager.js';
+import { IFNAME_RE } from './ipam.js';
+
+const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const CIDR_RE = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/;
+const isPort = (p: unknown): boolean => typeof p === 'number' && Number.isInteger(p) && p > 0 && p < 65536;
 
 /** The table's body for bridge networks `nets` and published `ports`. */
-export function tableBody(nets: NetworkRecord[], ports: PortBinding[]): string {
+export function tableBody(allNets: NetworkRecord[], allPorts: PortBinding[]): string {
+  // every value written into the script is checked here, whatever its record says: a record with a
+  // value that could leave its string or rule (an older berth stored the bridge name as given) is left out
+  const nets = allNets.filter((n) => IFNAME_RE.test(n.bridge) && CIDR_RE.test(n.IPAM.Config[0]?.Subnet ?? ''));
+  const ports = allPorts.filter((b) => IPV4_RE.test(b.hostIp) && IPV4_RE.test(b.containerIp) && (b.proto === 'tcp' || b.proto === 'udp') && isPort(b.hostPort) && isPort(b.containerPort));
   const bridges = nets.map((n) => `"${n.bridge}"`);
   const dnat = ports.map((b) => `    ${b.hostIp === '0.0.0.0' ? '' : `ip daddr ${b.hostIp} `}${b.proto} dport ${b.hostPort} dnat to ${b.containerIp}:${b.containerPort}`);
   const post: string[] = [];

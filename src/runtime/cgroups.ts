@@ -119,3 +119,18 @@ export async function removeCgroup(version: 1 | 2, path: string): Promise<void> 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Whether the processes of cgroup `path` are frozen (paused by `<runtime> pause`): v1's
+ * freezer.state (FROZEN, or FREEZING on the way), v2's cgroup.freeze. Null when the cgroup is not
+ * there. A file read: live restore asks it of every running container without spawning the runtime.
+ */
+export async function cgroupFrozen(version: 1 | 2, path: string): Promise<boolean | null> {
+  const file = version === 2 ? `${CG}${path}/cgroup.freeze` : `${CG}/freezer${path}/freezer.state`;
+  try {
+    const v = (await fsp.readFile(file, 'utf8')).trim();
+    return version === 2 ? v === '1' : v !== 'THAWED';
+  } catch {
+    return null;
+  }
+}

@@ -38,9 +38,13 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async init(): Promise<void> {
-    for (const d of ['layers', 'active', 'empty']) await fsp.mkdir(join(this.dir, d), { recursive: true });
+    // closed to other users (dockerd's overlay2 is 0710, its layers 0700): a host user must not
+    // reach a layer's or a container's files by their host path (a setuid binary would run as root)
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o710 });
+    for (const d of ['layers', 'active', 'empty']) await fsp.mkdir(join(this.dir, d), { recursive: true, mode: 0o700 });
     await fsp.rm(join(this.dir, 'tmp'), { recursive: true, force: true }); // half-unpacked layers of a crash
-    await fsp.mkdir(join(this.dir, 'tmp'), { recursive: true });
+    await fsp.mkdir(join(this.dir, 'tmp'), { recursive: true, mode: 0o700 });
+    await Promise.all([fsp.chmod(this.dir, 0o710), ...['layers', 'active', 'empty'].map((d) => fsp.chmod(join(this.dir, d), 0o700))]);
   }
 
   private layerDir(chainId: string): string {
@@ -132,8 +136,9 @@ export class OverlaySnapshotter implements Snapshotter {
     const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
     if (row && row.parent !== parent) throw conflict(`snapshot ${key} exists with another parent`);
     const lowers = this.lowers(parent);
-    await fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true });
-    await fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true });
+    // the key's dir is private; fs keeps 0755 (the merged root takes the upper dir's mode)
+    await fsp.mkdir(this.activeDir(key), { recursive: true, mode: 0o700 });
+    await Promise.all([fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true }), fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true })]);
     if (!row) this.db.prepare('INSERT INTO active (key, parent) VALUES (?, ?)').run(key, parent);
     return [this.mountOf(key, lowers)];
   }

@@ -51,7 +51,9 @@ export class VolumeManager {
   }
 
   async init(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o701 });
+    // closed to others (with the root): a host user must not reach volume data by its host path
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(this.dir, 0o700);
   }
 
   list(): VolumeRecord[] {

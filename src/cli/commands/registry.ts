@@ -1,12 +1,9 @@
 /**
- * pull, push, login, logout. Credentials live where the docker CLI keeps them
- * ($DOCKER_CONFIG/config.json, else ~/.docker/config.json, `auths.<host>.auth` = base64(user:pass)),
- * so either CLI can log in for the other; they travel to the daemon in X-Registry-Auth.
+ * pull, push, login, logout. Credentials live where the docker CLI keeps them (../credentials.ts:
+ * config.json's credential helpers, else `auths.<host>.auth`), so either CLI can log in for the
+ * other; they travel to the daemon in X-Registry-Auth.
  * Progress: one line per layer, redrawn in place on a terminal (docker's look), plain lines otherwise.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { readText } from '../../client/client.js';
 import { registryHostOf } from '../../spec/distribution.js';
@@ -14,47 +11,23 @@ import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { jsonMessages } from '../io.js';
 import { ExitError, type Ctx } from '../context.js';
 import { loadTrust, trustOn } from '../trust-loader.js';
-
-type Json = Record<string, unknown>;
-
-function configPath(): string {
-  return join(process.env['DOCKER_CONFIG'] ?? join(homedir(), '.docker'), 'config.json');
-}
-
-function readConfig(): Json {
-  try {
-    return JSON.parse(readFileSync(configPath(), 'utf8')) as Json;
-  } catch {
-    return {};
-  }
-}
-
-function writeConfig(c: Json): void {
-  const p = configPath();
-  mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-  writeFileSync(`${p}.tmp`, `${JSON.stringify(c, null, '\t')}\n`, { mode: 0o600 });
-  renameSync(`${p}.tmp`, p);
-}
+import { eraseCredentials, loadCredentials, readConfig, saveCredentials } from '../credentials.js';
 
 /** The registry host of a reference, as the docker CLI keys credentials (`docker.io` -> index URL). */
 export function registryOf(ref: string): string {
   return registryHostOf(ref) ?? 'https://index.docker.io/v1/';
 }
 
-/** The credentials stored for a registry (`docker login`/`berth login`), if any. */
+/** The credentials stored for a registry (`docker login`/`berth login`), if any: from its credential helper or config.json. */
 export function credentialsFor(server: string): { username: string; password: string } | null {
-  const auths = (readConfig()['auths'] ?? {}) as Record<string, { auth?: string }>;
-  const entry = auths[server] ?? auths[server.replace(/^https?:\/\//, '')] ?? auths[`https://${server}`];
-  if (!entry?.auth) return null;
-  const up = Buffer.from(entry.auth, 'base64').toString('utf8');
-  const i = up.indexOf(':');
-  return { username: up.slice(0, i), password: up.slice(i + 1) };
+  const c = loadCredentials(server);
+  return c && !c.identityToken ? { username: c.username, password: c.password } : null;
 }
 
 export function authHeader(server: string): Record<string, string> {
-  const c = credentialsFor(server);
+  const c = loadCredentials(server);
   if (!c) return {};
-  const json = JSON.stringify({ ...c, serveraddress: server });
+  const json = JSON.stringify(c.identityToken ? { identitytoken: c.identityToken, serveraddress: server } : { username: c.username, password: c.password, serveraddress: server });
   return { 'X-Registry-Auth': Buffer.from(json).toString('base64url') };
 }
 
@@ -143,24 +116,17 @@ export async function loginCmd(ctx: Ctx, argv: string[]): Promise<void> {
   if (bool(p, 'password-stdin')) password = (await readText(process.stdin)).replace(/\r?\n$/, '');
   password ??= await ask('Password: ');
   if (!username || !password) throw new UsageError('username and password are required');
+  readConfig(); // a config.json that cannot be kept is an error before anything is sent
   await ctx.client.json('POST', '/auth', { username, password, serveraddress: server });
-  const c = readConfig();
-  const auths = (c['auths'] ?? {}) as Record<string, Json>;
-  auths[server] = { auth: Buffer.from(`${username}:${password}`).toString('base64') };
-  c['auths'] = auths;
-  writeConfig(c);
+  saveCredentials(server, { username, password }, (text) => ctx.err(text));
   ctx.out('Login Succeeded\n');
 }
 
 export async function logoutCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const server = argv[0] ?? 'https://index.docker.io/v1/';
-  const c = readConfig();
-  const auths = (c['auths'] ?? {}) as Record<string, Json>;
-  if (!existsSync(configPath()) || !auths[server]) {
+  if (!eraseCredentials(server)) {
     ctx.out(`Not logged in to ${server}\n`);
     return;
   }
-  delete auths[server];
-  writeConfig(c);
   ctx.out(`Removing login credentials for ${server}\n`);
 }
