@@ -111,7 +111,7 @@ export async function createCheckpoint(engine: Engine, ref: string, o: { name: s
     }
     throw e;
   }
-  await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta));
+  await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta), { mode: 0o600 });
   await fsp.rm(work, { recursive: true, force: true });
   // recorded as exited before the answer — except post-copy: the process stays (stopped) until its pages are gone
   if (o.exit && !pageServer) await engine.lifecycle.exitPromise(rec.id);
@@ -408,7 +408,7 @@ export async function importCheckpoint(engine: Engine, input: Readable, o: { nam
       const net = engine.networks.find(n === 'default' ? 'bridge' : n);
       if (net) addresses[net.Id] = ip;
     }
-    await fsp.writeFile(join(dest, 'berth.json'), JSON.stringify({ ...doc.meta, container: id, addresses }));
+    await fsp.writeFile(join(dest, 'berth.json'), JSON.stringify({ ...doc.meta, container: id, addresses }), { mode: 0o600 });
     const tp = performance.now();
     if (o.start) await engine.lifecycle.start(rec, await restoreOf(engine, rec, doc.checkpoint));
     log.debug('imported', { id, untarMs: +(tu - t0).toFixed(1), createMs: +(tc - tu).toFixed(1), filesMs: +(tp - tc).toFixed(1), startMs: +(performance.now() - tp).toFixed(1) });

@@ -179,7 +179,7 @@ export class ConmonRuntime implements Runtime {
     const cdir = join(this.ctrs, o.id);
     this.runtimeOf.set(o.id, o.runtime);
     await Promise.all([
-      fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config)),
+      fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config), { mode: 0o600 }),
       fsp.mkdir(cdir, { recursive: true }).then(() => fsp.writeFile(join(cdir, 'runtime'), o.runtime)),
       fsp.rm(join(this.exits, o.id), { force: true }),
       fsp.rm(join(this.sockets, short(o.id)), { force: true }),
@@ -230,7 +230,7 @@ export class ConmonRuntime implements Runtime {
   async runToCompletion(o: { id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal; onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void }, spec: SpecInput): Promise<number> {
     if (!this.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
     o.signal?.throwIfAborted();
-    await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, this.info)));
+    await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, this.info)), { mode: 0o600 });
     this.runtimeOf.set(o.id, o.runtime);
     const root = `--root=${join(this.runDir, o.runtime)}`;
     const p = spawn(this.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], { stdio: ['ignore', 'pipe', 'pipe'], env: RUNTIME_ENV });
@@ -508,7 +508,7 @@ export class ConmonRuntime implements Runtime {
       noNewPrivileges: cfg.process?.['noNewPrivileges'] ?? false,
       ...(cfg.process?.['rlimits'] ? { rlimits: cfg.process['rlimits'] } : {}),
     };
-    await fsp.writeFile(join(dir, 'process.json'), JSON.stringify(processSpec));
+    await fsp.writeFile(join(dir, 'process.json'), JSON.stringify(processSpec), { mode: 0o600 }); // the exec's environment
     const name = this.rt(id);
     const attach = !o.detach;
     const args = [
@@ -562,7 +562,7 @@ export class ConmonRuntime implements Runtime {
   async update(id: string, r: Resources): Promise<void> {
     const res = resourcesJson(r);
     const file = join(this.ctrs, id, 'update.json');
-    await fsp.writeFile(file, JSON.stringify(res));
+    await fsp.writeFile(file, JSON.stringify(res), { mode: 0o600 });
     try {
       await this.cli(id, ['update', '--resources', file, id]);
     } catch (e) {
