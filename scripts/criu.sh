@@ -14,11 +14,9 @@ have() { [ "$(cat $cache/build 2>/dev/null)" = "$build" ] && [ -e $lib/libcriu.s
 have && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -x $cache/criu ] || [ "$(cat $cache/build 2>/dev/null)" != "$build" ]; then
-  deps=(protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev libaio-dev libgnutls28-dev pkg-config make gcc xz-utils)
-  missing=(); for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   . "$here/debian-source.sh"
+  apt_ensure protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler python3-protobuf libnl-3-dev libnet1-dev libcap-dev libbsd-dev libaio-dev libgnutls28-dev pkg-config make gcc xz-utils
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   tarball=$(debian_orig_tarball criu "$min" "$work")
   tar -xf "$tarball" -C "$work"
   src=$(ls -d "$work"/criu-*/ | head -1)

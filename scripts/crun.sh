@@ -16,11 +16,9 @@ have && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
 [ -e $criu/include/criu/criu.h ] || { echo "crun: scripts/criu.sh must run first" >&2; exit 1; }
 if [ "$(cat $cache/build 2>/dev/null)" != "$build-$(cat $criu/build)" ]; then
-  deps=(libyajl-dev libseccomp-dev libcap-dev gperf autoconf automake libtool pkg-config python3 make gcc)
-  missing=(); for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   . "$here/debian-source.sh"
+  apt_ensure libyajl-dev libseccomp-dev libcap-dev gperf autoconf automake libtool pkg-config python3 make gcc
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   tarball=$(debian_orig_tarball crun "$min" "$work")
   tar -xf "$tarball" -C "$work"
   src=$(ls -d "$work"/crun-*/ | head -1)

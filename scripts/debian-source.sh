@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# Sourced by criu.sh and crun.sh: debian_orig_tarball PACKAGE MIN_VERSION DEST_DIR prints the path
+# Sourced by criu.sh and crun.sh. apt_ensure PKG... installs the packages that are missing.
+apt_ensure() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+}
+
+# debian_orig_tarball PACKAGE MIN_VERSION DEST_DIR prints the path
 # of the newest upstream tarball (`.orig.tar.*`) of PACKAGE >= MIN_VERSION found in Debian's
 # sid or trixie source lists, downloaded into DEST_DIR. The mirror is the machine's own (from its
 # apt sources, never written into the repo); a private list dir keeps the system's apt untouched.
