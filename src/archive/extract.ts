@@ -25,7 +25,7 @@
  *
  * Every refusal is InvalidArgument naming the entry; the caller removes the destination.
  */
-import { chmodSync, closeSync, close as closeCb, fchmodSync, write as writeCb, rmSync } from 'node:fs';
+import { chmodSync, closeSync, close as closeCb, createReadStream, fchmodSync, fstatSync, readSync, write as writeCb, rmSync } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
@@ -176,6 +176,7 @@ class Extractor {
       if (parts.slice(0, -1).some((c) => c.startsWith(WH))) throw refuse(this.p.what, h.name, 'a whiteout cannot be a directory');
       if (base.startsWith(WH)) return this.whiteout(h, parentRel, base);
     }
+    if (h.type === 'fifo' && this.p.devices === 'none') throw refuse(this.p.what, h.name, 'a FIFO is not allowed here');
     if (h.type === 'char' || h.type === 'block') {
       const dev = `${h.devmajor}:${h.devminor}`;
       if (this.p.devices === 'none' || h.type === 'block' || !LAYER_CHAR_DEVICES.has(dev)) throw refuse(this.p.what, h.name, `${h.type} device ${dev} is not allowed`);
@@ -312,5 +313,69 @@ export async function extractTar(input: Readable, dest: string, policy: ExtractP
   } finally {
     x.close();
     input.destroy();
+  }
+}
+
+/**
+ * Read access to an extracted archive's files, every name resolved inside its directory by the
+ * kernel (a symlink the archive planted is followed only within it, as `docker save`'s own
+ * layer symlinks need), and only regular files opened. Close it when done.
+ */
+export class RootedDir {
+  private readonly fd: number;
+
+  constructor(readonly dir: string, private readonly what: string) {
+    this.fd = openat2Fd(AT_FDCWD, dir, OFLAG.PATH | OFLAG.DIRECTORY, 0, 0);
+  }
+
+  /** A read-only fd of regular file `rel`; the caller closes it. NotFound-like refusals are InvalidArgument. */
+  openFile(rel: string): number {
+    const name = cleanEntryName(rel, this.what);
+    let fd: number;
+    try {
+      // O_NONBLOCK: a FIFO opens at once (and is refused below) instead of blocking the daemon
+      fd = openat2Fd(this.fd, name || '.', OFLAG.RDONLY | OFLAG.NONBLOCK, 0, IN_ROOT);
+    } catch (e) {
+      throw invalidArgument(`invalid ${this.what}: ${JSON.stringify(rel)}: ${errnoOf(e) ?? errorMessage(e)}`);
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSyncFd(fd);
+      throw invalidArgument(`invalid ${this.what}: ${JSON.stringify(rel)} is not a regular file`);
+    }
+    return fd;
+  }
+
+  exists(rel: string): boolean {
+    try {
+      closeSync(this.openFile(rel));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** A small file's bytes (manifests, configs): at most `max` bytes. */
+  readSmall(rel: string, max = 8 << 20): Buffer {
+    return withFd(this.openFile(rel), (fd) => {
+      const size = fstatSync(fd).size;
+      if (size > max) throw invalidArgument(`invalid ${this.what}: ${JSON.stringify(rel)} is larger than ${max} bytes`);
+      const b = Buffer.alloc(size);
+      let off = 0;
+      while (off < size) {
+        const n = readSync(fd, b, off, size - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      return b.subarray(0, off);
+    });
+  }
+
+  /** A stream of file `rel` (it owns and closes its fd). */
+  stream(rel: string): Readable {
+    return createReadStream('', { fd: this.openFile(rel) });
+  }
+
+  close(): void {
+    closeSyncFd(this.fd);
   }
 }
