@@ -308,7 +308,7 @@ export async function extractTar(input: Readable, dest: string, policy: ExtractP
     for await (const { header, body } of readTar(input)) await x.entry(header, body);
     x.finish();
   } catch (e) {
-    if (isBerthError(e)) throw e;
+    if (isBerthError(e) && (e.code !== 'InvalidArgument' || e.message.startsWith('invalid '))) throw e;
     throw invalidArgument(`invalid ${policy.what}: ${errorMessage(e)}`, e);
   } finally {
     x.close();

@@ -266,12 +266,17 @@ async function copyArchive(pack: tar.Pack, a: CopyPlan['archives'][number]): Pro
 /** Writes the planned layer as a tar to `out`. */
 export async function writeCopyLayer(plan: CopyPlan, out: Writable): Promise<void> {
   const { pack, done } = packInto(out);
-  for (const e of plan.entries) {
-    const bytes = e.bytes;
-    if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
-    else await addEntry(pack, e.header, e.abs ?? null);
+  try {
+    for (const e of plan.entries) {
+      const bytes = e.bytes;
+      if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
+      else await addEntry(pack, e.header, e.abs ?? null);
+    }
+    for (const a of plan.archives) await copyArchive(pack, a);
+  } catch (e) {
+    (pack as unknown as { destroy(e?: Error): void }).destroy(); // the caller aborts `out`; nothing more is written
+    throw e;
   }
-  for (const a of plan.archives) await copyArchive(pack, a);
   pack.finalize();
   await done;
 }
