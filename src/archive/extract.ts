@@ -25,18 +25,14 @@
  *
  * Every refusal is InvalidArgument naming the entry; the caller removes the destination.
  */
-import { chmodSync, closeSync, close as closeCb, createReadStream, fchmodSync, fstatSync, readSync, write as writeCb, rmSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, fchmodSync, fchownSync, fstatSync, futimesSync, readSync, rmSync, writeSync } from 'node:fs';
 import { posix } from 'node:path';
-import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { errorMessage, invalidArgument, isBerthError } from '../base/errors.js';
 import {
   AT_FDCWD, OFLAG, RESOLVE, S_IF, errnoOf, fsetXattr, lchownAt, linkAt, lstatModeAt, lutimesAt, mkdirAt, mknodAt, openat2Fd, symlinkAt, unlinkAt,
 } from '../base/syscalls.js';
 import { readTar, type TarHeader } from './tar-reader.js';
-
-const write = promisify(writeCb);
-const close = promisify(closeCb);
 
 export interface ExtractPolicy {
   /** Names the archive in messages: `layer`, `image archive`, `build context`. */
@@ -111,7 +107,30 @@ class Extractor {
   }
 
   close(): void {
+    this.forgetParent();
     closeSyncFd(this.root);
+  }
+
+  /** The last parent directory used (entries come grouped by directory): its relative path and O_PATH fd. */
+  private cached: { rel: string; fd: number } | null = null;
+
+  /** The O_PATH fd of directory `rel`, made when missing; owned by the cache (do not close). */
+  private parent(rel: string): number {
+    if (this.cached?.rel === rel) return this.cached.fd;
+    this.forgetParent();
+    const fd = this.dir(rel, true);
+    this.cached = { rel, fd };
+    return fd;
+  }
+
+  /**
+   * The cache holds only the parent of the entry being made. An entry removes at most a child of
+   * its own parent, never that parent, so the cached fd always names the live directory; a later
+   * entry under a removed or replaced directory has another parent and is looked up afresh.
+   */
+  private forgetParent(): void {
+    if (this.cached) closeSyncFd(this.cached.fd);
+    this.cached = null;
   }
 
   /** An O_PATH fd of directory `rel` (in the root), made (0755, root's) with its missing parents when absent. */
@@ -181,13 +200,10 @@ class Extractor {
       const dev = `${h.devmajor}:${h.devminor}`;
       if (this.p.devices === 'none' || h.type === 'block' || !LAYER_CHAR_DEVICES.has(dev)) throw refuse(this.p.what, h.name, `${h.type} device ${dev} is not allowed`);
     }
-    const parent = this.dir(parentRel, true);
     try {
-      await this.make(parent, name, base, h, body);
+      await this.make(this.parent(parentRel), name, base, h, body);
     } catch (e) {
       throw this.fsError(name, e);
-    } finally {
-      closeSyncFd(parent);
     }
   }
 
@@ -203,13 +219,15 @@ class Extractor {
       case 'file': {
         const fd = openat2Fd(parent, base, OFLAG.WRONLY | OFLAG.CREAT | OFLAG.EXCL | OFLAG.NOFOLLOW, 0o600, RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH);
         try {
-          for await (const c of body()) {
-            for (let off = 0; off < c.length; ) off += (await write(fd, c, off, c.length - off)).bytesWritten;
-          }
+          // chunks of at most a stream's buffer: written in place (a page-cache write), the loop turns between chunks
+          for await (const c of body()) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+          if (this.p.owners) fchownSync(fd, h.uid, h.gid); // before the mode: chown clears set-id bits
+          fchmodSync(fd, h.mode);
+          for (const [k, v] of this.xattrsOf(h)) fsetXattr(fd, k, v);
+          futimesSync(fd, h.mtimeMs / 1000, h.mtimeMs / 1000);
         } finally {
-          await close(fd);
+          closeSyncFd(fd);
         }
-        this.meta(parent, base, h, true);
         return;
       }
       case 'symlink':
@@ -258,21 +276,19 @@ class Extractor {
     if (h.type === 'directory') throw refuse(this.p.what, h.name, 'a whiteout cannot be a directory');
     if (base === OPAQUE) {
       if (parentRel === '') throw refuse(this.p.what, h.name, 'an opaque whiteout must be inside a directory of the layer');
-      const dirFd = this.dir(parentRel, true);
-      const fd = withFd(dirFd, () => openat2Fd(this.root, parentRel, OFLAG.DIRECTORY | OFLAG.RDONLY, 0, IN_ROOT));
+      this.parent(parentRel); // made when missing
+      const fd = openat2Fd(this.root, parentRel, OFLAG.DIRECTORY | OFLAG.RDONLY, 0, IN_ROOT);
       withFd(fd, (f) => fsetXattr(f, OPAQUE_XATTR, Buffer.from('y')));
       return;
     }
     const target = base.slice(WH.length);
     if (target === '' || target === '.' || target === '..' || target.startsWith(WH) || target.includes('/')) throw refuse(this.p.what, h.name, 'a whiteout must name one entry');
-    const parent = this.dir(parentRel, true);
     try {
+      const parent = this.parent(parentRel);
       this.clear(parent, target, false);
       mknodAt(parent, target, S_IF.CHR, 0, 0);
     } catch (e) {
       throw this.fsError(h.name, e);
-    } finally {
-      closeSyncFd(parent);
     }
   }
 
