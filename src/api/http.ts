@@ -9,7 +9,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { errorResponse } from './errors.js';
-import { socketIo, type IoStream } from './stream.js';
+import { drainOf, socketIo, type IoStream } from './stream.js';
 
 export const API_VERSION = '1.45';
 export const MIN_API_VERSION = '1.24';
@@ -231,6 +231,7 @@ export function createApiServer(router: Router): Server {
           },
           input: null,
           onClose: (cb: () => void) => closers.push(cb),
+          drain: () => (closed ? null : drainOf(r)),
           get closed() {
             return closed;
           },
@@ -242,7 +243,7 @@ export function createApiServer(router: Router): Server {
         if (hijacked) return hijacked;
         upgrade.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`);
         const io = socketIo(upgrade.socket);
-        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
+        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, drain: io.drain, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
         return hijacked;
       },
     };

@@ -419,6 +419,43 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.doesNotMatch(d.logs(), /the request ends, the daemon goes on/);
   });
 
+  test('save and logs wait for a slow reader instead of buffering in berthd', async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
+    /** GETs `path`, reads nothing for 3 s, notes berthd's memory growth, then reads everything. */
+    const slowRead = (path: string) =>
+      new Promise<{ grew: number; bytes: number }>((resolve, reject) => {
+        const base = rss();
+        const req = http.request({ socketPath: d.sock, path }, (res) => {
+          res.pause();
+          setTimeout(() => {
+            const grew = rss() - base;
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => resolve({ grew, bytes }));
+            res.resume();
+          }, 3000);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const BIG = 120 << 20;
+    // an image with a 120 MiB layer (random: no compression anywhere makes it small)
+    const layer = tarOf([{ name: 'big', data: randomBytes(BIG) }]);
+    const load = await raw('POST', '/images/load?quiet=1', imageArchive('hostile/big:1', [layer]));
+    assert.equal(load.status, 200, load.text);
+    const saved = await slowRead('/images/hostile/big:1/get');
+    assert.ok(saved.bytes > BIG, `the whole archive came (${saved.bytes})`);
+    assert.ok(saved.grew < 48 << 20, `save: berthd grew ${saved.grew >> 20} MiB while the client did not read`);
+    // a container that logs ~120 MiB
+    await d.docker(['run', '-d', '--name', 'biglog', 'busybox', 'sh', '-c', `yes "$(head -c 4000 /dev/zero | tr '\\0' a)" | head -c ${BIG}`], { timeoutMs: 180_000 });
+    assert.equal((await d.docker(['wait', 'biglog'], { timeoutMs: 180_000 })).stdout.trim(), '0');
+    const logs = await slowRead('/containers/biglog/logs?stdout=1');
+    assert.ok(logs.bytes > BIG, `the whole log came (${logs.bytes})`);
+    assert.ok(logs.grew < 48 << 20, `logs: berthd grew ${logs.grew >> 20} MiB while the client did not read`);
+    await d.docker(['rm', 'biglog']);
+    await d.docker(['rmi', 'hostile/big:1']);
+  });
+
   test('registry: invalid digests in a manifest are refused and store nothing; a failed push leaves no tag', async () => {
     const base = `http://${reg.addr}`;
     const tree = () => {
