@@ -359,6 +359,80 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.equal((await d.docker(['run', '--rm', `${reg.addr}/ok/bb:1`, 'echo', 'up'])).stdout.trim(), 'up');
   });
 
+  test('pull from a hostile registry: oversized manifests and configs, digests of every algorithm verified', async () => {
+    // a registry that lies, on loopback: each route answers what the case says
+    type Handler = (res: http.ServerResponse) => void;
+    const routes = new Map<string, Handler>();
+    const srv = http.createServer((req, res) => {
+      const h = req.url === '/v2/' ? (r: http.ServerResponse) => r.end('{}') : routes.get(req.url ?? '');
+      if (!h) {
+        res.statusCode = 404;
+        res.end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+        return;
+      }
+      h(res);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const addr = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const MT_M = 'application/vnd.oci.image.manifest.v1+json';
+    const json = (body: Buffer | string, type = MT_M): Handler => (res) => {
+      res.setHeader('Content-Type', type);
+      res.end(body);
+    };
+    /** An endless body: what a registry that wants to fill berthd's memory sends. */
+    const endless: Handler = (res) => {
+      res.setHeader('Content-Type', MT_M);
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      const pump = () => {
+        while (res.write(chunk)) if (res.destroyed) return;
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      pump();
+    };
+    const layer = L([{ name: 'f', data: 'f' }]);
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }));
+    const manifestWith = (cfg: object, layers: object[]) => JSON.stringify({ schemaVersion: 2, mediaType: MT_M, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers });
+    const goodLayerDesc = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length };
+    routes.set(`/v2/x/blobs/${sha(layer)}`, json(layer, 'application/octet-stream'));
+    routes.set(`/v2/x/blobs/${sha(config)}`, json(config, 'application/octet-stream'));
+    const sha512 = (b: Buffer | string) => `sha512:${createHash('sha512').update(b).digest('hex')}`;
+    const bigConfigDigest = sha('big config');
+    routes.set(`/v2/x/blobs/${bigConfigDigest}`, endless);
+    const good = manifestWith({ digest: sha(config), size: config.length }, [goodLayerDesc]);
+    const cases: Array<[string, string, Handler | null, RegExp]> = [
+      ['a manifest that never ends', 'endless', endless, /more than 4194304/],
+      ['a manifest that declares 1 GiB', 'declared', (res) => { res.setHeader('Content-Length', String(1 << 30)); res.setHeader('Content-Type', MT_M); res.write('{'); }, /more than 4194304/],
+      ['a config that never ends (descriptor says 100 bytes)', 'cfgendless', json(manifestWith({ digest: bigConfigDigest, size: 100 }, [goodLayerDesc])), /longer than its 100 bytes/],
+      ['a config of 100 MiB declared', 'cfgbig', json(manifestWith({ digest: bigConfigDigest, size: 100 << 20 }, [goodLayerDesc])), /more than 8388608/],
+      ['an index naming a sha512 manifest digest that the content does not match', 'idx512', json(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: MT_M, digest: sha512('other'), size: good.length, platform: { os: 'linux', architecture: 'amd64' } }] }), 'application/vnd.oci.image.index.v1+json'), /failed verification/],
+      ['a layer descriptor in sha512 that does not match', 'l512', json(manifestWith({ digest: sha(config), size: config.length }, [{ ...goodLayerDesc, digest: sha512('not the layer') }])), /failed verification/],
+      ['a malformed digest in a descriptor', 'baddigest', json(manifestWith({ digest: 'sha256:xyz', size: 3 }, [goodLayerDesc])), /invalid digest/],
+    ];
+    routes.set(`/v2/x/blobs/${sha512('not the layer')}`, json(layer, 'application/octet-stream'));
+    routes.set(`/v2/x/manifests/${sha512('other')}`, json(good));
+    try {
+      for (const [name, ref, handler, msg] of cases) {
+        if (handler) routes.set(`/v2/x/manifests/${ref}`, handler);
+        const base = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
+        const r = await d.docker(['pull', `${addr}/x${ref.includes(':') ? '@' : ':'}${ref}`], { allowFail: true, timeoutMs: 60_000 });
+        assert.notEqual(r.code, 0, `${name}: refused`);
+        assert.match(r.stdout + r.stderr, msg, `${name}: ${r.stderr}`);
+        const grew = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024 - base;
+        assert.ok(grew < 64 << 20, `${name}: berthd grew ${grew >> 20} MiB`);
+        await checkAfter(`hostile registry: ${name}`);
+        tally('pull (hostile registry)', true);
+      }
+      // the same registry, honest: the pull works
+      routes.set('/v2/x/manifests/good', json(good));
+      await d.docker(['pull', `${addr}/x:good`]);
+      tally('pull (hostile registry)', false);
+    } finally {
+      srv.closeAllConnections();
+      srv.close();
+    }
+  });
+
   test('build: hostile ADD archives and contexts end the build with an error, never berthd', async () => {
     const good = L([{ name: 'x/', type: 'dir' }, { name: 'x/f', data: 'in' }]);
     const xz = (b: Buffer) => execFileSync('xz', ['-c'], { input: b });
