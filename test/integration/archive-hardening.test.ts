@@ -582,6 +582,35 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.deepEqual(list.manifests.map((x) => x.digest), [sha(JSON.stringify(ref))]);
   });
 
+  test('registry basic auth: a verified password is not run through bcrypt again on every request', async () => {
+    const authReg = await startBerthRegistry((dir) => {
+      const file = join(dir, 'htpasswd-12');
+      writeFileSync(file, execFileSync('htpasswd', ['-nbB', '-C', '12', 'alice', 'secret'], { encoding: 'utf8' }));
+      return ['--htpasswd', file];
+    });
+    try {
+      const get = async (pw: string) => {
+        const t = performance.now();
+        const r = await fetch(`http://${authReg.addr}/v2/`, { headers: { Authorization: `Basic ${Buffer.from(`alice:${pw}`).toString('base64')}` } });
+        await r.text();
+        return { status: r.status, ms: performance.now() - t };
+      };
+      const first = await get('secret');
+      assert.equal(first.status, 200);
+      const t = performance.now();
+      for (let i = 0; i < 10; i++) assert.equal((await get('secret')).status, 200);
+      const ten = performance.now() - t;
+      assert.ok(ten < first.ms, `10 requests after the first took ${ten.toFixed(0)} ms, the first (bcrypt cost 12) ${first.ms.toFixed(0)} ms`);
+      // a wrong password is never answered from the cache
+      assert.equal((await get('secreT')).status, 401);
+      assert.equal((await get('')).status, 401);
+      assert.equal((await get('secret\0')).status, 401);
+      tally('registry auth', true);
+    } finally {
+      await authReg.stop();
+    }
+  });
+
   test('registry gc: a manifest it cannot read stops it (nothing deleted); a blob used again is kept', async () => {
     const base = `http://${reg.addr}`;
     const layer = L([{ name: 'gc', data: 'gc' }]);
