@@ -187,15 +187,15 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
       const prefix = ustar ? cstr(h, 345, 155) : Buffer.alloc(0);
       const rawName = all.get('path') ?? longName ?? (prefix.length ? Buffer.concat([prefix, Buffer.from('/'), cstr(h, 0, 100)]) : cstr(h, 0, 100));
       const rawLink = all.get('linkpath') ?? longLink ?? cstr(h, 157, 100);
-      const paxNum = (k: string, def: number): number => {
+      const paxNum = (k: string, def: number, negative = false): number => {
         const v = all.get(k);
         if (v === undefined) return def;
         const n = Number(v.toString('latin1'));
-        if (!Number.isFinite(n) || n < 0) throw invalidArgument(`invalid pax ${k}`);
-        return n;
+        if (!Number.isFinite(n) || (n < 0 && !negative) || n > Number.MAX_SAFE_INTEGER) throw invalidArgument(`invalid pax ${k}`);
+        return Math.max(n, 0); // a time before 1970 becomes 1970
       };
       if (all.has('GNU.sparse.major') || all.has('GNU.sparse.size') || all.has('GNU.sparse.map')) throw invalidArgument('sparse tar entries are not supported');
-      const realSize = type === 'file' ? paxNum('size', size) : 0;
+      const realSize = type === 'file' ? Math.floor(paxNum('size', size)) : 0;
       const xattrs = new Map<string, Buffer>();
       for (const [k, v] of all) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), v);
       const header: TarHeader = {
@@ -205,7 +205,7 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
         uid: paxNum('uid', num(h, 108, 8, 'uid')),
         gid: paxNum('gid', num(h, 116, 8, 'gid')),
         size: realSize,
-        mtimeMs: paxNum('mtime', num(h, 136, 12, 'mtime')) * 1000,
+        mtimeMs: paxNum('mtime', num(h, 136, 12, 'mtime'), true) * 1000,
         linkname: rawLink.toString('utf8'),
         devmajor: ustar ? num(h, 329, 8, 'devmajor') : 0,
         devminor: ustar ? num(h, 337, 8, 'devminor') : 0,
@@ -214,8 +214,9 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
       pax = new Map();
       longName = null;
       longLink = null;
-      // Only regular files carry data (a size on a link or directory header is skipped, as Go does).
-      const dataLen = type === 'file' ? realSize : size;
+      // Only regular files carry data: the size of a header-only entry (link, symlink, directory,
+      // device, FIFO) is ignored and the next header follows at once, as Go's archive/tar reads it.
+      const dataLen = type === 'file' ? realSize : 0;
       let left = dataLen;
       const body = async function* (): AsyncGenerator<Buffer> {
         while (left > 0) {

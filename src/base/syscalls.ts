@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { internal } from './errors.js';
+import { internal, unavailable } from './errors.js';
 
 const require = createRequire(import.meta.url);
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
@@ -215,7 +215,9 @@ export function openat2Fd(dirfd: number, path: string, flags: number, mode: numb
   how.writeBigUInt64LE(BigInt(flags | OFLAG.CLOEXEC), 0);
   how.writeBigUInt64LE(BigInt(mode), 8);
   how.writeBigUInt64LE(BigInt(resolve), 16);
-  return checkAt(rootedFns.syscall4(SYS_OPENAT2, dirfd, path, how, how.length), `openat2 ${path}`);
+  const fd = rootedFns.syscall4(SYS_OPENAT2, dirfd, path, how, how.length);
+  if (fd < 0 && koffi.errno() === constants.errno.ENOSYS) throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
+  return checkAt(fd, `openat2 ${path}`);
 }
 
 export function mkdirAt(dirfd: number, name: string, mode: number): void {
