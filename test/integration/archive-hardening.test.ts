@@ -11,12 +11,14 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, utimesSync, existsSync, rmSync, mkdirSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, utimesSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { startDaemon, REPO, type Daemon } from './harness.js';
 import { startBerthRegistry, type Registry } from './registry-harness.js';
+import { applyLayer } from '../../src/archive/layer.js';
+import { getXattr } from '../../src/base/syscalls.js';
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -275,6 +277,49 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.equal(out.stdout.trim(), 'gone', 'a valid whiteout hides the lower file');
     const ow = `hostile/layer:${layerCorpus().findIndex(([n]) => n.startsWith('symlink to the canary file, then a file'))}`;
     assert.equal((await d.docker(['run', '--rm', ow, 'cat', '/f'])).stdout, 'overwritten');
+  });
+
+  test('layer extractor: what a good layer keeps (binary xattrs, links, whiteouts, modes, times)', async () => {
+    const dir = mkdtempSync(join(work, 'layer-'));
+    const file = join(work, 'detail.tar');
+    const bin = Buffer.from([0x01, 0x00, 0xff, 0xfe, 0x80, 0x0a]);
+    writeFileSync(file, tarOf([
+      { name: './', type: 'dir', mode: 0o755 },
+      { name: 'bin/', type: 'dir', mode: 0o700 },
+      { name: 'bin/tool', data: 'tool', mode: 0o4755, pax: { 'SCHILY.xattr.user.bin': bin, 'SCHILY.xattr.trusted.overlay.redirect': '/etc' } },
+      { name: 'bin/s', type: 'symlink', link: '/etc/passwd' },
+      { name: 'bin/hs', type: 'link', link: 'bin/s' },
+      { name: `long/${'n'.repeat(150)}/${'m'.repeat(200)}`, data: 'long' },
+      { name: 'etc/', type: 'dir' },
+      { name: 'etc/.wh.shadow' },
+      { name: 'var/', type: 'dir' },
+      { name: 'var/.wh..wh..opq' },
+      { name: 'var/keep', data: 'k' },
+      { name: 'f', data: 'first' },
+      { name: 'f', data: 'second' },
+      { name: 'd', type: 'symlink', link: '/' },
+      { name: 'd', type: 'dir' },
+    ]));
+    await applyLayer(file, dir);
+    const tool = statSync(join(dir, 'bin/tool'));
+    assert.equal(tool.mode & 0o7777, 0o4755, 'set-uid kept (mode set after chown)');
+    assert.equal(getXattr(join(dir, 'bin/tool'), 'trusted.overlay.redirect'), null, 'overlayfs attributes from an archive are dropped');
+    const xattr = execFileSync('python3', ['-c', 'import os,sys; sys.stdout.buffer.write(os.getxattr(sys.argv[1], "user.bin"))', join(dir, 'bin/tool')]);
+    assert.equal(xattr.compare(bin), 0, `a binary xattr value survives byte for byte (${xattr.toString('hex')})`);
+    assert.equal(statSync(join(dir, 'bin')).mode & 0o777, 0o700);
+    const hs = readdirSync(join(dir, 'bin'));
+    assert.deepEqual(hs.sort(), ['hs', 's', 'tool']);
+    assert.equal(lstatSync(join(dir, 'bin/s')).ino, lstatSync(join(dir, 'bin/hs')).ino, 'a hard link to a symlink is the symlink');
+    assert.ok(lstatSync(join(dir, 'bin/hs')).isSymbolicLink());
+    assert.equal(readFileSync(join(dir, `long/${'n'.repeat(150)}/${'m'.repeat(200)}`), 'utf8'), 'long');
+    const wh = statSync(join(dir, 'etc/shadow'));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'a whiteout is a char device 0/0');
+    assert.equal(getXattr(join(dir, 'var'), 'trusted.overlay.opaque'), 'y');
+    assert.equal(readFileSync(join(dir, 'f'), 'utf8'), 'second', 'a later entry replaces an earlier one');
+    assert.ok(statSync(join(dir, 'd')).isDirectory(), 'a directory entry replaces a symlink of that name');
+    assert.equal(statSync(join(dir, 'etc')).mtimeMs, 0, 'directory times are set after their contents');
+    assert.equal(snapshotCanary(), canaryState);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('docker load: symlink-then-file across two layers stays inside', async () => {
