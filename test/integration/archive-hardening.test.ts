@@ -322,6 +322,17 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test('docker import: hostile rootfs tars are refused like layers', async () => {
+    const picks = ['whiteout .wh...', 'symlink to an absolute dir, then a file through it', 'hard link through a planted symlink', 'block device', 'truncated layer (cut inside a file)', 'absolute entry'];
+    for (const [name, layer, expect] of layerCorpus().filter(([n]) => picks.includes(n))) {
+      const r = await raw('POST', '/images/create?fromSrc=-&repo=hostile/import&tag=x', layer);
+      if (expect === 'refused') assert.ok(r.status >= 400 && r.status < 500 && /invalid/.test(r.text), `import: ${name}: ${r.status} ${r.text}`);
+      else assert.equal(r.status, 200, `import: ${name}: ${r.text}`);
+      await checkAfter(`import: ${name}`);
+      tally('import', expect === 'refused');
+    }
+  });
+
   test('docker load: symlink-then-file across two layers stays inside', async () => {
     const l1 = L([{ name: 'a', type: 'symlink', link: canaryDir }, { name: 'b', type: 'symlink', link: `${UP}${canaryDir}` }]);
     const l2 = L([{ name: 'a/pwned', data: 'x' }, { name: 'b/canary', data: 'overwrite' }, { name: 'a/.wh.canary' }]);
