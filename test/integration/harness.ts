@@ -49,6 +49,7 @@ export function cli(bin: string[], env: NodeJS.ProcessEnv) {
         if (r.code !== 0 && !opts.allowFail) rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
         else res(r);
       });
+      p.stdin.on('error', () => undefined); // EPIPE when the command exits before reading its (empty) stdin
       p.stdin.end(opts.input ?? '');
     });
 }
