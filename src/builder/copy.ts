@@ -14,7 +14,7 @@ import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { cleanEntryName } from '../archive/extract.js';
-import { readTar } from '../archive/tar-reader.js';
+import { isTarHeader, readTar } from '../archive/tar-reader.js';
 import { addEntry, packInto, type Headers } from '../archive/pack.js';
 import { cleanPath } from '../spec/dockerignore.js';
 import { archiveKind, hashFile, type Source } from './context.js';
@@ -92,7 +92,7 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
     const { source } = input;
     if (!source.isDir && req.extract) {
       const kind = await archiveKind(source.files[0]!.abs);
-      if (kind) {
+      if (kind && (kind === 'tar' || (await decompressesToTar(source.files[0]!.abs, kind)))) {
         archives.push({ abs: source.files[0]!.abs, kind, dir: rel(dest) });
         continue;
       }
@@ -204,6 +204,29 @@ function decompressor(abs: string, kind: 'gzip' | 'bzip2' | 'xz' | 'tar'): Reada
   });
   file.pipe(p.stdin);
   return out;
+}
+
+/**
+ * Whether a compressed file holds a tar (its first 512 decompressed bytes are a tar header). As
+ * dockerd does, ADD copies anything else (`x.tar.xz.gz`, an `.xz` of a text file, a corrupt
+ * compressed file) as a plain file.
+ */
+async function decompressesToTar(abs: string, kind: 'gzip' | 'bzip2' | 'xz'): Promise<boolean> {
+  const input = decompressor(abs, kind);
+  const parts: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of input as AsyncIterable<Buffer>) {
+      parts.push(c);
+      n += c.length;
+      if (n >= 512) break;
+    }
+  } catch {
+    /* not decodable: not an archive */
+  } finally {
+    input.destroy();
+  }
+  return isTarHeader(Buffer.concat(parts));
 }
 
 const PACK_TYPES = { file: 'file', link: 'link', symlink: 'symlink', char: 'character-device', block: 'block-device', directory: 'directory', fifo: 'fifo' } as const;
