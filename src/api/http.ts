@@ -2,13 +2,14 @@
  * The Engine API's HTTP plumbing: a route table, `/vX.YY` version prefixes, JSON bodies, Docker's
  * error bodies, and connection hijacking (`Upgrade: tcp`) for attach and exec.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { errorResponse } from './errors.js';
-import { socketIo, type IoStream } from './stream.js';
+import { drainOf, socketIo, type IoStream } from './stream.js';
 
 export const API_VERSION = '1.45';
 export const MIN_API_VERSION = '1.24';
@@ -103,12 +104,45 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * The one guard that keeps a failure inside a request from ending the daemon. Every request runs
+ * in an AsyncLocalStorage scope; an error nothing handled (an 'error' event without a listener,
+ * a rejected promise nobody awaited) that surfaces in that scope, at any depth of callbacks,
+ * streams or child processes started for the request, ends that request: an error response if
+ * nothing was sent yet, else a cut connection. An uncaught error outside every request is still
+ * fatal (logged, exit 1), as Node's default.
+ */
+interface RequestScope {
+  method: string;
+  url: string;
+  /** Ends the request with `e`; later calls (the request already ended) only log. */
+  fail(e: unknown): void;
+}
+const requestScope = new AsyncLocalStorage<RequestScope>();
+let guardInstalled = false;
+
+function installRequestGuard(): void {
+  if (guardInstalled) return;
+  guardInstalled = true;
+  const onStray = (kind: string) => (e: unknown) => {
+    const scope = requestScope.getStore();
+    if (!scope) {
+      log.error(`${kind} outside any request`, { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      process.exit(1);
+    }
+    log.error(`${kind} in a request: the request ends, the daemon goes on`, { method: scope.method, url: scope.url, err: e instanceof Error ? e.message : String(e) });
+    scope.fail(e);
+  };
+  process.on('uncaughtException', onStray('uncaught exception'));
+  process.on('unhandledRejection', onStray('unhandled rejection'));
+}
+
 const COMMON_HEADERS = { 'Api-Version': API_VERSION, 'Docker-Experimental': 'true', Ostype: 'linux', Server: `Docker/berth (linux)` };
 
 export function createApiServer(router: Router): Server {
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
 
-  const dispatch = async (req: IncomingMessage, res: ServerResponse | null, upgrade: { socket: Duplex; head: Buffer } | null) => {
+  const dispatch = async (req: IncomingMessage, res: ServerResponse | null, upgrade: { socket: Duplex; head: Buffer } | null, scope: RequestScope) => {
     const t0 = performance.now();
     const url = new URL(req.url ?? '/', 'http://berth');
     const abort = new AbortController();
@@ -197,6 +231,7 @@ export function createApiServer(router: Router): Server {
           },
           input: null,
           onClose: (cb: () => void) => closers.push(cb),
+          drain: () => (closed ? null : drainOf(r)),
           get closed() {
             return closed;
           },
@@ -208,10 +243,22 @@ export function createApiServer(router: Router): Server {
         if (hijacked) return hijacked;
         upgrade.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`);
         const io = socketIo(upgrade.socket);
-        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
+        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, drain: io.drain, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
         return hijacked;
       },
     };
+    let ended = false;
+    const fail = (e: unknown, stray = false) => {
+      if (ended) return;
+      ended = true;
+      if (stray) abort.abort(); // the handler may still be waiting on what failed
+      const { status, body } = errorResponse(e);
+      if (status >= 500) log.error('request failed', { method: req.method, url: req.url, err: body.message });
+      if (!started) ctx.send(status, body);
+      else if (upgrade) upgrade.socket.destroy();
+      else res?.destroy();
+    };
+    scope.fail = (e) => fail(e, true);
     try {
       const { version, path } = splitVersion(url.pathname);
       ctx.version = version;
@@ -220,17 +267,19 @@ export function createApiServer(router: Router): Server {
       ctx.params = m.params;
       if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
       await m.handler(ctx);
+      ended = true;
     } catch (e) {
-      const { status, body } = errorResponse(e);
-      if (status >= 500) log.error('request failed', { method: req.method, url: req.url, err: body.message });
-      if (!started) ctx.send(status, body);
-      else if (upgrade) upgrade.socket.destroy();
-      else res?.destroy();
+      fail(e);
     }
     log.debug('request', { method: req.method, path: url.pathname, ms: +(performance.now() - t0).toFixed(1) });
   };
 
-  server.on('request', (req, res) => void dispatch(req, res, null));
-  server.on('upgrade', (req, socket, head) => void dispatch(req, null, { socket, head }));
+  installRequestGuard();
+  const scoped = (req: IncomingMessage, run: (scope: RequestScope) => Promise<void>) => {
+    const scope: RequestScope = { method: req.method ?? '', url: req.url ?? '', fail: () => undefined };
+    void requestScope.run(scope, () => run(scope));
+  };
+  server.on('request', (req, res) => scoped(req, (scope) => dispatch(req, res, null, scope)));
+  server.on('upgrade', (req, socket, head) => scoped(req, (scope) => dispatch(req, null, { socket, head }, scope)));
   return server;
 }

@@ -22,6 +22,26 @@ export interface IoStream {
   input: NodeJS.ReadableStream | null;
   onClose(cb: () => void): void;
   readonly closed: boolean;
+  /**
+   * Backpressure: null when the peer keeps up, else a promise that settles once what was written
+   * has gone out (or the connection closed). A producer that can wait (save, logs) awaits it
+   * instead of buffering without bound.
+   */
+  drain(): Promise<void> | null;
+}
+
+/** `drain()` of a writable: null when it takes more now, else when it drains or closes. */
+export function drainOf(w: NodeJS.WritableStream & { writableNeedDrain?: boolean; destroyed?: boolean }): Promise<void> | null {
+  if (!w.writableNeedDrain || w.destroyed) return null;
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.once('drain', done);
+    w.once('close', done);
+  });
 }
 
 export function writerFor(io: IoStream, tty: boolean): (s: 'stdout' | 'stderr', b: Buffer) => void {
@@ -47,6 +67,7 @@ export function socketIo(sock: Duplex): IoStream {
     },
     input: sock,
     onClose: (cb) => closers.push(cb),
+    drain: () => (closed ? null : drainOf(sock)),
     get closed() {
       return closed;
     },

@@ -5,23 +5,19 @@
  *   xattr `trusted.overlay.opaque=y` on the dir (image-spec "Whiteouts", overlayfs docs).
  * - packUpper: the reverse, a layer tar from a container's upper dir.
  */
-import { promises as fsp } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
-import { errorMessage, invalidArgument } from '../base/errors.js';
-import { runCommand } from '../base/proc.js';
-import { getXattr, mknodWhiteout, setXattr } from '../base/syscalls.js';
+import { getXattr } from '../base/syscalls.js';
 import { packTree } from './pack.js';
+import { extractTar, LAYER_POLICY, OPAQUE, WH } from './extract.js';
 
-const WH = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 /** Paths the engine bind-mounts into containers: never part of a committed layer. */
 const BIND_TARGETS = new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
 
-/** Wraps `input` with gunzip when it starts with gzip's magic bytes. */
 /** Whether a stream starts with gzip's magic; what was read to tell is put back. */
 export async function isGzip(input: Readable): Promise<boolean> {
   const first: Buffer | null = await new Promise((resolve, reject) => {
@@ -49,39 +45,13 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
 }
 
 /**
- * Runs GNU tar to extract the archive at `file` into `dest` (owners, modes, xattrs kept; `..`
- * refused by tar). tar reads the file itself and detects gzip on its own: no byte passes through Node.
+ * Unpacks a layer tar file (plain or gzip) into the directory `dest` (empty, or a container's
+ * upper dir for an imported checkpoint), every entry resolved inside `dest` by the kernel and
+ * OCI whiteouts turned into overlayfs's form (see extract.ts for the rules). A bad layer is
+ * InvalidArgument; nothing outside `dest` is touched.
  */
-function untar(file: string, dest: string): Promise<void> {
-  return runCommand('tar', ['-x', '-f', file, '-C', dest, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*', '--same-permissions']).catch((e: unknown) => {
-    throw invalidArgument(`invalid layer archive: ${errorMessage(e)}`);
-  });
-}
-
-async function convertWhiteouts(dir: string): Promise<void> {
-  const walk = async (d: string): Promise<void> => {
-    for (const ent of await fsp.readdir(d, { withFileTypes: true })) {
-      const abs = join(d, ent.name);
-      if (ent.name === OPAQUE) {
-        await fsp.rm(abs);
-        setXattr(d, OPAQUE_XATTR, 'y');
-      } else if (ent.name.startsWith(WH)) {
-        await fsp.rm(abs);
-        const target = join(d, ent.name.slice(WH.length));
-        await fsp.rm(target, { recursive: true, force: true });
-        mknodWhiteout(target);
-      } else if (ent.isDirectory()) {
-        await walk(abs);
-      }
-    }
-  };
-  await walk(dir);
-}
-
-/** Unpacks a layer tar file (plain or gzip) into the empty directory `dest`. */
 export async function applyLayer(tarPath: string, dest: string): Promise<void> {
-  await untar(tarPath, dest);
-  await convertWhiteouts(dest);
+  await extractTar(await maybeGunzip(createReadStream(tarPath)), dest, LAYER_POLICY);
 }
 
 /** Writes the layer tar of an overlay upper dir: whiteouts become `.wh.` entries. */

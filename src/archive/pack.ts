@@ -75,6 +75,7 @@ export function packInto(out: Writable): { pack: Pack; done: Promise<void> } {
     pack.on('error', reject);
     out.on('finish', resolve);
   });
+  done.catch(() => undefined); // a producer that fails before awaiting `done` must not leave its rejection unhandled
   (pack as unknown as NodeJS.ReadableStream).pipe(out);
   return { pack, done };
 }

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { internal } from './errors.js';
+import { internal, unavailable } from './errors.js';
 
 const require = createRequire(import.meta.url);
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
@@ -160,4 +160,108 @@ export function linkUp(name: string): void {
   check(fns.ioctl(ctl(), SIOCGIFFLAGS, b), `flags of ${name}`);
   b.writeInt16LE(b.readInt16LE(16) | IFF_UP, 16);
   check(fns.ioctl(ctl(), SIOCSIFFLAGS, b), `set ${name} up`);
+}
+
+/*
+ * Rooted file operations: openat2(2) with RESOLVE_IN_ROOT and the *at(2) calls on the directory
+ * fds it returns. Every path given to openat2Fd is resolved by the kernel as if `dirfd` were `/`
+ * (symlinks and `..` cannot leave it); the *at wrappers take one name (no `/`) in a directory fd
+ * opened that way, and never follow a symlink in that last component. Used by archive/extract.ts.
+ */
+const rootedFns = {
+  syscall4: libc.func('long syscall(long nr, int dirfd, const char *path, void *how, size_t size)'),
+  mkdirat: libc.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
+  symlinkat: libc.func('int symlinkat(const char *target, int dirfd, const char *path)'),
+  linkat: libc.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)'),
+  mknodat: libc.func('int mknodat(int dirfd, const char *path, unsigned int mode, unsigned long dev)'),
+  fchownat: libc.func('int fchownat(int dirfd, const char *path, unsigned int uid, unsigned int gid, int flags)'),
+  unlinkat: libc.func('int unlinkat(int dirfd, const char *path, int flags)'),
+  utimensat: libc.func('int utimensat(int dirfd, const char *path, const uint8_t *times, int flags)'),
+  fsetxattr: libc.func('int fsetxattr(int fd, const char *name, const uint8_t *value, size_t size, int flags)'),
+  fstatat: libc.func('int fstatat(int dirfd, const char *path, _Out_ uint8_t *buf, int flags)'),
+};
+
+const SYS_OPENAT2 = 437; // x86_64
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+/** open(2) flags (x86_64 values). */
+export const OFLAG = { RDONLY: 0, WRONLY: 1, CREAT: 0o100, EXCL: 0o200, TRUNC: 0o1000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000 } as const;
+/** openat2(2) `resolve` flags. */
+export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
+/** File type bits of st_mode. */
+export const S_IF = { MT: 0o170000, DIR: 0o040000, CHR: 0o020000, BLK: 0o060000, REG: 0o100000, FIFO: 0o010000, LNK: 0o120000 } as const;
+
+function checkAt(rc: number, what: string): number {
+  if (rc < 0) {
+    const e = koffi.errno();
+    const err = internal(`${what}: ${errnoName(e)}`);
+    (err as { errno?: number; errnoName?: string }).errno = e;
+    (err as { errno?: number; errnoName?: string }).errnoName = errnoName(e);
+    throw err;
+  }
+  return rc;
+}
+
+/** errno's name of an error thrown by these wrappers (`ENOENT`), or null. */
+export function errnoOf(e: unknown): string | null {
+  const n = (e as { errnoName?: unknown } | null)?.errnoName;
+  return typeof n === 'string' ? n : null;
+}
+
+/** openat2(2): an fd for `path` resolved under `dirfd` with `resolve` (RESOLVE.*); O_CLOEXEC always. The caller closes it. */
+export function openat2Fd(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags | OFLAG.CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  const fd = rootedFns.syscall4(SYS_OPENAT2, dirfd, path, how, how.length);
+  if (fd < 0 && koffi.errno() === constants.errno.ENOSYS) throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
+  return checkAt(fd, `openat2 ${path}`);
+}
+
+export function mkdirAt(dirfd: number, name: string, mode: number): void {
+  checkAt(rootedFns.mkdirat(dirfd, name, mode), `mkdirat ${name}`);
+}
+export function symlinkAt(target: string, dirfd: number, name: string): void {
+  checkAt(rootedFns.symlinkat(target, dirfd, name), `symlinkat ${name}`);
+}
+/** A hard link `newdirfd/newname` to `olddirfd/oldname` (a symlink there is linked, not followed). */
+export function linkAt(olddirfd: number, oldname: string, newdirfd: number, newname: string): void {
+  checkAt(rootedFns.linkat(olddirfd, oldname, newdirfd, newname, 0), `linkat ${newname}`);
+}
+export function mknodAt(dirfd: number, name: string, mode: number, major: number, minor: number): void {
+  // glibc's makedev()
+  const dev = (BigInt(major & 0xfff) << 8n) | (BigInt(major & ~0xfff) << 32n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n);
+  checkAt(rootedFns.mknodat(dirfd, name, mode, dev), `mknodat ${name}`);
+}
+export function lchownAt(dirfd: number, name: string, uid: number, gid: number): void {
+  checkAt(rootedFns.fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW), `fchownat ${name}`);
+}
+export function unlinkAt(dirfd: number, name: string, dir: boolean): void {
+  checkAt(rootedFns.unlinkat(dirfd, name, dir ? AT_REMOVEDIR : 0), `unlinkat ${name}`);
+}
+/** Sets atime and mtime (ms since the epoch) of `name` in `dirfd` without following a symlink. */
+export function lutimesAt(dirfd: number, name: string, atimeMs: number, mtimeMs: number): void {
+  const t = Buffer.alloc(32);
+  for (const [i, ms] of [atimeMs, mtimeMs].entries()) {
+    const s = Math.floor(ms / 1000);
+    t.writeBigInt64LE(BigInt(s), i * 16);
+    t.writeBigInt64LE(BigInt(Math.round((ms - s * 1000) * 1e6)), i * 16 + 8);
+  }
+  checkAt(rootedFns.utimensat(dirfd, name, t, AT_SYMLINK_NOFOLLOW), `utimensat ${name}`);
+}
+export function fsetXattr(fd: number, name: string, value: Buffer): void {
+  checkAt(rootedFns.fsetxattr(fd, name, value, value.length, 0), `fsetxattr ${name}`);
+}
+/** st_mode of `name` in `dirfd` (not following a symlink), or null when nothing is there. */
+export function lstatModeAt(dirfd: number, name: string): number | null {
+  const st = Buffer.alloc(144); // struct stat, x86_64
+  const rc = rootedFns.fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+  if (rc < 0) {
+    const e = koffi.errno();
+    if (e === constants.errno.ENOENT) return null;
+    checkAt(rc, `fstatat ${name}`);
+  }
+  return st.readUInt32LE(24);
 }

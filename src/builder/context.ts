@@ -1,5 +1,6 @@
 /**
- * The build context: the client's tar unpacked into a private directory, `.dockerignore` applied,
+ * The build context: the client's tar unpacked into a private directory (archive/extract.ts: every
+ * entry resolved inside it by the kernel), `.dockerignore` applied,
  * and the sources of COPY/ADD resolved inside a root (the context or another stage's filesystem)
  * without ever leaving it: `..` in a context source is an error, symlinks resolve inside the root.
  */
@@ -7,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { errorMessage, invalidArgument } from '../base/errors.js';
-import { runCommand } from '../base/proc.js';
+import { invalidArgument } from '../base/errors.js';
 import { maybeGunzip } from '../archive/layer.js';
+import { CONTEXT_POLICY, extractTar } from '../archive/extract.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { IgnoreMatcher, cleanPath } from '../spec/dockerignore.js';
 
@@ -34,10 +35,10 @@ function completeTar(): Transform {
 
 /** Unpacks a context tar (plain or gzip) into the empty directory `dir`. */
 export async function receiveContext(input: Readable, dir: string): Promise<void> {
-  const tar = (await maybeGunzip(input)).pipe(completeTar());
-  await runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner', '--no-overwrite-dir'], { input: tar }).catch((e: unknown) => {
-    throw invalidArgument(`invalid build context: ${errorMessage(e)}`);
-  });
+  const raw = await maybeGunzip(input);
+  const tar = raw.pipe(completeTar());
+  raw.on('error', (e) => tar.destroy(e)); // pipe() does not carry a source's error on
+  await extractTar(tar, dir, CONTEXT_POLICY);
 }
 
 /** One file found for a source pattern. */

@@ -8,10 +8,13 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import { basename, join, posix } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { cleanEntryName } from '../archive/extract.js';
+import { isTarHeader, readTar } from '../archive/tar-reader.js';
 import { addEntry, packInto, type Headers } from '../archive/pack.js';
 import { cleanPath } from '../spec/dockerignore.js';
 import { archiveKind, hashFile, type Source } from './context.js';
@@ -89,7 +92,7 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
     const { source } = input;
     if (!source.isDir && req.extract) {
       const kind = await archiveKind(source.files[0]!.abs);
-      if (kind) {
+      if (kind && (kind === 'tar' || (await decompressesToTar(source.files[0]!.abs, kind)))) {
         archives.push({ abs: source.files[0]!.abs, kind, dir: rel(dest) });
         continue;
       }
@@ -167,45 +170,136 @@ export async function describeInputs(inputs: CopyInput[]): Promise<{ digest: str
   return { digest: h.digest('hex'), summary: `${kind}:${content.digest('hex')}` };
 }
 
+/** The longest an `xz -d`/`bzip2 -d` of one ADD archive may run. */
+const DECOMPRESS_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * The archive's tar bytes. A decompressor that fails (a truncated or corrupt file, a wrong
+ * format) makes the stream fail, never end early; its process is killed when the stream is
+ * destroyed and at its deadline.
+ */
 function decompressor(abs: string, kind: 'gzip' | 'bzip2' | 'xz' | 'tar'): Readable {
   const file = createReadStream(abs);
   if (kind === 'tar') return file;
-  if (kind === 'gzip') return file.pipe(createGunzip());
+  if (kind === 'gzip') {
+    const gz = createGunzip();
+    file.on('error', (e) => gz.destroy(e));
+    return file.pipe(gz);
+  }
+  const out = new PassThrough();
   const p = spawn(kind === 'xz' ? 'xz' : 'bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const deadline = setTimeout(() => p.kill('SIGKILL'), DECOMPRESS_DEADLINE_MS);
+  p.on('error', (e) => out.destroy(e));
+  p.stdin.on('error', () => undefined); // EPIPE when the decompressor stops early; its exit status says why
+  file.on('error', (e) => out.destroy(e));
+  p.stdout.pipe(out, { end: false });
+  p.on('close', (code, signal) => {
+    clearTimeout(deadline);
+    if (code === 0) out.end();
+    else out.destroy(invalidArgument(`${kind} -d failed (${signal ?? `exit ${code}`}): not a valid ${kind} file`));
+  });
+  out.on('close', () => {
+    file.destroy();
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
   file.pipe(p.stdin);
-  return p.stdout;
+  return out;
 }
 
-/** Re-emits the members of an archive under `dir` (ownership and modes as in the archive; `..` members refused). */
-async function copyArchive(pack: tar.Pack, a: CopyPlan['archives'][number]): Promise<void> {
-  const ex = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const name = cleanPath(header.name);
-      if (name === '.' || name.startsWith('../')) {
-        stream.resume();
-        stream.on('end', next);
-        return;
-      }
-      const out = pack.entry({ ...header, name: a.dir ? `${a.dir}/${name}` : name, ...(header.type === 'link' && header.linkname ? { linkname: a.dir ? `${a.dir}/${cleanPath(header.linkname)}` : cleanPath(header.linkname) } : {}) }, (err) => (err ? reject(err) : next()));
-      stream.pipe(out as unknown as NodeJS.WritableStream);
+/**
+ * Whether a compressed file holds a tar (its first 512 decompressed bytes are a tar header). As
+ * dockerd does, ADD copies anything else (`x.tar.xz.gz`, an `.xz` of a text file, a corrupt
+ * compressed file) as a plain file.
+ */
+async function decompressesToTar(abs: string, kind: 'gzip' | 'bzip2' | 'xz'): Promise<boolean> {
+  const input = decompressor(abs, kind);
+  const parts: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of input as AsyncIterable<Buffer>) {
+      parts.push(c);
+      n += c.length;
+      if (n >= 512) break;
+    }
+  } catch {
+    /* not decodable: not an archive */
+  } finally {
+    input.destroy();
+  }
+  return isTarHeader(Buffer.concat(parts));
+}
+
+const PACK_TYPES = { file: 'file', link: 'link', symlink: 'symlink', char: 'character-device', block: 'block-device', directory: 'directory', fifo: 'fifo' } as const;
+
+/** Writes one entry with a body into the pack, with backpressure; rejects on any error of either side. */
+async function packEntry(pack: tar.Pack, header: Headers, body: AsyncIterable<Buffer> | null): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const entry = pack.entry(header, (err) => (err ? reject(err) : resolve())) as unknown as Writable;
+    entry.on('error', reject);
+    if (!body) {
+      entry.end();
+      return;
+    }
+    void (async () => {
+      for await (const c of body) if (!entry.write(c)) await once(entry, 'drain');
+      entry.end();
+    })().catch((e: unknown) => {
+      entry.destroy(e instanceof Error ? e : new Error(String(e)));
+      reject(e);
     });
-    ex.on('finish', resolve);
-    ex.on('error', (e) => reject(invalidArgument(`ADD: cannot extract ${basename(a.abs)}: ${e.message}`)));
   });
-  decompressor(a.abs, a.kind).on('error', (e) => ex.destroy(e)).pipe(ex);
-  await done;
+}
+
+/**
+ * Re-emits the members of an archive under `dir` (ownership and modes as in the archive). A
+ * member that leaves the archive's root, a truncated or undecodable archive is InvalidArgument;
+ * what the members say is applied later by the layer extractor, inside the layer.
+ */
+async function copyArchive(pack: tar.Pack, a: CopyPlan['archives'][number]): Promise<void> {
+  const input = decompressor(a.abs, a.kind);
+  try {
+    for await (const { header: h, body } of readTar(input)) {
+      const name = cleanEntryName(h.name, `ADD archive ${basename(a.abs)}`);
+      if (name === '') continue;
+      const header: Headers = {
+        name: a.dir ? `${a.dir}/${name}` : name,
+        type: PACK_TYPES[h.type],
+        mode: h.mode,
+        uid: h.uid,
+        gid: h.gid,
+        mtime: new Date(h.mtimeMs),
+        size: h.type === 'file' ? h.size : 0,
+        devmajor: h.devmajor,
+        devminor: h.devminor,
+      };
+      if (h.type === 'symlink') header.linkname = h.linkname;
+      if (h.type === 'link') {
+        const target = cleanEntryName(h.linkname, `ADD archive ${basename(a.abs)}`);
+        header.linkname = a.dir ? `${a.dir}/${target}` : target;
+      }
+      await packEntry(pack, header, h.type === 'file' ? body() : null);
+    }
+  } catch (e) {
+    throw invalidArgument(`ADD: cannot extract ${basename(a.abs)}: ${errorMessage(e)}`, e);
+  } finally {
+    input.destroy();
+  }
 }
 
 /** Writes the planned layer as a tar to `out`. */
 export async function writeCopyLayer(plan: CopyPlan, out: Writable): Promise<void> {
   const { pack, done } = packInto(out);
-  for (const e of plan.entries) {
-    const bytes = e.bytes;
-    if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
-    else await addEntry(pack, e.header, e.abs ?? null);
+  try {
+    for (const e of plan.entries) {
+      const bytes = e.bytes;
+      if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
+      else await addEntry(pack, e.header, e.abs ?? null);
+    }
+    for (const a of plan.archives) await copyArchive(pack, a);
+  } catch (e) {
+    (pack as unknown as { destroy(e?: Error): void }).destroy(); // the caller aborts `out`; nothing more is written
+    throw e;
   }
-  for (const a of plan.archives) await copyArchive(pack, a);
   pack.finalize();
   await done;
 }

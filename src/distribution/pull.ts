@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { parseImageConfig } from '../spec/image-parse.js';
-import { INDEX_TYPES, MANIFEST_TYPES, parseManifest, type Descriptor } from '../spec/distribution.js';
+import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from '../spec/distribution.js';
 import type { ImageRecord, ImageStore } from '../image/types.js';
 import { parseReference } from '../image/reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
-import { eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
+import { digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
 export type { Progress };
 
@@ -35,15 +35,40 @@ export function parsePlatform(s: string): Platform {
 }
 
 const ACCEPT = MANIFEST_TYPES.join(', ');
+/** Image configs larger than this are refused (dockerd's own limit is 8 MiB). */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 async function fetchManifest(s: RegistrySession, ref: string): Promise<{ bytes: Buffer; type: string; digest: string }> {
   const res = await s.fetch('GET', `/v2/${s.ep.repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
   if (res.status === 404) throw notFound(`manifest for ${s.ep.host}/${s.ep.repo}:${ref} not found: manifest unknown`);
   if (!res.ok) throw new RegistryHttpError(res.status, `fetching manifest ${ref}: ${res.status}`);
-  const bytes = Buffer.from(await res.arrayBuffer());
+  const bytes = await readCapped(res, MAX_MANIFEST_BYTES, `manifest ${ref}`);
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-  if (ref.startsWith('sha256:') && ref !== digest) throw invalidArgument(`manifest ${ref} failed verification: content is ${digest}`);
+  // a manifest asked for by digest must be that digest, whatever its algorithm
+  if (ref.includes(':') && digestOf(ref, bytes) !== ref) throw invalidArgument(`manifest ${ref} failed verification: content is ${digestOf(ref, bytes)}`);
   return { bytes, type: res.headers.get('content-type') ?? '', digest };
+}
+
+/** A response body of at most `max` bytes (a registry that sends more is cut off, not buffered). */
+async function readCapped(res: Response, max: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw invalidArgument(`${what} is ${declared} bytes, more than ${max}`);
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  if (res.body) {
+    for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+      n += c.length;
+      if (n > max) {
+        await res.body.cancel().catch(() => undefined);
+        throw invalidArgument(`${what} is more than ${max} bytes`);
+      }
+      parts.push(Buffer.from(c));
+    }
+  }
+  return Buffer.concat(parts);
 }
 
 async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
@@ -85,11 +110,14 @@ export async function pull(images: ImageStore, refText: string, o: { creds: Cred
     manifest = parseManifest(child.bytes, child.type);
     if (INDEX_TYPES.includes(manifest.mediaType)) throw invalidArgument('nested manifest lists are not supported');
   }
-  const configRes = await fetchBlob(s, manifest.config!);
+  const cfgDesc = manifest.config!;
+  if (cfgDesc.size > MAX_CONFIG_BYTES) throw invalidArgument(`image config ${cfgDesc.digest} is ${cfgDesc.size} bytes, more than ${MAX_CONFIG_BYTES}`);
+  const configRes = await fetchBlob(s, cfgDesc);
   const parts: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
-    configRes.pipe(verifier(manifest.config!, () => undefined)).on('data', (c: Buffer) => parts.push(c)).on('end', resolve).on('error', reject);
-    configRes.on('error', reject);
+    const v = verifier(cfgDesc, () => undefined); // fails past the descriptor's size: never buffered beyond it
+    configRes.pipe(v).on('data', (c: Buffer) => parts.push(c)).on('end', resolve).on('error', reject);
+    configRes.on('error', (e) => v.destroy(e));
   });
   const configBytes = Buffer.concat(parts);
   const config = parseImageConfig(configBytes);

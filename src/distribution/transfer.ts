@@ -32,23 +32,39 @@ export function meterReport(progress: Progress, status: string, id: string, size
   };
 }
 
+/** The hash algorithm of a digest (sha256 or sha512, each with its exact encoding); others are refused. */
+export function digestAlgorithm(digest: string): 'sha256' | 'sha512' {
+  if (/^sha256:[a-f0-9]{64}$/.test(digest)) return 'sha256';
+  if (/^sha512:[a-f0-9]{128}$/.test(digest)) return 'sha512';
+  throw invalidArgument(`unsupported or malformed digest ${digest}`);
+}
+
+/** `bytes`' digest in the algorithm of `like`. */
+export function digestOf(like: string, bytes: Buffer): string {
+  const alg = digestAlgorithm(like);
+  return `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
+}
+
 /**
  * Passes bytes through, telling `onBytes` how many went by, and fails at the end when the size
- * (or, with `hashed`, the sha256) is not `digest`'s. Without `hashed` only the size is checked:
- * for an uncompressed layer the content store computes the same hash anyway (one pass, not two).
+ * (or, with `hashed`, the hash in the digest's own algorithm) is not `digest`'s. Without `hashed`
+ * only the size is checked: for an uncompressed layer the content store computes the same hash
+ * anyway (one pass, not two).
  */
 export function verifier(d: { digest: string; size: number }, onBytes: (n: number) => void, hashed = true): Transform {
-  const hash = hashed ? createHash('sha256') : null;
+  const alg = digestAlgorithm(d.digest);
+  const hash = hashed ? createHash(alg) : null;
   let n = 0;
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash?.update(chunk);
       n += chunk.length;
+      if (n > d.size) return cb(invalidArgument(`blob ${d.digest} is longer than its ${d.size} bytes`)); // no more than the descriptor said reaches disk or memory
       onBytes(n);
       cb(null, chunk);
     },
     flush(cb) {
-      const got = hash ? `sha256:${hash.digest('hex')}` : d.digest;
+      const got = hash ? `${alg}:${hash.digest('hex')}` : d.digest;
       if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
       else cb();
     },

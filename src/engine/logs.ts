@@ -87,7 +87,9 @@ function wanted(q: LogQuery, l: LogLine): boolean {
 
 /**
  * Emits the log's lines per `q`. With `follow`, keeps emitting new lines until `stillRunning()`
- * turns false and the file is drained, or `signal` aborts.
+ * turns false and the file is drained, or `signal` aborts. `backpressure()` (the reader's
+ * `drain()`) is asked after each chunk: a promise pauses reading until it settles, so a slow
+ * reader of a large log holds one chunk in memory, not the file.
  */
 export async function readLogs(
   path: string,
@@ -95,6 +97,7 @@ export async function readLogs(
   emit: (l: LogLine) => void,
   stillRunning: () => boolean,
   signal: AbortSignal,
+  backpressure: () => Promise<void> | null = () => null,
 ): Promise<void> {
   const parser = new LogParser();
   let offset = 0;
@@ -111,7 +114,14 @@ export async function readLogs(
     if (size === offset) return;
     await new Promise<void>((resolve, reject) => {
       const s = createReadStream(path, { start: offset, end: size - 1 });
-      s.on('data', (c) => parser.push(c as Buffer, onLine));
+      s.on('data', (c) => {
+        parser.push(c as Buffer, onLine);
+        const wait = signal.aborted ? null : backpressure();
+        if (wait) {
+          s.pause();
+          void wait.then(() => s.resume());
+        }
+      });
       s.on('end', resolve);
       s.on('error', reject);
     });

@@ -3,16 +3,16 @@
  * version) or OCI layout (`index.json`); save writes both in one tar, as Docker 25+ does, so
  * `docker load`, skopeo and other OCI tools read it. Layers are streamed, never held in memory.
  */
-import { createReadStream, promises as fsp, existsSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join, normalize } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { errorMessage, invalidArgument } from '../base/errors.js';
-import { runCommand } from '../base/proc.js';
 import { asObject, isObject } from '../base/json.js';
 import type { Digest } from '../base/digest.js';
 import { maybeGunzip } from '../archive/layer.js';
+import { extractTar, LOAD_POLICY, RootedDir } from '../archive/extract.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import type { ImageRecord } from './types.js';
 import type { ImageCore } from './store.js';
@@ -21,16 +21,20 @@ const MT_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MT_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const MT_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
-function untarTo(input: Readable, dir: string): Promise<void> {
-  return runCommand('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], { input }).catch((e: unknown) => {
-    throw invalidArgument(`invalid image archive: ${errorMessage(e)}`);
-  });
+/** A path named by the archive's manifest.json: relative, inside the archive (read through RootedDir, which resolves it in the archive's root). */
+function inside(rel: unknown): string {
+  if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || normalize(rel).startsWith('..')) throw invalidArgument(`invalid image archive: bad path ${String(rel)}`);
+  return rel;
 }
 
-function inside(dir: string, rel: unknown): string {
-  if (typeof rel !== 'string' || rel.startsWith('/') || normalize(rel).startsWith('..')) throw invalidArgument(`invalid image archive: bad path ${String(rel)}`);
-  return join(dir, rel);
-}
+const readJson = (root: RootedDir, rel: string): unknown => {
+  try {
+    return JSON.parse(root.readSmall(rel).toString('utf8'));
+  } catch (e) {
+    if (e instanceof SyntaxError) throw invalidArgument(`invalid image archive: ${rel}: ${e.message}`);
+    throw e;
+  }
+};
 
 interface Found {
   config: string;
@@ -38,24 +42,25 @@ interface Found {
   tags: string[];
 }
 
-async function fromDockerManifest(dir: string): Promise<Found[]> {
-  const v: unknown = JSON.parse(await fsp.readFile(join(dir, 'manifest.json'), 'utf8'));
+function fromDockerManifest(root: RootedDir): Found[] {
+  const v = readJson(root, 'manifest.json');
   if (!Array.isArray(v)) throw invalidArgument('invalid image archive: manifest.json must be a list');
   return v.map((e) => {
     const o = asObject(e, 'manifest.json entry');
     const layers = o['Layers'];
     if (!Array.isArray(layers)) throw invalidArgument('invalid image archive: Layers must be a list');
     const tags = Array.isArray(o['RepoTags']) ? o['RepoTags'].filter((t): t is string => typeof t === 'string') : [];
-    return { config: inside(dir, o['Config']), layers: layers.map((l) => inside(dir, l)), tags };
+    return { config: inside(o['Config']), layers: layers.map((l) => inside(l)), tags };
   });
 }
 
-const blobPath = (dir: string, d: unknown) => {
+const blobPath = (d: unknown) => {
   if (typeof d !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d)) throw invalidArgument(`invalid image archive: bad digest ${String(d)}`);
-  return join(dir, 'blobs', 'sha256', d.slice(7));
+  return `blobs/sha256/${d.slice(7)}`;
 };
 
-async function fromOciIndex(dir: string): Promise<Found[]> {
+async function fromOciIndex(root: RootedDir): Promise<Found[]> {
+  let docs = 0;
   const out: Found[] = [];
   const visit = async (descs: unknown, name: string | null): Promise<void> => {
     if (!Array.isArray(descs)) return;
@@ -63,43 +68,51 @@ async function fromOciIndex(dir: string): Promise<Found[]> {
       if (!isObject(d)) continue;
       const ann = isObject(d['annotations']) ? d['annotations'] : {};
       const refName = typeof ann['io.containerd.image.name'] === 'string' ? ann['io.containerd.image.name'] : name;
-      const doc = asObject(JSON.parse(await fsp.readFile(blobPath(dir, d['digest']), 'utf8')), 'OCI manifest');
+      if (++docs > 1000) throw invalidArgument('invalid image archive: more than 1000 manifests');
+      const doc = asObject(readJson(root, blobPath(d['digest'])), 'OCI manifest');
       if (Array.isArray(doc['manifests'])) {
         await visit(doc['manifests'].filter((m) => !isObject(m) || !isObject(m['platform']) || m['platform']['architecture'] === 'amd64'), refName);
         continue;
       }
       const cfg = asObject(doc['config'], 'OCI manifest config');
       const layers = Array.isArray(doc['layers']) ? doc['layers'] : [];
-      out.push({ config: blobPath(dir, cfg['digest']), layers: layers.map((l) => blobPath(dir, asObject(l, 'layer')['digest'])), tags: refName ? [refName] : [] });
+      out.push({ config: blobPath(cfg['digest']), layers: layers.map((l) => blobPath(asObject(l, 'layer')['digest'])), tags: refName ? [refName] : [] });
     }
   };
-  await visit(asObject(JSON.parse(await fsp.readFile(join(dir, 'index.json'), 'utf8')), 'index.json')['manifests'], null);
+  await visit(asObject(readJson(root, 'index.json'), 'index.json')['manifests'], null);
   return out;
 }
 
 /** Loads every image of the archive; returns the tags loaded (or ids for untagged images). */
 export async function loadArchive(core: ImageCore, tmpRoot: string, input: Readable): Promise<string[]> {
   const dir = join(tmpRoot, `load-${randomBytes(6).toString('hex')}`);
-  await fsp.mkdir(dir, { recursive: true });
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  let root: RootedDir | null = null;
   try {
-    await untarTo(await maybeGunzip(input), dir);
-    const found = existsSync(join(dir, 'manifest.json')) ? await fromDockerManifest(dir) : existsSync(join(dir, 'index.json')) ? await fromOciIndex(dir) : null;
+    await extractTar(await maybeGunzip(input), dir, LOAD_POLICY);
+    const r = (root = new RootedDir(dir, 'image archive'));
+    const found = r.exists('manifest.json') ? fromDockerManifest(r) : r.exists('index.json') ? await fromOciIndex(r) : null;
     if (!found) throw invalidArgument('invalid image archive: neither manifest.json nor index.json found');
     const loaded: string[] = [];
     for (const f of found) {
-      const configBytes = await fsp.readFile(f.config);
+      const configBytes = r.readSmall(f.config);
       const config = parseImageConfig(configBytes);
       if (config.rootfs.diff_ids.length !== f.layers.length) throw invalidArgument('invalid image archive: layer count does not match the config');
-      const diffs = await Promise.all(f.layers.map((l) => core.ingestLayer(createReadStream(l))));
-      diffs.forEach((d, i) => {
-        if (d.diffId !== config.rootfs.diff_ids[i]) throw invalidArgument(`invalid image archive: layer ${i} has digest ${d.diffId}, the config says ${config.rootfs.diff_ids[i]}`);
-      });
+      // each layer is checked against its diff id before it lands in content
+      await Promise.all(
+        f.layers.map((l, i) =>
+          core.ingestLayer(r.stream(l), config.rootfs.diff_ids[i]).catch((e: unknown) => {
+            throw invalidArgument(`invalid image archive: layer ${i} (${l}) is not ${config.rootfs.diff_ids[i]}: ${errorMessage(e)}`, e);
+          }),
+        ),
+      );
       const img = await core.addImage(configBytes);
       for (const t of f.tags) core.setTag(t, img.id);
       loaded.push(...(f.tags.length ? f.tags.map((t) => core.resolve(t).tag ?? t) : [img.id]));
     }
     return loaded;
   } finally {
+    root?.close();
     await fsp.rm(dir, { recursive: true, force: true });
   }
 }

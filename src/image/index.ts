@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { promises as fsp, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument } from '../base/errors.js';
+import { invalidArgument, isBerthError } from '../base/errors.js';
 import type { Digest } from '../base/digest.js';
 import { mount, umountAsync, MNT_DETACH } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
@@ -57,14 +57,15 @@ export class ImageService implements ImageStore {
   }
 
   /**
-   * Streams a layer (gzip or plain) into content and checks it is the layer the config names.
-   * A mismatch deletes what was written (unless an image has a layer with that content) and throws.
+   * Streams a layer (gzip or plain) into content, checked against the diff id the config names
+   * before it lands: a layer of other content is never committed.
    */
   async ingestLayer(input: Readable, expectedDiffId: string): Promise<void> {
-    const { diffId } = await this.core.ingestLayer(input);
-    if (diffId !== expectedDiffId) {
-      if (!this.core.usedDiffIds().has(diffId)) await this.core.content.delete(diffId);
-      throw invalidArgument(`layer content ${diffId} does not match the config's diff id ${expectedDiffId}`);
+    try {
+      await this.core.ingestLayer(input, expectedDiffId);
+    } catch (e) {
+      if (isBerthError(e, 'InvalidArgument') && /^digest mismatch/.test(e.message)) throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      throw e;
     }
   }
 

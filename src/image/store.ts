@@ -48,9 +48,12 @@ export class ImageCore {
     migrate(db, 'images', MIGRATIONS);
   }
 
-  /** Streams a layer tar (plain or gzip) into content as an uncompressed blob; its digest is the diff id. */
-  async ingestLayer(input: Readable): Promise<{ diffId: Digest; size: number }> {
-    const { digest, size } = await this.content.write(await maybeGunzip(input));
+  /**
+   * Streams a layer tar (plain or gzip) into content as an uncompressed blob; its digest is the
+   * diff id. With `expectedDiffId`, a layer of other content is refused before it lands.
+   */
+  async ingestLayer(input: Readable, expectedDiffId?: string): Promise<{ diffId: Digest; size: number }> {
+    const { digest, size } = await this.content.write(await maybeGunzip(input), expectedDiffId ? { digest: expectedDiffId as Digest } : undefined);
     return { diffId: digest, size };
   }
 

@@ -65,7 +65,12 @@ export function parseHtpasswd(text: string): Map<string, string> {
   return users;
 }
 
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 1024;
+
 export class Authorizer {
+  private readonly cacheKey = randomBytes(32);
+  private readonly verifiedCache = new Map<string, number>();
   readonly mode: 'basic' | 'token';
   readonly service: string;
   private readonly users: Map<string, string> | null;
@@ -112,8 +117,26 @@ export class Authorizer {
     const i = decoded.indexOf(':');
     const user = decoded.slice(0, i);
     const hash = this.users?.get(user);
-    if (i < 0 || !hash || !bcrypt.compareSync(decoded.slice(i + 1), hash.replace(/^\$2y\$/, '$2a$'))) throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required: invalid username or password');
+    if (i < 0 || !hash || !this.verified(user, decoded.slice(i + 1), hash)) throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required: invalid username or password');
     return user;
+  }
+
+  /**
+   * bcrypt is slow on purpose (~50-100 ms a check), and basic clients send credentials on every
+   * request: a success is remembered for VERIFIED_TTL_MS, keyed by an HMAC (a per-process random
+   * key) of user, password and the user's hash, so the cache holds no password, a changed hash
+   * misses, and a wrong password always pays bcrypt. Bounded: the oldest entries go first.
+   */
+  private verified(user: string, password: string, hash: string): boolean {
+    const key = createHmac('sha256', this.cacheKey).update(`${user}\0${password}\0${hash}`).digest('base64');
+    const now = Date.now();
+    const until = this.verifiedCache.get(key);
+    if (until !== undefined && until > now) return true;
+    this.verifiedCache.delete(key);
+    if (!bcrypt.compareSync(password, hash.replace(/^\$2y\$/, '$2a$'))) return false;
+    if (this.verifiedCache.size >= VERIFIED_MAX) this.verifiedCache.delete(this.verifiedCache.keys().next().value!);
+    this.verifiedCache.set(key, now + VERIFIED_TTL_MS);
+    return true;
   }
 
   // --- tokens ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { errorMessage } from '../base/errors.js';
 import { parseManifest } from '../spec/distribution.js';
 import type { RegistryStorage } from './storage.js';
 
@@ -17,37 +18,74 @@ export interface GcResult {
   bytesFreed: number;
 }
 
-export async function collectGarbage(storage: RegistryStorage, opts: { graceSeconds: number; dryRun?: boolean }): Promise<GcResult> {
+/** Every blob the repositories' manifests name (and the manifests). A manifest that cannot be read stops gc: its blobs are unknown. */
+async function mark(storage: RegistryStorage): Promise<Set<string>> {
   const marked = new Set<string>();
-  for (const { digest } of await storage.allManifests()) {
+  for (const { repo, digest } of await storage.allManifests()) {
     marked.add(digest);
     let m;
     try {
       m = parseManifest(readFileSync(storage.blobPath(digest)));
-    } catch {
-      continue; // an unreadable manifest still keeps itself
+    } catch (e) {
+      throw new Error(`gc: manifest ${digest} of ${repo} cannot be read (${errorMessage(e)}); nothing was deleted: the blobs it names are unknown`);
     }
     for (const d of [m.config, ...(m.layers ?? []), ...(m.manifests ?? []), m.subject]) if (d) marked.add(d.digest);
   }
+  return marked;
+}
+
+/**
+ * Sweeps in two steps so that a push running meanwhile loses nothing: unmarked blobs older than
+ * the grace period are first moved aside (a rename: a HEAD now says 404 and the client uploads
+ * again; a manifest naming one is refused by the server's post-write check), then marked again;
+ * a blob a new manifest names, or that was touched (used) since, is moved back; the rest is deleted.
+ */
+export async function collectGarbage(storage: RegistryStorage, opts: { graceSeconds: number; dryRun?: boolean }): Promise<GcResult> {
+  const marked = await mark(storage);
   const dir = join(storage.root, 'blobs', 'sha256');
   const cutoff = Date.now() - opts.graceSeconds * 1000;
   const result: GcResult = { marked: marked.size, deleted: [], keptYoung: 0, bytesFreed: 0 };
-  const repos = await storage.repositoriesWithBlobs();
+  const candidates: Array<{ hex: string; size: number }> = [];
   for (const hex of await fsp.readdir(dir)) {
     if (!/^[a-f0-9]{64}$/.test(hex)) continue;
-    const digest = `sha256:${hex}`;
-    if (marked.has(digest)) continue;
+    if (marked.has(`sha256:${hex}`)) continue;
     const st = await fsp.stat(join(dir, hex)).catch(() => null);
     if (!st) continue;
     if (st.mtimeMs > cutoff) {
       result.keptYoung++;
       continue;
     }
-    result.deleted.push(digest);
-    result.bytesFreed += st.size;
-    if (opts.dryRun) continue;
-    await fsp.rm(join(dir, hex), { force: true });
-    for (const repo of repos) await storage.unlinkBlob(repo, digest);
+    candidates.push({ hex, size: st.size });
+  }
+  if (opts.dryRun) {
+    for (const c of candidates) {
+      result.deleted.push(`sha256:${c.hex}`);
+      result.bytesFreed += c.size;
+    }
+    return result;
+  }
+  const aside = (hex: string) => join(dir, `${hex}.gc-${process.pid}`);
+  const moved: typeof candidates = [];
+  for (const c of candidates) if (await fsp.rename(join(dir, c.hex), aside(c.hex)).then(() => true, () => false)) moved.push(c);
+  let again: Set<string>;
+  try {
+    again = await mark(storage);
+  } catch (e) {
+    for (const c of moved) await fsp.rename(aside(c.hex), join(dir, c.hex)).catch(() => undefined);
+    throw e;
+  }
+  const repos = await storage.repositoriesWithBlobs();
+  for (const c of moved) {
+    const st = await fsp.stat(aside(c.hex)).catch(() => null);
+    if (again.has(`sha256:${c.hex}`) || !st || st.mtimeMs > cutoff) {
+      await fsp.rename(aside(c.hex), join(dir, c.hex)).catch(() => undefined);
+      result.keptYoung++;
+      continue;
+    }
+    result.deleted.push(`sha256:${c.hex}`);
+    result.bytesFreed += c.size;
+    await fsp.rm(aside(c.hex), { force: true });
+    for (const repo of repos) await storage.unlinkBlob(repo, `sha256:${c.hex}`);
   }
   return result;
 }

@@ -291,23 +291,33 @@ export class RegistryServer {
       for (const d of [m.config!, ...(m.layers ?? [])]) {
         if (d.mediaType === MT.dockerForeignLayer || (d as { urls?: unknown }).urls) continue; // non-distributable
         const size = this.storage.blobInRepo(c.name, d.digest);
+        this.storage.touchBlob(d.digest);
         if (size === null) missing.push(d.digest);
         else if (size !== d.size) throw new RegistryError(400, 'MANIFEST_INVALID', `blob ${d.digest} is ${size} bytes, the manifest says ${d.size}`);
       }
     }
     if (missing.length) throw new RegistryError(400, 'MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${missing[0]}`, { digests: missing });
+    // Everything is checked above; the writes go from the least to the most visible, so a push
+    // that fails part way leaves no tag and no manifest link (only an unlinked blob, which gc takes):
+    // blob, then its referrers entry, then the repository's manifest link, then the tag.
     await this.storage.putBlobBytes(bytes);
-    await this.storage.putManifest(c.name, digest, m.mediaType);
-    if (!byDigest) await this.storage.setTag(c.name, c.ref, digest);
-    // trust data pushed: a fresh timestamp over it, when this registry keeps the key (a failure
-    // leaves the push as it is: clients then see the old timestamp, and refuse what it does not cover)
-    if (c.ref === TRUST_TAG) await this.o.timestamper?.refresh(c.name, this.storage).catch((e: unknown) => log.warn('timestamping failed', { repo: c.name, err: errorMessage(e) }));
     const headers: Record<string, string> = { Location: `/v2/${c.name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
     if (m.subject) {
       const at = artifactTypeOf(m);
       await this.storage.addReferrer(c.name, m.subject.digest, digest, { mediaType: m.mediaType, digest, size: bytes.length, ...(at ? { artifactType: at } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) });
       headers['OCI-Subject'] = m.subject.digest;
     }
+    await this.storage.putManifest(c.name, digest, m.mediaType);
+    // a gc that swept between the check above and this write: the manifest must not stay
+    const gone = INDEX_TYPES.includes(m.mediaType) ? [] : [m.config!, ...(m.layers ?? [])].filter((d) => d.mediaType !== MT.dockerForeignLayer && !(d as { urls?: unknown }).urls && this.storage.blobInRepo(c.name, d.digest) === null);
+    if (gone.length) {
+      await this.storage.deleteManifest(c.name, digest);
+      throw new RegistryError(400, 'MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${gone[0]!.digest}`, { digests: gone.map((d) => d.digest) });
+    }
+    if (!byDigest) await this.storage.setTag(c.name, c.ref, digest);
+    // trust data pushed: a fresh timestamp over it, when this registry keeps the key (a failure
+    // leaves the push as it is: clients then see the old timestamp, and refuse what it does not cover)
+    if (c.ref === TRUST_TAG) await this.o.timestamper?.refresh(c.name, this.storage).catch((e: unknown) => log.warn('timestamping failed', { repo: c.name, err: errorMessage(e) }));
     send(c.res, 201, headers);
   }
 
@@ -328,6 +338,7 @@ export class RegistryServer {
     if (!isDigestLike(c.ref)) throw new RegistryError(400, 'DIGEST_INVALID', `invalid digest: ${c.ref}`);
     const size = this.storage.blobInRepo(c.name, c.ref);
     if (size === null) throw new RegistryError(404, 'BLOB_UNKNOWN', `blob unknown to registry: ${c.ref}`);
+    this.storage.touchBlob(c.ref); // a client that finds a blob may now push a manifest naming it (gc's grace period)
     const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': c.ref, 'Accept-Ranges': 'bytes', ETag: `"${c.ref}"` };
     const range = /^bytes=(\d*)-(\d*)$/.exec(c.req.headers.range ?? '');
     if (c.req.headers.range && !range) throw new RegistryError(416, 'BLOB_UNKNOWN', `invalid range ${c.req.headers.range}`);

@@ -13,13 +13,17 @@
  * Underscore-prefixed directories cannot collide with a name component (those start with [a-z0-9]).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, existsSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isSha256, RegistryError } from '../spec/distribution.js';
 
-const hexOf = (digest: string) => digest.slice('sha256:'.length);
+/** The hex of a sha256 digest, the name of its files; anything else never becomes a path. */
+const hexOf = (digest: string) => {
+  if (!isSha256(digest)) throw new RegistryError(400, 'DIGEST_INVALID', `unsupported digest: ${digest}`);
+  return digest.slice('sha256:'.length);
+};
 
 export interface UploadState {
   uuid: string;
@@ -79,7 +83,22 @@ export class RegistryStorage {
   }
 
   async linkBlob(repo: string, digest: string): Promise<void> {
+    this.touchBlob(digest);
     await this.put(join(this.repoDir(repo), '_blobs', hexOf(digest)), '');
+  }
+
+  /**
+   * Marks a blob as just used (its mtime = now): done whenever the registry tells a client a blob
+   * is there (HEAD/GET, mount, an upload of a blob it already has, a manifest naming it), so gc's
+   * grace period covers a push that skips uploading what exists. A blob gone meanwhile is no error.
+   */
+  touchBlob(digest: string): void {
+    const now = new Date();
+    try {
+      utimesSync(this.blobPath(digest), now, now);
+    } catch {
+      /* absent */
+    }
   }
 
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {

@@ -56,7 +56,11 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const NAME_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+/**
+ * A digest of a registered algorithm with its exact encoding (image-spec "Digests": sha256 is 64
+ * and sha512 128 lowercase hex). The grammar alone (`a:b`) is not enough: digests name files.
+ */
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
 
 /**
@@ -72,7 +76,7 @@ export function registryHostOf(name: string): string | null {
 
 export const isRepoName = (s: string): boolean => s.length <= 255 && NAME_RE.test(s);
 export const isTag = (s: string): boolean => TAG_RE.test(s);
-/** Any well-formed digest (the grammar); only sha256 is supported for content. */
+/** A digest of a registered algorithm (sha256, sha512) with a valid encoding; only sha256 is supported for content. */
 export const isDigestLike = (s: string): boolean => DIGEST_RE.test(s);
 export const isSha256 = (s: string): boolean => SHA256_RE.test(s);
 
@@ -134,7 +138,11 @@ export function parseManifest(bytes: Buffer, contentType?: string): Manifest {
     if (!Array.isArray(v['layers'])) throw new RegistryError(400, 'MANIFEST_INVALID', 'manifest without layers');
     m.layers = v['layers'].map((d, i) => descriptor(d, `layers[${i}]`));
   }
-  if (v['subject'] !== undefined) m.subject = descriptor(v['subject'], 'subject');
+  if (v['subject'] !== undefined) {
+    m.subject = descriptor(v['subject'], 'subject');
+    // referrers are kept by the subject's sha256 (the only algorithm this registry stores)
+    if (!isSha256(m.subject.digest)) throw new RegistryError(400, 'DIGEST_INVALID', `subject: unsupported digest ${m.subject.digest} (sha256 only)`);
+  }
   if (typeof v['artifactType'] === 'string') m.artifactType = v['artifactType'];
   if (isObject(v['annotations'])) m.annotations = v['annotations'] as Record<string, string>;
   return m;

@@ -93,7 +93,7 @@ export function containerIoRoutes(r: Router, engine: Engine): void {
     const io = ctx.hijack(streamType(tty));
     if (flag(ctx, 'logs')) {
       const write = writerFor(io, tty);
-      await readLogs(engine.logPathOf(c.id), { ...logQuery(ctx, false), stdout: o.stdout, stderr: o.stderr, tail: -1 }, (l) => write(l.stream, Buffer.from(l.text)), () => false, ctx.signal);
+      await readLogs(engine.logPathOf(c.id), { ...logQuery(ctx, false), stdout: o.stdout, stderr: o.stderr, tail: -1 }, (l) => write(l.stream, Buffer.from(l.text)), () => false, ctx.signal, () => io.drain());
     }
     if (!flag(ctx, 'stream')) {
       io.end();
@@ -129,7 +129,7 @@ export function containerIoRoutes(r: Router, engine: Engine): void {
       const cur = engine.store.find(c.id);
       return !!cur && ['running', 'paused', 'restarting', 'created'].includes(cur.state.status);
     };
-    await readLogs(engine.logPathOf(c.id), q, (l) => write(l.stream, Buffer.from(q.timestamps ? `${l.time} ${l.text}` : l.text)), alive, ctx.signal);
+    await readLogs(engine.logPathOf(c.id), q, (l) => write(l.stream, Buffer.from(q.timestamps ? `${l.time} ${l.text}` : l.text)), alive, ctx.signal, () => io.drain());
     io.end();
   });
 

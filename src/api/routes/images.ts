@@ -130,13 +130,18 @@ export function imageRoutes(r: Router, engine: Engine): void {
     if (names.length === 0) throw invalidArgument('no image names given');
     for (const n of names) images.get(n); // 404 before any byte is sent
     const io = ctx.stream(200, 'application/x-tar');
-    const { PassThrough } = await import('node:stream');
-    const pt = new PassThrough();
-    pt.on('data', (b: Buffer) => io.write(b));
-    const done = new Promise<void>((res) => pt.on('end', res));
-    await images.save(names, pt);
-    pt.end();
-    await done;
+    const { Writable } = await import('node:stream');
+    // the archive goes out as fast as the client reads it: a write waits for the response to drain
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        io.write(chunk);
+        const wait = io.drain();
+        if (wait) void wait.then(() => cb());
+        else cb();
+      },
+    });
+    io.onClose(() => sink.destroy(new Error('the client closed the connection')));
+    await images.save(names, sink);
     io.end();
   };
   r.on('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
