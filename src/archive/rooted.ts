@@ -1,0 +1,322 @@
+/**
+ * The rooted file layer: every lookup inside a container's (or an image's) tree is made by the
+ * kernel relative to a directory fd we hold, so a path can never leave the root, however the
+ * tree changes under us (CVE-2018-15664: a container swapping a path component with a symlink
+ * while berthd works on it).
+ *
+ * - `RootedFs.resolve` walks a container path one component at a time: each step is
+ *   openat2(parentFd, name, O_PATH|O_NOFOLLOW, RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS),
+ *   so the kernel looks up exactly one name below a directory we hold and follows nothing. A
+ *   symlink met on the way is read from its own fd (readlinkat(fd, "")) and its target walked in
+ *   the container's namespace: absolute targets restart at the root, `..` stops at the root.
+ *   Between components the container's mount table (volumes, binds, /etc/hosts...) is consulted,
+ *   so a path inside a volume reaches the volume, as dockerd's mounted volumes do.
+ * - Everything done afterwards names the result by fd: `/proc/self/fd/<dirfd>/<name>` with the
+ *   l*-calls that never follow the last name (lstat, lchown, lutimes, readlink, unlink, rmdir,
+ *   mkdir, symlink, link), or `/proc/self/fd/<fd>` of an fd opened here (chmod, open for reading).
+ * - `resolveInRoot` (a string path) remains for static trees (build contexts, image views, a
+ *   container before it first runs): the kernel resolves it (RESOLVE_IN_ROOT) but the caller reopens
+ *   it by name, so it is not for a tree a running process can change.
+ */
+import { closeSync, fstatSync, mkdirSync, promises as fsp, readlinkSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+import { invalidArgument, internal, notFound, BerthError } from '../base/errors.js';
+import {
+  O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2, readlinkFd,
+} from '../base/syscalls.js';
+
+/** A mount inside the root: the container path it covers and the host path it shows. */
+export interface RootMount {
+  destination: string;
+  source: string;
+  readOnly: boolean;
+}
+
+/** The path of an fd we hold (or of `name` in the directory fd `dir`), for Node's fs calls. */
+export function fdPath(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/** A path's components: empty and `.` dropped, `..` kept (the walk pops them inside the root). */
+export function splitPath(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+const MAX_HOPS = 40; // Linux's MAXSYMLINKS
+const STEP = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+/** Opens one name below `dirFd` without following anything (a symlink gives its own fd). */
+export function openChild(dirFd: number, name: string, flags = O_PATH): number {
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw internal(`not a single path component: ${JSON.stringify(name)}`);
+  return openat2(dirFd, name, flags | O_NOFOLLOW, STEP);
+}
+
+interface MountFd {
+  path: string;
+  fd: number;
+  readOnly: boolean;
+  st: Stats;
+}
+
+interface Node {
+  name: string;
+  fd: number;
+  st: Stats;
+  owned: boolean;
+  mount: MountFd | null;
+}
+
+/** The result of a walk. The caller closes it (its fds) when done. */
+export interface Resolved {
+  /** O_PATH fd of the target (a symlink's own when not followed), -1 when it does not exist. */
+  fd: number;
+  st: Stats | null;
+  /** O_PATH fd of the directory holding the target and its name there; -1/'' for the root or a mount's root. */
+  parentFd: number;
+  name: string;
+  /** The container path reached (symlinks expanded). */
+  path: string;
+  /** The target is the root or a mount's root: it cannot be removed or replaced. */
+  isMountRoot: boolean;
+  /** The target lies on a read-only mount. */
+  readOnly: boolean;
+  close(): void;
+}
+
+export function errCode(e: unknown): string {
+  return (e as { code?: unknown }).code === undefined ? '' : String((e as { code?: unknown }).code);
+}
+
+/** A failed file operation on a container path as a berth error: the caller's mistake is a 4xx. */
+export function fsError(e: unknown, path: string): BerthError {
+  if (e instanceof BerthError) return e;
+  const code = errCode(e);
+  const msg = e instanceof Error ? e.message.replace(/\/proc\/self\/fd\/\d+\/?/g, '') : String(e);
+  switch (code) {
+    case 'ENOENT':
+      return notFound(`Could not find the file ${path} in container`, e);
+    case 'ENOTDIR': case 'ELOOP': case 'ENAMETOOLONG': case 'EEXIST': case 'EISDIR': case 'EXDEV':
+    case 'EPERM': case 'EROFS': case 'ENOTEMPTY': case 'EINVAL': case 'EACCES': case 'EBUSY': case 'EMLINK':
+      return invalidArgument(`${path}: ${code}`, e);
+    default:
+      return internal(`${path}: ${msg}`, e);
+  }
+}
+
+function nodeError(code: string, what: string): Error {
+  return Object.assign(new Error(`${code}: ${what}`), { code });
+}
+
+export class RootedFs {
+  private closed = false;
+
+  private constructor(
+    readonly root: string,
+    private readonly rootFd: number,
+    private readonly rootSt: Stats,
+    private readonly mounts: Map<string, MountFd>,
+  ) {}
+
+  /**
+   * Opens `root` (a directory berthd owns) and the sources of `mounts` (paths berthd chose: volume
+   * dirs, bind sources, the container's hosts file). A mount whose source is gone is left out.
+   */
+  static open(root: string, mounts: readonly RootMount[] = []): RootedFs {
+    const rootFd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
+    const table = new Map<string, MountFd>();
+    try {
+      for (const m of mounts) {
+        const path = posix.normalize('/' + m.destination);
+        if (path === '/') continue;
+        let fd: number;
+        try {
+          fd = openat2(-100, m.source, O_PATH, 0);
+        } catch {
+          continue;
+        }
+        table.get(path) && closeSync(table.get(path)!.fd);
+        table.set(path.replace(/\/$/, ''), { path, fd, readOnly: m.readOnly, st: fstatSync(fd) });
+      }
+      return new RootedFs(root, rootFd, fstatSync(rootFd), table);
+    } catch (e) {
+      for (const m of table.values()) closeSync(m.fd);
+      closeSync(rootFd);
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const m of this.mounts.values()) closeSync(m.fd);
+    closeSync(this.rootFd);
+  }
+
+  /** The mount whose root is exactly container path `path`, if any. */
+  mountAt(path: string): { fd: number; readOnly: boolean; st: Stats } | null {
+    return this.mounts.get(path) ?? null;
+  }
+
+  /**
+   * Walks `path` inside the root. `followLast`: a symlink as the last component is followed (else
+   * the link itself is the target). `mkdirs`: missing directories on the way are made (0755,
+   * root-owned, as dockerd's archive does); otherwise only the last component may be missing.
+   */
+  resolve(path: string, opts: { followLast?: boolean; mkdirs?: boolean } = {}): Resolved {
+    if (this.closed) throw internal('rooted fs used after close');
+    const rootNode: Node = { name: '', fd: this.rootFd, st: this.rootSt, owned: false, mount: null };
+    const stack: Node[] = [rootNode];
+    const queue = splitPath(path);
+    let hops = 0;
+    const logical = (extra?: string) => '/' + [...stack.slice(1).map((n) => n.name), ...(extra === undefined ? [] : [extra])].join('/');
+    const drop = (n: Node | undefined) => {
+      if (n?.owned) closeSync(n.fd);
+    };
+    const fail = (e: unknown): never => {
+      for (const n of stack) drop(n);
+      throw e;
+    };
+    let missing: string | null = null;
+    while (queue.length > 0) {
+      const c = queue.shift()!;
+      if (c === '..') {
+        if (stack.length > 1) drop(stack.pop());
+        continue;
+      }
+      const top = stack[stack.length - 1]!;
+      const here = logical(c);
+      const m = this.mounts.get(here);
+      if (m) {
+        stack.push({ name: c, fd: m.fd, st: m.st, owned: false, mount: m });
+        continue;
+      }
+      if (!top.st.isDirectory()) fail(nodeError('ENOTDIR', logical()));
+      let fd: number;
+      try {
+        fd = openChild(top.fd, c);
+      } catch (e) {
+        if (errCode(e) !== 'ENOENT') fail(e);
+        if (!opts.mkdirs) {
+          if (queue.length > 0) fail(e);
+          missing = c;
+          break;
+        }
+        try {
+          mkdirSync(fdPath(top.fd, c), 0o755);
+        } catch (e2) {
+          if (errCode(e2) !== 'EEXIST') fail(e2);
+        }
+        queue.unshift(c); // open what is there now (made by us or by someone else: looked at like anything else)
+        continue;
+      }
+      let st: Stats;
+      try {
+        st = fstatSync(fd);
+      } catch (e) {
+        closeSync(fd);
+        fail(e);
+      }
+      if (st!.isSymbolicLink() && (queue.length > 0 || opts.followLast)) {
+        let target: string;
+        try {
+          target = readlinkFd(fd);
+        } finally {
+          closeSync(fd);
+        }
+        if (++hops > MAX_HOPS) fail(nodeError('ELOOP', here));
+        if (target.startsWith('/')) while (stack.length > 1) drop(stack.pop());
+        if (target === '') fail(nodeError('ENOENT', here));
+        queue.unshift(...splitPath(target));
+        continue;
+      }
+      stack.push({ name: c, fd, st: st!, owned: true, mount: top.mount });
+    }
+    const readOnly = stack.some((n) => n.mount?.readOnly);
+    if (missing !== null) {
+      const parent = stack[stack.length - 1]!;
+      if (!parent.st.isDirectory()) fail(nodeError('ENOTDIR', logical()));
+      for (const n of stack.slice(0, -1)) drop(n);
+      return {
+        fd: -1, st: null, parentFd: parent.fd, name: missing, path: logical(missing), isMountRoot: false, readOnly,
+        close: () => drop(parent),
+      };
+    }
+    const target = stack[stack.length - 1]!;
+    const parent = stack.length > 1 ? stack[stack.length - 2]! : null;
+    for (const n of stack.slice(0, -2)) drop(n);
+    if (stack.length === 1) drop(undefined);
+    const isMountRoot = target === rootNode || !target.owned;
+    return {
+      fd: target.fd, st: target.st, parentFd: parent && !isMountRoot ? parent.fd : -1, name: isMountRoot ? '' : target.name,
+      path: logical(), isMountRoot, readOnly,
+      close: () => {
+        drop(target);
+        if (parent) drop(parent);
+      },
+    };
+  }
+}
+
+/**
+ * Removes `name` in directory `dirFd` and, if it is a directory, everything below it, each level
+ * through its own fd (never a path walk that a swapped symlink could redirect).
+ */
+export async function removeTree(dirFd: number, name: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = openChild(dirFd, name);
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isDirectory()) {
+      await fsp.unlink(fdPath(dirFd, name));
+      return;
+    }
+    for (const child of await fsp.readdir(fdPath(fd))) await removeTree(fd, child);
+  } finally {
+    closeSync(fd);
+  }
+  await fsp.rmdir(fdPath(dirFd, name));
+}
+
+/** Opens `name` below `dirFd` as a directory for reading its entries (O_DIRECTORY|O_NOFOLLOW). */
+export function openDir(dirFd: number, name: string): number {
+  return openChild(dirFd, name, O_PATH | O_DIRECTORY);
+}
+
+/**
+ * A string path for `path` inside `root`, resolved by the kernel (openat2 RESOLVE_IN_ROOT): the
+ * existing part's real location, the missing rest appended as given. Symlinks are followed inside
+ * the root (the last one only with `followLast`). For trees nothing changes while they are read.
+ */
+export async function resolveInRoot(root: string, path: string, followLast = true): Promise<string> {
+  const parts = splitPath(posix.normalize('/' + path));
+  const last = parts.length > 0 && !followLast ? parts.pop()! : null;
+  const rootFd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
+  try {
+    let rest: string[] = [];
+    for (let n = parts.length; n >= 0; n--) {
+      let fd: number;
+      try {
+        fd = openat2(rootFd, parts.slice(0, n).join('/') || '.', O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+      } catch (e) {
+        if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') throw e;
+        continue;
+      }
+      try {
+        const real = readlinkSync(fdPath(fd));
+        rest = parts.slice(n);
+        const base = real === root || real.startsWith(root.endsWith('/') ? root : root + '/') ? real : root;
+        return posix.join(base, ...rest, ...(last === null ? [] : [last === '..' ? '' : last]));
+      } finally {
+        closeSync(fd);
+      }
+    }
+    throw notFound(`${path} not found in ${root}`);
+  } finally {
+    closeSync(rootFd);
+  }
+}
