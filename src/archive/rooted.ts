@@ -124,24 +124,42 @@ export class RootedFs {
   static open(root: string, mounts: readonly RootMount[] = []): RootedFs {
     const rootFd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
     const table = new Map<string, MountFd>();
+    const fs = new RootedFs(root, rootFd, fstatSync(rootFd), table);
     try {
-      for (const m of mounts) {
-        const path = posix.normalize('/' + m.destination);
-        if (path === '/') continue;
+      // shallow mounts first: a deeper destination is looked up through them, as the runtime does
+      const sorted = [...mounts].map((m) => ({ ...m, destination: posix.normalize('/' + m.destination) }))
+        .filter((m) => m.destination !== '/')
+        .sort((a, b) => splitPath(a.destination).length - splitPath(b.destination).length);
+      for (const m of sorted) {
         let fd: number;
         try {
           fd = openat2(-100, m.source, O_PATH, 0);
         } catch {
-          continue;
+          continue; // its source is gone: the container would not start either
         }
-        table.get(path) && closeSync(table.get(path)!.fd);
-        table.set(path.replace(/\/$/, ''), { path, fd, readOnly: m.readOnly, st: fstatSync(fd) });
+        const path = fs.canonical(m.destination);
+        const old = table.get(path);
+        if (old) closeSync(old.fd);
+        table.set(path, { path, fd, readOnly: m.readOnly, st: fstatSync(fd) });
       }
-      return new RootedFs(root, rootFd, fstatSync(rootFd), table);
+      return fs;
     } catch (e) {
-      for (const m of table.values()) closeSync(m.fd);
-      closeSync(rootFd);
+      fs.close();
       throw e;
+    }
+  }
+
+  /**
+   * Where the runtime puts a mount with destination `dest`: its symlinks resolved inside the root
+   * (crun and runc follow them when they make the mount point). As given when it cannot be walked.
+   */
+  private canonical(dest: string): string {
+    try {
+      const r = this.resolve(dest, { followLast: true });
+      r.close();
+      return r.path;
+    } catch {
+      return dest;
     }
   }
 
@@ -201,6 +219,7 @@ export class RootedFs {
           missing = c;
           break;
         }
+        if (top.mount?.readOnly) fail(nodeError('EROFS', logical()));
         try {
           mkdirSync(fdPath(top.fd, c), 0o755);
         } catch (e2) {
