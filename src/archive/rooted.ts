@@ -22,7 +22,7 @@ import { closeSync, fstatSync, mkdirSync, promises as fsp, readlinkSync, type St
 import { posix } from 'node:path';
 import { invalidArgument, internal, notFound, BerthError } from '../base/errors.js';
 import {
-  O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2, readlinkFd,
+  O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2, readlinkFd,
 } from '../base/syscalls.js';
 
 /** A mount inside the root: the container path it covers and the host path it shows. */
@@ -337,5 +337,48 @@ export async function resolveInRoot(root: string, path: string, followLast = tru
     throw notFound(`${path} not found in ${root}`);
   } finally {
     closeSync(rootFd);
+  }
+}
+
+/**
+ * lstat of `path` inside `root` (a tree nothing changes meanwhile, e.g. an image view): the parents
+ * resolved by the kernel in the root (RESOLVE_IN_ROOT), the last name not followed; null when missing.
+ */
+export function lstatInRoot(root: string, path: string): Stats | null {
+  const rootFd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
+  try {
+    const rel = splitPath(posix.normalize('/' + path)).join('/') || '.';
+    let fd: number;
+    try {
+      fd = openat2(rootFd, rel, O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    } catch (e) {
+      if (['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG'].includes(errCode(e))) return null;
+      throw e;
+    }
+    try {
+      return fstatSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    closeSync(rootFd);
+  }
+}
+
+/**
+ * The directory holding `path` below the host directory `dir` (walked with no symlink followed at
+ * all: RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) and the last name, or null when that walk fails. For
+ * berthd's own clean-ups in trees a container wrote (a build step's upper dir).
+ */
+export function parentBeneath(dirFd: number, path: string): { fd: number; name: string; close(): void } | null {
+  const parts = splitPath(path);
+  const name = parts.pop();
+  if (!name || name === '..' || parts.includes('..')) return null;
+  if (parts.length === 0) return { fd: dirFd, name, close: () => undefined };
+  try {
+    const fd = openat2(dirFd, parts.join('/'), O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    return { fd, name, close: () => closeSync(fd) };
+  } catch {
+    return null;
   }
 }

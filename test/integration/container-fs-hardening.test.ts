@@ -307,3 +307,29 @@ test('diff, commit and export of a container with a swapped-in symlink stay in t
   assert.equal(ls.stdout, `${canary}\nmine\n`);
   assertCanaryUntouched('diff/commit/export');
 });
+
+test('build: a RUN that swaps its mount point for a host symlink, and COPY through an image symlink, stay in the build', async () => {
+  // the host side: an empty dir and an empty file, what the mount point clean-up would remove
+  const host = join(d.dir, 'build-canary');
+  mkdirSync(join(host, 'x'), { recursive: true });
+  writeFileSync(join(host, 'y'), '');
+  const ctx = join(d.dir, 'build-ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'f.txt'), 'f');
+  writeFileSync(join(ctx, 'Dockerfile'), [
+    'FROM busybox',
+    `RUN --mount=type=cache,target=/m/x mv /m /m2 && ln -s ${host} /m`,
+    `RUN --mount=type=cache,target=/n/y mv /n /n2 && ln -s ${host} /n`,
+    `RUN ln -s ${canary} /c`,
+    'COPY f.txt /c/sub/f.txt',
+    '',
+  ].join('\n'));
+  const r = await d.docker(['build', '-q', '-t', 'mount-swap', ctx], { allowFail: true });
+  assert.ok(existsSync(join(host, 'x')), 'the host directory named through the symlink is still there');
+  assert.ok(existsSync(join(host, 'y')), 'the host file named through the symlink is still there');
+  assertCanaryUntouched('build');
+  if (r.code === 0) {
+    const out = await d.docker(['run', '--rm', 'mount-swap', 'sh', '-c', `readlink /m; cat ${canary}/sub/f.txt`]);
+    assert.equal(out.stdout, `${host}\nf`);
+  }
+});
