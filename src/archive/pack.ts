@@ -6,8 +6,7 @@
  * The walk holds an fd for every directory on its path and looks each name up below it without
  * following anything (rooted.ts), so a tree that changes while it is packed (a running container)
  * can neither redirect the walk out of it nor make it fail: a file is written with exactly the
- * size its header announced (cut, or padded with zeros, as Go's archive/tar writer is fed by
- * dockerd), and a name that vanished is skipped.
+ * size its header announced (cut, or padded with zeros), and a name that vanished is skipped.
  */
 import { closeSync, fstat as fstatCb, promises as fsp, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
