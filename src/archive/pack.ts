@@ -69,7 +69,7 @@ export async function packFrom(start: WalkStart, out: Writable, opts: PackOption
       const mount = start.fs?.mountAt(childPath) ?? null;
       let fd: number;
       try {
-        fd = mount ? openat2(mount.fd, '.', O_PATH, 0) : openChild(dirFd, n);
+        fd = mount ? mount.fd : openChild(dirFd, n); // a mount's fd is the RootedFs's: not closed here
       } catch (e) {
         if (errCode(e) === 'ENOENT') continue; // removed since readdir
         throw e;
@@ -79,7 +79,7 @@ export async function packFrom(start: WalkStart, out: Writable, opts: PackOption
         await emit({ name: childName, abs: fdPath(dirFd, n), st }, fd);
         if (st.isDirectory()) await walk(fd, childPath, childName);
       } finally {
-        closeSync(fd);
+        if (!mount) closeSync(fd);
       }
     }
   };

@@ -253,6 +253,12 @@ test('cp reaches volumes and binds as the container sees them; read-only mounts 
   await d.docker(['start', 'vols']);
   const hosts = await d.docker(['cp', 'vols:/etc/hosts', '-']);
   assert.match(hosts.stdout, /localhost/, "/etc/hosts is the container's hosts file");
+  // a directory holding mounts: the walk goes into each (the hosts file, the volume)
+  await d.docker(['cp', 'vols:/etc', join(tmp, 'etc')]);
+  assert.match(readFileSync(join(tmp, 'etc', 'hosts'), 'utf8'), /localhost/);
+  const whole = await entriesOf((await get('vols', '/')).body);
+  assert.ok(whole.some((e) => e.name === 'data/v.txt' || e.name.endsWith('/data/v.txt')), 'GET / goes into the volume');
+  assert.ok(whole.some((e) => e.name.endsWith('bnd/b.txt')), 'and into the bind');
 });
 
 test('a file that grows and shrinks during cp and export: the daemon stays up, the tar holds what its headers say', async () => {
