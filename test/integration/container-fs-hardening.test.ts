@@ -171,6 +171,8 @@ test('cp race: a container swapping a path component with a symlink never gets b
     `mkdir -p /w/d; echo container > /w/d/secret.txt; ` +
     `while :; do mv -T /w/d /w/real; ln -s ${canary} /w/d; rm /w/d; mv -T /w/real /w/d; done`]);
   const rounds = Number(process.env['BERTH_RACE_ROUNDS'] ?? 150);
+  const fds = () => readdirSync(`/proc/${d.proc.pid}/fd`).length;
+  const fdsBefore = fds();
   let ok = 0;
   let failed = 0;
   const body = await tarOf([{ name: 'pwned.txt', body: 'from cp' }]);
@@ -185,6 +187,7 @@ test('cp race: a container swapping a path component with a symlink never gets b
   };
   for (let i = 0; i < rounds; i += 3) await Promise.all([one(i), one(i + 1), one(i + 2)]);
   assertCanaryUntouched('race');
+  assert.ok(fds() - fdsBefore < 16, `berthd holds no fds from the ${rounds * 2} requests (${fdsBefore} -> ${fds()})`);
   // the docker CLI too, a few times each way
   const tmp = join(d.dir, 'race-cli');
   mkdirSync(tmp);
