@@ -6,12 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import * as tar from 'tar-stream';
-import { startDaemon, type Daemon } from './harness.js';
+import { REPO, startDaemon, type Daemon } from './harness.js';
 
 let d: Daemon;
 let canary: string;
@@ -200,6 +201,40 @@ test('cp race: a container swapping a path component with a symlink never gets b
   assertCanaryUntouched('race (docker cp)');
   console.log(`# race: ${rounds} rounds of PUT+GET, ${ok} succeeded, ${failed} answered 4xx while the path was a symlink; canary untouched`);
   await d.docker(['rm', '-f', 'racer']);
+});
+
+test('cp race with renameat2(RENAME_EXCHANGE) in a tight loop (the CVE-2018-15664 probe)', async () => {
+  // The container's /x/e is a directory and /x/f a symlink to the host canary; a process swaps the
+  // two names atomically as fast as it can, on the very overlay the container runs on.
+  await d.docker(['run', '-d', '--name', 'exchanger', 'busybox', 'sh', '-c', `mkdir -p /x/e; echo container > /x/e/secret.txt; ln -s ${canary} /x/f; exec sleep 3600`]);
+  await d.docker(['exec', 'exchanger', 'sh', '-c', 'while ! test -L /x/f; do sleep 0.05; done']);
+  const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'exchanger'])).stdout.trim();
+  const x = join(d.root, 'containers', id, 'rootfs', 'x');
+  const script = `const k = require(${JSON.stringify(join(REPO, 'node_modules', 'koffi'))});
+const rn = k.load('libc.so.6').func('int renameat2(int, const char *, int, const char *, unsigned int)');
+const a = ${JSON.stringify(join(x, 'e'))}, b = ${JSON.stringify(join(x, 'f'))};
+let n = 0; const end = Date.now() + 120000;
+for (;;) { for (let i = 0; i < 1000; i++) { if (rn(-100, a, -100, b, 2) !== 0) process.exit(3); n++; } if (Date.now() > end) break; }`;
+  const swapper = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  const rounds = Number(process.env['BERTH_RACE_ROUNDS'] ?? 150);
+  let ok = 0;
+  try {
+    const body = await tarOf([{ name: 'pwned.txt', body: 'from cp' }, { name: 'sub/pwned2.txt', body: 'from cp' }]);
+    for (let i = 0; i < rounds; i++) {
+      const [w, r, s] = await Promise.all([put('exchanger', '/x/e', body), get('exchanger', '/x/e/secret.txt'), get('exchanger', '/x/e/')]);
+      for (const res of [w, r, s]) {
+        assert.ok(res.status < 500, `round ${i}: no 5xx (got ${res.status} ${res.body.subarray(0, 200).toString()})`);
+        assert.ok(!res.body.includes(secret), `round ${i}: the host's secret was read`);
+        if (res.status === 200) ok++;
+      }
+      assertCanaryUntouched(`exchange round ${i}`);
+    }
+  } finally {
+    swapper.kill('SIGKILL');
+  }
+  assert.equal(swapper.exitCode ?? 0, 0, 'the swapper ran the whole time');
+  console.log(`# exchange race: ${rounds} rounds of PUT + 2 GET while renameat2 swapped /x/e and /x/f, ${ok} answered 200; canary untouched`);
+  await d.docker(['rm', '-f', 'exchanger']);
 });
 
 test('hard links in docker cp, both ways', async () => {
