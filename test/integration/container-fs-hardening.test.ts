@@ -325,6 +325,20 @@ test('a file that grows and shrinks during cp and export: the daemon stays up, t
     assert.equal(g.body.length, g.size);
     tars++;
   }
+  // clients that go away in the middle of an export and of a cp
+  for (const path of ['/containers/grower/export', '/containers/grower/archive?path=%2F']) {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ socketPath: d.sock, path, method: 'GET' }, (r) => {
+        r.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+        r.on('error', () => undefined);
+      });
+      req.on('error', (e) => ((e as { code?: string }).code === 'ECONNRESET' ? undefined : reject(e)));
+      req.end();
+    });
+  }
   const ping = await request('GET', '/_ping');
   assert.equal(ping.status, 200, 'the daemon is up');
   const after = await d.docker(['exec', 'grower', 'echo', 'alive']);
