@@ -33,7 +33,12 @@ async function tarResponse(ctx: Ctx, headers: Record<string, string>, produce: (
       cb();
     },
   });
-  await produce(sink);
+  try {
+    await produce(sink);
+  } catch (e) {
+    if (io.closed) return; // the client left: nothing to answer, nothing went wrong here
+    throw e;
+  }
   io.end();
 }
 
