@@ -225,6 +225,8 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
         try {
           if (src.fd < 0) throw invalidArgument(`hard link ${h.name}: its target ${h.linkname} does not exist`);
           if (src.isMountRoot || src.st?.isDirectory()) throw invalidArgument(`hard link ${h.name}: cannot link to ${h.linkname}`);
+          // as in the container, where each mount is its own: no link from one mount to another
+          if (src.mount !== parent.mount) throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);
           await fsp.link(fdPath(src.parentFd, src.name), at);
         } catch (e) {
           if (errCode(e) === 'EXDEV') throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);

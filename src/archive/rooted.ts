@@ -80,6 +80,8 @@ export interface Resolved {
   isMountRoot: boolean;
   /** The target lies on a read-only mount. */
   readOnly: boolean;
+  /** The container path of the mount the target lies on ('' for the root filesystem). */
+  mount: string;
   close(): void;
 }
 
@@ -253,10 +255,11 @@ export class RootedFs {
     const readOnly = stack.some((n) => n.mount?.readOnly);
     if (missing !== null) {
       const parent = stack[stack.length - 1]!;
+      const mount = parent.mount?.path ?? '';
       if (!parent.st.isDirectory()) fail(nodeError('ENOTDIR', logical()));
       for (const n of stack.slice(0, -1)) drop(n);
       return {
-        fd: -1, st: null, parentFd: parent.fd, name: missing, path: logical(missing), isMountRoot: false, readOnly,
+        fd: -1, st: null, parentFd: parent.fd, name: missing, path: logical(missing), isMountRoot: false, readOnly, mount,
         close: () => drop(parent),
       };
     }
@@ -267,7 +270,7 @@ export class RootedFs {
     const isMountRoot = target === rootNode || !target.owned;
     return {
       fd: target.fd, st: target.st, parentFd: parent && !isMountRoot ? parent.fd : -1, name: isMountRoot ? '' : target.name,
-      path: logical(), isMountRoot, readOnly,
+      path: logical(), isMountRoot, readOnly, mount: target.mount?.path ?? '',
       close: () => {
         drop(target);
         if (parent) drop(parent);

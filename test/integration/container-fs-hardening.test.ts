@@ -288,6 +288,10 @@ test('cp reaches volumes and binds as the container sees them; read-only mounts 
   const ro = await put('vols', '/bnd', await tarOf([{ name: 'no.txt', body: 'x' }]));
   assert.ok(ro.status >= 400 && ro.status < 500, `read-only bind: ${ro.status}`);
   assert.ok(!existsSync(join(bind, 'no.txt')));
+  // the volume and the bind sit on the same host filesystem: still no link from one into the other
+  const cross = await put('vols', '/', await tarOf([{ name: 'data/evil', type: 'link', linkname: 'bnd/b.txt' }]));
+  assert.equal(cross.status, 400, `a hard link from a volume to a read-only bind: ${cross.status} ${cross.body.toString()}`);
+  assert.equal(statSync(join(bind, 'b.txt')).nlink, 1);
   await d.docker(['start', 'vols']);
   const hosts = await d.docker(['cp', 'vols:/etc/hosts', '-']);
   assert.match(hosts.stdout, /localhost/, "/etc/hosts is the container's hosts file");
