@@ -395,3 +395,21 @@ test('build: a RUN that swaps its mount point for a host symlink, and COPY throu
     assert.equal(out.stdout, `${host}\nf`);
   }
 });
+
+test('volume copy-up reads the image inside its root: symlinks in the image never point it at the host', async () => {
+  const ctx = join(d.dir, 'copyup-ctx');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), [
+    'FROM busybox',
+    `RUN mkdir -p /d ${canary} && echo hi > /d/f && echo image > ${canary}/inside && ln -s ${canary} /d/link && ln -s ${canary} /v`,
+    'VOLUME /d',
+    'VOLUME /v',
+    '',
+  ].join('\n'));
+  await d.docker(['build', '-q', '-t', 'copyup', ctx]);
+  const out = await d.docker(['run', '--rm', '-v', 'cu-d:/d', '-v', 'cu-v:/v', 'copyup', 'sh', '-c', 'cat /d/f; readlink /d/link; ls -A /v']);
+  assert.equal(out.stdout, `hi\n${canary}\ninside\n`, "the volumes got the image's dirs (links as links; /v's link followed inside the image)");
+  const vols = join(d.root, 'volumes');
+  assert.ok(!existsSync(join(vols, 'cu-v', '_data', 'secret.txt')), "the host canary's files were not copied into the volume");
+  assertCanaryUntouched('copy-up');
+});

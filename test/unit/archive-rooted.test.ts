@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { PassThrough } from 'node:stream';
 import * as tar from 'tar-stream';
 import { entryParts, checkHeader } from '../../src/archive/extract.js';
-import { RootedFs, splitPath } from '../../src/archive/rooted.js';
+import { RootedFs, splitPath, removeTree } from '../../src/archive/rooted.js';
+import { O_DIRECTORY, O_PATH, openat2 } from '../../src/base/syscalls.js';
+import { closeSync, existsSync } from 'node:fs';
 import { packInto, addEntry } from '../../src/archive/entry.js';
 import { packPath } from '../../src/archive/container-fs.js';
 
@@ -172,6 +174,30 @@ test('a file shorter or longer than its header: the entry is padded or cut to th
     } finally {
       fs.close();
     }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('removeTree removes through fds and never follows a symlink out', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'rm-'));
+  try {
+    const outside = join(base, 'outside');
+    mkdirSync(join(outside, 'keep'), { recursive: true });
+    writeFileSync(join(outside, 'keep', 'file'), 'keep');
+    mkdirSync(join(base, 'root', 'victim', 'deep'), { recursive: true });
+    symlinkSync(outside, join(base, 'root', 'victim', 'deep', 'link'));
+    symlinkSync(join(outside, 'keep'), join(base, 'root', 'victim', 'dirlink'));
+    writeFileSync(join(base, 'root', 'victim', 'f'), 'x');
+    const fd = openat2(-100, join(base, 'root'), O_PATH | O_DIRECTORY, 0);
+    try {
+      await removeTree(fd, 'victim');
+      await removeTree(fd, 'absent');
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(!existsSync(join(base, 'root', 'victim')));
+    assert.equal(readFileSync(join(outside, 'keep', 'file'), 'utf8'), 'keep');
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
