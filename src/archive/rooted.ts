@@ -385,3 +385,31 @@ export function parentBeneath(dirFd: number, path: string): { fd: number; name: 
     return null;
   }
 }
+
+/**
+ * The content of the regular file at `path` inside `root` (symlinks followed inside the root, by
+ * the walk above), read through the fd the walk opened: safe on a tree a running container changes.
+ * For small files (passwd, group); `max` bytes at most.
+ */
+export async function readFileInRoot(root: string, path: string, max = 4 * 1024 * 1024): Promise<Buffer> {
+  const fs = RootedFs.open(root);
+  try {
+    const r = fs.resolve(path, { followLast: true });
+    try {
+      if (r.fd < 0) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+      if (!r.st?.isFile()) throw Object.assign(new Error(`EINVAL: ${path} is not a regular file`), { code: 'EINVAL' });
+      const fh = await fsp.open(fdPath(r.fd), 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(max, r.st.size));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+        return buf.subarray(0, bytesRead);
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      r.close();
+    }
+  } finally {
+    fs.close();
+  }
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { PassThrough } from 'node:stream';
 import * as tar from 'tar-stream';
 import { entryParts, checkHeader } from '../../src/archive/extract.js';
-import { RootedFs, splitPath, removeTree } from '../../src/archive/rooted.js';
+import { RootedFs, splitPath, removeTree, readFileInRoot } from '../../src/archive/rooted.js';
 import { O_DIRECTORY, O_PATH, openat2 } from '../../src/base/syscalls.js';
 import { closeSync, existsSync } from 'node:fs';
 import { packInto, addEntry } from '../../src/archive/entry.js';
@@ -47,7 +47,7 @@ test('splitPath keeps .. for the walk and drops the rest of the noise', () => {
   assert.deepEqual(splitPath('//a/./b/../c/'), ['a', 'b', '..', 'c']);
 });
 
-test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed; the last link is kept unless followed', () => {
+test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed; the last link is kept unless followed', async () => {
   const base = mkdtempSync(join(tmpdir(), 'rooted-'));
   try {
     const root = join(base, 'root');
@@ -106,6 +106,8 @@ test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed;
       fs.close();
     }
     assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), 'host');
+    assert.equal((await readFileInRoot(root, '/etc/up/etc/secret')).toString(), 'root');
+    await assert.rejects(readFileInRoot(root, '/abs/secret'), /ENOENT/);
     // a destination through a symlink is where the runtime mounts it: the symlink's target
     mkdirSync(join(root, 'run'));
     mkdirSync(join(root, 'var'));
