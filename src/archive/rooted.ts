@@ -43,6 +43,7 @@ export function splitPath(p: string): string[] {
 }
 
 const MAX_HOPS = 40; // Linux's MAXSYMLINKS
+const MAX_MKDIRS = 4096; // PATH_MAX/2 components, and then some for retries
 const STEP = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 /** Opens one name below `dirFd` without following anything (a symlink gives its own fd). */
@@ -188,6 +189,7 @@ export class RootedFs {
     const stack: Node[] = [rootNode];
     const queue = splitPath(path);
     let hops = 0;
+    let made = 0;
     const logical = (extra?: string) => '/' + [...stack.slice(1).map((n) => n.name), ...(extra === undefined ? [] : [extra])].join('/');
     const drop = (n: Node | undefined) => {
       if (n?.owned) closeSync(n.fd);
@@ -222,6 +224,7 @@ export class RootedFs {
           break;
         }
         if (top.mount?.readOnly) fail(nodeError('EROFS', logical()));
+        if (++made > MAX_MKDIRS) fail(nodeError('ENOENT', here)); // someone removes them as fast as they are made
         try {
           mkdirSync(fdPath(top.fd, c), 0o755);
         } catch (e2) {

@@ -49,6 +49,7 @@ export function cli(bin: string[], env: NodeJS.ProcessEnv) {
         if (r.code !== 0 && !opts.allowFail) rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
         else res(r);
       });
+      p.stdin.on('error', () => undefined); // EPIPE: the command exited without reading its input (its exit code tells)
       p.stdin.end(opts.input ?? '');
     });
 }
