@@ -18,7 +18,7 @@
  *   container before it first runs): the kernel resolves it (RESOLVE_IN_ROOT) but the caller reopens
  *   it by name, so it is not for a tree a running process can change.
  */
-import { closeSync, fstatSync, mkdirSync, promises as fsp, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, promises as fsp, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { invalidArgument, internal, notFound, BerthError } from '../base/errors.js';
 import {
@@ -182,8 +182,10 @@ export class RootedFs {
    * Walks `path` inside the root. `followLast`: a symlink as the last component is followed (else
    * the link itself is the target). `mkdirs`: missing directories on the way are made (0755,
    * root-owned, as dockerd's archive does); otherwise only the last component may be missing.
+   * `lenient`: a missing directory on the way ends the walk; the rest is taken as given in `path`
+   * (and `fd` is -1).
    */
-  resolve(path: string, opts: { followLast?: boolean; mkdirs?: boolean } = {}): Resolved {
+  resolve(path: string, opts: { followLast?: boolean; mkdirs?: boolean; lenient?: boolean } = {}): Resolved {
     if (this.closed) throw internal('rooted fs used after close');
     const rootNode: Node = { name: '', fd: this.rootFd, st: this.rootSt, owned: false, mount: null };
     const stack: Node[] = [rootNode];
@@ -219,8 +221,8 @@ export class RootedFs {
       } catch (e) {
         if (errCode(e) !== 'ENOENT') fail(e);
         if (!opts.mkdirs) {
-          if (queue.length > 0) fail(e);
-          missing = c;
+          if (queue.length > 0 && !opts.lenient) fail(e);
+          missing = [c, ...queue.filter((q) => q !== '..')].join('/');
           break;
         }
         if (top.mount?.readOnly) fail(nodeError('EROFS', logical()));
@@ -313,36 +315,24 @@ export function openDir(dirFd: number, name: string): number {
 }
 
 /**
- * A string path for `path` inside `root`, resolved by the kernel (openat2 RESOLVE_IN_ROOT): the
- * existing part's real location, the missing rest appended as given. Symlinks are followed inside
- * the root (the last one only with `followLast`). For trees nothing changes while they are read.
+ * A string path for `path` inside `root`: symlinks expanded by the rooted walk (the last one only
+ * with `followLast`), so no existing component of the result is a symlink; a missing tail is
+ * appended as given (nothing exists below a missing name, so the kernel cannot follow it anywhere).
+ * For trees nothing changes while they are read (build contexts, image views, a container before
+ * its first start): the caller reopens the result by name.
  */
 export async function resolveInRoot(root: string, path: string, followLast = true): Promise<string> {
-  const parts = splitPath(posix.normalize('/' + path));
-  const last = parts.length > 0 && !followLast ? parts.pop()! : null;
-  const rootFd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
+  const fs = RootedFs.open(root);
   try {
-    let rest: string[] = [];
-    for (let n = parts.length; n >= 0; n--) {
-      let fd: number;
-      try {
-        fd = openat2(rootFd, parts.slice(0, n).join('/') || '.', O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-      } catch (e) {
-        if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') throw e;
-        continue;
-      }
-      try {
-        const real = readlinkSync(fdPath(fd));
-        rest = parts.slice(n);
-        const base = real === root || real.startsWith(root.endsWith('/') ? root : root + '/') ? real : root;
-        return posix.join(base, ...rest, ...(last === null ? [] : [last === '..' ? '' : last]));
-      } finally {
-        closeSync(fd);
-      }
-    }
-    throw notFound(`${path} not found in ${root}`);
+    const r = fs.resolve(posix.normalize('/' + path), { followLast, lenient: true });
+    r.close();
+    return posix.join(root, r.path);
+  } catch (e) {
+    if (errCode(e) === 'ELOOP') throw invalidArgument(`too many levels of symbolic links: ${path}`);
+    if (errCode(e) === 'ENOTDIR') throw invalidArgument(`not a directory: ${path}`);
+    throw e;
   } finally {
-    closeSync(rootFd);
+    fs.close();
   }
 }
 

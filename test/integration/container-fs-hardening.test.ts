@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, linkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, linkSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
@@ -394,6 +394,25 @@ test('build: a RUN that swaps its mount point for a host symlink, and COPY throu
     const out = await d.docker(['run', '--rm', 'mount-swap', 'sh', '-c', `readlink /m; cat ${canary}/sub/f.txt`]);
     assert.equal(out.stdout, `${host}\nf`);
   }
+});
+
+test('build: symlinks in the context and in a stage are followed inside their own root only', async () => {
+  const ctx = join(d.dir, 'ctxlink');
+  mkdirSync(ctx);
+  symlinkSync(canary, join(ctx, 'hostdir'));
+  symlinkSync(join(canary, 'secret.txt'), join(ctx, 'hostfile'));
+  for (const [src, what] of [['hostdir/secret.txt', 'through a dir link'], ['hostfile', 'a file link'], ['hostdir/', 'a dir link']] as const) {
+    writeFileSync(join(ctx, 'Dockerfile'), `FROM busybox\nCOPY ${src} /got\n`);
+    const r = await d.docker(['build', '-q', '-t', 'ctxlink', ctx], { allowFail: true });
+    if (r.code === 0) {
+      const out = await d.docker(['run', '--rm', 'ctxlink', 'sh', '-c', 'cat /got /got/* 2>/dev/null; true']);
+      assert.ok(!out.stdout.includes(secret), `COPY ${src} (${what}) copied the host's secret`);
+    }
+  }
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM busybox AS s\nRUN ln -s ${canary} /l\nFROM busybox\nCOPY --from=s /l/secret.txt /got\n`);
+  const r = await d.docker(['build', '-q', '-t', 'stagelink', ctx], { allowFail: true });
+  assert.notEqual(r.code, 0, 'COPY --from through a link to a host path finds nothing');
+  assertCanaryUntouched('build context links');
 });
 
 test('volume copy-up reads the image inside its root: symlinks in the image never point it at the host', async () => {

@@ -15,7 +15,7 @@ import { RootedFs, splitPath, removeTree, readFileInRoot } from '../../src/archi
 import { O_DIRECTORY, O_PATH, openat2 } from '../../src/base/syscalls.js';
 import { closeSync, existsSync } from 'node:fs';
 import { packInto, addEntry } from '../../src/archive/entry.js';
-import { packPath } from '../../src/archive/container-fs.js';
+import { packPath, resolveInRoot } from '../../src/archive/container-fs.js';
 
 test('entryParts: names are cleaned like dockerd, climbing above the destination is refused', () => {
   assert.deepEqual(entryParts('a/b/c'), ['a', 'b', 'c']);
@@ -107,6 +107,13 @@ test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed;
     }
     assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), 'host');
     assert.equal((await readFileInRoot(root, '/etc/up/etc/secret')).toString(), 'root');
+    // the string form: a dangling absolute link is expanded in the root, never left in the path for the kernel to follow
+    const viaLink = await resolveInRoot(root, '/abs/secret');
+    assert.equal(viaLink, join(root, outside, 'secret'));
+    assert.throws(() => readFileSync(viaLink), /ENOENT/);
+    assert.equal(await resolveInRoot(root, '/etc/up/nope/x'), join(root, 'nope/x'));
+    assert.equal(await resolveInRoot(root, '/to-data', false), join(root, 'to-data'));
+    await assert.rejects(resolveInRoot(root, '/loop/x'), /too many levels/);
     await assert.rejects(readFileInRoot(root, '/abs/secret'), /ENOENT/);
     // a destination through a symlink is where the runtime mounts it: the symlink's target
     mkdirSync(join(root, 'run'));
