@@ -227,6 +227,16 @@ for (;;) { for (let i = 0; i < 1000; i++) { if (rn(-100, a, -100, b, 2) !== 0) p
         assert.ok(!res.body.includes(secret), `round ${i}: the host's secret was read`);
         if (res.status === 200) ok++;
       }
+      if (i % 10 === 0) {
+        // the other readers of a running container's tree, under the same race
+        const [head, changes, exp] = await Promise.all([
+          request('HEAD', `/containers/exchanger/archive?path=${encodeURIComponent('/x/e/secret.txt')}`),
+          request('GET', '/containers/exchanger/changes'),
+          request('GET', '/containers/exchanger/export'),
+        ]);
+        assert.ok(head.status < 500 && changes.status === 200 && exp.status === 200, `round ${i}: ${head.status} ${changes.status} ${exp.status}`);
+        assert.ok(!exp.body.includes(secret), `round ${i}: export carried the host's secret`);
+      }
       assertCanaryUntouched(`exchange round ${i}`);
     }
   } finally {
