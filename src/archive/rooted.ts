@@ -187,6 +187,7 @@ export class RootedFs {
    */
   resolve(path: string, opts: { followLast?: boolean; mkdirs?: boolean; lenient?: boolean } = {}): Resolved {
     if (this.closed) throw internal('rooted fs used after close');
+    if (path.includes('\0')) throw nodeError('EINVAL', 'a path with a NUL byte');
     const rootNode: Node = { name: '', fd: this.rootFd, st: this.rootSt, owned: false, mount: null };
     const stack: Node[] = [rootNode];
     const queue = splitPath(path);

@@ -99,6 +99,7 @@ test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed;
       assert.throws(() => fs.resolve('/loop/x'), /ELOOP/);
       assert.throws(() => fs.resolve('/etc/secret/x'), /ENOTDIR/);
       assert.throws(() => fs.resolve('/nope/x'), /ENOENT/);
+      assert.throws(() => fs.resolve('/etc\0/secret'), /EINVAL/);
       const made = fs.resolve('/new/dirs/here', { mkdirs: true });
       assert.ok(made.st?.isDirectory());
       made.close();
