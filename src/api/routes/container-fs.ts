@@ -5,8 +5,7 @@ import type { Engine } from '../../engine/engine.js';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { statPath, packPath, extractInto, packDir } from '../../archive/container-fs.js';
-import { RootedFs } from '../../archive/rooted.js';
-import { rootMountsOf } from '../../engine/mounts.js';
+import type { RootedFs } from '../../archive/rooted.js';
 import type { ContainerRecord } from '../../engine/record.js';
 
 const pathParam = (ctx: Ctx): string => {
@@ -42,14 +41,9 @@ async function tarResponse(ctx: Ctx, headers: Record<string, string>, produce: (
   io.end();
 }
 
-/** The container's files as it sees them (rootfs, volumes, binds), for one request. */
-async function rootedView(engine: Engine, c: ContainerRecord): Promise<RootedFs> {
-  const root = await engine.ensureMounted(c);
-  return RootedFs.open(root, rootMountsOf(c.mounts, engine.containerDir(c.id), (n) => engine.volumes.dataDir(n), c.hostConfig.ReadonlyRootfs === true));
-}
-
+/** Runs `f` on the container's files as it sees them (one view per request, closed after). */
 async function withView<T>(engine: Engine, c: ContainerRecord, f: (fs: RootedFs) => Promise<T>): Promise<T> {
-  const fs = await rootedView(engine, c);
+  const fs = await engine.rootedView(c);
   try {
     return await f(fs);
   } finally {
@@ -84,8 +78,7 @@ export function containerFsRoutes(r: Router, engine: Engine): void {
 
   r.on('GET', '/containers/{id}/export', async (ctx) => {
     const c = engine.get(ctx.params[0]!);
-    const root = await engine.ensureMounted(c);
-    await tarResponse(ctx, {}, (out) => packDir(root, out));
+    await withView(engine, c, (fs) => tarResponse(ctx, {}, (out) => packDir(fs.root, out)));
     engine.events.emit('container', 'export', c.id, { image: c.config.Image ?? '', name: c.name });
   });
 }
