@@ -1,51 +1,19 @@
 /**
- * A container's filesystem seen from the host, for `docker cp` and `docker export`. Every path is
- * resolved as if `root` were `/`: symlinks are followed inside the root, `..` stops at the root,
- * so no path and no archive entry can reach outside it.
+ * A container's filesystem seen from the host, for `docker cp` (stat, copy out) and `docker export`.
+ * Every path is walked by rooted.ts: looked up by the kernel below fds we hold, symlinks followed
+ * inside the root, `..` stopping at the root, volumes and binds reached as the container sees
+ * them. Copy in is extract.ts.
  */
-import { promises as fsp, createWriteStream } from 'node:fs';
-import { basename, dirname, join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable, Writable } from 'node:stream';
-import * as tar from 'tar-stream';
-import { invalidArgument, notFound } from '../base/errors.js';
-import { packTree } from './pack.js';
-import { maybeGunzip } from './layer.js';
+import { closeSync, fstatSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+import type { Writable } from 'node:stream';
+import { notFound } from '../base/errors.js';
+import { O_DIRECTORY, O_PATH, openat2, readlinkFd } from '../base/syscalls.js';
+import { packFrom } from './pack.js';
+import { RootedFs, fsError } from './rooted.js';
 
-/** Resolves `path` inside `root`, following symlinks (all but the last when `followLast` is false). */
-export async function resolveInRoot(root: string, path: string, followLast = true): Promise<string> {
-  const parts = posix.normalize('/' + path).split('/').filter(Boolean);
-  let cur: string[] = [];
-  for (let i = 0, hops = 0; i < parts.length; i++) {
-    const part = parts[i]!;
-    if (part === '..') {
-      cur.pop();
-      continue;
-    }
-    const next = [...cur, part];
-    const abs = join(root, ...next);
-    const isLast = i === parts.length - 1;
-    let st;
-    try {
-      st = await fsp.lstat(abs);
-    } catch {
-      cur = next;
-      continue; // does not exist (yet): the rest is taken literally
-    }
-    if (st.isSymbolicLink() && (!isLast || followLast)) {
-      if (++hops > 40) throw invalidArgument(`too many levels of symbolic links: ${path}`);
-      const target = await fsp.readlink(abs);
-      const rest = parts.slice(i + 1);
-      const base = target.startsWith('/') ? [] : cur;
-      parts.splice(0, parts.length, ...[...base, ...posix.normalize(target).split('/').filter(Boolean), ...rest]);
-      cur = [];
-      i = -1;
-      continue;
-    }
-    cur = next;
-  }
-  return join(root, ...cur);
-}
+export { resolveInRoot } from './rooted.js';
+export { extractInto } from './cp-in.js';
 
 export interface PathStat {
   name: string;
@@ -56,7 +24,7 @@ export interface PathStat {
   linkTarget: string;
 }
 
-function goMode(st: import('node:fs').Stats): number {
+function goMode(st: Stats): number {
   let m = st.mode & 0o777;
   if (st.isDirectory()) m |= 2 ** 31;
   if (st.isSymbolicLink()) m |= 2 ** 27;
@@ -70,107 +38,53 @@ function goMode(st: import('node:fs').Stats): number {
   return m >>> 0;
 }
 
-export async function statPath(root: string, path: string): Promise<PathStat> {
-  const abs = await resolveInRoot(root, path, false);
-  let st;
+/** Walks `path`; a missing target is Docker's "Could not find the file" (404). */
+function lookup(fs: RootedFs, path: string, followLast: boolean) {
+  let r;
   try {
-    st = await fsp.lstat(abs);
-  } catch {
+    r = fs.resolve(path, { followLast });
+  } catch (e) {
+    throw fsError(e, path);
+  }
+  if (r.fd < 0) {
+    r.close();
     throw notFound(`Could not find the file ${path} in container`);
   }
-  const linkTarget = st.isSymbolicLink() ? await fsp.readlink(abs) : '';
-  return { name: basename(path) || '/', size: st.size, mode: goMode(st), mtime: st.mtime.toISOString(), linkTarget };
+  return r as typeof r & { st: Stats };
 }
 
-/** Tar of `path` (file or directory), entries named from its base name, like `docker cp ctr:/a/b`. */
-export async function packPath(root: string, path: string, out: Writable): Promise<void> {
-  const followLast = path.endsWith('/.') || path.endsWith('/');
-  const abs = await resolveInRoot(root, path, followLast);
+/** HEAD /containers/{id}/archive: the path's own stat (a last symlink is not followed). */
+export function statPath(fs: RootedFs, path: string): PathStat {
+  const r = lookup(fs, path, false);
   try {
-    await fsp.lstat(abs);
-  } catch {
-    throw notFound(`Could not find the file ${path} in container`);
+    const linkTarget = r.st.isSymbolicLink() ? readlinkFd(r.fd) : '';
+    return { name: posix.basename(path) || '/', size: r.st.size, mode: goMode(r.st), mtime: r.st.mtime.toISOString(), linkTarget };
+  } finally {
+    r.close();
   }
-  const name = basename(abs) || '.';
-  await packTree(abs, out, { prefix: name, includeRoot: true });
-}
-
-/** Tar of the whole root filesystem (`docker export`). */
-export async function packDir(root: string, out: Writable): Promise<void> {
-  await packTree(root, out);
-}
-
-function entryPath(name: string): string[] {
-  const parts = posix.normalize('/' + name).split('/').filter(Boolean);
-  if (name.split('/').includes('..')) throw invalidArgument(`archive entry escapes the destination: ${name}`);
-  return parts;
 }
 
 /**
- * Extracts a tar (plain or gzip) into the directory `dir` of the container. Entries are created
- * one by one, each parent resolved inside the root; an entry with `..` is refused.
+ * Tar of `path` (file or directory), entries named from its base name, like `docker cp ctr:/a/b`.
+ * A last symlink is followed only when the path ends with `/` or `/.` (as dockerd).
  */
-export async function extractInto(root: string, dir: string, input: Readable, opts: { noOverwriteDirNonDir?: boolean } = {}): Promise<void> {
-  const dest = await resolveInRoot(root, dir);
-  let st;
+export async function packPath(fs: RootedFs, path: string, out: Writable): Promise<void> {
+  const followLast = path.endsWith('/.') || path.endsWith('/');
+  const r = lookup(fs, path, followLast);
   try {
-    st = await fsp.stat(dest);
-  } catch {
-    throw notFound(`Could not find the file ${dir} in container`);
+    const name = posix.basename(r.path) || '.';
+    await packFrom({ fd: r.fd, st: r.st, parentFd: r.parentFd, name: r.name, fs, path: r.path }, out, { prefix: name, includeRoot: true });
+  } finally {
+    r.close();
   }
-  if (!st.isDirectory()) throw invalidArgument(`extraction point is not a directory: ${dir}`);
-  const destRel = dest.slice(root.length) || '/';
-  const ex = tar.extract();
-  const hardlinks: Array<[string, string]> = [];
-  const work = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (h, stream, next) => {
-      void (async () => {
-        const parts = entryPath(h.name);
-        if (parts.length === 0) {
-          stream.resume();
-          return;
-        }
-        const parent = await resolveInRoot(root, posix.join(destRel, ...parts.slice(0, -1)));
-        const target = join(parent, parts[parts.length - 1]!);
-        await fsp.mkdir(parent, { recursive: true });
-        const existing = await fsp.lstat(target).catch(() => null);
-        if (existing && opts.noOverwriteDirNonDir && existing.isDirectory() !== (h.type === 'directory'))
-          throw invalidArgument(`cannot overwrite ${existing.isDirectory() ? 'directory' : 'non-directory'} ${posix.join(dir, ...parts)} with ${h.type}`);
-        if (existing && !(existing.isDirectory() && h.type === 'directory')) await fsp.rm(target, { recursive: true, force: true });
-        switch (h.type) {
-          case 'directory':
-            await fsp.mkdir(target, { recursive: true });
-            stream.resume();
-            break;
-          case 'symlink':
-            await fsp.symlink(h.linkname ?? '', target);
-            stream.resume();
-            break;
-          case 'link':
-            hardlinks.push([target, h.linkname ?? '']);
-            stream.resume();
-            break;
-          case 'file':
-          case 'contiguous-file':
-            await pipeline(stream as unknown as Readable, createWriteStream(target, { mode: h.mode ?? 0o644 }));
-            break;
-          default:
-            stream.resume();
-            return;
-        }
-        if (h.type !== 'symlink') await fsp.chmod(target, (h.mode ?? 0o644) & 0o7777);
-        await fsp.lchown(target, h.uid ?? 0, h.gid ?? 0);
-        if (h.type !== 'symlink' && h.mtime) await fsp.utimes(target, h.mtime, h.mtime);
-      })().then(() => next(), (e: unknown) => reject(e));
-    });
-    ex.on('finish', () => resolve());
-    ex.on('error', reject);
-  });
-  (await maybeGunzip(input)).pipe(ex as unknown as NodeJS.WritableStream);
-  await work;
-  for (const [target, link] of hardlinks) {
-    const src = await resolveInRoot(root, posix.join(destRel, ...entryPath(link)));
-    await fsp.mkdir(dirname(target), { recursive: true });
-    await fsp.link(src, target);
+}
+
+/** Tar of the whole root filesystem (`docker export`: the container's own files, no volumes). */
+export async function packDir(root: string, out: Writable): Promise<void> {
+  const fd = openat2(-100, root, O_PATH | O_DIRECTORY, 0);
+  try {
+    await packFrom({ fd, st: fstatSync(fd) }, out);
+  } finally {
+    closeSync(fd);
   }
 }

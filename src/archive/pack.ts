@@ -2,112 +2,106 @@
  * Packs a directory tree into a tar stream (tar-stream), one entry per file, hardlinks kept.
  * `transform` lets a caller rename, drop or add entries (layer diffs turn overlay whiteouts
  * into `.wh.` entries). Never buffers file content: files are streamed into the tar.
+ *
+ * The walk holds an fd for every directory on its path and looks each name up below it without
+ * following anything (rooted.ts), so a tree that changes while it is packed (a running container)
+ * can neither redirect the walk out of it nor make it fail: a file is written with exactly the
+ * size its header announced (cut, or padded with zeros), and a name that vanished is skipped.
  */
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstat as fstatCb, promises as fsp, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
 import type { Writable } from 'node:stream';
-import * as tar from 'tar-stream';
-import type { Header } from 'tar-stream';
+import { headerOf, packInto, writeEntry, type PackEntry, type Transform } from './entry.js';
+import { O_DIRECTORY, O_PATH, openat2, readlinkFd } from '../base/syscalls.js';
+import { errCode, fdPath, openChild, type RootedFs } from './rooted.js';
 
-export type Headers = Partial<Header> & { name: string };
+export { addEntry, headerOf, packInto, type Headers, type PackEntry, type Transform } from './entry.js';
 
-export interface PackEntry {
-  /** Path inside the tar, without a leading slash. */
-  name: string;
-  abs: string;
+const fstat = promisify(fstatCb);
+
+export interface PackOptions {
+  /** Prepended to names (e.g. `b` for `cp ctr:/a/b`). */
+  prefix?: string;
+  transform?: Transform;
+  /** Archive the start directory itself too (as `prefix`, or `.`). */
+  includeRoot?: boolean;
+}
+
+/** Where a walk starts: an fd we hold (O_PATH) and its stat; `fs` and `path` route into mounts. */
+export interface WalkStart {
+  fd: number;
   st: Stats;
+  /** The fd of the directory holding the start and its name there (for `abs`), when known. */
+  parentFd?: number;
+  name?: string;
+  fs?: RootedFs;
+  /** The start's container path (for mount lookups). */
+  path?: string;
 }
 
-/** What to emit for an entry: the entry itself (default), nothing, or extra entries. */
-export type Transform = (e: PackEntry) => { skip?: boolean; replace?: Headers; extra?: Headers[] };
-
-type Pack = tar.Pack;
-
-/** Adds one entry; a regular file's content is streamed from `abs`. */
-export function addEntry(pack: Pack, header: Headers, abs: string | null): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-    if (abs && header.type === 'file' && (header.size ?? 0) > 0) {
-      const entry = pack.entry(header, cb);
-      const rs = createReadStream(abs);
-      (entry as unknown as NodeJS.EventEmitter).on('error', reject); // else a failed entry's error is unhandled and kills the process
-      rs.on('error', (e) => {
-        reject(e);
-        (entry as unknown as { destroy(e: Error): void }).destroy(e);
-      });
-      rs.pipe(entry as unknown as NodeJS.WritableStream);
-    } else {
-      pack.entry(header, '', cb);
-    }
-  });
-}
-
-/** The tar header of a file as found on disk (hardlinks to a file seen before become links). */
-export function headerOf(e: PackEntry, links: Map<string, string>): Headers | null {
-  const { st } = e;
-  const base = { name: e.name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
-  if (st.isDirectory()) return { ...base, name: e.name.endsWith('/') ? e.name : `${e.name}/`, type: 'directory' };
-  if (st.isSymbolicLink()) return { ...base, type: 'symlink', linkname: '' };
-  if (st.isFile()) {
-    if (st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = links.get(key);
-      if (first) return { ...base, type: 'link', linkname: first, size: 0 };
-      links.set(key, e.name);
-    }
-    return { ...base, type: 'file', size: st.size };
-  }
-  if (st.isCharacterDevice() || st.isBlockDevice())
-    return { ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256), devminor: st.rdev % 256 };
-  if (st.isFIFO()) return { ...base, type: 'fifo' };
-  return null; // sockets are not archived
-}
-
-/**
- * Writes a tar of `dir` to `out`. `prefix` is prepended to names (e.g. `b` for `cp ctr:/a/b`).
- * With `single`, only `dir` itself (a file or symlink) is archived under `prefix`.
- */
-/** A tar pack piped into `out`; `done` resolves when `out` has taken everything after finalize(). */
-export function packInto(out: Writable): { pack: Pack; done: Promise<void> } {
-  const pack = tar.pack();
-  const done = new Promise<void>((resolve, reject) => {
-    out.on('error', reject);
-    pack.on('error', reject);
-    out.on('finish', resolve);
-  });
-  done.catch(() => undefined); // a producer that fails before awaiting `done` must not leave its rejection unhandled
-  (pack as unknown as NodeJS.ReadableStream).pipe(out);
-  return { pack, done };
-}
-
-export async function packTree(dir: string, out: Writable, opts: { prefix?: string; transform?: Transform; includeRoot?: boolean } = {}): Promise<void> {
+/** Writes a tar of the tree at `start` to `out`; the tree is read only through fds (see above). */
+export async function packFrom(start: WalkStart, out: Writable, opts: PackOptions = {}): Promise<void> {
   const { pack, done } = packInto(out);
   const links = new Map<string, string>();
-  const emit = async (e: PackEntry) => {
+  const emit = async (e: PackEntry, fd: number) => {
     const t = opts.transform?.(e) ?? {};
     if (!t.skip) {
       const h = t.replace ?? headerOf(e, links);
       if (h) {
-        if (h.type === 'symlink' && !h.linkname) h.linkname = await fsp.readlink(e.abs);
-        await addEntry(pack, h, e.abs);
+        if (h.type === 'symlink' && !h.linkname) h.linkname = readlinkFd(fd);
+        if (h.type === 'file' && !t.replace && (h.size ?? 0) > 0) {
+          const fh = await fsp.open(fdPath(fd), 'r'); // the very inode we stat'ed, reopened through our fd
+          try {
+            await writeEntry(pack, h, fh);
+          } finally {
+            await fh.close();
+          }
+        } else await writeEntry(pack, h, null);
       }
     }
-    for (const x of t.extra ?? []) await addEntry(pack, x, null);
+    for (const x of t.extra ?? []) await writeEntry(pack, x, null);
   };
-  const walk = async (abs: string, name: string): Promise<void> => {
-    const names = (await fsp.readdir(abs)).sort();
+  const walk = async (dirFd: number, path: string, name: string): Promise<void> => {
+    const names = (await fsp.readdir(fdPath(dirFd))).sort();
     for (const n of names) {
-      const childAbs = join(abs, n);
+      const childPath = path === '/' ? `/${n}` : `${path}/${n}`;
       const childName = name ? `${name}/${n}` : n;
-      const st = await fsp.lstat(childAbs);
-      await emit({ name: childName, abs: childAbs, st });
-      if (st.isDirectory()) await walk(childAbs, childName);
+      const mount = start.fs?.mountAt(childPath) ?? null;
+      let fd: number;
+      try {
+        fd = mount ? mount.fd : openChild(dirFd, n); // a mount's fd is the RootedFs's: not closed here
+      } catch (e) {
+        if (errCode(e) === 'ENOENT') continue; // removed since readdir
+        throw e;
+      }
+      try {
+        const st = mount ? mount.st : await fstat(fd);
+        await emit({ name: childName, abs: fdPath(dirFd, n), st }, fd);
+        if (st.isDirectory()) await walk(fd, childPath, childName);
+      } finally {
+        if (!mount) closeSync(fd);
+      }
     }
   };
-  const rootSt = await fsp.lstat(dir);
-  const prefix = opts.prefix ?? '';
-  if (opts.includeRoot || !rootSt.isDirectory()) await emit({ name: prefix || '.', abs: dir, st: rootSt });
-  if (rootSt.isDirectory()) await walk(dir, prefix);
-  pack.finalize();
+  try {
+    const prefix = opts.prefix ?? '';
+    const abs = start.parentFd !== undefined && start.parentFd >= 0 && start.name ? fdPath(start.parentFd, start.name) : fdPath(start.fd);
+    if (opts.includeRoot || !start.st.isDirectory()) await emit({ name: prefix || '.', abs, st: start.st }, start.fd);
+    if (start.st.isDirectory()) await walk(start.fd, start.path ?? '/', prefix);
+    pack.finalize();
+  } catch (e) {
+    pack.destroy(e instanceof Error ? e : new Error(String(e)));
+    throw e;
+  }
   await done;
+}
+
+/** Writes a tar of the host directory `dir` (berthd's own: a layer or an upper dir) to `out`. */
+export async function packTree(dir: string, out: Writable, opts: PackOptions = {}): Promise<void> {
+  const fd = openat2(-100, dir, O_PATH | O_DIRECTORY, 0);
+  try {
+    await packFrom({ fd, st: await fstat(fd) }, out, opts);
+  } finally {
+    closeSync(fd);
+  }
 }

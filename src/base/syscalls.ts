@@ -1,8 +1,9 @@
 /**
  * The few syscalls Node lacks, through koffi (a C FFI shipped prebuilt in its npm package):
  * mount(2), umount2(2), xattrs, mknod(2), connecting SOCK_SEQPACKET sockets, and the two
- * interface ioctls the network manager needs on the host side (bridge port, link up). Process-wide calls only (never setns here: Node is
- * multi-threaded). Errors carry the syscall, the path and errno's name.
+ * interface ioctls the network manager needs on the host side (bridge port, link up), and openat2(2) /
+ * readlinkat(2) for the rooted file layer (archive/rooted.ts). Process-wide calls only (never setns here: Node is
+ * multi-threaded). Errors carry the syscall, the path and errno's name (and `errno`, `code`).
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -27,6 +28,8 @@ const fns = {
   connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
   close: libc.func('int close(int fd)'),
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
+  syscall: libc.func('long syscall(long number, ...)'),
+  readlinkat: libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
 };
 
 export const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
@@ -38,6 +41,14 @@ function check(rc: number, what: string): void {
     (err as { errno?: number }).errno = e;
     throw err;
   }
+}
+
+/**
+ * An error of a failed *at call, shaped like Node's fs errors (`code` is errno's name): a plain
+ * Error, for the caller to map (a BerthError's `code` is its category and must stay one).
+ */
+function sysError(e: number, what: string): Error {
+  return Object.assign(new Error(`${what}: ${errnoName(e)}`), { errno: e, code: errnoName(e), syscall: what.split(' ')[0] });
 }
 
 export const MNT_DETACH = 2;
@@ -169,7 +180,6 @@ export function linkUp(name: string): void {
  * opened that way, and never follow a symlink in that last component. Used by archive/extract.ts.
  */
 const rootedFns = {
-  syscall4: libc.func('long syscall(long nr, int dirfd, const char *path, void *how, size_t size)'),
   mkdirat: libc.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   symlinkat: libc.func('int symlinkat(const char *target, int dirfd, const char *path)'),
   linkat: libc.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)'),
@@ -181,7 +191,6 @@ const rootedFns = {
   fstatat: libc.func('int fstatat(int dirfd, const char *path, _Out_ uint8_t *buf, int flags)'),
 };
 
-const SYS_OPENAT2 = 437; // x86_64
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
@@ -209,15 +218,21 @@ export function errnoOf(e: unknown): string | null {
   return typeof n === 'string' ? n : null;
 }
 
-/** openat2(2): an fd for `path` resolved under `dirfd` with `resolve` (RESOLVE.*); O_CLOEXEC always. The caller closes it. */
+/**
+ * openat2(2) for the extractor: like `openat2` below (O_CLOEXEC always, a raced walk retried),
+ * its errors in this block's style (errnoOf); the caller closes the fd.
+ */
 export function openat2Fd(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
-  const how = Buffer.alloc(24);
-  how.writeBigUInt64LE(BigInt(flags | OFLAG.CLOEXEC), 0);
-  how.writeBigUInt64LE(BigInt(mode), 8);
-  how.writeBigUInt64LE(BigInt(resolve), 16);
-  const fd = rootedFns.syscall4(SYS_OPENAT2, dirfd, path, how, how.length);
-  if (fd < 0 && koffi.errno() === constants.errno.ENOSYS) throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
-  return checkAt(fd, `openat2 ${path}`);
+  try {
+    return openat2(dirfd, path, flags, resolve, mode);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? 'EIO';
+    if (code === 'ENOSYS') throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
+    const err = internal(`openat2 ${path}: ${code}`);
+    (err as { errno?: number; errnoName?: string }).errno = (e as { errno?: number }).errno ?? 0;
+    (err as { errno?: number; errnoName?: string }).errnoName = code;
+    throw err;
+  }
 }
 
 export function mkdirAt(dirfd: number, name: string, mode: number): void {
@@ -264,4 +279,50 @@ export function lstatModeAt(dirfd: number, name: string): number | null {
     checkAt(rc, `fstatat ${name}`);
   }
   return st.readUInt32LE(24);
+}
+
+const SYS_OPENAT2 = 437; // x86_64 and aarch64 alike (the new syscall table)
+export const O_PATH = 0o10000000;
+export const O_NOFOLLOW = 0o400000;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+/** openat2(2) `resolve` flags (linux/openat2.h). */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
+/**
+ * openat2(2): `path` resolved relative to `dirfd` under the `resolve` rules (kernel-side: with
+ * RESOLVE_IN_ROOT, `..` and absolute symlinks stop at `dirfd`). Returns the new fd (the caller
+ * owns it); throws an error with `code` = errno's name (ENOENT, ELOOP, EXDEV...). O_CLOEXEC is added.
+ */
+export function openat2(dirfd: number, path: string, flags: number, resolve: number, mode = 0): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  for (let tries = 0; ; tries++) {
+    const fd = fns.syscall(SYS_OPENAT2, 'int', dirfd, 'str', path, 'void *', how, 'size_t', how.length);
+    if (fd >= 0) return fd;
+    const e = koffi.errno();
+    // EAGAIN: a rename somewhere raced a RESOLVE_IN_ROOT/BENEATH walk; the kernel asks to retry
+    if ((e === constants.errno.EINTR || e === constants.errno.EAGAIN) && tries < 100) continue;
+    throw sysError(e, `openat2 ${path}`);
+  }
+}
+
+/** The target of the symlink that `fd` (an O_PATH|O_NOFOLLOW fd) refers to: readlinkat(fd, "", ...). */
+export function readlinkFd(fd: number): string {
+  const buf = Buffer.alloc(4096);
+  const n = fns.readlinkat(fd, '', buf, buf.length);
+  if (n < 0) throw sysError(koffi.errno(), `readlinkat fd ${fd}`);
+  return buf.subarray(0, n).toString();
+}
+
+/** mknod(2) of any type (`mode` has the S_IF* bits). Give it a /proc/self/fd/N/name path to make it relative to a dir fd. */
+export function mknod(path: string, mode: number, dev: number): void {
+  const rc = fns.mknod(path, mode, dev);
+  if (rc < 0) throw sysError(koffi.errno(), `mknod ${path}`);
 }

@@ -16,6 +16,7 @@ import { errorMessage, invalidArgument } from '../base/errors.js';
 import { cleanEntryName } from '../archive/extract.js';
 import { isTarHeader, readTar } from '../archive/tar-reader.js';
 import { addEntry, packInto, type Headers } from '../archive/pack.js';
+import { lstatInRoot } from '../archive/rooted.js';
 import { cleanPath } from '../spec/dockerignore.js';
 import { archiveKind, hashFile, type Source } from './context.js';
 
@@ -58,9 +59,10 @@ export interface CopyPlan {
 
 const rel = (abs: string) => abs.replace(/^\/+/, '');
 
-async function lstatOrNull(p: string): Promise<Stats | null> {
+/** lstat of `rel` in the image view `view`, its parents resolved inside the view (never the host's). */
+async function lstatOrNull(view: string, rel: string): Promise<Stats | null> {
   try {
-    return await fsp.lstat(p);
+    return lstatInRoot(view, rel);
   } catch {
     return null;
   }
@@ -71,7 +73,7 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
   const clamp = (d: Date) => (req.epoch !== null && d.getTime() > req.epoch * 1000 ? new Date(req.epoch * 1000) : d);
   const owner = req.chown ?? { uid: 0, gid: 0 };
   const many = req.inputs.length > 1 || req.inputs.some((i) => i.kind === 'source' && i.source.path.includes('*'));
-  const destStat = await lstatOrNull(join(req.view, req.dest));
+  const destStat = await lstatOrNull(req.view, req.dest);
   const destIsDir = req.dest.endsWith('/') || (destStat?.isDirectory() ?? false);
   if (many && !destIsDir) throw invalidArgument('When using COPY with more than one source file, the destination must be a directory and end with a /');
   const dest = posix.normalize(req.dest);
@@ -120,7 +122,7 @@ async function addParents(entries: Map<string, Entry>, names: string[], view: st
   for (const name of names) {
     for (let d = posix.dirname(name); d !== '.' && d !== '/' && d !== ''; d = posix.dirname(d)) {
       if (entries.has(d)) continue;
-      const st = await lstatOrNull(join(view, d));
+      const st = await lstatOrNull(view, d);
       if (st && !st.isDirectory()) throw invalidArgument(`cannot copy to /${name}: /${d} is not a directory in the image`);
       entries.set(d, {
         header: st
@@ -133,7 +135,7 @@ async function addParents(entries: Map<string, Entry>, names: string[], view: st
 
 /** WORKDIR's layer: the directory and its missing parents (null when it exists in the image). */
 export async function planMkdir(view: string, dir: string, owner: Owner, epoch: number | null): Promise<CopyPlan | null> {
-  if (await lstatOrNull(join(view, dir))) return null;
+  if (await lstatOrNull(view, dir)) return null;
   const entries = new Map<string, Entry>();
   const now = epoch !== null ? new Date(epoch * 1000) : new Date();
   await addParents(entries, [`${rel(dir)}/x`], view, owner, now);

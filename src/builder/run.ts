@@ -6,7 +6,7 @@
  * upper directory first, so nothing of a mount ever lands in a layer.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { closeSync, promises as fsp, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { chainIds } from '../image/store.js';
@@ -17,7 +17,8 @@ import { DEFAULT_PATH } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { packUpper } from '../archive/layer.js';
-import { getXattr } from '../base/syscalls.js';
+import { O_DIRECTORY, O_PATH, getXattr, openat2 } from '../base/syscalls.js';
+import { fdPath, parentBeneath } from '../archive/rooted.js';
 import type { Writable } from 'node:stream';
 
 export type MountSpec = Record<string, string>;
@@ -100,22 +101,43 @@ async function mountPoint(root: string, target: string): Promise<MountPoint> {
  */
 async function removeMountPoint(upper: string, m: MountPoint): Promise<void> {
   if (!m.created) return;
-  for (let p = m.target; p.length >= m.created.length; p = posix.dirname(p)) {
-    const abs = join(upper, p);
-    const st = await fsp.lstat(abs).catch(() => null);
-    if (!st) continue;
-    if (st.isDirectory()) {
-      if ((await fsp.readdir(abs)).length > 0) return; // the command wrote here: keep it
-      await fsp.rmdir(abs);
-    } else if (st.size === 0) await fsp.rm(abs);
-    else return;
-  }
-  for (const parent of [...m.parents].reverse()) {
-    const abs = join(upper, parent.path);
-    const st = await fsp.lstat(abs).catch(() => null);
-    if (!st?.isDirectory() || st.mode !== parent.mode || st.uid !== parent.uid || st.gid !== parent.gid) return;
-    if (getXattr(abs, 'trusted.overlay.opaque') === 'y' || (await fsp.readdir(abs)).length > 0) return;
-    await fsp.rmdir(abs);
+  // the command may have put symlinks where the mount point was: nothing here follows one
+  const upperFd = openat2(-100, upper, O_PATH | O_DIRECTORY, 0);
+  const withEntry = async (p: string, f: (at: string) => Promise<boolean>): Promise<boolean> => {
+    const parent = parentBeneath(upperFd, p);
+    if (!parent) return false;
+    try {
+      return await f(fdPath(parent.fd, parent.name));
+    } finally {
+      parent.close();
+    }
+  };
+  try {
+    for (let p = m.target; p.length >= m.created.length; p = posix.dirname(p)) {
+      const go = await withEntry(p, async (abs) => {
+        const st = await fsp.lstat(abs).catch(() => null);
+        if (!st) return true;
+        if (st.isDirectory()) {
+          if ((await fsp.readdir(abs)).length > 0) return false; // the command wrote here: keep it
+          await fsp.rmdir(abs);
+        } else if (st.isFile() && st.size === 0) await fsp.unlink(abs);
+        else return false;
+        return true;
+      });
+      if (!go) return;
+    }
+    for (const parent of [...m.parents].reverse()) {
+      const go = await withEntry(parent.path, async (abs) => {
+        const st = await fsp.lstat(abs).catch(() => null);
+        if (!st?.isDirectory() || st.mode !== parent.mode || st.uid !== parent.uid || st.gid !== parent.gid) return false;
+        if (getXattr(abs, 'trusted.overlay.opaque') === 'y' || (await fsp.readdir(abs)).length > 0) return false;
+        await fsp.rmdir(abs);
+        return true;
+      });
+      if (!go) return;
+    }
+  } finally {
+    closeSync(upperFd);
   }
 }
 

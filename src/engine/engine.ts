@@ -32,10 +32,11 @@ import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
-import { copyUp, planMounts } from './mounts.js';
+import { copyUp, planMounts, rootMountsOf } from './mounts.js';
 import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
+import { RootedFs } from '../archive/rooted.js';
 
 export type { Mounter };
 
@@ -275,6 +276,15 @@ export class Engine {
       this.mounted.add(rec.id);
     }
     return target;
+  }
+
+  /**
+   * The container's files as it sees them (rootfs, volumes, binds, its hosts files), for `docker cp`
+   * and export: every lookup made by the kernel inside them (archive/rooted.ts). The caller closes it.
+   */
+  async rootedView(rec: ContainerRecord): Promise<RootedFs> {
+    const root = await this.ensureMounted(rec);
+    return RootedFs.open(root, rootMountsOf(rec.mounts, this.containerDir(rec.id), (n) => this.volumes.dataDir(n), rec.hostConfig.ReadonlyRootfs === true));
   }
 
   /** DELETE /containers/{id}. */

@@ -5,12 +5,12 @@
  * are created (anonymous ones are removed again if the create fails); a new volume is filled
  * from the image's content at its path, as Docker does.
  */
-import { existsSync, promises as fsp, statSync } from 'node:fs';
-import { isAbsolute, posix } from 'node:path';
+import { existsSync, promises as fsp } from 'node:fs';
+import { isAbsolute, join, posix } from 'node:path';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
 import { isObject } from '../base/json.js';
-import { resolveInRoot } from '../archive/container-fs.js';
+import { RootedFs, type RootMount } from '../archive/rooted.js';
 import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
 import type { VolumeManager } from '../volume/manager.js';
 import type { SpecInput } from '../runtime/types.js';
@@ -162,21 +162,57 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
   return { mounts: out.map(({ driver: _d, driverOpts: _o, labels: _l, ...m }) => m), created };
 }
 
-/** Fills empty new volumes from the image's files at their paths (unless nocopy). */
+/**
+ * Fills empty new volumes from the image's files at their paths (unless nocopy). The image path is
+ * walked inside the rootfs by the kernel (rooted.ts) and handed to `cp -a` as our fd
+ * (/proc/<berthd>/fd/N), so no symlink in the image can point the copy at a host directory.
+ */
 export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created: string[], rootfs: string): Promise<void> {
-  for (const m of mounts) {
-    if (m.Type !== 'volume' || m.noCopy || !created.includes(m.Name!) || m.Driver !== 'local') continue;
-    const src = await resolveInRoot(rootfs, m.Destination);
-    if (!existsSync(src) || !statSync(src).isDirectory()) continue;
-    const dst = vols.dataDir(m.Name!);
-    if ((await fsp.readdir(dst)).length > 0) continue;
-    const st = statSync(src);
-    await fsp.chmod(dst, st.mode & 0o7777);
-    await fsp.chown(dst, st.uid, st.gid);
-    await runCommand('cp', ['-a', `${src}/.`, `${dst}/`]).catch((e: unknown) => {
-      throw invalidArgument(`copying image content into volume ${m.Name}: ${errorMessage(e)}`);
-    });
+  const todo = mounts.filter((m) => m.Type === 'volume' && !m.noCopy && created.includes(m.Name!) && m.Driver === 'local');
+  if (todo.length === 0) return;
+  const fs = RootedFs.open(rootfs);
+  try {
+    for (const m of todo) {
+      let r;
+      try {
+        r = fs.resolve(m.Destination, { followLast: true });
+      } catch {
+        continue; // not a path in the image (ENOTDIR, ELOOP...): nothing to copy, as dockerd
+      }
+      try {
+        if (r.fd < 0 || !r.st?.isDirectory()) continue;
+        const dst = vols.dataDir(m.Name!);
+        if ((await fsp.readdir(dst)).length > 0) continue;
+        await fsp.chmod(dst, r.st.mode & 0o7777);
+        await fsp.chown(dst, r.st.uid, r.st.gid);
+        await runCommand('timeout', ['--kill-after=10', String(COPY_UP_DEADLINE_S), 'cp', '-a', '--', `/proc/${process.pid}/fd/${r.fd}/.`, `${dst}/`]).catch((e: unknown) => {
+          throw invalidArgument(`copying image content into volume ${m.Name}: ${errorMessage(e)}`);
+        });
+      } finally {
+        r.close();
+      }
+    }
+  } finally {
+    fs.close();
   }
+}
+
+const COPY_UP_DEADLINE_S = 600;
+
+/**
+ * The mounts a host-side view of the container's files must route through (rooted.ts), as dockerd
+ * mounts them for `docker cp`: local volumes and binds at their destinations, and the container's
+ * hostname, hosts and resolv.conf files. tmpfs mounts live only in the container's namespace and
+ * are not seen (dockerd does not see them either); a plugin volume is seen only at its last source.
+ */
+export function rootMountsOf(mounts: readonly MountRecord[] | undefined, containerDir: string, dataDir: (name: string) => string, readonlyRootfs: boolean): RootMount[] {
+  const out: RootMount[] = ['hostname', 'hosts', 'resolv.conf'].map((f) => ({ destination: `/etc/${f}`, source: join(containerDir, f), readOnly: readonlyRootfs }));
+  for (const m of mounts ?? []) {
+    if (m.Type === 'tmpfs') continue;
+    const source = m.Type === 'volume' ? (m.Driver === 'local' || !m.Driver ? dataDir(m.Name!) : m.Source) : m.Source;
+    if (source) out.push({ destination: m.Destination, source, readOnly: !m.RW });
+  }
+  return out;
 }
 
 /** The runtime mounts: `sources` has each volume's host path (resolved at start). */

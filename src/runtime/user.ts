@@ -2,13 +2,13 @@
  * `--user` resolution against the container's own /etc/passwd and /etc/group (read inside the
  * rootfs, symlinks kept inside it), with Docker's error messages.
  */
-import { promises as fsp } from 'node:fs';
 import { invalidArgument } from '../base/errors.js';
-import { resolveInRoot } from '../archive/container-fs.js';
+import { readFileInRoot } from '../archive/rooted.js';
 
 async function readTable(rootfs: string, file: string): Promise<string[][]> {
   try {
-    const text = await fsp.readFile(await resolveInRoot(rootfs, file), 'utf8');
+    // opened by the rooted walk: a running container swapping /etc for a link cannot make this read the host's
+    const text = (await readFileInRoot(rootfs, file, 16 * 1024 * 1024)).toString('utf8');
     return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
   } catch {
     return [];

@@ -4,7 +4,9 @@
  * Active snapshots are containers' writable layers: `<root>/snapshots/active/<key>/{fs,work}`.
  * It returns mounts and never mounts (the engine does).
  */
-import { promises as fsp, lstatSync } from 'node:fs';
+import { closeSync, fstatSync, promises as fsp } from 'node:fs';
+import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../base/syscalls.js';
+import { fdPath, openChild } from '../archive/rooted.js';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -175,24 +177,63 @@ export class OverlaySnapshotter implements Snapshotter {
     this.db.prepare('DELETE FROM active WHERE key = ?').run(key);
   }
 
+  /**
+   * Docker's A/C/D of the container's upper dir. The upper dir is walked through fds (a running
+   * container may swap a directory for a symlink meanwhile: the walk never follows one), and a
+   * path is looked up in the lower layers by the kernel inside each layer's root.
+   */
   async diff(key: string): Promise<Change[]> {
     const lowers = this.lowers(this.activeParent(key));
-    const inLower = (rel: string) => lowers.some((l) => { try { lstatSync(join(l, rel)); return true; } catch { return false; } });
+    const lowerFds: number[] = [];
     const out: Change[] = [];
-    const walk = async (abs: string, rel: string): Promise<void> => {
-      for (const ent of (await fsp.readdir(abs, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-        const p = `${rel}/${ent.name}`;
-        if (HIDDEN.has(p)) continue;
-        const childAbs = join(abs, ent.name);
-        if (ent.isCharacterDevice() && (await fsp.lstat(childAbs)).rdev === 0) {
-          out.push({ Path: p, Kind: 2 });
-          continue;
+    try {
+      for (const l of lowers) {
+        try {
+          lowerFds.push(openat2(-100, l, O_PATH | O_DIRECTORY, 0));
+        } catch {
+          /* an empty chain's placeholder that was never made */
         }
-        out.push({ Path: p, Kind: inLower(p) ? 0 : 1 });
-        if (ent.isDirectory()) await walk(childAbs, p);
       }
-    };
-    await walk(this.upperDir(key), '');
+      const inLower = (rel: string) => lowerFds.some((fd) => {
+        try {
+          closeSync(openat2(fd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      const walk = async (dirFd: number, rel: string): Promise<void> => {
+        for (const name of (await fsp.readdir(fdPath(dirFd))).sort((a, b) => a.localeCompare(b))) {
+          const p = `${rel}/${name}`;
+          if (HIDDEN.has(p)) continue;
+          let fd: number;
+          try {
+            fd = openChild(dirFd, name);
+          } catch {
+            continue; // gone since readdir
+          }
+          try {
+            const st = fstatSync(fd);
+            if (st.isCharacterDevice() && st.rdev === 0) {
+              out.push({ Path: p, Kind: 2 });
+              continue;
+            }
+            out.push({ Path: p, Kind: inLower(p) ? 0 : 1 });
+            if (st.isDirectory()) await walk(fd, p);
+          } finally {
+            closeSync(fd);
+          }
+        }
+      };
+      const upperFd = openat2(-100, this.upperDir(key), O_PATH | O_DIRECTORY, 0);
+      try {
+        await walk(upperFd, '');
+      } finally {
+        closeSync(upperFd);
+      }
+    } finally {
+      for (const fd of lowerFds) closeSync(fd);
+    }
     return out;
   }
 

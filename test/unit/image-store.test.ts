@@ -9,6 +9,7 @@ import { parseReference, normalizeTagged, idPrefix } from '../../src/image/refer
 import { chainIds } from '../../src/image/store.js';
 import { ContentStore } from '../../src/content/store.js';
 import { resolveInRoot, extractInto, statPath } from '../../src/archive/container-fs.js';
+import { RootedFs } from '../../src/archive/rooted.js';
 import { sha256 } from '../../src/base/digest.js';
 
 test('references normalize like Docker', () => {
@@ -57,6 +58,8 @@ async function tarOf(entries: Array<{ name: string; body?: string; type?: 'file'
 test('cp: paths and archive entries never leave the container root', async () => {
   const base = mkdtempSync(join(tmpdir(), 'cp-'));
   const root = join(base, 'root');
+  const spoolDir = join(base, 'spool');
+  const fs = () => RootedFs.open(root);
   try {
     mkdirSync(join(root, 'etc'), { recursive: true });
     symlinkSync('/../../..', join(root, 'escape'));
@@ -64,16 +67,21 @@ test('cp: paths and archive entries never leave the container root', async () =>
     assert.equal(await resolveInRoot(root, '/escape/etc'), join(root, 'etc'));
     assert.equal(await resolveInRoot(root, '/etc/up/x'), join(root, 'x'));
     assert.equal(await resolveInRoot(root, '../../etc'), join(root, 'etc'));
-    await extractInto(root, '/escape', await tarOf([{ name: 'ok.txt', body: 'fine' }]));
-    assert.equal(readFileSync(join(root, 'ok.txt'), 'utf8'), 'fine');
-    await assert.rejects(extractInto(root, '/', await tarOf([{ name: '../outside.txt', body: 'bad' }])), /escapes the destination/);
-    assert.ok(!existsSync(join(base, 'outside.txt')));
-    await extractInto(root, '/etc', await tarOf([{ name: 'up/through-link.txt', body: 'x' }]));
-    assert.ok(existsSync(join(root, 'through-link.txt')), 'a symlink in the path resolves inside the root');
-    assert.ok(!existsSync(join(base, 'through-link.txt')));
-    const st = await statPath(root, '/etc');
-    assert.ok(st.mode >= 2 ** 31, 'directories carry Go ModeDir');
-    await assert.rejects(statPath(root, '/nope'), /Could not find the file \/nope in container/);
+    const f = fs();
+    try {
+      await extractInto(f, '/escape', await tarOf([{ name: 'ok.txt', body: 'fine' }]), { spoolDir });
+      assert.equal(readFileSync(join(root, 'ok.txt'), 'utf8'), 'fine');
+      await assert.rejects(extractInto(f, '/', await tarOf([{ name: '../outside.txt', body: 'bad' }]), { spoolDir }), /escapes the destination/);
+      assert.ok(!existsSync(join(base, 'outside.txt')));
+      await extractInto(f, '/etc', await tarOf([{ name: 'up/through-link.txt', body: 'x' }]), { spoolDir });
+      assert.ok(existsSync(join(root, 'through-link.txt')), 'a symlink in the path resolves inside the root');
+      assert.ok(!existsSync(join(base, 'through-link.txt')));
+      const st = statPath(f, '/etc');
+      assert.ok(st.mode >= 2 ** 31, 'directories carry Go ModeDir');
+      assert.throws(() => statPath(f, '/nope'), /Could not find the file \/nope in container/);
+    } finally {
+      f.close();
+    }
   } finally {
     rmSync(base, { recursive: true, force: true });
   }

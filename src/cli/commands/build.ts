@@ -13,7 +13,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import * as tar from 'tar-stream';
-import { addEntry, headerOf, type Headers } from '../../archive/pack.js';
+import { addEntry, headerOf, type Headers } from '../../archive/entry.js';
 import { IgnoreMatcher } from '../../spec/dockerignore.js';
 import { UsageError, bool, list, parseArgs, str } from '../args.js';
 import { jsonMessages } from '../io.js';
