@@ -2,7 +2,7 @@
  * Docker's stdio stream framing. Non-TTY streams are multiplexed: each frame is an 8-byte header
  * [stream 1=stdout 2=stderr, 0, 0, 0, uint32 BE length] and the payload. TTY streams are raw.
  */
-import type { Duplex } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 
 export const STDOUT = 1;
 export const STDERR = 2;
@@ -42,6 +42,25 @@ export function drainOf(w: NodeJS.WritableStream & { writableNeedDrain?: boolean
     w.once('drain', done);
     w.once('close', done);
   });
+}
+
+/**
+ * A Writable into a streamed response with backpressure: a chunk is taken only once the client
+ * has taken the one before (the producer — tar, save, a checkpoint export — waits instead of
+ * buffering without bound), and writes fail once the client has gone (the producer stops).
+ */
+export function responseSink(io: IoStream): Writable {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (io.closed) return cb(new Error('the client closed the connection'));
+      io.write(chunk);
+      const wait = io.drain();
+      if (wait) void wait.then(() => cb(io.closed ? new Error('the client closed the connection') : null));
+      else cb();
+    },
+  });
+  io.onClose(() => sink.destroy(new Error('the client closed the connection')));
+  return sink;
 }
 
 export function writerFor(io: IoStream, tty: boolean): (s: 'stdout' | 'stderr', b: Buffer) => void {

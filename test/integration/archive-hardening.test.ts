@@ -553,7 +553,7 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.doesNotMatch(d.logs(), /the request ends, the daemon goes on/);
   });
 
-  test('save and logs wait for a slow reader instead of buffering in berthd', async () => {
+  test('save, logs, export and cp wait for a slow reader instead of buffering in berthd', async () => {
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
     /** GETs `path`, reads nothing for 3 s, notes berthd's memory growth, then reads everything. */
     const slowRead = (path: string) =>
@@ -587,6 +587,15 @@ describe('archive hardening: hostile layers, image archives, build inputs, regis
     assert.ok(logs.bytes > BIG, `the whole log came (${logs.bytes})`);
     assert.ok(logs.grew < 48 << 20, `logs: berthd grew ${logs.grew >> 20} MiB while the client did not read`);
     await d.docker(['rm', 'biglog']);
+    // export of a container holding the 120 MiB file, and cp of the file out of it
+    await d.docker(['create', '--name', 'bigexp', 'hostile/big:1', 'true']);
+    const exported = await slowRead('/containers/bigexp/export');
+    assert.ok(exported.bytes > BIG, `the whole export came (${exported.bytes})`);
+    assert.ok(exported.grew < 48 << 20, `export: berthd grew ${exported.grew >> 20} MiB while the client did not read`);
+    const copied = await slowRead('/containers/bigexp/archive?path=/big');
+    assert.ok(copied.bytes > BIG, `the whole copy came (${copied.bytes})`);
+    assert.ok(copied.grew < 48 << 20, `cp: berthd grew ${copied.grew >> 20} MiB while the client did not read`);
+    await d.docker(['rm', 'bigexp']);
     await d.docker(['rmi', 'hostile/big:1']);
   });
 

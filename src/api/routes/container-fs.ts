@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { statPath, packPath, extractInto, packDir } from '../../archive/container-fs.js';
 import type { RootedFs } from '../../archive/rooted.js';
 import type { ContainerRecord } from '../../engine/record.js';
+import { responseSink } from '../stream.js';
 
 const pathParam = (ctx: Ctx): string => {
   const p = ctx.query.get('path');
@@ -24,14 +25,7 @@ function statHeader(st: Awaited<ReturnType<typeof statPath>>): string {
  */
 async function tarResponse(ctx: Ctx, headers: Record<string, string>, produce: (out: Writable) => Promise<void>): Promise<void> {
   const io = ctx.stream(200, 'application/x-tar', headers);
-  const { Writable } = await import('node:stream');
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (io.closed) return cb(new Error('client went away'));
-      io.write(chunk);
-      cb();
-    },
-  });
+  const sink = responseSink(io); // as fast as the client reads it, never buffered whole
   try {
     await produce(sink);
   } catch (e) {

@@ -9,9 +9,9 @@ import { resourcesOf } from '../../engine/config.js';
 import { parseFilters, labelsMatch, type Filters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
 import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, restoreOf, stageCheckpoint } from '../../engine/checkpoint.js';
-import { PassThrough } from 'node:stream';
 import { pull } from '../../distribution/pull.js';
 import { isObject } from '../../base/json.js';
+import { responseSink } from '../stream.js';
 
 function optInt(ctx: Ctx, k: string): number | undefined {
   const v = ctx.query.get(k);
@@ -117,8 +117,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
     const rec = engine.get(ctx.params[0]!);
     await listCheckpoints(engine, rec.id, ctx.query.get('dir')); // NotFound before the stream starts
     const io = ctx.stream(200, ctx.query.get('compress') === '0' ? 'application/x-tar' : 'application/gzip');
-    const out = new PassThrough();
-    out.on('data', (c: Buffer) => io.write(c));
+    const out = responseSink(io); // as fast as the target reads it
     try {
       await exportCheckpoint(engine, rec.id, ctx.params[1]!, out, { dir: ctx.query.get('dir'), compress: ctx.query.get('compress') !== '0', withParent: ctx.query.get('parent') !== '0', withVolumes: flag(ctx, 'volumes') });
     } finally {

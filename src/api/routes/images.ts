@@ -10,6 +10,7 @@ import { parseContainerConfig } from '../../spec/engine-api.js';
 import { applyChanges } from '../../engine/changes.js';
 import { parseFilters, labelsMatch } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
+import { responseSink } from '../stream.js';
 
 const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
 const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
@@ -130,17 +131,7 @@ export function imageRoutes(r: Router, engine: Engine): void {
     if (names.length === 0) throw invalidArgument('no image names given');
     for (const n of names) images.get(n); // 404 before any byte is sent
     const io = ctx.stream(200, 'application/x-tar');
-    const { Writable } = await import('node:stream');
-    // the archive goes out as fast as the client reads it: a write waits for the response to drain
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        io.write(chunk);
-        const wait = io.drain();
-        if (wait) void wait.then(() => cb());
-        else cb();
-      },
-    });
-    io.onClose(() => sink.destroy(new Error('the client closed the connection')));
+    const sink = responseSink(io); // as fast as the client reads it
     await images.save(names, sink);
     io.end();
   };
