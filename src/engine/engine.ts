@@ -23,7 +23,7 @@ import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts } from './config.js';
+import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, parseSignal } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
@@ -157,11 +157,10 @@ export class Engine {
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
-    const warnings: string[] = [];
-    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) {
-      warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
-      hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
-    }
+    // limits dockerd refuses at create, and those the kernel would refuse at start
+    const warnings = checkResources(hostConfig, this.runtime.host());
+    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
+    if (config.StopSignal) parseSignal(config.StopSignal);
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
     for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
       // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)

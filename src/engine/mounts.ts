@@ -59,6 +59,7 @@ function parseMountObject(m: unknown, i: number): MountRecord & { driver?: strin
   const target = m['Target'];
   if (typeof target !== 'string' || !isAbsolute(target)) throw invalidArgument(`invalid mount config for type "${String(type)}": invalid mount path: '${String(target ?? '')}' mount path must be absolute`);
   const source = typeof m['Source'] === 'string' ? m['Source'] : '';
+  if (target.includes('\0') || source.includes('\0')) throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
   const rw = m['ReadOnly'] !== true;
   const dst = posix.normalize(target);
   if (type === 'bind') {
@@ -85,7 +86,10 @@ function parseMountObject(m: unknown, i: number): MountRecord & { driver?: strin
     const to = isObject(m['TmpfsOptions']) ? m['TmpfsOptions'] : {};
     const tmpfs: MountRecord['tmpfs'] = {};
     if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
-    if (typeof to['Mode'] === 'number') tmpfs.mode = to['Mode'];
+    if (typeof to['Mode'] === 'number' && to['Mode'] !== 0) {
+      if (to['Mode'] > 0o7777) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mode: ${to['Mode'].toString(8)}`);
+      tmpfs.mode = to['Mode'];
+    }
     return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
   }
   throw invalidArgument(`invalid mount config: mount type unknown: "${String(type)}"`);
@@ -102,7 +106,11 @@ function parseTmpfs(dst: string, opts: string): MountRecord {
       const m = /^(\d+)([kmg]?)$/i.exec(v);
       if (!m) throw invalidArgument(`invalid tmpfs size: ${v}`);
       tmpfs.size = Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
-    } else if (k === 'mode') tmpfs.mode = parseInt(v, 8);
+      if (!(tmpfs.size < 2 ** 63)) throw invalidArgument(`invalid tmpfs size: ${v}`);
+    } else if (k === 'mode') {
+      if (!/^[0-7]{1,4}$/.test(v)) throw invalidArgument(`invalid tmpfs mode: ${v}`);
+      tmpfs.mode = parseInt(v, 8);
+    }
     else if (k === 'ro') rw = false;
     else if (['rw', 'noexec', 'exec', 'nosuid', 'suid', 'nodev', 'dev'].includes(k!)) tmpfs.options!.push(k!);
     else throw invalidArgument(`invalid tmpfs option: ${o}`);
