@@ -155,13 +155,27 @@ export function checkResources(hc: HostConfig, host: Pick<HostInfo, 'blkioWeight
   return warnings;
 }
 
+/**
+ * crun applies the container's rlimits before it sets the container up, and needs ~30 open files
+ * for that (more with more mounts): a lower `nofile` would be stored and then fail every start
+ * with "Too many open files". runc applies them last, so it takes any.
+ */
+export const CRUN_MIN_NOFILE = 64;
+export function checkUlimitsFor(hc: HostConfig, runtime: string): void {
+  const nofile = (hc.Ulimits ?? []).find((u) => u.Name === 'nofile');
+  if (runtime === 'crun' && nofile && nofile.Soft < CRUN_MIN_NOFILE)
+    throw invalidArgument(`ulimit nofile=${nofile.Soft}:${nofile.Hard} is too low for the crun runtime to set the container up (it needs ${CRUN_MIN_NOFILE} open files; runc takes less)`);
+}
+
 /** HostConfig resource fields -> runtime resources. */
 export function resourcesOf(hc: HostConfig): Resources {
   const r: Resources = {};
   if (hc.Memory) r.memory = hc.Memory;
   if (hc.MemorySwap) r.memorySwap = hc.MemorySwap;
   if (hc.MemoryReservation) r.memoryReservation = hc.MemoryReservation;
-  if (hc.CpuShares) r.cpuShares = hc.CpuShares;
+  // the kernel's range of cpu.shares (MIN_SHARES..MAX_SHARES), clamped here as the kernel clamps on
+  // cgroup v1, so that the weight derived from it on cgroup v2 is in range too
+  if (hc.CpuShares) r.cpuShares = Math.min(Math.max(hc.CpuShares, 2), 262_144);
   if (hc.NanoCpus) {
     if (hc.CpuQuota || hc.CpuPeriod) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
     r.cpuPeriod = 100_000;

@@ -23,7 +23,7 @@ import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, parseSignal } from './config.js';
+import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, checkUlimitsFor, parseSignal } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
@@ -154,6 +154,7 @@ export class Engine {
     const runtime = (hostConfig.Runtime || this.defaultRuntime) as RuntimeName;
     if (!this.runtime.host().runtimes[runtime]) throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
     hostConfig.Runtime = runtime;
+    checkUlimitsFor(hostConfig, runtime);
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);

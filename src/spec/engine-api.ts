@@ -125,6 +125,8 @@ const NS_PER_MS = 1_000_000;
 export const MIN_MEMORY = 6 * 1024 * 1024;
 /** the kernel's largest CFS quota, in µs (kernel/sched/core.c: max_cfs_runtime = 2^44 - 1 µs) */
 export const MAX_CFS_QUOTA = 2 ** 44 - 1;
+/** the kernel's PID_MAX_LIMIT on 64-bit: the largest pids.max */
+export const PIDS_MAX = 4 * 1024 * 1024;
 
 /** Control characters (NUL above all) in a string that reaches the kernel or a file the container reads. */
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -233,6 +235,8 @@ export function validateResources(r: Partial<HostConfig> & JsonObject, update = 
   if (period !== 0 && (period < 1000 || period > 1_000_000)) throw invalidArgument('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)');
   if (quota > 0 && quota < 1000) throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
   if (quota > MAX_CFS_QUOTA) throw invalidArgument(`CPU cfs quota can not be larger than ${MAX_CFS_QUOTA} (the kernel's limit)`);
+  // pids.max takes at most PID_MAX_LIMIT (4194304): a larger limit would fail at start
+  if (n('PidsLimit') > PIDS_MAX) throw invalidArgument(`PIDs limit ${n('PidsLimit')} is larger than the kernel's maximum (${PIDS_MAX}); use 0 or -1 for unlimited`);
   const weight = n('BlkioWeight');
   if (weight > 0 && (weight < 10 || weight > 1000)) throw invalidArgument('Range of blkio weight is from 10 to 1000');
   for (const d of (r['BlkioWeightDevice'] as Array<{ Path?: string; Weight?: number }> | undefined) ?? []) {

@@ -23,21 +23,21 @@ export const configFields: Record<string, GoType> = {
   MacAddress: S, OnBuild: strings, Labels: stringMap, StopSignal: S, StopTimeout: go.ptr(go.int), Shell: go.strslice,
 };
 
-const throttleDevice = go.ptr(go.struct('blkiodev.ThrottleDevice', { Path: S, Rate: go.uint64 }));
+const throttleDevice = go.ptr(go.record('blkiodev.ThrottleDevice', { Path: S, Rate: go.uint64 }));
 const throttleList = go.slice(throttleDevice, '[]*blkiodev.ThrottleDevice');
 
 /** container.Resources: embedded in HostConfig and in UpdateConfig. */
 export const resourcesFields: Record<string, GoType> = {
   CpuShares: go.int64, Memory: go.int64, NanoCpus: go.int64, CgroupParent: S, BlkioWeight: go.uint16,
-  BlkioWeightDevice: go.slice(go.ptr(go.struct('blkiodev.WeightDevice', { Path: S, Weight: go.uint16 })), '[]*blkiodev.WeightDevice'),
+  BlkioWeightDevice: go.slice(go.ptr(go.record('blkiodev.WeightDevice', { Path: S, Weight: go.uint16 })), '[]*blkiodev.WeightDevice'),
   BlkioDeviceReadBps: throttleList, BlkioDeviceWriteBps: throttleList, BlkioDeviceReadIOps: throttleList, BlkioDeviceWriteIOps: throttleList,
   CpuPeriod: go.int64, CpuQuota: go.int64, CpuRealtimePeriod: go.int64, CpuRealtimeRuntime: go.int64, CpusetCpus: S, CpusetMems: S,
-  Devices: go.slice(go.struct('container.DeviceMapping', { PathOnHost: S, PathInContainer: S, CgroupPermissions: S }), '[]container.DeviceMapping'),
+  Devices: go.slice(go.record('container.DeviceMapping', { PathOnHost: S, PathInContainer: S, CgroupPermissions: S }), '[]container.DeviceMapping'),
   DeviceCgroupRules: strings,
   DeviceRequests: go.slice(go.struct('container.DeviceRequest', { Driver: S, Count: go.int, DeviceIDs: strings, Capabilities: go.slice(strings), Options: stringMap }), '[]container.DeviceRequest'),
   KernelMemory: go.int64, KernelMemoryTCP: go.int64, MemoryReservation: go.int64, MemorySwap: go.int64,
   MemorySwappiness: go.ptr(go.int64), OomKillDisable: go.ptr(B), PidsLimit: go.ptr(go.int64),
-  Ulimits: go.slice(go.ptr(go.struct('units.Ulimit', { Name: S, Hard: go.int64, Soft: go.int64 })), '[]*units.Ulimit'),
+  Ulimits: go.slice(go.ptr(go.record('units.Ulimit', { Name: S, Hard: go.int64, Soft: go.int64 })), '[]*units.Ulimit'),
   CpuCount: go.int64, CpuPercent: go.int64, IOMaximumIOps: go.uint64, IOMaximumBandwidth: go.uint64,
 };
 
@@ -56,7 +56,7 @@ export const hostConfigFields: Record<string, GoType> = embed(
   {
     Binds: strings, ContainerIDFile: S, LogConfig: go.struct('container.LogConfig', { Type: S, Config: stringMap }),
     NetworkMode: go.named('container.NetworkMode'),
-    PortBindings: go.map(go.slice(go.struct('nat.PortBinding', { HostIp: S, HostPort: S }), '[]nat.PortBinding'), 'nat.PortMap'),
+    PortBindings: go.map(go.slice(go.record('nat.PortBinding', { HostIp: S, HostPort: S }), '[]nat.PortBinding'), 'nat.PortMap'),
     RestartPolicy: restartPolicy, AutoRemove: B, VolumeDriver: S, VolumesFrom: strings, ConsoleSize: go.array(go.uint, 2, '[2]uint'),
     Annotations: stringMap, CapAdd: go.strslice, CapDrop: go.strslice, CgroupnsMode: go.named('container.CgroupnsMode'),
     Dns: strings, DnsOptions: strings, DnsSearch: strings, ExtraHosts: strings, GroupAdd: strings,

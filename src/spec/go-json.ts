@@ -14,7 +14,8 @@
  * The walk follows the type, never the input: nesting in the input deeper than the type is refused
  * at the first level that does not fit, so no input can make it recurse further than the type does.
  * One difference: JSON numbers arrive as doubles, so integers beyond 2^53 are checked to within a
- * double's precision (2^63 - 1 itself reads as 2^63 and is refused as out of range for int64).
+ * double's precision: ±2^63 (and 2^63 - 1, which reads as 2^63) are refused for int64, since what
+ * is stored must print as a number the docker CLI's Go decoder reads back.
  */
 import { invalidArgument } from '../base/errors.js';
 
@@ -26,7 +27,7 @@ export type GoType =
   | { kind: 'slice'; elem: GoType; name?: string }
   | { kind: 'array'; elem: GoType; len: number; name: string }
   | { kind: 'map'; elem: GoType; name?: string }
-  | { kind: 'struct'; name: string; fields: Record<string, GoType> }
+  | { kind: 'struct'; name: string; fields: Record<string, GoType>; zeros?: boolean }
   | { kind: 'ptr'; elem: GoType }
   | { kind: 'strslice' };
 
@@ -53,6 +54,8 @@ export const go = {
   array: (elem: GoType, len: number, name: string): GoType => ({ kind: 'array', elem, len, name }),
   map: (elem: GoType, name?: string): GoType => (name ? { kind: 'map', elem, name } : { kind: 'map', elem }),
   struct: (name: string, fields: Record<string, GoType>): GoType => ({ kind: 'struct', name, fields }),
+  /** a small struct stored whole: every field, unset ones as their zero value (as Go would encode it) */
+  record: (name: string, fields: Record<string, GoType>): GoType => ({ kind: 'struct', name, fields, zeros: true }),
   ptr: (elem: GoType): GoType => ({ kind: 'ptr', elem }),
 };
 
@@ -119,7 +122,7 @@ export function zeroOf(t: GoType): unknown {
     case 'float':
       return 0;
     case 'struct':
-      return {};
+      return t.zeros ? Object.fromEntries(Object.entries(t.fields).map(([k, f]) => [k, zeroOf(f)])) : {};
     case 'ptr':
       return zeroOf(t.elem);
     case 'array':
@@ -142,7 +145,8 @@ function decodeAt(t: GoType, v: unknown, at: Where | null): unknown {
       return v;
     case 'int':
       if (typeof v !== 'number') mismatch(jsonKind(v), t, at);
-      if (!Number.isInteger(v) || v < t.min || v >= t.max) mismatch(`number ${String(v)}`, t, at);
+      // -2^63 is exact as a double but prints as -9223372036854776000, which no Go int64 reads back
+      if (!Number.isInteger(v) || v < t.min || v >= t.max || v <= -TWO63) mismatch(`number ${String(v)}`, t, at);
       return v === 0 ? 0 : v; // no -0
     case 'float':
       if (typeof v !== 'number') mismatch(jsonKind(v), t, at);
@@ -178,12 +182,13 @@ function decodeStruct(t: Extract<GoType, { kind: 'struct' }>, v: unknown, at: Wh
   if (typeof v !== 'object' || v === null || Array.isArray(v)) mismatch(jsonKind(v), t, at);
   const byFold = new Map<string, string>();
   for (const name of Object.keys(t.fields)) if (!byFold.has(fold(name))) byFold.set(fold(name), name);
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = t.zeros ? (zeroOf(t) as Record<string, unknown>) : {};
   for (const [key, x] of Object.entries(v as Record<string, unknown>)) {
     const name = Object.hasOwn(t.fields, key) ? key : byFold.get(fold(key));
     if (name === undefined) continue; // Go drops keys of no field
     if (x === null || x === undefined) {
-      delete out[name];
+      if (t.zeros) out[name] = zeroOf(t.fields[name]!);
+      else delete out[name];
       continue;
     }
     const ft = t.fields[name]!;

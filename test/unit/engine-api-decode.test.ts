@@ -37,7 +37,7 @@ test('keys in any case, null as unset, StrSlice as a string', () => {
   assert.equal(b.hostConfig.Memory, 64 << 20);
   assert.equal(b.hostConfig.CpuShares, 512);
   assert.equal('PidsLimit' in b.hostConfig, false);
-  assert.deepEqual(b.hostConfig.PortBindings, { '80/tcp': [{}] });
+  assert.deepEqual(b.hostConfig.PortBindings, { '80/tcp': [{ HostIp: '', HostPort: '' }] });
 });
 
 test("dockerd's limits at create", () => {
@@ -79,4 +79,9 @@ test('deep nesting is refused at the first level that does not fit', () => {
   for (let i = 0; i < 100_000; i++) deep = [deep];
   refuses(() => parseCreateBody({ HostConfig: { Binds: deep } }), /cannot unmarshal array into Go struct field HostConfig.HostConfig.Binds of type string/);
   assert.deepEqual(parseCreateBody({ Unknown: deep }).config, {});
+});
+
+test('what is stored prints as numbers Go reads back: -2^63 is refused (it prints as -9223372036854776000)', () => {
+  refuses(() => parseCreateBody({ HostConfig: { Mounts: [{ Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: -(2 ** 63) } }] } }), /cannot unmarshal number -9223372036854776000 into Go struct field TmpfsOptions.HostConfig.Mounts.TmpfsOptions.SizeBytes of type int64/);
+  assert.equal(parseCreateBody({ HostConfig: { Memory: 2 ** 62 } }).hostConfig.Memory, 2 ** 62);
 });

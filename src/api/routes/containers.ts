@@ -200,7 +200,7 @@ export function containerRoutes(r: Router, engine: Engine): void {
     // the docker CLI sends every field, unset ones as 0 or "": only the set ones change anything
     const set = Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== ''));
     if (c.hostConfig.NanoCpus && !set['NanoCpus'] && (set['CpuQuota'] || set['CpuPeriod'])) throw invalidArgument('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
-    if (set['NanoCpus'] && !set['CpuQuota'] && !set['CpuPeriod'] && (c.hostConfig.CpuQuota || c.hostConfig.CpuPeriod)) throw invalidArgument('Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set');
+    if (set['NanoCpus'] && !set['CpuQuota'] && !set['CpuPeriod'] && (c.hostConfig.CpuQuota || c.hostConfig.CpuPeriod)) throw invalidArgument('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
     const merged = { ...c.hostConfig, ...set, ...(restartPolicy ? { RestartPolicy: restartPolicy } : {}) };
     // the result is checked as a whole, like a create, before anything changes
     const warnings = checkResources(merged, engine.runtime.host(), true);
