@@ -252,7 +252,7 @@ describe('API fuzz (issue 14, class 6)', () => {
     for (const id of ids.slice(0, 40)) {
       const a = await send('POST', `/containers/${id}/start`, undefined);
       starts.tried++;
-      if (a.status < 300) starts.started++;
+      if (a.status < 400) starts.started++; // 304: it was started already (a restart policy, say)
       else {
         starts.refused++;
         startErrors.push(a.text.slice(0, 200));
@@ -268,7 +268,7 @@ describe('API fuzz (issue 14, class 6)', () => {
 
 describe('API input: the examples of issue 14', () => {
   let d: Daemon;
-  const containerDirs = () => readdirSync(join(d.root, 'containers')).filter((n) => /^[a-f0-9]{64}$/.test(n)).length;
+  const containerDirs = () => readdirSync(join(d.root, 'containers')).filter((n) => /^[a-f0-9]{64}$/.test(n));
   before(async () => {
     d = await startDaemon();
   });
@@ -278,13 +278,15 @@ describe('API input: the examples of issue 14', () => {
 
   /** 400 with `message`, and nothing stored: no record, no container dir. */
   const refused = async (method: string, path: string, body: unknown, message: string | RegExp) => {
-    const before = [(await d.api('GET', '/containers/json?all=1')).text, containerDirs()];
+    const before = [(await d.api('GET', '/containers/json?all=1')).text, containerDirs()] as const;
     const a = await d.api(method, path, body);
     assert.equal(a.status, 400, `${JSON.stringify(body).slice(0, 200)} -> ${a.status} ${a.text}`);
     const msg = (a.body as { message: string }).message;
     if (typeof message === 'string') assert.equal(msg, message);
     else assert.match(msg, message);
-    assert.deepEqual([(await d.api('GET', '/containers/json?all=1')).text, containerDirs()], before, 'nothing stored');
+    assert.equal((await d.api('GET', '/containers/json?all=1')).text, before[0], 'no record stored');
+    // (dirs of containers removed earlier may still be going away in the background)
+    assert.deepEqual(containerDirs().filter((x) => !before[1].includes(x)), [], 'no container dir made');
   };
   const create = (hc: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ Image: 'busybox', Cmd: ['true'], ...extra, HostConfig: { NetworkMode: 'none', ...hc } });
 
