@@ -375,7 +375,7 @@ export function parseNetworkCreate(v: unknown): NetworkCreateRequest {
   const o = decodeGo(schema.networkCreateRequest, v ?? {}) as NetworkCreateRequest & Obj;
   if (!o.Name) throw invalidArgument('network name is required'); // dockerd: name is required
   if (o.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by berth');
-  if (o['ConfigOnly'] || o['ConfigFrom'] || o['Ingress']) throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
+  if (o['ConfigOnly'] || (o['ConfigFrom'] as { Network?: string } | undefined)?.Network || o['Ingress']) throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
   const ipamDriver = o.IPAM?.Driver ?? '';
   if (ipamDriver !== '' && ipamDriver !== 'default') throw invalidArgument(`IPAM driver "${ipamDriver}" is not supported: only the default one`);
   for (const c of o.IPAM?.Config ?? []) {
