@@ -11,7 +11,7 @@ import { errorMessage, invalidArgument } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
 import { isObject } from '../base/json.js';
 import { resolveInRoot } from '../archive/container-fs.js';
-import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
+import { checkVolumeName, type HostConfig, type ContainerConfig } from '../spec/engine-api.js';
 import type { VolumeManager } from '../volume/manager.js';
 import type { SpecInput } from '../runtime/types.js';
 
@@ -151,6 +151,7 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
     const d = posix.normalize(dst);
     if (!seen.has(d)) out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }
+  for (const m of out) if (m.Type === 'volume' && m.Name) checkVolumeName(m.Name);
   const created: string[] = [];
   try {
     for (const m of out) {

@@ -16,9 +16,9 @@ import { isObject } from '../../base/json.js';
 function optInt(ctx: Ctx, k: string): number | undefined {
   const v = ctx.query.get(k);
   if (v === null || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw invalidArgument(`invalid value for ${k}: ${v}`);
-  return n;
+  // dockerd reads these with strconv.Atoi: an integer in decimal, nothing else
+  if (!/^[+-]?\d{1,9}$/.test(v)) throw invalidArgument(`invalid value for ${k}: ${v}`);
+  return Number(v);
 }
 
 /** dockerd's `name` filter: a regular expression over the name with or without its slash (`^web$`, `^/web$`, `we`). */
