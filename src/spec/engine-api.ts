@@ -299,9 +299,10 @@ function validateHostConfig(o: HostConfig): HostConfig {
     }
   }
   for (const h of o.ExtraHosts ?? []) {
-    const i = h.lastIndexOf(':');
-    const name = h.slice(0, i).replace(/^\[|\]$/g, '');
-    const ip = h.slice(i + 1);
+    // `name:ip` split at the first colon, as dockerd does (`name:::1` is an IPv6 entry; `[::1]` too)
+    const i = h.indexOf(':');
+    const name = h.slice(0, i);
+    const ip = h.slice(i + 1).replace(/^\[(.*)\]$/, '$1');
     if (i <= 0 || !name || /\s/.test(name) || CONTROL.test(name) || (ip !== 'host-gateway' && isIP(ip) === 0)) throw invalidArgument(`invalid IP address in add-host: ${JSON.stringify(h)}`);
   }
   for (const s of o.Dns ?? []) if (isIP(s) === 0) throw invalidArgument(`${s} is not an ip address`);

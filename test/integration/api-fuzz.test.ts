@@ -342,6 +342,17 @@ describe('API input: the examples of issue 14', () => {
     await d.docker(['rm', 'huge']);
   });
 
+  test('a health check interval beyond a timer does not make the daemon probe in a loop', async () => {
+    const a = await d.api('POST', '/containers/create?name=slowprobe', create({}, { Cmd: ['sleep', '30'], Healthcheck: { Test: ['CMD', 'true'], Interval: 2 ** 62, StartInterval: 2 ** 62 } }));
+    assert.equal(a.status, 201, a.text);
+    await d.docker(['start', 'slowprobe']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const health = JSON.parse((await d.docker(['inspect', '-f', '{{json .State.Health}}', 'slowprobe'])).stdout) as { Status: string; Log: unknown[] | null };
+    assert.equal(health.Status, 'starting');
+    assert.equal(health.Log?.length ?? 0, 0, 'no probe ran yet');
+    await d.docker(['rm', '-f', 'slowprobe']);
+  });
+
   test('update: wrong types and absurd limits are 400 and change nothing', async () => {
     await d.docker(['create', '--name', 'upd', '--network', 'none', '--cpus', '1', 'busybox', 'true']);
     const before = (await d.docker(['inspect', '-f', '{{json .HostConfig}}', 'upd'])).stdout;

@@ -85,3 +85,9 @@ test('what is stored prints as numbers Go reads back: -2^63 is refused (it print
   refuses(() => parseCreateBody({ HostConfig: { Mounts: [{ Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: -(2 ** 63) } }] } }), /cannot unmarshal number -9223372036854776000 into Go struct field TmpfsOptions.HostConfig.Mounts.TmpfsOptions.SizeBytes of type int64/);
   assert.equal(parseCreateBody({ HostConfig: { Memory: 2 ** 62 } }).hostConfig.Memory, 2 ** 62);
 });
+
+test("extra hosts split at the first colon, as dockerd: IPv6 and host-gateway are entries, a bad address is refused", () => {
+  assert.deepEqual(parseCreateBody({ HostConfig: { ExtraHosts: ['a:127.0.0.1', 'b:::1', 'c:[fe80::1]', 'd:host-gateway'] } }).hostConfig.ExtraHosts, ['a:127.0.0.1', 'b:::1', 'c:[fe80::1]', 'd:host-gateway']);
+  refuses(() => parseCreateBody({ HostConfig: { ExtraHosts: ['a:not-an-ip'] } }), 'invalid IP address in add-host: "a:not-an-ip"');
+  refuses(() => parseCreateBody({ HostConfig: { ExtraHosts: ['a b:1.2.3.4'] } }), /invalid IP address in add-host/);
+});
