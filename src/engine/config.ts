@@ -97,9 +97,9 @@ export function parseSignal(s: string): number {
   } else {
     const name = t.startsWith('SIG') ? t.slice(3) : t;
     const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-    if (rt) return 34 + Number(rt[1] ?? 0);
+    if (rt && 34 + Number(rt[1] ?? 0) <= 64) return 34 + Number(rt[1] ?? 0);
     const rtmax = /^RTMAX(?:-(\d+))?$/.exec(name);
-    if (rtmax) return 64 - Number(rtmax[1] ?? 0);
+    if (rtmax && 64 - Number(rtmax[1] ?? 0) >= 34) return 64 - Number(rtmax[1] ?? 0);
     const n = SIGNALS[name];
     if (n !== undefined) return n;
   }

@@ -184,6 +184,10 @@ function checkStrings(what: string, list: readonly string[] | null | undefined):
 function validateConfig(c: ContainerConfig): ContainerConfig {
   if (c.WorkingDir && !c.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${c.WorkingDir}' is invalid, it needs to be an absolute path`);
   for (const e of c.Env ?? []) if (e.startsWith('=') || e === '') throw invalidArgument(`invalid environment variable: ${e}`);
+  // execve's limits (MAX_ARG_STRLEN, and a total well inside ARG_MAX): past them the start fails with E2BIG
+  const argv = [...(c.Env ?? []), ...(c.Cmd ?? []), ...(c.Entrypoint ?? [])];
+  if (argv.some((a) => Buffer.byteLength(a) >= 131072) || argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0) > 1024 * 1024)
+    throw invalidArgument('argument list too long: a command or environment string is at most 128 KB, all of them at most 1 MB');
   checkStrings('environment variable', c.Env);
   checkStrings('command', c.Cmd);
   checkStrings('entrypoint', c.Entrypoint);

@@ -331,6 +331,7 @@ describe('API input: the examples of issue 14', () => {
     await refused('POST', '/containers/create', create({ Tmpfs: { '/run': 'mode=99z' } }), 'invalid tmpfs mode: 99z');
     await refused('POST', '/containers/create', create({ Ulimits: [{ Name: 'nofile', Soft: 8, Hard: 8 }] }), /^ulimit nofile=8:8 is too low for the crun runtime/);
     await refused('POST', '/containers/create', create({ Sysctls: { 'kernel.domainname': 'x' } }), "sysctl 'kernel.domainname' is not allowed");
+    await refused('POST', '/containers/create', create({}, { StopSignal: 'SIGRTMIN+99' }), 'Invalid signal: SIGRTMIN+99');
   });
 
   test('absurd limits the kernel takes are accepted and the container starts (no limit fails only at start)', async () => {
@@ -394,6 +395,11 @@ describe('API input: the examples of issue 14', () => {
     const e = await d.api('POST', '/containers/ex/exec', { Cmd: 'ls', Env: [1] });
     assert.equal(e.status, 400);
     assert.equal((e.body as { message: string }).message, 'json: cannot unmarshal string into Go struct field ExecConfig.Cmd of type []string');
+    const keys = await d.api('POST', '/containers/ex/exec', { Cmd: ['true'], DetachKeys: 'ctrl-zz' });
+    assert.equal(keys.status, 400, keys.text);
+    assert.equal((keys.body as { message: string }).message, 'Invalid detach keys (ctrl-zz) provided');
+    const attach = await d.api('POST', '/containers/ex/attach?stream=1&stdin=1&detachKeys=ctrl-%3F%3F');
+    assert.equal(attach.status, 400, attach.text);
     const c = await d.api('POST', '/networks/bridge/connect', { Container: 'ex', EndpointConfig: { IPAMConfig: { IPv4Address: 5 } } });
     assert.equal(c.status, 400);
     await d.docker(['rm', '-f', 'ex']);

@@ -91,3 +91,8 @@ test("extra hosts split at the first colon, as dockerd: IPv6 and host-gateway ar
   refuses(() => parseCreateBody({ HostConfig: { ExtraHosts: ['a:not-an-ip'] } }), 'invalid IP address in add-host: "a:not-an-ip"');
   refuses(() => parseCreateBody({ HostConfig: { ExtraHosts: ['a b:1.2.3.4'] } }), /invalid IP address in add-host/);
 });
+
+test('strings past execve limits are refused at create (they failed at start with E2BIG)', () => {
+  refuses(() => parseCreateBody({ Env: [`A=${'x'.repeat(200_000)}`] }), /argument list too long/);
+  refuses(() => parseCreateBody({ Cmd: Array.from({ length: 20 }, () => 'y'.repeat(100_000)) }), /argument list too long/);
+});

@@ -1,11 +1,11 @@
 /** Exec routes: POST /containers/{id}/exec, /exec/{id}/start, /exec/{id}/resize, GET /exec/{id}/json. */
 import { invalidArgument } from '../../base/errors.js';
-import { parseExecStart } from '../../spec/engine-api.js';
+import { parseExecCreate, parseExecStart } from '../../spec/engine-api.js';
 import type { Router } from '../http.js';
 import type { Execs } from '../../engine/exec.js';
 import { pipeSession } from './container-io.js';
 import { errorMessage } from '../../base/errors.js';
-import { frame, STDOUT } from '../stream.js';
+import { frame, parseDetachKeys, STDOUT } from '../stream.js';
 
 /** A terminal's height or width from the query (dockerd: strconv.Atoi, then a uint16 for the ioctl). */
 export function dimension(v: string | null): number {
@@ -16,7 +16,9 @@ export function dimension(v: string | null): number {
 
 export function execRoutes(r: Router, execs: Execs): void {
   r.on('POST', '/containers/{id}/exec', async (ctx) => {
-    const id = execs.create(ctx.params[0]!, await ctx.json());
+    const config = parseExecCreate(await ctx.json());
+    if (config.DetachKeys) parseDetachKeys(config.DetachKeys); // 400 now, not a cut stream at start
+    const id = execs.create(ctx.params[0]!, config);
     ctx.send(201, { Id: id });
   });
 
