@@ -144,11 +144,13 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
   }
   const seen = new Set<string>();
   for (const m of out) {
+    if (m.Destination === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
     if (seen.has(m.Destination)) throw invalidArgument(`Duplicate mount point: ${m.Destination}`);
     seen.add(m.Destination);
   }
   for (const dst of Object.keys(config.Volumes ?? {})) {
     const d = posix.normalize(dst);
+    if (d === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
     if (!seen.has(d)) out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }
   for (const m of out) if (m.Type === 'volume' && m.Name) checkVolumeName(m.Name);

@@ -332,6 +332,8 @@ describe('API input: the examples of issue 14', () => {
     await refused('POST', '/containers/create', create({ Ulimits: [{ Name: 'nofile', Soft: 8, Hard: 8 }] }), /^ulimit nofile=8:8 is too low for the crun runtime/);
     await refused('POST', '/containers/create', create({ Sysctls: { 'kernel.domainname': 'x' } }), "sysctl 'kernel.domainname' is not allowed");
     await refused('POST', '/containers/create', create({}, { StopSignal: 'SIGRTMIN+99' }), 'Invalid signal: SIGRTMIN+99');
+    await refused('POST', '/containers/create', create({ Tmpfs: { '/': '' } }), "invalid mount config: destination can't be '/'");
+    await refused('POST', '/containers/create', create({}, { Volumes: { '/../': {} } }), "invalid mount config: destination can't be '/'");
   });
 
   test('absurd limits the kernel takes are accepted and the container starts (no limit fails only at start)', async () => {
