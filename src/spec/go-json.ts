@@ -5,7 +5,8 @@
  *
  * - object keys match a struct field exactly or else case-insensitively (Go's `bytes.EqualFold`);
  *   the stored key is the field's own name; keys of no field are dropped;
- * - `null` leaves a field unset (it is dropped); a `null` element of a list or map is its zero value;
+ * - `null` unsets a pointer, list or map field (it is dropped) and leaves any other field as it was
+ *   (Go's no-op); a `null` element of a list or map is its zero value;
  * - every other JSON type must fit the field's Go type, integers their range: else InvalidArgument
  *   with Go's words, e.g. `json: cannot unmarshal string into Go struct field
  *   HostConfig.HostConfig.Memory of type int64`;
@@ -178,6 +179,8 @@ function decodeAt(t: GoType, v: unknown, at: Where | null): unknown {
   }
 }
 
+const NILABLE = new Set<GoType['kind']>(['ptr', 'slice', 'map', 'strslice']);
+
 function decodeStruct(t: Extract<GoType, { kind: 'struct' }>, v: unknown, at: Where | null): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) mismatch(jsonKind(v), t, at);
   const byFold = new Map<string, string>();
@@ -186,12 +189,15 @@ function decodeStruct(t: Extract<GoType, { kind: 'struct' }>, v: unknown, at: Wh
   for (const [key, x] of Object.entries(v as Record<string, unknown>)) {
     const name = Object.hasOwn(t.fields, key) ? key : byFold.get(fold(key));
     if (name === undefined) continue; // Go drops keys of no field
+    const ft = t.fields[name]!;
     if (x === null || x === undefined) {
-      if (t.zeros) out[name] = zeroOf(t.fields[name]!);
-      else delete out[name];
+      // Go: null sets a pointer, slice or map to nil and leaves any other field as it was
+      if (NILABLE.has(ft.kind)) {
+        if (t.zeros) out[name] = zeroOf(ft);
+        else delete out[name];
+      }
       continue;
     }
-    const ft = t.fields[name]!;
     out[name] = decodeAt(ft, x, { struct: t.name.replace(/^.*\./, ''), fields: [...(at?.fields ?? []), name] });
   }
   return out;

@@ -96,3 +96,10 @@ test('strings past execve limits are refused at create (they failed at start wit
   refuses(() => parseCreateBody({ Env: [`A=${'x'.repeat(200_000)}`] }), /argument list too long/);
   refuses(() => parseCreateBody({ Cmd: Array.from({ length: 20 }, () => 'y'.repeat(100_000)) }), /argument list too long/);
 });
+
+test("null as Go's decoder takes it: nil for pointers, lists and maps, a no-op for other fields", () => {
+  const b = parseCreateBody({ HostConfig: { Memory: 64 << 20, memory: null, Binds: ['/a:/b'], binds: null, PidsLimit: 5, pidslimit: null } });
+  assert.equal(b.hostConfig.Memory, 64 << 20);
+  assert.equal('Binds' in b.hostConfig, false);
+  assert.equal('PidsLimit' in b.hostConfig, false);
+});
