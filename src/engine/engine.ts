@@ -32,7 +32,7 @@ import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
-import { copyUp, planMounts } from './mounts.js';
+import { copyUp, makeBindSources, planMounts } from './mounts.js';
 import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
 
@@ -201,6 +201,7 @@ export class Engine {
         this.mounted.add(id);
       };
       await Promise.all([this.writeEtcFiles(rec), mountRootfs()]);
+      await makeBindSources(volMounts);
       await copyUp(this.volumes, volMounts, newVolumes, this.rootfsOf(id));
       this.store.insert(rec);
     } catch (e) {

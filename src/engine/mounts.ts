@@ -173,6 +173,20 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
   return { mounts: out.map(({ driver: _d, driverOpts: _o, labels: _l, ...m }) => m), created };
 }
 
+/**
+ * `-v /host/path:/ctr` of a host path that does not exist: made (a directory, 0755), as dockerd
+ * makes it, so the container does not fail at start. (`--mount type=bind` must name one that exists:
+ * parseMountObject refuses it at create.)
+ */
+export async function makeBindSources(mounts: MountRecord[]): Promise<void> {
+  for (const m of mounts) {
+    if (m.Type !== 'bind' || existsSync(m.Source)) continue;
+    await fsp.mkdir(m.Source, { recursive: true, mode: 0o755 }).catch((e: unknown) => {
+      throw invalidArgument(`error while creating mount source path '${m.Source}': ${errorMessage(e)}`);
+    });
+  }
+}
+
 /** Fills empty new volumes from the image's files at their paths (unless nocopy). */
 export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created: string[], rootfs: string): Promise<void> {
   for (const m of mounts) {

@@ -345,6 +345,15 @@ describe('API input: the examples of issue 14', () => {
     await d.docker(['rm', 'huge']);
   });
 
+  test('-v of a host path that does not exist makes it (as dockerd), so the container starts', async () => {
+    const src = join(d.dir, 'made-by-v', 'deeper');
+    const r = await d.docker(['run', '--rm', '--network', 'none', '-v', `${src}:/x`, 'busybox', 'sh', '-c', 'test -d /x && echo ok']);
+    assert.equal(r.stdout.trim(), 'ok');
+    const m = await d.docker(['run', '--rm', '--network', 'none', '--mount', `type=bind,source=${join(d.dir, 'absent')},target=/x`, 'busybox', 'true'], { allowFail: true });
+    assert.notEqual(m.code, 0);
+    assert.match(m.stderr, /bind source path does not exist/);
+  });
+
   test('a health check interval beyond a timer does not make the daemon probe in a loop', async () => {
     const a = await d.api('POST', '/containers/create?name=slowprobe', create({}, { Cmd: ['sleep', '30'], Healthcheck: { Test: ['CMD', 'true'], Interval: 2 ** 62, StartInterval: 2 ** 62 } }));
     assert.equal(a.status, 201, a.text);
