@@ -4,7 +4,7 @@
  */
 import { conflict, errorMessage, notFound } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
-import { parseExecCreate } from '../spec/engine-api.js';
+import { parseExecCreate } from '../spec/exec-api.js';
 import type { ExecHandle, ExecOptions, AttachSession } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
 import { resolveUser } from '../runtime/user.js';

@@ -11,7 +11,8 @@ import { errorMessage, invalidArgument } from '../base/errors.js';
 import { runCommand } from '../base/proc.js';
 import { isObject } from '../base/json.js';
 import { resolveInRoot } from '../archive/container-fs.js';
-import { checkVolumeName, type HostConfig, type ContainerConfig } from '../spec/engine-api.js';
+import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
+import { checkVolumeName } from '../spec/volume-api.js';
 import type { VolumeManager } from '../volume/manager.js';
 import type { SpecInput } from '../runtime/types.js';
 

@@ -129,7 +129,7 @@ export const MAX_CFS_QUOTA = 2 ** 44 - 1;
 export const PIDS_MAX = 4 * 1024 * 1024;
 
 /** Control characters (NUL above all) in a string that reaches the kernel or a file the container reads. */
-const CONTROL = /[\u0000-\u001f\u007f]/;
+export const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * dockerd's container.ValidateRestartPolicy (api/types/container/hostconfig.go), with its words.
@@ -176,7 +176,7 @@ function checkPortKey(key: string): void {
   if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw invalidArgument(`invalid port specification: "${key}"`);
 }
 
-function checkStrings(what: string, list: readonly string[] | null | undefined): void {
+export function checkStrings(what: string, list: readonly string[] | null | undefined): void {
   for (const s of list ?? []) if (s.includes('\0')) throw invalidArgument(`invalid ${what}: ${JSON.stringify(s)} contains a NUL byte`);
 }
 
@@ -331,7 +331,7 @@ export interface EndpointSettings {
   MacAddress?: string;
 }
 
-function validateEndpoint(e: EndpointSettings, what: string): EndpointSettings {
+export function validateEndpoint(e: EndpointSettings, what: string): EndpointSettings {
   const ip = e.IPAMConfig?.IPv4Address;
   if (ip && isIP(ip) !== 4) throw invalidArgument(`${what}: invalid IPv4 address: ${ip}`);
   if (e.MacAddress && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(e.MacAddress)) throw invalidArgument(`invalid MAC address: ${e.MacAddress}`);
@@ -361,96 +361,4 @@ export function parseUpdateBody(v: unknown): { resources: Partial<HostConfig>; r
   validateResources(resources, true);
   const policy = parseRestartPolicy(rp);
   return { resources: resources as Partial<HostConfig>, ...(policy && policy.Name !== '' ? { restartPolicy: policy } : {}) };
-}
-
-export interface NetworkCreateRequest {
-  Name: string;
-  Driver?: string;
-  Internal?: boolean;
-  Attachable?: boolean;
-  EnableIPv6?: boolean;
-  Labels?: Record<string, string>;
-  Options?: Record<string, string>;
-  IPAM?: { Driver?: string; Options?: Record<string, string>; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> };
-  CheckDuplicate?: boolean;
-}
-
-/** POST /networks/create body. */
-export function parseNetworkCreate(v: unknown): NetworkCreateRequest {
-  const o = decodeGo(schema.networkCreateRequest, v ?? {}) as NetworkCreateRequest & Obj;
-  if (!o.Name) throw invalidArgument('network name is required'); // dockerd: name is required
-  if (o.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by berth');
-  if (o['ConfigOnly'] || (o['ConfigFrom'] as { Network?: string } | undefined)?.Network || o['Ingress']) throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
-  const ipamDriver = o.IPAM?.Driver ?? '';
-  if (ipamDriver !== '' && ipamDriver !== 'default') throw invalidArgument(`IPAM driver "${ipamDriver}" is not supported: only the default one`);
-  for (const c of o.IPAM?.Config ?? []) {
-    for (const k of ['Subnet', 'IPRange'] as const) if (c[k] && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c[k])) throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: an IPv4 CIDR is expected`);
-    if (c.Gateway && isIP(c.Gateway) !== 4) throw invalidArgument(`invalid gateway ${c.Gateway}: an IPv4 address is expected`);
-  }
-  for (const [k, val] of Object.entries(o.Options ?? {})) if (CONTROL.test(k) || CONTROL.test(val)) throw invalidArgument(`invalid network option ${JSON.stringify(k)}`);
-  const bridge = o.Options?.['com.docker.network.bridge.name'];
-  // a Linux interface name (it reaches `ip` and nft scripts): 1-15 characters, no separators
-  if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) throw invalidArgument(`invalid bridge name ${JSON.stringify(bridge)}: 1 to 15 of [A-Za-z0-9_.-]`);
-  return o;
-}
-
-/** POST /networks/{id}/connect and /disconnect bodies. */
-export function parseNetworkConnect(v: unknown): { Container: string; EndpointConfig: EndpointSettings } {
-  const o = decodeGo(schema.networkConnect, v ?? {}) as { Container?: string; EndpointConfig?: EndpointSettings };
-  if (!o.Container) throw invalidArgument('network connect: Container is required');
-  return { Container: o.Container, EndpointConfig: validateEndpoint(o.EndpointConfig ?? {}, 'EndpointConfig') };
-}
-export function parseNetworkDisconnect(v: unknown): { Container: string; Force: boolean } {
-  const o = decodeGo(schema.networkDisconnect, v ?? {}) as { Container?: string; Force?: boolean };
-  if (!o.Container) throw invalidArgument('network disconnect: Container is required');
-  return { Container: o.Container, Force: o.Force ?? false };
-}
-
-/** A volume's name becomes a directory: at most NAME_MAX (255) bytes. */
-export function checkVolumeName(name: string): void {
-  if (Buffer.byteLength(name) > 255) throw invalidArgument(`create ${name.slice(0, 64)}...: volume name is too long (at most 255 bytes)`);
-}
-
-/** POST /volumes/create body. */
-export function parseVolumeCreate(v: unknown): { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> } {
-  const { ClusterVolumeSpec: cluster, ...o } = decodeGo(schema.volumeCreateOptions, v ?? {}) as Obj;
-  if (cluster) throw invalidArgument('cluster volumes need Swarm mode, which berth does not have');
-  if (typeof o['Name'] === 'string') checkVolumeName(o['Name']);
-  for (const [k, val] of Object.entries((o['DriverOpts'] as Record<string, string> | undefined) ?? {})) if (CONTROL.test(k) || val.includes('\0')) throw invalidArgument(`invalid volume option ${JSON.stringify(k)}`);
-  return o as { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> };
-}
-
-export interface ExecCreateBody {
-  Cmd: string[];
-  Env: string[];
-  User: string;
-  WorkingDir: string;
-  Tty: boolean;
-  AttachStdin: boolean;
-  AttachStdout: boolean;
-  AttachStderr: boolean;
-  Privileged: boolean;
-  DetachKeys: string;
-}
-
-/** POST /containers/{id}/exec body (dockerd: "No exec command specified" without a Cmd). */
-export function parseExecCreate(v: unknown): ExecCreateBody {
-  const o = decodeGo(schema.execConfig, v ?? {}) as Partial<ExecCreateBody>;
-  const cmd = o.Cmd ?? [];
-  if (cmd.length === 0) throw invalidArgument('No exec command specified');
-  checkStrings('command', cmd);
-  checkStrings('environment variable', o.Env);
-  for (const e of o.Env ?? []) if (e.startsWith('=') || e === '') throw invalidArgument(`invalid environment variable: ${e}`);
-  if (o.WorkingDir && !o.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${o.WorkingDir}' is invalid, it needs to be an absolute path`);
-  checkStrings('user', o.User ? [o.User] : []);
-  return {
-    Cmd: cmd, Env: o.Env ?? [], User: o.User ?? '', WorkingDir: o.WorkingDir ?? '', Tty: o.Tty ?? false, AttachStdin: o.AttachStdin ?? false,
-    AttachStdout: o.AttachStdout ?? false, AttachStderr: o.AttachStderr ?? false, Privileged: o.Privileged ?? false, DetachKeys: o.DetachKeys ?? '',
-  };
-}
-
-/** POST /exec/{id}/start body. */
-export function parseExecStart(v: unknown): { Detach: boolean; Tty?: boolean } {
-  const o = decodeGo(schema.execStartCheck, v ?? {}) as { Detach?: boolean; Tty?: boolean };
-  return { Detach: o.Detach ?? false, ...(o.Tty !== undefined ? { Tty: o.Tty } : {}) };
 }

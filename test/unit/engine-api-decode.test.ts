@@ -1,7 +1,10 @@
 /** spec/go-json.ts + engine-api.ts: request bodies decoded and checked as dockerd does (issue 14, class 6). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCreateBody, parseExecCreate, parseNetworkConnect, parseNetworkCreate, parseUpdateBody, parseVolumeCreate } from '../../src/spec/engine-api.js';
+import { parseCreateBody, parseUpdateBody } from '../../src/spec/engine-api.js';
+import { parseExecCreate } from '../../src/spec/exec-api.js';
+import { parseNetworkConnect, parseNetworkCreate } from '../../src/spec/network-api.js';
+import { parseVolumeCreate } from '../../src/spec/volume-api.js';
 
 const refuses = (f: () => unknown, msg: string | RegExp) =>
   assert.throws(f, (e: Error & { code?: string }) => {

@@ -1,6 +1,6 @@
 /** Exec routes: POST /containers/{id}/exec, /exec/{id}/start, /exec/{id}/resize, GET /exec/{id}/json. */
 import { invalidArgument } from '../../base/errors.js';
-import { parseExecCreate, parseExecStart } from '../../spec/engine-api.js';
+import { parseExecCreate, parseExecStart } from '../../spec/exec-api.js';
 import type { Router } from '../http.js';
 import type { Execs } from '../../engine/exec.js';
 import { pipeSession } from './container-io.js';

@@ -3,7 +3,7 @@ import { conflict, invalidArgument } from '../../base/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import { attachableOf, writeNetFiles } from '../../engine/net.js';
 import type { NetworkRecord } from '../../network/manager.js';
-import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../../spec/engine-api.js';
+import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../../spec/network-api.js';
 import type { Router } from '../http.js';
 import { labelsMatch, parseFilters } from '../filters.js';
 

@@ -1,5 +1,5 @@
 /** Volume routes: list, inspect, create, remove, prune. */
-import { parseVolumeCreate } from '../../spec/engine-api.js';
+import { parseVolumeCreate } from '../../spec/volume-api.js';
 import type { Engine } from '../../engine/engine.js';
 import type { VolumeRecord } from '../../volume/manager.js';
 import { flag, type Router } from '../http.js';
