@@ -171,7 +171,8 @@ function decodeAt(t: GoType, v: unknown, at: Where | null): unknown {
     case 'map': {
       if (typeof v !== 'object' || Array.isArray(v)) mismatch(jsonKind(v), t, at);
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = decodeAt(t.elem, x, at);
+      // defined, not assigned: a `__proto__` key is a key here, as in Go, not the object's prototype
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) Object.defineProperty(out, k, { value: decodeAt(t.elem, x, at), enumerable: true, writable: true, configurable: true });
       return out;
     }
     case 'struct':

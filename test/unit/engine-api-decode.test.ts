@@ -106,3 +106,11 @@ test("null as Go's decoder takes it: nil for pointers, lists and maps, a no-op f
   assert.equal('Binds' in b.hostConfig, false);
   assert.equal('PidsLimit' in b.hostConfig, false);
 });
+
+test('a __proto__ key of a map is a key like any other', () => {
+  refuses(() => parseCreateBody(JSON.parse('{"ExposedPorts": {"__proto__": {}}}')), 'invalid port specification: "__proto__"');
+  const b = parseCreateBody(JSON.parse('{"Labels": {"__proto__": "x"}}'));
+  assert.equal(Object.getPrototypeOf(b.config.Labels), Object.prototype);
+  assert.deepEqual(Object.keys(b.config.Labels ?? {}), ['__proto__']);
+  assert.equal(JSON.stringify(b.config.Labels), '{"__proto__":"x"}');
+});
