@@ -416,6 +416,20 @@ describe('API input: the examples of issue 14', () => {
     await d.docker(['rm', '-f', 'ex']);
   });
 
+  test('a name filter that would backtrack exponentially does not stall the daemon', async () => {
+    await d.docker(['create', '--name', 'a'.repeat(40), '--network', 'none', 'busybox', 'true']);
+    const t0 = Date.now();
+    for (const p of ['(a|a)*c', '((a+))+c', '(a+)+$x']) {
+      const a = await d.api('GET', `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ name: [p] }))}`);
+      assert.equal(a.status, 200);
+      assert.deepEqual(a.body, []);
+    }
+    const hit = await d.api('GET', `/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ name: ['^/a+$'] }))}`);
+    assert.equal((hit.body as unknown[]).length, 1, 'plain regexps still match as dockerd\'s');
+    assert.ok(Date.now() - t0 < 10_000, `the filters took ${Date.now() - t0} ms`);
+    await d.docker(['rm', 'a'.repeat(40)]);
+  });
+
   test('fromImage=../../x is 400 (was 503)', async () => {
     const a = await d.api('POST', '/images/create?fromImage=..%2F..%2Fx');
     assert.equal(a.status, 400, a.text);

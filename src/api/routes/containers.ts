@@ -23,6 +23,10 @@ function optInt(ctx: Ctx, k: string): number | undefined {
 
 /** dockerd's `name` filter: a regular expression over the name with or without its slash (`^web$`, `^/web$`, `we`). */
 function nameMatches(pattern: string, name: string): boolean {
+  // dockerd's regexps (RE2) run in linear time; V8's backtrack. A pattern that could backtrack
+  // exponentially needs a quantified group (`(a+)+`, `(a|a)*`, `((a))+`) or a back-reference: such
+  // patterns (and long ones) are matched as plain text, so no filter can stall the daemon.
+  if (pattern.length > 256 || /\)[*+?{]/.test(pattern) || /\\[1-9k]/.test(pattern)) return name.includes(pattern.replace(/^\//, ''));
   try {
     const re = new RegExp(pattern);
     return re.test(name) || re.test(`/${name}`);
