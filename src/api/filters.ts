@@ -15,8 +15,9 @@ export function parseFilters(raw: string | null): Filters {
   if (!isObject(v)) throw invalidArgument('invalid filter: expected an object');
   const out: Filters = {};
   for (const [k, val] of Object.entries(v)) {
-    if (Array.isArray(val)) out[k] = val.map(String);
-    else if (isObject(val)) out[k] = Object.keys(val).filter((x) => val[x] === true);
+    // dockerd's filters.Args: map[string][]string, or the legacy map[string]map[string]bool
+    if (Array.isArray(val) && val.every((x) => typeof x === 'string')) out[k] = val;
+    else if (isObject(val) && Object.values(val).every((x) => typeof x === 'boolean')) out[k] = Object.keys(val).filter((x) => val[x] === true);
     else throw invalidArgument(`invalid filter '${k}'`);
   }
   return out;

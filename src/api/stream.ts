@@ -2,6 +2,7 @@
  * Docker's stdio stream framing. Non-TTY streams are multiplexed: each frame is an 8-byte header
  * [stream 1=stdout 2=stderr, 0, 0, 0, uint32 BE length] and the payload. TTY streams are raw.
  */
+import { invalidArgument } from '../base/errors.js';
 import { Writable, type Duplex } from 'node:stream';
 
 export const STDOUT = 1;
@@ -108,7 +109,7 @@ export function parseDetachKeys(spec: string): number[] {
       const v = map[c];
       if (v !== undefined) return v;
     } else if (k.length === 1) return k.charCodeAt(0);
-    throw new Error(`Invalid detach keys (${spec}) provided`);
+    throw invalidArgument(`Invalid detach keys (${spec}) provided`);
   });
 }
 

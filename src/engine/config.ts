@@ -3,12 +3,13 @@
  * stat of the block devices `--device-{read,write}-*` name. Rules follow dockerd's
  * daemon/create.go and container merge semantics.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { invalidArgument } from '../base/errors.js';
 import { devNumbers } from '../base/fs.js';
 import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
-import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
-import type { Resources } from '../runtime/types.js';
+import { validateResources, type ContainerConfig, type HostConfig } from '../spec/engine-api.js';
+import type { HostInfo, Resources } from '../runtime/types.js';
 
 function envKey(e: string): string {
   const i = e.indexOf('=');
@@ -96,13 +97,74 @@ export function parseSignal(s: string): number {
   } else {
     const name = t.startsWith('SIG') ? t.slice(3) : t;
     const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-    if (rt) return 34 + Number(rt[1] ?? 0);
+    if (rt && 34 + Number(rt[1] ?? 0) <= 64) return 34 + Number(rt[1] ?? 0);
     const rtmax = /^RTMAX(?:-(\d+))?$/.exec(name);
-    if (rtmax) return 64 - Number(rtmax[1] ?? 0);
+    if (rtmax && 64 - Number(rtmax[1] ?? 0) >= 34) return 64 - Number(rtmax[1] ?? 0);
     const n = SIGNALS[name];
     if (n !== undefined) return n;
   }
   throw invalidArgument(`Invalid signal: ${s}`);
+}
+
+/** A cpuset list (`0-2,4`) as the set of numbers it names; undefined when it is not one. */
+function cpuset(list: string): Set<number> | undefined {
+  const out = new Set<number>();
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) return undefined;
+    const lo = Number(m[1]);
+    const hi = Number(m[2] ?? m[1]);
+    if (hi < lo || hi - lo > 4096) return undefined;
+    for (let i = lo; i <= hi; i++) out.add(i);
+  }
+  return out;
+}
+
+function onlineSet(file: string, fallback: string): { text: string; set: Set<number> } {
+  let text = fallback;
+  try {
+    text = readFileSync(file, 'utf8').trim() || fallback;
+  } catch {
+    // no sysfs entry: the fallback
+  }
+  return { text, set: cpuset(text) ?? new Set([0]) };
+}
+
+/**
+ * dockerd's resource checks at create and update (daemon/daemon_unix.go
+ * verifyPlatformContainerResources): the host-free ones of spec/, then those that need this host's
+ * CPUs, memory nodes and cgroup features. Refuses what the kernel would refuse at start; returns
+ * dockerd's warnings for what it discards. `update` relaxes the rule that a swap limit needs a
+ * memory limit (the container may have one already).
+ */
+export function checkResources(hc: HostConfig, host: Pick<HostInfo, 'blkioWeight'>, update = false): string[] {
+  validateResources(hc, update);
+  const warnings: string[] = [];
+  const ncpu = availableParallelism();
+  const nano = hc.NanoCpus ?? 0;
+  if (nano < 0 || nano > ncpu * 1e9) throw invalidArgument(`Range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
+  for (const [k, file, what, noun] of [['CpusetCpus', '/sys/devices/system/cpu/online', 'cpus', 'CPUs'], ['CpusetMems', '/sys/devices/system/node/online', 'mems', 'memory nodes']] as const) {
+    const want = hc[k];
+    if (!want) continue;
+    const set = cpuset(want);
+    if (!set) throw invalidArgument(`Invalid value ${want} for cpuset ${what}`);
+    const online = onlineSet(file, k === 'CpusetCpus' ? `0-${ncpu - 1}` : '0');
+    if ([...set].some((c) => !online.set.has(c))) throw invalidArgument(`Requested ${noun} are not available - requested ${want}, available: ${online.text}`);
+  }
+  if (hc.BlkioWeight && !host.blkioWeight) warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+  return warnings;
+}
+
+/**
+ * crun applies the container's rlimits before it sets the container up, and needs ~30 open files
+ * for that (more with more mounts): a lower `nofile` would be stored and then fail every start
+ * with "Too many open files". runc applies them last, so it takes any.
+ */
+export const CRUN_MIN_NOFILE = 64;
+export function checkUlimitsFor(hc: HostConfig, runtime: string): void {
+  const nofile = (hc.Ulimits ?? []).find((u) => u.Name === 'nofile');
+  if (runtime === 'crun' && nofile && nofile.Soft < CRUN_MIN_NOFILE)
+    throw invalidArgument(`ulimit nofile=${nofile.Soft}:${nofile.Hard} is too low for the crun runtime to set the container up (it needs ${CRUN_MIN_NOFILE} open files; runc takes less)`);
 }
 
 /** HostConfig resource fields -> runtime resources. */
@@ -111,7 +173,9 @@ export function resourcesOf(hc: HostConfig): Resources {
   if (hc.Memory) r.memory = hc.Memory;
   if (hc.MemorySwap) r.memorySwap = hc.MemorySwap;
   if (hc.MemoryReservation) r.memoryReservation = hc.MemoryReservation;
-  if (hc.CpuShares) r.cpuShares = hc.CpuShares;
+  // the kernel's range of cpu.shares (MIN_SHARES..MAX_SHARES), clamped here as the kernel clamps on
+  // cgroup v1, so that the weight derived from it on cgroup v2 is in range too
+  if (hc.CpuShares) r.cpuShares = Math.min(Math.max(hc.CpuShares, 2), 262_144);
   if (hc.NanoCpus) {
     if (hc.CpuQuota || hc.CpuPeriod) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
     r.cpuPeriod = 100_000;

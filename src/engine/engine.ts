@@ -23,7 +23,7 @@ import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts } from './config.js';
+import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, checkUlimitsFor, parseSignal } from './config.js';
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
@@ -32,7 +32,7 @@ import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
-import { copyUp, planMounts, rootMountsOf } from './mounts.js';
+import { copyUp, makeBindSources, planMounts, rootMountsOf } from './mounts.js';
 import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
@@ -156,14 +156,14 @@ export class Engine {
     const runtime = (hostConfig.Runtime || this.defaultRuntime) as RuntimeName;
     if (!this.runtime.host().runtimes[runtime]) throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
     hostConfig.Runtime = runtime;
+    checkUlimitsFor(hostConfig, runtime);
     const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
     hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
     hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
-    const warnings: string[] = [];
-    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) {
-      warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
-      hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
-    }
+    // limits dockerd refuses at create, and those the kernel would refuse at start
+    const warnings = checkResources(hostConfig, this.runtime.host());
+    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
+    if (config.StopSignal) parseSignal(config.StopSignal);
     if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
     for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
       // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
@@ -204,6 +204,7 @@ export class Engine {
         this.mounted.add(id);
       };
       await Promise.all([this.writeEtcFiles(rec), mountRootfs()]);
+      await makeBindSources(volMounts);
       await copyUp(this.volumes, volMounts, newVolumes, this.rootfsOf(id));
       this.store.insert(rec);
     } catch (e) {

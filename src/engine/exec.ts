@@ -2,9 +2,9 @@
  * Exec instances (POST /containers/{id}/exec, /exec/{id}/start|json|resize). An exec lives in
  * memory only: like dockerd, exec records do not survive a daemon restart.
  */
-import { conflict, errorMessage, notFound, invalidArgument } from '../base/errors.js';
+import { conflict, errorMessage, notFound } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
-import { asObject, optBool, optString, optStringArray } from '../base/json.js';
+import { parseExecCreate } from '../spec/exec-api.js';
 import type { ExecHandle, ExecOptions, AttachSession } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
 import { resolveUser } from '../runtime/user.js';
@@ -35,22 +35,9 @@ export interface ExecRecord {
   handle: ExecHandle | null;
 }
 
+/** The exec's config from a POST /containers/{id}/exec body (spec/'s decoder: dockerd's types and checks). */
 export function parseExecConfig(v: unknown): ExecConfig {
-  const o = asObject(v ?? {}, 'exec config');
-  const cmd = optStringArray(o, 'Cmd', 'exec') ?? [];
-  if (cmd.length === 0) throw invalidArgument('No exec command specified');
-  return {
-    Cmd: cmd,
-    Env: optStringArray(o, 'Env', 'exec') ?? [],
-    User: optString(o, 'User', 'exec') ?? '',
-    WorkingDir: optString(o, 'WorkingDir', 'exec') ?? '',
-    Tty: optBool(o, 'Tty', 'exec') ?? false,
-    AttachStdin: optBool(o, 'AttachStdin', 'exec') ?? false,
-    AttachStdout: optBool(o, 'AttachStdout', 'exec') ?? false,
-    AttachStderr: optBool(o, 'AttachStderr', 'exec') ?? false,
-    Privileged: optBool(o, 'Privileged', 'exec') ?? false,
-    DetachKeys: optString(o, 'DetachKeys', 'exec') ?? '',
-  };
+  return parseExecCreate(v);
 }
 
 /**

@@ -54,7 +54,8 @@ function probeOf(rec: ContainerRecord): Probe | null {
   const test = h?.Test ?? [];
   if (!h || test.length < 2 || test[0] === 'NONE') return null;
   const shell = Array.isArray(rec.config['Shell']) && rec.config['Shell'].length ? (rec.config['Shell'] as string[]) : ['/bin/sh', '-c'];
-  const ms = (ns: number | undefined, dflt: number) => (ns ? Math.max(1, Math.round(ns / NS_PER_MS)) : dflt);
+  // at most a timer's range (2^31-1 ms, ~24.8 days): a longer one would fire at once, and probe in a loop
+  const ms = (ns: number | undefined, dflt: number) => (ns ? Math.min(2 ** 31 - 1, Math.max(1, Math.round(ns / NS_PER_MS))) : dflt);
   return {
     argv: test[0] === 'CMD-SHELL' ? [...shell, test.slice(1).join(' ')] : test.slice(1),
     intervalMs: ms(h.Interval, DEFAULT_INTERVAL_MS),

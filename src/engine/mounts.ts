@@ -12,6 +12,7 @@ import { runCommand } from '../base/proc.js';
 import { isObject } from '../base/json.js';
 import { RootedFs, type RootMount } from '../archive/rooted.js';
 import type { HostConfig, ContainerConfig } from '../spec/engine-api.js';
+import { checkVolumeName } from '../spec/volume-api.js';
 import type { VolumeManager } from '../volume/manager.js';
 import type { SpecInput } from '../runtime/types.js';
 
@@ -59,6 +60,7 @@ function parseMountObject(m: unknown, i: number): MountRecord & { driver?: strin
   const target = m['Target'];
   if (typeof target !== 'string' || !isAbsolute(target)) throw invalidArgument(`invalid mount config for type "${String(type)}": invalid mount path: '${String(target ?? '')}' mount path must be absolute`);
   const source = typeof m['Source'] === 'string' ? m['Source'] : '';
+  if (target.includes('\0') || source.includes('\0')) throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
   const rw = m['ReadOnly'] !== true;
   const dst = posix.normalize(target);
   if (type === 'bind') {
@@ -85,7 +87,10 @@ function parseMountObject(m: unknown, i: number): MountRecord & { driver?: strin
     const to = isObject(m['TmpfsOptions']) ? m['TmpfsOptions'] : {};
     const tmpfs: MountRecord['tmpfs'] = {};
     if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
-    if (typeof to['Mode'] === 'number') tmpfs.mode = to['Mode'];
+    if (typeof to['Mode'] === 'number' && to['Mode'] !== 0) {
+      if (to['Mode'] > 0o7777) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mode: ${to['Mode'].toString(8)}`);
+      tmpfs.mode = to['Mode'];
+    }
     return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
   }
   throw invalidArgument(`invalid mount config: mount type unknown: "${String(type)}"`);
@@ -102,7 +107,11 @@ function parseTmpfs(dst: string, opts: string): MountRecord {
       const m = /^(\d+)([kmg]?)$/i.exec(v);
       if (!m) throw invalidArgument(`invalid tmpfs size: ${v}`);
       tmpfs.size = Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
-    } else if (k === 'mode') tmpfs.mode = parseInt(v, 8);
+      if (!(tmpfs.size < 2 ** 63)) throw invalidArgument(`invalid tmpfs size: ${v}`);
+    } else if (k === 'mode') {
+      if (!/^[0-7]{1,4}$/.test(v)) throw invalidArgument(`invalid tmpfs mode: ${v}`);
+      tmpfs.mode = parseInt(v, 8);
+    }
     else if (k === 'ro') rw = false;
     else if (['rw', 'noexec', 'exec', 'nosuid', 'suid', 'nodev', 'dev'].includes(k!)) tmpfs.options!.push(k!);
     else throw invalidArgument(`invalid tmpfs option: ${o}`);
@@ -136,13 +145,16 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
   }
   const seen = new Set<string>();
   for (const m of out) {
+    if (m.Destination === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
     if (seen.has(m.Destination)) throw invalidArgument(`Duplicate mount point: ${m.Destination}`);
     seen.add(m.Destination);
   }
   for (const dst of Object.keys(config.Volumes ?? {})) {
     const d = posix.normalize(dst);
+    if (d === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
     if (!seen.has(d)) out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }
+  for (const m of out) if (m.Type === 'volume' && m.Name) checkVolumeName(m.Name);
   const created: string[] = [];
   try {
     for (const m of out) {
@@ -160,6 +172,20 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
     throw e;
   }
   return { mounts: out.map(({ driver: _d, driverOpts: _o, labels: _l, ...m }) => m), created };
+}
+
+/**
+ * `-v /host/path:/ctr` of a host path that does not exist: made (a directory, 0755), as dockerd
+ * makes it, so the container does not fail at start. (`--mount type=bind` must name one that exists:
+ * parseMountObject refuses it at create.)
+ */
+export async function makeBindSources(mounts: MountRecord[]): Promise<void> {
+  for (const m of mounts) {
+    if (m.Type !== 'bind' || existsSync(m.Source)) continue;
+    await fsp.mkdir(m.Source, { recursive: true, mode: 0o755 }).catch((e: unknown) => {
+      throw invalidArgument(`error while creating mount source path '${m.Source}': ${errorMessage(e)}`);
+    });
+  }
 }
 
 /**

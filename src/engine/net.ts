@@ -96,9 +96,9 @@ export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, 
   const own = eps.length ? eps.map((e) => `${e.ip}\t${hn}`) : [`127.0.1.1\t${hn}`];
   const gateway = eps[0]?.gateway;
   const extra = (hc.ExtraHosts ?? []).map((h) => {
-    const i = h.lastIndexOf(':');
+    const i = h.indexOf(':'); // dockerd splits at the first colon: `name:::1` is IPv6
     const name = h.slice(0, i);
-    let ip = h.slice(i + 1);
+    let ip = h.slice(i + 1).replace(/^\[(.*)\]$/, '$1');
     if (ip === 'host-gateway') ip = gateway ?? '127.0.0.1';
     if (i <= 0 || !ip) throw invalidArgument(`invalid extra host: ${h}`);
     return `${ip}\t${name}`;

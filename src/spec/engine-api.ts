@@ -1,19 +1,17 @@
 /**
- * Engine API wire types for container creation (POST /containers/create), parsed from `unknown`.
- * The parsed objects keep every field the client sent (inspect echoes them back), typed for the
- * fields berth acts on. Field names are Docker's.
+ * Engine API request bodies (container create/update/commit, network create/connect/disconnect,
+ * volume create, exec create/start), parsed from `unknown` at the edge: first decoded as dockerd's
+ * Go decoder decodes them into moby's types (`go-json.ts` with the types of `engine-schema.ts`:
+ * wrong JSON types refused with Go's message, keys in any case, `null` as unset, unknown keys
+ * dropped), then checked with dockerd's create-time rules that need no host (ranges, formats,
+ * conflicts; the host-dependent ones are engine/config.ts's `checkResources`). A parsed body holds
+ * only fields of the types dockerd declares, so `inspect` echoes what the docker CLI can read.
  */
+import { isIP } from 'node:net';
 import { invalidArgument } from '../base/errors.js';
-import {
-  asObject,
-  isObject,
-  optBool,
-  optNumber,
-  optString,
-  optStringArray,
-  optStringMap,
-  type JsonObject,
-} from '../base/json.js';
+import type { JsonObject } from '../base/json.js';
+import { decodeGo, go } from './go-json.js';
+import * as schema from './engine-schema.js';
 import type { HealthConfig } from './image.js';
 
 export interface ContainerConfig {
@@ -120,134 +118,211 @@ export interface CreateBody {
   endpoints: Record<string, EndpointSettings>;
 }
 
-const RESTART_NAMES = ['', 'no', 'always', 'unless-stopped', 'on-failure'] as const;
 
+type Obj = Record<string, unknown>;
+const NS_PER_MS = 1_000_000;
+/** linuxMinMemory in dockerd */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+/** the kernel's largest CFS quota, in µs (kernel/sched/core.c: max_cfs_runtime = 2^44 - 1 µs) */
+export const MAX_CFS_QUOTA = 2 ** 44 - 1;
+/** the kernel's PID_MAX_LIMIT on 64-bit: the largest pids.max */
+export const PIDS_MAX = 4 * 1024 * 1024;
+
+/** Control characters (NUL above all) in a string that reaches the kernel or a file the container reads. */
+export const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * dockerd's container.ValidateRestartPolicy (api/types/container/hostconfig.go), with its words.
+ * Returns the policy with `''` kept (create turns it into `no`; update ignores it).
+ */
 export function parseRestartPolicy(v: unknown): RestartPolicy | undefined {
   if (v === undefined || v === null) return undefined;
-  const o = asObject(v, 'HostConfig.RestartPolicy');
-  const name = optString(o, 'Name', 'RestartPolicy') ?? '';
-  if (!(RESTART_NAMES as readonly string[]).includes(name))
-    throw invalidArgument(`invalid restart policy: unknown policy '${name}'`);
-  const max = optNumber(o, 'MaximumRetryCount', 'RestartPolicy') ?? 0;
-  if (max < 0 || !Number.isInteger(max)) throw invalidArgument('invalid restart policy: maximum retry count must be a non-negative integer');
-  if (max > 0 && name !== 'on-failure')
-    throw invalidArgument(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  const o = v as { Name?: string; MaximumRetryCount?: number };
+  const name = o.Name ?? '';
+  const max = o.MaximumRetryCount ?? 0;
+  switch (name) {
+    case 'always':
+    case 'unless-stopped':
+    case 'no':
+      if (max !== 0) throw invalidArgument(`invalid restart policy: maximum retry count can only be used with 'on-failure'${max < 0 ? ' and cannot be negative' : ''}`);
+      break;
+    case 'on-failure':
+      if (max < 0) throw invalidArgument('invalid restart policy: maximum retry count cannot be negative');
+      break;
+    case '':
+      break;
+    default:
+      throw invalidArgument(`invalid restart policy: unknown policy '${name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  }
   return { Name: name as RestartPolicy['Name'], MaximumRetryCount: max };
 }
 
-function parseUlimits(v: unknown): Ulimit[] | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v)) throw invalidArgument('HostConfig.Ulimits: expected an array');
-  return v.map((u, i) => {
-    const o = asObject(u, `HostConfig.Ulimits[${i}]`);
-    const Name = optString(o, 'Name', 'Ulimit');
-    const Soft = optNumber(o, 'Soft', 'Ulimit');
-    const Hard = optNumber(o, 'Hard', 'Ulimit');
-    if (!Name || Soft === undefined || Hard === undefined) throw invalidArgument(`invalid ulimit at index ${i}`);
-    if (Soft > Hard) throw invalidArgument(`invalid ulimit ${Name}: soft limit ${Soft} is above hard limit ${Hard}`);
-    return { Name, Soft, Hard };
-  });
-}
-
-const NS_PER_MS = 1_000_000;
-
-/** Docker's checks on a Healthcheck at create (daemon/container.go's translateHealthcheck errors). */
+/** Docker's checks on a Healthcheck at create (daemon/container.go's validateHealthCheck). */
 function validateHealthcheck(h: HealthConfig | undefined): void {
   if (!h) return;
-  if (h.Test !== undefined && h.Test !== null && (!Array.isArray(h.Test) || h.Test.some((t) => typeof t !== 'string')))
-    throw invalidArgument('Healthcheck.Test: expected an array of strings');
   const test = h.Test ?? [];
   if (test.length && !['NONE', 'CMD', 'CMD-SHELL'].includes(test[0]!)) throw invalidArgument(`unknown healthcheck type: ${test[0]}`);
   if ((test[0] === 'CMD' || test[0] === 'CMD-SHELL') && test.length < 2) throw invalidArgument('Healthcheck.Test: no command given');
   for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval'] as const) {
-    const v = h[k];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidArgument(`Healthcheck.${k}: expected a number of nanoseconds`);
+    const v = h[k] ?? 0;
     if (v !== 0 && v < NS_PER_MS) throw invalidArgument(`${k} in Healthcheck cannot be less than 1ms`);
   }
-  if (h.Retries !== undefined && h.Retries !== null && (typeof h.Retries !== 'number' || h.Retries < 0)) throw invalidArgument('Retries in Healthcheck cannot be negative');
+  if ((h.Retries ?? 0) < 0) throw invalidArgument('Retries in Healthcheck cannot be negative');
 }
 
-/** Validates the fields of a container Config berth acts on; returns the object itself (unknowns kept). */
+/** `80`, `80/tcp`: the keys of ExposedPorts and PortBindings (one port each: clients expand ranges). */
+function checkPortKey(key: string): void {
+  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/.exec(key);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw invalidArgument(`invalid port specification: "${key}"`);
+}
+
+export function checkStrings(what: string, list: readonly string[] | null | undefined): void {
+  for (const s of list ?? []) if (s.includes('\0')) throw invalidArgument(`invalid ${what}: ${JSON.stringify(s)} contains a NUL byte`);
+}
+
+/** dockerd's create-time checks of a container Config (daemon/container.go verifyContainerSettings). */
+function validateConfig(c: ContainerConfig): ContainerConfig {
+  if (c.WorkingDir && !c.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${c.WorkingDir}' is invalid, it needs to be an absolute path`);
+  for (const e of c.Env ?? []) if (e.startsWith('=') || e === '') throw invalidArgument(`invalid environment variable: ${e}`);
+  // execve's limits (MAX_ARG_STRLEN, and a total well inside ARG_MAX): past them the start fails with E2BIG
+  const argv = [...(c.Env ?? []), ...(c.Cmd ?? []), ...(c.Entrypoint ?? [])];
+  if (argv.some((a) => Buffer.byteLength(a) >= 131072) || argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0) > 1024 * 1024)
+    throw invalidArgument('argument list too long: a command or environment string is at most 128 KB, all of them at most 1 MB');
+  checkStrings('environment variable', c.Env);
+  checkStrings('command', c.Cmd);
+  checkStrings('entrypoint', c.Entrypoint);
+  for (const k of ['User', 'WorkingDir', 'Image', 'StopSignal'] as const) checkStrings(k, c[k] === undefined ? [] : [c[k]]);
+  for (const k of ['Hostname', 'Domainname'] as const) {
+    const h = c[k];
+    if (h !== undefined && (h.length > 255 || CONTROL.test(h) || /[\s/]/.test(h))) throw invalidArgument(`invalid ${k.toLowerCase()} format: ${JSON.stringify(h)}`);
+  }
+  if (c.Hostname && c.Hostname.length > 64) throw invalidArgument(`invalid hostname format: ${c.Hostname} is longer than 64 characters`);
+  validateHealthcheck(c.Healthcheck);
+  for (const key of Object.keys(c.ExposedPorts ?? {})) checkPortKey(key);
+  for (const dst of Object.keys(c.Volumes ?? {})) {
+    if (!dst.startsWith('/') || dst.includes('\0')) throw invalidArgument(`invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`);
+  }
+  return c;
+}
+
+/** A decoded container Config (POST /commit's body; the top level of a create body). */
 export function parseContainerConfig(v: unknown): ContainerConfig {
-  const o = asObject(v ?? {}, 'Config');
-  const what = 'Config';
-  for (const k of ['Hostname', 'Domainname', 'User', 'Image', 'WorkingDir', 'StopSignal']) optString(o, k, what);
-  for (const k of ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'OpenStdin', 'StdinOnce']) optBool(o, k, what);
-  for (const k of ['Env', 'Cmd', 'Entrypoint']) {
-    const arr = optStringArray(o, k, what);
-    if (arr !== undefined) o[k] = arr;
-  }
-  optStringMap(o, 'Labels', what);
-  optNumber(o, 'StopTimeout', what);
-  if (o['Healthcheck'] !== undefined && o['Healthcheck'] !== null) validateHealthcheck(asObject(o['Healthcheck'], 'Config.Healthcheck') as HealthConfig);
-  for (const k of ['ExposedPorts', 'Volumes']) if (o[k] !== undefined && o[k] !== null && !isObject(o[k])) throw invalidArgument(`${what}.${k}: expected an object`);
-  return o as ContainerConfig;
+  return validateConfig(decodeGo(go.struct('container.Config', schema.configFields), v ?? {}) as ContainerConfig);
 }
 
-export function parseHostConfig(v: unknown): HostConfig {
-  const o: JsonObject = asObject(v ?? {}, 'HostConfig');
-  const what = 'HostConfig';
-  for (const k of ['NetworkMode', 'Runtime', 'CpusetCpus', 'PidMode', 'IpcMode', 'UTSMode', 'CgroupnsMode']) optString(o, k, what);
-  const modes: Array<[string, string, readonly string[]]> = [['PidMode', 'PID', ['', 'host']], ['IpcMode', 'IPC', ['', 'private', 'shareable', 'host', 'none']], ['UTSMode', 'UTS', ['', 'host']], ['CgroupnsMode', 'cgroup namespace', ['', 'host', 'private']]];
-  for (const [k, name, plain] of modes) {
-    const m = (o[k] as string | undefined) ?? '';
-    if (!plain.includes(m) && !(k === 'PidMode' || k === 'IpcMode' ? /^container:.+/.test(m) : false)) throw invalidArgument(`invalid ${name} mode: ${m}`);
-  }
-  optStringArray(o, 'GroupAdd', what);
-  optStringArray(o, 'Links', what);
-  if (o['Devices'] !== undefined && o['Devices'] !== null) {
-    if (!Array.isArray(o['Devices'])) throw invalidArgument('HostConfig.Devices: expected an array');
-    for (const d of o['Devices'] as unknown[]) {
-      const dev = asObject(d, 'HostConfig.Devices[]');
-      if (!optString(dev, 'PathOnHost', 'Device')) throw invalidArgument('HostConfig.Devices: PathOnHost is required');
-      const perms = optString(dev, 'CgroupPermissions', 'Device');
-      if (perms && !/^[rwm]{1,3}$/.test(perms)) throw invalidArgument(`invalid device cgroup permissions: ${perms}`);
-    }
-  }
-  for (const k of ['AutoRemove', 'Privileged', 'ReadonlyRootfs']) optBool(o, k, what);
-  if (o['OomKillDisable'] !== null) optBool(o, 'OomKillDisable', what);
-  for (const k of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'PidsLimit', 'ShmSize', 'OomScoreAdj'])
-    optNumber(o, k, what);
-  for (const k of ['Binds', 'CapAdd', 'CapDrop', 'SecurityOpt']) optStringArray(o, k, what);
-  if (o['Init'] !== undefined && o['Init'] !== null) optBool(o, 'Init', what);
-  const rp = parseRestartPolicy(o['RestartPolicy']);
-  if (rp) o['RestartPolicy'] = rp;
-  const ul = parseUlimits(o['Ulimits']);
-  if (ul) o['Ulimits'] = ul;
-  optStringMap(o, 'Sysctls', what);
-  for (const k of ['ExtraHosts', 'Dns', 'DnsSearch', 'DnsOptions']) {
-    const l = o[k];
-    if (l !== undefined && l !== null && (!Array.isArray(l) || l.some((x) => typeof x !== 'string'))) throw invalidArgument(`HostConfig.${k}: expected an array of strings`);
-  }
-  if (o['PortBindings'] !== undefined && o['PortBindings'] !== null && !isObject(o['PortBindings']))
-    throw invalidArgument('HostConfig.PortBindings: expected an object');
-  const mem = o['Memory'];
-  if (typeof mem === 'number' && mem !== 0 && mem < 6 * 1024 * 1024)
-    throw invalidArgument('Minimum memory limit allowed is 6MB');
-  for (const k of ['MemorySwappiness', 'BlkioWeight', 'CpuRealtimeRuntime', 'CpuRealtimePeriod']) if (o[k] !== null) optNumber(o, k, what);
-  optString(o, 'CpusetMems', what);
-  const swappiness = o['MemorySwappiness'];
+/**
+ * dockerd's create- and update-time checks of resources that need no host facts
+ * (daemon/daemon_unix.go verifyPlatformContainerResources, oci_linux.go getCPUResources), plus the
+ * kernel's own bounds where dockerd would store a value the kernel refuses at start.
+ */
+export function validateResources(r: Partial<HostConfig> & JsonObject, update = false): void {
+  const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : 0);
+  const mem = n('Memory');
+  const swap = n('MemorySwap');
+  const reservation = n('MemoryReservation');
+  if (mem !== 0 && mem < MIN_MEMORY) throw invalidArgument('Minimum memory limit allowed is 6MB');
+  if (swap < -1) throw invalidArgument(`Invalid value ${swap} for memory swap: use -1 for unlimited swap, or a limit at least as large as the memory limit`);
+  if (mem > 0 && swap > 0 && swap < mem) throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
+  if (mem === 0 && swap > 0 && !update) throw invalidArgument('You should always set the Memory limit when using Memoryswap limit, see usage');
+  const swappiness = r['MemorySwappiness'];
   if (typeof swappiness === 'number' && swappiness !== -1 && (swappiness < 0 || swappiness > 100)) throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
-  const weight = o['BlkioWeight'];
-  if (typeof weight === 'number' && weight !== 0 && (weight < 10 || weight > 1000)) throw invalidArgument('Range of blkio weight is from 10 to 1000');
+  if (reservation !== 0 && reservation < MIN_MEMORY) throw invalidArgument('Minimum memory reservation allowed is 6MB');
+  if (mem > 0 && reservation > 0 && mem < reservation) throw invalidArgument('Minimum memory limit can not be less than memory reservation limit, see usage');
+  const kmem = n('KernelMemory');
+  if (kmem !== 0 && kmem < MIN_MEMORY) throw invalidArgument('Minimum kernel memory limit allowed is 6MB');
+  if (n('CpuShares') < 0) throw invalidArgument('shares: invalid argument');
+  const nano = n('NanoCpus');
+  const period = n('CpuPeriod');
+  const quota = n('CpuQuota');
+  if (nano > 0 && period > 0) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
+  if (nano > 0 && quota > 0) throw invalidArgument('Conflicting options: Nano CPUs and CPU Quota cannot both be set');
+  if (period !== 0 && (period < 1000 || period > 1_000_000)) throw invalidArgument('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)');
+  if (quota > 0 && quota < 1000) throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
+  if (quota > MAX_CFS_QUOTA) throw invalidArgument(`CPU cfs quota can not be larger than ${MAX_CFS_QUOTA} (the kernel's limit)`);
+  // pids.max takes at most PID_MAX_LIMIT (4194304): a larger limit would fail at start
+  if (n('PidsLimit') > PIDS_MAX) throw invalidArgument(`PIDs limit ${n('PidsLimit')} is larger than the kernel's maximum (${PIDS_MAX}); use 0 or -1 for unlimited`);
+  const weight = n('BlkioWeight');
+  if (weight > 0 && (weight < 10 || weight > 1000)) throw invalidArgument('Range of blkio weight is from 10 to 1000');
+  for (const d of (r['BlkioWeightDevice'] as Array<{ Path?: string; Weight?: number }> | undefined) ?? []) {
+    if (!d.Path) throw invalidArgument('HostConfig.BlkioWeightDevice: each entry needs a Path');
+    if ((d.Weight ?? 0) !== 0 && ((d.Weight ?? 0) < 10 || (d.Weight ?? 0) > 1000)) throw invalidArgument(`invalid weight for device: ${d.Path}: Range of blkio weight is from 10 to 1000`);
+  }
   for (const k of ['BlkioDeviceReadBps', 'BlkioDeviceWriteBps', 'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps']) {
-    const l = o[k];
-    if (l === undefined || l === null) continue;
-    if (!Array.isArray(l)) throw invalidArgument(`HostConfig.${k}: expected an array`);
-    for (const t of l as unknown[]) {
-      const d = asObject(t, `HostConfig.${k}[]`);
-      if (!optString(d, 'Path', k) || typeof d['Rate'] !== 'number' || d['Rate'] < 0) throw invalidArgument(`HostConfig.${k}: each entry needs a Path and a Rate`);
+    for (const d of (r[k] as Array<{ Path?: string }> | undefined) ?? []) if (!d.Path || d.Path.includes('\0')) throw invalidArgument(`HostConfig.${k}: each entry needs the Path of a block device`);
+  }
+  if (n('IOMaximumBandwidth') !== 0 || n('IOMaximumIOps') !== 0) throw invalidArgument('Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps');
+  if (n('CpuCount') !== 0) throw invalidArgument('invalid QoS settings: linux does not support CPU count');
+  if (n('CpuRealtimeRuntime') || n('CpuRealtimePeriod')) throw invalidArgument('real-time CPU scheduling (--cpu-rt-runtime, --cpu-rt-period) is not supported: berthd gives its cgroup no real-time budget');
+  for (const d of (r['Devices'] as Array<{ PathOnHost?: string; CgroupPermissions?: string }> | undefined) ?? []) {
+    if (!d.PathOnHost) throw invalidArgument('HostConfig.Devices: PathOnHost is required');
+    if (d.CgroupPermissions && !/^[rwm]{1,3}$/.test(d.CgroupPermissions)) throw invalidArgument(`invalid device cgroup permissions: ${d.CgroupPermissions}`);
+  }
+  for (const rule of (r['DeviceCgroupRules'] as string[] | undefined) ?? []) {
+    if (!/^[acb] (\d+|\*):(\d+|\*) [rwm]{1,3}$/.test(rule)) throw invalidArgument(`invalid device cgroup rule format: '${rule}'`);
+  }
+  const requests = (r['DeviceRequests'] as Array<{ Driver?: string; Capabilities?: string[][] }> | undefined) ?? [];
+  if (requests.length) throw invalidArgument(`could not select device driver "${requests[0]!.Driver ?? ''}" with capabilities: ${JSON.stringify(requests[0]!.Capabilities ?? [])}`);
+  const ulimits = (r['Ulimits'] as Array<{ Name?: string; Soft?: number; Hard?: number }> | undefined) ?? [];
+  ulimits.forEach((u, i) => {
+    if (!u.Name) throw invalidArgument(`invalid ulimit at index ${i}: a Name is required`);
+    if ((u.Soft ?? 0) > (u.Hard ?? 0)) throw invalidArgument(`invalid ulimit ${u.Name}: soft limit ${u.Soft ?? 0} is above hard limit ${u.Hard ?? 0}`);
+  });
+  if (typeof r['CpusetCpus'] === 'string' && r['CpusetCpus'] && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(r['CpusetCpus'])) throw invalidArgument(`Invalid value ${r['CpusetCpus']} for cpuset cpus`);
+  if (typeof r['CpusetMems'] === 'string' && r['CpusetMems'] && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(r['CpusetMems'])) throw invalidArgument(`Invalid value ${r['CpusetMems']} for cpuset mems`);
+}
+
+const NS_SYSCTLS = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+
+const MODES: Array<[string, string, readonly string[], boolean]> = [
+  ['PidMode', 'PID', ['', 'host'], true], ['IpcMode', 'IPC', ['', 'private', 'shareable', 'host', 'none'], true],
+  ['UTSMode', 'UTS', ['', 'host'], false], ['CgroupnsMode', 'cgroup namespace', ['', 'host', 'private'], false],
+];
+
+/** dockerd's create-time checks of a HostConfig that need no host facts. */
+function validateHostConfig(o: HostConfig): HostConfig {
+  for (const [k, name, plain, shareable] of MODES) {
+    const m = (o[k] as string | undefined) ?? '';
+    if (!plain.includes(m) && !(shareable && /^container:.+/.test(m))) throw invalidArgument(`invalid ${name} mode: ${m}`);
+  }
+  const iso = (o['Isolation'] as string | undefined) ?? '';
+  if (iso !== '' && iso !== 'default') throw invalidArgument(`Invalid isolation: "${iso}" - linux only supports 'default'`);
+  const rp = parseRestartPolicy(o['RestartPolicy']);
+  if (rp) o.RestartPolicy = rp;
+  validateResources(o);
+  if ((o.ShmSize ?? 0) < 0) throw invalidArgument('SHM size can not be less than 0');
+  const oom = o.OomScoreAdj ?? 0;
+  if (oom < -1000 || oom > 1000) throw invalidArgument(`Invalid value ${oom}, range for oom score adj is [-1000, 1000]`);
+  // berth's snapshots are overlayfs on the host's filesystem: no per-container size quota
+  if (o.StorageOpt && Object.keys(o.StorageOpt).length) throw invalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  for (const [key, list] of Object.entries(o.PortBindings ?? {})) {
+    checkPortKey(key);
+    for (const b of list ?? []) {
+      const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(b.HostPort);
+      if (b.HostPort && (!m || Number(m[1]) > 65535 || Number(m[2] ?? m[1]) > 65535 || Number(m[2] ?? m[1]) < Number(m[1]))) throw invalidArgument(`invalid port specification: "${b.HostPort}"`);
+      if (b.HostIp && isIP(b.HostIp) === 0) throw invalidArgument(`invalid IP address: ${b.HostIp}`);
     }
   }
-  // berth's snapshots are overlayfs on the host's filesystem: no per-container size quota
-  if (isObject(o['StorageOpt']) && Object.keys(o['StorageOpt']).length) throw invalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
-  if (o['CpuRealtimeRuntime'] || o['CpuRealtimePeriod']) throw invalidArgument('real-time CPU scheduling (--cpu-rt-runtime, --cpu-rt-period) is not supported: berthd gives its cgroup no real-time budget');
-  const oom = o['OomScoreAdj'];
-  if (typeof oom === 'number' && (oom < -1000 || oom > 1000)) throw invalidArgument(`Invalid value ${oom}, range for oom score adj is [-1000, 1000]`);
-  const nano = o['NanoCpus'];
-  if (typeof nano === 'number' && nano < 0) throw invalidArgument('Range of CPUs is from 0.01 to the number of CPUs available');
-  return o as HostConfig;
+  for (const h of o.ExtraHosts ?? []) {
+    // `name:ip` split at the first colon, as dockerd does (`name:::1` is an IPv6 entry; `[::1]` too)
+    const i = h.indexOf(':');
+    const name = h.slice(0, i);
+    const ip = h.slice(i + 1).replace(/^\[(.*)\]$/, '$1');
+    if (i <= 0 || !name || /\s/.test(name) || CONTROL.test(name) || (ip !== 'host-gateway' && isIP(ip) === 0)) throw invalidArgument(`invalid IP address in add-host: ${JSON.stringify(h)}`);
+  }
+  for (const s of o.Dns ?? []) if (isIP(s) === 0) throw invalidArgument(`${s} is not an ip address`);
+  for (const k of ['DnsSearch', 'DnsOptions'] as const) for (const s of o[k] ?? []) if (!s || /\s/.test(s) || CONTROL.test(s)) throw invalidArgument(`invalid ${k === 'DnsSearch' ? 'DNS search domain' : 'DNS option'}: ${JSON.stringify(s)}`);
+  for (const [dst] of Object.entries((o['Tmpfs'] as Record<string, string> | undefined) ?? {})) {
+    if (!dst.startsWith('/') || dst.includes('\0')) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mount path: '${dst}' mount path must be absolute`);
+  }
+  for (const k of ['Binds', 'VolumesFrom', 'Links', 'GroupAdd', 'SecurityOpt', 'CapAdd', 'CapDrop'] as const) checkStrings(`HostConfig.${k} entry`, o[k] as string[] | undefined);
+  for (const [k, v] of Object.entries(o.Sysctls ?? {})) {
+    // the namespaced sysctls (the docker CLI's opts.ValidateSysctl): others would change the host or fail at start
+    const namespaced = NS_SYSCTLS.includes(k) || /^(fs\.mqueue|net)\.[A-Za-z0-9_.\-/]+$/.test(k);
+    if (!namespaced || k.split(/[./]/).some((p) => p === '' || p === '..') || CONTROL.test(v)) throw invalidArgument(`sysctl '${k}' is not allowed`);
+    if (k.startsWith('net.') && o.NetworkMode === 'host') throw invalidArgument(`sysctl '${k}' is not allowed in host network mode`);
+    if (k.startsWith('kernel.') && o.IpcMode === 'host') throw invalidArgument(`sysctl '${k}' is not allowed in host IPC mode`);
+  }
+  return o;
 }
 
 export interface EndpointSettings {
@@ -256,30 +331,34 @@ export interface EndpointSettings {
   MacAddress?: string;
 }
 
-/** NetworkingConfig.EndpointsConfig: network name or id -> endpoint settings. */
-export function parseEndpointsConfig(v: unknown): Record<string, EndpointSettings> {
-  if (v === undefined || v === null) return {};
-  const o = asObject(v, 'NetworkingConfig');
-  const eps = o['EndpointsConfig'];
-  if (eps === undefined || eps === null) return {};
-  const out: Record<string, EndpointSettings> = {};
-  for (const [k, e] of Object.entries(asObject(eps, 'NetworkingConfig.EndpointsConfig'))) out[k] = parseEndpointSettings(e, `NetworkingConfig.EndpointsConfig.${k}`);
-  return out;
+export function validateEndpoint(e: EndpointSettings, what: string): EndpointSettings {
+  const ip = e.IPAMConfig?.IPv4Address;
+  if (ip && isIP(ip) !== 4) throw invalidArgument(`${what}: invalid IPv4 address: ${ip}`);
+  if (e.MacAddress && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(e.MacAddress)) throw invalidArgument(`invalid MAC address: ${e.MacAddress}`);
+  for (const a of e.Aliases ?? []) if (!a || /\s/.test(a) || CONTROL.test(a)) throw invalidArgument(`${what}: invalid alias ${JSON.stringify(a)}`);
+  return e;
 }
 
+/** A network's endpoint settings (`EndpointConfig` of network connect, an EndpointsConfig entry). */
 export function parseEndpointSettings(v: unknown, what: string): EndpointSettings {
   if (v === null || v === undefined) return {};
-  const e = asObject(v, what);
-  const aliases = e['Aliases'];
-  if (aliases !== undefined && aliases !== null && (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string'))) throw invalidArgument(`${what}.Aliases: expected an array of strings`);
-  const ipam = e['IPAMConfig'];
-  if (ipam !== undefined && ipam !== null && !isObject(ipam)) throw invalidArgument(`${what}.IPAMConfig: expected an object`);
-  return e as EndpointSettings;
+  return validateEndpoint(decodeGo(schema.endpointSettingsType, v) as EndpointSettings, what);
 }
 
 /** POST /containers/create body: Config fields at top level plus HostConfig and NetworkingConfig. */
 export function parseCreateBody(v: unknown): CreateBody {
-  const o = asObject(v ?? {}, 'body');
+  const o = decodeGo(schema.createRequest, v ?? {}) as Obj;
   const { HostConfig: hc, NetworkingConfig: nc, ...config } = o;
-  return { config: parseContainerConfig(config), hostConfig: parseHostConfig(hc), endpoints: parseEndpointsConfig(nc) };
+  const endpoints: Record<string, EndpointSettings> = {};
+  const eps = ((nc as { EndpointsConfig?: Record<string, EndpointSettings> } | undefined)?.EndpointsConfig) ?? {};
+  for (const [k, e] of Object.entries(eps)) endpoints[k] = validateEndpoint(e, `NetworkingConfig.EndpointsConfig.${k}`);
+  return { config: validateConfig(config as ContainerConfig), hostConfig: validateHostConfig((hc ?? {}) as HostConfig), endpoints };
+}
+
+/** POST /containers/{id}/update body: resources and a restart policy (`Name: ""` = unchanged). */
+export function parseUpdateBody(v: unknown): { resources: Partial<HostConfig>; restartPolicy?: RestartPolicy } {
+  const { RestartPolicy: rp, ...resources } = decodeGo(schema.updateConfig, v ?? {}) as Obj;
+  validateResources(resources, true);
+  const policy = parseRestartPolicy(rp);
+  return { resources: resources as Partial<HostConfig>, ...(policy && policy.Name !== '' ? { restartPolicy: policy } : {}) };
 }

@@ -63,12 +63,15 @@ test('--change: Dockerfile instructions applied to a config', () => {
   assert.throws(() => applyChanges({}, ['RUN echo']), /RUN is not a valid change command/);
 });
 
-test('create body: typed fields validated, unknown fields kept', () => {
-  const b = parseCreateBody({ Image: 'busybox', Cmd: ['true'], Custom: 1, HostConfig: { Memory: 10 << 20, Other: 'x', RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } } });
-  assert.equal(b.config['Custom'], 1);
-  assert.equal(b.hostConfig['Other'], 'x');
-  assert.throws(() => parseCreateBody({ HostConfig: { Memory: 'lots' } }), /HostConfig.Memory: expected a number/);
-  assert.throws(() => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'sometimes' } } }), /unknown policy/);
+test('create body: decoded as dockerd decodes it (Go types, any-case keys, null unset, unknown keys dropped)', () => {
+  const b = parseCreateBody({ Image: 'busybox', cmd: 'true', Custom: 1, hostconfig: { memory: 10 << 20, Other: 'x', Init: null, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } } });
+  assert.deepEqual(b.config.Cmd, ['true']);
+  assert.equal(b.config['Custom'], undefined);
+  assert.equal(b.hostConfig.Memory, 10 << 20);
+  assert.equal(b.hostConfig['Other'], undefined);
+  assert.equal('Init' in b.hostConfig, false);
+  assert.throws(() => parseCreateBody({ HostConfig: { Memory: 'lots' } }), /^BerthError: json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64$/);
+  assert.throws(() => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'sometimes' } } }), /unknown policy 'sometimes'/);
   assert.throws(() => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'always', MaximumRetryCount: 2 } } }), /only be used with 'on-failure'/);
   assert.throws(() => parseCreateBody({ HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 5 }] } }), /soft limit 10 is above hard limit 5/);
   assert.throws(() => parseCreateBody({ HostConfig: { Memory: 1024 } }), /Minimum memory limit allowed is 6MB/);

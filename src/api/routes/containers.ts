@@ -4,8 +4,8 @@ import { flag, type Router, type Ctx } from '../http.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/record.js';
 import { parseWaitCondition } from '../../engine/waiters.js';
-import { parseHostConfig } from '../../spec/engine-api.js';
-import { resourcesOf } from '../../engine/config.js';
+import { parseUpdateBody } from '../../spec/engine-api.js';
+import { checkResources, resourcesOf } from '../../engine/config.js';
 import { parseFilters, labelsMatch, type Filters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
 import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, restoreOf, stageCheckpoint } from '../../engine/checkpoint.js';
@@ -16,13 +16,17 @@ import { responseSink } from '../stream.js';
 function optInt(ctx: Ctx, k: string): number | undefined {
   const v = ctx.query.get(k);
   if (v === null || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw invalidArgument(`invalid value for ${k}: ${v}`);
-  return n;
+  // dockerd reads these with strconv.Atoi: an integer in decimal, nothing else
+  if (!/^[+-]?\d{1,9}$/.test(v)) throw invalidArgument(`invalid value for ${k}: ${v}`);
+  return Number(v);
 }
 
 /** dockerd's `name` filter: a regular expression over the name with or without its slash (`^web$`, `^/web$`, `we`). */
 function nameMatches(pattern: string, name: string): boolean {
+  // dockerd's regexps (RE2) run in linear time; V8's backtrack. A pattern that could backtrack
+  // exponentially needs a quantified group (`(a+)+`, `(a|a)*`, `((a))+`) or a back-reference: such
+  // patterns (and long ones) are matched as plain text, so no filter can stall the daemon.
+  if (pattern.length > 256 || /\)[*+?{]/.test(pattern) || /\\[1-9k]/.test(pattern)) return name.includes(pattern.replace(/^\//, ''));
   try {
     const re = new RegExp(pattern);
     return re.test(name) || re.test(`/${name}`);
@@ -196,19 +200,16 @@ export function containerRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/containers/{id}/update', async (ctx) => {
     const c = engine.get(ctx.params[0]!);
-    const body = parseHostConfig(await ctx.json());
-    const { RestartPolicy, ...resources } = body;
-    if (RestartPolicy) {
-      if (c.hostConfig.AutoRemove && RestartPolicy.Name !== 'no') throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
-      c.hostConfig.RestartPolicy = RestartPolicy;
-    }
+    const { resources, restartPolicy } = parseUpdateBody(await ctx.json());
+    if (restartPolicy && c.hostConfig.AutoRemove && restartPolicy.Name !== 'no') throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
     // the docker CLI sends every field, unset ones as 0 or "": only the set ones change anything
-    const merged = { ...c.hostConfig, ...Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== '')) };
-    const warnings: string[] = [];
-    if (resources.BlkioWeight && !engine.runtime.host().blkioWeight) {
-      warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
-      merged.BlkioWeight = c.hostConfig.BlkioWeight ?? 0;
-    }
+    const set = Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== ''));
+    if (c.hostConfig.NanoCpus && !set['NanoCpus'] && (set['CpuQuota'] || set['CpuPeriod'])) throw invalidArgument('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+    if (set['NanoCpus'] && !set['CpuQuota'] && !set['CpuPeriod'] && (c.hostConfig.CpuQuota || c.hostConfig.CpuPeriod)) throw invalidArgument('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+    const merged = { ...c.hostConfig, ...set, ...(restartPolicy ? { RestartPolicy: restartPolicy } : {}) };
+    // the result is checked as a whole, like a create, before anything changes
+    const warnings = checkResources(merged, engine.runtime.host(), true);
+    if (set['BlkioWeight'] && !engine.runtime.host().blkioWeight) merged.BlkioWeight = c.hostConfig.BlkioWeight ?? 0;
     if (['running', 'paused'].includes(c.state.status)) await engine.runtime.update(c.id, resourcesOf(merged));
     c.hostConfig = merged;
     engine.store.save(c);

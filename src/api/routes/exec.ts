@@ -1,21 +1,31 @@
 /** Exec routes: POST /containers/{id}/exec, /exec/{id}/start, /exec/{id}/resize, GET /exec/{id}/json. */
-import { asObject, optBool } from '../../base/json.js';
+import { invalidArgument } from '../../base/errors.js';
+import { parseExecCreate, parseExecStart } from '../../spec/exec-api.js';
 import type { Router } from '../http.js';
 import type { Execs } from '../../engine/exec.js';
 import { pipeSession } from './container-io.js';
 import { errorMessage } from '../../base/errors.js';
-import { frame, STDOUT } from '../stream.js';
+import { frame, parseDetachKeys, STDOUT } from '../stream.js';
+
+/** A terminal's height or width from the query (dockerd: strconv.Atoi, then a uint16 for the ioctl). */
+export function dimension(v: string | null): number {
+  if (v === null || v === '') return 0;
+  if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw invalidArgument(`invalid terminal size: ${v}`);
+  return Number(v);
+}
 
 export function execRoutes(r: Router, execs: Execs): void {
   r.on('POST', '/containers/{id}/exec', async (ctx) => {
-    const id = execs.create(ctx.params[0]!, await ctx.json());
+    const config = parseExecCreate(await ctx.json());
+    if (config.DetachKeys) parseDetachKeys(config.DetachKeys); // 400 now, not a cut stream at start
+    const id = execs.create(ctx.params[0]!, config);
     ctx.send(201, { Id: id });
   });
 
   r.on('POST', '/exec/{id}/start', async (ctx) => {
-    const body = asObject(await ctx.json(), 'exec start');
-    const detach = optBool(body, 'Detach', 'exec start') ?? false;
-    const tty = optBool(body, 'Tty', 'exec start');
+    const body = parseExecStart(await ctx.json());
+    const detach = body.Detach;
+    const tty = body.Tty;
     const ex = execs.startable(ctx.params[0]!);
     const useTty = tty ?? ex.config.Tty;
     const opts = tty === undefined ? { detach } : { detach, tty };
@@ -55,8 +65,8 @@ export function execRoutes(r: Router, execs: Execs): void {
 
   r.on('POST', '/exec/{id}/resize', async (ctx) => {
     const ex = execs.get(ctx.params[0]!);
-    const h = Number(ctx.query.get('h') ?? 0);
-    const w = Number(ctx.query.get('w') ?? 0);
+    const h = dimension(ctx.query.get('h'));
+    const w = dimension(ctx.query.get('w'));
     if (ex.handle) await ex.handle.resize(h, w);
     ctx.send(201);
   });

@@ -8,6 +8,7 @@ import type { ImageRecord } from '../../image/types.js';
 import type { ContainerConfig } from '../../spec/engine-api.js';
 import { parseContainerConfig } from '../../spec/engine-api.js';
 import { applyChanges } from '../../engine/changes.js';
+import { parseReference } from '../../image/reference.js';
 import { parseFilters, labelsMatch } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
 import { responseSink } from '../stream.js';
@@ -93,6 +94,8 @@ export function imageRoutes(r: Router, engine: Engine): void {
       const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
       // no tag at all is `docker pull --all-tags`
       const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
+      // a malformed name (`../../x`) is the client's error (400), found before any registry is asked
+      for (const ref of refs ?? [fromImage]) parseReference(ref);
       await streamed(ctx, async (p) => {
         for (const ref of refs ?? (await listTags(fromImage, { creds, client: engine.registries })).map((t) => `${fromImage}:${t}`)) {
           const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, trust: engine.trust, progress: (m) => p.msg(m) });

@@ -1,10 +1,9 @@
 /** Network routes: list, inspect, create, remove, connect, disconnect, prune. */
 import { conflict, invalidArgument } from '../../base/errors.js';
-import { isObject } from '../../base/json.js';
 import type { Engine } from '../../engine/engine.js';
 import { attachableOf, writeNetFiles } from '../../engine/net.js';
 import type { NetworkRecord } from '../../network/manager.js';
-import { parseEndpointSettings } from '../../spec/engine-api.js';
+import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../../spec/network-api.js';
 import type { Router } from '../http.js';
 import { labelsMatch, parseFilters } from '../filters.js';
 
@@ -49,11 +48,7 @@ export function networkRoutes(r: Router, engine: Engine): void {
   r.on('GET', '/networks/{id}', (ctx) => ctx.send(200, networkView(engine, nets.get(ctx.params[0]!))));
 
   r.on('POST', '/networks/create', async (ctx) => {
-    const body = await ctx.json();
-    if (!isObject(body)) throw invalidArgument('network create: expected a JSON object');
-    const ipam = body['IPAM'];
-    if (ipam !== undefined && ipam !== null && !isObject(ipam)) throw invalidArgument('IPAM: expected an object');
-    const n = await nets.create(body as Parameters<typeof nets.create>[0]);
+    const n = await nets.create(parseNetworkCreate(await ctx.json()));
     engine.events.emit('network', 'create', n.Id, { name: n.Name, type: n.Driver });
     ctx.send(201, { Id: n.Id, Warning: '' });
   });
@@ -67,13 +62,12 @@ export function networkRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/networks/{id}/connect', async (ctx) => {
     const n = nets.get(ctx.params[0]!);
-    const body = await ctx.json();
-    if (!isObject(body) || typeof body['Container'] !== 'string') throw invalidArgument('network connect: Container is required');
-    const rec = engine.get(body['Container']);
+    const body = parseNetworkConnect(await ctx.json());
+    const rec = engine.get(body.Container);
     const mode = rec.hostConfig.NetworkMode ?? '';
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) throw invalidArgument(`container sharing network namespace with another container or host cannot be connected to any other network`);
     if (rec.networks?.some(([id]) => id === n.Id)) throw conflict(`endpoint with name ${rec.name} already exists in network ${n.Name}`);
-    const s = parseEndpointSettings(body['EndpointConfig'], 'EndpointConfig');
+    const s = body.EndpointConfig;
     const req = { aliases: [...(s.Aliases ?? [])], ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}) };
     if (n.isDefault && (req.aliases.length || req.ipv4)) throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
     if (rec.state.status === 'running' && rec.state.pid) {
@@ -89,9 +83,8 @@ export function networkRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/networks/{id}/disconnect', async (ctx) => {
     const n = nets.get(ctx.params[0]!);
-    const body = await ctx.json();
-    if (!isObject(body) || typeof body['Container'] !== 'string') throw invalidArgument('network disconnect: Container is required');
-    const rec = engine.get(body['Container']);
+    const body = parseNetworkDisconnect(await ctx.json());
+    const rec = engine.get(body.Container);
     if (!rec.networks?.some(([id]) => id === n.Id)) throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
     await nets.detach(rec.id, n.Id);
     rec.networks = rec.networks.filter(([id]) => id !== n.Id);

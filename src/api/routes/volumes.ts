@@ -1,6 +1,5 @@
 /** Volume routes: list, inspect, create, remove, prune. */
-import { invalidArgument } from '../../base/errors.js';
-import { isObject } from '../../base/json.js';
+import { parseVolumeCreate } from '../../spec/volume-api.js';
 import type { Engine } from '../../engine/engine.js';
 import type { VolumeRecord } from '../../volume/manager.js';
 import { flag, type Router } from '../http.js';
@@ -23,10 +22,7 @@ export function volumeRoutes(r: Router, engine: Engine): void {
   r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.get(ctx.params[0]!))));
 
   r.on('POST', '/volumes/create', async (ctx) => {
-    const body = (await ctx.json()) ?? {};
-    if (!isObject(body)) throw invalidArgument('volume create: expected a JSON object');
-    for (const k of ['DriverOpts', 'Labels']) if (body[k] !== undefined && body[k] !== null && !isObject(body[k])) throw invalidArgument(`${k}: expected an object`);
-    const v = await vols.create(body as Parameters<typeof vols.create>[0]);
+    const v = await vols.create(parseVolumeCreate(await ctx.json()));
     engine.events.emit('volume', 'create', v.Name, { driver: v.Driver });
     ctx.send(201, view(v));
   });
