@@ -60,7 +60,12 @@ export function responseSink(io: IoStream): Writable {
       else cb();
     },
   });
-  io.onClose(() => sink.destroy(new Error('the client closed the connection')));
+  // a client gone mid-stream stops the producer (its writes fail); once the producer is done, a
+  // close is nothing to report, and an 'error' with nobody listening must not end the daemon
+  sink.on('error', () => undefined);
+  io.onClose(() => {
+    if (!sink.writableFinished) sink.destroy(new Error('the client closed the connection'));
+  });
   return sink;
 }
 
