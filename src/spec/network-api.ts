@@ -31,10 +31,10 @@ export function parseNetworkCreate(v: unknown): NetworkCreateRequest {
     for (const k of ['Subnet', 'IPRange'] as const) if (c[k] && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c[k])) throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: an IPv4 CIDR is expected`);
     if (c.Gateway && isIP(c.Gateway) !== 4) throw invalidArgument(`invalid gateway ${c.Gateway}: an IPv4 address is expected`);
   }
-  for (const [k, val] of Object.entries(o.Options ?? {})) if (CONTROL.test(k) || CONTROL.test(val)) throw invalidArgument(`invalid network option ${JSON.stringify(k)}`);
   const bridge = o.Options?.['com.docker.network.bridge.name'];
   // a Linux interface name (it reaches `ip` and nft scripts): 1-15 characters, no separators
   if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) throw invalidArgument(`invalid bridge name ${JSON.stringify(bridge)}: 1 to 15 of [A-Za-z0-9_.-]`);
+  for (const [k, val] of Object.entries(o.Options ?? {})) if (CONTROL.test(k) || CONTROL.test(val)) throw invalidArgument(`invalid network option ${JSON.stringify(k)}: control characters`);
   return o;
 }
 
