@@ -90,6 +90,21 @@ describe('checkpoint, restore, clone, migrate', () => {
     await a.docker(['rm', '-f', 'count2']);
   });
 
+  test('--network none under both runtimes: checkpointed and restored, loopback up (crun: CRIU carries crun\'s own namespace)', async () => {
+    for (const rt of ['crun', 'runc']) {
+      const name = `none-${rt}`;
+      await a.docker(['run', '-d', '--runtime', rt, '--network', 'none', '--name', name, ...COUNTER]);
+      await eventually(async () => (await current(a, name).catch(() => 0)) > 2, 5000, `${name} counting`);
+      await a.docker(['checkpoint', 'create', name, 'n1']);
+      const last = await current(a, name).catch(() => 0);
+      await a.docker(['start', '--checkpoint', 'n1', name]);
+      await eventually(async () => (await current(a, name)) > last, 5000, `${name} counting again`);
+      assert.match((await a.docker(['exec', name, 'ip', '-o', 'link'])).stdout, /^1: lo: <LOOPBACK,UP,LOWER_UP>/m, `${name}: lo up after the restore`);
+      assert.doesNotMatch((await a.docker(['exec', name, 'ip', '-o', 'link'])).stdout, /^2:/m, `${name}: nothing but lo`);
+      await a.docker(['rm', '-f', name]);
+    }
+  });
+
   test('--tcp-established: a connection opened before the checkpoint gets answers after the restore', async () => {
     await a.docker(['run', '-d', '--runtime', 'runc', '--name', 'echo', 'busybox', 'nc', '-l', '-p', '9000', '-e', 'cat']);
     const ip = (await a.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'echo'])).stdout.trim();
