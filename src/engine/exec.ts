@@ -11,19 +11,10 @@ import { resolveUser } from '../runtime/user.js';
 import { isCommandNotFound } from '../runtime/conmon.js';
 import type { Engine } from './engine.js';
 import { mergeEnv } from './config.js';
+import type { ExecCreateBody } from '../spec/exec-api.js';
 
-export interface ExecConfig {
-  Cmd: string[];
-  Env: string[];
-  User: string;
-  WorkingDir: string;
-  Tty: boolean;
-  AttachStdin: boolean;
-  AttachStdout: boolean;
-  AttachStderr: boolean;
-  Privileged: boolean;
-  DetachKeys: string;
-}
+/** An exec's configuration: the create body as spec/ parsed it. */
+export type ExecConfig = ExecCreateBody;
 
 export interface ExecRecord {
   id: ExecId;
