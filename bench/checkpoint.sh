@@ -52,32 +52,28 @@ migrate_gap() {
   sleep 0.5
   DOCKER_HOST=unix://$WORK/$3.sock docker exec $1 cat /tmp/ticks | awk 'NR > 1 && $1 - p > g { g = $1 - p } { p = $1 } END { printf "%d", g * 1000 }'
 }
+# rows MB CONTAINER PREFIX: RUNS checkpoint + restore pairs, then RUNS stop-and-copy migrations back and forth
+rows() {
+  local mb=$1 ctr=$2 p=$3 i c r from to
+  for i in $(seq $RUNS); do
+    c=$(ms bin/berth checkpoint create $ctr c$i)
+    r=$(ms bin/berth start --checkpoint c$i $ctr)
+    echo "$mb ${p}checkpoint $c" >> $WORK/rows; echo "$mb ${p}restore $r" >> $WORK/rows
+    bin/berth checkpoint rm $ctr c$i
+  done
+  for i in $(seq $RUNS); do
+    from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
+    echo "$mb ${p}migrate $(migrate_gap $ctr $from $to '')" >> $WORK/rows
+  done
+}
 : > $WORK/rows
 for mb in 64 512; do
   # the default runtime (crun): checkpoint, restore, stop-and-copy migration
   hold $mb d$mb crun
-  for i in $(seq $RUNS); do
-    c=$(ms bin/berth checkpoint create d$mb c$i)
-    r=$(ms bin/berth start --checkpoint c$i d$mb)
-    echo "$mb crun-checkpoint $c" >> $WORK/rows; echo "$mb crun-restore $r" >> $WORK/rows
-    bin/berth checkpoint rm d$mb c$i
-  done
-  for i in $(seq $RUNS); do
-    from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
-    echo "$mb crun-migrate $(migrate_gap d$mb $from $to '')" >> $WORK/rows
-  done
+  rows $mb d$mb crun-
   for s in A B; do DOCKER_HOST=unix://$WORK/$s.sock docker rm -f d$mb >/dev/null 2>&1 || true; done
   hold $mb m$mb
-  for i in $(seq $RUNS); do
-    c=$(ms bin/berth checkpoint create m$mb c$i)
-    r=$(ms bin/berth start --checkpoint c$i m$mb)
-    echo "$mb checkpoint $c" >> $WORK/rows; echo "$mb restore $r" >> $WORK/rows
-    bin/berth checkpoint rm m$mb c$i
-  done
-  for i in $(seq $RUNS); do
-    from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
-    echo "$mb migrate $(migrate_gap m$mb $from $to '')" >> $WORK/rows
-  done
+  rows $mb m$mb ''
   for i in $(seq $RUNS); do
     from=$([ $((i % 2)) = 1 ] && echo A || echo B); to=$([ $from = A ] && echo B || echo A)
     [ "$(DOCKER_HOST=unix://$WORK/$from.sock docker ps -q --filter name=m$mb)" ] || { t=$from; from=$to; to=$t; }
