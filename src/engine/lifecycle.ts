@@ -142,11 +142,15 @@ export class Lifecycle {
     const named = engine.namedNetns(rec);
     const netnsMade = named ? (existsSync(`/run/netns/${named}`) ? netnsDel(named) : Promise.resolve()).then(() => netnsAdd(named)) : null;
     netnsMade?.catch(() => undefined);
+    // nothing of a failed start stays: the namespace goes once its making has settled
+    const undoNetns = async () => {
+      if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named));
+    };
     let rootfs: string;
     try {
       rootfs = await engine.ensureMounted(rec);
     } catch (e) {
-      if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named));
+      await undoNetns();
       throw e;
     }
     const tm = performance.now();
@@ -175,7 +179,7 @@ export class Lifecycle {
       const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && engine.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
       if (named && rec.networks?.length) await engine.networks.attach(wiring, { name: named });
     } catch (e) {
-      if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named)); // nothing of a failed start stays
+      await undoNetns();
       throw e;
     }
     const ts = performance.now();

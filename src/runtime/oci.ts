@@ -13,7 +13,7 @@ import { execFile, spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
 import { promises as fsp, readFileSync, existsSync, watch, openSync, writeSync, closeSync, constants as fsc, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { conflict, errorMessage, invalidArgument, notFound, unavailable } from '../base/errors.js';
 import { isMountPoint } from '../base/fs.js';
 import { MNT_DETACH, MS_BIND, MS_RDONLY, mount, umount } from '../base/syscalls.js';
@@ -25,8 +25,8 @@ import { buildSpec, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
 import { runtimeError, startConmon } from './conmon.js';
 import { cgroupPids, cgroupStats, pruneEmptyCgroups, removeCgroup } from './cgroups.js';
-import { lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
-import { CriuTimeout, criuLogErrors, notCapable, probeCriu, rescue, runGroup } from './criu.js';
+import { criuLogErrors } from './criu.js';
+import { Checkpointer, endConmon, type CheckpointOptions, type LazyCheckpointOptions } from './checkpoint.js';
 
 const run = promisify(execFile);
 const short = (id: string) => id.slice(0, 12);
@@ -64,22 +64,16 @@ export class ConmonRuntime implements Runtime {
   /** Each runtime's binary as invoked (pinned read-only when possible). */
   private readonly bins = new Map<RuntimeName, string>();
 
-  /**
-   * Checkpoints in progress: a dump ends the container's process, and its exit handling must not
-   * delete the runtime's state under the runtime still finishing the checkpoint (crun removes its
-   * state dir itself then and fails when it is gone): `delete` waits for them.
-   */
-  private readonly checkpointing = new Map<string, Promise<unknown>>();
-
-  /** The CRIU probe's verdict (criu.ts): checkpoint operations wait for it. */
-  private probed: Promise<void> = Promise.resolve();
+  /** CRIU-backed operations (checkpoint.ts): the probe, dumps, post-copy, and the deadline of each. */
+  private readonly cr: Checkpointer;
 
   /**
    * `checkpointDeadlineMs`: how long any one CRIU-backed operation (dump, pre-dump, restore, the
    * start of a page server or lazy-pages daemon) may take before CRIU is ended and the container
    * given back its processes.
    */
-  constructor(private readonly runDir: string, private readonly info: HostInfo, private readonly checkpointDeadlineMs = 120_000) {
+  constructor(private readonly runDir: string, private readonly info: HostInfo, checkpointDeadlineMs = 120_000) {
+    this.cr = new Checkpointer({ runDir, info, env: RUNTIME_ENV, bin: (n) => this.bin(n), rt: (id) => this.rt(id), cli: (id, args) => this.cli(id, args) }, checkpointDeadlineMs);
     this.exits = join(runDir, 'exits');
     this.sockets = join(runDir, 's');
     this.ctrs = join(runDir, 'c');
@@ -92,7 +86,7 @@ export class ConmonRuntime implements Runtime {
       this.bins.set(name, pinBinary(rt.path, join(this.runDir, 'bin', name)));
     const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth');
     if (pruned) log.info('removed cgroups left by exited containers', { count: pruned });
-    this.probed = this.probeCheckpoint();
+    this.cr.startProbe();
     if (this.info.checkpoint.capable.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
       // for a large dump, written while the container is frozen); errors and the page server's
@@ -101,45 +95,6 @@ export class ConmonRuntime implements Runtime {
       await fsp.writeFile(file, '# written by berthd: CRIU settings for runc checkpoints and restores\nverbosity=3\n');
       this.info.checkpoint.configFile = file;
     }
-  }
-
-  /** Runs the CRIU probe in the background and records its verdict in the host info. */
-  private async probeCheckpoint(): Promise<void> {
-    const cp = this.info.checkpoint;
-    if (!cp.criuPath || !cp.capable.length) {
-      cp.probe = 'failed';
-      if (cp.criuPath) cp.reason = 'no runtime here is built with CRIU';
-      return;
-    }
-    const r = await probeCriu(cp.criuPath, this.criuEnv, Math.min(this.checkpointDeadlineMs, 30_000));
-    cp.criu = r.version;
-    cp.probe = r.ok ? 'ok' : 'failed';
-    cp.runtimes = r.ok ? [...cp.capable] : [];
-    cp.reason = r.ok ? '' : `CRIU${cp.criu ? ` ${cp.criu}` : ''} cannot checkpoint on this kernel (${this.info.kernelVersion}): ${r.reason}`;
-    cp.preCopy = r.ok && r.memTrack;
-    cp.preCopyReason = cp.preCopy ? '' : r.ok ? 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need' : cp.reason;
-    if (!r.ok) {
-      cp.postCopy = false;
-      cp.postCopyReason = cp.reason;
-      log.warn('checkpoint/restore is not possible here', { reason: cp.reason });
-    }
-  }
-
-  /** The environment of a CRIU-backed runtime call: berth's CRIU first in PATH (crun's libcriu runs `criu` from PATH). */
-  private get criuEnv(): NodeJS.ProcessEnv {
-    const dir = this.info.checkpoint.criuPath ? dirname(this.info.checkpoint.criuPath) : '';
-    return { ...RUNTIME_ENV, PATH: dir ? `${dir}:${RUNTIME_ENV.PATH}` : RUNTIME_ENV.PATH };
-  }
-
-  /**
-   * Waits for the probe, then answers at once: Unavailable when CRIU cannot checkpoint here,
-   * InvalidArgument when the container's runtime cannot.
-   */
-  private async checkpointable(rt: RuntimeName, verb: 'checkpoint' | 'restore'): Promise<void> {
-    await this.probed;
-    const cp = this.info.checkpoint;
-    if (cp.probe !== 'ok') throw notCapable(cp.reason);
-    if (!cp.runtimes.includes(rt)) throw invalidArgument(`cannot ${verb}: the container runs under ${rt}, which is built without CRIU here; use --runtime ${cp.runtimes[0] ?? 'runc'}`);
   }
 
   private bin(name: RuntimeName): string {
@@ -173,7 +128,7 @@ export class ConmonRuntime implements Runtime {
    */
   async create(o: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean }): Promise<{ pid: number; conmonPid: number }> {
     if (!this.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
-    if (restore) await this.checkpointable(o.runtime, 'restore');
+    if (restore) await this.cr.ready(o.runtime, 'restore');
     const tp = performance.now();
     const config = buildSpec(spec, this.info);
     const cdir = join(this.ctrs, o.id);
@@ -203,19 +158,19 @@ export class ConmonRuntime implements Runtime {
       if (restore.lazyPages) args.push('--runtime-opt', '--lazy-pages');
     }
     const tc = performance.now();
-    const h = startConmon(this.info.conmon.path, args, { attach: false, ...(restore ? { pathPrefix: dirname(this.info.checkpoint.criuPath) } : {}) });
+    const h = startConmon(this.info.conmon.path, args, { attach: false, ...(restore ? { pathPrefix: this.cr.criuDir } : {}) });
     let msg;
     try {
-      msg = await h.sync.next(restore ? this.checkpointDeadlineMs : undefined);
+      msg = await h.sync.next(restore ? this.cr.deadlineMs : undefined);
       log.debug('conmon', { id: o.id, prepMs: +(tc - tp).toFixed(1), spawnToPidMs: +(performance.now() - tc).toFixed(1) });
     } catch (e) {
       // a restore past its deadline: conmon, the runtime and CRIU go (conmon's session), then its state
-      if (restore) await this.endConmon(h.pid, cdir);
+      if (restore) await endConmon(h.pid, cdir);
       await this.delete(o.id);
       if (restore && spec.cgroupsPath) await removeCgroup(this.info.cgroupVersion, spec.cgroupsPath);
       if (restore) {
         const tail = await criuLogErrors(join(restore.workPath, 'restore.log'));
-        throw unavailable(`restore did not finish in ${this.checkpointDeadlineMs / 1000} s: CRIU was ended${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${join(restore.workPath, 'restore.log')}`);
+        throw unavailable(`restore did not finish in ${this.cr.deadlineMs / 1000} s: CRIU was ended${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${join(restore.workPath, 'restore.log')}`);
       }
       throw runtimeError(`${errorMessage(e)} ${h.stderr()}`);
     }
@@ -259,72 +214,16 @@ export class ConmonRuntime implements Runtime {
     }
   }
 
-  /** Kills a conmon and what it runs (its session: the runtime, CRIU), by the pid started and the one it daemonized to. */
-  private async endConmon(startedPid: number, cdir: string): Promise<void> {
-    const daemonized = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
-    for (const pid of [startedPid, daemonized]) {
-      if (pid <= 0) continue;
-      for (const target of [-pid, pid]) {
-        try {
-          process.kill(target, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-    }
+  checkpoint(id: string, o: CheckpointOptions): Promise<void> {
+    return this.cr.checkpoint(id, o);
   }
 
-  /**
-   * CRIU checkpoint through the runtime into `imagePath` (CRIU's log in `workPath`); the process
-   * stops unless `leaveRunning`. Under the deadline: when it passes or `signal` aborts, the
-   * runtime and CRIU are killed and the container's processes given back (thawed, resumed); the
-   * error names the stage and the log. `initPid` is the container's init (what to rescue).
-   */
-  async checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal }): Promise<void> {
-    const rt = this.rt(id);
-    await this.checkpointable(rt, 'checkpoint');
-    const stage = o.preDump ? 'pre-dump' : 'dump';
-    const args = [`--root=${join(this.runDir, rt)}`, ...(rt === 'runc' ? [`--criu=${this.info.checkpoint.criuPath}`] : []), 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
-    if (o.leaveRunning) args.push('--leave-running');
-    if (o.tcpEstablished) args.push('--tcp-established');
-    if (o.preDump) args.push('--pre-dump');
-    if (o.parentPath) args.push('--parent-path', o.parentPath);
-    const logFile = join(o.workPath, 'dump.log'); // runc's and crun's name for dumps and pre-dumps
-    let r;
-    const running = runGroup(this.bin(rt), [...args, id], this.criuEnv, { deadlineMs: this.checkpointDeadlineMs, signal: o.signal, what: `checkpoint (${stage})` });
-    this.checkpointing.set(id, running.catch(() => undefined));
-    try {
-      r = await running;
-    } catch (e) {
-      const alive = await rescue(o.initPid, this.info.cgroupVersion);
-      if (alive && rt === 'runc') await this.cli(id, ['resume', id]).catch(() => undefined); // runc's view of a thawed cgroup
-      const what = e instanceof CriuTimeout ? `checkpoint (${stage}) did not finish in ${this.checkpointDeadlineMs / 1000} s` : `checkpoint (${stage}): ${errorMessage(e)}`;
-      throw unavailable(`${what}: CRIU was ended${alive ? ' and the container goes on' : ''}; CRIU's log: ${logFile}`);
-    } finally {
-      this.checkpointing.delete(id);
-    }
-    if (r.code !== 0) {
-      await rescue(o.initPid, this.info.cgroupVersion);
-      const tail = await criuLogErrors(logFile);
-      throw runtimeError(`checkpoint (${stage}) failed: ${r.stderr.trim()}${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`);
-    }
-  }
-
-  async checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
-    const rt = this.rt(id);
-    await this.checkpointable(rt, 'checkpoint');
-    if (rt !== 'runc') throw invalidArgument(`post-copy checkpoints need runc (crun has no lazy pages); the container runs under ${rt}`);
-    const { initPid, ...rest } = o;
-    try {
-      return await lazyCheckpoint({ runtime: this.bin(rt), root: join(this.runDir, rt), criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, id, deadlineMs: this.checkpointDeadlineMs, ...rest });
-    } catch (e) {
-      await rescue(initPid, this.info.cgroupVersion); // its group was killed: the container goes on
-      throw e;
-    }
+  checkpointLazy(id: string, o: LazyCheckpointOptions): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
+    return this.cr.checkpointLazy(id, o);
   }
 
   lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {
-    return lazyPagesDaemon({ criu: this.info.checkpoint.criuPath, env: RUNTIME_ENV, ...o });
+    return this.cr.lazyPages(o);
   }
 
   async start(id: string): Promise<void> {
@@ -406,7 +305,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   async delete(id: string): Promise<void> {
-    await this.checkpointing.get(id);
+    await this.cr.settled(id);
     const stateDir = join(this.runDir, this.rt(id), id);
     if (existsSync(stateDir) && !(await this.deleteExited(id))) await this.cli(id, ['delete', '--force', id]).catch(() => undefined);
     await Promise.all([
