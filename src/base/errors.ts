@@ -40,6 +40,43 @@ export function isBerthError(e: unknown, code?: ErrorCode): e is BerthError {
   return e instanceof BerthError && (code === undefined || e.code === code);
 }
 
+/**
+ * The category of a failed system call, from errno's name: the caller's noun and id make the
+ * message; the category decides the status a front door answers with.
+ */
+export function codeOfErrno(name: string): ErrorCode {
+  switch (name) {
+    case 'ENOENT':
+    case 'ESRCH':
+      return 'NotFound';
+    case 'EEXIST':
+      return 'AlreadyExists';
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return 'PermissionDenied';
+    case 'EINVAL':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'EXDEV':
+      return 'InvalidArgument';
+    case 'EBUSY':
+    case 'ENOTEMPTY':
+      return 'Conflict';
+    case 'ENOSYS':
+    case 'EOPNOTSUPP':
+    case 'ENOTSUP':
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EAGAIN':
+      return 'Unavailable';
+    default:
+      return 'Internal';
+  }
+}
+
 /** Message of any thrown value, for logs and wrapped errors. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -7,7 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { internal, unavailable } from './errors.js';
+import { BerthError, codeOfErrno, internal, unavailable } from './errors.js';
 
 const require = createRequire(import.meta.url);
 type Fn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
@@ -34,12 +34,16 @@ const fns = {
 
 export const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 
+/** A failed system call: its category from errno (codeOfErrno), `errno` and its name kept for callers. */
+function syscallError(e: number, what: string): BerthError {
+  const name = errnoName(e);
+  return Object.assign(new BerthError(codeOfErrno(name), `${what}: ${name}`), { errno: e, errnoName: name });
+}
+
 function check(rc: number, what: string): void {
   if (rc < 0) {
     const e = koffi.errno();
-    const err = internal(`${what}: ${errnoName(e)}`);
-    (err as { errno?: number }).errno = e;
-    throw err;
+    throw syscallError(e, what);
   }
 }
 
@@ -124,9 +128,7 @@ export function connectSeqpacket(path: string): number {
   if (rc < 0) {
     const e = koffi.errno();
     fns.close(fd);
-    const err = internal(`connect ${path}: ${errnoName(e)}`);
-    (err as { errno?: number }).errno = e;
-    throw err;
+    throw syscallError(e, `connect ${path}`);
   }
   return fd;
 }
@@ -204,10 +206,7 @@ export const S_IF = { MT: 0o170000, DIR: 0o040000, CHR: 0o020000, BLK: 0o060000,
 function checkAt(rc: number, what: string): number {
   if (rc < 0) {
     const e = koffi.errno();
-    const err = internal(`${what}: ${errnoName(e)}`);
-    (err as { errno?: number; errnoName?: string }).errno = e;
-    (err as { errno?: number; errnoName?: string }).errnoName = errnoName(e);
-    throw err;
+    throw syscallError(e, what);
   }
   return rc;
 }
