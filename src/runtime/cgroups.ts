@@ -1,5 +1,5 @@
 /** Resource usage of a container's cgroup, read from cgroup v1 controllers or the v2 tree. */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { CgroupStats } from './types.js';
 
@@ -133,4 +133,21 @@ export async function cgroupFrozen(version: 1 | 2, path: string): Promise<boolea
   } catch {
     return null;
   }
+}
+
+/**
+ * Removes an exited container's (empty) cgroup `path` in every hierarchy without the runtime.
+ * False when one is busy (still has processes): the runtime's own delete handles that.
+ */
+export async function removeExitedCgroups(version: 1 | 2, path: string): Promise<boolean> {
+  const dirs = version === 2 ? [`${CG}${path}`] : readdirSync(CG).map((c) => `${CG}/${c}${path}`);
+  const removed = await Promise.all(
+    dirs.map((dir) =>
+      fsp.rmdir(dir).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => e.code === 'ENOENT', // busy: let the runtime handle it
+      ),
+    ),
+  );
+  return !removed.includes(false);
 }

@@ -12,6 +12,7 @@
  * The verdict depends only on the kernel and the CRIU binary, so it is cached per (kernel, CRIU
  * binary) under /var/cache/berth/probe and the probe runs once per machine, in the background.
  */
+import { type Clock, dateOf } from '../base/clock.js';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
@@ -151,31 +152,31 @@ function probeKey(criu: string): string {
  * Whether CRIU can checkpoint and restore on this host: cached, else probed (`deadlineMs` per
  * step). Never throws: a failure is a verdict with its reason.
  */
-export async function probeCriu(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number): Promise<ProbeResult> {
+export async function probeCriu(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock): Promise<ProbeResult> {
   let key: string;
   try {
     key = probeKey(criu);
   } catch (e) {
-    return { ok: false, version: '', reason: `CRIU at ${criu}: ${errorMessage(e)}`, memTrack: false, at: new Date().toISOString() };
+    return { ok: false, version: '', reason: `CRIU at ${criu}: ${errorMessage(e)}`, memTrack: false, at: dateOf(clock).toISOString() };
   }
   const cached = join(PROBE_CACHE, `criu-${key}.json`);
   try {
     const r = JSON.parse(await fsp.readFile(cached, 'utf8')) as ProbeResult;
     // a failure is probed again after an hour (it may have been a machine too loaded to finish)
-    if (r.ok || Date.now() - Date.parse(r.at) < 3600_000) return r;
+    if (r.ok || clock.now() - Date.parse(r.at) < 3600_000) return r;
   } catch {
     /* not probed yet */
   }
   const t0 = performance.now();
-  const result = await probe(criu, env, deadlineMs);
+  const result = await probe(criu, env, deadlineMs, clock);
   log.info('CRIU probe', { ok: result.ok, reason: result.reason, memTrack: result.memTrack, ms: Math.round(performance.now() - t0) });
   // a failure is cached too (for an hour): a CRIU that hangs here would hang again at every start
   await fsp.mkdir(PROBE_CACHE, { recursive: true, mode: 0o700 }).then(() => fsp.writeFile(cached, JSON.stringify(result), { mode: 0o600 })).catch(() => undefined);
   return result;
 }
 
-async function probe(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number): Promise<ProbeResult> {
-  const at = new Date().toISOString();
+async function probe(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock): Promise<ProbeResult> {
+  const at = dateOf(clock).toISOString();
   let version = '';
   const fail = (reason: string): ProbeResult => ({ ok: false, version, reason, memTrack: false, at });
   const step = async (what: string, args: string[], logFile?: string): Promise<string | null> => {
