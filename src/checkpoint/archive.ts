@@ -29,7 +29,13 @@ export interface ExportDoc {
   addresses: Record<string, string>;
   meta: CheckpointMeta;
   /** with --with-volumes: the local volumes it mounts, their data in `volumes/<i>.tar` */
-  volumes?: Array<{ name: string; destination: string; anonymous: boolean; labels: Record<string, string>; file: string }>;
+  volumes?: Array<{
+    name: string;
+    destination: string;
+    anonymous: boolean;
+    labels: Record<string, string>;
+    file: string;
+  }>;
 }
 
 export interface ExportOptions {
@@ -72,7 +78,13 @@ async function hardlinkTree(from: string, to: string): Promise<void> {
 }
 
 /** A checkpoint as one archive written to `out` (see the top of this file). */
-export async function exportCheckpoint(deps: ArchiveDeps, ref: string, name: string, out: Writable, o: ExportOptions = {}): Promise<void> {
+export async function exportCheckpoint(
+  deps: ArchiveDeps,
+  ref: string,
+  name: string,
+  out: Writable,
+  o: ExportOptions = {},
+): Promise<void> {
   const { compress = true, withParent = true } = o;
   const c = deps.get(ref);
   const { path, meta } = await readCheckpoint(deps, c, name, o.dir);
@@ -83,14 +95,20 @@ export async function exportCheckpoint(deps: ArchiveDeps, ref: string, name: str
   for (const { v } of volumes) {
     if (v.Driver === 'local' && !v.Options['device']) continue;
     const device = v.Options['device'] ? `, device ${v.Options['device']}` : '';
-    throw failedPrecondition(`volume ${v.Name} (driver ${v.Driver}${device}): --with-volumes carries the data of plain local volumes only`);
+    throw failedPrecondition(
+      `volume ${v.Name} (driver ${v.Driver}${device}): --with-volumes carries the data of plain local volumes only`,
+    );
   }
   const staging = await fsp.mkdtemp(join(deps.root, 'tmp', 'export-'));
   const nameOf = (id: string) => deps.network(id)?.Name ?? id;
   try {
     const doc: ExportDoc = {
-      version: 1, name: c.name, checkpoint: name, image: { id: c.imageId, ref: c.config.Image ?? '' },
-      config: c.config, hostConfig: c.hostConfig,
+      version: 1,
+      name: c.name,
+      checkpoint: name,
+      image: { id: c.imageId, ref: c.config.Image ?? '' },
+      config: c.config,
+      hostConfig: c.hostConfig,
       networks: (c.networks ?? []).map(([id, req]) => [nameOf(id), req]),
       addresses: Object.fromEntries(Object.entries(meta.addresses).map(([id, ip]) => [nameOf(id), ip])),
       meta,
@@ -102,7 +120,13 @@ export async function exportCheckpoint(deps: ArchiveDeps, ref: string, name: str
       for (const [i, { m, v }] of volumes.entries()) {
         const file = `volumes/${i}.tar`;
         await tar(['-c', '-f', join(staging, file), '--numeric-owner', '-C', deps.volumes.dataDir(v.Name), '.'], {});
-        doc.volumes.push({ name: v.Name, destination: m.Destination, anonymous: Boolean(m.anonymous), labels: v.Labels, file });
+        doc.volumes.push({
+          name: v.Name,
+          destination: m.Destination,
+          anonymous: Boolean(m.anonymous),
+          labels: v.Labels,
+          file,
+        });
       }
       parts.push('volumes');
     }

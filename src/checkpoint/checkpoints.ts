@@ -41,9 +41,12 @@ async function plan(deps: CheckpointDeps, c: ContainerView, o: CreateOptions): P
   if (o.lazy === undefined) return undefined;
   if (!host.postCopy) throw invalidArgument(`post-copy is not possible here: ${host.postCopyReason}`);
   if (o.preDump || o.parent || !o.exit)
-    throw invalidArgument('a post-copy checkpoint stops the container and stands alone (no pre-dump, no --leave-running)');
+    throw invalidArgument(
+      'a post-copy checkpoint stops the container and stands alone (no pre-dump, no --leave-running)',
+    );
   const address = o.lazy || '127.0.0.1';
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) throw invalidArgument(`page server address ${address}: an IPv4 address`);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(address))
+    throw invalidArgument(`page server address ${address}: an IPv4 address`);
   return `${address}:${await freePort(address)}`;
 }
 
@@ -55,7 +58,11 @@ async function plan(deps: CheckpointDeps, c: ContainerView, o: CreateOptions): P
  * server ends when every page was fetched; removing the container waits for that.
  * Returns the page server's ADDRESS:PORT for a lazy checkpoint. A failure leaves no checkpoint.
  */
-export async function createCheckpoint(deps: CheckpointDeps, ref: string, o: CreateOptions): Promise<{ pageServer?: string }> {
+export async function createCheckpoint(
+  deps: CheckpointDeps,
+  ref: string,
+  o: CreateOptions,
+): Promise<{ pageServer?: string }> {
   const c = deps.get(ref);
   const pageServer = await plan(deps, c, o);
   const path = join(checkpointDir(deps, c, o.dir), o.name);
@@ -89,7 +96,14 @@ export async function createCheckpoint(deps: CheckpointDeps, ref: string, o: Cre
   return pageServer ? { pageServer } : {};
 }
 
-async function dump(deps: CheckpointDeps, c: ContainerView, o: CreateOptions, path: string, work: string, pageServer?: string) {
+async function dump(
+  deps: CheckpointDeps,
+  c: ContainerView,
+  o: CreateOptions,
+  path: string,
+  work: string,
+  pageServer?: string,
+) {
   const initPid = c.state.pid;
   if (pageServer) {
     const lazy = { imagePath: path, workPath: path, tcpEstablished: o.tcpEstablished, pageServer, initPid };
@@ -97,7 +111,11 @@ async function dump(deps: CheckpointDeps, c: ContainerView, o: CreateOptions, pa
     return;
   }
   await deps.runtime.checkpoint(c.id, {
-    imagePath: path, workPath: work, leaveRunning: !o.exit, tcpEstablished: o.tcpEstablished, initPid,
+    imagePath: path,
+    workPath: work,
+    leaveRunning: !o.exit,
+    tcpEstablished: o.tcpEstablished,
+    initPid,
     ...(o.preDump ? { preDump: true } : {}),
     ...(o.parent ? { parentPath: `../${o.parent}` } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
@@ -113,10 +131,17 @@ async function freePort(address: string): Promise<number> {
   throw unavailable(`no free port for a page server on ${address}`);
 }
 
-export async function listCheckpoints(deps: CheckpointDeps, ref: string, dir?: string | null): Promise<Array<{ Name: string }>> {
+export async function listCheckpoints(
+  deps: CheckpointDeps,
+  ref: string,
+  dir?: string | null,
+): Promise<Array<{ Name: string }>> {
   const base = checkpointDir(deps, deps.get(ref), dir);
   const names = await fsp.readdir(base).catch(() => [] as string[]);
-  return names.filter((n) => existsSync(join(base, n, 'berth.json'))).sort().map((Name) => ({ Name }));
+  return names
+    .filter((n) => existsSync(join(base, n, 'berth.json')))
+    .sort()
+    .map((Name) => ({ Name }));
 }
 
 /**
@@ -124,24 +149,38 @@ export async function listCheckpoints(deps: CheckpointDeps, ref: string, dir?: s
  * still serving its pages: removing it ends the server, and the stopped process goes on (how a
  * migration that failed before the target resumed is rolled back).
  */
-export async function removeCheckpoint(deps: CheckpointDeps, ref: string, name: string, dir?: string | null): Promise<void> {
+export async function removeCheckpoint(
+  deps: CheckpointDeps,
+  ref: string,
+  name: string,
+  dir?: string | null,
+): Promise<void> {
   const c = deps.get(ref);
   checkName(name);
   const path = join(checkpointDir(deps, c, dir), name);
-  if (!existsSync(join(path, 'berth.json'))) throw notFound(`checkpoint ${name} does not exist for container ${c.name}`);
+  if (!existsSync(join(path, 'berth.json')))
+    throw notFound(`checkpoint ${name} does not exist for container ${c.name}`);
   if (await deps.cancelPageServer(c.id, name)) deps.setManuallyStopped(c.id, false);
   await fsp.rm(path, { recursive: true, force: true });
 }
 
 /** What `start --checkpoint` needs: the images (checked) and the addresses to keep. */
-export async function restoreOf(deps: CheckpointDeps, c: ContainerView, name: string, dir?: string | null): Promise<RestorePlan> {
+export async function restoreOf(
+  deps: CheckpointDeps,
+  c: ContainerView,
+  name: string,
+  dir?: string | null,
+): Promise<RestorePlan> {
   const { path, meta } = await readCheckpoint(deps, c, name, dir);
   if (meta.preDump) throw invalidArgument(`checkpoint ${name} is a pre-dump: restore the checkpoint made after it`);
   if (!existsSync(join(path, 'inventory.img')))
     throw invalidArgument(`checkpoint ${name} of container ${c.name} is incomplete (no CRIU inventory)`);
   deps.check(c, 'restore');
   return {
-    imagePath: path, workPath: path, tcpEstablished: meta.tcpEstablished, addresses: meta.addresses,
+    imagePath: path,
+    workPath: path,
+    tcpEstablished: meta.tcpEstablished,
+    addresses: meta.addresses,
     ...(meta.pageServer ? { pageServer: meta.pageServer } : {}),
   };
 }

@@ -36,13 +36,29 @@ export interface RestorePlan {
 /** The CRIU-backed part of the runtime that checkpoint/ drives (runtime/ executes it). */
 export interface CheckpointRunner {
   host(): HostInfo;
-  checkpoint(id: string, o: {
-    imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean;
-    parentPath?: string; initPid: number; signal?: AbortSignal;
-  }): Promise<void>;
-  checkpointLazy(id: string, o: {
-    imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number;
-  }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
+  checkpoint(
+    id: string,
+    o: {
+      imagePath: string;
+      workPath: string;
+      leaveRunning: boolean;
+      tcpEstablished: boolean;
+      preDump?: boolean;
+      parentPath?: string;
+      initPid: number;
+      signal?: AbortSignal;
+    },
+  ): Promise<void>;
+  checkpointLazy(
+    id: string,
+    o: {
+      imagePath: string;
+      workPath: string;
+      tcpEstablished: boolean;
+      pageServer: string;
+      initPid: number;
+    },
+  ): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
 }
 
 /** The operations of the status table checkpoint/ asks about (engine/state.ts). */

@@ -40,9 +40,11 @@ export function hostAccessOf(hc: ExportDoc['hostConfig']): string[] {
   if (h['Privileged'] === true) found.push('--privileged');
   for (const ns of ['NetworkMode', 'PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode'] as const)
     if (h[ns] === 'host') found.push(`${ns}=host`);
-  for (const b of list('Binds')) if (typeof b === 'string' && b.startsWith('/')) found.push(`bind mount ${b.split(':')[0]}`);
+  for (const b of list('Binds'))
+    if (typeof b === 'string' && b.startsWith('/')) found.push(`bind mount ${b.split(':')[0]}`);
   for (const m of list('Mounts'))
-    if (m && typeof m === 'object' && (m as { Type?: unknown }).Type === 'bind') found.push(`bind mount ${String((m as { Source?: unknown }).Source)}`);
+    if (m && typeof m === 'object' && (m as { Type?: unknown }).Type === 'bind')
+      found.push(`bind mount ${String((m as { Source?: unknown }).Source)}`);
   if (list('Devices').length) found.push('devices');
   if (list('DeviceCgroupRules').length) found.push('device cgroup rules');
   if (list('CapAdd').length) found.push(`capabilities ${list('CapAdd').join(',')}`);
@@ -61,7 +63,8 @@ async function review(staging: string, o: ImportOptions): Promise<ExportDoc> {
   } catch {
     throw invalidArgument('not a checkpoint archive: berth-export.json is missing or broken');
   }
-  const hasParts = existsSync(join(staging, 'checkpoint', 'inventory.img')) && existsSync(join(staging, 'rootfs-diff.tar'));
+  const hasParts =
+    existsSync(join(staging, 'checkpoint', 'inventory.img')) && existsSync(join(staging, 'rootfs-diff.tar'));
   if (!isObject(doc) || doc.version !== 1 || !doc.checkpoint || !hasParts)
     throw invalidArgument('not a checkpoint archive: parts are missing (checkpoint images or filesystem changes)');
   // names from the archive become paths here: checked as names, never joined as given
@@ -78,7 +81,8 @@ async function review(staging: string, o: ImportOptions): Promise<ExportDoc> {
   const access = hostAccessOf(doc.hostConfig);
   if (access.length && !o.hostAccess)
     throw permissionDenied(
-      `the checkpoint archive asks for access to the host (${access.join('; ')}): import it with --allow-host-access (allowHostAccess=1) if you trust who made it`,
+      `the checkpoint archive asks for access to the host (${access.join('; ')}): ` +
+        'import it with --allow-host-access (allowHostAccess=1) if you trust who made it',
     );
   if (o.stage && doc.meta.parent && !/^[0-9a-f]{24}$/.test(o.stage)) throw invalidArgument('invalid stage');
   return doc;
@@ -97,7 +101,11 @@ async function imageFor(deps: ArchiveDeps, doc: ExportDoc, pull: ImportOptions['
   return pulled;
 }
 
-export async function importCheckpoint(deps: ArchiveDeps, input: Readable, o: ImportOptions): Promise<{ id: string; name: string }> {
+export async function importCheckpoint(
+  deps: ArchiveDeps,
+  input: Readable,
+  o: ImportOptions,
+): Promise<{ id: string; name: string }> {
   const staging = await fsp.mkdtemp(join(deps.root, 'tmp', 'import-'));
   let created: string | null = null;
   const madeVolumes: string[] = [];
@@ -113,7 +121,9 @@ export async function importCheckpoint(deps: ArchiveDeps, input: Readable, o: Im
     const netHere = (n: string) => deps.network(n === 'default' ? 'bridge' : n);
     for (const [n] of doc.networks) if (!netHere(n)) throw notFound(`network ${n} not found on this host`);
     const asked = [...(first ? [[mode === 'default' ? 'default' : first[0], first[1]] as const] : []), ...more];
-    const endpoints = Object.fromEntries(asked.map(([n, req]) => [n, { Aliases: req.aliases, ...(req.mac ? { MacAddress: req.mac } : {}) }]));
+    const endpoints = Object.fromEntries(
+      asked.map(([n, req]) => [n, { Aliases: req.aliases, ...(req.mac ? { MacAddress: req.mac } : {}) }]),
+    );
     // named volumes that travelled: made here with their data (never over a volume that exists)
     const carried = doc.volumes ?? [];
     for (const v of carried) {
@@ -129,14 +139,21 @@ export async function importCheckpoint(deps: ArchiveDeps, input: Readable, o: Im
       madeVolumes.push(v.name);
       await fill(v.name, v.file);
     }
-    const body = { ...doc.config, Image: image, HostConfig: { ...doc.hostConfig, AutoRemove: false }, NetworkingConfig: { EndpointsConfig: endpoints } };
+    const body = {
+      ...doc.config,
+      Image: image,
+      HostConfig: { ...doc.hostConfig, AutoRemove: false },
+      NetworkingConfig: { EndpointsConfig: endpoints },
+    };
     const tu = performance.now();
     const { id } = await deps.create(body, o.name ?? doc.name);
     const tc = performance.now();
     created = id;
     // anonymous volumes are new ones here (made by create): found by where they are mounted
     for (const v of carried.filter((x) => x.anonymous)) {
-      const m = (deps.get(id).mounts ?? []).find((x) => x.Type === 'volume' && x.anonymous && x.Destination === v.destination);
+      const m = (deps.get(id).mounts ?? []).find(
+        (x) => x.Type === 'volume' && x.anonymous && x.Destination === v.destination,
+      );
       if (m?.Name) await fill(m.Name, v.file);
     }
     await deps.replaceUpper(id, join(staging, 'rootfs-diff.tar'));
@@ -155,7 +172,13 @@ export async function importCheckpoint(deps: ArchiveDeps, input: Readable, o: Im
     const tp = performance.now();
     if (o.start) await deps.startRestored(id, await restoreOf(deps, c, doc.checkpoint));
     const ms = (a: number, b: number) => +(b - a).toFixed(1);
-    log.debug('imported', { id, untarMs: ms(t0, tu), createMs: ms(tu, tc), filesMs: ms(tc, tp), startMs: ms(tp, performance.now()) });
+    log.debug('imported', {
+      id,
+      untarMs: ms(t0, tu),
+      createMs: ms(tu, tc),
+      filesMs: ms(tc, tp),
+      startMs: ms(tp, performance.now()),
+    });
     return { id, name: c.name };
   } catch (e) {
     if (created) await deps.remove(created).catch(() => undefined);
@@ -167,12 +190,20 @@ export async function importCheckpoint(deps: ArchiveDeps, input: Readable, o: Im
 }
 
 /** The pre-dump the images build on: in the archive, or staged before (migration's pre-copy). */
-async function placeParent(deps: ArchiveDeps, staging: string, dest: string, doc: ExportDoc, stage?: string): Promise<void> {
+async function placeParent(
+  deps: ArchiveDeps,
+  staging: string,
+  dest: string,
+  doc: ExportDoc,
+  stage?: string,
+): Promise<void> {
   const parent = doc.meta.parent!;
   const inArchive = join(staging, 'checkpoint-parent');
   const src = existsSync(inArchive) ? inArchive : stage ? join(stageDir(deps.root, stage), 'checkpoint') : null;
   if (!src || !existsSync(src))
-    throw invalidArgument(`checkpoint ${doc.checkpoint} builds on pre-dump ${parent}, which is neither in the archive nor staged`);
+    throw invalidArgument(
+      `checkpoint ${doc.checkpoint} builds on pre-dump ${parent}, which is neither in the archive nor staged`,
+    );
   await fsp.rename(src, join(dest, '..', parent));
   if (stage) await fsp.rm(stageDir(deps.root, stage), { recursive: true, force: true });
 }

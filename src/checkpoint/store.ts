@@ -7,7 +7,14 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError, codeOfErrno, errorMessage, failedPrecondition, invalidArgument, notFound } from '../base/errors.js';
+import {
+  BerthError,
+  codeOfErrno,
+  errorMessage,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+} from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import type { CheckpointDeps, ContainerView } from './deps.js';
 
@@ -31,7 +38,11 @@ export function checkName(name: string): void {
   if (!NAME_RE.test(name)) throw invalidArgument(`invalid checkpoint name: ${JSON.stringify(name)}`);
 }
 
-export function checkpointDir(deps: Pick<CheckpointDeps, 'containerDir'>, c: ContainerView, dir?: string | null): string {
+export function checkpointDir(
+  deps: Pick<CheckpointDeps, 'containerDir'>,
+  c: ContainerView,
+  dir?: string | null,
+): string {
   return dir || join(deps.containerDir(c.id), 'checkpoints');
 }
 
@@ -50,7 +61,10 @@ export function parseMeta(v: unknown): CheckpointMeta | null {
  * that cannot be read or is not valid is a distinct error that names the file.
  */
 export async function readCheckpoint(
-  deps: Pick<CheckpointDeps, 'containerDir'>, c: ContainerView, name: string, dir?: string | null,
+  deps: Pick<CheckpointDeps, 'containerDir'>,
+  c: ContainerView,
+  name: string,
+  dir?: string | null,
 ): Promise<{ path: string; meta: CheckpointMeta }> {
   checkName(name);
   const path = join(checkpointDir(deps, c, dir), name);
@@ -60,9 +74,14 @@ export async function readCheckpoint(
     text = await fsp.readFile(file, 'utf8');
   } catch (e) {
     const errno = (e as NodeJS.ErrnoException).code ?? '';
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw notFound(`checkpoint ${name} does not exist for container ${c.name}`);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR')
+      throw notFound(`checkpoint ${name} does not exist for container ${c.name}`);
     const code = codeOfErrno(errno);
-    throw new BerthError(code === 'NotFound' ? 'Internal' : code, `checkpoint ${name} of container ${c.name}: cannot read ${file}: ${errorMessage(e)}`, { cause: e });
+    throw new BerthError(
+      code === 'NotFound' ? 'Internal' : code,
+      `checkpoint ${name} of container ${c.name}: cannot read ${file}: ${errorMessage(e)}`,
+      { cause: e },
+    );
   }
   let meta: CheckpointMeta | null;
   try {
@@ -75,7 +94,9 @@ export async function readCheckpoint(
 }
 
 const corrupt = (name: string, c: ContainerView, file: string, why: string) =>
-  failedPrecondition(`checkpoint ${name} of container ${c.name} is corrupt (${file}: ${why}): remove it and checkpoint again`);
+  failedPrecondition(
+    `checkpoint ${name} of container ${c.name} is corrupt (${file}: ${why}): remove it and checkpoint again`,
+  );
 
 export async function writeMeta(path: string, meta: CheckpointMeta): Promise<void> {
   await fsp.writeFile(join(path, 'berth.json'), JSON.stringify(meta), { mode: 0o600 });

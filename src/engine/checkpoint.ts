@@ -37,7 +37,8 @@ export function checkpointDeps(engine: Engine): ArchiveDeps {
     get: (ref) => engine.get(ref),
     check: (c, op) => engine.check(engine.get(c.id), op),
     containerDir: (id) => engine.containerDir(id),
-    addressesOf: (id) => Object.fromEntries(engine.networks.endpoints({ containerId: id }).map((e) => [e.networkId, e.ip])),
+    addressesOf: (id) =>
+      Object.fromEntries(engine.networks.endpoints({ containerId: id }).map((e) => [e.networkId, e.ip])),
     setManuallyStopped: (id, value) => {
       const rec = engine.get(id);
       rec.manuallyStopped = value;
@@ -70,8 +71,18 @@ export function checkpointDir(engine: Engine, rec: ContainerRecord, dir?: string
 
 /** POST /containers/{id}/checkpoints (checkpoint/checkpoints.ts). */
 export function createCheckpoint(
-  engine: Engine, ref: string,
-  o: { name: string; dir?: string | null; exit: boolean; tcpEstablished: boolean; preDump?: boolean; parent?: string; lazy?: string; signal?: AbortSignal },
+  engine: Engine,
+  ref: string,
+  o: {
+    name: string;
+    dir?: string | null;
+    exit: boolean;
+    tcpEstablished: boolean;
+    preDump?: boolean;
+    parent?: string;
+    lazy?: string;
+    signal?: AbortSignal;
+  },
 ): Promise<{ pageServer?: string }> {
   return verbs.createCheckpoint(checkpointDeps(engine), ref, o);
 }
@@ -89,7 +100,13 @@ export function restoreOf(engine: Engine, rec: ContainerRecord, name: string, di
   return verbs.restoreOf(checkpointDeps(engine), rec, name, dir);
 }
 
-export function exportCheckpoint(engine: Engine, ref: string, name: string, out: Writable, o: archive.ExportOptions = {}): Promise<void> {
+export function exportCheckpoint(
+  engine: Engine,
+  ref: string,
+  name: string,
+  out: Writable,
+  o: archive.ExportOptions = {},
+): Promise<void> {
   return archive.exportCheckpoint(checkpointDeps(engine), ref, name, out, o);
 }
 
@@ -98,7 +115,9 @@ export function stageCheckpoint(engine: Engine, input: Readable): Promise<string
 }
 
 export function importCheckpoint(
-  engine: Engine, input: Readable, o: { name?: string; start: boolean; stage?: string; hostAccess?: boolean; pull: (ref: string) => Promise<unknown> },
+  engine: Engine,
+  input: Readable,
+  o: { name?: string; start: boolean; stage?: string; hostAccess?: boolean; pull: (ref: string) => Promise<unknown> },
 ): Promise<{ id: string; name: string }> {
   return importing.importCheckpoint(checkpointDeps(engine), input, o);
 }

@@ -36,7 +36,11 @@ export class RunDir {
   /** Each runtime's binary as invoked (pinned read-only when possible). */
   readonly bins = new Map<RuntimeName, string>();
 
-  constructor(readonly root: string, readonly info: HostInfo, readonly clock: Clock) {
+  constructor(
+    readonly root: string,
+    readonly info: HostInfo,
+    readonly clock: Clock,
+  ) {
     this.exits = join(root, 'exits');
     this.sockets = join(root, 's');
     this.ctrs = join(root, 'c');
@@ -80,7 +84,10 @@ export class RunDir {
 
   cliOf(name: RuntimeName, args: string[]): Promise<{ stdout: string; stderr: string }> {
     return run(this.bin(name), [`--root=${this.stateRoot(name)}`, ...args], {
-      maxBuffer: 4 * 1024 * 1024, env: this.env, timeout: CLI_DEADLINE_MS, killSignal: 'SIGKILL',
+      maxBuffer: 4 * 1024 * 1024,
+      env: this.env,
+      timeout: CLI_DEADLINE_MS,
+      killSignal: 'SIGKILL',
     });
   }
 }

@@ -10,7 +10,11 @@ import { BerthError } from '../base/errors.js';
 export type StartFailureReason = 'not-found' | 'permission-denied' | 'other';
 
 export class StartFailure extends BerthError {
-  constructor(readonly reason: StartFailureReason, message: string, cause?: unknown) {
+  constructor(
+    readonly reason: StartFailureReason,
+    message: string,
+    cause?: unknown,
+  ) {
     super('InvalidArgument', message, { cause });
   }
 }
@@ -36,9 +40,10 @@ const isPermissionDenied = (message: string): boolean => /permission denied/i.te
 /** The runtime's failure text, made readable, carrying Docker's phrases clients look for, typed. */
 export function runtimeError(message: string, op: 'create' | 'exec' = 'create'): StartFailure {
   const clean = message.replace(/\s+/g, ' ').trim();
-  const prefix = op === 'exec'
-    ? 'OCI runtime exec failed: exec failed'
-    : 'failed to create task for container: OCI runtime create failed';
+  const prefix =
+    op === 'exec'
+      ? 'OCI runtime exec failed: exec failed'
+      : 'failed to create task for container: OCI runtime create failed';
   if (isCommandNotFound(clean)) {
     const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
     const phrase = cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : '';

@@ -30,7 +30,11 @@ export function execProcessSpec(info: HostInfo, containerProcess: Record<string,
   const user = o.user;
   return {
     terminal: o.tty,
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
+    user: {
+      uid: user.uid,
+      gid: user.gid,
+      ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}),
+    },
     args: o.args,
     env: o.env,
     cwd: o.cwd || '/',
@@ -45,7 +49,9 @@ export async function execIn(d: RunDir, id: string, o: ExecOptions): Promise<Exe
   const bundle = await fsp.realpath(bundleLink).catch(() => {
     throw notFound(`container ${id} has no running monitor`);
   });
-  const cfg = JSON.parse(await fsp.readFile(join(bundle, 'config.json'), 'utf8')) as { process?: Record<string, unknown> };
+  const cfg = JSON.parse(await fsp.readFile(join(bundle, 'config.json'), 'utf8')) as {
+    process?: Record<string, unknown>;
+  };
   const execId = newId<string>();
   const dir = join(d.execs, short(execId));
   await fsp.mkdir(join(dir, 'exit'), { recursive: true });
@@ -54,6 +60,7 @@ export async function execIn(d: RunDir, id: string, o: ExecOptions): Promise<Exe
   await fsp.writeFile(join(dir, 'process.json'), JSON.stringify(processSpec), { mode: 0o600 });
   const name = d.rt(id);
   const attach = !o.detach;
+  // prettier-ignore
   const args = [
     '--api-version', '1', '-c', id, '-u', short(execId), '-n', id, '-r', d.bin(name), '-b', dir,
     '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', join(dir, 'exit'),

@@ -5,7 +5,10 @@ import { ConmonRuntime } from './oci.js';
 
 /** Detects the host (repairing the hybrid-cgroup trap) and returns the conmon-based runtime. */
 export async function openRuntime(o: {
-  runDir: string; runtime?: RuntimeName | undefined; criu?: string | undefined; checkpointTimeoutMs?: number | undefined;
+  runDir: string;
+  runtime?: RuntimeName | undefined;
+  criu?: string | undefined;
+  checkpointTimeoutMs?: number | undefined;
   clock?: Clock;
 }): Promise<Runtime> {
   const rt = new ConmonRuntime(o.runDir, detectHost(o.runtime, o.criu), o.checkpointTimeoutMs, o.clock);

@@ -17,8 +17,17 @@ import { conflict, invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import { log } from '../base/log.js';
 import type {
-  AttachSession, CgroupStats, CreateOptions, ExecHandle, ExecOptions, HostInfo, Resources, Runtime, RuntimeName,
-  RuntimeStatus, SpecInput,
+  AttachSession,
+  CgroupStats,
+  CreateOptions,
+  ExecHandle,
+  ExecOptions,
+  HostInfo,
+  Resources,
+  Runtime,
+  RuntimeName,
+  RuntimeStatus,
+  SpecInput,
 } from './types.js';
 import { resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
@@ -41,7 +50,12 @@ export class ConmonRuntime implements Runtime {
    * start of a page server or lazy-pages daemon) may take before CRIU is ended and the container
    * given back its processes.
    */
-  constructor(runDir: string, private readonly info: HostInfo, checkpointDeadlineMs = 120_000, clock: Clock = systemClock) {
+  constructor(
+    runDir: string,
+    private readonly info: HostInfo,
+    checkpointDeadlineMs = 120_000,
+    clock: Clock = systemClock,
+  ) {
     this.d = new RunDir(runDir, info, clock);
     this.cr = new Checkpointer(this.d, checkpointDeadlineMs);
   }
@@ -81,11 +95,18 @@ export class ConmonRuntime implements Runtime {
     return this.cr.checkpoint(id, o);
   }
 
-  checkpointLazy(id: string, o: LazyCheckpointOptions): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
+  checkpointLazy(
+    id: string,
+    o: LazyCheckpointOptions,
+  ): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
     return this.cr.checkpointLazy(id, o);
   }
 
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {
+  lazyPages(o: {
+    imagePath: string;
+    workPath: string;
+    pageServer: string;
+  }): Promise<{ done: Promise<void>; cancel: () => void }> {
     return this.cr.lazyPages(o);
   }
 

@@ -32,7 +32,8 @@ export async function runToCompletion(d: RunDir, o: RunOptions, spec: SpecInput)
   d.remember(o.id, o.runtime);
   const root = `--root=${d.stateRoot(o.runtime)}`;
   const p = spawn(d.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: d.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: d.env,
   });
   p.stdout.on('data', (c: Buffer) => o.onOutput('stdout', c));
   p.stderr.on('data', (c: Buffer) => o.onOutput('stderr', c));
@@ -55,6 +56,7 @@ export async function runToCompletion(d: RunDir, o: RunOptions, spec: SpecInput)
     exited = true;
     o.signal?.removeEventListener('abort', onAbort);
     d.forget(o.id);
-    if (existsSync(join(d.stateRoot(o.runtime), o.id))) await d.cliOf(o.runtime, ['delete', '--force', o.id]).catch(() => undefined);
+    if (existsSync(join(d.stateRoot(o.runtime), o.id)))
+      await d.cliOf(o.runtime, ['delete', '--force', o.id]).catch(() => undefined);
   }
 }

@@ -34,6 +34,7 @@ export interface RestoreGate {
 
 /** conmon's arguments for a container (the restore's, when restoring). */
 function conmonArgs(d: RunDir, o: CreateOptions, cdir: string, restore?: RestoreFrom): string[] {
+  // prettier-ignore
   const args = [
     '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', d.bin(o.runtime), '-b', o.bundleDir,
     '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,
@@ -61,7 +62,11 @@ function conmonArgs(d: RunDir, o: CreateOptions, cdir: string, restore?: Restore
  * report is awaited under a deadline (the checkpoint deadline for a restore).
  */
 export async function createTask(
-  d: RunDir, gate: RestoreGate, o: CreateOptions, spec: SpecInput, restore?: RestoreFrom,
+  d: RunDir,
+  gate: RestoreGate,
+  o: CreateOptions,
+  spec: SpecInput,
+  restore?: RestoreFrom,
 ): Promise<{ pid: number; conmonPid: number }> {
   if (!d.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
   if (restore) await gate.ready(o.runtime, 'restore');
@@ -92,7 +97,8 @@ export async function createTask(
       const logFile = join(restore.workPath, 'restore.log');
       const tail = await criuLogErrors(logFile);
       throw unavailable(
-        `restore did not finish in ${gate.deadlineMs / 1000} s: CRIU was ended${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`,
+        `restore did not finish in ${gate.deadlineMs / 1000} s: CRIU was ended` +
+          `${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`,
       );
     }
     throw runtimeError(`${errorMessage(e)} ${h.stderr()}`);
@@ -154,7 +160,8 @@ async function deleteExited(d: RunDir, id: string): Promise<boolean> {
 /** Removes the runtime's state and conmon's files of container `id`. Idempotent. */
 export async function deleteTask(d: RunDir, id: string): Promise<void> {
   const stateDir = join(d.stateRoot(d.rt(id)), id);
-  if (existsSync(stateDir) && !(await deleteExited(d, id))) await d.cli(id, ['delete', '--force', id]).catch(() => undefined);
+  if (existsSync(stateDir) && !(await deleteExited(d, id)))
+    await d.cli(id, ['delete', '--force', id]).catch(() => undefined);
   await Promise.all([
     fsp.rm(join(d.sockets, short(id)), { force: true }),
     fsp.rm(join(d.exits, id), { force: true }),
