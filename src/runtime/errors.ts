@@ -44,11 +44,13 @@ export function runtimeError(message: string, op: 'create' | 'exec' = 'create'):
     op === 'exec'
       ? 'OCI runtime exec failed: exec failed'
       : 'failed to create task for container: OCI runtime create failed';
-  if (isCommandNotFound(clean)) {
-    const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
+  // runc reports through logrus, which escapes the quotes of its message (`exec: \"/x\": stat ...`)
+  const plain = clean.replace(/\\"/g, '"');
+  if (isCommandNotFound(plain)) {
+    const cmd = /`([^`]+)`/.exec(plain)?.[1] ?? /exec: "([^"]+)"/.exec(plain)?.[1];
     const phrase = cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : '';
     return new StartFailure('not-found', `${prefix}: ${clean}${phrase}`);
   }
-  if (isPermissionDenied(clean)) return new StartFailure('permission-denied', `${prefix}: ${clean}: permission denied`);
+  if (isPermissionDenied(plain)) return new StartFailure('permission-denied', `${prefix}: ${clean}: permission denied`);
   return new StartFailure('other', `${prefix}: ${clean}`);
 }

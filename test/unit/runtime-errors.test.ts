@@ -18,6 +18,13 @@ test('a runtime failure is typed by reason; the exit code comes from the type', 
     ['executable file `nope` not found in $PATH: No such file or directory', 'create', 'not-found', 127],
     ['exec: "nope": executable file not found in $PATH', 'exec', 'not-found', 127],
     ['exec `/etc/passwd`: Permission denied', 'exec', 'permission-denied', 126],
+    // runc through logrus: its quotes escaped
+    [
+      'time="2026-12-02T05:46:17Z" level=error msg="exec failed: unable to start container process: exec: \\"/no/such\\": stat /no/such: no such file or directory"',
+      'exec',
+      'not-found',
+      127,
+    ],
     ['open `/dev/null`: Operation not permitted', 'create', 'other', 128],
   ];
   for (const [text, op, reason, code] of cases) {
