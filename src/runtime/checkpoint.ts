@@ -131,7 +131,7 @@ export class Checkpointer {
     try {
       r = await running;
     } catch (e) {
-      const alive = await rescue(o.initPid, this.r.info.cgroupVersion);
+      const alive = await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       if (alive && rt === 'runc') await this.r.cli(id, ['resume', id]).catch(() => undefined); // runc's view of a thawed cgroup
       const what = e instanceof CriuTimeout ? `checkpoint (${stage}) did not finish in ${this.deadlineMs / 1000} s` : `checkpoint (${stage}): ${errorMessage(e)}`;
       throw unavailable(`${what}: CRIU was ended${alive ? ' and the container goes on' : ''}; CRIU's log: ${logFile}`);
@@ -139,7 +139,7 @@ export class Checkpointer {
       this.inProgress.delete(id);
     }
     if (r.code !== 0) {
-      await rescue(o.initPid, this.r.info.cgroupVersion);
+      await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       const tail = await criuLogErrors(logFile);
       throw runtimeError(`checkpoint (${stage}) failed: ${r.stderr.trim()}${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`);
     }
@@ -153,7 +153,7 @@ export class Checkpointer {
     try {
       return await lazyCheckpoint({ runtime: this.r.bin(rt), root: this.r.stateRoot(rt), criu: this.r.info.checkpoint.criuPath, env: this.r.env, id, deadlineMs: this.deadlineMs, ...rest });
     } catch (e) {
-      await rescue(initPid, this.r.info.cgroupVersion); // its group was killed: the container goes on
+      await rescue(initPid, this.r.info.cgroupVersion, this.r.clock); // its group was killed: the container goes on
       throw e;
     }
   }

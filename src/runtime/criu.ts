@@ -12,7 +12,6 @@
  * The verdict depends only on the kernel and the CRIU binary, so it is cached per (kernel, CRIU
  * binary) under /var/cache/berth/probe and the probe runs once per machine, in the background.
  */
-import { type Clock, dateOf } from '../base/clock.js';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync, statSync } from 'node:fs';
@@ -21,6 +20,8 @@ import { join } from 'node:path';
 import { errorMessage, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { spawnProcess } from '../base/spawn.js';
+import { type Clock, dateOf, systemClock } from '../base/clock.js';
+import { pollUntil } from './poll.js';
 type CgroupVersion = 1 | 2;
 
 export class CriuTimeout extends Error {}
@@ -98,19 +99,19 @@ function cgroupOf(pid: number, version: CgroupVersion): string | null {
  * (CRIU froze it; killing CRIU leaves it frozen) and wakes any task left stopped. Idempotent;
  * answers whether the init process is alive.
  */
-export async function rescue(pid: number, version: CgroupVersion): Promise<boolean> {
+export async function rescue(pid: number, version: CgroupVersion, clock: Clock = systemClock): Promise<boolean> {
   if (pid <= 0 || !existsSync(`/proc/${pid}`)) return false;
   const cg = cgroupOf(pid, version);
   if (cg !== null) {
     const file = version === 2 ? join('/sys/fs/cgroup', cg, 'cgroup.freeze') : join('/sys/fs/cgroup/freezer', cg, 'freezer.state');
     const value = version === 2 ? '0' : 'THAWED';
-    // a thaw can take a moment to settle (FREEZING -> THAWED); write until it reads back
-    for (let i = 0; i < 50; i++) {
+    // a thaw can take a moment to settle (FREEZING -> THAWED); write until it reads back, a second at most
+    const thawed = async () => {
       await fsp.writeFile(file, value).catch(() => undefined);
       const now = (await fsp.readFile(file, 'utf8').catch(() => value)).trim();
-      if (version === 2 ? now === '0' : now === 'THAWED') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return version === 2 ? now === '0' : now === 'THAWED';
+    };
+    await pollUntil(thawed, { clock, deadlineMs: 1000, everyMs: 20 });
   }
   // tasks in a ptrace-stop go on when their tracer dies; a task left in a group stop needs SIGCONT
   for (const task of await fsp.readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {

@@ -92,7 +92,7 @@ export async function createTask(
     // a restore past its deadline: conmon, the runtime and CRIU go (conmon's session), then its state
     if (restore) await endConmon(h.pid, cdir);
     await deleteTask(d, o.id);
-    if (restore && spec.cgroupsPath) await removeCgroup(d.info.cgroupVersion, spec.cgroupsPath);
+    if (restore && spec.cgroupsPath) await removeCgroup(d.info.cgroupVersion, spec.cgroupsPath, d.clock);
     if (restore) {
       const logFile = join(restore.workPath, 'restore.log');
       const tail = await criuLogErrors(logFile);

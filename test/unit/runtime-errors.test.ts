@@ -12,6 +12,7 @@ import { ManualClock, systemClock } from '../../src/base/clock.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { StartFailure, exitCodeOfStartFailure, runtimeError } from '../../src/runtime/errors.js';
 import { waitForExitFile } from '../../src/runtime/exits.js';
+import { pollUntil } from '../../src/runtime/poll.js';
 
 test('a runtime failure is typed by reason; the exit code comes from the type', () => {
   const cases: Array<[string, 'create' | 'exec', string, number]> = [
@@ -61,4 +62,29 @@ test('an exit file is awaited: found when conmon writes it, null at the deadline
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a condition is polled on the clock until it holds, or answers false at the deadline', async () => {
+  const clock = new ManualClock();
+  const turn = () => new Promise((r) => setImmediate(r)); // lets the poll reach its next sleep
+  let checks = 0;
+  const soon = pollUntil(() => ++checks >= 3, { clock, deadlineMs: 1000, everyMs: 50 });
+  for (let i = 0; i < 3; i++) {
+    await turn();
+    clock.advance(50);
+  }
+  assert.equal(await soon, true);
+  assert.equal(checks, 3, 'checked once per interval');
+  const start = clock.now();
+  const never = pollUntil(() => false, { clock, deadlineMs: 120, everyMs: 50 });
+  for (let i = 0; i < 5; i++) {
+    await turn();
+    clock.advance(50);
+  }
+  assert.equal(await never, false);
+  assert.ok(clock.now() - start >= 120);
+  let stopped = false;
+  const ended = pollUntil(() => false, { clock, deadlineMs: 10_000, everyMs: 50, stop: () => stopped });
+  stopped = true;
+  assert.equal(await ended, false, 'stop() ends it before the deadline');
 });
