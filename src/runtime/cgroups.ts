@@ -117,7 +117,8 @@ export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = 
     return fsp.rmdir(dir).then(() => true, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
   };
   // killed processes take a moment to leave their cgroup: tried again until it is empty, for a second at most
-  await pollUntil(async () => (await Promise.all(tops.map(remove))).every(Boolean), { clock, deadlineMs: 1000, everyMs: 50 });
+  const emptied = async () => (await Promise.all(tops.map(remove))).every(Boolean);
+  await pollUntil(emptied, { clock, deadlineMs: 1000, everyMs: 50 });
 }
 
 /**

@@ -153,12 +153,15 @@ function probeKey(criu: string): string {
  * Whether CRIU can checkpoint and restore on this host: cached, else probed (`deadlineMs` per
  * step). Never throws: a failure is a verdict with its reason.
  */
-export async function probeCriu(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock): Promise<ProbeResult> {
+export async function probeCriu(
+  criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock,
+): Promise<ProbeResult> {
   let key: string;
   try {
     key = probeKey(criu);
   } catch (e) {
-    return { ok: false, version: '', reason: `CRIU at ${criu}: ${errorMessage(e)}`, memTrack: false, at: dateOf(clock).toISOString() };
+    const reason = `CRIU at ${criu}: ${errorMessage(e)}`;
+    return { ok: false, version: '', reason, memTrack: false, at: dateOf(clock).toISOString() };
   }
   const cached = join(PROBE_CACHE, `criu-${key}.json`);
   try {
