@@ -4,15 +4,17 @@
  */
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
-export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart';
+export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart'
+  // checkpoint/ asks these through the engine: a CRIU dump needs a running process; a restore, none
+  | 'checkpoint' | 'restore';
 
 const allowed: Record<Status, ReadonlySet<Operation>> = {
-  created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
-  running: new Set<Operation>(['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart']),
+  created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart', 'restore']),
+  running: new Set<Operation>(['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart', 'checkpoint']),
   paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart']),
   restarting: new Set<Operation>(['stop', 'kill', 'attach', 'commit', 'update', 'restart']),
   removing: new Set<Operation>([]),
-  exited: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
+  exited: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart', 'restore']),
   dead: new Set<Operation>(['remove']),
 };
 
@@ -39,6 +41,12 @@ export function refusal(status: Status, op: Operation, name: string, id: string)
       return `Cannot kill container: ${name}: Container ${id} is not running`;
     case 'start':
       return status === 'paused' ? `cannot start a paused container, try unpause instead` : `Container ${id} is ${status}`;
+    case 'checkpoint':
+      return `Container ${name} is not running`;
+    case 'restore':
+      return status === 'running' || status === 'paused'
+        ? `Container ${name} is running: stop it before restoring a checkpoint`
+        : `Container ${id} is ${status}`;
     default:
       return `cannot ${op} container ${name}: container is ${status}`;
   }

@@ -1,7 +1,9 @@
 /** Resource usage of a container's cgroup, read from cgroup v1 controllers or the v2 tree. */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { type Clock, systemClock } from '../base/clock.js';
 import type { CgroupStats } from './types.js';
+import { pollUntil } from './poll.js';
 
 const CG = '/sys/fs/cgroup';
 
@@ -99,7 +101,7 @@ export async function pruneEmptyCgroups(version: 1 | 2, parent: string): Promise
  * leaves, which the next create of that container would trip over. Processes in them are killed
  * first; best effort, idempotent.
  */
-export async function removeCgroup(version: 1 | 2, path: string): Promise<void> {
+export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = systemClock): Promise<void> {
   const tops = version === 2 ? [`${CG}${path}`] : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${path}`);
   const remove = async (dir: string): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
@@ -114,10 +116,9 @@ export async function removeCgroup(version: 1 | 2, path: string): Promise<void> 
     if (done.includes(false)) return false;
     return fsp.rmdir(dir).then(() => true, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
   };
-  for (let attempt = 0; attempt < 20; attempt++) {
-    if ((await Promise.all(tops.map(remove))).every(Boolean)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // killed processes take a moment to leave their cgroup: tried again until it is empty, for a second at most
+  const emptied = async () => (await Promise.all(tops.map(remove))).every(Boolean);
+  await pollUntil(emptied, { clock, deadlineMs: 1000, everyMs: 50 });
 }
 
 /**
@@ -133,4 +134,21 @@ export async function cgroupFrozen(version: 1 | 2, path: string): Promise<boolea
   } catch {
     return null;
   }
+}
+
+/**
+ * Removes an exited container's (empty) cgroup `path` in every hierarchy without the runtime.
+ * False when one is busy (still has processes): the runtime's own delete handles that.
+ */
+export async function removeExitedCgroups(version: 1 | 2, path: string): Promise<boolean> {
+  const dirs = version === 2 ? [`${CG}${path}`] : readdirSync(CG).map((c) => `${CG}/${c}${path}`);
+  const removed = await Promise.all(
+    dirs.map((dir) =>
+      fsp.rmdir(dir).then(
+        () => true,
+        (e: NodeJS.ErrnoException) => e.code === 'ENOENT', // busy: let the runtime handle it
+      ),
+    ),
+  );
+  return !removed.includes(false);
 }

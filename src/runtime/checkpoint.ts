@@ -9,8 +9,9 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
-import type { HostInfo, RuntimeName } from './types.js';
-import { runtimeError } from './conmon.js';
+import type { RuntimeName } from './types.js';
+import type { RunDir } from './core.js';
+import { runtimeError } from './errors.js';
 import { lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
 import { CriuTimeout, criuLogErrors, notCapable, probeCriu, rescue, runGroup } from './criu.js';
 
@@ -23,17 +24,8 @@ export interface LazyCheckpointOptions {
   imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number;
 }
 
-/** What the checkpointer needs of the runtime that owns it. */
-export interface RuntimeAccess {
-  runDir: string;
-  info: HostInfo;
-  /** the runtimes' environment (the pinned-binary variable) */
-  env: { PATH: string; [k: string]: string };
-  bin(name: RuntimeName): string;
-  /** the runtime that created container `id` */
-  rt(id: string): RuntimeName;
-  cli(id: string, args: string[]): Promise<unknown>;
-}
+/** What the checkpointer needs of the runtime that owns it (core.ts `RunDir`). */
+export type RuntimeAccess = Pick<RunDir, 'info' | 'env' | 'clock' | 'bin' | 'rt' | 'cli' | 'stateRoot'>;
 
 /** Kills a conmon and what it runs (its session: the runtime, CRIU), by the pid started and the one it daemonized to. */
 export async function endConmon(startedPid: number, cdir: string): Promise<void> {
@@ -86,7 +78,7 @@ export class Checkpointer {
       if (cp.criuPath) cp.reason = 'no runtime here is built with CRIU';
       return;
     }
-    const r = await probeCriu(cp.criuPath, this.env, Math.min(this.deadlineMs, 30_000));
+    const r = await probeCriu(cp.criuPath, this.env, Math.min(this.deadlineMs, 30_000), this.r.clock);
     cp.criu = r.version;
     cp.probe = r.ok ? 'ok' : 'failed';
     cp.runtimes = r.ok ? [...cp.capable] : [];
@@ -127,7 +119,7 @@ export class Checkpointer {
     const rt = this.r.rt(id);
     await this.ready(rt, 'checkpoint');
     const stage = o.preDump ? 'pre-dump' : 'dump';
-    const args = [`--root=${join(this.r.runDir, rt)}`, ...(rt === 'runc' ? [`--criu=${this.r.info.checkpoint.criuPath}`] : []), 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
+    const args = [`--root=${this.r.stateRoot(rt)}`, ...(rt === 'runc' ? [`--criu=${this.r.info.checkpoint.criuPath}`] : []), 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
     if (o.leaveRunning) args.push('--leave-running');
     if (o.tcpEstablished) args.push('--tcp-established');
     if (o.preDump) args.push('--pre-dump');
@@ -139,7 +131,7 @@ export class Checkpointer {
     try {
       r = await running;
     } catch (e) {
-      const alive = await rescue(o.initPid, this.r.info.cgroupVersion);
+      const alive = await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       if (alive && rt === 'runc') await this.r.cli(id, ['resume', id]).catch(() => undefined); // runc's view of a thawed cgroup
       const what = e instanceof CriuTimeout ? `checkpoint (${stage}) did not finish in ${this.deadlineMs / 1000} s` : `checkpoint (${stage}): ${errorMessage(e)}`;
       throw unavailable(`${what}: CRIU was ended${alive ? ' and the container goes on' : ''}; CRIU's log: ${logFile}`);
@@ -147,7 +139,7 @@ export class Checkpointer {
       this.inProgress.delete(id);
     }
     if (r.code !== 0) {
-      await rescue(o.initPid, this.r.info.cgroupVersion);
+      await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       const tail = await criuLogErrors(logFile);
       throw runtimeError(`checkpoint (${stage}) failed: ${r.stderr.trim()}${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`);
     }
@@ -159,9 +151,9 @@ export class Checkpointer {
     if (rt !== 'runc') throw invalidArgument(`post-copy checkpoints need runc (crun has no lazy pages); the container runs under ${rt}`);
     const { initPid, ...rest } = o;
     try {
-      return await lazyCheckpoint({ runtime: this.r.bin(rt), root: join(this.r.runDir, rt), criu: this.r.info.checkpoint.criuPath, env: this.r.env, id, deadlineMs: this.deadlineMs, ...rest });
+      return await lazyCheckpoint({ runtime: this.r.bin(rt), root: this.r.stateRoot(rt), criu: this.r.info.checkpoint.criuPath, env: this.r.env, id, deadlineMs: this.deadlineMs, ...rest });
     } catch (e) {
-      await rescue(initPid, this.r.info.cgroupVersion); // its group was killed: the container goes on
+      await rescue(initPid, this.r.info.cgroupVersion, this.r.clock); // its group was killed: the container goes on
       throw e;
     }
   }

@@ -5,7 +5,7 @@
  * exits at once and the monitor outlives the daemon.
  */
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument, unavailable } from '../base/errors.js';
+import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import { spawnProcess } from '../base/spawn.js';
 
@@ -77,22 +77,12 @@ export interface ConmonHandle {
   attachPipe: SyncReader | null;
   startPipe: Writable | null;
   stderr: () => string;
+  /** Settles once conmon's stderr is closed (all of it read) or `deadlineMs` passed, whichever is first. */
+  stderrClosed: (deadlineMs: number) => Promise<void>;
 }
 
-/** Whether a runtime's failure says the command to run does not exist (crun's and runc's wordings): exit code 127. */
-export const isCommandNotFound = (message: string): boolean => /executable file .*not found|exec: "[^"]*": .*(not found|no such file)/i.test(message);
-
-/** The runtime's failure text, made readable and carrying Docker's phrases clients look for. */
-export function runtimeError(message: string, op: 'create' | 'exec' = 'create'): Error {
-  const clean = message.replace(/\s+/g, ' ').trim();
-  const prefix = op === 'exec' ? 'OCI runtime exec failed: exec failed' : 'failed to create task for container: OCI runtime create failed';
-  if (isCommandNotFound(clean)) {
-    const cmd = /`([^`]+)`/.exec(clean)?.[1] ?? /exec: "([^"]+)"/.exec(clean)?.[1];
-    return invalidArgument(`${prefix}: ${clean}${cmd ? `: exec: "${cmd}": executable file not found in $PATH: no such file or directory` : ''}`);
-  }
-  if (/permission denied/i.test(clean)) return invalidArgument(`${prefix}: ${clean}: permission denied`);
-  return invalidArgument(`${prefix}: ${clean}`);
-}
+// the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
+export { isCommandNotFound, runtimeError } from './errors.js';
 
 export function startConmon(path: string, args: string[], opts: { attach: boolean; pathPrefix?: string }): ConmonHandle {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
@@ -105,7 +95,13 @@ export function startConmon(path: string, args: string[], opts: { attach: boolea
   }
   const child = spawnProcess(path, args, env, opts.attach ? { out: [2, 3, 4], into: [5], detached: true } : { out: [2, 3], detached: true });
   let err = '';
-  child.out.get(2)!.on('data', (d: Buffer) => (err += d.toString()));
+  const errStream = child.out.get(2)!;
+  errStream.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<void>((resolve) => {
+    errStream.once('close', resolve);
+    errStream.once('end', resolve);
+    errStream.once('error', () => resolve());
+  });
   const sync = new SyncReader(child.out.get(3)!, 'sync');
   return {
     pid: child.pid,
@@ -113,5 +109,13 @@ export function startConmon(path: string, args: string[], opts: { attach: boolea
     attachPipe: opts.attach ? new SyncReader(child.out.get(4)!, 'attach') : null,
     startPipe: opts.attach ? child.in.get(5)! : null,
     stderr: () => err,
+    stderrClosed: (deadlineMs) => within(closed, deadlineMs),
   };
+}
+
+/** `p`, or nothing once `ms` passed first. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  const cut = new Promise<void>((resolve) => (t = setTimeout(resolve, ms)));
+  return Promise.race([p, cut]).finally(() => clearTimeout(t));
 }

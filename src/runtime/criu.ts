@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import { errorMessage, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { spawnProcess } from '../base/spawn.js';
+import { type Clock, dateOf, systemClock } from '../base/clock.js';
+import { pollUntil } from './poll.js';
 type CgroupVersion = 1 | 2;
 
 export class CriuTimeout extends Error {}
@@ -97,19 +99,19 @@ function cgroupOf(pid: number, version: CgroupVersion): string | null {
  * (CRIU froze it; killing CRIU leaves it frozen) and wakes any task left stopped. Idempotent;
  * answers whether the init process is alive.
  */
-export async function rescue(pid: number, version: CgroupVersion): Promise<boolean> {
+export async function rescue(pid: number, version: CgroupVersion, clock: Clock = systemClock): Promise<boolean> {
   if (pid <= 0 || !existsSync(`/proc/${pid}`)) return false;
   const cg = cgroupOf(pid, version);
   if (cg !== null) {
     const file = version === 2 ? join('/sys/fs/cgroup', cg, 'cgroup.freeze') : join('/sys/fs/cgroup/freezer', cg, 'freezer.state');
     const value = version === 2 ? '0' : 'THAWED';
-    // a thaw can take a moment to settle (FREEZING -> THAWED); write until it reads back
-    for (let i = 0; i < 50; i++) {
+    // a thaw can take a moment to settle (FREEZING -> THAWED); write until it reads back, a second at most
+    const thawed = async () => {
       await fsp.writeFile(file, value).catch(() => undefined);
       const now = (await fsp.readFile(file, 'utf8').catch(() => value)).trim();
-      if (version === 2 ? now === '0' : now === 'THAWED') break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+      return version === 2 ? now === '0' : now === 'THAWED';
+    };
+    await pollUntil(thawed, { clock, deadlineMs: 1000, everyMs: 20 });
   }
   // tasks in a ptrace-stop go on when their tracer dies; a task left in a group stop needs SIGCONT
   for (const task of await fsp.readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
@@ -151,31 +153,34 @@ function probeKey(criu: string): string {
  * Whether CRIU can checkpoint and restore on this host: cached, else probed (`deadlineMs` per
  * step). Never throws: a failure is a verdict with its reason.
  */
-export async function probeCriu(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number): Promise<ProbeResult> {
+export async function probeCriu(
+  criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock,
+): Promise<ProbeResult> {
   let key: string;
   try {
     key = probeKey(criu);
   } catch (e) {
-    return { ok: false, version: '', reason: `CRIU at ${criu}: ${errorMessage(e)}`, memTrack: false, at: new Date().toISOString() };
+    const reason = `CRIU at ${criu}: ${errorMessage(e)}`;
+    return { ok: false, version: '', reason, memTrack: false, at: dateOf(clock).toISOString() };
   }
   const cached = join(PROBE_CACHE, `criu-${key}.json`);
   try {
     const r = JSON.parse(await fsp.readFile(cached, 'utf8')) as ProbeResult;
     // a failure is probed again after an hour (it may have been a machine too loaded to finish)
-    if (r.ok || Date.now() - Date.parse(r.at) < 3600_000) return r;
+    if (r.ok || clock.now() - Date.parse(r.at) < 3600_000) return r;
   } catch {
     /* not probed yet */
   }
   const t0 = performance.now();
-  const result = await probe(criu, env, deadlineMs);
+  const result = await probe(criu, env, deadlineMs, clock);
   log.info('CRIU probe', { ok: result.ok, reason: result.reason, memTrack: result.memTrack, ms: Math.round(performance.now() - t0) });
   // a failure is cached too (for an hour): a CRIU that hangs here would hang again at every start
   await fsp.mkdir(PROBE_CACHE, { recursive: true, mode: 0o700 }).then(() => fsp.writeFile(cached, JSON.stringify(result), { mode: 0o600 })).catch(() => undefined);
   return result;
 }
 
-async function probe(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number): Promise<ProbeResult> {
-  const at = new Date().toISOString();
+async function probe(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock): Promise<ProbeResult> {
+  const at = dateOf(clock).toISOString();
   let version = '';
   const fail = (reason: string): ProbeResult => ({ ok: false, version, reason, memTrack: false, at });
   const step = async (what: string, args: string[], logFile?: string): Promise<string | null> => {

@@ -11,7 +11,9 @@ import { existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
-import { runtimeError } from './conmon.js';
+import { systemClock } from '../base/clock.js';
+import { runtimeError } from './errors.js';
+import { pollUntil } from './poll.js';
 import { criuLogErrors } from './criu.js';
 
 /**
@@ -44,13 +46,21 @@ async function tailOf(path: string, n = 8192): Promise<string> {
   }
 }
 
-/** Polls `ready` every 2 ms until it holds (each ms of it is downtime in a migration); throws `failed()` if the process ends first, or on timeout. */
-async function until(ready: () => Promise<boolean> | boolean, proc: { exitCode: number | null }, failed: (code: number) => Promise<Error>, timeoutMs: number, what: string): Promise<void> {
-  for (let waited = 0; !(await ready()); waited += 2) {
-    if (proc.exitCode !== null) throw await failed(proc.exitCode);
-    if (waited > timeoutMs) throw runtimeError(`${what} did not get ready in ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+/**
+ * Waits for `ready`, checked every 2 ms (each ms of it is downtime in a migration); throws `failed()`
+ * if the process ends first, or at the deadline.
+ */
+async function until(
+  ready: () => Promise<boolean> | boolean,
+  proc: { exitCode: number | null },
+  failed: (code: number) => Promise<Error>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const stop = () => proc.exitCode !== null;
+  if (await pollUntil(ready, { clock: systemClock, deadlineMs: timeoutMs, everyMs: 2, stop })) return;
+  if (proc.exitCode !== null) throw await failed(proc.exitCode);
+  throw runtimeError(`${what} did not get ready in ${timeoutMs / 1000} s`);
 }
 
 export interface LazyCheckpointOptions {

@@ -9,7 +9,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -358,6 +358,31 @@ describe('checkpoint, restore, clone, migrate', () => {
     assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'stay'])).stdout.trim(), 'true');
     await a.docker(['rm', '-f', 'stay']);
     await b.docker(['rm', '-f', 'stay']);
+  });
+
+  test('a checkpoint whose berth.json is corrupt says so (409), not "does not exist" (404); nothing changes; it can still be removed', async () => {
+    await a.docker(['create', '--name', 'corrupt', 'busybox', 'true']);
+    const dir = mkdtempSync(join(a.dir, 'cps-'));
+    mkdirSync(join(dir, 'bad'));
+    const q = (k: string) => `${k}=${encodeURIComponent(dir)}`;
+    const start = (name: string) => a.api('POST', `/containers/corrupt/start?checkpoint=${name}&${q('checkpoint-dir')}`);
+    // cut short (not JSON), and JSON that is not a checkpoint's description: both corrupt
+    for (const text of ['{"created": "2026-', '[1, 2]', '{"addresses": {}, "tcpEstablished": "yes"}']) {
+      writeFileSync(join(dir, 'bad', 'berth.json'), text);
+      const r = await start('bad');
+      assert.equal(r.status, 409, `${text}: ${r.text}`);
+      assert.match((r.body as { message: string }).message, /checkpoint bad of container corrupt is corrupt \(.*berth\.json: .*\): remove it/);
+    }
+    const none = await start('none');
+    assert.equal(none.status, 404, none.text);
+    assert.match((none.body as { message: string }).message, /checkpoint none does not exist for container corrupt/);
+    assert.equal((await a.docker(['inspect', '-f', '{{.State.Status}}', 'corrupt'])).stdout.trim(), 'created', 'nothing changed');
+    // listed (it is there), and removable: how a corrupt checkpoint is cleaned up
+    assert.deepEqual((await a.api('GET', `/containers/corrupt/checkpoints?${q('dir')}`)).body, [{ Name: 'bad' }]);
+    assert.equal((await a.api('DELETE', `/containers/corrupt/checkpoints/bad?${q('dir')}`)).status, 204);
+    assert.equal(existsSync(join(dir, 'bad')), false);
+    await a.docker(['rm', 'corrupt']);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -42,6 +42,30 @@ describe('runtimes', () => {
     assert.match(bad.stderr, /unknown or invalid runtime name: nosuch/);
   });
 
+  test('a command that cannot run ends 127 (not found) or 126 (not executable), under both runtimes, for run and exec; an exec\'s own code', async () => {
+    for (const rt of ['crun', 'runc']) {
+      const notFound = await d.docker(['run', '--rm', '--runtime', rt, 'busybox', '/no/such/tool'], { allowFail: true });
+      assert.equal(notFound.code, 127, `${rt} run: ${notFound.stderr}`);
+      assert.match(notFound.stderr, /executable file not found|no such file or directory/);
+      // crun words a file that is not executable "not executable: Operation not permitted", which the
+      // docker CLI does not map to 126 (it looks for "permission denied"): runc's wording is checked
+      if (rt === 'runc') {
+        const notExec = await d.docker(['run', '--rm', '--runtime', rt, 'busybox', '/etc/passwd'], { allowFail: true });
+        assert.equal(notExec.code, 126, `${rt} run: ${notExec.stderr}`);
+        assert.match(notExec.stderr, /permission denied/i);
+      }
+      const id = (await d.docker(['run', '-d', '--runtime', rt, 'busybox', 'sleep', '60'])).stdout.trim();
+      const execNotFound = await d.docker(['exec', id, '/no/such/tool'], { allowFail: true });
+      assert.equal(execNotFound.code, 127, `${rt} exec: ${execNotFound.stderr}`);
+      const execNotExec = await d.docker(['exec', id, '/etc/passwd'], { allowFail: true });
+      assert.equal(execNotExec.code, 126, `${rt} exec: ${execNotExec.stderr}`);
+      assert.equal((await d.docker(['exec', id, 'sh', '-c', 'exit 3'], { allowFail: true })).code, 3);
+      assert.equal((await d.docker(['exec', '-d', id, 'sh', '-c', 'exit 4'])).code, 0, 'a detached exec');
+      assert.equal((await d.docker(['ps', '-q', '--filter', `id=${id}`])).stdout.trim().length > 0, true, 'the container goes on');
+      await d.docker(['rm', '-f', id]);
+    }
+  });
+
   test('runtime binaries are pinned on read-only bind mounts; cgroup2 tuning is reported', async () => {
     for (const name of ['crun', 'runc']) {
       const opts = mountOptions(join(d.dir, 'run', 'runtime', 'bin', name));

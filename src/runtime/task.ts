@@ -1,0 +1,182 @@
+/**
+ * A container's task: create (conmon + `<runtime> create`, or a restore from CRIU images), start,
+ * resize, delete. conmon reports the container's pid on its sync pipe; a failure carries the
+ * runtime's words, typed (errors.ts), and leaves no runtime state behind.
+ */
+import { closeSync, constants as fsc, existsSync, openSync, promises as fsp, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
+import { log } from '../base/log.js';
+import type { CreateOptions, RuntimeName, SpecInput } from './types.js';
+import { buildSpec } from './spec.js';
+import { startConmon } from './conmon.js';
+import { removeCgroup, removeExitedCgroups } from './cgroups.js';
+import { criuLogErrors } from './criu.js';
+import { endConmon } from './checkpoint.js';
+import { type RunDir, short } from './core.js';
+import { runtimeError } from './errors.js';
+
+export interface RestoreFrom {
+  imagePath: string;
+  workPath: string;
+  tcpEstablished: boolean;
+  lazyPages?: boolean;
+}
+
+/** What a restore asks of the CRIU side (checkpoint.ts `Checkpointer`). */
+export interface RestoreGate {
+  ready(rt: RuntimeName, verb: 'restore'): Promise<void>;
+  /** the directory of berth's CRIU, first in PATH for crun's libcriu ('' without one) */
+  readonly criuDir: string;
+  /** how long a restore may take before CRIU is ended */
+  readonly deadlineMs: number;
+}
+
+/** conmon's arguments for a container (the restore's, when restoring). */
+function conmonArgs(d: RunDir, o: CreateOptions, cdir: string, restore?: RestoreFrom): string[] {
+  // prettier-ignore
+  const args = [
+    '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', d.bin(o.runtime), '-b', o.bundleDir,
+    '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,
+    '--exit-dir', d.exits, '--socket-dir-path', d.sockets, '--runtime-arg', `--root=${d.stateRoot(o.runtime)}`,
+    // no fsync of the log when the container exits (it came before the exit file: every exit
+    // waited for the disk); logs are written as they come, as dockerd's json-file does
+    '--log-level', 'error', '--no-sync-log',
+  ];
+  if (o.tty) args.push('-t');
+  if (o.openStdin) args.push('-i');
+  if (o.openStdin && !o.stdinOnce) args.push('--leave-stdin-open');
+  if (restore) {
+    // runc takes CRIU's path; crun finds it in PATH (pathPrefix)
+    if (o.runtime === 'runc') args.push('--runtime-arg', `--criu=${d.info.checkpoint.criuPath}`);
+    args.push('--restore', restore.imagePath, '--runtime-opt', `--work-path=${restore.workPath}`);
+    if (restore.tcpEstablished) args.push('--runtime-opt', '--tcp-established');
+    if (restore.lazyPages) args.push('--runtime-opt', '--lazy-pages');
+  }
+  return args;
+}
+
+/**
+ * `create`, or with `restore` a restore from a CRIU checkpoint: conmon runs `<runtime> restore
+ * --detach --image-path <dir>` instead, and the process goes on at once (no `start`). conmon's
+ * report is awaited under a deadline (the checkpoint deadline for a restore).
+ */
+export async function createTask(
+  d: RunDir,
+  gate: RestoreGate,
+  o: CreateOptions,
+  spec: SpecInput,
+  restore?: RestoreFrom,
+): Promise<{ pid: number; conmonPid: number }> {
+  if (!d.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
+  if (restore) await gate.ready(o.runtime, 'restore');
+  const tp = performance.now();
+  const config = buildSpec(spec, d.info);
+  const cdir = join(d.ctrs, o.id);
+  d.remember(o.id, o.runtime);
+  await Promise.all([
+    fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config), { mode: 0o600 }),
+    fsp.mkdir(cdir, { recursive: true }).then(() => fsp.writeFile(join(cdir, 'runtime'), o.runtime)),
+    fsp.rm(join(d.exits, o.id), { force: true }),
+    fsp.rm(join(d.sockets, short(o.id)), { force: true }),
+  ]);
+  const args = conmonArgs(d, o, cdir, restore);
+  const tc = performance.now();
+  const h = startConmon(d.info.conmon.path, args, { attach: false, ...(restore ? { pathPrefix: gate.criuDir } : {}) });
+  let msg;
+  try {
+    msg = await h.sync.next(restore ? gate.deadlineMs : undefined);
+    const spawnToPidMs = +(performance.now() - tc).toFixed(1);
+    log.debug('conmon', { id: o.id, prepMs: +(tc - tp).toFixed(1), spawnToPidMs });
+  } catch (e) {
+    // a restore past its deadline: conmon, the runtime and CRIU go (conmon's session), then its state
+    if (restore) await endConmon(h.pid, cdir);
+    await deleteTask(d, o.id);
+    if (restore && spec.cgroupsPath) await removeCgroup(d.info.cgroupVersion, spec.cgroupsPath, d.clock);
+    if (restore) {
+      const logFile = join(restore.workPath, 'restore.log');
+      const tail = await criuLogErrors(logFile);
+      throw unavailable(
+        `restore did not finish in ${gate.deadlineMs / 1000} s: CRIU was ended` +
+          `${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`,
+      );
+    }
+    throw runtimeError(`${errorMessage(e)} ${h.stderr()}`);
+  }
+  if (msg.data < 0) {
+    await deleteTask(d, o.id);
+    throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
+  }
+  const conmonPid = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
+  return { pid: msg.data, conmonPid };
+}
+
+export async function startTask(d: RunDir, id: string): Promise<void> {
+  if (d.rt(id) === 'crun' && openExecFifo(d, id)) return;
+  try {
+    await d.cli(id, ['start', id]);
+  } catch (e) {
+    throw runtimeError((e as { stderr?: string }).stderr || errorMessage(e));
+  }
+}
+
+/**
+ * `crun start` without spawning crun: its start only opens the state dir's exec.fifo for
+ * writing, unlinks it and writes one byte, which releases the container's init blocked on the
+ * other end (crun's libcrun_status_write_exec_fifo; we use no start hooks or notify socket).
+ * False when the fifo has no reader (the init died): then crun itself reports why.
+ */
+function openExecFifo(d: RunDir, id: string): boolean {
+  const fifo = join(d.stateRoot('crun'), id, 'exec.fifo');
+  let fd: number;
+  try {
+    fd = openSync(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    unlinkSync(fifo);
+    writeSync(fd, Buffer.of(0));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * For a container whose process has exited (conmon wrote its exit file), deleting it is removing
+ * the runtime's state dir and the container's (empty) cgroups: done here without spawning the
+ * runtime, which halves the exit path. Anything else goes through `<runtime> delete --force`.
+ */
+async function deleteExited(d: RunDir, id: string): Promise<boolean> {
+  if (!existsSync(join(d.exits, id))) return false;
+  if (!(await removeExitedCgroups(d.info.cgroupVersion, `/berth/${id}`))) return false;
+  await fsp.rm(join(d.stateRoot(d.rt(id)), id), { recursive: true, force: true });
+  return true;
+}
+
+/** Removes the runtime's state and conmon's files of container `id`. Idempotent. */
+export async function deleteTask(d: RunDir, id: string): Promise<void> {
+  const stateDir = join(d.stateRoot(d.rt(id)), id);
+  if (existsSync(stateDir) && !(await deleteExited(d, id)))
+    await d.cli(id, ['delete', '--force', id]).catch(() => undefined);
+  await Promise.all([
+    fsp.rm(join(d.sockets, short(id)), { force: true }),
+    fsp.rm(join(d.exits, id), { force: true }),
+    fsp.rm(join(d.ctrs, id), { recursive: true, force: true }),
+  ]);
+}
+
+/** conmon's control fifo in the bundle: `1 <h> <w>` resizes the terminal. */
+export function resizeVia(bundle: string, h: number, w: number): void {
+  const ctl = join(bundle, 'ctl');
+  if (!existsSync(ctl)) return;
+  const fd = openSync(ctl, fsc.O_WRONLY | fsc.O_NONBLOCK);
+  try {
+    writeSync(fd, `1 ${h} ${w}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}
