@@ -24,7 +24,8 @@ import { configStep } from './config-steps.js';
 import { NOP, PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 import { runInstruction } from './run-step.js';
 import { copyInstruction } from './copy-step.js';
-import type { Builder, BuilderDeps, BuildOutput, BuildRequest } from './builder.js';
+import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
+import { systemClock, type Clock } from '../base/clock.js';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -44,9 +45,10 @@ export class BuildRun implements StepEnv {
   /** the first stage failure that was not an abort: what the build reports */
   firstError: unknown = null;
   readonly req: BuildRequest;
+  private readonly clock: Clock;
 
   constructor(
-    readonly builder: Builder,
+    readonly builder: BuildHost,
     readonly d: BuilderDeps,
     request: BuildRequest,
     readonly out: BuildOutput,
@@ -55,6 +57,7 @@ export class BuildRun implements StepEnv {
     readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
+    this.clock = d.clock ?? systemClock;
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
@@ -268,7 +271,7 @@ export class BuildRun implements StepEnv {
       }
     }
     const diffId = layer ? await layer() : null;
-    const created = this.epoch !== null ? new Date(this.epoch * 1000).toISOString() : new Date().toISOString();
+    const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.clock.now()).toISOString();
     const config: ImageConfig = {
       ...state.config,
       created,
@@ -299,7 +302,13 @@ export class BuildRun implements StepEnv {
       if (!diffs.every((dd, i) => src.rootfs.diff_ids[i] === dd)) continue;
       const diff = next.empty_layer ? null : src.rootfs.diff_ids[diffs.length];
       if (!next.empty_layer && (!diff || !this.d.images.hasLayer(diff))) continue;
-      return { ...state.config, created: next.created ?? new Date().toISOString(), config: runtimeConfig, rootfs: { type: 'layers', diff_ids: [...diffs, ...(diff ? [diff] : [])] }, history: [...h, next] };
+      return {
+        ...state.config,
+        created: next.created ?? new Date(this.clock.now()).toISOString(),
+        config: runtimeConfig,
+        rootfs: { type: 'layers', diff_ids: [...diffs, ...(diff ? [diff] : [])] },
+        history: [...h, next],
+      };
     }
     return null;
   }

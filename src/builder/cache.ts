@@ -5,6 +5,7 @@
  * (not deleted with the last image that used them) until `builder prune`.
  */
 import { createHash } from 'node:crypto';
+import type { Clock } from '../base/clock.js';
 import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
 import { parseImageConfig } from '../spec/image-parse.js';
@@ -22,7 +23,10 @@ export function stepKey(parent: string, ...parts: string[]): string {
 }
 
 export class BuildCache {
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {
     migrate(db, 'builder', MIGRATIONS);
   }
 
@@ -34,13 +38,18 @@ export class BuildCache {
       this.db.prepare('DELETE FROM build_cache WHERE key = ?').run(key);
       return null;
     }
-    this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(new Date().toISOString(), key);
+    this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(new Date(this.clock.now()).toISOString(), key);
     return config;
   }
 
   put(key: string, config: ImageConfig): void {
-    const now = new Date().toISOString();
-    this.db.prepare('INSERT INTO build_cache (key, config, created, last_used) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET config = excluded.config, last_used = excluded.last_used').run(key, JSON.stringify(config), now, now);
+    const now = new Date(this.clock.now()).toISOString();
+    this.db
+      .prepare(
+        'INSERT INTO build_cache (key, config, created, last_used) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT(key) DO UPDATE SET config = excluded.config, last_used = excluded.last_used',
+      )
+      .run(key, JSON.stringify(config), now, now);
   }
 
   /** The layer chains (diff ids) the cache keeps alive. */

@@ -4,7 +4,7 @@
  * own module and the executor (build.ts) keeps the DAG, the cache and the bookkeeping.
  */
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
-import type { BuilderDeps, BuildOutput, BuildRequest } from './builder.js';
+import type { BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 import type { SourceRoot } from './context.js';
 import type { CopyPlan } from './copy.js';
 import type { Instruction, Stage } from './parser.js';
