@@ -135,3 +135,36 @@ function forward(msg: Buffer): Promise<Buffer | null> {
     s.send(msg, 53, servers[0]!);
   });
 }
+
+/**
+ * The name servers of the networks that have one, by network id. `resolve(networkId, name)` reads
+ * the live endpoints, so a name goes with its container. A server that cannot start (the address
+ * is taken) is a warning: the network works without names.
+ */
+export class NameService {
+  private readonly servers = new Map<string, NetworkDns>();
+
+  constructor(private readonly resolve: (networkId: string, name: string) => string[]) {}
+
+  /** Serves network `networkId`'s names on `address`:53 (idempotent). */
+  async serve(networkId: string, networkName: string, address: string): Promise<void> {
+    if (this.servers.has(networkId)) return;
+    const d = new NetworkDns(address, (name) => this.resolve(networkId, name));
+    try {
+      await d.start();
+      this.servers.set(networkId, d);
+    } catch (e) {
+      log.warn('name service not available on network', { network: networkName, err: errorMessage(e) });
+    }
+  }
+
+  stop(networkId: string): void {
+    this.servers.get(networkId)?.close();
+    this.servers.delete(networkId);
+  }
+
+  close(): void {
+    for (const d of this.servers.values()) d.close();
+    this.servers.clear();
+  }
+}

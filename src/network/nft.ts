@@ -4,15 +4,18 @@
  * masquerades traffic leaving a non-internal network, traffic DNAT'd from localhost and hairpin
  * traffic; `forward` drops traffic between two networks and in or out of internal ones.
  */
-import type { NetworkRecord, PortBinding } from './manager.js';
+import type { NetworkRecord, PortBinding } from './records.js';
 import { IFNAME_RE } from './ipam.js';
 
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const CIDR_RE = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\/\d{1,2}$/;
 const isPort = (p: unknown): boolean => typeof p === 'number' && Number.isInteger(p) && p > 0 && p < 65536;
 
+/** What the table needs of a bridge network (a record has it). */
+export type TableNetwork = Pick<NetworkRecord, 'bridge' | 'Internal'> & { IPAM: { Config: Array<{ Subnet: string }> } };
+
 /** The table's body for bridge networks `nets` and published `ports`. */
-export function tableBody(allNets: NetworkRecord[], allPorts: PortBinding[]): string {
+export function tableBody(allNets: readonly TableNetwork[], allPorts: readonly PortBinding[]): string {
   // every value written into the script is checked here, whatever its record says: a record with a
   // value that could leave its string or rule (an older berth stored the bridge name as given) is left out
   const nets = allNets.filter((n) => IFNAME_RE.test(n.bridge) && CIDR_RE.test(n.IPAM.Config[0]?.Subnet ?? ''));
