@@ -36,7 +36,10 @@ export class Builder implements BuildHost {
   /** Clears what a build cut short by a crash left: mounts and files in scratch, step snapshots. */
   async init(): Promise<void> {
     await fsp.mkdir(this.d.root, { recursive: true });
-    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${this.d.scratch}/`));
+    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => ''))
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(`${this.d.scratch}/`));
     for (const m of mounts.sort((a, b) => b.length - a.length)) await this.d.mounter.unmount(m).catch(() => undefined);
     await fsp.rm(this.d.scratch, { recursive: true, force: true });
     await fsp.mkdir(this.d.scratch, { recursive: true, mode: 0o700 });
@@ -92,14 +95,22 @@ export class Builder implements BuildHost {
     if (labels.length) {
       const cfg = copyOf(state.config.config ?? {});
       cfg.Labels = { ...(cfg.Labels ?? {}), ...req.labels };
-      state = await run.commit(state, [`LABEL ${JSON.stringify(req.labels)}`], `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`, cfg, null);
+      state = await run.commit(
+        state,
+        [`LABEL ${JSON.stringify(req.labels)}`],
+        `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`,
+        cfg,
+        null,
+      );
     }
     run.warnUnused();
     const img = await this.d.images.register(Buffer.from(JSON.stringify(state.config)), {});
     out.stream(`Successfully built ${shortId(img.id)}\n`);
     for (const t of req.tags) {
       this.d.images.tag(img.id, t);
-      out.stream(`Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`);
+      out.stream(
+        `Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`,
+      );
     }
     return this.d.images.get(img.id);
   }
@@ -120,4 +131,3 @@ export class Builder implements BuildHost {
     }
   }
 }
-

@@ -12,7 +12,8 @@ import { parseImageConfig } from '../spec/image-parse.js';
 import type { ImageConfig } from '../spec/image.js';
 
 const MIGRATIONS = [
-  `CREATE TABLE build_cache (key TEXT PRIMARY KEY, config TEXT NOT NULL, created TEXT NOT NULL, last_used TEXT NOT NULL)`,
+  'CREATE TABLE build_cache (key TEXT PRIMARY KEY, config TEXT NOT NULL, created TEXT NOT NULL, ' +
+    'last_used TEXT NOT NULL)',
 ];
 
 /** A step's key: the previous step's key and what this step does (instruction, args, file digests). */
@@ -31,14 +32,17 @@ export class BuildCache {
   }
 
   get(key: string, layerPresent: (diffId: string) => boolean): ImageConfig | null {
-    const row = this.db.prepare('SELECT config FROM build_cache WHERE key = ?').get(key) as { config: string } | undefined;
+    const row = this.db.prepare('SELECT config FROM build_cache WHERE key = ?').get(key) as
+      { config: string } | undefined;
     if (!row) return null;
     const config = parseImageConfig(Buffer.from(row.config));
     if (!config.rootfs.diff_ids.every(layerPresent)) {
       this.db.prepare('DELETE FROM build_cache WHERE key = ?').run(key);
       return null;
     }
-    this.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(new Date(this.clock.now()).toISOString(), key);
+    this.db
+      .prepare('UPDATE build_cache SET last_used = ? WHERE key = ?')
+      .run(new Date(this.clock.now()).toISOString(), key);
     return config;
   }
 
@@ -54,7 +58,9 @@ export class BuildCache {
 
   /** The layer chains (diff ids) the cache keeps alive. */
   chains(): string[][] {
-    return (this.db.prepare('SELECT config FROM build_cache').all() as Array<{ config: string }>).map((r) => (JSON.parse(r.config) as ImageConfig).rootfs.diff_ids);
+    return (this.db.prepare('SELECT config FROM build_cache').all() as Array<{ config: string }>).map(
+      (r) => (JSON.parse(r.config) as ImageConfig).rootfs.diff_ids,
+    );
   }
 
   count(): number {
@@ -63,6 +69,8 @@ export class BuildCache {
 
   /** Drops every entry (or those unused since `before`); returns how many. */
   clear(before?: Date): number {
-    return before ? this.db.prepare('DELETE FROM build_cache WHERE last_used < ?').run(before.toISOString()).changes : this.db.prepare('DELETE FROM build_cache').run().changes;
+    return before
+      ? this.db.prepare('DELETE FROM build_cache WHERE last_used < ?').run(before.toISOString()).changes
+      : this.db.prepare('DELETE FROM build_cache').run().changes;
   }
 }

@@ -25,7 +25,18 @@ export interface StageCtx {
   cmdSet: boolean;
 }
 
-export const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+export const PREDEFINED_ARGS = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
 /** the prefix dockerd's builder gives history entries of steps that ran no command */
 export const NOP = '/bin/sh -c #(nop) ';
 
@@ -49,5 +60,11 @@ export interface StepEnv {
   withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T>;
   layerOf(plan: CopyPlan): Promise<string>;
   /** the step's next state: from the cache by `parts`, else by running `layer` */
-  commit(state: State, parts: string[], createdBy: string, runtimeConfig: ImageRuntimeConfig, layer: (() => Promise<string | null>) | null): Promise<State>;
+  commit(
+    state: State,
+    parts: string[],
+    createdBy: string,
+    runtimeConfig: ImageRuntimeConfig,
+    layer: (() => Promise<string | null>) | null,
+  ): Promise<State>;
 }

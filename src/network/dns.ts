@@ -39,7 +39,13 @@ export function parseQuery(msg: Buffer): Question | null {
   }
   if (o + 5 > msg.length) return null;
   const type = msg.readUInt16BE(o + 1);
-  return { id: msg.readUInt16BE(0), name: labels.join('.').toLowerCase(), type, raw: msg.subarray(12, o + 5), rd: !!(flags & 0x0100) };
+  return {
+    id: msg.readUInt16BE(0),
+    name: labels.join('.').toLowerCase(),
+    type,
+    raw: msg.subarray(12, o + 5),
+    rd: !!(flags & 0x0100),
+  };
 }
 
 /** An answer to `q`: `rcode` 0 with A records for `ips` (none for other types), or 3 (NXDOMAIN) / 2 (SERVFAIL). */

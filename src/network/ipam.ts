@@ -14,7 +14,8 @@ export interface Cidr {
 
 export function ipToInt(ip: string): number {
   const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw invalidArgument(`invalid IPv4 address: ${ip}`);
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+    throw invalidArgument(`invalid IPv4 address: ${ip}`);
   return parts.reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
 }
 
@@ -33,7 +34,7 @@ export function parseCidr(text: string): Cidr {
 
 export const cidrText = (c: Cidr): string => `${intToIp(c.base)}/${c.prefix}`;
 export const size = (c: Cidr): number => 2 ** (32 - c.prefix);
-export const contains = (c: Cidr, ip: number): boolean => ((ip & maskOf(c.prefix)) >>> 0) === c.base;
+export const contains = (c: Cidr, ip: number): boolean => (ip & maskOf(c.prefix)) >>> 0 === c.base;
 export const overlaps = (a: Cidr, b: Cidr): boolean => contains(a, b.base) || contains(b, a.base);
 
 /** The host's IPv4 routes (destination networks), from /proc/net/route; the default route excluded. */
@@ -69,7 +70,9 @@ export function* defaultPools(): Generator<Cidr> {
 /** The first pool subnet that overlaps none of `taken` (other networks, host routes). */
 export function pickSubnet(taken: readonly Cidr[]): Cidr {
   for (const c of defaultPools()) if (!taken.some((t) => overlaps(t, c))) return c;
-  throw invalidArgument('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+  throw invalidArgument(
+    'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network',
+  );
 }
 
 /**
@@ -125,7 +128,8 @@ export function planPool(
     }
   } else subnet = pickSubnet([...others.map((o) => parseCidr(o.subnet)), ...routes]);
   const gateway = want.Gateway ? ipToInt(want.Gateway) : subnet.base + 1;
-  if (!contains(subnet, gateway)) throw invalidArgument(`invalid gateway ${want.Gateway}: not in subnet ${cidrText(subnet)}`);
+  if (!contains(subnet, gateway))
+    throw invalidArgument(`invalid gateway ${want.Gateway}: not in subnet ${cidrText(subnet)}`);
   if (want.IPRange) {
     const r = parseCidr(want.IPRange);
     if (!contains(subnet, r.base) || r.prefix < subnet.prefix) {

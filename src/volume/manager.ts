@@ -57,7 +57,9 @@ export class VolumeManager {
   }
 
   list(): VolumeRecord[] {
-    return (this.db.prepare('SELECT doc FROM volumes ORDER BY name').all() as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as VolumeRecord);
+    return (this.db.prepare('SELECT doc FROM volumes ORDER BY name').all() as Array<{ doc: string }>).map(
+      (r) => JSON.parse(r.doc) as VolumeRecord,
+    );
   }
 
   find(name: string): VolumeRecord | undefined {
@@ -79,19 +81,30 @@ export class VolumeManager {
    * `volume create` (and `-v name:/path` of a volume that does not exist): idempotent for the same
    * name and driver, as Docker. An anonymous volume gets a random 64-hex name.
    */
-  async create(o: { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }, anonymous = false): Promise<VolumeRecord> {
+  async create(
+    o: { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> },
+    anonymous = false,
+  ): Promise<VolumeRecord> {
     const name = o.Name || randomBytes(32).toString('hex');
-    if (!NAME_RE.test(name)) throw invalidArgument(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    if (!NAME_RE.test(name))
+      throw invalidArgument(
+        `create ${name}: "${name}" includes invalid characters for a local volume name, ` +
+          'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path',
+      );
     const existing = this.find(name);
     if (existing) {
-      if (o.Driver && existing.Driver !== o.Driver) throw conflict(`create ${name}: volume name is already in use with driver "${existing.Driver}"`);
+      if (o.Driver && existing.Driver !== o.Driver)
+        throw conflict(`create ${name}: volume name is already in use with driver "${existing.Driver}"`);
       return existing;
     }
     const driver = o.Driver || 'local';
     const opts = o.DriverOpts ?? {};
     if (driver === 'local') {
-      for (const k of Object.keys(opts)) if (!['type', 'device', 'o', 'size'].includes(k)) throw invalidArgument(`create ${name}: invalid option key: "${k}"`);
-      if ((opts['type'] || opts['device']) && !(opts['type'] && opts['device'])) throw invalidArgument(`create ${name}: the local driver needs both type and device options`);
+      for (const k of Object.keys(opts))
+        if (!['type', 'device', 'o', 'size'].includes(k))
+          throw invalidArgument(`create ${name}: invalid option key: "${k}"`);
+      if ((opts['type'] || opts['device']) && !(opts['type'] && opts['device']))
+        throw invalidArgument(`create ${name}: the local driver needs both type and device options`);
     }
     const rec: VolumeRecord = {
       Name: name,
