@@ -291,6 +291,10 @@ export class BuildRun implements StepEnv {
     return v;
   }
 
+  now(): number {
+    return this.clock.now();
+  }
+
   word(w: string, vars: ReadonlyMap<string, string>): string {
     return expandWord(w, vars, this.escape);
   }
@@ -318,7 +322,7 @@ export class BuildRun implements StepEnv {
       }
     }
     const diffId = layer ? await layer() : null;
-    const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.clock.now()).toISOString();
+    const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.now()).toISOString();
     const config: ImageConfig = {
       ...state.config,
       created,
@@ -434,7 +438,7 @@ export class BuildRun implements StepEnv {
         const owner = cfg.User
           ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 }))
           : { uid: 0, gid: 0 };
-        const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch);
+        const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch, this.now());
         return plan ? this.layerOf(plan) : null;
       }),
     );

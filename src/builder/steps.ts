@@ -51,6 +51,8 @@ export interface StepEnv {
   readonly escape: string;
   /** SOURCE_DATE_EPOCH, when given: the time written into layers */
   readonly epoch: number | null;
+  /** the build's clock: milliseconds since the Unix epoch */
+  now(): number;
   /** a word expanded with `vars` and unquoted */
   word(w: string, vars: ReadonlyMap<string, string>): string;
   /** a stage's (before `before`) or an image's filesystem and key, for --from */
