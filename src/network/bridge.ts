@@ -76,9 +76,9 @@ export class BridgeDriver implements NetworkDriver {
 
   async createNetwork(n: NetworkSpec): Promise<{ device: string }> {
     const bridge = bridgeName(n, this.daemon);
-    let made = false;
+    const made = !(await this.ours(bridge));
     try {
-      made = await this.up(n, bridge);
+      await this.up(n, bridge, made);
       this.nets.set(n.id, { bridge, Internal: n.internal, IPAM: { Config: [{ Subnet: n.pool }] }, gateway: n.gateway });
       await this.apply();
     } catch (e) {
@@ -104,7 +104,7 @@ export class BridgeDriver implements NetworkDriver {
       });
       return;
     }
-    await this.up(n, n.device);
+    await this.up(n, n.device, !(await this.ours(n.device)));
     this.nets.set(n.id, {
       bridge: n.device,
       Internal: n.internal,
@@ -113,24 +113,30 @@ export class BridgeDriver implements NetworkDriver {
     });
   }
 
-  /** Brings bridge `bridge` of `n` up (idempotent); whether it made the device. */
-  private async up(n: NetworkSpec, bridge: string): Promise<boolean> {
-    const existing = (await links()).find((l) => l.ifname === bridge);
+  /** Whether device `name` exists (it is berth's: a device of that name that is not is a Conflict). */
+  private async ours(name: string): Promise<boolean> {
+    const existing = (await links()).find((l) => l.ifname === name);
     if (existing && existing.ifalias !== this.mark)
-      throw conflict(`a network device named ${bridge} exists and is not berth's`);
-    if (!existing) await ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
+      throw conflict(`a network device named ${name} exists and is not berth's`);
+    return !!existing;
+  }
+
+  /** Brings bridge `bridge` of `n` up (idempotent), making the device first when `make`. */
+  private async up(n: NetworkSpec, bridge: string, make: boolean): Promise<void> {
+    if (make) await ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
     await ipQuiet([`addr add ${n.gateway} dev ${bridge}`]);
     await ipBatch([`link set ${bridge} up`]);
     allowLocalnet(bridge);
     if (!n.isDefault) await this.names.serve(n.id, n.name, n.gateway.replace(/\/\d+$/, ''));
-    return !existing;
   }
 
   async deleteNetwork(id: string): Promise<void> {
     this.names.stop(id);
     const n = this.nets.get(id);
     this.nets.delete(id);
-    if (n) await ipQuiet([`link del ${n.bridge}`]);
+    // a bridge another network names too (the same -o com.docker.network.bridge.name) stays
+    const shared = !!n && [...this.nets.values()].some((o) => o.bridge === n.bridge);
+    if (n && !shared) await ipQuiet([`link del ${n.bridge}`]);
     await this.apply();
   }
 
