@@ -50,7 +50,7 @@ describe('bridge names', () => {
 
   test("a device of the bridge's name that is not berth's: 409, the device stays, nothing stored", async () => {
     const name = `bf${process.pid % 100000}`;
-    await run('ip', ['link', 'add', name, 'type', 'dummy']);
+    await run('ip', ['link', 'add', name, 'type', 'bridge']);
     try {
       const netsBefore = (await d.api('GET', '/networks')).body as unknown[];
       const r = await d.api('POST', '/networks/create', {
