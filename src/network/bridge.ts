@@ -7,7 +7,6 @@
  * Everything it makes carries its daemon's mark: the link alias `berth:<id>`, the table's name.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { conflict, failedPrecondition, invalidArgument } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type {
@@ -19,16 +18,7 @@ import type {
   SandboxSpec,
 } from '../plugins/interfaces.js';
 import type { NameService } from './dns.js';
-import {
-  allowLocalnet,
-  deleteTable,
-  enableForwarding,
-  ipBatch,
-  ipQuiet,
-  links,
-  plugIntoBridge,
-  replaceTable,
-} from './host.js';
+import { systemNetHost, type NetHost } from './host.js';
 import { IFNAME_RE } from './ipam.js';
 import { tableBody, type TableNetwork } from './nft.js';
 import type { PortBinding } from './records.js';
@@ -63,12 +53,14 @@ export class BridgeDriver implements NetworkDriver {
 
   /**
    * `daemon`: the daemon id's first 8 hex digits; `names`: the name servers it starts on
-   * user-defined networks; `ports`: the published ports the table carries.
+   * user-defined networks; `ports`: the published ports the table carries; `host`: the host's
+   * links, `ip`, `nft` and sysfs (a fake in unit tests).
    */
   constructor(
     private readonly daemon: string,
     private readonly names: NameService,
     private readonly ports: () => PortBinding[],
+    private readonly host: NetHost = systemNetHost,
   ) {
     this.mark = `berth:${daemon}`;
     this.table = `berth_${daemon}`;
@@ -85,7 +77,7 @@ export class BridgeDriver implements NetworkDriver {
       this.nets.delete(n.id);
       this.names.stop(n.id);
       // only a device this call made: one of the same name that is not berth's stays as it was
-      if (made) await ipQuiet([`link del ${bridge}`]);
+      if (made) await this.host.ipQuiet([`link del ${bridge}`]);
       throw e;
     }
     return { device: bridge };
@@ -115,7 +107,7 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Whether device `name` exists (it is berth's: a device of that name that is not is a Conflict). */
   private async ours(name: string): Promise<boolean> {
-    const existing = (await links()).find((l) => l.ifname === name);
+    const existing = (await this.host.links()).find((l) => l.ifname === name);
     if (existing && existing.ifalias !== this.mark)
       throw conflict(`a network device named ${name} exists and is not berth's`);
     return !!existing;
@@ -123,10 +115,10 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Brings bridge `bridge` of `n` up (idempotent), making the device first when `make`. */
   private async up(n: NetworkSpec, bridge: string, make: boolean): Promise<void> {
-    if (make) await ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
-    await ipQuiet([`addr add ${n.gateway} dev ${bridge}`]);
-    await ipBatch([`link set ${bridge} up`]);
-    allowLocalnet(bridge);
+    if (make) await this.host.ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
+    await this.host.ipQuiet([`addr add ${n.gateway} dev ${bridge}`]);
+    await this.host.ipBatch([`link set ${bridge} up`]);
+    this.host.allowLocalnet(bridge);
     if (!n.isDefault) await this.names.serve(n.id, n.name, n.gateway.replace(/\/\d+$/, ''));
   }
 
@@ -136,7 +128,7 @@ export class BridgeDriver implements NetworkDriver {
     this.nets.delete(id);
     // a bridge another network names too (the same -o com.docker.network.bridge.name) stays
     const shared = !!n && [...this.nets.values()].some((o) => o.bridge === n.bridge);
-    if (n && !shared) await ipQuiet([`link del ${n.bridge}`]);
+    if (n && !shared) await this.host.ipQuiet([`link del ${n.bridge}`]);
     await this.apply();
   }
 
@@ -153,14 +145,14 @@ export class BridgeDriver implements NetworkDriver {
   async join(ep: EndpointInfo, sandbox: SandboxSpec): Promise<JoinResult> {
     const n = this.nets.get(ep.networkId);
     if (!n) throw failedPrecondition(`network ${ep.networkId} is down: its bridge is not up`);
-    await ipBatch(
+    await this.host.ipBatch(
       [
         `link add ${sandbox.ifname} type veth peer name ${ep.hostIfname} netns ${process.pid}`,
         ...interfaceLines(sandbox.ifname, ep.address, ep.mac, sandbox.route),
       ],
       nsArgOf(sandbox.key),
     );
-    plugIntoBridge(ep.hostIfname, n.bridge, this.mark);
+    this.host.plugIntoBridge(ep.hostIfname, n.bridge, this.mark);
     return { kind: 'configured' };
   }
 
@@ -168,15 +160,15 @@ export class BridgeDriver implements NetworkDriver {
 
   /** The veth pair goes (both ends); with the container's namespace gone the kernel removed it already. */
   async deleteEndpoint(ep: EndpointInfo, sandboxGone: boolean): Promise<void> {
-    if (sandboxGone || !ep.hostIfname || !existsSync(`/sys/class/net/${ep.hostIfname}`)) return;
-    await ipQuiet([`link del ${ep.hostIfname}`]);
+    if (sandboxGone || !ep.hostIfname || !this.host.linkExists(ep.hostIfname)) return;
+    await this.host.ipQuiet([`link del ${ep.hostIfname}`]);
   }
 
   // --- the daemon's host state ---------------------------------------------------------------
 
   /** At daemon start, before any network: the host forwards IPv4. */
   start(): void {
-    enableForwarding();
+    this.host.enableForwarding();
   }
 
   /**
@@ -185,12 +177,12 @@ export class BridgeDriver implements NetworkDriver {
    */
   async reconcile(keep: Iterable<string>): Promise<void> {
     const known = new Set([...[...this.nets.values()].map((n) => n.bridge), ...keep]);
-    const stale = (await links())
+    const stale = (await this.host.links())
       .filter((l) => l.ifalias === this.mark && !known.has(l.ifname))
       .map((l) => `link del ${l.ifname}`);
     if (stale.length) {
       log.info('removing network devices left by an earlier run', { count: stale.length });
-      await ipQuiet(stale);
+      await this.host.ipQuiet(stale);
     }
     await this.apply();
   }
@@ -204,15 +196,15 @@ export class BridgeDriver implements NetworkDriver {
   apply(): Promise<void> {
     const next = this.applying
       .catch(() => undefined)
-      .then(() => replaceTable(this.table, tableBody([...this.nets.values()], this.ports())));
+      .then(() => this.host.replaceTable(this.table, tableBody([...this.nets.values()], this.ports())));
     this.applying = next;
     return next;
   }
 
   /** Removes everything of this daemon from the host (tests, uninstall): the table, bridges, veths. */
   async teardown(): Promise<void> {
-    await deleteTable(this.table);
-    const mine = (await links()).filter((l) => l.ifalias === this.mark).map((l) => `link del ${l.ifname}`);
-    await ipQuiet(mine);
+    await this.host.deleteTable(this.table);
+    const mine = (await this.host.links()).filter((l) => l.ifalias === this.mark).map((l) => `link del ${l.ifname}`);
+    await this.host.ipQuiet(mine);
   }
 }

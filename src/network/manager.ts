@@ -15,7 +15,7 @@ import type { EndpointInfo, NetworkDriver, NetworkSpec } from '../plugins/interf
 import { AddressAllocator } from './allocator.js';
 import { BridgeDriver } from './bridge.js';
 import { NameService } from './dns.js';
-import { ipBatch, links, portFree } from './host.js';
+import { systemNetHost, type NetHost } from './host.js';
 import { hostRoutes, ipToInt, macOf, parseCidr, planPool, type PoolRequest } from './ipam.js';
 import { bindAddress, hostPortRange, pickHostPort, PortTable } from './ports.js';
 import {
@@ -82,12 +82,18 @@ export class NetworkManager {
     db: Db,
     daemonId: string,
     private readonly clock: Clock = systemClock,
+    private readonly host: NetHost = systemNetHost,
   ) {
     this.store = new NetworkStore(db);
     this.addresses = new AddressAllocator(db);
     this.bindings = new PortTable(db);
     this.names = new NameService((networkId, name) => this.resolve(networkId, name));
-    this.bridge = new BridgeDriver(daemonId.replace(/-/g, '').slice(0, 8), this.names, () => this.bindings.list());
+    this.bridge = new BridgeDriver(
+      daemonId.replace(/-/g, '').slice(0, 8),
+      this.names,
+      () => this.bindings.list(),
+      host,
+    );
   }
 
   /** The driver of networks of driver `name`: the built-in bridge, or a plugin (NotFound when there is none). */
@@ -238,9 +244,9 @@ export class NetworkManager {
     const j = await driver.join(infoOf(ep), { key, ifname, route: route ? ep.gateway : null });
     if (j.kind === 'move') {
       const gw = (j.gateway || ep.gateway).replace(/\/\d+$/, '');
-      await ipBatch([`link set ${j.srcName} netns ${nsRefOf(key)}`]);
+      await this.host.ipBatch([`link set ${j.srcName} netns ${nsRefOf(key)}`]);
       const lines = interfaceLines(ifname, `${ip}/${ep.prefix}`, ep.mac, route && gw ? gw : null);
-      await ipBatch([`link set ${j.srcName} name ${ifname}`, ...lines], nsArgOf(key));
+      await this.host.ipBatch([`link set ${j.srcName} name ${ifname}`, ...lines], nsArgOf(key));
     }
     return ep;
   }
@@ -292,7 +298,7 @@ export class NetworkManager {
       const got = await pickHostPort(
         hostPortRange(p.hostPort),
         (port) => this.bindings.taken(p.proto, hostIp, port),
-        (port) => portFree(p.proto, hostIp, port),
+        (port) => this.host.portFree(p.proto, hostIp, port),
       );
       if ('error' in got) {
         throw conflict(
@@ -332,7 +338,7 @@ export class NetworkManager {
       if (n.Driver === 'bridge') await this.bridge.restoreNetwork({ ...specOf(n), device: n.bridge });
     }
     if (!this.list().some((n) => n.isDefault)) await this.create({ Name: DEFAULT_NAME }, true);
-    const present = new Set((await links()).map((l) => l.ifname));
+    const present = new Set((await this.host.links()).map((l) => l.ifname));
     for (const ep of this.endpoints()) {
       const alive = ep.hostVeth
         ? present.has(ep.hostVeth)
