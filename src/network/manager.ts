@@ -87,7 +87,7 @@ export class NetworkManager {
     this.store = new NetworkStore(db);
     this.addresses = new AddressAllocator(db);
     this.bindings = new PortTable(db);
-    this.names = new NameService((networkId, name) => this.resolve(networkId, name));
+    this.names = new NameService((networkId, name) => this.resolve(networkId, name), clock);
     this.bridge = new BridgeDriver(
       daemonId.replace(/-/g, '').slice(0, 8),
       this.names,
