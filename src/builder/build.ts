@@ -24,7 +24,8 @@ import { configStep } from './config-steps.js';
 import { NOP, PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 import { runInstruction } from './run-step.js';
 import { copyInstruction } from './copy-step.js';
-import type { Builder, BuilderDeps, BuildOutput, BuildRequest } from './builder.js';
+import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
+import { systemClock, type Clock } from '../base/clock.js';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -44,9 +45,10 @@ export class BuildRun implements StepEnv {
   /** the first stage failure that was not an abort: what the build reports */
   firstError: unknown = null;
   readonly req: BuildRequest;
+  private readonly clock: Clock;
 
   constructor(
-    readonly builder: Builder,
+    readonly builder: BuildHost,
     readonly d: BuilderDeps,
     request: BuildRequest,
     readonly out: BuildOutput,
@@ -55,6 +57,7 @@ export class BuildRun implements StepEnv {
     readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
+    this.clock = d.clock ?? systemClock;
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
@@ -76,16 +79,29 @@ export class BuildRun implements StepEnv {
 
   /** The ARGs before the first FROM, with --build-arg values and the predefined platform ARGs. */
   globalScope(args: Instruction[]): Map<string, string> {
-    const g = new Map<string, string>([['TARGETPLATFORM', this.req.platform], ['TARGETOS', 'linux'], ['TARGETARCH', 'amd64'], ['BUILDPLATFORM', 'linux/amd64'], ['BUILDOS', 'linux'], ['BUILDARCH', 'amd64']]);
+    const g = new Map<string, string>([
+      ['TARGETPLATFORM', this.req.platform],
+      ['TARGETOS', 'linux'],
+      ['TARGETARCH', 'amd64'],
+      ['BUILDPLATFORM', 'linux/amd64'],
+      ['BUILDOS', 'linux'],
+      ['BUILDARCH', 'amd64'],
+    ]);
     for (const ins of args) {
-      for (const [k, v] of this.argPairs(ins, g)) if (v === null) g.delete(k); else g.set(k, v);
+      for (const [k, v] of this.argPairs(ins, g))
+        if (v === null) g.delete(k);
+        else g.set(k, v);
     }
     this.globals = g;
     return g;
   }
 
   /** ARG words -> (name, value): --build-arg wins, then the default, then the global value. */
-  private argPairs(ins: Instruction, vars: ReadonlyMap<string, string>, fromGlobal = false): Array<[string, string | null]> {
+  private argPairs(
+    ins: Instruction,
+    vars: ReadonlyMap<string, string>,
+    fromGlobal = false,
+  ): Array<[string, string | null]> {
     const out: Array<[string, string | null]> = [];
     for (const w of ins.args) {
       const eq = w.indexOf('=');
@@ -106,7 +122,8 @@ export class BuildRun implements StepEnv {
     if (byName) return byName;
     if (/^\d+$/.test(ref)) {
       const s = this.stages[Number(ref)];
-      if (!s || s.index >= before) throw invalidArgument(`invalid stage index ${ref}: only earlier stages can be referenced`);
+      if (!s || s.index >= before)
+        throw invalidArgument(`invalid stage index ${ref}: only earlier stages can be referenced`);
       return s;
     }
     return undefined;
@@ -120,7 +137,10 @@ export class BuildRun implements StepEnv {
       const base = this.stageRef(expand(s.from.args[0]!, globals, this.escape), s.index);
       if (base) visit(base);
       for (const ins of s.instructions) {
-        const froms = [...(ins.flags['from'] ?? []), ...(ins.flags['mount'] ?? []).map((m) => /(?:^|,)from=([^,]+)/.exec(m)?.[1] ?? '').filter(Boolean)];
+        const froms = [
+          ...(ins.flags['from'] ?? []),
+          ...(ins.flags['mount'] ?? []).map((m) => /(?:^|,)from=([^,]+)/.exec(m)?.[1] ?? '').filter(Boolean),
+        ];
         for (const f of froms) {
           const dep = this.stageRef(expand(f, globals, this.escape), s.index);
           if (dep) visit(dep);
@@ -180,7 +200,14 @@ export class BuildRun implements StepEnv {
     } catch (e) {
       this.fail(stage.from, e);
     }
-    this.out.step({ stage: this.stageName(stage), index: this.numbers.get(stage.from)!, total: this.total, text: stage.from.original, cached: true, ms: performance.now() - t0 });
+    this.out.step({
+      stage: this.stageName(stage),
+      index: this.numbers.get(stage.from)!,
+      total: this.total,
+      text: stage.from.original,
+      cached: true,
+      ms: performance.now() - t0,
+    });
     const ctx: StageCtx = { stage, args, cmdSet: false };
     for (const trigger of onbuild) {
       const ins = parseDockerfile(`FROM scratch\n${trigger}`, this.file).instructions[1]!;
@@ -192,7 +219,14 @@ export class BuildRun implements StepEnv {
       this.header(ins);
       const t = performance.now();
       state = await this.instruction(ctx, state, ins);
-      this.out.step({ stage: this.stageName(stage), index: this.numbers.get(ins)!, total: this.total, text: ins.original, cached: state.cached ?? false, ms: performance.now() - t });
+      this.out.step({
+        stage: this.stageName(stage),
+        index: this.numbers.get(ins)!,
+        total: this.total,
+        text: ins.original,
+        cached: state.cached ?? false,
+        ms: performance.now() - t,
+      });
     }
     return state;
   }
@@ -206,12 +240,22 @@ export class BuildRun implements StepEnv {
       return s;
     }
     if (ref.toLowerCase() === 'scratch') {
-      const config: ImageConfig = { architecture: 'amd64', os: 'linux', config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+      const config: ImageConfig = {
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: [DEFAULT_PATH] },
+        rootfs: { type: 'layers', diff_ids: [] },
+        history: [],
+      };
       this.out.stream(' ---> scratch\n');
       return { config, key: stepKey('scratch'), chainId: null };
     }
     const platform = stage.from.flags['platform']?.[0];
-    const img = await this.image(ref, platform ? expand(platform, this.globals, this.escape) : undefined, this.req.pull);
+    const img = await this.image(
+      ref,
+      platform ? expand(platform, this.globals, this.escape) : undefined,
+      this.req.pull,
+    );
     this.out.stream(` ---> ${shortId(img.id)}\n`);
     return { config: copyOf(img.config), key: stepKey(img.id), chainId: img.topChainId };
   }
@@ -247,6 +291,10 @@ export class BuildRun implements StepEnv {
     return v;
   }
 
+  now(): number {
+    return this.clock.now();
+  }
+
   word(w: string, vars: ReadonlyMap<string, string>): string {
     return expandWord(w, vars, this.escape);
   }
@@ -256,7 +304,13 @@ export class BuildRun implements StepEnv {
    * config, a `--cache-from` image whose history continues ours with `createdBy` lends its layer,
    * else `layer()` makes the layer (null: none) and the result is cached.
    */
-  async commit(state: State, parts: string[], createdBy: string, runtimeConfig: ImageRuntimeConfig, layer: (() => Promise<string | null>) | null): Promise<State> {
+  async commit(
+    state: State,
+    parts: string[],
+    createdBy: string,
+    runtimeConfig: ImageRuntimeConfig,
+    layer: (() => Promise<string | null>) | null,
+  ): Promise<State> {
     const key = stepKey(state.key, ...parts);
     if (!this.req.noCache) {
       const hit = this.builder.cache.get(key, (d) => this.d.images.hasLayer(d));
@@ -268,13 +322,16 @@ export class BuildRun implements StepEnv {
       }
     }
     const diffId = layer ? await layer() : null;
-    const created = this.epoch !== null ? new Date(this.epoch * 1000).toISOString() : new Date().toISOString();
+    const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.now()).toISOString();
     const config: ImageConfig = {
       ...state.config,
       created,
       config: runtimeConfig,
       rootfs: { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, ...(diffId ? [diffId] : [])] },
-      history: [...(state.config.history ?? []), { created, created_by: createdBy, ...(diffId ? {} : { empty_layer: true }) }],
+      history: [
+        ...(state.config.history ?? []),
+        { created, created_by: createdBy, ...(diffId ? {} : { empty_layer: true }) },
+      ],
     };
     this.builder.cache.put(key, config);
     const chainId = diffId ? await this.d.images.unpack(config.rootfs.diff_ids) : state.chainId;
@@ -287,7 +344,10 @@ export class BuildRun implements StepEnv {
     return { config, key, chainId: await this.d.images.unpack(config.rootfs.diff_ids), cached: true };
   }
 
-  /** dockerd's --cache-from rule: an image whose history and layers start with ours and whose next entry is this step. */
+  /**
+   * dockerd's --cache-from rule: an image whose history and layers start with ours and whose next
+   * entry is this step.
+   */
   private fromCacheImages(state: State, createdBy: string, runtimeConfig: ImageRuntimeConfig): ImageConfig | null {
     const h = state.config.history ?? [];
     const diffs = state.config.rootfs.diff_ids;
@@ -299,7 +359,13 @@ export class BuildRun implements StepEnv {
       if (!diffs.every((dd, i) => src.rootfs.diff_ids[i] === dd)) continue;
       const diff = next.empty_layer ? null : src.rootfs.diff_ids[diffs.length];
       if (!next.empty_layer && (!diff || !this.d.images.hasLayer(diff))) continue;
-      return { ...state.config, created: next.created ?? new Date().toISOString(), config: runtimeConfig, rootfs: { type: 'layers', diff_ids: [...diffs, ...(diff ? [diff] : [])] }, history: [...h, next] };
+      return {
+        ...state.config,
+        created: next.created ?? new Date(this.clock.now()).toISOString(),
+        config: runtimeConfig,
+        rootfs: { type: 'layers', diff_ids: [...diffs, ...(diff ? [diff] : [])] },
+        history: [...h, next],
+      };
     }
     return null;
   }
@@ -324,7 +390,9 @@ export class BuildRun implements StepEnv {
     }
     switch (ins.name) {
       case 'ARG': {
-        for (const [k, v] of this.argPairs(ins, vars, true)) if (v === null) ctx.args.delete(k); else ctx.args.set(k, v);
+        for (const [k, v] of this.argPairs(ins, vars, true))
+          if (v === null) ctx.args.delete(k);
+          else ctx.args.set(k, v);
         return meta(`ARG ${ins.args.join(' ')}`);
       }
       case 'WORKDIR':
@@ -367,8 +435,10 @@ export class BuildRun implements StepEnv {
     // whether the directory exists follows from the parent's key: a hit needs no look at the filesystem
     return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () =>
       this.withView(state.chainId, async (view) => {
-        const owner = cfg.User ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 })) : { uid: 0, gid: 0 };
-        const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch);
+        const owner = cfg.User
+          ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 }))
+          : { uid: 0, gid: 0 };
+        const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch, this.now());
         return plan ? this.layerOf(plan) : null;
       }),
     );
@@ -396,4 +466,3 @@ export class BuildRun implements StepEnv {
     if (unused.length) this.out.stream(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
   }
 }
-

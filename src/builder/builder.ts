@@ -11,94 +11,35 @@ import { invalidArgument } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import { normalizeTagged } from '../image/reference.js';
-import type { Db } from '../metadata/db.js';
-import type { Credentials } from '../distribution/client.js';
+import { systemClock } from '../base/clock.js';
 import type { ImageRecord } from '../image/types.js';
-import type { Mounter } from '../snapshot/types.js';
-import type { OverlaySnapshotter } from '../snapshot/overlay.js';
-import type { Runtime, RuntimeName } from '../runtime/types.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { parseDockerfile, stagesOf } from './parser.js';
 import { BuildCache } from './cache.js';
 import { SourceRoot, receiveContext } from './context.js';
 import { NOP, type State } from './steps.js';
 import { BuildRun, copyOf } from './build.js';
+import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 
-/** What the builder needs of the image store. */
-export interface BuilderImages {
-  get(ref: string): ImageRecord;
-  register(configBytes: Buffer, names: { tag?: string }): Promise<ImageRecord>;
-  tag(ref: string, target: string): void;
-  hasLayer(diffId: string): boolean;
-  writeLayer(fill: (out: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>): Promise<{ diffId: string; size: number }>;
-  unpack(diffIds: readonly string[]): Promise<string | null>;
-  retain(chains: () => string[][]): void;
-  collectLayers(): Promise<number>;
-}
+export type { BuilderDeps, BuilderImages, BuildHost, BuildOutput, BuildRequest, StepEvent } from './types.js';
 
-export interface BuilderDeps {
-  /** `<root>/builder`: cache mounts */
-  root: string;
-  /** scratch space: contexts, bundles, secrets */
-  scratch: string;
-  db: Db;
-  images: BuilderImages;
-  snapshots: OverlaySnapshotter;
-  mounter: Mounter;
-  runtime: Runtime;
-  defaultRuntime: RuntimeName;
-  /** pulls an image (FROM, COPY --from) reporting progress lines */
-  pull: (ref: string, platform: string | undefined, creds: Credentials | null, say: (line: string) => void) => Promise<ImageRecord>;
-}
-
-export interface BuildRequest {
-  dockerfile: string;
-  tags: string[];
-  buildArgs: Record<string, string>;
-  target: string;
-  noCache: boolean;
-  pull: boolean;
-  labels: Record<string, string>;
-  cacheFrom: string[];
-  secrets: Record<string, Buffer>;
-  platform: string;
-  network: 'host' | 'none' | 'default';
-  /** registry credentials for the images the build pulls */
-  credentials: (ref: string) => Credentials | null;
-  signal: AbortSignal;
-}
-
-export interface StepEvent {
-  stage: string;
-  /** 1-based over the steps of the stages built */
-  index: number;
-  total: number;
-  text: string;
-  cached: boolean;
-  ms: number;
-}
-
-export interface BuildOutput {
-  /** dockerd's legacy builder stream lines (`Step 2/5 : RUN ...`, ` ---> Using cache`, command output) */
-  stream(text: string): void;
-  /** a finished step, for progress displays */
-  step(e: StepEvent): void;
-}
-
-export class Builder {
+export class Builder implements BuildHost {
   readonly cache: BuildCache;
   /** cache mounts with sharing=locked: one build step at a time per id */
   private readonly locks = new Map<string, Promise<void>>();
 
   constructor(private readonly d: BuilderDeps) {
-    this.cache = new BuildCache(d.db);
+    this.cache = new BuildCache(d.db, d.clock ?? systemClock);
     d.images.retain(() => this.cache.chains());
   }
 
   /** Clears what a build cut short by a crash left: mounts and files in scratch, step snapshots. */
   async init(): Promise<void> {
     await fsp.mkdir(this.d.root, { recursive: true });
-    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${this.d.scratch}/`));
+    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => ''))
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(`${this.d.scratch}/`));
     for (const m of mounts.sort((a, b) => b.length - a.length)) await this.d.mounter.unmount(m).catch(() => undefined);
     await fsp.rm(this.d.scratch, { recursive: true, force: true });
     await fsp.mkdir(this.d.scratch, { recursive: true, mode: 0o700 });
@@ -154,14 +95,22 @@ export class Builder {
     if (labels.length) {
       const cfg = copyOf(state.config.config ?? {});
       cfg.Labels = { ...(cfg.Labels ?? {}), ...req.labels };
-      state = await run.commit(state, [`LABEL ${JSON.stringify(req.labels)}`], `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`, cfg, null);
+      state = await run.commit(
+        state,
+        [`LABEL ${JSON.stringify(req.labels)}`],
+        `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`,
+        cfg,
+        null,
+      );
     }
     run.warnUnused();
     const img = await this.d.images.register(Buffer.from(JSON.stringify(state.config)), {});
     out.stream(`Successfully built ${shortId(img.id)}\n`);
     for (const t of req.tags) {
       this.d.images.tag(img.id, t);
-      out.stream(`Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`);
+      out.stream(
+        `Successfully tagged ${t.includes(':') && t.lastIndexOf(':') > t.lastIndexOf('/') ? t : `${t}:latest`}\n`,
+      );
     }
     return this.d.images.get(img.id);
   }
@@ -182,4 +131,3 @@ export class Builder {
     }
   }
 }
-

@@ -17,16 +17,25 @@ import { describeInputs, planCopy, type CopyInput, type Owner } from './copy.js'
 import { expand, type Instruction } from './parser.js';
 import { NOP, type State, type StepEnv } from './steps.js';
 
-export async function copyInstruction(env: StepEnv, state: State, cfg: ImageRuntimeConfig, ins: Instruction, vars: Map<string, string>): Promise<State> {
+export async function copyInstruction(
+  env: StepEnv,
+  state: State,
+  cfg: ImageRuntimeConfig,
+  ins: Instruction,
+  vars: Map<string, string>,
+): Promise<State> {
   const isAdd = ins.name === 'ADD';
   const allowed = new Set(['from', 'chown', 'chmod', 'link', ...(isAdd ? ['checksum', 'keep-git-dir'] : ['parents'])]);
   for (const f of Object.keys(ins.flags)) if (!allowed.has(f)) throw invalidArgument(`unknown flag: --${f}`);
   const words = ins.json ? ins.args.map((a) => expand(a, vars, env.escape)) : ins.args.map((a) => env.word(a, vars));
   const destWord = words.pop()!;
-  const dest = posix.isAbsolute(destWord) ? destWord : `${posix.resolve(cfg.WorkingDir || '/', destWord)}${destWord.endsWith('/') ? '/' : ''}`;
+  const dest = posix.isAbsolute(destWord)
+    ? destWord
+    : `${posix.resolve(cfg.WorkingDir || '/', destWord)}${destWord.endsWith('/') ? '/' : ''}`;
   const fromRef = ins.flags['from']?.[0];
   const chmodText = ins.flags['chmod']?.[0];
-  if (chmodText !== undefined && !/^[0-7]{3,4}$/.test(chmodText)) throw invalidArgument(`invalid chmod parameter: ${chmodText}`);
+  if (chmodText !== undefined && !/^[0-7]{3,4}$/.test(chmodText))
+    throw invalidArgument(`invalid chmod parameter: ${chmodText}`);
   const chmod = chmodText !== undefined ? parseInt(chmodText, 8) : null;
   const from = fromRef !== undefined ? await env.fromChain(env.word(fromRef, vars), env.currentStage(ins)) : null;
   const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
@@ -36,7 +45,12 @@ export async function copyInstruction(env: StepEnv, state: State, cfg: ImageRunt
     for (const w of words) {
       const hd = /^<<-?["']?([A-Za-z_][A-Za-z0-9_]*)["']?$/.exec(w);
       const doc = hd ? heredocs.get(hd[1]!) : undefined;
-      if (doc) inputs.push({ kind: 'inline', name: doc.name, content: Buffer.from(doc.expand ? expand(doc.content, vars, env.escape) : doc.content) });
+      if (doc)
+        inputs.push({
+          kind: 'inline',
+          name: doc.name,
+          content: Buffer.from(doc.expand ? expand(doc.content, vars, env.escape) : doc.content),
+        });
       else if (isAdd && /^https?:\/\//.test(w)) inputs.push(await download(env, w, cleanups));
       else for (const source of await root.resolve(w)) inputs.push({ kind: 'source', source });
     }
@@ -48,10 +62,15 @@ export async function copyInstruction(env: StepEnv, state: State, cfg: ImageRunt
       const chownText = ins.flags['chown']?.[0];
       let owner: Owner | null = null;
       if (chownText) {
-        const u = await resolveUser(view, chownText.includes(':') ? chownText : `${chownText}:${chownText}`).catch(async () => resolveUser(view, chownText));
+        const u = await resolveUser(view, chownText.includes(':') ? chownText : `${chownText}:${chownText}`).catch(
+          async () => resolveUser(view, chownText),
+        );
         owner = { uid: u.uid, gid: u.gid };
       }
-      return env.layerOf(await planCopy({ inputs, dest, view, chown: owner, chmod, extract: isAdd, epoch: env.epoch }));
+      const epoch = env.epoch;
+      return env.layerOf(
+        await planCopy({ inputs, dest, view, chown: owner, chmod, extract: isAdd, epoch, now: env.now() }),
+      );
     });
   const flags = JSON.stringify({ chown: ins.flags['chown'] ?? null, chmod });
   try {
@@ -59,12 +78,22 @@ export async function copyInstruction(env: StepEnv, state: State, cfg: ImageRunt
       // context sources: the key has their contents
       const inputs = await inputsFrom(env.context);
       const { digest, summary } = await describeInputs(inputs);
-      return await env.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} ${summary} in ${dest} `, cfg, layer(inputs));
+      return await env.commit(
+        state,
+        [ins.name, flags, dest, digest],
+        `${NOP}${ins.name} ${summary} in ${dest} `,
+        cfg,
+        layer(inputs),
+      );
     }
     // a stage's or an image's files follow from its key: no need to read them for a hit
     const digest = stepKey(from.key, ...words);
-    return await env.commit(state, [ins.name, flags, dest, digest], `${NOP}${ins.name} from:${digest.slice(7)} in ${dest} `, cfg, () =>
-      env.withView(from.chainId, async (dir) => layer(await inputsFrom(new SourceRoot(dir, null, false)))()),
+    return await env.commit(
+      state,
+      [ins.name, flags, dest, digest],
+      `${NOP}${ins.name} from:${digest.slice(7)} in ${dest} `,
+      cfg,
+      () => env.withView(from.chainId, async (dir) => layer(await inputsFrom(new SourceRoot(dir, null, false)))()),
     );
   } finally {
     for (const c of cleanups) await c();

@@ -43,6 +43,8 @@ export interface CopyRequest {
   extract: boolean;
   /** SOURCE_DATE_EPOCH (seconds): mtimes after it are clamped to it */
   epoch: number | null;
+  /** the build's clock (ms since the epoch): the mtime of directories the copy makes */
+  now: number;
 }
 
 interface Entry {
@@ -69,26 +71,49 @@ async function lstatOrNull(view: string, rel: string): Promise<Stats | null> {
 }
 
 export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
-  const now = new Date();
+  const now = new Date(req.now);
   const clamp = (d: Date) => (req.epoch !== null && d.getTime() > req.epoch * 1000 ? new Date(req.epoch * 1000) : d);
   const owner = req.chown ?? { uid: 0, gid: 0 };
   const many = req.inputs.length > 1 || req.inputs.some((i) => i.kind === 'source' && i.source.path.includes('*'));
   const destStat = await lstatOrNull(req.view, req.dest);
   const destIsDir = req.dest.endsWith('/') || (destStat?.isDirectory() ?? false);
-  if (many && !destIsDir) throw invalidArgument('When using COPY with more than one source file, the destination must be a directory and end with a /');
+  if (many && !destIsDir)
+    throw invalidArgument(
+      'When using COPY with more than one source file, the destination must be a directory and end with a /',
+    );
   const dest = posix.normalize(req.dest);
   const entries = new Map<string, Entry>();
   const archives: CopyPlan['archives'] = [];
-  const modeOf = (st: Stats) => (req.chmod ?? st.mode & 0o7777);
+  const modeOf = (st: Stats) => req.chmod ?? st.mode & 0o7777;
   const put = (e: Entry) => entries.set(e.header.name.replace(/\/$/, ''), e);
   const fileTarget = (name: string) => (destIsDir ? posix.join(dest, name) : dest);
   for (const input of req.inputs) {
     if (input.kind === 'inline') {
-      put({ header: { name: rel(fileTarget(input.name)), type: 'file', size: input.content.length, mode: req.chmod ?? 0o644, ...owner, mtime: clamp(now) }, bytes: input.content });
+      put({
+        header: {
+          name: rel(fileTarget(input.name)),
+          type: 'file',
+          size: input.content.length,
+          mode: req.chmod ?? 0o644,
+          ...owner,
+          mtime: clamp(now),
+        },
+        bytes: input.content,
+      });
       continue;
     }
     if (input.kind === 'file') {
-      put({ header: { name: rel(fileTarget(input.name)), type: 'file', size: (await fsp.stat(input.abs)).size, mode: req.chmod ?? input.mode, ...owner, mtime: clamp(input.mtime) }, abs: input.abs });
+      put({
+        header: {
+          name: rel(fileTarget(input.name)),
+          type: 'file',
+          size: (await fsp.stat(input.abs)).size,
+          mode: req.chmod ?? input.mode,
+          ...owner,
+          mtime: clamp(input.mtime),
+        },
+        abs: input.abs,
+      });
       continue;
     }
     const { source } = input;
@@ -105,12 +130,15 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
       if (!name) continue; // the root directory itself
       const common = { name, mode: modeOf(f.st), ...owner, mtime: clamp(f.st.mtime) };
       if (f.st.isDirectory()) put({ header: { ...common, name: `${name}/`, type: 'directory' } });
-      else if (f.st.isSymbolicLink()) put({ header: { ...common, type: 'symlink', linkname: await fsp.readlink(f.abs) } });
+      else if (f.st.isSymbolicLink())
+        put({ header: { ...common, type: 'symlink', linkname: await fsp.readlink(f.abs) } });
       else if (f.st.isFile()) put({ header: { ...common, type: 'file', size: f.st.size }, abs: f.abs });
     }
   }
   await addParents(entries, [...entries.keys(), ...archives.map((a) => a.dir)], req.view, owner, clamp(now));
-  for (const a of archives) if (a.dir && !entries.has(a.dir)) await addParents(entries, [`${a.dir}/x`], req.view, { uid: 0, gid: 0 }, clamp(now));
+  for (const a of archives)
+    if (a.dir && !entries.has(a.dir))
+      await addParents(entries, [`${a.dir}/x`], req.view, { uid: 0, gid: 0 }, clamp(now));
   return finishPlan(entries, archives);
 }
 
@@ -118,12 +146,19 @@ export async function planCopy(req: CopyRequest): Promise<CopyPlan> {
  * Adds the directories above each name: with the metadata they have in the parent image (as an
  * overlay copy-up would record it), or created with 0755 owned by `owner` (BuildKit's rule).
  */
-async function addParents(entries: Map<string, Entry>, names: string[], view: string, owner: Owner, mtime: Date): Promise<void> {
+async function addParents(
+  entries: Map<string, Entry>,
+  names: string[],
+  view: string,
+  owner: Owner,
+  mtime: Date,
+): Promise<void> {
   for (const name of names) {
     for (let d = posix.dirname(name); d !== '.' && d !== '/' && d !== ''; d = posix.dirname(d)) {
       if (entries.has(d)) continue;
       const st = await lstatOrNull(view, d);
-      if (st && !st.isDirectory()) throw invalidArgument(`cannot copy to /${name}: /${d} is not a directory in the image`);
+      if (st && !st.isDirectory())
+        throw invalidArgument(`cannot copy to /${name}: /${d} is not a directory in the image`);
       entries.set(d, {
         header: st
           ? { name: `${d}/`, type: 'directory', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime }
@@ -134,10 +169,16 @@ async function addParents(entries: Map<string, Entry>, names: string[], view: st
 }
 
 /** WORKDIR's layer: the directory and its missing parents (null when it exists in the image). */
-export async function planMkdir(view: string, dir: string, owner: Owner, epoch: number | null): Promise<CopyPlan | null> {
+export async function planMkdir(
+  view: string,
+  dir: string,
+  owner: Owner,
+  epoch: number | null,
+  clockNow: number,
+): Promise<CopyPlan | null> {
   if (await lstatOrNull(view, dir)) return null;
   const entries = new Map<string, Entry>();
-  const now = epoch !== null ? new Date(epoch * 1000) : new Date();
+  const now = new Date(epoch !== null ? epoch * 1000 : clockNow);
   await addParents(entries, [`${rel(dir)}/x`], view, owner, now);
   return finishPlan(entries, []);
 }
@@ -163,7 +204,13 @@ export async function describeInputs(inputs: CopyInput[]): Promise<{ digest: str
     else if (i.kind === 'file') add(`file\0${i.name}\0${i.mode}`, await hashFile(i.abs));
     else {
       for (const f of i.source.files) {
-        const type = f.st.isDirectory() ? 'dir' : f.st.isSymbolicLink() ? `link:${await fsp.readlink(f.abs)}` : f.st.isFile() ? 'file' : 'other';
+        const type = f.st.isDirectory()
+          ? 'dir'
+          : f.st.isSymbolicLink()
+            ? `link:${await fsp.readlink(f.abs)}`
+            : f.st.isFile()
+              ? 'file'
+              : 'other';
         add(`${i.source.path}\0${f.rel}\0${type}\0${f.st.mode & 0o7777}`, type === 'file' ? await hashFile(f.abs) : '');
       }
     }
@@ -231,7 +278,15 @@ async function decompressesToTar(abs: string, kind: 'gzip' | 'bzip2' | 'xz'): Pr
   return isTarHeader(Buffer.concat(parts));
 }
 
-const PACK_TYPES = { file: 'file', link: 'link', symlink: 'symlink', char: 'character-device', block: 'block-device', directory: 'directory', fifo: 'fifo' } as const;
+const PACK_TYPES = {
+  file: 'file',
+  link: 'link',
+  symlink: 'symlink',
+  char: 'character-device',
+  block: 'block-device',
+  directory: 'directory',
+  fifo: 'fifo',
+} as const;
 
 /** Writes one entry with a body into the pack, with backpressure; rejects on any error of either side. */
 async function packEntry(pack: tar.Pack, header: Headers, body: AsyncIterable<Buffer> | null): Promise<void> {
@@ -294,7 +349,10 @@ export async function writeCopyLayer(plan: CopyPlan, out: Writable): Promise<voi
   try {
     for (const e of plan.entries) {
       const bytes = e.bytes;
-      if (bytes) await new Promise<void>((resolve, reject) => pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())));
+      if (bytes)
+        await new Promise<void>((resolve, reject) =>
+          pack.entry(e.header, bytes, (err) => (err ? reject(err) : resolve())),
+        );
       else await addEntry(pack, e.header, e.abs ?? null);
     }
     for (const a of plan.archives) await copyArchive(pack, a);

@@ -4,7 +4,7 @@
  * own module and the executor (build.ts) keeps the DAG, the cache and the bookkeeping.
  */
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
-import type { BuilderDeps, BuildOutput, BuildRequest } from './builder.js';
+import type { BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 import type { SourceRoot } from './context.js';
 import type { CopyPlan } from './copy.js';
 import type { Instruction, Stage } from './parser.js';
@@ -25,7 +25,18 @@ export interface StageCtx {
   cmdSet: boolean;
 }
 
-export const PREDEFINED_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+export const PREDEFINED_ARGS = [
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+];
 /** the prefix dockerd's builder gives history entries of steps that ran no command */
 export const NOP = '/bin/sh -c #(nop) ';
 
@@ -40,6 +51,8 @@ export interface StepEnv {
   readonly escape: string;
   /** SOURCE_DATE_EPOCH, when given: the time written into layers */
   readonly epoch: number | null;
+  /** the build's clock: milliseconds since the Unix epoch */
+  now(): number;
   /** a word expanded with `vars` and unquoted */
   word(w: string, vars: ReadonlyMap<string, string>): string;
   /** a stage's (before `before`) or an image's filesystem and key, for --from */
@@ -49,5 +62,11 @@ export interface StepEnv {
   withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T>;
   layerOf(plan: CopyPlan): Promise<string>;
   /** the step's next state: from the cache by `parts`, else by running `layer` */
-  commit(state: State, parts: string[], createdBy: string, runtimeConfig: ImageRuntimeConfig, layer: (() => Promise<string | null>) | null): Promise<State>;
+  commit(
+    state: State,
+    parts: string[],
+    createdBy: string,
+    runtimeConfig: ImageRuntimeConfig,
+    layer: (() => Promise<string | null>) | null,
+  ): Promise<State>;
 }

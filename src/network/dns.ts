@@ -9,6 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
 
 const TYPE_A = 1;
 const CLASS_IN = 1;
@@ -39,7 +40,13 @@ export function parseQuery(msg: Buffer): Question | null {
   }
   if (o + 5 > msg.length) return null;
   const type = msg.readUInt16BE(o + 1);
-  return { id: msg.readUInt16BE(0), name: labels.join('.').toLowerCase(), type, raw: msg.subarray(12, o + 5), rd: !!(flags & 0x0100) };
+  return {
+    id: msg.readUInt16BE(0),
+    name: labels.join('.').toLowerCase(),
+    type,
+    raw: msg.subarray(12, o + 5),
+    rd: !!(flags & 0x0100),
+  };
 }
 
 /** An answer to `q`: `rcode` 0 with A records for `ips` (none for other types), or 3 (NXDOMAIN) / 2 (SERVFAIL). */
@@ -82,6 +89,7 @@ export class NetworkDns {
   constructor(
     private readonly address: string,
     private readonly lookup: (name: string) => string[],
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async start(): Promise<void> {
@@ -110,7 +118,7 @@ export class NetworkDns {
     const ips = this.lookup(name);
     if (ips.length) return this.reply(answer(q, ips), host, port);
     if (!name.includes('.')) return this.reply(answer(q, [], 3), host, port);
-    this.reply((await forward(msg)) ?? answer(q, [], 2), host, port);
+    this.reply((await forward(msg, this.clock)) ?? answer(q, [], 2), host, port);
   }
 
   private reply(b: Buffer, host: string, port: number): void {
@@ -118,20 +126,56 @@ export class NetworkDns {
   }
 }
 
-/** Relays a query to the first host name server that answers within 2 s. */
-function forward(msg: Buffer): Promise<Buffer | null> {
+/** Relays a query to the first host name server that answers within 2 s (by `clock`). */
+function forward(msg: Buffer, clock: Clock): Promise<Buffer | null> {
   const servers = upstreamServers();
   if (!servers.length) return Promise.resolve(null);
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     const done = (b: Buffer | null) => {
-      clearTimeout(t);
+      t.cancel();
       s.close();
       resolve(b);
     };
-    const t = setTimeout(() => done(null), 2000);
+    const t = clock.setTimeout(() => done(null), 2000);
     s.on('message', (b) => done(b));
     s.on('error', () => done(null));
     s.send(msg, 53, servers[0]!);
   });
+}
+
+/**
+ * The name servers of the networks that have one, by network id. `resolve(networkId, name)` reads
+ * the live endpoints, so a name goes with its container. A server that cannot start (the address
+ * is taken) is a warning: the network works without names.
+ */
+export class NameService {
+  private readonly servers = new Map<string, NetworkDns>();
+
+  constructor(
+    private readonly resolve: (networkId: string, name: string) => string[],
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Serves network `networkId`'s names on `address`:53 (idempotent). */
+  async serve(networkId: string, networkName: string, address: string): Promise<void> {
+    if (this.servers.has(networkId)) return;
+    const d = new NetworkDns(address, (name) => this.resolve(networkId, name), this.clock);
+    try {
+      await d.start();
+      this.servers.set(networkId, d);
+    } catch (e) {
+      log.warn('name service not available on network', { network: networkName, err: errorMessage(e) });
+    }
+  }
+
+  stop(networkId: string): void {
+    this.servers.get(networkId)?.close();
+    this.servers.delete(networkId);
+  }
+
+  close(): void {
+    for (const d of this.servers.values()) d.close();
+    this.servers.clear();
+  }
 }

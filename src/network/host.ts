@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { bridgeAddPort, linkUp } from '../base/syscalls.js';
@@ -37,7 +37,9 @@ const IP_LINE_RE = /^[A-Za-z0-9._:/@-]+( [A-Za-z0-9._:/@-]+)*$/;
  * start a second command chosen by whoever wrote a name) is refused before ip runs.
  */
 function batchText(lines: string[]): string {
-  for (const l of lines) if (!IP_LINE_RE.test(l)) throw invalidArgument(`refusing to run an ip command with unexpected characters: ${JSON.stringify(l)}`);
+  for (const l of lines)
+    if (!IP_LINE_RE.test(l))
+      throw invalidArgument(`refusing to run an ip command with unexpected characters: ${JSON.stringify(l)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -125,3 +127,38 @@ export function portFree(proto: 'tcp' | 'udp', hostIp: string, port: number): Pr
     srv.listen(port, hostIp, () => srv.close(() => resolve(true)));
   });
 }
+
+/** Whether a network interface of that name exists in berthd's namespace. */
+export function linkExists(name: string): boolean {
+  return IFNAME_RE.test(name) && existsSync(`/sys/class/net/${name}`);
+}
+
+/**
+ * The host operations the bridge driver and the manager use, as one object, so unit tests can
+ * give them a recording fake (DESIGN.md: host access is injected). `systemNetHost` is the real one.
+ */
+export interface NetHost {
+  ipBatch(lines: string[], ns?: string): Promise<void>;
+  ipQuiet(lines: string[]): Promise<void>;
+  links(): Promise<Link[]>;
+  linkExists(name: string): boolean;
+  plugIntoBridge(veth: string, bridge: string, mark: string): void;
+  allowLocalnet(bridge: string): void;
+  enableForwarding(): void;
+  replaceTable(name: string, body: string): Promise<void>;
+  deleteTable(name: string): Promise<void>;
+  portFree(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<boolean>;
+}
+
+export const systemNetHost: NetHost = {
+  ipBatch,
+  ipQuiet,
+  links,
+  linkExists,
+  plugIntoBridge,
+  allowLocalnet,
+  enableForwarding,
+  replaceTable,
+  deleteTable,
+  portFree,
+};

@@ -4,7 +4,7 @@
  * choice of a free address in a subnet or `--ip-range`.
  */
 import { readFileSync } from 'node:fs';
-import { invalidArgument } from '../base/errors.js';
+import { conflict, invalidArgument } from '../base/errors.js';
 
 export interface Cidr {
   /** network address as an unsigned 32-bit number */
@@ -14,7 +14,8 @@ export interface Cidr {
 
 export function ipToInt(ip: string): number {
   const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw invalidArgument(`invalid IPv4 address: ${ip}`);
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+    throw invalidArgument(`invalid IPv4 address: ${ip}`);
   return parts.reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
 }
 
@@ -33,7 +34,7 @@ export function parseCidr(text: string): Cidr {
 
 export const cidrText = (c: Cidr): string => `${intToIp(c.base)}/${c.prefix}`;
 export const size = (c: Cidr): number => 2 ** (32 - c.prefix);
-export const contains = (c: Cidr, ip: number): boolean => ((ip & maskOf(c.prefix)) >>> 0) === c.base;
+export const contains = (c: Cidr, ip: number): boolean => (ip & maskOf(c.prefix)) >>> 0 === c.base;
 export const overlaps = (a: Cidr, b: Cidr): boolean => contains(a, b.base) || contains(b, a.base);
 
 /** The host's IPv4 routes (destination networks), from /proc/net/route; the default route excluded. */
@@ -69,7 +70,9 @@ export function* defaultPools(): Generator<Cidr> {
 /** The first pool subnet that overlaps none of `taken` (other networks, host routes). */
 export function pickSubnet(taken: readonly Cidr[]): Cidr {
   for (const c of defaultPools()) if (!taken.some((t) => overlaps(t, c))) return c;
-  throw invalidArgument('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+  throw invalidArgument(
+    'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network',
+  );
 }
 
 /**
@@ -94,3 +97,44 @@ export function macOf(ip: number): string {
  * /proc/sys/net/ipv4/conf/ ('/', '..', whitespace, quotes, newlines are all refused).
  */
 export const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+
+/** What `network create` asks of IPAM (its `IPAM.Config` entry, all optional). */
+export interface PoolRequest {
+  Subnet?: string;
+  Gateway?: string;
+  IPRange?: string;
+}
+
+/**
+ * The pool of a new network (pure): the subnet asked for, checked against the other networks'
+ * (`others`: name and subnet), or the first default pool that overlaps neither them nor `routes`
+ * (the host's); the gateway (the subnet's first address unless given) and the `--ip-range`, both
+ * checked to be inside the subnet. Throws InvalidArgument or Conflict with Docker's wording.
+ */
+export function planPool(
+  want: PoolRequest,
+  others: ReadonlyArray<{ name: string; subnet: string }>,
+  routes: readonly Cidr[],
+): { Subnet: string; Gateway: string; IPRange?: string } {
+  let subnet: Cidr;
+  if (want.Subnet) {
+    subnet = parseCidr(want.Subnet);
+    if (subnet.prefix > 30) throw invalidArgument(`invalid subnet ${want.Subnet}: too small for a network`);
+    const clash = others.find((o) => overlaps(parseCidr(o.subnet), subnet));
+    if (clash) {
+      throw conflict(
+        `invalid pool request: Pool overlaps with other one on this address space (${clash.name} uses ${clash.subnet})`,
+      );
+    }
+  } else subnet = pickSubnet([...others.map((o) => parseCidr(o.subnet)), ...routes]);
+  const gateway = want.Gateway ? ipToInt(want.Gateway) : subnet.base + 1;
+  if (!contains(subnet, gateway))
+    throw invalidArgument(`invalid gateway ${want.Gateway}: not in subnet ${cidrText(subnet)}`);
+  if (want.IPRange) {
+    const r = parseCidr(want.IPRange);
+    if (!contains(subnet, r.base) || r.prefix < subnet.prefix) {
+      throw invalidArgument(`invalid ip-range ${want.IPRange}: not inside subnet ${cidrText(subnet)}`);
+    }
+  }
+  return { Subnet: cidrText(subnet), Gateway: intToIp(gateway), ...(want.IPRange ? { IPRange: want.IPRange } : {}) };
+}

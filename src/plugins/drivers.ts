@@ -1,5 +1,5 @@
 /** Remote volume and network drivers: the plugin protocol's calls behind the managers' interfaces. */
-import type { VolumeDriver } from '../volume/manager.js';
+import type { NetworkDriver, VolumeDriver } from './interfaces.js';
 import type { PluginClient } from './registry.js';
 
 export function remoteVolumeDriver(c: PluginClient): VolumeDriver {
@@ -15,29 +15,54 @@ export function remoteVolumeDriver(c: PluginClient): VolumeDriver {
   };
 }
 
-/** What the network manager asks of a remote network driver. */
-export interface NetworkDriver {
-  createNetwork(id: string, pool: string, gateway: string, options: Record<string, string>): Promise<void>;
-  deleteNetwork(id: string): Promise<void>;
-  /** Creates and joins an endpoint; returns the host interface to move into the container and its name prefix. */
-  join(networkId: string, endpointId: string, address: string, mac: string, sandboxKey: string): Promise<{ srcName: string; dstPrefix: string; gateway: string }>;
-  leave(networkId: string, endpointId: string): Promise<void>;
+interface JoinAnswer {
+  InterfaceName?: { SrcName?: string; DstPrefix?: string };
+  Gateway?: string;
 }
 
+/**
+ * A network plugin: every method is one call of the protocol. It makes no host device for a
+ * network or an endpoint; Join answers the interface berth moves into the container.
+ */
 export function remoteNetworkDriver(c: PluginClient): NetworkDriver {
   return {
-    createNetwork: async (id, pool, gateway, options) =>
-      void (await c.call('NetworkDriver.CreateNetwork', { NetworkID: id, Options: { 'com.docker.network.generic': options }, IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: pool, Gateway: gateway }], IPv6Data: [] })),
+    createNetwork: async (n) => {
+      await c.call('NetworkDriver.CreateNetwork', {
+        NetworkID: n.id,
+        Options: { 'com.docker.network.generic': n.options },
+        IPv4Data: [{ AddressSpace: 'LocalDefault', Pool: n.pool, Gateway: n.gateway }],
+        IPv6Data: [],
+      });
+      return { device: '' };
+    },
     deleteNetwork: async (id) => void (await c.call('NetworkDriver.DeleteNetwork', { NetworkID: id })),
-    join: async (networkId, endpointId, address, mac, sandboxKey) => {
-      await c.call('NetworkDriver.CreateEndpoint', { NetworkID: networkId, EndpointID: endpointId, Interface: { Address: address, AddressIPv6: '', MacAddress: mac }, Options: {} });
-      const r = await c.call<{ InterfaceName?: { SrcName?: string; DstPrefix?: string }; Gateway?: string }>('NetworkDriver.Join', { NetworkID: networkId, EndpointID: endpointId, SandboxKey: sandboxKey, Options: {} });
+    createEndpoint: async (ep) => {
+      await c.call('NetworkDriver.CreateEndpoint', {
+        NetworkID: ep.networkId,
+        EndpointID: ep.endpointId,
+        Interface: { Address: ep.address, AddressIPv6: '', MacAddress: ep.mac },
+        Options: {},
+      });
+      return { hostIfname: '' };
+    },
+    join: async (ep, sandbox) => {
+      const r = await c.call<JoinAnswer>('NetworkDriver.Join', {
+        NetworkID: ep.networkId,
+        EndpointID: ep.endpointId,
+        SandboxKey: sandbox.key,
+        Options: {},
+      });
       if (!r.InterfaceName?.SrcName) throw new Error(`plugin ${c.name}: NetworkDriver.Join returned no interface`);
-      return { srcName: r.InterfaceName.SrcName, dstPrefix: r.InterfaceName.DstPrefix || 'eth', gateway: r.Gateway ?? '' };
+      return {
+        kind: 'move',
+        srcName: r.InterfaceName.SrcName,
+        dstPrefix: r.InterfaceName.DstPrefix || 'eth',
+        gateway: r.Gateway ?? '',
+      };
     },
-    leave: async (networkId, endpointId) => {
-      await c.call('NetworkDriver.Leave', { NetworkID: networkId, EndpointID: endpointId });
-      await c.call('NetworkDriver.DeleteEndpoint', { NetworkID: networkId, EndpointID: endpointId });
-    },
+    leave: async (ep) =>
+      void (await c.call('NetworkDriver.Leave', { NetworkID: ep.networkId, EndpointID: ep.endpointId })),
+    deleteEndpoint: async (ep) =>
+      void (await c.call('NetworkDriver.DeleteEndpoint', { NetworkID: ep.networkId, EndpointID: ep.endpointId })),
   };
 }

@@ -2,7 +2,7 @@
  * Named and anonymous volumes. The `local` driver keeps a volume's data in
  * `<root>/volumes/<name>/_data`; with options (`type`, `device`, `o`) it mounts that filesystem
  * there while a container uses it, as Docker's local driver does. Other drivers are plugins
- * (plugins.ts). Records live in SQLite (`volumes`); which containers use a volume is derived
+ * (../plugins/drivers.ts). Records live in SQLite (`volumes`); which containers use a volume is derived
  * from the containers' records, so it cannot drift.
  */
 import { randomBytes } from 'node:crypto';
@@ -13,6 +13,10 @@ import { migrate } from '../metadata/db.js';
 import { conflict, invalidArgument, notFound } from '../base/errors.js';
 import { isMountPoint } from '../base/fs.js';
 import { MNT_DETACH, mount, umount } from '../base/syscalls.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import type { VolumeDriver } from '../plugins/interfaces.js';
+
+export type { VolumeDriver } from '../plugins/interfaces.js';
 
 const MIGRATIONS = [`CREATE TABLE volumes (name TEXT PRIMARY KEY, doc TEXT NOT NULL)`];
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -29,20 +33,16 @@ export interface VolumeRecord {
   anonymous: boolean;
 }
 
-/** A remote driver (a volume plugin), as the manager uses it. */
-export interface VolumeDriver {
-  create(name: string, opts: Record<string, string>): Promise<void>;
-  remove(name: string): Promise<void>;
-  mount(name: string, id: string): Promise<string>;
-  unmount(name: string, id: string): Promise<void>;
-}
-
 export class VolumeManager {
   private readonly dir: string;
   /** driver name -> plugin client (set by the plugin registry) */
   drivers: (name: string) => Promise<VolumeDriver>;
 
-  constructor(root: string, private readonly db: Db) {
+  constructor(
+    root: string,
+    private readonly db: Db,
+    private readonly clock: Clock = systemClock,
+  ) {
     this.dir = join(root, 'volumes');
     migrate(db, 'volumes', MIGRATIONS);
     this.drivers = async (name) => {
@@ -57,7 +57,9 @@ export class VolumeManager {
   }
 
   list(): VolumeRecord[] {
-    return (this.db.prepare('SELECT doc FROM volumes ORDER BY name').all() as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as VolumeRecord);
+    return (this.db.prepare('SELECT doc FROM volumes ORDER BY name').all() as Array<{ doc: string }>).map(
+      (r) => JSON.parse(r.doc) as VolumeRecord,
+    );
   }
 
   find(name: string): VolumeRecord | undefined {
@@ -79,23 +81,40 @@ export class VolumeManager {
    * `volume create` (and `-v name:/path` of a volume that does not exist): idempotent for the same
    * name and driver, as Docker. An anonymous volume gets a random 64-hex name.
    */
-  async create(o: { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> }, anonymous = false): Promise<VolumeRecord> {
+  async create(
+    o: { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> },
+    anonymous = false,
+  ): Promise<VolumeRecord> {
     const name = o.Name || randomBytes(32).toString('hex');
-    if (!NAME_RE.test(name)) throw invalidArgument(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    if (!NAME_RE.test(name))
+      throw invalidArgument(
+        `create ${name}: "${name}" includes invalid characters for a local volume name, ` +
+          'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path',
+      );
     const existing = this.find(name);
     if (existing) {
-      if (o.Driver && existing.Driver !== o.Driver) throw conflict(`create ${name}: volume name is already in use with driver "${existing.Driver}"`);
+      if (o.Driver && existing.Driver !== o.Driver)
+        throw conflict(`create ${name}: volume name is already in use with driver "${existing.Driver}"`);
       return existing;
     }
     const driver = o.Driver || 'local';
     const opts = o.DriverOpts ?? {};
     if (driver === 'local') {
-      for (const k of Object.keys(opts)) if (!['type', 'device', 'o', 'size'].includes(k)) throw invalidArgument(`create ${name}: invalid option key: "${k}"`);
-      if ((opts['type'] || opts['device']) && !(opts['type'] && opts['device'])) throw invalidArgument(`create ${name}: the local driver needs both type and device options`);
+      for (const k of Object.keys(opts))
+        if (!['type', 'device', 'o', 'size'].includes(k))
+          throw invalidArgument(`create ${name}: invalid option key: "${k}"`);
+      if ((opts['type'] || opts['device']) && !(opts['type'] && opts['device']))
+        throw invalidArgument(`create ${name}: the local driver needs both type and device options`);
     }
     const rec: VolumeRecord = {
-      Name: name, Driver: driver, Mountpoint: driver === 'local' ? this.dataDir(name) : '', CreatedAt: new Date().toISOString(),
-      Labels: o.Labels ?? {}, Options: opts, Scope: 'local', anonymous,
+      Name: name,
+      Driver: driver,
+      Mountpoint: driver === 'local' ? this.dataDir(name) : '',
+      CreatedAt: new Date(this.clock.now()).toISOString(),
+      Labels: o.Labels ?? {},
+      Options: opts,
+      Scope: 'local',
+      anonymous,
     };
     if (driver === 'local') await fsp.mkdir(this.dataDir(name), { recursive: true, mode: 0o755 });
     else await (await this.drivers(driver)).create(name, opts);

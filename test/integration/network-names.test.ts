@@ -48,6 +48,24 @@ describe('bridge names', () => {
     assert.equal((await d.api('DELETE', '/networks/goodbr')).status, 204);
   });
 
+  test("a device of the bridge's name that is not berth's: 409, the device stays, nothing stored", async () => {
+    const name = `bf${process.pid % 100000}`;
+    await run('ip', ['link', 'add', name, 'type', 'bridge']);
+    try {
+      const netsBefore = (await d.api('GET', '/networks')).body as unknown[];
+      const r = await d.api('POST', '/networks/create', {
+        Name: 'foreignbr',
+        Options: { 'com.docker.network.bridge.name': name },
+      });
+      assert.equal(r.status, 409, r.text);
+      assert.match(r.text, /exists and is not berth's/);
+      assert.ok((await linkNames()).includes(name), 'a device berth did not make is never removed');
+      assert.equal(((await d.api('GET', '/networks')).body as unknown[]).length, netsBefore.length, 'no network stored');
+    } finally {
+      await run('ip', ['link', 'del', name]).catch(() => undefined);
+    }
+  });
+
   test('a record stored with a bad bridge name by an older berth: the daemon starts, the network stays down, nothing runs it', async () => {
     await d.kill9();
     const db = new Database(join(d.root, 'berth.db'));

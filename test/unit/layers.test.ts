@@ -36,7 +36,6 @@ const KNOWN: string[] = [
   'cli/commands/trust.ts -> trust',
   'distribution/pull.ts -> image',
   'distribution/push.ts -> image',
-  'plugins/drivers.ts -> volume',
   'registry/timestamp.ts -> trust',
   'snapshot/overlay.ts -> metadata',
   'trust/gate.ts -> image',
