@@ -81,7 +81,8 @@ export async function registryMain(argv: string[]): Promise<number> {
   const tokenKey = one('token-key');
   // trust's signing code is loaded only when the registry keeps a timestamp key
   const tsKey = one('trust-timestamp-key');
-  const timestamper = tsKey ? (await import('../registry/timestamp.js')).Timestamper.open(tsKey, parseSeconds(one('trust-timestamp-expiry') ?? '3600') * 1000) : undefined;
+  const ttl = parseSeconds(one('trust-timestamp-expiry') ?? '3600') * 1000;
+  const timestamper = tsKey ? (await import('../trust/timestamper.js')).Timestamper.open(tsKey, ttl) : undefined;
   const server = new RegistryServer({
     root,
     addr: one('addr') ?? '127.0.0.1:5000',

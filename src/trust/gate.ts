@@ -9,14 +9,29 @@
  */
 import { failedPrecondition } from '../base/errors.js';
 import type { ClientOptions, Credentials } from '../distribution/client.js';
-import type { ImageRecord } from '../image/types.js';
-import { parseReference } from '../image/reference.js';
-import { readPolicy, ruleFor, type TrustPolicy } from './policy.js';
+import { readPolicy, ruleFor, type GateRule, type TrustPolicy } from './policy.js';
 import { TrustClient } from './verify.js';
 
-export interface GateRule {
-  require: 'none' | 'signed';
-  rootKeys: string[];
+export type { GateRule } from './policy.js';
+
+/** What the gate reads of an image record (the engine's ImageRecord has these). */
+export interface NamedImage {
+  repoTags: string[];
+  repoDigests: string[];
+}
+
+/**
+ * The repository name of a reference the engine has already parsed and resolved, normalized as
+ * Docker does (image/reference.ts): without its digest or tag, and without `docker.io/` or
+ * `library/` for Docker Hub's official images.
+ */
+export function repositoryOf(ref: string): string {
+  let name = ref.includes('@') ? ref.slice(0, ref.indexOf('@')) : ref;
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) name = name.slice(0, colon);
+  for (const hub of ['docker.io/', 'index.docker.io/']) if (name.startsWith(hub)) name = name.slice(hub.length);
+  if (name.startsWith('library/') && name.split('/').length === 2) name = name.slice('library/'.length);
+  return name;
 }
 
 export class TrustGate {
@@ -56,10 +71,10 @@ export class TrustGate {
    * there is a signed target. An image referred to by id must be vouched for by every covered
    * repository it is known under; one with no name at all falls under the policy's default.
    */
-  async check(image: ImageRecord, ref: string): Promise<void> {
+  async check(image: NamedImage, ref: string): Promise<void> {
     const byId = /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
     const all = [...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))), ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@')))];
-    const names = new Set(byId ? all : [parseReference(ref).name]);
+    const names = new Set(byId ? all : [repositoryOf(ref)]);
     if (names.size === 0) {
       if (this.policy.default.require === 'signed') throw failedPrecondition(`trust: ${ref}: the image has no repository name, so no signature; the trust policy requires signed images`);
       return;

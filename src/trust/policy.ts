@@ -19,7 +19,12 @@
 import { readFileSync } from 'node:fs';
 import { invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import type { GateRule } from './gate.js';
+
+/** What the policy asks of one repository. */
+export interface GateRule {
+  require: 'none' | 'signed';
+  rootKeys: string[];
+}
 
 export interface TrustPolicy {
   default: GateRule;

@@ -20,8 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, MetadataKind, Key } from '@tufjs/models';
 import { Updater, type Fetcher } from 'tuf-js';
-import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { BerthError, failedPrecondition, isBerthError } from '../base/errors.js';
+import { BadVersionError, DownloadHTTPError, ExpiredMetadataError, RuntimeError } from 'tuf-js/dist/error.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { BerthError, errorMessage, isBerthError } from '../base/errors.js';
 import { writeFileAtomicSync } from '../base/fs.js';
 import { isObject } from '../base/json.js';
 import { endpointOf, RegistrySession, type ClientOptions, type Credentials } from '../distribution/client.js';
@@ -44,8 +45,35 @@ export interface Resolved extends TargetInfo {
   role: string;
 }
 
-/** A trust refusal: FailedPrecondition, so every client shows it as the daemon's error message. */
-const refuse = (name: string, msg: string, cause?: unknown) => failedPrecondition(`trust: ${name}: ${msg}`, cause);
+/** Why trust data was refused, for callers that act on it (a publisher re-signs expired freshness). */
+export type RefusalReason = 'expired' | 'rollback' | 'signatures' | 'root-chain' | 'unsigned' | 'other';
+
+/**
+ * A trust refusal: FailedPrecondition, so every client shows it as the daemon's error message;
+ * `reason` and `role` say what failed, so no caller has to read the message.
+ */
+export class TrustRefusal extends BerthError {
+  constructor(
+    readonly reason: RefusalReason,
+    readonly role: string | null,
+    message: string,
+    cause?: unknown,
+  ) {
+    super('FailedPrecondition', message, { cause });
+  }
+}
+
+interface Envelope {
+  signed: Json;
+  signatures: Array<{ keyid: string }>;
+}
+
+const refuse = (name: string, msg: string, cause?: unknown, reason: RefusalReason = 'other', role: string | null = null) =>
+  new TrustRefusal(reason, role, `trust: ${name}: ${msg}`, cause);
+
+/** The roles in the order the client workflow loads them (5.3 root .. 5.6 targets and delegations). */
+const WALK = ['root', 'timestamp', 'snapshot', 'targets', DELEGATION] as const;
+type Check = 'signatures' | 'version' | 'expiry';
 
 class BundleFetcher implements Fetcher {
   constructor(
@@ -111,7 +139,8 @@ export class VerifiedRepository {
     } catch (e) {
       if (!this.noReleases()) throw await this.explain(e);
     }
-    if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (no trust data for it: pushed without the publisher's keys, or revoked)`);
+    const why = 'no trust data for it: pushed without the publisher\'s keys, or revoked';
+    if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (${why})`, undefined, 'unsigned');
     const top = this.document('targets')?.['targets'];
     const inTop = isObject(top) && tag in top;
     const custom = t.custom as Json;
@@ -163,6 +192,8 @@ export class TrustClient {
     /** where pinned roots and verified metadata live */
     readonly dir: string,
     private readonly client: ClientOptions = {},
+    /** dates pins and judges expiry when a refusal is explained (tuf-js reads the system time itself) */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   repoDir(name: string): string {
@@ -253,7 +284,7 @@ export class TrustClient {
       if (signedBy.length === 0) throw refuse(name, `its root is not signed by a root key the trust policy names (${anchor.rootKeys!.map((k) => k.slice(0, 12)).join(', ')}); it is signed by ${rootKeys.map((k) => k.slice(0, 12)).join(', ')}`);
     }
     writeFileAtomicSync(join(dir, 'root.json'), bytes, 0o600);
-    const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date().toISOString(), rootKeys };
+    const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date(this.clock.now()).toISOString(), rootKeys };
     writeFileAtomicSync(join(dir, 'pin.json'), `${JSON.stringify(pin)}\n`, 0o600);
     return pin;
   }
@@ -274,26 +305,88 @@ export class TrustClient {
     if (changed) writeFileAtomicSync(join(dir, 'keys-seen.json'), `${JSON.stringify(seen)}\n`, 0o600);
   }
 
-  /** Turns tuf-js's error into the refusal a user can act on. */
+  /**
+   * Turns tuf-js's error into the refusal a user can act on. The error's class says which check
+   * failed (tuf-js wraps a failed targets or delegation load in a RuntimeError, so that one may be
+   * any); the role is found from the data, never from the message: the first role, in the workflow's order, that fails
+   * such a check against what this host verified last.
+   */
   private async explain(name: string, dir: string, s: RegistrySession, idx: BundleIndex, e: unknown): Promise<Error> {
-    if (e instanceof BerthError) return e.message.startsWith('trust:') ? e : refuse(name, e.message, e);
-    const text = String(e instanceof Error ? e.message : e);
-    let m: RegExpExecArray | null;
-    if ((m = /(timestamp|snapshot|targets|releases)[^\d]*version (\d+) (?:is less than|must be >=) current version (\d+)/i.exec(text)) || (m = /New (?:version )?(\d+)? ?of (\w+)\.json is less than current version (\d+)/.exec(text)))
-      return refuse(name, `rollback refused: the registry serves ${m[1]} metadata older than what this host has already verified (${text.replace(/^.*?error\s*/i, '')})`, e);
-    if (/Final root\.json is expired/.test(text)) return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e);
-    if ((m = /Final (\w+)\.json is expired|(\w+)\.json is expired/.exec(text))) {
-      const role = m[1] ?? m[2]!;
-      const expires = (await this.peek(s, idx, `${role}.json`))?.signed['expires'];
-      return refuse(name, `the registry serves expired ${role} metadata (expired ${String(expires ?? '')}): frozen or replayed trust data; refusing`, e);
+    if (e instanceof TrustRefusal) return e;
+    if (e instanceof BerthError) return refuse(name, e.message, e);
+    const text = errorMessage(e);
+    // @tufjs/models' UnsignedMetadataError comes from the copy of the models tuf-js bundles (not
+    // the one berth imports), so instanceof cannot see it: any other error gets the signature check
+    const checks: Check[] =
+      e instanceof ExpiredMetadataError ? ['expiry']
+      : e instanceof BadVersionError ? ['version']
+      : e instanceof RuntimeError ? ['signatures', 'version', 'expiry']
+      : ['signatures'];
+    for (const role of WALK) {
+      const doc = await this.peek(s, idx, role === 'root' ? this.nextRootFile(dir) : `${role}.json`);
+      if (!doc) continue;
+      for (const check of checks) {
+        if (check === 'signatures') {
+          const v = this.validSignatures(dir, role, doc);
+          if (v && v.valid < v.threshold) {
+            return refuse(name, this.signatureProblem(dir, doc, role, v.valid, v.threshold), e, 'signatures', role);
+          }
+        } else if (check === 'version') {
+          const have = Number(this.document(dir, role)?.['version'] ?? 0);
+          if (role !== 'root' && have && Number(doc.signed['version']) < have) {
+            const older = `the registry serves ${role} metadata older than what this host has already verified`;
+            return refuse(name, `rollback refused: ${older} (${text})`, e, 'rollback', role);
+          }
+        } else if (Date.parse(String(doc.signed['expires'])) <= this.clock.now()) {
+          if (role === 'root') return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e, 'expired', role);
+          const expired = `the registry serves expired ${role} metadata (expired ${String(doc.signed['expires'])})`;
+          return refuse(name, `${expired}: frozen or replayed trust data; refusing`, e, 'expired', role);
+        }
+      }
     }
-    if ((m = /(\w+) was signed by (\d+)\/(\d+) keys/.exec(text))) return refuse(name, await this.signatureProblem(dir, s, idx, m[1]!, Number(m[2]), Number(m[3])), e);
-    if (/does not match its digest/.test(text)) return refuse(name, text.replace(/^.*?(trust metadata)/, '$1'), e);
-    if (/Expected version (\d+), got (\d+)/.test(text)) return refuse(name, `its root metadata chain is broken (${text})`, e);
+    if (e instanceof BadVersionError) return refuse(name, `its root metadata chain is broken (${text})`, e, 'root-chain', 'root');
     return refuse(name, `trust data does not verify: ${text}`, e);
   }
 
-  private async peek(s: RegistrySession, idx: BundleIndex, file: string): Promise<{ signed: Json; signatures: Array<{ keyid: string }> } | null> {
+  /** The verified document's signed part this host holds for a role. */
+  private document(dir: string, role: string): Json | null {
+    return (readJson(join(dir, `${role}.json`))?.['signed'] as Json | undefined) ?? null;
+  }
+
+  /** The root version after the newest this host trusts: the one a failed root chain stopped at. */
+  private nextRootFile(dir: string): string {
+    return `${Number(this.document(dir, 'root')?.['version'] ?? 0) + 1}.root.json`;
+  }
+
+  /** How many of the keys this host trusts for a role signed a document, and the threshold. */
+  private validSignatures(dir: string, role: string, doc: Envelope): { valid: number; threshold: number } | null {
+    const trusted = trustedFor(dir, role);
+    const owner = role === DELEGATION ? this.document(dir, 'targets')?.['delegations'] : this.document(dir, 'root');
+    const keys = isObject(owner) && isObject(owner['keys']) ? owner['keys'] : {};
+    if (!trusted) return null;
+    const kind = role === 'root' ? MetadataKind.Root : role === 'timestamp' ? MetadataKind.Timestamp
+      : role === 'snapshot' ? MetadataKind.Snapshot : MetadataKind.Targets;
+    let md: Metadata<never>;
+    try {
+      md = Metadata.fromJSON(kind as MetadataKind.Root, doc as unknown as Parameters<typeof Metadata.fromJSON>[1]) as unknown as Metadata<never>;
+    } catch {
+      return { valid: 0, threshold: trusted.threshold };
+    }
+    let valid = 0;
+    for (const id of trusted.keyids) {
+      const k = keys[id];
+      if (!isObject(k)) continue;
+      try {
+        Key.fromJSON(id, k as Parameters<typeof Key.fromJSON>[1]).verifySignature(md);
+        valid++;
+      } catch {
+        /* not signed by this key */
+      }
+    }
+    return { valid, threshold: trusted.threshold };
+  }
+
+  private async peek(s: RegistrySession, idx: BundleIndex, file: string): Promise<Envelope | null> {
     try {
       const b = await fetchFile(s, idx, file, 4 << 20);
       return b ? parseEnvelope(b, file) : null;
@@ -303,11 +396,10 @@ export class TrustClient {
   }
 
   /** Which signatures a role's document carries versus which keys this host trusts for it. */
-  private async signatureProblem(dir: string, s: RegistrySession, idx: BundleIndex, role: string, valid: number, threshold: number): Promise<string> {
+  private signatureProblem(dir: string, doc: Envelope, role: string, valid: number, threshold: number): string {
     const trusted = trustedFor(dir, role)?.keyids ?? [];
     const seen = ((readJson(join(dir, 'keys-seen.json')) ?? {}) as Record<string, string[]>)[role] ?? [];
-    const doc = await this.peek(s, idx, role === 'root' ? 'root.json' : `${role}.json`);
-    const by = (doc?.signatures ?? []).map((x) => x.keyid);
+    const by = doc.signatures.map((x) => x.keyid);
     const revoked = by.filter((k) => !trusted.includes(k) && seen.includes(k));
     const short = (ks: string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
     if (revoked.length) return `${role} metadata is signed by revoked key ${short(revoked)}; it needs ${threshold} signature(s) by keys trusted now (${short(trusted)}), has ${valid}`;
