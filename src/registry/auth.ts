@@ -16,8 +16,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage } from 'node:http';
+import { systemClock, unixSeconds, type Clock } from '../base/clock.js';
 import { isObject } from '../base/json.js';
-import { RegistryError } from '../spec/distribution.js';
+import { fault } from './errors.js';
 
 const require = createRequire(import.meta.url);
 const bcrypt = require('bcryptjs') as { compareSync(pw: string, hash: string): boolean };
@@ -79,7 +80,11 @@ export class Authorizer {
   private readonly key: Buffer;
   private readonly deleteEnabled: boolean;
 
-  constructor(o: AuthOptions) {
+  constructor(
+    o: AuthOptions,
+    /** dates tokens and the verified-password cache */
+    private readonly clock: Clock = systemClock,
+  ) {
     this.users = o.htpasswd ? parseHtpasswd(readFileSync(o.htpasswd, 'utf8')) : null;
     this.publicRes = (o.public ?? []).map(glob);
     this.acl = o.acl ? o.acl.map((r) => ({ user: r.user, repos: r.repos.map(glob), actions: r.actions })) : null;
@@ -117,7 +122,7 @@ export class Authorizer {
     const i = decoded.indexOf(':');
     const user = decoded.slice(0, i);
     const hash = this.users?.get(user);
-    if (i < 0 || !hash || !this.verified(user, decoded.slice(i + 1), hash)) throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required: invalid username or password');
+    if (i < 0 || !hash || !this.verified(user, decoded.slice(i + 1), hash)) throw fault('UNAUTHORIZED', 'authentication required: invalid username or password');
     return user;
   }
 
@@ -129,7 +134,7 @@ export class Authorizer {
    */
   private verified(user: string, password: string, hash: string): boolean {
     const key = createHmac('sha256', this.cacheKey).update(`${user}\0${password}\0${hash}`).digest('base64');
-    const now = Date.now();
+    const now = this.clock.now();
     const until = this.verifiedCache.get(key);
     if (until !== undefined && until > now) return true;
     this.verifiedCache.delete(key);
@@ -150,7 +155,7 @@ export class Authorizer {
       const have = this.granted(user, m[1]!);
       access.push({ type: 'repository', name: m[1]!, actions: have.filter((a) => want.includes(a)) });
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = unixSeconds(this.clock);
     const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
     const body = b64url(JSON.stringify({ iss: this.service, sub: user ?? '', aud: this.service, iat: now, nbf: now - 5, exp: now + TOKEN_TTL_S, jti: randomBytes(8).toString('hex'), access }));
     const sig = b64url(createHmac('sha256', this.key).update(`${head}.${body}`).digest());
@@ -160,12 +165,13 @@ export class Authorizer {
   /** The access a bearer token grants, or throws UNAUTHORIZED. */
   verifyToken(token: string): { user: string | null; access: Map<string, Action[]> } {
     const [head, body, sig] = token.split('.');
-    if (!head || !body || !sig) throw new RegistryError(401, 'UNAUTHORIZED', 'malformed token');
+    if (!head || !body || !sig) throw fault('UNAUTHORIZED', 'malformed token');
     const want = createHmac('sha256', this.key).update(`${head}.${body}`).digest();
     const got = Buffer.from(sig, 'base64url');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new RegistryError(401, 'UNAUTHORIZED', 'invalid token signature');
+    if (got.length !== want.length || !timingSafeEqual(got, want)) throw fault('UNAUTHORIZED', 'invalid token signature');
     const claims: unknown = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-    if (!isObject(claims) || typeof claims['exp'] !== 'number' || claims['exp'] < Date.now() / 1000 || claims['aud'] !== this.service) throw new RegistryError(401, 'UNAUTHORIZED', 'token expired or not for this registry');
+    const expired = !isObject(claims) || typeof claims['exp'] !== 'number' || claims['exp'] < this.clock.now() / 1000;
+    if (expired || claims['aud'] !== this.service) throw fault('UNAUTHORIZED', 'token expired or not for this registry');
     const access = new Map<string, Action[]>();
     for (const a of Array.isArray(claims['access']) ? claims['access'] : []) if (isObject(a) && typeof a['name'] === 'string' && Array.isArray(a['actions'])) access.set(a['name'], a['actions'] as Action[]);
     return { user: typeof claims['sub'] === 'string' && claims['sub'] ? claims['sub'] : null, access };
@@ -192,7 +198,7 @@ export class Authorizer {
         ? `Bearer realm="${baseUrl}/token",service="${this.service}"${scope ? `,scope="${scope}"` : ''}`
         : `Basic realm="${this.service}"`;
     const scope = repo ? `repository:${repo}:${need.join(',')}` : undefined;
-    const unauthorized = (msg: string) => new RegistryError(401, 'UNAUTHORIZED', msg, { challenge: challenge(scope) });
+    const unauthorized = (msg: string) => fault('UNAUTHORIZED', msg, { challenge: challenge(scope) });
     if (this.mode === 'token' && !this.open) {
       if (!header?.startsWith('Bearer ')) throw unauthorized('authentication required');
       let t;
@@ -221,6 +227,6 @@ export class Authorizer {
     const has = this.granted(user, repo);
     if (need.every((a) => has.includes(a))) return user;
     if (user === null) throw unauthorized('authentication required');
-    throw new RegistryError(403, 'DENIED', `requested access to the resource is denied: ${need.join(',')} on ${repo}`);
+    throw fault('DENIED', `requested access to the resource is denied: ${need.join(',')} on ${repo}`);
   }
 }
