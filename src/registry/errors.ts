@@ -42,10 +42,10 @@ export class RegistryFault extends BerthError {
 export const fault = (kind: FaultKind, message: string, detail?: RegistryFault['detail']) =>
   new RegistryFault(kind, message, detail);
 
-/** A file that is not there (nor its directory): an absence, not a failure. */
+/** A file that is not there: an absence, not a failure (ENOTDIR, a file where a directory should be, is a failure). */
 export const isAbsent = (e: unknown): boolean => {
   const code = (e as NodeJS.ErrnoException | null)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
+  return code === 'ENOENT';
 };
 
 /**

@@ -7,7 +7,7 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readdirSync, statSync, utimesSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -207,5 +207,37 @@ describe('registry protocol', () => {
     const pulled = await fetch(`${base}/v2/g/img/blobs/${sha(keep)}`);
     assert.equal(await pulled.text(), keep.toString());
     assert.equal((await fetch(`${base}/v2/g/img/blobs/${sha(young)}`, { method: 'DELETE' })).status, 202);
+  });
+
+  test('a repository whose manifests cannot be listed: gc deletes nothing and says why; a delete there is a 500, not a 404', async () => {
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":["y"]}}');
+    const layer = Buffer.from('layer of a repository gc cannot read');
+    for (const b of [config, layer]) await pushBlob('h/img', b);
+    const m = manifest(config, [layer]);
+    assert.equal((await putManifest('h/img', 'v1', m)).status, 201);
+    const blobPath = (d: string) => join(reg.root, 'blobs', 'sha256', d.slice(7));
+    const old = new Date(Date.now() - 2 * 3600 * 1000);
+    for (const b of [config, layer, m]) utimesSync(blobPath(sha(b)), old, old);
+    // the repository's manifest links become unreadable: a file where their directory was
+    const links = join(reg.root, 'repos', 'h', 'img', '_manifests');
+    renameSync(links, `${links}.saved`);
+    writeFileSync(links, 'not a directory');
+    try {
+      const before = snapshot(reg.root);
+      const gc = await run(join(REPO, 'bin/berth'), ['registry', 'gc', '--root', reg.root, '--grace', '3600']).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      assert.notEqual(gc.code, 0, 'gc stops');
+      assert.match(gc.stderr, /manifests cannot be listed .*nothing was deleted/);
+      assert.deepEqual(snapshot(reg.root), before, 'nothing deleted: the layers of the unreadable manifests stay');
+      const del = await fetch(`${base}/v2/h/img/manifests/${sha(m)}`, { method: 'DELETE' });
+      assert.equal(del.status, 500, 'a storage failure is not "manifest unknown"');
+      assert.equal(await errCode(del), 'UNKNOWN');
+    } finally {
+      rmSync(links);
+      renameSync(`${links}.saved`, links);
+    }
+    assert.equal((await fetch(`${base}/v2/h/img/manifests/v1`)).status, 200);
   });
 });

@@ -6,6 +6,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
@@ -13,10 +14,18 @@ import { REPO, startDaemon, type Daemon } from './harness.js';
 import { startBerthRegistry, startDistribution, type Registry } from './registry-harness.js';
 import { endpointOf, RegistrySession } from '../../src/distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from '../../src/trust/bundle.js';
-import { KeyStore, type PrivateKey } from '../../src/trust/keys.js';
-import { RepositoryMetadata, roleKeys } from '../../src/trust/metadata.js';
+import { KeyStore, keyIdOf, publicJsonOf, type PrivateKey } from '../../src/trust/keys.js';
+import { RepositoryMetadata, roleKeys, signTimestamp } from '../../src/trust/metadata.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Two days ago: metadata signed "then" with a one-day life has already expired (no test waits for a clock). */
+const twoDaysAgo = () => Date.now() - 2 * 86_400_000;
+
+/** A new timestamp over the registry's current trust data, signed at `now` (an already-past expiry when `now` is old). */
+async function pastTimestamp(name: string, key: PrivateKey, now: number, ttl = 86_400_000): Promise<void> {
+  const m = RepositoryMetadata.fromFiles(await bundleOf(name));
+  m.timestamp(now, key, ttl);
+  await pushBundle(new RegistrySession(endpointOf(name), null, ''), m.files());
+}
 
 /** The registry's current trust bundle of a repository, as files. */
 async function bundleOf(name: string): Promise<Map<string, Buffer>> {
@@ -190,12 +199,14 @@ describe('trust', () => {
     await replay(ref, oldTrust);
     await refused('v1', /rollback refused: the registry serves timestamp metadata older than what this host has already verified/);
     await replay(ref, current);
-    // frozen: metadata signed with a short timestamp expiry, replayed after it expired
+    // frozen: the registry serves metadata whose timestamp has expired (signed with an already-past
+    // expiry by the publisher's own timestamp key: what a replay of old metadata looks like later)
     const fresh = `${reg.addr}/acme/fresh`;
     await d.docker(['tag', 'busybox', `${fresh}:1`]);
-    await p.berth(['trust', 'sign', '--timestamp-expiry', '2s', `${fresh}:1`]);
+    await p.berth(['trust', 'sign', '--timestamp-expiry', '2h', `${fresh}:1`]);
     await c.berth(['pull', `${fresh}:1`], { trust: true });
-    await sleep(2500);
+    const freshRoot = RepositoryMetadata.fromFiles(await bundleOf(fresh)).root;
+    await pastTimestamp(fresh, (await p.keys.get(roleKeys(freshRoot, 'timestamp').keyids[0]!))!, twoDaysAgo());
     const frozen = await c.berth(['pull', `${fresh}:1`], { trust: true, allowFail: true });
     assert.notEqual(frozen.code, 0);
     assert.match(frozen.stderr, /the registry serves expired timestamp metadata \(expired [0-9T:-]+Z\): frozen or replayed trust data/);
@@ -325,7 +336,7 @@ describe('trust', () => {
   });
 
   test('server-managed timestamping: the registry keeps the timestamp key and renews freshness while the publisher is offline', async () => {
-    const hosted = await startBerthRegistry((dir) => ['--trust-timestamp-key', join(dir, 'timestamp.pem'), '--trust-timestamp-expiry', '4s']);
+    const hosted = await startBerthRegistry((dir) => ['--trust-timestamp-key', join(dir, 'timestamp.pem'), '--trust-timestamp-expiry', '1h']);
     try {
       const p = party('hosted-publisher');
       const c = party('hosted-consumer');
@@ -338,8 +349,14 @@ describe('trust', () => {
       await c.berth(['pull', `${ref}:1`], { trust: true });
       const first = JSON.parse((await c.berth(['trust', 'inspect', ref])).stdout)[0];
       assert.equal(first.AdministrativeKeys.find((k: { Name: string }) => k.Name === 'Timestamp').Keys[0].ID, registryKey);
-      // longer than the timestamp's life, no publisher in sight: still verifiable, with a newer timestamp
-      await sleep(5000);
+      // the timestamp's life over (a timestamp by the registry's key with an already-past expiry
+      // lands: the registry's own key, as if hours had passed), no publisher in sight: the registry
+      // renews it at once, so consumers still verify, with a newer timestamp. (The renewal timer
+      // before expiry: test/unit/trust.test.ts, on a ManualClock.)
+      const pem = createPrivateKey(readFileSync(join(hosted.dir, 'timestamp.pem')));
+      const pubKey = publicJsonOf(pem);
+      const regKey: PrivateKey = { keyid: keyIdOf(pubKey), label: 'registry timestamp', public: pubKey, key: pem };
+      await pastTimestamp(ref, regKey, twoDaysAgo(), 3_600_000);
       await c.berth(['pull', `${ref}:1`], { trust: true });
       const later = JSON.parse((await c.berth(['trust', 'inspect', ref])).stdout)[0];
       assert.ok(later.Versions.timestamp > first.Versions.timestamp, `timestamp renewed: ${first.Versions.timestamp} -> ${later.Versions.timestamp}`);
@@ -384,11 +401,19 @@ describe('trust', () => {
     try {
       const ref = `${gone.addr}/acme/offline:1`;
       await d.docker(['tag', 'busybox', ref]);
-      await party('offline-publisher').berth(['trust', 'sign', '--timestamp-expiry', '4s', ref]);
+      const op = party('offline-publisher');
+      await op.berth(['trust', 'sign', ref]);
       await d3.docker(['pull', ref]);
       await gone.stop();
       assert.equal((await d3.docker(['run', '--rm', ref, 'echo', 'still'])).stdout.trim(), 'still', 'fresh cached trust data stands in for the registry');
-      await sleep(4500);
+      // time passes (no test waits for it): the daemon's last verified timestamp is replaced by one
+      // signed by the publisher's timestamp key with an already-past expiry, a newer version
+      const cached = join(d3.root, 'trust', gone.addr.replace(/:/g, '_'), 'acme', 'offline');
+      const held = RepositoryMetadata.fromFiles(new Map(['root.json', 'targets.json', 'snapshot.json', 'timestamp.json']
+        .map((f) => [f, readFileSync(join(cached, f))] as [string, Buffer])));
+      const tsKey = (await op.keys.get(roleKeys(held.root, 'timestamp').keyids[0]!))!;
+      const prev = Number(held.docs.get('timestamp.json')!.signed['version']);
+      writeFileSync(join(cached, 'timestamp.json'), signTimestamp(held.fileBytes('snapshot.json'), prev, twoDaysAgo(), tsKey));
       const stale = await d3.docker(['run', '--rm', ref, 'true'], { allowFail: true });
       assert.notEqual(stale.code, 0);
       assert.match(stale.stderr, /the registry cannot be reached .* has expired/);

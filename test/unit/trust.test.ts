@@ -1,10 +1,25 @@
-/** Trust logic without a registry: keys sealed at rest, metadata the TUF models verify, the policy. */
+/**
+ * Trust logic without a registry server: keys sealed at rest, metadata the TUF models verify, the
+ * policy, and the registry's timestamping on a ManualClock (no test waits for the wall clock).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Metadata, MetadataKind } from '@tufjs/models';
+import { ManualClock } from '../../src/base/clock.js';
+import { sha256 } from '../../src/base/digest.js';
+import { RegistryStorage } from '../../src/registry/storage.js';
+import { MT } from '../../src/spec/distribution.js';
+import { TITLE_ANNOTATION, TRUST_ARTIFACT_TYPE, TRUST_FILE_TYPE, TRUST_TAG, trustFiles } from '../../src/spec/trust.js';
 import { generateKey, keyIdOf, parseSealed, seal, unseal } from '../../src/trust/keys.js';
 import { DEFAULT_EXPIRIES, RepositoryMetadata } from '../../src/trust/metadata.js';
 import { parsePolicy, ruleFor } from '../../src/trust/policy.js';
+import { repositoryOf } from '../../src/trust/gate.js';
+import { Timestamper } from '../../src/trust/timestamper.js';
+
+const clock = new ManualClock();
 
 const roleKeyOf = (k: ReturnType<typeof generateKey>) => ({ ...k.public, keyid: k.keyid });
 
@@ -25,7 +40,7 @@ test('metadata: a new repository verifies with the TUF models; a rotation is sig
   const m = RepositoryMetadata.create({ root: roleKeyOf(keys.root), targets: roleKeyOf(keys.targets), snapshot: roleKeyOf(keys.snapshot), timestamp: roleKeyOf(keys.timestamp) }, DEFAULT_EXPIRIES);
   m.setTarget('targets.json', 'v1', { digest: `sha256:${'a'.repeat(64)}`, size: 10 });
   const sign = (f: string) => (f === 'root.json' ? [keys.root] : f === 'targets.json' ? [keys.targets] : f === 'snapshot.json' ? [keys.snapshot] : []);
-  m.seal({ now: Date.now(), sign, timestampKey: keys.timestamp });
+  m.seal({ now: clock.now(), sign, timestampKey: keys.timestamp });
   const files = m.files();
   const load = (name: string, kind: MetadataKind) => Metadata.fromJSON(kind as MetadataKind.Root, JSON.parse(files.get(name)!.toString()));
   const root = load('root.json', MetadataKind.Root);
@@ -38,7 +53,7 @@ test('metadata: a new repository verifies with the TUF models; a rotation is sig
   const next = generateKey('ed25519', 'root2');
   reloaded.rotate('root', next.keyid, next.public);
   reloaded.addRootSigners([keys.root]);
-  reloaded.seal({ now: Date.now(), sign: (f) => (f === 'root.json' ? [next] : sign(f)), timestampKey: keys.timestamp });
+  reloaded.seal({ now: clock.now(), sign: (f) => (f === 'root.json' ? [next] : sign(f)), timestampKey: keys.timestamp });
   const v2 = Metadata.fromJSON(MetadataKind.Root, JSON.parse(reloaded.files().get('2.root.json')!.toString()));
   root.verifyDelegate('root', v2); // the old root accepts it (5.3.4)
   v2.verifyDelegate('root', v2); // and it is signed by its own
@@ -73,4 +88,69 @@ test('policy: the most specific scope wins; bad rules are refused', () => {
   assert.equal(ruleFor(p, 'busybox').require, 'none');
   assert.throws(() => parsePolicy('{"repositories": {"a": {"rootKeys": ["not hex"]}}}', 'p'), /rootKeys: a list of key ids/);
   assert.throws(() => parsePolicy('[', 'p'), /not JSON/);
+});
+
+test('gate: the repository a reference names, as Docker normalizes it', () => {
+  assert.equal(repositoryOf('busybox'), 'busybox');
+  assert.equal(repositoryOf('docker.io/library/busybox:1.36'), 'busybox');
+  assert.equal(repositoryOf('index.docker.io/acme/web'), 'acme/web');
+  assert.equal(repositoryOf(`reg:5000/acme/web@sha256:${'a'.repeat(64)}`), 'reg:5000/acme/web');
+  assert.equal(repositoryOf('reg:5000/acme/web:v2'), 'reg:5000/acme/web');
+});
+
+test('registry timestamping on a ManualClock: re-signed on the timer once past half its life, not before', async () => {
+  const clock = new ManualClock();
+  const root = mkdtempSync(join(tmpdir(), 'berth-unit-ts-'));
+  try {
+    const storage = new RegistryStorage(root, clock);
+    await storage.init();
+    const registryKey = generateKey('ed25519', 'registry timestamp');
+    const hour = 3_600_000;
+    const ts = new Timestamper(registryKey, hour, clock);
+    const k = { root: generateKey('ed25519', 'r'), targets: generateKey('ed25519', 't'), snapshot: generateKey('ed25519', 's') };
+    const m = RepositoryMetadata.create({ ...Object.fromEntries(Object.entries(k).map(([r, x]) => [r, roleKeyOf(x)])), timestamp: roleKeyOf(registryKey) } as never, DEFAULT_EXPIRIES);
+    const sign = (f: string) => (f === 'root.json' ? [k.root] : f === 'targets.json' ? [k.targets] : f === 'snapshot.json' ? [k.snapshot] : []);
+    m.seal({ now: clock.now(), sign, timestampKey: null });
+    // the `_trust` artifact as a publisher pushes it (bundle.ts), written straight into storage
+    const layers = [];
+    for (const [name, bytes] of [...m.files()].sort(([a], [b]) => a.localeCompare(b))) {
+      const digest = await storage.putBlobBytes(bytes);
+      await storage.linkBlob('acme/web', digest);
+      layers.push({ mediaType: TRUST_FILE_TYPE, digest, size: bytes.length, annotations: { [TITLE_ANNOTATION]: name } });
+    }
+    const empty = Buffer.from('{}');
+    await storage.linkBlob('acme/web', await storage.putBlobBytes(empty));
+    const config = { mediaType: MT.ociEmpty, digest: sha256(empty), size: empty.length };
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, artifactType: TRUST_ARTIFACT_TYPE, config, layers }));
+    const md = await storage.putBlobBytes(manifest);
+    await storage.putManifest('acme/web', md, MT.ociManifest);
+    await storage.setTag('acme/web', TRUST_TAG, md);
+    const timestamp = async () => {
+      const files = trustFiles(JSON.parse(readFileSync(storage.blobPath((await storage.tag('acme/web', TRUST_TAG))!), 'utf8')));
+      const f = files?.get('timestamp.json');
+      return f ? (JSON.parse(readFileSync(storage.blobPath(f.digest), 'utf8')) as { signed: { version: number; expires: string } }).signed : null;
+    };
+    // the push's refresh: the first timestamp, by the registry's key, for an hour
+    await ts.refresh('acme/web', storage);
+    const first = (await timestamp())!;
+    assert.equal(first.version, 1);
+    assert.equal(Date.parse(first.expires), clock.now() + hour);
+    let round: Promise<void> = Promise.resolve();
+    ts.start(storage, (done) => (round = done));
+    try {
+      clock.advance(hour / 4); // a quarter of its life gone: the timer looks, and leaves it
+      await round;
+      assert.equal((await timestamp())!.version, 1);
+      clock.advance(hour / 4 + 1); // past half its life: re-signed, for another hour from now
+      await round;
+      const next = (await timestamp())!;
+      assert.equal(next.version, 2);
+      assert.equal(Date.parse(next.expires), Math.floor((clock.now() + hour) / 1000) * 1000);
+    } finally {
+      ts.stop();
+    }
+    assert.equal(clock.pending, 0, 'stopped: no timer left');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
