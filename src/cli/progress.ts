@@ -23,12 +23,21 @@ export function credentialsFor(server: string): { username: string; password: st
 export function authHeader(server: string): Record<string, string> {
   const c = loadCredentials(server);
   if (!c) return {};
-  const json = JSON.stringify(c.identityToken ? { identitytoken: c.identityToken, serveraddress: server } : { username: c.username, password: c.password, serveraddress: server });
+  const json = JSON.stringify(
+    c.identityToken
+      ? { identitytoken: c.identityToken, serveraddress: server }
+      : { username: c.username, password: c.password, serveraddress: server },
+  );
   return { 'X-Registry-Auth': Buffer.from(json).toString('base64url') };
 }
 
 /** Renders Docker's JSON progress stream; throws on an error message. */
-export async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean, onAux?: (aux: Record<string, unknown>) => void): Promise<void> {
+export async function render(
+  ctx: Ctx,
+  res: NodeJS.ReadableStream,
+  quiet: boolean,
+  onAux?: (aux: Record<string, unknown>) => void,
+): Promise<void> {
   const tty = process.stdout.isTTY && !quiet;
   const order: string[] = [];
   const lines = new Map<string, string>();

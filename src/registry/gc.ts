@@ -55,7 +55,10 @@ async function mark(storage: RegistryStorage): Promise<Set<string>> {
  * again; a manifest naming one is refused by the server's post-write check), then marked again;
  * a blob a new manifest names, or that was touched (used) since, is moved back; the rest is deleted.
  */
-export async function collectGarbage(storage: RegistryStorage, opts: { graceSeconds: number; dryRun?: boolean }): Promise<GcResult> {
+export async function collectGarbage(
+  storage: RegistryStorage,
+  opts: { graceSeconds: number; dryRun?: boolean },
+): Promise<GcResult> {
   const marked = await mark(storage);
   const dir = join(storage.root, 'blobs', 'sha256');
   const cutoff = storage.clock.now() - opts.graceSeconds * 1000;
@@ -66,7 +69,8 @@ export async function collectGarbage(storage: RegistryStorage, opts: { graceSeco
     if (marked.has(`sha256:${hex}`)) continue;
     const st = await fsp.stat(join(dir, hex)).catch((e: unknown) => {
       // gone meanwhile: nothing to sweep; unreadable: kept, and said
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('registry gc keeps a blob it cannot stat', { hex, err: errorMessage(e) });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        log.warn('registry gc keeps a blob it cannot stat', { hex, err: errorMessage(e) });
       return null;
     });
     if (!st) continue;
@@ -85,7 +89,14 @@ export async function collectGarbage(storage: RegistryStorage, opts: { graceSeco
   }
   const aside = (hex: string) => join(dir, `${hex}.gc-${process.pid}`);
   const moved: typeof candidates = [];
-  for (const c of candidates) if (await fsp.rename(join(dir, c.hex), aside(c.hex)).then(() => true, () => false)) moved.push(c);
+  for (const c of candidates)
+    if (
+      await fsp.rename(join(dir, c.hex), aside(c.hex)).then(
+        () => true,
+        () => false,
+      )
+    )
+      moved.push(c);
   let again: Set<string>;
   try {
     again = await mark(storage);

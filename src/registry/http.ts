@@ -27,7 +27,13 @@ export const COMMON = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 type Headers = Record<string, string | number>;
 
-export function send(res: ServerResponse, status: number, headers: Headers = {}, body?: string | Buffer, head = false): void {
+export function send(
+  res: ServerResponse,
+  status: number,
+  headers: Headers = {},
+  body?: string | Buffer,
+  head = false,
+): void {
   const h: Headers = { ...COMMON, ...headers };
   if (body !== undefined) h['Content-Length'] ??= Buffer.byteLength(body);
   else h['Content-Length'] ??= 0;

@@ -89,14 +89,21 @@ export class RegistryServer {
     const clock = o.clock ?? systemClock;
     this.storage = new RegistryStorage(o.root, clock);
     this.auth = new Authorizer(o, clock);
-    this.deps = { storage: this.storage, auth: this.auth, deleteEnabled: Boolean(o.deleteEnabled), timestamper: o.timestamper, clock };
+    this.deps = {
+      storage: this.storage,
+      auth: this.auth,
+      deleteEnabled: Boolean(o.deleteEnabled),
+      timestamper: o.timestamper,
+      clock,
+    };
   }
 
   async listen(): Promise<{ host: string; port: number }> {
     await this.storage.init();
     this.o.timestamper?.start(this.storage);
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
-    const tls = this.o.tlsCert && this.o.tlsKey ? { cert: readFileSync(this.o.tlsCert), key: readFileSync(this.o.tlsKey) } : null;
+    const tls =
+      this.o.tlsCert && this.o.tlsKey ? { cert: readFileSync(this.o.tlsCert), key: readFileSync(this.o.tlsKey) } : null;
     this.server = tls ? createHttps(tls, handler) : createHttp(handler);
     this.server.keepAliveTimeout = 30_000;
     const i = this.o.addr.lastIndexOf(':');

@@ -99,7 +99,10 @@ export class RegistryStorage {
   }
 
   readBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
+    return createReadStream(this.blobPath(digest), {
+      highWaterMark: 1 << 20,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
   }
 
   async linkBlob(repo: string, digest: string): Promise<void> {
@@ -125,7 +128,11 @@ export class RegistryStorage {
   /** False when the repository does not hold the blob; a failure to remove the link is thrown. */
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {
     const link = join(this.repoDir(repo), '_blobs', hexOf(digest));
-    return unlessAbsent(fsp.unlink(link).then(() => true), false, `removing ${link}`);
+    return unlessAbsent(
+      fsp.unlink(link).then(() => true),
+      false,
+      `removing ${link}`,
+    );
   }
 
   /** Stores verified bytes as a blob (manifests); returns its digest. */
@@ -166,7 +173,10 @@ export class RegistryStorage {
       n += c.length;
     });
     // a large buffer lets the stream batch socket chunks into few writev calls
-    await pipeline(body, createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }));
+    await pipeline(
+      body,
+      createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }),
+    );
     live.size += n;
     if (expectedLength !== undefined && n !== expectedLength) {
       // a short or long body: the data written is kept (the client may resume), the length is refused
@@ -222,8 +232,16 @@ export class RegistryStorage {
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
     const dir = this.repoDir(repo);
     const link = join(dir, '_manifests', hexOf(digest));
-    if (!(await unlessAbsent(fsp.unlink(link).then(() => true), false, `removing ${link}`))) return false;
-    for (const t of await this.tags(repo)) if ((await this.tag(repo, t)) === digest) await fsp.rm(join(dir, '_tags', t), { force: true });
+    if (
+      !(await unlessAbsent(
+        fsp.unlink(link).then(() => true),
+        false,
+        `removing ${link}`,
+      ))
+    )
+      return false;
+    for (const t of await this.tags(repo))
+      if ((await this.tag(repo, t)) === digest) await fsp.rm(join(dir, '_tags', t), { force: true });
     // its entry in any subject's referrers list goes with it
     const refs = join(dir, '_referrers');
     for (const subject of await this.list(refs)) await fsp.rm(join(refs, subject, hexOf(digest)), { force: true });
@@ -241,7 +259,11 @@ export class RegistryStorage {
 
   async deleteTag(repo: string, tag: string): Promise<boolean> {
     const file = join(this.repoDir(repo), '_tags', tag);
-    return unlessAbsent(fsp.unlink(file).then(() => true), false, `removing ${file}`);
+    return unlessAbsent(
+      fsp.unlink(file).then(() => true),
+      false,
+      `removing ${file}`,
+    );
   }
 
   async tags(repo: string): Promise<string[]> {
@@ -268,7 +290,8 @@ export class RegistryStorage {
       const dir = join(this.root, 'repos', rel);
       const entries = await unlessAbsent(fsp.readdir(dir, { withFileTypes: true }), [], `listing ${dir}`);
       if (rel && entries.some((e) => e.name === marker)) out.push(rel);
-      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel ? `${rel}/${e.name}` : e.name);
+      for (const e of entries)
+        if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel ? `${rel}/${e.name}` : e.name);
     };
     await walk('');
     return out.sort();

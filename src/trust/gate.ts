@@ -55,12 +55,20 @@ export class TrustGate {
   }
 
   /** For a pull: the digest to fetch for `name:tag` / `name@digest`, or null when the policy does not cover it. */
-  async pin(name: string, tag: string | undefined, digest: string | undefined, creds: Credentials | null): Promise<string | null> {
+  async pin(
+    name: string,
+    tag: string | undefined,
+    digest: string | undefined,
+    creds: Credentials | null,
+  ): Promise<string | null> {
     const rule = this.covers(name);
     if (!rule) return null;
     const repo = await this.client.open(name, creds, { rootKeys: rule.rootKeys });
     if (digest) {
-      if (!(await repo.isSigned(digest))) throw failedPrecondition(`trust: ${name}: ${digest} is not signed by the publisher (the trust policy requires signed images)`);
+      if (!(await repo.isSigned(digest)))
+        throw failedPrecondition(
+          `trust: ${name}: ${digest} is not signed by the publisher (the trust policy requires signed images)`,
+        );
       return digest;
     }
     return (await repo.resolve(tag ?? 'latest')).digest;
@@ -73,22 +81,36 @@ export class TrustGate {
    */
   async check(image: NamedImage, ref: string): Promise<void> {
     const byId = /^(sha256:)?[a-f0-9]{12,64}$/.test(ref);
-    const all = [...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))), ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@')))];
+    const all = [
+      ...image.repoTags.map((t) => t.slice(0, t.lastIndexOf(':'))),
+      ...image.repoDigests.map((d) => d.slice(0, d.indexOf('@'))),
+    ];
     const names = new Set(byId ? all : [repositoryOf(ref)]);
     if (names.size === 0) {
-      if (this.policy.default.require === 'signed') throw failedPrecondition(`trust: ${ref}: the image has no repository name, so no signature; the trust policy requires signed images`);
+      if (this.policy.default.require === 'signed')
+        throw failedPrecondition(
+          `trust: ${ref}: the image has no repository name, so no signature; the trust policy requires signed images`,
+        );
       return;
     }
     for (const name of names) {
       const rule = this.covers(name);
       if (!rule) continue;
       const digests = image.repoDigests.filter((d) => d.startsWith(`${name}@`)).map((d) => d.slice(name.length + 1));
-      if (digests.length === 0) throw failedPrecondition(`trust: ${ref}: the image was not pulled from ${name} (built, loaded or tagged here), so nothing signed vouches for it; the trust policy requires signed images`);
+      if (digests.length === 0)
+        throw failedPrecondition(
+          `trust: ${ref}: the image was not pulled from ${name} (built, loaded or tagged here), ` +
+            'so nothing signed vouches for it; the trust policy requires signed images',
+        );
       // a registry that cannot be reached does not stop containers while the last verified data is fresh
       const repo = await this.client.open(name, null, { rootKeys: rule.rootKeys }, { offline: true });
       let ok = false;
       for (const d of digests) if (await repo.isSigned(d)) ok = true;
-      if (!ok) throw failedPrecondition(`trust: ${ref}: ${name}@${digests[0]!} is not (or no longer) signed by the publisher; the trust policy requires signed images`);
+      if (!ok)
+        throw failedPrecondition(
+          `trust: ${ref}: ${name}@${digests[0]!} is not (or no longer) signed by the publisher; ` +
+            'the trust policy requires signed images',
+        );
     }
   }
 }

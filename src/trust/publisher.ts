@@ -15,10 +15,21 @@ import type { Clock } from '../base/clock.js';
 import { endpointOf, RegistrySession, type Credentials } from '../distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from './bundle.js';
 import {
-  generateKey, keyIdOf, parsePublicKey, type KeyStore, type KeyType, type PrivateKey, type PublicKeyJson,
+  generateKey,
+  keyIdOf,
+  parsePublicKey,
+  type KeyStore,
+  type KeyType,
+  type PrivateKey,
+  type PublicKeyJson,
 } from './keys.js';
 import {
-  DEFAULT_EXPIRIES, RepositoryMetadata, roleKeys, type Expiries, type TargetInfo, type TopRole,
+  DEFAULT_EXPIRIES,
+  RepositoryMetadata,
+  roleKeys,
+  type Expiries,
+  type TargetInfo,
+  type TopRole,
 } from './metadata.js';
 import { TrustRefusal, type TrustClient } from './verify.js';
 
@@ -57,7 +68,12 @@ export class Publisher {
    * Signs `name:tag`: the keys are loaded (and unsealed) first, so a publisher who cannot sign
    * pushes nothing; then `push` puts the image in the registry and says what it pushed.
    */
-  async sign(name: string, tag: string, push: () => Promise<TargetInfo>, expiries = DEFAULT_EXPIRIES): Promise<SignResult> {
+  async sign(
+    name: string,
+    tag: string,
+    push: () => Promise<TargetInfo>,
+    expiries = DEFAULT_EXPIRIES,
+  ): Promise<SignResult> {
     const meta = await this.loadForEdit(name, { create: true, expiries });
     const info = await push();
     return { info, role: await this.signTag(name, meta, tag, info) };
@@ -96,7 +112,11 @@ export class Publisher {
   }
 
   /** A role's key replaced by a new one; root re-signed (by the old root keys too, for root). */
-  async rotate(name: string, role: TopRole, type: KeyType): Promise<{ old: string[]; keyid: string; rootVersion: number }> {
+  async rotate(
+    name: string,
+    role: TopRole,
+    type: KeyType,
+  ): Promise<{ old: string[]; keyid: string; rootVersion: number }> {
     const meta = await this.loadForEdit(name, { create: false });
     const ks = this.d.keys;
     const oldRoot = await ks.oneOf(roleKeys(meta.root, 'root').keyids, 'root');
@@ -116,13 +136,15 @@ export class Publisher {
     const idx = await fetchIndex(s);
     const expiries = o.expiries ?? DEFAULT_EXPIRIES;
     if (!idx) {
-      if (!o.create) throw failedPrecondition(`${name} has no trust data: sign a tag first (berth trust sign ${name}:TAG)`);
+      if (!o.create)
+        throw failedPrecondition(`${name} has no trust data: sign a tag first (berth trust sign ${name}:TAG)`);
       return this.initRepository(name, expiries);
     }
     try {
       await this.d.verifier.open(name, this.d.credentials(name));
     } catch (e) {
-      const renewable = e instanceof TrustRefusal && e.reason === 'expired' && (e.role === 'timestamp' || e.role === 'snapshot');
+      const renewable =
+        e instanceof TrustRefusal && e.reason === 'expired' && (e.role === 'timestamp' || e.role === 'snapshot');
       if (!renewable) throw e;
       this.d.note(`${name}: the trust data has expired; signing renews it\n`);
     }
@@ -140,13 +162,17 @@ export class Publisher {
     const pick = want ? roots.filter((k) => k.keyid.startsWith(want)) : roots;
     if (pick.length === 1) root = (await ks.get(pick[0]!.keyid))!;
     else if (pick.length > 1) {
-      throw failedPrecondition(`several root keys in ${ks.rootDir}: set BERTH_TRUST_ROOT_KEY to the id of the one for ${name}`);
+      throw failedPrecondition(
+        `several root keys in ${ks.rootDir}: set BERTH_TRUST_ROOT_KEY to the id of the one for ${name}`,
+      );
     } else {
       if (want) throw notFound(`no root key ${want} in ${ks.rootDir}`);
       root = generateKey(type, 'root');
       await ks.add(root, true);
       const id = root.keyid.slice(0, 12);
-      this.d.note(`Generated root key ${id} in ${ks.rootDir} — keep that directory offline; daily signing does not need it\n`);
+      this.d.note(
+        `Generated root key ${id} in ${ks.rootDir} — keep that directory offline; daily signing does not need it\n`,
+      );
     }
     const keys = {} as Record<TopRole, RoleKey>;
     keys.root = { ...root.public, keyid: root.keyid };
@@ -159,7 +185,9 @@ export class Publisher {
       keys[role] = { ...k.public, keyid: k.keyid };
     }
     const by = hosted ? `, timestamps signed by the registry (key ${hosted.keyid.slice(0, 12)})` : '';
-    this.d.note(`Initialized trust data for ${name}: root ${root.keyid.slice(0, 12)}, targets ${keys.targets.keyid.slice(0, 12)}${by}\n`);
+    this.d.note(
+      `Initialized trust data for ${name}: root ${root.keyid.slice(0, 12)}, targets ${keys.targets.keyid.slice(0, 12)}${by}\n`,
+    );
     return RepositoryMetadata.create(keys, expiries);
   }
 
@@ -172,8 +200,8 @@ export class Publisher {
       return null;
     }
     const v = (await res.json()) as { keyid?: unknown; public?: unknown };
-    const pub = parsePublicKey(v.public, 'the registry\'s timestamp key');
-    if (v.keyid !== keyIdOf(pub)) throw failedPrecondition('the registry\'s timestamp key does not match its id');
+    const pub = parsePublicKey(v.public, "the registry's timestamp key");
+    if (v.keyid !== keyIdOf(pub)) throw failedPrecondition("the registry's timestamp key does not match its id");
     return { ...pub, keyid: v.keyid };
   }
 
@@ -186,7 +214,10 @@ export class Publisher {
     const ks = this.d.keys;
     const keys = new Map<string, PrivateKey[]>([['releases.json', o.releaseKeys ?? []]]);
     const changed = meta.changedFiles();
-    for (const [file, role] of [['root.json', 'root'], ['targets.json', 'targets']] as const)
+    for (const [file, role] of [
+      ['root.json', 'root'],
+      ['targets.json', 'targets'],
+    ] as const)
       if (changed.includes(file)) keys.set(file, [await ks.oneOf(roleKeys(meta.root, role).keyids, role)]);
     let timestampKey: PrivateKey | null = null;
     if (changed.length) {
@@ -230,7 +261,9 @@ export class Publisher {
     }
     if (d && !holdsTargets) {
       const signers = Object.keys(d.signers).join(', ');
-      throw failedPrecondition(`you hold no key of ${name}'s signers (${signers}) nor its targets key: your key may have been revoked`);
+      throw failedPrecondition(
+        `you hold no key of ${name}'s signers (${signers}) nor its targets key: your key may have been revoked`,
+      );
     }
     meta.setTarget('targets.json', tag, info);
     await this.publish(name, meta);

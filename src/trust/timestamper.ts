@@ -18,7 +18,7 @@ import { sha256 } from '../base/digest.js';
 import { MT } from '../spec/distribution.js';
 import { TITLE_ANNOTATION, TRUST_FILE_TYPE, TRUST_TAG, trustFiles } from '../spec/trust.js';
 import type { RegistryStorage } from '../registry/storage.js';
-import type { TrustTimestamper } from '../registry/server.js';
+import type { TrustTimestamper } from '../registry/routes/deps.js';
 import { keyIdOf, publicJsonOf, type PrivateKey } from './keys.js';
 import { signTimestamp } from './metadata.js';
 
@@ -54,9 +54,12 @@ export class Timestamper implements TrustTimestamper {
   start(storage: RegistryStorage, rounds?: (done: Promise<void>) => void): void {
     const every = Math.max(250, Math.min(60_000, this.ttlMs / 4));
     const tick = () => {
-      const round = storage.repositories().then(async (repos) => {
-        for (const r of repos) await this.refresh(r, storage);
-      }).catch((e: unknown) => log.warn('timestamp refresh failed', { err: errorMessage(e) }));
+      const round = storage
+        .repositories()
+        .then(async (repos) => {
+          for (const r of repos) await this.refresh(r, storage);
+        })
+        .catch((e: unknown) => log.warn('timestamp refresh failed', { err: errorMessage(e) }));
       rounds?.(round);
       void round.then(() => {
         if (this.timer) this.timer = this.clock.setTimeout(tick, every);
@@ -83,12 +86,16 @@ export class Timestamper implements TrustTimestamper {
     const digest = await storage.tag(repo, TRUST_TAG);
     if (!digest) return;
     const read = (d: string) => readFileSync(storage.blobPath(d));
-    const manifest = JSON.parse(read(digest).toString('utf8')) as { layers: Array<{ annotations?: Record<string, string> }> } & Record<string, unknown>;
+    const manifest = JSON.parse(read(digest).toString('utf8')) as {
+      layers: Array<{ annotations?: Record<string, string> }>;
+    } & Record<string, unknown>;
     const files = trustFiles(manifest);
     const root = files?.get('root.json');
     const snapshot = files?.get('snapshot.json');
     if (!files || !root || !snapshot) return;
-    const roles = (JSON.parse(read(root.digest).toString('utf8')) as { signed: { roles: Record<string, { keyids: string[] }> } }).signed.roles;
+    const roles = (
+      JSON.parse(read(root.digest).toString('utf8')) as { signed: { roles: Record<string, { keyids: string[] }> } }
+    ).signed.roles;
     if (!roles['timestamp']?.keyids.includes(this.k.keyid)) return; // not ours to sign
     const snapBytes = read(snapshot.digest);
     const snapHash = sha256(snapBytes).slice(7);
@@ -103,8 +110,15 @@ export class Timestamper implements TrustTimestamper {
     const tsDigest = await storage.putBlobBytes(bytes);
     await storage.linkBlob(repo, tsDigest);
     const layers = manifest.layers.filter((l) => l.annotations?.[TITLE_ANNOTATION] !== 'timestamp.json');
-    layers.push({ mediaType: TRUST_FILE_TYPE, digest: tsDigest, size: bytes.length, annotations: { [TITLE_ANNOTATION]: 'timestamp.json' } } as never);
-    layers.sort((a, b) => (a.annotations?.[TITLE_ANNOTATION] ?? '').localeCompare(b.annotations?.[TITLE_ANNOTATION] ?? ''));
+    layers.push({
+      mediaType: TRUST_FILE_TYPE,
+      digest: tsDigest,
+      size: bytes.length,
+      annotations: { [TITLE_ANNOTATION]: 'timestamp.json' },
+    } as never);
+    layers.sort((a, b) =>
+      (a.annotations?.[TITLE_ANNOTATION] ?? '').localeCompare(b.annotations?.[TITLE_ANNOTATION] ?? ''),
+    );
     const next = Buffer.from(JSON.stringify({ ...manifest, layers }));
     const nextDigest = await storage.putBlobBytes(next);
     await storage.putManifest(repo, nextDigest, MT.ociManifest);

@@ -68,8 +68,16 @@ interface Envelope {
   signatures: Array<{ keyid: string }>;
 }
 
-const refuse = (name: string, msg: string, cause?: unknown, reason: RefusalReason = 'other', role: string | null = null) =>
-  new TrustRefusal(reason, role, `trust: ${name}: ${msg}`, cause);
+const refuse = (
+  name: string,
+  msg: string,
+  cause?: unknown,
+  reason: RefusalReason = 'other',
+  role: string | null = null,
+) => new TrustRefusal(reason, role, `trust: ${name}: ${msg}`, cause);
+
+/** Key ids as a user reads them: their first 12 hex digits. */
+const short = (ks: string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
 
 /** The roles in the order the client workflow loads them (5.3 root .. 5.6 targets and delegations). */
 const WALK = ['root', 'timestamp', 'snapshot', 'targets', DELEGATION] as const;
@@ -114,7 +122,9 @@ function trustedFor(dir: string, role: string): { keyids: string[]; threshold: n
   if (role === 'releases') {
     const t = readJson(join(dir, 'targets.json'))?.['signed'] as Json | undefined;
     const roles = (t?.['delegations'] as Json | undefined)?.['roles'];
-    const r = Array.isArray(roles) ? (roles.find((x) => isObject(x) && x['name'] === role) as Json | undefined) : undefined;
+    const r = Array.isArray(roles)
+      ? (roles.find((x) => isObject(x) && x['name'] === role) as Json | undefined)
+      : undefined;
     return r ? { keyids: r['keyids'] as string[], threshold: Number(r['threshold']) } : null;
   }
   const root = readJson(join(dir, 'root.json'))?.['signed'] as Json | undefined;
@@ -139,12 +149,17 @@ export class VerifiedRepository {
     } catch (e) {
       if (!this.noReleases()) throw await this.explain(e);
     }
-    const why = 'no trust data for it: pushed without the publisher\'s keys, or revoked';
+    const why = "no trust data for it: pushed without the publisher's keys, or revoked";
     if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (${why})`, undefined, 'unsigned');
     const top = this.document('targets')?.['targets'];
     const inTop = isObject(top) && tag in top;
     const custom = t.custom as Json;
-    return { digest: `sha256:${t.hashes['sha256']}`, size: t.length, role: inTop ? 'targets' : DELEGATION, ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
+    return {
+      digest: `sha256:${t.hashes['sha256']}`,
+      size: t.length,
+      role: inTop ? 'targets' : DELEGATION,
+      ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}),
+    };
   }
 
   /** A delegation no signer has signed into yet: the verified snapshot lists no releases.json. */
@@ -206,7 +221,12 @@ export class TrustClient {
    * `offline`: when the registry cannot be reached, what this host verified last stands in for it
    * as long as its timestamp has not expired (freshness still holds: TUF's 5.4.4 check).
    */
-  open(name: string, creds: Credentials | null, anchor: Anchor = {}, o: { offline?: boolean } = {}): Promise<VerifiedRepository> {
+  open(
+    name: string,
+    creds: Credentials | null,
+    anchor: Anchor = {},
+    o: { offline?: boolean } = {},
+  ): Promise<VerifiedRepository> {
     const key = this.repoDir(name);
     const prev = this.locks.get(key) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(() => this.verify(name, creds, anchor, o.offline ?? false));
@@ -215,24 +235,41 @@ export class TrustClient {
     return run;
   }
 
-  private async verify(name: string, creds: Credentials | null, anchor: Anchor, offline: boolean): Promise<VerifiedRepository> {
+  private async verify(
+    name: string,
+    creds: Credentials | null,
+    anchor: Anchor,
+    offline: boolean,
+  ): Promise<VerifiedRepository> {
     const ep = endpointOf(name, this.client);
     const s = new RegistrySession(ep, creds, `repository:${ep.repo}:pull`);
     let idx: BundleIndex | null;
     try {
       idx = await fetchIndex(s);
     } catch (e) {
-      if (offline && isBerthError(e, 'Unavailable') && existsSync(join(this.repoDir(name), 'timestamp.json'))) return this.fromCache(name, e);
+      if (offline && isBerthError(e, 'Unavailable') && existsSync(join(this.repoDir(name), 'timestamp.json')))
+        return this.fromCache(name, e);
       throw e;
     }
-    if (!idx) throw refuse(name, 'the repository has no trust data: it was never signed (or its signatures were removed from the registry)');
+    if (!idx)
+      throw refuse(
+        name,
+        'the repository has no trust data: it was never signed (or its signatures were removed from the registry)',
+      );
     const dir = this.repoDir(name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pin = existsSync(join(dir, 'root.json')) ? (readJson(join(dir, 'pin.json')) as unknown as Pin) : await this.pinRoot(name, s, idx, dir, anchor);
+    const pin = existsSync(join(dir, 'root.json'))
+      ? (readJson(join(dir, 'pin.json')) as unknown as Pin)
+      : await this.pinRoot(name, s, idx, dir, anchor);
     const explain = (e: unknown) => this.explain(name, dir, s, idx, e);
     let updater: Updater;
     try {
-      updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://bundle/', fetcher: new BundleFetcher(s, idx), config: { maxRootRotations: 64 } });
+      updater = new Updater({
+        metadataDir: dir,
+        metadataBaseUrl: 'berth-trust://bundle/',
+        fetcher: new BundleFetcher(s, idx),
+        config: { maxRootRotations: 64 },
+      });
       await updater.refresh();
     } catch (e) {
       throw await explain(e);
@@ -248,14 +285,30 @@ export class TrustClient {
       downloadBytes: () => Promise.reject(cause),
       downloadFile: () => Promise.reject(cause),
     };
-    const updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://cache/', fetcher: offline, forceCache: true });
+    const updater = new Updater({
+      metadataDir: dir,
+      metadataBaseUrl: 'berth-trust://cache/',
+      fetcher: offline,
+      forceCache: true,
+    });
     try {
       await updater.refresh();
     } catch {
-      throw refuse(name, `the registry cannot be reached (${(cause as Error).message}) and the trust data this host verified last has expired: nothing fresh vouches for it`, cause);
+      throw refuse(
+        name,
+        `the registry cannot be reached (${(cause as Error).message}) and the trust data this host verified ` +
+          'last has expired: nothing fresh vouches for it',
+        cause,
+      );
     }
     const pin = readJson(join(dir, 'pin.json')) as unknown as Pin;
-    return new VerifiedRepository(name, dir, pin, updater, async (e) => refuse(name, `trust data (cached; the registry cannot be reached) does not verify: ${String(e instanceof Error ? e.message : e)}`, e));
+    return new VerifiedRepository(name, dir, pin, updater, async (e) =>
+      refuse(
+        name,
+        `trust data (cached; the registry cannot be reached) does not verify: ${String(e instanceof Error ? e.message : e)}`,
+        e,
+      ),
+    );
   }
 
   private async pinRoot(name: string, s: RegistrySession, idx: BundleIndex, dir: string, anchor: Anchor): Promise<Pin> {
@@ -265,7 +318,10 @@ export class TrustClient {
     if (!bytes) throw refuse(name, 'the trust data has no root metadata');
     let md: Metadata<import('@tufjs/models').Root>;
     try {
-      md = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')) as Parameters<typeof Metadata.fromJSON>[1]);
+      md = Metadata.fromJSON(
+        MetadataKind.Root,
+        JSON.parse(bytes.toString('utf8')) as Parameters<typeof Metadata.fromJSON>[1],
+      );
       md.verifyDelegate('root', md);
     } catch (e) {
       throw refuse(name, `its root metadata does not verify: ${(e as Error).message}`);
@@ -281,7 +337,12 @@ export class TrustClient {
           return false;
         }
       });
-      if (signedBy.length === 0) throw refuse(name, `its root is not signed by a root key the trust policy names (${anchor.rootKeys!.map((k) => k.slice(0, 12)).join(', ')}); it is signed by ${rootKeys.map((k) => k.slice(0, 12)).join(', ')}`);
+      if (signedBy.length === 0)
+        throw refuse(
+          name,
+          `its root is not signed by a root key the trust policy names (${short(anchor.rootKeys!)}); ` +
+            `it is signed by ${short(rootKeys)}`,
+        );
     }
     writeFileAtomicSync(join(dir, 'root.json'), bytes, 0o600);
     const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date(this.clock.now()).toISOString(), rootKeys };
@@ -318,10 +379,13 @@ export class TrustClient {
     // @tufjs/models' UnsignedMetadataError comes from the copy of the models tuf-js bundles (not
     // the one berth imports), so instanceof cannot see it: any other error gets the signature check
     const checks: Check[] =
-      e instanceof ExpiredMetadataError ? ['expiry']
-      : e instanceof BadVersionError ? ['version']
-      : e instanceof RuntimeError ? ['signatures', 'version', 'expiry']
-      : ['signatures'];
+      e instanceof ExpiredMetadataError
+        ? ['expiry']
+        : e instanceof BadVersionError
+          ? ['version']
+          : e instanceof RuntimeError
+            ? ['signatures', 'version', 'expiry']
+            : ['signatures'];
     for (const role of WALK) {
       const doc = await this.peek(s, idx, role === 'root' ? this.nextRootFile(dir) : `${role}.json`);
       if (!doc) continue;
@@ -338,13 +402,21 @@ export class TrustClient {
             return refuse(name, `rollback refused: ${older} (${text})`, e, 'rollback', role);
           }
         } else if (Date.parse(String(doc.signed['expires'])) <= this.clock.now()) {
-          if (role === 'root') return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e, 'expired', role);
+          if (role === 'root')
+            return refuse(
+              name,
+              'the root metadata has expired: the publisher must sign a new root',
+              e,
+              'expired',
+              role,
+            );
           const expired = `the registry serves expired ${role} metadata (expired ${String(doc.signed['expires'])})`;
           return refuse(name, `${expired}: frozen or replayed trust data; refusing`, e, 'expired', role);
         }
       }
     }
-    if (e instanceof BadVersionError) return refuse(name, `its root metadata chain is broken (${text})`, e, 'root-chain', 'root');
+    if (e instanceof BadVersionError)
+      return refuse(name, `its root metadata chain is broken (${text})`, e, 'root-chain', 'root');
     return refuse(name, `trust data does not verify: ${text}`, e);
   }
 
@@ -364,11 +436,20 @@ export class TrustClient {
     const owner = role === DELEGATION ? this.document(dir, 'targets')?.['delegations'] : this.document(dir, 'root');
     const keys = isObject(owner) && isObject(owner['keys']) ? owner['keys'] : {};
     if (!trusted) return null;
-    const kind = role === 'root' ? MetadataKind.Root : role === 'timestamp' ? MetadataKind.Timestamp
-      : role === 'snapshot' ? MetadataKind.Snapshot : MetadataKind.Targets;
+    const kind =
+      role === 'root'
+        ? MetadataKind.Root
+        : role === 'timestamp'
+          ? MetadataKind.Timestamp
+          : role === 'snapshot'
+            ? MetadataKind.Snapshot
+            : MetadataKind.Targets;
     let md: Metadata<never>;
     try {
-      md = Metadata.fromJSON(kind as MetadataKind.Root, doc as unknown as Parameters<typeof Metadata.fromJSON>[1]) as unknown as Metadata<never>;
+      md = Metadata.fromJSON(
+        kind as MetadataKind.Root,
+        doc as unknown as Parameters<typeof Metadata.fromJSON>[1],
+      ) as unknown as Metadata<never>;
     } catch {
       return { valid: 0, threshold: trusted.threshold };
     }
@@ -401,10 +482,14 @@ export class TrustClient {
     const seen = ((readJson(join(dir, 'keys-seen.json')) ?? {}) as Record<string, string[]>)[role] ?? [];
     const by = doc.signatures.map((x) => x.keyid);
     const revoked = by.filter((k) => !trusted.includes(k) && seen.includes(k));
-    const short = (ks: string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
-    if (revoked.length) return `${role} metadata is signed by revoked key ${short(revoked)}; it needs ${threshold} signature(s) by keys trusted now (${short(trusted)}), has ${valid}`;
+    if (revoked.length)
+      return (
+        `${role} metadata is signed by revoked key ${short(revoked)}; ` +
+        `it needs ${threshold} signature(s) by keys trusted now (${short(trusted)}), has ${valid}`
+      );
     const unknown = by.filter((k) => !trusted.includes(k));
-    if (valid > 0 || unknown.length === 0) return `${role} metadata is signed by ${valid} of the ${threshold} keys its threshold requires`;
+    if (valid > 0 || unknown.length === 0)
+      return `${role} metadata is signed by ${valid} of the ${threshold} keys its threshold requires`;
     return `${role} metadata is signed by key(s) not trusted for ${role} (${short(unknown)}): not the publisher's`;
   }
 }

@@ -28,7 +28,10 @@ test('keys: ed25519 and ecdsa P-256, sealed with a passphrase; a wrong passphras
     const k = generateKey(type, 'test');
     assert.equal(k.keyid, keyIdOf(k.public));
     const sealed = JSON.parse(JSON.stringify(seal(k, 'correct horse')));
-    assert.ok(!JSON.stringify(sealed).includes(k.key.export({ format: 'der', type: 'pkcs8' }).toString('base64')), 'the private key is not stored in the clear');
+    assert.ok(
+      !JSON.stringify(sealed).includes(k.key.export({ format: 'der', type: 'pkcs8' }).toString('base64')),
+      'the private key is not stored in the clear',
+    );
     const back = unseal(parseSealed(sealed, 'f'), 'correct horse');
     assert.equal(back.keyid, k.keyid);
     assert.throws(() => unseal(parseSealed(sealed, 'f'), 'wrong'), /wrong passphrase for key/);
@@ -36,35 +39,71 @@ test('keys: ed25519 and ecdsa P-256, sealed with a passphrase; a wrong passphras
 });
 
 test('metadata: a new repository verifies with the TUF models; a rotation is signed by the old and the new root', () => {
-  const keys = { root: generateKey('ed25519', 'root'), targets: generateKey('ecdsa', 't'), snapshot: generateKey('ed25519', 's'), timestamp: generateKey('ed25519', 'ts') };
-  const m = RepositoryMetadata.create({ root: roleKeyOf(keys.root), targets: roleKeyOf(keys.targets), snapshot: roleKeyOf(keys.snapshot), timestamp: roleKeyOf(keys.timestamp) }, DEFAULT_EXPIRIES);
+  const keys = {
+    root: generateKey('ed25519', 'root'),
+    targets: generateKey('ecdsa', 't'),
+    snapshot: generateKey('ed25519', 's'),
+    timestamp: generateKey('ed25519', 'ts'),
+  };
+  const m = RepositoryMetadata.create(
+    {
+      root: roleKeyOf(keys.root),
+      targets: roleKeyOf(keys.targets),
+      snapshot: roleKeyOf(keys.snapshot),
+      timestamp: roleKeyOf(keys.timestamp),
+    },
+    DEFAULT_EXPIRIES,
+  );
   m.setTarget('targets.json', 'v1', { digest: `sha256:${'a'.repeat(64)}`, size: 10 });
-  const sign = (f: string) => (f === 'root.json' ? [keys.root] : f === 'targets.json' ? [keys.targets] : f === 'snapshot.json' ? [keys.snapshot] : []);
+  const sign = (f: string) =>
+    f === 'root.json'
+      ? [keys.root]
+      : f === 'targets.json'
+        ? [keys.targets]
+        : f === 'snapshot.json'
+          ? [keys.snapshot]
+          : [];
   m.seal({ now: clock.now(), sign, timestampKey: keys.timestamp });
   const files = m.files();
-  const load = (name: string, kind: MetadataKind) => Metadata.fromJSON(kind as MetadataKind.Root, JSON.parse(files.get(name)!.toString()));
+  const load = (name: string, kind: MetadataKind) =>
+    Metadata.fromJSON(kind as MetadataKind.Root, JSON.parse(files.get(name)!.toString()));
   const root = load('root.json', MetadataKind.Root);
   root.verifyDelegate('root', root);
   root.verifyDelegate('targets', load('targets.json', MetadataKind.Targets) as never);
   root.verifyDelegate('timestamp', load('timestamp.json', MetadataKind.Timestamp) as never);
-  assert.deepEqual([...files.keys()].sort(), ['1.root.json', 'root.json', 'snapshot.json', 'targets.json', 'timestamp.json']);
+  assert.deepEqual([...files.keys()].sort(), [
+    '1.root.json',
+    'root.json',
+    'snapshot.json',
+    'targets.json',
+    'timestamp.json',
+  ]);
   // rotation: root v2 names the new key and is signed by both
   const reloaded = RepositoryMetadata.fromFiles(files);
   const next = generateKey('ed25519', 'root2');
   reloaded.rotate('root', next.keyid, next.public);
   reloaded.addRootSigners([keys.root]);
-  reloaded.seal({ now: clock.now(), sign: (f) => (f === 'root.json' ? [next] : sign(f)), timestampKey: keys.timestamp });
+  reloaded.seal({
+    now: clock.now(),
+    sign: (f) => (f === 'root.json' ? [next] : sign(f)),
+    timestampKey: keys.timestamp,
+  });
   const v2 = Metadata.fromJSON(MetadataKind.Root, JSON.parse(reloaded.files().get('2.root.json')!.toString()));
   root.verifyDelegate('root', v2); // the old root accepts it (5.3.4)
   v2.verifyDelegate('root', v2); // and it is signed by its own
   assert.equal(reloaded.targetsOf('targets.json')['v1']!.size, 10);
   // an unchanged snapshot keeps its bytes: the timestamp's hash of it still holds
-  assert.equal(RepositoryMetadata.fromFiles(files).fileBytes('snapshot.json').toString(), files.get('snapshot.json')!.toString());
+  assert.equal(
+    RepositoryMetadata.fromFiles(files).fileBytes('snapshot.json').toString(),
+    files.get('snapshot.json')!.toString(),
+  );
 });
 
 test('signers: a delegation with a threshold; removing a signer revokes its key; a threshold above the keys is refused', () => {
   const m = RepositoryMetadata.create(
-    Object.fromEntries(['root', 'targets', 'snapshot', 'timestamp'].map((r) => [r, roleKeyOf(generateKey('ed25519', r))])) as never,
+    Object.fromEntries(
+      ['root', 'targets', 'snapshot', 'timestamp'].map((r) => [r, roleKeyOf(generateKey('ed25519', r))]),
+    ) as never,
     DEFAULT_EXPIRIES,
   );
   const a = generateKey('ed25519', 'a');
@@ -72,7 +111,11 @@ test('signers: a delegation with a threshold; removing a signer revokes its key;
   m.addSigner('alice', a.keyid, a.public);
   assert.throws(() => m.addSigner('bob', b.keyid, b.public, 3), /threshold 3 is more than the 2 signer key/);
   m.addSigner('bob', b.keyid, b.public, 2);
-  assert.deepEqual(m.delegation(), { keyids: [a.keyid, b.keyid], threshold: 2, signers: { alice: a.keyid, bob: b.keyid } });
+  assert.deepEqual(m.delegation(), {
+    keyids: [a.keyid, b.keyid],
+    threshold: 2,
+    signers: { alice: a.keyid, bob: b.keyid },
+  });
   assert.equal(m.removeSigner('alice'), a.keyid);
   assert.deepEqual(m.delegation()!.keyids, [b.keyid]);
   assert.equal(m.delegation()!.threshold, 1);
@@ -80,13 +123,26 @@ test('signers: a delegation with a threshold; removing a signer revokes its key;
 });
 
 test('policy: the most specific scope wins; bad rules are refused', () => {
-  const p = parsePolicy(JSON.stringify({ default: 'none', repositories: { 'reg:5000': 'signed', 'reg:5000/acme/open': { require: 'none' }, 'reg:5000/acme/web': { rootKeys: ['abcdef12'] } } }), 'p');
+  const p = parsePolicy(
+    JSON.stringify({
+      default: 'none',
+      repositories: {
+        'reg:5000': 'signed',
+        'reg:5000/acme/open': { require: 'none' },
+        'reg:5000/acme/web': { rootKeys: ['abcdef12'] },
+      },
+    }),
+    'p',
+  );
   assert.equal(ruleFor(p, 'reg:5000/x/y').require, 'signed');
   assert.equal(ruleFor(p, 'reg:5000/acme/open').require, 'none');
   assert.deepEqual(ruleFor(p, 'reg:5000/acme/web'), { require: 'signed', rootKeys: ['abcdef12'] });
   assert.equal(ruleFor(p, 'reg:50000/x').require, 'none', 'a scope matches whole path segments');
   assert.equal(ruleFor(p, 'busybox').require, 'none');
-  assert.throws(() => parsePolicy('{"repositories": {"a": {"rootKeys": ["not hex"]}}}', 'p'), /rootKeys: a list of key ids/);
+  assert.throws(
+    () => parsePolicy('{"repositories": {"a": {"rootKeys": ["not hex"]}}}', 'p'),
+    /rootKeys: a list of key ids/,
+  );
   assert.throws(() => parsePolicy('[', 'p'), /not JSON/);
 });
 
@@ -107,28 +163,60 @@ test('registry timestamping on a ManualClock: re-signed on the timer once past h
     const registryKey = generateKey('ed25519', 'registry timestamp');
     const hour = 3_600_000;
     const ts = new Timestamper(registryKey, hour, clock);
-    const k = { root: generateKey('ed25519', 'r'), targets: generateKey('ed25519', 't'), snapshot: generateKey('ed25519', 's') };
-    const m = RepositoryMetadata.create({ ...Object.fromEntries(Object.entries(k).map(([r, x]) => [r, roleKeyOf(x)])), timestamp: roleKeyOf(registryKey) } as never, DEFAULT_EXPIRIES);
-    const sign = (f: string) => (f === 'root.json' ? [k.root] : f === 'targets.json' ? [k.targets] : f === 'snapshot.json' ? [k.snapshot] : []);
+    const k = {
+      root: generateKey('ed25519', 'r'),
+      targets: generateKey('ed25519', 't'),
+      snapshot: generateKey('ed25519', 's'),
+    };
+    const m = RepositoryMetadata.create(
+      {
+        ...Object.fromEntries(Object.entries(k).map(([r, x]) => [r, roleKeyOf(x)])),
+        timestamp: roleKeyOf(registryKey),
+      } as never,
+      DEFAULT_EXPIRIES,
+    );
+    const sign = (f: string) =>
+      f === 'root.json' ? [k.root] : f === 'targets.json' ? [k.targets] : f === 'snapshot.json' ? [k.snapshot] : [];
     m.seal({ now: clock.now(), sign, timestampKey: null });
     // the `_trust` artifact as a publisher pushes it (bundle.ts), written straight into storage
     const layers = [];
     for (const [name, bytes] of [...m.files()].sort(([a], [b]) => a.localeCompare(b))) {
       const digest = await storage.putBlobBytes(bytes);
       await storage.linkBlob('acme/web', digest);
-      layers.push({ mediaType: TRUST_FILE_TYPE, digest, size: bytes.length, annotations: { [TITLE_ANNOTATION]: name } });
+      layers.push({
+        mediaType: TRUST_FILE_TYPE,
+        digest,
+        size: bytes.length,
+        annotations: { [TITLE_ANNOTATION]: name },
+      });
     }
     const empty = Buffer.from('{}');
     await storage.linkBlob('acme/web', await storage.putBlobBytes(empty));
     const config = { mediaType: MT.ociEmpty, digest: sha256(empty), size: empty.length };
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, artifactType: TRUST_ARTIFACT_TYPE, config, layers }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MT.ociManifest,
+        artifactType: TRUST_ARTIFACT_TYPE,
+        config,
+        layers,
+      }),
+    );
     const md = await storage.putBlobBytes(manifest);
     await storage.putManifest('acme/web', md, MT.ociManifest);
     await storage.setTag('acme/web', TRUST_TAG, md);
     const timestamp = async () => {
-      const files = trustFiles(JSON.parse(readFileSync(storage.blobPath((await storage.tag('acme/web', TRUST_TAG))!), 'utf8')));
+      const files = trustFiles(
+        JSON.parse(readFileSync(storage.blobPath((await storage.tag('acme/web', TRUST_TAG))!), 'utf8')),
+      );
       const f = files?.get('timestamp.json');
-      return f ? (JSON.parse(readFileSync(storage.blobPath(f.digest), 'utf8')) as { signed: { version: number; expires: string } }).signed : null;
+      return f
+        ? (
+            JSON.parse(readFileSync(storage.blobPath(f.digest), 'utf8')) as {
+              signed: { version: number; expires: string };
+            }
+          ).signed
+        : null;
     };
     // the push's refresh: the first timestamp, by the registry's key, for an hour
     await ts.refresh('acme/web', storage);

@@ -13,17 +13,24 @@ import { eraseCredentials, readConfig, saveCredentials } from '../credentials.js
 import { authHeader, registryOf, render } from '../progress.js';
 
 export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { platform: { type: 'string' }, quiet: { type: 'bool', short: 'q' }, 'all-tags': { type: 'bool', short: 'a' } });
+  const p = parseArgs(argv, {
+    platform: { type: 'string' },
+    quiet: { type: 'bool', short: 'q' },
+    'all-tags': { type: 'bool', short: 'a' },
+  });
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG|@DIGEST]');
   const at = ref.indexOf('@');
   const named = at >= 0 ? { name: ref.slice(0, at), tag: ref.slice(at + 1) } : splitTag(ref);
-  if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError("tag can't be used with --all-tags/-a");
   if (trustOn() && !bool(p, 'all-tags') && !str(p, 'platform')) {
     await (await loadTrust()).trustedReference(ctx, ref, { pull: true });
     return;
   }
-  const params = new URLSearchParams({ fromImage: named.name, tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest') });
+  const params = new URLSearchParams({
+    fromImage: named.name,
+    tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest'),
+  });
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));
@@ -36,7 +43,9 @@ export async function pushCmd(ctx: Ctx, argv: string[]): Promise<void> {
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG]');
   if (trustOn()) return (await loadTrust()).sign(ctx, [ref]);
   const { name, tag = 'latest' } = splitTag(ref);
-  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
+  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, {
+    headers: authHeader(registryOf(ref)),
+  });
   await render(ctx, res, bool(p, 'quiet'));
 }
 
@@ -52,7 +61,11 @@ async function ask(question: string): Promise<string> {
 }
 
 export async function loginCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'bool' } });
+  const p = parseArgs(argv, {
+    username: { type: 'string', short: 'u' },
+    password: { type: 'string', short: 'p' },
+    'password-stdin': { type: 'bool' },
+  });
   const server = p.args[0] ?? 'https://index.docker.io/v1/';
   const username = str(p, 'username') ?? (await ask('Username: '));
   let password = str(p, 'password');

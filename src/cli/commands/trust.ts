@@ -29,9 +29,15 @@ const rootDir = () => process.env['BERTH_TRUST_ROOT_DIR'] ?? join(trustDir(), 'r
 /** Passphrases from the environment (BERTH_*, or Docker's names), else a prompt on the terminal. */
 const passphrases: Passphrases = {
   async get(kind, label, confirm) {
-    const env = kind === 'root' ? ['BERTH_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE'] : ['BERTH_TRUST_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE'];
+    const env =
+      kind === 'root'
+        ? ['BERTH_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE']
+        : ['BERTH_TRUST_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE'];
     for (const e of env) if (process.env[e]) return process.env[e]!;
-    if (!process.stdin.isTTY) throw invalidArgument(`a passphrase is needed for the ${kind} key "${label}": set ${env[0]} or run on a terminal`);
+    if (!process.stdin.isTTY)
+      throw invalidArgument(
+        `a passphrase is needed for the ${kind} key "${label}": set ${env[0]} or run on a terminal`,
+      );
     const a = await prompt(`Enter passphrase for ${kind} key "${label}": `);
     if (confirm && (await prompt('Repeat passphrase: ')) !== a) throw invalidArgument('passphrases do not match');
     if (confirm && a.length < 8) throw invalidArgument('a passphrase needs at least 8 characters');
@@ -94,10 +100,17 @@ function publisher(ctx: Ctx): Publisher {
 
 /** Pushes an image through the daemon; the pushed manifest's digest and size. */
 async function pushImage(ctx: Ctx, name: string, tag: string): Promise<TargetInfo> {
-  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(name)) });
+  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, {
+    headers: authHeader(registryOf(name)),
+  });
   let info: TargetInfo | null = null;
   await render(ctx, res, false, (aux) => {
-    if (typeof aux['Digest'] === 'string') info = { digest: aux['Digest'], size: Number(aux['Size']), mediaType: 'application/vnd.oci.image.manifest.v1+json' };
+    if (typeof aux['Digest'] === 'string')
+      info = {
+        digest: aux['Digest'],
+        size: Number(aux['Size']),
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      };
   });
   if (!info) throw new ExitError(1, `the daemon did not report the digest of ${name}:${tag}`);
   return info;
@@ -137,11 +150,22 @@ export async function inspect(ctx: Ctx, argv: string[]): Promise<void> {
     const targets = repo.document('targets')!;
     const ts = repo.document('timestamp');
     const rolesOf = root['roles'] as Record<string, { keyids: string[]; threshold: number }>;
-    const dl = ((targets['delegations'] as { roles?: Array<Record<string, unknown>> } | undefined)?.roles ?? []).find((r) => r['name'] === 'releases');
-    const signers = Object.entries((dl?.['x-berth-signers'] ?? {}) as Record<string, string>).map(([n, k]) => ({ Name: n, Keys: [{ ID: k }] }));
+    const dl = ((targets['delegations'] as { roles?: Array<Record<string, unknown>> } | undefined)?.roles ?? []).find(
+      (r) => r['name'] === 'releases',
+    );
+    const signers = Object.entries((dl?.['x-berth-signers'] ?? {}) as Record<string, string>).map(([n, k]) => ({
+      Name: n,
+      Keys: [{ ID: k }],
+    }));
     out.push({
       Name: ref,
-      SignedTags: [...tags].filter(([t]) => !tag || t === tag).map(([t, v]) => ({ SignedTag: t, Digest: v.digest.replace(/^sha256:/, ''), Signers: [v.role === 'targets' ? 'Repo Admin' : 'releases'] })),
+      SignedTags: [...tags]
+        .filter(([t]) => !tag || t === tag)
+        .map(([t, v]) => ({
+          SignedTag: t,
+          Digest: v.digest.replace(/^sha256:/, ''),
+          Signers: [v.role === 'targets' ? 'Repo Admin' : 'releases'],
+        })),
       Signers: signers,
       Threshold: dl ? Number(dl['threshold']) : undefined,
       AdministrativeKeys: [
@@ -161,16 +185,19 @@ export async function inspect(ctx: Ctx, argv: string[]): Promise<void> {
   }
   for (const r of out as Array<Record<string, unknown>>) {
     ctx.out(`\nSignatures for ${String(r['Name'])}\n\nSIGNED TAG\tDIGEST\tSIGNERS\n`);
-    for (const t of r['SignedTags'] as Array<Record<string, unknown>>) ctx.out(`${String(t['SignedTag'])}\t${String(t['Digest'])}\t${(t['Signers'] as string[]).join(', ')}\n`);
+    for (const t of r['SignedTags'] as Array<Record<string, unknown>>)
+      ctx.out(`${String(t['SignedTag'])}\t${String(t['Digest'])}\t${(t['Signers'] as string[]).join(', ')}\n`);
     ctx.out(`\nRoot pinned: ${String(r['RootPinned'])}\n`);
-    for (const k of r['AdministrativeKeys'] as Array<{ Name: string; Keys: Array<{ ID: string }> }>) ctx.out(`${k.Name} key:\t${k.Keys.map((x) => x.ID).join(', ')}\n`);
+    for (const k of r['AdministrativeKeys'] as Array<{ Name: string; Keys: Array<{ ID: string }> }>)
+      ctx.out(`${k.Name} key:\t${k.Keys.map((x) => x.ID).join(', ')}\n`);
   }
 }
 
 export const signer = {
   async add(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, { key: { type: 'string' }, threshold: { type: 'string' } });
-    if (p.args.length !== 2 || !str(p, 'key')) throw new UsageError('usage: berth trust signer add --key PUBLIC-KEY-FILE [--threshold N] NAME REPOSITORY');
+    if (p.args.length !== 2 || !str(p, 'key'))
+      throw new UsageError('usage: berth trust signer add --key PUBLIC-KEY-FILE [--threshold N] NAME REPOSITORY');
     const [who, repo] = p.args as [string, string];
     const pub = readPublicKeyFile(str(p, 'key')!);
     const threshold = str(p, 'threshold') !== undefined ? Number(str(p, 'threshold')) : undefined;
@@ -217,7 +244,8 @@ export const key = {
     if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: FILE');
     const r = await keyStore().importSealed(readFileSync(p.args[0]!, 'utf8'), bool(p, 'root'), p.args[0]!, async () => {
       if (process.env['BERTH_TRUST_IMPORT_PASSPHRASE']) return process.env['BERTH_TRUST_IMPORT_PASSPHRASE'];
-      if (!process.stdin.isTTY) throw invalidArgument('the key is sealed with another passphrase: set BERTH_TRUST_IMPORT_PASSPHRASE to it');
+      if (!process.stdin.isTTY)
+        throw invalidArgument('the key is sealed with another passphrase: set BERTH_TRUST_IMPORT_PASSPHRASE to it');
       return prompt('Passphrase the key was exported with: ');
     });
     ctx.out(`Imported key ${r.keyid} (${r.label})\n`);
@@ -225,7 +253,8 @@ export const key = {
   /** A role's key replaced by a new one; root re-signed (by the old root keys too, for root). */
   async rotate(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, { type: { type: 'string' } });
-    if (p.args.length !== 2 || !TOP_ROLES.includes(p.args[1] as TopRole)) throw new UsageError(`usage: berth trust key rotate REPOSITORY ${TOP_ROLES.join('|')}`);
+    if (p.args.length !== 2 || !TOP_ROLES.includes(p.args[1] as TopRole))
+      throw new UsageError(`usage: berth trust key rotate REPOSITORY ${TOP_ROLES.join('|')}`);
     const name = named(p.args[0]!, false).name;
     const role = p.args[1] as TopRole;
     const r = await publisher(ctx).rotate(name, role, (str(p, 'type') ?? 'ed25519') as KeyType);
@@ -240,7 +269,11 @@ export const key = {
  * A tag resolved through verified trust data: `name@digest`, pulled if missing and tagged
  * `name:tag`, as the docker CLI's content trust does. A digest reference is checked to be signed.
  */
-export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean; progressToStderr?: boolean }): Promise<string> {
+export async function trustedReference(
+  ctx: Ctx,
+  ref: string,
+  o: { pull: boolean; progressToStderr?: boolean },
+): Promise<string> {
   if (o.progressToStderr) ctx = { ...ctx, out: ctx.err }; // run/create: stdout is the container's
   const at = ref.indexOf('@');
   const { name, tag } = at >= 0 ? { name: ref.slice(0, at), tag: undefined } : splitTag(ref);
@@ -251,10 +284,15 @@ export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean
     if (!(await repo.isSigned(digest))) throw new ExitError(1, `trust: ${name}: ${digest} is not a signed target`);
   } else digest = (await repo.resolve(tag ?? 'latest')).digest;
   const pinned = `${name}@${digest}`;
-  const have = await ctx.client.json('GET', `/images/${enc(pinned)}/json`).then(() => true, () => false);
+  const have = await ctx.client.json('GET', `/images/${enc(pinned)}/json`).then(
+    () => true,
+    () => false,
+  );
   if (!have && o.pull) {
     ctx.out(`Pull (1 of 1): ${name}:${tag ?? 'latest'}@${digest}\n`);
-    const res = await ctx.client.stream('POST', `/images/create?fromImage=${enc(name)}&tag=${enc(digest)}`, { headers: authHeader(registryOf(name)) });
+    const res = await ctx.client.stream('POST', `/images/create?fromImage=${enc(name)}&tag=${enc(digest)}`, {
+      headers: authHeader(registryOf(name)),
+    });
     await render(ctx, res, false);
   }
   if (tag !== undefined || at < 0) {
@@ -265,4 +303,3 @@ export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean
   }
   return pinned;
 }
-

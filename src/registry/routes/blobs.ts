@@ -10,7 +10,10 @@ export async function getBlob(d: RouteDeps, c: Ctx, head: boolean): Promise<void
   if (size === null) throw fault('BLOB_UNKNOWN', `blob unknown to registry: ${c.ref}`);
   d.storage.touchBlob(c.ref); // a client that finds a blob may now push a manifest naming it (gc's grace period)
   const headers: Record<string, string | number> = {
-    'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': c.ref, 'Accept-Ranges': 'bytes', ETag: `"${c.ref}"`,
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': c.ref,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${c.ref}"`,
   };
   const range = /^bytes=(\d*)-(\d*)$/.exec(c.req.headers.range ?? '');
   if (c.req.headers.range && !range) throw fault('RANGE_INVALID', `invalid range ${c.req.headers.range}`);

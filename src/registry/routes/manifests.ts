@@ -4,7 +4,15 @@ import { readFileSync } from 'node:fs';
 import { errorMessage } from '../../base/errors.js';
 import { log } from '../../base/log.js';
 import {
-  artifactTypeOf, INDEX_TYPES, isDigestLike, isSha256, isTag, MAX_MANIFEST_BYTES, MT, parseManifest, type Descriptor,
+  artifactTypeOf,
+  INDEX_TYPES,
+  isDigestLike,
+  isSha256,
+  isTag,
+  MAX_MANIFEST_BYTES,
+  MT,
+  parseManifest,
+  type Descriptor,
 } from '../../spec/distribution.js';
 import { TRUST_TAG } from '../../spec/trust.js';
 import { fault } from '../errors.js';
@@ -31,7 +39,12 @@ export async function getManifest(d: RouteDeps, c: Ctx, head: boolean): Promise<
   const size = type === null ? null : d.storage.blobSize(digest);
   if (type === null || size === null) throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${c.name}@${digest}`);
   const body = readFileSync(d.storage.blobPath(digest));
-  const headers = { 'Content-Type': type, 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Content-Length': size };
+  const headers = {
+    'Content-Type': type,
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Content-Length': size,
+  };
   send(c.res, 200, headers, body, head);
 }
 
@@ -47,26 +60,35 @@ export async function putManifest(d: RouteDeps, c: Ctx): Promise<void> {
   // every blob and child manifest it names must already be in this repository
   const missing: string[] = [];
   if (isIndex) {
-    for (const x of m.manifests ?? []) if ((await d.storage.manifestType(c.name, x.digest)) === null) missing.push(x.digest);
+    for (const x of m.manifests ?? [])
+      if ((await d.storage.manifestType(c.name, x.digest)) === null) missing.push(x.digest);
   } else {
     for (const x of blobs) {
       const size = d.storage.blobInRepo(c.name, x.digest);
       d.storage.touchBlob(x.digest);
       if (size === null) missing.push(x.digest);
-      else if (size !== x.size) throw fault('MANIFEST_INVALID', `blob ${x.digest} is ${size} bytes, the manifest says ${x.size}`);
+      else if (size !== x.size)
+        throw fault('MANIFEST_INVALID', `blob ${x.digest} is ${size} bytes, the manifest says ${x.size}`);
     }
   }
-  if (missing.length) throw fault('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${missing[0]}`, { digests: missing });
+  if (missing.length)
+    throw fault('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${missing[0]}`, { digests: missing });
   // Everything is checked above; the writes go from the least to the most visible, so a push
   // that fails part way leaves no tag and no manifest link (only an unlinked blob, which gc takes):
   // blob, then its referrers entry, then the repository's manifest link, then the tag.
   await d.storage.putBlobBytes(bytes);
-  const headers: Record<string, string> = { Location: `/v2/${c.name}/manifests/${digest}`, 'Docker-Content-Digest': digest };
+  const headers: Record<string, string> = {
+    Location: `/v2/${c.name}/manifests/${digest}`,
+    'Docker-Content-Digest': digest,
+  };
   if (m.subject) {
     const at = artifactTypeOf(m);
     const descriptor = {
-      mediaType: m.mediaType, digest, size: bytes.length,
-      ...(at ? { artifactType: at } : {}), ...(m.annotations ? { annotations: m.annotations } : {}),
+      mediaType: m.mediaType,
+      digest,
+      size: bytes.length,
+      ...(at ? { artifactType: at } : {}),
+      ...(m.annotations ? { annotations: m.annotations } : {}),
     };
     await d.storage.addReferrer(c.name, m.subject.digest, digest, descriptor);
     headers['OCI-Subject'] = m.subject.digest;
@@ -76,7 +98,9 @@ export async function putManifest(d: RouteDeps, c: Ctx): Promise<void> {
   const gone = blobs.filter((x) => d.storage.blobInRepo(c.name, x.digest) === null);
   if (gone.length) {
     await d.storage.deleteManifest(c.name, digest);
-    throw fault('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${gone[0]!.digest}`, { digests: gone.map((x) => x.digest) });
+    throw fault('MANIFEST_BLOB_UNKNOWN', `blob unknown to registry: ${gone[0]!.digest}`, {
+      digests: gone.map((x) => x.digest),
+    });
   }
   if (!byDigest) await d.storage.setTag(c.name, c.ref, digest);
   // trust data pushed: a fresh timestamp over it, when this registry keeps the key (a failure
@@ -92,10 +116,12 @@ export async function putManifest(d: RouteDeps, c: Ctx): Promise<void> {
 export async function deleteManifest(d: RouteDeps, c: Ctx): Promise<void> {
   if (!d.deleteEnabled) throw fault('DELETE_DISABLED', 'deletes are disabled on this registry');
   if (byTag(c.ref)) {
-    if (!(await d.storage.deleteTag(c.name, c.ref))) throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${c.name}:${c.ref}`);
+    if (!(await d.storage.deleteTag(c.name, c.ref)))
+      throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${c.name}:${c.ref}`);
     return send(c.res, 202);
   }
   if (!isSha256(c.ref)) throw fault('DIGEST_INVALID', `invalid digest: ${c.ref}`);
-  if (!(await d.storage.deleteManifest(c.name, c.ref))) throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${c.name}@${c.ref}`);
+  if (!(await d.storage.deleteManifest(c.name, c.ref)))
+    throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${c.name}@${c.ref}`);
   send(c.res, 202);
 }

@@ -15,8 +15,14 @@ export async function trustFile(d: RouteDeps, c: Ctx): Promise<void> {
   const digest = await d.storage.tag(c.name, TRUST_TAG);
   const files = digest ? trustFiles(JSON.parse(readFileSync(d.storage.blobPath(digest), 'utf8'))) : null;
   const f = files?.get(c.ref);
-  if (!f || d.storage.blobSize(f.digest) === null) throw fault('NAME_UNKNOWN', `no trust metadata ${c.ref} for ${c.name}`);
-  send(c.res, 200, { 'Content-Type': 'application/json', 'Content-Length': f.size }, readFileSync(d.storage.blobPath(f.digest)));
+  if (!f || d.storage.blobSize(f.digest) === null)
+    throw fault('NAME_UNKNOWN', `no trust metadata ${c.ref} for ${c.name}`);
+  send(
+    c.res,
+    200,
+    { 'Content-Type': 'application/json', 'Content-Length': f.size },
+    readFileSync(d.storage.blobPath(f.digest)),
+  );
 }
 
 export function timestampKey(d: RouteDeps, res: ServerResponse): void {

@@ -9,7 +9,11 @@ import { send, type Ctx } from '../http.js';
 import type { RouteDeps } from './deps.js';
 
 function uploadHeaders(name: string, uuid: string, size: number): Record<string, string> {
-  return { Location: `/v2/${name}/blobs/uploads/${uuid}`, 'Docker-Upload-UUID': uuid, Range: `0-${Math.max(0, size - 1)}` };
+  return {
+    Location: `/v2/${name}/blobs/uploads/${uuid}`,
+    'Docker-Upload-UUID': uuid,
+    Range: `0-${Math.max(0, size - 1)}`,
+  };
 }
 
 function contentLength(req: IncomingMessage): number | undefined {
