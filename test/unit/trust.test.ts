@@ -18,6 +18,10 @@ import { DEFAULT_EXPIRIES, RepositoryMetadata } from '../../src/trust/metadata.j
 import { parsePolicy, ruleFor } from '../../src/trust/policy.js';
 import { repositoryOf } from '../../src/trust/gate.js';
 import { Timestamper } from '../../src/trust/timestamper.js';
+import { KeyStore } from '../../src/trust/keys.js';
+import { Publisher } from '../../src/trust/publisher.js';
+import { TrustClient, TrustRefusal } from '../../src/trust/verify.js';
+import { RegistryServer } from '../../src/registry/server.js';
 
 const clock = new ManualClock();
 
@@ -240,5 +244,45 @@ test('registry timestamping on a ManualClock: re-signed on the timer once past h
     assert.equal(clock.pending, 0, 'stopped: no timer left');
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('publisher with injected I/O: signs on a registry on loopback; metadata dated two days ago is refused as expired (by reason, not text) and re-signing renews it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-unit-pub-'));
+  const reg = new RegistryServer({ root: join(dir, 'registry'), addr: '127.0.0.1:0' });
+  const { port } = await reg.listen();
+  try {
+    const name = `127.0.0.1:${port}/acme/web`;
+    const keys = new KeyStore(join(dir, 'keys'), join(dir, 'root-keys'), { get: async () => 'unit-test-passphrase' });
+    const verifier = new TrustClient(join(dir, 'tuf'));
+    const notes: string[] = [];
+    const publisher = (clock: ManualClock) =>
+      new Publisher({ keys, verifier, credentials: () => null, clock, note: (t) => notes.push(t) });
+    const target = { digest: `sha256:${'b'.repeat(64)}`, size: 527, mediaType: MT.ociManifest };
+    // signed "two days ago": a one-day timestamp that has expired since
+    const then = new ManualClock(Date.now() - 2 * 86_400_000);
+    const signed = await publisher(then).sign(name, 'v1', async () => target);
+    assert.equal(signed.role, 'targets');
+    assert.ok(notes.some((n) => n.startsWith(`Initialized trust data for ${name}`)));
+    const refused = await new TrustClient(join(dir, 'tuf-consumer')).open(name, null).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof TrustRefusal, String(refused));
+    assert.equal(refused.reason, 'expired');
+    assert.equal(refused.role, 'timestamp');
+    // the publisher signs again now: the expired timestamp is renewed, not a reason to stop
+    await publisher(new ManualClock(Date.now())).sign(name, 'v1', async () => target);
+    assert.ok(notes.some((n) => n.includes('the trust data has expired; signing renews it')));
+    const repo = await new TrustClient(join(dir, 'tuf-consumer')).open(name, null);
+    assert.equal((await repo.resolve('v1')).digest, target.digest);
+    const unsigned = await repo.resolve('v2').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(unsigned instanceof TrustRefusal && unsigned.reason === 'unsigned');
+  } finally {
+    await reg.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
