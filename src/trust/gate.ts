@@ -7,6 +7,7 @@
  *
  * The daemon's pinned roots live in `<root>/trust/`.
  */
+import { systemClock, type Clock } from '../base/clock.js';
 import { failedPrecondition } from '../base/errors.js';
 import type { ClientOptions, Credentials } from '../distribution/client.js';
 import { readPolicy, ruleFor, type GateRule, type TrustPolicy } from './policy.js';
@@ -41,12 +42,13 @@ export class TrustGate {
     readonly policy: TrustPolicy,
     dir: string,
     registries: ClientOptions,
+    clock: Clock = systemClock,
   ) {
-    this.client = new TrustClient(dir, registries);
+    this.client = new TrustClient(dir, registries, clock);
   }
 
-  static open(policyFile: string, dir: string, registries: ClientOptions): TrustGate {
-    return new TrustGate(readPolicy(policyFile), dir, registries);
+  static open(policyFile: string, dir: string, registries: ClientOptions, clock: Clock = systemClock): TrustGate {
+    return new TrustGate(readPolicy(policyFile), dir, registries, clock);
   }
 
   covers(name: string): GateRule | null {
