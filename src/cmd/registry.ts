@@ -40,8 +40,11 @@ function parseAcl(file: string): AclRule[] {
   const rules = isObject(v) ? v['rules'] : v;
   if (!Array.isArray(rules)) throw new Error(`${file}: expected {"rules": [{"user", "repos", "actions"}]}`);
   return rules.map((r, i) => {
-    if (!isObject(r) || typeof r['user'] !== 'string' || !Array.isArray(r['repos']) || !Array.isArray(r['actions'])) throw new Error(`${file}: rule ${i} needs user, repos, actions`);
-    for (const a of r['actions']) if (!['pull', 'push', 'delete'].includes(a as string)) throw new Error(`${file}: rule ${i}: unknown action ${String(a)}`);
+    if (!isObject(r) || typeof r['user'] !== 'string' || !Array.isArray(r['repos']) || !Array.isArray(r['actions']))
+      throw new Error(`${file}: rule ${i} needs user, repos, actions`);
+    for (const a of r['actions'])
+      if (!['pull', 'push', 'delete'].includes(a as string))
+        throw new Error(`${file}: rule ${i}: unknown action ${String(a)}`);
     return r as unknown as AclRule;
   });
 }
@@ -69,7 +72,10 @@ export async function registryMain(argv: string[]): Promise<number> {
     return sub === '--help' ? 0 : 125;
   }
   if (sub === 'gc') {
-    const r = await collectGarbage(new RegistryStorage(root), { graceSeconds: Number(one('grace') ?? 3600), dryRun: one('dry-run') === 'true' });
+    const r = await collectGarbage(new RegistryStorage(root), {
+      graceSeconds: Number(one('grace') ?? 3600),
+      dryRun: one('dry-run') === 'true',
+    });
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
   }
@@ -81,7 +87,8 @@ export async function registryMain(argv: string[]): Promise<number> {
   const tokenKey = one('token-key');
   // trust's signing code is loaded only when the registry keeps a timestamp key
   const tsKey = one('trust-timestamp-key');
-  const timestamper = tsKey ? (await import('../registry/timestamp.js')).Timestamper.open(tsKey, parseSeconds(one('trust-timestamp-expiry') ?? '3600') * 1000) : undefined;
+  const ttl = parseSeconds(one('trust-timestamp-expiry') ?? '3600') * 1000;
+  const timestamper = tsKey ? (await import('../trust/timestamper.js')).Timestamper.open(tsKey, ttl) : undefined;
   const server = new RegistryServer({
     root,
     addr: one('addr') ?? '127.0.0.1:5000',
@@ -104,8 +111,11 @@ export async function registryMain(argv: string[]): Promise<number> {
 
 // run directly: node dist/src/cmd/registry.js serve ...
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  void registryMain(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
-    process.stderr.write(`berth registry: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  });
+  void registryMain(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`berth registry: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
 }

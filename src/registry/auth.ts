@@ -16,8 +16,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IncomingMessage } from 'node:http';
+import { systemClock, unixSeconds, type Clock } from '../base/clock.js';
 import { isObject } from '../base/json.js';
-import { RegistryError } from '../spec/distribution.js';
+import { fault } from './errors.js';
 
 const require = createRequire(import.meta.url);
 const bcrypt = require('bcryptjs') as { compareSync(pw: string, hash: string): boolean };
@@ -45,7 +46,11 @@ export interface AuthOptions {
 const TOKEN_TTL_S = 300;
 
 function glob(pattern: string): RegExp {
-  const re = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\u0000/g, '.*');
+  const re = pattern
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*\*/g, '\u0000')
+    .replace(/\*/g, '[^/]*')
+    .replace(/\u0000/g, '.*');
   return new RegExp(`^${re}$`);
 }
 
@@ -59,7 +64,8 @@ export function parseHtpasswd(text: string): Map<string, string> {
     const i = t.indexOf(':');
     if (i <= 0) continue;
     const hash = t.slice(i + 1);
-    if (!/^\$2[aby]\$/.test(hash)) throw new Error(`htpasswd: user ${t.slice(0, i)} has no bcrypt hash (create the file with htpasswd -B)`);
+    if (!/^\$2[aby]\$/.test(hash))
+      throw new Error(`htpasswd: user ${t.slice(0, i)} has no bcrypt hash (create the file with htpasswd -B)`);
     users.set(t.slice(0, i), hash);
   }
   return users;
@@ -79,7 +85,11 @@ export class Authorizer {
   private readonly key: Buffer;
   private readonly deleteEnabled: boolean;
 
-  constructor(o: AuthOptions) {
+  constructor(
+    o: AuthOptions,
+    /** dates tokens and the verified-password cache */
+    private readonly clock: Clock = systemClock,
+  ) {
     this.users = o.htpasswd ? parseHtpasswd(readFileSync(o.htpasswd, 'utf8')) : null;
     this.publicRes = (o.public ?? []).map(glob);
     this.acl = o.acl ? o.acl.map((r) => ({ user: r.user, repos: r.repos.map(glob), actions: r.actions })) : null;
@@ -104,7 +114,10 @@ export class Authorizer {
     if (user === null) return this.isPublic(repo) ? ['pull'] : [];
     const out = new Set<Action>(this.isPublic(repo) ? ['pull'] : []);
     if (!this.acl) all.forEach((a) => out.add(a));
-    else for (const r of this.acl) if ((r.user === '*' || r.user === user) && r.repos.some((re) => re.test(repo))) r.actions.forEach((a) => out.add(a));
+    else
+      for (const r of this.acl)
+        if ((r.user === '*' || r.user === user) && r.repos.some((re) => re.test(repo)))
+          r.actions.forEach((a) => out.add(a));
     if (!this.deleteEnabled) out.delete('delete');
     return [...out];
   }
@@ -117,7 +130,8 @@ export class Authorizer {
     const i = decoded.indexOf(':');
     const user = decoded.slice(0, i);
     const hash = this.users?.get(user);
-    if (i < 0 || !hash || !this.verified(user, decoded.slice(i + 1), hash)) throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required: invalid username or password');
+    if (i < 0 || !hash || !this.verified(user, decoded.slice(i + 1), hash))
+      throw fault('UNAUTHORIZED', 'authentication required: invalid username or password');
     return user;
   }
 
@@ -129,7 +143,7 @@ export class Authorizer {
    */
   private verified(user: string, password: string, hash: string): boolean {
     const key = createHmac('sha256', this.cacheKey).update(`${user}\0${password}\0${hash}`).digest('base64');
-    const now = Date.now();
+    const now = this.clock.now();
     const until = this.verifiedCache.get(key);
     if (until !== undefined && until > now) return true;
     this.verifiedCache.delete(key);
@@ -146,13 +160,27 @@ export class Authorizer {
     for (const scope of scopes) {
       const m = /^repository:([^:]+):(.+)$/.exec(scope);
       if (!m) continue;
-      const want = m[2]!.split(',').map((a) => (a === '*' ? ['pull', 'push', 'delete'] : [a])).flat();
+      const want = m[2]!
+        .split(',')
+        .map((a) => (a === '*' ? ['pull', 'push', 'delete'] : [a]))
+        .flat();
       const have = this.granted(user, m[1]!);
       access.push({ type: 'repository', name: m[1]!, actions: have.filter((a) => want.includes(a)) });
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = unixSeconds(this.clock);
     const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-    const body = b64url(JSON.stringify({ iss: this.service, sub: user ?? '', aud: this.service, iat: now, nbf: now - 5, exp: now + TOKEN_TTL_S, jti: randomBytes(8).toString('hex'), access }));
+    const body = b64url(
+      JSON.stringify({
+        iss: this.service,
+        sub: user ?? '',
+        aud: this.service,
+        iat: now,
+        nbf: now - 5,
+        exp: now + TOKEN_TTL_S,
+        jti: randomBytes(8).toString('hex'),
+        access,
+      }),
+    );
     const sig = b64url(createHmac('sha256', this.key).update(`${head}.${body}`).digest());
     return `${head}.${body}.${sig}`;
   }
@@ -160,14 +188,19 @@ export class Authorizer {
   /** The access a bearer token grants, or throws UNAUTHORIZED. */
   verifyToken(token: string): { user: string | null; access: Map<string, Action[]> } {
     const [head, body, sig] = token.split('.');
-    if (!head || !body || !sig) throw new RegistryError(401, 'UNAUTHORIZED', 'malformed token');
+    if (!head || !body || !sig) throw fault('UNAUTHORIZED', 'malformed token');
     const want = createHmac('sha256', this.key).update(`${head}.${body}`).digest();
     const got = Buffer.from(sig, 'base64url');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new RegistryError(401, 'UNAUTHORIZED', 'invalid token signature');
+    if (got.length !== want.length || !timingSafeEqual(got, want))
+      throw fault('UNAUTHORIZED', 'invalid token signature');
     const claims: unknown = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-    if (!isObject(claims) || typeof claims['exp'] !== 'number' || claims['exp'] < Date.now() / 1000 || claims['aud'] !== this.service) throw new RegistryError(401, 'UNAUTHORIZED', 'token expired or not for this registry');
+    const expired = !isObject(claims) || typeof claims['exp'] !== 'number' || claims['exp'] < this.clock.now() / 1000;
+    if (expired || claims['aud'] !== this.service)
+      throw fault('UNAUTHORIZED', 'token expired or not for this registry');
     const access = new Map<string, Action[]>();
-    for (const a of Array.isArray(claims['access']) ? claims['access'] : []) if (isObject(a) && typeof a['name'] === 'string' && Array.isArray(a['actions'])) access.set(a['name'], a['actions'] as Action[]);
+    for (const a of Array.isArray(claims['access']) ? claims['access'] : [])
+      if (isObject(a) && typeof a['name'] === 'string' && Array.isArray(a['actions']))
+        access.set(a['name'], a['actions'] as Action[]);
     return { user: typeof claims['sub'] === 'string' && claims['sub'] ? claims['sub'] : null, access };
   }
 
@@ -192,7 +225,7 @@ export class Authorizer {
         ? `Bearer realm="${baseUrl}/token",service="${this.service}"${scope ? `,scope="${scope}"` : ''}`
         : `Basic realm="${this.service}"`;
     const scope = repo ? `repository:${repo}:${need.join(',')}` : undefined;
-    const unauthorized = (msg: string) => new RegistryError(401, 'UNAUTHORIZED', msg, { challenge: challenge(scope) });
+    const unauthorized = (msg: string) => fault('UNAUTHORIZED', msg, { challenge: challenge(scope) });
     if (this.mode === 'token' && !this.open) {
       if (!header?.startsWith('Bearer ')) throw unauthorized('authentication required');
       let t;
@@ -204,7 +237,9 @@ export class Authorizer {
       if (repo === null) return t.user;
       const has = t.access.get(repo) ?? [];
       if (need.every((a) => has.includes(a))) return t.user;
-      throw t.user === null ? unauthorized('authentication required') : unauthorized(`insufficient scope: ${need.join(',')} on ${repo}`);
+      throw t.user === null
+        ? unauthorized('authentication required')
+        : unauthorized(`insufficient scope: ${need.join(',')} on ${repo}`);
     }
     let user: string | null;
     try {
@@ -221,6 +256,6 @@ export class Authorizer {
     const has = this.granted(user, repo);
     if (need.every((a) => has.includes(a))) return user;
     if (user === null) throw unauthorized('authentication required');
-    throw new RegistryError(403, 'DENIED', `requested access to the resource is denied: ${need.join(',')} on ${repo}`);
+    throw fault('DENIED', `requested access to the resource is denied: ${need.join(',')} on ${repo}`);
   }
 }

@@ -13,17 +13,32 @@
  * Underscore-prefixed directories cannot collide with a name component (those start with [a-z0-9]).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp, existsSync, statSync, utimesSync } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isSha256, RegistryError } from '../spec/distribution.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { errorMessage } from '../base/errors.js';
+import { log } from '../base/log.js';
+import { isSha256 } from '../spec/distribution.js';
+import { fault, isAbsent, storageFailure, unlessAbsent } from './errors.js';
 
 /** The hex of a sha256 digest, the name of its files; anything else never becomes a path. */
 const hexOf = (digest: string) => {
-  if (!isSha256(digest)) throw new RegistryError(400, 'DIGEST_INVALID', `unsupported digest: ${digest}`);
+  if (!isSha256(digest)) throw fault('DIGEST_INVALID', `unsupported digest: ${digest}`);
   return digest.slice('sha256:'.length);
 };
+
+/** Whether a file exists; a failure other than its absence (EACCES, EIO) is thrown. */
+function present(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch (e) {
+    if (isAbsent(e)) return false;
+    throw storageFailure(e, `stat ${path}`);
+  }
+}
 
 export interface UploadState {
   uuid: string;
@@ -40,7 +55,11 @@ interface LiveHash {
 export class RegistryStorage {
   private readonly live = new Map<string, LiveHash>();
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    /** dates blobs as used (gc's grace period) */
+    readonly clock: Clock = systemClock,
+  ) {}
 
   async init(): Promise<void> {
     for (const d of ['blobs/sha256', 'uploads', 'repos']) await fsp.mkdir(join(this.root, d), { recursive: true });
@@ -66,20 +85,24 @@ export class RegistryStorage {
 
   /** The blob's size when `repo` holds it, else null. */
   blobInRepo(repo: string, digest: string): number | null {
-    if (!isSha256(digest) || !existsSync(join(this.repoDir(repo), '_blobs', hexOf(digest)))) return null;
+    if (!isSha256(digest) || !present(join(this.repoDir(repo), '_blobs', hexOf(digest)))) return null;
     return this.blobSize(digest);
   }
 
   blobSize(digest: string): number | null {
     try {
       return statSync(this.blobPath(digest)).size;
-    } catch {
-      return null;
+    } catch (e) {
+      if (isAbsent(e)) return null;
+      throw storageFailure(e, `blob ${digest}`);
     }
   }
 
   readBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
+    return createReadStream(this.blobPath(digest), {
+      highWaterMark: 1 << 20,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
   }
 
   async linkBlob(repo: string, digest: string): Promise<void> {
@@ -93,21 +116,23 @@ export class RegistryStorage {
    * grace period covers a push that skips uploading what exists. A blob gone meanwhile is no error.
    */
   touchBlob(digest: string): void {
-    const now = new Date();
+    const now = new Date(this.clock.now());
     try {
       utimesSync(this.blobPath(digest), now, now);
-    } catch {
-      /* absent */
+    } catch (e) {
+      // the request goes on; gc's grace period then counts from the blob's older mtime
+      if (!isAbsent(e)) log.warn('registry: cannot mark a blob as used', { digest, err: errorMessage(e) });
     }
   }
 
+  /** False when the repository does not hold the blob; a failure to remove the link is thrown. */
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {
-    try {
-      await fsp.unlink(join(this.repoDir(repo), '_blobs', hexOf(digest)));
-      return true;
-    } catch {
-      return false;
-    }
+    const link = join(this.repoDir(repo), '_blobs', hexOf(digest));
+    return unlessAbsent(
+      fsp.unlink(link).then(() => true),
+      false,
+      `removing ${link}`,
+    );
   }
 
   /** Stores verified bytes as a blob (manifests); returns its digest. */
@@ -130,10 +155,10 @@ export class RegistryStorage {
   }
 
   async upload(repo: string, uuid: string): Promise<UploadState> {
-    if (!/^[a-f0-9-]{36}$/.test(uuid)) throw new RegistryError(404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
+    if (!/^[a-f0-9-]{36}$/.test(uuid)) throw fault('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
     const dir = join(this.root, 'uploads', uuid);
-    const owner = await fsp.readFile(join(dir, 'repo'), 'utf8').catch(() => null);
-    if (owner !== repo) throw new RegistryError(404, 'BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
+    const owner = await unlessAbsent(fsp.readFile(join(dir, 'repo'), 'utf8'), null, `upload ${uuid}`);
+    if (owner !== repo) throw fault('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
     return { uuid, repo, size: statSync(join(dir, 'data')).size };
   }
 
@@ -148,11 +173,14 @@ export class RegistryStorage {
       n += c.length;
     });
     // a large buffer lets the stream batch socket chunks into few writev calls
-    await pipeline(body, createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }));
+    await pipeline(
+      body,
+      createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }),
+    );
     live.size += n;
     if (expectedLength !== undefined && n !== expectedLength) {
       // a short or long body: the data written is kept (the client may resume), the length is refused
-      throw new RegistryError(400, 'SIZE_INVALID', `body was ${n} bytes, Content-Length said ${expectedLength}`);
+      throw fault('SIZE_INVALID', `body was ${n} bytes, Content-Length said ${expectedLength}`);
     }
     return live.size;
   }
@@ -170,12 +198,12 @@ export class RegistryStorage {
 
   /** Verifies the upload against `digest` and makes it a blob of the repository; else nothing is stored. */
   async finishUpload(u: UploadState, digest: string): Promise<void> {
-    if (!isSha256(digest)) throw new RegistryError(400, 'DIGEST_INVALID', `unsupported digest ${digest}: only sha256 is supported`);
+    if (!isSha256(digest)) throw fault('DIGEST_INVALID', `unsupported digest ${digest}: only sha256 is supported`);
     const live = this.live.get(u.uuid) ?? (await this.rehash(u));
     const actual = `sha256:${live.hash.copy().digest('hex')}`;
     if (actual !== digest) {
       await this.cancelUpload(u.uuid);
-      throw new RegistryError(400, 'DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`);
+      throw fault('DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`);
     }
     const dest = this.blobPath(digest);
     if (this.blobSize(digest) === null) await fsp.rename(join(this.root, 'uploads', u.uuid, 'data'), dest);
@@ -193,7 +221,8 @@ export class RegistryStorage {
   /** The manifest's media type when `repo` holds it, else null. */
   async manifestType(repo: string, digest: string): Promise<string | null> {
     if (!isSha256(digest)) return null;
-    return fsp.readFile(join(this.repoDir(repo), '_manifests', hexOf(digest)), 'utf8').catch(() => null);
+    const link = join(this.repoDir(repo), '_manifests', hexOf(digest));
+    return unlessAbsent(fsp.readFile(link, 'utf8'), null, `reading ${link}`);
   }
 
   async putManifest(repo: string, digest: string, mediaType: string): Promise<void> {
@@ -202,20 +231,26 @@ export class RegistryStorage {
 
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
     const dir = this.repoDir(repo);
-    try {
-      await fsp.unlink(join(dir, '_manifests', hexOf(digest)));
-    } catch {
+    const link = join(dir, '_manifests', hexOf(digest));
+    if (
+      !(await unlessAbsent(
+        fsp.unlink(link).then(() => true),
+        false,
+        `removing ${link}`,
+      ))
+    )
       return false;
-    }
-    for (const t of await this.tags(repo)) if ((await this.tag(repo, t)) === digest) await fsp.rm(join(dir, '_tags', t), { force: true });
+    for (const t of await this.tags(repo))
+      if ((await this.tag(repo, t)) === digest) await fsp.rm(join(dir, '_tags', t), { force: true });
     // its entry in any subject's referrers list goes with it
     const refs = join(dir, '_referrers');
-    for (const subject of await fsp.readdir(refs).catch(() => [] as string[])) await fsp.rm(join(refs, subject, hexOf(digest)), { force: true });
+    for (const subject of await this.list(refs)) await fsp.rm(join(refs, subject, hexOf(digest)), { force: true });
     return true;
   }
 
   async tag(repo: string, tag: string): Promise<string | null> {
-    return fsp.readFile(join(this.repoDir(repo), '_tags', tag), 'utf8').catch(() => null);
+    const file = join(this.repoDir(repo), '_tags', tag);
+    return unlessAbsent(fsp.readFile(file, 'utf8'), null, `reading ${file}`);
   }
 
   async setTag(repo: string, tag: string, digest: string): Promise<void> {
@@ -223,20 +258,20 @@ export class RegistryStorage {
   }
 
   async deleteTag(repo: string, tag: string): Promise<boolean> {
-    try {
-      await fsp.unlink(join(this.repoDir(repo), '_tags', tag));
-      return true;
-    } catch {
-      return false;
-    }
+    const file = join(this.repoDir(repo), '_tags', tag);
+    return unlessAbsent(
+      fsp.unlink(file).then(() => true),
+      false,
+      `removing ${file}`,
+    );
   }
 
   async tags(repo: string): Promise<string[]> {
-    return (await fsp.readdir(join(this.repoDir(repo), '_tags')).catch(() => [] as string[])).filter((t) => !t.endsWith('.tmp')).sort();
+    return (await this.list(join(this.repoDir(repo), '_tags'))).filter((t) => !t.endsWith('.tmp')).sort();
   }
 
   repoExists(repo: string): boolean {
-    return existsSync(join(this.repoDir(repo), '_manifests')) || existsSync(join(this.repoDir(repo), '_blobs'));
+    return present(join(this.repoDir(repo), '_manifests')) || present(join(this.repoDir(repo), '_blobs'));
   }
 
   /** Every repository holding at least one manifest, sorted. */
@@ -252,9 +287,11 @@ export class RegistryStorage {
   private async reposWith(marker: string): Promise<string[]> {
     const out: string[] = [];
     const walk = async (rel: string): Promise<void> => {
-      const entries = await fsp.readdir(join(this.root, 'repos', rel), { withFileTypes: true }).catch(() => []);
+      const dir = join(this.root, 'repos', rel);
+      const entries = await unlessAbsent(fsp.readdir(dir, { withFileTypes: true }), [], `listing ${dir}`);
       if (rel && entries.some((e) => e.name === marker)) out.push(rel);
-      for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel ? `${rel}/${e.name}` : e.name);
+      for (const e of entries)
+        if (e.isDirectory() && !e.name.startsWith('_')) await walk(rel ? `${rel}/${e.name}` : e.name);
     };
     await walk('');
     return out.sort();
@@ -266,20 +303,25 @@ export class RegistryStorage {
 
   async referrers(repo: string, subject: string): Promise<Array<Record<string, unknown>>> {
     const dir = join(this.repoDir(repo), '_referrers', hexOf(subject));
-    const names = (await fsp.readdir(dir).catch(() => [] as string[])).filter((n) => !n.endsWith('.tmp')).sort();
+    const names = (await this.list(dir)).filter((n) => !n.endsWith('.tmp')).sort();
     const out: Array<Record<string, unknown>> = [];
     for (const n of names) {
-      const text = await fsp.readFile(join(dir, n), 'utf8').catch(() => null);
+      const text = await unlessAbsent(fsp.readFile(join(dir, n), 'utf8'), null, `reading referrer ${n}`);
       if (text) out.push(JSON.parse(text) as Record<string, unknown>);
     }
     return out;
+  }
+
+  /** A directory's entries; none when it does not exist; a failure to read it is thrown (gc must see every manifest). */
+  private async list(dir: string): Promise<string[]> {
+    return unlessAbsent(fsp.readdir(dir), [] as string[], `listing ${dir}`);
   }
 
   /** Every (repository, manifest digest) the registry holds. */
   async allManifests(): Promise<Array<{ repo: string; digest: string }>> {
     const out: Array<{ repo: string; digest: string }> = [];
     for (const repo of await this.repositories())
-      for (const n of await fsp.readdir(join(this.repoDir(repo), '_manifests')).catch(() => [] as string[]))
+      for (const n of await this.list(join(this.repoDir(repo), '_manifests')))
         if (/^[a-f0-9]{64}$/.test(n)) out.push({ repo, digest: `sha256:${n}` });
     return out;
   }

@@ -88,7 +88,7 @@ const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString()
 /**
  * timestamp.json after version `prevVersion`, over the exact bytes of snapshot.json (TUF 4.6:
  * its version, length and sha256), expiring at `expires` (ms). The publisher's seal() and the
- * registry's server-managed timestamping (registry/timestamp.ts) both sign through it.
+ * registry's server-managed timestamping (timestamper.ts) both sign through it.
  */
 export function signTimestamp(snapshot: Buffer, prevVersion: number, expires: number, key: PrivateKey): Buffer {
   const snapVersion = Number(parseEnvelope(snapshot, 'snapshot.json').signed['version']);

@@ -19,7 +19,12 @@
 import { readFileSync } from 'node:fs';
 import { invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import type { GateRule } from './gate.js';
+
+/** What the policy asks of one repository. */
+export interface GateRule {
+  require: 'none' | 'signed';
+  rootKeys: string[];
+}
 
 export interface TrustPolicy {
   default: GateRule;
@@ -30,9 +35,11 @@ function parseRule(v: unknown, where: string): GateRule {
   if (v === 'none' || v === 'signed') return { require: v, rootKeys: [] };
   if (!isObject(v)) throw invalidArgument(`${where}: expected "none", "signed" or {"require": ...}`);
   const require = v['require'] ?? 'signed';
-  if (require !== 'none' && require !== 'signed') throw invalidArgument(`${where}.require: "none" or "signed", not ${JSON.stringify(require)}`);
+  if (require !== 'none' && require !== 'signed')
+    throw invalidArgument(`${where}.require: "none" or "signed", not ${JSON.stringify(require)}`);
   const rootKeys = v['rootKeys'] ?? [];
-  if (!Array.isArray(rootKeys) || !rootKeys.every((k) => typeof k === 'string' && /^[a-f0-9]{8,64}$/.test(k))) throw invalidArgument(`${where}.rootKeys: a list of key ids (hex)`);
+  if (!Array.isArray(rootKeys) || !rootKeys.every((k) => typeof k === 'string' && /^[a-f0-9]{8,64}$/.test(k)))
+    throw invalidArgument(`${where}.rootKeys: a list of key ids (hex)`);
   return { require, rootKeys: rootKeys as string[] };
 }
 

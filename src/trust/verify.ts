@@ -12,21 +12,25 @@
  * on first use; later roots must chain from it), or, when the caller names root keys (the daemon's
  * policy), the newest root, which must be signed by one of them. `pin.json` records which.
  *
- * Failures are explained in the field's words: rollback, frozen (expired) metadata, a signature by
- * a revoked key, fewer signatures than the threshold, a tampered file, an unsigned tag.
+ * Failures are explained in the field's words (refusals.ts): rollback, frozen (expired) metadata,
+ * a signature by a revoked key, fewer signatures than the threshold, a tampered file, an unsigned tag.
  */
-import { mkdirSync, readFileSync, existsSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, existsSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, MetadataKind, Key } from '@tufjs/models';
 import { Updater, type Fetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { BerthError, failedPrecondition, isBerthError } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { isBerthError } from '../base/errors.js';
 import { writeFileAtomicSync } from '../base/fs.js';
 import { isObject } from '../base/json.js';
 import { endpointOf, RegistrySession, type ClientOptions, type Credentials } from '../distribution/client.js';
 import { fetchFile, fetchIndex, type BundleIndex } from './bundle.js';
-import { DELEGATION, parseEnvelope, type Json, type TargetInfo } from './metadata.js';
+import { DELEGATION, type Json, type TargetInfo } from './metadata.js';
+import { explainFailure, readJson, refuse, short, trustedFor } from './refusals.js';
+
+export { TrustRefusal, type RefusalReason } from './refusals.js';
 
 export interface Anchor {
   /** key ids one of which must have signed the root that is pinned on first use */
@@ -43,9 +47,6 @@ export interface Resolved extends TargetInfo {
   /** the role whose signatures vouch for it: `targets` or `releases` */
   role: string;
 }
-
-/** A trust refusal: FailedPrecondition, so every client shows it as the daemon's error message. */
-const refuse = (name: string, msg: string, cause?: unknown) => failedPrecondition(`trust: ${name}: ${msg}`, cause);
 
 class BundleFetcher implements Fetcher {
   constructor(
@@ -72,28 +73,6 @@ class BundleFetcher implements Fetcher {
   }
 }
 
-function readJson(path: string): Json | null {
-  try {
-    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return isObject(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Key ids a document's `signed` part gives a role: root's roles, or a targets' delegation. */
-function trustedFor(dir: string, role: string): { keyids: string[]; threshold: number } | null {
-  if (role === 'releases') {
-    const t = readJson(join(dir, 'targets.json'))?.['signed'] as Json | undefined;
-    const roles = (t?.['delegations'] as Json | undefined)?.['roles'];
-    const r = Array.isArray(roles) ? (roles.find((x) => isObject(x) && x['name'] === role) as Json | undefined) : undefined;
-    return r ? { keyids: r['keyids'] as string[], threshold: Number(r['threshold']) } : null;
-  }
-  const root = readJson(join(dir, 'root.json'))?.['signed'] as Json | undefined;
-  const r = (root?.['roles'] as Record<string, { keyids: string[]; threshold: number }> | undefined)?.[role];
-  return r ?? null;
-}
-
 export class VerifiedRepository {
   constructor(
     readonly name: string,
@@ -111,11 +90,17 @@ export class VerifiedRepository {
     } catch (e) {
       if (!this.noReleases()) throw await this.explain(e);
     }
-    if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (no trust data for it: pushed without the publisher's keys, or revoked)`);
+    const why = "no trust data for it: pushed without the publisher's keys, or revoked";
+    if (!t || !t.hashes['sha256']) throw refuse(this.name, `tag ${tag} is not signed (${why})`, undefined, 'unsigned');
     const top = this.document('targets')?.['targets'];
     const inTop = isObject(top) && tag in top;
     const custom = t.custom as Json;
-    return { digest: `sha256:${t.hashes['sha256']}`, size: t.length, role: inTop ? 'targets' : DELEGATION, ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
+    return {
+      digest: `sha256:${t.hashes['sha256']}`,
+      size: t.length,
+      role: inTop ? 'targets' : DELEGATION,
+      ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}),
+    };
   }
 
   /** A delegation no signer has signed into yet: the verified snapshot lists no releases.json. */
@@ -163,6 +148,8 @@ export class TrustClient {
     /** where pinned roots and verified metadata live */
     readonly dir: string,
     private readonly client: ClientOptions = {},
+    /** dates pins and judges expiry when a refusal is explained (tuf-js reads the system time itself) */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   repoDir(name: string): string {
@@ -175,7 +162,12 @@ export class TrustClient {
    * `offline`: when the registry cannot be reached, what this host verified last stands in for it
    * as long as its timestamp has not expired (freshness still holds: TUF's 5.4.4 check).
    */
-  open(name: string, creds: Credentials | null, anchor: Anchor = {}, o: { offline?: boolean } = {}): Promise<VerifiedRepository> {
+  open(
+    name: string,
+    creds: Credentials | null,
+    anchor: Anchor = {},
+    o: { offline?: boolean } = {},
+  ): Promise<VerifiedRepository> {
     const key = this.repoDir(name);
     const prev = this.locks.get(key) ?? Promise.resolve();
     const run = prev.catch(() => undefined).then(() => this.verify(name, creds, anchor, o.offline ?? false));
@@ -184,24 +176,41 @@ export class TrustClient {
     return run;
   }
 
-  private async verify(name: string, creds: Credentials | null, anchor: Anchor, offline: boolean): Promise<VerifiedRepository> {
+  private async verify(
+    name: string,
+    creds: Credentials | null,
+    anchor: Anchor,
+    offline: boolean,
+  ): Promise<VerifiedRepository> {
     const ep = endpointOf(name, this.client);
     const s = new RegistrySession(ep, creds, `repository:${ep.repo}:pull`);
     let idx: BundleIndex | null;
     try {
       idx = await fetchIndex(s);
     } catch (e) {
-      if (offline && isBerthError(e, 'Unavailable') && existsSync(join(this.repoDir(name), 'timestamp.json'))) return this.fromCache(name, e);
+      if (offline && isBerthError(e, 'Unavailable') && existsSync(join(this.repoDir(name), 'timestamp.json')))
+        return this.fromCache(name, e);
       throw e;
     }
-    if (!idx) throw refuse(name, 'the repository has no trust data: it was never signed (or its signatures were removed from the registry)');
+    if (!idx)
+      throw refuse(
+        name,
+        'the repository has no trust data: it was never signed (or its signatures were removed from the registry)',
+      );
     const dir = this.repoDir(name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const pin = existsSync(join(dir, 'root.json')) ? (readJson(join(dir, 'pin.json')) as unknown as Pin) : await this.pinRoot(name, s, idx, dir, anchor);
-    const explain = (e: unknown) => this.explain(name, dir, s, idx, e);
+    const pin = existsSync(join(dir, 'root.json'))
+      ? (readJson(join(dir, 'pin.json')) as unknown as Pin)
+      : await this.pinRoot(name, s, idx, dir, anchor);
+    const explain = (e: unknown) => explainFailure({ name, dir, session: s, index: idx, clock: this.clock }, e);
     let updater: Updater;
     try {
-      updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://bundle/', fetcher: new BundleFetcher(s, idx), config: { maxRootRotations: 64 } });
+      updater = new Updater({
+        metadataDir: dir,
+        metadataBaseUrl: 'berth-trust://bundle/',
+        fetcher: new BundleFetcher(s, idx),
+        config: { maxRootRotations: 64 },
+      });
       await updater.refresh();
     } catch (e) {
       throw await explain(e);
@@ -217,14 +226,30 @@ export class TrustClient {
       downloadBytes: () => Promise.reject(cause),
       downloadFile: () => Promise.reject(cause),
     };
-    const updater = new Updater({ metadataDir: dir, metadataBaseUrl: 'berth-trust://cache/', fetcher: offline, forceCache: true });
+    const updater = new Updater({
+      metadataDir: dir,
+      metadataBaseUrl: 'berth-trust://cache/',
+      fetcher: offline,
+      forceCache: true,
+    });
     try {
       await updater.refresh();
     } catch {
-      throw refuse(name, `the registry cannot be reached (${(cause as Error).message}) and the trust data this host verified last has expired: nothing fresh vouches for it`, cause);
+      throw refuse(
+        name,
+        `the registry cannot be reached (${(cause as Error).message}) and the trust data this host verified ` +
+          'last has expired: nothing fresh vouches for it',
+        cause,
+      );
     }
     const pin = readJson(join(dir, 'pin.json')) as unknown as Pin;
-    return new VerifiedRepository(name, dir, pin, updater, async (e) => refuse(name, `trust data (cached; the registry cannot be reached) does not verify: ${String(e instanceof Error ? e.message : e)}`, e));
+    return new VerifiedRepository(name, dir, pin, updater, async (e) =>
+      refuse(
+        name,
+        `trust data (cached; the registry cannot be reached) does not verify: ${String(e instanceof Error ? e.message : e)}`,
+        e,
+      ),
+    );
   }
 
   private async pinRoot(name: string, s: RegistrySession, idx: BundleIndex, dir: string, anchor: Anchor): Promise<Pin> {
@@ -234,7 +259,10 @@ export class TrustClient {
     if (!bytes) throw refuse(name, 'the trust data has no root metadata');
     let md: Metadata<import('@tufjs/models').Root>;
     try {
-      md = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')) as Parameters<typeof Metadata.fromJSON>[1]);
+      md = Metadata.fromJSON(
+        MetadataKind.Root,
+        JSON.parse(bytes.toString('utf8')) as Parameters<typeof Metadata.fromJSON>[1],
+      );
       md.verifyDelegate('root', md);
     } catch (e) {
       throw refuse(name, `its root metadata does not verify: ${(e as Error).message}`);
@@ -250,10 +278,15 @@ export class TrustClient {
           return false;
         }
       });
-      if (signedBy.length === 0) throw refuse(name, `its root is not signed by a root key the trust policy names (${anchor.rootKeys!.map((k) => k.slice(0, 12)).join(', ')}); it is signed by ${rootKeys.map((k) => k.slice(0, 12)).join(', ')}`);
+      if (signedBy.length === 0)
+        throw refuse(
+          name,
+          `its root is not signed by a root key the trust policy names (${short(anchor.rootKeys!)}); ` +
+            `it is signed by ${short(rootKeys)}`,
+        );
     }
     writeFileAtomicSync(join(dir, 'root.json'), bytes, 0o600);
-    const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date().toISOString(), rootKeys };
+    const pin: Pin = { mode: policy ? 'policy' : 'tofu', at: new Date(this.clock.now()).toISOString(), rootKeys };
     writeFileAtomicSync(join(dir, 'pin.json'), `${JSON.stringify(pin)}\n`, 0o600);
     return pin;
   }
@@ -272,47 +305,5 @@ export class TrustClient {
       }
     }
     if (changed) writeFileAtomicSync(join(dir, 'keys-seen.json'), `${JSON.stringify(seen)}\n`, 0o600);
-  }
-
-  /** Turns tuf-js's error into the refusal a user can act on. */
-  private async explain(name: string, dir: string, s: RegistrySession, idx: BundleIndex, e: unknown): Promise<Error> {
-    if (e instanceof BerthError) return e.message.startsWith('trust:') ? e : refuse(name, e.message, e);
-    const text = String(e instanceof Error ? e.message : e);
-    let m: RegExpExecArray | null;
-    if ((m = /(timestamp|snapshot|targets|releases)[^\d]*version (\d+) (?:is less than|must be >=) current version (\d+)/i.exec(text)) || (m = /New (?:version )?(\d+)? ?of (\w+)\.json is less than current version (\d+)/.exec(text)))
-      return refuse(name, `rollback refused: the registry serves ${m[1]} metadata older than what this host has already verified (${text.replace(/^.*?error\s*/i, '')})`, e);
-    if (/Final root\.json is expired/.test(text)) return refuse(name, 'the root metadata has expired: the publisher must sign a new root', e);
-    if ((m = /Final (\w+)\.json is expired|(\w+)\.json is expired/.exec(text))) {
-      const role = m[1] ?? m[2]!;
-      const expires = (await this.peek(s, idx, `${role}.json`))?.signed['expires'];
-      return refuse(name, `the registry serves expired ${role} metadata (expired ${String(expires ?? '')}): frozen or replayed trust data; refusing`, e);
-    }
-    if ((m = /(\w+) was signed by (\d+)\/(\d+) keys/.exec(text))) return refuse(name, await this.signatureProblem(dir, s, idx, m[1]!, Number(m[2]), Number(m[3])), e);
-    if (/does not match its digest/.test(text)) return refuse(name, text.replace(/^.*?(trust metadata)/, '$1'), e);
-    if (/Expected version (\d+), got (\d+)/.test(text)) return refuse(name, `its root metadata chain is broken (${text})`, e);
-    return refuse(name, `trust data does not verify: ${text}`, e);
-  }
-
-  private async peek(s: RegistrySession, idx: BundleIndex, file: string): Promise<{ signed: Json; signatures: Array<{ keyid: string }> } | null> {
-    try {
-      const b = await fetchFile(s, idx, file, 4 << 20);
-      return b ? parseEnvelope(b, file) : null;
-    } catch {
-      return null;
-    }
-  }
-
-  /** Which signatures a role's document carries versus which keys this host trusts for it. */
-  private async signatureProblem(dir: string, s: RegistrySession, idx: BundleIndex, role: string, valid: number, threshold: number): Promise<string> {
-    const trusted = trustedFor(dir, role)?.keyids ?? [];
-    const seen = ((readJson(join(dir, 'keys-seen.json')) ?? {}) as Record<string, string[]>)[role] ?? [];
-    const doc = await this.peek(s, idx, role === 'root' ? 'root.json' : `${role}.json`);
-    const by = (doc?.signatures ?? []).map((x) => x.keyid);
-    const revoked = by.filter((k) => !trusted.includes(k) && seen.includes(k));
-    const short = (ks: string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
-    if (revoked.length) return `${role} metadata is signed by revoked key ${short(revoked)}; it needs ${threshold} signature(s) by keys trusted now (${short(trusted)}), has ${valid}`;
-    const unknown = by.filter((k) => !trusted.includes(k));
-    if (valid > 0 || unknown.length === 0) return `${role} metadata is signed by ${valid} of the ${threshold} keys its threshold requires`;
-    return `${role} metadata is signed by key(s) not trusted for ${role} (${short(unknown)}): not the publisher's`;
   }
 }

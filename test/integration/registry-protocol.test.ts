@@ -7,7 +7,7 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readdirSync, statSync, utimesSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -38,7 +38,9 @@ function snapshot(root: string): string[] {
 function rawGet(addr: string, path: string): Promise<number> {
   const [host, port] = addr.split(':');
   return new Promise((resolve, reject) => {
-    const s = connect(Number(port), host, () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${addr}\r\nConnection: close\r\n\r\n`));
+    const s = connect(Number(port), host, () =>
+      s.write(`GET ${path} HTTP/1.1\r\nHost: ${addr}\r\nConnection: close\r\n\r\n`),
+    );
     let data = '';
     s.on('data', (c: Buffer) => (data += c.toString()));
     s.on('end', () => resolve(Number(data.split(' ')[1])));
@@ -51,18 +53,30 @@ describe('registry protocol', () => {
   let base: string;
   const errCode = async (r: Response) => ((await r.json()) as { errors: Array<{ code: string }> }).errors[0]!.code;
   const pushBlob = async (repo: string, data: Buffer) => {
-    const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${sha(data)}`, { method: 'POST', body: bi(data), headers: { 'Content-Type': 'application/octet-stream' } });
+    const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${sha(data)}`, {
+      method: 'POST',
+      body: bi(data),
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
     assert.equal(r.status, 201);
     return sha(data);
   };
   const manifest = (config: Buffer, layers: Buffer[], extra: Record<string, unknown> = {}) =>
-    Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(l), size: l.length })),
-      ...extra,
-    }));
-  const putManifest = (repo: string, ref: string, body: Buffer, type = OCI_MANIFEST) => fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bi(body), headers: { 'Content-Type': type } });
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+        layers: layers.map((l) => ({
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: sha(l),
+          size: l.length,
+        })),
+        ...extra,
+      }),
+    );
+  const putManifest = (repo: string, ref: string, body: Buffer, type = OCI_MANIFEST) =>
+    fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bi(body), headers: { 'Content-Type': type } });
 
   before(async () => {
     reg = await startBerthRegistry(() => ['--delete-enabled']);
@@ -81,15 +95,27 @@ describe('registry protocol', () => {
     const start = await fetch(`${base}/v2/a/img/blobs/uploads/`, { method: 'POST' });
     assert.equal(start.status, 202);
     const loc = new URL(start.headers.get('location')!, base);
-    const p1 = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(0, 1000)), headers: { 'Content-Range': '0-999', 'Content-Type': 'application/octet-stream' } });
+    const p1 = await fetch(loc, {
+      method: 'PATCH',
+      body: bi(layer.subarray(0, 1000)),
+      headers: { 'Content-Range': '0-999', 'Content-Type': 'application/octet-stream' },
+    });
     assert.equal(p1.status, 202);
     assert.equal(p1.headers.get('range'), '0-999');
     const status = await fetch(loc);
     assert.equal(status.status, 204);
     assert.equal(status.headers.get('range'), '0-999');
-    const outOfOrder = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(1500)), headers: { 'Content-Range': '1500-1999' } });
+    const outOfOrder = await fetch(loc, {
+      method: 'PATCH',
+      body: bi(layer.subarray(1500)),
+      headers: { 'Content-Range': '1500-1999' },
+    });
     assert.equal(outOfOrder.status, 416, 'a chunk that does not start where the upload is');
-    const p2 = await fetch(loc, { method: 'PATCH', body: bi(layer.subarray(1000)), headers: { 'Content-Range': '1000-1999' } });
+    const p2 = await fetch(loc, {
+      method: 'PATCH',
+      body: bi(layer.subarray(1000)),
+      headers: { 'Content-Range': '1000-1999' },
+    });
     assert.equal(p2.status, 202);
     const done = await fetch(`${loc}${loc.search ? '&' : '?'}digest=${sha(layer)}`, { method: 'PUT' });
     assert.equal(done.status, 201);
@@ -116,7 +142,9 @@ describe('registry protocol', () => {
     const mount = await fetch(`${base}/v2/b/other/blobs/uploads/?mount=${sha(layer)}&from=a/img`, { method: 'POST' });
     assert.equal(mount.status, 201);
     assert.equal((await fetch(`${base}/v2/b/other/blobs/${sha(layer)}`, { method: 'HEAD' })).status, 200);
-    const noMount = await fetch(`${base}/v2/b/other/blobs/uploads/?mount=${sha('absent')}&from=a/img`, { method: 'POST' });
+    const noMount = await fetch(`${base}/v2/b/other/blobs/uploads/?mount=${sha('absent')}&from=a/img`, {
+      method: 'POST',
+    });
     assert.equal(noMount.status, 202, 'an impossible mount starts an ordinary upload');
   });
 
@@ -128,23 +156,36 @@ describe('registry protocol', () => {
     const page1 = await fetch(`${base}/v2/c/tags/tags/list?n=2`);
     assert.deepEqual(((await page1.json()) as { tags: string[] }).tags, ['t1', 't2']);
     assert.match(page1.headers.get('link') ?? '', /<\/v2\/c\/tags\/tags\/list\?n=2&last=t2>; rel="next"/);
-    assert.deepEqual(((await (await fetch(`${base}/v2/c/tags/tags/list?n=2&last=t2`)).json()) as { tags: string[] }).tags, ['t3', 't4']);
+    assert.deepEqual(
+      ((await (await fetch(`${base}/v2/c/tags/tags/list?n=2&last=t2`)).json()) as { tags: string[] }).tags,
+      ['t3', 't4'],
+    );
     assert.equal((await fetch(`${base}/v2/no/such/tags/list`)).status, 404);
     const cat = (await (await fetch(`${base}/v2/_catalog?n=100`)).json()) as { repositories: string[] };
     assert.ok(cat.repositories.includes('c/tags') && cat.repositories.includes('a/img'));
     // an artifact referring to the image
     const empty = Buffer.from('{}');
     await pushBlob('c/tags', empty);
-    const sig = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 }, layers: [],
-      subject: { mediaType: OCI_MANIFEST, digest: sha(m), size: m.length },
-    }));
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: 'application/vnd.example.sig',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 },
+        layers: [],
+        subject: { mediaType: OCI_MANIFEST, digest: sha(m), size: m.length },
+      }),
+    );
     const put = await putManifest('c/tags', sha(sig), sig);
     assert.equal(put.status, 201);
     assert.equal(put.headers.get('oci-subject'), sha(m));
-    const refs = (await (await fetch(`${base}/v2/c/tags/referrers/${sha(m)}`)).json()) as { manifests: Array<{ digest: string; artifactType: string }> };
-    assert.deepEqual(refs.manifests.map((x) => [x.digest, x.artifactType]), [[sha(sig), 'application/vnd.example.sig']]);
+    const refs = (await (await fetch(`${base}/v2/c/tags/referrers/${sha(m)}`)).json()) as {
+      manifests: Array<{ digest: string; artifactType: string }>;
+    };
+    assert.deepEqual(
+      refs.manifests.map((x) => [x.digest, x.artifactType]),
+      [[sha(sig), 'application/vnd.example.sig']],
+    );
     const filtered = await fetch(`${base}/v2/c/tags/referrers/${sha(m)}?artifactType=application/other`);
     assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
     assert.deepEqual(((await filtered.json()) as { manifests: unknown[] }).manifests, []);
@@ -160,21 +201,55 @@ describe('registry protocol', () => {
       assert.equal(await errCode(res), code);
     };
     const data = Buffer.from('some layer bytes');
-    await expect(fetch(`${base}/v2/e/img/blobs/uploads/?digest=${sha('other')}`, { method: 'POST', body: bi(data) }), 400, 'DIGEST_INVALID');
+    await expect(
+      fetch(`${base}/v2/e/img/blobs/uploads/?digest=${sha('other')}`, { method: 'POST', body: bi(data) }),
+      400,
+      'DIGEST_INVALID',
+    );
     const s = await fetch(`${base}/v2/e/img/blobs/uploads/`, { method: 'POST' });
     const loc = new URL(s.headers.get('location')!, base);
     await expect(fetch(`${loc}?digest=${sha('other')}`, { method: 'PUT', body: bi(data) }), 400, 'DIGEST_INVALID');
     await expect(fetch(`${loc}?digest=${sha(data)}`, { method: 'PUT', body: bi(data) }), 404, 'BLOB_UPLOAD_UNKNOWN'); // the failed upload is gone
-    await expect(fetch(`${base}/v2/e/img/blobs/uploads/00000000-0000-0000-0000-000000000000`, { method: 'PATCH', body: bi(data) }), 404, 'BLOB_UPLOAD_UNKNOWN');
-    await expect(putManifest('e/img', 'v1', manifest(config, [Buffer.from('never uploaded')])), 400, 'MANIFEST_BLOB_UNKNOWN');
+    await expect(
+      fetch(`${base}/v2/e/img/blobs/uploads/00000000-0000-0000-0000-000000000000`, { method: 'PATCH', body: bi(data) }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
+    await expect(
+      putManifest('e/img', 'v1', manifest(config, [Buffer.from('never uploaded')])),
+      400,
+      'MANIFEST_BLOB_UNKNOWN',
+    );
     await expect(putManifest('e/img', 'v1', Buffer.from('{not json')), 400, 'MANIFEST_INVALID');
-    await expect(putManifest('e/img', 'v1', Buffer.from('{"schemaVersion":2,"mediaType":"application/x-unknown"}'), 'application/x-unknown'), 400, 'MANIFEST_INVALID');
-    await expect(putManifest('e/img', 'v1', Buffer.from('{"schemaVersion":1,"name":"e/img","tag":"v1","fsLayers":[]}')), 400, 'UNSUPPORTED');
+    await expect(
+      putManifest(
+        'e/img',
+        'v1',
+        Buffer.from('{"schemaVersion":2,"mediaType":"application/x-unknown"}'),
+        'application/x-unknown',
+      ),
+      400,
+      'MANIFEST_INVALID',
+    );
+    await expect(
+      putManifest('e/img', 'v1', Buffer.from('{"schemaVersion":1,"name":"e/img","tag":"v1","fsLayers":[]}')),
+      400,
+      'UNSUPPORTED',
+    );
     await expect(putManifest('e/img', sha('different'), manifest(config, [])), 400, 'DIGEST_INVALID');
     await expect(putManifest('e/img', 'v1', Buffer.alloc(5 * 1024 * 1024, 0x20)), 413, 'SIZE_INVALID');
     await expect(fetch(`${base}/v2/UPPER/case/manifests/v1`), 400, 'NAME_INVALID');
-    await expect(fetch(`${base}/v2/e/img/manifests/bad:tag:x`, { method: 'PUT', body: bi(manifest(config, [])) }), 400, 'MANIFEST_INVALID');
-    for (const path of ['/v2/../../etc/passwd/blobs/sha256:00', '/v2/e/../../../etc/manifests/latest', '/v2/e/%2e%2e/blobs/uploads/', '/v2/e/img/blobs/..%2f..%2fetc']) {
+    await expect(
+      fetch(`${base}/v2/e/img/manifests/bad:tag:x`, { method: 'PUT', body: bi(manifest(config, [])) }),
+      400,
+      'MANIFEST_INVALID',
+    );
+    for (const path of [
+      '/v2/../../etc/passwd/blobs/sha256:00',
+      '/v2/e/../../../etc/manifests/latest',
+      '/v2/e/%2e%2e/blobs/uploads/',
+      '/v2/e/img/blobs/..%2f..%2fetc',
+    ]) {
       const st = await rawGet(reg.addr, path);
       assert.ok(st === 400 || st === 404 || st === 405, `${path} answered ${st}`);
     }
@@ -207,5 +282,37 @@ describe('registry protocol', () => {
     const pulled = await fetch(`${base}/v2/g/img/blobs/${sha(keep)}`);
     assert.equal(await pulled.text(), keep.toString());
     assert.equal((await fetch(`${base}/v2/g/img/blobs/${sha(young)}`, { method: 'DELETE' })).status, 202);
+  });
+
+  test('a repository whose manifests cannot be listed: gc deletes nothing and says why; a delete there is a 500, not a 404', async () => {
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":["y"]}}');
+    const layer = Buffer.from('layer of a repository gc cannot read');
+    for (const b of [config, layer]) await pushBlob('h/img', b);
+    const m = manifest(config, [layer]);
+    assert.equal((await putManifest('h/img', 'v1', m)).status, 201);
+    const blobPath = (d: string) => join(reg.root, 'blobs', 'sha256', d.slice(7));
+    const old = new Date(Date.now() - 2 * 3600 * 1000);
+    for (const b of [config, layer, m]) utimesSync(blobPath(sha(b)), old, old);
+    // the repository's manifest links become unreadable: a file where their directory was
+    const links = join(reg.root, 'repos', 'h', 'img', '_manifests');
+    renameSync(links, `${links}.saved`);
+    writeFileSync(links, 'not a directory');
+    try {
+      const before = snapshot(reg.root);
+      const gc = await run(join(REPO, 'bin/berth'), ['registry', 'gc', '--root', reg.root, '--grace', '3600']).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      assert.notEqual(gc.code, 0, 'gc stops');
+      assert.match(gc.stderr, /manifests cannot be listed .*nothing was deleted/);
+      assert.deepEqual(snapshot(reg.root), before, 'nothing deleted: the layers of the unreadable manifests stay');
+      const del = await fetch(`${base}/v2/h/img/manifests/${sha(m)}`, { method: 'DELETE' });
+      assert.equal(del.status, 500, 'a storage failure is not "manifest unknown"');
+      assert.equal(await errCode(del), 'UNKNOWN');
+    } finally {
+      rmSync(links);
+      renameSync(`${links}.saved`, links);
+    }
+    assert.equal((await fetch(`${base}/v2/h/img/manifests/v1`)).status, 200);
   });
 });

@@ -14,8 +14,20 @@ const SRC = resolve(import.meta.dirname, '../../../src');
 
 /** From the top: a folder may import the folders after it. trust/ and plugins/ are placed where their users are. */
 const ORDER = ['cmd', 'cli', 'client', 'api', 'cri', 'engine', 'builder', 'checkpoint', 'network', 'volume', 'plugins', 'runtime', 'image', 'trust', 'distribution', 'registry', 'metadata', 'snapshot', 'archive', 'content', 'spec', 'base'];
-/** Front doors: only these below them. */
-const FRONT: Record<string, string[]> = { cli: ['client', 'spec', 'base'], client: ['spec', 'base'], api: ['engine', 'spec', 'base'], cri: ['engine', 'spec', 'base'] };
+/**
+ * Front doors: only these below them. The cli has two library layers besides the client, each for a
+ * reason: `archive` because `berth build` packs the build context on the client, as docker's CLI
+ * does, with the one tar implementation (DESIGN.md: one tar implementation, one set of containment
+ * rules); `trust` because the CLI is the TUF publisher and a content-trust consumer, and signing
+ * keys must never reach a daemon (trust/README.md: the CLI speaks to registries itself for trust).
+ * Neither holds engine state; the rest of the CLI speaks only the Engine API. See cli/README.md.
+ */
+const FRONT: Record<string, string[]> = {
+  cli: ['client', 'spec', 'base', 'archive', 'trust'],
+  client: ['spec', 'base'],
+  api: ['engine', 'spec', 'base'],
+  cri: ['engine', 'spec', 'base'],
+};
 
 /** Imports that break the rules today (file -> folder), to be removed, never added to. */
 const KNOWN: string[] = [
@@ -31,14 +43,9 @@ const KNOWN: string[] = [
   'api/routes/networks.ts -> network',
   'api/routes/system.ts -> distribution',
   'api/routes/volumes.ts -> volume',
-  'cli/commands/build.ts -> archive',
-  'cli/commands/trust.ts -> distribution',
-  'cli/commands/trust.ts -> trust',
   'distribution/pull.ts -> image',
   'distribution/push.ts -> image',
-  'registry/timestamp.ts -> trust',
   'snapshot/overlay.ts -> metadata',
-  'trust/gate.ts -> image',
 ];
 
 interface Edge { from: string; to: string; typeOnly: boolean }

@@ -5,7 +5,7 @@ import { parseArgs, str, bool, list, splitTag, UsageError } from '../args.js';
 import { table, formatList, ago, humanSize } from '../format.js';
 import { readText } from '../../client/client.js';
 import { ExitError, daemonError, q, type Ctx } from '../context.js';
-import { filtersParam } from './containers.js';
+import { filtersParam } from './verb-util.js';
 
 type Json = Record<string, unknown>;
 const shortImageId = (id: string, trunc: boolean) => (trunc ? id.replace(/^sha256:/, '').slice(0, 12) : id);

@@ -2,7 +2,7 @@
 import { UsageError, bool, list, parseArgs, str } from '../args.js';
 import { formatList, renderTemplate, table } from '../format.js';
 import { q, type Ctx } from '../context.js';
-import { filtersParam } from './containers.js';
+import { filtersParam } from './verb-util.js';
 
 type Json = Record<string, unknown>;
 

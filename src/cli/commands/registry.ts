@@ -6,81 +6,31 @@
  */
 import { createInterface } from 'node:readline';
 import { readText } from '../../client/client.js';
-import { registryHostOf } from '../../spec/distribution.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
-import { jsonMessages } from '../io.js';
-import { ExitError, type Ctx } from '../context.js';
+import { type Ctx } from '../context.js';
 import { loadTrust, trustOn } from '../trust-loader.js';
-import { eraseCredentials, loadCredentials, readConfig, saveCredentials } from '../credentials.js';
-
-/** The registry host of a reference, as the docker CLI keys credentials (`docker.io` -> index URL). */
-export function registryOf(ref: string): string {
-  return registryHostOf(ref) ?? 'https://index.docker.io/v1/';
-}
-
-/** The credentials stored for a registry (`docker login`/`berth login`), if any: from its credential helper or config.json. */
-export function credentialsFor(server: string): { username: string; password: string } | null {
-  const c = loadCredentials(server);
-  return c && !c.identityToken ? { username: c.username, password: c.password } : null;
-}
-
-export function authHeader(server: string): Record<string, string> {
-  const c = loadCredentials(server);
-  if (!c) return {};
-  const json = JSON.stringify(c.identityToken ? { identitytoken: c.identityToken, serveraddress: server } : { username: c.username, password: c.password, serveraddress: server });
-  return { 'X-Registry-Auth': Buffer.from(json).toString('base64url') };
-}
-
-/** Renders Docker's JSON progress stream; throws on an error message. */
-export async function render(ctx: Ctx, res: NodeJS.ReadableStream, quiet: boolean, onAux?: (aux: Record<string, unknown>) => void): Promise<void> {
-  const tty = process.stdout.isTTY && !quiet;
-  const order: string[] = [];
-  const lines = new Map<string, string>();
-  let drawn = 0;
-  const redraw = () => {
-    if (drawn) ctx.out(`\x1b[${drawn}A`);
-    for (const id of order) ctx.out(`\x1b[2K${id}: ${lines.get(id)}\n`);
-    drawn = order.length;
-  };
-  let error: string | null = null;
-  for await (const m of jsonMessages(res)) {
-    if (typeof m['error'] === 'string') {
-      error = m['error'];
-      break;
-    }
-    if (m['aux'] && typeof m['aux'] === 'object') onAux?.(m['aux'] as Record<string, unknown>);
-    if (quiet || typeof m['status'] !== 'string') continue;
-    const id = typeof m['id'] === 'string' ? m['id'] : '';
-    const text = `${m['status']}${typeof m['progress'] === 'string' && tty ? ` ${m['progress']}` : ''}`;
-    if (!id) {
-      ctx.out(`${m['status']}\n`);
-      drawn = 0;
-      order.length = 0;
-      continue;
-    }
-    if (!tty) {
-      if (m['status'] !== 'Downloading' && m['status'] !== 'Pushing') ctx.out(`${id}: ${text}\n`);
-      continue;
-    }
-    if (!lines.has(id)) order.push(id);
-    lines.set(id, text);
-    redraw();
-  }
-  if (error) throw new ExitError(1, error);
-}
+import { eraseCredentials, readConfig, saveCredentials } from '../credentials.js';
+import { authHeader, registryOf, render } from '../progress.js';
 
 export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { platform: { type: 'string' }, quiet: { type: 'bool', short: 'q' }, 'all-tags': { type: 'bool', short: 'a' } });
+  const p = parseArgs(argv, {
+    platform: { type: 'string' },
+    quiet: { type: 'bool', short: 'q' },
+    'all-tags': { type: 'bool', short: 'a' },
+  });
   const ref = p.args[0];
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG|@DIGEST]');
   const at = ref.indexOf('@');
   const named = at >= 0 ? { name: ref.slice(0, at), tag: ref.slice(at + 1) } : splitTag(ref);
-  if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError("tag can't be used with --all-tags/-a");
   if (trustOn() && !bool(p, 'all-tags') && !str(p, 'platform')) {
     await (await loadTrust()).trustedReference(ctx, ref, { pull: true });
     return;
   }
-  const params = new URLSearchParams({ fromImage: named.name, tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest') });
+  const params = new URLSearchParams({
+    fromImage: named.name,
+    tag: bool(p, 'all-tags') ? '' : (named.tag ?? 'latest'),
+  });
   if (str(p, 'platform')) params.set('platform', str(p, 'platform')!);
   const res = await ctx.client.stream('POST', `/images/create?${params}`, { headers: authHeader(registryOf(ref)) });
   await render(ctx, res, bool(p, 'quiet'));
@@ -93,7 +43,9 @@ export async function pushCmd(ctx: Ctx, argv: string[]): Promise<void> {
   if (!ref) throw new UsageError('requires exactly 1 argument: NAME[:TAG]');
   if (trustOn()) return (await loadTrust()).sign(ctx, [ref]);
   const { name, tag = 'latest' } = splitTag(ref);
-  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(ref)) });
+  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, {
+    headers: authHeader(registryOf(ref)),
+  });
   await render(ctx, res, bool(p, 'quiet'));
 }
 
@@ -109,7 +61,11 @@ async function ask(question: string): Promise<string> {
 }
 
 export async function loginCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { username: { type: 'string', short: 'u' }, password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'bool' } });
+  const p = parseArgs(argv, {
+    username: { type: 'string', short: 'u' },
+    password: { type: 'string', short: 'p' },
+    'password-stdin': { type: 'bool' },
+  });
   const server = p.args[0] ?? 'https://index.docker.io/v1/';
   const username = str(p, 'username') ?? (await ask('Username: '));
   let password = str(p, 'password');

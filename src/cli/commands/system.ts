@@ -2,7 +2,7 @@
 import { parseArgs, str, list } from '../args.js';
 import { renderTemplate, humanSize, table } from '../format.js';
 import { q, type Ctx } from '../context.js';
-import { filtersParam } from './containers.js';
+import { filtersParam } from './verb-util.js';
 
 type Json = Record<string, unknown>;
 

@@ -13,15 +13,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { BerthError, invalidArgument } from '../../base/errors.js';
-import { endpointOf, RegistrySession, type Credentials } from '../../distribution/client.js';
-import { fetchFile, fetchIndex, pushBundle } from '../../trust/bundle.js';
-import { generateKey, parsePublicKey, readPublicKeyFile, KeyStore, keyIdOf, type KeyType, type Passphrases, type PrivateKey, type PublicKeyJson } from '../../trust/keys.js';
-import { DEFAULT_EXPIRIES, RepositoryMetadata, roleKeys, TOP_ROLES, type TargetInfo, type TopRole } from '../../trust/metadata.js';
+import { systemClock } from '../../base/clock.js';
+import { invalidArgument } from '../../base/errors.js';
+import { generateKey, readPublicKeyFile, KeyStore, keyIdOf, type KeyType, type Passphrases } from '../../trust/keys.js';
+import { DEFAULT_EXPIRIES, TOP_ROLES, type TargetInfo, type TopRole } from '../../trust/metadata.js';
+import { Publisher } from '../../trust/publisher.js';
 import { TrustClient } from '../../trust/verify.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { ExitError, type Ctx } from '../context.js';
-import { credentialsFor, registryOf, render, authHeader } from './registry.js';
+import { authHeader, credentialsFor, registryOf, render } from '../progress.js';
 
 const trustDir = () => process.env['BERTH_TRUST_DIR'] ?? join(homedir(), '.berth', 'trust');
 const rootDir = () => process.env['BERTH_TRUST_ROOT_DIR'] ?? join(trustDir(), 'root-keys');
@@ -29,9 +29,15 @@ const rootDir = () => process.env['BERTH_TRUST_ROOT_DIR'] ?? join(trustDir(), 'r
 /** Passphrases from the environment (BERTH_*, or Docker's names), else a prompt on the terminal. */
 const passphrases: Passphrases = {
   async get(kind, label, confirm) {
-    const env = kind === 'root' ? ['BERTH_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE'] : ['BERTH_TRUST_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE'];
+    const env =
+      kind === 'root'
+        ? ['BERTH_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE']
+        : ['BERTH_TRUST_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE'];
     for (const e of env) if (process.env[e]) return process.env[e]!;
-    if (!process.stdin.isTTY) throw invalidArgument(`a passphrase is needed for the ${kind} key "${label}": set ${env[0]} or run on a terminal`);
+    if (!process.stdin.isTTY)
+      throw invalidArgument(
+        `a passphrase is needed for the ${kind} key "${label}": set ${env[0]} or run on a terminal`,
+      );
     const a = await prompt(`Enter passphrase for ${kind} key "${label}": `);
     if (confirm && (await prompt('Repeat passphrase: ')) !== a) throw invalidArgument('passphrases do not match');
     if (confirm && a.length < 8) throw invalidArgument('a passphrase needs at least 8 characters');
@@ -57,14 +63,7 @@ function keyStore(): KeyStore {
   return new KeyStore(trustDir(), rootDir(), passphrases);
 }
 
-function creds(name: string): Credentials | null {
-  return credentialsFor(registryOf(name));
-}
-
-function session(name: string, push: boolean): RegistrySession {
-  const ep = endpointOf(name);
-  return new RegistrySession(ep, creds(name), `repository:${ep.repo}:pull${push ? ',push' : ''}`);
-}
+const creds = (name: string) => credentialsFor(registryOf(name));
 
 function client(): TrustClient {
   return new TrustClient(join(trustDir(), 'tuf'));
@@ -84,133 +83,37 @@ function named(ref: string, needTag: boolean): { name: string; tag: string | und
   return { name, tag };
 }
 
-/**
- * The repository's metadata to change: verified first (a publisher never signs over metadata it
- * cannot verify — except an expired timestamp or snapshot, which it is about to re-sign), or a
- * new repository with fresh keys when it has none.
- */
-async function loadForEdit(ctx: Ctx, name: string, o: { create: boolean; expiries?: typeof DEFAULT_EXPIRIES }): Promise<RepositoryMetadata> {
-  const s = session(name, true);
-  const idx = await fetchIndex(s);
-  const expiries = o.expiries ?? DEFAULT_EXPIRIES;
-  if (!idx) {
-    if (!o.create) throw new ExitError(1, `${name} has no trust data: sign a tag first (berth trust sign ${name}:TAG)`);
-    return initRepository(ctx, name, expiries);
-  }
-  try {
-    await client().open(name, creds(name));
-  } catch (e) {
-    if (!(e instanceof BerthError && /expired (timestamp|snapshot) metadata/.test(e.message))) throw e;
-    ctx.err(`${name}: the trust data has expired; signing renews it\n`);
-  }
-  const files = new Map<string, Buffer>();
-  for (const f of idx.files.keys()) files.set(f, (await fetchFile(s, idx, f, 4 << 20))!);
-  return RepositoryMetadata.fromFiles(files, expiries);
-}
-
-async function initRepository(ctx: Ctx, name: string, expiries: typeof DEFAULT_EXPIRIES): Promise<RepositoryMetadata> {
-  const ks = keyStore();
-  const type = (process.env['BERTH_TRUST_KEY_TYPE'] ?? 'ed25519') as KeyType;
-  const roots = ks.list().filter((k) => k.root);
-  const want = process.env['BERTH_TRUST_ROOT_KEY'];
-  let root: PrivateKey;
-  const pick = want ? roots.filter((k) => k.keyid.startsWith(want)) : roots;
-  if (pick.length === 1) root = (await ks.get(pick[0]!.keyid))!;
-  else if (pick.length > 1) throw new ExitError(1, `several root keys in ${ks.rootDir}: set BERTH_TRUST_ROOT_KEY to the id of the one for ${name}`);
-  else {
-    if (want) throw new ExitError(1, `no root key ${want} in ${ks.rootDir}`);
-    root = generateKey(type, 'root');
-    await ks.add(root, true);
-    ctx.err(`Generated root key ${root.keyid.slice(0, 12)} in ${ks.rootDir} — keep that directory offline; daily signing does not need it\n`);
-  }
-  const keys = {} as Record<TopRole, ReturnType<typeof generateKey>['public'] & { keyid: string }>;
-  keys.root = { ...root.public, keyid: root.keyid };
-  // a registry that signs timestamps (server-managed freshness) names its key; else the publisher holds one
-  const hosted = await registryTimestampKey(name);
-  if (hosted) keys.timestamp = hosted;
-  for (const role of hosted ? (['targets', 'snapshot'] as const) : (['targets', 'snapshot', 'timestamp'] as const)) {
-    const k = generateKey(type, `${name} ${role}`);
-    await ks.add(k, false);
-    keys[role] = { ...k.public, keyid: k.keyid };
-  }
-  ctx.err(`Initialized trust data for ${name}: root ${root.keyid.slice(0, 12)}, targets ${keys.targets.keyid.slice(0, 12)}${hosted ? `, timestamps signed by the registry (key ${hosted.keyid.slice(0, 12)})` : ''}\n`);
-  return RepositoryMetadata.create(keys, expiries);
-}
-
-/** The timestamp key of a registry that signs timestamps itself (`berth registry serve --trust-timestamp-key`), if it does. */
-async function registryTimestampKey(name: string): Promise<(PublicKeyJson & { keyid: string }) | null> {
-  const s = session(name, false);
-  const res = await s.fetch('GET', '/trust/v1/_timestamp-key').catch(() => null);
-  if (!res || !res.ok) {
-    await res?.body?.cancel();
-    return null;
-  }
-  const v = (await res.json()) as { keyid?: unknown; public?: unknown };
-  const pub = parsePublicKey(v.public, 'the registry\'s timestamp key');
-  if (v.keyid !== keyIdOf(pub)) throw new ExitError(1, 'the registry\'s timestamp key does not match its id');
-  return { ...pub, keyid: v.keyid };
-}
-
-/** Signs what changed and publishes the bundle. Keys are unsealed before signing (prompts first). */
-async function publish(name: string, meta: RepositoryMetadata, o: { append?: string[]; releaseKeys?: PrivateKey[]; rootSigners?: PrivateKey[] } = {}): Promise<void> {
-  const ks = keyStore();
-  const keys = new Map<string, PrivateKey[]>([['releases.json', o.releaseKeys ?? []]]);
-  const changed = meta.changedFiles();
-  for (const [file, role] of [['root.json', 'root'], ['targets.json', 'targets']] as const)
-    if (changed.includes(file)) keys.set(file, [await ks.oneOf(roleKeys(meta.root, role).keyids, role)]);
-  let timestampKey: PrivateKey | null = null;
-  if (changed.length) {
-    keys.set('snapshot.json', [await ks.oneOf(roleKeys(meta.root, 'snapshot').keyids, 'snapshot')]);
-    // held here, or kept by the registry, which signs a timestamp when the bundle lands
-    const ts = roleKeys(meta.root, 'timestamp').keyids;
-    timestampKey = ts.some((k) => ks.has(k)) ? await ks.oneOf(ts, 'timestamp') : null;
-  }
-  if (o.rootSigners) meta.addRootSigners(o.rootSigners);
-  meta.seal({ now: Date.now(), sign: (f) => keys.get(f) ?? [], timestampKey, ...(o.append ? { append: o.append } : {}) });
-  await pushBundle(session(name, true), meta.files());
+/** The publisher's workflow (../../trust/publisher.ts) with this user's keys, roots and credentials. */
+function publisher(ctx: Ctx): Publisher {
+  const type = process.env['BERTH_TRUST_KEY_TYPE'];
+  const rootKey = process.env['BERTH_TRUST_ROOT_KEY'];
+  return new Publisher({
+    keys: keyStore(),
+    verifier: client(),
+    credentials: creds,
+    clock: systemClock,
+    note: (text) => ctx.err(text),
+    ...(type ? { keyType: type as KeyType } : {}),
+    ...(rootKey ? { rootKey } : {}),
+  });
 }
 
 /** Pushes an image through the daemon; the pushed manifest's digest and size. */
 async function pushImage(ctx: Ctx, name: string, tag: string): Promise<TargetInfo> {
-  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, { headers: authHeader(registryOf(name)) });
+  const res = await ctx.client.stream('POST', `/images/${name}/push?tag=${encodeURIComponent(tag)}`, {
+    headers: authHeader(registryOf(name)),
+  });
   let info: TargetInfo | null = null;
   await render(ctx, res, false, (aux) => {
-    if (typeof aux['Digest'] === 'string') info = { digest: aux['Digest'], size: Number(aux['Size']), mediaType: 'application/vnd.oci.image.manifest.v1+json' };
+    if (typeof aux['Digest'] === 'string')
+      info = {
+        digest: aux['Digest'],
+        size: Number(aux['Size']),
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      };
   });
   if (!info) throw new ExitError(1, `the daemon did not report the digest of ${name}:${tag}`);
   return info;
-}
-
-/** The keys of the `releases` delegation this user holds (unsealed). */
-async function heldReleaseKeys(meta: RepositoryMetadata): Promise<PrivateKey[]> {
-  const ks = keyStore();
-  const held = await Promise.all((meta.delegation()?.keyids ?? []).filter((k) => ks.has(k)).map((k) => ks.get(k)));
-  return held.filter((k): k is PrivateKey => k !== null);
-}
-
-/** Puts a tag into the role this user can sign: the `releases` delegation when it holds a signer key, else targets. */
-async function signTag(name: string, meta: RepositoryMetadata, tag: string, info: TargetInfo | null): Promise<string> {
-  const ks = keyStore();
-  const d = meta.delegation();
-  const releaseKeys = await heldReleaseKeys(meta);
-  const holdsTargets = roleKeys(meta.root, 'targets').keyids.some((k) => ks.has(k));
-  if (releaseKeys.length) {
-    const cur = meta.targetsOf('releases.json')[tag];
-    const same = info && cur && cur.digest === info.digest && cur.size === info.size;
-    const signedBy = new Set(meta.docs.get('releases.json')?.signatures.map((x) => x.keyid) ?? []);
-    if (same && !meta.hasChanges() && releaseKeys.some((k) => !signedBy.has(k.keyid))) {
-      await publish(name, meta, { append: ['releases.json'], releaseKeys });
-      return `added a signature by ${releaseKeys.map((k) => k.label).join(', ')} to releases`;
-    }
-    meta.setTarget('releases.json', tag, info);
-    if (holdsTargets && meta.targetsOf('targets.json')[tag]) meta.setTarget('targets.json', tag, null);
-    await publish(name, meta, { releaseKeys });
-    return `releases (signed by ${releaseKeys.map((k) => k.label).join(', ')}; threshold ${d!.threshold})`;
-  }
-  if (d && !holdsTargets) throw new ExitError(1, `you hold no key of ${name}'s signers (${Object.keys(d.signers).join(', ')}) nor its targets key: your key may have been revoked`);
-  meta.setTarget('targets.json', tag, info);
-  await publish(name, meta);
-  return 'targets';
 }
 
 const enc = encodeURIComponent;
@@ -223,10 +126,7 @@ export async function sign(ctx: Ctx, argv: string[]): Promise<void> {
   const { name, tag } = named(p.args[0]!, true);
   const ttl = str(p, 'timestamp-expiry');
   const expiries = { ...DEFAULT_EXPIRIES, ...(ttl ? { timestamp: parseDuration(ttl) } : {}) };
-  // the keys first: a publisher who cannot sign pushes nothing
-  const meta = await loadForEdit(ctx, name, { create: true, expiries });
-  const info = await pushImage(ctx, name, tag!);
-  const role = await signTag(name, meta, tag!, info);
+  const { info, role } = await publisher(ctx).sign(name, tag!, () => pushImage(ctx, name, tag!), expiries);
   ctx.out(`Signed ${name}:${tag} ${info.digest} in ${role}\n`);
 }
 
@@ -234,16 +134,7 @@ export async function revoke(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, {});
   if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: IMAGE[:TAG]');
   const { name, tag } = named(p.args[0]!, false);
-  const meta = await loadForEdit(ctx, name, { create: false });
-  const tags = tag ? [tag] : [...new Set([...Object.keys(meta.targetsOf('targets.json')), ...Object.keys(meta.targetsOf('releases.json'))])];
-  const releaseKeys = await heldReleaseKeys(meta);
-  let n = 0;
-  for (const t of tags) {
-    if (meta.targetsOf('targets.json')[t]) (meta.setTarget('targets.json', t, null), n++);
-    if (meta.targetsOf('releases.json')[t] && releaseKeys.length) (meta.setTarget('releases.json', t, null), n++);
-  }
-  if (!n) throw new ExitError(1, `no signed tag ${tag ?? ''} in ${name} that you can revoke`);
-  await publish(name, meta, { releaseKeys });
+  const tags = await publisher(ctx).revoke(name, tag);
   ctx.out(`Revoked the signatures of ${tags.map((t) => `${name}:${t}`).join(', ')}\n`);
 }
 
@@ -259,11 +150,22 @@ export async function inspect(ctx: Ctx, argv: string[]): Promise<void> {
     const targets = repo.document('targets')!;
     const ts = repo.document('timestamp');
     const rolesOf = root['roles'] as Record<string, { keyids: string[]; threshold: number }>;
-    const dl = ((targets['delegations'] as { roles?: Array<Record<string, unknown>> } | undefined)?.roles ?? []).find((r) => r['name'] === 'releases');
-    const signers = Object.entries((dl?.['x-berth-signers'] ?? {}) as Record<string, string>).map(([n, k]) => ({ Name: n, Keys: [{ ID: k }] }));
+    const dl = ((targets['delegations'] as { roles?: Array<Record<string, unknown>> } | undefined)?.roles ?? []).find(
+      (r) => r['name'] === 'releases',
+    );
+    const signers = Object.entries((dl?.['x-berth-signers'] ?? {}) as Record<string, string>).map(([n, k]) => ({
+      Name: n,
+      Keys: [{ ID: k }],
+    }));
     out.push({
       Name: ref,
-      SignedTags: [...tags].filter(([t]) => !tag || t === tag).map(([t, v]) => ({ SignedTag: t, Digest: v.digest.replace(/^sha256:/, ''), Signers: [v.role === 'targets' ? 'Repo Admin' : 'releases'] })),
+      SignedTags: [...tags]
+        .filter(([t]) => !tag || t === tag)
+        .map(([t, v]) => ({
+          SignedTag: t,
+          Digest: v.digest.replace(/^sha256:/, ''),
+          Signers: [v.role === 'targets' ? 'Repo Admin' : 'releases'],
+        })),
       Signers: signers,
       Threshold: dl ? Number(dl['threshold']) : undefined,
       AdministrativeKeys: [
@@ -283,32 +185,33 @@ export async function inspect(ctx: Ctx, argv: string[]): Promise<void> {
   }
   for (const r of out as Array<Record<string, unknown>>) {
     ctx.out(`\nSignatures for ${String(r['Name'])}\n\nSIGNED TAG\tDIGEST\tSIGNERS\n`);
-    for (const t of r['SignedTags'] as Array<Record<string, unknown>>) ctx.out(`${String(t['SignedTag'])}\t${String(t['Digest'])}\t${(t['Signers'] as string[]).join(', ')}\n`);
+    for (const t of r['SignedTags'] as Array<Record<string, unknown>>)
+      ctx.out(`${String(t['SignedTag'])}\t${String(t['Digest'])}\t${(t['Signers'] as string[]).join(', ')}\n`);
     ctx.out(`\nRoot pinned: ${String(r['RootPinned'])}\n`);
-    for (const k of r['AdministrativeKeys'] as Array<{ Name: string; Keys: Array<{ ID: string }> }>) ctx.out(`${k.Name} key:\t${k.Keys.map((x) => x.ID).join(', ')}\n`);
+    for (const k of r['AdministrativeKeys'] as Array<{ Name: string; Keys: Array<{ ID: string }> }>)
+      ctx.out(`${k.Name} key:\t${k.Keys.map((x) => x.ID).join(', ')}\n`);
   }
 }
 
 export const signer = {
   async add(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, { key: { type: 'string' }, threshold: { type: 'string' } });
-    if (p.args.length !== 2 || !str(p, 'key')) throw new UsageError('usage: berth trust signer add --key PUBLIC-KEY-FILE [--threshold N] NAME REPOSITORY');
+    if (p.args.length !== 2 || !str(p, 'key'))
+      throw new UsageError('usage: berth trust signer add --key PUBLIC-KEY-FILE [--threshold N] NAME REPOSITORY');
     const [who, repo] = p.args as [string, string];
     const pub = readPublicKeyFile(str(p, 'key')!);
-    const meta = await loadForEdit(ctx, named(repo, false).name, { create: false });
     const threshold = str(p, 'threshold') !== undefined ? Number(str(p, 'threshold')) : undefined;
-    if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 1)) throw new UsageError('--threshold must be a positive integer');
-    meta.addSigner(who, keyIdOf(pub), pub, threshold);
-    await publish(named(repo, false).name, meta);
-    ctx.out(`Added ${who} (${keyIdOf(pub).slice(0, 12)}) as a signer of ${repo}; threshold ${meta.delegation()!.threshold}\n`);
+    if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 1)) {
+      throw new UsageError('--threshold must be a positive integer');
+    }
+    const now = await publisher(ctx).addSigner(named(repo, false).name, who, pub, threshold);
+    ctx.out(`Added ${who} (${keyIdOf(pub).slice(0, 12)}) as a signer of ${repo}; threshold ${now}\n`);
   },
   async remove(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, {});
     if (p.args.length !== 2) throw new UsageError('usage: berth trust signer remove NAME REPOSITORY');
     const [who, repo] = p.args as [string, string];
-    const meta = await loadForEdit(ctx, named(repo, false).name, { create: false });
-    const id = meta.removeSigner(who);
-    await publish(named(repo, false).name, meta);
+    const id = await publisher(ctx).removeSigner(named(repo, false).name, who);
     ctx.out(`Removed ${who} (key ${id.slice(0, 12)} revoked) from the signers of ${repo}\n`);
   },
 };
@@ -341,7 +244,8 @@ export const key = {
     if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: FILE');
     const r = await keyStore().importSealed(readFileSync(p.args[0]!, 'utf8'), bool(p, 'root'), p.args[0]!, async () => {
       if (process.env['BERTH_TRUST_IMPORT_PASSPHRASE']) return process.env['BERTH_TRUST_IMPORT_PASSPHRASE'];
-      if (!process.stdin.isTTY) throw invalidArgument('the key is sealed with another passphrase: set BERTH_TRUST_IMPORT_PASSPHRASE to it');
+      if (!process.stdin.isTTY)
+        throw invalidArgument('the key is sealed with another passphrase: set BERTH_TRUST_IMPORT_PASSPHRASE to it');
       return prompt('Passphrase the key was exported with: ');
     });
     ctx.out(`Imported key ${r.keyid} (${r.label})\n`);
@@ -349,17 +253,13 @@ export const key = {
   /** A role's key replaced by a new one; root re-signed (by the old root keys too, for root). */
   async rotate(ctx: Ctx, argv: string[]): Promise<void> {
     const p = parseArgs(argv, { type: { type: 'string' } });
-    if (p.args.length !== 2 || !TOP_ROLES.includes(p.args[1] as TopRole)) throw new UsageError(`usage: berth trust key rotate REPOSITORY ${TOP_ROLES.join('|')}`);
+    if (p.args.length !== 2 || !TOP_ROLES.includes(p.args[1] as TopRole))
+      throw new UsageError(`usage: berth trust key rotate REPOSITORY ${TOP_ROLES.join('|')}`);
     const name = named(p.args[0]!, false).name;
     const role = p.args[1] as TopRole;
-    const meta = await loadForEdit(ctx, name, { create: false });
-    const ks = keyStore();
-    const oldRoot = await ks.oneOf(roleKeys(meta.root, 'root').keyids, 'root');
-    const k = generateKey((str(p, 'type') ?? 'ed25519') as KeyType, role === 'root' ? 'root' : `${name} ${role}`);
-    await ks.add(k, role === 'root');
-    const old = meta.rotate(role, k.keyid, k.public);
-    await publish(name, meta, { rootSigners: role === 'root' ? [oldRoot] : [] });
-    ctx.out(`Rotated the ${role} key of ${name}: ${old.map((x) => x.slice(0, 12)).join(', ')} -> ${k.keyid.slice(0, 12)} (root version ${String(meta.root['version'])})\n`);
+    const r = await publisher(ctx).rotate(name, role, (str(p, 'type') ?? 'ed25519') as KeyType);
+    const old = r.old.map((x) => x.slice(0, 12)).join(', ');
+    ctx.out(`Rotated the ${role} key of ${name}: ${old} -> ${r.keyid.slice(0, 12)} (root version ${r.rootVersion})\n`);
   },
 };
 
@@ -369,7 +269,11 @@ export const key = {
  * A tag resolved through verified trust data: `name@digest`, pulled if missing and tagged
  * `name:tag`, as the docker CLI's content trust does. A digest reference is checked to be signed.
  */
-export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean; progressToStderr?: boolean }): Promise<string> {
+export async function trustedReference(
+  ctx: Ctx,
+  ref: string,
+  o: { pull: boolean; progressToStderr?: boolean },
+): Promise<string> {
   if (o.progressToStderr) ctx = { ...ctx, out: ctx.err }; // run/create: stdout is the container's
   const at = ref.indexOf('@');
   const { name, tag } = at >= 0 ? { name: ref.slice(0, at), tag: undefined } : splitTag(ref);
@@ -380,10 +284,15 @@ export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean
     if (!(await repo.isSigned(digest))) throw new ExitError(1, `trust: ${name}: ${digest} is not a signed target`);
   } else digest = (await repo.resolve(tag ?? 'latest')).digest;
   const pinned = `${name}@${digest}`;
-  const have = await ctx.client.json('GET', `/images/${enc(pinned)}/json`).then(() => true, () => false);
+  const have = await ctx.client.json('GET', `/images/${enc(pinned)}/json`).then(
+    () => true,
+    () => false,
+  );
   if (!have && o.pull) {
     ctx.out(`Pull (1 of 1): ${name}:${tag ?? 'latest'}@${digest}\n`);
-    const res = await ctx.client.stream('POST', `/images/create?fromImage=${enc(name)}&tag=${enc(digest)}`, { headers: authHeader(registryOf(name)) });
+    const res = await ctx.client.stream('POST', `/images/create?fromImage=${enc(name)}&tag=${enc(digest)}`, {
+      headers: authHeader(registryOf(name)),
+    });
     await render(ctx, res, false);
   }
   if (tag !== undefined || at < 0) {
@@ -394,4 +303,3 @@ export async function trustedReference(ctx: Ctx, ref: string, o: { pull: boolean
   }
   return pinned;
 }
-
