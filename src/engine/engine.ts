@@ -37,6 +37,8 @@ import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { probeIn } from './exec-in.js';
 
 export type { Mounter };
 
@@ -55,6 +57,8 @@ export interface EngineOptions {
   volumes: VolumeManager;
   /** the trust policy's enforcement (berthd --trust-policy), null without one */
   trust?: ImageTrust | null;
+  /** time for records, timers, back-off (tests: a ManualClock); systemClock by default */
+  clock?: Clock;
 }
 
 /** Content trust as the engine sees it: pulls pinned to signed digests, images checked before use. */
@@ -64,7 +68,8 @@ export interface ImageTrust extends PullGate {
 
 export class Engine {
   readonly store: ContainerStore;
-  readonly events = new EventBus();
+  readonly clock: Clock;
+  readonly events: EventBus;
   readonly waiters = new Waiters();
   readonly lifecycle: Lifecycle;
   readonly health: HealthMonitor;
@@ -101,8 +106,14 @@ export class Engine {
     this.volumes = o.volumes;
     this.trust = o.trust ?? null;
     this.store = new ContainerStore(o.db);
-    this.lifecycle = new Lifecycle(this);
-    this.health = new HealthMonitor(this);
+    const clock = (this.clock = o.clock ?? systemClock);
+    this.events = new EventBus(clock);
+    const { store, events, waiters } = this;
+    this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(this, rec, argv) });
+    this.lifecycle = new Lifecycle({
+      clock, store, events, waiters, health: this.health, runtime: o.runtime, networks: o.networks, volumes: o.volumes,
+      defaultRuntime: o.defaultRuntime, containers: this,
+    });
   }
 
   containerDir(id: string): string {
