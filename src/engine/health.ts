@@ -12,7 +12,7 @@ import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { dateOf, type Clock, type ClockTimer } from '../base/clock.js';
 import type { ExecHandle } from '../runtime/types.js';
-import type { ContainerRecord } from './record.js';
+import type { ContainerRecord, HealthProbeResult } from './record.js';
 import type { ContainerStore } from './store.js';
 import type { EventBus } from './events.js';
 import { LogParser } from './logs.js';
@@ -38,21 +38,7 @@ const killPid = (pid: number): void => {
   }
 };
 
-export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
-
-export interface HealthProbeResult {
-  Start: string;
-  End: string;
-  ExitCode: number;
-  Output: string;
-}
-
-/** State.Health as the Engine API shows it. */
-export interface HealthState {
-  Status: HealthStatus;
-  FailingStreak: number;
-  Log: HealthProbeResult[];
-}
+export type { HealthProbeResult, HealthState, HealthStatus } from './record.js';
 
 const NS_PER_MS = 1_000_000;
 /** dockerd's defaults (daemon/health.go) */
