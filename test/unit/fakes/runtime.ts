@@ -22,6 +22,8 @@ export interface FakeTask {
   exit: { code: number; at: Date } | null;
   spec: SpecInput;
   resources: Resources | null;
+  /** a signal sent while frozen, delivered when thawed */
+  pendingSignal?: number;
 }
 
 /** What an exec of the fake does: exit with `code` (now, or when the test calls `finish`), writing nothing. */
@@ -111,8 +113,10 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
     this.calls.push(`kill ${id} ${signal}`);
     const t = this.task(id);
     if (t.status === 'stopped') throw new Error('container not running');
+    if (this.ignoreSignals.has(signal)) return;
     // a frozen process sees the signal once thawed; SIGKILL ends it anyway
-    if (signal === 9 || (!this.ignoreSignals.has(signal) && t.status !== 'paused')) this.exit(id, 128 + signal);
+    if (t.status === 'paused' && signal !== 9) t.pendingSignal = signal;
+    else this.exit(id, 128 + signal);
   }
 
   async pause(id: string): Promise<void> {
@@ -127,6 +131,7 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
     const t = this.task(id);
     if (t.status !== 'paused') throw new Error('container not paused');
     t.status = 'running';
+    if (t.pendingSignal !== undefined) this.exit(id, 128 + t.pendingSignal);
   }
 
   async delete(id: string): Promise<void> {
