@@ -14,8 +14,10 @@ export interface ExecHost {
   ensureMounted(rec: ContainerRecord): Promise<string>;
 }
 
-export type ExecRequest = { args: string[]; env: readonly string[]; cwd: string; user: string } &
-  Pick<ExecOptions, 'tty' | 'openStdin' | 'privileged' | 'detach'>;
+export type ExecRequest = { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<
+  ExecOptions,
+  'tty' | 'openStdin' | 'privileged' | 'detach'
+>;
 
 export async function execIn(h: ExecHost, rec: ContainerRecord, o: ExecRequest): Promise<ExecHandle> {
   const rootfs = await h.ensureMounted(rec);
@@ -33,4 +35,13 @@ export async function execIn(h: ExecHost, rec: ContainerRecord, o: ExecRequest):
 
 /** A health probe: detached, no tty, no stdin, the container's user. */
 export const probeIn = (h: ExecHost, rec: ContainerRecord, argv: string[]): Promise<ExecHandle> =>
-  execIn(h, rec, { args: argv, env: [], cwd: '', user: '', tty: false, openStdin: false, privileged: false, detach: true });
+  execIn(h, rec, {
+    args: argv,
+    env: [],
+    cwd: '',
+    user: '',
+    tty: false,
+    openStdin: false,
+    privileged: false,
+    detach: true,
+  });

@@ -19,7 +19,10 @@ const probes = (b: Bench) => b.runtime.calls.filter((c) => c.startsWith('exec ')
 /** Moves the clock `ms` and waits until `n` probes in all were recorded and the next one is scheduled. */
 async function probeAt(b: Bench, rec: ContainerRecord, ms: number, n: number): Promise<void> {
   b.clock.advance(ms);
-  await b.until(() => (rec.state.health?.Log.length ?? 0) >= Math.min(n, 5) && probes(b) === n && b.clock.pending === 1, `probe ${n}`);
+  await b.until(
+    () => (rec.state.health?.Log.length ?? 0) >= Math.min(n, 5) && probes(b) === n && b.clock.pending === 1,
+    `probe ${n}`,
+  );
 }
 
 test('starting -> healthy on a success; unhealthy after Retries failures in a row; healthy again', async (t) => {
@@ -99,7 +102,10 @@ test('a probe over its Timeout is killed and counts as a failure (exit -1)', asy
   b.clock.advance(1);
   await b.until(() => rec.state.health?.Log.length === 1, 'result');
   assert.equal(b.runtime.execs.length, 0, 'the probe was killed');
-  assert.deepEqual({ ...rec.state.health?.Log[0], Start: '', End: '' }, { Start: '', End: '', ExitCode: -1, Output: 'Health check exceeded timeout (2s)' });
+  assert.deepEqual(
+    { ...rec.state.health?.Log[0], Start: '', End: '' },
+    { Start: '', End: '', ExitCode: -1, Output: 'Health check exceeded timeout (2s)' },
+  );
   assert.equal(rec.state.health?.Status, 'unhealthy');
 });
 

@@ -15,7 +15,13 @@ import type { ContainerRecord } from '../../src/engine/record.js';
 /** A record as a crashed daemon left it: running since `startedAt`, with the pid the task has. */
 function running(b: Bench, rec: ContainerRecord, status: 'running' | 'paused' = 'running'): void {
   const t = b.runtime.leave(rec.id, { status: status === 'paused' ? 'paused' : 'running' });
-  rec.state = { ...rec.state, status, pid: t.pid, conmonPid: t.conmonPid, startedAt: new Date(b.clock.now()).toISOString() };
+  rec.state = {
+    ...rec.state,
+    status,
+    pid: t.pid,
+    conmonPid: t.conmonPid,
+    startedAt: new Date(b.clock.now()).toISOString(),
+  };
   b.store.save(rec);
 }
 

@@ -49,9 +49,20 @@ export class Bench {
     this.events.subscribe((e) => this.seen.push(e));
     const { clock, store, events, waiters, runtime } = this;
     this.health = new HealthMonitor({
-      clock, store, events, exec: (rec, argv) => runtime.exec(rec.id, {
-        args: argv, env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, tty: false, openStdin: false, privileged: false, detach: true,
-      }),
+      clock,
+      store,
+      events,
+      exec: (rec, argv) =>
+        runtime.exec(rec.id, {
+          args: argv,
+          env: [],
+          cwd: '/',
+          user: { uid: 0, gid: 0, additionalGids: [] },
+          tty: false,
+          openStdin: false,
+          privileged: false,
+          detach: true,
+        }),
       killProbe: (pid) => runtime.killExec(pid),
     });
     this.containers = {
@@ -71,8 +82,16 @@ export class Bench {
       },
     };
     this.lifecycle = new Lifecycle({
-      clock, store, events, waiters, runtime, health: this.health, networks: noNetworks,
-      volumes: { mountFor: async () => '/', unmountFor: async () => undefined }, defaultRuntime: 'crun', containers: this.containers,
+      clock,
+      store,
+      events,
+      waiters,
+      runtime,
+      health: this.health,
+      networks: noNetworks,
+      volumes: { mountFor: async () => '/', unmountFor: async () => undefined },
+      defaultRuntime: 'crun',
+      containers: this.containers,
     });
     runtime.watchExits((id) => void this.lifecycle.onExit(id));
   }
@@ -80,8 +99,16 @@ export class Bench {
   /** What reconcile needs, over this bench. */
   reconcileDeps(frozen: (id: string) => boolean | null = () => false): ReconcileDeps {
     return {
-      clock: this.clock, root: this.root, store: this.store, runtime: this.runtime, lifecycle: this.lifecycle, health: this.health,
-      events: this.events, networks: noNetworks, namedNetns: () => null, unwire: this.containers.unwire,
+      clock: this.clock,
+      root: this.root,
+      store: this.store,
+      runtime: this.runtime,
+      lifecycle: this.lifecycle,
+      health: this.health,
+      events: this.events,
+      networks: noNetworks,
+      namedNetns: () => null,
+      unwire: this.containers.unwire,
       discardFiles: async (id) => {
         this.fileOps.push(`discard ${id}`);
         rmSync(join(this.root, 'containers', id), { recursive: true, force: true });
@@ -91,18 +118,31 @@ export class Bench {
   }
 
   /** A created container (record stored, dirs made), `--network none`. */
-  add(o: { restart?: HostConfig['RestartPolicy']; config?: ContainerConfig; autoRemove?: boolean } = {}): ContainerRecord {
+  add(
+    o: { restart?: HostConfig['RestartPolicy']; config?: ContainerConfig; autoRemove?: boolean } = {},
+  ): ContainerRecord {
     const id = newId<ContainerId>();
     mkdirSync(join(this.root, 'containers', id, 'rootfs'), { recursive: true });
     const rec: ContainerRecord = {
-      id, name: `c-${id.slice(0, 8)}`, created: new Date(this.clock.now()).toISOString(), imageId: 'sha256:fake',
+      id,
+      name: `c-${id.slice(0, 8)}`,
+      created: new Date(this.clock.now()).toISOString(),
+      imageId: 'sha256:fake',
       config: { Image: 'busybox', Cmd: ['sh'], Hostname: id.slice(0, 12), ...o.config },
       hostConfig: {
-        NetworkMode: 'none', RestartPolicy: o.restart ?? { Name: 'no', MaximumRetryCount: 0 },
+        NetworkMode: 'none',
+        RestartPolicy: o.restart ?? { Name: 'no', MaximumRetryCount: 0 },
         ...(o.autoRemove ? { AutoRemove: true } : {}),
       },
-      path: 'sh', args: [], runtime: 'crun', state: initialState(), restartCount: 0, manuallyStopped: false, execIds: [],
-      networks: [], mounts: [],
+      path: 'sh',
+      args: [],
+      runtime: 'crun',
+      state: initialState(),
+      restartCount: 0,
+      manuallyStopped: false,
+      execIds: [],
+      networks: [],
+      mounts: [],
     };
     this.store.insert(rec);
     return rec;

@@ -9,8 +9,19 @@
  */
 import type { Clock } from '../../../src/base/clock.js';
 import type {
-  AttachSession, CgroupStats, CheckpointRuntime, CreateOptions, ExecHandle, ExecOptions, ExecRuntime, HostInfo,
-  Resources, RuntimeStatus, SpecInput, StatsRuntime, TaskRuntime,
+  AttachSession,
+  CgroupStats,
+  CheckpointRuntime,
+  CreateOptions,
+  ExecHandle,
+  ExecOptions,
+  ExecRuntime,
+  HostInfo,
+  Resources,
+  RuntimeStatus,
+  SpecInput,
+  StatsRuntime,
+  TaskRuntime,
 } from '../../../src/runtime/types.js';
 
 export interface FakeTask {
@@ -63,7 +74,16 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
 
   /** A task left by a daemon that died (reconcile's input): no create call seen. */
   leave(id: string, t: Partial<FakeTask>): FakeTask {
-    const task: FakeTask = { status: 'running', pid: this.nextPid++, conmonPid: this.nextPid++, monitor: true, exit: null, spec: {} as SpecInput, resources: null, ...t };
+    const task: FakeTask = {
+      status: 'running',
+      pid: this.nextPid++,
+      conmonPid: this.nextPid++,
+      monitor: true,
+      exit: null,
+      spec: {} as SpecInput,
+      resources: null,
+      ...t,
+    };
     this.tasks.set(id, task);
     return task;
   }
@@ -76,16 +96,36 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
 
   host(): HostInfo {
     return {
-      cgroupVersion: 2, cgroupDriver: 'cgroupfs', cgroupRepair: '', tuning: [],
-      runtimes: { crun: { path: '/fake/crun', version: 'fake' } }, defaultRuntime: 'crun',
-      conmon: { path: '/fake/conmon', version: 'fake' }, seccomp: true, blkioWeight: true, apparmor: false, selinux: false,
+      cgroupVersion: 2,
+      cgroupDriver: 'cgroupfs',
+      cgroupRepair: '',
+      tuning: [],
+      runtimes: { crun: { path: '/fake/crun', version: 'fake' } },
+      defaultRuntime: 'crun',
+      conmon: { path: '/fake/conmon', version: 'fake' },
+      seccomp: true,
+      blkioWeight: true,
+      apparmor: false,
+      selinux: false,
       capabilities: ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETUID', 'CAP_SETGID', 'CAP_SYS_ADMIN'],
-      rlimits: { nofile: { soft: 1024, hard: 1048576 } }, init: null,
+      rlimits: { nofile: { soft: 1024, hard: 1048576 } },
+      init: null,
       checkpoint: {
-        criu: '', criuPath: '', runtimes: [], capable: [], probe: 'failed', reason: 'fake', preCopy: false, preCopyReason: '',
-        postCopy: false, postCopyReason: '',
+        criu: '',
+        criuPath: '',
+        runtimes: [],
+        capable: [],
+        probe: 'failed',
+        reason: 'fake',
+        preCopy: false,
+        preCopyReason: '',
+        postCopy: false,
+        postCopyReason: '',
       },
-      kernelVersion: '6.0.0', memTotal: 8 << 30, ncpu: 2, warnings: [],
+      kernelVersion: '6.0.0',
+      memTotal: 8 << 30,
+      ncpu: 2,
+      warnings: [],
     };
   }
 
@@ -175,14 +215,25 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
     let finish!: (code: number) => void;
     const done = new Promise<number>((resolve) => (finish = resolve));
     const pid = this.nextPid++;
-    const e: FakeExec = { id, pid, opts, finish: (code) => {
-      this.execs.splice(this.execs.indexOf(e), 1);
-      finish(code);
-    } };
+    const e: FakeExec = {
+      id,
+      pid,
+      opts,
+      finish: (code) => {
+        this.execs.splice(this.execs.indexOf(e), 1);
+        finish(code);
+      },
+    };
     this.execs.push(e);
     const result = this.execResult(opts.args);
     if (result !== 'hang') e.finish(result);
-    return { pid, attach: null, logPath: `/nonexistent/fake-exec-${pid}.log`, wait: () => done, resize: async () => {} };
+    return {
+      pid,
+      attach: null,
+      logPath: `/nonexistent/fake-exec-${pid}.log`,
+      wait: () => done,
+      resize: async () => {},
+    };
   }
 
   /** An exec's process gets SIGKILL (a health probe past its timeout). */
@@ -193,8 +244,19 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
   async stats(id: string): Promise<CgroupStats> {
     this.task(id);
     return {
-      cpuTotalNs: 0, cpuUserNs: 0, cpuSystemNs: 0, perCpuNs: [0, 0], systemCpuNs: 0, onlineCpus: 2, memUsage: 0, memLimit: 0,
-      memStats: {}, pids: 1, pidsLimit: 0, blkioRead: 0, blkioWrite: 0,
+      cpuTotalNs: 0,
+      cpuUserNs: 0,
+      cpuSystemNs: 0,
+      perCpuNs: [0, 0],
+      systemCpuNs: 0,
+      onlineCpus: 2,
+      memUsage: 0,
+      memLimit: 0,
+      memStats: {},
+      pids: 1,
+      pidsLimit: 0,
+      blkioRead: 0,
+      blkioWrite: 0,
     };
   }
 
