@@ -28,7 +28,7 @@ export class EventBus {
   ) {}
 
   emit(type: EngineEvent['Type'], action: string, id: string, attributes: Record<string, string> = {}): void {
-    const nowNs = BigInt(this.clock.now()) * 1_000_000n + process.hrtime.bigint() % 1_000_000n;
+    const nowNs = BigInt(this.clock.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
     const e: EngineEvent = {
       Type: type,
       Action: action,

@@ -62,9 +62,13 @@ function probeOf(rec: ContainerRecord): Probe | null {
   const h = rec.config.Healthcheck;
   const test = h?.Test ?? [];
   if (!h || test.length < 2 || test[0] === 'NONE') return null;
-  const shell = Array.isArray(rec.config['Shell']) && rec.config['Shell'].length ? (rec.config['Shell'] as string[]) : ['/bin/sh', '-c'];
+  const shell =
+    Array.isArray(rec.config['Shell']) && rec.config['Shell'].length
+      ? (rec.config['Shell'] as string[])
+      : ['/bin/sh', '-c'];
   // at most a timer's range (2^31-1 ms, ~24.8 days): a longer one would fire at once, and probe in a loop
-  const ms = (ns: number | undefined, dflt: number) => (ns ? Math.min(2 ** 31 - 1, Math.max(1, Math.round(ns / NS_PER_MS))) : dflt);
+  const ms = (ns: number | undefined, dflt: number) =>
+    ns ? Math.min(2 ** 31 - 1, Math.max(1, Math.round(ns / NS_PER_MS))) : dflt;
   return {
     argv: test[0] === 'CMD-SHELL' ? [...shell, test.slice(1).join(' ')] : test.slice(1),
     intervalMs: ms(h.Interval, DEFAULT_INTERVAL_MS),
@@ -124,7 +128,8 @@ export class HealthMonitor {
     if (!rec || rec.state.status !== 'running') return; // paused: no probe, nothing counted
     const result = await this.exec(rec, probe);
     const cur = this.d.store.find(id);
-    if (!cur || cur.state.status !== 'running' || cur.state.startedAt !== rec.state.startedAt || !this.timers.has(id)) return; // it stopped meanwhile
+    if (!cur || cur.state.status !== 'running' || cur.state.startedAt !== rec.state.startedAt || !this.timers.has(id))
+      return; // it stopped meanwhile
     this.record(cur, probe, result);
   }
 
@@ -144,12 +149,19 @@ export class HealthMonitor {
     }, probe.timeoutMs);
     const code = await handle.wait().finally(() => timer.cancel());
     const end = dateOf(clock);
-    if (timedOut) return { Start: start.toISOString(), End: end.toISOString(), ExitCode: -1, Output: `Health check exceeded timeout (${probe.timeoutMs / 1000}s)` };
+    if (timedOut)
+      return {
+        Start: start.toISOString(),
+        End: end.toISOString(),
+        ExitCode: -1,
+        Output: `Health check exceeded timeout (${probe.timeoutMs / 1000}s)`,
+      };
     let output = '';
     const parser = new LogParser();
     parser.push(await fsp.readFile(handle.logPath).catch(() => Buffer.alloc(0)), (l) => (output += l.text));
     parser.push(Buffer.from('\n'), (l) => (output += l.text)); // a last line without its newline
-    if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES) output = Buffer.from(output).subarray(0, MAX_OUTPUT_BYTES).toString();
+    if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES)
+      output = Buffer.from(output).subarray(0, MAX_OUTPUT_BYTES).toString();
     return { Start: start.toISOString(), End: end.toISOString(), ExitCode: code, Output: output };
   }
 
@@ -162,7 +174,8 @@ export class HealthMonitor {
       h.FailingStreak = 0;
       h.Status = 'healthy';
     } else {
-      const grace = h.Status === 'starting' && this.d.clock.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
+      const grace =
+        h.Status === 'starting' && this.d.clock.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
       if (!grace) {
         h.FailingStreak++;
         if (h.FailingStreak >= probe.retries) h.Status = 'unhealthy';
@@ -170,6 +183,10 @@ export class HealthMonitor {
     }
     rec.state.health = h;
     this.d.store.save(rec);
-    if (h.Status !== before) this.d.events.emit('container', `health_status: ${h.Status}`, rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    if (h.Status !== before)
+      this.d.events.emit('container', `health_status: ${h.Status}`, rec.id, {
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
   }
 }

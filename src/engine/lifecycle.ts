@@ -103,12 +103,35 @@ export class Lifecycle {
   /** Builds the OCI spec with placeholder rootfs/user to reject bad caps, ulimits, resources at create time. */
   validateSpec(hostConfig: HostConfig): void {
     const probe = {
-      id: 'probe', name: 'probe', created: '', imageId: '', config: { Hostname: 'probe' }, hostConfig, path: 'true', args: [],
-      runtime: this.d.defaultRuntime, state: { status: 'created' as const, pid: 0, conmonPid: 0, exitCode: 0, error: '', oomKilled: false, startedAt: '', finishedAt: '' },
-      restartCount: 0, manuallyStopped: false, execIds: [], mounts: [],
+      id: 'probe',
+      name: 'probe',
+      created: '',
+      imageId: '',
+      config: { Hostname: 'probe' },
+      hostConfig,
+      path: 'true',
+      args: [],
+      runtime: this.d.defaultRuntime,
+      state: {
+        status: 'created' as const,
+        pid: 0,
+        conmonPid: 0,
+        exitCode: 0,
+        error: '',
+        oomKilled: false,
+        startedAt: '',
+        finishedAt: '',
+      },
+      restartCount: 0,
+      manuallyStopped: false,
+      execIds: [],
+      mounts: [],
     } as unknown as ContainerRecord;
     const host = this.d.runtime.host();
-    buildSpec(specInputOf(probe, { rootfs: '/', containerDir: '/', user: { uid: 0, gid: 0, additionalGids: [] }, host }), host);
+    buildSpec(
+      specInputOf(probe, { rootfs: '/', containerDir: '/', user: { uid: 0, gid: 0, additionalGids: [] }, host }),
+      host,
+    );
   }
 
   /** Resolves when the container next exits (or at once if it is not active). */
@@ -139,7 +162,11 @@ export class Lifecycle {
     });
     const cancel = () => {
       const list = this.pendingAttach.get(rec.id);
-      if (list && entry) this.pendingAttach.set(rec.id, list.filter((p) => p !== entry));
+      if (list && entry)
+        this.pendingAttach.set(
+          rec.id,
+          list.filter((p) => p !== entry),
+        );
     };
     return { session, cancel };
   }
@@ -153,7 +180,9 @@ export class Lifecycle {
     // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
     return p.catch(async (e: unknown) => {
       if (rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(rec.id))
-        await this.d.containers.remove(rec.id, { force: true, volumes: true }).catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
+        await this.d.containers
+          .remove(rec.id, { force: true, volumes: true })
+          .catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
       throw e;
     });
   }
@@ -170,9 +199,19 @@ export class Lifecycle {
     const t0 = performance.now();
     // post-copy: CRIU's lazy-pages daemon (which fetches the pages from the page server for this
     // restore) starts at once, while the rootfs and the network are made ready: downtime saved
-    const lazy = restore?.pageServer ? d.runtime.lazyPages({ imagePath: restore.imagePath, workPath: restore.workPath, pageServer: restore.pageServer }) : null;
+    const lazy = restore?.pageServer
+      ? d.runtime.lazyPages({
+          imagePath: restore.imagePath,
+          workPath: restore.workPath,
+          pageServer: restore.pageServer,
+        })
+      : null;
     lazy?.catch(() => undefined);
-    const stopLazy = () => lazy?.then((l) => l.cancel(), () => undefined);
+    const stopLazy = () =>
+      lazy?.then(
+        (l) => l.cancel(),
+        () => undefined,
+      );
     try {
       return await this.startPrepared(rec, restore, t0, lazy);
     } catch (e) {
@@ -181,13 +220,20 @@ export class Lifecycle {
     }
   }
 
-  private async startPrepared(rec: ContainerRecord, restore: Restore | undefined, t0: number, lazy: Promise<unknown> | null): Promise<boolean> {
+  private async startPrepared(
+    rec: ContainerRecord,
+    restore: Restore | undefined,
+    t0: number,
+    lazy: Promise<unknown> | null,
+  ): Promise<boolean> {
     const { d } = this;
     // a container that can be checkpointed gets a namespace berth makes (CRIU then leaves the
     // network to berth, and a restore goes into a namespace wired beforehand); made while the
     // rootfs is mounted (two `ip` runs that need not wait for it)
     const named = this.d.containers.namedNetns(rec);
-    const netnsMade = named ? (existsSync(`/run/netns/${named}`) ? netnsDel(named) : Promise.resolve()).then(() => netnsAdd(named)) : null;
+    const netnsMade = named
+      ? (existsSync(`/run/netns/${named}`) ? netnsDel(named) : Promise.resolve()).then(() => netnsAdd(named))
+      : null;
     netnsMade?.catch(() => undefined);
     // nothing of a failed start stays: the namespace goes once its making has settled
     const undoNetns = async () => {
@@ -208,22 +254,40 @@ export class Lifecycle {
       const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
       links = resolveLinks(d.networks, rec, (ref) => d.store.find(ref));
       // `--network container:<id>`: the other container's hostname too, as dockerd does
-      const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:') ? d.store.find(rec.hostConfig.NetworkMode.slice('container:'.length)) : undefined;
+      const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:')
+        ? d.store.find(rec.hostConfig.NetworkMode.slice('container:'.length))
+        : undefined;
       if (netOwner?.config.Hostname && rec.config.Hostname !== netOwner.config.Hostname) {
         rec.config = { ...rec.config, Hostname: netOwner.config.Hostname };
         await writeFile(join(this.d.containers.containerDir(rec.id), 'hostname'), `${netOwner.config.Hostname}\n`);
       }
       await netnsMade;
       const sources = new Map<string, string>();
-      for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) sources.set(m.Name, await d.volumes.mountFor(m.Name, rec.id));
+      for (const m of rec.mounts ?? [])
+        if (m.Type === 'volume' && m.Name) sources.set(m.Name, await d.volumes.mountFor(m.Name, rec.id));
       spec = specInputOf(rec, {
-        rootfs, containerDir: this.d.containers.containerDir(rec.id), user, host, volumeSources: sources, extraEnv: linkEnv(rec.name, links),
+        rootfs,
+        containerDir: this.d.containers.containerDir(rec.id),
+        user,
+        host,
+        volumeSources: sources,
+        extraEnv: linkEnv(rec.name, links),
         netns: named ? `/run/netns/${named}` : this.joinedNs(rec.hostConfig.NetworkMode, 'net', 'network namespace'),
         pidns: this.joinedNs(rec.hostConfig.PidMode, 'pid', 'PID namespace'),
         ipcns: this.joinedNs(rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
       });
       // a restore keeps the addresses the checkpointed process had, when they are free
-      const wiring = restore ? { ...attachableOf(rec), networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [id, restore.addresses[id] && d.networks.addressFree(id, restore.addresses[id]) ? { ...req, ipv4: restore.addresses[id] } : req]) } : attachableOf(rec);
+      const wiring = restore
+        ? {
+            ...attachableOf(rec),
+            networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [
+              id,
+              restore.addresses[id] && d.networks.addressFree(id, restore.addresses[id])
+                ? { ...req, ipv4: restore.addresses[id] }
+                : req,
+            ]),
+          }
+        : attachableOf(rec);
       if (named && rec.networks?.length) await d.networks.attach(wiring, { name: named });
     } catch (e) {
       await undoNetns();
@@ -247,7 +311,12 @@ export class Lifecycle {
           logPath: this.d.containers.logPathOf(rec.id),
         },
         spec,
-        restore && { imagePath: restore.imagePath, workPath: restore.workPath, tcpEstablished: restore.tcpEstablished, ...(restore.pageServer ? { lazyPages: true } : {}) },
+        restore && {
+          imagePath: restore.imagePath,
+          workPath: restore.workPath,
+          tcpEstablished: restore.tcpEstablished,
+          ...(restore.pageServer ? { lazyPages: true } : {}),
+        },
       );
     } catch (e) {
       if (named) await this.d.containers.unwire(rec); // wired before create: nothing of it stays
@@ -257,7 +326,11 @@ export class Lifecycle {
       if (rec.state.status !== 'created') rec.state.status = 'exited';
       d.store.save(rec);
       this.failPendingAttach(rec.id, e);
-      d.events.emit('container', 'die', rec.id, { exitCode: String(rec.state.exitCode), image: rec.config.Image ?? '', name: rec.name });
+      d.events.emit('container', 'die', rec.id, {
+        exitCode: String(rec.state.exitCode),
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
       throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
     }
     if (rec.networks?.length && !named) {
@@ -288,8 +361,24 @@ export class Lifecycle {
     );
     const t2 = performance.now();
     if (!restore) await d.runtime.start(rec.id); // a restored process runs already
-    log.debug('started', { id: rec.id, mountMs: +(tm - t0).toFixed(1), specMs: +(ts - tm).toFixed(1), prepareAndCreateMs: +(t1 - t0).toFixed(1), attachMs: +(t2 - t1).toFixed(1), startMs: +(performance.now() - t2).toFixed(1) });
-    rec.state = { ...rec.state, status: 'running', pid: created.pid, conmonPid: created.conmonPid, error: '', exitCode: 0, startedAt: dateOf(d.clock).toISOString(), oomKilled: false };
+    log.debug('started', {
+      id: rec.id,
+      mountMs: +(tm - t0).toFixed(1),
+      specMs: +(ts - tm).toFixed(1),
+      prepareAndCreateMs: +(t1 - t0).toFixed(1),
+      attachMs: +(t2 - t1).toFixed(1),
+      startMs: +(performance.now() - t2).toFixed(1),
+    });
+    rec.state = {
+      ...rec.state,
+      status: 'running',
+      pid: created.pid,
+      conmonPid: created.conmonPid,
+      error: '',
+      exitCode: 0,
+      startedAt: dateOf(d.clock).toISOString(),
+      oomKilled: false,
+    };
     rec.manuallyStopped = false;
     d.store.save(rec);
     d.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
@@ -301,8 +390,12 @@ export class Lifecycle {
   private async releaseVolumes(rec: ContainerRecord): Promise<void> {
     for (const m of rec.mounts ?? []) {
       if (m.Type !== 'volume' || !m.Name) continue;
-      const stillUsed = this.d.containers.volumeUsers(m.Name).some((id) => id !== rec.id && this.d.store.find(id)?.state.status === 'running');
-      await this.d.volumes.unmountFor(m.Name, rec.id, stillUsed).catch((e: unknown) => log.warn('volume unmount failed', { name: m.Name, err: errorMessage(e) }));
+      const stillUsed = this.d.containers
+        .volumeUsers(m.Name)
+        .some((id) => id !== rec.id && this.d.store.find(id)?.state.status === 'running');
+      await this.d.volumes
+        .unmountFor(m.Name, rec.id, stillUsed)
+        .catch((e: unknown) => log.warn('volume unmount failed', { name: m.Name, err: errorMessage(e) }));
     }
   }
 
@@ -310,7 +403,8 @@ export class Lifecycle {
   private joinedNs(mode: string | undefined, ns: 'net' | 'pid' | 'ipc', what: string): string | undefined {
     if (!mode?.startsWith('container:')) return undefined;
     const other = this.d.store.get(mode.slice('container:'.length));
-    if (other.state.status !== 'running' || !other.state.pid) throw conflict(`cannot join ${what} of a non running container: ${other.name}`);
+    if (other.state.status !== 'running' || !other.state.pid)
+      throw conflict(`cannot join ${what} of a non running container: ${other.name}`);
     return `/proc/${other.state.pid}/ns/${ns}`;
   }
 
@@ -379,7 +473,11 @@ export class Lifecycle {
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
     await this.d.runtime.kill(rec.id, sig);
     if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
-    this.d.events.emit('container', 'kill', rec.id, { image: rec.config.Image ?? '', name: rec.name, signal: String(sig) });
+    this.d.events.emit('container', 'kill', rec.id, {
+      image: rec.config.Image ?? '',
+      name: rec.name,
+      signal: String(sig),
+    });
     if (exited) await this.within(exited, KILL_WAIT_MS);
   }
 
@@ -416,7 +514,8 @@ export class Lifecycle {
     if (!rec || !hasTask(rec.state.status) || this.handlingExit.has(id)) return;
     this.handlingExit.add(id);
     try {
-      const ex = forcedCode === undefined ? await this.d.runtime.exitCode(id) : { code: forcedCode, at: dateOf(this.d.clock) };
+      const ex =
+        forcedCode === undefined ? await this.d.runtime.exitCode(id) : { code: forcedCode, at: dateOf(this.d.clock) };
       if (!ex) return;
       this.d.health.stop(id);
       log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
@@ -427,14 +526,28 @@ export class Lifecycle {
       await this.d.containers.unwire(rec, true);
       await this.releaseVolumes(rec);
       const ranMs = this.d.clock.now() - Date.parse(rec.state.startedAt);
-      rec.state = { ...rec.state, status: willRestart ? 'restarting' : 'exited', pid: 0, conmonPid: 0, exitCode: ex.code, finishedAt: ex.at.toISOString() };
+      rec.state = {
+        ...rec.state,
+        status: willRestart ? 'restarting' : 'exited',
+        pid: 0,
+        conmonPid: 0,
+        exitCode: ex.code,
+        finishedAt: ex.at.toISOString(),
+      };
       this.d.store.save(rec);
-      this.d.events.emit('container', 'die', id, { exitCode: String(ex.code), image: rec.config.Image ?? '', name: rec.name });
+      this.d.events.emit('container', 'die', id, {
+        exitCode: String(ex.code),
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
       for (const l of this.exitListeners.get(id) ?? []) l();
       this.exitListeners.delete(id);
       this.d.waiters.exited(id, ex.code, willRestart);
       if (willRestart) this.scheduleRestart(rec, ranMs);
-      else if (autoRemove) await this.d.containers.remove(id, { force: true, volumes: true }).catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+      else if (autoRemove)
+        await this.d.containers
+          .remove(id, { force: true, volumes: true })
+          .catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
     } finally {
       this.handlingExit.delete(id);
     }

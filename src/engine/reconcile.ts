@@ -88,7 +88,10 @@ export async function reconcile(d: ReconcileDeps): Promise<void> {
   log.info('live restore', { containers: all.length, ms: Math.round(performance.now() - t0) });
   for (const id of toRestart) {
     const rec = store.find(id);
-    if (rec) await d.lifecycle.start(rec).catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
+    if (rec)
+      await d.lifecycle
+        .start(rec)
+        .catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
   }
 }
 
@@ -101,7 +104,10 @@ async function probe(d: ReconcileDeps, rec: ContainerRecord): Promise<Probe> {
   const running = status === 'running' || status === 'paused';
   // not active and no monitor: runtime state a crash left would make the next create fail
   // ("container ... already exists"); with none, this is a few file checks, no process
-  if (!running && !alive) await runtime.delete(rec.id).catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
+  if (!running && !alive)
+    await runtime
+      .delete(rec.id)
+      .catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
   const frozenOf = d.frozen ?? ((id: string) => cgroupFrozen(runtime.host().cgroupVersion, `/berth/${id}`));
   const frozen = alive && running ? await frozenOf(rec.id) : null;
   return { rec, alive, frozen };
@@ -180,7 +186,15 @@ async function settleInterruptedStart(d: ReconcileDeps, p: Probe): Promise<boole
   if (st && (st.status === 'running' || st.status === 'paused') && st.pid > 0) {
     if (st.status === 'paused') await d.runtime.resume(rec.id);
     log.info('finishing a start the daemon died in', { id: rec.id });
-    rec.state = { ...rec.state, status: 'running', pid: st.pid, error: '', exitCode: 0, startedAt: dateOf(d.clock).toISOString(), oomKilled: false };
+    rec.state = {
+      ...rec.state,
+      status: 'running',
+      pid: st.pid,
+      error: '',
+      exitCode: 0,
+      startedAt: dateOf(d.clock).toISOString(),
+      oomKilled: false,
+    };
     rec.manuallyStopped = false;
     d.store.save(rec);
     d.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });

@@ -6,7 +6,8 @@ import { conflict } from '../base/errors.js';
 
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
-export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart';
+export type Operation =
+  'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart';
 
 const allowed: Record<Status, ReadonlySet<Operation>> = {
   created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
@@ -46,11 +47,15 @@ export function refusal(status: Status, op: Operation, name: string, id: string)
     case 'unpause':
       return `Container ${id} is not paused`;
     case 'exec':
-      return status === 'paused' ? `Container ${id} is paused, unpause the container before exec` : `Container ${id} is not running`;
+      return status === 'paused'
+        ? `Container ${id} is paused, unpause the container before exec`
+        : `Container ${id} is not running`;
     case 'kill':
       return `Cannot kill container: ${name}: Container ${id} is not running`;
     case 'start':
-      return status === 'paused' ? `cannot start a paused container, try unpause instead` : `Container ${id} is ${status}`;
+      return status === 'paused'
+        ? `cannot start a paused container, try unpause instead`
+        : `Container ${id} is ${status}`;
     default:
       return `cannot ${op} container ${name}: container is ${status}`;
   }
