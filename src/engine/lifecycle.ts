@@ -15,6 +15,7 @@ import { resolveUser } from '../runtime/user.js';
 import { isCommandNotFound } from '../runtime/conmon.js';
 import { ZERO_TIME, type ContainerRecord } from './record.js';
 import { ensure, hasTask, isActive } from './state.js';
+import { RestartManager, shouldRestart } from './restart.js';
 import type { ContainerStore } from './store.js';
 import type { EventBus } from './events.js';
 import type { Waiters } from './waiters.js';
@@ -43,9 +44,6 @@ interface PendingAttach {
   reject: (e: unknown) => void;
 }
 
-export const BACKOFF_START_MS = 100;
-export const BACKOFF_MAX_MS = 60_000;
-export const BACKOFF_RESET_AFTER_MS = 10_000;
 /** How long a SIGKILL may take to show as an exit before the exit is recorded without conmon. */
 export const KILL_WAIT_MS = 10_000;
 
@@ -84,14 +82,15 @@ export interface LifecycleDeps {
 
 export class Lifecycle {
   private readonly exitListeners = new Map<string, Array<() => void>>();
-  private readonly restartTimers = new Map<string, ClockTimer>();
-  private readonly backoff = new Map<string, number>();
+  private readonly restarts: RestartManager;
   private readonly pendingAttach = new Map<string, PendingAttach[]>();
   private readonly handlingExit = new Set<string>();
   /** Starts under way (API or restart manager): stop and remove wait for them to settle. */
   private readonly starting = new Map<string, Promise<boolean>>();
 
-  constructor(private readonly d: LifecycleDeps) {}
+  constructor(private readonly d: LifecycleDeps) {
+    this.restarts = new RestartManager(d.clock);
+  }
 
   /** Resolves true with `p`, false once `ms` passed first (on the injected clock). */
   private within(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -519,7 +518,7 @@ export class Lifecycle {
       if (!ex) return;
       this.d.health.stop(id);
       log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
-      const willRestart = this.shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
+      const willRestart = shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
       const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(id);
       // the runtime's state goes now, unless the container goes: its removal deletes it, off the clients' path
       if (!autoRemove) await this.d.runtime.delete(id).catch(() => undefined);
@@ -553,27 +552,8 @@ export class Lifecycle {
     }
   }
 
-  shouldRestart(rec: ContainerRecord): boolean {
-    if (rec.manuallyStopped) return false;
-    const p = rec.hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
-    switch (p.Name) {
-      case 'always':
-      case 'unless-stopped':
-        return true;
-      case 'on-failure':
-        return rec.state.exitCode !== 0 && (p.MaximumRetryCount === 0 || rec.restartCount < p.MaximumRetryCount);
-      default:
-        return false;
-    }
-  }
-
-  /** Back-off: 100 ms doubling to 1 min; reset when the container ran for 10 s or more (dockerd's rule). */
   private scheduleRestart(rec: ContainerRecord, ranMs: number): void {
-    const prev = ranMs >= BACKOFF_RESET_AFTER_MS ? 0 : (this.backoff.get(rec.id) ?? 0);
-    const delay = prev === 0 ? BACKOFF_START_MS : Math.min(prev * 2, BACKOFF_MAX_MS);
-    this.backoff.set(rec.id, delay);
-    const timer = this.d.clock.setTimeout(() => {
-      this.restartTimers.delete(rec.id);
+    this.restarts.schedule(rec.id, ranMs, () => {
       const cur = this.d.store.find(rec.id);
       if (!cur || cur.state.status !== 'restarting') return;
       cur.restartCount++;
@@ -584,13 +564,10 @@ export class Lifecycle {
         this.d.store.save(cur);
         this.d.waiters.exited(cur.id, cur.state.exitCode, false);
       });
-    }, delay);
-    this.restartTimers.set(rec.id, timer);
+    });
   }
 
   cancelRestart(id: string): void {
-    const t = this.restartTimers.get(id);
-    t?.cancel();
-    this.restartTimers.delete(id);
+    this.restarts.cancel(id);
   }
 }

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bench } from './fakes/engine.js';
-import { BACKOFF_MAX_MS, BACKOFF_RESET_AFTER_MS, BACKOFF_START_MS, KILL_WAIT_MS } from '../../src/engine/lifecycle.js';
+import { KILL_WAIT_MS } from '../../src/engine/lifecycle.js';
+import { BACKOFF_MAX_MS, BACKOFF_RESET_AFTER_MS, BACKOFF_START_MS } from '../../src/engine/restart.js';
 import type { ContainerRecord } from '../../src/engine/record.js';
 
 async function exitNow(b: Bench, rec: ContainerRecord, code: number): Promise<void> {
