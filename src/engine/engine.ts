@@ -27,7 +27,7 @@ import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources,
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
-import { Lifecycle } from './lifecycle.js';
+import { Lifecycle, type ContainerHost } from './lifecycle.js';
 import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
@@ -109,10 +109,18 @@ export class Engine {
     const clock = (this.clock = o.clock ?? systemClock);
     this.events = new EventBus(clock);
     const { store, events, waiters } = this;
-    this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(this, rec, argv) });
+    const execHost = { runtime: o.runtime, ensureMounted: (rec: ContainerRecord) => this.ensureMounted(rec) };
+    this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(execHost, rec, argv) });
+    const containers: ContainerHost = {
+      containerDir: (id) => this.containerDir(id), logPathOf: (id) => this.logPathOf(id),
+      ensureMounted: (rec) => this.ensureMounted(rec), privateBundle: (id) => this.privateBundle(id),
+      namedNetns: (rec) => this.namedNetns(rec), unwire: (rec, gone) => this.unwire(rec, gone),
+      volumeUsers: (name) => this.volumeUsers(name), isRemoving: (id) => this.isRemoving(id),
+      remove: (id, opts) => this.remove(id, opts),
+    };
     this.lifecycle = new Lifecycle({
       clock, store, events, waiters, health: this.health, runtime: o.runtime, networks: o.networks, volumes: o.volumes,
-      defaultRuntime: o.defaultRuntime, containers: this,
+      defaultRuntime: o.defaultRuntime, containers,
     });
   }
 
