@@ -47,8 +47,11 @@ export class EventBus {
     for (const l of this.listeners) l(e);
   }
 
-  /** Events with timeNano in [sinceNs, untilNs]. */
-  history(sinceNs: number, untilNs = Number.MAX_SAFE_INTEGER): EngineEvent[] {
+  /**
+   * Events with timeNano in [sinceNs, untilNs] (no upper bound by default). Times are epoch
+   * nanoseconds (~1.8e18 today): a bound of Number.MAX_SAFE_INTEGER (~9e15 ns, 1970) excludes them all.
+   */
+  history(sinceNs: number, untilNs = Infinity): EngineEvent[] {
     return this.ring.filter((e) => e.timeNano >= sinceNs && e.timeNano <= untilNs);
   }
 

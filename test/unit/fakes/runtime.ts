@@ -198,8 +198,18 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
     return this.tasks.get(id)?.monitor ?? false;
   }
 
-  async attach(): Promise<AttachSession> {
-    throw new Error('fake runtime: attach is not modelled');
+  /** A session on the task's stdio (conmon's attach socket exists from create on); output is not modelled. */
+  async attach(id: string, opts: { stdin: boolean }): Promise<AttachSession> {
+    const t = this.task(id);
+    if (t.status === 'stopped') throw new Error('container has exited');
+    this.calls.push(`attach ${id}${opts.stdin ? ' stdin' : ''}`);
+    return {
+      stdin: null,
+      onOutput: () => undefined,
+      onEnd: () => undefined,
+      closeStdin: () => undefined,
+      close: () => undefined,
+    };
   }
 
   async resize(): Promise<void> {}
