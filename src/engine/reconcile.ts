@@ -16,9 +16,8 @@
  * Cost: one pass over the records, their probes in parallel; the healthy case reads files only
  * (conmon's pid file, /proc, the freezer state) and spawns no process.
  */
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { netnsDel } from '../network/host.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { dateOf, type Clock } from '../base/clock.js';
@@ -31,6 +30,7 @@ import type { ContainerStore } from './store.js';
 import type { EventBus } from './events.js';
 import type { HealthMonitor } from './health.js';
 import type { Lifecycle } from './lifecycle.js';
+import { hostNetns, type NetnsOps } from './start.js';
 
 /** What live restore needs (the engine has each of these: berthd passes it). */
 export interface ReconcileDeps {
@@ -49,6 +49,8 @@ export interface ReconcileDeps {
   discardFiles(id: string): Promise<void>;
   /** Whether the container's cgroup is frozen (null: no cgroup where berth puts them). Default: its freezer file. */
   frozen?: (id: string) => Promise<boolean | null>;
+  /** default: the host's `ip netns` */
+  netns?: NetnsOps;
 }
 
 /** Containers restored at most this many at a time (bounded: 10,000 records must not open 10,000 files, or spawn 10,000 runtimes, at once). */
@@ -128,7 +130,7 @@ async function restoreOne(d: ReconcileDeps, p: Probe, toRestart: string[]): Prom
   if (!isActive(rec.state.status)) {
     if (await settleInterruptedStart(d, p)) return;
     const named = d.namedNetns(rec);
-    if (named && existsSync(`/run/netns/${named}`)) await netnsDel(named); // its process died with the daemon away
+    if (named && (d.netns ?? hostNetns).exists(named)) await (d.netns ?? hostNetns).del(named); // its process died with the daemon away
     const pol = rec.hostConfig.RestartPolicy?.Name;
     if (!rec.manuallyStopped && (pol === 'always' || pol === 'unless-stopped')) toRestart.push(rec.id);
     return;

@@ -55,6 +55,20 @@ export interface ContainerHost {
   remove(id: string, opts: { force: boolean; volumes?: boolean }): Promise<void>;
 }
 
+/** Named network namespaces (`/run/netns/<name>`): `ip netns` on the host unless a test says otherwise. */
+export interface NetnsOps {
+  exists(name: string): boolean;
+  add(name: string): Promise<void>;
+  /** Never fails (a namespace already gone is fine). */
+  del(name: string): Promise<void>;
+}
+
+export const hostNetns: NetnsOps = {
+  exists: (name) => existsSync(`/run/netns/${name}`),
+  add: netnsAdd,
+  del: netnsDel,
+};
+
 /** What the lifecycle needs; the engine fills it (engine.ts). */
 export interface LifecycleDeps {
   clock: Clock;
@@ -68,6 +82,8 @@ export interface LifecycleDeps {
   volumes: Pick<VolumeManager, 'mountFor' | 'unmountFor'>;
   defaultRuntime: RuntimeName;
   containers: ContainerHost;
+  /** default: the host's (`hostNetns`) */
+  netns?: NetnsOps;
 }
 
 interface PendingAttach {
@@ -209,13 +225,12 @@ async function startPrepared(
   // network to berth, and a restore goes into a namespace wired beforehand); made while the
   // rootfs is mounted (two `ip` runs that need not wait for it)
   const named = d.containers.namedNetns(rec);
-  const netnsMade = named
-    ? (existsSync(`/run/netns/${named}`) ? netnsDel(named) : Promise.resolve()).then(() => netnsAdd(named))
-    : null;
+  const ns = d.netns ?? hostNetns;
+  const netnsMade = named ? (ns.exists(named) ? ns.del(named) : Promise.resolve()).then(() => ns.add(named)) : null;
   netnsMade?.catch(() => undefined);
   // nothing of a failed start stays: the namespace goes once its making has settled
   const undoNetns = async () => {
-    if (named) await netnsMade!.catch(() => undefined).then(() => netnsDel(named));
+    if (named) await netnsMade!.catch(() => undefined).then(() => ns.del(named));
   };
   let rootfs: string;
   try {

@@ -14,6 +14,7 @@ import { EventBus, type EngineEvent } from '../../../src/engine/events.js';
 import { Waiters } from '../../../src/engine/waiters.js';
 import { HealthMonitor } from '../../../src/engine/health.js';
 import { Lifecycle, type ContainerHost } from '../../../src/engine/lifecycle.js';
+import type { NetnsOps } from '../../../src/engine/start.js';
 import type { ReconcileDeps } from '../../../src/engine/reconcile.js';
 import { initialState, type ContainerRecord } from '../../../src/engine/record.js';
 import type { ContainerConfig, HostConfig } from '../../../src/spec/engine-api.js';
@@ -42,6 +43,23 @@ export class Bench {
   /** what the engine was asked to do with a container's files */
   readonly fileOps: string[] = [];
   readonly containers: ContainerHost;
+  /** containers that get a named network namespace (as a checkpointable runtime's do) */
+  readonly named = new Set<string>();
+  /** the named namespaces that exist, and what was done to them */
+  readonly namespaces = new Set<string>();
+  readonly netnsOps: string[] = [];
+  readonly netns: NetnsOps = {
+    exists: (n) => this.namespaces.has(n),
+    add: async (n) => {
+      if (this.namespaces.has(n)) throw new Error(`Cannot create namespace file "/run/netns/${n}": File exists`);
+      this.netnsOps.push(`add ${n}`);
+      this.namespaces.add(n);
+    },
+    del: async (n) => {
+      this.netnsOps.push(`del ${n}`);
+      this.namespaces.delete(n);
+    },
+  };
 
   constructor() {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (subsystem TEXT PRIMARY KEY, version INTEGER NOT NULL)');
@@ -70,8 +88,13 @@ export class Bench {
       logPathOf: (id) => join(this.root, 'containers', id, 'ctr.log'),
       ensureMounted: async (rec) => join(this.root, 'containers', rec.id, 'rootfs'),
       privateBundle: async () => undefined,
-      namedNetns: () => null,
-      unwire: async (rec) => void this.fileOps.push(`unwire ${rec.id}`),
+      namedNetns: (rec) => this.netnsOf(rec.id),
+      // as Engine.unwire: the endpoints, then the namespace berth made
+      unwire: async (rec) => {
+        this.fileOps.push(`unwire ${rec.id}`);
+        const n = this.netnsOf(rec.id);
+        if (n) await this.netns.del(n);
+      },
       volumeUsers: () => [],
       isRemoving: () => false,
       remove: async (id) => {
@@ -92,8 +115,13 @@ export class Bench {
       volumes: { mountFor: async () => '/', unmountFor: async () => undefined },
       defaultRuntime: 'crun',
       containers: this.containers,
+      netns: this.netns,
     });
     runtime.watchExits((id) => void this.lifecycle.onExit(id));
+  }
+
+  netnsOf(id: string): string | null {
+    return this.named.has(id) ? `berth-${id.slice(0, 16)}` : null;
   }
 
   /** What reconcile needs, over this bench. */
@@ -107,8 +135,9 @@ export class Bench {
       health: this.health,
       events: this.events,
       networks: noNetworks,
-      namedNetns: () => null,
+      namedNetns: this.containers.namedNetns,
       unwire: this.containers.unwire,
+      netns: this.netns,
       discardFiles: async (id) => {
         this.fileOps.push(`discard ${id}`);
         rmSync(join(this.root, 'containers', id), { recursive: true, force: true });
