@@ -27,7 +27,7 @@ import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources,
 import { randomName } from './names.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
-import { Lifecycle } from './lifecycle.js';
+import { Lifecycle, type ContainerHost } from './lifecycle.js';
 import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
@@ -37,6 +37,8 @@ import { netnsDel } from '../network/host.js';
 import { applyLayer } from '../archive/layer.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { probeIn } from './exec-in.js';
 
 export type { Mounter };
 
@@ -55,6 +57,8 @@ export interface EngineOptions {
   volumes: VolumeManager;
   /** the trust policy's enforcement (berthd --trust-policy), null without one */
   trust?: ImageTrust | null;
+  /** time for records, timers, back-off (tests: a ManualClock); systemClock by default */
+  clock?: Clock;
 }
 
 /** Content trust as the engine sees it: pulls pinned to signed digests, images checked before use. */
@@ -64,7 +68,8 @@ export interface ImageTrust extends PullGate {
 
 export class Engine {
   readonly store: ContainerStore;
-  readonly events = new EventBus();
+  readonly clock: Clock;
+  readonly events: EventBus;
   readonly waiters = new Waiters();
   readonly lifecycle: Lifecycle;
   readonly health: HealthMonitor;
@@ -101,8 +106,22 @@ export class Engine {
     this.volumes = o.volumes;
     this.trust = o.trust ?? null;
     this.store = new ContainerStore(o.db);
-    this.lifecycle = new Lifecycle(this);
-    this.health = new HealthMonitor(this);
+    const clock = (this.clock = o.clock ?? systemClock);
+    this.events = new EventBus(clock);
+    const { store, events, waiters } = this;
+    const execHost = { runtime: o.runtime, ensureMounted: (rec: ContainerRecord) => this.ensureMounted(rec) };
+    this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(execHost, rec, argv) });
+    const containers: ContainerHost = {
+      containerDir: (id) => this.containerDir(id), logPathOf: (id) => this.logPathOf(id),
+      ensureMounted: (rec) => this.ensureMounted(rec), privateBundle: (id) => this.privateBundle(id),
+      namedNetns: (rec) => this.namedNetns(rec), unwire: (rec, gone) => this.unwire(rec, gone),
+      volumeUsers: (name) => this.volumeUsers(name), isRemoving: (id) => this.isRemoving(id),
+      remove: (id, opts) => this.remove(id, opts),
+    };
+    this.lifecycle = new Lifecycle({
+      clock, store, events, waiters, health: this.health, runtime: o.runtime, networks: o.networks, volumes: o.volumes,
+      defaultRuntime: o.defaultRuntime, containers,
+    });
   }
 
   containerDir(id: string): string {

@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from '../base/clock.js';
+
 /**
  * The daemon's event stream (GET /events). Keeps the last `capacity` events in memory for
  * `--since` replays, as dockerd does, and fans out to live subscribers.
@@ -20,10 +22,13 @@ type Listener = (e: EngineEvent) => void;
 export class EventBus {
   private readonly ring: EngineEvent[] = [];
   private readonly listeners = new Set<Listener>();
-  constructor(private readonly capacity = 1024) {}
+  constructor(
+    private readonly clock: Clock = systemClock,
+    private readonly capacity = 1024,
+  ) {}
 
   emit(type: EngineEvent['Type'], action: string, id: string, attributes: Record<string, string> = {}): void {
-    const nowNs = BigInt(Date.now()) * 1_000_000n + process.hrtime.bigint() % 1_000_000n;
+    const nowNs = BigInt(this.clock.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
     const e: EngineEvent = {
       Type: type,
       Action: action,
@@ -42,8 +47,11 @@ export class EventBus {
     for (const l of this.listeners) l(e);
   }
 
-  /** Events with timeNano in [sinceNs, untilNs]. */
-  history(sinceNs: number, untilNs = Number.MAX_SAFE_INTEGER): EngineEvent[] {
+  /**
+   * Events with timeNano in [sinceNs, untilNs] (no upper bound by default). Times are epoch
+   * nanoseconds (~1.8e18 today): a bound of Number.MAX_SAFE_INTEGER (~9e15 ns, 1970) excludes them all.
+   */
+  history(sinceNs: number, untilNs = Infinity): EngineEvent[] {
     return this.ring.filter((e) => e.timeNano >= sinceNs && e.timeNano <= untilNs);
   }
 

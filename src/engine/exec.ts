@@ -5,12 +5,10 @@
 import { conflict, errorMessage, notFound } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
 import { parseExecCreate } from '../spec/exec-api.js';
-import type { ExecHandle, ExecOptions, AttachSession } from '../runtime/types.js';
+import type { ExecHandle, AttachSession } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
-import { resolveUser } from '../runtime/user.js';
-import { isCommandNotFound } from '../runtime/conmon.js';
+import { exitCodeOfStartFailure } from '../runtime/errors.js';
 import type { Engine } from './engine.js';
-import { mergeEnv } from './config.js';
 import type { ExecCreateBody } from '../spec/exec-api.js';
 
 /** An exec's configuration: the create body as spec/ parsed it. */
@@ -31,28 +29,9 @@ export function parseExecConfig(v: unknown): ExecConfig {
   return parseExecCreate(v);
 }
 
-/**
- * Runs a process in a running container with the container's defaults under the caller's
- * overrides: its environment, working dir and user (with `--group-add`), as dockerd's exec does.
- * API execs and health probes both start here.
- */
-export async function execIn(
-  engine: Engine,
-  rec: ContainerRecord,
-  o: { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<ExecOptions, 'tty' | 'openStdin' | 'privileged' | 'detach'>,
-): Promise<ExecHandle> {
-  const rootfs = await engine.ensureMounted(rec);
-  return engine.runtime.exec(rec.id, {
-    args: o.args,
-    env: mergeEnv(rec.config.Env ?? [], o.env),
-    cwd: o.cwd || rec.config.WorkingDir || '/',
-    user: await resolveUser(rootfs, o.user || rec.config.User || '', rec.hostConfig.GroupAdd ?? []),
-    tty: o.tty,
-    openStdin: o.openStdin,
-    privileged: o.privileged,
-    ...(o.detach !== undefined ? { detach: o.detach } : {}),
-  });
-}
+import { execIn } from './exec-in.js';
+
+export { execIn };
 
 export class Execs {
   private readonly byId = new Map<string, ExecRecord>();
@@ -105,7 +84,7 @@ export class Execs {
         detach: opts.detach,
       });
     } catch (e) {
-      this.finish(ex, isCommandNotFound(errorMessage(e)) ? 127 : 126);
+      this.finish(ex, exitCodeOfStartFailure(e, 126));
       throw e;
     }
     ex.handle = handle;

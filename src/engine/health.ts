@@ -10,26 +10,35 @@
 import { promises as fsp } from 'node:fs';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
-import type { Engine } from './engine.js';
-import type { ContainerRecord } from './record.js';
-import { execIn } from './exec.js';
+import { dateOf, type Clock, type ClockTimer } from '../base/clock.js';
+import type { ExecHandle } from '../runtime/types.js';
+import type { ContainerRecord, HealthProbeResult } from './record.js';
+import type { ContainerStore } from './store.js';
+import type { EventBus } from './events.js';
 import { LogParser } from './logs.js';
 
-export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+/** A probe's process: detached, in the container, with the container's defaults (exec.ts's execIn). */
+export type ProbeExec = (rec: ContainerRecord, argv: string[]) => Promise<ExecHandle>;
 
-export interface HealthProbeResult {
-  Start: string;
-  End: string;
-  ExitCode: number;
-  Output: string;
+/** What the health monitor needs; the engine fills it (engine.ts). */
+export interface HealthDeps {
+  clock: Clock;
+  store: Pick<ContainerStore, 'find' | 'save'>;
+  events: Pick<EventBus, 'emit'>;
+  exec: ProbeExec;
+  /** Ends a probe past its timeout (SIGKILL to the exec's pid). */
+  killProbe?: (pid: number) => void;
 }
 
-/** State.Health as the Engine API shows it. */
-export interface HealthState {
-  Status: HealthStatus;
-  FailingStreak: number;
-  Log: HealthProbeResult[];
-}
+const killPid = (pid: number): void => {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+};
+
+export type { HealthProbeResult, HealthState, HealthStatus } from './record.js';
 
 const NS_PER_MS = 1_000_000;
 /** dockerd's defaults (daemon/health.go) */
@@ -53,9 +62,13 @@ function probeOf(rec: ContainerRecord): Probe | null {
   const h = rec.config.Healthcheck;
   const test = h?.Test ?? [];
   if (!h || test.length < 2 || test[0] === 'NONE') return null;
-  const shell = Array.isArray(rec.config['Shell']) && rec.config['Shell'].length ? (rec.config['Shell'] as string[]) : ['/bin/sh', '-c'];
+  const shell =
+    Array.isArray(rec.config['Shell']) && rec.config['Shell'].length
+      ? (rec.config['Shell'] as string[])
+      : ['/bin/sh', '-c'];
   // at most a timer's range (2^31-1 ms, ~24.8 days): a longer one would fire at once, and probe in a loop
-  const ms = (ns: number | undefined, dflt: number) => (ns ? Math.min(2 ** 31 - 1, Math.max(1, Math.round(ns / NS_PER_MS))) : dflt);
+  const ms = (ns: number | undefined, dflt: number) =>
+    ns ? Math.min(2 ** 31 - 1, Math.max(1, Math.round(ns / NS_PER_MS))) : dflt;
   return {
     argv: test[0] === 'CMD-SHELL' ? [...shell, test.slice(1).join(' ')] : test.slice(1),
     intervalMs: ms(h.Interval, DEFAULT_INTERVAL_MS),
@@ -67,9 +80,9 @@ function probeOf(rec: ContainerRecord): Probe | null {
 }
 
 export class HealthMonitor {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, ClockTimer>();
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly d: HealthDeps) {}
 
   /**
    * Starts probing a container that just started (`resume`: one that kept running while the
@@ -81,71 +94,74 @@ export class HealthMonitor {
     if (!probe) return;
     if (!resume || !rec.state.health) {
       rec.state.health = { Status: 'starting', FailingStreak: 0, Log: [] };
-      this.engine.store.save(rec);
+      this.d.store.save(rec);
     }
     this.schedule(rec.id, probe);
   }
 
   /** Stops probing (the container stopped, is removed, or the daemon leaves). */
   stop(id: string): void {
-    const t = this.timers.get(id);
-    if (t) clearTimeout(t);
+    this.timers.get(id)?.cancel();
     this.timers.delete(id);
   }
 
   private schedule(id: string, probe: Probe): void {
-    const rec = this.engine.store.find(id);
+    const rec = this.d.store.find(id);
     if (!rec) return;
-    const inStartPeriod = Date.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
+    const inStartPeriod = this.d.clock.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
     const delay = inStartPeriod && rec.state.health?.Status === 'starting' ? probe.startIntervalMs : probe.intervalMs;
-    const timer = setTimeout(() => {
+    const timer = this.d.clock.setTimeout(() => {
       void this.runOnce(id, probe)
         .catch((e: unknown) => log.warn('health check failed to run', { id, err: errorMessage(e) }))
         .finally(() => {
           if (this.timers.get(id) !== timer) return; // stopped or started again meanwhile
           this.timers.delete(id);
-          const st = this.engine.store.find(id)?.state.status;
+          const st = this.d.store.find(id)?.state.status;
           if (st === 'running' || st === 'paused') this.schedule(id, probe);
         });
     }, delay);
-    timer.unref();
     this.timers.set(id, timer);
   }
 
   private async runOnce(id: string, probe: Probe): Promise<void> {
-    const rec = this.engine.store.find(id);
+    const rec = this.d.store.find(id);
     if (!rec || rec.state.status !== 'running') return; // paused: no probe, nothing counted
     const result = await this.exec(rec, probe);
-    const cur = this.engine.store.find(id);
-    if (!cur || cur.state.status !== 'running' || cur.state.startedAt !== rec.state.startedAt || !this.timers.has(id)) return; // it stopped meanwhile
+    const cur = this.d.store.find(id);
+    if (!cur || cur.state.status !== 'running' || cur.state.startedAt !== rec.state.startedAt || !this.timers.has(id))
+      return; // it stopped meanwhile
     this.record(cur, probe, result);
   }
 
   private async exec(rec: ContainerRecord, probe: Probe): Promise<HealthProbeResult> {
-    const start = new Date();
-    let handle;
+    const { clock } = this.d;
+    const start = dateOf(clock);
+    let handle: ExecHandle;
     try {
-      handle = await execIn(this.engine, rec, { args: probe.argv, env: [], cwd: '', user: '', tty: false, openStdin: false, privileged: false, detach: true });
+      handle = await this.d.exec(rec, probe.argv);
     } catch (e) {
-      return { Start: start.toISOString(), End: new Date().toISOString(), ExitCode: -1, Output: errorMessage(e) };
+      return { Start: start.toISOString(), End: dateOf(clock).toISOString(), ExitCode: -1, Output: errorMessage(e) };
     }
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       timedOut = true;
-      try {
-        process.kill(handle.pid, 'SIGKILL');
-      } catch {
-        /* gone already */
-      }
+      (this.d.killProbe ?? killPid)(handle.pid);
     }, probe.timeoutMs);
-    const code = await handle.wait().finally(() => clearTimeout(timer));
-    const end = new Date();
-    if (timedOut) return { Start: start.toISOString(), End: end.toISOString(), ExitCode: -1, Output: `Health check exceeded timeout (${probe.timeoutMs / 1000}s)` };
+    const code = await handle.wait().finally(() => timer.cancel());
+    const end = dateOf(clock);
+    if (timedOut)
+      return {
+        Start: start.toISOString(),
+        End: end.toISOString(),
+        ExitCode: -1,
+        Output: `Health check exceeded timeout (${probe.timeoutMs / 1000}s)`,
+      };
     let output = '';
     const parser = new LogParser();
     parser.push(await fsp.readFile(handle.logPath).catch(() => Buffer.alloc(0)), (l) => (output += l.text));
     parser.push(Buffer.from('\n'), (l) => (output += l.text)); // a last line without its newline
-    if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES) output = Buffer.from(output).subarray(0, MAX_OUTPUT_BYTES).toString();
+    if (Buffer.byteLength(output) > MAX_OUTPUT_BYTES)
+      output = Buffer.from(output).subarray(0, MAX_OUTPUT_BYTES).toString();
     return { Start: start.toISOString(), End: end.toISOString(), ExitCode: code, Output: output };
   }
 
@@ -158,14 +174,19 @@ export class HealthMonitor {
       h.FailingStreak = 0;
       h.Status = 'healthy';
     } else {
-      const grace = h.Status === 'starting' && Date.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
+      const grace =
+        h.Status === 'starting' && this.d.clock.now() - Date.parse(rec.state.startedAt) < probe.startPeriodMs;
       if (!grace) {
         h.FailingStreak++;
         if (h.FailingStreak >= probe.retries) h.Status = 'unhealthy';
       }
     }
     rec.state.health = h;
-    this.engine.store.save(rec);
-    if (h.Status !== before) this.engine.events.emit('container', `health_status: ${h.Status}`, rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.store.save(rec);
+    if (h.Status !== before)
+      this.d.events.emit('container', `health_status: ${h.Status}`, rec.id, {
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
   }
 }

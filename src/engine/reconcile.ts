@@ -16,15 +16,42 @@
  * Cost: one pass over the records, their probes in parallel; the healthy case reads files only
  * (conmon's pid file, /proc, the freezer state) and spawns no process.
  */
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { netnsDel } from '../network/host.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { dateOf, type Clock } from '../base/clock.js';
 import { cgroupFrozen } from '../runtime/cgroups.js';
-import type { Engine } from './engine.js';
+import type { TaskRuntime } from '../runtime/types.js';
+import type { NetworkManager } from '../network/manager.js';
 import type { ContainerRecord } from './record.js';
 import { isActive } from './state.js';
+import type { ContainerStore } from './store.js';
+import type { EventBus } from './events.js';
+import type { HealthMonitor } from './health.js';
+import type { Lifecycle } from './lifecycle.js';
+import { hostNetns, type NetnsOps } from './start.js';
+
+/** What live restore needs (the engine has each of these: berthd passes it). */
+export interface ReconcileDeps {
+  clock: Clock;
+  /** the daemon's root: `<root>/containers/<id>` are the containers' dirs */
+  root: string;
+  store: Pick<ContainerStore, 'all' | 'find' | 'save' | 'delete'>;
+  runtime: TaskRuntime;
+  lifecycle: Pick<Lifecycle, 'start' | 'onExit'>;
+  health: Pick<HealthMonitor, 'start'>;
+  events: Pick<EventBus, 'emit'>;
+  networks: Pick<NetworkManager, 'endpoints'>;
+  namedNetns(rec: ContainerRecord): string | null;
+  unwire(rec: ContainerRecord, processGone?: boolean): Promise<void>;
+  /** Unmounts and deletes a container's files, its dir last. Idempotent. */
+  discardFiles(id: string): Promise<void>;
+  /** Whether the container's cgroup is frozen (null: no cgroup where berth puts them). Default: its freezer file. */
+  frozen?: (id: string) => Promise<boolean | null>;
+  /** default: the host's `ip netns` */
+  netns?: NetnsOps;
+}
 
 /** Containers restored at most this many at a time (bounded: 10,000 records must not open 10,000 files, or spawn 10,000 runtimes, at once). */
 const CONCURRENCY = 16;
@@ -47,45 +74,52 @@ async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise
   return out;
 }
 
-export async function reconcile(engine: Engine): Promise<void> {
-  const { store } = engine;
+export async function reconcile(d: ReconcileDeps): Promise<void> {
+  const { store } = d;
   const toRestart: string[] = [];
   const t0 = performance.now();
   const all = store.all();
   await inParallel(all, CONCURRENCY, async (rec) => {
     try {
-      await restoreOne(engine, await probe(engine, rec), toRestart);
+      await restoreOne(d, await probe(d, rec), toRestart);
     } catch (e) {
       log.warn('live restore of a container failed', { id: rec.id, err: errorMessage(e) });
     }
   });
-  await removeOrphans(engine);
+  await removeOrphans(d);
   log.info('live restore', { containers: all.length, ms: Math.round(performance.now() - t0) });
   for (const id of toRestart) {
     const rec = store.find(id);
-    if (rec) await engine.lifecycle.start(rec).catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
+    if (rec)
+      await d.lifecycle
+        .start(rec)
+        .catch((e: unknown) => log.warn('restart at daemon start failed', { id, err: errorMessage(e) }));
   }
 }
 
 /** What is true of the container now: file reads only, and the removal of runtime state a crash left. */
-async function probe(engine: Engine, rec: ContainerRecord): Promise<Probe> {
-  const { runtime } = engine;
+async function probe(d: ReconcileDeps, rec: ContainerRecord): Promise<Probe> {
+  const { runtime } = d;
   const status = rec.state.status;
   if (status === 'removing') return { rec, alive: false, frozen: null };
   const alive = await runtime.monitorAlive(rec.id);
   const running = status === 'running' || status === 'paused';
   // not active and no monitor: runtime state a crash left would make the next create fail
   // ("container ... already exists"); with none, this is a few file checks, no process
-  if (!running && !alive) await runtime.delete(rec.id).catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
-  const frozen = alive && running ? await cgroupFrozen(runtime.host().cgroupVersion, `/berth/${rec.id}`) : null;
+  if (!running && !alive)
+    await runtime
+      .delete(rec.id)
+      .catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
+  const frozenOf = d.frozen ?? ((id: string) => cgroupFrozen(runtime.host().cgroupVersion, `/berth/${id}`));
+  const frozen = alive && running ? await frozenOf(rec.id) : null;
   return { rec, alive, frozen };
 }
 
-async function restoreOne(engine: Engine, p: Probe, toRestart: string[]): Promise<void> {
+async function restoreOne(d: ReconcileDeps, p: Probe, toRestart: string[]): Promise<void> {
   const { rec } = p;
-  const { store } = engine;
+  const { store } = d;
   if (rec.state.status === 'removing') {
-    await engine.discardFiles(rec.id);
+    await d.discardFiles(rec.id);
     store.delete(rec);
     return;
   }
@@ -94,20 +128,20 @@ async function restoreOne(engine: Engine, p: Probe, toRestart: string[]): Promis
     store.save(rec);
   }
   if (!isActive(rec.state.status)) {
-    if (await settleInterruptedStart(engine, p)) return;
-    const named = engine.namedNetns(rec);
-    if (named && existsSync(`/run/netns/${named}`)) await netnsDel(named); // its process died with the daemon away
+    if (await settleInterruptedStart(d, p)) return;
+    const named = d.namedNetns(rec);
+    if (named && (d.netns ?? hostNetns).exists(named)) await (d.netns ?? hostNetns).del(named); // its process died with the daemon away
     const pol = rec.hostConfig.RestartPolicy?.Name;
     if (!rec.manuallyStopped && (pol === 'always' || pol === 'unless-stopped')) toRestart.push(rec.id);
     return;
   }
   if (p.alive) {
-    await settleFreezer(engine, p);
-    engine.health.start(rec, true); // its probes go on
+    await settleFreezer(d, p);
+    d.health.start(rec, true); // its probes go on
     return;
   }
-  const ex = await engine.runtime.exitCode(rec.id);
-  await engine.lifecycle.onExit(rec.id, ex ? ex.code : 255);
+  const ex = await d.runtime.exitCode(rec.id);
+  await d.lifecycle.onExit(rec.id, ex ? ex.code : 255);
   if (!ex) {
     rec.state.error = 'container monitor exited without recording an exit code';
     store.save(rec);
@@ -119,21 +153,21 @@ async function restoreOne(engine: Engine, p: Probe, toRestart: string[]): Promis
  * the user (pause saves it after the runtime paused); a frozen container whose record says running
  * was paused by an operation that did not finish (commit) and is resumed.
  */
-async function settleFreezer(engine: Engine, p: Probe): Promise<void> {
+async function settleFreezer(d: ReconcileDeps, p: Probe): Promise<void> {
   const { rec } = p;
   let frozen = p.frozen;
   if (frozen === null) {
     // no freezer file where berth puts cgroups: ask the runtime (spawns it; not the common case)
-    const st = await engine.runtime.state(rec.id).catch(() => null);
+    const st = await d.runtime.state(rec.id).catch(() => null);
     if (!st || (st.status !== 'paused' && st.status !== 'running')) return;
     frozen = st.status === 'paused';
   }
   if (frozen && rec.state.status === 'running') {
     log.info('resuming a container paused by an interrupted operation', { id: rec.id });
-    await engine.runtime.resume(rec.id);
+    await d.runtime.resume(rec.id);
   } else if (!frozen && rec.state.status === 'paused') {
     rec.state.status = 'running';
-    engine.store.save(rec);
+    d.store.save(rec);
   }
 }
 
@@ -144,31 +178,39 @@ async function settleFreezer(engine: Engine, p: Probe): Promise<void> {
  * init) and its endpoints are released. A record without a live monitor gets its runtime state
  * removed too (a file check when there is none). True when the container runs now.
  */
-async function settleInterruptedStart(engine: Engine, p: Probe): Promise<boolean> {
+async function settleInterruptedStart(d: ReconcileDeps, p: Probe): Promise<boolean> {
   const { rec } = p;
   if (!p.alive) {
-    if (engine.networks.endpoints({ containerId: rec.id }).length) await engine.unwire(rec, true);
+    if (d.networks.endpoints({ containerId: rec.id }).length) await d.unwire(rec, true);
     return false; // its runtime state went with the probe
   }
-  const st = await engine.runtime.state(rec.id).catch(() => null);
+  const st = await d.runtime.state(rec.id).catch(() => null);
   if (st && (st.status === 'running' || st.status === 'paused') && st.pid > 0) {
-    if (st.status === 'paused') await engine.runtime.resume(rec.id);
+    if (st.status === 'paused') await d.runtime.resume(rec.id);
     log.info('finishing a start the daemon died in', { id: rec.id });
-    rec.state = { ...rec.state, status: 'running', pid: st.pid, error: '', exitCode: 0, startedAt: new Date().toISOString(), oomKilled: false };
+    rec.state = {
+      ...rec.state,
+      status: 'running',
+      pid: st.pid,
+      error: '',
+      exitCode: 0,
+      startedAt: dateOf(d.clock).toISOString(),
+      oomKilled: false,
+    };
     rec.manuallyStopped = false;
-    engine.store.save(rec);
-    engine.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
-    engine.health.start(rec);
+    d.store.save(rec);
+    d.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    d.health.start(rec);
     return true;
   }
   log.info('undoing a start the daemon died in', { id: rec.id, runtimeStatus: st?.status ?? 'unknown' });
-  await engine.runtime.delete(rec.id);
-  if (engine.networks.endpoints({ containerId: rec.id }).length) await engine.unwire(rec, true);
+  await d.runtime.delete(rec.id);
+  if (d.networks.endpoints({ containerId: rec.id }).length) await d.unwire(rec, true);
   return false;
 }
 
-async function removeOrphans(engine: Engine): Promise<void> {
-  const dir = join(engine.root, 'containers');
+async function removeOrphans(d: ReconcileDeps): Promise<void> {
+  const dir = join(d.root, 'containers');
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -176,10 +218,10 @@ async function removeOrphans(engine: Engine): Promise<void> {
     return;
   }
   for (const name of names) {
-    if (/^[a-f0-9]{64}$/.test(name) && !engine.store.find(name)) {
+    if (/^[a-f0-9]{64}$/.test(name) && !d.store.find(name)) {
       log.info('removing leftover container files', { id: name });
-      await engine.runtime.delete(name).catch(() => undefined);
-      await engine.discardFiles(name);
+      await d.runtime.delete(name).catch(() => undefined);
+      await d.discardFiles(name);
     }
   }
 }

@@ -4,7 +4,23 @@ import type { RuntimeName } from '../runtime/types.js';
 import type { Status } from './state.js';
 import type { EndpointRequest } from '../network/manager.js';
 import type { MountRecord } from './mounts.js';
-import type { HealthState } from './health.js';
+
+/** health.ts runs the probes; their state lives in the record. */
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
+
+export interface HealthProbeResult {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+/** State.Health as the Engine API shows it. */
+export interface HealthState {
+  Status: HealthStatus;
+  FailingStreak: number;
+  Log: HealthProbeResult[];
+}
 
 export interface ContainerState {
   status: Status;

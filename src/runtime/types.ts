@@ -177,33 +177,27 @@ export interface HostInfo {
   warnings: string[];
 }
 
+/** What the host's runtimes can do: every role reads it (`info`, limits checked at create). */
+export interface HostProbe {
+  host(): HostInfo;
+}
+
 /**
- * The OCI runtime + conmon: it only executes, it holds no state of its own beyond what
- * conmon and the runtime keep under the run directory (so a restarted daemon can reconnect).
+ * The task role: a container's one process under conmon, from create to delete, and its stdio.
+ * The engine's lifecycle and live restore use it. Call order: create, then start (or none
+ * after a restore: the process runs already), kill/pause/resume while it runs, delete once it
+ * exited (idempotent).
  */
-export interface Runtime {
-  /** Writes config.json from `spec`, starts conmon + `<runtime> create` (or `restore` from a checkpoint), returns once the container's pid is known. */
-  create(opts: CreateOptions, spec: SpecInput, restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean }): Promise<{ pid: number; conmonPid: number }>;
+export interface TaskRuntime extends HostProbe {
   /**
-   * CRIU checkpoint of a running container (its runtime must be able to), under the daemon's
-   * checkpoint deadline: past it, or when `signal` aborts, CRIU is ended and `initPid`'s
-   * container goes on as before (Unavailable, naming the stage and CRIU's log in `workPath`).
+   * Writes config.json from `spec`, starts conmon + `<runtime> create` (or `restore` from a
+   * checkpoint), returns once the container's pid is known.
    */
-  checkpoint(id: string, o: { imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean; preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal }): Promise<void>;
-  /**
-   * Post-copy: a checkpoint without the memory pages, which a page server at `pageServer`
-   * (ADDRESS:PORT) then serves to whoever restores it. Resolves once the dump is done and the
-   * server listens; `served` settles when every page was fetched (CRIU ends the process then).
-   * Until then the process is stopped, not gone: `cancel()` ends the page server and it goes on.
-   */
-  checkpointLazy(id: string, o: { imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
-  /**
-   * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
-   * fetching pages from `pageServer` as the restored process faults on them (and the rest in the
-   * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all
-   * pages arrived; `cancel()` ends it (a restore that did not happen).
-   */
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }>;
+  create(
+    opts: CreateOptions,
+    spec: SpecInput,
+    restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean },
+  ): Promise<{ pid: number; conmonPid: number }>;
   start(id: string): Promise<void>;
   kill(id: string, signal: number, all?: boolean): Promise<void>;
   pause(id: string): Promise<void>;
@@ -219,16 +213,65 @@ export interface Runtime {
   monitorAlive(id: string): Promise<boolean>;
   attach(id: string, opts: { stdin: boolean }): Promise<AttachSession>;
   resize(id: string, h: number, w: number): Promise<void>;
-  exec(id: string, opts: ExecOptions): Promise<ExecHandle>;
   update(id: string, resources: Resources): Promise<void>;
+}
+
+/** The exec role: more processes in a running container (API execs, health probes). */
+export interface ExecRuntime {
+  exec(id: string, opts: ExecOptions): Promise<ExecHandle>;
+}
+
+/** The stats role: what a running container uses, and its processes (`stats`, `top`). */
+export interface StatsRuntime {
   stats(id: string): Promise<CgroupStats>;
-  /**
-   * Runs a container to completion without conmon (build steps): `<runtime> run` in the
-   * foreground, its stdout/stderr to `onOutput`, stdin /dev/null. Aborting kills it. Resolves
-   * with the exit code; the runtime's state is gone afterwards.
-   */
-  runToCompletion(o: { id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal; onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void }, spec: SpecInput): Promise<number>;
   /** Processes of the container: pid list (host pids). */
   pids(id: string): Promise<number[]>;
-  host(): HostInfo;
 }
+
+/** The checkpoint role: CRIU through the runtime (dump, post-copy's two sides). */
+export interface CheckpointRuntime extends HostProbe {
+  /**
+   * CRIU checkpoint of a running container (its runtime must be able to), under the daemon's
+   * checkpoint deadline: past it, or when `signal` aborts, CRIU is ended and `initPid`'s
+   * container goes on as before (Unavailable, naming the stage and CRIU's log in `workPath`).
+   */
+  checkpoint(id: string, o: {
+    imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean;
+    preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal;
+  }): Promise<void>;
+  /**
+   * Post-copy: a checkpoint without the memory pages, which a page server at `pageServer`
+   * (ADDRESS:PORT) then serves to whoever restores it. Resolves once the dump is done and the
+   * server listens; `served` settles when every page was fetched (CRIU ends the process then).
+   * Until then the process is stopped, not gone: `cancel()` ends the page server and it goes on.
+   */
+  checkpointLazy(id: string, o: {
+    imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number;
+  }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
+  /**
+   * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
+   * fetching pages from `pageServer` as the restored process faults on them (and the rest in the
+   * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all
+   * pages arrived; `cancel()` ends it (a restore that did not happen).
+   */
+  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }>;
+}
+
+/** The build runner role: a build step's container, run to completion without conmon. */
+export interface BuildRunner extends HostProbe {
+  /**
+   * `<runtime> run` in the foreground, its stdout/stderr to `onOutput`, stdin /dev/null.
+   * Aborting kills it. Resolves with the exit code; the runtime's state is gone afterwards.
+   */
+  runToCompletion(o: {
+    id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal;
+    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  }, spec: SpecInput): Promise<number>;
+}
+
+/**
+ * The OCI runtime + conmon, every role in one (runtime/oci.ts): it only executes, it holds no
+ * state of its own beyond what conmon and the runtime keep under the run directory (so a
+ * restarted daemon can reconnect). Consumers take the role they use, not this.
+ */
+export interface Runtime extends TaskRuntime, ExecRuntime, StatsRuntime, CheckpointRuntime, BuildRunner {}

@@ -29,10 +29,14 @@ describe('health checks', () => {
 
   test('starting, healthy, unhealthy as the probe says; output, events, ps status and filter', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    // ready after ~1 s, broken after ~3 s
-    await d.docker(['run', '-d', '--name', 'hc', '--health-cmd', 'test -f /tmp/ok && echo fine', '--health-interval', '300ms', '--health-retries', '2', '--health-timeout', '2s',
-      'busybox', 'sh', '-c', 'sleep 1; touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 100']);
+    // the test makes it ready and breaks it (exec), not the clock; failures before the first success
+    // fall in the start period, so it says `starting` until then however slow the host is
+    await d.docker(['run', '-d', '--name', 'hc', '--health-cmd', 'test -f /tmp/ok && echo fine', '--health-interval', '300ms',
+      '--health-retries', '2', '--health-timeout', '2s', '--health-start-period', '60s', '--health-start-interval', '300ms', 'busybox', 'sleep', '100']);
     assert.match(await status('hc'), /^Up .* \(health: starting\)$/);
+    await eventually(async () => ((await health('hc'))?.Log.length ?? 0) >= 2, 5000, 'two failed probes');
+    assert.match(await status('hc'), /\(health: starting\)$/, 'failures within the start period do not count');
+    await d.docker(['exec', 'hc', 'touch', '/tmp/ok']);
     await eventually(async () => (await health('hc'))?.Status === 'healthy', 5000, 'healthy');
     assert.match(await status('hc'), /^Up .* \(healthy\)$/);
     assert.equal((await d.docker(['ps', '-q', '--filter', 'health=healthy'])).stdout.trim().length, 12);
@@ -40,6 +44,7 @@ describe('health checks', () => {
     assert.equal(ok.FailingStreak, 0);
     assert.ok(ok.Log.length >= 1 && ok.Log.length <= 5, 'the last five probes at most');
     assert.deepEqual([ok.Log.at(-1)!.ExitCode, ok.Log.at(-1)!.Output], [0, 'fine\n']);
+    await d.docker(['exec', 'hc', 'rm', '/tmp/ok']);
     await eventually(async () => (await health('hc'))?.Status === 'unhealthy', 8000, 'unhealthy');
     const bad = (await health('hc'))!;
     assert.ok(bad.FailingStreak >= 2);

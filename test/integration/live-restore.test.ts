@@ -1,12 +1,15 @@
 /** Issue #2 acceptance 3: live restore across `kill -9` of berthd, and restart policies. */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startDaemon, eventually, type Daemon } from './harness.js';
+
+/** A container process's monitor: conmon, its parent (a subreaper). */
+const monitorOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+const gone = (pid: number): boolean => !existsSync(`/proc/${pid}`);
 
 const inspect = async (d: Daemon, name: string) => JSON.parse((await d.docker(['inspect', name])).stdout)[0] as {
   State: { Status: string; ExitCode: number; Pid: number; Running: boolean };
@@ -26,9 +29,8 @@ describe('live restore', () => {
     await d.docker(['run', '-d', '-i', '--name', 'echoer', 'busybox', 'cat']);
     await d.docker(['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']);
     const pidBefore = (await inspect(d, 'survivor')).State.Pid;
-    await sleep(500);
+    await eventually(async () => (await d.docker(['logs', 'survivor'])).stdout.includes('tick 1\n'), 10_000, 'two ticks logged');
     await d.kill9();
-    await sleep(300);
     await d.restart();
     const s = await inspect(d, 'survivor');
     assert.equal(s.State.Status, 'running');
@@ -50,8 +52,10 @@ describe('live restore', () => {
 
   test('an exit that happens while the daemon is down is recorded with its code', async () => {
     await d.docker(['run', '-d', '--name', 'shortlived', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
+    const conmon = monitorOf((await inspect(d, 'shortlived')).State.Pid);
     await d.kill9();
-    await sleep(2000);
+    // conmon writes the exit code, then exits: once it is gone, the exit happened with the daemon down
+    await eventually(() => gone(conmon), 10_000, 'the container to exit');
     await d.restart();
     const s = await inspect(d, 'shortlived');
     assert.equal(s.State.Status, 'exited');
@@ -92,7 +96,8 @@ describe('live restore', () => {
       return i.State.Status === 'exited' && i.RestartCount === 3 ? i : undefined;
     }, 20_000, 'three restarts');
     assert.equal(s.State.ExitCode, 1);
-    await sleep(1500);
+    // `exited`, not `restarting`: the policy decided at the exit that there is no fourth restart (no
+    // timer is left to wait out; test/unit/engine-restart.test.ts checks that on a manual clock)
     assert.equal((await inspect(d, 'flaky')).RestartCount, 3, 'no fourth restart');
     const logs = await d.docker(['logs', 'flaky']);
     assert.equal(logs.stdout.split('\n').filter((l) => l === 'run').length, 4, 'ran once plus three restarts');
@@ -102,20 +107,26 @@ describe('live restore', () => {
     await d.docker(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.3']);
     await eventually(async () => (await inspect(d, 'always')).RestartCount >= 2, 15_000, 'always to restart');
     await d.docker(['stop', '-t', '1', 'always']);
-    const count = (await inspect(d, 'always')).RestartCount;
-    await sleep(1000);
+    // a stop cancels a pending restart and marks the container stopped by hand: it is `exited`, not
+    // `restarting`, when the stop returns (no timer to wait out: test/unit/engine-restart.test.ts)
     const s = await inspect(d, 'always');
     assert.equal(s.State.Status, 'exited');
-    assert.equal(s.RestartCount, count, 'a stopped container is not restarted');
+    // the last exit was recorded (`die`) and no start came after it
+    const filters = encodeURIComponent(JSON.stringify({ container: ['always'] }));
+    const ev = await d.api('GET', `/events?since=0&until=${(Date.now() / 1000).toFixed(3)}&filters=${filters}`);
+    const actions = ev.text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action: string }).Action);
+    assert.equal(actions.slice(actions.lastIndexOf('die')).includes('start'), false, `no start after the last exit: ${actions.join(' ')}`);
+    assert.equal(actions.filter((a) => a === 'start').length, s.RestartCount + 1, 'one start per restart, none after the stop');
 
     await d.docker(['run', '-d', '--name', 'us', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);
     await d.docker(['run', '-d', '--name', 'al', '--restart', 'always', 'busybox', 'sleep', '1000']);
     await d.docker(['stop', '-t', '0', 'us']);
     // kill `al`'s process behind the daemon's back while the daemon is down: it must come back.
     const alPid = (await inspect(d, 'al')).State.Pid;
+    const alMonitor = monitorOf(alPid);
     await d.kill9();
     process.kill(alPid, 'SIGKILL');
-    await sleep(500);
+    await eventually(() => gone(alMonitor), 10_000, "al's exit to be recorded");
     await d.restart();
     await eventually(async () => (await inspect(d, 'al')).State.Status === 'running', 10_000, 'always container to come back');
     assert.equal((await inspect(d, 'us')).State.Status, 'exited');

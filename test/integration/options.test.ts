@@ -75,8 +75,9 @@ describe('limits and security options', () => {
   });
 
   test('kill -s, rename, export, history, import, image prune, system df', async () => {
-    await d.docker(['run', '-d', '--name', 'victim', 'busybox', 'sh', '-c', "trap 'exit 42' USR1; while true; do sleep 0.1; done"]);
-    await new Promise((r) => setTimeout(r, 300));
+    await d.docker(['run', '-d', '--name', 'victim', 'busybox', 'sh', '-c', "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done"]);
+    // the signal goes once the shell has its trap (it says so), not after a guessed delay
+    await eventually(async () => (await d.docker(['logs', 'victim'])).stdout.includes('trapped'), 10_000, 'the trap to be set');
     await d.docker(['kill', '-s', 'USR1', 'victim']);
     assert.equal((await d.docker(['wait', 'victim'])).stdout.trim(), '42');
     await d.docker(['rename', 'victim', 'renamed']);

@@ -1,0 +1,198 @@
+/**
+ * The restart manager (lifecycle.ts) over the fake runtime and a ManualClock: policies, back-off
+ * doubling from 100 ms to 1 min and its reset after 10 s of running, and no restart after a stop.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bench } from './fakes/engine.js';
+import { KILL_WAIT_MS } from '../../src/engine/lifecycle.js';
+import { BACKOFF_MAX_MS, BACKOFF_RESET_AFTER_MS, BACKOFF_START_MS } from '../../src/engine/restart.js';
+import type { ContainerRecord } from '../../src/engine/record.js';
+
+async function exitNow(b: Bench, rec: ContainerRecord, code: number): Promise<void> {
+  const died = b.next('die', rec.id);
+  b.runtime.exit(rec.id, code);
+  await died;
+}
+
+/** The restart comes exactly `ms` after the exit: not a millisecond before. */
+async function restartsAfter(b: Bench, rec: ContainerRecord, ms: number): Promise<void> {
+  assert.equal(rec.state.status, 'restarting');
+  const started = b.next('start', rec.id);
+  b.clock.advance(ms - 1);
+  assert.equal(rec.state.status, 'restarting', `no restart before ${ms} ms`);
+  b.clock.advance(1);
+  await started;
+  assert.equal(rec.state.status, 'running');
+}
+
+test('always: restarts after exit 0 and after a failure, counting restarts', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  assert.equal(await b.lifecycle.start(rec), true);
+  await exitNow(b, rec, 0);
+  await restartsAfter(b, rec, BACKOFF_START_MS);
+  await exitNow(b, rec, 3);
+  await restartsAfter(b, rec, BACKOFF_START_MS * 2);
+  assert.equal(rec.restartCount, 2);
+  assert.deepEqual(b.actions(rec.id), ['start', 'die', 'start', 'die', 'start']);
+  // the exit code and time the runtime recorded
+  assert.equal(rec.state.exitCode, 0);
+});
+
+test('back-off doubles from 100 ms up to 1 min, and resets after 10 s of running', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  const delays: number[] = [];
+  for (let d = BACKOFF_START_MS; delays.length < 12; d = Math.min(d * 2, BACKOFF_MAX_MS)) {
+    await exitNow(b, rec, 1);
+    await restartsAfter(b, rec, d);
+    delays.push(d);
+  }
+  assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000]);
+  // ran just under 10 s: the back-off goes on from 1 min
+  b.clock.advance(BACKOFF_RESET_AFTER_MS - 1);
+  await exitNow(b, rec, 1);
+  await restartsAfter(b, rec, BACKOFF_MAX_MS);
+  // ran 10 s: back to 100 ms
+  b.clock.advance(BACKOFF_RESET_AFTER_MS);
+  await exitNow(b, rec, 1);
+  await restartsAfter(b, rec, BACKOFF_START_MS);
+  assert.equal(rec.restartCount, 14);
+});
+
+test('on-failure:2 restarts two failures, then stays exited; waiters see the last exit only', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'on-failure', MaximumRetryCount: 2 } });
+  await b.lifecycle.start(rec);
+  let woke: number | null = null;
+  void b.waiters.add(rec.id, 'not-running').then((c) => (woke = c));
+  await exitNow(b, rec, 1);
+  await restartsAfter(b, rec, 100);
+  await exitNow(b, rec, 2);
+  await restartsAfter(b, rec, 200);
+  assert.equal(woke, null, 'a restart does not wake not-running waiters');
+  await exitNow(b, rec, 3);
+  assert.equal(rec.state.status, 'exited');
+  assert.equal(rec.restartCount, 2);
+  assert.equal(b.clock.pending, 0, 'no restart scheduled');
+  await b.until(() => woke !== null);
+  assert.equal(woke, 3);
+});
+
+test('on-failure does not restart exit 0; on-failure:0 has no limit; no never restarts', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const ok = b.add({ restart: { Name: 'on-failure', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(ok);
+  await exitNow(b, ok, 0);
+  assert.equal(ok.state.status, 'exited');
+  assert.equal(b.clock.pending, 0);
+  await b.lifecycle.start(ok);
+  let delay = 100;
+  for (let i = 0; i < 5; i++, delay *= 2) {
+    await exitNow(b, ok, 1);
+    await restartsAfter(b, ok, delay);
+  }
+  const no = b.add();
+  await b.lifecycle.start(no);
+  await exitNow(b, no, 1);
+  assert.equal(no.state.status, 'exited');
+  assert.equal(no.state.exitCode, 1);
+  assert.equal(no.restartCount, 0);
+});
+
+for (const policy of ['always', 'unless-stopped'] as const) {
+  test(`${policy}: no restart after an explicit stop; a start clears the stop`, async (t) => {
+    const b = new Bench();
+    t.after(() => b.close());
+    const rec = b.add({ restart: { Name: policy, MaximumRetryCount: 0 } });
+    await b.lifecycle.start(rec);
+    assert.equal(await b.lifecycle.stop(rec, 10), true);
+    assert.equal(rec.state.status, 'exited');
+    assert.equal(rec.state.exitCode, 143, 'SIGTERM ended it');
+    assert.equal(rec.manuallyStopped, true);
+    assert.equal(b.clock.pending, 0, 'nothing scheduled');
+    b.clock.advance(BACKOFF_MAX_MS * 2);
+    assert.equal(rec.state.status, 'exited');
+    assert.deepEqual(b.actions(rec.id), ['start', 'die', 'stop']);
+    assert.equal(await b.lifecycle.stop(rec), false, 'a stopped container: nothing to stop (304)');
+    await b.lifecycle.start(rec);
+    assert.equal(rec.manuallyStopped, false);
+    await exitNow(b, rec, 0);
+    await restartsAfter(b, rec, 100);
+  });
+}
+
+test('a stop during the back-off cancels the restart', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  await exitNow(b, rec, 1);
+  assert.equal(rec.state.status, 'restarting');
+  assert.equal(await b.lifecycle.stop(rec), true);
+  assert.equal(rec.state.status, 'exited');
+  assert.equal(rec.manuallyStopped, true);
+  assert.equal(b.clock.pending, 0);
+  b.clock.advance(1000);
+  assert.equal(b.runtime.calls.filter((c) => c.startsWith('create')).length, 1);
+});
+
+test('stop: SIGTERM, then SIGKILL once the timeout passes on the clock', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  b.runtime.ignoreSignals.add(15);
+  let stopped = false;
+  const stop = b.lifecycle.stop(rec, 5).then(() => (stopped = true));
+  await b.until(() => b.runtime.calls.includes(`kill ${rec.id} 15`), 'SIGTERM');
+  b.clock.advance(4999);
+  await b.until(() => b.clock.pending === 1, 'the stop timer alone');
+  assert.equal(stopped, false);
+  assert.equal(rec.state.status, 'running');
+  b.clock.advance(1);
+  await stop;
+  assert.equal(rec.state.exitCode, 137);
+  assert.equal(rec.state.status, 'exited');
+  assert.ok(b.runtime.calls.includes(`kill ${rec.id} 9`));
+  assert.equal(b.clock.pending, 0, 'no restart after a stop');
+});
+
+test('kill: a process that never reports its exit is recorded exited after the kill deadline', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add();
+  await b.lifecycle.start(rec);
+  b.runtime.ignoreSignals.add(9);
+  // conmon lost: the kill does not end the task and no exit is recorded
+  b.runtime.kill = async (id, sig) => void b.runtime.calls.push(`kill ${id} ${sig}`);
+  const done = b.lifecycle.killAndWait(rec);
+  await b.until(() => b.runtime.calls.includes(`kill ${rec.id} 9`));
+  b.clock.advance(KILL_WAIT_MS);
+  await done;
+  assert.equal(rec.state.status, 'exited');
+  assert.equal(rec.state.exitCode, 137);
+});
+
+test('auto-remove: an exited --rm container is removed; a failed create of one leaves no running state', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ autoRemove: true });
+  await b.lifecycle.start(rec);
+  const removed = b.waiters.add(rec.id, 'removed');
+  b.runtime.exit(rec.id, 0);
+  assert.equal(await removed, 0);
+  assert.equal(b.store.find(rec.id), undefined);
+  const bad = b.add();
+  b.runtime.failCreate.set(bad.id, new Error('executable file not found in $PATH'));
+  await assert.rejects(b.lifecycle.start(bad));
+  assert.equal(bad.state.status, 'created');
+  assert.equal(bad.state.exitCode, 127);
+  assert.deepEqual(b.actions(bad.id), ['die']);
+});
