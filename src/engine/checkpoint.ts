@@ -13,7 +13,7 @@ import { conflict, errorMessage, failedPrecondition, invalidArgument, notFound, 
 import { isObject } from '../base/json.js';
 import { portFree } from '../network/host.js';
 import { log } from '../base/log.js';
-import { isGzip, packUpper } from '../archive/layer.js';
+import { isGzip } from '../archive/layer.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
@@ -249,7 +249,7 @@ export async function exportCheckpoint(engine: Engine, ref: string, name: string
     }
     await fsp.writeFile(join(staging, 'berth-export.json'), JSON.stringify(doc));
     const diff = createWriteStream(join(staging, 'rootfs-diff.tar'));
-    await packUpper(engine.snapshots.upperDir(rec.id), diff);
+    await engine.snapshots.packDiff(rec.id, diff);
     // the images go in by hard links (same filesystem: nothing is copied); a checkpoint made after a
     // pre-dump needs the pre-dump's pages too, unless the target has them already (migration)
     await hardlinkTree(path, join(staging, 'checkpoint'));

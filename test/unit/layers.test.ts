@@ -34,11 +34,8 @@ const KNOWN: string[] = [
   'cli/commands/build.ts -> archive',
   'cli/commands/trust.ts -> distribution',
   'cli/commands/trust.ts -> trust',
-  'distribution/pull.ts -> image',
-  'distribution/push.ts -> image',
   'plugins/drivers.ts -> volume',
   'registry/timestamp.ts -> trust',
-  'snapshot/overlay.ts -> metadata',
   'trust/gate.ts -> image',
 ];
 
