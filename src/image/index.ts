@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promises as fsp, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
+import { log } from '../base/log.js';
 import { dateOf, systemClock, type Clock } from '../base/clock.js';
 import type { Digest } from '../base/digest.js';
 import { mount, umountAsync, MNT_DETACH } from '../base/syscalls.js';
@@ -218,7 +219,9 @@ export class ImageService implements ImageStore {
       deleted.push({ Deleted: img.id });
     }
     // and what nothing references any more: orphans of crashed or failed pulls, builds and loads
-    spaceReclaimed += (await this.collectGarbage()).bytes;
+    const gc = await this.collectGarbage();
+    log.info('content gc', { ...gc });
+    spaceReclaimed += gc.bytes;
     return { deleted, spaceReclaimed };
   }
 
