@@ -126,7 +126,9 @@ export class ContentStore {
         await done;
         const digest = `sha256:${hash.digest('hex')}` as Digest;
         if (expected?.digest && expected.digest !== digest) throw new DigestMismatch(expected.digest, digest);
-        if (expected?.size !== undefined && expected.size !== size) throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
+        if (expected?.size !== undefined && expected.size !== size) {
+          throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
+        }
         claim('blob', digest); // before it is visible: a collector listing now finds it held
         await fsp.rename(tmp, this.path(digest));
         return { digest, size };

@@ -111,7 +111,12 @@ export function pull<Image>(images: PullTarget<Image>, refText: string, o: PullO
   return images.withLease(`pull ${refText}`, () => pullLeased(images, refText, ref, o));
 }
 
-async function pullLeased<Image>(images: PullTarget<Image>, refText: string, ref: Reference, o: PullOptions): Promise<Image> {
+async function pullLeased<Image>(
+  images: PullTarget<Image>,
+  refText: string,
+  ref: Reference,
+  o: PullOptions,
+): Promise<Image> {
   const tag = ref.digest ? undefined : (ref.tag ?? 'latest');
   const ep = endpointOf(ref.name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);

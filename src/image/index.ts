@@ -25,6 +25,8 @@ import { ImageCore } from './store.js';
 import { normalizeTagged } from './reference.js';
 import { loadArchive, saveArchive } from './archive-io.js';
 
+type ImportOptions = { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string };
+
 export class ImageService implements ImageStore {
   constructor(
     private readonly core: ImageCore,
@@ -86,7 +88,9 @@ export class ImageService implements ImageStore {
     try {
       await this.core.ingestLayer(input, expectedDiffId);
     } catch (e) {
-      if (e instanceof DigestMismatch) throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      if (e instanceof DigestMismatch) {
+        throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      }
       throw e;
     }
   }
@@ -147,16 +151,16 @@ export class ImageService implements ImageStore {
     this.core.retain(chains);
   }
 
-  /** Removes the blobs and layers nothing references (images, retainers, leases, containers); returns the bytes freed. */
+  /** Collects what nothing references (images, retainers, leases, containers); returns the bytes freed. */
   async collectLayers(): Promise<number> {
     return (await this.collectGarbage()).bytes;
   }
 
-  importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {
+  importRootfs(input: Readable, opts: ImportOptions): Promise<ImageRecord> {
     return this.withLease('import', () => this.importLeased(input, opts));
   }
 
-  private async importLeased(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {
+  private async importLeased(input: Readable, opts: ImportOptions): Promise<ImageRecord> {
     const [os = 'linux', architecture = 'amd64'] = (opts.platform ?? 'linux/amd64').split('/');
     if (os !== 'linux') throw invalidArgument(`unsupported os ${os}`);
     if (opts.ref) this.validateTag(opts.ref);

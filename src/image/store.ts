@@ -221,7 +221,9 @@ export class ImageCore {
       });
       if (gone) freed += size;
     }
-    for (const d of new Set(img.config.rootfs.diff_ids)) if (!usedDiffs.has(d)) freed += await this.deleteBlob(d as Digest);
+    for (const d of new Set(img.config.rootfs.diff_ids)) {
+      if (!usedDiffs.has(d)) freed += await this.deleteBlob(d as Digest);
+    }
     if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(id)) freed += await this.deleteBlob(id as Digest);
     return freed;
   }

@@ -68,7 +68,10 @@ export interface ImageStore {
   /** `docker save`: a tar readable by `docker load` and by OCI-layout tools (both layouts in one tar). */
   save(refs: string[], out: Writable): Promise<void>;
   history(ref: string): Array<HistoryEntry & { id: string; size: number }>;
-  /** Removes dangling images (all unused ones with all=true), then collects garbage; `spaceReclaimed` is the bytes that left the disk. */
+  /**
+   * Removes dangling images (all unused ones with all=true), then collects garbage;
+   * `spaceReclaimed` is the bytes that left the disk.
+   */
   prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }): Promise<{
     deleted: RemoveResult[];
     spaceReclaimed: number;
@@ -82,7 +85,7 @@ export interface ImageStore {
    * references (orphans of a crash or a failed pull/build/load). One collection at a time.
    */
   collectGarbage(): Promise<GcReport>;
-  /** Runs `work` holding a lease (pull, build, load, import, commit): nothing it lands is collected before it settles. */
+  /** Runs `work` holding a lease (pull, build, load, import, commit): what it lands stays until it settles. */
   withLease<T>(label: string, work: () => Promise<T>): Promise<T>;
 
   // for distribution: pull writes layers and registers images; push reads them

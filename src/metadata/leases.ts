@@ -53,9 +53,12 @@ export class LeaseManager implements Leases {
   /** A lease record and its handle; `outer` (the lease of the work this one runs in) holds what it holds too. */
   private create(label: string, outer: Lease | undefined): Lease {
     const id = randomBytes(8).toString('hex');
-    this.db.prepare('INSERT INTO leases (id, run, label, created) VALUES (?, ?, ?, ?)').run(id, this.run, label, this.clock.now());
+    this.db
+      .prepare('INSERT INTO leases (id, run, label, created) VALUES (?, ?, ?, ?)')
+      .run(id, this.run, label, this.clock.now());
     const insert = this.db.prepare(
-      'INSERT OR IGNORE INTO lease_resources (lease, kind, id) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM leases WHERE id = ?)',
+      `INSERT OR IGNORE INTO lease_resources (lease, kind, id)
+       SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM leases WHERE id = ?)`,
     );
     return {
       id,

@@ -26,7 +26,8 @@ export class SqliteSnapshotRecords implements SnapshotRecords {
   }
 
   layer(chainId: string): LayerInfo | undefined {
-    const r = this.db.prepare('SELECT chain_id, parent, diff_id, size FROM layers WHERE chain_id = ?').get(chainId) as LayerRow | undefined;
+    const sql = 'SELECT chain_id, parent, diff_id, size FROM layers WHERE chain_id = ?';
+    const r = this.db.prepare(sql).get(chainId) as LayerRow | undefined;
     return r && infoOf(r);
   }
 
@@ -50,7 +51,9 @@ export class SqliteSnapshotRecords implements SnapshotRecords {
   }
 
   activeParent(key: string): string | null | undefined {
-    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
+    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as
+      | { parent: string | null }
+      | undefined;
     return row ? row.parent : undefined;
   }
 
@@ -68,6 +71,7 @@ export class SqliteSnapshotRecords implements SnapshotRecords {
   }
 
   activeParents(): Array<string | null> {
-    return (this.db.prepare('SELECT DISTINCT parent FROM active').all() as Array<{ parent: string | null }>).map((r) => r.parent);
+    const rows = this.db.prepare('SELECT DISTINCT parent FROM active').all() as Array<{ parent: string | null }>;
+    return rows.map((r) => r.parent);
   }
 }

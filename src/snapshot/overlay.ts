@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { conflict, notFound } from '../base/errors.js';
+import { BerthError, codeOfErrno, conflict, notFound } from '../base/errors.js';
 import { claim } from '../content/lease.js';
 import type { Change, LayerInfo, LayerStore, Mount, SnapshotRecords, SnapshotSweep, Snapshotter } from './types.js';
 
@@ -125,8 +125,10 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     try {
       renameSync(from, to);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      const what = `removing layer ${chainId}: ${code ?? String(e)}`;
+      throw new BerthError(code ? codeOfErrno(code) : 'Internal', what, { cause: e });
     }
     void fsp.rm(to, { recursive: true, force: true }).catch(() => undefined); // a leftover is wiped by the next init
     return true;
@@ -286,7 +288,7 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
 
   async usage(key: string): Promise<number> {
     try {
-      const { stdout } = await run('du', ['-sb', this.upperDir(key)]);
+      const { stdout } = await run('du', ['-sb', this.upperDir(key)], { timeout: 60_000 }); // a deadline
       return Number(stdout.split('\t')[0]) || 0;
     } catch {
       return 0;

@@ -33,7 +33,7 @@ export interface Snapshotter {
   diff(key: string): Promise<Change[]>;
   /** Writes the writable layer's changes to `out` as a layer tar (overlay whiteouts become OCI's). */
   packDiff(key: string, out: Writable): Promise<void>;
-  /** Applies the layer tar at `tarPath` onto the writable layer (OCI whiteouts become overlay's). The snapshot must not be mounted. */
+  /** Applies the layer tar at `tarPath` onto the writable layer (OCI whiteouts become overlay's); unmounted only. */
   applyDiff(key: string, tarPath: string): Promise<void>;
   /** Bytes used by the writable layer. */
   usage(key: string): Promise<number>;
@@ -104,7 +104,7 @@ export interface Mounter {
   unmount(target: string): Promise<void>;
 }
 
-/** The writable directory of an overlay mount `prepare` returned (for callers that write into it while it is unmounted). */
+/** The writable directory of the overlay mount `prepare` returned (for a caller that writes into it unmounted). */
 export function upperDirOf(mounts: readonly Mount[]): string {
   for (const m of mounts) {
     const opt = m.options.find((o) => o.startsWith('upperdir='));
