@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream, promises as fsp, statSync, unlinkS
 import { join } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BerthError, codeOfErrno, notFound } from '../base/errors.js';
+import { BerthError, codeOfErrno, errorMessage, notFound } from '../base/errors.js';
 import { digestHex, type Digest } from '../base/digest.js';
 import { claim } from './lease.js';
 
@@ -31,7 +31,7 @@ const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException 
 /** A failed file operation on a blob, in its errno's category (EACCES stays PermissionDenied, EIO Internal). */
 function blobError(e: unknown, what: string): BerthError {
   const code = errnoOf(e);
-  return new BerthError(code ? codeOfErrno(code) : 'Internal', `${what}: ${code ?? String(e)}`, { cause: e });
+  return new BerthError(code ? codeOfErrno(code) : 'Internal', `${what}: ${errorMessage(e)}`, { cause: e });
 }
 
 const HEX = /^[a-f0-9]{64}$/;
@@ -130,7 +130,9 @@ export class ContentStore {
           throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
         }
         claim('blob', digest); // before it is visible: a collector listing now finds it held
-        await fsp.rename(tmp, this.path(digest));
+        await fsp.rename(tmp, this.path(digest)).catch((e: unknown) => {
+          throw blobError(e, `landing blob ${digest}`); // ENOSPC stays Unavailable, EACCES PermissionDenied
+        });
         return { digest, size };
       } catch (e) {
         await fsp.rm(tmp, { force: true });

@@ -147,3 +147,34 @@ test('content: a delete that fails keeps its category (EPERM is PermissionDenied
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('sweep: a blob that lands during a collection, with or without a lease, is not taken (the last look at claims)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gc-'));
+  try {
+    const s = stack(root, 'live');
+    await s.content.init();
+    await s.snapshots.init();
+    const old = await s.content.writeBytes(Buffer.from('garbage from before'));
+    let late: Digest | undefined;
+    // the listing runs after the blob landed (no lease, no root): only the claim watch can keep it
+    const listing = s.content.list.bind(s.content);
+    const gc = new Collector({
+      content: {
+        list: async () => {
+          late ??= (await s.content.writeBytes(Buffer.from('landed while collecting'))).digest;
+          return listing();
+        },
+        deleteUnless: (dg, keep) => s.content.deleteUnless(dg, keep),
+      },
+      snapshots: s.snapshots, leases: s.leases, roots: () => ({ blobs: new Set(), chains: new Set() }),
+    });
+    const r = await gc.collect();
+    assert.equal(r.blobs, 1);
+    assert.ok(!s.content.has(old.digest));
+    assert.ok(late && s.content.has(late), 'claimed during the collection: kept');
+    assert.equal((await gc.collect()).blobs, 1); // the next collection, with nothing holding it, takes it
+    s.db.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
