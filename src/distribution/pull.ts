@@ -106,8 +106,8 @@ export interface PullOptions {
   trust?: PullGate | null;
 }
 
-export function pull<Image>(images: PullTarget<Image>, refText: string, o: PullOptions): Promise<Image> {
-  const ref = parseReference(refText);
+export async function pull<Image>(images: PullTarget<Image>, refText: string, o: PullOptions): Promise<Image> {
+  const ref = parseReference(refText); // a bad reference rejects (never throws synchronously), before any lease
   return images.withLease(`pull ${refText}`, () => pullLeased(images, refText, ref, o));
 }
 

@@ -14,6 +14,7 @@ import { ManualClock } from '../../src/base/clock.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { sha256, type Digest } from '../../src/base/digest.js';
 import { ContentStore } from '../../src/content/store.js';
+import { claim } from '../../src/content/lease.js';
 import { openDb } from '../../src/metadata/db.js';
 import { Collector, planCollection, type GcRoots } from '../../src/metadata/gc.js';
 import { LeaseManager } from '../../src/metadata/leases.js';
@@ -177,4 +178,40 @@ test('sweep: a blob that lands during a collection, with or without a lease, is 
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('leases: held while the work runs (nested ones hold for the outer too), released whatever the outcome', async () => {
+  const db = openDb(':memory:');
+  const clock = new ManualClock();
+  const leases = new LeaseManager(db, clock, 'run1');
+  const blob = sha256('x');
+  await leases.withLease('build', async () => {
+    await leases.withLease('pull busybox', async () => {
+      claim('blob', blob);
+      assert.deepEqual(leases.list().map((l) => [l.label, l.created]), [['build', clock.now()], ['pull busybox', clock.now()]]);
+    });
+    assert.deepEqual(leases.list().map((l) => l.label), ['build']);
+    assert.ok(leases.held().blobs.has(blob), 'the outer lease holds what the inner one landed');
+  });
+  assert.deepEqual(leases.list(), []);
+  assert.equal(leases.held().blobs.size, 0);
+  await assert.rejects(leases.withLease('load', async () => {
+    claim('snapshot', d('a'));
+    throw new Error('bad archive');
+  }), /bad archive/);
+  assert.deepEqual(leases.list(), []);
+  claim('blob', blob); // no lease in this context: nothing recorded, no error
+  const other = new LeaseManager(db, clock, 'run2'); // the next daemon run on the same database
+  let inside!: () => void;
+  const entered = new Promise<void>((r) => (inside = r));
+  void leases.withLease('pull stuck', async () => {
+    claim('blob', blob);
+    inside();
+    await new Promise(() => undefined);
+  });
+  await entered;
+  assert.equal(other.held().blobs.size, 0, 'a lease of another run holds nothing');
+  assert.equal(other.dropDead(), 1);
+  assert.deepEqual(other.list(), []);
+  db.close();
 });
