@@ -34,6 +34,8 @@ export interface BuilderImages {
   unpack(diffIds: readonly string[]): Promise<string | null>;
   retain(chains: () => string[][]): void;
   collectLayers(): Promise<number>;
+  /** Holds a lease for `work` (shape-content): what a build lands stays until it is cached or registered. */
+  withLease<T>(label: string, work: () => Promise<T>): Promise<T>;
 }
 
 export interface BuilderDeps {
@@ -113,7 +115,7 @@ export class Builder {
       const t0 = performance.now();
       await receiveContext(context, dir);
       log.debug('build context received', { ms: +(performance.now() - t0).toFixed(1) });
-      return await this.build(dir, req, out);
+      return await this.d.images.withLease('build', () => this.build(dir, req, out)); // shape-content: a lease
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -4,12 +4,13 @@
  * reclaims what the dead pull left (a landed layer blob and its unpacked snapshot; the ingest file)
  * in the background at start, while the image it shares a layer with keeps its blobs and runs.
  * A pull that fails while the daemon lives leaves garbage that `POST /images/prune`,
- * `docker system prune` and `berth system prune` reclaim, reporting the bytes.
+ * `docker system prune` and `berth system prune` reclaim, reporting the bytes. A build holds a
+ * lease: a build prune in its middle takes nothing it made.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -221,6 +222,30 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
     assert.match(ok.stdout, /Already exists/);
     assert.equal((await d.docker(['run', '--rm', `${proxy.addr}/gc/img:1`, 'cat', '/marker.txt'])).stdout, 'pulled whole\n');
     assert.equal(human((await d.berth(['system', 'prune', '-f'])).stdout), 0); // nothing of it is garbage
+  });
+
+  test('a build holds a lease: a build prune in the middle of it (cache cleared, collection run) takes nothing it made', async () => {
+    const ctxDir = mkdtempSync('/var/tmp/berth-test-ctx-');
+    try {
+      writeFileSync(join(ctxDir, 'Dockerfile'), 'FROM busybox\nRUN echo one > /one\nRUN sleep 3\n');
+      const building = d.docker(['build', '-t', 'gc-build', ctxDir], { timeoutMs: 120_000 });
+      const db = new Database(join(d.root, 'berth.db'), { readonly: true });
+      try {
+        // the first RUN's layer landed and is held by the build's lease (not a busybox blob)
+        await eventually(() => (db.prepare(
+          "SELECT r.id FROM lease_resources r JOIN leases l ON l.id = r.lease WHERE l.label = 'build' AND r.kind = 'blob'",
+        ).all() as Array<{ id: string }>).some((r) => !busyboxBlobs.includes(r.id)), 30_000, 'the first layer held');
+        const pruned = await d.api('POST', '/build/prune');
+        assert.equal(pruned.status, 200);
+        await building;
+        assert.equal((db.prepare('SELECT COUNT(*) AS n FROM leases').get() as { n: number }).n, 0);
+      } finally {
+        db.close();
+      }
+      assert.equal((await d.docker(['run', '--rm', 'gc-build', 'cat', '/one'])).stdout, 'one\n');
+    } finally {
+      rmSync(ctxDir, { recursive: true, force: true });
+    }
   });
 });
 
