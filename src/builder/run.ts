@@ -11,7 +11,7 @@ import { join, posix } from 'node:path';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { chainIds } from '../image/store.js';
 import type { OverlaySnapshotter } from '../snapshot/overlay.js';
-import type { Mounter } from '../snapshot/types.js';
+import { upperDirOf, type Mounter } from '../snapshot/types.js';
 import type { Runtime, RuntimeName, SpecInput } from '../runtime/types.js';
 import { DEFAULT_PATH } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
@@ -204,7 +204,7 @@ export async function runStep(d: RunDeps, s: RunStep, what: string): Promise<{ d
     if (code !== 0) throw invalidArgument(`The command '${what}' returned a non-zero code: ${code}`);
     await d.mounter.unmount(rootfs);
     mounted = false;
-    const upper = d.snapshots.upperDir(key);
+    const upper = upperDirOf(mounts); 
     for (const p of points.sort((a, b) => b.target.length - a.target.length)) await removeMountPoint(upper, p);
     if ((await fsp.readdir(upper)).length === 0) return null;
     if (s.epoch !== null) await clampMtimes(upper, s.epoch);

@@ -23,6 +23,8 @@ export interface BuilderImages {
   unpack(diffIds: readonly string[]): Promise<string | null>;
   retain(chains: () => string[][]): void;
   collectLayers(): Promise<number>;
+  /** Holds a lease for `work`: what a build lands stays until it is cached or registered. */
+  withLease<T>(label: string, work: () => Promise<T>): Promise<T>;
 }
 
 export interface BuilderDeps {

@@ -8,6 +8,7 @@ import { makeCtx, daemonError, ExitError, type Ctx } from '../cli/context.js';
 import * as c from '../cli/commands/containers.js';
 import * as img from '../cli/commands/images.js';
 import * as sys from '../cli/commands/system.js';
+import { systemPrune } from '../cli/commands/system-prune.js';
 import { run, create } from '../cli/commands/run.js';
 import { exec } from '../cli/commands/exec.js';
 import { cp } from '../cli/commands/cp.js';
@@ -39,7 +40,7 @@ const GROUPS: Record<string, Record<string, Cmd>> = {
     ls: img.images, list: img.images, rm: img.rmi, remove: img.rmi, tag: img.tag, history: img.history, import: img.importCmd, load: img.load,
     save: img.save, prune: img.imagePrune, inspect: (ctx, a) => c.inspect(ctx, a, 'image'), pull: pullCmd, push: pushCmd, build,
   },
-  system: { df: sys.df, info: sys.info, events: sys.events },
+  system: { df: sys.df, info: sys.info, events: sys.events, prune: systemPrune },
   builder: { build, prune: builderPrune },
   network: { create: network.create, ls: network.ls, list: network.ls, inspect: network.inspect, rm: network.rm, remove: network.rm, prune: network.prune, connect: network.connect, disconnect: network.disconnect },
   checkpoint: { create: checkpoint.create, ls: checkpoint.ls, list: checkpoint.ls, rm: checkpoint.rm, remove: checkpoint.rm, clone: checkpoint.clone },

@@ -26,6 +26,7 @@ import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes, builderPull } from '../api/routes/build.js';
 import { Builder } from '../builder/builder.js';
+import { collectAtStart } from '../engine/gc.js';
 import { NetworkManager } from '../network/manager.js';
 import { DEFAULT_DIRS as DEFAULT_PLUGIN_DIRS, PluginRegistry } from '../plugins/registry.js';
 import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';
@@ -182,6 +183,7 @@ async function main(): Promise<void> {
     mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: builderPull(engine),
   });
   await builder.init();
+  void collectAtStart(services.images); // orphans of a crash, in the background (engine/gc.ts)
   await closeState(flags.root, flags.execRoot); // the directories the services just made
   buildRoutes(router, engine, builder);
   networkRoutes(router, engine);

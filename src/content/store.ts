@@ -3,19 +3,38 @@
  * `<root>/content/ingest/<random>` while hashing, then commit verifies the digest (and size, when
  * expected) and renames into place: a blob is visible complete or not at all. A failed write
  * leaves no blob and removes its ingest file (commit always closes the writer, even on error).
+ * A blob landed (or found by `has`) under a lease is held by it (./lease.ts) before it is visible.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { invalidArgument, notFound } from '../base/errors.js';
+import { BerthError, codeOfErrno, errorMessage, notFound } from '../base/errors.js';
 import { digestHex, type Digest } from '../base/digest.js';
+import { claim } from './lease.js';
 
 export interface BlobInfo {
   digest: Digest;
   size: number;
 }
+
+/** A blob whose bytes are not the digest it was expected to be (InvalidArgument). */
+export class DigestMismatch extends BerthError {
+  constructor(readonly expected: string, readonly actual: string) {
+    super('InvalidArgument', `digest mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+
+const errnoOf = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
+
+/** A failed file operation on a blob, in its errno's category (EACCES stays PermissionDenied, EIO Internal). */
+function blobError(e: unknown, what: string): BerthError {
+  const code = errnoOf(e);
+  return new BerthError(code ? codeOfErrno(code) : 'Internal', `${what}: ${errorMessage(e)}`, { cause: e });
+}
+
+const HEX = /^[a-f0-9]{64}$/;
 
 export class ContentStore {
   readonly blobs: string;
@@ -36,20 +55,24 @@ export class ContentStore {
     return join(this.blobs, digestHex(d));
   }
 
+  /** Whether the blob is there (held by the context's lease when it is). Other errors than ENOENT throw. */
   has(d: Digest): boolean {
     try {
       statSync(this.path(d));
-      return true;
-    } catch {
-      return false;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return false;
+      throw blobError(e, `blob ${d}`);
     }
+    claim('blob', d);
+    return true;
   }
 
   size(d: Digest): number {
     try {
       return statSync(this.path(d)).size;
-    } catch {
-      throw notFound(`blob ${d} not found`);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') throw notFound(`blob ${d} not found`);
+      throw blobError(e, `blob ${d}`);
     }
   }
 
@@ -60,6 +83,20 @@ export class ContentStore {
 
   async readJson(d: Digest): Promise<Buffer> {
     return fsp.readFile(this.path(d));
+  }
+
+  /** Every blob on disk with its size (for the garbage collector). Names that are not a sha256 hex are left alone. */
+  async list(): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    for (const name of await fsp.readdir(this.blobs)) {
+      if (!HEX.test(name)) continue;
+      try {
+        out.push({ digest: `sha256:${name}` as Digest, size: (await fsp.lstat(join(this.blobs, name))).size });
+      } catch (e) {
+        if (errnoOf(e) !== 'ENOENT') throw blobError(e, `blob sha256:${name}`);
+      }
+    }
+    return out;
   }
 
   /**
@@ -88,9 +125,14 @@ export class ContentStore {
       try {
         await done;
         const digest = `sha256:${hash.digest('hex')}` as Digest;
-        if (expected?.digest && expected.digest !== digest) throw invalidArgument(`digest mismatch: expected ${expected.digest}, got ${digest}`);
-        if (expected?.size !== undefined && expected.size !== size) throw invalidArgument(`size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
-        await fsp.rename(tmp, this.path(digest));
+        if (expected?.digest && expected.digest !== digest) throw new DigestMismatch(expected.digest, digest);
+        if (expected?.size !== undefined && expected.size !== size) {
+          throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
+        }
+        claim('blob', digest); // before it is visible: a collector listing now finds it held
+        await fsp.rename(tmp, this.path(digest)).catch((e: unknown) => {
+          throw blobError(e, `landing blob ${digest}`); // ENOSPC stays Unavailable, EACCES PermissionDenied
+        });
         return { digest, size };
       } catch (e) {
         await fsp.rm(tmp, { force: true });
@@ -113,11 +155,30 @@ export class ContentStore {
   }
 
   async writeBytes(data: Buffer): Promise<BlobInfo> {
-    const { Readable } = await import('node:stream');
     return this.write(Readable.from([data]));
   }
 
+  /** Deletes a blob; one that is not there is fine. Any other failure keeps its category (EACCES is not a 404). */
   async delete(d: Digest): Promise<void> {
-    await fsp.rm(this.path(d), { force: true });
+    try {
+      await fsp.unlink(this.path(d));
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') throw blobError(e, `deleting blob ${d}`);
+    }
+  }
+
+  /**
+   * Deletes a blob unless `keep()` says otherwise, with no await between the check and the unlink
+   * (the collector's last look: a lease that took the blob meanwhile keeps it). Returns whether it went.
+   */
+  deleteUnless(d: Digest, keep: () => boolean): boolean {
+    if (keep()) return false;
+    try {
+      unlinkSync(this.path(d));
+      return true;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return false;
+      throw blobError(e, `deleting blob ${d}`);
+    }
   }
 }

@@ -10,8 +10,7 @@ import type { Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from '../spec/distribution.js';
-import type { ImageRecord, ImageStore } from '../image/types.js';
-import { parseReference } from '../image/reference.js';
+import { parseReference, type Reference } from './reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
 import { digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
@@ -80,13 +79,44 @@ async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
   return res;
 }
 
+/**
+ * Where a pull lands (the image store composes pull with itself): layers go into content,
+ * checked against the config's diff id, and are unpacked; the image is registered at the end.
+ * The whole pull runs under `withLease`, so nothing it landed is collected before it registers.
+ */
+export interface PullTarget<Image> {
+  withLease<T>(label: string, work: () => Promise<T>): Promise<T>;
+  /** Whether the layer's blob is in content (held by the pull's lease when it is). */
+  hasLayer(diffId: string): boolean;
+  ingestLayer(input: Readable, expectedDiffId: string): Promise<void>;
+  unpackLayer(diffIds: readonly string[], i: number): Promise<void>;
+  register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<Image>;
+}
+
 /** Content trust's say in a pull: the digest a tag must resolve to (null: the repository is not covered). */
 export interface PullGate {
   pin(name: string, tag: string | undefined, digest: string | undefined, creds: Credentials | null): Promise<string | null>;
 }
 
-export async function pull(images: ImageStore, refText: string, o: { creds: Credentials | null; platform?: string; progress: Progress; client?: ClientOptions; trust?: PullGate | null }): Promise<ImageRecord> {
-  const ref = parseReference(refText);
+export interface PullOptions {
+  creds: Credentials | null;
+  platform?: string;
+  progress: Progress;
+  client?: ClientOptions;
+  trust?: PullGate | null;
+}
+
+export async function pull<Image>(images: PullTarget<Image>, refText: string, o: PullOptions): Promise<Image> {
+  const ref = parseReference(refText); // a bad reference rejects (never throws synchronously), before any lease
+  return images.withLease(`pull ${refText}`, () => pullLeased(images, refText, ref, o));
+}
+
+async function pullLeased<Image>(
+  images: PullTarget<Image>,
+  refText: string,
+  ref: Reference,
+  o: PullOptions,
+): Promise<Image> {
   const tag = ref.digest ? undefined : (ref.tag ?? 'latest');
   const ep = endpointOf(ref.name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);

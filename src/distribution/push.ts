@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { MT } from '../spec/distribution.js';
-import type { ImageStore } from '../image/types.js';
-import { parseReference } from '../image/reference.js';
+import { parseReference } from './reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
 import { eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
@@ -32,7 +31,16 @@ export async function uploadBlob(s: RegistrySession, digest: string, size: numbe
   if (put.status !== 201) throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${put.text.trim()}`);
 }
 
-export async function push(images: ImageStore, refText: string, o: { creds: Credentials | null; progress: Progress; client?: ClientOptions; onDigest?: (digest: string, size: number, tag: string) => void }): Promise<{ digest: string; size: number }> {
+/** What a push reads (the image store): an image's config and layers, and where its repo digest goes. */
+export interface PushSource {
+  get(ref: string): { id: string; config: { rootfs: { diff_ids: readonly string[] } } };
+  configBytes(id: string): Buffer;
+  layerStream(diffId: string): Readable;
+  layerSize(diffId: string): number;
+  addDigest(digestRef: string, id: string): void;
+}
+
+export async function push(images: PushSource, refText: string, o: { creds: Credentials | null; progress: Progress; client?: ClientOptions; onDigest?: (digest: string, size: number, tag: string) => void }): Promise<{ digest: string; size: number }> {
   const ref = parseReference(refText);
   if (ref.digest) throw invalidArgument(`cannot push a digest reference: ${refText}`);
   const tag = ref.tag ?? 'latest';

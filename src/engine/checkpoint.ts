@@ -7,7 +7,6 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { systemClock } from '../base/clock.js';
-import { packUpper } from '../archive/layer.js';
 import type { ArchiveDeps } from '../checkpoint/deps.js';
 import * as archive from '../checkpoint/archive.js';
 import * as verbs from '../checkpoint/checkpoints.js';
@@ -57,7 +56,7 @@ export function checkpointDeps(engine: Engine): ArchiveDeps {
       remove: (name) => engine.volumes.remove(name, [], true),
     },
     imageId,
-    exportUpper: (id, out) => packUpper(engine.snapshots.upperDir(id), out),
+    exportUpper: (id, out) => engine.snapshots.packDiff(id, out),
     replaceUpper: (id, tarPath) => engine.replaceUpper(id, tarPath),
     create: (body, name) => engine.create(body, name),
     remove: (id) => engine.remove(id, { force: true, volumes: true }),

@@ -34,7 +34,6 @@ import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
 import { copyUp, makeBindSources, planMounts, rootMountsOf } from './mounts.js';
 import { netnsDel } from '../network/host.js';
-import { applyLayer } from '../archive/layer.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
 import { systemClock, type Clock } from '../base/clock.js';
@@ -269,7 +268,7 @@ export class Engine {
     const target = this.rootfsOf(id);
     if (isMountPoint(target)) await this.mounter.unmount(target);
     this.mounted.delete(id);
-    await applyLayer(tarPath, this.snapshots.upperDir(id));
+    await this.snapshots.applyDiff(id, tarPath);
     await this.ensureMounted(rec);
   }
 

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { asObject, isObject } from '../base/json.js';
-import type { Digest } from '../base/digest.js';
+import { sha256, type Digest } from '../base/digest.js';
 import { maybeGunzip } from '../archive/layer.js';
 import { extractTar, LOAD_POLICY, RootedDir } from '../archive/extract.js';
 import { parseImageConfig } from '../spec/image-parse.js';
@@ -162,7 +162,7 @@ export async function saveArchive(core: ImageCore, refs: string[], out: Writable
       config: { mediaType: MT_CONFIG, digest: img.id, size: core.content.size(img.id) },
       layers: img.config.rootfs.diff_ids.map((d) => ({ mediaType: MT_LAYER, digest: d, size: core.content.size(d as Digest) })),
     }));
-    const { digest: md } = await core.content.writeBytes(manifest);
+    const md = sha256(manifest); // not stored: nothing would reference it (the collector would take it)
     if (!written.has(md)) {
       written.add(md);
       await addFile(pack, `blobs/sha256/${md.slice(7)}`, manifest);

@@ -1,29 +1,53 @@
 /**
- * The image stack berthd uses: content store + overlay snapshotter + image store, and the
- * mounter the engine mounts container rootfs with. `ImageService` implements `ImageStore`.
+ * The image stack berthd uses: content store + overlay snapshotter + image store, the leases and
+ * the garbage collector over them, and the mounter the engine mounts container rootfs with.
+ * `ImageService` implements `ImageStore`.
  */
 import { join } from 'node:path';
 import { promises as fsp, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument, isBerthError } from '../base/errors.js';
+import { invalidArgument } from '../base/errors.js';
+import { log } from '../base/log.js';
+import { dateOf, systemClock, type Clock } from '../base/clock.js';
 import type { Digest } from '../base/digest.js';
 import { mount, umountAsync, MNT_DETACH } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
-import { ContentStore } from '../content/store.js';
+import { LeaseManager } from '../metadata/leases.js';
+import { SqliteSnapshotRecords } from '../metadata/snapshot-records.js';
+import { Collector, type GcReport } from '../metadata/gc.js';
+import { ContentStore, DigestMismatch } from '../content/store.js';
+import type { Leases } from '../content/lease.js';
 import { OverlaySnapshotter } from '../snapshot/overlay.js';
 import type { Mount } from '../snapshot/types.js';
-import { packUpper } from '../archive/layer.js';
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
 import type { CommitOptions, ImageRecord, ImageStore, RemoveResult } from './types.js';
 import { ImageCore } from './store.js';
 import { normalizeTagged } from './reference.js';
 import { loadArchive, saveArchive } from './archive-io.js';
 
+type ImportOptions = { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string };
+
 export class ImageService implements ImageStore {
   constructor(
     private readonly core: ImageCore,
     private readonly tmp: string,
+    private readonly leases: Leases,
+    private readonly collector: Collector,
+    private readonly clock: Clock = systemClock,
   ) {}
+
+  /**
+   * Runs `work` holding a lease: what it lands in content and snapshots (or reuses) is not
+   * collected until it settles. Pull, load, import and commit take one; a build calls this.
+   */
+  withLease<T>(label: string, work: () => Promise<T>): Promise<T> {
+    return this.leases.withLease(label, work);
+  }
+
+  /** Collects unreferenced blobs and layers now (one collection at a time; see ../metadata/gc.ts). */
+  collectGarbage(): Promise<GcReport> {
+    return this.collector.collect();
+  }
 
   list(): ImageRecord[] {
     return this.core.list();
@@ -38,7 +62,7 @@ export class ImageService implements ImageStore {
     return this.core.remove(ref, opts, isUsed);
   }
   load(input: Readable): Promise<string[]> {
-    return loadArchive(this.core, this.tmp, input);
+    return this.withLease('load', () => loadArchive(this.core, this.tmp, input));
   }
   save(refs: string[], out: Writable): Promise<void> {
     return saveArchive(this.core, refs, out);
@@ -64,7 +88,9 @@ export class ImageService implements ImageStore {
     try {
       await this.core.ingestLayer(input, expectedDiffId);
     } catch (e) {
-      if (isBerthError(e, 'InvalidArgument') && /^digest mismatch/.test(e.message)) throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      if (e instanceof DigestMismatch) {
+        throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      }
       throw e;
     }
   }
@@ -125,17 +151,21 @@ export class ImageService implements ImageStore {
     this.core.retain(chains);
   }
 
-  /** Removes layers no image or retainer uses; returns the bytes freed. */
-  collectLayers(): Promise<number> {
-    return this.core.collectLayers();
+  /** Collects what nothing references (images, retainers, leases, containers); returns the bytes freed. */
+  async collectLayers(): Promise<number> {
+    return (await this.collectGarbage()).bytes;
   }
 
-  async importRootfs(input: Readable, opts: { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string }): Promise<ImageRecord> {
+  importRootfs(input: Readable, opts: ImportOptions): Promise<ImageRecord> {
+    return this.withLease('import', () => this.importLeased(input, opts));
+  }
+
+  private async importLeased(input: Readable, opts: ImportOptions): Promise<ImageRecord> {
     const [os = 'linux', architecture = 'amd64'] = (opts.platform ?? 'linux/amd64').split('/');
     if (os !== 'linux') throw invalidArgument(`unsupported os ${os}`);
     if (opts.ref) this.validateTag(opts.ref);
     const { diffId } = await this.core.ingestLayer(input);
-    const created = new Date().toISOString();
+    const created = dateOf(this.clock).toISOString();
     const config: ImageConfig = {
       architecture,
       os,
@@ -149,17 +179,21 @@ export class ImageService implements ImageStore {
     return this.get(img.id);
   }
 
-  async commit(opts: CommitOptions): Promise<ImageRecord> {
+  commit(opts: CommitOptions): Promise<ImageRecord> {
+    return this.withLease('commit', () => this.commitLeased(opts));
+  }
+
+  private async commitLeased(opts: CommitOptions): Promise<ImageRecord> {
     if (opts.ref) this.validateTag(opts.ref);
     const w = this.core.content.openWriter();
     try {
-      await packUpper(this.core.snapshots.upperDir(opts.snapshotKey), w.stream);
+      await this.core.snapshots.packDiff(opts.snapshotKey, w.stream);
     } catch (e) {
       await w.abort();
       throw e;
     }
     const { digest: diffId } = await w.commit();
-    const created = new Date().toISOString();
+    const created = dateOf(this.clock).toISOString();
     const parent = opts.parent.config;
     const history = [...(parent.history ?? []), { created, created_by: opts.createdBy ?? '', ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) }];
     const config: ImageConfig = {
@@ -185,10 +219,13 @@ export class ImageService implements ImageStore {
       if (opts.labelFilter && !opts.labelFilter(img.config.config?.Labels ?? {})) continue;
       if (this.core.children(img.id).length > 0) continue;
       for (const t of img.repoTags) deleted.push({ Untagged: t });
-      await this.core.deleteImage(img.id);
+      spaceReclaimed += await this.core.deleteImage(img.id);
       deleted.push({ Deleted: img.id });
-      spaceReclaimed += img.size;
     }
+    // and what nothing references any more: orphans of crashed or failed pulls, builds and loads
+    const gc = await this.collectGarbage();
+    log.info('content gc', { ...gc });
+    spaceReclaimed += gc.bytes;
     return { deleted, spaceReclaimed };
   }
 
@@ -198,15 +235,19 @@ export class ImageService implements ImageStore {
   }
 }
 
-export async function openImageStack(o: { root: string; db: Db }) {
+export async function openImageStack(o: { root: string; db: Db; clock?: Clock }) {
+  const clock = o.clock ?? systemClock;
   const content = new ContentStore(o.root);
   await content.init();
-  const snapshots = new OverlaySnapshotter(o.root, o.db);
+  const snapshots = new OverlaySnapshotter(o.root, new SqliteSnapshotRecords(o.db));
   await snapshots.init();
   const tmp = join(o.root, 'tmp');
   await fsp.rm(tmp, { recursive: true, force: true });
   await fsp.mkdir(tmp, { recursive: true });
-  const images = new ImageService(new ImageCore(o.db, content, snapshots), tmp);
+  const core = new ImageCore(o.db, content, snapshots);
+  const leases = new LeaseManager(o.db, clock);
+  const collector = new Collector({ content, snapshots, leases, roots: () => core.gcRoots() });
+  const images = new ImageService(core, tmp, leases, collector, clock);
   const mounter = {
     async mountAll(mounts: Mount[], target: string): Promise<void> {
       for (const m of mounts) mount(m.source, target, m.type, 0, m.options.join(','));

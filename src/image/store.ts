@@ -6,13 +6,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { conflict, invalidArgument, notFound } from '../base/errors.js';
+import { conflict, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { Digest } from '../base/digest.js';
 import { shortId } from '../base/ids.js';
 import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
+import type { GcRoots } from '../metadata/gc.js';
 import type { ContentStore } from '../content/store.js';
-import type { OverlaySnapshotter } from '../snapshot/overlay.js';
+import type { LayerStore, Snapshotter } from '../snapshot/types.js';
 import { applyLayer, maybeGunzip } from '../archive/layer.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import type { HistoryEntry } from '../spec/image.js';
@@ -35,6 +36,9 @@ export function chainIds(diffIds: readonly string[]): string[] {
   return out;
 }
 
+/** `created` of an image whose config has none. */
+const EPOCH = '1970-01-01T00:00:00.000Z';
+
 export class ImageCore {
   private readonly cache = new Map<string, ImageRecord>();
   /** Other holders of layers (the build cache): chains of diff ids kept when no image uses them. */
@@ -43,7 +47,7 @@ export class ImageCore {
   constructor(
     readonly db: Db,
     readonly content: ContentStore,
-    readonly snapshots: OverlaySnapshotter,
+    readonly snapshots: LayerStore & Snapshotter,
   ) {
     migrate(db, 'images', MIGRATIONS);
   }
@@ -84,7 +88,7 @@ export class ImageCore {
     await this.unpack(config.rootfs.diff_ids);
     const { digest } = await this.content.writeBytes(configBytes);
     const size = config.rootfs.diff_ids.reduce((n, d) => n + this.content.size(d as Digest), 0);
-    this.db.prepare('INSERT OR IGNORE INTO images (id, parent, size, created) VALUES (?, ?, ?, ?)').run(digest, parent, size, config.created ?? new Date(0).toISOString());
+    this.db.prepare('INSERT OR IGNORE INTO images (id, parent, size, created) VALUES (?, ?, ?, ?)').run(digest, parent, size, config.created ?? EPOCH);
     this.cache.delete(digest);
     return this.byId(digest);
   }
@@ -172,23 +176,14 @@ export class ImageCore {
     return new Set(this.retained().flatMap((d) => chainIds(d)));
   }
 
-  /** Removes every unpacked layer and layer blob that no image and no retainer uses; returns the bytes freed. */
-  async collectLayers(): Promise<number> {
-    const used = this.usedChains();
-    const usedDiffs = this.usedDiffIds();
-    let freed = 0;
-    for (let progress = true; progress; ) {
-      progress = false;
-      for (const l of this.snapshots.allLayers()) {
-        if (used.has(l.chainId)) continue;
-        const ok = await this.snapshots.removeLayer(l.chainId).then(() => true, () => false); // a layer with children goes in a later pass
-        if (!ok) continue;
-        progress = true;
-        freed += l.size;
-        if (!usedDiffs.has(l.diffId)) await this.content.delete(l.diffId as Digest);
-      }
-    }
-    return freed;
+  /** What the collector must keep (../metadata/gc.ts): every image's config and layers, and the retainers' layers. */
+  gcRoots(): GcRoots {
+    const images = this.list();
+    const retained = this.retained();
+    return {
+      blobs: new Set([...images.map((i) => i.id), ...retained.flat()]),
+      chains: new Set(retained.flatMap((d) => chainIds(d))),
+    };
   }
 
   addDigest(ref: string, id: string): void {
@@ -204,8 +199,8 @@ export class ImageCore {
     return (this.db.prepare('SELECT id FROM images WHERE parent = ?').all(id) as Array<{ id: string }>).map((r) => r.id);
   }
 
-  /** Deletes an image record and its config blob; then every layer no other image uses. */
-  async deleteImage(id: string): Promise<void> {
+  /** Deletes an image record and its config blob; then every layer no other image uses. Returns the bytes freed. */
+  async deleteImage(id: string): Promise<number> {
     const img = this.byId(id);
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM tags WHERE image_id = ?').run(id);
@@ -216,12 +211,28 @@ export class ImageCore {
     const used = this.usedChains();
     const usedDiffs = this.usedDiffIds();
     const mine = chainIds(img.config.rootfs.diff_ids);
+    let freed = 0;
     for (const c of mine.reverse()) {
       if (used.has(c)) continue;
-      await this.snapshots.removeLayer(c).catch(() => undefined);
+      const size = this.snapshots.layer(c)?.size ?? 0;
+      const gone = await this.snapshots.removeLayer(c).then(() => true, (e: unknown) => {
+        if (isBerthError(e, 'Conflict')) return false; // in use by a container: stays
+        throw e;
+      });
+      if (gone) freed += size;
     }
-    for (const d of img.config.rootfs.diff_ids) if (!usedDiffs.has(d)) await this.content.delete(d as Digest);
-    if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(id)) await this.content.delete(id as Digest);
+    for (const d of new Set(img.config.rootfs.diff_ids)) {
+      if (!usedDiffs.has(d)) freed += await this.deleteBlob(d as Digest);
+    }
+    if (!this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(id)) freed += await this.deleteBlob(id as Digest);
+    return freed;
+  }
+
+  /** Deletes a blob; returns its size (0 when it was not there). */
+  private async deleteBlob(d: Digest): Promise<number> {
+    const size = this.content.has(d) ? this.content.size(d) : 0;
+    await this.content.delete(d);
+    return size;
   }
 
   /** `docker rmi` semantics. */

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../base/digest.js';
 import type { ImageConfig, ImageRuntimeConfig, HistoryEntry } from '../spec/image.js';
+import type { GcReport } from '../metadata/gc.js';
 
 /** An image as the engine and the API see it. */
 export interface ImageRecord {
@@ -67,7 +68,10 @@ export interface ImageStore {
   /** `docker save`: a tar readable by `docker load` and by OCI-layout tools (both layouts in one tar). */
   save(refs: string[], out: Writable): Promise<void>;
   history(ref: string): Array<HistoryEntry & { id: string; size: number }>;
-  /** Removes dangling images (all unused ones with all=true). */
+  /**
+   * Removes dangling images (all unused ones with all=true), then collects garbage;
+   * `spaceReclaimed` is the bytes that left the disk.
+   */
   prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }): Promise<{
     deleted: RemoveResult[];
     spaceReclaimed: number;
@@ -76,6 +80,13 @@ export interface ImageStore {
   commit(opts: CommitOptions): Promise<ImageRecord>;
   /** Bytes used by all layers and how many images share them (for /system/df). */
   diskUsage(): { layersSize: number };
+  /**
+   * Collects the blobs and layers that no image, build cache entry, live lease or container
+   * references (orphans of a crash or a failed pull/build/load). One collection at a time.
+   */
+  collectGarbage(): Promise<GcReport>;
+  /** Runs `work` holding a lease (pull, build, load, import, commit): what it lands stays until it settles. */
+  withLease<T>(label: string, work: () => Promise<T>): Promise<T>;
 
   // for distribution: pull writes layers and registers images; push reads them
   hasLayer(diffId: string): boolean;

@@ -2,41 +2,36 @@
  * Overlay snapshotter. Committed snapshots are image layers keyed by chain id, each unpacked once
  * under `<root>/snapshots/layers/<hex>/fs` and shared by every image and container that has it.
  * Active snapshots are containers' writable layers: `<root>/snapshots/active/<key>/{fs,work}`.
- * It returns mounts and never mounts (the engine does).
+ * It returns mounts and never mounts (the engine does). Its records are kept by the
+ * `SnapshotRecords` it is given (SQLite, ../metadata/snapshot-records.ts).
  */
-import { closeSync, fstatSync, promises as fsp } from 'node:fs';
+import { closeSync, fstatSync, promises as fsp, renameSync } from 'node:fs';
 import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../base/syscalls.js';
 import { fdPath, openChild } from '../archive/rooted.js';
+import { applyLayer, packUpper } from '../archive/layer.js';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Db } from '../metadata/db.js';
-import { migrate } from '../metadata/db.js';
-import { conflict, notFound } from '../base/errors.js';
-import type { Change, Mount, Snapshotter } from './types.js';
+import { BerthError, codeOfErrno, conflict, notFound } from '../base/errors.js';
+import { claim } from '../content/lease.js';
+import type { Change, LayerInfo, LayerStore, Mount, SnapshotRecords, SnapshotSweep, Snapshotter } from './types.js';
+
+export type { LayerInfo };
 
 const run = promisify(execFile);
-const MIGRATIONS = [
-  `CREATE TABLE layers (chain_id TEXT PRIMARY KEY, parent TEXT, diff_id TEXT NOT NULL, size INTEGER NOT NULL);
-   CREATE TABLE active (key TEXT PRIMARY KEY, parent TEXT)`,
-];
 /** Bind-mount targets the engine adds; not changes of the container. */
 const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
+const HEX = /^[a-f0-9]{64}$/;
 
-export interface LayerInfo {
-  chainId: string;
-  parent: string | null;
-  diffId: string;
-  size: number;
-}
-
-export class OverlaySnapshotter implements Snapshotter {
+export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSweep {
   private readonly dir: string;
+  /** Chain ids whose directory is being put in place (between the rename and the record). */
+  private readonly landing = new Set<string>();
 
-  constructor(root: string, private readonly db: Db) {
+  constructor(root: string, private readonly records: SnapshotRecords) {
     this.dir = join(root, 'snapshots');
-    migrate(db, 'snapshots', MIGRATIONS);
   }
 
   async init(): Promise<void> {
@@ -54,16 +49,11 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   layer(chainId: string): LayerInfo | undefined {
-    const r = this.db.prepare('SELECT chain_id, parent, diff_id, size FROM layers WHERE chain_id = ?').get(chainId) as
-      | { chain_id: string; parent: string | null; diff_id: string; size: number }
-      | undefined;
-    return r && { chainId: r.chain_id, parent: r.parent, diffId: r.diff_id, size: r.size };
+    return this.records.layer(chainId);
   }
 
   allLayers(): LayerInfo[] {
-    return (this.db.prepare('SELECT chain_id, parent, diff_id, size FROM layers').all() as Array<{ chain_id: string; parent: string | null; diff_id: string; size: number }>).map((r) => ({
-      chainId: r.chain_id, parent: r.parent, diffId: r.diff_id, size: r.size,
-    }));
+    return this.records.layers();
   }
 
   /**
@@ -71,6 +61,7 @@ export class OverlaySnapshotter implements Snapshotter {
    * renamed into place. Does nothing when the layer exists (layers are stored once).
    */
   async commitLayer(info: LayerInfo, populate: (dir: string) => Promise<void>): Promise<void> {
+    claim('snapshot', info.chainId); // found or about to land: held before it is visible
     if (this.layer(info.chainId)) return;
     const tmp = join(this.dir, 'tmp', randomBytes(8).toString('hex'));
     await fsp.mkdir(tmp, { recursive: true });
@@ -78,10 +69,15 @@ export class OverlaySnapshotter implements Snapshotter {
       await populate(tmp);
       if (this.layer(info.chainId)) return; // a concurrent unpack of the same layer won
       const final = this.layerDir(info.chainId);
-      await fsp.mkdir(join(final, '..'), { recursive: true });
-      await fsp.rm(final, { recursive: true, force: true });
-      await fsp.rename(tmp, final);
-      this.db.prepare('INSERT OR IGNORE INTO layers (chain_id, parent, diff_id, size) VALUES (?, ?, ?, ?)').run(info.chainId, info.parent, info.diffId, info.size);
+      this.landing.add(info.chainId);
+      try {
+        await fsp.mkdir(join(final, '..'), { recursive: true });
+        await fsp.rm(final, { recursive: true, force: true });
+        await fsp.rename(tmp, final);
+        this.records.addLayer(info);
+      } finally {
+        this.landing.delete(info.chainId);
+      }
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
     }
@@ -89,10 +85,53 @@ export class OverlaySnapshotter implements Snapshotter {
 
   /** Removes a committed layer nobody builds on. Conflict while a layer or container uses it. */
   async removeLayer(chainId: string): Promise<void> {
-    const child = this.db.prepare('SELECT 1 FROM layers WHERE parent = ? UNION SELECT 1 FROM active WHERE parent = ?').get(chainId, chainId);
-    if (child) throw conflict(`layer ${chainId} is in use`);
-    this.db.prepare('DELETE FROM layers WHERE chain_id = ?').run(chainId);
+    if (this.records.hasChildren(chainId)) throw conflict(`layer ${chainId} is in use`);
+    this.records.deleteLayer(chainId);
     await fsp.rm(join(this.layerDir(chainId), '..'), { recursive: true, force: true });
+  }
+
+  activeParents(): Array<string | null> {
+    return this.records.activeParents();
+  }
+
+  async orphanLayerDirs(): Promise<string[]> {
+    const out: string[] = [];
+    for (const hex of await fsp.readdir(join(this.dir, 'layers'))) {
+      const chainId = `sha256:${hex}`;
+      if (HEX.test(hex) && !this.landing.has(chainId) && !this.layer(chainId)) out.push(chainId);
+    }
+    return out;
+  }
+
+  removeLayerUnless(chainId: string, keep: () => boolean): boolean {
+    if (keep() || !this.layer(chainId)) return false;
+    if (this.records.hasChildren(chainId)) throw conflict(`layer ${chainId} is in use`);
+    this.records.deleteLayer(chainId);
+    this.discard(chainId);
+    return true;
+  }
+
+  async removeOrphanDir(chainId: string, keep: () => boolean): Promise<number | null> {
+    const dir = join(this.layerDir(chainId), '..');
+    const bytes = await treeBytes(dir);
+    if (keep() || this.landing.has(chainId) || this.layer(chainId)) return null;
+    return this.discard(chainId) ? bytes : null;
+  }
+
+  /** Moves a layer's directory out of `layers/` at once (then deletes it in the background of the caller). */
+  private discard(chainId: string): boolean {
+    const from = join(this.layerDir(chainId), '..');
+    const to = join(this.dir, 'tmp', `gc-${randomBytes(8).toString('hex')}`);
+    try {
+      renameSync(from, to);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      const what = `removing layer ${chainId}: ${code ?? String(e)}`;
+      throw new BerthError(code ? codeOfErrno(code) : 'Internal', what, { cause: e });
+    }
+    void fsp.rm(to, { recursive: true, force: true }).catch(() => undefined); // a leftover is wiped by the next init
+    return true;
   }
 
   /** Lower dirs of a chain, top first. */
@@ -126,22 +165,32 @@ export class OverlaySnapshotter implements Snapshotter {
     await this.remove(key);
   }
 
+  async packDiff(key: string, out: Writable): Promise<void> {
+    this.activeParent(key);
+    await packUpper(this.upperDir(key), out);
+  }
+
+  async applyDiff(key: string, tarPath: string): Promise<void> {
+    this.activeParent(key);
+    await applyLayer(tarPath, this.upperDir(key));
+  }
+
   private activeDir(key: string): string {
     return join(this.dir, 'active', key);
   }
 
-  upperDir(key: string): string {
+  private upperDir(key: string): string {
     return join(this.activeDir(key), 'fs');
   }
 
   async prepare(key: string, parent: string | null): Promise<Mount[]> {
-    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
-    if (row && row.parent !== parent) throw conflict(`snapshot ${key} exists with another parent`);
+    const known = this.records.activeParent(key);
+    if (known !== undefined && known !== parent) throw conflict(`snapshot ${key} exists with another parent`);
     const lowers = this.lowers(parent);
     // the key's dir is private; fs keeps 0755 (the merged root takes the upper dir's mode)
     await fsp.mkdir(this.activeDir(key), { recursive: true, mode: 0o700 });
     await Promise.all([fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true }), fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true })]);
-    if (!row) this.db.prepare('INSERT INTO active (key, parent) VALUES (?, ?)').run(key, parent);
+    if (known === undefined) this.records.addActive(key, parent);
     return [this.mountOf(key, lowers)];
   }
 
@@ -154,14 +203,14 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   private activeParent(key: string): string | null {
-    const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as { parent: string | null } | undefined;
-    if (!row) throw notFound(`snapshot ${key} not found`);
-    return row.parent;
+    const parent = this.records.activeParent(key);
+    if (parent === undefined) throw notFound(`snapshot ${key} not found`);
+    return parent;
   }
 
   /** Keys of the active snapshots starting with `prefix`. */
   activeKeys(prefix: string): string[] {
-    return (this.db.prepare('SELECT key FROM active WHERE key LIKE ?').all(`${prefix}%`) as Array<{ key: string }>).map((r) => r.key);
+    return this.records.activeKeys(prefix);
   }
 
   mounts(key: string): Mount[] {
@@ -174,7 +223,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   forget(key: string): void {
-    this.db.prepare('DELETE FROM active WHERE key = ?').run(key);
+    this.records.deleteActive(key);
   }
 
   /**
@@ -239,10 +288,27 @@ export class OverlaySnapshotter implements Snapshotter {
 
   async usage(key: string): Promise<number> {
     try {
-      const { stdout } = await run('du', ['-sb', this.upperDir(key)]);
+      const { stdout } = await run('du', ['-sb', this.upperDir(key)], { timeout: 60_000 }); // a deadline
       return Number(stdout.split('\t')[0]) || 0;
     } catch {
       return 0;
     }
   }
+}
+
+/** Bytes of the regular files under `dir` (what removing it frees, as sizes count). */
+async function treeBytes(dir: string): Promise<number> {
+  let n = 0;
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += await treeBytes(p);
+    else if (e.isFile()) n += (await fsp.lstat(p).catch(() => ({ size: 0 }))).size;
+  }
+  return n;
 }

@@ -3,6 +3,7 @@
  * and a ManualClock: an attacher waiting for a created container gets its session after the
  * runtime created it and before its process starts (no output lost), or the start's error.
  */
+import { StartFailure } from '../../src/runtime/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bench } from './fakes/engine.js';
@@ -31,7 +32,7 @@ test("a failed start gives the waiting attacher the start's error; a cancelled a
   const waiting = b.lifecycle.attach(rec, { stdin: false });
   const cancelled = b.lifecycle.attach(rec, { stdin: true });
   cancelled.cancel();
-  b.runtime.failCreate.set(rec.id, new Error('permission denied'));
+  b.runtime.failCreate.set(rec.id, new StartFailure('permission-denied', 'permission denied'));
   await assert.rejects(b.lifecycle.start(rec), /permission denied/);
   await assert.rejects(waiting.session, /permission denied/);
   assert.equal(rec.state.exitCode, 126);

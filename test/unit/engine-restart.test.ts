@@ -2,6 +2,7 @@
  * The restart manager (lifecycle.ts) over the fake runtime and a ManualClock: policies, back-off
  * doubling from 100 ms to 1 min and its reset after 10 s of running, and no restart after a stop.
  */
+import { StartFailure } from '../../src/runtime/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bench } from './fakes/engine.js';
@@ -190,7 +191,7 @@ test('auto-remove: an exited --rm container is removed; a failed create of one l
   assert.equal(await removed, 0);
   assert.equal(b.store.find(rec.id), undefined);
   const bad = b.add();
-  b.runtime.failCreate.set(bad.id, new Error('executable file not found in $PATH'));
+  b.runtime.failCreate.set(bad.id, new StartFailure('not-found', 'executable file not found in $PATH'));
   await assert.rejects(b.lifecycle.start(bad));
   assert.equal(bad.state.status, 'created');
   assert.equal(bad.state.exitCode, 127);

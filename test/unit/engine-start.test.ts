@@ -3,6 +3,7 @@
  * checkpoint: made before the runtime's create, replaced when a crash left one, removed when the
  * start fails and when the container exits; live restore removes one its dead process left.
  */
+import { StartFailure } from '../../src/runtime/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bench } from './fakes/engine.js';
@@ -31,7 +32,7 @@ test('a namespace a crash left is replaced; a failed create leaves none', async 
   b.named.add(rec.id);
   const ns = b.netnsOf(rec.id)!;
   b.namespaces.add(ns);
-  b.runtime.failCreate.set(rec.id, new Error('executable file not found in $PATH'));
+  b.runtime.failCreate.set(rec.id, new StartFailure('not-found', 'executable file not found in $PATH'));
   await assert.rejects(b.lifecycle.start(rec), /executable file not found/);
   assert.deepEqual(b.netnsOps, [`del ${ns}`, `add ${ns}`, `del ${ns}`]);
   assert.equal(b.namespaces.size, 0, 'nothing of the failed start stays');

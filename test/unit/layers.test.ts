@@ -43,9 +43,6 @@ const KNOWN: string[] = [
   'api/routes/networks.ts -> network',
   'api/routes/system.ts -> distribution',
   'api/routes/volumes.ts -> volume',
-  'distribution/pull.ts -> image',
-  'distribution/push.ts -> image',
-  'snapshot/overlay.ts -> metadata',
 ];
 
 interface Edge { from: string; to: string; typeOnly: boolean }
