@@ -10,9 +10,8 @@ import { closeSync, promises as fsp, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { chainIds } from '../image/store.js';
-import type { OverlaySnapshotter } from '../snapshot/overlay.js';
-import { upperDirOf, type Mounter } from '../snapshot/types.js';
-import type { Runtime, RuntimeName, SpecInput } from '../runtime/types.js';
+import { upperDirOf, type LayerStore, type Mounter, type Snapshotter } from '../snapshot/types.js';
+import type { BuildRunner, RuntimeName, SpecInput } from '../runtime/types.js';
 import { DEFAULT_PATH } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { resolveInRoot } from '../archive/container-fs.js';
@@ -63,9 +62,9 @@ export interface RunStep {
 }
 
 export interface RunDeps {
-  snapshots: OverlaySnapshotter;
+  snapshots: Snapshotter & LayerStore;
   mounter: Mounter;
-  runtime: Runtime;
+  runtime: BuildRunner;
   writeLayer: (fill: (out: Writable) => Promise<void>) => Promise<{ diffId: string; size: number }>;
   /** private scratch dir (bundles, secrets) on a tmpfs when possible */
   scratch: string;

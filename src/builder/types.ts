@@ -8,9 +8,8 @@ import type { Clock } from '../base/clock.js';
 import type { Credentials } from '../distribution/client.js';
 import type { ImageRecord } from '../image/types.js';
 import type { Db } from '../metadata/db.js';
-import type { Runtime, RuntimeName } from '../runtime/types.js';
-import type { OverlaySnapshotter } from '../snapshot/overlay.js';
-import type { Mounter } from '../snapshot/types.js';
+import type { BuildRunner, RuntimeName } from '../runtime/types.js';
+import type { LayerStore, Mounter, Snapshotter } from '../snapshot/types.js';
 import type { BuildCache } from './cache.js';
 
 /** What the builder needs of the image store. */
@@ -34,9 +33,9 @@ export interface BuilderDeps {
   scratch: string;
   db: Db;
   images: BuilderImages;
-  snapshots: OverlaySnapshotter;
+  snapshots: Snapshotter & LayerStore;
   mounter: Mounter;
-  runtime: Runtime;
+  runtime: BuildRunner;
   defaultRuntime: RuntimeName;
   /** the time written into image configs and the cache's records (systemClock when not given) */
   clock?: Clock;

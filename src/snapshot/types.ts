@@ -37,6 +37,8 @@ export interface Snapshotter {
   applyDiff(key: string, tarPath: string): Promise<void>;
   /** Bytes used by the writable layer. */
   usage(key: string): Promise<number>;
+  /** Keys of the active snapshots that start with `prefix` (what a crash left of a builder's steps). */
+  activeKeys(prefix: string): string[];
 }
 
 /** A committed snapshot: an image layer, keyed by its chain id. */
