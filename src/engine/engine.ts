@@ -119,6 +119,10 @@ export class Engine {
     return this.store.get(ref);
   }
 
+  find(ref: string): ContainerRecord | undefined {
+    return this.store.find(ref);
+  }
+
   /** Throws Conflict with Docker's wording when `op` is illegal in the container's status. */
   check(rec: ContainerRecord, op: Operation): void {
     if (!can(rec.state.status, op)) throw conflict(refusal(rec.state.status, op, rec.name, rec.id));

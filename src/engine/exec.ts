@@ -5,13 +5,31 @@
 import { conflict, errorMessage, notFound } from '../base/errors.js';
 import { newId, type ExecId } from '../base/ids.js';
 import { parseExecCreate } from '../spec/exec-api.js';
-import type { ExecHandle, ExecOptions, AttachSession } from '../runtime/types.js';
+import type { ExecHandle, ExecOptions, AttachSession, Runtime } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
 import { resolveUser } from '../runtime/user.js';
 import { isCommandNotFound } from '../runtime/conmon.js';
-import type { Engine } from './engine.js';
 import { mergeEnv } from './config.js';
 import type { ExecCreateBody } from '../spec/exec-api.js';
+import type { EventBus } from './events.js';
+import type { Operation } from './state.js';
+
+export type { AttachSession, ExecHandle };
+
+/** What running a process in a container needs: its mounted rootfs (for the user's ids) and the runtime's exec. */
+export interface ExecRunner {
+  ensureMounted(rec: ContainerRecord): Promise<string>;
+  readonly runtime: Pick<Runtime, 'exec'>;
+}
+
+/** What exec instances need of the engine (narrow: the engine passes itself, nothing more is reachable). */
+export interface ExecDeps extends ExecRunner {
+  get(ref: string): ContainerRecord;
+  find(ref: string): ContainerRecord | undefined;
+  /** Conflict with Docker's wording when `op` is illegal in the container's status. */
+  check(rec: ContainerRecord, op: Operation): void;
+  readonly events: Pick<EventBus, 'emit'>;
+}
 
 /** An exec's configuration: the create body as spec/ parsed it. */
 export type ExecConfig = ExecCreateBody;
@@ -37,7 +55,7 @@ export function parseExecConfig(v: unknown): ExecConfig {
  * API execs and health probes both start here.
  */
 export async function execIn(
-  engine: Engine,
+  engine: ExecRunner,
   rec: ContainerRecord,
   o: { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<ExecOptions, 'tty' | 'openStdin' | 'privileged' | 'detach'>,
 ): Promise<ExecHandle> {
@@ -56,7 +74,7 @@ export async function execIn(
 
 export class Execs {
   private readonly byId = new Map<string, ExecRecord>();
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: ExecDeps) {}
 
   create(containerRef: string, body: unknown): ExecId {
     const rec = this.engine.get(containerRef);
@@ -121,7 +139,7 @@ export class Execs {
   private finish(ex: ExecRecord, code: number): void {
     ex.running = false;
     ex.exitCode = code;
-    const rec = this.engine.store.find(ex.containerId);
+    const rec = this.engine.find(ex.containerId);
     if (rec) {
       rec.execIds = rec.execIds.filter((x) => x !== ex.id);
       this.engine.events.emit('container', 'exec_die', rec.id, { execID: ex.id, exitCode: String(code), image: rec.config.Image ?? '', name: rec.name });

@@ -2,7 +2,7 @@
 import { invalidArgument } from '../../base/errors.js';
 import { parseExecCreate, parseExecStart } from '../../spec/exec-api.js';
 import type { Router } from '../http.js';
-import type { Execs } from '../../engine/exec.js';
+import type { Verbs } from '../../engine/verbs.js';
 import { pipeSession } from './container-io.js';
 import { errorMessage } from '../../base/errors.js';
 import { frame, parseDetachKeys, STDOUT } from '../stream.js';
@@ -14,7 +14,9 @@ export function dimension(v: string | null): number {
   return Number(v);
 }
 
-export function execRoutes(r: Router, execs: Execs): void {
+export function execRoutes(r: Router, v: Verbs): void {
+  const execs = v.execs;
+
   r.on('POST', '/containers/{id}/exec', async (ctx) => {
     const config = parseExecCreate(await ctx.json());
     if (config.DetachKeys) parseDetachKeys(config.DetachKeys); // 400 now, not a cut stream at start
