@@ -86,14 +86,14 @@ export class ContainerStdio {
 
   async resize(ref: string, h: number, w: number): Promise<void> {
     const c = this.e.get(ref);
-    if (c.state.status !== 'running' && c.state.status !== 'paused') throw conflict(`Container ${c.id} is not running`);
+    this.e.check(c, 'resize');
     await this.e.runtime.resize(c.id, h, w);
   }
 
   /** `docker top`: the host's `ps` output, reduced to the container's processes (as dockerd does). */
   async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const c = this.e.get(ref);
-    if (c.state.status !== 'running' && c.state.status !== 'paused') throw conflict(`Container ${c.id} is not running`);
+    this.e.check(c, 'top');
     const pids = new Set((await this.e.runtime.pids(c.id)).map(String));
     const args = psArgs.split(/\s+/).filter(Boolean);
     let out: string;

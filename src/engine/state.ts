@@ -4,12 +4,12 @@
  */
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
-export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart';
+export type Operation = 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart' | 'resize' | 'top';
 
 const allowed: Record<Status, ReadonlySet<Operation>> = {
   created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
-  running: new Set<Operation>(['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart']),
-  paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart']),
+  running: new Set<Operation>(['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart', 'resize', 'top']),
+  paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart', 'resize', 'top']),
   restarting: new Set<Operation>(['stop', 'kill', 'attach', 'commit', 'update', 'restart']),
   removing: new Set<Operation>([]),
   exited: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart']),
@@ -37,6 +37,9 @@ export function refusal(status: Status, op: Operation, name: string, id: string)
       return status === 'paused' ? `Container ${id} is paused, unpause the container before exec` : `Container ${id} is not running`;
     case 'kill':
       return `Cannot kill container: ${name}: Container ${id} is not running`;
+    case 'resize':
+    case 'top':
+      return `Container ${id} is not running`;
     case 'start':
       return status === 'paused' ? `cannot start a paused container, try unpause instead` : `Container ${id} is ${status}`;
     default:
