@@ -16,10 +16,19 @@ import { parseReference } from '../image/reference.js';
 import type { ImageRuntimeConfig } from '../spec/image.js';
 import { parseContainerConfig, type ContainerConfig } from '../spec/engine-api.js';
 import { applyChanges } from './changes.js';
+import { labelsMatch, type Filters } from './filters.js';
 import { can } from './state.js';
 import type { Engine } from './engine.js';
 
 export type { Credentials, ImageRecord, Progress, RemoveResult };
+
+export const labelsOf = (i: ImageRecord): Record<string, string> => i.config.config?.Labels ?? {};
+
+/** The `reference` filter: a glob on `name[:tag]`. */
+export function refGlob(pattern: string): RegExp {
+  const withTag = pattern.lastIndexOf(':') > pattern.lastIndexOf('/') ? pattern : `${pattern}:*`; // host:port/name has no tag
+  return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
+}
 
 /**
  * The one pull: distribution's, with the engine's registries and trust gate, and the `pull` event.
@@ -64,8 +73,19 @@ export interface CommitRequest {
 export class ImageVerbs {
   constructor(private readonly e: Engine) {}
 
-  list(): ImageRecord[] {
-    return this.e.images.list();
+  /**
+   * `docker images` with dockerd's filters (dangling, reference globs, label, before, since),
+   * newest first.
+   */
+  list(f: Filters): ImageRecord[] {
+    let list = this.e.images.list();
+    if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
+    if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
+    if (f['reference']) list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
+    if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
+    if (f['before']) { const b = this.e.images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
+    if (f['since']) { const s = this.e.images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
+    return list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
   }
 
   get(ref: string): ImageRecord {
@@ -82,8 +102,9 @@ export class ImageVerbs {
     return `${this.e.root}/snapshots`;
   }
 
+  /** The image and its history, newest layer first. */
   history(ref: string) {
-    return this.e.images.history(ref);
+    return { image: this.e.images.get(ref), entries: this.e.images.history(ref) };
   }
 
   diskUsage(): { layersSize: number } {
@@ -91,23 +112,21 @@ export class ImageVerbs {
   }
 
   /**
-   * `POST /images/create?fromImage=`: the references a pull asks for (checked before any registry
-   * is asked: a malformed name is the client's error); null is `--all-tags`.
+   * `POST /images/create?fromImage=&tag=`: pulls the image, or every tag of it when neither
+   * names one (`--all-tags`), one after the other. The references are checked before any
+   * registry is asked, before any progress: a malformed name is the client's error.
    */
-  pullRefs(fromImage: string, tag: string): string[] | null {
+  async pull(fromImage: string, tag: string, o: { creds: Credentials | null; platform: string; progress: Progress }): Promise<void> {
     const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
     const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
     for (const ref of refs ?? [fromImage]) parseReference(ref);
-    return refs;
-  }
-
-  /** Pulls `refs` (every tag of `fromImage` when null), one after the other. */
-  async pull(fromImage: string, refs: string[] | null, o: { creds: Credentials | null; platform: string; progress: Progress }): Promise<void> {
     const all = refs ?? (await listTags(fromImage, { creds: o.creds, client: this.e.registries })).map((t) => `${fromImage}:${t}`);
     for (const ref of all) await pullImage(this.e, ref, { creds: o.creds, ...(o.platform ? { platform: o.platform } : {}), progress: o.progress });
   }
 
+  /** Pushes `ref` (NotFound, before any progress, when there is no such image). */
   async push(ref: string, o: { creds: Credentials | null; progress: Progress; onDigest: (digest: string, size: number, tag: string) => void }): Promise<void> {
+    this.e.images.get(ref);
     await push(this.e.images, ref, { creds: o.creds, client: this.e.registries, progress: o.progress, onDigest: o.onDigest });
     this.e.events.emit('image', 'push', ref, { name: ref });
   }
@@ -149,14 +168,11 @@ export class ImageVerbs {
     return loaded;
   }
 
-  /** Checks that every name is an image (NotFound before any byte is sent). */
-  checkSave(names: string[]): void {
+  /** `docker save` into `open()`, called once every name is known to be an image (NotFound before any byte). */
+  async save(names: string[], open: () => Writable): Promise<void> {
     if (names.length === 0) throw invalidArgument('no image names given');
     for (const n of names) this.e.images.get(n);
-  }
-
-  save(names: string[], out: Writable): Promise<void> {
-    return this.e.images.save(names, out);
+    await this.e.images.save(names, open());
   }
 
   /**

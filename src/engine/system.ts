@@ -12,7 +12,9 @@ import type { Engine } from './engine.js';
 
 export type { EngineEvent, HostInfo };
 
-export interface SystemCounts {
+/** What `info` reports beyond the host's facts: each container's status, the images, the event listeners. */
+export interface SystemInfo {
+  host: HostInfo;
   containers: ContainerRecord['state']['status'][];
   images: number;
   eventListeners: number;
@@ -22,13 +24,13 @@ export interface SystemCounts {
 export class SystemVerbs {
   constructor(private readonly e: Engine) {}
 
+  /** The host's facts (`version`): runtimes, conmon, cgroups, checkpoint support. */
   host(): HostInfo {
     return this.e.runtime.host();
   }
 
-  /** What `info` counts: each container's status, the images, the event listeners. */
-  counts(): SystemCounts {
-    return { containers: this.e.store.all().map((c) => c.state.status), images: this.e.images.list().length, eventListeners: this.e.events.listenerCount, root: this.e.root };
+  info(): SystemInfo {
+    return { host: this.e.runtime.host(), containers: this.e.store.all().map((c) => c.state.status), images: this.e.images.list().length, eventListeners: this.e.events.listenerCount, root: this.e.root };
   }
 
   /** `docker login`: the credentials are checked against the registry's auth (Unauthorized when refused). */

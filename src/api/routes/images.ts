@@ -1,20 +1,12 @@
 /** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
 import { invalidArgument, notImplemented } from '../../base/errors.js';
 import { flag, type Router, type Ctx } from '../http.js';
-import type { ImageRecord, ImageVerbs } from '../../engine/images.js';
+import { labelsOf, refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
 import { parseFilters, labelsMatch } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
-import { responseSink } from '../stream.js';
+import { responseSink, type IoStream } from '../stream.js';
 
 const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
-const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
-
-/** `reference` filter: a glob on `name[:tag]`. */
-function refGlob(pattern: string): RegExp {
-  const withTag = pattern.lastIndexOf(':') > pattern.lastIndexOf('/') ? pattern : `${pattern}:*`; // host:port/name has no tag
-  return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
-}
-
 function listView(images: ImageVerbs, i: ImageRecord) {
   return {
     Id: i.id,
@@ -55,15 +47,8 @@ function inspectView(i: ImageRecord, layersDir: string) {
 export function imageRoutes(r: Router, images: ImageVerbs): void {
   r.on('GET', '/images/json', (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
-    let list = images.list();
-    if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
-    if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
-    if (f['reference']) list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
-    if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
-    if (f['before']) { const b = images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
-    if (f['since']) { const s = images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
     const refs = f['reference']?.map(refGlob);
-    const views = list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created)).map((i) => listView(images, i));
+    const views = images.list(f).map((i) => listView(images, i));
     // like dockerd: with a reference filter an image shows only the names that matched
     if (refs) {
       for (const v of views) {
@@ -82,8 +67,7 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
       const creds = registryAuth(ctx);
       const platform = ctx.query.get('platform') ?? '';
       // a malformed name (`../../x`) is the client's error (400), found before any registry is asked
-      const refs = images.pullRefs(fromImage, ctx.query.get('tag') ?? '');
-      await streamed(ctx, (p) => images.pull(fromImage, refs, { creds, platform, progress: (m) => p.msg(m) }));
+      await streamed(ctx, (p) => images.pull(fromImage, ctx.query.get('tag') ?? '', { creds, platform, progress: (m) => p.msg(m) }));
       return;
     }
     if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
@@ -105,11 +89,9 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   });
 
   const save = async (ctx: Ctx, names: string[]) => {
-    images.checkSave(names); // 404 before any byte is sent
-    const io = ctx.stream(200, 'application/x-tar');
-    const sink = responseSink(io); // as fast as the client reads it
-    await images.save(names, sink);
-    io.end();
+    let io: IoStream | null = null;
+    await images.save(names, () => responseSink((io = ctx.stream(200, 'application/x-tar')))); // as fast as the client reads it
+    (io as IoStream | null)?.end();
   };
   r.on('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
   r.on('GET', '/images/{name*}/get', (ctx) => save(ctx, [ctx.params[0]!]));
@@ -120,10 +102,10 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   });
 
   r.on('GET', '/images/{name*}/history', (ctx) => {
-    const i = images.get(ctx.params[0]!);
+    const { image: i, entries } = images.history(ctx.params[0]!);
     ctx.send(
       200,
-      images.history(ctx.params[0]!).map((h) => ({
+      entries.map((h) => ({
         Id: h.id,
         Created: unix(h.created ?? i.created),
         CreatedBy: h.created_by ?? '',
@@ -139,7 +121,6 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
     const tag = ctx.query.get('tag') ?? '';
     const ref = tag ? `${name}:${tag}` : name;
     const creds = registryAuth(ctx);
-    images.get(ref); // 404 before the stream starts
     await streamed(ctx, (p) => images.push(ref, {
       creds, progress: (m) => p.msg(m),
       onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),

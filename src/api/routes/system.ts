@@ -50,8 +50,8 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
   });
 
   r.on('GET', '/info', (ctx) => {
-    const host = sys.host();
-    const counts = sys.counts();
+    const counts = sys.info();
+    const host = counts.host;
     const all = counts.containers;
     const count = (s: string) => all.filter((st) => st === s).length;
     ctx.send(200, {
