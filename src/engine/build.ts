@@ -22,7 +22,8 @@ export function registryCredentials(table: Record<string, unknown>): (ref: strin
     for (const [k, c] of Object.entries(table)) {
       const key = k.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
       const matches = key === host || (host === 'docker.io' && /(^|\.)docker\.io$/.test(key));
-      if (matches && isObject(c) && typeof c['username'] === 'string' && typeof c['password'] === 'string') return { username: c['username'], password: c['password'] };
+      if (matches && isObject(c) && typeof c['username'] === 'string' && typeof c['password'] === 'string')
+        return { username: c['username'], password: c['password'] };
     }
     return null;
   };

@@ -3,7 +3,15 @@
  * are checkpoint.ts's, bound to the engine; an import's images come through the one pull.
  */
 import type { Readable, Writable } from 'node:stream';
-import { createCheckpoint, exportCheckpoint, importCheckpoint, listCheckpoints, removeCheckpoint, stageCheckpoint, type ExportOptions } from './checkpoint.js';
+import {
+  createCheckpoint,
+  exportCheckpoint,
+  importCheckpoint,
+  listCheckpoints,
+  removeCheckpoint,
+  stageCheckpoint,
+  type ExportOptions,
+} from './checkpoint.js';
 import { pullImage } from './images.js';
 import type { Engine } from './engine.js';
 
@@ -26,7 +34,12 @@ export class CheckpointVerbs {
   }
 
   /** Checks the container and its checkpoints exist (NotFound before a stream starts), then exports into `open()`. */
-  async export(ref: string, name: string, o: ExportOptions & { dir: string | null }, open: () => Writable): Promise<void> {
+  async export(
+    ref: string,
+    name: string,
+    o: ExportOptions & { dir: string | null },
+    open: () => Writable,
+  ): Promise<void> {
     const rec = this.e.get(ref);
     await listCheckpoints(this.e, rec.id, o.dir);
     await exportCheckpoint(this.e, rec.id, name, open(), o);
@@ -36,7 +49,10 @@ export class CheckpointVerbs {
     return stageCheckpoint(this.e, input);
   }
 
-  import(input: Readable, o: { name?: string; stage?: string; start: boolean; hostAccess: boolean }): Promise<{ id: string; name: string }> {
+  import(
+    input: Readable,
+    o: { name?: string; stage?: string; start: boolean; hostAccess: boolean },
+  ): Promise<{ id: string; name: string }> {
     return importCheckpoint(this.e, input, { ...o, pull: (ref) => pullImage(this.e, ref, { creds: null }) });
   }
 }

@@ -18,7 +18,15 @@ import { parseCreateBody, type HostConfig } from '../spec/engine-api.js';
 import type { EventBus } from './events.js';
 import { ContainerStore } from './store.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, checkUlimitsFor, parseSignal } from './config.js';
+import {
+  mergeConfig,
+  commandOf,
+  logConfigOf,
+  parseSecurityOpts,
+  checkResources,
+  checkUlimitsFor,
+  parseSignal,
+} from './config.js';
 import { randomName } from './names.js';
 import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
@@ -54,16 +62,27 @@ export interface Held {
 }
 
 /** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
-export async function createContainer(e: CreateDeps, held: Held, body: unknown, name: string | undefined, platform?: string): Promise<{ id: ContainerId; warnings: string[] }> {
+export async function createContainer(
+  e: CreateDeps,
+  held: Held,
+  body: unknown,
+  name: string | undefined,
+  platform?: string,
+): Promise<{ id: ContainerId; warnings: string[] }> {
   const { config, hostConfig, endpoints } = parseCreateBody(body);
   if (platform && config.Image) checkPlatform(e, config.Image, platform);
   if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
-  const ctrName = name ? name.replace(/^\//, '') : randomName((n) => e.store.find(n) !== undefined || held.creatingNames.has(n));
+  const ctrName = name
+    ? name.replace(/^\//, '')
+    : randomName((n) => e.store.find(n) !== undefined || held.creatingNames.has(n));
   if (e.store.find(ctrName)?.name === ctrName) {
     const clash = e.store.get(ctrName);
-    throw conflict(`Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    throw conflict(
+      `Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+    );
   }
-  if (held.creatingNames.has(ctrName)) throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
+  if (held.creatingNames.has(ctrName))
+    throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
   // Held until the record is stored: concurrent creates must not pick the same name.
   held.creatingNames.add(ctrName);
   try {
@@ -73,7 +92,14 @@ export async function createContainer(e: CreateDeps, held: Held, body: unknown, 
   }
 }
 
-async function createNamed(e: CreateDeps, held: Held, config: CreateBody['config'], hostConfig: CreateBody['hostConfig'], endpoints: CreateBody['endpoints'], ctrName: string): Promise<{ id: ContainerId; warnings: string[] }> {
+async function createNamed(
+  e: CreateDeps,
+  held: Held,
+  config: CreateBody['config'],
+  hostConfig: CreateBody['hostConfig'],
+  endpoints: CreateBody['endpoints'],
+  ctrName: string,
+): Promise<{ id: ContainerId; warnings: string[] }> {
   const imageRef = config.Image;
   if (!imageRef) throw invalidArgument('Config.Image: an image is required');
   const image = e.images.get(imageRef);
@@ -81,7 +107,8 @@ async function createNamed(e: CreateDeps, held: Held, config: CreateBody['config
   const merged = mergeConfig(config, image.config.config, imageRef);
   const { path, args } = commandOf(merged);
   const runtime = (hostConfig.Runtime || e.defaultRuntime) as RuntimeName;
-  if (!e.runtime.host().runtimes[runtime]) throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
+  if (!e.runtime.host().runtimes[runtime])
+    throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
   hostConfig.Runtime = runtime;
   checkUlimitsFor(hostConfig, runtime);
   const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
@@ -91,7 +118,8 @@ async function createNamed(e: CreateDeps, held: Held, config: CreateBody['config
   const warnings = checkResources(hostConfig, e.runtime.host());
   if (hostConfig.BlkioWeight && !e.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
   if (config.StopSignal) parseSignal(config.StopSignal);
-  if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
+  if (hostConfig.UTSMode === 'host' && config.Hostname)
+    throw invalidArgument('conflicting options: hostname and the UTS mode');
   for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
     // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
     const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
@@ -101,7 +129,12 @@ async function createNamed(e: CreateDeps, held: Held, config: CreateBody['config
   if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
     throw invalidArgument("can't create 'AutoRemove' container with restart policy");
   const networks = planNetworks(e.networks, hostConfig, endpoints, config, (ref) => e.store.find(ref));
-  const { mounts: volMounts, created: newVolumes } = await planMounts(e.volumes, hostConfig, merged, (ref) => e.store.get(ref).mounts ?? []);
+  const { mounts: volMounts, created: newVolumes } = await planMounts(
+    e.volumes,
+    hostConfig,
+    merged,
+    (ref) => e.store.get(ref).mounts ?? [],
+  );
   parseSecurityOpts(hostConfig.SecurityOpt ?? [], e.runtime.host());
   e.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
   const id = newId<ContainerId>();
@@ -149,7 +182,9 @@ function checkPlatform(e: CreateDeps, ref: string, platform: string): void {
   const cfg = e.images.get(ref).config;
   const actual = [cfg.os, cfg.architecture, cfg.variant].filter(Boolean).join('/');
   if (os !== cfg.os || (arch && arch !== cfg.architecture) || (variant && variant !== cfg.variant))
-    throw invalidArgument(`image with reference ${ref} was found but does not match the specified platform: wanted ${platform}, actual: ${actual}`);
+    throw invalidArgument(
+      `image with reference ${ref} was found but does not match the specified platform: wanted ${platform}, actual: ${actual}`,
+    );
 }
 
 /** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */
@@ -157,12 +192,20 @@ async function writeEtcFiles(e: CreateDeps, rec: ContainerRecord): Promise<void>
   const dir = e.containerDir(rec.id);
   const hn = rec.config.Hostname || rec.id.slice(0, 12);
   const hostNet = rec.hostConfig.NetworkMode === 'host';
-  const hosts = async () => fsp.writeFile(join(dir, 'hosts'), hostNet
-    ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
-    : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`);
-  const resolv = async () => fsp.writeFile(join(dir, 'resolv.conf'), (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
-    .split('\n')
-    .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
-    .join('\n'));
+  const hosts = async () =>
+    fsp.writeFile(
+      join(dir, 'hosts'),
+      hostNet
+        ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
+        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`,
+    );
+  const resolv = async () =>
+    fsp.writeFile(
+      join(dir, 'resolv.conf'),
+      (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
+        .join('\n'),
+    );
   await Promise.all([fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`), hosts(), resolv()]);
 }

@@ -36,10 +36,16 @@ export async function factsOf(e: Engine, rec: ContainerRecord, withSize: boolean
     if (net) networks.push({ net, req, endpoint: eps.find((x) => x.networkId === id) });
   }
   const volumePaths: Record<string, string> = {};
-  for (const m of rec.mounts ?? []) if (m.Type === 'volume' && m.Name) volumePaths[m.Name] = e.volumes.find(m.Name)?.Mountpoint ?? '';
+  for (const m of rec.mounts ?? [])
+    if (m.Type === 'volume' && m.Name) volumePaths[m.Name] = e.volumes.find(m.Name)?.Mountpoint ?? '';
   const facts: ContainerFacts = {
-    rec, dir: e.containerDir(rec.id), logPath: e.logPathOf(rec.id), rootfs: e.rootfsOf(rec.id),
-    ports: e.networks.ports(rec.id), networks, volumePaths,
+    rec,
+    dir: e.containerDir(rec.id),
+    logPath: e.logPathOf(rec.id),
+    rootfs: e.rootfsOf(rec.id),
+    ports: e.networks.ports(rec.id),
+    networks,
+    volumePaths,
     defaultEndpoint: eps.find((x) => e.networks.find(x.networkId)?.isDefault),
   };
   if (withSize) {
@@ -54,7 +60,8 @@ function nameMatches(pattern: string, name: string): boolean {
   // dockerd's regexps (RE2) run in linear time; V8's backtrack. A pattern that could backtrack
   // exponentially needs a quantified group (`(a+)+`, `(a|a)*`, `((a))+`) or a back-reference: such
   // patterns (and long ones) are matched as plain text, so no filter can stall the daemon.
-  if (pattern.length > 256 || /\)[*+?{]/.test(pattern) || /\\[1-9k]/.test(pattern)) return name.includes(pattern.replace(/^\//, ''));
+  if (pattern.length > 256 || /\)[*+?{]/.test(pattern) || /\\[1-9k]/.test(pattern))
+    return name.includes(pattern.replace(/^\//, ''));
   try {
     const re = new RegExp(pattern);
     return re.test(name) || re.test(`/${name}`);
@@ -83,10 +90,26 @@ export function containerMatches(e: Engine, c: ContainerRecord, f: Filters): boo
     any('name', (n) => nameMatches(n, c.name)) &&
     any('id', (i) => c.id.startsWith(i)) &&
     any('exited', (x) => c.state.status === 'exited' && String(c.state.exitCode) === x) &&
-    any('health', (h) => (c.state.health && c.config.Healthcheck?.Test?.[0] !== 'NONE' ? c.state.health.Status : 'none') === h) &&
-    any('ancestor', (a) => c.config.Image === a || c.imageId === a || c.imageId.replace('sha256:', '').startsWith(a) || safeImageId(e, a) === c.imageId) &&
-    any('before', (b) => { const t = created(b); return t !== undefined && Date.parse(c.created) < t; }) &&
-    any('since', (s) => { const t = created(s); return t !== undefined && Date.parse(c.created) > t; }) &&
+    any(
+      'health',
+      (h) => (c.state.health && c.config.Healthcheck?.Test?.[0] !== 'NONE' ? c.state.health.Status : 'none') === h,
+    ) &&
+    any(
+      'ancestor',
+      (a) =>
+        c.config.Image === a ||
+        c.imageId === a ||
+        c.imageId.replace('sha256:', '').startsWith(a) ||
+        safeImageId(e, a) === c.imageId,
+    ) &&
+    any('before', (b) => {
+      const t = created(b);
+      return t !== undefined && Date.parse(c.created) < t;
+    }) &&
+    any('since', (s) => {
+      const t = created(s);
+      return t !== undefined && Date.parse(c.created) > t;
+    }) &&
     labelsMatch(f['label'], c.config.Labels ?? {})
   );
 }

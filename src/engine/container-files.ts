@@ -43,7 +43,12 @@ export class ContainerFiles {
     const c = this.e.get(ref);
     if (c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
     checkPath(path);
-    return this.withView(c, (fs) => extractInto(fs, path, input, { noOverwriteDirNonDir: o.noOverwriteDirNonDir, spoolDir: join(this.e.root, 'tmp') }));
+    return this.withView(c, (fs) =>
+      extractInto(fs, path, input, {
+        noOverwriteDirNonDir: o.noOverwriteDirNonDir,
+        spoolDir: join(this.e.root, 'tmp'),
+      }),
+    );
   }
 
   /** GET /containers/{id}/export: the whole filesystem as a tar into `open()`; the `export` event once done. */

@@ -22,9 +22,16 @@ export class ContainerVerbs {
   constructor(private readonly e: Engine) {}
 
   /** `docker ps`: newest first; only active ones unless `all` (or a status/exited filter). */
-  async list(o: { all: boolean; filters: Filters; limit: number | undefined; size: boolean }): Promise<ContainerFacts[]> {
+  async list(o: {
+    all: boolean;
+    filters: Filters;
+    limit: number | undefined;
+    size: boolean;
+  }): Promise<ContainerFacts[]> {
     const f = o.filters;
-    for (const h of f['health'] ?? []) if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
+    for (const h of f['health'] ?? [])
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h))
+        throw invalidArgument(`Unrecognised filter value for health: ${h}`);
     let list = this.e.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     if (!o.all && !f['status'] && !f['exited']) list = list.filter((c) => isActive(c.state.status));
     list = list.filter((c) => containerMatches(this.e, c, f));
@@ -37,7 +44,11 @@ export class ContainerVerbs {
   }
 
   /** POST /containers/create (all-or-nothing, engine.ts). */
-  create(body: unknown, name: string | undefined, platform: string | undefined): Promise<{ id: ContainerId; warnings: string[] }> {
+  create(
+    body: unknown,
+    name: string | undefined,
+    platform: string | undefined,
+  ): Promise<{ id: ContainerId; warnings: string[] }> {
     return this.e.create(body, name, platform);
   }
 
@@ -48,7 +59,8 @@ export class ContainerVerbs {
   async start(ref: string, checkpoint: string | null, checkpointDir: string | null): Promise<boolean> {
     const rec = this.e.get(ref);
     const restore = checkpoint ? await restoreOf(this.e, rec, checkpoint, checkpointDir) : undefined;
-    if (this.e.trust && rec.state.status !== 'running') await this.e.trust.check(this.e.images.get(rec.imageId), rec.config.Image ?? rec.imageId);
+    if (this.e.trust && rec.state.status !== 'running')
+      await this.e.trust.check(this.e.images.get(rec.imageId), rec.config.Image ?? rec.imageId);
     return this.e.lifecycle.start(rec, restore);
   }
 
@@ -89,7 +101,8 @@ export class ContainerVerbs {
     const c = this.e.get(ref);
     const cond = parseWaitCondition(condition);
     ready();
-    const code = cond === 'not-running' && !isActive(c.state.status) ? c.state.exitCode : await this.e.waiters.add(c.id, cond);
+    const code =
+      cond === 'not-running' && !isActive(c.state.status) ? c.state.exitCode : await this.e.waiters.add(c.id, cond);
     return { code, error: this.e.store.find(c.id)?.state.error ?? '' };
   }
 
@@ -102,16 +115,22 @@ export class ContainerVerbs {
   async update(ref: string, body: () => Promise<unknown>): Promise<string[]> {
     const c = this.e.get(ref);
     const { resources, restartPolicy } = parseUpdateBody(await body());
-    if (restartPolicy && c.hostConfig.AutoRemove && restartPolicy.Name !== 'no') throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
-    const set = Object.fromEntries(Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== ''));
-    if (c.hostConfig.NanoCpus && !set['NanoCpus'] && (set['CpuQuota'] || set['CpuPeriod'])) throw invalidArgument('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
-    if (set['NanoCpus'] && !set['CpuQuota'] && !set['CpuPeriod'] && (c.hostConfig.CpuQuota || c.hostConfig.CpuPeriod)) throw invalidArgument('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+    if (restartPolicy && c.hostConfig.AutoRemove && restartPolicy.Name !== 'no')
+      throw invalidArgument('Restart policy cannot be updated because AutoRemove is enabled for the container');
+    const set = Object.fromEntries(
+      Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== ''),
+    );
+    if (c.hostConfig.NanoCpus && !set['NanoCpus'] && (set['CpuQuota'] || set['CpuPeriod']))
+      throw invalidArgument('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+    if (set['NanoCpus'] && !set['CpuQuota'] && !set['CpuPeriod'] && (c.hostConfig.CpuQuota || c.hostConfig.CpuPeriod))
+      throw invalidArgument('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
     const merged = { ...c.hostConfig, ...set, ...(restartPolicy ? { RestartPolicy: restartPolicy } : {}) };
     const host = this.e.runtime.host();
     const warnings = checkResources(merged, host, true);
     if (set['BlkioWeight'] && !host.blkioWeight) merged.BlkioWeight = c.hostConfig.BlkioWeight ?? 0;
     this.e.check(c, 'update');
-    if (c.state.status === 'running' || c.state.status === 'paused') await this.e.runtime.update(c.id, resourcesOf(merged));
+    if (c.state.status === 'running' || c.state.status === 'paused')
+      await this.e.runtime.update(c.id, resourcesOf(merged));
     c.hostConfig = merged;
     this.e.store.save(c);
     this.e.events.emit('container', 'update', c.id, { image: c.config.Image ?? '', name: c.name });
@@ -123,7 +142,11 @@ export class ContainerVerbs {
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const c of this.e.store.all()) {
-      if (!['exited', 'created', 'dead'].includes(c.state.status) || !labelsMatch(filters['label'], c.config.Labels ?? {})) continue;
+      if (
+        !['exited', 'created', 'dead'].includes(c.state.status) ||
+        !labelsMatch(filters['label'], c.config.Labels ?? {})
+      )
+        continue;
       reclaimed += await this.e.snapshots.usage(c.id).catch(() => 0);
       await this.e.remove(c.id, { force: false });
       deleted.push(c.id);

@@ -29,12 +29,22 @@ export interface Attachment {
   /** conmon's log: output the attach session dropped at the end is resent from it */
   logPath: string;
   /** `logs=1`: what the container wrote so far */
-  replay(q: LogQuery, emit: (l: LogLine) => void, signal: AbortSignal, backpressure: () => Promise<void> | null): Promise<void>;
+  replay(
+    q: LogQuery,
+    emit: (l: LogLine) => void,
+    signal: AbortSignal,
+    backpressure: () => Promise<void> | null,
+  ): Promise<void>;
   /**
    * The session: now for a running container, else at its next start (no output lost).
    * `deferred`: the session waits for a start, whose request reports a failure.
    */
-  connect(stdin: boolean): { session: Promise<AttachSession>; cancel: () => void; deferred: boolean; logFrom: Promise<number> };
+  connect(stdin: boolean): {
+    session: Promise<AttachSession>;
+    cancel: () => void;
+    deferred: boolean;
+    logFrom: Promise<number>;
+  };
   /** The client is attached (the `attach` event). */
   attached(): void;
   /** The client typed the detach keys (the `detach` event). */
@@ -62,9 +72,13 @@ export class ContainerStdio {
       tty: c.config.Tty ?? false,
       stdinOnce: c.config.StdinOnce ?? false,
       logPath,
-      replay: (q, emit, signal, backpressure) => readLogs(logPath, { ...q, follow: false, tail: -1 }, emit, () => false, signal, backpressure),
+      replay: (q, emit, signal, backpressure) =>
+        readLogs(logPath, { ...q, follow: false, tail: -1 }, emit, () => false, signal, backpressure),
       connect: (stdin) => {
-        const logFrom = fsp.stat(logPath).then((st) => st.size, () => 0);
+        const logFrom = fsp.stat(logPath).then(
+          (st) => st.size,
+          () => 0,
+        );
         const deferred = c.state.status !== 'running' && c.state.status !== 'paused';
         return { ...this.e.lifecycle.attach(c, { stdin }), deferred, logFrom };
       },
@@ -74,14 +88,23 @@ export class ContainerStdio {
   }
 
   /** GET /containers/{id}/logs: `tty` for the framing, `read` follows while the container may still write. */
-  logs(ref: string, q: LogQuery): { tty: boolean; read: (emit: (l: LogLine) => void, signal: AbortSignal, backpressure: () => Promise<void> | null) => Promise<void> } {
+  logs(
+    ref: string,
+    q: LogQuery,
+  ): {
+    tty: boolean;
+    read: (emit: (l: LogLine) => void, signal: AbortSignal, backpressure: () => Promise<void> | null) => Promise<void>;
+  } {
     const c = this.e.get(ref);
     if (!q.stdout && !q.stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
     const alive = () => {
       const cur = this.e.store.find(c.id);
       return !!cur && (isActive(cur.state.status) || cur.state.status === 'created');
     };
-    return { tty: c.config.Tty ?? false, read: (emit, signal, bp) => readLogs(this.e.logPathOf(c.id), q, emit, alive, signal, bp) };
+    return {
+      tty: c.config.Tty ?? false,
+      read: (emit, signal, bp) => readLogs(this.e.logPathOf(c.id), q, emit, alive, signal, bp),
+    };
   }
 
   async resize(ref: string, h: number, w: number): Promise<void> {
@@ -98,7 +121,8 @@ export class ContainerStdio {
     const args = psArgs.split(/\s+/).filter(Boolean);
     let out: string;
     try {
-      out = (await run('ps', args, { maxBuffer: 16 * 1024 * 1024, timeout: PS_DEADLINE_MS, killSignal: 'SIGKILL' })).stdout;
+      out = (await run('ps', args, { maxBuffer: 16 * 1024 * 1024, timeout: PS_DEADLINE_MS, killSignal: 'SIGKILL' }))
+        .stdout;
     } catch (e) {
       throw invalidArgument(`Error running ps: ${errorMessage(e)}`);
     }

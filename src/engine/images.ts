@@ -27,14 +27,25 @@ export const labelsOf = (i: ImageRecord): Record<string, string> => i.config.con
 /** The `reference` filter: a glob on `name[:tag]`. */
 export function refGlob(pattern: string): RegExp {
   const withTag = pattern.lastIndexOf(':') > pattern.lastIndexOf('/') ? pattern : `${pattern}:*`; // host:port/name has no tag
-  return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
+  return new RegExp(
+    '^' +
+      withTag
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '.') +
+      '$',
+  );
 }
 
 /**
  * The one pull: distribution's, with the engine's registries and trust gate, and the `pull` event.
  * Front doors, the builder and checkpoint import all pull through it.
  */
-export async function pullImage(engine: Engine, ref: string, o: { creds: Credentials | null; platform?: string; progress?: Progress }): Promise<ImageRecord> {
+export async function pullImage(
+  engine: Engine,
+  ref: string,
+  o: { creds: Credentials | null; platform?: string; progress?: Progress },
+): Promise<ImageRecord> {
   const img = await pull(engine.images, ref, {
     creds: o.creds,
     ...(o.platform ? { platform: o.platform } : {}),
@@ -81,10 +92,17 @@ export class ImageVerbs {
     let list = this.e.images.list();
     if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
     if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
-    if (f['reference']) list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
+    if (f['reference'])
+      list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
     if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
-    if (f['before']) { const b = this.e.images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
-    if (f['since']) { const s = this.e.images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
+    if (f['before']) {
+      const b = this.e.images.get(f['before'][0]!);
+      list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created));
+    }
+    if (f['since']) {
+      const s = this.e.images.get(f['since'][0]!);
+      list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created));
+    }
     return list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
   }
 
@@ -116,18 +134,41 @@ export class ImageVerbs {
    * names one (`--all-tags`), one after the other. The references are checked before any
    * registry is asked, before any progress: a malformed name is the client's error.
    */
-  async pull(fromImage: string, tag: string, o: { creds: Credentials | null; platform: string; progress: Progress }): Promise<void> {
+  async pull(
+    fromImage: string,
+    tag: string,
+    o: { creds: Credentials | null; platform: string; progress: Progress },
+  ): Promise<void> {
     const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
-    const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
+    const refs = tag
+      ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`]
+      : hasTag
+        ? [fromImage]
+        : null;
     for (const ref of refs ?? [fromImage]) parseReference(ref);
-    const all = refs ?? (await listTags(fromImage, { creds: o.creds, client: this.e.registries })).map((t) => `${fromImage}:${t}`);
-    for (const ref of all) await pullImage(this.e, ref, { creds: o.creds, ...(o.platform ? { platform: o.platform } : {}), progress: o.progress });
+    const all =
+      refs ??
+      (await listTags(fromImage, { creds: o.creds, client: this.e.registries })).map((t) => `${fromImage}:${t}`);
+    for (const ref of all)
+      await pullImage(this.e, ref, {
+        creds: o.creds,
+        ...(o.platform ? { platform: o.platform } : {}),
+        progress: o.progress,
+      });
   }
 
   /** Pushes `ref` (NotFound, before any progress, when there is no such image). */
-  async push(ref: string, o: { creds: Credentials | null; progress: Progress; onDigest: (digest: string, size: number, tag: string) => void }): Promise<void> {
+  async push(
+    ref: string,
+    o: { creds: Credentials | null; progress: Progress; onDigest: (digest: string, size: number, tag: string) => void },
+  ): Promise<void> {
     this.e.images.get(ref);
-    await push(this.e.images, ref, { creds: o.creds, client: this.e.registries, progress: o.progress, onDigest: o.onDigest });
+    await push(this.e.images, ref, {
+      creds: o.creds,
+      client: this.e.registries,
+      progress: o.progress,
+      onDigest: o.onDigest,
+    });
     this.e.events.emit('image', 'push', ref, { name: ref });
   }
 
@@ -147,13 +188,25 @@ export class ImageVerbs {
     return res;
   }
 
-  prune(o: { all: boolean; labelFilter: (labels: Record<string, string>) => boolean }): Promise<{ deleted: RemoveResult[]; spaceReclaimed: number }> {
-    return this.e.images.prune({ all: o.all, isUsed: (id: Digest) => this.e.isImageUsed(id), labelFilter: o.labelFilter });
+  prune(o: {
+    all: boolean;
+    labelFilter: (labels: Record<string, string>) => boolean;
+  }): Promise<{ deleted: RemoveResult[]; spaceReclaimed: number }> {
+    return this.e.images.prune({
+      all: o.all,
+      isUsed: (id: Digest) => this.e.isImageUsed(id),
+      labelFilter: o.labelFilter,
+    });
   }
 
   /** `docker import` of a rootfs tar from the request body (`changes` are Dockerfile instructions). */
-  async importRootfs(input: Readable, o: { repo: string; tag: string; changes: string[]; message: string | null; platform: string | null }): Promise<ImageRecord> {
-    const opts: { ref?: string; message?: string; config: ImageRuntimeConfig; platform?: string } = { config: applyChanges({}, o.changes) };
+  async importRootfs(
+    input: Readable,
+    o: { repo: string; tag: string; changes: string[]; message: string | null; platform: string | null },
+  ): Promise<ImageRecord> {
+    const opts: { ref?: string; message?: string; config: ImageRuntimeConfig; platform?: string } = {
+      config: applyChanges({}, o.changes),
+    };
     if (o.repo) opts.ref = o.tag ? `${o.repo}:${o.tag}` : o.repo;
     if (o.message) opts.message = o.message;
     if (o.platform) opts.platform = o.platform;
@@ -184,13 +237,21 @@ export class ImageVerbs {
     const c = this.e.get(r.container);
     this.e.check(c, 'commit');
     const body = await r.config();
-    const override: ContainerConfig = body && typeof body === 'object' && Object.keys(body).length ? parseContainerConfig(body) : {};
+    const override: ContainerConfig =
+      body && typeof body === 'object' && Object.keys(body).length ? parseContainerConfig(body) : {};
     const base = { ...c.config, ...override };
     const config = applyChanges(
       {
-        Env: base.Env ?? [], Cmd: base.Cmd ?? null, Entrypoint: base.Entrypoint ?? null, WorkingDir: base.WorkingDir ?? '', User: base.User ?? '',
-        Labels: base.Labels ?? {}, ...(base.ExposedPorts ? { ExposedPorts: base.ExposedPorts } : {}), ...(base.Volumes ? { Volumes: base.Volumes } : {}),
-        ...(base.StopSignal ? { StopSignal: base.StopSignal } : {}), ...(base.Healthcheck ? { Healthcheck: base.Healthcheck } : {}),
+        Env: base.Env ?? [],
+        Cmd: base.Cmd ?? null,
+        Entrypoint: base.Entrypoint ?? null,
+        WorkingDir: base.WorkingDir ?? '',
+        User: base.User ?? '',
+        Labels: base.Labels ?? {},
+        ...(base.ExposedPorts ? { ExposedPorts: base.ExposedPorts } : {}),
+        ...(base.Volumes ? { Volumes: base.Volumes } : {}),
+        ...(base.StopSignal ? { StopSignal: base.StopSignal } : {}),
+        ...(base.Healthcheck ? { Healthcheck: base.Healthcheck } : {}),
       },
       r.changes.flatMap((x) => x.split('\n')),
     );
@@ -199,10 +260,20 @@ export class ImageVerbs {
     try {
       const ref = r.repo ? (r.tag ? `${r.repo}:${r.tag}` : r.repo) : undefined;
       const img = await this.e.images.commit({
-        snapshotKey: c.id, parent: this.e.images.get(c.imageId), config, createdBy: [c.path, ...c.args].join(' '),
-        ...(r.author ? { author: r.author } : {}), ...(r.comment ? { comment: r.comment } : {}), ...(ref ? { ref } : {}),
+        snapshotKey: c.id,
+        parent: this.e.images.get(c.imageId),
+        config,
+        createdBy: [c.path, ...c.args].join(' '),
+        ...(r.author ? { author: r.author } : {}),
+        ...(r.comment ? { comment: r.comment } : {}),
+        ...(ref ? { ref } : {}),
       });
-      this.e.events.emit('container', 'commit', c.id, { comment: r.comment ?? '', imageID: img.id, imageRef: ref ?? '', name: c.name });
+      this.e.events.emit('container', 'commit', c.id, {
+        comment: r.comment ?? '',
+        imageID: img.id,
+        imageRef: ref ?? '',
+        name: c.name,
+      });
       return img;
     } finally {
       if (freeze) await this.e.runtime.resume(c.id);

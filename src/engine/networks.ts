@@ -45,7 +45,9 @@ export class NetworkVerbs {
 
   inspect(ref: string): NetworkFacts {
     const net = this.e.networks.get(ref);
-    const endpoints = this.e.networks.endpoints({ networkId: net.Id }).map((endpoint) => ({ endpoint, name: this.e.store.find(endpoint.containerId)?.name ?? '' }));
+    const endpoints = this.e.networks
+      .endpoints({ networkId: net.Id })
+      .map((endpoint) => ({ endpoint, name: this.e.store.find(endpoint.containerId)?.name ?? '' }));
     return { net, endpoints };
   }
 
@@ -71,15 +73,27 @@ export class NetworkVerbs {
     const req0 = parseNetworkConnect(await body());
     const rec = this.e.get(req0.Container);
     const mode = rec.hostConfig.NetworkMode ?? '';
-    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) throw invalidArgument(`container sharing network namespace with another container or host cannot be connected to any other network`);
-    if (rec.networks?.some(([id]) => id === n.Id)) throw conflict(`endpoint with name ${rec.name} already exists in network ${n.Name}`);
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:'))
+      throw invalidArgument(
+        `container sharing network namespace with another container or host cannot be connected to any other network`,
+      );
+    if (rec.networks?.some(([id]) => id === n.Id))
+      throw conflict(`endpoint with name ${rec.name} already exists in network ${n.Name}`);
     const s = req0.EndpointConfig;
-    const req = { aliases: [...(s.Aliases ?? [])], ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}) };
-    if (n.isDefault && (req.aliases.length || req.ipv4)) throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
+    const req = {
+      aliases: [...(s.Aliases ?? [])],
+      ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}),
+    };
+    if (n.isDefault && (req.aliases.length || req.ipv4))
+      throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
     if (rec.state.status === 'running' && rec.state.pid) {
       const named = this.e.namedNetns(rec);
       await this.e.networks.connectRunning(n, attachableOf(rec), req, named ? { name: named } : { pid: rec.state.pid });
-      await writeNetFiles(this.e.networks, { ...rec, networks: [...(rec.networks ?? []), [n.Id, req]] }, this.e.containerDir(rec.id));
+      await writeNetFiles(
+        this.e.networks,
+        { ...rec, networks: [...(rec.networks ?? []), [n.Id, req]] },
+        this.e.containerDir(rec.id),
+      );
     }
     rec.networks = [...(rec.networks ?? []), [n.Id, req]];
     this.e.store.save(rec);
@@ -90,7 +104,8 @@ export class NetworkVerbs {
     const n = this.e.networks.get(ref);
     const req = parseNetworkDisconnect(await body());
     const rec = this.e.get(req.Container);
-    if (!rec.networks?.some(([id]) => id === n.Id)) throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
+    if (!rec.networks?.some(([id]) => id === n.Id))
+      throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
     await this.e.networks.detach(rec.id, n.Id);
     rec.networks = rec.networks.filter(([id]) => id !== n.Id);
     this.e.store.save(rec);

@@ -30,7 +30,13 @@ export class SystemVerbs {
   }
 
   info(): SystemInfo {
-    return { host: this.e.runtime.host(), containers: this.e.store.all().map((c) => c.state.status), images: this.e.images.list().length, eventListeners: this.e.events.listenerCount, root: this.e.root };
+    return {
+      host: this.e.runtime.host(),
+      containers: this.e.store.all().map((c) => c.state.status),
+      images: this.e.images.list().length,
+      eventListeners: this.e.events.listenerCount,
+      root: this.e.root,
+    };
   }
 
   /** `docker login`: the credentials are checked against the registry's auth (Unauthorized when refused). */
@@ -49,12 +55,20 @@ export class SystemVerbs {
   }
 
   /** `system df`: images, the layers' bytes, and each container with its writable layer's bytes. */
-  async diskUsage(): Promise<{ layersSize: number; images: Array<ImageRecord & { containers: number }>; containers: Array<{ rec: ContainerRecord; sizeRw: number; imageSize: number }> }> {
+  async diskUsage(): Promise<{
+    layersSize: number;
+    images: Array<ImageRecord & { containers: number }>;
+    containers: Array<{ rec: ContainerRecord; sizeRw: number; imageSize: number }>;
+  }> {
     const images = this.e.images.list();
     const all = this.e.store.all();
-    const containers = await Promise.all(all.map(async (rec) => ({
-      rec, sizeRw: await this.e.snapshots.usage(rec.id).catch(() => 0), imageSize: images.find((i) => i.id === rec.imageId)?.size ?? 0,
-    })));
+    const containers = await Promise.all(
+      all.map(async (rec) => ({
+        rec,
+        sizeRw: await this.e.snapshots.usage(rec.id).catch(() => 0),
+        imageSize: images.find((i) => i.id === rec.imageId)?.size ?? 0,
+      })),
+    );
     return {
       layersSize: this.e.images.diskUsage().layersSize,
       images: images.map((i) => ({ ...i, containers: all.filter((c) => c.imageId === i.id).length })),

@@ -22,7 +22,11 @@ export class VolumeVerbs {
     let list = this.e.volumes.list();
     if (f['name']?.length) list = list.filter((v) => f['name']!.some((n) => v.Name.includes(n)));
     if (f['driver']?.length) list = list.filter((v) => f['driver']!.includes(v.Driver));
-    if (f['dangling']?.length) list = list.filter((v) => (f['dangling']![0] === 'true' || f['dangling']![0] === '1') === (this.e.volumeUsers(v.Name).length === 0));
+    if (f['dangling']?.length)
+      list = list.filter(
+        (v) =>
+          (f['dangling']![0] === 'true' || f['dangling']![0] === '1') === (this.e.volumeUsers(v.Name).length === 0),
+      );
     if (f['label']?.length) list = list.filter((v) => labelsMatch(f['label'], v.Labels));
     return list;
   }
@@ -63,6 +67,8 @@ export class VolumeVerbs {
 function duBytes(path: string): Promise<number> {
   if (!path) return Promise.resolve(0);
   return new Promise((resolve) =>
-    execFile('du', ['-sb', path], { timeout: DU_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, out) => resolve(err ? 0 : Number(out.split('\t')[0]) || 0)),
+    execFile('du', ['-sb', path], { timeout: DU_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, out) =>
+      resolve(err ? 0 : Number(out.split('\t')[0]) || 0),
+    ),
   );
 }

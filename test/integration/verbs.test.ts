@@ -10,7 +10,11 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
 
-interface Ev { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }
+interface Ev {
+  Type: string;
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+}
 
 /** A raw request; the whole body as bytes (a streamed answer included). */
 function raw(d: Daemon, method: string, path: string): Promise<{ status: number; body: Buffer }> {
@@ -40,7 +44,10 @@ describe('engine verbs behind the API', () => {
   const events = async (t0: number): Promise<Ev[]> => {
     const r = await d.api('GET', `/events?since=${t0}&until=${Math.ceil(Date.now() / 1000) + 1}`);
     assert.equal(r.status, 200);
-    return r.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Ev);
+    return r.text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Ev);
   };
 
   test('each verb emits its event (update, commit, tag, export, network and volume verbs)', async () => {
@@ -59,8 +66,19 @@ describe('engine verbs behind the API', () => {
     await d.docker(['volume', 'rm', 'vvol']);
     await d.docker(['rmi', 'verbs-commit:2']);
     const seen = (await events(t0)).map((e) => `${e.Type} ${e.Action}`);
-    for (const want of ['container update', 'container commit', 'image tag', 'container export', 'network create', 'network connect',
-      'network disconnect', 'network destroy', 'volume create', 'volume destroy', 'image untag'])
+    for (const want of [
+      'container update',
+      'container commit',
+      'image tag',
+      'container export',
+      'network create',
+      'network connect',
+      'network disconnect',
+      'network destroy',
+      'volume create',
+      'volume destroy',
+      'image untag',
+    ])
       assert.ok(seen.includes(want), `event ${want} in ${seen.join(', ')}`);
     // commit froze and thawed the container without its record changing
     assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}}', 'v1'])).stdout.trim(), 'running');

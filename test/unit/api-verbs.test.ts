@@ -20,14 +20,27 @@ function sources(dir: string, out: string[] = []): string[] {
 }
 
 /** The engine's inside: the Engine (its services are fields) and what only the verbs may drive. */
-const INSIDE = ['engine.ts', 'lifecycle.ts', 'store.ts', 'events.ts', 'waiters.ts', 'health.ts', 'reconcile.ts', 'checkpoint.ts', 'container-create.ts'];
+const INSIDE = [
+  'engine.ts',
+  'lifecycle.ts',
+  'store.ts',
+  'events.ts',
+  'waiters.ts',
+  'health.ts',
+  'reconcile.ts',
+  'checkpoint.ts',
+  'container-create.ts',
+];
 
-test('api/ imports no module of the engine\'s inside (it is given engine/verbs.ts)', () => {
+test("api/ imports no module of the engine's inside (it is given engine/verbs.ts)", () => {
   const bad: string[] = [];
   for (const file of sources(join(SRC, 'api'))) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.[^'"]+)['"]/gm)) {
+    for (const m of readFileSync(file, 'utf8').matchAll(
+      /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.[^'"]+)['"]/gm,
+    )) {
       const target = relative(SRC, resolve(dirname(file), m[1]!)).replace(/\.js$/, '.ts');
-      if (target.startsWith('engine/') && INSIDE.includes(target.slice('engine/'.length))) bad.push(`${relative(SRC, file)} -> ${target}`);
+      if (target.startsWith('engine/') && INSIDE.includes(target.slice('engine/'.length)))
+        bad.push(`${relative(SRC, file)} -> ${target}`);
     }
   }
   assert.deepEqual(bad, []);
@@ -37,7 +50,9 @@ test('api/ reaches into no engine service', () => {
   const bad: string[] = [];
   for (const file of sources(join(SRC, 'api'))) {
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/\bengine\.(runtime|store|snapshots|images|networks|volumes|events|mounter|lifecycle|waiters|health|registries|trust)\b/g))
+    for (const m of text.matchAll(
+      /\bengine\.(runtime|store|snapshots|images|networks|volumes|events|mounter|lifecycle|waiters|health|registries|trust)\b/g,
+    ))
       bad.push(`${relative(SRC, file)}: ${m[0]}`);
   }
   assert.deepEqual(bad, []);

@@ -24,7 +24,8 @@ function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallba
   return v;
 }
 
-const isStringMap = (v: unknown): v is Record<string, string | null> => isObject(v) && Object.values(v).every((x) => typeof x === 'string' || x === null);
+const isStringMap = (v: unknown): v is Record<string, string | null> =>
+  isObject(v) && Object.values(v).every((x) => typeof x === 'string' || x === null);
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 /** X-Registry-Config: base64 JSON {registry: {username, password}} for the images a build pulls. */
@@ -57,12 +58,17 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
 
 export function buildRoutes(r: Router, builder: BuildVerbs): void {
   r.on('POST', '/build', async (ctx) => {
-    if (ctx.query.get('remote')) throw invalidArgument('remote build contexts are not supported: send the context as the request body');
-    const buildArgs = Object.fromEntries(Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null));
+    if (ctx.query.get('remote'))
+      throw invalidArgument('remote build contexts are not supported: send the context as the request body');
+    const buildArgs = Object.fromEntries(
+      Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null),
+    );
     const network = ctx.query.get('networkmode') || 'default';
-    if (!['default', 'host', 'none', 'bridge'].includes(network)) throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    if (!['default', 'host', 'none', 'bridge'].includes(network))
+      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
     const platform = ctx.query.get('platform') || 'linux/amd64';
-    if (!/^linux(\/amd64)?$/.test(platform)) throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
+    if (!/^linux(\/amd64)?$/.test(platform))
+      throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
     const quiet = flag(ctx, 'q');
     const steps = flag(ctx, 'berthsteps');
     const req: BuildRequest = {
@@ -72,7 +78,9 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
       target: ctx.query.get('target') ?? '',
       noCache: flag(ctx, 'nocache'),
       pull: flag(ctx, 'pull'),
-      labels: Object.fromEntries(Object.entries(jsonParam(ctx, 'labels', isStringMap, {})).map(([k, v]) => [k, v ?? ''])),
+      labels: Object.fromEntries(
+        Object.entries(jsonParam(ctx, 'labels', isStringMap, {})).map(([k, v]) => [k, v ?? '']),
+      ),
       cacheFrom: jsonParam(ctx, 'cachefrom', isStringArray, []),
       secrets: secretsOf(ctx),
       platform: 'linux/amd64',
@@ -82,13 +90,18 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
     };
     const p = progress(ctx);
     try {
-      const img = await builder.build(ctx.bodyStream, req, {
-        stream: (text) => quiet || p.msg({ stream: text }),
-        step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
-      }).then((i) => i, async (e: unknown) => {
-        ctx.bodyStream.resume(); // drain what the client still sends
-        throw e;
-      });
+      const img = await builder
+        .build(ctx.bodyStream, req, {
+          stream: (text) => quiet || p.msg({ stream: text }),
+          step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
+        })
+        .then(
+          (i) => i,
+          async (e: unknown) => {
+            ctx.bodyStream.resume(); // drain what the client still sends
+            throw e;
+          },
+        );
       p.msg({ aux: { ID: img.id } });
       if (quiet) p.msg({ stream: `${img.id}\n` }); // what the docker CLI prints for -q
     } catch (e) {

@@ -16,7 +16,10 @@ function statHeader(st: PathStat): string {
  * it when done. A client that goes away stops the producer (its writes fail); a producer that
  * fails cuts the response (the router destroys it).
  */
-async function tarResponse(ctx: Ctx, produce: (open: (headers: Record<string, string>) => Writable) => Promise<void>): Promise<void> {
+async function tarResponse(
+  ctx: Ctx,
+  produce: (open: (headers: Record<string, string>) => Writable) => Promise<void>,
+): Promise<void> {
   let io: IoStream | null = null;
   const open = (headers: Record<string, string>) => responseSink((io = ctx.stream(200, 'application/x-tar', headers))); // as fast as the client reads it
   try {
@@ -37,11 +40,15 @@ export function containerFsRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('GET', '/containers/{id}/archive', async (ctx) => {
-    await tarResponse(ctx, (open) => files.read(ctx.params[0]!, pathParam(ctx), (st) => open({ 'X-Docker-Container-Path-Stat': statHeader(st) })));
+    await tarResponse(ctx, (open) =>
+      files.read(ctx.params[0]!, pathParam(ctx), (st) => open({ 'X-Docker-Container-Path-Stat': statHeader(st) })),
+    );
   });
 
   r.on('PUT', '/containers/{id}/archive', async (ctx) => {
-    await files.write(ctx.params[0]!, pathParam(ctx), ctx.bodyStream, { noOverwriteDirNonDir: flag(ctx, 'noOverwriteDirNonDir') });
+    await files.write(ctx.params[0]!, pathParam(ctx), ctx.bodyStream, {
+      noOverwriteDirNonDir: flag(ctx, 'noOverwriteDirNonDir'),
+    });
     ctx.send(200);
   });
 

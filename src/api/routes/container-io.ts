@@ -9,7 +9,8 @@ import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writerFor, parseDetachKeys, DetachFilter, type IoStream } from '../stream.js';
 
-const streamType = (tty: boolean) => (tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream');
+const streamType = (tty: boolean) =>
+  tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream';
 
 /**
  * Joins a client connection to an attach session: output to the client (filtered by stream),
@@ -18,7 +19,17 @@ const streamType = (tty: boolean) => (tty ? 'application/vnd.docker.raw-stream' 
 export function pipeSession(
   io: IoStream,
   s: AttachSession,
-  o: { tty: boolean; stdout: boolean; stderr: boolean; stdin: boolean; stdinOnce: boolean; detachKeys: string; onDetach?: () => void; beforeEnd?: () => Promise<unknown>; log?: { path: string; from: number } },
+  o: {
+    tty: boolean;
+    stdout: boolean;
+    stderr: boolean;
+    stdin: boolean;
+    stdinOnce: boolean;
+    detachKeys: string;
+    onDetach?: () => void;
+    beforeEnd?: () => Promise<unknown>;
+    log?: { path: string; from: number };
+  },
 ): void {
   const write = writerFor(io, o.tty);
   const sent = { stdout: 0, stderr: 0 };
@@ -46,7 +57,12 @@ export function pipeSession(
     });
   };
   // Clients inspect the exit code as soon as the stream ends: it must be known by then.
-  s.onEnd(() => void rest().then(() => o.beforeEnd?.()).finally(() => io.end()));
+  s.onEnd(
+    () =>
+      void rest()
+        .then(() => o.beforeEnd?.())
+        .finally(() => io.end()),
+  );
   io.onClose(() => s.close());
   if (!o.stdin || !io.input || !s.stdin) return;
   const stdin = s.stdin;
@@ -84,12 +100,23 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
   const stdio = v.stdio;
 
   r.on('POST', '/containers/{id}/attach', async (ctx) => {
-    const o = { stdout: flag(ctx, 'stdout'), stderr: flag(ctx, 'stderr'), stdin: flag(ctx, 'stdin'), detachKeys: ctx.query.get('detachKeys') ?? '' };
+    const o = {
+      stdout: flag(ctx, 'stdout'),
+      stderr: flag(ctx, 'stderr'),
+      stdin: flag(ctx, 'stdin'),
+      detachKeys: ctx.query.get('detachKeys') ?? '',
+    };
     const a = stdio.attach(ctx.params[0]!);
     if (o.detachKeys) parseDetachKeys(o.detachKeys); // 400 now, not a cut stream later
     const io = ctx.hijack(streamType(a.tty));
     const write = writerFor(io, a.tty);
-    if (flag(ctx, 'logs')) await a.replay({ ...logQuery(ctx, false), stdout: o.stdout, stderr: o.stderr }, (l) => write(l.stream, Buffer.from(l.text)), ctx.signal, () => io.drain());
+    if (flag(ctx, 'logs'))
+      await a.replay(
+        { ...logQuery(ctx, false), stdout: o.stdout, stderr: o.stderr },
+        (l) => write(l.stream, Buffer.from(l.text)),
+        ctx.signal,
+        () => io.drain(),
+      );
     if (!flag(ctx, 'stream')) {
       io.end();
       return;
@@ -113,7 +140,11 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
     }
     a.attached();
     pipeSession(io, s, {
-      ...o, tty: a.tty, stdinOnce: a.stdinOnce, log: { path: a.logPath, from: await logFrom }, onDetach: () => a.detached(),
+      ...o,
+      tty: a.tty,
+      stdinOnce: a.stdinOnce,
+      log: { path: a.logPath, from: await logFrom },
+      onDetach: () => a.detached(),
     });
   });
 
@@ -122,19 +153,26 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
     const logs = stdio.logs(ctx.params[0]!, q);
     const io = ctx.stream(200, streamType(logs.tty));
     const write = writerFor(io, logs.tty);
-    await logs.read((l) => write(l.stream, Buffer.from(q.timestamps ? `${l.time} ${l.text}` : l.text)), ctx.signal, () => io.drain());
+    await logs.read(
+      (l) => write(l.stream, Buffer.from(q.timestamps ? `${l.time} ${l.text}` : l.text)),
+      ctx.signal,
+      () => io.drain(),
+    );
     io.end();
   });
 
   r.on('POST', '/containers/{id}/resize', async (ctx) => {
     const h = Number(ctx.query.get('h') ?? 0);
     const w = Number(ctx.query.get('w') ?? 0);
-    if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) throw invalidArgument('invalid resize parameters');
+    if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0)
+      throw invalidArgument('invalid resize parameters');
     await stdio.resize(ctx.params[0]!, h, w);
     ctx.send(200);
   });
 
-  r.on('GET', '/containers/{id}/top', async (ctx) => ctx.send(200, await stdio.top(ctx.params[0]!, ctx.query.get('ps_args') || '-ef')));
+  r.on('GET', '/containers/{id}/top', async (ctx) =>
+    ctx.send(200, await stdio.top(ctx.params[0]!, ctx.query.get('ps_args') || '-ef')),
+  );
 
   r.on('GET', '/containers/{id}/stats', async (ctx) => {
     const { rec: c, sample } = stdio.stats(ctx.params[0]!);
@@ -167,7 +205,12 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
 
 function cpuDoc(s: CgroupStats | undefined) {
   return {
-    cpu_usage: { total_usage: s?.cpuTotalNs ?? 0, percpu_usage: s?.perCpuNs ?? [], usage_in_kernelmode: s?.cpuSystemNs ?? 0, usage_in_usermode: s?.cpuUserNs ?? 0 },
+    cpu_usage: {
+      total_usage: s?.cpuTotalNs ?? 0,
+      percpu_usage: s?.perCpuNs ?? [],
+      usage_in_kernelmode: s?.cpuSystemNs ?? 0,
+      usage_in_usermode: s?.cpuUserNs ?? 0,
+    },
     system_cpu_usage: s?.systemCpuNs ?? 0,
     online_cpus: s?.onlineCpus ?? 0,
     throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
@@ -175,15 +218,30 @@ function cpuDoc(s: CgroupStats | undefined) {
 }
 
 /** One entry of GET /containers/{id}/stats in Docker's shape. */
-function statsDoc(c: { id: string; name: string }, cur: { at: string; s: CgroupStats } | null, prev: { at: string; s: CgroupStats } | null) {
+function statsDoc(
+  c: { id: string; name: string },
+  cur: { at: string; s: CgroupStats } | null,
+  prev: { at: string; s: CgroupStats } | null,
+) {
   const s = cur?.s;
   return {
     read: cur?.at ?? '0001-01-01T00:00:00Z',
     preread: prev?.at ?? '0001-01-01T00:00:00Z',
     pids_stats: s ? { current: s.pids, limit: s.pidsLimit } : {},
     blkio_stats: {
-      io_service_bytes_recursive: s ? [{ major: 0, minor: 0, op: 'read', value: s.blkioRead }, { major: 0, minor: 0, op: 'write', value: s.blkioWrite }] : null,
-      io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null,
+      io_service_bytes_recursive: s
+        ? [
+            { major: 0, minor: 0, op: 'read', value: s.blkioRead },
+            { major: 0, minor: 0, op: 'write', value: s.blkioWrite },
+          ]
+        : null,
+      io_serviced_recursive: null,
+      io_queue_recursive: null,
+      io_service_time_recursive: null,
+      io_wait_time_recursive: null,
+      io_merged_recursive: null,
+      io_time_recursive: null,
+      sectors_recursive: null,
     },
     num_procs: 0,
     storage_stats: {},

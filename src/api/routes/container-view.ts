@@ -42,7 +42,8 @@ export function statusText(c: ContainerRecord): string {
 function ports(f: ContainerFacts): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const p of Object.keys(f.rec.config.ExposedPorts ?? {})) out[p] = null;
-  for (const b of f.ports) (out[`${b.containerPort}/${b.proto}`] ??= []).push({ HostIp: b.hostIp, HostPort: String(b.hostPort) });
+  for (const b of f.ports)
+    (out[`${b.containerPort}/${b.proto}`] ??= []).push({ HostIp: b.hostIp, HostPort: String(b.hostPort) });
   return out;
 }
 
@@ -50,7 +51,22 @@ function ports(f: ContainerFacts): Record<string, Array<{ HostIp: string; HostPo
 function networks(f: ContainerFacts): Record<string, unknown> {
   const c = f.rec;
   const mode = c.hostConfig.NetworkMode ?? 'default';
-  const blank = { IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DriverOpts: null, DNSNames: null };
+  const blank = {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: '',
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    DriverOpts: null,
+    DNSNames: null,
+  };
   if (!c.networks?.length) return mode.startsWith('container:') ? {} : { [mode === 'default' ? 'none' : mode]: blank };
   const out: Record<string, unknown> = {};
   for (const { net: n, req, endpoint: e } of f.networks) {
@@ -59,7 +75,16 @@ function networks(f: ContainerFacts): Record<string, unknown> {
       IPAMConfig: req.ipv4 ? { IPv4Address: req.ipv4 } : null,
       Aliases: req.aliases.length ? req.aliases : null,
       NetworkID: n.Id,
-      ...(e ? { EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ip, IPPrefixLen: e.prefix, MacAddress: e.mac, DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)] } : {}),
+      ...(e
+        ? {
+            EndpointID: e.endpointId,
+            Gateway: e.gateway,
+            IPAddress: e.ip,
+            IPPrefixLen: e.prefix,
+            MacAddress: e.mac,
+            DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)],
+          }
+        : {}),
     };
   }
   return out;
@@ -103,33 +128,108 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
     AppArmorProfile: '',
     ExecIDs: c.execIds.length ? c.execIds : null,
     HostConfig: {
-      Binds: null, ContainerIDFile: '', LogConfig: { Type: 'json-file', Config: {} }, NetworkMode: netMode, PortBindings: {},
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, VolumeDriver: '', VolumesFrom: null,
-      CapAdd: null, CapDrop: null, Dns: [], DnsOptions: [], DnsSearch: [], ExtraHosts: null, GroupAdd: null, IpcMode: 'private',
-      Cgroup: '', Links: null, OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false,
-      SecurityOpt: null, UTSMode: '', UsernsMode: '', ShmSize: 67108864, Runtime: c.runtime, Isolation: '', CpuShares: 0,
-      Memory: 0, NanoCpus: 0, CgroupParent: '', BlkioWeight: 0, CpuPeriod: 0, CpuQuota: 0, CpusetCpus: '', CpusetMems: '',
-      Devices: [], MemoryReservation: 0, MemorySwap: 0, PidsLimit: null, Ulimits: null, Init: null,
+      Binds: null,
+      ContainerIDFile: '',
+      LogConfig: { Type: 'json-file', Config: {} },
+      NetworkMode: netMode,
+      PortBindings: {},
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: false,
+      VolumeDriver: '',
+      VolumesFrom: null,
+      CapAdd: null,
+      CapDrop: null,
+      Dns: [],
+      DnsOptions: [],
+      DnsSearch: [],
+      ExtraHosts: null,
+      GroupAdd: null,
+      IpcMode: 'private',
+      Cgroup: '',
+      Links: null,
+      OomScoreAdj: 0,
+      PidMode: '',
+      Privileged: false,
+      PublishAllPorts: false,
+      ReadonlyRootfs: false,
+      SecurityOpt: null,
+      UTSMode: '',
+      UsernsMode: '',
+      ShmSize: 67108864,
+      Runtime: c.runtime,
+      Isolation: '',
+      CpuShares: 0,
+      Memory: 0,
+      NanoCpus: 0,
+      CgroupParent: '',
+      BlkioWeight: 0,
+      CpuPeriod: 0,
+      CpuQuota: 0,
+      CpusetCpus: '',
+      CpusetMems: '',
+      Devices: [],
+      MemoryReservation: 0,
+      MemorySwap: 0,
+      PidsLimit: null,
+      Ulimits: null,
+      Init: null,
       ...c.hostConfig,
     },
     GraphDriver: { Name: 'overlay', Data: { MergedDir: f.rootfs } },
     Mounts: c.mounts
       ? c.mounts.map((m) =>
           m.Type === 'volume'
-            ? { Type: 'volume', Name: m.Name, Source: f.volumePaths[m.Name ?? ''] ?? '', Destination: m.Destination, Driver: m.Driver ?? 'local', Mode: m.Mode, RW: m.RW, Propagation: '' }
-            : { Type: m.Type, Source: m.Source, Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation },
+            ? {
+                Type: 'volume',
+                Name: m.Name,
+                Source: f.volumePaths[m.Name ?? ''] ?? '',
+                Destination: m.Destination,
+                Driver: m.Driver ?? 'local',
+                Mode: m.Mode,
+                RW: m.RW,
+                Propagation: '',
+              }
+            : {
+                Type: m.Type,
+                Source: m.Source,
+                Destination: m.Destination,
+                Mode: m.Mode,
+                RW: m.RW,
+                Propagation: m.Propagation,
+              },
         )
       : (c.hostConfig.Binds ?? []).map((b) => {
           const [src = '', dst = '', mode = ''] = b.split(':');
-          return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+          return {
+            Type: 'bind',
+            Source: src,
+            Destination: dst,
+            Mode: mode,
+            RW: !mode.split(',').includes('ro'),
+            Propagation: 'rprivate',
+          };
         }),
     Config: c.config,
     NetworkSettings: (() => {
       const def = f.defaultEndpoint;
       return {
-        Bridge: '', SandboxID: '', SandboxKey: c.state.pid ? `/proc/${c.state.pid}/ns/net` : '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-        Ports: ports(f), SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: def?.endpointId ?? '', Gateway: def?.gateway ?? '',
-        GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: def?.ip ?? '', IPPrefixLen: def?.prefix ?? 0, IPv6Gateway: '', MacAddress: def?.mac ?? '',
+        Bridge: '',
+        SandboxID: '',
+        SandboxKey: c.state.pid ? `/proc/${c.state.pid}/ns/net` : '',
+        HairpinMode: false,
+        LinkLocalIPv6Address: '',
+        LinkLocalIPv6PrefixLen: 0,
+        Ports: ports(f),
+        SecondaryIPAddresses: null,
+        SecondaryIPv6Addresses: null,
+        EndpointID: def?.endpointId ?? '',
+        Gateway: def?.gateway ?? '',
+        GlobalIPv6Address: '',
+        GlobalIPv6PrefixLen: 0,
+        IPAddress: def?.ip ?? '',
+        IPPrefixLen: def?.prefix ?? 0,
+        IPv6Gateway: '',
+        MacAddress: def?.mac ?? '',
         Networks: networks(f),
       };
     })(),

@@ -21,13 +21,25 @@ export function containerRoutes(r: Router, v: Verbs): void {
 
   r.on('GET', '/containers/json', async (ctx) => {
     const filters = parseFilters(ctx.query.get('filters'));
-    const list = await ctrs.list({ all: flag(ctx, 'all'), filters, limit: optInt(ctx, 'limit'), size: flag(ctx, 'size') });
-    ctx.send(200, list.map((c) => listView(c)));
+    const list = await ctrs.list({
+      all: flag(ctx, 'all'),
+      filters,
+      limit: optInt(ctx, 'limit'),
+      size: flag(ctx, 'size'),
+    });
+    ctx.send(
+      200,
+      list.map((c) => listView(c)),
+    );
   });
 
   r.on('POST', '/containers/create', async (ctx) => {
     const body = await ctx.json();
-    const { id, warnings } = await ctrs.create(body, ctx.query.get('name') ?? undefined, ctx.query.get('platform') ?? undefined);
+    const { id, warnings } = await ctrs.create(
+      body,
+      ctx.query.get('name') ?? undefined,
+      ctx.query.get('platform') ?? undefined,
+    );
     ctx.send(201, { Id: id, Warnings: warnings });
   });
 
@@ -43,11 +55,17 @@ export function containerRoutes(r: Router, v: Verbs): void {
 
   r.on('POST', '/containers/{id}/checkpoints', async (ctx) => {
     const body = (await ctx.json()) ?? {};
-    if (!isObject(body) || typeof body['CheckpointID'] !== 'string' || !body['CheckpointID']) throw invalidArgument('CheckpointID is required');
+    if (!isObject(body) || typeof body['CheckpointID'] !== 'string' || !body['CheckpointID'])
+      throw invalidArgument('CheckpointID is required');
     const res = await cps.create(ctx.params[0]!, {
-      name: body['CheckpointID'], dir: typeof body['CheckpointDir'] === 'string' ? body['CheckpointDir'] : null,
-      exit: body['Exit'] !== false, tcpEstablished: body['TcpEstablished'] === true || flag(ctx, 'tcp-established'),
-      preDump: body['PreDump'] === true, ...(typeof body['ParentCheckpoint'] === 'string' && body['ParentCheckpoint'] ? { parent: body['ParentCheckpoint'] } : {}),
+      name: body['CheckpointID'],
+      dir: typeof body['CheckpointDir'] === 'string' ? body['CheckpointDir'] : null,
+      exit: body['Exit'] !== false,
+      tcpEstablished: body['TcpEstablished'] === true || flag(ctx, 'tcp-established'),
+      preDump: body['PreDump'] === true,
+      ...(typeof body['ParentCheckpoint'] === 'string' && body['ParentCheckpoint']
+        ? { parent: body['ParentCheckpoint'] }
+        : {}),
       // berth's extension: post-copy, pages served from this address (ADDRESS, or "" for loopback)
       ...(typeof body['PageServer'] === 'string' ? { lazy: body['PageServer'] } : {}),
       signal: ctx.signal, // a client that goes away ends CRIU, and the container goes on
@@ -56,14 +74,26 @@ export function containerRoutes(r: Router, v: Verbs): void {
     else ctx.send(201);
   });
 
-  r.on('GET', '/containers/{id}/checkpoints', async (ctx) => ctx.send(200, await cps.list(ctx.params[0]!, ctx.query.get('dir'))));
+  r.on('GET', '/containers/{id}/checkpoints', async (ctx) =>
+    ctx.send(200, await cps.list(ctx.params[0]!, ctx.query.get('dir'))),
+  );
 
   r.on('GET', '/containers/{id}/checkpoints/{name}/export', async (ctx) => {
     const compress = ctx.query.get('compress') !== '0';
     let io: IoStream | null = null;
     const open = () => responseSink((io = ctx.stream(200, compress ? 'application/gzip' : 'application/x-tar'))); // as fast as the target reads it
     try {
-      await cps.export(ctx.params[0]!, ctx.params[1]!, { dir: ctx.query.get('dir'), compress, withParent: ctx.query.get('parent') !== '0', withVolumes: flag(ctx, 'volumes') }, open);
+      await cps.export(
+        ctx.params[0]!,
+        ctx.params[1]!,
+        {
+          dir: ctx.query.get('dir'),
+          compress,
+          withParent: ctx.query.get('parent') !== '0',
+          withVolumes: flag(ctx, 'volumes'),
+        },
+        open,
+      );
     } finally {
       (io as IoStream | null)?.end();
     }
@@ -74,7 +104,12 @@ export function containerRoutes(r: Router, v: Verbs): void {
   r.on('POST', '/checkpoints/import', async (ctx) => {
     const name = ctx.query.get('name') || undefined;
     const stage = ctx.query.get('stage') || undefined;
-    const res = await cps.import(ctx.bodyStream, { ...(name ? { name } : {}), ...(stage ? { stage } : {}), start: flag(ctx, 'start'), hostAccess: flag(ctx, 'allowHostAccess') });
+    const res = await cps.import(ctx.bodyStream, {
+      ...(name ? { name } : {}),
+      ...(stage ? { stage } : {}),
+      start: flag(ctx, 'start'),
+      hostAccess: flag(ctx, 'allowHostAccess'),
+    });
     ctx.send(201, { Id: res.id, Name: res.name });
   });
 
@@ -121,7 +156,11 @@ export function containerRoutes(r: Router, v: Verbs): void {
   r.on('POST', '/containers/{id}/wait', async (ctx) => {
     let io: IoStream | null = null;
     // Headers go out at once: the docker CLI waits for them before starting the container.
-    const { code, error } = await ctrs.wait(ctx.params[0]!, ctx.query.get('condition'), () => (io = ctx.stream(200, 'application/json')));
+    const { code, error } = await ctrs.wait(
+      ctx.params[0]!,
+      ctx.query.get('condition'),
+      () => (io = ctx.stream(200, 'application/json')),
+    );
     const body: Record<string, unknown> = { StatusCode: code };
     if (error) body['Error'] = { Message: error };
     const out = io as IoStream | null;

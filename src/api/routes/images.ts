@@ -67,14 +67,19 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
       const creds = registryAuth(ctx);
       const platform = ctx.query.get('platform') ?? '';
       // a malformed name (`../../x`) is the client's error (400), found before any registry is asked
-      await streamed(ctx, (p) => images.pull(fromImage, ctx.query.get('tag') ?? '', { creds, platform, progress: (m) => p.msg(m) }));
+      await streamed(ctx, (p) =>
+        images.pull(fromImage, ctx.query.get('tag') ?? '', { creds, platform, progress: (m) => p.msg(m) }),
+      );
       return;
     }
     if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
     if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
     const img = await images.importRootfs(ctx.bodyStream, {
-      repo: ctx.query.get('repo') ?? '', tag: ctx.query.get('tag') ?? '', changes: ctx.query.getAll('changes'),
-      message: ctx.query.get('message'), platform: ctx.query.get('platform'),
+      repo: ctx.query.get('repo') ?? '',
+      tag: ctx.query.get('tag') ?? '',
+      changes: ctx.query.getAll('changes'),
+      message: ctx.query.get('message'),
+      platform: ctx.query.get('platform'),
     });
     const p = progress(ctx);
     p.msg({ status: img.id });
@@ -84,7 +89,8 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   r.on('POST', '/images/load', async (ctx) => {
     const loaded = await images.load(ctx.bodyStream);
     const p = progress(ctx);
-    for (const ref of loaded) p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    for (const ref of loaded)
+      p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
     p.end();
   });
 
@@ -121,10 +127,13 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
     const tag = ctx.query.get('tag') ?? '';
     const ref = tag ? `${name}:${tag}` : name;
     const creds = registryAuth(ctx);
-    await streamed(ctx, (p) => images.push(ref, {
-      creds, progress: (m) => p.msg(m),
-      onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),
-    }));
+    await streamed(ctx, (p) =>
+      images.push(ref, {
+        creds,
+        progress: (m) => p.msg(m),
+        onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),
+      }),
+    );
   });
 
   r.on('POST', '/images/{name*}/tag', (ctx) => {
@@ -147,8 +156,14 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
     const container = ctx.query.get('container') ?? '';
     const pause = ctx.query.get('pause') !== '0' && ctx.query.get('pause') !== 'false';
     const img = await images.commit({
-      container, config: () => ctx.json(), changes: ctx.query.getAll('changes'), repo: ctx.query.get('repo'), tag: ctx.query.get('tag'),
-      author: ctx.query.get('author'), comment: ctx.query.get('comment'), pause,
+      container,
+      config: () => ctx.json(),
+      changes: ctx.query.getAll('changes'),
+      repo: ctx.query.get('repo'),
+      tag: ctx.query.get('tag'),
+      author: ctx.query.get('author'),
+      comment: ctx.query.get('comment'),
+      pause,
     });
     ctx.send(201, { Id: img.id });
   });

@@ -6,19 +6,41 @@ import { parseFilters } from '../filters.js';
 export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | null) {
   const containers: Record<string, unknown> = {};
   for (const { endpoint: e, name } of eps ?? []) {
-    containers[e.containerId] = { Name: name, EndpointID: e.endpointId, MacAddress: e.mac, IPv4Address: `${e.ip}/${e.prefix}`, IPv6Address: '' };
+    containers[e.containerId] = {
+      Name: name,
+      EndpointID: e.endpointId,
+      MacAddress: e.mac,
+      IPv4Address: `${e.ip}/${e.prefix}`,
+      IPv6Address: '',
+    };
   }
   return {
-    Name: n.Name, Id: n.Id, Created: n.Created, Scope: n.Scope, Driver: n.Driver, EnableIPv6: n.EnableIPv6,
-    IPAM: n.IPAM, Internal: n.Internal, Attachable: n.Attachable, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
+    Name: n.Name,
+    Id: n.Id,
+    Created: n.Created,
+    Scope: n.Scope,
+    Driver: n.Driver,
+    EnableIPv6: n.EnableIPv6,
+    IPAM: n.IPAM,
+    Internal: n.Internal,
+    Attachable: n.Attachable,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
     Containers: containers, // like dockerd: a user network's Options are the ones it was created with (compose compares them
     // to its file's and would recreate the network); the default bridge shows its bridge's name
-    Options: n.isDefault ? { 'com.docker.network.bridge.name': n.bridge, ...n.Options } : n.Options, Labels: n.Labels,
+    Options: n.isDefault ? { 'com.docker.network.bridge.name': n.bridge, ...n.Options } : n.Options,
+    Labels: n.Labels,
   };
 }
 
 export function networkRoutes(r: Router, nets: NetworkVerbs): void {
-  r.on('GET', '/networks', (ctx) => ctx.send(200, nets.list(parseFilters(ctx.query.get('filters'))).map((n) => networkView(n, null))));
+  r.on('GET', '/networks', (ctx) =>
+    ctx.send(
+      200,
+      nets.list(parseFilters(ctx.query.get('filters'))).map((n) => networkView(n, null)),
+    ),
+  );
 
   r.on('GET', '/networks/{id}', (ctx) => {
     const { net, endpoints } = nets.inspect(ctx.params[0]!);

@@ -10,19 +10,28 @@ import { isObject } from '../../base/json.js';
 
 export const BERTH_VERSION = '0.1.0';
 
-const goArch = (): string => ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[arch()] ?? arch();
+const goArch = (): string => (({ x64: 'amd64', arm64: 'arm64' }) as Record<string, string>)[arch()] ?? arch();
 
 export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; startedAt: Date }): void {
   const ping = (ctx: Parameters<Parameters<Router['on']>[2]>[0]) =>
-    ctx.send(200, 'OK', { 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Builder-Version': '1', 'Content-Type': 'text/plain; charset=utf-8' });
+    ctx.send(200, 'OK', {
+      'Cache-Control': 'no-cache, no-store, must-revalidate',
+      Pragma: 'no-cache',
+      'Builder-Version': '1',
+      'Content-Type': 'text/plain; charset=utf-8',
+    });
   r.on('GET', '/_ping', ping);
   r.on('HEAD', '/_ping', ping);
 
   // docker login: the daemon checks the credentials against the registry; nothing is stored here
   r.on('POST', '/auth', async (ctx) => {
     const body = await ctx.json();
-    if (!isObject(body) || typeof body['username'] !== 'string' || typeof body['password'] !== 'string') throw invalidArgument('username and password are required');
-    const server = typeof body['serveraddress'] === 'string' && body['serveraddress'] ? body['serveraddress'] : 'https://index.docker.io/v1/';
+    if (!isObject(body) || typeof body['username'] !== 'string' || typeof body['password'] !== 'string')
+      throw invalidArgument('username and password are required');
+    const server =
+      typeof body['serveraddress'] === 'string' && body['serveraddress']
+        ? body['serveraddress']
+        : 'https://index.docker.io/v1/';
     await sys.login(server, { username: body['username'], password: body['password'] });
     ctx.send(200, { Status: 'Login Succeeded', IdentityToken: '' });
   });
@@ -32,8 +41,23 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
     ctx.send(200, {
       Platform: { Name: 'berth' },
       Components: [
-        { Name: 'Engine', Version: BERTH_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: goArch(), KernelVersion: release(), Experimental: 'true' } },
-        ...Object.entries(host.runtimes).map(([name, rt]) => ({ Name: name, Version: rt?.version ?? '', Details: { path: rt?.path ?? '' } })),
+        {
+          Name: 'Engine',
+          Version: BERTH_VERSION,
+          Details: {
+            ApiVersion: API_VERSION,
+            MinAPIVersion: MIN_API_VERSION,
+            Os: 'linux',
+            Arch: goArch(),
+            KernelVersion: release(),
+            Experimental: 'true',
+          },
+        },
+        ...Object.entries(host.runtimes).map(([name, rt]) => ({
+          Name: name,
+          Version: rt?.version ?? '',
+          Details: { path: rt?.path ?? '' },
+        })),
         { Name: 'conmon', Version: host.conmon.version, Details: { path: host.conmon.path } },
       ],
       Version: BERTH_VERSION,
@@ -62,7 +86,10 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
       ContainersStopped: all.length - count('running') - count('paused') - count('restarting'),
       Images: counts.images,
       Driver: 'overlay',
-      DriverStatus: [['Backing Filesystem', 'extfs'], ['Supports d_type', 'true']],
+      DriverStatus: [
+        ['Backing Filesystem', 'extfs'],
+        ['Supports d_type', 'true'],
+      ],
       Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: ['k8s-file'] },
       MemoryLimit: true,
       SwapLimit: host.cgroupVersion === 1,
@@ -111,7 +138,14 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
       CheckpointPreCopyReason: host.checkpoint.preCopyReason,
       CheckpointPostCopy: host.checkpoint.postCopy,
       CheckpointPostCopyReason: host.checkpoint.postCopyReason,
-      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      Swarm: {
+        NodeID: '',
+        NodeAddr: '',
+        LocalNodeState: 'inactive',
+        ControlAvailable: false,
+        Error: '',
+        RemoteManagers: null,
+      },
       LiveRestoreEnabled: true,
       Isolation: '',
       InitBinary: host.init ?? '',
@@ -152,7 +186,14 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
       }
       write(e);
     });
-    if (untilNs) setTimeout(() => { unsubscribe(); io.end(); }, Math.max(0, untilNs / 1e6 - Date.now())).unref();
+    if (untilNs)
+      setTimeout(
+        () => {
+          unsubscribe();
+          io.end();
+        },
+        Math.max(0, untilNs / 1e6 - Date.now()),
+      ).unref();
     io.onClose(unsubscribe);
   });
 
@@ -197,8 +238,20 @@ function eventMatches(e: EngineEvent, f: Filters): boolean {
   if (!want('type', e.Type)) return false;
   // dockerd: the whole action (`health_status: healthy`) or its verb (`health_status`, `exec_start`)
   if (f['event'] && !f['event'].includes(e.Action) && !f['event'].includes(e.Action.split(':')[0]!)) return false;
-  if (f['container'] && (e.Type !== 'container' || !f['container'].some((c) => e.Actor.ID.startsWith(c) || e.Actor.Attributes['name'] === c))) return false;
+  if (
+    f['container'] &&
+    (e.Type !== 'container' ||
+      !f['container'].some((c) => e.Actor.ID.startsWith(c) || e.Actor.Attributes['name'] === c))
+  )
+    return false;
   if (f['image'] && !f['image'].some((i) => e.Actor.Attributes['image'] === i || e.Actor.ID === i)) return false;
-  if (f['label'] && !f['label'].every((l) => { const [k, v] = l.split('='); return k !== undefined && (v === undefined ? k in e.Actor.Attributes : e.Actor.Attributes[k] === v); })) return false;
+  if (
+    f['label'] &&
+    !f['label'].every((l) => {
+      const [k, v] = l.split('=');
+      return k !== undefined && (v === undefined ? k in e.Actor.Attributes : e.Actor.Attributes[k] === v);
+    })
+  )
+    return false;
   return true;
 }

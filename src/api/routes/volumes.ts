@@ -3,10 +3,20 @@ import type { VolumeRecord, VolumeVerbs } from '../../engine/volumes.js';
 import { flag, type Router } from '../http.js';
 import { parseFilters } from '../filters.js';
 
-const view = (v: VolumeRecord) => ({ Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt, Labels: v.Labels, Options: v.Options, Scope: v.Scope });
+const view = (v: VolumeRecord) => ({
+  Name: v.Name,
+  Driver: v.Driver,
+  Mountpoint: v.Mountpoint,
+  CreatedAt: v.CreatedAt,
+  Labels: v.Labels,
+  Options: v.Options,
+  Scope: v.Scope,
+});
 
 export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
-  r.on('GET', '/volumes', (ctx) => ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(view), Warnings: [] }));
+  r.on('GET', '/volumes', (ctx) =>
+    ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(view), Warnings: [] }),
+  );
 
   r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.inspect(ctx.params[0]!))));
 
