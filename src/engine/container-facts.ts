@@ -24,6 +24,8 @@ export interface ContainerFacts {
   defaultEndpoint: Endpoint | undefined;
   /** mount point of each named volume it mounts */
   volumePaths: Record<string, string>;
+  /** when the facts were read (the engine's clock): how long it has been up or down */
+  now: number;
   /** the writable layer's bytes and the image's (asked for: `size`) */
   size?: { rw: number; rootFs: number };
 }
@@ -40,6 +42,7 @@ export async function factsOf(e: Engine, rec: ContainerRecord, withSize: boolean
     if (m.Type === 'volume' && m.Name) volumePaths[m.Name] = e.volumes.find(m.Name)?.Mountpoint ?? '';
   const facts: ContainerFacts = {
     rec,
+    now: e.clock.now(),
     dir: e.containerDir(rec.id),
     logPath: e.logPathOf(rec.id),
     rootfs: e.rootfsOf(rec.id),

@@ -13,6 +13,7 @@ import { mergeEnv } from './config.js';
 import type { ExecCreateBody } from '../spec/exec-api.js';
 import type { EventBus } from './events.js';
 import type { Operation } from './state.js';
+import type { Clock } from '../base/clock.js';
 
 export type { AttachSession, ExecHandle };
 
@@ -29,6 +30,8 @@ export interface ExecDeps extends ExecRunner {
   /** Conflict with Docker's wording when `op` is illegal in the container's status. */
   check(rec: ContainerRecord, op: Operation): void;
   readonly events: Pick<EventBus, 'emit'>;
+  /** how long a finished exec stays inspectable is timed on it */
+  readonly clock: Pick<Clock, 'setTimeout'>;
 }
 
 /** An exec's configuration: the create body as spec/ parsed it. */
@@ -57,7 +60,10 @@ export function parseExecConfig(v: unknown): ExecConfig {
 export async function execIn(
   engine: ExecRunner,
   rec: ContainerRecord,
-  o: { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<ExecOptions, 'tty' | 'openStdin' | 'privileged' | 'detach'>,
+  o: { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<
+    ExecOptions,
+    'tty' | 'openStdin' | 'privileged' | 'detach'
+  >,
 ): Promise<ExecHandle> {
   const rootfs = await engine.ensureMounted(rec);
   return engine.runtime.exec(rec.id, {
@@ -83,7 +89,11 @@ export class Execs {
     const id = newId<ExecId>();
     this.byId.set(id, { id, containerId: rec.id, config, running: false, exitCode: null, pid: 0, handle: null });
     rec.execIds.push(id);
-    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, {
+      execID: id,
+      image: rec.config.Image ?? '',
+      name: rec.name,
+    });
     return id;
   }
 
@@ -106,7 +116,10 @@ export class Execs {
    * the runtime cannot start it, the exec ends with dockerd's code: 127 for a command not found,
    * 126 otherwise.
    */
-  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
+  async start(
+    id: string,
+    opts: { detach: boolean; tty?: boolean },
+  ): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
     const ex = this.startable(id);
     const rec = this.engine.get(ex.containerId);
     ex.running = true;
@@ -128,7 +141,11 @@ export class Execs {
     }
     ex.handle = handle;
     ex.pid = handle.pid;
-    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, {
+      execID: id,
+      image: rec.config.Image ?? '',
+      name: rec.name,
+    });
     void handle.wait().then(
       (code) => this.finish(ex, code),
       () => this.finish(ex, 126),
@@ -142,9 +159,14 @@ export class Execs {
     const rec = this.engine.find(ex.containerId);
     if (rec) {
       rec.execIds = rec.execIds.filter((x) => x !== ex.id);
-      this.engine.events.emit('container', 'exec_die', rec.id, { execID: ex.id, exitCode: String(code), image: rec.config.Image ?? '', name: rec.name });
+      this.engine.events.emit('container', 'exec_die', rec.id, {
+        execID: ex.id,
+        exitCode: String(code),
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
     }
     // Keep the record a while for /exec/{id}/json, then forget it.
-    setTimeout(() => this.byId.delete(ex.id), 5 * 60_000).unref();
+    this.engine.clock.setTimeout(() => this.byId.delete(ex.id), 5 * 60_000);
   }
 }

@@ -15,6 +15,8 @@ export type { EngineEvent, HostInfo };
 /** What `info` reports beyond the host's facts: each container's status, the images, the event listeners. */
 export interface SystemInfo {
   host: HostInfo;
+  /** the engine's clock (SystemTime) */
+  now: number;
   containers: ContainerRecord['state']['status'][];
   images: number;
   eventListeners: number;
@@ -32,6 +34,7 @@ export class SystemVerbs {
   info(): SystemInfo {
     return {
       host: this.e.runtime.host(),
+      now: this.e.clock.now(),
       containers: this.e.store.all().map((c) => c.state.status),
       images: this.e.images.list().length,
       eventListeners: this.e.events.listenerCount,

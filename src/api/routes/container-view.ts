@@ -16,19 +16,19 @@ function humanDuration(ms: number): string {
 }
 
 /** The `Status` column of `docker ps`. */
-export function statusText(c: ContainerRecord): string {
+export function statusText(c: ContainerRecord, now: number): string {
   const st = c.state;
   switch (st.status) {
     case 'running': {
       const health = st.health ? ` (${st.health.Status === 'starting' ? 'health: starting' : st.health.Status})` : '';
-      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))}${health}`;
+      return `Up ${humanDuration(now - Date.parse(st.startedAt))}${health}`;
     }
     case 'paused':
-      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))} (Paused)`;
+      return `Up ${humanDuration(now - Date.parse(st.startedAt))} (Paused)`;
     case 'restarting':
-      return `Restarting (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+      return `Restarting (${st.exitCode}) ${humanDuration(now - Date.parse(st.finishedAt))} ago`;
     case 'exited':
-      return `Exited (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+      return `Exited (${st.exitCode}) ${humanDuration(now - Date.parse(st.finishedAt))} ago`;
     case 'created':
       return 'Created';
     case 'removing':
@@ -250,7 +250,7 @@ export function listView(f: ContainerFacts): Record<string, unknown> {
     Ports: f.ports.map((b) => ({ IP: b.hostIp, PrivatePort: b.containerPort, PublicPort: b.hostPort, Type: b.proto })),
     Labels: c.config.Labels ?? {},
     State: c.state.status,
-    Status: statusText(c),
+    Status: statusText(c, f.now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
     NetworkSettings: { Networks: networks(f) },
     Mounts: [],

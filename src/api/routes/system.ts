@@ -105,7 +105,7 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
       NFd: 0,
       OomKillDisable: false,
       NGoroutines: 0,
-      SystemTime: new Date().toISOString(),
+      SystemTime: new Date(counts.now).toISOString(),
       LoggingDriver: 'k8s-file',
       CgroupDriver: host.cgroupDriver,
       CgroupVersion: String(host.cgroupVersion),
