@@ -112,4 +112,12 @@ describe('engine verbs behind the API', () => {
     assert.match((r.body as { message: string }).message, /invalid URL escape/);
     assert.equal((await d.api('GET', '/_ping')).status, 200);
   });
+
+  test("bad detach keys are 400 with dockerd's words, checked before the container is looked up (as dockerd)", async () => {
+    for (const ref of ['v1', 'nosuchcontainer']) {
+      const r = await d.api('POST', `/containers/${ref}/attach?stream=1&stdin=1&detachKeys=ctrl-%3F%3F`);
+      assert.equal(r.status, 400, r.text);
+      assert.equal((r.body as { message: string }).message, 'Invalid detach keys (ctrl-??) provided');
+    }
+  });
 });

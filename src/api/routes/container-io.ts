@@ -106,8 +106,9 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
       stdin: flag(ctx, 'stdin'),
       detachKeys: ctx.query.get('detachKeys') ?? '',
     };
+    // 400 now, not a cut stream later; before the container is looked up, as dockerd checks them
+    if (o.detachKeys) parseDetachKeys(o.detachKeys);
     const a = stdio.attach(ctx.params[0]!);
-    if (o.detachKeys) parseDetachKeys(o.detachKeys); // 400 now, not a cut stream later
     const io = ctx.hijack(streamType(a.tty));
     const write = writerFor(io, a.tty);
     if (flag(ctx, 'logs'))
