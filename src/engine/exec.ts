@@ -47,6 +47,17 @@ export interface ExecRecord {
   handle: ExecHandle | null;
 }
 
+/** An exec without its process handle: what a front door shows. */
+export type ExecView = Readonly<Omit<ExecRecord, 'handle'>>;
+
+/** A started exec: its session (null when detached), its log (output the session drops at the end is there) and its end. */
+export interface Started {
+  exec: ExecView;
+  attach: AttachSession | null;
+  logPath: string;
+  exited(): Promise<number>;
+}
+
 /** The exec's config from a POST /containers/{id}/exec body (spec/'s decoder: dockerd's types and checks). */
 export function parseExecConfig(v: unknown): ExecConfig {
   return parseExecCreate(v);
@@ -97,15 +108,24 @@ export class Execs {
     return id;
   }
 
-  get(id: string): ExecRecord {
+  private record(id: string): ExecRecord {
     const e = this.byId.get(id);
     if (!e) throw notFound(`No such exec instance: ${id}`);
     return e;
   }
 
+  /** An exec as front doors see it (`GET /exec/{id}/json`): its process handle stays here. */
+  get(id: string): ExecView {
+    return this.record(id);
+  }
+
   /** What start checks before it runs anything (the API answers these with their own status codes). */
-  startable(id: string): ExecRecord {
-    const ex = this.get(id);
+  startable(id: string): ExecView {
+    return this.checkStartable(id);
+  }
+
+  private checkStartable(id: string): ExecRecord {
+    const ex = this.record(id);
     if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
     this.engine.check(this.engine.get(ex.containerId), 'exec');
     return ex;
@@ -116,11 +136,8 @@ export class Execs {
    * the runtime cannot start it, the exec ends with dockerd's code: 127 for a command not found,
    * 126 otherwise.
    */
-  async start(
-    id: string,
-    opts: { detach: boolean; tty?: boolean },
-  ): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
-    const ex = this.startable(id);
+  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<Started> {
+    const ex = this.checkStartable(id);
     const rec = this.engine.get(ex.containerId);
     ex.running = true;
     let handle: ExecHandle;
@@ -150,7 +167,13 @@ export class Execs {
       (code) => this.finish(ex, code),
       () => this.finish(ex, 126),
     );
-    return { exec: ex, attach: handle.attach };
+    return { exec: ex, attach: handle.attach, logPath: handle.logPath, exited: () => handle.wait() };
+  }
+
+  /** Resizes the exec's terminal (nothing before it started). */
+  async resize(id: string, h: number, w: number): Promise<void> {
+    const ex = this.record(id);
+    if (ex.handle) await ex.handle.resize(h, w);
   }
 
   private finish(ex: ExecRecord, code: number): void {

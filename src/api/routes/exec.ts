@@ -60,16 +60,14 @@ export function execRoutes(r: Router, v: Verbs): void {
       stdinOnce: true,
       detachKeys: ex.config.DetachKeys,
       // output conmon drops at exit is resent from the exec's log, as for containers
-      ...(started.exec.handle ? { log: { path: started.exec.handle.logPath, from: 0 } } : {}),
-      beforeEnd: () => started.exec.handle?.wait() ?? Promise.resolve(),
+      log: { path: started.logPath, from: 0 },
+      beforeEnd: () => started.exited(),
     });
   });
 
   r.on('POST', '/exec/{id}/resize', async (ctx) => {
-    const ex = execs.get(ctx.params[0]!);
-    const h = dimension(ctx.query.get('h'));
-    const w = dimension(ctx.query.get('w'));
-    if (ex.handle) await ex.handle.resize(h, w);
+    execs.get(ctx.params[0]!); // 404 first
+    await execs.resize(ctx.params[0]!, dimension(ctx.query.get('h')), dimension(ctx.query.get('w')));
     ctx.send(201);
   });
 
