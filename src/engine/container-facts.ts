@@ -23,7 +23,7 @@ export interface ContainerFacts {
   /** its endpoint on the default bridge, while wired */
   defaultEndpoint: Endpoint | undefined;
   /** mount point of each named volume it mounts */
-  volumePaths: Record<string, string>;
+  volumePaths: ReadonlyMap<string, string>;
   /** when the facts were read (the engine's clock): how long it has been up or down */
   now: number;
   /** the writable layer's bytes and the image's (asked for: `size`) */
@@ -37,9 +37,9 @@ export async function factsOf(e: Engine, rec: ContainerRecord, withSize: boolean
     const net = e.networks.find(id);
     if (net) networks.push({ net, req, endpoint: eps.find((x) => x.networkId === id) });
   }
-  const volumePaths: Record<string, string> = {};
+  const volumePaths = new Map<string, string>();
   for (const m of rec.mounts ?? [])
-    if (m.Type === 'volume' && m.Name) volumePaths[m.Name] = e.volumes.find(m.Name)?.Mountpoint ?? '';
+    if (m.Type === 'volume' && m.Name) volumePaths.set(m.Name, e.volumes.find(m.Name)?.Mountpoint ?? '');
   const facts: ContainerFacts = {
     rec,
     now: e.clock.now(),

@@ -182,7 +182,7 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
             ? {
                 Type: 'volume',
                 Name: m.Name,
-                Source: f.volumePaths[m.Name ?? ''] ?? '',
+                Source: f.volumePaths.get(m.Name ?? '') ?? '',
                 Destination: m.Destination,
                 Driver: m.Driver ?? 'local',
                 Mode: m.Mode,
