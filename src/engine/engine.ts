@@ -1,6 +1,7 @@
 /**
  * The engine: the containers' state table and lifecycle, and the only place that wires the
- * services together (images, snapshots, runtime). API handlers call it; it never knows HTTP.
+ * services together (images, snapshots, runtime). It never knows HTTP. Front doors never hold
+ * it: they are given `Verbs` (./verbs.ts), one method per operation.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
@@ -61,6 +62,8 @@ export interface ImageTrust extends PullGate {
 }
 
 export class Engine {
+  // The services: for engine/'s own modules (lifecycle, health, reconcile, checkpoint and the
+  // verbs take the Engine); no front door reaches them (test/unit/api-verbs.test.ts).
   readonly store: ContainerStore;
   readonly events = new EventBus();
   readonly waiters = new Waiters();
