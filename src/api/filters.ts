@@ -2,7 +2,9 @@
 import { invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 
-export type Filters = Record<string, string[]>;
+import type { Filters } from '../engine/filters.js';
+
+export type { Filters };
 
 export function parseFilters(raw: string | null): Filters {
   if (!raw) return {};
@@ -23,11 +25,4 @@ export function parseFilters(raw: string | null): Filters {
   return out;
 }
 
-/** `label=key` or `label=key=value` against a label map. */
-export function labelsMatch(wanted: string[] | undefined, labels: Record<string, string>): boolean {
-  if (!wanted) return true;
-  return wanted.every((w) => {
-    const i = w.indexOf('=');
-    return i < 0 ? w in labels : labels[w.slice(0, i)] === w.slice(i + 1);
-  });
-}
+export { labelsMatch } from '../engine/filters.js';

@@ -49,6 +49,15 @@ interface Route {
   handler: Handler;
 }
 
+/** A path segment's %-escapes decoded; a malformed one is the client's error (400, as Go's URL parser), not a 500. */
+function decodeParam(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch (e) {
+    throw invalidArgument(`invalid URL escape in ${JSON.stringify(p)}`, e);
+  }
+}
+
 export class Router {
   private readonly routes: Route[] = [];
 
@@ -65,7 +74,7 @@ export class Router {
     for (const r of this.routes) {
       if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) continue;
       const m = r.re.exec(path);
-      if (m) return { handler: r.handler, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+      if (m) return { handler: r.handler, params: m.slice(1).map(decodeParam) };
     }
     return undefined;
   }

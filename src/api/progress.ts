@@ -1,7 +1,7 @@
 /** Docker's JSON progress streams (pull, push, build) and the registry credentials clients send. */
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import type { Credentials } from '../distribution/client.js';
+import type { Credentials } from '../engine/images.js';
 import type { Ctx } from './http.js';
 
 /** Docker's JSON progress stream (newline-delimited messages); the response starts with the first message. */

@@ -14,7 +14,9 @@ import { errorMessage } from '../base/errors.js';
 import { log, setLogLevel, type Level } from '../base/log.js';
 import { openDb } from '../metadata/db.js';
 import { Engine } from '../engine/engine.js';
-import { Execs } from '../engine/exec.js';
+import { Verbs } from '../engine/verbs.js';
+import { buildPull } from '../engine/images.js';
+import { systemClock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
@@ -24,7 +26,7 @@ import { containerIoRoutes } from '../api/routes/container-io.js';
 import { containerFsRoutes } from '../api/routes/container-fs.js';
 import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
-import { buildRoutes, builderPull } from '../api/routes/build.js';
+import { buildRoutes } from '../api/routes/build.js';
 import { Builder } from '../builder/builder.js';
 import { collectAtStart } from '../engine/gc.js';
 import { NetworkManager } from '../network/manager.js';
@@ -170,24 +172,25 @@ async function main(): Promise<void> {
   });
   services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
   await reconcile(engine);
-  const execs = new Execs(engine);
-  const router = new Router();
-  systemRoutes(router, engine, { id: daemonId, startedAt: new Date() });
-  containerRoutes(router, engine);
-  containerIoRoutes(router, engine);
-  containerFsRoutes(router, engine);
-  execRoutes(router, execs);
-  imageRoutes(router, engine);
   const builder = new Builder({
     root: join(flags.root, 'builder'), scratch: join(flags.execRoot, 'builder'), db, images: services.images, snapshots: services.snapshots,
-    mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: builderPull(engine),
+    mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: buildPull(engine),
   });
   await builder.init();
   void collectAtStart(services.images); // orphans of a crash, in the background (engine/gc.ts)
   await closeState(flags.root, flags.execRoot); // the directories the services just made
-  buildRoutes(router, engine, builder);
-  networkRoutes(router, engine);
-  volumeRoutes(router, engine);
+  // the front door gets the verbs, not the engine's services
+  const verbs = new Verbs(engine, { builder, clock: systemClock });
+  const router = new Router();
+  systemRoutes(router, verbs.system, { id: daemonId, startedAt: new Date() });
+  containerRoutes(router, verbs);
+  containerIoRoutes(router, verbs);
+  containerFsRoutes(router, verbs);
+  execRoutes(router, verbs);
+  imageRoutes(router, verbs.images);
+  buildRoutes(router, verbs.build);
+  networkRoutes(router, verbs.networks);
+  volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {

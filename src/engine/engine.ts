@@ -1,42 +1,38 @@
 /**
  * The engine: the containers' state table and lifecycle, and the only place that wires the
- * services together (images, snapshots, runtime). API handlers call it; it never knows HTTP.
+ * services together (images, snapshots, runtime). It never knows HTTP. Front doors never hold
+ * it: they are given `Verbs` (./verbs.ts), one method per operation.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
-import { constants as osc, hostname as hostHostname } from 'node:os';
-import { conflict, invalidArgument, wrap, errorMessage, isBerthError } from '../base/errors.js';
-import { newId, type ContainerId } from '../base/ids.js';
+import { constants as osc } from 'node:os';
+import { conflict, invalidArgument, errorMessage } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import { isMountPoint } from '../base/fs.js';
 import type { Db } from '../metadata/db.js';
 import type { ImageRecord, ImageStore } from '../image/types.js';
 import type { Snapshotter, Mounter } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
-import { parseCreateBody } from '../spec/engine-api.js';
 import type { ClientOptions } from '../distribution/client.js';
 import type { PullGate } from '../distribution/pull.js';
 
-type CreateBody = ReturnType<typeof parseCreateBody>;
 const { EINVAL, ENOENT } = osc.errno;
 import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
-import { initialState, type ContainerRecord } from './record.js';
-import { mergeConfig, commandOf, logConfigOf, parseSecurityOpts, checkResources, checkUlimitsFor, parseSignal } from './config.js';
-import { randomName } from './names.js';
+import type { ContainerRecord } from './record.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle, type ContainerHost } from './lifecycle.js';
-import { planNetworks } from './net.js';
-import { planLinks } from './links.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
-import { copyUp, makeBindSources, planMounts, rootMountsOf } from './mounts.js';
+import { rootMountsOf } from './mounts.js';
+import { createContainer } from './container-create.js';
 import { netnsDel } from '../network/host.js';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './private-state.js';
+import { PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
-import { systemClock, type Clock } from '../base/clock.js';
 import { probeIn } from './exec-in.js';
 
 export type { Mounter };
@@ -66,6 +62,8 @@ export interface ImageTrust extends PullGate {
 }
 
 export class Engine {
+  // The services: for engine/'s own modules (lifecycle, health, reconcile, checkpoint and the
+  // verbs take the Engine); no front door reaches them (test/unit/api-verbs.test.ts).
   readonly store: ContainerStore;
   readonly clock: Clock;
   readonly events: EventBus;
@@ -137,6 +135,10 @@ export class Engine {
     return this.store.get(ref);
   }
 
+  find(ref: string): ContainerRecord | undefined {
+    return this.store.find(ref);
+  }
+
   /** Throws Conflict with Docker's wording when `op` is illegal in the container's status. */
   check(rec: ContainerRecord, op: Operation): void {
     if (!can(rec.state.status, op)) throw conflict(refusal(rec.state.status, op, rec.name, rec.id));
@@ -144,118 +146,9 @@ export class Engine {
 
   isImageUsed = (imageId: string): boolean => this.store.all().some((c) => c.imageId === imageId);
 
-  /** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
-  async create(body: unknown, name: string | undefined, platform?: string): Promise<{ id: ContainerId; warnings: string[] }> {
-    const { config, hostConfig, endpoints } = parseCreateBody(body);
-    if (platform && config.Image) this.checkPlatform(config.Image, platform);
-    if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
-    const ctrName = name ? name.replace(/^\//, '') : randomName((n) => this.store.find(n) !== undefined || this.creatingNames.has(n));
-    if (this.store.find(ctrName)?.name === ctrName) {
-      const clash = this.store.get(ctrName);
-      throw conflict(`Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
-    }
-    if (this.creatingNames.has(ctrName)) throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
-    // Held until the record is stored: concurrent creates must not pick the same name.
-    this.creatingNames.add(ctrName);
-    try {
-      return await this.createNamed(config, hostConfig, endpoints, ctrName);
-    } finally {
-      this.creatingNames.delete(ctrName);
-    }
-  }
-
-  private async createNamed(config: CreateBody['config'], hostConfig: CreateBody['hostConfig'], endpoints: CreateBody['endpoints'], ctrName: string): Promise<{ id: ContainerId; warnings: string[] }> {
-    const imageRef = config.Image;
-    if (!imageRef) throw invalidArgument('Config.Image: an image is required');
-    const image = this.images.get(imageRef);
-    if (this.trust) await this.trust.check(image, imageRef);
-    const merged = mergeConfig(config, image.config.config, imageRef);
-    const { path, args } = commandOf(merged);
-    const runtime = (hostConfig.Runtime || this.defaultRuntime) as RuntimeName;
-    if (!this.runtime.host().runtimes[runtime]) throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
-    hostConfig.Runtime = runtime;
-    checkUlimitsFor(hostConfig, runtime);
-    const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
-    hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
-    hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
-    // limits dockerd refuses at create, and those the kernel would refuse at start
-    const warnings = checkResources(hostConfig, this.runtime.host());
-    if (hostConfig.BlkioWeight && !this.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
-    if (config.StopSignal) parseSignal(config.StopSignal);
-    if (hostConfig.UTSMode === 'host' && config.Hostname) throw invalidArgument('conflicting options: hostname and the UTS mode');
-    for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
-      // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
-      const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
-      if (ref && !this.store.find(ref)) throw invalidArgument(`No such container: ${ref}`);
-    }
-    if (hostConfig.Links?.length) hostConfig.Links = planLinks(hostConfig.Links, ctrName, (ref) => this.store.find(ref));
-    if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
-      throw invalidArgument("can't create 'AutoRemove' container with restart policy");
-    const networks = planNetworks(this.networks, hostConfig, endpoints, config, (ref) => this.store.find(ref));
-    const { mounts: volMounts, created: newVolumes } = await planMounts(this.volumes, hostConfig, merged, (ref) => this.store.get(ref).mounts ?? []);
-    parseSecurityOpts(hostConfig.SecurityOpt ?? [], this.runtime.host());
-    this.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
-    const id = newId<ContainerId>();
-    const rec: ContainerRecord = {
-      id,
-      name: ctrName,
-      created: new Date().toISOString(),
-      imageId: image.id,
-      config: { ...merged, Hostname: merged.Hostname || id.slice(0, 12) },
-      hostConfig,
-      path,
-      args,
-      runtime,
-      state: initialState(),
-      restartCount: 0,
-      manuallyStopped: false,
-      execIds: [],
-      networks,
-      mounts: volMounts,
-    };
-    const dir = this.containerDir(id);
-    try {
-      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-      await Promise.all([fsp.mkdir(join(dir, 'rootfs')), this.privateBundle(id)]);
-      const mountRootfs = async () => {
-        await this.mounter.mountAll(await this.snapshots.prepare(id, image.topChainId), this.rootfsOf(id));
-        this.mounted.add(id);
-      };
-      await Promise.all([this.writeEtcFiles(rec), mountRootfs()]);
-      await makeBindSources(volMounts);
-      await copyUp(this.volumes, volMounts, newVolumes, this.rootfsOf(id));
-      this.store.insert(rec);
-    } catch (e) {
-      await this.discardFiles(id);
-      for (const v of newVolumes) await this.volumes.remove(v, [], true).catch(() => undefined);
-      throw isBerthError(e) ? e : wrap(e, 'creating container');
-    }
-    this.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
-    return { id, warnings };
-  }
-
-  /** `create --platform os[/arch[/variant]]`: the local image must be for it (berth runs images as they are). */
-  private checkPlatform(ref: string, platform: string): void {
-    const [os = '', arch, variant] = platform.toLowerCase().split('/');
-    const cfg = this.images.get(ref).config;
-    const actual = [cfg.os, cfg.architecture, cfg.variant].filter(Boolean).join('/');
-    if (os !== cfg.os || (arch && arch !== cfg.architecture) || (variant && variant !== cfg.variant))
-      throw invalidArgument(`image with reference ${ref} was found but does not match the specified platform: wanted ${platform}, actual: ${actual}`);
-  }
-
-  /** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */
-  private async writeEtcFiles(rec: ContainerRecord): Promise<void> {
-    const dir = this.containerDir(rec.id);
-    const hn = rec.config.Hostname || rec.id.slice(0, 12);
-    const hostNet = rec.hostConfig.NetworkMode === 'host';
-    const hosts = async () => fsp.writeFile(join(dir, 'hosts'), hostNet
-      ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
-      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`);
-    const resolv = async () => fsp.writeFile(join(dir, 'resolv.conf'), (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
-      .split('\n')
-      .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
-      .join('\n'));
-    await Promise.all([fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`), hosts(), resolv()]);
+  /** POST /containers/create. All-or-nothing: on any error nothing of the container remains (./container-create.ts). */
+  create(body: unknown, name: string | undefined, platform?: string): Promise<{ id: ContainerId; warnings: string[] }> {
+    return createContainer(this, { creatingNames: this.creatingNames, mounted: this.mounted }, body, name, platform);
   }
 
   /**

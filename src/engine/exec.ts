@@ -8,8 +8,27 @@ import { parseExecCreate } from '../spec/exec-api.js';
 import type { ExecHandle, AttachSession } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
 import { exitCodeOfStartFailure } from '../runtime/errors.js';
-import type { Engine } from './engine.js';
+import { execIn, type ExecHost } from './exec-in.js';
 import type { ExecCreateBody } from '../spec/exec-api.js';
+import type { EventBus } from './events.js';
+import type { Operation } from './state.js';
+import type { Clock } from '../base/clock.js';
+
+export type { AttachSession, ExecHandle };
+
+/** What running a process in a container needs: its mounted rootfs (for the user's ids) and the runtime's exec. */
+export type ExecRunner = ExecHost;
+
+/** What exec instances need of the engine (narrow: the engine passes itself, nothing more is reachable). */
+export interface ExecDeps extends ExecRunner {
+  get(ref: string): ContainerRecord;
+  find(ref: string): ContainerRecord | undefined;
+  /** Conflict with Docker's wording when `op` is illegal in the container's status. */
+  check(rec: ContainerRecord, op: Operation): void;
+  readonly events: Pick<EventBus, 'emit'>;
+  /** how long a finished exec stays inspectable is timed on it */
+  readonly clock: Pick<Clock, 'setTimeout'>;
+}
 
 /** An exec's configuration: the create body as spec/ parsed it. */
 export type ExecConfig = ExecCreateBody;
@@ -24,18 +43,27 @@ export interface ExecRecord {
   handle: ExecHandle | null;
 }
 
+/** An exec without its process handle: what a front door shows. */
+export type ExecView = Readonly<Omit<ExecRecord, 'handle'>>;
+
+/** A started exec: its session (null when detached), its log (output the session drops at the end is there) and its end. */
+export interface Started {
+  exec: ExecView;
+  attach: AttachSession | null;
+  logPath: string;
+  exited(): Promise<number>;
+}
+
 /** The exec's config from a POST /containers/{id}/exec body (spec/'s decoder: dockerd's types and checks). */
 export function parseExecConfig(v: unknown): ExecConfig {
   return parseExecCreate(v);
 }
 
-import { execIn } from './exec-in.js';
-
 export { execIn };
 
 export class Execs {
   private readonly byId = new Map<string, ExecRecord>();
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: ExecDeps) {}
 
   create(containerRef: string, body: unknown): ExecId {
     const rec = this.engine.get(containerRef);
@@ -44,19 +72,32 @@ export class Execs {
     const id = newId<ExecId>();
     this.byId.set(id, { id, containerId: rec.id, config, running: false, exitCode: null, pid: 0, handle: null });
     rec.execIds.push(id);
-    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, {
+      execID: id,
+      image: rec.config.Image ?? '',
+      name: rec.name,
+    });
     return id;
   }
 
-  get(id: string): ExecRecord {
+  private record(id: string): ExecRecord {
     const e = this.byId.get(id);
     if (!e) throw notFound(`No such exec instance: ${id}`);
     return e;
   }
 
+  /** An exec as front doors see it (`GET /exec/{id}/json`): its process handle stays here. */
+  get(id: string): ExecView {
+    return this.record(id);
+  }
+
   /** What start checks before it runs anything (the API answers these with their own status codes). */
-  startable(id: string): ExecRecord {
-    const ex = this.get(id);
+  startable(id: string): ExecView {
+    return this.checkStartable(id);
+  }
+
+  private checkStartable(id: string): ExecRecord {
+    const ex = this.record(id);
     if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
     this.engine.check(this.engine.get(ex.containerId), 'exec');
     return ex;
@@ -67,8 +108,8 @@ export class Execs {
    * the runtime cannot start it, the exec ends with dockerd's code: 127 for a command not found,
    * 126 otherwise.
    */
-  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<{ exec: ExecRecord; attach: AttachSession | null }> {
-    const ex = this.startable(id);
+  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<Started> {
+    const ex = this.checkStartable(id);
     const rec = this.engine.get(ex.containerId);
     ex.running = true;
     let handle: ExecHandle;
@@ -89,23 +130,38 @@ export class Execs {
     }
     ex.handle = handle;
     ex.pid = handle.pid;
-    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, { execID: id, image: rec.config.Image ?? '', name: rec.name });
+    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, {
+      execID: id,
+      image: rec.config.Image ?? '',
+      name: rec.name,
+    });
     void handle.wait().then(
       (code) => this.finish(ex, code),
       () => this.finish(ex, 126),
     );
-    return { exec: ex, attach: handle.attach };
+    return { exec: ex, attach: handle.attach, logPath: handle.logPath, exited: () => handle.wait() };
+  }
+
+  /** Resizes the exec's terminal (nothing before it started). */
+  async resize(id: string, h: number, w: number): Promise<void> {
+    const ex = this.record(id);
+    if (ex.handle) await ex.handle.resize(h, w);
   }
 
   private finish(ex: ExecRecord, code: number): void {
     ex.running = false;
     ex.exitCode = code;
-    const rec = this.engine.store.find(ex.containerId);
+    const rec = this.engine.find(ex.containerId);
     if (rec) {
       rec.execIds = rec.execIds.filter((x) => x !== ex.id);
-      this.engine.events.emit('container', 'exec_die', rec.id, { execID: ex.id, exitCode: String(code), image: rec.config.Image ?? '', name: rec.name });
+      this.engine.events.emit('container', 'exec_die', rec.id, {
+        execID: ex.id,
+        exitCode: String(code),
+        image: rec.config.Image ?? '',
+        name: rec.name,
+      });
     }
     // Keep the record a while for /exec/{id}/json, then forget it.
-    setTimeout(() => this.byId.delete(ex.id), 5 * 60_000).unref();
+    this.engine.clock.setTimeout(() => this.byId.delete(ex.id), 5 * 60_000);
   }
 }

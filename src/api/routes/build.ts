@@ -6,12 +6,8 @@
  */
 import { errorMessage, invalidArgument } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
-import type { Credentials } from '../../distribution/client.js';
-import { pull } from '../../distribution/pull.js';
-import { registryHostOf } from '../../spec/distribution.js';
-import { parseReference } from '../../image/reference.js';
-import type { Builder, BuildRequest } from '../../builder/builder.js';
-import type { Engine } from '../../engine/engine.js';
+import { registryCredentials, type BuildRequest, type BuildVerbs } from '../../engine/build.js';
+import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
 
@@ -28,7 +24,8 @@ function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallba
   return v;
 }
 
-const isStringMap = (v: unknown): v is Record<string, string | null> => isObject(v) && Object.values(v).every((x) => typeof x === 'string' || x === null);
+const isStringMap = (v: unknown): v is Record<string, string | null> =>
+  isObject(v) && Object.values(v).every((x) => typeof x === 'string' || x === null);
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 /** X-Registry-Config: base64 JSON {registry: {username, password}} for the images a build pulls. */
@@ -42,16 +39,7 @@ function registryConfig(ctx: Ctx): (ref: string) => Credentials | null {
     throw invalidArgument('invalid X-Registry-Config header');
   }
   if (!isObject(v)) return () => null;
-  const table = v;
-  return (ref) => {
-    const host = registryHostOf(parseReference(ref).name) ?? 'docker.io';
-    for (const [k, c] of Object.entries(table)) {
-      const key = k.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
-      const matches = key === host || (host === 'docker.io' && /(^|\.)docker\.io$/.test(key));
-      if (matches && isObject(c) && typeof c['username'] === 'string' && typeof c['password'] === 'string') return { username: c['username'], password: c['password'] };
-    }
-    return null;
-  };
+  return registryCredentials(v);
 }
 
 /** X-Berth-Build-Secrets: base64 JSON {id: base64 data} (berth build --secret). Never logged or stored. */
@@ -68,14 +56,19 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
   return Object.fromEntries(Object.entries(v).map(([k, d]) => [k, Buffer.from(d ?? '', 'base64')]));
 }
 
-export function buildRoutes(r: Router, engine: Engine, builder: Builder): void {
+export function buildRoutes(r: Router, builder: BuildVerbs): void {
   r.on('POST', '/build', async (ctx) => {
-    if (ctx.query.get('remote')) throw invalidArgument('remote build contexts are not supported: send the context as the request body');
-    const buildArgs = Object.fromEntries(Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null));
+    if (ctx.query.get('remote'))
+      throw invalidArgument('remote build contexts are not supported: send the context as the request body');
+    const buildArgs = Object.fromEntries(
+      Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null),
+    );
     const network = ctx.query.get('networkmode') || 'default';
-    if (!['default', 'host', 'none', 'bridge'].includes(network)) throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    if (!['default', 'host', 'none', 'bridge'].includes(network))
+      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
     const platform = ctx.query.get('platform') || 'linux/amd64';
-    if (!/^linux(\/amd64)?$/.test(platform)) throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
+    if (!/^linux(\/amd64)?$/.test(platform))
+      throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
     const quiet = flag(ctx, 'q');
     const steps = flag(ctx, 'berthsteps');
     const req: BuildRequest = {
@@ -85,7 +78,9 @@ export function buildRoutes(r: Router, engine: Engine, builder: Builder): void {
       target: ctx.query.get('target') ?? '',
       noCache: flag(ctx, 'nocache'),
       pull: flag(ctx, 'pull'),
-      labels: Object.fromEntries(Object.entries(jsonParam(ctx, 'labels', isStringMap, {})).map(([k, v]) => [k, v ?? ''])),
+      labels: Object.fromEntries(
+        Object.entries(jsonParam(ctx, 'labels', isStringMap, {})).map(([k, v]) => [k, v ?? '']),
+      ),
       cacheFrom: jsonParam(ctx, 'cachefrom', isStringArray, []),
       secrets: secretsOf(ctx),
       platform: 'linux/amd64',
@@ -95,16 +90,20 @@ export function buildRoutes(r: Router, engine: Engine, builder: Builder): void {
     };
     const p = progress(ctx);
     try {
-      const img = await builder.buildFromTar(ctx.bodyStream, req, {
-        stream: (text) => quiet || p.msg({ stream: text }),
-        step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
-      }).then((i) => i, async (e: unknown) => {
-        ctx.bodyStream.resume(); // drain what the client still sends
-        throw e;
-      });
+      const img = await builder
+        .build(ctx.bodyStream, req, {
+          stream: (text) => quiet || p.msg({ stream: text }),
+          step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
+        })
+        .then(
+          (i) => i,
+          async (e: unknown) => {
+            ctx.bodyStream.resume(); // drain what the client still sends
+            throw e;
+          },
+        );
       p.msg({ aux: { ID: img.id } });
       if (quiet) p.msg({ stream: `${img.id}\n` }); // what the docker CLI prints for -q
-      for (const t of req.tags) engine.events.emit('image', 'tag', img.id, { name: t });
     } catch (e) {
       const message = errorMessage(e);
       if (!ctx.signal.aborted) p.msg({ errorDetail: { message }, error: message });
@@ -118,18 +117,4 @@ export function buildRoutes(r: Router, engine: Engine, builder: Builder): void {
   });
 
   r.on('POST', '/build/cancel', (ctx) => ctx.send(200));
-}
-
-/** The builder's pull: distribution's, with the build's credentials, progress reduced to lines. */
-export function builderPull(engine: Engine) {
-  return async (ref: string, platform: string | undefined, creds: Credentials | null, say: (line: string) => void) =>
-    pull(engine.images, ref, {
-      creds,
-      ...(platform ? { platform } : {}),
-      client: engine.registries,
-      trust: engine.trust,
-      progress: (m) => {
-        if (m.status && !m.progressDetail?.total) say(m.id ? `${m.id}: ${m.status}` : m.status);
-      },
-    });
 }

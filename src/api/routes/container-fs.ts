@@ -1,78 +1,58 @@
 /** A container's filesystem: `docker cp` (GET/HEAD/PUT /containers/{id}/archive) and `docker export`. */
-import { conflict, invalidArgument } from '../../base/errors.js';
 import { flag, type Router, type Ctx } from '../http.js';
-import type { Engine } from '../../engine/engine.js';
-import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { statPath, packPath, extractInto, packDir } from '../../archive/container-fs.js';
-import type { RootedFs } from '../../archive/rooted.js';
-import type { ContainerRecord } from '../../engine/record.js';
-import { responseSink } from '../stream.js';
+import type { PathStat } from '../../engine/container-files.js';
+import type { Verbs } from '../../engine/verbs.js';
+import { responseSink, type IoStream } from '../stream.js';
 
-const pathParam = (ctx: Ctx): string => {
-  const p = ctx.query.get('path');
-  if (!p) throw invalidArgument('path is required');
-  return p;
-};
+const pathParam = (ctx: Ctx): string => ctx.query.get('path') ?? '';
 
-function statHeader(st: Awaited<ReturnType<typeof statPath>>): string {
+function statHeader(st: PathStat): string {
   return Buffer.from(JSON.stringify(st)).toString('base64');
 }
 
 /**
- * Streams `produce` as a tar response, ending it when done. A client that goes away stops the
- * producer (its writes fail); a producer that fails cuts the response (the router destroys it).
+ * Runs `produce`, which opens a tar response through `open` (headers then) and writes it, ending
+ * it when done. A client that goes away stops the producer (its writes fail); a producer that
+ * fails cuts the response (the router destroys it).
  */
-async function tarResponse(ctx: Ctx, headers: Record<string, string>, produce: (out: Writable) => Promise<void>): Promise<void> {
-  const io = ctx.stream(200, 'application/x-tar', headers);
-  const sink = responseSink(io); // as fast as the client reads it, never buffered whole
+async function tarResponse(
+  ctx: Ctx,
+  produce: (open: (headers: Record<string, string>) => Writable) => Promise<void>,
+): Promise<void> {
+  let io: IoStream | null = null;
+  const open = (headers: Record<string, string>) => responseSink((io = ctx.stream(200, 'application/x-tar', headers))); // as fast as the client reads it
   try {
-    await produce(sink);
+    await produce(open);
   } catch (e) {
-    if (io.closed) return; // the client left: nothing to answer, nothing went wrong here
+    if ((io as IoStream | null)?.closed) return; // the client left: nothing to answer, nothing went wrong here
     throw e;
   }
-  io.end();
+  (io as IoStream | null)?.end();
 }
 
-/** Runs `f` on the container's files as it sees them (one view per request, closed after). */
-async function withView<T>(engine: Engine, c: ContainerRecord, f: (fs: RootedFs) => Promise<T>): Promise<T> {
-  const fs = await engine.rootedView(c);
-  try {
-    return await f(fs);
-  } finally {
-    fs.close();
-  }
-}
+export function containerFsRoutes(r: Router, v: Verbs): void {
+  const files = v.files;
 
-export function containerFsRoutes(r: Router, engine: Engine): void {
   r.on('HEAD', '/containers/{id}/archive', async (ctx) => {
-    const c = engine.get(ctx.params[0]!);
-    const st = await withView(engine, c, async (fs) => statPath(fs, pathParam(ctx)));
+    const st = await files.stat(ctx.params[0]!, pathParam(ctx));
     ctx.send(200, undefined, { 'X-Docker-Container-Path-Stat': statHeader(st), 'Content-Type': 'application/x-tar' });
   });
 
   r.on('GET', '/containers/{id}/archive', async (ctx) => {
-    const c = engine.get(ctx.params[0]!);
-    const path = pathParam(ctx);
-    await withView(engine, c, async (fs) => {
-      const st = statPath(fs, path);
-      await tarResponse(ctx, { 'X-Docker-Container-Path-Stat': statHeader(st) }, (out) => packPath(fs, path, out));
-    });
+    await tarResponse(ctx, (open) =>
+      files.read(ctx.params[0]!, pathParam(ctx), (st) => open({ 'X-Docker-Container-Path-Stat': statHeader(st) })),
+    );
   });
 
   r.on('PUT', '/containers/{id}/archive', async (ctx) => {
-    const c = engine.get(ctx.params[0]!);
-    if (c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
-    const noOverwrite = flag(ctx, 'noOverwriteDirNonDir');
-    const path = pathParam(ctx);
-    await withView(engine, c, (fs) => extractInto(fs, path, ctx.bodyStream, { noOverwriteDirNonDir: noOverwrite, spoolDir: join(engine.root, 'tmp') }));
+    await files.write(ctx.params[0]!, pathParam(ctx), ctx.bodyStream, {
+      noOverwriteDirNonDir: flag(ctx, 'noOverwriteDirNonDir'),
+    });
     ctx.send(200);
   });
 
   r.on('GET', '/containers/{id}/export', async (ctx) => {
-    const c = engine.get(ctx.params[0]!);
-    await withView(engine, c, (fs) => tarResponse(ctx, {}, (out) => packDir(fs.root, out)));
-    engine.events.emit('container', 'export', c.id, { image: c.config.Image ?? '', name: c.name });
+    await tarResponse(ctx, (open) => files.export(ctx.params[0]!, () => open({})));
   });
 }

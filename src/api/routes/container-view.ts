@@ -1,5 +1,5 @@
 /** Docker's JSON shapes of a container: GET /containers/{id}/json and the /containers/json list entries. */
-import type { Engine } from '../../engine/engine.js';
+import type { ContainerFacts } from '../../engine/container-ops.js';
 import type { ContainerRecord } from '../../engine/record.js';
 
 function humanDuration(ms: number): string {
@@ -16,19 +16,19 @@ function humanDuration(ms: number): string {
 }
 
 /** The `Status` column of `docker ps`. */
-export function statusText(c: ContainerRecord): string {
+export function statusText(c: ContainerRecord, now: number): string {
   const st = c.state;
   switch (st.status) {
     case 'running': {
       const health = st.health ? ` (${st.health.Status === 'starting' ? 'health: starting' : st.health.Status})` : '';
-      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))}${health}`;
+      return `Up ${humanDuration(now - Date.parse(st.startedAt))}${health}`;
     }
     case 'paused':
-      return `Up ${humanDuration(Date.now() - Date.parse(st.startedAt))} (Paused)`;
+      return `Up ${humanDuration(now - Date.parse(st.startedAt))} (Paused)`;
     case 'restarting':
-      return `Restarting (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+      return `Restarting (${st.exitCode}) ${humanDuration(now - Date.parse(st.finishedAt))} ago`;
     case 'exited':
-      return `Exited (${st.exitCode}) ${humanDuration(Date.now() - Date.parse(st.finishedAt))} ago`;
+      return `Exited (${st.exitCode}) ${humanDuration(now - Date.parse(st.finishedAt))} ago`;
     case 'created':
       return 'Created';
     case 'removing':
@@ -39,37 +39,60 @@ export function statusText(c: ContainerRecord): string {
 }
 
 /** NetworkSettings.Ports: every exposed or published port, with its host bindings while running. */
-function ports(engine: Engine, c: ContainerRecord): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
+function ports(f: ContainerFacts): Record<string, Array<{ HostIp: string; HostPort: string }> | null> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
-  for (const p of Object.keys(c.config.ExposedPorts ?? {})) out[p] = null;
-  for (const b of engine.networks.ports(c.id)) (out[`${b.containerPort}/${b.proto}`] ??= []).push({ HostIp: b.hostIp, HostPort: String(b.hostPort) });
+  for (const p of Object.keys(f.rec.config.ExposedPorts ?? {})) out[p] = null;
+  for (const b of f.ports)
+    (out[`${b.containerPort}/${b.proto}`] ??= []).push({ HostIp: b.hostIp, HostPort: String(b.hostPort) });
   return out;
 }
 
 /** NetworkSettings.Networks: the networks the container joins, with addresses while it runs. */
-function networks(engine: Engine, c: ContainerRecord): Record<string, unknown> {
+function networks(f: ContainerFacts): Record<string, unknown> {
+  const c = f.rec;
   const mode = c.hostConfig.NetworkMode ?? 'default';
-  const blank = { IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DriverOpts: null, DNSNames: null };
+  const blank = {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: '',
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    DriverOpts: null,
+    DNSNames: null,
+  };
   if (!c.networks?.length) return mode.startsWith('container:') ? {} : { [mode === 'default' ? 'none' : mode]: blank };
-  const eps = engine.networks.endpoints({ containerId: c.id });
   const out: Record<string, unknown> = {};
-  for (const [id, req] of c.networks) {
-    const n = engine.networks.find(id);
-    if (!n) continue;
-    const e = eps.find((x) => x.networkId === id);
+  for (const { net: n, req, endpoint: e } of f.networks) {
     out[n.Name] = {
       ...blank,
       IPAMConfig: req.ipv4 ? { IPv4Address: req.ipv4 } : null,
       Aliases: req.aliases.length ? req.aliases : null,
       NetworkID: n.Id,
-      ...(e ? { EndpointID: e.endpointId, Gateway: e.gateway, IPAddress: e.ip, IPPrefixLen: e.prefix, MacAddress: e.mac, DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)] } : {}),
+      ...(e
+        ? {
+            EndpointID: e.endpointId,
+            Gateway: e.gateway,
+            IPAddress: e.ip,
+            IPPrefixLen: e.prefix,
+            MacAddress: e.mac,
+            DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)],
+          }
+        : {}),
     };
   }
   return out;
 }
 
-export function inspectView(engine: Engine, c: ContainerRecord): Record<string, unknown> {
-  const dir = engine.containerDir(c.id);
+export function inspectView(f: ContainerFacts): Record<string, unknown> {
+  const c = f.rec;
+  const dir = f.dir;
   const st = c.state;
   const netMode = c.hostConfig.NetworkMode ?? 'default';
   return {
@@ -95,7 +118,7 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
     ResolvConfPath: `${dir}/resolv.conf`,
     HostnamePath: `${dir}/hostname`,
     HostsPath: `${dir}/hosts`,
-    LogPath: engine.logPathOf(c.id),
+    LogPath: f.logPath,
     Name: `/${c.name}`,
     RestartCount: c.restartCount,
     Driver: 'overlay',
@@ -105,40 +128,118 @@ export function inspectView(engine: Engine, c: ContainerRecord): Record<string, 
     AppArmorProfile: '',
     ExecIDs: c.execIds.length ? c.execIds : null,
     HostConfig: {
-      Binds: null, ContainerIDFile: '', LogConfig: { Type: 'json-file', Config: {} }, NetworkMode: netMode, PortBindings: {},
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, VolumeDriver: '', VolumesFrom: null,
-      CapAdd: null, CapDrop: null, Dns: [], DnsOptions: [], DnsSearch: [], ExtraHosts: null, GroupAdd: null, IpcMode: 'private',
-      Cgroup: '', Links: null, OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false,
-      SecurityOpt: null, UTSMode: '', UsernsMode: '', ShmSize: 67108864, Runtime: c.runtime, Isolation: '', CpuShares: 0,
-      Memory: 0, NanoCpus: 0, CgroupParent: '', BlkioWeight: 0, CpuPeriod: 0, CpuQuota: 0, CpusetCpus: '', CpusetMems: '',
-      Devices: [], MemoryReservation: 0, MemorySwap: 0, PidsLimit: null, Ulimits: null, Init: null,
+      Binds: null,
+      ContainerIDFile: '',
+      LogConfig: { Type: 'json-file', Config: {} },
+      NetworkMode: netMode,
+      PortBindings: {},
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+      AutoRemove: false,
+      VolumeDriver: '',
+      VolumesFrom: null,
+      CapAdd: null,
+      CapDrop: null,
+      Dns: [],
+      DnsOptions: [],
+      DnsSearch: [],
+      ExtraHosts: null,
+      GroupAdd: null,
+      IpcMode: 'private',
+      Cgroup: '',
+      Links: null,
+      OomScoreAdj: 0,
+      PidMode: '',
+      Privileged: false,
+      PublishAllPorts: false,
+      ReadonlyRootfs: false,
+      SecurityOpt: null,
+      UTSMode: '',
+      UsernsMode: '',
+      ShmSize: 67108864,
+      Runtime: c.runtime,
+      Isolation: '',
+      CpuShares: 0,
+      Memory: 0,
+      NanoCpus: 0,
+      CgroupParent: '',
+      BlkioWeight: 0,
+      CpuPeriod: 0,
+      CpuQuota: 0,
+      CpusetCpus: '',
+      CpusetMems: '',
+      Devices: [],
+      MemoryReservation: 0,
+      MemorySwap: 0,
+      PidsLimit: null,
+      Ulimits: null,
+      Init: null,
       ...c.hostConfig,
     },
-    GraphDriver: { Name: 'overlay', Data: { MergedDir: engine.rootfsOf(c.id) } },
+    GraphDriver: { Name: 'overlay', Data: { MergedDir: f.rootfs } },
     Mounts: c.mounts
       ? c.mounts.map((m) =>
           m.Type === 'volume'
-            ? { Type: 'volume', Name: m.Name, Source: engine.volumes.find(m.Name ?? '')?.Mountpoint ?? '', Destination: m.Destination, Driver: m.Driver ?? 'local', Mode: m.Mode, RW: m.RW, Propagation: '' }
-            : { Type: m.Type, Source: m.Source, Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation },
+            ? {
+                Type: 'volume',
+                Name: m.Name,
+                Source: f.volumePaths.get(m.Name ?? '') ?? '',
+                Destination: m.Destination,
+                Driver: m.Driver ?? 'local',
+                Mode: m.Mode,
+                RW: m.RW,
+                Propagation: '',
+              }
+            : {
+                Type: m.Type,
+                Source: m.Source,
+                Destination: m.Destination,
+                Mode: m.Mode,
+                RW: m.RW,
+                Propagation: m.Propagation,
+              },
         )
       : (c.hostConfig.Binds ?? []).map((b) => {
           const [src = '', dst = '', mode = ''] = b.split(':');
-          return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+          return {
+            Type: 'bind',
+            Source: src,
+            Destination: dst,
+            Mode: mode,
+            RW: !mode.split(',').includes('ro'),
+            Propagation: 'rprivate',
+          };
         }),
     Config: c.config,
     NetworkSettings: (() => {
-      const def = engine.networks.endpoints({ containerId: c.id }).find((e) => engine.networks.find(e.networkId)?.isDefault);
+      const def = f.defaultEndpoint;
       return {
-        Bridge: '', SandboxID: '', SandboxKey: c.state.pid ? `/proc/${c.state.pid}/ns/net` : '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-        Ports: ports(engine, c), SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: def?.endpointId ?? '', Gateway: def?.gateway ?? '',
-        GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: def?.ip ?? '', IPPrefixLen: def?.prefix ?? 0, IPv6Gateway: '', MacAddress: def?.mac ?? '',
-        Networks: networks(engine, c),
+        Bridge: '',
+        SandboxID: '',
+        SandboxKey: c.state.pid ? `/proc/${c.state.pid}/ns/net` : '',
+        HairpinMode: false,
+        LinkLocalIPv6Address: '',
+        LinkLocalIPv6PrefixLen: 0,
+        Ports: ports(f),
+        SecondaryIPAddresses: null,
+        SecondaryIPv6Addresses: null,
+        EndpointID: def?.endpointId ?? '',
+        Gateway: def?.gateway ?? '',
+        GlobalIPv6Address: '',
+        GlobalIPv6PrefixLen: 0,
+        IPAddress: def?.ip ?? '',
+        IPPrefixLen: def?.prefix ?? 0,
+        IPv6Gateway: '',
+        MacAddress: def?.mac ?? '',
+        Networks: networks(f),
       };
     })(),
+    // `inspect --size`: the writable layer, and it with the image under it
+    ...(f.size ? { SizeRw: f.size.rw, SizeRootFs: f.size.rootFs } : {}),
   };
 }
 
-export function listView(engine: Engine, c: ContainerRecord, withSize: boolean, sizeRw: number): Record<string, unknown> {
+export function listView(f: ContainerFacts): Record<string, unknown> {
+  const c = f.rec;
   const v: Record<string, unknown> = {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -146,17 +247,17 @@ export function listView(engine: Engine, c: ContainerRecord, withSize: boolean, 
     ImageID: c.imageId,
     Command: [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
     Created: Math.floor(Date.parse(c.created) / 1000),
-    Ports: engine.networks.ports(c.id).map((b) => ({ IP: b.hostIp, PrivatePort: b.containerPort, PublicPort: b.hostPort, Type: b.proto })),
+    Ports: f.ports.map((b) => ({ IP: b.hostIp, PrivatePort: b.containerPort, PublicPort: b.hostPort, Type: b.proto })),
     Labels: c.config.Labels ?? {},
     State: c.state.status,
-    Status: statusText(c),
+    Status: statusText(c, f.now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: networks(engine, c) },
+    NetworkSettings: { Networks: networks(f) },
     Mounts: [],
   };
-  if (withSize) {
-    v['SizeRw'] = sizeRw;
-    v['SizeRootFs'] = sizeRw + (engine.images.list().find((i) => i.id === c.imageId)?.size ?? 0);
+  if (f.size) {
+    v['SizeRw'] = f.size.rw;
+    v['SizeRootFs'] = f.size.rootFs;
   }
   return v;
 }

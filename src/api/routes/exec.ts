@@ -2,7 +2,7 @@
 import { invalidArgument } from '../../base/errors.js';
 import { parseExecCreate, parseExecStart } from '../../spec/exec-api.js';
 import type { Router } from '../http.js';
-import type { Execs } from '../../engine/exec.js';
+import type { Verbs } from '../../engine/verbs.js';
 import { pipeSession } from './container-io.js';
 import { errorMessage } from '../../base/errors.js';
 import { frame, parseDetachKeys, STDOUT } from '../stream.js';
@@ -14,7 +14,9 @@ export function dimension(v: string | null): number {
   return Number(v);
 }
 
-export function execRoutes(r: Router, execs: Execs): void {
+export function execRoutes(r: Router, v: Verbs): void {
+  const execs = v.execs;
+
   r.on('POST', '/containers/{id}/exec', async (ctx) => {
     const config = parseExecCreate(await ctx.json());
     if (config.DetachKeys) parseDetachKeys(config.DetachKeys); // 400 now, not a cut stream at start
@@ -58,16 +60,14 @@ export function execRoutes(r: Router, execs: Execs): void {
       stdinOnce: true,
       detachKeys: ex.config.DetachKeys,
       // output conmon drops at exit is resent from the exec's log, as for containers
-      ...(started.exec.handle ? { log: { path: started.exec.handle.logPath, from: 0 } } : {}),
-      beforeEnd: () => started.exec.handle?.wait() ?? Promise.resolve(),
+      log: { path: started.logPath, from: 0 },
+      beforeEnd: () => started.exited(),
     });
   });
 
   r.on('POST', '/exec/{id}/resize', async (ctx) => {
-    const ex = execs.get(ctx.params[0]!);
-    const h = dimension(ctx.query.get('h'));
-    const w = dimension(ctx.query.get('w'));
-    if (ex.handle) await ex.handle.resize(h, w);
+    execs.get(ctx.params[0]!); // 404 first
+    await execs.resize(ctx.params[0]!, dimension(ctx.query.get('h')), dimension(ctx.query.get('w')));
     ctx.send(201);
   });
 
@@ -77,7 +77,13 @@ export function execRoutes(r: Router, execs: Execs): void {
       ID: ex.id,
       Running: ex.running,
       ExitCode: ex.exitCode,
-      ProcessConfig: { tty: ex.config.Tty, entrypoint: ex.config.Cmd[0], arguments: ex.config.Cmd.slice(1), privileged: ex.config.Privileged, user: ex.config.User },
+      ProcessConfig: {
+        tty: ex.config.Tty,
+        entrypoint: ex.config.Cmd[0],
+        arguments: ex.config.Cmd.slice(1),
+        privileged: ex.config.Privileged,
+        user: ex.config.User,
+      },
       OpenStdin: ex.config.AttachStdin,
       OpenStderr: ex.config.AttachStderr,
       OpenStdout: ex.config.AttachStdout,

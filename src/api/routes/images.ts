@@ -1,28 +1,13 @@
 /** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
 import { invalidArgument, notImplemented } from '../../base/errors.js';
-import { listTags, pull } from '../../distribution/pull.js';
-import { push } from '../../distribution/push.js';
 import { flag, type Router, type Ctx } from '../http.js';
-import type { Engine } from '../../engine/engine.js';
-import type { ImageRecord } from '../../image/types.js';
-import type { ContainerConfig } from '../../spec/engine-api.js';
-import { parseContainerConfig } from '../../spec/engine-api.js';
-import { applyChanges } from '../../engine/changes.js';
-import { parseReference } from '../../image/reference.js';
+import { labelsOf, refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
 import { parseFilters, labelsMatch } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
-import { responseSink } from '../stream.js';
+import { responseSink, type IoStream } from '../stream.js';
 
 const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
-const labelsOf = (i: ImageRecord) => i.config.config?.Labels ?? {};
-
-/** `reference` filter: a glob on `name[:tag]`. */
-function refGlob(pattern: string): RegExp {
-  const withTag = pattern.lastIndexOf(':') > pattern.lastIndexOf('/') ? pattern : `${pattern}:*`; // host:port/name has no tag
-  return new RegExp('^' + withTag.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '.') + '$');
-}
-
-function listView(engine: Engine, i: ImageRecord) {
+function listView(images: ImageVerbs, i: ImageRecord) {
   return {
     Id: i.id,
     ParentId: i.parent,
@@ -33,7 +18,7 @@ function listView(engine: Engine, i: ImageRecord) {
     SharedSize: -1,
     VirtualSize: i.size,
     Labels: labelsOf(i),
-    Containers: engine.store.all().filter((c) => c.imageId === i.id).length,
+    Containers: images.containersOf(i.id),
   };
 }
 
@@ -59,20 +44,11 @@ function inspectView(i: ImageRecord, layersDir: string) {
   };
 }
 
-export function imageRoutes(r: Router, engine: Engine): void {
-  const images = engine.images;
-
+export function imageRoutes(r: Router, images: ImageVerbs): void {
   r.on('GET', '/images/json', (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
-    let list = images.list();
-    if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
-    if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
-    if (f['reference']) list = list.filter((i) => i.repoTags.some((t) => f['reference']!.some((p) => refGlob(p).test(t))));
-    if (f['label']) list = list.filter((i) => labelsMatch(f['label'], labelsOf(i)));
-    if (f['before']) { const b = images.get(f['before'][0]!); list = list.filter((i) => Date.parse(i.created) < Date.parse(b.created)); }
-    if (f['since']) { const s = images.get(f['since'][0]!); list = list.filter((i) => Date.parse(i.created) > Date.parse(s.created)); }
     const refs = f['reference']?.map(refGlob);
-    const views = list.sort((a, b) => Date.parse(b.created) - Date.parse(a.created)).map((i) => listView(engine, i));
+    const views = images.list(f).map((i) => listView(images, i));
     // like dockerd: with a reference filter an image shows only the names that matched
     if (refs) {
       for (const v of views) {
@@ -88,35 +64,23 @@ export function imageRoutes(r: Router, engine: Engine): void {
     const fromSrc = ctx.query.get('fromSrc');
     const fromImage = ctx.query.get('fromImage');
     if (fromSrc === null && fromImage) {
-      const tag = ctx.query.get('tag') ?? '';
       const creds = registryAuth(ctx);
       const platform = ctx.query.get('platform') ?? '';
-      const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
-      // no tag at all is `docker pull --all-tags`
-      const refs = tag ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`] : hasTag ? [fromImage] : null;
       // a malformed name (`../../x`) is the client's error (400), found before any registry is asked
-      for (const ref of refs ?? [fromImage]) parseReference(ref);
-      await streamed(ctx, async (p) => {
-        for (const ref of refs ?? (await listTags(fromImage, { creds, client: engine.registries })).map((t) => `${fromImage}:${t}`)) {
-          const img = await pull(images, ref, { creds, ...(platform ? { platform } : {}), client: engine.registries, trust: engine.trust, progress: (m) => p.msg(m) });
-          engine.events.emit('image', 'pull', img.id, { name: ref });
-        }
-      });
+      await streamed(ctx, (p) =>
+        images.pull(fromImage, ctx.query.get('tag') ?? '', { creds, platform, progress: (m) => p.msg(m) }),
+      );
       return;
     }
     if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
     if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
-    const repo = ctx.query.get('repo') ?? '';
-    const tag = ctx.query.get('tag') ?? '';
-    const config = applyChanges({}, ctx.query.getAll('changes'));
-    const opts: Parameters<typeof images.importRootfs>[1] = { config };
-    if (repo) opts.ref = tag ? `${repo}:${tag}` : repo;
-    const message = ctx.query.get('message');
-    if (message) opts.message = message;
-    const platform = ctx.query.get('platform');
-    if (platform) opts.platform = platform;
-    const img = await images.importRootfs(ctx.bodyStream, opts);
-    engine.events.emit('image', 'import', img.id, opts.ref ? { name: opts.ref } : {});
+    const img = await images.importRootfs(ctx.bodyStream, {
+      repo: ctx.query.get('repo') ?? '',
+      tag: ctx.query.get('tag') ?? '',
+      changes: ctx.query.getAll('changes'),
+      message: ctx.query.get('message'),
+      platform: ctx.query.get('platform'),
+    });
     const p = progress(ctx);
     p.msg({ status: img.id });
     p.end();
@@ -124,33 +88,30 @@ export function imageRoutes(r: Router, engine: Engine): void {
 
   r.on('POST', '/images/load', async (ctx) => {
     const loaded = await images.load(ctx.bodyStream);
-    for (const ref of loaded) engine.events.emit('image', 'load', ref, { name: ref });
     const p = progress(ctx);
-    for (const ref of loaded) p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    for (const ref of loaded)
+      p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
     p.end();
   });
 
   const save = async (ctx: Ctx, names: string[]) => {
-    if (names.length === 0) throw invalidArgument('no image names given');
-    for (const n of names) images.get(n); // 404 before any byte is sent
-    const io = ctx.stream(200, 'application/x-tar');
-    const sink = responseSink(io); // as fast as the client reads it
-    await images.save(names, sink);
-    io.end();
+    let io: IoStream | null = null;
+    await images.save(names, () => responseSink((io = ctx.stream(200, 'application/x-tar')))); // as fast as the client reads it
+    (io as IoStream | null)?.end();
   };
   r.on('GET', '/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
   r.on('GET', '/images/{name*}/get', (ctx) => save(ctx, [ctx.params[0]!]));
 
   r.on('GET', '/images/{name*}/json', (ctx) => {
     const i = images.get(ctx.params[0]!);
-    ctx.send(200, inspectView(i, `${engine.root}/snapshots`));
+    ctx.send(200, inspectView(i, images.layersDir));
   });
 
   r.on('GET', '/images/{name*}/history', (ctx) => {
-    const i = images.get(ctx.params[0]!);
+    const { image: i, entries } = images.history(ctx.params[0]!);
     ctx.send(
       200,
-      images.history(ctx.params[0]!).map((h) => ({
+      entries.map((h) => ({
         Id: h.id,
         Created: unix(h.created ?? i.created),
         CreatedBy: h.created_by ?? '',
@@ -166,73 +127,44 @@ export function imageRoutes(r: Router, engine: Engine): void {
     const tag = ctx.query.get('tag') ?? '';
     const ref = tag ? `${name}:${tag}` : name;
     const creds = registryAuth(ctx);
-    images.get(ref); // 404 before the stream starts
-    await streamed(ctx, async (p) => {
-      await push(images, ref, {
-        creds, client: engine.registries, progress: (m) => p.msg(m),
+    await streamed(ctx, (p) =>
+      images.push(ref, {
+        creds,
+        progress: (m) => p.msg(m),
         onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),
-      });
-      engine.events.emit('image', 'push', ref, { name: ref });
-    });
+      }),
+    );
   });
 
   r.on('POST', '/images/{name*}/tag', (ctx) => {
-    const repo = ctx.query.get('repo');
-    if (!repo) throw invalidArgument('repository name must have at least one component');
-    const tag = ctx.query.get('tag');
-    const target = tag ? `${repo}:${tag}` : repo;
-    images.tag(ctx.params[0]!, target);
-    engine.events.emit('image', 'tag', images.get(target).id, { name: target });
+    images.tag(ctx.params[0]!, ctx.query.get('repo'), ctx.query.get('tag'));
     ctx.send(201);
   });
 
   r.on('DELETE', '/images/{name*}', async (ctx) => {
-    const res = await images.remove(ctx.params[0]!, { force: flag(ctx, 'force'), noPrune: flag(ctx, 'noprune') }, (id) => engine.isImageUsed(id));
-    for (const e of res) {
-      if (e.Untagged) engine.events.emit('image', 'untag', e.Untagged, { name: e.Untagged });
-      if (e.Deleted) engine.events.emit('image', 'delete', e.Deleted, {});
-    }
-    ctx.send(200, res);
+    ctx.send(200, await images.remove(ctx.params[0]!, { force: flag(ctx, 'force'), noPrune: flag(ctx, 'noprune') }));
   });
 
   r.on('POST', '/images/prune', async (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
     const all = f['dangling']?.includes('false') ?? false;
-    const res = await images.prune({ all, isUsed: (id) => engine.isImageUsed(id), labelFilter: (l) => labelsMatch(f['label'], l) });
+    const res = await images.prune({ all, labelFilter: (l) => labelsMatch(f['label'], l) });
     ctx.send(200, { ImagesDeleted: res.deleted.length ? res.deleted : null, SpaceReclaimed: res.spaceReclaimed });
   });
 
   r.on('POST', '/commit', async (ctx) => {
-    const c = engine.get(ctx.query.get('container') ?? '');
-    engine.check(c, 'commit');
-    const body = await ctx.json();
-    const override: ContainerConfig = body && typeof body === 'object' && Object.keys(body).length ? parseContainerConfig(body) : {};
-    const base = { ...c.config, ...override };
-    const config = applyChanges(
-      {
-        Env: base.Env ?? [], Cmd: base.Cmd ?? null, Entrypoint: base.Entrypoint ?? null, WorkingDir: base.WorkingDir ?? '', User: base.User ?? '',
-        Labels: base.Labels ?? {}, ...(base.ExposedPorts ? { ExposedPorts: base.ExposedPorts } : {}), ...(base.Volumes ? { Volumes: base.Volumes } : {}),
-        ...(base.StopSignal ? { StopSignal: base.StopSignal } : {}), ...(base.Healthcheck ? { Healthcheck: base.Healthcheck } : {}),
-      },
-      ctx.query.getAll('changes').flatMap((x) => x.split('\n')),
-    );
-    const repo = ctx.query.get('repo');
-    const tag = ctx.query.get('tag');
+    const container = ctx.query.get('container') ?? '';
     const pause = ctx.query.get('pause') !== '0' && ctx.query.get('pause') !== 'false';
-    const shouldPause = pause && c.state.status === 'running';
-    if (shouldPause) await engine.runtime.pause(c.id);
-    try {
-      const opts: Parameters<typeof images.commit>[0] = { snapshotKey: c.id, parent: images.get(c.imageId), config, createdBy: [c.path, ...c.args].join(' ') };
-      const author = ctx.query.get('author');
-      const comment = ctx.query.get('comment');
-      if (author) opts.author = author;
-      if (comment) opts.comment = comment;
-      if (repo) opts.ref = tag ? `${repo}:${tag}` : repo;
-      const img = await images.commit(opts);
-      engine.events.emit('container', 'commit', c.id, { comment: comment ?? '', imageID: img.id, imageRef: opts.ref ?? '', name: c.name });
-      ctx.send(201, { Id: img.id });
-    } finally {
-      if (shouldPause) await engine.runtime.resume(c.id);
-    }
+    const img = await images.commit({
+      container,
+      config: () => ctx.json(),
+      changes: ctx.query.getAll('changes'),
+      repo: ctx.query.get('repo'),
+      tag: ctx.query.get('tag'),
+      author: ctx.query.get('author'),
+      comment: ctx.query.get('comment'),
+      pause,
+    });
+    ctx.send(201, { Id: img.id });
   });
 }

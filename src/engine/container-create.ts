@@ -1,0 +1,211 @@
+/**
+ * Container create: the request checked as dockerd checks it (image, platform, runtime, limits,
+ * namespaces, links, networks, mounts), then made all-or-nothing: on any error nothing of the
+ * container remains (no dir, no mount, no snapshot, no volume it made, no row).
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { hostname as hostHostname } from 'node:os';
+import { conflict, invalidArgument, wrap, isBerthError } from '../base/errors.js';
+import { dateOf, type Clock } from '../base/clock.js';
+import { newId, type ContainerId } from '../base/ids.js';
+import type { Runtime, RuntimeName } from '../runtime/types.js';
+import type { ImageRecord, ImageStore } from '../image/types.js';
+import type { Mounter, Snapshotter } from '../snapshot/types.js';
+import type { NetworkManager } from '../network/manager.js';
+import type { VolumeManager } from '../volume/manager.js';
+import { parseCreateBody, type HostConfig } from '../spec/engine-api.js';
+import type { EventBus } from './events.js';
+import { ContainerStore } from './store.js';
+import { initialState, type ContainerRecord } from './record.js';
+import {
+  mergeConfig,
+  commandOf,
+  logConfigOf,
+  parseSecurityOpts,
+  checkResources,
+  checkUlimitsFor,
+  parseSignal,
+} from './config.js';
+import { randomName } from './names.js';
+import { planNetworks } from './net.js';
+import { planLinks } from './links.js';
+import { copyUp, makeBindSources, planMounts } from './mounts.js';
+import { PRIVATE_DIR_MODE } from './private-state.js';
+
+type CreateBody = ReturnType<typeof parseCreateBody>;
+
+/** What a create needs of the engine (the engine passes itself). */
+export interface CreateDeps {
+  readonly store: ContainerStore;
+  readonly images: Pick<ImageStore, 'get'>;
+  readonly trust: { check(image: ImageRecord, ref: string): Promise<void> } | null;
+  readonly runtime: Pick<Runtime, 'host'>;
+  readonly defaultRuntime: RuntimeName;
+  readonly networks: NetworkManager;
+  readonly volumes: VolumeManager;
+  readonly lifecycle: { validateSpec(hostConfig: HostConfig): void };
+  readonly mounter: Mounter;
+  readonly snapshots: Pick<Snapshotter, 'prepare'>;
+  readonly events: Pick<EventBus, 'emit'>;
+  readonly clock: Clock;
+  containerDir(id: string): string;
+  rootfsOf(id: string): string;
+  privateBundle(id: string): Promise<void>;
+  discardFiles(id: string): Promise<void>;
+}
+
+/** The engine's own state a create holds: names being created, rootfs mounts made. */
+export interface Held {
+  creatingNames: Set<string>;
+  mounted: Set<string>;
+}
+
+/** POST /containers/create. All-or-nothing: on any error nothing of the container remains. */
+export async function createContainer(
+  e: CreateDeps,
+  held: Held,
+  body: unknown,
+  name: string | undefined,
+  platform?: string,
+): Promise<{ id: ContainerId; warnings: string[] }> {
+  const { config, hostConfig, endpoints } = parseCreateBody(body);
+  if (platform && config.Image) checkPlatform(e, config.Image, platform);
+  if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
+  const ctrName = name
+    ? name.replace(/^\//, '')
+    : randomName((n) => e.store.find(n) !== undefined || held.creatingNames.has(n));
+  if (e.store.find(ctrName)?.name === ctrName) {
+    const clash = e.store.get(ctrName);
+    throw conflict(
+      `Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+    );
+  }
+  if (held.creatingNames.has(ctrName))
+    throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
+  // Held until the record is stored: concurrent creates must not pick the same name.
+  held.creatingNames.add(ctrName);
+  try {
+    return await createNamed(e, held, config, hostConfig, endpoints, ctrName);
+  } finally {
+    held.creatingNames.delete(ctrName);
+  }
+}
+
+async function createNamed(
+  e: CreateDeps,
+  held: Held,
+  config: CreateBody['config'],
+  hostConfig: CreateBody['hostConfig'],
+  endpoints: CreateBody['endpoints'],
+  ctrName: string,
+): Promise<{ id: ContainerId; warnings: string[] }> {
+  const imageRef = config.Image;
+  if (!imageRef) throw invalidArgument('Config.Image: an image is required');
+  const image = e.images.get(imageRef);
+  if (e.trust) await e.trust.check(image, imageRef);
+  const merged = mergeConfig(config, image.config.config, imageRef);
+  const { path, args } = commandOf(merged);
+  const runtime = (hostConfig.Runtime || e.defaultRuntime) as RuntimeName;
+  if (!e.runtime.host().runtimes[runtime])
+    throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
+  hostConfig.Runtime = runtime;
+  checkUlimitsFor(hostConfig, runtime);
+  const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+  hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
+  hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);
+  // limits dockerd refuses at create, and those the kernel would refuse at start
+  const warnings = checkResources(hostConfig, e.runtime.host());
+  if (hostConfig.BlkioWeight && !e.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
+  if (config.StopSignal) parseSignal(config.StopSignal);
+  if (hostConfig.UTSMode === 'host' && config.Hostname)
+    throw invalidArgument('conflicting options: hostname and the UTS mode');
+  for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
+    // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
+    const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+    if (ref && !e.store.find(ref)) throw invalidArgument(`No such container: ${ref}`);
+  }
+  if (hostConfig.Links?.length) hostConfig.Links = planLinks(hostConfig.Links, ctrName, (ref) => e.store.find(ref));
+  if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
+    throw invalidArgument("can't create 'AutoRemove' container with restart policy");
+  const networks = planNetworks(e.networks, hostConfig, endpoints, config, (ref) => e.store.find(ref));
+  const { mounts: volMounts, created: newVolumes } = await planMounts(
+    e.volumes,
+    hostConfig,
+    merged,
+    (ref) => e.store.get(ref).mounts ?? [],
+  );
+  parseSecurityOpts(hostConfig.SecurityOpt ?? [], e.runtime.host());
+  e.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
+  const id = newId<ContainerId>();
+  const rec: ContainerRecord = {
+    id,
+    name: ctrName,
+    created: dateOf(e.clock).toISOString(),
+    imageId: image.id,
+    config: { ...merged, Hostname: merged.Hostname || id.slice(0, 12) },
+    hostConfig,
+    path,
+    args,
+    runtime,
+    state: initialState(),
+    restartCount: 0,
+    manuallyStopped: false,
+    execIds: [],
+    networks,
+    mounts: volMounts,
+  };
+  const dir = e.containerDir(id);
+  try {
+    await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await Promise.all([fsp.mkdir(join(dir, 'rootfs')), e.privateBundle(id)]);
+    const mountRootfs = async () => {
+      await e.mounter.mountAll(await e.snapshots.prepare(id, image.topChainId), e.rootfsOf(id));
+      held.mounted.add(id);
+    };
+    await Promise.all([writeEtcFiles(e, rec), mountRootfs()]);
+    await makeBindSources(volMounts);
+    await copyUp(e.volumes, volMounts, newVolumes, e.rootfsOf(id));
+    e.store.insert(rec);
+  } catch (err) {
+    await e.discardFiles(id);
+    for (const v of newVolumes) await e.volumes.remove(v, [], true).catch(() => undefined);
+    throw isBerthError(err) ? err : wrap(err, 'creating container');
+  }
+  e.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
+  return { id, warnings };
+}
+
+/** `create --platform os[/arch[/variant]]`: the local image must be for it (berth runs images as they are). */
+function checkPlatform(e: CreateDeps, ref: string, platform: string): void {
+  const [os = '', arch, variant] = platform.toLowerCase().split('/');
+  const cfg = e.images.get(ref).config;
+  const actual = [cfg.os, cfg.architecture, cfg.variant].filter(Boolean).join('/');
+  if (os !== cfg.os || (arch && arch !== cfg.architecture) || (variant && variant !== cfg.variant))
+    throw invalidArgument(
+      `image with reference ${ref} was found but does not match the specified platform: wanted ${platform}, actual: ${actual}`,
+    );
+}
+
+/** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */
+async function writeEtcFiles(e: CreateDeps, rec: ContainerRecord): Promise<void> {
+  const dir = e.containerDir(rec.id);
+  const hn = rec.config.Hostname || rec.id.slice(0, 12);
+  const hostNet = rec.hostConfig.NetworkMode === 'host';
+  const hosts = async () =>
+    fsp.writeFile(
+      join(dir, 'hosts'),
+      hostNet
+        ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
+        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`,
+    );
+  const resolv = async () =>
+    fsp.writeFile(
+      join(dir, 'resolv.conf'),
+      (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
+        .join('\n'),
+    );
+  await Promise.all([fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`), hosts(), resolv()]);
+}

@@ -1,0 +1,81 @@
+/**
+ * System verbs: the host's facts for `version`/`info`, the event stream, disk usage (`system df`)
+ * and `docker login`'s check against a registry (nothing is stored).
+ */
+import { checkLogin } from '../distribution/client.js';
+import type { HostInfo } from '../runtime/types.js';
+import type { ImageRecord } from '../image/types.js';
+import type { EngineEvent } from './events.js';
+import type { ContainerRecord } from './record.js';
+import type { Credentials } from './images.js';
+import type { Engine } from './engine.js';
+
+export type { EngineEvent, HostInfo };
+
+/** What `info` reports beyond the host's facts: each container's status, the images, the event listeners. */
+export interface SystemInfo {
+  host: HostInfo;
+  /** the engine's clock (SystemTime) */
+  now: number;
+  containers: ContainerRecord['state']['status'][];
+  images: number;
+  eventListeners: number;
+  root: string;
+}
+
+export class SystemVerbs {
+  constructor(private readonly e: Engine) {}
+
+  /** The host's facts (`version`): runtimes, conmon, cgroups, checkpoint support. */
+  host(): HostInfo {
+    return this.e.runtime.host();
+  }
+
+  info(): SystemInfo {
+    return {
+      host: this.e.runtime.host(),
+      now: this.e.clock.now(),
+      containers: this.e.store.all().map((c) => c.state.status),
+      images: this.e.images.list().length,
+      eventListeners: this.e.events.listenerCount,
+      root: this.e.root,
+    };
+  }
+
+  /** `docker login`: the credentials are checked against the registry's auth (Unauthorized when refused). */
+  login(server: string, creds: Credentials): Promise<void> {
+    return checkLogin(server, creds, this.e.registries);
+  }
+
+  /** Kept events with timeNano in [sinceNs, untilNs] (`--since`). */
+  eventHistory(sinceNs: number, untilNs: number): EngineEvent[] {
+    return this.e.events.history(sinceNs, untilNs);
+  }
+
+  /** Live events; the result unsubscribes. */
+  subscribe(l: (e: EngineEvent) => void): () => void {
+    return this.e.events.subscribe(l);
+  }
+
+  /** `system df`: images, the layers' bytes, and each container with its writable layer's bytes. */
+  async diskUsage(): Promise<{
+    layersSize: number;
+    images: Array<ImageRecord & { containers: number }>;
+    containers: Array<{ rec: ContainerRecord; sizeRw: number; imageSize: number }>;
+  }> {
+    const images = this.e.images.list();
+    const all = this.e.store.all();
+    const containers = await Promise.all(
+      all.map(async (rec) => ({
+        rec,
+        sizeRw: await this.e.snapshots.usage(rec.id).catch(() => 0),
+        imageSize: images.find((i) => i.id === rec.imageId)?.size ?? 0,
+      })),
+    );
+    return {
+      layersSize: this.e.images.diskUsage().layersSize,
+      images: images.map((i) => ({ ...i, containers: all.filter((c) => c.imageId === i.id).length })),
+      containers,
+    };
+  }
+}

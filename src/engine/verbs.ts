@@ -1,0 +1,46 @@
+/**
+ * The engine as front doors see it: one verb per operation, grouped by resource. A front door
+ * (api/, later cri/) is given a `Verbs` and nothing else: the services behind it (runtime,
+ * stores, network and volume managers, the event bus) are not reachable through it. A verb owns
+ * its state checks (./state.ts) and emits its events; a route only parses, calls one verb and
+ * renders.
+ */
+import type { Clock } from '../base/clock.js';
+import type { Builder } from '../builder/builder.js';
+import { BuildVerbs } from './build.js';
+import { CheckpointVerbs } from './checkpoint-verbs.js';
+import { ContainerFiles } from './container-files.js';
+import { ContainerVerbs } from './container-ops.js';
+import { ContainerStdio } from './container-stdio.js';
+import { Execs } from './exec.js';
+import { ImageVerbs } from './images.js';
+import { NetworkVerbs } from './networks.js';
+import { SystemVerbs } from './system.js';
+import { VolumeVerbs } from './volumes.js';
+import type { Engine } from './engine.js';
+
+export class Verbs {
+  readonly containers: ContainerVerbs;
+  readonly stdio: ContainerStdio;
+  readonly files: ContainerFiles;
+  readonly checkpoints: CheckpointVerbs;
+  readonly execs: Execs;
+  readonly images: ImageVerbs;
+  readonly build: BuildVerbs;
+  readonly networks: NetworkVerbs;
+  readonly volumes: VolumeVerbs;
+  readonly system: SystemVerbs;
+
+  constructor(engine: Engine, o: { builder: Builder; clock: Clock }) {
+    this.containers = new ContainerVerbs(engine);
+    this.stdio = new ContainerStdio(engine, o.clock);
+    this.files = new ContainerFiles(engine);
+    this.checkpoints = new CheckpointVerbs(engine);
+    this.execs = new Execs(engine);
+    this.images = new ImageVerbs(engine);
+    this.build = new BuildVerbs(engine, o.builder);
+    this.networks = new NetworkVerbs(engine);
+    this.volumes = new VolumeVerbs(engine);
+    this.system = new SystemVerbs(engine);
+  }
+}
