@@ -19,7 +19,8 @@ export function parseFilters(raw: string | null): Filters {
   for (const [k, val] of Object.entries(v)) {
     // dockerd's filters.Args: map[string][]string, or the legacy map[string]map[string]bool
     if (Array.isArray(val) && val.every((x) => typeof x === 'string')) out[k] = val;
-    else if (isObject(val) && Object.values(val).every((x) => typeof x === 'boolean')) out[k] = Object.keys(val).filter((x) => val[x] === true);
+    else if (isObject(val) && Object.values(val).every((x) => typeof x === 'boolean'))
+      out[k] = Object.keys(val).filter((x) => val[x] === true);
     else throw invalidArgument(`invalid filter '${k}'`);
   }
   return out;

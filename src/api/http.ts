@@ -63,9 +63,7 @@ export class Router {
 
   /** `path` uses `{name}` for one segment and `{name*}` for the rest (image names with slashes). */
   on(method: string, path: string, handler: Handler): this {
-    const re = new RegExp(
-      '^' + path.replace(/\{[a-z]+\*\}/gi, '(.+)').replace(/\{[a-z]+\}/gi, '([^/]+)') + '$',
-    );
+    const re = new RegExp('^' + path.replace(/\{[a-z]+\*\}/gi, '(.+)').replace(/\{[a-z]+\}/gi, '([^/]+)') + '$');
     this.routes.push({ method, re, handler });
     return this;
   }
@@ -97,7 +95,9 @@ function splitVersion(pathname: string): { version: string; path: string } {
   if (compareVersions(v, API_VERSION) > 0)
     throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
   if (compareVersions(v, MIN_API_VERSION) < 0)
-    throw invalidArgument(`client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+    throw invalidArgument(
+      `client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+    );
   return { version: v, path: m[2]! };
 }
 
@@ -139,19 +139,33 @@ function installRequestGuard(): void {
       log.error(`${kind} outside any request`, { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       process.exit(1);
     }
-    log.error(`${kind} in a request: the request ends, the daemon goes on`, { method: scope.method, url: scope.url, err: e instanceof Error ? e.message : String(e) });
+    log.error(`${kind} in a request: the request ends, the daemon goes on`, {
+      method: scope.method,
+      url: scope.url,
+      err: e instanceof Error ? e.message : String(e),
+    });
     scope.fail(e);
   };
   process.on('uncaughtException', onStray('uncaught exception'));
   process.on('unhandledRejection', onStray('unhandled rejection'));
 }
 
-const COMMON_HEADERS = { 'Api-Version': API_VERSION, 'Docker-Experimental': 'true', Ostype: 'linux', Server: `Docker/berth (linux)` };
+const COMMON_HEADERS = {
+  'Api-Version': API_VERSION,
+  'Docker-Experimental': 'true',
+  Ostype: 'linux',
+  Server: `Docker/berth (linux)`,
+};
 
 export function createApiServer(router: Router): Server {
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 });
 
-  const dispatch = async (req: IncomingMessage, res: ServerResponse | null, upgrade: { socket: Duplex; head: Buffer } | null, scope: RequestScope) => {
+  const dispatch = async (
+    req: IncomingMessage,
+    res: ServerResponse | null,
+    upgrade: { socket: Duplex; head: Buffer } | null,
+    scope: RequestScope,
+  ) => {
     const t0 = performance.now();
     const url = new URL(req.url ?? '/', 'http://berth');
     const abort = new AbortController();
@@ -204,7 +218,9 @@ export function createApiServer(router: Router): Server {
         started = true;
         if (upgrade) {
           const payload = body === undefined ? '' : JSON.stringify(body);
-          upgrade.socket.end(`HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+          upgrade.socket.end(
+            `HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+          );
           return;
         }
         const r = res!;
@@ -216,7 +232,12 @@ export function createApiServer(router: Router): Server {
           r.end(body);
         } else {
           const payload = JSON.stringify(body);
-          r.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)), ...headers });
+          r.writeHead(status, {
+            ...COMMON_HEADERS,
+            'Content-Type': 'application/json',
+            'Content-Length': String(Buffer.byteLength(payload)),
+            ...headers,
+          });
           r.end(payload);
         }
       },
@@ -250,9 +271,21 @@ export function createApiServer(router: Router): Server {
         started = true;
         if (!upgrade) return ctx.stream(200, contentType);
         if (hijacked) return hijacked;
-        upgrade.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`);
+        upgrade.socket.write(
+          `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`,
+        );
         const io = socketIo(upgrade.socket);
-        hijacked = { ...io, write: io.write, end: io.end, onClose: io.onClose, drain: io.drain, get closed() { return io.closed; }, input: (upgrade as { input?: PassThrough }).input ?? null };
+        hijacked = {
+          ...io,
+          write: io.write,
+          end: io.end,
+          onClose: io.onClose,
+          drain: io.drain,
+          get closed() {
+            return io.closed;
+          },
+          input: (upgrade as { input?: PassThrough }).input ?? null,
+        };
         return hijacked;
       },
     };

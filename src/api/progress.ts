@@ -45,7 +45,8 @@ export function registryAuth(ctx: Ctx): Credentials | null {
     throw invalidArgument('invalid X-Registry-Auth header');
   }
   if (!isObject(v)) return null;
-  if (typeof v['username'] === 'string' && v['username'] && typeof v['password'] === 'string') return { username: v['username'], password: v['password'] };
+  if (typeof v['username'] === 'string' && v['username'] && typeof v['password'] === 'string')
+    return { username: v['username'], password: v['password'] };
   if (typeof v['auth'] === 'string' && v['auth']) {
     const up = Buffer.from(v['auth'], 'base64').toString('utf8');
     const i = up.indexOf(':');
@@ -53,4 +54,3 @@ export function registryAuth(ctx: Ctx): Credentials | null {
   }
   return null;
 }
-

@@ -32,7 +32,9 @@ export interface IoStream {
 }
 
 /** `drain()` of a writable: null when it takes more now, else when it drains or closes. */
-export function drainOf(w: NodeJS.WritableStream & { writableNeedDrain?: boolean; destroyed?: boolean }): Promise<void> | null {
+export function drainOf(
+  w: NodeJS.WritableStream & { writableNeedDrain?: boolean; destroyed?: boolean },
+): Promise<void> | null {
   if (!w.writableNeedDrain || w.destroyed) return null;
   return new Promise((resolve) => {
     const done = () => {

@@ -28,7 +28,7 @@ function goMode(st: Stats): number {
   let m = st.mode & 0o777;
   if (st.isDirectory()) m |= 2 ** 31;
   if (st.isSymbolicLink()) m |= 2 ** 27;
-  if (st.isCharacterDevice()) m |= 2 ** 26 | 2 ** 21;
+  if (st.isCharacterDevice()) m |= (2 ** 26) | (2 ** 21);
   if (st.isBlockDevice()) m |= 2 ** 26;
   if (st.isFIFO()) m |= 2 ** 25;
   if (st.isSocket()) m |= 2 ** 24;
@@ -58,7 +58,13 @@ export function statPath(fs: RootedFs, path: string): PathStat {
   const r = lookup(fs, path, false);
   try {
     const linkTarget = r.st.isSymbolicLink() ? readlinkFd(r.fd) : '';
-    return { name: posix.basename(path) || '/', size: r.st.size, mode: goMode(r.st), mtime: r.st.mtime.toISOString(), linkTarget };
+    return {
+      name: posix.basename(path) || '/',
+      size: r.st.size,
+      mode: goMode(r.st),
+      mtime: r.st.mtime.toISOString(),
+      linkTarget,
+    };
   } finally {
     r.close();
   }
@@ -73,7 +79,10 @@ export async function packPath(fs: RootedFs, path: string, out: Writable): Promi
   const r = lookup(fs, path, followLast);
   try {
     const name = posix.basename(r.path) || '.';
-    await packFrom({ fd: r.fd, st: r.st, parentFd: r.parentFd, name: r.name, fs, path: r.path }, out, { prefix: name, includeRoot: true });
+    await packFrom({ fd: r.fd, st: r.st, parentFd: r.parentFd, name: r.name, fs, path: r.path }, out, {
+      prefix: name,
+      includeRoot: true,
+    });
   } finally {
     r.close();
   }

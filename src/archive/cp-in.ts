@@ -45,7 +45,8 @@ type Header = TarHeader;
  */
 export function entryParts(name: string): string[] {
   if (name.includes('\0')) throw invalidArgument(`archive entry name holds a NUL byte: ${JSON.stringify(name)}`);
-  if (Buffer.byteLength(name) > PATH_MAX) throw invalidArgument(`archive entry name longer than ${PATH_MAX} bytes: ${name.slice(0, 64)}...`);
+  if (Buffer.byteLength(name) > PATH_MAX)
+    throw invalidArgument(`archive entry name longer than ${PATH_MAX} bytes: ${name.slice(0, 64)}...`);
   const out: string[] = [];
   for (const c of name.split('/')) {
     if (c === '' || c === '.') continue;
@@ -54,7 +55,8 @@ export function entryParts(name: string): string[] {
       out.pop();
       continue;
     }
-    if (Buffer.byteLength(c) > NAME_MAX) throw invalidArgument(`archive entry name has a component longer than ${NAME_MAX} bytes: ${c.slice(0, 64)}...`);
+    if (Buffer.byteLength(c) > NAME_MAX)
+      throw invalidArgument(`archive entry name has a component longer than ${NAME_MAX} bytes: ${c.slice(0, 64)}...`);
     out.push(c);
   }
   return out;
@@ -64,17 +66,23 @@ export function entryParts(name: string): string[] {
 export function checkHeader(h: Header): void {
   entryParts(h.name);
   switch (h.type) {
-    case 'file': case 'contiguous-file': case 'directory': case 'fifo':
+    case 'file':
+    case 'contiguous-file':
+    case 'directory':
+    case 'fifo':
       return;
     case 'symlink':
       if (!h.linkname) throw invalidArgument(`symlink ${h.name} has no target`);
-      if (h.linkname.includes('\0') || Buffer.byteLength(h.linkname) >= PATH_MAX) throw invalidArgument(`symlink ${h.name}: target too long or not a path`);
+      if (h.linkname.includes('\0') || Buffer.byteLength(h.linkname) >= PATH_MAX)
+        throw invalidArgument(`symlink ${h.name}: target too long or not a path`);
       return;
     case 'link':
       if (!h.linkname) throw invalidArgument(`hard link ${h.name} has no target`);
-      if (entryParts(h.linkname).length === 0) throw invalidArgument(`hard link ${h.name} points at the destination directory itself`);
+      if (entryParts(h.linkname).length === 0)
+        throw invalidArgument(`hard link ${h.name} points at the destination directory itself`);
       return;
-    case 'character-device': case 'block-device':
+    case 'character-device':
+    case 'block-device':
       throw invalidArgument(`archive entry ${h.name} is a device node: not allowed in a copy into a container`);
     default:
       throw invalidArgument(`archive entry ${h.name} has an unsupported type: ${String(h.type)}`);
@@ -161,7 +169,13 @@ export async function extractInto(fs: RootedFs, dir: string, input: Readable, op
   }
 }
 
-async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Readable, opts: ExtractOptions): Promise<void> {
+async function extractEntry(
+  fs: RootedFs,
+  destPath: string,
+  h: Header,
+  body: Readable,
+  opts: ExtractOptions,
+): Promise<void> {
   const parts = entryParts(h.name);
   const shown = posix.join(destPath, ...parts);
   if (parts.length === 0) {
@@ -172,7 +186,8 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
   const parentPath = posix.join(destPath, ...parts.slice(0, -1));
   const parent = fs.resolve(parentPath, { followLast: true, mkdirs: true });
   try {
-    if (parent.fd < 0 || !parent.st?.isDirectory()) throw invalidArgument(`cannot extract ${shown}: its parent is not a directory`);
+    if (parent.fd < 0 || !parent.st?.isDirectory())
+      throw invalidArgument(`cannot extract ${shown}: its parent is not a directory`);
     if (parent.readOnly) throw new BerthError('PermissionDenied', `cannot extract ${shown}: read-only file system`);
     const where = posix.join(parent.path, name);
     if (fs.mountAt(where)) {
@@ -187,7 +202,9 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
     });
     const isDir = h.type === 'directory';
     if (existing && opts.noOverwriteDirNonDir && existing.isDirectory() !== isDir)
-      throw invalidArgument(`cannot overwrite ${existing.isDirectory() ? 'directory' : 'non-directory'} "${where}" with ${isDir ? 'directory' : 'non-directory'} "${h.name}"`);
+      throw invalidArgument(
+        `cannot overwrite ${existing.isDirectory() ? 'directory' : 'non-directory'} "${where}" with ${isDir ? 'directory' : 'non-directory'} "${h.name}"`,
+      );
     if (existing && !(existing.isDirectory() && isDir)) await removeTree(parent.fd, name);
 
     switch (h.type) {
@@ -196,12 +213,13 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
         body.resume();
         break;
       }
-      case 'file': case 'contiguous-file': {
+      case 'file':
+      case 'contiguous-file': {
         const fh = await fsp.open(at, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
           for await (const chunk of body) {
             const b = chunk as Buffer;
-            for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+            for (let off = 0; off < b.length;) off += (await fh.write(b, off, b.length - off)).bytesWritten;
           }
           await fh.chown(h.uid ?? 0, h.gid ?? 0);
           await fh.chmod((h.mode ?? 0o644) & 0o7777);
@@ -224,12 +242,15 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
         const src = fs.resolve(target, { followLast: false });
         try {
           if (src.fd < 0) throw invalidArgument(`hard link ${h.name}: its target ${h.linkname} does not exist`);
-          if (src.isMountRoot || src.st?.isDirectory()) throw invalidArgument(`hard link ${h.name}: cannot link to ${h.linkname}`);
+          if (src.isMountRoot || src.st?.isDirectory())
+            throw invalidArgument(`hard link ${h.name}: cannot link to ${h.linkname}`);
           // as in the container, where each mount is its own: no link from one mount to another
-          if (src.mount !== parent.mount) throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);
+          if (src.mount !== parent.mount)
+            throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);
           await fsp.link(fdPath(src.parentFd, src.name), at);
         } catch (e) {
-          if (errCode(e) === 'EXDEV') throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);
+          if (errCode(e) === 'EXDEV')
+            throw invalidArgument(`hard link ${h.name} -> ${h.linkname}: the two are on different mounts`);
           throw e;
         } finally {
           src.close();
@@ -248,7 +269,8 @@ async function extractEntry(fs: RootedFs, destPath: string, h: Header, body: Rea
     const fd = openChild(parent.fd, name, O_PATH);
     try {
       const st = fstatSync(fd);
-      if (h.type === 'directory' ? !st.isDirectory() : !st.isFIFO()) throw invalidArgument(`cannot extract ${shown}: it was replaced while being made`);
+      if (h.type === 'directory' ? !st.isDirectory() : !st.isFIFO())
+        throw invalidArgument(`cannot extract ${shown}: it was replaced while being made`);
       await setMeta(fd, h);
     } finally {
       closeSync(fd);

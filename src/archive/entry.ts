@@ -35,9 +35,13 @@ const CHUNK = 256 * 1024;
  * into the tar whatever the file does meanwhile: a shorter file is padded with zeros, a longer one cut.
  */
 export async function writeEntry(pack: Pack, header: Headers, fh: fsp.FileHandle | null): Promise<void> {
-  const size = header.type === 'file' ? header.size ?? 0 : 0;
+  const size = header.type === 'file' ? (header.size ?? 0) : 0;
   if (size === 0 || !fh) {
-    await new Promise<void>((resolve, reject) => pack.entry({ ...header, ...(header.type === 'file' ? { size: 0 } : {}) }, '', (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ ...header, ...(header.type === 'file' ? { size: 0 } : {}) }, '', (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
     return;
   }
   let settle!: Promise<void>;
@@ -97,7 +101,12 @@ export function headerOf(e: PackEntry, links: Map<string, string>): Headers | nu
     return { ...base, type: 'file', size: st.size };
   }
   if (st.isCharacterDevice() || st.isBlockDevice())
-    return { ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256), devminor: st.rdev % 256 };
+    return {
+      ...base,
+      type: st.isCharacterDevice() ? 'character-device' : 'block-device',
+      devmajor: Math.floor(st.rdev / 256),
+      devminor: st.rdev % 256,
+    };
   if (st.isFIFO()) return { ...base, type: 'fifo' };
   return null; // sockets are not archived
 }
@@ -119,4 +128,3 @@ export function packInto(out: Writable): { pack: Pack; done: Promise<void> } {
   (pack as unknown as NodeJS.ReadableStream).pipe(out);
   return { pack, done };
 }
-

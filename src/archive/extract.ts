@@ -25,12 +25,37 @@
  *
  * Every refusal is InvalidArgument naming the entry; the caller removes the destination.
  */
-import { chmodSync, closeSync, createReadStream, fchmodSync, fchownSync, fstatSync, futimesSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  createReadStream,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  futimesSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { errorMessage, invalidArgument, isBerthError } from '../base/errors.js';
 import {
-  AT_FDCWD, OFLAG, RESOLVE, S_IF, errnoOf, fsetXattr, lchownAt, linkAt, lstatModeAt, lutimesAt, mkdirAt, mknodAt, openat2Fd, symlinkAt, unlinkAt,
+  AT_FDCWD,
+  OFLAG,
+  RESOLVE,
+  S_IF,
+  errnoOf,
+  fsetXattr,
+  lchownAt,
+  linkAt,
+  lstatModeAt,
+  lutimesAt,
+  mkdirAt,
+  mknodAt,
+  openat2Fd,
+  symlinkAt,
+  unlinkAt,
 } from '../base/syscalls.js';
 import { readTar, type TarHeader } from './tar-reader.js';
 
@@ -50,9 +75,30 @@ export interface ExtractPolicy {
   maxEntries?: number;
 }
 
-export const LAYER_POLICY: ExtractPolicy = { what: 'layer', whiteouts: 'overlay', owners: true, devices: 'layer', xattrs: true, rootMetadata: true };
-export const LOAD_POLICY: ExtractPolicy = { what: 'image archive', whiteouts: 'none', owners: false, devices: 'none', xattrs: false, rootMetadata: false };
-export const CONTEXT_POLICY: ExtractPolicy = { what: 'build context', whiteouts: 'none', owners: false, devices: 'none', xattrs: false, rootMetadata: false };
+export const LAYER_POLICY: ExtractPolicy = {
+  what: 'layer',
+  whiteouts: 'overlay',
+  owners: true,
+  devices: 'layer',
+  xattrs: true,
+  rootMetadata: true,
+};
+export const LOAD_POLICY: ExtractPolicy = {
+  what: 'image archive',
+  whiteouts: 'none',
+  owners: false,
+  devices: 'none',
+  xattrs: false,
+  rootMetadata: false,
+};
+export const CONTEXT_POLICY: ExtractPolicy = {
+  what: 'build context',
+  whiteouts: 'none',
+  owners: false,
+  devices: 'none',
+  xattrs: false,
+  rootMetadata: false,
+};
 
 export const WH = '.wh.';
 export const OPAQUE = '.wh..wh..opq';
@@ -71,16 +117,21 @@ export function defaultMaxEntries(): number {
 /** An archive entry's name, cleaned: relative, no `.`/`..` components; `''` is the root. Throws when it leaves the root. */
 export function cleanEntryName(raw: string, what: string): string {
   if (raw.includes('\0')) throw invalidArgument(`invalid ${what}: entry name with a NUL byte`);
-  if (Buffer.byteLength(raw) > MAX_PATH) throw invalidArgument(`invalid ${what}: entry name longer than ${MAX_PATH} bytes`);
+  if (Buffer.byteLength(raw) > MAX_PATH)
+    throw invalidArgument(`invalid ${what}: entry name longer than ${MAX_PATH} bytes`);
   const n = posix.normalize(`/${raw}`); // a leading `/` or `..` cannot climb above `/` here ...
   const lexical = posix.normalize(raw.replace(/^\/+/, '') || '.');
-  if (lexical === '..' || lexical.startsWith('../')) throw invalidArgument(`invalid ${what}: entry ${JSON.stringify(raw)} leaves the archive root`); // ... so test the relative form
+  if (lexical === '..' || lexical.startsWith('../'))
+    throw invalidArgument(`invalid ${what}: entry ${JSON.stringify(raw)} leaves the archive root`); // ... so test the relative form
   const rel = n.replace(/^\/+/, '').replace(/\/+$/, '');
-  for (const c of rel.split('/')) if (Buffer.byteLength(c) > MAX_NAME) throw invalidArgument(`invalid ${what}: entry name component longer than ${MAX_NAME} bytes`);
+  for (const c of rel.split('/'))
+    if (Buffer.byteLength(c) > MAX_NAME)
+      throw invalidArgument(`invalid ${what}: entry name component longer than ${MAX_NAME} bytes`);
   return rel;
 }
 
-const refuse = (what: string, name: string, why: string) => invalidArgument(`invalid ${what}: ${JSON.stringify(name)}: ${why}`);
+const refuse = (what: string, name: string, why: string) =>
+  invalidArgument(`invalid ${what}: ${JSON.stringify(name)}: ${why}`);
 
 /** Runs `fn` with an fd, closing it after. */
 function withFd<T>(fd: number, fn: (fd: number) => T): T {
@@ -101,7 +152,10 @@ class Extractor {
   private entries = 0;
   private readonly max: number;
 
-  constructor(dest: string, private readonly p: ExtractPolicy) {
+  constructor(
+    dest: string,
+    private readonly p: ExtractPolicy,
+  ) {
     this.root = openat2Fd(AT_FDCWD, dest, OFLAG.PATH | OFLAG.DIRECTORY, 0, 0);
     this.max = p.maxEntries ?? defaultMaxEntries();
   }
@@ -159,7 +213,17 @@ class Extractor {
   private fsError(name: string, e: unknown): Error {
     if (isBerthError(e, 'InvalidArgument')) return e;
     const en = errnoOf(e);
-    if (en === 'ENOTDIR' || en === 'ENOENT' || en === 'EXDEV' || en === 'ELOOP' || en === 'ENAMETOOLONG' || en === 'EEXIST' || en === 'EPERM' || en === 'EISDIR' || en === 'EMLINK')
+    if (
+      en === 'ENOTDIR' ||
+      en === 'ENOENT' ||
+      en === 'EXDEV' ||
+      en === 'ELOOP' ||
+      en === 'ENAMETOOLONG' ||
+      en === 'EEXIST' ||
+      en === 'EPERM' ||
+      en === 'EISDIR' ||
+      en === 'EMLINK'
+    )
       return refuse(this.p.what, name, en === 'EXDEV' ? 'path leaves the archive root' : en);
     return e instanceof Error ? e : new Error(String(e));
   }
@@ -170,7 +234,8 @@ class Extractor {
     if (mode === null) return false;
     const isDir = (mode & S_IF.MT) === S_IF.DIR;
     if (isDir && keepDir) return true;
-    if (isDir) rmSync(`/proc/self/fd/${dirfd}/${name}`, { recursive: true, force: true }); // the fd's directory itself; `name` is one component, rm does not follow symlinks below it
+    if (isDir)
+      rmSync(`/proc/self/fd/${dirfd}/${name}`, { recursive: true, force: true }); // the fd's directory itself; `name` is one component, rm does not follow symlinks below it
     else unlinkAt(dirfd, name, false);
     return false;
   }
@@ -192,13 +257,15 @@ class Extractor {
     const base = parts[parts.length - 1]!;
     const parentRel = parts.slice(0, -1).join('/');
     if (this.p.whiteouts === 'overlay') {
-      if (parts.slice(0, -1).some((c) => c.startsWith(WH))) throw refuse(this.p.what, h.name, 'a whiteout cannot be a directory');
+      if (parts.slice(0, -1).some((c) => c.startsWith(WH)))
+        throw refuse(this.p.what, h.name, 'a whiteout cannot be a directory');
       if (base.startsWith(WH)) return this.whiteout(h, parentRel, base);
     }
     if (h.type === 'fifo' && this.p.devices === 'none') throw refuse(this.p.what, h.name, 'a FIFO is not allowed here');
     if (h.type === 'char' || h.type === 'block') {
       const dev = `${h.devmajor}:${h.devminor}`;
-      if (this.p.devices === 'none' || h.type === 'block' || !LAYER_CHAR_DEVICES.has(dev)) throw refuse(this.p.what, h.name, `${h.type} device ${dev} is not allowed`);
+      if (this.p.devices === 'none' || h.type === 'block' || !LAYER_CHAR_DEVICES.has(dev))
+        throw refuse(this.p.what, h.name, `${h.type} device ${dev} is not allowed`);
     }
     try {
       await this.make(this.parent(parentRel), name, base, h, body);
@@ -207,7 +274,13 @@ class Extractor {
     }
   }
 
-  private async make(parent: number, name: string, base: string, h: TarHeader, body: () => AsyncGenerator<Buffer>): Promise<void> {
+  private async make(
+    parent: number,
+    name: string,
+    base: string,
+    h: TarHeader,
+    body: () => AsyncGenerator<Buffer>,
+  ): Promise<void> {
     const kept = this.clear(parent, base, h.type === 'directory');
     switch (h.type) {
       case 'directory': {
@@ -217,10 +290,16 @@ class Extractor {
         return;
       }
       case 'file': {
-        const fd = openat2Fd(parent, base, OFLAG.WRONLY | OFLAG.CREAT | OFLAG.EXCL | OFLAG.NOFOLLOW, 0o600, RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH);
+        const fd = openat2Fd(
+          parent,
+          base,
+          OFLAG.WRONLY | OFLAG.CREAT | OFLAG.EXCL | OFLAG.NOFOLLOW,
+          0o600,
+          RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH,
+        );
         try {
           // chunks of at most a stream's buffer: written in place (a page-cache write), the loop turns between chunks
-          for await (const c of body()) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+          for await (const c of body()) for (let off = 0; off < c.length;) off += writeSync(fd, c, off, c.length - off);
           if (this.p.owners) fchownSync(fd, h.uid, h.gid); // before the mode: chown clears set-id bits
           fchmodSync(fd, h.mode);
           for (const [k, v] of this.xattrsOf(h)) fsetXattr(fd, k, v);
@@ -231,7 +310,8 @@ class Extractor {
         return;
       }
       case 'symlink':
-        if (h.linkname === '' || h.linkname.includes('\0') || Buffer.byteLength(h.linkname) > MAX_PATH) throw refuse(this.p.what, h.name, 'bad symlink target');
+        if (h.linkname === '' || h.linkname.includes('\0') || Buffer.byteLength(h.linkname) > MAX_PATH)
+          throw refuse(this.p.what, h.name, 'bad symlink target');
         symlinkAt(h.linkname, parent, base);
         this.meta(parent, base, h, false);
         return;
@@ -262,7 +342,13 @@ class Extractor {
       const isDir = h.type === 'directory';
       const canOpen = isDir || h.type === 'file';
       if (canOpen) {
-        const fd = openat2Fd(dirfd, base, (isDir ? OFLAG.DIRECTORY : 0) | OFLAG.RDONLY | OFLAG.NOFOLLOW, 0, RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH);
+        const fd = openat2Fd(
+          dirfd,
+          base,
+          (isDir ? OFLAG.DIRECTORY : 0) | OFLAG.RDONLY | OFLAG.NOFOLLOW,
+          0,
+          RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH,
+        );
         withFd(fd, (f) => {
           fchmodFd(f, h.mode);
           for (const [k, v] of this.xattrsOf(h)) fsetXattr(f, k, v);
@@ -275,14 +361,16 @@ class Extractor {
   private whiteout(h: TarHeader, parentRel: string, base: string): void {
     if (h.type === 'directory') throw refuse(this.p.what, h.name, 'a whiteout cannot be a directory');
     if (base === OPAQUE) {
-      if (parentRel === '') throw refuse(this.p.what, h.name, 'an opaque whiteout must be inside a directory of the layer');
+      if (parentRel === '')
+        throw refuse(this.p.what, h.name, 'an opaque whiteout must be inside a directory of the layer');
       this.parent(parentRel); // made when missing
       const fd = openat2Fd(this.root, parentRel, OFLAG.DIRECTORY | OFLAG.RDONLY, 0, IN_ROOT);
       withFd(fd, (f) => fsetXattr(f, OPAQUE_XATTR, Buffer.from('y')));
       return;
     }
     const target = base.slice(WH.length);
-    if (target === '' || target === '.' || target === '..' || target.startsWith(WH) || target.includes('/')) throw refuse(this.p.what, h.name, 'a whiteout must name one entry');
+    if (target === '' || target === '.' || target === '..' || target.startsWith(WH) || target.includes('/'))
+      throw refuse(this.p.what, h.name, 'a whiteout must name one entry');
     try {
       const parent = this.parent(parentRel);
       this.clear(parent, target, false);
@@ -340,7 +428,10 @@ export async function extractTar(input: Readable, dest: string, policy: ExtractP
 export class RootedDir {
   private readonly fd: number;
 
-  constructor(readonly dir: string, private readonly what: string) {
+  constructor(
+    readonly dir: string,
+    private readonly what: string,
+  ) {
     this.fd = openat2Fd(AT_FDCWD, dir, OFLAG.PATH | OFLAG.DIRECTORY, 0, 0);
   }
 

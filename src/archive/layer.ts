@@ -23,11 +23,21 @@ export async function isGzip(input: Readable): Promise<boolean> {
   const first: Buffer | null = await new Promise((resolve, reject) => {
     const onReadable = () => {
       cleanup();
-      resolve(input.read(2) as Buffer | null ?? (input.read() as Buffer | null));
+      resolve((input.read(2) as Buffer | null) ?? (input.read() as Buffer | null));
     };
-    const onEnd = () => { cleanup(); resolve(null); };
-    const onErr = (e: Error) => { cleanup(); reject(e); };
-    const cleanup = () => { input.off('readable', onReadable); input.off('end', onEnd); input.off('error', onErr); };
+    const onEnd = () => {
+      cleanup();
+      resolve(null);
+    };
+    const onErr = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = () => {
+      input.off('readable', onReadable);
+      input.off('end', onEnd);
+      input.off('error', onErr);
+    };
     input.once('readable', onReadable);
     input.once('end', onEnd);
     input.once('error', onErr);
@@ -64,7 +74,11 @@ export async function packUpper(upper: string, out: Writable): Promise<void> {
         return { replace: { name, type: 'file', size: 0, mode: 0o644, uid: 0, gid: 0, mtime: e.st.mtime } };
       }
       if (e.st.isDirectory() && getXattr(e.abs, OPAQUE_XATTR) === 'y')
-        return { extra: [{ name: `${e.name}/${OPAQUE}`, type: 'file', size: 0, mode: 0o644, uid: 0, gid: 0, mtime: e.st.mtime }] };
+        return {
+          extra: [
+            { name: `${e.name}/${OPAQUE}`, type: 'file', size: 0, mode: 0o644, uid: 0, gid: 0, mtime: e.st.mtime },
+          ],
+        };
       return {};
     },
   });

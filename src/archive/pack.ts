@@ -85,7 +85,10 @@ export async function packFrom(start: WalkStart, out: Writable, opts: PackOption
   };
   try {
     const prefix = opts.prefix ?? '';
-    const abs = start.parentFd !== undefined && start.parentFd >= 0 && start.name ? fdPath(start.parentFd, start.name) : fdPath(start.fd);
+    const abs =
+      start.parentFd !== undefined && start.parentFd >= 0 && start.name
+        ? fdPath(start.parentFd, start.name)
+        : fdPath(start.fd);
     if (opts.includeRoot || !start.st.isDirectory()) await emit({ name: prefix || '.', abs, st: start.st }, start.fd);
     if (start.st.isDirectory()) await walk(start.fd, start.path ?? '/', prefix);
     pack.finalize();

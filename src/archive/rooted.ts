@@ -22,7 +22,15 @@ import { closeSync, fstatSync, mkdirSync, promises as fsp, type Stats } from 'no
 import { posix } from 'node:path';
 import { invalidArgument, internal, notFound, BerthError } from '../base/errors.js';
 import {
-  O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2, readlinkFd,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  RESOLVE_BENEATH,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  openat2,
+  readlinkFd,
 } from '../base/syscalls.js';
 
 /** A mount inside the root: the container path it covers and the host path it shows. */
@@ -48,7 +56,8 @@ const STEP = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 /** Opens one name below `dirFd` without following anything (a symlink gives its own fd). */
 export function openChild(dirFd: number, name: string, flags = O_PATH): number {
-  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw internal(`not a single path component: ${JSON.stringify(name)}`);
+  if (name === '' || name === '.' || name === '..' || name.includes('/'))
+    throw internal(`not a single path component: ${JSON.stringify(name)}`);
   return openat2(dirFd, name, flags | O_NOFOLLOW, STEP);
 }
 
@@ -98,8 +107,19 @@ export function fsError(e: unknown, path: string): BerthError {
   switch (code) {
     case 'ENOENT':
       return notFound(`Could not find the file ${path} in container`, e);
-    case 'ENOTDIR': case 'ELOOP': case 'ENAMETOOLONG': case 'EEXIST': case 'EISDIR': case 'EXDEV':
-    case 'EPERM': case 'EROFS': case 'ENOTEMPTY': case 'EINVAL': case 'EACCES': case 'EBUSY': case 'EMLINK':
+    case 'ENOTDIR':
+    case 'ELOOP':
+    case 'ENAMETOOLONG':
+    case 'EEXIST':
+    case 'EISDIR':
+    case 'EXDEV':
+    case 'EPERM':
+    case 'EROFS':
+    case 'ENOTEMPTY':
+    case 'EINVAL':
+    case 'EACCES':
+    case 'EBUSY':
+    case 'EMLINK':
       return invalidArgument(`${path}: ${code}`, e);
     default:
       return internal(`${path}: ${msg}`, e);
@@ -130,7 +150,8 @@ export class RootedFs {
     const fs = new RootedFs(root, rootFd, fstatSync(rootFd), table);
     try {
       // shallow mounts first: a deeper destination is looked up through them, as the runtime does
-      const sorted = [...mounts].map((m) => ({ ...m, destination: posix.normalize('/' + m.destination) }))
+      const sorted = [...mounts]
+        .map((m) => ({ ...m, destination: posix.normalize('/' + m.destination) }))
         .filter((m) => m.destination !== '/')
         .sort((a, b) => splitPath(a.destination).length - splitPath(b.destination).length);
       for (const m of sorted) {
@@ -193,7 +214,8 @@ export class RootedFs {
     const queue = splitPath(path);
     let hops = 0;
     let made = 0;
-    const logical = (extra?: string) => '/' + [...stack.slice(1).map((n) => n.name), ...(extra === undefined ? [] : [extra])].join('/');
+    const logical = (extra?: string) =>
+      '/' + [...stack.slice(1).map((n) => n.name), ...(extra === undefined ? [] : [extra])].join('/');
     const drop = (n: Node | undefined) => {
       if (n?.owned) closeSync(n.fd);
     };
@@ -265,7 +287,14 @@ export class RootedFs {
       if (!parent.st.isDirectory()) fail(nodeError('ENOTDIR', logical()));
       for (const n of stack.slice(0, -1)) drop(n);
       return {
-        fd: -1, st: null, parentFd: parent.fd, name: missing, path: logical(missing), isMountRoot: false, readOnly, mount,
+        fd: -1,
+        st: null,
+        parentFd: parent.fd,
+        name: missing,
+        path: logical(missing),
+        isMountRoot: false,
+        readOnly,
+        mount,
         close: () => drop(parent),
       };
     }
@@ -275,8 +304,14 @@ export class RootedFs {
     if (stack.length === 1) drop(undefined);
     const isMountRoot = target === rootNode || !target.owned;
     return {
-      fd: target.fd, st: target.st, parentFd: parent && !isMountRoot ? parent.fd : -1, name: isMountRoot ? '' : target.name,
-      path: logical(), isMountRoot, readOnly, mount: target.mount?.path ?? '',
+      fd: target.fd,
+      st: target.st,
+      parentFd: parent && !isMountRoot ? parent.fd : -1,
+      name: isMountRoot ? '' : target.name,
+      path: logical(),
+      isMountRoot,
+      readOnly,
+      mount: target.mount?.path ?? '',
       close: () => {
         drop(target);
         if (parent) drop(parent);
@@ -373,7 +408,12 @@ export function parentBeneath(dirFd: number, path: string): { fd: number; name: 
   if (!name || name === '..' || parts.includes('..')) return null;
   if (parts.length === 0) return { fd: dirFd, name, close: () => undefined };
   try {
-    const fd = openat2(dirFd, parts.join('/'), O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    const fd = openat2(
+      dirFd,
+      parts.join('/'),
+      O_PATH | O_DIRECTORY | O_NOFOLLOW,
+      RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    );
     return { fd, name, close: () => closeSync(fd) };
   } catch {
     return null;

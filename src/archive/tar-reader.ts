@@ -33,7 +33,17 @@ export interface TarLimits {
 }
 
 const BLOCK = 512;
-const TYPES: Record<string, TarType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo' };
+const TYPES: Record<string, TarType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
+};
 
 /** Pulls exact byte counts out of a stream (without buffering more than a chunk ahead). */
 class ByteSource {
@@ -144,7 +154,8 @@ function parsePax(b: Buffer): Map<string, Buffer> {
     const sp = b.indexOf(0x20, p);
     if (sp < 0) throw invalidArgument('invalid pax header');
     const len = Number(b.subarray(p, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= sp - p + 1 || p + len > b.length || b[p + len - 1] !== 0x0a) throw invalidArgument('invalid pax header');
+    if (!Number.isInteger(len) || len <= sp - p + 1 || p + len > b.length || b[p + len - 1] !== 0x0a)
+      throw invalidArgument('invalid pax header');
     const rec = b.subarray(sp + 1, p + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw invalidArgument('invalid pax header');
@@ -175,12 +186,18 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
       const h = await src.read(BLOCK);
       if (!h) return; // end of input between members
       if (h.every((c) => c === 0)) return; // end-of-archive marker (what follows is padding)
-      if (!checksumOk(h)) throw invalidArgument(`invalid tar header at byte ${src.offset - BLOCK} (bad checksum): not a tar archive, or a compression berth does not read`);
+      if (!checksumOk(h))
+        throw invalidArgument(
+          `invalid tar header at byte ${src.offset - BLOCK} (bad checksum): not a tar archive, or a compression berth does not read`,
+        );
       const flag = String.fromCharCode(h[156]!);
       const size = num(h, 124, 12, 'size');
       const padded = Math.ceil(size / BLOCK) * BLOCK;
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        if (size > limits.maxRecord) throw invalidArgument(`tar ${flag === 'L' || flag === 'K' ? 'long name' : 'pax'} record of ${size} bytes (at most ${limits.maxRecord})`);
+        if (size > limits.maxRecord)
+          throw invalidArgument(
+            `tar ${flag === 'L' || flag === 'K' ? 'long name' : 'pax'} record of ${size} bytes (at most ${limits.maxRecord})`,
+          );
         const data = await src.read(padded);
         if (!data && size > 0) throw truncated(src.offset);
         const rec = (data ?? Buffer.alloc(0)).subarray(0, size);
@@ -191,20 +208,28 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
         continue;
       }
       const type = TYPES[flag];
-      if (!type) throw invalidArgument(`unsupported tar entry type '${flag.replace(/[^\x20-\x7e]/g, '?')}' at byte ${src.offset - BLOCK}`);
+      if (!type)
+        throw invalidArgument(
+          `unsupported tar entry type '${flag.replace(/[^\x20-\x7e]/g, '?')}' at byte ${src.offset - BLOCK}`,
+        );
       const all = new Map([...globalPax, ...pax]);
       const ustar = h.subarray(257, 262).toString('latin1') === 'ustar';
       const prefix = ustar ? cstr(h, 345, 155) : Buffer.alloc(0);
-      const rawName = all.get('path') ?? longName ?? (prefix.length ? Buffer.concat([prefix, Buffer.from('/'), cstr(h, 0, 100)]) : cstr(h, 0, 100));
+      const rawName =
+        all.get('path') ??
+        longName ??
+        (prefix.length ? Buffer.concat([prefix, Buffer.from('/'), cstr(h, 0, 100)]) : cstr(h, 0, 100));
       const rawLink = all.get('linkpath') ?? longLink ?? cstr(h, 157, 100);
       const paxNum = (k: string, def: number, negative = false): number => {
         const v = all.get(k);
         if (v === undefined) return def;
         const n = Number(v.toString('latin1'));
-        if (!Number.isFinite(n) || (n < 0 && !negative) || n > Number.MAX_SAFE_INTEGER) throw invalidArgument(`invalid pax ${k}`);
+        if (!Number.isFinite(n) || (n < 0 && !negative) || n > Number.MAX_SAFE_INTEGER)
+          throw invalidArgument(`invalid pax ${k}`);
         return Math.max(n, 0); // a time before 1970 becomes 1970
       };
-      if (all.has('GNU.sparse.major') || all.has('GNU.sparse.size') || all.has('GNU.sparse.map')) throw invalidArgument('sparse tar entries are not supported');
+      if (all.has('GNU.sparse.major') || all.has('GNU.sparse.size') || all.has('GNU.sparse.map'))
+        throw invalidArgument('sparse tar entries are not supported');
       const realSize = type === 'file' ? Math.floor(paxNum('size', size)) : 0;
       const xattrs = new Map<string, Buffer>();
       for (const [k, v] of all) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), v);

@@ -1,5 +1,5 @@
 /** Go's duration syntax (`30s`, `1m30s`, `500ms`, `1.5h`), as Docker's flags and HEALTHCHECK take it. */
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /** Nanoseconds, or null when `s` is not a duration. */
 export function goDurationNs(s: string): number | null {

@@ -54,5 +54,8 @@ export function isMountPoint(p: string): boolean {
 
 /** A device node's numbers from its `rdev` (Linux's dev_t: major in bits 8-19 and 32+, minor in bits 0-7 and 20-31). */
 export function devNumbers(rdev: number): { major: number; minor: number } {
-  return { major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
+  return {
+    major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff),
+    minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00),
+  };
 }

@@ -16,12 +16,19 @@ export class CommandError extends Error {
   }
 }
 
-export function runCommand(cmd: string, args: string[], o: { input?: Readable | string; output?: Writable } = {}): Promise<void> {
+export function runCommand(
+  cmd: string,
+  args: string[],
+  o: { input?: Readable | string; output?: Writable } = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let p: Spawned;
     try {
       // posix_spawn, not Node's fork+exec: see spawn.ts
-      p = spawnProcess(cmd, args, process.env, { out: o.output ? [1, 2] : [2], ...(o.input !== undefined ? { into: [0] } : {}) });
+      p = spawnProcess(cmd, args, process.env, {
+        out: o.output ? [1, 2] : [2],
+        ...(o.input !== undefined ? { into: [0] } : {}),
+      });
     } catch (e) {
       reject(e);
       return;
@@ -43,6 +50,8 @@ export function runCommand(cmd: string, args: string[], o: { input?: Readable | 
     }
     if (o.output) p.out.get(1)!.pipe(o.output, { end: false });
     // like Node's 'close': the process ended and its output was read to the end
-    void Promise.all([p.exited, ...drained]).then(([status]) => (status.code === 0 ? resolve() : reject(new CommandError(cmd, status.code, err))));
+    void Promise.all([p.exited, ...drained]).then(([status]) =>
+      status.code === 0 ? resolve() : reject(new CommandError(cmd, status.code, err)),
+    );
   });
 }

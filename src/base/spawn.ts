@@ -20,11 +20,15 @@ const fns = {
   faInit: libc.func('int posix_spawn_file_actions_init(void *fa)'),
   faDestroy: libc.func('int posix_spawn_file_actions_destroy(void *fa)'),
   faDup2: libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
-  faOpen: libc.func('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, unsigned int mode)'),
+  faOpen: libc.func(
+    'int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, unsigned int mode)',
+  ),
   attrInit: libc.func('int posix_spawnattr_init(void *attr)'),
   attrDestroy: libc.func('int posix_spawnattr_destroy(void *attr)'),
   attrSetFlags: libc.func('int posix_spawnattr_setflags(void *attr, short flags)'),
-  spawnp: libc.func('int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)'),
+  spawnp: libc.func(
+    'int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)',
+  ),
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
 };
 
@@ -44,7 +48,8 @@ export interface ExitStatus {
 /** Children spawned here that have not been reaped yet, and who waits for their status. */
 const unreaped = new Map<number, (s: ExitStatus) => void>();
 let reaper: NodeJS.Timeout | null = null;
-const signalName = (n: number) => (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? null) as NodeJS.Signals | null;
+const signalName = (n: number) =>
+  (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? null) as NodeJS.Signals | null;
 
 function reap(): void {
   const status = [0];
@@ -54,7 +59,13 @@ function reap(): void {
     unreaped.delete(pid);
     const st = status[0]!;
     // rc < 0: not our child any more (ECHILD): nothing to report
-    done(rc < 0 ? { code: null, signal: null } : (st & 0x7f) === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: signalName(st & 0x7f) });
+    done(
+      rc < 0
+        ? { code: null, signal: null }
+        : (st & 0x7f) === 0
+          ? { code: (st >> 8) & 0xff, signal: null }
+          : { code: null, signal: signalName(st & 0x7f) },
+    );
   }
   if (!unreaped.size) {
     process.removeListener('SIGCHLD', reap);
@@ -94,7 +105,12 @@ export interface Spawned {
  * Every other fd of 0, 1, 2 is /dev/null; the daemon's own fds are close-on-exec. `detached`:
  * in a session of its own (conmon, which outlives the daemon).
  */
-export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEnv, o: { out: number[]; into?: number[]; detached?: boolean }): Spawned {
+export function spawnProcess(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  o: { out: number[]; into?: number[]; detached?: boolean },
+): Spawned {
   const fa = Buffer.alloc(OPAQUE_BYTES);
   const attr = Buffer.alloc(OPAQUE_BYTES);
   const ours: number[] = [];
@@ -108,7 +124,10 @@ export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEn
     const given = new Set([...o.out, ...(o.into ?? [])]);
     for (const fd of [0, 1, 2]) if (!given.has(fd)) fns.faOpen(fa, fd, '/dev/null', O_RDWR, 0);
     const ends: Array<{ childFd: number; mine: number; write: boolean }> = [];
-    for (const [childFds, write] of [[o.out, false], [o.into ?? [], true]] as const) {
+    for (const [childFds, write] of [
+      [o.out, false],
+      [o.into ?? [], true],
+    ] as const) {
       for (const childFd of childFds) {
         const [r, w] = pipe();
         ours.push(write ? w : r);
@@ -119,7 +138,12 @@ export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEn
     }
     startReaper();
     const pid = [0];
-    const envp = [...Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`), null];
+    const envp = [
+      ...Object.entries(env)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`),
+      null,
+    ];
     const rc = fns.spawnp(pid, file, fa, attr, [file, ...args, null], envp);
     if (rc !== 0) {
       reap(); // stops the reaper when no child is left

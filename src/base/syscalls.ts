@@ -19,7 +19,9 @@ const koffi = require('koffi') as Koffi;
 /** libc through koffi, for the other modules that call it (spawn.ts). */
 export const libc = koffi.load('libc.so.6');
 const fns = {
-  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  mount: libc.func(
+    'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+  ),
   umount2: libc.func('int umount2(const char *target, int flags)'),
   lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
   lgetxattr: libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)'),
@@ -32,7 +34,8 @@ const fns = {
   readlinkat: libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
 };
 
-export const errnoName = (n: number): string => Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
+export const errnoName = (n: number): string =>
+  Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 
 /** A failed system call: its category from errno (codeOfErrno), `errno` and its name kept for callers. */
 function syscallError(e: number, what: string): BerthError {
@@ -52,7 +55,11 @@ function check(rc: number, what: string): void {
  * Error, for the caller to map (a BerthError's `code` is its category and must stay one).
  */
 function sysError(e: number, what: string): Error {
-  return Object.assign(new Error(`${what}: ${errnoName(e)}`), { errno: e, code: errnoName(e), syscall: what.split(' ')[0] });
+  return Object.assign(new Error(`${what}: ${errnoName(e)}`), {
+    errno: e,
+    code: errnoName(e),
+    syscall: what.split(' ')[0],
+  });
 }
 
 export const MNT_DETACH = 2;
@@ -197,11 +204,30 @@ export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 /** open(2) flags (x86_64 values). */
-export const OFLAG = { RDONLY: 0, WRONLY: 1, CREAT: 0o100, EXCL: 0o200, TRUNC: 0o1000, NONBLOCK: 0o4000, DIRECTORY: 0o200000, NOFOLLOW: 0o400000, CLOEXEC: 0o2000000, PATH: 0o10000000 } as const;
+export const OFLAG = {
+  RDONLY: 0,
+  WRONLY: 1,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  TRUNC: 0o1000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
 /** openat2(2) `resolve` flags. */
 export const RESOLVE = { NO_XDEV: 0x01, NO_MAGICLINKS: 0x02, NO_SYMLINKS: 0x04, BENEATH: 0x08, IN_ROOT: 0x10 } as const;
 /** File type bits of st_mode. */
-export const S_IF = { MT: 0o170000, DIR: 0o040000, CHR: 0o020000, BLK: 0o060000, REG: 0o100000, FIFO: 0o010000, LNK: 0o120000 } as const;
+export const S_IF = {
+  MT: 0o170000,
+  DIR: 0o040000,
+  CHR: 0o020000,
+  BLK: 0o060000,
+  REG: 0o100000,
+  FIFO: 0o010000,
+  LNK: 0o120000,
+} as const;
 
 function checkAt(rc: number, what: string): number {
   if (rc < 0) {
@@ -226,7 +252,8 @@ export function openat2Fd(dirfd: number, path: string, flags: number, mode: numb
     return openat2(dirfd, path, flags, resolve, mode);
   } catch (e) {
     const code = (e as { code?: string }).code ?? 'EIO';
-    if (code === 'ENOSYS') throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
+    if (code === 'ENOSYS')
+      throw unavailable('openat2(2) is not available: berth needs Linux 5.6 or newer to unpack archives safely');
     const err = internal(`openat2 ${path}: ${code}`);
     (err as { errno?: number; errnoName?: string }).errno = (e as { errno?: number }).errno ?? 0;
     (err as { errno?: number; errnoName?: string }).errnoName = code;
@@ -246,7 +273,11 @@ export function linkAt(olddirfd: number, oldname: string, newdirfd: number, newn
 }
 export function mknodAt(dirfd: number, name: string, mode: number, major: number, minor: number): void {
   // glibc's makedev()
-  const dev = (BigInt(major & 0xfff) << 8n) | (BigInt(major & ~0xfff) << 32n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n);
+  const dev =
+    (BigInt(major & 0xfff) << 8n) |
+    (BigInt(major & ~0xfff) << 32n) |
+    BigInt(minor & 0xff) |
+    (BigInt(minor & ~0xff) << 12n);
   checkAt(rootedFns.mknodat(dirfd, name, mode, dev), `mknodat ${name}`);
 }
 export function lchownAt(dirfd: number, name: string, uid: number, gid: number): void {

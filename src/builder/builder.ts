@@ -54,7 +54,7 @@ export class Builder implements BuildHost {
       const t0 = performance.now();
       await receiveContext(context, dir);
       log.debug('build context received', { ms: +(performance.now() - t0).toFixed(1) });
-      return await this.d.images.withLease('build', () => this.build(dir, req, out)); 
+      return await this.d.images.withLease('build', () => this.build(dir, req, out));
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -26,11 +26,13 @@ function healthcheck(ins: Instruction): HealthConfig {
   let test: string[];
   try {
     const v: unknown = JSON.parse(rest);
-    test = Array.isArray(v) && v.every((x) => typeof x === 'string') ? ['CMD', ...(v as string[])] : ['CMD-SHELL', rest];
+    test =
+      Array.isArray(v) && v.every((x) => typeof x === 'string') ? ['CMD', ...(v as string[])] : ['CMD-SHELL', rest];
   } catch {
     test = ['CMD-SHELL', rest];
   }
-  if (test.length === 1 || (test[0] === 'CMD-SHELL' && !rest.trim())) throw invalidArgument('HEALTHCHECK CMD requires a command');
+  if (test.length === 1 || (test[0] === 'CMD-SHELL' && !rest.trim()))
+    throw invalidArgument('HEALTHCHECK CMD requires a command');
   const h: HealthConfig = { Test: test };
   const dur = (flag: string) => {
     const v = ins.flags[flag]?.[0];
@@ -59,7 +61,13 @@ function healthcheck(ins: Instruction): HealthConfig {
  * ENTRYPOINT resets an inherited one). Returns the history text (and the author for MAINTAINER),
  * or null for an instruction that is not config-only.
  */
-export function configStep(ins: Instruction, cfg: ImageRuntimeConfig, vars: ReadonlyMap<string, string>, escape: string, stage: { cmdSet: boolean }): { text: string; author?: string } | null {
+export function configStep(
+  ins: Instruction,
+  cfg: ImageRuntimeConfig,
+  vars: ReadonlyMap<string, string>,
+  escape: string,
+  stage: { cmdSet: boolean },
+): { text: string; author?: string } | null {
   const word = (w: string) => expandWord(w, vars, escape);
   switch (ins.name) {
     case 'ENV': {

@@ -99,7 +99,8 @@ export class SourceRoot {
   /** Cleans a source path; in the context, one that leaves it is an error. */
   clean(src: string): string {
     const p = cleanPath(src.replace(/^\/+/, ''));
-    if (this.isContext && (p === '..' || p.startsWith('../'))) throw invalidArgument(`forbidden path outside the build context: ${src}`);
+    if (this.isContext && (p === '..' || p.startsWith('../')))
+      throw invalidArgument(`forbidden path outside the build context: ${src}`);
     return p;
   }
 
@@ -108,7 +109,10 @@ export class SourceRoot {
     const p = this.clean(src);
     if (!GLOB.test(p)) {
       const found = await this.sourceAt(p);
-      if (!found) throw invalidArgument(`file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`);
+      if (!found)
+        throw invalidArgument(
+          `file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`,
+        );
       return [found];
     }
     const parts = p.split('/').map(elementMatcher);
@@ -131,7 +135,10 @@ export class SourceRoot {
       }
     };
     await walk('.', 0);
-    if (out.length === 0) throw invalidArgument(`no source files were specified: ${src} matches nothing in the build context (or only excluded files)`);
+    if (out.length === 0)
+      throw invalidArgument(
+        `no source files were specified: ${src} matches nothing in the build context (or only excluded files)`,
+      );
     return out;
   }
 

@@ -10,13 +10,42 @@
 import { invalidArgument } from '../base/errors.js';
 
 export const INSTRUCTIONS = [
-  'ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER', 'ONBUILD', 'RUN', 'SHELL',
-  'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR',
+  'ADD',
+  'ARG',
+  'CMD',
+  'COPY',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'HEALTHCHECK',
+  'LABEL',
+  'MAINTAINER',
+  'ONBUILD',
+  'RUN',
+  'SHELL',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
 ] as const;
 export type InstructionName = (typeof INSTRUCTIONS)[number];
 
 /** Instructions whose arguments the builder expands ($VAR) itself; RUN/CMD/ENTRYPOINT leave it to the shell. */
-export const EXPANDED: ReadonlySet<InstructionName> = new Set(['ADD', 'ARG', 'COPY', 'ENV', 'EXPOSE', 'FROM', 'LABEL', 'ONBUILD', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR']);
+export const EXPANDED: ReadonlySet<InstructionName> = new Set([
+  'ADD',
+  'ARG',
+  'COPY',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'LABEL',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
+]);
 
 export interface Heredoc {
   /** the terminator word, e.g. EOF */
@@ -180,7 +209,13 @@ export function expandWord(w: string, vars: ReadonlyMap<string, string>, escape 
 }
 
 /** `KEY=value KEY2="two words"` (or the legacy `KEY value with spaces` when `legacy`) -> pairs, unquoted after expansion. */
-export function keyValues(words: string[], vars: ReadonlyMap<string, string>, escape: string, what: string, legacy: boolean): Array<[string, string]> {
+export function keyValues(
+  words: string[],
+  vars: ReadonlyMap<string, string>,
+  escape: string,
+  what: string,
+  legacy: boolean,
+): Array<[string, string]> {
   if (words.length === 0) throw invalidArgument(`${what} requires at least one argument`);
   if (legacy && !words[0]!.includes('=')) {
     if (words.length < 2) throw invalidArgument(`${what} must have two arguments`);
@@ -205,7 +240,14 @@ function parseFlags(text: string, escape: string): { flags: Record<string, strin
   return { flags, rest };
 }
 
-function parseInstruction(file: string, line: number, text: string, escape: string, heredocs: Heredoc[], original: string): Instruction {
+function parseInstruction(
+  file: string,
+  line: number,
+  text: string,
+  escape: string,
+  heredocs: Heredoc[],
+  original: string,
+): Instruction {
   const m = /^\s*(\S+)\s*([\s\S]*)$/.exec(text);
   if (!m) fail(file, line, 'empty instruction');
   const word = m![1]!;
@@ -215,7 +257,8 @@ function parseInstruction(file: string, line: number, text: string, escape: stri
   if (upper === 'ONBUILD') {
     if (!body) fail(file, line, 'ONBUILD requires at least one argument');
     const inner = parseInstruction(file, line, body, escape, heredocs, body);
-    if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(inner.name)) fail(file, line, `${inner.name} isn't allowed as an ONBUILD trigger`);
+    if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(inner.name))
+      fail(file, line, `${inner.name} isn't allowed as an ONBUILD trigger`);
     return { name: 'ONBUILD', line, flags: {}, json: false, args: [body], raw: body, heredocs: [], inner, original };
   }
   const { flags, rest } = parseFlags(body, escape);
@@ -237,11 +280,17 @@ function parseInstruction(file: string, line: number, text: string, escape: stri
   const need = (ok: boolean, msg: string) => ok || fail(file, line, msg);
   switch (upper) {
     case 'FROM':
-      need(args.length === 1 || (args.length === 3 && args[1]!.toUpperCase() === 'AS'), 'FROM requires either one or three arguments');
+      need(
+        args.length === 1 || (args.length === 3 && args[1]!.toUpperCase() === 'AS'),
+        'FROM requires either one or three arguments',
+      );
       break;
     case 'COPY':
     case 'ADD':
-      need(args.length + heredocs.length >= 2, `${upper} requires at least two arguments, but only one was provided. Destination could not be determined`);
+      need(
+        args.length + heredocs.length >= 2,
+        `${upper} requires at least two arguments, but only one was provided. Destination could not be determined`,
+      );
       break;
     case 'RUN':
       need(args.length > 0 || heredocs.length > 0, 'RUN requires at least one argument');
@@ -265,7 +314,10 @@ function parseInstruction(file: string, line: number, text: string, escape: stri
       need(json && args.length > 0, 'SHELL requires the arguments to be in JSON form');
       break;
     case 'HEALTHCHECK':
-      need(args.length > 0 && (args[0]!.toUpperCase() === 'NONE' || args[0]!.toUpperCase() === 'CMD'), 'HEALTHCHECK requires NONE or CMD');
+      need(
+        args.length > 0 && (args[0]!.toUpperCase() === 'NONE' || args[0]!.toUpperCase() === 'CMD'),
+        'HEALTHCHECK requires NONE or CMD',
+      );
       break;
     default:
       break;
@@ -308,7 +360,8 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): Dockerfile {
       i++;
     }
     const keyword = (/^\s*(\S+)/.exec(text)?.[1] ?? '').toUpperCase() as InstructionName;
-    const innerKeyword = keyword === 'ONBUILD' ? ((/^\s*\S+\s+(\S+)/.exec(text)?.[1] ?? '').toUpperCase() as InstructionName) : keyword;
+    const innerKeyword =
+      keyword === 'ONBUILD' ? ((/^\s*\S+\s+(\S+)/.exec(text)?.[1] ?? '').toUpperCase() as InstructionName) : keyword;
     const heredocs: Heredoc[] = [];
     if (HEREDOC_INSTRUCTIONS.has(innerKeyword)) {
       for (const h of text.matchAll(HEREDOC)) {
@@ -327,7 +380,8 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): Dockerfile {
     instructions.push(parseInstruction(file, start + 1, text, escape, heredocs, text.trim()));
   }
   const firstReal = instructions.find((x) => x.name !== 'ARG');
-  if (firstReal && firstReal.name !== 'FROM') fail(file, firstReal.line, `${firstReal.name} before FROM: only ARG may come before the first FROM`);
+  if (firstReal && firstReal.name !== 'FROM')
+    fail(file, firstReal.line, `${firstReal.name} before FROM: only ARG may come before the first FROM`);
   if (!firstReal) fail(file, lines.length, 'no FROM instruction: a Dockerfile must start with FROM (after ARGs)');
   return { directives, escape, instructions };
 }
@@ -349,8 +403,14 @@ export function stagesOf(df: Dockerfile, file = 'Dockerfile'): { globalArgs: Ins
   for (const ins of df.instructions) {
     if (ins.name === 'FROM') {
       const name = ins.args.length === 3 ? ins.args[2]!.toLowerCase() : null;
-      if (name && !/^[a-z][a-z0-9_.-]*$/.test(name)) fail(file, ins.line, `invalid name for build stage: "${ins.args[2]}", name can't start with a number or contain symbols`);
-      if (name && stages.some((s) => s.name === name)) fail(file, ins.line, `duplicate name for build stage: "${name}"`);
+      if (name && !/^[a-z][a-z0-9_.-]*$/.test(name))
+        fail(
+          file,
+          ins.line,
+          `invalid name for build stage: "${ins.args[2]}", name can't start with a number or contain symbols`,
+        );
+      if (name && stages.some((s) => s.name === name))
+        fail(file, ins.line, `duplicate name for build stage: "${name}"`);
       stages.push({ index: stages.length, name, from: ins, instructions: [] });
     } else if (stages.length === 0) globalArgs.push(ins);
     else stages[stages.length - 1]!.instructions.push(ins);

@@ -13,9 +13,20 @@ import type { Instruction } from './parser.js';
 import { cacheMountDir, parseMountFlag, runStep, type RunMount } from './run.js';
 import { PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 
-export async function runInstruction(env: StepEnv, ctx: StageCtx, state: State, cfg: ImageRuntimeConfig, ins: Instruction, vars: Map<string, string>): Promise<State> {
-  for (const f of Object.keys(ins.flags)) if (!['mount', 'network', 'security'].includes(f)) throw invalidArgument(`unknown flag: --${f}`);
-  if (ins.flags['security']?.some((s) => s !== 'sandbox')) throw invalidArgument('RUN --security=insecure is not allowed: it needs the security.insecure entitlement, which berth does not grant');
+export async function runInstruction(
+  env: StepEnv,
+  ctx: StageCtx,
+  state: State,
+  cfg: ImageRuntimeConfig,
+  ins: Instruction,
+  vars: Map<string, string>,
+): Promise<State> {
+  for (const f of Object.keys(ins.flags))
+    if (!['mount', 'network', 'security'].includes(f)) throw invalidArgument(`unknown flag: --${f}`);
+  if (ins.flags['security']?.some((s) => s !== 'sandbox'))
+    throw invalidArgument(
+      'RUN --security=insecure is not allowed: it needs the security.insecure entitlement, which berth does not grant',
+    );
   const network = ins.flags['network']?.[0] ?? env.req.network;
   if (!['default', 'host', 'none'].includes(network)) throw invalidArgument(`unsupported RUN --network=${network}`);
   const shell = cfg.Shell ?? ['/bin/sh', '-c'];
@@ -27,7 +38,8 @@ export async function runInstruction(env: StepEnv, ctx: StageCtx, state: State, 
   // ARGs are in the command's environment (ENV wins), not in the image
   const envNames = new Set((cfg.Env ?? []).map((e) => e.slice(0, e.indexOf('='))));
   const argEnv = [...ctx.args].filter(([k]) => !envNames.has(k)).map(([k, v]) => `${k}=${v}`);
-  for (const p of PREDEFINED_ARGS) if (p in env.req.buildArgs && !ctx.args.has(p)) argEnv.push(`${p}=${env.req.buildArgs[p]}`);
+  for (const p of PREDEFINED_ARGS)
+    if (p in env.req.buildArgs && !ctx.args.has(p)) argEnv.push(`${p}=${env.req.buildArgs[p]}`);
   argEnv.sort();
   const specs = (ins.flags['mount'] ?? []).map((m) => parseMountFlag(env.word(m, vars)));
   const what = ins.json ? ins.args.join(' ') : `${shell.join(' ')} ${ins.raw}`;
@@ -37,11 +49,39 @@ export async function runInstruction(env: StepEnv, ctx: StageCtx, state: State, 
     const from = m['from'] ? await env.fromChain(m['from'], env.currentStage(ins)) : null;
     mountKeys.push(JSON.stringify({ ...m, from: from?.key ?? null }));
   }
-  const parts = ['RUN', JSON.stringify(args), JSON.stringify(argEnv), JSON.stringify(mountKeys), network === 'none' ? 'none' : ''];
-  return env.commit(state, parts, createdBy, cfg, () => execRun(env, state, cfg, ins, specs, args, [...(cfg.Env ?? []), ...argEnv], network === 'none' ? 'none' : 'host', what));
+  const parts = [
+    'RUN',
+    JSON.stringify(args),
+    JSON.stringify(argEnv),
+    JSON.stringify(mountKeys),
+    network === 'none' ? 'none' : '',
+  ];
+  return env.commit(state, parts, createdBy, cfg, () =>
+    execRun(
+      env,
+      state,
+      cfg,
+      ins,
+      specs,
+      args,
+      [...(cfg.Env ?? []), ...argEnv],
+      network === 'none' ? 'none' : 'host',
+      what,
+    ),
+  );
 }
 
-async function execRun(env: StepEnv, state: State, cfg: ImageRuntimeConfig, ins: Instruction, specs: Array<Record<string, string>>, args: string[], cmdEnv: string[], network: 'host' | 'none', what: string): Promise<string | null> {
+async function execRun(
+  env: StepEnv,
+  state: State,
+  cfg: ImageRuntimeConfig,
+  ins: Instruction,
+  specs: Array<Record<string, string>>,
+  args: string[],
+  cmdEnv: string[],
+  network: 'host' | 'none',
+  what: string,
+): Promise<string | null> {
   const mounts: RunMount[] = [];
   const cleanups: Array<() => Promise<void>> = [];
   const locks: string[] = [];
@@ -50,7 +90,12 @@ async function execRun(env: StepEnv, state: State, cfg: ImageRuntimeConfig, ins:
       const target = m['target']!;
       if (m['type'] === 'cache') {
         if (m['sharing'] === 'locked' || m['sharing'] === 'private') locks.push(m['id'] || target);
-        mounts.push({ type: 'bind', target, source: await cacheMountDir(env.d.root, m), readonly: m['readonly'] === 'true' });
+        mounts.push({
+          type: 'bind',
+          target,
+          source: await cacheMountDir(env.d.root, m),
+          readonly: m['readonly'] === 'true',
+        });
       } else if (m['type'] === 'secret') {
         const id = m['id'] || basename(target);
         const data = env.req.secrets[id];
@@ -58,26 +103,56 @@ async function execRun(env: StepEnv, state: State, cfg: ImageRuntimeConfig, ins:
           if (m['required'] === 'true') throw invalidArgument(`secret ${id} not found`);
           continue;
         }
-        mounts.push({ type: 'secret', target, data, mode: m['mode'] ? parseInt(m['mode'], 8) : 0o400, uid: Number(m['uid'] ?? 0), gid: Number(m['gid'] ?? 0) });
+        mounts.push({
+          type: 'secret',
+          target,
+          data,
+          mode: m['mode'] ? parseInt(m['mode'], 8) : 0o400,
+          uid: Number(m['uid'] ?? 0),
+          gid: Number(m['gid'] ?? 0),
+        });
       } else if (m['type'] === 'tmpfs') {
         mounts.push({ type: 'tmpfs', target, ...(m['size'] ? { size: m['size'] } : {}) });
       } else if (m['type'] === 'ssh') {
         throw invalidArgument('RUN --mount=type=ssh is not supported: berth has no SSH agent forwarding');
       } else {
-        mounts.push({ type: 'bind', target, source: await bindSource(env, m, ins, cleanups), readonly: m['readwrite'] !== 'true' });
+        mounts.push({
+          type: 'bind',
+          target,
+          source: await bindSource(env, m, ins, cleanups),
+          readonly: m['readwrite'] !== 'true',
+        });
       }
     }
     const run = () =>
       runStep(
-        { snapshots: env.d.snapshots, mounter: env.d.mounter, runtime: env.d.runtime, writeLayer: (f) => env.d.images.writeLayer(f), scratch: env.d.scratch },
         {
-          chainId: state.chainId, args, env: cmdEnv, cwd: cfg.WorkingDir || '/', user: cfg.User ?? '', mounts, network, runtime: env.d.defaultRuntime, epoch: env.epoch, signal: env.req.signal,
+          snapshots: env.d.snapshots,
+          mounter: env.d.mounter,
+          runtime: env.d.runtime,
+          writeLayer: (f) => env.d.images.writeLayer(f),
+          scratch: env.d.scratch,
+        },
+        {
+          chainId: state.chainId,
+          args,
+          env: cmdEnv,
+          cwd: cfg.WorkingDir || '/',
+          user: cfg.User ?? '',
+          mounts,
+          network,
+          runtime: env.d.defaultRuntime,
+          epoch: env.epoch,
+          signal: env.req.signal,
           output: (_s, chunk) => env.out.stream(chunk.toString()),
         },
         what,
       );
     env.out.stream(` ---> Running in ${randomBytes(6).toString('hex')}\n`);
-    const withLocks = locks.reduce<() => Promise<{ diffId: string } | null>>((f, id) => () => env.builder.locked(id, f), run);
+    const withLocks = locks.reduce<() => Promise<{ diffId: string } | null>>(
+      (f, id) => () => env.builder.locked(id, f),
+      run,
+    );
     const layer = await withLocks();
     return layer?.diffId ?? null;
   } finally {
@@ -86,7 +161,12 @@ async function execRun(env: StepEnv, state: State, cfg: ImageRuntimeConfig, ins:
 }
 
 /** RUN --mount=type=bind: a path of the context or of a stage/image, read only unless rw (then a private copy). */
-async function bindSource(env: StepEnv, m: Record<string, string>, ins: Instruction, cleanups: Array<() => Promise<void>>): Promise<string> {
+async function bindSource(
+  env: StepEnv,
+  m: Record<string, string>,
+  ins: Instruction,
+  cleanups: Array<() => Promise<void>>,
+): Promise<string> {
   const src = m['source'] ?? '/';
   let root: string;
   if (m['from']) {

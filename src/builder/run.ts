@@ -30,11 +30,18 @@ export function parseMountFlag(text: string): MountSpec {
     const eq = part.indexOf('=');
     const k = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
     const v = eq < 0 ? 'true' : part.slice(eq + 1);
-    const key = ({ dst: 'target', destination: 'target', src: 'source', ro: 'readonly', rw: 'readwrite' } as Record<string, string>)[k] ?? k;
+    const key =
+      (
+        { dst: 'target', destination: 'target', src: 'source', ro: 'readonly', rw: 'readwrite' } as Record<
+          string,
+          string
+        >
+      )[k] ?? k;
     out[key] = v;
   }
   out['type'] ??= 'bind';
-  if (!['bind', 'cache', 'secret', 'tmpfs', 'ssh'].includes(out['type']!)) throw invalidArgument(`unsupported mount type "${out['type']}"`);
+  if (!['bind', 'cache', 'secret', 'tmpfs', 'ssh'].includes(out['type']!))
+    throw invalidArgument(`unsupported mount type "${out['type']}"`);
   if (out['type'] === 'secret') out['target'] ??= `/run/secrets/${out['id'] ?? ''}`;
   if (!out['target']) throw invalidArgument(`mount type=${out['type']} requires a target`);
   if (!out['target'].startsWith('/')) out['target'] = `/${out['target']}`;
@@ -69,7 +76,6 @@ export interface RunDeps {
   /** private scratch dir (bundles, secrets) on a tmpfs when possible */
   scratch: string;
 }
-
 
 /**
  * What the runtime will create in the upper dir for a mount at `target`: the first missing path
@@ -128,7 +134,8 @@ async function removeMountPoint(upper: string, m: MountPoint): Promise<void> {
     for (const parent of [...m.parents].reverse()) {
       const go = await withEntry(parent.path, async (abs) => {
         const st = await fsp.lstat(abs).catch(() => null);
-        if (!st?.isDirectory() || st.mode !== parent.mode || st.uid !== parent.uid || st.gid !== parent.gid) return false;
+        if (!st?.isDirectory() || st.mode !== parent.mode || st.uid !== parent.uid || st.gid !== parent.gid)
+          return false;
         if (getXattr(abs, 'trusted.overlay.opaque') === 'y' || (await fsp.readdir(abs)).length > 0) return false;
         await fsp.rmdir(abs);
         return true;
@@ -158,7 +165,11 @@ async function clampMtimes(dir: string, epoch: number): Promise<void> {
  * Runs the step; resolves with the new layer (null when the command changed nothing). A non-zero
  * exit is an error with Docker's wording; nothing of the step remains then.
  */
-export async function runStep(d: RunDeps, s: RunStep, what: string): Promise<{ diffId: string; chainId: string } | null> {
+export async function runStep(
+  d: RunDeps,
+  s: RunStep,
+  what: string,
+): Promise<{ diffId: string; chainId: string } | null> {
   const id = randomBytes(32).toString('hex');
   const key = `build-${id}`;
   const bundle = join(d.scratch, id);
@@ -171,39 +182,88 @@ export async function runStep(d: RunDeps, s: RunStep, what: string): Promise<{ d
     mounted = true;
     const hostname = id.slice(0, 12);
     const hosts = join(bundle, 'hosts');
-    await fsp.writeFile(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : ''}`);
+    await fsp.writeFile(
+      hosts,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : ''}`,
+    );
     const specMounts: SpecInput['mounts'] = [
       { destination: '/etc/hosts', type: 'bind', source: hosts, options: ['rbind', 'ro', 'rprivate'] },
-      { destination: '/etc/resolv.conf', type: 'bind', source: '/etc/resolv.conf', options: ['rbind', 'ro', 'rprivate'] },
+      {
+        destination: '/etc/resolv.conf',
+        type: 'bind',
+        source: '/etc/resolv.conf',
+        options: ['rbind', 'ro', 'rprivate'],
+      },
     ];
     for (const [i, m] of s.mounts.entries()) {
-      if (m.type === 'bind') specMounts.push({ destination: m.target, type: 'bind', source: m.source, options: ['rbind', m.readonly ? 'ro' : 'rw', 'rprivate'] });
-      else if (m.type === 'tmpfs') specMounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+      if (m.type === 'bind')
+        specMounts.push({
+          destination: m.target,
+          type: 'bind',
+          source: m.source,
+          options: ['rbind', m.readonly ? 'ro' : 'rw', 'rprivate'],
+        });
+      else if (m.type === 'tmpfs')
+        specMounts.push({
+          destination: m.target,
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])],
+        });
       else {
         const file = join(bundle, `secret-${i}`);
         await fsp.writeFile(file, m.data, { mode: m.mode });
         await fsp.chown(file, m.uid, m.gid);
-        specMounts.push({ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
+        specMounts.push({
+          destination: m.target,
+          type: 'bind',
+          source: file,
+          options: ['rbind', 'ro', 'rprivate', 'nosuid', 'noexec', 'nodev'],
+        });
       }
     }
     // the paths the runtime creates for these mounts: removed again before the layer is taken
-    const points = await Promise.all([...specMounts, { destination: '/proc' }, { destination: '/sys' }, { destination: '/dev' }].map((m) => mountPoint(rootfs, m.destination)));
+    const points = await Promise.all(
+      [...specMounts, { destination: '/proc' }, { destination: '/sys' }, { destination: '/dev' }].map((m) =>
+        mountPoint(rootfs, m.destination),
+      ),
+    );
     const user = await resolveUser(rootfs, s.user);
     const env = [...s.env];
     if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
     if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${hostname}`);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
     const spec: SpecInput = {
-      id: key, rootfs, readonlyRootfs: false, args: s.args, env, cwd: s.cwd || '/', user, terminal: false, hostname,
-      network: s.network, privileged: false, capAdd: [], capDrop: [], seccomp: 'default', noNewPrivileges: false,
-      resources: {}, ulimits: [], mounts: specMounts, init: false, cgroupsPath: `/berth/${key}`,
+      id: key,
+      rootfs,
+      readonlyRootfs: false,
+      args: s.args,
+      env,
+      cwd: s.cwd || '/',
+      user,
+      terminal: false,
+      hostname,
+      network: s.network,
+      privileged: false,
+      capAdd: [],
+      capDrop: [],
+      seccomp: 'default',
+      noNewPrivileges: false,
+      resources: {},
+      ulimits: [],
+      mounts: specMounts,
+      init: false,
+      cgroupsPath: `/berth/${key}`,
     };
-    const code = await d.runtime.runToCompletion({ id: key, bundleDir: bundle, runtime: s.runtime, signal: s.signal, onOutput: s.output }, spec);
+    const code = await d.runtime.runToCompletion(
+      { id: key, bundleDir: bundle, runtime: s.runtime, signal: s.signal, onOutput: s.output },
+      spec,
+    );
     s.signal.throwIfAborted();
     if (code !== 0) throw invalidArgument(`The command '${what}' returned a non-zero code: ${code}`);
     await d.mounter.unmount(rootfs);
     mounted = false;
-    const upper = upperDirOf(mounts); 
+    const upper = upperDirOf(mounts);
     for (const p of points.sort((a, b) => b.target.length - a.target.length)) await removeMountPoint(upper, p);
     if ((await fsp.readdir(upper)).length === 0) return null;
     if (s.epoch !== null) await clampMtimes(upper, s.epoch);

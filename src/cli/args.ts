@@ -12,7 +12,11 @@ export class UsageError extends Error {}
 
 /** Parses `argv`; with `interspersed: false` the first positional ends flag parsing (run, exec). */
 export function parseArgs(argv: string[], spec: FlagSpec, interspersed = true): Parsed {
-  const byShort = new Map(Object.entries(spec).filter(([, s]) => s.short).map(([l, s]) => [s.short!, l]));
+  const byShort = new Map(
+    Object.entries(spec)
+      .filter(([, s]) => s.short)
+      .map(([l, s]) => [s.short!, l]),
+  );
   const flags: Parsed['flags'] = {};
   const args: string[] = [];
   const set = (name: string, value: string | boolean) => {

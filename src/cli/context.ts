@@ -9,7 +9,10 @@ export interface Ctx {
 
 /** An error that ends the CLI with a specific exit code (run's container code, 125, 126, 127). */
 export class ExitError extends Error {
-  constructor(readonly code: number, message = '') {
+  constructor(
+    readonly code: number,
+    message = '',
+  ) {
     super(message);
   }
 }
@@ -24,12 +27,17 @@ export function makeCtx(host: string | undefined): Ctx {
 }
 
 export function daemonError(e: unknown): string {
-  return e instanceof ApiError ? `Error response from daemon: ${e.message}` : e instanceof Error ? e.message : String(e);
+  return e instanceof ApiError
+    ? `Error response from daemon: ${e.message}`
+    : e instanceof Error
+      ? e.message
+      : String(e);
 }
 
 export const q = (params: Record<string, string | number | boolean | undefined>): string => {
   const u = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== false) u.set(k, v === true ? '1' : String(v));
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== false) u.set(k, v === true ? '1' : String(v));
   const s = u.toString();
   return s ? `?${s}` : '';
 };

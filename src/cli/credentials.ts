@@ -11,7 +11,18 @@
  * Writes land by rename (a symlinked config.json is written at its target, as docker does).
  * Each helper runs with a deadline.
  */
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
@@ -52,9 +63,11 @@ export function readConfig(): Json {
   } catch (e) {
     throw new ExitError(1, `${p} is not valid JSON (${(e as Error).message}): fix or remove it; it was left untouched`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ExitError(1, `${p} is not a JSON object: fix or remove it; it was left untouched`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new ExitError(1, `${p} is not a JSON object: fix or remove it; it was left untouched`);
   const auths = (v as Json)['auths'];
-  if (auths !== undefined && (typeof auths !== 'object' || auths === null || Array.isArray(auths))) throw new ExitError(1, `${p}: "auths" is not an object: fix or remove it; it was left untouched`);
+  if (auths !== undefined && (typeof auths !== 'object' || auths === null || Array.isArray(auths)))
+    throw new ExitError(1, `${p}: "auths" is not an object: fix or remove it; it was left untouched`);
   return v as Json;
 }
 
@@ -91,8 +104,14 @@ export function hostnameOf(server: string): string {
 function helperFor(c: Json, server: string): string | null {
   const helpers = c['credHelpers'];
   const own = helpers && typeof helpers === 'object' ? (helpers as Json)[hostnameOf(server)] : undefined;
-  const name = typeof own === 'string' && own ? own : typeof c['credsStore'] === 'string' && c['credsStore'] ? c['credsStore'] : null;
-  if (name !== null && !HELPER_NAME_RE.test(name)) throw new ExitError(1, `${configPath()}: invalid credential helper name ${JSON.stringify(name)}`);
+  const name =
+    typeof own === 'string' && own
+      ? own
+      : typeof c['credsStore'] === 'string' && c['credsStore']
+        ? c['credsStore']
+        : null;
+  if (name !== null && !HELPER_NAME_RE.test(name))
+    throw new ExitError(1, `${configPath()}: invalid credential helper name ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -102,14 +121,29 @@ class NotFoundInStore extends Error {}
 function callHelper(name: string, verb: 'get' | 'store' | 'erase', input: string): string {
   const bin = `docker-credential-${name}`;
   try {
-    return execFileSync(bin, [verb], { input, encoding: 'utf8', timeout: HELPER_DEADLINE_MS, killSignal: 'SIGKILL', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 20 });
+    return execFileSync(bin, [verb], {
+      input,
+      encoding: 'utf8',
+      timeout: HELPER_DEADLINE_MS,
+      killSignal: 'SIGKILL',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 1 << 20,
+    });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stdout?: string; stderr?: string; signal?: string };
-    if (err.code === 'ENOENT') throw new ExitError(1, `error ${verb === 'get' ? 'getting' : verb === 'store' ? 'storing' : 'erasing'} credentials: ${bin} not found in $PATH (credential helper set in ${configPath()})`);
+    if (err.code === 'ENOENT')
+      throw new ExitError(
+        1,
+        `error ${verb === 'get' ? 'getting' : verb === 'store' ? 'storing' : 'erasing'} credentials: ${bin} not found in $PATH (credential helper set in ${configPath()})`,
+      );
     const out = `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
     if (/credentials not found/i.test(out)) throw new NotFoundInStore(out);
-    if (err.signal) throw new ExitError(1, `error ${verb} credentials: ${bin} did not answer within ${HELPER_DEADLINE_MS / 1000} s`);
-    throw new ExitError(1, `error ${verb === 'get' ? 'getting' : verb === 'store' ? 'storing' : 'erasing'} credentials - err: ${bin} ${verb}: ${out || err.message}`);
+    if (err.signal)
+      throw new ExitError(1, `error ${verb} credentials: ${bin} did not answer within ${HELPER_DEADLINE_MS / 1000} s`);
+    throw new ExitError(
+      1,
+      `error ${verb === 'get' ? 'getting' : verb === 'store' ? 'storing' : 'erasing'} credentials - err: ${bin} ${verb}: ${out || err.message}`,
+    );
   }
 }
 
@@ -135,16 +169,21 @@ export function loadCredentials(server: string): Credentials | null {
     const username = typeof o['Username'] === 'string' ? o['Username'] : '';
     const secret = typeof o['Secret'] === 'string' ? o['Secret'] : '';
     if (!secret) return null;
-    return username === '<token>' ? { username: '', password: '', identityToken: secret } : { username, password: secret };
+    return username === '<token>'
+      ? { username: '', password: '', identityToken: secret }
+      : { username, password: secret };
   }
   const auths = (c['auths'] ?? {}) as Record<string, unknown>;
-  const entry = (auths[server] ?? auths[server.replace(/^https?:\/\//, '')] ?? auths[`https://${server}`]) as Json | undefined;
+  const entry = (auths[server] ?? auths[server.replace(/^https?:\/\//, '')] ?? auths[`https://${server}`]) as
+    Json | undefined;
   if (!entry || typeof entry !== 'object') return null;
-  if (typeof entry['identitytoken'] === 'string' && entry['identitytoken']) return { username: '', password: '', identityToken: entry['identitytoken'] };
+  if (typeof entry['identitytoken'] === 'string' && entry['identitytoken'])
+    return { username: '', password: '', identityToken: entry['identitytoken'] };
   if (typeof entry['auth'] !== 'string' || !entry['auth']) return null;
   const up = Buffer.from(entry['auth'], 'base64').toString('utf8');
   const i = up.indexOf(':');
-  if (i < 0) throw new ExitError(1, `${configPath()}: the stored credentials for ${server} are not base64(user:password)`);
+  if (i < 0)
+    throw new ExitError(1, `${configPath()}: the stored credentials for ${server} are not base64(user:password)`);
   return { username: up.slice(0, i), password: up.slice(i + 1) };
 }
 
@@ -152,7 +191,11 @@ export function loadCredentials(server: string): Credentials | null {
  * Keeps credentials for `server`: in its helper (config.json keeps an empty entry, and loses any
  * plain one it had), else base64 in config.json with docker's warning on `warn`.
  */
-export function saveCredentials(server: string, cred: { username: string; password: string }, warn: (text: string) => void): void {
+export function saveCredentials(
+  server: string,
+  cred: { username: string; password: string },
+  warn: (text: string) => void,
+): void {
   const c = readConfig();
   const helper = helperFor(c, server);
   const auths = (c['auths'] ?? {}) as Record<string, Json>;
@@ -161,7 +204,9 @@ export function saveCredentials(server: string, cred: { username: string; passwo
     auths[server] = {};
   } else {
     auths[server] = { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
-    warn(`WARNING! Your password will be stored unencrypted in ${configPath()}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n`);
+    warn(
+      `WARNING! Your password will be stored unencrypted in ${configPath()}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n`,
+    );
   }
   c['auths'] = auths;
   writeConfig(c);

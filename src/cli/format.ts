@@ -4,7 +4,16 @@
 export function table(rows: string[][]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function lookup(obj: unknown, path: string): unknown {
@@ -21,7 +30,10 @@ function show(v: unknown): string {
   if (v === undefined) return '<no value>';
   if (v === null) return '<nil>';
   if (Array.isArray(v)) return `[${v.map(show).join(' ')}]`;
-  if (typeof v === 'object') return `map[${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}:${show(x)}`).join(' ')}]`;
+  if (typeof v === 'object')
+    return `map[${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${k}:${show(x)}`)
+      .join(' ')}]`;
   return String(v);
 }
 
@@ -33,7 +45,10 @@ export function renderTemplate(tpl: string, obj: unknown): string {
     .replace(/\{\{\s*(.*?)\s*\}\}/g, (_m, expr: string) => {
       const [fn, ...rest] = expr.split(/\s+/);
       if (fn === 'json') return JSON.stringify(lookup(obj, rest[0] ?? '.')) ?? 'null';
-      if (fn === 'index') return show((lookup(obj, rest[0] ?? '.') as Record<string, unknown> | undefined)?.[JSON.parse(rest[1] ?? '""') as string]);
+      if (fn === 'index')
+        return show(
+          (lookup(obj, rest[0] ?? '.') as Record<string, unknown> | undefined)?.[JSON.parse(rest[1] ?? '""') as string],
+        );
       if (fn === 'upper') return show(lookup(obj, rest[0] ?? '.')).toUpperCase();
       if (fn === 'lower') return show(lookup(obj, rest[0] ?? '.')).toLowerCase();
       return show(lookup(obj, fn ?? '.'));
@@ -45,7 +60,9 @@ export function formatList(format: string, items: Array<Record<string, unknown>>
   if (format === 'json') return items.map((i) => JSON.stringify(i)).join('\n') + (items.length ? '\n' : '');
   if (format.startsWith('table')) {
     const tpl = format.slice(5).trim();
-    const header = tpl.replace(/\{\{\s*\.?(\w+)\s*\}\}/g, (_m, k: string) => k.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase());
+    const header = tpl.replace(/\{\{\s*\.?(\w+)\s*\}\}/g, (_m, k: string) =>
+      k.replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase(),
+    );
     return table([header.split('\t'), ...items.map((i) => renderTemplate(tpl, i).split('\t'))]);
   }
   return items.map((i) => renderTemplate(format, i) + '\n').join('');
@@ -59,7 +76,10 @@ export function humanSize(n: number): string {
     v /= 1000;
     i++;
   }
-  return `${i === 0 ? v : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[i]}`.replace(/\.0+([a-zA-Z])/, '$1');
+  return `${i === 0 ? v : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[i]}`.replace(
+    /\.0+([a-zA-Z])/,
+    '$1',
+  );
 }
 
 export function binarySize(n: number): string {
@@ -91,6 +111,8 @@ export function ago(unixSeconds: number): string {
 export function parseBytes(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(s.trim());
   if (!m) throw new Error(`invalid size: '${s}'`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase() as '' | 'k'];
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[
+    m[2]!.toLowerCase() as '' | 'k'
+  ];
   return Math.round(Number(m[1]) * mult);
 }

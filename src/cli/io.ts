@@ -22,7 +22,10 @@ export function pumpStreams(client: Client, sock: Socket, o: StreamOptions): Pro
     }
     const resize = () => {
       if (!o.resizePath || !stdout.isTTY) return;
-      void client.stream('POST', `${o.resizePath}?h=${stdout.rows}&w=${stdout.columns}`).then((r) => r.resume(), () => undefined);
+      void client.stream('POST', `${o.resizePath}?h=${stdout.rows}&w=${stdout.columns}`).then(
+        (r) => r.resume(),
+        () => undefined,
+      );
     };
     if (o.tty) {
       resize();

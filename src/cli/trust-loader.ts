@@ -23,7 +23,10 @@ export function loadTrust(): Promise<TrustModule> {
 }
 
 /** BERTH_CONTENT_TRUST=1 (or DOCKER_CONTENT_TRUST=1): tags resolve only through signed metadata. */
-export const trustOn = (): boolean => ['1', 'true'].includes((process.env['BERTH_CONTENT_TRUST'] ?? process.env['DOCKER_CONTENT_TRUST'] ?? '').toLowerCase());
+export const trustOn = (): boolean =>
+  ['1', 'true'].includes(
+    (process.env['BERTH_CONTENT_TRUST'] ?? process.env['DOCKER_CONTENT_TRUST'] ?? '').toLowerCase(),
+  );
 
 const USAGE = `Usage:  berth trust COMMAND
 
@@ -43,8 +46,15 @@ Commands:
 export async function trustCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const verb = argv.shift();
   const m = await loadTrust();
-  const groups: Record<string, Record<string, (ctx: Ctx, a: string[]) => Promise<void>>> = { signer: m.signer, key: m.key };
-  const single: Record<string, (ctx: Ctx, a: string[]) => Promise<void>> = { sign: m.sign, inspect: m.inspect, revoke: m.revoke };
+  const groups: Record<string, Record<string, (ctx: Ctx, a: string[]) => Promise<void>>> = {
+    signer: m.signer,
+    key: m.key,
+  };
+  const single: Record<string, (ctx: Ctx, a: string[]) => Promise<void>> = {
+    sign: m.sign,
+    inspect: m.inspect,
+    revoke: m.revoke,
+  };
   const cmd = verb ? (groups[verb] ? groups[verb][argv.shift() ?? ''] : single[verb]) : undefined;
   if (!cmd) {
     ctx.out(USAGE);

@@ -11,7 +11,10 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 export const API_PREFIX = '/v1.45';
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -45,7 +48,10 @@ export function socketFromHost(host: string): string {
 const chunked = () =>
   new Transform({
     transform(c: Buffer, _e, cb) {
-      cb(null, c.length ? Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]) : undefined);
+      cb(
+        null,
+        c.length ? Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]) : undefined,
+      );
     },
     flush(cb) {
       cb(null, Buffer.from('0\r\n\r\n'));
@@ -102,7 +108,9 @@ export class Client {
       else headers['Connection'] = 'close';
       if (opts.raw) headers['Transfer-Encoding'] = 'chunked';
       else headers['Content-Length'] = String(payload?.length ?? 0);
-      const head = `${method} ${API_PREFIX}${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+      const head = `${method} ${API_PREFIX}${path} HTTP/1.1\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`;
       sock.write(payload ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : head);
       if (opts.raw) (opts.raw as Readable).pipe(chunked()).pipe(sock, { end: false });
 
@@ -112,7 +120,11 @@ export class Client {
         if (answered) return;
         answered = true;
         sock.destroy();
-        reject(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new Error(`Cannot connect to the berth daemon at unix://${this.socketPath}. Is berthd running?`) : e);
+        reject(
+          e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+            ? new Error(`Cannot connect to the berth daemon at unix://${this.socketPath}. Is berthd running?`)
+            : e,
+        );
       };
       const onData = (c: Buffer) => {
         buf = buf.length ? Buffer.concat([buf, c]) : c;

@@ -57,12 +57,26 @@ interface Flags {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n`);
+  process.stderr.write(
+    `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR] [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]... [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n`,
+  );
   process.exit(2);
 }
 
 export function parseFlags(argv: string[]): Flags {
-  const f: Flags = { host: 'unix:///run/berth/berth.sock', root: '/var/lib/berth', execRoot: '/run/berth', runtime: undefined, logLevel: 'info', insecureRegistries: [], registryMirrors: [], pluginDirs: [], trustPolicy: undefined, criu: undefined, checkpointTimeoutMs: 120_000 };
+  const f: Flags = {
+    host: 'unix:///run/berth/berth.sock',
+    root: '/var/lib/berth',
+    execRoot: '/run/berth',
+    runtime: undefined,
+    logLevel: 'info',
+    insecureRegistries: [],
+    registryMirrors: [],
+    pluginDirs: [],
+    trustPolicy: undefined,
+    criu: undefined,
+    checkpointTimeoutMs: 120_000,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -134,7 +148,12 @@ function lockRoot(root: string): void {
   const pidFile = join(root, 'berthd.pid');
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    if (pid > 0 && pid !== process.pid && existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('berthd'))
+    if (
+      pid > 0 &&
+      pid !== process.pid &&
+      existsSync(`/proc/${pid}`) &&
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('berthd')
+    )
       usage(`another berthd (pid ${pid}) is using ${root}`);
   }
   writeFileSync(pidFile, String(process.pid));
@@ -146,16 +165,27 @@ async function main(): Promise<void> {
   const sock = socketPath(flags.host);
   const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
   // read before anything is made: a bad policy leaves no trace. trust's code (tuf-js) is loaded only when a policy asks for it
-  const trust = flags.trustPolicy ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries) : null;
+  const trust = flags.trustPolicy
+    ? (await import('../trust/gate.js')).TrustGate.open(flags.trustPolicy, join(flags.root, 'trust'), registries)
+    : null;
   // private before anything is written into them (engine/private-state.ts: dockerd's modes)
   await makeStateDirs(flags.root, flags.execRoot);
   lockRoot(flags.root);
   const db = openDb(join(flags.root, 'berth.db'));
-  const services = await openServices({ root: flags.root, runRoot: flags.execRoot, db, runtime: flags.runtime, criu: flags.criu, checkpointTimeoutMs: flags.checkpointTimeoutMs });
+  const services = await openServices({
+    root: flags.root,
+    runRoot: flags.execRoot,
+    db,
+    runtime: flags.runtime,
+    criu: flags.criu,
+    checkpointTimeoutMs: flags.checkpointTimeoutMs,
+  });
   const host = services.runtime.host();
   for (const w of host.warnings) log.warn(w);
   const idFile = join(flags.root, 'engine-id');
-  const daemonId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
+  const daemonId = existsSync(idFile)
+    ? readFileSync(idFile, 'utf8').trim()
+    : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
   const plugins = new PluginRegistry([...flags.pluginDirs, ...DEFAULT_PLUGIN_DIRS]);
   const networks = new NetworkManager(db, daemonId);
   networks.drivers = async (name) => remoteNetworkDriver(await plugins.get(name, 'NetworkDriver'));
@@ -167,14 +197,30 @@ async function main(): Promise<void> {
     trust,
     networks,
     volumes,
-    root: flags.root, runRoot: flags.execRoot, db, ...services, defaultRuntime: host.defaultRuntime,
+    root: flags.root,
+    runRoot: flags.execRoot,
+    db,
+    ...services,
+    defaultRuntime: host.defaultRuntime,
     registries,
   });
-  services.runtime.watchExits((id) => void engine.lifecycle.onExit(id).catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })));
+  services.runtime.watchExits(
+    (id) =>
+      void engine.lifecycle
+        .onExit(id)
+        .catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })),
+  );
   await reconcile(engine);
   const builder = new Builder({
-    root: join(flags.root, 'builder'), scratch: join(flags.execRoot, 'builder'), db, images: services.images, snapshots: services.snapshots,
-    mounter: services.mounter, runtime: services.runtime, defaultRuntime: host.defaultRuntime, pull: buildPull(engine),
+    root: join(flags.root, 'builder'),
+    scratch: join(flags.execRoot, 'builder'),
+    db,
+    images: services.images,
+    snapshots: services.snapshots,
+    mounter: services.mounter,
+    runtime: services.runtime,
+    defaultRuntime: host.defaultRuntime,
+    pull: buildPull(engine),
   });
   await builder.init();
   void collectAtStart(services.images); // orphans of a crash, in the background (engine/gc.ts)
@@ -203,7 +249,13 @@ async function main(): Promise<void> {
     server.listen(sock, () => resolve());
   });
   await fsp.chmod(sock, 0o660);
-  log.info('berthd ready', { socket: sock, root: flags.root, runtime: host.defaultRuntime, cgroup: `v${host.cgroupVersion}`, repair: host.cgroupRepair || 'none' });
+  log.info('berthd ready', {
+    socket: sock,
+    root: flags.root,
+    runtime: host.defaultRuntime,
+    cgroup: `v${host.cgroupVersion}`,
+    repair: host.cgroupRepair || 'none',
+  });
   const shutdown = async (sig: string) => {
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();

@@ -5,8 +5,20 @@ import { openImageStack } from '../image/index.js';
 import { openRuntime } from '../runtime/index.js';
 import type { RuntimeName } from '../runtime/types.js';
 
-export async function openServices(o: { root: string; runRoot: string; db: Db; runtime: RuntimeName | undefined; criu?: string | undefined; checkpointTimeoutMs?: number }) {
+export async function openServices(o: {
+  root: string;
+  runRoot: string;
+  db: Db;
+  runtime: RuntimeName | undefined;
+  criu?: string | undefined;
+  checkpointTimeoutMs?: number;
+}) {
   const stack = await openImageStack({ root: o.root, db: o.db });
-  const runtime = await openRuntime({ runDir: join(o.runRoot, 'runtime'), runtime: o.runtime, criu: o.criu, checkpointTimeoutMs: o.checkpointTimeoutMs });
+  const runtime = await openRuntime({
+    runDir: join(o.runRoot, 'runtime'),
+    runtime: o.runtime,
+    criu: o.criu,
+    checkpointTimeoutMs: o.checkpointTimeoutMs,
+  });
   return { images: stack.images, snapshots: stack.snapshots, mounter: stack.mounter, runtime };
 }

@@ -21,7 +21,10 @@ export interface BlobInfo {
 
 /** A blob whose bytes are not the digest it was expected to be (InvalidArgument). */
 export class DigestMismatch extends BerthError {
-  constructor(readonly expected: string, readonly actual: string) {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
     super('InvalidArgument', `digest mismatch: expected ${expected}, got ${actual}`);
   }
 }
@@ -103,7 +106,11 @@ export class ContentStore {
    * A writer: `stream` takes the bytes; `commit(expected?)` verifies and lands the blob;
    * `abort()` drops it. Use `write()` for the whole flow from a Readable.
    */
-  openWriter(): { stream: Writable; commit: (expected?: Partial<BlobInfo>) => Promise<BlobInfo>; abort: () => Promise<void> } {
+  openWriter(): {
+    stream: Writable;
+    commit: (expected?: Partial<BlobInfo>) => Promise<BlobInfo>;
+    abort: () => Promise<void>;
+  } {
     const tmp = join(this.ingest, randomBytes(8).toString('hex'));
     const hash = createHash('sha256');
     let size = 0;
@@ -127,7 +134,10 @@ export class ContentStore {
         const digest = `sha256:${hash.digest('hex')}` as Digest;
         if (expected?.digest && expected.digest !== digest) throw new DigestMismatch(expected.digest, digest);
         if (expected?.size !== undefined && expected.size !== size) {
-          throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
+          throw new BerthError(
+            'InvalidArgument',
+            `size mismatch for ${digest}: expected ${expected.size}, got ${size}`,
+          );
         }
         claim('blob', digest); // before it is visible: a collector listing now finds it held
         await fsp.rename(tmp, this.path(digest)).catch((e: unknown) => {

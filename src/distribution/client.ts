@@ -41,7 +41,10 @@ export function endpointOf(name: string, o: ClientOptions = {}): Endpoint {
   let repo = named ? name.slice(named.length + 1) : name;
   if (host === 'docker.io' && !repo.includes('/')) repo = `library/${repo}`;
   const insecure = LOOPBACK.test(host) || (o.insecure ?? []).includes(host);
-  const base = host === 'docker.io' ? (o.mirrors?.[0] ?? 'https://registry-1.docker.io') : `${insecure ? 'http' : 'https'}://${host}`;
+  const base =
+    host === 'docker.io'
+      ? (o.mirrors?.[0] ?? 'https://registry-1.docker.io')
+      : `${insecure ? 'http' : 'https'}://${host}`;
   return { host, repo, base };
 }
 
@@ -51,13 +54,26 @@ export function parseChallenge(h: string): { scheme: string; params: Record<stri
   const scheme = (sp < 0 ? h : h.slice(0, sp)).toLowerCase();
   const params: Record<string, string> = {};
   const re = /(\w+)=(?:"([^"]*)"|([^,\s]*))/g;
-  for (let m = re.exec(h.slice(sp + 1)); m; m = re.exec(h.slice(sp + 1))) params[m[1]!.toLowerCase()] = m[2] ?? m[3] ?? '';
+  for (let m = re.exec(h.slice(sp + 1)); m; m = re.exec(h.slice(sp + 1)))
+    params[m[1]!.toLowerCase()] = m[2] ?? m[3] ?? '';
   return { scheme, params };
 }
 
 export class RegistryHttpError extends BerthError {
-  constructor(readonly status: number, message: string) {
-    super(status === 401 ? 'Unauthorized' : status === 403 ? 'PermissionDenied' : status === 404 ? 'NotFound' : 'Unavailable', message);
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(
+      status === 401
+        ? 'Unauthorized'
+        : status === 403
+          ? 'PermissionDenied'
+          : status === 404
+            ? 'NotFound'
+            : 'Unavailable',
+      message,
+    );
   }
 }
 
@@ -91,15 +107,26 @@ export class RegistrySession {
   }
 
   /** A request with the auth handshake: a 401 is answered once (credentials or a token) and the request sent again. */
-  async fetch(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer; length?: number } = {}): Promise<Response> {
+  async fetch(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Buffer; length?: number } = {},
+  ): Promise<Response> {
     const url = this.url(path);
     const go = (): Promise<Response> => {
       const headers: Record<string, string> = { ...(init.headers ?? {}) };
       if (this.authHeader) headers['Authorization'] = this.authHeader;
       if (init.length !== undefined) headers['Content-Length'] = String(init.length);
-      return fetch(url, { method, headers, redirect: 'follow', ...(init.body !== undefined ? { body: init.body } : {}) } as RequestInit).catch((e: unknown) => {
+      return fetch(url, {
+        method,
+        headers,
+        redirect: 'follow',
+        ...(init.body !== undefined ? { body: init.body } : {}),
+      } as RequestInit).catch((e: unknown) => {
         const cause = (e as { cause?: { message?: string; code?: string } }).cause;
-        throw unavailable(`Get "${url}": ${cause?.code ?? ''} ${cause?.message ?? (e as Error).message}`.replace(/\s+/g, ' '));
+        throw unavailable(
+          `Get "${url}": ${cause?.code ?? ''} ${cause?.message ?? (e as Error).message}`.replace(/\s+/g, ' '),
+        );
       });
     };
     let res = await go();
@@ -118,7 +145,12 @@ export class RegistrySession {
    * web stream body buffers the whole blob in memory on Node 20. The session must be authorized
    * already (a stream cannot be sent twice). Resolves with the status and the response text.
    */
-  putStream(path: string, body: Readable, length: number, contentType = 'application/octet-stream'): Promise<{ status: number; text: string }> {
+  putStream(
+    path: string,
+    body: Readable,
+    length: number,
+    contentType = 'application/octet-stream',
+  ): Promise<{ status: number; text: string }> {
     const url = new URL(this.url(path));
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Content-Length': length };
@@ -167,7 +199,9 @@ export class RegistrySession {
   }
 
   private basic(): string | null {
-    return this.creds ? `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}` : null;
+    return this.creds
+      ? `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`
+      : null;
   }
 
   presetBasic(): void {
@@ -178,7 +212,9 @@ export class RegistrySession {
   async authorize(): Promise<void> {
     if (this.triedAuth) return;
     const res = await fetch(this.url('/v2/')).catch((e: unknown) => {
-      throw unavailable(`Get "${this.url('/v2/')}": ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`);
+      throw unavailable(
+        `Get "${this.url('/v2/')}": ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`,
+      );
     });
     if (res.status === 401) await this.answer(res);
     else await res.body?.cancel();
@@ -195,17 +231,20 @@ export class RegistrySession {
       this.authHeader = basic;
       return;
     }
-    if (scheme !== 'bearer' || !params['realm']) throw new RegistryHttpError(401, `unauthorized: unsupported auth challenge ${scheme}`);
+    if (scheme !== 'bearer' || !params['realm'])
+      throw new RegistryHttpError(401, `unauthorized: unsupported auth challenge ${scheme}`);
     const q = new URLSearchParams();
     if (params['service']) q.set('service', params['service']);
     q.set('scope', this.scope);
     if (this.creds) q.set('account', this.creds.username);
-    const tres = await fetch(`${params['realm']}?${q}`, { headers: basic ? { Authorization: basic } : {} }).catch((e: unknown) => {
-      throw unavailable(`token request to ${params['realm']} failed: ${(e as Error).message}`);
-    });
+    const tres = await fetch(`${params['realm']}?${q}`, { headers: basic ? { Authorization: basic } : {} }).catch(
+      (e: unknown) => {
+        throw unavailable(`token request to ${params['realm']} failed: ${(e as Error).message}`);
+      },
+    );
     if (!tres.ok) throw new RegistryHttpError(401, `unauthorized: ${await errorText(tres)}`);
     const body: unknown = await tres.json();
-    const token = isObject(body) ? body['token'] ?? body['access_token'] : undefined;
+    const token = isObject(body) ? (body['token'] ?? body['access_token']) : undefined;
     if (typeof token !== 'string') throw invalidArgument('the token server answered without a token');
     this.authHeader = `Bearer ${token}`;
   }

@@ -9,7 +9,13 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { parseImageConfig } from '../spec/image-parse.js';
-import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, parseManifest, type Descriptor } from '../spec/distribution.js';
+import {
+  INDEX_TYPES,
+  MANIFEST_TYPES,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+  type Descriptor,
+} from '../spec/distribution.js';
 import { parseReference, type Reference } from './reference.js';
 import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
 import { digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
@@ -23,7 +29,13 @@ export interface Platform {
 }
 
 export function hostPlatform(): Platform {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+  const arch =
+    (
+      { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<
+        string,
+        string
+      >
+    )[process.arch] ?? process.arch;
   return { os: 'linux', architecture: arch };
 }
 
@@ -37,14 +49,18 @@ const ACCEPT = MANIFEST_TYPES.join(', ');
 /** Image configs larger than this are refused (dockerd's own limit is 8 MiB). */
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
-async function fetchManifest(s: RegistrySession, ref: string): Promise<{ bytes: Buffer; type: string; digest: string }> {
+async function fetchManifest(
+  s: RegistrySession,
+  ref: string,
+): Promise<{ bytes: Buffer; type: string; digest: string }> {
   const res = await s.fetch('GET', `/v2/${s.ep.repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
   if (res.status === 404) throw notFound(`manifest for ${s.ep.host}/${s.ep.repo}:${ref} not found: manifest unknown`);
   if (!res.ok) throw new RegistryHttpError(res.status, `fetching manifest ${ref}: ${res.status}`);
   const bytes = await readCapped(res, MAX_MANIFEST_BYTES, `manifest ${ref}`);
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   // a manifest asked for by digest must be that digest, whatever its algorithm
-  if (ref.includes(':') && digestOf(ref, bytes) !== ref) throw invalidArgument(`manifest ${ref} failed verification: content is ${digestOf(ref, bytes)}`);
+  if (ref.includes(':') && digestOf(ref, bytes) !== ref)
+    throw invalidArgument(`manifest ${ref} failed verification: content is ${digestOf(ref, bytes)}`);
   return { bytes, type: res.headers.get('content-type') ?? '', digest };
 }
 
@@ -95,7 +111,12 @@ export interface PullTarget<Image> {
 
 /** Content trust's say in a pull: the digest a tag must resolve to (null: the repository is not covered). */
 export interface PullGate {
-  pin(name: string, tag: string | undefined, digest: string | undefined, creds: Credentials | null): Promise<string | null>;
+  pin(
+    name: string,
+    tag: string | undefined,
+    digest: string | undefined,
+    creds: Credentials | null,
+  ): Promise<string | null>;
 }
 
 export interface PullOptions {
@@ -128,25 +149,40 @@ async function pullLeased<Image>(
   } catch (e) {
     // dockerd's words and status (404): a 401 would make the docker CLI prompt for a login
     if (e instanceof RegistryHttpError && (e.status === 401 || e.status === 403))
-      throw notFound(`pull access denied for ${ref.name}, repository does not exist or may require 'docker login': ${e.message}`);
+      throw notFound(
+        `pull access denied for ${ref.name}, repository does not exist or may require 'docker login': ${e.message}`,
+      );
     throw e;
   }
   let manifest = parseManifest(top.bytes, top.type);
   if (INDEX_TYPES.includes(manifest.mediaType)) {
     const want = o.platform ? parsePlatform(o.platform) : hostPlatform();
-    const pick = manifest.manifests?.find((m) => m.platform?.os === want.os && m.platform.architecture === want.architecture && (!want.variant || m.platform.variant === want.variant));
-    if (!pick) throw notFound(`no matching manifest for ${want.os}/${want.architecture}${want.variant ? `/${want.variant}` : ''} in the manifest list entries`);
+    const pick = manifest.manifests?.find(
+      (m) =>
+        m.platform?.os === want.os &&
+        m.platform.architecture === want.architecture &&
+        (!want.variant || m.platform.variant === want.variant),
+    );
+    if (!pick)
+      throw notFound(
+        `no matching manifest for ${want.os}/${want.architecture}${want.variant ? `/${want.variant}` : ''} in the manifest list entries`,
+      );
     const child = await fetchManifest(s, pick.digest);
     manifest = parseManifest(child.bytes, child.type);
     if (INDEX_TYPES.includes(manifest.mediaType)) throw invalidArgument('nested manifest lists are not supported');
   }
   const cfgDesc = manifest.config!;
-  if (cfgDesc.size > MAX_CONFIG_BYTES) throw invalidArgument(`image config ${cfgDesc.digest} is ${cfgDesc.size} bytes, more than ${MAX_CONFIG_BYTES}`);
+  if (cfgDesc.size > MAX_CONFIG_BYTES)
+    throw invalidArgument(`image config ${cfgDesc.digest} is ${cfgDesc.size} bytes, more than ${MAX_CONFIG_BYTES}`);
   const configRes = await fetchBlob(s, cfgDesc);
   const parts: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
     const v = verifier(cfgDesc, () => undefined); // fails past the descriptor's size: never buffered beyond it
-    configRes.pipe(v).on('data', (c: Buffer) => parts.push(c)).on('end', resolve).on('error', reject);
+    configRes
+      .pipe(v)
+      .on('data', (c: Buffer) => parts.push(c))
+      .on('end', resolve)
+      .on('error', reject);
     configRes.on('error', (e) => v.destroy(e));
   });
   const configBytes = Buffer.concat(parts);
@@ -156,7 +192,8 @@ async function pullLeased<Image>(
   if (pinned) o.progress({ status: `Verified: ${tag ? `${tag} is signed as ${pinned}` : `${pinned} is signed`}` });
   const layers = manifest.layers ?? [];
   const diffIds = config.rootfs.diff_ids;
-  if (layers.length !== diffIds.length) throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);
+  if (layers.length !== diffIds.length)
+    throw invalidArgument(`manifest has ${layers.length} layers, its config ${diffIds.length}`);
   for (const l of layers) o.progress({ status: 'Pulling fs layer', id: shortId(l.digest), progressDetail: {} });
   let fetched = 0;
   const unpacking: Array<Promise<void>> = [];
@@ -177,20 +214,32 @@ async function pullLeased<Image>(
     unpacking.push(images.unpackLayer(diffIds, i)); // while the other layers still download
   };
   try {
-    await eachLimit(layers.map((_, i) => i), 4, fetchLayer);
+    await eachLimit(
+      layers.map((_, i) => i),
+      4,
+      fetchLayer,
+    );
   } finally {
     await Promise.allSettled(unpacking);
   }
   await Promise.all(unpacking);
-  const img = await images.register(configBytes, { ...(tag ? { tag: `${ref.name}:${tag}` } : {}), digestRef: `${ref.name}@${top.digest}` });
+  const img = await images.register(configBytes, {
+    ...(tag ? { tag: `${ref.name}:${tag}` } : {}),
+    digestRef: `${ref.name}@${top.digest}`,
+  });
   for (const l of layers) o.progress({ status: 'Pull complete', id: shortId(l.digest), progressDetail: {} });
   o.progress({ status: `Digest: ${top.digest}` });
-  o.progress({ status: `Status: ${fetched ? 'Downloaded newer image' : 'Image is up to date'} for ${refText.includes('/') || !tag ? refText : `${ref.name}:${tag}`}` });
+  o.progress({
+    status: `Status: ${fetched ? 'Downloaded newer image' : 'Image is up to date'} for ${refText.includes('/') || !tag ? refText : `${ref.name}:${tag}`}`,
+  });
   return img;
 }
 
 /** The tags of a repository (tags/list, following Link pages). */
-export async function listTags(name: string, o: { creds: Credentials | null; client?: ClientOptions }): Promise<string[]> {
+export async function listTags(
+  name: string,
+  o: { creds: Credentials | null; client?: ClientOptions },
+): Promise<string[]> {
   const ep = endpointOf(name, o.client);
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
   const out: string[] = [];

@@ -17,18 +17,31 @@ export async function hasBlob(s: RegistrySession, digest: string): Promise<boole
   return res.ok;
 }
 
-export async function uploadBlob(s: RegistrySession, digest: string, size: number, body: () => Readable | Buffer): Promise<void> {
+export async function uploadBlob(
+  s: RegistrySession,
+  digest: string,
+  size: number,
+  body: () => Readable | Buffer,
+): Promise<void> {
   const start = await s.fetch('POST', `/v2/${s.ep.repo}/blobs/uploads/`, { length: 0, body: Buffer.alloc(0) });
   await start.body?.cancel();
   const loc = start.headers.get('location');
-  if (start.status !== 202 || !loc) throw new RegistryHttpError(start.status, `starting the upload of ${digest}: ${start.status}`);
+  if (start.status !== 202 || !loc)
+    throw new RegistryHttpError(start.status, `starting the upload of ${digest}: ${start.status}`);
   const url = new URL(loc, s.ep.base);
   url.searchParams.set('digest', digest);
   const b = body();
   const put = Buffer.isBuffer(b)
-    ? await s.fetch('PUT', url.toString(), { headers: { 'Content-Type': 'application/octet-stream' }, body: b, length: size }).then(async (r) => ({ status: r.status, text: await r.text() }))
+    ? await s
+        .fetch('PUT', url.toString(), {
+          headers: { 'Content-Type': 'application/octet-stream' },
+          body: b,
+          length: size,
+        })
+        .then(async (r) => ({ status: r.status, text: await r.text() }))
     : await s.putStream(url.toString(), b, size);
-  if (put.status !== 201) throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${put.text.trim()}`);
+  if (put.status !== 201)
+    throw new RegistryHttpError(put.status, `uploading ${digest}: ${put.status} ${put.text.trim()}`);
 }
 
 /** What a push reads (the image store): an image's config and layers, and where its repo digest goes. */
@@ -40,7 +53,16 @@ export interface PushSource {
   addDigest(digestRef: string, id: string): void;
 }
 
-export async function push(images: PushSource, refText: string, o: { creds: Credentials | null; progress: Progress; client?: ClientOptions; onDigest?: (digest: string, size: number, tag: string) => void }): Promise<{ digest: string; size: number }> {
+export async function push(
+  images: PushSource,
+  refText: string,
+  o: {
+    creds: Credentials | null;
+    progress: Progress;
+    client?: ClientOptions;
+    onDigest?: (digest: string, size: number, tag: string) => void;
+  },
+): Promise<{ digest: string; size: number }> {
   const ref = parseReference(refText);
   if (ref.digest) throw invalidArgument(`cannot push a digest reference: ${refText}`);
   const tag = ref.tag ?? 'latest';
@@ -49,7 +71,9 @@ export async function push(images: PushSource, refText: string, o: { creds: Cred
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull,push`);
   // like dockerd, the first line goes out before any registry round trip: a refusal then ends the
   // stream (a 401 status would make the docker CLI prompt for a login instead)
-  o.progress({ status: `The push refers to repository [${ref.name.includes('/') && ep.host !== 'docker.io' ? ref.name : `docker.io/${ep.repo}`}]` });
+  o.progress({
+    status: `The push refers to repository [${ref.name.includes('/') && ep.host !== 'docker.io' ? ref.name : `docker.io/${ep.repo}`}]`,
+  });
   s.presetBasic(); // a registry that lets anonymous clients in would not ask for them before a streamed upload
   await s.authorize();
   const diffIds = image.config.rootfs.diff_ids;
@@ -81,8 +105,16 @@ export async function push(images: PushSource, refText: string, o: { creds: Cred
       layers: layers.map((l) => ({ mediaType: MT.ociLayer, digest: l.digest, size: l.size })),
     }),
   );
-  const put = await s.fetch('PUT', `/v2/${ep.repo}/manifests/${tag}`, { headers: { 'Content-Type': MT.ociManifest }, body: manifest, length: manifest.length });
-  if (put.status !== 201) throw new RegistryHttpError(put.status, `pushing the manifest: ${put.status} ${(await put.text().catch(() => '')).trim()}`);
+  const put = await s.fetch('PUT', `/v2/${ep.repo}/manifests/${tag}`, {
+    headers: { 'Content-Type': MT.ociManifest },
+    body: manifest,
+    length: manifest.length,
+  });
+  if (put.status !== 201)
+    throw new RegistryHttpError(
+      put.status,
+      `pushing the manifest: ${put.status} ${(await put.text().catch(() => '')).trim()}`,
+    );
   await put.body?.cancel();
   const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   images.addDigest(`${ref.name}@${digest}`, image.id);

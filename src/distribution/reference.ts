@@ -7,7 +7,8 @@ import { invalidArgument } from '../base/errors.js';
 import { registryHostOf } from '../spec/distribution.js';
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 
 export interface Reference {
@@ -41,7 +42,11 @@ export function parseReference(s: string): Reference {
   const path = hasDomain ? parts.slice(1) : parts;
   for (const p of path) {
     if (!COMPONENT.test(p)) {
-      throw invalidArgument(p.toLowerCase() === p ? `invalid reference format: ${s}` : `invalid reference format: repository name (${rest}) must be lowercase`);
+      throw invalidArgument(
+        p.toLowerCase() === p
+          ? `invalid reference format: ${s}`
+          : `invalid reference format: repository name (${rest}) must be lowercase`,
+      );
     }
   }
   let name = rest;

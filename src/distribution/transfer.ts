@@ -8,7 +8,12 @@ import { Transform } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 
 export interface Progress {
-  (msg: { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; progress?: string }): void;
+  (msg: {
+    status?: string;
+    id?: string;
+    progressDetail?: { current?: number; total?: number };
+    progress?: string;
+  }): void;
 }
 
 /** The 12 hex digits Docker's progress lines name a blob by. */
@@ -65,14 +70,19 @@ export function verifier(d: { digest: string; size: number }, onBytes: (n: numbe
     },
     flush(cb) {
       const got = hash ? `${alg}:${hash.digest('hex')}` : d.digest;
-      if (got !== d.digest || n !== d.size) cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
+      if (got !== d.digest || n !== d.size)
+        cb(invalidArgument(`blob ${d.digest} failed verification: got ${got} (${n} bytes, expected ${d.size})`));
       else cb();
     },
   });
 }
 
 /** Runs `work` on every item, `limit` at a time; rejects with the first failure once all stopped. */
-export async function eachLimit<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function eachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   const queue = [...items];
   const worker = async (): Promise<void> => {
     for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);

@@ -55,7 +55,10 @@ export function applyChanges(base: ImageRuntimeConfig, changes: readonly string[
         cfg.Entrypoint = commandForm(rest);
         break;
       case 'ENV':
-        cfg.Env = mergeEnv(cfg.Env ?? [], keyValues(rest, 'ENV').map(([k, v]) => `${k}=${v}`));
+        cfg.Env = mergeEnv(
+          cfg.Env ?? [],
+          keyValues(rest, 'ENV').map(([k, v]) => `${k}=${v}`),
+        );
         break;
       case 'LABEL':
         cfg.Labels = { ...(cfg.Labels ?? {}), ...Object.fromEntries(keyValues(rest, 'LABEL')) };
@@ -66,7 +69,8 @@ export function applyChanges(base: ImageRuntimeConfig, changes: readonly string[
         break;
       case 'VOLUME':
         cfg.Volumes = { ...(cfg.Volumes ?? {}) };
-        for (const v of commandForm(rest)[0] === '/bin/sh' ? rest.trim().split(/\s+/) : commandForm(rest)) cfg.Volumes[v] = {};
+        for (const v of commandForm(rest)[0] === '/bin/sh' ? rest.trim().split(/\s+/) : commandForm(rest))
+          cfg.Volumes[v] = {};
         break;
       case 'USER':
         cfg.User = rest.trim();

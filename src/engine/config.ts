@@ -29,7 +29,11 @@ export function mergeEnv(image: readonly string[], client: readonly string[]): s
 }
 
 /** The config inspect shows: the client's config completed from the image's. */
-export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig | undefined, imageRef: string): ContainerConfig {
+export function mergeConfig(
+  client: ContainerConfig,
+  image: ImageRuntimeConfig | undefined,
+  imageRef: string,
+): ContainerConfig {
   const img = image ?? {};
   const out: ContainerConfig = { ...client, Image: imageRef };
   out.Env = mergeEnv(img.Env ?? [], client.Env ?? []);
@@ -42,13 +46,17 @@ export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig |
     out.Entrypoint = clientEntrypoint;
     out.Cmd = clientCmd ?? null;
   } else {
-    out.Entrypoint = client.Entrypoint && client.Entrypoint.length === 0 && Array.isArray(client.Entrypoint) ? null : (img.Entrypoint ?? null);
+    out.Entrypoint =
+      client.Entrypoint && client.Entrypoint.length === 0 && Array.isArray(client.Entrypoint)
+        ? null
+        : (img.Entrypoint ?? null);
     out.Cmd = clientCmd ?? img.Cmd ?? null;
   }
   out.WorkingDir = client.WorkingDir || img.WorkingDir || '';
   out.User = client.User ?? img.User ?? '';
   out.Labels = { ...(img.Labels ?? {}), ...(client.Labels ?? {}) };
-  if (img.ExposedPorts || client.ExposedPorts) out.ExposedPorts = { ...(img.ExposedPorts ?? {}), ...(client.ExposedPorts ?? {}) };
+  if (img.ExposedPorts || client.ExposedPorts)
+    out.ExposedPorts = { ...(img.ExposedPorts ?? {}), ...(client.ExposedPorts ?? {}) };
   if (img.Volumes || client.Volumes) out.Volumes = { ...(img.Volumes ?? {}), ...(client.Volumes ?? {}) };
   if (!client.StopSignal && img.StopSignal) out.StopSignal = img.StopSignal;
   const health = mergeHealthcheck(client.Healthcheck, img.Healthcheck);
@@ -65,12 +73,16 @@ export function mergeConfig(client: ContainerConfig, image: ImageRuntimeConfig |
 }
 
 /** The container's Healthcheck over the image's, field by field (dockerd's merge in daemon/commit.go). */
-export function mergeHealthcheck(client: HealthConfig | undefined, image: HealthConfig | undefined): HealthConfig | undefined {
+export function mergeHealthcheck(
+  client: HealthConfig | undefined,
+  image: HealthConfig | undefined,
+): HealthConfig | undefined {
   if (!client) return image;
   if (!image) return client;
   const out: HealthConfig = { ...client };
   if (!client.Test?.length && image.Test) out.Test = image.Test;
-  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const) if (!client[k] && image[k] !== undefined) out[k] = image[k];
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries'] as const)
+    if (!client[k] && image[k] !== undefined) out[k] = image[k];
   return out;
 }
 
@@ -83,9 +95,39 @@ export function commandOf(cfg: ContainerConfig): { path: string; args: string[] 
 }
 
 const SIGNALS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
-  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21,
-  TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  IOT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  STKFLT: 16,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  POLL: 29,
+  PWR: 30,
+  SYS: 31,
 };
 
 /** `SIGTERM`, `TERM`, `term`, `15`, `SIGRTMIN+3` -> signal number; InvalidArgument otherwise. */
@@ -142,16 +184,22 @@ export function checkResources(hc: HostConfig, host: Pick<HostInfo, 'blkioWeight
   const warnings: string[] = [];
   const ncpu = availableParallelism();
   const nano = hc.NanoCpus ?? 0;
-  if (nano < 0 || nano > ncpu * 1e9) throw invalidArgument(`Range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
-  for (const [k, file, what, noun] of [['CpusetCpus', '/sys/devices/system/cpu/online', 'cpus', 'CPUs'], ['CpusetMems', '/sys/devices/system/node/online', 'mems', 'memory nodes']] as const) {
+  if (nano < 0 || nano > ncpu * 1e9)
+    throw invalidArgument(`Range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
+  for (const [k, file, what, noun] of [
+    ['CpusetCpus', '/sys/devices/system/cpu/online', 'cpus', 'CPUs'],
+    ['CpusetMems', '/sys/devices/system/node/online', 'mems', 'memory nodes'],
+  ] as const) {
     const want = hc[k];
     if (!want) continue;
     const set = cpuset(want);
     if (!set) throw invalidArgument(`Invalid value ${want} for cpuset ${what}`);
     const online = onlineSet(file, k === 'CpusetCpus' ? `0-${ncpu - 1}` : '0');
-    if ([...set].some((c) => !online.set.has(c))) throw invalidArgument(`Requested ${noun} are not available - requested ${want}, available: ${online.text}`);
+    if ([...set].some((c) => !online.set.has(c)))
+      throw invalidArgument(`Requested ${noun} are not available - requested ${want}, available: ${online.text}`);
   }
-  if (hc.BlkioWeight && !host.blkioWeight) warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
+  if (hc.BlkioWeight && !host.blkioWeight)
+    warnings.push('Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.');
   return warnings;
 }
 
@@ -164,7 +212,9 @@ export const CRUN_MIN_NOFILE = 64;
 export function checkUlimitsFor(hc: HostConfig, runtime: string): void {
   const nofile = (hc.Ulimits ?? []).find((u) => u.Name === 'nofile');
   if (runtime === 'crun' && nofile && nofile.Soft < CRUN_MIN_NOFILE)
-    throw invalidArgument(`ulimit nofile=${nofile.Soft}:${nofile.Hard} is too low for the crun runtime to set the container up (it needs ${CRUN_MIN_NOFILE} open files; runc takes less)`);
+    throw invalidArgument(
+      `ulimit nofile=${nofile.Soft}:${nofile.Hard} is too low for the crun runtime to set the container up (it needs ${CRUN_MIN_NOFILE} open files; runc takes less)`,
+    );
 }
 
 /** HostConfig resource fields -> runtime resources. */
@@ -177,7 +227,8 @@ export function resourcesOf(hc: HostConfig): Resources {
   // cgroup v1, so that the weight derived from it on cgroup v2 is in range too
   if (hc.CpuShares) r.cpuShares = Math.min(Math.max(hc.CpuShares, 2), 262_144);
   if (hc.NanoCpus) {
-    if (hc.CpuQuota || hc.CpuPeriod) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
+    if (hc.CpuQuota || hc.CpuPeriod)
+      throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
     r.cpuPeriod = 100_000;
     r.cpuQuota = Math.round((hc.NanoCpus * 100_000) / 1e9);
   } else {
@@ -189,8 +240,15 @@ export function resourcesOf(hc: HostConfig): Resources {
   if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) r.memorySwappiness = hc.MemorySwappiness;
   if (hc.CpusetMems) r.cpusetMems = hc.CpusetMems;
   if (hc.BlkioWeight) r.blkioWeight = hc.BlkioWeight;
-  const throttles = { readBps: hc.BlkioDeviceReadBps, writeBps: hc.BlkioDeviceWriteBps, readIops: hc.BlkioDeviceReadIOps, writeIops: hc.BlkioDeviceWriteIOps };
-  for (const [k, list] of Object.entries(throttles) as Array<[keyof NonNullable<Resources['throttle']>, HostConfig['BlkioDeviceReadBps']]>) {
+  const throttles = {
+    readBps: hc.BlkioDeviceReadBps,
+    writeBps: hc.BlkioDeviceWriteBps,
+    readIops: hc.BlkioDeviceReadIOps,
+    writeIops: hc.BlkioDeviceWriteIOps,
+  };
+  for (const [k, list] of Object.entries(throttles) as Array<
+    [keyof NonNullable<Resources['throttle']>, HostConfig['BlkioDeviceReadBps']]
+  >) {
     if (!list?.length) continue;
     r.throttle = { ...r.throttle, [k]: list.map((t) => ({ ...blockDevice(t.Path), rate: t.Rate })) };
   }
@@ -220,7 +278,10 @@ export interface SecurityOptions {
  * Parses `--security-opt` values. `seccomp=<file>` arrives from the docker CLI already read into
  * the profile's JSON text (the CLI reads the file), so a value starting with `{` is a profile.
  */
-export function parseSecurityOpts(opts: readonly string[], host: { apparmor: boolean; selinux: boolean }): SecurityOptions {
+export function parseSecurityOpts(
+  opts: readonly string[],
+  host: { apparmor: boolean; selinux: boolean },
+): SecurityOptions {
   const out: SecurityOptions = { noNewPrivileges: false, seccomp: 'default' };
   for (const raw of opts) {
     if (raw === 'no-new-privileges' || raw === 'no-new-privileges=true' || raw === 'no-new-privileges:true') {
@@ -237,7 +298,10 @@ export function parseSecurityOpts(opts: readonly string[], host: { apparmor: boo
         if (value === 'unconfined') out.seccomp = 'unconfined';
         else if (value === 'builtin' || value === '') out.seccomp = 'default';
         else if (value.trimStart().startsWith('{')) out.seccomp = { profile: value };
-        else throw invalidArgument(`opening seccomp profile (${value}) failed: the profile must be sent as JSON text (the docker CLI reads the file)`);
+        else
+          throw invalidArgument(
+            `opening seccomp profile (${value}) failed: the profile must be sent as JSON text (the docker CLI reads the file)`,
+          );
         break;
       case 'apparmor':
         if (!host.apparmor && value !== 'unconfined')
@@ -266,7 +330,10 @@ export function parseSecurityOpts(opts: readonly string[], host: { apparmor: boo
 export function logConfigOf(v: unknown): { Type: string; Config: Record<string, string> } {
   const o = (v && typeof v === 'object' ? v : {}) as { Type?: unknown; Config?: unknown };
   const type = typeof o.Type === 'string' && o.Type ? o.Type : 'json-file';
-  if (!['json-file', 'local', 'k8s-file'].includes(type)) throw invalidArgument(`logging driver ${type} is not supported: berth keeps logs with json-file, local or k8s-file`);
+  if (!['json-file', 'local', 'k8s-file'].includes(type))
+    throw invalidArgument(
+      `logging driver ${type} is not supported: berth keeps logs with json-file, local or k8s-file`,
+    );
   const config = o.Config && typeof o.Config === 'object' ? (o.Config as Record<string, string>) : {};
   return { Type: type, Config: config };
 }

@@ -88,7 +88,10 @@ export class Engine {
   /** File removals of removed containers still under way (see removeStopped). */
   private readonly cleanups = new Set<Promise<void>>();
   /** post-copy checkpoints whose page server still serves the memory (container id -> until done) */
-  private readonly pageServers = new Map<string, { checkpoint: string; done: Promise<void>; cancel: () => Promise<void> }>();
+  private readonly pageServers = new Map<
+    string,
+    { checkpoint: string; done: Promise<void>; cancel: () => Promise<void> }
+  >();
 
   constructor(o: EngineOptions) {
     this.root = o.root;
@@ -109,15 +112,27 @@ export class Engine {
     const execHost = { runtime: o.runtime, ensureMounted: (rec: ContainerRecord) => this.ensureMounted(rec) };
     this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(execHost, rec, argv) });
     const containers: ContainerHost = {
-      containerDir: (id) => this.containerDir(id), logPathOf: (id) => this.logPathOf(id),
-      ensureMounted: (rec) => this.ensureMounted(rec), privateBundle: (id) => this.privateBundle(id),
-      namedNetns: (rec) => this.namedNetns(rec), unwire: (rec, gone) => this.unwire(rec, gone),
-      volumeUsers: (name) => this.volumeUsers(name), isRemoving: (id) => this.isRemoving(id),
+      containerDir: (id) => this.containerDir(id),
+      logPathOf: (id) => this.logPathOf(id),
+      ensureMounted: (rec) => this.ensureMounted(rec),
+      privateBundle: (id) => this.privateBundle(id),
+      namedNetns: (rec) => this.namedNetns(rec),
+      unwire: (rec, gone) => this.unwire(rec, gone),
+      volumeUsers: (name) => this.volumeUsers(name),
+      isRemoving: (id) => this.isRemoving(id),
       remove: (id, opts) => this.remove(id, opts),
     };
     this.lifecycle = new Lifecycle({
-      clock, store, events, waiters, health: this.health, runtime: o.runtime, networks: o.networks, volumes: o.volumes,
-      defaultRuntime: o.defaultRuntime, containers,
+      clock,
+      store,
+      events,
+      waiters,
+      health: this.health,
+      runtime: o.runtime,
+      networks: o.networks,
+      volumes: o.volumes,
+      defaultRuntime: o.defaultRuntime,
+      containers,
     });
   }
 
@@ -171,7 +186,11 @@ export class Engine {
    * Also closes the file of a container made by an older berth.
    */
   async privateBundle(id: string): Promise<void> {
-    const fh = await fsp.open(join(this.containerDir(id), 'config.json'), fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW, PRIVATE_FILE_MODE);
+    const fh = await fsp.open(
+      join(this.containerDir(id), 'config.json'),
+      fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW,
+      PRIVATE_FILE_MODE,
+    );
     try {
       await fh.chmod(PRIVATE_FILE_MODE);
     } finally {
@@ -196,7 +215,15 @@ export class Engine {
    */
   async rootedView(rec: ContainerRecord): Promise<RootedFs> {
     const root = await this.ensureMounted(rec);
-    return RootedFs.open(root, rootMountsOf(rec.mounts, this.containerDir(rec.id), (n) => this.volumes.dataDir(n), rec.hostConfig.ReadonlyRootfs === true));
+    return RootedFs.open(
+      root,
+      rootMountsOf(
+        rec.mounts,
+        this.containerDir(rec.id),
+        (n) => this.volumes.dataDir(n),
+        rec.hostConfig.ReadonlyRootfs === true,
+      ),
+    );
   }
 
   /** DELETE /containers/{id}. */
@@ -219,13 +246,18 @@ export class Engine {
     // a namespace berth made outlives the process (it is bind-mounted): its veth goes explicitly,
     // at once, rather than whenever the kernel gets round to the deleted namespace
     const named = this.namedNetns(rec);
-    await this.networks.detach(rec.id, undefined, processGone && !named).catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
+    await this.networks
+      .detach(rec.id, undefined, processGone && !named)
+      .catch((e: unknown) => log.warn('network detach failed', { id: rec.id, err: errorMessage(e) }));
     if (named) await netnsDel(named);
   }
 
   /** Containers (any state) that mount volume `name`. */
   volumeUsers(name: string): string[] {
-    return this.store.all().filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
+    return this.store
+      .all()
+      .filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name))
+      .map((c) => c.id);
   }
 
   /** Keeps a post-copy page server's lifetime: removing the container waits for it (up to 5 minutes). */
@@ -252,8 +284,10 @@ export class Engine {
     const rec = this.store.get(ref);
     const serving = this.pageServers.get(rec.id);
     if (serving) await Promise.race([serving.done, new Promise((r) => setTimeout(r, 300_000).unref())]);
-    if (rec.state.status === 'removing' || this.removing.has(rec.id)) throw conflict(`removal of container ${rec.name} is already in progress`);
-    if (isActive(rec.state.status) && !opts.force) throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
+    if (rec.state.status === 'removing' || this.removing.has(rec.id))
+      throw conflict(`removal of container ${rec.name} is already in progress`);
+    if (isActive(rec.state.status) && !opts.force)
+      throw conflict(refusal(rec.state.status, 'remove', rec.name, rec.id));
     this.removing.add(rec.id);
     try {
       await this.lifecycle.killAndWait(rec);
@@ -261,7 +295,11 @@ export class Engine {
       await this.removeStopped(rec);
       if (opts.volumes) {
         // `rm -v` (and --rm): the container's anonymous volumes go with it, named ones stay
-        for (const m of rec.mounts ?? []) if (m.anonymous && m.Name && this.volumeUsers(m.Name).length === 0) await this.volumes.remove(m.Name, []).catch((e: unknown) => log.warn('volume removal failed', { name: m.Name, err: errorMessage(e) }));
+        for (const m of rec.mounts ?? [])
+          if (m.anonymous && m.Name && this.volumeUsers(m.Name).length === 0)
+            await this.volumes
+              .remove(m.Name, [])
+              .catch((e: unknown) => log.warn('volume removal failed', { name: m.Name, err: errorMessage(e) }));
       }
     } finally {
       this.removing.delete(rec.id);
@@ -295,10 +333,16 @@ export class Engine {
 
   private async removeFiles(id: string): Promise<void> {
     const t0 = performance.now();
-    await this.runtime.delete(id).catch((e: unknown) => log.warn('runtime delete failed', { id, err: errorMessage(e) }));
+    await this.runtime
+      .delete(id)
+      .catch((e: unknown) => log.warn('runtime delete failed', { id, err: errorMessage(e) }));
     const t1 = performance.now();
     await this.discardFiles(id);
-    log.debug('container files removed', { id, runtimeMs: +(t1 - t0).toFixed(1), filesMs: +(performance.now() - t1).toFixed(1) });
+    log.debug('container files removed', {
+      id,
+      runtimeMs: +(t1 - t0).toFixed(1),
+      filesMs: +(performance.now() - t1).toFixed(1),
+    });
   }
 
   /** Resolves once the files of every container removed so far are gone (daemon shutdown waits for it). */
@@ -316,7 +360,9 @@ export class Engine {
       if (errno !== EINVAL && errno !== ENOENT) log.warn('unmount failed', { id, err: errorMessage(e) });
     }
     this.mounted.delete(id);
-    await this.snapshots.remove(id).catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
+    await this.snapshots
+      .remove(id)
+      .catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
     await fsp.rm(this.containerDir(id), { recursive: true, force: true });
   }
 

@@ -30,7 +30,11 @@ function parseLink(text: string): { target: string; alias: string } {
 }
 
 /** At create: every link names an existing container; returns them in dockerd's stored form. */
-export function planLinks(links: readonly string[], linker: string, find: (ref: string) => ContainerRecord | undefined): string[] {
+export function planLinks(
+  links: readonly string[],
+  linker: string,
+  find: (ref: string) => ContainerRecord | undefined,
+): string[] {
   return links.map((l) => {
     const { target, alias } = parseLink(l);
     const rec = find(target);
@@ -41,12 +45,17 @@ export function planLinks(links: readonly string[], linker: string, find: (ref: 
 }
 
 /** At start: the linked containers, running, with their address on a network `rec` joins. */
-export function resolveLinks(nets: NetworkManager, rec: ContainerRecord, find: (ref: string) => ContainerRecord | undefined): Link[] {
+export function resolveLinks(
+  nets: NetworkManager,
+  rec: ContainerRecord,
+  find: (ref: string) => ContainerRecord | undefined,
+): Link[] {
   const mine = new Set((rec.networks ?? []).map(([id]) => id));
   return (rec.hostConfig.Links ?? []).map((l) => {
     const { target, alias } = parseLink(l);
     const t = find(target);
-    if (!t || t.state.status !== 'running') throw conflict(`Cannot link to a non running container: /${target} AS /${rec.name}/${alias}`);
+    if (!t || t.state.status !== 'running')
+      throw conflict(`Cannot link to a non running container: /${target} AS /${rec.name}/${alias}`);
     const ep = nets.endpoints({ containerId: t.id }).find((e) => mine.has(e.networkId));
     if (!ep) throw conflict(`Cannot link to /${target}: it shares no network with /${rec.name}`);
     return { alias, target: t, ip: ep.ip, onDefault: nets.get(ep.networkId).isDefault };

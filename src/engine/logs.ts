@@ -69,9 +69,10 @@ export class LogParser {
         else this.partial = { time, stream, text: content };
         continue;
       }
-      const line: LogLine = this.partial && this.partial.stream === stream
-        ? { time: this.partial.time, stream, text: this.partial.text + content + '\n' }
-        : { time, stream, text: content + '\n' };
+      const line: LogLine =
+        this.partial && this.partial.stream === stream
+          ? { time: this.partial.time, stream, text: this.partial.text + content + '\n' }
+          : { time, stream, text: content + '\n' };
       this.partial = null;
       out(line);
     }
@@ -102,7 +103,17 @@ export async function readLogs(
   const parser = new LogParser();
   let offset = 0;
   const collected: LogLine[] = [];
-  const sink = q.tail >= 0 ? (l: LogLine) => { if (wanted(q, l)) { collected.push(l); if (collected.length > q.tail) collected.shift(); } } : (l: LogLine) => { if (wanted(q, l)) emit(l); };
+  const sink =
+    q.tail >= 0
+      ? (l: LogLine) => {
+          if (wanted(q, l)) {
+            collected.push(l);
+            if (collected.length > q.tail) collected.shift();
+          }
+        }
+      : (l: LogLine) => {
+          if (wanted(q, l)) emit(l);
+        };
   const readMore = async (onLine: (l: LogLine) => void): Promise<void> => {
     let size: number;
     try {
@@ -130,7 +141,9 @@ export async function readLogs(
   await readMore(sink);
   if (q.tail >= 0) for (const l of collected) emit(l);
   if (!q.follow) return;
-  const onLine = (l: LogLine) => { if (wanted(q, l)) emit(l); };
+  const onLine = (l: LogLine) => {
+    if (wanted(q, l)) emit(l);
+  };
   let wake: (() => void) | null = null;
   let watcher: ReturnType<typeof watch> | null = null;
   try {
@@ -148,7 +161,14 @@ export async function readLogs(
       await new Promise<void>((resolve) => {
         wake = resolve;
         const t = setTimeout(resolve, 250);
-        signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+          { once: true },
+        );
       });
       wake = null;
     }

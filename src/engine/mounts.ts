@@ -37,9 +37,13 @@ const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslav
 
 function parseBind(spec: string): MountRecord {
   const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw invalidArgument(`invalid volume specification: '${spec}'`);
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1])
+    throw invalidArgument(`invalid volume specification: '${spec}'`);
   const [src, dst, opts = ''] = parts as [string, string, string?];
-  if (!isAbsolute(dst)) throw invalidArgument(`invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`);
+  if (!isAbsolute(dst))
+    throw invalidArgument(
+      `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`,
+    );
   let rw = true;
   let propagation = 'rprivate';
   let noCopy = false;
@@ -50,33 +54,76 @@ function parseBind(spec: string): MountRecord {
     else if (o === 'nocopy') noCopy = true;
     else if (o !== 'z' && o !== 'Z') throw invalidArgument(`invalid mode: ${o}`);
   }
-  if (isAbsolute(src)) return { Type: 'bind', Source: posix.normalize(src), Destination: posix.normalize(dst), RW: rw, Propagation: propagation, Mode: opts };
-  return { Type: 'volume', Name: src, Source: '', Destination: posix.normalize(dst), RW: rw, Propagation: '', Mode: opts || 'z', noCopy };
+  if (isAbsolute(src))
+    return {
+      Type: 'bind',
+      Source: posix.normalize(src),
+      Destination: posix.normalize(dst),
+      RW: rw,
+      Propagation: propagation,
+      Mode: opts,
+    };
+  return {
+    Type: 'volume',
+    Name: src,
+    Source: '',
+    Destination: posix.normalize(dst),
+    RW: rw,
+    Propagation: '',
+    Mode: opts || 'z',
+    noCopy,
+  };
 }
 
-function parseMountObject(m: unknown, i: number): MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } {
+function parseMountObject(
+  m: unknown,
+  i: number,
+): MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } {
   if (!isObject(m)) throw invalidArgument(`HostConfig.Mounts[${i}]: expected an object`);
   const type = m['Type'];
   const target = m['Target'];
-  if (typeof target !== 'string' || !isAbsolute(target)) throw invalidArgument(`invalid mount config for type "${String(type)}": invalid mount path: '${String(target ?? '')}' mount path must be absolute`);
+  if (typeof target !== 'string' || !isAbsolute(target))
+    throw invalidArgument(
+      `invalid mount config for type "${String(type)}": invalid mount path: '${String(target ?? '')}' mount path must be absolute`,
+    );
   const source = typeof m['Source'] === 'string' ? m['Source'] : '';
-  if (target.includes('\0') || source.includes('\0')) throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
+  if (target.includes('\0') || source.includes('\0'))
+    throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
   const rw = m['ReadOnly'] !== true;
   const dst = posix.normalize(target);
   if (type === 'bind') {
-    if (!isAbsolute(source)) throw invalidArgument(`invalid mount config for type "bind": invalid mount path: '${source}' mount path must be absolute`);
+    if (!isAbsolute(source))
+      throw invalidArgument(
+        `invalid mount config for type "bind": invalid mount path: '${source}' mount path must be absolute`,
+      );
     const bo = isObject(m['BindOptions']) ? m['BindOptions'] : {};
     const propagation = typeof bo['Propagation'] === 'string' && bo['Propagation'] ? bo['Propagation'] : 'rprivate';
     if (!PROPAGATION.includes(propagation)) throw invalidArgument(`invalid propagation mode: ${propagation}`);
-    if (!existsSync(source)) throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
-    return { Type: 'bind', Source: posix.normalize(source), Destination: dst, RW: rw, Propagation: propagation, Mode: '' };
+    if (!existsSync(source))
+      throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
+    return {
+      Type: 'bind',
+      Source: posix.normalize(source),
+      Destination: dst,
+      RW: rw,
+      Propagation: propagation,
+      Mode: '',
+    };
   }
   if (type === 'volume') {
     const vo = isObject(m['VolumeOptions']) ? m['VolumeOptions'] : {};
     const dc = isObject(vo['DriverConfig']) ? vo['DriverConfig'] : {};
-    const rec: MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } = {
-      Type: 'volume', Name: source, Source: '', Destination: dst, RW: rw, Propagation: '', Mode: 'z', noCopy: vo['NoCopy'] === true,
-    };
+    const rec: MountRecord & { driver?: string; driverOpts?: Record<string, string>; labels?: Record<string, string> } =
+      {
+        Type: 'volume',
+        Name: source,
+        Source: '',
+        Destination: dst,
+        RW: rw,
+        Propagation: '',
+        Mode: 'z',
+        noCopy: vo['NoCopy'] === true,
+      };
     if (typeof dc['Name'] === 'string' && dc['Name']) rec.driver = dc['Name'];
     if (isObject(dc['Options'])) rec.driverOpts = dc['Options'] as Record<string, string>;
     if (isObject(vo['Labels'])) rec.labels = vo['Labels'] as Record<string, string>;
@@ -88,7 +135,8 @@ function parseMountObject(m: unknown, i: number): MountRecord & { driver?: strin
     const tmpfs: MountRecord['tmpfs'] = {};
     if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
     if (typeof to['Mode'] === 'number' && to['Mode'] !== 0) {
-      if (to['Mode'] > 0o7777) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mode: ${to['Mode'].toString(8)}`);
+      if (to['Mode'] > 0o7777)
+        throw invalidArgument(`invalid mount config for type "tmpfs": invalid mode: ${to['Mode'].toString(8)}`);
       tmpfs.mode = to['Mode'];
     }
     return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
@@ -106,13 +154,13 @@ function parseTmpfs(dst: string, opts: string): MountRecord {
     if (k === 'size') {
       const m = /^(\d+)([kmg]?)$/i.exec(v);
       if (!m) throw invalidArgument(`invalid tmpfs size: ${v}`);
-      tmpfs.size = Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+      tmpfs.size =
+        Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
       if (!(tmpfs.size < 2 ** 63)) throw invalidArgument(`invalid tmpfs size: ${v}`);
     } else if (k === 'mode') {
       if (!/^[0-7]{1,4}$/.test(v)) throw invalidArgument(`invalid tmpfs mode: ${v}`);
       tmpfs.mode = parseInt(v, 8);
-    }
-    else if (k === 'ro') rw = false;
+    } else if (k === 'ro') rw = false;
     else if (['rw', 'noexec', 'exec', 'nosuid', 'suid', 'nodev', 'dev'].includes(k!)) tmpfs.options!.push(k!);
     else throw invalidArgument(`invalid tmpfs option: ${o}`);
   }
@@ -124,7 +172,12 @@ function parseTmpfs(dst: string, opts: string): MountRecord {
  * another container's mounts (`--volumes-from`). Returns them with the names of the volumes
  * created here (to remove if the create fails later).
  */
-export async function planMounts(vols: VolumeManager, hc: HostConfig, config: ContainerConfig, mountsOf: (ref: string) => MountRecord[]): Promise<{ mounts: MountRecord[]; created: string[] }> {
+export async function planMounts(
+  vols: VolumeManager,
+  hc: HostConfig,
+  config: ContainerConfig,
+  mountsOf: (ref: string) => MountRecord[],
+): Promise<{ mounts: MountRecord[]; created: string[] }> {
   const out: Array<ReturnType<typeof parseMountObject>> = [];
   for (const b of hc.Binds ?? []) out.push(parseBind(b));
   const mounts = hc['Mounts'];
@@ -133,14 +186,16 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
     mounts.forEach((m, i) => out.push(parseMountObject(m, i)));
   }
   const tmpfs = hc['Tmpfs'];
-  if (isObject(tmpfs)) for (const [dst, opts] of Object.entries(tmpfs)) out.push(parseTmpfs(dst, typeof opts === 'string' ? opts : ''));
+  if (isObject(tmpfs))
+    for (const [dst, opts] of Object.entries(tmpfs)) out.push(parseTmpfs(dst, typeof opts === 'string' ? opts : ''));
   const from = hc['VolumesFrom'];
   if (Array.isArray(from)) {
     for (const f of from) {
       if (typeof f !== 'string') throw invalidArgument('HostConfig.VolumesFrom: expected strings');
       const [ref = '', mode = ''] = f.split(':');
       if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode for volumes-from: ${mode}`);
-      for (const m of mountsOf(ref)) if (m.Type !== 'tmpfs') out.push({ ...m, RW: mode ? mode === 'rw' : m.RW, anonymous: false });
+      for (const m of mountsOf(ref))
+        if (m.Type !== 'tmpfs') out.push({ ...m, RW: mode ? mode === 'rw' : m.RW, anonymous: false });
     }
   }
   const seen = new Set<string>();
@@ -152,7 +207,8 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
   for (const dst of Object.keys(config.Volumes ?? {})) {
     const d = posix.normalize(dst);
     if (d === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
-    if (!seen.has(d)) out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
+    if (!seen.has(d))
+      out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }
   for (const m of out) if (m.Type === 'volume' && m.Name) checkVolumeName(m.Name);
   const created: string[] = [];
@@ -161,7 +217,15 @@ export async function planMounts(vols: VolumeManager, hc: HostConfig, config: Co
       if (m.Type !== 'volume') continue;
       const anonymous = !m.Name;
       const existed = !!m.Name && !!vols.find(m.Name);
-      const v = await vols.create({ ...(m.Name ? { Name: m.Name } : {}), ...(m.driver ? { Driver: m.driver } : {}), ...(m.driverOpts ? { DriverOpts: m.driverOpts } : {}), ...(m.labels ? { Labels: m.labels } : {}) }, anonymous);
+      const v = await vols.create(
+        {
+          ...(m.Name ? { Name: m.Name } : {}),
+          ...(m.driver ? { Driver: m.driver } : {}),
+          ...(m.driverOpts ? { DriverOpts: m.driverOpts } : {}),
+          ...(m.labels ? { Labels: m.labels } : {}),
+        },
+        anonymous,
+      );
       if (!existed) created.push(v.Name);
       m.Name = v.Name;
       m.Driver = v.Driver;
@@ -193,8 +257,15 @@ export async function makeBindSources(mounts: MountRecord[]): Promise<void> {
  * walked inside the rootfs by the kernel (rooted.ts) and handed to `cp -a` as our fd
  * (/proc/<berthd>/fd/N), so no symlink in the image can point the copy at a host directory.
  */
-export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created: string[], rootfs: string): Promise<void> {
-  const todo = mounts.filter((m) => m.Type === 'volume' && !m.noCopy && created.includes(m.Name!) && m.Driver === 'local');
+export async function copyUp(
+  vols: VolumeManager,
+  mounts: MountRecord[],
+  created: string[],
+  rootfs: string,
+): Promise<void> {
+  const todo = mounts.filter(
+    (m) => m.Type === 'volume' && !m.noCopy && created.includes(m.Name!) && m.Driver === 'local',
+  );
   if (todo.length === 0) return;
   const fs = RootedFs.open(rootfs);
   try {
@@ -211,7 +282,15 @@ export async function copyUp(vols: VolumeManager, mounts: MountRecord[], created
         if ((await fsp.readdir(dst)).length > 0) continue;
         await fsp.chmod(dst, r.st.mode & 0o7777);
         await fsp.chown(dst, r.st.uid, r.st.gid);
-        await runCommand('timeout', ['--kill-after=10', String(COPY_UP_DEADLINE_S), 'cp', '-a', '--', `/proc/${process.pid}/fd/${r.fd}/.`, `${dst}/`]).catch((e: unknown) => {
+        await runCommand('timeout', [
+          '--kill-after=10',
+          String(COPY_UP_DEADLINE_S),
+          'cp',
+          '-a',
+          '--',
+          `/proc/${process.pid}/fd/${r.fd}/.`,
+          `${dst}/`,
+        ]).catch((e: unknown) => {
           throw invalidArgument(`copying image content into volume ${m.Name}: ${errorMessage(e)}`);
         });
       } finally {
@@ -231,8 +310,17 @@ const COPY_UP_DEADLINE_S = 600;
  * hostname, hosts and resolv.conf files. tmpfs mounts live only in the container's namespace and
  * are not seen (dockerd does not see them either); a plugin volume is seen only at its last source.
  */
-export function rootMountsOf(mounts: readonly MountRecord[] | undefined, containerDir: string, dataDir: (name: string) => string, readonlyRootfs: boolean): RootMount[] {
-  const out: RootMount[] = ['hostname', 'hosts', 'resolv.conf'].map((f) => ({ destination: `/etc/${f}`, source: join(containerDir, f), readOnly: readonlyRootfs }));
+export function rootMountsOf(
+  mounts: readonly MountRecord[] | undefined,
+  containerDir: string,
+  dataDir: (name: string) => string,
+  readonlyRootfs: boolean,
+): RootMount[] {
+  const out: RootMount[] = ['hostname', 'hosts', 'resolv.conf'].map((f) => ({
+    destination: `/etc/${f}`,
+    source: join(containerDir, f),
+    readOnly: readonlyRootfs,
+  }));
   for (const m of mounts ?? []) {
     if (m.Type === 'tmpfs') continue;
     const source = m.Type === 'volume' ? (m.Driver === 'local' || !m.Driver ? dataDir(m.Name!) : m.Source) : m.Source;
@@ -246,9 +334,26 @@ export function specMounts(mounts: MountRecord[], sources: Map<string, string>):
   return mounts.map((m) => {
     if (m.Type === 'tmpfs') {
       const t = m.tmpfs ?? {};
-      return { destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(t.options ?? []), ...(m.RW ? [] : ['ro']), ...(t.size ? [`size=${t.size}`] : []), ...(t.mode !== undefined ? [`mode=${t.mode.toString(8)}`] : [])] };
+      return {
+        destination: m.Destination,
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: [
+          'nosuid',
+          'nodev',
+          ...(t.options ?? []),
+          ...(m.RW ? [] : ['ro']),
+          ...(t.size ? [`size=${t.size}`] : []),
+          ...(t.mode !== undefined ? [`mode=${t.mode.toString(8)}`] : []),
+        ],
+      };
     }
-    const source = m.Type === 'volume' ? sources.get(m.Name!) ?? '' : m.Source;
-    return { destination: m.Destination, type: 'bind', source, options: ['rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'] };
+    const source = m.Type === 'volume' ? (sources.get(m.Name!) ?? '') : m.Source;
+    return {
+      destination: m.Destination,
+      type: 'bind',
+      source,
+      options: ['rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'],
+    };
   });
 }

@@ -26,12 +26,19 @@ function requestOf(s: EndpointSettings | undefined, mac?: string): EndpointReque
  * (`default`/`bridge`, `none`, `host`, `container:<id>`, a network name or id) and any further
  * EndpointsConfig entries; static addresses and aliases only on user-defined networks.
  */
-export function planNetworks(nets: NetworkManager, hc: HostConfig, endpoints: Record<string, EndpointSettings>, config: ContainerConfig, findContainer: (ref: string) => unknown): Array<[string, EndpointRequest]> {
+export function planNetworks(
+  nets: NetworkManager,
+  hc: HostConfig,
+  endpoints: Record<string, EndpointSettings>,
+  config: ContainerConfig,
+  findContainer: (ref: string) => unknown,
+): Array<[string, EndpointRequest]> {
   const mode = hc.NetworkMode || 'default';
   hc.NetworkMode = mode;
   if (SPECIAL.has(mode)) return [];
   if (mode.startsWith('container:')) {
-    if (!findContainer(mode.slice('container:'.length))) throw notFound(`No such container: ${mode.slice('container:'.length)}`);
+    if (!findContainer(mode.slice('container:'.length)))
+      throw notFound(`No such container: ${mode.slice('container:'.length)}`);
     return [];
   }
   const primary = nets.get(mode === 'default' ? 'bridge' : mode);
@@ -40,12 +47,20 @@ export function planNetworks(nets: NetworkManager, hc: HostConfig, endpoints: Re
     const n = nets.get(netRef === 'default' ? 'bridge' : netRef);
     if (out.some(([id]) => id === n.Id)) return;
     const req = requestOf(s, mac);
-    if (n.isDefault && req.ipv4) throw invalidArgument('user specified IP address is supported on user defined networks only');
-    if (n.isDefault && req.aliases.length) throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
-    if (req.ipv4 && !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ipToInt(req.ipv4))) throw invalidArgument(`invalid address ${req.ipv4}: not in network ${n.Name}'s subnet ${n.IPAM.Config[0]!.Subnet}`);
+    if (n.isDefault && req.ipv4)
+      throw invalidArgument('user specified IP address is supported on user defined networks only');
+    if (n.isDefault && req.aliases.length)
+      throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
+    if (req.ipv4 && !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ipToInt(req.ipv4)))
+      throw invalidArgument(
+        `invalid address ${req.ipv4}: not in network ${n.Name}'s subnet ${n.IPAM.Config[0]!.Subnet}`,
+      );
     out.push([n.Id, req]);
   };
-  const legacyMac = typeof (config as { MacAddress?: unknown }).MacAddress === 'string' ? ((config as { MacAddress?: string }).MacAddress ?? '') : '';
+  const legacyMac =
+    typeof (config as { MacAddress?: unknown }).MacAddress === 'string'
+      ? ((config as { MacAddress?: string }).MacAddress ?? '')
+      : '';
   add(primary.Id, endpoints[mode] ?? endpoints[primary.Name] ?? endpoints[primary.Id], legacyMac);
   for (const [ref, s] of Object.entries(endpoints)) add(ref, s);
   checkPorts(hc);
@@ -60,7 +75,8 @@ function checkPorts(hc: HostConfig): void {
     if (m[2] === 'sctp') throw invalidArgument('sctp ports are not supported');
     for (const b of list ?? []) {
       if (b.HostPort && !/^\d+(-\d+)?$/.test(b.HostPort)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
-      if (b.HostPort && b.HostPort !== '0' && b.HostPort.split('-').some((p) => Number(p) < 1 || Number(p) > 65535)) throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
+      if (b.HostPort && b.HostPort !== '0' && b.HostPort.split('-').some((p) => Number(p) < 1 || Number(p) > 65535))
+        throw invalidArgument(`invalid hostPort: ${b.HostPort}`);
       if (b.HostIp && b.HostIp !== '0.0.0.0') ipToInt(b.HostIp);
     }
   }
@@ -72,13 +88,20 @@ export function attachableOf(rec: ContainerRecord): Attachable {
   const bindings = rec.hostConfig.PortBindings ?? {};
   for (const [key, list] of Object.entries(bindings)) {
     const [port, proto = 'tcp'] = key.split('/');
-    for (const b of list ?? [{ HostIp: '', HostPort: '' }]) ports.push({ proto: proto as 'tcp' | 'udp', containerPort: Number(port), hostIp: b.HostIp ?? '', hostPort: b.HostPort === '0' ? '' : (b.HostPort ?? '') });
+    for (const b of list ?? [{ HostIp: '', HostPort: '' }])
+      ports.push({
+        proto: proto as 'tcp' | 'udp',
+        containerPort: Number(port),
+        hostIp: b.HostIp ?? '',
+        hostPort: b.HostPort === '0' ? '' : (b.HostPort ?? ''),
+      });
   }
   if (rec.hostConfig.PublishAllPorts) {
     for (const key of Object.keys(rec.config.ExposedPorts ?? {})) {
       if (key in bindings) continue;
       const [port, proto = 'tcp'] = key.split('/');
-      if (proto === 'tcp' || proto === 'udp') ports.push({ proto, containerPort: Number(port), hostIp: '', hostPort: '' });
+      if (proto === 'tcp' || proto === 'udp')
+        ports.push({ proto, containerPort: Number(port), hostIp: '', hostPort: '' });
     }
   }
   return { id: rec.id, name: rec.name, networks: rec.networks ?? [], ports };
@@ -88,7 +111,12 @@ export function attachableOf(rec: ContainerRecord): Attachable {
  * /etc/hosts and /etc/resolv.conf once the container's addresses are known. They are rewritten
  * in place: the container bind-mounts these very files.
  */
-export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, dir: string, linkHosts: readonly string[] = []): Promise<void> {
+export async function writeNetFiles(
+  nets: NetworkManager,
+  rec: ContainerRecord,
+  dir: string,
+  linkHosts: readonly string[] = [],
+): Promise<void> {
   const hc = rec.hostConfig;
   if (hc.NetworkMode === 'host') return;
   const eps = nets.endpoints({ containerId: rec.id });
@@ -103,15 +131,31 @@ export async function writeNetFiles(nets: NetworkManager, rec: ContainerRecord, 
     if (i <= 0 || !ip) throw invalidArgument(`invalid extra host: ${h}`);
     return `${ip}\t${name}`;
   });
-  const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', 'fe00::0\tip6-localnet', 'ff00::0\tip6-mcastprefix', 'ff02::1\tip6-allnodes', 'ff02::2\tip6-allrouters', ...extra, ...linkHosts, ...own];
-  const [, hostResolv] = await Promise.all([fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`), fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '')]);
+  const hosts = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    ...extra,
+    ...linkHosts,
+    ...own,
+  ];
+  const [, hostResolv] = await Promise.all([
+    fsp.writeFile(join(dir, 'hosts'), `${hosts.join('\n')}\n`),
+    fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''),
+  ]);
   const keep = hostResolv.split('\n').filter((l) => /^\s*(search|options|domain)\s/.test(l));
   const userNet = eps.find((e) => !nets.get(e.networkId).isDefault);
   const servers = hc.Dns?.length
     ? hc.Dns
     : userNet
       ? [userNet.gateway] // the network's name server: container names, then the host's servers
-      : hostResolv.split('\n').map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((s): s is string => !!s && !s.startsWith('127.'));
+      : hostResolv
+          .split('\n')
+          .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+          .filter((s): s is string => !!s && !s.startsWith('127.'));
   const lines = [
     ...servers.map((s) => `nameserver ${s}`),
     ...(hc.DnsSearch?.length ? [`search ${hc.DnsSearch.join(' ')}`] : keep.filter((l) => !/^\s*options/.test(l))),

@@ -34,7 +34,8 @@ async function tighten(path: string, mode: number, chown: boolean): Promise<void
     if (chown && (st.uid !== 0 || st.gid !== 0)) await fsp.lchown(path, 0, 0);
     if ((st.mode & 0o7777) !== mode) await fsp.chmod(path, mode);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('cannot make daemon state private', { path, err: errorMessage(e) });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      log.warn('cannot make daemon state private', { path, err: errorMessage(e) });
   }
 }
 
@@ -60,7 +61,8 @@ export async function closeState(root: string, execRoot: string): Promise<void> 
   for (const ent of await fsp.readdir(root, { withFileTypes: true })) {
     const p = join(root, ent.name);
     if (ent.isDirectory()) jobs.push(tighten(p, TOP_SUBDIRS[ent.name] ?? PRIVATE_DIR_MODE, false));
-    else if (ent.isFile() && /^berth\.db(-wal|-shm|-journal)?$/.test(ent.name)) jobs.push(tighten(p, PRIVATE_FILE_MODE, false));
+    else if (ent.isFile() && /^berth\.db(-wal|-shm|-journal)?$/.test(ent.name))
+      jobs.push(tighten(p, PRIVATE_FILE_MODE, false));
   }
   for (const ent of await fsp.readdir(join(root, 'snapshots'), { withFileTypes: true }).catch(() => []))
     if (ent.isDirectory()) jobs.push(tighten(join(root, 'snapshots', ent.name), PRIVATE_DIR_MODE, false));

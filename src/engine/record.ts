@@ -63,5 +63,14 @@ export interface ContainerRecord {
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export function initialState(): ContainerState {
-  return { status: 'created', pid: 0, conmonPid: 0, exitCode: 0, error: '', oomKilled: false, startedAt: ZERO_TIME, finishedAt: ZERO_TIME };
+  return {
+    status: 'created',
+    pid: 0,
+    conmonPid: 0,
+    exitCode: 0,
+    error: '',
+    oomKilled: false,
+    startedAt: ZERO_TIME,
+    finishedAt: ZERO_TIME,
+  };
 }

@@ -34,7 +34,8 @@ export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
     const [src, dst, opts = ''] = parts;
     if (!src || !dst || parts.length > 3) throw invalidArgument(`invalid volume specification: '${b}'`);
     if (!isAbsolute(dst)) throw invalidArgument(`invalid volume specification: '${b}': mount path must be absolute`);
-    if (!isAbsolute(src)) throw notImplemented(`named volumes are not supported yet: '${b}' (use an absolute host path)`);
+    if (!isAbsolute(src))
+      throw notImplemented(`named volumes are not supported yet: '${b}' (use an absolute host path)`);
     const options = ['rbind'];
     for (const o of opts.split(',').filter(Boolean)) {
       if (o === 'ro' || o === 'rw') options.push(o);
@@ -43,7 +44,8 @@ export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
       else throw invalidArgument(`invalid mode: ${o}`);
     }
     if (!options.includes('ro') && !options.includes('rw')) options.push('rw');
-    if (!options.some((o) => o.endsWith('private') || o.endsWith('shared') || o.endsWith('slave'))) options.push('rprivate');
+    if (!options.some((o) => o.endsWith('private') || o.endsWith('shared') || o.endsWith('slave')))
+      options.push('rprivate');
     return { destination: dst, type: 'bind', source: src, options };
   });
 }
@@ -57,7 +59,12 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${cfg.Hostname}`);
   if (cfg.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   const hostNet = hc.NetworkMode === 'host';
-  const etc = (f: string, dst: string) => ({ destination: dst, type: 'bind', source: join(ctx.containerDir, f), options: ['rbind', 'rprivate', hc.ReadonlyRootfs ? 'ro' : 'rw'] });
+  const etc = (f: string, dst: string) => ({
+    destination: dst,
+    type: 'bind',
+    source: join(ctx.containerDir, f),
+    options: ['rbind', 'rprivate', hc.ReadonlyRootfs ? 'ro' : 'rw'],
+  });
   const input: SpecInput = {
     id: rec.id,
     rootfs: ctx.rootfs,
@@ -76,7 +83,12 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
     noNewPrivileges: sec.noNewPrivileges,
     resources: resourcesOf(hc),
     ulimits: (hc.Ulimits ?? []).map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })),
-    mounts: [etc('hostname', '/etc/hostname'), etc('hosts', '/etc/hosts'), etc('resolv.conf', '/etc/resolv.conf'), ...(rec.mounts ? specMounts(rec.mounts, ctx.volumeSources ?? new Map()) : bindMounts(hc.Binds ?? []))],
+    mounts: [
+      etc('hostname', '/etc/hostname'),
+      etc('hosts', '/etc/hosts'),
+      etc('resolv.conf', '/etc/resolv.conf'),
+      ...(rec.mounts ? specMounts(rec.mounts, ctx.volumeSources ?? new Map()) : bindMounts(hc.Binds ?? [])),
+    ],
     init: hc.Init ?? false,
     cgroupsPath: `/berth/${rec.id}`,
   };
@@ -97,14 +109,32 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
 }
 
 /** `--device /dev/x[:/dev/y[:rwm]]`: the host node's type, numbers, mode and owner. */
-function deviceOf(d: { PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }): NonNullable<SpecInput['devices']>[number] {
+function deviceOf(d: {
+  PathOnHost: string;
+  PathInContainer?: string;
+  CgroupPermissions?: string;
+}): NonNullable<SpecInput['devices']>[number] {
   let st;
   try {
     st = statSync(d.PathOnHost);
   } catch {
-    throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": no such file or directory`);
+    throw invalidArgument(
+      `error gathering device information while adding custom device "${d.PathOnHost}": no such file or directory`,
+    );
   }
-  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw invalidArgument(`error gathering device information while adding custom device "${d.PathOnHost}": not a device node`);
+  if (!st.isCharacterDevice() && !st.isBlockDevice())
+    throw invalidArgument(
+      `error gathering device information while adding custom device "${d.PathOnHost}": not a device node`,
+    );
   const { major, minor } = devNumbers(st.rdev);
-  return { path: d.PathInContainer || d.PathOnHost, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid, access: d.CgroupPermissions || 'rwm' };
+  return {
+    path: d.PathInContainer || d.PathOnHost,
+    type: st.isCharacterDevice() ? 'c' : 'b',
+    major,
+    minor,
+    fileMode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    access: d.CgroupPermissions || 'rwm',
+  };
 }

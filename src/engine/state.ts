@@ -7,15 +7,37 @@ import { conflict } from '../base/errors.js';
 export type Status = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
 export type Operation =
-  | 'start' | 'stop' | 'kill' | 'pause' | 'unpause' | 'remove' | 'exec' | 'attach' | 'commit' | 'update' | 'restart'
-  | 'resize' | 'top'
+  | 'start'
+  | 'stop'
+  | 'kill'
+  | 'pause'
+  | 'unpause'
+  | 'remove'
+  | 'exec'
+  | 'attach'
+  | 'commit'
+  | 'update'
+  | 'restart'
+  | 'resize'
+  | 'top'
   // checkpoint/ asks these through the engine: a CRIU dump needs a running process; a restore, none
-  | 'checkpoint' | 'restore';
+  | 'checkpoint'
+  | 'restore';
 
 const allowed: Record<Status, ReadonlySet<Operation>> = {
   created: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart', 'restore']),
   running: new Set<Operation>([
-    'stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart', 'resize', 'top', 'checkpoint',
+    'stop',
+    'kill',
+    'pause',
+    'exec',
+    'attach',
+    'commit',
+    'update',
+    'restart',
+    'resize',
+    'top',
+    'checkpoint',
   ]),
   paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart', 'resize', 'top']),
   // no `kill` while restarting: there is no process (dockerd accepts it and cancels the restart; berth answers 409)
@@ -61,7 +83,9 @@ export function refusal(status: Status, op: Operation, name: string, id: string)
     case 'top':
       return `Container ${id} is not running`;
     case 'start':
-      return status === 'paused' ? `cannot start a paused container, try unpause instead` : `Container ${id} is ${status}`;
+      return status === 'paused'
+        ? `cannot start a paused container, try unpause instead`
+        : `Container ${id} is ${status}`;
     case 'checkpoint':
       return `Container ${name} is not running`;
     case 'restore':

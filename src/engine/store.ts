@@ -32,7 +32,8 @@ export class ContainerStore {
   }
 
   static validName(name: string): void {
-    if (!NAME_RE.test(name)) throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (!NAME_RE.test(name))
+      throw invalidArgument(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
   }
 
   all(): ContainerRecord[] {
@@ -66,7 +67,9 @@ export class ContainerStore {
       throw alreadyExists(
         `Conflict. The container name "/${rec.name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
       );
-    this.db.prepare('INSERT INTO containers (id, name, doc) VALUES (?, ?, ?)').run(rec.id, rec.name, JSON.stringify(rec));
+    this.db
+      .prepare('INSERT INTO containers (id, name, doc) VALUES (?, ?, ?)')
+      .run(rec.id, rec.name, JSON.stringify(rec));
     this.byId.set(rec.id, rec);
     this.byName.set(rec.name, rec);
   }
@@ -81,7 +84,9 @@ export class ContainerStore {
     ContainerStore.validName(newName);
     const clash = this.byName.get(newName);
     if (clash && clash.id !== rec.id)
-      throw alreadyExists(`Conflict. The container name "/${newName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+      throw alreadyExists(
+        `Conflict. The container name "/${newName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     const old = rec.name;
     rec.name = newName;
     try {

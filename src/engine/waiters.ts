@@ -34,14 +34,18 @@ export class Waiters {
 
   cancel(id: string, resolve: (code: number) => void): void {
     const list = this.byId.get(id);
-    if (list) this.byId.set(id, list.filter((w) => w.resolve !== resolve));
+    if (list)
+      this.byId.set(
+        id,
+        list.filter((w) => w.resolve !== resolve),
+      );
   }
 
   private settle(id: string, code: number, match: (w: Waiter) => boolean): void {
     const list = this.byId.get(id);
     if (!list) return;
     const keep: Waiter[] = [];
-    for (const w of list) (match(w) ? w.resolve(code) : keep.push(w));
+    for (const w of list) match(w) ? w.resolve(code) : keep.push(w);
     if (keep.length) this.byId.set(id, keep);
     else this.byId.delete(id);
   }

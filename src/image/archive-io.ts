@@ -23,7 +23,8 @@ const MT_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
 /** A path named by the archive's manifest.json: relative, inside the archive (read through RootedDir, which resolves it in the archive's root). */
 function inside(rel: unknown): string {
-  if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || normalize(rel).startsWith('..')) throw invalidArgument(`invalid image archive: bad path ${String(rel)}`);
+  if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || normalize(rel).startsWith('..'))
+    throw invalidArgument(`invalid image archive: bad path ${String(rel)}`);
   return rel;
 }
 
@@ -55,7 +56,8 @@ function fromDockerManifest(root: RootedDir): Found[] {
 }
 
 const blobPath = (d: unknown) => {
-  if (typeof d !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d)) throw invalidArgument(`invalid image archive: bad digest ${String(d)}`);
+  if (typeof d !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d))
+    throw invalidArgument(`invalid image archive: bad digest ${String(d)}`);
   return `blobs/sha256/${d.slice(7)}`;
 };
 
@@ -71,12 +73,21 @@ async function fromOciIndex(root: RootedDir): Promise<Found[]> {
       if (++docs > 1000) throw invalidArgument('invalid image archive: more than 1000 manifests');
       const doc = asObject(readJson(root, blobPath(d['digest'])), 'OCI manifest');
       if (Array.isArray(doc['manifests'])) {
-        await visit(doc['manifests'].filter((m) => !isObject(m) || !isObject(m['platform']) || m['platform']['architecture'] === 'amd64'), refName);
+        await visit(
+          doc['manifests'].filter(
+            (m) => !isObject(m) || !isObject(m['platform']) || m['platform']['architecture'] === 'amd64',
+          ),
+          refName,
+        );
         continue;
       }
       const cfg = asObject(doc['config'], 'OCI manifest config');
       const layers = Array.isArray(doc['layers']) ? doc['layers'] : [];
-      out.push({ config: blobPath(cfg['digest']), layers: layers.map((l) => blobPath(asObject(l, 'layer')['digest'])), tags: refName ? [refName] : [] });
+      out.push({
+        config: blobPath(cfg['digest']),
+        layers: layers.map((l) => blobPath(asObject(l, 'layer')['digest'])),
+        tags: refName ? [refName] : [],
+      });
     }
   };
   await visit(asObject(readJson(root, 'index.json'), 'index.json')['manifests'], null);
@@ -91,18 +102,26 @@ export async function loadArchive(core: ImageCore, tmpRoot: string, input: Reada
   try {
     await extractTar(await maybeGunzip(input), dir, LOAD_POLICY);
     const r = (root = new RootedDir(dir, 'image archive'));
-    const found = r.exists('manifest.json') ? fromDockerManifest(r) : r.exists('index.json') ? await fromOciIndex(r) : null;
+    const found = r.exists('manifest.json')
+      ? fromDockerManifest(r)
+      : r.exists('index.json')
+        ? await fromOciIndex(r)
+        : null;
     if (!found) throw invalidArgument('invalid image archive: neither manifest.json nor index.json found');
     const loaded: string[] = [];
     for (const f of found) {
       const configBytes = r.readSmall(f.config);
       const config = parseImageConfig(configBytes);
-      if (config.rootfs.diff_ids.length !== f.layers.length) throw invalidArgument('invalid image archive: layer count does not match the config');
+      if (config.rootfs.diff_ids.length !== f.layers.length)
+        throw invalidArgument('invalid image archive: layer count does not match the config');
       // each layer is checked against its diff id before it lands in content
       await Promise.all(
         f.layers.map((l, i) =>
           core.ingestLayer(r.stream(l), config.rootfs.diff_ids[i]).catch((e: unknown) => {
-            throw invalidArgument(`invalid image archive: layer ${i} (${l}) is not ${config.rootfs.diff_ids[i]}: ${errorMessage(e)}`, e);
+            throw invalidArgument(
+              `invalid image archive: layer ${i} (${l}) is not ${config.rootfs.diff_ids[i]}: ${errorMessage(e)}`,
+              e,
+            );
           }),
         ),
       );
@@ -118,12 +137,17 @@ export async function loadArchive(core: ImageCore, tmpRoot: string, input: Reada
 }
 
 function addFile(pack: tar.Pack, name: string, data: Buffer | string): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())));
+  return new Promise((resolve, reject) =>
+    pack.entry({ name, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())),
+  );
 }
 
 function addBlob(pack: tar.Pack, core: ImageCore, d: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const entry = pack.entry({ name: `blobs/sha256/${d.slice(7)}`, size: core.content.size(d as Digest), mode: 0o644, mtime: new Date(0) }, (e) => (e ? reject(e) : resolve()));
+    const entry = pack.entry(
+      { name: `blobs/sha256/${d.slice(7)}`, size: core.content.size(d as Digest), mode: 0o644, mtime: new Date(0) },
+      (e) => (e ? reject(e) : resolve()),
+    );
     const rs = core.content.reader(d as Digest);
     rs.on('error', reject);
     rs.pipe(entry as unknown as NodeJS.WritableStream);
@@ -156,12 +180,18 @@ export async function saveArchive(core: ImageCore, refs: string[], out: Writable
       written.add(d);
       await addBlob(pack, core, d);
     }
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MT_MANIFEST,
-      config: { mediaType: MT_CONFIG, digest: img.id, size: core.content.size(img.id) },
-      layers: img.config.rootfs.diff_ids.map((d) => ({ mediaType: MT_LAYER, digest: d, size: core.content.size(d as Digest) })),
-    }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MT_MANIFEST,
+        config: { mediaType: MT_CONFIG, digest: img.id, size: core.content.size(img.id) },
+        layers: img.config.rootfs.diff_ids.map((d) => ({
+          mediaType: MT_LAYER,
+          digest: d,
+          size: core.content.size(d as Digest),
+        })),
+      }),
+    );
     const md = sha256(manifest); // not stored: nothing would reference it (the collector would take it)
     if (!written.has(md)) {
       written.add(md);
@@ -173,12 +203,26 @@ export async function saveArchive(core: ImageCore, refs: string[], out: Writable
       const colon = t.lastIndexOf(':');
       const name = t.slice(0, colon);
       (repositories[name] ??= {})[t.slice(colon + 1)] = img.id.slice(7);
-      const full = name.includes('/') && /[.:]|^localhost/.test(name.split('/')[0]!) ? t : `docker.io/${name.includes('/') ? '' : 'library/'}${t}`;
-      index.push({ ...desc, annotations: { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': t.slice(colon + 1) } });
+      const full =
+        name.includes('/') && /[.:]|^localhost/.test(name.split('/')[0]!)
+          ? t
+          : `docker.io/${name.includes('/') ? '' : 'library/'}${t}`;
+      index.push({
+        ...desc,
+        annotations: { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': t.slice(colon + 1) },
+      });
     }
-    manifestJson.push({ Config: `blobs/sha256/${img.id.slice(7)}`, RepoTags: tags.size ? [...tags] : null, Layers: img.config.rootfs.diff_ids.map((d) => `blobs/sha256/${d.slice(7)}`) });
+    manifestJson.push({
+      Config: `blobs/sha256/${img.id.slice(7)}`,
+      RepoTags: tags.size ? [...tags] : null,
+      Layers: img.config.rootfs.diff_ids.map((d) => `blobs/sha256/${d.slice(7)}`),
+    });
   }
-  await addFile(pack, 'index.json', JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }));
+  await addFile(
+    pack,
+    'index.json',
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: index }),
+  );
   await addFile(pack, 'manifest.json', JSON.stringify(manifestJson));
   await addFile(pack, 'oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   if (Object.keys(repositories).length) await addFile(pack, 'repositories', JSON.stringify(repositories));

@@ -58,7 +58,11 @@ export class ImageService implements ImageStore {
   tag(ref: string, target: string): void {
     this.core.setTag(target, this.get(ref).id);
   }
-  remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): Promise<RemoveResult[]> {
+  remove(
+    ref: string,
+    opts: { force: boolean; noPrune: boolean },
+    isUsed: (id: Digest) => boolean,
+  ): Promise<RemoveResult[]> {
     return this.core.remove(ref, opts, isUsed);
   }
   load(input: Readable): Promise<string[]> {
@@ -195,7 +199,15 @@ export class ImageService implements ImageStore {
     const { digest: diffId } = await w.commit();
     const created = dateOf(this.clock).toISOString();
     const parent = opts.parent.config;
-    const history = [...(parent.history ?? []), { created, created_by: opts.createdBy ?? '', ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) }];
+    const history = [
+      ...(parent.history ?? []),
+      {
+        created,
+        created_by: opts.createdBy ?? '',
+        ...(opts.author ? { author: opts.author } : {}),
+        ...(opts.comment ? { comment: opts.comment } : {}),
+      },
+    ];
     const config: ImageConfig = {
       ...parent,
       created,
@@ -209,7 +221,11 @@ export class ImageService implements ImageStore {
     return this.get(img.id);
   }
 
-  async prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }) {
+  async prune(opts: {
+    all: boolean;
+    isUsed: (id: Digest) => boolean;
+    labelFilter?: (labels: Record<string, string>) => boolean;
+  }) {
     const deleted: RemoveResult[] = [];
     let spaceReclaimed = 0;
     // Children first, so that parents become deletable in the same pass.

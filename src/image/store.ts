@@ -57,7 +57,10 @@ export class ImageCore {
    * diff id. With `expectedDiffId`, a layer of other content is refused before it lands.
    */
   async ingestLayer(input: Readable, expectedDiffId?: string): Promise<{ diffId: Digest; size: number }> {
-    const { digest, size } = await this.content.write(await maybeGunzip(input), expectedDiffId ? { digest: expectedDiffId as Digest } : undefined);
+    const { digest, size } = await this.content.write(
+      await maybeGunzip(input),
+      expectedDiffId ? { digest: expectedDiffId as Digest } : undefined,
+    );
     return { diffId: digest, size };
   }
 
@@ -71,8 +74,9 @@ export class ImageCore {
   /** Unpacks layer `i` of a chain (its blob must be in content); a no-op when it is unpacked. */
   unpackOne(diffIds: readonly string[], i: number, chains = chainIds(diffIds)): Promise<void> {
     const d = diffIds[i]!;
-    return this.snapshots.commitLayer({ chainId: chains[i]!, parent: i ? chains[i - 1]! : null, diffId: d, size: this.content.size(d as Digest) }, (dir) =>
-      applyLayer(this.content.path(d as Digest), dir),
+    return this.snapshots.commitLayer(
+      { chainId: chains[i]!, parent: i ? chains[i - 1]! : null, diffId: d, size: this.content.size(d as Digest) },
+      (dir) => applyLayer(this.content.path(d as Digest), dir),
     );
   }
 
@@ -82,13 +86,17 @@ export class ImageCore {
    */
   async addImage(configBytes: Buffer, parent = ''): Promise<ImageRecord> {
     const known = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-    if (this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(known) && this.content.has(known as Digest)) return this.byId(known); // a cached rebuild
+    if (this.db.prepare('SELECT 1 FROM images WHERE id = ?').get(known) && this.content.has(known as Digest))
+      return this.byId(known); // a cached rebuild
     const config = parseImageConfig(configBytes);
-    for (const d of config.rootfs.diff_ids) if (!this.content.has(d as Digest)) throw invalidArgument(`layer ${d} is missing`);
+    for (const d of config.rootfs.diff_ids)
+      if (!this.content.has(d as Digest)) throw invalidArgument(`layer ${d} is missing`);
     await this.unpack(config.rootfs.diff_ids);
     const { digest } = await this.content.writeBytes(configBytes);
     const size = config.rootfs.diff_ids.reduce((n, d) => n + this.content.size(d as Digest), 0);
-    this.db.prepare('INSERT OR IGNORE INTO images (id, parent, size, created) VALUES (?, ?, ?, ?)').run(digest, parent, size, config.created ?? EPOCH);
+    this.db
+      .prepare('INSERT OR IGNORE INTO images (id, parent, size, created) VALUES (?, ?, ?, ?)')
+      .run(digest, parent, size, config.created ?? EPOCH);
     this.cache.delete(digest);
     return this.byId(digest);
   }
@@ -100,7 +108,8 @@ export class ImageCore {
       hit.repoDigests = this.digestsOf(id);
       return hit;
     }
-    const row = this.db.prepare('SELECT id, parent, size, created FROM images WHERE id = ?').get(id) as { id: string; parent: string; size: number; created: string } | undefined;
+    const row = this.db.prepare('SELECT id, parent, size, created FROM images WHERE id = ?').get(id) as
+      { id: string; parent: string; size: number; created: string } | undefined;
     if (!row) throw notFound(`No such image: ${id}`);
     const config = parseImageConfig(readFileSync(this.content.path(id as Digest))); // small, cached after the first read
     const chains = chainIds(config.rootfs.diff_ids);
@@ -119,11 +128,15 @@ export class ImageCore {
   }
 
   private tagsOf(id: string): string[] {
-    return (this.db.prepare('SELECT ref FROM tags WHERE image_id = ? ORDER BY ref').all(id) as Array<{ ref: string }>).map((r) => r.ref);
+    return (
+      this.db.prepare('SELECT ref FROM tags WHERE image_id = ? ORDER BY ref').all(id) as Array<{ ref: string }>
+    ).map((r) => r.ref);
   }
 
   private digestsOf(id: string): string[] {
-    return (this.db.prepare('SELECT ref FROM digests WHERE image_id = ? ORDER BY ref').all(id) as Array<{ ref: string }>).map((r) => r.ref);
+    return (
+      this.db.prepare('SELECT ref FROM digests WHERE image_id = ? ORDER BY ref').all(id) as Array<{ ref: string }>
+    ).map((r) => r.ref);
   }
 
   list(): ImageRecord[] {
@@ -133,10 +146,12 @@ export class ImageCore {
   /** Resolves a reference: tag first, then `name@digest`, then a unique id prefix (as Docker). */
   resolve(ref: string): { image: ImageRecord; tag: string | null } {
     const prefix = idPrefix(ref);
-    if (prefix && (ref.startsWith('sha256:') || prefix.length === 64)) return { image: this.byPrefix(ref, prefix), tag: null };
+    if (prefix && (ref.startsWith('sha256:') || prefix.length === 64))
+      return { image: this.byPrefix(ref, prefix), tag: null };
     const r = parseReference(ref);
     if (r.digest) {
-      const row = this.db.prepare('SELECT image_id FROM digests WHERE ref = ?').get(`${r.name}@${r.digest}`) as { image_id: string } | undefined;
+      const row = this.db.prepare('SELECT image_id FROM digests WHERE ref = ?').get(`${r.name}@${r.digest}`) as
+        { image_id: string } | undefined;
       if (!row) throw notFound(`No such image: ${ref}`);
       return { image: this.byId(row.image_id), tag: null };
     }
@@ -148,7 +163,9 @@ export class ImageCore {
   }
 
   private byPrefix(ref: string, prefix: string): ImageRecord {
-    const rows = this.db.prepare("SELECT id FROM images WHERE id LIKE ?").all(`sha256:${prefix}%`) as Array<{ id: string }>;
+    const rows = this.db.prepare('SELECT id FROM images WHERE id LIKE ?').all(`sha256:${prefix}%`) as Array<{
+      id: string;
+    }>;
     if (rows.length === 0) throw notFound(`No such image: ${ref}`);
     if (rows.length > 1) throw invalidArgument(`multiple images found with provided prefix: ${ref}`);
     return this.byId(rows[0]!.id);
@@ -156,7 +173,11 @@ export class ImageCore {
 
   setTag(ref: string, id: string): void {
     const tag = normalizeTagged(ref);
-    this.db.prepare('INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(tag, id);
+    this.db
+      .prepare(
+        'INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id',
+      )
+      .run(tag, id);
   }
 
   retain(chains: () => string[][]): void {
@@ -187,7 +208,11 @@ export class ImageCore {
   }
 
   addDigest(ref: string, id: string): void {
-    this.db.prepare('INSERT INTO digests (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(ref, id);
+    this.db
+      .prepare(
+        'INSERT INTO digests (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id',
+      )
+      .run(ref, id);
     this.cache.delete(id);
   }
 
@@ -196,7 +221,9 @@ export class ImageCore {
   }
 
   children(id: string): string[] {
-    return (this.db.prepare('SELECT id FROM images WHERE parent = ?').all(id) as Array<{ id: string }>).map((r) => r.id);
+    return (this.db.prepare('SELECT id FROM images WHERE parent = ?').all(id) as Array<{ id: string }>).map(
+      (r) => r.id,
+    );
   }
 
   /** Deletes an image record and its config blob; then every layer no other image uses. Returns the bytes freed. */
@@ -215,10 +242,13 @@ export class ImageCore {
     for (const c of mine.reverse()) {
       if (used.has(c)) continue;
       const size = this.snapshots.layer(c)?.size ?? 0;
-      const gone = await this.snapshots.removeLayer(c).then(() => true, (e: unknown) => {
-        if (isBerthError(e, 'Conflict')) return false; // in use by a container: stays
-        throw e;
-      });
+      const gone = await this.snapshots.removeLayer(c).then(
+        () => true,
+        (e: unknown) => {
+          if (isBerthError(e, 'Conflict')) return false; // in use by a container: stays
+          throw e;
+        },
+      );
       if (gone) freed += size;
     }
     for (const d of new Set(img.config.rootfs.diff_ids)) {
@@ -236,7 +266,11 @@ export class ImageCore {
   }
 
   /** `docker rmi` semantics. */
-  async remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): Promise<RemoveResult[]> {
+  async remove(
+    ref: string,
+    opts: { force: boolean; noPrune: boolean },
+    isUsed: (id: Digest) => boolean,
+  ): Promise<RemoveResult[]> {
     const { image, tag } = this.resolve(ref);
     const out: RemoveResult[] = [];
     const tags = image.repoTags;
@@ -245,7 +279,9 @@ export class ImageCore {
       return [{ Untagged: tag }, ...this.untagDigestsOfRepo(image.id, tag)];
     }
     if (!tag && tags.length > 1 && !opts.force)
-      throw conflict(`conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
+      throw conflict(
+        `conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`,
+      );
     if (isUsed(image.id)) {
       if (!opts.force) {
         throw conflict(
@@ -260,7 +296,10 @@ export class ImageCore {
       }
       return out;
     }
-    if (this.children(image.id).length > 0 && !tag) throw conflict(`conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image has dependent child images`);
+    if (this.children(image.id).length > 0 && !tag)
+      throw conflict(
+        `conflict: unable to delete ${shortId(image.id)} (cannot be forced) - image has dependent child images`,
+      );
     for (const t of tags) out.push({ Untagged: t });
     for (const d of image.repoDigests) out.push({ Untagged: d });
     if (this.children(image.id).length > 0) {
@@ -292,7 +331,11 @@ export class ImageCore {
     const img = this.resolve(ref).image;
     const diffs = [...img.config.rootfs.diff_ids];
     const entries: HistoryEntry[] = img.config.history ?? diffs.map(() => ({}));
-    const out = entries.map((h) => ({ ...h, id: '<missing>', size: h.empty_layer ? 0 : this.content.size((diffs.shift() ?? '') as Digest) }));
+    const out = entries.map((h) => ({
+      ...h,
+      id: '<missing>',
+      size: h.empty_layer ? 0 : this.content.size((diffs.shift() ?? '') as Digest),
+    }));
     out.reverse();
     if (out[0]) out[0].id = img.id;
     return out;

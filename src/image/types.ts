@@ -57,7 +57,11 @@ export interface ImageStore {
    * `docker rmi`: untags `ref` (a tag) or deletes the image (id). `isUsed(imageId)` says whether a
    * container uses it: then Conflict unless force. Returns Docker's list of Untagged/Deleted entries.
    */
-  remove(ref: string, opts: { force: boolean; noPrune: boolean }, isUsed: (id: Digest) => boolean): Promise<RemoveResult[]>;
+  remove(
+    ref: string,
+    opts: { force: boolean; noPrune: boolean },
+    isUsed: (id: Digest) => boolean,
+  ): Promise<RemoveResult[]>;
   /** `docker import`: a rootfs tar (optionally gzip) becomes a one-layer image. */
   importRootfs(
     input: Readable,
@@ -72,7 +76,11 @@ export interface ImageStore {
    * Removes dangling images (all unused ones with all=true), then collects garbage;
    * `spaceReclaimed` is the bytes that left the disk.
    */
-  prune(opts: { all: boolean; isUsed: (id: Digest) => boolean; labelFilter?: (labels: Record<string, string>) => boolean }): Promise<{
+  prune(opts: {
+    all: boolean;
+    isUsed: (id: Digest) => boolean;
+    labelFilter?: (labels: Record<string, string>) => boolean;
+  }): Promise<{
     deleted: RemoveResult[];
     spaceReclaimed: number;
   }>;

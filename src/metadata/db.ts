@@ -21,8 +21,7 @@ export function openDb(path: string): Db {
 
 export function migrate(db: Db, subsystem: string, steps: readonly string[]): void {
   const row = db.prepare('SELECT version FROM schema_migrations WHERE subsystem = ?').get(subsystem) as
-    | { version: number }
-    | undefined;
+    { version: number } | undefined;
   const from = row?.version ?? 0;
   for (let v = from; v < steps.length; v++) {
     const sql = steps[v]!;

@@ -93,7 +93,10 @@ export class Collector {
   constructor(private readonly s: GcStores) {}
 
   collect(): Promise<GcReport> {
-    const run = this.tail.then(() => this.once(), () => this.once());
+    const run = this.tail.then(
+      () => this.once(),
+      () => this.once(),
+    );
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -105,8 +108,12 @@ export class Collector {
       const deadLeases = this.s.leases.dropDead();
       const [blobs, orphanDirs] = await Promise.all([this.s.content.list(), this.s.snapshots.orphanLayerDirs()]);
       const plan = planCollection({
-        blobs, orphanDirs, layers: this.s.snapshots.allLayers(), activeParents: this.s.snapshots.activeParents(),
-        held: this.s.leases.held(), roots: this.s.roots(),
+        blobs,
+        orphanDirs,
+        layers: this.s.snapshots.allLayers(),
+        activeParents: this.s.snapshots.activeParents(),
+        held: this.s.leases.held(),
+        roots: this.s.roots(),
       });
       const report: GcReport = { blobs: 0, layers: 0, dirs: 0, bytes: 0, deadLeases };
       const keep = (kind: LeasedKind, id: string) => () => claimed.has(`${kind}:${id}`);

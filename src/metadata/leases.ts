@@ -33,7 +33,11 @@ export class LeaseManager implements Leases {
   /** This daemon run's id. */
   readonly run: string;
 
-  constructor(private readonly db: Db, private readonly clock: Clock, run = randomBytes(8).toString('hex')) {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    run = randomBytes(8).toString('hex'),
+  ) {
     this.run = run;
     migrate(db, 'leases', MIGRATIONS);
   }
@@ -87,7 +91,9 @@ export class LeaseManager implements Leases {
   /** Deletes the leases of dead runs (what they held is then garbage like anything unreferenced). Returns how many. */
   dropDead(): number {
     return this.db.transaction(() => {
-      this.db.prepare('DELETE FROM lease_resources WHERE lease IN (SELECT id FROM leases WHERE run != ?)').run(this.run);
+      this.db
+        .prepare('DELETE FROM lease_resources WHERE lease IN (SELECT id FROM leases WHERE run != ?)')
+        .run(this.run);
       return this.db.prepare('DELETE FROM leases WHERE run != ?').run(this.run).changes;
     })();
   }

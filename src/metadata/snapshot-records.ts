@@ -52,8 +52,7 @@ export class SqliteSnapshotRecords implements SnapshotRecords {
 
   activeParent(key: string): string | null | undefined {
     const row = this.db.prepare('SELECT parent FROM active WHERE key = ?').get(key) as
-      | { parent: string | null }
-      | undefined;
+      { parent: string | null } | undefined;
     return row ? row.parent : undefined;
   }
 

@@ -29,7 +29,13 @@ export class PluginClient {
     const payload = Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = http.request(
-        { ...this.addr, path: `/${method}`, method: 'POST', headers: { 'Content-Type': MEDIA, Accept: MEDIA, 'Content-Length': payload.length }, timeout: timeoutMs },
+        {
+          ...this.addr,
+          path: `/${method}`,
+          method: 'POST',
+          headers: { 'Content-Type': MEDIA, Accept: MEDIA, 'Content-Length': payload.length },
+          timeout: timeoutMs,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -39,12 +45,14 @@ export class PluginClient {
             try {
               v = text ? JSON.parse(text) : {};
             } catch {
-              if ((res.statusCode ?? 500) >= 400) return reject(unavailable(`plugin ${this.name}: ${method}: HTTP ${res.statusCode}: ${text.trim()}`));
+              if ((res.statusCode ?? 500) >= 400)
+                return reject(unavailable(`plugin ${this.name}: ${method}: HTTP ${res.statusCode}: ${text.trim()}`));
               return reject(invalidArgument(`plugin ${this.name}: ${method}: not JSON: ${text.slice(0, 200)}`));
             }
             const err = isObject(v) && typeof v['Err'] === 'string' ? v['Err'] : '';
             if (err) return reject(invalidArgument(`plugin ${this.name}: ${err}`));
-            if ((res.statusCode ?? 500) >= 400) return reject(unavailable(`plugin ${this.name}: ${method}: HTTP ${res.statusCode}`));
+            if ((res.statusCode ?? 500) >= 400)
+              return reject(unavailable(`plugin ${this.name}: ${method}: HTTP ${res.statusCode}`));
             resolve(v as T);
           });
         },
@@ -64,7 +72,8 @@ export class PluginRegistry {
   private locate(name: string): Addr | null {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) return null;
     for (const d of this.dirs) {
-      for (const p of [join(d, `${name}.sock`), join(d, name, `${name}.sock`)]) if (existsSync(p)) return { socketPath: p };
+      for (const p of [join(d, `${name}.sock`), join(d, name, `${name}.sock`)])
+        if (existsSync(p)) return { socketPath: p };
       for (const ext of ['spec', 'json']) {
         const f = join(d, `${name}.${ext}`);
         if (!existsSync(f)) continue;

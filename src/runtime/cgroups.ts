@@ -27,7 +27,10 @@ function kv(text: string): Record<string, number> {
 /** Host CPU time in ns from /proc/stat (Docker's system_cpu_usage). */
 async function systemCpuNs(): Promise<number> {
   const first = (await read('/proc/stat')).split('\n')[0] ?? '';
-  const jiffies = first.split(/\s+/).slice(1, 8).reduce((n, v) => n + (Number(v) || 0), 0);
+  const jiffies = first
+    .split(/\s+/)
+    .slice(1, 8)
+    .reduce((n, v) => n + (Number(v) || 0), 0);
   return jiffies * 1e7; // USER_HZ = 100
 }
 
@@ -38,19 +41,32 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
     const dir = `${CG}${path}`;
     const cpu = kv(await read(`${dir}/cpu.stat`));
     const io = (await read(`${dir}/io.stat`)).split('\n');
-    const ioSum = (key: string) => io.reduce((n, l) => n + Number(/\b\w+=(\d+)/.exec(l.split(' ').find((f) => f.startsWith(`${key}=`)) ?? '')?.[1] ?? 0), 0);
+    const ioSum = (key: string) =>
+      io.reduce(
+        (n, l) => n + Number(/\b\w+=(\d+)/.exec(l.split(' ').find((f) => f.startsWith(`${key}=`)) ?? '')?.[1] ?? 0),
+        0,
+      );
     return {
-      cpuTotalNs: (cpu['usage_usec'] ?? 0) * 1000, cpuUserNs: (cpu['user_usec'] ?? 0) * 1000, cpuSystemNs: (cpu['system_usec'] ?? 0) * 1000,
-      perCpuNs: [], systemCpuNs: sys, onlineCpus: ncpu,
-      memUsage: num(await read(`${dir}/memory.current`)), memLimit: num(await read(`${dir}/memory.max`)) || totalmem(), memStats: kv(await read(`${dir}/memory.stat`)),
-      pids: num(await read(`${dir}/pids.current`)), pidsLimit: num(await read(`${dir}/pids.max`)),
-      blkioRead: ioSum('rbytes'), blkioWrite: ioSum('wbytes'),
+      cpuTotalNs: (cpu['usage_usec'] ?? 0) * 1000,
+      cpuUserNs: (cpu['user_usec'] ?? 0) * 1000,
+      cpuSystemNs: (cpu['system_usec'] ?? 0) * 1000,
+      perCpuNs: [],
+      systemCpuNs: sys,
+      onlineCpus: ncpu,
+      memUsage: num(await read(`${dir}/memory.current`)),
+      memLimit: num(await read(`${dir}/memory.max`)) || totalmem(),
+      memStats: kv(await read(`${dir}/memory.stat`)),
+      pids: num(await read(`${dir}/pids.current`)),
+      pidsLimit: num(await read(`${dir}/pids.max`)),
+      blkioRead: ioSum('rbytes'),
+      blkioWrite: ioSum('wbytes'),
     };
   }
   const at = (ctrl: string, file: string) => read(`${CG}/${ctrl}${path}/${file}`);
   const stat = kv(await at('cpuacct', 'cpuacct.stat'));
   const blk = (await at('blkio', 'blkio.throttle.io_service_bytes')).split('\n');
-  const blkSum = (op: string) => blk.filter((l) => l.split(' ')[1] === op).reduce((n, l) => n + Number(l.split(' ')[2] ?? 0), 0);
+  const blkSum = (op: string) =>
+    blk.filter((l) => l.split(' ')[1] === op).reduce((n, l) => n + Number(l.split(' ')[2] ?? 0), 0);
   const limit = num(await at('memory', 'memory.limit_in_bytes'));
   return {
     cpuTotalNs: num(await at('cpuacct', 'cpuacct.usage')),
@@ -81,16 +97,23 @@ export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]
  * many went.
  */
 export async function pruneEmptyCgroups(version: 1 | 2, parent: string): Promise<number> {
-  const roots = version === 2 ? [`${CG}${parent}`] : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${parent}`);
+  const roots =
+    version === 2
+      ? [`${CG}${parent}`]
+      : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${parent}`);
   let removed = 0;
   const prune = async (dir: string): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
     const done = await Promise.all(kids.map((k) => prune(`${dir}/${k.name}`)));
     if (done.includes(false)) return false;
-    return fsp.rmdir(dir).then(() => true, () => false);
+    return fsp.rmdir(dir).then(
+      () => true,
+      () => false,
+    );
   };
   for (const root of roots) {
-    for (const e of await fsp.readdir(root, { withFileTypes: true }).catch(() => [])) if (e.isDirectory() && (await prune(`${root}/${e.name}`))) removed++;
+    for (const e of await fsp.readdir(root, { withFileTypes: true }).catch(() => []))
+      if (e.isDirectory() && (await prune(`${root}/${e.name}`))) removed++;
   }
   return removed;
 }
@@ -102,7 +125,10 @@ export async function pruneEmptyCgroups(version: 1 | 2, parent: string): Promise
  * first; best effort, idempotent.
  */
 export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = systemClock): Promise<void> {
-  const tops = version === 2 ? [`${CG}${path}`] : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${path}`);
+  const tops =
+    version === 2
+      ? [`${CG}${path}`]
+      : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${path}`);
   const remove = async (dir: string): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
     const done = await Promise.all(kids.map((k) => remove(`${dir}/${k.name}`)));
@@ -114,7 +140,10 @@ export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = 
       }
     }
     if (done.includes(false)) return false;
-    return fsp.rmdir(dir).then(() => true, (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    return fsp.rmdir(dir).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
   };
   // killed processes take a moment to leave their cgroup: tried again until it is empty, for a second at most
   const emptied = async () => (await Promise.all(tops.map(remove))).every(Boolean);

@@ -16,12 +16,22 @@ import { lazyCheckpoint, lazyPagesDaemon } from './lazy-pages.js';
 import { CriuTimeout, criuLogErrors, notCapable, probeCriu, rescue, runGroup } from './criu.js';
 
 export interface CheckpointOptions {
-  imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean;
-  preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal;
+  imagePath: string;
+  workPath: string;
+  leaveRunning: boolean;
+  tcpEstablished: boolean;
+  preDump?: boolean;
+  parentPath?: string;
+  initPid: number;
+  signal?: AbortSignal;
 }
 
 export interface LazyCheckpointOptions {
-  imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number;
+  imagePath: string;
+  workPath: string;
+  tcpEstablished: boolean;
+  pageServer: string;
+  initPid: number;
 }
 
 /** What the checkpointer needs of the runtime that owns it (core.ts `RunDir`). */
@@ -53,7 +63,10 @@ export class Checkpointer {
   /** The CRIU probe's verdict (criu.ts): checkpoint operations wait for it. */
   private probed: Promise<void> = Promise.resolve();
 
-  constructor(private readonly r: RuntimeAccess, readonly deadlineMs: number) {}
+  constructor(
+    private readonly r: RuntimeAccess,
+    readonly deadlineMs: number,
+  ) {}
 
   /** Starts the probe in the background (at daemon start). */
   startProbe(): void {
@@ -82,9 +95,15 @@ export class Checkpointer {
     cp.criu = r.version;
     cp.probe = r.ok ? 'ok' : 'failed';
     cp.runtimes = r.ok ? [...cp.capable] : [];
-    cp.reason = r.ok ? '' : `CRIU${cp.criu ? ` ${cp.criu}` : ''} cannot checkpoint on this kernel (${this.r.info.kernelVersion}): ${r.reason}`;
+    cp.reason = r.ok
+      ? ''
+      : `CRIU${cp.criu ? ` ${cp.criu}` : ''} cannot checkpoint on this kernel (${this.r.info.kernelVersion}): ${r.reason}`;
     cp.preCopy = r.ok && r.memTrack;
-    cp.preCopyReason = cp.preCopy ? '' : r.ok ? 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need' : cp.reason;
+    cp.preCopyReason = cp.preCopy
+      ? ''
+      : r.ok
+        ? 'the kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which CRIU pre-dumps need'
+        : cp.reason;
     if (!r.ok) {
       cp.postCopy = false;
       cp.postCopyReason = cp.reason;
@@ -106,7 +125,10 @@ export class Checkpointer {
     await this.probed;
     const cp = this.r.info.checkpoint;
     if (cp.probe !== 'ok') throw notCapable(cp.reason);
-    if (!cp.runtimes.includes(rt)) throw invalidArgument(`cannot ${verb}: the container runs under ${rt}, which is built without CRIU here; use --runtime ${cp.runtimes[0] ?? 'runc'}`);
+    if (!cp.runtimes.includes(rt))
+      throw invalidArgument(
+        `cannot ${verb}: the container runs under ${rt}, which is built without CRIU here; use --runtime ${cp.runtimes[0] ?? 'runc'}`,
+      );
   }
 
   /**
@@ -119,21 +141,39 @@ export class Checkpointer {
     const rt = this.r.rt(id);
     await this.ready(rt, 'checkpoint');
     const stage = o.preDump ? 'pre-dump' : 'dump';
-    const args = [`--root=${this.r.stateRoot(rt)}`, ...(rt === 'runc' ? [`--criu=${this.r.info.checkpoint.criuPath}`] : []), 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath];
+    const args = [
+      `--root=${this.r.stateRoot(rt)}`,
+      ...(rt === 'runc' ? [`--criu=${this.r.info.checkpoint.criuPath}`] : []),
+      'checkpoint',
+      '--image-path',
+      o.imagePath,
+      '--work-path',
+      o.workPath,
+    ];
     if (o.leaveRunning) args.push('--leave-running');
     if (o.tcpEstablished) args.push('--tcp-established');
     if (o.preDump) args.push('--pre-dump');
     if (o.parentPath) args.push('--parent-path', o.parentPath);
     const logFile = join(o.workPath, 'dump.log'); // runc's and crun's name for dumps and pre-dumps
     let r;
-    const running = runGroup(this.r.bin(rt), [...args, id], this.env, { deadlineMs: this.deadlineMs, signal: o.signal, what: `checkpoint (${stage})` });
-    this.inProgress.set(id, running.catch(() => undefined));
+    const running = runGroup(this.r.bin(rt), [...args, id], this.env, {
+      deadlineMs: this.deadlineMs,
+      signal: o.signal,
+      what: `checkpoint (${stage})`,
+    });
+    this.inProgress.set(
+      id,
+      running.catch(() => undefined),
+    );
     try {
       r = await running;
     } catch (e) {
       const alive = await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       if (alive && rt === 'runc') await this.r.cli(id, ['resume', id]).catch(() => undefined); // runc's view of a thawed cgroup
-      const what = e instanceof CriuTimeout ? `checkpoint (${stage}) did not finish in ${this.deadlineMs / 1000} s` : `checkpoint (${stage}): ${errorMessage(e)}`;
+      const what =
+        e instanceof CriuTimeout
+          ? `checkpoint (${stage}) did not finish in ${this.deadlineMs / 1000} s`
+          : `checkpoint (${stage}): ${errorMessage(e)}`;
       throw unavailable(`${what}: CRIU was ended${alive ? ' and the container goes on' : ''}; CRIU's log: ${logFile}`);
     } finally {
       this.inProgress.delete(id);
@@ -141,24 +181,42 @@ export class Checkpointer {
     if (r.code !== 0) {
       await rescue(o.initPid, this.r.info.cgroupVersion, this.r.clock);
       const tail = await criuLogErrors(logFile);
-      throw runtimeError(`checkpoint (${stage}) failed: ${r.stderr.trim()}${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`);
+      throw runtimeError(
+        `checkpoint (${stage}) failed: ${r.stderr.trim()}${tail ? ` (criu: ${tail})` : ''}; CRIU's log: ${logFile}`,
+      );
     }
   }
 
-  async checkpointLazy(id: string, o: LazyCheckpointOptions): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
+  async checkpointLazy(
+    id: string,
+    o: LazyCheckpointOptions,
+  ): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
     const rt = this.r.rt(id);
     await this.ready(rt, 'checkpoint');
-    if (rt !== 'runc') throw invalidArgument(`post-copy checkpoints need runc (crun has no lazy pages); the container runs under ${rt}`);
+    if (rt !== 'runc')
+      throw invalidArgument(`post-copy checkpoints need runc (crun has no lazy pages); the container runs under ${rt}`);
     const { initPid, ...rest } = o;
     try {
-      return await lazyCheckpoint({ runtime: this.r.bin(rt), root: this.r.stateRoot(rt), criu: this.r.info.checkpoint.criuPath, env: this.r.env, id, deadlineMs: this.deadlineMs, ...rest });
+      return await lazyCheckpoint({
+        runtime: this.r.bin(rt),
+        root: this.r.stateRoot(rt),
+        criu: this.r.info.checkpoint.criuPath,
+        env: this.r.env,
+        id,
+        deadlineMs: this.deadlineMs,
+        ...rest,
+      });
     } catch (e) {
       await rescue(initPid, this.r.info.cgroupVersion, this.r.clock); // its group was killed: the container goes on
       throw e;
     }
   }
 
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {
+  lazyPages(o: {
+    imagePath: string;
+    workPath: string;
+    pageServer: string;
+  }): Promise<{ done: Promise<void>; cancel: () => void }> {
     return lazyPagesDaemon({ criu: this.r.info.checkpoint.criuPath, env: this.r.env, ...o });
   }
 }

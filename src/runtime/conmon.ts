@@ -21,7 +21,10 @@ export class SyncReader {
   private waiting: Array<{ resolve: (m: SyncMessage) => void; reject: (e: Error) => void }> = [];
   private closed = false;
 
-  constructor(stream: Readable, private readonly what: string) {
+  constructor(
+    stream: Readable,
+    private readonly what: string,
+  ) {
     stream.on('data', (c: Buffer) => {
       this.buf += c.toString();
       this.parse();
@@ -64,8 +67,20 @@ export class SyncReader {
     if (q) return Promise.resolve(q);
     if (this.closed) return Promise.reject(unavailable(`conmon closed its ${this.what} pipe without reporting`));
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(unavailable(`conmon did not report on its ${this.what} pipe in ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push({ resolve: (m) => { clearTimeout(t); resolve(m); }, reject: (e) => { clearTimeout(t); reject(e); } });
+      const t = setTimeout(
+        () => reject(unavailable(`conmon did not report on its ${this.what} pipe in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiting.push({
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
     });
   }
 }
@@ -84,16 +99,29 @@ export interface ConmonHandle {
 // the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
 export { isCommandNotFound, runtimeError } from './errors.js';
 
-export function startConmon(path: string, args: string[], opts: { attach: boolean; pathPrefix?: string }): ConmonHandle {
+export function startConmon(
+  path: string,
+  args: string[],
+  opts: { attach: boolean; pathPrefix?: string },
+): ConmonHandle {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
   const PATH = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin';
-  const env: Record<string, string> = { PATH: opts.pathPrefix ? `${opts.pathPrefix}:${PATH}` : PATH, _OCI_SYNCPIPE: '3', _LIBCONTAINER_CLONED_BINARY: '1' };
+  const env: Record<string, string> = {
+    PATH: opts.pathPrefix ? `${opts.pathPrefix}:${PATH}` : PATH,
+    _OCI_SYNCPIPE: '3',
+    _LIBCONTAINER_CLONED_BINARY: '1',
+  };
   if (opts.attach) {
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = spawnProcess(path, args, env, opts.attach ? { out: [2, 3, 4], into: [5], detached: true } : { out: [2, 3], detached: true });
+  const child = spawnProcess(
+    path,
+    args,
+    env,
+    opts.attach ? { out: [2, 3, 4], into: [5], detached: true } : { out: [2, 3], detached: true },
+  );
   let err = '';
   const errStream = child.out.get(2)!;
   errStream.on('data', (d: Buffer) => (err += d.toString()));

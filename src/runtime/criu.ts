@@ -38,7 +38,12 @@ export interface GroupRun {
  * (the runtime and the CRIU it started) and the promise rejects with CriuTimeout (deadline) or
  * the abort reason; the caller then rescues what the group was working on.
  */
-export function runGroup(file: string, args: string[], env: NodeJS.ProcessEnv, o: { deadlineMs: number; signal?: AbortSignal | undefined; what: string }): Promise<GroupRun> {
+export function runGroup(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  o: { deadlineMs: number; signal?: AbortSignal | undefined; what: string },
+): Promise<GroupRun> {
   return new Promise((resolve, reject) => {
     o.signal?.throwIfAborted();
     const p = spawnProcess(file, args, env, { out: [1, 2], detached: true });
@@ -60,8 +65,16 @@ export function runGroup(file: string, args: string[], env: NodeJS.ProcessEnv, o
         /* gone already */
       }
     };
-    const timer = setTimeout(() => kill(new CriuTimeout(`${o.what} did not finish in ${Math.round(o.deadlineMs / 100) / 10} s`)), o.deadlineMs);
-    const onAbort = () => kill(o.signal?.reason instanceof Error ? o.signal.reason : new Error(`${o.what} was cancelled: the client went away`));
+    const timer = setTimeout(
+      () => kill(new CriuTimeout(`${o.what} did not finish in ${Math.round(o.deadlineMs / 100) / 10} s`)),
+      o.deadlineMs,
+    );
+    const onAbort = () =>
+      kill(
+        o.signal?.reason instanceof Error
+          ? o.signal.reason
+          : new Error(`${o.what} was cancelled: the client went away`),
+      );
     o.signal?.addEventListener('abort', onAbort, { once: true });
     void p.exited.then((status) => {
       clearTimeout(timer);
@@ -73,7 +86,12 @@ export function runGroup(file: string, args: string[], env: NodeJS.ProcessEnv, o
         /* none left */
       }
       if (ended) reject(ended);
-      else resolve({ code: status.code ?? 128 + (status.signal ? (osConstants.signals[status.signal] ?? 9) : 9), stdout, stderr });
+      else
+        resolve({
+          code: status.code ?? 128 + (status.signal ? (osConstants.signals[status.signal] ?? 9) : 9),
+          stdout,
+          stderr,
+        });
     });
   });
 }
@@ -89,7 +107,8 @@ function cgroupOf(pid: number, version: CgroupVersion): string | null {
   for (const line of text.split('\n')) {
     const [, controllers, path] = line.split(':');
     if (path === undefined) continue;
-    if (version === 2 ? controllers === '' && line.startsWith('0::') : controllers!.split(',').includes('freezer')) return path;
+    if (version === 2 ? controllers === '' && line.startsWith('0::') : controllers!.split(',').includes('freezer'))
+      return path;
   }
   return null;
 }
@@ -103,7 +122,8 @@ export async function rescue(pid: number, version: CgroupVersion, clock: Clock =
   if (pid <= 0 || !existsSync(`/proc/${pid}`)) return false;
   const cg = cgroupOf(pid, version);
   if (cg !== null) {
-    const file = version === 2 ? join('/sys/fs/cgroup', cg, 'cgroup.freeze') : join('/sys/fs/cgroup/freezer', cg, 'freezer.state');
+    const file =
+      version === 2 ? join('/sys/fs/cgroup', cg, 'cgroup.freeze') : join('/sys/fs/cgroup/freezer', cg, 'freezer.state');
     const value = version === 2 ? '0' : 'THAWED';
     // a thaw can take a moment to settle (FREEZING -> THAWED); write until it reads back, a second at most
     const thawed = async () => {
@@ -115,7 +135,9 @@ export async function rescue(pid: number, version: CgroupVersion, clock: Clock =
   }
   // tasks in a ptrace-stop go on when their tracer dies; a task left in a group stop needs SIGCONT
   for (const task of await fsp.readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
-    const state = /^State:\s+(\S)/m.exec(await fsp.readFile(`/proc/${pid}/task/${task}/status`, 'utf8').catch(() => ''))?.[1];
+    const state = /^State:\s+(\S)/m.exec(
+      await fsp.readFile(`/proc/${pid}/task/${task}/status`, 'utf8').catch(() => ''),
+    )?.[1];
     if (state === 'T') {
       try {
         process.kill(pid, 'SIGCONT');
@@ -146,7 +168,10 @@ const PROBE_VERSION = 1; // bump when the probe changes: cached verdicts are re-
 
 function probeKey(criu: string): string {
   const st = statSync(criu);
-  return createHash('sha256').update(JSON.stringify([PROBE_VERSION, release(), kernelBuild(), criu, st.size, st.mtimeMs])).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify([PROBE_VERSION, release(), kernelBuild(), criu, st.size, st.mtimeMs]))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**
@@ -154,7 +179,10 @@ function probeKey(criu: string): string {
  * step). Never throws: a failure is a verdict with its reason.
  */
 export async function probeCriu(
-  criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, clock: Clock,
+  criu: string,
+  env: NodeJS.ProcessEnv,
+  deadlineMs: number,
+  clock: Clock,
 ): Promise<ProbeResult> {
   let key: string;
   try {
@@ -173,9 +201,17 @@ export async function probeCriu(
   }
   const t0 = performance.now();
   const result = await probe(criu, env, deadlineMs, clock);
-  log.info('CRIU probe', { ok: result.ok, reason: result.reason, memTrack: result.memTrack, ms: Math.round(performance.now() - t0) });
+  log.info('CRIU probe', {
+    ok: result.ok,
+    reason: result.reason,
+    memTrack: result.memTrack,
+    ms: Math.round(performance.now() - t0),
+  });
   // a failure is cached too (for an hour): a CRIU that hangs here would hang again at every start
-  await fsp.mkdir(PROBE_CACHE, { recursive: true, mode: 0o700 }).then(() => fsp.writeFile(cached, JSON.stringify(result), { mode: 0o600 })).catch(() => undefined);
+  await fsp
+    .mkdir(PROBE_CACHE, { recursive: true, mode: 0o700 })
+    .then(() => fsp.writeFile(cached, JSON.stringify(result), { mode: 0o600 }))
+    .catch(() => undefined);
   return result;
 }
 
@@ -207,14 +243,23 @@ async function probe(criu: string, env: NodeJS.ProcessEnv, deadlineMs: number, c
   const gone = new Promise<void>((r) => target.once('exit', () => r()));
   try {
     if (!target.pid) return fail('cannot start the probe process');
-    const dumped = await step('dump', ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '-v4'], join(dir, 'dump.log'));
+    const dumped = await step(
+      'dump',
+      ['dump', '-t', String(target.pid), '-D', dir, '-o', 'dump.log', '-v4'],
+      join(dir, 'dump.log'),
+    );
     if (dumped) return fail(dumped);
     await gone; // dumped and killed: reaped, so its pid is free for the restore
-    const restored = await step('restore', ['restore', '-D', dir, '-o', 'restore.log', '-v4', '-d', '--pidfile', join(dir, 'restored.pid')], join(dir, 'restore.log'));
+    const restored = await step(
+      'restore',
+      ['restore', '-D', dir, '-o', 'restore.log', '-v4', '-d', '--pidfile', join(dir, 'restored.pid')],
+      join(dir, 'restore.log'),
+    );
     if (restored) return fail(restored);
     const pid = Number(await fsp.readFile(join(dir, 'restored.pid'), 'utf8').catch(() => '0'));
     if (pid > 0) process.kill(pid, 'SIGKILL');
-    const memTrack = (await step('check --feature mem_dirty_track', ['check', '--feature', 'mem_dirty_track'])) === null;
+    const memTrack =
+      (await step('check --feature mem_dirty_track', ['check', '--feature', 'mem_dirty_track'])) === null;
     return { ok: true, version, reason: '', memTrack, at };
   } finally {
     try {
@@ -233,7 +278,15 @@ async function lastLine(file: string): Promise<string> {
 
 /** The last error lines of a CRIU log, for an error message. */
 export async function criuLogErrors(file: string): Promise<string> {
-  return fsp.readFile(file, 'utf8').then((t) => t.split('\n').filter((l) => /Error|error/.test(l) && !/RLIMIT_NOFILE/.test(l)).slice(-3).join('; '), () => '');
+  return fsp.readFile(file, 'utf8').then(
+    (t) =>
+      t
+        .split('\n')
+        .filter((l) => /Error|error/.test(l) && !/RLIMIT_NOFILE/.test(l))
+        .slice(-3)
+        .join('; '),
+    () => '',
+  );
 }
 
 /** The error a checkpoint operation gets when the probe said no. */

@@ -39,7 +39,12 @@ function which(name: string, extra: string[] = []): string | null {
 
 function versionOf(bin: string): string {
   try {
-    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000, killSignal: 'SIGKILL' });
+    const out = execFileSync(bin, ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5_000,
+      killSignal: 'SIGKILL',
+    });
     return /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? out.split('\n')[0] ?? '';
   } catch {
     return '';
@@ -49,10 +54,22 @@ function versionOf(bin: string): string {
 /** /proc/self/limits -> { nofile: {soft, hard}, ... } (unlimited as -1). */
 export function parseLimits(text: string): Record<string, { soft: number; hard: number }> {
   const names: Record<string, string> = {
-    'Max cpu time': 'cpu', 'Max file size': 'fsize', 'Max data size': 'data', 'Max stack size': 'stack', 'Max core file size': 'core',
-    'Max resident set': 'rss', 'Max processes': 'nproc', 'Max open files': 'nofile', 'Max locked memory': 'memlock', 'Max address space': 'as',
-    'Max file locks': 'locks', 'Max pending signals': 'sigpending', 'Max msgqueue size': 'msgqueue', 'Max nice priority': 'nice',
-    'Max realtime priority': 'rtprio', 'Max realtime timeout': 'rttime',
+    'Max cpu time': 'cpu',
+    'Max file size': 'fsize',
+    'Max data size': 'data',
+    'Max stack size': 'stack',
+    'Max core file size': 'core',
+    'Max resident set': 'rss',
+    'Max processes': 'nproc',
+    'Max open files': 'nofile',
+    'Max locked memory': 'memlock',
+    'Max address space': 'as',
+    'Max file locks': 'locks',
+    'Max pending signals': 'sigpending',
+    'Max msgqueue size': 'msgqueue',
+    'Max nice priority': 'nice',
+    'Max realtime priority': 'rtprio',
+    'Max realtime timeout': 'rttime',
   };
   const out: Record<string, { soft: number; hard: number }> = {};
   for (const line of text.split('\n').slice(1)) {
@@ -82,8 +99,17 @@ function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
       log.warn('cgroup repair failed', { ctrl, err: errorMessage(e) });
     }
   }
-  if (read(unified).trim()) return { version: 1, repair: '', warning: `hybrid cgroups with controllers in cgroup2 (${read(unified).trim()}): crun cannot run here, using runc` };
-  return { version: 1, repair: `moved ${moved.join(', ')} from cgroup2 to v1 hierarchies (crun refuses hybrid cgroups otherwise)`, warning: null };
+  if (read(unified).trim())
+    return {
+      version: 1,
+      repair: '',
+      warning: `hybrid cgroups with controllers in cgroup2 (${read(unified).trim()}): crun cannot run here, using runc`,
+    };
+  return {
+    version: 1,
+    repair: `moved ${moved.join(', ')} from cgroup2 to v1 hierarchies (crun refuses hybrid cgroups otherwise)`,
+    warning: null,
+  };
 }
 
 const MS_REMOUNT = 32;
@@ -102,7 +128,8 @@ function cgroup2Mount(): { path: string; options: string[] } | null {
 /** Turns on favordynmods on the cgroup2 mount; returns what was done ('' when nothing). */
 function favorDynMods(): string {
   const m = cgroup2Mount();
-  if (!m || m.options.includes('favordynmods')) return m ? 'cgroup2 mounted with favordynmods (fast cgroup migration)' : '';
+  if (!m || m.options.includes('favordynmods'))
+    return m ? 'cgroup2 mounted with favordynmods (fast cgroup migration)' : '';
   const keep = m.options.filter((o) => o !== 'rw' && o !== 'ro');
   try {
     mount('none', m.path, 'cgroup2', MS_REMOUNT, [...keep, 'favordynmods'].join(','));
@@ -122,7 +149,16 @@ function favorDynMods(): string {
 function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): HostInfo['checkpoint'] {
   const criu = criuFlag ?? (existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'));
   const noPre = { preCopy: false, preCopyReason: 'no CRIU', postCopy: false, postCopyReason: 'no CRIU' };
-  if (!criu || !existsSync(criu)) return { criu: '', criuPath: '', runtimes: [], capable: [], probe: 'failed', reason: 'CRIU is not installed (scripts/criu.sh installs it)', ...noPre };
+  if (!criu || !existsSync(criu))
+    return {
+      criu: '',
+      criuPath: '',
+      runtimes: [],
+      capable: [],
+      probe: 'failed',
+      reason: 'CRIU is not installed (scripts/criu.sh installs it)',
+      ...noPre,
+    };
   const able: RuntimeName[] = [];
   if (runtimes.runc) able.push('runc');
   if (runtimes.crun) {
@@ -138,9 +174,20 @@ function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): H
   const uffd = existsSync('/proc/sys/vm/unprivileged_userfaultfd');
   const postCopy = uffd && able.includes('runc');
   return {
-    criu: '', criuPath: criu, runtimes: [], capable: able, probe: 'pending', // the version comes with the probe (a CRIU may hang even there)
-    reason: 'CRIU is being probed', preCopy: false, preCopyReason: 'CRIU is being probed',
-    postCopy, postCopyReason: postCopy ? '' : uffd ? 'post-copy needs runc' : 'the kernel has no userfaultfd (CONFIG_USERFAULTFD), which CRIU lazy pages need',
+    criu: '',
+    criuPath: criu,
+    runtimes: [],
+    capable: able,
+    probe: 'pending', // the version comes with the probe (a CRIU may hang even there)
+    reason: 'CRIU is being probed',
+    preCopy: false,
+    preCopyReason: 'CRIU is being probed',
+    postCopy,
+    postCopyReason: postCopy
+      ? ''
+      : uffd
+        ? 'post-copy needs runc'
+        : 'the kernel has no userfaultfd (CONFIG_USERFAULTFD), which CRIU lazy pages need',
   };
 }
 
@@ -182,7 +229,10 @@ export function detectHost(want?: RuntimeName, criu?: string): HostInfo {
     conmon: { path: conmon, version: versionOf(conmon) },
     seccomp: status.includes('Seccomp:'),
     // what the runtimes write for --blkio-weight: blkio.weight (v1, CFQ; BFQ's blkio.bfq.weight is not written) or the io controller (v2)
-    blkioWeight: cg.version === 2 ? read('/sys/fs/cgroup/cgroup.controllers').split(/\s+/).includes('io') : ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/berth/blkio.weight'].some((f) => existsSync(f)),
+    blkioWeight:
+      cg.version === 2
+        ? read('/sys/fs/cgroup/cgroup.controllers').split(/\s+/).includes('io')
+        : ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/berth/blkio.weight'].some((f) => existsSync(f)),
     apparmor,
     selinux,
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),

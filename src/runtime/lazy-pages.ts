@@ -85,10 +85,24 @@ export interface LazyCheckpointOptions {
  * pipes are not). `served` settles when every page was fetched; `cancel()` ends the server, and
  * the dumped process — stopped, not gone, until then — goes on.
  */
-export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
+export async function lazyCheckpoint(
+  o: LazyCheckpointOptions,
+): Promise<{ served: Promise<void>; cancel: () => Promise<void> }> {
   raisePipeMaxSize();
-  const args = [`--root=${o.root}`, `--criu=${o.criu}`, 'checkpoint', '--image-path', o.imagePath, '--work-path', o.workPath,
-    '--lazy-pages', '--page-server', o.pageServer, ...(o.tcpEstablished ? ['--tcp-established'] : []), o.id];
+  const args = [
+    `--root=${o.root}`,
+    `--criu=${o.criu}`,
+    'checkpoint',
+    '--image-path',
+    o.imagePath,
+    '--work-path',
+    o.workPath,
+    '--lazy-pages',
+    '--page-server',
+    o.pageServer,
+    ...(o.tcpEstablished ? ['--tcp-established'] : []),
+    o.id,
+  ];
   // its own process group: cancelling kills the runtime and CRIU together
   const p = spawn(o.runtime, args, { stdio: ['ignore', 'ignore', 'pipe'], env: o.env, detached: true });
   let stderr = '';
@@ -107,7 +121,13 @@ export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served
     }
   };
   try {
-    await until(async () => /Starting page server on port/.test(await tailOf(dumpLog)), p, failure, o.deadlineMs, 'the page server');
+    await until(
+      async () => /Starting page server on port/.test(await tailOf(dumpLog)),
+      p,
+      failure,
+      o.deadlineMs,
+      'the page server',
+    );
   } catch (e) {
     killGroup();
     throw e;
@@ -126,13 +146,36 @@ export async function lazyCheckpoint(o: LazyCheckpointOptions): Promise<{ served
 }
 
 /** CRIU's lazy-pages daemon for a restore of `imagePath`; resolves once its socket is there. */
-export async function lazyPagesDaemon(o: { criu: string; env: NodeJS.ProcessEnv; imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }> {
+export async function lazyPagesDaemon(o: {
+  criu: string;
+  env: NodeJS.ProcessEnv;
+  imagePath: string;
+  workPath: string;
+  pageServer: string;
+}): Promise<{ done: Promise<void>; cancel: () => void }> {
   raisePipeMaxSize();
   const i = o.pageServer.lastIndexOf(':');
   const socket = join(o.workPath, 'lazy-pages.socket');
   await fsp.rm(socket, { force: true });
-  const p = spawn(o.criu, ['lazy-pages', '--page-server', '--address', o.pageServer.slice(0, i), '--port', o.pageServer.slice(i + 1),
-    '--images-dir', o.imagePath, '--work-dir', o.workPath, '-o', 'lazy-pages.log', '-v4'], { stdio: 'ignore', env: o.env });
+  const p = spawn(
+    o.criu,
+    [
+      'lazy-pages',
+      '--page-server',
+      '--address',
+      o.pageServer.slice(0, i),
+      '--port',
+      o.pageServer.slice(i + 1),
+      '--images-dir',
+      o.imagePath,
+      '--work-dir',
+      o.workPath,
+      '-o',
+      'lazy-pages.log',
+      '-v4',
+    ],
+    { stdio: 'ignore', env: o.env },
+  );
   const exited = new Promise<number>((resolve) => p.on('close', (code) => resolve(code ?? -1)));
   const fail = async (code: number) => {
     const tail = await criuLogErrors(join(o.workPath, 'lazy-pages.log'));

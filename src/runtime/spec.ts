@@ -11,27 +11,100 @@ import { convertProfile, defaultProfile, type OciSeccomp } from './seccomp.js';
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export const ALL_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK',
-  'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN',
-  'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
-  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
 ];
 
 /** Docker's default capability set (moby oci/caps/defaults.go). */
 export const DEFAULT_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP',
-  'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 export const MASKED_PATHS = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
-  '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ];
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-const RLIMITS = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+const RLIMITS = new Set([
+  'as',
+  'core',
+  'cpu',
+  'data',
+  'fsize',
+  'locks',
+  'memlock',
+  'msgqueue',
+  'nice',
+  'nofile',
+  'nproc',
+  'rss',
+  'rtprio',
+  'rttime',
+  'sigpending',
+  'stack',
+]);
 
 function normCap(c: string): string {
   const up = c.trim().toUpperCase();
@@ -52,15 +125,25 @@ export function capsOfMask(hex: string): string[] {
  * "All" means all the daemon can grant: its own bounding set (`available`) — a sandboxed host may
  * lack some, and asking the kernel for one it lacks fails the container's start with EPERM.
  */
-export function capabilities(add: readonly string[], drop: readonly string[], privileged: boolean, available: readonly string[] = ALL_CAPS): string[] {
+export function capabilities(
+  add: readonly string[],
+  drop: readonly string[],
+  privileged: boolean,
+  available: readonly string[] = ALL_CAPS,
+): string[] {
   const a = add.map(normCap);
   const d = drop.map(normCap);
   if (privileged) return [...available];
-  let caps = a.includes('ALL') ? [...available] : d.includes('ALL') ? [] : DEFAULT_CAPS.filter((c) => available.includes(c));
+  let caps = a.includes('ALL')
+    ? [...available]
+    : d.includes('ALL')
+      ? []
+      : DEFAULT_CAPS.filter((c) => available.includes(c));
   if (!d.includes('ALL')) caps = caps.filter((c) => !d.includes(c));
   for (const c of a) {
     if (c === 'ALL' || caps.includes(c)) continue;
-    if (!available.includes(c)) throw invalidArgument(`capability ${c} is not in berthd's own bounding set: it cannot be granted on this host`);
+    if (!available.includes(c))
+      throw invalidArgument(`capability ${c} is not in berthd's own bounding set: it cannot be granted on this host`);
     caps.push(c);
   }
   return caps;
@@ -73,7 +156,9 @@ function rlimits(input: SpecInput, host: HostInfo): Array<{ type: string; soft: 
     if (u.soft > u.hard) throw invalidArgument(`ulimit ${name}: soft limit ${u.soft} is above hard limit ${u.hard}`);
     const own = host.rlimits[name];
     if (own && own.hard >= 0 && (u.hard > own.hard || u.hard < 0))
-      throw invalidArgument(`ulimit ${name}: hard limit ${u.hard} is above the daemon's hard limit ${own.hard} (berthd lacks CAP_SYS_RESOURCE to raise it)`);
+      throw invalidArgument(
+        `ulimit ${name}: hard limit ${u.hard} is above the daemon's hard limit ${own.hard} (berthd lacks CAP_SYS_RESOURCE to raise it)`,
+      );
     return { type: `RLIMIT_${name.toUpperCase()}`, soft: u.soft, hard: u.hard };
   });
 }
@@ -121,11 +206,15 @@ export function resourcesJson(r: Resources, oomKillDisable = false): Record<stri
 
 export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unknown> {
   const caps = capabilities(input.capAdd, input.capDrop, input.privileged, host.capabilities);
-  if (input.apparmorProfile && !host.apparmor) throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${input.apparmorProfile}"`);
-  if (input.selinuxLabel && !host.selinux) throw invalidArgument(`SELinux is not enabled on this host: cannot apply label "${input.selinuxLabel}"`);
+  if (input.apparmorProfile && !host.apparmor)
+    throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${input.apparmorProfile}"`);
+  if (input.selinuxLabel && !host.selinux)
+    throw invalidArgument(`SELinux is not enabled on this host: cannot apply label "${input.selinuxLabel}"`);
   const r = input.resources;
-  if (r.memory !== undefined && r.memory > 0 && r.memory < 6 * 1024 * 1024) throw invalidArgument('Minimum memory limit allowed is 6MB');
-  if (r.cpuQuota !== undefined && r.cpuQuota > 0 && r.cpuQuota < 1000) throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
+  if (r.memory !== undefined && r.memory > 0 && r.memory < 6 * 1024 * 1024)
+    throw invalidArgument('Minimum memory limit allowed is 6MB');
+  if (r.cpuQuota !== undefined && r.cpuQuota > 0 && r.cpuQuota < 1000)
+    throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
   if (input.init && !host.init) throw invalidArgument('--init: no init binary (tini) is installed on this host');
   const namespaces: Array<{ type: string; path?: string }> = [{ type: 'mount' }];
   const joinOrNew = (type: string, ns: 'host' | { path: string } | undefined) => {
@@ -142,19 +231,44 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
   const shm = input.shmSize ?? 64 * 1024 * 1024;
   const mounts: Array<{ destination: string; type: string; source: string; options: string[] }> = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...ro] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro] },
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro],
+    },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     input.ipcNs === 'host'
       ? { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] }
-      : { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
+      : {
+          destination: '/dev/shm',
+          type: 'tmpfs',
+          source: 'shm',
+          options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`],
+        },
     ...input.mounts,
   ];
   let args = input.args;
   if (input.init && host.init) {
-    mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: host.init, options: ['rbind', 'ro', 'rprivate'] });
+    mounts.push({
+      destination: '/sbin/docker-init',
+      type: 'bind',
+      source: host.init,
+      options: ['rbind', 'ro', 'rprivate'],
+    });
     args = ['/sbin/docker-init', '--', ...args];
   }
   const linuxResources: Record<string, unknown> = {
@@ -162,18 +276,38 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
       ? [{ allow: true, access: 'rwm' }]
       : [
           { allow: false, access: 'rwm' },
-          ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2], [10, 200]].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+          ...[
+            [1, 3],
+            [1, 5],
+            [1, 7],
+            [1, 8],
+            [1, 9],
+            [5, 0],
+            [5, 1],
+            [5, 2],
+            [10, 200],
+          ].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
           { allow: true, type: 'c', major: 136, access: 'rwm' },
           { allow: true, type: 'c', access: 'm' },
           { allow: true, type: 'b', access: 'm' },
-          ...(input.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
+          ...(input.devices ?? []).map((d) => ({
+            allow: true,
+            type: d.type,
+            major: d.major,
+            minor: d.minor,
+            access: d.access,
+          })),
         ],
   };
   Object.assign(linuxResources, resourcesJson(r, input.oomKillDisable ?? false));
   const seccomp = seccompOf(input, caps, host);
   const processSpec: Record<string, unknown> = {
     terminal: input.terminal,
-    user: { uid: input.user.uid, gid: input.user.gid, ...(input.user.additionalGids.length ? { additionalGids: input.user.additionalGids } : {}) },
+    user: {
+      uid: input.user.uid,
+      gid: input.user.gid,
+      ...(input.user.additionalGids.length ? { additionalGids: input.user.additionalGids } : {}),
+    },
     args,
     env: input.env,
     cwd: input.cwd || '/',

@@ -42,7 +42,16 @@ export interface SpecInput {
   /** `--cgroupns private` on a cgroup v1 host (v2 hosts get one anyway) */
   cgroupNs?: boolean;
   /** `--device`: host device nodes made in the container's /dev and allowed by its device cgroup */
-  devices?: Array<{ path: string; type: 'c' | 'b'; major: number; minor: number; fileMode: number; uid: number; gid: number; access: string }>;
+  devices?: Array<{
+    path: string;
+    type: 'c' | 'b';
+    major: number;
+    minor: number;
+    fileMode: number;
+    uid: number;
+    gid: number;
+    access: string;
+  }>;
   oomKillDisable?: boolean;
   oomScoreAdj?: number;
 }
@@ -60,7 +69,9 @@ export interface Resources {
   memorySwappiness?: number; // 0-100
   cpusetMems?: string;
   /** `--device-{read,write}-{bps,iops}`: per block device limits */
-  throttle?: Partial<Record<'readBps' | 'writeBps' | 'readIops' | 'writeIops', Array<{ major: number; minor: number; rate: number }>>>;
+  throttle?: Partial<
+    Record<'readBps' | 'writeBps' | 'readIops' | 'writeIops', Array<{ major: number; minor: number; rate: number }>>
+  >;
 }
 
 export type RuntimeName = 'crun' | 'runc';
@@ -166,8 +177,16 @@ export interface HostInfo {
    * when it failed, with `reason`).
    */
   checkpoint: {
-    criu: string; criuPath: string; runtimes: RuntimeName[]; capable: RuntimeName[]; probe: 'pending' | 'ok' | 'failed';
-    reason: string; preCopy: boolean; preCopyReason: string; postCopy: boolean; postCopyReason: string;
+    criu: string;
+    criuPath: string;
+    runtimes: RuntimeName[];
+    capable: RuntimeName[];
+    probe: 'pending' | 'ok' | 'failed';
+    reason: string;
+    preCopy: boolean;
+    preCopyReason: string;
+    postCopy: boolean;
+    postCopyReason: string;
     /** the CRIU configuration file berth gives runc's CRIU runs (set by the runtime at init) */
     configFile?: string;
   };
@@ -235,26 +254,46 @@ export interface CheckpointRuntime extends HostProbe {
    * checkpoint deadline: past it, or when `signal` aborts, CRIU is ended and `initPid`'s
    * container goes on as before (Unavailable, naming the stage and CRIU's log in `workPath`).
    */
-  checkpoint(id: string, o: {
-    imagePath: string; workPath: string; leaveRunning: boolean; tcpEstablished: boolean;
-    preDump?: boolean; parentPath?: string; initPid: number; signal?: AbortSignal;
-  }): Promise<void>;
+  checkpoint(
+    id: string,
+    o: {
+      imagePath: string;
+      workPath: string;
+      leaveRunning: boolean;
+      tcpEstablished: boolean;
+      preDump?: boolean;
+      parentPath?: string;
+      initPid: number;
+      signal?: AbortSignal;
+    },
+  ): Promise<void>;
   /**
    * Post-copy: a checkpoint without the memory pages, which a page server at `pageServer`
    * (ADDRESS:PORT) then serves to whoever restores it. Resolves once the dump is done and the
    * server listens; `served` settles when every page was fetched (CRIU ends the process then).
    * Until then the process is stopped, not gone: `cancel()` ends the page server and it goes on.
    */
-  checkpointLazy(id: string, o: {
-    imagePath: string; workPath: string; tcpEstablished: boolean; pageServer: string; initPid: number;
-  }): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
+  checkpointLazy(
+    id: string,
+    o: {
+      imagePath: string;
+      workPath: string;
+      tcpEstablished: boolean;
+      pageServer: string;
+      initPid: number;
+    },
+  ): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
   /**
    * The restoring side of post-copy: CRIU's lazy-pages daemon for a checkpoint in `imagePath`,
    * fetching pages from `pageServer` as the restored process faults on them (and the rest in the
    * background). Resolves once it is ready for a restore with `lazyPages`; `done` settles when all
    * pages arrived; `cancel()` ends it (a restore that did not happen).
    */
-  lazyPages(o: { imagePath: string; workPath: string; pageServer: string }): Promise<{ done: Promise<void>; cancel: () => void }>;
+  lazyPages(o: {
+    imagePath: string;
+    workPath: string;
+    pageServer: string;
+  }): Promise<{ done: Promise<void>; cancel: () => void }>;
 }
 
 /** The build runner role: a build step's container, run to completion without conmon. */
@@ -263,10 +302,16 @@ export interface BuildRunner extends HostProbe {
    * `<runtime> run` in the foreground, its stdout/stderr to `onOutput`, stdin /dev/null.
    * Aborting kills it. Resolves with the exit code; the runtime's state is gone afterwards.
    */
-  runToCompletion(o: {
-    id: string; bundleDir: string; runtime: RuntimeName; signal?: AbortSignal;
-    onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-  }, spec: SpecInput): Promise<number>;
+  runToCompletion(
+    o: {
+      id: string;
+      bundleDir: string;
+      runtime: RuntimeName;
+      signal?: AbortSignal;
+      onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+    },
+    spec: SpecInput,
+  ): Promise<number>;
 }
 
 /**

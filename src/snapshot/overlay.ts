@@ -30,7 +30,10 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
   /** Chain ids whose directory is being put in place (between the rename and the record). */
   private readonly landing = new Set<string>();
 
-  constructor(root: string, private readonly records: SnapshotRecords) {
+  constructor(
+    root: string,
+    private readonly records: SnapshotRecords,
+  ) {
     this.dir = join(root, 'snapshots');
   }
 
@@ -41,7 +44,10 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     for (const d of ['layers', 'active', 'empty']) await fsp.mkdir(join(this.dir, d), { recursive: true, mode: 0o700 });
     await fsp.rm(join(this.dir, 'tmp'), { recursive: true, force: true }); // half-unpacked layers of a crash
     await fsp.mkdir(join(this.dir, 'tmp'), { recursive: true, mode: 0o700 });
-    await Promise.all([fsp.chmod(this.dir, 0o710), ...['layers', 'active', 'empty'].map((d) => fsp.chmod(join(this.dir, d), 0o700))]);
+    await Promise.all([
+      fsp.chmod(this.dir, 0o710),
+      ...['layers', 'active', 'empty'].map((d) => fsp.chmod(join(this.dir, d), 0o700)),
+    ]);
   }
 
   private layerDir(chainId: string): string {
@@ -137,7 +143,7 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
   /** Lower dirs of a chain, top first. */
   private lowers(parent: string | null): string[] {
     const out: string[] = [];
-    for (let c = parent; c; ) {
+    for (let c = parent; c;) {
       const l = this.layer(c);
       if (!l) throw notFound(`layer ${c} not found`);
       out.push(this.layerDir(c));
@@ -189,7 +195,10 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     const lowers = this.lowers(parent);
     // the key's dir is private; fs keeps 0755 (the merged root takes the upper dir's mode)
     await fsp.mkdir(this.activeDir(key), { recursive: true, mode: 0o700 });
-    await Promise.all([fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true }), fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true })]);
+    await Promise.all([
+      fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true }),
+      fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true }),
+    ]);
     if (known === undefined) this.records.addActive(key, parent);
     return [this.mountOf(key, lowers)];
   }
@@ -198,7 +207,11 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     return {
       type: 'overlay',
       source: 'overlay',
-      options: [`lowerdir=${lowers.join(':')}`, `upperdir=${this.upperDir(key)}`, `workdir=${join(this.activeDir(key), 'work')}`],
+      options: [
+        `lowerdir=${lowers.join(':')}`,
+        `upperdir=${this.upperDir(key)}`,
+        `workdir=${join(this.activeDir(key), 'work')}`,
+      ],
     };
   }
 
@@ -243,14 +256,15 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
           /* an empty chain's placeholder that was never made */
         }
       }
-      const inLower = (rel: string) => lowerFds.some((fd) => {
-        try {
-          closeSync(openat2(fd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      const inLower = (rel: string) =>
+        lowerFds.some((fd) => {
+          try {
+            closeSync(openat2(fd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+            return true;
+          } catch {
+            return false;
+          }
+        });
       const walk = async (dirFd: number, rel: string): Promise<void> => {
         for (const name of (await fsp.readdir(fdPath(dirFd))).sort((a, b) => a.localeCompare(b))) {
           const p = `${rel}/${name}`;

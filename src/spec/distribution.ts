@@ -104,9 +104,12 @@ export interface Manifest {
 function descriptor(v: unknown, what: string): Descriptor {
   if (!isObject(v)) throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: not a descriptor`);
   const { mediaType, digest, size } = v;
-  if (typeof mediaType !== 'string' || !mediaType) throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: mediaType missing`);
-  if (typeof digest !== 'string' || !isDigestLike(digest)) throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid digest`);
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid size`);
+  if (typeof mediaType !== 'string' || !mediaType)
+    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: mediaType missing`);
+  if (typeof digest !== 'string' || !isDigestLike(digest))
+    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid digest`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid size`);
   return v as unknown as Descriptor;
 }
 
@@ -124,11 +127,19 @@ export function parseManifest(bytes: Buffer, contentType?: string): Manifest {
   if (!isObject(v)) throw new RegistryError(400, 'MANIFEST_INVALID', 'manifest is not a JSON object');
   const ct = contentType?.split(';')[0]?.trim();
   const bodyType = typeof v['mediaType'] === 'string' ? v['mediaType'] : undefined;
-  if (v['schemaVersion'] === 1) throw new RegistryError(400, 'UNSUPPORTED', 'Docker schema 1 manifests are not supported');
+  if (v['schemaVersion'] === 1)
+    throw new RegistryError(400, 'UNSUPPORTED', 'Docker schema 1 manifests are not supported');
   if (v['schemaVersion'] !== 2) throw new RegistryError(400, 'MANIFEST_INVALID', 'schemaVersion must be 2');
-  const mediaType = bodyType ?? (ct && MANIFEST_TYPES.includes(ct) ? ct : Array.isArray(v['manifests']) ? MT.ociIndex : MT.ociManifest);
-  if (bodyType && ct && MANIFEST_TYPES.includes(ct) && ct !== bodyType) throw new RegistryError(400, 'MANIFEST_INVALID', `Content-Type ${ct} contradicts the manifest's mediaType ${bodyType}`);
-  if (!MANIFEST_TYPES.includes(mediaType)) throw new RegistryError(400, 'MANIFEST_INVALID', `unsupported manifest media type ${mediaType}`);
+  const mediaType =
+    bodyType ?? (ct && MANIFEST_TYPES.includes(ct) ? ct : Array.isArray(v['manifests']) ? MT.ociIndex : MT.ociManifest);
+  if (bodyType && ct && MANIFEST_TYPES.includes(ct) && ct !== bodyType)
+    throw new RegistryError(
+      400,
+      'MANIFEST_INVALID',
+      `Content-Type ${ct} contradicts the manifest's mediaType ${bodyType}`,
+    );
+  if (!MANIFEST_TYPES.includes(mediaType))
+    throw new RegistryError(400, 'MANIFEST_INVALID', `unsupported manifest media type ${mediaType}`);
   const m: Manifest = { mediaType };
   if (INDEX_TYPES.includes(mediaType)) {
     if (!Array.isArray(v['manifests'])) throw new RegistryError(400, 'MANIFEST_INVALID', 'index without manifests');
@@ -141,7 +152,8 @@ export function parseManifest(bytes: Buffer, contentType?: string): Manifest {
   if (v['subject'] !== undefined) {
     m.subject = descriptor(v['subject'], 'subject');
     // referrers are kept by the subject's sha256 (the only algorithm this registry stores)
-    if (!isSha256(m.subject.digest)) throw new RegistryError(400, 'DIGEST_INVALID', `subject: unsupported digest ${m.subject.digest} (sha256 only)`);
+    if (!isSha256(m.subject.digest))
+      throw new RegistryError(400, 'DIGEST_INVALID', `subject: unsupported digest ${m.subject.digest} (sha256 only)`);
   }
   if (typeof v['artifactType'] === 'string') m.artifactType = v['artifactType'];
   if (isObject(v['annotations'])) m.annotations = v['annotations'] as Record<string, string>;

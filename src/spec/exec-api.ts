@@ -24,12 +24,22 @@ export function parseExecCreate(v: unknown): ExecCreateBody {
   if (cmd.length === 0) throw invalidArgument('No exec command specified');
   checkStrings('command', cmd);
   checkStrings('environment variable', o.Env);
-  for (const e of o.Env ?? []) if (e.startsWith('=') || e === '') throw invalidArgument(`invalid environment variable: ${e}`);
-  if (o.WorkingDir && !o.WorkingDir.startsWith('/')) throw invalidArgument(`the working directory '${o.WorkingDir}' is invalid, it needs to be an absolute path`);
+  for (const e of o.Env ?? [])
+    if (e.startsWith('=') || e === '') throw invalidArgument(`invalid environment variable: ${e}`);
+  if (o.WorkingDir && !o.WorkingDir.startsWith('/'))
+    throw invalidArgument(`the working directory '${o.WorkingDir}' is invalid, it needs to be an absolute path`);
   checkStrings('user', o.User ? [o.User] : []);
   return {
-    Cmd: cmd, Env: o.Env ?? [], User: o.User ?? '', WorkingDir: o.WorkingDir ?? '', Tty: o.Tty ?? false, AttachStdin: o.AttachStdin ?? false,
-    AttachStdout: o.AttachStdout ?? false, AttachStderr: o.AttachStderr ?? false, Privileged: o.Privileged ?? false, DetachKeys: o.DetachKeys ?? '',
+    Cmd: cmd,
+    Env: o.Env ?? [],
+    User: o.User ?? '',
+    WorkingDir: o.WorkingDir ?? '',
+    Tty: o.Tty ?? false,
+    AttachStdin: o.AttachStdin ?? false,
+    AttachStdout: o.AttachStdout ?? false,
+    AttachStderr: o.AttachStderr ?? false,
+    Privileged: o.Privileged ?? false,
+    DetachKeys: o.DetachKeys ?? '',
   };
 }
 

@@ -96,7 +96,10 @@ function jsonKind(v: unknown): string {
 
 /** Go's key folding (bytes.EqualFold): ASCII case, plus the two non-ASCII letters that fold onto ASCII ones. */
 function fold(s: string): string {
-  return s.toLowerCase().replace(/ſ/g, 's').replace(/\u212a/g, 'k');
+  return s
+    .toLowerCase()
+    .replace(/ſ/g, 's')
+    .replace(/\u212a/g, 'k');
 }
 
 interface Where {
@@ -108,8 +111,11 @@ interface Where {
 
 function mismatch(value: string, t: GoType, at: Where | null): never {
   const ty = typeName(t.kind === 'ptr' ? t.elem : t);
-  if (!at || (!at.struct && at.fields.length === 0)) throw invalidArgument(`json: cannot unmarshal ${value} into Go value of type ${ty}`);
-  throw invalidArgument(`json: cannot unmarshal ${value} into Go struct field ${at.struct}.${at.fields.join('.')} of type ${ty}`);
+  if (!at || (!at.struct && at.fields.length === 0))
+    throw invalidArgument(`json: cannot unmarshal ${value} into Go value of type ${ty}`);
+  throw invalidArgument(
+    `json: cannot unmarshal ${value} into Go struct field ${at.struct}.${at.fields.join('.')} of type ${ty}`,
+  );
 }
 
 /** Go's zero value of `t` as stored (what a `null` list or map element becomes). */
@@ -172,7 +178,13 @@ function decodeAt(t: GoType, v: unknown, at: Where | null): unknown {
       if (typeof v !== 'object' || Array.isArray(v)) mismatch(jsonKind(v), t, at);
       const out: Record<string, unknown> = {};
       // defined, not assigned: a `__proto__` key is a key here, as in Go, not the object's prototype
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) Object.defineProperty(out, k, { value: decodeAt(t.elem, x, at), enumerable: true, writable: true, configurable: true });
+      for (const [k, x] of Object.entries(v as Record<string, unknown>))
+        Object.defineProperty(out, k, {
+          value: decodeAt(t.elem, x, at),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       return out;
     }
     case 'struct':

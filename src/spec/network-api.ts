@@ -15,7 +15,16 @@ export interface NetworkCreateRequest {
   EnableIPv6?: boolean;
   Labels?: Record<string, string>;
   Options?: Record<string, string>;
-  IPAM?: { Driver?: string; Options?: Record<string, string>; Config?: Array<{ Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> };
+  IPAM?: {
+    Driver?: string;
+    Options?: Record<string, string>;
+    Config?: Array<{
+      Subnet?: string;
+      Gateway?: string;
+      IPRange?: string;
+      AuxiliaryAddresses?: Record<string, string>;
+    }>;
+  };
   CheckDuplicate?: boolean;
 }
 
@@ -24,17 +33,25 @@ export function parseNetworkCreate(v: unknown): NetworkCreateRequest {
   const o = decodeGo(schema.networkCreateRequest, v ?? {}) as NetworkCreateRequest & Obj;
   if (!o.Name) throw invalidArgument('network name is required'); // dockerd: name is required
   if (o.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by berth');
-  if (o['ConfigOnly'] || (o['ConfigFrom'] as { Network?: string } | undefined)?.Network || o['Ingress']) throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
+  if (o['ConfigOnly'] || (o['ConfigFrom'] as { Network?: string } | undefined)?.Network || o['Ingress'])
+    throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
   const ipamDriver = o.IPAM?.Driver ?? '';
-  if (ipamDriver !== '' && ipamDriver !== 'default') throw invalidArgument(`IPAM driver "${ipamDriver}" is not supported: only the default one`);
+  if (ipamDriver !== '' && ipamDriver !== 'default')
+    throw invalidArgument(`IPAM driver "${ipamDriver}" is not supported: only the default one`);
   for (const c of o.IPAM?.Config ?? []) {
-    for (const k of ['Subnet', 'IPRange'] as const) if (c[k] && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c[k])) throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: an IPv4 CIDR is expected`);
-    if (c.Gateway && isIP(c.Gateway) !== 4) throw invalidArgument(`invalid gateway ${c.Gateway}: an IPv4 address is expected`);
+    for (const k of ['Subnet', 'IPRange'] as const)
+      if (c[k] && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c[k]))
+        throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: an IPv4 CIDR is expected`);
+    if (c.Gateway && isIP(c.Gateway) !== 4)
+      throw invalidArgument(`invalid gateway ${c.Gateway}: an IPv4 address is expected`);
   }
   const bridge = o.Options?.['com.docker.network.bridge.name'];
   // a Linux interface name (it reaches `ip` and nft scripts): 1-15 characters, no separators
-  if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) throw invalidArgument(`invalid bridge name ${JSON.stringify(bridge)}: 1 to 15 of [A-Za-z0-9_.-]`);
-  for (const [k, val] of Object.entries(o.Options ?? {})) if (CONTROL.test(k) || CONTROL.test(val)) throw invalidArgument(`invalid network option ${JSON.stringify(k)}: control characters`);
+  if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge))
+    throw invalidArgument(`invalid bridge name ${JSON.stringify(bridge)}: 1 to 15 of [A-Za-z0-9_.-]`);
+  for (const [k, val] of Object.entries(o.Options ?? {}))
+    if (CONTROL.test(k) || CONTROL.test(val))
+      throw invalidArgument(`invalid network option ${JSON.stringify(k)}: control characters`);
   return o;
 }
 

@@ -14,12 +14,14 @@ export const TRUST_FILE_NAME = /^[a-z0-9][a-z0-9.-]*\.json$/;
 
 /** A trust artifact's files (name -> blob digest and size), from its manifest; null when it is not one. */
 export function trustFiles(manifest: unknown): Map<string, { digest: string; size: number }> | null {
-  if (!isObject(manifest) || manifest['artifactType'] !== TRUST_ARTIFACT_TYPE || !Array.isArray(manifest['layers'])) return null;
+  if (!isObject(manifest) || manifest['artifactType'] !== TRUST_ARTIFACT_TYPE || !Array.isArray(manifest['layers']))
+    return null;
   const files = new Map<string, { digest: string; size: number }>();
   for (const l of manifest['layers']) {
     if (!isObject(l) || !isObject(l['annotations'])) continue;
     const title = l['annotations'][TITLE_ANNOTATION];
-    if (typeof title === 'string' && TRUST_FILE_NAME.test(title)) files.set(title, { digest: String(l['digest']), size: Number(l['size']) });
+    if (typeof title === 'string' && TRUST_FILE_NAME.test(title))
+      files.set(title, { digest: String(l['digest']), size: Number(l['size']) });
   }
   return files;
 }

@@ -14,7 +14,13 @@ import { sha256 } from '../base/digest.js';
 import { hasBlob, uploadBlob } from '../distribution/push.js';
 import { RegistryHttpError, type RegistrySession } from '../distribution/client.js';
 import { MT } from '../spec/distribution.js';
-import { TITLE_ANNOTATION as TITLE, TRUST_ARTIFACT_TYPE as ARTIFACT_TYPE, TRUST_FILE_TYPE as FILE_TYPE, TRUST_TAG, trustFiles } from '../spec/trust.js';
+import {
+  TITLE_ANNOTATION as TITLE,
+  TRUST_ARTIFACT_TYPE as ARTIFACT_TYPE,
+  TRUST_FILE_TYPE as FILE_TYPE,
+  TRUST_TAG,
+  trustFiles,
+} from '../spec/trust.js';
 const EMPTY = Buffer.from('{}');
 
 export interface BundleIndex {
@@ -30,7 +36,8 @@ export async function fetchIndex(s: RegistrySession): Promise<BundleIndex | null
     await res.body?.cancel();
     return null;
   }
-  if (!res.ok) throw new RegistryHttpError(res.status, `fetching trust data of ${s.ep.host}/${s.ep.repo}: ${res.status}`);
+  if (!res.ok)
+    throw new RegistryHttpError(res.status, `fetching trust data of ${s.ep.host}/${s.ep.repo}: ${res.status}`);
   const bytes = Buffer.from(await res.arrayBuffer());
   let m: unknown;
   try {
@@ -44,14 +51,23 @@ export async function fetchIndex(s: RegistrySession): Promise<BundleIndex | null
 }
 
 /** One metadata file, checked against the digest the artifact names. */
-export async function fetchFile(s: RegistrySession, idx: BundleIndex, name: string, maxLength: number): Promise<Buffer | null> {
+export async function fetchFile(
+  s: RegistrySession,
+  idx: BundleIndex,
+  name: string,
+  maxLength: number,
+): Promise<Buffer | null> {
   const d = idx.files.get(name);
   if (!d) return null;
-  if (d.size > maxLength) throw invalidArgument(`trust metadata ${name} is ${d.size} bytes, more than the ${maxLength} allowed`);
+  if (d.size > maxLength)
+    throw invalidArgument(`trust metadata ${name} is ${d.size} bytes, more than the ${maxLength} allowed`);
   const res = await s.fetch('GET', `/v2/${s.ep.repo}/blobs/${d.digest}`);
   if (!res.ok) throw new RegistryHttpError(res.status, `fetching trust metadata ${name}: ${res.status}`);
   const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > maxLength || sha256(bytes) !== d.digest) throw invalidArgument(`trust metadata ${name} from the registry does not match its digest ${d.digest}: it was tampered with`);
+  if (bytes.length > maxLength || sha256(bytes) !== d.digest)
+    throw invalidArgument(
+      `trust metadata ${name} from the registry does not match its digest ${d.digest}: it was tampered with`,
+    );
   return bytes;
 }
 
@@ -70,11 +86,26 @@ export async function pushBundle(s: RegistrySession, files: Map<string, Buffer>)
       mediaType: MT.ociManifest,
       artifactType: ARTIFACT_TYPE,
       config: { mediaType: MT.ociEmpty, digest: sha256(EMPTY), size: EMPTY.length },
-      layers: [...files].sort(([a], [b]) => a.localeCompare(b)).map(([name, b]) => ({ mediaType: FILE_TYPE, digest: sha256(b), size: b.length, annotations: { [TITLE]: name } })),
+      layers: [...files]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([name, b]) => ({
+          mediaType: FILE_TYPE,
+          digest: sha256(b),
+          size: b.length,
+          annotations: { [TITLE]: name },
+        })),
     }),
   );
-  const put = await s.fetch('PUT', `/v2/${s.ep.repo}/manifests/${TRUST_TAG}`, { headers: { 'Content-Type': MT.ociManifest }, body: manifest, length: manifest.length });
-  if (put.status !== 201) throw new RegistryHttpError(put.status, `pushing trust data: ${put.status} ${(await put.text().catch(() => '')).trim()}`);
+  const put = await s.fetch('PUT', `/v2/${s.ep.repo}/manifests/${TRUST_TAG}`, {
+    headers: { 'Content-Type': MT.ociManifest },
+    body: manifest,
+    length: manifest.length,
+  });
+  if (put.status !== 201)
+    throw new RegistryHttpError(
+      put.status,
+      `pushing trust data: ${put.status} ${(await put.text().catch(() => '')).trim()}`,
+    );
   await put.body?.cancel();
   return sha256(manifest);
 }

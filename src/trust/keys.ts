@@ -10,7 +10,17 @@
  * be a removable disk. Everything else (targets, snapshot, timestamp, delegated signers) is in
  * `<dir>/private`.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, sign, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  scryptSync,
+  sign,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalize } from '@tufjs/canonical-json';
@@ -40,7 +50,17 @@ interface SealedKey {
   keyid: string;
   label: string;
   public: PublicKeyJson;
-  sealed: { kdf: 'scrypt'; N: number; r: number; p: number; salt: string; cipher: 'aes-256-gcm'; iv: string; tag: string; data: string };
+  sealed: {
+    kdf: 'scrypt';
+    N: number;
+    r: number;
+    p: number;
+    salt: string;
+    cipher: 'aes-256-gcm';
+    iv: string;
+    tag: string;
+    data: string;
+  };
 }
 
 const SCRYPT = { N: 1 << 14, r: 8, p: 1 };
@@ -58,13 +78,20 @@ export function publicJsonOf(key: KeyObject): PublicKeyJson {
     return { keytype: 'ed25519', scheme: 'ed25519', keyval: { public: der.subarray(der.length - 32).toString('hex') } };
   }
   if (pub.asymmetricKeyType === 'ec') {
-    return { keytype: 'ecdsa', scheme: 'ecdsa-sha2-nistp256', keyval: { public: pub.export({ format: 'pem', type: 'spki' }).toString() } };
+    return {
+      keytype: 'ecdsa',
+      scheme: 'ecdsa-sha2-nistp256',
+      keyval: { public: pub.export({ format: 'pem', type: 'spki' }).toString() },
+    };
   }
-  throw invalidArgument(`unsupported key type ${pub.asymmetricKeyType ?? '?'}: berth signs with ed25519 or ecdsa (P-256) keys`);
+  throw invalidArgument(
+    `unsupported key type ${pub.asymmetricKeyType ?? '?'}: berth signs with ed25519 or ecdsa (P-256) keys`,
+  );
 }
 
 export function generateKey(type: KeyType, label: string): PrivateKey {
-  const { privateKey } = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey } =
+    type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pub = publicJsonOf(privateKey);
   return { keyid: keyIdOf(pub), label, public: pub, key: privateKey };
 }
@@ -75,7 +102,13 @@ export function signBytes(k: PrivateKey, data: Buffer): string {
 }
 
 export function parsePublicKey(v: unknown, where: string): PublicKeyJson {
-  if (!isObject(v) || typeof v['keytype'] !== 'string' || typeof v['scheme'] !== 'string' || !isObject(v['keyval']) || typeof v['keyval']['public'] !== 'string')
+  if (
+    !isObject(v) ||
+    typeof v['keytype'] !== 'string' ||
+    typeof v['scheme'] !== 'string' ||
+    !isObject(v['keyval']) ||
+    typeof v['keyval']['public'] !== 'string'
+  )
     throw invalidArgument(`${where}: not a public key (expected TUF's {"keytype","scheme","keyval":{"public"}})`);
   return { keytype: v['keytype'], scheme: v['scheme'], keyval: { public: v['keyval']['public'] } };
 }
@@ -110,14 +143,36 @@ export function seal(k: PrivateKey, passphrase: string): SealedKey {
   c.setAAD(Buffer.from(k.keyid));
   const data = Buffer.concat([c.update(k.key.export({ format: 'der', type: 'pkcs8' })), c.final()]);
   const b64 = (b: Buffer) => b.toString('base64');
-  return { berthKey: 1, keyid: k.keyid, label: k.label, public: k.public, sealed: { kdf: 'scrypt', ...SCRYPT, salt: b64(salt), cipher: 'aes-256-gcm', iv: b64(iv), tag: b64(c.getAuthTag()), data: b64(data) } };
+  return {
+    berthKey: 1,
+    keyid: k.keyid,
+    label: k.label,
+    public: k.public,
+    sealed: {
+      kdf: 'scrypt',
+      ...SCRYPT,
+      salt: b64(salt),
+      cipher: 'aes-256-gcm',
+      iv: b64(iv),
+      tag: b64(c.getAuthTag()),
+      data: b64(data),
+    },
+  };
 }
 
 export function parseSealed(v: unknown, where: string): SealedKey {
-  if (!isObject(v) || v['berthKey'] !== 1 || typeof v['keyid'] !== 'string' || !isObject(v['sealed'])) throw invalidArgument(`${where}: not a berth private key file`);
+  if (!isObject(v) || v['berthKey'] !== 1 || typeof v['keyid'] !== 'string' || !isObject(v['sealed']))
+    throw invalidArgument(`${where}: not a berth private key file`);
   const s = v['sealed'];
-  for (const f of ['salt', 'iv', 'tag', 'data']) if (typeof s[f] !== 'string') throw invalidArgument(`${where}: private key file lacks ${f}`);
-  return { berthKey: 1, keyid: v['keyid'], label: typeof v['label'] === 'string' ? v['label'] : '', public: parsePublicKey(v['public'], where), sealed: s as SealedKey['sealed'] };
+  for (const f of ['salt', 'iv', 'tag', 'data'])
+    if (typeof s[f] !== 'string') throw invalidArgument(`${where}: private key file lacks ${f}`);
+  return {
+    berthKey: 1,
+    keyid: v['keyid'],
+    label: typeof v['label'] === 'string' ? v['label'] : '',
+    public: parsePublicKey(v['public'], where),
+    sealed: s as SealedKey['sealed'],
+  };
 }
 
 export function unseal(f: SealedKey, passphrase: string): PrivateKey {
@@ -133,7 +188,8 @@ export function unseal(f: SealedKey, passphrase: string): PrivateKey {
     throw invalidArgument(`wrong passphrase for key ${f.keyid.slice(0, 12)} (${f.label})`);
   }
   const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-  if (keyIdOf(publicJsonOf(key)) !== f.keyid) throw invalidArgument(`key file ${f.keyid.slice(0, 12)} does not hold the key its id names`);
+  if (keyIdOf(publicJsonOf(key)) !== f.keyid)
+    throw invalidArgument(`key file ${f.keyid.slice(0, 12)} does not hold the key its id names`);
   return { keyid: f.keyid, label: f.label, public: f.public, key };
 }
 
@@ -172,7 +228,12 @@ export class KeyStore {
    * Imports an exported key file: kept as it is when this store's passphrase opens it, else opened
    * with the exporter's passphrase (`exported()`) and sealed again with this store's.
    */
-  async importSealed(text: string, root: boolean, where: string, exported: () => Promise<string>): Promise<{ keyid: string; label: string }> {
+  async importSealed(
+    text: string,
+    root: boolean,
+    where: string,
+    exported: () => Promise<string>,
+  ): Promise<{ keyid: string; label: string }> {
     let f: SealedKey;
     try {
       f = parseSealed(JSON.parse(text), where);
@@ -235,8 +296,13 @@ export class KeyStore {
       const k = await this.get(id);
       if (k) return k;
     }
-    const rootHint = role === 'root' ? ` (root keys are read from ${this.rootDir}: set BERTH_TRUST_ROOT_DIR to where the offline root key is)` : '';
-    throw failedPrecondition(`no private key for the ${role} role here: it is signed by ${keyids.map((k) => k.slice(0, 12)).join(', ')}${rootHint}`);
+    const rootHint =
+      role === 'root'
+        ? ` (root keys are read from ${this.rootDir}: set BERTH_TRUST_ROOT_DIR to where the offline root key is)`
+        : '';
+    throw failedPrecondition(
+      `no private key for the ${role} role here: it is signed by ${keyids.map((k) => k.slice(0, 12)).join(', ')}${rootHint}`,
+    );
   }
 
   list(): Array<{ keyid: string; label: string; root: boolean }> {
@@ -244,7 +310,9 @@ export class KeyStore {
     for (const root of [true, false]) {
       const d = this.dirFor(root);
       if (!existsSync(d)) continue;
-      for (const f of readdirSync(d).filter((n) => n.endsWith('.key')).sort()) {
+      for (const f of readdirSync(d)
+        .filter((n) => n.endsWith('.key'))
+        .sort()) {
         try {
           const s = parseSealed(JSON.parse(readFileSync(join(d, f), 'utf8')), f);
           out.push({ keyid: s.keyid, label: s.label, root });

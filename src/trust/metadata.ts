@@ -54,18 +54,31 @@ export function parseEnvelope(bytes: Buffer, name: string): Envelope {
   } catch {
     throw invalidArgument(`trust metadata ${name} is not JSON`);
   }
-  if (!isObject(v) || !isObject(v['signed']) || !Array.isArray(v['signatures'])) throw invalidArgument(`trust metadata ${name} is not a signed TUF document`);
-  const signatures = v['signatures'].filter(isObject).map((s) => ({ keyid: String(s['keyid'] ?? ''), sig: String(s['sig'] ?? '') }));
+  if (!isObject(v) || !isObject(v['signed']) || !Array.isArray(v['signatures']))
+    throw invalidArgument(`trust metadata ${name} is not a signed TUF document`);
+  const signatures = v['signatures']
+    .filter(isObject)
+    .map((s) => ({ keyid: String(s['keyid'] ?? ''), sig: String(s['sig'] ?? '') }));
   return { signed: v['signed'], signatures };
 }
 
-const KIND: Record<string, MetadataKind> = { root: MetadataKind.Root, targets: MetadataKind.Targets, snapshot: MetadataKind.Snapshot, timestamp: MetadataKind.Timestamp };
+const KIND: Record<string, MetadataKind> = {
+  root: MetadataKind.Root,
+  targets: MetadataKind.Targets,
+  snapshot: MetadataKind.Snapshot,
+  timestamp: MetadataKind.Timestamp,
+};
 
 /** Signs `signed` with `keys` (keeping `keep`, signatures over the same bytes by other keys); the bytes of the file. */
 export function signDocument(signed: Json, keys: PrivateKey[], keep: Envelope['signatures'] = []): Buffer {
   const kind = KIND[String(signed['_type'])];
   if (!kind) throw invalidArgument(`cannot sign a ${String(signed['_type'])} document`);
-  const md = Metadata.fromJSON(kind as MetadataKind.Root, { signed, signatures: keep.filter((s) => !keys.some((k) => k.keyid === s.keyid)) } as unknown as Parameters<typeof Metadata.fromJSON>[1]);
+  const md = Metadata.fromJSON(
+    kind as MetadataKind.Root,
+    { signed, signatures: keep.filter((s) => !keys.some((k) => k.keyid === s.keyid)) } as unknown as Parameters<
+      typeof Metadata.fromJSON
+    >[1],
+  );
   for (const k of keys) md.sign((data) => new Signature({ keyID: k.keyid, sig: signBytes(k, data) }), true);
   return Buffer.from(`${JSON.stringify(md.toJSON())}\n`);
 }
@@ -97,7 +110,9 @@ export function signTimestamp(snapshot: Buffer, prevVersion: number, expires: nu
     spec_version: SPEC_VERSION,
     version: prevVersion + 1,
     expires: iso(expires),
-    meta: { 'snapshot.json': { version: snapVersion, length: snapshot.length, hashes: { sha256: sha256(snapshot).slice(7) } } },
+    meta: {
+      'snapshot.json': { version: snapVersion, length: snapshot.length, hashes: { sha256: sha256(snapshot).slice(7) } },
+    },
   };
   return signDocument(signed, [key]);
 }
@@ -119,7 +134,8 @@ export class RepositoryMetadata {
       if (v) m.roots.set(Number(v[1]), bytes);
       else m.put(name, bytes);
     }
-    for (const f of ['root.json', 'targets.json', 'snapshot.json']) if (!m.docs.has(f)) throw invalidArgument(`trust data lacks ${f}`);
+    for (const f of ['root.json', 'targets.json', 'snapshot.json'])
+      if (!m.docs.has(f)) throw invalidArgument(`trust data lacks ${f}`);
     return m;
   }
 
@@ -133,9 +149,26 @@ export class RepositoryMetadata {
       keyMap[keyid] = pub;
       roles[role] = { keyids: [keyid], threshold: 1 };
     }
-    m.docs.set('root.json', { signed: { _type: 'root', spec_version: SPEC_VERSION, version: 0, expires: '', consistent_snapshot: false, keys: keyMap, roles }, signatures: [] });
-    m.docs.set('targets.json', { signed: { _type: 'targets', spec_version: SPEC_VERSION, version: 0, expires: '', targets: {} }, signatures: [] });
-    m.docs.set('snapshot.json', { signed: { _type: 'snapshot', spec_version: SPEC_VERSION, version: 0, expires: '', meta: {} }, signatures: [] });
+    m.docs.set('root.json', {
+      signed: {
+        _type: 'root',
+        spec_version: SPEC_VERSION,
+        version: 0,
+        expires: '',
+        consistent_snapshot: false,
+        keys: keyMap,
+        roles,
+      },
+      signatures: [],
+    });
+    m.docs.set('targets.json', {
+      signed: { _type: 'targets', spec_version: SPEC_VERSION, version: 0, expires: '', targets: {} },
+      signatures: [],
+    });
+    m.docs.set('snapshot.json', {
+      signed: { _type: 'snapshot', spec_version: SPEC_VERSION, version: 0, expires: '', meta: {} },
+      signatures: [],
+    });
     m.changed.add('root.json').add('targets.json');
     return m;
   }
@@ -157,7 +190,11 @@ export class RepositoryMetadata {
     if (!isObject(d) || !Array.isArray(d['roles'])) return null;
     const r = d['roles'].find((x) => isObject(x) && x['name'] === DELEGATION) as Json | undefined;
     if (!r) return null;
-    return { keyids: r['keyids'] as string[], threshold: Number(r['threshold']), signers: (isObject(r['x-berth-signers']) ? r['x-berth-signers'] : {}) as Record<string, string> };
+    return {
+      keyids: r['keyids'] as string[],
+      threshold: Number(r['threshold']),
+      signers: (isObject(r['x-berth-signers']) ? r['x-berth-signers'] : {}) as Record<string, string>,
+    };
   }
 
   /** Tag -> target in the role file `file` (`targets.json` or `releases.json`). */
@@ -168,7 +205,11 @@ export class RepositoryMetadata {
     for (const [tag, v] of Object.entries(t)) {
       if (!isObject(v) || !isObject(v['hashes'])) continue;
       const custom = isObject(v['custom']) ? v['custom'] : {};
-      out[tag] = { digest: `sha256:${String(v['hashes']['sha256'])}`, size: Number(v['length']), ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}) };
+      out[tag] = {
+        digest: `sha256:${String(v['hashes']['sha256'])}`,
+        size: Number(v['length']),
+        ...(typeof custom['mediaType'] === 'string' ? { mediaType: custom['mediaType'] } : {}),
+      };
     }
     return out;
   }
@@ -176,10 +217,18 @@ export class RepositoryMetadata {
   /** Puts (or, with null, removes) a tag in a role's targets. */
   setTarget(file: 'targets.json' | 'releases.json', tag: string, info: TargetInfo | null): void {
     if (file === 'releases.json' && !this.docs.has(file))
-      this.docs.set(file, { signed: { _type: 'targets', spec_version: SPEC_VERSION, version: 0, expires: '', targets: {} }, signatures: [] });
+      this.docs.set(file, {
+        signed: { _type: 'targets', spec_version: SPEC_VERSION, version: 0, expires: '', targets: {} },
+        signatures: [],
+      });
     const signed = this.doc(file)!;
     const targets = { ...(signed['targets'] as Json) };
-    if (info) targets[tag] = { length: info.size, hashes: { sha256: info.digest.replace(/^sha256:/, '') }, ...(info.mediaType ? { custom: { mediaType: info.mediaType } } : {}) };
+    if (info)
+      targets[tag] = {
+        length: info.size,
+        hashes: { sha256: info.digest.replace(/^sha256:/, '') },
+        ...(info.mediaType ? { custom: { mediaType: info.mediaType } } : {}),
+      };
     else delete targets[tag];
     signed['targets'] = targets;
     this.changed.add(file);
@@ -191,12 +240,18 @@ export class RepositoryMetadata {
     const keys = { ...(d['keys'] as Json), [keyid]: pub };
     const roles = [...(d['roles'] as Json[])];
     let r = roles.find((x) => x['name'] === DELEGATION);
-    if (!r) roles.push((r = { name: DELEGATION, keyids: [], threshold: 1, paths: ['*'], terminating: true, 'x-berth-signers': {} }));
+    if (!r)
+      roles.push(
+        (r = { name: DELEGATION, keyids: [], threshold: 1, paths: ['*'], terminating: true, 'x-berth-signers': {} }),
+      );
     const signers = { ...(r['x-berth-signers'] as Record<string, string>), [name]: keyid };
     r['x-berth-signers'] = signers;
     r['keyids'] = [...new Set(Object.values(signers))];
     if (threshold !== undefined) r['threshold'] = threshold;
-    if (Number(r['threshold']) > (r['keyids'] as string[]).length) throw invalidArgument(`threshold ${String(r['threshold'])} is more than the ${(r['keyids'] as string[]).length} signer key(s)`);
+    if (Number(r['threshold']) > (r['keyids'] as string[]).length)
+      throw invalidArgument(
+        `threshold ${String(r['threshold'])} is more than the ${(r['keyids'] as string[]).length} signer key(s)`,
+      );
     this.targets['delegations'] = { keys, roles };
     this.changed.add('targets.json');
   }
@@ -212,7 +267,8 @@ export class RepositoryMetadata {
     delete signers[name];
     r['x-berth-signers'] = signers;
     r['keyids'] = [...new Set(Object.values(signers))];
-    if (Number(r['threshold']) > (r['keyids'] as string[]).length) r['threshold'] = Math.max(1, (r['keyids'] as string[]).length);
+    if (Number(r['threshold']) > (r['keyids'] as string[]).length)
+      r['threshold'] = Math.max(1, (r['keyids'] as string[]).length);
     if (!Object.values(signers).includes(keyid)) delete dj.keys[keyid];
     this.changed.add('targets.json');
     return keyid;
@@ -256,10 +312,19 @@ export class RepositoryMetadata {
    * null: the registry keeps that key). `sign(file)` gives the keys for a role file;
    * `append` (releases only) adds a signature to an unchanged document instead of a new version.
    */
-  seal(o: { now: number; sign: (file: string) => PrivateKey[]; timestampKey: PrivateKey | null; append?: string[] }): void {
+  seal(o: {
+    now: number;
+    sign: (file: string) => PrivateKey[];
+    timestampKey: PrivateKey | null;
+    append?: string[];
+  }): void {
     const bump = (file: string, kind: keyof Expiries) => {
       const e = this.docs.get(file)!;
-      const signed = { ...e.signed, version: Number(e.signed['version']) + 1, expires: iso(o.now + this.expiries[kind]) };
+      const signed = {
+        ...e.signed,
+        version: Number(e.signed['version']) + 1,
+        expires: iso(o.now + this.expiries[kind]),
+      };
       const bytes = signDocument(signed, file === 'root.json' ? [...this.rootSigners, ...o.sign(file)] : o.sign(file));
       this.put(file, bytes);
       if (file === 'root.json') this.roots.set(Number(signed['version']), bytes);
@@ -273,11 +338,14 @@ export class RepositoryMetadata {
     for (const file of [...this.changed].filter((f) => f !== 'root.json')) bump(file, 'targets');
     if (this.changed.size) {
       const meta: Json = {};
-      for (const [name, e] of this.docs) if (name !== 'root.json' && name !== 'snapshot.json' && name !== 'timestamp.json') meta[name] = { version: e.signed['version'] };
+      for (const [name, e] of this.docs)
+        if (name !== 'root.json' && name !== 'snapshot.json' && name !== 'timestamp.json')
+          meta[name] = { version: e.signed['version'] };
       this.docs.get('snapshot.json')!.signed['meta'] = meta;
       bump('snapshot.json', 'snapshot');
     }
-    if (o.timestampKey && (this.changed.size || !this.docs.has('timestamp.json'))) this.timestamp(o.now, o.timestampKey);
+    if (o.timestampKey && (this.changed.size || !this.docs.has('timestamp.json')))
+      this.timestamp(o.now, o.timestampKey);
     this.changed.clear();
   }
 
@@ -286,7 +354,6 @@ export class RepositoryMetadata {
     const prev = this.docs.get('timestamp.json')?.signed['version'];
     this.put('timestamp.json', signTimestamp(this.fileBytes('snapshot.json'), Number(prev ?? 0), now + ttl, key));
   }
-
 
   /** A document's bytes as signed or as fetched: the timestamp hashes the snapshot's exact bytes. */
   private readonly bytes = new Map<Envelope, Buffer>();

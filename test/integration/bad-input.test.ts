@@ -8,7 +8,11 @@ import { startDaemon, type Daemon } from './harness.js';
 describe('bad input', () => {
   let d: Daemon;
   const containerDirs = () => readdirSync(join(d.root, 'containers')).filter((n) => /^[a-f0-9]{64}$/.test(n));
-  const mountsUnder = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(d.root));
+  const mountsUnder = () =>
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(d.root));
   before(async () => {
     d = await startDaemon();
   });
@@ -40,12 +44,22 @@ describe('bad input', () => {
     await refused(['run', '--cap-add', 'NOT_A_CAP', 'busybox', 'true'], /NOT_A_CAP/);
     await refused(['run', '--security-opt', 'apparmor=myprofile', 'busybox', 'true'], /AppArmor is not enabled/);
     await refused(['run', '--security-opt', 'label=type:foo_t', 'busybox', 'true'], /SELinux is not enabled/);
-    await refused(['run', '--rm', '--restart', 'always', 'busybox', 'true'], /AutoRemove.*restart policy|conflicting options/i);
+    await refused(
+      ['run', '--rm', '--restart', 'always', 'busybox', 'true'],
+      /AutoRemove.*restart policy|conflicting options/i,
+    );
     await refused(['run', '--name', 'bad name!', 'busybox', 'true'], /Invalid container name/);
     await refused(['run', '-m', '1k', 'busybox', 'true'], /Minimum memory limit/);
-    const api = await d.api('POST', '/containers/create', { Image: 'busybox', HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 5 }] } });
+    const api = await d.api('POST', '/containers/create', {
+      Image: 'busybox',
+      HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 5 }] },
+    });
     assert.equal(api.status, 400);
-    const apiBad = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: 'not-an-array-but-ok', HostConfig: { Memory: 'lots' } });
+    const apiBad = await d.api('POST', '/containers/create', {
+      Image: 'busybox',
+      Cmd: 'not-an-array-but-ok',
+      HostConfig: { Memory: 'lots' },
+    });
     assert.equal(apiBad.status, 400);
     assert.match((apiBad.body as { message: string }).message, /HostConfig.Memory/);
     assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');

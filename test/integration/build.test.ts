@@ -123,31 +123,50 @@ CMD ["cat greeting.txt"]
     assert.equal(c.User, 'root');
     assert.deepEqual(c.Shell, ['/bin/sh', '-ec']);
     assert.equal(c.StopSignal, 'SIGTERM');
-    assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'test -f /srv/app/greeting.txt'], Interval: 5e9, Timeout: 2e9, StartPeriod: 1e9, Retries: 4 });
+    assert.deepEqual(c.Healthcheck, {
+      Test: ['CMD-SHELL', 'test -f /srv/app/greeting.txt'],
+      Interval: 5e9,
+      Timeout: 2e9,
+      StartPeriod: 1e9,
+      Retries: 4,
+    });
     assert.deepEqual(c.OnBuild, ['RUN echo triggered > /onbuild.txt']);
     assert.deepEqual(c.Entrypoint, ['/bin/sh', '-c']);
     assert.deepEqual(c.Cmd, ['cat greeting.txt']);
     assert.equal((await run('all-docker')).trim(), 'hello world, tests');
-    assert.equal(await run('all-docker', 'cat files/a.txt files/sub/b.txt /opt/pkg/inside.txt /opt/remote/remote.txt'), 'A\nB\ninside the archive\nfrom the web\n');
+    assert.equal(
+      await run('all-docker', 'cat files/a.txt files/sub/b.txt /opt/pkg/inside.txt /opt/remote/remote.txt'),
+      'A\nB\ninside the archive\nfrom the web\n',
+    );
     assert.equal((await run('all-docker', 'stat -c %a /usr/local/bin/tool && tool')).trim(), '700\ntool ran');
     assert.equal((await run('all-docker', 'stat -c %U:%G /home/app/owned.txt')).trim(), 'app:app');
     assert.equal((await run('all-docker', 'stat -c %a /opt/remote/remote.txt')).trim(), '600');
     // one history entry per instruction after FROM (plus the base image's), empty_layer where no layer
-    const hist = JSON.parse((await d.api('GET', '/images/all-docker/history')).text) as Array<{ CreatedBy: string; Size: number }>;
+    const hist = JSON.parse((await d.api('GET', '/images/all-docker/history')).text) as Array<{
+      CreatedBy: string;
+      Size: number;
+    }>;
     const own = hist.slice(0, hist.length - 2);
     assert.equal(own.length, 27);
     assert.match(own.at(-1)!.CreatedBy, /#\(nop\) {2}MAINTAINER berth tests/);
-    assert.ok(own.some((h) => /^\|1 WHO=tests \/bin\/sh -c echo/.test(h.CreatedBy) && h.Size > 0), 'RUN history names the build args it saw');
+    assert.ok(
+      own.some((h) => /^\|1 WHO=tests \/bin\/sh -c echo/.test(h.CreatedBy) && h.Size > 0),
+      'RUN history names the build args it saw',
+    );
     assert.ok(own.some((h) => /#\(nop\) COPY dir:[0-9a-f]{64} in \/srv\/app\/files\/ $/.test(h.CreatedBy)));
     assert.equal(own.filter((h) => h.Size > 0).length, img.RootFS.Layers.length - 1);
   });
 
   test('parser directives, here-documents, exec form, ONBUILD triggers in a child image', async () => {
     const dir = writeContext(work, 'heredoc', {
-      Dockerfile: '# escape=`\nFROM all-docker\nRUN <<EOF\necho first > /h1\necho second >> /h1\nEOF\nRUN cat <<-END > /h2 && `\n    echo continued >> /h2\n\tindented $HOME\n\tEND\nCOPY <<EOF /etc/motd\nwelcome to ${APP_HOME}\nEOF\nCOPY <<"EOF" /etc/raw\nnot $EXPANDED\nEOF\nRUN ["/bin/sh", "-c", "echo exec form > /h3"]\nENTRYPOINT []\nCMD ["cat", "/h1", "/h2", "/h3", "/etc/motd", "/etc/raw", "/onbuild.txt"]\n',
+      Dockerfile:
+        '# escape=`\nFROM all-docker\nRUN <<EOF\necho first > /h1\necho second >> /h1\nEOF\nRUN cat <<-END > /h2 && `\n    echo continued >> /h2\n\tindented $HOME\n\tEND\nCOPY <<EOF /etc/motd\nwelcome to ${APP_HOME}\nEOF\nCOPY <<"EOF" /etc/raw\nnot $EXPANDED\nEOF\nRUN ["/bin/sh", "-c", "echo exec form > /h3"]\nENTRYPOINT []\nCMD ["cat", "/h1", "/h2", "/h3", "/etc/motd", "/etc/raw", "/onbuild.txt"]\n',
     });
     await buildBoth(dir, 'heredoc');
-    assert.equal(await run('heredoc-berth'), 'first\nsecond\nindented /root\ncontinued\nexec form\nwelcome to /srv/app\nnot $EXPANDED\ntriggered\n');
+    assert.equal(
+      await run('heredoc-berth'),
+      'first\nsecond\nindented /root\ncontinued\nexec form\nwelcome to /srv/app\nnot $EXPANDED\ntriggered\n',
+    );
     assert.equal((await inspect('heredoc-berth')).Config.OnBuild, null, 'triggers are not inherited by grandchildren');
   });
 
@@ -161,15 +180,31 @@ COPY *.txt /texts/
 COPY --link src/[ab]?.js /js/
 CMD ["sh", "-c", "cat /platform; ls /texts /js"]
 `,
-      'one.txt': '1', 'two.txt': '2', 'three.md': '3', 'src/a1.js': 'a', 'src/b2.js': 'b', 'src/c3.js': 'c', 'src/a12.js': 'x',
+      'one.txt': '1',
+      'two.txt': '2',
+      'three.md': '3',
+      'src/a1.js': 'a',
+      'src/b2.js': 'b',
+      'src/c3.js': 'c',
+      'src/a12.js': 'x',
     });
-    const ids = await buildBoth(dir, 'more', ['-f', join(dir, 'docker/Dockerfile.dev'), '-t', 'more-extra:v2', '--label', 'built.by=tests']);
+    const ids = await buildBoth(dir, 'more', [
+      '-f',
+      join(dir, 'docker/Dockerfile.dev'),
+      '-t',
+      'more-extra:v2',
+      '--label',
+      'built.by=tests',
+    ]);
     assert.equal(ids[0], ids[1]);
-    for (const tag of ['more-docker', 'more-berth', 'more-extra:v2']) assert.equal((await inspect(tag)).Id, ids[0], `${tag} names the image`);
+    for (const tag of ['more-docker', 'more-berth', 'more-extra:v2'])
+      assert.equal((await inspect(tag)).Id, ids[0], `${tag} names the image`);
     assert.equal(await run('more-berth'), 'linux/amd64 amd64\n/js:\na1.js\nb2.js\n\n/texts:\none.txt\ntwo.txt\n');
     assert.equal((await inspect('more-berth')).Config.Labels['built.by'], 'tests');
     // the Dockerfile from stdin, with a context dir (the docker CLI's tar of it ends without tar's end blocks) or without one
-    const piped = await docker(['build', '-q', '-f', '-', '-t', 'from-stdin', dir], { input: 'FROM busybox\nCOPY one.txt /one\n' });
+    const piped = await docker(['build', '-q', '-f', '-', '-t', 'from-stdin', dir], {
+      input: 'FROM busybox\nCOPY one.txt /one\n',
+    });
     assert.equal((await inspect('from-stdin')).Id, piped.stdout.trim());
     assert.equal(await run('from-stdin', 'cat', '/one'), '1');
     await docker(['build', '-q', '-t', 'no-context', '-'], { input: 'FROM busybox\nLABEL only=dockerfile\n' });
@@ -180,17 +215,30 @@ CMD ["sh", "-c", "cat /platform; ls /texts /js"]
     const dir = writeContext(work, 'ignore', {
       Dockerfile: 'FROM busybox\nCOPY . /ctx/\nRUN cd /ctx && find . -type f | sort > /list\nCMD ["cat", "/list"]\n',
       '.dockerignore': '# comment\n*.log\n**/secret*\nbuild/\n!build/keep.txt\n/docs/*.md\n',
-      'app.txt': 'x', 'debug.log': 'x', 'sub/deep/secret.key': 'x', 'sub/ok.txt': 'x', 'build/out.bin': 'x', 'build/keep.txt': 'x', 'docs/a.md': 'x', 'docs/a.txt': 'x',
+      'app.txt': 'x',
+      'debug.log': 'x',
+      'sub/deep/secret.key': 'x',
+      'sub/ok.txt': 'x',
+      'build/out.bin': 'x',
+      'build/keep.txt': 'x',
+      'docs/a.md': 'x',
+      'docs/a.txt': 'x',
     });
     await buildBoth(dir, 'ignore');
     for (const tag of ['ignore-docker', 'ignore-berth'])
-      assert.equal(await run(tag), './.dockerignore\n./Dockerfile\n./app.txt\n./build/keep.txt\n./docs/a.txt\n./sub/ok.txt\n', tag);
+      assert.equal(
+        await run(tag),
+        './.dockerignore\n./Dockerfile\n./app.txt\n./build/keep.txt\n./docs/a.txt\n./sub/ok.txt\n',
+        tag,
+      );
   });
 
   test('cache: a rebuild runs no step, a changed file reruns exactly the steps after its COPY, hits survive a restart', async () => {
     const dir = writeContext(work, 'cache', {
-      Dockerfile: 'FROM busybox\nCOPY a.txt /a.txt\nRUN echo one > /one\nCOPY b.txt /b.txt\nRUN cat /b.txt > /two\nCMD ["cat", "/two"]\n',
-      'a.txt': 'a', 'b.txt': 'b1',
+      Dockerfile:
+        'FROM busybox\nCOPY a.txt /a.txt\nRUN echo one > /one\nCOPY b.txt /b.txt\nRUN cat /b.txt > /two\nCMD ["cat", "/two"]\n',
+      'a.txt': 'a',
+      'b.txt': 'b1',
     });
     const first = await docker(['build', '-t', 'cache', dir]);
     assert.equal((first.stdout.match(/Running in/g) ?? []).length, 2);
@@ -198,9 +246,17 @@ CMD ["sh", "-c", "cat /platform; ls /texts /js"]
     assert.equal((again.stdout.match(/Running in/g) ?? []).length, 0, again.stdout);
     assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 5);
     const display = await d.berth(['build', '-t', 'cache', dir]);
-    assert.match(display.stdout, /^#3 \[stage-0 3\/6\] RUN echo one > \/one {2}CACHED$/m, 'berth shows each step and whether it was cached');
+    assert.match(
+      display.stdout,
+      /^#3 \[stage-0 3\/6\] RUN echo one > \/one {2}CACHED$/m,
+      'berth shows each step and whether it was cached',
+    );
     const timed = await d.berth(['build', '-t', 'cache-timed', '--no-cache', dir]);
-    assert.match(timed.stdout, /^#5 \[stage-0 5\/6\] RUN cat \/b.txt > \/two {2}\d+\.\d\ds$/m, 'a step that ran shows its time');
+    assert.match(
+      timed.stdout,
+      /^#5 \[stage-0 5\/6\] RUN cat \/b.txt > \/two {2}\d+\.\d\ds$/m,
+      'a step that ran shows its time',
+    );
     writeFileSync(join(dir, 'b.txt'), 'b2');
     const changed = await d.berth(['build', '--progress=plain', '-t', 'cache', dir]);
     const steps = changed.stdout.split(/^Step /m).slice(1);
@@ -248,10 +304,17 @@ FROM broken
     assert.doesNotMatch(r.stdout, /broken/, 'the stage --target does not need is not built');
     assert.equal(await run('stages'), 'l\nr\n');
     // a failing stage stops the stages still running: the build answers at once, no step is left
-    const racing = writeContext(work, 'racing', { Dockerfile: 'FROM busybox AS slow\nRUN sleep 47\nFROM busybox AS broken\nRUN exit 5\nFROM scratch\nCOPY --from=slow /etc/passwd /a\nCOPY --from=broken /etc/passwd /b\n' });
+    const racing = writeContext(work, 'racing', {
+      Dockerfile:
+        'FROM busybox AS slow\nRUN sleep 47\nFROM busybox AS broken\nRUN exit 5\nFROM scratch\nCOPY --from=slow /etc/passwd /a\nCOPY --from=broken /etc/passwd /b\n',
+    });
     const raced = await d.berth(['build', racing], { allowFail: true, timeoutMs: 30_000 });
     assert.match(raced.stderr, /Dockerfile:4: The command '\/bin\/sh -c exit 5' returned a non-zero code: 5/);
-    assert.equal(execFileSync('sh', ['-c', 'pgrep -f "^sleep 47$" || true']).toString().trim(), '', 'the other stage\'s step was stopped');
+    assert.equal(
+      execFileSync('sh', ['-c', 'pgrep -f "^sleep 47$" || true']).toString().trim(),
+      '',
+      "the other stage's step was stopped",
+    );
     const all = await d.berth(['build', dir], { allowFail: true });
     assert.notEqual(all.code, 0, 'without --target the last stage (FROM broken) is built and fails');
     assert.match(all.stderr, /Dockerfile:6: The command '\/bin\/sh -c exit 7' returned a non-zero code: 7/);
@@ -274,9 +337,23 @@ CMD ["cat", "/used", "/runs", "/copied"]
     const md5 = execFileSync('md5sum', { input: token }).toString().split(' ')[0]!;
     const secretFile = join(work, 'token-secret');
     writeFileSync(secretFile, token);
-    await d.berth(['build', '-q', '--secret', `id=token,src=${secretFile}`, '--build-arg', `EXPECT=${md5}`, '-t', 'mounts', dir]);
+    await d.berth([
+      'build',
+      '-q',
+      '--secret',
+      `id=token,src=${secretFile}`,
+      '--build-arg',
+      `EXPECT=${md5}`,
+      '-t',
+      'mounts',
+      dir,
+    ]);
     assert.equal(await run('mounts'), `used\n1\nbound\n`);
-    assert.equal((await run('mounts', 'sh', '-c', 'ls -d /run/secrets /etc/tok /mnt/data.txt /scratch 2>/dev/null; true')).trim(), '', 'no mount point left in the image');
+    assert.equal(
+      (await run('mounts', 'sh', '-c', 'ls -d /run/secrets /etc/tok /mnt/data.txt /scratch 2>/dev/null; true')).trim(),
+      '',
+      'no mount point left in the image',
+    );
     // the secret is in no layer and in no history entry or config
     const saved = join(work, 'mounts.tar');
     await d.docker(['save', '-o', saved, 'mounts']);
@@ -290,16 +367,32 @@ CMD ["cat", "/used", "/runs", "/copied"]
     }
     assert.ok(!(await d.docker(['history', '--no-trunc', 'mounts'])).stdout.includes(token));
     // the cache mount persists between builds
-    await d.berth(['build', '-q', '--no-cache', '--secret', `id=token,src=${secretFile}`, '--build-arg', `EXPECT=${md5}`, '-t', 'mounts', dir]);
+    await d.berth([
+      'build',
+      '-q',
+      '--no-cache',
+      '--secret',
+      `id=token,src=${secretFile}`,
+      '--build-arg',
+      `EXPECT=${md5}`,
+      '-t',
+      'mounts',
+      dir,
+    ]);
     assert.equal((await run('mounts', 'cat', '/runs')).trim(), '2');
     // a required secret that is missing fails the step
-    const missing = writeContext(work, 'missing-secret', { Dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=nope,required=true true\n' });
+    const missing = writeContext(work, 'missing-secret', {
+      Dockerfile: 'FROM busybox\nRUN --mount=type=secret,id=nope,required=true true\n',
+    });
     const r = await d.berth(['build', missing], { allowFail: true });
     assert.match(r.stderr, /Dockerfile:2: secret nope not found/);
   });
 
   test('outputs: --output type=local and type=tar; SOURCE_DATE_EPOCH gives identical images; --cache-from reuses an image', async () => {
-    const dir = writeContext(work, 'out', { Dockerfile: 'FROM busybox\nCOPY f.txt /f.txt\nRUN echo made > /made\n', 'f.txt': 'file\n' });
+    const dir = writeContext(work, 'out', {
+      Dockerfile: 'FROM busybox\nCOPY f.txt /f.txt\nRUN echo made > /made\n',
+      'f.txt': 'file\n',
+    });
     const dest = join(work, 'out-local');
     await d.berth(['build', '-q', '--output', `type=local,dest=${dest}`, dir]);
     assert.equal(readFileSync(join(dest, 'made'), 'utf8'), 'made\n');
@@ -338,22 +431,39 @@ CMD ["cat", "/used", "/runs", "/copied"]
       await d.berth(['build', '-q', '-t', 'from-registry', app]);
       assert.equal(await run('from-registry'), 'v1\n', 'without --pull the local image is used');
       await docker(['build', '-q', '--pull', '-t', 'from-registry', app]);
-      assert.equal(await run('from-registry'), 'v2\n', '--pull fetched the registry\'s image');
+      assert.equal(await run('from-registry'), 'v2\n', "--pull fetched the registry's image");
     } finally {
       await reg.stop();
     }
   });
 
   test('bad Dockerfiles and contexts: a clear error with the line, nothing left behind', async () => {
-    const images = async () => (await d.docker(['images', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean).sort();
+    const images = async () =>
+      (await d.docker(['images', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean).sort();
     const before = await images();
     const cases: Array<[Files, RegExp, string[]?]> = [
       [{ Dockerfile: 'FROM busybox\nRUN true\n\nRUNN echo hi\n' }, /Dockerfile:4: unknown instruction: RUNN/],
-      [{ Dockerfile: 'FROM busybox\nCOPY missing.txt /\n' }, /Dockerfile:2: .*missing\.txt.*(not found|does not exist)/],
-      [{ Dockerfile: 'FROM busybox\nCOPY ../../etc/passwd /x\n' }, /Dockerfile:2: forbidden path outside the build context: \.\.\/\.\.\/etc\/passwd/],
-      [{ Dockerfile: 'FROM busybox AS one\nRUN true\n' }, /failed to reach build target nosuchstage/, ['--target', 'nosuchstage']],
-      [{ Dockerfile: 'FROM busybox\nCOPY --from=nosuchstage /x /x\n' }, /Dockerfile:2: --from=nosuchstage: no build stage and no image of that name/],
-      [{ Dockerfile: 'FROM busybox\nRUN echo partial > /p && exit 3\n' }, /Dockerfile:2: The command '\/bin\/sh -c echo partial > \/p && exit 3' returned a non-zero code: 3/],
+      [
+        { Dockerfile: 'FROM busybox\nCOPY missing.txt /\n' },
+        /Dockerfile:2: .*missing\.txt.*(not found|does not exist)/,
+      ],
+      [
+        { Dockerfile: 'FROM busybox\nCOPY ../../etc/passwd /x\n' },
+        /Dockerfile:2: forbidden path outside the build context: \.\.\/\.\.\/etc\/passwd/,
+      ],
+      [
+        { Dockerfile: 'FROM busybox AS one\nRUN true\n' },
+        /failed to reach build target nosuchstage/,
+        ['--target', 'nosuchstage'],
+      ],
+      [
+        { Dockerfile: 'FROM busybox\nCOPY --from=nosuchstage /x /x\n' },
+        /Dockerfile:2: --from=nosuchstage: no build stage and no image of that name/,
+      ],
+      [
+        { Dockerfile: 'FROM busybox\nRUN echo partial > /p && exit 3\n' },
+        /Dockerfile:2: The command '\/bin\/sh -c echo partial > \/p && exit 3' returned a non-zero code: 3/,
+      ],
       [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM/],
       [{ Dockerfile: 'FROM busybox\nCOPY --chmod=9z9 a /\n', a: 'x' }, /Dockerfile:2: invalid chmod parameter: 9z9/],
       [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: invalid containerPort: notaport/],
@@ -370,8 +480,14 @@ CMD ["cat", "/used", "/runs", "/copied"]
     assert.notEqual(noFile.code, 0);
     assert.deepEqual(await images(), before, 'no image was left by a failed build');
     assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '', 'no container was left');
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(d.dir) && l.includes('/builder/'));
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(d.dir) && l.includes('/builder/'));
     assert.deepEqual(mounts, [], 'no mount was left');
-    assert.ok(!existsSync(join(d.root, 'snapshots/active')) || readdirSync(join(d.root, 'snapshots/active')).filter((k) => k.startsWith('build-')).length === 0, 'no step snapshot was left');
+    assert.ok(
+      !existsSync(join(d.root, 'snapshots/active')) ||
+        readdirSync(join(d.root, 'snapshots/active')).filter((k) => k.startsWith('build-')).length === 0,
+      'no step snapshot was left',
+    );
   });
 });

@@ -24,7 +24,9 @@ describe('Docker clients: docker-compose, docker-py, testcontainers', () => {
     const port = await freePort();
     const dir = join(d.dir, 'compose-web');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'docker-compose.yml'), `version: "3.8"
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      `version: "3.8"
 services:
   web:
     image: busybox
@@ -43,24 +45,48 @@ volumes:
   www: {}
 networks:
   back: {}
-`);
-    const compose = (args: string[]) => cli(['docker-compose', '-p', 'cweb', '-f', join(dir, 'docker-compose.yml')], d.env)(args, { timeoutMs: 120_000 });
+`,
+    );
+    const compose = (args: string[]) =>
+      cli(['docker-compose', '-p', 'cweb', '-f', join(dir, 'docker-compose.yml')], d.env)(args, { timeoutMs: 120_000 });
     await compose(['up', '-d']);
     const ps = (await compose(['ps'])).stdout;
     assert.match(ps, /cweb_web_1 .* Up /);
     assert.match(ps, /cweb_client_1 .* Up /);
-    await eventually(async () => /hello-from-web/.test((await compose(['logs', 'client'])).stdout), 10_000, 'the client reaching web by its service name');
+    await eventually(
+      async () => /hello-from-web/.test((await compose(['logs', 'client'])).stdout),
+      10_000,
+      'the client reaching web by its service name',
+    );
     assert.equal((await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text())).trim(), 'hello-from-web');
     assert.equal((await compose(['exec', '-T', 'web', 'sh', '-c', 'echo $GREETING'])).stdout.trim(), 'hi');
-    assert.equal((await compose(['run', '--rm', 'client', 'wget', '-qO-', 'http://web:8080/'])).stdout.trim(), 'hello-from-web');
+    assert.equal(
+      (await compose(['run', '--rm', 'client', 'wget', '-qO-', 'http://web:8080/'])).stdout.trim(),
+      'hello-from-web',
+    );
     // a second `up` finds everything as the file says: nothing recreated, the network kept
     const again = await compose(['up', '-d', '--scale', 'client=2']);
     assert.doesNotMatch(again.stderr, /needs to be recreated|Recreating cweb_web_1/);
-    assert.equal((await d.docker(['ps', '-q', '--filter', 'label=com.docker.compose.service=client'])).stdout.trim().split('\n').length, 2);
+    assert.equal(
+      (await d.docker(['ps', '-q', '--filter', 'label=com.docker.compose.service=client'])).stdout.trim().split('\n')
+        .length,
+      2,
+    );
     await compose(['restart', 'web']);
-    await eventually(() => fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false), 10_000, 'web back after restart');
+    await eventually(
+      () =>
+        fetch(`http://127.0.0.1:${port}/`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      10_000,
+      'web back after restart',
+    );
     await compose(['down', '-v']);
-    assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.project=cweb'])).stdout.trim(), '');
+    assert.equal(
+      (await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.project=cweb'])).stdout.trim(),
+      '',
+    );
     assert.doesNotMatch((await d.docker(['volume', 'ls', '-q'])).stdout, /cweb_www/);
     assert.doesNotMatch((await d.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout, /cweb_back/);
   });
@@ -68,8 +94,13 @@ networks:
   test('docker-compose: build with args, a dependency that waits for health, --exit-code-from', async () => {
     const dir = join(d.dir, 'compose-build');
     mkdirSync(join(dir, 'app'), { recursive: true });
-    writeFileSync(join(dir, 'app', 'Dockerfile'), 'FROM busybox\nARG MSG=default\nRUN echo "$MSG" > /msg\nHEALTHCHECK --interval=300ms --start-period=10s --start-interval=300ms --retries=3 CMD test -f /tmp/ready\nCMD ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 300"]\n');
-    writeFileSync(join(dir, 'docker-compose.yml'), `services:
+    writeFileSync(
+      join(dir, 'app', 'Dockerfile'),
+      'FROM busybox\nARG MSG=default\nRUN echo "$MSG" > /msg\nHEALTHCHECK --interval=300ms --start-period=10s --start-interval=300ms --retries=3 CMD test -f /tmp/ready\nCMD ["sh", "-c", "sleep 1; touch /tmp/ready; sleep 300"]\n',
+    );
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      `services:
   app:
     build:
       context: ./app
@@ -80,8 +111,13 @@ networks:
     command: ["sh", "-c", "echo app-is-healthy; exit 7"]
     depends_on:
       app: {condition: service_healthy}
-`);
-    const compose = (args: string[], allowFail = false) => cli(['docker-compose', '-p', 'cbuild', '-f', join(dir, 'docker-compose.yml')], d.env)(args, { timeoutMs: 120_000, allowFail });
+`,
+    );
+    const compose = (args: string[], allowFail = false) =>
+      cli(['docker-compose', '-p', 'cbuild', '-f', join(dir, 'docker-compose.yml')], d.env)(args, {
+        timeoutMs: 120_000,
+        allowFail,
+      });
     await compose(['build']);
     assert.equal((await d.docker(['run', '--rm', 'cbuild-app', 'cat', '/msg'])).stdout.trim(), 'built-by-compose');
     const up = await compose(['up', '--exit-code-from', 'waiter'], true);
@@ -89,12 +125,17 @@ networks:
     assert.match(up.stdout, /app-is-healthy/);
     assert.equal(JSON.parse((await d.docker(['inspect', 'cbuild_app_1'])).stdout)[0].State.Health.Status, 'healthy');
     await compose(['down', '--rmi', 'local']);
-    assert.equal((await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.project=cbuild'])).stdout.trim(), '');
+    assert.equal(
+      (await d.docker(['ps', '-aq', '--filter', 'label=com.docker.compose.project=cbuild'])).stdout.trim(),
+      '',
+    );
   });
 
   test('docker-py: version, images, run, detached containers, exec, logs, wait, volumes, networks, build, archives, stats, kill', async () => {
     const script = join(d.dir, 'dockerpy.py');
-    writeFileSync(script, `import io, json, tarfile, docker
+    writeFileSync(
+      script,
+      `import io, json, tarfile, docker
 c = docker.from_env()
 out = {}
 out['api'] = c.version()['ApiVersion']
@@ -132,7 +173,8 @@ out['stream'] = [l.decode() for l in c.containers.run('busybox', ['sh', '-c', 'e
 ctr.kill(); ctr.remove()  # a kill answers once the container is down: the removal right after works
 out['left'] = [x.name for x in c.containers.list(all=True)] + [x.name for x in c.volumes.list()] + [x.name for x in c.networks.list() if x.name == 'pynet']
 print(json.dumps(out))
-`);
+`,
+    );
     const r = await cli(['/usr/bin/python3', script], d.env)([], { timeoutMs: 120_000 });
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.match(String(out['api']), /^1\.\d+$/);
@@ -155,19 +197,38 @@ print(json.dumps(out))
   });
 
   test('testcontainers: wait strategies (log, listening ports, health), mapped ports, exec, copy, network aliases', async () => {
-    Object.assign(process.env, { DOCKER_HOST: d.host, TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1' });
+    Object.assign(process.env, {
+      DOCKER_HOST: d.host,
+      TESTCONTAINERS_RYUK_DISABLED: 'true',
+      TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1',
+    });
     const { GenericContainer, Network, Wait } = await import('testcontainers');
     const web = await new GenericContainer('busybox:latest')
-      .withCommand(['sh', '-c', 'mkdir -p /www; echo hello-tc > /www/index.html; echo started; httpd -f -p 8080 -h /www'])
+      .withCommand([
+        'sh',
+        '-c',
+        'mkdir -p /www; echo hello-tc > /www/index.html; echo started; httpd -f -p 8080 -h /www',
+      ])
       .withExposedPorts(8080)
       .withEnvironment({ FOO: 'bar' })
       .withWaitStrategy(Wait.forLogMessage('started'))
       .start();
     try {
       assert.equal(web.getHost(), '127.0.0.1');
-      const text = await eventually(() => fetch(`http://127.0.0.1:${web.getMappedPort(8080)}/`).then((r) => r.text(), () => undefined), 5000, 'the mapped port');
+      const text = await eventually(
+        () =>
+          fetch(`http://127.0.0.1:${web.getMappedPort(8080)}/`).then(
+            (r) => r.text(),
+            () => undefined,
+          ),
+        5000,
+        'the mapped port',
+      );
       assert.equal(text.trim(), 'hello-tc');
-      assert.deepEqual(await web.exec(['sh', '-c', 'echo $FOO']).then((e) => [e.exitCode, e.output.trim()]), [0, 'bar']);
+      assert.deepEqual(await web.exec(['sh', '-c', 'echo $FOO']).then((e) => [e.exitCode, e.output.trim()]), [
+        0,
+        'bar',
+      ]);
       await web.copyContentToContainer([{ content: 'copied!', target: '/tmp/x.txt' }]);
       assert.equal((await web.exec(['cat', '/tmp/x.txt'])).output, 'copied!');
       assert.equal((await web.exec(['/no/such/tool'])).exitCode, 127);
@@ -175,8 +236,13 @@ print(json.dumps(out))
       await web.stop();
     }
     const net = await new Network().start();
-    const alpha = await new GenericContainer('busybox:latest').withNetwork(net).withNetworkAliases('alpha').withExposedPorts(80)
-      .withCommand(['sh', '-c', 'echo ok > /i; httpd -f -p 80 -h /']).withWaitStrategy(Wait.forListeningPorts()).start();
+    const alpha = await new GenericContainer('busybox:latest')
+      .withNetwork(net)
+      .withNetworkAliases('alpha')
+      .withExposedPorts(80)
+      .withCommand(['sh', '-c', 'echo ok > /i; httpd -f -p 80 -h /'])
+      .withWaitStrategy(Wait.forListeningPorts())
+      .start();
     const beta = await new GenericContainer('busybox:latest').withNetwork(net).withCommand(['sleep', '60']).start();
     try {
       assert.equal((await beta.exec(['wget', '-qO-', 'http://alpha/i'])).output.trim(), 'ok');
@@ -184,9 +250,11 @@ print(json.dumps(out))
       await Promise.all([alpha.stop(), beta.stop()]);
       await net.stop();
     }
-    const healthy = await new GenericContainer('busybox:latest').withCommand(['sh', '-c', 'sleep 0.5; touch /ok; sleep 60'])
+    const healthy = await new GenericContainer('busybox:latest')
+      .withCommand(['sh', '-c', 'sleep 0.5; touch /ok; sleep 60'])
       .withHealthCheck({ test: ['CMD-SHELL', 'test -f /ok'], interval: 200, timeout: 1000, retries: 5 })
-      .withWaitStrategy(Wait.forHealthCheck()).start();
+      .withWaitStrategy(Wait.forHealthCheck())
+      .start();
     await healthy.stop();
     assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '', 'stopped containers are removed');
   });

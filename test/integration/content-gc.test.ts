@@ -32,7 +32,9 @@ async function tarOf(files: Record<string, Buffer>): Promise<Buffer> {
     (pack as unknown as NodeJS.ReadableStream).on('end', () => resolve());
   });
   for (const [name, body] of Object.entries(files)) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o644 }, body, (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ name, mode: 0o644 }, body, (e) => (e ? reject(e) : resolve())),
+    );
   }
   pack.finalize();
   await done;
@@ -47,22 +49,25 @@ async function startProxy(target: string) {
   let reached: () => void = () => undefined;
   const server = http.createServer((req, res) => {
     const [host, p] = target.split(':');
-    const up = http.request({ host, port: Number(p), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      if (!holdDigest || req.method !== 'GET' || !req.url?.endsWith(`/blobs/${holdDigest}`)) return void ur.pipe(res);
-      let sent = 0;
-      ur.on('data', (c: Buffer) => {
-        if (sent >= LIMIT) return;
-        const part = c.subarray(0, LIMIT - sent);
-        res.write(part);
-        sent += part.length;
-        if (sent >= LIMIT) {
-          ur.destroy();
-          held.push(res);
-          reached();
-        }
-      });
-    });
+    const up = http.request(
+      { host, port: Number(p), method: req.method, path: req.url, headers: req.headers },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (!holdDigest || req.method !== 'GET' || !req.url?.endsWith(`/blobs/${holdDigest}`)) return void ur.pipe(res);
+        let sent = 0;
+        ur.on('data', (c: Buffer) => {
+          if (sent >= LIMIT) return;
+          const part = c.subarray(0, LIMIT - sent);
+          res.write(part);
+          sent += part.length;
+          if (sent >= LIMIT) {
+            ur.destroy();
+            held.push(res);
+            reached();
+          }
+        });
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
@@ -79,11 +84,12 @@ async function startProxy(target: string) {
       holdDigest = null;
       for (const r of held.splice(0)) r.destroy();
     },
-    close: () => new Promise<void>((r) => {
-      for (const r2 of held.splice(0)) r2.destroy();
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const r2 of held.splice(0)) r2.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -114,21 +120,33 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
     small = sha(layers[1]!);
     smallSize = layers[1]!.length;
     big = sha(layers[2]!);
-    const config = Buffer.from(JSON.stringify({
-      architecture: process.arch === 'arm64' ? 'arm64' : 'amd64', os: 'linux', config: bbConfig.config,
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => sha(l)) },
-    }));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: process.arch === 'arm64' ? 'arm64' : 'amd64',
+        os: 'linux',
+        config: bbConfig.config,
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => sha(l)) },
+      }),
+    );
     const base = `http://${reg.addr}/v2/gc/img`;
     for (const blob of [...layers, config]) {
-      const r = await fetch(`${base}/blobs/uploads/?digest=${sha(blob)}`, { method: 'POST', body: blob as unknown as BodyInit });
+      const r = await fetch(`${base}/blobs/uploads/?digest=${sha(blob)}`, {
+        method: 'POST',
+        body: blob as unknown as BodyInit,
+      });
       assert.equal(r.status, 201, await r.text());
     }
     const manifest = JSON.stringify({
-      schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
       layers: layers.map((l) => ({ mediaType: LAYER_TAR, digest: sha(l), size: l.length })),
     });
-    const put = await fetch(`${base}/manifests/1`, { method: 'PUT', body: manifest, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
+    const put = await fetch(`${base}/manifests/1`, {
+      method: 'PUT',
+      body: manifest,
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     assert.equal(put.status, 201, await put.text());
   });
   after(async () => {
@@ -139,43 +157,59 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
 
   const blob = (digest: string) => join(d.root, 'content', 'blobs', 'sha256', hex(digest));
   const layerDir = (chainId: string) => join(d.root, 'snapshots', 'layers', hex(chainId));
-  const ingest = () => readdirSync(join(d.root, 'content', 'ingest')).map((f) => statSync(join(d.root, 'content', 'ingest', f)).size);
+  const ingest = () =>
+    readdirSync(join(d.root, 'content', 'ingest')).map((f) => statSync(join(d.root, 'content', 'ingest', f)).size);
   const smallChain = () => sha(`${busyboxBlobs[1]} ${small}`); // chain id of layer 2 = sha256(chain(1) + " " + diff(2))
   /** POST /images/create through the proxy; resolves with the stream's text when it ends or breaks (a killed daemon). */
-  const pullThroughProxy = () => new Promise<string>((resolve) => {
-    let text = '';
-    const path = `/images/create?fromImage=${encodeURIComponent(`${proxy.addr}/gc/img`)}&tag=1`;
-    const req = http.request({ socketPath: d.sock, path, method: 'POST' }, (res) => {
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve(text));
-      res.on('error', () => resolve(text));
-      res.on('close', () => resolve(text));
+  const pullThroughProxy = () =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      const path = `/images/create?fromImage=${encodeURIComponent(`${proxy.addr}/gc/img`)}&tag=1`;
+      const req = http.request({ socketPath: d.sock, path, method: 'POST' }, (res) => {
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve(text));
+        res.on('error', () => resolve(text));
+        res.on('close', () => resolve(text));
+      });
+      req.on('error', () => resolve(text));
+      req.end();
     });
-    req.on('error', () => resolve(text));
-    req.end();
-  });
 
-  test('kill -9 mid-blob: the dead pull\'s lease is on record; after the restart its blob, snapshot and ingest are gone', async () => {
+  test("kill -9 mid-blob: the dead pull's lease is on record; after the restart its blob, snapshot and ingest are gone", async () => {
     const holding = proxy.hold(big);
     const pulling = pullThroughProxy();
     await holding;
     // the small layer landed and was unpacked; the big one is half in ingest
-    await eventually(() => existsSync(blob(small)) && existsSync(layerDir(smallChain())) && ingest().some((n) => n >= LIMIT), 20_000, 'the small layer in, the big one half');
+    await eventually(
+      () => existsSync(blob(small)) && existsSync(layerDir(smallChain())) && ingest().some((n) => n >= LIMIT),
+      20_000,
+      'the small layer in, the big one half',
+    );
     await d.kill9();
     await pulling;
     proxy.cut();
     const db = new Database(join(d.root, 'berth.db'), { readonly: true });
     try {
       const leases = db.prepare('SELECT label FROM leases').all() as Array<{ label: string }>;
-      assert.deepEqual(leases.map((l) => l.label), [`pull ${proxy.addr}/gc/img:1`]);
+      assert.deepEqual(
+        leases.map((l) => l.label),
+        [`pull ${proxy.addr}/gc/img:1`],
+      );
       const held = db.prepare('SELECT kind, id FROM lease_resources').all() as Array<{ kind: string; id: string }>;
-      assert.ok(held.some((h) => h.kind === 'blob' && h.id === small), 'the landed blob is held by the lease');
+      assert.ok(
+        held.some((h) => h.kind === 'blob' && h.id === small),
+        'the landed blob is held by the lease',
+      );
     } finally {
       db.close();
     }
     assert.ok(existsSync(blob(small)) && existsSync(layerDir(smallChain())));
     await d.restart();
-    await eventually(() => !existsSync(blob(small)) && !existsSync(layerDir(smallChain())), 20_000, 'the orphans reclaimed at start');
+    await eventually(
+      () => !existsSync(blob(small)) && !existsSync(layerDir(smallChain())),
+      20_000,
+      'the orphans reclaimed at start',
+    );
     assert.deepEqual(ingest(), []);
     assert.match(d.logs(), /content gc at start .*"blobs":1,"layers":1/);
     const db2 = new Database(join(d.root, 'berth.db'), { readonly: true });
@@ -207,11 +241,15 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
       const holding = proxy.hold(big);
       const pulling = pullThroughProxy();
       await holding;
-      await eventually(() => existsSync(blob(small)) && existsSync(layerDir(smallChain())), 20_000, 'the small layer in');
+      await eventually(
+        () => existsSync(blob(small)) && existsSync(layerDir(smallChain())),
+        20_000,
+        'the small layer in',
+      );
       proxy.cut(); // the body breaks: the pull fails, its lease is released, nothing references the small layer
       const res = await pulling;
       assert.match(res, /error/i);
-      assert.ok(existsSync(blob(small)), 'a failed pull\'s blob stays until a collection');
+      assert.ok(existsSync(blob(small)), "a failed pull's blob stays until a collection");
       const bytes = await prune();
       assert.ok(bytes >= smallSize * 2, `reclaimed ${bytes}`); // its blob and its unpacked snapshot
       assert.ok(!existsSync(blob(small)) && !existsSync(layerDir(smallChain())), 'reclaimed by prune');
@@ -220,7 +258,10 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
     // and a whole pull still works (the shared layer is reused), and its image runs
     const ok = await d.docker(['pull', `${proxy.addr}/gc/img:1`]);
     assert.match(ok.stdout, /Already exists/);
-    assert.equal((await d.docker(['run', '--rm', `${proxy.addr}/gc/img:1`, 'cat', '/marker.txt'])).stdout, 'pulled whole\n');
+    assert.equal(
+      (await d.docker(['run', '--rm', `${proxy.addr}/gc/img:1`, 'cat', '/marker.txt'])).stdout,
+      'pulled whole\n',
+    );
     assert.equal(human((await d.berth(['system', 'prune', '-f'])).stdout), 0); // nothing of it is garbage
   });
 
@@ -232,9 +273,18 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
       const db = new Database(join(d.root, 'berth.db'), { readonly: true });
       try {
         // the first RUN's layer landed and is held by the build's lease (not a busybox blob)
-        await eventually(() => (db.prepare(
-          "SELECT r.id FROM lease_resources r JOIN leases l ON l.id = r.lease WHERE l.label = 'build' AND r.kind = 'blob'",
-        ).all() as Array<{ id: string }>).some((r) => !busyboxBlobs.includes(r.id)), 30_000, 'the first layer held');
+        await eventually(
+          () =>
+            (
+              db
+                .prepare(
+                  "SELECT r.id FROM lease_resources r JOIN leases l ON l.id = r.lease WHERE l.label = 'build' AND r.kind = 'blob'",
+                )
+                .all() as Array<{ id: string }>
+            ).some((r) => !busyboxBlobs.includes(r.id)),
+          30_000,
+          'the first layer held',
+        );
         const pruned = await d.api('POST', '/build/prune');
         assert.equal(pruned.status, 200);
         await building;
@@ -248,4 +298,3 @@ describe('content GC: a pull killed mid-blob is reclaimed at the next start; a f
     }
   });
 });
-

@@ -46,12 +46,22 @@ describe('login and credential helpers', () => {
   let cfg = '';
   let helperDb = '';
   let env: NodeJS.ProcessEnv = {};
-  const config = () => JSON.parse(readFileSync(cfg, 'utf8')) as { auths?: Record<string, Record<string, string>>; credsStore?: string; credHelpers?: Record<string, string> };
+  const config = () =>
+    JSON.parse(readFileSync(cfg, 'utf8')) as {
+      auths?: Record<string, Record<string, string>>;
+      credsStore?: string;
+      credHelpers?: Record<string, string>;
+    };
   const calls = () => (existsSync(`${helperDb}.log`) ? readFileSync(`${helperDb}.log`, 'utf8') : '');
 
   before(async () => {
     d = await startDaemon();
-    reg = await startBerthRegistry((dir) => ['--htpasswd', htpasswd(dir, { bob: 'pw-bob-Secret1' }), '--auth', 'token']);
+    reg = await startBerthRegistry((dir) => [
+      '--htpasswd',
+      htpasswd(dir, { bob: 'pw-bob-Secret1' }),
+      '--auth',
+      'token',
+    ]);
     bin = join(d.dir, 'helper-bin');
     mkdirSync(bin);
     for (const name of ['berthtest', 'berthother']) {
@@ -71,21 +81,40 @@ describe('login and credential helpers', () => {
 
   test('credsStore: the secret goes to the helper, config.json keeps an empty entry; push and pull read it back (berth and docker)', async () => {
     mkdirSync(cfgDir, { recursive: true });
-    writeFileSync(cfg, JSON.stringify({ credsStore: 'berthtest', auths: { [reg.addr]: { auth: Buffer.from('old:plain').toString('base64') } }, psFormat: 'table {{.ID}}' }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        credsStore: 'berthtest',
+        auths: { [reg.addr]: { auth: Buffer.from('old:plain').toString('base64') } },
+        psFormat: 'table {{.ID}}',
+      }),
+    );
     const r = await d.berth(['login', '-u', 'bob', '--password-stdin', reg.addr], { input: 'pw-bob-Secret1\n', env });
     assert.match(r.stdout, /Login Succeeded/);
     assert.doesNotMatch(r.stderr, /unencrypted/);
     const text = readFileSync(cfg, 'utf8');
-    assert.ok(!text.includes('pw-bob-Secret1') && !text.includes(Buffer.from('bob:pw-bob-Secret1').toString('base64')) && !text.includes(Buffer.from('old:plain').toString('base64')), 'no secret in config.json');
+    assert.ok(
+      !text.includes('pw-bob-Secret1') &&
+        !text.includes(Buffer.from('bob:pw-bob-Secret1').toString('base64')) &&
+        !text.includes(Buffer.from('old:plain').toString('base64')),
+      'no secret in config.json',
+    );
     assert.deepEqual(config().auths?.[reg.addr], {}, "docker's empty entry");
     assert.equal((config() as Record<string, unknown>)['psFormat'], 'table {{.ID}}', 'other settings kept');
-    assert.deepEqual(JSON.parse(readFileSync(helperDb, 'utf8'))[reg.addr], { Username: 'bob', Secret: 'pw-bob-Secret1' });
+    assert.deepEqual(JSON.parse(readFileSync(helperDb, 'utf8'))[reg.addr], {
+      Username: 'bob',
+      Secret: 'pw-bob-Secret1',
+    });
     // the credentials are used from the helper
     assert.match((await d.berth(['push', `${reg.addr}/priv/bb:1`], { env })).stdout, /digest: sha256:/);
     await d.docker(['rmi', `${reg.addr}/priv/bb:1`]);
     assert.match((await d.berth(['pull', `${reg.addr}/priv/bb:1`], { env })).stdout, /Status: /);
     await d.docker(['rmi', `${reg.addr}/priv/bb:1`]);
-    assert.equal((await d.docker(['pull', `${reg.addr}/priv/bb:1`], { env })).code, 0, 'the docker CLI reads what berth stored, through the same helper');
+    assert.equal(
+      (await d.docker(['pull', `${reg.addr}/priv/bb:1`], { env })).code,
+      0,
+      'the docker CLI reads what berth stored, through the same helper',
+    );
     assert.match(calls(), /docker-credential-berthtest store/);
     assert.match(calls(), /docker-credential-berthtest get/);
     // logout erases it from the helper and config.json
@@ -93,13 +122,20 @@ describe('login and credential helpers', () => {
     assert.equal(JSON.parse(readFileSync(helperDb, 'utf8'))[reg.addr], undefined);
     assert.equal(config().auths?.[reg.addr], undefined);
     await d.docker(['rmi', `${reg.addr}/priv/bb:1`]);
-    assert.notEqual((await d.berth(['pull', `${reg.addr}/priv/bb:1`], { env, allowFail: true })).code, 0, 'logged out: refused');
+    assert.notEqual(
+      (await d.berth(['pull', `${reg.addr}/priv/bb:1`], { env, allowFail: true })).code,
+      0,
+      'logged out: refused',
+    );
   });
 
   test('credHelpers: the registry’s own helper wins over credsStore', async () => {
     rmSync(`${helperDb}.log`, { force: true });
     writeFileSync(cfg, JSON.stringify({ credsStore: 'missing-helper', credHelpers: { [reg.addr]: 'berthother' } }));
-    assert.match((await d.berth(['login', '-u', 'bob', '--password-stdin', reg.addr], { input: 'pw-bob-Secret1\n', env })).stdout, /Login Succeeded/);
+    assert.match(
+      (await d.berth(['login', '-u', 'bob', '--password-stdin', reg.addr], { input: 'pw-bob-Secret1\n', env })).stdout,
+      /Login Succeeded/,
+    );
     assert.match(calls(), /docker-credential-berthother store/);
     assert.ok(!readFileSync(cfg, 'utf8').includes('pw-bob'));
     assert.match((await d.berth(['pull', `${reg.addr}/priv/bb:1`], { env })).stdout, /Status: /);
@@ -109,7 +145,11 @@ describe('login and credential helpers', () => {
   test('a helper that is not installed is an error; nothing is written', async () => {
     const before = JSON.stringify({ credsStore: 'not-installed-helper' });
     writeFileSync(cfg, before);
-    const r = await d.berth(['login', '-u', 'bob', '--password-stdin', reg.addr], { input: 'pw-bob-Secret1\n', env, allowFail: true });
+    const r = await d.berth(['login', '-u', 'bob', '--password-stdin', reg.addr], {
+      input: 'pw-bob-Secret1\n',
+      env,
+      allowFail: true,
+    });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /docker-credential-not-installed-helper not found/);
     assert.equal(readFileSync(cfg, 'utf8'), before);
@@ -119,7 +159,11 @@ describe('login and credential helpers', () => {
     let refused = 0;
     for (const bad of ['{"auths": {', 'not json', '[1,2]', '{"auths": "x"}', '"str"']) {
       writeFileSync(cfg, bad);
-      for (const args of [['login', '-u', 'bob', '--password-stdin', reg.addr], ['logout', reg.addr], ['pull', `${reg.addr}/priv/bb:1`]]) {
+      for (const args of [
+        ['login', '-u', 'bob', '--password-stdin', reg.addr],
+        ['logout', reg.addr],
+        ['pull', `${reg.addr}/priv/bb:1`],
+      ]) {
         const r = await d.berth(args, { input: 'pw-bob-Secret1\n', env, allowFail: true });
         assert.notEqual(r.code, 0, `${args[0]} with ${JSON.stringify(bad)}`);
         assert.match(r.stderr, /config\.json/);

@@ -14,7 +14,7 @@ describe('docker CLI against berthd', () => {
   });
   scenario('docker', () => d);
 
-  test('docker run prints all of a quick container\'s output, even with starts running in parallel', async () => {
+  test("docker run prints all of a quick container's output, even with starts running in parallel", async () => {
     // conmon could drop an attach client's last packets at exit under load; the log fills the gap
     const script = 'for f in /etc/passwd /etc/group; do cat $f; done; echo one; echo two >&2; echo three';
     const want = (await d.docker(['run', '--rm', 'busybox', 'sh', '-c', script])).stdout;
@@ -27,7 +27,7 @@ describe('docker CLI against berthd', () => {
     }
   });
 
-  test('docker exec prints all of a quick command\'s output, even with execs running in parallel', async () => {
+  test("docker exec prints all of a quick command's output, even with execs running in parallel", async () => {
     const script = 'for f in /etc/passwd /etc/group; do cat $f; done; echo one; echo two >&2; echo three';
     await d.docker(['run', '-d', '--name', 'exec-target', 'busybox', 'sleep', '300']);
     try {

@@ -17,7 +17,12 @@ describe('dockerode against berthd', () => {
   });
 
   test('create, attach, start, wait, logs, remove', async () => {
-    const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 5'], AttachStdout: true, AttachStderr: true });
+    const c = await docker.createContainer({
+      Image: 'busybox',
+      Cmd: ['sh', '-c', 'echo to-out; echo to-err >&2; exit 5'],
+      AttachStdout: true,
+      AttachStderr: true,
+    });
     const stream = await c.attach({ stream: true, stdout: true, stderr: true, hijack: true });
     const out = new PassThrough();
     const err = new PassThrough();

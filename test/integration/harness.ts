@@ -23,9 +23,15 @@ export interface Daemon {
   proc: ChildProcess;
   logs(): string;
   /** `docker <args>` against this daemon. */
-  docker(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }>;
+  docker(
+    args: string[],
+    opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv },
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   /** `berth <args>` against this daemon. */
-  berth(args: string[], opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }>;
+  berth(
+    args: string[],
+    opts?: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv },
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
   /** SIGKILL the daemon (containers keep running). */
   kill9(): Promise<void>;
@@ -35,9 +41,15 @@ export interface Daemon {
 }
 
 export function cli(bin: string[], env: NodeJS.ProcessEnv) {
-  return (args: string[], opts: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) =>
+  return (
+    args: string[],
+    opts: { input?: string; allowFail?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  ) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
-      const p = spawn(bin[0]!, [...bin.slice(1), ...args], { env: { ...env, ...(opts.env ?? {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(bin[0]!, [...bin.slice(1), ...args], {
+        env: { ...env, ...(opts.env ?? {}) },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -46,7 +58,8 @@ export function cli(bin: string[], env: NodeJS.ProcessEnv) {
       p.on('close', (code) => {
         clearTimeout(t);
         const r = { code: code ?? -1, stdout, stderr };
-        if (r.code !== 0 && !opts.allowFail) rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
+        if (r.code !== 0 && !opts.allowFail)
+          rej(new Error(`${bin.join(' ')} ${args.join(' ')} exited ${r.code}: ${stderr}${stdout}`));
         else res(r);
       });
       p.stdin.on('error', () => undefined); // a command that exits before reading its stdin (EPIPE)
@@ -59,7 +72,10 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
     if (proc.exitCode !== null) throw new Error(`berthd exited ${proc.exitCode}: ${readFileSync(logFile, 'utf8')}`);
     if (existsSync(sock)) {
       const ok = await new Promise<boolean>((r) => {
-        const req = http.request({ socketPath: sock, path: '/_ping' }, (res) => { res.resume(); r(res.statusCode === 200); });
+        const req = http.request({ socketPath: sock, path: '/_ping' }, (res) => {
+          res.resume();
+          r(res.statusCode === 200);
+        });
         req.on('error', () => r(false));
         req.end();
       });
@@ -75,21 +91,48 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
  * mount namespace too, with a sysfs of that network namespace (as `ip netns exec` does) but keeping
  * the host's cgroup mounts (which `ip netns exec` hides, and runc needs).
  */
-export async function startDaemon(opts: { runtime?: string; loadFixture?: boolean; args?: string[]; netns?: string } = {}): Promise<Daemon> {
+export async function startDaemon(
+  opts: { runtime?: string; loadFixture?: boolean; args?: string[]; netns?: string } = {},
+): Promise<Daemon> {
   const dir = mkdtempSync('/var/tmp/berth-test-');
   const root = join(dir, 'root');
   const execRoot = join(dir, 'run');
   const sock = join(dir, 'berth.sock');
   const logFile = join(dir, 'berthd.log');
   const host = `unix://${sock}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, BERTH_HOST: host, DOCKER_CONFIG: join(dir, 'docker-config') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DOCKER_HOST: host,
+    BERTH_HOST: host,
+    DOCKER_CONFIG: join(dir, 'docker-config'),
+  };
   delete env['NODE_EXTRA_CA_CERTS'];
-  const args = ['--host', host, '--root', root, '--exec-root', execRoot, '--log-level', 'debug', ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...(opts.args ?? [])];
+  const args = [
+    '--host',
+    host,
+    '--root',
+    root,
+    '--exec-root',
+    execRoot,
+    '--log-level',
+    'debug',
+    ...(opts.runtime ? ['--runtime', opts.runtime] : []),
+    ...(opts.args ?? []),
+  ];
   const launch = async () => {
     const out = await fsp.open(logFile, 'a');
     const inNetns = opts.netns
-      ? ['nsenter', `--net=/run/netns/${opts.netns}`, 'unshare', '--mount', '--propagation', 'slave', 'sh', '-c',
-          'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup $d; mount -t sysfs sysfs /sys; mount --move $d /sys/fs/cgroup; rmdir $d; exec "$0" "$@"']
+      ? [
+          'nsenter',
+          `--net=/run/netns/${opts.netns}`,
+          'unshare',
+          '--mount',
+          '--propagation',
+          'slave',
+          'sh',
+          '-c',
+          'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup $d; mount -t sysfs sysfs /sys; mount --move $d /sys/fs/cgroup; rmdir $d; exec "$0" "$@"',
+        ]
       : [];
     const cmd = [...inNetns, join(REPO, 'bin/berthd'), ...args];
     const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env });
@@ -105,7 +148,11 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
     throw e;
   }
   const d: Daemon = {
-    dir, root, sock, host, env,
+    dir,
+    root,
+    sock,
+    host,
+    env,
     proc,
     logs: () => readFileSync(logFile, 'utf8'),
     docker: cli(['docker'], env),
@@ -113,15 +160,22 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
     api: (method, path, body) =>
       new Promise((res, rej) => {
         const payload = body === undefined ? undefined : JSON.stringify(body);
-        const req = http.request({ socketPath: sock, path, method, headers: payload ? { 'Content-Type': 'application/json' } : {} }, (r) => {
-          let text = '';
-          r.on('data', (c: Buffer) => (text += c.toString()));
-          r.on('end', () => {
-            let parsed: unknown = undefined;
-            try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
-            res({ status: r.statusCode ?? 0, body: parsed, text });
-          });
-        });
+        const req = http.request(
+          { socketPath: sock, path, method, headers: payload ? { 'Content-Type': 'application/json' } : {} },
+          (r) => {
+            let text = '';
+            r.on('data', (c: Buffer) => (text += c.toString()));
+            r.on('end', () => {
+              let parsed: unknown = undefined;
+              try {
+                parsed = text ? JSON.parse(text) : undefined;
+              } catch {
+                parsed = undefined;
+              }
+              res({ status: r.statusCode ?? 0, body: parsed, text });
+            });
+          },
+        );
         req.on('error', rej);
         req.end(payload);
       }),
@@ -139,13 +193,18 @@ export async function startDaemon(opts: { runtime?: string; loadFixture?: boolea
         const { stdout } = await d.docker(['ps', '-aq'], { allowFail: true });
         const ids = stdout.split('\n').filter(Boolean);
         if (ids.length) await d.docker(['rm', '-f', ...ids], { allowFail: true });
-      } catch { /* daemon gone */ }
+      } catch {
+        /* daemon gone */
+      }
       if (d.proc.exitCode === null) {
         const exited = new Promise((r) => d.proc.once('exit', r));
         d.proc.kill('SIGTERM');
         await exited;
       }
-      if (process.env['BERTH_TEST_LOGS']) await fsp.copyFile(logFile, join(process.env['BERTH_TEST_LOGS'], `${dir.split('/').pop()}.log`)).catch(() => undefined);
+      if (process.env['BERTH_TEST_LOGS'])
+        await fsp
+          .copyFile(logFile, join(process.env['BERTH_TEST_LOGS'], `${dir.split('/').pop()}.log`))
+          .catch(() => undefined);
       await cleanupDir(dir);
     },
   };
@@ -163,7 +222,8 @@ export async function cleanupNetworking(root: string): Promise<void> {
   }
   if (!id) return;
   for (const c of await fsp.readdir(join(root, 'containers')).catch(() => [] as string[]))
-    if (existsSync(`/run/netns/berth-${c.slice(0, 16)}`)) await run('ip', ['netns', 'del', `berth-${c.slice(0, 16)}`]).catch(() => undefined);
+    if (existsSync(`/run/netns/berth-${c.slice(0, 16)}`))
+      await run('ip', ['netns', 'del', `berth-${c.slice(0, 16)}`]).catch(() => undefined);
   await run('nft', ['delete', 'table', 'ip', `berth_${id}`]).catch(() => undefined);
   const { stdout } = await run('ip', ['-j', 'link', 'show']).catch(() => ({ stdout: '[]' }));
   for (const l of JSON.parse(stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
@@ -173,14 +233,21 @@ export async function cleanupNetworking(root: string): Promise<void> {
 /** Unmounts whatever is still mounted under `dir`, kills conmons left there, removes it. */
 export async function cleanupDir(dir: string): Promise<void> {
   await cleanupNetworking(join(dir, 'root'));
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir + '/'));
   for (const m of mounts.sort((a, b) => b.length - a.length)) await run('umount', ['-l', m]).catch(() => undefined);
   await run('pkill', ['-9', '-f', `conmon.*${dir}`]).catch(() => undefined);
   await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 10_000,
+  what = 'condition',
+): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {

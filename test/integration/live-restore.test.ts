@@ -8,13 +8,15 @@ import Database from 'better-sqlite3';
 import { startDaemon, eventually, type Daemon } from './harness.js';
 
 /** A container process's monitor: conmon, its parent (a subreaper). */
-const monitorOf = (pid: number): number => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+const monitorOf = (pid: number): number =>
+  Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 const gone = (pid: number): boolean => !existsSync(`/proc/${pid}`);
 
-const inspect = async (d: Daemon, name: string) => JSON.parse((await d.docker(['inspect', name])).stdout)[0] as {
-  State: { Status: string; ExitCode: number; Pid: number; Running: boolean };
-  RestartCount: number;
-};
+const inspect = async (d: Daemon, name: string) =>
+  JSON.parse((await d.docker(['inspect', name])).stdout)[0] as {
+    State: { Status: string; ExitCode: number; Pid: number; Running: boolean };
+    RestartCount: number;
+  };
 
 describe('live restore', () => {
   let d: Daemon;
@@ -27,9 +29,22 @@ describe('live restore', () => {
 
   test('containers outlive a kill -9 of the daemon, stay attachable, keep logs; exits meanwhile are recorded', async () => {
     await d.docker(['run', '-d', '-i', '--name', 'echoer', 'busybox', 'cat']);
-    await d.docker(['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']);
+    await d.docker([
+      'run',
+      '-d',
+      '--name',
+      'survivor',
+      'busybox',
+      'sh',
+      '-c',
+      'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done',
+    ]);
     const pidBefore = (await inspect(d, 'survivor')).State.Pid;
-    await eventually(async () => (await d.docker(['logs', 'survivor'])).stdout.includes('tick 1\n'), 10_000, 'two ticks logged');
+    await eventually(
+      async () => (await d.docker(['logs', 'survivor'])).stdout.includes('tick 1\n'),
+      10_000,
+      'two ticks logged',
+    );
     await d.kill9();
     await d.restart();
     const s = await inspect(d, 'survivor');
@@ -47,7 +62,11 @@ describe('live restore', () => {
     await eventually(() => out.includes('across the restart'), 10_000, 'attach to echo stdin back');
     att.kill('SIGKILL');
     const before = (await d.docker(['logs', 'survivor'])).stdout.split('\n').length;
-    await eventually(async () => (await d.docker(['logs', 'survivor'])).stdout.split('\n').length > before + 2, 5000, 'more ticks');
+    await eventually(
+      async () => (await d.docker(['logs', 'survivor'])).stdout.split('\n').length > before + 2,
+      5000,
+      'more ticks',
+    );
   });
 
   test('an exit that happens while the daemon is down is recorded with its code', async () => {
@@ -65,23 +84,37 @@ describe('live restore', () => {
   test("a removed container's files go after the removal answered, and a crash before that is finished at the next start", async () => {
     const filesOf = (id: string) => {
       const mounted = readFileSync('/proc/self/mountinfo', 'utf8').includes(`/containers/${id}/rootfs `);
-      return [existsSync(join(d.root, 'containers', id)), existsSync(join(d.root, 'snapshots', 'active', id)), mounted, existsSync(join(d.dir, 'run', 'runtime', 'crun', id))];
+      return [
+        existsSync(join(d.root, 'containers', id)),
+        existsSync(join(d.root, 'snapshots', 'active', id)),
+        mounted,
+        existsSync(join(d.dir, 'run', 'runtime', 'crun', id)),
+      ];
     };
     const cidfile = join(d.dir, 'rm.cid');
     await d.docker(['run', '--rm', '--cidfile', cidfile, '--name', 'gone', 'busybox', 'true']);
     const id = readFileSync(cidfile, 'utf8').trim();
-    assert.equal((await d.docker(['ps', '-aq', '--no-trunc', '--filter', 'name=gone'])).stdout.trim(), '', 'removed for clients when run --rm returns');
+    assert.equal(
+      (await d.docker(['ps', '-aq', '--no-trunc', '--filter', 'name=gone'])).stdout.trim(),
+      '',
+      'removed for clients when run --rm returns',
+    );
     await d.docker(['run', '-d', '--name', 'gone', 'busybox', 'true']); // its name is free at once
-    await eventually(() => filesOf(id).every((f) => !f), 10_000, 'the removed container\'s files to go');
+    await eventually(() => filesOf(id).every((f) => !f), 10_000, "the removed container's files to go");
     // a daemon that dies between the removal and its files: the next start removes them
     const other = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
     await d.kill9();
     const db = new Database(join(d.root, 'berth.db'));
     db.prepare('DELETE FROM containers WHERE id = ?').run(other);
     db.close();
-    assert.ok(filesOf(other).some((f) => f), 'files left by the crash');
+    assert.ok(
+      filesOf(other).some((f) => f),
+      'files left by the crash',
+    );
     // and an empty cgroup a runtime left behind
-    const cgroup = existsSync('/sys/fs/cgroup/pids') ? `/sys/fs/cgroup/pids/berth/${'e'.repeat(64)}` : `/sys/fs/cgroup/berth/${'e'.repeat(64)}`;
+    const cgroup = existsSync('/sys/fs/cgroup/pids')
+      ? `/sys/fs/cgroup/pids/berth/${'e'.repeat(64)}`
+      : `/sys/fs/cgroup/berth/${'e'.repeat(64)}`;
     mkdirSync(cgroup, { recursive: true });
     await d.restart();
     assert.deepEqual(filesOf(other), [false, false, false, false], 'finished at start');
@@ -90,11 +123,26 @@ describe('live restore', () => {
   });
 
   test('on-failure:3 restarts a failing container three times', async () => {
-    await d.docker(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:3', 'busybox', 'sh', '-c', 'echo run; exit 1']);
-    const s = await eventually(async () => {
-      const i = await inspect(d, 'flaky');
-      return i.State.Status === 'exited' && i.RestartCount === 3 ? i : undefined;
-    }, 20_000, 'three restarts');
+    await d.docker([
+      'run',
+      '-d',
+      '--name',
+      'flaky',
+      '--restart',
+      'on-failure:3',
+      'busybox',
+      'sh',
+      '-c',
+      'echo run; exit 1',
+    ]);
+    const s = await eventually(
+      async () => {
+        const i = await inspect(d, 'flaky');
+        return i.State.Status === 'exited' && i.RestartCount === 3 ? i : undefined;
+      },
+      20_000,
+      'three restarts',
+    );
     assert.equal(s.State.ExitCode, 1);
     // `exited`, not `restarting`: the policy decided at the exit that there is no fourth restart (no
     // timer is left to wait out; test/unit/engine-restart.test.ts checks that on a manual clock)
@@ -114,9 +162,20 @@ describe('live restore', () => {
     // the last exit was recorded (`die`) and no start came after it
     const filters = encodeURIComponent(JSON.stringify({ container: ['always'] }));
     const ev = await d.api('GET', `/events?since=0&until=${(Date.now() / 1000).toFixed(3)}&filters=${filters}`);
-    const actions = ev.text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action: string }).Action);
-    assert.equal(actions.slice(actions.lastIndexOf('die')).includes('start'), false, `no start after the last exit: ${actions.join(' ')}`);
-    assert.equal(actions.filter((a) => a === 'start').length, s.RestartCount + 1, 'one start per restart, none after the stop');
+    const actions = ev.text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { Action: string }).Action);
+    assert.equal(
+      actions.slice(actions.lastIndexOf('die')).includes('start'),
+      false,
+      `no start after the last exit: ${actions.join(' ')}`,
+    );
+    assert.equal(
+      actions.filter((a) => a === 'start').length,
+      s.RestartCount + 1,
+      'one start per restart, none after the stop',
+    );
 
     await d.docker(['run', '-d', '--name', 'us', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);
     await d.docker(['run', '-d', '--name', 'al', '--restart', 'always', 'busybox', 'sleep', '1000']);
@@ -128,7 +187,11 @@ describe('live restore', () => {
     process.kill(alPid, 'SIGKILL');
     await eventually(() => gone(alMonitor), 10_000, "al's exit to be recorded");
     await d.restart();
-    await eventually(async () => (await inspect(d, 'al')).State.Status === 'running', 10_000, 'always container to come back');
+    await eventually(
+      async () => (await inspect(d, 'al')).State.Status === 'running',
+      10_000,
+      'always container to come back',
+    );
     assert.equal((await inspect(d, 'us')).State.Status, 'exited');
   });
 });

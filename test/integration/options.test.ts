@@ -15,10 +15,27 @@ describe('limits and security options', () => {
     await d?.stop();
   });
   const run = async (args: string[], opts: { allowFail?: boolean } = {}) => d.docker(['run', '--rm', ...args], opts);
-  const cg = (ctrl: string, id: string, file: string) => readFileSync(`/sys/fs/cgroup/${ctrl}/berth/${id}/${file}`, 'utf8').trim();
+  const cg = (ctrl: string, id: string, file: string) =>
+    readFileSync(`/sys/fs/cgroup/${ctrl}/berth/${id}/${file}`, 'utf8').trim();
 
   test('--memory, --cpus, --cpu-shares, --pids-limit land in the cgroup; update changes them live', async () => {
-    const id = (await d.docker(['run', '-d', '--memory', '64m', '--cpus', '0.5', '--cpu-shares', '512', '--pids-limit', '20', 'busybox', 'sleep', '100'])).stdout.trim();
+    const id = (
+      await d.docker([
+        'run',
+        '-d',
+        '--memory',
+        '64m',
+        '--cpus',
+        '0.5',
+        '--cpu-shares',
+        '512',
+        '--pids-limit',
+        '20',
+        'busybox',
+        'sleep',
+        '100',
+      ])
+    ).stdout.trim();
     assert.equal(cg('memory', id, 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
     assert.equal(cg('cpu', id, 'cpu.cfs_quota_us'), '50000');
     assert.equal(cg('cpu', id, 'cpu.cfs_period_us'), '100000');
@@ -42,23 +59,45 @@ describe('limits and security options', () => {
     const ro = await run(['--read-only', 'busybox', 'touch', '/x'], { allowFail: true });
     assert.notEqual(ro.code, 0);
     assert.match(ro.stderr, /Read-only file system/);
-    assert.equal((await run(['--read-only', 'busybox', 'sh', '-c', 'echo ok > /tmp/x 2>/dev/null || echo blocked'])).stdout.trim(), 'blocked');
+    assert.equal(
+      (await run(['--read-only', 'busybox', 'sh', '-c', 'echo ok > /tmp/x 2>/dev/null || echo blocked'])).stdout.trim(),
+      'blocked',
+    );
     assert.equal((await run(['--user', 'app', 'busybox', 'id', '-u'])).stdout.trim(), '1000');
-    assert.equal((await run(['--user', '1234:5678', 'busybox', 'sh', '-c', 'echo $(id -u):$(id -g)'])).stdout.trim(), '1234:5678');
+    assert.equal(
+      (await run(['--user', '1234:5678', 'busybox', 'sh', '-c', 'echo $(id -u):$(id -g)'])).stdout.trim(),
+      '1234:5678',
+    );
     const chown = await run(['--cap-drop', 'CHOWN', 'busybox', 'chown', 'app', '/tmp'], { allowFail: true });
     assert.notEqual(chown.code, 0, 'chown without CAP_CHOWN fails');
     assert.equal((await run(['busybox', 'chown', 'app', '/tmp'])).code, 0);
     const mount = await run(['busybox', 'mount', '-t', 'tmpfs', 'none', '/tmp'], { allowFail: true });
     assert.notEqual(mount.code, 0, 'mount is refused by default');
-    assert.equal((await run(['--privileged', 'busybox', 'sh', '-c', 'mount -t tmpfs none /tmp && echo mounted'])).stdout.trim(), 'mounted');
+    assert.equal(
+      (await run(['--privileged', 'busybox', 'sh', '-c', 'mount -t tmpfs none /tmp && echo mounted'])).stdout.trim(),
+      'mounted',
+    );
     // --privileged grants every capability berthd itself holds (a sandbox may withhold some)
     const bounding = /^CapBnd:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
-    assert.equal((await run(['--privileged', 'busybox', 'grep', 'CapEff', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], bounding);
+    assert.equal(
+      (await run(['--privileged', 'busybox', 'grep', 'CapEff', '/proc/self/status'])).stdout.trim().split(/\s+/)[1],
+      bounding,
+    );
     const caps = (await run(['busybox', 'grep', 'CapEff', '/proc/self/status'])).stdout.trim();
     assert.equal(caps.split(/\s+/)[1], '00000000a80425fb', "Docker's default capability set");
     assert.equal((await run(['busybox', 'grep', 'Seccomp:', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '2');
-    assert.equal((await run(['--security-opt', 'seccomp=unconfined', 'busybox', 'grep', 'Seccomp:', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '0');
-    assert.equal((await run(['--security-opt', 'no-new-privileges', 'busybox', 'grep', 'NoNewPrivs', '/proc/self/status'])).stdout.trim().split(/\s+/)[1], '1');
+    assert.equal(
+      (await run(['--security-opt', 'seccomp=unconfined', 'busybox', 'grep', 'Seccomp:', '/proc/self/status'])).stdout
+        .trim()
+        .split(/\s+/)[1],
+      '0',
+    );
+    assert.equal(
+      (await run(['--security-opt', 'no-new-privileges', 'busybox', 'grep', 'NoNewPrivs', '/proc/self/status'])).stdout
+        .trim()
+        .split(/\s+/)[1],
+      '1',
+    );
     const masked = await run(['busybox', 'cat', '/proc/kcore'], { allowFail: true });
     assert.equal(masked.stdout, '', '/proc/kcore is masked');
   });
@@ -67,17 +106,47 @@ describe('limits and security options', () => {
     assert.match((await run(['--init', 'busybox', 'cat', '/proc/1/cmdline'])).stdout, /docker-init/);
     const dir = mkdtempSync(join(d.dir, 'envf-'));
     writeFileSync(join(dir, 'env'), '# comment\nFROM_FILE=yes\n');
-    const r = await run(['-e', 'A=1', '--env-file', join(dir, 'env'), '-w', '/etc', '--hostname', 'boxy', '--entrypoint', 'sh', 'busybox', '-c', 'echo $A $FROM_FILE $(pwd) $(hostname)']);
+    const r = await run([
+      '-e',
+      'A=1',
+      '--env-file',
+      join(dir, 'env'),
+      '-w',
+      '/etc',
+      '--hostname',
+      'boxy',
+      '--entrypoint',
+      'sh',
+      'busybox',
+      '-c',
+      'echo $A $FROM_FILE $(pwd) $(hostname)',
+    ]);
     assert.equal(r.stdout.trim(), '1 yes /etc boxy');
     const id = (await d.docker(['create', '-l', 'team=core', 'busybox', 'true'])).stdout.trim();
-    assert.match((await d.docker(['ps', '-a', '--filter', 'label=team=core', '-q'])).stdout, new RegExp(id.slice(0, 12)));
+    assert.match(
+      (await d.docker(['ps', '-a', '--filter', 'label=team=core', '-q'])).stdout,
+      new RegExp(id.slice(0, 12)),
+    );
     await d.docker(['rm', id]);
   });
 
   test('kill -s, rename, export, history, import, image prune, system df', async () => {
-    await d.docker(['run', '-d', '--name', 'victim', 'busybox', 'sh', '-c', "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done"]);
+    await d.docker([
+      'run',
+      '-d',
+      '--name',
+      'victim',
+      'busybox',
+      'sh',
+      '-c',
+      "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done",
+    ]);
     // the signal goes once the shell has its trap (it says so), not after a guessed delay
-    await eventually(async () => (await d.docker(['logs', 'victim'])).stdout.includes('trapped'), 10_000, 'the trap to be set');
+    await eventually(
+      async () => (await d.docker(['logs', 'victim'])).stdout.includes('trapped'),
+      10_000,
+      'the trap to be set',
+    );
     await d.docker(['kill', '-s', 'USR1', 'victim']);
     assert.equal((await d.docker(['wait', 'victim'])).stdout.trim(), '42');
     await d.docker(['rename', 'victim', 'renamed']);
@@ -97,28 +166,64 @@ describe('limits and security options', () => {
   });
 
   test('--device, --group-add, --pid/--ipc/--uts host and container:, --oom-score-adj, --oom-kill-disable, --cgroupns take effect', async () => {
-    const dev = (await run(['--device', '/dev/null:/dev/mynull', 'busybox', 'sh', '-c', 'ls -l /dev/mynull; echo x > /dev/mynull && echo wrote'])).stdout;
+    const dev = (
+      await run([
+        '--device',
+        '/dev/null:/dev/mynull',
+        'busybox',
+        'sh',
+        '-c',
+        'ls -l /dev/mynull; echo x > /dev/mynull && echo wrote',
+      ])
+    ).stdout;
     assert.match(dev, /^crw-rw-rw- .* 1,\s+3 .*\/dev\/mynull\nwrote\n$/);
     if (existsSync('/dev/fuse')) {
       // a device outside Docker's default allow list: the device cgroup allows what was asked, no more
       await run(['--device', '/dev/fuse', 'busybox', 'sh', '-c', ': > /dev/fuse']);
-      const ro = await run(['--device', '/dev/fuse:/dev/fuse:r', 'busybox', 'sh', '-c', ': > /dev/fuse'], { allowFail: true });
+      const ro = await run(['--device', '/dev/fuse:/dev/fuse:r', 'busybox', 'sh', '-c', ': > /dev/fuse'], {
+        allowFail: true,
+      });
       assert.notEqual(ro.code, 0);
       assert.match(ro.stderr, /Operation not permitted/);
     }
-    assert.equal((await run(['--group-add', '123', '--group-add', 'app', 'busybox', 'id', '-G'])).stdout, '0 123 1000\n', 'numbers, and names from the image');
+    assert.equal(
+      (await run(['--group-add', '123', '--group-add', 'app', 'busybox', 'id', '-G'])).stdout,
+      '0 123 1000\n',
+      'numbers, and names from the image',
+    );
     const ns = (kind: string) => readlinkSync(`/proc/self/ns/${kind}`);
     assert.equal((await run(['--pid', 'host', 'busybox', 'readlink', '/proc/self/ns/pid'])).stdout.trim(), ns('pid'));
     assert.equal((await run(['--ipc', 'host', 'busybox', 'readlink', '/proc/self/ns/ipc'])).stdout.trim(), ns('ipc'));
     assert.equal((await run(['--uts', 'host', 'busybox', 'hostname'])).stdout.trim(), hostname());
     assert.notEqual((await run(['busybox', 'readlink', '/proc/self/ns/pid'])).stdout.trim(), ns('pid'));
     const owner = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
-    const ownerNs = (await d.docker(['exec', owner, 'sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'])).stdout;
-    assert.equal((await run(['--pid', `container:${owner}`, '--ipc', `container:${owner}`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'])).stdout, ownerNs);
+    const ownerNs = (
+      await d.docker(['exec', owner, 'sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'])
+    ).stdout;
+    assert.equal(
+      (
+        await run([
+          '--pid',
+          `container:${owner}`,
+          '--ipc',
+          `container:${owner}`,
+          'busybox',
+          'sh',
+          '-c',
+          'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc',
+        ])
+      ).stdout,
+      ownerNs,
+    );
     assert.match((await run(['--pid', `container:${owner}`, 'busybox', 'ps'])).stdout, /sleep 60/);
     await d.docker(['rm', '-f', owner]);
-    assert.equal((await run(['--oom-score-adj', '500', 'busybox', 'cat', '/proc/self/oom_score_adj'])).stdout.trim(), '500');
-    const oomId = (await d.docker(['run', '-d', '--oom-kill-disable', '--memory', '32m', 'busybox', 'sleep', '60'])).stdout.trim();
+    assert.equal(
+      (await run(['--oom-score-adj', '500', 'busybox', 'cat', '/proc/self/oom_score_adj'])).stdout.trim(),
+      '500',
+    );
+    const oomId = (
+      await d.docker(['run', '-d', '--oom-kill-disable', '--memory', '32m', 'busybox', 'sleep', '60'])
+    ).stdout.trim();
     assert.match(cg('memory', oomId, 'memory.oom_control'), /oom_kill_disable 1/);
     await d.docker(['rm', '-f', oomId]);
     assert.match((await run(['--cgroupns', 'private', 'busybox', 'cat', '/proc/self/cgroup'])).stdout, /:memory:\/\n/);
@@ -151,24 +256,55 @@ describe('limits and security options', () => {
 
   test("--entrypoint '' resets the image's entrypoint; --platform must match the image; inspect --size", async () => {
     assert.equal((await run(['--entrypoint', '', 'busybox', 'echo', 'no entrypoint'])).stdout, 'no entrypoint\n');
-    assert.equal((await d.berth(['run', '--rm', '--entrypoint', '', 'busybox', 'echo', 'no entrypoint'])).stdout, 'no entrypoint\n');
+    assert.equal(
+      (await d.berth(['run', '--rm', '--entrypoint', '', 'busybox', 'echo', 'no entrypoint'])).stdout,
+      'no entrypoint\n',
+    );
     await run(['--platform', 'linux/amd64', 'busybox', 'true']);
     const other = await run(['--platform', 'linux/arm64', 'busybox', 'true'], { allowFail: true });
     assert.notEqual(other.code, 0);
     assert.match(other.stderr, /does not match the specified platform: wanted linux\/arm64, actual: linux\/amd64/);
-    const id = (await d.docker(['run', '-d', 'busybox', 'sh', '-c', 'head -c 100000 /dev/zero > /f; sleep 60'])).stdout.trim();
-    await eventually(async () => Number((await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}}'])).stdout) >= 100000, 5000, 'the written file counted');
-    const [rw, rootfs] = (await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}} {{.SizeRootFs}}'])).stdout.trim().split(' ').map(Number);
+    const id = (
+      await d.docker(['run', '-d', 'busybox', 'sh', '-c', 'head -c 100000 /dev/zero > /f; sleep 60'])
+    ).stdout.trim();
+    await eventually(
+      async () =>
+        Number((await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}}'])).stdout) >= 100000,
+      5000,
+      'the written file counted',
+    );
+    const [rw, rootfs] = (
+      await d.docker(['container', 'inspect', '--size', id, '-f', '{{.SizeRw}} {{.SizeRootFs}}'])
+    ).stdout
+      .trim()
+      .split(' ')
+      .map(Number);
     assert.ok(rootfs! > rw! + 1_000_000, 'the image under it is counted in SizeRootFs');
     await d.docker(['rm', '-f', id]);
   });
 
   test('--memory-swappiness, --cpuset-mems, --device-{read,write}-{bps,iops} land in the cgroup; --blkio-weight applied or discarded with a warning', async () => {
     // the block device under the daemon's root, as `--device-read-bps` takes it
-    const disk = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[4] === '/')?.[2];
+    const disk = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[4] === '/')?.[2];
     const node = ['/dev/vda', '/dev/sda', '/dev/nvme0n1'].find((p) => existsSync(p));
     const throttle = node && disk ? ['--device-read-bps', `${node}:1mb`, '--device-write-iops', `${node}:100`] : [];
-    const id = (await d.docker(['run', '-d', '--memory-swappiness', '10', '--cpuset-mems', '0', ...throttle, 'busybox', 'sleep', '60'])).stdout.trim();
+    const id = (
+      await d.docker([
+        'run',
+        '-d',
+        '--memory-swappiness',
+        '10',
+        '--cpuset-mems',
+        '0',
+        ...throttle,
+        'busybox',
+        'sleep',
+        '60',
+      ])
+    ).stdout.trim();
     assert.equal(cg('memory', id, 'memory.swappiness'), '10');
     assert.equal(cg('cpuset', id, 'cpuset.mems'), '0');
     if (throttle.length) {
@@ -182,9 +318,13 @@ describe('limits and security options', () => {
     await d.docker(['rm', '-f', id]);
     const weighted = await d.docker(['run', '-d', '--blkio-weight', '300', 'busybox', 'sleep', '60']);
     const wid = weighted.stdout.trim();
-    if (existsSync('/sys/fs/cgroup/blkio/berth/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.weight')) assert.equal(cg('blkio', wid, 'blkio.weight'), '300');
+    if (existsSync('/sys/fs/cgroup/blkio/berth/blkio.weight') || existsSync('/sys/fs/cgroup/blkio/blkio.weight'))
+      assert.equal(cg('blkio', wid, 'blkio.weight'), '300');
     else {
-      assert.match(weighted.stderr, /WARNING: Your kernel does not support Block I\/O weight or the cgroup is not mounted. Weight discarded./);
+      assert.match(
+        weighted.stderr,
+        /WARNING: Your kernel does not support Block I\/O weight or the cgroup is not mounted. Weight discarded./,
+      );
       assert.equal(JSON.parse((await d.docker(['inspect', wid])).stdout)[0].State.Running, true, 'runs without it');
     }
     await d.docker(['rm', '-f', wid]);

@@ -32,7 +32,11 @@ async function probeAs(uid: number, gid: number, paths: string[], listFile: stri
   if [ -f "$p" ] && head -c1 "$p" >/dev/null 2>&1; then echo "READ $p"; fi
   case "$p" in *suid) if "$p" true 2>/dev/null; then echo "EXEC $p"; fi;; esac
 done < "$1"`;
-  const { stdout } = await run('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', '/bin/sh', '-c', script, 'sh', listFile], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await run(
+    'setpriv',
+    [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', '/bin/sh', '-c', script, 'sh', listFile],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
   return stdout.split('\n').filter(Boolean);
 }
 
@@ -49,7 +53,13 @@ describe('private daemon state (non-root host user)', () => {
     await run('userdel', [USER]).catch(() => undefined);
     await run('useradd', ['-M', '-N', '-r', '-s', '/usr/sbin/nologin', USER]);
     // the user goes even if the run is cut short (a cancelled suite skips after())
-    process.once('exit', () => { try { execFileSync('userdel', [USER], { stdio: 'ignore' }); } catch { /* gone */ } });
+    process.once('exit', () => {
+      try {
+        execFileSync('userdel', [USER], { stdio: 'ignore' });
+      } catch {
+        /* gone */
+      }
+    });
     uid = Number((await run('id', ['-u', USER])).stdout.trim());
     gid = Number((await run('id', ['-g', USER])).stdout.trim());
     d = await startDaemon();
@@ -80,38 +90,109 @@ describe('private daemon state (non-root host user)', () => {
 
   test('fresh root: modes as dockerd, nothing reachable by another user, containers still run', async () => {
     await d.docker(['volume', 'create', 'privvol']);
-    ctr = (await d.docker(['run', '-d', '--name', 'suidmaker', '-e', 'SECRET=hunter2', '-v', 'privvol:/data', 'busybox', 'sh', '-c',
-      'cp /bin/busybox /suid && chmod 4755 /suid && cp /bin/busybox /data/suid && chmod 4755 /data/suid && touch /ready && exec sleep 1000'])).stdout.trim();
-    await eventually(async () => (await d.docker(['exec', 'suidmaker', 'ls', '/ready'], { allowFail: true })).code === 0, 10_000, 'the setuid copies');
+    ctr = (
+      await d.docker([
+        'run',
+        '-d',
+        '--name',
+        'suidmaker',
+        '-e',
+        'SECRET=hunter2',
+        '-v',
+        'privvol:/data',
+        'busybox',
+        'sh',
+        '-c',
+        'cp /bin/busybox /suid && chmod 4755 /suid && cp /bin/busybox /data/suid && chmod 4755 /data/suid && touch /ready && exec sleep 1000',
+      ])
+    ).stdout.trim();
+    await eventually(
+      async () => (await d.docker(['exec', 'suidmaker', 'ls', '/ready'], { allowFail: true })).code === 0,
+      10_000,
+      'the setuid copies',
+    );
     await d.docker(['exec', '-d', 'suidmaker', 'sleep', '60']); // an exec's process.json under the exec-root
     assert.equal(mode(d.root), 0o710);
     assert.equal(mode(execRoot), 0o710);
     assert.equal(mode(join(d.root, 'containers')), 0o710);
     assert.equal(mode(join(d.root, 'snapshots')), 0o710);
-    for (const f of ['berth.db', 'berth.db-wal', 'berth.db-shm', `containers/${ctr}/config.json`]) assert.equal(mode(join(d.root, f)), 0o600, f);
-    for (const f of ['snapshots/active', 'snapshots/layers', 'volumes', `containers/${ctr}`]) assert.equal(mode(join(d.root, f)), 0o700, f);
-    assert.equal(mode(join(d.root, 'containers', ctr, 'ctr.log')) & 0o077, 0, 'the log is for root only (conmon makes it 0600)');
+    for (const f of ['berth.db', 'berth.db-wal', 'berth.db-shm', `containers/${ctr}/config.json`])
+      assert.equal(mode(join(d.root, f)), 0o600, f);
+    for (const f of ['snapshots/active', 'snapshots/layers', 'volumes', `containers/${ctr}`])
+      assert.equal(mode(join(d.root, f)), 0o700, f);
+    assert.equal(
+      mode(join(d.root, 'containers', ctr, 'ctr.log')) & 0o077,
+      0,
+      'the log is for root only (conmon makes it 0600)',
+    );
     const got = await reached();
     assert.deepEqual(got, [], 'the user reached nothing');
     // containers still work, also as a non-root user inside them and through volumes
-    const r = await d.docker(['run', '--rm', '--user', '1000:1000', '-v', 'privvol:/data', 'busybox', 'sh', '-c', 'ls / >/dev/null && cat /etc/hostname >/dev/null && ls /data/suid && echo ok']);
+    const r = await d.docker([
+      'run',
+      '--rm',
+      '--user',
+      '1000:1000',
+      '-v',
+      'privvol:/data',
+      'busybox',
+      'sh',
+      '-c',
+      'ls / >/dev/null && cat /etc/hostname >/dev/null && ls /data/suid && echo ok',
+    ]);
     assert.match(r.stdout, /ok\n$/);
   });
 
   test('a root loosened while the daemon was down is closed again at start', async () => {
     await d.kill9();
     // loosen what berth made: its directories 0755, its files 0644 (not the container's own files)
-    const { stdout } = await run('find', [d.root, execRoot, '-xdev', '(', '-path', '*/snapshots/layers/*/fs', '-o', '-path', '*/snapshots/active/*/fs', '-o', '-path', '*/snapshots/active/*/work', '-o', '-path', '*/volumes/*/_data', ')', '-prune', '-o', '-print'], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(
+      'find',
+      [
+        d.root,
+        execRoot,
+        '-xdev',
+        '(',
+        '-path',
+        '*/snapshots/layers/*/fs',
+        '-o',
+        '-path',
+        '*/snapshots/active/*/fs',
+        '-o',
+        '-path',
+        '*/snapshots/active/*/work',
+        '-o',
+        '-path',
+        '*/volumes/*/_data',
+        ')',
+        '-prune',
+        '-o',
+        '-print',
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
     let loosened = 0;
     for (const p of stdout.split('\n').filter(Boolean)) {
       const st = await fsp.lstat(p);
       const want = st.isDirectory() ? 0o755 : st.isFile() ? 0o644 : 0;
       if (!want) continue;
       // read-only: the pinned runtime binary's bind mount
-      if (await fsp.chmod(p, want).then(() => true, (e: NodeJS.ErrnoException) => { if (e.code !== 'EROFS') throw e; return false; })) loosened++;
+      if (
+        await fsp.chmod(p, want).then(
+          () => true,
+          (e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EROFS') throw e;
+            return false;
+          },
+        )
+      )
+        loosened++;
     }
     assert.ok(loosened > 20);
-    assert.ok((await probeAs(uid, gid, [join(d.root, 'berth.db')], listFile)).includes(`READ ${join(d.root, 'berth.db')}`), 'loosened: the user could read berth.db');
+    assert.ok(
+      (await probeAs(uid, gid, [join(d.root, 'berth.db')], listFile)).includes(`READ ${join(d.root, 'berth.db')}`),
+      'loosened: the user could read berth.db',
+    );
     await d.restart();
     assert.equal(mode(d.root), 0o710);
     assert.equal(mode(execRoot), 0o710);

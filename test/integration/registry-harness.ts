@@ -28,7 +28,12 @@ export function freePort(): Promise<number> {
 /** An htpasswd file (bcrypt, written by Apache's htpasswd) with the given users. */
 export function htpasswd(dir: string, users: Record<string, string>): string {
   const file = join(dir, 'htpasswd');
-  writeFileSync(file, Object.entries(users).map(([u, p]) => execFileSync('htpasswd', ['-nbB', u, p], { encoding: 'utf8' }).trim()).join('\n') + '\n');
+  writeFileSync(
+    file,
+    Object.entries(users)
+      .map(([u, p]) => execFileSync('htpasswd', ['-nbB', u, p], { encoding: 'utf8' }).trim())
+      .join('\n') + '\n',
+  );
   return file;
 }
 
@@ -47,7 +52,12 @@ function probeTls(addr: string): Promise<boolean> {
 async function waitUp(addr: string, proc: ChildProcess, logs: () => string, tls = false): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (proc.exitCode !== null) throw new Error(`registry exited ${proc.exitCode}: ${logs()}`);
-    const ok = tls ? await probeTls(addr) : await fetch(`http://${addr}/v2/`).then((r) => r.status === 200 || r.status === 401, () => false);
+    const ok = tls
+      ? await probeTls(addr)
+      : await fetch(`http://${addr}/v2/`).then(
+          (r) => r.status === 200 || r.status === 401,
+          () => false,
+        );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -56,11 +66,18 @@ async function waitUp(addr: string, proc: ChildProcess, logs: () => string, tls 
 
 function started(dir: string, root: string, addr: string, bin: string, args: string[], tls = false): Promise<Registry> {
   let out = '';
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: '' } });
+  const proc = spawn(bin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },
+  });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const r: Registry = {
-    dir, root, addr, proc, logs: () => out,
+    dir,
+    root,
+    addr,
+    proc,
+    logs: () => out,
     stop: async () => {
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');
@@ -78,7 +95,14 @@ export async function startBerthRegistry(flags: (dir: string) => string[] = () =
   const root = join(dir, 'root');
   const addr = `127.0.0.1:${await freePort()}`;
   const extra = flags(dir);
-  return started(dir, root, addr, join(REPO, 'bin/berth'), ['registry', 'serve', '--addr', addr, '--root', root, ...extra], extra.includes('--tls-cert'));
+  return started(
+    dir,
+    root,
+    addr,
+    join(REPO, 'bin/berth'),
+    ['registry', 'serve', '--addr', addr, '--root', root, ...extra],
+    extra.includes('--tls-cert'),
+  );
 }
 
 /** Debian's docker-registry (distribution 2.8), storage in a temp dir; with `users`, htpasswd auth. */
@@ -88,6 +112,9 @@ export async function startDistribution(users?: Record<string, string>): Promise
   const addr = `127.0.0.1:${await freePort()}`;
   const config = join(dir, 'config.yml');
   const auth = users ? `auth:\n  htpasswd:\n    realm: distribution\n    path: ${htpasswd(dir, users)}\n` : '';
-  writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n${auth}http:\n  addr: ${addr}\n`);
+  writeFileSync(
+    config,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n${auth}http:\n  addr: ${addr}\n`,
+  );
   return started(dir, root, addr, '/usr/bin/docker-registry', ['serve', config]);
 }

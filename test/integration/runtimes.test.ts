@@ -27,12 +27,18 @@ describe('runtimes', () => {
 
   test('crun by default; --runtime runc per container: run, exec, stop, inspect', async () => {
     assert.equal((await d.docker(['run', '--rm', 'busybox', 'echo', 'crun ok'])).stdout.trim(), 'crun ok');
-    const info = JSON.parse((await d.docker(['info', '--format', '{{json .}}'])).stdout) as { DefaultRuntime: string; Runtimes: Record<string, unknown> };
+    const info = JSON.parse((await d.docker(['info', '--format', '{{json .}}'])).stdout) as {
+      DefaultRuntime: string;
+      Runtimes: Record<string, unknown>;
+    };
     assert.equal(info.DefaultRuntime, 'crun');
     assert.ok('runc' in info.Runtimes);
     const id = (await d.docker(['run', '-d', '--runtime', 'runc', 'busybox', 'sleep', '60'])).stdout.trim();
     assert.equal((await d.docker(['exec', id, 'echo', 'runc exec ok'])).stdout.trim(), 'runc exec ok');
-    const ins = JSON.parse((await d.docker(['inspect', id])).stdout)[0] as { HostConfig: { Runtime: string }; State: { Running: boolean } };
+    const ins = JSON.parse((await d.docker(['inspect', id])).stdout)[0] as {
+      HostConfig: { Runtime: string };
+      State: { Running: boolean };
+    };
     assert.equal(ins.HostConfig.Runtime, 'runc');
     assert.equal(ins.State.Running, true);
     await d.docker(['stop', '-t', '1', id]);
@@ -42,9 +48,11 @@ describe('runtimes', () => {
     assert.match(bad.stderr, /unknown or invalid runtime name: nosuch/);
   });
 
-  test('a command that cannot run ends 127 (not found) or 126 (not executable), under both runtimes, for run and exec; an exec\'s own code', async () => {
+  test("a command that cannot run ends 127 (not found) or 126 (not executable), under both runtimes, for run and exec; an exec's own code", async () => {
     for (const rt of ['crun', 'runc']) {
-      const notFound = await d.docker(['run', '--rm', '--runtime', rt, 'busybox', '/no/such/tool'], { allowFail: true });
+      const notFound = await d.docker(['run', '--rm', '--runtime', rt, 'busybox', '/no/such/tool'], {
+        allowFail: true,
+      });
       assert.equal(notFound.code, 127, `${rt} run: ${notFound.stderr}`);
       assert.match(notFound.stderr, /executable file not found|no such file or directory/);
       // crun words a file that is not executable "not executable: Operation not permitted", which the
@@ -61,7 +69,11 @@ describe('runtimes', () => {
       assert.equal(execNotExec.code, 126, `${rt} exec: ${execNotExec.stderr}`);
       assert.equal((await d.docker(['exec', id, 'sh', '-c', 'exit 3'], { allowFail: true })).code, 3);
       assert.equal((await d.docker(['exec', '-d', id, 'sh', '-c', 'exit 4'])).code, 0, 'a detached exec');
-      assert.equal((await d.docker(['ps', '-q', '--filter', `id=${id}`])).stdout.trim().length > 0, true, 'the container goes on');
+      assert.equal(
+        (await d.docker(['ps', '-q', '--filter', `id=${id}`])).stdout.trim().length > 0,
+        true,
+        'the container goes on',
+      );
       await d.docker(['rm', '-f', id]);
     }
   });
@@ -73,7 +85,9 @@ describe('runtimes', () => {
       assert.ok(opts.includes('ro'), `${name}'s mount is read-only`);
     }
     const info = (await d.api('GET', '/info')).body as { HostTuning: string[] };
-    const cgroup2 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l));
+    const cgroup2 = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => / - cgroup2 /.test(l));
     if (cgroup2) {
       assert.match(cgroup2, /favordynmods/, 'the daemon turned favordynmods on');
       assert.ok(info.HostTuning.some((t) => /favordynmods/.test(t)));

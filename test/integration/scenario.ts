@@ -31,20 +31,38 @@ export function scenario(name: 'docker' | 'berth', daemon: () => Daemon): void {
   });
 
   test(`${name}: detached httpd, exec, top, stats, logs`, async () => {
-    const id = (await cli(['run', '-d', '--name', 'web', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])).stdout.trim();
+    const id = (
+      await cli(['run', '-d', '--name', 'web', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])
+    ).stdout.trim();
     assert.match(id, /^[a-f0-9]{64}$/);
     const ps = await cli(['ps']);
     assert.match(ps.stdout, /web/);
     const ex = await cli(['exec', 'web', 'cat', '/etc/hostname']);
     assert.equal(ex.stdout.trim(), id.slice(0, 12));
-    const served = await eventually(async () => {
-      const r = await cli(['exec', 'web', 'wget', '-qO-', 'http://127.0.0.1:8080/hostname'], { allowFail: true });
-      return r.code === 0 ? r.stdout : undefined;
-    }, 10_000, 'httpd to answer');
+    const served = await eventually(
+      async () => {
+        const r = await cli(['exec', 'web', 'wget', '-qO-', 'http://127.0.0.1:8080/hostname'], { allowFail: true });
+        return r.code === 0 ? r.stdout : undefined;
+      },
+      10_000,
+      'httpd to answer',
+    );
     assert.equal(served.trim(), id.slice(0, 12));
     const code = await cli(['exec', 'web', 'sh', '-c', 'exit 4'], { allowFail: true });
     assert.equal(code.code, 4);
-    const env = await cli(['exec', '-e', 'FOO=bar', '-u', 'app', '-w', '/tmp', 'web', 'sh', '-c', 'echo $FOO $(id -u) $(pwd)']);
+    const env = await cli([
+      'exec',
+      '-e',
+      'FOO=bar',
+      '-u',
+      'app',
+      '-w',
+      '/tmp',
+      'web',
+      'sh',
+      '-c',
+      'echo $FOO $(id -u) $(pwd)',
+    ]);
     assert.equal(env.stdout.trim(), 'bar 1000 /tmp');
     const top = await cli(['top', 'web']);
     assert.match(top.stdout, /httpd/);
@@ -66,7 +84,8 @@ export function scenario(name: 'docker' | 'berth', daemon: () => Daemon): void {
 
   test(`${name}: stop, start, restart, pause, unpause, rm`, async () => {
     await cli(['run', '-d', '--name', 'life', 'busybox', 'sleep', '1000']);
-    const state = async () => JSON.parse((await cli(['inspect', 'life'])).stdout)[0].State as { Status: string; ExitCode: number; Pid: number };
+    const state = async () =>
+      JSON.parse((await cli(['inspect', 'life'])).stdout)[0].State as { Status: string; ExitCode: number; Pid: number };
     assert.equal((await state()).Status, 'running');
     await cli(['pause', 'life']);
     assert.equal((await state()).Status, 'paused');
@@ -111,7 +130,15 @@ export function scenario(name: 'docker' | 'berth', daemon: () => Daemon): void {
     assert.equal(readFileSync(join(tmp, 'out.txt'), 'utf8'), 'made\n');
     writeFileSync(join(tmp, 'in.txt'), 'copied in\n');
     await cli(['cp', join(tmp, 'in.txt'), 'maker:/in.txt']);
-    await cli(['commit', '-c', 'CMD ["cat", "/made.txt", "/in.txt"]', '-c', 'ENV MARK=1', 'maker', `committed-${name}:v1`]);
+    await cli([
+      'commit',
+      '-c',
+      'CMD ["cat", "/made.txt", "/in.txt"]',
+      '-c',
+      'ENV MARK=1',
+      'maker',
+      `committed-${name}:v1`,
+    ]);
     const r = await cli(['run', '--rm', `committed-${name}:v1`]);
     assert.equal(r.stdout, 'made\ncopied in\n');
     const vi = await cli(['run', '--rm', `committed-${name}:v1`, 'ls', '/bin/vi'], { allowFail: true });
@@ -137,28 +164,65 @@ export function scenario(name: 'docker' | 'berth', daemon: () => Daemon): void {
     await cli(['run', '--rm', '--name', 'evt', 'busybox', 'true']);
     await sleep(100);
     const until = Math.floor(Date.now() / 1000) + 1;
-    const ev = await cli(['events', '--since', String(since), '--until', String(until), '--filter', 'container=evt', '--format', '{{.Action}}']);
+    const ev = await cli([
+      'events',
+      '--since',
+      String(since),
+      '--until',
+      String(until),
+      '--filter',
+      'container=evt',
+      '--format',
+      '{{.Action}}',
+    ]);
     const actions = ev.stdout.split('\n').filter(Boolean);
-    for (const a of ['create', 'start', 'die', 'destroy']) assert.ok(actions.includes(a), `event ${a} in ${actions.join(',')}`);
+    for (const a of ['create', 'start', 'die', 'destroy'])
+      assert.ok(actions.includes(a), `event ${a} in ${actions.join(',')}`);
   });
 
   test(`${name}: run -it with a pty`, async () => {
     const session = `berth-${name}-${process.pid}`;
     const cmd = `${bin()} run -it --rm --name tty-${name} busybox sh`;
-    const env = Object.entries(daemon().env).filter(([k]) => ['DOCKER_HOST', 'BERTH_HOST', 'DOCKER_CONFIG', 'PATH'].includes(k)).map(([k, v]) => `${k}=${v}`);
-    execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '30', 'env', ...env, ...cmd.split(' ')]);
+    const env = Object.entries(daemon().env)
+      .filter(([k]) => ['DOCKER_HOST', 'BERTH_HOST', 'DOCKER_CONFIG', 'PATH'].includes(k))
+      .map(([k, v]) => `${k}=${v}`);
+    execFileSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '30',
+      'env',
+      ...env,
+      ...cmd.split(' '),
+    ]);
     try {
       await sleep(1500);
       execFileSync('tmux', ['send-keys', '-t', session, 'echo $((6*7)) && tty', 'Enter']);
-      const screen = await eventually(() => {
-        const s = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-        return s.includes('42') && s.includes('/dev/pts') ? s : undefined;
-      }, 10_000, 'the shell to answer');
+      const screen = await eventually(
+        () => {
+          const s = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+          return s.includes('42') && s.includes('/dev/pts') ? s : undefined;
+        },
+        10_000,
+        'the shell to answer',
+      );
       assert.match(screen, /\/dev\/pts\/0/);
       execFileSync('tmux', ['send-keys', '-t', session, 'exit', 'Enter']);
-      await eventually(async () => (await cli(['ps', '-aq', '--filter', `name=tty-${name}`])).stdout.trim() === '', 10_000, 'the container to go');
+      await eventually(
+        async () => (await cli(['ps', '-aq', '--filter', `name=tty-${name}`])).stdout.trim() === '',
+        10_000,
+        'the container to go',
+      );
     } finally {
-      try { execFileSync('tmux', ['kill-session', '-t', session], { stdio: 'ignore' }); } catch { /* gone */ }
+      try {
+        execFileSync('tmux', ['kill-session', '-t', session], { stdio: 'ignore' });
+      } catch {
+        /* gone */
+      }
     }
   });
 }

@@ -15,7 +15,11 @@ export interface TestPlugin {
   close(): Promise<void>;
 }
 
-function serve(sock: string, name: string, handle: (method: string, body: Record<string, unknown>) => unknown): Promise<TestPlugin> {
+function serve(
+  sock: string,
+  name: string,
+  handle: (method: string, body: Record<string, unknown>) => unknown,
+): Promise<TestPlugin> {
   const calls: TestPlugin['calls'] = [];
   const srv = http.createServer((req, res) => {
     let text = '';
@@ -91,7 +95,7 @@ export function networkPlugin(dir: string): Promise<TestPlugin & { bridges: Map<
         return { Scope: 'local' };
       case 'NetworkDriver.CreateNetwork': {
         const br = `tpb${nid.slice(0, 8)}`;
-        const gw = ((b['IPv4Data'] as Array<{ Gateway: string }>)[0]!).Gateway;
+        const gw = (b['IPv4Data'] as Array<{ Gateway: string }>)[0]!.Gateway;
         ip('link', 'add', br, 'type', 'bridge');
         ip('addr', 'add', gw, 'dev', br);
         ip('link', 'set', br, 'up');

@@ -47,7 +47,17 @@ describe('volumes and plugins', () => {
   });
 
   test('the local driver with type/device/o mounts that filesystem while the volume is used', async () => {
-    await d.docker(['volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=2m,mode=0750', 'tmpvol']);
+    await d.docker([
+      'volume',
+      'create',
+      '-o',
+      'type=tmpfs',
+      '-o',
+      'device=tmpfs',
+      '-o',
+      'o=size=2m,mode=0750',
+      'tmpvol',
+    ]);
     const out = await run('-v', 'tmpvol:/m', 'busybox', 'sh', '-c', 'df -k /m | tail -1; stat -c %a /m; echo x > /m/f');
     assert.match(out, /^tmpfs\s+2048\s.*\n750\n$/s);
     const mp = JSON.parse((await d.docker(['volume', 'inspect', 'tmpvol'])).stdout)[0].Mountpoint as string;
@@ -57,7 +67,20 @@ describe('volumes and plugins', () => {
 
   test('after a reboot-like stop of everything (daemon, containers, mounts) volume data is there and containers start again', async () => {
     await d.docker(['volume', 'create', 'durable']);
-    const c = (await d.docker(['run', '-d', '--name', 'holder', '-v', 'durable:/d', 'busybox', 'sh', '-c', 'echo before > /d/f; sleep 300'])).stdout.trim();
+    const c = (
+      await d.docker([
+        'run',
+        '-d',
+        '--name',
+        'holder',
+        '-v',
+        'durable:/d',
+        'busybox',
+        'sh',
+        '-c',
+        'echo before > /d/f; sleep 300',
+      ])
+    ).stdout.trim();
     await eventually(async () => (await d.docker(['exec', c, 'cat', '/d/f'])).stdout === 'before\n', 5000, 'written');
     const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', c])).stdout);
     await d.kill9();
@@ -71,10 +94,19 @@ describe('volumes and plugins', () => {
     } catch {
       /* died with its monitor */
     }
-    for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${d.dir}/`)).sort().reverse())
+    for (const m of readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(`${d.dir}/`))
+      .sort()
+      .reverse())
       execFileSync('umount', ['-l', m]);
     await d.restart();
-    await eventually(async () => (await d.docker(['inspect', '-f', '{{.State.Status}}', c])).stdout.trim() === 'exited', 10_000, 'recorded as exited');
+    await eventually(
+      async () => (await d.docker(['inspect', '-f', '{{.State.Status}}', c])).stdout.trim() === 'exited',
+      10_000,
+      'recorded as exited',
+    );
     await d.docker(['start', c]);
     assert.equal((await d.docker(['exec', c, 'cat', '/d/f'])).stdout, 'before\n');
     await d.docker(['rm', '-f', c]);
@@ -83,7 +115,10 @@ describe('volumes and plugins', () => {
   test('bind mounts: read-only cannot be written, rw can; a missing --mount source is refused and leaves nothing', async () => {
     const host = mkdtempSync(join(d.dir, 'bind-'));
     writeFileSync(join(host, 'in.txt'), 'from the host\n');
-    const ro = await d.docker(['run', '--rm', '-v', `${host}:/h:ro`, 'busybox', 'sh', '-c', 'cat /h/in.txt; echo x > /h/new'], { allowFail: true });
+    const ro = await d.docker(
+      ['run', '--rm', '-v', `${host}:/h:ro`, 'busybox', 'sh', '-c', 'cat /h/in.txt; echo x > /h/new'],
+      { allowFail: true },
+    );
     assert.equal(ro.stdout, 'from the host\n');
     assert.match(ro.stderr, /Read-only file system/);
     assert.ok(!existsSync(join(host, 'new')));
@@ -92,7 +127,10 @@ describe('volumes and plugins', () => {
     await run('--mount', `type=bind,source=${host},target=/h,readonly`, 'busybox', 'true');
     const before = (await d.docker(['ps', '-aq'])).stdout;
     const vols = (await d.docker(['volume', 'ls', '-q'])).stdout;
-    const bad = await d.docker(['run', '--rm', '--mount', 'type=bind,source=/no/such/dir,target=/x', 'busybox', 'true'], { allowFail: true });
+    const bad = await d.docker(
+      ['run', '--rm', '--mount', 'type=bind,source=/no/such/dir,target=/x', 'busybox', 'true'],
+      { allowFail: true },
+    );
     assert.match(bad.stderr, /bind source path does not exist: \/no\/such\/dir/);
     const dup = await d.docker(['run', '--rm', '-v', 'a1:/x', '-v', 'a2:/x', 'busybox', 'true'], { allowFail: true });
     assert.match(dup.stderr, /Duplicate mount point: \/x/);
@@ -102,24 +140,41 @@ describe('volumes and plugins', () => {
 
   test("an image's VOLUME gets an anonymous volume filled from the image; rm -v and --rm remove it; a new named volume is filled too", async () => {
     const ctx = mkdtempSync(join(d.dir, 'volimg-'));
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /data && echo seeded > /data/seed && chown -R app /data\nVOLUME /data\n');
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      'FROM busybox\nRUN mkdir -p /data && echo seeded > /data/seed && chown -R app /data\nVOLUME /data\n',
+    );
     await d.docker(['build', '-q', '-t', 'volimg', ctx]);
     const c = (await d.docker(['run', '-d', 'volimg', 'sleep', '60'])).stdout.trim();
-    const mounts = JSON.parse((await d.docker(['inspect', '-f', '{{json .Mounts}}', c])).stdout) as Array<{ Type: string; Name: string; Destination: string }>;
+    const mounts = JSON.parse((await d.docker(['inspect', '-f', '{{json .Mounts}}', c])).stdout) as Array<{
+      Type: string;
+      Name: string;
+      Destination: string;
+    }>;
     assert.equal(mounts.length, 1);
     assert.equal(mounts[0]!.Type, 'volume');
     assert.equal(mounts[0]!.Destination, '/data');
     assert.match(mounts[0]!.Name, /^[0-9a-f]{64}$/);
     assert.equal((await d.docker(['exec', c, 'sh', '-c', 'cat /data/seed; stat -c %U /data'])).stdout, 'seeded\napp\n');
     await d.docker(['rm', '-f', '-v', c]);
-    assert.doesNotMatch((await d.docker(['volume', 'ls', '-q'])).stdout, new RegExp(mounts[0]!.Name), 'rm -v removed it');
+    assert.doesNotMatch(
+      (await d.docker(['volume', 'ls', '-q'])).stdout,
+      new RegExp(mounts[0]!.Name),
+      'rm -v removed it',
+    );
     const before = (await d.docker(['volume', 'ls', '-q'])).stdout;
     await run('volimg', 'true');
     assert.equal((await d.docker(['volume', 'ls', '-q'])).stdout, before, '--rm removed its anonymous volume');
-    assert.equal(await run('-v', 'seeded:/data', 'volimg', 'cat', '/data/seed'), 'seeded\n', 'a new named volume is filled from the image');
+    assert.equal(
+      await run('-v', 'seeded:/data', 'volimg', 'cat', '/data/seed'),
+      'seeded\n',
+      'a new named volume is filled from the image',
+    );
     // prune: anonymous only, unless --all
     const kept = (await d.docker(['create', 'volimg', 'true'])).stdout.trim();
-    const anon = (JSON.parse((await d.docker(['inspect', '-f', '{{json .Mounts}}', kept])).stdout) as Array<{ Name: string }>)[0]!.Name;
+    const anon = (
+      JSON.parse((await d.docker(['inspect', '-f', '{{json .Mounts}}', kept])).stdout) as Array<{ Name: string }>
+    )[0]!.Name;
     await d.docker(['rm', kept]);
     const pruned = (await d.docker(['volume', 'prune', '-f'])).stdout;
     assert.match(pruned, new RegExp(anon));
@@ -128,13 +183,30 @@ describe('volumes and plugins', () => {
   });
 
   test('--volumes-from and tmpfs mounts', async () => {
-    const src = (await d.docker(['run', '-d', '-v', 'shared:/shared', '-v', '/anon', 'busybox', 'sleep', '60'])).stdout.trim();
+    const src = (
+      await d.docker(['run', '-d', '-v', 'shared:/shared', '-v', '/anon', 'busybox', 'sleep', '60'])
+    ).stdout.trim();
     await run('--volumes-from', src, 'busybox', 'sh', '-c', 'echo a > /shared/a; echo b > /anon/b');
     assert.equal((await d.docker(['exec', src, 'cat', '/shared/a', '/anon/b'])).stdout, 'a\nb\n');
-    const ro = await d.docker(['run', '--rm', '--volumes-from', `${src}:ro`, 'busybox', 'touch', '/shared/x'], { allowFail: true });
+    const ro = await d.docker(['run', '--rm', '--volumes-from', `${src}:ro`, 'busybox', 'touch', '/shared/x'], {
+      allowFail: true,
+    });
     assert.match(ro.stderr, /Read-only file system/);
-    assert.match(await run('--tmpfs', '/scratch:size=2m,mode=1777', 'busybox', 'sh', '-c', 'df -k /scratch | tail -1; stat -c %a /scratch'), /tmpfs\s+2048\s.*\n1777\n$/);
-    assert.match(await run('--mount', 'type=tmpfs,target=/t,tmpfs-size=1048576', 'busybox', 'df', '-k', '/t'), /tmpfs\s+1024\s/);
+    assert.match(
+      await run(
+        '--tmpfs',
+        '/scratch:size=2m,mode=1777',
+        'busybox',
+        'sh',
+        '-c',
+        'df -k /scratch | tail -1; stat -c %a /scratch',
+      ),
+      /tmpfs\s+2048\s.*\n1777\n$/,
+    );
+    assert.match(
+      await run('--mount', 'type=tmpfs,target=/t,tmpfs-size=1048576', 'busybox', 'df', '-k', '/t'),
+      /tmpfs\s+1024\s/,
+    );
     await d.docker(['rm', '-f', '-v', src]);
   });
 
@@ -144,9 +216,42 @@ describe('volumes and plugins', () => {
     assert.match(await b(['network', 'ls']), /bnet\s+bridge\s+local/);
     await b(['volume', 'create', 'bvol']);
     assert.match(await b(['volume', 'ls', '-q']), /^bvol$/m);
-    await b(['run', '-d', '--name', 'bsrv', '--network', 'bnet', '--network-alias', 'svc', '--ip', '10.234.0.50', '-p', '127.0.0.1::8080', '--mount', 'type=volume,source=bvol,target=/v', 'busybox', 'sh', '-c', 'echo hi > /v/x; httpd -f -p 8080 -h /v']);
-    assert.equal((await b(['inspect', '-f', '{{.NetworkSettings.Networks.bnet.IPAddress}}', 'bsrv'])).trim(), '10.234.0.50');
-    const out = await b(['run', '--rm', '--network', 'bnet', '--tmpfs', '/t:size=1m', 'busybox', 'sh', '-c', "nslookup svc | grep -c 10.234.0.50; df -k /t | tail -1"]);
+    await b([
+      'run',
+      '-d',
+      '--name',
+      'bsrv',
+      '--network',
+      'bnet',
+      '--network-alias',
+      'svc',
+      '--ip',
+      '10.234.0.50',
+      '-p',
+      '127.0.0.1::8080',
+      '--mount',
+      'type=volume,source=bvol,target=/v',
+      'busybox',
+      'sh',
+      '-c',
+      'echo hi > /v/x; httpd -f -p 8080 -h /v',
+    ]);
+    assert.equal(
+      (await b(['inspect', '-f', '{{.NetworkSettings.Networks.bnet.IPAddress}}', 'bsrv'])).trim(),
+      '10.234.0.50',
+    );
+    const out = await b([
+      'run',
+      '--rm',
+      '--network',
+      'bnet',
+      '--tmpfs',
+      '/t:size=1m',
+      'busybox',
+      'sh',
+      '-c',
+      'nslookup svc | grep -c 10.234.0.50; df -k /t | tail -1',
+    ]);
     assert.match(out, /^1\n.*tmpfs\s+1024/s);
     assert.match(await b(['port', 'bsrv']), /^8080\/tcp -> 127\.0\.0\.1:\d+$/m);
     await b(['rm', '-f', 'bsrv']);
@@ -164,13 +269,22 @@ describe('volumes and plugins', () => {
     assert.equal(readFileSync(join(base, 'pvol', 'f'), 'utf8'), 'via plugin\n');
     assert.equal(await run('-v', 'pvol:/v', 'busybox', 'cat', '/v/f'), 'via plugin\n');
     const methods = p.calls.map((c) => c.method);
-    assert.ok(methods.includes('Plugin.Activate') && methods.includes('VolumeDriver.Create') && methods.includes('VolumeDriver.Mount') && methods.includes('VolumeDriver.Unmount'), methods.join(' '));
+    assert.ok(
+      methods.includes('Plugin.Activate') &&
+        methods.includes('VolumeDriver.Create') &&
+        methods.includes('VolumeDriver.Mount') &&
+        methods.includes('VolumeDriver.Unmount'),
+      methods.join(' '),
+    );
     assert.equal((await d.docker(['volume', 'inspect', '-f', '{{.Driver}}', 'pvol'])).stdout.trim(), p.name);
     await d.docker(['volume', 'rm', 'pvol']);
     assert.ok(!existsSync(join(base, 'pvol')), 'the plugin removed it');
     // discovery through a .spec file (a URL) and a .json file ({"Addr": ...}) naming the same socket
     writeFileSync(join(pluginDir, 'specvol.spec'), `unix://${join(pluginDir, `${p.name}.sock`)}\n`);
-    writeFileSync(join(pluginDir, 'jsonvol.json'), JSON.stringify({ Name: 'jsonvol', Addr: `unix://${join(pluginDir, `${p.name}.sock`)}` }));
+    writeFileSync(
+      join(pluginDir, 'jsonvol.json'),
+      JSON.stringify({ Name: 'jsonvol', Addr: `unix://${join(pluginDir, `${p.name}.sock`)}` }),
+    );
     for (const drv of ['specvol', 'jsonvol']) {
       await d.docker(['volume', 'create', '-d', drv, `v-${drv}`]);
       assert.ok(existsSync(join(base, `v-${drv}`)), `${drv}: the plugin behind the ${drv.slice(0, 4)} file made it`);
@@ -186,14 +300,30 @@ describe('volumes and plugins', () => {
     await d.docker(['network', 'create', '-d', p.name, '--subnet', '10.233.0.0/24', 'pnet']);
     const nid = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'pnet'])).stdout.trim();
     assert.ok(p.bridges.has(nid), 'the plugin made its network');
-    const a = (await d.docker(['run', '-d', '--network', 'pnet', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])).stdout.trim();
+    const a = (
+      await d.docker(['run', '-d', '--network', 'pnet', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc'])
+    ).stdout.trim();
     const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.Networks.pnet.IPAddress}}', a])).stdout.trim();
     assert.match(ip, /^10\.233\.0\.\d+$/);
-    const got = await run('--network', 'pnet', 'busybox', 'sh', '-c', `ip -4 addr show eth0; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080 | tail -n 1`);
+    const got = await run(
+      '--network',
+      'pnet',
+      'busybox',
+      'sh',
+      '-c',
+      `ip -4 addr show eth0; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080 | tail -n 1`,
+    );
     assert.match(got, /inet 10\.233\.0\.\d+\/24/);
     assert.match(got, new RegExp(`${a.slice(0, 12)}\\s*$`), 'one container reaches the other over the plugin network');
     const methods = p.calls.map((c) => c.method);
-    for (const m of ['NetworkDriver.CreateNetwork', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint']) assert.ok(methods.includes(m), m);
+    for (const m of [
+      'NetworkDriver.CreateNetwork',
+      'NetworkDriver.CreateEndpoint',
+      'NetworkDriver.Join',
+      'NetworkDriver.Leave',
+      'NetworkDriver.DeleteEndpoint',
+    ])
+      assert.ok(methods.includes(m), m);
     await d.docker(['rm', '-f', a]);
     await d.docker(['network', 'rm', 'pnet']);
     assert.ok(!p.bridges.has(nid), 'the plugin removed its network');

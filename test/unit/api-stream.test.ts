@@ -41,8 +41,19 @@ test('error codes map to Docker statuses', () => {
 });
 
 const rec = (id: string, name: string): ContainerRecord => ({
-  id: id as ContainerRecord['id'], name, created: new Date().toISOString(), imageId: 'sha256:x', config: {}, hostConfig: {}, path: 'true', args: [],
-  runtime: 'crun', state: initialState(), restartCount: 0, manuallyStopped: false, execIds: [],
+  id: id as ContainerRecord['id'],
+  name,
+  created: new Date().toISOString(),
+  imageId: 'sha256:x',
+  config: {},
+  hostConfig: {},
+  path: 'true',
+  args: [],
+  runtime: 'crun',
+  state: initialState(),
+  restartCount: 0,
+  manuallyStopped: false,
+  execIds: [],
 });
 
 test('container store: unique names, prefix lookup, survives reopen', () => {

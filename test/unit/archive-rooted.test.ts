@@ -133,7 +133,9 @@ test('RootedFs.resolve: symlinks and .. stay inside the root; mounts are routed;
   }
 });
 
-async function tarEntries(produce: (out: PassThrough) => Promise<void>): Promise<Array<{ name: string; size: number; body: Buffer }>> {
+async function tarEntries(
+  produce: (out: PassThrough) => Promise<void>,
+): Promise<Array<{ name: string; size: number; body: Buffer }>> {
   const out = new PassThrough();
   const ex = tar.extract();
   const got: Array<{ name: string; size: number; body: Buffer }> = [];
@@ -167,7 +169,13 @@ test('a file shorter or longer than its header: the entry is padded or cut to th
       pack.finalize();
       await done;
     });
-    assert.deepEqual(got.map((e) => [e.name, e.size, e.body.toString('latin1')]), [['short', 10, 'abc\0\0\0\0\0\0\0'], ['long', 2, 'ab']]);
+    assert.deepEqual(
+      got.map((e) => [e.name, e.size, e.body.toString('latin1')]),
+      [
+        ['short', 10, 'abc\0\0\0\0\0\0\0'],
+        ['long', 2, 'ab'],
+      ],
+    );
     // and through the rooted walk, with the file truncated after it was stat'ed
     const root = join(base, 'root');
     mkdirSync(root);

@@ -15,7 +15,9 @@ import { ApiError, Client, readText } from '../../src/client/client.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A server whose handler gets the raw request text (head + body read so far) and the socket. */
-async function serve(handler: (req: string, sock: Socket) => void | Promise<void>): Promise<{ client: Client; close: () => void }> {
+async function serve(
+  handler: (req: string, sock: Socket) => void | Promise<void>,
+): Promise<{ client: Client; close: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-client-'));
   const path = join(dir, 's.sock');
   const server: Server = createServer((sock) => {
@@ -23,7 +25,8 @@ async function serve(handler: (req: string, sock: Socket) => void | Promise<void
     let handled = false;
     sock.on('data', (c: Buffer) => {
       req += c.toString('latin1');
-      const complete = req.includes('\r\n\r\n') && (!/Transfer-Encoding: chunked/i.test(req) || req.endsWith('0\r\n\r\n'));
+      const complete =
+        req.includes('\r\n\r\n') && (!/Transfer-Encoding: chunked/i.test(req) || req.endsWith('0\r\n\r\n'));
       if (complete && !handled) {
         handled = true;
         void handler(req, sock);
@@ -45,7 +48,16 @@ async function dribble(sock: Socket, pieces: string[]): Promise<void> {
 
 test('chunked responses split anywhere are decoded; the connection is closed after the last chunk', async () => {
   const s = await serve((_req, sock) =>
-    dribble(sock, ['HTTP/1.1 200 OK\r\nTransfer-Enc', 'oding: chunked\r\n\r\n5\r', '\nhel', 'lo\r\n', '1', '0\r\n', ' 0123456789abcd', 'e\r\n0\r\n\r\n']),
+    dribble(sock, [
+      'HTTP/1.1 200 OK\r\nTransfer-Enc',
+      'oding: chunked\r\n\r\n5\r',
+      '\nhel',
+      'lo\r\n',
+      '1',
+      '0\r\n',
+      ' 0123456789abcd',
+      'e\r\n0\r\n\r\n',
+    ]),
   );
   try {
     const res = await s.client.stream('GET', '/x');
@@ -58,7 +70,8 @@ test('chunked responses split anywhere are decoded; the connection is closed aft
 
 test('Content-Length bodies, JSON, HEAD (headers only) and lower-cased headers', async () => {
   const s = await serve((req, sock) => {
-    if (req.startsWith('HEAD')) return void sock.end('HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: abc\r\nContent-Length: 99\r\n\r\n');
+    if (req.startsWith('HEAD'))
+      return void sock.end('HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: abc\r\nContent-Length: 99\r\n\r\n');
     const body = '{"Id":"1234"}';
     void dribble(sock, [`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n{"Id"`, ':"1234"}']);
   });
@@ -75,14 +88,22 @@ test('Content-Length bodies, JSON, HEAD (headers only) and lower-cased headers',
 test("errors carry the daemon's status and message; a dead socket says the daemon is not running", async () => {
   const s = await serve((_req, sock) => {
     const body = '{"message":"No such container: nope"}';
-    sock.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    sock.end(
+      `HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
   });
   try {
-    await assert.rejects(s.client.json('GET', '/containers/nope/json'), (e: unknown) => e instanceof ApiError && e.status === 404 && e.message === 'No such container: nope');
+    await assert.rejects(
+      s.client.json('GET', '/containers/nope/json'),
+      (e: unknown) => e instanceof ApiError && e.status === 404 && e.message === 'No such container: nope',
+    );
   } finally {
     s.close();
   }
-  await assert.rejects(new Client('/nonexistent/berth.sock').json('GET', '/version'), /Cannot connect to the berth daemon/);
+  await assert.rejects(
+    new Client('/nonexistent/berth.sock').json('GET', '/version'),
+    /Cannot connect to the berth daemon/,
+  );
 });
 
 test('hijack: 101 with stream bytes right behind the head; the socket stays paused until resumed', async () => {
@@ -111,7 +132,10 @@ test('request bodies from a stream go out chunked and arrive whole', async () =>
     sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   });
   try {
-    const res = await s.client.stream('POST', '/images/load', { raw: Readable.from([Buffer.from('abc'), Buffer.from('defgh')]), headers: { 'Content-Type': 'application/x-tar' } });
+    const res = await s.client.stream('POST', '/images/load', {
+      raw: Readable.from([Buffer.from('abc'), Buffer.from('defgh')]),
+      headers: { 'Content-Type': 'application/x-tar' },
+    });
     assert.equal(await readText(res), 'ok');
     assert.match(received, /Transfer-Encoding: chunked/);
     assert.ok(received.endsWith('\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n'));

@@ -23,26 +23,66 @@ import { OverlaySnapshotter } from '../../src/snapshot/overlay.js';
 import type { LayerInfo } from '../../src/snapshot/types.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
-const layer = (c: string, parent: string | null, size = 10): LayerInfo => ({ chainId: d(c), parent: parent && d(parent), diffId: d(c), size });
+const layer = (c: string, parent: string | null, size = 10): LayerInfo => ({
+  chainId: d(c),
+  parent: parent && d(parent),
+  diffId: d(c),
+  size,
+});
 const none = { blobs: new Set<string>(), snapshots: new Set<string>() };
 
 test('mark: roots, leases and active snapshots keep a layer and its ancestors; the rest goes children first', () => {
-  const layers = [layer('a', null), layer('b', 'a'), layer('c', 'b'), layer('e', null), layer('f', 'e'), layer('g', null), layer('h', null)];
+  const layers = [
+    layer('a', null),
+    layer('b', 'a'),
+    layer('c', 'b'),
+    layer('e', null),
+    layer('f', 'e'),
+    layer('g', null),
+    layer('h', null),
+  ];
   const plan = planCollection({
-    blobs: [{ digest: d('1'), size: 1 }, { digest: d('2'), size: 2 }, { digest: d('3'), size: 3 }],
+    blobs: [
+      { digest: d('1'), size: 1 },
+      { digest: d('2'), size: 2 },
+      { digest: d('3'), size: 3 },
+    ],
     layers,
     orphanDirs: [d('9'), d('a')],
     activeParents: [d('g'), null],
     held: { blobs: new Set([d('3')]), snapshots: new Set() },
     roots: { blobs: new Set([d('1')]), chains: new Set([d('b')]) },
   });
-  assert.deepEqual(plan.blobs.map((b) => b.digest), [d('2')]); // 1: an image's; 3: leased
+  assert.deepEqual(
+    plan.blobs.map((b) => b.digest),
+    [d('2')],
+  ); // 1: an image's; 3: leased
   // a, b: image chain (b and its parent); g: a container's parent; c, f, e, h go: f (child) before e
-  assert.deepEqual(plan.layers.map((l) => l.chainId), [d('c'), d('f'), d('e'), d('h')]);
+  assert.deepEqual(
+    plan.layers.map((l) => l.chainId),
+    [d('c'), d('f'), d('e'), d('h')],
+  );
   assert.deepEqual(plan.orphanDirs, [d('9')]); // a dir named for a marked chain stays
-  const leasedTop = planCollection({ blobs: [], layers, orphanDirs: [], activeParents: [], roots: { blobs: new Set(), chains: new Set() }, held: { blobs: new Set(), snapshots: new Set([d('c')]) } });
-  assert.deepEqual(leasedTop.layers.map((l) => l.chainId), [d('f'), d('e'), d('g'), d('h')]);
-  const empty = planCollection({ blobs: [], layers: [], orphanDirs: [], activeParents: [], held: none, roots: { blobs: new Set(), chains: new Set() } });
+  const leasedTop = planCollection({
+    blobs: [],
+    layers,
+    orphanDirs: [],
+    activeParents: [],
+    roots: { blobs: new Set(), chains: new Set() },
+    held: { blobs: new Set(), snapshots: new Set([d('c')]) },
+  });
+  assert.deepEqual(
+    leasedTop.layers.map((l) => l.chainId),
+    [d('f'), d('e'), d('g'), d('h')],
+  );
+  const empty = planCollection({
+    blobs: [],
+    layers: [],
+    orphanDirs: [],
+    activeParents: [],
+    held: none,
+    roots: { blobs: new Set(), chains: new Set() },
+  });
   assert.deepEqual(empty, { blobs: [], layers: [], orphanDirs: [] });
 });
 
@@ -58,7 +98,7 @@ function stack(root: string, run: string) {
 
 const fill = (text: string) => async (dir: string) => writeFileSync(join(dir, 'f'), text);
 
-test('sweep: orphans and a dead run\'s lease go; roots, live leases and active parents stay; bytes are counted', async () => {
+test("sweep: orphans and a dead run's lease go; roots, live leases and active parents stay; bytes are counted", async () => {
   const root = mkdtempSync(join(tmpdir(), 'gc-'));
   try {
     // a daemon run that dies holding a lease: its blob and layer are orphans after the restart
@@ -107,7 +147,10 @@ test('sweep: orphans and a dead run\'s lease go; roots, live leases and active p
     assert.equal(s.snapshots.layer(d('o')), undefined);
     assert.ok(s.content.has(img.digest) && s.content.has(sha256('pulling')));
     for (const c of ['a', 'b', 'c', 'p']) assert.ok(s.snapshots.layer(d(c)), `layer ${c} kept`);
-    assert.deepEqual(s.leases.list().map((l) => l.label), ['pull y']);
+    assert.deepEqual(
+      s.leases.list().map((l) => l.label),
+      ['pull y'],
+    );
 
     release();
     await live; // released without registering anything: what it landed is garbage now
@@ -139,10 +182,16 @@ test('content: a delete that fails keeps its category (EPERM is PermissionDenied
       return;
     }
     await assert.rejects(cs.delete(b.digest), (e: unknown) => isBerthError(e, 'PermissionDenied'));
-    assert.throws(() => cs.deleteUnless(b.digest, () => false), (e: unknown) => isBerthError(e, 'PermissionDenied'));
+    assert.throws(
+      () => cs.deleteUnless(b.digest, () => false),
+      (e: unknown) => isBerthError(e, 'PermissionDenied'),
+    );
     assert.ok(cs.has(b.digest));
     await cs.delete(sha256('never written')); // absent is fine
-    assert.throws(() => cs.size(sha256('never written')), (e: unknown) => isBerthError(e, 'NotFound'));
+    assert.throws(
+      () => cs.size(sha256('never written')),
+      (e: unknown) => isBerthError(e, 'NotFound'),
+    );
   } finally {
     execFileSync('chattr', ['-i', cs.path(b.digest)], { stdio: 'ignore' });
     rmSync(root, { recursive: true, force: true });
@@ -167,7 +216,9 @@ test('sweep: a blob that lands during a collection, with or without a lease, is 
         },
         deleteUnless: (dg, keep) => s.content.deleteUnless(dg, keep),
       },
-      snapshots: s.snapshots, leases: s.leases, roots: () => ({ blobs: new Set(), chains: new Set() }),
+      snapshots: s.snapshots,
+      leases: s.leases,
+      roots: () => ({ blobs: new Set(), chains: new Set() }),
     });
     const r = await gc.collect();
     assert.equal(r.blobs, 1);
@@ -188,17 +239,29 @@ test('leases: held while the work runs (nested ones hold for the outer too), rel
   await leases.withLease('build', async () => {
     await leases.withLease('pull busybox', async () => {
       claim('blob', blob);
-      assert.deepEqual(leases.list().map((l) => [l.label, l.created]), [['build', clock.now()], ['pull busybox', clock.now()]]);
+      assert.deepEqual(
+        leases.list().map((l) => [l.label, l.created]),
+        [
+          ['build', clock.now()],
+          ['pull busybox', clock.now()],
+        ],
+      );
     });
-    assert.deepEqual(leases.list().map((l) => l.label), ['build']);
+    assert.deepEqual(
+      leases.list().map((l) => l.label),
+      ['build'],
+    );
     assert.ok(leases.held().blobs.has(blob), 'the outer lease holds what the inner one landed');
   });
   assert.deepEqual(leases.list(), []);
   assert.equal(leases.held().blobs.size, 0);
-  await assert.rejects(leases.withLease('load', async () => {
-    claim('snapshot', d('a'));
-    throw new Error('bad archive');
-  }), /bad archive/);
+  await assert.rejects(
+    leases.withLease('load', async () => {
+      claim('snapshot', d('a'));
+      throw new Error('bad archive');
+    }),
+    /bad archive/,
+  );
   assert.deepEqual(leases.list(), []);
   claim('blob', blob); // no lease in this context: nothing recorded, no error
   const other = new LeaseManager(db, clock, 'run2'); // the next daemon run on the same database

@@ -14,8 +14,16 @@ import { Authorizer } from '../../src/registry/auth.js';
 const bcrypt = createRequire(import.meta.url)('bcryptjs') as { hashSync(pw: string, rounds: number): string };
 
 test('endpoints: Docker Hub names, loopback and --insecure-registry over HTTP, others HTTPS, mirrors', () => {
-  assert.deepEqual(endpointOf('busybox'), { host: 'docker.io', repo: 'library/busybox', base: 'https://registry-1.docker.io' });
-  assert.deepEqual(endpointOf('team/app'), { host: 'docker.io', repo: 'team/app', base: 'https://registry-1.docker.io' });
+  assert.deepEqual(endpointOf('busybox'), {
+    host: 'docker.io',
+    repo: 'library/busybox',
+    base: 'https://registry-1.docker.io',
+  });
+  assert.deepEqual(endpointOf('team/app'), {
+    host: 'docker.io',
+    repo: 'team/app',
+    base: 'https://registry-1.docker.io',
+  });
   assert.equal(endpointOf('busybox', { mirrors: ['http://mirror:5000'] }).base, 'http://mirror:5000');
   assert.equal(endpointOf('127.0.0.1:5000/a/b').base, 'http://127.0.0.1:5000');
   assert.equal(endpointOf('localhost:5000/a').base, 'http://localhost:5000');
@@ -25,10 +33,15 @@ test('endpoints: Docker Hub names, loopback and --insecure-registry over HTTP, o
 });
 
 test('WWW-Authenticate challenges', () => {
-  assert.deepEqual(parseChallenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"'), {
-    scheme: 'bearer',
-    params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' },
-  });
+  assert.deepEqual(
+    parseChallenge(
+      'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"',
+    ),
+    {
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' },
+    },
+  );
   assert.equal(parseChallenge('Basic realm="x"').scheme, 'basic');
 });
 
@@ -41,7 +54,16 @@ test('names, platforms, progress bars', () => {
 });
 
 test('manifest parsing: types, invalid input, schema 1', () => {
-  const m = parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 1 }, layers: [] })));
+  const m = parseManifest(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 1 },
+        layers: [],
+      }),
+    ),
+  );
   assert.equal(m.mediaType, 'application/vnd.oci.image.manifest.v1+json');
   const code = (f: () => unknown) => {
     try {
@@ -51,11 +73,28 @@ test('manifest parsing: types, invalid input, schema 1', () => {
     }
     return 'none';
   };
-  assert.equal(code(() => parseManifest(Buffer.from('nope'))), 'MANIFEST_INVALID');
-  assert.equal(code(() => parseManifest(Buffer.from('{"schemaVersion":1}'))), 'UNSUPPORTED');
-  assert.equal(code(() => parseManifest(Buffer.from('{"schemaVersion":2,"mediaType":"text/plain"}'))), 'MANIFEST_INVALID');
-  assert.equal(code(() => parseManifest(Buffer.from('{"schemaVersion":2,"config":{"mediaType":"x","digest":"nope","size":1},"layers":[]}'))), 'MANIFEST_INVALID');
-  assert.equal(code(() => parseManifest(Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}'))), 'MANIFEST_INVALID');
+  assert.equal(
+    code(() => parseManifest(Buffer.from('nope'))),
+    'MANIFEST_INVALID',
+  );
+  assert.equal(
+    code(() => parseManifest(Buffer.from('{"schemaVersion":1}'))),
+    'UNSUPPORTED',
+  );
+  assert.equal(
+    code(() => parseManifest(Buffer.from('{"schemaVersion":2,"mediaType":"text/plain"}'))),
+    'MANIFEST_INVALID',
+  );
+  assert.equal(
+    code(() =>
+      parseManifest(Buffer.from('{"schemaVersion":2,"config":{"mediaType":"x","digest":"nope","size":1},"layers":[]}')),
+    ),
+    'MANIFEST_INVALID',
+  );
+  assert.equal(
+    code(() => parseManifest(Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}'))),
+    'MANIFEST_INVALID',
+  );
 });
 
 test('access: public patterns, ACL rules, deletes only when enabled; tokens carry only what was granted', () => {
@@ -63,22 +102,42 @@ test('access: public patterns, ACL rules, deletes only when enabled; tokens carr
   const ht = join(dir, 'htpasswd');
   writeFileSync(ht, `alice:${bcrypt.hashSync('a', 4).replace(/^\$2a\$/, '$2y$')}\nbob:${bcrypt.hashSync('b', 4)}\n`);
   const auth = new Authorizer({
-    htpasswd: ht, public: ['pub/**'], deleteEnabled: true, mode: 'token',
-    acl: [{ user: 'alice', repos: ['alice/*', 'shared/**'], actions: ['pull', 'push', 'delete'] }, { user: '*', repos: ['shared/**'], actions: ['pull'] }],
+    htpasswd: ht,
+    public: ['pub/**'],
+    deleteEnabled: true,
+    mode: 'token',
+    acl: [
+      { user: 'alice', repos: ['alice/*', 'shared/**'], actions: ['pull', 'push', 'delete'] },
+      { user: '*', repos: ['shared/**'], actions: ['pull'] },
+    ],
   });
   assert.deepEqual(auth.granted(null, 'pub/x/y'), ['pull']);
   assert.deepEqual(auth.granted(null, 'alice/x'), []);
   assert.deepEqual(auth.granted('alice', 'alice/x').sort(), ['delete', 'pull', 'push']);
   assert.deepEqual(auth.granted('alice', 'alice/x/y'), [], '* stays within one path component');
   assert.deepEqual(auth.granted('bob', 'shared/a/b'), ['pull']);
-  assert.equal(auth.basicUser(`Basic ${Buffer.from('alice:a').toString('base64')}`), 'alice', '$2y$ hashes (htpasswd -B) work');
-  assert.throws(() => auth.basicUser(`Basic ${Buffer.from('alice:wrong').toString('base64')}`), /invalid username or password/);
+  assert.equal(
+    auth.basicUser(`Basic ${Buffer.from('alice:a').toString('base64')}`),
+    'alice',
+    '$2y$ hashes (htpasswd -B) work',
+  );
+  assert.throws(
+    () => auth.basicUser(`Basic ${Buffer.from('alice:wrong').toString('base64')}`),
+    /invalid username or password/,
+  );
   assert.equal(auth.basicUser(`Basic ${Buffer.from(':').toString('base64')}`), null, 'empty credentials are anonymous');
   const t = auth.verifyToken(auth.issueToken('bob', ['repository:shared/a:pull,push', 'repository:alice/x:pull']));
   assert.deepEqual(Object.fromEntries(t.access), { 'shared/a': ['pull'], 'alice/x': [] });
   const forged = auth.issueToken('bob', []).replace(/\.[^.]+$/, '.AAAA');
   assert.throws(() => auth.verifyToken(forged), /signature/);
-  assert.throws(() => new Authorizer({ htpasswd: ht }).verifyToken(auth.issueToken('bob', [])), /signature/, 'another key does not verify it');
-  const noDelete = new Authorizer({ htpasswd: ht, acl: [{ user: 'alice', repos: ['**'], actions: ['pull', 'push', 'delete'] }] });
+  assert.throws(
+    () => new Authorizer({ htpasswd: ht }).verifyToken(auth.issueToken('bob', [])),
+    /signature/,
+    'another key does not verify it',
+  );
+  const noDelete = new Authorizer({
+    htpasswd: ht,
+    acl: [{ user: 'alice', repos: ['**'], actions: ['pull', 'push', 'delete'] }],
+  });
   assert.deepEqual(noDelete.granted('alice', 'any').sort(), ['pull', 'push']);
 });

@@ -14,7 +14,10 @@ test('patterns: * within an element, ** across, ? and classes, a directory exclu
   const m = IgnoreMatcher.parse('# comment\n\n*.log\n**/tmp\ndocs/?.md\n[ab]c.txt\n/build\n');
   assert.ok(m.ignores('x.log'));
   assert.ok(!m.ignores('sub/x.log'), '*.log matches only at the top');
-  assert.ok(m.ignores('tmp') && m.ignores('a/b/tmp') && m.ignores('a/tmp/file'), '**/tmp at any depth, with its contents');
+  assert.ok(
+    m.ignores('tmp') && m.ignores('a/b/tmp') && m.ignores('a/tmp/file'),
+    '**/tmp at any depth, with its contents',
+  );
   assert.ok(m.ignores('docs/a.md') && !m.ignores('docs/ab.md'));
   assert.ok(m.ignores('ac.txt') && m.ignores('bc.txt') && !m.ignores('cc.txt'));
   assert.ok(m.ignores('build') && m.ignores('build/out/bin'), 'a leading / is dropped; the dir excludes its contents');

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mergeConfig, mergeEnv, commandOf, parseSignal, resourcesOf, parseSecurityOpts } from '../../src/engine/config.js';
+import {
+  mergeConfig,
+  mergeEnv,
+  commandOf,
+  parseSignal,
+  resourcesOf,
+  parseSecurityOpts,
+} from '../../src/engine/config.js';
 import { applyChanges } from '../../src/engine/changes.js';
 import { parseCreateBody } from '../../src/spec/engine-api.js';
 import { isBerthError } from '../../src/base/errors.js';
@@ -31,19 +38,29 @@ test('signals by name, SIG prefix, number, RT; bad ones refused', () => {
   assert.equal(parseSignal('kill'), 9);
   assert.equal(parseSignal('1'), 1);
   assert.equal(parseSignal('SIGRTMIN+3'), 37);
-  assert.throws(() => parseSignal('SIGNOPE'), (e) => isBerthError(e, 'InvalidArgument'));
+  assert.throws(
+    () => parseSignal('SIGNOPE'),
+    (e) => isBerthError(e, 'InvalidArgument'),
+  );
   assert.throws(() => parseSignal('99'), /Invalid signal/);
 });
 
 test('NanoCpus become a CFS quota; conflicts refused', () => {
-  assert.deepEqual(resourcesOf({ NanoCpus: 1_500_000_000, Memory: 64 << 20, PidsLimit: 10 }), { cpuPeriod: 100_000, cpuQuota: 150_000, memory: 64 << 20, pidsLimit: 10 });
+  assert.deepEqual(resourcesOf({ NanoCpus: 1_500_000_000, Memory: 64 << 20, PidsLimit: 10 }), {
+    cpuPeriod: 100_000,
+    cpuQuota: 150_000,
+    memory: 64 << 20,
+    pidsLimit: 10,
+  });
   assert.throws(() => resourcesOf({ NanoCpus: 1e9, CpuQuota: 5 }), /Conflicting options/);
 });
 
 test('security options: seccomp forms, missing AppArmor/SELinux refused clearly', () => {
   const none = { apparmor: false, selinux: false };
   assert.equal(parseSecurityOpts(['seccomp=unconfined'], none).seccomp, 'unconfined');
-  assert.deepEqual(parseSecurityOpts(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'], none).seccomp, { profile: '{"defaultAction":"SCMP_ACT_ALLOW"}' });
+  assert.deepEqual(parseSecurityOpts(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'], none).seccomp, {
+    profile: '{"defaultAction":"SCMP_ACT_ALLOW"}',
+  });
   assert.equal(parseSecurityOpts(['no-new-privileges'], none).noNewPrivileges, true);
   assert.throws(() => parseSecurityOpts(['apparmor=foo'], none), /AppArmor is not enabled/);
   assert.throws(() => parseSecurityOpts(['label=type:x'], none), /SELinux is not enabled/);
@@ -52,7 +69,15 @@ test('security options: seccomp forms, missing AppArmor/SELinux refused clearly'
 });
 
 test('--change: Dockerfile instructions applied to a config', () => {
-  const c = applyChanges({ Env: ['A=1'] }, ['CMD ["cat", "/x"]', 'ENV A=2 B="two words"', 'EXPOSE 80 53/udp', 'LABEL k=v', 'WORKDIR /srv', 'USER app', 'ENTRYPOINT /bin/run']);
+  const c = applyChanges({ Env: ['A=1'] }, [
+    'CMD ["cat", "/x"]',
+    'ENV A=2 B="two words"',
+    'EXPOSE 80 53/udp',
+    'LABEL k=v',
+    'WORKDIR /srv',
+    'USER app',
+    'ENTRYPOINT /bin/run',
+  ]);
   assert.deepEqual(c.Cmd, ['cat', '/x']);
   assert.deepEqual(c.Env, ['A=2', 'B=two words']);
   assert.deepEqual(c.ExposedPorts, { '80/tcp': {}, '53/udp': {} });
@@ -64,15 +89,37 @@ test('--change: Dockerfile instructions applied to a config', () => {
 });
 
 test('create body: decoded as dockerd decodes it (Go types, any-case keys, null unset, unknown keys dropped)', () => {
-  const b = parseCreateBody({ Image: 'busybox', cmd: 'true', Custom: 1, hostconfig: { memory: 10 << 20, Other: 'x', Init: null, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } } });
+  const b = parseCreateBody({
+    Image: 'busybox',
+    cmd: 'true',
+    Custom: 1,
+    hostconfig: {
+      memory: 10 << 20,
+      Other: 'x',
+      Init: null,
+      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
+    },
+  });
   assert.deepEqual(b.config.Cmd, ['true']);
   assert.equal(b.config['Custom'], undefined);
   assert.equal(b.hostConfig.Memory, 10 << 20);
   assert.equal(b.hostConfig['Other'], undefined);
   assert.equal('Init' in b.hostConfig, false);
-  assert.throws(() => parseCreateBody({ HostConfig: { Memory: 'lots' } }), /^BerthError: json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64$/);
-  assert.throws(() => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'sometimes' } } }), /unknown policy 'sometimes'/);
-  assert.throws(() => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'always', MaximumRetryCount: 2 } } }), /only be used with 'on-failure'/);
-  assert.throws(() => parseCreateBody({ HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 5 }] } }), /soft limit 10 is above hard limit 5/);
+  assert.throws(
+    () => parseCreateBody({ HostConfig: { Memory: 'lots' } }),
+    /^BerthError: json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64$/,
+  );
+  assert.throws(
+    () => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'sometimes' } } }),
+    /unknown policy 'sometimes'/,
+  );
+  assert.throws(
+    () => parseCreateBody({ HostConfig: { RestartPolicy: { Name: 'always', MaximumRetryCount: 2 } } }),
+    /only be used with 'on-failure'/,
+  );
+  assert.throws(
+    () => parseCreateBody({ HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 10, Hard: 5 }] } }),
+    /soft limit 10 is above hard limit 5/,
+  );
   assert.throws(() => parseCreateBody({ HostConfig: { Memory: 1024 } }), /Minimum memory limit allowed is 6MB/);
 });

@@ -20,7 +20,15 @@ test('k8s-file records become lines; partial records are joined; streams kept ap
   const buf = Buffer.from(sample);
   p.push(buf.subarray(0, 17), (l) => out.push(l)); // split mid-record
   p.push(buf.subarray(17), (l) => out.push(l));
-  assert.deepEqual(out.map((l) => [l.stream, l.text]), [['stdout', 'one\n'], ['stderr', 'err\n'], ['stdout', 'partial\n'], ['stdout', 'four\n']]);
+  assert.deepEqual(
+    out.map((l) => [l.stream, l.text]),
+    [
+      ['stdout', 'one\n'],
+      ['stderr', 'err\n'],
+      ['stdout', 'partial\n'],
+      ['stdout', 'four\n'],
+    ],
+  );
 });
 
 test('timestamps with nanoseconds; offsets normalized to Z like Docker', () => {
@@ -36,13 +44,22 @@ test('readLogs: tail, since, stream selection', async () => {
     writeFileSync(f, sample);
     const read = async (q: Partial<Parameters<typeof readLogs>[1]>) => {
       const out: string[] = [];
-      await readLogs(f, { stdout: true, stderr: true, tail: -1, sinceNs: 0n, untilNs: 0n, timestamps: false, follow: false, ...q }, (l) => out.push(l.text), () => false, new AbortController().signal);
+      await readLogs(
+        f,
+        { stdout: true, stderr: true, tail: -1, sinceNs: 0n, untilNs: 0n, timestamps: false, follow: false, ...q },
+        (l) => out.push(l.text),
+        () => false,
+        new AbortController().signal,
+      );
       return out.join('');
     };
     assert.equal(await read({}), 'one\nerr\npartial\nfour\n');
     assert.equal(await read({ tail: 1 }), 'four\n');
     assert.equal(await read({ stderr: false, tail: 2 }), 'partial\nfour\n');
-    assert.equal(await read({ sinceNs: parseUnixTime(String(Date.parse('2026-01-01T00:00:02Z') / 1000)) }), 'err\npartial\nfour\n');
+    assert.equal(
+      await read({ sinceNs: parseUnixTime(String(Date.parse('2026-01-01T00:00:02Z') / 1000)) }),
+      'err\npartial\nfour\n',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

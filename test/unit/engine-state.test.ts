@@ -11,7 +11,19 @@ const table: Record<Status, Operation[]> = {
   exited: ['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart'],
   dead: ['remove'],
 };
-const ops: Operation[] = ['start', 'stop', 'kill', 'pause', 'unpause', 'remove', 'exec', 'attach', 'commit', 'update', 'restart'];
+const ops: Operation[] = [
+  'start',
+  'stop',
+  'kill',
+  'pause',
+  'unpause',
+  'remove',
+  'exec',
+  'attach',
+  'commit',
+  'update',
+  'restart',
+];
 
 for (const [status, allowed] of Object.entries(table) as Array<[Status, Operation[]]>) {
   test(`status ${status}: exactly ${allowed.join(', ') || 'nothing'} allowed`, () => {
@@ -20,7 +32,10 @@ for (const [status, allowed] of Object.entries(table) as Array<[Status, Operatio
 }
 
 test('refusals use dockerd wording', () => {
-  assert.match(refusal('running', 'remove', 'web', 'abc'), /cannot remove container "\/web": container is running: stop the container before removing or force remove/);
+  assert.match(
+    refusal('running', 'remove', 'web', 'abc'),
+    /cannot remove container "\/web": container is running: stop the container before removing or force remove/,
+  );
   assert.match(refusal('paused', 'exec', 'web', 'abc'), /is paused, unpause the container before exec/);
   assert.match(refusal('exited', 'exec', 'web', 'abc'), /Container abc is not running/);
   assert.match(refusal('running', 'unpause', 'web', 'abc'), /is not paused/);

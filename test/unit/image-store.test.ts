@@ -38,7 +38,10 @@ test('content: a blob lands only when its digest matches; nothing is left of a f
     const good = await cs.write(Readable.from([Buffer.from('hello')]), { digest: sha256('hello') });
     assert.equal(good.size, 5);
     assert.ok(cs.has(good.digest));
-    await assert.rejects(cs.write(Readable.from([Buffer.from('tampered')]), { digest: sha256('hello2') }), /digest mismatch/);
+    await assert.rejects(
+      cs.write(Readable.from([Buffer.from('tampered')]), { digest: sha256('hello2') }),
+      /digest mismatch/,
+    );
     assert.ok(!cs.has(sha256('tampered')));
     assert.deepEqual(readdirSync(join(root, 'content', 'ingest')), []);
   } finally {
@@ -46,9 +49,12 @@ test('content: a blob lands only when its digest matches; nothing is left of a f
   }
 });
 
-async function tarOf(entries: Array<{ name: string; body?: string; type?: 'file' | 'symlink'; linkname?: string }>): Promise<Readable> {
+async function tarOf(
+  entries: Array<{ name: string; body?: string; type?: 'file' | 'symlink'; linkname?: string }>,
+): Promise<Readable> {
   const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname ?? '', mode: 0o644 }, e.body ?? '');
+  for (const e of entries)
+    pack.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname ?? '', mode: 0o644 }, e.body ?? '');
   pack.finalize();
   const out = new PassThrough();
   (pack as unknown as NodeJS.ReadableStream).pipe(out);
@@ -71,7 +77,10 @@ test('cp: paths and archive entries never leave the container root', async () =>
     try {
       await extractInto(f, '/escape', await tarOf([{ name: 'ok.txt', body: 'fine' }]), { spoolDir });
       assert.equal(readFileSync(join(root, 'ok.txt'), 'utf8'), 'fine');
-      await assert.rejects(extractInto(f, '/', await tarOf([{ name: '../outside.txt', body: 'bad' }]), { spoolDir }), /escapes the destination/);
+      await assert.rejects(
+        extractInto(f, '/', await tarOf([{ name: '../outside.txt', body: 'bad' }]), { spoolDir }),
+        /escapes the destination/,
+      );
       assert.ok(!existsSync(join(base, 'outside.txt')));
       await extractInto(f, '/etc', await tarOf([{ name: 'up/through-link.txt', body: 'x' }]), { spoolDir });
       assert.ok(existsSync(join(root, 'through-link.txt')), 'a symlink in the path resolves inside the root');

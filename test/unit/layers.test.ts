@@ -14,7 +14,30 @@ import { dirname, join, relative, resolve } from 'node:path';
 const SRC = resolve(import.meta.dirname, '../../../src');
 
 /** From the top: a folder may import the folders after it. trust/ and plugins/ are placed where their users are. */
-const ORDER = ['cmd', 'cli', 'client', 'api', 'cri', 'engine', 'builder', 'checkpoint', 'network', 'volume', 'plugins', 'runtime', 'image', 'trust', 'distribution', 'registry', 'metadata', 'snapshot', 'archive', 'content', 'spec', 'base'];
+const ORDER = [
+  'cmd',
+  'cli',
+  'client',
+  'api',
+  'cri',
+  'engine',
+  'builder',
+  'checkpoint',
+  'network',
+  'volume',
+  'plugins',
+  'runtime',
+  'image',
+  'trust',
+  'distribution',
+  'registry',
+  'metadata',
+  'snapshot',
+  'archive',
+  'content',
+  'spec',
+  'base',
+];
 /**
  * Front doors: only these below them. The cli has two library layers besides the client, each for a
  * reason: `archive` because `berth build` packs the build context on the client, as docker's CLI
@@ -31,10 +54,12 @@ const FRONT: Record<string, string[]> = {
 };
 
 /** Imports that break the rules today (file -> folder), to be removed, never added to. */
-const KNOWN: string[] = [
-];
+const KNOWN: string[] = [];
 
-interface Edge { from: string; to: string }
+interface Edge {
+  from: string;
+  to: string;
+}
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const e of readdirSync(dir)) {
@@ -53,7 +78,8 @@ function edges(): Edge[] {
       const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
       out.push({ from: relative(SRC, file), to: relative(SRC, target) });
     };
-    for (const m of text.matchAll(/^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.[^'"]+)['"]/gm)) add(m[1]!);
+    for (const m of text.matchAll(/^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.[^'"]+)['"]/gm))
+      add(m[1]!);
     // `import('./x.js')`: a dynamic import, or a type written inline; either way the file depends on it
     for (const m of text.matchAll(/\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/g)) add(m[1]!);
   }
@@ -73,7 +99,10 @@ function allowed(from: string, to: string): boolean {
 
 test('every folder of src/ has a place in the layer order', () => {
   const folders = readdirSync(SRC).filter((f) => statSync(join(SRC, f)).isDirectory());
-  assert.deepEqual(folders.filter((f) => !ORDER.includes(f)), []);
+  assert.deepEqual(
+    folders.filter((f) => !ORDER.includes(f)),
+    [],
+  );
 });
 
 test('imports point down only (a new upward import fails; the known ones are listed to be paid off)', () => {

@@ -5,7 +5,22 @@ import { IFNAME_RE } from '../../src/network/ipam.js';
 import { tableBody } from '../../src/network/nft.js';
 import { ipBatch } from '../../src/network/host.js';
 
-const BAD = ['x\nlink del lo', 'a"b', 'a b', '../../x', '.', '..', 'a/b', 'br-0123456789abc', '', 'a;b', 'a\tb', '-x', 'a}b', 'é'];
+const BAD = [
+  'x\nlink del lo',
+  'a"b',
+  'a b',
+  '../../x',
+  '.',
+  '..',
+  'a/b',
+  'br-0123456789abc',
+  '',
+  'a;b',
+  'a\tb',
+  '-x',
+  'a}b',
+  'é',
+];
 const GOOD = ['br0', 'berth-net', 'b.1', 'A_b-9', 'br-0123456789ab'];
 
 test('interface names: only [a-zA-Z0-9_.-], up to 15, starting with a letter or digit', () => {
@@ -15,14 +30,46 @@ test('interface names: only [a-zA-Z0-9_.-], up to 15, starting with a letter or 
 
 test('the nftables table leaves out a record whose names or addresses could leave their string', () => {
   const net = (name: string, bridge: string, subnet: string) => ({
-    Id: name, Name: name, Driver: 'bridge', Scope: 'local' as const, Created: '', Internal: false, Attachable: false, EnableIPv6: false, Labels: {}, Options: {},
-    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: subnet, Gateway: '' }] }, bridge, isDefault: false,
+    Id: name,
+    Name: name,
+    Driver: 'bridge',
+    Scope: 'local' as const,
+    Created: '',
+    Internal: false,
+    Attachable: false,
+    EnableIPv6: false,
+    Labels: {},
+    Options: {},
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: subnet, Gateway: '' }] },
+    bridge,
+    isDefault: false,
   });
-  const body = tableBody([net('ok', 'br-ok', '10.1.0.0/16'), ...BAD.map((b, i) => net(`bad${i}`, b, `10.${i + 2}.0.0/16`)), net('badsubnet', 'br-s', '10.99.0.0/16"; flush ruleset; "')], [
-    { proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, containerId: 'c', containerIp: '10.1.0.2' },
-    { proto: 'tcp', hostIp: '127.0.0.1\n}\ntable ip x {', hostPort: 81, containerPort: 80, containerId: 'c', containerIp: '10.1.0.2' },
-    { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 1e9, containerPort: 80, containerId: 'c', containerIp: '10.1.0.2' },
-  ]);
+  const body = tableBody(
+    [
+      net('ok', 'br-ok', '10.1.0.0/16'),
+      ...BAD.map((b, i) => net(`bad${i}`, b, `10.${i + 2}.0.0/16`)),
+      net('badsubnet', 'br-s', '10.99.0.0/16"; flush ruleset; "'),
+    ],
+    [
+      {
+        proto: 'tcp',
+        hostIp: '127.0.0.1',
+        hostPort: 8080,
+        containerPort: 80,
+        containerId: 'c',
+        containerIp: '10.1.0.2',
+      },
+      {
+        proto: 'tcp',
+        hostIp: '127.0.0.1\n}\ntable ip x {',
+        hostPort: 81,
+        containerPort: 80,
+        containerId: 'c',
+        containerIp: '10.1.0.2',
+      },
+      { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 1e9, containerPort: 80, containerId: 'c', containerIp: '10.1.0.2' },
+    ],
+  );
   assert.match(body, /oifname != "br-ok" masquerade/);
   for (const b of BAD) if (b) assert.ok(!body.includes(`"${b}"`), `bridge ${JSON.stringify(b)} left out`);
   assert.ok(!body.includes('br-s') && !body.includes('flush'), 'a bad subnet is left out');

@@ -1,7 +1,17 @@
 /** Network logic without the host: IPv4 math and pools, the DNS message codec. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrText, contains, freeAddress, intToIp, ipToInt, macOf, overlaps, parseCidr, pickSubnet } from '../../src/network/ipam.js';
+import {
+  cidrText,
+  contains,
+  freeAddress,
+  intToIp,
+  ipToInt,
+  macOf,
+  overlaps,
+  parseCidr,
+  pickSubnet,
+} from '../../src/network/ipam.js';
 import { answer, parseQuery } from '../../src/network/dns.js';
 import { tableBody } from '../../src/network/nft.js';
 
@@ -58,18 +68,47 @@ test('DNS: a query is parsed and answered with A records; other types get none; 
 
 test('the nftables table: a DNAT per published port, masquerade out of non-internal networks, no traffic between networks', () => {
   const net = (name: string, bridge: string, subnet: string, internal = false) => ({
-    Id: name, Name: name, Driver: 'bridge', Scope: 'local' as const, Created: '', Internal: internal, Attachable: false, EnableIPv6: false, Labels: {}, Options: {},
-    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: subnet, Gateway: '' }] }, bridge, isDefault: false,
+    Id: name,
+    Name: name,
+    Driver: 'bridge',
+    Scope: 'local' as const,
+    Created: '',
+    Internal: internal,
+    Attachable: false,
+    EnableIPv6: false,
+    Labels: {},
+    Options: {},
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: subnet, Gateway: '' }] },
+    bridge,
+    isDefault: false,
   });
-  const body = tableBody([net('a', 'br-a', '10.1.0.0/16'), net('b', 'br-b', '10.2.0.0/16', true)], [
-    { proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, containerId: 'c', containerIp: '10.1.0.2' },
-    { proto: 'udp', hostIp: '0.0.0.0', hostPort: 5353, containerPort: 53, containerId: 'c', containerIp: '10.1.0.2' },
-  ]);
+  const body = tableBody(
+    [net('a', 'br-a', '10.1.0.0/16'), net('b', 'br-b', '10.2.0.0/16', true)],
+    [
+      {
+        proto: 'tcp',
+        hostIp: '127.0.0.1',
+        hostPort: 8080,
+        containerPort: 80,
+        containerId: 'c',
+        containerIp: '10.1.0.2',
+      },
+      { proto: 'udp', hostIp: '0.0.0.0', hostPort: 5353, containerPort: 53, containerId: 'c', containerIp: '10.1.0.2' },
+    ],
+  );
   assert.match(body, /ip daddr 127\.0\.0\.1 tcp dport 8080 dnat to 10\.1\.0\.2:80/);
   assert.match(body, /^ {4}udp dport 5353 dnat to 10\.1\.0\.2:53$/m, 'a port on all addresses has no daddr match');
   assert.match(body, /ip saddr 10\.1\.0\.0\/16 oifname != "br-a" masquerade/);
-  assert.match(body, /ip saddr 10\.1\.0\.0\/16 oifname != "br-a" tcp flags & syn == 0 return\n.*masquerade/, 'a connection picked up mid-stream (restored) keeps its address');
-  assert.doesNotMatch(body, /ip saddr 10\.2\.0\.0\/16 oifname != "br-b" masquerade/, 'an internal network has no way out');
+  assert.match(
+    body,
+    /ip saddr 10\.1\.0\.0\/16 oifname != "br-a" tcp flags & syn == 0 return\n.*masquerade/,
+    'a connection picked up mid-stream (restored) keeps its address',
+  );
+  assert.doesNotMatch(
+    body,
+    /ip saddr 10\.2\.0\.0\/16 oifname != "br-b" masquerade/,
+    'an internal network has no way out',
+  );
   assert.match(body, /iifname "br-b" oifname != "br-b" drop/);
   assert.match(body, /iifname "br-a" oifname \{ "br-b" \} drop/);
 });

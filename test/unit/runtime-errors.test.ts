@@ -36,7 +36,10 @@ test('a runtime failure is typed by reason; the exit code comes from the type', 
     assert.equal(exitCodeOfStartFailure(e, 128), code, text);
   }
   // the wording clients look for is kept
-  assert.match(runtimeError('exec: "nope": executable file not found', 'exec').message, /^OCI runtime exec failed: exec failed: .*executable file not found/);
+  assert.match(
+    runtimeError('exec: "nope": executable file not found', 'exec').message,
+    /^OCI runtime exec failed: exec failed: .*executable file not found/,
+  );
   // the type decides, not the text: an error that only says the words is no StartFailure
   assert.equal(exitCodeOfStartFailure(new Error('executable file not found; permission denied'), 126), 126);
   assert.equal(exitCodeOfStartFailure(new Error('executable file not found'), 128), 128);

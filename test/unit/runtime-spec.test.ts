@@ -11,17 +11,65 @@ import { isCommandNotFound, runtimeError } from '../../src/runtime/conmon.js';
 import type { HostInfo, SpecInput } from '../../src/runtime/types.js';
 
 const host: HostInfo = {
-  cgroupVersion: 1, cgroupDriver: 'cgroupfs', cgroupRepair: '', tuning: [], runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } }, defaultRuntime: 'crun',
-  conmon: { path: '/usr/bin/conmon', version: '2.1.6' }, seccomp: true, blkioWeight: true, apparmor: false, selinux: false, capabilities: ALL_CAPS,
-  rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } }, init: '/usr/bin/tini-static', kernelVersion: '6', memTotal: 1, ncpu: 2, warnings: [],
-  checkpoint: { criu: '', criuPath: '', runtimes: [], capable: [], probe: 'failed', reason: '', preCopy: false, preCopyReason: '', postCopy: false, postCopyReason: '' },
+  cgroupVersion: 1,
+  cgroupDriver: 'cgroupfs',
+  cgroupRepair: '',
+  tuning: [],
+  runtimes: { crun: { path: '/usr/bin/crun', version: '1.8.1' } },
+  defaultRuntime: 'crun',
+  conmon: { path: '/usr/bin/conmon', version: '2.1.6' },
+  seccomp: true,
+  blkioWeight: true,
+  apparmor: false,
+  selinux: false,
+  capabilities: ALL_CAPS,
+  rlimits: { nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 100, hard: 200 } },
+  init: '/usr/bin/tini-static',
+  kernelVersion: '6',
+  memTotal: 1,
+  ncpu: 2,
+  warnings: [],
+  checkpoint: {
+    criu: '',
+    criuPath: '',
+    runtimes: [],
+    capable: [],
+    probe: 'failed',
+    reason: '',
+    preCopy: false,
+    preCopyReason: '',
+    postCopy: false,
+    postCopyReason: '',
+  },
 };
 const input = (o: Partial<SpecInput> = {}): SpecInput => ({
-  id: 'x', rootfs: '/r', readonlyRootfs: false, args: ['sh'], env: [], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] }, terminal: false, hostname: 'h',
-  network: 'none', privileged: false, capAdd: [], capDrop: [], seccomp: 'default', noNewPrivileges: false, resources: {}, ulimits: [], mounts: [], init: false,
-  cgroupsPath: '/berth/x', ...o,
+  id: 'x',
+  rootfs: '/r',
+  readonlyRootfs: false,
+  args: ['sh'],
+  env: [],
+  cwd: '/',
+  user: { uid: 0, gid: 0, additionalGids: [] },
+  terminal: false,
+  hostname: 'h',
+  network: 'none',
+  privileged: false,
+  capAdd: [],
+  capDrop: [],
+  seccomp: 'default',
+  noNewPrivileges: false,
+  resources: {},
+  ulimits: [],
+  mounts: [],
+  init: false,
+  cgroupsPath: '/berth/x',
+  ...o,
 });
-type Spec = { process: { capabilities: { bounding: string[] }; rlimits?: unknown[]; args: string[] }; linux: { maskedPaths?: string[]; seccomp?: unknown; namespaces: Array<{ type: string }> }; root: { readonly: boolean } };
+type Spec = {
+  process: { capabilities: { bounding: string[] }; rlimits?: unknown[]; args: string[] };
+  linux: { maskedPaths?: string[]; seccomp?: unknown; namespaces: Array<{ type: string }> };
+  root: { readonly: boolean };
+};
 const spec = (o: Partial<SpecInput> = {}) => buildSpec(input(o), host) as unknown as Spec;
 
 test("Docker's default capabilities, masked paths, seccomp, own network namespace", () => {
@@ -39,7 +87,10 @@ test('cap-add / cap-drop, with and without CAP_, ALL, unknown refused', () => {
   assert.ok(!capabilities([], ['CAP_CHOWN'], false).includes('CAP_CHOWN'));
   assert.deepEqual(capabilities([], ['ALL'], false), []);
   assert.deepEqual(capabilities(['NET_ADMIN'], ['ALL'], false), ['CAP_NET_ADMIN']);
-  assert.deepEqual(capabilities(['ALL'], ['MKNOD'], false), ALL_CAPS.filter((c) => c !== 'CAP_MKNOD'));
+  assert.deepEqual(
+    capabilities(['ALL'], ['MKNOD'], false),
+    ALL_CAPS.filter((c) => c !== 'CAP_MKNOD'),
+  );
 });
 
 test('capabilities: "all" is the daemon\'s bounding set; one outside it is refused', () => {
@@ -64,8 +115,13 @@ test('privileged: all capabilities, no seccomp, no masked paths; read-only root'
 });
 
 test("ulimits: within the daemon's hard limit pass; above it is a clear error", () => {
-  assert.deepEqual(spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 20 }] }).process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }]);
-  assert.throws(() => spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 999999 }] }), /hard limit 999999 is above the daemon's hard limit 20000/);
+  assert.deepEqual(spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 20 }] }).process.rlimits, [
+    { type: 'RLIMIT_NOFILE', soft: 10, hard: 20 },
+  ]);
+  assert.throws(
+    () => spec({ ulimits: [{ name: 'nofile', soft: 10, hard: 999999 }] }),
+    /hard limit 999999 is above the daemon's hard limit 20000/,
+  );
   assert.throws(() => spec({ ulimits: [{ name: 'bogus', soft: 1, hard: 1 }] }), /invalid ulimit type/);
 });
 
@@ -79,19 +135,35 @@ test('--init runs tini as pid 1 in front of the command', () => {
 });
 
 test('seccomp: default refuses mount/ptrace unless the capability is added; Docker profiles convert', () => {
-  const names = (p: ReturnType<typeof defaultProfile>) => p.syscalls.flatMap((r) => (r.action === 'SCMP_ACT_ERRNO' ? r.names : []));
+  const names = (p: ReturnType<typeof defaultProfile>) =>
+    p.syscalls.flatMap((r) => (r.action === 'SCMP_ACT_ERRNO' ? r.names : []));
   assert.ok(names(defaultProfile(DEFAULT_CAPS)).includes('mount'));
   assert.ok(names(defaultProfile(DEFAULT_CAPS)).includes('ptrace'));
   assert.ok(!names(defaultProfile([...DEFAULT_CAPS, 'CAP_SYS_PTRACE'])).includes('ptrace'));
   assert.ok(!names(defaultProfile(DEFAULT_CAPS)).includes('clone'));
-  const conv = convertProfile(JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86'] }], syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }, { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_PTRACE'] } }] }), DEFAULT_CAPS);
+  const conv = convertProfile(
+    JSON.stringify({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86'] }],
+      syscalls: [
+        { names: ['read'], action: 'SCMP_ACT_ALLOW' },
+        { names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_PTRACE'] } },
+      ],
+    }),
+    DEFAULT_CAPS,
+  );
   assert.deepEqual(conv.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
-  assert.deepEqual(conv.syscalls.map((s) => s.names[0]), ['read']);
+  assert.deepEqual(
+    conv.syscalls.map((s) => s.names[0]),
+    ['read'],
+  );
   assert.throws(() => convertProfile('not json', []), /decoding seccomp profile failed/);
 });
 
 test('/proc/self/limits parsing', () => {
-  const l = parseLimits('Limit Soft Limit Hard Limit Units\nMax open files            1024                 20000                files\nMax core file size        0                    unlimited            bytes\n');
+  const l = parseLimits(
+    'Limit Soft Limit Hard Limit Units\nMax open files            1024                 20000                files\nMax core file size        0                    unlimited            bytes\n',
+  );
   assert.deepEqual(l['nofile'], { soft: 1024, hard: 20000 });
   assert.deepEqual(l['core'], { soft: 0, hard: -1 });
 });
@@ -113,23 +185,52 @@ test('users: names, uids, groups and supplementary groups from the rootfs; unkno
   }
 });
 
-test('resources: swappiness, cpuset mems, block I/O weight and throttles; namespaces shared or the host\'s; devices', () => {
+test("resources: swappiness, cpuset mems, block I/O weight and throttles; namespaces shared or the host's; devices", () => {
   const built = buildSpec(
     input({
-      resources: { memorySwappiness: 10, cpusetMems: '0', blkioWeight: 300, throttle: { readBps: [{ major: 254, minor: 0, rate: 1048576 }], writeIops: [{ major: 254, minor: 0, rate: 100 }] } },
-      pidNs: 'host', ipcNs: { path: '/proc/42/ns/ipc' }, utsHost: true,
+      resources: {
+        memorySwappiness: 10,
+        cpusetMems: '0',
+        blkioWeight: 300,
+        throttle: {
+          readBps: [{ major: 254, minor: 0, rate: 1048576 }],
+          writeIops: [{ major: 254, minor: 0, rate: 100 }],
+        },
+      },
+      pidNs: 'host',
+      ipcNs: { path: '/proc/42/ns/ipc' },
+      utsHost: true,
       devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0, access: 'r' }],
     }),
     host,
-  ) as unknown as { hostname?: string; linux: { namespaces: Array<{ type: string; path?: string }>; devices: unknown[]; resources: { memory: unknown; cpu: unknown; blockIO: unknown; devices: unknown[] } } };
+  ) as unknown as {
+    hostname?: string;
+    linux: {
+      namespaces: Array<{ type: string; path?: string }>;
+      devices: unknown[];
+      resources: { memory: unknown; cpu: unknown; blockIO: unknown; devices: unknown[] };
+    };
+  };
   assert.deepEqual(built.linux.resources.memory, { swappiness: 10 });
   assert.deepEqual(built.linux.resources.cpu, { mems: '0' });
-  assert.deepEqual(built.linux.resources.blockIO, { weight: 300, throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }], throttleWriteIOPSDevice: [{ major: 254, minor: 0, rate: 100 }] });
+  assert.deepEqual(built.linux.resources.blockIO, {
+    weight: 300,
+    throttleReadBpsDevice: [{ major: 254, minor: 0, rate: 1048576 }],
+    throttleWriteIOPSDevice: [{ major: 254, minor: 0, rate: 100 }],
+  });
   assert.deepEqual(built.linux.namespaces.map((n) => n.type).sort(), ['ipc', 'mount', 'network']);
   assert.equal(built.linux.namespaces.find((n) => n.type === 'ipc')?.path, '/proc/42/ns/ipc');
   assert.equal(built.hostname, undefined, 'no hostname in the host UTS namespace');
-  assert.deepEqual(built.linux.devices, [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 }]);
-  assert.deepEqual(built.linux.resources.devices.at(-1), { allow: true, type: 'c', major: 10, minor: 229, access: 'r' });
+  assert.deepEqual(built.linux.devices, [
+    { path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0 },
+  ]);
+  assert.deepEqual(built.linux.resources.devices.at(-1), {
+    allow: true,
+    type: 'c',
+    major: 10,
+    minor: 229,
+    access: 'r',
+  });
 });
 
 test("a command that is not found, in crun's and runc's words; other missing files are not that", () => {
@@ -137,5 +238,8 @@ test("a command that is not found, in crun's and runc's words; other missing fil
   assert.ok(isCommandNotFound('exec: "nope": executable file not found in $PATH'));
   assert.ok(isCommandNotFound('exec: "/bin/bash": stat /bin/bash: no such file or directory'));
   assert.ok(!isCommandNotFound('opening file `blkio.weight` for writing: No such file or directory'));
-  assert.doesNotMatch(runtimeError('opening file `blkio.weight` for writing: No such file or directory').message, /executable file not found/);
+  assert.doesNotMatch(
+    runtimeError('opening file `blkio.weight` for writing: No such file or directory').message,
+    /executable file not found/,
+  );
 });

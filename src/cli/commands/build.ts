@@ -26,12 +26,18 @@ type Json = Record<string, unknown>;
  * synchronous and small files go in as buffers: a CLI has nothing else to do meanwhile, and the
  * daemon gets the context in one go instead of an await per file.
  */
-function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra: Array<{ name: string; data: Buffer }>): Readable {
+function contextTar(
+  dir: string,
+  ignore: IgnoreMatcher,
+  keep: Set<string>,
+  extra: Array<{ name: string; data: Buffer }>,
+): Readable {
   const pack = tar.pack();
   const out = new PassThrough();
   (pack as unknown as NodeJS.ReadableStream).pipe(out);
   const links = new Map<string, string>();
-  const put = (h: Headers, data: Buffer) => new Promise<void>((res, rej) => pack.entry(h, data, (err) => (err ? rej(err) : res())));
+  const put = (h: Headers, data: Buffer) =>
+    new Promise<void>((res, rej) => pack.entry(h, data, (err) => (err ? rej(err) : res())));
   const entries: Array<{ h: Headers; abs: string }> = [];
   const walk = (abs: string, rel: string): void => {
     for (const n of readdirSync(abs).sort()) {
@@ -64,7 +70,14 @@ function secretsHeader(specs: string[]): Record<string, string> {
   if (!specs.length) return {};
   const out: Record<string, string> = {};
   for (const s of specs) {
-    const kv = Object.fromEntries(s.split(',').map((p) => [p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')), p.includes('=') ? p.slice(p.indexOf('=') + 1) : '']));
+    const kv = Object.fromEntries(
+      s
+        .split(',')
+        .map((p) => [
+          p.slice(0, p.indexOf('=') < 0 ? p.length : p.indexOf('=')),
+          p.includes('=') ? p.slice(p.indexOf('=') + 1) : '',
+        ]),
+    );
     const id = kv['id'];
     const src = kv['src'] ?? kv['source'];
     const env = kv['env'];
@@ -98,14 +111,26 @@ const secs = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
 
 export async function build(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, {
-    tag: { type: 'list', short: 't' }, file: { type: 'string', short: 'f' }, 'build-arg': { type: 'list' }, target: { type: 'string' },
-    'no-cache': { type: 'bool' }, pull: { type: 'bool' }, label: { type: 'list' }, quiet: { type: 'bool', short: 'q' }, 'cache-from': { type: 'list' },
-    secret: { type: 'list' }, output: { type: 'string', short: 'o' }, network: { type: 'string' }, platform: { type: 'string' }, progress: { type: 'string' },
+    tag: { type: 'list', short: 't' },
+    file: { type: 'string', short: 'f' },
+    'build-arg': { type: 'list' },
+    target: { type: 'string' },
+    'no-cache': { type: 'bool' },
+    pull: { type: 'bool' },
+    label: { type: 'list' },
+    quiet: { type: 'bool', short: 'q' },
+    'cache-from': { type: 'list' },
+    secret: { type: 'list' },
+    output: { type: 'string', short: 'o' },
+    network: { type: 'string' },
+    platform: { type: 'string' },
+    progress: { type: 'string' },
   });
   if (p.args.length !== 1) throw new UsageError('requires exactly 1 argument: PATH | -');
   const output = parseOutput(str(p, 'output'));
   const progress = str(p, 'progress') ?? 'auto';
-  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress)) throw new UsageError(`invalid --progress ${progress} (auto, plain, tty, quiet)`);
+  if (!['auto', 'plain', 'tty', 'quiet'].includes(progress))
+    throw new UsageError(`invalid --progress ${progress} (auto, plain, tty, quiet)`);
   const quiet = bool(p, 'quiet') || progress === 'quiet';
   const buildArgs: Record<string, string> = {};
   for (const a of list(p, 'build-arg')) {
@@ -114,7 +139,12 @@ export async function build(ctx: Ctx, argv: string[]): Promise<void> {
       if (process.env[a] !== undefined) buildArgs[a] = process.env[a]!; // `--build-arg NAME` takes it from the environment
     } else buildArgs[a.slice(0, i)] = a.slice(i + 1);
   }
-  const labels = Object.fromEntries(list(p, 'label').map((l) => [l.slice(0, l.indexOf('=') < 0 ? l.length : l.indexOf('=')), l.includes('=') ? l.slice(l.indexOf('=') + 1) : '']));
+  const labels = Object.fromEntries(
+    list(p, 'label').map((l) => [
+      l.slice(0, l.indexOf('=') < 0 ? l.length : l.indexOf('=')),
+      l.includes('=') ? l.slice(l.indexOf('=') + 1) : '',
+    ]),
+  );
   let body: Readable;
   let dockerfile = str(p, 'file') ?? 'Dockerfile';
   if (p.args[0] === '-') {
@@ -129,24 +159,42 @@ export async function build(ctx: Ctx, argv: string[]): Promise<void> {
     const rel = dfAbs ? relative(dir, dfAbs) : '';
     if (!dfAbs || rel.startsWith('..')) {
       // a Dockerfile outside the context (or on stdin) travels inside it under a private name
-      const data = dfAbs ? await fsp.readFile(dfAbs).catch(() => { throw new ExitError(1, `unable to prepare context: ${dfAbs}: no such file`); }) : await readAll(process.stdin);
+      const data = dfAbs
+        ? await fsp.readFile(dfAbs).catch(() => {
+            throw new ExitError(1, `unable to prepare context: ${dfAbs}: no such file`);
+          })
+        : await readAll(process.stdin);
       dockerfile = `.dockerfile.${randomBytes(6).toString('hex')}`;
       extra.push({ name: dockerfile, data });
     } else dockerfile = rel;
     body = contextTar(dir, ignore, new Set([dockerfile, '.dockerignore']), extra);
   }
   const params = q({
-    dockerfile, target: str(p, 'target'), nocache: bool(p, 'no-cache') || undefined, pull: bool(p, 'pull') || undefined, q: quiet || undefined,
-    networkmode: str(p, 'network'), platform: str(p, 'platform'), berthsteps: progress === 'plain' ? undefined : 1,
-    buildargs: Object.keys(buildArgs).length ? JSON.stringify(buildArgs) : undefined, labels: Object.keys(labels).length ? JSON.stringify(labels) : undefined,
+    dockerfile,
+    target: str(p, 'target'),
+    nocache: bool(p, 'no-cache') || undefined,
+    pull: bool(p, 'pull') || undefined,
+    q: quiet || undefined,
+    networkmode: str(p, 'network'),
+    platform: str(p, 'platform'),
+    berthsteps: progress === 'plain' ? undefined : 1,
+    buildargs: Object.keys(buildArgs).length ? JSON.stringify(buildArgs) : undefined,
+    labels: Object.keys(labels).length ? JSON.stringify(labels) : undefined,
     cachefrom: list(p, 'cache-from').length ? JSON.stringify(list(p, 'cache-from')) : undefined,
   });
-  const tags = list(p, 'tag').map((t) => `&t=${encodeURIComponent(t)}`).join('');
+  const tags = list(p, 'tag')
+    .map((t) => `&t=${encodeURIComponent(t)}`)
+    .join('');
   const started = performance.now();
   const res = await ctx.client.stream('POST', `/build${params}${params ? tags : tags.replace(/^&/, '?')}`, {
-    raw: body, headers: { 'Content-Type': 'application/x-tar', ...secretsHeader(list(p, 'secret')) },
+    raw: body,
+    headers: { 'Content-Type': 'application/x-tar', ...secretsHeader(list(p, 'secret')) },
   });
-  const id = await render(res, quiet ? 'quiet' : progress === 'plain' ? 'plain' : 'steps', output ? process.stderr : process.stdout);
+  const id = await render(
+    res,
+    quiet ? 'quiet' : progress === 'plain' ? 'plain' : 'steps',
+    output ? process.stderr : process.stdout,
+  );
   if (!id) throw new ExitError(1, 'the build ended without an image');
   if (quiet && !output) ctx.out(`${id}\n`);
   else if (!quiet && progress !== 'plain') {
@@ -164,7 +212,11 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** Shows the build stream; returns the image id. */
-async function render(res: NodeJS.ReadableStream, mode: 'quiet' | 'plain' | 'steps', out: NodeJS.WritableStream): Promise<string | null> {
+async function render(
+  res: NodeJS.ReadableStream,
+  mode: 'quiet' | 'plain' | 'steps',
+  out: NodeJS.WritableStream,
+): Promise<string | null> {
   let id: string | null = null;
   let error: string | null = null;
   let pending = '';
@@ -186,8 +238,12 @@ async function render(res: NodeJS.ReadableStream, mode: 'quiet' | 'plain' | 'ste
         for (const l of lines) if (!legacy.test(l)) out.write(`  | ${l}\n`);
       }
     }
-    const step = m['berthStep'] as { stage: string; index: number; total: number; text: string; cached: boolean; ms: number } | undefined;
-    if (step && mode === 'steps') out.write(`#${step.index} [${step.stage} ${step.index}/${step.total}] ${step.text}  ${step.cached ? 'CACHED' : secs(step.ms)}\n`);
+    const step = m['berthStep'] as
+      { stage: string; index: number; total: number; text: string; cached: boolean; ms: number } | undefined;
+    if (step && mode === 'steps')
+      out.write(
+        `#${step.index} [${step.stage} ${step.index}/${step.total}] ${step.text}  ${step.cached ? 'CACHED' : secs(step.ms)}\n`,
+      );
   }
   if (pending && mode === 'steps' && !legacy.test(pending)) out.write(`  | ${pending}\n`);
   if (error) throw new ExitError(1, `ERROR: ${error}`);
@@ -195,15 +251,26 @@ async function render(res: NodeJS.ReadableStream, mode: 'quiet' | 'plain' | 'ste
 }
 
 /** --output: the image's filesystem into a directory or a tar, through create + export. */
-async function exportImage(ctx: Ctx, id: string, o: { type: 'local' | 'tar'; dest: string }, removeImage: boolean): Promise<void> {
-  const created = await ctx.client.json<{ Id: string }>('POST', '/containers/create', { Image: id, Cmd: ['true'], Entrypoint: null });
+async function exportImage(
+  ctx: Ctx,
+  id: string,
+  o: { type: 'local' | 'tar'; dest: string },
+  removeImage: boolean,
+): Promise<void> {
+  const created = await ctx.client.json<{ Id: string }>('POST', '/containers/create', {
+    Image: id,
+    Cmd: ['true'],
+    Entrypoint: null,
+  });
   try {
     const tarStream = await ctx.client.stream('GET', `/containers/${created.Id}/export`);
     if (o.type === 'tar') {
       await pipeline(tarStream, o.dest === '-' ? process.stdout : createWriteStream(o.dest));
     } else {
       await fsp.mkdir(o.dest, { recursive: true });
-      const t = spawn('tar', ['-x', '-f', '-', '-C', o.dest, '--no-same-owner'], { stdio: ['pipe', 'inherit', 'inherit'] });
+      const t = spawn('tar', ['-x', '-f', '-', '-C', o.dest, '--no-same-owner'], {
+        stdio: ['pipe', 'inherit', 'inherit'],
+      });
       const closed = new Promise<number>((r) => t.on('close', (c) => r(c ?? 1)));
       await pipeline(tarStream, t.stdin);
       if ((await closed) !== 0) throw new ExitError(1, `--output: cannot write into ${o.dest}`);

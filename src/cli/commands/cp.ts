@@ -15,7 +15,11 @@ function tar(args: string[], stdio: 'in' | 'out'): ReturnType<typeof spawn> {
 }
 
 export async function cp(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { archive: { type: 'bool', short: 'a' }, 'follow-link': { type: 'bool', short: 'L' }, quiet: { type: 'bool', short: 'q' } });
+  const p = parseArgs(argv, {
+    archive: { type: 'bool', short: 'a' },
+    'follow-link': { type: 'bool', short: 'L' },
+    quiet: { type: 'bool', short: 'q' },
+  });
   const [src, dst] = p.args;
   if (!src || !dst) throw new UsageError('requires exactly 2 arguments: SRC_PATH DEST_PATH');
   const from = split(src);
@@ -23,7 +27,10 @@ export async function cp(ctx: Ctx, argv: string[]): Promise<void> {
   if (from && to) throw new UsageError('copying between containers is not supported');
   if (from) {
     // container -> host: extract the tar; rename the top entry when the destination is a new name.
-    const res = await ctx.client.stream('GET', `/containers/${encodeURIComponent(from.container)}/archive${q({ path: from.path })}`);
+    const res = await ctx.client.stream(
+      'GET',
+      `/containers/${encodeURIComponent(from.container)}/archive${q({ path: from.path })}`,
+    );
     const target = resolve(dst);
     const st = await fsp.stat(target).catch(() => null);
     const intoDir = st?.isDirectory() ?? false;
@@ -42,17 +49,35 @@ export async function cp(ctx: Ctx, argv: string[]): Promise<void> {
   if (!st) throw new Error(`lstat ${source}: no such file or directory`);
   let destDir = to.path;
   let entry = basename(source);
-  const head = await ctx.client.stream('HEAD', `/containers/${encodeURIComponent(to.container)}/archive${q({ path: to.path })}`).then(
-    (r) => (r.resume(), r.headers['x-docker-container-path-stat']),
-    () => undefined,
-  );
-  const destStat = typeof head === 'string' ? (JSON.parse(Buffer.from(head, 'base64').toString()) as { mode: number }) : null;
-  const destIsDir = destStat ? (destStat.mode & 2 ** 31) !== 0 || destStat.mode >= 2 ** 31 : false;
+  const head = await ctx.client
+    .stream('HEAD', `/containers/${encodeURIComponent(to.container)}/archive${q({ path: to.path })}`)
+    .then(
+      (r) => (r.resume(), r.headers['x-docker-container-path-stat']),
+      () => undefined,
+    );
+  const destStat =
+    typeof head === 'string' ? (JSON.parse(Buffer.from(head, 'base64').toString()) as { mode: number }) : null;
+  const destIsDir = destStat ? (destStat.mode & (2 ** 31)) !== 0 || destStat.mode >= 2 ** 31 : false;
   if (!destIsDir) {
     destDir = dirname(to.path);
     entry = basename(to.path);
   }
-  const t = tar(['-c', '-f', '-', '-C', dirname(source), `--transform=s|^${basename(source).replace(/[|.]/g, '\\$&')}|${entry}|`, basename(source)], 'out');
-  const res = await ctx.client.stream('PUT', `/containers/${encodeURIComponent(to.container)}/archive${q({ path: destDir })}`, { raw: t.stdout!, headers: { 'Content-Type': 'application/x-tar' } });
+  const t = tar(
+    [
+      '-c',
+      '-f',
+      '-',
+      '-C',
+      dirname(source),
+      `--transform=s|^${basename(source).replace(/[|.]/g, '\\$&')}|${entry}|`,
+      basename(source),
+    ],
+    'out',
+  );
+  const res = await ctx.client.stream(
+    'PUT',
+    `/containers/${encodeURIComponent(to.container)}/archive${q({ path: destDir })}`,
+    { raw: t.stdout!, headers: { 'Content-Type': 'application/x-tar' } },
+  );
   res.resume();
 }

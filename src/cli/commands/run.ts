@@ -9,25 +9,86 @@ import { ExitError, q, type Ctx } from '../context.js';
 import { loadTrust, trustOn } from '../trust-loader.js';
 
 export const CREATE_FLAGS: FlagSpec = {
-  detach: { type: 'bool', short: 'd' }, rm: { type: 'bool' }, interactive: { type: 'bool', short: 'i' }, tty: { type: 'bool', short: 't' },
-  env: { type: 'list', short: 'e' }, 'env-file': { type: 'list' }, workdir: { type: 'string', short: 'w' }, user: { type: 'string', short: 'u' },
-  name: { type: 'string' }, entrypoint: { type: 'string' }, hostname: { type: 'string', short: 'h' }, label: { type: 'list', short: 'l' },
-  init: { type: 'bool' }, publish: { type: 'list', short: 'p' }, volume: { type: 'list', short: 'v' }, network: { type: 'string' },
-  restart: { type: 'string' }, memory: { type: 'string', short: 'm' }, cpus: { type: 'string' }, 'cpu-shares': { type: 'string', short: 'c' },
-  'pids-limit': { type: 'string' }, ulimit: { type: 'list' }, 'cap-add': { type: 'list' }, 'cap-drop': { type: 'list' },
-  privileged: { type: 'bool' }, 'read-only': { type: 'bool' }, 'security-opt': { type: 'list' }, 'detach-keys': { type: 'string' },
-  runtime: { type: 'string' }, 'stop-signal': { type: 'string' }, 'stop-timeout': { type: 'string' }, expose: { type: 'list' },
-  'memory-swap': { type: 'string' }, 'memory-reservation': { type: 'string' }, 'cpuset-cpus': { type: 'string' }, 'shm-size': { type: 'string' },
-  sysctl: { type: 'list' }, attach: { type: 'list', short: 'a' }, quiet: { type: 'bool', short: 'q' }, platform: { type: 'string' }, pull: { type: 'string' },
-  'publish-all': { type: 'bool', short: 'P' }, 'network-alias': { type: 'list' }, ip: { type: 'string' }, 'add-host': { type: 'list' }, dns: { type: 'list' },
-  'dns-search': { type: 'list' }, 'dns-option': { type: 'list' }, 'mac-address': { type: 'string' }, mount: { type: 'list' }, tmpfs: { type: 'list' },
-  'volumes-from': { type: 'list' }, 'health-cmd': { type: 'string' }, 'health-interval': { type: 'string' }, 'health-timeout': { type: 'string' },
-  'health-retries': { type: 'string' }, 'health-start-period': { type: 'string' }, 'health-start-interval': { type: 'string' }, 'no-healthcheck': { type: 'bool' },
-  device: { type: 'list' }, 'group-add': { type: 'list' }, pid: { type: 'string' }, ipc: { type: 'string' }, uts: { type: 'string' }, cgroupns: { type: 'string' },
-  'oom-kill-disable': { type: 'bool' }, 'oom-score-adj': { type: 'string' }, 'log-driver': { type: 'string' }, 'log-opt': { type: 'list' }, link: { type: 'list' },
-  'memory-swappiness': { type: 'string' }, 'cpuset-mems': { type: 'string' }, 'cpu-period': { type: 'string' }, 'cpu-quota': { type: 'string' },
-  'blkio-weight': { type: 'string' }, 'device-read-bps': { type: 'list' }, 'device-write-bps': { type: 'list' }, 'device-read-iops': { type: 'list' },
-  'device-write-iops': { type: 'list' }, 'storage-opt': { type: 'list' },
+  detach: { type: 'bool', short: 'd' },
+  rm: { type: 'bool' },
+  interactive: { type: 'bool', short: 'i' },
+  tty: { type: 'bool', short: 't' },
+  env: { type: 'list', short: 'e' },
+  'env-file': { type: 'list' },
+  workdir: { type: 'string', short: 'w' },
+  user: { type: 'string', short: 'u' },
+  name: { type: 'string' },
+  entrypoint: { type: 'string' },
+  hostname: { type: 'string', short: 'h' },
+  label: { type: 'list', short: 'l' },
+  init: { type: 'bool' },
+  publish: { type: 'list', short: 'p' },
+  volume: { type: 'list', short: 'v' },
+  network: { type: 'string' },
+  restart: { type: 'string' },
+  memory: { type: 'string', short: 'm' },
+  cpus: { type: 'string' },
+  'cpu-shares': { type: 'string', short: 'c' },
+  'pids-limit': { type: 'string' },
+  ulimit: { type: 'list' },
+  'cap-add': { type: 'list' },
+  'cap-drop': { type: 'list' },
+  privileged: { type: 'bool' },
+  'read-only': { type: 'bool' },
+  'security-opt': { type: 'list' },
+  'detach-keys': { type: 'string' },
+  runtime: { type: 'string' },
+  'stop-signal': { type: 'string' },
+  'stop-timeout': { type: 'string' },
+  expose: { type: 'list' },
+  'memory-swap': { type: 'string' },
+  'memory-reservation': { type: 'string' },
+  'cpuset-cpus': { type: 'string' },
+  'shm-size': { type: 'string' },
+  sysctl: { type: 'list' },
+  attach: { type: 'list', short: 'a' },
+  quiet: { type: 'bool', short: 'q' },
+  platform: { type: 'string' },
+  pull: { type: 'string' },
+  'publish-all': { type: 'bool', short: 'P' },
+  'network-alias': { type: 'list' },
+  ip: { type: 'string' },
+  'add-host': { type: 'list' },
+  dns: { type: 'list' },
+  'dns-search': { type: 'list' },
+  'dns-option': { type: 'list' },
+  'mac-address': { type: 'string' },
+  mount: { type: 'list' },
+  tmpfs: { type: 'list' },
+  'volumes-from': { type: 'list' },
+  'health-cmd': { type: 'string' },
+  'health-interval': { type: 'string' },
+  'health-timeout': { type: 'string' },
+  'health-retries': { type: 'string' },
+  'health-start-period': { type: 'string' },
+  'health-start-interval': { type: 'string' },
+  'no-healthcheck': { type: 'bool' },
+  device: { type: 'list' },
+  'group-add': { type: 'list' },
+  pid: { type: 'string' },
+  ipc: { type: 'string' },
+  uts: { type: 'string' },
+  cgroupns: { type: 'string' },
+  'oom-kill-disable': { type: 'bool' },
+  'oom-score-adj': { type: 'string' },
+  'log-driver': { type: 'string' },
+  'log-opt': { type: 'list' },
+  link: { type: 'list' },
+  'memory-swappiness': { type: 'string' },
+  'cpuset-mems': { type: 'string' },
+  'cpu-period': { type: 'string' },
+  'cpu-quota': { type: 'string' },
+  'blkio-weight': { type: 'string' },
+  'device-read-bps': { type: 'list' },
+  'device-write-bps': { type: 'list' },
+  'device-read-iops': { type: 'list' },
+  'device-write-iops': { type: 'list' },
+  'storage-opt': { type: 'list' },
 };
 
 /** `--device-read-bps /dev/sda:1mb` (a size) or `--device-read-iops /dev/sda:100` (a count). */
@@ -35,7 +96,8 @@ function throttleSpec(text: string, iops: boolean): { Path: string; Rate: number
   const i = text.lastIndexOf(':');
   if (i <= 0) throw new UsageError(`invalid device rate: ${text} (DEVICE:RATE)`);
   const rate = text.slice(i + 1);
-  if (iops && !/^\d+$/.test(rate)) throw new UsageError(`invalid rate for device: ${text}: a number of operations per second`);
+  if (iops && !/^\d+$/.test(rate))
+    throw new UsageError(`invalid rate for device: ${text}: a number of operations per second`);
   return { Path: text.slice(0, i), Rate: iops ? Number(rate) : parseBytes(rate) };
 }
 
@@ -53,13 +115,19 @@ function healthcheckOf(p: Parsed): Record<string, unknown> | undefined {
     const v = str(p, flag);
     if (v === undefined) return undefined;
     const ns = goDurationNs(v);
-    if (ns === null || ns < 0) throw new UsageError(`invalid argument "${v}" for "--${flag}" flag: time: invalid duration "${v}"`);
+    if (ns === null || ns < 0)
+      throw new UsageError(`invalid argument "${v}" for "--${flag}" flag: time: invalid duration "${v}"`);
     return ns;
   };
   const h: Record<string, unknown> = {};
   const cmd = str(p, 'health-cmd');
   if (cmd) h['Test'] = ['CMD-SHELL', cmd];
-  for (const [flag, key] of [['health-interval', 'Interval'], ['health-timeout', 'Timeout'], ['health-start-period', 'StartPeriod'], ['health-start-interval', 'StartInterval']] as const) {
+  for (const [flag, key] of [
+    ['health-interval', 'Interval'],
+    ['health-timeout', 'Timeout'],
+    ['health-start-period', 'StartPeriod'],
+    ['health-start-interval', 'StartInterval'],
+  ] as const) {
     const v = dur(flag);
     if (v !== undefined) h[key] = v;
   }
@@ -86,7 +154,11 @@ function mountSpec(text: string): Record<string, unknown> {
   const type = get('type') ?? 'volume';
   const target = get('target', 'destination', 'dst');
   if (!target) throw new UsageError(`invalid mount: no target in ${text}`);
-  const m: Record<string, unknown> = { Type: type, Target: target, ReadOnly: ['true', '1'].includes(get('readonly', 'ro') ?? 'false') };
+  const m: Record<string, unknown> = {
+    Type: type,
+    Target: target,
+    ReadOnly: ['true', '1'].includes(get('readonly', 'ro') ?? 'false'),
+  };
   const source = get('source', 'src');
   if (source) m['Source'] = source;
   if (type === 'bind' && get('bind-propagation')) m['BindOptions'] = { Propagation: get('bind-propagation') };
@@ -107,11 +179,18 @@ function mountSpec(text: string): Record<string, unknown> {
 
 function envFromFiles(files: string[]): string[] {
   return files.flatMap((f) =>
-    readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => (l.includes('=') ? l : `${l}=${process.env[l] ?? ''}`)),
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => (l.includes('=') ? l : `${l}=${process.env[l] ?? ''}`)),
   );
 }
 
-function portBindings(specs: string[]): { bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>; exposed: Record<string, object> } {
+function portBindings(specs: string[]): {
+  bindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+  exposed: Record<string, object>;
+} {
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   const exposed: Record<string, object> = {};
   for (const s of specs) {
@@ -131,7 +210,8 @@ function portBindings(specs: string[]): { bindings: Record<string, Array<{ HostI
 function restartPolicy(s: string | undefined): { Name: string; MaximumRetryCount: number } | undefined {
   if (!s) return undefined;
   const [name = '', max] = s.split(':');
-  if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new UsageError(`invalid restart policy format: ${s}`);
+  if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name))
+    throw new UsageError(`invalid restart policy format: ${s}`);
   return { Name: name, MaximumRetryCount: max ? Number(max) : 0 };
 }
 
@@ -176,7 +256,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
     Sysctls: Object.fromEntries(list(p, 'sysctl').map((s) => [s.split('=')[0], s.split('=').slice(1).join('=')])),
   };
   if (list(p, 'mount').length) hc['Mounts'] = list(p, 'mount').map(mountSpec);
-  if (list(p, 'tmpfs').length) hc['Tmpfs'] = Object.fromEntries(list(p, 'tmpfs').map((t) => [t.split(':')[0], t.split(':').slice(1).join(':')]));
+  if (list(p, 'tmpfs').length)
+    hc['Tmpfs'] = Object.fromEntries(list(p, 'tmpfs').map((t) => [t.split(':')[0], t.split(':').slice(1).join(':')]));
   if (list(p, 'volumes-from').length) hc['VolumesFrom'] = list(p, 'volumes-from');
   if (bool(p, 'publish-all')) hc['PublishAllPorts'] = true;
   if (list(p, 'add-host').length) hc['ExtraHosts'] = list(p, 'add-host').map((h) => h.replace('=', ':'));
@@ -187,20 +268,43 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   if (list(p, 'device').length) hc['Devices'] = list(p, 'device').map(deviceSpec);
   if (list(p, 'group-add').length) hc['GroupAdd'] = list(p, 'group-add');
   if (list(p, 'link').length) hc['Links'] = list(p, 'link');
-  for (const [flag, key] of [['memory-swappiness', 'MemorySwappiness'], ['cpu-period', 'CpuPeriod'], ['cpu-quota', 'CpuQuota'], ['blkio-weight', 'BlkioWeight']] as const)
+  for (const [flag, key] of [
+    ['memory-swappiness', 'MemorySwappiness'],
+    ['cpu-period', 'CpuPeriod'],
+    ['cpu-quota', 'CpuQuota'],
+    ['blkio-weight', 'BlkioWeight'],
+  ] as const)
     if (str(p, flag) !== undefined) hc[key] = Number(str(p, flag));
   if (str(p, 'cpuset-mems')) hc['CpusetMems'] = str(p, 'cpuset-mems');
-  for (const [flag, key, iops] of [['device-read-bps', 'BlkioDeviceReadBps', false], ['device-write-bps', 'BlkioDeviceWriteBps', false], ['device-read-iops', 'BlkioDeviceReadIOps', true], ['device-write-iops', 'BlkioDeviceWriteIOps', true]] as const)
+  for (const [flag, key, iops] of [
+    ['device-read-bps', 'BlkioDeviceReadBps', false],
+    ['device-write-bps', 'BlkioDeviceWriteBps', false],
+    ['device-read-iops', 'BlkioDeviceReadIOps', true],
+    ['device-write-iops', 'BlkioDeviceWriteIOps', true],
+  ] as const)
     if (list(p, flag).length) hc[key] = list(p, flag).map((t) => throttleSpec(t, iops));
-  if (list(p, 'storage-opt').length) hc['StorageOpt'] = Object.fromEntries(list(p, 'storage-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')]));
-  for (const [flag, key] of [['pid', 'PidMode'], ['ipc', 'IpcMode'], ['uts', 'UTSMode'], ['cgroupns', 'CgroupnsMode']] as const) if (str(p, flag)) hc[key] = str(p, flag);
+  if (list(p, 'storage-opt').length)
+    hc['StorageOpt'] = Object.fromEntries(
+      list(p, 'storage-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')]),
+    );
+  for (const [flag, key] of [
+    ['pid', 'PidMode'],
+    ['ipc', 'IpcMode'],
+    ['uts', 'UTSMode'],
+    ['cgroupns', 'CgroupnsMode'],
+  ] as const)
+    if (str(p, flag)) hc[key] = str(p, flag);
   if (bool(p, 'oom-kill-disable')) hc['OomKillDisable'] = true;
   if (str(p, 'oom-score-adj')) hc['OomScoreAdj'] = Number(str(p, 'oom-score-adj'));
   if (str(p, 'log-driver') || list(p, 'log-opt').length)
-    hc['LogConfig'] = { Type: str(p, 'log-driver') ?? '', Config: Object.fromEntries(list(p, 'log-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')])) };
+    hc['LogConfig'] = {
+      Type: str(p, 'log-driver') ?? '',
+      Config: Object.fromEntries(list(p, 'log-opt').map((o) => [o.split('=')[0], o.split('=').slice(1).join('=')])),
+    };
   if (str(p, 'runtime')) hc['Runtime'] = str(p, 'runtime');
   if (str(p, 'memory')) hc['Memory'] = parseBytes(str(p, 'memory')!);
-  if (str(p, 'memory-swap')) hc['MemorySwap'] = str(p, 'memory-swap') === '-1' ? -1 : parseBytes(str(p, 'memory-swap')!);
+  if (str(p, 'memory-swap'))
+    hc['MemorySwap'] = str(p, 'memory-swap') === '-1' ? -1 : parseBytes(str(p, 'memory-swap')!);
   if (str(p, 'memory-reservation')) hc['MemoryReservation'] = parseBytes(str(p, 'memory-reservation')!);
   if (str(p, 'shm-size')) hc['ShmSize'] = parseBytes(str(p, 'shm-size')!);
   if (str(p, 'cpus')) {
@@ -214,7 +318,10 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
   const body: Record<string, unknown> = {
     Image: image,
     Cmd: cmd.length ? cmd : null,
-    Env: [...envFromFiles(list(p, 'env-file')), ...list(p, 'env').map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`))],
+    Env: [
+      ...envFromFiles(list(p, 'env-file')),
+      ...list(p, 'env').map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`)),
+    ],
     Labels: Object.fromEntries(list(p, 'label').map((l) => [l.split('=')[0], l.split('=').slice(1).join('=')])),
     Tty: bool(p, 'tty'),
     OpenStdin: interactive,
@@ -239,7 +346,8 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
       },
     };
   }
-  if (str(p, 'entrypoint') !== undefined) body['Entrypoint'] = str(p, 'entrypoint') === '' ? [] : [str(p, 'entrypoint')];
+  if (str(p, 'entrypoint') !== undefined)
+    body['Entrypoint'] = str(p, 'entrypoint') === '' ? [] : [str(p, 'entrypoint')];
   if (str(p, 'workdir')) body['WorkingDir'] = str(p, 'workdir');
   if (str(p, 'user')) body['User'] = str(p, 'user');
   if (str(p, 'hostname')) body['Hostname'] = str(p, 'hostname');
@@ -253,13 +361,21 @@ export function createBody(p: Parsed): { name: string | undefined; body: Record<
 async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
   const { name, body } = createBody(p);
   // content trust: the container runs the signed digest of the tag, pulled if missing
-  if (trustOn()) body['Image'] = await (await loadTrust()).trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
+  if (trustOn())
+    body['Image'] = await (
+      await loadTrust()
+    ).trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
   try {
-    const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>('POST', `/containers/create${q({ name, platform: str(p, 'platform') })}`, body);
+    const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>(
+      'POST',
+      `/containers/create${q({ name, platform: str(p, 'platform') })}`,
+      body,
+    );
     for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
     return res.Id;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message)) ctx.err(`Unable to find image '${String(body['Image'])}' locally\n`);
+    if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message))
+      ctx.err(`Unable to find image '${String(body['Image'])}' locally\n`);
     throw e;
   }
 }
@@ -283,15 +399,23 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
     try {
       await ctx.client.json('POST', `/containers/${id}/start`);
     } catch (e) {
-      throw new ExitError(startFailureCode(e instanceof Error ? e.message : ''), `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ExitError(
+        startFailureCode(e instanceof Error ? e.message : ''),
+        `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
     ctx.out(`${id}\n`);
     return;
   }
   const tty = bool(p, 'tty');
   const stdin = bool(p, 'interactive');
-  const sock = await ctx.client.hijack(`/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`);
-  const waitRes = await ctx.client.stream('POST', `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`);
+  const sock = await ctx.client.hijack(
+    `/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`,
+  );
+  const waitRes = await ctx.client.stream(
+    'POST',
+    `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`,
+  );
   const waited = new Promise<number>((resolve) => {
     let t = '';
     waitRes.on('data', (c: Buffer) => (t += c.toString()));
@@ -309,14 +433,19 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
   } catch (e) {
     sock.destroy();
     waitRes.destroy();
-    throw new ExitError(startFailureCode(e instanceof Error ? e.message : ''), `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ExitError(
+      startFailureCode(e instanceof Error ? e.message : ''),
+      `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   await pumped;
   // Output ended: either the container exited (its code follows) or the user detached.
   const early = await Promise.race([waited, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
   let code = early;
   if (code === null) {
-    const st = await ctx.client.json<{ State: { Running: boolean } }>('GET', `/containers/${id}/json`).catch(() => null);
+    const st = await ctx.client
+      .json<{ State: { Running: boolean } }>('GET', `/containers/${id}/json`)
+      .catch(() => null);
     if (st?.State.Running) {
       waitRes.destroy();
       return;

@@ -11,7 +11,9 @@ import { filtersParam } from './containers.js';
 
 export async function systemPrune(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, {
-    all: { type: 'bool', short: 'a' }, force: { type: 'bool', short: 'f' }, volumes: { type: 'bool' },
+    all: { type: 'bool', short: 'a' },
+    force: { type: 'bool', short: 'f' },
+    volumes: { type: 'bool' },
   });
   let total = 0;
   type Pruned<K extends string> = Record<K, string[] | null> & { SpaceReclaimed: number };

@@ -8,7 +8,13 @@ type Json = Record<string, unknown>;
 
 export async function version(ctx: Ctx, argv: string[]): Promise<void> {
   const p = parseArgs(argv, { format: { type: 'string', short: 'f' } });
-  const client = { Version: '0.1.0', ApiVersion: '1.45', Os: 'linux', Arch: process.arch === 'x64' ? 'amd64' : process.arch, NodeVersion: process.versions.node };
+  const client = {
+    Version: '0.1.0',
+    ApiVersion: '1.45',
+    Os: 'linux',
+    Arch: process.arch === 'x64' ? 'amd64' : process.arch,
+    NodeVersion: process.versions.node,
+  };
   let server: Json | null = null;
   let failure: unknown = null;
   try {
@@ -19,8 +25,13 @@ export async function version(ctx: Ctx, argv: string[]): Promise<void> {
   const format = str(p, 'format');
   if (format) ctx.out(renderTemplate(format, { Client: client, Server: server }) + '\n');
   else {
-    ctx.out(`Client: berth\n Version:           ${client.Version}\n API version:       ${client.ApiVersion}\n Node version:      ${client.NodeVersion}\n OS/Arch:           ${client.Os}/${client.Arch}\n`);
-    if (server) ctx.out(`\nServer: berthd\n Version:           ${String(server['Version'])}\n API version:       ${String(server['ApiVersion'])} (minimum version ${String(server['MinAPIVersion'])})\n Kernel:            ${String(server['KernelVersion'])}\n OS/Arch:           ${String(server['Os'])}/${String(server['Arch'])}\n`);
+    ctx.out(
+      `Client: berth\n Version:           ${client.Version}\n API version:       ${client.ApiVersion}\n Node version:      ${client.NodeVersion}\n OS/Arch:           ${client.Os}/${client.Arch}\n`,
+    );
+    if (server)
+      ctx.out(
+        `\nServer: berthd\n Version:           ${String(server['Version'])}\n API version:       ${String(server['ApiVersion'])} (minimum version ${String(server['MinAPIVersion'])})\n Kernel:            ${String(server['KernelVersion'])}\n OS/Arch:           ${String(server['Os'])}/${String(server['Arch'])}\n`,
+      );
   }
   if (failure) throw failure;
 }
@@ -31,13 +42,28 @@ export async function info(ctx: Ctx, argv: string[]): Promise<void> {
   const format = str(p, 'format');
   if (format) return ctx.out(renderTemplate(format, i) + '\n');
   const lines = [
-    `Containers: ${String(i['Containers'])}`, ` Running: ${String(i['ContainersRunning'])}`, ` Paused: ${String(i['ContainersPaused'])}`, ` Stopped: ${String(i['ContainersStopped'])}`,
-    `Images: ${String(i['Images'])}`, `Server Version: ${String(i['ServerVersion'])}`, `Storage Driver: ${String(i['Driver'])}`, `Logging Driver: ${String(i['LoggingDriver'])}`,
-    `Cgroup Driver: ${String(i['CgroupDriver'])}`, `Cgroup Version: ${String(i['CgroupVersion'])}`, `Cgroup Repair: ${String(i['CgroupRepair'] || 'none needed')}`,
+    `Containers: ${String(i['Containers'])}`,
+    ` Running: ${String(i['ContainersRunning'])}`,
+    ` Paused: ${String(i['ContainersPaused'])}`,
+    ` Stopped: ${String(i['ContainersStopped'])}`,
+    `Images: ${String(i['Images'])}`,
+    `Server Version: ${String(i['ServerVersion'])}`,
+    `Storage Driver: ${String(i['Driver'])}`,
+    `Logging Driver: ${String(i['LoggingDriver'])}`,
+    `Cgroup Driver: ${String(i['CgroupDriver'])}`,
+    `Cgroup Version: ${String(i['CgroupVersion'])}`,
+    `Cgroup Repair: ${String(i['CgroupRepair'] || 'none needed')}`,
     `Host Tuning: ${Array.isArray(i['HostTuning']) && i['HostTuning'].length ? i['HostTuning'].join('; ') : 'none'}`,
-    `Runtimes: ${Object.keys((i['Runtimes'] as Json) ?? {}).join(' ')}`, `Default Runtime: ${String(i['DefaultRuntime'])}`, `Init Binary: ${String(i['InitBinary'])}`,
-    `Security Options: ${((i['SecurityOptions'] as string[]) ?? []).join(' ') || 'none'}`, `Kernel Version: ${String(i['KernelVersion'])}`, `CPUs: ${String(i['NCPU'])}`,
-    `Total Memory: ${humanSize(Number(i['MemTotal']))}`, `Name: ${String(i['Name'])}`, `ID: ${String(i['ID'])}`, `Docker Root Dir: ${String(i['DockerRootDir'])}`,
+    `Runtimes: ${Object.keys((i['Runtimes'] as Json) ?? {}).join(' ')}`,
+    `Default Runtime: ${String(i['DefaultRuntime'])}`,
+    `Init Binary: ${String(i['InitBinary'])}`,
+    `Security Options: ${((i['SecurityOptions'] as string[]) ?? []).join(' ') || 'none'}`,
+    `Kernel Version: ${String(i['KernelVersion'])}`,
+    `CPUs: ${String(i['NCPU'])}`,
+    `Total Memory: ${humanSize(Number(i['MemTotal']))}`,
+    `Name: ${String(i['Name'])}`,
+    `ID: ${String(i['ID'])}`,
+    `Docker Root Dir: ${String(i['DockerRootDir'])}`,
     `Live Restore Enabled: ${String(i['LiveRestoreEnabled'])}`,
   ];
   ctx.out(lines.join('\n') + '\n');
@@ -56,8 +82,16 @@ function timeArg(v: string | undefined): string | undefined {
 }
 
 export async function events(ctx: Ctx, argv: string[]): Promise<void> {
-  const p = parseArgs(argv, { since: { type: 'string' }, until: { type: 'string' }, filter: { type: 'list', short: 'f' }, format: { type: 'string' } });
-  const res = await ctx.client.stream('GET', `/events${q({ since: timeArg(str(p, 'since')), until: timeArg(str(p, 'until')), filters: filtersParam(list(p, 'filter')) })}`);
+  const p = parseArgs(argv, {
+    since: { type: 'string' },
+    until: { type: 'string' },
+    filter: { type: 'list', short: 'f' },
+    format: { type: 'string' },
+  });
+  const res = await ctx.client.stream(
+    'GET',
+    `/events${q({ since: timeArg(str(p, 'since')), until: timeArg(str(p, 'until')), filters: filtersParam(list(p, 'filter')) })}`,
+  );
   let buf = '';
   const format = str(p, 'format');
   for await (const c of res) {
@@ -69,7 +103,9 @@ export async function events(ctx: Ctx, argv: string[]): Promise<void> {
       if (format) ctx.out(renderTemplate(format, { ...e, ID: e.Actor.ID }) + '\n');
       else {
         const t = new Date(Number(e['timeNano']) / 1e6).toISOString();
-        const attrs = Object.entries(e.Actor.Attributes).map(([k, v]) => `${k}=${v}`).join(', ');
+        const attrs = Object.entries(e.Actor.Attributes)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ');
         ctx.out(`${t} ${String(e['Type'])} ${String(e['Action'])} ${e.Actor.ID}${attrs ? ` (${attrs})` : ''}\n`);
       }
     }
@@ -81,11 +117,27 @@ export async function df(ctx: Ctx, argv: string[]): Promise<void> {
   const d = await ctx.client.json<{ LayersSize: number; Images: Json[]; Containers: Json[] }>('GET', '/system/df');
   const active = d.Images.filter((i) => Number(i['Containers']) > 0).length;
   const ctrSize = d.Containers.reduce((n, c) => n + Number(c['SizeRw'] ?? 0), 0);
-  ctx.out(table([
-    ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
-    ['Images', String(d.Images.length), String(active), humanSize(d.LayersSize), humanSize(d.Images.filter((i) => Number(i['Containers']) === 0).reduce((n, i) => n + Number(i['Size']), 0))],
-    ['Containers', String(d.Containers.length), String(d.Containers.filter((c) => c['State'] === 'running').length), humanSize(ctrSize), humanSize(d.Containers.filter((c) => c['State'] !== 'running').reduce((n, c) => n + Number(c['SizeRw'] ?? 0), 0))],
-    ['Local Volumes', '0', '0', '0B', '0B'],
-    ['Build Cache', '0', '0', '0B', '0B'],
-  ]));
+  ctx.out(
+    table([
+      ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
+      [
+        'Images',
+        String(d.Images.length),
+        String(active),
+        humanSize(d.LayersSize),
+        humanSize(d.Images.filter((i) => Number(i['Containers']) === 0).reduce((n, i) => n + Number(i['Size']), 0)),
+      ],
+      [
+        'Containers',
+        String(d.Containers.length),
+        String(d.Containers.filter((c) => c['State'] === 'running').length),
+        humanSize(ctrSize),
+        humanSize(
+          d.Containers.filter((c) => c['State'] !== 'running').reduce((n, c) => n + Number(c['SizeRw'] ?? 0), 0),
+        ),
+      ],
+      ['Local Volumes', '0', '0', '0B', '0B'],
+      ['Build Cache', '0', '0', '0B', '0B'],
+    ]),
+  );
 }
