@@ -16,7 +16,7 @@ import { openDb } from '../metadata/db.js';
 import { Engine } from '../engine/engine.js';
 import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
-import { systemClock } from '../base/clock.js';
+import { dateOf, systemClock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
@@ -161,6 +161,8 @@ function lockRoot(root: string): void {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
+  // the one clock of the daemon: every service reads time through it (unit tests pass a ManualClock)
+  const clock = systemClock;
   setLogLevel(flags.logLevel);
   const sock = socketPath(flags.host);
   const registries = { insecure: flags.insecureRegistries, mirrors: flags.registryMirrors };
@@ -179,6 +181,7 @@ async function main(): Promise<void> {
     runtime: flags.runtime,
     criu: flags.criu,
     checkpointTimeoutMs: flags.checkpointTimeoutMs,
+    clock,
   });
   const host = services.runtime.host();
   for (const w of host.warnings) log.warn(w);
@@ -187,10 +190,10 @@ async function main(): Promise<void> {
     ? readFileSync(idFile, 'utf8').trim()
     : (writeFileSync(idFile, randomUUID()), readFileSync(idFile, 'utf8'));
   const plugins = new PluginRegistry([...flags.pluginDirs, ...DEFAULT_PLUGIN_DIRS]);
-  const networks = new NetworkManager(db, daemonId);
+  const networks = new NetworkManager(db, daemonId, clock);
   networks.drivers = async (name) => remoteNetworkDriver(await plugins.get(name, 'NetworkDriver'));
   await networks.init(); // before reconcile: containers it restarts are wired again
-  const volumes = new VolumeManager(flags.root, db);
+  const volumes = new VolumeManager(flags.root, db, clock);
   volumes.drivers = async (name) => remoteVolumeDriver(await plugins.get(name, 'VolumeDriver'));
   await volumes.init();
   const engine = new Engine({
@@ -203,6 +206,7 @@ async function main(): Promise<void> {
     ...services,
     defaultRuntime: host.defaultRuntime,
     registries,
+    clock,
   });
   services.runtime.watchExits(
     (id) =>
@@ -221,14 +225,15 @@ async function main(): Promise<void> {
     runtime: services.runtime,
     defaultRuntime: host.defaultRuntime,
     pull: buildPull(engine),
+    clock,
   });
   await builder.init();
   void collectAtStart(services.images); // orphans of a crash, in the background (engine/gc.ts)
   await closeState(flags.root, flags.execRoot); // the directories the services just made
   // the front door gets the verbs, not the engine's services
-  const verbs = new Verbs(engine, { builder, clock: systemClock });
+  const verbs = new Verbs(engine, { builder, clock });
   const router = new Router();
-  systemRoutes(router, verbs.system, { id: daemonId, startedAt: new Date() });
+  systemRoutes(router, verbs.system, { id: daemonId, startedAt: dateOf(clock) });
   containerRoutes(router, verbs);
   containerIoRoutes(router, verbs);
   containerFsRoutes(router, verbs);
