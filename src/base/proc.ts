@@ -1,26 +1,34 @@
 /**
  * Running a helper program to completion (tar, cp, ip, nft): its input from bytes, text or a
- * stream, its output into a stream (left open), its stderr kept for the error. A caller wraps the
+ * stream, its output into a stream (left open), its stderr kept for the error, under a deadline
+ * (every outside process gets one: on expiry it is SIGKILLed and the call fails). A caller wraps the
  * error with what it was doing.
  */
 import { spawnProcess, type Spawned } from './spawn.js';
 import type { Readable, Writable } from 'node:stream';
+import { BerthError } from './errors.js';
 
-export class CommandError extends Error {
+/** How long a helper program may run unless the caller says otherwise. */
+export const COMMAND_DEADLINE_MS = 120_000;
+
+/** A helper program that failed: exited non-zero (`exitCode`), or was killed at its deadline (null). */
+export class CommandError extends BerthError {
   constructor(
     readonly cmd: string,
-    readonly code: number | null,
+    readonly exitCode: number | null,
     readonly stderr: string,
+    message = stderr.trim() || `${cmd} exited ${exitCode}`,
   ) {
-    super(stderr.trim() || `${cmd} exited ${code}`);
+    super('Internal', message);
   }
 }
 
 export function runCommand(
   cmd: string,
   args: string[],
-  o: { input?: Readable | string; output?: Writable } = {},
+  o: { input?: Readable | string; output?: Writable; timeoutMs?: number } = {},
 ): Promise<void> {
+  const deadline = o.timeoutMs ?? COMMAND_DEADLINE_MS;
   return new Promise((resolve, reject) => {
     let p: Spawned;
     try {
@@ -49,9 +57,23 @@ export function runCommand(
       }
     }
     if (o.output) p.out.get(1)!.pipe(o.output, { end: false });
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // it has just ended on its own
+      }
+    }, deadline);
+    timer.unref();
     // like Node's 'close': the process ended and its output was read to the end
-    void Promise.all([p.exited, ...drained]).then(([status]) =>
-      status.code === 0 ? resolve() : reject(new CommandError(cmd, status.code, err)),
-    );
+    void Promise.all([p.exited, ...drained]).then(([status]) => {
+      clearTimeout(timer);
+      if (expired)
+        reject(new CommandError(cmd, null, err, `${cmd} did not finish in ${deadline / 1000} s and was killed`));
+      else if (status.code === 0) resolve();
+      else reject(new CommandError(cmd, status.code, err));
+    });
   });
 }

@@ -62,7 +62,8 @@ export async function untarStream(input: Readable, dir: string): Promise<void> {
 
 export function tar(args: string[], io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
   const streams = { ...(io.stdin ? { input: io.stdin } : {}), ...(io.stdout ? { output: io.stdout } : {}) };
-  return runCommand('tar', args, streams).catch((e: unknown) => {
+  // a checkpoint's memory can be gigabytes, streamed at the client's pace
+  return runCommand('tar', args, { ...streams, timeoutMs: 30 * 60_000 }).catch((e: unknown) => {
     throw invalidArgument(`checkpoint archive: ${errorMessage(e)}`);
   });
 }
@@ -72,7 +73,7 @@ async function hardlinkTree(from: string, to: string): Promise<void> {
   const [a, b] = await Promise.all([fsp.stat(from), fsp.stat(dirname(to))]).catch((e: unknown) => {
     throw invalidArgument(`checkpoint images: ${errorMessage(e)}`);
   });
-  await runCommand('cp', [a.dev === b.dev ? '-al' : '-a', from, to]).catch((e: unknown) => {
+  await runCommand('cp', [a.dev === b.dev ? '-al' : '-a', from, to], { timeoutMs: 10 * 60_000 }).catch((e: unknown) => {
     throw invalidArgument(`checkpoint images: ${errorMessage(e)}`);
   });
 }
