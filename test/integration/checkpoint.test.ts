@@ -20,6 +20,17 @@ import { startDaemon, eventually, type Daemon } from './harness.js';
 const run = promisify(execFile);
 
 /** A shell loop counting in memory (its variable), printing each number. */
+/**
+ * The counter's last number in /tmp/n. The shell truncates the file before it writes the next
+ * number, so a read can land in between and see it empty: read again (each exec takes a while).
+ */
+async function counterOf(d: Daemon, ctr: string): Promise<number> {
+  for (let i = 0; ; i++) {
+    const text = (await d.docker(['exec', ctr, 'cat', '/tmp/n'])).stdout.trim();
+    if (text || i >= 20) return Number(text);
+  }
+}
+
 const COUNTER = ['busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done'];
 
 interface CheckpointInfo {
@@ -60,8 +71,7 @@ describe('checkpoint, restore, clone, migrate', () => {
   });
   const numbers = async (d: Daemon, ctr: string) =>
     (await d.docker(['logs', ctr])).stdout.split('\n').filter(Boolean).map(Number);
-  const current = async (d: Daemon, ctr: string) =>
-    Number((await d.docker(['exec', ctr, 'cat', '/tmp/n'])).stdout.trim());
+  const current = (d: Daemon, ctr: string) => counterOf(d, ctr);
 
   test('a counter checkpointed and restored continues from its last number (berth CLI)', async () => {
     await a.berth(['run', '-d', '--runtime', 'runc', '--name', 'count1', ...COUNTER]);
@@ -649,7 +659,7 @@ describe('CRIU under a deadline: never a hang, never a frozen application', () =
     await d?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  const current = async (ctr: string) => Number((await d.docker(['exec', ctr, 'cat', '/tmp/n'])).stdout.trim());
+  const current = (ctr: string) => counterOf(d, ctr);
   const goesOn = async (ctr: string, what: string) => {
     assert.equal(
       (await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.Paused}}', ctr])).stdout.trim(),
