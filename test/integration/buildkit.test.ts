@@ -196,6 +196,39 @@ describe('BuildKit builds (dockerode version 2)', () => {
     assert.equal(imageIdOf(bad.lines), undefined);
   });
 
+  test("testcontainers' BuildKit option (withBuildkit, withTarget, build args) builds an image that runs", async () => {
+    Object.assign(process.env, {
+      DOCKER_HOST: d.host,
+      TESTCONTAINERS_RYUK_DISABLED: 'true',
+      TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1',
+    });
+    const ctx = contextDir({
+      Dockerfile: [
+        'FROM busybox AS app',
+        'ARG GREETING=hi',
+        'RUN echo "$GREETING from testcontainers" > /greeting',
+        'CMD ["sh", "-c", "cat /greeting; echo ready; sleep 300"]',
+        'FROM app AS extra',
+        'RUN echo extra-stage-ran > /extra',
+        '',
+      ].join('\n'),
+    });
+    dirs.push(ctx);
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const built = await GenericContainer.fromDockerfile(ctx)
+      .withBuildkit()
+      .withTarget('app')
+      .withBuildArgs({ GREETING: 'hello' })
+      .build('bk-tc:1', { deleteOnExit: false });
+    const c = await built.withWaitStrategy(Wait.forLogMessage('ready')).start();
+    try {
+      assert.equal((await c.exec(['cat', '/greeting'])).output, 'hello from testcontainers\n');
+      assert.notEqual((await c.exec(['test', '-e', '/extra'])).exitCode, 0);
+    } finally {
+      await c.stop();
+    }
+  });
+
   /**
    * A session as the docker CLI opens one: `POST /session` upgraded to h2c, the methods it serves
    * listed in X-Docker-Expose-Session-Grpc-Method, a grpc-js server on the hijacked socket.
