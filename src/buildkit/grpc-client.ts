@@ -103,6 +103,70 @@ export class GrpcConnection {
     });
   }
 
+  /**
+   * A bidirectional stream (`stream Req` -> `stream Res`): `send` frames one message, `end` half-
+   * closes, `messages` yields the peer's messages and ends when the peer ends with status OK (or
+   * throws a GrpcError). Aborting `signal` resets the stream (RST_STREAM CANCEL).
+   */
+  bidi<Req, Res>(
+    rpc: Rpc<Req, Res>,
+    signal: AbortSignal,
+    metadata: Record<string, string | string[]> = {},
+  ): { send(m: Req): Promise<void>; end(): void; messages: AsyncIterable<Res> } {
+    if (this.isClosed) throw new GrpcError(GRPC.UNAVAILABLE, 'the session connection is closed');
+    const s = this.h2.request({
+      [constants.HTTP2_HEADER_METHOD]: 'POST',
+      [constants.HTTP2_HEADER_PATH]: rpc.path,
+      [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+      te: 'trailers',
+      ...metadata,
+    });
+    let status: number | null = null;
+    let message = '';
+    const readStatus = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) {
+        status = Number(h['grpc-status']);
+        message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    s.on('response', (h) => readStatus(h));
+    s.on('trailers', (h) => readStatus(h));
+    s.on('error', () => undefined); // the reader reports it
+    const onAbort = () => s.close(constants.NGHTTP2_CANCEL);
+    signal.addEventListener('abort', onAbort, { once: true });
+    s.once('close', () => signal.removeEventListener('abort', onAbort));
+    async function* messages(): AsyncGenerator<Res> {
+      let buf: Buffer = Buffer.alloc(0);
+      for await (const c of s as AsyncIterable<Buffer>) {
+        buf = buf.length ? Buffer.concat([buf, c]) : c;
+        while (buf.length >= 5) {
+          const len = buf.readUInt32BE(1);
+          if (buf[0] !== 0)
+            throw new GrpcError(GRPC.UNIMPLEMENTED, `${rpc.path}: compressed messages are not supported`);
+          if (len > MAX_MESSAGE)
+            throw new GrpcError(GRPC.UNAVAILABLE, `${rpc.path}: message of ${len} bytes is too large`);
+          if (buf.length < 5 + len) break;
+          const m = buf.subarray(5, 5 + len);
+          buf = buf.subarray(5 + len);
+          yield rpc.decode(m);
+        }
+      }
+      if (signal.aborted) throw new GrpcError(GRPC.CANCELLED, 'cancelled');
+      if (status === null) throw new GrpcError(GRPC.UNAVAILABLE, `${rpc.path}: the stream ended without a status`);
+      if (status !== GRPC.OK) throw new GrpcError(status, `${rpc.path}: ${message || `gRPC status ${status}`}`);
+    }
+    return {
+      send: (m) =>
+        new Promise((resolve, reject) => {
+          if (s.closed || s.destroyed) return reject(new GrpcError(GRPC.UNAVAILABLE, `${rpc.path}: stream closed`));
+          if (s.write(frame(rpc.encodeRequest(m)))) resolve();
+          else s.once('drain', () => resolve());
+        }),
+      end: () => void s.end(),
+      messages: messages(),
+    };
+  }
+
   close(): void {
     this.h2.destroy();
   }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 
-const FILES = ['control.proto', 'session.proto', 'auth.proto'];
+const FILES = ['control.proto', 'session.proto', 'auth.proto', 'filesync.proto'];
 
 function protoDir(): string {
   const here = import.meta.dirname;
@@ -24,7 +24,7 @@ let defs: Record<string, Record<string, AnyMethod>> | null = null;
 function method(service: string, name: string): AnyMethod {
   defs ??= loadSync(
     FILES.map((f) => join(protoDir(), f)),
-    { keepCase: true, longs: Number, defaults: true },
+    { keepCase: true, longs: Number, enums: String, defaults: true },
   ) as unknown as Record<string, Record<string, AnyMethod>>;
   const m = defs[service]?.[name];
   if (!m) throw new Error(`no method ${service}/${name} in BuildKit's protos`);
@@ -63,6 +63,8 @@ export interface StatusResponse {
 export interface Rpc<Req, Res> {
   path: string;
   encode(req: Req): Buffer;
+  /** a request message of a streaming call */
+  encodeRequest(req: Req): Buffer;
   decode(b: Buffer): Res;
 }
 
@@ -70,9 +72,35 @@ function rpc<Req, Res>(service: string, name: string): Rpc<Req, Res> {
   return {
     path: `/${service}/${name}`,
     encode: (req) => method(service, name).requestSerialize(req as object),
+    encodeRequest: (req) => method(service, name).requestSerialize(req as object),
     decode: (b) => method(service, name).responseDeserialize(b) as Res,
   };
 }
+
+/** fsutil/types Stat: `mode` is Go's os.FileMode (type bits high, permissions low). */
+export interface FsStat {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  modTime: number;
+  linkname: string;
+}
+
+/** fsutil/types Packet (its `type` as the enum's name, as proto-loader reads it). */
+export interface Packet {
+  type: 'PACKET_STAT' | 'PACKET_REQ' | 'PACKET_DATA' | 'PACKET_FIN' | 'PACKET_ERR';
+  stat?: FsStat | null;
+  ID?: number;
+  data?: Buffer;
+}
+
+/**
+ * moby.filesync.v1.FileSync/DiffCopy: declared on BytesMessage, but what goes over the stream in
+ * both directions is fsutil's Packet (buildkit session/filesync: `fsutil.Receive` on the raw stream).
+ */
+export const DIFF_COPY = rpc<Packet, Packet>('moby.filesync.v1.FileSync', 'DiffCopy');
 
 export const GET_SECRET = rpc<{ ID: string; annotations: Record<string, string> }, { data: Buffer }>(
   'moby.buildkit.secrets.v1.Secrets',

@@ -10,6 +10,7 @@ import { errorMessage, invalidArgument } from '../base/errors.js';
 import type { Builder, BuildRequest } from '../builder/builder.js';
 import { SessionManager, type Session, type SessionHeaders } from '../buildkit/session.js';
 import { secretIds, withSecrets } from '../buildkit/secrets.js';
+import { sessionContext } from '../buildkit/filesync.js';
 import { Trace } from '../buildkit/trace.js';
 import type { ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
@@ -20,6 +21,8 @@ export type { SessionHeaders };
 export type BuildKitRequest = Omit<BuildRequest, 'secrets'> & {
   /** `session`: the id of the client's `POST /session`, '' for none */
   session: string;
+  /** `remote=client-session`: the context and Dockerfile come through the session, not the body */
+  contextFromSession: boolean;
 };
 
 /** How long a build waits for its session to open (BuildKit's session manager waits as well). */
@@ -60,18 +63,36 @@ export class BuildKitVerbs {
     void session?.grpc.closed.then(stop);
     const t = new Trace(this.clock, trace);
     const secrets: Record<string, Buffer> = {};
+    let tar = body;
+    let dockerfile = req.dockerfile || 'Dockerfile';
+    if (req.contextFromSession) {
+      if (!session) throw invalidArgument('remote=client-session needs a session: open POST /session first');
+      body.resume();
+      const def = t.vertex(`[internal] load build definition from ${dockerfile}`);
+      try {
+        ({ tar, dockerfile } = await sessionContext(session, dockerfile, abort.signal));
+      } catch (e) {
+        def.done(errorMessage(e));
+        throw e;
+      }
+      def.done();
+    }
     const load = t.vertex('[internal] load build context');
-    const context = withSecrets(body, req.dockerfile || 'Dockerfile', async (text) => {
+    const context = withSecrets(tar, dockerfile, async (text) => {
       if (text !== null && session)
-        for (const id of secretIds(text, req.dockerfile)) {
+        for (const id of secretIds(text, dockerfile)) {
           const data = await session.secret(id, abort.signal);
           if (data) secrets[id] = data;
         }
       load.done();
     });
     try {
-      const { session: _s, ...rest } = req;
-      const img = await this.builder.buildFromTar(context, { ...rest, secrets, signal: abort.signal }, t.output());
+      const { session: _s, contextFromSession: _c, ...rest } = req;
+      const img = await this.builder.buildFromTar(
+        context,
+        { ...rest, dockerfile, secrets, signal: abort.signal },
+        t.output(),
+      );
       t.finish();
       for (const tag of req.tags) this.e.events.emit('image', 'tag', img.id, { name: tag });
       return img;

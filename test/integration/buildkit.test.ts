@@ -10,7 +10,18 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -58,6 +69,68 @@ function contextDir(files: Record<string, string>): string {
   const dir = mkdtempSync('/var/tmp/berth-bk-ctx-');
   for (const [k, v] of Object.entries(files)) writeFileSync(join(dir, k), v);
   return dir;
+}
+
+interface SenderPacket {
+  type: string;
+  stat?: Record<string, unknown> | null;
+  ID?: number;
+  data?: Buffer;
+}
+
+/**
+ * fsutil's sender side of DiffCopy (fsutil send.go), as the docker CLI serves a directory: a STAT
+ * per entry in lexical walk order (Go os.FileMode in `mode`), an empty STAT, then the contents of
+ * each file the receiver REQuests as DATA packets ended by an empty one; FIN answers FIN.
+ */
+function fsutilSend(
+  call: grpc.ServerDuplexStream<SenderPacket, SenderPacket>,
+  root: string | undefined,
+  include: string[],
+) {
+  if (!root) {
+    call.write({ type: 'PACKET_ERR', data: Buffer.from('no such directory') });
+    call.end();
+    return;
+  }
+  const entries: Array<{ rel: string; abs: string }> = [];
+  const walk = (rel: string) => {
+    for (const n of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      if (include.length && !include.includes(r)) continue;
+      entries.push({ rel: r, abs: join(root, r) });
+      if (lstatSync(join(root, r)).isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  for (const e of entries) {
+    const st = lstatSync(e.abs);
+    const type = st.isDirectory() ? 0x80000000 : st.isSymbolicLink() ? 0x08000000 : 0;
+    call.write({
+      type: 'PACKET_STAT',
+      stat: {
+        path: e.rel,
+        mode: (type | (st.mode & 0o777)) >>> 0,
+        uid: 0,
+        gid: 0,
+        size: st.isFile() ? st.size : 0,
+        modTime: Math.floor(st.mtimeMs) * 1e6,
+        linkname: st.isSymbolicLink() ? readlinkSync(e.abs) : '',
+      },
+    });
+  }
+  call.write({ type: 'PACKET_STAT' });
+  call.on('data', (p: SenderPacket) => {
+    if (p.type === 'PACKET_REQ') {
+      const data = readFileSync(entries[p.ID ?? 0]!.abs);
+      for (let i = 0; i < data.length; i += 7000)
+        call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0, data: data.subarray(i, i + 7000) });
+      call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0 });
+    } else if (p.type === 'PACKET_FIN') {
+      call.write({ type: 'PACKET_FIN' });
+      call.end();
+    }
+  });
 }
 
 describe('BuildKit builds (dockerode version 2)', () => {
@@ -233,9 +306,13 @@ describe('BuildKit builds (dockerode version 2)', () => {
    * A session as the docker CLI opens one: `POST /session` upgraded to h2c, the methods it serves
    * listed in X-Docker-Expose-Session-Grpc-Method, a grpc-js server on the hijacked socket.
    */
-  async function openSession(secrets: Record<string, string>): Promise<{ id: string; asked: string[]; close(): void }> {
+  async function openSession(
+    secrets: Record<string, string>,
+    syncDirs: Record<string, string> = {},
+  ): Promise<{ id: string; asked: string[]; synced: string[]; close(): void }> {
     const id = randomUUID();
     const asked: string[] = [];
+    const synced: string[] = [];
     const socket = await new Promise<Duplex>((res, rej) =>
       docker.modem.dial(
         {
@@ -249,6 +326,7 @@ describe('BuildKit builds (dockerode version 2)', () => {
             'X-Docker-Expose-Session-Sharedkey': 'k',
             'X-Docker-Expose-Session-Grpc-Method': [
               '/moby.buildkit.secrets.v1.Secrets/GetSecret',
+              '/moby.filesync.v1.FileSync/DiffCopy',
               '/grpc.health.v1.Health/Check',
             ],
           },
@@ -273,9 +351,26 @@ describe('BuildKit builds (dockerode version 2)', () => {
         else cb(null, { data: Buffer.from(v) });
       },
     });
+    const fs = grpc.loadPackageDefinition(
+      loadSync(join(REPO, 'src/buildkit/proto/filesync.proto'), {
+        includeDirs: [join(REPO, 'src/buildkit/proto')],
+        enums: String,
+        longs: Number,
+        keepCase: true,
+      }),
+    ) as unknown as { moby: { filesync: { v1: { FileSync: { service: grpc.ServiceDefinition } } } } };
+    server.addService(fs.moby.filesync.v1.FileSync.service, {
+      DiffCopy: (call: grpc.ServerDuplexStream<SenderPacket, SenderPacket>) => {
+        const dir = String(call.metadata.get('dir-name')[0] ?? '');
+        const include = call.metadata.get('include-patterns').map(String);
+        synced.push(dir);
+        fsutilSend(call, syncDirs[dir], include);
+      },
+    });
     return {
       id,
       asked,
+      synced,
       close: () => {
         server.forceShutdown();
         socket.destroy();
@@ -284,15 +379,23 @@ describe('BuildKit builds (dockerode version 2)', () => {
   }
 
   /** `POST /build?version=2&session=<id>` with dockerode's modem, as buildImage sends it. */
-  async function buildWithSession(ctx: string, files: string[], session: string, t: string) {
-    const body = spawn('tar', ['-C', ctx, '-c', ...files], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
+  async function buildWithSession(
+    ctx: string | null,
+    files: string[],
+    session: string,
+    t: string,
+    extra: Record<string, string> = {},
+  ) {
+    const body = ctx
+      ? spawn('tar', ['-C', ctx, '-c', ...files], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout
+      : undefined;
     return new Promise<NodeJS.ReadableStream>((res, rej) =>
       docker.modem.dial(
         {
           path: '/build?',
           method: 'POST',
-          options: { version: '2', session, t },
-          file: body,
+          options: { version: '2', session, t, ...extra },
+          ...(body ? { file: body } : {}),
           isStream: true,
           statusCodes: { 200: true, 400: 'bad request', 500: 'server error', 503: 'unavailable' },
         },
@@ -338,6 +441,58 @@ describe('BuildKit builds (dockerode version 2)', () => {
       s2.close();
     }
     await assert.rejects(docker.getImage('bk-secret:2').inspect(), /no such image/i);
+  });
+
+  test('remote=client-session: the context and the Dockerfile come through the session (FileSync DiffCopy)', async () => {
+    const ctx = contextDir({ 'run.sh': '#!/bin/sh\necho script-ran\n', 'secret.txt': 'keep me out\n' });
+    dirs.push(ctx);
+    chmodSync(join(ctx, 'run.sh'), 0o755);
+    mkdirSync(join(ctx, 'sub'));
+    writeFileSync(join(ctx, 'sub/file.txt'), 'x'.repeat(20_000) + '\nfrom the session\n');
+    symlinkSync('sub/file.txt', join(ctx, 'link'));
+    writeFileSync(join(ctx, '.dockerignore'), 'secret.txt\n');
+    const dfDir = contextDir({
+      'Custom.Dockerfile': [
+        'FROM busybox',
+        'COPY . /ctx/',
+        'RUN ls -A /ctx > /listing && /ctx/run.sh > /ran',
+        'CMD ["tail", "-n1", "/ctx/link"]',
+        '',
+      ].join('\n'),
+    });
+    dirs.push(dfDir);
+    const s = await openSession({}, { context: ctx, dockerfile: dfDir });
+    try {
+      const { lines, statuses } = await collect(
+        await buildWithSession(null, [], s.id, 'bk-session-ctx:1', {
+          remote: 'client-session',
+          dockerfile: 'Custom.Dockerfile',
+        }),
+      );
+      assert.ok(imageIdOf(lines), JSON.stringify(lines.filter((l) => l.error)));
+      assert.deepEqual(s.synced, ['dockerfile', 'context']);
+      assert.ok(vertexNames(statuses).includes('[internal] load build definition from Custom.Dockerfile'));
+    } finally {
+      s.close();
+    }
+    assert.equal(await runOut('bk-session-ctx:1', []), 'from the session\n');
+    assert.equal(await runOut('bk-session-ctx:1', ['cat', '/ran']), 'script-ran\n');
+    const listing = (await runOut('bk-session-ctx:1', ['cat', '/listing'])).split('\n').filter(Boolean);
+    assert.ok(listing.includes('sub') && listing.includes('link') && listing.includes('run.sh'), listing.join(','));
+    assert.ok(!listing.includes('secret.txt'), '.dockerignore not applied');
+    assert.ok(!listing.some((n) => n.startsWith('.dockerfile.')), `the Dockerfile leaked into the context: ${listing}`);
+
+    // without a session serving the directory, a clear error and no image
+    const s2 = await openSession({}, {});
+    try {
+      const { lines } = await collect(
+        await buildWithSession(null, [], s2.id, 'bk-session-ctx:2', { remote: 'client-session' }),
+      );
+      assert.match(lines.at(-1)?.error ?? '', /error from the client: no such directory/);
+    } finally {
+      s2.close();
+    }
+    await assert.rejects(docker.getImage('bk-session-ctx:2').inspect(), /no such image/i);
   });
 
   test('bad session requests are refused before any upgrade', async () => {

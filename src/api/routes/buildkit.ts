@@ -6,7 +6,7 @@
  * The legacy builder's `/build` stays in ./build.ts, which hands version=2 requests here.
  */
 import { Duplex, type Readable } from 'node:stream';
-import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
+import { errorMessage, invalidArgument } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
 import { registryCredentials } from '../../engine/build.js';
 import type { BuildKitRequest, BuildKitVerbs, SessionHeaders } from '../../engine/buildkit.js';
@@ -127,11 +127,10 @@ function registryConfig(ctx: Ctx): BuildKitRequest['credentials'] {
 /** `POST /build?version=2`: called by ./build.ts's `/build` route. */
 export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void> {
   const remote = ctx.query.get('remote') ?? '';
-  if (remote === 'client-session')
-    throw notImplemented(
-      'a build context through the session (remote=client-session) is not supported yet: send it as the request body',
+  if (remote && remote !== 'client-session')
+    throw invalidArgument(
+      'remote build contexts are not supported: send the context as the request body or through the session',
     );
-  if (remote) throw invalidArgument('remote build contexts are not supported: send the context as the request body');
   const network = ctx.query.get('networkmode') || 'default';
   if (!['default', 'host', 'none', 'bridge'].includes(network))
     throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
@@ -157,6 +156,7 @@ export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void>
     credentials: registryConfig(ctx),
     signal: ctx.signal,
     session: ctx.query.get('session') ?? '',
+    contextFromSession: remote === 'client-session',
   };
   const p = progress(ctx);
   try {
