@@ -510,13 +510,18 @@ describe('BuildKit builds (dockerode version 2)', () => {
         req.on('error', rej);
         req.end();
       });
-    // no upgrade at all
+    // no upgrade at all (dockerd 20.10: 400 {"message":"no upgrade proto in request"})
     const plain = await raw({ 'X-Docker-Expose-Session-Uuid': randomUUID() });
     assert.equal(plain.status, 400);
-    assert.match(plain.body, /upgrade to h2c/);
+    assert.match(plain.body, /no upgrade proto in request/);
     // an upgrade to another protocol
     const tcp = await raw({ Connection: 'Upgrade', Upgrade: 'tcp', 'X-Docker-Expose-Session-Uuid': randomUUID() });
     assert.equal(tcp.status, 400);
+    assert.match(tcp.body, /protocol tcp not supported/);
+    // Upgrade: h2c without Connection: Upgrade
+    const half = await raw({ Upgrade: 'h2c', 'X-Docker-Expose-Session-Uuid': randomUUID() });
+    assert.equal(half.status, 400);
+    assert.match(half.body, /upgrade to h2c/);
     // no session id
     const noId = await raw({ Connection: 'Upgrade', Upgrade: 'h2c' });
     assert.equal(noId.status, 400);

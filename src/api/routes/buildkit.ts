@@ -177,7 +177,10 @@ export function buildKitRoutes(r: Router, kit: BuildKitVerbs): void {
   r.on('POST', '/session', async (ctx) => {
     const upgrade = header(ctx, 'upgrade').toLowerCase();
     const connection = header(ctx, 'connection').toLowerCase();
-    if (upgrade !== 'h2c' || !connection.split(',').some((c) => c.trim() === 'upgrade'))
+    // dockerd (buildkit session/manager.go): "no upgrade proto in request", "protocol tcp not supported"
+    if (!upgrade) throw invalidArgument('no upgrade proto in request');
+    if (upgrade !== 'h2c') throw invalidArgument(`protocol ${upgrade} not supported`);
+    if (!connection.split(',').some((c) => c.trim() === 'upgrade'))
       throw invalidArgument('session requires an upgrade to h2c (Connection: Upgrade, Upgrade: h2c)');
     const h: SessionHeaders = {
       id: header(ctx, 'x-docker-expose-session-uuid'),
