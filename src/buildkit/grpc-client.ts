@@ -10,7 +10,17 @@ import type { Duplex } from 'node:stream';
 import type { Rpc } from './protos.js';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
-export const GRPC = { OK: 0, CANCELLED: 1, NOT_FOUND: 5, UNIMPLEMENTED: 12, UNAVAILABLE: 14 } as const;
+export const GRPC = {
+  OK: 0,
+  CANCELLED: 1,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  UNIMPLEMENTED: 12,
+  UNAVAILABLE: 14,
+} as const;
+
+/** How long a unary call (a secret, credentials) may take before the daemon gives up on it. */
+const UNARY_DEADLINE_MS = 30_000;
 
 export class GrpcError extends Error {
   constructor(
@@ -67,6 +77,12 @@ export class GrpcConnection {
       let message = '';
       const onAbort = () => s.close(constants.NGHTTP2_CANCEL);
       signal.addEventListener('abort', onAbort, { once: true });
+      // a client that never answers does not hold a build forever
+      let timedOut = false;
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        s.close(constants.NGHTTP2_CANCEL);
+      }, UNARY_DEADLINE_MS);
       const readStatus = (h: Record<string, unknown>) => {
         if (h['grpc-status'] !== undefined) {
           status = Number(h['grpc-status']);
@@ -81,8 +97,13 @@ export class GrpcConnection {
       });
       s.on('error', () => undefined); // 'close' reports it
       s.on('close', () => {
+        clearTimeout(deadline);
         signal.removeEventListener('abort', onAbort);
         if (signal.aborted) return reject(new GrpcError(GRPC.CANCELLED, 'cancelled'));
+        if (timedOut)
+          return reject(
+            new GrpcError(GRPC.DEADLINE_EXCEEDED, `${rpc.path}: no answer in ${UNARY_DEADLINE_MS / 1000} s`),
+          );
         if (status === null)
           return reject(new GrpcError(GRPC.UNAVAILABLE, `${rpc.path}: the stream ended without a status`));
         if (status !== GRPC.OK)

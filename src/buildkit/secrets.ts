@@ -66,12 +66,17 @@ function fileOfTar(input: Readable, name: string): Promise<string | null> {
         body.resume();
       }
     });
-    const settle = () => resolve(found);
+    let settled = false;
+    const settle = () => {
+      settled = true; // a broken tar or gzip: the builder's extractor reports it; the rest is only read past
+      resolve(found);
+    };
     ex.on('finish', settle);
-    ex.on('error', settle); // a broken tar: the builder's extractor reports it
+    ex.on('error', settle);
     let head: Buffer | null = null;
     let sink: NodeJS.WritableStream = ex;
     input.on('data', (c: Buffer) => {
+      if (settled) return;
       if (head === null) {
         head = c;
         if (c[0] === 0x1f && c[1] === 0x8b) {
@@ -83,7 +88,7 @@ function fileOfTar(input: Readable, name: string): Promise<string | null> {
       }
       sink.write(c);
     });
-    input.on('end', () => sink.end());
+    input.on('end', () => (settled ? undefined : sink.end()));
     input.on('error', settle);
   });
 }

@@ -17,8 +17,6 @@ import { encodeStatus, timestamp, type StatusResponse, type Vertex } from './pro
 /** Lines of the legacy builder's stream that have no BuildKit counterpart. */
 const LEGACY_ONLY = /^( ---> |Successfully built |Successfully tagged |Removing intermediate container )/;
 const STEP = /^Step (\d+)\/(\d+) : (.*)$/;
-/** dockerd's legacy builder wraps a RUN's stderr in red */
-const STDERR = /^\x1b\[91m([\s\S]*?)\x1b\[0m$/;
 
 const digestOf = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 
@@ -26,6 +24,7 @@ export class Trace {
   private readonly open = new Map<string, Vertex>();
   private current: Vertex | null = null;
   private partial = '';
+  private stderr = false;
   private readonly byIndex = new Map<number, Vertex>();
 
   constructor(
@@ -73,17 +72,24 @@ export class Trace {
   }
 
   private stream(text: string): void {
-    const lines = (this.partial + text).split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const l of lines) this.line(l);
+    // dockerd's legacy builder wraps each chunk of a RUN's stderr in red: \x1b[91m ... \x1b[0m
+    for (const part of text.split(/(\x1b\[91m|\x1b\[0m)/)) {
+      if (part === '\x1b[91m') this.stderr = true;
+      else if (part === '\x1b[0m') this.stderr = false;
+      else if (part) {
+        const lines = (this.partial + part).split('\n');
+        this.partial = lines.pop() ?? '';
+        for (const l of lines) this.line(l, this.stderr);
+      }
+    }
   }
 
   private flushPartial(): void {
-    if (this.partial) this.line(this.partial, false);
+    if (this.partial) this.line(this.partial, this.stderr, false);
     this.partial = '';
   }
 
-  private line(l: string, newline = true): void {
+  private line(l: string, stderr: boolean, newline = true): void {
     if (LEGACY_ONLY.test(l)) return;
     const m = STEP.exec(l);
     if (m) {
@@ -96,10 +102,9 @@ export class Trace {
       return;
     }
     if (!this.current) return; // the builder's own notes between steps
-    const err = STDERR.exec(l);
-    const msg = Buffer.from((err ? err[1]! : l) + (newline ? '\n' : ''));
+    const msg = Buffer.from(l + (newline ? '\n' : ''));
     this.send({
-      logs: [{ vertex: this.current.digest, timestamp: timestamp(this.clock.now()), stream: err ? 2 : 1, msg }],
+      logs: [{ vertex: this.current.digest, timestamp: timestamp(this.clock.now()), stream: stderr ? 2 : 1, msg }],
     });
   }
 
