@@ -12,6 +12,8 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { parseDockerfile, type Instruction } from '../builder/parser.js';
 import { parseMountFlag } from '../builder/run.js';
+import { parseReference } from '../image/reference.js';
+import { registryHostOf } from '../spec/distribution.js';
 
 /** A Dockerfile larger than this is not scanned for secrets (the builder still reads it). */
 const MAX_DOCKERFILE = 4 * 1024 * 1024;
@@ -122,4 +124,41 @@ export function withSecrets(
   });
   body.on('error', (e) => t.destroy(e));
   return body.pipe(t);
+}
+
+/**
+ * The registry hosts of the images a Dockerfile names (FROM, `COPY --from=<image>`, `RUN --mount
+ * from=<image>`), as BuildKit asks the session's Auth service for them: Docker Hub as
+ * `registry-1.docker.io`. Stage names, `scratch` and references with unexpanded `$` are skipped.
+ */
+export function registryHosts(text: string, file = 'Dockerfile'): string[] {
+  const hosts = new Set<string>();
+  const stages = new Set<string>();
+  const add = (ref: string | undefined) => {
+    if (!ref || ref.includes('$') || ref === 'scratch' || stages.has(ref.toLowerCase()) || /^\d+$/.test(ref)) return;
+    try {
+      hosts.add(registryHostOf(parseReference(ref).name) ?? 'registry-1.docker.io');
+    } catch {
+      /* not a reference: the builder reports it */
+    }
+  };
+  try {
+    for (const ins of parseDockerfile(text, file).instructions) {
+      if (ins.name === 'FROM') {
+        add(ins.args[0]);
+        if (ins.args[1]?.toLowerCase() === 'as' && ins.args[2]) stages.add(ins.args[2].toLowerCase());
+      } else if (ins.name === 'COPY' || ins.name === 'ADD') add(ins.flags['from']?.[0]);
+      else if (ins.name === 'RUN')
+        for (const f of ins.flags['mount'] ?? []) {
+          try {
+            add(parseMountFlag(f)['from']);
+          } catch {
+            /* reported by the builder */
+          }
+        }
+    }
+  } catch {
+    /* the builder reports a bad Dockerfile itself */
+  }
+  return [...hosts];
 }

@@ -9,10 +9,12 @@ import type { Clock } from '../base/clock.js';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import type { Builder, BuildRequest } from '../builder/builder.js';
 import { SessionManager, type Session, type SessionHeaders } from '../buildkit/session.js';
-import { secretIds, withSecrets } from '../buildkit/secrets.js';
+import { registryHosts, secretIds, withSecrets } from '../buildkit/secrets.js';
+import { parseReference } from '../image/reference.js';
+import { registryHostOf } from '../spec/distribution.js';
 import { sessionContext } from '../buildkit/filesync.js';
 import { Trace } from '../buildkit/trace.js';
-import type { ImageRecord } from './images.js';
+import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
 export type { SessionHeaders };
@@ -63,6 +65,10 @@ export class BuildKitVerbs {
     void session?.grpc.closed.then(stop);
     const t = new Trace(this.clock, trace);
     const secrets: Record<string, Buffer> = {};
+    /** registry credentials the session's Auth service lent, by host (dockerode's `authconfig`) */
+    const lent = new Map<string, Credentials>();
+    const credentials = (ref: string): Credentials | null =>
+      req.credentials(ref) ?? lent.get(registryHostOf(parseReference(ref).name) ?? 'registry-1.docker.io') ?? null;
     let tar = body;
     let dockerfile = req.dockerfile || 'Dockerfile';
     if (req.contextFromSession) {
@@ -79,18 +85,23 @@ export class BuildKitVerbs {
     }
     const load = t.vertex('[internal] load build context');
     const context = withSecrets(tar, dockerfile, async (text) => {
-      if (text !== null && session)
+      if (text !== null && session) {
         for (const id of secretIds(text, dockerfile)) {
           const data = await session.secret(id, abort.signal);
           if (data) secrets[id] = data;
         }
+        for (const host of registryHosts(text, dockerfile)) {
+          const c = await session.credentials(host, abort.signal);
+          if (c) lent.set(host, c);
+        }
+      }
       load.done();
     });
     try {
       const { session: _s, contextFromSession: _c, ...rest } = req;
       const img = await this.builder.buildFromTar(
         context,
-        { ...rest, dockerfile, secrets, signal: abort.signal },
+        { ...rest, dockerfile, secrets, credentials, signal: abort.signal },
         t.output(),
       );
       t.finish();

@@ -31,6 +31,7 @@ import Docker from 'dockerode';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { REPO, startDaemon, type Daemon } from './harness.js';
+import { startDistribution } from './registry-harness.js';
 import { decodeStatus, type StatusResponse } from '../../src/buildkit/protos.js';
 
 interface Line {
@@ -299,6 +300,39 @@ describe('BuildKit builds (dockerode version 2)', () => {
       assert.notEqual((await c.exec(['test', '-e', '/extra'])).exitCode, 0);
     } finally {
       await c.stop();
+    }
+  });
+
+  test("registry credentials for the build's pulls come from the session's Auth service (dockerode's authconfig)", async () => {
+    const reg = await startDistribution({ bob: 'pw-bob-Secret1' });
+    try {
+      const auth = { username: 'bob', password: 'pw-bob-Secret1', serveraddress: reg.addr };
+      const ref = `${reg.addr}/priv/bb:1`;
+      await docker.getImage('busybox').tag({ repo: `${reg.addr}/priv/bb`, tag: '1' });
+      const pushed = await docker.getImage(ref).push({ authconfig: auth });
+      let text = '';
+      for await (const c of pushed) text += c.toString();
+      assert.match(text, /digest: sha256:/, text);
+      await docker.getImage(ref).remove(); // untag: the build must pull it
+      const ctx = contextDir({ Dockerfile: `FROM ${ref}\nRUN echo pulled-with-session-auth > /x\n` });
+      dirs.push(ctx);
+      // without credentials the pull is refused
+      const denied = await collect(
+        await docker.buildImage({ context: ctx, src: ['Dockerfile'] }, { version: '2', t: 'bk-auth:0' }),
+      );
+      assert.equal(imageIdOf(denied.lines), undefined);
+      assert.ok(denied.lines.at(-1)?.error, JSON.stringify(denied.lines.at(-1)));
+      // dockerode lends `authconfig` through the session (moby.filesync.v1.Auth/Credentials) only
+      const ok = await collect(
+        await docker.buildImage(
+          { context: ctx, src: ['Dockerfile'] },
+          { version: '2', t: 'bk-auth:1', authconfig: { username: 'bob', password: 'pw-bob-Secret1' } },
+        ),
+      );
+      assert.ok(imageIdOf(ok.lines), JSON.stringify(ok.lines.filter((l) => l.error)));
+      assert.equal(await runOut('bk-auth:1', ['cat', '/x']), 'pulled-with-session-auth\n');
+    } finally {
+      await reg.stop();
     }
   });
 
