@@ -569,6 +569,24 @@ describe('BuildKit builds (dockerode version 2)', () => {
     } finally {
       s.close();
     }
+    // a session whose client speaks no HTTP/2 ends; the daemon goes on
+    const junk = await new Promise<Duplex>((res, rej) => {
+      const req = http.request({
+        socketPath: d.sock,
+        path: '/v1.45/session',
+        method: 'POST',
+        headers: { Connection: 'Upgrade', Upgrade: 'h2c', 'X-Docker-Expose-Session-Uuid': randomUUID() },
+      });
+      req.on('upgrade', (_r, sock) => res(sock));
+      req.on('error', rej);
+      req.end();
+    });
+    const closed = new Promise((r) => junk.once('close', r));
+    junk.on('error', () => undefined);
+    junk.resume(); // read to the daemon's GOAWAY and end
+    junk.write(Buffer.alloc(4096, 0xff));
+    await closed;
+    assert.equal((await d.api('GET', '/_ping')).status, 200);
     // a build naming a session that never opens: a clear error after BuildKit's wait, nothing built
     const ctx = contextDir({ Dockerfile: 'FROM busybox\nRUN true\n' });
     dirs.push(ctx);
