@@ -167,8 +167,14 @@ describe('BuildKit builds (dockerode version 2)', () => {
 
   test('a version 2 build streams BuildKit status, tags the image, and the image runs', async () => {
     const ctx = contextDir({
-      Dockerfile:
-        'FROM busybox\nARG WHO=nobody\nCOPY hello.txt /hello.txt\nRUN echo "run says hi to $WHO"\nCMD ["cat", "/hello.txt"]\n',
+      Dockerfile: [
+        'FROM busybox',
+        'ARG WHO=nobody',
+        'COPY hello.txt /hello.txt',
+        'RUN echo "run says hi to $WHO"',
+        'CMD ["cat", "/hello.txt"]',
+        '',
+      ].join('\n'),
       'hello.txt': 'hello from the context\n',
     });
     dirs.push(ctx);
@@ -303,7 +309,7 @@ describe('BuildKit builds (dockerode version 2)', () => {
     }
   });
 
-  test("registry credentials for the build's pulls come from the session's Auth service (dockerode's authconfig)", async () => {
+  test("the build's registry credentials come from the session's Auth service (dockerode's authconfig)", async () => {
     const reg = await startDistribution({ bob: 'pw-bob-Secret1' });
     try {
       const auth = { username: 'bob', password: 'pw-bob-Secret1', serveraddress: reg.addr };
@@ -444,7 +450,8 @@ describe('BuildKit builds (dockerode version 2)', () => {
         'FROM busybox',
         // the value itself must not appear in the Dockerfile (RUN's text is the image's history)
         'RUN --mount=type=secret,id=token sha256sum /run/secrets/token | cut -c1-64 > /sum && echo secret-ok > /ok',
-        'RUN --mount=type=secret,id=other,target=/etc/other,required=false test ! -s /etc/other && echo none > /no-other',
+        'RUN --mount=type=secret,id=other,target=/etc/other,required=false \\',
+        '  test ! -s /etc/other && echo none > /no-other',
         '',
       ].join('\n'),
     });
@@ -477,7 +484,7 @@ describe('BuildKit builds (dockerode version 2)', () => {
     await assert.rejects(docker.getImage('bk-secret:2').inspect(), /no such image/i);
   });
 
-  test('remote=client-session: the context and the Dockerfile come through the session (FileSync DiffCopy)', async () => {
+  test('remote=client-session: context and Dockerfile come through the session (FileSync DiffCopy)', async () => {
     const ctx = contextDir({ 'run.sh': '#!/bin/sh\necho script-ran\n', 'secret.txt': 'keep me out\n' });
     dirs.push(ctx);
     chmodSync(join(ctx, 'run.sh'), 0o755);
