@@ -27,8 +27,11 @@ export interface Ctx {
   send(status: number, body?: unknown, headers?: Record<string, string>): void;
   /** A streaming response: headers now, chunks later. */
   stream(status: number, contentType: string, headers?: Record<string, string>): IoStream;
-  /** Takes over the connection (101 on upgrade requests, 200 streaming otherwise). */
-  hijack(contentType: string): IoStream;
+  /**
+   * Takes over the connection (101 on upgrade requests, 200 streaming otherwise); `protocol` is
+   * the 101's `Upgrade` (`tcp` for attach and exec, `h2c` for BuildKit's session).
+   */
+  hijack(contentType: string, protocol?: string): IoStream;
   /** Response already started (for error handling). */
   readonly started: boolean;
   signal: AbortSignal;
@@ -219,7 +222,7 @@ export function createApiServer(router: Router): Server {
         if (upgrade) {
           const payload = body === undefined ? '' : JSON.stringify(body);
           upgrade.socket.end(
-            `HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+            `HTTP/1.1 ${status} ${status < 300 ? 'OK' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`,
           );
           return;
         }
@@ -267,12 +270,12 @@ export function createApiServer(router: Router): Server {
           },
         };
       },
-      hijack: (contentType) => {
+      hijack: (contentType, protocol = 'tcp') => {
         started = true;
         if (!upgrade) return ctx.stream(200, contentType);
         if (hijacked) return hijacked;
         upgrade.socket.write(
-          `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\n\r\n`,
+          `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\nApi-Version: ${API_VERSION}\r\n\r\n`,
         );
         const io = socketIo(upgrade.socket);
         hijacked = {

@@ -27,6 +27,7 @@ import { containerFsRoutes } from '../api/routes/container-fs.js';
 import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes } from '../api/routes/build.js';
+import { buildKitRoutes } from '../api/routes/buildkit.js';
 import { Builder } from '../builder/builder.js';
 import { collectAtStart } from '../engine/gc.js';
 import { NetworkManager } from '../network/manager.js';
@@ -239,7 +240,8 @@ async function main(): Promise<void> {
   containerFsRoutes(router, verbs);
   execRoutes(router, verbs);
   imageRoutes(router, verbs.images);
-  buildRoutes(router, verbs.build);
+  buildRoutes(router, verbs.build, verbs.buildkit);
+  buildKitRoutes(router, verbs.buildkit);
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);

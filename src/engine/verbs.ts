@@ -8,6 +8,7 @@
 import type { Clock } from '../base/clock.js';
 import type { Builder } from '../builder/builder.js';
 import { BuildVerbs } from './build.js';
+import { BuildKitVerbs } from './buildkit.js';
 import { CheckpointVerbs } from './checkpoint-verbs.js';
 import { ContainerFiles } from './container-files.js';
 import { ContainerVerbs } from './container-ops.js';
@@ -27,6 +28,7 @@ export class Verbs {
   readonly execs: Execs;
   readonly images: ImageVerbs;
   readonly build: BuildVerbs;
+  readonly buildkit: BuildKitVerbs;
   readonly networks: NetworkVerbs;
   readonly volumes: VolumeVerbs;
   readonly system: SystemVerbs;
@@ -39,6 +41,7 @@ export class Verbs {
     this.execs = new Execs(engine);
     this.images = new ImageVerbs(engine);
     this.build = new BuildVerbs(engine, o.builder);
+    this.buildkit = new BuildKitVerbs(engine, o.builder, o.clock);
     this.networks = new NetworkVerbs(engine);
     this.volumes = new VolumeVerbs(engine);
     this.system = new SystemVerbs(engine);

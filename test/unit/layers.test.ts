@@ -21,6 +21,8 @@ const ORDER = [
   'api',
   'cri',
   'engine',
+  // BuildKit's session transport, Status encoding and secrets: used by the engine's BuildKit verb, uses builder's parser
+  'buildkit',
   'builder',
   'checkpoint',
   'network',

@@ -7,9 +7,11 @@
 import { errorMessage, invalidArgument } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
 import { registryCredentials, type BuildRequest, type BuildVerbs } from '../../engine/build.js';
+import type { BuildKitVerbs } from '../../engine/buildkit.js';
 import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
+import { buildKitBuild } from './buildkit.js';
 
 function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallback: T): T {
   const text = ctx.query.get(k);
@@ -56,8 +58,10 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
   return Object.fromEntries(Object.entries(v).map(([k, d]) => [k, Buffer.from(d ?? '', 'base64')]));
 }
 
-export function buildRoutes(r: Router, builder: BuildVerbs): void {
+export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs): void {
   r.on('POST', '/build', async (ctx) => {
+    // BuildKit (dockerode's version '2', the docker CLI's client-session builds): ./buildkit.ts
+    if (kit && ctx.query.get('version') === '2') return buildKitBuild(ctx, kit);
     if (ctx.query.get('remote'))
       throw invalidArgument('remote build contexts are not supported: send the context as the request body');
     const buildArgs = Object.fromEntries(
