@@ -8,11 +8,11 @@ import type { Duplex } from 'node:stream';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { API_VERSION, VERSION_PREFIX, gates, versionRefusal } from '../spec/api-version.js';
 import { errorResponse } from './errors.js';
 import { drainOf, socketIo, type IoStream } from './stream.js';
 
-export const API_VERSION = '1.45';
-export const MIN_API_VERSION = '1.24';
+export { API_VERSION, MIN_API_VERSION, versionAtLeast } from '../spec/api-version.js';
 const MAX_BODY = 32 * 1024 * 1024;
 
 export interface Ctx {
@@ -70,7 +70,8 @@ export class Router {
 
   match(method: string, path: string): { handler: Handler; params: string[] } | undefined {
     for (const r of this.routes) {
-      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) continue;
+      // as dockerd's router: HEAD only where a HEAD route is declared (/_ping, archive); HEAD /version is 404
+      if (r.method !== method) continue;
       const m = r.re.exec(path);
       if (m) return { handler: r.handler, params: m.slice(1).map(decodeParam) };
     }
@@ -78,27 +79,16 @@ export class Router {
   }
 }
 
-function compareVersions(a: string, b: string): number {
-  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
-  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
-  return a1 - b1 || a2 - b2;
-}
-
-export function versionAtLeast(v: string, min: string): boolean {
-  return compareVersions(v, min) >= 0;
-}
-
-function splitVersion(pathname: string): { version: string; path: string } {
-  const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(pathname);
-  if (!m) return { version: API_VERSION, path: pathname };
-  const v = m[1]!;
-  if (compareVersions(v, API_VERSION) > 0)
-    throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
-  if (compareVersions(v, MIN_API_VERSION) < 0)
-    throw invalidArgument(
-      `client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
-    );
-  return { version: v, path: m[2]! };
+/**
+ * `/v{version}/rest` -> the version and the rest. A prefix of digits and dots is a version, as in
+ * dockerd's router (`/v1.41.0` and `/v01.41` are 1.41); anything else is a path (`/vabc/x` is 404).
+ * Whether the version is served is checked after the route matched: dockerd answers an unknown
+ * path 404 whatever its version (`/v1.99/foo` -> 404 page not found, `/v1.99/_ping` -> 400).
+ */
+function splitVersion(pathname: string): { version: string; path: string; explicit: boolean } {
+  const m = VERSION_PREFIX.exec(pathname);
+  if (!m) return { version: API_VERSION, path: pathname, explicit: false };
+  return { version: m[1]!, path: m[2] ?? '', explicit: true };
 }
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -296,16 +286,27 @@ export function createApiServer(router: Router): Server {
       if (stray) abort.abort(); // the handler may still be waiting on what failed
       const { status, body } = errorResponse(e);
       if (status >= 500) log.error('request failed', { method: req.method, url: req.url, err: body.message });
-      if (!started) ctx.send(status, body);
+      // API < 1.24: Go's http.Error, the message and a newline as text/plain
+      if (!started && !upgrade && gates(ctx.version).plainTextErrors)
+        ctx.send(status, body.message + '\n', { 'X-Content-Type-Options': 'nosniff' });
+      else if (!started) ctx.send(status, body);
       else if (upgrade) upgrade.socket.destroy();
       else res?.destroy();
     };
     scope.fail = (e) => fail(e, true);
     try {
-      const { version, path } = splitVersion(url.pathname);
+      const { version, path, explicit } = splitVersion(url.pathname);
       ctx.version = version;
+      if (req.method === 'OPTIONS') {
+        // dockerd answers every OPTIONS (its CORS preflight route) with an empty 200
+        ctx.send(200);
+        ended = true;
+        return;
+      }
       const m = router.match(req.method ?? 'GET', path);
       if (!m) throw notFound(`page not found`);
+      const refusal = explicit ? versionRefusal(version) : null;
+      if (refusal) throw invalidArgument(refusal);
       ctx.params = m.params;
       if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
       await m.handler(ctx);

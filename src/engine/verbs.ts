@@ -14,6 +14,7 @@ import { ContainerVerbs } from './container-ops.js';
 import { ContainerStdio } from './container-stdio.js';
 import { Execs } from './exec.js';
 import { ImageVerbs } from './images.js';
+import { LegacyVerbs } from './legacy.js';
 import { NetworkVerbs } from './networks.js';
 import { SystemVerbs } from './system.js';
 import { VolumeVerbs } from './volumes.js';
@@ -30,6 +31,8 @@ export class Verbs {
   readonly networks: NetworkVerbs;
   readonly volumes: VolumeVerbs;
   readonly system: SystemVerbs;
+  /** What API versions below 1.24 do differently (start with a HostConfig, copy). */
+  readonly legacy: LegacyVerbs;
 
   constructor(engine: Engine, o: { builder: Builder; clock: Clock }) {
     this.containers = new ContainerVerbs(engine);
@@ -42,5 +45,6 @@ export class Verbs {
     this.networks = new NetworkVerbs(engine);
     this.volumes = new VolumeVerbs(engine);
     this.system = new SystemVerbs(engine);
+    this.legacy = new LegacyVerbs(engine, this.containers, this.files);
   }
 }

@@ -286,3 +286,28 @@ export const execStartCheck: GoType = go.struct('types.ExecStartCheck', {
   Tty: B,
   ConsoleSize: go.ptr(go.array(go.uint, 2, '[2]uint')),
 });
+
+/** POST /auth: types.AuthConfig (its JSON names are lower case: `username`, `serveraddress`). */
+export const authConfig: GoType = go.struct('types.AuthConfig', {
+  username: S,
+  password: S,
+  auth: S,
+  email: S,
+  serveraddress: S,
+  identitytoken: S,
+  registrytoken: S,
+});
+
+/**
+ * POST /containers/{id}/checkpoints: types.CheckpointCreateOptions, with berth's own fields
+ * (TcpEstablished, PreDump, ParentCheckpoint, PageServer) decoded the same way.
+ */
+export const checkpointCreateOptions: GoType = go.struct('types.CheckpointCreateOptions', {
+  CheckpointID: S,
+  CheckpointDir: S,
+  Exit: go.ptr(B),
+  TcpEstablished: B,
+  PreDump: B,
+  ParentCheckpoint: S,
+  PageServer: go.ptr(S),
+});
