@@ -398,6 +398,33 @@ describe('fidelity: system, swarm, plugins, versions', () => {
     await d.docker(['rm', 'copier']);
   });
 
+  test('version gates of create and volume prune', async () => {
+    // dockerd 20.10: /v1.24 create with HostConfig.AutoRemove=true -> inspect AutoRemove false; /v1.25 -> true
+    for (const [v, want] of [
+      ['1.24', 'false'],
+      ['1.25', 'true'],
+    ] as const) {
+      const a = await req(
+        'POST',
+        `/v${v}/containers/create?name=ar${v.replace('.', '')}`,
+        JSON.stringify({ Image: 'busybox', HostConfig: { autoremove: true } }),
+      );
+      assert.equal(a.status, 201, a.text);
+      assert.equal(
+        (await d.docker(['inspect', '-f', '{{.HostConfig.AutoRemove}}', `ar${v.replace('.', '')}`])).stdout.trim(),
+        want,
+      );
+    }
+    await d.docker(['rm', 'ar124', 'ar125']);
+    // dockerd 20.10 (API 1.41): volume prune removes unused named volumes too ({"VolumesDeleted":["named1"]});
+    // from 1.42 only anonymous ones unless all=true
+    await d.docker(['volume', 'create', 'named1']);
+    let a = await req('POST', '/v1.45/volumes/prune');
+    assert.deepEqual((a.json as { VolumesDeleted: string[] }).VolumesDeleted, []);
+    a = await req('POST', '/v1.41/volumes/prune');
+    assert.deepEqual((a.json as { VolumesDeleted: string[] }).VolumesDeleted, ['named1']);
+  });
+
   test('JSON null in query parameters is unset (the Go SDK sends it)', async () => {
     // dockerd: filters=null -> no filter (200)
     for (const p of [

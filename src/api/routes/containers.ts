@@ -6,7 +6,7 @@ import { parseFilters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
 import { isObject } from '../../base/json.js';
 import { responseSink, type IoStream } from '../stream.js';
-import { startBody } from './legacy.js';
+import { createBody, startBody } from './legacy.js';
 import { parseCheckpointCreate } from '../../spec/system-api.js';
 
 function optInt(ctx: Ctx, k: string): number | undefined {
@@ -36,7 +36,7 @@ export function containerRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('POST', '/containers/create', async (ctx) => {
-    const body = await ctx.json();
+    const body = await createBody(ctx); // with the older API versions' rules (routes/legacy.ts)
     const { id, warnings } = await ctrs.create(
       body,
       ctx.query.get('name') ?? undefined,

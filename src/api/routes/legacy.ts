@@ -30,6 +30,27 @@ export async function startBody(ctx: Ctx): Promise<unknown> {
   return ctx.json();
 }
 
+/** The value under `key` matched as Go matches a field (any case), or undefined. */
+function keyOf(o: Record<string, unknown>, key: string): string | undefined {
+  return Object.hasOwn(o, key) ? key : Object.keys(o).find((k) => k.toLowerCase() === key.toLowerCase());
+}
+
+/**
+ * A create body with the older versions' rules applied (dockerd's postContainersCreate): below 1.25
+ * `HostConfig.AutoRemove` is ignored (the client removed the container itself).
+ */
+export async function createBody(ctx: Ctx): Promise<unknown> {
+  const body = await ctx.json();
+  const g = gates(ctx.version);
+  if (!g.ignoreAutoRemove || body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const hk = keyOf(body as Record<string, unknown>, 'HostConfig');
+  const hc = hk === undefined ? undefined : (body as Record<string, unknown>)[hk];
+  if (hc === null || typeof hc !== 'object' || Array.isArray(hc)) return body;
+  const ak = keyOf(hc as Record<string, unknown>, 'AutoRemove');
+  if (ak !== undefined) (hc as Record<string, unknown>)[ak] = false;
+  return body;
+}
+
 export function legacyRoutes(r: Router, v: Verbs): void {
   r.on('POST', '/containers/{id}/copy', async (ctx) => {
     // dockerd 20.10 from API 1.24 on: 404 with an empty body
