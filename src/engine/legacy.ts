@@ -12,6 +12,7 @@ import type { Writable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import { parseCreateBody } from '../spec/engine-api.js';
+import { hostConfigFields } from '../spec/engine-schema.js';
 import { checkResources, logConfigOf, parseSecurityOpts } from './config.js';
 import type { ContainerFiles } from './container-files.js';
 import type { ContainerVerbs } from './container-ops.js';
@@ -19,6 +20,8 @@ import type { Engine } from './engine.js';
 import { planLinks } from './links.js';
 import { makeBindSources, planMounts } from './mounts.js';
 import { planNetworks } from './net.js';
+
+const HOST_CONFIG_KEYS = new Set(Object.keys(hostConfigFields).map((k) => k.toLowerCase()));
 
 export class LegacyVerbs {
   constructor(
@@ -34,7 +37,9 @@ export class LegacyVerbs {
       return this.containers.start(ref, null, null);
     if (body !== null && !isObject(body)) throw invalidArgument('json: cannot unmarshal into a HostConfig');
     const nestedKey = body ? Object.keys(body).find((k) => k.toLowerCase() === 'hostconfig') : undefined;
-    const raw = nestedKey !== undefined && body![nestedKey] !== null ? body![nestedKey] : body;
+    // Go allocates the inline HostConfig only when one of its fields is in the body: `{}` changes nothing
+    const inline = body !== null && Object.keys(body).some((k) => HOST_CONFIG_KEYS.has(k.toLowerCase()));
+    const raw = nestedKey !== undefined && body![nestedKey] !== null ? body![nestedKey] : inline ? body : null;
     if (raw !== null) {
       // decoded and checked as a create's HostConfig (Go's rules: any key case, null = unset)
       const { hostConfig: hc } = parseCreateBody({ HostConfig: raw });

@@ -369,7 +369,21 @@ describe('fidelity: system, swarm, plugins, versions', () => {
     assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}}', 'legacy3'])).stdout.trim(), 'created');
     a = await req('POST', '/v1.41/containers/legacy3/start', '{}');
     assert.equal(a.status, 204);
-    await d.docker(['rm', '-f', 'legacy1', 'legacy2', 'legacy3']);
+    // dockerd: a body with no HostConfig field (Go leaves the inline HostConfig nil) changes nothing
+    a = await req(
+      'POST',
+      '/v1.41/containers/create?name=legacy4',
+      JSON.stringify({ Image: 'busybox', Cmd: ['cat', '/hostt/f'], HostConfig: { Binds: [`${hostDir}:/hostt`] } }),
+    );
+    assert.equal(a.status, 201, a.text);
+    a = await req('POST', '/v1.23/containers/legacy4/start', JSON.stringify({ NotAField: true, Image: 'x' }));
+    assert.equal(a.status, 204, a.text);
+    assert.equal((await d.docker(['wait', 'legacy4'])).stdout.trim(), '0');
+    assert.equal(
+      (await d.docker(['inspect', '-f', '{{.HostConfig.Binds}}', 'legacy4'])).stdout.trim(),
+      `[${hostDir}:/hostt]`,
+    );
+    await d.docker(['rm', '-f', 'legacy1', 'legacy2', 'legacy3', 'legacy4']);
   });
 
   test('API < 1.24: POST /containers/{id}/copy; from 1.24 an empty 404', async () => {

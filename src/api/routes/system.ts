@@ -170,7 +170,7 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
     const untilRaw = ctx.query.get('until');
     const sinceNs = parseEventTime(sinceRaw);
     const untilNs = parseEventTime(untilRaw);
-    if (untilNs !== null && untilNs < (sinceNs ?? 0n))
+    if (untilNs !== null && sinceNs !== null && untilNs < sinceNs)
       throw invalidArgument(`\`since\` time (${sinceRaw ?? ''}) cannot be after \`until\` time (${untilRaw ?? ''})`);
     const io = ctx.stream(200, 'application/json');
     const write = (e: EngineEvent) => {
