@@ -4,6 +4,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
@@ -91,6 +92,20 @@ function splitVersion(pathname: string): { version: string; path: string; explic
   return { version: m[1]!, path: m[2] ?? '', explicit: true };
 }
 
+/**
+ * The request target as a URL. Parsed as a path (`//v1.41/_ping` is the path `//v1.41/_ping`, not
+ * a host named v1.41) or in absolute form; one that does not parse is flagged (a 400), never thrown
+ * here, where nothing would answer the request.
+ */
+function requestUrl(target: string | undefined): { url: URL; bad: boolean } {
+  const t = target ?? '/';
+  try {
+    return { url: new URL(t.startsWith('/') ? `http://berth${t}` : t), bad: false };
+  } catch {
+    return { url: new URL('http://berth/'), bad: true };
+  }
+}
+
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
@@ -157,7 +172,7 @@ export function createApiServer(router: Router): Server {
     scope: RequestScope,
   ) => {
     const t0 = performance.now();
-    const url = new URL(req.url ?? '/', 'http://berth');
+    const { url, bad: badUrl } = requestUrl(req.url);
     const abort = new AbortController();
     let started = false;
     let hijacked: IoStream | null = null;
@@ -295,6 +310,14 @@ export function createApiServer(router: Router): Server {
     };
     scope.fail = (e) => fail(e, true);
     try {
+      if (badUrl) throw invalidArgument(`invalid request URI ${JSON.stringify(req.url)}`);
+      const clean = posix.normalize(url.pathname);
+      if (clean !== url.pathname && !upgrade) {
+        // as dockerd's router (gorilla/mux cleanPath): `//v1.41/_ping` -> 301 to `/v1.41/_ping`, the query kept
+        ctx.send(301, undefined, { Location: clean + url.search });
+        ended = true;
+        return;
+      }
       const { version, path, explicit } = splitVersion(url.pathname);
       ctx.version = version;
       if (req.method === 'OPTIONS') {

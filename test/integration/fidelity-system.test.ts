@@ -288,6 +288,14 @@ describe('fidelity: system, swarm, plugins, versions', () => {
     a = await req('GET', '/v1.11/foo');
     assert.equal(a.status, 404);
     assert.equal(a.text, 'page not found\n');
+    // dockerd: a path with `//` -> 301 to the cleaned path, query kept
+    // (//v1.41/_ping -> Location: /v1.41/_ping; /v1.41/containers//json?all=1 -> /v1.41/containers/json?all=1)
+    a = await req('GET', '//v1.41/_ping');
+    assert.equal(a.status, 301);
+    assert.equal(a.headers['location'], '/v1.41/_ping');
+    a = await req('GET', '/v1.41/containers//json?all=1');
+    assert.equal(a.status, 301);
+    assert.equal(a.headers['location'], '/v1.41/containers/json?all=1');
     // the docker CLI pinned to an old API still works
     const old = await d.docker(['version', '--format', '{{.Server.MinAPIVersion}}'], {
       env: { ...d.env, DOCKER_API_VERSION: '1.24' },
