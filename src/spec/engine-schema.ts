@@ -202,10 +202,15 @@ const endpointSettings = go.struct('network.EndpointSettings', {
 });
 export const endpointSettingsType: GoType = go.ptr(endpointSettings);
 
-/** POST /containers/create: container.CreateRequest (Config embedded, HostConfig, NetworkingConfig). */
+/**
+ * POST /containers/create: what dockerd's decoder reads it into, runconfig's ContainerConfigWrapper:
+ * container.Config embedded, `HostConfig` and `NetworkingConfig`, and (deprecated, still read) the
+ * HostConfig's fields inline at the top level (no name is in both Config and HostConfig). Errors name it
+ * `CreateRequest`, as API 1.45 (dockerd 20.10 says `ContainerConfigWrapper`).
+ */
 export const createRequest: GoType = go.struct(
   'container.CreateRequest',
-  embed(configFields, {
+  embed(configFields, hostConfigFields, {
     HostConfig: go.ptr(go.struct('container.HostConfig', hostConfigFields)),
     NetworkingConfig: go.ptr(
       go.struct('network.NetworkingConfig', {

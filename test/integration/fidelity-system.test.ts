@@ -493,6 +493,32 @@ describe('fidelity: system, swarm, plugins, versions', () => {
     assert.notEqual(msg(c), 'CheckpointID is required', c.text);
     assert.ok(c.status >= 400);
     await d.docker(['rm', 'ckpt']);
+    // create: dockerd's ContainerConfigWrapper reads HostConfig fields at the top level too
+    // ({"Image":"busybox","Binds":["/tmp:/x"],"Memory":10000000} -> inspect "[/tmp:/x] 10000000"; `binds` as well),
+    // and a nested HostConfig wins over them ({"Dns":[...],"HostConfig":{"Binds":[...]}} -> Dns unset)
+    let cr = await req(
+      'POST',
+      '/v1.41/containers/create?name=inline1',
+      JSON.stringify({ Image: 'busybox', binds: [`${tmp}:/x`], Memory: 10000000 }),
+    );
+    assert.equal(cr.status, 201, cr.text);
+    assert.equal(
+      (await d.docker(['inspect', '-f', '{{.HostConfig.Binds}} {{.HostConfig.Memory}}', 'inline1'])).stdout.trim(),
+      `[${tmp}:/x] 10000000`,
+    );
+    cr = await req(
+      'POST',
+      '/v1.41/containers/create?name=inline2',
+      JSON.stringify({ Image: 'busybox', Dns: ['1.1.1.1'], Memory: 10000000, HostConfig: { Binds: [`${tmp}:/x`] } }),
+    );
+    assert.equal(cr.status, 201, cr.text);
+    assert.match(
+      (
+        await d.docker(['inspect', '-f', '{{.HostConfig.Binds}} {{.HostConfig.Dns}} {{.HostConfig.Memory}}', 'inline2'])
+      ).stdout.trim(),
+      new RegExp(`^\\[${tmp}:/x\\] (\\[\\]|<no value>) 10000000$`),
+    );
+    await d.docker(['rm', 'inline1', 'inline2']);
   });
 
   test('GET /events: since replays then streams; until ends it; dockerd formats and errors', async () => {
