@@ -4,15 +4,16 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, notFound } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { API_VERSION, VERSION_PREFIX, gates, versionRefusal } from '../spec/api-version.js';
 import { errorResponse } from './errors.js';
 import { drainOf, socketIo, type IoStream } from './stream.js';
 
-export const API_VERSION = '1.45';
-export const MIN_API_VERSION = '1.24';
+export { API_VERSION, MIN_API_VERSION, versionAtLeast } from '../spec/api-version.js';
 const MAX_BODY = 32 * 1024 * 1024;
 
 export interface Ctx {
@@ -73,7 +74,8 @@ export class Router {
 
   match(method: string, path: string): { handler: Handler; params: string[] } | undefined {
     for (const r of this.routes) {
-      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) continue;
+      // as dockerd's router: HEAD only where a HEAD route is declared (/_ping, archive); HEAD /version is 404
+      if (r.method !== method) continue;
       const m = r.re.exec(path);
       if (m) return { handler: r.handler, params: m.slice(1).map(decodeParam) };
     }
@@ -81,27 +83,30 @@ export class Router {
   }
 }
 
-function compareVersions(a: string, b: string): number {
-  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
-  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
-  return a1 - b1 || a2 - b2;
+/**
+ * `/v{version}/rest` -> the version and the rest. A prefix of digits and dots is a version, as in
+ * dockerd's router (`/v1.41.0` and `/v01.41` are 1.41); anything else is a path (`/vabc/x` is 404).
+ * Whether the version is served is checked after the route matched: dockerd answers an unknown
+ * path 404 whatever its version (`/v1.99/foo` -> 404 page not found, `/v1.99/_ping` -> 400).
+ */
+function splitVersion(pathname: string): { version: string; path: string; explicit: boolean } {
+  const m = VERSION_PREFIX.exec(pathname);
+  if (!m) return { version: API_VERSION, path: pathname, explicit: false };
+  return { version: m[1]!, path: m[2] ?? '', explicit: true };
 }
 
-export function versionAtLeast(v: string, min: string): boolean {
-  return compareVersions(v, min) >= 0;
-}
-
-function splitVersion(pathname: string): { version: string; path: string } {
-  const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(pathname);
-  if (!m) return { version: API_VERSION, path: pathname };
-  const v = m[1]!;
-  if (compareVersions(v, API_VERSION) > 0)
-    throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
-  if (compareVersions(v, MIN_API_VERSION) < 0)
-    throw invalidArgument(
-      `client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
-    );
-  return { version: v, path: m[2]! };
+/**
+ * The request target as a URL. Parsed as a path (`//v1.41/_ping` is the path `//v1.41/_ping`, not
+ * a host named v1.41) or in absolute form; one that does not parse is flagged (a 400), never thrown
+ * here, where nothing would answer the request.
+ */
+function requestUrl(target: string | undefined): { url: URL; bad: boolean } {
+  const t = target ?? '/';
+  try {
+    return { url: new URL(t.startsWith('/') ? `http://berth${t}` : t), bad: false };
+  } catch {
+    return { url: new URL('http://berth/'), bad: true };
+  }
 }
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -170,7 +175,7 @@ export function createApiServer(router: Router): Server {
     scope: RequestScope,
   ) => {
     const t0 = performance.now();
-    const url = new URL(req.url ?? '/', 'http://berth');
+    const { url, bad: badUrl } = requestUrl(req.url);
     const abort = new AbortController();
     let started = false;
     let hijacked: IoStream | null = null;
@@ -299,16 +304,35 @@ export function createApiServer(router: Router): Server {
       if (stray) abort.abort(); // the handler may still be waiting on what failed
       const { status, body } = errorResponse(e);
       if (status >= 500) log.error('request failed', { method: req.method, url: req.url, err: body.message });
-      if (!started) ctx.send(status, body);
+      // API < 1.24: Go's http.Error, the message and a newline as text/plain
+      if (!started && !upgrade && gates(ctx.version).plainTextErrors)
+        ctx.send(status, body.message + '\n', { 'X-Content-Type-Options': 'nosniff' });
+      else if (!started) ctx.send(status, body);
       else if (upgrade) upgrade.socket.destroy();
       else res?.destroy();
     };
     scope.fail = (e) => fail(e, true);
     try {
-      const { version, path } = splitVersion(url.pathname);
+      if (badUrl) throw invalidArgument(`invalid request URI ${JSON.stringify(req.url)}`);
+      const clean = posix.normalize(url.pathname);
+      if (clean !== url.pathname && !upgrade) {
+        // as dockerd's router (gorilla/mux cleanPath): `//v1.41/_ping` -> 301 to `/v1.41/_ping`, the query kept
+        ctx.send(301, undefined, { Location: clean + url.search });
+        ended = true;
+        return;
+      }
+      const { version, path, explicit } = splitVersion(url.pathname);
       ctx.version = version;
+      if (req.method === 'OPTIONS') {
+        // dockerd answers every OPTIONS (its CORS preflight route) with an empty 200
+        ctx.send(200);
+        ended = true;
+        return;
+      }
       const m = router.match(req.method ?? 'GET', path);
       if (!m) throw notFound(`page not found`);
+      const refusal = explicit ? versionRefusal(version) : null;
+      if (refusal) throw invalidArgument(refusal);
       ctx.params = m.params;
       if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
       await m.handler(ctx);

@@ -21,6 +21,7 @@ import { reconcile } from '../engine/reconcile.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
 import { systemRoutes } from '../api/routes/system.js';
+import { legacyRoutes } from '../api/routes/legacy.js';
 import { containerRoutes } from '../api/routes/containers.js';
 import { containerIoRoutes } from '../api/routes/container-io.js';
 import { containerFsRoutes } from '../api/routes/container-fs.js';
@@ -238,6 +239,7 @@ async function main(): Promise<void> {
   containerRoutes(router, verbs);
   containerIoRoutes(router, verbs);
   containerFsRoutes(router, verbs);
+  legacyRoutes(router, verbs);
   execRoutes(router, verbs);
   imageRoutes(router, verbs.images);
   buildRoutes(router, verbs.build, verbs.buildkit);

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../base/clock.js';
+import { invalidArgument } from '../base/errors.js';
 
 /**
  * The daemon's event stream (GET /events). Keeps the last `capacity` events in memory for
@@ -18,6 +19,27 @@ export interface EngineEvent {
 }
 
 type Listener = (e: EngineEvent) => void;
+
+/**
+ * A `since`/`until` of GET /events as dockerd reads it (timetypes.ParseTimestamps): Unix seconds,
+ * optionally `.` and a fraction (`1700000000.5` is half a second in), signed; the docker CLI turns
+ * RFC 3339 times and durations (`10m`) into that form before it sends them, and dockerd's API
+ * takes nothing else (`since=10m` -> `strconv.ParseInt: parsing "10m": invalid syntax`).
+ * Returns epoch nanoseconds, or null for unset (absent, empty, or exactly 0 as dockerd's zero time).
+ */
+export function parseEventTime(v: string | null): bigint | null {
+  if (v === null || v === '') return null;
+  const dot = v.indexOf('.');
+  const sec = dot < 0 ? v : v.slice(0, dot);
+  const frac = dot < 0 ? '' : v.slice(dot + 1);
+  const bad = (part: string) => invalidArgument(`strconv.ParseInt: parsing ${JSON.stringify(part)}: invalid syntax`);
+  if (!/^[+-]?\d{1,18}$/.test(sec)) throw bad(sec);
+  if (dot >= 0 && !/^\d{1,9}$/.test(frac)) throw bad(frac);
+  const s = BigInt(sec);
+  const ns = BigInt((frac + '000000000').slice(0, 9));
+  const t = s * 1_000_000_000n + ns; // as Go's time.Unix(sec, nsec): the fraction adds, whatever the sign
+  return s === 0n && ns === 0n ? null : t;
+}
 
 export class EventBus {
   private readonly ring: EngineEvent[] = [];

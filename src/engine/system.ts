@@ -9,8 +9,10 @@ import type { EngineEvent } from './events.js';
 import type { ContainerRecord } from './record.js';
 import type { Credentials } from './images.js';
 import type { Engine } from './engine.js';
+import { PluginVerbs, SwarmVerbs } from './swarm.js';
 
 export type { EngineEvent, HostInfo };
+export { parseEventTime } from './events.js';
 
 /** What `info` reports beyond the host's facts: each container's status, the images, the event listeners. */
 export interface SystemInfo {
@@ -24,6 +26,11 @@ export interface SystemInfo {
 }
 
 export class SystemVerbs {
+  /** Swarm endpoints: answered as a dockerd outside a swarm (./swarm.ts). */
+  readonly swarm = new SwarmVerbs();
+  /** Managed plugins: none installed, none installable (./swarm.ts). */
+  readonly plugins = new PluginVerbs();
+
   constructor(private readonly e: Engine) {}
 
   /** The host's facts (`version`): runtimes, conmon, cgroups, checkpoint support. */
@@ -47,9 +54,17 @@ export class SystemVerbs {
     return checkLogin(server, creds, this.e.registries);
   }
 
-  /** Kept events with timeNano in [sinceNs, untilNs] (`--since`). */
-  eventHistory(sinceNs: number, untilNs: number): EngineEvent[] {
-    return this.e.events.history(sinceNs, untilNs);
+  /** Kept events with timeNano in [sinceNs, untilNs] (`--since`, `--until`); null bounds are open. */
+  eventHistory(sinceNs: bigint | null, untilNs: bigint | null): EngineEvent[] {
+    return this.e.events.history(
+      sinceNs === null ? -Infinity : Number(sinceNs),
+      untilNs === null ? Infinity : Number(untilNs),
+    );
+  }
+
+  /** The engine's clock, in epoch nanoseconds (whether an `until` is past). */
+  nowNs(): bigint {
+    return BigInt(this.e.clock.now()) * 1_000_000n;
   }
 
   /** Live events; the result unsubscribes. */

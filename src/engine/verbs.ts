@@ -15,6 +15,7 @@ import { ContainerVerbs } from './container-ops.js';
 import { ContainerStdio } from './container-stdio.js';
 import { Execs } from './exec.js';
 import { ImageVerbs } from './images.js';
+import { LegacyVerbs } from './legacy.js';
 import { NetworkVerbs } from './networks.js';
 import { SystemVerbs } from './system.js';
 import { VolumeVerbs } from './volumes.js';
@@ -32,6 +33,8 @@ export class Verbs {
   readonly networks: NetworkVerbs;
   readonly volumes: VolumeVerbs;
   readonly system: SystemVerbs;
+  /** What API versions below 1.24 do differently (start with a HostConfig, copy). */
+  readonly legacy: LegacyVerbs;
 
   constructor(engine: Engine, o: { builder: Builder; clock: Clock }) {
     this.containers = new ContainerVerbs(engine);
@@ -45,5 +48,6 @@ export class Verbs {
     this.networks = new NetworkVerbs(engine);
     this.volumes = new VolumeVerbs(engine);
     this.system = new SystemVerbs(engine);
+    this.legacy = new LegacyVerbs(engine, this.containers, this.files);
   }
 }

@@ -426,10 +426,26 @@ export function parseEndpointSettings(v: unknown, what: string): EndpointSetting
   return validateEndpoint(decodeGo(schema.endpointSettingsType, v) as EndpointSettings, what);
 }
 
+/**
+ * dockerd's ContainerConfigWrapper.getHostConfig: the nested `HostConfig` when there is one (with
+ * Memory, MemorySwap, CpuShares, CpusetCpus and VolumeDriver taken from the top level where it
+ * leaves them unset), else the HostConfig fields given at the top level (`{"Image": ..., "Binds": [...]}`).
+ */
+function hostConfigOfWrapper(nested: Obj | undefined, top: Obj): Obj | undefined {
+  const inline = Object.fromEntries(Object.entries(top).filter(([k]) => Object.hasOwn(schema.hostConfigFields, k)));
+  if (!nested) return Object.keys(inline).length ? inline : undefined;
+  const merged: Obj = { ...nested };
+  for (const k of ['Memory', 'MemorySwap', 'CpuShares', 'CpusetCpus', 'VolumeDriver'])
+    if (inline[k] && !merged[k]) merged[k] = inline[k];
+  return merged;
+}
+
 /** POST /containers/create body: Config fields at top level plus HostConfig and NetworkingConfig. */
 export function parseCreateBody(v: unknown): CreateBody {
   const o = decodeGo(schema.createRequest, v ?? {}) as Obj;
-  const { HostConfig: hc, NetworkingConfig: nc, ...config } = o;
+  const { HostConfig: nested, NetworkingConfig: nc, ...rest } = o;
+  const hc = hostConfigOfWrapper(nested as Obj | undefined, rest);
+  const config = Object.fromEntries(Object.entries(rest).filter(([k]) => Object.hasOwn(schema.configFields, k)));
   const endpoints: Record<string, EndpointSettings> = {};
   const eps = (nc as { EndpointsConfig?: Record<string, EndpointSettings> } | undefined)?.EndpointsConfig ?? {};
   for (const [k, e] of Object.entries(eps)) endpoints[k] = validateEndpoint(e, `NetworkingConfig.EndpointsConfig.${k}`);

@@ -202,10 +202,15 @@ const endpointSettings = go.struct('network.EndpointSettings', {
 });
 export const endpointSettingsType: GoType = go.ptr(endpointSettings);
 
-/** POST /containers/create: container.CreateRequest (Config embedded, HostConfig, NetworkingConfig). */
+/**
+ * POST /containers/create: what dockerd's decoder reads it into, runconfig's ContainerConfigWrapper:
+ * container.Config embedded, `HostConfig` and `NetworkingConfig`, and (deprecated, still read) the
+ * HostConfig's fields inline at the top level (no name is in both Config and HostConfig). Errors name it
+ * `CreateRequest`, as API 1.45 (dockerd 20.10 says `ContainerConfigWrapper`).
+ */
 export const createRequest: GoType = go.struct(
   'container.CreateRequest',
-  embed(configFields, {
+  embed(configFields, hostConfigFields, {
     HostConfig: go.ptr(go.struct('container.HostConfig', hostConfigFields)),
     NetworkingConfig: go.ptr(
       go.struct('network.NetworkingConfig', {
@@ -285,4 +290,29 @@ export const execStartCheck: GoType = go.struct('types.ExecStartCheck', {
   Detach: B,
   Tty: B,
   ConsoleSize: go.ptr(go.array(go.uint, 2, '[2]uint')),
+});
+
+/** POST /auth: types.AuthConfig (its JSON names are lower case: `username`, `serveraddress`). */
+export const authConfig: GoType = go.struct('types.AuthConfig', {
+  username: S,
+  password: S,
+  auth: S,
+  email: S,
+  serveraddress: S,
+  identitytoken: S,
+  registrytoken: S,
+});
+
+/**
+ * POST /containers/{id}/checkpoints: types.CheckpointCreateOptions, with berth's own fields
+ * (TcpEstablished, PreDump, ParentCheckpoint, PageServer) decoded the same way.
+ */
+export const checkpointCreateOptions: GoType = go.struct('types.CheckpointCreateOptions', {
+  CheckpointID: S,
+  CheckpointDir: S,
+  Exit: go.ptr(B),
+  TcpEstablished: B,
+  PreDump: B,
+  ParentCheckpoint: S,
+  PageServer: go.ptr(S),
 });

@@ -22,6 +22,7 @@ function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallba
   } catch {
     throw invalidArgument(`invalid ${k} parameter: not JSON`);
   }
+  if (v === null) return fallback; // the Go SDK sends `buildargs=null`, `labels=null`, `cachefrom=null` for unset
   if (!check(v)) throw invalidArgument(`invalid ${k} parameter`);
   return v;
 }

@@ -6,6 +6,8 @@ import { parseFilters } from '../filters.js';
 import { inspectView, listView } from './container-view.js';
 import { isObject } from '../../base/json.js';
 import { responseSink, type IoStream } from '../stream.js';
+import { createBody, startBody } from './legacy.js';
+import { parseCheckpointCreate } from '../../spec/system-api.js';
 
 function optInt(ctx: Ctx, k: string): number | undefined {
   const v = ctx.query.get(k);
@@ -34,7 +36,7 @@ export function containerRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('POST', '/containers/create', async (ctx) => {
-    const body = await ctx.json();
+    const body = await createBody(ctx); // with the older API versions' rules (routes/legacy.ts)
     const { id, warnings } = await ctrs.create(
       body,
       ctx.query.get('name') ?? undefined,
@@ -49,12 +51,16 @@ export function containerRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('POST', '/containers/{id}/start', async (ctx) => {
-    const started = await ctrs.start(ctx.params[0]!, ctx.query.get('checkpoint'), ctx.query.get('checkpoint-dir'));
+    const body = await startBody(ctx); // a HostConfig before API 1.24, refused after (routes/legacy.ts)
+    const started =
+      body === undefined || body === null
+        ? await ctrs.start(ctx.params[0]!, ctx.query.get('checkpoint'), ctx.query.get('checkpoint-dir'))
+        : await v.legacy.startWithHostConfig(ctx.params[0]!, body);
     ctx.send(started ? 204 : 304);
   });
 
   r.on('POST', '/containers/{id}/checkpoints', async (ctx) => {
-    const body = (await ctx.json()) ?? {};
+    const body = parseCheckpointCreate(await ctx.json()) as Record<string, unknown>; // any key case, as dockerd
     if (!isObject(body) || typeof body['CheckpointID'] !== 'string' || !body['CheckpointID'])
       throw invalidArgument('CheckpointID is required');
     const res = await cps.create(ctx.params[0]!, {

@@ -2,11 +2,11 @@
 import { release, hostname, arch } from 'node:os';
 import type { Router } from '../http.js';
 import { API_VERSION, MIN_API_VERSION } from '../http.js';
-import type { EngineEvent, SystemVerbs } from '../../engine/system.js';
-import { parseUnixTime } from '../../engine/logs.js';
+import { parseEventTime, type EngineEvent, type SystemVerbs } from '../../engine/system.js';
 import { parseFilters, type Filters } from '../filters.js';
 import { invalidArgument } from '../../base/errors.js';
-import { isObject } from '../../base/json.js';
+import { parseAuthConfig } from '../../spec/system-api.js';
+import { pluginRoutes, swarmRoutes } from './swarm.js';
 
 export const BERTH_VERSION = '0.1.0';
 
@@ -22,17 +22,13 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
     });
   r.on('GET', '/_ping', ping);
   r.on('HEAD', '/_ping', ping);
+  swarmRoutes(r, sys);
+  pluginRoutes(r, sys);
 
   // docker login: the daemon checks the credentials against the registry; nothing is stored here
   r.on('POST', '/auth', async (ctx) => {
-    const body = await ctx.json();
-    if (!isObject(body) || typeof body['username'] !== 'string' || typeof body['password'] !== 'string')
-      throw invalidArgument('username and password are required');
-    const server =
-      typeof body['serveraddress'] === 'string' && body['serveraddress']
-        ? body['serveraddress']
-        : 'https://index.docker.io/v1/';
-    await sys.login(server, { username: body['username'], password: body['password'] });
+    const a = parseAuthConfig(await ctx.json()); // keys in any case, as dockerd's decoder
+    await sys.login(a.serveraddress, { username: a.username, password: a.password });
     ctx.send(200, { Status: 'Login Succeeded', IdentityToken: '' });
   });
 
@@ -163,38 +159,52 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
     });
   });
 
+  /**
+   * dockerd's getEvents: `since` and/or `until` replay the kept events in [since, until] (either
+   * bound alone too), then the stream goes on live until `until`; an `until` already past ends it
+   * after the replay. `since` after `until` is a 400 in dockerd's words.
+   */
   r.on('GET', '/events', (ctx) => {
     const filters = parseFilters(ctx.query.get('filters'));
-    const since = ctx.query.get('since');
-    const until = ctx.query.get('until');
-    const sinceNs = Number(parseUnixTime(since));
-    const untilNs = until ? Number(parseUnixTime(until)) : 0;
+    const sinceRaw = ctx.query.get('since');
+    const untilRaw = ctx.query.get('until');
+    const sinceNs = parseEventTime(sinceRaw);
+    const untilNs = parseEventTime(untilRaw);
+    if (untilNs !== null && sinceNs !== null && untilNs < sinceNs)
+      throw invalidArgument(`\`since\` time (${sinceRaw ?? ''}) cannot be after \`until\` time (${untilRaw ?? ''})`);
     const io = ctx.stream(200, 'application/json');
     const write = (e: EngineEvent) => {
       if (eventMatches(e, filters)) io.write(Buffer.from(JSON.stringify(e) + '\n'));
     };
-    if (since) for (const e of sys.eventHistory(sinceNs, untilNs || Number.MAX_SAFE_INTEGER)) write(e);
-    if (untilNs && untilNs <= Date.now() * 1e6) {
-      io.end();
-      return;
-    }
-    const unsubscribe = sys.subscribe((e) => {
-      if (untilNs && e.timeNano > untilNs) {
-        unsubscribe();
-        io.end();
-        return;
-      }
-      write(e);
-    });
-    if (untilNs)
-      setTimeout(
-        () => {
-          unsubscribe();
-          io.end();
-        },
-        Math.max(0, untilNs / 1e6 - Date.now()),
-      ).unref();
+    // subscribed before the replay is read, so that no event falls between the two
+    const pending: EngineEvent[] = [];
+    let live: ((e: EngineEvent) => void) | null = null;
+    const unsubscribe = sys.subscribe((e) => (live ? live(e) : pending.push(e)));
     io.onClose(unsubscribe);
+    const replayed = new Set<EngineEvent>();
+    if (sinceNs !== null || untilNs !== null)
+      for (const e of sys.eventHistory(sinceNs, untilNs)) {
+        replayed.add(e);
+        write(e);
+      }
+    const end = () => {
+      unsubscribe();
+      io.end();
+    };
+    if (untilNs !== null && untilNs <= sys.nowNs()) return end();
+    live = (e) => {
+      if (untilNs !== null && BigInt(e.timeNano) > untilNs) return end();
+      write(e);
+    };
+    for (const e of pending) if (!replayed.has(e)) live(e);
+    // a timer longer than 2^31-1 ms fires at once in Node: a far `until` is waited for in steps
+    const wait = () => {
+      if (io.closed) return;
+      const ms = Number((untilNs! - sys.nowNs()) / 1_000_000n) + 1;
+      if (ms <= 0) return end();
+      setTimeout(wait, Math.min(ms, 2 ** 31 - 1)).unref();
+    };
+    if (untilNs !== null) wait();
   });
 
   r.on('GET', '/system/df', async (ctx) => {

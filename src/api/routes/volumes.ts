@@ -2,6 +2,7 @@
 import type { VolumeRecord, VolumeVerbs } from '../../engine/volumes.js';
 import { flag, type Router } from '../http.js';
 import { parseFilters } from '../filters.js';
+import { gates } from '../../spec/api-version.js';
 
 const view = (v: VolumeRecord) => ({
   Name: v.Name,
@@ -28,7 +29,9 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   });
 
   r.on('POST', '/volumes/prune', async (ctx) => {
-    const { deleted, space } = await vols.prune(parseFilters(ctx.query.get('filters')));
+    const f = parseFilters(ctx.query.get('filters'));
+    if (!gates(ctx.version).volumePruneAnonymousOnly) f['all'] = ['true']; // before 1.42: every unused volume
+    const { deleted, space } = await vols.prune(f);
     ctx.send(200, { VolumesDeleted: deleted, SpaceReclaimed: space });
   });
 }
