@@ -8,7 +8,7 @@ import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from 
 import type { Endpoint, NetworkRecord } from './container-facts.js';
 import type { Filters } from './filters.js';
 import { labelsMatch } from './filters.js';
-import { attachableOf, writeNetFiles } from './net.js';
+import { attachableOf, checkRequest, requestOf, writeNetFiles } from './net.js';
 import type { Engine } from './engine.js';
 
 export type { Endpoint, NetworkRecord };
@@ -37,8 +37,9 @@ export class NetworkVerbs {
     one('name', (n, v) => n.Name.includes(v));
     one('id', (n, v) => n.Id.startsWith(v));
     one('driver', (n, v) => n.Driver === v);
-    one('type', (n, v) => (v === 'builtin') === n.isDefault);
-    one('dangling', (n, v) => (v === 'true' || v === '1') === (!n.isDefault && this.users(n.Id) === 0));
+    const builtin = (n: NetworkRecord) => n.isDefault || !!n.predefined;
+    one('type', (n, v) => (v === 'builtin') === builtin(n));
+    one('dangling', (n, v) => (v === 'true' || v === '1') === (!builtin(n) && this.users(n.Id) === 0));
     if (f['label']?.length) list = list.filter((n) => labelsMatch(f['label'], n.Labels));
     return list;
   }
@@ -73,19 +74,21 @@ export class NetworkVerbs {
     const req0 = parseNetworkConnect(await body());
     const rec = this.e.get(req0.Container);
     const mode = rec.hostConfig.NetworkMode ?? '';
+    // dockerd's words (daemon/container_operations.go)
+    if (n.predefined && n.Driver === 'host')
+      throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+    if (n.predefined)
+      throw invalidArgument(
+        'container cannot be connected to multiple networks with one of the networks in private (none) mode',
+      );
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:'))
       throw invalidArgument(
         `container sharing network namespace with another container or host cannot be connected to any other network`,
       );
     if (rec.networks?.some(([id]) => id === n.Id))
       throw conflict(`endpoint with name ${rec.name} already exists in network ${n.Name}`);
-    const s = req0.EndpointConfig;
-    const req = {
-      aliases: [...(s.Aliases ?? [])],
-      ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}),
-    };
-    if (n.isDefault && (req.aliases.length || req.ipv4))
-      throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
+    const req = requestOf(req0.EndpointConfig);
+    checkRequest(n, req);
     if (rec.state.status === 'running' && rec.state.pid) {
       const named = this.e.namedNetns(rec);
       await this.e.networks.connectRunning(n, attachableOf(rec), req, named ? { name: named } : { pid: rec.state.pid });
@@ -104,6 +107,8 @@ export class NetworkVerbs {
     const n = this.e.networks.get(ref);
     const req = parseNetworkDisconnect(await body());
     const rec = this.e.get(req.Container);
+    if (n.predefined && n.Driver === 'host')
+      throw invalidArgument('container cannot be disconnected from host network or connected to host network');
     if (!rec.networks?.some(([id]) => id === n.Id))
       throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
     await this.e.networks.detach(rec.id, n.Id);
@@ -117,7 +122,8 @@ export class NetworkVerbs {
   async prune(f: Filters): Promise<string[]> {
     const deleted: string[] = [];
     for (const n of this.e.networks.list()) {
-      if (n.isDefault || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length) continue;
+      if (n.isDefault || n.predefined || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length)
+        continue;
       if (f['label']?.length && !labelsMatch(f['label'], n.Labels)) continue;
       await this.e.networks.remove(n.Id);
       this.e.events.emit('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });

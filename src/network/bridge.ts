@@ -117,6 +117,7 @@ export class BridgeDriver implements NetworkDriver {
   private async up(n: NetworkSpec, bridge: string, make: boolean): Promise<void> {
     if (make) await this.host.ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
     await this.host.ipQuiet([`addr add ${n.gateway} dev ${bridge}`]);
+    if (n.gateway6) await this.host.ipQuiet([`addr add ${n.gateway6} dev ${bridge} nodad`]);
     await this.host.ipBatch([`link set ${bridge} up`]);
     this.host.allowLocalnet(bridge);
     if (!n.isDefault) await this.names.serve(n.id, n.name, n.gateway.replace(/\/\d+$/, ''));
@@ -148,7 +149,10 @@ export class BridgeDriver implements NetworkDriver {
     await this.host.ipBatch(
       [
         `link add ${sandbox.ifname} type veth peer name ${ep.hostIfname} netns ${process.pid}`,
-        ...interfaceLines(sandbox.ifname, ep.address, ep.mac, sandbox.route),
+        ...interfaceLines(sandbox.ifname, ep.address, ep.mac, sandbox.route, {
+          ...(ep.address6 ? { address6: ep.address6, route6: sandbox.route6 ?? null } : {}),
+          extra: ep.extraAddresses ?? [],
+        }),
       ],
       nsArgOf(sandbox.key),
     );

@@ -225,10 +225,13 @@ test('init: the default network made, bridges up again, dead endpoints released,
     assert.ok(host.devices.has('eth9'), "a link that is not berth's stays");
     assert.equal(host.calls.at(-1), `nft ${TABLE}`);
     assert.deepEqual(
-      m2.list().map((x) => [x.Name, x.isDefault]),
+      m2.list().map((x) => [x.Name, x.isDefault, x.Driver, !!x.predefined]),
       [
-        ['bridge', true],
-        ['n1', false],
+        ['bridge', true, 'bridge', false],
+        // dockerd's other pre-defined networks, made once (no device: drivers `host` and `null`)
+        ['host', false, 'host', true],
+        ['n1', false, 'bridge', false],
+        ['none', false, 'null', true],
       ],
     );
     m2.close();

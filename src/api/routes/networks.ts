@@ -11,7 +11,7 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
       EndpointID: e.endpointId,
       MacAddress: e.mac,
       IPv4Address: `${e.ip}/${e.prefix}`,
-      IPv6Address: '',
+      IPv6Address: e.ip6 ? `${e.ip6}/${e.prefix6 ?? 64}` : '',
     };
   }
   return {
@@ -21,7 +21,12 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
     Scope: n.Scope,
     Driver: n.Driver,
     EnableIPv6: n.EnableIPv6,
-    IPAM: n.IPAM,
+    // dockerd: IPAM Options null when none were given; Config entries as given (AuxiliaryAddresses kept)
+    IPAM: {
+      Driver: n.IPAM.Driver,
+      Options: n.IPAM.Options && Object.keys(n.IPAM.Options).length ? n.IPAM.Options : null,
+      Config: n.IPAM.Config,
+    },
     Internal: n.Internal,
     Attachable: n.Attachable,
     Ingress: false,
