@@ -204,7 +204,11 @@ export class NetworkManager {
         throw invalidArgument(`invalid auxiliary address ${k}=${a}: not in subnet ${pool.Subnet}`);
     }
     if (aux4) pool.AuxiliaryAddresses = aux4;
-    const pool6 = v6[0] ? planPool6({ ...v6[0], Subnet: v6[0].Subnet! }, subnets(true)) : undefined;
+    if (v4[0]?.Subnet && !v4[0].Gateway) pool.gatewayChosen = true;
+    const pool6: NetworkRecord['IPAM']['Config'][number] | undefined = v6[0]
+      ? planPool6({ ...v6[0], Subnet: v6[0].Subnet! }, subnets(true))
+      : undefined;
+    if (pool6 && !v6[0]!.Gateway) pool6.gatewayChosen = true;
     const rec: NetworkRecord = {
       Id: randomBytes(32).toString('hex'),
       Name: o.Name,

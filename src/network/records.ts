@@ -27,6 +27,8 @@ export interface IpamConfig {
   IPRange?: string;
   /** addresses the IPAM must not hand out (dockerd's `--aux-address`) */
   AuxiliaryAddresses?: Record<string, string>;
+  /** the subnet was asked for and the gateway not (dockerd then shows no Gateway) */
+  gatewayChosen?: boolean;
 }
 
 export interface NetworkRecord {

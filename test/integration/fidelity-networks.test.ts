@@ -201,7 +201,31 @@ describe('networks as dockerd answers them', () => {
     // dockerd: "Options":{"a":"b"}, "Config":[{…,"AuxiliaryAddresses":{"r":"10.99.0.2"}}]
     const aux = await net('auxnet');
     assert.deepEqual(aux.IPAM.Options, { a: 'b' });
-    assert.deepEqual(aux.IPAM.Config[0]!['AuxiliaryAddresses'], { router: '10.163.57.2' });
+    assert.deepEqual(aux.IPAM.Config, [
+      { Subnet: SUB4, Gateway: '10.163.57.1', AuxiliaryAddresses: { router: '10.163.57.2' } },
+    ]);
+    // dockerd's key order with an ip-range: Subnet, IPRange, Gateway, AuxiliaryAddresses
+    const ranged = await d.api('POST', '/networks/create', {
+      Name: 'ranged',
+      IPAM: {
+        Config: [
+          {
+            AuxiliaryAddresses: { x: '10.163.60.2' },
+            Gateway: '10.163.60.1',
+            IPRange: '10.163.60.128/25',
+            Subnet: '10.163.60.0/24',
+          },
+        ],
+      },
+    });
+    assert.equal(ranged.status, 201, ranged.text);
+    assert.deepEqual(Object.keys((await net('ranged')).IPAM.Config[0]!), [
+      'Subnet',
+      'IPRange',
+      'Gateway',
+      'AuxiliaryAddresses',
+    ]);
+    await d.docker(['network', 'rm', 'ranged']);
     await d.docker(['run', '-d', '--name', 'auxc', '--network', 'auxnet', 'busybox', 'sleep', '60']);
     assert.equal((await endpointOf('auxc', 'auxnet')).IPAddress, '10.163.57.3', 'the auxiliary address is skipped');
     const outside = await d.api('POST', '/networks/create', {
@@ -228,10 +252,8 @@ describe('networks as dockerd answers them', () => {
     assert.equal(r.status, 201, r.text);
     const n = await net('v6');
     assert.equal(n.EnableIPv6, true);
-    assert.deepEqual(
-      n.IPAM.Config.map((c) => c['Subnet']),
-      [SUB4, SUB6],
-    );
+    // dockerd: "Config":[{"Subnet":"172.30.0.0/16"},{"Subnet":"fd00:dead:beef::/64"}]: no Gateway when not asked
+    assert.deepEqual(n.IPAM.Config, [{ Subnet: SUB4 }, { Subnet: SUB6 }]);
     await d.docker(['run', '-d', '--name', 'six1', '--network', 'v6', 'busybox', 'sleep', '120']);
     await d.docker(['create', '--name', 'six2', 'busybox', 'sleep', '120']);
     const c = await d.api('POST', '/networks/v6/connect', {

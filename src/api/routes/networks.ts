@@ -25,7 +25,13 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
     IPAM: {
       Driver: n.IPAM.Driver,
       Options: n.IPAM.Options && Object.keys(n.IPAM.Options).length ? n.IPAM.Options : null,
-      Config: n.IPAM.Config,
+      // dockerd's order; no Gateway when a subnet was asked for without one
+      Config: n.IPAM.Config.map((c) => ({
+        Subnet: c.Subnet,
+        ...(c.IPRange ? { IPRange: c.IPRange } : {}),
+        ...(c.gatewayChosen ? {} : { Gateway: c.Gateway }),
+        ...(c.AuxiliaryAddresses ? { AuxiliaryAddresses: c.AuxiliaryAddresses } : {}),
+      })),
     },
     Internal: n.Internal,
     Attachable: n.Attachable,
