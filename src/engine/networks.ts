@@ -3,6 +3,7 @@
  * container wires its endpoint and rewrites its hosts files here, not in a front door; every
  * change is an event. NetworkManager (../network/) does the wiring.
  */
+import { createHash } from 'node:crypto';
 import { conflict, invalidArgument } from '../base/errors.js';
 import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../spec/network-api.js';
 import type { Endpoint, NetworkRecord } from './container-facts.js';
@@ -46,6 +47,30 @@ export class NetworkVerbs {
 
   inspect(ref: string): NetworkFacts {
     const net = this.e.networks.get(ref);
+    if (net.predefined) {
+      // dockerd lists the running containers of `--network host`/`none` here, with no addresses
+      const endpoints = this.e.store
+        .all()
+        .filter(
+          (c) => c.hostConfig.NetworkMode === net.Name && (c.state.status === 'running' || c.state.status === 'paused'),
+        )
+        .map((c) => ({
+          name: c.name,
+          endpoint: {
+            containerId: c.id,
+            networkId: net.Id,
+            names: [],
+            ip: '',
+            prefix: 0,
+            gateway: '',
+            mac: '',
+            hostVeth: '',
+            ifname: '',
+            endpointId: createHash('sha256').update(`${net.Id}/${c.id}`).digest('hex'),
+          },
+        }));
+      return { net, endpoints };
+    }
     const endpoints = this.e.networks
       .endpoints({ networkId: net.Id })
       .map((endpoint) => ({ endpoint, name: this.e.store.find(endpoint.containerId)?.name ?? '' }));
@@ -109,6 +134,11 @@ export class NetworkVerbs {
     const rec = this.e.get(req.Container);
     if (n.predefined && n.Driver === 'host')
       throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+    if (n.predefined && rec.hostConfig.NetworkMode === n.Name) {
+      // dockerd answers 200 for a `--network none` container (it has no endpoint to take away here)
+      this.e.events.emit('network', 'disconnect', n.Id, { container: rec.id, name: n.Name, type: n.Driver });
+      return;
+    }
     if (!rec.networks?.some(([id]) => id === n.Id))
       throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
     await this.e.networks.detach(rec.id, n.Id);

@@ -144,6 +144,31 @@ describe('networks as dockerd answers them', () => {
     // `--network host` still runs in the host's namespace; prune leaves the pre-defined ones
     const hostLinks = (await d.docker(['run', '--rm', '--network', 'host', 'busybox', 'ip', 'link'])).stdout;
     assert.match(hostLinks, /\blo\b/);
+    // dockerd's inspect lists the running `--network host`/`none` containers, without addresses:
+    // {"<id>":{"Name":"h1","EndpointID":"6a74…","MacAddress":"","IPv4Address":"","IPv6Address":""}}
+    const h1 = (
+      await d.docker(['run', '-d', '--name', 'h1', '--network', 'host', 'busybox', 'sleep', '60'])
+    ).stdout.trim();
+    const n1 = (
+      await d.docker(['run', '-d', '--name', 'n1', '--network', 'none', 'busybox', 'sleep', '60'])
+    ).stdout.trim();
+    for (const [name, id, cname] of [
+      ['host', h1, 'h1'],
+      ['none', n1, 'n1'],
+    ] as const) {
+      const cs = (await net(name)).Containers as unknown as Record<string, Record<string, string>>;
+      assert.deepEqual(Object.keys(cs), [id]);
+      const { EndpointID, ...rest } = cs[id]!;
+      assert.match(EndpointID!, /^[0-9a-f]{64}$/);
+      assert.deepEqual(rest, { Name: cname, MacAddress: '', IPv4Address: '', IPv6Address: '' });
+    }
+    // dockerd: 200 for none, 400 for host
+    assert.equal((await d.api('POST', '/networks/none/disconnect', { Container: 'n1' })).status, 200);
+    const dh = await d.api('POST', '/networks/host/disconnect', { Container: 'h1' });
+    assert.equal(dh.status, 400);
+    assert.match(dh.text, /container cannot be disconnected from host network or connected to host network/);
+    await d.docker(['rm', '-f', 'h1', 'n1']);
+    assert.deepEqual((await net('host')).Containers, {});
     const pruned = (await d.api('POST', '/networks/prune')).body as { NetworksDeleted: string[] | null };
     assert.ok(!(pruned.NetworksDeleted ?? []).some((n) => ['host', 'none', 'bridge'].includes(n)));
     // the ids stay across a restart (they are records, made once)

@@ -10,7 +10,7 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
       Name: name,
       EndpointID: e.endpointId,
       MacAddress: e.mac,
-      IPv4Address: `${e.ip}/${e.prefix}`,
+      IPv4Address: e.ip ? `${e.ip}/${e.prefix}` : '',
       IPv6Address: e.ip6 ? `${e.ip6}/${e.prefix6 ?? 64}` : '',
     };
   }
