@@ -7,6 +7,8 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
 
 type Net = {
@@ -309,6 +311,21 @@ describe('networks as dockerd answers them', () => {
     assert.match((await d.docker(['exec', 'six2', 'cat', '/etc/hosts'])).stdout, /^fd00:b37:16::55\t/m);
     assert.deepEqual(await lookup('six2', 'six1', 'aaaa'), ['fd00:b37:16::2']);
     assert.deepEqual(await lookup('six2', 'six1', 'a'), ['10.163.57.2']);
+    // IPv6 stays inside its network (berth has no IPv6 NAT; this host forwards IPv6): the daemon's ip6 table
+    const mark = readFileSync(join(d.root, 'engine-id'), 'utf8').trim().replace(/-/g, '').slice(0, 8);
+    assert.match(execFileSync('nft', ['list', 'table', 'ip6', `berth_${mark}`]).toString(), /oifname != "br-/);
+    await d.api('POST', '/networks/create', {
+      Name: 'v6b',
+      EnableIPv6: true,
+      IPAM: { Config: [{ Subnet: '10.163.61.0/24' }, { Subnet: 'fd00:b37:18::/64' }] },
+    });
+    await d.docker(['run', '-d', '--name', 'sixb', '--network', 'v6b', 'busybox', 'sleep', '60']);
+    const across = await d.docker(['exec', 'six1', 'ping', '-c', '2', '-w', '5', 'fd00:b37:18::2'], {
+      allowFail: true,
+    });
+    assert.notEqual(across.code, 0, 'no IPv6 traffic between two networks');
+    await d.docker(['rm', '-f', 'sixb']);
+    await d.docker(['network', 'rm', 'v6b']);
     // a static IPv6 address outside the subnet: refused, nothing changed; a taken one: refused at start
     await d.docker(['create', '--name', 'six3', 'busybox', 'sleep', '120']);
     const bad = await d.api('POST', '/networks/v6/connect', {
@@ -337,6 +354,12 @@ describe('networks as dockerd answers them', () => {
     assert.equal((await endpointOf('sixoff', 'v6off')).GlobalIPv6Address, '');
     await d.docker(['rm', '-f', 'six1', 'six2', 'six3', 'sixoff']);
     await d.docker(['network', 'rm', 'v6', 'v6off']);
+    const gone = await d.docker(['network', 'ls', '-q'], {});
+    assert.ok(gone.code === 0);
+    assert.throws(
+      () => execFileSync('nft', ['list', 'table', 'ip6', `berth_${mark}`], { stdio: 'pipe' }),
+      'the ip6 table goes with the last IPv6 network',
+    );
   });
 
   test('the name server: any case, hostnames, name.network, link aliases, and a rename at once', async () => {

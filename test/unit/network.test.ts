@@ -14,7 +14,7 @@ import {
 } from '../../src/network/ipam.js';
 import { answer, parseQuery } from '../../src/network/dns.js';
 import { bigToIp6, cidr6Text, freeAddress6, ip6ToBig, parseCidr6, planPool6 } from '../../src/network/ipam6.js';
-import { tableBody } from '../../src/network/nft.js';
+import { table6Body, tableBody } from '../../src/network/nft.js';
 
 test('CIDRs: parse, normalize, contain, overlap; bad input refused', () => {
   assert.equal(cidrText(parseCidr('10.1.2.3/24')), '10.1.2.0/24');
@@ -145,4 +145,12 @@ test('IPv6 math: RFC 5952 text, CIDRs, pools, the lowest free address; AAAA answ
   assert.equal(a.readUInt16BE(6), 1);
   assert.equal(a.subarray(a.length - 16).toString('hex'), 'fd000000000000000000000000000002');
   assert.equal(answer({ ...q, type: 1 }, ['10.0.0.2'], 0, 600, ['fd00::2']).readUInt16BE(6), 1);
+});
+
+test('the ip6 table: IPv6 stays inside its network (no forwarding in or out of an IPv6 bridge); bad names left out', () => {
+  const body = table6Body(['br-a', 'br-b', 'x" drop; flush ruleset']);
+  assert.match(body, /type filter hook forward priority filter; policy accept;/);
+  assert.match(body, /^ {4}iifname "br-a" oifname != "br-a" drop$/m);
+  assert.match(body, /^ {4}oifname "br-b" iifname != "br-b" drop$/m);
+  assert.doesNotMatch(body, /flush/);
 });
