@@ -25,7 +25,10 @@ export interface Addresses {
 
 export interface Question {
   id: number;
+  /** the name asked, in lower case */
   name: string;
+  /** the name as asked (the network part of `name.network` is compared exactly, as dockerd does) */
+  asked: string;
   type: number;
   /** the question section's bytes, echoed in the answer */
   raw: Buffer;
@@ -52,6 +55,7 @@ export function parseQuery(msg: Buffer): Question | null {
   return {
     id: msg.readUInt16BE(0),
     name: labels.join('.').toLowerCase(),
+    asked: labels.join('.'),
     type,
     raw: msg.subarray(12, o + 5),
     rd: !!(flags & 0x0100),
@@ -137,7 +141,7 @@ export class NetworkDns {
     const q = parseQuery(msg);
     if (!q || !this.sock) return;
     const name = q.name.replace(/\.$/, '');
-    const ips = this.lookup(name, host);
+    const ips = this.lookup(q.asked.replace(/\.$/, ''), host);
     // a known name answers itself, with the records of the question's type (none: NODATA)
     if (ips.v4.length || ips.v6.length) return this.reply(answer(q, ips.v4, 0, 600, ips.v6), host, port);
     if (!name.includes('.')) return this.reply(answer(q, [], 3), host, port);

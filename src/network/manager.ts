@@ -255,7 +255,7 @@ export class NetworkManager {
     const nets = [...new Set(netIds)].map((id) => this.find(id)).filter((n): n is NetworkRecord => !!n && !n.isDefault);
     const tries: Array<{ name: string; nets: NetworkRecord[] }> = [{ name: q, nets }];
     for (let i = q.indexOf('.'); i > 0; i = q.indexOf('.', i + 1)) {
-      const net = nets.find((n) => n.Name.toLowerCase() === q.slice(i + 1));
+      const net = nets.find((n) => n.Name === qname.slice(i + 1)); // dockerd: the network's name exactly
       if (net) tries.push({ name: q.slice(0, i), nets: [net] });
     }
     const mine = me ? this.containers.of(me.containerId) : undefined;

@@ -381,6 +381,8 @@ test('the name server resolves like dockerd: any case, hostnames, name.network, 
     assert.deepEqual(from(a, 'MYHOST'), [ip(a)], 'its own hostname');
     assert.deepEqual(from(b, 'a.app'), [ip(a)], 'name.network');
     assert.deepEqual(from(b, 'a.nosuchnet'), [], 'a network it is not on');
+    assert.deepEqual(from(b, 'A.app'), [ip(a)], 'the name in any case');
+    assert.deepEqual(from(b, 'a.APP'), [], "the network's name exactly (dockerd: C2.V6 is unknown)");
     assert.deepEqual(from(b, a.id.slice(0, 12)), [ip(a)], 'the short id');
     assert.deepEqual(from(cc, 'lk'), [ip(a)], 'its link alias');
     assert.deepEqual(from(b, 'lk'), [], "another container's link alias");
