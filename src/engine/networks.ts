@@ -4,7 +4,7 @@
  * change is an event. NetworkManager (../network/) does the wiring.
  */
 import { createHash } from 'node:crypto';
-import { conflict, invalidArgument } from '../base/errors.js';
+import { conflict, invalidArgument, notFound } from '../base/errors.js';
 import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../spec/network-api.js';
 import type { Endpoint, NetworkRecord } from './container-facts.js';
 import type { Filters } from './filters.js';
@@ -20,6 +20,23 @@ export interface NetworkFacts {
   endpoints: Array<{ endpoint: Endpoint; name: string }>;
 }
 
+/** dockerd's answer to a filter it does not know. */
+function checkKeys(f: Filters, known: readonly string[]): void {
+  for (const k of Object.keys(f)) if (!known.includes(k)) throw invalidArgument(`Invalid filter '${k}'`);
+}
+
+/** `until`: a Unix time (seconds, fractions allowed), an RFC 3339 time, or a Go duration before `now`; in ms. */
+function untilOf(v: string, now: number): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+  const parts = [...v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length && parts.map((p) => p[0]).join('') === v)
+    return now - parts.reduce((t, p) => t + Number(p[1]) * units[p[2]!]!, 0);
+  const t = Date.parse(v);
+  if (!Number.isNaN(t) && /^\d{4}-\d{2}-\d{2}/.test(v)) return t;
+  throw invalidArgument(`failed to parse value as time or duration: "${v}"`);
+}
+
 export class NetworkVerbs {
   constructor(private readonly e: Engine) {}
 
@@ -28,8 +45,14 @@ export class NetworkVerbs {
     return this.e.store.all().filter((c) => c.networks?.some(([nid]) => nid === id)).length;
   }
 
-  /** `docker network ls` with dockerd's filters (name, id, driver, type, dangling, label). */
+  /** `docker network ls` with dockerd's filters (name, id, driver, type, dangling, label, scope), and its errors. */
   list(f: Filters): NetworkRecord[] {
+    checkKeys(f, ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type']);
+    for (const v of f['type'] ?? [])
+      if (v !== 'builtin' && v !== 'custom') throw invalidArgument(`invalid filter: 'type'='${v}'`);
+    for (const v of f['dangling'] ?? [])
+      if (!['true', '1', 'false', '0'].includes(v))
+        throw invalidArgument(`invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`);
     let list = this.e.networks.list();
     const one = (k: string, pred: (n: NetworkRecord, v: string) => boolean) => {
       const vs = f[k];
@@ -38,6 +61,7 @@ export class NetworkVerbs {
     one('name', (n, v) => n.Name.includes(v));
     one('id', (n, v) => n.Id.startsWith(v));
     one('driver', (n, v) => n.Driver === v);
+    one('scope', (n, v) => n.Scope === v);
     const builtin = (n: NetworkRecord) => n.isDefault || !!n.predefined;
     one('type', (n, v) => (v === 'builtin') === builtin(n));
     one('dangling', (n, v) => (v === 'true' || v === '1') === (!builtin(n) && this.users(n.Id) === 0));
@@ -45,8 +69,10 @@ export class NetworkVerbs {
     return list;
   }
 
-  inspect(ref: string): NetworkFacts {
+  /** `scope`: dockerd's query parameter (a local network is not found in another scope). */
+  inspect(ref: string, scope = ''): NetworkFacts {
     const net = this.e.networks.get(ref);
+    if (scope && scope !== net.Scope) throw notFound(`network ${ref} not found`);
     if (net.predefined) {
       // dockerd lists the running containers of `--network host`/`none` here, with no addresses
       const endpoints = this.e.store
@@ -150,8 +176,12 @@ export class NetworkVerbs {
 
   /** Removes the user networks nothing names or uses (matching `label` filters); returns their names. */
   async prune(f: Filters): Promise<string[]> {
+    checkKeys(f, ['until', 'label', 'label!']);
+    const until = f['until']?.length ? untilOf(f['until'].at(-1)!, this.e.clock.now()) : Infinity;
     const deleted: string[] = [];
     for (const n of this.e.networks.list()) {
+      if (Date.parse(n.Created) >= until) continue;
+      if (f['label!']?.length && f['label!'].some((l) => labelsMatch([l], n.Labels))) continue;
       if (n.isDefault || n.predefined || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length)
         continue;
       if (f['label']?.length && !labelsMatch(f['label'], n.Labels)) continue;

@@ -5,7 +5,7 @@
  * names its subnet.
  */
 import { isIPv6 } from 'node:net';
-import { conflict, invalidArgument } from '../base/errors.js';
+import { conflict, invalidArgument, permissionDenied } from '../base/errors.js';
 
 export interface Cidr6 {
   base: bigint;
@@ -91,14 +91,15 @@ export function planPool6(
   }
   const gateway = want.Gateway ? ip6ToBig(want.Gateway) : subnet.base + 1n;
   if (!contains6(subnet, gateway))
-    throw invalidArgument(`invalid gateway ${want.Gateway}: not in subnet ${cidr6Text(subnet)}`);
+    throw invalidArgument(`failed to allocate gateway (${want.Gateway}): Requested address is out of range`);
   if (want.IPRange) {
     const r = parseCidr6(want.IPRange);
     if (!contains6(subnet, r.base) || r.prefix < subnet.prefix)
       throw invalidArgument(`invalid ip-range ${want.IPRange}: not inside subnet ${cidr6Text(subnet)}`);
   }
   for (const [k, a] of Object.entries(want.AuxiliaryAddresses ?? {}))
-    if (!contains6(subnet, ip6ToBig(a))) throw invalidArgument(`invalid auxiliary address ${k}=${a}: not in subnet`);
+    if (!contains6(subnet, ip6ToBig(a)))
+      throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${want.Subnet}`);
   return {
     Subnet: want.Subnet,
     Gateway: bigToIp6(gateway),

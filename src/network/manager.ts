@@ -183,8 +183,7 @@ export class NetworkManager {
     const cfgs = o.IPAM?.Config ?? [];
     const v4 = cfgs.filter((c) => !isV6(c.Subnet ?? '') && !isV6(c.Gateway ?? ''));
     const v6 = cfgs.filter((c) => isV6(c.Subnet ?? '') || isV6(c.Gateway ?? ''));
-    if (v4.length > 1 || v6.length > 1)
-      throw invalidArgument('only one IPv4 and one IPv6 subnet per network are supported');
+    if (v4.length > 1 || v6.length > 1) throw permissionDenied("bridge driver doesn't support multiple subnets"); // dockerd, 403
     if (v6[0] && !v6[0].Subnet) throw invalidArgument('an IPv6 gateway needs an IPv6 subnet');
     if (o.EnableIPv6 && !v6[0])
       throw notFound(
@@ -201,7 +200,7 @@ export class NetworkManager {
     const aux4 = v4[0]?.AuxiliaryAddresses;
     for (const [k, a] of Object.entries(aux4 ?? {})) {
       if (isV6(a) || !contains(parseCidr(pool.Subnet), ipToInt(a)))
-        throw invalidArgument(`invalid auxiliary address ${k}=${a}: not in subnet ${pool.Subnet}`);
+        throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${pool.Subnet}`);
     }
     if (aux4) pool.AuxiliaryAddresses = aux4;
     if (v4[0]?.Subnet && !v4[0].Gateway) pool.gatewayChosen = true;

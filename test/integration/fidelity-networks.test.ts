@@ -259,10 +259,65 @@ describe('networks as dockerd answers them', () => {
       Name: 'badaux',
       IPAM: { Config: [{ Subnet: '10.163.58.0/24', AuxiliaryAddresses: { r: '10.1.1.1' } }] },
     });
-    assert.equal(outside.status, 400, outside.text);
+    // dockerd: 403 "auxiliary address: (a:10.1.1.1) must belong to the master pool: 10.163.72.0/24"
+    assert.equal(outside.status, 403, outside.text);
+    assert.equal(
+      (outside.body as { message: string }).message,
+      'auxiliary address: (r:10.1.1.1) must belong to the master pool: 10.163.58.0/24',
+    );
     assert.equal((await d.api('GET', '/networks/badaux')).status, 404, 'nothing stored');
+    // dockerd: 403 "bridge driver doesn't support multiple subnets"
+    const two = await d.api('POST', '/networks/create', {
+      Name: 'two',
+      IPAM: { Config: [{ Subnet: '10.163.70.0/24' }, { Subnet: '10.163.71.0/24' }] },
+    });
+    assert.equal(two.status, 403, two.text);
+    assert.match(two.text, /bridge driver doesn't support multiple subnets/);
+    // dockerd (500): "failed to allocate gateway (10.1.1.1): Requested address is out of range"
+    const gw = await d.api('POST', '/networks/create', {
+      Name: 'gw',
+      IPAM: { Config: [{ Subnet: '10.163.73.0/24', Gateway: '10.1.1.1' }] },
+    });
+    assert.equal(gw.status, 400, gw.text);
+    assert.match(gw.text, /failed to allocate gateway \(10\.1\.1\.1\): Requested address is out of range/);
+    // filters as dockerd checks them
+    const bad = async (path: string, status: number, msg: string) => {
+      const r = await d.api(path.includes('prune') ? 'POST' : 'GET', path);
+      assert.equal(r.status, status, `${path}: ${r.text}`);
+      assert.equal((r.body as { message: string }).message, msg);
+    };
+    const q = (o: unknown) => encodeURIComponent(JSON.stringify(o));
+    await bad(`/networks?filters=${q({ foo: ['x'] })}`, 400, "Invalid filter 'foo'");
+    await bad(`/networks?filters=${q({ type: ['x'] })}`, 400, "invalid filter: 'type'='x'"); // dockerd: 500
+    await bad(
+      `/networks?filters=${q({ dangling: ['x'] })}`,
+      400,
+      'invalid value for filter \'dangling\', must be "true" (or "1"), or "false" (or "0")',
+    );
+    await bad(`/networks/prune?filters=${q({ foo: ['x'] })}`, 400, "Invalid filter 'foo'");
+    await bad(
+      `/networks/prune?filters=${q({ until: ['bogus'] })}`,
+      400,
+      'failed to parse value as time or duration: "bogus"',
+    );
+    const names = async (f: unknown) =>
+      ((await d.api('GET', `/networks?filters=${q(f)}`)).body as Net[]).map((n) => n.Name).sort();
+    assert.deepEqual(await names({ scope: ['swarm'] }), []);
+    assert.deepEqual(await names({ driver: ['null'] }), ['none']);
+    assert.ok((await names({ scope: ['local'] })).includes('host'));
+    // inspect in another scope: dockerd 404 "network none not found"
+    assert.equal((await d.api('GET', '/networks/none?scope=swarm')).status, 404);
+    // prune: until spares the newer ones, label! the matching ones; nothing pruned reads null (dockerd)
+    await d.api('POST', '/networks/create', { Name: 'keepme', Labels: { keep: '1' } });
+    assert.deepEqual((await d.api('POST', `/networks/prune?filters=${q({ until: ['10m'] })}`)).body, {
+      NetworksDeleted: null,
+    });
+    assert.deepEqual((await d.api('POST', `/networks/prune?filters=${q({ 'label!': ['keep=1'] })}`)).body, {
+      NetworksDeleted: ['plainnet'],
+    });
+    await d.docker(['network', 'rm', 'keepme']);
     await d.docker(['rm', '-f', 'auxc']);
-    await d.docker(['network', 'rm', 'auxnet', 'plainnet']);
+    await d.docker(['network', 'rm', 'auxnet']);
   });
 
   test('IPv6: EnableIPv6 with an IPv6 subnet gives endpoints IPv6 addresses, shown as dockerd shows them, and they work', async () => {

@@ -54,7 +54,7 @@ export function networkRoutes(r: Router, nets: NetworkVerbs): void {
   );
 
   r.on('GET', '/networks/{id}', (ctx) => {
-    const { net, endpoints } = nets.inspect(ctx.params[0]!);
+    const { net, endpoints } = nets.inspect(ctx.params[0]!, ctx.query.get('scope') ?? '');
     ctx.send(200, networkView(net, endpoints));
   });
 
@@ -79,6 +79,7 @@ export function networkRoutes(r: Router, nets: NetworkVerbs): void {
   });
 
   r.on('POST', '/networks/prune', async (ctx) => {
-    ctx.send(200, { NetworksDeleted: await nets.prune(parseFilters(ctx.query.get('filters'))) });
+    const deleted = await nets.prune(parseFilters(ctx.query.get('filters')));
+    ctx.send(200, { NetworksDeleted: deleted.length ? deleted : null }); // dockerd: null when none
   });
 }
