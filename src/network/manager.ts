@@ -95,6 +95,7 @@ const infoOf = (e: Endpoint): EndpointInfo => ({
   address: `${e.ip}/${e.prefix}`,
   ...(e.ip6 ? { address6: `${e.ip6}/${e.prefix6 ?? 64}` } : {}),
   ...(e.linkLocal?.length ? { extraAddresses: e.linkLocal } : {}),
+  ...(e.driverOpts ? { options: e.driverOpts } : {}),
   mac: e.mac,
   hostIfname: e.hostVeth,
 });
@@ -357,6 +358,7 @@ export class NetworkManager {
       ...(c6 && ip6 ? { ip6, prefix6: parseCidr6(c6.Subnet).prefix, gateway6: c6.Gateway } : {}),
       ...(req.links?.length ? { links: req.links } : {}),
       ...(req.linkLocalIPs?.length ? { linkLocal: req.linkLocalIPs } : {}),
+      ...(req.driverOpts ? { driverOpts: req.driverOpts } : {}),
       mac: req.mac ?? macOf(ipToInt(ip)),
       hostVeth: '',
       ifname,

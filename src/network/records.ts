@@ -68,6 +68,8 @@ export interface Endpoint {
   links?: string[];
   /** IPAMConfig.LinkLocalIPs, added to its interface */
   linkLocal?: string[];
+  /** EndpointSettings.DriverOpts, given to its driver */
+  driverOpts?: Record<string, string>;
   mac: string;
   /** the host interface its driver made for it (a bridge port), '' when none */
   hostVeth: string;

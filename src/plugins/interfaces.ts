@@ -51,6 +51,8 @@ export interface EndpointSpec {
   address6?: string;
   /** further addresses for its interface (EndpointSettings IPAMConfig.LinkLocalIPs) */
   extraAddresses?: string[];
+  /** EndpointSettings.DriverOpts */
+  options?: Record<string, string>;
   mac: string;
 }
 
