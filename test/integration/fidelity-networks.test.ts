@@ -463,6 +463,8 @@ describe('networks as dockerd answers them', () => {
     await d.docker(['rename', 'c1', 'renamed']);
     assert.deepEqual(await lookup('c2', 'renamed'), [ip1]);
     assert.deepEqual(await lookup('c2', 'c1'), [], 'the old name is gone');
+    const names = ((await endpointOf('renamed', 'dnsnet')) as unknown as { DNSNames: string[] }).DNSNames;
+    assert.equal(names[0], 'renamed', 'inspect shows the current name in DNSNames');
     // EndpointSettings.Links on connect: the alias resolves for that container on that network
     await d.docker(['network', 'create', 'dnsnet2']);
     const c = await d.api('POST', '/networks/dnsnet2/connect', {

@@ -93,7 +93,7 @@ function networks(f: ContainerFacts): Record<string, unknown> {
             IPPrefixLen: e.prefix,
             MacAddress: e.mac,
             ...(e.ip6 ? { IPv6Gateway: e.gateway6, GlobalIPv6Address: e.ip6, GlobalIPv6PrefixLen: e.prefix6 } : {}),
-            DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)],
+            DNSNames: n.isDefault ? null : [c.name, ...e.names.slice(1), c.id.slice(0, 12)], // its current name
           }
         : {}),
     };
