@@ -28,7 +28,11 @@ export function requestOf(s: EndpointSettings | undefined, mac?: string): Endpoi
   if (ipv4) ipToInt(ipv4);
   if (ipv6) ip6ToBig(ipv6);
   const lli = s?.IPAMConfig?.LinkLocalIPs ?? [];
-  for (const a of lli) if (!isIP(a)) throw invalidArgument(`invalid link-local IP address: ${a}`);
+  for (const a of lli) {
+    // an address the interface can carry: not unspecified, loopback or multicast
+    const bad = isIP(a) === 4 ? /^(0\.|127\.|22[4-9]\.|2[3-5]\d\.)/.test(a) : !isIP(a) || /^(::1?$|ff)/i.test(a);
+    if (bad) throw invalidArgument(`invalid link-local IP address: ${a}`);
+  }
   return {
     aliases: [...(s?.Aliases ?? [])],
     ...(ipv4 ? { ipv4 } : {}),

@@ -509,6 +509,8 @@ describe('networks as dockerd answers them', () => {
     // bad values: 400, nothing connected
     for (const bad of [
       { IPAMConfig: { LinkLocalIPs: ['not-an-ip'] } },
+      { IPAMConfig: { LinkLocalIPs: ['0.0.0.0'] } },
+      { IPAMConfig: { LinkLocalIPs: ['ff02::1'] } },
       { Links: ['a:b:c'] },
       { DriverOpts: { k: 'v\n' } },
       { MacAddress: 'zz:zz' },
