@@ -524,4 +524,27 @@ describe('networks as dockerd answers them', () => {
     await d.docker(['rm', '-f', 'f1', 'target']);
     await d.docker(['network', 'rm', 'fieldnet']);
   });
+
+  test('IPv6 where the kernel has it off (a namespace with disable_ipv6=1): EnableIPv6 is a clear 400, nothing made', async () => {
+    const ns = `fnet6off${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    let off: Daemon | undefined;
+    try {
+      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+      off = await startDaemon({ netns: ns });
+      const r = await off.api('POST', '/networks/create', {
+        Name: 'six',
+        EnableIPv6: true,
+        IPAM: { Config: [{ Subnet: 'fd00:b37:20::/64' }] },
+      });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.text, /IPv6 is disabled on this host/);
+      assert.equal((await off.api('GET', '/networks/six')).status, 404, 'nothing stored');
+      const v4 = await off.api('POST', '/networks/create', { Name: 'four' });
+      assert.equal(v4.status, 201, 'IPv4 networks still work');
+    } finally {
+      await off?.stop();
+      execFileSync('ip', ['netns', 'del', ns]);
+    }
+  });
 });
