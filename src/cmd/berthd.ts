@@ -31,7 +31,7 @@ import { buildRoutes } from '../api/routes/build.js';
 import { buildKitRoutes } from '../api/routes/buildkit.js';
 import { Builder } from '../builder/builder.js';
 import { collectAtStart } from '../engine/gc.js';
-import { NetworkManager } from '../network/manager.js';
+import { NetworkManager, parseLinkText } from '../network/manager.js';
 import { DEFAULT_DIRS as DEFAULT_PLUGIN_DIRS, PluginRegistry } from '../plugins/registry.js';
 import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';
 import { VolumeManager } from '../volume/manager.js';
@@ -210,6 +210,16 @@ async function main(): Promise<void> {
     registries,
     clock,
   });
+  // the networks' name servers read names, hostnames and links when a query comes (a rename shows at once)
+  networks.containers = {
+    of: (id) => {
+      const c = engine.store.find(id);
+      return (
+        c && { name: c.name, hostname: c.config.Hostname ?? '', links: (c.hostConfig.Links ?? []).map(parseLinkText) }
+      );
+    },
+    idOf: (ref) => engine.store.find(ref)?.id,
+  };
   services.runtime.watchExits(
     (id) =>
       void engine.lifecycle

@@ -7,18 +7,61 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { invalidArgument, notFound } from '../base/errors.js';
 import type { EndpointSettings, HostConfig, ContainerConfig } from '../spec/engine-api.js';
-import type { Attachable, EndpointRequest, NetworkManager } from '../network/manager.js';
+import { isIP } from 'node:net';
+import type { Attachable, EndpointRequest, NetworkManager, NetworkRecord } from '../network/manager.js';
 import { contains, ipToInt, parseCidr } from '../network/ipam.js';
+import { contains6, ip6ToBig, parseCidr6 } from '../network/ipam6.js';
 import type { ContainerRecord } from './record.js';
 
 const SPECIAL = new Set(['none', 'host']);
 
-function requestOf(s: EndpointSettings | undefined, mac?: string): EndpointRequest {
+/**
+ * What a container asks of one network, from its EndpointSettings: aliases, static IPv4/IPv6
+ * addresses, link-local addresses, MAC, per-network links and driver options (all kept: inspect
+ * shows them back, as dockerd).
+ */
+export function requestOf(s: EndpointSettings | undefined, mac?: string): EndpointRequest {
   const ipv4 = s?.IPAMConfig?.IPv4Address || undefined;
+  const ipv6 = s?.IPAMConfig?.IPv6Address || undefined;
   const m = s?.MacAddress || mac || undefined;
   if (m && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m)) throw invalidArgument(`invalid MAC address: ${m}`);
   if (ipv4) ipToInt(ipv4);
-  return { aliases: [...(s?.Aliases ?? [])], ...(ipv4 ? { ipv4 } : {}), ...(m ? { mac: m.toLowerCase() } : {}) };
+  if (ipv6) ip6ToBig(ipv6);
+  const lli = s?.IPAMConfig?.LinkLocalIPs ?? [];
+  for (const a of lli) {
+    // an address the interface can carry: not unspecified, loopback or multicast
+    const bad = isIP(a) === 4 ? /^(0\.|127\.|22[4-9]\.|2[3-5]\d\.)/.test(a) : !isIP(a) || /^(::1?$|ff)/i.test(a);
+    if (bad) throw invalidArgument(`invalid link-local IP address: ${a}`);
+  }
+  return {
+    aliases: [...(s?.Aliases ?? [])],
+    ...(ipv4 ? { ipv4 } : {}),
+    ...(ipv6 ? { ipv6 } : {}),
+    ...(m ? { mac: m.toLowerCase() } : {}),
+    ...(s?.Links?.length ? { links: [...s.Links] } : {}),
+    ...(s?.DriverOpts && Object.keys(s.DriverOpts).length ? { driverOpts: { ...s.DriverOpts } } : {}),
+    ...(lli.length ? { linkLocalIPs: [...lli] } : {}),
+  };
+}
+
+/**
+ * A request checked against its network (at create and connect): static addresses and aliases
+ * only on user-defined networks, inside the network's subnets.
+ */
+export function checkRequest(n: NetworkRecord, req: EndpointRequest): void {
+  if (n.isDefault && (req.ipv4 || req.ipv6))
+    throw invalidArgument('user specified IP address is supported on user defined networks only');
+  if (n.isDefault && req.aliases.length)
+    throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
+  const c4 = n.IPAM.Config.find((c) => !c.Subnet.includes(':'));
+  if (req.ipv4 && c4 && !contains(parseCidr(c4.Subnet), ipToInt(req.ipv4)))
+    throw invalidArgument(`invalid address ${req.ipv4}: not in network ${n.Name}'s subnet ${c4.Subnet}`);
+  if (req.ipv6) {
+    const c6 = n.IPAM.Config.find((c) => c.Subnet.includes(':'));
+    if (!n.EnableIPv6 || !c6) throw invalidArgument(`network ${n.Name} has no IPv6 (EnableIPv6 and an IPv6 subnet)`);
+    if (!contains6(parseCidr6(c6.Subnet), ip6ToBig(req.ipv6)))
+      throw invalidArgument(`invalid address ${req.ipv6}: not in network ${n.Name}'s subnet ${c6.Subnet}`);
+  }
 }
 
 /**
@@ -35,7 +78,16 @@ export function planNetworks(
 ): Array<[string, EndpointRequest]> {
   const mode = hc.NetworkMode || 'default';
   hc.NetworkMode = mode;
-  if (SPECIAL.has(mode)) return [];
+  if (SPECIAL.has(mode)) {
+    // dockerd: a host/none container joins no other network (the CLI names the mode itself in EndpointsConfig)
+    if (Object.keys(endpoints).some((k) => k !== mode))
+      throw invalidArgument(
+        mode === 'host'
+          ? 'container cannot be disconnected from host network or connected to host network'
+          : 'container cannot be connected to multiple networks with one of the networks in private (none) mode',
+      );
+    return [];
+  }
   if (mode.startsWith('container:')) {
     if (!findContainer(mode.slice('container:'.length)))
       throw notFound(`No such container: ${mode.slice('container:'.length)}`);
@@ -46,15 +98,14 @@ export function planNetworks(
   const add = (netRef: string, s: EndpointSettings | undefined, mac?: string) => {
     const n = nets.get(netRef === 'default' ? 'bridge' : netRef);
     if (out.some(([id]) => id === n.Id)) return;
-    const req = requestOf(s, mac);
-    if (n.isDefault && req.ipv4)
-      throw invalidArgument('user specified IP address is supported on user defined networks only');
-    if (n.isDefault && req.aliases.length)
-      throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
-    if (req.ipv4 && !contains(parseCidr(n.IPAM.Config[0]!.Subnet), ipToInt(req.ipv4)))
+    if (n.predefined)
       throw invalidArgument(
-        `invalid address ${req.ipv4}: not in network ${n.Name}'s subnet ${n.IPAM.Config[0]!.Subnet}`,
+        n.Driver === 'host'
+          ? 'container cannot be disconnected from host network or connected to host network'
+          : 'container cannot be connected to multiple networks with one of the networks in private (none) mode',
       );
+    const req = requestOf(s, mac);
+    checkRequest(n, req);
     out.push([n.Id, req]);
   };
   const legacyMac =
@@ -121,7 +172,10 @@ export async function writeNetFiles(
   if (hc.NetworkMode === 'host') return;
   const eps = nets.endpoints({ containerId: rec.id });
   const hn = rec.config.Hostname || rec.id.slice(0, 12);
-  const own = eps.length ? eps.map((e) => `${e.ip}\t${hn}`) : [`127.0.1.1\t${hn}`];
+  // as dockerd: the container's addresses (IPv6 ones too) with its hostname
+  const own = eps.length
+    ? eps.flatMap((e) => [`${e.ip}\t${hn}`, ...(e.ip6 ? [`${e.ip6}\t${hn}`] : [])])
+    : [`127.0.1.1\t${hn}`];
   const gateway = eps[0]?.gateway;
   const extra = (hc.ExtraHosts ?? []).map((h) => {
     const i = h.indexOf(':'); // dockerd splits at the first colon: `name:::1` is IPv6

@@ -3,12 +3,13 @@
  * container wires its endpoint and rewrites its hosts files here, not in a front door; every
  * change is an event. NetworkManager (../network/) does the wiring.
  */
-import { conflict, invalidArgument } from '../base/errors.js';
+import { createHash } from 'node:crypto';
+import { conflict, invalidArgument, notFound } from '../base/errors.js';
 import { parseNetworkConnect, parseNetworkCreate, parseNetworkDisconnect } from '../spec/network-api.js';
 import type { Endpoint, NetworkRecord } from './container-facts.js';
 import type { Filters } from './filters.js';
 import { labelsMatch } from './filters.js';
-import { attachableOf, writeNetFiles } from './net.js';
+import { attachableOf, checkRequest, requestOf, writeNetFiles } from './net.js';
 import type { Engine } from './engine.js';
 
 export type { Endpoint, NetworkRecord };
@@ -19,6 +20,23 @@ export interface NetworkFacts {
   endpoints: Array<{ endpoint: Endpoint; name: string }>;
 }
 
+/** dockerd's answer to a filter it does not know. */
+function checkKeys(f: Filters, known: readonly string[]): void {
+  for (const k of Object.keys(f)) if (!known.includes(k)) throw invalidArgument(`Invalid filter '${k}'`);
+}
+
+/** `until`: a Unix time (seconds, fractions allowed), an RFC 3339 time, or a Go duration before `now`; in ms. */
+function untilOf(v: string, now: number): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+  const parts = [...v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length && parts.map((p) => p[0]).join('') === v)
+    return now - parts.reduce((t, p) => t + Number(p[1]) * units[p[2]!]!, 0);
+  const t = Date.parse(v);
+  if (!Number.isNaN(t) && /^\d{4}-\d{2}-\d{2}/.test(v)) return t;
+  throw invalidArgument(`failed to parse value as time or duration: "${v}"`);
+}
+
 export class NetworkVerbs {
   constructor(private readonly e: Engine) {}
 
@@ -27,8 +45,14 @@ export class NetworkVerbs {
     return this.e.store.all().filter((c) => c.networks?.some(([nid]) => nid === id)).length;
   }
 
-  /** `docker network ls` with dockerd's filters (name, id, driver, type, dangling, label). */
+  /** `docker network ls` with dockerd's filters (name, id, driver, type, dangling, label, scope), and its errors. */
   list(f: Filters): NetworkRecord[] {
+    checkKeys(f, ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type']);
+    for (const v of f['type'] ?? [])
+      if (v !== 'builtin' && v !== 'custom') throw invalidArgument(`invalid filter: 'type'='${v}'`);
+    for (const v of f['dangling'] ?? [])
+      if (!['true', '1', 'false', '0'].includes(v))
+        throw invalidArgument(`invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`);
     let list = this.e.networks.list();
     const one = (k: string, pred: (n: NetworkRecord, v: string) => boolean) => {
       const vs = f[k];
@@ -37,14 +61,42 @@ export class NetworkVerbs {
     one('name', (n, v) => n.Name.includes(v));
     one('id', (n, v) => n.Id.startsWith(v));
     one('driver', (n, v) => n.Driver === v);
-    one('type', (n, v) => (v === 'builtin') === n.isDefault);
-    one('dangling', (n, v) => (v === 'true' || v === '1') === (!n.isDefault && this.users(n.Id) === 0));
+    one('scope', (n, v) => n.Scope === v);
+    const builtin = (n: NetworkRecord) => n.isDefault || !!n.predefined;
+    one('type', (n, v) => (v === 'builtin') === builtin(n));
+    one('dangling', (n, v) => (v === 'true' || v === '1') === (!builtin(n) && this.users(n.Id) === 0));
     if (f['label']?.length) list = list.filter((n) => labelsMatch(f['label'], n.Labels));
     return list;
   }
 
-  inspect(ref: string): NetworkFacts {
+  /** `scope`: dockerd's query parameter (a local network is not found in another scope). */
+  inspect(ref: string, scope = ''): NetworkFacts {
     const net = this.e.networks.get(ref);
+    if (scope && scope !== net.Scope) throw notFound(`network ${ref} not found`);
+    if (net.predefined) {
+      // dockerd lists the running containers of `--network host`/`none` here, with no addresses
+      const endpoints = this.e.store
+        .all()
+        .filter(
+          (c) => c.hostConfig.NetworkMode === net.Name && (c.state.status === 'running' || c.state.status === 'paused'),
+        )
+        .map((c) => ({
+          name: c.name,
+          endpoint: {
+            containerId: c.id,
+            networkId: net.Id,
+            names: [],
+            ip: '',
+            prefix: 0,
+            gateway: '',
+            mac: '',
+            hostVeth: '',
+            ifname: '',
+            endpointId: createHash('sha256').update(`${net.Id}/${c.id}`).digest('hex'),
+          },
+        }));
+      return { net, endpoints };
+    }
     const endpoints = this.e.networks
       .endpoints({ networkId: net.Id })
       .map((endpoint) => ({ endpoint, name: this.e.store.find(endpoint.containerId)?.name ?? '' }));
@@ -73,19 +125,21 @@ export class NetworkVerbs {
     const req0 = parseNetworkConnect(await body());
     const rec = this.e.get(req0.Container);
     const mode = rec.hostConfig.NetworkMode ?? '';
+    // dockerd's words (daemon/container_operations.go)
+    if (n.predefined && n.Driver === 'host')
+      throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+    if (n.predefined)
+      throw invalidArgument(
+        'container cannot be connected to multiple networks with one of the networks in private (none) mode',
+      );
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:'))
       throw invalidArgument(
         `container sharing network namespace with another container or host cannot be connected to any other network`,
       );
     if (rec.networks?.some(([id]) => id === n.Id))
       throw conflict(`endpoint with name ${rec.name} already exists in network ${n.Name}`);
-    const s = req0.EndpointConfig;
-    const req = {
-      aliases: [...(s.Aliases ?? [])],
-      ...(s.IPAMConfig?.IPv4Address ? { ipv4: s.IPAMConfig.IPv4Address } : {}),
-    };
-    if (n.isDefault && (req.aliases.length || req.ipv4))
-      throw invalidArgument('network-scoped aliases and addresses are supported only on user defined networks');
+    const req = requestOf(req0.EndpointConfig);
+    checkRequest(n, req);
     if (rec.state.status === 'running' && rec.state.pid) {
       const named = this.e.namedNetns(rec);
       await this.e.networks.connectRunning(n, attachableOf(rec), req, named ? { name: named } : { pid: rec.state.pid });
@@ -104,6 +158,13 @@ export class NetworkVerbs {
     const n = this.e.networks.get(ref);
     const req = parseNetworkDisconnect(await body());
     const rec = this.e.get(req.Container);
+    if (n.predefined && n.Driver === 'host')
+      throw invalidArgument('container cannot be disconnected from host network or connected to host network');
+    if (n.predefined && rec.hostConfig.NetworkMode === n.Name) {
+      // dockerd answers 200 for a `--network none` container (it has no endpoint to take away here)
+      this.e.events.emit('network', 'disconnect', n.Id, { container: rec.id, name: n.Name, type: n.Driver });
+      return;
+    }
     if (!rec.networks?.some(([id]) => id === n.Id))
       throw invalidArgument(`container ${rec.name} is not connected to network ${n.Name}`);
     await this.e.networks.detach(rec.id, n.Id);
@@ -115,9 +176,14 @@ export class NetworkVerbs {
 
   /** Removes the user networks nothing names or uses (matching `label` filters); returns their names. */
   async prune(f: Filters): Promise<string[]> {
+    checkKeys(f, ['until', 'label', 'label!']);
+    const until = f['until']?.length ? untilOf(f['until'].at(-1)!, this.e.clock.now()) : Infinity;
     const deleted: string[] = [];
     for (const n of this.e.networks.list()) {
-      if (n.isDefault || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length) continue;
+      if (Date.parse(n.Created) >= until) continue;
+      if (f['label!']?.length && f['label!'].some((l) => labelsMatch([l], n.Labels))) continue;
+      if (n.isDefault || n.predefined || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length)
+        continue;
       if (f['label']?.length && !labelsMatch(f['label'], n.Labels)) continue;
       await this.e.networks.remove(n.Id);
       this.e.events.emit('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });

@@ -20,7 +20,7 @@ import type {
 import type { NameService } from './dns.js';
 import { systemNetHost, type NetHost } from './host.js';
 import { IFNAME_RE } from './ipam.js';
-import { tableBody, type TableNetwork } from './nft.js';
+import { table6Body, tableBody, type TableNetwork } from './nft.js';
 import type { PortBinding } from './records.js';
 import { interfaceLines, nsArgOf } from './sandbox.js';
 
@@ -47,7 +47,9 @@ export class BridgeDriver implements NetworkDriver {
   readonly mark: string;
   private readonly table: string;
   /** the bridges that are up, by network id: what the table is rendered from */
-  private readonly nets = new Map<string, TableNetwork & { gateway: string }>();
+  private readonly nets = new Map<string, TableNetwork & { gateway: string; v6?: boolean }>();
+  /** whether this daemon's `ip6` table is there (made with the first IPv6 network, removed with the last) */
+  private table6 = false;
   /** the nftables rewrite under way (see apply) */
   private applying: Promise<void> = Promise.resolve();
 
@@ -71,7 +73,13 @@ export class BridgeDriver implements NetworkDriver {
     const made = !(await this.ours(bridge));
     try {
       await this.up(n, bridge, made);
-      this.nets.set(n.id, { bridge, Internal: n.internal, IPAM: { Config: [{ Subnet: n.pool }] }, gateway: n.gateway });
+      this.nets.set(n.id, {
+        bridge,
+        Internal: n.internal,
+        IPAM: { Config: [{ Subnet: n.pool }] },
+        gateway: n.gateway,
+        v6: !!n.gateway6,
+      });
       await this.apply();
     } catch (e) {
       this.nets.delete(n.id);
@@ -102,6 +110,7 @@ export class BridgeDriver implements NetworkDriver {
       Internal: n.internal,
       IPAM: { Config: [{ Subnet: n.pool }] },
       gateway: n.gateway,
+      v6: !!n.gateway6,
     });
   }
 
@@ -117,6 +126,7 @@ export class BridgeDriver implements NetworkDriver {
   private async up(n: NetworkSpec, bridge: string, make: boolean): Promise<void> {
     if (make) await this.host.ipBatch([`link add ${bridge} type bridge`, `link set dev ${bridge} alias ${this.mark}`]);
     await this.host.ipQuiet([`addr add ${n.gateway} dev ${bridge}`]);
+    if (n.gateway6) await this.host.ipQuiet([`addr add ${n.gateway6} dev ${bridge} nodad`]);
     await this.host.ipBatch([`link set ${bridge} up`]);
     this.host.allowLocalnet(bridge);
     if (!n.isDefault) await this.names.serve(n.id, n.name, n.gateway.replace(/\/\d+$/, ''));
@@ -148,7 +158,10 @@ export class BridgeDriver implements NetworkDriver {
     await this.host.ipBatch(
       [
         `link add ${sandbox.ifname} type veth peer name ${ep.hostIfname} netns ${process.pid}`,
-        ...interfaceLines(sandbox.ifname, ep.address, ep.mac, sandbox.route),
+        ...interfaceLines(sandbox.ifname, ep.address, ep.mac, sandbox.route, {
+          ...(ep.address6 ? { address6: ep.address6, route6: sandbox.route6 ?? null } : {}),
+          extra: ep.extraAddresses ?? [],
+        }),
       ],
       nsArgOf(sandbox.key),
     );
@@ -177,6 +190,7 @@ export class BridgeDriver implements NetworkDriver {
    */
   async reconcile(keep: Iterable<string>): Promise<void> {
     const known = new Set([...[...this.nets.values()].map((n) => n.bridge), ...keep]);
+    this.table6 = true; // an `ip6` table an earlier run left goes if no network has IPv6 now
     const stale = (await this.host.links())
       .filter((l) => l.ifalias === this.mark && !known.has(l.ifname))
       .map((l) => `link del ${l.ifname}`);
@@ -196,7 +210,13 @@ export class BridgeDriver implements NetworkDriver {
   apply(): Promise<void> {
     const next = this.applying
       .catch(() => undefined)
-      .then(() => this.host.replaceTable(this.table, tableBody([...this.nets.values()], this.ports())));
+      .then(async () => {
+        const v6 = [...this.nets.values()].filter((n) => n.v6).map((n) => n.bridge);
+        if (v6.length) await this.host.replaceTable(this.table, table6Body(v6), 'ip6');
+        else if (this.table6) await this.host.deleteTable(this.table, 'ip6');
+        this.table6 = v6.length > 0;
+        await this.host.replaceTable(this.table, tableBody([...this.nets.values()], this.ports()));
+      });
     this.applying = next;
     return next;
   }
@@ -204,6 +224,7 @@ export class BridgeDriver implements NetworkDriver {
   /** Removes everything of this daemon from the host (tests, uninstall): the table, bridges, veths. */
   async teardown(): Promise<void> {
     await this.host.deleteTable(this.table);
+    await this.host.deleteTable(this.table, 'ip6');
     const mine = (await this.host.links()).filter((l) => l.ifalias === this.mark).map((l) => `link del ${l.ifname}`);
     await this.host.ipQuiet(mine);
   }

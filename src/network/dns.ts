@@ -1,22 +1,34 @@
 /**
  * The name server of user-defined networks: one UDP socket per network on its gateway address,
- * port 53 (containers' resolv.conf names it). It answers A queries for the containers on that
- * network — by name, by alias, by short id — from the manager's live table, so a name goes away
- * when its container leaves. Names with a dot it does not know go to the host's name servers;
- * a single-label name it does not know is NXDOMAIN at once.
+ * port 53 (containers' resolv.conf names it). It answers A and AAAA queries for the containers
+ * the asking container can see (the manager's `resolve`: by name, hostname, alias, short id,
+ * link alias, `name.network`, in any case) from the live tables, so a name goes away when its
+ * container leaves and a rename shows at once. Names with a dot it does not know go to the
+ * host's name servers; a single-label name it does not know is NXDOMAIN at once.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { ip6ToBig } from './ipam6.js';
 import { readFileSync } from 'node:fs';
 import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
 import { systemClock, type Clock } from '../base/clock.js';
 
 const TYPE_A = 1;
+const TYPE_AAAA = 28;
 const CLASS_IN = 1;
+
+/** A name's addresses, by family. */
+export interface Addresses {
+  v4: string[];
+  v6: string[];
+}
 
 export interface Question {
   id: number;
+  /** the name asked, in lower case */
   name: string;
+  /** the name as asked (the network part of `name.network` is compared exactly, as dockerd does) */
+  asked: string;
   type: number;
   /** the question section's bytes, echoed in the answer */
   raw: Buffer;
@@ -43,28 +55,42 @@ export function parseQuery(msg: Buffer): Question | null {
   return {
     id: msg.readUInt16BE(0),
     name: labels.join('.').toLowerCase(),
+    asked: labels.join('.'),
     type,
     raw: msg.subarray(12, o + 5),
     rd: !!(flags & 0x0100),
   };
 }
 
-/** An answer to `q`: `rcode` 0 with A records for `ips` (none for other types), or 3 (NXDOMAIN) / 2 (SERVFAIL). */
-export function answer(q: Question, ips: readonly string[], rcode = 0, ttl = 600): Buffer {
-  const records = q.type === TYPE_A && rcode === 0 ? ips : [];
+/**
+ * An answer to `q`: `rcode` 0 with A records for `ips` (AAAA records for `ips6` to an AAAA question,
+ * none for other types), or 3 (NXDOMAIN) / 2 (SERVFAIL).
+ */
+export function answer(
+  q: Question,
+  ips: readonly string[],
+  rcode = 0,
+  ttl = 600,
+  ips6: readonly string[] = [],
+): Buffer {
+  const records = rcode !== 0 ? [] : q.type === TYPE_A ? ips : q.type === TYPE_AAAA ? ips6 : [];
   const head = Buffer.alloc(12);
   head.writeUInt16BE(q.id, 0);
   head.writeUInt16BE(0x8000 | 0x0400 | (q.rd ? 0x0100 : 0) | 0x0080 | rcode, 2); // QR, AA, RD echoed, RA
   head.writeUInt16BE(1, 4);
   head.writeUInt16BE(records.length, 6);
   const rrs = records.map((ip) => {
-    const rr = Buffer.alloc(16);
+    const v6 = q.type === TYPE_AAAA;
+    const rr = Buffer.alloc(v6 ? 28 : 16);
     rr.writeUInt16BE(0xc00c, 0); // the name: a pointer to the question's
-    rr.writeUInt16BE(TYPE_A, 2);
+    rr.writeUInt16BE(v6 ? TYPE_AAAA : TYPE_A, 2);
     rr.writeUInt16BE(CLASS_IN, 4);
     rr.writeUInt32BE(ttl, 6);
-    rr.writeUInt16BE(4, 10);
-    ip.split('.').forEach((b, i) => rr.writeUInt8(Number(b), 12 + i));
+    rr.writeUInt16BE(v6 ? 16 : 4, 10);
+    if (v6) {
+      const n = ip6ToBig(ip);
+      for (let i = 0; i < 16; i++) rr.writeUInt8(Number((n >> BigInt(120 - 8 * i)) & 0xffn), 12 + i);
+    } else ip.split('.').forEach((b, i) => rr.writeUInt8(Number(b), 12 + i));
     return rr;
   });
   return Buffer.concat([head, q.raw, ...rrs]);
@@ -82,13 +108,13 @@ export function upstreamServers(): string[] {
   }
 }
 
-/** One network's server. `lookup(name)` returns the addresses of a container name/alias/short id on it. */
+/** One network's server. `lookup(name, client)`: the addresses `name` has for the container at address `client`. */
 export class NetworkDns {
   private sock: Socket | null = null;
 
   constructor(
     private readonly address: string,
-    private readonly lookup: (name: string) => string[],
+    private readonly lookup: (name: string, client: string) => Addresses,
     private readonly clock: Clock = systemClock,
   ) {}
 
@@ -115,8 +141,9 @@ export class NetworkDns {
     const q = parseQuery(msg);
     if (!q || !this.sock) return;
     const name = q.name.replace(/\.$/, '');
-    const ips = this.lookup(name);
-    if (ips.length) return this.reply(answer(q, ips), host, port);
+    const ips = this.lookup(q.asked.replace(/\.$/, ''), host);
+    // a known name answers itself, with the records of the question's type (none: NODATA)
+    if (ips.v4.length || ips.v6.length) return this.reply(answer(q, ips.v4, 0, 600, ips.v6), host, port);
     if (!name.includes('.')) return this.reply(answer(q, [], 3), host, port);
     this.reply((await forward(msg, this.clock)) ?? answer(q, [], 2), host, port);
   }
@@ -145,22 +172,22 @@ function forward(msg: Buffer, clock: Clock): Promise<Buffer | null> {
 }
 
 /**
- * The name servers of the networks that have one, by network id. `resolve(networkId, name)` reads
- * the live endpoints, so a name goes with its container. A server that cannot start (the address
+ * The name servers of the networks that have one, by network id. `resolve(networkId, name, client)`
+ * reads the live endpoints and containers, so a name goes with its container. A server that cannot start (the address
  * is taken) is a warning: the network works without names.
  */
 export class NameService {
   private readonly servers = new Map<string, NetworkDns>();
 
   constructor(
-    private readonly resolve: (networkId: string, name: string) => string[],
+    private readonly resolve: (networkId: string, name: string, client: string) => Addresses,
     private readonly clock: Clock = systemClock,
   ) {}
 
   /** Serves network `networkId`'s names on `address`:53 (idempotent). */
   async serve(networkId: string, networkName: string, address: string): Promise<void> {
     if (this.servers.has(networkId)) return;
-    const d = new NetworkDns(address, (name) => this.resolve(networkId, name), this.clock);
+    const d = new NetworkDns(address, (name, client) => this.resolve(networkId, name, client), this.clock);
     try {
       await d.start();
       this.servers.set(networkId, d);

@@ -95,13 +95,14 @@ export function enableForwarding(): void {
   }
 }
 
-/** Replaces the nftables table `name` (family ip) by `body` in one transaction. */
-export function replaceTable(name: string, body: string): Promise<void> {
-  return feed('nft', ['-f', '-'], `table ip ${name}\ndelete table ip ${name}\ntable ip ${name} {\n${body}\n}\n`);
+/** Replaces the nftables table `name` (family `ip`, or `ip6`) by `body` in one transaction. */
+export function replaceTable(name: string, body: string, family: 'ip' | 'ip6' = 'ip'): Promise<void> {
+  const f = family;
+  return feed('nft', ['-f', '-'], `table ${f} ${name}\ndelete table ${f} ${name}\ntable ${f} ${name} {\n${body}\n}\n`);
 }
 
-export async function deleteTable(name: string): Promise<void> {
-  await feed('nft', ['-f', '-'], `table ip ${name}\ndelete table ip ${name}\n`).catch(() => undefined);
+export async function deleteTable(name: string, family: 'ip' | 'ip6' = 'ip'): Promise<void> {
+  await feed('nft', ['-f', '-'], `table ${family} ${name}\ndelete table ${family} ${name}\n`).catch(() => undefined);
 }
 
 /** The host end of a veth pair: alias (berth's mark), bridge port with hairpin, up. */
@@ -145,8 +146,8 @@ export interface NetHost {
   plugIntoBridge(veth: string, bridge: string, mark: string): void;
   allowLocalnet(bridge: string): void;
   enableForwarding(): void;
-  replaceTable(name: string, body: string): Promise<void>;
-  deleteTable(name: string): Promise<void>;
+  replaceTable(name: string, body: string, family?: 'ip' | 'ip6'): Promise<void>;
+  deleteTable(name: string, family?: 'ip' | 'ip6'): Promise<void>;
   portFree(proto: 'tcp' | 'udp', hostIp: string, port: number): Promise<boolean>;
 }
 

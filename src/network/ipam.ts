@@ -129,7 +129,7 @@ export function planPool(
   } else subnet = pickSubnet([...others.map((o) => parseCidr(o.subnet)), ...routes]);
   const gateway = want.Gateway ? ipToInt(want.Gateway) : subnet.base + 1;
   if (!contains(subnet, gateway))
-    throw invalidArgument(`invalid gateway ${want.Gateway}: not in subnet ${cidrText(subnet)}`);
+    throw invalidArgument(`failed to allocate gateway (${want.Gateway}): Requested address is out of range`); // dockerd's words
   if (want.IPRange) {
     const r = parseCidr(want.IPRange);
     if (!contains(subnet, r.base) || r.prefix < subnet.prefix) {

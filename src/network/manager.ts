@@ -6,17 +6,18 @@
  * SQLite and rebuilt by `init()` at daemon start.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Db } from '../metadata/db.js';
 import { systemClock, type Clock } from '../base/clock.js';
-import { conflict, errorMessage, invalidArgument, notFound } from '../base/errors.js';
+import { conflict, errorMessage, invalidArgument, notFound, permissionDenied } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { EndpointInfo, NetworkDriver, NetworkSpec } from '../plugins/interfaces.js';
-import { AddressAllocator } from './allocator.js';
+import { AddressAllocator, v4Config, v6Config } from './allocator.js';
 import { BridgeDriver } from './bridge.js';
 import { NameService } from './dns.js';
 import { systemNetHost, type NetHost } from './host.js';
-import { hostRoutes, ipToInt, macOf, parseCidr, planPool, type PoolRequest } from './ipam.js';
+import { contains, hostRoutes, ipToInt, macOf, parseCidr, planPool, type PoolRequest } from './ipam.js';
+import { isV6, parseCidr6, planPool6 } from './ipam6.js';
 import { bindAddress, hostPortRange, pickHostPort, PortTable } from './ports.js';
 import {
   NetworkStore,
@@ -37,22 +38,51 @@ export interface NetworkCreate {
   Driver?: string;
   Internal?: boolean;
   Attachable?: boolean;
+  EnableIPv6?: boolean;
   Labels?: Record<string, string>;
   Options?: Record<string, string>;
-  IPAM?: { Config?: PoolRequest[] };
+  IPAM?: {
+    Driver?: string;
+    Options?: Record<string, string>;
+    Config?: Array<PoolRequest & { AuxiliaryAddresses?: Record<string, string> }>;
+  };
   CheckDuplicate?: boolean;
 }
 
+/** What the name server asks of the engine about a container, read when a query comes (a rename shows at once). */
+export interface ContainerNames {
+  /** its current name, hostname and legacy links (`--link target:alias`) */
+  of(id: string): { name: string; hostname: string; links: Array<{ target: string; alias: string }> } | undefined;
+  /** the id of the container `ref` names (name or id) */
+  idOf(ref: string): string | undefined;
+}
+
 const DEFAULT_NAME = 'bridge';
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** dockerd's pre-defined networks besides `bridge`: name -> driver */
+const PREDEFINED: ReadonlyArray<[string, string]> = [
+  ['none', 'null'],
+  ['host', 'host'],
+];
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Whether the host's kernel has IPv6 on (it is off when the sysctl is missing or 1). */
+function hostIpv6(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim() === '0';
+  } catch {
+    return false;
+  }
+}
 
 const specOf = (n: NetworkRecord): NetworkSpec => {
-  const c = n.IPAM.Config[0]!;
+  const c = v4Config(n)!;
+  const c6 = n.EnableIPv6 ? v6Config(n) : undefined;
   return {
     id: n.Id,
     name: n.Name,
     pool: c.Subnet,
     gateway: `${c.Gateway}/${parseCidr(c.Subnet).prefix}`,
+    ...(c6 ? { pool6: c6.Subnet, gateway6: `${c6.Gateway}/${parseCidr6(c6.Subnet).prefix}` } : {}),
     options: n.Options,
     internal: n.Internal,
     isDefault: n.isDefault,
@@ -63,9 +93,19 @@ const infoOf = (e: Endpoint): EndpointInfo => ({
   networkId: e.networkId,
   endpointId: e.endpointId,
   address: `${e.ip}/${e.prefix}`,
+  ...(e.ip6 ? { address6: `${e.ip6}/${e.prefix6 ?? 64}` } : {}),
+  ...(e.linkLocal?.length ? { extraAddresses: e.linkLocal } : {}),
+  ...(e.driverOpts ? { options: e.driverOpts } : {}),
   mac: e.mac,
   hostIfname: e.hostVeth,
 });
+
+/** `name:alias` (or `name`) of EndpointSettings.Links / HostConfig.Links (`/name:/linker/alias`). */
+export function parseLinkText(text: string): { target: string; alias: string } {
+  const [t = '', a] = text.split(':');
+  const target = t.replace(/^\//, '');
+  return { target, alias: (a ?? target).split('/').pop() ?? '' };
+}
 
 export class NetworkManager {
   /** remote network drivers (plugins), by name; set by the daemon */
@@ -77,6 +117,8 @@ export class NetworkManager {
   private readonly bindings: PortTable;
   private readonly names: NameService;
   private readonly bridge: BridgeDriver;
+  /** the engine's containers, for the name server; set by the daemon */
+  containers: ContainerNames = { of: () => undefined, idOf: () => undefined };
 
   constructor(
     db: Db,
@@ -87,7 +129,7 @@ export class NetworkManager {
     this.store = new NetworkStore(db);
     this.addresses = new AddressAllocator(db);
     this.bindings = new PortTable(db);
-    this.names = new NameService((networkId, name) => this.resolve(networkId, name), clock);
+    this.names = new NameService((networkId, name, client) => this.resolve(networkId, name, client), clock);
     this.bridge = new BridgeDriver(
       daemonId.replace(/-/g, '').slice(0, 8),
       this.names,
@@ -125,19 +167,48 @@ export class NetworkManager {
 
   /** POST /networks/create. Validates everything before any host change; the network is up when it returns. */
   async create(o: NetworkCreate, isDefault = false): Promise<NetworkRecord> {
-    if (!o.Name || !NAME_RE.test(o.Name)) {
-      throw invalidArgument(`invalid network name "${o.Name ?? ''}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-    }
+    // dockerd's rule (libnetwork config.ValidateName): any name that is not blank. The name never
+    // reaches a device or a script (the bridge is named from the id); control characters are refused.
+    if (!o.Name || !o.Name.trim()) throw invalidArgument(`invalid name: ${o.Name ?? ''}`);
+    if (CONTROL.test(o.Name)) throw invalidArgument(`invalid name ${JSON.stringify(o.Name)}: control characters`);
+    const pre = PREDEFINED.find(([name]) => name === o.Name);
+    if (pre) throw permissionDenied(`operation is not permitted on predefined ${o.Name} network `);
     if (this.find(o.Name)?.Name === o.Name) throw conflict(`network with name ${o.Name} already exists`);
     const driverName = o.Driver || 'bridge';
+    if (PREDEFINED.some(([, d]) => d === driverName))
+      throw permissionDenied(`only one instance of "${driverName}" network is allowed`);
     const driver = await this.driver(driverName); // NotFound for an unknown plugin
-    if (['host', 'none', 'default'].includes(o.Name) || (o.Name === DEFAULT_NAME && !isDefault)) {
+    if (o.Name === 'default' || (o.Name === DEFAULT_NAME && !isDefault)) {
       throw conflict(`network with name ${o.Name} already exists`);
     }
     const cfgs = o.IPAM?.Config ?? [];
-    if (cfgs.length > 1) throw invalidArgument('only one IPv4 subnet per network is supported');
-    const others = this.list().flatMap((n) => n.IPAM.Config.map((c) => ({ name: n.Name, subnet: c.Subnet })));
-    const pool = planPool(cfgs[0] ?? {}, others, hostRoutes());
+    const v4 = cfgs.filter((c) => !isV6(c.Subnet ?? '') && !isV6(c.Gateway ?? ''));
+    const v6 = cfgs.filter((c) => isV6(c.Subnet ?? '') || isV6(c.Gateway ?? ''));
+    if (v4.length > 1 || v6.length > 1) throw permissionDenied("bridge driver doesn't support multiple subnets"); // dockerd, 403
+    if (v6[0] && !v6[0].Subnet) throw invalidArgument('an IPv6 gateway needs an IPv6 subnet');
+    if (o.EnableIPv6 && !v6[0])
+      throw notFound(
+        'could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network',
+      );
+    if (o.EnableIPv6 && driverName !== 'bridge') throw invalidArgument('IPv6 is supported on bridge networks only');
+    if (o.EnableIPv6 && !hostIpv6())
+      throw invalidArgument('IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6 is not 0)');
+    const subnets = (want6: boolean) =>
+      this.list().flatMap((n) =>
+        n.IPAM.Config.filter((c) => isV6(c.Subnet) === want6).map((c) => ({ name: n.Name, subnet: c.Subnet })),
+      );
+    const pool: NetworkRecord['IPAM']['Config'][number] = planPool(v4[0] ?? {}, subnets(false), hostRoutes());
+    const aux4 = v4[0]?.AuxiliaryAddresses;
+    for (const [k, a] of Object.entries(aux4 ?? {})) {
+      if (isV6(a) || !contains(parseCidr(pool.Subnet), ipToInt(a)))
+        throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${pool.Subnet}`);
+    }
+    if (aux4) pool.AuxiliaryAddresses = aux4;
+    if (v4[0]?.Subnet && !v4[0].Gateway) pool.gatewayChosen = true;
+    const pool6: NetworkRecord['IPAM']['Config'][number] | undefined = v6[0]
+      ? planPool6({ ...v6[0], Subnet: v6[0].Subnet! }, subnets(true))
+      : undefined;
+    if (pool6 && !v6[0]!.Gateway) pool6.gatewayChosen = true;
     const rec: NetworkRecord = {
       Id: randomBytes(32).toString('hex'),
       Name: o.Name,
@@ -146,10 +217,10 @@ export class NetworkManager {
       Created: new Date(this.clock.now()).toISOString(),
       Internal: !!o.Internal,
       Attachable: !!o.Attachable,
-      EnableIPv6: false,
+      EnableIPv6: !!o.EnableIPv6,
       Labels: o.Labels ?? {},
       Options: o.Options ?? {},
-      IPAM: { Driver: 'default', Options: {}, Config: [pool] },
+      IPAM: { Driver: 'default', Options: o.IPAM?.Options ?? null, Config: pool6 ? [pool, pool6] : [pool] },
       bridge: '',
       isDefault,
     };
@@ -163,16 +234,68 @@ export class NetworkManager {
     return rec;
   }
 
-  /** Addresses of `name` (container name, alias, short or full id) on network `networkId`. */
-  private resolve(networkId: string, name: string): string[] {
-    return this.endpoints({ networkId })
-      .filter((e) => e.names.includes(name) || (name.length >= 12 && e.containerId.startsWith(name)))
-      .map((e) => e.ip);
+  /** The names an endpoint answers to (lower case): its container's current name and hostname, its aliases. */
+  private namesOf(e: Endpoint): string[] {
+    const c = this.containers.of(e.containerId);
+    const names = c ? [c.name, c.hostname, ...e.names.slice(1)] : e.names;
+    return names.filter((x) => x).map((x) => x.toLowerCase());
+  }
+
+  /**
+   * Addresses of `qname` for the container at address `client` on network `networkId`, as dockerd's
+   * embedded server answers (case-insensitive): on each user network the asking container joins
+   * (this one first), a container's name, hostname, alias, short or full id, or a link alias of
+   * the asking container; `name.<network>` asks that network only. Empty when nothing matches.
+   */
+  resolve(networkId: string, qname: string, client: string): { v4: string[]; v6: string[] } {
+    const q = qname.toLowerCase();
+    const all = this.endpoints();
+    const me = all.find((e) => e.networkId === networkId && e.ip === client);
+    const netIds = [networkId, ...all.filter((e) => me && e.containerId === me.containerId).map((e) => e.networkId)];
+    const nets = [...new Set(netIds)].map((id) => this.find(id)).filter((n): n is NetworkRecord => !!n && !n.isDefault);
+    const tries: Array<{ name: string; nets: NetworkRecord[] }> = [{ name: q, nets }];
+    for (let i = q.indexOf('.'); i > 0; i = q.indexOf('.', i + 1)) {
+      const net = nets.find((n) => n.Name === qname.slice(i + 1)); // dockerd: the network's name exactly
+      if (net) tries.push({ name: q.slice(0, i), nets: [net] });
+    }
+    const mine = me ? this.containers.of(me.containerId) : undefined;
+    for (const t of tries) {
+      // network by network, this one first: the first one where the name is known answers
+      for (const n of t.nets) {
+        const on = all.filter((e) => e.networkId === n.Id);
+        // the asking container's links: its HostConfig.Links, and its EndpointSettings.Links on this network
+        const links = [
+          ...(mine?.links ?? []),
+          ...on
+            .filter((e) => me && e.containerId === me.containerId)
+            .flatMap((e) => (e.links ?? []).map(parseLinkText)),
+        ];
+        const linked = new Set(
+          links
+            .filter((l) => l.alias.toLowerCase() === t.name)
+            .map((l) => this.containers.idOf(l.target))
+            .filter((id): id is string => !!id),
+        );
+        const hits = on.filter(
+          (e) =>
+            linked.has(e.containerId) ||
+            this.namesOf(e).includes(t.name) ||
+            (t.name.length >= 12 && e.containerId.startsWith(t.name)),
+        );
+        if (hits.length) {
+          return {
+            v4: [...new Set(hits.map((e) => e.ip))],
+            v6: [...new Set(hits.map((e) => e.ip6).filter((x): x is string => !!x))],
+          };
+        }
+      }
+    }
+    return { v4: [], v6: [] };
   }
 
   async remove(ref: string): Promise<void> {
     const n = this.get(ref);
-    if (n.isDefault) throw conflict(`${n.Name} is a pre-defined network and cannot be removed`);
+    if (n.isDefault || n.predefined) throw permissionDenied(`${n.Name} is a pre-defined network and cannot be removed`);
     const eps = this.endpoints({ networkId: n.Id });
     if (eps.length) throw conflict(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
     this.store.delete(n.Id);
@@ -220,8 +343,11 @@ export class NetworkManager {
     ifname: string,
     route: boolean,
   ): Promise<Endpoint> {
+    if (n.predefined) throw invalidArgument(`network ${n.Name} has no endpoints`);
     const ip = this.addresses.allocate(n, c.id, req.ipv4);
-    const c0 = n.IPAM.Config[0]!;
+    const c0 = v4Config(n)!;
+    const c6 = n.EnableIPv6 ? v6Config(n) : undefined;
+    const ip6 = c6 ? this.addresses.allocate6(n, c.id, req.ipv6) : undefined;
     const ep: Endpoint = {
       containerId: c.id,
       networkId: n.Id,
@@ -229,6 +355,10 @@ export class NetworkManager {
       ip,
       prefix: parseCidr(c0.Subnet).prefix,
       gateway: c0.Gateway,
+      ...(c6 && ip6 ? { ip6, prefix6: parseCidr6(c6.Subnet).prefix, gateway6: c6.Gateway } : {}),
+      ...(req.links?.length ? { links: req.links } : {}),
+      ...(req.linkLocalIPs?.length ? { linkLocal: req.linkLocalIPs } : {}),
+      ...(req.driverOpts ? { driverOpts: req.driverOpts } : {}),
       mac: req.mac ?? macOf(ipToInt(ip)),
       hostVeth: '',
       ifname,
@@ -241,11 +371,15 @@ export class NetworkManager {
     ep.hostVeth = (await driver.createEndpoint(infoOf(ep))).hostIfname;
     if (ep.hostVeth) this.store.updateEndpoint(ep);
     const key = nsPath(ns);
-    const j = await driver.join(infoOf(ep), { key, ifname, route: route ? ep.gateway : null });
+    const route6 = route && ep.gateway6 ? ep.gateway6 : null;
+    const j = await driver.join(infoOf(ep), { key, ifname, route: route ? ep.gateway : null, route6 });
     if (j.kind === 'move') {
       const gw = (j.gateway || ep.gateway).replace(/\/\d+$/, '');
       await this.host.ipBatch([`link set ${j.srcName} netns ${nsRefOf(key)}`]);
-      const lines = interfaceLines(ifname, `${ip}/${ep.prefix}`, ep.mac, route && gw ? gw : null);
+      const lines = interfaceLines(ifname, `${ip}/${ep.prefix}`, ep.mac, route && gw ? gw : null, {
+        ...(infoOf(ep).address6 ? { address6: infoOf(ep).address6!, route6 } : {}),
+        extra: ep.linkLocal ?? [],
+      });
       await this.host.ipBatch([`link set ${j.srcName} name ${ifname}`, ...lines], nsArgOf(key));
     }
     return ep;
@@ -338,6 +472,25 @@ export class NetworkManager {
       if (n.Driver === 'bridge') await this.bridge.restoreNetwork({ ...specOf(n), device: n.bridge });
     }
     if (!this.list().some((n) => n.isDefault)) await this.create({ Name: DEFAULT_NAME }, true);
+    for (const [name, driver] of PREDEFINED) {
+      if (this.list().some((n) => n.predefined && n.Driver === driver)) continue;
+      this.store.insert({
+        Id: randomBytes(32).toString('hex'),
+        Name: name,
+        Driver: driver,
+        Scope: 'local',
+        Created: new Date(this.clock.now()).toISOString(),
+        Internal: false,
+        Attachable: false,
+        EnableIPv6: false,
+        Labels: {},
+        Options: {},
+        IPAM: { Driver: 'default', Options: null, Config: [] },
+        bridge: '',
+        isDefault: false,
+        predefined: true,
+      });
+    }
     const present = new Set((await this.host.links()).map((l) => l.ifname));
     for (const ep of this.endpoints()) {
       const alive = ep.hostVeth

@@ -14,6 +14,21 @@ const isPort = (p: unknown): boolean => typeof p === 'number' && Number.isIntege
 /** What the table needs of a bridge network (a record has it). */
 export type TableNetwork = Pick<NetworkRecord, 'bridge' | 'Internal'> & { IPAM: { Config: Array<{ Subnet: string }> } };
 
+/**
+ * The `ip6` table's body for the bridges of networks with IPv6 (`bridges`, names checked): IPv6
+ * traffic stays inside its network (berth has no IPv6 NAT; a host that forwards IPv6 would
+ * otherwise route between networks, and out of internal ones).
+ */
+export function table6Body(bridges: readonly string[]): string {
+  const ok = bridges.filter((b) => IFNAME_RE.test(b));
+  return [
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    ...ok.flatMap((b) => [`    iifname "${b}" oifname != "${b}" drop`, `    oifname "${b}" iifname != "${b}" drop`]),
+    '  }',
+  ].join('\n');
+}
+
 /** The table's body for bridge networks `nets` and published `ports`. */
 export function tableBody(allNets: readonly TableNetwork[], allPorts: readonly PortBinding[]): string {
   // every value written into the script is checked here, whatever its record says: a record with a

@@ -20,10 +20,15 @@ const MIGRATIONS = [
   ].join('\n'),
 ];
 
+/** One subnet of a network (IPv4 first; an IPv6 one after it). */
 export interface IpamConfig {
   Subnet: string;
   Gateway: string;
   IPRange?: string;
+  /** addresses the IPAM must not hand out (dockerd's `--aux-address`) */
+  AuxiliaryAddresses?: Record<string, string>;
+  /** the subnet was asked for and the gateway not (dockerd then shows no Gateway) */
+  gatewayChosen?: boolean;
 }
 
 export interface NetworkRecord {
@@ -37,11 +42,14 @@ export interface NetworkRecord {
   EnableIPv6: boolean;
   Labels: Record<string, string>;
   Options: Record<string, string>;
-  IPAM: { Driver: string; Options: Record<string, string>; Config: IpamConfig[] };
+  /** `Options` as given, null when none were (as dockerd shows it) */
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: IpamConfig[] };
   /** the host device its driver made (a bridge's name; '' for plugin networks) */
   bridge: string;
   /** the default `bridge` network: no name service, Docker's behaviour */
   isDefault: boolean;
+  /** `host` and `none` (drivers `host`, `null`): dockerd's pre-defined networks, no subnet, no endpoints */
+  predefined?: boolean;
 }
 
 export interface Endpoint {
@@ -52,6 +60,16 @@ export interface Endpoint {
   ip: string;
   prefix: number;
   gateway: string;
+  /** its IPv6 address, prefix and gateway, on a network with `EnableIPv6` and an IPv6 subnet */
+  ip6?: string;
+  prefix6?: number;
+  gateway6?: string;
+  /** EndpointSettings.Links of this endpoint (`name:alias`), resolved for this container only */
+  links?: string[];
+  /** IPAMConfig.LinkLocalIPs, added to its interface */
+  linkLocal?: string[];
+  /** EndpointSettings.DriverOpts, given to its driver */
+  driverOpts?: Record<string, string>;
   mac: string;
   /** the host interface its driver made for it (a bridge port), '' when none */
   hostVeth: string;
@@ -76,7 +94,13 @@ export interface PortBinding {
 export interface EndpointRequest {
   aliases: string[];
   ipv4?: string;
+  ipv6?: string;
   mac?: string;
+  /** EndpointSettings.Links (`name:alias`): names only this container resolves, on this network */
+  links?: string[];
+  driverOpts?: Record<string, string>;
+  /** IPAMConfig.LinkLocalIPs: extra addresses on its interface */
+  linkLocalIPs?: string[];
 }
 
 /** A port a container publishes: `80/tcp` -> a host binding ('' host port: any free one). */

@@ -23,12 +23,31 @@ export function nsRefOf(key: string): string {
   return m[1]!;
 }
 
-/** An endpoint's interface in the sandbox: named `ifname` already; its MAC, address, up, the default route. */
-export function interfaceLines(ifname: string, address: string, mac: string, routeVia: string | null): string[] {
+/** IPv6 and further addresses of an endpoint's interface. */
+export interface MoreAddresses {
+  /** its IPv6 address with prefix (no duplicate address detection: usable at once) */
+  address6?: string;
+  /** the default IPv6 route's gateway */
+  route6?: string | null;
+  /** LinkLocalIPs: addresses added as given (a bare address gets /32 or /128) */
+  extra?: readonly string[];
+}
+
+/** An endpoint's interface in the sandbox: named `ifname` already; its MAC, addresses, up, the default routes. */
+export function interfaceLines(
+  ifname: string,
+  address: string,
+  mac: string,
+  routeVia: string | null,
+  more: MoreAddresses = {},
+): string[] {
   return [
     `link set dev ${ifname} address ${mac}`,
     `addr add ${address} dev ${ifname}`,
+    ...(more.address6 ? [`addr add ${more.address6} dev ${ifname} nodad`] : []),
+    ...(more.extra ?? []).map((a) => `addr add ${a} dev ${ifname}${a.includes(':') ? ' nodad' : ''}`),
     `link set ${ifname} up`,
     ...(routeVia ? [`route add default via ${routeVia}`] : []),
+    ...(more.route6 ? [`route add ::/0 via ${more.route6} dev ${ifname}`] : []),
   ];
 }

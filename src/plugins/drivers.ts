@@ -40,8 +40,8 @@ export function remoteNetworkDriver(c: PluginClient): NetworkDriver {
       await c.call('NetworkDriver.CreateEndpoint', {
         NetworkID: ep.networkId,
         EndpointID: ep.endpointId,
-        Interface: { Address: ep.address, AddressIPv6: '', MacAddress: ep.mac },
-        Options: {},
+        Interface: { Address: ep.address, AddressIPv6: ep.address6 ?? '', MacAddress: ep.mac },
+        Options: ep.options ?? {}, // EndpointSettings.DriverOpts, as dockerd passes them
       });
       return { hostIfname: '' };
     },

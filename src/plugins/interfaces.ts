@@ -24,6 +24,9 @@ export interface NetworkSpec {
   pool: string;
   /** the gateway with the subnet's prefix: `172.18.0.1/16` */
   gateway: string;
+  /** the IPv6 subnet and gateway (with prefix), on a network with `EnableIPv6` */
+  pool6?: string;
+  gateway6?: string;
   /** `-o` options as given */
   options: Record<string, string>;
   /** `--internal`: no traffic in or out of the network */
@@ -44,6 +47,12 @@ export interface EndpointSpec {
   endpointId: string;
   /** the address berth's IPAM gave it, with the subnet's prefix: `172.18.0.2/16` */
   address: string;
+  /** its IPv6 address with the prefix, on a network with `EnableIPv6` */
+  address6?: string;
+  /** further addresses for its interface (EndpointSettings IPAMConfig.LinkLocalIPs) */
+  extraAddresses?: string[];
+  /** EndpointSettings.DriverOpts */
+  options?: Record<string, string>;
   mac: string;
 }
 
@@ -60,6 +69,8 @@ export interface SandboxSpec {
   ifname: string;
   /** the gateway the default route goes through, when this is the container's routed network */
   route: string | null;
+  /** the IPv6 gateway of the default IPv6 route, when routed and the network has IPv6 */
+  route6?: string | null;
 }
 
 /**

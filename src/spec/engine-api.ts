@@ -406,13 +406,25 @@ function validateHostConfig(o: HostConfig): HostConfig {
 
 export interface EndpointSettings {
   Aliases?: string[] | null;
-  IPAMConfig?: { IPv4Address?: string } | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
   MacAddress?: string;
+  Links?: string[] | null;
+  DriverOpts?: Record<string, string> | null;
 }
 
 export function validateEndpoint(e: EndpointSettings, what: string): EndpointSettings {
   const ip = e.IPAMConfig?.IPv4Address;
   if (ip && isIP(ip) !== 4) throw invalidArgument(`${what}: invalid IPv4 address: ${ip}`);
+  const ip6 = e.IPAMConfig?.IPv6Address;
+  if (ip6 && isIP(ip6) !== 6) throw invalidArgument(`${what}: invalid IPv6 address: ${ip6}`);
+  for (const a of e.IPAMConfig?.LinkLocalIPs ?? [])
+    if (!isIP(a)) throw invalidArgument(`${what}: invalid link-local IP address: ${a}`);
+  for (const l of e.Links ?? [])
+    if (!/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*(:[a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/.test(l))
+      throw invalidArgument(`${what}: invalid link ${JSON.stringify(l)}`);
+  for (const [k, v] of Object.entries(e.DriverOpts ?? {}))
+    if (CONTROL.test(k) || CONTROL.test(v))
+      throw invalidArgument(`${what}: invalid driver option ${JSON.stringify(k)}`);
   if (e.MacAddress && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(e.MacAddress))
     throw invalidArgument(`invalid MAC address: ${e.MacAddress}`);
   for (const a of e.Aliases ?? [])

@@ -32,19 +32,32 @@ export interface NetworkCreateRequest {
 export function parseNetworkCreate(v: unknown): NetworkCreateRequest {
   const o = decodeGo(schema.networkCreateRequest, v ?? {}) as NetworkCreateRequest & Obj;
   if (!o.Name) throw invalidArgument('network name is required'); // dockerd: name is required
-  if (o.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by berth');
   if (o['ConfigOnly'] || (o['ConfigFrom'] as { Network?: string } | undefined)?.Network || o['Ingress'])
     throw invalidArgument('config-only, config-from and ingress networks are Swarm features berth does not have');
   const ipamDriver = o.IPAM?.Driver ?? '';
   if (ipamDriver !== '' && ipamDriver !== 'default')
     throw invalidArgument(`IPAM driver "${ipamDriver}" is not supported: only the default one`);
+  // an IPv4 or IPv6 subnet per entry (the manager takes one of each); gateway, range and auxiliary
+  // addresses of the subnet's family
+  const cidr = (t: string) => /^[0-9A-Fa-f:.]+\/\d{1,3}$/.test(t) && isIP(t.slice(0, t.lastIndexOf('/'))) !== 0;
   for (const c of o.IPAM?.Config ?? []) {
     for (const k of ['Subnet', 'IPRange'] as const)
-      if (c[k] && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c[k]))
-        throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: an IPv4 CIDR is expected`);
-    if (c.Gateway && isIP(c.Gateway) !== 4)
-      throw invalidArgument(`invalid gateway ${c.Gateway}: an IPv4 address is expected`);
+      if (c[k] && !cidr(c[k]))
+        throw invalidArgument(`invalid ${k === 'Subnet' ? 'subnet' : 'ip-range'} ${c[k]}: a CIDR is expected`);
+    const family = c.Subnet ? isIP(c.Subnet.slice(0, c.Subnet.lastIndexOf('/'))) : 0;
+    const check = (what: string, ip: string) => {
+      if (!isIP(ip) || (family && isIP(ip) !== family))
+        throw invalidArgument(`invalid ${what} ${ip}: an IPv${family || 4} address is expected`);
+    };
+    if (c.Gateway) check('gateway', c.Gateway);
+    for (const [k, a] of Object.entries(c.AuxiliaryAddresses ?? {})) {
+      if (CONTROL.test(k)) throw invalidArgument(`invalid auxiliary address name ${JSON.stringify(k)}`);
+      check(`auxiliary address ${k}=`, a);
+    }
   }
+  for (const [k, val] of Object.entries(o.IPAM?.Options ?? {}))
+    if (CONTROL.test(k) || CONTROL.test(val))
+      throw invalidArgument(`invalid IPAM option ${JSON.stringify(k)}: control characters`);
   const bridge = o.Options?.['com.docker.network.bridge.name'];
   // a Linux interface name (it reaches `ip` and nft scripts): 1-15 characters, no separators
   if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge))

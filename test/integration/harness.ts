@@ -225,6 +225,7 @@ export async function cleanupNetworking(root: string): Promise<void> {
     if (existsSync(`/run/netns/berth-${c.slice(0, 16)}`))
       await run('ip', ['netns', 'del', `berth-${c.slice(0, 16)}`]).catch(() => undefined);
   await run('nft', ['delete', 'table', 'ip', `berth_${id}`]).catch(() => undefined);
+  await run('nft', ['delete', 'table', 'ip6', `berth_${id}`]).catch(() => undefined);
   const { stdout } = await run('ip', ['-j', 'link', 'show']).catch(() => ({ stdout: '[]' }));
   for (const l of JSON.parse(stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
     if (l.ifalias === `berth:${id}`) await run('ip', ['link', 'del', l.ifname]).catch(() => undefined);

@@ -13,7 +13,7 @@ import { isBerthError } from '../../src/base/errors.js';
 import { setLogLevel } from '../../src/base/log.js';
 import { openDb } from '../../src/metadata/db.js';
 import type { Link, NetHost } from '../../src/network/host.js';
-import { NetworkManager } from '../../src/network/manager.js';
+import { NetworkManager, type EndpointRequest } from '../../src/network/manager.js';
 
 setLogLevel('error');
 
@@ -91,7 +91,7 @@ function setup() {
 const web = (n: string, ports: Array<{ hostIp: string; hostPort: string }> = []) => ({
   id: `c-${n}`.padEnd(64, '0'),
   name: n,
-  networks: [] as Array<[string, { aliases: string[] }]>,
+  networks: [] as Array<[string, EndpointRequest]>,
   ports: ports.map((p) => ({ proto: 'tcp' as const, containerPort: 80, ...p })),
 });
 
@@ -225,13 +225,174 @@ test('init: the default network made, bridges up again, dead endpoints released,
     assert.ok(host.devices.has('eth9'), "a link that is not berth's stays");
     assert.equal(host.calls.at(-1), `nft ${TABLE}`);
     assert.deepEqual(
-      m2.list().map((x) => [x.Name, x.isDefault]),
+      m2.list().map((x) => [x.Name, x.isDefault, x.Driver, !!x.predefined]),
       [
-        ['bridge', true],
-        ['n1', false],
+        ['bridge', true, 'bridge', false],
+        // dockerd's other pre-defined networks, made once (no device: drivers `host` and `null`)
+        ['host', false, 'host', true],
+        ['n1', false, 'bridge', false],
+        ['none', false, 'null', true],
       ],
     );
     m2.close();
+  } finally {
+    done();
+  }
+});
+
+// --- issue 16 (Fidelity): what dockerd 20.10 answers (see test/integration/fidelity-networks.test.ts) ---
+
+test('names as dockerd takes them (any non-blank name, no control characters); host and none are pre-defined', async () => {
+  const { m, done } = setup();
+  try {
+    await m.init();
+    for (const name of ['my net', ' lead', 'Cap.Net-1', 'a/b']) {
+      const n = await m.create({ Name: name });
+      assert.equal(n.bridge, `br-${n.Id.slice(0, 12)}`, 'the device is named from the id');
+    }
+    const code = async (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: unknown) => (isBerthError(e) ? `${e.code}: ${e.message}` : String(e)),
+      );
+    assert.equal(await code(m.create({ Name: '   ' })), 'InvalidArgument: invalid name:    ');
+    assert.match(await code(m.create({ Name: 'a\nb' })), /^InvalidArgument: .*control characters/);
+    assert.equal(
+      await code(m.create({ Name: 'host' })),
+      'PermissionDenied: operation is not permitted on predefined host network ',
+    );
+    assert.equal(await code(m.remove('none')), 'PermissionDenied: none is a pre-defined network and cannot be removed');
+    assert.equal(
+      await code(m.remove('bridge')),
+      'PermissionDenied: bridge is a pre-defined network and cannot be removed',
+    );
+    assert.match(await code(m.create({ Name: 'x', Driver: 'null' })), /^PermissionDenied: only one instance/);
+    const host = m.get('host');
+    assert.deepEqual([host.Driver, host.IPAM.Config, host.IPAM.Options], ['host', [], null]);
+    assert.match(
+      await code(m.attach({ ...web('h'), networks: [[host.Id, { aliases: [] }]] }, { pid: 90 })),
+      /^InvalidArgument: network host has no endpoints/,
+    );
+  } finally {
+    done();
+  }
+});
+
+test('IPv6: a v6 subnet and gateway on the bridge, an address per endpoint (lowest free, auxiliary ones skipped), the route', async () => {
+  const { m, host, done } = setup();
+  try {
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: unknown) => (isBerthError(e) ? e.code : String(e)),
+      );
+    assert.equal(await code(m.create({ Name: 'nopool', EnableIPv6: true })), 'NotFound', 'no default IPv6 pool');
+    const n = await m.create({
+      Name: 'six',
+      EnableIPv6: true,
+      IPAM: {
+        Options: { o: '1' },
+        Config: [
+          { Subnet: '10.77.0.0/24', AuxiliaryAddresses: { r: '10.77.0.2' } },
+          { Subnet: 'fd00:77::/64', AuxiliaryAddresses: { r6: 'fd00:77::2' } },
+        ],
+      },
+    });
+    assert.deepEqual(n.IPAM.Options, { o: '1' });
+    assert.deepEqual(
+      n.IPAM.Config.map((c) => [c.Subnet, c.Gateway]),
+      [
+        ['10.77.0.0/24', '10.77.0.1'],
+        ['fd00:77::/64', 'fd00:77::1'],
+      ],
+    );
+    assert.ok(host.calls.includes(`ip -force addr add fd00:77::1/64 dev br-${n.Id.slice(0, 12)} nodad`));
+    assert.equal(
+      await code(m.create({ Name: 'clash', IPAM: { Config: [{ Subnet: 'fd00:77::/48' }] } })),
+      'Conflict',
+      'overlapping IPv6 subnets',
+    );
+    const a = web('a');
+    a.networks.push([n.Id, { aliases: [] }]);
+    host.calls.length = 0;
+    await m.attach(a, { pid: 77 });
+    const ep = m.endpoints({ containerId: a.id })[0]!;
+    assert.deepEqual([ep.ip, ep.ip6, ep.prefix6, ep.gateway6], ['10.77.0.3', 'fd00:77::3', 64, 'fd00:77::1']);
+    assert.ok(host.calls.includes('ip -n ../../proc/77/ns/net addr add fd00:77::3/64 dev eth0 nodad'));
+    assert.ok(host.calls.includes('ip -n ../../proc/77/ns/net route add ::/0 via fd00:77::1 dev eth0'));
+    const b = web('b');
+    b.networks.push([n.Id, { aliases: [], ipv6: 'fd00:77::3' }]);
+    assert.equal(await code(m.attach(b, { pid: 78 })), 'Conflict', 'a taken IPv6 address');
+    assert.deepEqual(m.endpoints({ containerId: b.id }), [], 'nothing left of it');
+    // without EnableIPv6 a v6 subnet is kept, and endpoints get no IPv6 address (dockerd)
+    const off = await m.create({
+      Name: 'off',
+      IPAM: { Config: [{ Subnet: '10.78.0.0/24' }, { Subnet: 'fd00:78::/64' }] },
+    });
+    assert.equal(off.EnableIPv6, false);
+    const c = web('c');
+    c.networks.push([off.Id, { aliases: [] }]);
+    await m.attach(c, { pid: 79 });
+    assert.equal(m.endpoints({ containerId: c.id })[0]!.ip6, undefined);
+  } finally {
+    done();
+  }
+});
+
+test('the name server resolves like dockerd: any case, hostnames, name.network, link aliases, current names', async () => {
+  const { m, done } = setup();
+  try {
+    const n = await m.create({ Name: 'app', IPAM: { Config: [{ Subnet: '10.79.0.0/24' }] } });
+    const other = await m.create({ Name: 'other', IPAM: { Config: [{ Subnet: '10.80.0.0/24' }] } });
+    const names = new Map<
+      string,
+      { name: string; hostname: string; links: Array<{ target: string; alias: string }> }
+    >();
+    m.containers = {
+      of: (id) => names.get(id),
+      idOf: (ref) => [...names.entries()].find(([id, c]) => id === ref || c.name === ref)?.[0],
+    };
+    const join = async (c: ReturnType<typeof web>, hostname: string, nets: Array<[string, string[]]>, pid: number) => {
+      for (const [id, aliases] of nets) c.networks.push([id, { aliases, links: id === other.Id ? ['a:vialink'] : [] }]);
+      names.set(c.id, { name: c.name, hostname, links: [] });
+      await m.attach(c, { pid });
+    };
+    const a = web('a');
+    const b = web('b');
+    const cc = web('c');
+    await join(a, 'MyHost', [[n.Id, ['Web']]], 80);
+    await join(b, 'bhost', [[n.Id, []]], 81);
+    await join(
+      cc,
+      'chost',
+      [
+        [n.Id, []],
+        [other.Id, []],
+      ],
+      82,
+    );
+    names.get(cc.id)!.links = [{ target: 'a', alias: 'lk' }];
+    const ip = (c: { id: string }, net = n.Id) =>
+      m.endpoints({ containerId: c.id }).find((e) => e.networkId === net)!.ip;
+    const from = (c: { id: string }, q: string) => m.resolve(n.Id, q, ip(c)).v4;
+    assert.deepEqual(from(b, 'A'), [ip(a)], 'capitals');
+    assert.deepEqual(from(b, 'web'), [ip(a)], 'an alias given in capitals');
+    assert.deepEqual(from(b, 'myhost'), [ip(a)], 'a hostname');
+    assert.deepEqual(from(a, 'MYHOST'), [ip(a)], 'its own hostname');
+    assert.deepEqual(from(b, 'a.app'), [ip(a)], 'name.network');
+    assert.deepEqual(from(b, 'a.nosuchnet'), [], 'a network it is not on');
+    assert.deepEqual(from(b, 'A.app'), [ip(a)], 'the name in any case');
+    assert.deepEqual(from(b, 'a.APP'), [], "the network's name exactly (dockerd: C2.V6 is unknown)");
+    assert.deepEqual(from(b, a.id.slice(0, 12)), [ip(a)], 'the short id');
+    assert.deepEqual(from(cc, 'lk'), [ip(a)], 'its link alias');
+    assert.deepEqual(from(b, 'lk'), [], "another container's link alias");
+    assert.deepEqual(from(b, 'c.other'), [], 'b is not on other');
+    assert.deepEqual(from(cc, 'c.other'), [ip(cc, other.Id)], 'c is, and asks for other');
+    names.get(a.id)!.name = 'renamed';
+    assert.deepEqual(from(b, 'renamed'), [ip(a)], 'a rename shows at once');
+    assert.deepEqual(from(b, 'a'), []);
+    await m.detach(a.id);
+    assert.deepEqual(from(b, 'renamed'), [], 'gone with its endpoint');
   } finally {
     done();
   }

@@ -26,7 +26,7 @@ function recording(fail: { create?: boolean; join?: boolean } = {}) {
       calls.push(`DeleteNetwork ${id.slice(0, 6)}`);
     },
     async createEndpoint(ep) {
-      calls.push(`CreateEndpoint ${ep.address} ${ep.mac}`);
+      calls.push(`CreateEndpoint ${ep.address} ${ep.mac}${ep.options ? ` ${JSON.stringify(ep.options)}` : ''}`);
       return { hostIfname: '' };
     },
     async join(ep, sb) {
@@ -99,7 +99,7 @@ test('attach: CreateEndpoint, Join per network, eth<N>, route via the first; det
         ...c1,
         networks: [
           [a.Id, { aliases: ['w'] }],
-          [b.Id, { aliases: [], ipv4: '10.78.0.9' }],
+          [b.Id, { aliases: [], ipv4: '10.78.0.9', driverOpts: { 'com.example.vlan': '7' } }],
         ],
       },
       { name: 'ns1' },
@@ -107,7 +107,8 @@ test('attach: CreateEndpoint, Join per network, eth<N>, route via the first; det
     assert.deepEqual(calls, [
       'CreateEndpoint 10.77.0.2/24 02:42:0a:4d:00:02',
       'Join /run/netns/ns1 eth0 route=10.77.0.1',
-      'CreateEndpoint 10.78.0.9/24 02:42:0a:4e:00:09',
+      // EndpointSettings.DriverOpts reach the driver's CreateEndpoint (dockerd passes them as its Options)
+      'CreateEndpoint 10.78.0.9/24 02:42:0a:4e:00:09 {"com.example.vlan":"7"}',
       'Join /run/netns/ns1 eth1 route=null',
     ]);
     const eps = m.endpoints({ containerId: c1.id }).sort((x, y) => x.ifname.localeCompare(y.ifname));

@@ -13,7 +13,8 @@ import {
   pickSubnet,
 } from '../../src/network/ipam.js';
 import { answer, parseQuery } from '../../src/network/dns.js';
-import { tableBody } from '../../src/network/nft.js';
+import { bigToIp6, cidr6Text, freeAddress6, ip6ToBig, parseCidr6, planPool6 } from '../../src/network/ipam6.js';
+import { table6Body, tableBody } from '../../src/network/nft.js';
 
 test('CIDRs: parse, normalize, contain, overlap; bad input refused', () => {
   assert.equal(cidrText(parseCidr('10.1.2.3/24')), '10.1.2.0/24');
@@ -111,4 +112,48 @@ test('the nftables table: a DNAT per published port, masquerade out of non-inter
   );
   assert.match(body, /iifname "br-b" oifname != "br-b" drop/);
   assert.match(body, /iifname "br-a" oifname \{ "br-b" \} drop/);
+});
+
+test('IPv6 math: RFC 5952 text, CIDRs, pools, the lowest free address; AAAA answers', () => {
+  assert.equal(bigToIp6(ip6ToBig('FD00:0:0:0:0:0:0:1')), 'fd00::1');
+  assert.equal(bigToIp6(ip6ToBig('2001:db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1');
+  assert.equal(bigToIp6(ip6ToBig('::ffff:10.0.0.1')), '::ffff:a00:1');
+  assert.equal(bigToIp6(ip6ToBig('1:2:3:4:5:6:7:8')), '1:2:3:4:5:6:7:8');
+  assert.equal(bigToIp6(0n), '::');
+  assert.throws(() => ip6ToBig('fd00::1::2'), /invalid IPv6 address/);
+  assert.throws(() => parseCidr6('fd00::/129'), /invalid CIDR/);
+  assert.equal(cidr6Text(parseCidr6('fd00:1::5/64')), 'fd00:1::/64');
+  const p = planPool6({ Subnet: 'fd00:1::/64' }, []);
+  assert.deepEqual(p, { Subnet: 'fd00:1::/64', Gateway: 'fd00:1::1' });
+  assert.throws(
+    () => planPool6({ Subnet: 'fd00:1::/64', Gateway: 'fd00:2::1' }, []),
+    /failed to allocate gateway \(fd00:2::1\): Requested address is out of range/,
+  );
+  assert.throws(() => planPool6({ Subnet: 'fd00:1::/80' }, [{ name: 'x', subnet: 'fd00:1::/64' }]), /overlaps/);
+  const s = parseCidr6('fd00:1::/64');
+  const used = new Set([ip6ToBig('fd00:1::1'), ip6ToBig('fd00:1::2')]);
+  assert.equal(bigToIp6(freeAddress6(s, s, used)!), 'fd00:1::3');
+  assert.equal(bigToIp6(freeAddress6(s, parseCidr6('fd00:1::100/120'), used)!), 'fd00:1::100');
+  assert.equal(freeAddress6(parseCidr6('fd00::/127'), parseCidr6('fd00::/127'), new Set([ip6ToBig('fd00::1')])), null);
+  // an AAAA question gets AAAA records (an A question the A ones)
+  const q = parseQuery(
+    Buffer.concat([
+      Buffer.from([0, 7, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
+      Buffer.from([3, ...Buffer.from('Web'), 0]),
+      Buffer.from([0x00, 0x1c, 0x00, 0x01]),
+    ]),
+  )!;
+  assert.equal(q.name, 'web', 'names are compared in lower case');
+  const a = answer(q, ['10.0.0.2'], 0, 600, ['fd00::2']);
+  assert.equal(a.readUInt16BE(6), 1);
+  assert.equal(a.subarray(a.length - 16).toString('hex'), 'fd000000000000000000000000000002');
+  assert.equal(answer({ ...q, type: 1 }, ['10.0.0.2'], 0, 600, ['fd00::2']).readUInt16BE(6), 1);
+});
+
+test('the ip6 table: IPv6 stays inside its network (no forwarding in or out of an IPv6 bridge); bad names left out', () => {
+  const body = table6Body(['br-a', 'br-b', 'x" drop; flush ruleset']);
+  assert.match(body, /type filter hook forward priority filter; policy accept;/);
+  assert.match(body, /^ {4}iifname "br-a" oifname != "br-a" drop$/m);
+  assert.match(body, /^ {4}oifname "br-b" iifname != "br-b" drop$/m);
+  assert.doesNotMatch(body, /flush/);
 });

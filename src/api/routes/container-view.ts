@@ -72,8 +72,18 @@ function networks(f: ContainerFacts): Record<string, unknown> {
   for (const { net: n, req, endpoint: e } of f.networks) {
     out[n.Name] = {
       ...blank,
-      IPAMConfig: req.ipv4 ? { IPv4Address: req.ipv4 } : null,
+      IPAMConfig:
+        req.ipv4 || req.ipv6 || req.linkLocalIPs
+          ? {
+              ...(req.ipv4 ? { IPv4Address: req.ipv4 } : {}),
+              ...(req.ipv6 ? { IPv6Address: req.ipv6 } : {}),
+              ...(req.linkLocalIPs ? { LinkLocalIPs: req.linkLocalIPs } : {}),
+            }
+          : null,
+      Links: req.links ?? null,
       Aliases: req.aliases.length ? req.aliases : null,
+      DriverOpts: req.driverOpts ?? null,
+      MacAddress: req.mac ?? '',
       NetworkID: n.Id,
       ...(e
         ? {
@@ -82,7 +92,8 @@ function networks(f: ContainerFacts): Record<string, unknown> {
             IPAddress: e.ip,
             IPPrefixLen: e.prefix,
             MacAddress: e.mac,
-            DNSNames: n.isDefault ? null : [...e.names, c.id.slice(0, 12)],
+            ...(e.ip6 ? { IPv6Gateway: e.gateway6, GlobalIPv6Address: e.ip6, GlobalIPv6PrefixLen: e.prefix6 } : {}),
+            DNSNames: n.isDefault ? null : [c.name, ...e.names.slice(1), c.id.slice(0, 12)], // its current name
           }
         : {}),
     };

@@ -10,8 +10,8 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
       Name: name,
       EndpointID: e.endpointId,
       MacAddress: e.mac,
-      IPv4Address: `${e.ip}/${e.prefix}`,
-      IPv6Address: '',
+      IPv4Address: e.ip ? `${e.ip}/${e.prefix}` : '',
+      IPv6Address: e.ip6 ? `${e.ip6}/${e.prefix6 ?? 64}` : '',
     };
   }
   return {
@@ -21,7 +21,18 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
     Scope: n.Scope,
     Driver: n.Driver,
     EnableIPv6: n.EnableIPv6,
-    IPAM: n.IPAM,
+    // dockerd: IPAM Options null when none were given; Config entries as given (AuxiliaryAddresses kept)
+    IPAM: {
+      Driver: n.IPAM.Driver,
+      Options: n.IPAM.Options && Object.keys(n.IPAM.Options).length ? n.IPAM.Options : null,
+      // dockerd's order; no Gateway when a subnet was asked for without one
+      Config: n.IPAM.Config.map((c) => ({
+        Subnet: c.Subnet,
+        ...(c.IPRange ? { IPRange: c.IPRange } : {}),
+        ...(c.gatewayChosen ? {} : { Gateway: c.Gateway }),
+        ...(c.AuxiliaryAddresses ? { AuxiliaryAddresses: c.AuxiliaryAddresses } : {}),
+      })),
+    },
     Internal: n.Internal,
     Attachable: n.Attachable,
     Ingress: false,
@@ -43,7 +54,7 @@ export function networkRoutes(r: Router, nets: NetworkVerbs): void {
   );
 
   r.on('GET', '/networks/{id}', (ctx) => {
-    const { net, endpoints } = nets.inspect(ctx.params[0]!);
+    const { net, endpoints } = nets.inspect(ctx.params[0]!, ctx.query.get('scope') ?? '');
     ctx.send(200, networkView(net, endpoints));
   });
 
@@ -68,6 +79,7 @@ export function networkRoutes(r: Router, nets: NetworkVerbs): void {
   });
 
   r.on('POST', '/networks/prune', async (ctx) => {
-    ctx.send(200, { NetworksDeleted: await nets.prune(parseFilters(ctx.query.get('filters'))) });
+    const deleted = await nets.prune(parseFilters(ctx.query.get('filters')));
+    ctx.send(200, { NetworksDeleted: deleted.length ? deleted : null }); // dockerd: null when none
   });
 }
