@@ -78,7 +78,10 @@ export async function packPath(fs: RootedFs, path: string, out: Writable): Promi
   const followLast = path.endsWith('/.') || path.endsWith('/');
   const r = lookup(fs, path, followLast);
   try {
-    const name = posix.basename(r.path) || '.';
+    // dockerd names the entries after filepath.Base of the path with a trailing `/.` kept
+    // (archive.PreserveTrailingDotOrSeparator): `/data/.` gives `./`, `./x`; `/data/` gives `data/`
+    const trimmed = path.replace(/\/+$/, '');
+    const name = trimmed === '.' || trimmed.endsWith('/.') ? '.' : posix.basename(r.path) || '.';
     await packFrom({ fd: r.fd, st: r.st, parentFd: r.parentFd, name: r.name, fs, path: r.path }, out, {
       prefix: name,
       includeRoot: true,

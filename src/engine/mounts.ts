@@ -33,6 +33,8 @@ export interface MountRecord {
   tmpfs?: { size?: number; mode?: number; options?: string[] };
 }
 
+const ROOT_DEST = "invalid specification: destination can't be '/'";
+
 const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
 
 function parseBind(spec: string): MountRecord {
@@ -54,6 +56,12 @@ function parseBind(spec: string): MountRecord {
     else if (o === 'nocopy') noCopy = true;
     else if (o !== 'z' && o !== 'Z') throw invalidArgument(`invalid mode: ${o}`);
   }
+  // dockerd: `invalid volume specification: '/tmp:/': invalid mount config for type "bind": invalid
+  // specification: destination can't be '/'` (with HTTP 500 there; a 400 here, it is the client's input)
+  if (posix.normalize(dst) === '/')
+    throw invalidArgument(
+      `invalid volume specification: '${spec}': invalid mount config for type "${isAbsolute(src) ? 'bind' : 'volume'}": ${ROOT_DEST}`,
+    );
   if (isAbsolute(src))
     return {
       Type: 'bind',
@@ -91,6 +99,9 @@ function parseMountObject(
     throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
   const rw = m['ReadOnly'] !== true;
   const dst = posix.normalize(target);
+  // dockerd: `invalid mount config for type "tmpfs": invalid specification: destination can't be '/'`
+  if (dst === '/' && ['bind', 'volume', 'tmpfs'].includes(String(type)))
+    throw invalidArgument(`invalid mount config for type "${String(type)}": ${ROOT_DEST}`);
   if (type === 'bind') {
     if (!isAbsolute(source))
       throw invalidArgument(
@@ -146,7 +157,9 @@ function parseMountObject(
 
 /** `--tmpfs /run:size=64m,mode=1777` (HostConfig.Tmpfs). */
 function parseTmpfs(dst: string, opts: string): MountRecord {
-  if (!isAbsolute(dst)) throw invalidArgument(`invalid tmpfs mount path: ${dst}`);
+  if (!isAbsolute(dst)) throw invalidArgument(`invalid mount path: '${dst}' mount path must be absolute`);
+  // dockerd: `invalid specification: destination can't be '/'`
+  if (posix.normalize(dst) === '/') throw invalidArgument(ROOT_DEST);
   const tmpfs: NonNullable<MountRecord['tmpfs']> = { options: [] };
   let rw = true;
   for (const o of opts.split(',').filter(Boolean)) {
@@ -200,13 +213,13 @@ export async function planMounts(
   }
   const seen = new Set<string>();
   for (const m of out) {
-    if (m.Destination === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
+    if (m.Destination === '/') throw invalidArgument(ROOT_DEST); // --volumes-from of a record made before this check
     if (seen.has(m.Destination)) throw invalidArgument(`Duplicate mount point: ${m.Destination}`);
     seen.add(m.Destination);
   }
   for (const dst of Object.keys(config.Volumes ?? {})) {
     const d = posix.normalize(dst);
-    if (d === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
+    if (d === '/') throw invalidArgument(ROOT_DEST); // dockerd creates it (and fails at start)
     if (!seen.has(d))
       out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }

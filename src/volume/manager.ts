@@ -31,6 +31,9 @@ export interface VolumeRecord {
   Scope: 'local';
   /** made for a container (an image VOLUME or `-v /path`): removed with it by `rm -v` / `--rm` */
   anonymous: boolean;
+  /** created without Labels / DriverOpts: dockerd shows null for them then (`{}` when sent empty) */
+  noLabels?: true;
+  noOptions?: true;
 }
 
 export class VolumeManager {
@@ -115,6 +118,8 @@ export class VolumeManager {
       Options: opts,
       Scope: 'local',
       anonymous,
+      ...(o.Labels ? {} : { noLabels: true as const }),
+      ...(o.DriverOpts ? {} : { noOptions: true as const }),
     };
     if (driver === 'local') await fsp.mkdir(this.dataDir(name), { recursive: true, mode: 0o755 });
     else await (await this.drivers(driver)).create(name, opts);

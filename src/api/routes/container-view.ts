@@ -172,32 +172,43 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
       MemorySwap: 0,
       PidsLimit: null,
       Ulimits: null,
-      Init: null,
+      KernelMemory: 0,
+      KernelMemoryTCP: 0,
+      DeviceCgroupRules: null,
+      DeviceRequests: null,
+      MemorySwappiness: null,
+      MaskedPaths: null,
+      ReadonlyPaths: null,
       ...c.hostConfig,
+      // omitted unless set, as dockerd (`Init *bool json:",omitempty"`)
+      ...(typeof c.hostConfig.Init === 'boolean' ? { Init: c.hostConfig.Init } : { Init: undefined }),
     },
     GraphDriver: { Name: 'overlay', Data: { MergedDir: f.rootfs } },
+    // tmpfs mounts are not listed (dockerd lists volumes and binds only; tmpfs show in HostConfig)
     Mounts: c.mounts
-      ? c.mounts.map((m) =>
-          m.Type === 'volume'
-            ? {
-                Type: 'volume',
-                Name: m.Name,
-                Source: f.volumePaths.get(m.Name ?? '') ?? '',
-                Destination: m.Destination,
-                Driver: m.Driver ?? 'local',
-                Mode: m.Mode,
-                RW: m.RW,
-                Propagation: '',
-              }
-            : {
-                Type: m.Type,
-                Source: m.Source,
-                Destination: m.Destination,
-                Mode: m.Mode,
-                RW: m.RW,
-                Propagation: m.Propagation,
-              },
-        )
+      ? c.mounts
+          .filter((m) => m.Type !== 'tmpfs')
+          .map((m) =>
+            m.Type === 'volume'
+              ? {
+                  Type: 'volume',
+                  Name: m.Name,
+                  Source: f.volumePaths.get(m.Name ?? '') ?? '',
+                  Destination: m.Destination,
+                  Driver: m.Driver ?? 'local',
+                  Mode: m.Mode,
+                  RW: m.RW,
+                  Propagation: '',
+                }
+              : {
+                  Type: m.Type,
+                  Source: m.Source,
+                  Destination: m.Destination,
+                  Mode: m.Mode,
+                  RW: m.RW,
+                  Propagation: m.Propagation,
+                },
+          )
       : (c.hostConfig.Binds ?? []).map((b) => {
           const [src = '', dst = '', mode = ''] = b.split(':');
           return {
@@ -209,7 +220,8 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
             Propagation: 'rprivate',
           };
         }),
-    Config: c.config,
+    // dockerd's null for a container without volumes, and OnBuild (a container has none)
+    Config: { ...c.config, Volumes: c.config.Volumes ?? null, OnBuild: null },
     NetworkSettings: (() => {
       const def = f.defaultEndpoint;
       return {

@@ -1,15 +1,17 @@
 /** Volume routes: list, inspect, create, remove, prune. */
 import type { VolumeRecord, VolumeVerbs } from '../../engine/volumes.js';
-import { flag, type Router } from '../http.js';
+import { invalidArgument } from '../../base/errors.js';
+import { flag, versionAtLeast, type Router } from '../http.js';
 import { parseFilters } from '../filters.js';
 
 const view = (v: VolumeRecord) => ({
   Name: v.Name,
   Driver: v.Driver,
   Mountpoint: v.Mountpoint,
-  CreatedAt: v.CreatedAt,
-  Labels: v.Labels,
-  Options: v.Options,
+  // dockerd's RFC 3339 to the second ("2026-12-02T06:22:08Z"), and null maps for ones never sent
+  CreatedAt: v.CreatedAt.replace(/\.\d+Z$/, 'Z'),
+  Labels: v.noLabels ? null : v.Labels,
+  Options: v.noOptions ? null : v.Options,
   Scope: v.Scope,
 });
 
@@ -20,7 +22,13 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
 
   r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.inspect(ctx.params[0]!))));
 
-  r.on('POST', '/volumes/create', async (ctx) => ctx.send(201, view(await vols.create(await ctx.json()))));
+  r.on('POST', '/volumes/create', async (ctx) => {
+    // dockerd decodes the body strictly: none at all is 400 "got EOF while reading request body"
+    const h = ctx.req.headers;
+    if (h['content-length'] === '0' || (h['content-length'] === undefined && h['transfer-encoding'] === undefined))
+      throw invalidArgument('got EOF while reading request body');
+    ctx.send(201, view(await vols.create(await ctx.json())));
+  });
 
   r.on('DELETE', '/volumes/{name}', async (ctx) => {
     await vols.remove(ctx.params[0]!, flag(ctx, 'force'));
@@ -28,7 +36,11 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   });
 
   r.on('POST', '/volumes/prune', async (ctx) => {
-    const { deleted, space } = await vols.prune(parseFilters(ctx.query.get('filters')));
+    const filters = parseFilters(ctx.query.get('filters'));
+    // before API 1.42 a prune removes every unused volume, named ones too (dockerd 23+ keeps that
+    // for old clients); from 1.42 only anonymous ones unless `all=true`
+    if (!versionAtLeast(ctx.version, '1.42')) filters['all'] = ['true'];
+    const { deleted, space } = await vols.prune(filters);
     ctx.send(200, { VolumesDeleted: deleted, SpaceReclaimed: space });
   });
 }
