@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import type { Writable } from 'node:stream';
-import { notFound } from '../base/errors.js';
+import { invalidArgument, notFound } from '../base/errors.js';
 import { O_DIRECTORY, O_PATH, openat2, readlinkFd } from '../base/syscalls.js';
 import { packFrom } from './pack.js';
 import { RootedFs, fsError } from './rooted.js';
@@ -51,6 +51,20 @@ function lookup(fs: RootedFs, path: string, followLast: boolean) {
     throw notFound(`Could not find the file ${path} in container`);
   }
   return r as typeof r & { st: Stats };
+}
+
+/**
+ * PUT /containers/{id}/archive's target, checked as dockerd checks it before anything is written:
+ * it must exist (404) and be a directory, symlinks followed (dockerd's words: "extraction point is
+ * not a directory").
+ */
+export function checkExtractPoint(fs: RootedFs, path: string): void {
+  const r = lookup(fs, path, true);
+  try {
+    if (!r.st.isDirectory()) throw invalidArgument('extraction point is not a directory');
+  } finally {
+    r.close();
+  }
 }
 
 /** HEAD /containers/{id}/archive: the path's own stat (a last symlink is not followed). */
