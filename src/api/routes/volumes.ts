@@ -4,6 +4,9 @@ import { invalidArgument } from '../../base/errors.js';
 import { flag, versionAtLeast, type Router } from '../http.js';
 import { parseFilters } from '../filters.js';
 
+/** A volume create body is a few names and maps. */
+const MAX_VOLUME_BODY = 1024 * 1024;
+
 const view = (v: VolumeRecord) => ({
   Name: v.Name,
   Driver: v.Driver,
@@ -23,11 +26,18 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.inspect(ctx.params[0]!))));
 
   r.on('POST', '/volumes/create', async (ctx) => {
-    // dockerd decodes the body strictly: none at all is 400 "got EOF while reading request body"
-    const h = ctx.req.headers;
-    if (h['content-length'] === '0' || (h['content-length'] === undefined && h['transfer-encoding'] === undefined))
-      throw invalidArgument('got EOF while reading request body');
-    ctx.send(201, view(await vols.create(await ctx.json())));
+    // dockerd decodes the body strictly: none at all (no bytes, whatever the framing) is 400
+    // "got EOF while reading request body", and nothing is created
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of ctx.bodyStream) {
+      const b = Buffer.isBuffer(c) ? c : Buffer.from(String(c));
+      n += b.length;
+      if (n > MAX_VOLUME_BODY) throw invalidArgument('request body too large');
+      chunks.push(b);
+    }
+    if (n === 0) throw invalidArgument('got EOF while reading request body');
+    ctx.send(201, view(await vols.create(JSON.parse(Buffer.concat(chunks).toString('utf8')))));
   });
 
   r.on('DELETE', '/volumes/{name}', async (ctx) => {
