@@ -176,6 +176,30 @@ describe('fidelity: container configuration and files', () => {
     for (const [i, c] of changes.entries())
       for (const p of changes.slice(i + 1)) assert.ok(!c.Path.startsWith(`${p.Path}/`), `${p.Path} after ${c.Path}`);
     await d.docker(['rm', 'df']);
+    // a directory removed and made again (overlay: opaque) hides what was below it, at any depth
+    await d.docker([
+      'run',
+      '--name',
+      'dfo',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'rm -rf /var /usr; mkdir /var; mkdir /var/new /var/www; mkdir -p /usr/sbin',
+    ]);
+    const opaque = ((await d.api('GET', '/containers/dfo/changes')).body as Array<{ Path: string; Kind: number }>).map(
+      (c) => `${'CAD'[c.Kind]} ${c.Path}`,
+    );
+    const sbin = (await d.docker(['run', '--rm', 'busybox', 'ls', '/usr/sbin'])).stdout.split('\n').filter(Boolean);
+    // dockerd 20.10, sorted: C /usr, D /usr/bin, C /usr/sbin, D /usr/sbin/<each>, C /var, A /var/new
+    // (/var/www made again the same: not reported)
+    assert.deepEqual(
+      opaque.sort(),
+      ['A /var/new', 'C /usr', 'C /usr/sbin', 'C /var', 'D /usr/bin', ...sbin.map((n) => `D /usr/sbin/${n}`)].sort(),
+    );
+    assert.ok(sbin.length > 5);
+    await d.docker(['rm', 'dfo']);
     // a container that changed nothing: dockerd answers null
     await d.docker(['run', '--name', 'df0', '--network', 'none', 'busybox', 'true']);
     assert.equal((await d.api('GET', '/containers/df0/changes')).text.trim(), 'null');
