@@ -280,6 +280,53 @@ describe('fidelity: container configuration and files', () => {
     await d.docker(['rm', 'in4']);
   });
 
+  test("list: Mounts as inspect's, and dockerd's filters volume, network, is-task, publish, expose", async () => {
+    const bind = mkdtempSync(join(tmp, 'lsbind-'));
+    await d.docker(['create', '--name', 'ls1', '--tmpfs', '/run', '-v', `${bind}:/b`, '-v', 'lsvol:/v', 'busybox']);
+    await d.docker(['run', '-d', '--name', 'ls2', '-p', '127.0.0.1::80', '--expose', '90', 'busybox', 'sleep', '300']);
+    await d.docker(['create', '--name', 'ls3', '--network', 'none', '--expose', '90', 'busybox']);
+    const names = async (filters: unknown) => {
+      const r = await d.api(
+        'GET',
+        `/v1.41/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify(filters))}`,
+      );
+      assert.equal(r.status, 200, r.text);
+      return (r.body as Array<{ Names: string[] }>).map((c) => c.Names[0]).sort();
+    };
+    const all = (await d.api('GET', '/v1.41/containers/json?all=1')).body as Array<{
+      Names: string[];
+      Mounts: unknown;
+    }>;
+    // dockerd lists the volume and the bind (not the tmpfs), as inspect does
+    assert.deepEqual(all.find((c) => c.Names[0] === '/ls1')!.Mounts, (await inspect('ls1'))['Mounts']);
+    // dockerd: volume by name, by destination, a bind by its source; a tmpfs destination matches nothing
+    assert.deepEqual(await names({ volume: ['lsvol'] }), ['/ls1']);
+    assert.deepEqual(await names({ volume: ['/v'] }), ['/ls1']);
+    assert.deepEqual(await names({ volume: [bind] }), ['/ls1']);
+    assert.deepEqual(await names({ volume: ['/run'] }), []);
+    assert.deepEqual(await names({ network: ['none'] }), ['/ls3']);
+    assert.deepEqual(await names({ 'is-task': ['true'] }), []);
+    assert.deepEqual(await names({ 'is-task': ['false'] }), ['/ls1', '/ls2', '/ls3']);
+    // NetworkSettings.Ports (a wired container's): ls3 exposes 90 but has no network
+    assert.deepEqual(await names({ publish: ['80'] }), ['/ls2']);
+    assert.deepEqual(await names({ expose: ['85-95/tcp'] }), ['/ls2']);
+    assert.deepEqual(await names({ publish: ['90'] }), []);
+    for (const [filters, msg] of [
+      [{ bogus: ['x'] }, "Invalid filter 'bogus'"],
+      [{ status: ['bogus'] }, "Invalid filter 'status=bogus'"],
+      [{ publish: ['x'] }, 'error while looking up for publish x: strconv.ParseUint: parsing "x": invalid syntax'],
+      [{ publish: ['a:1'] }, "filter for 'publish' should not contain ':': a:1"],
+    ] as const) {
+      const r = await d.api(
+        'GET',
+        `/v1.41/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify(filters))}`,
+      );
+      assert.equal(r.status, 400);
+      assert.equal((r.body as { message: string }).message, msg);
+    }
+    await d.docker(['rm', '-f', 'ls1', 'ls2', 'ls3']);
+  });
+
   test("Domainname and dockerd's default sysctls are applied, only in the container's own namespaces", async () => {
     const script =
       'cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start';

@@ -90,6 +90,49 @@ function networks(f: ContainerFacts): Record<string, unknown> {
   return out;
 }
 
+/**
+ * `Mounts` of inspect and of the list: volumes and binds (dockerd lists no tmpfs mounts; they show in
+ * HostConfig.Tmpfs/Mounts). A record made before mounts were recorded has its Binds only.
+ */
+function mountsView(f: ContainerFacts): Array<Record<string, unknown>> {
+  const c = f.rec;
+  if (!c.mounts)
+    return (c.hostConfig.Binds ?? []).map((b) => {
+      const [src = '', dst = '', mode = ''] = b.split(':');
+      return {
+        Type: 'bind',
+        Source: src,
+        Destination: dst,
+        Mode: mode,
+        RW: !mode.split(',').includes('ro'),
+        Propagation: 'rprivate',
+      };
+    });
+  return c.mounts
+    .filter((m) => m.Type !== 'tmpfs')
+    .map((m) =>
+      m.Type === 'volume'
+        ? {
+            Type: 'volume',
+            Name: m.Name,
+            Source: f.volumePaths.get(m.Name ?? '') ?? '',
+            Destination: m.Destination,
+            Driver: m.Driver ?? 'local',
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: '',
+          }
+        : {
+            Type: m.Type,
+            Source: m.Source,
+            Destination: m.Destination,
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: m.Propagation,
+          },
+    );
+}
+
 export function inspectView(f: ContainerFacts): Record<string, unknown> {
   const c = f.rec;
   const dir = f.dir;
@@ -184,42 +227,7 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
       ...(typeof c.hostConfig.Init === 'boolean' ? { Init: c.hostConfig.Init } : { Init: undefined }),
     },
     GraphDriver: { Name: 'overlay', Data: { MergedDir: f.rootfs } },
-    // tmpfs mounts are not listed (dockerd lists volumes and binds only; tmpfs show in HostConfig)
-    Mounts: c.mounts
-      ? c.mounts
-          .filter((m) => m.Type !== 'tmpfs')
-          .map((m) =>
-            m.Type === 'volume'
-              ? {
-                  Type: 'volume',
-                  Name: m.Name,
-                  Source: f.volumePaths.get(m.Name ?? '') ?? '',
-                  Destination: m.Destination,
-                  Driver: m.Driver ?? 'local',
-                  Mode: m.Mode,
-                  RW: m.RW,
-                  Propagation: '',
-                }
-              : {
-                  Type: m.Type,
-                  Source: m.Source,
-                  Destination: m.Destination,
-                  Mode: m.Mode,
-                  RW: m.RW,
-                  Propagation: m.Propagation,
-                },
-          )
-      : (c.hostConfig.Binds ?? []).map((b) => {
-          const [src = '', dst = '', mode = ''] = b.split(':');
-          return {
-            Type: 'bind',
-            Source: src,
-            Destination: dst,
-            Mode: mode,
-            RW: !mode.split(',').includes('ro'),
-            Propagation: 'rprivate',
-          };
-        }),
+    Mounts: mountsView(f),
     // dockerd's null for a container without volumes, and OnBuild (a container has none)
     Config: { ...c.config, Volumes: c.config.Volumes ?? null, OnBuild: null },
     NetworkSettings: (() => {
@@ -265,7 +273,7 @@ export function listView(f: ContainerFacts): Record<string, unknown> {
     Status: statusText(c, f.now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
     NetworkSettings: { Networks: networks(f) },
-    Mounts: [],
+    Mounts: mountsView(f),
   };
   if (f.size) {
     v['SizeRw'] = f.size.rw;
