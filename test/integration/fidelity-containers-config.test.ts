@@ -511,6 +511,32 @@ describe('fidelity: container configuration and files', () => {
     assert.ok(p41.VolumesDeleted.includes('fv1') && p41.VolumesDeleted.includes('fv2'), JSON.stringify(p41));
     assert.ok(!p41.VolumesDeleted.includes('fv-used'));
     assert.equal((await d.api('GET', '/v1.41/volumes/fv-used')).status, 200);
+    // dockerd 20.10: `all` is no filter before 1.42, nor is anything but label/label!
+    for (const [v, f] of [
+      ['1.41', 'all'],
+      ['1.45', 'bogus'],
+    ]) {
+      const r = await d.api(
+        'POST',
+        `/v${v}/volumes/prune?filters=${encodeURIComponent(JSON.stringify({ [f!]: ['true'] }))}`,
+      );
+      assert.equal(r.status, 400);
+      assert.equal((r.body as { message: string }).message, `Invalid filter '${f}'`);
+    }
+    assert.equal(((await d.api('GET', '/v1.41/volumes')).body as { Warnings: unknown }).Warnings, null);
+    // dockerd: the driver is looked up first (404), then the name
+    const drv = await d.api('POST', '/v1.41/volumes/create', { Name: 'xy', Driver: 'nope' });
+    assert.equal(drv.status, 404);
+    assert.equal(
+      (drv.body as { message: string }).message,
+      'create xy: error looking up volume plugin nope: plugin "nope" not found',
+    );
+    const short = await d.api('POST', '/v1.41/volumes/create', { Name: 'x' });
+    assert.equal(short.status, 400);
+    assert.equal(
+      (short.body as { message: string }).message,
+      'create x: volume name is too short, names should be at least two alphanumeric characters',
+    );
     await d.docker(['rm', 'vu']);
   });
 });

@@ -20,7 +20,7 @@ const view = (v: VolumeRecord) => ({
 
 export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   r.on('GET', '/volumes', (ctx) =>
-    ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(view), Warnings: [] }),
+    ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(view), Warnings: null }),
   );
 
   r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.inspect(ctx.params[0]!))));
@@ -48,8 +48,12 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   r.on('POST', '/volumes/prune', async (ctx) => {
     const filters = parseFilters(ctx.query.get('filters'));
     // before API 1.42 a prune removes every unused volume, named ones too (dockerd 23+ keeps that
-    // for old clients); from 1.42 only anonymous ones unless `all=true`
-    if (!versionAtLeast(ctx.version, '1.42')) filters['all'] = ['true'];
+    // for old clients), and `all` is no filter there (dockerd 20.10: 400 "Invalid filter 'all'");
+    // from 1.42 only anonymous ones unless `all=true`
+    const modern = versionAtLeast(ctx.version, '1.42');
+    for (const k of Object.keys(filters))
+      if (!['label', 'label!', ...(modern ? ['all'] : [])].includes(k)) throw invalidArgument(`Invalid filter '${k}'`);
+    if (!modern) filters['all'] = ['true'];
     const { deleted, space } = await vols.prune(filters);
     ctx.send(200, { VolumesDeleted: deleted, SpaceReclaimed: space });
   });
