@@ -39,12 +39,23 @@ const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslav
 
 function parseBind(spec: string): MountRecord {
   const parts = spec.split(':');
+  // `-v /data` alone: an anonymous volume there (dockerd accepts it in Binds too; its Mode reads "z" there)
+  if (parts.length === 1 && isAbsolute(spec) && posix.normalize(spec) !== '/')
+    return {
+      Type: 'volume',
+      Name: '',
+      Source: '',
+      Destination: posix.normalize(spec),
+      RW: true,
+      Propagation: '',
+      Mode: 'z',
+    };
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1])
     throw invalidArgument(`invalid volume specification: '${spec}'`);
   const [src, dst, opts = ''] = parts as [string, string, string?];
   if (!isAbsolute(dst))
     throw invalidArgument(
-      `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`,
+      `invalid volume specification: '${spec}': invalid mount config for type "${isAbsolute(src) ? 'bind' : 'volume'}": invalid mount path: '${dst}' mount path must be absolute`,
     );
   let rw = true;
   let propagation = 'rprivate';
@@ -109,7 +120,8 @@ function parseMountObject(
       );
     const bo = isObject(m['BindOptions']) ? m['BindOptions'] : {};
     const propagation = typeof bo['Propagation'] === 'string' && bo['Propagation'] ? bo['Propagation'] : 'rprivate';
-    if (!PROPAGATION.includes(propagation)) throw invalidArgument(`invalid propagation mode: ${propagation}`);
+    if (!PROPAGATION.includes(propagation))
+      throw invalidArgument(`invalid mount config for type "bind": invalid propagation mode: ${propagation}`);
     if (!existsSync(source))
       throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
     return {
@@ -141,7 +153,7 @@ function parseMountObject(
     return rec;
   }
   if (type === 'tmpfs') {
-    if (source) throw invalidArgument('invalid mount config for type "tmpfs": source must not be specified');
+    if (source) throw invalidArgument('invalid mount config for type "tmpfs": field Source must not be specified');
     const to = isObject(m['TmpfsOptions']) ? m['TmpfsOptions'] : {};
     const tmpfs: MountRecord['tmpfs'] = {};
     if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
@@ -152,7 +164,7 @@ function parseMountObject(
     }
     return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
   }
-  throw invalidArgument(`invalid mount config: mount type unknown: "${String(type)}"`);
+  throw invalidArgument(`invalid mount config for type "${String(type)}": mount type unknown`);
 }
 
 /** `--tmpfs /run:size=64m,mode=1777` (HostConfig.Tmpfs). */
@@ -206,7 +218,7 @@ export async function planMounts(
     for (const f of from) {
       if (typeof f !== 'string') throw invalidArgument('HostConfig.VolumesFrom: expected strings');
       const [ref = '', mode = ''] = f.split(':');
-      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode for volumes-from: ${mode}`);
+      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode: ${mode}`);
       for (const m of mountsOf(ref))
         if (m.Type !== 'tmpfs') out.push({ ...m, RW: mode ? mode === 'rw' : m.RW, anonymous: false });
     }

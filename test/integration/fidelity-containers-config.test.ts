@@ -433,6 +433,36 @@ describe('fidelity: container configuration and files', () => {
         `invalid volume specification: 'newvol:/': invalid mount config for type "volume": invalid specification: destination can't be '/'`,
       ],
       ['', { Image: 'busybox', HostConfig: { VolumesFrom: ['nope'] } }, 400, 'No such container: nope'],
+      ['', { Image: 'busybox', HostConfig: { VolumesFrom: ['nope:bogus'] } }, 400, 'invalid mode: bogus'],
+      [
+        '',
+        { Image: 'busybox', HostConfig: { Mounts: [{ Type: 'bogus', Target: '/x' }] } },
+        400,
+        'invalid mount config for type "bogus": mount type unknown',
+      ],
+      [
+        '',
+        { Image: 'busybox', HostConfig: { Mounts: [{ Type: 'tmpfs', Source: 'x', Target: '/x' }] } },
+        400,
+        'invalid mount config for type "tmpfs": field Source must not be specified',
+      ],
+      [
+        '',
+        {
+          Image: 'busybox',
+          HostConfig: {
+            Mounts: [{ Type: 'bind', Source: '/tmp', Target: '/x', BindOptions: { Propagation: 'bogus' } }],
+          },
+        },
+        400,
+        'invalid mount config for type "bind": invalid propagation mode: bogus',
+      ],
+      [
+        '',
+        { Image: 'busybox', HostConfig: { Binds: ['/tmp:rel'] } },
+        400, // dockerd: 500
+        `invalid volume specification: '/tmp:rel': invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`,
+      ],
       ['bogus', { Image: 'busybox' }, 400, '"bogus": unknown operating system or architecture: invalid argument'],
       [
         'linux/a.b',
@@ -467,6 +497,19 @@ describe('fidelity: container configuration and files', () => {
     }
     assert.equal((await d.docker(['ps', '-aq'])).stdout, before);
     assert.equal((await d.docker(['volume', 'ls', '-q'])).stdout, volsBefore);
+    // Binds ["/data"]: an anonymous volume there (dockerd: Mounts [volume /data RW Mode "z"])
+    const anon = await d.api('POST', '/v1.41/containers/create', {
+      Image: 'busybox',
+      HostConfig: { Binds: ['/data'] },
+    });
+    assert.equal(anon.status, 201, anon.text);
+    const anonId = (anon.body as { Id: string }).Id;
+    const am = (await inspect(anonId))['Mounts'] as unknown as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      am.map((m) => [m['Type'], m['Destination'], m['RW'], m['Mode']]),
+      [['volume', '/data', true, 'z']],
+    );
+    await d.docker(['rm', '-v', anonId]);
     // accepted as dockerd accepts them (normalized): x86_64, Linux/AMD64, linux/amd64/v2, linux
     for (const p of ['x86_64', 'Linux/AMD64', 'linux/amd64/v2', 'linux', 'amd64']) {
       const r = await d.api('POST', `/v1.41/containers/create?platform=${encodeURIComponent(p)}`, { Image: 'busybox' });
