@@ -5,7 +5,15 @@
 import { join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, invalidArgument, isBerthError, notFound } from '../base/errors.js';
-import { checkExtractPoint, extractInto, packDir, packPath, statPath, type PathStat } from '../archive/container-fs.js';
+import {
+  archivePath,
+  checkExtractPoint,
+  extractInto,
+  packDir,
+  packPath,
+  statPath,
+  type PathStat,
+} from '../archive/container-fs.js';
 import type { RootedFs } from '../archive/rooted.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
@@ -56,7 +64,7 @@ export class ContainerFiles {
       const m = mountHolding(c, posix.normalize(`/${path}`));
       if (m && !m.RW) throw conflict('mounted volume is marked read-only');
       if (!m && c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
-      return extractInto(fs, path, input, {
+      return extractInto(fs, archivePath(path), input, {
         noOverwriteDirNonDir: o.noOverwriteDirNonDir,
         spoolDir: join(this.e.root, 'tmp'),
       });

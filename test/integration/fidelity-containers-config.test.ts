@@ -94,6 +94,36 @@ describe('fidelity: container configuration and files', () => {
     assert.deepEqual(listTar((await get('ar', '/v/.')).body), ['./', './in']);
     assert.deepEqual(listTar((await get('ar', '/v/')).body), ['v/', 'v/in']);
     assert.deepEqual(listTar((await get('ar', '/v')).body), ['v/', 'v/in']);
+    // paths as dockerd reads them: cleaned lexically, a trailing / or /. follows a last symlink
+    // and needs a directory (dockerd: 500 "lstat <host path>/etc/passwd/.: not a directory")
+    await d.docker([
+      'run',
+      '--name',
+      'arl',
+      '-v',
+      'arvol:/v',
+      'busybox',
+      'sh',
+      '-c',
+      'ln -s /v /lv; ln -s /etc/passwd /lf',
+    ]);
+    const stat = async (p: string) => {
+      const r = await raw('HEAD', `/v1.41/containers/arl/archive?path=${encodeURIComponent(p)}`);
+      const h = r.headers['x-docker-container-path-stat'];
+      return [r.status, h ? (JSON.parse(Buffer.from(String(h), 'base64').toString()) as { name: string }).name : ''];
+    };
+    // dockerd: [200,"/"], [200,"lv"] (the link), [200,"lv"] (the dir), [200,"."], [200,"."], [500], [500]
+    assert.deepEqual(await stat('/nope/..'), [200, '/']);
+    assert.deepEqual(await stat('/lv'), [200, 'lv']);
+    assert.deepEqual(await stat('/lv/'), [200, 'lv']);
+    assert.deepEqual(await stat('/lv/.'), [200, '.']);
+    assert.deepEqual(await stat('/etc/../v/.'), [200, '.']);
+    assert.deepEqual(await stat('/lf/'), [400, '']);
+    assert.deepEqual(await stat('/etc/passwd/.'), [400, '']);
+    assert.deepEqual(listTar((await get('arl', '/lv/')).body), ['lv/', 'lv/in']);
+    assert.deepEqual(listTar((await get('arl', '/lv')).body), ['lv']);
+    assert.equal(message(await get('arl', '/etc/passwd/.')), 'lstat /etc/passwd/.: not a directory');
+    await d.docker(['rm', 'arl']);
     // running: the same files, the hosts file is the one the container reads
     await d.docker(['start', 'ar']);
     await d.docker(['run', '-d', '--name', 'ar2', '--network', 'none', 'busybox', 'sleep', '300']);
