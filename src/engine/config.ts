@@ -29,6 +29,16 @@ export function mergeEnv(image: readonly string[], client: readonly string[]): s
   return out;
 }
 
+/**
+ * A container's Env as dockerd merges it (runconfig.Merge): the client's entries in its order,
+ * then the image's whose names it does not set (dockerd 20.10: ["A=1", "PATH=..."]).
+ */
+export function clientEnvFirst(image: readonly string[], client: readonly string[]): string[] {
+  if (!client.length) return [...image];
+  const keys = new Set(client.map(envKey));
+  return [...client, ...image.filter((e) => !keys.has(envKey(e)))];
+}
+
 /** The config inspect shows: the client's config completed from the image's. */
 export function mergeConfig(
   client: ContainerConfig,
@@ -37,7 +47,7 @@ export function mergeConfig(
 ): ContainerConfig {
   const img = image ?? {};
   const out: ContainerConfig = { ...client, Image: imageRef };
-  out.Env = mergeEnv(img.Env ?? [], client.Env ?? []);
+  out.Env = clientEnvFirst(img.Env ?? [], client.Env ?? []);
   // `--entrypoint ''` arrives as [""]: a reset of the image's entrypoint, like []
   if (client.Entrypoint?.length === 1 && client.Entrypoint[0] === '') client = { ...client, Entrypoint: [] };
   const clientEntrypoint = client.Entrypoint && client.Entrypoint.length > 0 ? client.Entrypoint : undefined;

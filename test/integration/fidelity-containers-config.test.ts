@@ -237,7 +237,20 @@ describe('fidelity: container configuration and files', () => {
   });
 
   test("inspect: dockerd's HostConfig defaults, no tmpfs in Mounts", async () => {
-    await d.docker(['create', '--name', 'in1', '--tmpfs', '/run', '-v', 'invol:/v', 'busybox']);
+    await d.docker([
+      'create',
+      '--name',
+      'in1',
+      '--tmpfs',
+      '/run/',
+      '--mount',
+      'type=tmpfs,target=/mt',
+      '-v',
+      'invol:/v',
+      '-e',
+      'A=1',
+      'busybox',
+    ]);
     await d.docker(['create', '--name', 'in2', '--privileged', 'busybox']);
     await d.docker(['create', '--name', 'in3', '--security-opt', 'systempaths=unconfined', 'busybox']);
     const c1 = await inspect('in1');
@@ -263,12 +276,22 @@ describe('fidelity: container configuration and files', () => {
     assert.equal(hc['MemorySwappiness'], null);
     assert.ok(['host', 'private'].includes(hc['CgroupnsMode'] as string));
     assert.equal('Init' in hc, false); // omitempty in dockerd
-    assert.deepEqual(hc['Tmpfs'], { '/run': '' });
-    // dockerd lists the volume only (tmpfs mounts are not in Mounts)
+    assert.deepEqual(hc['Tmpfs'], { '/run/': '' });
+    // dockerd lists the volume and the --mount tmpfs, not the --tmpfs one
     assert.deepEqual(
-      (c1['Mounts'] as unknown as Array<{ Type: string; Destination: string }>).map((m) => [m.Type, m.Destination]),
-      [['volume', '/v']],
+      (c1['Mounts'] as unknown as Array<{ Type: string; Destination: string }>)
+        .map((m) => [m.Type, m.Destination])
+        .sort(),
+      [
+        ['tmpfs', '/mt'],
+        ['volume', '/v'],
+      ],
     );
+    // the client's env first, then the image's (dockerd: ["A=1", "PATH=..."])
+    assert.deepEqual(c1['Config']!['Env'], [
+      'A=1',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    ]);
     assert.equal(c1['Config']!['Volumes'], null);
     assert.equal(c1['Config']!['OnBuild'], null);
     // privileged: null lists (dockerd)

@@ -1,4 +1,5 @@
 /** Docker's JSON shapes of a container: GET /containers/{id}/json and the /containers/json list entries. */
+import { posix } from 'node:path';
 import type { ContainerFacts } from '../../engine/container-ops.js';
 import type { ContainerRecord } from '../../engine/record.js';
 
@@ -91,8 +92,9 @@ function networks(f: ContainerFacts): Record<string, unknown> {
 }
 
 /**
- * `Mounts` of inspect and of the list: volumes and binds (dockerd lists no tmpfs mounts; they show in
- * HostConfig.Tmpfs/Mounts). A record made before mounts were recorded has its Binds only.
+ * `Mounts` of inspect and of the list: volumes, binds and HostConfig.Mounts' tmpfs mounts (dockerd
+ * lists no `--tmpfs` one: those show in HostConfig.Tmpfs only). A record made before mounts were
+ * recorded has its Binds only.
  */
 function mountsView(f: ContainerFacts): Array<Record<string, unknown>> {
   const c = f.rec;
@@ -108,8 +110,12 @@ function mountsView(f: ContainerFacts): Array<Record<string, unknown>> {
         Propagation: 'rprivate',
       };
     });
+  // a `--tmpfs` (HostConfig.Tmpfs) is not listed, a `--mount type=tmpfs` is (dockerd 20.10)
+  const tmpfs = c.hostConfig['Tmpfs'];
+  const viaTmpfs = (dst: string) =>
+    typeof tmpfs === 'object' && tmpfs !== null && Object.keys(tmpfs).some((k) => posix.normalize(k) === dst);
   return c.mounts
-    .filter((m) => m.Type !== 'tmpfs')
+    .filter((m) => m.Type !== 'tmpfs' || !viaTmpfs(m.Destination))
     .map((m) =>
       m.Type === 'volume'
         ? {
