@@ -2,7 +2,7 @@
  * A container's files: `docker cp` (stat, read, write a path) and `docker export`, all through the
  * container's rooted view (every lookup the kernel's, inside its root and mounts).
  */
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import {
@@ -44,10 +44,11 @@ export class ContainerFiles {
   }
 
   /** GET /containers/{id}/archive: `open` is given the path's stat and returns where the tar goes. */
-  read(ref: string, path: string, open: (st: PathStat) => Writable): Promise<void> {
+  async read(ref: string, path: string, open: (st: PathStat) => Writable): Promise<void> {
     const c = this.e.get(ref);
     checkPath(path);
-    return this.withView(c, ref, async (fs) => packPath(fs, path, open(statPath(fs, path))));
+    await this.withView(c, ref, async (fs) => packPath(fs, path, open(statPath(fs, path))));
+    this.e.events.emit('container', 'archive-path', c.id, { image: c.config.Image ?? '', name: c.name }); // as dockerd
   }
 
   /**
@@ -56,12 +57,12 @@ export class ContainerFiles {
    * volume or bind ("mounted volume is marked read-only"), one on a read-only rootfs outside any
    * mount. The kernel-resolved walk still refuses any write a read-only mount holds (EROFS).
    */
-  write(ref: string, path: string, input: Readable, o: { noOverwriteDirNonDir: boolean }): Promise<void> {
+  async write(ref: string, path: string, input: Readable, o: { noOverwriteDirNonDir: boolean }): Promise<void> {
     const c = this.e.get(ref);
     checkPath(path);
-    return this.withView(c, ref, (fs) => {
+    await this.withView(c, ref, (fs) => {
       checkExtractPoint(fs, path);
-      const m = mountHolding(c, posix.normalize(`/${path}`));
+      const m = mountHolding(c, archivePath(path).replace(/\/\.?$/, '') || '/');
       if (m && !m.RW) throw conflict('mounted volume is marked read-only');
       if (!m && c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
       return extractInto(fs, archivePath(path), input, {
@@ -69,6 +70,7 @@ export class ContainerFiles {
         spoolDir: join(this.e.root, 'tmp'),
       });
     });
+    this.e.events.emit('container', 'extract-to-dir', c.id, { image: c.config.Image ?? '', name: c.name }); // as dockerd
   }
 
   /** GET /containers/{id}/export: the whole filesystem as a tar into `open()`; the `export` event once done. */

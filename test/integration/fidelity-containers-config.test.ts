@@ -164,6 +164,21 @@ describe('fidelity: container configuration and files', () => {
     const none = await raw('GET', '/v1.41/containers/ro1/archive');
     assert.equal(none.status, 400);
     assert.equal(message(none), 'bad parameter: pathcannot be empty');
+    // dockerd's events: archive-path for a GET, extract-to-dir for a PUT done, none for a HEAD or a refusal
+    await new Promise((r) => setTimeout(r, 1050 - (Date.now() % 1000))); // past a second's edge: earlier events out
+    const since = Math.floor(Date.now() / 1000);
+    await raw('HEAD', '/v1.41/containers/ro2/archive?path=/etc');
+    await get('ro2', '/etc/passwd');
+    await put('ro2', '/tmp', tarOf('g', 'x'));
+    await put('ro2', '/ro', tarOf('g', 'x'));
+    const ev = await d.api('GET', `/v1.41/events?since=${since}&until=${Math.floor(Date.now() / 1000) + 1}`);
+    const actions = ev.text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { Type: string; Action: string; Actor: { Attributes: Record<string, string> } })
+      .filter((e) => e.Type === 'container' && e.Actor.Attributes['name'] === 'ro2')
+      .map((e) => e.Action);
+    assert.deepEqual(actions, ['archive-path', 'extract-to-dir']);
     await d.docker(['rm', '-f', 'ro1', 'ro2']);
   });
 
