@@ -48,7 +48,8 @@ export class ContainerFiles {
     const c = this.e.get(ref);
     checkPath(path);
     await this.withView(c, ref, async (fs) => packPath(fs, path, open(statPath(fs, path))));
-    this.e.events.emit('container', 'archive-path', c.id, { image: c.config.Image ?? '', name: c.name }); // as dockerd
+    // as dockerd: once the archive is sent
+    this.e.events.emit('container', 'archive-path', c.id, { image: c.config.Image ?? '', name: c.name });
   }
 
   /**
@@ -70,7 +71,8 @@ export class ContainerFiles {
         spoolDir: join(this.e.root, 'tmp'),
       });
     });
-    this.e.events.emit('container', 'extract-to-dir', c.id, { image: c.config.Image ?? '', name: c.name }); // as dockerd
+    // as dockerd: once the archive is unpacked
+    this.e.events.emit('container', 'extract-to-dir', c.id, { image: c.config.Image ?? '', name: c.name });
   }
 
   /** GET /containers/{id}/export: the whole filesystem as a tar into `open()`; the `export` event once done. */

@@ -90,7 +90,7 @@ export class VolumeManager {
   ): Promise<VolumeRecord> {
     const name = o.Name || randomBytes(32).toString('hex');
     const driver = o.Driver || 'local';
-    // dockerd looks the driver up first: "create xy: error looking up volume plugin nope: plugin "nope" not found" (404)
+    // dockerd looks the driver up first (404 "create xy: error looking up volume plugin nope: ...")
     const plugin =
       driver === 'local' || this.find(name)
         ? null

@@ -73,7 +73,7 @@ describe('fidelity: container configuration and files', () => {
   const inspect = async (ctr: string) =>
     JSON.parse((await d.docker(['inspect', ctr])).stdout)[0] as Record<string, Record<string, unknown>>;
 
-  test('archive: volumes and binds are seen through their mounts, /etc files are the real ones, even before a start', async () => {
+  test('archive: volumes and binds through their mounts, the real /etc files, even before a start', async () => {
     const bind = mkdtempSync(join(tmp, 'bind-'));
     writeFileSync(join(bind, 'bf'), 'bindfile\n');
     await d.docker(['create', '--name', 'ar', '-v', `${bind}:/b`, '-v', 'arvol:/v', 'busybox']);
