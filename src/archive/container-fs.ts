@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import type { Writable } from 'node:stream';
-import { notFound } from '../base/errors.js';
+import { invalidArgument, notFound } from '../base/errors.js';
 import { O_DIRECTORY, O_PATH, openat2, readlinkFd } from '../base/syscalls.js';
 import { packFrom } from './pack.js';
 import { RootedFs, fsError } from './rooted.js';
@@ -38,11 +38,38 @@ function goMode(st: Stats): number {
   return m >>> 0;
 }
 
-/** Walks `path`; a missing target is Docker's "Could not find the file" (404). */
-function lookup(fs: RootedFs, path: string, followLast: boolean) {
+/** Go's filepath.Base: trailing slashes dropped, `/` for the root. */
+function goBase(p: string): string {
+  const t = p.replace(/\/+$/, '');
+  if (t === '') return p === '' ? '.' : '/';
+  return t.slice(t.lastIndexOf('/') + 1);
+}
+
+/**
+ * The path as dockerd reads an archive path (daemon/archive.go): cleaned lexically under `/`
+ * (filepath.Join: `/nope/..` is `/`), with a trailing `/.` or `/` kept
+ * (archive.PreserveTrailingDotOrSeparator). The walk of the result is still the kernel's, inside
+ * the container's root.
+ */
+export function archivePath(path: string): string {
+  let p = posix.normalize(`/${path}`);
+  if (p.length > 1) p = p.replace(/\/+$/, '');
+  if (goBase(p) !== '.' && goBase(path) === '.') p += p.endsWith('/') ? '.' : '/.';
+  if (!p.endsWith('/') && path.endsWith('/')) p += '/';
+  return p;
+}
+
+/**
+ * Walks `path` (as `archivePath` reads it); a last symlink is followed when the path ends with
+ * `/` or `/.`, and the target must then be a directory. A missing target is Docker's "Could not
+ * find the file" (404), named as the client asked.
+ */
+function lookup(fs: RootedFs, path: string, followLast?: boolean) {
+  const p = archivePath(path);
+  const trailing = p.endsWith('/') || p.endsWith('/.');
   let r;
   try {
-    r = fs.resolve(path, { followLast });
+    r = fs.resolve(p, { followLast: followLast ?? trailing });
   } catch (e) {
     throw fsError(e, path);
   }
@@ -50,16 +77,38 @@ function lookup(fs: RootedFs, path: string, followLast: boolean) {
     r.close();
     throw notFound(`Could not find the file ${path} in container`);
   }
+  if (trailing && !r.st?.isDirectory()) {
+    r.close();
+    // dockerd: 500 "lstat <host path>/etc/passwd/: not a directory"; the container's path here
+    throw invalidArgument(`lstat ${p}: not a directory`);
+  }
   return r as typeof r & { st: Stats };
 }
 
-/** HEAD /containers/{id}/archive: the path's own stat (a last symlink is not followed). */
+/**
+ * PUT /containers/{id}/archive's target, checked as dockerd checks it before anything is written:
+ * it must exist (404) and be a directory, symlinks followed (dockerd's words: "extraction point is
+ * not a directory").
+ */
+export function checkExtractPoint(fs: RootedFs, path: string): void {
+  const r = lookup(fs, path, true);
+  try {
+    if (!r.st.isDirectory()) throw invalidArgument('extraction point is not a directory');
+  } finally {
+    r.close();
+  }
+}
+
+/**
+ * HEAD /containers/{id}/archive: the path's own stat (a last symlink is not followed unless the
+ * path ends with `/` or `/.`), named as dockerd names it (`/v/.` is `.`, `/` is `/`).
+ */
 export function statPath(fs: RootedFs, path: string): PathStat {
-  const r = lookup(fs, path, false);
+  const r = lookup(fs, path);
   try {
     const linkTarget = r.st.isSymbolicLink() ? readlinkFd(r.fd) : '';
     return {
-      name: posix.basename(path) || '/',
+      name: goBase(archivePath(path)),
       size: r.st.size,
       mode: goMode(r.st),
       mtime: r.st.mtime.toISOString(),
@@ -75,10 +124,12 @@ export function statPath(fs: RootedFs, path: string): PathStat {
  * A last symlink is followed only when the path ends with `/` or `/.` (as dockerd).
  */
 export async function packPath(fs: RootedFs, path: string, out: Writable): Promise<void> {
-  const followLast = path.endsWith('/.') || path.endsWith('/');
-  const r = lookup(fs, path, followLast);
+  const r = lookup(fs, path);
   try {
-    const name = posix.basename(r.path) || '.';
+    // dockerd names the entries after filepath.Base of the path with a trailing `/.` kept
+    // (archive.PreserveTrailingDotOrSeparator): `/data/.` gives `./`, `./x`; `/data/` gives `data/`
+    const base = goBase(archivePath(path));
+    const name = base === '/' ? '.' : base;
     await packFrom({ fd: r.fd, st: r.st, parentFd: r.parentFd, name: r.name, fs, path: r.path }, out, {
       prefix: name,
       includeRoot: true,

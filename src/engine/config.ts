@@ -10,6 +10,7 @@ import { devNumbers } from '../base/fs.js';
 import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
 import { validateResources, type ContainerConfig, type HostConfig } from '../spec/engine-api.js';
 import type { HostInfo, Resources } from '../runtime/types.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js';
 
 function envKey(e: string): string {
   const i = e.indexOf('=');
@@ -28,6 +29,16 @@ export function mergeEnv(image: readonly string[], client: readonly string[]): s
   return out;
 }
 
+/**
+ * A container's Env as dockerd merges it (runconfig.Merge): the client's entries in its order,
+ * then the image's whose names it does not set (dockerd 20.10: ["A=1", "PATH=..."]).
+ */
+export function clientEnvFirst(image: readonly string[], client: readonly string[]): string[] {
+  if (!client.length) return [...image];
+  const keys = new Set(client.map(envKey));
+  return [...client, ...image.filter((e) => !keys.has(envKey(e)))];
+}
+
 /** The config inspect shows: the client's config completed from the image's. */
 export function mergeConfig(
   client: ContainerConfig,
@@ -36,7 +47,7 @@ export function mergeConfig(
 ): ContainerConfig {
   const img = image ?? {};
   const out: ContainerConfig = { ...client, Image: imageRef };
-  out.Env = mergeEnv(img.Env ?? [], client.Env ?? []);
+  out.Env = clientEnvFirst(img.Env ?? [], client.Env ?? []);
   // `--entrypoint ''` arrives as [""]: a reset of the image's entrypoint, like []
   if (client.Entrypoint?.length === 1 && client.Entrypoint[0] === '') client = { ...client, Entrypoint: [] };
   const clientEntrypoint = client.Entrypoint && client.Entrypoint.length > 0 ? client.Entrypoint : undefined;
@@ -57,7 +68,10 @@ export function mergeConfig(
   out.Labels = { ...(img.Labels ?? {}), ...(client.Labels ?? {}) };
   if (img.ExposedPorts || client.ExposedPorts)
     out.ExposedPorts = { ...(img.ExposedPorts ?? {}), ...(client.ExposedPorts ?? {}) };
-  if (img.Volumes || client.Volumes) out.Volumes = { ...(img.Volumes ?? {}), ...(client.Volumes ?? {}) };
+  // none at all rather than {} (inspect shows dockerd's null then)
+  const volumes = { ...(img.Volumes ?? {}), ...(client.Volumes ?? {}) };
+  if (Object.keys(volumes).length) out.Volumes = volumes;
+  else delete out.Volumes;
   if (!client.StopSignal && img.StopSignal) out.StopSignal = img.StopSignal;
   const health = mergeHealthcheck(client.Healthcheck, img.Healthcheck);
   if (health) out.Healthcheck = health;
@@ -215,6 +229,46 @@ export function checkUlimitsFor(hc: HostConfig, runtime: string): void {
     throw invalidArgument(
       `ulimit nofile=${nofile.Soft}:${nofile.Hard} is too low for the crun runtime to set the container up (it needs ${CRUN_MIN_NOFILE} open files; runc takes less)`,
     );
+}
+
+/** dockerd's default `--shm-size` (config.DefaultShmSize). */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+
+/**
+ * The HostConfig fields dockerd fills in at create (daemon/create.go, adaptContainerSettings), so
+ * inspect shows what the container runs with. What dockerd 20.10 answered for a bare create:
+ * IpcMode "private", ShmSize 67108864, CgroupnsMode "host" on cgroup v1 ("private" on v2),
+ * PidsLimit null for 0 and -1, MemorySwappiness null for -1, and MaskedPaths/ReadonlyPaths its
+ * defaults unless the client sent a list (`[]` is kept: `--security-opt systempaths=unconfined`)
+ * or the container is privileged (then null).
+ */
+export function fillHostDefaults(hc: HostConfig, cgroupVersion: 1 | 2): void {
+  if (!hc.IpcMode) hc.IpcMode = 'private';
+  if (!hc.ShmSize) hc.ShmSize = DEFAULT_SHM_SIZE;
+  if (!hc.CgroupnsMode) hc.CgroupnsMode = cgroupVersion === 2 ? 'private' : 'host';
+  if (typeof hc.PidsLimit === 'number' && hc.PidsLimit <= 0) hc.PidsLimit = null;
+  if (hc.MemorySwappiness === -1) hc.MemorySwappiness = null;
+  for (const [k, def] of [
+    ['MaskedPaths', MASKED_PATHS],
+    ['ReadonlyPaths', READONLY_PATHS],
+  ] as const) {
+    const v = hc[k];
+    if (v !== undefined && v !== null) {
+      if (!Array.isArray(v) || !v.every((p) => typeof p === 'string'))
+        throw invalidArgument(`HostConfig.${k}: expected an array of strings`);
+    } else hc[k] = hc.Privileged ? null : [...def];
+  }
+}
+
+/**
+ * The paths the runtime masks and makes read-only: none when privileged, else the container's
+ * (its HostConfig's, as filled at create; dockerd's defaults for a record made before that).
+ */
+export function systemPathsOf(hc: HostConfig): { masked: string[]; readonly: string[] } {
+  if (hc.Privileged) return { masked: [], readonly: [] };
+  const list = (v: unknown, def: readonly string[]) =>
+    Array.isArray(v) ? v.filter((p): p is string => typeof p === 'string') : [...def];
+  return { masked: list(hc['MaskedPaths'], MASKED_PATHS), readonly: list(hc['ReadonlyPaths'], READONLY_PATHS) };
 }
 
 /** HostConfig resource fields -> runtime resources. */

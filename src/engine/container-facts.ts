@@ -8,6 +8,7 @@ import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
 import type { Filters } from './filters.js';
 import { labelsMatch } from './filters.js';
+import { invalidArgument } from '../base/errors.js';
 
 export type { Endpoint, EndpointRequest, NetworkRecord, PortBinding };
 
@@ -81,6 +82,64 @@ function safeImageId(e: Engine, ref: string): string | undefined {
   }
 }
 
+/** The keys dockerd takes for `GET /containers/json` (daemon/list.go acceptedPsFilterTags). */
+const PS_FILTERS = new Set([
+  'ancestor',
+  'before',
+  'exited',
+  'expose',
+  'health',
+  'id',
+  'is-task',
+  'isolation',
+  'label',
+  'name',
+  'network',
+  'publish',
+  'since',
+  'status',
+  'volume',
+]);
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+/** Refuses what dockerd refuses before listing: "Invalid filter 'bogus'", "Invalid filter 'status=x'". */
+export function checkContainerFilters(f: Filters): void {
+  for (const k of Object.keys(f)) if (!PS_FILTERS.has(k)) throw invalidArgument(`Invalid filter '${k}'`);
+  for (const s of f['status'] ?? []) if (!STATUSES.includes(s)) throw invalidArgument(`Invalid filter 'status=${s}'`);
+  for (const k of ['publish', 'expose'] as const) for (const v of f[k] ?? []) portsOfFilter(k, v);
+}
+
+/** `80`, `80/udp`, `8000-8010/tcp` -> the `port/proto` keys it names (dockerd's portOp, nat.ParsePortRange). */
+function portsOfFilter(key: string, v: string): string[] {
+  if (v.includes(':')) throw invalidArgument(`filter for '${key}' should not contain ':': ${v}`);
+  const slash = v.lastIndexOf('/');
+  const port = slash < 0 ? v : v.slice(0, slash);
+  const proto = slash < 0 ? 'tcp' : v.slice(slash + 1).toLowerCase();
+  const m = /^(\d+)(?:-(\d+))?$/.exec(port);
+  if (!m) {
+    const bad = port.split('-').find((x) => !/^\d+$/.test(x)) ?? port;
+    throw invalidArgument(
+      `error while looking up for ${key} ${v}: strconv.ParseUint: parsing ${JSON.stringify(bad)}: invalid syntax`,
+    );
+  }
+  const lo = Number(m[1]);
+  const hi = m[2] !== undefined ? Number(m[2]) : lo;
+  if (lo > 65535 || hi > 65535 || hi < lo)
+    throw invalidArgument(`error while looking up for ${key} ${v}: invalid range`);
+  return Array.from({ length: hi - lo + 1 }, (_, i) => `${lo + i}/${proto}`);
+}
+
+/** The network names and ids a container is on, as NetworkSettings.Networks shows them. */
+function networksOf(e: Engine, c: ContainerRecord): Array<{ name: string; id: string }> {
+  const nets = (c.networks ?? []).flatMap(([id]) => {
+    const n = e.networks.find(id);
+    return n ? [{ name: n.Name, id: n.Id }] : [];
+  });
+  if (nets.length) return nets;
+  const mode = c.hostConfig.NetworkMode ?? 'default';
+  return mode.startsWith('container:') ? [] : [{ name: mode === 'default' ? 'none' : mode, id: '' }];
+}
+
 /** `docker ps`'s filters (dockerd's keys and rules). */
 export function containerMatches(e: Engine, c: ContainerRecord, f: Filters): boolean {
   const any = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
@@ -113,6 +172,27 @@ export function containerMatches(e: Engine, c: ContainerRecord, f: Filters): boo
       const t = created(s);
       return t !== undefined && Date.parse(c.created) > t;
     }) &&
-    labelsMatch(f['label'], c.config.Labels ?? {})
+    labelsMatch(f['label'], c.config.Labels ?? {}) &&
+    // a volume's name (a bind's source) or a mount's destination; tmpfs mounts are not mount points
+    any('volume', (v) =>
+      (c.mounts ?? []).some(
+        (m) => m.Type !== 'tmpfs' && (m.Destination === v || (m.Type === 'volume' ? m.Name : m.Source) === v),
+      ),
+    ) &&
+    any('network', (v) => networksOf(e, c).some((n) => n.name === v || (n.id !== '' && n.id.startsWith(v)))) &&
+    any('is-task', (v) => v !== 'true' && v !== '1') && // no swarm: no container is a task
+    any('isolation', (v) => v === 'default' || v === '') &&
+    // dockerd matches both on NetworkSettings.Ports, which only a wired (running) container has:
+    // `expose` any port there, `publish` one bound to a host port
+    any('expose', (v) => {
+      const published = new Set(e.networks.ports(c.id).map((b) => `${b.containerPort}/${b.proto}`));
+      const wired = e.networks.endpoints({ containerId: c.id }).length > 0;
+      const exposed = wired ? Object.keys(c.config.ExposedPorts ?? {}) : [];
+      return portsOfFilter('expose', v).some((p) => published.has(p) || exposed.includes(p));
+    }) &&
+    any('publish', (v) => {
+      const published = new Set(e.networks.ports(c.id).map((b) => `${b.containerPort}/${b.proto}`));
+      return portsOfFilter('publish', v).some((p) => published.has(p));
+    })
   );
 }

@@ -9,7 +9,7 @@ import type { ContainerId } from '../base/ids.js';
 import { parseUpdateBody } from '../spec/engine-api.js';
 import { restoreOf } from './checkpoint.js';
 import { checkResources, resourcesOf } from './config.js';
-import { containerMatches, factsOf, type ContainerFacts } from './container-facts.js';
+import { checkContainerFilters, containerMatches, factsOf, type ContainerFacts } from './container-facts.js';
 import type { Filters } from './filters.js';
 import { labelsMatch } from './filters.js';
 import { isActive } from './state.js';
@@ -29,6 +29,7 @@ export class ContainerVerbs {
     size: boolean;
   }): Promise<ContainerFacts[]> {
     const f = o.filters;
+    checkContainerFilters(f);
     for (const h of f['health'] ?? [])
       if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h))
         throw invalidArgument(`Unrecognised filter value for health: ${h}`);

@@ -33,16 +33,29 @@ export interface MountRecord {
   tmpfs?: { size?: number; mode?: number; options?: string[] };
 }
 
+const ROOT_DEST = "invalid specification: destination can't be '/'";
+
 const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
 
 function parseBind(spec: string): MountRecord {
   const parts = spec.split(':');
+  // `-v /data` alone: an anonymous volume there (dockerd accepts it in Binds too; its Mode reads "z" there)
+  if (parts.length === 1 && isAbsolute(spec) && posix.normalize(spec) !== '/')
+    return {
+      Type: 'volume',
+      Name: '',
+      Source: '',
+      Destination: posix.normalize(spec),
+      RW: true,
+      Propagation: '',
+      Mode: 'z',
+    };
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1])
     throw invalidArgument(`invalid volume specification: '${spec}'`);
   const [src, dst, opts = ''] = parts as [string, string, string?];
   if (!isAbsolute(dst))
     throw invalidArgument(
-      `invalid volume specification: '${spec}': invalid mount config for type "volume": invalid mount path: '${dst}' mount path must be absolute`,
+      `invalid volume specification: '${spec}': invalid mount config for type "${isAbsolute(src) ? 'bind' : 'volume'}": invalid mount path: '${dst}' mount path must be absolute`,
     );
   let rw = true;
   let propagation = 'rprivate';
@@ -54,6 +67,12 @@ function parseBind(spec: string): MountRecord {
     else if (o === 'nocopy') noCopy = true;
     else if (o !== 'z' && o !== 'Z') throw invalidArgument(`invalid mode: ${o}`);
   }
+  // dockerd: `invalid volume specification: '/tmp:/': invalid mount config for type "bind": invalid
+  // specification: destination can't be '/'` (with HTTP 500 there; a 400 here, it is the client's input)
+  if (posix.normalize(dst) === '/')
+    throw invalidArgument(
+      `invalid volume specification: '${spec}': invalid mount config for type "${isAbsolute(src) ? 'bind' : 'volume'}": ${ROOT_DEST}`,
+    );
   if (isAbsolute(src))
     return {
       Type: 'bind',
@@ -91,6 +110,9 @@ function parseMountObject(
     throw invalidArgument(`HostConfig.Mounts[${i}]: a path contains a NUL byte`);
   const rw = m['ReadOnly'] !== true;
   const dst = posix.normalize(target);
+  // dockerd: `invalid mount config for type "tmpfs": invalid specification: destination can't be '/'`
+  if (dst === '/' && ['bind', 'volume', 'tmpfs'].includes(String(type)))
+    throw invalidArgument(`invalid mount config for type "${String(type)}": ${ROOT_DEST}`);
   if (type === 'bind') {
     if (!isAbsolute(source))
       throw invalidArgument(
@@ -98,7 +120,8 @@ function parseMountObject(
       );
     const bo = isObject(m['BindOptions']) ? m['BindOptions'] : {};
     const propagation = typeof bo['Propagation'] === 'string' && bo['Propagation'] ? bo['Propagation'] : 'rprivate';
-    if (!PROPAGATION.includes(propagation)) throw invalidArgument(`invalid propagation mode: ${propagation}`);
+    if (!PROPAGATION.includes(propagation))
+      throw invalidArgument(`invalid mount config for type "bind": invalid propagation mode: ${propagation}`);
     if (!existsSync(source))
       throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
     return {
@@ -130,7 +153,7 @@ function parseMountObject(
     return rec;
   }
   if (type === 'tmpfs') {
-    if (source) throw invalidArgument('invalid mount config for type "tmpfs": source must not be specified');
+    if (source) throw invalidArgument('invalid mount config for type "tmpfs": field Source must not be specified');
     const to = isObject(m['TmpfsOptions']) ? m['TmpfsOptions'] : {};
     const tmpfs: MountRecord['tmpfs'] = {};
     if (typeof to['SizeBytes'] === 'number' && to['SizeBytes'] > 0) tmpfs.size = to['SizeBytes'];
@@ -141,12 +164,14 @@ function parseMountObject(
     }
     return { Type: 'tmpfs', Source: '', Destination: dst, RW: rw, Propagation: '', Mode: '', tmpfs };
   }
-  throw invalidArgument(`invalid mount config: mount type unknown: "${String(type)}"`);
+  throw invalidArgument(`invalid mount config for type "${String(type)}": mount type unknown`);
 }
 
 /** `--tmpfs /run:size=64m,mode=1777` (HostConfig.Tmpfs). */
 function parseTmpfs(dst: string, opts: string): MountRecord {
-  if (!isAbsolute(dst)) throw invalidArgument(`invalid tmpfs mount path: ${dst}`);
+  if (!isAbsolute(dst)) throw invalidArgument(`invalid mount path: '${dst}' mount path must be absolute`);
+  // dockerd: `invalid specification: destination can't be '/'`
+  if (posix.normalize(dst) === '/') throw invalidArgument(ROOT_DEST);
   const tmpfs: NonNullable<MountRecord['tmpfs']> = { options: [] };
   let rw = true;
   for (const o of opts.split(',').filter(Boolean)) {
@@ -193,20 +218,20 @@ export async function planMounts(
     for (const f of from) {
       if (typeof f !== 'string') throw invalidArgument('HostConfig.VolumesFrom: expected strings');
       const [ref = '', mode = ''] = f.split(':');
-      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode for volumes-from: ${mode}`);
+      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode: ${mode}`);
       for (const m of mountsOf(ref))
         if (m.Type !== 'tmpfs') out.push({ ...m, RW: mode ? mode === 'rw' : m.RW, anonymous: false });
     }
   }
   const seen = new Set<string>();
   for (const m of out) {
-    if (m.Destination === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
+    if (m.Destination === '/') throw invalidArgument(ROOT_DEST); // --volumes-from of a record made before this check
     if (seen.has(m.Destination)) throw invalidArgument(`Duplicate mount point: ${m.Destination}`);
     seen.add(m.Destination);
   }
   for (const dst of Object.keys(config.Volumes ?? {})) {
     const d = posix.normalize(dst);
-    if (d === '/') throw invalidArgument(`invalid mount config: destination can't be '/'`);
+    if (d === '/') throw invalidArgument(ROOT_DEST); // dockerd creates it (and fails at start)
     if (!seen.has(d))
       out.push({ Type: 'volume', Name: '', Source: '', Destination: d, RW: true, Propagation: '', Mode: '' });
   }

@@ -1,5 +1,5 @@
 /** ContainerRecord -> runtime SpecInput (what config.json is generated from). */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { devNumbers } from '../base/fs.js';
 import { join, isAbsolute } from 'node:path';
 import { invalidArgument, notImplemented } from '../base/errors.js';
@@ -7,7 +7,7 @@ import type { SpecInput } from '../runtime/types.js';
 import { DEFAULT_PATH } from '../runtime/spec.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
-import { mergeEnv, parseSecurityOpts, resourcesOf } from './config.js';
+import { mergeEnv, parseSecurityOpts, resourcesOf, systemPathsOf } from './config.js';
 import { specMounts } from './mounts.js';
 
 export interface SpecContext {
@@ -95,7 +95,14 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
   if (sec.apparmorProfile !== undefined) input.apparmorProfile = sec.apparmorProfile;
   if (sec.selinuxLabel !== undefined) input.selinuxLabel = sec.selinuxLabel;
   if (hc.ShmSize) input.shmSize = hc.ShmSize;
-  if (hc.Sysctls) input.sysctls = hc.Sysctls;
+  // `--domainname` through the kernel.domainname sysctl, as dockerd (setLinuxDomainname): runc
+  // before 1.2 ignores the spec's domainname field; the sysctl is the UTS namespace's own
+  const domain = cfg.Domainname && hc.UTSMode !== 'host' ? { 'kernel.domainname': cfg.Domainname } : {};
+  const sysctls = { ...defaultSysctls(hc), ...domain, ...(hc.Sysctls ?? {}) };
+  if (Object.keys(sysctls).length) input.sysctls = sysctls;
+  const paths = systemPathsOf(hc);
+  input.maskedPaths = paths.masked;
+  input.readonlyPaths = paths.readonly;
   const pid = hc.PidMode === 'host' ? 'host' : ctx.pidns ? { path: ctx.pidns } : undefined;
   if (pid) input.pidNs = pid;
   const ipc = hc.IpcMode === 'host' ? 'host' : ctx.ipcns ? { path: ctx.ipcns } : undefined;
@@ -106,6 +113,22 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
   if (hc.OomKillDisable) input.oomKillDisable = true;
   if (hc.OomScoreAdj) input.oomScoreAdj = hc.OomScoreAdj;
   return input;
+}
+
+/**
+ * dockerd's sysctls for a container with a network namespace of its own (daemon/oci_linux.go):
+ * unprivileged ICMP echo sockets and binding ports below 1024 without CAP_NET_BIND_SERVICE, each
+ * only where the kernel has the sysctl. Not for `--network host` (they would change the host's
+ * network settings) nor `container:<id>` (they are the other container's namespace's, and that one
+ * may be the host's). The container's own Sysctls win.
+ */
+function defaultSysctls(hc: HostConfig): Record<string, string> {
+  const mode = hc.NetworkMode ?? '';
+  if (mode === 'host' || mode.startsWith('container:')) return {};
+  const out: Record<string, string> = {};
+  if (existsSync('/proc/sys/net/ipv4/ping_group_range')) out['net.ipv4.ping_group_range'] = '0 2147483647';
+  if (existsSync('/proc/sys/net/ipv4/ip_unprivileged_port_start')) out['net.ipv4.ip_unprivileged_port_start'] = '0';
+  return out;
 }
 
 /** `--device /dev/x[:/dev/y[:rwm]]`: the host node's type, numbers, mode and owner. */

@@ -46,7 +46,7 @@ export class VolumeVerbs {
     this.e.events.emit('volume', 'destroy', name, {});
   }
 
-  /** Removes unused volumes: anonymous ones only unless `all` (API >= 1.42), matching `label` filters. */
+  /** Removes unused volumes: anonymous ones only unless `all`, matching `label` and not `label!` filters. */
   async prune(f: Filters): Promise<{ deleted: string[]; space: number }> {
     const all = f['all']?.[0] === 'true' || f['all']?.[0] === '1';
     const deleted: string[] = [];
@@ -55,6 +55,7 @@ export class VolumeVerbs {
       if (this.e.volumeUsers(v.Name).length) continue;
       if (!all && !v.anonymous) continue;
       if (f['label']?.length && !labelsMatch(f['label'], v.Labels)) continue;
+      if (f['label!']?.some((l) => labelsMatch([l], v.Labels))) continue; // `label!=k[=v]`: not those
       space += await duBytes(v.Mountpoint);
       await this.e.volumes.remove(v.Name, []);
       this.e.events.emit('volume', 'destroy', v.Name, {});

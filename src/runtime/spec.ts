@@ -326,7 +326,9 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     ...(input.devices?.length ? { devices: input.devices.map(({ access: _a, ...d }) => d) } : {}),
     ...(input.sysctls ? { sysctl: input.sysctls } : {}),
     ...(seccomp ? { seccomp } : {}),
-    ...(input.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+    ...(input.privileged
+      ? {}
+      : { maskedPaths: input.maskedPaths ?? MASKED_PATHS, readonlyPaths: input.readonlyPaths ?? READONLY_PATHS }),
   };
   return {
     ociVersion: '1.0.2',

@@ -39,6 +39,9 @@ export interface SpecInput {
   ipcNs?: 'host' | { path: string };
   /** `--uts host`: the host's UTS namespace (no hostname set) */
   utsHost?: boolean;
+  /** the paths masked and made read-only (absent: Docker's defaults; ignored when privileged) */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
   /** `--cgroupns private` on a cgroup v1 host (v2 hosts get one anyway) */
   cgroupNs?: boolean;
   /** `--device`: host device nodes made in the container's /dev and allowed by its device cgroup */

@@ -5,8 +5,16 @@
  * It returns mounts and never mounts (the engine does). Its records are kept by the
  * `SnapshotRecords` it is given (SQLite, ../metadata/snapshot-records.ts).
  */
-import { closeSync, fstatSync, promises as fsp, renameSync } from 'node:fs';
-import { O_DIRECTORY, O_NOFOLLOW, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../base/syscalls.js';
+import { closeSync, fstatSync, lstatSync, promises as fsp, renameSync, type BigIntStats } from 'node:fs';
+import {
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  getXattr,
+  openat2,
+} from '../base/syscalls.js';
 import { fdPath, openChild } from '../archive/rooted.js';
 import { applyLayer, packUpper } from '../archive/layer.js';
 import { join } from 'node:path';
@@ -23,6 +31,30 @@ export type { LayerInfo };
 const run = promisify(execFile);
 /** Bind-mount targets the engine adds; not changes of the container. */
 const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
+
+/** A character device 0/0: overlayfs's whiteout. */
+function isWhiteout(st: BigIntStats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0n;
+}
+
+/**
+ * Whether the directory we hold `dirFd` of is an overlay opaque directory (`trusted.overlay.opaque`
+ * = y), read through the fd (/proc/self/fd/N/.): nothing renamed meanwhile can point it elsewhere.
+ */
+function isOpaque(dirFd: number): boolean {
+  return getXattr(`${fdPath(dirFd)}/.`, 'trusted.overlay.opaque') === 'y';
+}
+
+/** dockerd's statDifferent (pkg/archive/changes_unix.go): no times or size for directories. */
+function statDifferent(a: BigIntStats, b: BigIntStats): boolean {
+  return (
+    a.mode !== b.mode ||
+    a.uid !== b.uid ||
+    a.gid !== b.gid ||
+    a.rdev !== b.rdev ||
+    (!b.isDirectory() && (a.mtimeNs !== b.mtimeNs || a.size !== b.size))
+  );
+}
 const HEX = /^[a-f0-9]{64}$/;
 
 export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSweep {
@@ -240,9 +272,14 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
   }
 
   /**
-   * Docker's A/C/D of the container's upper dir. The upper dir is walked through fds (a running
-   * container may swap a directory for a symlink meanwhile: the walk never follows one), and a
-   * path is looked up in the lower layers by the kernel inside each layer's root.
+   * Docker's A/C/D of the container's upper dir, as dockerd's overlay driver reports it (its naive
+   * diff, archive.ChangesDirs): a path only in the upper dir is added; one in a lower layer is
+   * modified when its type, mode, owner or device differ, or for a non-directory its mtime or size
+   * (a directory's own times and size are no measure: overlay copies a directory up to change
+   * anything below it); a directory with a change below it is reported modified, before its
+   * entries. The upper dir is walked through fds (a running container may swap a directory for a
+   * symlink meanwhile: the walk never follows one), and a path is looked up in the lower layers by
+   * the kernel inside each layer's root.
    */
   async diff(key: string): Promise<Change[]> {
     const lowers = this.lowers(this.activeParent(key));
@@ -256,19 +293,74 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
           /* an empty chain's placeholder that was never made */
         }
       }
-      const inLower = (rel: string) =>
-        lowerFds.some((fd) => {
+      /** The path's stat in the topmost lower layer that has it (null: none has it, or a whiteout hides it). */
+      const inLower = (rel: string): BigIntStats | null => {
+        for (const lfd of lowerFds) {
+          let fd: number;
           try {
-            closeSync(openat2(fd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
-            return true;
+            fd = openat2(lfd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
           } catch {
-            return false;
+            continue;
           }
-        });
-      const walk = async (dirFd: number, rel: string): Promise<void> => {
-        for (const name of (await fsp.readdir(fdPath(dirFd))).sort((a, b) => a.localeCompare(b))) {
+          try {
+            const st = fstatSync(fd, { bigint: true });
+            return isWhiteout(st) ? null : st;
+          } finally {
+            closeSync(fd);
+          }
+        }
+        return null;
+      };
+      /**
+       * The names the lower layers show in directory `rel` (what an opaque upper directory hides):
+       * layer by layer from the top, less the names a higher layer whites out, down to a layer
+       * where it is not a directory or is opaque itself.
+       */
+      const lowerNames = async (rel: string): Promise<Set<string>> => {
+        const names = new Set<string>();
+        const hidden = new Set<string>();
+        for (const lfd of lowerFds) {
+          let fd: number;
+          try {
+            fd = openat2(lfd, rel.slice(1), O_PATH | O_NOFOLLOW, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+          } catch {
+            continue;
+          }
+          try {
+            const st = fstatSync(fd, { bigint: true });
+            if (!st.isDirectory()) break; // a file (or a whiteout) here hides the layers below
+            for (const n of await fsp.readdir(fdPath(fd))) {
+              let cst: BigIntStats;
+              try {
+                cst = lstatSync(fdPath(fd, n), { bigint: true });
+              } catch {
+                continue;
+              }
+              if (isWhiteout(cst)) hidden.add(n);
+              else if (!hidden.has(n)) names.add(n);
+            }
+            if (isOpaque(fd)) break;
+          } finally {
+            closeSync(fd);
+          }
+        }
+        return names;
+      };
+      /** `hidden`: below an opaque directory (the lower layers' entries there are not seen). */
+      const walk = async (dirFd: number, rel: string, added: boolean, hidden: boolean): Promise<void> => {
+        const entries = await fsp.readdir(fdPath(dirFd));
+        // an opaque directory (removed and made again) hides the lower layers' entries, and so
+        // everything below it: those not made again are deleted
+        const here = new Set(entries);
+        const hides = hidden || (!added && rel !== '' && isOpaque(dirFd));
+        const gone = !added && hides ? [...(await lowerNames(rel))].filter((n) => !here.has(n)) : [];
+        for (const name of [...entries, ...gone].sort((a, b) => a.localeCompare(b))) {
           const p = `${rel}/${name}`;
           if (HIDDEN.has(p)) continue;
+          if (!here.has(name)) {
+            out.push({ Path: p, Kind: 2 });
+            continue;
+          }
           let fd: number;
           try {
             fd = openChild(dirFd, name);
@@ -276,13 +368,24 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
             continue; // gone since readdir
           }
           try {
-            const st = fstatSync(fd);
-            if (st.isCharacterDevice() && st.rdev === 0) {
+            const st = fstatSync(fd, { bigint: true });
+            if (isWhiteout(st)) {
               out.push({ Path: p, Kind: 2 });
               continue;
             }
-            out.push({ Path: p, Kind: inLower(p) ? 0 : 1 });
-            if (st.isDirectory()) await walk(fd, p);
+            const old = added ? null : inLower(p);
+            if (!old) {
+              out.push({ Path: p, Kind: 1 });
+              if (st.isDirectory()) await walk(fd, p, true, hides);
+              continue;
+            }
+            const at = out.length;
+            const modified = statDifferent(old, st);
+            if (modified) out.push({ Path: p, Kind: 0 });
+            if (st.isDirectory()) {
+              await walk(fd, p, !old.isDirectory(), hides);
+              if (!modified && out.length > at) out.splice(at, 0, { Path: p, Kind: 0 });
+            }
           } finally {
             closeSync(fd);
           }
@@ -290,7 +393,7 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
       };
       const upperFd = openat2(-100, this.upperDir(key), O_PATH | O_DIRECTORY, 0);
       try {
-        await walk(upperFd, '');
+        await walk(upperFd, '', false, false);
       } finally {
         closeSync(upperFd);
       }

@@ -386,7 +386,7 @@ function validateHostConfig(o: HostConfig): HostConfig {
   for (const [dst] of Object.entries((o['Tmpfs'] as Record<string, string> | undefined) ?? {})) {
     if (!dst.startsWith('/') || dst.includes('\0'))
       throw invalidArgument(
-        `invalid mount config for type "tmpfs": invalid mount path: '${dst}' mount path must be absolute`,
+        `invalid mount path: '${dst}' mount path must be absolute`, // dockerd's words for HostConfig.Tmpfs
       );
   }
   for (const k of ['Binds', 'VolumesFrom', 'Links', 'GroupAdd', 'SecurityOpt', 'CapAdd', 'CapDrop'] as const)

@@ -10,7 +10,7 @@ import { promises as fsp, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
-import { conflict, invalidArgument, notFound } from '../base/errors.js';
+import { conflict, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import { isMountPoint } from '../base/fs.js';
 import { MNT_DETACH, mount, umount } from '../base/syscalls.js';
 import { systemClock, type Clock } from '../base/clock.js';
@@ -31,6 +31,9 @@ export interface VolumeRecord {
   Scope: 'local';
   /** made for a container (an image VOLUME or `-v /path`): removed with it by `rm -v` / `--rm` */
   anonymous: boolean;
+  /** created without Labels / DriverOpts: dockerd shows null for them then (`{}` when sent empty) */
+  noLabels?: true;
+  noOptions?: true;
 }
 
 export class VolumeManager {
@@ -86,6 +89,20 @@ export class VolumeManager {
     anonymous = false,
   ): Promise<VolumeRecord> {
     const name = o.Name || randomBytes(32).toString('hex');
+    const driver = o.Driver || 'local';
+    // dockerd looks the driver up first (404 "create xy: error looking up volume plugin nope: ...")
+    const plugin =
+      driver === 'local' || this.find(name)
+        ? null
+        : await this.drivers(driver).catch((e: unknown) => {
+            if (isBerthError(e, 'NotFound'))
+              throw notFound(`create ${name}: error looking up volume plugin ${driver}: ${e.message}`, e);
+            throw e;
+          });
+    if (name.length === 1)
+      throw invalidArgument(
+        `create ${name}: volume name is too short, names should be at least two alphanumeric characters`,
+      );
     if (!NAME_RE.test(name))
       throw invalidArgument(
         `create ${name}: "${name}" includes invalid characters for a local volume name, ` +
@@ -97,7 +114,6 @@ export class VolumeManager {
         throw conflict(`create ${name}: volume name is already in use with driver "${existing.Driver}"`);
       return existing;
     }
-    const driver = o.Driver || 'local';
     const opts = o.DriverOpts ?? {};
     if (driver === 'local') {
       for (const k of Object.keys(opts))
@@ -115,9 +131,11 @@ export class VolumeManager {
       Options: opts,
       Scope: 'local',
       anonymous,
+      ...(o.Labels ? {} : { noLabels: true as const }),
+      ...(o.DriverOpts ? {} : { noOptions: true as const }),
     };
     if (driver === 'local') await fsp.mkdir(this.dataDir(name), { recursive: true, mode: 0o755 });
-    else await (await this.drivers(driver)).create(name, opts);
+    else await (plugin ?? (await this.drivers(driver))).create(name, opts);
     try {
       this.db.prepare('INSERT INTO volumes (name, doc) VALUES (?, ?)').run(name, JSON.stringify(rec));
     } catch (e) {

@@ -691,13 +691,13 @@ describe('API input: the examples of issue 14', () => {
       'POST',
       '/containers/create',
       create({ Tmpfs: { '/': '' } }),
-      "invalid mount config: destination can't be '/'",
+      "invalid specification: destination can't be '/'",
     );
     await refused(
       'POST',
       '/containers/create',
       create({}, { Volumes: { '/../': {} } }),
-      "invalid mount config: destination can't be '/'",
+      "invalid specification: destination can't be '/'",
     );
   });
 

@@ -1,4 +1,5 @@
 /** Docker's JSON shapes of a container: GET /containers/{id}/json and the /containers/json list entries. */
+import { posix } from 'node:path';
 import type { ContainerFacts } from '../../engine/container-ops.js';
 import type { ContainerRecord } from '../../engine/record.js';
 
@@ -101,6 +102,54 @@ function networks(f: ContainerFacts): Record<string, unknown> {
   return out;
 }
 
+/**
+ * `Mounts` of inspect and of the list: volumes, binds and HostConfig.Mounts' tmpfs mounts (dockerd
+ * lists no `--tmpfs` one: those show in HostConfig.Tmpfs only). A record made before mounts were
+ * recorded has its Binds only.
+ */
+function mountsView(f: ContainerFacts): Array<Record<string, unknown>> {
+  const c = f.rec;
+  if (!c.mounts)
+    return (c.hostConfig.Binds ?? []).map((b) => {
+      const [src = '', dst = '', mode = ''] = b.split(':');
+      return {
+        Type: 'bind',
+        Source: src,
+        Destination: dst,
+        Mode: mode,
+        RW: !mode.split(',').includes('ro'),
+        Propagation: 'rprivate',
+      };
+    });
+  // a `--tmpfs` (HostConfig.Tmpfs) is not listed, a `--mount type=tmpfs` is (dockerd 20.10)
+  const tmpfs = c.hostConfig['Tmpfs'];
+  const viaTmpfs = (dst: string) =>
+    typeof tmpfs === 'object' && tmpfs !== null && Object.keys(tmpfs).some((k) => posix.normalize(k) === dst);
+  return c.mounts
+    .filter((m) => m.Type !== 'tmpfs' || !viaTmpfs(m.Destination))
+    .map((m) =>
+      m.Type === 'volume'
+        ? {
+            Type: 'volume',
+            Name: m.Name,
+            Source: f.volumePaths.get(m.Name ?? '') ?? '',
+            Destination: m.Destination,
+            Driver: m.Driver ?? 'local',
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: '',
+          }
+        : {
+            Type: m.Type,
+            Source: m.Source,
+            Destination: m.Destination,
+            Mode: m.Mode,
+            RW: m.RW,
+            Propagation: m.Propagation,
+          },
+    );
+}
+
 export function inspectView(f: ContainerFacts): Record<string, unknown> {
   const c = f.rec;
   const dir = f.dir;
@@ -183,44 +232,21 @@ export function inspectView(f: ContainerFacts): Record<string, unknown> {
       MemorySwap: 0,
       PidsLimit: null,
       Ulimits: null,
-      Init: null,
+      KernelMemory: 0,
+      KernelMemoryTCP: 0,
+      DeviceCgroupRules: null,
+      DeviceRequests: null,
+      MemorySwappiness: null,
+      MaskedPaths: null,
+      ReadonlyPaths: null,
       ...c.hostConfig,
+      // omitted unless set, as dockerd (`Init *bool json:",omitempty"`)
+      ...(typeof c.hostConfig.Init === 'boolean' ? { Init: c.hostConfig.Init } : { Init: undefined }),
     },
     GraphDriver: { Name: 'overlay', Data: { MergedDir: f.rootfs } },
-    Mounts: c.mounts
-      ? c.mounts.map((m) =>
-          m.Type === 'volume'
-            ? {
-                Type: 'volume',
-                Name: m.Name,
-                Source: f.volumePaths.get(m.Name ?? '') ?? '',
-                Destination: m.Destination,
-                Driver: m.Driver ?? 'local',
-                Mode: m.Mode,
-                RW: m.RW,
-                Propagation: '',
-              }
-            : {
-                Type: m.Type,
-                Source: m.Source,
-                Destination: m.Destination,
-                Mode: m.Mode,
-                RW: m.RW,
-                Propagation: m.Propagation,
-              },
-        )
-      : (c.hostConfig.Binds ?? []).map((b) => {
-          const [src = '', dst = '', mode = ''] = b.split(':');
-          return {
-            Type: 'bind',
-            Source: src,
-            Destination: dst,
-            Mode: mode,
-            RW: !mode.split(',').includes('ro'),
-            Propagation: 'rprivate',
-          };
-        }),
-    Config: c.config,
+    Mounts: mountsView(f),
+    // dockerd's null for a container without volumes, and OnBuild (a container has none)
+    Config: { ...c.config, Volumes: c.config.Volumes ?? null, OnBuild: null },
     NetworkSettings: (() => {
       const def = f.defaultEndpoint;
       return {
@@ -264,7 +290,7 @@ export function listView(f: ContainerFacts): Record<string, unknown> {
     Status: statusText(c, f.now),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
     NetworkSettings: { Networks: networks(f) },
-    Mounts: [],
+    Mounts: mountsView(f),
   };
   if (f.size) {
     v['SizeRw'] = f.size.rw;
