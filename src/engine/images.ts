@@ -7,8 +7,9 @@
 import type { Readable, Writable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import type { Digest } from '../base/digest.js';
-import { listTags, pull } from '../distribution/pull.js';
+import { listTags, parsePlatform, pull } from '../distribution/pull.js';
 import { push } from '../distribution/push.js';
+import { inspectDistribution, type DistributionInspect } from '../distribution/inspect.js';
 import type { Credentials } from '../distribution/client.js';
 import type { Progress } from '../distribution/transfer.js';
 import type { ImageRecord, RemoveResult } from '../image/types.js';
@@ -20,7 +21,7 @@ import { labelsMatch, type Filters } from './filters.js';
 import { can } from './state.js';
 import type { Engine } from './engine.js';
 
-export type { Credentials, ImageRecord, Progress, RemoveResult };
+export type { Credentials, DistributionInspect, ImageRecord, Progress, RemoveResult };
 
 export const labelsOf = (i: ImageRecord): Record<string, string> => i.config.config?.Labels ?? {};
 
@@ -146,6 +147,7 @@ export class ImageVerbs {
         ? [fromImage]
         : null;
     for (const ref of refs ?? [fromImage]) parseReference(ref);
+    if (o.platform) parsePlatform(o.platform); // dockerd: 400 `"foo/bar/baz/qux": cannot parse platform specifier`
     const all =
       refs ??
       (await listTags(fromImage, { creds: o.creds, client: this.e.registries })).map((t) => `${fromImage}:${t}`);
@@ -155,6 +157,14 @@ export class ImageVerbs {
         ...(o.platform ? { platform: o.platform } : {}),
         progress: o.progress,
       });
+  }
+
+  /**
+   * `GET /distribution/{name}/json`: the registry's descriptor of `ref` and the platforms it
+   * serves, asked with the client's credentials (X-Registry-Auth); nothing is pulled.
+   */
+  inspectDistribution(ref: string, creds: Credentials | null): Promise<DistributionInspect> {
+    return inspectDistribution(ref, { creds, client: this.e.registries });
   }
 
   /** Pushes `ref` (NotFound, before any progress, when there is no such image). */

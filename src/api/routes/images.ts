@@ -1,5 +1,5 @@
 /** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
-import { invalidArgument, notImplemented } from '../../base/errors.js';
+import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
 import { flag, type Router, type Ctx } from '../http.js';
 import { labelsOf, refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
 import { parseFilters, labelsMatch } from '../filters.js';
@@ -87,10 +87,18 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   });
 
   r.on('POST', '/images/load', async (ctx) => {
-    const loaded = await images.load(ctx.bodyStream);
+    // dockerd answers 200 whatever happens and reports a failed load inside the stream, quiet or
+    // not: {"errorDetail":{"message":"Error processing tar file(exit status 1): unexpected EOF"},"error":...}
     const p = progress(ctx);
-    for (const ref of loaded)
-      p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    try {
+      const loaded = await images.load(ctx.bodyStream);
+      for (const ref of loaded)
+        p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    } catch (e) {
+      ctx.bodyStream.resume(); // what the load did not read, so the connection can be reused
+      const message = errorMessage(e);
+      p.msg({ errorDetail: { message }, error: message });
+    }
     p.end();
   });
 
@@ -134,6 +142,12 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
         onDigest: (digest, size, t) => p.msg({ progressDetail: {}, aux: { Tag: t, Digest: digest, Size: size } }),
       }),
     );
+  });
+
+  // dockerd 20.10: {"Descriptor":{"mediaType":...,"digest":...,"size":527},"Platforms":[{"architecture":"amd64","os":"linux"}]}
+  r.on('GET', '/distribution/{name*}/json', async (ctx) => {
+    const x = await images.inspectDistribution(ctx.params[0]!, registryAuth(ctx));
+    ctx.send(200, { Descriptor: x.Descriptor, Platforms: x.Platforms.length ? x.Platforms : null });
   });
 
   r.on('POST', '/images/{name*}/tag', (ctx) => {

@@ -1,0 +1,465 @@
+/**
+ * Issue #16 (Fidelity), images and distribution: berthd answers as dockerd 20.10 does. What
+ * dockerd 20.10.24 answered on this machine (a private dockerd, Debian's docker-registry and berth's
+ * registry on loopback) is quoted in each case; the tests run against berthd only.
+ */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { FIXTURE, startDaemon, type Daemon } from './harness.js';
+import { htpasswd, startBerthRegistry, type Registry } from './registry-harness.js';
+
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const bi = (b: Buffer) => b as unknown as BodyInit;
+
+/** The files of a tar (small ones). */
+async function untar(b: Buffer): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const ex = tar.extract();
+  ex.on('entry', (h, stream, next) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (c: unknown) => parts.push(c as Buffer));
+    stream.on('end', () => {
+      if (h.type === 'file') out.set(h.name.replace(/^\.\//, ''), Buffer.concat(parts));
+      next();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+    Readable.from([b]).pipe(ex);
+  });
+  return out;
+}
+
+async function tarOf(files: Array<[string, Buffer | string]>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, data] of files) {
+    if (name.endsWith('/')) pack.entry({ name, type: 'directory', mode: 0o755 });
+    else pack.entry({ name, mode: 0o644 }, data);
+  }
+  pack.finalize();
+  const parts: Buffer[] = [];
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+describe('images and distribution as dockerd answers them', () => {
+  let d: Daemon;
+  let reg: Registry; // open
+  let treg: Registry; // token auth, user alice
+  let fixture: Map<string, Buffer>;
+  let layer: Buffer; // the busybox fixture's one layer (uncompressed)
+
+  function raw(
+    method: string,
+    path: string,
+    body?: Buffer,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; text: string; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: d.sock, method, path: `/v1.41${path}`, headers }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          const b = Buffer.concat(parts);
+          resolve({ status: res.statusCode ?? 0, text: b.toString('utf8'), body: b });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  const lines = (text: string) =>
+    text
+      .split(/\r?\n/)
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const imageIds = async () =>
+    ((await d.api('GET', '/images/json?all=1')).body as Array<{ Id: string }>).map((i) => i.Id).sort();
+
+  before(async () => {
+    d = await startDaemon();
+    reg = await startBerthRegistry();
+    treg = await startBerthRegistry((dir) => ['--htpasswd', htpasswd(dir, { alice: 'pw-a' }), '--auth', 'token']);
+    fixture = await untar(readFileSync(FIXTURE));
+    const manifest = JSON.parse(fixture.get('manifest.json')!.toString()) as Array<{ Layers: string[] }>;
+    layer = fixture.get(manifest[0]!.Layers[0]!)!;
+  });
+  after(async () => {
+    await d?.stop();
+    await reg?.stop();
+    await treg?.stop();
+  });
+
+  test('save by ID writes no repo tags; by name every tag of the repository; by tag that tag', async () => {
+    await d.docker(['tag', 'busybox', 'busybox:other']);
+    await d.docker(['tag', 'busybox', 'fi/other:x']);
+    const id = (JSON.parse((await d.docker(['image', 'inspect', 'busybox'])).stdout)[0] as { Id: string }).Id;
+    const save = async (path: string) => {
+      const r = await raw('GET', path);
+      assert.equal(r.status, 200, r.text);
+      const files = await untar(r.body);
+      return {
+        manifest: JSON.parse(files.get('manifest.json')!.toString()) as Array<{ RepoTags: string[] | null }>,
+        repositories: files.has('repositories')
+          ? (JSON.parse(files.get('repositories')!.toString()) as Record<string, Record<string, string>>)
+          : null,
+      };
+    };
+    // dockerd, GET /images/<id>/get: manifest.json [{"Config":...,"RepoTags":null,"Layers":[...]}], no repositories file
+    for (const ref of [id, id.slice(7), id.slice(7, 19)]) {
+      const byId = await save(`/images/${ref}/get`);
+      assert.equal(byId.manifest.length, 1);
+      assert.equal(byId.manifest[0]!.RepoTags, null, `by ${ref}: before this fix, every tag of the image`);
+      assert.equal(byId.repositories, null, `by ${ref}`);
+    }
+    // dockerd, GET /images/busybox/get with busybox:latest and busybox:other:
+    // "RepoTags":["busybox:latest","busybox:other"], repositories {"busybox":{"latest":...,"other":...}}
+    const byName = await save('/images/busybox/get');
+    assert.deepEqual(byName.manifest[0]!.RepoTags!.sort(), ['busybox:latest', 'busybox:other']);
+    assert.deepEqual(Object.keys(byName.repositories!['busybox']!).sort(), ['latest', 'other']);
+    assert.equal(byName.repositories!['fi/other'], undefined);
+    const byTag = await save('/images/busybox:other/get');
+    assert.deepEqual(byTag.manifest[0]!.RepoTags, ['busybox:other']);
+    assert.deepEqual(Object.keys(byTag.repositories!), ['busybox']);
+    await d.docker(['rmi', 'busybox:other', 'fi/other:x']);
+  });
+
+  test('load of a non-tar: 200 and the error inside the stream (quiet=0 and quiet=1); nothing loaded', async () => {
+    const before = await imageIds();
+    for (const quiet of ['0', '1']) {
+      // dockerd: HTTP/1.1 200 OK, {"errorDetail":{"message":"Error processing tar file(exit status 1):
+      // unexpected EOF"},"error":"Error processing tar file(exit status 1): unexpected EOF"}
+      for (const body of [Buffer.from('hello, not a tar\n'), Buffer.alloc(0), await tarOf([['hostname', 'x']])]) {
+        const r = await raw('POST', `/images/load?quiet=${quiet}`, body, { 'Content-Type': 'application/x-tar' });
+        assert.equal(r.status, 200, `quiet=${quiet}: before this fix, a 400 (${r.text})`);
+        const msgs = lines(r.text);
+        const last = msgs.at(-1)!;
+        assert.ok(last['errorDetail'], r.text);
+        assert.equal((last['errorDetail'] as { message: string }).message, last['error']);
+        assert.match(String(last['error']), /invalid|tar|archive/i);
+      }
+    }
+    assert.deepEqual(await imageIds(), before);
+  });
+
+  /** The v1 json dockerd 20.10 wrote for the fixture's layer in a `docker save` (its legacy half). */
+  const V1_ID = 'fbb912b7302616120719bec48dac7457e7d6bd5798dc3fadae4e2cc46123c38c';
+  const v1Json = (id: string, parent?: string, cmd: string[] | null = null) =>
+    JSON.stringify({
+      id,
+      ...(parent ? { parent } : {}),
+      created: '2024-01-01T00:00:00Z',
+      container_config: {
+        Hostname: '',
+        Domainname: '',
+        User: '',
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: false,
+        OpenStdin: false,
+        StdinOnce: false,
+        Env: null,
+        Cmd: cmd,
+        Image: '',
+        Volumes: null,
+        WorkingDir: '',
+        Entrypoint: null,
+        OnBuild: null,
+        Labels: null,
+      },
+      config: {
+        Hostname: '',
+        Domainname: '',
+        User: '',
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: false,
+        OpenStdin: false,
+        StdinOnce: false,
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        Cmd: ['sh'],
+        Image: '',
+        Volumes: null,
+        WorkingDir: '',
+        Entrypoint: null,
+        OnBuild: null,
+        Labels: null,
+      },
+      architecture: 'amd64',
+      os: 'linux',
+    });
+
+  test('the legacy layout (repositories, <id>/json, VERSION, layer.tar, no manifest.json) loads, with the ID dockerd gives it', async () => {
+    // dockerd 20.10, `docker save busybox` less its manifest.json, loaded: RepoTags ["legacy/bb:1"],
+    // Id sha256:eacdfe62dc534b226ea767a1f310f9cccb12b3e9271d8ae086b922053aa285c1 (the config
+    // v1.MakeConfigFromV1Config makes), one layer, history [{"created":"2024-01-01T00:00:00Z"}]
+    const archive = await tarOf([
+      [`${V1_ID}/`, ''],
+      [`${V1_ID}/json`, v1Json(V1_ID)],
+      [`${V1_ID}/VERSION`, '1.0'],
+      [`${V1_ID}/layer.tar`, layer],
+      ['repositories', JSON.stringify({ 'legacy/bb': { '1': V1_ID } })],
+    ]);
+    const r = await raw('POST', '/images/load?quiet=0', archive, { 'Content-Type': 'application/x-tar' });
+    assert.equal(r.status, 200);
+    assert.doesNotMatch(r.text, /errorDetail/, `before this fix: refused (${r.text})`);
+    const ins = (await d.api('GET', '/images/legacy/bb:1/json')).body as {
+      Id: string;
+      RootFS: { Layers: string[] };
+      Config: { Cmd: string[] };
+    };
+    assert.equal(ins.Id, 'sha256:eacdfe62dc534b226ea767a1f310f9cccb12b3e9271d8ae086b922053aa285c1');
+    assert.deepEqual(ins.RootFS.Layers, [sha(layer)]);
+    assert.deepEqual(ins.Config.Cmd, ['sh']);
+    const out = await d.docker(['run', '--rm', 'legacy/bb:1', 'echo', 'legacy ok']);
+    assert.equal(out.stdout.trim(), 'legacy ok');
+
+    // a chain: the child's one layer over its parent's; the child's parent is the parent's image
+    const CHILD = 'c'.repeat(64);
+    const childLayer = await tarOf([['hello.txt', 'from the child layer\n']]);
+    const chain = await tarOf([
+      [`${V1_ID}/json`, v1Json(V1_ID)],
+      [`${V1_ID}/layer.tar`, layer],
+      [`${CHILD}/json`, v1Json(CHILD, V1_ID, ['/bin/sh', '-c', 'echo hi > /hello.txt'])],
+      [`${CHILD}/VERSION`, '1.0'],
+      [`${CHILD}/layer.tar`, childLayer],
+      ['repositories', JSON.stringify({ 'legacy/child': { latest: CHILD } })],
+    ]);
+    const c = await raw('POST', '/images/load', chain, { 'Content-Type': 'application/x-tar' });
+    assert.doesNotMatch(c.text, /errorDetail/, c.text);
+    const child = (await d.api('GET', '/images/legacy/child/json')).body as {
+      Parent: string;
+      RootFS: { Layers: string[] };
+    };
+    assert.equal(child.Parent, ins.Id);
+    assert.deepEqual(child.RootFS.Layers, [sha(layer), sha(childLayer)]);
+    const hist = (await d.api('GET', '/images/legacy/child/history')).body as Array<{ CreatedBy: string }>;
+    assert.equal(hist[0]!.CreatedBy, '/bin/sh -c echo hi > /hello.txt');
+    assert.equal(
+      (await d.docker(['run', '--rm', 'legacy/child', 'cat', '/hello.txt'])).stdout,
+      'from the child layer\n',
+    );
+
+    // refused inside the stream, nothing tagged: a parent loop, a tag naming no image (dockerd:
+    // "invalid target ID: <id>"), a parent that escapes
+    const before = await imageIds();
+    const A = 'a'.repeat(64);
+    const B = 'b'.repeat(64);
+    for (const [what, files, msg] of [
+      [
+        'a parent loop',
+        [
+          [`${A}/json`, v1Json(A, B)],
+          [`${A}/layer.tar`, childLayer],
+          [`${B}/json`, v1Json(B, A)],
+          [`${B}/layer.tar`, childLayer],
+          ['repositories', JSON.stringify({ 'legacy/loop': { '1': A } })],
+        ],
+        /loop/,
+      ],
+      [
+        'a tag naming no image',
+        [
+          [`${A}/json`, v1Json(A)],
+          [`${A}/layer.tar`, childLayer],
+          ['repositories', JSON.stringify({ 'legacy/bad': { '1': B } })],
+        ],
+        new RegExp(`invalid target ID: ${B}`),
+      ],
+      [
+        'a parent outside',
+        [
+          [`${A}/json`, v1Json(A, '../../../etc')],
+          [`${A}/layer.tar`, childLayer],
+          ['repositories', JSON.stringify({ 'legacy/esc': { '1': A } })],
+        ],
+        /bad parent id/,
+      ],
+    ] as Array<[string, Array<[string, string | Buffer]>, RegExp]>) {
+      const x = await raw('POST', '/images/load', await tarOf(files), { 'Content-Type': 'application/x-tar' });
+      assert.equal(x.status, 200, what);
+      assert.match(x.text, /errorDetail/, what);
+      assert.match(x.text, msg, `${what}: ${x.text}`);
+    }
+    for (const t of ['legacy/loop:1', 'legacy/bad:1', 'legacy/esc:1'])
+      assert.equal((await d.api('GET', `/images/${t}/json`)).status, 404, t);
+    assert.deepEqual(await imageIds(), before, 'nothing registered');
+  });
+
+  /** Pushes busybox as `<addr>/<repo>:1` and an index `<repo>:multi` naming it for linux/amd64 only. */
+  async function pushWithIndex(r: Registry, repo: string, auth?: string): Promise<{ digest: string; size: number }> {
+    const ref = `${r.addr}/${repo}:1`;
+    await d.docker(['tag', 'busybox', ref]);
+    await d.docker(['push', ref]);
+    await d.docker(['rmi', ref]);
+    const headers: Record<string, string> = {
+      Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+    };
+    if (auth) headers['Authorization'] = auth;
+    const m = await fetch(`http://${r.addr}/v2/${repo}/manifests/1`, { headers });
+    assert.equal(m.status, 200);
+    const bytes = Buffer.from(await m.arrayBuffer());
+    const desc = {
+      mediaType: m.headers.get('content-type')!,
+      digest: sha(bytes),
+      size: bytes.length,
+      platform: { architecture: 'amd64', os: 'linux' },
+    };
+    const index = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [desc] }),
+    );
+    const put = await fetch(`http://${r.addr}/v2/${repo}/manifests/multi`, {
+      method: 'PUT',
+      body: bi(index),
+      headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json', ...(auth ? { Authorization: auth } : {}) },
+    });
+    assert.equal(put.status, 201, await put.text());
+    return { digest: sha(index), size: index.length };
+  }
+
+  test('pull validates platform (400 with dockerd words); a platform the list lacks is an error inside the stream', async () => {
+    await pushWithIndex(reg, 'fi/plat');
+    const before = await imageIds();
+    const pull = (platform: string, tag = 'multi') =>
+      raw('POST', `/images/create?fromImage=${reg.addr}/fi/plat&tag=${tag}&platform=${encodeURIComponent(platform)}`);
+    // dockerd 20.10: 400 {"message":"\"foo/bar/baz/qux\": cannot parse platform specifier: invalid argument"}
+    for (const [p, msg] of [
+      ['foo/bar/baz/qux', '"foo/bar/baz/qux": cannot parse platform specifier: invalid argument'],
+      ['foo', '"foo": unknown operating system or architecture: invalid argument'],
+      [
+        'linux/am d64',
+        '"am d64" is an invalid component of "linux/am d64": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument',
+      ],
+      [
+        'linux/',
+        '"" is an invalid component of "linux/": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument',
+      ],
+    ]) {
+      const r = await pull(p!);
+      assert.equal(r.status, 400, `${p}: ${r.text}`);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, msg);
+    }
+    // dockerd: 200, {"status":"Pulling from bb","id":"multi"} then {"errorDetail":{"message":"no matching
+    // manifest for linux/arm64 in the manifest list entries"},...}; "aarch64" is normalized to arm64
+    for (const [p, named] of [
+      ['linux/arm64', 'linux/arm64'],
+      ['linux/aarch64', 'linux/arm64'],
+      ['arm64', 'linux/arm64'],
+      ['windows', 'windows/amd64'],
+      ['linux/arm/v7', 'linux/arm/v7'],
+    ]) {
+      const r = await pull(p!);
+      assert.equal(r.status, 200, `${p}: ${r.text}`);
+      const msgs = lines(r.text);
+      assert.equal(msgs[0]!['status'], 'Pulling from fi/plat');
+      assert.equal(msgs.at(-1)!['error'], `no matching manifest for ${named} in the manifest list entries`);
+    }
+    assert.deepEqual(await imageIds(), before, 'nothing pulled');
+    // dockerd normalizes case: LINUX/AMD64 pulls the amd64 entry
+    const ok = await pull('LINUX/AMD64');
+    assert.equal(ok.status, 200);
+    assert.doesNotMatch(ok.text, /errorDetail/, ok.text);
+  });
+
+  test('a missing repository, tag or digest: 404 with dockerd words (clients map them to ImageNotFound)', async () => {
+    await pushWithIndex(reg, 'fi/there');
+    const pull = (q: string, headers: Record<string, string> = {}) =>
+      raw('POST', `/images/create?${q}`, undefined, headers);
+    const expect = async (q: string, msg: RegExp, headers: Record<string, string> = {}) => {
+      const r = await pull(q, headers);
+      assert.equal(r.status, 404, `${q}: ${r.text}`);
+      assert.match((JSON.parse(r.text) as { message: string }).message, msg, q);
+    };
+    // dockerd against a registry that says NAME_UNKNOWN: 404 {"message":"repository 127.0.0.1:5997/pub/nope
+    // not found: name unknown: repository name not known to registry: pub/nope"}
+    await expect(
+      `fromImage=${reg.addr}/fi/nope&tag=1`,
+      new RegExp(`^repository ${reg.addr}/fi/nope not found: name unknown: repository name not known to registry`),
+    );
+    // dockerd: 404 {"message":"manifest for 127.0.0.1:5999/bb:nosuchtag not found: manifest unknown: manifest unknown"}
+    await expect(
+      `fromImage=${reg.addr}/fi/there&tag=nosuch`,
+      new RegExp(`^manifest for ${reg.addr}/fi/there:nosuch not found: manifest unknown: `),
+    );
+    await expect(
+      `fromImage=${reg.addr}/fi/there@${sha('none')}`,
+      new RegExp(`^manifest for ${reg.addr}/fi/there@${sha('none')} not found: manifest unknown: `),
+    );
+    // a private repository through token auth, anonymously or without the right: dockerd (as with
+    // Docker Hub, whose registry says error="insufficient_scope"): 404 "pull access denied for X,
+    // repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
+    const denied = new RegExp(
+      `^pull access denied for ${treg.addr}/private/nope, repository does not exist or may require 'docker login': denied: `,
+    );
+    await expect(`fromImage=${treg.addr}/private/nope&tag=1`, denied);
+    // with credentials, a repository that does not exist: NAME_UNKNOWN's words
+    const auth = Buffer.from(JSON.stringify({ username: 'alice', password: 'pw-a' })).toString('base64');
+    await expect(
+      `fromImage=${treg.addr}/private/nope&tag=1`,
+      new RegExp(`^repository ${treg.addr}/private/nope not found: name unknown`),
+      { 'X-Registry-Auth': auth },
+    );
+  });
+
+  test('GET /distribution/{name}/json: descriptor and platforms, with X-Registry-Auth', async () => {
+    const index = await pushWithIndex(reg, 'fi/dist');
+    const inspect = (name: string, headers: Record<string, string> = {}) =>
+      raw('GET', `/distribution/${name}/json`, undefined, headers);
+    // dockerd 20.10: {"Descriptor":{"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",
+    // "digest":"sha256:a42c...","size":318},"Platforms":[{"architecture":"amd64","os":"linux"}]}
+    const list = await inspect(`${reg.addr}/fi/dist:multi`);
+    assert.equal(list.status, 200, `before this fix: 404 page not found (${list.text})`);
+    assert.deepEqual(JSON.parse(list.text), {
+      Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: index.digest, size: index.size },
+      Platforms: [{ architecture: 'amd64', os: 'linux' }],
+    });
+    // an image manifest: its config's platform (dockerd: "Platforms":[{"architecture":"amd64","os":"linux"}])
+    const one = JSON.parse((await inspect(`${reg.addr}/fi/dist:1`)).text) as {
+      Descriptor: { mediaType: string; digest: string; size: number };
+      Platforms: unknown[];
+    };
+    assert.equal(one.Descriptor.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.match(one.Descriptor.digest, /^sha256:[a-f0-9]{64}$/);
+    assert.deepEqual(one.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+    assert.deepEqual(Object.keys(JSON.parse((await inspect(`${reg.addr}/fi/dist:1`)).text) as object), [
+      'Descriptor',
+      'Platforms',
+    ]);
+    // by digest
+    const byDigest = JSON.parse((await inspect(`${reg.addr}/fi/dist@${one.Descriptor.digest}`)).text) as typeof one;
+    assert.deepEqual(byDigest.Descriptor, one.Descriptor);
+    // dockerd: 404 {"message":"manifest unknown: manifest unknown"}; 400 "invalid reference format: repository
+    // name must be lowercase"
+    const missing = await inspect(`${reg.addr}/fi/dist:nosuch`);
+    assert.equal(missing.status, 404);
+    assert.match((JSON.parse(missing.text) as { message: string }).message, /^manifest unknown: /);
+    assert.equal((await inspect('UPPER:1')).status, 400);
+    // token auth: with X-Registry-Auth it answers; without, dockerd answers 401
+    const bearer = async () => {
+      const t = await fetch(
+        `http://${treg.addr}/token?service=berth-registry&scope=${encodeURIComponent('repository:private/dist:pull,push')}`,
+        { headers: { Authorization: `Basic ${Buffer.from('alice:pw-a').toString('base64')}` } },
+      );
+      return `Bearer ${((await t.json()) as { token: string }).token}`;
+    };
+    const auth = Buffer.from(JSON.stringify({ username: 'alice', password: 'pw-a' })).toString('base64');
+    await d.docker(['login', '-u', 'alice', '--password-stdin', treg.addr], { input: 'pw-a' });
+    await pushWithIndex(treg, 'private/dist', await bearer());
+    await d.docker(['logout', treg.addr]);
+    const authed = await inspect(`${treg.addr}/private/dist:multi`, { 'X-Registry-Auth': auth });
+    assert.equal(authed.status, 200, authed.text);
+    assert.deepEqual((JSON.parse(authed.text) as { Platforms: unknown }).Platforms, [
+      { architecture: 'amd64', os: 'linux' },
+    ]);
+    assert.equal((await inspect(`${treg.addr}/private/dist:multi`)).status, 401);
+  });
+});
