@@ -71,10 +71,11 @@ export class RegistryHttpError extends BerthError {
     message: string,
     readonly registryCode?: RegistryErrorCode,
   ) {
+    // a DENIED (also a 401 saying insufficient_scope) is a 403, as dockerd answers it
     super(
-      status === 401
+      status === 401 && registryCode !== 'DENIED'
         ? 'Unauthorized'
-        : status === 403
+        : status === 403 || registryCode === 'DENIED'
           ? 'PermissionDenied'
           : status === 404
             ? 'NotFound'
