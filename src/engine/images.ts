@@ -5,7 +5,9 @@
  * checkpoint import's images alike.
  */
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument } from '../base/errors.js';
+import { invalidArgument, isBerthError, notFound } from '../base/errors.js';
+import { isTag } from '../spec/distribution.js';
+import { goDurationNs } from '../base/duration.js';
 import type { Digest } from '../base/digest.js';
 import { listTags, parsePlatform, pull } from '../distribution/pull.js';
 import { push } from '../distribution/push.js';
@@ -22,6 +24,32 @@ import { can } from './state.js';
 import type { Engine } from './engine.js';
 
 export type { Credentials, DistributionInspect, ImageRecord, Progress, RemoveResult };
+
+/**
+ * dockerd's filter checks (20.10): a filter it does not know is `Invalid filter 'foo'`, a
+ * `dangling` that is not a boolean `Invalid filter 'dangling=[foo]'` (400).
+ */
+function checkFilters(f: Filters, known: readonly string[], dangling: (v: string) => boolean): void {
+  for (const k of Object.keys(f)) if (!known.includes(k)) throw invalidArgument(`Invalid filter '${k}'`);
+  const d = f['dangling'];
+  if (d && !d.some(dangling)) throw invalidArgument(`Invalid filter 'dangling=[${d.join(' ')}]'`);
+}
+const GO_BOOL = ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'];
+
+/**
+ * A prune's `until` as dockerd reads it (timetypes.GetTimestamp): a Go duration before now, a
+ * Unix time (`1700000000[.5]`), or an RFC 3339 date or time. Epoch ms.
+ */
+export function untilOf(v: string, nowMs: number): number {
+  const ns = goDurationNs(v.replace(/^-/, ''));
+  if (ns !== null) return v.startsWith('-') ? nowMs + ns / 1e6 : nowMs - ns / 1e6;
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  if (/^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/.test(v)) {
+    const t = Date.parse(v.replace(' ', 'T'));
+    if (!Number.isNaN(t)) return t;
+  }
+  throw invalidArgument(`failed to parse value as time or duration: ${JSON.stringify(v)}`);
+}
 
 export const labelsOf = (i: ImageRecord): Record<string, string> => i.config.config?.Labels ?? {};
 
@@ -90,6 +118,7 @@ export class ImageVerbs {
    * newest first.
    */
   list(f: Filters): ImageRecord[] {
+    checkFilters(f, ['dangling', 'label', 'before', 'since', 'reference'], (v) => v === 'true' || v === 'false');
     let list = this.e.images.list();
     if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
     if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
@@ -140,6 +169,8 @@ export class ImageVerbs {
     tag: string,
     o: { creds: Credentials | null; platform: string; progress: Progress },
   ): Promise<void> {
+    // dockerd: 400 "invalid tag format" for a tag that is neither a tag nor a digest
+    if (tag && !tag.startsWith('sha256:') && !isTag(tag)) throw invalidArgument('invalid tag format');
     const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
     const refs = tag
       ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`]
@@ -183,7 +214,9 @@ export class ImageVerbs {
   }
 
   tag(ref: string, repo: string | null, tag: string | null): void {
-    if (!repo) throw invalidArgument('repository name must have at least one component');
+    // dockerd's words (it answers them with a 500; a 400 here: the request is what is wrong)
+    if (!repo) throw invalidArgument('invalid reference format');
+    if (tag && !isTag(tag)) throw invalidArgument('invalid tag format');
     const target = tag ? `${repo}:${tag}` : repo;
     this.e.images.tag(ref, target);
     this.e.events.emit('image', 'tag', this.e.images.get(target).id, { name: target });
@@ -198,14 +231,21 @@ export class ImageVerbs {
     return res;
   }
 
-  prune(o: {
-    all: boolean;
-    labelFilter: (labels: Record<string, string>) => boolean;
-  }): Promise<{ deleted: RemoveResult[]; spaceReclaimed: number }> {
+  /**
+   * `POST /images/prune` with dockerd's filters: `dangling` (a Go boolean; false prunes every
+   * unused image), `label`, `label!`, `until`; any other is a 400.
+   */
+  prune(f: Filters): Promise<{ deleted: RemoveResult[]; spaceReclaimed: number }> {
+    checkFilters(f, ['dangling', 'label', 'label!', 'until'], (v) => GO_BOOL.includes(v));
+    const d = f['dangling']?.find((v) => GO_BOOL.includes(v));
+    const all = d !== undefined && GO_BOOL.indexOf(d) >= 6;
+    const until = f['until']?.length ? Math.min(...f['until'].map((v) => untilOf(v, this.e.clock.now()))) : undefined;
+    const not = f['label!'] ?? [];
     return this.e.images.prune({
-      all: o.all,
+      all,
       isUsed: (id: Digest) => this.e.isImageUsed(id),
-      labelFilter: o.labelFilter,
+      labelFilter: (l) => labelsMatch(f['label'], l) && !not.some((x) => labelsMatch([x], l)),
+      ...(until !== undefined ? { until } : {}),
     });
   }
 
@@ -234,7 +274,18 @@ export class ImageVerbs {
   /** `docker save` into `open()`, called once every name is known to be an image (NotFound before any byte). */
   async save(names: string[], open: () => Writable): Promise<void> {
     if (names.length === 0) throw invalidArgument('no image names given');
-    for (const n of names) this.e.images.get(n);
+    for (const n of names) {
+      // a name alone saves every tag of its repository (busybox:other without busybox:latest too)
+      const repo = /^sha256:/.test(n) ? null : parseReference(n);
+      const named = repo && !repo.tag && !repo.digest ? `${repo.name}:` : null;
+      if (named && this.e.images.list().some((i) => i.repoTags.some((t) => t.startsWith(named)))) continue;
+      try {
+        this.e.images.get(n);
+      } catch (e) {
+        if (isBerthError(e, 'NotFound')) throw notFound(`No such image: ${n}`); // dockerd's words: the name as given
+        throw e;
+      }
+    }
     await this.e.images.save(names, open());
   }
 

@@ -225,6 +225,7 @@ export class ImageService implements ImageStore {
     all: boolean;
     isUsed: (id: Digest) => boolean;
     labelFilter?: (labels: Record<string, string>) => boolean;
+    until?: number;
   }) {
     const deleted: RemoveResult[] = [];
     let spaceReclaimed = 0;
@@ -233,6 +234,7 @@ export class ImageService implements ImageStore {
     for (const img of candidates) {
       if (opts.isUsed(img.id) || (!opts.all && img.repoTags.length > 0)) continue;
       if (opts.labelFilter && !opts.labelFilter(img.config.config?.Labels ?? {})) continue;
+      if (opts.until !== undefined && !(Date.parse(img.created) < opts.until)) continue;
       if (this.core.children(img.id).length > 0) continue;
       for (const t of img.repoTags) deleted.push({ Untagged: t });
       spaceReclaimed += await this.core.deleteImage(img.id);

@@ -466,4 +466,58 @@ describe('images and distribution as dockerd answers them', () => {
     assert.equal(anon.status, 403, anon.text);
     assert.match(anon.text, /denied: requested access to the resource is denied/);
   });
+  test('filters, tag and save errors in dockerd words', async () => {
+    const msg = async (method: string, path: string, status: number) => {
+      const r = await raw(method, path);
+      assert.equal(r.status, status, `${method} ${path}: ${r.text}`);
+      return (JSON.parse(r.text) as { message: string }).message;
+    };
+    const q = (f: object) => encodeURIComponent(JSON.stringify(f));
+    // dockerd 20.10: 400 {"message":"Invalid filter 'foo'"} (list and prune); "Invalid filter 'dangling=[foo]'"
+    assert.equal(await msg('GET', `/images/json?filters=${q({ foo: ['x'] })}`, 400), "Invalid filter 'foo'");
+    assert.equal(await msg('GET', `/images/json?filters=${q({ 'label!': ['a'] })}`, 400), "Invalid filter 'label!'");
+    assert.equal(
+      await msg('GET', `/images/json?filters=${q({ dangling: ['foo'] })}`, 400),
+      "Invalid filter 'dangling=[foo]'",
+    );
+    assert.equal(await msg('POST', `/images/prune?filters=${q({ before: ['x'] })}`, 400), "Invalid filter 'before'");
+    assert.equal(
+      await msg('POST', `/images/prune?filters=${q({ dangling: ['foo'] })}`, 400),
+      "Invalid filter 'dangling=[foo]'",
+    );
+    // dockerd: "failed to parse value as time or duration: \"x\"" (with a 500)
+    assert.equal(
+      await msg('POST', `/images/prune?filters=${q({ until: ['x'] })}`, 400),
+      'failed to parse value as time or duration: "x"',
+    );
+    // until, label! and dangling as a Go boolean ("1"): accepted; until=24h keeps an image made now
+    await d.docker(['tag', 'busybox', 'fi/keep:1']);
+    const before = await imageIds();
+    for (const f of [{ until: ['24h'] }, { 'label!': ['a'] }, { dangling: ['1'] }, { until: ['2001-01-01'] }]) {
+      const r = await raw('POST', `/images/prune?filters=${q(f)}`);
+      assert.equal(r.status, 200, `${JSON.stringify(f)}: ${r.text}`);
+    }
+    // dangling=false prunes every unused image; until older than the fixture's 2024 keeps them all
+    const none = await raw('POST', `/images/prune?filters=${q({ dangling: ['false'], until: ['1700000000'] })}`);
+    assert.equal((JSON.parse(none.text) as { ImagesDeleted: unknown }).ImagesDeleted, null);
+    assert.deepEqual(await imageIds(), before);
+    await d.docker(['rmi', 'fi/keep:1']);
+    // dockerd: "invalid tag format" (create and tag), "invalid reference format" (tag without repo)
+    assert.equal(await msg('POST', '/images/create?fromImage=busybox&tag=UPPER:x', 400), 'invalid tag format');
+    assert.equal(await msg('POST', '/images/busybox/tag?repo=x&tag=a:b', 400), 'invalid tag format');
+    assert.equal(await msg('POST', '/images/busybox/tag', 400), 'invalid reference format');
+    // dockerd: 404 {"message":"No such image: nope"} for save, the name as given
+    assert.equal(await msg('GET', '/images/nope/get', 404), 'No such image: nope');
+    assert.equal(await msg('GET', '/images/get?names=nope', 404), 'No such image: nope');
+    // a name alone whose repository has tags but no `latest`: saved (dockerd saves every tag of it)
+    await d.docker(['tag', 'busybox', 'fi/nolatest:x']);
+    const saved = await raw('GET', '/images/fi/nolatest/get');
+    assert.equal(saved.status, 200, saved.text);
+    const files = await untar(saved.body);
+    assert.deepEqual(
+      (JSON.parse(files.get('manifest.json')!.toString()) as Array<{ RepoTags: string[] }>)[0]!.RepoTags,
+      ['fi/nolatest:x'],
+    );
+    await d.docker(['rmi', 'fi/nolatest:x']);
+  });
 });

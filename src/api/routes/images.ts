@@ -2,7 +2,7 @@
 import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
 import { flag, type Router, type Ctx } from '../http.js';
 import { labelsOf, refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
-import { parseFilters, labelsMatch } from '../filters.js';
+import { parseFilters } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
 import { responseSink, type IoStream } from '../stream.js';
 
@@ -160,9 +160,7 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   });
 
   r.on('POST', '/images/prune', async (ctx) => {
-    const f = parseFilters(ctx.query.get('filters'));
-    const all = f['dangling']?.includes('false') ?? false;
-    const res = await images.prune({ all, labelFilter: (l) => labelsMatch(f['label'], l) });
+    const res = await images.prune(parseFilters(ctx.query.get('filters')));
     ctx.send(200, { ImagesDeleted: res.deleted.length ? res.deleted : null, SpaceReclaimed: res.spaceReclaimed });
   });
 
