@@ -12,6 +12,7 @@ import type { Digest } from '../base/digest.js';
 import { listTags, parsePlatform, pull } from '../distribution/pull.js';
 import { push } from '../distribution/push.js';
 import { inspectDistribution, type DistributionInspect } from '../distribution/inspect.js';
+import { searchIndex, type SearchResult } from '../distribution/search.js';
 import type { Credentials } from '../distribution/client.js';
 import type { Progress } from '../distribution/transfer.js';
 import type { ImageRecord, RemoveResult } from '../image/types.js';
@@ -23,7 +24,7 @@ import { labelsMatch, type Filters } from './filters.js';
 import { can } from './state.js';
 import type { Engine } from './engine.js';
 
-export type { Credentials, DistributionInspect, ImageRecord, Progress, RemoveResult };
+export type { Credentials, DistributionInspect, ImageRecord, Progress, RemoveResult, SearchResult };
 
 /**
  * dockerd's filter checks (20.10): a filter it does not know is `Invalid filter 'foo'`, a
@@ -196,6 +197,38 @@ export class ImageVerbs {
    */
   inspectDistribution(ref: string, creds: Credentials | null): Promise<DistributionInspect> {
     return inspectDistribution(ref, { creds, client: this.e.registries });
+  }
+
+  /**
+   * `GET /images/search`: the index's v1 search with dockerd's filters (`is-automated`,
+   * `is-official`: true or false; `stars`: at least that many), checked before any request.
+   */
+  async search(term: string, limitText: string | null, f: Filters, creds: Credentials | null): Promise<SearchResult[]> {
+    for (const k of Object.keys(f))
+      if (!['is-automated', 'is-official', 'stars'].includes(k)) throw invalidArgument(`Invalid filter '${k}'`);
+    const flag = (k: string): boolean | undefined => {
+      const v = f[k];
+      if (!v) return undefined;
+      if (v.length === 1 && (v[0] === 'true' || v[0] === 'false')) return v[0] === 'true';
+      throw invalidArgument(`Invalid filter '${k}=[${v.join(' ')}]'`);
+    };
+    const automated = flag('is-automated');
+    const official = flag('is-official');
+    let stars = 0;
+    for (const v of f['stars'] ?? []) {
+      if (!/^[+-]?\d+$/.test(v)) throw invalidArgument(`Invalid filter 'stars=${v}'`);
+      stars = Math.max(stars, Number(v));
+    }
+    if (limitText !== null && limitText !== '' && !/^[+-]?\d+$/.test(limitText))
+      throw invalidArgument(`strconv.Atoi: parsing ${JSON.stringify(limitText)}: invalid syntax`);
+    const limit = limitText ? Number(limitText) : 25;
+    const all = await searchIndex(term, limit, { creds, client: this.e.registries });
+    return all.filter(
+      (r) =>
+        (automated === undefined || r.is_automated === automated) &&
+        (official === undefined || r.is_official === official) &&
+        r.star_count >= stars,
+    );
   }
 
   /** Pushes `ref` (NotFound, before any progress, when there is no such image). */

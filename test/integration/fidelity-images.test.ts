@@ -520,4 +520,70 @@ describe('images and distribution as dockerd answers them', () => {
     );
     await d.docker(['rmi', 'fi/nolatest:x']);
   });
+  test('GET /images/search: the index a term names, dockerd filters and limits, its error words', async () => {
+    // a v1 search index on loopback (Docker Hub's API): it records what it was asked
+    const asked: Array<{ url: string; auth: string }> = [];
+    const srv = http.createServer((req, res) => {
+      asked.push({ url: req.url ?? '', auth: req.headers.authorization ?? '' });
+      if (!req.url?.startsWith('/v1/search')) return void res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          query: 'bb',
+          num_results: 3,
+          results: [
+            { name: 'fi/bb', description: 'one', star_count: 10, is_official: true, is_automated: false },
+            { name: 'fi/bb2', description: 'two', star_count: 2, is_official: false, is_automated: true },
+            { name: 'fi/bb3', description: 'three', star_count: 0, is_official: false, is_automated: false },
+          ],
+        }),
+      );
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as { port: number }).port;
+    try {
+      const search = (q: string, headers: Record<string, string> = {}) =>
+        raw('GET', `/images/search?${q}`, undefined, headers);
+      const term = `term=${encodeURIComponent(`127.0.0.1:${port}/bb`)}`;
+      const all = await search(term);
+      assert.equal(all.status, 200, `before this fix: 404 page not found (${all.text})`);
+      const list = JSON.parse(all.text) as Array<Record<string, unknown>>;
+      assert.equal(list.length, 3);
+      // dockerd's field order
+      assert.deepEqual(Object.keys(list[0]!), ['star_count', 'is_official', 'name', 'is_automated', 'description']);
+      assert.equal(asked.at(-1)!.url, '/v1/search?q=bb&n=25');
+      const names = async (q: string) =>
+        (JSON.parse((await search(`${term}&${q}`)).text) as Array<{ name: string }>).map((r) => r.name);
+      const f = (x: object) => `filters=${encodeURIComponent(JSON.stringify(x))}`;
+      assert.deepEqual(await names(f({ 'is-official': ['true'] })), ['fi/bb']);
+      assert.deepEqual(await names(f({ 'is-automated': ['true'] })), ['fi/bb2']);
+      assert.deepEqual(await names(f({ stars: ['1'] })), ['fi/bb', 'fi/bb2']);
+      await search(`${term}&limit=7`);
+      assert.equal(asked.at(-1)!.url, '/v1/search?q=bb&n=7');
+      // X-Registry-Auth goes to the index as basic credentials
+      const auth = Buffer.from(JSON.stringify({ username: 'alice', password: 'pw-a' })).toString('base64');
+      await search(term, { 'X-Registry-Auth': auth });
+      assert.equal(asked.at(-1)!.auth, `Basic ${Buffer.from('alice:pw-a').toString('base64')}`);
+      const n = asked.length;
+      // dockerd 20.10's answers, before any request to the index
+      for (const [q, status, message] of [
+        [`${term}&limit=101`, 400, 'Limit 101 is outside the range of [1, 100]'],
+        [`${term}&limit=0`, 400, 'Limit 0 is outside the range of [1, 100]'],
+        [`${term}&${f({ foo: ['x'] })}`, 400, "Invalid filter 'foo'"],
+        [`${term}&${f({ stars: ['x'] })}`, 400, "Invalid filter 'stars=x'"],
+        [`${term}&${f({ 'is-official': ['x'] })}`, 400, "Invalid filter 'is-official=[x]'"],
+      ] as Array<[string, number, string]>) {
+        const r = await search(q);
+        assert.equal(r.status, status, `${q}: ${r.text}`);
+        assert.equal((JSON.parse(r.text) as { message: string }).message, message);
+      }
+      assert.equal(asked.length, n, 'no request for a refused search');
+      // an index without the v1 search API: dockerd 500 {"message":"Unexpected status code 404"}
+      const noSearch = await search(`term=${encodeURIComponent(`${reg.addr}/bb`)}`);
+      assert.equal(noSearch.status, 500);
+      assert.equal((JSON.parse(noSearch.text) as { message: string }).message, 'Unexpected status code 404');
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  });
 });

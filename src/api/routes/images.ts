@@ -144,6 +144,12 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
     );
   });
 
+  // dockerd 20.10: the results as a list ([{"star_count":..,"is_official":..,"name":..,"is_automated":..,"description":..}])
+  r.on('GET', '/images/search', async (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    ctx.send(200, await images.search(ctx.query.get('term') ?? '', ctx.query.get('limit'), f, registryAuth(ctx)));
+  });
+
   // dockerd 20.10: {"Descriptor":{"mediaType":...,"digest":...,"size":527},"Platforms":[{"architecture":"amd64","os":"linux"}]}
   r.on('GET', '/distribution/{name*}/json', async (ctx) => {
     const x = await images.inspectDistribution(ctx.params[0]!, registryAuth(ctx));
