@@ -586,4 +586,75 @@ describe('images and distribution as dockerd answers them', () => {
       await new Promise((r) => srv.close(r));
     }
   });
+  test('image list and inspect: the fields dockerd 20.10 shows, by API version', async () => {
+    const get = async (v: string, path: string) => {
+      const r = await new Promise<string>((resolve, reject) => {
+        const req = http.request({ socketPath: d.sock, path: `/v${v}${path}` }, (res) => {
+          let t = '';
+          res.on('data', (c: Buffer) => (t += c.toString()));
+          res.on('end', () => resolve(t));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      return JSON.parse(r) as Record<string, unknown>;
+    };
+    // dockerd 20.10, GET /v1.41/images/busybox/json: these keys in this order, the full container.Config
+    const ins = await get('1.41', '/images/busybox/json');
+    assert.deepEqual(Object.keys(ins), [
+      'Id',
+      'RepoTags',
+      'RepoDigests',
+      'Parent',
+      'Comment',
+      'Created',
+      'Container',
+      'ContainerConfig',
+      'DockerVersion',
+      'Author',
+      'Config',
+      'Architecture',
+      'Os',
+      'Size',
+      'VirtualSize',
+      'GraphDriver',
+      'RootFS',
+      'Metadata',
+    ]);
+    const zero = {
+      Hostname: '',
+      Domainname: '',
+      User: '',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: null,
+      Cmd: null,
+      Image: '',
+      Volumes: null,
+      WorkingDir: '',
+      Entrypoint: null,
+      OnBuild: null,
+      Labels: null,
+    };
+    assert.deepEqual(ins['ContainerConfig'], zero);
+    assert.deepEqual(ins['Config'], {
+      ...zero,
+      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      Cmd: ['sh'],
+    });
+    assert.deepEqual(Object.keys(ins['Config'] as object), Object.keys(zero));
+    // API 1.45 dropped Container, ContainerConfig and VirtualSize (1.44)
+    const now = await get('1.45', '/images/busybox/json');
+    for (const k of ['Container', 'ContainerConfig', 'VirtualSize']) assert.ok(!(k in now), k);
+    // the list: "Labels":null and "RepoDigests":null when there are none
+    const list = (await get('1.41', '/images/json')) as unknown as Array<Record<string, unknown>>;
+    const bb = list.find((i) => (i['RepoTags'] as string[]).includes('legacy/bb:1'))!; // loaded: no repo digest
+    assert.equal(bb['Labels'], null);
+    assert.equal(bb['RepoDigests'], null);
+    assert.equal(bb['VirtualSize'], bb['Size']);
+  });
 });
