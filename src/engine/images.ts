@@ -171,7 +171,7 @@ export class ImageVerbs {
     o: { creds: Credentials | null; platform: string; progress: Progress },
   ): Promise<void> {
     // dockerd: 400 "invalid tag format" for a tag that is neither a tag nor a digest
-    if (tag && !tag.startsWith('sha256:') && !isTag(tag)) throw invalidArgument('invalid tag format');
+    if (tag && !/^sha256:[a-f0-9]{64}$/.test(tag) && !isTag(tag)) throw invalidArgument('invalid tag format');
     const hasTag = fromImage.includes('@') || fromImage.lastIndexOf(':') > fromImage.lastIndexOf('/');
     const refs = tag
       ? [tag.startsWith('sha256:') ? `${fromImage}@${tag}` : `${fromImage}:${tag}`]

@@ -15,7 +15,7 @@ import { maybeGunzip } from '../archive/layer.js';
 import { extractTar, LOAD_POLICY, RootedDir } from '../archive/extract.js';
 import { parseImageConfig } from '../spec/image-parse.js';
 import type { ImageRecord } from './types.js';
-import type { ImageCore } from './store.js';
+import { tagOf, type ImageCore } from './store.js';
 import { parseReference } from './reference.js';
 
 const MT_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -161,7 +161,7 @@ async function loadLegacy(core: ImageCore, r: RootedDir, dir: string): Promise<s
     for (const [tag, v1id] of Object.entries(asObject(byTag, `repositories: ${name}`))) {
       if (typeof v1id !== 'string' || !dirs.includes(v1id)) throw invalidArgument(`invalid target ID: ${String(v1id)}`); // dockerd's words
       const ref = `${name}:${tag}`;
-      parseReference(ref);
+      tagOf(ref);
       tags.push([ref, v1id]);
     }
   }
@@ -216,6 +216,7 @@ export async function loadArchive(core: ImageCore, tmpRoot: string, input: Reada
         : null;
     if (!found)
       throw invalidArgument('invalid image archive: neither manifest.json, index.json nor repositories found');
+    for (const f of found) f.tags.forEach(tagOf); // a bad tag is the archive's fault: refused before anything lands
     const loaded: string[] = [];
     for (const f of found) {
       const configBytes = r.readSmall(f.config);

@@ -21,8 +21,7 @@ import { OverlaySnapshotter } from '../snapshot/overlay.js';
 import type { Mount } from '../snapshot/types.js';
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
 import type { CommitOptions, ImageRecord, ImageStore, RemoveResult } from './types.js';
-import { ImageCore } from './store.js';
-import { normalizeTagged } from './reference.js';
+import { ImageCore, tagOf } from './store.js';
 import { loadArchive, saveArchive } from './archive-io.js';
 
 type ImportOptions = { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string };
@@ -249,7 +248,7 @@ export class ImageService implements ImageStore {
 
   /** Refuses a bad reference before any work is done (nothing is stored for it). */
   private validateTag(ref: string): void {
-    normalizeTagged(ref);
+    tagOf(ref);
   }
 }
 

@@ -506,6 +506,20 @@ describe('images and distribution as dockerd answers them', () => {
     assert.equal(await msg('POST', '/images/create?fromImage=busybox&tag=UPPER:x', 400), 'invalid tag format');
     assert.equal(await msg('POST', '/images/busybox/tag?repo=x&tag=a:b', 400), 'invalid tag format');
     assert.equal(await msg('POST', '/images/busybox/tag', 400), 'invalid reference format');
+    // dockerd: 400 "refusing to create an ambiguous tag using digest algorithm as name" (tag, and a load naming one)
+    for (const path of ['/images/busybox/tag?repo=sha256&tag=x', '/images/busybox/tag?repo=docker.io/library/sha256'])
+      assert.equal(await msg('POST', path, 400), 'refusing to create an ambiguous tag using digest algorithm as name');
+    const ambiguous = await raw(
+      'POST',
+      '/images/load',
+      await tarOf([
+        [`${V1_ID}/json`, v1Json(V1_ID)],
+        [`${V1_ID}/layer.tar`, layer],
+        ['repositories', JSON.stringify({ sha256: { x: V1_ID } })],
+      ]),
+    );
+    assert.match(ambiguous.text, /refusing to create an ambiguous tag/);
+    assert.equal(await msg('POST', '/images/create?fromImage=busybox&tag=sha256:abc', 400), 'invalid tag format');
     // dockerd: 404 {"message":"No such image: nope"} for save, the name as given
     assert.equal(await msg('GET', '/images/nope/get', 404), 'No such image: nope');
     assert.equal(await msg('GET', '/images/get?names=nope', 404), 'No such image: nope');
