@@ -4,8 +4,8 @@
  * The pull path is one: `pullImage` serves `/images/create`, the builder's FROM and a
  * checkpoint import's images alike.
  */
-import type { Readable, Writable } from 'node:stream';
-import { invalidArgument, isBerthError, notFound } from '../base/errors.js';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { errorMessage, internal, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import { isTag } from '../spec/distribution.js';
 import { goDurationNs } from '../base/duration.js';
 import type { Digest } from '../base/digest.js';
@@ -296,6 +296,60 @@ export class ImageVerbs {
     const img = await this.e.images.importRootfs(input, opts);
     this.e.events.emit('image', 'import', img.id, opts.ref ? { name: opts.ref } : {});
     return img;
+  }
+
+  /**
+   * `POST /images/create?fromSrc=<url>`: `docker import` of a rootfs tar dockerd downloads itself.
+   * The URL is read as dockerd reads it (no scheme: `http://<src>`, its path dropped); http and
+   * https only. Its answer must start within 30 s and the body may not pause for more than 60 s.
+   * `started` is called once the download began (dockerd: "Downloading from <url>").
+   */
+  async importUrl(
+    src: string,
+    o: { repo: string; tag: string; changes: string[]; message: string | null; platform: string | null },
+    started: (url: string) => void,
+  ): Promise<ImageRecord> {
+    let url: URL;
+    try {
+      url = /^[a-z][a-z0-9+.-]*:\/\//i.test(src) ? new URL(src) : new URL(`http://${src.split('/')[0]}`);
+    } catch {
+      throw invalidArgument(`invalid URL ${JSON.stringify(src)}`);
+    }
+    const shown = url.href.replace(/\/$/, url.pathname === '/' && !src.endsWith('/') ? '' : '/');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw invalidArgument(`Get "${shown}": unsupported protocol scheme "${url.protocol.slice(0, -1)}"`);
+    const abort = new AbortController();
+    const headers = setTimeout(() => abort.abort(new Error('no answer within 30s')), 30_000);
+    const res = await fetch(url, { signal: abort.signal })
+      .catch((e: unknown) => {
+        const cause = (e as { cause?: { message?: string } }).cause;
+        throw internal(`Get "${shown}": ${cause?.message ?? errorMessage(e)}`);
+      })
+      .finally(() => clearTimeout(headers));
+    if (res.status !== 200) {
+      const body = (await res.text().catch(() => '')).slice(0, 1024);
+      const msg = `failed to GET ${shown} with status ${res.status} ${res.statusText}: ${body}`; // dockerd's words
+      throw res.status === 404 ? notFound(msg) : internal(msg);
+    }
+    started(shown);
+    const web = Readable.fromWeb(res.body as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
+    const pause = () => abort.abort(new Error('the download paused for 60s'));
+    let idle = setTimeout(pause, 60_000);
+    // the body through a watchdog: each chunk restarts the 60 s (a stalled server cannot hold the import)
+    const body = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        clearTimeout(idle);
+        idle = setTimeout(pause, 60_000);
+        done(null, chunk);
+      },
+    });
+    web.on('error', (e) => body.destroy(e));
+    try {
+      return await this.importRootfs(web.pipe(body), o);
+    } finally {
+      clearTimeout(idle);
+      web.destroy();
+    }
   }
 
   async load(input: Readable): Promise<string[]> {

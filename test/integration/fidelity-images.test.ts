@@ -671,4 +671,57 @@ describe('images and distribution as dockerd answers them', () => {
     assert.equal(bb['RepoDigests'], null);
     assert.equal(bb['VirtualSize'], bb['Size']);
   });
+  test('POST /images/create?fromSrc=<url>: dockerd downloads the rootfs itself', async () => {
+    const srv = http.createServer((req, res) => {
+      if (req.url === '/rootfs.tar') {
+        res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+        return void res.end(layer);
+      }
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('File not found');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as { port: number }).port;
+    try {
+      const url = `http://127.0.0.1:${port}/rootfs.tar`;
+      // dockerd 20.10: 200, {"status":"Downloading from http://127.0.0.1:5996/rootfs.tar"}, Importing
+      // progress, {"status":"sha256:6321..."}
+      const r = await raw('POST', `/images/create?fromSrc=${encodeURIComponent(url)}&repo=fi/url&tag=1`);
+      assert.equal(r.status, 200, `before this fix: 501 (${r.text})`);
+      const msgs = lines(r.text);
+      assert.equal(msgs[0]!['status'], `Downloading from ${url}`);
+      const id = String(msgs.at(-1)!['status']);
+      assert.match(id, /^sha256:[a-f0-9]{64}$/);
+      const ins = (await d.api('GET', '/images/fi/url:1/json')).body as { Id: string; RootFS: { Layers: string[] } };
+      assert.equal(ins.Id, id);
+      assert.deepEqual(ins.RootFS.Layers, [sha(layer)]);
+      assert.equal((await d.docker(['run', '--rm', 'fi/url:1', 'echo', 'imported'])).stdout.trim(), 'imported');
+      // dockerd: 404 {"message":"failed to GET http://127.0.0.1:5996/nope.tar with status 404 File not found: ..."}
+      const before = await imageIds();
+      const missing = await raw(
+        'POST',
+        `/images/create?fromSrc=${encodeURIComponent(`http://127.0.0.1:${port}/nope`)}`,
+      );
+      assert.equal(missing.status, 404);
+      assert.match(
+        (JSON.parse(missing.text) as { message: string }).message,
+        new RegExp(`^failed to GET http://127\\.0\\.0\\.1:${port}/nope with status 404 Not Found: File not found`),
+      );
+      // no scheme: http://<src>, its path dropped (dockerd: "Downloading from http://127.0.0.1:5996"), the
+      // answer (not a tar) fails inside the stream
+      const bare = await raw('POST', `/images/create?fromSrc=${encodeURIComponent(`127.0.0.1:${port}/rootfs.tar`)}`);
+      assert.equal(bare.status, 404, bare.text); // "/" answers 404 here
+      assert.match(bare.text, new RegExp(`http://127\\.0\\.0\\.1:${port} with status 404`));
+      // dockerd: 500 {"message":"Get \"ftp://127.0.0.1:5996/x\": unsupported protocol scheme \"ftp\""}
+      const ftp = await raw('POST', `/images/create?fromSrc=${encodeURIComponent('ftp://127.0.0.1/x')}`);
+      assert.equal(ftp.status, 400);
+      assert.equal(
+        (JSON.parse(ftp.text) as { message: string }).message,
+        'Get "ftp://127.0.0.1/x": unsupported protocol scheme "ftp"',
+      );
+      assert.deepEqual(await imageIds(), before, 'nothing imported');
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  });
 });

@@ -1,5 +1,5 @@
 /** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
-import { errorMessage, invalidArgument, notImplemented } from '../../base/errors.js';
+import { errorMessage, invalidArgument } from '../../base/errors.js';
 import { flag, versionAtLeast, type Router, type Ctx } from '../http.js';
 import { refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
 import { parseFilters } from '../filters.js';
@@ -124,14 +124,22 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
       return;
     }
     if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
-    if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
-    const img = await images.importRootfs(ctx.bodyStream, {
+    const o = {
       repo: ctx.query.get('repo') ?? '',
       tag: ctx.query.get('tag') ?? '',
       changes: ctx.query.getAll('changes'),
       message: ctx.query.get('message'),
       platform: ctx.query.get('platform'),
-    });
+    };
+    if (fromSrc !== '-') {
+      // dockerd: {"status":"Downloading from <url>"}, then the id; a failed GET before it is an HTTP error
+      await streamed(ctx, async (p) => {
+        const img = await images.importUrl(fromSrc, o, (url) => p.msg({ status: `Downloading from ${url}` }));
+        p.msg({ status: img.id });
+      });
+      return;
+    }
+    const img = await images.importRootfs(ctx.bodyStream, o);
     const p = progress(ctx);
     p.msg({ status: img.id });
     p.end();
