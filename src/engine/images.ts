@@ -118,9 +118,15 @@ export class ImageVerbs {
    * `docker images` with dockerd's filters (dangling, reference globs, label, before, since),
    * newest first.
    */
-  list(f: Filters): ImageRecord[] {
+  list(f: Filters, all = false): ImageRecord[] {
     checkFilters(f, ['dangling', 'label', 'before', 'since', 'reference'], (v) => v === 'true' || v === 'false');
     let list = this.e.images.list();
+    // like dockerd: an image without a name that is another's parent (a layer of a legacy load, of
+    // a commit) shows only with `all`
+    if (!all) {
+      const parents = new Set(list.map((i) => i.parent).filter(Boolean));
+      list = list.filter((i) => i.repoTags.length || i.repoDigests.length || !parents.has(i.id));
+    }
     if (f['dangling']?.includes('true')) list = list.filter((i) => i.repoTags.length === 0);
     if (f['dangling']?.includes('false')) list = list.filter((i) => i.repoTags.length > 0);
     if (f['reference'])

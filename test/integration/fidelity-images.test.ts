@@ -241,6 +241,13 @@ describe('images and distribution as dockerd answers them', () => {
       RootFS: { Layers: string[] };
     };
     assert.equal(child.Parent, ins.Id);
+    // dockerd: an image without a name that is another's parent shows only with all=1
+    await d.docker(['rmi', 'legacy/bb:1']);
+    const listed = async (q: string) =>
+      ((await d.api('GET', `/images/json${q}`)).body as Array<{ Id: string }>).map((i) => i.Id);
+    assert.ok(!(await listed('')).includes(ins.Id), 'the untagged parent is hidden');
+    assert.ok((await listed('?all=1')).includes(ins.Id), 'all=1 shows it');
+    await d.api('POST', `/images/${ins.Id}/tag?repo=legacy/bb&tag=1`);
     assert.deepEqual(child.RootFS.Layers, [sha(layer), sha(childLayer)]);
     const hist = (await d.api('GET', '/images/legacy/child/history')).body as Array<{ CreatedBy: string }>;
     assert.equal(hist[0]!.CreatedBy, '/bin/sh -c echo hi > /hello.txt');

@@ -98,7 +98,7 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   r.on('GET', '/images/json', (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
     const refs = f['reference']?.map(refGlob);
-    const views = images.list(f).map((i) => listView(images, i, ctx.version));
+    const views = images.list(f, flag(ctx, 'all')).map((i) => listView(images, i, ctx.version));
     // like dockerd: with a reference filter an image shows only the names that matched
     if (refs) {
       for (const v of views) {
