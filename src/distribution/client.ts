@@ -9,7 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { invalidArgument, unavailable, BerthError } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import { registryHostOf } from '../spec/distribution.js';
+import { isRegistryErrorCode, registryHostOf, type RegistryErrorCode } from '../spec/distribution.js';
 
 export interface Credentials {
   username: string;
@@ -59,15 +59,23 @@ export function parseChallenge(h: string): { scheme: string; params: Record<stri
   return { scheme, params };
 }
 
+/**
+ * A registry's refusal as the client saw it: the HTTP status, and the spec's error code when the
+ * registry named one (the first of its `{"errors": [...]}`, or `DENIED` for a Bearer challenge
+ * saying `error="insufficient_scope"`, as Docker's client reads it). Only this client maps a
+ * registry's status to an error category.
+ */
 export class RegistryHttpError extends BerthError {
   constructor(
     readonly status: number,
     message: string,
+    readonly registryCode?: RegistryErrorCode,
   ) {
+    // a DENIED (also a 401 saying insufficient_scope) is a 403, as dockerd answers it
     super(
-      status === 401
+      status === 401 && registryCode !== 'DENIED'
         ? 'Unauthorized'
-        : status === 403
+        : status === 403 || registryCode === 'DENIED'
           ? 'PermissionDenied'
           : status === 404
             ? 'NotFound'
@@ -77,19 +85,45 @@ export class RegistryHttpError extends BerthError {
   }
 }
 
-/** The first error message of a registry's `{"errors": [...]}` body, or the status. */
-async function errorText(res: Response): Promise<string> {
+/**
+ * The first error of a registry's `{"errors": [...]}` body as Docker prints it (`code: message`,
+ * the code lower-cased with spaces), and its code when it is one of the spec's; else the body or
+ * the status.
+ */
+export async function registryErrorOf(res: Response): Promise<{ text: string; code?: RegistryErrorCode }> {
   const text = await res.text().catch(() => '');
   try {
     const v: unknown = JSON.parse(text);
     if (isObject(v) && Array.isArray(v['errors']) && isObject(v['errors'][0])) {
       const e = v['errors'][0];
-      return `${String(e['code'] ?? '').toLowerCase()}: ${String(e['message'] ?? '')}`.replace(/^: /, '');
+      const code = String(e['code'] ?? '');
+      const words = code.toLowerCase().replace(/_/g, ' ');
+      return {
+        text: `${words}: ${String(e['message'] ?? '')}`.replace(/^: /, ''),
+        ...(isRegistryErrorCode(code) ? { code } : {}),
+      };
     }
   } catch {
     /* not JSON */
   }
-  return text.trim() || `${res.status} ${res.statusText}`;
+  return { text: text.trim() || `${res.status} ${res.statusText}` };
+}
+
+async function errorText(res: Response): Promise<string> {
+  return (await registryErrorOf(res)).text;
+}
+
+/** A 401/403 as a RegistryHttpError; an insufficient scope is DENIED (Docker's client reads it so). */
+async function refusal(res: Response): Promise<RegistryHttpError> {
+  const { scheme, params } = parseChallenge(res.headers.get('www-authenticate') ?? '');
+  const e = await registryErrorOf(res);
+  if (scheme === 'bearer' && params['error'] === 'insufficient_scope')
+    return new RegistryHttpError(
+      res.status,
+      `denied: ${params['error_description'] || 'requested access to the resource is denied'}`,
+      'DENIED',
+    );
+  return new RegistryHttpError(res.status, e.text, e.code);
 }
 
 export class RegistrySession {
@@ -134,7 +168,7 @@ export class RegistrySession {
       await this.answer(res);
       res = await go();
     }
-    if (res.status === 401 || res.status === 403) throw new RegistryHttpError(res.status, await errorText(res));
+    if (res.status === 401 || res.status === 403) throw await refusal(res);
     return res;
   }
 

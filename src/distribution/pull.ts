@@ -17,44 +17,43 @@ import {
   type Descriptor,
 } from '../spec/distribution.js';
 import { parseReference, type Reference } from './reference.js';
-import { endpointOf, RegistryHttpError, RegistrySession, type ClientOptions, type Credentials } from './client.js';
+import {
+  endpointOf,
+  registryErrorOf,
+  RegistryHttpError,
+  RegistrySession,
+  type ClientOptions,
+  type Credentials,
+} from './client.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches, type Platform } from './platform.js';
 import { digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
 
 export type { Progress };
 
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
+export type { Platform };
+export { hostPlatform, parsePlatform };
 
-export function hostPlatform(): Platform {
-  const arch =
-    (
-      { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<
-        string,
-        string
-      >
-    )[process.arch] ?? process.arch;
-  return { os: 'linux', architecture: arch };
-}
-
-export function parsePlatform(s: string): Platform {
-  const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw invalidArgument(`invalid platform ${s}: expected os/arch[/variant]`);
-  return { os, architecture, ...(variant ? { variant } : {}) };
-}
-
-const ACCEPT = MANIFEST_TYPES.join(', ');
+export const ACCEPT = MANIFEST_TYPES.join(', ');
 /** Image configs larger than this are refused (dockerd's own limit is 8 MiB). */
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
+/**
+ * A manifest by tag or digest. `name` is the reference's familiar name, for dockerd's words on a
+ * 404 (distribution's translatePullError): `repository NAME not found: name unknown: ...` when the
+ * registry says NAME_UNKNOWN, else `manifest for NAME:TAG not found: manifest unknown: ...`.
+ */
 async function fetchManifest(
   s: RegistrySession,
   ref: string,
+  name: string,
 ): Promise<{ bytes: Buffer; type: string; digest: string }> {
   const res = await s.fetch('GET', `/v2/${s.ep.repo}/manifests/${ref}`, { headers: { Accept: ACCEPT } });
-  if (res.status === 404) throw notFound(`manifest for ${s.ep.host}/${s.ep.repo}:${ref} not found: manifest unknown`);
+  if (res.status === 404) {
+    const e = await registryErrorOf(res);
+    if (e.code === 'NAME_UNKNOWN') throw notFound(`repository ${name} not found: ${e.text}`);
+    const why = e.code === 'MANIFEST_UNKNOWN' ? e.text : `manifest unknown: ${e.text}`;
+    throw notFound(`manifest for ${name}${ref.includes(':') ? '@' : ':'}${ref} not found: ${why}`);
+  }
   if (!res.ok) throw new RegistryHttpError(res.status, `fetching manifest ${ref}: ${res.status}`);
   const bytes = await readCapped(res, MAX_MANIFEST_BYTES, `manifest ${ref}`);
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -65,7 +64,7 @@ async function fetchManifest(
 }
 
 /** A response body of at most `max` bytes (a registry that sends more is cut off, not buffered). */
-async function readCapped(res: Response, max: number, what: string): Promise<Buffer> {
+export async function readCapped(res: Response, max: number, what: string): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > max) {
     await res.body?.cancel().catch(() => undefined);
@@ -86,7 +85,7 @@ async function readCapped(res: Response, max: number, what: string): Promise<Buf
   return Buffer.concat(parts);
 }
 
-async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
+export async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Readable> {
   const res = await s.getStream(`/v2/${s.ep.repo}/blobs/${d.digest}`);
   if (res.statusCode !== 200) {
     res.resume();
@@ -143,31 +142,30 @@ async function pullLeased<Image>(
   const s = new RegistrySession(ep, o.creds, `repository:${ep.repo}:pull`);
   // a covered repository: the signed digest, whatever the registry's tag points at now
   const pinned = o.trust ? await o.trust.pin(ref.name, tag, ref.digest, o.creds) : null;
+  const want = o.platform ? parsePlatform(o.platform) : hostPlatform(); // a malformed one is a 400 before any request
   let top;
   try {
-    top = await fetchManifest(s, pinned ?? ref.digest ?? tag!);
+    top = await fetchManifest(s, pinned ?? ref.digest ?? tag!, ref.name);
   } catch (e) {
-    // dockerd's words and status (404): a 401 would make the docker CLI prompt for a login
+    // dockerd's words and status (404, which clients map to ImageNotFound): a 401 would make the
+    // docker CLI prompt for a login. dockerd: "pull access denied for X, repository does not exist
+    // or may require 'docker login': denied: requested access to the resource is denied"
     if (e instanceof RegistryHttpError && (e.status === 401 || e.status === 403))
       throw notFound(
         `pull access denied for ${ref.name}, repository does not exist or may require 'docker login': ${e.message}`,
+        e,
       );
     throw e;
   }
+  // the first word to the client comes once the image is known to exist: errors before it are
+  // HTTP errors, later ones end the stream (dockerd: a platform a manifest list lacks is an
+  // errorDetail after "Pulling from")
+  o.progress({ status: `Pulling from ${ep.repo.replace(/^library\//, '')}`, id: tag ?? ref.digest! });
   let manifest = parseManifest(top.bytes, top.type);
   if (INDEX_TYPES.includes(manifest.mediaType)) {
-    const want = o.platform ? parsePlatform(o.platform) : hostPlatform();
-    const pick = manifest.manifests?.find(
-      (m) =>
-        m.platform?.os === want.os &&
-        m.platform.architecture === want.architecture &&
-        (!want.variant || m.platform.variant === want.variant),
-    );
-    if (!pick)
-      throw notFound(
-        `no matching manifest for ${want.os}/${want.architecture}${want.variant ? `/${want.variant}` : ''} in the manifest list entries`,
-      );
-    const child = await fetchManifest(s, pick.digest);
+    const pick = manifest.manifests?.find((m) => platformMatches(m.platform, want));
+    if (!pick) throw notFound(`no matching manifest for ${formatPlatform(want)} in the manifest list entries`);
+    const child = await fetchManifest(s, pick.digest, ref.name);
     manifest = parseManifest(child.bytes, child.type);
     if (INDEX_TYPES.includes(manifest.mediaType)) throw invalidArgument('nested manifest lists are not supported');
   }
@@ -187,8 +185,6 @@ async function pullLeased<Image>(
   });
   const configBytes = Buffer.concat(parts);
   const config = parseImageConfig(configBytes);
-  // the first word to the client comes once the image is known to exist: errors before it are HTTP errors
-  o.progress({ status: `Pulling from ${ep.repo.replace(/^library\//, '')}`, id: tag ?? ref.digest! });
   if (pinned) o.progress({ status: `Verified: ${tag ? `${tag} is signed as ${pinned}` : `${pinned} is signed`}` });
   const layers = manifest.layers ?? [];
   const diffIds = config.rootfs.diff_ids;

@@ -21,8 +21,7 @@ import { OverlaySnapshotter } from '../snapshot/overlay.js';
 import type { Mount } from '../snapshot/types.js';
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
 import type { CommitOptions, ImageRecord, ImageStore, RemoveResult } from './types.js';
-import { ImageCore } from './store.js';
-import { normalizeTagged } from './reference.js';
+import { ImageCore, tagOf } from './store.js';
 import { loadArchive, saveArchive } from './archive-io.js';
 
 type ImportOptions = { ref?: string; message?: string; config?: ImageRuntimeConfig; platform?: string };
@@ -225,6 +224,7 @@ export class ImageService implements ImageStore {
     all: boolean;
     isUsed: (id: Digest) => boolean;
     labelFilter?: (labels: Record<string, string>) => boolean;
+    until?: number;
   }) {
     const deleted: RemoveResult[] = [];
     let spaceReclaimed = 0;
@@ -233,6 +233,7 @@ export class ImageService implements ImageStore {
     for (const img of candidates) {
       if (opts.isUsed(img.id) || (!opts.all && img.repoTags.length > 0)) continue;
       if (opts.labelFilter && !opts.labelFilter(img.config.config?.Labels ?? {})) continue;
+      if (opts.until !== undefined && !(Date.parse(img.created) < opts.until)) continue;
       if (this.core.children(img.id).length > 0) continue;
       for (const t of img.repoTags) deleted.push({ Untagged: t });
       spaceReclaimed += await this.core.deleteImage(img.id);
@@ -247,7 +248,7 @@ export class ImageService implements ImageStore {
 
   /** Refuses a bad reference before any work is done (nothing is stored for it). */
   private validateTag(ref: string): void {
-    normalizeTagged(ref);
+    tagOf(ref);
   }
 }
 

@@ -36,6 +36,17 @@ export function chainIds(diffIds: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * `ref` as the tag it names (`busybox` = `busybox:latest`), refused as dockerd's reference store
+ * refuses it: a repository named `sha256` would read as a digest.
+ */
+export function tagOf(ref: string): string {
+  const tag = normalizeTagged(ref);
+  if (tag.startsWith('sha256:'))
+    throw invalidArgument('refusing to create an ambiguous tag using digest algorithm as name');
+  return tag;
+}
+
 /** `created` of an image whose config has none. */
 const EPOCH = '1970-01-01T00:00:00.000Z';
 
@@ -172,7 +183,7 @@ export class ImageCore {
   }
 
   setTag(ref: string, id: string): void {
-    const tag = normalizeTagged(ref);
+    const tag = tagOf(ref);
     this.db
       .prepare(
         'INSERT INTO tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id',

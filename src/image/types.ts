@@ -80,6 +80,8 @@ export interface ImageStore {
     all: boolean;
     isUsed: (id: Digest) => boolean;
     labelFilter?: (labels: Record<string, string>) => boolean;
+    /** only images created before this time (epoch ms): the `until` filter */
+    until?: number;
   }): Promise<{
     deleted: RemoveResult[];
     spaceReclaimed: number;

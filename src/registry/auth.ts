@@ -217,15 +217,28 @@ export class Authorizer {
   /**
    * Authorizes one request for `need` on `repo` (repo null: the /v2/ base check). Returns the user;
    * throws UNAUTHORIZED (with the challenge to send) or DENIED.
+   *
+   * `mountFrom` is the source repository of a cross-repository mount (`POST
+   * .../blobs/uploads/?mount=&from=`): the mount needs `pull` there too, so the token challenge
+   * names both scopes (`repository:dst:pull,push repository:src:pull`, as Docker's distribution
+   * does). A token without pull on the source is challenged again when its subject may pull it (a
+   * client that fetches the token the challenge names then mounts); when the subject may not, the
+   * request goes on and the mount becomes an ordinary upload (the spec's 202).
    */
-  check(req: IncomingMessage, repo: string | null, need: Action[], baseUrl: string): string | null {
+  check(req: IncomingMessage, repo: string | null, need: Action[], baseUrl: string, mountFrom?: string): string | null {
     const header = req.headers.authorization;
-    const challenge = (scope?: string) =>
+    // a token that lacks the scope: RFC 6750's error="insufficient_scope", which Docker's clients
+    // read as DENIED (dockerd then says "pull access denied ..., repository does not exist or may
+    // require 'docker login'", a 404, as it does with Docker Hub)
+    const challenge = (scope?: string, insufficient = false) =>
       this.mode === 'token'
-        ? `Bearer realm="${baseUrl}/token",service="${this.service}"${scope ? `,scope="${scope}"` : ''}`
+        ? `Bearer realm="${baseUrl}/token",service="${this.service}"${scope ? `,scope="${scope}"` : ''}` +
+          (insufficient ? ',error="insufficient_scope"' : '')
         : `Basic realm="${this.service}"`;
-    const scope = repo ? `repository:${repo}:${need.join(',')}` : undefined;
-    const unauthorized = (msg: string) => fault('UNAUTHORIZED', msg, { challenge: challenge(scope) });
+    const from = mountFrom && mountFrom !== repo ? mountFrom : undefined;
+    const scope = repo ? `repository:${repo}:${need.join(',')}${from ? ` repository:${from}:pull` : ''}` : undefined;
+    const unauthorized = (msg: string, insufficient = false) =>
+      fault('UNAUTHORIZED', msg, { challenge: challenge(scope, insufficient) });
     if (this.mode === 'token' && !this.open) {
       if (!header?.startsWith('Bearer ')) throw unauthorized('authentication required');
       let t;
@@ -236,10 +249,13 @@ export class Authorizer {
       }
       if (repo === null) return t.user;
       const has = t.access.get(repo) ?? [];
-      if (need.every((a) => has.includes(a))) return t.user;
-      throw t.user === null
-        ? unauthorized('authentication required')
-        : unauthorized(`insufficient scope: ${need.join(',')} on ${repo}`);
+      if (!need.every((a) => has.includes(a)))
+        throw t.user === null
+          ? unauthorized('authentication required', true)
+          : unauthorized(`insufficient scope: ${need.join(',')} on ${repo}`, true);
+      if (from && !(t.access.get(from) ?? []).includes('pull') && this.granted(t.user, from).includes('pull'))
+        throw unauthorized(`insufficient scope: pull on ${from} (the mount's source)`, true);
+      return t.user;
     }
     let user: string | null;
     try {

@@ -99,9 +99,30 @@ const HTTP: Record<FaultKind, [number, RegistryErrorCode]> = {
 };
 
 /**
+ * The status of a spec error code spec/ threw (a manifest it refused to parse): the codes'
+ * statuses in the distribution spec's table, 400 for those it leaves to the registry.
+ */
+const CODE_STATUS: Record<RegistryErrorCode, number> = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 400,
+  TOOMANYREQUESTS: 429,
+};
+
+/**
  * Answers a failed request. A fault gets its status and code; a manifest spec/ refused to parse
- * (a RegistryError: spec/distribution.ts names the status with the code) keeps them; anything
- * else is the registry's own failure: 500 UNKNOWN, logged.
+ * (a RegistryError: a code of the spec's closed set, no status) gets its code's status here;
+ * anything else is the registry's own failure: 500 UNKNOWN, logged.
  */
 export function fail(res: ServerResponse, e: unknown, req: IncomingMessage): void {
   req.resume(); // drain an unread body so the connection can be reused
@@ -110,7 +131,7 @@ export function fail(res: ServerResponse, e: unknown, req: IncomingMessage): voi
   if (e instanceof RegistryFault) {
     const [status, code] = HTTP[e.kind];
     answer = { status, code, detail: e.detail };
-  } else if (e instanceof RegistryError) answer = { status: e.status, code: e.code, detail: e.detail };
+  } else if (e instanceof RegistryError) answer = { status: CODE_STATUS[e.code], code: e.code, detail: e.detail };
   if (!answer) {
     log.error('registry request failed', { method: req.method, url: req.url, err: errorMessage(e) });
     return sendJson(res, 500, { errors: [{ code: 'UNKNOWN', message: errorMessage(e) }] });

@@ -143,7 +143,8 @@ export class RegistryServer {
       if (!found) throw fault('NO_ROUTE', `no route for ${req.method} ${path}`);
       const [name, ref, handler, need] = found;
       if (!isRepoName(name)) throw fault('NAME_INVALID', `invalid repository name: ${name}`);
-      this.auth.check(req, name, need, base);
+      const from = req.method === 'POST' && query.get('mount') ? query.get('from') : null;
+      this.auth.check(req, name, need, base, from && isRepoName(from) ? from : undefined);
       await handler(d, { req, res, name, ref, query, base });
     } catch (e) {
       fail(res, e, req);

@@ -5,26 +5,33 @@
  */
 import { isObject } from '../base/json.js';
 
-/** The spec's error codes (distribution-spec, "Error Codes"). */
-export type RegistryErrorCode =
-  | 'BLOB_UNKNOWN'
-  | 'BLOB_UPLOAD_INVALID'
-  | 'BLOB_UPLOAD_UNKNOWN'
-  | 'DIGEST_INVALID'
-  | 'MANIFEST_BLOB_UNKNOWN'
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_UNKNOWN'
-  | 'NAME_INVALID'
-  | 'NAME_UNKNOWN'
-  | 'SIZE_INVALID'
-  | 'UNAUTHORIZED'
-  | 'DENIED'
-  | 'UNSUPPORTED'
-  | 'TOOMANYREQUESTS';
+/** The spec's error codes (distribution-spec, "Error Codes"): a closed set. */
+export const REGISTRY_ERROR_CODES = [
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+] as const;
+export type RegistryErrorCode = (typeof REGISTRY_ERROR_CODES)[number];
+export const isRegistryErrorCode = (s: string): s is RegistryErrorCode =>
+  (REGISTRY_ERROR_CODES as readonly string[]).includes(s);
 
+/**
+ * What the wire types refuse, in the spec's words: a code of the closed set and a message, no
+ * HTTP status (the registry's http.ts and the engine's client map codes and statuses).
+ */
 export class RegistryError extends Error {
   constructor(
-    readonly status: number,
     readonly code: RegistryErrorCode,
     message: string,
     readonly detail?: unknown,
@@ -102,14 +109,14 @@ export interface Manifest {
 }
 
 function descriptor(v: unknown, what: string): Descriptor {
-  if (!isObject(v)) throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: not a descriptor`);
+  if (!isObject(v)) throw new RegistryError('MANIFEST_INVALID', `${what}: not a descriptor`);
   const { mediaType, digest, size } = v;
   if (typeof mediaType !== 'string' || !mediaType)
-    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: mediaType missing`);
+    throw new RegistryError('MANIFEST_INVALID', `${what}: mediaType missing`);
   if (typeof digest !== 'string' || !isDigestLike(digest))
-    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid digest`);
+    throw new RegistryError('MANIFEST_INVALID', `${what}: invalid digest`);
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
-    throw new RegistryError(400, 'MANIFEST_INVALID', `${what}: invalid size`);
+    throw new RegistryError('MANIFEST_INVALID', `${what}: invalid size`);
   return v as unknown as Descriptor;
 }
 
@@ -122,38 +129,33 @@ export function parseManifest(bytes: Buffer, contentType?: string): Manifest {
   try {
     v = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new RegistryError(400, 'MANIFEST_INVALID', 'manifest is not valid JSON');
+    throw new RegistryError('MANIFEST_INVALID', 'manifest is not valid JSON');
   }
-  if (!isObject(v)) throw new RegistryError(400, 'MANIFEST_INVALID', 'manifest is not a JSON object');
+  if (!isObject(v)) throw new RegistryError('MANIFEST_INVALID', 'manifest is not a JSON object');
   const ct = contentType?.split(';')[0]?.trim();
   const bodyType = typeof v['mediaType'] === 'string' ? v['mediaType'] : undefined;
-  if (v['schemaVersion'] === 1)
-    throw new RegistryError(400, 'UNSUPPORTED', 'Docker schema 1 manifests are not supported');
-  if (v['schemaVersion'] !== 2) throw new RegistryError(400, 'MANIFEST_INVALID', 'schemaVersion must be 2');
+  if (v['schemaVersion'] === 1) throw new RegistryError('UNSUPPORTED', 'Docker schema 1 manifests are not supported');
+  if (v['schemaVersion'] !== 2) throw new RegistryError('MANIFEST_INVALID', 'schemaVersion must be 2');
   const mediaType =
     bodyType ?? (ct && MANIFEST_TYPES.includes(ct) ? ct : Array.isArray(v['manifests']) ? MT.ociIndex : MT.ociManifest);
   if (bodyType && ct && MANIFEST_TYPES.includes(ct) && ct !== bodyType)
-    throw new RegistryError(
-      400,
-      'MANIFEST_INVALID',
-      `Content-Type ${ct} contradicts the manifest's mediaType ${bodyType}`,
-    );
+    throw new RegistryError('MANIFEST_INVALID', `Content-Type ${ct} contradicts the manifest's mediaType ${bodyType}`);
   if (!MANIFEST_TYPES.includes(mediaType))
-    throw new RegistryError(400, 'MANIFEST_INVALID', `unsupported manifest media type ${mediaType}`);
+    throw new RegistryError('MANIFEST_INVALID', `unsupported manifest media type ${mediaType}`);
   const m: Manifest = { mediaType };
   if (INDEX_TYPES.includes(mediaType)) {
-    if (!Array.isArray(v['manifests'])) throw new RegistryError(400, 'MANIFEST_INVALID', 'index without manifests');
+    if (!Array.isArray(v['manifests'])) throw new RegistryError('MANIFEST_INVALID', 'index without manifests');
     m.manifests = v['manifests'].map((d, i) => descriptor(d, `manifests[${i}]`));
   } else {
     m.config = descriptor(v['config'], 'config');
-    if (!Array.isArray(v['layers'])) throw new RegistryError(400, 'MANIFEST_INVALID', 'manifest without layers');
+    if (!Array.isArray(v['layers'])) throw new RegistryError('MANIFEST_INVALID', 'manifest without layers');
     m.layers = v['layers'].map((d, i) => descriptor(d, `layers[${i}]`));
   }
   if (v['subject'] !== undefined) {
     m.subject = descriptor(v['subject'], 'subject');
     // referrers are kept by the subject's sha256 (the only algorithm this registry stores)
     if (!isSha256(m.subject.digest))
-      throw new RegistryError(400, 'DIGEST_INVALID', `subject: unsupported digest ${m.subject.digest} (sha256 only)`);
+      throw new RegistryError('DIGEST_INVALID', `subject: unsupported digest ${m.subject.digest} (sha256 only)`);
   }
   if (typeof v['artifactType'] === 'string') m.artifactType = v['artifactType'];
   if (isObject(v['annotations'])) m.annotations = v['annotations'] as Record<string, string>;

@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from './harness.js';
-import { startBerthRegistry, type Registry } from './registry-harness.js';
+import { htpasswd, startBerthRegistry, type Registry } from './registry-harness.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -314,5 +314,130 @@ describe('registry protocol', () => {
       renameSync(`${links}.saved`, links);
     }
     assert.equal((await fetch(`${base}/v2/h/img/manifests/v1`)).status, 200);
+  });
+  test('GET/HEAD of a manifest: an unparseable reference is 404 MANIFEST_UNKNOWN, an unknown repository 404 NAME_UNKNOWN', async () => {
+    // OCI distribution spec (conformance "pull": a GET of an invalid reference is a 404), and the
+    // spec's NAME_UNKNOWN "repository name not known to registry" for a repository it does not hold
+    const config = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
+    await pushBlob('f/known', config);
+    assert.equal((await putManifest('f/known', 'v1', manifest(config, []))).status, 201);
+    const before = snapshot(reg.root);
+    for (const ref of ['sha256:abc', 'a:b', 'sha256:' + 'A'.repeat(64), 'md5:' + '0'.repeat(32), '-x', 'bad:tag:x']) {
+      const g = await fetch(`${base}/v2/f/known/manifests/${encodeURIComponent(ref)}`);
+      assert.equal(g.status, 404, `GET ${ref}`);
+      assert.equal(await errCode(g), 'MANIFEST_UNKNOWN', `GET ${ref}`);
+      const h = await fetch(`${base}/v2/f/known/manifests/${encodeURIComponent(ref)}`, { method: 'HEAD' });
+      assert.equal(h.status, 404, `HEAD ${ref}`);
+    }
+    for (const ref of ['v1', sha('x'), 'sha256:abc']) {
+      const g = await fetch(`${base}/v2/f/never/manifests/${ref}`);
+      assert.equal(g.status, 404, `GET unknown repo ${ref}`);
+      const body = (await g.json()) as { errors: Array<{ code: string; message: string }> };
+      assert.equal(body.errors[0]!.code, 'NAME_UNKNOWN');
+      assert.match(body.errors[0]!.message, /repository name not known to registry/);
+      assert.equal((await fetch(`${base}/v2/f/never/manifests/${ref}`, { method: 'HEAD' })).status, 404);
+    }
+    // a known repository, an unknown tag or digest: still MANIFEST_UNKNOWN
+    assert.equal(await errCode(await fetch(`${base}/v2/f/known/manifests/v2`)), 'MANIFEST_UNKNOWN');
+    assert.equal(await errCode(await fetch(`${base}/v2/f/known/manifests/${sha('nothing')}`)), 'MANIFEST_UNKNOWN');
+    // a PUT by a malformed reference stays the client's error (400)
+    const put = await putManifest('f/known', 'bad:tag:x', manifest(config, []));
+    assert.equal(put.status, 400);
+    assert.deepEqual(snapshot(reg.root), before, 'nothing written');
+  });
+});
+
+describe('registry token auth: a cross-repository mount', () => {
+  let reg: Registry;
+  let base: string;
+  const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+  const token = async (auth: string | null, scopes: string[]) => {
+    const q = new URLSearchParams({ service: 'berth-registry' });
+    for (const sc of scopes) q.append('scope', sc);
+    const r = await fetch(`${base}/token?${q}`, { headers: auth ? { Authorization: auth } : {} });
+    assert.equal(r.status, 200);
+    return `Bearer ${((await r.json()) as { token: string }).token}`;
+  };
+  const challengeOf = (r: Response) => r.headers.get('www-authenticate') ?? '';
+  before(async () => {
+    reg = await startBerthRegistry((dir) => [
+      '--htpasswd',
+      htpasswd(dir, { alice: 'pw-a', eve: 'pw-e' }),
+      '--auth',
+      'token',
+      '--acl',
+      writeAcl(dir),
+    ]);
+    base = `http://${reg.addr}`;
+  });
+  after(async () => {
+    await reg?.stop();
+  });
+  function writeAcl(dir: string): string {
+    const f = join(dir, 'acl.json');
+    writeFileSync(
+      f,
+      JSON.stringify({
+        rules: [
+          { user: 'alice', repos: ['**'], actions: ['pull', 'push'] },
+          { user: 'eve', repos: ['eve/**'], actions: ['pull', 'push'] },
+        ],
+      }),
+    );
+    return f;
+  }
+
+  test('the challenge names pull on the source; with that token the mount is a 201, without the right it is an upload', async () => {
+    const alice = basic('alice', 'pw-a');
+    const blob = Buffer.from('a layer to mount');
+    // alice pushes the blob to src/img
+    const push = await token(alice, ['repository:src/img:pull,push']);
+    const up = await fetch(`${base}/v2/src/img/blobs/uploads/?digest=${sha(blob)}`, {
+      method: 'POST',
+      body: bi(blob),
+      headers: { Authorization: push, 'Content-Type': 'application/octet-stream' },
+    });
+    assert.equal(up.status, 201);
+    const mountPath = `/v2/dst/img/blobs/uploads/?mount=${sha(blob)}&from=src/img`;
+    // no token: the challenge asks for both scopes at once (as Docker's distribution does)
+    const anon = await fetch(`${base}${mountPath}`, { method: 'POST' });
+    assert.equal(anon.status, 401);
+    assert.match(challengeOf(anon), /scope="repository:dst\/img:pull,push repository:src\/img:pull"/);
+    // a token for the destination only: challenged again (insufficient_scope) with the source's pull
+    const dstOnly = await token(alice, ['repository:dst/img:pull,push']);
+    const again = await fetch(`${base}${mountPath}`, { method: 'POST', headers: { Authorization: dstOnly } });
+    assert.equal(again.status, 401, 'before this fix: 202, the mount silently became an upload');
+    assert.match(challengeOf(again), /repository:src\/img:pull/);
+    assert.match(challengeOf(again), /error="insufficient_scope"/);
+    // the token the challenge names: the blob is mounted, not uploaded
+    const both = await token(alice, ['repository:dst/img:pull,push', 'repository:src/img:pull']);
+    const mounted = await fetch(`${base}${mountPath}`, { method: 'POST', headers: { Authorization: both } });
+    assert.equal(mounted.status, 201);
+    assert.equal(mounted.headers.get('location'), `/v2/dst/img/blobs/${sha(blob)}`);
+    const head = await fetch(`${base}/v2/dst/img/blobs/${sha(blob)}`, {
+      method: 'HEAD',
+      headers: { Authorization: both },
+    });
+    assert.equal(head.status, 200);
+    // eve may not pull src/img: no challenge loop, the mount is an ordinary upload (the spec's 202)
+    const eve = await token(basic('eve', 'pw-e'), ['repository:eve/img:pull,push', 'repository:src/img:pull']);
+    const upload = await fetch(`${base}/v2/eve/img/blobs/uploads/?mount=${sha(blob)}&from=src/img`, {
+      method: 'POST',
+      headers: { Authorization: eve },
+    });
+    assert.equal(upload.status, 202);
+    assert.equal(
+      (await fetch(`${base}/v2/eve/img/blobs/${sha(blob)}`, { method: 'HEAD', headers: { Authorization: eve } }))
+        .status,
+      404,
+    );
+  });
+
+  test('a token without the scope is refused with error="insufficient_scope" (dockerd then says "pull access denied")', async () => {
+    const anonToken = await token(null, ['repository:private/img:pull']);
+    const r = await fetch(`${base}/v2/private/img/manifests/latest`, { headers: { Authorization: anonToken } });
+    assert.equal(r.status, 401);
+    assert.match(challengeOf(r), /error="insufficient_scope"/);
+    assert.equal(((await r.json()) as { errors: Array<{ code: string }> }).errors[0]!.code, 'UNAUTHORIZED');
   });
 });

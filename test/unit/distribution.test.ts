@@ -49,7 +49,21 @@ test('names, platforms, progress bars', () => {
   for (const ok of ['a', 'a/b', 'a-b/c__d', 'a.b/c--d/e']) assert.ok(isRepoName(ok), ok);
   for (const bad of ['A', 'a/../b', '../a', 'a//b', '-a', 'a/', 'a/.b']) assert.ok(!isRepoName(bad), bad);
   assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
-  assert.throws(() => parsePlatform('linux'), /os\/arch/);
+  // dockerd 20.10 (containerd's platforms.Parse): an OS alone takes the host's architecture, an
+  // architecture alone linux; aliases are normalized; the words of its 400s
+  assert.deepEqual(parsePlatform('linux'), { os: 'linux', architecture: process.arch === 'arm64' ? 'arm64' : 'amd64' });
+  assert.deepEqual(parsePlatform('aarch64'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('LINUX/X86_64'), { os: 'linux', architecture: 'amd64' });
+  assert.deepEqual(parsePlatform('linux/armhf'), { os: 'linux', architecture: 'arm' }); // v7 is arm's default
+  assert.deepEqual(parsePlatform('linux/arm'), { os: 'linux', architecture: 'arm' });
+  assert.deepEqual(parsePlatform('linux/arm/7'), { os: 'linux', architecture: 'arm', variant: 'v7' });
+  assert.throws(
+    () => parsePlatform('foo/bar/baz/qux'),
+    /^BerthError: "foo\/bar\/baz\/qux": cannot parse platform specifier: invalid argument$/,
+  );
+  assert.throws(() => parsePlatform('foo'), /"foo": unknown operating system or architecture: invalid argument/);
+  assert.throws(() => parsePlatform('linux/a.b'), /"a\.b" is an invalid component of "linux\/a\.b"/);
+  assert.throws(() => parsePlatform('linux/*'), /wildcards not yet supported/);
   assert.match(bar(5, 10), /^\[={24}> {25}\] 0\.0kB\/0\.0kB$/);
 });
 

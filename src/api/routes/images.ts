@@ -1,29 +1,70 @@
 /** Image routes: list, inspect, history, tag, remove, prune, pull and import (/images/create), push, load, save (get), commit. */
-import { invalidArgument, notImplemented } from '../../base/errors.js';
-import { flag, type Router, type Ctx } from '../http.js';
-import { labelsOf, refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
-import { parseFilters, labelsMatch } from '../filters.js';
+import { errorMessage, invalidArgument } from '../../base/errors.js';
+import { flag, versionAtLeast, type Router, type Ctx } from '../http.js';
+import { refGlob, type ImageRecord, type ImageVerbs } from '../../engine/images.js';
+import { parseFilters } from '../filters.js';
 import { progress, registryAuth, streamed } from '../progress.js';
 import { responseSink, type IoStream } from '../stream.js';
 
 const unix = (t: string) => Math.floor(Date.parse(t) / 1000) || 0;
-function listView(images: ImageVerbs, i: ImageRecord) {
+function listView(images: ImageVerbs, i: ImageRecord, version: string) {
+  // dockerd 20.10: "Labels":null and "RepoDigests":null when there are none; VirtualSize until API 1.43
   return {
     Id: i.id,
     ParentId: i.parent,
     RepoTags: i.repoTags,
-    RepoDigests: i.repoDigests,
+    RepoDigests: i.repoDigests.length ? i.repoDigests : null,
     Created: unix(i.created),
     Size: i.size,
     SharedSize: -1,
-    VirtualSize: i.size,
-    Labels: labelsOf(i),
+    ...(versionAtLeast(version, '1.44') ? {} : { VirtualSize: i.size }),
+    Labels: i.config.config?.Labels ?? null,
     Containers: images.containersOf(i.id),
   };
 }
 
-function inspectView(i: ImageRecord, layersDir: string) {
+/**
+ * A container config as dockerd shows it in an image (Go's container.Config: every field, in its
+ * order; the `omitempty` ones only when set).
+ */
+function containerConfigView(c: Record<string, unknown> | undefined): Record<string, unknown> {
+  const v = c ?? {};
+  const opt = (k: string) =>
+    v[k] !== undefined && v[k] !== null && v[k] !== '' && v[k] !== false ? { [k]: v[k] } : {};
+  return {
+    Hostname: v['Hostname'] ?? '',
+    Domainname: v['Domainname'] ?? '',
+    User: v['User'] ?? '',
+    AttachStdin: v['AttachStdin'] ?? false,
+    AttachStdout: v['AttachStdout'] ?? false,
+    AttachStderr: v['AttachStderr'] ?? false,
+    ...opt('ExposedPorts'),
+    Tty: v['Tty'] ?? false,
+    OpenStdin: v['OpenStdin'] ?? false,
+    StdinOnce: v['StdinOnce'] ?? false,
+    Env: v['Env'] ?? null,
+    Cmd: v['Cmd'] ?? null,
+    ...opt('Healthcheck'),
+    ...opt('ArgsEscaped'),
+    Image: v['Image'] ?? '',
+    Volumes: v['Volumes'] ?? null,
+    WorkingDir: v['WorkingDir'] ?? '',
+    Entrypoint: v['Entrypoint'] ?? null,
+    ...opt('NetworkDisabled'),
+    ...opt('MacAddress'),
+    OnBuild: v['OnBuild'] ?? null,
+    Labels: v['Labels'] ?? null,
+    ...opt('StopSignal'),
+    ...opt('StopTimeout'),
+    ...opt('Shell'),
+  };
+}
+
+function inspectView(i: ImageRecord, layersDir: string, version: string) {
   const cfg = i.config;
+  const cc = cfg['container_config'];
+  // dockerd 20.10 (API 1.41): Container and ContainerConfig (until 1.44), VirtualSize (until 1.43)
+  const old = !versionAtLeast(version, '1.45');
   return {
     Id: i.id,
     RepoTags: i.repoTags,
@@ -31,13 +72,22 @@ function inspectView(i: ImageRecord, layersDir: string) {
     Parent: i.parent,
     Comment: cfg.history?.at(-1)?.comment ?? '',
     Created: i.created,
-    DockerVersion: '',
+    ...(old
+      ? {
+          Container: typeof cfg['container'] === 'string' ? cfg['container'] : '',
+          ContainerConfig: containerConfigView(
+            cc && typeof cc === 'object' && !Array.isArray(cc) ? (cc as Record<string, unknown>) : undefined,
+          ),
+        }
+      : {}),
+    DockerVersion: typeof cfg['docker_version'] === 'string' ? cfg['docker_version'] : '',
     Author: cfg.author ?? '',
-    Config: { Env: null, Cmd: null, Entrypoint: null, WorkingDir: '', Labels: null, User: '', ...(cfg.config ?? {}) },
+    Config: containerConfigView(cfg.config),
     Architecture: cfg.architecture,
     Os: cfg.os,
     ...(cfg.variant ? { Variant: cfg.variant } : {}),
     Size: i.size,
+    ...(versionAtLeast(version, '1.44') ? {} : { VirtualSize: i.size }),
     GraphDriver: { Name: 'overlay', Data: { Dir: layersDir } },
     RootFS: { Type: 'layers', Layers: cfg.rootfs.diff_ids },
     Metadata: { LastTagTime: '0001-01-01T00:00:00Z' },
@@ -48,13 +98,14 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   r.on('GET', '/images/json', (ctx) => {
     const f = parseFilters(ctx.query.get('filters'));
     const refs = f['reference']?.map(refGlob);
-    const views = images.list(f).map((i) => listView(images, i));
+    const views = images.list(f, flag(ctx, 'all')).map((i) => listView(images, i, ctx.version));
     // like dockerd: with a reference filter an image shows only the names that matched
     if (refs) {
       for (const v of views) {
         v.RepoTags = v.RepoTags.filter((t) => refs.some((re) => re.test(t)));
         const repos = new Set(v.RepoTags.map((t) => t.slice(0, t.lastIndexOf(':'))));
-        v.RepoDigests = v.RepoDigests.filter((d) => repos.has(d.slice(0, d.indexOf('@'))));
+        const digests = (v.RepoDigests ?? []).filter((d) => repos.has(d.slice(0, d.indexOf('@'))));
+        v.RepoDigests = digests.length ? digests : null;
       }
     }
     ctx.send(200, views);
@@ -73,24 +124,40 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
       return;
     }
     if (fromSrc === null) throw invalidArgument('fromImage or fromSrc is required');
-    if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; pipe the file instead');
-    const img = await images.importRootfs(ctx.bodyStream, {
+    const o = {
       repo: ctx.query.get('repo') ?? '',
       tag: ctx.query.get('tag') ?? '',
       changes: ctx.query.getAll('changes'),
       message: ctx.query.get('message'),
       platform: ctx.query.get('platform'),
-    });
+    };
+    if (fromSrc !== '-') {
+      // dockerd: {"status":"Downloading from <url>"}, then the id; a failed GET before it is an HTTP error
+      await streamed(ctx, async (p) => {
+        const img = await images.importUrl(fromSrc, o, (url) => p.msg({ status: `Downloading from ${url}` }));
+        p.msg({ status: img.id });
+      });
+      return;
+    }
+    const img = await images.importRootfs(ctx.bodyStream, o);
     const p = progress(ctx);
     p.msg({ status: img.id });
     p.end();
   });
 
   r.on('POST', '/images/load', async (ctx) => {
-    const loaded = await images.load(ctx.bodyStream);
+    // dockerd answers 200 whatever happens and reports a failed load inside the stream, quiet or
+    // not: {"errorDetail":{"message":"Error processing tar file(exit status 1): unexpected EOF"},"error":...}
     const p = progress(ctx);
-    for (const ref of loaded)
-      p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    try {
+      const loaded = await images.load(ctx.bodyStream);
+      for (const ref of loaded)
+        p.msg({ stream: ref.startsWith('sha256:') ? `Loaded image ID: ${ref}\n` : `Loaded image: ${ref}\n` });
+    } catch (e) {
+      ctx.bodyStream.resume(); // what the load did not read, so the connection can be reused
+      const message = errorMessage(e);
+      p.msg({ errorDetail: { message }, error: message });
+    }
     p.end();
   });
 
@@ -104,7 +171,7 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
 
   r.on('GET', '/images/{name*}/json', (ctx) => {
     const i = images.get(ctx.params[0]!);
-    ctx.send(200, inspectView(i, images.layersDir));
+    ctx.send(200, inspectView(i, images.layersDir, ctx.version));
   });
 
   r.on('GET', '/images/{name*}/history', (ctx) => {
@@ -136,6 +203,18 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
     );
   });
 
+  // dockerd 20.10: the results as a list ([{"star_count":..,"is_official":..,"name":..,"is_automated":..,"description":..}])
+  r.on('GET', '/images/search', async (ctx) => {
+    const f = parseFilters(ctx.query.get('filters'));
+    ctx.send(200, await images.search(ctx.query.get('term') ?? '', ctx.query.get('limit'), f, registryAuth(ctx)));
+  });
+
+  // dockerd 20.10: {"Descriptor":{"mediaType":...,"digest":...,"size":527},"Platforms":[{"architecture":"amd64","os":"linux"}]}
+  r.on('GET', '/distribution/{name*}/json', async (ctx) => {
+    const x = await images.inspectDistribution(ctx.params[0]!, registryAuth(ctx));
+    ctx.send(200, { Descriptor: x.Descriptor, Platforms: x.Platforms.length ? x.Platforms : null });
+  });
+
   r.on('POST', '/images/{name*}/tag', (ctx) => {
     images.tag(ctx.params[0]!, ctx.query.get('repo'), ctx.query.get('tag'));
     ctx.send(201);
@@ -146,9 +225,7 @@ export function imageRoutes(r: Router, images: ImageVerbs): void {
   });
 
   r.on('POST', '/images/prune', async (ctx) => {
-    const f = parseFilters(ctx.query.get('filters'));
-    const all = f['dangling']?.includes('false') ?? false;
-    const res = await images.prune({ all, labelFilter: (l) => labelsMatch(f['label'], l) });
+    const res = await images.prune(parseFilters(ctx.query.get('filters')));
     ctx.send(200, { ImagesDeleted: res.deleted.length ? res.deleted : null, SpaceReclaimed: res.spaceReclaimed });
   });
 

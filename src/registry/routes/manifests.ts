@@ -23,13 +23,19 @@ const byTag = (ref: string) => isTag(ref) && !ref.includes(':');
 /** Foreign layers and layers with URLs are not distributable: the registry holds no blob for them. */
 const distributable = (x: Descriptor) => x.mediaType !== MT.dockerForeignLayer && !(x as { urls?: unknown }).urls;
 
+/**
+ * The digest a GET/HEAD names. A repository the registry does not know is NAME_UNKNOWN; a
+ * reference that is neither a tag nor a digest names no manifest: MANIFEST_UNKNOWN (404, as the
+ * distribution spec's conformance suite expects of a GET of an invalid reference), never a 400.
+ */
 async function resolveRef(d: RouteDeps, name: string, ref: string): Promise<string> {
+  if (!d.storage.repoExists(name)) throw fault('NAME_UNKNOWN', `repository name not known to registry: ${name}`);
   if (byTag(ref)) {
     const digest = await d.storage.tag(name, ref);
     if (!digest) throw fault('MANIFEST_UNKNOWN', `manifest unknown: ${name}:${ref}`);
     return digest;
   }
-  if (!isDigestLike(ref)) throw fault('MANIFEST_INVALID', `invalid reference: ${ref}`);
+  if (!isDigestLike(ref)) throw fault('MANIFEST_UNKNOWN', `manifest unknown: invalid reference ${ref}`);
   return ref;
 }
 
