@@ -24,8 +24,17 @@ import { configStep } from './config-steps.js';
 import { NOP, PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 import { runInstruction } from './run-step.js';
 import { copyInstruction } from './copy-step.js';
-import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
+import {
+  ParseFailed,
+  StepFailed,
+  type BuildHost,
+  type BuilderDeps,
+  type BuildOutput,
+  type BuildRequest,
+} from './types.js';
 import { systemClock, type Clock } from '../base/clock.js';
+import { log } from '../base/log.js';
+import { OrderedOutput } from './output.js';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -46,18 +55,23 @@ export class BuildRun implements StepEnv {
   firstError: unknown = null;
   readonly req: BuildRequest;
   private readonly clock: Clock;
+  /** the build's stream, in dockerd's (stage by stage) order */
+  readonly out: OrderedOutput;
+  /** the stage built last (the target): the `labels` of the request are its last steps */
+  private target = -1;
 
   constructor(
     readonly builder: BuildHost,
     readonly d: BuilderDeps,
     request: BuildRequest,
-    readonly out: BuildOutput,
+    out: BuildOutput,
     readonly escape: string,
     private readonly file: string,
     readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
     this.clock = d.clock ?? systemClock;
+    this.out = new OrderedOutput(out, { rm: request.remove ?? true, force: request.forceRemove ?? false });
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
@@ -66,15 +80,16 @@ export class BuildRun implements StepEnv {
       try {
         this.cacheFrom.push(d.images.get(ref).config);
       } catch {
-        out.stream(`[Warning] cache-from image ${ref} is not available locally\n`);
+        // dockerd only logs it: "Could not look up <ref> for cache resolution, skipping"
+        log.warn('build: cache-from image not found, skipping', { ref });
       }
     }
   }
 
   private fail(ins: Instruction, e: unknown): never {
     const msg = errorMessage(e);
-    if (/^[\w./-]+:\d+: /.test(msg)) throw e;
-    throw invalidArgument(`${this.file}:${ins.line}: ${msg}`);
+    if (e instanceof StepFailed || e instanceof ParseFailed) throw e;
+    throw new StepFailed(this.file, ins.line, ins.name, msg, e);
   }
 
   /** The ARGs before the first FROM, with --build-arg values and the predefined platform ARGs. */
@@ -148,10 +163,13 @@ export class BuildRun implements StepEnv {
       }
     };
     visit(target);
+    this.target = target.index;
     for (const s of this.stages) {
       if (!this.needed.has(s.index)) continue;
       for (const ins of [s.from, ...s.instructions]) this.numbers.set(ins, ++this.total);
     }
+    this.total += Object.keys(this.req.labels).length; // dockerd adds one LABEL step per label
+    this.out.setOrder([...this.needed]);
     // independent stages start now; each waits only for what it reads; the first failure stops all
     for (const i of this.needed)
       this.stage(i).catch((e: unknown) => {
@@ -169,14 +187,21 @@ export class BuildRun implements StepEnv {
   stage(index: number): Promise<State> {
     let p = this.results.get(index);
     if (!p) {
-      p = this.runStage(this.stages[index]!);
+      const stage = this.stages[index]!;
+      p = this.out.inStage(index, () => this.runStage(stage));
       this.results.set(index, p);
     }
     return p;
   }
 
   private header(ins: Instruction): void {
-    this.out.stream(`Step ${this.numbers.get(ins) ?? '?'}/${this.total} : ${ins.original}\n`);
+    this.headerText(this.numbers.get(ins) ?? 0, ins.original);
+  }
+
+  /** dockerd writes the step line and its newline as two messages */
+  private headerText(n: number, text: string): void {
+    this.out.stream(`Step ${n || '?'}/${this.total} : ${text}`);
+    this.out.stream('\n');
   }
 
   private stageName(s: Stage): string {
@@ -224,6 +249,32 @@ export class BuildRun implements StepEnv {
         index: this.numbers.get(ins)!,
         total: this.total,
         text: ins.original,
+        cached: state.cached ?? false,
+        ms: performance.now() - t,
+      });
+    }
+    if (stage.index === this.target) state = await this.labelSteps(stage, state);
+    this.out.aux(configId(state.config));
+    this.out.finished(stage.index);
+    return state;
+  }
+
+  /** The request's labels: as dockerd, one `LABEL k=v` step each (sorted by key) at the end of the target. */
+  private async labelSteps(stage: Stage, state: State): Promise<State> {
+    const labels = Object.entries(this.req.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let n = this.total - labels.length;
+    for (const [k, v] of labels) {
+      const text = `LABEL ${k}=${v}`;
+      this.headerText(++n, text);
+      const t = performance.now();
+      const cfg = copyOf(state.config.config ?? {});
+      cfg.Labels = { ...(cfg.Labels ?? {}), [k]: v };
+      state = await this.commit(state, [`LABEL ${JSON.stringify([k, v])}`], `${NOP} ${text}`, cfg, null);
+      this.out.step({
+        stage: this.stageName(stage),
+        index: n,
+        total: this.total,
+        text,
         cached: state.cached ?? false,
         ms: performance.now() - t,
       });
@@ -314,14 +365,17 @@ export class BuildRun implements StepEnv {
     const key = stepKey(state.key, ...parts);
     if (!this.req.noCache) {
       const hit = this.builder.cache.get(key, (d) => this.d.images.hasLayer(d));
-      if (hit) return this.reuse(key, hit);
+      // with cachefrom, dockerd's cache only answers with ancestors of those images
+      if (hit && (this.req.cacheFrom.length === 0 || this.inCacheFrom(hit))) return this.reuse(key, hit);
       const lent = this.fromCacheImages(state, createdBy, runtimeConfig);
       if (lent) {
         this.builder.cache.put(key, lent);
         return this.reuse(key, lent);
       }
     }
+    if (!layer) this.out.running(); // dockerd commits a container even for a step that changes only the config
     const diffId = layer ? await layer() : null;
+    this.out.stepEnded(true);
     const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.now()).toISOString();
     const config: ImageConfig = {
       ...state.config,
@@ -340,8 +394,21 @@ export class BuildRun implements StepEnv {
   }
 
   private async reuse(key: string, config: ImageConfig): Promise<State> {
-    this.out.stream(` ---> Using cache\n ---> ${shortId(configId(config))}\n`);
+    this.out.stream(' ---> Using cache\n');
+    this.out.stream(` ---> ${shortId(configId(config))}\n`);
     return { config, key, chainId: await this.d.images.unpack(config.rootfs.diff_ids), cached: true };
+  }
+
+  /** Whether a cached state is an ancestor of a --cache-from image (its history and layers start that image's). */
+  private inCacheFrom(c: ImageConfig): boolean {
+    const h = c.history ?? [];
+    return this.cacheFrom.some((src) => {
+      const H = src.history ?? [];
+      if (H.length < h.length || src.rootfs.diff_ids.length < c.rootfs.diff_ids.length) return false;
+      const same = (e: (typeof h)[number], f: (typeof h)[number]) =>
+        e.created_by === f.created_by && !!e.empty_layer === !!f.empty_layer;
+      return h.every((e, i) => same(e, H[i]!)) && c.rootfs.diff_ids.every((d, i) => src.rootfs.diff_ids[i] === d);
+    });
   }
 
   /**
@@ -374,6 +441,7 @@ export class BuildRun implements StepEnv {
     try {
       return await this.dispatch(ctx, state, ins);
     } catch (e) {
+      this.out.stepEnded(false);
       if (this.req.signal.aborted) throw e;
       this.fail(ins, e);
     }
@@ -433,15 +501,16 @@ export class BuildRun implements StepEnv {
     const path = posix.resolve(cfg.WorkingDir || '/', dir);
     cfg.WorkingDir = path;
     // whether the directory exists follows from the parent's key: a hit needs no look at the filesystem
-    return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () =>
-      this.withView(state.chainId, async (view) => {
+    return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () => {
+      this.out.running(); // dockerd makes the directory in a container
+      return this.withView(state.chainId, async (view) => {
         const owner = cfg.User
           ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 }))
           : { uid: 0, gid: 0 };
         const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch, this.now());
         return plan ? this.layerOf(plan) : null;
-      }),
-    );
+      });
+    });
   }
 
   /** A stage's or an image's filesystem for COPY --from / RUN --mount from=. */

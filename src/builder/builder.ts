@@ -22,6 +22,7 @@ import { BuildRun, copyOf } from './build.js';
 import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 
 export type { BuilderDeps, BuilderImages, BuildHost, BuildOutput, BuildRequest, StepEvent } from './types.js';
+export { buildErrorDetail, CommandFailed, ParseFailed } from './types.js';
 
 export class Builder implements BuildHost {
   readonly cache: BuildCache;
@@ -89,19 +90,8 @@ export class Builder implements BuildHost {
     } catch (e) {
       // a failing stage stopped the others: nothing keeps running (or reading the context) after the answer
       await run.settled();
+      run.out.flushAll();
       throw run.firstError ?? e;
-    }
-    const labels = Object.entries(req.labels);
-    if (labels.length) {
-      const cfg = copyOf(state.config.config ?? {});
-      cfg.Labels = { ...(cfg.Labels ?? {}), ...req.labels };
-      state = await run.commit(
-        state,
-        [`LABEL ${JSON.stringify(req.labels)}`],
-        `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`,
-        cfg,
-        null,
-      );
     }
     run.warnUnused();
     const img = await this.d.images.register(Buffer.from(JSON.stringify(state.config)), {});

@@ -8,6 +8,7 @@
  * values in scope at that point. Errors name the line: `Dockerfile:7: unknown instruction: RUNN`.
  */
 import { invalidArgument } from '../base/errors.js';
+import { ParseFailed } from './types.js';
 
 export const INSTRUCTIONS = [
   'ADD',
@@ -82,8 +83,11 @@ export interface Dockerfile {
   instructions: Instruction[];
 }
 
+/** instructions whose whole rest is one argument, spaces included (moby's `parseString`) */
+const ONE_STRING: readonly string[] = ['WORKDIR', 'USER', 'STOPSIGNAL'];
+
 const fail = (file: string, line: number, msg: string): never => {
-  throw invalidArgument(`${file}:${line}: ${msg}`);
+  throw new ParseFailed(file, line, msg);
 };
 
 const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
@@ -274,6 +278,8 @@ function parseInstruction(
     } catch {
       args = splitWords(rest, escape); // not JSON: shell form, as Docker falls back
     }
+  } else if (ONE_STRING.includes(upper)) {
+    args = rest ? [rest] : []; // dockerd's parseString: `WORKDIR /a b` is the one path "/a b"
   } else {
     args = splitWords(rest, escape);
   }

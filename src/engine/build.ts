@@ -4,6 +4,8 @@
  */
 import type { Readable } from 'node:stream';
 import { isObject } from '../base/json.js';
+import { isIP } from 'node:net';
+import { conflict, invalidArgument } from '../base/errors.js';
 import type { Builder, BuildOutput, BuildRequest, StepEvent } from '../builder/builder.js';
 import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
@@ -11,6 +13,7 @@ import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
 export type { BuildOutput, BuildRequest, StepEvent };
+export { buildErrorDetail } from '../builder/builder.js';
 
 /**
  * X-Registry-Config's table ({registry: {username, password}}) as the build's credentials: the
@@ -29,14 +32,47 @@ export function registryCredentials(table: Record<string, unknown>): (ref: strin
   };
 }
 
+/**
+ * extrahosts (repeatable, `host:ip`, split at the first colon as dockerd does; `host-gateway` is the
+ * host itself, as RUN steps use the host's network). dockerd's words for a bad address.
+ */
+export function extraHostsOf(list: string[]): Array<{ host: string; ip: string }> {
+  return list.map((h) => {
+    const i = h.indexOf(':');
+    if (i < 0) throw invalidArgument(`bad format for add-host: "${h}"`);
+    const ip = h.slice(i + 1).replace(/^\[(.*)\]$/, '$1');
+    if (ip !== 'host-gateway' && !isIP(ip)) throw invalidArgument(`invalid IP address in add-host: "${ip}"`);
+    return { host: h.slice(0, i), ip: ip === 'host-gateway' ? '127.0.0.1' : ip };
+  });
+}
+
 export class BuildVerbs {
   constructor(
     private readonly e: Engine,
     private readonly builder: Builder,
   ) {}
 
-  /** Builds the context tar `input`; the image's names are tagged (and reported as events). */
-  async build(input: Readable, req: BuildRequest, out: BuildOutput): Promise<ImageRecord> {
+  /**
+   * Builds the context tar `input`; the image's names are tagged (and reported as events).
+   * `networkContainer` (networkmode=container:<id>): the RUN steps join that container's network.
+   */
+  async build(
+    input: Readable,
+    req: BuildRequest,
+    out: BuildOutput,
+    opts: { networkContainer?: string } = {},
+  ): Promise<ImageRecord> {
+    const ref = opts.networkContainer;
+    if (ref !== undefined)
+      req = {
+        ...req,
+        joinNetns: () => {
+          const rec = this.e.get(ref);
+          if (rec.state.status !== 'running' || !rec.state.pid)
+            throw conflict(`cannot join network of a non running container: ${rec.name.replace(/^\//, '')}`);
+          return `/proc/${rec.state.pid}/ns/net`;
+        },
+      };
     const img = await this.builder.buildFromTar(input, req, out);
     for (const t of req.tags) this.e.events.emit('image', 'tag', img.id, { name: t });
     return img;

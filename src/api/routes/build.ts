@@ -4,9 +4,15 @@
  * (`{"stream": "Step 1/3 : ..."}`, `{"aux": {"ID": ...}}`, a final `errorDetail` on failure).
  * berth's CLI asks for `berthsteps=1` and also gets `{"berthStep": {...}}` per finished step.
  */
-import { errorMessage, invalidArgument } from '../../base/errors.js';
+import { BerthError, invalidArgument, isBerthError } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
-import { registryCredentials, type BuildRequest, type BuildVerbs } from '../../engine/build.js';
+import {
+  buildErrorDetail,
+  extraHostsOf,
+  registryCredentials,
+  type BuildRequest,
+  type BuildVerbs,
+} from '../../engine/build.js';
 import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
@@ -20,6 +26,7 @@ function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallba
   } catch {
     throw invalidArgument(`invalid ${k} parameter: not JSON`);
   }
+  if (v === null) return fallback; // the Go SDK sends `buildargs=null`, `labels=null`, `cachefrom=null`
   if (!check(v)) throw invalidArgument(`invalid ${k} parameter`);
   return v;
 }
@@ -63,9 +70,14 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
     const buildArgs = Object.fromEntries(
       Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null),
     );
+    // dockerd 20.10 without experimental: HTTP 400 "squash is only supported with experimental mode"
+    if (flag(ctx, 'squash')) throw invalidArgument('squash is only supported with experimental mode');
     const network = ctx.query.get('networkmode') || 'default';
-    if (!['default', 'host', 'none', 'bridge'].includes(network))
-      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    const networkContainer = network.startsWith('container:') ? network.slice('container:'.length) : undefined;
+    if (!['default', 'host', 'none', 'bridge'].includes(network) && !networkContainer)
+      throw invalidArgument(
+        `network mode ${network} is not supported for builds (default, host, none, container:<id>)`,
+      );
     const platform = ctx.query.get('platform') || 'linux/amd64';
     if (!/^linux(\/amd64)?$/.test(platform))
       throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
@@ -84,17 +96,27 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
       cacheFrom: jsonParam(ctx, 'cachefrom', isStringArray, []),
       secrets: secretsOf(ctx),
       platform: 'linux/amd64',
-      network: network === 'bridge' ? 'default' : (network as BuildRequest['network']),
+      network: network === 'bridge' || networkContainer ? 'default' : (network as BuildRequest['network']),
+      extraHosts: extraHostsOf(ctx.query.getAll('extrahosts').filter(Boolean)),
+      remove: ctx.query.get('rm') === null || ctx.query.get('rm') === '' ? true : flag(ctx, 'rm'),
+      forceRemove: flag(ctx, 'forcerm'),
       credentials: registryConfig(ctx),
       signal: ctx.signal,
     };
     const p = progress(ctx);
     try {
       const img = await builder
-        .build(ctx.bodyStream, req, {
-          stream: (text) => quiet || p.msg({ stream: text }),
-          step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
-        })
+        .build(
+          ctx.bodyStream,
+          req,
+          {
+            stream: (text) => quiet || p.msg({ stream: text }),
+            step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
+            // dockerd: one aux ID per finished stage, before "Successfully built"; none with q=1
+            aux: (id) => quiet || p.msg({ aux: { ID: id } }),
+          },
+          networkContainer === undefined ? {} : { networkContainer },
+        )
         .then(
           (i) => i,
           async (e: unknown) => {
@@ -102,11 +124,13 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
             throw e;
           },
         );
-      p.msg({ aux: { ID: img.id } });
-      if (quiet) p.msg({ stream: `${img.id}\n` }); // what the docker CLI prints for -q
+      if (quiet) p.msg({ stream: `${img.id}\n` }); // dockerd's whole answer to q=1
     } catch (e) {
-      const message = errorMessage(e);
-      if (!ctx.signal.aborted) p.msg({ errorDetail: { message }, error: message });
+      const { message, code } = buildErrorDetail(e, steps);
+      // as dockerd: what fails before the first step (parse, target, Dockerfile) is an HTTP error
+      if (!p.started) throw isBerthError(e) ? new BerthError(e.code, message, { cause: e }) : e;
+      if (!ctx.signal.aborted)
+        p.msg({ errorDetail: { ...(code === undefined ? {} : { code }), message }, error: message });
     }
     p.end();
   });

@@ -228,6 +228,9 @@ async function render(
     }
     const aux = m['aux'] as Json | undefined;
     if (aux && typeof aux['ID'] === 'string') id = aux['ID'];
+    // with q=1 the whole answer is the id as a stream line (dockerd sends no aux then)
+    if (mode === 'quiet' && typeof m['stream'] === 'string' && /^sha256:[0-9a-f]{64}\n$/.test(m['stream']))
+      id = m['stream'].trim();
     if (mode === 'quiet') continue;
     if (typeof m['stream'] === 'string') {
       if (mode === 'plain') out.write(m['stream']);

@@ -1,0 +1,100 @@
+/**
+ * A build's output in dockerd's order. berth runs independent stages at once, but dockerd's legacy
+ * builder runs them one after the other, so its stream holds each stage's lines together, in
+ * Dockerfile order. Each stage runs inside `inStage()`; what it writes while an earlier stage is
+ * still running is held back and written when those are done. Also keeps, per stage, the
+ * intermediate container dockerd would have made for the current step (`Running in <id>`), for the
+ * `Removing intermediate container <id>` line that `rm`/`forcerm` print.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import type { BuildOutput, StepEvent } from './types.js';
+
+interface Slot {
+  index: number;
+  /** the intermediate container of the step in progress (a name only: berth makes no container) */
+  container: string | null;
+}
+
+export class OrderedOutput implements BuildOutput {
+  private readonly als = new AsyncLocalStorage<Slot>();
+  private order: number[] = [];
+  private pos = 0;
+  private readonly held = new Map<number, Array<() => void>>();
+  private readonly done = new Set<number>();
+
+  constructor(
+    private readonly out: BuildOutput,
+    /** rm: remove the intermediate containers after a successful step; forcerm: after any step */
+    private readonly remove: { rm: boolean; force: boolean },
+  ) {}
+
+  /** The stages in the order their output is written (ascending Dockerfile index). */
+  setOrder(stages: number[]): void {
+    this.order = [...stages].sort((a, b) => a - b);
+    this.pos = 0;
+  }
+
+  inStage<T>(index: number, fn: () => Promise<T>): Promise<T> {
+    return this.als.run({ index, container: null }, fn);
+  }
+
+  private emit(f: () => void): void {
+    const s = this.als.getStore();
+    if (!s || this.pos >= this.order.length || this.order[this.pos] === s.index) return f();
+    let q = this.held.get(s.index);
+    if (!q) this.held.set(s.index, (q = []));
+    q.push(f);
+  }
+
+  stream(text: string): void {
+    this.emit(() => this.out.stream(text));
+  }
+
+  aux(id: string): void {
+    this.emit(() => this.out.aux?.(id));
+  }
+
+  /** berth's step events are not part of dockerd's stream: they go out at once */
+  step(e: StepEvent): void {
+    this.out.step(e);
+  }
+
+  /** A stage is finished: the next stages' held lines are written. */
+  finished(index: number): void {
+    this.done.add(index);
+    while (this.pos < this.order.length && this.done.has(this.order[this.pos]!)) {
+      this.pos++;
+      const next = this.order[this.pos];
+      if (next !== undefined) this.flush(next);
+    }
+  }
+
+  /** The build ended (failed): whatever is held is written, in stage order. */
+  flushAll(): void {
+    for (const i of this.order) this.flush(i);
+    this.pos = this.order.length;
+  }
+
+  private flush(index: number): void {
+    const q = this.held.get(index);
+    this.held.delete(index);
+    for (const f of q ?? []) f();
+  }
+
+  /** dockerd made a container for this step: ` ---> Running in <id>`. */
+  running(): void {
+    const s = this.als.getStore();
+    const id = randomBytes(6).toString('hex');
+    if (s) s.container = id;
+    this.stream(` ---> Running in ${id}\n`);
+  }
+
+  /** The step ended: with rm (and success) or forcerm, dockerd removes its container and says so. */
+  stepEnded(ok: boolean): void {
+    const s = this.als.getStore();
+    if (!s?.container) return;
+    if (this.remove.force || (ok && this.remove.rm)) this.stream(`Removing intermediate container ${s.container}\n`);
+    s.container = null;
+  }
+}
