@@ -87,9 +87,23 @@ export class SourceRoot {
     private readonly isContext: boolean,
   ) {}
 
-  static async context(dir: string): Promise<SourceRoot> {
+  /**
+   * The build context as dockerd's legacy builder sees it: the client applied `.dockerignore`
+   * when it made the tar (the docker CLI, berth's CLI, docker-py and dockerode all do), so the
+   * daemon only removes `.dockerignore` and the Dockerfile when `.dockerignore` names them
+   * (moby's `removeDockerfile`). Every other file the client sent is there for COPY.
+   */
+  static async context(dir: string, dockerfile = 'Dockerfile'): Promise<SourceRoot> {
     const text = await fsp.readFile(join(dir, '.dockerignore'), 'utf8').catch(() => '');
-    return new SourceRoot(dir, IgnoreMatcher.parse(text), true);
+    const ignore = IgnoreMatcher.parse(text);
+    for (const f of ['.dockerignore', dockerfile]) {
+      const rel = cleanPath(f);
+      if (rel && !rel.startsWith('..') && ignore.ignores(rel)) {
+        const parent = await resolveInRoot(dir, posix.dirname(rel)); // no symlink leads it out of the context
+        await fsp.rm(join(parent, posix.basename(rel)), { force: true }).catch(() => undefined);
+      }
+    }
+    return new SourceRoot(dir, null, true);
   }
 
   ignored(rel: string): boolean {

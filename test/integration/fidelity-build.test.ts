@@ -250,6 +250,25 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
     assert.match(history, /^\/bin\/sh -c #\(nop\)  LABEL k=v w\n\/bin\/sh -c #\(nop\)  LABEL a=b'c\n/);
   });
 
+  test('.dockerignore: the daemon only drops .dockerignore and the Dockerfile (the client filtered the rest)', async () => {
+    const r = await build(
+      context({
+        '.dockerignore': '*.log\n!keep.log\nDockerfile\n.dockerignore\n',
+        'a.log': '',
+        'keep.log': '',
+        'x.txt': '',
+        Dockerfile: 'FROM busybox\nCOPY . /x\nRUN find /x | sort\n',
+      }),
+      'nocache=1',
+    );
+    // dockerd 20.10, the same tar sent as is: {"stream":"/x\n/x/a.log\n/x/keep.log\n/x/x.txt\n"}
+    // (moby's removeDockerfile: only .dockerignore and the Dockerfile, when .dockerignore names them)
+    assert.ok(
+      r.msgs.some((m) => m['stream'] === '/x\n/x/a.log\n/x/keep.log\n/x/x.txt\n'),
+      r.text,
+    );
+  });
+
   test('extrahosts reach /etc/hosts of RUN steps', async () => {
     const r = await build(
       context({ Dockerfile: 'FROM busybox\nRUN cat /etc/hosts\n' }),
