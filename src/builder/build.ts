@@ -225,6 +225,10 @@ export class BuildRun implements StepEnv {
     } catch (e) {
       this.fail(stage.from, e);
     }
+    // dockerd: " ---> <id>" after FROM (" ---> " for scratch), or after the base image's ONBUILD triggers
+    const shown = (s: State) =>
+      this.out.stream(` ---> ${s.key === stepKey('scratch') ? '' : shortId(configId(s.config))}\n`);
+    if (!onbuild.length) shown(state);
     this.out.step({
       stage: this.stageName(stage),
       index: this.numbers.get(stage.from)!,
@@ -234,10 +238,21 @@ export class BuildRun implements StepEnv {
       ms: performance.now() - t0,
     });
     const ctx: StageCtx = { stage, args, cmdSet: false };
-    for (const trigger of onbuild) {
-      const ins = parseDockerfile(`FROM scratch\n${trigger}`, this.file).instructions[1]!;
-      this.out.stream(`# Executing ONBUILD trigger: ${trigger}\n`);
-      state = await this.instruction(ctx, state, { ...ins, line: stage.from.line });
+    if (onbuild.length) {
+      // dockerd: "# Executing 2 build trigger" "s" "\n", the triggers without their " ---> <id>", then the id
+      this.out.stream(`# Executing ${onbuild.length} build trigger`);
+      if (onbuild.length > 1) this.out.stream('s');
+      this.out.stream('\n');
+      this.out.hideIds(true);
+      try {
+        for (const trigger of onbuild) {
+          const ins = parseDockerfile(`FROM scratch\n${trigger}`, this.file).instructions[1]!;
+          state = await this.instruction(ctx, state, { ...ins, line: stage.from.line });
+        }
+      } finally {
+        this.out.hideIds(false);
+      }
+      shown(state);
     }
     for (const ins of stage.instructions) {
       this.req.signal.throwIfAborted();
@@ -287,7 +302,6 @@ export class BuildRun implements StepEnv {
     const dep = this.stageRef(ref, stage.index);
     if (dep) {
       const s = await this.stage(dep.index);
-      this.out.stream(` ---> ${shortId(configId(s.config))}\n`);
       return s;
     }
     if (ref.toLowerCase() === 'scratch') {
@@ -298,7 +312,6 @@ export class BuildRun implements StepEnv {
         rootfs: { type: 'layers', diff_ids: [] },
         history: [],
       };
-      this.out.stream(' ---> scratch\n');
       return { config, key: stepKey('scratch'), chainId: null };
     }
     const platform = stage.from.flags['platform']?.[0];
@@ -307,7 +320,6 @@ export class BuildRun implements StepEnv {
       platform ? expand(platform, this.globals, this.escape) : undefined,
       this.req.pull,
     );
-    this.out.stream(` ---> ${shortId(img.id)}\n`);
     return { config: copyOf(img.config), key: stepKey(img.id), chainId: img.topChainId };
   }
 
@@ -389,13 +401,13 @@ export class BuildRun implements StepEnv {
     };
     this.builder.cache.put(key, config);
     const chainId = diffId ? await this.d.images.unpack(config.rootfs.diff_ids) : state.chainId;
-    this.out.stream(` ---> ${shortId(configId(config))}\n`);
+    this.out.result(` ---> ${shortId(configId(config))}\n`);
     return { config, key, chainId };
   }
 
   private async reuse(key: string, config: ImageConfig): Promise<State> {
     this.out.stream(' ---> Using cache\n');
-    this.out.stream(` ---> ${shortId(configId(config))}\n`);
+    this.out.result(` ---> ${shortId(configId(config))}\n`);
     return { config, key, chainId: await this.d.images.unpack(config.rootfs.diff_ids), cached: true };
   }
 

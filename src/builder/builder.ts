@@ -81,7 +81,16 @@ export class Builder implements BuildHost {
     for (const t of req.tags) normalizeTagged(t); // a bad tag fails before any step runs
     const target = req.target ? stages.find((s) => s.name === req.target.toLowerCase()) : stages[stages.length - 1];
     if (!target) throw invalidArgument(`failed to reach build target ${req.target} in Dockerfile`);
-    const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir, file), stages);
+    const run = new BuildRun(
+      this,
+      this.d,
+      req,
+      out,
+      df.escape,
+      name,
+      await SourceRoot.context(contextDir, file),
+      stages,
+    );
     const globals = run.globalScope(globalArgs);
     run.plan(target, globals);
     let state: State;

@@ -124,8 +124,9 @@ export class SourceRoot {
     if (!GLOB.test(p)) {
       const found = await this.sourceAt(p);
       if (!found)
+        // dockerd's words: from the context, and from a stage or image (COPY --from)
         throw invalidArgument(
-          `file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`,
+          `${this.isContext ? 'file not found in build context or excluded by .dockerignore: ' : ''}stat ${p}: file does not exist`,
         );
       return [found];
     }

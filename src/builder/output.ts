@@ -14,6 +14,8 @@ interface Slot {
   index: number;
   /** the intermediate container of the step in progress (a name only: berth makes no container) */
   container: string | null;
+  /** running ONBUILD triggers: dockerd shows no " ---> <id>" per trigger */
+  hideIds: boolean;
 }
 
 export class OrderedOutput implements BuildOutput {
@@ -36,7 +38,7 @@ export class OrderedOutput implements BuildOutput {
   }
 
   inStage<T>(index: number, fn: () => Promise<T>): Promise<T> {
-    return this.als.run({ index, container: null }, fn);
+    return this.als.run({ index, container: null, hideIds: false }, fn);
   }
 
   private emit(f: () => void): void {
@@ -80,6 +82,16 @@ export class OrderedOutput implements BuildOutput {
     const q = this.held.get(index);
     this.held.delete(index);
     for (const f of q ?? []) f();
+  }
+
+  /** A step's resulting image (` ---> <id>`), not shown for ONBUILD triggers. */
+  result(text: string): void {
+    if (!this.als.getStore()?.hideIds) this.stream(text);
+  }
+
+  hideIds(on: boolean): void {
+    const s = this.als.getStore();
+    if (s) s.hideIds = on;
   }
 
   /** dockerd made a container for this step: ` ---> Running in <id>`. */

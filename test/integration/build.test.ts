@@ -467,7 +467,7 @@ CMD ["cat", "/used", "/runs", "/copied"]
       ],
       [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM/],
       [{ Dockerfile: 'FROM busybox\nCOPY --chmod=9z9 a /\n', a: 'x' }, /Dockerfile:2: invalid chmod parameter: 9z9/],
-      [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: invalid containerPort: notaport/],
+      [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: Invalid containerPort: notaport/],
     ];
     for (const [i, [files, re, extra]] of cases.entries()) {
       const dir = writeContext(work, `bad-${i}`, files);
