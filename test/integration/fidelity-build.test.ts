@@ -171,6 +171,9 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
       s('Removing intermediate container H12\n'),
       err,
     ]);
+    // dockerd with q=1: nothing while it runs; when it fails, the held stream, then the error
+    const quiet = await build(body, 'q=1');
+    assert.deepEqual(shape(quiet.msgs), [...head, s(' ---> Running in H12\n'), err]);
     // rm=0 on success: no "Removing" line either
     const ok = await build(context({ Dockerfile: 'FROM busybox\nENV A=1\n' }), 'rm=0&nocache=1');
     assert.deepEqual(
@@ -267,6 +270,45 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
       r.msgs.some((m) => m['stream'] === '/x\n/x/a.log\n/x/keep.log\n/x/x.txt\n'),
       r.text,
     );
+  });
+
+  test('ONBUILD triggers and FROM scratch: dockerd lines', async () => {
+    const base = await build(
+      context({ Dockerfile: 'FROM busybox\nONBUILD RUN echo triggered\nONBUILD ENV T=1\n' }),
+      't=fidelity-onbuild',
+    );
+    assert.equal(base.status, 200);
+    const r = await build(context({ Dockerfile: 'FROM fidelity-onbuild\nENV B=1\n', f: 'x' }), 'nocache=1');
+    // dockerd 20.10: {"stream":"# Executing 2 build trigger"} {"stream":"s"} {"stream":"\n"}, each trigger's
+    // Running in / output / Removing, no " ---> <id>" per trigger, then the id after all of them
+    assert.deepEqual(shape(r.msgs), [
+      s('Step 1/2 : FROM fidelity-onbuild'),
+      s('\n'),
+      s('# Executing 2 build trigger'),
+      s('s'),
+      s('\n'),
+      s(' ---> Running in H12\n'),
+      s('triggered\n'),
+      s('Removing intermediate container H12\n'),
+      s(' ---> Running in H12\n'),
+      s('Removing intermediate container H12\n'),
+      s(' ---> H12\n'),
+      s('Step 2/2 : ENV B=1'),
+      s('\n'),
+      s(' ---> Running in H12\n'),
+      s('Removing intermediate container H12\n'),
+      s(' ---> H12\n'),
+      AUX,
+      s('Successfully built H12\n'),
+    ]);
+    // dockerd: FROM scratch is followed by " ---> " (no id)
+    const sc = await build(context({ Dockerfile: 'FROM scratch\nCOPY f /f\n', f: 'x' }), 'nocache=1');
+    assert.deepEqual(shape(sc.msgs).slice(0, 4), [
+      s('Step 1/2 : FROM scratch'),
+      s('\n'),
+      s(' ---> \n'),
+      s('Step 2/2 : COPY f /f'),
+    ]);
   });
 
   test('extrahosts reach /etc/hosts of RUN steps', async () => {

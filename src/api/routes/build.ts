@@ -63,6 +63,9 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
   return Object.fromEntries(Object.entries(v).map(([k, d]) => [k, Buffer.from(d ?? '', 'base64')]));
 }
 
+/** what q=1 holds back of a build's stream (dockerd holds it all) */
+const QUIET_HOLD = 4 << 20;
+
 export function buildRoutes(r: Router, builder: BuildVerbs): void {
   r.on('POST', '/build', async (ctx) => {
     if (ctx.query.get('remote'))
@@ -98,22 +101,35 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
       platform: 'linux/amd64',
       network: network === 'bridge' || networkContainer ? 'default' : (network as BuildRequest['network']),
       extraHosts: extraHostsOf(ctx.query.getAll('extrahosts').filter(Boolean)),
-      remove: ctx.query.get('rm') === null || ctx.query.get('rm') === '' ? true : flag(ctx, 'rm'),
+      remove: (ctx.query.get('rm') ?? '') === '' ? true : flag(ctx, 'rm'), // dockerd: rm defaults to true
       forceRemove: flag(ctx, 'forcerm'),
       credentials: registryConfig(ctx),
       signal: ctx.signal,
     };
     const p = progress(ctx);
+    // q=1: dockerd keeps the stream to itself and sends it only when the build fails (held here,
+    // up to QUIET_HOLD bytes; the rest is dropped)
+    const held: Array<Record<string, unknown>> = [];
+    let heldBytes = 0;
+    let heldAny = false;
+    const say = (m: Record<string, unknown>) => {
+      if (!quiet) return p.msg(m);
+      heldAny = true;
+      const size = JSON.stringify(m).length;
+      if (heldBytes + size > QUIET_HOLD) return;
+      heldBytes += size;
+      held.push(m);
+    };
     try {
       const img = await builder
         .build(
           ctx.bodyStream,
           req,
           {
-            stream: (text) => quiet || p.msg({ stream: text }),
+            stream: (text) => say({ stream: text }),
             step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
             // dockerd: one aux ID per finished stage, before "Successfully built"; none with q=1
-            aux: (id) => quiet || p.msg({ aux: { ID: id } }),
+            aux: (id) => say({ aux: { ID: id } }),
           },
           networkContainer === undefined ? {} : { networkContainer },
         )
@@ -128,7 +144,8 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
     } catch (e) {
       const { message, code } = buildErrorDetail(e, steps);
       // as dockerd: what fails before the first step (parse, target, Dockerfile) is an HTTP error
-      if (!p.started) throw isBerthError(e) ? new BerthError(e.code, message, { cause: e }) : e;
+      if (!p.started && !heldAny) throw isBerthError(e) ? new BerthError(e.code, message, { cause: e }) : e;
+      for (const m of held) p.msg(m);
       if (!ctx.signal.aborted)
         p.msg({ errorDetail: { ...(code === undefined ? {} : { code }), message }, error: message });
     }
