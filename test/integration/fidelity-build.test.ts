@@ -213,6 +213,21 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
       assert.equal(r.status, status, `${q}: ${r.text}`);
       assert.equal(JSON.parse(r.text).message, message, q);
     }
+    // dockerd on Linux: 400 {"message":"Unsupported isolation: \"hyperv\""}
+    const iso = await build(ok, 'isolation=hyperv');
+    assert.equal(iso.status, 400);
+    assert.equal(JSON.parse(iso.text).message, 'Unsupported isolation: "hyperv"');
+    // dockerd: 400 "error reading build args: invalid character 'o' in literal null (expecting 'u')" (Go's
+    // JSON words after the prefix; berth's are Node's)
+    for (const [q, prefix] of [
+      ['buildargs=notjson', 'error reading build args: '],
+      ['labels=notjson', 'error reading labels: '],
+      ['buildargs=%5B1%5D', 'error reading build args: '],
+    ] as const) {
+      const r = await build(ok, q);
+      assert.equal(r.status, 400, q);
+      assert.ok(String(JSON.parse(r.text).message).startsWith(prefix), r.text);
+    }
     assert.equal((await d.docker(['images', '-aq', '--no-trunc'])).stdout, before, 'no image was made');
   });
 

@@ -4,7 +4,7 @@
  * (`{"stream": "Step 1/3 : ..."}`, `{"aux": {"ID": ...}}`, a final `errorDetail` on failure).
  * berth's CLI asks for `berthsteps=1` and also gets `{"berthStep": {...}}` per finished step.
  */
-import { BerthError, invalidArgument, isBerthError } from '../../base/errors.js';
+import { BerthError, errorMessage, invalidArgument, isBerthError } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
 import {
   buildErrorDetail,
@@ -17,17 +17,20 @@ import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
 
+/** dockerd's prefixes for a parameter that does not decode ("error reading build args: ...") */
+const READING: Record<string, string> = { buildargs: 'error reading build args: ', labels: 'error reading labels: ' };
+
 function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallback: T): T {
   const text = ctx.query.get(k);
   if (!text) return fallback;
   let v: unknown;
   try {
     v = JSON.parse(text);
-  } catch {
-    throw invalidArgument(`invalid ${k} parameter: not JSON`);
+  } catch (e) {
+    throw invalidArgument(`${READING[k] ?? ''}invalid ${k} parameter: ${errorMessage(e)}`);
   }
   if (v === null) return fallback; // the Go SDK sends `buildargs=null`, `labels=null`, `cachefrom=null`
-  if (!check(v)) throw invalidArgument(`invalid ${k} parameter`);
+  if (!check(v)) throw invalidArgument(`${READING[k] ?? ''}invalid ${k} parameter: ${JSON.stringify(v).slice(0, 100)}`);
   return v;
 }
 
@@ -81,6 +84,10 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
       throw invalidArgument(
         `network mode ${network} is not supported for builds (default, host, none, container:<id>)`,
       );
+    // dockerd on Linux: "" and "default" only (HTTP 400 `Unsupported isolation: "hyperv"`)
+    const isolation = ctx.query.get('isolation') ?? '';
+    if (!['', 'default'].includes(isolation.toLowerCase()))
+      throw invalidArgument(`Unsupported isolation: ${JSON.stringify(isolation)}`);
     const platform = ctx.query.get('platform') || 'linux/amd64';
     if (!/^linux(\/amd64)?$/.test(platform))
       throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
