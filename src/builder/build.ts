@@ -53,6 +53,8 @@ export class BuildRun implements StepEnv {
   private readonly stop = new AbortController();
   /** the first stage failure that was not an abort: what the build reports */
   firstError: unknown = null;
+  /** the stage that failed first (-1: none) */
+  failedStage = -1;
   readonly req: BuildRequest;
   private readonly clock: Clock;
   /** the build's stream, in dockerd's (stage by stage) order */
@@ -175,6 +177,7 @@ export class BuildRun implements StepEnv {
       this.stage(i).catch((e: unknown) => {
         if (this.req.signal.aborted) return;
         this.firstError = e;
+        this.failedStage = i;
         this.stop.abort(e);
       });
   }

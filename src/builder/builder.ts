@@ -99,7 +99,7 @@ export class Builder implements BuildHost {
     } catch (e) {
       // a failing stage stopped the others: nothing keeps running (or reading the context) after the answer
       await run.settled();
-      run.out.flushAll();
+      run.out.flushAll(run.failedStage);
       throw run.firstError ?? e;
     }
     run.warnUnused();

@@ -72,9 +72,13 @@ export class OrderedOutput implements BuildOutput {
     }
   }
 
-  /** The build ended (failed): whatever is held is written, in stage order. */
-  flushAll(): void {
-    for (const i of this.order) this.flush(i);
+  /**
+   * The build failed in stage `failed` (-1: unknown): what the stages up to it wrote is written, in
+   * stage order; the later stages, which dockerd would not have started, are dropped.
+   */
+  flushAll(failed = -1): void {
+    for (const i of this.order) if (failed < 0 || i <= failed) this.flush(i);
+    this.held.clear();
     this.pos = this.order.length;
   }
 

@@ -287,6 +287,33 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
     );
   });
 
+  test('a stage fails while a later one ran: the stream ends as dockerd, with the failing stage', async () => {
+    const body = context({
+      Dockerfile:
+        'FROM busybox AS a\nRUN sleep 1; exit 4\nFROM busybox AS b\nRUN echo later\n' +
+        'FROM busybox\nCOPY --from=a /bin/true /a\nCOPY --from=b /bin/true /b\n',
+    });
+    const r = await build(body, 'nocache=1');
+    // dockerd (stages one by one) never starts stage b; berth ran it at once but shows nothing of it
+    const msg = "The command '/bin/sh -c sleep 1; exit 4' returned a non-zero code: 4";
+    assert.deepEqual(shape(r.msgs), [
+      s('Step 1/7 : FROM busybox AS a'),
+      s('\n'),
+      s(' ---> H12\n'),
+      s('Step 2/7 : RUN sleep 1; exit 4'),
+      s('\n'),
+      s(' ---> Running in H12\n'),
+      JSON.stringify({ errorDetail: { code: 4, message: msg }, error: msg }),
+    ]);
+    // the docker CLI (legacy builder) exits with errorDetail's code, as with dockerd
+    const cli = await d.docker(['build', '-q', join(work, `c${n}`)], {
+      allowFail: true,
+      env: { DOCKER_BUILDKIT: '0' },
+    });
+    assert.equal(cli.code, 4, cli.stderr);
+    assert.match(cli.stderr, /The command '\/bin\/sh -c sleep 1; exit 4' returned a non-zero code: 4/);
+  });
+
   test('ONBUILD triggers and FROM scratch: dockerd lines', async () => {
     const base = await build(
       context({ Dockerfile: 'FROM busybox\nONBUILD RUN echo triggered\nONBUILD ENV T=1\n' }),
