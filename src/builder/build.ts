@@ -341,7 +341,7 @@ export class BuildRun implements StepEnv {
     }
     let p = this.pulled.get(ref);
     if (!p) {
-      p = this.d.pull(ref, platform, this.req.credentials(ref), (line) => this.out.stream(`${line}\n`));
+      p = this.d.pull(ref, platform, this.req.credentials(ref), (m) => this.out.progress(m));
       this.pulled.set(ref, p);
     }
     return p;

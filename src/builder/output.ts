@@ -8,7 +8,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import type { BuildOutput, StepEvent } from './types.js';
+import type { BuildOutput, PullProgress, StepEvent } from './types.js';
 
 interface Slot {
   index: number;
@@ -55,6 +55,14 @@ export class OrderedOutput implements BuildOutput {
 
   aux(id: string): void {
     this.emit(() => this.out.aux?.(id));
+  }
+
+  /** A pull's progress message: as is when the output takes them, else its status as a line. */
+  progress(m: PullProgress): void {
+    this.emit(() => {
+      if (this.out.progress) this.out.progress(m);
+      else if (m.status && !m.progressDetail?.total) this.out.stream(`${m.id ? `${m.id}: ` : ''}${m.status}\n`);
+    });
   }
 
   /** berth's step events are not part of dockerd's stream: they go out at once */

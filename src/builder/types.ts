@@ -7,6 +7,10 @@ import type { Writable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
 import type { Clock } from '../base/clock.js';
 import type { Credentials } from '../distribution/client.js';
+import type { Progress } from '../distribution/transfer.js';
+
+/** a pull's progress message (`{"status": "Pulling fs layer", "id": ...}`), as /images/create streams it */
+export type PullProgress = Parameters<Progress>[0];
 import type { ImageRecord } from '../image/types.js';
 import type { Db } from '../metadata/db.js';
 import type { BuildRunner, RuntimeName } from '../runtime/types.js';
@@ -45,7 +49,7 @@ export interface BuilderDeps {
     ref: string,
     platform: string | undefined,
     creds: Credentials | null,
-    say: (line: string) => void,
+    progress: (m: PullProgress) => void,
   ) => Promise<ImageRecord>;
 }
 
@@ -93,6 +97,8 @@ export interface BuildOutput {
   step(e: StepEvent): void;
   /** a stage's image id (`{"aux": {"ID": ...}}`), as dockerd reports at the end of every stage */
   aux?(id: string): void;
+  /** a base image's pull progress, message as is (dockerd puts them in the build stream); without it, lines */
+  progress?(m: PullProgress): void;
 }
 
 /** What one build uses of the builder service: its cache and the locks of cache mounts. */

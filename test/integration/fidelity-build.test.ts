@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
+import { startBerthRegistry } from './registry-harness.js';
 
 type Msg = Record<string, unknown>;
 
@@ -351,6 +352,38 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
       s(' ---> \n'),
       s('Step 2/2 : COPY f /f'),
     ]);
+  });
+
+  test("a base image's pull: its progress messages in the stream, as /images/create streams them", async () => {
+    const reg = await startBerthRegistry();
+    try {
+      const ref = `${reg.addr}/fidelity/base:1`;
+      await d.docker(['tag', 'busybox', ref]);
+      await d.berth(['push', ref]);
+      await d.docker(['rmi', ref]);
+      const r = await build(context({ Dockerfile: `FROM ${ref}\nENV A=1\n` }), 'nocache=1');
+      // dockerd 20.10: {"stream":"Step 1/2 : FROM 127.0.0.1:5987/fb/base:1"} {"stream":"\n"}
+      // {"status":"Pulling from fb/base","id":"1"} ({"status":"Pulling fs layer","progressDetail":{},"id":...} ...)
+      // {"status":"Digest: sha256:821f..."} {"status":"Status: Downloaded newer image for 127.0.0.1:5987/fb/base:1"}
+      // {"stream":" ---> a3d1bf5be490\n"}
+      const i = r.msgs.findIndex((m) => m['status'] === 'Pulling from fidelity/base');
+      assert.ok(i > 0, r.text);
+      assert.deepEqual(r.msgs[i], { status: 'Pulling from fidelity/base', id: '1' });
+      assert.deepEqual(shape(r.msgs.slice(0, 2)), [s(`Step 1/2 : FROM ${ref}`), s('\n')]);
+      assert.ok(
+        r.msgs.some((m) => String(m['status']).startsWith('Digest: sha256:')),
+        r.text,
+      );
+      assert.ok(!r.msgs.some((m) => String(m['stream'] ?? '').includes('Pulling')), 'no pull line as a stream');
+      const after = r.msgs.findIndex((m) => String(m['stream'] ?? '').startsWith(' ---> '));
+      assert.ok(after > i, 'the id of the pulled image follows its progress');
+      assert.ok(
+        r.msgs.some((m) => m['aux']),
+        r.text,
+      );
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('extrahosts reach /etc/hosts of RUN steps', async () => {

@@ -137,6 +137,8 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
             step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
             // dockerd: one aux ID per finished stage, before "Successfully built"; none with q=1
             aux: (id) => say({ aux: { ID: id } }),
+            // dockerd: a base image's pull progress as /images/create streams it
+            progress: (m) => say({ ...m }),
           },
           networkContainer === undefined ? {} : { networkContainer },
         )

@@ -232,6 +232,11 @@ async function render(
     if (mode === 'quiet' && typeof m['stream'] === 'string' && /^sha256:[0-9a-f]{64}\n$/.test(m['stream']))
       id = m['stream'].trim();
     if (mode === 'quiet') continue;
+    const detail = m['progressDetail'] as Json | undefined;
+    if (typeof m['status'] === 'string' && !(detail && detail['total'])) {
+      const line = `${typeof m['id'] === 'string' ? `${m['id']}: ` : ''}${m['status']}\n`; // a base image's pull
+      out.write(mode === 'plain' ? line : `  | ${line}`);
+    }
     if (typeof m['stream'] === 'string') {
       if (mode === 'plain') out.write(m['stream']);
       else {
