@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
@@ -71,6 +71,9 @@ export class Builder implements BuildHost {
 
   async build(contextDir: string, req: BuildRequest, out: BuildOutput): Promise<ImageRecord> {
     const file = req.dockerfile || 'Dockerfile';
+    const rel = posix.normalize(file);
+    if (rel === '..' || rel.startsWith('../'))
+      throw invalidArgument(`forbidden path outside the build context: ${file}`); // dockerd's words
     const dfPath = await resolveInRoot(contextDir, file);
     const text = await fsp.readFile(dfPath, 'utf8').catch(() => {
       throw invalidArgument(`Cannot locate specified Dockerfile: ${file}`);

@@ -204,6 +204,8 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
       ],
       // dockerd: 400 {"message":"failed to reach build target nope in Dockerfile"}
       [ok, 'target=nope', 400, 'failed to reach build target nope in Dockerfile'],
+      // dockerd: 500 {"message":"forbidden path outside the build context: ../x ()"} (berth: 400, no "()")
+      [ok, 'dockerfile=..%2Fx', 400, 'forbidden path outside the build context: ../x'],
       // dockerd 20.10 without experimental: 400 {"message":"squash is only supported with experimental mode"}
       [ok, 'squash=1', 400, 'squash is only supported with experimental mode'],
       // dockerd reports this one at the first RUN (in the stream); berth refuses it up front, same words
