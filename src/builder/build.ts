@@ -45,6 +45,8 @@ export class BuildRun implements StepEnv {
   private readonly needed = new Set<number>();
   private readonly consumed = new Set<string>();
   private globals = new Map<string, string>();
+  /** the ARGs before the first FROM: steps of their own in dockerd's stream (a header, nothing else) */
+  private globalArgs: Instruction[] = [];
   private total = 0;
   private readonly numbers = new Map<Instruction, number>();
   private readonly cacheFrom: ImageConfig[] = [];
@@ -110,6 +112,7 @@ export class BuildRun implements StepEnv {
         else g.set(k, v);
     }
     this.globals = g;
+    this.globalArgs = args;
     return g;
   }
 
@@ -166,12 +169,14 @@ export class BuildRun implements StepEnv {
     };
     visit(target);
     this.target = target.index;
+    for (const ins of this.globalArgs) this.numbers.set(ins, ++this.total);
     for (const s of this.stages) {
       if (!this.needed.has(s.index)) continue;
       for (const ins of [s.from, ...s.instructions]) this.numbers.set(ins, ++this.total);
     }
     this.total += Object.keys(this.req.labels).length; // dockerd adds one LABEL step per label
     this.out.setOrder([...this.needed]);
+    for (const ins of this.globalArgs) this.header(ins);
     // independent stages start now; each waits only for what it reads; the first failure stops all
     for (const i of this.needed)
       this.stage(i).catch((e: unknown) => {

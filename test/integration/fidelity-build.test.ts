@@ -317,6 +317,26 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
     assert.match(cli.stderr, /The command '\/bin\/sh -c sleep 1; exit 4' returned a non-zero code: 4/);
   });
 
+  test('ARGs before the first FROM are steps of their own, as dockerd counts them', async () => {
+    const body = context({ Dockerfile: 'ARG BASE=busybox\nARG V=1\nFROM ${BASE} AS one\nARG V\nRUN echo v=$V\n' });
+    const r = await build(body, 'nocache=1');
+    // dockerd 20.10: {"stream":"Step 1/5 : ARG BASE=busybox"} {"stream":"\n"} {"stream":"Step 2/5 : ARG V=1"}
+    // {"stream":"\n"} {"stream":"Step 3/5 : FROM ${BASE} AS one"} {"stream":"\n"} {"stream":" ---> a3d1bf5be490\n"} ...
+    assert.deepEqual(shape(r.msgs).slice(0, 7), [
+      s('Step 1/5 : ARG BASE=busybox'),
+      s('\n'),
+      s('Step 2/5 : ARG V=1'),
+      s('\n'),
+      s('Step 3/5 : FROM ${BASE} AS one'),
+      s('\n'),
+      s(' ---> H12\n'),
+    ]);
+    assert.ok(
+      r.msgs.some((m) => m['stream'] === 'v=1\n'),
+      r.text,
+    );
+  });
+
   test('ONBUILD triggers and FROM scratch: dockerd lines', async () => {
     const base = await build(
       context({ Dockerfile: 'FROM busybox\nONBUILD RUN echo triggered\nONBUILD ENV T=1\n' }),
