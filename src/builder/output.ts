@@ -18,12 +18,16 @@ interface Slot {
   hideIds: boolean;
 }
 
+/** what a build holds back of later stages' output at most */
+const HOLD = 8 << 20;
+
 export class OrderedOutput implements BuildOutput {
   private readonly als = new AsyncLocalStorage<Slot>();
   private order: number[] = [];
   private pos = 0;
-  private readonly held = new Map<number, Array<() => void>>();
+  private readonly held = new Map<number, Array<{ f: () => void; size: number }>>();
   private readonly done = new Set<number>();
+  private heldBytes = 0;
 
   constructor(
     private readonly out: BuildOutput,
@@ -41,20 +45,23 @@ export class OrderedOutput implements BuildOutput {
     return this.als.run({ index, container: null, hideIds: false }, fn);
   }
 
-  private emit(f: () => void): void {
+  private emit(f: () => void, size: number): void {
     const s = this.als.getStore();
     if (!s || this.pos >= this.order.length || this.order[this.pos] === s.index) return f();
+    // memory is bounded: past HOLD bytes a later stage's output goes out at once, out of order
+    if (this.heldBytes + size > HOLD) return f();
+    this.heldBytes += size;
     let q = this.held.get(s.index);
     if (!q) this.held.set(s.index, (q = []));
-    q.push(f);
+    q.push({ f, size });
   }
 
   stream(text: string): void {
-    this.emit(() => this.out.stream(text));
+    this.emit(() => this.out.stream(text), text.length);
   }
 
   aux(id: string): void {
-    this.emit(() => this.out.aux?.(id));
+    this.emit(() => this.out.aux?.(id), id.length);
   }
 
   /** A pull's progress message: as is when the output takes them, else its status as a line. */
@@ -62,7 +69,7 @@ export class OrderedOutput implements BuildOutput {
     this.emit(() => {
       if (this.out.progress) this.out.progress(m);
       else if (m.status && !m.progressDetail?.total) this.out.stream(`${m.id ? `${m.id}: ` : ''}${m.status}\n`);
-    });
+    }, 200);
   }
 
   /** berth's step events are not part of dockerd's stream: they go out at once */
@@ -87,13 +94,17 @@ export class OrderedOutput implements BuildOutput {
   flushAll(failed = -1): void {
     for (const i of this.order) if (failed < 0 || i <= failed) this.flush(i);
     this.held.clear();
+    this.heldBytes = 0;
     this.pos = this.order.length;
   }
 
   private flush(index: number): void {
     const q = this.held.get(index);
     this.held.delete(index);
-    for (const f of q ?? []) f();
+    for (const { f, size } of q ?? []) {
+      this.heldBytes -= size;
+      f();
+    }
   }
 
   /** A step's resulting image (` ---> <id>`), not shown for ONBUILD triggers. */
