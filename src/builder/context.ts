@@ -78,6 +78,8 @@ function elementMatcher(pattern: string): RegExp {
   return new RegExp(`^${re}$`, 's');
 }
 
+const NOT_IN_CONTEXT = 'file not found in build context or excluded by .dockerignore: ';
+
 /** A directory files are copied from: the build context (with .dockerignore) or a stage/image filesystem. */
 export class SourceRoot {
   constructor(
@@ -125,9 +127,7 @@ export class SourceRoot {
       const found = await this.sourceAt(p);
       if (!found)
         // dockerd's words: from the context, and from a stage or image (COPY --from)
-        throw invalidArgument(
-          `${this.isContext ? 'file not found in build context or excluded by .dockerignore: ' : ''}stat ${p}: file does not exist`,
-        );
+        throw invalidArgument(`${this.isContext ? NOT_IN_CONTEXT : ''}stat ${p}: file does not exist`);
       return [found];
     }
     const parts = p.split('/').map(elementMatcher);

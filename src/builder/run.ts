@@ -188,7 +188,9 @@ export async function runStep(
     const hosts = join(bundle, 'hosts');
     await fsp.writeFile(
       hosts,
-      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : ''}${s.extraHosts.map((h) => `${h.ip}\t${h.host}\n`).join('')}`,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n` +
+        (s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : '') +
+        s.extraHosts.map((h) => `${h.ip}\t${h.host}\n`).join(''),
     );
     const specMounts: SpecInput['mounts'] = [
       { destination: '/etc/hosts', type: 'bind', source: hosts, options: ['rbind', 'ro', 'rprivate'] },
