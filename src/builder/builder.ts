@@ -21,7 +21,15 @@ import { NOP, type State } from './steps.js';
 import { BuildRun, copyOf } from './build.js';
 import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 
-export type { BuilderDeps, BuilderImages, BuildHost, BuildOutput, BuildRequest, StepEvent } from './types.js';
+export type {
+  BuilderDeps,
+  BuilderImages,
+  BuildHost,
+  BuildOutput,
+  BuildRequest,
+  StepEvent,
+  StepLimits,
+} from './types.js';
 export { buildErrorDetail, CommandFailed, ParseFailed } from './types.js';
 
 export class Builder implements BuildHost {

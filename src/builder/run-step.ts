@@ -148,6 +148,7 @@ async function execRun(
           output: (s, chunk) =>
             env.out.stream(s === 'stderr' ? `\x1b[91m${chunk.toString()}\x1b[0m` : chunk.toString()),
           extraHosts: env.req.extraHosts ?? [],
+          limits: env.req.limits,
         },
         what,
       );

@@ -19,7 +19,7 @@ import { packUpper } from '../archive/layer.js';
 import { O_DIRECTORY, O_PATH, getXattr, openat2 } from '../base/syscalls.js';
 import { fdPath, parentBeneath } from '../archive/rooted.js';
 import type { Writable } from 'node:stream';
-import { CommandFailed } from './types.js';
+import { CommandFailed, type StepLimits } from './types.js';
 
 export type MountSpec = Record<string, string>;
 
@@ -66,6 +66,8 @@ export interface RunStep {
   network: 'host' | 'none' | { path: string };
   /** extrahosts: lines added to /etc/hosts */
   extraHosts: Array<{ host: string; ip: string }>;
+  /** resources, ulimits, /dev/shm size */
+  limits?: StepLimits | undefined;
   runtime: RuntimeName;
   epoch: number | null;
   signal: AbortSignal;
@@ -255,8 +257,9 @@ export async function runStep(
       capDrop: [],
       seccomp: 'default',
       noNewPrivileges: false,
-      resources: {},
-      ulimits: [],
+      resources: s.limits?.resources ?? {},
+      ulimits: s.limits?.ulimits ?? [],
+      ...(s.limits?.shmSize ? { shmSize: s.limits.shmSize } : {}),
       mounts: specMounts,
       init: false,
       cgroupsPath: `/berth/${key}`,

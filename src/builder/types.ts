@@ -13,7 +13,7 @@ import type { Progress } from '../distribution/transfer.js';
 export type PullProgress = Parameters<Progress>[0];
 import type { ImageRecord } from '../image/types.js';
 import type { Db } from '../metadata/db.js';
-import type { BuildRunner, RuntimeName } from '../runtime/types.js';
+import type { BuildRunner, Resources, RuntimeName } from '../runtime/types.js';
 import type { LayerStore, Mounter, Snapshotter } from '../snapshot/types.js';
 import type { BuildCache } from './cache.js';
 
@@ -72,12 +72,20 @@ export interface BuildRequest {
   joinNetns?: () => string;
   /** extrahosts: `host:ip` entries added to /etc/hosts of RUN steps */
   extraHosts?: Array<{ host: string; ip: string }>;
+  /** memory, cpu*, shmsize, ulimits: the limits of RUN steps, as dockerd's legacy builder applies them */
+  limits?: StepLimits;
   /** rm (default true) / forcerm: what the stream says of intermediate containers (berth makes none) */
   remove?: boolean;
   forceRemove?: boolean;
   /** registry credentials for the images the build pulls */
   credentials: (ref: string) => Credentials | null;
   signal: AbortSignal;
+}
+
+export interface StepLimits {
+  resources: Resources;
+  ulimits: Array<{ name: string; soft: number; hard: number }>;
+  shmSize?: number;
 }
 
 export interface StepEvent {

@@ -5,8 +5,8 @@
 import type { Readable } from 'node:stream';
 import { isObject } from '../base/json.js';
 import { isIP } from 'node:net';
-import { conflict, invalidArgument } from '../base/errors.js';
-import type { Builder, BuildOutput, BuildRequest, StepEvent } from '../builder/builder.js';
+import { conflict, errorMessage, invalidArgument } from '../base/errors.js';
+import type { Builder, BuildOutput, BuildRequest, StepEvent, StepLimits } from '../builder/builder.js';
 import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
 import type { Credentials, ImageRecord } from './images.js';
@@ -44,6 +44,50 @@ export function extraHostsOf(list: string[]): Array<{ host: string; ip: string }
     if (ip !== 'host-gateway' && !isIP(ip)) throw invalidArgument(`invalid IP address in add-host: "${ip}"`);
     return { host: h.slice(0, i), ip: ip === 'host-gateway' ? '127.0.0.1' : ip };
   });
+}
+
+/**
+ * The RUN steps' limits from the query (memory, memswap, cpushares, cpuquota, cpuperiod,
+ * cpusetcpus, cpusetmems, shmsize, ulimits): numbers that do not parse are 0 (unset), as dockerd
+ * reads them; `ulimits` is JSON `[{"Name","Soft","Hard"}]` (null: none).
+ */
+export function stepLimitsOf(get: (k: string) => string | null | undefined): StepLimits {
+  const int = (k: string) => {
+    const v = Number(get(k) ?? '');
+    return Number.isSafeInteger(v) && v > 0 ? v : undefined;
+  };
+  const resources: StepLimits['resources'] = {};
+  const set = <K extends keyof StepLimits['resources']>(k: K, v: StepLimits['resources'][K] | undefined) => {
+    if (v !== undefined) resources[k] = v;
+  };
+  set('memory', int('memory'));
+  const swap = Number(get('memswap') ?? '');
+  set('memorySwap', swap === -1 ? -1 : int('memswap'));
+  set('cpuShares', int('cpushares'));
+  set('cpuQuota', int('cpuquota'));
+  set('cpuPeriod', int('cpuperiod'));
+  set('cpusetCpus', get('cpusetcpus') || undefined);
+  set('cpusetMems', get('cpusetmems') || undefined);
+  const ulimits: StepLimits['ulimits'] = [];
+  const text = get('ulimits');
+  if (text) {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw invalidArgument(`error reading ulimit settings: ${errorMessage(e)}`); // dockerd's prefix
+    }
+    if (v !== null && !Array.isArray(v)) throw invalidArgument('error reading ulimit settings: not a list');
+    for (const u of (v as unknown[] | null) ?? []) {
+      const f = isObject(u) ? Object.fromEntries(Object.entries(u).map(([k, x]) => [k.toLowerCase(), x])) : {};
+      const [name, soft, hard] = [f['name'], f['soft'], f['hard']];
+      if (typeof name !== 'string' || !Number.isInteger(soft) || !Number.isInteger(hard))
+        throw invalidArgument(`error reading ulimit settings: invalid ulimit ${JSON.stringify(u)}`);
+      ulimits.push({ name, soft: soft as number, hard: hard as number });
+    }
+  }
+  const shm = int('shmsize');
+  return { resources, ulimits, ...(shm ? { shmSize: shm } : {}) };
 }
 
 export class BuildVerbs {

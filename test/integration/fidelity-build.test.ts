@@ -408,6 +408,26 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
     }
   });
 
+  test('memory, shmsize and ulimits apply to RUN steps', async () => {
+    const body = context({
+      Dockerfile:
+        'FROM busybox\nRUN echo "n=$(ulimit -n)"; df -k /dev/shm | tail -1; ' +
+        'echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"\n',
+    });
+    const ulimits = encodeURIComponent(JSON.stringify([{ Name: 'nofile', Soft: 123, Hard: 456 }]));
+    const r = await build(body, `nocache=1&memory=67108864&shmsize=33554432&ulimits=${ulimits}`);
+    // dockerd 20.10 (cgroup v1 host): "123", "shm  32768  0  32768  0% /dev/shm", "67108864"
+    const out = r.msgs.map((m) => String(m['stream'] ?? '')).join('');
+    assert.match(out, /n=123\n/, r.text);
+    assert.match(out, /shm\s+32768\s/, r.text);
+    assert.match(out, /mem=67108864\n/, r.text);
+    // dockerd: ulimits=null is none; a bad one is 400 "error reading ulimit settings: ..."
+    assert.equal((await build(body, 'q=1&ulimits=null')).status, 200);
+    const bad = await build(body, 'ulimits=notjson');
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.text).message, /^error reading ulimit settings: /);
+  });
+
   test('extrahosts reach /etc/hosts of RUN steps', async () => {
     const r = await build(
       context({ Dockerfile: 'FROM busybox\nRUN cat /etc/hosts\n' }),

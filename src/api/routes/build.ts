@@ -10,6 +10,7 @@ import {
   buildErrorDetail,
   extraHostsOf,
   registryCredentials,
+  stepLimitsOf,
   type BuildRequest,
   type BuildVerbs,
 } from '../../engine/build.js';
@@ -110,6 +111,7 @@ export function buildRoutes(r: Router, builder: BuildVerbs): void {
       extraHosts: extraHostsOf(ctx.query.getAll('extrahosts').filter(Boolean)),
       remove: (ctx.query.get('rm') ?? '') === '' ? true : flag(ctx, 'rm'), // dockerd: rm defaults to true
       forceRemove: flag(ctx, 'forcerm'),
+      limits: stepLimitsOf((k) => ctx.query.get(k)),
       credentials: registryConfig(ctx),
       signal: ctx.signal,
     };
