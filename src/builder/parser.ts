@@ -86,8 +86,9 @@ export interface Dockerfile {
 /** instructions whose whole rest is one argument, spaces included (moby's `parseString`) */
 const ONE_STRING: readonly string[] = ['WORKDIR', 'USER', 'STOPSIGNAL'];
 
-const fail = (file: string, line: number, msg: string): never => {
-  throw new ParseFailed(file, line, msg);
+/** `dockerd`: dockerd's whole message, where it is not "dockerfile parse error line N: <msg>" */
+const fail = (file: string, line: number, msg: string, dockerd?: string): never => {
+  throw new ParseFailed(file, line, msg, dockerd);
 };
 
 const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
@@ -387,8 +388,19 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): Dockerfile {
   }
   const firstReal = instructions.find((x) => x.name !== 'ARG');
   if (firstReal && firstReal.name !== 'FROM')
-    fail(file, firstReal.line, `${firstReal.name} before FROM: only ARG may come before the first FROM`);
-  if (!firstReal) fail(file, lines.length, 'no FROM instruction: a Dockerfile must start with FROM (after ARGs)');
+    fail(
+      file,
+      firstReal.line,
+      `${firstReal.name} before FROM: only ARG may come before the first FROM`,
+      'no build stage in current context',
+    );
+  if (!firstReal)
+    fail(
+      file,
+      lines.length,
+      'no FROM instruction: a Dockerfile must start with FROM (after ARGs)',
+      instructions.length ? undefined : 'failed to parse Dockerfile: file with no instructions',
+    );
   return { directives, escape, instructions };
 }
 

@@ -132,6 +132,8 @@ export class ParseFailed extends BerthError {
     readonly file: string,
     readonly line: number,
     readonly reason: string,
+    /** dockerd's whole message where it is not "dockerfile parse error line N: <reason>" */
+    readonly dockerd?: string,
   ) {
     super('InvalidArgument', `${file}:${line}: ${reason}`);
   }
@@ -163,7 +165,7 @@ export function buildErrorDetail(e: unknown, berth: boolean): { message: string;
   const run = chain.find((c): c is CommandFailed => c instanceof CommandFailed);
   if (run) return { message: berth ? own : run.message, code: run.exitCode };
   if (berth) return { message: own };
-  if (e instanceof ParseFailed) return { message: `dockerfile parse error line ${e.line}: ${e.reason}` };
+  if (e instanceof ParseFailed) return { message: e.dockerd ?? `dockerfile parse error line ${e.line}: ${e.reason}` };
   if (e instanceof StepFailed)
     return { message: ['COPY', 'ADD'].includes(e.instruction) ? `${e.instruction} failed: ${e.reason}` : e.reason };
   return { message: own };

@@ -465,7 +465,7 @@ CMD ["cat", "/used", "/runs", "/copied"]
         { Dockerfile: 'FROM busybox\nRUN echo partial > /p && exit 3\n' },
         /Dockerfile:2: The command '\/bin\/sh -c echo partial > \/p && exit 3' returned a non-zero code: 3/,
       ],
-      [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM/],
+      [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM|no build stage in current context/],
       [{ Dockerfile: 'FROM busybox\nCOPY --chmod=9z9 a /\n', a: 'x' }, /Dockerfile:2: invalid chmod parameter: 9z9/],
       [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: Invalid containerPort: notaport/],
     ];

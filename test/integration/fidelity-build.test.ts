@@ -202,6 +202,10 @@ describe('POST /build (classic builder) as dockerd answers it', () => {
         400,
         'dockerfile parse error line 5: WORKDIR requires exactly one argument',
       ],
+      // dockerd: 400 {"message":"no build stage in current context"}
+      [context({ Dockerfile: 'RUN true\n' }), '', 400, 'no build stage in current context'],
+      // dockerd: 400 {"message":"failed to parse Dockerfile: file with no instructions"}
+      [context({ Dockerfile: '# only a comment\n' }), '', 400, 'failed to parse Dockerfile: file with no instructions'],
       // dockerd: 400 {"message":"failed to reach build target nope in Dockerfile"}
       [ok, 'target=nope', 400, 'failed to reach build target nope in Dockerfile'],
       // dockerd: 500 {"message":"forbidden path outside the build context: ../x ()"} (berth: 400, no "()")
