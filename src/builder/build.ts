@@ -24,8 +24,17 @@ import { configStep } from './config-steps.js';
 import { NOP, PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 import { runInstruction } from './run-step.js';
 import { copyInstruction } from './copy-step.js';
-import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
+import {
+  ParseFailed,
+  StepFailed,
+  type BuildHost,
+  type BuilderDeps,
+  type BuildOutput,
+  type BuildRequest,
+} from './types.js';
 import { systemClock, type Clock } from '../base/clock.js';
+import { log } from '../base/log.js';
+import { OrderedOutput } from './output.js';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -36,6 +45,8 @@ export class BuildRun implements StepEnv {
   private readonly needed = new Set<number>();
   private readonly consumed = new Set<string>();
   private globals = new Map<string, string>();
+  /** the ARGs before the first FROM: steps of their own in dockerd's stream (a header, nothing else) */
+  private globalArgs: Instruction[] = [];
   private total = 0;
   private readonly numbers = new Map<Instruction, number>();
   private readonly cacheFrom: ImageConfig[] = [];
@@ -44,20 +55,27 @@ export class BuildRun implements StepEnv {
   private readonly stop = new AbortController();
   /** the first stage failure that was not an abort: what the build reports */
   firstError: unknown = null;
+  /** the stage that failed first (-1: none) */
+  failedStage = -1;
   readonly req: BuildRequest;
   private readonly clock: Clock;
+  /** the build's stream, in dockerd's (stage by stage) order */
+  readonly out: OrderedOutput;
+  /** the stage built last (the target): the `labels` of the request are its last steps */
+  private target = -1;
 
   constructor(
     readonly builder: BuildHost,
     readonly d: BuilderDeps,
     request: BuildRequest,
-    readonly out: BuildOutput,
+    out: BuildOutput,
     readonly escape: string,
     private readonly file: string,
     readonly context: SourceRoot,
     private readonly stages: Stage[],
   ) {
     this.clock = d.clock ?? systemClock;
+    this.out = new OrderedOutput(out, { rm: request.remove ?? true, force: request.forceRemove ?? false });
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
@@ -66,15 +84,16 @@ export class BuildRun implements StepEnv {
       try {
         this.cacheFrom.push(d.images.get(ref).config);
       } catch {
-        out.stream(`[Warning] cache-from image ${ref} is not available locally\n`);
+        // dockerd only logs it: "Could not look up <ref> for cache resolution, skipping"
+        log.warn('build: cache-from image not found, skipping', { ref });
       }
     }
   }
 
   private fail(ins: Instruction, e: unknown): never {
     const msg = errorMessage(e);
-    if (/^[\w./-]+:\d+: /.test(msg)) throw e;
-    throw invalidArgument(`${this.file}:${ins.line}: ${msg}`);
+    if (e instanceof StepFailed || e instanceof ParseFailed) throw e;
+    throw new StepFailed(this.file, ins.line, ins.name, msg, e);
   }
 
   /** The ARGs before the first FROM, with --build-arg values and the predefined platform ARGs. */
@@ -93,6 +112,7 @@ export class BuildRun implements StepEnv {
         else g.set(k, v);
     }
     this.globals = g;
+    this.globalArgs = args;
     return g;
   }
 
@@ -148,15 +168,21 @@ export class BuildRun implements StepEnv {
       }
     };
     visit(target);
+    this.target = target.index;
+    for (const ins of this.globalArgs) this.numbers.set(ins, ++this.total);
     for (const s of this.stages) {
       if (!this.needed.has(s.index)) continue;
       for (const ins of [s.from, ...s.instructions]) this.numbers.set(ins, ++this.total);
     }
+    this.total += Object.keys(this.req.labels).length; // dockerd adds one LABEL step per label
+    this.out.setOrder([...this.needed]);
+    for (const ins of this.globalArgs) this.header(ins);
     // independent stages start now; each waits only for what it reads; the first failure stops all
     for (const i of this.needed)
       this.stage(i).catch((e: unknown) => {
         if (this.req.signal.aborted) return;
         this.firstError = e;
+        this.failedStage = i;
         this.stop.abort(e);
       });
   }
@@ -169,14 +195,21 @@ export class BuildRun implements StepEnv {
   stage(index: number): Promise<State> {
     let p = this.results.get(index);
     if (!p) {
-      p = this.runStage(this.stages[index]!);
+      const stage = this.stages[index]!;
+      p = this.out.inStage(index, () => this.runStage(stage));
       this.results.set(index, p);
     }
     return p;
   }
 
   private header(ins: Instruction): void {
-    this.out.stream(`Step ${this.numbers.get(ins) ?? '?'}/${this.total} : ${ins.original}\n`);
+    this.headerText(this.numbers.get(ins) ?? 0, ins.original);
+  }
+
+  /** dockerd writes the step line and its newline as two messages */
+  private headerText(n: number, text: string): void {
+    this.out.stream(`Step ${n || '?'}/${this.total} : ${text}`);
+    this.out.stream('\n');
   }
 
   private stageName(s: Stage): string {
@@ -200,6 +233,10 @@ export class BuildRun implements StepEnv {
     } catch (e) {
       this.fail(stage.from, e);
     }
+    // dockerd: " ---> <id>" after FROM (" ---> " for scratch), or after the base image's ONBUILD triggers
+    const shown = (s: State) =>
+      this.out.stream(` ---> ${s.key === stepKey('scratch') ? '' : shortId(configId(s.config))}\n`);
+    if (!onbuild.length) shown(state);
     this.out.step({
       stage: this.stageName(stage),
       index: this.numbers.get(stage.from)!,
@@ -209,10 +246,21 @@ export class BuildRun implements StepEnv {
       ms: performance.now() - t0,
     });
     const ctx: StageCtx = { stage, args, cmdSet: false };
-    for (const trigger of onbuild) {
-      const ins = parseDockerfile(`FROM scratch\n${trigger}`, this.file).instructions[1]!;
-      this.out.stream(`# Executing ONBUILD trigger: ${trigger}\n`);
-      state = await this.instruction(ctx, state, { ...ins, line: stage.from.line });
+    if (onbuild.length) {
+      // dockerd: "# Executing 2 build trigger" "s" "\n", the triggers without their " ---> <id>", then the id
+      this.out.stream(`# Executing ${onbuild.length} build trigger`);
+      if (onbuild.length > 1) this.out.stream('s');
+      this.out.stream('\n');
+      this.out.hideIds(true);
+      try {
+        for (const trigger of onbuild) {
+          const ins = parseDockerfile(`FROM scratch\n${trigger}`, this.file).instructions[1]!;
+          state = await this.instruction(ctx, state, { ...ins, line: stage.from.line });
+        }
+      } finally {
+        this.out.hideIds(false);
+      }
+      shown(state);
     }
     for (const ins of stage.instructions) {
       this.req.signal.throwIfAborted();
@@ -228,6 +276,32 @@ export class BuildRun implements StepEnv {
         ms: performance.now() - t,
       });
     }
+    if (stage.index === this.target) state = await this.labelSteps(stage, state);
+    this.out.aux(configId(state.config));
+    this.out.finished(stage.index);
+    return state;
+  }
+
+  /** The request's labels: as dockerd, one `LABEL k=v` step each (sorted by key) at the end of the target. */
+  private async labelSteps(stage: Stage, state: State): Promise<State> {
+    const labels = Object.entries(this.req.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let n = this.total - labels.length;
+    for (const [k, v] of labels) {
+      const text = `LABEL ${k}=${v}`;
+      this.headerText(++n, text);
+      const t = performance.now();
+      const cfg = copyOf(state.config.config ?? {});
+      cfg.Labels = { ...(cfg.Labels ?? {}), [k]: v };
+      state = await this.commit(state, [`LABEL ${JSON.stringify([k, v])}`], `${NOP} ${text}`, cfg, null);
+      this.out.step({
+        stage: this.stageName(stage),
+        index: n,
+        total: this.total,
+        text,
+        cached: state.cached ?? false,
+        ms: performance.now() - t,
+      });
+    }
     return state;
   }
 
@@ -236,7 +310,6 @@ export class BuildRun implements StepEnv {
     const dep = this.stageRef(ref, stage.index);
     if (dep) {
       const s = await this.stage(dep.index);
-      this.out.stream(` ---> ${shortId(configId(s.config))}\n`);
       return s;
     }
     if (ref.toLowerCase() === 'scratch') {
@@ -247,7 +320,6 @@ export class BuildRun implements StepEnv {
         rootfs: { type: 'layers', diff_ids: [] },
         history: [],
       };
-      this.out.stream(' ---> scratch\n');
       return { config, key: stepKey('scratch'), chainId: null };
     }
     const platform = stage.from.flags['platform']?.[0];
@@ -256,7 +328,6 @@ export class BuildRun implements StepEnv {
       platform ? expand(platform, this.globals, this.escape) : undefined,
       this.req.pull,
     );
-    this.out.stream(` ---> ${shortId(img.id)}\n`);
     return { config: copyOf(img.config), key: stepKey(img.id), chainId: img.topChainId };
   }
 
@@ -275,7 +346,7 @@ export class BuildRun implements StepEnv {
     }
     let p = this.pulled.get(ref);
     if (!p) {
-      p = this.d.pull(ref, platform, this.req.credentials(ref), (line) => this.out.stream(`${line}\n`));
+      p = this.d.pull(ref, platform, this.req.credentials(ref), (m) => this.out.progress(m));
       this.pulled.set(ref, p);
     }
     return p;
@@ -314,14 +385,17 @@ export class BuildRun implements StepEnv {
     const key = stepKey(state.key, ...parts);
     if (!this.req.noCache) {
       const hit = this.builder.cache.get(key, (d) => this.d.images.hasLayer(d));
-      if (hit) return this.reuse(key, hit);
+      // with cachefrom, dockerd's cache only answers with ancestors of those images
+      if (hit && (this.req.cacheFrom.length === 0 || this.inCacheFrom(hit))) return this.reuse(key, hit);
       const lent = this.fromCacheImages(state, createdBy, runtimeConfig);
       if (lent) {
         this.builder.cache.put(key, lent);
         return this.reuse(key, lent);
       }
     }
+    if (!layer) this.out.running(); // dockerd commits a container even for a step that changes only the config
     const diffId = layer ? await layer() : null;
+    this.out.stepEnded(true);
     const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.now()).toISOString();
     const config: ImageConfig = {
       ...state.config,
@@ -335,13 +409,26 @@ export class BuildRun implements StepEnv {
     };
     this.builder.cache.put(key, config);
     const chainId = diffId ? await this.d.images.unpack(config.rootfs.diff_ids) : state.chainId;
-    this.out.stream(` ---> ${shortId(configId(config))}\n`);
+    this.out.result(` ---> ${shortId(configId(config))}\n`);
     return { config, key, chainId };
   }
 
   private async reuse(key: string, config: ImageConfig): Promise<State> {
-    this.out.stream(` ---> Using cache\n ---> ${shortId(configId(config))}\n`);
+    this.out.stream(' ---> Using cache\n');
+    this.out.result(` ---> ${shortId(configId(config))}\n`);
     return { config, key, chainId: await this.d.images.unpack(config.rootfs.diff_ids), cached: true };
+  }
+
+  /** Whether a cached state is an ancestor of a --cache-from image (its history and layers start that image's). */
+  private inCacheFrom(c: ImageConfig): boolean {
+    const h = c.history ?? [];
+    return this.cacheFrom.some((src) => {
+      const H = src.history ?? [];
+      if (H.length < h.length || src.rootfs.diff_ids.length < c.rootfs.diff_ids.length) return false;
+      const same = (e: (typeof h)[number], f: (typeof h)[number]) =>
+        e.created_by === f.created_by && !!e.empty_layer === !!f.empty_layer;
+      return h.every((e, i) => same(e, H[i]!)) && c.rootfs.diff_ids.every((d, i) => src.rootfs.diff_ids[i] === d);
+    });
   }
 
   /**
@@ -374,6 +461,7 @@ export class BuildRun implements StepEnv {
     try {
       return await this.dispatch(ctx, state, ins);
     } catch (e) {
+      this.out.stepEnded(false);
       if (this.req.signal.aborted) throw e;
       this.fail(ins, e);
     }
@@ -433,15 +521,16 @@ export class BuildRun implements StepEnv {
     const path = posix.resolve(cfg.WorkingDir || '/', dir);
     cfg.WorkingDir = path;
     // whether the directory exists follows from the parent's key: a hit needs no look at the filesystem
-    return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () =>
-      this.withView(state.chainId, async (view) => {
+    return this.commit(state, [`WORKDIR ${path}`], `${NOP}WORKDIR ${path}`, cfg, () => {
+      this.out.running(); // dockerd makes the directory in a container
+      return this.withView(state.chainId, async (view) => {
         const owner = cfg.User
           ? await resolveUser(view, cfg.User).catch(() => ({ uid: 0, gid: 0 }))
           : { uid: 0, gid: 0 };
         const plan = await planMkdir(view, path, { uid: owner.uid, gid: owner.gid }, this.epoch, this.now());
         return plan ? this.layerOf(plan) : null;
-      }),
-    );
+      });
+    });
   }
 
   /** A stage's or an image's filesystem for COPY --from / RUN --mount from=. */

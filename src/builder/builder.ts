@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
@@ -21,7 +21,16 @@ import { NOP, type State } from './steps.js';
 import { BuildRun, copyOf } from './build.js';
 import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 
-export type { BuilderDeps, BuilderImages, BuildHost, BuildOutput, BuildRequest, StepEvent } from './types.js';
+export type {
+  BuilderDeps,
+  BuilderImages,
+  BuildHost,
+  BuildOutput,
+  BuildRequest,
+  StepEvent,
+  StepLimits,
+} from './types.js';
+export { buildErrorDetail, CommandFailed, ParseFailed } from './types.js';
 
 export class Builder implements BuildHost {
   readonly cache: BuildCache;
@@ -70,6 +79,9 @@ export class Builder implements BuildHost {
 
   async build(contextDir: string, req: BuildRequest, out: BuildOutput): Promise<ImageRecord> {
     const file = req.dockerfile || 'Dockerfile';
+    const rel = posix.normalize(file);
+    if (rel === '..' || rel.startsWith('../'))
+      throw invalidArgument(`forbidden path outside the build context: ${file}`); // dockerd's words
     const dfPath = await resolveInRoot(contextDir, file);
     const text = await fsp.readFile(dfPath, 'utf8').catch(() => {
       throw invalidArgument(`Cannot locate specified Dockerfile: ${file}`);
@@ -80,7 +92,16 @@ export class Builder implements BuildHost {
     for (const t of req.tags) normalizeTagged(t); // a bad tag fails before any step runs
     const target = req.target ? stages.find((s) => s.name === req.target.toLowerCase()) : stages[stages.length - 1];
     if (!target) throw invalidArgument(`failed to reach build target ${req.target} in Dockerfile`);
-    const run = new BuildRun(this, this.d, req, out, df.escape, name, await SourceRoot.context(contextDir), stages);
+    const run = new BuildRun(
+      this,
+      this.d,
+      req,
+      out,
+      df.escape,
+      name,
+      await SourceRoot.context(contextDir, file),
+      stages,
+    );
     const globals = run.globalScope(globalArgs);
     run.plan(target, globals);
     let state: State;
@@ -89,19 +110,8 @@ export class Builder implements BuildHost {
     } catch (e) {
       // a failing stage stopped the others: nothing keeps running (or reading the context) after the answer
       await run.settled();
+      run.out.flushAll(run.failedStage);
       throw run.firstError ?? e;
-    }
-    const labels = Object.entries(req.labels);
-    if (labels.length) {
-      const cfg = copyOf(state.config.config ?? {});
-      cfg.Labels = { ...(cfg.Labels ?? {}), ...req.labels };
-      state = await run.commit(
-        state,
-        [`LABEL ${JSON.stringify(req.labels)}`],
-        `${NOP} LABEL ${labels.map(([k, v]) => `${k}=${v}`).join(' ')}`,
-        cfg,
-        null,
-      );
     }
     run.warnUnused();
     const img = await this.d.images.register(Buffer.from(JSON.stringify(state.config)), {});

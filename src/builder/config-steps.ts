@@ -95,7 +95,7 @@ export function configStep(
       const added: string[] = [];
       for (const w of ins.args) {
         const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(word(w));
-        if (!m) throw invalidArgument(`invalid containerPort: ${w}`);
+        if (!m) throw invalidArgument(`Invalid containerPort: ${w}`);
         const lo = Number(m[1]);
         const hi = Number(m[2] ?? m[1]);
         if (hi < lo || hi > 65535) throw invalidArgument(`invalid port range: ${w}`);

@@ -78,6 +78,8 @@ function elementMatcher(pattern: string): RegExp {
   return new RegExp(`^${re}$`, 's');
 }
 
+const NOT_IN_CONTEXT = 'file not found in build context or excluded by .dockerignore: ';
+
 /** A directory files are copied from: the build context (with .dockerignore) or a stage/image filesystem. */
 export class SourceRoot {
   constructor(
@@ -87,9 +89,23 @@ export class SourceRoot {
     private readonly isContext: boolean,
   ) {}
 
-  static async context(dir: string): Promise<SourceRoot> {
+  /**
+   * The build context as dockerd's legacy builder sees it: the client applied `.dockerignore`
+   * when it made the tar (the docker CLI, berth's CLI, docker-py and dockerode all do), so the
+   * daemon only removes `.dockerignore` and the Dockerfile when `.dockerignore` names them
+   * (moby's `removeDockerfile`). Every other file the client sent is there for COPY.
+   */
+  static async context(dir: string, dockerfile = 'Dockerfile'): Promise<SourceRoot> {
     const text = await fsp.readFile(join(dir, '.dockerignore'), 'utf8').catch(() => '');
-    return new SourceRoot(dir, IgnoreMatcher.parse(text), true);
+    const ignore = IgnoreMatcher.parse(text);
+    for (const f of ['.dockerignore', dockerfile]) {
+      const rel = cleanPath(f);
+      if (rel && !rel.startsWith('..') && ignore.ignores(rel)) {
+        const parent = await resolveInRoot(dir, posix.dirname(rel)); // no symlink leads it out of the context
+        await fsp.rm(join(parent, posix.basename(rel)), { force: true }).catch(() => undefined);
+      }
+    }
+    return new SourceRoot(dir, null, true);
   }
 
   ignored(rel: string): boolean {
@@ -110,9 +126,8 @@ export class SourceRoot {
     if (!GLOB.test(p)) {
       const found = await this.sourceAt(p);
       if (!found)
-        throw invalidArgument(
-          `file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`,
-        );
+        // dockerd's words: from the context, and from a stage or image (COPY --from)
+        throw invalidArgument(`${this.isContext ? NOT_IN_CONTEXT : ''}stat ${p}: file does not exist`);
       return [found];
     }
     const parts = p.split('/').map(elementMatcher);

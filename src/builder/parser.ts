@@ -8,6 +8,7 @@
  * values in scope at that point. Errors name the line: `Dockerfile:7: unknown instruction: RUNN`.
  */
 import { invalidArgument } from '../base/errors.js';
+import { ParseFailed } from './types.js';
 
 export const INSTRUCTIONS = [
   'ADD',
@@ -82,8 +83,12 @@ export interface Dockerfile {
   instructions: Instruction[];
 }
 
-const fail = (file: string, line: number, msg: string): never => {
-  throw invalidArgument(`${file}:${line}: ${msg}`);
+/** instructions whose whole rest is one argument, spaces included (moby's `parseString`) */
+const ONE_STRING: readonly string[] = ['WORKDIR', 'USER', 'STOPSIGNAL'];
+
+/** `dockerd`: dockerd's whole message, where it is not "dockerfile parse error line N: <msg>" */
+const fail = (file: string, line: number, msg: string, dockerd?: string): never => {
+  throw new ParseFailed(file, line, msg, dockerd);
 };
 
 const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
@@ -274,6 +279,8 @@ function parseInstruction(
     } catch {
       args = splitWords(rest, escape); // not JSON: shell form, as Docker falls back
     }
+  } else if (ONE_STRING.includes(upper)) {
+    args = rest ? [rest] : []; // dockerd's parseString: `WORKDIR /a b` is the one path "/a b"
   } else {
     args = splitWords(rest, escape);
   }
@@ -381,8 +388,19 @@ export function parseDockerfile(text: string, file = 'Dockerfile'): Dockerfile {
   }
   const firstReal = instructions.find((x) => x.name !== 'ARG');
   if (firstReal && firstReal.name !== 'FROM')
-    fail(file, firstReal.line, `${firstReal.name} before FROM: only ARG may come before the first FROM`);
-  if (!firstReal) fail(file, lines.length, 'no FROM instruction: a Dockerfile must start with FROM (after ARGs)');
+    fail(
+      file,
+      firstReal.line,
+      `${firstReal.name} before FROM: only ARG may come before the first FROM`,
+      'no build stage in current context',
+    );
+  if (!firstReal)
+    fail(
+      file,
+      lines.length,
+      'no FROM instruction: a Dockerfile must start with FROM (after ARGs)',
+      instructions.length ? undefined : 'failed to parse Dockerfile: file with no instructions',
+    );
   return { directives, escape, instructions };
 }
 

@@ -10,7 +10,7 @@ import { invalidArgument, notFound } from '../base/errors.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import type { ImageRuntimeConfig } from '../spec/image.js';
 import type { Instruction } from './parser.js';
-import { cacheMountDir, parseMountFlag, runStep, type RunMount } from './run.js';
+import { cacheMountDir, parseMountFlag, runStep, type RunMount, type RunStep } from './run.js';
 import { PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 
 export async function runInstruction(
@@ -65,7 +65,7 @@ export async function runInstruction(
       specs,
       args,
       [...(cfg.Env ?? []), ...argEnv],
-      network === 'none' ? 'none' : 'host',
+      network === 'none' ? 'none' : network === 'default' && env.req.joinNetns ? { path: env.req.joinNetns() } : 'host',
       what,
     ),
   );
@@ -79,7 +79,7 @@ async function execRun(
   specs: Array<Record<string, string>>,
   args: string[],
   cmdEnv: string[],
-  network: 'host' | 'none',
+  network: RunStep['network'],
   what: string,
 ): Promise<string | null> {
   const mounts: RunMount[] = [];
@@ -144,11 +144,15 @@ async function execRun(
           runtime: env.d.defaultRuntime,
           epoch: env.epoch,
           signal: env.req.signal,
-          output: (_s, chunk) => env.out.stream(chunk.toString()),
+          // dockerd's legacy builder shows the command's stderr in red
+          output: (s, chunk) =>
+            env.out.stream(s === 'stderr' ? `\x1b[91m${chunk.toString()}\x1b[0m` : chunk.toString()),
+          extraHosts: env.req.extraHosts ?? [],
+          limits: env.req.limits,
         },
         what,
       );
-    env.out.stream(` ---> Running in ${randomBytes(6).toString('hex')}\n`);
+    env.out.running();
     const withLocks = locks.reduce<() => Promise<{ diffId: string } | null>>(
       (f, id) => () => env.builder.locked(id, f),
       run,

@@ -19,6 +19,7 @@ import { packUpper } from '../archive/layer.js';
 import { O_DIRECTORY, O_PATH, getXattr, openat2 } from '../base/syscalls.js';
 import { fdPath, parentBeneath } from '../archive/rooted.js';
 import type { Writable } from 'node:stream';
+import { CommandFailed, type StepLimits } from './types.js';
 
 export type MountSpec = Record<string, string>;
 
@@ -61,7 +62,12 @@ export interface RunStep {
   cwd: string;
   user: string;
   mounts: RunMount[];
-  network: 'host' | 'none';
+  /** a path: join that network namespace (networkmode=container:<id>) */
+  network: 'host' | 'none' | { path: string };
+  /** extrahosts: lines added to /etc/hosts */
+  extraHosts: Array<{ host: string; ip: string }>;
+  /** resources, ulimits, /dev/shm size */
+  limits?: StepLimits | undefined;
   runtime: RuntimeName;
   epoch: number | null;
   signal: AbortSignal;
@@ -184,7 +190,9 @@ export async function runStep(
     const hosts = join(bundle, 'hosts');
     await fsp.writeFile(
       hosts,
-      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n${s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : ''}`,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n` +
+        (s.network === 'host' ? readFileSync('/etc/hosts', 'utf8') : '') +
+        s.extraHosts.map((h) => `${h.ip}\t${h.host}\n`).join(''),
     );
     const specMounts: SpecInput['mounts'] = [
       { destination: '/etc/hosts', type: 'bind', source: hosts, options: ['rbind', 'ro', 'rprivate'] },
@@ -249,8 +257,9 @@ export async function runStep(
       capDrop: [],
       seccomp: 'default',
       noNewPrivileges: false,
-      resources: {},
-      ulimits: [],
+      resources: s.limits?.resources ?? {},
+      ulimits: s.limits?.ulimits ?? [],
+      ...(s.limits?.shmSize ? { shmSize: s.limits.shmSize } : {}),
       mounts: specMounts,
       init: false,
       cgroupsPath: `/berth/${key}`,
@@ -260,7 +269,7 @@ export async function runStep(
       spec,
     );
     s.signal.throwIfAborted();
-    if (code !== 0) throw invalidArgument(`The command '${what}' returned a non-zero code: ${code}`);
+    if (code !== 0) throw new CommandFailed(what, code);
     await d.mounter.unmount(rootfs);
     mounted = false;
     const upper = upperDirOf(mounts);

@@ -4,7 +4,8 @@
  * own module and the executor (build.ts) keeps the DAG, the cache and the bookkeeping.
  */
 import type { ImageConfig, ImageRuntimeConfig } from '../spec/image.js';
-import type { BuilderDeps, BuildOutput, BuildRequest } from './types.js';
+import type { BuilderDeps, BuildRequest } from './types.js';
+import type { OrderedOutput } from './output.js';
 import type { SourceRoot } from './context.js';
 import type { CopyPlan } from './copy.js';
 import type { Instruction, Stage } from './parser.js';
@@ -44,7 +45,7 @@ export interface StepEnv {
   readonly d: BuilderDeps;
   /** the request, its signal aborted when the build stops */
   readonly req: BuildRequest;
-  readonly out: BuildOutput;
+  readonly out: OrderedOutput;
   readonly builder: { locked<T>(id: string, fn: () => Promise<T>): Promise<T> };
   readonly context: SourceRoot;
   /** the Dockerfile's escape character */

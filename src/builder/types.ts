@@ -4,11 +4,16 @@
  * where its output goes. Kept apart so those modules import them downward, not from each other.
  */
 import type { Writable } from 'node:stream';
+import { BerthError } from '../base/errors.js';
 import type { Clock } from '../base/clock.js';
 import type { Credentials } from '../distribution/client.js';
+import type { Progress } from '../distribution/transfer.js';
+
+/** a pull's progress message (`{"status": "Pulling fs layer", "id": ...}`), as /images/create streams it */
+export type PullProgress = Parameters<Progress>[0];
 import type { ImageRecord } from '../image/types.js';
 import type { Db } from '../metadata/db.js';
-import type { BuildRunner, RuntimeName } from '../runtime/types.js';
+import type { BuildRunner, Resources, RuntimeName } from '../runtime/types.js';
 import type { LayerStore, Mounter, Snapshotter } from '../snapshot/types.js';
 import type { BuildCache } from './cache.js';
 
@@ -44,7 +49,7 @@ export interface BuilderDeps {
     ref: string,
     platform: string | undefined,
     creds: Credentials | null,
-    say: (line: string) => void,
+    progress: (m: PullProgress) => void,
   ) => Promise<ImageRecord>;
 }
 
@@ -60,9 +65,27 @@ export interface BuildRequest {
   secrets: Record<string, Buffer>;
   platform: string;
   network: 'host' | 'none' | 'default';
+  /**
+   * networkmode=container:<id>: RUN steps join that container's network namespace; called at each
+   * RUN for its path (throws when the container is gone or not running, as dockerd fails that RUN)
+   */
+  joinNetns?: () => string;
+  /** extrahosts: `host:ip` entries added to /etc/hosts of RUN steps */
+  extraHosts?: Array<{ host: string; ip: string }>;
+  /** memory, cpu*, shmsize, ulimits: the limits of RUN steps, as dockerd's legacy builder applies them */
+  limits?: StepLimits;
+  /** rm (default true) / forcerm: what the stream says of intermediate containers (berth makes none) */
+  remove?: boolean;
+  forceRemove?: boolean;
   /** registry credentials for the images the build pulls */
   credentials: (ref: string) => Credentials | null;
   signal: AbortSignal;
+}
+
+export interface StepLimits {
+  resources: Resources;
+  ulimits: Array<{ name: string; soft: number; hard: number }>;
+  shmSize?: number;
 }
 
 export interface StepEvent {
@@ -80,6 +103,10 @@ export interface BuildOutput {
   stream(text: string): void;
   /** a finished step, for progress displays */
   step(e: StepEvent): void;
+  /** a stage's image id (`{"aux": {"ID": ...}}`), as dockerd reports at the end of every stage */
+  aux?(id: string): void;
+  /** a base image's pull progress, message as is (dockerd puts them in the build stream); without it, lines */
+  progress?(m: PullProgress): void;
 }
 
 /** What one build uses of the builder service: its cache and the locks of cache mounts. */
@@ -87,4 +114,59 @@ export interface BuildHost {
   readonly cache: BuildCache;
   /** Runs `fn` holding the lock of a cache mount id (sharing=locked). */
   locked<T>(id: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** A RUN command that exited non-zero: dockerd's words, and the code its errorDetail carries. */
+export class CommandFailed extends BerthError {
+  constructor(
+    what: string,
+    readonly exitCode: number,
+  ) {
+    super('InvalidArgument', `The command '${what}' returned a non-zero code: ${exitCode}`);
+  }
+}
+
+/** A Dockerfile that does not parse: the line and the reason, apart (dockerd words it differently). */
+export class ParseFailed extends BerthError {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly reason: string,
+    /** dockerd's whole message where it is not "dockerfile parse error line N: <reason>" */
+    readonly dockerd?: string,
+  ) {
+    super('InvalidArgument', `${file}:${line}: ${reason}`);
+  }
+}
+
+/** A step that failed (not a RUN's exit code): the instruction, its line and the reason. */
+export class StepFailed extends BerthError {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly instruction: string,
+    readonly reason: string,
+    cause: unknown,
+  ) {
+    super('InvalidArgument', `${file}:${line}: ${reason}`, { cause });
+  }
+}
+
+/**
+ * How a failed build is reported. Docker clients get dockerd's words: a RUN's non-zero exit as
+ * "The command '...' returned a non-zero code: N" with `code: N`, a parse error as
+ * "dockerfile parse error line N: ...", a failed COPY/ADD as "COPY failed: ...", another step's
+ * error without the line. berth's own CLI (`berth`) keeps the Dockerfile and line.
+ */
+export function buildErrorDetail(e: unknown, berth: boolean): { message: string; code?: number } {
+  const chain: unknown[] = [];
+  for (let c: unknown = e; c instanceof Error && chain.length < 8; c = c.cause) chain.push(c);
+  const own = e instanceof Error ? e.message : String(e);
+  const run = chain.find((c): c is CommandFailed => c instanceof CommandFailed);
+  if (run) return { message: berth ? own : run.message, code: run.exitCode };
+  if (berth) return { message: own };
+  if (e instanceof ParseFailed) return { message: e.dockerd ?? `dockerfile parse error line ${e.line}: ${e.reason}` };
+  if (e instanceof StepFailed)
+    return { message: ['COPY', 'ADD'].includes(e.instruction) ? `${e.instruction} failed: ${e.reason}` : e.reason };
+  return { message: own };
 }

@@ -87,16 +87,10 @@ export async function pullImage(
   return img;
 }
 
-/** The builder's pull (FROM, COPY --from): the one pull, its progress reduced to lines. */
+/** The builder's pull (FROM, COPY --from): the one pull, its progress messages as they are. */
 export function buildPull(engine: Engine) {
-  return (ref: string, platform: string | undefined, creds: Credentials | null, say: (line: string) => void) =>
-    pullImage(engine, ref, {
-      creds,
-      ...(platform ? { platform } : {}),
-      progress: (m) => {
-        if (m.status && !m.progressDetail?.total) say(m.id ? `${m.id}: ${m.status}` : m.status);
-      },
-    });
+  return (ref: string, platform: string | undefined, creds: Credentials | null, progress: Progress) =>
+    pullImage(engine, ref, { creds, ...(platform ? { platform } : {}), progress });
 }
 
 export interface CommitRequest {

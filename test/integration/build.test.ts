@@ -241,7 +241,8 @@ CMD ["sh", "-c", "cat /platform; ls /texts /js"]
       'b.txt': 'b1',
     });
     const first = await docker(['build', '-t', 'cache', dir]);
-    assert.equal((first.stdout.match(/Running in/g) ?? []).length, 2);
+    // dockerd's legacy builder says "Running in" for the two RUNs and for CMD (it commits a container)
+    assert.equal((first.stdout.match(/Running in/g) ?? []).length, 3);
     const again = await docker(['build', '-t', 'cache', dir]);
     assert.equal((again.stdout.match(/Running in/g) ?? []).length, 0, again.stdout);
     assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 5);
@@ -464,16 +465,19 @@ CMD ["cat", "/used", "/runs", "/copied"]
         { Dockerfile: 'FROM busybox\nRUN echo partial > /p && exit 3\n' },
         /Dockerfile:2: The command '\/bin\/sh -c echo partial > \/p && exit 3' returned a non-zero code: 3/,
       ],
-      [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM/],
+      [{ Dockerfile: 'RUN true\n' }, /Dockerfile:1: RUN before FROM|no build stage in current context/],
       [{ Dockerfile: 'FROM busybox\nCOPY --chmod=9z9 a /\n', a: 'x' }, /Dockerfile:2: invalid chmod parameter: 9z9/],
-      [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: invalid containerPort: notaport/],
+      [{ Dockerfile: 'FROM busybox\nEXPOSE notaport\n' }, /Dockerfile:2: Invalid containerPort: notaport/],
     ];
     for (const [i, [files, re, extra]] of cases.entries()) {
       const dir = writeContext(work, `bad-${i}`, files);
       for (const client of [docker, d.berth]) {
         const r = await client(['build', ...(extra ?? []), dir], { allowFail: true });
         assert.notEqual(r.code, 0, `case ${i} must fail`);
-        assert.match(r.stderr + r.stdout, re, `case ${i}`);
+        // docker clients get dockerd's words (no "Dockerfile:N: "; "dockerfile parse error line N: ",
+        // "COPY failed: "); berth's CLI keeps the file and line
+        const want = client === docker ? new RegExp(re.source.replace(/^Dockerfile:\d+: /, '')) : re;
+        assert.match(r.stderr + r.stdout, want, `case ${i}`);
       }
     }
     const noFile = await d.berth(['build', '-f', join(work, 'nope', 'Dockerfile'), work], { allowFail: true });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { expand, keyValues, parseDockerfile, splitWords, stagesOf, unquote } from '../../src/builder/parser.js';
+import { buildErrorDetail, ParseFailed } from '../../src/builder/types.js';
 
 test('directives only at the top; escape=` changes continuations', () => {
   const df = parseDockerfile(
@@ -115,5 +116,35 @@ test('stages: global ARGs before the first FROM, one stage per FROM', () => {
       ['one', 1],
       [null, 2],
     ],
+  );
+});
+
+test('WORKDIR, USER and STOPSIGNAL take the whole rest as one argument, as dockerd (parseString)', () => {
+  // dockerd 20.10: `WORKDIR /a b` then `WORKDIR c  d` -> Config.WorkingDir "/a b/c  d",
+  // history "/bin/sh -c #(nop) WORKDIR /a b"; a bare WORKDIR: "dockerfile parse error line 5:
+  // WORKDIR requires exactly one argument" (HTTP 400)
+  const df = parseDockerfile('FROM busybox\nWORKDIR /a b\nWORKDIR c  d\nUSER  app user \nSTOPSIGNAL SIG TERM\n');
+  assert.deepEqual(
+    df.instructions.slice(1).map((i) => [i.name, i.args]),
+    [
+      ['WORKDIR', ['/a b']],
+      ['WORKDIR', ['c  d']],
+      ['USER', ['app user']],
+      ['STOPSIGNAL', ['SIG TERM']],
+    ],
+  );
+  assert.throws(
+    () => parseDockerfile('FROM busybox\nWORKDIR\n'),
+    (e: unknown) => {
+      assert.ok(e instanceof ParseFailed);
+      assert.equal(e.line, 2);
+      assert.equal(e.reason, 'WORKDIR requires exactly one argument');
+      assert.equal(
+        buildErrorDetail(e, false).message,
+        'dockerfile parse error line 2: WORKDIR requires exactly one argument',
+      );
+      assert.equal(buildErrorDetail(e, true).message, 'Dockerfile:2: WORKDIR requires exactly one argument');
+      return true;
+    },
   );
 });

@@ -4,14 +4,24 @@
  * (`{"stream": "Step 1/3 : ..."}`, `{"aux": {"ID": ...}}`, a final `errorDetail` on failure).
  * berth's CLI asks for `berthsteps=1` and also gets `{"berthStep": {...}}` per finished step.
  */
-import { errorMessage, invalidArgument } from '../../base/errors.js';
+import { BerthError, errorMessage, invalidArgument, isBerthError } from '../../base/errors.js';
 import { isObject } from '../../base/json.js';
-import { registryCredentials, type BuildRequest, type BuildVerbs } from '../../engine/build.js';
+import {
+  buildErrorDetail,
+  extraHostsOf,
+  registryCredentials,
+  stepLimitsOf,
+  type BuildRequest,
+  type BuildVerbs,
+} from '../../engine/build.js';
 import type { BuildKitVerbs } from '../../engine/buildkit.js';
 import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
 import { buildKitBuild } from './buildkit.js';
+
+/** dockerd's prefixes for a parameter that does not decode ("error reading build args: ...") */
+const READING: Record<string, string> = { buildargs: 'error reading build args: ', labels: 'error reading labels: ' };
 
 function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallback: T): T {
   const text = ctx.query.get(k);
@@ -19,11 +29,11 @@ function jsonParam<T>(ctx: Ctx, k: string, check: (v: unknown) => v is T, fallba
   let v: unknown;
   try {
     v = JSON.parse(text);
-  } catch {
-    throw invalidArgument(`invalid ${k} parameter: not JSON`);
+  } catch (e) {
+    throw invalidArgument(`${READING[k] ?? ''}invalid ${k} parameter: ${errorMessage(e)}`);
   }
-  if (v === null) return fallback; // the Go SDK sends `buildargs=null`, `labels=null`, `cachefrom=null` for unset
-  if (!check(v)) throw invalidArgument(`invalid ${k} parameter`);
+  if (v === null) return fallback; // the Go SDK sends `buildargs=null`, `labels=null`, `cachefrom=null`
+  if (!check(v)) throw invalidArgument(`${READING[k] ?? ''}invalid ${k} parameter: ${JSON.stringify(v).slice(0, 100)}`);
   return v;
 }
 
@@ -59,6 +69,9 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
   return Object.fromEntries(Object.entries(v).map(([k, d]) => [k, Buffer.from(d ?? '', 'base64')]));
 }
 
+/** what q=1 holds back of a build's stream (dockerd holds it all) */
+const QUIET_HOLD = 4 << 20;
+
 export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs): void {
   r.on('POST', '/build', async (ctx) => {
     // BuildKit (dockerode's version '2', the docker CLI's client-session builds): ./buildkit.ts
@@ -68,9 +81,18 @@ export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs)
     const buildArgs = Object.fromEntries(
       Object.entries(jsonParam(ctx, 'buildargs', isStringMap, {})).filter((e): e is [string, string] => e[1] !== null),
     );
+    // dockerd 20.10 without experimental: HTTP 400 "squash is only supported with experimental mode"
+    if (flag(ctx, 'squash')) throw invalidArgument('squash is only supported with experimental mode');
     const network = ctx.query.get('networkmode') || 'default';
-    if (!['default', 'host', 'none', 'bridge'].includes(network))
-      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    const networkContainer = network.startsWith('container:') ? network.slice('container:'.length) : undefined;
+    if (!['default', 'host', 'none', 'bridge'].includes(network) && !networkContainer)
+      throw invalidArgument(
+        `network mode ${network} is not supported for builds (default, host, none, container:<id>)`,
+      );
+    // dockerd on Linux: "" and "default" only (HTTP 400 `Unsupported isolation: "hyperv"`)
+    const isolation = ctx.query.get('isolation') ?? '';
+    if (!['', 'default'].includes(isolation.toLowerCase()))
+      throw invalidArgument(`Unsupported isolation: ${JSON.stringify(isolation)}`);
     const platform = ctx.query.get('platform') || 'linux/amd64';
     if (!/^linux(\/amd64)?$/.test(platform))
       throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
@@ -89,17 +111,43 @@ export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs)
       cacheFrom: jsonParam(ctx, 'cachefrom', isStringArray, []),
       secrets: secretsOf(ctx),
       platform: 'linux/amd64',
-      network: network === 'bridge' ? 'default' : (network as BuildRequest['network']),
+      network: network === 'bridge' || networkContainer ? 'default' : (network as BuildRequest['network']),
+      extraHosts: extraHostsOf(ctx.query.getAll('extrahosts').filter(Boolean)),
+      remove: (ctx.query.get('rm') ?? '') === '' ? true : flag(ctx, 'rm'), // dockerd: rm defaults to true
+      forceRemove: flag(ctx, 'forcerm'),
+      limits: stepLimitsOf((k) => ctx.query.get(k)),
       credentials: registryConfig(ctx),
       signal: ctx.signal,
     };
     const p = progress(ctx);
+    // q=1: dockerd keeps the stream to itself and sends it only when the build fails (held here,
+    // up to QUIET_HOLD bytes; the rest is dropped)
+    const held: Array<Record<string, unknown>> = [];
+    let heldBytes = 0;
+    let heldAny = false;
+    const say = (m: Record<string, unknown>) => {
+      if (!quiet) return p.msg(m);
+      heldAny = true;
+      const size = JSON.stringify(m).length;
+      if (heldBytes + size > QUIET_HOLD) return;
+      heldBytes += size;
+      held.push(m);
+    };
     try {
       const img = await builder
-        .build(ctx.bodyStream, req, {
-          stream: (text) => quiet || p.msg({ stream: text }),
-          step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
-        })
+        .build(
+          ctx.bodyStream,
+          req,
+          {
+            stream: (text) => say({ stream: text }),
+            step: (e) => steps && p.msg({ berthStep: { ...e, ms: Math.round(e.ms) } }),
+            // dockerd: one aux ID per finished stage, before "Successfully built"; none with q=1
+            aux: (id) => say({ aux: { ID: id } }),
+            // dockerd: a base image's pull progress as /images/create streams it
+            progress: (m) => say({ ...m }),
+          },
+          networkContainer === undefined ? {} : { networkContainer },
+        )
         .then(
           (i) => i,
           async (e: unknown) => {
@@ -107,11 +155,14 @@ export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs)
             throw e;
           },
         );
-      p.msg({ aux: { ID: img.id } });
-      if (quiet) p.msg({ stream: `${img.id}\n` }); // what the docker CLI prints for -q
+      if (quiet) p.msg({ stream: `${img.id}\n` }); // dockerd's whole answer to q=1
     } catch (e) {
-      const message = errorMessage(e);
-      if (!ctx.signal.aborted) p.msg({ errorDetail: { message }, error: message });
+      const { message, code } = buildErrorDetail(e, steps);
+      // as dockerd: what fails before the first step (parse, target, Dockerfile) is an HTTP error
+      if (!p.started && !heldAny) throw isBerthError(e) ? new BerthError(e.code, message, { cause: e }) : e;
+      for (const m of held) p.msg(m);
+      if (!ctx.signal.aborted)
+        p.msg({ errorDetail: { ...(code === undefined ? {} : { code }), message }, error: message });
     }
     p.end();
   });

@@ -228,7 +228,15 @@ async function render(
     }
     const aux = m['aux'] as Json | undefined;
     if (aux && typeof aux['ID'] === 'string') id = aux['ID'];
+    // with q=1 the whole answer is the id as a stream line (dockerd sends no aux then)
+    if (mode === 'quiet' && typeof m['stream'] === 'string' && /^sha256:[0-9a-f]{64}\n$/.test(m['stream']))
+      id = m['stream'].trim();
     if (mode === 'quiet') continue;
+    const detail = m['progressDetail'] as Json | undefined;
+    if (typeof m['status'] === 'string' && !(detail && detail['total'])) {
+      const line = `${typeof m['id'] === 'string' ? `${m['id']}: ` : ''}${m['status']}\n`; // a base image's pull
+      out.write(mode === 'plain' ? line : `  | ${line}`);
+    }
     if (typeof m['stream'] === 'string') {
       if (mode === 'plain') out.write(m['stream']);
       else {
