@@ -97,6 +97,8 @@ export interface VolumeView {
 export interface ArchiveDeps extends CheckpointDeps {
   /** the daemon's root: staging happens in `<root>/tmp` (the same filesystem as the checkpoints) */
   root: string;
+  /** the cgroup namespace create gives a container that asks for none (dockerd: host on cgroup v1, private on v2) */
+  cgroupnsDefault: 'host' | 'private';
   /** a network by id or name: its id and name, or undefined */
   network(ref: string): { Id: string; Name: string } | undefined;
   volumes: {

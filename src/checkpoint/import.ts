@@ -31,15 +31,17 @@ export interface ImportOptions {
  * devices, host paths, relaxed confinement. An archive is input from whoever made it, so these
  * are applied only when the importer says it trusts the archive (`hostAccess`); migrate and clone
  * do (the archive comes from the caller's own daemon), `restore --import` needs
- * `--allow-host-access`. Returns a description of each, empty when there are none.
+ * `--allow-host-access`. Returns a description of each, empty when there are none. The cgroup
+ * namespace this host gives every container by default (`cgroupnsDefault`: host on cgroup v1, as
+ * dockerd) is no extra access.
  */
-export function hostAccessOf(hc: ExportDoc['hostConfig']): string[] {
+export function hostAccessOf(hc: ExportDoc['hostConfig'], cgroupnsDefault: 'host' | 'private' = 'private'): string[] {
   const found: string[] = [];
   const h = hc as Record<string, unknown>;
   const list = (k: string): unknown[] => (Array.isArray(h[k]) ? (h[k] as unknown[]) : []);
   if (h['Privileged'] === true) found.push('--privileged');
   for (const ns of ['NetworkMode', 'PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode'] as const)
-    if (h[ns] === 'host') found.push(`${ns}=host`);
+    if (h[ns] === 'host' && !(ns === 'CgroupnsMode' && cgroupnsDefault === 'host')) found.push(`${ns}=host`);
   for (const b of list('Binds'))
     if (typeof b === 'string' && b.startsWith('/')) found.push(`bind mount ${b.split(':')[0]}`);
   for (const m of list('Mounts'))
@@ -56,7 +58,7 @@ export function hostAccessOf(hc: ExportDoc['hostConfig']): string[] {
 }
 
 /** berth-export.json, parsed and checked: names from the archive become paths here. */
-async function review(staging: string, o: ImportOptions): Promise<ExportDoc> {
+async function review(staging: string, o: ImportOptions, cgroupnsDefault: 'host' | 'private'): Promise<ExportDoc> {
   let doc: ExportDoc;
   try {
     doc = JSON.parse(await fsp.readFile(join(staging, 'berth-export.json'), 'utf8')) as ExportDoc;
@@ -78,7 +80,7 @@ async function review(staging: string, o: ImportOptions): Promise<ExportDoc> {
   // what the restore reads back (berth.json): checked now, so a bad one is refused before anything is made
   if (!parseMeta({ ...(isObject(doc.meta) ? doc.meta : {}), addresses: {} }))
     throw invalidArgument('not a checkpoint archive: berth-export.json is malformed (checkpoint description)');
-  const access = hostAccessOf(doc.hostConfig);
+  const access = hostAccessOf(doc.hostConfig, cgroupnsDefault);
   if (access.length && !o.hostAccess)
     throw permissionDenied(
       `the checkpoint archive asks for access to the host (${access.join('; ')}): ` +
@@ -114,7 +116,7 @@ export async function importCheckpoint(
     await untarStream(input, staging).catch((e: unknown) => {
       throw invalidArgument(`not a checkpoint archive: ${errorMessage(e)}`);
     });
-    const doc = await review(staging, o);
+    const doc = await review(staging, o, deps.cgroupnsDefault);
     const image = await imageFor(deps, doc, o.pull);
     const [first, ...more] = doc.networks;
     const mode = doc.hostConfig.NetworkMode ?? 'default';

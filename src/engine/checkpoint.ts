@@ -58,6 +58,7 @@ export function checkpointDeps(engine: Engine): ArchiveDeps {
     imageId,
     exportUpper: (id, out) => engine.snapshots.packDiff(id, out),
     replaceUpper: (id, tarPath) => engine.replaceUpper(id, tarPath),
+    cgroupnsDefault: engine.runtime.host().cgroupVersion === 2 ? 'private' : 'host',
     create: (body, name) => engine.create(body, name),
     remove: (id) => engine.remove(id, { force: true, volumes: true }),
     startRestored: (id, restore) => engine.lifecycle.start(engine.get(id), restore),
