@@ -6,13 +6,14 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
-import { conflict, errorMessage, invalidArgument } from '../base/errors.js';
+import { conflict, errorMessage, invalidArgument, notImplemented } from '../base/errors.js';
 import { dateOf, type Clock } from '../base/clock.js';
 import type { AttachSession, CgroupStats } from '../runtime/types.js';
 import { readLogs, type LogLine, type LogQuery } from './logs.js';
 import { can, isActive } from './state.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
+import { actorOf } from './actor.js';
 
 export type { AttachSession, CgroupStats, LogLine, LogQuery };
 
@@ -64,7 +65,7 @@ export class ContainerStdio {
   attach(ref: string): Attachment {
     const c = this.e.get(ref);
     if (!can(c.state.status, 'attach')) throw conflict(`You cannot attach to a stopped container, start it first`);
-    const attrs = { image: c.config.Image ?? '', name: c.name };
+    const attrs = actorOf(c);
     const logPath = this.e.logPathOf(c.id);
     return {
       id: c.id,
@@ -97,6 +98,9 @@ export class ContainerStdio {
   } {
     const c = this.e.get(ref);
     if (!q.stdout && !q.stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
+    // dockerd 20.10 for --log-driver none: 501 {"message":"configured logging driver does not support reading"}
+    if (c.hostConfig.LogConfig?.Type === 'none')
+      throw notImplemented('configured logging driver does not support reading');
     const alive = () => {
       const cur = this.e.store.find(c.id);
       return !!cur && (isActive(cur.state.status) || cur.state.status === 'created');
@@ -111,6 +115,8 @@ export class ContainerStdio {
     const c = this.e.get(ref);
     this.e.check(c, 'resize');
     await this.e.runtime.resize(c.id, h, w);
+    // dockerd 20.10: {"Action":"resize", "Attributes":{"foo":"bar","height":"10","image":"busybox","name":"ev","width":"20"}}
+    this.e.events.emit('container', 'resize', c.id, actorOf(c, { height: String(h), width: String(w) }));
   }
 
   /** `docker top`: the host's `ps` output, reduced to the container's processes (as dockerd does). */
@@ -136,6 +142,7 @@ export class ContainerStdio {
       if (!pids.has(fields[pidCol] ?? '')) continue;
       processes.push([...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]);
     }
+    this.e.events.emit('container', 'top', c.id, actorOf(c)); // dockerd 20.10 emits it for every `docker top`
     return { Titles: titles, Processes: processes };
   }
 

@@ -13,6 +13,7 @@ import { ensure, hasTask, isActive } from './state.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { parseSignal } from './config.js';
 import { AttachBroker, startTask, validateSpec, type LifecycleDeps, type Restore } from './start.js';
+import { actorOf } from './actor.js';
 
 export type { ContainerHost, LifecycleDeps, Restore } from './start.js';
 
@@ -65,9 +66,14 @@ export class Lifecycle {
 
   /** POST /containers/{id}/start (`restore`: from a checkpoint). Returns false when it was already running (HTTP 304). */
   start(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
+    return this.startFrom(rec, restore, false);
+  }
+
+  /** `fromRestart`: the restart manager's start, from `restarting` (which stays the status until it runs). */
+  private startFrom(rec: ContainerRecord, restore: Restore | undefined, fromRestart: boolean): Promise<boolean> {
     const inflight = this.starting.get(rec.id);
     if (inflight) return inflight.then(() => false);
-    const p = this.doStart(rec, restore).finally(() => this.starting.delete(rec.id));
+    const p = this.doStart(rec, restore, fromRestart).finally(() => this.starting.delete(rec.id));
     this.starting.set(rec.id, p);
     // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
     return p.catch(async (e: unknown) => {
@@ -84,9 +90,9 @@ export class Lifecycle {
     await this.starting.get(id)?.catch(() => undefined);
   }
 
-  private async doStart(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
+  private async doStart(rec: ContainerRecord, restore: Restore | undefined, fromRestart: boolean): Promise<boolean> {
     if (rec.state.status === 'running') return false; // Docker's 304, before the table's refusal
-    ensure(rec, 'start');
+    if (!fromRestart || rec.state.status !== 'restarting') ensure(rec, 'start');
     const { d } = this;
     const created = await startTask(d, this.attachBroker, rec, restore);
     rec.state = {
@@ -101,7 +107,7 @@ export class Lifecycle {
     };
     rec.manuallyStopped = false;
     d.store.save(rec);
-    d.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    d.events.emit('container', 'start', rec.id, actorOf(rec));
     d.health.start(rec);
     return true;
   }
@@ -127,7 +133,7 @@ export class Lifecycle {
       rec.manuallyStopped = true;
       rec.state.status = 'exited';
       this.d.store.save(rec);
-      this.d.waiters.exited(rec.id, rec.state.exitCode, false);
+      this.d.waiters.exited(rec.id, rec.state.exitCode);
       return true;
     }
     if (!isActive(rec.state.status)) return false;
@@ -139,7 +145,7 @@ export class Lifecycle {
     await this.signal(rec, sig);
     const inTime = t < 0 ? await exited.then(() => true) : await this.within(exited, t * 1000);
     if (!inTime) await this.killAndWait(rec);
-    this.d.events.emit('container', 'stop', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'stop', rec.id, actorOf(rec));
     return true;
   }
 
@@ -179,11 +185,7 @@ export class Lifecycle {
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
     await this.d.runtime.kill(rec.id, sig);
     if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
-    this.d.events.emit('container', 'kill', rec.id, {
-      image: rec.config.Image ?? '',
-      name: rec.name,
-      signal: String(sig),
-    });
+    this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
     if (exited) await this.within(exited, KILL_WAIT_MS);
   }
 
@@ -192,7 +194,7 @@ export class Lifecycle {
     await this.d.runtime.pause(rec.id);
     rec.state.status = 'paused';
     this.d.store.save(rec);
-    this.d.events.emit('container', 'pause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'pause', rec.id, actorOf(rec));
   }
 
   async unpause(rec: ContainerRecord): Promise<void> {
@@ -200,13 +202,13 @@ export class Lifecycle {
     await this.d.runtime.resume(rec.id);
     rec.state.status = 'running';
     this.d.store.save(rec);
-    this.d.events.emit('container', 'unpause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'unpause', rec.id, actorOf(rec));
   }
 
   async restart(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
     await this.stop(rec, timeoutSec, signal);
     await this.start(rec);
-    this.d.events.emit('container', 'restart', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'restart', rec.id, actorOf(rec));
   }
 
   /**
@@ -241,14 +243,10 @@ export class Lifecycle {
         finishedAt: ex.at.toISOString(),
       };
       this.d.store.save(rec);
-      this.d.events.emit('container', 'die', id, {
-        exitCode: String(ex.code),
-        image: rec.config.Image ?? '',
-        name: rec.name,
-      });
+      this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
       for (const l of this.exitListeners.get(id) ?? []) l();
       this.exitListeners.delete(id);
-      this.d.waiters.exited(id, ex.code, willRestart);
+      this.d.waiters.exited(id, ex.code);
       if (willRestart) this.scheduleRestart(rec, ranMs);
       else if (autoRemove)
         await this.d.containers
@@ -264,12 +262,13 @@ export class Lifecycle {
       const cur = this.d.store.find(rec.id);
       if (!cur || cur.state.status !== 'restarting') return;
       cur.restartCount++;
-      cur.state.status = 'exited';
-      this.start(cur).catch((e: unknown) => {
+      // still `restarting` while it starts (dockerd: State.Restarting until it runs): a wait
+      // begun now waits for the next exit, inspect never shows `exited` in between
+      this.startFrom(cur, undefined, true).catch((e: unknown) => {
         log.warn('restart failed', { id: rec.id, err: errorMessage(e) });
         cur.state.status = 'exited';
         this.d.store.save(cur);
-        this.d.waiters.exited(cur.id, cur.state.exitCode, false);
+        this.d.waiters.exited(cur.id, cur.state.exitCode);
       });
     });
   }

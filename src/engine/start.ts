@@ -26,6 +26,7 @@ import type { HealthMonitor } from './health.js';
 import { specInputOf } from './spec-input.js';
 import { attachableOf, writeNetFiles } from './net.js';
 import { linkEnv, linkHosts, resolveLinks } from './links.js';
+import { actorOf } from './actor.js';
 
 /** A start that restores a checkpoint: its CRIU images, and the addresses (network id -> IPv4) to keep. */
 export interface Restore {
@@ -301,7 +302,8 @@ async function startPrepared(
         tty: rec.config.Tty ?? false,
         openStdin: rec.config.OpenStdin ?? false,
         stdinOnce: rec.config.StdinOnce ?? false,
-        logPath: d.containers.logPathOf(rec.id),
+        // log driver `none`: no log kept (conmon's k8s-file writer goes to /dev/null)
+        logPath: rec.hostConfig.LogConfig?.Type === 'none' ? '/dev/null' : d.containers.logPathOf(rec.id),
       },
       spec,
       restore && {
@@ -319,11 +321,7 @@ async function startPrepared(
     if (rec.state.status !== 'created') rec.state.status = 'exited';
     d.store.save(rec);
     attach.fail(rec.id, e);
-    d.events.emit('container', 'die', rec.id, {
-      exitCode: String(rec.state.exitCode),
-      image: rec.config.Image ?? '',
-      name: rec.name,
-    });
+    d.events.emit('container', 'die', rec.id, actorOf(rec, { exitCode: String(rec.state.exitCode) }));
     throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
   }
   if (rec.networks?.length && !named) {

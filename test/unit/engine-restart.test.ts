@@ -65,24 +65,56 @@ test('back-off doubles from 100 ms up to 1 min, and resets after 10 s of running
   assert.equal(rec.restartCount, 14);
 });
 
-test('on-failure:2 restarts two failures, then stays exited; waiters see the last exit only', async (t) => {
+test('on-failure:2 restarts two failures, then stays exited; each exit wakes the waiters of its time', async (t) => {
   const b = new Bench();
   t.after(() => b.close());
   const rec = b.add({ restart: { Name: 'on-failure', MaximumRetryCount: 2 } });
   await b.lifecycle.start(rec);
-  let woke: number | null = null;
-  void b.waiters.add(rec.id, 'not-running').then((c) => (woke = c));
+  const woke: Array<[string, number]> = [];
+  const waitFor = (c: 'not-running' | 'next-exit' | 'removed', tag: string) =>
+    void b.waiters.add(rec.id, c).then((code) => woke.push([tag, code]));
+  waitFor('not-running', 'first');
+  waitFor('next-exit', 'first-next');
+  waitFor('removed', 'removed');
   await exitNow(b, rec, 1);
+  // dockerd 20.10: a wait on a container the policy restarts returns with that exit's code
+  await b.until(() => woke.length === 2);
+  assert.deepEqual(woke.sort(), [
+    ['first', 1],
+    ['first-next', 1],
+  ]);
+  // begun during the back-off: restarting counts as running, the wait is for the next exit
+  waitFor('not-running', 'second');
   await restartsAfter(b, rec, 100);
   await exitNow(b, rec, 2);
+  await b.until(() => woke.length === 3);
+  assert.deepEqual(woke[2], ['second', 2]);
   await restartsAfter(b, rec, 200);
-  assert.equal(woke, null, 'a restart does not wake not-running waiters');
+  waitFor('next-exit', 'last');
   await exitNow(b, rec, 3);
   assert.equal(rec.state.status, 'exited');
   assert.equal(rec.restartCount, 2);
   assert.equal(b.clock.pending, 0, 'no restart scheduled');
-  await b.until(() => woke !== null);
-  assert.equal(woke, 3);
+  await b.until(() => woke.length === 4);
+  assert.deepEqual(woke[3], ['last', 3]);
+  assert.ok(!woke.some(([tag]) => tag === 'removed'), 'removed waits for the removal');
+});
+
+test('the restart manager start keeps `restarting` until the process runs (never `exited` in between)', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  await exitNow(b, rec, 4);
+  const seen: string[] = [];
+  const create = b.runtime.create.bind(b.runtime);
+  b.runtime.create = async (...args: Parameters<typeof create>) => {
+    seen.push(rec.state.status); // the status while the runtime creates the restarted container
+    return create(...args);
+  };
+  await restartsAfter(b, rec, BACKOFF_START_MS);
+  assert.deepEqual(seen, ['restarting']);
+  assert.equal(rec.restartCount, 1);
 });
 
 test('on-failure does not restart exit 0; on-failure:0 has no limit; no never restarts', async (t) => {
