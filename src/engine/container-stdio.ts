@@ -52,8 +52,67 @@ export interface Attachment {
   detached(): void;
 }
 
-/** One sample of GET /containers/{id}/stats: null once the container no longer runs. */
-export type StatsSample = { at: string; s: CgroupStats | null } | null;
+/** One interface's counters in the container's network namespace (stats' `networks`). */
+export interface NetDevStats {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+/**
+ * One sample of GET /containers/{id}/stats: null once the container no longer runs. `networks`:
+ * per interface, null when it has none of its own (`--network none` or `host`: dockerd leaves
+ * the field out there).
+ */
+export type StatsSample = { at: string; s: CgroupStats | null; networks: Record<string, NetDevStats> | null } | null;
+
+/** The kernel's fallback tunnel devices a fresh namespace can have: never a container's endpoint. */
+const TUNNEL_DEVICES = new Set([
+  'tunl0',
+  'sit0',
+  'ip6tnl0',
+  'ip6gre0',
+  'gre0',
+  'gretap0',
+  'erspan0',
+  'ip_vti0',
+  'ip6_vti0',
+]);
+
+/**
+ * `/proc/<pid>/net/dev`: the counters of the namespace `pid` is in (the container's, or the one
+ * it joined with `--network container:`), lo left out as dockerd does.
+ */
+export function parseNetDev(text: string): Record<string, NetDevStats> {
+  const out: Record<string, NetDevStats> = {};
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim();
+    if (!name || name === 'lo' || TUNNEL_DEVICES.has(name)) continue;
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map((x) => Number(x) || 0);
+    out[name] = {
+      rx_bytes: f[0] ?? 0,
+      rx_packets: f[1] ?? 0,
+      rx_errors: f[2] ?? 0,
+      rx_dropped: f[3] ?? 0,
+      tx_bytes: f[8] ?? 0,
+      tx_packets: f[9] ?? 0,
+      tx_errors: f[10] ?? 0,
+      tx_dropped: f[11] ?? 0,
+    };
+  }
+  return out;
+}
 
 export class ContainerStdio {
   constructor(
@@ -152,7 +211,14 @@ export class ContainerStdio {
     const sample = async (): Promise<StatsSample> => {
       const cur = this.e.store.find(c.id);
       if (!cur || (cur.state.status !== 'running' && cur.state.status !== 'paused')) return null;
-      return { at: dateOf(this.clock).toISOString(), s: await this.e.runtime.stats(c.id).catch(() => null) };
+      const at = dateOf(this.clock).toISOString();
+      const [s, networks] = await Promise.all([
+        this.e.runtime.stats(c.id).catch(() => null),
+        cur.hostConfig.NetworkMode === 'host' || !cur.state.pid
+          ? null
+          : fsp.readFile(`/proc/${cur.state.pid}/net/dev`, 'utf8').then(parseNetDev, () => null),
+      ]);
+      return { at, s, networks: networks && Object.keys(networks).length ? networks : null };
     };
     return { rec: { id: c.id, name: c.name }, sample };
   }

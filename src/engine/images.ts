@@ -5,7 +5,8 @@
  * checkpoint import's images alike.
  */
 import type { Readable, Writable } from 'node:stream';
-import { invalidArgument } from '../base/errors.js';
+import { errorMessage, invalidArgument } from '../base/errors.js';
+import { log } from '../base/log.js';
 import type { Digest } from '../base/digest.js';
 import { listTags, pull } from '../distribution/pull.js';
 import { push } from '../distribution/push.js';
@@ -18,6 +19,7 @@ import { parseContainerConfig, type ContainerConfig } from '../spec/engine-api.j
 import { applyChanges } from './changes.js';
 import { labelsMatch, type Filters } from './filters.js';
 import { can } from './state.js';
+import { actorOf } from './actor.js';
 import type { Engine } from './engine.js';
 
 export type { Credentials, ImageRecord, Progress, RemoveResult };
@@ -255,8 +257,17 @@ export class ImageVerbs {
       },
       r.changes.flatMap((x) => x.split('\n')),
     );
-    const freeze = r.pause && can(c.state.status, 'pause');
-    if (freeze) await this.e.runtime.pause(c.id);
+    // dockerd ignores a failed pause (a container that is just exiting commits unfrozen) and
+    // emits pause/unpause for the freeze (20.10: pause, tag, commit, unpause)
+    const attrs = actorOf(c);
+    const freeze =
+      r.pause &&
+      can(c.state.status, 'pause') &&
+      (await this.e.runtime.pause(c.id).then(
+        () => true,
+        (e: unknown) => (log.debug('commit: pause failed', { id: c.id, err: errorMessage(e) }), false),
+      ));
+    if (freeze) this.e.events.emit('container', 'pause', c.id, attrs);
     try {
       const ref = r.repo ? (r.tag ? `${r.repo}:${r.tag}` : r.repo) : undefined;
       const img = await this.e.images.commit({
@@ -268,15 +279,21 @@ export class ImageVerbs {
         ...(r.comment ? { comment: r.comment } : {}),
         ...(ref ? { ref } : {}),
       });
-      this.e.events.emit('container', 'commit', c.id, {
-        comment: r.comment ?? '',
-        imageID: img.id,
-        imageRef: ref ?? '',
-        name: c.name,
-      });
+      if (ref) this.e.events.emit('image', 'tag', img.id, { ...(config.Labels ?? {}), name: ref });
+      this.e.events.emit(
+        'container',
+        'commit',
+        c.id,
+        actorOf(c, { comment: r.comment ?? '', imageID: img.id, imageRef: ref ?? '' }),
+      );
       return img;
     } finally {
-      if (freeze) await this.e.runtime.resume(c.id);
+      if (freeze) {
+        await this.e.runtime
+          .resume(c.id)
+          .catch((e: unknown) => log.debug('commit: resume failed', { id: c.id, err: errorMessage(e) }));
+        this.e.events.emit('container', 'unpause', c.id, attrs);
+      }
     }
   }
 }

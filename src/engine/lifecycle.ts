@@ -229,6 +229,10 @@ export class Lifecycle {
       log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
       const willRestart = shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
       const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(id);
+      // State.OOMKilled: the OOM killer ended a process of it (the cgroup goes with the runtime's
+      // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
+      // after a child was killed, with one `oom` event.
+      const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
       // the runtime's state goes now, unless the container goes: its removal deletes it, off the clients' path
       if (!autoRemove) await this.d.runtime.delete(id).catch(() => undefined);
       await this.d.containers.unwire(rec, true);
@@ -241,8 +245,10 @@ export class Lifecycle {
         conmonPid: 0,
         exitCode: ex.code,
         finishedAt: ex.at.toISOString(),
+        oomKilled,
       };
       this.d.store.save(rec);
+      if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
       this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
       for (const l of this.exitListeners.get(id) ?? []) l();
       this.exitListeners.delete(id);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { conflict, errorMessage, isBerthError, wrap } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { Clock } from '../base/clock.js';
-import type { AttachSession, CheckpointRuntime, RuntimeName, TaskRuntime } from '../runtime/types.js';
+import type { AttachSession, CheckpointRuntime, RuntimeName, StatsRuntime, TaskRuntime } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
@@ -75,7 +75,7 @@ export interface LifecycleDeps {
   clock: Clock;
   store: Pick<ContainerStore, 'find' | 'get' | 'save'>;
   /** the task role, and post-copy's lazy-pages daemon for a restore */
-  runtime: TaskRuntime & Pick<CheckpointRuntime, 'lazyPages'>;
+  runtime: TaskRuntime & Pick<CheckpointRuntime, 'lazyPages'> & Pick<StatsRuntime, 'oomKills'>;
   events: Pick<EventBus, 'emit'>;
   waiters: Pick<Waiters, 'exited'>;
   health: Pick<HealthMonitor, 'start' | 'stop'>;

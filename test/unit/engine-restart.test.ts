@@ -229,3 +229,20 @@ test('auto-remove: an exited --rm container is removed; a failed create of one l
   assert.equal(bad.state.exitCode, 127);
   assert.deepEqual(b.actions(bad.id), ['die']);
 });
+
+test('OOMKilled: an exit after the OOM killer ended a process says so, with an oom event; the next start clears it', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add();
+  await b.lifecycle.start(rec);
+  b.runtime.oomKillCount.set(rec.id, 1); // a child was killed; the init exits 0 (dockerd 20.10: OOMKilled true)
+  await exitNow(b, rec, 0);
+  assert.equal(rec.state.oomKilled, true);
+  assert.equal(rec.state.exitCode, 0);
+  assert.deepEqual(b.actions(rec.id), ['start', 'oom', 'die']);
+  b.runtime.oomKillCount.delete(rec.id);
+  await b.lifecycle.start(rec);
+  assert.equal(rec.state.oomKilled, false);
+  await exitNow(b, rec, 1);
+  assert.equal(rec.state.oomKilled, false, 'no OOM kill this time');
+});
