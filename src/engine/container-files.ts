@@ -9,6 +9,7 @@ import { extractInto, packDir, packPath, statPath, type PathStat } from '../arch
 import type { RootedFs } from '../archive/rooted.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
+import { actorOf } from './actor.js';
 
 export type { PathStat };
 
@@ -35,7 +36,12 @@ export class ContainerFiles {
   read(ref: string, path: string, open: (st: PathStat) => Writable): Promise<void> {
     const c = this.e.get(ref);
     checkPath(path);
-    return this.withView(c, async (fs) => packPath(fs, path, open(statPath(fs, path))));
+    return this.withView(c, async (fs) => {
+      const out = open(statPath(fs, path));
+      // dockerd 20.10 emits archive-path for a GET (not for HEAD), extract-to-dir for a PUT (f-ctr-run)
+      this.e.events.emit('container', 'archive-path', c.id, actorOf(c));
+      return packPath(fs, path, out);
+    });
   }
 
   /** PUT /containers/{id}/archive: unpacks the tar `input` at `path`. */
@@ -43,19 +49,20 @@ export class ContainerFiles {
     const c = this.e.get(ref);
     if (c.hostConfig.ReadonlyRootfs) throw conflict('container rootfs is marked read-only');
     checkPath(path);
-    return this.withView(c, (fs) =>
-      extractInto(fs, path, input, {
+    return this.withView(c, async (fs) => {
+      await extractInto(fs, path, input, {
         noOverwriteDirNonDir: o.noOverwriteDirNonDir,
         spoolDir: join(this.e.root, 'tmp'),
-      }),
-    );
+      });
+      this.e.events.emit('container', 'extract-to-dir', c.id, actorOf(c));
+    });
   }
 
   /** GET /containers/{id}/export: the whole filesystem as a tar into `open()`; the `export` event once done. */
   async export(ref: string, open: () => Writable): Promise<void> {
     const c = this.e.get(ref);
     await this.withView(c, (fs) => packDir(fs.root, open()));
-    this.e.events.emit('container', 'export', c.id, { image: c.config.Image ?? '', name: c.name });
+    this.e.events.emit('container', 'export', c.id, actorOf(c));
   }
 }
 

@@ -248,19 +248,31 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rm', '-f', 'ex']);
   });
 
-  test('events: top, resize, commit (pause, tag, commit, unpause), oom; labels in container attributes', async () => {
+  test('events: top, resize, archive-path, extract-to-dir, rename, commit (pause, tag, commit, unpause); labels in attributes', async () => {
     const t0 = Math.floor(Date.now() / 1000) - 1;
     await d.docker(['run', '-d', '--name', 'ev', '-l', 'foo=bar', '--network', 'none', 'busybox', 'sleep', '300']);
     await d.docker(['top', 'ev']);
     assert.equal((await d.api('POST', '/containers/ev/resize?h=10&w=20')).status, 200);
     await d.docker(['commit', 'ev', 'evimg:1']);
-    await d.docker(['kill', 'ev']);
-    const evs = (await events(t0, { container: ['ev'] })).filter((e) => e.Type === 'container');
+    // docker cp out (HEAD then GET: one archive-path), in (extract-to-dir), then a rename
+    const tmp = join(d.dir, 'cp-hostname');
+    await d.docker(['cp', 'ev:/etc/hostname', tmp]);
+    await d.docker(['cp', tmp, 'ev:/tmp/']);
+    await d.docker(['rename', 'ev', 'ev2']);
+    await d.docker(['kill', 'ev2']);
+    const id = (await inspect('ev2')).Id;
+    const evs = (await events(t0, { container: [id] })).filter((e) => e.Type === 'container');
     const attrs = (action: string) => evs.find((e) => e.Action === action)?.Actor.Attributes;
     // dockerd 20.10: {"foo":"bar","image":"busybox","name":"ev"} for top, and resize adds height/width
     assert.deepEqual(attrs('top'), { foo: 'bar', image: 'busybox', name: 'ev' });
     assert.deepEqual(attrs('resize'), { foo: 'bar', height: '10', image: 'busybox', name: 'ev', width: '20' });
-    assert.deepEqual(attrs('kill'), { foo: 'bar', image: 'busybox', name: 'ev', signal: '9' });
+    assert.deepEqual(attrs('create'), { foo: 'bar', image: 'busybox', name: 'ev' });
+    assert.deepEqual(attrs('archive-path'), { foo: 'bar', image: 'busybox', name: 'ev' });
+    assert.deepEqual(attrs('extract-to-dir'), { foo: 'bar', image: 'busybox', name: 'ev' });
+    assert.equal(evs.filter((e) => e.Action === 'archive-path').length, 1, 'none for the HEAD');
+    // dockerd: {"foo":"bar","image":"busybox","name":"ev2","oldName":"/ev"}
+    assert.deepEqual(attrs('rename'), { foo: 'bar', image: 'busybox', name: 'ev2', oldName: '/ev' });
+    assert.deepEqual(attrs('kill'), { foo: 'bar', image: 'busybox', name: 'ev2', signal: '9' });
     assert.equal(attrs('die')?.['foo'], 'bar');
     // dockerd: pause, (image) tag, commit {comment, foo, image, imageID, imageRef, name}, unpause
     const all = await events(t0);
@@ -270,7 +282,7 @@ describe('containers, running side, as dockerd answers', () => {
     assert.equal(commit['image'], 'busybox');
     assert.equal(commit['foo'], 'bar');
     assert.match(commit['imageID'] ?? '', /^sha256:/);
-    await d.docker(['rm', '-f', 'ev']);
+    await d.docker(['rm', '-f', 'ev2']);
     await d.docker(['rmi', 'evimg:1']);
   });
 
