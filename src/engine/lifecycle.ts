@@ -179,9 +179,29 @@ export class Lifecycle {
   }
 
   /** POST /containers/{id}/kill. SIGKILL returns once the container exited (as dockerd's: clients remove it next). */
+  /**
+   * As dockerd's: a kill through the API marks the container manually stopped (its restart
+   * policy does not bring it back: 20.10 left a `--restart=always` container exited 137 after
+   * `docker kill`), and a kill of a restarting container cancels the restart (204, no signal,
+   * no event; it stays exited).
+   */
   async kill(rec: ContainerRecord, signal: string | undefined): Promise<void> {
     const sig = parseSignal(signal || 'SIGKILL');
     ensure(rec, 'kill');
+    rec.manuallyStopped = true;
+    this.d.store.save(rec);
+    if (rec.state.status === 'restarting') {
+      this.cancelRestart(rec.id);
+      await this.settled(rec.id); // the restart's start, if it is under way
+      if (rec.state.status === 'restarting') {
+        rec.state.status = 'exited';
+        this.d.store.save(rec);
+        this.d.waiters.exited(rec.id, rec.state.exitCode);
+        return;
+      }
+      rec.manuallyStopped = true; // the start cleared it: the process it started is killed below
+      this.d.store.save(rec);
+    }
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
     await this.d.runtime.kill(rec.id, sig);
     if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);

@@ -131,6 +131,47 @@ describe('containers, running side, as dockerd answers', () => {
     assert.match(rr.body.toString(), /^\{"Error":null,"StatusCode":\d+\}\n?$/);
   });
 
+  test('kill: a manual stop for the restart policy; a kill while restarting cancels the restart (204)', async () => {
+    // dockerd 20.10: `docker kill` of a --restart=always container -> "exited 0 137" two seconds later
+    await d.docker(['run', '-d', '--name', 'k1', '--restart=always', '--network', 'none', 'busybox', 'sleep', '300']);
+    await d.docker(['kill', 'k1']);
+    await new Promise((res) => setTimeout(res, 2000));
+    let c = await inspect('k1');
+    assert.equal(c.State['Status'], 'exited');
+    assert.equal(c.State['ExitCode'], 137);
+    assert.equal(c.RestartCount, 0);
+    // dockerd: POST kill while restarting -> 204, then "exited" for good, no kill event
+    const t0 = Math.floor(Date.now() / 1000) - 1;
+    await d.docker([
+      'run',
+      '-d',
+      '--name',
+      'k2',
+      '--restart=always',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'exit 2',
+    ]);
+    await eventually(async () => (await inspect('k2')).State['Status'] === 'restarting', 20_000, 'restarting');
+    const r = await d.api('POST', '/containers/k2/kill');
+    assert.equal(r.status, 204, r.text); // berth answered 409
+    await new Promise((res) => setTimeout(res, 2000));
+    c = await inspect('k2');
+    assert.equal(c.State['Status'], 'exited');
+    assert.equal(c.State['ExitCode'], 2);
+    const count = c.RestartCount;
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal((await inspect('k2')).RestartCount, count, 'no more restarts');
+    assert.deepEqual(
+      (await events(t0, { container: [c.Id], event: ['kill'] })).map((e) => e.Action),
+      [],
+    );
+    await d.docker(['rm', '-f', 'k1', 'k2']);
+  });
+
   test('wait on a created container: not-running at once (0), next-exit on the exit after a start', async () => {
     await d.docker(['create', '--name', 'wc', '--network', 'none', 'busybox', 'sh', '-c', 'exit 7']);
     // dockerd: {"Error":null,"StatusCode":0} at once

@@ -246,3 +246,33 @@ test('OOMKilled: an exit after the OOM killer ended a process says so, with an o
   await exitNow(b, rec, 1);
   assert.equal(rec.state.oomKilled, false, 'no OOM kill this time');
 });
+
+test('kill: an API kill is a manual stop (no restart); a kill during the back-off cancels the restart', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  // dockerd 20.10: `docker kill` of a --restart=always container leaves it exited 137, RestartCount 0
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  await b.lifecycle.kill(rec, 'SIGKILL');
+  await b.until(() => rec.state.status === 'exited', 'the exit');
+  assert.equal(rec.state.exitCode, 137);
+  assert.equal(rec.manuallyStopped, true);
+  assert.equal(b.clock.pending, 0, 'no restart scheduled');
+  // dockerd: a kill of a restarting container answers 204, sends nothing, emits no kill; it stays exited
+  const r2 = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(r2);
+  await exitNow(b, r2, 2);
+  assert.equal(r2.state.status, 'restarting');
+  let woke: number | null = null;
+  void b.waiters.add(r2.id, 'not-running').then((c) => (woke = c));
+  const calls = b.runtime.calls.length;
+  await b.lifecycle.kill(r2, undefined);
+  assert.equal(r2.state.status, 'exited');
+  assert.equal(b.runtime.calls.length, calls, 'no signal: there is no process');
+  assert.equal(b.clock.pending, 0);
+  b.clock.advance(BACKOFF_MAX_MS);
+  assert.equal(r2.state.status, 'exited');
+  assert.deepEqual(b.actions(r2.id), ['start', 'die']);
+  await b.until(() => woke !== null);
+  assert.equal(woke, 2);
+});
