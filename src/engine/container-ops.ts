@@ -16,6 +16,8 @@ import { isActive } from './state.js';
 import { parseWaitCondition } from './waiters.js';
 import type { Engine } from './engine.js';
 import { actorOf } from './actor.js';
+import { linkHosts, resolveLinks } from './links.js';
+import { writeNetFiles } from './net.js';
 
 export type { ContainerFacts };
 
@@ -100,10 +102,10 @@ export class ContainerVerbs {
    * `/<parent>/<alias>` from the parent's HostConfig.Links (null once none is left); neither
    * container changes otherwise. dockerd 20.10 finds the link by that name (404 "No such
    * container: lu/db" once it is gone) and refuses a plain container name with a 500 "Conflict,
-   * cannot remove the default link name of the container". The parent's running /etc/hosts keeps
-   * the line until its next start (dockerd rewrites it at once on the default bridge).
+   * cannot remove the default link name of the container". A running parent's /etc/hosts is
+   * rewritten without the link's line (dockerd's updateNetwork).
    */
-  removeLink(ref: string): void {
+  async removeLink(ref: string): Promise<void> {
     const name = ref.startsWith('/') ? ref : `/${ref}`;
     const cut = name.lastIndexOf('/');
     if (cut === 0) {
@@ -117,6 +119,14 @@ export class ContainerVerbs {
     if (left.length) parent.hostConfig.Links = left;
     else delete parent.hostConfig.Links;
     this.e.store.save(parent);
+    if (parent.state.status !== 'running') return;
+    let hosts: string[];
+    try {
+      hosts = linkHosts(resolveLinks(this.e.networks, parent, (r) => this.e.store.find(r)));
+    } catch {
+      return; // a linked container stopped meanwhile: its next start writes the file
+    }
+    await writeNetFiles(this.e.networks, parent, this.e.containerDir(parent.id), hosts);
   }
 
   rename(ref: string, name: string): Promise<void> {

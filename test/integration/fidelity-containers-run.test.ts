@@ -201,6 +201,8 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['run', '-d', '--name', 'lk-t', 'busybox', 'sleep', '300']);
     await d.docker(['run', '-d', '--name', 'lk-u', '--link', 'lk-t:db', 'busybox', 'sleep', '300']);
     assert.deepEqual((await inspect('lk-u')).HostConfig['Links'], ['/lk-t:/lk-u/db']);
+    const hosts = async () => (await d.docker(['exec', 'lk-u', 'cat', '/etc/hosts'])).stdout;
+    assert.match(await hosts(), /\tdb [0-9a-f]{12} lk-t\n/);
     // dockerd: a plain name is 500 "Conflict, cannot remove the default link name of the container"
     let r = await d.api('DELETE', '/containers/lk-u?link=1');
     assert.equal(r.status, 500);
@@ -212,6 +214,7 @@ describe('containers, running side, as dockerd answers', () => {
     const out = await d.docker(['rm', '--link', 'lk-u/db']);
     assert.equal(out.stdout.trim(), 'lk-u/db');
     assert.equal((await inspect('lk-u')).HostConfig['Links'], null);
+    assert.doesNotMatch(await hosts(), /\bdb\b/, 'the running parent forgets the alias at once');
     // dockerd once it is gone: 404 "No such container: lu/db"
     r = await d.api('DELETE', '/containers/lk-u/db?link=1');
     assert.equal(r.status, 404);

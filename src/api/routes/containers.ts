@@ -145,7 +145,7 @@ export function containerRoutes(r: Router, v: Verbs): void {
 
   r.on('DELETE', '/containers/{id}', async (ctx) => {
     if (flag(ctx, 'link')) {
-      ctrs.removeLink(ctx.params[0]!);
+      await ctrs.removeLink(ctx.params[0]!);
       ctx.send(204);
       return;
     }
@@ -155,10 +155,10 @@ export function containerRoutes(r: Router, v: Verbs): void {
 
   // a link's name, `/<parent>/<alias>` (the docker CLI sends `rm --link lu/db` unescaped); no
   // container's name has a slash
-  r.on('DELETE', '/containers/{parent}/{alias}', (ctx) => {
+  r.on('DELETE', '/containers/{parent}/{alias}', async (ctx) => {
     const ref = `${ctx.params[0]!}/${ctx.params[1]!}`;
     if (!flag(ctx, 'link')) throw notFound(`No such container: ${ref}`);
-    ctrs.removeLink(ref);
+    await ctrs.removeLink(ref);
     ctx.send(204);
   });
 
