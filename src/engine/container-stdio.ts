@@ -65,11 +65,13 @@ export interface NetDevStats {
 }
 
 /**
- * One sample of GET /containers/{id}/stats: null once the container no longer runs. `networks`:
+ * One sample of GET /containers/{id}/stats (`not-running`: dockerd then sends a zero document,
+ * and a stream goes on until the container runs again or is removed). `networks`:
  * per interface, null when it has none of its own (`--network none` or `host`: dockerd leaves
  * the field out there).
  */
-export type StatsSample = { at: string; s: CgroupStats | null; networks: Record<string, NetDevStats> | null } | null;
+export type StatsSample =
+  { at: string; s: CgroupStats | null; networks: Record<string, NetDevStats> | null } | 'not-running' | 'removed';
 
 /** The kernel's fallback tunnel devices a fresh namespace can have: never a container's endpoint. */
 const TUNNEL_DEVICES = new Set([
@@ -210,7 +212,8 @@ export class ContainerStdio {
     const c = this.e.get(ref);
     const sample = async (): Promise<StatsSample> => {
       const cur = this.e.store.find(c.id);
-      if (!cur || (cur.state.status !== 'running' && cur.state.status !== 'paused')) return null;
+      if (!cur) return 'removed';
+      if (cur.state.status !== 'running' && cur.state.status !== 'paused') return 'not-running';
       const at = dateOf(this.clock).toISOString();
       const [s, networks] = await Promise.all([
         this.e.runtime.stats(c.id).catch(() => null),

@@ -42,6 +42,37 @@ function raw(
   });
 }
 
+/** The first `n` lines of a streamed answer (the request is then dropped), and whether the stream ended first. */
+function lines(
+  d: Daemon,
+  path: string,
+  n: number,
+  during?: () => Promise<unknown>,
+): Promise<{ lines: string[]; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const got: string[] = [];
+    let buf = '';
+    const req = http.request({ socketPath: d.sock, path, method: 'GET' }, (r) => {
+      void during?.();
+      r.on('data', (c: Buffer) => {
+        buf += c.toString();
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          got.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+        if (got.length >= n) {
+          req.destroy();
+          resolve({ lines: got.slice(0, n), ended: false });
+        }
+      });
+      r.on('end', () => resolve({ lines: got, ended: true }));
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error(`${path}: ${got.length} of ${n} lines in 20 s`)));
+    req.on('error', (e) => (got.length >= n ? undefined : reject(e)));
+    req.end();
+  });
+}
+
 const json = (b: Buffer) => JSON.parse(b.toString()) as Record<string, unknown>;
 const cgroupV2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
 
@@ -474,6 +505,22 @@ describe('containers, running side, as dockerd answers', () => {
     assert.deepEqual(off['memory_stats'], {});
     assert.equal(off['networks'], undefined);
     assert.equal((off['blkio_stats'] as Record<string, unknown>)['io_service_bytes_recursive'], null);
+    // streamed: dockerd 20.10 sends a stopped container's zero document every second, real ones
+    // once it runs (berth ended the stream at the first); a removal ends it
+    const streamed = await lines(d, '/containers/st-off/stats', 3, async () => {
+      await new Promise((res) => setTimeout(res, 1200));
+      await d.docker(['start', 'st-off']); // `true`: it runs and exits again at once
+    });
+    assert.equal(streamed.ended, false);
+    assert.equal(JSON.parse(streamed.lines[0]!).read, '0001-01-01T00:00:00Z');
+    await d.docker(['run', '-d', '--name', 'st-gone', '--network', 'none', 'busybox', 'sleep', '300']);
+    const gone = await lines(d, '/containers/st-gone/stats', 100, async () => {
+      await new Promise((res) => setTimeout(res, 1500));
+      await d.docker(['rm', '-f', 'st-gone']);
+    });
+    assert.equal(gone.ended, true, 'the removal ends the stream');
+    assert.ok(gone.lines.length >= 1 && gone.lines.length < 10, String(gone.lines.length));
+    assert.notEqual(JSON.parse(gone.lines[0]!).read, '0001-01-01T00:00:00Z');
     await d.docker(['rm', '-f', 'st', 'st-none', 'st-host', 'st-ct', 'st-off']);
     await d.docker(['network', 'rm', 'st-net']);
   });

@@ -181,16 +181,20 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
     const oneShot = flag(ctx, 'one-shot');
     const io = ctx.stream(200, 'application/json');
     type Taken = { at: string; s: CgroupStats; networks: Record<string, NetDevStats> | null };
-    const taken = (x: Awaited<ReturnType<typeof sample>>): Taken | null => (x?.s ? { ...x, s: x.s } : null);
+    const taken = (x: Awaited<ReturnType<typeof sample>>): Taken | null =>
+      typeof x === 'object' && x.s ? { ...x, s: x.s } : null;
     let prev: Taken | null = null;
     if (!stream && !oneShot) {
       prev = taken(await sample());
       await sleep(250);
     }
+    // dockerd 20.10 streams a stopped container's zero document every second (and real ones once
+    // it runs again); the stream ends when the client goes or the container is removed
     for (;;) {
-      const cur = taken(await sample());
+      const x = await sample();
+      const cur = taken(x);
       io.write(Buffer.from(JSON.stringify(statsDoc(c, cur, prev)) + '\n'));
-      if (!stream || !cur || ctx.signal.aborted) break;
+      if (!stream || x === 'removed' || ctx.signal.aborted) break;
       prev = cur;
       await sleep(1000);
       if (ctx.signal.aborted) break;
