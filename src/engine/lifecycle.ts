@@ -3,13 +3,13 @@
  * restart policy (restart.ts) and attach before start. Each verb asks the status table first;
  * the start path itself is start.ts.
  */
-import { conflict, errorMessage } from '../base/errors.js';
+import { conflict, errorMessage, internal } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { dateOf, type ClockTimer } from '../base/clock.js';
 import type { AttachSession } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
-import { ensure, hasTask, isActive } from './state.js';
+import { can, ensure, hasTask, isActive, refusal } from './state.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { parseSignal } from './config.js';
 import { AttachBroker, startTask, validateSpec, type LifecycleDeps, type Restore } from './start.js';
@@ -218,7 +218,9 @@ export class Lifecycle {
   }
 
   async unpause(rec: ContainerRecord): Promise<void> {
-    ensure(rec, 'unpause');
+    // dockerd 20.10 answers an unpause of a container that is not paused with a 500 (an untyped
+    // error), {"message":"Container <id> is not paused"}
+    if (!can(rec.state.status, 'unpause')) throw internal(refusal(rec.state.status, 'unpause', rec.name, rec.id));
     await this.d.runtime.resume(rec.id);
     rec.state.status = 'running';
     this.d.store.save(rec);

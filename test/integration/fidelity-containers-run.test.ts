@@ -203,6 +203,25 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rm', '-f', 'k1', 'k2']);
   });
 
+  test('refusals by status: dockerd codes and words (unpause of a container not paused is its 500)', async () => {
+    await d.docker(['create', '--name', 'rq', 'busybox', 'sleep', '100']);
+    const id = (await inspect('rq')).Id;
+    // dockerd 20.10 to each, on a created container
+    const cases: Array<[string, string, number, string]> = [
+      ['POST', '/containers/rq/unpause', 500, `Container ${id} is not paused`],
+      ['POST', '/containers/rq/kill', 409, `Cannot kill container: rq: Container ${id} is not running`],
+      ['POST', '/containers/rq/pause', 409, `Container ${id} is not running`],
+      ['POST', '/containers/rq/resize?h=1&w=1', 409, `Container ${id} is not running`],
+      ['GET', '/containers/rq/top', 409, `Container ${id} is not running`],
+    ];
+    for (const [method, path, status, message] of cases) {
+      const r = await d.api(method, path);
+      assert.equal(r.status, status, `${method} ${path}: ${r.text}`);
+      assert.deepEqual(r.body, { message });
+    }
+    await d.docker(['rm', 'rq']);
+  });
+
   test('wait on a created container: not-running at once (0), next-exit on the exit after a start', async () => {
     await d.docker(['create', '--name', 'wc', '--network', 'none', 'busybox', 'sh', '-c', 'exit 7']);
     // dockerd: {"Error":null,"StatusCode":0} at once
