@@ -67,6 +67,9 @@ export class Execs {
 
   create(containerRef: string, body: unknown): ExecId {
     const rec = this.engine.get(containerRef);
+    // dockerd names the container as the client did here (errExecPaused(name)); "not running" has the id
+    if (rec.state.status === 'paused')
+      throw conflict(`Container ${containerRef} is paused, unpause the container before exec`);
     this.engine.check(rec, 'exec');
     const config = parseExecConfig(body);
     const id = newId<ExecId>();
@@ -94,7 +97,9 @@ export class Execs {
 
   private checkStartable(id: string): ExecRecord {
     const ex = this.record(id);
-    if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
+    // dockerd 20.10's words: "Error: Exec command <id> is already running" / "... has already run"
+    if (ex.running) throw conflict(`Error: Exec command ${id} is already running`);
+    if (ex.exitCode !== null) throw conflict(`Error: Exec command ${id} has already run`);
     this.engine.check(this.engine.get(ex.containerId), 'exec');
     return ex;
   }
@@ -141,10 +146,19 @@ export class Execs {
     return { exec: ex, attach: handle.attach, logPath: handle.logPath, exited: () => handle.wait() };
   }
 
-  /** Resizes the exec's terminal (nothing before it started). */
+  /**
+   * Resizes the exec's terminal (nothing before it started). A finished exec's process is gone:
+   * dockerd 20.10 answers 404 "no such exec" (containerd's), berth's runtime would fail on its
+   * closed control pipe.
+   */
   async resize(id: string, h: number, w: number): Promise<void> {
     const ex = this.record(id);
-    if (ex.handle) await ex.handle.resize(h, w);
+    if (ex.exitCode !== null) throw notFound('no such exec');
+    if (ex.handle)
+      await ex.handle.resize(h, w).catch((e: unknown) => {
+        if (ex.exitCode !== null) throw notFound('no such exec', e);
+        throw e;
+      });
   }
 
   private finish(ex: ExecRecord, code: number): void {

@@ -337,6 +337,19 @@ describe('containers, running side, as dockerd answers', () => {
     const id = (await d.api('POST', '/containers/ex/exec', { Cmd: ['/nonexist'] })).body as { Id: string };
     assert.equal((await raw(d, 'POST', `/exec/${id.Id}/start`, { Detach: true })).status, 400);
     assert.equal(((await d.api('GET', `/exec/${id.Id}/json`)).body as { ExitCode: number }).ExitCode, 126);
+    // dockerd 20.10: a second start 409 "Error: Exec command <id> has already run"; a finished
+    // exec's resize 404 "no such exec"; an exec in a paused container names it as asked
+    const again = await d.api('POST', `/exec/${id.Id}/start`, { Detach: true });
+    assert.equal(again.status, 409);
+    assert.deepEqual(again.body, { message: `Error: Exec command ${id.Id} has already run` });
+    const rs = await d.api('POST', `/exec/${id.Id}/resize?h=10&w=10`);
+    assert.equal(rs.status, 404);
+    assert.deepEqual(rs.body, { message: 'no such exec' });
+    await d.docker(['pause', 'ex']);
+    const paused = await d.api('POST', '/containers/ex/exec', { Cmd: ['true'] });
+    assert.equal(paused.status, 409);
+    assert.deepEqual(paused.body, { message: 'Container ex is paused, unpause the container before exec' });
+    await d.docker(['unpause', 'ex']);
     const run = await d.docker(['run', '--rm', '--network', 'none', 'busybox', '/nonexist'], { allowFail: true });
     assert.equal(run.code, 127, run.stderr);
     await d.docker(['rm', '-f', 'ex']);
