@@ -305,6 +305,27 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rm', 'ln']);
   });
 
+  test('logs: the output after the last newline is kept (dockerd 20.10 showed it last)', async () => {
+    await d.docker([
+      'run',
+      '--name',
+      'lg',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'echo a; printf c; echo; printf no-newline',
+    ]);
+    const out = await d.docker(['logs', 'lg']);
+    assert.equal(out.stdout, 'a\nc\nno-newline'); // berth lost "no-newline"
+    const tail = await d.docker(['logs', '--tail', '1', 'lg']);
+    assert.equal(tail.stdout, 'no-newline');
+    const att = await d.docker(['start', '-a', 'lg']);
+    assert.equal(att.stdout, 'a\nc\nno-newline');
+    await d.docker(['rm', 'lg']);
+  });
+
   test('exec: the create-time Tty stays, the start Tty frames the stream; a start failure exits 126', async () => {
     await d.docker(['run', '-d', '--name', 'ex', '--network', 'none', 'busybox', 'sleep', '300']);
     const create = async (tty: boolean) => {

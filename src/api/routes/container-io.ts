@@ -53,7 +53,10 @@ export function pipeSession(
       const rs = createReadStream(o.log!.path, { start: o.log!.from });
       rs.on('data', (c) => parser.push(c as Buffer, emit));
       rs.on('error', () => resolve());
-      rs.on('end', () => resolve());
+      rs.on('end', () => {
+        parser.flush(emit); // the last output had no newline
+        resolve();
+      });
     });
   };
   // Clients inspect the exit code as soon as the stream ends: it must be known by then.
