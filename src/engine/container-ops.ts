@@ -4,7 +4,7 @@
  * stopping. Stdio (attach, logs, stats, top) is in ./container-io.ts, files (cp, export) in
  * ./container-files.ts.
  */
-import { internal, invalidArgument, notFound } from '../base/errors.js';
+import { BerthError, internal, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import { parseUpdateBody } from '../spec/engine-api.js';
 import { restoreOf } from './checkpoint.js';
@@ -129,8 +129,19 @@ export class ContainerVerbs {
     await writeNetFiles(this.e.networks, parent, this.e.containerDir(parent.id), hosts);
   }
 
-  rename(ref: string, name: string): Promise<void> {
-    return this.e.rename(ref, name);
+  /**
+   * `docker rename`. The new name's refusals carry dockerd 20.10's prefix: "Error when allocating
+   * new name: Invalid container name (/bad name), only ..." (400) and "Error when allocating new
+   * name: Conflict. The container name \"/x\" is already in use ..." (409).
+   */
+  async rename(ref: string, name: string): Promise<void> {
+    try {
+      await this.e.rename(ref, name);
+    } catch (e) {
+      if (!isBerthError(e) || !/^(Invalid container name \(|Conflict\. The container name )/.test(e.message)) throw e;
+      const msg = e.message.replace(/^Invalid container name \((?!\/)/, 'Invalid container name (/');
+      throw new BerthError(e.code, `Error when allocating new name: ${msg}`, { cause: e });
+    }
   }
 
   /**

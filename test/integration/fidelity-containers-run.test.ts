@@ -222,6 +222,32 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rm', 'rq']);
   });
 
+  test('rename: dockerd 20.10 codes and words', async () => {
+    await d.docker(['create', '--name', 'rn', 'busybox', 'true']);
+    await d.docker(['create', '--name', 'rn2', 'busybox', 'true']);
+    const rn2 = (await inspect('rn2')).Id;
+    const cases: Array<[string, number, string]> = [
+      ['rn', 400, 'Renaming a container with the same name as its current name'],
+      ['', 400, 'Neither old nor new names may be empty'],
+      [
+        'bad%20name',
+        400,
+        'Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed',
+      ],
+      [
+        'rn2',
+        409,
+        `Error when allocating new name: Conflict. The container name "/rn2" is already in use by container "${rn2}". You have to remove (or rename) that container to be able to reuse that name.`,
+      ],
+    ];
+    for (const [name, status, message] of cases) {
+      const r = await d.api('POST', `/containers/rn/rename?name=${name}`);
+      assert.equal(r.status, status, r.text);
+      assert.deepEqual(r.body, { message });
+    }
+    await d.docker(['rm', 'rn', 'rn2']);
+  });
+
   test('wait on a created container: not-running at once (0), next-exit on the exit after a start', async () => {
     await d.docker(['create', '--name', 'wc', '--network', 'none', 'busybox', 'sh', '-c', 'exit 7']);
     // dockerd: {"Error":null,"StatusCode":0} at once
