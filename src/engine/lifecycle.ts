@@ -106,6 +106,12 @@ export class Lifecycle {
       oomKilled: false,
     };
     rec.manuallyStopped = false;
+    // a start that is not the restart manager's begins the count again (dockerd's
+    // ResetRestartManager(true): on-failure:2 exhausted, `docker start` gives it 2 more)
+    if (!fromRestart) {
+      rec.restartCount = 0;
+      this.restarts.reset(rec.id);
+    }
     d.store.save(rec);
     d.events.emit('container', 'start', rec.id, actorOf(rec));
     d.health.start(rec);
@@ -269,6 +275,9 @@ export class Lifecycle {
         finishedAt: ex.at.toISOString(),
         oomKilled,
       };
+      // dockerd counts the restart when it decides it (RestartCount++ with SetRestarting): inspect
+      // during the back-off already shows it
+      if (willRestart) rec.restartCount++;
       this.d.store.save(rec);
       if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
       this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
@@ -289,7 +298,6 @@ export class Lifecycle {
     this.restarts.schedule(rec.id, ranMs, () => {
       const cur = this.d.store.find(rec.id);
       if (!cur || cur.state.status !== 'restarting') return;
-      cur.restartCount++;
       // still `restarting` while it starts (dockerd: State.Restarting until it runs): a wait
       // begun now waits for the next exit, inspect never shows `exited` in between
       this.startFrom(cur, undefined, true).catch((e: unknown) => {

@@ -203,6 +203,50 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rm', '-f', 'k1', 'k2']);
   });
 
+  test('RestartCount: counted at the exit it follows, reset by a user start (on-failure:2)', async () => {
+    // dockerd 20.10: "2 exited"; after `docker start`: "1 restarting" at once, then "2 exited"
+    await d.docker([
+      'run',
+      '-d',
+      '--name',
+      'rc',
+      '--restart=on-failure:2',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'exit 1',
+    ]);
+    const settled = async () =>
+      eventually(
+        async () => {
+          const c = await inspect('rc');
+          return c.State['Status'] === 'exited' && c.RestartCount === 2 ? c : undefined;
+        },
+        20_000,
+        'exited after 2 restarts',
+      );
+    await settled();
+    const t0 = Math.ceil(Date.now() / 1000); // the next second: events from t0 on are this start's
+    await new Promise((res) => setTimeout(res, t0 * 1000 - Date.now() + 50));
+    await d.docker(['start', 'rc']);
+    const c = await eventually(
+      async () => {
+        const x = await inspect('rc');
+        const starts = (await events(t0, { container: [x.Id], event: ['start'] })).length;
+        return x.State['Status'] === 'exited' && starts >= 3 ? x : undefined;
+      },
+      20_000,
+      'the user start and 2 more restarts',
+    );
+    assert.equal(c.State['ExitCode'], 1);
+    assert.equal(c.RestartCount, 2);
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal((await events(t0, { container: [c.Id], event: ['start'] })).length, 3, 'no third restart');
+    await d.docker(['rm', 'rc']);
+  });
+
   test('refusals by status: dockerd codes and words (unpause of a container not paused is its 500)', async () => {
     await d.docker(['create', '--name', 'rq', 'busybox', 'sleep', '100']);
     const id = (await inspect('rq')).Id;

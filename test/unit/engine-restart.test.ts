@@ -98,6 +98,12 @@ test('on-failure:2 restarts two failures, then stays exited; each exit wakes the
   await b.until(() => woke.length === 4);
   assert.deepEqual(woke[3], ['last', 3]);
   assert.ok(!woke.some(([tag]) => tag === 'removed'), 'removed waits for the removal');
+  // dockerd 20.10: RestartCount 2, exited; `docker start` -> 0, then 1 restarting, 2 exited again
+  await b.lifecycle.start(rec);
+  assert.equal(rec.restartCount, 0);
+  await exitNow(b, rec, 1);
+  assert.equal(rec.restartCount, 1);
+  await restartsAfter(b, rec, 100); // and the back-off starts again
 });
 
 test('the restart manager start keeps `restarting` until the process runs (never `exited` in between)', async (t) => {
@@ -106,6 +112,7 @@ test('the restart manager start keeps `restarting` until the process runs (never
   const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
   await b.lifecycle.start(rec);
   await exitNow(b, rec, 4);
+  assert.equal(rec.restartCount, 1, 'counted when decided, as dockerd: inspect during the back-off shows it');
   const seen: string[] = [];
   const create = b.runtime.create.bind(b.runtime);
   b.runtime.create = async (...args: Parameters<typeof create>) => {
