@@ -155,10 +155,20 @@ export class Lifecycle {
     return true;
   }
 
+  /**
+   * A stop's signal, with dockerd's events: `kill` {signal}, and for a paused container the
+   * `unpause` that lets it act on it (20.10: kill 15, unpause, kill 9, die, stop).
+   */
   private async signal(rec: ContainerRecord, sig: number): Promise<void> {
     try {
       await this.d.runtime.kill(rec.id, sig);
-      if (rec.state.status === 'paused') await this.d.runtime.resume(rec.id);
+      this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
+      if (rec.state.status === 'paused') {
+        await this.d.runtime.resume(rec.id);
+        rec.state.status = 'running';
+        this.d.store.save(rec);
+        this.d.events.emit('container', 'unpause', rec.id, actorOf(rec));
+      }
     } catch (e) {
       log.debug('signal failed', { id: rec.id, err: errorMessage(e) });
     }
@@ -175,7 +185,10 @@ export class Lifecycle {
       return;
     }
     const exited = this.exitPromise(rec.id);
-    await this.d.runtime.kill(rec.id, 9, true).catch(() => undefined);
+    await this.d.runtime.kill(rec.id, 9, true).then(
+      () => this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: '9' })), // dockerd's, for rm -f too
+      () => undefined,
+    );
     if (rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
     const ok = await this.within(exited, KILL_WAIT_MS);
     if (!ok) {

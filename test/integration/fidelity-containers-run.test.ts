@@ -484,6 +484,36 @@ describe('containers, running side, as dockerd answers', () => {
     await d.docker(['rmi', 'evimg:1']);
   });
 
+  test('events of stop and rm -f: the signals as kill events, the unpause of a paused container', async () => {
+    const t0 = Math.floor(Date.now() / 1000) - 1;
+    await d.docker(['run', '-d', '--name', 'sq', '--network', 'none', 'busybox', 'sleep', '100']);
+    const id = (await inspect('sq')).Id;
+    await d.docker(['pause', 'sq']);
+    await d.docker(['stop', '-t', '1', 'sq']);
+    await d.docker(['start', 'sq']);
+    await d.docker(['rm', '-f', 'sq']);
+    const seq = (await events(t0, { container: [id] })).map((e) =>
+      e.Action === 'kill' || e.Action === 'die'
+        ? `${e.Action} ${e.Actor.Attributes['signal'] ?? e.Actor.Attributes['exitCode']}`
+        : e.Action,
+    );
+    // dockerd 20.10: create|start|pause|kill 15|unpause|kill 9|die 137|stop|start|kill 9|die 137|destroy
+    assert.deepEqual(seq, [
+      'create',
+      'start',
+      'pause',
+      'kill 15',
+      'unpause',
+      'kill 9',
+      'die 137',
+      'stop',
+      'start',
+      'kill 9',
+      'die 137',
+      'destroy',
+    ]);
+  });
+
   test('commit?pause=1 of a container that is just exiting commits (the failed pause is ignored, as dockerd)', async () => {
     const { stdout } = await d.docker(['run', '-d', '--name', 'cx', '--network', 'none', 'busybox', 'sleep', '300']);
     const id = stdout.trim();

@@ -159,7 +159,7 @@ for (const policy of ['always', 'unless-stopped'] as const) {
     assert.equal(b.clock.pending, 0, 'nothing scheduled');
     b.clock.advance(BACKOFF_MAX_MS * 2);
     assert.equal(rec.state.status, 'exited');
-    assert.deepEqual(b.actions(rec.id), ['start', 'die', 'stop']);
+    assert.deepEqual(b.actions(rec.id), ['start', 'kill', 'die', 'stop']); // dockerd: the stop's signal is a kill event
     assert.equal(await b.lifecycle.stop(rec), false, 'a stopped container: nothing to stop (304)');
     await b.lifecycle.start(rec);
     assert.equal(rec.manuallyStopped, false);
