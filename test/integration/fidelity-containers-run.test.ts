@@ -391,6 +391,13 @@ describe('containers, running side, as dockerd answers', () => {
     assert.equal(out.stdout, 'a\nc\nno-newline'); // berth lost "no-newline"
     const tail = await d.docker(['logs', '--tail', '1', 'lg']);
     assert.equal(tail.stdout, 'no-newline');
+    // dockerd 20.10: a tail Atoi cannot read, or a negative one, is every line (200; berth said 400)
+    for (const t of ['abc', '-5', '1.5', 'ALL', '%201']) {
+      const r = await raw(d, 'GET', `/containers/lg/logs?stdout=1&tail=${t}`);
+      assert.equal(r.status, 200, t);
+      assert.match(r.body.toString(), /no-newline$/, t);
+      assert.ok(r.body.toString().includes('a\n'), `${t}: every line`);
+    }
     const att = await d.docker(['start', '-a', 'lg']);
     assert.equal(att.stdout, 'a\nc\nno-newline');
     await d.docker(['rm', 'lg']);

@@ -85,9 +85,10 @@ export function pipeSession(
 }
 
 function logQuery(ctx: Ctx, follow: boolean) {
-  const tailRaw = ctx.query.get('tail');
-  const tail = tailRaw === null || tailRaw === '' || tailRaw === 'all' ? -1 : Number(tailRaw);
-  if (!Number.isInteger(tail) || tail < -1) throw invalidArgument(`invalid value for "tail": ${tailRaw}`);
+  // dockerd reads tail with strconv.Atoi and takes anything else ("all", "1.5", "abc") or a
+  // negative number as every line (20.10 answered all lines to ?tail=abc, -5, 1.5, ALL)
+  const tailRaw = ctx.query.get('tail') ?? '';
+  const tail = /^[+-]?\d{1,15}$/.test(tailRaw) ? Math.max(-1, Number(tailRaw)) : -1;
   return {
     stdout: flag(ctx, 'stdout'),
     stderr: flag(ctx, 'stderr'),
