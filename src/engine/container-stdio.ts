@@ -176,7 +176,7 @@ export class ContainerStdio {
     const c = this.e.get(ref);
     this.e.check(c, 'resize');
     await this.e.runtime.resize(c.id, h, w);
-    // dockerd 20.10: {"Action":"resize", "Attributes":{"foo":"bar","height":"10","image":"busybox","name":"ev","width":"20"}}
+    // dockerd 20.10: "resize" {"foo":"bar","height":"10","image":"busybox","name":"ev","width":"20"}
     this.e.events.emit('container', 'resize', c.id, actorOf(c, { height: String(h), width: String(w) }));
   }
 

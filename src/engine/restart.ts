@@ -51,7 +51,7 @@ export class RestartManager {
     return delay;
   }
 
-  /** Starts the back-off again from 100 ms (a start that is not the restart manager's, as dockerd's ResetRestartManager). */
+  /** Starts the back-off again from 100 ms (a start not the restart manager's; dockerd's ResetRestartManager). */
   reset(id: string): void {
     this.cancel(id);
     this.backoff.delete(id);
