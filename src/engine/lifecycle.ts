@@ -222,7 +222,13 @@ export class Lifecycle {
       this.d.store.save(rec);
     }
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
-    await this.d.runtime.kill(rec.id, sig);
+    await this.d.runtime.kill(rec.id, sig).catch(async (e: unknown) => {
+      // a process that ended before its exit was handled: dockerd ignores "no such process" (its
+      // exit is on the way) and answers 204
+      const st = await this.d.runtime.state(rec.id).catch(() => null);
+      if (st && st.status !== 'stopped') throw e;
+      log.debug('kill: the process is gone already', { id: rec.id, err: errorMessage(e) });
+    });
     if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
     this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
     if (exited) await this.within(exited, KILL_WAIT_MS);

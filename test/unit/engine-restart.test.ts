@@ -283,3 +283,22 @@ test('kill: an API kill is a manual stop (no restart); a kill during the back-of
   await b.until(() => woke !== null);
   assert.equal(woke, 2);
 });
+
+test('kill of a process that ended before its exit was handled: done (dockerd ignores "no such process")', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add();
+  await b.lifecycle.start(rec);
+  b.runtime.tasks.get(rec.id)!.status = 'stopped'; // gone; conmon's exit not seen yet
+  await b.lifecycle.kill(rec, 'SIGTERM');
+  assert.equal(b.actions(rec.id).at(-1), 'kill');
+  // a kill the runtime refuses while the process still runs is still an error
+  const other = b.add();
+  await b.lifecycle.start(other);
+  const kill = b.runtime.kill.bind(b.runtime);
+  b.runtime.kill = async (id, sig) => {
+    if (id === other.id) throw new Error('permission denied');
+    return kill(id, sig);
+  };
+  await assert.rejects(b.lifecycle.kill(other, 'SIGTERM'), /permission denied/);
+});
