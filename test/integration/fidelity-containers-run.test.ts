@@ -186,7 +186,15 @@ describe('containers, running side, as dockerd answers', () => {
       '-c',
       'exit 2',
     ]);
-    await eventually(async () => (await inspect('k2')).State['Status'] === 'restarting', 20_000, 'restarting');
+    // caught in a long back-off (1.6 s from the 5th restart on), not while the restart starts it
+    await eventually(
+      async () => {
+        const x = await inspect('k2');
+        return x.State['Status'] === 'restarting' && x.RestartCount >= 5;
+      },
+      30_000,
+      'restarting, the 5th time',
+    );
     const r = await d.api('POST', '/containers/k2/kill');
     assert.equal(r.status, 204, r.text); // berth answered 409
     await new Promise((res) => setTimeout(res, 2000));
