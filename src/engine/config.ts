@@ -384,7 +384,8 @@ export function parseSecurityOpts(
 export function logConfigOf(v: unknown): { Type: string; Config: Record<string, string> } {
   const o = (v && typeof v === 'object' ? v : {}) as { Type?: unknown; Config?: unknown };
   const type = typeof o.Type === 'string' && o.Type ? o.Type : 'json-file';
-  if (!['json-file', 'local', 'k8s-file'].includes(type))
+  // `none` (f-ctr-run): nothing kept, `logs` refuses as dockerd's (container-stdio.ts), conmon writes to /dev/null
+  if (!['json-file', 'local', 'k8s-file', 'none'].includes(type))
     throw invalidArgument(
       `logging driver ${type} is not supported: berth keeps logs with json-file, local or k8s-file`,
     );

@@ -179,7 +179,8 @@ async function createNamed(
     for (const v of newVolumes) await e.volumes.remove(v, [], true).catch(() => undefined);
     throw isBerthError(err) ? err : wrap(err, 'creating container');
   }
-  e.events.emit('container', 'create', id, { image: imageRef, name: ctrName });
+  // the labels too, as dockerd's (f-ctr-run)
+  e.events.emit('container', 'create', id, { ...(rec.config.Labels ?? {}), image: imageRef, name: ctrName });
   return { id, warnings };
 }
 

@@ -17,6 +17,7 @@ import {
 import type { RootedFs } from '../archive/rooted.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
+import { actorOf } from './actor.js';
 
 export type { PathStat };
 
@@ -49,7 +50,7 @@ export class ContainerFiles {
     checkPath(path);
     await this.withView(c, ref, async (fs) => packPath(fs, path, open(statPath(fs, path))));
     // as dockerd: once the archive is sent
-    this.e.events.emit('container', 'archive-path', c.id, { image: c.config.Image ?? '', name: c.name });
+    this.e.events.emit('container', 'archive-path', c.id, actorOf(c));
   }
 
   /**
@@ -72,14 +73,14 @@ export class ContainerFiles {
       });
     });
     // as dockerd: once the archive is unpacked
-    this.e.events.emit('container', 'extract-to-dir', c.id, { image: c.config.Image ?? '', name: c.name });
+    this.e.events.emit('container', 'extract-to-dir', c.id, actorOf(c));
   }
 
   /** GET /containers/{id}/export: the whole filesystem as a tar into `open()`; the `export` event once done. */
   async export(ref: string, open: () => Writable): Promise<void> {
     const c = this.e.get(ref);
     await this.withView(c, ref, (fs) => packDir(fs.root, open()));
-    this.e.events.emit('container', 'export', c.id, { image: c.config.Image ?? '', name: c.name });
+    this.e.events.emit('container', 'export', c.id, actorOf(c));
   }
 }
 

@@ -4,7 +4,7 @@
  * stopping. Stdio (attach, logs, stats, top) is in ./container-io.ts, files (cp, export) in
  * ./container-files.ts.
  */
-import { invalidArgument } from '../base/errors.js';
+import { BerthError, internal, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import { parseUpdateBody } from '../spec/engine-api.js';
 import { restoreOf } from './checkpoint.js';
@@ -15,13 +15,20 @@ import { labelsMatch } from './filters.js';
 import { isActive } from './state.js';
 import { parseWaitCondition } from './waiters.js';
 import type { Engine } from './engine.js';
+import { actorOf } from './actor.js';
+import { linkHosts, resolveLinks } from './links.js';
+import { writeNetFiles } from './net.js';
 
 export type { ContainerFacts };
 
 export class ContainerVerbs {
   constructor(private readonly e: Engine) {}
 
-  /** `docker ps`: newest first; only active ones unless `all` (or a status/exited filter). */
+  /**
+   * `docker ps`: newest first; only active ones unless `all`, a status/exited filter or a
+   * `limit` (dockerd: a limit > 0 implies all; 20.10 listed a created container for `?limit=5`
+   * and not for `?limit=0` or `?limit=-1`).
+   */
   async list(o: {
     all: boolean;
     filters: Filters;
@@ -34,7 +41,8 @@ export class ContainerVerbs {
       if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h))
         throw invalidArgument(`Unrecognised filter value for health: ${h}`);
     let list = this.e.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
-    if (!o.all && !f['status'] && !f['exited']) list = list.filter((c) => isActive(c.state.status));
+    const all = o.all || (o.limit !== undefined && o.limit > 0);
+    if (!all && !f['status'] && !f['exited']) list = list.filter((c) => isActive(c.state.status));
     list = list.filter((c) => containerMatches(this.e, c, f));
     if (o.limit !== undefined && o.limit > 0) list = list.slice(0, o.limit);
     return Promise.all(list.map((c) => factsOf(this.e, c, o.size)));
@@ -90,8 +98,51 @@ export class ContainerVerbs {
     return this.e.remove(ref, o);
   }
 
-  rename(ref: string, name: string): Promise<void> {
-    return this.e.rename(ref, name);
+  /**
+   * `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): removes the legacy link
+   * `/<parent>/<alias>` from the parent's HostConfig.Links (null once none is left); neither
+   * container changes otherwise. dockerd 20.10 finds the link by that name (404 "No such
+   * container: lu/db" once it is gone) and refuses a plain container name with a 500 "Conflict,
+   * cannot remove the default link name of the container". A running parent's /etc/hosts is
+   * rewritten without the link's line (dockerd's updateNetwork).
+   */
+  async removeLink(ref: string): Promise<void> {
+    const name = ref.startsWith('/') ? ref : `/${ref}`;
+    const cut = name.lastIndexOf('/');
+    if (cut === 0) {
+      this.e.get(ref); // 404 first, as dockerd looks the name up before it parses it
+      throw internal('Conflict, cannot remove the default link name of the container');
+    }
+    const parent = this.e.store.find(name.slice(0, cut));
+    const links = parent?.hostConfig.Links ?? [];
+    const left = links.filter((l) => l.slice(l.indexOf(':') + 1) !== name);
+    if (!parent || left.length === links.length) throw notFound(`No such container: ${ref}`);
+    if (left.length) parent.hostConfig.Links = left;
+    else delete parent.hostConfig.Links;
+    this.e.store.save(parent);
+    if (parent.state.status !== 'running') return;
+    let hosts: string[];
+    try {
+      hosts = linkHosts(resolveLinks(this.e.networks, parent, (r) => this.e.store.find(r)));
+    } catch {
+      return; // a linked container stopped meanwhile: its next start writes the file
+    }
+    await writeNetFiles(this.e.networks, parent, this.e.containerDir(parent.id), hosts);
+  }
+
+  /**
+   * `docker rename`. The new name's refusals carry dockerd 20.10's prefix: "Error when allocating
+   * new name: Invalid container name (/bad name), only ..." (400) and "Error when allocating new
+   * name: Conflict. The container name \"/x\" is already in use ..." (409).
+   */
+  async rename(ref: string, name: string): Promise<void> {
+    try {
+      await this.e.rename(ref, name);
+    } catch (e) {
+      if (!isBerthError(e) || !/^(Invalid container name \(|Conflict\. The container name )/.test(e.message)) throw e;
+      const msg = e.message.replace(/^Invalid container name \((?!\/)/, 'Invalid container name (/');
+      throw new BerthError(e.code, `Error when allocating new name: ${msg}`, { cause: e });
+    }
   }
 
   /**
@@ -134,7 +185,7 @@ export class ContainerVerbs {
       await this.e.runtime.update(c.id, resourcesOf(merged));
     c.hostConfig = merged;
     this.e.store.save(c);
-    this.e.events.emit('container', 'update', c.id, { image: c.config.Image ?? '', name: c.name });
+    this.e.events.emit('container', 'update', c.id, actorOf(c));
     return warnings;
   }
 

@@ -6,13 +6,14 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
-import { conflict, errorMessage, invalidArgument } from '../base/errors.js';
+import { conflict, errorMessage, invalidArgument, notImplemented } from '../base/errors.js';
 import { dateOf, type Clock } from '../base/clock.js';
 import type { AttachSession, CgroupStats } from '../runtime/types.js';
 import { readLogs, type LogLine, type LogQuery } from './logs.js';
 import { can, isActive } from './state.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
+import { actorOf } from './actor.js';
 
 export type { AttachSession, CgroupStats, LogLine, LogQuery };
 
@@ -51,8 +52,69 @@ export interface Attachment {
   detached(): void;
 }
 
-/** One sample of GET /containers/{id}/stats: null once the container no longer runs. */
-export type StatsSample = { at: string; s: CgroupStats | null } | null;
+/** One interface's counters in the container's network namespace (stats' `networks`). */
+export interface NetDevStats {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+/**
+ * One sample of GET /containers/{id}/stats (`not-running`: dockerd then sends a zero document,
+ * and a stream goes on until the container runs again or is removed). `networks`:
+ * per interface, null when it has none of its own (`--network none` or `host`: dockerd leaves
+ * the field out there).
+ */
+export type StatsSample =
+  { at: string; s: CgroupStats | null; networks: Record<string, NetDevStats> | null } | 'not-running' | 'removed';
+
+/** The kernel's fallback tunnel devices a fresh namespace can have: never a container's endpoint. */
+const TUNNEL_DEVICES = new Set([
+  'tunl0',
+  'sit0',
+  'ip6tnl0',
+  'ip6gre0',
+  'gre0',
+  'gretap0',
+  'erspan0',
+  'ip_vti0',
+  'ip6_vti0',
+]);
+
+/**
+ * `/proc/<pid>/net/dev`: the counters of the namespace `pid` is in (the container's, or the one
+ * it joined with `--network container:`), lo left out as dockerd does.
+ */
+export function parseNetDev(text: string): Record<string, NetDevStats> {
+  const out: Record<string, NetDevStats> = {};
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const name = line.slice(0, colon).trim();
+    if (!name || name === 'lo' || TUNNEL_DEVICES.has(name)) continue;
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map((x) => Number(x) || 0);
+    out[name] = {
+      rx_bytes: f[0] ?? 0,
+      rx_packets: f[1] ?? 0,
+      rx_errors: f[2] ?? 0,
+      rx_dropped: f[3] ?? 0,
+      tx_bytes: f[8] ?? 0,
+      tx_packets: f[9] ?? 0,
+      tx_errors: f[10] ?? 0,
+      tx_dropped: f[11] ?? 0,
+    };
+  }
+  return out;
+}
 
 export class ContainerStdio {
   constructor(
@@ -64,7 +126,7 @@ export class ContainerStdio {
   attach(ref: string): Attachment {
     const c = this.e.get(ref);
     if (!can(c.state.status, 'attach')) throw conflict(`You cannot attach to a stopped container, start it first`);
-    const attrs = { image: c.config.Image ?? '', name: c.name };
+    const attrs = actorOf(c);
     const logPath = this.e.logPathOf(c.id);
     return {
       id: c.id,
@@ -97,6 +159,9 @@ export class ContainerStdio {
   } {
     const c = this.e.get(ref);
     if (!q.stdout && !q.stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
+    // dockerd 20.10 for --log-driver none: 501 {"message":"configured logging driver does not support reading"}
+    if (c.hostConfig.LogConfig?.Type === 'none')
+      throw notImplemented('configured logging driver does not support reading');
     const alive = () => {
       const cur = this.e.store.find(c.id);
       return !!cur && (isActive(cur.state.status) || cur.state.status === 'created');
@@ -111,6 +176,8 @@ export class ContainerStdio {
     const c = this.e.get(ref);
     this.e.check(c, 'resize');
     await this.e.runtime.resize(c.id, h, w);
+    // dockerd 20.10: "resize" {"foo":"bar","height":"10","image":"busybox","name":"ev","width":"20"}
+    this.e.events.emit('container', 'resize', c.id, actorOf(c, { height: String(h), width: String(w) }));
   }
 
   /** `docker top`: the host's `ps` output, reduced to the container's processes (as dockerd does). */
@@ -136,6 +203,7 @@ export class ContainerStdio {
       if (!pids.has(fields[pidCol] ?? '')) continue;
       processes.push([...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]);
     }
+    this.e.events.emit('container', 'top', c.id, actorOf(c)); // dockerd 20.10 emits it for every `docker top`
     return { Titles: titles, Processes: processes };
   }
 
@@ -144,8 +212,16 @@ export class ContainerStdio {
     const c = this.e.get(ref);
     const sample = async (): Promise<StatsSample> => {
       const cur = this.e.store.find(c.id);
-      if (!cur || (cur.state.status !== 'running' && cur.state.status !== 'paused')) return null;
-      return { at: dateOf(this.clock).toISOString(), s: await this.e.runtime.stats(c.id).catch(() => null) };
+      if (!cur) return 'removed';
+      if (cur.state.status !== 'running' && cur.state.status !== 'paused') return 'not-running';
+      const at = dateOf(this.clock).toISOString();
+      const [s, networks] = await Promise.all([
+        this.e.runtime.stats(c.id).catch(() => null),
+        cur.hostConfig.NetworkMode === 'host' || !cur.state.pid
+          ? null
+          : fsp.readFile(`/proc/${cur.state.pid}/net/dev`, 'utf8').then(parseNetDev, () => null),
+      ]);
+      return { at, s, networks: networks && Object.keys(networks).length ? networks : null };
     };
     return { rec: { id: c.id, name: c.name }, sample };
   }

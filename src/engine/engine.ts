@@ -34,6 +34,7 @@ import { netnsDel } from '../network/host.js';
 import { PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
 import { probeIn } from './exec-in.js';
+import { actorOf } from './actor.js';
 
 export type { Mounter };
 
@@ -323,7 +324,7 @@ export class Engine {
     await this.unwire(rec);
     this.snapshots.forget(rec.id);
     this.store.delete(rec);
-    this.events.emit('container', 'destroy', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.events.emit('container', 'destroy', rec.id, actorOf(rec));
     this.waiters.removed(rec.id, rec.state.exitCode);
     const cleanup = this.removeFiles(rec.id)
       .catch((e: unknown) => log.warn('removing container files failed', { id: rec.id, err: errorMessage(e) }))
@@ -373,6 +374,7 @@ export class Engine {
     if (clean === rec.name) throw invalidArgument(`Renaming a container with the same name as its current name`);
     const old = rec.name;
     this.store.rename(rec, clean);
-    this.events.emit('container', 'rename', rec.id, { name: clean, oldName: `/${old}` });
+    // dockerd's attributes: the labels and image too
+    this.events.emit('container', 'rename', rec.id, actorOf(rec, { oldName: `/${old}` }));
   }
 }

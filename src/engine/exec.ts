@@ -7,12 +7,12 @@ import { newId, type ExecId } from '../base/ids.js';
 import { parseExecCreate } from '../spec/exec-api.js';
 import type { ExecHandle, AttachSession } from '../runtime/types.js';
 import type { ContainerRecord } from './record.js';
-import { exitCodeOfStartFailure } from '../runtime/errors.js';
 import { execIn, type ExecHost } from './exec-in.js';
 import type { ExecCreateBody } from '../spec/exec-api.js';
 import type { EventBus } from './events.js';
 import type { Operation } from './state.js';
 import type { Clock } from '../base/clock.js';
+import { actorOf } from './actor.js';
 
 export type { AttachSession, ExecHandle };
 
@@ -67,16 +67,15 @@ export class Execs {
 
   create(containerRef: string, body: unknown): ExecId {
     const rec = this.engine.get(containerRef);
+    // dockerd names the container as the client did here (errExecPaused(name)); "not running" has the id
+    if (rec.state.status === 'paused')
+      throw conflict(`Container ${containerRef} is paused, unpause the container before exec`);
     this.engine.check(rec, 'exec');
     const config = parseExecConfig(body);
     const id = newId<ExecId>();
     this.byId.set(id, { id, containerId: rec.id, config, running: false, exitCode: null, pid: 0, handle: null });
     rec.execIds.push(id);
-    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, {
-      execID: id,
-      image: rec.config.Image ?? '',
-      name: rec.name,
-    });
+    this.engine.events.emit('container', `exec_create: ${config.Cmd.join(' ')}`, rec.id, actorOf(rec, { execID: id }));
     return id;
   }
 
@@ -98,17 +97,21 @@ export class Execs {
 
   private checkStartable(id: string): ExecRecord {
     const ex = this.record(id);
-    if (ex.running || ex.exitCode !== null) throw conflict(`exec ${id} has already been started`);
+    // dockerd 20.10's words: "Error: Exec command <id> is already running" / "... has already run"
+    if (ex.running) throw conflict(`Error: Exec command ${id} is already running`);
+    if (ex.exitCode !== null) throw conflict(`Error: Exec command ${id} has already run`);
     this.engine.check(this.engine.get(ex.containerId), 'exec');
     return ex;
   }
 
   /**
-   * Starts the process; resolves with its attach session (null when detached) once it runs. When
-   * the runtime cannot start it, the exec ends with dockerd's code: 127 for a command not found,
-   * 126 otherwise.
+   * Starts the process; resolves with its attach session (null when detached) once it runs. The
+   * process gets a terminal when the exec was created with `Tty` (dockerd keeps the create-time
+   * Tty; the start's only frames the stream). When the runtime cannot start it, the exec ends
+   * with 126 whatever the cause, as dockerd's (`docker exec CTR /nonexist` exited 126 under 20.10:
+   * "OCI runtime exec failed: ... no such file or directory"; `docker run` of it gives 127).
    */
-  async start(id: string, opts: { detach: boolean; tty?: boolean }): Promise<Started> {
+  async start(id: string, opts: { detach: boolean }): Promise<Started> {
     const ex = this.checkStartable(id);
     const rec = this.engine.get(ex.containerId);
     ex.running = true;
@@ -119,22 +122,23 @@ export class Execs {
         env: ex.config.Env,
         cwd: ex.config.WorkingDir,
         user: ex.config.User,
-        tty: opts.tty ?? ex.config.Tty,
+        tty: ex.config.Tty,
         openStdin: ex.config.AttachStdin && !opts.detach,
         privileged: ex.config.Privileged,
         detach: opts.detach,
       });
     } catch (e) {
-      this.finish(ex, exitCodeOfStartFailure(e, 126));
+      this.finish(ex, 126);
       throw e;
     }
     ex.handle = handle;
     ex.pid = handle.pid;
-    this.engine.events.emit('container', `exec_start: ${ex.config.Cmd.join(' ')}`, rec.id, {
-      execID: id,
-      image: rec.config.Image ?? '',
-      name: rec.name,
-    });
+    this.engine.events.emit(
+      'container',
+      `exec_start: ${ex.config.Cmd.join(' ')}`,
+      rec.id,
+      actorOf(rec, { execID: id }),
+    );
     void handle.wait().then(
       (code) => this.finish(ex, code),
       () => this.finish(ex, 126),
@@ -142,10 +146,19 @@ export class Execs {
     return { exec: ex, attach: handle.attach, logPath: handle.logPath, exited: () => handle.wait() };
   }
 
-  /** Resizes the exec's terminal (nothing before it started). */
+  /**
+   * Resizes the exec's terminal (nothing before it started). A finished exec's process is gone:
+   * dockerd 20.10 answers 404 "no such exec" (containerd's), berth's runtime would fail on its
+   * closed control pipe.
+   */
   async resize(id: string, h: number, w: number): Promise<void> {
     const ex = this.record(id);
-    if (ex.handle) await ex.handle.resize(h, w);
+    if (ex.exitCode !== null) throw notFound('no such exec');
+    if (ex.handle)
+      await ex.handle.resize(h, w).catch((e: unknown) => {
+        if (ex.exitCode !== null) throw notFound('no such exec', e);
+        throw e;
+      });
   }
 
   private finish(ex: ExecRecord, code: number): void {
@@ -154,12 +167,7 @@ export class Execs {
     const rec = this.engine.find(ex.containerId);
     if (rec) {
       rec.execIds = rec.execIds.filter((x) => x !== ex.id);
-      this.engine.events.emit('container', 'exec_die', rec.id, {
-        execID: ex.id,
-        exitCode: String(code),
-        image: rec.config.Image ?? '',
-        name: rec.name,
-      });
+      this.engine.events.emit('container', 'exec_die', rec.id, actorOf(rec, { execID: ex.id, exitCode: String(code) }));
     }
     // Keep the record a while for /exec/{id}/json, then forget it.
     this.engine.clock.setTimeout(() => this.byId.delete(ex.id), 5 * 60_000);

@@ -6,6 +6,7 @@
  */
 import { Readable, Transform, type Writable } from 'node:stream';
 import { errorMessage, internal, invalidArgument, isBerthError, notFound } from '../base/errors.js';
+import { log } from '../base/log.js';
 import { isTag } from '../spec/distribution.js';
 import { goDurationNs } from '../base/duration.js';
 import type { Digest } from '../base/digest.js';
@@ -22,6 +23,7 @@ import { parseContainerConfig, type ContainerConfig } from '../spec/engine-api.j
 import { applyChanges } from './changes.js';
 import { labelsMatch, type Filters } from './filters.js';
 import { can } from './state.js';
+import { actorOf } from './actor.js';
 import type { Engine } from './engine.js';
 
 export type { Credentials, DistributionInspect, ImageRecord, Progress, RemoveResult, SearchResult };
@@ -403,8 +405,17 @@ export class ImageVerbs {
       },
       r.changes.flatMap((x) => x.split('\n')),
     );
-    const freeze = r.pause && can(c.state.status, 'pause');
-    if (freeze) await this.e.runtime.pause(c.id);
+    // dockerd ignores a failed pause (a container that is just exiting commits unfrozen) and
+    // emits pause/unpause for the freeze (20.10: pause, tag, commit, unpause)
+    const attrs = actorOf(c);
+    const freeze =
+      r.pause &&
+      can(c.state.status, 'pause') &&
+      (await this.e.runtime.pause(c.id).then(
+        () => true,
+        (e: unknown) => (log.debug('commit: pause failed', { id: c.id, err: errorMessage(e) }), false),
+      ));
+    if (freeze) this.e.events.emit('container', 'pause', c.id, attrs);
     try {
       const ref = r.repo ? (r.tag ? `${r.repo}:${r.tag}` : r.repo) : undefined;
       const img = await this.e.images.commit({
@@ -416,15 +427,21 @@ export class ImageVerbs {
         ...(r.comment ? { comment: r.comment } : {}),
         ...(ref ? { ref } : {}),
       });
-      this.e.events.emit('container', 'commit', c.id, {
-        comment: r.comment ?? '',
-        imageID: img.id,
-        imageRef: ref ?? '',
-        name: c.name,
-      });
+      if (ref) this.e.events.emit('image', 'tag', img.id, { ...(config.Labels ?? {}), name: ref });
+      this.e.events.emit(
+        'container',
+        'commit',
+        c.id,
+        actorOf(c, { comment: r.comment ?? '', imageID: img.id, imageRef: ref ?? '' }),
+      );
       return img;
     } finally {
-      if (freeze) await this.e.runtime.resume(c.id);
+      if (freeze) {
+        await this.e.runtime
+          .resume(c.id)
+          .catch((e: unknown) => log.debug('commit: resume failed', { id: c.id, err: errorMessage(e) }));
+        this.e.events.emit('container', 'unpause', c.id, attrs);
+      }
     }
   }
 }

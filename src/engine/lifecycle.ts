@@ -3,16 +3,17 @@
  * restart policy (restart.ts) and attach before start. Each verb asks the status table first;
  * the start path itself is start.ts.
  */
-import { conflict, errorMessage } from '../base/errors.js';
+import { conflict, errorMessage, internal } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { dateOf, type ClockTimer } from '../base/clock.js';
 import type { AttachSession } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import type { ContainerRecord } from './record.js';
-import { ensure, hasTask, isActive } from './state.js';
+import { can, ensure, hasTask, isActive, refusal } from './state.js';
 import { RestartManager, shouldRestart } from './restart.js';
 import { parseSignal } from './config.js';
 import { AttachBroker, startTask, validateSpec, type LifecycleDeps, type Restore } from './start.js';
+import { actorOf } from './actor.js';
 
 export type { ContainerHost, LifecycleDeps, Restore } from './start.js';
 
@@ -65,9 +66,14 @@ export class Lifecycle {
 
   /** POST /containers/{id}/start (`restore`: from a checkpoint). Returns false when it was already running (HTTP 304). */
   start(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
+    return this.startFrom(rec, restore, false);
+  }
+
+  /** `fromRestart`: the restart manager's start, from `restarting` (which stays the status until it runs). */
+  private startFrom(rec: ContainerRecord, restore: Restore | undefined, fromRestart: boolean): Promise<boolean> {
     const inflight = this.starting.get(rec.id);
     if (inflight) return inflight.then(() => false);
-    const p = this.doStart(rec, restore).finally(() => this.starting.delete(rec.id));
+    const p = this.doStart(rec, restore, fromRestart).finally(() => this.starting.delete(rec.id));
     this.starting.set(rec.id, p);
     // Like dockerd: a --rm container that fails to start is removed (`docker run --rm` waits for it).
     return p.catch(async (e: unknown) => {
@@ -84,9 +90,9 @@ export class Lifecycle {
     await this.starting.get(id)?.catch(() => undefined);
   }
 
-  private async doStart(rec: ContainerRecord, restore?: Restore): Promise<boolean> {
+  private async doStart(rec: ContainerRecord, restore: Restore | undefined, fromRestart: boolean): Promise<boolean> {
     if (rec.state.status === 'running') return false; // Docker's 304, before the table's refusal
-    ensure(rec, 'start');
+    if (!fromRestart || rec.state.status !== 'restarting') ensure(rec, 'start');
     const { d } = this;
     const created = await startTask(d, this.attachBroker, rec, restore);
     rec.state = {
@@ -100,8 +106,14 @@ export class Lifecycle {
       oomKilled: false,
     };
     rec.manuallyStopped = false;
+    // a start that is not the restart manager's begins the count again (dockerd's
+    // ResetRestartManager(true): on-failure:2 exhausted, `docker start` gives it 2 more)
+    if (!fromRestart) {
+      rec.restartCount = 0;
+      this.restarts.reset(rec.id);
+    }
     d.store.save(rec);
-    d.events.emit('container', 'start', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    d.events.emit('container', 'start', rec.id, actorOf(rec));
     d.health.start(rec);
     return true;
   }
@@ -127,7 +139,7 @@ export class Lifecycle {
       rec.manuallyStopped = true;
       rec.state.status = 'exited';
       this.d.store.save(rec);
-      this.d.waiters.exited(rec.id, rec.state.exitCode, false);
+      this.d.waiters.exited(rec.id, rec.state.exitCode);
       return true;
     }
     if (!isActive(rec.state.status)) return false;
@@ -139,14 +151,24 @@ export class Lifecycle {
     await this.signal(rec, sig);
     const inTime = t < 0 ? await exited.then(() => true) : await this.within(exited, t * 1000);
     if (!inTime) await this.killAndWait(rec);
-    this.d.events.emit('container', 'stop', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'stop', rec.id, actorOf(rec));
     return true;
   }
 
+  /**
+   * A stop's signal, with dockerd's events: `kill` {signal}, and for a paused container the
+   * `unpause` that lets it act on it (20.10: kill 15, unpause, kill 9, die, stop).
+   */
   private async signal(rec: ContainerRecord, sig: number): Promise<void> {
     try {
       await this.d.runtime.kill(rec.id, sig);
-      if (rec.state.status === 'paused') await this.d.runtime.resume(rec.id);
+      this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
+      if (rec.state.status === 'paused') {
+        await this.d.runtime.resume(rec.id);
+        rec.state.status = 'running';
+        this.d.store.save(rec);
+        this.d.events.emit('container', 'unpause', rec.id, actorOf(rec));
+      }
     } catch (e) {
       log.debug('signal failed', { id: rec.id, err: errorMessage(e) });
     }
@@ -163,7 +185,10 @@ export class Lifecycle {
       return;
     }
     const exited = this.exitPromise(rec.id);
-    await this.d.runtime.kill(rec.id, 9, true).catch(() => undefined);
+    await this.d.runtime.kill(rec.id, 9, true).then(
+      () => this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: '9' })), // dockerd's, for rm -f too
+      () => undefined,
+    );
     if (rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
     const ok = await this.within(exited, KILL_WAIT_MS);
     if (!ok) {
@@ -173,17 +198,39 @@ export class Lifecycle {
   }
 
   /** POST /containers/{id}/kill. SIGKILL returns once the container exited (as dockerd's: clients remove it next). */
+  /**
+   * As dockerd's: a kill through the API marks the container manually stopped (its restart
+   * policy does not bring it back: 20.10 left a `--restart=always` container exited 137 after
+   * `docker kill`), and a kill of a restarting container cancels the restart (204, no signal,
+   * no event; it stays exited).
+   */
   async kill(rec: ContainerRecord, signal: string | undefined): Promise<void> {
     const sig = parseSignal(signal || 'SIGKILL');
     ensure(rec, 'kill');
+    rec.manuallyStopped = true;
+    this.d.store.save(rec);
+    if (rec.state.status === 'restarting') {
+      this.cancelRestart(rec.id);
+      await this.settled(rec.id); // the restart's start, if it is under way
+      if (rec.state.status === 'restarting') {
+        rec.state.status = 'exited';
+        this.d.store.save(rec);
+        this.d.waiters.exited(rec.id, rec.state.exitCode);
+        return;
+      }
+      rec.manuallyStopped = true; // the start cleared it: the process it started is killed below
+      this.d.store.save(rec);
+    }
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
-    await this.d.runtime.kill(rec.id, sig);
-    if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
-    this.d.events.emit('container', 'kill', rec.id, {
-      image: rec.config.Image ?? '',
-      name: rec.name,
-      signal: String(sig),
+    await this.d.runtime.kill(rec.id, sig).catch(async (e: unknown) => {
+      // a process that ended before its exit was handled: dockerd ignores "no such process" (its
+      // exit is on the way) and answers 204
+      const st = await this.d.runtime.state(rec.id).catch(() => null);
+      if (st && st.status !== 'stopped') throw e;
+      log.debug('kill: the process is gone already', { id: rec.id, err: errorMessage(e) });
     });
+    if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
+    this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
     if (exited) await this.within(exited, KILL_WAIT_MS);
   }
 
@@ -192,21 +239,23 @@ export class Lifecycle {
     await this.d.runtime.pause(rec.id);
     rec.state.status = 'paused';
     this.d.store.save(rec);
-    this.d.events.emit('container', 'pause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'pause', rec.id, actorOf(rec));
   }
 
   async unpause(rec: ContainerRecord): Promise<void> {
-    ensure(rec, 'unpause');
+    // dockerd 20.10 answers an unpause of a container that is not paused with a 500 (an untyped
+    // error), {"message":"Container <id> is not paused"}
+    if (!can(rec.state.status, 'unpause')) throw internal(refusal(rec.state.status, 'unpause', rec.name, rec.id));
     await this.d.runtime.resume(rec.id);
     rec.state.status = 'running';
     this.d.store.save(rec);
-    this.d.events.emit('container', 'unpause', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'unpause', rec.id, actorOf(rec));
   }
 
   async restart(rec: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
     await this.stop(rec, timeoutSec, signal);
     await this.start(rec);
-    this.d.events.emit('container', 'restart', rec.id, { image: rec.config.Image ?? '', name: rec.name });
+    this.d.events.emit('container', 'restart', rec.id, actorOf(rec));
   }
 
   /**
@@ -227,6 +276,10 @@ export class Lifecycle {
       log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
       const willRestart = shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
       const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(id);
+      // State.OOMKilled: the OOM killer ended a process of it (the cgroup goes with the runtime's
+      // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
+      // after a child was killed, with one `oom` event.
+      const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
       // the runtime's state goes now, unless the container goes: its removal deletes it, off the clients' path
       if (!autoRemove) await this.d.runtime.delete(id).catch(() => undefined);
       await this.d.containers.unwire(rec, true);
@@ -239,16 +292,17 @@ export class Lifecycle {
         conmonPid: 0,
         exitCode: ex.code,
         finishedAt: ex.at.toISOString(),
+        oomKilled,
       };
+      // dockerd counts the restart when it decides it (RestartCount++ with SetRestarting): inspect
+      // during the back-off already shows it
+      if (willRestart) rec.restartCount++;
       this.d.store.save(rec);
-      this.d.events.emit('container', 'die', id, {
-        exitCode: String(ex.code),
-        image: rec.config.Image ?? '',
-        name: rec.name,
-      });
+      if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
+      this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
       for (const l of this.exitListeners.get(id) ?? []) l();
       this.exitListeners.delete(id);
-      this.d.waiters.exited(id, ex.code, willRestart);
+      this.d.waiters.exited(id, ex.code);
       if (willRestart) this.scheduleRestart(rec, ranMs);
       else if (autoRemove)
         await this.d.containers
@@ -263,13 +317,13 @@ export class Lifecycle {
     this.restarts.schedule(rec.id, ranMs, () => {
       const cur = this.d.store.find(rec.id);
       if (!cur || cur.state.status !== 'restarting') return;
-      cur.restartCount++;
-      cur.state.status = 'exited';
-      this.start(cur).catch((e: unknown) => {
+      // still `restarting` while it starts (dockerd: State.Restarting until it runs): a wait
+      // begun now waits for the next exit, inspect never shows `exited` in between
+      this.startFrom(cur, undefined, true).catch((e: unknown) => {
         log.warn('restart failed', { id: rec.id, err: errorMessage(e) });
         cur.state.status = 'exited';
         this.d.store.save(cur);
-        this.d.waiters.exited(cur.id, cur.state.exitCode, false);
+        this.d.waiters.exited(cur.id, cur.state.exitCode);
       });
     });
   }

@@ -77,6 +77,17 @@ export class LogParser {
       out(line);
     }
   }
+
+  /**
+   * The output after the last newline (a `P` record nothing completed): emitted as it is, without
+   * a newline, once nothing more will come (dockerd 20.10 showed `printf no-newline`'s text last
+   * in `docker logs`; berth dropped it).
+   */
+  flush(out: (l: LogLine) => void): void {
+    const p = this.partial;
+    this.partial = null;
+    if (p && p.text) out(p);
+  }
 }
 
 function wanted(q: LogQuery, l: LogLine): boolean {
@@ -139,6 +150,8 @@ export async function readLogs(
     offset = size;
   };
   await readMore(sink);
+  // a follow of a running container keeps a trailing partial line until it is completed or it exits
+  if (!q.follow || !stillRunning()) parser.flush(sink);
   if (q.tail >= 0) for (const l of collected) emit(l);
   if (!q.follow) return;
   const onLine = (l: LogLine) => {
@@ -156,6 +169,7 @@ export async function readLogs(
       await readMore(onLine);
       if (!stillRunning()) {
         await readMore(onLine);
+        parser.flush(onLine);
         return;
       }
       await new Promise<void>((resolve) => {

@@ -51,6 +51,12 @@ export class RestartManager {
     return delay;
   }
 
+  /** Starts the back-off again from 100 ms (a start not the restart manager's; dockerd's ResetRestartManager). */
+  reset(id: string): void {
+    this.cancel(id);
+    this.backoff.delete(id);
+  }
+
   /** Drops the pending restart, if any (a stop, a kill, a removal). */
   cancel(id: string): void {
     this.timers.get(id)?.cancel();

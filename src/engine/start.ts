@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { conflict, errorMessage, isBerthError, wrap } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { Clock } from '../base/clock.js';
-import type { AttachSession, CheckpointRuntime, RuntimeName, TaskRuntime } from '../runtime/types.js';
+import type { AttachSession, CheckpointRuntime, RuntimeName, StatsRuntime, TaskRuntime } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
@@ -26,6 +26,7 @@ import type { HealthMonitor } from './health.js';
 import { specInputOf } from './spec-input.js';
 import { attachableOf, writeNetFiles } from './net.js';
 import { linkEnv, linkHosts, resolveLinks } from './links.js';
+import { actorOf } from './actor.js';
 
 /** A start that restores a checkpoint: its CRIU images, and the addresses (network id -> IPv4) to keep. */
 export interface Restore {
@@ -74,7 +75,7 @@ export interface LifecycleDeps {
   clock: Clock;
   store: Pick<ContainerStore, 'find' | 'get' | 'save'>;
   /** the task role, and post-copy's lazy-pages daemon for a restore */
-  runtime: TaskRuntime & Pick<CheckpointRuntime, 'lazyPages'>;
+  runtime: TaskRuntime & Pick<CheckpointRuntime, 'lazyPages'> & Pick<StatsRuntime, 'oomKills'>;
   events: Pick<EventBus, 'emit'>;
   waiters: Pick<Waiters, 'exited'>;
   health: Pick<HealthMonitor, 'start' | 'stop'>;
@@ -301,7 +302,8 @@ async function startPrepared(
         tty: rec.config.Tty ?? false,
         openStdin: rec.config.OpenStdin ?? false,
         stdinOnce: rec.config.StdinOnce ?? false,
-        logPath: d.containers.logPathOf(rec.id),
+        // log driver `none`: no log kept (conmon's k8s-file writer goes to /dev/null)
+        logPath: rec.hostConfig.LogConfig?.Type === 'none' ? '/dev/null' : d.containers.logPathOf(rec.id),
       },
       spec,
       restore && {
@@ -319,11 +321,7 @@ async function startPrepared(
     if (rec.state.status !== 'created') rec.state.status = 'exited';
     d.store.save(rec);
     attach.fail(rec.id, e);
-    d.events.emit('container', 'die', rec.id, {
-      exitCode: String(rec.state.exitCode),
-      image: rec.config.Image ?? '',
-      name: rec.name,
-    });
+    d.events.emit('container', 'die', rec.id, actorOf(rec, { exitCode: String(rec.state.exitCode) }));
     throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
   }
   if (rec.networks?.length && !named) {

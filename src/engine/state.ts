@@ -40,8 +40,8 @@ const allowed: Record<Status, ReadonlySet<Operation>> = {
     'checkpoint',
   ]),
   paused: new Set<Operation>(['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart', 'resize', 'top']),
-  // no `kill` while restarting: there is no process (dockerd accepts it and cancels the restart; berth answers 409)
-  restarting: new Set<Operation>(['stop', 'attach', 'commit', 'update', 'restart']),
+  // a kill while restarting cancels the restart (dockerd's 204; lifecycle.ts): there is no process to signal
+  restarting: new Set<Operation>(['stop', 'kill', 'attach', 'commit', 'update', 'restart']),
   removing: new Set<Operation>([]),
   exited: new Set<Operation>(['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart', 'restore']),
   dead: new Set<Operation>(['remove']),

@@ -1,8 +1,12 @@
 import { invalidArgument } from '../base/errors.js';
 
 /**
- * POST /containers/{id}/wait. Conditions as in Docker: `not-running` (now if not running),
- * `next-exit` (the next exit), `removed` (after removal). Resolves with the exit code.
+ * POST /containers/{id}/wait. Conditions as in Docker: `not-running` (now if not running; a
+ * restarting container counts as running), `next-exit` (the next exit), `removed` (after
+ * removal). Resolves with the exit code. As dockerd's (its `SetRestarting` closes the stop
+ * channel): an exit wakes `not-running` and `next-exit` waiters even when the restart policy
+ * brings the container back; dockerd 20.10 answered `{"Error":null,"StatusCode":3}` to both on a
+ * `--restart=always` container exiting 3, and to a wait that began while it was restarting.
  */
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
@@ -22,9 +26,8 @@ export class Waiters {
     });
   }
 
-  /** Called on every exit: wakes `not-running` and `next-exit` waiters unless the container will restart. */
-  exited(id: string, code: number, willRestart: boolean): void {
-    if (willRestart) return;
+  /** Called on every exit, restarts included: wakes the `not-running` and `next-exit` waiters. */
+  exited(id: string, code: number): void {
     this.settle(id, code, (w) => w.condition !== 'removed');
   }
 

@@ -2,7 +2,7 @@
 import { promises as fsp, readdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { type Clock, systemClock } from '../base/clock.js';
-import type { CgroupStats } from './types.js';
+import type { BlkioEntry, BlkioField, CgroupStats } from './types.js';
 import { pollUntil } from './poll.js';
 
 const CG = '/sys/fs/cgroup';
@@ -34,6 +34,34 @@ async function systemCpuNs(): Promise<number> {
   return jiffies * 1e7; // USER_HZ = 100
 }
 
+/** `8:0 Read 4096` lines (v1 blkio files; the closing `Total N` line has no device and is left out). */
+function blkioLines(text: string): BlkioEntry[] {
+  const out: BlkioEntry[] = [];
+  for (const l of text.split('\n')) {
+    const [dev, op, v] = l.trim().split(/\s+/);
+    const m = /^(\d+):(\d+)$/.exec(dev ?? '');
+    if (!m || op === undefined) continue;
+    // blkio.time_recursive and sectors_recursive have no op: `8:0 1234`
+    out.push(
+      v === undefined
+        ? { major: Number(m[1]), minor: Number(m[2]), op: '', value: Number(op) || 0 }
+        : { major: Number(m[1]), minor: Number(m[2]), op, value: Number(v) || 0 },
+    );
+  }
+  return out;
+}
+
+const BLKIO_V1: Array<[BlkioField, string]> = [
+  ['sectors_recursive', 'blkio.sectors_recursive'],
+  ['io_service_bytes_recursive', 'blkio.io_service_bytes_recursive'],
+  ['io_serviced_recursive', 'blkio.io_serviced_recursive'],
+  ['io_queue_recursive', 'blkio.io_queued_recursive'],
+  ['io_service_time_recursive', 'blkio.io_service_time_recursive'],
+  ['io_wait_time_recursive', 'blkio.io_wait_time_recursive'],
+  ['io_merged_recursive', 'blkio.io_merged_recursive'],
+  ['io_time_recursive', 'blkio.time_recursive'],
+];
+
 export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupStats> {
   const sys = await systemCpuNs();
   const ncpu = cpus().length;
@@ -60,6 +88,32 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
       pidsLimit: num(await read(`${dir}/pids.max`)),
       blkioRead: ioSum('rbytes'),
       blkioWrite: ioSum('wbytes'),
+      memMaxUsage: 0,
+      memFailcnt: 0,
+      throttling: {
+        periods: cpu['nr_periods'] ?? 0,
+        throttledPeriods: cpu['nr_throttled'] ?? 0,
+        throttledTimeNs: (cpu['throttled_usec'] ?? 0) * 1000,
+      },
+      blkio: {
+        io_service_bytes_recursive: io.flatMap((l) => {
+          const m = /^(\d+):(\d+)\s/.exec(l);
+          if (!m) return [];
+          const f = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(l)?.[1] ?? 0);
+          const dev = { major: Number(m[1]), minor: Number(m[2]) };
+          return [
+            { ...dev, op: 'read', value: f('rbytes') },
+            { ...dev, op: 'write', value: f('wbytes') },
+          ];
+        }),
+        io_serviced_recursive: null,
+        io_queue_recursive: null,
+        io_service_time_recursive: null,
+        io_wait_time_recursive: null,
+        io_merged_recursive: null,
+        io_time_recursive: null,
+        sectors_recursive: null,
+      },
     };
   }
   const at = (ctrl: string, file: string) => read(`${CG}/${ctrl}${path}/${file}`);
@@ -68,6 +122,23 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
   const blkSum = (op: string) =>
     blk.filter((l) => l.split(' ')[1] === op).reduce((n, l) => n + Number(l.split(' ')[2] ?? 0), 0);
   const limit = num(await at('memory', 'memory.limit_in_bytes'));
+  // in dockerd's key order
+  const blkio: Record<BlkioField, BlkioEntry[]> = {
+    io_service_bytes_recursive: [],
+    io_serviced_recursive: [],
+    io_queue_recursive: [],
+    io_service_time_recursive: [],
+    io_wait_time_recursive: [],
+    io_merged_recursive: [],
+    io_time_recursive: [],
+    sectors_recursive: [],
+  };
+  // CFQ's files where the kernel has them, then the throttle layer's (dockerd's containerd does the same)
+  if ((await at('blkio', 'blkio.io_serviced_recursive')) !== '')
+    for (const [k, file] of BLKIO_V1) blkio[k] = blkioLines(await at('blkio', file));
+  blkio.io_service_bytes_recursive.push(...blkioLines(await at('blkio', 'blkio.throttle.io_service_bytes')));
+  blkio.io_serviced_recursive.push(...blkioLines(await at('blkio', 'blkio.throttle.io_serviced')));
+  const cpuStat = kv(await at('cpu', 'cpu.stat'));
   return {
     cpuTotalNs: num(await at('cpuacct', 'cpuacct.usage')),
     cpuUserNs: (stat['user'] ?? 0) * 1e7,
@@ -82,7 +153,21 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
     pidsLimit: num(await at('pids', 'pids.max')),
     blkioRead: blkSum('Read'),
     blkioWrite: blkSum('Write'),
+    memMaxUsage: num(await at('memory', 'memory.max_usage_in_bytes')),
+    memFailcnt: num(await at('memory', 'memory.failcnt')),
+    throttling: {
+      periods: cpuStat['nr_periods'] ?? 0,
+      throttledPeriods: cpuStat['nr_throttled'] ?? 0,
+      throttledTimeNs: cpuStat['throttled_time'] ?? 0,
+    },
+    blkio,
   };
+}
+
+/** The OOM killer's count in a cgroup: v2 `memory.events`, v1 `memory.oom_control` (`oom_kill N`, Linux 4.13+). */
+export async function cgroupOomKills(version: 1 | 2, path: string): Promise<number> {
+  const file = version === 2 ? `${CG}${path}/memory.events` : `${CG}/memory${path}/memory.oom_control`;
+  return kv(await read(file))['oom_kill'] ?? 0;
 }
 
 export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]> {

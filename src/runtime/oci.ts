@@ -31,7 +31,7 @@ import type {
 } from './types.js';
 import { resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
-import { cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
+import { cgroupOomKills, cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
 import { Checkpointer, type CheckpointOptions, type LazyCheckpointOptions } from './checkpoint.js';
 import { cliMessage, RunDir, short } from './core.js';
 import { execIn } from './exec.js';
@@ -191,6 +191,10 @@ export class ConmonRuntime implements Runtime {
 
   pids(id: string): Promise<number[]> {
     return cgroupPids(this.info.cgroupVersion, `/berth/${id}`);
+  }
+
+  oomKills(id: string): Promise<number> {
+    return cgroupOomKills(this.info.cgroupVersion, `/berth/${id}`);
   }
 }
 

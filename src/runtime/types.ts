@@ -150,6 +150,35 @@ export interface CgroupStats {
   pidsLimit: number;
   blkioRead: number;
   blkioWrite: number;
+  /** cgroup v1 only (0 on v2): memory.max_usage_in_bytes, memory.failcnt */
+  memMaxUsage: number;
+  memFailcnt: number;
+  /** cpu.stat: CFS periods, throttled periods, throttled time (ns) */
+  throttling: { periods: number; throttledPeriods: number; throttledTimeNs: number };
+  /**
+   * blkio_stats as dockerd 20.10 fills it: v1, every `blkio.*_recursive` file the kernel has
+   * (CFQ) plus the throttle files, their lines as they are (`Read`, `Write`, `Sync`, `Async`,
+   * `Discard`, `Total`); v2, io.stat's bytes as `read`/`write` in io_service_bytes_recursive
+   * and null for the rest.
+   */
+  blkio: Record<BlkioField, BlkioEntry[] | null>;
+}
+
+export type BlkioField =
+  | 'io_service_bytes_recursive'
+  | 'io_serviced_recursive'
+  | 'io_queue_recursive'
+  | 'io_service_time_recursive'
+  | 'io_wait_time_recursive'
+  | 'io_merged_recursive'
+  | 'io_time_recursive'
+  | 'sectors_recursive';
+
+export interface BlkioEntry {
+  major: number;
+  minor: number;
+  op: string;
+  value: number;
 }
 
 /** What the host can do, detected at start and shown by `info`. */
@@ -248,6 +277,8 @@ export interface StatsRuntime {
   stats(id: string): Promise<CgroupStats>;
   /** Processes of the container: pid list (host pids). */
   pids(id: string): Promise<number[]>;
+  /** How many processes the kernel's OOM killer ended in the container's cgroup (0 when it is gone). */
+  oomKills(id: string): Promise<number>;
 }
 
 /** The checkpoint role: CRIU through the runtime (dump, post-copy's two sides). */

@@ -171,10 +171,12 @@ describe('live restore', () => {
       false,
       `no start after the last exit: ${actions.join(' ')}`,
     );
-    assert.equal(
-      actions.filter((a) => a === 'start').length,
-      s.RestartCount + 1,
-      'one start per restart, none after the stop',
+    // one start per restart, none after the stop; a restart is counted when it is decided (dockerd's
+    // RestartCount++ at the exit), so a stop during the back-off leaves one counted and never run
+    const starts = actions.filter((a) => a === 'start').length;
+    assert.ok(
+      starts === s.RestartCount + 1 || starts === s.RestartCount,
+      `one start per restart, none after the stop: ${starts} starts, RestartCount ${s.RestartCount}`,
     );
 
     await d.docker(['run', '-d', '--name', 'us', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);

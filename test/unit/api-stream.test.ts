@@ -75,13 +75,15 @@ test('container store: unique names, prefix lookup, survives reopen', () => {
   assert.throws(() => ContainerStore.validName('bad name'), /Invalid container name/);
 });
 
-test('waiters: not-running/next-exit wake on exit unless restarting; removed waits for removal', async () => {
+test('waiters: not-running/next-exit wake on every exit (restarts too, as dockerd); removed waits for removal', async () => {
   const w = new Waiters();
   const next = w.add('c', 'next-exit');
   const removed = w.add('c', 'removed');
-  w.exited('c', 1, true);
-  w.exited('c', 2, false);
-  assert.equal(await next, 2);
+  w.exited('c', 1); // an exit the restart policy follows with a restart: dockerd answers 1 here
+  const again = w.add('c', 'not-running');
+  w.exited('c', 2);
+  assert.equal(await next, 1);
+  assert.equal(await again, 2);
   let done = false;
   void removed.then(() => (done = true));
   await new Promise((r) => setImmediate(r));

@@ -81,10 +81,14 @@ test('exec in a running container: create, start, exit; events; forgotten 5 minu
     const { exec } = await execs.start(id, { detach: true });
     assert.equal(exec.pid, 42);
     assert.deepEqual(f.ran, [{ args: ['echo', 'hi'], env: ['A=1', 'B=2'] }]);
-    assert.throws(() => execs.startable(id), /has already been started/);
+    // dockerd 20.10's words (409 both)
+    assert.throws(() => execs.startable(id), new RegExp(`Error: Exec command ${id} is already running$`));
     f.exit(3);
     await new Promise((r) => setImmediate(r));
     assert.equal(execs.get(id).exitCode, 3);
+    assert.throws(() => execs.startable(id), new RegExp(`Error: Exec command ${id} has already run$`));
+    // a finished exec's terminal: dockerd 404 "no such exec"
+    await assert.rejects(execs.resize(id, 10, 10), (e) => isBerthError(e, 'NotFound') && e.message === 'no such exec');
     assert.deepEqual(f.rec.execIds, []);
     assert.deepEqual(f.events, ['exec_create', 'exec_start', 'exec_die']);
     f.clock.advance(5 * 60_000 - 1);
@@ -106,7 +110,12 @@ for (const status of ['created', 'paused', 'exited'] as const) {
       const execs = new Execs(f.deps);
       assert.throws(
         () => execs.create('web', { Cmd: ['true'] }),
-        (e) => isBerthError(e, 'Conflict') && e.message === refusal(status, 'exec', 'web', f.rec.id),
+        (e) =>
+          isBerthError(e, 'Conflict') &&
+          e.message ===
+            (status === 'paused'
+              ? 'Container web is paused, unpause the container before exec' // dockerd: the name as asked
+              : refusal(status, 'exec', 'web', f.rec.id)),
       );
       assert.deepEqual(f.rec.execIds, []);
       assert.deepEqual(f.events, []);

@@ -64,3 +64,37 @@ test('readLogs: tail, since, stream selection', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('readLogs: output after the last newline is shown as it is (dockerd: `printf no-newline` comes last)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-logs-'));
+  try {
+    const path = join(dir, 'ctr.log');
+    writeFileSync(
+      path,
+      [
+        '2026-01-01T00:00:01Z stdout F a',
+        '2026-01-01T00:00:02Z stdout P c',
+        '2026-01-01T00:00:02.1Z stdout F ',
+        '2026-01-01T00:00:03Z stdout P no-newline',
+        '',
+      ].join('\n'),
+    );
+    const q = { stdout: true, stderr: true, tail: -1, sinceNs: 0n, untilNs: 0n, timestamps: false, follow: false };
+    const read = async (o: Partial<typeof q>, running = false) => {
+      const out: string[] = [];
+      await readLogs(
+        path,
+        { ...q, ...o },
+        (l) => out.push(l.text),
+        () => running,
+        new AbortController().signal,
+      );
+      return out;
+    };
+    assert.deepEqual(await read({}), ['a\n', 'c\n', 'no-newline']);
+    assert.deepEqual(await read({ tail: 1 }), ['no-newline']);
+    assert.deepEqual(await read({ follow: true }), ['a\n', 'c\n', 'no-newline'], 'a stopped container, followed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -65,24 +65,63 @@ test('back-off doubles from 100 ms up to 1 min, and resets after 10 s of running
   assert.equal(rec.restartCount, 14);
 });
 
-test('on-failure:2 restarts two failures, then stays exited; waiters see the last exit only', async (t) => {
+test('on-failure:2 restarts two failures, then stays exited; each exit wakes the waiters of its time', async (t) => {
   const b = new Bench();
   t.after(() => b.close());
   const rec = b.add({ restart: { Name: 'on-failure', MaximumRetryCount: 2 } });
   await b.lifecycle.start(rec);
-  let woke: number | null = null;
-  void b.waiters.add(rec.id, 'not-running').then((c) => (woke = c));
+  const woke: Array<[string, number]> = [];
+  const waitFor = (c: 'not-running' | 'next-exit' | 'removed', tag: string) =>
+    void b.waiters.add(rec.id, c).then((code) => woke.push([tag, code]));
+  waitFor('not-running', 'first');
+  waitFor('next-exit', 'first-next');
+  waitFor('removed', 'removed');
   await exitNow(b, rec, 1);
+  // dockerd 20.10: a wait on a container the policy restarts returns with that exit's code
+  await b.until(() => woke.length === 2);
+  assert.deepEqual(woke.sort(), [
+    ['first', 1],
+    ['first-next', 1],
+  ]);
+  // begun during the back-off: restarting counts as running, the wait is for the next exit
+  waitFor('not-running', 'second');
   await restartsAfter(b, rec, 100);
   await exitNow(b, rec, 2);
+  await b.until(() => woke.length === 3);
+  assert.deepEqual(woke[2], ['second', 2]);
   await restartsAfter(b, rec, 200);
-  assert.equal(woke, null, 'a restart does not wake not-running waiters');
+  waitFor('next-exit', 'last');
   await exitNow(b, rec, 3);
   assert.equal(rec.state.status, 'exited');
   assert.equal(rec.restartCount, 2);
   assert.equal(b.clock.pending, 0, 'no restart scheduled');
-  await b.until(() => woke !== null);
-  assert.equal(woke, 3);
+  await b.until(() => woke.length === 4);
+  assert.deepEqual(woke[3], ['last', 3]);
+  assert.ok(!woke.some(([tag]) => tag === 'removed'), 'removed waits for the removal');
+  // dockerd 20.10: RestartCount 2, exited; `docker start` -> 0, then 1 restarting, 2 exited again
+  await b.lifecycle.start(rec);
+  assert.equal(rec.restartCount, 0);
+  await exitNow(b, rec, 1);
+  assert.equal(rec.restartCount, 1);
+  await restartsAfter(b, rec, 100); // and the back-off starts again
+});
+
+test('the restart manager start keeps `restarting` until the process runs (never `exited` in between)', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  await exitNow(b, rec, 4);
+  assert.equal(rec.restartCount, 1, 'counted when decided, as dockerd: inspect during the back-off shows it');
+  const seen: string[] = [];
+  const create = b.runtime.create.bind(b.runtime);
+  b.runtime.create = async (...args: Parameters<typeof create>) => {
+    seen.push(rec.state.status); // the status while the runtime creates the restarted container
+    return create(...args);
+  };
+  await restartsAfter(b, rec, BACKOFF_START_MS);
+  assert.deepEqual(seen, ['restarting']);
+  assert.equal(rec.restartCount, 1);
 });
 
 test('on-failure does not restart exit 0; on-failure:0 has no limit; no never restarts', async (t) => {
@@ -120,7 +159,7 @@ for (const policy of ['always', 'unless-stopped'] as const) {
     assert.equal(b.clock.pending, 0, 'nothing scheduled');
     b.clock.advance(BACKOFF_MAX_MS * 2);
     assert.equal(rec.state.status, 'exited');
-    assert.deepEqual(b.actions(rec.id), ['start', 'die', 'stop']);
+    assert.deepEqual(b.actions(rec.id), ['start', 'kill', 'die', 'stop']); // dockerd: the stop's signal is a kill event
     assert.equal(await b.lifecycle.stop(rec), false, 'a stopped container: nothing to stop (304)');
     await b.lifecycle.start(rec);
     assert.equal(rec.manuallyStopped, false);
@@ -196,4 +235,70 @@ test('auto-remove: an exited --rm container is removed; a failed create of one l
   assert.equal(bad.state.status, 'created');
   assert.equal(bad.state.exitCode, 127);
   assert.deepEqual(b.actions(bad.id), ['die']);
+});
+
+test('OOMKilled: an exit after the OOM killer ended a process says so, with an oom event; the next start clears it', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add();
+  await b.lifecycle.start(rec);
+  b.runtime.oomKillCount.set(rec.id, 1); // a child was killed; the init exits 0 (dockerd 20.10: OOMKilled true)
+  await exitNow(b, rec, 0);
+  assert.equal(rec.state.oomKilled, true);
+  assert.equal(rec.state.exitCode, 0);
+  assert.deepEqual(b.actions(rec.id), ['start', 'oom', 'die']);
+  b.runtime.oomKillCount.delete(rec.id);
+  await b.lifecycle.start(rec);
+  assert.equal(rec.state.oomKilled, false);
+  await exitNow(b, rec, 1);
+  assert.equal(rec.state.oomKilled, false, 'no OOM kill this time');
+});
+
+test('kill: an API kill is a manual stop (no restart); a kill during the back-off cancels the restart', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  // dockerd 20.10: `docker kill` of a --restart=always container leaves it exited 137, RestartCount 0
+  const rec = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(rec);
+  await b.lifecycle.kill(rec, 'SIGKILL');
+  await b.until(() => rec.state.status === 'exited', 'the exit');
+  assert.equal(rec.state.exitCode, 137);
+  assert.equal(rec.manuallyStopped, true);
+  assert.equal(b.clock.pending, 0, 'no restart scheduled');
+  // dockerd: a kill of a restarting container answers 204, sends nothing, emits no kill; it stays exited
+  const r2 = b.add({ restart: { Name: 'always', MaximumRetryCount: 0 } });
+  await b.lifecycle.start(r2);
+  await exitNow(b, r2, 2);
+  assert.equal(r2.state.status, 'restarting');
+  let woke: number | null = null;
+  void b.waiters.add(r2.id, 'not-running').then((c) => (woke = c));
+  const calls = b.runtime.calls.length;
+  await b.lifecycle.kill(r2, undefined);
+  assert.equal(r2.state.status, 'exited');
+  assert.equal(b.runtime.calls.length, calls, 'no signal: there is no process');
+  assert.equal(b.clock.pending, 0);
+  b.clock.advance(BACKOFF_MAX_MS);
+  assert.equal(r2.state.status, 'exited');
+  assert.deepEqual(b.actions(r2.id), ['start', 'die']);
+  await b.until(() => woke !== null);
+  assert.equal(woke, 2);
+});
+
+test('kill of a process that ended before its exit was handled: done (dockerd ignores "no such process")', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const rec = b.add();
+  await b.lifecycle.start(rec);
+  b.runtime.tasks.get(rec.id)!.status = 'stopped'; // gone; conmon's exit not seen yet
+  await b.lifecycle.kill(rec, 'SIGTERM');
+  assert.equal(b.actions(rec.id).at(-1), 'kill');
+  // a kill the runtime refuses while the process still runs is still an error
+  const other = b.add();
+  await b.lifecycle.start(other);
+  const kill = b.runtime.kill.bind(b.runtime);
+  b.runtime.kill = async (id, sig) => {
+    if (id === other.id) throw new Error('permission denied');
+    return kill(id, sig);
+  };
+  await assert.rejects(b.lifecycle.kill(other, 'SIGTERM'), /permission denied/);
 });

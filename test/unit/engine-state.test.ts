@@ -6,7 +6,7 @@ const table: Record<Status, Operation[]> = {
   created: ['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart'],
   running: ['stop', 'kill', 'pause', 'exec', 'attach', 'commit', 'update', 'restart'],
   paused: ['stop', 'kill', 'unpause', 'attach', 'commit', 'update', 'restart'],
-  restarting: ['stop', 'attach', 'commit', 'update', 'restart'],
+  restarting: ['stop', 'kill', 'attach', 'commit', 'update', 'restart'],
   removing: [],
   exited: ['start', 'stop', 'remove', 'attach', 'commit', 'update', 'restart'],
   dead: ['remove'],

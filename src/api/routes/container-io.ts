@@ -3,7 +3,7 @@ import { errorMessage, invalidArgument } from '../../base/errors.js';
 import { log } from '../../base/log.js';
 import { flag, type Router, type Ctx } from '../http.js';
 import type { Verbs } from '../../engine/verbs.js';
-import type { AttachSession, CgroupStats } from '../../engine/container-stdio.js';
+import type { AttachSession, CgroupStats, NetDevStats } from '../../engine/container-stdio.js';
 import { parseUnixTime, LogParser, type LogLine } from '../../engine/logs.js';
 import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -53,7 +53,10 @@ export function pipeSession(
       const rs = createReadStream(o.log!.path, { start: o.log!.from });
       rs.on('data', (c) => parser.push(c as Buffer, emit));
       rs.on('error', () => resolve());
-      rs.on('end', () => resolve());
+      rs.on('end', () => {
+        parser.flush(emit); // the last output had no newline
+        resolve();
+      });
     });
   };
   // Clients inspect the exit code as soon as the stream ends: it must be known by then.
@@ -82,9 +85,10 @@ export function pipeSession(
 }
 
 function logQuery(ctx: Ctx, follow: boolean) {
-  const tailRaw = ctx.query.get('tail');
-  const tail = tailRaw === null || tailRaw === '' || tailRaw === 'all' ? -1 : Number(tailRaw);
-  if (!Number.isInteger(tail) || tail < -1) throw invalidArgument(`invalid value for "tail": ${tailRaw}`);
+  // dockerd reads tail with strconv.Atoi and takes anything else ("all", "1.5", "abc") or a
+  // negative number as every line (20.10 answered all lines to ?tail=abc, -5, 1.5, ALL)
+  const tailRaw = ctx.query.get('tail') ?? '';
+  const tail = /^[+-]?\d{1,15}$/.test(tailRaw) ? Math.max(-1, Number(tailRaw)) : -1;
   return {
     stdout: flag(ctx, 'stdout'),
     stderr: flag(ctx, 'stderr'),
@@ -180,18 +184,22 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
     const stream = ctx.query.get('stream') === null ? true : flag(ctx, 'stream');
     const oneShot = flag(ctx, 'one-shot');
     const io = ctx.stream(200, 'application/json');
-    let prev: { at: string; s: CgroupStats } | null = null;
+    type Taken = { at: string; s: CgroupStats; networks: Record<string, NetDevStats> | null };
+    const taken = (x: Awaited<ReturnType<typeof sample>>): Taken | null =>
+      typeof x === 'object' && x.s ? { ...x, s: x.s } : null;
+    let prev: Taken | null = null;
     if (!stream && !oneShot) {
-      const a = await sample();
+      prev = taken(await sample());
       await sleep(250);
-      prev = a?.s ? { at: a.at, s: a.s } : null;
     }
+    // dockerd 20.10 streams a stopped container's zero document every second (and real ones once
+    // it runs again); the stream ends when the client goes or the container is removed
     for (;;) {
-      const cur = await sample();
-      const doc = statsDoc(c, cur?.s ? { at: cur.at, s: cur.s } : null, prev);
-      io.write(Buffer.from(JSON.stringify(doc) + '\n'));
-      if (!stream || !cur || ctx.signal.aborted) break;
-      prev = cur.s ? { at: cur.at, s: cur.s } : null;
+      const x = await sample();
+      const cur = taken(x);
+      io.write(Buffer.from(JSON.stringify(statsDoc(c, cur, prev)) + '\n'));
+      if (!stream || x === 'removed' || ctx.signal.aborted) break;
+      prev = cur;
       await sleep(1000);
       if (ctx.signal.aborted) break;
     }
@@ -204,52 +212,74 @@ export function containerIoRoutes(r: Router, v: Verbs): void {
   });
 }
 
+/**
+ * cpu_stats / precpu_stats as dockerd 20.10 writes them: percpu_usage (cgroup v1 only),
+ * system_cpu_usage and online_cpus are left out when empty or 0 (Go's omitempty), so a
+ * one-shot's precpu_stats is {"cpu_usage":{"total_usage":0,"usage_in_kernelmode":0,
+ * "usage_in_usermode":0},"throttling_data":{...0}}.
+ */
 function cpuDoc(s: CgroupStats | undefined) {
   return {
     cpu_usage: {
       total_usage: s?.cpuTotalNs ?? 0,
-      percpu_usage: s?.perCpuNs ?? [],
+      ...(s?.perCpuNs.length ? { percpu_usage: s.perCpuNs } : {}),
       usage_in_kernelmode: s?.cpuSystemNs ?? 0,
       usage_in_usermode: s?.cpuUserNs ?? 0,
     },
-    system_cpu_usage: s?.systemCpuNs ?? 0,
-    online_cpus: s?.onlineCpus ?? 0,
-    throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+    ...(s?.systemCpuNs ? { system_cpu_usage: s.systemCpuNs } : {}),
+    ...(s?.onlineCpus ? { online_cpus: s.onlineCpus } : {}),
+    throttling_data: {
+      periods: s?.throttling.periods ?? 0,
+      throttled_periods: s?.throttling.throttledPeriods ?? 0,
+      throttled_time: s?.throttling.throttledTimeNs ?? 0,
+    },
   };
 }
 
-/** One entry of GET /containers/{id}/stats in Docker's shape. */
+const NO_BLKIO = {
+  io_service_bytes_recursive: null,
+  io_serviced_recursive: null,
+  io_queue_recursive: null,
+  io_service_time_recursive: null,
+  io_wait_time_recursive: null,
+  io_merged_recursive: null,
+  io_time_recursive: null,
+  sectors_recursive: null,
+};
+
+/**
+ * One entry of GET /containers/{id}/stats in dockerd 20.10's shape and key order (compared on
+ * cgroup v1 with `docker run --network <bridge> busybox sleep`): pids_stats.limit only when
+ * set, memory_stats' max_usage/failcnt only when not 0 (v1), blkio_stats per device as the
+ * cgroup has them, `networks` per interface of the container's namespace (left out for none
+ * and host), and for a container that does not run: zero times, `{}` for pids and memory.
+ */
 function statsDoc(
   c: { id: string; name: string },
-  cur: { at: string; s: CgroupStats } | null,
+  cur: { at: string; s: CgroupStats; networks: Record<string, NetDevStats> | null } | null,
   prev: { at: string; s: CgroupStats } | null,
 ) {
   const s = cur?.s;
   return {
     read: cur?.at ?? '0001-01-01T00:00:00Z',
     preread: prev?.at ?? '0001-01-01T00:00:00Z',
-    pids_stats: s ? { current: s.pids, limit: s.pidsLimit } : {},
-    blkio_stats: {
-      io_service_bytes_recursive: s
-        ? [
-            { major: 0, minor: 0, op: 'read', value: s.blkioRead },
-            { major: 0, minor: 0, op: 'write', value: s.blkioWrite },
-          ]
-        : null,
-      io_serviced_recursive: null,
-      io_queue_recursive: null,
-      io_service_time_recursive: null,
-      io_wait_time_recursive: null,
-      io_merged_recursive: null,
-      io_time_recursive: null,
-      sectors_recursive: null,
-    },
+    pids_stats: s ? { ...(s.pids ? { current: s.pids } : {}), ...(s.pidsLimit ? { limit: s.pidsLimit } : {}) } : {},
+    blkio_stats: s ? s.blkio : NO_BLKIO,
     num_procs: 0,
     storage_stats: {},
     cpu_stats: cpuDoc(s),
     precpu_stats: cpuDoc(prev?.s),
-    memory_stats: s ? { usage: s.memUsage, stats: s.memStats, limit: s.memLimit } : {},
+    memory_stats: s
+      ? {
+          usage: s.memUsage,
+          ...(s.memMaxUsage ? { max_usage: s.memMaxUsage } : {}),
+          stats: s.memStats,
+          ...(s.memFailcnt ? { failcnt: s.memFailcnt } : {}),
+          limit: s.memLimit,
+        }
+      : {},
     name: `/${c.name}`,
     id: c.id,
+    ...(cur?.networks ? { networks: cur.networks } : {}),
   };
 }

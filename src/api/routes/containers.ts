@@ -1,5 +1,5 @@
 /** Container lifecycle routes: list, create, inspect, start/stop/kill/restart/pause, remove, wait, rename, update, prune, checkpoints. */
-import { invalidArgument } from '../../base/errors.js';
+import { invalidArgument, notFound } from '../../base/errors.js';
 import { flag, type Router, type Ctx } from '../http.js';
 import type { Verbs } from '../../engine/verbs.js';
 import { parseFilters } from '../filters.js';
@@ -150,7 +150,21 @@ export function containerRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('DELETE', '/containers/{id}', async (ctx) => {
+    if (flag(ctx, 'link')) {
+      await ctrs.removeLink(ctx.params[0]!);
+      ctx.send(204);
+      return;
+    }
     await ctrs.remove(ctx.params[0]!, { force: flag(ctx, 'force'), volumes: flag(ctx, 'v') });
+    ctx.send(204);
+  });
+
+  // a link's name, `/<parent>/<alias>` (the docker CLI sends `rm --link lu/db` unescaped); no
+  // container's name has a slash
+  r.on('DELETE', '/containers/{parent}/{alias}', async (ctx) => {
+    const ref = `${ctx.params[0]!}/${ctx.params[1]!}`;
+    if (!flag(ctx, 'link')) throw notFound(`No such container: ${ref}`);
+    await ctrs.removeLink(ref);
     ctx.send(204);
   });
 
@@ -167,8 +181,8 @@ export function containerRoutes(r: Router, v: Verbs): void {
       ctx.query.get('condition'),
       () => (io = ctx.stream(200, 'application/json')),
     );
-    const body: Record<string, unknown> = { StatusCode: code };
-    if (error) body['Error'] = { Message: error };
+    // dockerd 20.10 always sends Error (null when there is none), first: {"Error":null,"StatusCode":0}
+    const body = { Error: error ? { Message: error } : null, StatusCode: code };
     const out = io as IoStream | null;
     out?.write(Buffer.from(JSON.stringify(body) + '\n'));
     out?.end();

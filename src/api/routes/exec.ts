@@ -29,8 +29,11 @@ export function execRoutes(r: Router, v: Verbs): void {
     const detach = body.Detach;
     const tty = body.Tty;
     const ex = execs.startable(ctx.params[0]!);
-    const useTty = tty ?? ex.config.Tty;
-    const opts = tty === undefined ? { detach } : { detach, tty };
+    // The stream's framing follows the start's Tty (unset: multiplexed), the process keeps the
+    // create-time Tty: dockerd 20.10, an exec created with Tty:true and started with {} or
+    // {"Tty":false}, sent /dev/pts/0 in stdout frames; one created without, started Tty:true, raw.
+    const useTty = tty ?? false;
+    const opts = { detach };
     if (detach) {
       await execs.start(ex.id, opts);
       ctx.send(200);

@@ -267,7 +267,27 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
       pidsLimit: 0,
       blkioRead: 0,
       blkioWrite: 0,
+      memMaxUsage: 0,
+      memFailcnt: 0,
+      throttling: { periods: 0, throttledPeriods: 0, throttledTimeNs: 0 },
+      blkio: {
+        io_service_bytes_recursive: [],
+        io_serviced_recursive: [],
+        io_queue_recursive: [],
+        io_service_time_recursive: [],
+        io_wait_time_recursive: [],
+        io_merged_recursive: [],
+        io_time_recursive: [],
+        sectors_recursive: [],
+      },
     };
+  }
+
+  /** the OOM killer's count per container (a test sets it before the exit) */
+  readonly oomKillCount = new Map<string, number>();
+
+  async oomKills(id: string): Promise<number> {
+    return this.oomKillCount.get(id) ?? 0;
   }
 
   async pids(id: string): Promise<number[]> {
