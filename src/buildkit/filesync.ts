@@ -14,6 +14,7 @@ import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { invalidArgument } from '../base/errors.js';
+import { IgnoreMatcher } from '../spec/dockerignore.js';
 import { DIFF_COPY, type FsStat, type Packet } from './protos.js';
 import type { Session } from './session.js';
 
@@ -54,7 +55,7 @@ export interface SyncEntry {
 export async function syncDir(
   session: Session,
   dir: string,
-  opts: { followPaths?: string[]; include?: string[] },
+  opts: { followPaths?: string[]; include?: string[]; exclude?: string[] },
   signal: AbortSignal,
   visit: (e: SyncEntry) => Promise<void>,
 ): Promise<void> {
@@ -63,6 +64,7 @@ export async function syncDir(
   const md: Record<string, string | string[]> = { 'dir-name': dir };
   if (opts.followPaths?.length) md['followpaths'] = opts.followPaths;
   if (opts.include?.length) md['include-patterns'] = opts.include;
+  if (opts.exclude?.length) md['exclude-patterns'] = opts.exclude;
   const call = session.grpc.bidi(DIFF_COPY, signal, md);
   const it = call.messages[Symbol.asyncIterator]();
   const next = async (): Promise<Packet> => {
@@ -148,7 +150,10 @@ async function packFile(p: Pack, header: Parameters<Pack['entry']>[0], src: Asyn
  * The context of a `remote=client-session` build as a tar stream, and the name its Dockerfile has
  * in it. As the docker CLI does for a Dockerfile outside its context (AddDockerfileToBuildContext),
  * the Dockerfile from the session's `dockerfile` directory goes in under a random name, which is
- * added to .dockerignore (so `COPY .` does not take it).
+ * added to .dockerignore (so `COPY .` does not take it). `.dockerignore` is applied here, as
+ * BuildKit's dockerfile frontend does: it is fetched first, its patterns go to the client as
+ * `exclude-patterns` (so ignored files need not cross the wire), and what the client sends anyway
+ * is dropped (a client may not honour them; the builder trusts the context it is given).
  */
 export async function sessionContext(
   session: Session,
@@ -161,14 +166,29 @@ export async function sessionContext(
     if (e.kind === 'file' && e.stat.path === name) text = await readAll(e.data(), MAX_DOCKERFILE, 'the Dockerfile');
   });
   if (text === null) throw invalidArgument(`Cannot locate specified Dockerfile: ${name}`);
+  let ignoreText = '';
+  const only = ['.dockerignore'];
+  await syncDir(session, 'context', { followPaths: only, include: only }, signal, async (e) => {
+    if (e.kind === 'file' && e.stat.path === '.dockerignore')
+      ignoreText = (await readAll(e.data(), MAX_DOCKERIGNORE, '.dockerignore')).toString();
+  });
+  const ignore = IgnoreMatcher.parse(ignoreText);
+  const patterns = ignoreText
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  // a directory that is ignored may still hold a re-included file (`!pattern`): keep directories then
+  const dropped = (path: string, dir: boolean) =>
+    path !== '.dockerignore' && ignore.ignores(path) && !(dir && ignore.hasExclusions);
   const hidden = `.dockerfile.${randomBytes(10).toString('hex')}`;
   const p = tarPack();
   const fill = async () => {
     const now = new Date();
     p.entry({ name: hidden, mode: 0o600, mtime: now }, text!);
     let ignored = false;
-    await syncDir(session, 'context', {}, signal, async (e) => {
+    await syncDir(session, 'context', { exclude: patterns }, signal, async (e) => {
       const s = e.stat;
+      if (dropped(s.path, e.kind === 'directory')) return; // its bytes are never asked for
       const header = {
         name: e.kind === 'directory' ? `${s.path}/` : s.path,
         mode: permOf(s.mode),
