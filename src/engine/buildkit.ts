@@ -4,9 +4,10 @@
  * own builder; progress as BuildKit Status messages; secrets fetched through the session). The
  * engine emits the `tag` events of the build's names, as for the legacy builder.
  */
-import type { Duplex, Readable } from 'node:stream';
+import { hostname } from 'node:os';
+import { Readable, type Duplex } from 'node:stream';
 import type { Clock } from '../base/clock.js';
-import { errorMessage, invalidArgument } from '../base/errors.js';
+import { alreadyExists, errorMessage, invalidArgument, notImplemented } from '../base/errors.js';
 import type { Builder, BuildRequest } from '../builder/builder.js';
 import { SessionManager, type Session, type SessionHeaders } from '../buildkit/session.js';
 import { registryHosts, secretIds, withSecrets } from '../buildkit/secrets.js';
@@ -14,6 +15,8 @@ import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
 import { sessionContext } from '../buildkit/filesync.js';
 import { Trace } from '../buildkit/trace.js';
+import { ProgressBoard, serveControl, type SolveRequest, type UsageRecord } from '../buildkit/control.js';
+import { timestamp } from '../buildkit/protos.js';
 import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
@@ -32,6 +35,7 @@ const SESSION_WAIT_MS = 5_000;
 
 export class BuildKitVerbs {
   private readonly sessions = new SessionManager();
+  private readonly board = new ProgressBoard();
 
   constructor(
     private readonly e: Engine,
@@ -114,6 +118,128 @@ export class BuildKitVerbs {
     } finally {
       req.signal.removeEventListener('abort', stop);
       for (const k of Object.keys(secrets)) secrets[k]!.fill(0);
+    }
+  }
+
+  /**
+   * Serves moby.buildkit.v1.Control on the upgraded `POST /grpc` connection until it ends (the
+   * client is the gRPC client; dockerd serves the same there for buildx).
+   */
+  control(conn: Duplex): Promise<void> {
+    return serveControl(conn, {
+      listWorkers: () => [
+        {
+          ID: `berth-${hostname()}`,
+          Labels: {
+            'org.mobyproject.buildkit.worker.executor': 'oci',
+            'org.mobyproject.buildkit.worker.snapshotter': 'overlayfs',
+            'org.mobyproject.buildkit.worker.hostname': hostname(),
+            'org.mobyproject.buildkit.worker.network': 'host',
+          },
+          platforms: [{ Architecture: 'amd64', OS: 'linux' }],
+          GCPolicy: [],
+          BuildkitVersion: { package: 'berth', version: '', revision: '' },
+        },
+      ],
+      solve: (req, signal) => this.solve(req, signal),
+      status: (ref, send, signal) => this.board.follow(ref, send, signal),
+      diskUsage: async () => this.cacheRecords(),
+      prune: async (_req, send) => {
+        const before = this.cacheRecords();
+        const { entries } = await this.builder.prune();
+        const left = new Set(this.cacheRecords().map((r) => r.ID));
+        let n = 0;
+        for (const r of before) if (!left.has(r.ID) && n++ < entries) send(r);
+      },
+    });
+  }
+
+  /** The build cache's entries as BuildKit UsageRecords (berth keeps no sizes per entry: 0). */
+  private cacheRecords(): UsageRecord[] {
+    return this.builder.cache.entries().map((e) => ({
+      ID: e.key.replace(/^sha256:/, '').slice(0, 25),
+      Mutable: false,
+      InUse: false,
+      Size: 0,
+      CreatedAt: timestamp(Date.parse(e.created)),
+      LastUsedAt: timestamp(Date.parse(e.lastUsed)),
+      UsageCount: 1,
+      Description: 'berth build step ' + e.key,
+      RecordType: 'regular',
+      Shared: false,
+      Parents: [],
+    }));
+  }
+
+  /**
+   * Control.Solve: the dockerfile.v0 frontend on a session's `context`/`dockerfile` dirs, the
+   * image exporter (`image`/`moby`, its `name` attr the tags). Answers the ExporterResponse.
+   */
+  private async solve(r: SolveRequest, signal: AbortSignal): Promise<Record<string, string>> {
+    if (r.Frontend !== 'dockerfile.v0')
+      throw notImplemented(
+        r.Frontend
+          ? `frontend ${r.Frontend} is not supported: berth serves dockerfile.v0`
+          : 'solving an LLB definition is not supported: berth serves the dockerfile.v0 frontend',
+      );
+    if (!r.Session) throw invalidArgument('Solve needs a session (the context comes through it)');
+    const exporters = r.Exporters.length
+      ? r.Exporters
+      : r.Exporter
+        ? [{ Type: r.Exporter, Attrs: r.ExporterAttrs }]
+        : [];
+    const tags: string[] = [];
+    for (const x of exporters) {
+      if (x.Type !== 'image' && x.Type !== 'moby')
+        throw notImplemented(`exporter ${x.Type} is not supported: berth exports to its image store (image, moby)`);
+      if (/^(1|true)$/i.test(x.Attrs['push'] ?? ''))
+        throw notImplemented('push=true is not supported: push the image after the build');
+      for (const n of (x.Attrs['name'] ?? '').split(',').map((t) => t.trim())) if (n) tags.push(parseReference(n) && n); // a bad name fails the Solve before anything runs
+    }
+    const a = r.FrontendAttrs;
+    const platform = a['platform'] || 'linux/amd64';
+    if (!/^linux(\/amd64)?$/.test(platform))
+      throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
+    const network = a['force-network-mode'] || 'default';
+    if (!['default', 'host', 'none', 'sandbox'].includes(network))
+      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    const pick = (prefix: string) =>
+      Object.fromEntries(
+        Object.entries(a)
+          .filter(([k]) => k.startsWith(prefix))
+          .map(([k, v]) => [k.slice(prefix.length), v]),
+      );
+    const ref = r.Ref || `berth-${Date.now().toString(36)}`;
+    if (this.board.has(ref)) throw alreadyExists(`a build with ref ${ref} is already running`);
+    const progress = this.board.open(ref);
+    try {
+      const img = await this.build(
+        Readable.from([]),
+        {
+          dockerfile: a['filename'] || 'Dockerfile',
+          tags,
+          buildArgs: pick('build-arg:'),
+          target: a['target'] ?? '',
+          noCache: 'no-cache' in a, // '' = every stage; berth cannot skip the cache of some stages only
+          pull: a['image-resolve-mode'] === 'pull',
+          labels: pick('label:'),
+          cacheFrom: (a['cache-from'] ?? '').split(',').filter(Boolean),
+          platform: 'linux/amd64',
+          network: network === 'sandbox' ? 'default' : (network as BuildKitRequest['network']),
+          credentials: () => null,
+          signal,
+          session: r.Session,
+          contextFromSession: true,
+        },
+        progress.publish,
+      );
+      return {
+        'containerimage.digest': img.id,
+        'containerimage.config.digest': img.id,
+        ...(tags.length ? { 'image.name': tags.join(',') } : {}),
+      };
+    } finally {
+      progress.close();
     }
   }
 }

@@ -1,0 +1,392 @@
+/**
+ * BuildKit's control API on `POST /grpc` (issue #16), against a real berthd: the client upgrades
+ * the Engine API connection to h2c and is the gRPC client of moby.buildkit.v1.Control (as buildx is
+ * of dockerd's). The client here speaks gRPC with node:http2 and the same .proto files (proto-loader
+ * codecs): 5-byte framed messages, `content-type: application/grpc`, `grpc-status` trailers. The
+ * context and Dockerfile come through a session the test opens on `/session` serving FileSync
+ * DiffCopy (an fsutil sender), as buildx's `context`/`dockerfile` local dirs.
+ *
+ * dockerd 20.10 serves the same methods there (buildx's `docker buildx du`, `prune`, `build`); its
+ * ListWorkers names one worker with org.mobyproject.buildkit.worker.executor / snapshotter labels
+ * and platform linux/amd64.
+ */
+import { before, after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import Docker from 'dockerode';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
+import { REPO, startDaemon, type Daemon } from './harness.js';
+import { decodeStatus, type StatusResponse } from '../../src/buildkit/protos.js';
+
+const PROTO_DIR = join(REPO, 'src/buildkit/proto');
+const control = loadSync('control.proto', {
+  includeDirs: [PROTO_DIR],
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+})['moby.buildkit.v1.Control'] as unknown as Record<string, MethodDefinition<object, object>>;
+
+interface SenderPacket {
+  type: string;
+  stat?: Record<string, unknown> | null;
+  ID?: number;
+  data?: Buffer;
+}
+
+/** fsutil's sender side of DiffCopy (as in buildkit.test.ts): STATs, then DATA per REQ, FIN answers FIN. */
+function fsutilSend(call: grpc.ServerDuplexStream<SenderPacket, SenderPacket>, root: string | undefined) {
+  if (!root) {
+    call.write({ type: 'PACKET_ERR', data: Buffer.from('no such directory') });
+    call.end();
+    return;
+  }
+  const entries: Array<{ rel: string; abs: string }> = [];
+  const walk = (rel: string) => {
+    for (const n of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      entries.push({ rel: r, abs: join(root, r) });
+      if (lstatSync(join(root, r)).isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  for (const e of entries) {
+    const st = lstatSync(e.abs);
+    const type = st.isDirectory() ? 0x80000000 : st.isSymbolicLink() ? 0x08000000 : 0;
+    call.write({
+      type: 'PACKET_STAT',
+      stat: {
+        path: e.rel,
+        mode: (type | (st.mode & 0o777)) >>> 0,
+        uid: 0,
+        gid: 0,
+        size: st.isFile() ? st.size : 0,
+        modTime: Math.floor(st.mtimeMs) * 1e6,
+        linkname: st.isSymbolicLink() ? readlinkSync(e.abs) : '',
+      },
+    });
+  }
+  call.write({ type: 'PACKET_STAT' });
+  call.on('data', (p: SenderPacket) => {
+    if (p.type === 'PACKET_REQ') {
+      const data = readFileSync(entries[p.ID ?? 0]!.abs);
+      for (let i = 0; i < data.length; i += 7000)
+        call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0, data: data.subarray(i, i + 7000) });
+      call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0 });
+    } else if (p.type === 'PACKET_FIN') {
+      call.write({ type: 'PACKET_FIN' });
+      call.end();
+    }
+  });
+}
+
+interface CallResult {
+  status: number;
+  message: string;
+  messages: Buffer[];
+  headers: Record<string, unknown>;
+}
+
+function frame(msg: Buffer): Buffer {
+  const h = Buffer.alloc(5);
+  h.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([h, msg]);
+}
+
+/** One gRPC call on the `/grpc` connection (unary or server-streaming); `onMessage` sees each message. */
+function rpc(
+  h2: ClientHttp2Session,
+  path: string,
+  req: Buffer,
+  onMessage: (m: Buffer) => void = () => undefined,
+  signal?: AbortSignal,
+): Promise<CallResult> {
+  return new Promise((resolve, reject) => {
+    const s = h2.request({
+      [constants.HTTP2_HEADER_METHOD]: 'POST',
+      [constants.HTTP2_HEADER_PATH]: path,
+      [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+      te: 'trailers',
+    });
+    signal?.addEventListener('abort', () => s.close(constants.NGHTTP2_CANCEL), { once: true });
+    const out: CallResult = { status: -1, message: '', messages: [], headers: {} };
+    let buf = Buffer.alloc(0);
+    const take = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) {
+        out.status = Number(h['grpc-status']);
+        out.message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    s.on('response', (h) => {
+      out.headers = h;
+      take(h);
+    });
+    s.on('trailers', take);
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const m = buf.subarray(5, 5 + buf.readUInt32BE(1));
+        buf = buf.subarray(5 + m.length);
+        out.messages.push(m);
+        onMessage(m);
+      }
+    });
+    s.on('close', () => resolve(out));
+    s.on('error', reject);
+    s.end(frame(req));
+  });
+}
+
+const enc = (method: string, req: object) => control[method]!.requestSerialize(req);
+const dec = <T>(method: string, b: Buffer) => control[method]!.responseDeserialize(b) as T;
+
+describe('BuildKit control API on POST /grpc', () => {
+  let d: Daemon;
+  let docker: Docker;
+  const dirs: string[] = [];
+  const closers: Array<() => void> = [];
+  before(async () => {
+    d = await startDaemon();
+    docker = new Docker({ socketPath: d.sock });
+  });
+  after(async () => {
+    for (const c of closers) c();
+    for (const x of dirs) rmSync(x, { recursive: true, force: true });
+    await d?.stop();
+  });
+
+  /** An h2c-upgraded Engine API connection (`POST path`, `Upgrade: h2c`). */
+  function upgrade(path: string, headers: Record<string, string | string[]> = {}): Promise<Duplex> {
+    return new Promise<Duplex>((res, rej) =>
+      docker.modem.dial(
+        { method: 'POST', path, hijack: true, headers: { Upgrade: 'h2c', ...headers }, statusCodes: { 101: true } },
+        (err: unknown, s: unknown) => (err ? rej(err) : res(s as Duplex)),
+      ),
+    );
+  }
+
+  async function controlClient(): Promise<ClientHttp2Session> {
+    const socket = await upgrade('/grpc');
+    const h2 = connect('http://localhost', { createConnection: () => socket as never });
+    h2.on('error', () => undefined);
+    closers.push(() => h2.destroy());
+    return h2;
+  }
+
+  /** A session serving FileSync with the `context` and `dockerfile` dirs, as buildx opens one. */
+  async function openSession(syncDirs: Record<string, string>): Promise<{ id: string; synced: string[] }> {
+    const id = randomUUID();
+    const synced: string[] = [];
+    const socket = await upgrade('/session', {
+      'X-Docker-Expose-Session-Uuid': id,
+      'X-Docker-Expose-Session-Name': 'berth-grpc-test',
+      'X-Docker-Expose-Session-Sharedkey': 'k',
+      'X-Docker-Expose-Session-Grpc-Method': ['/moby.filesync.v1.FileSync/DiffCopy'],
+    });
+    const server = new grpc.Server();
+    server.createConnectionInjector(grpc.ServerCredentials.createInsecure()).injectConnection(socket);
+    const fs = grpc.loadPackageDefinition(
+      loadSync('filesync.proto', { includeDirs: [PROTO_DIR], enums: String, longs: Number, keepCase: true }),
+    ) as unknown as { moby: { filesync: { v1: { FileSync: { service: grpc.ServiceDefinition } } } } };
+    server.addService(fs.moby.filesync.v1.FileSync.service, {
+      DiffCopy: (call: grpc.ServerDuplexStream<SenderPacket, SenderPacket>) => {
+        const dir = String(call.metadata.get('dir-name')[0] ?? '');
+        synced.push(dir);
+        fsutilSend(call, syncDirs[dir]);
+      },
+    });
+    closers.push(() => {
+      server.forceShutdown();
+      socket.destroy();
+    });
+    return { id, synced };
+  }
+
+  test('ListWorkers names one linux/amd64 worker with its executor and snapshotter labels', async () => {
+    const h2 = await controlClient();
+    const r = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', { filter: [] }));
+    assert.equal(r.status, 0, r.message);
+    assert.equal(r.headers['content-type'], 'application/grpc');
+    const w = dec<{
+      record: Array<{
+        ID: string;
+        Labels: Record<string, string>;
+        platforms: Array<{ OS: string; Architecture: string }>;
+      }>;
+    }>('ListWorkers', r.messages[0]!);
+    assert.equal(w.record.length, 1);
+    assert.ok(w.record[0]!.ID);
+    assert.deepEqual(
+      w.record[0]!.platforms.map((p) => `${p.OS}/${p.Architecture}`),
+      ['linux/amd64'],
+    );
+    assert.equal(w.record[0]!.Labels['org.mobyproject.buildkit.worker.snapshotter'], 'overlayfs');
+    assert.ok(w.record[0]!.Labels['org.mobyproject.buildkit.worker.executor']);
+  });
+
+  test('Solve (dockerfile.v0, a target and a build-arg) with Status followed to the end; the image runs', async () => {
+    const ctx = mkdtempSync('/var/tmp/berth-bkg-ctx-');
+    dirs.push(ctx);
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM busybox AS base',
+        'ARG GREETING=unset',
+        'COPY hello.txt /hello.txt',
+        'RUN echo "$GREETING $(cat /hello.txt)" > /out && echo built-step-log',
+        'FROM base AS final',
+        'RUN echo never > /final',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(ctx, 'hello.txt'), 'from-the-session\n');
+    const s = await openSession({ context: ctx, dockerfile: ctx });
+    const h2 = await controlClient();
+    const ref = randomUUID();
+    const statuses: StatusResponse[] = [];
+    // buildx calls Status and Solve at once; Status first here, so it has to wait for the Ref
+    const status = rpc(h2, '/moby.buildkit.v1.Control/Status', enc('Status', { Ref: ref }), (m) =>
+      statuses.push(decodeStatus(m)),
+    );
+    const tag = 'bkgrpc/solved:1';
+    const r = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', {
+        Ref: ref,
+        Session: s.id,
+        Frontend: 'dockerfile.v0',
+        FrontendAttrs: { filename: 'Dockerfile', target: 'base', 'build-arg:GREETING': 'hi', 'label:who': 'grpc' },
+        Exporters: [{ Type: 'moby', Attrs: { name: tag } }],
+      }),
+    );
+    assert.equal(r.status, 0, r.message);
+    const resp = dec<{ ExporterResponse: Record<string, string> }>('Solve', r.messages[0]!).ExporterResponse;
+    assert.match(resp['containerimage.digest'] ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.equal(resp['image.name'], tag);
+    const st = await status;
+    assert.equal(st.status, 0, st.message);
+    const names = [...new Set(statuses.flatMap((x) => x.vertexes.map((v) => v.name)))];
+    assert.ok(
+      names.some((n) => n.includes('RUN echo "$GREETING')),
+      names.join('\n'),
+    );
+    assert.ok(!names.some((n) => n.includes('never')), 'the target stops before the final stage');
+    assert.ok(
+      statuses.flatMap((x) => x.logs).some((l) => Buffer.from(l.msg).toString().includes('built-step-log')),
+      'the RUN output comes as a vertex log',
+    );
+    // every vertex that started completed
+    const completed = new Set(statuses.flatMap((x) => x.vertexes.filter((v) => v.completed).map((v) => v.digest)));
+    for (const x of statuses) for (const v of x.vertexes) assert.ok(completed.has(v.digest), v.name);
+    assert.deepEqual(s.synced.sort(), ['context', 'dockerfile']);
+    const run = await d.docker(['run', '--rm', tag, 'cat', '/out']);
+    assert.equal(run.stdout.trim(), 'hi from-the-session');
+    const insp = await d.docker(['image', 'inspect', '-f', '{{.Id}} {{index .Config.Labels "who"}}', tag]);
+    assert.equal(insp.stdout.trim(), `${resp['containerimage.digest']} grpc`);
+  });
+
+  test('DiskUsage lists the build cache, Prune streams what it removed and empties it', async () => {
+    const h2 = await controlClient();
+    const du = await rpc(h2, '/moby.buildkit.v1.Control/DiskUsage', enc('DiskUsage', { filter: [] }));
+    assert.equal(du.status, 0, du.message);
+    type Rec = { ID: string; RecordType: string; CreatedAt: { seconds: number } | null };
+    const before = dec<{ record: Rec[] }>('DiskUsage', du.messages[0] ?? Buffer.alloc(0)).record;
+    assert.ok(before.length > 0, 'the Solve above left build cache records');
+    assert.ok(before.every((x) => x.ID && x.CreatedAt && x.CreatedAt.seconds > 0));
+    const pr = await rpc(h2, '/moby.buildkit.v1.Control/Prune', enc('Prune', { all: true }));
+    assert.equal(pr.status, 0, pr.message);
+    const gone = pr.messages.map((m) => dec<Rec>('Prune', m).ID);
+    assert.deepEqual(gone.sort(), before.map((x) => x.ID).sort());
+    const du2 = await rpc(h2, '/moby.buildkit.v1.Control/DiskUsage', enc('DiskUsage', { filter: [] }));
+    assert.equal(du2.status, 0);
+    assert.deepEqual(dec<{ record: Rec[] }>('DiskUsage', du2.messages[0] ?? Buffer.alloc(0)).record, []);
+  });
+
+  test('unknown methods answer UNIMPLEMENTED; a Solve with an unknown session fails and the daemon goes on', async () => {
+    const h2 = await controlClient();
+    const info = await rpc(h2, '/moby.buildkit.v1.Control/Info', Buffer.alloc(0));
+    assert.equal(info.status, 12);
+    assert.match(info.message, /Info/);
+    const other = await rpc(h2, '/no.such.Service/Nothing', Buffer.alloc(0));
+    assert.equal(other.status, 12);
+    const llb = await rpc(h2, '/moby.buildkit.v1.Control/Solve', enc('Solve', { Ref: 'x', Session: 'y' }));
+    assert.equal(llb.status, 12, 'an LLB Solve (no frontend) is not served');
+    assert.match(llb.message, /dockerfile\.v0/);
+    const t0 = Date.now();
+    const bad = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', { Ref: randomUUID(), Session: 'no-such-session', Frontend: 'dockerfile.v0', FrontendAttrs: {} }),
+    );
+    assert.equal(bad.status, 14, bad.message); // UNAVAILABLE
+    assert.match(bad.message, /no active session for no-such-session/);
+    assert.ok(Date.now() - t0 < 20_000);
+    const exp = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', { Session: 'z', Frontend: 'dockerfile.v0', Exporters: [{ Type: 'local', Attrs: {} }] }),
+    );
+    assert.equal(exp.status, 12);
+    assert.match(exp.message, /exporter local/);
+    // the same connection and the daemon still answer
+    const w = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', {}));
+    assert.equal(w.status, 0);
+    assert.equal((await d.docker(['version', '--format', '{{.Server.Os}}'])).stdout.trim(), 'linux');
+  });
+
+  test('/grpc without an h2c upgrade is a 400', async () => {
+    const res = await new Promise<number>((resolve, reject) =>
+      docker.modem.dial({ method: 'POST', path: '/grpc', statusCodes: { 400: true } }, (err: unknown) =>
+        err ? reject(err) : resolve(400),
+      ),
+    );
+    assert.equal(res, 400);
+  });
+
+  test('closing the Solve stream cancels the build', async () => {
+    const ctx = mkdtempSync('/var/tmp/berth-bkg-ctx-');
+    dirs.push(ctx);
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN sleep 60 && echo done > /x\n');
+    const s = await openSession({ context: ctx, dockerfile: ctx });
+    const h2 = await controlClient();
+    const ref = randomUUID();
+    const statuses: StatusResponse[] = [];
+    const status = rpc(h2, '/moby.buildkit.v1.Control/Status', enc('Status', { Ref: ref }), (m) =>
+      statuses.push(decodeStatus(m)),
+    );
+    const ac = new AbortController();
+    const solve = rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', {
+        Ref: ref,
+        Session: s.id,
+        Frontend: 'dockerfile.v0',
+        Exporters: [{ Type: 'image', Attrs: { name: 'bkgrpc/cancelled:1' } }],
+      }),
+      () => undefined,
+      ac.signal,
+    );
+    // wait for the RUN to start, then go away
+    const t0 = Date.now();
+    while (!statuses.some((x) => x.vertexes.some((v) => v.name.includes('sleep 60'))) && Date.now() - t0 < 60_000)
+      await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await solve;
+    const st = await status;
+    assert.equal(st.status, 0);
+    assert.ok(Date.now() - t0 < 45_000, 'the build stopped well before its 60 s sleep');
+    const failed = statuses.flatMap((x) => x.vertexes).filter((v) => v.name.includes('sleep 60') && v.error);
+    assert.ok(failed.length > 0, 'the running step ends with an error');
+    const ps = await d.docker(['ps', '-aq']);
+    assert.equal(ps.stdout.trim(), '');
+    const img = await d.docker(['image', 'inspect', 'bkgrpc/cancelled:1'], { allowFail: true });
+    assert.notEqual(img.code, 0, 'nothing tagged');
+  });
+});
