@@ -139,7 +139,13 @@ async function call(service: ServedService, stream: ServerHttp2Stream, headers: 
     );
   }
   try {
-    const req = m.decodeRequest(await readRequest(stream));
+    const raw = await readRequest(stream);
+    let req: unknown;
+    try {
+      req = m.decodeRequest(raw);
+    } catch (e) {
+      throw new GrpcError(GRPC_SERVER.INTERNAL, `grpc: error unmarshalling request: ${errorMessage(e)}`);
+    }
     await handler(
       req,
       (res) => {
@@ -161,7 +167,8 @@ async function call(service: ServedService, stream: ServerHttp2Stream, headers: 
 /** Serves `service` on `conn` until the connection ends. */
 export function serveGrpc(conn: Duplex, service: ServedService): Promise<void> {
   return new Promise((resolve) => {
-    const server = createServer();
+    // bounded: a client cannot open streams without end on one connection
+    const server = createServer({ settings: { maxConcurrentStreams: 100 }, maxSessionMemory: 32 });
     let done = false;
     const finish = () => {
       if (done) return;

@@ -144,12 +144,14 @@ export class BuildKitVerbs {
       solve: (req, signal) => this.solve(req, signal),
       status: (ref, send, signal) => this.board.follow(ref, send, signal),
       diskUsage: async () => this.cacheRecords(),
-      prune: async (_req, send) => {
+      prune: async (req, send) => {
+        if (req.filter.length) throw notImplemented('prune filters are not supported');
         const before = this.cacheRecords();
-        const { entries } = await this.builder.prune();
+        // keepDuration: a Go time.Duration (nanoseconds); keepBytes is not honoured (no sizes per entry)
+        const keep = req.keepDuration > 0 ? new Date(this.clock.now() - req.keepDuration / 1e6) : undefined;
+        await this.builder.prune(keep);
         const left = new Set(this.cacheRecords().map((r) => r.ID));
-        let n = 0;
-        for (const r of before) if (!left.has(r.ID) && n++ < entries) send(r);
+        for (const r of before) if (!left.has(r.ID)) send(r);
       },
     });
   }

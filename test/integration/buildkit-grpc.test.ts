@@ -299,6 +299,14 @@ describe('BuildKit control API on POST /grpc', () => {
     const before = dec<{ record: Rec[] }>('DiskUsage', du.messages[0] ?? Buffer.alloc(0)).record;
     assert.ok(before.length > 0, 'the Solve above left build cache records');
     assert.ok(before.every((x) => x.ID && x.CreatedAt && x.CreatedAt.seconds > 0));
+    // keepDuration 1h (nanoseconds): the entries were used just now, nothing goes
+    const kept = await rpc(h2, '/moby.buildkit.v1.Control/Prune', enc('Prune', { keepDuration: 3600e9 }));
+    assert.equal(kept.status, 0, kept.message);
+    assert.equal(kept.messages.length, 0);
+    const du1 = await rpc(h2, '/moby.buildkit.v1.Control/DiskUsage', enc('DiskUsage', { filter: [] }));
+    assert.equal(dec<{ record: Rec[] }>('DiskUsage', du1.messages[0]!).record.length, before.length);
+    const filtered = await rpc(h2, '/moby.buildkit.v1.Control/Prune', enc('Prune', { filter: ['type==regular'] }));
+    assert.equal(filtered.status, 12);
     const pr = await rpc(h2, '/moby.buildkit.v1.Control/Prune', enc('Prune', { all: true }));
     assert.equal(pr.status, 0, pr.message);
     const gone = pr.messages.map((m) => dec<Rec>('Prune', m).ID);
@@ -338,6 +346,31 @@ describe('BuildKit control API on POST /grpc', () => {
     const w = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', {}));
     assert.equal(w.status, 0);
     assert.equal((await d.docker(['version', '--format', '{{.Server.Os}}'])).stdout.trim(), 'linux');
+  });
+
+  test('bad requests on /grpc get gRPC errors and leave the daemon answering', async () => {
+    const h2 = await controlClient();
+    // a request body that is not a ListWorkersRequest: INTERNAL (grpc-go's unmarshalling error)
+    const junk = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', Buffer.from([0x0b]));
+    assert.equal(junk.status, 13, junk.message);
+    // not gRPC at all: HTTP 415, as grpc-go answers a wrong content-type
+    const plain = await new Promise<number>((resolve) => {
+      const s = h2.request({ ':method': 'POST', ':path': '/moby.buildkit.v1.Control/ListWorkers' });
+      s.on('response', (h) => resolve(Number(h[':status'])));
+      s.on('error', () => resolve(-1));
+      s.end('hello');
+    });
+    assert.equal(plain, 415);
+    // garbage instead of the HTTP/2 preface: the connection ends, the daemon does not
+    const raw = await upgrade('/grpc');
+    await new Promise<void>((resolve) => {
+      raw.on('close', () => resolve());
+      raw.on('error', () => undefined);
+      raw.resume();
+      raw.write('this is not http/2\r\n\r\n'.repeat(10));
+    });
+    const w = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', {}));
+    assert.equal(w.status, 0);
   });
 
   test('/grpc without an h2c upgrade is a 400', async () => {
