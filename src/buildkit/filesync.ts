@@ -14,6 +14,7 @@ import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { invalidArgument } from '../base/errors.js';
+import { IgnoreMatcher } from '../spec/dockerignore.js';
 import { DIFF_COPY, type FsStat, type Packet } from './protos.js';
 import type { Session } from './session.js';
 
@@ -54,7 +55,7 @@ export interface SyncEntry {
 export async function syncDir(
   session: Session,
   dir: string,
-  opts: { followPaths?: string[]; include?: string[] },
+  opts: { followPaths?: string[]; include?: string[]; exclude?: string[] },
   signal: AbortSignal,
   visit: (e: SyncEntry) => Promise<void>,
 ): Promise<void> {
@@ -63,6 +64,7 @@ export async function syncDir(
   const md: Record<string, string | string[]> = { 'dir-name': dir };
   if (opts.followPaths?.length) md['followpaths'] = opts.followPaths;
   if (opts.include?.length) md['include-patterns'] = opts.include;
+  if (opts.exclude?.length) md['exclude-patterns'] = opts.exclude;
   const call = session.grpc.bidi(DIFF_COPY, signal, md);
   const it = call.messages[Symbol.asyncIterator]();
   const next = async (): Promise<Packet> => {
@@ -149,6 +151,11 @@ async function packFile(p: Pack, header: Parameters<Pack['entry']>[0], src: Asyn
  * in it. As the docker CLI does for a Dockerfile outside its context (AddDockerfileToBuildContext),
  * the Dockerfile from the session's `dockerfile` directory goes in under a random name, which is
  * added to .dockerignore (so `COPY .` does not take it).
+ *
+ * `.dockerignore` is applied here, as BuildKit's dockerfile frontend does: the context's
+ * .dockerignore is fetched first (a DiffCopy including only it), its patterns go to the client as
+ * `exclude-patterns`, and whatever the client still sends that they exclude is neither asked for
+ * nor written (the builder no longer filters a context: the legacy clients filter theirs).
  */
 export async function sessionContext(
   session: Session,
@@ -161,14 +168,32 @@ export async function sessionContext(
     if (e.kind === 'file' && e.stat.path === name) text = await readAll(e.data(), MAX_DOCKERFILE, 'the Dockerfile');
   });
   if (text === null) throw invalidArgument(`Cannot locate specified Dockerfile: ${name}`);
+  let ignoreText: Buffer | null = null;
+  await syncDir(
+    session,
+    'context',
+    { followPaths: ['.dockerignore'], include: ['.dockerignore'] },
+    signal,
+    async (e) => {
+      if (e.kind === 'file' && e.stat.path === '.dockerignore')
+        ignoreText = await readAll(e.data(), MAX_DOCKERIGNORE, '.dockerignore');
+    },
+  );
+  const ignoreLines = (ignoreText ?? Buffer.alloc(0))
+    .toString('utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const ignore = new IgnoreMatcher(ignoreLines);
   const hidden = `.dockerfile.${randomBytes(10).toString('hex')}`;
   const p = tarPack();
   const fill = async () => {
     const now = new Date();
     p.entry({ name: hidden, mode: 0o600, mtime: now }, text!);
     let ignored = false;
-    await syncDir(session, 'context', {}, signal, async (e) => {
+    await syncDir(session, 'context', { exclude: ignoreLines }, signal, async (e) => {
       const s = e.stat;
+      if (s.path !== '.dockerignore' && ignore.ignores(s.path)) return; // its data is never asked for
       const header = {
         name: e.kind === 'directory' ? `${s.path}/` : s.path,
         mode: permOf(s.mode),

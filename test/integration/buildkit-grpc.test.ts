@@ -238,6 +238,7 @@ describe('BuildKit control API on POST /grpc', () => {
         'FROM busybox AS base',
         'ARG GREETING=unset',
         'COPY hello.txt /hello.txt',
+        'COPY . /ctx/',
         'RUN echo "$GREETING $(cat /hello.txt)" > /out && echo built-step-log',
         'FROM base AS final',
         'RUN echo never > /final',
@@ -245,6 +246,8 @@ describe('BuildKit control API on POST /grpc', () => {
       ].join('\n'),
     );
     writeFileSync(join(ctx, 'hello.txt'), 'from-the-session\n');
+    writeFileSync(join(ctx, 'ignored.txt'), 'keep me out\n');
+    writeFileSync(join(ctx, '.dockerignore'), 'ignored.txt\n');
     const s = await openSession({ context: ctx, dockerfile: ctx });
     const h2 = await controlClient();
     const ref = randomUUID();
@@ -284,9 +287,13 @@ describe('BuildKit control API on POST /grpc', () => {
     // every vertex that started completed
     const completed = new Set(statuses.flatMap((x) => x.vertexes.filter((v) => v.completed).map((v) => v.digest)));
     for (const x of statuses) for (const v of x.vertexes) assert.ok(completed.has(v.digest), v.name);
-    assert.deepEqual(s.synced.sort(), ['context', 'dockerfile']);
+    // the Dockerfile, the context's .dockerignore alone, then the context
+    assert.deepEqual(s.synced, ['dockerfile', 'context', 'context']);
     const run = await d.docker(['run', '--rm', tag, 'cat', '/out']);
     assert.equal(run.stdout.trim(), 'hi from-the-session');
+    const listing = (await d.docker(['run', '--rm', tag, 'ls', '-A', '/ctx'])).stdout.split('\n').filter(Boolean);
+    assert.ok(listing.includes('hello.txt') && listing.includes('Dockerfile'), listing.join(','));
+    assert.ok(!listing.includes('ignored.txt'), `.dockerignore not applied: ${listing.join(',')}`);
     const insp = await d.docker(['image', 'inspect', '-f', '{{.Id}} {{index .Config.Labels "who"}}', tag]);
     assert.equal(insp.stdout.trim(), `${resp['containerimage.digest']} grpc`);
   });

@@ -511,7 +511,8 @@ describe('BuildKit builds (dockerode version 2)', () => {
         }),
       );
       assert.ok(imageIdOf(lines), JSON.stringify(lines.filter((l) => l.error)));
-      assert.deepEqual(s.synced, ['dockerfile', 'context']);
+      // as BuildKit's frontend: the Dockerfile, the context's .dockerignore alone, then the context
+      assert.deepEqual(s.synced, ['dockerfile', 'context', 'context']);
       assert.ok(vertexNames(statuses).includes('[internal] load build definition from Custom.Dockerfile'));
     } finally {
       s.close();
