@@ -77,7 +77,7 @@ export function serveControl(conn: Duplex, h: ControlHandlers): Promise<void> {
     DiskUsage: async (req, send) => send({ record: await h.diskUsage((req as { filter: string[] }).filter) }),
     Prune: (req, send, signal) => h.prune(req as PruneRequest, (r) => send(r as unknown as object), signal),
   };
-  return serveGrpc(conn, { methods: servedMethods(CONTROL), handlers });
+  return serveGrpc(conn, { name: CONTROL, methods: servedMethods(CONTROL), handlers });
 }
 
 interface Job {

@@ -34,6 +34,8 @@ const MAX_MESSAGE = 16 * 1024 * 1024;
 export type Handler = (req: unknown, send: (res: object | Buffer) => void, signal: AbortSignal) => Promise<void>;
 
 export interface ServedService {
+  /** the full service name, `moby.buildkit.v1.Control` */
+  name: string;
   /** by method name ('Solve'); a method not here, or without a handler, answers UNIMPLEMENTED */
   methods: Map<string, ServedMethod>;
   handlers: Record<string, Handler | undefined>;
@@ -128,14 +130,18 @@ async function call(service: ServedService, stream: ServerHttp2Stream, headers: 
     stream.respond({ ':status': 415 }, { endStream: true });
     return;
   }
-  const name = /^\/[\w.]+\/(\w+)$/.exec(path)?.[1] ?? '';
+  const [, svc = '', name = ''] = /^\/([^/]*)\/([^/]*)$/.exec(path) ?? [];
   const m = service.methods.get(name);
   const handler = m && m.path === path ? service.handlers[name] : undefined;
   if (!m || !handler) {
     stream.resume();
+    // grpc-go's words (dockerd 20.10 answers these for Control/Info and an unknown service)
     return end(
       GRPC_SERVER.UNIMPLEMENTED,
-      `unknown method ${path}: berth serves ${Object.keys(service.handlers).join(', ')}`,
+      svc !== service.name
+        ? `unknown service ${svc}`
+        : `unknown method ${name} for service ${svc}` +
+            (m ? ` (not served by berth, which serves ${Object.keys(service.handlers).join(', ')})` : ''),
     );
   }
   try {

@@ -17,6 +17,8 @@ import { sessionContext } from '../buildkit/filesync.js';
 import { Trace } from '../buildkit/trace.js';
 import { ProgressBoard, serveControl, type SolveRequest, type UsageRecord } from '../buildkit/control.js';
 import { timestamp } from '../buildkit/protos.js';
+import { GrpcError } from '../buildkit/grpc-client.js';
+import { GRPC_SERVER } from '../buildkit/grpc-server.js';
 import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
@@ -129,7 +131,7 @@ export class BuildKitVerbs {
     return serveControl(conn, {
       listWorkers: () => [
         {
-          ID: `berth-${hostname()}`,
+          ID: 'moby', // dockerd 20.10's one worker (its Labels are empty; BuildKit's own are these)
           Labels: {
             'org.mobyproject.buildkit.worker.executor': 'oci',
             'org.mobyproject.buildkit.worker.snapshotter': 'overlayfs',
@@ -234,7 +236,14 @@ export class BuildKitVerbs {
           contextFromSession: true,
         },
         progress.publish,
-      );
+      ).catch((e: unknown) => {
+        if (signal.aborted) throw e;
+        // dockerd 20.10: UNKNOWN "failed to solve with frontend dockerfile.v0: failed to read dockerfile:
+        // no active session for X: context deadline exceeded"
+        const msg = errorMessage(e);
+        const where = /^no active session|^session directory/.test(msg) ? 'failed to read dockerfile: ' : '';
+        throw new GrpcError(GRPC_SERVER.UNKNOWN, `failed to solve with frontend dockerfile.v0: ${where}${msg}`);
+      });
       return {
         'containerimage.digest': img.id,
         'containerimage.config.digest': img.id,
