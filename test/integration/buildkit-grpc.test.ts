@@ -16,6 +16,7 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import * as grpc from '@grpc/grpc-js';
@@ -388,6 +389,65 @@ describe('BuildKit control API on POST /grpc', () => {
     });
     const w = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', {}));
     assert.equal(w.status, 0);
+  });
+
+  test('a @grpc/grpc-js client (each connection upgraded on /grpc by a local proxy) gets the same answers', async () => {
+    // grpc-js cannot start on a socket it did not dial: a unix-socket proxy upgrades each of its
+    // connections on berthd's /grpc and then relays bytes, so grpc-js speaks HTTP/2 to berthd's server
+    const sockPath = join(mkdtempSync('/tmp/berth-bkg-'), 'proxy.sock');
+    dirs.push(join(sockPath, '..'));
+    const proxy = net.createServer((c) => {
+      c.pause();
+      void upgrade('/grpc').then(
+        (up) => {
+          c.pipe(up).pipe(c);
+          c.resume();
+          c.on('close', () => up.destroy());
+          up.on('close', () => c.destroy());
+          c.on('error', () => undefined);
+          up.on('error', () => undefined);
+        },
+        () => c.destroy(),
+      );
+    });
+    await new Promise<void>((r) => proxy.listen(sockPath, r));
+    closers.push(() => proxy.close());
+    const Ctl = grpc.makeGenericClientConstructor({}, 'Control');
+    const client = new Ctl(`unix://${sockPath}`, grpc.credentials.createInsecure());
+    closers.push(() => client.close());
+    const unary = <T>(method: string, req: object) =>
+      new Promise<{ err: grpc.ServiceError | null; res: T | undefined }>((resolve) =>
+        client.makeUnaryRequest(
+          `/moby.buildkit.v1.Control/${method}`,
+          (x: object) => enc(method, x),
+          (b: Buffer) => dec<T>(method, b),
+          req,
+          (err: grpc.ServiceError | null, res?: T) => resolve({ err, res }),
+        ),
+      );
+    const w = await unary<{ record: Array<{ ID: string }> }>('ListWorkers', {});
+    assert.equal(w.err, null);
+    assert.equal(w.res!.record[0]!.ID, 'moby');
+    const du = await unary<{ record: unknown[] }>('DiskUsage', {});
+    assert.equal(du.err, null);
+    assert.ok(Array.isArray(du.res!.record));
+    const info = await unary<object>('Info', {});
+    assert.equal(info.err?.code, grpc.status.UNIMPLEMENTED);
+    assert.match(info.err?.details ?? '', /^unknown method Info for service moby\.buildkit\.v1\.Control/);
+    // a server stream through grpc-js: Prune of an empty cache ends OK with no records
+    const records = await new Promise<unknown[]>((resolve, reject) => {
+      const out: unknown[] = [];
+      const call = client.makeServerStreamRequest(
+        '/moby.buildkit.v1.Control/Prune',
+        (x: object) => enc('Prune', x),
+        (b: Buffer) => dec<object>('Prune', b),
+        { all: true },
+      );
+      call.on('data', (r: unknown) => out.push(r));
+      call.on('error', reject);
+      call.on('status', (st: grpc.StatusObject) => (st.code === 0 ? resolve(out) : reject(new Error(st.details))));
+    });
+    assert.deepEqual(records, []);
   });
 
   test('/grpc without an h2c upgrade is a 400', async () => {
