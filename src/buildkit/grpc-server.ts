@@ -110,6 +110,20 @@ async function call(service: ServedService, stream: ServerHttp2Stream, headers: 
     if (!finished) abort.abort(new Error('the client cancelled the call'));
   });
   stream.on('error', () => undefined);
+  // grpc-timeout (PROTOCOL-HTTP2.md: up to 8 digits and a unit): the call is cancelled when it passes
+  let expired = false;
+  const timeout = /^(\d{1,8})([HMSmun])$/.exec(String(headers['grpc-timeout'] ?? ''));
+  const ms = timeout
+    ? Number(timeout[1]) * { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 }[timeout[2] as 'H']
+    : Infinity;
+  const timer =
+    ms < 2 ** 31
+      ? setTimeout(() => {
+          expired = true;
+          abort.abort(new Error('context deadline exceeded'));
+        }, Math.ceil(ms))
+      : null;
+  stream.once('close', () => timer && clearTimeout(timer));
   let sentHeaders = false;
   const end = (code: number, message: string) => {
     finished = true;
@@ -164,9 +178,11 @@ async function call(service: ServedService, stream: ServerHttp2Stream, headers: 
       },
       abort.signal,
     );
-    end(GRPC_SERVER.OK, '');
+    if (expired) end(GRPC_SERVER.DEADLINE_EXCEEDED, 'context deadline exceeded');
+    else end(GRPC_SERVER.OK, '');
   } catch (e) {
-    end(abort.signal.aborted ? GRPC_SERVER.CANCELLED : statusOf(e), errorMessage(e));
+    if (expired) end(GRPC_SERVER.DEADLINE_EXCEEDED, 'context deadline exceeded');
+    else end(abort.signal.aborted ? GRPC_SERVER.CANCELLED : statusOf(e), errorMessage(e));
   }
 }
 

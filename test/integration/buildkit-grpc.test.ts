@@ -106,6 +106,7 @@ function rpc(
   req: Buffer,
   onMessage: (m: Buffer) => void = () => undefined,
   signal?: AbortSignal,
+  extra: Record<string, string> = {},
 ): Promise<CallResult> {
   return new Promise((resolve, reject) => {
     const s = h2.request({
@@ -113,6 +114,7 @@ function rpc(
       [constants.HTTP2_HEADER_PATH]: path,
       [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
       te: 'trailers',
+      ...extra,
     });
     signal?.addEventListener('abort', () => s.close(constants.NGHTTP2_CANCEL), { once: true });
     const out: CallResult = { status: -1, message: '', messages: [], headers: {} };
@@ -360,6 +362,18 @@ describe('BuildKit control API on POST /grpc', () => {
     );
     assert.equal(exp.status, 12);
     assert.match(exp.message, /exporter local/);
+    // grpc-timeout: a Status for a Ref no Solve starts ends at its deadline
+    const t1 = Date.now();
+    const late = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Status',
+      enc('Status', { Ref: 'never-solved' }),
+      () => undefined,
+      undefined,
+      { 'grpc-timeout': '1500m' },
+    );
+    assert.equal(late.status, 4, late.message); // DEADLINE_EXCEEDED
+    assert.ok(Date.now() - t1 >= 1400 && Date.now() - t1 < 10_000, `${Date.now() - t1} ms`);
     // the same connection and the daemon still answer
     const w = await rpc(h2, '/moby.buildkit.v1.Control/ListWorkers', enc('ListWorkers', {}));
     assert.equal(w.status, 0);
