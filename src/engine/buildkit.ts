@@ -198,7 +198,8 @@ export class BuildKitVerbs {
         throw notImplemented(`exporter ${x.Type} is not supported: berth exports to its image store (image, moby)`);
       if (/^(1|true)$/i.test(x.Attrs['push'] ?? ''))
         throw notImplemented('push=true is not supported: push the image after the build');
-      for (const n of (x.Attrs['name'] ?? '').split(',').map((t) => t.trim())) if (n) tags.push(parseReference(n) && n); // a bad name fails the Solve before anything runs
+      // a bad name fails the Solve before anything runs
+      for (const n of (x.Attrs['name'] ?? '').split(',').map((t) => t.trim())) if (n) tags.push(parseReference(n) && n);
     }
     const a = r.FrontendAttrs;
     const platform = a['platform'] || 'linux/amd64';

@@ -327,7 +327,7 @@ describe('BuildKit control API on POST /grpc', () => {
     assert.deepEqual(dec<{ record: Rec[] }>('DiskUsage', du2.messages[0] ?? Buffer.alloc(0)).record, []);
   });
 
-  test('unknown methods answer UNIMPLEMENTED; a Solve with an unknown session fails and the daemon goes on', async () => {
+  test('unknown methods: UNIMPLEMENTED; a Solve with an unknown session fails, the daemon goes on', async () => {
     const h2 = await controlClient();
     const info = await rpc(h2, '/moby.buildkit.v1.Control/Info', Buffer.alloc(0));
     // dockerd 20.10: 12 "unknown method Info for service moby.buildkit.v1.Control"
@@ -405,7 +405,7 @@ describe('BuildKit control API on POST /grpc', () => {
     assert.equal(w.status, 0);
   });
 
-  test('a @grpc/grpc-js client (each connection upgraded on /grpc by a local proxy) gets the same answers', async () => {
+  test('a @grpc/grpc-js client (connections upgraded on /grpc by a local proxy) gets the same answers', async () => {
     // grpc-js cannot start on a socket it did not dial: a unix-socket proxy upgrades each of its
     // connections on berthd's /grpc and then relays bytes, so grpc-js speaks HTTP/2 to berthd's server
     const sockPath = join(mkdtempSync('/tmp/berth-bkg-'), 'proxy.sock');
