@@ -4,6 +4,7 @@
  * own builder; progress as BuildKit Status messages; secrets fetched through the session). The
  * engine emits the `tag` events of the build's names, as for the legacy builder.
  */
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable, type Duplex } from 'node:stream';
 import type { Clock } from '../base/clock.js';
@@ -214,7 +215,7 @@ export class BuildKitVerbs {
           .filter(([k]) => k.startsWith(prefix))
           .map(([k, v]) => [k.slice(prefix.length), v]),
       );
-    const ref = r.Ref || `berth-${Date.now().toString(36)}`;
+    const ref = r.Ref || randomUUID();
     if (this.board.has(ref)) throw alreadyExists(`a build with ref ${ref} is already running`);
     const progress = this.board.open(ref);
     try {
