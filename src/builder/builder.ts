@@ -69,11 +69,14 @@ export class Builder implements BuildHost {
     }
   }
 
-  /** Removes the build cache and the layers only it kept. */
-  async prune(): Promise<{ entries: number; freed: number }> {
-    const entries = this.cache.clear();
+  /**
+   * Removes the build cache and the layers only it kept; with `before`, only the entries unused
+   * since then (the cache mounts stay).
+   */
+  async prune(before?: Date): Promise<{ entries: number; freed: number }> {
+    const entries = this.cache.clear(before);
     const freed = await this.d.images.collectLayers();
-    await fsp.rm(join(this.d.root, 'cache-mounts'), { recursive: true, force: true });
+    if (!before) await fsp.rm(join(this.d.root, 'cache-mounts'), { recursive: true, force: true });
     return { entries, freed };
   }
 

@@ -63,6 +63,13 @@ export class BuildCache {
     );
   }
 
+  /** Every entry: its key and when it was made and last used (BuildKit's DiskUsage records). */
+  entries(): Array<{ key: string; created: string; lastUsed: string }> {
+    return this.db
+      .prepare('SELECT key, created, last_used AS lastUsed FROM build_cache ORDER BY created')
+      .all() as Array<{ key: string; created: string; lastUsed: string }>;
+  }
+
   count(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM build_cache').get() as { n: number }).n;
   }

@@ -150,10 +150,12 @@ async function packFile(p: Pack, header: Parameters<Pack['entry']>[0], src: Asyn
  * The context of a `remote=client-session` build as a tar stream, and the name its Dockerfile has
  * in it. As the docker CLI does for a Dockerfile outside its context (AddDockerfileToBuildContext),
  * the Dockerfile from the session's `dockerfile` directory goes in under a random name, which is
- * added to .dockerignore (so `COPY .` does not take it). `.dockerignore` is applied here, as
- * BuildKit's dockerfile frontend does: it is fetched first, its patterns go to the client as
- * `exclude-patterns` (so ignored files need not cross the wire), and what the client sends anyway
- * is dropped (a client may not honour them; the builder trusts the context it is given).
+ * added to .dockerignore (so `COPY .` does not take it).
+ *
+ * `.dockerignore` is applied here, as BuildKit's dockerfile frontend does: the context's
+ * .dockerignore is fetched first (a DiffCopy including only it), its patterns go to the client as
+ * `exclude-patterns`, and whatever the client still sends that they exclude is neither asked for
+ * nor written (the builder no longer filters a context: the legacy clients filter theirs).
  */
 export async function sessionContext(
   session: Session,
@@ -166,29 +168,32 @@ export async function sessionContext(
     if (e.kind === 'file' && e.stat.path === name) text = await readAll(e.data(), MAX_DOCKERFILE, 'the Dockerfile');
   });
   if (text === null) throw invalidArgument(`Cannot locate specified Dockerfile: ${name}`);
-  let ignoreText = '';
-  const only = ['.dockerignore'];
-  await syncDir(session, 'context', { followPaths: only, include: only }, signal, async (e) => {
-    if (e.kind === 'file' && e.stat.path === '.dockerignore')
-      ignoreText = (await readAll(e.data(), MAX_DOCKERIGNORE, '.dockerignore')).toString();
-  });
-  const ignore = IgnoreMatcher.parse(ignoreText);
-  const patterns = ignoreText
-    .split('\n')
+  let ignoreText: Buffer | null = null;
+  await syncDir(
+    session,
+    'context',
+    { followPaths: ['.dockerignore'], include: ['.dockerignore'] },
+    signal,
+    async (e) => {
+      if (e.kind === 'file' && e.stat.path === '.dockerignore')
+        ignoreText = await readAll(e.data(), MAX_DOCKERIGNORE, '.dockerignore');
+    },
+  );
+  const ignoreLines = (ignoreText ?? Buffer.alloc(0))
+    .toString('utf8')
+    .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  // a directory that is ignored may still hold a re-included file (`!pattern`): keep directories then
-  const dropped = (path: string, dir: boolean) =>
-    path !== '.dockerignore' && ignore.ignores(path) && !(dir && ignore.hasExclusions);
+  const ignore = new IgnoreMatcher(ignoreLines);
   const hidden = `.dockerfile.${randomBytes(10).toString('hex')}`;
   const p = tarPack();
   const fill = async () => {
     const now = new Date();
     p.entry({ name: hidden, mode: 0o600, mtime: now }, text!);
     let ignored = false;
-    await syncDir(session, 'context', { exclude: patterns }, signal, async (e) => {
+    await syncDir(session, 'context', { exclude: ignoreLines }, signal, async (e) => {
       const s = e.stat;
-      if (dropped(s.path, e.kind === 'directory')) return; // its bytes are never asked for
+      if (s.path !== '.dockerignore' && ignore.ignores(s.path)) return; // its data is never asked for
       const header = {
         name: e.kind === 'directory' ? `${s.path}/` : s.path,
         mode: permOf(s.mode),

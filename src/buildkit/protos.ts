@@ -22,10 +22,13 @@ type AnyMethod = MethodDefinition<object, object>;
 let defs: Record<string, Record<string, AnyMethod>> | null = null;
 
 function method(service: string, name: string): AnyMethod {
-  defs ??= loadSync(
-    FILES.map((f) => join(protoDir(), f)),
-    { keepCase: true, longs: Number, enums: String, defaults: true },
-  ) as unknown as Record<string, Record<string, AnyMethod>>;
+  defs ??= loadSync(FILES, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    includeDirs: [protoDir()],
+  }) as unknown as Record<string, Record<string, AnyMethod>>;
   const m = defs[service]?.[name];
   if (!m) throw new Error(`no method ${service}/${name} in BuildKit's protos`);
   return m;
@@ -119,6 +122,28 @@ export function encodeStatus(s: StatusResponse): Buffer {
 
 export function decodeStatus(b: Buffer): StatusResponse {
   return method('moby.buildkit.v1.Control', 'Status').responseDeserialize(b) as StatusResponse;
+}
+
+/** A method of a service berth SERVES (moby.buildkit.v1.Control on `/grpc`): its codecs. */
+export interface ServedMethod {
+  path: string;
+  responseStream: boolean;
+  decodeRequest(b: Buffer): unknown;
+  encodeResponse(res: object): Buffer;
+}
+
+/** The methods of `service` as proto-loader reads them, by name ('Solve', ...). */
+export function servedMethods(service: string): Map<string, ServedMethod> {
+  method(service, 'Status'); // loads the files
+  const out = new Map<string, ServedMethod>();
+  for (const [name, m] of Object.entries(defs![service] ?? {}))
+    out.set(name, {
+      path: m.path,
+      responseStream: m.responseStream,
+      decodeRequest: (b) => m.requestDeserialize(b),
+      encodeResponse: (res) => m.responseSerialize(res),
+    });
+  return out;
 }
 
 export const timestamp = (ms: number): Timestamp => ({

@@ -4,9 +4,11 @@
  * own builder; progress as BuildKit Status messages; secrets fetched through the session). The
  * engine emits the `tag` events of the build's names, as for the legacy builder.
  */
-import type { Duplex, Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Readable, type Duplex } from 'node:stream';
 import type { Clock } from '../base/clock.js';
-import { errorMessage, invalidArgument } from '../base/errors.js';
+import { alreadyExists, errorMessage, invalidArgument, notImplemented } from '../base/errors.js';
 import type { Builder, BuildRequest } from '../builder/builder.js';
 import { SessionManager, type Session, type SessionHeaders } from '../buildkit/session.js';
 import { registryHosts, secretIds, withSecrets } from '../buildkit/secrets.js';
@@ -14,6 +16,10 @@ import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
 import { sessionContext } from '../buildkit/filesync.js';
 import { Trace } from '../buildkit/trace.js';
+import { ProgressBoard, serveControl, type SolveRequest, type UsageRecord } from '../buildkit/control.js';
+import { timestamp } from '../buildkit/protos.js';
+import { GrpcError } from '../buildkit/grpc-client.js';
+import { GRPC_SERVER } from '../buildkit/grpc-server.js';
 import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
@@ -32,6 +38,7 @@ const SESSION_WAIT_MS = 5_000;
 
 export class BuildKitVerbs {
   private readonly sessions = new SessionManager();
+  private readonly board = new ProgressBoard();
 
   constructor(
     private readonly e: Engine,
@@ -114,6 +121,138 @@ export class BuildKitVerbs {
     } finally {
       req.signal.removeEventListener('abort', stop);
       for (const k of Object.keys(secrets)) secrets[k]!.fill(0);
+    }
+  }
+
+  /**
+   * Serves moby.buildkit.v1.Control on the upgraded `POST /grpc` connection until it ends (the
+   * client is the gRPC client; dockerd serves the same there for buildx).
+   */
+  control(conn: Duplex): Promise<void> {
+    return serveControl(conn, {
+      listWorkers: () => [
+        {
+          ID: 'moby', // dockerd 20.10's one worker (its Labels are empty; BuildKit's own are these)
+          Labels: {
+            'org.mobyproject.buildkit.worker.executor': 'oci',
+            'org.mobyproject.buildkit.worker.snapshotter': 'overlayfs',
+            'org.mobyproject.buildkit.worker.hostname': hostname(),
+            'org.mobyproject.buildkit.worker.network': 'host',
+          },
+          platforms: [{ Architecture: 'amd64', OS: 'linux' }],
+          GCPolicy: [],
+          BuildkitVersion: { package: 'berth', version: '', revision: '' },
+        },
+      ],
+      solve: (req, signal) => this.solve(req, signal),
+      status: (ref, send, signal) => this.board.follow(ref, send, signal),
+      diskUsage: async () => this.cacheRecords(),
+      prune: async (req, send) => {
+        if (req.filter.length) throw notImplemented('prune filters are not supported');
+        const before = this.cacheRecords();
+        // keepDuration: a Go time.Duration (nanoseconds); keepBytes is not honoured (no sizes per entry)
+        const keep = req.keepDuration > 0 ? new Date(this.clock.now() - req.keepDuration / 1e6) : undefined;
+        await this.builder.prune(keep);
+        const left = new Set(this.cacheRecords().map((r) => r.ID));
+        for (const r of before) if (!left.has(r.ID)) send(r);
+      },
+    });
+  }
+
+  /** The build cache's entries as BuildKit UsageRecords (berth keeps no sizes per entry: 0). */
+  private cacheRecords(): UsageRecord[] {
+    return this.builder.cache.entries().map((e) => ({
+      ID: e.key.replace(/^sha256:/, '').slice(0, 25),
+      Mutable: false,
+      InUse: false,
+      Size: 0,
+      CreatedAt: timestamp(Date.parse(e.created)),
+      LastUsedAt: timestamp(Date.parse(e.lastUsed)),
+      UsageCount: 1,
+      Description: 'berth build step ' + e.key,
+      RecordType: 'regular',
+      Shared: false,
+      Parents: [],
+    }));
+  }
+
+  /**
+   * Control.Solve: the dockerfile.v0 frontend on a session's `context`/`dockerfile` dirs, the
+   * image exporter (`image`/`moby`, its `name` attr the tags). Answers the ExporterResponse.
+   */
+  private async solve(r: SolveRequest, signal: AbortSignal): Promise<Record<string, string>> {
+    if (r.Frontend !== 'dockerfile.v0')
+      throw notImplemented(
+        r.Frontend
+          ? `frontend ${r.Frontend} is not supported: berth serves dockerfile.v0`
+          : 'solving an LLB definition is not supported: berth serves the dockerfile.v0 frontend',
+      );
+    if (!r.Session) throw invalidArgument('Solve needs a session (the context comes through it)');
+    const exporters = r.Exporters.length
+      ? r.Exporters
+      : r.Exporter
+        ? [{ Type: r.Exporter, Attrs: r.ExporterAttrs }]
+        : [];
+    const tags: string[] = [];
+    for (const x of exporters) {
+      if (x.Type !== 'image' && x.Type !== 'moby')
+        throw notImplemented(`exporter ${x.Type} is not supported: berth exports to its image store (image, moby)`);
+      if (/^(1|true)$/i.test(x.Attrs['push'] ?? ''))
+        throw notImplemented('push=true is not supported: push the image after the build');
+      // a bad name fails the Solve before anything runs
+      for (const n of (x.Attrs['name'] ?? '').split(',').map((t) => t.trim())) if (n) tags.push(parseReference(n) && n);
+    }
+    const a = r.FrontendAttrs;
+    const platform = a['platform'] || 'linux/amd64';
+    if (!/^linux(\/amd64)?$/.test(platform))
+      throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
+    const network = a['force-network-mode'] || 'default';
+    if (!['default', 'host', 'none', 'sandbox'].includes(network))
+      throw invalidArgument(`network mode ${network} is not supported for builds (default, host, none)`);
+    const pick = (prefix: string) =>
+      Object.fromEntries(
+        Object.entries(a)
+          .filter(([k]) => k.startsWith(prefix))
+          .map(([k, v]) => [k.slice(prefix.length), v]),
+      );
+    const ref = r.Ref || randomUUID();
+    if (this.board.has(ref)) throw alreadyExists(`a build with ref ${ref} is already running`);
+    const progress = this.board.open(ref);
+    try {
+      const img = await this.build(
+        Readable.from([]),
+        {
+          dockerfile: a['filename'] || 'Dockerfile',
+          tags,
+          buildArgs: pick('build-arg:'),
+          target: a['target'] ?? '',
+          noCache: 'no-cache' in a, // '' = every stage; berth cannot skip the cache of some stages only
+          pull: a['image-resolve-mode'] === 'pull',
+          labels: pick('label:'),
+          cacheFrom: (a['cache-from'] ?? '').split(',').filter(Boolean),
+          platform: 'linux/amd64',
+          network: network === 'sandbox' ? 'default' : (network as BuildKitRequest['network']),
+          credentials: () => null,
+          signal,
+          session: r.Session,
+          contextFromSession: true,
+        },
+        progress.publish,
+      ).catch((e: unknown) => {
+        if (signal.aborted) throw e;
+        // dockerd 20.10: UNKNOWN "failed to solve with frontend dockerfile.v0: failed to read dockerfile:
+        // no active session for X: context deadline exceeded"
+        const msg = errorMessage(e);
+        const where = /^no active session|^session directory/.test(msg) ? 'failed to read dockerfile: ' : '';
+        throw new GrpcError(GRPC_SERVER.UNKNOWN, `failed to solve with frontend dockerfile.v0: ${where}${msg}`);
+      });
+      return {
+        'containerimage.digest': img.id,
+        'containerimage.config.digest': img.id,
+        ...(tags.length ? { 'image.name': tags.join(',') } : {}),
+      };
+    } finally {
+      progress.close();
     }
   }
 }

@@ -511,7 +511,7 @@ describe('BuildKit builds (dockerode version 2)', () => {
         }),
       );
       assert.ok(imageIdOf(lines), JSON.stringify(lines.filter((l) => l.error)));
-      // the Dockerfile, then the context's .dockerignore, then the context without what it ignores
+      // as BuildKit's frontend: the Dockerfile, the context's .dockerignore alone, then the context
       assert.deepEqual(s.synced, ['dockerfile', 'context', 'context']);
       assert.ok(vertexNames(statuses).includes('[internal] load build definition from Custom.Dockerfile'));
     } finally {

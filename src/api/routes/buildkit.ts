@@ -173,15 +173,27 @@ export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void>
   p.end();
 }
 
+/** The `Upgrade: h2c` checks of `/session` and `/grpc` (4xx before the connection is taken over). */
+function checkH2cUpgrade(ctx: Ctx, what: string): void {
+  const upgrade = header(ctx, 'upgrade').toLowerCase();
+  const connection = header(ctx, 'connection').toLowerCase();
+  // dockerd (buildkit session/manager.go): "no upgrade proto in request", "protocol tcp not supported"
+  if (!upgrade) throw invalidArgument('no upgrade proto in request');
+  if (upgrade !== 'h2c') throw invalidArgument(`protocol ${upgrade} not supported`);
+  if (!connection.split(',').some((c) => c.trim() === 'upgrade'))
+    throw invalidArgument(`${what} requires an upgrade to h2c (Connection: Upgrade, Upgrade: h2c)`);
+}
+
 export function buildKitRoutes(r: Router, kit: BuildKitVerbs): void {
+  // BuildKit's control API (moby.buildkit.v1.Control: Solve, Status, ListWorkers, DiskUsage, Prune),
+  // served over an h2c upgrade, the client speaking first; what buildx talks to dockerd
+  r.on('POST', '/grpc', async (ctx) => {
+    checkH2cUpgrade(ctx, 'grpc');
+    const io = ctx.hijack('application/vnd.docker.raw-stream', 'h2c');
+    await kit.control(duplexOf(io, /chunked/i.test(header(ctx, 'transfer-encoding'))));
+  });
   r.on('POST', '/session', async (ctx) => {
-    const upgrade = header(ctx, 'upgrade').toLowerCase();
-    const connection = header(ctx, 'connection').toLowerCase();
-    // dockerd (buildkit session/manager.go): "no upgrade proto in request", "protocol tcp not supported"
-    if (!upgrade) throw invalidArgument('no upgrade proto in request');
-    if (upgrade !== 'h2c') throw invalidArgument(`protocol ${upgrade} not supported`);
-    if (!connection.split(',').some((c) => c.trim() === 'upgrade'))
-      throw invalidArgument('session requires an upgrade to h2c (Connection: Upgrade, Upgrade: h2c)');
+    checkH2cUpgrade(ctx, 'session');
     const h: SessionHeaders = {
       id: header(ctx, 'x-docker-expose-session-uuid'),
       name: header(ctx, 'x-docker-expose-session-name'),
