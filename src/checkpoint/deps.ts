@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import type { Clock } from '../base/clock.js';
 import type { ContainerConfig, HostConfig } from '../spec/engine-api.js';
-import type { HostInfo } from '../runtime/types.js';
+import type { CheckpointRuntime, HostInfo } from '../runtime/types.js';
 
 /** The container as checkpoint/ reads it (the engine's record has more). */
 export interface ContainerView {
@@ -33,33 +33,8 @@ export interface RestorePlan {
   pageServer?: string;
 }
 
-/** The CRIU-backed part of the runtime that checkpoint/ drives (runtime/ executes it). */
-export interface CheckpointRunner {
-  host(): HostInfo;
-  checkpoint(
-    id: string,
-    o: {
-      imagePath: string;
-      workPath: string;
-      leaveRunning: boolean;
-      tcpEstablished: boolean;
-      preDump?: boolean;
-      parentPath?: string;
-      initPid: number;
-      signal?: AbortSignal;
-    },
-  ): Promise<void>;
-  checkpointLazy(
-    id: string,
-    o: {
-      imagePath: string;
-      workPath: string;
-      tcpEstablished: boolean;
-      pageServer: string;
-      initPid: number;
-    },
-  ): Promise<{ served: Promise<void>; cancel: () => Promise<void> }>;
-}
+/** The CRIU-backed part of the runtime that checkpoint/ drives (runtime/ executes it): its checkpoint role. */
+export type CheckpointRunner = Pick<CheckpointRuntime, 'host' | 'checkpoint' | 'checkpointLazy'>;
 
 /** The operations of the status table checkpoint/ asks about (engine/state.ts). */
 export type CheckpointOperation = 'checkpoint' | 'restore';

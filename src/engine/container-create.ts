@@ -3,6 +3,7 @@
  * namespaces, links, networks, mounts), then made all-or-nothing: on any error nothing of the
  * container remains (no dir, no mount, no snapshot, no volume it made, no row).
  */
+import { formatPlatform, parsePlatform, type Platform } from '../distribution/platform.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
@@ -184,76 +185,27 @@ async function createNamed(
   return { id, warnings };
 }
 
-const PLATFORM_COMPONENT = /^[A-Za-z0-9_-]+$/;
-/** containerd's platforms.Parse lists (known operating systems and architectures). */
-const KNOWN_OS = new Set(
-  'aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 solaris windows zos'.split(
-    ' ',
-  ),
-);
-const KNOWN_ARCH = new Set(
-  (
-    '386 amd64 amd64p32 arm armbe arm64 arm64be ppc64 ppc64le loong64 mips mipsle mips64 mips64le mips64p32 ' +
-    'mips64p32le ppc riscv riscv64 s390 s390x sparc sparc64 wasm'
-  ).split(' '),
-);
-
-/** containerd's normalizeArch: x86_64 -> amd64, aarch64 -> arm64, armhf -> arm/v7, ... */
-function normalizeArch(arch: string, variant: string): [string, string] {
-  const a = arch.toLowerCase();
-  const v = variant.toLowerCase();
-  if (a === 'i386') return ['386', ''];
-  if (a === 'x86_64' || a === 'x86-64' || a === 'amd64') return ['amd64', v === 'v1' ? '' : v];
-  if (a === 'aarch64' || a === 'arm64') return ['arm64', v === '8' || v === 'v8' ? '' : v];
-  if (a === 'armhf') return ['arm', 'v7'];
-  if (a === 'armel') return ['arm', 'v6'];
-  if (a === 'arm') return ['arm', v === '' || v === '7' ? 'v7' : /^[5-8]$/.test(v) ? `v${v}` : v];
-  return [a, v];
-}
-
-/**
- * `os[/arch[/variant]]` parsed as dockerd parses it (containerd's platforms.Parse); its errors are
- * dockerd's words, a 400: `"bogus": unknown operating system or architecture: invalid argument`.
- */
-export function parsePlatform(spec: string): { os: string; arch: string; variant: string } {
-  const parts = spec.split('/');
-  for (const p of parts)
-    if (!PLATFORM_COMPONENT.test(p))
-      throw invalidArgument(
-        `${JSON.stringify(p)} is an invalid component of ${JSON.stringify(spec)}: platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
-      );
-  const hostArch = process.arch === 'x64' ? 'amd64' : process.arch;
-  const os = (parts[0] ?? '').toLowerCase().replace(/^macos$/, 'darwin');
-  if (parts.length === 1) {
-    if (KNOWN_OS.has(os)) return { os, arch: hostArch, variant: '' };
-    const [arch, variant] = normalizeArch(parts[0]!, '');
-    if (KNOWN_ARCH.has(arch)) return { os: 'linux', arch, variant };
-    throw invalidArgument(`${JSON.stringify(spec)}: unknown operating system or architecture: invalid argument`);
-  }
-  if (parts.length === 2 || parts.length === 3) {
-    const [arch, v] = normalizeArch(parts[1]!, parts[2] ?? '');
-    return { os, arch, variant: arch === 'arm' && v === 'v7' && parts.length === 2 ? '' : v };
-  }
-  throw invalidArgument(`${JSON.stringify(spec)}: cannot parse platform specifier: invalid argument`);
-}
-
 /**
  * `create --platform`: the local image must be for it (berth runs images as they are). A
  * mismatch is dockerd's 404 "image with reference ... was found but does not match the
  * specified platform: wanted linux/arm64, actual: linux/amd64" (clients then pull).
  */
 function checkPlatform(e: CreateDeps, ref: string, platform: string): void {
-  const want = parsePlatform(platform);
+  const want = parsePlatform(platform); // a malformed one: dockerd's 400, containerd's words
   const cfg = e.images.get(ref).config;
   const actual = [cfg.os, cfg.architecture, cfg.variant].filter(Boolean).join('/');
-  const [arch, variant] = normalizeArch(cfg.architecture ?? '', cfg.variant ?? '');
-  if (
-    want.os !== (cfg.os ?? '').toLowerCase() ||
-    want.arch !== arch ||
-    (want.variant && variant && want.variant !== variant)
-  )
+  let have: Platform | null = null;
+  try {
+    have = parsePlatform(actual); // the image's own, normalized the same way
+  } catch {
+    // an image without a usable platform matches none
+  }
+  // dockerd 20.10 compares the variant only when both name one (`linux/amd64/v2` runs an amd64 image)
+  const variantsDiffer = Boolean(want.variant && have?.variant && want.variant !== have.variant);
+  if (!have || have.os !== want.os || have.architecture !== want.architecture || variantsDiffer)
     throw notFound(
-      `image with reference ${ref} was found but does not match the specified platform: wanted ${[want.os, want.arch, want.variant].filter(Boolean).join('/')}, actual: ${actual}`,
+      `image with reference ${ref} was found but does not match the specified platform: ` +
+        `wanted ${formatPlatform(want)}, actual: ${actual}`,
     );
 }
 
