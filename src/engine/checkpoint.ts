@@ -6,7 +6,6 @@
  * through the bus.
  */
 import type { Readable, Writable } from 'node:stream';
-import { systemClock } from '../base/clock.js';
 import type { ArchiveDeps } from '../checkpoint/deps.js';
 import * as archive from '../checkpoint/archive.js';
 import * as verbs from '../checkpoint/checkpoints.js';
@@ -30,7 +29,7 @@ export function checkpointDeps(engine: Engine): ArchiveDeps {
     }
   };
   return {
-    clock: systemClock,
+    clock: engine.clock,
     runtime: engine.runtime,
     root: engine.root,
     get: (ref) => engine.get(ref),
@@ -73,16 +72,7 @@ export function checkpointDir(engine: Engine, rec: ContainerRecord, dir?: string
 export function createCheckpoint(
   engine: Engine,
   ref: string,
-  o: {
-    name: string;
-    dir?: string | null;
-    exit: boolean;
-    tcpEstablished: boolean;
-    preDump?: boolean;
-    parent?: string;
-    lazy?: string;
-    signal?: AbortSignal;
-  },
+  o: verbs.CreateOptions,
 ): Promise<{ pageServer?: string }> {
   return verbs.createCheckpoint(checkpointDeps(engine), ref, o);
 }
