@@ -228,14 +228,18 @@ class Extractor {
     return e instanceof Error ? e : new Error(String(e));
   }
 
-  /** Removes whatever is at `name` in `dirfd` (a directory with everything in it); keeps a directory when `keepDir`. Returns whether a directory was kept. */
+  /**
+   * Removes whatever is at `name` in `dirfd` (a directory with everything in it); keeps a directory
+   * when `keepDir`. Returns whether a directory was kept.
+   */
   private clear(dirfd: number, name: string, keepDir: boolean): boolean {
     const mode = lstatModeAt(dirfd, name);
     if (mode === null) return false;
     const isDir = (mode & S_IF.MT) === S_IF.DIR;
     if (isDir && keepDir) return true;
     if (isDir)
-      rmSync(`/proc/self/fd/${dirfd}/${name}`, { recursive: true, force: true }); // the fd's directory itself; `name` is one component, rm does not follow symlinks below it
+      // the fd's directory itself; `name` is one component, rm does not follow symlinks below it
+      rmSync(`/proc/self/fd/${dirfd}/${name}`, { recursive: true, force: true });
     else unlinkAt(dirfd, name, false);
     return false;
   }

@@ -135,7 +135,10 @@ function checksumOk(h: Buffer): boolean {
   return want === unsigned || want === signed;
 }
 
-/** Whether `block` is a tar header (512 bytes, valid checksum, not the end marker): how ADD tells an archive from a file, as dockerd does. */
+/**
+ * Whether `block` is a tar header (512 bytes, valid checksum, not the end marker): how ADD tells
+ * an archive from a file, as dockerd does.
+ */
 export function isTarHeader(block: Buffer): boolean {
   if (block.length < BLOCK || block.subarray(0, BLOCK).every((c) => c === 0)) return false;
   try {

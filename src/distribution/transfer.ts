@@ -64,7 +64,8 @@ export function verifier(d: { digest: string; size: number }, onBytes: (n: numbe
     transform(chunk: Buffer, _e, cb) {
       hash?.update(chunk);
       n += chunk.length;
-      if (n > d.size) return cb(invalidArgument(`blob ${d.digest} is longer than its ${d.size} bytes`)); // no more than the descriptor said reaches disk or memory
+      // no more than the descriptor said reaches disk or memory
+      if (n > d.size) return cb(invalidArgument(`blob ${d.digest} is longer than its ${d.size} bytes`));
       onBytes(n);
       cb(null, chunk);
     },

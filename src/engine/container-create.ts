@@ -17,7 +17,7 @@ import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
 import { parseCreateBody, type HostConfig } from '../spec/engine-api.js';
 import type { EventBus } from './events.js';
-import { ContainerStore } from './store.js';
+import { ContainerStore, nameInUse } from './store.js';
 import { initialState, type ContainerRecord } from './record.js';
 import {
   mergeConfig,
@@ -79,9 +79,7 @@ export async function createContainer(
     : randomName((n) => e.store.find(n) !== undefined || held.creatingNames.has(n));
   if (e.store.find(ctrName)?.name === ctrName) {
     const clash = e.store.get(ctrName);
-    throw conflict(
-      `Conflict. The container name "/${ctrName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
-    );
+    throw conflict(nameInUse(ctrName, clash.id));
   }
   if (held.creatingNames.has(ctrName))
     throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
@@ -119,7 +117,8 @@ async function createNamed(
   fillHostDefaults(hostConfig, e.runtime.host().cgroupVersion);
   // limits dockerd refuses at create, and those the kernel would refuse at start
   const warnings = checkResources(hostConfig, e.runtime.host());
-  if (hostConfig.BlkioWeight && !e.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0; // as dockerd: discarded, the container runs without it
+  // as dockerd: discarded where the host cannot weigh block I/O, and the container runs without it
+  if (hostConfig.BlkioWeight && !e.runtime.host().blkioWeight) hostConfig.BlkioWeight = 0;
   if (config.StopSignal) parseSignal(config.StopSignal);
   if (hostConfig.UTSMode === 'host' && config.Hostname)
     throw invalidArgument('conflicting options: hostname and the UTS mode');

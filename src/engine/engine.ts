@@ -228,7 +228,10 @@ export class Engine {
   }
 
   /** DELETE /containers/{id}. */
-  /** The named network namespace berth makes for a container that can be checkpointed (its runtime can, it has its own network), or null. */
+  /**
+   * The named network namespace berth makes for a container that can be checkpointed (its runtime
+   * can, it has its own network), or null.
+   */
   namedNetns(rec: ContainerRecord): string | null {
     const mode = rec.hostConfig.NetworkMode ?? '';
     if (mode === 'host' || mode.startsWith('container:')) return null;

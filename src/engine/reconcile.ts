@@ -53,7 +53,10 @@ export interface ReconcileDeps {
   netns?: NetnsOps;
 }
 
-/** Containers restored at most this many at a time (bounded: 10,000 records must not open 10,000 files, or spawn 10,000 runtimes, at once). */
+/**
+ * Containers restored at most this many at a time (bounded: 10,000 records must not open 10,000
+ * files, or spawn 10,000 runtimes, at once).
+ */
 const CONCURRENCY = 16;
 
 interface Probe {

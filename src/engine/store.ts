@@ -18,6 +18,11 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
  * Container records: SQLite is the truth, an in-memory map serves reads. Every mutation is
  * written through before it returns, so a killed daemon restarts from what it last promised.
  */
+/** dockerd's words for a name another container holds (clients match on "is already in use"). */
+export const nameInUse = (name: string, id: string): string =>
+  `Conflict. The container name "/${name}" is already in use by container "${id}". ` +
+  'You have to remove (or rename) that container to be able to reuse that name.';
+
 export class ContainerStore {
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly byName = new Map<string, ContainerRecord>();
@@ -63,10 +68,7 @@ export class ContainerStore {
 
   insert(rec: ContainerRecord): void {
     const clash = this.byName.get(rec.name);
-    if (clash)
-      throw alreadyExists(
-        `Conflict. The container name "/${rec.name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
-      );
+    if (clash) throw alreadyExists(nameInUse(rec.name, clash.id));
     this.db
       .prepare('INSERT INTO containers (id, name, doc) VALUES (?, ?, ?)')
       .run(rec.id, rec.name, JSON.stringify(rec));
@@ -83,10 +85,7 @@ export class ContainerStore {
   rename(rec: ContainerRecord, newName: string): void {
     ContainerStore.validName(newName);
     const clash = this.byName.get(newName);
-    if (clash && clash.id !== rec.id)
-      throw alreadyExists(
-        `Conflict. The container name "/${newName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`,
-      );
+    if (clash && clash.id !== rec.id) throw alreadyExists(nameInUse(newName, clash.id));
     const old = rec.name;
     rec.name = newName;
     try {

@@ -22,7 +22,10 @@ const MT_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MT_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const MT_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
-/** A path named by the archive's manifest.json: relative, inside the archive (read through RootedDir, which resolves it in the archive's root). */
+/**
+ * A path named by the archive's manifest.json: relative, inside the archive (read through
+ * RootedDir, which resolves it in the archive's root).
+ */
 function inside(rel: unknown): string {
   if (typeof rel !== 'string' || rel === '' || rel.startsWith('/') || normalize(rel).startsWith('..'))
     throw invalidArgument(`invalid image archive: bad path ${String(rel)}`);

@@ -21,7 +21,10 @@ export interface Change {
  * mounts `prepare` returns and the role methods below (the overlay's upper dir does not leak).
  */
 export interface Snapshotter {
-  /** Creates the writable snapshot `key` on top of committed `parent` (null: empty) and returns its mounts. Idempotent for an existing key with the same parent. */
+  /**
+   * Creates the writable snapshot `key` on top of committed `parent` (null: empty) and returns its
+   * mounts. Idempotent for an existing key with the same parent.
+   */
   prepare(key: string, parent: string | null): Promise<Mount[]>;
   /** Mounts of an existing active snapshot. NotFound if none. */
   mounts(key: string): Mount[];

@@ -21,7 +21,8 @@ async function tarResponse(
   produce: (open: (headers: Record<string, string>) => Writable) => Promise<void>,
 ): Promise<void> {
   let io: IoStream | null = null;
-  const open = (headers: Record<string, string>) => responseSink((io = ctx.stream(200, 'application/x-tar', headers))); // as fast as the client reads it
+  // as fast as the client reads it
+  const open = (headers: Record<string, string>) => responseSink((io = ctx.stream(200, 'application/x-tar', headers)));
   try {
     await produce(open);
   } catch (e) {

@@ -87,7 +87,8 @@ export function containerRoutes(r: Router, v: Verbs): void {
   r.on('GET', '/containers/{id}/checkpoints/{name}/export', async (ctx) => {
     const compress = ctx.query.get('compress') !== '0';
     let io: IoStream | null = null;
-    const open = () => responseSink((io = ctx.stream(200, compress ? 'application/gzip' : 'application/x-tar'))); // as fast as the target reads it
+    // as fast as the target reads it
+    const open = () => responseSink((io = ctx.stream(200, compress ? 'application/gzip' : 'application/x-tar')));
     try {
       await cps.export(
         ctx.params[0]!,

@@ -28,7 +28,10 @@ async function exportStream(
   );
 }
 
-/** `hostAccess`: the archive may ask for host access (privileges, host paths): migrate and clone, whose archives come from the caller's own daemon, or `--allow-host-access`. */
+/**
+ * `hostAccess`: the archive may ask for host access (privileges, host paths): migrate and clone,
+ * whose archives come from the caller's own daemon, or `--allow-host-access`.
+ */
 async function importArchive(
   client: Client,
   body: NodeJS.ReadableStream,

@@ -143,7 +143,10 @@ function healthcheckOf(p: Parsed): Record<string, unknown> | undefined {
   return Object.keys(h).length ? h : undefined;
 }
 
-/** `--mount type=volume,source=x,target=/y,readonly,volume-nocopy,tmpfs-size=...` -> a HostConfig.Mounts entry (the docker CLI's CSV form). */
+/**
+ * `--mount type=volume,source=x,target=/y,readonly,volume-nocopy,tmpfs-size=...` -> a
+ * HostConfig.Mounts entry (the docker CLI's CSV form).
+ */
 function mountSpec(text: string): Record<string, unknown> {
   const kv = new Map<string, string>();
   for (const part of text.split(',')) {
