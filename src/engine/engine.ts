@@ -22,7 +22,7 @@ const { EINVAL, ENOENT } = osc.errno;
 import { ContainerStore } from './store.js';
 import { EventBus } from './events.js';
 import { can, refusal, isActive, type Operation } from './state.js';
-import type { ContainerRecord } from './record.js';
+import { netnsNameOf, type ContainerRecord } from './record.js';
 import { Waiters } from './waiters.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle, type ContainerHost } from './lifecycle.js';
@@ -239,7 +239,7 @@ export class Engine {
     // restored by CRIU itself, and a start skips two `ip` runs (~8 ms of `docker run --rm`);
     // runc leaves lo down in a namespace of its own, so its containers keep berth's
     if (mode === 'none' && rec.runtime === 'crun') return null;
-    return this.runtime.host().checkpoint.capable.includes(rec.runtime) ? `berth-${rec.id.slice(0, 16)}` : null;
+    return this.runtime.host().checkpoint.capable.includes(rec.runtime) ? netnsNameOf(rec.id) : null;
   }
 
   /**

@@ -24,7 +24,7 @@ import { dateOf, type Clock } from '../base/clock.js';
 import { cgroupFrozen } from '../runtime/cgroups.js';
 import type { TaskRuntime } from '../runtime/types.js';
 import type { NetworkManager } from '../network/manager.js';
-import type { ContainerRecord } from './record.js';
+import { netnsNameOf, type ContainerRecord } from './record.js';
 import { isActive } from './state.js';
 import type { ContainerStore } from './store.js';
 import type { EventBus } from './events.js';
@@ -42,7 +42,7 @@ export interface ReconcileDeps {
   lifecycle: Pick<Lifecycle, 'start' | 'onExit'>;
   health: Pick<HealthMonitor, 'start'>;
   events: Pick<EventBus, 'emit'>;
-  networks: Pick<NetworkManager, 'endpoints'>;
+  networks: Pick<NetworkManager, 'endpoints' | 'detach'>;
   namedNetns(rec: ContainerRecord): string | null;
   unwire(rec: ContainerRecord, processGone?: boolean): Promise<void>;
   /** Unmounts and deletes a container's files, its dir last. Idempotent. */
@@ -224,6 +224,13 @@ async function removeOrphans(d: ReconcileDeps): Promise<void> {
     if (/^[a-f0-9]{64}$/.test(name) && !d.store.find(name)) {
       log.info('removing leftover container files', { id: name });
       await d.runtime.delete(name).catch(() => undefined);
+      // its networking too: endpoints (addresses, ports, veths) and the namespace berth named for it
+      if (d.networks.endpoints({ containerId: name }).length)
+        await d.networks
+          .detach(name, undefined, true)
+          .catch((e: unknown) => log.warn('network detach failed', { id: name, err: errorMessage(e) }));
+      const netns = d.netns ?? hostNetns;
+      if (netns.exists(netnsNameOf(name))) await netns.del(netnsNameOf(name));
       await d.discardFiles(name);
     }
   }

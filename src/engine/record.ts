@@ -74,3 +74,6 @@ export function initialState(): ContainerState {
     finishedAt: ZERO_TIME,
   };
 }
+
+/** The named network namespace berth makes for a container that can be checkpointed (engine.ts namedNetns). */
+export const netnsNameOf = (id: string): string => `berth-${id.slice(0, 16)}`;

@@ -103,6 +103,9 @@ describe('live restore', () => {
     await eventually(() => filesOf(id).every((f) => !f), 10_000, "the removed container's files to go");
     // a daemon that dies between the removal and its files: the next start removes them
     const other = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+    // a container that can be checkpointed has a network namespace berth named for it: it must go too
+    const netns = `/run/netns/berth-${other.slice(0, 16)}`;
+    const hadNetns = existsSync(netns);
     await d.kill9();
     const db = new Database(join(d.root, 'berth.db'));
     db.prepare('DELETE FROM containers WHERE id = ?').run(other);
@@ -118,6 +121,7 @@ describe('live restore', () => {
     mkdirSync(cgroup, { recursive: true });
     await d.restart();
     assert.deepEqual(filesOf(other), [false, false, false, false], 'finished at start');
+    if (hadNetns) assert.ok(!existsSync(netns), "the removed container's network namespace is gone");
     assert.ok(!existsSync(cgroup), 'empty container cgroups are removed at start');
     await d.docker(['rm', '-f', 'gone']);
   });
