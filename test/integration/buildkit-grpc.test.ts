@@ -12,7 +12,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
@@ -23,6 +23,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { REPO, startDaemon, type Daemon } from './harness.js';
 import { decodeStatus, type StatusResponse } from '../../src/buildkit/protos.js';
+import { fsutilSend, type SenderPacket } from './fsutil-sender.js';
 
 const PROTO_DIR = join(REPO, 'src/buildkit/proto');
 const control = loadSync('control.proto', {
@@ -32,59 +33,6 @@ const control = loadSync('control.proto', {
   enums: String,
   defaults: true,
 })['moby.buildkit.v1.Control'] as unknown as Record<string, MethodDefinition<object, object>>;
-
-interface SenderPacket {
-  type: string;
-  stat?: Record<string, unknown> | null;
-  ID?: number;
-  data?: Buffer;
-}
-
-/** fsutil's sender side of DiffCopy (as in buildkit.test.ts): STATs, then DATA per REQ, FIN answers FIN. */
-function fsutilSend(call: grpc.ServerDuplexStream<SenderPacket, SenderPacket>, root: string | undefined) {
-  if (!root) {
-    call.write({ type: 'PACKET_ERR', data: Buffer.from('no such directory') });
-    call.end();
-    return;
-  }
-  const entries: Array<{ rel: string; abs: string }> = [];
-  const walk = (rel: string) => {
-    for (const n of readdirSync(join(root, rel)).sort()) {
-      const r = rel ? `${rel}/${n}` : n;
-      entries.push({ rel: r, abs: join(root, r) });
-      if (lstatSync(join(root, r)).isDirectory()) walk(r);
-    }
-  };
-  walk('');
-  for (const e of entries) {
-    const st = lstatSync(e.abs);
-    const type = st.isDirectory() ? 0x80000000 : st.isSymbolicLink() ? 0x08000000 : 0;
-    call.write({
-      type: 'PACKET_STAT',
-      stat: {
-        path: e.rel,
-        mode: (type | (st.mode & 0o777)) >>> 0,
-        uid: 0,
-        gid: 0,
-        size: st.isFile() ? st.size : 0,
-        modTime: Math.floor(st.mtimeMs) * 1e6,
-        linkname: st.isSymbolicLink() ? readlinkSync(e.abs) : '',
-      },
-    });
-  }
-  call.write({ type: 'PACKET_STAT' });
-  call.on('data', (p: SenderPacket) => {
-    if (p.type === 'PACKET_REQ') {
-      const data = readFileSync(entries[p.ID ?? 0]!.abs);
-      for (let i = 0; i < data.length; i += 7000)
-        call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0, data: data.subarray(i, i + 7000) });
-      call.write({ type: 'PACKET_DATA', ID: p.ID ?? 0 });
-    } else if (p.type === 'PACKET_FIN') {
-      call.write({ type: 'PACKET_FIN' });
-      call.end();
-    }
-  });
-}
 
 interface CallResult {
   status: number;
