@@ -15,6 +15,7 @@ import type { EndpointInfo, NetworkDriver, NetworkSpec } from '../plugins/interf
 import { AddressAllocator, v4Config, v6Config } from './allocator.js';
 import { BridgeDriver } from './bridge.js';
 import { NameService } from './dns.js';
+import { resolveName, type ContainerNames } from './names.js';
 import { systemNetHost, type NetHost } from './host.js';
 import { contains, hostRoutes, ipToInt, macOf, parseCidr, planPool, type PoolRequest } from './ipam.js';
 import { isV6, parseCidr6, planPool6 } from './ipam6.js';
@@ -31,6 +32,7 @@ import { interfaceLines, nsArgOf, nsPath, nsRefOf, type Netns } from './sandbox.
 
 export type { Attachable, Endpoint, EndpointRequest, NetworkRecord, PortBinding, PortRequest } from './records.js';
 export { nsPath, type Netns } from './sandbox.js';
+export { parseLinkText, type ContainerNames } from './names.js';
 
 /** The body of `POST /networks/create`, as the manager takes it. */
 export interface NetworkCreate {
@@ -50,12 +52,6 @@ export interface NetworkCreate {
 }
 
 /** What the name server asks of the engine about a container, read when a query comes (a rename shows at once). */
-export interface ContainerNames {
-  /** its current name, hostname and legacy links (`--link target:alias`) */
-  of(id: string): { name: string; hostname: string; links: Array<{ target: string; alias: string }> } | undefined;
-  /** the id of the container `ref` names (name or id) */
-  idOf(ref: string): string | undefined;
-}
 
 const DEFAULT_NAME = 'bridge';
 /** dockerd's pre-defined networks besides `bridge`: name -> driver */
@@ -99,13 +95,6 @@ const infoOf = (e: Endpoint): EndpointInfo => ({
   mac: e.mac,
   hostIfname: e.hostVeth,
 });
-
-/** `name:alias` (or `name`) of EndpointSettings.Links / HostConfig.Links (`/name:/linker/alias`). */
-export function parseLinkText(text: string): { target: string; alias: string } {
-  const [t = '', a] = text.split(':');
-  const target = t.replace(/^\//, '');
-  return { target, alias: (a ?? target).split('/').pop() ?? '' };
-}
 
 export class NetworkManager {
   /** remote network drivers (plugins), by name; set by the daemon */
@@ -234,63 +223,14 @@ export class NetworkManager {
     return rec;
   }
 
-  /** The names an endpoint answers to (lower case): its container's current name and hostname, its aliases. */
-  private namesOf(e: Endpoint): string[] {
-    const c = this.containers.of(e.containerId);
-    const names = c ? [c.name, c.hostname, ...e.names.slice(1)] : e.names;
-    return names.filter((x) => x).map((x) => x.toLowerCase());
-  }
-
-  /**
-   * Addresses of `qname` for the container at address `client` on network `networkId`, as dockerd's
-   * embedded server answers (case-insensitive): on each user network the asking container joins
-   * (this one first), a container's name, hostname, alias, short or full id, or a link alias of
-   * the asking container; `name.<network>` asks that network only. Empty when nothing matches.
-   */
+  /** Addresses of `qname` for the container at `client` on `networkId`, as dockerd's embedded server answers (./names.ts). */
   resolve(networkId: string, qname: string, client: string): { v4: string[]; v6: string[] } {
-    const q = qname.toLowerCase();
-    const all = this.endpoints();
-    const me = all.find((e) => e.networkId === networkId && e.ip === client);
-    const netIds = [networkId, ...all.filter((e) => me && e.containerId === me.containerId).map((e) => e.networkId)];
-    const nets = [...new Set(netIds)].map((id) => this.find(id)).filter((n): n is NetworkRecord => !!n && !n.isDefault);
-    const tries: Array<{ name: string; nets: NetworkRecord[] }> = [{ name: q, nets }];
-    for (let i = q.indexOf('.'); i > 0; i = q.indexOf('.', i + 1)) {
-      const net = nets.find((n) => n.Name === qname.slice(i + 1)); // dockerd: the network's name exactly
-      if (net) tries.push({ name: q.slice(0, i), nets: [net] });
-    }
-    const mine = me ? this.containers.of(me.containerId) : undefined;
-    for (const t of tries) {
-      // network by network, this one first: the first one where the name is known answers
-      for (const n of t.nets) {
-        const on = all.filter((e) => e.networkId === n.Id);
-        // the asking container's links: its HostConfig.Links, and its EndpointSettings.Links on this network
-        const links = [
-          ...(mine?.links ?? []),
-          ...on
-            .filter((e) => me && e.containerId === me.containerId)
-            .flatMap((e) => (e.links ?? []).map(parseLinkText)),
-        ];
-        const linked = new Set(
-          links
-            .filter((l) => l.alias.toLowerCase() === t.name)
-            .map((l) => this.containers.idOf(l.target))
-            .filter((id): id is string => !!id),
-        );
-        const hits = on.filter(
-          (e) =>
-            linked.has(e.containerId) ||
-            this.namesOf(e).includes(t.name) ||
-            (t.name.length >= 12 && e.containerId.startsWith(t.name)),
-        );
-        if (hits.length) {
-          return {
-            v4: [...new Set(hits.map((e) => e.ip))],
-            v6: [...new Set(hits.map((e) => e.ip6).filter((x): x is string => !!x))],
-          };
-        }
-      }
-    }
-    return { v4: [], v6: [] };
+    return resolveName(
+      { endpoints: this.endpoints(), find: (id) => this.find(id), containers: this.containers },
+      networkId,
+      qname,
+      client,
+    );
   }
 
   async remove(ref: string): Promise<void> {
