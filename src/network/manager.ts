@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Db } from '../metadata/db.js';
+import type { NetworkCreateRequest } from '../spec/network-api.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import { conflict, errorMessage, invalidArgument, notFound, permissionDenied } from '../base/errors.js';
 import { log } from '../base/log.js';
@@ -17,7 +18,7 @@ import { BridgeDriver } from './bridge.js';
 import { NameService } from './dns.js';
 import { resolveName, type ContainerNames } from './names.js';
 import { systemNetHost, type NetHost } from './host.js';
-import { contains, hostRoutes, ipToInt, macOf, parseCidr, planPool, type PoolRequest } from './ipam.js';
+import { contains, hostRoutes, ipToInt, macOf, parseCidr, planPool } from './ipam.js';
 import { isV6, parseCidr6, planPool6 } from './ipam6.js';
 import { bindAddress, hostPortRange, pickHostPort, PortTable } from './ports.js';
 import {
@@ -34,24 +35,8 @@ export type { Attachable, Endpoint, EndpointRequest, NetworkRecord, PortBinding,
 export { nsPath, type Netns } from './sandbox.js';
 export { parseLinkText, type ContainerNames } from './names.js';
 
-/** The body of `POST /networks/create`, as the manager takes it. */
-export interface NetworkCreate {
-  Name: string;
-  Driver?: string;
-  Internal?: boolean;
-  Attachable?: boolean;
-  EnableIPv6?: boolean;
-  Labels?: Record<string, string>;
-  Options?: Record<string, string>;
-  IPAM?: {
-    Driver?: string;
-    Options?: Record<string, string>;
-    Config?: Array<PoolRequest & { AuxiliaryAddresses?: Record<string, string> }>;
-  };
-  CheckDuplicate?: boolean;
-}
-
-/** What the name server asks of the engine about a container, read when a query comes (a rename shows at once). */
+/** The body of `POST /networks/create`, as spec/ parsed it: what the manager takes. */
+export type NetworkCreate = NetworkCreateRequest;
 
 const DEFAULT_NAME = 'bridge';
 /** dockerd's pre-defined networks besides `bridge`: name -> driver */

@@ -5,6 +5,7 @@
  */
 import type { Endpoint, NetworkRecord } from './records.js';
 
+/** What the name server asks of the engine about a container, read when a query comes (a rename shows at once). */
 export interface ContainerNames {
   /** its current name, hostname and legacy links (`--link target:alias`) */
   of(id: string): { name: string; hostname: string; links: Array<{ target: string; alias: string }> } | undefined;
