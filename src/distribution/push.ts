@@ -45,6 +45,26 @@ export async function uploadBlob(
 }
 
 /** What a push reads (the image store): an image's config and layers, and where its repo digest goes. */
+/** PUTs an OCI image manifest as `reference` of the session's repository; 201 or a RegistryHttpError about `what`. */
+export async function putManifest(
+  s: RegistrySession,
+  reference: string,
+  manifest: Buffer,
+  what: string,
+): Promise<void> {
+  const put = await s.fetch('PUT', `/v2/${s.ep.repo}/manifests/${reference}`, {
+    headers: { 'Content-Type': MT.ociManifest },
+    body: manifest,
+    length: manifest.length,
+  });
+  if (put.status !== 201)
+    throw new RegistryHttpError(
+      put.status,
+      `pushing ${what}: ${put.status} ${(await put.text().catch(() => '')).trim()}`,
+    );
+  await put.body?.cancel();
+}
+
 export interface PushSource {
   get(ref: string): { id: string; config: { rootfs: { diff_ids: readonly string[] } } };
   configBytes(id: string): Buffer;
@@ -105,17 +125,7 @@ export async function push(
       layers: layers.map((l) => ({ mediaType: MT.ociLayer, digest: l.digest, size: l.size })),
     }),
   );
-  const put = await s.fetch('PUT', `/v2/${ep.repo}/manifests/${tag}`, {
-    headers: { 'Content-Type': MT.ociManifest },
-    body: manifest,
-    length: manifest.length,
-  });
-  if (put.status !== 201)
-    throw new RegistryHttpError(
-      put.status,
-      `pushing the manifest: ${put.status} ${(await put.text().catch(() => '')).trim()}`,
-    );
-  await put.body?.cancel();
+  await putManifest(s, tag, manifest, 'the manifest');
   const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   images.addDigest(`${ref.name}@${digest}`, image.id);
   o.progress({ status: `${tag}: digest: ${digest} size: ${manifest.length}` });

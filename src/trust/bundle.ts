@@ -11,7 +11,7 @@
  */
 import { invalidArgument } from '../base/errors.js';
 import { sha256 } from '../base/digest.js';
-import { hasBlob, uploadBlob } from '../distribution/push.js';
+import { hasBlob, putManifest, uploadBlob } from '../distribution/push.js';
 import { RegistryHttpError, type RegistrySession } from '../distribution/client.js';
 import { MT } from '../spec/distribution.js';
 import {
@@ -96,16 +96,6 @@ export async function pushBundle(s: RegistrySession, files: Map<string, Buffer>)
         })),
     }),
   );
-  const put = await s.fetch('PUT', `/v2/${s.ep.repo}/manifests/${TRUST_TAG}`, {
-    headers: { 'Content-Type': MT.ociManifest },
-    body: manifest,
-    length: manifest.length,
-  });
-  if (put.status !== 201)
-    throw new RegistryHttpError(
-      put.status,
-      `pushing trust data: ${put.status} ${(await put.text().catch(() => '')).trim()}`,
-    );
-  await put.body?.cancel();
+  await putManifest(s, TRUST_TAG, manifest, 'trust data');
   return sha256(manifest);
 }
