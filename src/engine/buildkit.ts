@@ -15,6 +15,7 @@ import { registryHosts, secretIds, withSecrets } from '../buildkit/secrets.js';
 import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
 import { sessionContext } from '../buildkit/filesync.js';
+import { sessionSshAgents } from '../buildkit/sshforward.js';
 import { Trace } from '../buildkit/trace.js';
 import { ProgressBoard, serveControl, type SolveRequest, type UsageRecord } from '../buildkit/control.js';
 import { timestamp } from '../buildkit/protos.js';
@@ -108,7 +109,14 @@ export class BuildKitVerbs {
       const { session: _s, contextFromSession: _c, ...rest } = req;
       const img = await this.builder.buildFromTar(
         context,
-        { ...rest, dockerfile, secrets, credentials, signal: abort.signal },
+        {
+          ...rest,
+          dockerfile,
+          secrets,
+          credentials,
+          signal: abort.signal,
+          ...(session ? { ssh: sessionSshAgents(session) } : {}),
+        },
         t.output(),
       );
       t.finish();
