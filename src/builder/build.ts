@@ -7,9 +7,8 @@
  * those get the build through `StepEnv` (steps.ts). Only the final image is registered;
  * intermediate states live in the build cache.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join, posix } from 'node:path';
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import { errorMessage, invalidArgument, isBerthError } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
 import type { ImageRecord } from '../image/types.js';
@@ -35,6 +34,7 @@ import {
 import { systemClock, type Clock } from '../base/clock.js';
 import { log } from '../base/log.js';
 import { OrderedOutput } from './output.js';
+import { withChainView } from './view.js';
 
 const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -498,18 +498,8 @@ export class BuildRun implements StepEnv {
   }
 
   /** Mounts a read-only view of a chain for `fn` (a directory when the chain has one layer). */
-  async withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
-    const v = this.d.snapshots.view(chainId);
-    if ('dir' in v) return fn(v.dir);
-    const dir = join(this.d.scratch, `view-${randomBytes(8).toString('hex')}`);
-    await fsp.mkdir(dir, { recursive: true });
-    await this.d.mounter.mountAll([v.mount], dir);
-    try {
-      return await fn(dir);
-    } finally {
-      await this.d.mounter.unmount(dir).catch(() => undefined);
-      await fsp.rmdir(dir).catch(() => undefined);
-    }
+  withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
+    return withChainView(this.d, chainId, fn);
   }
 
   async layerOf(plan: CopyPlan): Promise<string> {
