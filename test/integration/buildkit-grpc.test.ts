@@ -134,6 +134,7 @@ describe('BuildKit control API on POST /grpc', () => {
   async function openSession(
     syncDirs: Record<string, string>,
     ssh?: { forwarded: Buffer[]; ids: string[] },
+    tarOut?: { chunks: Buffer[]; done: Promise<void>; end: () => void },
   ): Promise<{ id: string; synced: string[] }> {
     const id = randomUUID();
     const synced: string[] = [];
@@ -144,6 +145,7 @@ describe('BuildKit control API on POST /grpc', () => {
       'X-Docker-Expose-Session-Grpc-Method': [
         '/moby.filesync.v1.FileSync/DiffCopy',
         ...(ssh ? ['/moby.sshforward.v1.SSH/CheckAgent', '/moby.sshforward.v1.SSH/ForwardAgent'] : []),
+        ...(tarOut ? ['/moby.filesync.v1.FileSend/DiffCopy'] : []),
       ],
     });
     const server = new grpc.Server();
@@ -158,6 +160,38 @@ describe('BuildKit control API on POST /grpc', () => {
         fsutilSend(call, syncDirs[dir]);
       },
     });
+    if (tarOut) {
+      // FileSend as the tar exporter uses it: BytesMessage chunks (field 1, bytes), then a half-close
+      const bytes = loadSync('sshforward.proto', { includeDirs: [PROTO_DIR], keepCase: true })[
+        'moby.sshforward.v1.SSH'
+      ] as unknown as Record<string, MethodDefinition<object, object>>;
+      const raw = (b: Buffer) => b;
+      server.addService(
+        {
+          DiffCopy: {
+            path: '/moby.filesync.v1.FileSend/DiffCopy',
+            requestStream: true,
+            responseStream: true,
+            requestSerialize: raw,
+            requestDeserialize: raw,
+            responseSerialize: raw,
+            responseDeserialize: raw,
+            originalName: 'DiffCopy',
+          },
+        } as unknown as grpc.ServiceDefinition,
+        {
+          DiffCopy: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+            call.on('data', (b: Buffer) =>
+              tarOut.chunks.push(Buffer.from((bytes['ForwardAgent']!.requestDeserialize(b) as { data: Buffer }).data)),
+            );
+            call.on('end', () => {
+              call.end();
+              tarOut.end();
+            });
+          },
+        },
+      );
+    }
     if (ssh) {
       const pkg = grpc.loadPackageDefinition(
         loadSync('sshforward.proto', { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, enums: String }),
@@ -312,6 +346,38 @@ describe('BuildKit control API on POST /grpc', () => {
     const out = (await d.docker(['run', '--rm', 'bkgrpc/ssh:1', 'cat', '/out'])).stdout;
     // ssh-add read the session's answer: an agent with no identities (exit 1)
     assert.equal(out, 'The agent has no identities.\nrc=1\n');
+  });
+
+  test('Solve with the tar exporter: the image root goes to the session, no image is answered', async () => {
+    const ctx = mkdtempSync('/var/tmp/berth-bkg-ctx-');
+    dirs.push(ctx);
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo exported > /result.txt\n');
+    let end!: () => void;
+    const tarOut = { chunks: [] as Buffer[], done: new Promise<void>((r) => (end = r)), end: () => end() };
+    const s = await openSession({ context: ctx, dockerfile: ctx }, undefined, tarOut);
+    const h2 = await controlClient();
+    const r = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', {
+        Ref: randomUUID(),
+        Session: s.id,
+        Frontend: 'dockerfile.v0',
+        FrontendAttrs: { filename: 'Dockerfile' },
+        // the deprecated single-exporter fields, as older buildx sends them
+        Exporter: 'tar',
+        ExporterAttrs: { dest: 'ignored-by-the-daemon' },
+      }),
+    );
+    assert.equal(r.status, 0, r.message);
+    await tarOut.done;
+    // BuildKit's tar exporter answers no image
+    assert.deepEqual(dec<{ ExporterResponse: Record<string, string> }>('Solve', r.messages[0]!).ExporterResponse, {});
+    const tar = Buffer.concat(tarOut.chunks);
+    const at = tar.indexOf('result.txt');
+    assert.ok(at >= 0 && at < 512 * 10_000, 'result.txt is in the tar');
+    assert.ok(tar.includes('exported\n'));
+    assert.equal(tar.length % 512, 0);
   });
 
   test('DiskUsage lists the build cache, Prune streams what it removed and empties it', async () => {
