@@ -81,12 +81,16 @@ async function sendTar(session: Session, root: string, signal: AbortSignal): Pro
     throw new GrpcError(2, 'the client ended the transfer before the tar was complete');
   });
   early.catch(() => undefined);
+  const packing = packDir(root, out);
+  packing.catch(() => undefined);
   try {
-    await Promise.race([packDir(root, out), early]);
+    await Promise.race([packing, early]);
     call.end();
     await status;
   } catch (e) {
+    // the producer stops when its output closes (archive/'s promise); the view is unmounted after it
     out.destroy();
+    await packing.catch(() => undefined);
     clientError(e, 'sending tarball');
   }
 }

@@ -364,6 +364,10 @@ describe('BuildKit local and tar exporters (outputs=, FileSend through the sessi
       lines2.at(-1)?.error ?? '',
       /exporting to client directory: the client's FileSend failed: target already exists/,
     );
+    // the same refusal while the tar is being written: the packing stops, the view goes
+    const refuseTar = await openSession('refuse');
+    const lines3 = await build(refuseTar.id, [{ Type: 'tar', Attrs: {} }]);
+    assert.match(lines3.at(-1)?.error ?? '', /sending tarball: the client's FileSend failed: target already exists/);
     // no session at all
     await assert.rejects(build('', [{ Type: 'local', Attrs: {} }]), /exporter local needs a session/);
     // outputs dockerd refuses or berth does not serve: 400s
