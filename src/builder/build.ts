@@ -7,9 +7,7 @@
  * those get the build through `StepEnv` (steps.ts). Only the final image is registered;
  * intermediate states live in the build cache.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { errorMessage, invalidArgument, isBerthError } from '../base/errors.js';
 import { shortId } from '../base/ids.js';
 import type { ImageRecord } from '../image/types.js';
@@ -35,21 +33,24 @@ import {
 import { systemClock, type Clock } from '../base/clock.js';
 import { log } from '../base/log.js';
 import { OrderedOutput } from './output.js';
+import { BuildArgs } from './args.js';
+import { commitStep, configId } from './commit.js';
+import { withChainView } from './view.js';
 
-const configId = (c: ImageConfig) => `sha256:${createHash('sha256').update(JSON.stringify(c)).digest('hex')}`;
 export const copyOf = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 /** One build: its stages, their results, the step counter and the build-arg bookkeeping. */
 export class BuildRun implements StepEnv {
   private readonly results = new Map<number, Promise<State>>();
   private readonly needed = new Set<number>();
-  private readonly consumed = new Set<string>();
-  private globals = new Map<string, string>();
+  /** ARG scoping: the global ARGs, values, the build args consumed */
+  private readonly argScope: BuildArgs;
   /** the ARGs before the first FROM: steps of their own in dockerd's stream (a header, nothing else) */
   private globalArgs: Instruction[] = [];
   private total = 0;
   private readonly numbers = new Map<Instruction, number>();
-  private readonly cacheFrom: ImageConfig[] = [];
+  /** the configs of the `--cache-from` images found */
+  readonly cacheFrom: ImageConfig[] = [];
   readonly epoch: number | null;
   /** aborted when a stage fails, so that the stages still running stop */
   private readonly stop = new AbortController();
@@ -77,9 +78,14 @@ export class BuildRun implements StepEnv {
     this.clock = d.clock ?? systemClock;
     this.out = new OrderedOutput(out, { rm: request.remove ?? true, force: request.forceRemove ?? false });
     const req = (this.req = { ...request, signal: AbortSignal.any([request.signal, this.stop.signal]) });
+    this.argScope = new BuildArgs(
+      req.buildArgs,
+      (w, vars) => this.word(w, vars),
+      (ins, reason) => this.fail(ins, reason),
+    );
     const e = req.buildArgs['SOURCE_DATE_EPOCH'];
     this.epoch = e !== undefined && /^\d+$/.test(e) ? Number(e) : null;
-    if (e !== undefined) this.consumed.add('SOURCE_DATE_EPOCH');
+    if (e !== undefined) this.argScope.consume('SOURCE_DATE_EPOCH');
     for (const ref of req.cacheFrom) {
       try {
         this.cacheFrom.push(d.images.get(ref).config);
@@ -98,42 +104,8 @@ export class BuildRun implements StepEnv {
 
   /** The ARGs before the first FROM, with --build-arg values and the predefined platform ARGs. */
   globalScope(args: Instruction[]): Map<string, string> {
-    const g = new Map<string, string>([
-      ['TARGETPLATFORM', this.req.platform],
-      ['TARGETOS', 'linux'],
-      ['TARGETARCH', 'amd64'],
-      ['BUILDPLATFORM', 'linux/amd64'],
-      ['BUILDOS', 'linux'],
-      ['BUILDARCH', 'amd64'],
-    ]);
-    for (const ins of args) {
-      for (const [k, v] of this.argPairs(ins, g))
-        if (v === null) g.delete(k);
-        else g.set(k, v);
-    }
-    this.globals = g;
     this.globalArgs = args;
-    return g;
-  }
-
-  /** ARG words -> (name, value): --build-arg wins, then the default, then the global value. */
-  private argPairs(
-    ins: Instruction,
-    vars: ReadonlyMap<string, string>,
-    fromGlobal = false,
-  ): Array<[string, string | null]> {
-    const out: Array<[string, string | null]> = [];
-    for (const w of ins.args) {
-      const eq = w.indexOf('=');
-      const name = eq < 0 ? w : w.slice(0, eq);
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) this.fail(ins, `invalid ARG name: ${name}`);
-      this.consumed.add(name);
-      if (name in this.req.buildArgs) out.push([name, this.req.buildArgs[name]!]);
-      else if (eq >= 0) out.push([name, this.word(w.slice(eq + 1), vars)]);
-      else if (fromGlobal && this.globals.has(name)) out.push([name, this.globals.get(name)!]);
-      else out.push([name, null]); // declared without a value: unset, as in Docker
-    }
-    return out;
+    return this.argScope.globalScope(args, this.req.platform);
   }
 
   private stageRef(ref: string, before: number): Stage | undefined {
@@ -306,7 +278,7 @@ export class BuildRun implements StepEnv {
   }
 
   private async from(stage: Stage): Promise<State> {
-    const ref = expand(stage.from.args[0]!, this.globals, this.escape);
+    const ref = expand(stage.from.args[0]!, this.argScope.globals, this.escape);
     const dep = this.stageRef(ref, stage.index);
     if (dep) {
       const s = await this.stage(dep.index);
@@ -325,7 +297,7 @@ export class BuildRun implements StepEnv {
     const platform = stage.from.flags['platform']?.[0];
     const img = await this.image(
       ref,
-      platform ? expand(platform, this.globals, this.escape) : undefined,
+      platform ? expand(platform, this.argScope.globals, this.escape) : undefined,
       this.req.pull,
     );
     return { config: copyOf(img.config), key: stepKey(img.id), chainId: img.topChainId };
@@ -370,91 +342,15 @@ export class BuildRun implements StepEnv {
     return expandWord(w, vars, this.escape);
   }
 
-  /**
-   * A step through the cache: `parts` make the key (with the parent's); a hit reuses the cached
-   * config, a `--cache-from` image whose history continues ours with `createdBy` lends its layer,
-   * else `layer()` makes the layer (null: none) and the result is cached.
-   */
-  async commit(
+  /** A step through the cache (commit.ts). */
+  commit(
     state: State,
     parts: string[],
     createdBy: string,
     runtimeConfig: ImageRuntimeConfig,
     layer: (() => Promise<string | null>) | null,
   ): Promise<State> {
-    const key = stepKey(state.key, ...parts);
-    if (!this.req.noCache) {
-      const hit = this.builder.cache.get(key, (d) => this.d.images.hasLayer(d));
-      // with cachefrom, dockerd's cache only answers with ancestors of those images
-      if (hit && (this.req.cacheFrom.length === 0 || this.inCacheFrom(hit))) return this.reuse(key, hit);
-      const lent = this.fromCacheImages(state, createdBy, runtimeConfig);
-      if (lent) {
-        this.builder.cache.put(key, lent);
-        return this.reuse(key, lent);
-      }
-    }
-    if (!layer) this.out.running(); // dockerd commits a container even for a step that changes only the config
-    const diffId = layer ? await layer() : null;
-    this.out.stepEnded(true);
-    const created = new Date(this.epoch !== null ? this.epoch * 1000 : this.now()).toISOString();
-    const config: ImageConfig = {
-      ...state.config,
-      created,
-      config: runtimeConfig,
-      rootfs: { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, ...(diffId ? [diffId] : [])] },
-      history: [
-        ...(state.config.history ?? []),
-        { created, created_by: createdBy, ...(diffId ? {} : { empty_layer: true }) },
-      ],
-    };
-    this.builder.cache.put(key, config);
-    const chainId = diffId ? await this.d.images.unpack(config.rootfs.diff_ids) : state.chainId;
-    this.out.result(` ---> ${shortId(configId(config))}\n`);
-    return { config, key, chainId };
-  }
-
-  private async reuse(key: string, config: ImageConfig): Promise<State> {
-    this.out.stream(' ---> Using cache\n');
-    this.out.result(` ---> ${shortId(configId(config))}\n`);
-    return { config, key, chainId: await this.d.images.unpack(config.rootfs.diff_ids), cached: true };
-  }
-
-  /** Whether a cached state is an ancestor of a --cache-from image (its history and layers start that image's). */
-  private inCacheFrom(c: ImageConfig): boolean {
-    const h = c.history ?? [];
-    return this.cacheFrom.some((src) => {
-      const H = src.history ?? [];
-      if (H.length < h.length || src.rootfs.diff_ids.length < c.rootfs.diff_ids.length) return false;
-      const same = (e: (typeof h)[number], f: (typeof h)[number]) =>
-        e.created_by === f.created_by && !!e.empty_layer === !!f.empty_layer;
-      return h.every((e, i) => same(e, H[i]!)) && c.rootfs.diff_ids.every((d, i) => src.rootfs.diff_ids[i] === d);
-    });
-  }
-
-  /**
-   * dockerd's --cache-from rule: an image whose history and layers start with ours and whose next
-   * entry is this step.
-   */
-  private fromCacheImages(state: State, createdBy: string, runtimeConfig: ImageRuntimeConfig): ImageConfig | null {
-    const h = state.config.history ?? [];
-    const diffs = state.config.rootfs.diff_ids;
-    for (const src of this.cacheFrom) {
-      const H = src.history ?? [];
-      const next = H[h.length];
-      if (!next || next.created_by !== createdBy) continue;
-      if (!h.every((e, i) => e.created_by === H[i]!.created_by && !!e.empty_layer === !!H[i]!.empty_layer)) continue;
-      if (!diffs.every((dd, i) => src.rootfs.diff_ids[i] === dd)) continue;
-      const diff = next.empty_layer ? null : src.rootfs.diff_ids[diffs.length];
-      if (!next.empty_layer && (!diff || !this.d.images.hasLayer(diff))) continue;
-      return {
-        ...state.config,
-        created: next.created ?? new Date(this.clock.now()).toISOString(),
-        config: runtimeConfig,
-        rootfs: { type: 'layers', diff_ids: [...diffs, ...(diff ? [diff] : [])] },
-        history: [...h, next],
-      };
-    }
-    return null;
+    return commitStep(this, state, parts, createdBy, runtimeConfig, layer);
   }
 
   private async instruction(ctx: StageCtx, state: State, ins: Instruction): Promise<State> {
@@ -478,7 +374,7 @@ export class BuildRun implements StepEnv {
     }
     switch (ins.name) {
       case 'ARG': {
-        for (const [k, v] of this.argPairs(ins, vars, true))
+        for (const [k, v] of this.argScope.pairs(ins, vars, true))
           if (v === null) ctx.args.delete(k);
           else ctx.args.set(k, v);
         return meta(`ARG ${ins.args.join(' ')}`);
@@ -498,18 +394,8 @@ export class BuildRun implements StepEnv {
   }
 
   /** Mounts a read-only view of a chain for `fn` (a directory when the chain has one layer). */
-  async withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
-    const v = this.d.snapshots.view(chainId);
-    if ('dir' in v) return fn(v.dir);
-    const dir = join(this.d.scratch, `view-${randomBytes(8).toString('hex')}`);
-    await fsp.mkdir(dir, { recursive: true });
-    await this.d.mounter.mountAll([v.mount], dir);
-    try {
-      return await fn(dir);
-    } finally {
-      await this.d.mounter.unmount(dir).catch(() => undefined);
-      await fsp.rmdir(dir).catch(() => undefined);
-    }
+  withView<T>(chainId: string | null, fn: (dir: string) => Promise<T>): Promise<T> {
+    return withChainView(this.d, chainId, fn);
   }
 
   async layerOf(plan: CopyPlan): Promise<string> {
@@ -551,7 +437,7 @@ export class BuildRun implements StepEnv {
   }
 
   warnUnused(): void {
-    const unused = Object.keys(this.req.buildArgs).filter((k) => !this.consumed.has(k) && !PREDEFINED_ARGS.includes(k));
+    const unused = this.argScope.unused().filter((k) => !PREDEFINED_ARGS.includes(k));
     if (unused.length) this.out.stream(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
   }
 }

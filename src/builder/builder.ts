@@ -19,6 +19,7 @@ import { BuildCache } from './cache.js';
 import { SourceRoot, receiveContext } from './context.js';
 import { NOP, type State } from './steps.js';
 import { BuildRun, copyOf } from './build.js';
+import { withChainView } from './view.js';
 import type { BuildHost, BuilderDeps, BuildOutput, BuildRequest } from './types.js';
 
 export type {
@@ -126,6 +127,14 @@ export class Builder implements BuildHost {
       );
     }
     return this.d.images.get(img.id);
+  }
+
+  /**
+   * `fn` on a read-only view of image `img`'s root filesystem (BuildKit's local and tar exporters
+   * read the result through it); the view is gone when `fn` ends.
+   */
+  withRootfs<T>(img: ImageRecord, fn: (dir: string) => Promise<T>): Promise<T> {
+    return withChainView(this.d, img.topChainId, fn);
   }
 
   /** Runs `fn` holding the lock of a cache mount id (sharing=locked). */

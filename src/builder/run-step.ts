@@ -10,7 +10,8 @@ import { invalidArgument, notFound } from '../base/errors.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import type { ImageRuntimeConfig } from '../spec/image.js';
 import type { Instruction } from './parser.js';
-import { cacheMountDir, parseMountFlag, runStep, type RunMount, type RunStep } from './run.js';
+import { cacheMountDir, parseMountFlag, runStep, withSshTargets, type RunMount, type RunStep } from './run.js';
+import { openSshSocket, sshOptions } from './ssh-mount.js';
 import { PREDEFINED_ARGS, type StageCtx, type State, type StepEnv } from './steps.js';
 
 export async function runInstruction(
@@ -42,6 +43,8 @@ export async function runInstruction(
     if (p in env.req.buildArgs && !ctx.args.has(p)) argEnv.push(`${p}=${env.req.buildArgs[p]}`);
   argEnv.sort();
   const specs = (ins.flags['mount'] ?? []).map((m) => parseMountFlag(env.word(m, vars)));
+  const sshSock = withSshTargets(specs);
+  for (const m of specs) if (m['type'] === 'ssh') sshOptions(m); // bad values fail before the cache is asked
   const what = ins.json ? ins.args.join(' ') : `${shell.join(' ')} ${ins.raw}`;
   const createdBy = argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ${what}` : what;
   const mountKeys: string[] = [];
@@ -64,7 +67,14 @@ export async function runInstruction(
       ins,
       specs,
       args,
-      [...(cfg.Env ?? []), ...argEnv],
+      [
+        ...(cfg.Env ?? []),
+        ...argEnv,
+        // as BuildKit's LLB exec: SSH_AUTH_SOCK names the first ssh mount unless the environment sets it
+        ...(sshSock && ![...(cfg.Env ?? []), ...argEnv].some((e) => e.startsWith('SSH_AUTH_SOCK='))
+          ? [`SSH_AUTH_SOCK=${sshSock}`]
+          : []),
+      ],
       network === 'none' ? 'none' : network === 'default' && env.req.joinNetns ? { path: env.req.joinNetns() } : 'host',
       what,
     ),
@@ -114,7 +124,19 @@ async function execRun(
       } else if (m['type'] === 'tmpfs') {
         mounts.push({ type: 'tmpfs', target, ...(m['size'] ? { size: m['size'] } : {}) });
       } else if (m['type'] === 'ssh') {
-        throw invalidArgument('RUN --mount=type=ssh is not supported: berth has no SSH agent forwarding');
+        const opt = sshOptions(m);
+        const agents = env.req.ssh;
+        // BuildKit: an agent the client does not forward skips an optional mount, fails a required one
+        const missing = agents
+          ? await agents.check(opt.id, env.req.signal)
+          : `no SSH key ${JSON.stringify(opt.id)} forwarded from the client`;
+        if (missing !== null) {
+          if (/^(1|t|true)$/i.test(m['required'] ?? '')) throw invalidArgument(missing);
+          continue;
+        }
+        const sock = await openSshSocket(env.d.scratch, agents!, opt, env.req.signal);
+        cleanups.push(() => sock.close());
+        mounts.push({ type: 'bind', target, source: sock.path, readonly: false });
       } else {
         mounts.push({
           type: 'bind',

@@ -44,9 +44,27 @@ export function parseMountFlag(text: string): MountSpec {
   if (!['bind', 'cache', 'secret', 'tmpfs', 'ssh'].includes(out['type']!))
     throw invalidArgument(`unsupported mount type "${out['type']}"`);
   if (out['type'] === 'secret') out['target'] ??= `/run/secrets/${out['id'] ?? ''}`;
+  // ssh: the target defaults to /run/buildkit/ssh_agent.<n>, numbered over the RUN's ssh mounts (withSshTargets)
+  if (out['type'] === 'ssh' && !out['target']) return out;
   if (!out['target']) throw invalidArgument(`mount type=${out['type']} requires a target`);
   if (!out['target'].startsWith('/')) out['target'] = `/${out['target']}`;
   return out;
+}
+
+/**
+ * The ssh mounts of one RUN without a target get BuildKit's default, `/run/buildkit/ssh_agent.<i>`
+ * (i counts the RUN's ssh mounts); SSH_AUTH_SOCK is the first one's target (null: no ssh mount).
+ */
+export function withSshTargets(specs: MountSpec[]): string | null {
+  let i = 0;
+  let first: string | null = null;
+  for (const m of specs) {
+    if (m['type'] !== 'ssh') continue;
+    m['target'] ||= `/run/buildkit/ssh_agent.${i}`;
+    first ??= m['target'];
+    i++;
+  }
+  return first;
 }
 
 /** A mount of a RUN step, resolved to something on the host. */

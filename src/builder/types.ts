@@ -3,7 +3,7 @@
  * the steps (steps.ts, run-step.ts, copy-step.ts): the services it is given, a build request,
  * where its output goes. Kept apart so those modules import them downward, not from each other.
  */
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
 import type { Clock } from '../base/clock.js';
 import type { Credentials } from '../distribution/client.js';
@@ -79,7 +79,20 @@ export interface BuildRequest {
   forceRemove?: boolean;
   /** registry credentials for the images the build pulls */
   credentials: (ref: string) => Credentials | null;
+  /** the client's SSH agents (a BuildKit session's moby.sshforward.v1.SSH), for RUN --mount=type=ssh */
+  ssh?: SshAgents;
   signal: AbortSignal;
+}
+
+/**
+ * SSH agents a client forwards (BuildKit's session/sshforward). The builder makes the socket a RUN
+ * sees; each connection on it is handed to `forward`, which relays it to the client's agent `id`.
+ */
+export interface SshAgents {
+  /** null when agent `id` is forwarded, else why not (BuildKit's words), asked before the RUN starts */
+  check(id: string, signal: AbortSignal): Promise<string | null>;
+  /** Relays one connection to agent `id` until either side ends it (or `signal` aborts). Never throws. */
+  forward(id: string, conn: Duplex, signal: AbortSignal): void;
 }
 
 export interface StepLimits {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 
-const FILES = ['control.proto', 'session.proto', 'auth.proto', 'filesync.proto'];
+const FILES = ['control.proto', 'session.proto', 'auth.proto', 'filesync.proto', 'sshforward.proto'];
 
 function protoDir(): string {
   const here = import.meta.dirname;
@@ -104,6 +104,29 @@ export interface Packet {
  * both directions is fsutil's Packet (buildkit session/filesync: `fsutil.Receive` on the raw stream).
  */
 export const DIFF_COPY = rpc<Packet, Packet>('moby.filesync.v1.FileSync', 'DiffCopy');
+
+/**
+ * moby.filesync.v1.FileSend/DiffCopy as the local exporter uses it: the daemon is fsutil's SENDER
+ * (buildkit session/filesync CopyToCaller -> fsutil.Send), the client the receiver.
+ */
+export const FILE_SEND = rpc<Packet, Packet>('moby.filesync.v1.FileSend', 'DiffCopy');
+
+export interface BytesMessage {
+  data: Buffer;
+}
+
+/**
+ * The same method as the tar exporter uses it (buildkit CopyFileWriter): the tar as BytesMessage
+ * chunks, then a half-close; the client answers nothing and ends with its status.
+ */
+export const FILE_SEND_BYTES: Rpc<BytesMessage, BytesMessage> = {
+  ...rpc<BytesMessage, BytesMessage>('moby.sshforward.v1.SSH', 'ForwardAgent'),
+  path: FILE_SEND.path,
+};
+
+/** moby.sshforward.v1.SSH: is agent `ID` forwarded (an error status if not), and one agent connection. */
+export const CHECK_AGENT = rpc<{ ID: string }, object>('moby.sshforward.v1.SSH', 'CheckAgent');
+export const FORWARD_AGENT = rpc<BytesMessage, BytesMessage>('moby.sshforward.v1.SSH', 'ForwardAgent');
 
 export const GET_SECRET = rpc<{ ID: string; annotations: Record<string, string> }, { data: Buffer }>(
   'moby.buildkit.secrets.v1.Secrets',

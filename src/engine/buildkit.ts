@@ -15,9 +15,11 @@ import { registryHosts, secretIds, withSecrets } from '../buildkit/secrets.js';
 import { parseReference } from '../image/reference.js';
 import { registryHostOf } from '../spec/distribution.js';
 import { sessionContext } from '../buildkit/filesync.js';
+import { sessionSshAgents } from '../buildkit/sshforward.js';
+import { exportToClient, type ExportType } from '../buildkit/export.js';
 import { Trace } from '../buildkit/trace.js';
 import { ProgressBoard, serveControl, type SolveRequest, type UsageRecord } from '../buildkit/control.js';
-import { timestamp } from '../buildkit/protos.js';
+import { FILE_SEND, timestamp } from '../buildkit/protos.js';
 import { GrpcError } from '../buildkit/grpc-client.js';
 import { GRPC_SERVER } from '../buildkit/grpc-server.js';
 import type { Credentials, ImageRecord } from './images.js';
@@ -31,6 +33,8 @@ export type BuildKitRequest = Omit<BuildRequest, 'secrets'> & {
   session: string;
   /** `remote=client-session`: the context and Dockerfile come through the session, not the body */
   contextFromSession: boolean;
+  /** the `local`/`tar` exporters: the image's root filesystem sent to the client through its session */
+  exports?: ExportType[];
 };
 
 /** How long a build waits for its session to open (BuildKit's session manager waits as well). */
@@ -65,6 +69,11 @@ export class BuildKitVerbs {
     const session: Session | null = req.session
       ? await this.sessions.get(req.session, SESSION_WAIT_MS, req.signal)
       : null;
+    const exports = req.exports ?? [];
+    if (exports.length && !session)
+      throw invalidArgument(`exporter ${exports[0]} needs a session: the files go to the client through it`);
+    if (exports.length && session && !session.supports(FILE_SEND.path))
+      throw invalidArgument('method /moby.filesync.v1.FileSend/diffcopy not supported by the client');
     const abort = new AbortController();
     const stop = () => abort.abort(new Error('the client went away'));
     if (req.signal.aborted) stop();
@@ -105,12 +114,30 @@ export class BuildKitVerbs {
       load.done();
     });
     try {
-      const { session: _s, contextFromSession: _c, ...rest } = req;
+      const { session: _s, contextFromSession: _c, exports: _x, ...rest } = req;
       const img = await this.builder.buildFromTar(
         context,
-        { ...rest, dockerfile, secrets, credentials, signal: abort.signal },
+        {
+          ...rest,
+          dockerfile,
+          secrets,
+          credentials,
+          signal: abort.signal,
+          ...(session ? { ssh: sessionSshAgents(session) } : {}),
+        },
         t.output(),
       );
+      for (const type of exports) {
+        // BuildKit's vertex names for these exporters
+        const v = t.vertex(type === 'tar' ? 'sending tarball' : 'exporting to client directory');
+        try {
+          await this.builder.withRootfs(img, (dir) => exportToClient(session!, type, dir, abort.signal));
+        } catch (e) {
+          v.done(errorMessage(e));
+          throw e;
+        }
+        v.done();
+      }
       t.finish();
       for (const tag of req.tags) this.e.events.emit('image', 'tag', img.id, { name: tag });
       return img;
@@ -194,9 +221,19 @@ export class BuildKitVerbs {
         ? [{ Type: r.Exporter, Attrs: r.ExporterAttrs }]
         : [];
     const tags: string[] = [];
+    const toClient: ExportType[] = [];
+    let toImage = exporters.length === 0; // no exporter: build only, the image id answered as before
     for (const x of exporters) {
+      if (x.Type === 'local' || x.Type === 'tar') {
+        toClient.push(x.Type);
+        continue;
+      }
       if (x.Type !== 'image' && x.Type !== 'moby')
-        throw notImplemented(`exporter ${x.Type} is not supported: berth exports to its image store (image, moby)`);
+        throw notImplemented(
+          `exporter ${x.Type} is not supported: berth exports to its image store (image, moby) ` +
+            'and to the client (local, tar)',
+        );
+      toImage = true;
       if (/^(1|true)$/i.test(x.Attrs['push'] ?? ''))
         throw notImplemented('push=true is not supported: push the image after the build');
       // a bad name fails the Solve before anything runs
@@ -236,6 +273,7 @@ export class BuildKitVerbs {
           signal,
           session: r.Session,
           contextFromSession: true,
+          exports: toClient,
         },
         progress.publish,
       ).catch((e: unknown) => {
@@ -246,6 +284,8 @@ export class BuildKitVerbs {
         const where = /^no active session|^session directory/.test(msg) ? 'failed to read dockerfile: ' : '';
         throw new GrpcError(GRPC_SERVER.UNKNOWN, `failed to solve with frontend dockerfile.v0: ${where}${msg}`);
       });
+      // the local and tar exporters answer nothing (BuildKit's)
+      if (!toImage) return {};
       return {
         'containerimage.digest': img.id,
         'containerimage.config.digest': img.id,

@@ -12,8 +12,9 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import net from 'node:net';
@@ -130,14 +131,22 @@ describe('BuildKit control API on POST /grpc', () => {
   }
 
   /** A session serving FileSync with the `context` and `dockerfile` dirs, as buildx opens one. */
-  async function openSession(syncDirs: Record<string, string>): Promise<{ id: string; synced: string[] }> {
+  async function openSession(
+    syncDirs: Record<string, string>,
+    ssh?: { forwarded: Buffer[]; ids: string[] },
+    tarOut?: { chunks: Buffer[]; done: Promise<void>; end: () => void },
+  ): Promise<{ id: string; synced: string[] }> {
     const id = randomUUID();
     const synced: string[] = [];
     const socket = await upgrade('/session', {
       'X-Docker-Expose-Session-Uuid': id,
       'X-Docker-Expose-Session-Name': 'berth-grpc-test',
       'X-Docker-Expose-Session-Sharedkey': 'k',
-      'X-Docker-Expose-Session-Grpc-Method': ['/moby.filesync.v1.FileSync/DiffCopy'],
+      'X-Docker-Expose-Session-Grpc-Method': [
+        '/moby.filesync.v1.FileSync/DiffCopy',
+        ...(ssh ? ['/moby.sshforward.v1.SSH/CheckAgent', '/moby.sshforward.v1.SSH/ForwardAgent'] : []),
+        ...(tarOut ? ['/moby.filesync.v1.FileSend/DiffCopy'] : []),
+      ],
     });
     const server = new grpc.Server();
     server.createConnectionInjector(grpc.ServerCredentials.createInsecure()).injectConnection(socket);
@@ -151,6 +160,56 @@ describe('BuildKit control API on POST /grpc', () => {
         fsutilSend(call, syncDirs[dir]);
       },
     });
+    if (tarOut) {
+      // FileSend as the tar exporter uses it: BytesMessage chunks (field 1, bytes), then a half-close
+      const bytes = loadSync('sshforward.proto', { includeDirs: [PROTO_DIR], keepCase: true })[
+        'moby.sshforward.v1.SSH'
+      ] as unknown as Record<string, MethodDefinition<object, object>>;
+      const raw = (b: Buffer) => b;
+      server.addService(
+        {
+          DiffCopy: {
+            path: '/moby.filesync.v1.FileSend/DiffCopy',
+            requestStream: true,
+            responseStream: true,
+            requestSerialize: raw,
+            requestDeserialize: raw,
+            responseSerialize: raw,
+            responseDeserialize: raw,
+            originalName: 'DiffCopy',
+          },
+        } as unknown as grpc.ServiceDefinition,
+        {
+          DiffCopy: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+            call.on('data', (b: Buffer) =>
+              tarOut.chunks.push(Buffer.from((bytes['ForwardAgent']!.requestDeserialize(b) as { data: Buffer }).data)),
+            );
+            call.on('end', () => {
+              call.end();
+              tarOut.end();
+            });
+          },
+        },
+      );
+    }
+    if (ssh) {
+      const pkg = grpc.loadPackageDefinition(
+        loadSync('sshforward.proto', { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, enums: String }),
+      ) as unknown as { moby: { sshforward: { v1: { SSH: { service: grpc.ServiceDefinition } } } } };
+      server.addService(pkg.moby.sshforward.v1.SSH.service, {
+        CheckAgent: (_call: grpc.ServerUnaryCall<{ ID: string }, object>, cb: grpc.sendUnaryData<object>) =>
+          cb(null, {}),
+        // an agent holding no keys: every request answered SSH2_AGENT_IDENTITIES_ANSWER with 0 keys
+        ForwardAgent: (call: grpc.ServerDuplexStream<{ data: Buffer }, { data: Buffer }>) => {
+          ssh.ids.push(String(call.metadata.get('buildkit.ssh.id')[0] ?? ''));
+          call.on('data', (m: { data: Buffer }) => {
+            ssh.forwarded.push(Buffer.from(m.data));
+            call.write({ data: Buffer.from([0, 0, 0, 5, 12, 0, 0, 0, 0]) });
+          });
+          call.on('end', () => call.end());
+        },
+      });
+    }
     closers.push(() => {
       server.forceShutdown();
       socket.destroy();
@@ -250,6 +309,77 @@ describe('BuildKit control API on POST /grpc', () => {
     assert.equal(insp.stdout.trim(), `${resp['containerimage.digest']} grpc`);
   });
 
+  test('Solve with RUN --mount=type=ssh: the agent requests go through the session', async () => {
+    const ctx = mkdtempSync('/var/tmp/berth-bkg-ctx-');
+    dirs.push(ctx);
+    // the host's ssh-add with its libraries and loader (busybox has no agent client)
+    mkdirSync(join(ctx, 'sshbin'));
+    copyFileSync('/usr/bin/ssh-add', join(ctx, 'sshbin/ssh-add'));
+    for (const line of execFileSync('ldd', ['/usr/bin/ssh-add']).toString().split('\n')) {
+      const m = /(\/\S+)\s+\(0x/.exec(line);
+      if (m) copyFileSync(m[1]!, join(ctx, 'sshbin', basename(m[1]!)));
+    }
+    copyFileSync('/lib64/ld-linux-x86-64.so.2', join(ctx, 'sshbin/ld.so'));
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      'FROM busybox\nCOPY sshbin /sshbin\n' +
+        'RUN --mount=type=ssh,id=work,required=true ' +
+        '/sshbin/ld.so --library-path /sshbin /sshbin/ssh-add -L > /out 2>&1; echo rc=$? >> /out\n',
+    );
+    const ssh = { forwarded: [] as Buffer[], ids: [] as string[] };
+    const s = await openSession({ context: ctx, dockerfile: ctx }, ssh);
+    const h2 = await controlClient();
+    const r = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', {
+        Ref: randomUUID(),
+        Session: s.id,
+        Frontend: 'dockerfile.v0',
+        FrontendAttrs: { filename: 'Dockerfile' },
+        Exporters: [{ Type: 'moby', Attrs: { name: 'bkgrpc/ssh:1' } }],
+      }),
+    );
+    assert.equal(r.status, 0, r.message);
+    assert.deepEqual(ssh.ids, ['work']);
+    assert.deepEqual([...Buffer.concat(ssh.forwarded)], [0, 0, 0, 1, 11]); // REQUEST_IDENTITIES
+    const out = (await d.docker(['run', '--rm', 'bkgrpc/ssh:1', 'cat', '/out'])).stdout;
+    // ssh-add read the session's answer: an agent with no identities (exit 1)
+    assert.equal(out, 'The agent has no identities.\nrc=1\n');
+  });
+
+  test('Solve with the tar exporter: the image root goes to the session, no image is answered', async () => {
+    const ctx = mkdtempSync('/var/tmp/berth-bkg-ctx-');
+    dirs.push(ctx);
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo exported > /result.txt\n');
+    let end!: () => void;
+    const tarOut = { chunks: [] as Buffer[], done: new Promise<void>((r) => (end = r)), end: () => end() };
+    const s = await openSession({ context: ctx, dockerfile: ctx }, undefined, tarOut);
+    const h2 = await controlClient();
+    const r = await rpc(
+      h2,
+      '/moby.buildkit.v1.Control/Solve',
+      enc('Solve', {
+        Ref: randomUUID(),
+        Session: s.id,
+        Frontend: 'dockerfile.v0',
+        FrontendAttrs: { filename: 'Dockerfile' },
+        // the deprecated single-exporter fields, as older buildx sends them
+        Exporter: 'tar',
+        ExporterAttrs: { dest: 'ignored-by-the-daemon' },
+      }),
+    );
+    assert.equal(r.status, 0, r.message);
+    await tarOut.done;
+    // BuildKit's tar exporter answers no image
+    assert.deepEqual(dec<{ ExporterResponse: Record<string, string> }>('Solve', r.messages[0]!).ExporterResponse, {});
+    const tar = Buffer.concat(tarOut.chunks);
+    const at = tar.indexOf('result.txt');
+    assert.ok(at >= 0 && at < 512 * 10_000, 'result.txt is in the tar');
+    assert.ok(tar.includes('exported\n'));
+    assert.equal(tar.length % 512, 0);
+  });
+
   test('DiskUsage lists the build cache, Prune streams what it removed and empties it', async () => {
     const h2 = await controlClient();
     const du = await rpc(h2, '/moby.buildkit.v1.Control/DiskUsage', enc('DiskUsage', { filter: [] }));
@@ -306,10 +436,10 @@ describe('BuildKit control API on POST /grpc', () => {
     const exp = await rpc(
       h2,
       '/moby.buildkit.v1.Control/Solve',
-      enc('Solve', { Session: 'z', Frontend: 'dockerfile.v0', Exporters: [{ Type: 'local', Attrs: {} }] }),
+      enc('Solve', { Session: 'z', Frontend: 'dockerfile.v0', Exporters: [{ Type: 'oci', Attrs: {} }] }),
     );
     assert.equal(exp.status, 12);
-    assert.match(exp.message, /exporter local/);
+    assert.match(exp.message, /exporter oci/);
     // grpc-timeout: a Status for a Ref no Solve starts ends at its deadline
     const t1 = Date.now();
     const late = await rpc(

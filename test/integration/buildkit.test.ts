@@ -561,7 +561,7 @@ describe('BuildKit builds (dockerode version 2)', () => {
     while (Date.now() < deadline) {
       const ps = await d.docker(['info'], { allowFail: true }); // the daemon still answers
       assert.equal(ps.code, 0);
-      const procs = execFileSync('ps', ['-eo', 'args']).toString();
+      const procs = execFileSync('ps', ['-eo', 'args'], { maxBuffer: 256 * 1024 * 1024 }).toString();
       left = procs.split('\n').some((l) => l.trim() === 'sleep 300');
       if (!left) break;
       await new Promise((r) => setTimeout(r, 250));

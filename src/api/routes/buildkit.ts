@@ -124,6 +124,39 @@ function registryConfig(ctx: Ctx): BuildKitRequest['credentials'] {
   return isObject(v) ? registryCredentials(v) : () => null;
 }
 
+/**
+ * `outputs` (JSON `[{"Type": ..., "Attrs": {...}}]`, keys in any case as Go decodes them): at most
+ * one, as dockerd ("multiple outputs not supported"). `moby`/`image` (without push) or none: the
+ * image store; `local`/`tar`: the files go to the client through its session (`dest` is the
+ * client's business); `cacheonly`: build only.
+ */
+function buildOutput(ctx: Ctx): 'image' | 'local' | 'tar' | 'cacheonly' {
+  const list = jsonParam(ctx, 'outputs', (v): v is unknown[] => Array.isArray(v), []);
+  if (list.length > 1) throw invalidArgument('multiple outputs not supported');
+  if (list.length === 0) return 'image';
+  const o = list[0];
+  if (!isObject(o)) throw invalidArgument('invalid outputs parameter');
+  const field = (name: string): unknown => Object.entries(o).find(([k]) => k.toLowerCase() === name)?.[1];
+  const type = field('type');
+  const attrs = field('attrs') ?? {};
+  if (typeof type !== 'string' || !isObject(attrs)) throw invalidArgument('invalid outputs parameter');
+  switch (type) {
+    case 'local':
+    case 'tar':
+    case 'cacheonly':
+      return type;
+    case 'moby':
+    case 'image':
+      if (/^(1|true)$/i.test(String(attrs['push'] ?? '')))
+        throw invalidArgument('push=true is not supported: push the image after the build');
+      return 'image';
+    default:
+      throw invalidArgument(
+        `exporter ${type} is not supported: berth exports to its image store (moby, image) and to the client (local, tar)`,
+      );
+  }
+}
+
 /** `POST /build?version=2`: called by ./build.ts's `/build` route. */
 export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void> {
   const remote = ctx.query.get('remote') ?? '';
@@ -137,9 +170,7 @@ export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void>
   const platform = ctx.query.get('platform') || 'linux/amd64';
   if (!/^linux(\/amd64)?$/.test(platform))
     throw invalidArgument(`platform ${platform} is not supported: this host builds linux/amd64`);
-  const outputs = ctx.query.get('outputs');
-  if (outputs && outputs !== 'null' && outputs !== '[]')
-    throw invalidArgument('outputs other than the image exporter are not supported');
+  const output = buildOutput(ctx);
   const req: BuildKitRequest = {
     dockerfile: ctx.query.get('dockerfile') || 'Dockerfile',
     tags: ctx.query.getAll('t').filter(Boolean),
@@ -157,13 +188,17 @@ export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void>
     signal: ctx.signal,
     session: ctx.query.get('session') ?? '',
     contextFromSession: remote === 'client-session',
+    exports: output === 'local' || output === 'tar' ? [output] : [],
   };
+  // the image exporter tags; the local and tar exporters only send files (no image name, no tags)
+  if (output !== 'image') req.tags = [];
   const p = progress(ctx);
   try {
     const img = await kit.build(ctx.bodyStream, req, (status) =>
       p.msg({ id: 'moby.buildkit.trace', aux: status.toString('base64') }),
     );
-    p.msg({ id: 'moby.image.id', aux: { ID: img.id } });
+    // dockerd sends the image id only when the exporter answered one (the image exporter)
+    if (output === 'image') p.msg({ id: 'moby.image.id', aux: { ID: img.id } });
   } catch (e) {
     ctx.bodyStream.resume();
     if (!p.started) throw e; // nothing sent yet: an HTTP error (a bad session id, ...)
