@@ -8,7 +8,7 @@ REPO=$(pwd)
 RUN=1
 [ "${1:-}" = "--no-run" ] && RUN=0
 
-APT_PKGS=(crun runc conmon busybox-static tini catatonit containernetworking-plugins etcd-server iperf3 iproute2 procps skopeo umoci jq tmux hyperfine apache2-utils docker-registry docker.io pigz docker-compose python3-docker)
+APT_PKGS=(crun runc conmon busybox-static tini catatonit containernetworking-plugins etcd-server iperf3 openssh-client iproute2 procps skopeo umoci jq tmux hyperfine apache2-utils docker-registry docker.io pigz docker-compose python3-docker)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
