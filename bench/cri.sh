@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# CRI pod start latency, berthd beside Debian's containerd 1.6 (its CRI plugin) in one run, through
+# the same client (bench/cri-client.mjs, berth's runtime.v1 .proto). Results:
+# bench/results/<UTC>-cri.{json,md}.
+#   bash bench/cri.sh            RUNS=5 bash bench/cri.sh   (a quick pass)
+# Figure: RunPodSandbox + CreateContainer + StartContainer of a busybox `sleep`, pod network through
+# CNI (bridge + host-local + portmap, the same chain for both, each on its own bridge and subnet),
+# then stop and remove (timed apart); median of RUNS after WARMUP.
+# containerd: private --root/--state/--address and config, sandbox image a local pause image built
+# here from Debian's static catatonit (`catatonit -P`), imported with `ctr -n k8s.io images import`
+# with the busybox fixture. berthd: its CRI socket (--cri-socket); when this berthd has no CRI
+# endpoint yet (before branch cri is merged) its side is reported as skipped and the run goes on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+# bench_init's start without its scripts/install.sh run (which may npm ci and relink /usr/local/bin):
+# this bench needs only Debian packages and a build of this tree
+REPO=$(pwd)
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$REPO/bench/results/$STAMP-cri
+FIXTURE=/var/cache/berth/fixtures/busybox.tar
+need=""
+for p in containerd runc containernetworking-plugins catatonit jq docker.io; do dpkg -s $p >/dev/null 2>&1 || need="$need $p"; done
+if [ -n "$need" ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; fi
+[ -f $FIXTURE ] || bash scripts/fixture-busybox.sh $FIXTURE >/dev/null
+npm run -s build
+RUNS=${RUNS:-20}
+WARMUP=${WARMUP:-2}
+WORK=${WORK:-/var/tmp/berth-bench-cri}
+CNI_BIN=/usr/lib/cni
+PAUSE_REF=localhost/berth-pause:catatonit
+CTRD_SOCK=$WORK/containerd.sock
+BERTH_CRI=$WORK/berth-cri.sock
+CTRD_BRIDGE=bcri-ctrd0
+BERTH_BRIDGE=bcri-berth0
+
+cleanup() {
+  set +e
+  [ -n "${CTRD_PID:-}" ] && {
+    # pods a failed run left: their tasks, then the daemon, then the shims of this address
+    for t in $(ctr -a $CTRD_SOCK -n k8s.io tasks ls -q 2>/dev/null); do ctr -a $CTRD_SOCK -n k8s.io tasks kill -s SIGKILL $t; done
+    kill $CTRD_PID; wait $CTRD_PID 2>/dev/null
+    for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK"); do kill -9 $p; done
+  }
+  [ -n "${BERTH_PID:-}" ] && { kill $BERTH_PID; wait $BERTH_PID 2>/dev/null; }
+  ip link del $CTRD_BRIDGE 2>/dev/null
+  ip link del $BERTH_BRIDGE 2>/dev/null
+  release_work "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+# The pause image: one layer holding /catatonit (static), `catatonit -P` (pause mode), as an OCI
+# image layout in a tar, named by the annotations ctr import reads.
+make_pause_image() {
+  local d=$WORK/pause b=$WORK/pause/blobs/sha256 layer cfg man lsize csize msize
+  mkdir -p $d/rootfs $b
+  cp /usr/bin/catatonit $d/rootfs/catatonit
+  tar --numeric-owner --owner=0 --group=0 --mtime=@0 -C $d/rootfs -cf $d/layer.tar catatonit
+  layer=$(sha256sum $d/layer.tar | cut -d' ' -f1); lsize=$(stat -c %s $d/layer.tar); mv $d/layer.tar $b/$layer
+  jq -cn --arg l sha256:$layer '{architecture:"amd64",os:"linux",
+    config:{Entrypoint:["/catatonit","-P"],WorkingDir:"/"},rootfs:{type:"layers",diff_ids:[$l]}}' >$d/cfg
+  cfg=$(sha256sum $d/cfg | cut -d' ' -f1); csize=$(stat -c %s $d/cfg); mv $d/cfg $b/$cfg
+  jq -cn --arg c sha256:$cfg --argjson cs $csize --arg l sha256:$layer --argjson ls $lsize '{schemaVersion:2,
+    mediaType:"application/vnd.oci.image.manifest.v1+json",
+    config:{mediaType:"application/vnd.oci.image.config.v1+json",digest:$c,size:$cs},
+    layers:[{mediaType:"application/vnd.oci.image.layer.v1.tar",digest:$l,size:$ls}]}' >$d/man
+  man=$(sha256sum $d/man | cut -d' ' -f1); msize=$(stat -c %s $d/man); mv $d/man $b/$man
+  jq -cn --arg m sha256:$man --argjson ms $msize --arg ref $PAUSE_REF '{schemaVersion:2,manifests:[{
+    mediaType:"application/vnd.oci.image.manifest.v1+json",digest:$m,size:$ms,
+    annotations:{"io.containerd.image.name":$ref,"org.opencontainers.image.ref.name":"catatonit"}}]}' >$d/index.json
+  echo '{"imageLayoutVersion":"1.0.0"}' >$d/oci-layout
+  tar --numeric-owner --owner=0 --group=0 -C $d -cf $WORK/pause.tar oci-layout index.json blobs
+}
+
+# A conflist: bridge $2 with host-local in $3 (own data dir), then portmap; as berth's default.
+write_conflist() {
+  mkdir -p $1
+  jq -n --arg br $2 --arg net $3 --arg data $WORK/cni-ipam-$2 '{cniVersion:"1.0.0",name:("bench-"+$br),plugins:[
+    {type:"bridge",bridge:$br,isGateway:true,ipMasq:true,hairpinMode:true,
+     ipam:{type:"host-local",dataDir:$data,ranges:[[{subnet:($net+".0/24"),gateway:($net+".1")}]],routes:[{dst:"0.0.0.0/0"}]}},
+    {type:"portmap",capabilities:{portMappings:true}}]}' >$1/10-bench.conflist
+}
+
+make_pause_image
+write_conflist $WORK/cni-ctrd $CTRD_BRIDGE 10.124.0
+write_conflist $WORK/cni-berth $BERTH_BRIDGE 10.124.1
+
+# --- containerd 1.6 with its CRI plugin, private everything ---
+cat >$WORK/containerd.toml <<EOF
+version = 2
+root = "$WORK/containerd/root"
+state = "$WORK/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$WORK/containerd.ttrpc.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$WORK/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_REF"
+  netns_mounts_under_state_dir = true
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # no CAP_SYS_RESOURCE here (HOST.md): the pause container's oom_score_adj -998 is refused, so no lower than containerd's own
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$WORK/cni-ctrd"
+    max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$WORK/containerd/runc"
+        SystemdCgroup = false
+EOF
+containerd --config $WORK/containerd.toml >$WORK/containerd.log 2>&1 &
+CTRD_PID=$!
+for _ in $(seq 100); do [ -S $CTRD_SOCK ] && break; sleep 0.2; done
+[ -S $CTRD_SOCK ] || { tail -20 $WORK/containerd.log; echo "containerd did not start"; exit 1; }
+ctr -a $CTRD_SOCK -n k8s.io images import $WORK/pause.tar >/dev/null
+ctr -a $CTRD_SOCK -n k8s.io images import $FIXTURE >/dev/null
+CTRD_VERSION=$(containerd --version | awk '{print $3}')
+
+echo "containerd $CTRD_VERSION: $RUNS runs"
+LOG_ROOT=$WORK/logs-ctrd node bench/cri-client.mjs unix://$CTRD_SOCK $WORK/ctrd.json $RUNS $WARMUP
+
+# --- berthd's CRI endpoint (branch cri) ---
+BERTH_STATE=skipped
+BERTH_NOTE=""
+if bin/berthd --help 2>&1 | grep -q -- '--cri-socket'; then
+  cni_flags=()
+  bin/berthd --help 2>&1 | grep -q -- '--cni-conf-dir' && cni_flags+=(--cni-conf-dir $WORK/cni-berth)
+  bin/berthd --help 2>&1 | grep -q -- '--cni-bin-dir' && cni_flags+=(--cni-bin-dir $CNI_BIN)
+  bin/berthd --host unix://$WORK/berth.sock --root $WORK/berth-root --exec-root $WORK/berth-run \
+    --cri-socket unix://$BERTH_CRI "${cni_flags[@]}" >$WORK/berthd.log 2>&1 &
+  BERTH_PID=$!
+  for _ in $(seq 100); do [ -S $WORK/berth.sock ] && [ -S $BERTH_CRI ] && break; sleep 0.2; done
+  DOCKER_HOST=unix://$WORK/berth.sock docker load -i $FIXTURE >/dev/null
+  echo "berthd: $RUNS runs"
+  if LOG_ROOT=$WORK/logs-berth node bench/cri-client.mjs unix://$BERTH_CRI $WORK/berth.json $RUNS $WARMUP; then
+    BERTH_STATE=ok
+    [ ${#cni_flags[@]} -eq 0 ] && BERTH_NOTE="berthd has no --cni-conf-dir: it used its own CNI conf dir"
+  else
+    BERTH_STATE=failed
+    BERTH_NOTE="berthd's CRI run failed: see $WORK/berthd.log"
+    tail -20 $WORK/berthd.log
+  fi
+else
+  BERTH_NOTE="this berthd has no CRI endpoint (--cri-socket): merge branch cri, then run again"
+  echo "berthd: skipped: $BERTH_NOTE"
+fi
+
+node - "$WORK" "$OUT" "$CTRD_VERSION" "$BERTH_STATE" "$BERTH_NOTE" <<'EOF'
+const [work, out, ctrdVersion, berthState, berthNote] = process.argv.slice(2);
+const fs = require('node:fs');
+const ctrd = JSON.parse(fs.readFileSync(`${work}/ctrd.json`, 'utf8'));
+const berth = berthState === 'ok' ? JSON.parse(fs.readFileSync(`${work}/berth.json`, 'utf8')) : null;
+const r = { containerd: { version: ctrdVersion, ...ctrd }, berthd: berth ?? { state: berthState, note: berthNote } };
+if (berth) r.ratio = berth.medianMs.total / ctrd.medianMs.total;
+fs.writeFileSync(`${out}.json`, JSON.stringify(r, null, 2));
+const f = (x) => (x === undefined ? '' : x.toFixed(1));
+const b = (k) => (berth ? f(berth.medianMs[k]) : berthState);
+const md =
+  `# CRI bench ${out.split('/').pop()}\n\n${ctrd.runs} runs after ${ctrd.warmup} warm-ups, medians in ms; ` +
+  `same client and .proto for both; pods on CNI bridge + host-local + portmap.\n\n` +
+  `| figure | berthd | containerd ${ctrdVersion} | target |\n|---|---|---|---|\n` +
+  `| **pod start** (RunPodSandbox + CreateContainer + StartContainer) | ${b('total')} | ${f(ctrd.medianMs.total)} | berthd ≤ ½ containerd |\n` +
+  `| … RunPodSandbox | ${b('runPodSandbox')} | ${f(ctrd.medianMs.runPodSandbox)} | |\n` +
+  `| … CreateContainer | ${b('createContainer')} | ${f(ctrd.medianMs.createContainer)} | |\n` +
+  `| … StartContainer | ${b('startContainer')} | ${f(ctrd.medianMs.startContainer)} | |\n` +
+  `| stop + remove container and pod (not in the figure) | ${b('teardown')} | ${f(ctrd.medianMs.teardown)} | |\n` +
+  (berth ? `| ratio berthd / containerd (pod start) | ${r.ratio.toFixed(2)} | 1 | ≤ 0.5 |\n` : '') +
+  (berthNote ? `\nberthd: ${berthNote}\n` : '');
+fs.writeFileSync(`${out}.md`, md);
+process.stdout.write(md);
+EOF
