@@ -347,6 +347,7 @@ export class Cni {
     if (Object.keys(runtimeConfig).length) conf['runtimeConfig'] = runtimeConfig;
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CNI_')) env[k] = v;
+    env['PATH'] ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'; // portmap and bridge run iptables
     Object.assign(env, {
       CNI_COMMAND: command,
       CNI_CONTAINERID: inv.containerId,
