@@ -372,6 +372,127 @@ describe('CNI pod networking', () => {
     assert.equal(existsSync(cache(ids[7]!)), false);
   });
 
+  test('the protocol: environment, name and cniVersion of the list, prevResult chaining, runtimeConfig only where declared, DEL in reverse with the cached result', async () => {
+    // recording plugins: each logs its environment and stdin; rec-first answers a result, rec-second
+    // passes its prevResult on with a DNS server added, rec-fail answers a CNI error
+    const bin = join(dir, 'rec-bin');
+    const log = join(dir, 'rec.log');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(
+      join(bin, 'rec-first'),
+      `#!/bin/sh
+conf=$(cat)
+jq -cn --arg cmd "$CNI_COMMAND" --arg me "$(basename "$0")" --arg args "$CNI_ARGS" --arg ifname "$CNI_IFNAME" \\
+  --arg netns "$CNI_NETNS" --arg path "$CNI_PATH" --arg cid "$CNI_CONTAINERID" --argjson conf "$conf" \\
+  '{$cmd,$me,$args,$ifname,$netns,$path,$cid,$conf}' >> ${log}
+[ "$CNI_COMMAND" = ADD ] || exit 0
+case "$(basename "$0")" in
+rec-first) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[{"address":"10.99.0.7/24","gateway":"10.99.0.1","interface":0}]}' "$CNI_IFNAME" "$CNI_NETNS" ;;
+rec-second) echo "$conf" | jq -c '.prevResult + {dns: {nameservers: ["10.99.0.1"]}}' ;;
+rec-fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no field x"}'; exit 1 ;;
+esac
+`,
+    );
+    chmodSync(join(bin, 'rec-first'), 0o755);
+    for (const n of ['rec-second', 'rec-fail']) execFileSync('ln', ['-sf', 'rec-first', join(bin, n)]);
+    const recConf = join(dir, 'rec.d');
+    execFileSync('mkdir', ['-p', recConf]);
+    const list = (plugins: unknown[]) =>
+      writeFileSync(join(recConf, '10-rec.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'recnet', plugins }));
+    list([
+      { type: 'rec-first', name: 'not-this', cniVersion: '0.3.1', capabilities: { portMappings: false } },
+      { type: 'rec-second', capabilities: { portMappings: true }, custom: { kept: true } },
+    ]);
+    const rec = new Cni({ confDir: recConf, binDirs: [bin, '/usr/lib/cni'], cacheDir: join(dir, 'rec-cache') });
+    type Entry = {
+      cmd: string;
+      me: string;
+      args: string;
+      ifname: string;
+      netns: string;
+      path: string;
+      cid: string;
+      conf: Record<string, unknown>;
+    };
+    const entries = (): Entry[] =>
+      existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as Entry)
+        : [];
+    const f = netns('f');
+    const pm = [{ hostPort: 18080, containerPort: 80, protocol: 'tcp' as const, hostIP: '127.0.0.1' }];
+    const r = await rec.setUp({
+      containerId: 'rec1',
+      netnsPath: f.path,
+      ifName: 'net1',
+      portMappings: pm,
+      args: { K8S_POD_NAME: 'p' },
+    });
+    assert.deepEqual(r.ips, [{ address: '10.99.0.7/24', gateway: '10.99.0.1', interface: 0 }]);
+    assert.deepEqual(r.dns, { nameservers: ['10.99.0.1'] }, "the result is the last plugin's");
+    const add = entries();
+    assert.deepEqual(
+      add.map((e) => `${e.cmd} ${e.me}`),
+      ['ADD rec-first', 'ADD rec-second'],
+    );
+    for (const e of add) {
+      assert.equal(e.conf['name'], 'recnet');
+      assert.equal(e.conf['cniVersion'], '1.0.0');
+      assert.equal(e.args, 'IgnoreUnknown=1;K8S_POD_NAME=p');
+      assert.equal(e.ifname, 'net1');
+      assert.equal(e.netns, f.path);
+      assert.equal(e.cid, 'rec1');
+      assert.equal(e.path, `${bin}:/usr/lib/cni`);
+    }
+    assert.equal(add[0]!.conf['prevResult'], undefined);
+    assert.equal(add[0]!.conf['runtimeConfig'], undefined, 'rec-first does not declare portMappings');
+    assert.deepEqual(add[1]!.conf['prevResult'], {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'net1', sandbox: f.path }],
+      ips: [{ address: '10.99.0.7/24', gateway: '10.99.0.1', interface: 0 }],
+    });
+    assert.deepEqual(add[1]!.conf['runtimeConfig'], { portMappings: pm });
+    assert.deepEqual(add[1]!.conf['custom'], { kept: true });
+    // the conf dir changes; DEL still runs the ADD's list, in reverse, with its result and arguments
+    list([{ type: 'rec-fail' }]);
+    rmSync(log);
+    shOk('ip', ['netns', 'del', f.name]);
+    await rec.tearDown({ containerId: 'rec1', netnsPath: f.path, ifName: 'net1' });
+    const del = entries();
+    assert.deepEqual(
+      del.map((e) => `${e.cmd} ${e.me}`),
+      ['DEL rec-second', 'DEL rec-first'],
+    );
+    for (const e of del) {
+      assert.deepEqual(e.conf['prevResult'], {
+        ...(add[1]!.conf['prevResult'] as object),
+        dns: { nameservers: ['10.99.0.1'] },
+      });
+      assert.equal(e.args, 'IgnoreUnknown=1;K8S_POD_NAME=p');
+      assert.equal(e.netns, '', 'a netns that is gone is passed empty');
+    }
+    assert.deepEqual(del[0]!.conf['runtimeConfig'], { portMappings: pm });
+    // a CNI error body: its code, msg and details; every plugin of the list DEL'd, in reverse
+    list([{ type: 'rec-first' }, { type: 'rec-fail' }, { type: 'rec-second' }]);
+    rmSync(log);
+    const g = netns('g');
+    await assert.rejects(rec.setUp({ containerId: 'rec2', netnsPath: g.path }), (e) => {
+      assert.ok(isBerthError(e, 'FailedPrecondition'), String(e));
+      assert.equal(
+        (e as Error).message,
+        'CNI plugin rec-fail (network recnet, ADD of rec2): invalid config: no field x (CNI error 7)',
+      );
+      return true;
+    });
+    assert.deepEqual(
+      entries().map((e) => `${e.cmd} ${e.me}`),
+      ['ADD rec-first', 'ADD rec-fail', 'DEL rec-second', 'DEL rec-fail', 'DEL rec-first'],
+    );
+    assert.equal(existsSync(join(dir, 'rec-cache', 'results', 'rec2-eth0.json')), false);
+  });
+
   test('writeDefaultConflist writes berth-cni0 with portmap once, and never over an existing file', async () => {
     const d = join(dir, 'default.d');
     const f = await writeDefaultConflist(d);
