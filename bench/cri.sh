@@ -5,7 +5,8 @@
 #   bash bench/cri.sh            RUNS=5 bash bench/cri.sh   (a quick pass)
 # Figure: RunPodSandbox + CreateContainer + StartContainer of a busybox `sleep`, pod network through
 # CNI (bridge + host-local + portmap, the same chain for both, each on its own bridge and subnet),
-# then stop and remove (timed apart); median of RUNS after WARMUP.
+# then stop and remove (timed apart); median of RUNS after WARMUP, the runtimes taking turns run by
+# run (one client process drives both), so that the load of the shared machine falls on both alike.
 # containerd: private --root/--state/--address and config, sandbox image a local pause image built
 # here from Debian's static catatonit (`catatonit -P`), imported with `ctr -n k8s.io images import`
 # with the busybox fixture. berthd: its CRI socket (--cri-socket); when this berthd has no CRI
@@ -43,6 +44,7 @@ cleanup() {
     for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK"); do kill -9 $p; done
   }
   [ -n "${BERTH_PID:-}" ] && { kill $BERTH_PID; wait $BERTH_PID 2>/dev/null; }
+  for p in $(pgrep -f "conmon .*$WORK/"); do kill -9 $p; done # pods a failed run left under berthd
   ip link del $CTRD_BRIDGE 2>/dev/null
   ip link del $BERTH_BRIDGE 2>/dev/null
   release_work "$WORK"
@@ -134,13 +136,9 @@ ctr -a $CTRD_SOCK -n k8s.io images import $WORK/pause.tar >/dev/null
 ctr -a $CTRD_SOCK -n k8s.io images import $FIXTURE >/dev/null
 CTRD_VERSION=$(containerd --version | awk '{print $3}')
 
-echo "containerd $CTRD_VERSION: $RUNS runs"
-LOG_ROOT=$WORK/logs-ctrd node bench/cri-client.mjs unix://$CTRD_SOCK $WORK/ctrd.json $RUNS $WARMUP
-
 # --- berthd's CRI endpoint (branch cri) ---
 # Started with --cri-socket whatever its usage line says; a berthd that refuses the flag or never
 # opens the socket is reported as skipped, with its own words.
-BERTH_STATE=skipped
 BERTH_NOTE=""
 cni_flags=()
 help=$(bin/berthd --help 2>&1 || true)
@@ -154,17 +152,11 @@ for _ in $(seq 150); do
   kill -0 $BERTH_PID 2>/dev/null || break
   sleep 0.2
 done
+TARGETS=(containerd=unix://$CTRD_SOCK)
 if [ -S $BERTH_CRI ]; then
   DOCKER_HOST=unix://$WORK/berth.sock docker load -i $FIXTURE >/dev/null || echo "berthd: docker load of the fixture failed"
-  echo "berthd: $RUNS runs"
-  if LOG_ROOT=$WORK/logs-berth node bench/cri-client.mjs unix://$BERTH_CRI $WORK/berth.json $RUNS $WARMUP; then
-    BERTH_STATE=ok
-    [ ${#cni_flags[@]} -eq 0 ] && BERTH_NOTE="berthd lists no --cni-conf-dir: its pods used its own CNI configuration"
-  else
-    BERTH_STATE=failed
-    BERTH_NOTE="the CRI run against berthd failed (its log: \$WORK/berthd.log, kept with KEEP_WORK=1)"
-    tail -20 $WORK/berthd.log
-  fi
+  TARGETS=(berthd=unix://$BERTH_CRI "${TARGETS[@]}")
+  [ ${#cni_flags[@]} -eq 0 ] && BERTH_NOTE="berthd lists no --cni-conf-dir: its pods used its own CNI configuration"
 else
   kill $BERTH_PID 2>/dev/null || true; wait $BERTH_PID 2>/dev/null || true
   BERTH_PID=""
@@ -172,27 +164,33 @@ else
   echo "berthd: skipped: $BERTH_NOTE"
 fi
 
-node - "$WORK" "$OUT" "$CTRD_VERSION" "$BERTH_STATE" "$BERTH_NOTE" <<'EOF'
-const [work, out, ctrdVersion, berthState, berthNote] = process.argv.slice(2);
+# --- one client, both runtimes, runs interleaved ---
+echo "${TARGETS[*]}: $RUNS runs after $WARMUP warm-ups"
+LOG_ROOT=$WORK/pod-logs node bench/cri-client.mjs $WORK/cri.json $RUNS $WARMUP "${TARGETS[@]}"
+
+node - "$WORK" "$OUT" "$CTRD_VERSION" "$BERTH_NOTE" <<'EOF'
+const [work, out, ctrdVersion, berthNote] = process.argv.slice(2);
 const fs = require('node:fs');
-const ctrd = JSON.parse(fs.readFileSync(`${work}/ctrd.json`, 'utf8'));
-const berth = berthState === 'ok' ? JSON.parse(fs.readFileSync(`${work}/berth.json`, 'utf8')) : null;
-const r = { containerd: { version: ctrdVersion, ...ctrd }, berthd: berth ?? { state: berthState, note: berthNote } };
-if (berth) r.ratio = berth.medianMs.total / ctrd.medianMs.total;
+const all = JSON.parse(fs.readFileSync(`${work}/cri.json`, 'utf8'));
+const ctrd = all.targets.containerd;
+const berth = all.targets.berthd ?? { error: `skipped: ${berthNote}` };
+const r = { runs: all.runs, warmup: all.warmup, containerd: { version: ctrdVersion, ...ctrd }, berthd: berth };
+if (!berth.error && !ctrd.error) r.ratio = berth.medianMs.total / ctrd.medianMs.total;
 fs.writeFileSync(`${out}.json`, JSON.stringify(r, null, 2));
 const f = (x) => (x === undefined ? '' : x.toFixed(1));
-const b = (k) => (berth ? f(berth.medianMs[k]) : berthState);
+const cell = (t, k) => (t.error ? (t.error.startsWith('skipped') ? 'skipped' : 'failed') : f(t.medianMs[k]));
 const md =
-  `# CRI bench ${out.split('/').pop()}\n\n${ctrd.runs} runs after ${ctrd.warmup} warm-ups, medians in ms; ` +
-  `same client and .proto for both; pods on CNI bridge + host-local + portmap.\n\n` +
+  `# CRI bench ${out.split('/').pop()}\n\n${all.runs} runs after ${all.warmup} warm-ups, the runtimes taking turns; ` +
+  `medians in ms; one client and one .proto for both; pods on CNI bridge + host-local + portmap.\n\n` +
   `| figure | berthd | containerd ${ctrdVersion} | target |\n|---|---|---|---|\n` +
-  `| **pod start** (RunPodSandbox + CreateContainer + StartContainer) | ${b('total')} | ${f(ctrd.medianMs.total)} | berthd ≤ ½ containerd |\n` +
-  `| … RunPodSandbox | ${b('runPodSandbox')} | ${f(ctrd.medianMs.runPodSandbox)} | |\n` +
-  `| … CreateContainer | ${b('createContainer')} | ${f(ctrd.medianMs.createContainer)} | |\n` +
-  `| … StartContainer | ${b('startContainer')} | ${f(ctrd.medianMs.startContainer)} | |\n` +
-  `| stop + remove container and pod (not in the figure) | ${b('teardown')} | ${f(ctrd.medianMs.teardown)} | |\n` +
-  (berth ? `| ratio berthd / containerd (pod start) | ${r.ratio.toFixed(2)} | 1 | ≤ 0.5 |\n` : '') +
-  (berthNote ? `\nberthd: ${berthNote}\n` : '');
+  `| **pod start** (RunPodSandbox + CreateContainer + StartContainer) | ${cell(berth, 'total')} | ${cell(ctrd, 'total')} | berthd ≤ ½ containerd |\n` +
+  `| … RunPodSandbox | ${cell(berth, 'runPodSandbox')} | ${cell(ctrd, 'runPodSandbox')} | |\n` +
+  `| … CreateContainer | ${cell(berth, 'createContainer')} | ${cell(ctrd, 'createContainer')} | |\n` +
+  `| … StartContainer | ${cell(berth, 'startContainer')} | ${cell(ctrd, 'startContainer')} | |\n` +
+  `| stop + remove container and pod (not in the figure) | ${cell(berth, 'teardown')} | ${cell(ctrd, 'teardown')} | |\n` +
+  (r.ratio !== undefined ? `| ratio berthd / containerd (pod start) | ${r.ratio.toFixed(2)} | 1 | ≤ 0.5 |\n` : '') +
+  (berth.error ? `\nberthd: ${berth.error}\n` : berthNote ? `\nberthd: ${berthNote}\n` : '') +
+  (ctrd.error ? `\ncontainerd: ${ctrd.error}\n` : '');
 fs.writeFileSync(`${out}.md`, md);
 process.stdout.write(md);
 EOF
