@@ -200,6 +200,7 @@ export class Cni {
         containerId: inv.containerId,
         ifName: inv.ifName,
         netnsPath: inv.netns,
+        netnsId: await netnsId(inv.netns),
         network: net.raw,
         cniArgs: inv.cniArgs,
         portMappings: inv.portMappings,
@@ -258,7 +259,9 @@ export class Cni {
           throw e;
         }
       }
-      const netnsPath = p.netnsPath || rec?.netnsPath || '';
+      // the caller's path; else the ADD's, if it still names the same namespace (a pid may be reused)
+      let netnsPath = p.netnsPath;
+      if (!netnsPath && rec?.netnsPath && (await netnsId(rec.netnsPath)) === rec.netnsId) netnsPath = rec.netnsPath;
       use = { ...use, netns: netnsPath && (await isNetns(netnsPath)) ? netnsPath : '' };
       const paths = await this.pluginPaths(net);
       // SPEC: prevResult on DEL from 0.4.0 on
@@ -422,6 +425,16 @@ export class Cni {
     if (rec.containerId !== containerId || rec.ifName !== ifName)
       throw failedPrecondition(`${file}: the record is of another attachment`);
     return rec;
+  }
+}
+
+/** A namespace's identity, `<dev>:<inode>` (empty when the path names none). */
+async function netnsId(path: string): Promise<string> {
+  try {
+    const st = await fsp.stat(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return '';
   }
 }
 

@@ -286,6 +286,11 @@ export interface CniCacheRecord {
   containerId: string;
   ifName: string;
   netnsPath: string;
+  /**
+   * `<dev>:<inode>` of that namespace at ADD: a /proc/<pid>/ns/net path can name another namespace
+   * once the pid is reused, so the path is used again only while it still names this one
+   */
+  netnsId: string;
   /** the conflist as it was at ADD */
   network: JsonObject;
   cniArgs: Array<[string, string]>;
@@ -321,6 +326,7 @@ export function parseCacheRecord(text: string, file: string): CniCacheRecord {
     containerId: s('containerId'),
     ifName: s('ifName'),
     netnsPath: s('netnsPath'),
+    netnsId: s('netnsId'),
     network,
     cniArgs: args as Array<[string, string]>,
     portMappings: parsePortMappings(v['portMappings'], `${file}: portMappings`),

@@ -24,7 +24,13 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { Cni, defaultConflist, writeDefaultConflist, DEFAULT_CONFLIST_FILE } from '../../src/network/cni.js';
+import {
+  Cni,
+  CniPodNetwork,
+  defaultConflist,
+  writeDefaultConflist,
+  DEFAULT_CONFLIST_FILE,
+} from '../../src/network/cni.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { eventually } from './harness.js';
 import { freePort } from './registry-harness.js';
@@ -491,6 +497,50 @@ esac
       ['ADD rec-first', 'ADD rec-fail', 'DEL rec-second', 'DEL rec-fail', 'DEL rec-first'],
     );
     assert.equal(existsSync(join(dir, 'rec-cache', 'results', 'rec2-eth0.json')), false);
+    // DEL without a path: the ADD's namespace while it is the same one, never a namespace that
+    // took its path since (a /proc/<pid>/ns/net path of a reused pid, here a netns made again)
+    list([{ type: 'rec-first' }]);
+    const h = netns('h');
+    const i = netns('i');
+    await rec.setUp({ containerId: 'rec3', netnsPath: h.path });
+    await rec.setUp({ containerId: 'rec4', netnsPath: i.path });
+    sh('ip', ['netns', 'del', i.name]);
+    sh('ip', ['netns', 'add', i.name]);
+    rmSync(log);
+    await rec.tearDown({ containerId: 'rec3', netnsPath: '' });
+    await rec.tearDown({ containerId: 'rec4', netnsPath: '' });
+    assert.deepEqual(
+      entries()
+        .filter((e) => e.me === 'rec-first')
+        .map((e) => `${e.cmd} ${e.cid} ${e.netns}`),
+      [`DEL rec3 ${h.path}`, 'DEL rec4 '],
+    );
+    // the CRI side's view (engine PodNetwork): K8S_POD_* as CNI_ARGS, the pod IP, NetworkReady
+    const podNet = new CniPodNetwork(rec);
+    const j = netns('j');
+    const req = {
+      id: 'rec5',
+      name: 'web',
+      namespace: 'default',
+      uid: 'u-1',
+      netns: j.path,
+      portMappings: [{ protocol: 'tcp' as const, containerPort: 80, hostPort: 0, hostIp: '' }],
+    };
+    rmSync(log);
+    assert.deepEqual(await podNet.setUp(req), { ip: '10.99.0.7', additionalIps: [] });
+    const [first] = entries();
+    assert.equal(
+      first!.args,
+      'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=rec5;K8S_POD_UID=u-1',
+    );
+    assert.equal(first!.conf['runtimeConfig'], undefined, 'a mapping without a host port publishes nothing');
+    await podNet.tearDown(req);
+    assert.deepEqual(await podNet.status(), { ready: true, reason: '', message: '' });
+    rmSync(join(recConf, '10-rec.conflist'));
+    const st = await podNet.status();
+    assert.equal(st.ready, false);
+    assert.equal(st.reason, 'NetworkPluginNotReady');
+    assert.match(st.message, /no CNI network config in .*rec\.d/);
   });
 
   test('writeDefaultConflist writes berth-cni0 with portmap once, and never over an existing file', async () => {

@@ -137,6 +137,7 @@ test('a cache record round-trips and a foreign file is refused', () => {
     containerId: 'c1',
     ifName: 'eth0',
     netnsPath: '/run/netns/x',
+    netnsId: '4:4026532000',
     network: { cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'bridge' }] },
     cniArgs: [['IgnoreUnknown', '1']],
     portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }],
