@@ -210,17 +210,24 @@ export class Cni {
       let done = 0;
       let loUp = false;
       let prev: CniResult | undefined;
+      // the loopback network runs beside the list (it touches only the pod's `lo`): its time is hidden
+      const loAdd = this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined).then(
+        () => null,
+        (e: unknown) => ({ e }),
+      );
       try {
-        await this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined);
-        loUp = true;
         for (const [i, pl] of net.plugins.entries()) {
           prev = await this.exec(paths[i]!, net, pl, 'ADD', inv, prev);
           done++;
         }
+        const loFailed = await loAdd;
+        if (loFailed) throw loFailed.e;
+        loUp = true;
         if (!prev) throw failedPrecondition(`CNI network ${net.name}: its plugins gave no result`);
         record.result = prev.raw;
         await writeFileAtomic(cacheFile, JSON.stringify(record), 0o600);
       } catch (e) {
+        loUp = (await loAdd) === null;
         // SPEC: on a failed ADD, DEL every plugin of the list, in reverse order, called or not
         const undoPrev = done > 0 && versionAtLeast(net.cniVersion, '0.4.0') ? prev : undefined;
         for (const [i, pl] of [...net.plugins.entries()].reverse())
