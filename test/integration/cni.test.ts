@@ -253,6 +253,25 @@ describe('CNI pod networking', () => {
     await eventually(() => bridgePorts(bridge).trim() === '', 30_000, 'the veths leave the bridge');
   });
 
+  test('pods set up and torn down in parallel (as a kubelet starts them) get distinct addresses, all released after', async () => {
+    const pods = ['p1', 'p2', 'p3', 'p4'].map((x) => ({ id: `${tag}${x}`, ns: netns(x) }));
+    ids.push(...pods.map((p) => p.id));
+    const got = await Promise.all(pods.map((p) => cni.setUp({ containerId: p.id, netnsPath: p.ns.path })));
+    const addrs = got.map((r) => r.ips[0]!.address.split('/')[0]!);
+    assert.equal(new Set(addrs).size, 4);
+    assert.deepEqual(allocated().sort(), [...addrs].sort());
+    // a DEL and an ADD of one pod at once run one after the other (else the ADD would find the record)
+    const twice = await Promise.allSettled([
+      cni.tearDown({ containerId: pods[0]!.id, netnsPath: pods[0]!.ns.path }),
+      cni.setUp({ containerId: pods[0]!.id, netnsPath: pods[0]!.ns.path }),
+    ]);
+    assert.equal(twice[0].status, 'fulfilled');
+    assert.equal(twice[1].status, 'fulfilled', 'calls for one pod run in order: DEL, then ADD again');
+    await Promise.all(pods.map((p) => cni.tearDown({ containerId: p.id, netnsPath: p.ns.path })));
+    assert.deepEqual(allocated(), []);
+    for (const p of pods) assert.deepEqual(natRulesOf(p.id), []);
+  });
+
   test('DEL runs with the configuration of the ADD even when the conf dir changed since', async () => {
     const c = netns('c');
     const r = await cni.setUp({
