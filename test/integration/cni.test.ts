@@ -415,11 +415,12 @@ case "$(basename "$0")" in
 rec-first) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[{"address":"10.99.0.7/24","gateway":"10.99.0.1","interface":0}]}' "$CNI_IFNAME" "$CNI_NETNS" ;;
 rec-second) echo "$conf" | jq -c '.prevResult + {dns: {nameservers: ["10.99.0.1"]}}' ;;
 rec-fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no field x"}'; exit 1 ;;
+rec-dual) echo '{"cniVersion":"1.0.0","ips":[{"address":"fd00::8/64"},{"address":"10.99.0.8/24"},{"address":"10.99.1.8/24"}]}' ;;
 esac
 `,
     );
     chmodSync(join(bin, 'rec-first'), 0o755);
-    for (const n of ['rec-second', 'rec-fail']) execFileSync('ln', ['-sf', 'rec-first', join(bin, n)]);
+    for (const n of ['rec-second', 'rec-fail', 'rec-dual']) execFileSync('ln', ['-sf', 'rec-first', join(bin, n)]);
     const recConf = join(dir, 'rec.d');
     execFileSync('mkdir', ['-p', recConf]);
     const list = (plugins: unknown[]) =>
@@ -555,6 +556,13 @@ esac
     assert.equal(first!.conf['runtimeConfig'], undefined, 'a mapping without a host port publishes nothing');
     await podNet.tearDown(req);
     assert.deepEqual(await podNet.status(), { ready: true, reason: '', message: '' });
+    // a dual-stack result: the first IPv4 address is the pod IP (containerd's default), the rest in order
+    list([{ type: 'rec-dual' }]);
+    assert.deepEqual(await podNet.setUp({ ...req, id: 'rec6' }), {
+      ip: '10.99.0.8',
+      additionalIps: ['10.99.1.8', 'fd00::8'],
+    });
+    await podNet.tearDown({ ...req, id: 'rec6' });
     rmSync(join(recConf, '10-rec.conflist'));
     const st = await podNet.status();
     assert.equal(st.ready, false);
