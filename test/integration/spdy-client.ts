@@ -37,6 +37,7 @@ export interface ClientOptions {
 export async function dialSpdy(url: string, protocols: string[], opts: ClientOptions = {}): Promise<UpgradeResult> {
   const u = new URL(url);
   const socket = netConnect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) });
+  socket.setNoDelay(true); // as Go's net.Dial
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);

@@ -12,7 +12,7 @@
  *   away or the server closes. A malformed frame ends only its own connection.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../base/clock.js';
 import { failedPrecondition, invalidArgument } from '../../base/errors.js';
@@ -205,6 +205,8 @@ export class StreamServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    // Small frames (WINDOW_UPDATE, PING, a keystroke) must not wait for Nagle; Go's sockets, kubelet's, do the same.
+    if (socket instanceof Socket) socket.setNoDelay(true);
     const p = this.route(req);
     if (!p) return refuse(socket, 404, '404 page not found');
     if (req.method !== 'GET' && req.method !== 'POST') return refuse(socket, 405, 'method not allowed');
