@@ -12,6 +12,7 @@ import { ManualClock, systemClock } from '../../src/base/clock.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { StreamServer } from '../../src/cri/stream/server.js';
 import { LocalBackend } from './cri-stream-backend.js';
+import { dialWs } from './ws-client.js';
 import {
   dialPortForward,
   dialSpdy,
@@ -371,6 +372,62 @@ describe('CRI streaming server', () => {
     // The server still serves.
     const ok = await runCommandClient(execUrl(['sh', '-c', 'echo fine']), { stdout: true, stderr: true });
     assert.equal(ok.stdout.toString(), 'fine\n');
+  });
+
+  test('websocket v5: stdin, its close message, stdout, stderr and the exit status by channel', async () => {
+    const url = execUrl(['sh', '-c', 'cat; echo done >&2; exit 5'], { stdin: true });
+    const r = await dialWs(url, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+    assert.equal(r.status, 101);
+    const ws = r.ws!;
+    assert.equal(ws.protocol, 'v5.channel.k8s.io');
+    ws.send(0, 'hello ');
+    ws.send(0, 'world');
+    ws.frame(2, Buffer.from([255, 0])); // v5: stdin is done
+    const { channels, closeCode, first } = await ws.collect();
+    assert.deepEqual(first?.data, Buffer.from([1]), "kubelet's empty message on stdout first");
+    assert.equal(channels.get(1)?.toString(), 'hello world');
+    assert.equal(channels.get(2)?.toString(), 'done\n');
+    const st = JSON.parse(channels.get(3)!.toString()) as {
+      reason: string;
+      details: { causes: { message: string }[] };
+    };
+    assert.equal(st.reason, 'NonZeroExitCode');
+    assert.equal(st.details.causes[0]!.message, '5');
+    assert.equal(closeCode, 1000);
+  });
+
+  test('websocket v4: a fragmented stdin message, a ping, Success; no subprotocol is channel.k8s.io', async () => {
+    const url = execUrl(['sh', '-c', 'head -c 11'], { stdin: true });
+    const r = await dialWs(url, ['v4.channel.k8s.io']);
+    const ws = r.ws!;
+    ws.frame(2, Buffer.from([0, 0x61, 0x62, 0x63]), { fin: false });
+    ws.frame(9, Buffer.from('p'));
+    ws.frame(0, Buffer.from('defghijk'));
+    const { channels } = await ws.collect();
+    assert.equal(channels.get(1)?.toString(), 'abcdefghijk');
+    assert.deepEqual(JSON.parse(channels.get(3)!.toString()), { metadata: {}, status: 'Success' });
+    assert.ok(
+      ws.messages.some((m) => m.opcode === 10 && m.data.toString() === 'p'),
+      'pong',
+    );
+
+    const v1 = await dialWs(execUrl(['sh', '-c', 'exit 4']), []);
+    assert.equal(v1.ws!.protocol, undefined);
+    const out = await v1.ws!.collect();
+    assert.match(out.channels.get(3)!.toString(), /^command terminated with non-zero exit code/);
+  });
+
+  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol is refused', async () => {
+    const n = backend.calls.length + 1;
+    const r = await dialWs(execUrl(['sh', '-c', 'exec sleep 1000'], { stdin: true }), ['v5.channel.k8s.io']);
+    r.ws!.frame(2, Buffer.from([0, 1, 2]), { mask: false });
+    const { closeCode } = await r.ws!.collect();
+    assert.equal(closeCode, 1002);
+    assert.equal(await (await backend.call(n)).outcome, 'aborted');
+    const refused = await dialWs(execUrl(['true']), ['v9.channel.k8s.io']);
+    assert.equal(refused.status, 400);
+    const ok = await dialWs(execUrl(['echo', 'still']), ['v5.channel.k8s.io']);
+    assert.equal((await ok.ws!.collect()).channels.get(1)?.toString(), 'still\n');
   });
 
   test('PING is answered', async () => {
