@@ -430,6 +430,30 @@ describe('CRI streaming server', () => {
     assert.equal((await ok.ws!.collect()).channels.get(1)?.toString(), 'still\n');
   });
 
+  test('websocket port-forward: the port first on both channels, 200 KiB both ways, a refused port on its error channel', async () => {
+    const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [echoPort, closedPort] });
+    const n = backend.calls.length + 1;
+    const r = await dialWs(url, ['v4.channel.k8s.io']);
+    assert.equal(r.status, 101);
+    const ws = r.ws!;
+    const le = (p: number) => Buffer.from([p & 0xff, p >> 8]);
+    const payload = randomBytes(200 * 1024);
+    for (let off = 0; off < payload.length; off += 32 * 1024) ws.send(0, payload.subarray(off, off + 32 * 1024));
+    await ws.until(() => ws.channel(0).length >= 2 + payload.length && ws.channel(3).length > 2);
+    assert.deepEqual(ws.channel(0).subarray(0, 2), le(echoPort));
+    assert.equal(sha(ws.channel(0).subarray(2)), sha(payload));
+    assert.deepEqual(ws.channel(1), le(echoPort), 'no error for the echo port');
+    assert.deepEqual(ws.channel(2), le(closedPort));
+    assert.deepEqual(ws.channel(3).subarray(0, 2), le(closedPort));
+    assert.match(
+      ws.channel(3).subarray(2).toString(),
+      /^error forwarding port \d+ to pod pod1, uid : connect ECONNREFUSED/,
+    );
+    ws.frame(8, Buffer.from([0x03, 0xe8]));
+    await ws.done;
+    assert.equal(await (await backend.call(n)).outcome, 'aborted', 'the echo forwarding ends with the client');
+  });
+
   test('PING is answered', async () => {
     const r = await dialSpdy(execUrl(['true']), ['v4.channel.k8s.io']);
     const conn = r.conn!;

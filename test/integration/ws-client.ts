@@ -90,6 +90,18 @@ export class WsClient {
     this.frame(2, Buffer.concat([Buffer.from([channel]), Buffer.from(data)]));
   }
 
+  /** Waits (on arriving messages, not on time) until `pred` holds or the connection is gone. */
+  async until(pred: () => boolean): Promise<void> {
+    while (!pred() && !this.closed) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  /** What arrived so far on `channel`, channel bytes stripped. */
+  channel(channel: number): Buffer {
+    return Buffer.concat(
+      this.messages.filter((m) => m.opcode === 2 && m.data[0] === channel).map((m) => m.data.subarray(1)),
+    );
+  }
+
   /** Waits until the server closed the connection; returns the bytes per channel and the close code. */
   async collect(): Promise<{
     channels: Map<number, Buffer>;

@@ -27,7 +27,7 @@ import {
 } from './spdy/remotecommand.js';
 import { SpdySession, type SpdyStream } from './spdy/session.js';
 import { TokenCache } from './tokens.js';
-import { isWebSocketUpgrade, serveWebSocketCommand } from './websocket.js';
+import { isWebSocketUpgrade, serveWebSocketCommand, serveWebSocketPortForward } from './websocket.js';
 
 export interface StreamServerOptions {
   backend: StreamBackend;
@@ -211,7 +211,21 @@ export class StreamServer {
     if (!p) return refuse(socket, 404, '404 page not found');
     if (req.method !== 'GET' && req.method !== 'POST') return refuse(socket, 405, 'method not allowed');
     if (isWebSocketUpgrade(req)) {
-      if (p.kind === 'portforward') return refuse(socket, 400, 'port forwarding over websocket is not supported');
+      if (p.kind === 'portforward') {
+        const backend = this.opts.backend;
+        const { podSandboxId } = p.req;
+        return this.track((signal) =>
+          serveWebSocketPortForward(
+            req,
+            socket,
+            head,
+            p.req,
+            (port, stream, sig) => backend.portForward(podSandboxId, port, stream, sig),
+            signal,
+            this.opts.clock,
+          ),
+        );
+      }
       return this.track((signal) =>
         serveWebSocketCommand(req, socket, head, this.command(p), p.req, signal, this.opts.clock),
       );

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+import { Duplex, PassThrough, Writable } from 'node:stream';
 import type { Clock } from '../../base/clock.js';
 import type { CommandRun } from './remotecommand.js';
 import { runCommand } from './remotecommand.js';
@@ -218,6 +218,55 @@ interface WsOptions {
   tty: boolean;
 }
 
+function badRequest(socket: Duplex, msg: string): void {
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n' +
+      `Content-Length: ${Buffer.byteLength(msg) + 1}\r\n\r\n${msg}\n`,
+  );
+}
+
+/**
+ * The RFC 6455 handshake (4.2.2): the first of the client's subprotocols in `supported`, none at all
+ * meaning `fallback`. Answers 101 and returns the protocol, or answers 400 and returns null.
+ */
+function handshake(
+  req: IncomingMessage,
+  socket: Duplex,
+  supported: readonly string[],
+  fallback: string,
+): string | null {
+  const key = req.headers['sec-websocket-key'];
+  const version = req.headers['sec-websocket-version'];
+  const refuse = (msg: string): null => {
+    badRequest(socket, msg);
+    return null;
+  };
+  if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 16) return refuse('bad Sec-WebSocket-Key');
+  if (version !== '13') return refuse('unsupported Sec-WebSocket-Version');
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  let protocol: string | undefined;
+  if (offered.length > 0) {
+    protocol = offered.find((p) => supported.includes(p));
+    if (!protocol) return refuse(`unable to negotiate protocol: client supports [${offered.join(' ')}]`);
+  }
+  socket.write(
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
+      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+      '\r\n',
+  );
+  return protocol ?? fallback;
+}
+
+const untilClosed = (socket: Duplex): Promise<void> =>
+  new Promise<void>((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+
 /** Upgrades to websocket and runs one exec or attach; resolves when it is over. */
 export async function serveWebSocketCommand(
   req: IncomingMessage,
@@ -228,32 +277,8 @@ export async function serveWebSocketCommand(
   outer: AbortSignal,
   clock: Clock,
 ): Promise<void> {
-  const key = req.headers['sec-websocket-key'];
-  const version = req.headers['sec-websocket-version'];
-  const refuse = (msg: string): void => {
-    socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n` +
-        `Content-Length: ${Buffer.byteLength(msg) + 1}\r\n\r\n${msg}\n`,
-    );
-  };
-  if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 16) return refuse('bad Sec-WebSocket-Key');
-  if (version !== '13') return refuse('unsupported Sec-WebSocket-Version');
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  let protocol: string | undefined;
-  if (offered.length > 0) {
-    protocol = offered.find((p) => (WEBSOCKET_PROTOCOLS as readonly string[]).includes(p));
-    if (!protocol) return refuse(`unable to negotiate protocol: client supports [${offered.join(' ')}]`);
-  }
-  const proto = protocol ?? 'channel.k8s.io';
-  socket.write(
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
-      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
-      '\r\n',
-  );
+  const proto = handshake(req, socket, WEBSOCKET_PROTOCOLS, 'channel.k8s.io');
+  if (!proto) return;
 
   const ac = new AbortController();
   const abort = () => ac.abort(new Error('the client went away'));
@@ -310,8 +335,74 @@ export async function serveWebSocketCommand(
   );
   outer.removeEventListener('abort', abort);
   if (!ac.signal.aborted) ws.close(1000);
-  await new Promise<void>((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', () => resolve());
-  });
+  await untilClosed(socket);
+}
+
+/** Port forwarding over websocket: `v4.channel.k8s.io`, or no subprotocol. */
+export const WEBSOCKET_PORTFORWARD_PROTOCOLS = ['v4.channel.k8s.io'] as const;
+
+/**
+ * Port forwarding over websocket (kubelet's cri/streaming/portforward/websocket.go): one forwarding
+ * per port of the request, on channels 2i (data, both ways) and 2i+1 (error), each opened with the
+ * port as 16-bit little endian. A failure is written on the error channel; the connection closes
+ * once every forwarding is over.
+ */
+export async function serveWebSocketPortForward(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  target: { podSandboxId: string; ports: number[] },
+  forward: (port: number, stream: Duplex, signal: AbortSignal) => Promise<void>,
+  outer: AbortSignal,
+  clock: Clock,
+): Promise<void> {
+  if (target.ports.length === 0 || target.ports.length > 100) {
+    return badRequest(socket, 'port forwarding over websocket needs 1 to 100 ports in the request');
+  }
+  if (!handshake(req, socket, WEBSOCKET_PORTFORWARD_PROTOCOLS, 'channel.k8s.io')) return;
+  const ac = new AbortController();
+  const abort = () => ac.abort(new Error('the client went away'));
+  outer.addEventListener('abort', abort, { once: true });
+  const inputs = target.ports.map(() => new PassThrough({ highWaterMark: 64 * 1024 }));
+  const ws: WsConn = new WsConn(
+    socket,
+    (m) => {
+      if (m.length === 0) return;
+      const ch = m[0]!;
+      const input = ch % 2 === 0 ? inputs[ch / 2] : undefined;
+      if (input && !input.writableEnded && !input.write(m.subarray(1))) {
+        socket.pause();
+        input.once('drain', () => socket.resume());
+      }
+    },
+    () => {
+      for (const i of inputs) i.end();
+      abort();
+    },
+    clock,
+  );
+  if (outer.aborted) abort();
+  ac.signal.addEventListener('abort', () => ws.socket.destroy(), { once: true });
+  ws.feed(head);
+  await Promise.all(
+    target.ports.map(async (port, i) => {
+      const le = Buffer.alloc(2);
+      le.writeUInt16LE(port, 0);
+      const out = channelWriter(ws, 2 * i);
+      const error = channelWriter(ws, 2 * i + 1);
+      out.write(le);
+      error.write(le);
+      const data = Duplex.from({ readable: inputs[i]!, writable: out });
+      data.on('error', () => {});
+      try {
+        await forward(port, data, ac.signal);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        error.write(`error forwarding port ${port} to pod ${target.podSandboxId}, uid : ${msg}`);
+      }
+    }),
+  );
+  outer.removeEventListener('abort', abort);
+  if (!ac.signal.aborted) ws.close(1000);
+  await untilClosed(socket);
 }
