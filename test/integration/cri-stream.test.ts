@@ -454,6 +454,30 @@ describe('CRI streaming server', () => {
     assert.equal(await (await backend.call(n)).outcome, 'aborted', 'the echo forwarding ends with the client');
   });
 
+  test("an idle SPDY connection is closed after kubelet's 4 hours, an active one is not", async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const idle = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      const busy = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      clock.advance(3 * 60 * 60 * 1000);
+      // Activity on one of them: a PING, answered (awaited, not timed).
+      busy.ping(1);
+      while (!busy.pings.includes(1)) await new Promise((res) => setImmediate(res));
+      clock.advance(60 * 60 * 1000);
+      await idle.done;
+      assert.equal(busy.closed, false);
+      const f = await openForward(busy, echoPort, 0);
+      const back = readAll(f.data);
+      f.data.end('alive');
+      assert.equal((await back).toString(), 'alive');
+      busy.close();
+    } finally {
+      await s2.close();
+    }
+  });
+
   test('PING is answered', async () => {
     const r = await dialSpdy(execUrl(['true']), ['v4.channel.k8s.io']);
     const conn = r.conn!;

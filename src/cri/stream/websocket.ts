@@ -179,6 +179,11 @@ class WsConn {
 
   write(opcode: number, payload: Buffer): boolean {
     if (this.closed) return true;
+    if (this.socket.writableLength > 16 * 1024 * 1024) {
+      // The peer stopped reading (a ping flood, say): drop it rather than buffer without end.
+      this.socket.destroy();
+      return true;
+    }
     return this.socket.write(encodeFrame(opcode, payload));
   }
 

@@ -44,6 +44,10 @@ import { HeaderCompressor, HeaderDecompressor } from './zlib.js';
 const MAX_SEND_CHUNK = 32 * 1024;
 /** What one stream may hold unread before we stop reading the socket (peers without flow control). */
 const STREAM_READ_LIMIT = 256 * 1024;
+/** What may wait in the socket's write buffer: more means the peer stopped reading (a PING flood, say). */
+const WRITE_BUFFER_LIMIT = 16 * 1024 * 1024;
+/** kubelet's default streamIdleTimeout: a connection with no frame either way for this long is closed. */
+export const IDLE_TIMEOUT_MS = 4 * 60 * 60 * 1000;
 
 export interface SpdySessionOptions {
   clock: Clock;
@@ -53,6 +57,8 @@ export interface SpdySessionOptions {
   maxFrameLength?: number;
   /** Streams open at once; more are refused (RST_STREAM REFUSED_STREAM). */
   maxStreams?: number;
+  /** No frame either way for this long ends the connection (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
 
 export class SpdySession extends EventEmitter {
@@ -73,6 +79,9 @@ export class SpdySession extends EventEmitter {
   private closing = false;
   private dead = false;
   private graceTimer: ClockTimer | undefined;
+  private idleTimer: ClockTimer | undefined;
+  private lastActive: number;
+  private readonly idleMs: number;
   private heldBy = new Set<SpdyStream>();
   /** True once the peer shows it does SPDY/3.1 flow control. */
   peerFlowControl = false;
@@ -92,6 +101,9 @@ export class SpdySession extends EventEmitter {
     super();
     this.maxFrame = opts.maxFrameLength ?? 1024 * 1024;
     this.maxStreams = opts.maxStreams ?? 256;
+    this.idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.lastActive = opts.clock.now();
+    this.armIdle(this.idleMs);
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('error', () => this.teardown());
@@ -127,6 +139,15 @@ export class SpdySession extends EventEmitter {
     this.teardown();
   }
 
+  /** Checks for idleness when the timer falls due; activity only moves a timestamp. */
+  private armIdle(ms: number): void {
+    this.idleTimer = this.opts.clock.setTimeout(() => {
+      const idle = this.opts.clock.now() - this.lastActive;
+      if (idle >= this.idleMs) this.destroy(`idle for ${Math.round(idle / 1000)} s`);
+      else this.armIdle(this.idleMs - idle);
+    }, ms);
+  }
+
   private fail(err: unknown): void {
     if (this.dead) return;
     const msg = err instanceof Error ? err.message : String(err);
@@ -140,6 +161,7 @@ export class SpdySession extends EventEmitter {
     if (this.dead) return;
     this.dead = true;
     this.graceTimer?.cancel();
+    this.idleTimer?.cancel();
     for (const s of this.streams.values()) s.abort();
     this.streams.clear();
     this.compressor.close();
@@ -153,6 +175,7 @@ export class SpdySession extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
+    this.lastActive = this.opts.clock.now();
     this.pending.push(chunk);
     this.pendingLen += chunk.length;
     if (!this.busy) void this.pump();
@@ -299,6 +322,11 @@ export class SpdySession extends EventEmitter {
 
   enqueue(frame: Buffer | Promise<Buffer>): void {
     if (this.dead) return;
+    this.lastActive = this.opts.clock.now();
+    if (this.socket.writableLength > WRITE_BUFFER_LIMIT) {
+      this.destroy('the peer does not read what we send');
+      return;
+    }
     if (!this.flushing && this.out.length === 0 && Buffer.isBuffer(frame)) {
       this.socket.write(frame);
       return;
