@@ -163,8 +163,7 @@ describe('CRI streaming server', () => {
     assert.match(seen, /45 123/);
     const rec = await backend.call(backend.calls.length);
     assert.deepEqual(rec.resizes[0], { width: 123, height: 45 });
-    s.stdin!.end(); // read fails at EOF... through a pty EOF is ^D:
-    s.stdin!.destroy();
+    // The loop never ends by itself: the client leaves, the backend's signal kills it.
     s.conn.socket.destroy();
     assert.equal(await rec.outcome, 'aborted');
   });
@@ -415,6 +414,22 @@ describe('CRI streaming server', () => {
     assert.equal(v1.ws!.protocol, undefined);
     const out = await v1.ws!.collect();
     assert.match(out.channels.get(3)!.toString(), /^command terminated with non-zero exit code/);
+  });
+
+  test('websocket v5 with a tty: resize messages on channel 4 reach the pty', async () => {
+    const n = backend.calls.length + 1;
+    const url = execUrl(['sh', '-c', 'while read x; do stty size; done'], { tty: true, stdin: true });
+    const ws = (await dialWs(url, ['v5.channel.k8s.io'])).ws!;
+    ws.send(4, JSON.stringify({ Width: 99, Height: 33 }));
+    for (let i = 0; i < 50 && !ws.channel(1).toString().includes('33 99'); i++) {
+      const before = ws.channel(1).length;
+      ws.send(0, '\n');
+      await ws.until(() => /\d+ \d+\r?\n/.test(ws.channel(1).subarray(before).toString()));
+    }
+    assert.match(ws.channel(1).toString(), /33 99/);
+    assert.deepEqual((await backend.call(n)).resizes[0], { width: 99, height: 33 });
+    ws.socket.destroy();
+    assert.equal(await (await backend.call(n)).outcome, 'aborted');
   });
 
   test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol is refused', async () => {
