@@ -125,6 +125,9 @@ export class SpdySession extends EventEmitter {
   close(): void {
     if (this.dead || this.closing) return;
     this.closing = true;
+    // Whatever the client still sends is not for anyone: read on, so its FIN (or close) reaches us.
+    this.heldBy.clear();
+    this.socket.resume();
     this.enqueue(encodeGoAway(this.lastStreamId, GoAwayStatus.Ok));
     this.whenFlushed(() => {
       this.socket.end();
