@@ -247,6 +247,30 @@ describe('CRI streaming server', () => {
     conn.close();
   });
 
+  test('port-forward: a client without requestID is paired by stream id, as kubelet does for old clients', async () => {
+    const conn = await dialPortForward(server.urlForPortForward({ podSandboxId: 'pod1', ports: [] }));
+    const error = await conn.createStream({ streamtype: 'error', port: String(echoPort) });
+    error.end();
+    const errText = readAll(error);
+    const data = await conn.createStream({ streamtype: 'data', port: String(echoPort) });
+    const back = readAll(data);
+    data.end('old client');
+    assert.equal((await back).toString(), 'old client');
+    assert.equal((await errText).length, 0);
+    conn.close();
+  });
+
+  test('SPDY: at most 256 streams at once on a connection, the next is refused', async () => {
+    const conn = await dialPortForward(server.urlForPortForward({ podSandboxId: 'pod1', ports: [] }));
+    // Error streams waiting for their data stream stay open.
+    for (let i = 0; i < 256; i++) await conn.createStream({ streamtype: 'error', port: '80', requestid: String(i) });
+    await assert.rejects(
+      conn.createStream({ streamtype: 'error', port: '80', requestid: 'one-too-many' }),
+      /reset with status 3/,
+    );
+    conn.socket.destroy();
+  });
+
   test('tokens: unknown 404, used once only, wrong path 404, non-upgrade request 400', async () => {
     const url = execUrl(['true']);
     const base = new URL(url);
