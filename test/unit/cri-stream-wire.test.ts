@@ -27,7 +27,7 @@ import {
   parseFrame,
 } from '../../src/cri/stream/spdy/frames.js';
 import { HeaderCompressor, HeaderDecompressor } from '../../src/cri/stream/spdy/zlib.js';
-import { encodeFrame, parseClientFrame, WebSocketProtocolError } from '../../src/cri/stream/websocket.js';
+import { encodeFrame, parseClientFrame, WebSocketProtocolError } from '../../src/cri/stream/ws-conn.js';
 
 test("SPDY/3's dictionary is moby/spdystream's headerDictionary, byte for byte", () => {
   assert.equal(SPDY3_DICTIONARY.length, 1423);

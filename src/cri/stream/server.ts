@@ -25,7 +25,8 @@ import {
   type CommandOptions,
   type RemoteCommandProtocol,
 } from './spdy/remotecommand.js';
-import { SpdySession, type SpdyStream } from './spdy/session.js';
+import { SpdySession } from './spdy/session.js';
+import type { SpdyStream } from './spdy/stream.js';
 import { TokenCache } from './tokens.js';
 import { isWebSocketUpgrade, serveWebSocketCommand, serveWebSocketPortForward } from './websocket.js';
 
