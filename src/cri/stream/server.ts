@@ -70,6 +70,9 @@ interface Session {
   done: Promise<void>;
 }
 
+/** How long close() waits for backends to return after their signal fired. */
+const CLOSE_GRACE_MS = 10_000;
+
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   403: 'Forbidden',
@@ -143,7 +146,10 @@ export class StreamServer {
     this.server = server;
   }
 
-  /** Stops listening and ends every open session (their backends see their signal abort). */
+  /**
+   * Stops listening and ends every open session: sockets closed, backends' signals aborted. Waits
+   * for the backends to return, at most 10 s.
+   */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -153,7 +159,8 @@ export class StreamServer {
       server.closeAllConnections();
       await closed;
     }
-    await Promise.all([...this.sessions].map((s) => s.done));
+    // Every socket is gone now; wait for the backends to see their signal, but not for ever.
+    await Promise.race([Promise.all([...this.sessions].map((s) => s.done)), this.opts.clock.sleep(CLOSE_GRACE_MS)]);
   }
 
   /** The URL the client of an Exec RPC connects to. InvalidArgument for a request kubelet refuses too. */
