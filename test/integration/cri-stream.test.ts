@@ -137,6 +137,37 @@ describe('CRI streaming server', () => {
     });
   }
 
+  test('a peer without flow control cannot make the server buffer: a lagging stdin stops the socket', async () => {
+    let open!: () => void;
+    backend.gate = new Promise((r) => (open = r));
+    const url = execUrl(['sh', '-c', 'sha256sum | cut -d" " -f1'], { stdin: true, containerId: 'gated' });
+    const s = await openCommand(url, { stdin: true, stdout: true, stderr: true });
+    const input = randomBytes(32 * 1024 * 1024);
+    s.stdin!.write(input);
+    s.conn.ping(41); // behind 32 MiB: answered only once the server reads that far
+    const stdin = backend.lastIo!.stdin!;
+    // Wait (on the event loop, not a clock) until the server has filled the stream to its limit.
+    let most = 0;
+    for (let i = 0; i < 100_000 && most < 256 * 1024; i++) {
+      most = Math.max(most, stdin.readableLength);
+      await new Promise((r) => setImmediate(r));
+    }
+    for (let i = 0; i < 1000; i++) {
+      most = Math.max(most, stdin.readableLength);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(most >= 256 * 1024, `the stream filled up (${most})`);
+    assert.ok(most < 1024 * 1024, `the server stopped reading at ${most} bytes, not 32 MiB`);
+    assert.equal(s.conn.pings.includes(41), false, 'the PING behind the flood is not read yet');
+    open();
+    s.stdin!.end();
+    const out = await readAll(s.stdout!);
+    assert.equal(out.toString().trim(), sha(input));
+    assert.ok(s.conn.pings.includes(41), 'read on after the stream drained');
+    backend.gate = undefined;
+    s.conn.close();
+  });
+
   test('exec: 2 MiB of stdout to a strict flow-controlled peer never overruns its window', async () => {
     const r = await runCommandClient(execUrl(['sh', '-c', 'head -c 2097152 /dev/zero']), {
       stdout: true,
