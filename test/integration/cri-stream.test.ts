@@ -353,6 +353,17 @@ describe('CRI streaming server', () => {
     }
   });
 
+  test('start() on a port in use is a Conflict; urlFor* before start() a FailedPrecondition', async () => {
+    const port = Number(new URL(execUrl(['true'])).port);
+    const clash = new StreamServer({ backend, address: '127.0.0.1', port, clock: systemClock });
+    await assert.rejects(clash.start(), (e: unknown) => isBerthError(e, 'Conflict'));
+    assert.throws(
+      () => clash.urlForPortForward({ podSandboxId: 'p', ports: [] }),
+      (e: unknown) => isBerthError(e, 'FailedPrecondition'),
+    );
+    await clash.close();
+  });
+
   test('urlFor*: requests kubelet refuses are InvalidArgument', () => {
     const bad = [
       () => server.urlForExec({ containerId: 'c', cmd: ['sh'], tty: true, stdin: true, stdout: true, stderr: true }),

@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../base/clock.js';
-import { failedPrecondition, invalidArgument } from '../../base/errors.js';
+import { BerthError, codeOfErrno, failedPrecondition, invalidArgument } from '../../base/errors.js';
 import type { StreamBackend } from './backend.js';
 import type { CommandRun } from './remotecommand.js';
 import { PORTFORWARD_PROTOCOLS, serveSpdyPortForward } from './spdy/portforward.js';
@@ -134,9 +134,21 @@ export class StreamServer {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (_e, socket: Duplex) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new BerthError(
+            e.code === 'EADDRINUSE'
+              ? 'Conflict'
+              : e.code === 'EADDRNOTAVAIL'
+                ? 'InvalidArgument'
+                : codeOfErrno(e.code ?? ''),
+            `streaming server: cannot listen on ${this.opts.address}:${this.opts.port}: ${e.message}`,
+            { cause: e },
+          ),
+        ),
+      );
       server.listen(this.opts.port, this.opts.address, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });
