@@ -275,6 +275,8 @@ describe('CRI streaming server', () => {
     await assert.rejects(conn.createStream({ streamtype: 'data', port: '0', requestid: '0' }), /reset with status 3/);
     await assert.rejects(conn.createStream({ streamtype: 'data', port: 'x', requestid: '1' }), /reset/);
     await assert.rejects(conn.createStream({ streamtype: 'bogus', port: '80', requestid: '2' }), /reset/);
+    const unidirectional = conn.createStream({ streamtype: 'data', port: '80', requestid: '3' }, false, 0x02);
+    await assert.rejects(unidirectional, /reset with status 3/);
     conn.close();
   });
 
