@@ -109,7 +109,8 @@ describe('CRI streaming server', () => {
       metadata: {},
       status: 'Failure',
       message:
-        'command terminated with non-zero exit code: error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3',
+        'command terminated with non-zero exit code: ' +
+        'error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3',
       reason: 'NonZeroExitCode',
       details: { causes: [{ reason: 'ExitCode', message: '3' }] },
     });
@@ -378,7 +379,7 @@ describe('CRI streaming server', () => {
     for (const f of bad) assert.throws(f, (e: unknown) => isBerthError(e, 'InvalidArgument'));
   });
 
-  test('protocol negotiation: the client picks; none in common is 403; none at all is 400; v3 and v1 errors are text', async () => {
+  test('negotiation: the client picks; none in common 403; none at all 400; v3 and v1 errors are text', async () => {
     const r403 = await dialSpdy(execUrl(['true']), ['v9.channel.k8s.io']);
     assert.equal(r403.status, 403);
     assert.deepEqual(r403.headers['x-accepted-stream-protocol-versions'], [
@@ -500,7 +501,7 @@ describe('CRI streaming server', () => {
     assert.equal(await (await backend.call(n)).outcome, 'aborted');
   });
 
-  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol is refused', async () => {
+  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol 400', async () => {
     const n = backend.calls.length + 1;
     const r = await dialWs(execUrl(['sh', '-c', 'exec sleep 1000'], { stdin: true }), ['v5.channel.k8s.io']);
     r.ws!.frame(2, Buffer.from([0, 1, 2]), { mask: false });
@@ -513,7 +514,7 @@ describe('CRI streaming server', () => {
     assert.equal((await ok.ws!.collect()).channels.get(1)?.toString(), 'still\n');
   });
 
-  test('websocket port-forward: the port first on both channels, 200 KiB both ways, a refused port on its error channel', async () => {
+  test('websocket port-forward: the port first on each channel, 200 KiB both ways, a refused port', async () => {
     const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [echoPort, closedPort] });
     const n = backend.calls.length + 1;
     const r = await dialWs(url, ['v4.channel.k8s.io']);
