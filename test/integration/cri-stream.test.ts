@@ -562,6 +562,40 @@ describe('CRI streaming server', () => {
     }
   });
 
+  test('stream creation timeouts (30 s): exec closes the connection, port-forward answers on the error stream', async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const n = backend.calls.length;
+      const url = s2.urlForExec({
+        containerId: 'c',
+        cmd: ['true'],
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+      });
+      const r = await dialSpdy(url, ['v4.channel.k8s.io']);
+      await r.conn!.createStream({ streamtype: 'error' }); // stdout and stderr never come
+      clock.advance(29_000);
+      assert.equal(r.conn!.closed, false);
+      clock.advance(1_000);
+      await r.conn!.done;
+      assert.equal(backend.calls.length, n, 'nothing ran');
+
+      const pf = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      const lonely = await pf.createStream({ streamtype: 'error', port: '80', requestid: '9' });
+      lonely.end();
+      const text = readAll(lonely);
+      clock.advance(30_000);
+      assert.equal((await text).toString(), '(request=9) timed out waiting for streams');
+      pf.close();
+    } finally {
+      await s2.close();
+    }
+  });
+
   test('PING is answered', async () => {
     const r = await dialSpdy(execUrl(['true']), ['v4.channel.k8s.io']);
     const conn = r.conn!;
