@@ -501,6 +501,25 @@ describe('CRI streaming server', () => {
     assert.equal(await (await backend.call(n)).outcome, 'aborted');
   });
 
+  test('websocket v4.base64: text messages, the channel as a digit, the data in base64', async () => {
+    const url = execUrl(['sh', '-c', 'head -c 5; exit 2'], { stdin: true });
+    const r = await dialWs(url, ['v4.base64.channel.k8s.io']);
+    const ws = r.ws!;
+    assert.equal(ws.protocol, 'v4.base64.channel.k8s.io');
+    ws.frame(1, Buffer.from('0' + Buffer.from('hello').toString('base64')));
+    await ws.collect();
+    const text = ws.messages.filter((m) => m.opcode === 1).map((m) => m.data.toString('latin1'));
+    assert.equal(text[0], '1', "kubelet's empty stdout message first");
+    const on = (ch: string) =>
+      Buffer.concat(text.filter((t) => t[0] === ch).map((t) => Buffer.from(t.slice(1), 'base64'))).toString();
+    assert.equal(on('1'), 'hello');
+    assert.equal(
+      (JSON.parse(on('3')) as { details: { causes: { message: string }[] } }).details.causes[0]!.message,
+      '2',
+    );
+    assert.equal(ws.messages.filter((m) => m.opcode === 2).length, 0, 'no binary message');
+  });
+
   test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol 400', async () => {
     const n = backend.calls.length + 1;
     const r = await dialWs(execUrl(['sh', '-c', 'exec sleep 1000'], { stdin: true }), ['v5.channel.k8s.io']);
