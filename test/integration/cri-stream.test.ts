@@ -615,6 +615,30 @@ describe('CRI streaming server', () => {
     }
   });
 
+  test('an idle websocket exec is closed after 4 hours and its process killed', async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const n = backend.calls.length + 1;
+      const url = s2.urlForExec({
+        containerId: 'c',
+        cmd: ['sh', '-c', 'exec sleep 100000'],
+        tty: false,
+        stdin: true,
+        stdout: true,
+        stderr: false,
+      });
+      const ws = (await dialWs(url, ['v5.channel.k8s.io'])).ws!;
+      await backend.call(n);
+      clock.advance(4 * 60 * 60 * 1000);
+      await ws.done;
+      assert.equal(await (await backend.call(n)).outcome, 'aborted');
+    } finally {
+      await s2.close();
+    }
+  });
+
   test('PING is answered', async () => {
     const r = await dialSpdy(execUrl(['true']), ['v4.channel.k8s.io']);
     const conn = r.conn!;

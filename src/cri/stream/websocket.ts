@@ -4,7 +4,8 @@
  * every binary message starts with its channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the
  * status), 4 resize. `v5.channel.k8s.io` adds the close message `[255, channel]` from the client,
  * which half-closes that channel (stdin's end reaches the process). No subprotocol at all is
- * `channel.k8s.io`. Port forwarding over websocket is at the end. The framing is ws-conn.ts.
+ * `channel.k8s.io`; the `base64.` variants carry the same in text messages. Port forwarding over
+ * websocket is at the end. The framing is ws-conn.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import { Duplex, PassThrough, Writable } from 'node:stream';
