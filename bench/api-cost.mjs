@@ -1,6 +1,6 @@
 // The daemons' own cost through the Engine API, driven by ONE persistent HTTP client per
 // daemon over its unix socket (keep-alive; no CLI process in the loop). Run by bench/api-cost.sh.
-//   node bench/api-cost.mjs side <runs> <bundle> <state> <sock>...  interleaved rounds: crun, then each daemon
+//   node bench/api-cost.mjs side <runs> <state> crun:<bundle>... <sock>...  interleaved rounds
 //   node bench/api-cost.mjs cycle  <sock> <runs>            create+start+wait+remove `busybox true`
 //   node bench/api-cost.mjs crun   <bundle> <state> <runs>   `crun run` of the same rootfs (the floor)
 //   node bench/api-cost.mjs detach <sock> <n> <clients>     n detached `sleep` starts from c clients
@@ -50,20 +50,20 @@ async function cycle(call, cmd) {
 }
 
 if (mode === 'side') {
-  // interleaved rounds (crun, then each daemon in turn), so that every figure sees the same load
-  const [runs, bundle, state, ...socks] = args;
-  const calls = socks.map((s) => client(s));
-  for (const call of calls) for (let i = 0; i < 3; i++) await cycle(call, ['true']); // warm-up
-  const out = { crun: [], ...Object.fromEntries(socks.map((s) => [s, []])) };
+  // interleaved rounds (each bundle's `crun run`, then each daemon in turn), so that every figure
+  // sees the same load; items: `crun:<bundle>` or a daemon's socket path
+  const [runs, state, ...items] = args;
+  const calls = new Map(items.filter((i) => !i.startsWith('crun:')).map((s) => [s, client(s)]));
+  for (const call of calls.values()) for (let i = 0; i < 3; i++) await cycle(call, ['true']); // warm-up
+  const out = Object.fromEntries(items.map((i) => [i, []]));
   for (let i = 0; i < +runs; i++) {
-    let t = now();
-    const r = spawnSync('crun', ['--root', state, 'run', '-b', bundle, `apicost${i}`], { stdio: 'ignore' });
-    if (r.status !== 0) throw new Error(`crun run: ${r.status}`);
-    out.crun.push(now() - t);
-    for (const [k, call] of calls.entries()) {
-      t = now();
-      await cycle(call, ['true']);
-      out[socks[k]].push(now() - t);
+    for (const item of items) {
+      const t = now();
+      if (item.startsWith('crun:')) {
+        const r = spawnSync('crun', ['--root', state, 'run', '-b', item.slice(5), `apicost${i}`], { stdio: 'ignore' });
+        if (r.status !== 0) throw new Error(`crun run ${item}: ${r.status}`);
+      } else await cycle(calls.get(item), ['true']);
+      out[item].push(now() - t);
     }
   }
   console.log(JSON.stringify(out));

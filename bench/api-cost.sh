@@ -38,8 +38,24 @@ layer=$(tar -xOf $FIXTURE ./manifest.json | jq -r '.[0].Layers[0]')
 tar -xOf $FIXTURE "./$layer" | tar -x -C $WORK/bundle/rootfs
 (cd $WORK/bundle && crun spec && jq '.process.args=["true"] | .process.terminal=false' config.json > c.json && mv c.json config.json)
 
+# ... and berthd's own bundle: the config.json berthd writes for this container (its mounts,
+# cgroup, sysctls, seccomp, masked paths), on a copy of the rootfs and of its /etc files: the
+# floor for the same container, so that berthd's figure over it is the daemon and conmon alone
+ID=$(curl -sf --unix-socket $WORK/berth.sock -H 'Content-Type: application/json' \
+  -d '{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"none"}}' http://d/v1.41/containers/create | jq -r .Id)
+curl -sf --unix-socket $WORK/berth.sock -X POST http://d/v1.41/containers/$ID/start
+curl -sf --unix-socket $WORK/berth.sock -X POST http://d/v1.41/containers/$ID/wait >/dev/null
+mkdir -p $WORK/bundle-berth
+for f in hostname hosts resolv.conf; do cp $WORK/berth-root/containers/$ID/$f $WORK/bundle-berth/; done
+jq --arg r $WORK/bundle/rootfs --arg d $WORK/bundle-berth \
+  '.root.path = $r | .root.readonly = false | .process.terminal = false | .linux.cgroupsPath = "/berth/apicost-floor"
+   | .mounts |= map(if (.destination | startswith("/etc/")) then .source = ($d + "/" + (.destination | ltrimstr("/etc/"))) else . end)' \
+  $WORK/berth-root/containers/$ID/config.json > $WORK/bundle-berth/config.json
+curl -sf --unix-socket $WORK/berth.sock -X DELETE http://d/v1.41/containers/$ID
+
 # 1. the cycle, interleaved
-node bench/api-cost.mjs side $RUNS $WORK/bundle $WORK/crun-state $WORK/berth.sock $WORK/docker.sock > $WORK/cycle.json
+node bench/api-cost.mjs side $RUNS $WORK/crun-state crun:$WORK/bundle crun:$WORK/bundle-berth \
+  $WORK/berth.sock $WORK/docker.sock > $WORK/cycle.json
 
 # 2. detached starts from $CLIENTS clients, then removal of all
 node bench/api-cost.mjs detach $WORK/berth.sock $N_DETACH $CLIENTS > $WORK/detach-berthd.json
@@ -76,14 +92,16 @@ const [work, out, runs, clients, bRunning, dRunning, bRss, loadBefore, loadAfter
 const rd = (f) => JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8'));
 const med = (v) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return +(s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2).toFixed(2); };
 const cyc = rd('cycle.json');
-const cycle = { crun: med(cyc.crun), berthd: med(cyc[`${work}/berth.sock`]), dockerd: med(cyc[`${work}/docker.sock`]) };
+const cycle = { crun: med(cyc[`crun:${work}/bundle`]), crun_berth_bundle: med(cyc[`crun:${work}/bundle-berth`]),
+  berthd: med(cyc[`${work}/berth.sock`]), dockerd: med(cyc[`${work}/docker.sock`]) };
 const db = rd('detach-berthd.json'), dd = rd('detach-dockerd.json');
 const rate = { berthd: +(db.n / db.s).toFixed(1), dockerd: +(dd.n / dd.s).toFixed(1) };
 const build = { berthd: med(rd('build-berthd.json').ms), dockerd: med(rd('build-dockerd.json').ms) };
 const r = {
   when: new Date().toISOString(), runs: +runs, load_before: loadBefore, load_after: loadAfter,
   cycle_median_ms: cycle,
-  cycle_ratio: { berthd_vs_crun: +(cycle.berthd / cycle.crun).toFixed(2), berthd_vs_dockerd: +(cycle.berthd / cycle.dockerd).toFixed(3) },
+  cycle_ratio: { berthd_vs_crun: +(cycle.berthd / cycle.crun).toFixed(2), berthd_vs_crun_same_config: +(cycle.berthd / cycle.crun_berth_bundle).toFixed(2),
+    berthd_vs_dockerd: +(cycle.berthd / cycle.dockerd).toFixed(3) },
   detached: { clients: +clients, berthd: { n: db.n, s: +db.s.toFixed(2), running: +bRunning, berthd_rss_mb: +(bRss / 1024).toFixed(1) },
     dockerd: { n: dd.n, s: +dd.s.toFixed(2), running: +dRunning }, per_s: rate, rate_ratio: +(rate.berthd / rate.dockerd).toFixed(1) },
   cached_build_median_ms: build, cached_build_ratio: +(build.berthd / build.dockerd).toFixed(3),
@@ -95,11 +113,12 @@ Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}. One pers
 
 | create+start+wait+remove \`busybox true\` | median ms |
 |---|---|
-| crun run (floor) | ${cycle.crun} |
+| crun run, crun's default spec (floor) | ${cycle.crun} |
+| crun run, the config.json berthd writes (floor, same container) | ${cycle.crun_berth_bundle} |
 | berthd | ${cycle.berthd} |
 | dockerd | ${cycle.dockerd} |
 
-berthd / crun: **${r.cycle_ratio.berthd_vs_crun}** (target ≤ 1.5); berthd / dockerd: **${r.cycle_ratio.berthd_vs_dockerd}** (target ≤ 0.10)
+berthd / crun: **${r.cycle_ratio.berthd_vs_crun}** (target ≤ 1.5), over crun with berthd's own config **${r.cycle_ratio.berthd_vs_crun_same_config}**; berthd / dockerd: **${r.cycle_ratio.berthd_vs_dockerd}** (target ≤ 0.10)
 
 | detached starts, ${clients} clients | containers | s | per s | running after |
 |---|---|---|---|---|
