@@ -8,7 +8,7 @@
 // - Node built-ins that only some commands use (crypto, child_process, readline, zlib, url, util, http)
 //   are loaded on first use: each import of one becomes an object whose properties require the
 //   real module when read, so `berth ps` never loads them (~3 ms of CPU for crypto alone).
-// - V8's code cache of the bundle (dist/berth.cjs.cache), made here by running the bundle on a few
+// - V8's code cache of the bundle (dist/berth.cjs.<size>-<mtime>.cache), made here by running the bundle on a few
 //   commands against a stand-in daemon, so that bin/berth compiles almost nothing. Written next to
 //   the bundle on every build, so that it always belongs to it (V8 also refuses a cache whose
 //   source length or flags differ, and then bin/berth compiles as usual).
@@ -16,7 +16,7 @@ import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -70,7 +70,9 @@ await build({
   ],
 });
 
-// The code cache: `ps` and `images` against a stand-in daemon answering `[]` (what an empty
+// The code cache (dist/berth.cjs.<size>-<mtime>.cache, bin/berth names it): older ones go first.
+for (const f of readdirSync('dist')) if (/^berth\.cjs\..*cache$/.test(f)) rmSync(join('dist', f), { force: true });
+// `ps` and `images` against a stand-in daemon answering `[]` (what an empty
 // daemon says), and `version` (an error from it), so the functions they share are compiled.
 const dir = mkdtempSync(join(tmpdir(), 'berth-cache-'));
 const sock = join(dir, 's.sock');
