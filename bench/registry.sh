@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-bench_init registry
+bench_init registry docker.io docker-registry skopeo
 LAYERS=${LAYERS:-8}
 MIB=${MIB:-128}
 RUNS=${RUNS:-3}
@@ -65,6 +65,33 @@ for i in $(seq 1 $RUNS); do
   done
 done
 
+# --- skopeo: copies of a 100 MiB image (4 x 25 MiB) to and from each registry -------------------
+# a fresh, empty registry per copy (skopeo's blob-info cache would otherwise mount or skip blobs it
+# has seen anywhere); push from a docker-archive, then pull into a dir: from nothing, both ways
+node bench/make-image.mjs $WORK/sk.tar 4 25 sk:1 >/dev/null
+fresh_registry() { # $1 berth|dist, $2 root; prints "pid addr"
+  local a=127.0.0.1:$(port) p
+  if [ $1 = berth ]; then
+    bin/berth registry serve --addr $a --root $2 >/dev/null 2>&1 & p=$!
+  else
+    mkdir -p $2; printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' $2/data $a > $2.yml
+    docker-registry serve $2.yml >/dev/null 2>&1 & p=$!
+  fi
+  for _ in $(seq 100); do curl -s -o /dev/null http://$a/v2/ && break; sleep 0.05; done
+  echo "$p $a"
+}
+for i in $(seq 1 $((RUNS * 3))); do
+  for name in berth dist; do
+    rm -rf $WORK/sk-$name $WORK/sk-out
+    read -r p a < <(fresh_registry $name $WORK/sk-$name)
+    s=$(now); skopeo copy -q --dest-tls-verify=false docker-archive:$WORK/sk.tar docker://$a/sk/img:1; e=$(now)
+    T[$name-skopeo-push]+="$(echo "$e - $s" | bc) "
+    s=$(now); skopeo copy -q --src-tls-verify=false docker://$a/sk/img:1 dir:$WORK/sk-out; e=$(now)
+    T[$name-skopeo-pull]+="$(echo "$e - $s" | bc) "
+    kill $p; wait $p 2>/dev/null || true
+  done
+done
+
 # --- engine pull: berthd vs dockerd from berth registry ----------------------------------------
 start_engines berthbenchreg
 sleep 1
@@ -85,11 +112,13 @@ for i in $(seq 1 $RUNS); do
   T[dockerd-pull]+="$(timed_pull $DH) "
 done
 
-node - "$OUT" "$TOTAL_MB" "$LAYERS" "$MIB" "$RUNS" "${T[berth-push]}" "${T[berth-pull]}" "${T[dist-push]}" "${T[dist-pull]}" "${T[berthd-pull]}" "${T[dockerd-pull]}" <<'JS'
+LOAD=$(uptime | sed 's/.*load average: //')
+node - "$OUT" "$TOTAL_MB" "$LAYERS" "$MIB" "$RUNS" "${T[berth-push]}" "${T[berth-pull]}" "${T[dist-push]}" "${T[dist-pull]}" "${T[berthd-pull]}" "${T[dockerd-pull]}" "${T[berth-skopeo-push]}" "${T[berth-skopeo-pull]}" "${T[dist-skopeo-push]}" "${T[dist-skopeo-pull]}" "$LOAD" <<'JS'
 const fs = require('fs');
-const [out, mb, layers, mib, runs, ...series] = process.argv.slice(2);
+const [out, mb, layers, mib, runs, ...rest] = process.argv.slice(2);
+const load = rest.pop();
 const med = (s) => { const v = s.trim().split(/\s+/).map(Number).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
-const [bp, bl, dp, dl, be, de] = series.map(med);
+const [bp, bl, dp, dl, be, de, bsp, bsl, dsp, dsl] = rest.map(med);
 const mbps = (t) => +(mb / t).toFixed(0);
 const res = {
   when: new Date().toISOString(), image: { layers: +layers, mib_per_layer: +mib, total_mb: +mb }, runs: +runs,
@@ -98,6 +127,9 @@ const res = {
   registry_throughput_mb_s: { berth_push: mbps(bp), distribution_push: mbps(dp), berth_pull: mbps(bl), distribution_pull: mbps(dl) },
   throughput_ratio_berth_vs_distribution: { push: +(dp / bp).toFixed(2), pull: +(dl / bl).toFixed(2) },
   engine_pull_s: { berthd: +be.toFixed(2), dockerd: +de.toFixed(2), ratio_berthd_vs_dockerd: +(be / de).toFixed(2) },
+  skopeo_100mib_s: { berth_push: +bsp.toFixed(3), distribution_push: +dsp.toFixed(3), berth_pull: +bsl.toFixed(3), distribution_pull: +dsl.toFixed(3),
+    ratio_berth_vs_distribution: { push: +(dsp / bsp).toFixed(2), pull: +(dsl / bsl).toFixed(2) }, copies_each: +runs * 3 },
+  load_average_at_end: load,
 };
 fs.writeFileSync(`${out}.json`, JSON.stringify(res, null, 2) + '\n');
 fs.writeFileSync(`${out}.md`, `# registry bench ${res.when} (medians of ${runs} runs; ${layers} layers x ${mib} MiB = ${mb} MB, random bytes, uncompressed)
@@ -115,6 +147,15 @@ berth / distribution throughput: push **${res.throughput_ratio_berth_vs_distribu
 | dockerd | ${res.engine_pull_s.dockerd} |
 
 berthd / dockerd: **${res.engine_pull_s.ratio_berthd_vs_dockerd}**
+
+| skopeo copy, 100 MiB image (4 x 25 MiB), fresh registry each, medians of ${runs * 3} | push s | pull s |
+|---|---|---|
+| berth registry | ${res.skopeo_100mib_s.berth_push} | ${res.skopeo_100mib_s.berth_pull} |
+| docker-registry 2.8 | ${res.skopeo_100mib_s.distribution_push} | ${res.skopeo_100mib_s.distribution_pull} |
+
+berth / distribution speed with skopeo: push **${res.skopeo_100mib_s.ratio_berth_vs_distribution.push}x**, pull **${res.skopeo_100mib_s.ratio_berth_vs_distribution.pull}x**
+
+Load average at the end: ${load}
 `);
 console.log(JSON.stringify(res, null, 2));
 JS

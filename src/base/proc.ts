@@ -9,7 +9,7 @@
  * shell script's `sleep`, a plugin's own helpers) die with it. Either way the call ends at the
  * deadline: a child left holding the pipes cannot keep it waiting.
  */
-import { spawnProcess, type Spawned } from './spawn.js';
+import { spawnProcess, spawnProcessAsync, type Spawned } from './spawn.js';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError } from './errors.js';
 
@@ -90,4 +90,48 @@ export function runCommand(
       else reject(new CommandError(cmd, status.code, err));
     });
   });
+}
+
+/**
+ * `cmd args` with exactly `env`, run to completion, its stdout and stderr captured (each up to
+ * `maxBuffer` bytes; past that it is SIGKILLed and the call fails), under a deadline (SIGKILL at
+ * `timeoutMs`, and the call fails). Resolves on exit 0; otherwise rejects with a CommandError that
+ * carries `stderr` (and `stdout`). The spawn itself runs off the event loop (spawnProcessAsync):
+ * the runtime's CLI calls (kill, delete --force, state, pause) do not hold other requests.
+ */
+export async function runCapture(
+  cmd: string,
+  args: string[],
+  o: { env: NodeJS.ProcessEnv; timeoutMs: number; maxBuffer: number },
+): Promise<{ stdout: string; stderr: string }> {
+  const p = await spawnProcessAsync(cmd, args, o.env, { out: [1, 2] });
+  const chunks: Record<1 | 2, Buffer[]> = { 1: [], 2: [] };
+  let size = 0;
+  let why: string | null = null;
+  const kill = (reason: string) => {
+    why ??= reason;
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // it has just ended on its own
+    }
+  };
+  const drained = ([1, 2] as const).map((fd) => {
+    const s = p.out.get(fd)!;
+    s.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > o.maxBuffer) kill(`${cmd}: output over ${o.maxBuffer} bytes`);
+      else chunks[fd].push(d);
+    });
+    return new Promise((r) => s.once('close', r));
+  });
+  const timer = setTimeout(() => kill(`${cmd} did not finish in ${o.timeoutMs / 1000} s and was killed`), o.timeoutMs);
+  timer.unref();
+  const [status] = await Promise.all([p.exited, ...drained]);
+  clearTimeout(timer);
+  const stdout = Buffer.concat(chunks[1]).toString();
+  const stderr = Buffer.concat(chunks[2]).toString();
+  if (why === null && status.code === 0) return { stdout, stderr };
+  const e = new CommandError(cmd, why === null ? status.code : null, stderr, why ?? undefined);
+  throw Object.assign(e, { stdout });
 }

@@ -99,6 +99,96 @@ export interface Spawned {
   exited: Promise<ExitStatus>;
 }
 
+/** A spawn made ready: file actions and attributes, the pipes, argv and envp. */
+interface Prepared {
+  fa: Buffer;
+  attr: Buffer;
+  /** our ends of the pipes, closed by `release` unless the sockets own them (`adopt` empties it) */
+  ours: number[];
+  /** the child's ends, closed by `release` once the spawn call returned */
+  theirs: number[];
+  ends: Array<{ childFd: number; mine: number; write: boolean }>;
+  argv: Array<string | null>;
+  envp: Array<string | null>;
+}
+
+function prepare(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  o: { out: number[]; into?: number[]; detached?: boolean },
+): Prepared {
+  const p: Prepared = {
+    fa: Buffer.alloc(OPAQUE_BYTES),
+    attr: Buffer.alloc(OPAQUE_BYTES),
+    ours: [],
+    theirs: [],
+    ends: [],
+    argv: [file, ...args, null],
+    envp: [
+      ...Object.entries(env)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`),
+      null,
+    ],
+  };
+  fns.faInit(p.fa);
+  fns.attrInit(p.attr);
+  try {
+    if (o.detached) fns.attrSetFlags(p.attr, POSIX_SPAWN_SETSID);
+    const given = new Set([...o.out, ...(o.into ?? [])]);
+    for (const fd of [0, 1, 2]) if (!given.has(fd)) fns.faOpen(p.fa, fd, '/dev/null', O_RDWR, 0);
+    for (const [childFds, write] of [
+      [o.out, false],
+      [o.into ?? [], true],
+    ] as const) {
+      for (const childFd of childFds) {
+        const [r, w] = pipe();
+        p.ours.push(write ? w : r);
+        p.theirs.push(write ? r : w);
+        p.ends.push({ childFd, mine: write ? w : r, write });
+        fns.faDup2(p.fa, write ? r : w, childFd); // dup2 clears close-on-exec on the child's copy
+      }
+    }
+  } catch (e) {
+    release(p);
+    throw e;
+  }
+  return p;
+}
+
+/** Closes the child's ends (and ours, unless adopted) and frees the spawn's attributes. */
+function release(p: Prepared): void {
+  for (const fd of p.theirs) fns.close(fd);
+  for (const fd of p.ours) fns.close(fd);
+  p.theirs.length = 0;
+  p.ours.length = 0;
+  fns.faDestroy(p.fa);
+  fns.attrDestroy(p.attr);
+}
+
+function spawnFailed(file: string, rc: number): Error {
+  reap(); // stops the reaper when no child is left
+  const e = internal(`cannot run ${file}: ${errnoName(rc)}`);
+  (e as { code?: string }).code = errnoName(rc);
+  return e;
+}
+
+/** The running child: our pipe ends as streams, its exit awaited. */
+function adopt(p: Prepared, pid: number): Spawned {
+  const out = new Map<number, Readable>();
+  const into = new Map<number, Writable>();
+  const exited = new Promise<ExitStatus>((resolve) => unreaped.set(pid, resolve));
+  for (const e of p.ends) {
+    const s = new Socket({ fd: e.mine, readable: !e.write, writable: e.write });
+    s.on('error', () => undefined); // a child that exits early (EPIPE, reset): the caller sees 'close'
+    if (e.write) into.set(e.childFd, s);
+    else out.set(e.childFd, s);
+  }
+  p.ours.length = 0; // owned by the sockets now
+  return { pid, out, in: into, exited };
+}
+
 /**
  * Runs `file` (looked up in PATH unless it has a slash) with `args` and exactly `env`. `out`:
  * child fds that get a pipe the child writes to; `into`: child fds that get a pipe it reads.
@@ -111,59 +201,56 @@ export function spawnProcess(
   env: NodeJS.ProcessEnv,
   o: { out: number[]; into?: number[]; detached?: boolean },
 ): Spawned {
-  const fa = Buffer.alloc(OPAQUE_BYTES);
-  const attr = Buffer.alloc(OPAQUE_BYTES);
-  const ours: number[] = [];
-  const theirs: number[] = [];
-  const out = new Map<number, Readable>();
-  const into = new Map<number, Writable>();
-  fns.faInit(fa);
-  fns.attrInit(attr);
+  const p = prepare(file, args, env, o);
   try {
-    if (o.detached) fns.attrSetFlags(attr, POSIX_SPAWN_SETSID);
-    const given = new Set([...o.out, ...(o.into ?? [])]);
-    for (const fd of [0, 1, 2]) if (!given.has(fd)) fns.faOpen(fa, fd, '/dev/null', O_RDWR, 0);
-    const ends: Array<{ childFd: number; mine: number; write: boolean }> = [];
-    for (const [childFds, write] of [
-      [o.out, false],
-      [o.into ?? [], true],
-    ] as const) {
-      for (const childFd of childFds) {
-        const [r, w] = pipe();
-        ours.push(write ? w : r);
-        theirs.push(write ? r : w);
-        ends.push({ childFd, mine: write ? w : r, write });
-        fns.faDup2(fa, write ? r : w, childFd); // dup2 clears close-on-exec on the child's copy
-      }
-    }
     startReaper();
     const pid = [0];
-    const envp = [
-      ...Object.entries(env)
-        .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => `${k}=${v}`),
-      null,
-    ];
-    const rc = fns.spawnp(pid, file, fa, attr, [file, ...args, null], envp);
-    if (rc !== 0) {
-      reap(); // stops the reaper when no child is left
-      const e = internal(`cannot run ${file}: ${errnoName(rc)}`);
-      (e as { code?: string }).code = errnoName(rc);
-      throw e;
-    }
-    const exited = new Promise<ExitStatus>((resolve) => unreaped.set(pid[0]!, resolve));
-    for (const e of ends) {
-      const s = new Socket({ fd: e.mine, readable: !e.write, writable: e.write });
-      s.on('error', () => undefined); // a child that exits early (EPIPE, reset): the caller sees 'close'
-      if (e.write) into.set(e.childFd, s);
-      else out.set(e.childFd, s);
-    }
-    ours.length = 0; // owned by the sockets now
-    return { pid: pid[0]!, out, in: into, exited };
+    const rc = fns.spawnp(pid, file, p.fa, p.attr, p.argv, p.envp);
+    if (rc !== 0) throw spawnFailed(file, rc);
+    return adopt(p, pid[0]!);
   } finally {
-    for (const fd of theirs) fns.close(fd);
-    for (const fd of ours) fns.close(fd);
-    fns.faDestroy(fa);
-    fns.attrDestroy(attr);
+    release(p);
   }
+}
+
+/**
+ * `spawnProcess` with the posix_spawn call on one of koffi's worker threads: the child's clone
+ * and exec (the calling thread waits for them: CLONE_VFORK) do not hold the daemon's event loop.
+ * Under load that wait is the child's scheduling delay (~2 ms here idle, 15 ms and more on a busy
+ * machine), once per container start and exec. Same contract, settled once the child has exec'd.
+ */
+export function spawnProcessAsync(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  o: { out: number[]; into?: number[]; detached?: boolean },
+): Promise<Spawned> {
+  const p = prepare(file, args, env, o);
+  startReaper();
+  const pid = [0];
+  return new Promise<Spawned>((resolve, reject) => {
+    const done = (err: unknown, rc: number) => {
+      try {
+        if (err) throw err instanceof Error ? err : internal(`cannot run ${file}: ${String(err)}`);
+        if (rc !== 0) throw spawnFailed(file, rc);
+        const s = adopt(p, pid[0]!);
+        // a SIGCHLD that came while the call ran may have found nothing to wait for (and stopped
+        // the reaper): listen again, and reap a child that is gone already
+        startReaper();
+        reap();
+        resolve(s);
+      } catch (e) {
+        reject(e instanceof Error ? e : internal(String(e)));
+      } finally {
+        release(p);
+      }
+    };
+    try {
+      fns.spawnp.async(pid, file, p.fa, p.attr, p.argv, p.envp, done);
+    } catch (e) {
+      release(p);
+      reap();
+      reject(e instanceof Error ? e : internal(String(e)));
+    }
+  });
 }

@@ -3,9 +3,11 @@
  * the bundled CLI (dist/berth.cjs) does not carry them, so a CLI that never verifies pays nothing.
  */
 import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Ctx } from './context.js';
+import { cachedTrustedReference } from './trust-pin.js';
 
 type TrustModule = typeof import('./commands/trust.js');
 
@@ -17,9 +19,26 @@ export function loadTrust(): Promise<TrustModule> {
     // bin/berth: the trust bundle (dist/trust.cjs); dist/src/cmd/berth.js (unbundled): its sibling module
     const candidates = [join(here, '..', 'dist', 'trust.cjs'), join(here, '..', 'cli', 'commands', 'trust.js')];
     const path = candidates.find((p) => existsSync(p)) ?? candidates[0]!;
-    loaded = import(pathToFileURL(path).href) as Promise<TrustModule>;
+    // the bundle is CommonJS and is required: bin/berth runs the CLI from V8's code cache, where a
+    // dynamic import() has no loader to call (Node 20); the unbundled module is ESM and imported
+    loaded = path.endsWith('.cjs')
+      ? Promise.resolve().then(() => createRequire(path)(path) as TrustModule)
+      : (import(pathToFileURL(path).href) as Promise<TrustModule>);
   }
   return loaded;
+}
+
+/**
+ * A tag resolved through verified trust data (commands/trust.ts `trustedReference`): from the
+ * verified-metadata cache when it can answer (no trust bundle loaded, no metadata fetched), else
+ * by the full verification.
+ */
+export async function trustedReference(
+  ctx: Ctx,
+  ref: string,
+  o: { pull: boolean; progressToStderr?: boolean },
+): Promise<string> {
+  return (await cachedTrustedReference(ctx, ref, o)) ?? (await loadTrust()).trustedReference(ctx, ref, o);
 }
 
 /** BERTH_CONTENT_TRUST=1 (or DOCKER_CONTENT_TRUST=1): tags resolve only through signed metadata. */

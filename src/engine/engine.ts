@@ -337,6 +337,7 @@ export class Engine {
 
   private async removeFiles(id: string): Promise<void> {
     const t0 = performance.now();
+    await this.lifecycle.runtimeDeleted(id); // one deletion at a time: the exit's, then this one (a no-op then)
     await this.runtime
       .delete(id)
       .catch((e: unknown) => log.warn('runtime delete failed', { id, err: errorMessage(e) }));

@@ -27,10 +27,20 @@ export class Lifecycle {
   private readonly handlingExit = new Set<string>();
   /** Starts under way (API or restart manager): stop and remove wait for them to settle. */
   private readonly starting = new Map<string, Promise<boolean>>();
+  /**
+   * Runtime deletions of exited containers, made after their waiters were told (off the path of
+   * `wait`): a start of the container, and its removal, wait for its deletion first.
+   */
+  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(private readonly d: LifecycleDeps) {
     this.restarts = new RestartManager(d.clock);
     this.attachBroker = new AttachBroker(d.runtime);
+  }
+
+  /** Settles once the runtime's state of container `id`, exited, is deleted (at once when nothing is being deleted). */
+  runtimeDeleted(id: string): Promise<void> {
+    return this.deleting.get(id) ?? Promise.resolve();
   }
 
   /** Builds the OCI spec with placeholder rootfs/user to reject bad caps, ulimits, resources at create time. */
@@ -94,6 +104,7 @@ export class Lifecycle {
     if (rec.state.status === 'running') return false; // Docker's 304, before the table's refusal
     if (!fromRestart || rec.state.status !== 'restarting') ensure(rec, 'start');
     const { d } = this;
+    await this.runtimeDeleted(rec.id); // the last run's state, going since it exited
     const created = await startTask(d, this.attachBroker, rec, restore);
     rec.state = {
       ...rec.state,
@@ -280,8 +291,13 @@ export class Lifecycle {
       // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
       // after a child was killed, with one `oom` event.
       const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
-      // the runtime's state goes now, unless the container goes: its removal deletes it, off the clients' path
-      if (!autoRemove) await this.d.runtime.delete(id).catch(() => undefined);
+      // the runtime's state goes now, unless the container goes (its removal deletes it): while the
+      // exit is recorded and told, not before (a start or removal of it waits for it: runtimeDeleted)
+      if (!autoRemove) {
+        const del = this.d.runtime.delete(id).catch(() => undefined);
+        this.deleting.set(id, del);
+        void del.then(() => this.deleting.get(id) === del && this.deleting.delete(id));
+      }
       await this.d.containers.unwire(rec, true);
       await this.releaseVolumes(rec);
       const ranMs = this.d.clock.now() - Date.parse(rec.state.startedAt);

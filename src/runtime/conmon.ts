@@ -7,7 +7,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
-import { spawnProcess } from '../base/spawn.js';
+import { spawnProcessAsync } from '../base/spawn.js';
 
 export interface SyncMessage {
   data: number;
@@ -99,11 +99,12 @@ export interface ConmonHandle {
 // the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
 export { isCommandNotFound, runtimeError } from './errors.js';
 
-export function startConmon(
+/** Starts conmon; settles once it has exec'd (the spawn runs off the event loop: base/spawn.ts). */
+export async function startConmon(
   path: string,
   args: string[],
   opts: { attach: boolean; pathPrefix?: string },
-): ConmonHandle {
+): Promise<ConmonHandle> {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
   const PATH = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin';
@@ -116,7 +117,7 @@ export function startConmon(
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = spawnProcess(
+  const child = await spawnProcessAsync(
     path,
     args,
     env,

@@ -9,16 +9,13 @@
  *   <runDir>/x/<exec id[:12]>/     one exec: process.json, pid, exit dir, log
  *   <runDir>/bin/<runtime>         the runtime's binary, bind-mounted read-only (pin.ts)
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Clock } from '../base/clock.js';
 import { errorMessage } from '../base/errors.js';
+import { runCapture } from '../base/proc.js';
 import type { HostInfo, RuntimeName } from './types.js';
 import { RUNTIME_ENV } from './pin.js';
-
-const run = promisify(execFile);
 
 /** How long one call of a runtime's CLI (state, kill, pause, delete, update...) may take. */
 export const CLI_DEADLINE_MS = 60_000;
@@ -83,11 +80,12 @@ export class RunDir {
   }
 
   cliOf(name: RuntimeName, args: string[]): Promise<{ stdout: string; stderr: string }> {
-    return run(this.bin(name), [`--root=${this.stateRoot(name)}`, ...args], {
+    // spawned off the event loop (base/proc.ts runCapture): a `kill` or `delete --force` per removal
+    // of a running container held every other request while the runtime's child exec'd
+    return runCapture(this.bin(name), [`--root=${this.stateRoot(name)}`, ...args], {
       maxBuffer: 4 * 1024 * 1024,
       env: this.env,
-      timeout: CLI_DEADLINE_MS,
-      killSignal: 'SIGKILL',
+      timeoutMs: CLI_DEADLINE_MS,
     });
   }
 }

@@ -82,7 +82,10 @@ export async function createTask(
   ]);
   const args = conmonArgs(d, o, cdir, restore);
   const tc = performance.now();
-  const h = startConmon(d.info.conmon.path, args, { attach: false, ...(restore ? { pathPrefix: gate.criuDir } : {}) });
+  const h = await startConmon(d.info.conmon.path, args, {
+    attach: false,
+    ...(restore ? { pathPrefix: gate.criuDir } : {}),
+  });
   let msg;
   try {
     msg = await h.sync.next(restore ? gate.deadlineMs : undefined);

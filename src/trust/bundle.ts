@@ -26,6 +26,8 @@ const EMPTY = Buffer.from('{}');
 export interface BundleIndex {
   /** digest of the artifact's manifest */
   digest: string;
+  /** the manifest's bytes (the verified-metadata cache keeps them: cache.ts) */
+  manifest: Buffer;
   files: Map<string, { digest: string; size: number }>;
 }
 
@@ -47,7 +49,7 @@ export async function fetchIndex(s: RegistrySession): Promise<BundleIndex | null
   }
   const files = trustFiles(m);
   if (!files) throw invalidArgument(`the ${TRUST_TAG} tag of ${s.ep.host}/${s.ep.repo} is not berth trust data`);
-  return { digest: sha256(bytes), files };
+  return { digest: sha256(bytes), manifest: bytes, files };
 }
 
 /** One metadata file, checked against the digest the artifact names. */

@@ -27,6 +27,7 @@ import { writeFileAtomicSync } from '../base/fs.js';
 import { isObject } from '../base/json.js';
 import { endpointOf, RegistrySession, type ClientOptions, type Credentials } from '../distribution/client.js';
 import { fetchFile, fetchIndex, type BundleIndex } from './bundle.js';
+import { recordVerified, repoDirOf } from './cache.js';
 import { DELEGATION, type Json, type TargetInfo } from './metadata.js';
 import { explainFailure, readJson, refuse, short, trustedFor } from './refusals.js';
 
@@ -153,8 +154,7 @@ export class TrustClient {
   ) {}
 
   repoDir(name: string): string {
-    const ep = endpointOf(name, this.client);
-    return join(this.dir, ep.host.replace(/:/g, '_'), ep.repo);
+    return repoDirOf(this.dir, name); // host and repository do not depend on the client options
   }
 
   /**
@@ -216,6 +216,7 @@ export class TrustClient {
       throw await explain(e);
     }
     this.remember(dir);
+    recordVerified(dir, idx.manifest); // the cache (cache.ts) may answer for this artifact from now on
     return new VerifiedRepository(name, dir, pin, updater, explain);
   }
 

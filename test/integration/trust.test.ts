@@ -6,14 +6,24 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
 import { REPO, startDaemon, type Daemon } from './harness.js';
 import { startBerthRegistry, startDistribution, type Registry } from './registry-harness.js';
 import { endpointOf, RegistrySession } from '../../src/distribution/client.js';
 import { fetchFile, fetchIndex, pushBundle } from '../../src/trust/bundle.js';
+import { cachedTarget } from '../../src/trust/cache.js';
 import { KeyStore, keyIdOf, publicJsonOf, type PrivateKey } from '../../src/trust/keys.js';
 import { RepositoryMetadata, roleKeys, signTimestamp } from '../../src/trust/metadata.js';
 
@@ -233,6 +243,87 @@ describe('trust', () => {
     assert.equal(off.code, 0);
     assert.equal(await runOut([`${ref}:evil`], c, false), 'defaced');
     await d.docker(['rm', '-f', server]);
+  });
+
+  test('the verified-metadata cache answers while the artifact is unchanged; a tampered, foreign-writable, expired or superseded cache is not used', async () => {
+    const p = pub();
+    const c = party('cache');
+    const name = `${reg.addr}/acme/cached`;
+    await webImage(`${name}:v1`, 'cached v1');
+    await p.berth(['trust', 'sign', `${name}:v1`]);
+    // an unsigned image in the same repository: what a tampered cache would send the consumer to
+    await webImage(`${name}:evil`, 'cached evil');
+    await d.docker(['push', `${name}:evil`]);
+    const evil = (await d.docker(['inspect', '-f', '{{index .RepoDigests 0}}', `${name}:evil`])).stdout
+      .trim()
+      .split('@')[1]!;
+    await d.docker(['rmi', `${name}:v1`, `${name}:evil`]);
+    // the first pull verifies in full (tuf-js) and records the artifact it verified
+    const first = await c.berth(['pull', `${name}:v1`], { trust: true });
+    const signed = /@(sha256:[0-9a-f]{64})/.exec(first.stdout)![1]!;
+    assert.notEqual(signed, evil);
+    const dir = join(c.dir, 'tuf', reg.addr.replace(/:/g, '_'), 'acme', 'cached');
+    assert.ok(existsSync(join(dir, 'verified.json')));
+    const served = `sha256:${createHash('sha256')
+      .update(await trustManifest(name))
+      .digest('hex')}`;
+    const now = Date.now();
+    assert.equal(cachedTarget(dir, served, 'v1', now)?.digest, signed, 'the cache gives the signed digest');
+    assert.equal(cachedTarget(dir, served, 'evil', now), null, 'an unsigned tag is not answered from the cache');
+    // the second pull is answered from the cache (the full verification would record its artifact again)
+    const recorded = statSync(join(dir, 'verified.json')).mtimeMs;
+    const second = await c.berth(['pull', `${name}:v1`], { trust: true });
+    assert.equal(second.stdout, `Tagging ${name}@${signed} as ${name}:v1\n`);
+    assert.equal(statSync(join(dir, 'verified.json')).mtimeMs, recorded, 'answered from the cache');
+    // expired: the same files judged after the timestamp's expiry (no test waits for a clock)
+    const expires = (f: string) =>
+      Date.parse((JSON.parse(readFileSync(join(dir, f), 'utf8')) as { signed: { expires: string } }).signed.expires);
+    assert.equal(cachedTarget(dir, served, 'v1', expires('timestamp.json') + 1000), null, 'expired timestamp');
+    assert.equal(cachedTarget(dir, served, 'v1', expires('timestamp.json') - 1000)?.digest, signed);
+    assert.equal(cachedTarget(dir, served, 'v1', expires('targets.json') + 1000), null, 'expired targets');
+    // superseded: the registry serves another artifact (a new signature, a revocation)
+    assert.equal(cachedTarget(dir, `sha256:${'0'.repeat(64)}`, 'v1', now), null, 'superseded');
+    // state someone else could have written vouches for nothing
+    chmodSync(join(dir, 'targets.json'), 0o666);
+    assert.equal(cachedTarget(dir, served, 'v1', now), null, 'a world-writable document');
+    chmodSync(join(dir, 'targets.json'), 0o644);
+    chmodSync(dir, 0o777);
+    assert.equal(cachedTarget(dir, served, 'v1', now), null, 'a world-writable directory');
+    chmodSync(dir, 0o700);
+    assert.equal(cachedTarget(dir, served, 'v1', now)?.digest, signed);
+    // tampered: the cached targets now name the unsigned image for v1
+    const targets = JSON.parse(readFileSync(join(dir, 'targets.json'), 'utf8')) as {
+      signed: { targets: Record<string, { hashes: { sha256: string } }> };
+    };
+    targets.signed.targets['v1']!.hashes.sha256 = evil.slice('sha256:'.length);
+    writeFileSync(join(dir, 'targets.json'), JSON.stringify(targets));
+    assert.equal(cachedTarget(dir, served, 'v1', now), null, 'a tampered document');
+    // also when the record is made to match it: the signatures do not
+    const rec = JSON.parse(readFileSync(join(dir, 'verified.json'), 'utf8')) as { manifest: string };
+    const m = JSON.parse(rec.manifest) as {
+      layers: Array<{ digest: string; size: number; annotations: Record<string, string> }>;
+    };
+    const tampered = readFileSync(join(dir, 'targets.json'));
+    for (const l of m.layers)
+      if (l.annotations['org.opencontainers.image.title'] === 'targets.json') {
+        l.digest = `sha256:${createHash('sha256').update(tampered).digest('hex')}`;
+        l.size = tampered.length;
+      }
+    const forged = JSON.stringify(m);
+    writeFileSync(join(dir, 'verified.json'), JSON.stringify({ manifest: forged }));
+    const forgedDigest = `sha256:${createHash('sha256').update(forged).digest('hex')}`;
+    assert.equal(cachedTarget(dir, forgedDigest, 'v1', now), null, 'a tampered document under a matching record');
+    writeFileSync(join(dir, 'verified.json'), JSON.stringify(rec));
+    // through the CLI: the tampered cache is not used; the full verification answers with the signed digest
+    const third = await c.berth(['pull', `${name}:v1`], { trust: true });
+    assert.match(third.stdout, new RegExp(`@${signed}`));
+    assert.doesNotMatch(third.stdout, new RegExp(evil));
+    assert.equal(
+      (await d.docker(['inspect', '-f', '{{.Id}}', `${name}:v1`])).stdout.trim(),
+      (await d.docker(['inspect', '-f', '{{.Id}}', `${name}@${signed}`])).stdout.trim(),
+    );
+    // and the full verification stored the registry's document again: the cache answers once more
+    assert.equal(cachedTarget(dir, served, 'v1', Date.now())?.digest, signed);
   });
 
   test('attacks, each refused with its own message, leaving nothing behind: swapped layer, swapped manifest, rollback, frozen metadata', async () => {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { readText } from '../../client/client.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { type Ctx } from '../context.js';
-import { loadTrust, trustOn } from '../trust-loader.js';
+import { loadTrust, trustedReference, trustOn } from '../trust-loader.js';
 import { eraseCredentials, readConfig, saveCredentials } from '../credentials.js';
 import { authHeader, registryOf, render } from '../progress.js';
 
@@ -24,7 +24,7 @@ export async function pullCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const named = at >= 0 ? { name: ref.slice(0, at), tag: ref.slice(at + 1) } : splitTag(ref);
   if (bool(p, 'all-tags') && named.tag !== undefined) throw new UsageError("tag can't be used with --all-tags/-a");
   if (trustOn() && !bool(p, 'all-tags') && !str(p, 'platform')) {
-    await (await loadTrust()).trustedReference(ctx, ref, { pull: true });
+    await trustedReference(ctx, ref, { pull: true });
     return;
   }
   const params = new URLSearchParams({

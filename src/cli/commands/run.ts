@@ -6,7 +6,7 @@ import { goDurationNs } from '../../base/duration.js';
 import { ApiError } from '../../client/client.js';
 import { pumpStreams } from '../io.js';
 import { ExitError, q, type Ctx } from '../context.js';
-import { loadTrust, trustOn } from '../trust-loader.js';
+import { trustedReference, trustOn } from '../trust-loader.js';
 
 export const CREATE_FLAGS: FlagSpec = {
   detach: { type: 'bool', short: 'd' },
@@ -365,9 +365,7 @@ async function createContainer(ctx: Ctx, p: Parsed): Promise<string> {
   const { name, body } = createBody(p);
   // content trust: the container runs the signed digest of the tag, pulled if missing
   if (trustOn())
-    body['Image'] = await (
-      await loadTrust()
-    ).trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
+    body['Image'] = await trustedReference(ctx, String(body['Image']), { pull: true, progressToStderr: true });
   try {
     const res = await ctx.client.json<{ Id: string; Warnings?: string[] }>(
       'POST',

@@ -22,8 +22,8 @@ import { TrustClient } from '../../trust/verify.js';
 import { UsageError, bool, parseArgs, splitTag, str } from '../args.js';
 import { ExitError, type Ctx } from '../context.js';
 import { authHeader, credentialsFor, registryOf, render } from '../progress.js';
+import { pullPinned, trustDir, tufDir } from '../trust-pin.js';
 
-const trustDir = () => process.env['BERTH_TRUST_DIR'] ?? join(homedir(), '.berth', 'trust');
 const rootDir = () => process.env['BERTH_TRUST_ROOT_DIR'] ?? join(trustDir(), 'root-keys');
 
 /** Passphrases from the environment (BERTH_*, or Docker's names), else a prompt on the terminal. */
@@ -66,7 +66,7 @@ function keyStore(): KeyStore {
 const creds = (name: string) => credentialsFor(registryOf(name));
 
 function client(): TrustClient {
-  return new TrustClient(join(trustDir(), 'tuf'));
+  return new TrustClient(tufDir());
 }
 
 function parseDuration(s: string): number {
@@ -283,23 +283,5 @@ export async function trustedReference(
     digest = ref.slice(at + 1);
     if (!(await repo.isSigned(digest))) throw new ExitError(1, `trust: ${name}: ${digest} is not a signed target`);
   } else digest = (await repo.resolve(tag ?? 'latest')).digest;
-  const pinned = `${name}@${digest}`;
-  const have = await ctx.client.json('GET', `/images/${enc(pinned)}/json`).then(
-    () => true,
-    () => false,
-  );
-  if (!have && o.pull) {
-    ctx.out(`Pull (1 of 1): ${name}:${tag ?? 'latest'}@${digest}\n`);
-    const res = await ctx.client.stream('POST', `/images/create?fromImage=${enc(name)}&tag=${enc(digest)}`, {
-      headers: authHeader(registryOf(name)),
-    });
-    await render(ctx, res, false);
-  }
-  if (tag !== undefined || at < 0) {
-    if (have || o.pull) {
-      await ctx.client.json('POST', `/images/${enc(pinned)}/tag?repo=${enc(name)}&tag=${enc(tag ?? 'latest')}`);
-      if (o.pull) ctx.out(`Tagging ${pinned} as ${name}:${tag ?? 'latest'}\n`);
-    }
-  }
-  return pinned;
+  return pullPinned(ctx, name, tag, at >= 0, digest, o);
 }
