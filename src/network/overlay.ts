@@ -85,6 +85,8 @@ export class OverlayDriver implements NetworkDriver {
   /** what each VXLAN has been told, by network, by address */
   private readonly programmed = new Map<string, Map<string, Peer>>();
   private queue: Promise<void> = Promise.resolve();
+  /** createNetwork calls under way, by network */
+  private readonly making = new Map<string, Promise<void>>();
 
   constructor(
     private readonly bridge: BridgeDriver,
@@ -101,8 +103,26 @@ export class OverlayDriver implements NetworkDriver {
     return [...this.nets.values()].map((n) => n.vxlan);
   }
 
-  /** Brings the network up on this host (idempotent: devices that are there and berth's are kept). */
-  async createNetwork(n: NetworkSpec): Promise<{ device: string }> {
+  /**
+   * Brings the network up on this host (idempotent: devices that are there and berth's are kept).
+   * Calls for one network run one after the other (a create and the watch's event race otherwise).
+   */
+  createNetwork(n: NetworkSpec): Promise<{ device: string }> {
+    const prev = this.making.get(n.id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.make(n));
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.making.set(n.id, tail);
+    void tail.then(() => {
+      if (this.making.get(n.id) === tail) this.making.delete(n.id);
+    });
+    return next;
+  }
+
+  private async make(n: NetworkSpec): Promise<{ device: string }> {
+    if (this.nets.has(n.id)) return { device: devicesOf(n.id).bridge };
     const vni = vniOf(n.options);
     const mtu = mtuOf(n.options);
     const { bridge, vxlan } = devicesOf(n.id);
@@ -215,6 +235,7 @@ export class OverlayDriver implements NetworkDriver {
           ipLines.push(`neigh replace ${ip} lladdr ${p.mac} dev ${n.vxlan} nud permanent`);
           had.set(ip, p);
         }
+        if (ipLines.length) log.debug('overlay peers', { network: id.slice(0, 12), changes: ipLines });
         await bridgeBatch(fdbLines);
         if (ipLines.length) await this.host.ipQuiet(ipLines);
       });
