@@ -102,7 +102,8 @@ export class ClusterStore {
     this.client = new Etcd3({
       hosts: parseStoreUrl(opts.url),
       dialTimeout: CALL_DEADLINE_MS,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+      defaultCallOptions: (ctx: { isStream: boolean }) =>
+        ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS },
       // a watch reconnects within a second of etcd coming back (the default backs off to 30 s)
       faultHandling: { watchBackoff: new ConstantBackoff(1000).next() },
     });

@@ -276,13 +276,7 @@ export class OverlayCatalog {
   }
 
   private upIds(): string[] {
-    return [...this.networks.keys(), ...this.cachedIds()].filter(
-      (id, i, a) => a.indexOf(id) === i && this.driver.isUp(id),
-    );
-  }
-
-  private cachedIds(): string[] {
-    return (parseJson<NetworkRecord[]>(this.readCache()) ?? []).map((n) => n.Id);
+    return this.driver.upIds();
   }
 
   /** Waits for the reconciliation under way (tests, create). */

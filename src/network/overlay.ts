@@ -108,17 +108,27 @@ export class OverlayDriver implements NetworkDriver {
    * Calls for one network run one after the other (a create and the watch's event race otherwise).
    */
   createNetwork(n: NetworkSpec): Promise<{ device: string }> {
-    const prev = this.making.get(n.id) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => this.make(n));
+    return this.serial(n.id, () => this.make(n));
+  }
+
+  /** Runs `f` after every earlier create or delete of network `id` finished. */
+  private serial<T>(id: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.making.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(f);
     const tail = next.then(
       () => undefined,
       () => undefined,
     );
-    this.making.set(n.id, tail);
+    this.making.set(id, tail);
     void tail.then(() => {
-      if (this.making.get(n.id) === tail) this.making.delete(n.id);
+      if (this.making.get(id) === tail) this.making.delete(id);
     });
     return next;
+  }
+
+  /** The networks that are up on this host. */
+  upIds(): string[] {
+    return [...this.nets.keys()];
   }
 
   private async make(n: NetworkSpec): Promise<{ device: string }> {
@@ -143,6 +153,7 @@ export class OverlayDriver implements NetworkDriver {
     } catch (e) {
       await this.host.ipQuiet([`link del ${vxlan}`]);
       await this.bridge.deleteNetwork(n.id);
+      this.nets.delete(n.id);
       throw e;
     }
     return { device: bridge };
@@ -177,7 +188,11 @@ export class OverlayDriver implements NetworkDriver {
     return out;
   }
 
-  async deleteNetwork(id: string): Promise<void> {
+  deleteNetwork(id: string): Promise<void> {
+    return this.serial(id, () => this.unmake(id));
+  }
+
+  private async unmake(id: string): Promise<void> {
     const n = this.nets.get(id);
     this.nets.delete(id);
     this.programmed.delete(id);
