@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Overlay networks across hosts (issue 18). Results: bench/results/<UTC>-overlay.{json,md}.
-#   bash bench/overlay.sh            SECS=5 RUNS=5 bash bench/overlay.sh   (a quick pass)
+#   bash bench/overlay.sh            SECS=3 REPS=3 RUNS=5 bash bench/overlay.sh   (a quick pass)
 # A cluster on this machine: an underlay network namespace (a bridge, etcd on its address) and two
 # "hosts" (network namespaces joined to it by veths), a berthd in each with --cluster-store; one
 # overlay network, a busybox container on each host.
 # 1. TCP throughput container -> container across the hosts over the overlay (VXLAN), against the
-#    same iperf3 between the two host namespaces directly over the underlay. busybox has no iperf3:
+#    same iperf3 between the two host namespaces directly over the underlay; REPS rounds of SECS
+#    seconds each, the two alternating, medians. busybox has no iperf3:
 #    Debian's runs from the host inside each container's network namespace (nsenter --net).
 # 2. round-trip latency, busybox ping, overlay vs underlay (median of the per-packet times).
 # 3. the time a new container's name takes to resolve on the other host: from `docker run -d`
@@ -23,6 +24,7 @@ for t in iperf3 etcd jq busybox nsenter; do
   command -v $t >/dev/null || { echo "bench/overlay.sh needs $t (scripts/install.sh installs it)" >&2; exit 1; }
 done
 SECS=${SECS:-10}
+REPS=${REPS:-5}
 RUNS=${RUNS:-10}
 WORK=${WORK:-/var/tmp/berth-bench-overlay}
 P=bov
@@ -97,8 +99,15 @@ iperf() { # $1: nsenter/ip-netns prefix of the server, $2: of the client, $3: se
   $2 iperf3 -c $3 -t $SECS -J | jq '.end.sum_received.bits_per_second / 1e9'
   wait $s 2>/dev/null || true
 }
-OV_GBPS=$(iperf "nsenter --net=/proc/$SRV_PID/ns/net" "nsenter --net=/proc/$CLI_PID/ns/net" $SRV_IP)
-UL_GBPS=$(iperf "ip netns exec ${P}1" "ip netns exec ${P}2" $NET.1)
+# REPS rounds, overlay and underlay alternating (the machine's load changes under us), medians
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+OV_ALL=(); UL_ALL=()
+for _ in $(seq $REPS); do
+  OV_ALL+=($(iperf "nsenter --net=/proc/$SRV_PID/ns/net" "nsenter --net=/proc/$CLI_PID/ns/net" $SRV_IP))
+  UL_ALL+=($(iperf "ip netns exec ${P}1" "ip netns exec ${P}2" $NET.1))
+done
+OV_GBPS=$(printf '%s\n' "${OV_ALL[@]}" | median)
+UL_GBPS=$(printf '%s\n' "${UL_ALL[@]}" | median)
 
 # 2. latency: median round trip of 200 pings, 10 ms apart
 rtt() { "$@" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -121,8 +130,9 @@ RATIO=$(jq -n "$OV_GBPS / $UL_GBPS")
 jq -n --arg stamp "$STAMP" --argjson secs $SECS --argjson runs $RUNS \
   --argjson ov "$OV_GBPS" --argjson ul "$UL_GBPS" --argjson ratio "$RATIO" \
   --argjson ovrtt "$OV_RTT" --argjson ulrtt "$UL_RTT" --argjson pmed "$PROP_MED" --argjson pmax "$PROP_MAX" \
-  --arg props "${PROP[*]}" \
-  '{stamp: $stamp, iperf_seconds: $secs, throughput_gbps: {overlay: $ov, underlay: $ul, ratio: $ratio},
+  --arg props "${PROP[*]}" --arg ovall "${OV_ALL[*]}" --arg ulall "${UL_ALL[*]}" \
+  '{stamp: $stamp, iperf_seconds: $secs, throughput_gbps: {overlay: $ov, underlay: $ul, ratio: $ratio,
+      overlay_runs: ($ovall | split(" ") | map(tonumber)), underlay_runs: ($ulall | split(" ") | map(tonumber))},
     rtt_ms_median: {overlay: $ovrtt, underlay: $ulrtt},
     name_propagation_ms: {median: $pmed, max: $pmax, runs: ($props | split(" ") | map(tonumber))}}' >$OUT.json
 cat >$OUT.md <<EOF
@@ -131,8 +141,10 @@ Two berthds in their own network namespaces on one machine (2 CPUs shared with o
 
 | figure | overlay (VXLAN) | underlay directly | overlay / underlay |
 |---|---|---|---|
-| TCP throughput, 1 stream, ${SECS} s (Gbit/s) | $(printf %.2f $OV_GBPS) | $(printf %.2f $UL_GBPS) | $(printf %.2f $RATIO) |
+| TCP throughput, 1 stream, median of $REPS × ${SECS} s (Gbit/s) | $(printf %.2f $OV_GBPS) | $(printf %.2f $UL_GBPS) | $(printf %.2f $RATIO) |
 | round trip, median of 200 pings (ms) | $OV_RTT | $UL_RTT | |
+
+Throughput runs, overlay: ${OV_ALL[*]}; underlay: ${UL_ALL[*]}.
 
 A new container's name on the other host (from \`docker run -d\` returning to an answer from that host's name server),
 $RUNS runs: median ${PROP_MED} ms, max ${PROP_MAX} ms (all: ${PROP[*]}).
