@@ -8,11 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { eventually, startDaemon, type Daemon } from './harness.js';
+import { eventually, REPO, startDaemon, type Daemon } from './harness.js';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const shQuiet = (cmd: string, args: string[]) => {
@@ -162,6 +162,12 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
       1,
       'a name is taken cluster-wide',
     );
+    const clash = await h(3).docker(['network', 'create', '-d', 'overlay', '--subnet', '10.0.0.0/16', 'clash'], {
+      allowFail: true,
+    });
+    assert.notEqual(clash.code, 0);
+    assert.match(clash.stderr, /Pool overlaps with other one on this address space \(ov uses 10\.0\.0\.0\/24\)/);
+    assert.ok(!(await h(1).docker(['network', 'ls', '--format', '{{.Name}}'])).stdout.split('\n').includes('clash'));
     // one kernel VXLAN device per host: VNI 4097, local = the advertise address, port 4789, no learning
     for (const i of [1, 2, 3]) {
       const dev = sh('ip', ['-n', `${NS}${i}`, '-d', 'link', 'show', `vx-${id.slice(0, 12)}`]);
@@ -415,7 +421,24 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     const short = (await h(1).docker(['inspect', '-f', '{{.Id}}', 'web1'])).stdout.trim().slice(0, 12);
     await new Promise((r) => setTimeout(r, 4000));
     assert.equal((await h(2).docker(['exec', 'pinger', 'sh', '-c', fetchIn('web1')])).stdout.trim(), short);
+    // a berthd that starts while etcd is away: its overlay networks come back from its cache, its
+    // running containers keep their devices and entries (nothing torn down), traffic by address goes on
+    const web3 = await ipOf(h(3), 'web3', 'ov');
+    const short3 = (await h(3).docker(['inspect', '-f', '{{.Id}}', 'web3'])).stdout.trim().slice(0, 12);
+    const web1 = await ipOf(h(1), 'web1', 'ov');
+    await h(3).kill9();
+    await h(3).restart();
+    assert.match((await h(3).docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}}'])).stdout, /^ov overlay$/m);
+    assert.equal((await h(1).docker(['exec', 'web1', 'sh', '-c', fetchIn(web3)])).stdout.trim(), short3);
+    assert.equal((await h(3).docker(['exec', 'web3', 'sh', '-c', fetchIn(web1)])).stdout.trim(), short);
     await etcd.start();
+    // etcd back: host 3 re-registered with its address, and names work from it again
+    await eventually(
+      async () => (await h(3).docker(['exec', 'web3', 'sh', '-c', fetchIn('web1')])).stdout.trim() === short,
+      30_000,
+      'names on host 3 after etcd is back',
+    );
+    assert.equal(await ipOf(h(3), 'web3', 'ov'), web3);
     await eventually(
       async () => (await h(3).docker(['network', 'create', '-d', 'overlay', 'later'], { allowFail: true })).code === 0,
       60_000,
@@ -432,5 +455,30 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     const missing = seqs.filter((s, k) => k > 0 && s !== seqs[k - 1]! + 1);
     assert.deepEqual(missing, [], `replies missing before seq ${missing.join(',')}; ${m?.[0] ?? ''}`);
     assert.equal(readFileSync(join(h(1).root, 'cluster-networks.json'), 'utf8').includes('"Name":"ov"'), true);
+  });
+
+  test('without a cluster store: overlay networks are refused with the flags to give; bad cluster flags stop berthd', async () => {
+    for (const args of [
+      ['--cluster-store', 'consul://h:8500', '--cluster-advertise', '10.0.0.1'],
+      ['--cluster-store', `etcd://${ETCD}:2379`],
+      ['--cluster-store', `etcd://${ETCD}:2379`, '--cluster-advertise', 'eth0'],
+      ['--cluster-store', `etcd://${ETCD}:2379`, '--cluster-advertise', `${NET}.1`, '--cluster-ttl', '0s'],
+    ]) {
+      const r = spawnSync(join(REPO, 'bin/berthd'), ['--root', '/nonexistent/berth-overlay-flags', ...args], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /cluster/);
+    }
+    const plain = await startDaemon({ netns: `${NS}1`, loadFixture: false });
+    try {
+      const r = await plain.docker(['network', 'create', '-d', 'overlay', 'ov'], { allowFail: true });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /overlay networks need a cluster store: start berthd with --cluster-store/);
+      assert.doesNotMatch((await plain.docker(['network', 'ls'])).stdout, /overlay/);
+    } finally {
+      await plain.stop();
+    }
   });
 });
