@@ -335,6 +335,12 @@ export class NetworkManager {
   /** Whether `ip` is in network `networkId`'s subnet and free (a restore keeps its old address only then). */
   addressFree(networkId: string, ip: string): boolean {
     const n = this.find(networkId);
+    if (n?.Scope === 'global') {
+      // the watched copy may not have seen the source host release it yet (a migration): the claim,
+      // a transaction in etcd, decides (Conflict if another host holds it)
+      const c = v4Config(n);
+      return !!c && contains(parseCidr(c.Subnet), ipToInt(ip)) && ip !== c.Gateway;
+    }
     return !!n && this.addresses.free(n, ip);
   }
 
@@ -385,6 +391,7 @@ export class NetworkManager {
           Names: hostname && !names.includes(hostname) ? [...names, hostname] : names,
           Host: overlay.store.hostId,
           Vtep: overlay.store.advertise,
+          ...(c.holdPeers ? { Pending: true } : {}),
         }))
       : this.addresses.allocate(n, c.id, req.ipv4);
     const c0 = v4Config(n)!;
@@ -456,6 +463,13 @@ export class NetworkManager {
       eps.map((e) => e.networkId),
     );
     if (!networkId && this.bindings.release(containerId)) await this.apply();
+  }
+
+  /** After a restore (`Attachable.holdPeers`): the container's overlay endpoints are announced to the other hosts. */
+  async announce(containerId: string): Promise<void> {
+    if (!this.overlay) return;
+    const eps = this.endpoints({ containerId }).filter((e) => this.find(e.networkId)?.Scope === 'global');
+    if (eps.length) await this.overlay.announce(eps);
   }
 
   /** Connects a running container to one more network (`network connect`). */

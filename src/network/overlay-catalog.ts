@@ -38,6 +38,8 @@ export interface EndpointDoc {
   /** the host it runs on, and that host's advertise address */
   Host: string;
   Vtep: string;
+  /** claimed by a restore not yet announced: the other hosts do not send to it yet */
+  Pending?: boolean;
 }
 
 /** A peer as `network inspect` shows it (dockerd's `Peers`). */
@@ -269,7 +271,7 @@ export class OverlayCatalog {
     for (const id of this.networks.keys()) {
       const peers: Peer[] = [];
       for (const [key, d] of this.eps)
-        if (key.startsWith(`endpoints/${id}/`) && d.Host !== this.store.hostId)
+        if (key.startsWith(`endpoints/${id}/`) && d.Host !== this.store.hostId && !d.Pending)
           peers.push({ ip: d.Ip, mac: d.Mac, vtep: d.Vtep });
       await this.driver.setPeers(id, peers).catch((e: unknown) => log.warn('overlay peers', { err: errorMessage(e) }));
     }
@@ -420,6 +422,33 @@ export class OverlayCatalog {
       }
     }
     throw conflict(`no address could be claimed on network ${n.Name} after ${CLAIM_TRIES} tries`);
+  }
+
+  /**
+   * Announces endpoints claimed with `Pending` (a restore whose process is back): the other hosts
+   * start sending to them. Best effort, as `release`: a failure is logged, and the next
+   * re-registration announces them.
+   */
+  async announce(eps: readonly Endpoint[]): Promise<void> {
+    const s = this.store;
+    for (const e of eps) {
+      const key = `endpoints/${e.networkId}/${e.ip}`;
+      try {
+        const cur = (await s.list(key)).entries.find((x) => x.key === `/berth/v1/${key}`);
+        const d = cur && parseJson<EndpointDoc>(cur.value);
+        if (!cur || !d || d.ContainerId !== e.containerId || d.Host !== s.hostId || !d.Pending) continue;
+        const { Pending: _, ...doc } = d;
+        await s.call('announce an endpoint', () =>
+          s.client
+            .if(`/berth/v1/${key}`, 'Mod', '==', cur.modRevision)
+            .then(s.client.put(`/berth/v1/${key}`).value(JSON.stringify(doc)).lease(s.leaseId()))
+            .commit(),
+        );
+        this.eps.set(key, doc);
+      } catch (err) {
+        log.warn('overlay: endpoint not announced', { key, err: errorMessage(err) });
+      }
+    }
   }
 
   /** Gives an endpoint's address back (best effort: with etcd away, the next re-registration drops it). */

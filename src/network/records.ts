@@ -121,6 +121,12 @@ export interface Attachable {
   /** network id -> request, in attach order */
   networks: Array<[string, EndpointRequest]>;
   ports: PortRequest[];
+  /**
+   * A restore: its overlay endpoints are claimed but not announced to the other hosts until
+   * `NetworkManager.announce` (after the process and its sockets are back), so no peer sends a
+   * restored TCP connection's packets to a namespace that has no socket for them yet (a RST).
+   */
+  holdPeers?: boolean;
 }
 
 const docs = <T>(rows: unknown): T[] => (rows as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as T);

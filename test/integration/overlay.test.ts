@@ -457,6 +457,54 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     assert.equal(readFileSync(join(h(1).root, 'cluster-networks.json'), 'utf8').includes('"Name":"ov"'), true);
   });
 
+  test('berth migrate keeps the address across hosts; with --tcp-established a client on a third host keeps its connection', async () => {
+    const id = (await inspect(h(3), 'ov'))['Id'] as string;
+    // an echo server on host 1 (runc: it checkpoints with CRIU), a client on host 3 counting over one connection
+    await h(1).docker([
+      'run',
+      '-d',
+      '--runtime',
+      'runc',
+      '--name',
+      'echo',
+      '--network',
+      'ov',
+      'busybox',
+      'nc',
+      '-l',
+      '-p',
+      '9000',
+      '-e',
+      'cat',
+    ]);
+    const ip = await ipOf(h(1), 'echo', 'ov');
+    const mac = (
+      await h(1).docker(['inspect', '-f', '{{.NetworkSettings.Networks.ov.MacAddress}}', 'echo'])
+    ).stdout.trim();
+    await eventually(() => neighbours(3, id).includes(ip), 20_000, 'host 3 told of echo');
+    const loop = 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | nc echo 9000 > /tmp/out';
+    await h(3).docker(['run', '-d', '--name', 'client', '--network', 'ov', 'busybox', 'sh', '-c', loop]);
+    const lines = async () =>
+      (await h(3).docker(['exec', 'client', 'cat', '/tmp/out'])).stdout.split('\n').filter((l) => l);
+    await eventually(async () => (await lines()).length >= 5, 20_000, 'echoes before the move');
+    await h(1).berth(['migrate', 'echo', '--tcp-established', '--to', h(2).host], { timeoutMs: 180_000 });
+    assert.equal(await ipOf(h(2), 'echo', 'ov'), ip, 'the same address on host 2');
+    assert.equal((await h(1).docker(['ps', '-aq', '-f', 'name=^echo$'])).stdout.trim(), '');
+    // host 3's VXLAN now sends that MAC to host 2
+    const fdb = () => sh('ip', ['netns', 'exec', `${NS}3`, 'bridge', 'fdb', 'show', 'dev', `vx-${id.slice(0, 12)}`]);
+    await eventually(() => fdb().includes(`${mac} dst ${NET}.2 self permanent`), 20_000, 'fdb follows');
+    const after = (await lines()).length;
+    await eventually(async () => (await lines()).length >= after + 10, 30_000, 'echoes after the move');
+    const all = await lines();
+    assert.deepEqual(
+      all.map(Number),
+      all.map((_, k) => k + 1),
+      'one connection: every number once, in order',
+    );
+    await h(3).docker(['rm', '-f', 'client']);
+    await h(2).docker(['rm', '-f', 'echo']);
+  });
+
   test('without a cluster store: overlay networks are refused with the flags to give; bad cluster flags stop berthd', async () => {
     for (const args of [
       ['--cluster-store', 'consul://h:8500', '--cluster-advertise', '10.0.0.1'],
