@@ -67,6 +67,22 @@ export function pickVni(used: ReadonlySet<number>): number {
   return v;
 }
 
+/**
+ * Whether a record read from the cluster store (or the cache) can be brought up: its id names its
+ * devices and its subnet and gateway go into `ip` and `nft` scripts, so they must be what they say.
+ * Anyone who can write to etcd controls the cluster's networks, but never a script's text.
+ */
+export function wellFormed(n: NetworkRecord, id: string): boolean {
+  try {
+    const c = n.IPAM?.Config?.[0];
+    if (n.Id !== id || !/^[0-9a-f]{64}$/.test(id) || !c || typeof n.Name !== 'string') return false;
+    const subnet = parseCidr(c.Subnet);
+    return contains(subnet, ipToInt(c.Gateway)) && typeof n.Options === 'object' && n.Options !== null;
+  } catch {
+    return false;
+  }
+}
+
 export const specOfOverlay = (n: NetworkRecord): NetworkSpec => {
   const c = n.IPAM.Config[0]!;
   return {
@@ -164,7 +180,7 @@ export class OverlayCatalog {
    */
   async init(): Promise<void> {
     const cached = parseJson<NetworkRecord[]>(this.readCache()) ?? [];
-    for (const n of cached) {
+    for (const n of Array.isArray(cached) ? cached.filter((x) => wellFormed(x, x?.Id)) : []) {
       this.networks.set(n.Id, n);
       await this.driver
         .restoreNetwork({ ...specOfOverlay(n), device: devicesOf(n.Id).bridge })
@@ -225,7 +241,10 @@ export class OverlayCatalog {
     const [kindOf, id] = key.split('/');
     if (kindOf === 'networks' && id) {
       const n = kind === 'put' ? parseJson<NetworkRecord>(e.value) : undefined;
-      if (n) this.networks.set(id, n);
+      if (n && !wellFormed(n, id)) {
+        log.warn('overlay: a network record in the cluster store is not well formed; ignored', { key });
+        this.networks.delete(id);
+      } else if (n) this.networks.set(id, n);
       else this.networks.delete(id);
     } else if (kindOf === 'endpoints') {
       const d = kind === 'put' ? parseJson<EndpointDoc>(e.value) : undefined;

@@ -71,8 +71,12 @@ async function runCapture(cmd: string, args: string[]): Promise<string> {
   return (await exec(cmd, args, { timeout: 10_000 })).stdout || '[]';
 }
 
-/** Runs `bridge -batch` lines (same word rules as `ip`: the caller checked every value). */
-async function bridgeBatch(lines: string[]): Promise<void> {
+/** Words a `bridge` command line may hold (as host.ts's `ip` lines): names, addresses, MACs. */
+const LINE_RE = /^[A-Za-z0-9._:/@-]+( [A-Za-z0-9._:/@-]+)*$/;
+
+/** Runs `bridge -batch` lines; a line with anything else is dropped (its values came from the cluster store). */
+async function bridgeBatch(all: string[]): Promise<void> {
+  const lines = all.filter((l) => LINE_RE.test(l));
   if (!lines.length) return;
   await runCommand('bridge', ['-force', '-batch', '-'], { input: `${lines.join('\n')}\n` }).catch((e: unknown) => {
     throw internal(`bridge -batch: ${errorMessage(e)}`);

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { isBerthError } from '../../src/base/errors.js';
 import { parseAdvertise, parseStoreUrl } from '../../src/cluster/store.js';
 import { parseCidr } from '../../src/network/ipam.js';
-import { pickOverlaySubnet, pickVni } from '../../src/network/overlay-catalog.js';
+import { pickOverlaySubnet, pickVni, wellFormed } from '../../src/network/overlay-catalog.js';
+import type { NetworkRecord } from '../../src/network/records.js';
 import { devicesOf, mtuOf, VNI_OPTION, vniOf } from '../../src/network/overlay.js';
 import { IFNAME_RE } from '../../src/network/ipam.js';
 
@@ -53,4 +54,30 @@ test('host devices are named from the network id only (never from a request), an
   const id = 'f'.repeat(64);
   assert.deepEqual(devicesOf(id), { bridge: 'ov-ffffffffffff', vxlan: 'vx-ffffffffffff' });
   assert.ok(IFNAME_RE.test(devicesOf(id).bridge) && IFNAME_RE.test(devicesOf(id).vxlan));
+});
+
+test('a network record from the cluster store is brought up only if its id, subnet and gateway are what they say', () => {
+  const id = 'a'.repeat(64);
+  const rec = (o: Partial<NetworkRecord> = {}, subnet = '10.0.0.0/24', gateway = '10.0.0.1'): NetworkRecord => ({
+    Id: id,
+    Name: 'ov',
+    Driver: 'overlay',
+    Scope: 'global',
+    Created: '',
+    Internal: false,
+    Attachable: false,
+    EnableIPv6: false,
+    Labels: {},
+    Options: {},
+    IPAM: { Driver: 'default', Options: null, Config: [{ Subnet: subnet, Gateway: gateway }] },
+    bridge: '',
+    isDefault: false,
+    ...o,
+  });
+  assert.ok(wellFormed(rec(), id));
+  assert.ok(!wellFormed(rec(), 'b'.repeat(64)), 'the key names another network');
+  assert.ok(!wellFormed(rec({ Id: 'x y' }), 'x y'), 'an id that would leave a device name');
+  assert.ok(!wellFormed(rec({}, '10.0.0.0/24\nlink del eth0'), id));
+  assert.ok(!wellFormed(rec({}, '10.0.0.0/24', '10.0.1.1'), id), 'a gateway outside the subnet');
+  assert.ok(!wellFormed(rec({ IPAM: { Driver: 'default', Options: null, Config: [] } }), id));
 });
