@@ -32,6 +32,19 @@ const NS = `ot${tag}`; // ot<tag>u (underlay), ot<tag>1..3 (hosts)
 const NET = `192.168.${200 + (parseInt(tag, 16) % 50)}`;
 const ETCD = `${NET}.254`;
 
+/**
+ * A one-connection server on the underlay that says `outside`: `timeout` ends it in 60 s at the
+ * latest, and forwards the test's kill to it (a shell in between would leave nc behind).
+ */
+function listenOnce(port: number): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', `${NS}u`, 'timeout', '60', 'busybox', 'nc', '-l', '-p', String(port)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  p.stdin.on('error', () => undefined);
+  p.stdin.end('outside\n');
+  return p;
+}
+
 class Etcd {
   proc: ChildProcess | null = null;
   readonly dir = mkdtempSync('/var/tmp/berth-etcd-');
@@ -218,6 +231,15 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
       30_000,
       'web3 from host 1',
     );
+    // network connect / disconnect of a running container: announced and withdrawn on the other hosts
+    await h(2).docker(['run', '-d', '--name', 'late', 'busybox', 'sleep', '600']);
+    await h(2).docker(['network', 'connect', '--alias', 'lateal', 'ov', 'late']);
+    const lateIp = await ipOf(h(2), 'late', 'ov');
+    await eventually(() => neighbours(1, id).includes(lateIp), 20_000, 'host 1 told of late');
+    assert.match(await runIn(h(1), 'ov', 'nslookup lateal.ov | grep Address'), new RegExp(`Address: ${lateIp}$`, 'm'));
+    await h(2).docker(['network', 'disconnect', 'ov', 'late']);
+    await eventually(() => !neighbours(1, id).includes(lateIp), 20_000, 'host 1 forgot late');
+    await h(2).docker(['rm', '-f', 'late']);
     const peers = (await inspect(h(2), 'ov'))['Peers'] as Array<{ IP: string }>;
     assert.deepEqual(
       peers.map((p) => p.IP),
@@ -226,12 +248,8 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
   });
 
   test('outside access through NAT and -p on each host; two overlays are isolated; --internal stays inside', async () => {
-    // outside: a server in the underlay namespace sees the host's address (NAT), not the container's
-    const srv = spawn(
-      'ip',
-      ['netns', 'exec', `${NS}u`, 'busybox', 'sh', '-c', 'echo outside | busybox nc -l -p 7777'],
-      { stdio: 'ignore' },
-    );
+    // outside: a server in the underlay namespace, reached through the host's NAT
+    const srv = listenOnce(7777);
     try {
       const out = await eventually(
         async () => (await runIn(h(2), 'ov', `nc -w 2 ${ETCD} 7777`)).trim() || undefined,
@@ -317,11 +335,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     const in1 = await ipOf(h(1), 'in1', 'ovin');
     await eventually(() => neighbours(3, idi).includes(in1), 20_000, 'host 3 told of in1');
     const inShort = (await h(1).docker(['inspect', '-f', '{{.Id}}', 'in1'])).stdout.trim().slice(0, 12);
-    const srv2 = spawn(
-      'ip',
-      ['netns', 'exec', `${NS}u`, 'busybox', 'sh', '-c', 'echo outside | busybox nc -l -p 7778'],
-      { stdio: 'ignore' },
-    );
+    const srv2 = listenOnce(7778);
     try {
       const inside = await runIn(h(3), 'ovin', `${fetchIn('in1')}; nc -w 2 ${ETCD} 7778; echo done`);
       assert.equal(inside.trim(), `${inShort}\ndone`, `internal: ${inside}`);
