@@ -210,13 +210,10 @@ export class ClusterStore {
         .startRevision(String(from + 1))
         .create(),
     );
-    let first = true;
     w.on('put', (kv) => onEvent('put', entryOf(kv)));
     w.on('delete', (kv) => onEvent('delete', entryOf(kv)));
-    w.on('connected', () => {
-      if (!first) onReconnect();
-      first = false;
-    });
+    // create() resolved on the first `connected`: every one from now on is a reconnection
+    w.on('connected', () => onReconnect());
     w.on('error', (e) => log.debug('cluster watch error', { err: errorMessage(e) }));
     this.watchers.push(w);
   }

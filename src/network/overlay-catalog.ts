@@ -208,7 +208,12 @@ export class OverlayCatalog {
           '',
           rev,
           (kind, e) => this.onEvent(kind, e),
-          () => void this.reload().catch((err: unknown) => log.warn('overlay resync', { err: errorMessage(err) })),
+          // back after etcd was away: the copy read again, and this host's keys brought in line (a
+          // release that failed meanwhile left a key of a container that is gone)
+          () =>
+            void this.reload()
+              .then(() => this.reRegister())
+              .catch((err: unknown) => log.warn('overlay resync', { err: errorMessage(err) })),
         );
         this.connected = true;
       } catch (e) {
@@ -539,6 +544,17 @@ export class OverlayCatalog {
       await s.call('drop a stale endpoint', () =>
         s.client.if(x.key, 'Mod', '==', x.modRevision).then(s.client.delete().key(x.key)).commit(),
       );
+    }
+    // an endpoint released while this ran (its container stopped) may have been put back above
+    const still = new Set(this.local().map((e) => `endpoints/${e.networkId}/${e.ip}`));
+    for (const key of mine.keys()) {
+      if (still.has(key)) continue;
+      const cur = (await s.list(key)).entries.find((x) => x.key === `/berth/v1/${key}`);
+      const d = cur && parseJson<EndpointDoc>(cur.value);
+      if (cur && d?.Host === s.hostId)
+        await s.call('drop a released endpoint', () =>
+          s.client.if(cur.key, 'Mod', '==', cur.modRevision).then(s.client.delete().key(cur.key)).commit(),
+        );
     }
     log.info('overlay endpoints registered', { count: mine.size });
   }

@@ -424,7 +424,13 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     // a long-running exchange: a container on host 2 pings web1 (host 1) five times a second
     await h(2).docker(['run', '-d', '--name', 'pinger', '--network', 'ov', 'busybox', 'ping', '-i', '0.2', 'web1']);
     await eventually(async () => (await h(2).docker(['logs', 'pinger'])).stdout.includes('seq=1 '), 20_000, 'pinging');
+    // a container that goes while etcd is away: its address key is dropped once etcd is back
+    await h(2).docker(['run', '-d', '--name', 'gone', '--network', 'ov', 'busybox', 'sleep', '600']);
+    const goneIp = await ipOf(h(2), 'gone', 'ov');
+    const ovId = (await inspect(h(1), 'ov'))['Id'] as string;
+    await eventually(() => neighbours(1, ovId).includes(goneIp), 20_000, 'host 1 told of gone');
     await etcd.stop();
+    await h(2).docker(['rm', '-f', 'gone']);
     const create = await h(3).docker(['network', 'create', '-d', 'overlay', 'later'], { allowFail: true });
     assert.notEqual(create.code, 0);
     assert.match(create.stderr, /cluster store etcd:\/\/.* is unreachable/);
@@ -453,6 +459,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
       'names on host 3 after etcd is back',
     );
     assert.equal(await ipOf(h(3), 'web3', 'ov'), web3);
+    await eventually(() => !neighbours(1, ovId).includes(goneIp), 30_000, 'the key of gone dropped');
     await eventually(
       async () => (await h(3).docker(['network', 'create', '-d', 'overlay', 'later'], { allowFail: true })).code === 0,
       60_000,
