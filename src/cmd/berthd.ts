@@ -5,6 +5,9 @@
  *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
  *   --runtime crun|runc                   default OCI runtime
  *   --log-level debug|info|warn|error
+ *   --cluster-store etcd://HOST:PORT      overlay networks across hosts, state in etcd (with --cluster-advertise)
+ *   --cluster-advertise ADDR              this host's address for the other hosts (VXLAN tunnels' local end)
+ *   --cluster-ttl DURATION                how long this host's endpoints outlive it in etcd (default 15s)
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
 import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -37,6 +40,7 @@ import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';
 import { VolumeManager } from '../volume/manager.js';
 import { volumeRoutes } from '../api/routes/volumes.js';
 import { networkRoutes } from '../api/routes/networks.js';
+import { ClusterStore, parseAdvertise, parseStoreUrl } from '../cluster/store.js';
 import { openServices } from './services.js';
 import { goDurationNs } from '../base/duration.js';
 import type { RuntimeName } from '../runtime/types.js';
@@ -56,13 +60,18 @@ interface Flags {
   criu: string | undefined;
   /** how long one CRIU operation may take before it is ended and the container goes on */
   checkpointTimeoutMs: number;
+  /** `etcd://HOST:PORT`, this host's address for the others, and its lease's TTL (s) */
+  clusterStore: string | undefined;
+  clusterAdvertise: string | undefined;
+  clusterTtlSec: number;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
-      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n',
+      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
+      '    [--cluster-store etcd://HOST:PORT --cluster-advertise ADDR [--cluster-ttl DURATION]]\n',
   );
   process.exit(2);
 }
@@ -80,6 +89,9 @@ export function parseFlags(argv: string[]): Flags {
     trustPolicy: undefined,
     criu: undefined,
     checkpointTimeoutMs: 120_000,
+    clusterStore: undefined,
+    clusterAdvertise: undefined,
+    clusterTtlSec: 15,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -131,6 +143,33 @@ export function parseFlags(argv: string[]): Flags {
         f.checkpointTimeoutMs = ms;
         break;
       }
+      case '--cluster-store': {
+        const v = value();
+        try {
+          parseStoreUrl(v);
+        } catch (e) {
+          usage(errorMessage(e));
+        }
+        f.clusterStore = v;
+        break;
+      }
+      case '--cluster-advertise': {
+        const v = value();
+        try {
+          f.clusterAdvertise = parseAdvertise(v);
+        } catch (e) {
+          usage(errorMessage(e));
+        }
+        break;
+      }
+      case '--cluster-ttl': {
+        const v = value();
+        const ns = goDurationNs(v);
+        const s = ns === null ? null : Math.round(ns / 1e9);
+        if (s === null || s < 1 || s > 3600) usage(`--cluster-ttl ${v}: a duration from 1s to 1h, such as 15s`);
+        f.clusterTtlSec = s;
+        break;
+      }
       case '-h':
       case '--help':
         usage('help');
@@ -138,6 +177,7 @@ export function parseFlags(argv: string[]): Flags {
         usage(`unknown flag ${a}`);
     }
   }
+  if (!!f.clusterStore !== !!f.clusterAdvertise) usage('--cluster-store and --cluster-advertise go together');
   return f;
 }
 
@@ -196,6 +236,17 @@ async function main(): Promise<void> {
   const plugins = new PluginRegistry([...flags.pluginDirs, ...DEFAULT_PLUGIN_DIRS]);
   const networks = new NetworkManager(db, daemonId, clock);
   networks.drivers = async (name) => remoteNetworkDriver(await plugins.get(name, 'NetworkDriver'));
+  // the daemon starts whether or not etcd answers: overlay operations fail (Unavailable) until it does
+  const cluster =
+    flags.clusterStore && flags.clusterAdvertise
+      ? new ClusterStore({
+          url: flags.clusterStore,
+          advertise: flags.clusterAdvertise,
+          hostId: daemonId.replace(/-/g, ''),
+          ttlSec: flags.clusterTtlSec,
+        })
+      : null;
+  if (cluster) networks.useCluster(cluster, flags.root);
   await networks.init(); // before reconcile: containers it restarts are wired again
   const volumes = new VolumeManager(flags.root, db, clock);
   volumes.drivers = async (name) => remoteVolumeDriver(await plugins.get(name, 'VolumeDriver'));
@@ -280,6 +331,7 @@ async function main(): Promise<void> {
   const shutdown = async (sig: string) => {
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();
+    await cluster?.close().catch(() => undefined);
     // removed containers' files still going: finished now (what is left, the next start finishes)
     await Promise.race([engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
     db.close();

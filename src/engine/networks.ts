@@ -185,7 +185,13 @@ export class NetworkVerbs {
       if (n.isDefault || n.predefined || this.users(n.Id) || this.e.networks.endpoints({ networkId: n.Id }).length)
         continue;
       if (f['label']?.length && !labelsMatch(f['label'], n.Labels)) continue;
-      await this.e.networks.remove(n.Id);
+      try {
+        await this.e.networks.remove(n.Id);
+      } catch (e) {
+        // an overlay network in use on another host (or etcd away) stays; other hosts' state is not ours to prune
+        if (n.Scope === 'global') continue;
+        throw e;
+      }
       this.e.events.emit('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
       deleted.push(n.Name);
     }

@@ -274,6 +274,7 @@ async function startPrepared(
     const wiring = restore
       ? {
           ...attachableOf(rec),
+          holdPeers: true, // announced once the process is back (below): no peer sends to it before
           networks: (rec.networks ?? []).map(([id, req]): [string, typeof req] => [
             id,
             restore.addresses[id] && d.networks.addressFree(id, restore.addresses[id])
@@ -341,7 +342,9 @@ async function startPrepared(
   const t1 = performance.now();
   await attach.connect(rec.id);
   const t2 = performance.now();
-  if (!restore) await d.runtime.start(rec.id); // a restored process runs already
+  if (!restore)
+    await d.runtime.start(rec.id); // a restored process runs already
+  else await d.networks.announce(rec.id); // its sockets are back: other hosts may send to it now
   log.debug('started', {
     id: rec.id,
     mountMs: +(tm - t0).toFixed(1),

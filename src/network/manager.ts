@@ -7,21 +7,33 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Db } from '../metadata/db.js';
 import type { NetworkCreateRequest } from '../spec/network-api.js';
 import { systemClock, type Clock } from '../base/clock.js';
-import { conflict, errorMessage, invalidArgument, notFound, permissionDenied } from '../base/errors.js';
+import {
+  conflict,
+  errorMessage,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+} from '../base/errors.js';
+import type { ClusterStore } from '../cluster/store.js';
 import { log } from '../base/log.js';
 import type { EndpointInfo, NetworkDriver, NetworkSpec } from '../plugins/interfaces.js';
 import { AddressAllocator, v4Config, v6Config } from './allocator.js';
 import { BridgeDriver } from './bridge.js';
+import { OverlayDriver, mtuOf, VNI_OPTION, vniOf } from './overlay.js';
+import { OverlayCatalog, pickOverlaySubnet } from './overlay-catalog.js';
 import { NameService } from './dns.js';
 import { resolveName, type ContainerNames } from './names.js';
 import { systemNetHost, type NetHost } from './host.js';
-import { contains, hostRoutes, ipToInt, macOf, parseCidr, planPool } from './ipam.js';
+import { cidrText, contains, hostRoutes, ipToInt, macOf, parseCidr, planPool } from './ipam.js';
 import { isV6, parseCidr6, planPool6 } from './ipam6.js';
 import { bindAddress, hostPortRange, pickHostPort, PortTable } from './ports.js';
 import {
+  findIn,
   NetworkStore,
   type Attachable,
   type Endpoint,
@@ -91,6 +103,8 @@ export class NetworkManager {
   private readonly bindings: PortTable;
   private readonly names: NameService;
   private readonly bridge: BridgeDriver;
+  /** overlay networks, when the daemon joined a cluster store (`useCluster`) */
+  private overlay: OverlayCatalog | null = null;
   /** the engine's containers, for the name server; set by the daemon */
   containers: ContainerNames = { of: () => undefined, idOf: () => undefined };
 
@@ -112,23 +126,47 @@ export class NetworkManager {
     );
   }
 
-  /** The driver of networks of driver `name`: the built-in bridge, or a plugin (NotFound when there is none). */
+  /**
+   * Joins the cluster store (`--cluster-store`): overlay networks become available, kept in it.
+   * Before `init()`. `root`: the daemon's root, where the overlay networks are cached.
+   */
+  useCluster(store: ClusterStore, root: string): void {
+    const driver = new OverlayDriver(this.bridge, store.advertise, this.host);
+    this.overlay = new OverlayCatalog(store, driver, join(root, 'cluster-networks.json'), () => this.store.endpoints());
+  }
+
+  /** The overlay networks' state; FailedPrecondition when the daemon has no cluster store. */
+  private cluster(): OverlayCatalog {
+    if (!this.overlay)
+      throw failedPrecondition(
+        'overlay networks need a cluster store: start berthd with --cluster-store etcd://HOST:PORT --cluster-advertise ADDR',
+      );
+    return this.overlay;
+  }
+
+  /** The driver of networks of driver `name`: the built-in bridge or overlay, or a plugin (NotFound when there is none). */
   private driver(name: string): Promise<NetworkDriver> {
+    if (name === 'overlay') return Promise.resolve(this.cluster().driver);
     return name === 'bridge' ? Promise.resolve(this.bridge) : this.drivers(name);
   }
 
   // --- records ---------------------------------------------------------------------------
 
+  /** The local networks (SQLite) and the cluster's overlay networks, by name. */
   list(): NetworkRecord[] {
-    return this.store.list();
+    const local = this.store.list();
+    if (!this.overlay) return local;
+    return [...local, ...this.overlay.records()].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
   }
 
   find(ref: string): NetworkRecord | undefined {
-    return this.store.find(ref);
+    return this.overlay ? findIn(this.list(), ref) : this.store.find(ref);
   }
 
   get(ref: string): NetworkRecord {
-    return this.store.get(ref);
+    const n = this.find(ref);
+    if (!n) throw notFound(`network ${ref} not found`);
+    return n;
   }
 
   endpoints(filter: { containerId?: string; networkId?: string } = {}): Endpoint[] {
@@ -165,6 +203,7 @@ export class NetworkManager {
         'could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network',
       );
     if (o.EnableIPv6 && driverName !== 'bridge') throw invalidArgument('IPv6 is supported on bridge networks only');
+    if (driverName === 'overlay') return this.createOverlay(o, v4[0] ?? {});
     if (o.EnableIPv6 && !hostIpv6())
       throw invalidArgument('IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6 is not 0)');
     const subnets = (want6: boolean) =>
@@ -208,10 +247,73 @@ export class NetworkManager {
     return rec;
   }
 
+  /**
+   * An overlay network (`-d overlay`), created in the cluster store: its subnet (asked, or the
+   * first free 10.x.y.0/24) checked against every network of the cluster and of this host, its VNI
+   * allocated there. `-o` options as given; a VNI (`vxlanid_list`) and an MTU may be asked.
+   */
+  private async createOverlay(
+    o: NetworkCreate,
+    want: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> },
+  ): Promise<NetworkRecord> {
+    const cluster = this.cluster();
+    const options = { ...(o.Options ?? {}) };
+    if (options[VNI_OPTION] !== undefined) vniOf(options); // InvalidArgument before anything is written
+    mtuOf(options);
+    const localSubnets = this.store
+      .list()
+      .flatMap((n) => n.IPAM.Config.filter((c) => !isV6(c.Subnet)).map((c) => ({ name: n.Name, subnet: c.Subnet })));
+    const routes = hostRoutes();
+    const plan = (taken: Array<{ name: string; subnet: string }>) => {
+      const others = [...localSubnets, ...taken];
+      let subnet = want.Subnet;
+      if (!subnet) {
+        // this host's routes, less the overlay networks' own subnets (their bridges are up here)
+        const own = new Set(taken.map((t) => t.subnet));
+        const busy = [...others.map((x) => parseCidr(x.subnet)), ...routes.filter((r) => !own.has(cidrText(r)))];
+        subnet = pickOverlaySubnet(busy) ?? undefined;
+        if (!subnet)
+          throw invalidArgument(
+            'could not find an available, non-overlapping IPv4 address pool for the overlay network',
+          );
+      }
+      const pool: NetworkRecord['IPAM']['Config'][number] = planPool({ ...want, Subnet: subnet }, others, []);
+      for (const [k, a] of Object.entries(want.AuxiliaryAddresses ?? {})) {
+        if (isV6(a) || !contains(parseCidr(pool.Subnet), ipToInt(a)))
+          throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${pool.Subnet}`);
+      }
+      if (want.AuxiliaryAddresses) pool.AuxiliaryAddresses = want.AuxiliaryAddresses;
+      if (want.Subnet && !want.Gateway) pool.gatewayChosen = true;
+      return pool;
+    };
+    return cluster.create(
+      {
+        Id: randomBytes(32).toString('hex'),
+        Name: o.Name,
+        Driver: 'overlay',
+        Scope: 'global',
+        Created: new Date(this.clock.now()).toISOString(),
+        Internal: !!o.Internal,
+        Attachable: !!o.Attachable,
+        EnableIPv6: false,
+        Labels: o.Labels ?? {},
+        Options: options,
+        IPAM: { Driver: 'default', Options: o.IPAM?.Options ?? null, Config: [] },
+        bridge: '',
+        isDefault: false,
+      },
+      plan,
+    );
+  }
+
   /** Addresses of `qname` for the container at `client` on `networkId`, as dockerd's embedded server answers (./names.ts). */
   resolve(networkId: string, qname: string, client: string): { v4: string[]; v6: string[] } {
     return resolveName(
-      { endpoints: this.endpoints(), find: (id) => this.find(id), containers: this.containers },
+      {
+        endpoints: this.overlay ? [...this.endpoints(), ...this.overlay.remoteEndpoints()] : this.endpoints(),
+        find: (id) => this.find(id),
+        containers: this.containers,
+      },
       networkId,
       qname,
       client,
@@ -223,6 +325,7 @@ export class NetworkManager {
     if (n.isDefault || n.predefined) throw permissionDenied(`${n.Name} is a pre-defined network and cannot be removed`);
     const eps = this.endpoints({ networkId: n.Id });
     if (eps.length) throw conflict(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
+    if (n.Driver === 'overlay' && n.Scope === 'global') return this.cluster().remove(n);
     this.store.delete(n.Id);
     await (await this.driver(n.Driver)).deleteNetwork(n.Id);
   }
@@ -232,6 +335,12 @@ export class NetworkManager {
   /** Whether `ip` is in network `networkId`'s subnet and free (a restore keeps its old address only then). */
   addressFree(networkId: string, ip: string): boolean {
     const n = this.find(networkId);
+    if (n?.Scope === 'global') {
+      // the watched copy may not have seen the source host release it yet (a migration): the claim,
+      // a transaction in etcd, decides (Conflict if another host holds it)
+      const c = v4Config(n);
+      return !!c && contains(parseCidr(c.Subnet), ipToInt(ip)) && ip !== c.Gateway;
+    }
     return !!n && this.addresses.free(n, ip);
   }
 
@@ -269,14 +378,29 @@ export class NetworkManager {
     route: boolean,
   ): Promise<Endpoint> {
     if (n.predefined) throw invalidArgument(`network ${n.Name} has no endpoints`);
-    const ip = this.addresses.allocate(n, c.id, req.ipv4);
+    const overlay = n.Scope === 'global' ? this.cluster() : null;
+    const names = n.isDefault ? [] : [c.name, ...req.aliases];
+    const endpointId = randomBytes(32).toString('hex');
+    const hostname = this.containers.of(c.id)?.hostname;
+    const ip = overlay
+      ? await overlay.claim(n, req.ipv4, (a) => ({
+          Ip: a,
+          Mac: req.mac ?? macOf(ipToInt(a)),
+          ContainerId: c.id,
+          EndpointId: endpointId,
+          Names: hostname && !names.includes(hostname) ? [...names, hostname] : names,
+          Host: overlay.store.hostId,
+          Vtep: overlay.store.advertise,
+          ...(c.holdPeers ? { Pending: true } : {}),
+        }))
+      : this.addresses.allocate(n, c.id, req.ipv4);
     const c0 = v4Config(n)!;
     const c6 = n.EnableIPv6 ? v6Config(n) : undefined;
     const ip6 = c6 ? this.addresses.allocate6(n, c.id, req.ipv6) : undefined;
     const ep: Endpoint = {
       containerId: c.id,
       networkId: n.Id,
-      names: n.isDefault ? [] : [c.name, ...req.aliases],
+      names,
       ip,
       prefix: parseCidr(c0.Subnet).prefix,
       gateway: c0.Gateway,
@@ -287,11 +411,16 @@ export class NetworkManager {
       mac: req.mac ?? macOf(ipToInt(ip)),
       hostVeth: '',
       ifname,
-      endpointId: randomBytes(32).toString('hex'),
+      endpointId,
     };
     if ('name' in ns) ep.netns = ns.name;
     else ep.pid = ns.pid; // without a host interface, an endpoint is alive while the container's init is
-    this.store.insertEndpoint(ep);
+    try {
+      this.store.insertEndpoint(ep);
+    } catch (e) {
+      if (overlay) await overlay.release(ep);
+      throw e;
+    }
     const driver = await this.driver(n.Driver);
     ep.hostVeth = (await driver.createEndpoint(infoOf(ep))).hostIfname;
     if (ep.hostVeth) this.store.updateEndpoint(ep);
@@ -327,12 +456,20 @@ export class NetworkManager {
       } catch (err) {
         log.warn('network plugin leave failed', { network: n.Name, err: errorMessage(err) });
       }
+      if (n.Scope === 'global') await this.overlay?.release(e);
     }
     this.store.deleteEndpoints(
       containerId,
       eps.map((e) => e.networkId),
     );
     if (!networkId && this.bindings.release(containerId)) await this.apply();
+  }
+
+  /** After a restore (`Attachable.holdPeers`): the container's overlay endpoints are announced to the other hosts. */
+  async announce(containerId: string): Promise<void> {
+    if (!this.overlay) return;
+    const eps = this.endpoints({ containerId }).filter((e) => this.find(e.networkId)?.Scope === 'global');
+    if (eps.length) await this.overlay.announce(eps);
   }
 
   /** Connects a running container to one more network (`network connect`). */
@@ -396,6 +533,8 @@ export class NetworkManager {
     for (const n of this.list()) {
       if (n.Driver === 'bridge') await this.bridge.restoreNetwork({ ...specOf(n), device: n.bridge });
     }
+    // the cached overlay networks up before the endpoints are checked and the reconciliation keeps their devices
+    await this.overlay?.init();
     if (!this.list().some((n) => n.isDefault)) await this.create({ Name: DEFAULT_NAME }, true);
     for (const [name, driver] of PREDEFINED) {
       if (this.list().some((n) => n.predefined && n.Driver === driver)) continue;
@@ -427,15 +566,17 @@ export class NetworkManager {
     }
     const live = new Set(this.endpoints().map((e) => e.containerId));
     for (const b of this.ports()) if (!live.has(b.containerId)) this.bindings.release(b.containerId);
-    await this.bridge.reconcile(
-      this.endpoints()
+    await this.bridge.reconcile([
+      ...this.endpoints()
         .map((e) => e.hostVeth)
         .filter((v) => v),
-    );
+      ...(this.overlay?.devices() ?? []),
+    ]);
   }
 
   /** Stops the name servers. */
   close(): void {
+    this.overlay?.close();
     this.names.close();
   }
 

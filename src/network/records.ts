@@ -35,7 +35,8 @@ export interface NetworkRecord {
   Id: string;
   Name: string;
   Driver: string;
-  Scope: 'local';
+  /** `global`: an overlay network, kept in the cluster store and seen by every joined host */
+  Scope: 'local' | 'global';
   Created: string;
   Internal: boolean;
   Attachable: boolean;
@@ -50,6 +51,8 @@ export interface NetworkRecord {
   isDefault: boolean;
   /** `host` and `none` (drivers `host`, `null`): dockerd's pre-defined networks, no subnet, no endpoints */
   predefined?: boolean;
+  /** an overlay network's hosts with endpoints on it (dockerd's `Peers`), computed when read */
+  peers?: Array<{ Name: string; IP: string }>;
 }
 
 export interface Endpoint {
@@ -118,9 +121,26 @@ export interface Attachable {
   /** network id -> request, in attach order */
   networks: Array<[string, EndpointRequest]>;
   ports: PortRequest[];
+  /**
+   * A restore: its overlay endpoints are claimed but not announced to the other hosts until
+   * `NetworkManager.announce` (after the process and its sockets are back), so no peer sends a
+   * restored TCP connection's packets to a namespace that has no socket for them yet (a RST).
+   */
+  holdPeers?: boolean;
 }
 
 const docs = <T>(rows: unknown): T[] => (rows as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as T);
+
+/** A network of `all` by full id, then name, then unique id prefix. */
+export function findIn(all: readonly NetworkRecord[], ref: string): NetworkRecord | undefined {
+  const exact = all.find((n) => n.Id === ref) ?? all.find((n) => n.Name === ref);
+  if (exact) return exact;
+  const byPrefix = /^[0-9a-f]+$/.test(ref) ? all.filter((n) => n.Id.startsWith(ref)) : [];
+  if (byPrefix.length > 1) {
+    throw invalidArgument(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
+  }
+  return byPrefix[0];
+}
 
 /** The `networks` and `endpoints` tables. The constructor brings the schema up to date. */
 export class NetworkStore {
@@ -134,14 +154,7 @@ export class NetworkStore {
 
   /** By full id, then name, then unique id prefix. */
   find(ref: string): NetworkRecord | undefined {
-    const all = this.list();
-    const exact = all.find((n) => n.Id === ref) ?? all.find((n) => n.Name === ref);
-    if (exact) return exact;
-    const byPrefix = /^[0-9a-f]+$/.test(ref) ? all.filter((n) => n.Id.startsWith(ref)) : [];
-    if (byPrefix.length > 1) {
-      throw invalidArgument(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
-    }
-    return byPrefix[0];
+    return findIn(this.list(), ref);
   }
 
   get(ref: string): NetworkRecord {

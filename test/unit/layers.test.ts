@@ -28,6 +28,9 @@ const ORDER = [
   'network',
   'volume',
   'plugins',
+  // the cluster store (etcd: leases, watches, transactions): below network/ (the overlay driver's state)
+  // and checkpoint/ (migration), knowing nothing of either; it imports base/ only
+  'cluster',
   'runtime',
   'image',
   'trust',

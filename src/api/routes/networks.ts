@@ -42,6 +42,8 @@ export function networkView(n: NetworkRecord, eps: NetworkFacts['endpoints'] | n
     // to its file's and would recreate the network); the default bridge shows its bridge's name
     Options: n.isDefault ? { 'com.docker.network.bridge.name': n.bridge, ...n.Options } : n.Options,
     Labels: n.Labels,
+    // an overlay network's hosts with endpoints on it (dockerd showed `Peers` for networks of global scope)
+    ...(n.Driver === 'overlay' && n.Scope === 'global' ? { Peers: n.peers ?? [] } : {}),
   };
 }
 
