@@ -5,6 +5,7 @@
  *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
  *   --runtime crun|runc                   default OCI runtime
  *   --log-level debug|info|warn|error
+ *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC); --cri=false turns it off
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
 import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -56,13 +57,16 @@ interface Flags {
   criu: string | undefined;
   /** how long one CRIU operation may take before it is ended and the container goes on */
   checkpointTimeoutMs: number;
+  /** the CRI endpoint's unix socket, or null with --cri=false */
+  criSocket: string | null;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
-      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n',
+      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
+      '    [--cri-socket PATH] [--cri=false]\n',
   );
   process.exit(2);
 }
@@ -80,7 +84,9 @@ export function parseFlags(argv: string[]): Flags {
     trustPolicy: undefined,
     criu: undefined,
     checkpointTimeoutMs: 120_000,
+    criSocket: '/run/berth/cri.sock',
   };
+  let cri = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -131,6 +137,18 @@ export function parseFlags(argv: string[]): Flags {
         f.checkpointTimeoutMs = ms;
         break;
       }
+      case '--cri-socket': {
+        const v = value();
+        f.criSocket = v.startsWith('unix://') ? v.slice('unix://'.length) : v;
+        if (!f.criSocket.startsWith('/')) usage(`--cri-socket ${v}: an absolute path (or unix:///path)`);
+        break;
+      }
+      case '--cri': {
+        const v = eq > 0 ? a.slice(eq + 1) : 'true';
+        if (v !== 'true' && v !== 'false') usage(`--cri=${v}: true or false`);
+        cri = v === 'true';
+        break;
+      }
       case '-h':
       case '--help':
         usage('help');
@@ -138,6 +156,7 @@ export function parseFlags(argv: string[]): Flags {
         usage(`unknown flag ${a}`);
     }
   }
+  if (!cri) f.criSocket = null;
   return f;
 }
 
@@ -259,6 +278,7 @@ async function main(): Promise<void> {
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
+  const criServer = flags.criSocket ? await startCri(verbs, flags.criSocket) : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
     unlinkSync(sock); // a stale socket from a killed daemon
@@ -280,6 +300,7 @@ async function main(): Promise<void> {
   const shutdown = async (sig: string) => {
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();
+    await criServer?.close();
     // removed containers' files still going: finished now (what is left, the next start finishes)
     await Promise.race([engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
     db.close();
@@ -287,6 +308,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** The CRI endpoint (src/cri/): its code is loaded only when it is on. */
+async function startCri(verbs: Verbs, socket: string): Promise<{ close(): Promise<void> }> {
+  const { CriServer, CriService } = await import('../cri/server.js');
+  const server = new CriServer(new CriService(verbs, null), socket);
+  await server.start();
+  // the pause image is made now, not at the first pod (a failure shows here and again at RunPodSandbox)
+  await verbs.k8s.ensurePauseImage().catch((e: unknown) => log.warn('CRI pause image', { err: errorMessage(e) }));
+  log.info('CRI endpoint ready', { socket });
+  return server;
 }
 
 main().catch((e: unknown) => {

@@ -1,0 +1,259 @@
+/**
+ * Pod sandboxes: one infra process per pod, `catatonit -P` from berth's own pause image, holding
+ * the pod's network, IPC and UTS namespaces (a container of the k8s.io namespace labelled
+ * `io.berth.cri.kind=sandbox`). The pod's containers join them as Docker's `container:<id>`
+ * modes do. Its network comes from the engine's PodNetwork (loopback only, or CNI).
+ */
+import {
+  alreadyExists,
+  errorMessage,
+  failedPrecondition,
+  invalidArgument,
+  isBerthError,
+  notFound,
+} from '../base/errors.js';
+import { log } from '../base/log.js';
+import type { K8sContainer, K8sVerbs, PodNetRequest } from '../engine/k8s.js';
+import { PAUSE_IMAGE } from '../engine/k8s.js';
+import { unimplemented } from './grpc.js';
+import {
+  KIND,
+  NET,
+  SANDBOX,
+  SANDBOX_ID,
+  isContainer,
+  isSandbox,
+  nanos,
+  namePart,
+  podNet,
+  sandboxMeta,
+  selects,
+  type SandboxMeta,
+} from './meta.js';
+import type { StrMap, NamespaceOption, PodSandboxConfig } from './types.js';
+
+export interface Sandbox {
+  c: K8sContainer;
+  meta: SandboxMeta;
+}
+
+const PROTOCOLS = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
+
+export class Sandboxes {
+  constructor(private readonly k8s: K8sVerbs) {}
+
+  all(): Sandbox[] {
+    const out: Sandbox[] = [];
+    for (const c of this.k8s.list()) {
+      const meta = isSandbox(c) ? sandboxMeta(c) : null;
+      if (meta) out.push({ c, meta });
+    }
+    return out;
+  }
+
+  /** By full id or a unique prefix (as crictl sends); NotFound otherwise. */
+  get(id: string): Sandbox {
+    if (!id) throw invalidArgument('pod_sandbox_id is required');
+    const c = this.k8s.find(id);
+    const meta = c && isSandbox(c) ? sandboxMeta(c) : null;
+    if (!c || !meta) throw notFound(`pod sandbox ${id} not found`);
+    return { c, meta };
+  }
+
+  find(id: string): Sandbox | undefined {
+    try {
+      return this.get(id);
+    } catch (e) {
+      if (isBerthError(e, 'NotFound')) return undefined;
+      throw e;
+    }
+  }
+
+  containersOf(id: string): K8sContainer[] {
+    return this.k8s.list().filter((c) => isContainer(c) && c.labels[SANDBOX_ID] === id);
+  }
+
+  static ready(s: Sandbox): boolean {
+    return s.c.status === 'running';
+  }
+
+  async run(config: PodSandboxConfig | null, runtimeHandler: string): Promise<string> {
+    if (!config?.metadata) throw invalidArgument('config.metadata is required');
+    if (runtimeHandler && runtimeHandler !== 'crun' && runtimeHandler !== 'runc')
+      throw invalidArgument(`unknown runtime handler ${JSON.stringify(runtimeHandler)} (berth has "", crun, runc)`);
+    const md = config.metadata;
+    const name = [
+      'k8s_POD',
+      namePart('metadata.name', md.name),
+      namePart('metadata.namespace', md.namespace),
+      namePart('metadata.uid', md.uid),
+      String(md.attempt),
+    ].join('_');
+    const sc = config.linux?.security_context ?? null;
+    const ns: Pick<NamespaceOption, 'network' | 'pid' | 'ipc'> = {
+      network: sc?.namespace_options?.network ?? 'POD',
+      pid: sc?.namespace_options?.pid ?? 'POD',
+      ipc: sc?.namespace_options?.ipc ?? 'POD',
+    };
+    if (sc?.namespace_options?.userns_options && sc.namespace_options.userns_options.mode !== 'NODE')
+      throw unimplemented('a pod user namespace', 'berth runs containers without user namespaces');
+    const hostNet = ns.network === 'NODE';
+    if (!hostNet && config.port_mappings.some((p) => p.host_port > 0) && this.k8s.network.name === 'loopback')
+      throw unimplemented('hostPort', 'it needs CNI networking (a conflist in the CNI conf dir), and berth has none');
+    if (config.dns_config && (config.dns_config.servers.length || config.dns_config.searches.length))
+      log.debug('cri: pod dns_config is not applied (resolv.conf is the host one)', { pod: name });
+    const meta: SandboxMeta = {
+      metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
+      labels: config.labels,
+      annotations: config.annotations,
+      logDirectory: config.log_directory,
+      hostname: config.hostname,
+      runtimeHandler,
+      portMappings: config.port_mappings,
+      namespaces: ns,
+    };
+    await this.k8s.ensurePauseImage();
+    const hostConfig: Record<string, unknown> = {
+      NetworkMode: hostNet ? 'host' : 'none',
+      IpcMode: ns.ipc === 'NODE' ? 'host' : 'private',
+      ...(ns.pid === 'NODE' ? { PidMode: 'host' } : {}),
+      ReadonlyRootfs: true,
+      ...(runtimeHandler ? { Runtime: runtimeHandler } : {}),
+      ...(Object.keys(config.linux?.sysctls ?? {}).length ? { Sysctls: config.linux?.sysctls } : {}),
+      // the infra process needs nothing: no capabilities
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+    };
+    const body = {
+      Image: PAUSE_IMAGE,
+      ...(hostNet ? {} : { Hostname: config.hostname || md.name }),
+      Labels: { [KIND]: 'sandbox', [SANDBOX]: JSON.stringify(meta) },
+      HostConfig: hostConfig,
+    };
+    const id = await this.k8s.create(body, name, undefined).catch((e: unknown) => {
+      // two sandboxes of one pod and attempt: the name is taken (the kubelet's retry of a half-seen one)
+      if (isBerthError(e, 'Conflict')) throw alreadyExists(`pod sandbox name ${name} is taken: ${e.message}`);
+      throw e;
+    });
+    try {
+      await this.k8s.start(id);
+      if (!hostNet) {
+        const net = await this.k8s.network.setUp(this.netRequest(id, meta, this.k8s.netnsOf(id)));
+        this.k8s.setNote(id, NET, JSON.stringify({ ...net, down: false }));
+      }
+    } catch (e) {
+      // nothing half made: the infra container goes, and what the network set up with it
+      await this.k8s.network
+        .tearDown(this.netRequest(id, meta, ''))
+        .catch((err: unknown) => log.warn('cri: network teardown after a failed run', { err: errorMessage(err) }));
+      await this.k8s.remove(id).catch(() => undefined);
+      throw e;
+    }
+    return id;
+  }
+
+  private netRequest(id: string, meta: SandboxMeta, netns: string): PodNetRequest {
+    return {
+      id,
+      name: meta.metadata.name,
+      namespace: meta.metadata.namespace,
+      uid: meta.metadata.uid,
+      netns,
+      portMappings: meta.portMappings.map((p) => ({
+        protocol: PROTOCOLS[p.protocol],
+        containerPort: p.container_port,
+        hostPort: p.host_port,
+        hostIp: p.host_ip,
+      })),
+    };
+  }
+
+  /** Stops the pod's containers (at once: the kubelet stopped them gracefully before), its network, its infra process. */
+  async stop(id: string): Promise<void> {
+    const s = this.get(id);
+    for (const c of this.containersOf(s.c.id)) await this.k8s.stop(c.id, 0);
+    await this.tearDown(s);
+    await this.k8s.stop(s.c.id, 0);
+  }
+
+  private async tearDown(s: Sandbox): Promise<void> {
+    if (s.meta.namespaces.network === 'NODE' || podNet(s.c).down) return;
+    let netns = '';
+    try {
+      netns = this.k8s.netnsOf(s.c.id);
+    } catch {
+      /* the infra process is gone: tear down what the network knows */
+    }
+    await this.k8s.network.tearDown(this.netRequest(s.c.id, s.meta, netns));
+    this.k8s.setNote(s.c.id, NET, JSON.stringify({ ...podNet(s.c), down: true }));
+  }
+
+  /** Idempotent: a sandbox already gone is no error. Its containers go with it. */
+  async remove(id: string): Promise<void> {
+    const s = this.find(id);
+    if (!s) return;
+    for (const c of this.containersOf(s.c.id)) await this.k8s.remove(c.id);
+    await this.tearDown(s);
+    await this.k8s.remove(s.c.id);
+  }
+
+  /** The sandbox must exist and be ready for a container to be made in it. */
+  readyOne(id: string): Sandbox {
+    const s = this.get(id);
+    if (!Sandboxes.ready(s)) throw failedPrecondition(`pod sandbox ${s.c.id} is not ready`);
+    return s;
+  }
+
+  status(s: Sandbox, verbose: boolean): object {
+    const net = podNet(s.c);
+    const info: StrMap = verbose
+      ? {
+          info: JSON.stringify({
+            pid: s.c.pid,
+            image: PAUSE_IMAGE,
+            network: this.k8s.network.name,
+            runtimeHandler: s.meta.runtimeHandler,
+            logDirectory: s.meta.logDirectory,
+          }),
+        }
+      : {};
+    return {
+      status: {
+        id: s.c.id,
+        metadata: s.meta.metadata,
+        state: Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+        created_at: nanos(s.c.created),
+        network: { ip: net.down ? '' : net.ip, additional_ips: net.additionalIps.map((ip) => ({ ip })) },
+        linux: { namespaces: { options: { ...s.meta.namespaces, target_id: '' } } },
+        labels: s.meta.labels,
+        annotations: s.meta.annotations,
+        runtime_handler: s.meta.runtimeHandler,
+      },
+      info,
+      containers_statuses: [],
+      timestamp: Date.now() * 1e6,
+    };
+  }
+
+  item(s: Sandbox): object {
+    return {
+      id: s.c.id,
+      metadata: s.meta.metadata,
+      state: Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      created_at: nanos(s.c.created),
+      labels: s.meta.labels,
+      annotations: s.meta.annotations,
+      runtime_handler: s.meta.runtimeHandler,
+    };
+  }
+
+  list(filter: { id: string; state: { state: string } | null; label_selector: StrMap } | null): object[] {
+    return this.all()
+      .filter((s) => !filter?.id || s.c.id.startsWith(filter.id))
+      .filter(
+        (s) => !filter?.state || (Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY') === filter.state.state,
+      )
+      .filter((s) => selects(filter?.label_selector, s.meta.labels))
+      .map((s) => this.item(s));
+  }
+}
