@@ -17,7 +17,7 @@ import { openDb } from '../metadata/db.js';
 import { Engine } from '../engine/engine.js';
 import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
-import { dateOf, systemClock } from '../base/clock.js';
+import { dateOf, systemClock, type Clock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
@@ -59,6 +59,12 @@ interface Flags {
   checkpointTimeoutMs: number;
   /** the CRI endpoint's unix socket, or null with --cri=false */
   criSocket: string | null;
+  /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
+  criStreamAddress: string;
+  criStreamPort: number;
+  /** CNI: the conflist directory, the plugins' directories (pods get loopback only without a conflist) */
+  cniConfDir: string;
+  cniBinDirs: string[];
 }
 
 function usage(msg: string): never {
@@ -66,7 +72,8 @@ function usage(msg: string): never {
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
       '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
-      '    [--cri-socket PATH] [--cri=false]\n',
+      '    [--cri-socket PATH] [--cri=false] [--cri-stream-address ADDR] [--cri-stream-port N]\n' +
+      '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n',
   );
   process.exit(2);
 }
@@ -85,6 +92,10 @@ export function parseFlags(argv: string[]): Flags {
     criu: undefined,
     checkpointTimeoutMs: 120_000,
     criSocket: '/run/berth/cri.sock',
+    criStreamAddress: '127.0.0.1',
+    criStreamPort: 0,
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: [],
   };
   let cri = true;
   for (let i = 0; i < argv.length; i++) {
@@ -143,6 +154,22 @@ export function parseFlags(argv: string[]): Flags {
         if (!f.criSocket.startsWith('/')) usage(`--cri-socket ${v}: an absolute path (or unix:///path)`);
         break;
       }
+      case '--cri-stream-address':
+        f.criStreamAddress = value();
+        break;
+      case '--cri-stream-port': {
+        const v = value();
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n > 65535) usage(`--cri-stream-port ${v}: a port number (0: any free one)`);
+        f.criStreamPort = n;
+        break;
+      }
+      case '--cni-conf-dir':
+        f.cniConfDir = value();
+        break;
+      case '--cni-bin-dir':
+        f.cniBinDirs.push(value());
+        break;
       case '--cri': {
         const v = eq > 0 ? a.slice(eq + 1) : 'true';
         if (v !== 'true' && v !== 'false') usage(`--cri=${v}: true or false`);
@@ -278,7 +305,7 @@ async function main(): Promise<void> {
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
-  const criServer = flags.criSocket ? await startCri(verbs, flags.criSocket) : null;
+  const criServer = flags.criSocket ? await startCri(verbs, flags, clock) : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
     unlinkSync(sock); // a stale socket from a killed daemon
@@ -310,15 +337,48 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-/** The CRI endpoint (src/cri/): its code is loaded only when it is on. */
-async function startCri(verbs: Verbs, socket: string): Promise<{ close(): Promise<void> }> {
-  const { CriServer, CriService } = await import('../cri/server.js');
-  const server = new CriServer(new CriService(verbs, null), socket);
+/**
+ * The CRI endpoint (src/cri/), its streaming server and the pods' network (CNI when the conf dir
+ * holds a network configuration, else loopback only). Its code is loaded only when it is on.
+ */
+async function startCri(verbs: Verbs, flags: Flags, clock: Clock): Promise<{ close(): Promise<void> }> {
+  const socket = flags.criSocket!;
+  const [{ CriServer, CriService }, { CriStreamBackend }, { StreamServer }] = await Promise.all([
+    import('../cri/server.js'),
+    import('../cri/streaming-backend.js'),
+    import('../cri/stream/server.js'),
+  ]);
+  const confs = await fsp.readdir(flags.cniConfDir).catch(() => [] as string[]);
+  if (confs.some((f) => /\.(conflist|conf|json)$/.test(f))) {
+    const { Cni, CniPodNetwork } = await import('../network/cni.js');
+    verbs.k8s.network = new CniPodNetwork(
+      new Cni({
+        confDir: flags.cniConfDir,
+        binDirs: flags.cniBinDirs.length ? flags.cniBinDirs : ['/usr/lib/cni', '/opt/cni/bin'],
+        cacheDir: join(flags.root, 'cni'),
+      }),
+    );
+  }
+  const service = new CriService(verbs);
+  const stream = new StreamServer({
+    backend: new CriStreamBackend(verbs.k8s, service.sandboxes),
+    address: flags.criStreamAddress,
+    port: flags.criStreamPort,
+    clock,
+  });
+  await stream.start();
+  service.stream = stream;
+  const server = new CriServer(service, socket);
   await server.start();
   // the pause image is made now, not at the first pod (a failure shows here and again at RunPodSandbox)
   await verbs.k8s.ensurePauseImage().catch((e: unknown) => log.warn('CRI pause image', { err: errorMessage(e) }));
-  log.info('CRI endpoint ready', { socket });
-  return server;
+  log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
+  return {
+    close: async () => {
+      await server.close();
+      await stream.close();
+    },
+  };
 }
 
 main().catch((e: unknown) => {

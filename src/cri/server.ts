@@ -53,10 +53,10 @@ export class CriService {
   /** kubelet's UpdateRuntimeConfig: kept and shown in Status (verbose) */
   private podCidr = '';
 
-  constructor(
-    private readonly verbs: Verbs,
-    private readonly stream: StreamUrls | null,
-  ) {
+  /** the streaming server (set once it listens); Exec, Attach and PortForward are UNIMPLEMENTED without it */
+  stream: StreamUrls | null = null;
+
+  constructor(private readonly verbs: Verbs) {
     this.sandboxes = new Sandboxes(verbs.k8s);
     this.containers = new Containers(verbs.k8s, this.sandboxes);
     this.images = new Images(verbs.images);

@@ -8,8 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Duplex, Readable } from 'node:stream';
-import * as tar from 'tar-stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { failedPrecondition, internal, invalidArgument, isBerthError } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import type { AttachSession, CgroupStats, ExecHandle, Resources } from '../runtime/types.js';
@@ -20,6 +19,7 @@ import { execIn } from './exec-in.js';
 import { actorOf } from './actor.js';
 import { NAMESPACE_LABEL } from './system.js';
 import { resourcesOf } from './config.js';
+import { LogParser, type LogLine } from './logs.js';
 
 export type { AttachSession, ExecHandle, EngineEvent };
 
@@ -200,63 +200,62 @@ export class K8sVerbs {
   }
 
   /**
-   * Runs `cmd` in the running container until it exits or `timeoutMs` (0: no limit) passes; the
-   * process is killed then. Output beyond EXEC_SYNC_CAP per stream is dropped.
+   * Runs `cmd` in the running container until it exits or `timeoutMs` (0: no limit) passes; then
+   * the process and its descendants are killed. The output is conmon's log of the exec (the
+   * streams apart, nothing lost at the end), each stream cut at EXEC_SYNC_CAP.
    */
   async execSync(
     id: string,
     cmd: string[],
     timeoutMs: number,
   ): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number; timedOut: boolean }> {
-    const handle = await this.exec(id, cmd, false, false);
-    const out: Record<'stdout' | 'stderr', { bufs: Buffer[]; n: number }> = {
-      stdout: { bufs: [], n: 0 },
-      stderr: { bufs: [], n: 0 },
-    };
-    const ended = new Promise<void>((resolve) => {
-      if (!handle.attach) return resolve();
-      handle.attach.onOutput((stream, chunk) => {
-        const o = out[stream];
-        const room = EXEC_SYNC_CAP - o.n;
-        if (room <= 0) return;
-        const c = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        o.bufs.push(c);
-        o.n += c.length;
-      });
-      handle.attach.onEnd(resolve);
-    });
+    const handle = await this.exec(id, cmd, false, false, true);
     let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const done = Promise.all([handle.wait(), ended]).then(([code]) => code);
     const code = await (
       timeoutMs > 0
         ? Promise.race([
-            done,
-            new Promise<null>((resolve) => {
-              timer = setTimeout(() => resolve(null), timeoutMs);
-            }),
+            handle.wait(),
+            new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
           ])
-        : done
+        : handle.wait()
     ).finally(() => clearTimeout(timer));
     if (code === null) {
-      timedOut = true;
-      try {
-        process.kill(handle.pid, 'SIGKILL');
-      } catch {
-        /* gone meanwhile */
-      }
-      handle.attach?.close();
+      await killTree(handle.pid);
+      await handle.wait().catch(() => -1);
+      return { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: -1, timedOut: true };
     }
-    return {
-      stdout: Buffer.concat(out.stdout.bufs),
-      stderr: Buffer.concat(out.stderr.bufs),
-      exitCode: code ?? -1,
-      timedOut,
+    const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    const size = { stdout: 0, stderr: 0 };
+    const keep = (l: LogLine) => {
+      const b = Buffer.from(l.text);
+      const room = EXEC_SYNC_CAP - size[l.stream];
+      if (room <= 0) return;
+      out[l.stream].push(b.length > room ? b.subarray(0, room) : b);
+      size[l.stream] += Math.min(room, b.length);
     };
+    const parser = new LogParser();
+    const fh = await fsp.open(handle.logPath).catch(() => null);
+    if (fh) {
+      try {
+        // at most twice the caps read: what is beyond would be dropped anyway
+        const buf = Buffer.alloc(64 * 1024);
+        for (let read = 0; read < 4 * EXEC_SYNC_CAP;) {
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          read += bytesRead;
+          parser.push(buf.subarray(0, bytesRead), keep);
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+    parser.push(Buffer.alloc(0), keep);
+    parser.flush(keep);
+    return { stdout: Buffer.concat(out.stdout), stderr: Buffer.concat(out.stderr), exitCode: code, timedOut: false };
   }
 
   /** A process in the running container with its defaults (environment, user, working dir). */
-  async exec(id: string, cmd: string[], tty: boolean, stdin: boolean): Promise<ExecHandle> {
+  async exec(id: string, cmd: string[], tty: boolean, stdin: boolean, detach = false): Promise<ExecHandle> {
     const rec = this.rec(id);
     if (rec.state.status !== 'running') throw failedPrecondition(`container ${id} is not running`);
     if (cmd.length === 0) throw invalidArgument('cmd is empty');
@@ -268,7 +267,7 @@ export class K8sVerbs {
       tty,
       openStdin: stdin,
       privileged: false,
-      detach: false,
+      detach,
     });
   }
 
@@ -369,14 +368,12 @@ export class K8sVerbs {
     const bin = await fsp.readFile(CATATONIT).catch(() => {
       throw internal(`${CATATONIT} is missing (Debian's catatonit package): no pause image for pod sandboxes`);
     });
-    const pack = tar.pack();
-    pack.entry({ name: 'catatonit', mode: 0o755, size: bin.length, uid: 0, gid: 0 }, bin);
-    pack.entry({ name: 'dev/', type: 'directory', mode: 0o755 });
-    pack.entry({ name: 'proc/', type: 'directory', mode: 0o755 });
-    pack.entry({ name: 'sys/', type: 'directory', mode: 0o755 });
-    pack.entry({ name: 'etc/', type: 'directory', mode: 0o755 });
-    pack.finalize();
-    const img = await this.e.images.importRootfs(Readable.from(pack), {
+    const layer = Buffer.concat([
+      ...['dev/', 'proc/', 'sys/', 'etc/'].map((name) => ustar(name, 0o755, Buffer.alloc(0), '5')),
+      ustar('catatonit', 0o755, bin, '0'),
+      Buffer.alloc(1024),
+    ]);
+    const img = await this.e.images.importRootfs(new PassThrough().end(layer), {
       ref: PAUSE_IMAGE,
       message: 'berth pause image (catatonit -P)',
       config: { Entrypoint: ['/catatonit', '-P'], Cmd: null, Labels: { 'io.berth.pause': 'catatonit' } },
@@ -384,4 +381,50 @@ export class K8sVerbs {
     this.e.events.emit('image', 'import', img.id, { name: PAUSE_IMAGE });
     return img.id;
   }
+}
+
+/** SIGKILL to a process and every descendant of it (an exec's `sh -c` leaves its children otherwise). */
+async function killTree(pid: number): Promise<void> {
+  const children = new Map<number, number[]>();
+  for (const e of await fsp.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = await fsp.readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
+  }
+  const all: number[] = [];
+  const walk = (p: number) => {
+    all.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  for (const p of all)
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+}
+
+/** One ustar entry (header and padded data), root-owned: enough for the pause image's layer. */
+function ustar(name: string, mode: number, data: Buffer, type: '0' | '5'): Buffer {
+  const h = Buffer.alloc(512);
+  const put = (off: number, len: number, v: string) => h.write(v.slice(0, len), off, len, 'ascii');
+  const oct = (off: number, len: number, n: number) => put(off, len, n.toString(8).padStart(len - 1, '0') + '\0');
+  put(0, 100, name);
+  oct(100, 8, mode);
+  oct(108, 8, 0);
+  oct(116, 8, 0);
+  oct(124, 12, data.length);
+  oct(136, 12, 0);
+  h.fill(' ', 148, 156);
+  put(156, 1, type);
+  put(257, 6, 'ustar\0');
+  put(263, 2, '00');
+  let sum = 0;
+  for (const b of h) sum += b;
+  oct(148, 7, sum);
+  h[155] = 0x20;
+  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([h, data, pad]);
 }

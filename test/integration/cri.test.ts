@@ -67,7 +67,8 @@ let sockDir = '';
 before(async () => {
   sockDir = mkdtempSync('/tmp/berth-cri-');
   sock = join(sockDir, 'cri.sock');
-  d = await startDaemon({ args: ['--cri-socket', sock] });
+  // no CNI configuration: pods get loopback only (CNI is cri-cni.test.ts's)
+  d = await startDaemon({ args: ['--cri-socket', sock, '--cni-conf-dir', join(sockDir, 'no-cni')] });
   logDir = join(d.dir, 'pod-logs');
   cri = criClient(sock);
   stopEvents = cri.events((ev) => events.push(ev));
