@@ -146,14 +146,14 @@ function control(type: FrameType, flags: number, payload: Buffer): Buffer {
   const h = Buffer.alloc(8);
   h.writeUInt16BE(0x8000 | SPDY_VERSION, 0);
   h.writeUInt16BE(type, 2);
-  h.writeUInt32BE(((flags & 0xff) << 24) | payload.length, 4);
+  h.writeUInt32BE((((flags & 0xff) << 24) | payload.length) >>> 0, 4);
   return Buffer.concat([h, payload]);
 }
 
 export function encodeData(streamId: number, data: Buffer, fin: boolean): Buffer {
   const h = Buffer.alloc(8);
   h.writeUInt32BE(streamId & 0x7fffffff, 0);
-  h.writeUInt32BE(((fin ? FLAG_FIN : 0) << 24) | data.length, 4);
+  h.writeUInt32BE((((fin ? FLAG_FIN : 0) << 24) | data.length) >>> 0, 4);
   return data.length === 0 ? h : Buffer.concat([h, data]);
 }
 

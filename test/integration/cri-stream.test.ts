@@ -1,0 +1,402 @@
+/**
+ * The CRI streaming server (src/cri/stream) over real loopback sockets, driven by a client that
+ * behaves as client-go's (spdy-client.ts), against a backend that runs real local processes and
+ * connects to a real TCP echo server (cri-stream-backend.ts).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { ManualClock, systemClock } from '../../src/base/clock.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { StreamServer } from '../../src/cri/stream/server.js';
+import { LocalBackend } from './cri-stream-backend.js';
+import {
+  dialPortForward,
+  dialSpdy,
+  openCommand,
+  openForward,
+  readAll,
+  runCommandClient,
+  type Forward,
+} from './spdy-client.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Reads from `r` until `pred` holds on what came so far (or the stream ends); leaves `r` paused, not destroyed. */
+function readUntil(r: Readable, pred: (s: string) => boolean): Promise<string> {
+  return new Promise((resolve) => {
+    let acc = '';
+    const finish = () => {
+      r.off('data', onData);
+      r.off('end', finish);
+      r.off('close', finish);
+      r.pause();
+      resolve(acc);
+    };
+    const onData = (c: Buffer) => {
+      acc += c.toString('utf8');
+      if (pred(acc)) finish();
+    };
+    r.on('data', onData);
+    r.once('end', finish);
+    r.once('close', finish);
+  });
+}
+
+/** A raw HTTP request on a fresh socket; status code and body of the answer. */
+async function rawRequest(url: string, head: string[]): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  const s = connect({ host: u.hostname, port: Number(u.port) });
+  s.write(`${head.join('\r\n')}\r\n\r\n`);
+  const text = (await readAll(s)).toString('latin1');
+  return { status: Number(text.split(' ')[1]), text };
+}
+
+describe('CRI streaming server', () => {
+  const backend = new LocalBackend();
+  const server = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock: systemClock });
+  let echo: Server;
+  let echoPort = 0;
+  let closedPort = 0;
+  const echoSockets = new Set<Socket>();
+
+  before(async () => {
+    await server.start();
+    echo = createServer((s) => {
+      echoSockets.add(s);
+      s.on('close', () => echoSockets.delete(s));
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    echoPort = (echo.address() as { port: number }).port;
+    // A port nobody listens on: bind, note it, close.
+    const tmp = createServer();
+    await new Promise<void>((r) => tmp.listen(0, '127.0.0.1', () => r()));
+    closedPort = (tmp.address() as { port: number }).port;
+    await new Promise<void>((r) => tmp.close(() => r()));
+  });
+
+  after(async () => {
+    await server.close();
+    backend.killAll();
+    for (const s of echoSockets) s.destroy();
+    await new Promise<void>((r) => echo.close(() => r()));
+  });
+
+  const execUrl = (cmd: string[], o: { tty?: boolean; stdin?: boolean; stderr?: boolean; containerId?: string } = {}) =>
+    server.urlForExec({
+      containerId: o.containerId ?? 'c1',
+      cmd,
+      tty: o.tty ?? false,
+      stdin: o.stdin ?? false,
+      stdout: true,
+      stderr: o.stderr ?? !o.tty,
+    });
+
+  test('exec: stdout, stderr and a non-zero exit code as v4 reports it', async () => {
+    const url = execUrl(['sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\/[A-Za-z0-9_-]{20,}$/);
+    const r = await runCommandClient(url, { stdout: true, stderr: true });
+    assert.equal(r.protocol, 'v4.channel.k8s.io');
+    assert.equal(r.stdout.toString(), 'out\n');
+    assert.equal(r.stderr.toString(), 'err\n');
+    assert.equal(r.exitCode, 3);
+    assert.deepEqual(JSON.parse(r.errorText), {
+      metadata: {},
+      status: 'Failure',
+      message:
+        'command terminated with non-zero exit code: error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3',
+      reason: 'NonZeroExitCode',
+      details: { causes: [{ reason: 'ExitCode', message: '3' }] },
+    });
+  });
+
+  test('exec: exit 0 is a Success status', async () => {
+    const r = await runCommandClient(execUrl(['true']), { stdout: true, stderr: true });
+    assert.equal(r.exitCode, 0);
+    assert.deepEqual(JSON.parse(r.errorText), { metadata: {}, status: 'Success' });
+  });
+
+  for (const flow of [undefined, { window: 16384 }]) {
+    const style = flow ? 'a strict flow-controlled peer' : "spdystream's (no flow control)";
+    test(`exec: 300 KiB of stdin reach the process and its EOF ends it, from ${style}`, async () => {
+      const input = randomBytes(300 * 1024);
+      const r = await runCommandClient(execUrl(['sh', '-c', 'sha256sum | cut -d" " -f1'], { stdin: true }), {
+        stdout: true,
+        stderr: true,
+        input,
+        ...(flow ? { client: { flowControl: flow } } : {}),
+      });
+      assert.equal(r.stdout.toString().trim(), sha(input));
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.conn.violations, 0);
+    });
+  }
+
+  test('exec: 2 MiB of stdout to a strict flow-controlled peer never overruns its window', async () => {
+    const r = await runCommandClient(execUrl(['sh', '-c', 'head -c 2097152 /dev/zero']), {
+      stdout: true,
+      stderr: true,
+      client: { flowControl: { window: 8192 } },
+    });
+    assert.equal(r.stdout.length, 2097152);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.conn.violations, 0, 'the server sent past the window the client announced');
+  });
+
+  test('exec with a tty: output through a pty, resize events reach it, stderr is not a stream', async () => {
+    const url = execUrl(['sh', '-c', 'while read x; do stty size; done'], { tty: true, stdin: true });
+    const s = await openCommand(url, { stdin: true, stdout: true, stderr: true, tty: true });
+    assert.ok(s.resize, 'v4 with a tty has a resize stream');
+    assert.equal(s.stderr, undefined);
+    s.resize.write(JSON.stringify({ Width: 123, Height: 45 }) + '\n');
+    // Ask for the size until the pty reports the new one (each answer is awaited: no timing).
+    let seen = '';
+    for (let i = 0; i < 50 && !seen.includes('45 123'); i++) {
+      s.stdin!.write('\n');
+      seen += await readUntil(s.stdout!, (t) => /\d+ \d+\r?\n/.test(t));
+    }
+    assert.match(seen, /45 123/);
+    const rec = await backend.call(backend.calls.length);
+    assert.deepEqual(rec.resizes[0], { width: 123, height: 45 });
+    s.stdin!.end(); // read fails at EOF... through a pty EOF is ^D:
+    s.stdin!.destroy();
+    s.conn.socket.destroy();
+    assert.equal(await rec.outcome, 'aborted');
+  });
+
+  test('attach: stdin in, stdout out, Success when the process exits', async () => {
+    backend.startContainer('web', 'while read l; do echo "got $l"; done; echo bye');
+    const url = server.urlForAttach({ containerId: 'web', tty: false, stdin: true, stdout: true, stderr: true });
+    const s = await openCommand(url, { stdin: true, stdout: true, stderr: true });
+    s.stdin!.write('hello\n');
+    const first = await readUntil(s.stdout!, (t) => t.includes('got hello\n'));
+    assert.equal(first, 'got hello\n');
+    s.stdin!.end();
+    const rest = await readAll(s.stdout!);
+    assert.equal(rest.toString(), 'bye\n');
+    assert.deepEqual(JSON.parse(await s.errorText), { metadata: {}, status: 'Success' });
+  });
+
+  test('attach to a container that is not there: InternalError status on the error stream', async () => {
+    const url = server.urlForAttach({ containerId: 'nope', tty: false, stdin: false, stdout: true, stderr: true });
+    const r = await runCommandClient(url, { stdout: true, stderr: true });
+    const st = JSON.parse(r.errorText) as { reason: string; code: number; message: string };
+    assert.equal(st.reason, 'InternalError');
+    assert.equal(st.code, 500);
+    assert.match(st.message, /error attaching to container: no such container: nope/);
+  });
+
+  test('exec: a backend failure is reported on the error stream', async () => {
+    const r = await runCommandClient(execUrl(['true'], { containerId: 'missing' }), { stdout: true, stderr: true });
+    assert.equal(r.exitCode, null);
+    assert.equal(r.status?.reason, 'InternalError');
+    assert.equal(
+      r.status?.message,
+      'Internal error occurred: error executing command in container: no such container: missing',
+    );
+  });
+
+  for (const flow of [undefined, { window: 16384 }]) {
+    const style = flow ? 'a strict flow-controlled peer' : "spdystream's (no flow control)";
+    test(`port-forward: 2 MiB both ways through an echo server, two at once on one connection, ${style}`, async () => {
+      const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [echoPort] });
+      const conn = await dialPortForward(url, flow ? { flowControl: flow } : {});
+      const one = async (f: Forward) => {
+        const data = randomBytes(2 * 1024 * 1024);
+        const back = readAll(f.data);
+        f.data.end(data);
+        const got = await back;
+        assert.equal(got.length, data.length);
+        assert.equal(sha(got), sha(data));
+        assert.equal(await f.error, '');
+      };
+      const [a, b] = [await openForward(conn, echoPort, 0), await openForward(conn, echoPort, 1)];
+      await Promise.all([one(a), one(b)]);
+      assert.equal(conn.violations, 0, 'the server sent past the window the client announced');
+      if (flow) assert.ok(conn.windowUpdates > 0, 'the server gave window back');
+      conn.close();
+      await conn.done;
+    });
+  }
+
+  test('port-forward: a refused port and a port outside the request are errors on the error stream', async () => {
+    const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [closedPort, echoPort] });
+    const conn = await dialPortForward(url);
+    const refused = await openForward(conn, closedPort, 0);
+    assert.match(await refused.error, /^error forwarding port \d+ to pod pod1, uid : connect ECONNREFUSED/);
+    assert.equal((await readAll(refused.data)).length, 0);
+    const outside = await openForward(conn, 1, 1);
+    assert.match(await outside.error, /port 1 is not among the ports of this port-forward request/);
+    // The connection still forwards.
+    const ok = await openForward(conn, echoPort, 2);
+    const back = readAll(ok.data);
+    ok.data.end('ping');
+    assert.equal((await back).toString(), 'ping');
+    conn.close();
+  });
+
+  test('port-forward: streams without a valid port or type are reset', async () => {
+    const conn = await dialPortForward(server.urlForPortForward({ podSandboxId: 'pod1', ports: [] }));
+    await assert.rejects(conn.createStream({ streamtype: 'data', port: '0', requestid: '0' }), /reset with status 3/);
+    await assert.rejects(conn.createStream({ streamtype: 'data', port: 'x', requestid: '1' }), /reset/);
+    await assert.rejects(conn.createStream({ streamtype: 'bogus', port: '80', requestid: '2' }), /reset/);
+    conn.close();
+  });
+
+  test('tokens: unknown 404, used once only, wrong path 404, non-upgrade request 400', async () => {
+    const url = execUrl(['true']);
+    const base = new URL(url);
+    const bogus = `${base.origin}/exec/AAAAAAAAAAAAAAAAAAAAAA`;
+    const r404 = await dialSpdy(bogus, ['v4.channel.k8s.io']);
+    assert.equal(r404.status, 404);
+    const first = await runCommandClient(url, { stdout: true, stderr: true });
+    assert.equal(first.exitCode, 0);
+    const again = await dialSpdy(url, ['v4.channel.k8s.io']);
+    assert.equal(again.status, 404, 'a used token is gone');
+    // An exec token on the attach path is no attach token (and is used up).
+    const cross = execUrl(['true']).replace('/exec/', '/attach/');
+    assert.equal((await dialSpdy(cross, ['v4.channel.k8s.io'])).status, 404);
+    const plain = execUrl(['true']);
+    const p = new URL(plain);
+    const res = await rawRequest(plain, [`GET ${p.pathname} HTTP/1.1`, `Host: ${p.host}`, 'Connection: close']);
+    assert.equal(res.status, 400);
+    assert.match(res.text, /missing upgrade headers/);
+  });
+
+  test('tokens expire after a minute', async () => {
+    const clock = new ManualClock();
+    const s = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s.start();
+    try {
+      const fresh = s.urlForExec({
+        containerId: 'c',
+        cmd: ['true'],
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: false,
+      });
+      const stale = s.urlForExec({
+        containerId: 'c',
+        cmd: ['true'],
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: false,
+      });
+      clock.advance(30_000);
+      const r = await runCommandClient(fresh, { stdout: true });
+      assert.equal(r.exitCode, 0);
+      clock.advance(31_000);
+      assert.equal((await dialSpdy(stale, ['v4.channel.k8s.io'])).status, 404);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('urlFor*: requests kubelet refuses are InvalidArgument', () => {
+    const bad = [
+      () => server.urlForExec({ containerId: 'c', cmd: ['sh'], tty: true, stdin: true, stdout: true, stderr: true }),
+      () =>
+        server.urlForExec({ containerId: 'c', cmd: ['sh'], tty: false, stdin: false, stdout: false, stderr: false }),
+      () => server.urlForExec({ containerId: 'c', cmd: [], tty: false, stdin: false, stdout: true, stderr: false }),
+      () => server.urlForAttach({ containerId: '', tty: false, stdin: false, stdout: true, stderr: false }),
+      () => server.urlForPortForward({ podSandboxId: 'p', ports: [70000] }),
+    ];
+    for (const f of bad) assert.throws(f, (e: unknown) => isBerthError(e, 'InvalidArgument'));
+  });
+
+  test('protocol negotiation: the client picks; none in common is 403; none at all is 400; v3 and v1 errors are text', async () => {
+    const r403 = await dialSpdy(execUrl(['true']), ['v9.channel.k8s.io']);
+    assert.equal(r403.status, 403);
+    assert.deepEqual(r403.headers['x-accepted-stream-protocol-versions'], [
+      'v4.channel.k8s.io',
+      'v3.channel.k8s.io',
+      'v2.channel.k8s.io',
+      'channel.k8s.io',
+    ]);
+    const r400 = await dialSpdy(execUrl(['true']), []);
+    assert.equal(r400.status, 400);
+    const v3 = await runCommandClient(execUrl(['sh', '-c', 'exit 2']), {
+      stdout: true,
+      stderr: true,
+      protocols: ['v3.channel.k8s.io', 'v4.channel.k8s.io'],
+    });
+    assert.equal(v3.protocol, 'v3.channel.k8s.io');
+    assert.match(v3.errorText, /^command terminated with non-zero exit code: .*exit code 2$/);
+    const v1 = await runCommandClient(execUrl(['sh', '-c', 'echo hi']), {
+      stdout: true,
+      stderr: true,
+      protocols: ['channel.k8s.io'],
+    });
+    assert.equal(v1.protocol, 'channel.k8s.io');
+    assert.equal(v1.stdout.toString(), 'hi\n');
+    assert.equal(v1.errorText, '');
+  });
+
+  test('a client going away mid-exec aborts the backend and kills the process', async () => {
+    const n = backend.calls.length + 1;
+    const s = await openCommand(execUrl(['sh', '-c', 'echo started; exec sleep 1000']), { stdout: true, stderr: true });
+    await readUntil(s.stdout!, (t) => t.includes('started'));
+    const rec = await backend.call(n);
+    s.conn.socket.destroy();
+    assert.equal(await rec.outcome, 'aborted');
+  });
+
+  test('malformed frames end only their own connection', async () => {
+    const garbage: [string, Buffer][] = [
+      ['SPDY version 2', Buffer.from([0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])],
+      ['PING of 3 bytes', Buffer.from([0x80, 0x03, 0x00, 0x06, 0x00, 0x00, 0x00, 0x03, 1, 2, 3])],
+      [
+        'SYN_STREAM with a block that is not zlib',
+        Buffer.from([0x80, 0x03, 0x00, 0x01, 0, 0, 0, 14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
+      ],
+      ['a 16 MiB frame header', Buffer.from([0x00, 0x00, 0x00, 0x01, 0x00, 0xff, 0xff, 0xff])],
+      ['DATA on stream 0', Buffer.from([0, 0, 0, 0, 0, 0, 0, 1, 9])],
+      ['SETTINGS count beyond its length', Buffer.from([0x80, 0x03, 0x00, 0x04, 0, 0, 0, 4, 0, 0, 1, 0])],
+    ];
+    for (const [what, bytes] of garbage) {
+      const n = backend.calls.length;
+      const r = await dialSpdy(execUrl(['sh', '-c', 'exec sleep 1000']), ['v4.channel.k8s.io']);
+      assert.equal(r.status, 101, what);
+      r.conn!.socket.write(bytes);
+      await r.conn!.done;
+      assert.equal(r.conn!.goAway?.status, 1, `${what}: GOAWAY PROTOCOL_ERROR`);
+      assert.equal(backend.calls.length, n, `${what}: nothing ran`);
+    }
+    // The server still serves.
+    const ok = await runCommandClient(execUrl(['sh', '-c', 'echo fine']), { stdout: true, stderr: true });
+    assert.equal(ok.stdout.toString(), 'fine\n');
+  });
+
+  test('PING is answered', async () => {
+    const r = await dialSpdy(execUrl(['true']), ['v4.channel.k8s.io']);
+    const conn = r.conn!;
+    conn.ping(7);
+    while (!conn.pings.includes(7)) await new Promise((res) => setImmediate(res));
+    conn.socket.destroy();
+  });
+
+  test('close() ends open sessions and their backends', async () => {
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock: systemClock });
+    await s2.start();
+    const n = backend.calls.length + 1;
+    const url = s2.urlForExec({
+      containerId: 'c',
+      cmd: ['sh', '-c', 'echo up; exec sleep 1000'],
+      tty: false,
+      stdin: false,
+      stdout: true,
+      stderr: false,
+    });
+    const s = await openCommand(url, { stdout: true });
+    await readUntil(s.stdout!, (t) => t.includes('up'));
+    await s2.close();
+    assert.equal(await (await backend.call(n)).outcome, 'aborted');
+    await s.conn.done;
+  });
+});
