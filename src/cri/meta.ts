@@ -30,6 +30,12 @@ export interface PodNet {
   additionalIps: string[];
   /** set once the network was torn down (StopPodSandbox) */
   down: boolean;
+  /**
+   * false from just before the network's set-up until it is done: a daemon killed in between
+   * finds a sandbox whose network is unknown, and calls it not ready (the kubelet then stops it,
+   * which tears down what the set-up may have made, and makes a new one)
+   */
+  ready?: boolean;
 }
 
 export interface ContainerMeta {

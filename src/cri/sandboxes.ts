@@ -73,8 +73,9 @@ export class Sandboxes {
     return this.k8s.list().filter((c) => isContainer(c) && c.labels[SANDBOX_ID] === id);
   }
 
+  /** Its infra process runs and its network was set up (not half done by a daemon killed meanwhile). */
   static ready(s: Sandbox): boolean {
-    return s.c.status === 'running';
+    return s.c.status === 'running' && podNet(s.c).ready !== false;
   }
 
   async run(config: PodSandboxConfig | null, runtimeHandler: string): Promise<string> {
@@ -138,8 +139,9 @@ export class Sandboxes {
     try {
       await this.k8s.start(id);
       if (!hostNet) {
+        this.k8s.setNote(id, NET, JSON.stringify({ ip: '', additionalIps: [], down: false, ready: false }));
         const net = await this.k8s.network.setUp(this.netRequest(id, meta, this.k8s.netnsOf(id)));
-        this.k8s.setNote(id, NET, JSON.stringify({ ...net, down: false }));
+        this.k8s.setNote(id, NET, JSON.stringify({ ...net, down: false, ready: true }));
       }
     } catch (e) {
       // nothing half made: the infra container goes, and what the network set up with it
@@ -185,7 +187,7 @@ export class Sandboxes {
       /* the infra process is gone: tear down what the network knows */
     }
     await this.k8s.network.tearDown(this.netRequest(s.c.id, s.meta, netns));
-    this.k8s.setNote(s.c.id, NET, JSON.stringify({ ...podNet(s.c), down: true }));
+    this.k8s.setNote(s.c.id, NET, JSON.stringify({ ...podNet(s.c), down: true, ready: false }));
   }
 
   /** Idempotent: a sandbox already gone is no error. Its containers go with it. */

@@ -16,6 +16,7 @@ import { GrpcStatusError, streaming, unary, unimplemented } from './grpc.js';
 import { Sandboxes } from './sandboxes.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
+import { metricDescriptors, podMetrics } from './metrics.js';
 import { SANDBOX_ID, isContainer, isSandbox } from './meta.js';
 import type {
   AuthConfig,
@@ -266,12 +267,8 @@ export class CriService {
         );
       }),
       GetContainerEvents: streaming<object>('GetContainerEvents', (_r, write, signal) => this.events(write, signal)),
-      ListMetricDescriptors: unary<object>('ListMetricDescriptors', async () => {
-        throw unimplemented('ListMetricDescriptors', 'berth serves the CRI stats RPCs, not the metrics ones');
-      }),
-      ListPodSandboxMetrics: unary<object>('ListPodSandboxMetrics', async () => {
-        throw unimplemented('ListPodSandboxMetrics', 'berth serves the CRI stats RPCs, not the metrics ones');
-      }),
+      ListMetricDescriptors: unary<object>('ListMetricDescriptors', async () => metricDescriptors()),
+      ListPodSandboxMetrics: unary<object>('ListPodSandboxMetrics', () => podMetrics(k8s, sb, ct)),
       RuntimeConfig: unary<object>('RuntimeConfig', async () => ({ linux: { cgroup_driver: 'CGROUPFS' } })),
     };
   }

@@ -9,7 +9,7 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -70,6 +70,9 @@ describe('CRI pod with CNI networking', () => {
   const prefix = freeSubnet();
   const netName = `berth-cri-test-${tag}`;
   const sock = join(dir, 'cri.sock');
+  const binDir = join(dir, 'bin');
+  const hangPid = join(dir, 'hang.pid');
+  let conflistText = '';
   let d: Daemon;
   let cri: CriClient;
   let pod = '';
@@ -77,34 +80,47 @@ describe('CRI pod with CNI networking', () => {
 
   before(async () => {
     mkdirSync(confDir, { recursive: true });
-    writeFileSync(
-      join(confDir, '10-test.conflist'),
-      JSON.stringify({
-        cniVersion: '1.0.0',
-        name: netName,
-        plugins: [
-          {
-            type: 'bridge',
-            bridge,
-            isGateway: true,
-            ipMasq: true,
-            hairpinMode: true,
-            ipam: {
-              type: 'host-local',
-              dataDir: ipamDir,
-              ranges: [[{ subnet: `${prefix}.0/24`, gateway: `${prefix}.1` }]],
-              routes: [{ dst: '0.0.0.0/0' }],
-            },
+    conflistText = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: netName,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge,
+          isGateway: true,
+          ipMasq: true,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            dataDir: ipamDir,
+            ranges: [[{ subnet: `${prefix}.0/24`, gateway: `${prefix}.1` }]],
+            routes: [{ dst: '0.0.0.0/0' }],
           },
-          { type: 'portmap', capabilities: { portMappings: true } },
-        ],
-      }),
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    });
+    writeFileSync(join(confDir, '10-test.conflist'), conflistText);
+    // a plugin whose ADD hangs (for a daemon killed in the middle of a pod's network set-up): it tells its pid
+    mkdirSync(binDir);
+    writeFileSync(
+      join(binDir, 'hang'),
+      `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then echo $$ > ${hangPid}; exec sleep 120; fi\nexit 0\n`,
+      { mode: 0o755 },
     );
-    d = await startDaemon({ args: ['--cri-socket', sock, '--cni-conf-dir', confDir, '--cni-bin-dir', '/usr/lib/cni'] });
+    d = await startDaemon({
+      args: ['--cri-socket', sock, '--cni-conf-dir', confDir, '--cni-bin-dir', binDir, '--cni-bin-dir', '/usr/lib/cni'],
+    });
     cri = criClient(sock);
   });
 
   after(async () => {
+    if (existsSync(hangPid))
+      try {
+        process.kill(Number(readFileSync(hangPid, 'utf8')), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     if (cri) {
       if (pod) await cri.runtime('RemovePodSandbox', { pod_sandbox_id: pod }).catch(() => undefined);
       cri.close();
@@ -197,5 +213,44 @@ describe('CRI pod with CNI networking', () => {
     await cri.runtime('RemovePodSandbox', { pod_sandbox_id: pod });
     pod = '';
     await eventually(() => readdirSync(join(d.root, 'containers')).length === 0, 20_000, 'the pod files gone');
+  });
+
+  test('kill -9 of berthd during a pod network set-up: the sandbox is not ready after the restart, and goes', async () => {
+    const conf = JSON.parse(conflistText) as { plugins: unknown[] };
+    writeFileSync(join(confDir, '10-test.conflist'), JSON.stringify({ ...conf, plugins: [{ type: 'hang' }] }));
+    const config: Msg = {
+      metadata: { name: 'halfpod', uid: `uid-half-${tag}`, namespace: 'default', attempt: 0 },
+      hostname: 'halfpod',
+      log_directory: join(dir, 'logs'),
+    };
+    const running = cri.runtime('RunPodSandbox', { config }).catch((e: unknown) => e);
+    const pid = await eventually(
+      () => existsSync(hangPid) && Number(readFileSync(hangPid, 'utf8')),
+      30_000,
+      'the plugin',
+    );
+    cri.close();
+    await d.kill9();
+    await running;
+    process.kill(pid, 'SIGKILL');
+    writeFileSync(join(confDir, '10-test.conflist'), conflistText);
+    await d.restart();
+    cri = criClient(sock);
+    const pods = (await cri.runtime('ListPodSandbox', {})) as {
+      items: Array<{ id: string; state: string; metadata: { name: string } }>;
+    };
+    const half = pods.items.find((p) => p.metadata.name === 'halfpod');
+    assert.equal(half?.state, 'SANDBOX_NOTREADY');
+    await assert.rejects(
+      cri.runtime('CreateContainer', {
+        pod_sandbox_id: half.id,
+        sandbox_config: config,
+        config: { metadata: { name: 'x' }, image: { image: 'busybox' } },
+      }),
+      /not ready/,
+    );
+    await cri.runtime('StopPodSandbox', { pod_sandbox_id: half.id });
+    await cri.runtime('RemovePodSandbox', { pod_sandbox_id: half.id });
+    assert.equal(((await cri.runtime('ListPodSandbox', {})) as { items: unknown[] }).items.length, 0);
   });
 });

@@ -309,6 +309,28 @@ describe('CRI endpoint', () => {
     assert.ok(p.stats.linux.memory.working_set_bytes.value > 0);
     const lp = (await cri.runtime('ListPodSandboxStats', {})) as { stats: Array<{ attributes: { id: string } }> };
     assert.ok(lp.stats.some((x) => x.attributes.id === pod));
+    // the metrics RPCs: cAdvisor's names, the values of the cgroups
+    const desc = (await cri.runtime('ListMetricDescriptors', {})) as {
+      descriptors: Array<{ name: string; label_keys: string[] }>;
+    };
+    const names = desc.descriptors.map((x) => x.name);
+    assert.ok(names.includes('container_memory_working_set_bytes'), names.join());
+    const pm = (await cri.runtime('ListPodSandboxMetrics', {})) as {
+      pod_metrics: Array<{
+        pod_sandbox_id: string;
+        container_metrics: Array<{
+          container_id: string;
+          metrics: Array<{ name: string; label_values: string[]; value: { value: number } }>;
+        }>;
+      }>;
+    };
+    const mine = pm.pod_metrics.find((x) => x.pod_sandbox_id === pod);
+    assert.deepEqual(mine?.container_metrics.map((x) => x.container_id).sort(), [srv, cli].sort());
+    const ws = mine?.container_metrics
+      .find((x) => x.container_id === srv)
+      ?.metrics.find((m) => m.name === 'container_memory_working_set_bytes');
+    assert.ok((ws?.value.value ?? 0) > 0);
+    assert.deepEqual(ws?.label_values, ['srv', 'web', 'default']);
   });
 
   test('security context and resources reach the process', async () => {
