@@ -13,6 +13,7 @@ import {
   KIND,
   SANDBOX_ID,
   containerMeta,
+  dnsOf,
   isContainer,
   namePart,
   nanos,
@@ -138,6 +139,7 @@ export class Containers {
       ...(await securityOf(sc)),
       ...resourcesOf(config.linux?.resources ?? null),
       ...(s.meta.runtimeHandler ? { Runtime: s.meta.runtimeHandler } : {}),
+      ...dnsOf(s.meta),
       LogConfig: { Type: 'k8s-file', Config: {} },
     };
     if (config.mounts.length) {

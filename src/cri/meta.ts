@@ -23,6 +23,19 @@ export interface SandboxMeta {
   runtimeHandler: string;
   portMappings: PortMapping[];
   namespaces: Pick<NamespaceOption, 'network' | 'pid' | 'ipc'>;
+  /** the pod's DNS (absent in sandboxes of an older berth): every container's resolv.conf */
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+}
+
+/** The pod's DNS as Docker's HostConfig fields (each container of the pod gets them). */
+export function dnsOf(meta: SandboxMeta): Record<string, string[]> {
+  const d = meta.dns;
+  if (!d) return {};
+  return {
+    ...(d.servers.length ? { Dns: d.servers } : {}),
+    ...(d.searches.length ? { DnsSearch: d.searches } : {}),
+    ...(d.options.length ? { DnsOptions: d.options } : {}),
+  };
 }
 
 export interface PodNet {

@@ -21,6 +21,7 @@ import {
   NET,
   SANDBOX,
   SANDBOX_ID,
+  dnsOf,
   isContainer,
   isSandbox,
   nanos,
@@ -101,8 +102,6 @@ export class Sandboxes {
     const hostNet = ns.network === 'NODE';
     if (!hostNet && config.port_mappings.some((p) => p.host_port > 0) && this.k8s.network.name === 'loopback')
       throw unimplemented('hostPort', 'it needs CNI networking (a conflist in the CNI conf dir), and berth has none');
-    if (config.dns_config && (config.dns_config.servers.length || config.dns_config.searches.length))
-      log.debug('cri: pod dns_config is not applied (resolv.conf is the host one)', { pod: name });
     const meta: SandboxMeta = {
       metadata: { name: md.name, uid: md.uid, namespace: md.namespace, attempt: md.attempt },
       labels: config.labels,
@@ -112,6 +111,11 @@ export class Sandboxes {
       runtimeHandler,
       portMappings: config.port_mappings,
       namespaces: ns,
+      dns: {
+        servers: config.dns_config?.servers ?? [],
+        searches: config.dns_config?.searches ?? [],
+        options: config.dns_config?.options ?? [],
+      },
     };
     await this.k8s.ensurePauseImage();
     const hostConfig: Record<string, unknown> = {
@@ -119,6 +123,7 @@ export class Sandboxes {
       IpcMode: ns.ipc === 'NODE' ? 'host' : 'private',
       ...(ns.pid === 'NODE' ? { PidMode: 'host' } : {}),
       ReadonlyRootfs: true,
+      ...dnsOf(meta),
       ...(runtimeHandler ? { Runtime: runtimeHandler } : {}),
       ...(Object.keys(config.linux?.sysctls ?? {}).length ? { Sysctls: config.linux?.sysctls } : {}),
       // the infra process needs nothing: no capabilities
