@@ -176,6 +176,9 @@ export class Containers {
       StdinOnce: config.stdin_once,
       AttachStdin: config.stdin,
       ...userOf(sc),
+      ...(config.stop_signal && config.stop_signal !== 'RUNTIME_DEFAULT'
+        ? { StopSignal: signalName(config.stop_signal) }
+        : {}),
       Labels: { [KIND]: 'container', [SANDBOX_ID]: s.c.id, [CONTAINER]: JSON.stringify(meta) },
       HostConfig: hc,
     };
@@ -198,6 +201,7 @@ export class Containers {
         image: meta.image,
         image_ref: c.imageId,
         image_id: c.imageId,
+        stop_signal: signalEnum(c.stopSignal || 'SIGTERM'),
         reason,
         message: exited ? c.error : '',
         labels: meta.labels,
@@ -381,4 +385,66 @@ export function resourcesOf(r: LinuxContainerResources | null): Record<string, u
     ...(r.cpuset_mems ? { CpusetMems: r.cpuset_mems } : {}),
     ...(r.oom_score_adj ? { OomScoreAdj: r.oom_score_adj } : {}),
   };
+}
+
+/** The CRI's Signal enum name as a signal name berth parses (SIGRTMINPLUS3 is SIGRTMIN+3). */
+export function signalName(e: string): string {
+  return e.replace(/^SIGRTMINPLUS(\d+)$/, 'SIGRTMIN+$1').replace(/^SIGRTMAXMINUS(\d+)$/, 'SIGRTMAX-$1');
+}
+
+const SIGNAL_ENUM =
+  /^SIG(ABRT|ALRM|BUS|CHLD|CLD|CONT|FPE|HUP|ILL|INT|IO|IOT|KILL|PIPE|POLL|PROF|PWR|QUIT|SEGV|STKFLT|STOP|SYS|TERM|TRAP|TSTP|TTIN|TTOU|URG|USR1|USR2|VTALRM|WINCH|XCPU|XFSZ|RTMIN|RTMAX|RTMINPLUS([1-9]|1[0-5])|RTMAXMINUS([1-9]|1[0-4]))$/;
+// x86-64's numbers (Docker's StopSignal may be one)
+const BY_NUMBER = [
+  '',
+  'HUP',
+  'INT',
+  'QUIT',
+  'ILL',
+  'TRAP',
+  'ABRT',
+  'BUS',
+  'FPE',
+  'KILL',
+  'USR1',
+  'SEGV',
+  'USR2',
+  'PIPE',
+  'ALRM',
+  'TERM',
+  'STKFLT',
+  'CHLD',
+  'CONT',
+  'STOP',
+  'TSTP',
+  'TTIN',
+  'TTOU',
+  'URG',
+  'XCPU',
+  'XFSZ',
+  'VTALRM',
+  'PROF',
+  'WINCH',
+  'IO',
+  'PWR',
+  'SYS',
+];
+
+/** Docker's StopSignal (a name, with or without SIG, or a number) as the CRI's Signal enum; RUNTIME_DEFAULT if none fits. */
+export function signalEnum(s: string): string {
+  const t = s.trim().toUpperCase();
+  const n = /^\d+$/.test(t) ? Number(t) : NaN;
+  const base = Number.isInteger(n)
+    ? n >= 34 && n <= 64
+      ? n - 34 <= 15
+        ? `RTMIN+${n - 34}`
+        : `RTMAX-${64 - n}`
+      : (BY_NUMBER[n] ?? '')
+    : t.replace(/^SIG/, '');
+  const name = `SIG${base}`
+    .replace(/^SIGRTMIN\+0$/, 'SIGRTMIN')
+    .replace(/^SIGRTMAX-0$/, 'SIGRTMAX')
+    .replace(/^SIGRTMIN\+(\d+)$/, 'SIGRTMINPLUS$1')
+    .replace(/^SIGRTMAX-(\d+)$/, 'SIGRTMAXMINUS$1');
+  return SIGNAL_ENUM.test(name) ? name : 'RUNTIME_DEFAULT';
 }

@@ -46,6 +46,23 @@ export interface StreamUrls {
 }
 
 type Filter<T> = { filter: T | null };
+type PodFilter = Filter<{ id: string; state: { state: string } | null; label_selector: StrMap }>;
+type CtrFilter = Filter<{
+  id: string;
+  state: { state: string } | null;
+  pod_sandbox_id: string;
+  label_selector: StrMap;
+}>;
+type CtrStatsFilter = Filter<{ id: string; pod_sandbox_id: string; label_selector: StrMap }>;
+type PodStatsFilter = Filter<{ id: string; label_selector: StrMap }>;
+
+/** A Stream* RPC: what its List* twin answers, in lists of at most 256 items (none when there is none). */
+function asStream<Req>(name: string, list: (r: Req) => Promise<object>, from: string, to: string) {
+  return streaming<Req>(name, async (r, write) => {
+    const items = ((await list(r)) as Record<string, unknown[] | undefined>)[from] ?? [];
+    for (let i = 0; i < items.length; i += 256) write({ [to]: items.slice(i, i + 256) });
+  });
+}
 
 export class CriService {
   readonly sandboxes: Sandboxes;
@@ -67,6 +84,22 @@ export class CriService {
     const k8s = this.verbs.k8s;
     const sb = this.sandboxes;
     const ct = this.containers;
+    const listPods = async (r: PodFilter) => ({ items: sb.list(r.filter) });
+    const listContainers = async (r: CtrFilter) => ({ containers: ct.list(r.filter).map((x) => ct.item(x)) });
+    const listContainerStats = async (r: CtrStatsFilter) => {
+      const f = r.filter;
+      const list = ct
+        .list(f ? { id: f.id, pod_sandbox_id: f.pod_sandbox_id, label_selector: f.label_selector, state: null } : null)
+        .filter((x) => x.c.status === 'running' || x.c.status === 'paused');
+      return { stats: await Promise.all(list.map((x) => ct.stats(x))) };
+    };
+    const listPodStats = async (r: PodStatsFilter) => {
+      const f = r.filter;
+      const ids = sb
+        .list(f ? { id: f.id, state: { state: 'SANDBOX_READY' }, label_selector: f.label_selector } : null)
+        .map((i) => (i as { id: string }).id);
+      return { stats: await Promise.all(ids.map((id) => this.podStats(id))) };
+    };
     const streamOrRefuse = (what: string): StreamUrls => {
       if (!this.stream) throw unimplemented(what, 'the streaming server is not running in this berthd');
       return this.stream;
@@ -96,10 +129,8 @@ export class CriService {
       PodSandboxStatus: unary<{ pod_sandbox_id: string; verbose: boolean }>('PodSandboxStatus', async (r) =>
         sb.status(sb.get(r.pod_sandbox_id), r.verbose),
       ),
-      ListPodSandbox: unary<Filter<{ id: string; state: { state: string } | null; label_selector: StrMap }>>(
-        'ListPodSandbox',
-        async (r) => ({ items: sb.list(r.filter) }),
-      ),
+      ListPodSandbox: unary<PodFilter>('ListPodSandbox', listPods),
+      StreamPodSandboxes: asStream<PodFilter>('StreamPodSandboxes', listPods, 'items', 'pod_sandboxes'),
       CreateContainer: unary<{
         pod_sandbox_id: string;
         config: ContainerConfig | null;
@@ -125,9 +156,8 @@ export class CriService {
         await k8s.remove(r.container_id);
         return {};
       }),
-      ListContainers: unary<
-        Filter<{ id: string; state: { state: string } | null; pod_sandbox_id: string; label_selector: StrMap }>
-      >('ListContainers', async (r) => ({ containers: ct.list(r.filter).map((x) => ct.item(x)) })),
+      ListContainers: unary<CtrFilter>('ListContainers', listContainers),
+      StreamContainers: asStream<CtrFilter>('StreamContainers', listContainers, 'containers', 'containers'),
       ContainerStatus: unary<{ container_id: string; verbose: boolean }>('ContainerStatus', async (r) =>
         ct.status(ct.get(r.container_id), r.verbose),
       ),
@@ -202,31 +232,23 @@ export class CriService {
       ContainerStats: unary<{ container_id: string }>('ContainerStats', async (r) => ({
         stats: await ct.stats(ct.get(r.container_id)),
       })),
-      ListContainerStats: unary<Filter<{ id: string; pod_sandbox_id: string; label_selector: StrMap }>>(
-        'ListContainerStats',
-        async (r) => {
-          const f = r.filter;
-          const list = ct
-            .list(
-              f ? { id: f.id, pod_sandbox_id: f.pod_sandbox_id, label_selector: f.label_selector, state: null } : null,
-            )
-            .filter((x) => x.c.status === 'running' || x.c.status === 'paused');
-          return { stats: await Promise.all(list.map((x) => ct.stats(x))) };
-        },
+      ListContainerStats: unary<CtrStatsFilter>('ListContainerStats', listContainerStats),
+      StreamContainerStats: asStream<CtrStatsFilter>(
+        'StreamContainerStats',
+        listContainerStats,
+        'stats',
+        'container_stats',
       ),
       PodSandboxStats: unary<{ pod_sandbox_id: string }>('PodSandboxStats', async (r) => ({
         stats: await this.podStats(r.pod_sandbox_id),
       })),
-      ListPodSandboxStats: unary<Filter<{ id: string; label_selector: StrMap }>>('ListPodSandboxStats', async (r) => {
-        const items = sb
-          .list(
-            r.filter
-              ? { id: r.filter.id, state: { state: 'SANDBOX_READY' }, label_selector: r.filter.label_selector }
-              : null,
-          )
-          .map((i) => (i as { id: string }).id);
-        return { stats: await Promise.all(items.map((id) => this.podStats(id))) };
-      }),
+      ListPodSandboxStats: unary<PodStatsFilter>('ListPodSandboxStats', listPodStats),
+      StreamPodSandboxStats: asStream<PodStatsFilter>(
+        'StreamPodSandboxStats',
+        listPodStats,
+        'stats',
+        'pod_sandbox_stats',
+      ),
       UpdateRuntimeConfig: unary<{ runtime_config: { network_config: { pod_cidr: string } | null } | null }>(
         'UpdateRuntimeConfig',
         async (r) => {
@@ -269,7 +291,20 @@ export class CriService {
       GetContainerEvents: streaming<object>('GetContainerEvents', (_r, write, signal) => this.events(write, signal)),
       ListMetricDescriptors: unary<object>('ListMetricDescriptors', async () => metricDescriptors()),
       ListPodSandboxMetrics: unary<object>('ListPodSandboxMetrics', () => podMetrics(k8s, sb, ct)),
+      StreamPodSandboxMetrics: asStream<object>(
+        'StreamPodSandboxMetrics',
+        () => podMetrics(k8s, sb, ct),
+        'pod_metrics',
+        'pod_sandbox_metrics',
+      ),
       RuntimeConfig: unary<object>('RuntimeConfig', async () => ({ linux: { cgroup_driver: 'CGROUPFS' } })),
+      UpdatePodSandboxResources: unary<{ pod_sandbox_id: string }>('UpdatePodSandboxResources', async (r) => {
+        sb.get(r.pod_sandbox_id);
+        throw unimplemented(
+          'UpdatePodSandboxResources',
+          "berth does not place pods under the kubelet's pod cgroup (cgroup_parent), so it has no pod-level limits to update",
+        );
+      }),
     };
   }
 
@@ -277,6 +312,12 @@ export class CriService {
     const im = this.images;
     return {
       ListImages: unary<Filter<{ image: ImageSpec | null }>>('ListImages', async (r) => im.list(r.filter)),
+      StreamImages: asStream<Filter<{ image: ImageSpec | null }>>(
+        'StreamImages',
+        async (r) => im.list(r.filter),
+        'images',
+        'images',
+      ),
       ImageStatus: unary<{ image: ImageSpec | null; verbose: boolean }>('ImageStatus', async (r) =>
         im.status(r.image, r.verbose),
       ),

@@ -125,6 +125,7 @@ export interface ContainerConfig {
   tty: boolean;
   linux: { resources: LinuxContainerResources | null; security_context: LinuxContainerSecurityContext | null } | null;
   CDI_devices: Array<{ name: string }>;
+  stop_signal: string;
 }
 
 export interface AuthConfig {

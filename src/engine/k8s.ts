@@ -54,6 +54,8 @@ export interface K8sContainer {
   };
   user: string;
   hostname: string;
+  /** the signal a stop sends first (Docker's StopSignal, the image's or the container's; '' for SIGTERM) */
+  stopSignal: string;
 }
 
 export interface K8sStats {
@@ -148,6 +150,7 @@ export class K8sVerbs {
       },
       user: r.config.User ?? '',
       hostname: r.config.Hostname ?? '',
+      stopSignal: r.config.StopSignal ?? '',
     };
   }
 

@@ -13,6 +13,8 @@ export type Msg = Record<string, unknown>;
 export interface CriClient {
   runtime(method: string, req?: Msg, deadlineMs?: number): Promise<Msg>;
   image(method: string, req?: Msg, deadlineMs?: number): Promise<Msg>;
+  /** A server-streaming call (the Stream* RPCs) read to its end. */
+  collect(service: 'runtime' | 'image', method: string, req?: Msg): Promise<Msg[]>;
   /** GetContainerEvents: each event to `on`; the result cancels the stream. */
   events(on: (ev: Msg) => void): () => void;
   close(): void;
@@ -43,6 +45,17 @@ export function criClient(socket: string): CriClient {
   return {
     runtime: (m, req = {}, d = 120_000) => call(rt, m, req, d),
     image: (m, req = {}, d = 120_000) => call(im, m, req, d),
+    collect: (service, method, req = {}) =>
+      new Promise<Msg[]>((resolve, reject) => {
+        const c = service === 'runtime' ? rt : im;
+        const fn = (c as unknown as Record<string, (req: Msg) => NodeJS.EventEmitter>)[method];
+        if (!fn) return reject(new Error(`no method ${method}`));
+        const out: Msg[] = [];
+        const stream = fn.call(c, req);
+        stream.on('data', (m: Msg) => out.push(m));
+        stream.on('error', reject);
+        stream.on('end', () => resolve(out));
+      }),
     events: (on) => {
       const fn = (rt as unknown as Record<string, (req: Msg) => NodeJS.EventEmitter & { cancel(): void }>)[
         'GetContainerEvents'

@@ -250,6 +250,24 @@ describe('CRI endpoint', () => {
       containers: Array<{ id: string; state: string }>;
     };
     assert.deepEqual(list.containers.map((c) => c.id).sort(), [srv, cli].sort());
+    const streamedCtrs = await cri.collect('runtime', 'StreamContainers', { filter: { pod_sandbox_id: pod } });
+    assert.deepEqual(
+      streamedCtrs
+        .flatMap((m) => m['containers'] as Array<{ id: string }>)
+        .map((c) => c.id)
+        .sort(),
+      [srv, cli].sort(),
+    );
+    const streamedPods = await cri.collect('runtime', 'StreamPodSandboxes', {});
+    assert.deepEqual(
+      streamedPods.flatMap((m) => m['pod_sandboxes'] as Array<{ id: string }>).map((p) => p.id),
+      [pod],
+    );
+    const streamedImages = await cri.collect('image', 'StreamImages', {});
+    assert.ok(streamedImages.flatMap((m) => m['images'] as unknown[]).length >= 2);
+    // the default stop signal, as the runtime sends it
+    const stSig = (await cri.runtime('ContainerStatus', { container_id: srv })) as { status: { stop_signal: string } };
+    assert.equal(stSig.status.stop_signal, 'SIGTERM');
     const byLabel = (await cri.runtime('ListContainers', { filter: { label_selector: { role: 'server' } } })) as {
       containers: Array<{ id: string }>;
     };
@@ -316,6 +334,15 @@ describe('CRI endpoint', () => {
     assert.equal(p.stats.attributes.id, pod);
     assert.equal(p.stats.linux.containers.length, 2);
     assert.ok(p.stats.linux.memory.working_set_bytes.value > 0);
+    // the Stream* twins (CRIListStreaming) answer the same in lists
+    const streamed = await cri.collect('runtime', 'StreamContainerStats', { filter: { pod_sandbox_id: pod } });
+    assert.deepEqual(
+      streamed
+        .flatMap((m) => m['container_stats'] as Array<{ attributes: { id: string } }>)
+        .map((x) => x.attributes.id)
+        .sort(),
+      [srv, cli].sort(),
+    );
     const lp = (await cri.runtime('ListPodSandboxStats', {})) as { stats: Array<{ attributes: { id: string } }> };
     assert.ok(lp.stats.some((x) => x.attributes.id === pod));
     // the metrics RPCs: cAdvisor's names, the values of the cgroups
@@ -359,6 +386,7 @@ describe('CRI endpoint', () => {
         image: { image: 'busybox:latest' },
         command: ['sleep', '100000'],
         log_path: 'locked/0.log',
+        stop_signal: 'SIGRTMINPLUS2',
         linux: {
           resources: { memory_limit_in_bytes: 64 << 20 },
           security_context: {
@@ -392,6 +420,7 @@ describe('CRI endpoint', () => {
       status: { resources: { linux: { memory_limit_in_bytes: number } } };
     };
     assert.equal(st.status.resources.linux.memory_limit_in_bytes, 64 << 20);
+    assert.equal((st.status as unknown as { stop_signal: string }).stop_signal, 'SIGRTMINPLUS2');
     const stats = async () =>
       (
         (await cri.runtime('ContainerStats', { container_id: id })) as {
@@ -467,6 +496,11 @@ describe('CRI endpoint', () => {
       cri.runtime('CheckpointContainer', { container_id: srv, location: '/tmp/x.tar' }),
       status.UNIMPLEMENTED,
       'checkpoint',
+    );
+    await rejectsWith(
+      cri.runtime('UpdatePodSandboxResources', { pod_sandbox_id: pod, resources: { memory_limit_in_bytes: 1 << 30 } }),
+      status.UNIMPLEMENTED,
+      'pod resources',
     );
     assert.equal(await count(), n);
     assert.deepEqual(
