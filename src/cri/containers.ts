@@ -86,6 +86,9 @@ export class Containers {
     if (!config?.metadata?.name) throw invalidArgument('config.metadata.name is required');
     if (!config.image?.image) throw invalidArgument('config.image.image is required');
     const s = this.sandboxes.readyOne(podId);
+    // the CRI's rule (containerd's too): a privileged container only in a sandbox that said it would hold one
+    if (config.linux?.security_context?.privileged && !s.meta.privileged)
+      throw invalidArgument(`pod sandbox ${s.c.id} is not privileged: no privileged container may run in it`);
     const md = s.meta.metadata;
     const name = [
       'k8s',

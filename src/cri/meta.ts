@@ -23,6 +23,8 @@ export interface SandboxMeta {
   runtimeHandler: string;
   portMappings: PortMapping[];
   namespaces: Pick<NamespaceOption, 'network' | 'pid' | 'ipc'>;
+  /** the sandbox may hold privileged containers (LinuxSandboxSecurityContext.privileged) */
+  privileged?: boolean;
   /** the pod's DNS (absent in sandboxes of an older berth): every container's resolv.conf */
   dns?: { servers: string[]; searches: string[]; options: string[] };
 }

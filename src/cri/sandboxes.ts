@@ -111,6 +111,7 @@ export class Sandboxes {
       runtimeHandler,
       portMappings: config.port_mappings,
       namespaces: ns,
+      privileged: sc?.privileged ?? false,
       dns: {
         servers: config.dns_config?.servers ?? [],
         searches: config.dns_config?.searches ?? [],

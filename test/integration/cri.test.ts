@@ -486,6 +486,19 @@ describe('CRI endpoint', () => {
     );
     await rejectsWith(cri.runtime('RunPodSandbox', { config: {} }), status.INVALID_ARGUMENT, 'no pod metadata');
     await rejectsWith(
+      cri.runtime('CreateContainer', {
+        pod_sandbox_id: pod,
+        sandbox_config,
+        config: {
+          metadata: { name: 'priv' },
+          image: { image: 'busybox' },
+          linux: { security_context: { privileged: true } },
+        },
+      }),
+      status.INVALID_ARGUMENT,
+      'privileged container in a sandbox that is not',
+    );
+    await rejectsWith(
       cri.runtime('RunPodSandbox', { config: podConfig('x', 'y'), runtime_handler: 'kata' }),
       status.INVALID_ARGUMENT,
       'unknown runtime handler',
