@@ -224,7 +224,8 @@ export class K8sVerbs {
     ).finally(() => clearTimeout(timer));
     if (code === null) {
       await killTree(handle.pid);
-      await handle.wait().catch(() => -1);
+      // conmon reports the killed process's end; bounded all the same
+      await Promise.race([handle.wait().catch(() => -1), new Promise((r) => setTimeout(r, 10_000).unref())]);
       return { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: -1, timedOut: true };
     }
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
