@@ -137,18 +137,49 @@ export class Sandboxes {
       Labels: { [KIND]: 'sandbox', [SANDBOX]: JSON.stringify(meta) },
       HostConfig: hostConfig,
     };
-    const id = await this.k8s.create(body, name, undefined).catch((e: unknown) => {
+    // With CNI the pod's network namespace is made beside the create, and CNI's ADD runs in it while
+    // the runtime starts the infra process there (a pod start does not wait for one then the other).
+    // Loopback-only pods keep the runtime's own namespace (crun brings its lo up).
+    const t0 = performance.now();
+    const netnsPath = !hostNet && this.k8s.network.name !== 'loopback' ? this.k8s.newPodNetnsPath() : undefined;
+    const made = netnsPath ? this.k8s.makePodNetns(netnsPath) : Promise.resolve();
+    made.catch(() => undefined);
+    let id: string;
+    try {
+      id = await this.k8s.create(body, name, undefined, netnsPath);
+    } catch (e) {
+      if (netnsPath) await made.then(() => this.k8s.dropPodNetns(netnsPath)).catch(() => undefined);
       // two sandboxes of one pod and attempt: the name is taken (the kubelet's retry of a half-seen one)
       if (isBerthError(e, 'Conflict')) throw alreadyExists(`pod sandbox name ${name} is taken: ${e.message}`);
       throw e;
-    });
+    }
+    const tCreated = performance.now();
     try {
-      await this.k8s.start(id);
+      await made;
+      const tMade = performance.now();
+      if (!hostNet) this.k8s.setNote(id, NET, JSON.stringify({ ip: '', additionalIps: [], down: false, ready: false }));
+      let tStarted = 0;
+      let tWired = 0;
+      const started = this.k8s.start(id).then(() => void (tStarted = performance.now()));
+      const wired = netnsPath
+        ? this.k8s.network.setUp(this.netRequest(id, meta, netnsPath)).then((n) => ((tWired = performance.now()), n))
+        : null;
+      const [s, w] = await Promise.allSettled([started, wired]);
+      if (s.status === 'rejected') throw s.reason;
+      if (w.status === 'rejected') throw w.reason;
       if (!hostNet) {
-        this.k8s.setNote(id, NET, JSON.stringify({ ip: '', additionalIps: [], down: false, ready: false }));
-        const net = await this.k8s.network.setUp(this.netRequest(id, meta, this.k8s.netnsOf(id)));
+        const net = w.value ?? (await this.k8s.network.setUp(this.netRequest(id, meta, this.k8s.netnsOf(id))));
         this.k8s.setNote(id, NET, JSON.stringify({ ...net, down: false, ready: true }));
       }
+      const ms = (t: number) => +(t - t0).toFixed(1);
+      log.debug('cri: pod sandbox ready', {
+        id,
+        createdMs: ms(tCreated),
+        netnsMs: ms(tMade),
+        startedMs: ms(tStarted),
+        wiredMs: tWired ? ms(tWired) : null,
+        totalMs: ms(performance.now()),
+      });
     } catch (e) {
       // nothing half made: the infra container goes, and what the network set up with it
       await this.k8s.network
@@ -214,10 +245,17 @@ export class Sandboxes {
 
   status(s: Sandbox, verbose: boolean): object {
     const net = podNet(s.c);
+    let netns = '';
+    try {
+      netns = s.meta.namespaces.network === 'NODE' ? '' : this.k8s.netnsOf(s.c.id);
+    } catch {
+      /* not running, no namespace of its own */
+    }
     const info: StrMap = verbose
       ? {
           info: JSON.stringify({
             pid: s.c.pid,
+            netns,
             image: PAUSE_IMAGE,
             network: this.k8s.network.name,
             runtimeHandler: s.meta.runtimeHandler,

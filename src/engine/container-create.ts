@@ -61,6 +61,8 @@ export interface CreateDeps {
 export interface CreateInto {
   namespace: Namespace;
   logPath?: string;
+  /** a network namespace to join at start (the CRI's pod namespace; never from the Docker API) */
+  netnsPath?: string;
 }
 
 /** The engine's own state a create holds: names being created, rootfs mounts made. */
@@ -172,6 +174,7 @@ async function createNamed(
     mounts: volMounts,
     ...(ns ? { namespace: ns } : {}),
     ...(into.logPath ? { logPath: into.logPath } : {}),
+    ...(into.netnsPath ? { netnsPath: into.netnsPath } : {}),
   };
   const dir = e.containerDir(id);
   try {

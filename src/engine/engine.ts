@@ -244,6 +244,7 @@ export class Engine {
    * can, it has its own network), or null.
    */
   namedNetns(rec: ContainerRecord): string | null {
+    if (rec.netnsPath) return null; // it joins one made for it (a CRI pod's)
     const mode = rec.hostConfig.NetworkMode ?? '';
     if (mode === 'host' || mode.startsWith('container:')) return null;
     // `--network none` under crun: crun's own namespace (lo brought up by crun) is dumped and

@@ -5,9 +5,10 @@
  * shared. A container is made by the same all-or-nothing create as Docker's, from a Docker create
  * body the front door composes, and runs under the same lifecycle, restart-free, live-restored.
  */
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Duplex, PassThrough } from 'node:stream';
 import { failedPrecondition, internal, invalidArgument, isBerthError } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
@@ -20,6 +21,7 @@ import { actorOf } from './actor.js';
 import { NAMESPACE_LABEL } from './system.js';
 import { resourcesOf } from './config.js';
 import { LogParser, type LogLine } from './logs.js';
+import { netnsAdd, netnsDel } from '../network/host.js';
 
 export type { AttachSession, ExecHandle, EngineEvent };
 
@@ -98,6 +100,7 @@ export const loopbackOnly: PodNetwork = {
 export const EXEC_SYNC_CAP = 16 << 20;
 
 export const PAUSE_IMAGE = 'localhost/berth/pause:catatonit';
+const POD_NETNS_PREFIX = 'berth-cri-';
 const CATATONIT = '/usr/bin/catatonit';
 
 export class K8sVerbs {
@@ -158,7 +161,12 @@ export class K8sVerbs {
    * Creates a container in the k8s.io namespace from a Docker create body (all-or-nothing, as
    * Docker's). `logPath`: conmon's k8s-file log (its directory is made; the CRI's log_path).
    */
-  async create(body: Record<string, unknown>, name: string, logPath: string | undefined): Promise<ContainerId> {
+  async create(
+    body: Record<string, unknown>,
+    name: string,
+    logPath: string | undefined,
+    netnsPath?: string,
+  ): Promise<ContainerId> {
     const config = body as { Labels?: Record<string, string> };
     config.Labels = { ...(config.Labels ?? {}), [NAMESPACE_LABEL]: NS };
     let madeDir: string | undefined;
@@ -167,7 +175,8 @@ export class K8sVerbs {
       madeDir = (await fsp.mkdir(dirname(logPath), { recursive: true })) ?? undefined;
     }
     try {
-      const { id } = await this.e.create(body, name, undefined, { namespace: NS, ...(logPath ? { logPath } : {}) });
+      const into = { namespace: NS, ...(logPath ? { logPath } : {}), ...(netnsPath ? { netnsPath } : {}) };
+      const { id } = await this.e.create(body, name, undefined, into);
       return id;
     } catch (err) {
       if (madeDir) await fsp.rm(madeDir, { recursive: true, force: true }).catch(() => undefined);
@@ -190,7 +199,7 @@ export class K8sVerbs {
     await this.e.lifecycle.stop(rec, timeoutSec);
   }
 
-  /** Idempotent: a container already gone is no error. */
+  /** Idempotent: a container already gone is no error. A pod network namespace made for it goes with it. */
   async remove(id: string): Promise<void> {
     const rec = this.e.store.find(id, NS);
     if (!rec) return;
@@ -200,6 +209,28 @@ export class K8sVerbs {
       if (isBerthError(err) && err.code === 'NotFound') return;
       throw err;
     }
+    if (rec.netnsPath) await this.dropPodNetns(rec.netnsPath);
+  }
+
+  /**
+   * A named network namespace for a pod, made before its infra process exists (lo up), so that
+   * CNI's ADD and the runtime's start go on at once: `/run/netns/berth-cri-<hex>`.
+   */
+  newPodNetnsPath(): string {
+    return `/run/netns/${POD_NETNS_PREFIX}${randomBytes(8).toString('hex')}`;
+  }
+
+  async makePodNetns(path: string): Promise<void> {
+    const name = path.slice('/run/netns/'.length);
+    if (!path.startsWith(`/run/netns/${POD_NETNS_PREFIX}`) || name.includes('/'))
+      throw invalidArgument(`${path} is not a pod network namespace path`);
+    await netnsAdd(name);
+  }
+
+  /** Removes a namespace makePodNetns made (and only such a one); idempotent. */
+  async dropPodNetns(path: string): Promise<void> {
+    const name = path.startsWith('/run/netns/') ? path.slice('/run/netns/'.length) : '';
+    if (name.startsWith(POD_NETNS_PREFIX) && !name.includes('/')) await netnsDel(name);
   }
 
   /**
@@ -324,6 +355,7 @@ export class K8sVerbs {
   /** The network namespace of a running container's process (the sandbox's: /proc/<pid>/ns/net). */
   netnsOf(id: string): string {
     const rec = this.rec(id);
+    if (rec.netnsPath && existsSync(rec.netnsPath)) return rec.netnsPath;
     if (rec.state.status !== 'running' || !rec.state.pid) throw failedPrecondition(`container ${id} is not running`);
     return `/proc/${rec.state.pid}/ns/net`;
   }

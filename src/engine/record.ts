@@ -65,6 +65,11 @@ export interface ContainerRecord {
   namespace?: Namespace;
   /** Where conmon writes its k8s-file log, when not the container dir's ctr.log (CRI's log_path). */
   logPath?: string;
+  /**
+   * A network namespace made for it before it starts (a CRI pod's, under /run/netns, so that CNI's
+   * ADD runs while the runtime starts the infra process): joined at start instead of a new one.
+   */
+  netnsPath?: string;
 }
 
 /** '' is the Docker API's namespace, `k8s.io` the CRI's. */

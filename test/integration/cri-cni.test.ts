@@ -77,6 +77,7 @@ describe('CRI pod with CNI networking', () => {
   let cri: CriClient;
   let pod = '';
   let hostPort = 0;
+  let podNetns = '';
 
   before(async () => {
     mkdirSync(confDir, { recursive: true });
@@ -149,6 +150,13 @@ describe('CRI pod with CNI networking', () => {
     };
     const ip = st.status.network.ip;
     assert.ok(ip.startsWith(`${prefix}.`), ip);
+    // with CNI the pod's namespace is one berth made before the infra process (CNI's ADD runs while it starts)
+    const verbose = (await cri.runtime('PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })) as {
+      info: { info: string };
+    };
+    podNetns = (JSON.parse(verbose.info.info) as { netns: string }).netns;
+    assert.match(podNetns, /^\/run\/netns\/berth-cri-[a-f0-9]{16}$/);
+    assert.ok(existsSync(podNetns));
     assert.ok(readdirSync(join(ipamDir, netName)).includes(ip), 'host-local holds the address');
     const c = await cri.runtime('CreateContainer', {
       pod_sandbox_id: pod,
@@ -212,6 +220,7 @@ describe('CRI pod with CNI networking', () => {
     assert.equal(st.status.network.ip, '');
     await cri.runtime('RemovePodSandbox', { pod_sandbox_id: pod });
     pod = '';
+    assert.ok(!existsSync(podNetns), 'the pod network namespace is gone');
     await eventually(() => readdirSync(join(d.root, 'containers')).length === 0, 20_000, 'the pod files gone');
   });
 
