@@ -20,6 +20,10 @@ export interface CallRecord {
 
 export class LocalBackend implements StreamBackend {
   readonly calls: CallRecord[] = [];
+  /** The streams of the latest exec, for tests that look at what the server buffers. */
+  lastIo: StreamIO | undefined;
+  /** While set, exec in container "gated" does not read stdin until it resolves. */
+  gate: Promise<void> | undefined;
   private readonly containers = new Map<string, ChildProcess>();
   private waiters: (() => void)[] = [];
 
@@ -55,10 +59,10 @@ export class LocalBackend implements StreamBackend {
     }
     let settle!: (o: 'exited' | 'aborted' | 'failed') => void;
     const rec = this.record('exec', new Promise((r) => (settle = r)));
+    this.lastIo = io;
     const [file, ...args] = target.cmd;
-    return target.tty
-      ? this.execTty(file!, args, io, signal, rec, settle)
-      : this.execPipes(file!, args, io, signal, settle);
+    if (target.tty) return this.execTty(file!, args, io, signal, rec, settle);
+    return this.execPipes(file!, args, io, signal, settle, target.containerId === 'gated');
   }
 
   private execPipes(
@@ -67,11 +71,15 @@ export class LocalBackend implements StreamBackend {
     io: StreamIO,
     signal: AbortSignal,
     settle: (o: 'exited' | 'aborted' | 'failed') => void,
+    gated: boolean,
   ): Promise<number> {
     return new Promise((resolve, reject) => {
       const p = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
       p.stdin.on('error', () => {});
-      if (io.stdin) io.stdin.pipe(p.stdin);
+      const stdin = io.stdin;
+      const gate = gated ? this.gate : undefined;
+      if (stdin && gate) void gate.then(() => stdin.pipe(p.stdin));
+      else if (stdin) stdin.pipe(p.stdin);
       else p.stdin.end();
       if (io.stdout) p.stdout.pipe(io.stdout, { end: false });
       else p.stdout.resume();

@@ -12,6 +12,7 @@ import { ManualClock, systemClock } from '../../src/base/clock.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { StreamServer } from '../../src/cri/stream/server.js';
 import { LocalBackend } from './cri-stream-backend.js';
+import { dialWs } from './ws-client.js';
 import {
   dialPortForward,
   dialSpdy,
@@ -136,6 +137,37 @@ describe('CRI streaming server', () => {
     });
   }
 
+  test('a peer without flow control cannot make the server buffer: a lagging stdin stops the socket', async () => {
+    let open!: () => void;
+    backend.gate = new Promise((r) => (open = r));
+    const url = execUrl(['sh', '-c', 'sha256sum | cut -d" " -f1'], { stdin: true, containerId: 'gated' });
+    const s = await openCommand(url, { stdin: true, stdout: true, stderr: true });
+    const input = randomBytes(32 * 1024 * 1024);
+    s.stdin!.write(input);
+    s.conn.ping(41); // behind 32 MiB: answered only once the server reads that far
+    const stdin = backend.lastIo!.stdin!;
+    // Wait (on the event loop, not a clock) until the server has filled the stream to its limit.
+    let most = 0;
+    for (let i = 0; i < 100_000 && most < 256 * 1024; i++) {
+      most = Math.max(most, stdin.readableLength);
+      await new Promise((r) => setImmediate(r));
+    }
+    for (let i = 0; i < 1000; i++) {
+      most = Math.max(most, stdin.readableLength);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(most >= 256 * 1024, `the stream filled up (${most})`);
+    assert.ok(most < 1024 * 1024, `the server stopped reading at ${most} bytes, not 32 MiB`);
+    assert.equal(s.conn.pings.includes(41), false, 'the PING behind the flood is not read yet');
+    open();
+    s.stdin!.end();
+    const out = await readAll(s.stdout!);
+    assert.equal(out.toString().trim(), sha(input));
+    assert.ok(s.conn.pings.includes(41), 'read on after the stream drained');
+    backend.gate = undefined;
+    s.conn.close();
+  });
+
   test('exec: 2 MiB of stdout to a strict flow-controlled peer never overruns its window', async () => {
     const r = await runCommandClient(execUrl(['sh', '-c', 'head -c 2097152 /dev/zero']), {
       stdout: true,
@@ -162,8 +194,7 @@ describe('CRI streaming server', () => {
     assert.match(seen, /45 123/);
     const rec = await backend.call(backend.calls.length);
     assert.deepEqual(rec.resizes[0], { width: 123, height: 45 });
-    s.stdin!.end(); // read fails at EOF... through a pty EOF is ^D:
-    s.stdin!.destroy();
+    // The loop never ends by itself: the client leaves, the backend's signal kills it.
     s.conn.socket.destroy();
     assert.equal(await rec.outcome, 'aborted');
   });
@@ -247,6 +278,30 @@ describe('CRI streaming server', () => {
     conn.close();
   });
 
+  test('port-forward: a client without requestID is paired by stream id, as kubelet does for old clients', async () => {
+    const conn = await dialPortForward(server.urlForPortForward({ podSandboxId: 'pod1', ports: [] }));
+    const error = await conn.createStream({ streamtype: 'error', port: String(echoPort) });
+    error.end();
+    const errText = readAll(error);
+    const data = await conn.createStream({ streamtype: 'data', port: String(echoPort) });
+    const back = readAll(data);
+    data.end('old client');
+    assert.equal((await back).toString(), 'old client');
+    assert.equal((await errText).length, 0);
+    conn.close();
+  });
+
+  test('SPDY: at most 256 streams at once on a connection, the next is refused', async () => {
+    const conn = await dialPortForward(server.urlForPortForward({ podSandboxId: 'pod1', ports: [] }));
+    // Error streams waiting for their data stream stay open.
+    for (let i = 0; i < 256; i++) await conn.createStream({ streamtype: 'error', port: '80', requestid: String(i) });
+    await assert.rejects(
+      conn.createStream({ streamtype: 'error', port: '80', requestid: 'one-too-many' }),
+      /reset with status 3/,
+    );
+    conn.socket.destroy();
+  });
+
   test('tokens: unknown 404, used once only, wrong path 404, non-upgrade request 400', async () => {
     const url = execUrl(['true']);
     const base = new URL(url);
@@ -296,6 +351,17 @@ describe('CRI streaming server', () => {
     } finally {
       await s.close();
     }
+  });
+
+  test('start() on a port in use is a Conflict; urlFor* before start() a FailedPrecondition', async () => {
+    const port = Number(new URL(execUrl(['true'])).port);
+    const clash = new StreamServer({ backend, address: '127.0.0.1', port, clock: systemClock });
+    await assert.rejects(clash.start(), (e: unknown) => isBerthError(e, 'Conflict'));
+    assert.throws(
+      () => clash.urlForPortForward({ podSandboxId: 'p', ports: [] }),
+      (e: unknown) => isBerthError(e, 'FailedPrecondition'),
+    );
+    await clash.close();
   });
 
   test('urlFor*: requests kubelet refuses are InvalidArgument', () => {
@@ -371,6 +437,126 @@ describe('CRI streaming server', () => {
     // The server still serves.
     const ok = await runCommandClient(execUrl(['sh', '-c', 'echo fine']), { stdout: true, stderr: true });
     assert.equal(ok.stdout.toString(), 'fine\n');
+  });
+
+  test('websocket v5: stdin, its close message, stdout, stderr and the exit status by channel', async () => {
+    const url = execUrl(['sh', '-c', 'cat; echo done >&2; exit 5'], { stdin: true });
+    const r = await dialWs(url, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+    assert.equal(r.status, 101);
+    const ws = r.ws!;
+    assert.equal(ws.protocol, 'v5.channel.k8s.io');
+    ws.send(0, 'hello ');
+    ws.send(0, 'world');
+    ws.frame(2, Buffer.from([255, 0])); // v5: stdin is done
+    const { channels, closeCode, first } = await ws.collect();
+    assert.deepEqual(first?.data, Buffer.from([1]), "kubelet's empty message on stdout first");
+    assert.equal(channels.get(1)?.toString(), 'hello world');
+    assert.equal(channels.get(2)?.toString(), 'done\n');
+    const st = JSON.parse(channels.get(3)!.toString()) as {
+      reason: string;
+      details: { causes: { message: string }[] };
+    };
+    assert.equal(st.reason, 'NonZeroExitCode');
+    assert.equal(st.details.causes[0]!.message, '5');
+    assert.equal(closeCode, 1000);
+  });
+
+  test('websocket v4: a fragmented stdin message, a ping, Success; no subprotocol is channel.k8s.io', async () => {
+    const url = execUrl(['sh', '-c', 'head -c 11'], { stdin: true });
+    const r = await dialWs(url, ['v4.channel.k8s.io']);
+    const ws = r.ws!;
+    ws.frame(2, Buffer.from([0, 0x61, 0x62, 0x63]), { fin: false });
+    ws.frame(9, Buffer.from('p'));
+    ws.frame(0, Buffer.from('defghijk'));
+    const { channels } = await ws.collect();
+    assert.equal(channels.get(1)?.toString(), 'abcdefghijk');
+    assert.deepEqual(JSON.parse(channels.get(3)!.toString()), { metadata: {}, status: 'Success' });
+    assert.ok(
+      ws.messages.some((m) => m.opcode === 10 && m.data.toString() === 'p'),
+      'pong',
+    );
+
+    const v1 = await dialWs(execUrl(['sh', '-c', 'exit 4']), []);
+    assert.equal(v1.ws!.protocol, undefined);
+    const out = await v1.ws!.collect();
+    assert.match(out.channels.get(3)!.toString(), /^command terminated with non-zero exit code/);
+  });
+
+  test('websocket v5 with a tty: resize messages on channel 4 reach the pty', async () => {
+    const n = backend.calls.length + 1;
+    const url = execUrl(['sh', '-c', 'while read x; do stty size; done'], { tty: true, stdin: true });
+    const ws = (await dialWs(url, ['v5.channel.k8s.io'])).ws!;
+    ws.send(4, JSON.stringify({ Width: 99, Height: 33 }));
+    for (let i = 0; i < 50 && !ws.channel(1).toString().includes('33 99'); i++) {
+      const before = ws.channel(1).length;
+      ws.send(0, '\n');
+      await ws.until(() => /\d+ \d+\r?\n/.test(ws.channel(1).subarray(before).toString()));
+    }
+    assert.match(ws.channel(1).toString(), /33 99/);
+    assert.deepEqual((await backend.call(n)).resizes[0], { width: 99, height: 33 });
+    ws.socket.destroy();
+    assert.equal(await (await backend.call(n)).outcome, 'aborted');
+  });
+
+  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol is refused', async () => {
+    const n = backend.calls.length + 1;
+    const r = await dialWs(execUrl(['sh', '-c', 'exec sleep 1000'], { stdin: true }), ['v5.channel.k8s.io']);
+    r.ws!.frame(2, Buffer.from([0, 1, 2]), { mask: false });
+    const { closeCode } = await r.ws!.collect();
+    assert.equal(closeCode, 1002);
+    assert.equal(await (await backend.call(n)).outcome, 'aborted');
+    const refused = await dialWs(execUrl(['true']), ['v9.channel.k8s.io']);
+    assert.equal(refused.status, 400);
+    const ok = await dialWs(execUrl(['echo', 'still']), ['v5.channel.k8s.io']);
+    assert.equal((await ok.ws!.collect()).channels.get(1)?.toString(), 'still\n');
+  });
+
+  test('websocket port-forward: the port first on both channels, 200 KiB both ways, a refused port on its error channel', async () => {
+    const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [echoPort, closedPort] });
+    const n = backend.calls.length + 1;
+    const r = await dialWs(url, ['v4.channel.k8s.io']);
+    assert.equal(r.status, 101);
+    const ws = r.ws!;
+    const le = (p: number) => Buffer.from([p & 0xff, p >> 8]);
+    const payload = randomBytes(200 * 1024);
+    for (let off = 0; off < payload.length; off += 32 * 1024) ws.send(0, payload.subarray(off, off + 32 * 1024));
+    await ws.until(() => ws.channel(0).length >= 2 + payload.length && ws.channel(3).length > 2);
+    assert.deepEqual(ws.channel(0).subarray(0, 2), le(echoPort));
+    assert.equal(sha(ws.channel(0).subarray(2)), sha(payload));
+    assert.deepEqual(ws.channel(1), le(echoPort), 'no error for the echo port');
+    assert.deepEqual(ws.channel(2), le(closedPort));
+    assert.deepEqual(ws.channel(3).subarray(0, 2), le(closedPort));
+    assert.match(
+      ws.channel(3).subarray(2).toString(),
+      /^error forwarding port \d+ to pod pod1, uid : connect ECONNREFUSED/,
+    );
+    ws.frame(8, Buffer.from([0x03, 0xe8]));
+    await ws.done;
+    assert.equal(await (await backend.call(n)).outcome, 'aborted', 'the echo forwarding ends with the client');
+  });
+
+  test("an idle SPDY connection is closed after kubelet's 4 hours, an active one is not", async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const idle = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      const busy = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      clock.advance(3 * 60 * 60 * 1000);
+      // Activity on one of them: a PING, answered (awaited, not timed).
+      busy.ping(1);
+      while (!busy.pings.includes(1)) await new Promise((res) => setImmediate(res));
+      clock.advance(60 * 60 * 1000);
+      await idle.done;
+      assert.equal(busy.closed, false);
+      const f = await openForward(busy, echoPort, 0);
+      const back = readAll(f.data);
+      f.data.end('alive');
+      assert.equal((await back).toString(), 'alive');
+      busy.close();
+    } finally {
+      await s2.close();
+    }
   });
 
   test('PING is answered', async () => {

@@ -37,6 +37,7 @@ export interface ClientOptions {
 export async function dialSpdy(url: string, protocols: string[], opts: ClientOptions = {}): Promise<UpgradeResult> {
   const u = new URL(url);
   const socket = netConnect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) });
+  socket.setNoDelay(true); // as Go's net.Dial
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
@@ -492,8 +493,8 @@ export async function openCommand(url: string, o: CommandOptions): Promise<Comma
   const protocol = r.headers['x-stream-protocol-version']?.[0] ?? '';
   const version = protocol === 'channel.k8s.io' ? 1 : Number(protocol[1]);
   const error = await conn.createStream({ streamtype: 'error' });
+  // client-go never writes on, nor half-closes, the error stream (v2.go createStreams).
   const errorText = readAll(error).then((b) => b.toString('utf8'));
-  error.end();
   const s: CommandSession = { conn, protocol, error, errorText };
   if (o.stdin) s.stdin = await conn.createStream({ streamtype: 'stdin' });
   if (o.stdout) s.stdout = await conn.createStream({ streamtype: 'stdout' });

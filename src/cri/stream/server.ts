@@ -12,10 +12,10 @@
  *   away or the server closes. A malformed frame ends only its own connection.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../base/clock.js';
-import { failedPrecondition, invalidArgument } from '../../base/errors.js';
+import { BerthError, codeOfErrno, failedPrecondition, invalidArgument } from '../../base/errors.js';
 import type { StreamBackend } from './backend.js';
 import type { CommandRun } from './remotecommand.js';
 import { PORTFORWARD_PROTOCOLS, serveSpdyPortForward } from './spdy/portforward.js';
@@ -25,9 +25,10 @@ import {
   type CommandOptions,
   type RemoteCommandProtocol,
 } from './spdy/remotecommand.js';
-import { SpdySession, type SpdyStream } from './spdy/session.js';
+import { SpdySession } from './spdy/session.js';
+import type { SpdyStream } from './spdy/stream.js';
 import { TokenCache } from './tokens.js';
-import { isWebSocketUpgrade, serveWebSocketCommand } from './websocket.js';
+import { isWebSocketUpgrade, serveWebSocketCommand, serveWebSocketPortForward } from './websocket.js';
 
 export interface StreamServerOptions {
   backend: StreamBackend;
@@ -68,6 +69,9 @@ interface Session {
   abort(): void;
   done: Promise<void>;
 }
+
+/** How long close() waits for backends to return after their signal fired. */
+const CLOSE_GRACE_MS = 10_000;
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
@@ -130,9 +134,21 @@ export class StreamServer {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('clientError', (_e, socket: Duplex) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new BerthError(
+            e.code === 'EADDRINUSE'
+              ? 'Conflict'
+              : e.code === 'EADDRNOTAVAIL'
+                ? 'InvalidArgument'
+                : codeOfErrno(e.code ?? ''),
+            `streaming server: cannot listen on ${this.opts.address}:${this.opts.port}: ${e.message}`,
+            { cause: e },
+          ),
+        ),
+      );
       server.listen(this.opts.port, this.opts.address, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });
@@ -142,7 +158,10 @@ export class StreamServer {
     this.server = server;
   }
 
-  /** Stops listening and ends every open session (their backends see their signal abort). */
+  /**
+   * Stops listening and ends every open session: sockets closed, backends' signals aborted. Waits
+   * for the backends to return, at most 10 s.
+   */
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
@@ -152,7 +171,8 @@ export class StreamServer {
       server.closeAllConnections();
       await closed;
     }
-    await Promise.all([...this.sessions].map((s) => s.done));
+    // Every socket is gone now; wait for the backends to see their signal, but not for ever.
+    await Promise.race([Promise.all([...this.sessions].map((s) => s.done)), this.opts.clock.sleep(CLOSE_GRACE_MS)]);
   }
 
   /** The URL the client of an Exec RPC connects to. InvalidArgument for a request kubelet refuses too. */
@@ -205,11 +225,27 @@ export class StreamServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    // Small frames (WINDOW_UPDATE, PING, a keystroke) must not wait for Nagle; Go's sockets, kubelet's, do the same.
+    if (socket instanceof Socket) socket.setNoDelay(true);
     const p = this.route(req);
     if (!p) return refuse(socket, 404, '404 page not found');
     if (req.method !== 'GET' && req.method !== 'POST') return refuse(socket, 405, 'method not allowed');
     if (isWebSocketUpgrade(req)) {
-      if (p.kind === 'portforward') return refuse(socket, 400, 'port forwarding over websocket is not supported');
+      if (p.kind === 'portforward') {
+        const backend = this.opts.backend;
+        const { podSandboxId } = p.req;
+        return this.track((signal) =>
+          serveWebSocketPortForward(
+            req,
+            socket,
+            head,
+            p.req,
+            (port, stream, sig) => backend.portForward(podSandboxId, port, stream, sig),
+            signal,
+            this.opts.clock,
+          ),
+        );
+      }
       return this.track((signal) =>
         serveWebSocketCommand(req, socket, head, this.command(p), p.req, signal, this.opts.clock),
       );

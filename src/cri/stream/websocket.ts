@@ -4,19 +4,17 @@
  * every binary message starts with its channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the
  * status), 4 resize. `v5.channel.k8s.io` adds the close message `[255, channel]` from the client,
  * which half-closes that channel (stdin's end reaches the process). No subprotocol at all is
- * `channel.k8s.io`. Client frames must be masked; a protocol error closes this connection only.
+ * `channel.k8s.io`. Port forwarding over websocket is at the end. The framing is ws-conn.ts.
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+import { Duplex, PassThrough, Writable } from 'node:stream';
 import type { Clock } from '../../base/clock.js';
 import type { CommandRun } from './remotecommand.js';
 import { runCommand } from './remotecommand.js';
+import { acceptKey, WsConn } from './ws-conn.js';
 
 export const WEBSOCKET_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'] as const;
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const MAX_MESSAGE = 1024 * 1024;
 const STDIN = 0;
 const STDOUT = 1;
 const STDERR = 2;
@@ -28,170 +26,6 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const up = String(req.headers['upgrade'] ?? '').toLowerCase();
   const conn = String(req.headers['connection'] ?? '').toLowerCase();
   return up.split(',').some((s) => s.trim() === 'websocket') && conn.includes('upgrade');
-}
-
-export const acceptKey = (key: string): string =>
-  createHash('sha1')
-    .update(key + GUID)
-    .digest('base64');
-
-/** A server frame: FIN set, never masked (RFC 6455 5.1). */
-export function encodeFrame(opcode: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  let head: Buffer;
-  if (len < 126) {
-    head = Buffer.from([0x80 | opcode, len]);
-  } else if (len < 65536) {
-    head = Buffer.alloc(4);
-    head[0] = 0x80 | opcode;
-    head[1] = 126;
-    head.writeUInt16BE(len, 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[0] = 0x80 | opcode;
-    head[1] = 127;
-    head.writeBigUInt64BE(BigInt(len), 2);
-  }
-  return Buffer.concat([head, payload]);
-}
-
-export class WebSocketProtocolError extends Error {
-  override readonly name = 'WebSocketProtocolError';
-  constructor(
-    message: string,
-    readonly closeCode = 1002,
-  ) {
-    super(message);
-  }
-}
-
-export interface WsFrame {
-  fin: boolean;
-  opcode: number;
-  payload: Buffer;
-}
-
-/** Reads one client frame from the front of `buf` (null: not all there yet); checks mask, RSV, sizes. */
-export function parseClientFrame(buf: Buffer, maxPayload = MAX_MESSAGE): { frame: WsFrame; size: number } | null {
-  if (buf.length < 2) return null;
-  const b0 = buf[0]!;
-  const b1 = buf[1]!;
-  if (b0 & 0x70) throw new WebSocketProtocolError('reserved bits set without an extension');
-  const opcode = b0 & 0x0f;
-  const fin = (b0 & 0x80) !== 0;
-  if (![0, 1, 2, 8, 9, 10].includes(opcode)) throw new WebSocketProtocolError(`unknown opcode ${opcode}`);
-  if ((b1 & 0x80) === 0) throw new WebSocketProtocolError('client frame not masked');
-  let len = b1 & 0x7f;
-  let off = 2;
-  if (len === 126) {
-    if (buf.length < 4) return null;
-    len = buf.readUInt16BE(2);
-    off = 4;
-  } else if (len === 127) {
-    if (buf.length < 10) return null;
-    const big = buf.readBigUInt64BE(2);
-    if (big > BigInt(maxPayload)) throw new WebSocketProtocolError('frame too large', 1009);
-    len = Number(big);
-    off = 10;
-  }
-  if (opcode >= 8 && (!fin || len > 125)) throw new WebSocketProtocolError('bad control frame');
-  if (len > maxPayload) throw new WebSocketProtocolError('frame too large', 1009);
-  if (buf.length < off + 4 + len) return null;
-  const mask = buf.subarray(off, off + 4);
-  const payload = Buffer.from(buf.subarray(off + 4, off + 4 + len));
-  for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
-  return { frame: { fin, opcode, payload }, size: off + 4 + len };
-}
-
-/** One websocket connection, server side: messages in, binary messages out. */
-class WsConn {
-  private buf: Buffer = Buffer.alloc(0);
-  private fragments: Buffer[] = [];
-  private fragmentLen = 0;
-  private closed = false;
-
-  constructor(
-    readonly socket: Duplex,
-    private readonly onMessage: (m: Buffer) => void,
-    private readonly onGone: () => void,
-    private readonly clock: Clock,
-  ) {
-    socket.on('data', (c: Buffer) => this.onData(c));
-    socket.on('close', () => this.gone());
-    socket.on('end', () => this.gone());
-    socket.on('error', () => this.gone());
-  }
-
-  feed(head: Buffer): void {
-    if (head.length > 0) this.onData(head);
-  }
-
-  private gone(): void {
-    if (!this.closed) {
-      this.closed = true;
-      this.socket.destroy();
-    }
-    this.onGone();
-  }
-
-  private onData(chunk: Buffer): void {
-    if (this.closed) return;
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    try {
-      for (;;) {
-        const r = parseClientFrame(this.buf);
-        if (!r) return;
-        this.buf = this.buf.subarray(r.size);
-        this.frame(r.frame);
-        if (this.closed) return;
-      }
-    } catch (e) {
-      const code = e instanceof WebSocketProtocolError ? e.closeCode : 1002;
-      this.close(code);
-    }
-  }
-
-  private frame(f: WsFrame): void {
-    switch (f.opcode) {
-      case 8: // close: answer it and go
-        this.close(f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1000);
-        return;
-      case 9:
-        this.write(10, f.payload);
-        return;
-      case 10:
-        return;
-      case 0:
-        if (this.fragments.length === 0) throw new WebSocketProtocolError('continuation without a message');
-        break;
-      default:
-        if (this.fragments.length > 0) throw new WebSocketProtocolError('new message inside a fragmented one');
-    }
-    this.fragments.push(f.payload);
-    this.fragmentLen += f.payload.length;
-    if (this.fragmentLen > MAX_MESSAGE) throw new WebSocketProtocolError('message too large', 1009);
-    if (!f.fin) return;
-    const msg = Buffer.concat(this.fragments, this.fragmentLen);
-    this.fragments = [];
-    this.fragmentLen = 0;
-    this.onMessage(msg);
-  }
-
-  write(opcode: number, payload: Buffer): boolean {
-    if (this.closed) return true;
-    return this.socket.write(encodeFrame(opcode, payload));
-  }
-
-  /** Sends a close frame and ends the connection. */
-  close(code = 1000): void {
-    if (this.closed) return;
-    const p = Buffer.alloc(2);
-    p.writeUInt16BE(code, 0);
-    this.socket.write(encodeFrame(8, p));
-    this.closed = true;
-    this.socket.end();
-    this.clock.setTimeout(() => this.socket.destroy(), 5000);
-  }
 }
 
 /** A writable that sends each chunk as a binary message on `channel`. */
@@ -218,6 +52,55 @@ interface WsOptions {
   tty: boolean;
 }
 
+function badRequest(socket: Duplex, msg: string): void {
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n' +
+      `Content-Length: ${Buffer.byteLength(msg) + 1}\r\n\r\n${msg}\n`,
+  );
+}
+
+/**
+ * The RFC 6455 handshake (4.2.2): the first of the client's subprotocols in `supported`, none at all
+ * meaning `fallback`. Answers 101 and returns the protocol, or answers 400 and returns null.
+ */
+function handshake(
+  req: IncomingMessage,
+  socket: Duplex,
+  supported: readonly string[],
+  fallback: string,
+): string | null {
+  const key = req.headers['sec-websocket-key'];
+  const version = req.headers['sec-websocket-version'];
+  const refuse = (msg: string): null => {
+    badRequest(socket, msg);
+    return null;
+  };
+  if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 16) return refuse('bad Sec-WebSocket-Key');
+  if (version !== '13') return refuse('unsupported Sec-WebSocket-Version');
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  let protocol: string | undefined;
+  if (offered.length > 0) {
+    protocol = offered.find((p) => supported.includes(p));
+    if (!protocol) return refuse(`unable to negotiate protocol: client supports [${offered.join(' ')}]`);
+  }
+  socket.write(
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
+      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
+      '\r\n',
+  );
+  return protocol ?? fallback;
+}
+
+const untilClosed = (socket: Duplex): Promise<void> =>
+  new Promise<void>((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+
 /** Upgrades to websocket and runs one exec or attach; resolves when it is over. */
 export async function serveWebSocketCommand(
   req: IncomingMessage,
@@ -228,32 +111,8 @@ export async function serveWebSocketCommand(
   outer: AbortSignal,
   clock: Clock,
 ): Promise<void> {
-  const key = req.headers['sec-websocket-key'];
-  const version = req.headers['sec-websocket-version'];
-  const refuse = (msg: string): void => {
-    socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n` +
-        `Content-Length: ${Buffer.byteLength(msg) + 1}\r\n\r\n${msg}\n`,
-    );
-  };
-  if (typeof key !== 'string' || Buffer.from(key, 'base64').length !== 16) return refuse('bad Sec-WebSocket-Key');
-  if (version !== '13') return refuse('unsupported Sec-WebSocket-Version');
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  let protocol: string | undefined;
-  if (offered.length > 0) {
-    protocol = offered.find((p) => (WEBSOCKET_PROTOCOLS as readonly string[]).includes(p));
-    if (!protocol) return refuse(`unable to negotiate protocol: client supports [${offered.join(' ')}]`);
-  }
-  const proto = protocol ?? 'channel.k8s.io';
-  socket.write(
-    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n` +
-      (protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : '') +
-      '\r\n',
-  );
+  const proto = handshake(req, socket, WEBSOCKET_PROTOCOLS, 'channel.k8s.io');
+  if (!proto) return;
 
   const ac = new AbortController();
   const abort = () => ac.abort(new Error('the client went away'));
@@ -310,8 +169,74 @@ export async function serveWebSocketCommand(
   );
   outer.removeEventListener('abort', abort);
   if (!ac.signal.aborted) ws.close(1000);
-  await new Promise<void>((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', () => resolve());
-  });
+  await untilClosed(socket);
+}
+
+/** Port forwarding over websocket: `v4.channel.k8s.io`, or no subprotocol. */
+export const WEBSOCKET_PORTFORWARD_PROTOCOLS = ['v4.channel.k8s.io'] as const;
+
+/**
+ * Port forwarding over websocket (kubelet's cri/streaming/portforward/websocket.go): one forwarding
+ * per port of the request, on channels 2i (data, both ways) and 2i+1 (error), each opened with the
+ * port as 16-bit little endian. A failure is written on the error channel; the connection closes
+ * once every forwarding is over.
+ */
+export async function serveWebSocketPortForward(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  target: { podSandboxId: string; ports: number[] },
+  forward: (port: number, stream: Duplex, signal: AbortSignal) => Promise<void>,
+  outer: AbortSignal,
+  clock: Clock,
+): Promise<void> {
+  if (target.ports.length === 0 || target.ports.length > 100) {
+    return badRequest(socket, 'port forwarding over websocket needs 1 to 100 ports in the request');
+  }
+  if (!handshake(req, socket, WEBSOCKET_PORTFORWARD_PROTOCOLS, 'channel.k8s.io')) return;
+  const ac = new AbortController();
+  const abort = () => ac.abort(new Error('the client went away'));
+  outer.addEventListener('abort', abort, { once: true });
+  const inputs = target.ports.map(() => new PassThrough({ highWaterMark: 64 * 1024 }));
+  const ws: WsConn = new WsConn(
+    socket,
+    (m) => {
+      if (m.length === 0) return;
+      const ch = m[0]!;
+      const input = ch % 2 === 0 ? inputs[ch / 2] : undefined;
+      if (input && !input.writableEnded && !input.write(m.subarray(1))) {
+        socket.pause();
+        input.once('drain', () => socket.resume());
+      }
+    },
+    () => {
+      for (const i of inputs) i.end();
+      abort();
+    },
+    clock,
+  );
+  if (outer.aborted) abort();
+  ac.signal.addEventListener('abort', () => ws.socket.destroy(), { once: true });
+  ws.feed(head);
+  await Promise.all(
+    target.ports.map(async (port, i) => {
+      const le = Buffer.alloc(2);
+      le.writeUInt16LE(port, 0);
+      const out = channelWriter(ws, 2 * i);
+      const error = channelWriter(ws, 2 * i + 1);
+      out.write(le);
+      error.write(le);
+      const data = Duplex.from({ readable: inputs[i]!, writable: out });
+      data.on('error', () => {});
+      try {
+        await forward(port, data, ac.signal);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        error.write(`error forwarding port ${port} to pod ${target.podSandboxId}, uid : ${msg}`);
+      }
+    }),
+  );
+  outer.removeEventListener('abort', abort);
+  if (!ac.signal.aborted) ws.close(1000);
+  await untilClosed(socket);
 }

@@ -8,7 +8,8 @@
 import type { Clock, ClockTimer } from '../../../base/clock.js';
 import type { StreamBackend } from '../backend.js';
 import { RstStatus } from './frames.js';
-import type { SpdySession, SpdyStream } from './session.js';
+import type { SpdySession } from './session.js';
+import type { SpdyStream } from './stream.js';
 import { STREAM_CREATION_TIMEOUT_MS } from './remotecommand.js';
 
 export const PORTFORWARD_PROTOCOLS = ['portforward.k8s.io'] as const;

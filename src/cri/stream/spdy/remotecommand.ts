@@ -7,7 +7,8 @@
 import type { Clock } from '../../../base/clock.js';
 import { runCommand, type CommandRun } from '../remotecommand.js';
 import { RstStatus } from './frames.js';
-import type { SpdySession, SpdyStream } from './session.js';
+import type { SpdySession } from './session.js';
+import type { SpdyStream } from './stream.js';
 
 /** Protocol names, newest first: the order kubelet's SupportedStreamingProtocols lists them. */
 export const REMOTECOMMAND_PROTOCOLS = [

@@ -16,7 +16,7 @@
  *   us stop reading the socket until it drains.
  */
 import { EventEmitter } from 'node:events';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Clock, ClockTimer } from '../../../base/clock.js';
 import {
   DEFAULT_WINDOW,
@@ -27,23 +27,22 @@ import {
   SETTINGS_INITIAL_WINDOW_SIZE,
   SpdyProtocolError,
   decodeHeaderBlock,
-  encodeData,
   encodeGoAway,
   encodeHeaderBlock,
   encodePing,
   encodeRstStream,
-  encodeSynReply,
   encodeWindowUpdate,
   parseFrame,
   type Frame,
   type HeaderMap,
 } from './frames.js';
+import { SpdyStream, type StreamHost } from './stream.js';
 import { HeaderCompressor, HeaderDecompressor } from './zlib.js';
 
-/** Largest DATA payload we send in one frame. */
-const MAX_SEND_CHUNK = 32 * 1024;
-/** What one stream may hold unread before we stop reading the socket (peers without flow control). */
-const STREAM_READ_LIMIT = 256 * 1024;
+/** What may wait in the socket's write buffer: more means the peer stopped reading (a PING flood, say). */
+const WRITE_BUFFER_LIMIT = 16 * 1024 * 1024;
+/** kubelet's default streamIdleTimeout: a connection with no frame either way for this long is closed. */
+export const IDLE_TIMEOUT_MS = 4 * 60 * 60 * 1000;
 
 export interface SpdySessionOptions {
   clock: Clock;
@@ -53,9 +52,11 @@ export interface SpdySessionOptions {
   maxFrameLength?: number;
   /** Streams open at once; more are refused (RST_STREAM REFUSED_STREAM). */
   maxStreams?: number;
+  /** No frame either way for this long ends the connection (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
 
-export class SpdySession extends EventEmitter {
+export class SpdySession extends EventEmitter implements StreamHost {
   private readonly streams = new Map<number, SpdyStream>();
   private readonly compressor = new HeaderCompressor();
   private readonly decompressor = new HeaderDecompressor();
@@ -73,6 +74,9 @@ export class SpdySession extends EventEmitter {
   private closing = false;
   private dead = false;
   private graceTimer: ClockTimer | undefined;
+  private idleTimer: ClockTimer | undefined;
+  private lastActive: number;
+  private readonly idleMs: number;
   private heldBy = new Set<SpdyStream>();
   /** True once the peer shows it does SPDY/3.1 flow control. */
   peerFlowControl = false;
@@ -92,6 +96,9 @@ export class SpdySession extends EventEmitter {
     super();
     this.maxFrame = opts.maxFrameLength ?? 1024 * 1024;
     this.maxStreams = opts.maxStreams ?? 256;
+    this.idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.lastActive = opts.clock.now();
+    this.armIdle(this.idleMs);
     this.done = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('error', () => this.teardown());
@@ -113,6 +120,9 @@ export class SpdySession extends EventEmitter {
   close(): void {
     if (this.dead || this.closing) return;
     this.closing = true;
+    // Whatever the client still sends is not for anyone: read on, so its FIN (or close) reaches us.
+    this.heldBy.clear();
+    this.socket.resume();
     this.enqueue(encodeGoAway(this.lastStreamId, GoAwayStatus.Ok));
     this.whenFlushed(() => {
       this.socket.end();
@@ -125,6 +135,15 @@ export class SpdySession extends EventEmitter {
   destroy(reason?: string): void {
     if (reason && !this.failure) this.failure = reason;
     this.teardown();
+  }
+
+  /** Checks for idleness when the timer falls due; activity only moves a timestamp. */
+  private armIdle(ms: number): void {
+    this.idleTimer = this.opts.clock.setTimeout(() => {
+      const idle = this.opts.clock.now() - this.lastActive;
+      if (idle >= this.idleMs) this.destroy(`idle for ${Math.round(idle / 1000)} s`);
+      else this.armIdle(this.idleMs - idle);
+    }, ms);
   }
 
   private fail(err: unknown): void {
@@ -140,6 +159,7 @@ export class SpdySession extends EventEmitter {
     if (this.dead) return;
     this.dead = true;
     this.graceTimer?.cancel();
+    this.idleTimer?.cancel();
     for (const s of this.streams.values()) s.abort();
     this.streams.clear();
     this.compressor.close();
@@ -153,6 +173,7 @@ export class SpdySession extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
+    this.lastActive = this.opts.clock.now();
     this.pending.push(chunk);
     this.pendingLen += chunk.length;
     if (!this.busy) void this.pump();
@@ -299,6 +320,11 @@ export class SpdySession extends EventEmitter {
 
   enqueue(frame: Buffer | Promise<Buffer>): void {
     if (this.dead) return;
+    this.lastActive = this.opts.clock.now();
+    if (this.socket.writableLength > WRITE_BUFFER_LIMIT) {
+      this.destroy('the peer does not read what we send');
+      return;
+    }
     if (!this.flushing && this.out.length === 0 && Buffer.isBuffer(frame)) {
       this.socket.write(frame);
       return;
@@ -361,152 +387,5 @@ export class SpdySession extends EventEmitter {
   /** True when the socket's write buffer is full: a writer should wait for 'drain'. */
   get congested(): boolean {
     return this.socket.writableNeedDrain;
-  }
-}
-
-/**
- * One stream the client opened. Readable: the client's DATA. Writable: our DATA; `end()` sends
- * FIN. `destroy()` before both sides finished sends RST_STREAM CANCEL. Never emits 'error' to an
- * unlistening world: a reset stream just closes.
- */
-export class SpdyStream extends Duplex {
-  private replied = false;
-  private localDone = false;
-  private remoteDone = false;
-  private aborted = false;
-  private unacked = 0;
-  private held = false;
-  sendWindow: number;
-
-  constructor(
-    private readonly session: SpdySession,
-    readonly id: number,
-    readonly headers: HeaderMap,
-    initialWindow: number,
-  ) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 32 * 1024 });
-    this.sendWindow = initialWindow;
-    this.on('error', () => {});
-  }
-
-  /** The first value of a header (names are lowercase). */
-  header(name: string): string | undefined {
-    return this.headers.get(name)?.[0];
-  }
-
-  /** SYN_REPLY; with `fin`, we send nothing on this stream. */
-  reply(fin = false): void {
-    if (this.replied || this.aborted) return;
-    this.replied = true;
-    const flags = fin ? FLAG_FIN : 0;
-    this.session.enqueue(this.session.headerFrame((b) => encodeSynReply(this.id, flags, b), new Map()));
-    if (fin) {
-      this.localDone = true;
-      this.maybeDone();
-    }
-  }
-
-  /** RST_STREAM with `status`; the stream is gone. */
-  reset(status: number = RstStatus.Cancel): void {
-    if (this.aborted) return;
-    this.session.rst(this.id, status);
-  }
-
-  /** The stream ended abruptly (RST from the peer, the session died): no more events but 'close'. */
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.session.forget(this);
-    this.destroy();
-  }
-
-  receive(data: Buffer, fin: boolean): void {
-    if (this.remoteDone || this.aborted) {
-      this.session.credit(data.length);
-      if (!this.aborted && data.length > 0) this.reset(RstStatus.StreamAlreadyClosed);
-      return;
-    }
-    if (data.length > 0) {
-      this.unacked += data.length;
-      if (this.push(data)) this.ack();
-      else if (this.readableLength > STREAM_READ_LIMIT && !this.held) {
-        this.held = true;
-        this.session.hold(this);
-      }
-    }
-    if (fin) this.remoteFin();
-  }
-
-  remoteFin(): void {
-    if (this.remoteDone) return;
-    this.remoteDone = true;
-    this.push(null);
-    this.maybeDone();
-  }
-
-  private ack(): void {
-    if (this.unacked === 0) return;
-    const n = this.unacked;
-    this.unacked = 0;
-    this.session.credit(n);
-    if (!this.remoteDone && n > 0) this.session.enqueue(encodeWindowUpdate(this.id, n));
-  }
-
-  override _read(): void {
-    if (this.held) {
-      this.held = false;
-      this.session.release(this);
-    }
-    this.ack();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    void this.send(chunk).then(
-      () => cb(),
-      (e: Error) => cb(e),
-    );
-  }
-
-  private async send(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      if (this.aborted || !this.session.isOpen) throw new Error('stream reset');
-      let n = Math.min(MAX_SEND_CHUNK, chunk.length - off);
-      if (this.session.peerFlowControl) {
-        const avail = Math.min(this.sendWindow, this.session.sendWindow);
-        if (avail <= 0) {
-          await this.session.waitWindow();
-          continue;
-        }
-        n = Math.min(n, avail);
-      }
-      this.sendWindow -= n;
-      this.session.sendWindow -= n;
-      this.session.enqueue(encodeData(this.id, chunk.subarray(off, off + n), false));
-      off += n;
-      while (this.session.congested && this.session.isOpen && !this.aborted) await this.session.waitWindow();
-    }
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    if (!this.aborted && !this.localDone) {
-      this.localDone = true;
-      this.session.enqueue(encodeData(this.id, Buffer.alloc(0), true));
-      this.maybeDone();
-    }
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.aborted) {
-      this.aborted = true;
-      if (!(this.localDone && this.remoteDone)) this.session.rst(this.id, RstStatus.Cancel);
-      this.session.forget(this);
-    }
-    cb(err);
-  }
-
-  private maybeDone(): void {
-    if (this.localDone && this.remoteDone) this.session.forget(this);
   }
 }
