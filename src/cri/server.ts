@@ -146,7 +146,7 @@ export class CriService {
         return {};
       }),
       StopContainer: unary<{ container_id: string; timeout: number }>('StopContainer', async (r) => {
-        await k8s.stop(ct.get(r.container_id).c.id, Math.max(0, r.timeout));
+        await k8s.stop(ct.get(r.container_id).c.id, seconds(r.timeout));
         return {};
       }),
       RemoveContainer: unary<{ container_id: string }>('RemoveContainer', async (r) => {
@@ -188,7 +188,7 @@ export class CriService {
       }),
       ExecSync: unary<{ container_id: string; cmd: string[]; timeout: number }>('ExecSync', async (r) => {
         const x = ct.get(r.container_id);
-        const res = await k8s.execSync(x.c.id, r.cmd, Math.max(0, r.timeout) * 1000);
+        const res = await k8s.execSync(x.c.id, r.cmd, seconds(r.timeout) * 1000);
         if (res.timedOut)
           throw new GrpcStatusError(
             status.DEADLINE_EXCEEDED,
@@ -422,6 +422,9 @@ export class CriService {
     };
   }
 }
+
+/** A CRI timeout in seconds, within a timer's range (~24.8 days; a longer one would fire at once). */
+const seconds = (t: number): number => Math.min(Math.max(0, Number.isFinite(t) ? t : 0), 2_147_483);
 
 function checkStreams(r: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }): void {
   if (!r.stdin && !r.stdout && !r.stderr) throw invalidArgument('one of stdin, stdout and stderr must be set');
