@@ -5,7 +5,7 @@
  *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
  *   --runtime crun|runc                   default OCI runtime
  *   --log-level debug|info|warn|error
- *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC); --cri=false turns it off
+ *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC; default <exec-root>/cri.sock); --cri=false: off
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
 import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -57,7 +57,7 @@ interface Flags {
   criu: string | undefined;
   /** how long one CRIU operation may take before it is ended and the container goes on */
   checkpointTimeoutMs: number;
-  /** the CRI endpoint's unix socket, or null with --cri=false */
+  /** the CRI endpoint's unix socket (default `<exec-root>/cri.sock`: /run/berth/cri.sock), or null with --cri=false */
   criSocket: string | null;
   /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
   criStreamAddress: string;
@@ -91,7 +91,7 @@ export function parseFlags(argv: string[]): Flags {
     trustPolicy: undefined,
     criu: undefined,
     checkpointTimeoutMs: 120_000,
-    criSocket: '/run/berth/cri.sock',
+    criSocket: '',
     criStreamAddress: '127.0.0.1',
     criStreamPort: 0,
     cniConfDir: '/etc/cni/net.d',
@@ -183,6 +183,8 @@ export function parseFlags(argv: string[]): Flags {
         usage(`unknown flag ${a}`);
     }
   }
+  // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
+  if (f.criSocket === '') f.criSocket = join(f.execRoot, 'cri.sock');
   if (!cri) f.criSocket = null;
   return f;
 }
@@ -370,8 +372,6 @@ async function startCri(verbs: Verbs, flags: Flags, clock: Clock): Promise<{ clo
   service.stream = stream;
   const server = new CriServer(service, socket);
   await server.start();
-  // the pause image is made now, not at the first pod (a failure shows here and again at RunPodSandbox)
-  await verbs.k8s.ensurePauseImage().catch((e: unknown) => log.warn('CRI pause image', { err: errorMessage(e) }));
   log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
   return {
     close: async () => {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, startDaemon } from './harness.js';
 
@@ -34,4 +34,17 @@ test('a relative --cri-socket is a usage error (exit 2), nothing made', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--cri-socket rel\/cri\.sock: an absolute path/);
   assert.equal(existsSync(root), false);
+});
+
+test("the default CRI socket is the exec-root's cri.sock, 0600 (a test daemon never takes /run/berth/cri.sock)", async () => {
+  const d = await startDaemon({ loadFixture: false });
+  try {
+    const sock = join(d.dir, 'run', 'cri.sock');
+    assert.ok(existsSync(sock), sock);
+    assert.equal(statSync(sock).mode & 0o777, 0o600);
+    const r = await d.berth(['pods', '--cri-socket', sock]);
+    assert.match(r.stdout, /^POD ID\s+CREATED\s+STATE/);
+  } finally {
+    await d.stop();
+  }
 });
