@@ -1,7 +1,7 @@
 /**
  * What the CRI keeps about its sandboxes and containers, in the engine's own container records
  * (labels under `io.berth.cri.`): the kubelet's metadata, labels and annotations as sent (never
- * altered), the log paths, the pod's network. The record is written through before a verb returns,
+ * altered), the log paths (the pod network's state is engine/pods.ts's). The record is written through before a verb returns,
  * so a killed berthd finds all of it again.
  */
 import { invalidArgument } from '../base/errors.js';
@@ -12,7 +12,6 @@ export const KIND = 'io.berth.cri.kind';
 export const SANDBOX = 'io.berth.cri.sandbox';
 export const SANDBOX_ID = 'io.berth.cri.sandbox-id';
 export const CONTAINER = 'io.berth.cri.container';
-export const NET = 'io.berth.cri.net';
 
 export interface SandboxMeta {
   metadata: PodSandboxMetadata;
@@ -40,19 +39,6 @@ export function dnsOf(meta: SandboxMeta): Record<string, string[]> {
   };
 }
 
-export interface PodNet {
-  ip: string;
-  additionalIps: string[];
-  /** set once the network was torn down (StopPodSandbox) */
-  down: boolean;
-  /**
-   * false from just before the network's set-up until it is done: a daemon killed in between
-   * finds a sandbox whose network is unknown, and calls it not ready (the kubelet then stops it,
-   * which tears down what the set-up may have made, and makes a new one)
-   */
-  ready?: boolean;
-}
-
 export interface ContainerMeta {
   metadata: { name: string; attempt: number };
   labels: StrMap;
@@ -77,7 +63,6 @@ export const isSandbox = (c: K8sContainer): boolean => c.labels[KIND] === 'sandb
 export const isContainer = (c: K8sContainer): boolean => c.labels[KIND] === 'container';
 export const sandboxMeta = (c: K8sContainer): SandboxMeta | null => parse<SandboxMeta>(c, SANDBOX);
 export const containerMeta = (c: K8sContainer): ContainerMeta | null => parse<ContainerMeta>(c, CONTAINER);
-export const podNet = (c: K8sContainer): PodNet => parse<PodNet>(c, NET) ?? { ip: '', additionalIps: [], down: false };
 
 /** Engine times (ISO, Go's zero time when unset) as the CRI's nanoseconds since the epoch (0 when unset). */
 export function nanos(iso: string): number {

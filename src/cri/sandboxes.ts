@@ -4,21 +4,13 @@
  * `io.berth.cri.kind=sandbox`). The pod's containers join them as Docker's `container:<id>`
  * modes do. Its network comes from the engine's PodNetwork (loopback only, or CNI).
  */
-import {
-  alreadyExists,
-  errorMessage,
-  failedPrecondition,
-  invalidArgument,
-  isBerthError,
-  notFound,
-} from '../base/errors.js';
-import { log } from '../base/log.js';
-import type { K8sContainer, K8sVerbs, PodNetRequest } from '../engine/k8s.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isBerthError, notFound } from '../base/errors.js';
+import type { K8sContainer, K8sVerbs } from '../engine/k8s.js';
+import type { PodNetSpec, PodVerbs } from '../engine/pods.js';
 import { PAUSE_IMAGE } from '../engine/k8s.js';
 import { unimplemented } from './grpc.js';
 import {
   KIND,
-  NET,
   SANDBOX,
   SANDBOX_ID,
   dnsOf,
@@ -26,7 +18,6 @@ import {
   isSandbox,
   nanos,
   namePart,
-  podNet,
   sandboxMeta,
   selects,
   type SandboxMeta,
@@ -41,7 +32,10 @@ export interface Sandbox {
 const PROTOCOLS = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
 
 export class Sandboxes {
-  constructor(private readonly k8s: K8sVerbs) {}
+  constructor(
+    private readonly k8s: K8sVerbs,
+    private readonly pods: PodVerbs,
+  ) {}
 
   all(): Sandbox[] {
     const out: Sandbox[] = [];
@@ -75,8 +69,8 @@ export class Sandboxes {
   }
 
   /** Its infra process runs and its network was set up (not half done by a daemon killed meanwhile). */
-  static ready(s: Sandbox): boolean {
-    return s.c.status === 'running' && podNet(s.c).ready !== false;
+  ready(s: Sandbox): boolean {
+    return this.pods.ready(s.c);
   }
 
   async run(config: PodSandboxConfig | null, runtimeHandler: string): Promise<string> {
@@ -118,7 +112,6 @@ export class Sandboxes {
         options: config.dns_config?.options ?? [],
       },
     };
-    await this.k8s.ensurePauseImage();
     const hostConfig: Record<string, unknown> = {
       NetworkMode: hostNet ? 'host' : 'none',
       IpcMode: ns.ipc === 'NODE' ? 'host' : 'private',
@@ -137,67 +130,20 @@ export class Sandboxes {
       Labels: { [KIND]: 'sandbox', [SANDBOX]: JSON.stringify(meta) },
       HostConfig: hostConfig,
     };
-    // With CNI the pod's network namespace is made beside the create, and CNI's ADD runs in it while
-    // the runtime starts the infra process there (a pod start does not wait for one then the other).
-    // Loopback-only pods keep the runtime's own namespace (crun brings its lo up).
-    const t0 = performance.now();
-    const netnsPath = !hostNet && this.k8s.network.name !== 'loopback' ? this.k8s.newPodNetnsPath() : undefined;
-    const made = netnsPath ? this.k8s.makePodNetns(netnsPath) : Promise.resolve();
-    made.catch(() => undefined);
-    let id: string;
     try {
-      id = await this.k8s.create(body, name, undefined, netnsPath);
+      return await this.pods.run({ body, name, hostNet, net: this.netSpec(meta) });
     } catch (e) {
-      if (netnsPath) await made.then(() => this.k8s.dropPodNetns(netnsPath)).catch(() => undefined);
       // two sandboxes of one pod and attempt: the name is taken (the kubelet's retry of a half-seen one)
       if (isBerthError(e, 'Conflict')) throw alreadyExists(`pod sandbox name ${name} is taken: ${e.message}`);
       throw e;
     }
-    const tCreated = performance.now();
-    try {
-      await made;
-      const tMade = performance.now();
-      if (!hostNet) this.k8s.setNote(id, NET, JSON.stringify({ ip: '', additionalIps: [], down: false, ready: false }));
-      let tStarted = 0;
-      let tWired = 0;
-      const started = this.k8s.start(id).then(() => void (tStarted = performance.now()));
-      const wired = netnsPath
-        ? this.k8s.network.setUp(this.netRequest(id, meta, netnsPath)).then((n) => ((tWired = performance.now()), n))
-        : null;
-      const [s, w] = await Promise.allSettled([started, wired]);
-      if (s.status === 'rejected') throw s.reason;
-      if (w.status === 'rejected') throw w.reason;
-      if (!hostNet) {
-        const net = w.value ?? (await this.k8s.network.setUp(this.netRequest(id, meta, this.k8s.netnsOf(id))));
-        this.k8s.setNote(id, NET, JSON.stringify({ ...net, down: false, ready: true }));
-      }
-      const ms = (t: number) => +(t - t0).toFixed(1);
-      log.debug('cri: pod sandbox ready', {
-        id,
-        createdMs: ms(tCreated),
-        netnsMs: ms(tMade),
-        startedMs: ms(tStarted),
-        wiredMs: tWired ? ms(tWired) : null,
-        totalMs: ms(performance.now()),
-      });
-    } catch (e) {
-      // nothing half made: the infra container goes, and what the network set up with it
-      await this.k8s.network
-        .tearDown(this.netRequest(id, meta, ''))
-        .catch((err: unknown) => log.warn('cri: network teardown after a failed run', { err: errorMessage(err) }));
-      await this.k8s.remove(id).catch(() => undefined);
-      throw e;
-    }
-    return id;
   }
 
-  private netRequest(id: string, meta: SandboxMeta, netns: string): PodNetRequest {
+  private netSpec(meta: SandboxMeta): PodNetSpec {
     return {
-      id,
       name: meta.metadata.name,
       namespace: meta.metadata.namespace,
       uid: meta.metadata.uid,
-      netns,
       portMappings: meta.portMappings.map((p) => ({
         protocol: PROTOCOLS[p.protocol],
         containerPort: p.container_port,
@@ -207,44 +153,32 @@ export class Sandboxes {
     };
   }
 
-  /** Stops the pod's containers (at once: the kubelet stopped them gracefully before), its network, its infra process. */
+  /** Stops the pod's containers, its network, its infra process (engine/pods.ts). */
   async stop(id: string): Promise<void> {
     const s = this.get(id);
-    for (const c of this.containersOf(s.c.id)) await this.k8s.stop(c.id, 0);
-    await this.tearDown(s);
-    await this.k8s.stop(s.c.id, 0);
-  }
-
-  private async tearDown(s: Sandbox): Promise<void> {
-    if (s.meta.namespaces.network === 'NODE' || podNet(s.c).down) return;
-    let netns = '';
-    try {
-      netns = this.k8s.netnsOf(s.c.id);
-    } catch {
-      /* the infra process is gone: tear down what the network knows */
-    }
-    await this.k8s.network.tearDown(this.netRequest(s.c.id, s.meta, netns));
-    this.k8s.setNote(s.c.id, NET, JSON.stringify({ ...podNet(s.c), down: true, ready: false }));
+    await this.pods.stop(s.c, this.containersOf(s.c.id), this.podOf(s));
   }
 
   /** Idempotent: a sandbox already gone is no error. Its containers go with it. */
   async remove(id: string): Promise<void> {
     const s = this.find(id);
     if (!s) return;
-    for (const c of this.containersOf(s.c.id)) await this.k8s.remove(c.id);
-    await this.tearDown(s);
-    await this.k8s.remove(s.c.id);
+    await this.pods.remove(s.c, this.containersOf(s.c.id), this.podOf(s));
+  }
+
+  private podOf(s: Sandbox): { hostNet: boolean; net: PodNetSpec } {
+    return { hostNet: s.meta.namespaces.network === 'NODE', net: this.netSpec(s.meta) };
   }
 
   /** The sandbox must exist and be ready for a container to be made in it. */
   readyOne(id: string): Sandbox {
     const s = this.get(id);
-    if (!Sandboxes.ready(s)) throw failedPrecondition(`pod sandbox ${s.c.id} is not ready`);
+    if (!this.ready(s)) throw failedPrecondition(`pod sandbox ${s.c.id} is not ready`);
     return s;
   }
 
   status(s: Sandbox, verbose: boolean): object {
-    const net = podNet(s.c);
+    const net = this.pods.netState(s.c);
     let netns = '';
     try {
       netns = s.meta.namespaces.network === 'NODE' ? '' : this.k8s.netnsOf(s.c.id);
@@ -267,7 +201,7 @@ export class Sandboxes {
       status: {
         id: s.c.id,
         metadata: s.meta.metadata,
-        state: Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+        state: this.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
         created_at: nanos(s.c.created),
         network: { ip: net.down ? '' : net.ip, additional_ips: net.additionalIps.map((ip) => ({ ip })) },
         linux: { namespaces: { options: { ...s.meta.namespaces, target_id: '' } } },
@@ -285,7 +219,7 @@ export class Sandboxes {
     return {
       id: s.c.id,
       metadata: s.meta.metadata,
-      state: Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      state: this.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
       created_at: nanos(s.c.created),
       labels: s.meta.labels,
       annotations: s.meta.annotations,
@@ -296,9 +230,7 @@ export class Sandboxes {
   list(filter: { id: string; state: { state: string } | null; label_selector: StrMap } | null): object[] {
     return this.all()
       .filter((s) => !filter?.id || s.c.id.startsWith(filter.id))
-      .filter(
-        (s) => !filter?.state || (Sandboxes.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY') === filter.state.state,
-      )
+      .filter((s) => !filter?.state || (this.ready(s) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY') === filter.state.state)
       .filter((s) => selects(filter?.label_selector, s.meta.labels))
       .map((s) => this.item(s));
   }

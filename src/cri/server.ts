@@ -75,7 +75,7 @@ export class CriService {
   stream: StreamUrls | null = null;
 
   constructor(private readonly verbs: Verbs) {
-    this.sandboxes = new Sandboxes(verbs.k8s);
+    this.sandboxes = new Sandboxes(verbs.k8s, verbs.pods);
     this.containers = new Containers(verbs.k8s, this.sandboxes);
     this.images = new Images(verbs.images);
   }
