@@ -109,7 +109,8 @@ describe('CRI streaming server', () => {
       metadata: {},
       status: 'Failure',
       message:
-        'command terminated with non-zero exit code: error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3',
+        'command terminated with non-zero exit code: ' +
+        'error executing command [sh -c echo out; echo err >&2; exit 3], exit code 3',
       reason: 'NonZeroExitCode',
       details: { causes: [{ reason: 'ExitCode', message: '3' }] },
     });
@@ -275,6 +276,8 @@ describe('CRI streaming server', () => {
     await assert.rejects(conn.createStream({ streamtype: 'data', port: '0', requestid: '0' }), /reset with status 3/);
     await assert.rejects(conn.createStream({ streamtype: 'data', port: 'x', requestid: '1' }), /reset/);
     await assert.rejects(conn.createStream({ streamtype: 'bogus', port: '80', requestid: '2' }), /reset/);
+    const unidirectional = conn.createStream({ streamtype: 'data', port: '80', requestid: '3' }, false, 0x02);
+    await assert.rejects(unidirectional, /reset with status 3/);
     conn.close();
   });
 
@@ -376,7 +379,7 @@ describe('CRI streaming server', () => {
     for (const f of bad) assert.throws(f, (e: unknown) => isBerthError(e, 'InvalidArgument'));
   });
 
-  test('protocol negotiation: the client picks; none in common is 403; none at all is 400; v3 and v1 errors are text', async () => {
+  test('negotiation: the client picks; none in common 403; none at all 400; v3 and v1 errors are text', async () => {
     const r403 = await dialSpdy(execUrl(['true']), ['v9.channel.k8s.io']);
     assert.equal(r403.status, 403);
     assert.deepEqual(r403.headers['x-accepted-stream-protocol-versions'], [
@@ -498,7 +501,26 @@ describe('CRI streaming server', () => {
     assert.equal(await (await backend.call(n)).outcome, 'aborted');
   });
 
-  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol is refused', async () => {
+  test('websocket v4.base64: text messages, the channel as a digit, the data in base64', async () => {
+    const url = execUrl(['sh', '-c', 'head -c 5; exit 2'], { stdin: true });
+    const r = await dialWs(url, ['v4.base64.channel.k8s.io']);
+    const ws = r.ws!;
+    assert.equal(ws.protocol, 'v4.base64.channel.k8s.io');
+    ws.frame(1, Buffer.from('0' + Buffer.from('hello').toString('base64')));
+    await ws.collect();
+    const text = ws.messages.filter((m) => m.opcode === 1).map((m) => m.data.toString('latin1'));
+    assert.equal(text[0], '1', "kubelet's empty stdout message first");
+    const on = (ch: string) =>
+      Buffer.concat(text.filter((t) => t[0] === ch).map((t) => Buffer.from(t.slice(1), 'base64'))).toString();
+    assert.equal(on('1'), 'hello');
+    assert.equal(
+      (JSON.parse(on('3')) as { details: { causes: { message: string }[] } }).details.causes[0]!.message,
+      '2',
+    );
+    assert.equal(ws.messages.filter((m) => m.opcode === 2).length, 0, 'no binary message');
+  });
+
+  test('websocket: an unmasked client frame closes that connection (1002), an unknown subprotocol 400', async () => {
     const n = backend.calls.length + 1;
     const r = await dialWs(execUrl(['sh', '-c', 'exec sleep 1000'], { stdin: true }), ['v5.channel.k8s.io']);
     r.ws!.frame(2, Buffer.from([0, 1, 2]), { mask: false });
@@ -511,7 +533,7 @@ describe('CRI streaming server', () => {
     assert.equal((await ok.ws!.collect()).channels.get(1)?.toString(), 'still\n');
   });
 
-  test('websocket port-forward: the port first on both channels, 200 KiB both ways, a refused port on its error channel', async () => {
+  test('websocket port-forward: the port first on each channel, 200 KiB both ways, a refused port', async () => {
     const url = server.urlForPortForward({ podSandboxId: 'pod1', ports: [echoPort, closedPort] });
     const n = backend.calls.length + 1;
     const r = await dialWs(url, ['v4.channel.k8s.io']);
@@ -554,6 +576,64 @@ describe('CRI streaming server', () => {
       f.data.end('alive');
       assert.equal((await back).toString(), 'alive');
       busy.close();
+    } finally {
+      await s2.close();
+    }
+  });
+
+  test('stream creation timeouts (30 s): exec closes the connection, port-forward answers on the error stream', async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const n = backend.calls.length;
+      const url = s2.urlForExec({
+        containerId: 'c',
+        cmd: ['true'],
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+      });
+      const r = await dialSpdy(url, ['v4.channel.k8s.io']);
+      await r.conn!.createStream({ streamtype: 'error' }); // stdout and stderr never come
+      clock.advance(29_000);
+      assert.equal(r.conn!.closed, false);
+      clock.advance(1_000);
+      await r.conn!.done;
+      assert.equal(backend.calls.length, n, 'nothing ran');
+
+      const pf = await dialPortForward(s2.urlForPortForward({ podSandboxId: 'p', ports: [] }));
+      const lonely = await pf.createStream({ streamtype: 'error', port: '80', requestid: '9' });
+      lonely.end();
+      const text = readAll(lonely);
+      clock.advance(30_000);
+      assert.equal((await text).toString(), '(request=9) timed out waiting for streams');
+      pf.close();
+    } finally {
+      await s2.close();
+    }
+  });
+
+  test('an idle websocket exec is closed after 4 hours and its process killed', async () => {
+    const clock = new ManualClock();
+    const s2 = new StreamServer({ backend, address: '127.0.0.1', port: 0, clock });
+    await s2.start();
+    try {
+      const n = backend.calls.length + 1;
+      const url = s2.urlForExec({
+        containerId: 'c',
+        cmd: ['sh', '-c', 'exec sleep 100000'],
+        tty: false,
+        stdin: true,
+        stdout: true,
+        stderr: false,
+      });
+      const ws = (await dialWs(url, ['v5.channel.k8s.io'])).ws!;
+      await backend.call(n);
+      clock.advance(4 * 60 * 60 * 1000);
+      await ws.done;
+      assert.equal(await (await backend.call(n)).outcome, 'aborted');
     } finally {
       await s2.close();
     }

@@ -349,7 +349,7 @@ export class SpdyClient {
   }
 
   /** Opens a stream and waits for its SYN_REPLY (client-go's CreateStream does both). */
-  async createStream(headers: Record<string, string>, fin = false): Promise<ClientStream> {
+  async createStream(headers: Record<string, string>, fin = false, extraFlags = 0): Promise<ClientStream> {
     const id = this.nextId;
     this.nextId += 2;
     const s = new ClientStream(this, id);
@@ -358,7 +358,7 @@ export class SpdyClient {
     this.out = this.out.then(async () => {
       const b = await block;
       const p = Buffer.concat([u32(id, 0), Buffer.from([0, 0]), b]);
-      if (!this.socket.destroyed) this.socket.write(ctl(1, fin ? 1 : 0, p));
+      if (!this.socket.destroyed) this.socket.write(ctl(1, (fin ? 1 : 0) | extraFlags, p));
     });
     await s.replied;
     return s;

@@ -140,7 +140,8 @@ test('websocket client frames: masked, sized, and control frames small and final
   assert.throws(() => parseClientFrame(unmasked), WebSocketProtocolError);
   assert.throws(() => parseClientFrame(Buffer.from([0xc2, 0x80, 0, 0, 0, 0])), WebSocketProtocolError); // RSV1
   assert.throws(() => parseClientFrame(Buffer.from([0x83, 0x80, 0, 0, 0, 0])), WebSocketProtocolError); // opcode 3
-  assert.throws(() => parseClientFrame(Buffer.from([0x09, 0x80, 0, 0, 0, 0])), WebSocketProtocolError); // ping not final
+  const pingNotFinal = Buffer.from([0x09, 0x80, 0, 0, 0, 0]);
+  assert.throws(() => parseClientFrame(pingNotFinal), WebSocketProtocolError);
   const huge = Buffer.from([0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0]);
   assert.throws(
     () => parseClientFrame(huge),
@@ -188,7 +189,8 @@ test('status encoding: JSON for v4, a failure message alone for v1-v3', () => {
   assert.equal(
     encodeStatus(exit, true).toString(),
     '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing ' +
-      'command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}',
+      'command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode",' +
+      '"details":{"causes":[{"reason":"ExitCode","message":"3"}]}}',
   );
   assert.equal(encodeStatus(internalStatus('boom'), false).toString(), 'Internal error occurred: boom');
 });

@@ -79,6 +79,7 @@ const REASONS: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 /** A plain-text HTTP response written straight on a socket (an upgrade request we do not take). */
@@ -227,6 +228,7 @@ export class StreamServer {
     socket.on('error', () => socket.destroy());
     // Small frames (WINDOW_UPDATE, PING, a keystroke) must not wait for Nagle; Go's sockets, kubelet's, do the same.
     if (socket instanceof Socket) socket.setNoDelay(true);
+    if (!this.server) return refuse(socket, 503, 'the streaming server is closing');
     const p = this.route(req);
     if (!p) return refuse(socket, 404, '404 page not found');
     if (req.method !== 'GET' && req.method !== 'POST') return refuse(socket, 405, 'method not allowed');
@@ -258,9 +260,11 @@ export class StreamServer {
     const protocol = negotiate<string>(req, server);
     if (protocol === undefined) return refuse(socket, 400, 'unable to upgrade: X-Stream-Protocol-Version is required');
     if (protocol === null) {
+      const client = headerList(req, 'x-stream-protocol-version').join(' ');
+      const accepts = server.join(' ');
       const msg =
-        `unable to upgrade: unable to negotiate protocol: client supports [${headerList(req, 'x-stream-protocol-version').join(' ')}], ` +
-        `server accepts [${server.join(' ')}]`;
+        'unable to upgrade: unable to negotiate protocol: ' +
+        `client supports [${client}], server accepts [${accepts}]`;
       return refuse(
         socket,
         403,

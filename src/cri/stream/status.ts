@@ -24,12 +24,15 @@ export const EXIT_CODE_CAUSE_TYPE = 'ExitCode';
 
 export const successStatus = (): Status => ({ metadata: {}, status: 'Success' });
 
+const exitErrorText = (cmd: string[], code: number): string =>
+  `error executing command [${cmd.join(' ')}], exit code ${code}`;
+
 /** containerd's wording for the exit error kubelet wraps ("error executing command [sh -c exit 3], exit code 3"). */
 export function exitStatus(cmd: string[], code: number): Status {
   return {
     metadata: {},
     status: 'Failure',
-    message: `command terminated with non-zero exit code: error executing command [${cmd.join(' ')}], exit code ${code}`,
+    message: `command terminated with non-zero exit code: ${exitErrorText(cmd, code)}`,
     reason: NON_ZERO_EXIT_CODE_REASON,
     details: { causes: [{ reason: EXIT_CODE_CAUSE_TYPE, message: String(code) }] },
   };

@@ -4,7 +4,8 @@
  * every binary message starts with its channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the
  * status), 4 resize. `v5.channel.k8s.io` adds the close message `[255, channel]` from the client,
  * which half-closes that channel (stdin's end reaches the process). No subprotocol at all is
- * `channel.k8s.io`. Port forwarding over websocket is at the end. The framing is ws-conn.ts.
+ * `channel.k8s.io`; the `base64.` variants carry the same in text messages. Port forwarding over
+ * websocket is at the end. The framing is ws-conn.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import { Duplex, PassThrough, Writable } from 'node:stream';
@@ -13,7 +14,13 @@ import type { CommandRun } from './remotecommand.js';
 import { runCommand } from './remotecommand.js';
 import { acceptKey, WsConn } from './ws-conn.js';
 
-export const WEBSOCKET_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'] as const;
+export const WEBSOCKET_PROTOCOLS = [
+  'v5.channel.k8s.io',
+  'v4.channel.k8s.io',
+  'v4.base64.channel.k8s.io',
+  'channel.k8s.io',
+  'base64.channel.k8s.io',
+] as const;
 
 const STDIN = 0;
 const STDOUT = 1;
@@ -28,14 +35,42 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return up.split(',').some((s) => s.trim() === 'websocket') && conn.includes('upgrade');
 }
 
-/** A writable that sends each chunk as a binary message on `channel`. */
-function channelWriter(ws: WsConn, channel: number): Writable {
+/**
+ * How a channel message travels: binary, the channel as its first byte; or, for the `base64.`
+ * protocols (wsstream's base64Codec, for clients that cannot send binary), a text message whose first
+ * character is the channel as a digit and the rest the data in base64.
+ */
+interface ChannelCodec {
+  send(ws: WsConn, channel: number, data: Buffer): boolean;
+  /** The channel and data of a message; null for one that is not valid in this codec. */
+  read(m: Buffer): { channel: number; data: Buffer } | null;
+}
+
+const binaryCodec: ChannelCodec = {
+  send: (ws, channel, data) => ws.write(2, Buffer.concat([Buffer.from([channel]), data])),
+  read: (m) => (m.length === 0 ? null : { channel: m[0]!, data: m.subarray(1) }),
+};
+
+const base64Codec: ChannelCodec = {
+  send: (ws, channel, data) => ws.write(1, Buffer.from(String.fromCharCode(48 + channel) + data.toString('base64'))),
+  read: (m) => {
+    const channel = (m[0] ?? 0) - 48;
+    const text = m.subarray(1).toString('latin1');
+    if (channel < 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+    return { channel, data: Buffer.from(text, 'base64') };
+  },
+};
+
+const codecOf = (protocol: string): ChannelCodec => (protocol.includes('base64.') ? base64Codec : binaryCodec);
+
+/** A writable that sends each chunk as a message on `channel`. */
+function channelWriter(ws: WsConn, codec: ChannelCodec, channel: number): Writable {
   const w = new Writable({
     highWaterMark: 32 * 1024,
     write(chunk: Buffer, _enc, cb) {
       let ok = true;
       for (let off = 0; off < chunk.length; off += 64 * 1024) {
-        ok = ws.write(2, Buffer.concat([Buffer.from([channel]), chunk.subarray(off, off + 64 * 1024)]));
+        ok = codec.send(ws, channel, chunk.subarray(off, off + 64 * 1024));
       }
       if (ok || ws.socket.destroyed) cb();
       else ws.socket.once('drain', () => cb());
@@ -120,12 +155,13 @@ export async function serveWebSocketCommand(
   const stdin = opts.stdin ? new PassThrough({ highWaterMark: 64 * 1024 }) : undefined;
   const resize = opts.tty ? new PassThrough() : undefined;
   const v5 = proto === 'v5.channel.k8s.io';
+  const codec = codecOf(proto);
   const ws: WsConn = new WsConn(
     socket,
     (m) => {
-      if (m.length === 0) return;
-      const ch = m[0]!;
-      const data = m.subarray(1);
+      const msg = codec.read(m);
+      if (!msg) return;
+      const { channel: ch, data } = msg;
       if (ch === STDIN && stdin && !stdin.writableEnded) {
         if (!stdin.write(data)) {
           socket.pause();
@@ -149,11 +185,11 @@ export async function serveWebSocketCommand(
   ac.signal.addEventListener('abort', () => ws.socket.destroy(), { once: true });
   ws.feed(head);
 
-  const stdout = opts.stdout ? channelWriter(ws, STDOUT) : undefined;
-  const stderr = opts.stderr && !opts.tty ? channelWriter(ws, STDERR) : undefined;
-  const error = channelWriter(ws, ERROR);
+  const stdout = opts.stdout ? channelWriter(ws, codec, STDOUT) : undefined;
+  const stderr = opts.stderr && !opts.tty ? channelWriter(ws, codec, STDERR) : undefined;
+  const error = channelWriter(ws, codec, ERROR);
   // kubelet's "connection established" signal: an empty message on the lowest writable channel.
-  ws.write(2, Buffer.from([stdout ? STDOUT : stderr ? STDERR : ERROR]));
+  codec.send(ws, stdout ? STDOUT : stderr ? STDERR : ERROR, Buffer.alloc(0));
 
   await runCommand(
     command,
@@ -164,7 +200,7 @@ export async function serveWebSocketCommand(
       ...(stderr ? { stderr } : {}),
       ...(resize ? { resize } : {}),
     },
-    proto !== 'channel.k8s.io',
+    proto.startsWith('v'),
     ac.signal,
   );
   outer.removeEventListener('abort', abort);
@@ -173,7 +209,7 @@ export async function serveWebSocketCommand(
 }
 
 /** Port forwarding over websocket: `v4.channel.k8s.io`, or no subprotocol. */
-export const WEBSOCKET_PORTFORWARD_PROTOCOLS = ['v4.channel.k8s.io'] as const;
+export const WEBSOCKET_PORTFORWARD_PROTOCOLS = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] as const;
 
 /**
  * Port forwarding over websocket (kubelet's cri/streaming/portforward/websocket.go): one forwarding
@@ -193,7 +229,9 @@ export async function serveWebSocketPortForward(
   if (target.ports.length === 0 || target.ports.length > 100) {
     return badRequest(socket, 'port forwarding over websocket needs 1 to 100 ports in the request');
   }
-  if (!handshake(req, socket, WEBSOCKET_PORTFORWARD_PROTOCOLS, 'channel.k8s.io')) return;
+  const proto = handshake(req, socket, WEBSOCKET_PORTFORWARD_PROTOCOLS, 'channel.k8s.io');
+  if (!proto) return;
+  const codec = codecOf(proto);
   const ac = new AbortController();
   const abort = () => ac.abort(new Error('the client went away'));
   outer.addEventListener('abort', abort, { once: true });
@@ -201,10 +239,10 @@ export async function serveWebSocketPortForward(
   const ws: WsConn = new WsConn(
     socket,
     (m) => {
-      if (m.length === 0) return;
-      const ch = m[0]!;
-      const input = ch % 2 === 0 ? inputs[ch / 2] : undefined;
-      if (input && !input.writableEnded && !input.write(m.subarray(1))) {
+      const msg = codec.read(m);
+      if (!msg) return;
+      const input = msg.channel % 2 === 0 ? inputs[msg.channel / 2] : undefined;
+      if (input && !input.writableEnded && !input.write(msg.data)) {
         socket.pause();
         input.once('drain', () => socket.resume());
       }
@@ -222,8 +260,8 @@ export async function serveWebSocketPortForward(
     target.ports.map(async (port, i) => {
       const le = Buffer.alloc(2);
       le.writeUInt16LE(port, 0);
-      const out = channelWriter(ws, 2 * i);
-      const error = channelWriter(ws, 2 * i + 1);
+      const out = channelWriter(ws, codec, 2 * i);
+      const error = channelWriter(ws, codec, 2 * i + 1);
       out.write(le);
       error.write(le);
       const data = Duplex.from({ readable: inputs[i]!, writable: out });

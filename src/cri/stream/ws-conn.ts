@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../../base/clock.js';
+import type { Clock, ClockTimer } from '../../base/clock.js';
+import { IDLE_TIMEOUT_MS } from './spdy/session.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_MESSAGE = 1024 * 1024;
@@ -90,13 +91,18 @@ export class WsConn {
   private fragments: Buffer[] = [];
   private fragmentLen = 0;
   private closed = false;
+  private lastActive: number;
+  private idleTimer: ClockTimer | undefined;
 
   constructor(
     readonly socket: Duplex,
     private readonly onMessage: (m: Buffer) => void,
     private readonly onGone: () => void,
     private readonly clock: Clock,
+    private readonly idleMs = IDLE_TIMEOUT_MS,
   ) {
+    this.lastActive = clock.now();
+    this.armIdle(idleMs);
     socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('close', () => this.gone());
     socket.on('end', () => this.gone());
@@ -107,7 +113,17 @@ export class WsConn {
     if (head.length > 0) this.onData(head);
   }
 
+  /** No message either way for `idleMs` ends the connection (kubelet's streamIdleTimeout). */
+  private armIdle(ms: number): void {
+    this.idleTimer = this.clock.setTimeout(() => {
+      const idle = this.clock.now() - this.lastActive;
+      if (idle >= this.idleMs) this.socket.destroy();
+      else this.armIdle(this.idleMs - idle);
+    }, ms);
+  }
+
   private gone(): void {
+    this.idleTimer?.cancel();
     if (!this.closed) {
       this.closed = true;
       this.socket.destroy();
@@ -117,6 +133,7 @@ export class WsConn {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.lastActive = this.clock.now();
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     try {
       for (;;) {
@@ -134,9 +151,12 @@ export class WsConn {
 
   private frame(f: WsFrame): void {
     switch (f.opcode) {
-      case 8: // close: answer it and go
-        this.close(f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1000);
+      case 8: {
+        // Close: answer with its code (1000 for none, or one that must not be sent: 7.4.1) and go.
+        const code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1000;
+        this.close(code < 1000 || code === 1005 || code === 1006 || code === 1015 ? 1000 : code);
         return;
+      }
       case 9:
         this.write(10, f.payload);
         return;
@@ -160,6 +180,7 @@ export class WsConn {
 
   write(opcode: number, payload: Buffer): boolean {
     if (this.closed) return true;
+    this.lastActive = this.clock.now();
     if (this.socket.writableLength > 16 * 1024 * 1024) {
       // The peer stopped reading (a ping flood, say): drop it rather than buffer without end.
       this.socket.destroy();

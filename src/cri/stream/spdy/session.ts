@@ -275,14 +275,15 @@ export class SpdySession extends EventEmitter implements StreamHost {
       return;
     }
     this.lastStreamId = id;
-    if (this.goneAway || this.closing || this.dead || this.streams.size >= this.maxStreams) {
+    // A unidirectional stream could carry nothing back (no reply, no FIN): no protocol here uses one.
+    const refuse = (flags & FLAG_UNIDIRECTIONAL) !== 0 || this.goneAway || this.closing || this.dead;
+    if (refuse || this.streams.size >= this.maxStreams) {
       this.rst(id, RstStatus.RefusedStream);
       return;
     }
     const s = new SpdyStream(this, id, headers, this.peerInitialWindow);
     this.streams.set(id, s);
     if (flags & FLAG_FIN) s.remoteFin();
-    if (flags & FLAG_UNIDIRECTIONAL) s.end();
     this.opts.onStream(s);
   }
 
