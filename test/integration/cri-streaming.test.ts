@@ -11,6 +11,7 @@ import { status } from '@grpc/grpc-js';
 import { startDaemon, eventually, type Daemon } from './harness.js';
 import { criClient, codeOf, type CriClient, type Msg } from './cri-client.js';
 import { dialPortForward, openForward, readAll, runCommandClient } from './spdy-client.js';
+import { dialWs } from './ws-client.js';
 
 describe('CRI streaming: exec, attach, port-forward through the URLs', () => {
   const dir = mkdtempSync('/tmp/berth-cristream-');
@@ -76,6 +77,26 @@ describe('CRI streaming: exec, attach, port-forward through the URLs', () => {
     const ok = await runCommandClient(await execUrl(['true']), { stdout: true, stderr: true });
     assert.equal(ok.exitCode, 0);
     await assert.rejects(runCommandClient(url, { stdout: true, stderr: true }), /404/);
+  });
+
+  test('Exec over websocket v5 (kubectl 1.30+): stdin and its close, stdout, stderr, the exit status', async () => {
+    const url = await execUrl(['sh', '-c', 'cat; echo done >&2; exit 5'], { stdin: true });
+    const r = await dialWs(url, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+    assert.equal(r.status, 101);
+    const ws = r.ws!;
+    assert.equal(ws.protocol, 'v5.channel.k8s.io');
+    ws.send(0, 'hello ');
+    ws.send(0, 'pod');
+    ws.frame(2, Buffer.from([255, 0])); // v5: stdin is done
+    const { channels } = await ws.collect();
+    assert.equal(channels.get(1)?.toString(), 'hello pod');
+    assert.equal(channels.get(2)?.toString(), 'done\n');
+    const st = JSON.parse(channels.get(3)!.toString()) as {
+      reason: string;
+      details: { causes: { message: string }[] };
+    };
+    assert.equal(st.reason, 'NonZeroExitCode');
+    assert.equal(st.details.causes[0]!.message, '5');
   });
 
   test('Exec with stdin: the input reaches the process, EOF ends it', async () => {
