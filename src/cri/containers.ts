@@ -395,8 +395,11 @@ export function signalName(e: string): string {
   return e.replace(/^SIGRTMINPLUS(\d+)$/, 'SIGRTMIN+$1').replace(/^SIGRTMAXMINUS(\d+)$/, 'SIGRTMAX-$1');
 }
 
-const SIGNAL_ENUM =
-  /^SIG(ABRT|ALRM|BUS|CHLD|CLD|CONT|FPE|HUP|ILL|INT|IO|IOT|KILL|PIPE|POLL|PROF|PWR|QUIT|SEGV|STKFLT|STOP|SYS|TERM|TRAP|TSTP|TTIN|TTOU|URG|USR1|USR2|VTALRM|WINCH|XCPU|XFSZ|RTMIN|RTMAX|RTMINPLUS([1-9]|1[0-5])|RTMAXMINUS([1-9]|1[0-4]))$/;
+const SIGNAL_ENUM = new RegExp(
+  '^SIG(ABRT|ALRM|BUS|CHLD|CLD|CONT|FPE|HUP|ILL|INT|IO|IOT|KILL|PIPE|POLL|PROF|PWR|QUIT|SEGV|STKFLT|STOP|SYS|' +
+    'TERM|TRAP|TSTP|TTIN|TTOU|URG|USR1|USR2|VTALRM|WINCH|XCPU|XFSZ|RTMIN|RTMAX|' +
+    'RTMINPLUS([1-9]|1[0-5])|RTMAXMINUS([1-9]|1[0-4]))$',
+);
 // x86-64's numbers (Docker's StopSignal may be one)
 const BY_NUMBER = [
   '',
@@ -433,7 +436,10 @@ const BY_NUMBER = [
   'SYS',
 ];
 
-/** Docker's StopSignal (a name, with or without SIG, or a number) as the CRI's Signal enum; RUNTIME_DEFAULT if none fits. */
+/**
+ * Docker's StopSignal (a name, with or without SIG, or a number) as the CRI's Signal enum;
+ * RUNTIME_DEFAULT if none fits.
+ */
 export function signalEnum(s: string): string {
   const t = s.trim().toUpperCase();
   const n = /^\d+$/.test(t) ? Number(t) : NaN;

@@ -1,8 +1,8 @@
 /**
  * What the CRI keeps about its sandboxes and containers, in the engine's own container records
  * (labels under `io.berth.cri.`): the kubelet's metadata, labels and annotations as sent (never
- * altered), the log paths (the pod network's state is engine/pods.ts's). The record is written through before a verb returns,
- * so a killed berthd finds all of it again.
+ * altered), the log paths (the pod network's state is engine/pods.ts's). The record is written
+ * through before a verb returns, so a killed berthd finds all of it again.
  */
 import { invalidArgument } from '../base/errors.js';
 import type { K8sContainer } from '../engine/k8s.js';

@@ -302,7 +302,8 @@ export class CriService {
         sb.get(r.pod_sandbox_id);
         throw unimplemented(
           'UpdatePodSandboxResources',
-          "berth does not place pods under the kubelet's pod cgroup (cgroup_parent), so it has no pod-level limits to update",
+          "berth does not place pods under the kubelet's pod cgroup (cgroup_parent): " +
+            'it has no pod-level limits to update',
         );
       }),
     };

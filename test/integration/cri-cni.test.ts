@@ -224,7 +224,7 @@ describe('CRI pod with CNI networking', () => {
     await eventually(() => readdirSync(join(d.root, 'containers')).length === 0, 20_000, 'the pod files gone');
   });
 
-  test('kill -9 of berthd during a pod network set-up: the sandbox is not ready after the restart, and goes', async () => {
+  test('kill -9 of berthd during a pod network set-up: NOTREADY after the restart, then it goes', async () => {
     const conf = JSON.parse(conflistText) as { plugins: unknown[] };
     writeFileSync(join(confDir, '10-test.conflist'), JSON.stringify({ ...conf, plugins: [{ type: 'hang' }] }));
     const config: Msg = {

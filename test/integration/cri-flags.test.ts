@@ -36,7 +36,7 @@ test('a relative --cri-socket is a usage error (exit 2), nothing made', () => {
   assert.equal(existsSync(root), false);
 });
 
-test("the default CRI socket is the exec-root's cri.sock, 0600 (a test daemon never takes /run/berth/cri.sock)", async () => {
+test("the default CRI socket is the exec-root's cri.sock, 0600 (never another daemon's)", async () => {
   const d = await startDaemon({ loadFixture: false });
   try {
     const sock = join(d.dir, 'run', 'cri.sock');
