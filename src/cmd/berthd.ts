@@ -48,6 +48,15 @@ interface Flags {
   execRoot: string;
   runtime: RuntimeName | undefined;
   logLevel: Level;
+  /** the CRI endpoint's unix socket ('': `<exec-root>/cri.sock`, i.e. /run/berth/cri.sock); `--cri=false`: none */
+  criSocket: string;
+  cri: boolean;
+  /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
+  criStreamAddress: string;
+  criStreamPort: number;
+  /** CNI: the conflist directory, the plugins' directories (pods get loopback only without a conflist) */
+  cniConfDir: string;
+  cniBinDirs: string[];
   insecureRegistries: string[];
   registryMirrors: string[];
   /** extra directories searched for legacy plugins (sockets, .spec, .json), before Docker's */
@@ -57,23 +66,15 @@ interface Flags {
   criu: string | undefined;
   /** how long one CRIU operation may take before it is ended and the container goes on */
   checkpointTimeoutMs: number;
-  /** the CRI endpoint's unix socket (default `<exec-root>/cri.sock`: /run/berth/cri.sock), or null with --cri=false */
-  criSocket: string | null;
-  /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
-  criStreamAddress: string;
-  criStreamPort: number;
-  /** CNI: the conflist directory, the plugins' directories (pods get loopback only without a conflist) */
-  cniConfDir: string;
-  cniBinDirs: string[];
 }
 
 function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
-      '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
-      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
       '    [--cri-socket PATH] [--cri=false] [--cri-stream-address ADDR] [--cri-stream-port N]\n' +
-      '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n',
+      '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n' +
+      '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
+      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n',
   );
   process.exit(2);
 }
@@ -85,19 +86,19 @@ export function parseFlags(argv: string[]): Flags {
     execRoot: '/run/berth',
     runtime: undefined,
     logLevel: 'info',
+    criSocket: '',
+    cri: true,
+    criStreamAddress: '127.0.0.1',
+    criStreamPort: 0,
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: [],
     insecureRegistries: [],
     registryMirrors: [],
     pluginDirs: [],
     trustPolicy: undefined,
     criu: undefined,
     checkpointTimeoutMs: 120_000,
-    criSocket: '',
-    criStreamAddress: '127.0.0.1',
-    criStreamPort: 0,
-    cniConfDir: '/etc/cni/net.d',
-    cniBinDirs: [],
   };
-  let cri = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -125,29 +126,6 @@ export function parseFlags(argv: string[]): Flags {
       case '--log-level':
         f.logLevel = value() as Level;
         break;
-      case '--trust-policy':
-        f.trustPolicy = value();
-        break;
-      case '--insecure-registry':
-        f.insecureRegistries.push(value());
-        break;
-      case '--registry-mirror':
-        f.registryMirrors.push(value().replace(/\/+$/, ''));
-        break;
-      case '--plugin-dir':
-        f.pluginDirs.push(value());
-        break;
-      case '--criu':
-        f.criu = value();
-        break;
-      case '--checkpoint-timeout': {
-        const v = value();
-        const ns = goDurationNs(v);
-        const ms = ns === null ? null : ns / 1e6;
-        if (ms === null || ms <= 0) usage(`--checkpoint-timeout ${v}: a duration such as 90s or 2m`);
-        f.checkpointTimeoutMs = ms;
-        break;
-      }
       case '--cri-socket': {
         const v = value();
         f.criSocket = v.startsWith('unix://') ? v.slice('unix://'.length) : v;
@@ -173,7 +151,30 @@ export function parseFlags(argv: string[]): Flags {
       case '--cri': {
         const v = eq > 0 ? a.slice(eq + 1) : 'true';
         if (v !== 'true' && v !== 'false') usage(`--cri=${v}: true or false`);
-        cri = v === 'true';
+        f.cri = v === 'true';
+        break;
+      }
+      case '--trust-policy':
+        f.trustPolicy = value();
+        break;
+      case '--insecure-registry':
+        f.insecureRegistries.push(value());
+        break;
+      case '--registry-mirror':
+        f.registryMirrors.push(value().replace(/\/+$/, ''));
+        break;
+      case '--plugin-dir':
+        f.pluginDirs.push(value());
+        break;
+      case '--criu':
+        f.criu = value();
+        break;
+      case '--checkpoint-timeout': {
+        const v = value();
+        const ns = goDurationNs(v);
+        const ms = ns === null ? null : ns / 1e6;
+        if (ms === null || ms <= 0) usage(`--checkpoint-timeout ${v}: a duration such as 90s or 2m`);
+        f.checkpointTimeoutMs = ms;
         break;
       }
       case '-h':
@@ -183,9 +184,6 @@ export function parseFlags(argv: string[]): Flags {
         usage(`unknown flag ${a}`);
     }
   }
-  // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
-  if (f.criSocket === '') f.criSocket = join(f.execRoot, 'cri.sock');
-  if (!cri) f.criSocket = null;
   return f;
 }
 
@@ -307,7 +305,10 @@ async function main(): Promise<void> {
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
-  const criServer = flags.criSocket ? await startCri(verbs, flags, clock) : null;
+  // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
+  const criServer = flags.cri
+    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock)
+    : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
     unlinkSync(sock); // a stale socket from a killed daemon
@@ -327,9 +328,9 @@ async function main(): Promise<void> {
     repair: host.cgroupRepair || 'none',
   });
   const shutdown = async (sig: string) => {
+    await criServer?.close();
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();
-    await criServer?.close();
     // removed containers' files still going: finished now (what is left, the next start finishes)
     await Promise.race([engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
     db.close();
@@ -343,8 +344,7 @@ async function main(): Promise<void> {
  * The CRI endpoint (src/cri/), its streaming server and the pods' network (CNI when the conf dir
  * holds a network configuration, else loopback only). Its code is loaded only when it is on.
  */
-async function startCri(verbs: Verbs, flags: Flags, clock: Clock): Promise<{ close(): Promise<void> }> {
-  const socket = flags.criSocket!;
+async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock): Promise<{ close(): Promise<void> }> {
   const [{ CriServer, CriService }, { CriStreamBackend }, { StreamServer }] = await Promise.all([
     import('../cri/server.js'),
     import('../cri/streaming-backend.js'),
