@@ -1,11 +1,11 @@
 /**
  * berthd: the daemon. Serves the Docker Engine API on a unix socket.
  *   --host unix:///run/berth/berth.sock   (-H)
+ *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC; default <exec-root>/cri.sock); --cri=false: off
  *   --root /var/lib/berth                 state: content, snapshots, containers, berth.db
  *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
  *   --runtime crun|runc                   default OCI runtime
  *   --log-level debug|info|warn|error
- *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC; default <exec-root>/cri.sock); --cri=false: off
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
 import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
