@@ -1,6 +1,7 @@
 /**
  * berthd: the daemon. Serves the Docker Engine API on a unix socket.
  *   --host unix:///run/berth/berth.sock   (-H)
+ *   --cri-socket /run/berth/cri.sock      the CRI v1 endpoint (gRPC; default <exec-root>/cri.sock); --cri=false: off
  *   --root /var/lib/berth                 state: content, snapshots, containers, berth.db
  *   --exec-root /run/berth                run state: runtime dirs, conmon sockets, exit files
  *   --runtime crun|runc                   default OCI runtime
@@ -19,7 +20,7 @@ import { openDb } from '../metadata/db.js';
 import { Engine } from '../engine/engine.js';
 import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
-import { dateOf, systemClock } from '../base/clock.js';
+import { dateOf, systemClock, type Clock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
@@ -51,6 +52,15 @@ interface Flags {
   execRoot: string;
   runtime: RuntimeName | undefined;
   logLevel: Level;
+  /** the CRI endpoint's unix socket ('': `<exec-root>/cri.sock`, i.e. /run/berth/cri.sock); `--cri=false`: none */
+  criSocket: string;
+  cri: boolean;
+  /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
+  criStreamAddress: string;
+  criStreamPort: number;
+  /** CNI: the conflist directory, the plugins' directories (pods get loopback only without a conflist) */
+  cniConfDir: string;
+  cniBinDirs: string[];
   insecureRegistries: string[];
   registryMirrors: string[];
   /** extra directories searched for legacy plugins (sockets, .spec, .json), before Docker's */
@@ -69,6 +79,8 @@ interface Flags {
 function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
+      '    [--cri-socket PATH] [--cri=false] [--cri-stream-address ADDR] [--cri-stream-port N]\n' +
+      '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n' +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
       '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
       '    [--cluster-store etcd://HOST:PORT --cluster-advertise ADDR [--cluster-ttl DURATION]]\n',
@@ -83,6 +95,12 @@ export function parseFlags(argv: string[]): Flags {
     execRoot: '/run/berth',
     runtime: undefined,
     logLevel: 'info',
+    criSocket: '',
+    cri: true,
+    criStreamAddress: '127.0.0.1',
+    criStreamPort: 0,
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: [],
     insecureRegistries: [],
     registryMirrors: [],
     pluginDirs: [],
@@ -120,6 +138,34 @@ export function parseFlags(argv: string[]): Flags {
       case '--log-level':
         f.logLevel = value() as Level;
         break;
+      case '--cri-socket': {
+        const v = value();
+        f.criSocket = v.startsWith('unix://') ? v.slice('unix://'.length) : v;
+        if (!f.criSocket.startsWith('/')) usage(`--cri-socket ${v}: an absolute path (or unix:///path)`);
+        break;
+      }
+      case '--cri-stream-address':
+        f.criStreamAddress = value();
+        break;
+      case '--cri-stream-port': {
+        const v = value();
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n > 65535) usage(`--cri-stream-port ${v}: a port number (0: any free one)`);
+        f.criStreamPort = n;
+        break;
+      }
+      case '--cni-conf-dir':
+        f.cniConfDir = value();
+        break;
+      case '--cni-bin-dir':
+        f.cniBinDirs.push(value());
+        break;
+      case '--cri': {
+        const v = eq > 0 ? a.slice(eq + 1) : 'true';
+        if (v !== 'true' && v !== 'false') usage(`--cri=${v}: true or false`);
+        f.cri = v === 'true';
+        break;
+      }
       case '--trust-policy':
         f.trustPolicy = value();
         break;
@@ -310,6 +356,10 @@ async function main(): Promise<void> {
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
+  // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
+  const criServer = flags.cri
+    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock)
+    : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
     unlinkSync(sock); // a stale socket from a killed daemon
@@ -329,6 +379,7 @@ async function main(): Promise<void> {
     repair: host.cgroupRepair || 'none',
   });
   const shutdown = async (sig: string) => {
+    await criServer?.close();
     log.info(`${sig}: shutting down; containers keep running (live restore)`);
     server.close();
     await cluster?.close().catch(() => undefined);
@@ -339,6 +390,47 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * The CRI endpoint (src/cri/), its streaming server and the pods' network (CNI when the conf dir
+ * holds a network configuration, else loopback only). Its code is loaded only when it is on.
+ */
+async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock): Promise<{ close(): Promise<void> }> {
+  const [{ CriServer, CriService }, { CriStreamBackend }, { StreamServer }] = await Promise.all([
+    import('../cri/server.js'),
+    import('../cri/streaming-backend.js'),
+    import('../cri/stream/server.js'),
+  ]);
+  const confs = await fsp.readdir(flags.cniConfDir).catch(() => [] as string[]);
+  if (confs.some((f) => /\.(conflist|conf|json)$/.test(f))) {
+    const { Cni, CniPodNetwork } = await import('../network/cni.js');
+    verbs.k8s.network = new CniPodNetwork(
+      new Cni({
+        confDir: flags.cniConfDir,
+        binDirs: flags.cniBinDirs.length ? flags.cniBinDirs : ['/usr/lib/cni', '/opt/cni/bin'],
+        cacheDir: join(flags.root, 'cni'),
+      }),
+    );
+  }
+  const service = new CriService(verbs);
+  const stream = new StreamServer({
+    backend: new CriStreamBackend(verbs.k8s, service.sandboxes),
+    address: flags.criStreamAddress,
+    port: flags.criStreamPort,
+    clock,
+  });
+  await stream.start();
+  service.stream = stream;
+  const server = new CriServer(service, socket);
+  await server.start();
+  log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
+  return {
+    close: async () => {
+      await server.close();
+      await stream.close();
+    },
+  };
 }
 
 main().catch((e: unknown) => {

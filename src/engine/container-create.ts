@@ -18,7 +18,7 @@ import type { VolumeManager } from '../volume/manager.js';
 import { parseCreateBody, type HostConfig } from '../spec/engine-api.js';
 import type { EventBus } from './events.js';
 import { ContainerStore, nameInUse } from './store.js';
-import { initialState, type ContainerRecord } from './record.js';
+import { initialState, type ContainerRecord, type Namespace } from './record.js';
 import {
   mergeConfig,
   commandOf,
@@ -57,6 +57,14 @@ export interface CreateDeps {
   discardFiles(id: string): Promise<void>;
 }
 
+/** Where a container goes: the CRI's namespace and its log_path (absent: the Docker API's, ctr.log). */
+export interface CreateInto {
+  namespace: Namespace;
+  logPath?: string;
+  /** a network namespace to join at start (the CRI's pod namespace; never from the Docker API) */
+  netnsPath?: string;
+}
+
 /** The engine's own state a create holds: names being created, rootfs mounts made. */
 export interface Held {
   creatingNames: Set<string>;
@@ -70,25 +78,26 @@ export async function createContainer(
   body: unknown,
   name: string | undefined,
   platform?: string,
+  into: CreateInto = { namespace: '' },
 ): Promise<{ id: ContainerId; warnings: string[] }> {
   const { config, hostConfig, endpoints } = parseCreateBody(body);
+  const ns = into.namespace;
   if (platform && config.Image) checkPlatform(e, config.Image, platform);
   if (name !== undefined && name !== '') ContainerStore.validName(name.replace(/^\//, ''));
   const ctrName = name
     ? name.replace(/^\//, '')
-    : randomName((n) => e.store.find(n) !== undefined || held.creatingNames.has(n));
-  if (e.store.find(ctrName)?.name === ctrName) {
-    const clash = e.store.get(ctrName);
-    throw conflict(nameInUse(ctrName, clash.id));
-  }
-  if (held.creatingNames.has(ctrName))
+    : randomName((n) => e.store.find(n, ns) !== undefined || held.creatingNames.has(`${ns}/${n}`));
+  const clash = e.store.find(ctrName, ns);
+  if (clash?.name === ctrName) throw conflict(nameInUse(ctrName, clash.id));
+  const heldName = `${ns}/${ctrName}`;
+  if (held.creatingNames.has(heldName))
     throw conflict(`Conflict. The container name "/${ctrName}" is already in use by a container being created.`);
   // Held until the record is stored: concurrent creates must not pick the same name.
-  held.creatingNames.add(ctrName);
+  held.creatingNames.add(heldName);
   try {
-    return await createNamed(e, held, config, hostConfig, endpoints, ctrName);
+    return await createNamed(e, held, config, hostConfig, endpoints, ctrName, into);
   } finally {
-    held.creatingNames.delete(ctrName);
+    held.creatingNames.delete(heldName);
   }
 }
 
@@ -99,7 +108,9 @@ async function createNamed(
   hostConfig: CreateBody['hostConfig'],
   endpoints: CreateBody['endpoints'],
   ctrName: string,
+  into: CreateInto,
 ): Promise<{ id: ContainerId; warnings: string[] }> {
+  const ns = into.namespace;
   const imageRef = config.Image;
   if (!imageRef) throw invalidArgument('Config.Image: an image is required');
   const image = e.images.get(imageRef);
@@ -125,19 +136,19 @@ async function createNamed(
   for (const mode of [hostConfig.PidMode, hostConfig.IpcMode]) {
     // the container to share with must exist (400, not 404: clients take a 404 from create for a missing image and pull)
     const ref = mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
-    if (ref && !e.store.find(ref)) throw invalidArgument(`No such container: ${ref}`);
+    if (ref && !e.store.find(ref, ns)) throw invalidArgument(`No such container: ${ref}`);
   }
-  if (hostConfig.Links?.length) hostConfig.Links = planLinks(hostConfig.Links, ctrName, (ref) => e.store.find(ref));
+  if (hostConfig.Links?.length) hostConfig.Links = planLinks(hostConfig.Links, ctrName, (ref) => e.store.find(ref, ns));
   if (hostConfig.AutoRemove && hostConfig.RestartPolicy.Name !== 'no')
     throw invalidArgument("can't create 'AutoRemove' container with restart policy");
-  const networks = planNetworks(e.networks, hostConfig, endpoints, config, (ref) => e.store.find(ref));
+  const networks = planNetworks(e.networks, hostConfig, endpoints, config, (ref) => e.store.find(ref, ns));
   const { mounts: volMounts, created: newVolumes } = await planMounts(
     e.volumes,
     hostConfig,
     merged,
     // dockerd: 400 "No such container: <ref>" (a 404 from create means a missing image to clients)
     (ref) => {
-      const from = e.store.find(ref);
+      const from = e.store.find(ref, ns);
       if (!from) throw invalidArgument(`No such container: ${ref}`);
       return from.mounts ?? [];
     },
@@ -161,6 +172,9 @@ async function createNamed(
     execIds: [],
     networks,
     mounts: volMounts,
+    ...(ns ? { namespace: ns } : {}),
+    ...(into.logPath ? { logPath: into.logPath } : {}),
+    ...(into.netnsPath ? { netnsPath: into.netnsPath } : {}),
   };
   const dir = e.containerDir(id);
   try {

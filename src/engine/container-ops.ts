@@ -40,7 +40,7 @@ export class ContainerVerbs {
     for (const h of f['health'] ?? [])
       if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h))
         throw invalidArgument(`Unrecognised filter value for health: ${h}`);
-    let list = this.e.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+    let list = this.e.store.inNamespace('').sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     const all = o.all || (o.limit !== undefined && o.limit > 0);
     if (!all && !f['status'] && !f['exited']) list = list.filter((c) => isActive(c.state.status));
     list = list.filter((c) => containerMatches(this.e, c, f));
@@ -95,7 +95,7 @@ export class ContainerVerbs {
   }
 
   remove(ref: string, o: { force: boolean; volumes: boolean }): Promise<void> {
-    return this.e.remove(ref, o);
+    return this.e.remove(this.e.get(ref).id, o);
   }
 
   /**
@@ -193,7 +193,7 @@ export class ContainerVerbs {
   async prune(filters: Filters): Promise<{ deleted: string[]; reclaimed: number }> {
     const deleted: string[] = [];
     let reclaimed = 0;
-    for (const c of this.e.store.all()) {
+    for (const c of this.e.store.inNamespace('')) {
       if (
         !['exited', 'created', 'dead'].includes(c.state.status) ||
         !labelsMatch(filters['label'], c.config.Labels ?? {})

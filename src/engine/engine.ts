@@ -29,7 +29,7 @@ import { Lifecycle, type ContainerHost } from './lifecycle.js';
 import type { NetworkManager } from '../network/manager.js';
 import type { VolumeManager } from '../volume/manager.js';
 import { rootMountsOf } from './mounts.js';
-import { createContainer } from './container-create.js';
+import { createContainer, type CreateInto } from './container-create.js';
 import { netnsDel } from '../network/host.js';
 import { PRIVATE_FILE_MODE } from './private-state.js';
 import { RootedFs } from '../archive/rooted.js';
@@ -143,16 +143,18 @@ export class Engine {
   rootfsOf(id: string): string {
     return join(this.containerDir(id), 'rootfs');
   }
+  /** conmon's k8s-file log: the CRI's log_path for its containers, else the container dir's ctr.log. */
   logPathOf(id: string): string {
-    return join(this.containerDir(id), 'ctr.log');
+    return this.store.find(id)?.logPath ?? join(this.containerDir(id), 'ctr.log');
   }
 
+  /** A container of the Docker API's namespace (the Docker verbs' lookup: CRI containers are not there). */
   get(ref: string): ContainerRecord {
-    return this.store.get(ref);
+    return this.store.get(ref, '');
   }
 
   find(ref: string): ContainerRecord | undefined {
-    return this.store.find(ref);
+    return this.store.find(ref, '');
   }
 
   /** Throws Conflict with Docker's wording when `op` is illegal in the container's status. */
@@ -162,9 +164,18 @@ export class Engine {
 
   isImageUsed = (imageId: string): boolean => this.store.all().some((c) => c.imageId === imageId);
 
-  /** POST /containers/create. All-or-nothing: on any error nothing of the container remains (./container-create.ts). */
-  create(body: unknown, name: string | undefined, platform?: string): Promise<{ id: ContainerId; warnings: string[] }> {
-    return createContainer(this, { creatingNames: this.creatingNames, mounted: this.mounted }, body, name, platform);
+  /**
+   * POST /containers/create. All-or-nothing: on any error nothing of the container remains (./container-create.ts).
+   * `into`: the CRI's namespace and log path (absent: the Docker API's).
+   */
+  create(
+    body: unknown,
+    name: string | undefined,
+    platform?: string,
+    into?: CreateInto,
+  ): Promise<{ id: ContainerId; warnings: string[] }> {
+    const held = { creatingNames: this.creatingNames, mounted: this.mounted };
+    return createContainer(this, held, body, name, platform, into);
   }
 
   /**
@@ -233,6 +244,7 @@ export class Engine {
    * can, it has its own network), or null.
    */
   namedNetns(rec: ContainerRecord): string | null {
+    if (rec.netnsPath) return null; // it joins one made for it (a CRI pod's)
     const mode = rec.hostConfig.NetworkMode ?? '';
     if (mode === 'host' || mode.startsWith('container:')) return null;
     // `--network none` under crun: crun's own namespace (lo brought up by crun) is dumped and
@@ -372,7 +384,7 @@ export class Engine {
   }
 
   async rename(ref: string, newName: string): Promise<void> {
-    const rec = this.store.get(ref);
+    const rec = this.store.get(ref, '');
     const clean = newName.replace(/^\//, '');
     if (!clean) throw invalidArgument('Neither old nor new names may be empty');
     if (clean === rec.name) throw invalidArgument(`Renaming a container with the same name as its current name`);

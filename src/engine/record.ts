@@ -58,7 +58,24 @@ export interface ContainerRecord {
   networks?: Array<[string, EndpointRequest]>;
   /** Its mounts (volumes, binds, tmpfs), decided at create. Absent in records older than volumes: then Binds. */
   mounts?: MountRecord[];
+  /**
+   * The front door that made it: absent for the Docker API's, `k8s.io` for the CRI's (containerd's
+   * namespaces). Each door finds and lists only its own; names are unique within a namespace.
+   */
+  namespace?: Namespace;
+  /** Where conmon writes its k8s-file log, when not the container dir's ctr.log (CRI's log_path). */
+  logPath?: string;
+  /**
+   * A network namespace made for it before it starts (a CRI pod's, under /run/netns, so that CNI's
+   * ADD runs while the runtime starts the infra process): joined at start instead of a new one.
+   */
+  netnsPath?: string;
 }
+
+/** '' is the Docker API's namespace, `k8s.io` the CRI's. */
+export type Namespace = '' | 'k8s.io';
+
+export const namespaceOf = (rec: ContainerRecord): Namespace => rec.namespace ?? '';
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 

@@ -266,7 +266,9 @@ async function startPrepared(
       host,
       volumeSources: sources,
       extraEnv: linkEnv(rec.name, links),
-      netns: named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace'),
+      netns:
+        rec.netnsPath ??
+        (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
       pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
       ipcns: joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
     });

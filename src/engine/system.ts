@@ -14,6 +14,10 @@ import { PluginVerbs, SwarmVerbs } from './swarm.js';
 export type { EngineEvent, HostInfo };
 export { parseEventTime } from './events.js';
 
+/** The CRI's containers carry this label (./k8s.ts); their events are not the Docker API's. */
+export const NAMESPACE_LABEL = 'io.berth.namespace';
+const isDockers = (ev: EngineEvent): boolean => ev.Actor.Attributes[NAMESPACE_LABEL] !== 'k8s.io';
+
 /** What `info` reports beyond the host's facts: each container's status, the images, the event listeners. */
 export interface SystemInfo {
   host: HostInfo;
@@ -42,7 +46,7 @@ export class SystemVerbs {
     return {
       host: this.e.runtime.host(),
       now: this.e.clock.now(),
-      containers: this.e.store.all().map((c) => c.state.status),
+      containers: this.e.store.inNamespace('').map((c) => c.state.status),
       images: this.e.images.list().length,
       eventListeners: this.e.events.listenerCount,
       root: this.e.root,
@@ -56,10 +60,9 @@ export class SystemVerbs {
 
   /** Kept events with timeNano in [sinceNs, untilNs] (`--since`, `--until`); null bounds are open. */
   eventHistory(sinceNs: bigint | null, untilNs: bigint | null): EngineEvent[] {
-    return this.e.events.history(
-      sinceNs === null ? -Infinity : Number(sinceNs),
-      untilNs === null ? Infinity : Number(untilNs),
-    );
+    return this.e.events
+      .history(sinceNs === null ? -Infinity : Number(sinceNs), untilNs === null ? Infinity : Number(untilNs))
+      .filter(isDockers);
   }
 
   /** The engine's clock, in epoch nanoseconds (whether an `until` is past). */
@@ -69,7 +72,7 @@ export class SystemVerbs {
 
   /** Live events; the result unsubscribes. */
   subscribe(l: (e: EngineEvent) => void): () => void {
-    return this.e.events.subscribe(l);
+    return this.e.events.subscribe((ev) => isDockers(ev) && l(ev));
   }
 
   /** `system df`: images, the layers' bytes, and each container with its writable layer's bytes. */
@@ -79,7 +82,7 @@ export class SystemVerbs {
     containers: Array<{ rec: ContainerRecord; sizeRw: number; imageSize: number }>;
   }> {
     const images = this.e.images.list();
-    const all = this.e.store.all();
+    const all = this.e.store.inNamespace('');
     const containers = await Promise.all(
       all.map(async (rec) => ({
         rec,

@@ -15,6 +15,8 @@ import { ContainerVerbs } from './container-ops.js';
 import { ContainerStdio } from './container-stdio.js';
 import { Execs } from './exec.js';
 import { ImageVerbs } from './images.js';
+import { K8sVerbs } from './k8s.js';
+import { PodVerbs } from './pods.js';
 import { LegacyVerbs } from './legacy.js';
 import { NetworkVerbs } from './networks.js';
 import { SystemVerbs } from './system.js';
@@ -35,6 +37,10 @@ export class Verbs {
   readonly system: SystemVerbs;
   /** What API versions below 1.24 do differently (start with a HostConfig, copy). */
   readonly legacy: LegacyVerbs;
+  /** The CRI's containers (the k8s.io namespace), for cri/. */
+  readonly k8s: K8sVerbs;
+  /** The CRI's pod sandboxes: infra container and pod network, run/stop/remove as one verb each. */
+  readonly pods: PodVerbs;
 
   constructor(engine: Engine, o: { builder: Builder; clock: Clock }) {
     this.containers = new ContainerVerbs(engine);
@@ -49,5 +55,7 @@ export class Verbs {
     this.volumes = new VolumeVerbs(engine);
     this.system = new SystemVerbs(engine);
     this.legacy = new LegacyVerbs(engine, this.containers, this.files);
+    this.k8s = new K8sVerbs(engine);
+    this.pods = new PodVerbs(this.k8s);
   }
 }

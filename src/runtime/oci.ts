@@ -38,7 +38,7 @@ import { execIn } from './exec.js';
 import { conmonAlive, readExitFile, watchExitDir } from './exits.js';
 import { pinBinary } from './pin.js';
 import { runToCompletion, type RunOptions } from './run.js';
-import { createTask, deleteTask, resizeVia, type RestoreFrom, startTask } from './task.js';
+import { createTask, deleteTask, reopenLogVia, resizeVia, type RestoreFrom, startTask } from './task.js';
 
 export class ConmonRuntime implements Runtime {
   private readonly d: RunDir;
@@ -169,6 +169,11 @@ export class ConmonRuntime implements Runtime {
   async resize(id: string, h: number, w: number): Promise<void> {
     const link = join(this.d.sockets, short(id));
     resizeVia(await fsp.realpath(link).catch(() => link), h, w);
+  }
+
+  async reopenLog(id: string): Promise<boolean> {
+    const link = join(this.d.sockets, short(id));
+    return reopenLogVia(await fsp.realpath(link).catch(() => link));
   }
 
   exec(id: string, o: ExecOptions): Promise<ExecHandle> {

@@ -174,12 +174,30 @@ export async function deleteTask(d: RunDir, id: string): Promise<void> {
 
 /** conmon's control fifo in the bundle: `1 <h> <w>` resizes the terminal. */
 export function resizeVia(bundle: string, h: number, w: number): void {
+  ctlVia(bundle, `1 ${h} ${w}\n`);
+}
+
+/**
+ * `2 0 0`: conmon closes and reopens its log file at the same path (the CRI's ReopenContainerLog,
+ * after the kubelet moved the file away). False when no conmon listens (the container is not running).
+ */
+export function reopenLogVia(bundle: string): boolean {
+  return ctlVia(bundle, '2 0 0\n');
+}
+
+function ctlVia(bundle: string, msg: string): boolean {
   const ctl = join(bundle, 'ctl');
-  if (!existsSync(ctl)) return;
-  const fd = openSync(ctl, fsc.O_WRONLY | fsc.O_NONBLOCK);
+  if (!existsSync(ctl)) return false;
+  let fd: number;
   try {
-    writeSync(fd, `1 ${h} ${w}\n`);
+    fd = openSync(ctl, fsc.O_WRONLY | fsc.O_NONBLOCK); // ENXIO: no reader, conmon is gone
+  } catch {
+    return false;
+  }
+  try {
+    writeSync(fd, msg);
   } finally {
     closeSync(fd);
   }
+  return true;
 }

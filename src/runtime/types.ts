@@ -264,6 +264,8 @@ export interface TaskRuntime extends HostProbe {
   monitorAlive(id: string): Promise<boolean>;
   attach(id: string, opts: { stdin: boolean }): Promise<AttachSession>;
   resize(id: string, h: number, w: number): Promise<void>;
+  /** Asks conmon to reopen the container's log file (it was moved away); false when no conmon runs for it. */
+  reopenLog(id: string): Promise<boolean>;
   update(id: string, resources: Resources): Promise<void>;
 }
 

@@ -213,6 +213,9 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
   }
 
   async resize(): Promise<void> {}
+  async reopenLog(): Promise<boolean> {
+    return false;
+  }
 
   async update(id: string, resources: Resources): Promise<void> {
     this.task(id).resources = resources;

@@ -1,0 +1,149 @@
+/**
+ * Pod sandboxes as verbs (for cri/): an infra container of the k8s.io namespace holds a pod's
+ * namespaces, and the pod's network (engine/k8s.ts `PodNetwork`: loopback, or CNI) is set up for
+ * it. A verb does the whole of a step (run, stop, remove), all-or-nothing where it makes things,
+ * and keeps the pod network's state in the infra's record (written through: a killed daemon finds it).
+ */
+import { errorMessage } from '../base/errors.js';
+import type { ContainerId } from '../base/ids.js';
+import { log } from '../base/log.js';
+import type { K8sContainer, K8sVerbs, PodNetRequest } from './k8s.js';
+
+/** The label of the infra's record that keeps its pod network's state (JSON of PodNetState). */
+export const POD_NET_LABEL = 'io.berth.cri.net';
+
+export interface PodNetState {
+  ip: string;
+  additionalIps: string[];
+  /** set once the network was torn down (stop) */
+  down: boolean;
+  /**
+   * false from just before the network's set-up until it is done: a daemon killed in between
+   * finds a pod whose network is unknown, and calls it not ready (the kubelet then stops it,
+   * which tears down what the set-up may have made, and makes a new one)
+   */
+  ready?: boolean;
+}
+
+/** What a pod's network needs besides the sandbox id and its namespace path. */
+export type PodNetSpec = Omit<PodNetRequest, 'id' | 'netns'>;
+
+export class PodVerbs {
+  constructor(private readonly k8s: K8sVerbs) {}
+
+  /** The pod network's state kept in an infra container's record. */
+  netState(infra: K8sContainer): PodNetState {
+    const v = infra.labels[POD_NET_LABEL];
+    if (v)
+      try {
+        return JSON.parse(v) as PodNetState;
+      } catch {
+        /* a record written by hand: treated as unknown */
+      }
+    return { ip: '', additionalIps: [], down: false };
+  }
+
+  /** Its infra process runs and its network set-up finished (not half done by a daemon killed meanwhile). */
+  ready(infra: K8sContainer): boolean {
+    return infra.status === 'running' && this.netState(infra).ready !== false;
+  }
+
+  /**
+   * Creates and starts the infra container from `body` (a Docker create body; NetworkMode `none`
+   * or `host`) and sets up its network. With a network other than loopback the pod's namespace is
+   * made beside the create and the network's set-up runs in it while the runtime starts the infra
+   * process there (the two overlap). All or nothing: on failure the network is torn down, the
+   * infra and its namespace removed. `hostNet`: the host's network, nothing to set up. The pause
+   * image (PAUSE_IMAGE, which `body` names) is made first if it is missing.
+   */
+  async run(o: {
+    body: Record<string, unknown>;
+    name: string;
+    hostNet: boolean;
+    net: PodNetSpec;
+  }): Promise<ContainerId> {
+    const { k8s } = this;
+    const t0 = performance.now();
+    await k8s.ensurePauseImage();
+    const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNetnsPath() : undefined;
+    const made = netnsPath ? k8s.makePodNetns(netnsPath) : Promise.resolve();
+    made.catch(() => undefined);
+    let id: ContainerId;
+    try {
+      id = await k8s.create(o.body, o.name, undefined, netnsPath);
+    } catch (e) {
+      if (netnsPath) await made.then(() => k8s.dropPodNetns(netnsPath)).catch(() => undefined);
+      throw e;
+    }
+    const tCreated = performance.now();
+    try {
+      await made;
+      if (!o.hostNet) this.note(id, { ip: '', additionalIps: [], down: false, ready: false });
+      let tStarted = 0;
+      let tWired = 0;
+      const started = k8s.start(id).then(() => void (tStarted = performance.now()));
+      const wired = netnsPath
+        ? k8s.network.setUp({ ...o.net, id, netns: netnsPath }).then((n) => ((tWired = performance.now()), n))
+        : null;
+      const [s, w] = await Promise.allSettled([started, wired]);
+      if (s.status === 'rejected') throw s.reason;
+      if (w.status === 'rejected') throw w.reason;
+      if (!o.hostNet) {
+        const net = w.value ?? (await k8s.network.setUp({ ...o.net, id, netns: k8s.netnsOf(id) }));
+        this.note(id, { ...net, down: false, ready: true });
+      }
+      const ms = (t: number) => +(t - t0).toFixed(1);
+      log.debug('pod sandbox ready', {
+        id,
+        createdMs: ms(tCreated),
+        startedMs: ms(tStarted),
+        wiredMs: tWired ? ms(tWired) : null,
+        totalMs: ms(performance.now()),
+      });
+    } catch (e) {
+      if (!o.hostNet)
+        await k8s.network
+          .tearDown({ ...o.net, id, netns: netnsPath ?? '' })
+          .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
+      await k8s.remove(id).catch(() => undefined);
+      throw e;
+    }
+    return id;
+  }
+
+  /** Stops the pod's containers (at once: the kubelet stopped them gracefully before), its network, its infra. */
+  async stop(infra: K8sContainer, containers: K8sContainer[], o: { hostNet: boolean; net: PodNetSpec }): Promise<void> {
+    for (const c of containers) await this.k8s.stop(c.id, 0);
+    await this.tearDown(infra, o);
+    await this.k8s.stop(infra.id, 0);
+  }
+
+  /** Removes the pod's containers, its network (if still up), its infra and its namespace. Idempotent. */
+  async remove(
+    infra: K8sContainer,
+    containers: K8sContainer[],
+    o: { hostNet: boolean; net: PodNetSpec },
+  ): Promise<void> {
+    for (const c of containers) await this.k8s.remove(c.id);
+    await this.tearDown(infra, o);
+    await this.k8s.remove(infra.id);
+  }
+
+  /** The network's teardown while the namespace still exists (DEL finds the pod's interfaces), once. */
+  private async tearDown(infra: K8sContainer, o: { hostNet: boolean; net: PodNetSpec }): Promise<void> {
+    const state = this.netState(infra);
+    if (o.hostNet || state.down) return;
+    let netns = '';
+    try {
+      netns = this.k8s.netnsOf(infra.id);
+    } catch {
+      /* the infra process is gone: tear down what the network knows */
+    }
+    await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns });
+    this.note(infra.id, { ...state, down: true, ready: false });
+  }
+
+  private note(id: string, s: PodNetState): void {
+    this.k8s.setNote(id, POD_NET_LABEL, JSON.stringify(s));
+  }
+}
