@@ -18,6 +18,7 @@ import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
 import { dateOf, systemClock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
+import { restoreGate } from '../api/restore.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
 import { systemRoutes } from '../api/routes/system.js';
@@ -228,7 +229,12 @@ async function main(): Promise<void> {
         .onExit(id)
         .catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })),
   );
-  await reconcile(engine);
+  // live restore: the API opens while it runs; requests wait for the containers they concern
+  // (engine/restore-gate.ts, api/restore.ts); the runtime's leftover cgroups go once it is done
+  const restored = reconcile(engine);
+  void restored
+    .then(() => services.runtime.pruneCgroups((id) => engine.hasTask(id)))
+    .catch((e: unknown) => log.error('live restore failed', { err: errorMessage(e) }));
   const builder = new Builder({
     root: join(flags.root, 'builder'),
     scratch: join(flags.execRoot, 'builder'),
@@ -247,6 +253,7 @@ async function main(): Promise<void> {
   // the front door gets the verbs, not the engine's services
   const verbs = new Verbs(engine, { builder, clock });
   const router = new Router();
+  router.gate = restoreGate(verbs.system);
   systemRoutes(router, verbs.system, { id: daemonId, startedAt: dateOf(clock) });
   containerRoutes(router, verbs);
   containerIoRoutes(router, verbs);

@@ -45,6 +45,11 @@ export class ContainerStore {
     return [...this.byId.values()];
   }
 
+  /** By full id only (no name, no prefix scan). */
+  byFullId(id: string): ContainerRecord | undefined {
+    return this.byId.get(id);
+  }
+
   /** Finds by full id, name (with or without '/'), or unique id prefix. */
   find(ref: string): ContainerRecord | undefined {
     const exact = this.byId.get(ref) ?? this.byName.get(ref.replace(/^\//, ''));
