@@ -12,7 +12,13 @@
 //   node scale-client.mjs SOCK wait-listed N TIMEOUT_S   polls until N running are listed: {ping_ms, listed_ms}
 //                                                       measured from the call (start it right after the restart)
 //   node scale-client.mjs SOCK events                    ms until a started container's `start` event arrives
+//   node scale-client.mjs SOCK attach REF LINE           attach, write LINE, wait for `got LINE`: {ok, ms}
+//   node scale-client.mjs SOCK ids                       every container's id, one a line
+//   node scale-client.mjs - pss REGEX                    monitors (cmdline matching REGEX) + children: PSS/RSS
+//   node scale-client.mjs - leftovers IDS ROOT [PARENT]  cgroups/processes/dirs/netns/mounts left of IDS
+import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 
 const [sock, cmd, ...rest] = process.argv.slice(2);
 if (!sock || !cmd) {
@@ -20,6 +26,15 @@ if (!sock || !cmd) {
   process.exit(2);
 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+// podman 4.3's defaults fail on this host (no CAP_SYS_RESOURCE above nofile 20000): SCALE_ULIMITS=1 sets them
+const ULIMITS = process.env.SCALE_ULIMITS
+  ? {
+      Ulimits: [
+        { Name: 'nofile', Soft: 1024, Hard: 1024 },
+        { Name: 'nproc', Soft: 1024, Hard: 1024 },
+      ],
+    }
+  : {};
 
 function request(method, path, body, timeoutMs = 120_000) {
   return new Promise((resolve, reject) => {
@@ -71,7 +86,7 @@ async function start(n, clients, prefix) {
         const c = await json('POST', `/v1.41/containers/create?name=${prefix}${i}`, {
           Image: 'busybox',
           Cmd: ['sleep', '1d'],
-          HostConfig: { NetworkMode: 'none' },
+          HostConfig: { NetworkMode: 'none', ...ULIMITS },
         });
         await json('POST', `/v1.41/containers/${c.Id}/start`);
         started++;
@@ -195,6 +210,131 @@ async function events() {
   return { start_event_ms: round(ms), history_hour_ms: hist.median_ms };
 }
 
+/** Processes whose command line matches `re` (the monitors), with their children: count and PSS/RSS sums (kB). */
+function pss(re) {
+  const procs = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      procs.push({ pid: Number(d), ppid, cmd: fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ') });
+    } catch {
+      /* gone */
+    }
+  }
+  const rx = new RegExp(re);
+  const monitors = new Set(procs.filter((p) => rx.test(p.cmd) && !/scale-client/.test(p.cmd)).map((p) => p.pid));
+  const children = procs.filter((p) => monitors.has(p.ppid) && !monitors.has(p.pid)).map((p) => p.pid);
+  const sum = (pids) => {
+    let pssKb = 0;
+    let rssKb = 0;
+    for (const pid of pids) {
+      try {
+        const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+        pssKb += Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+        rssKb += Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+      } catch {
+        /* gone */
+      }
+    }
+    return { pssKb, rssKb };
+  };
+  const m = sum(monitors);
+  const c = sum(children);
+  return {
+    monitors: monitors.size,
+    children: children.length,
+    monitor_pss_kb: m.pssKb,
+    monitor_rss_kb: m.rssKb,
+    child_pss_kb: c.pssKb,
+    child_rss_kb: c.rssKb,
+  };
+}
+
+/**
+ * What is left of the containers whose ids are in `idsFile` (one a line): cgroups under
+ * `/sys/fs/cgroup/<h>/<parent>/<id>` (every hierarchy, or v2's), processes naming the id, dirs
+ * under `root/containers`, berth's named netns, and mounts under `root`.
+ */
+function leftovers(idsFile, root, parent) {
+  const ids = fs.readFileSync(idsFile, 'utf8').split('\n').filter(Boolean);
+  const hier = fs.readdirSync('/sys/fs/cgroup', { withFileTypes: true }).filter((e) => e.isDirectory());
+  const v1 = fs.existsSync('/sys/fs/cgroup/memory');
+  let cgroups = 0;
+  for (const id of ids) {
+    const dirs = v1 ? hier.map((h) => `/sys/fs/cgroup/${h.name}/${parent}/${id}`) : [`/sys/fs/cgroup/${parent}/${id}`];
+    for (const d of dirs) if (fs.existsSync(d)) cgroups++;
+  }
+  const idSet = new Set(ids);
+  let processes = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const words = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (words.some((w) => idSet.has(w) || [...w.matchAll(/[0-9a-f]{64}/g)].some((m) => idSet.has(m[0])))) processes++;
+    } catch {
+      /* gone */
+    }
+  }
+  let dirs = 0;
+  try {
+    for (const n of fs.readdirSync(`${root}/containers`)) if (idSet.has(n)) dirs++;
+  } catch {
+    /* none */
+  }
+  let netns = 0;
+  try {
+    const names = new Set(fs.readdirSync('/run/netns'));
+    for (const id of ids) if (names.has(`berth-${id.slice(0, 16)}`)) netns++;
+  } catch {
+    /* none */
+  }
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => (l.split(' ')[4] ?? '').startsWith(`${root}/`)).length;
+  return { ids: ids.length, cgroups, processes, dirs, netns, mounts };
+}
+
+/**
+ * Attaches to container `ref` (stdin, stdout, stderr; hijacked as the docker CLI does), writes
+ * `line` and waits for `got <line>` to come back: {ok, ms}.
+ */
+function attach(ref, line) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const s = net.connect(sock);
+    let buf = Buffer.alloc(0);
+    let headers = false;
+    const done = (ok) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ ok, ms: round(performance.now() - t0) });
+    };
+    const timer = setTimeout(() => done(false), 20_000);
+    s.on('error', () => done(false));
+    s.on('connect', () =>
+      s.write(
+        `POST /v1.41/containers/${ref}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\n` +
+          'Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n',
+      ),
+    );
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!headers) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 (101|200)/.test(buf.toString('latin1', 0, 12))) return done(false);
+        headers = true;
+        buf = buf.subarray(end + 4);
+        s.write(`${line}\n`);
+      }
+      if (buf.toString('latin1').includes(`got ${line}`)) done(true);
+    });
+  });
+}
+
 let out;
 switch (cmd) {
   case 'start':
@@ -211,6 +351,23 @@ switch (cmd) {
     break;
   case 'wait-listed':
     out = await waitListed(Number(rest[0]), Number(rest[1] ?? 600));
+    break;
+  case 'ids': {
+    const list = await json('GET', '/v1.41/containers/json?all=1');
+    out = list.map((c) => c.Id).join('\n');
+    process.stdout.write(out + '\n');
+    agent.destroy();
+    process.exit(0);
+    break;
+  }
+  case 'attach':
+    out = await attach(rest[0], rest[1]);
+    break;
+  case 'pss':
+    out = pss(rest[0]);
+    break;
+  case 'leftovers':
+    out = leftovers(rest[0], rest[1], rest[2] ?? 'berth');
     break;
   case 'events':
     out = await events();

@@ -81,6 +81,31 @@ export async function factsOf(
   withSize: boolean,
   ctx?: ListContext,
 ): Promise<ContainerFacts> {
+  const facts = factsNow(e, rec, ctx);
+  if (withSize && ctx?.sizes) {
+    const rw = ctx.sizes.rw.get(rec.id) ?? 0;
+    facts.size = { rw, rootFs: rw + (ctx.sizes.image.get(rec.imageId) ?? 0) };
+  } else if (withSize) {
+    const rw = await e.snapshots.usage(rec.id).catch(() => 0);
+    facts.size = { rw, rootFs: rw + (e.images.list().find((i) => i.id === rec.imageId)?.size ?? 0) };
+  }
+  return facts;
+}
+
+/**
+ * The facts without sizes, or with the sizes a list measured (`ctx.sizes`): synchronous, so a list
+ * makes no promise per container (each is an async hook under the API's request scope).
+ */
+export function listFacts(e: Engine, rec: ContainerRecord, ctx: ListContext): ContainerFacts {
+  const facts = factsNow(e, rec, ctx);
+  if (ctx.sizes) {
+    const rw = ctx.sizes.rw.get(rec.id) ?? 0;
+    facts.size = { rw, rootFs: rw + (ctx.sizes.image.get(rec.imageId) ?? 0) };
+  }
+  return facts;
+}
+
+function factsNow(e: Engine, rec: ContainerRecord, ctx: ListContext | undefined): ContainerFacts {
   const eps = ctx ? (ctx.endpoints.get(rec.id) ?? []) : e.networks.endpoints({ containerId: rec.id });
   const networks: ContainerFacts['networks'] = [];
   for (const [id, req] of rec.networks ?? []) {
@@ -101,13 +126,6 @@ export async function factsOf(
     volumePaths,
     defaultEndpoint: eps.find((x) => (ctx ? ctx.networks.get(x.networkId) : e.networks.find(x.networkId))?.isDefault),
   };
-  if (withSize && ctx?.sizes) {
-    const rw = ctx.sizes.rw.get(rec.id) ?? 0;
-    facts.size = { rw, rootFs: rw + (ctx.sizes.image.get(rec.imageId) ?? 0) };
-  } else if (withSize) {
-    const rw = await e.snapshots.usage(rec.id).catch(() => 0);
-    facts.size = { rw, rootFs: rw + (e.images.list().find((i) => i.id === rec.imageId)?.size ?? 0) };
-  }
   return facts;
 }
 

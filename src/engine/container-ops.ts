@@ -14,6 +14,7 @@ import {
   containerMatches,
   factsOf,
   listContext,
+  listFacts,
   listSizes,
   type ContainerFacts,
 } from './container-facts.js';
@@ -57,7 +58,7 @@ export class ContainerVerbs {
     list.sort((a, b) => created.get(b)! - created.get(a)!);
     if (o.limit !== undefined && o.limit > 0) list = list.slice(0, o.limit);
     if (o.size) ctx.sizes = await listSizes(this.e, list);
-    return Promise.all(list.map((c) => factsOf(this.e, c, o.size, ctx)));
+    return list.map((c) => listFacts(this.e, c, ctx));
   }
 
   inspect(ref: string, size: boolean): Promise<ContainerFacts> {

@@ -140,15 +140,21 @@ export class Engine {
     });
   }
 
+  // plain concatenation, not path.join (a list asks these of every container: join's normalising
+  // was 3 ms of a 2,000-container list); ids are hex from the records, nothing to normalise
   containerDir(id: string): string {
-    return join(this.root, 'containers', id);
+    return `${this.containersRoot}/${id}`;
   }
   rootfsOf(id: string): string {
-    return join(this.containerDir(id), 'rootfs');
+    return `${this.containersRoot}/${id}/rootfs`;
   }
   logPathOf(id: string): string {
-    return join(this.containerDir(id), 'ctr.log');
+    return `${this.containersRoot}/${id}/ctr.log`;
   }
+  private get containersRoot(): string {
+    return (this.containersRootPath ??= join(this.root, 'containers'));
+  }
+  private containersRootPath: string | undefined;
 
   get(ref: string): ContainerRecord {
     return this.store.get(ref);
