@@ -175,7 +175,7 @@ async function events() {
   const c = await json('POST', '/v1.41/containers/create', {
     Image: 'busybox',
     Cmd: ['true'],
-    HostConfig: { NetworkMode: 'none' },
+    HostConfig: { NetworkMode: 'none', ...ULIMITS },
   });
   const t0 = { v: 0 };
   const got = new Promise((resolve, reject) => {

@@ -4,8 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 
 const [resFile, out, n, nOther] = process.argv.slice(2);
+// RES may name several runs' JSON lines, comma-separated (engines run apart, reported side by side)
 const res = {};
-for (const line of fs.readFileSync(resFile, 'utf8').split('\n').filter(Boolean)) {
+const lines = resFile.split(',').flatMap((f) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean));
+for (const line of lines) {
   const { engine, key, value } = JSON.parse(line);
   (res[engine] ??= {})[key] = value;
 }

@@ -49,13 +49,14 @@ cleanup() {
   [ -d "$WORK/podman-root" ] && timeout 300 $PODMAN_BIN rm -af -t 0 >/dev/null 2>&1
   for e in berthd dockerd podman; do kill_leftovers "$e"; done
   release_work "$WORK"
+  mkdir -p "$WORK.logs" && cp "$WORK"/*.log "$WORK.logs/" 2>/dev/null # the daemons' logs, kept next to it
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-emit() { printf '{"engine":"%s","key":"%s","value":%s}\n' "$1" "$2" "$3" >>"$RES"; }
+emit() { printf '{"engine":"%s","key":"%s","value":%s}\n' "$1" "$2" "${3:-null}" >>"$RES"; }
 now_ms() { date +%s%3N; }
 
 # median wall ms of RUNS runs of a command (output discarded)
@@ -167,10 +168,13 @@ run_engine() {
   want=$($CLIENT "$SOCK" count | jq .running)
   log "$e: kill -9 and restart ($want running)"
   kill -9 "$DAEMON_PID"
-  # dockerd's own containerd dies with it (the engine as a whole); the shims keep the containers
-  [ "$e" = dockerd ] && pkill -9 -f "containerd --config $WORK/docker-exec" 2>/dev/null
+  # (dockerd's own containerd dies with it; the shims keep the containers)
   sleep 0.5
   [ "$e" = berthd ] && rm -f "$SOCK" # a stale socket refuses: its removal is what the restart does too
+  # as a supervisor would after a crash: dockerd refuses to start while its pid files name a live
+  # process (dockerd's, and its containerd's, which dies with it), and on this busy machine a dead
+  # one's pid is soon someone else's
+  rm -f "$WORK/dockerd.pid" "$WORK/docker-exec/containerd/containerd.pid"
   local t0
   t0=$(now_ms)
   "start_$e"
@@ -191,7 +195,13 @@ run_engine() {
   local ok=0
   for w in 1 2 3; do
     [ "$($CLIENT "$SOCK" attach "witness$w" "ping$w" | jq .ok)" = true ] || continue
-    $D logs "witness$w" 2>&1 | grep -q "before restart" && $D logs "witness$w" 2>&1 | grep -q "got ping$w" && ok=$((ok + 1))
+    for _ in $(seq 20); do # the log file may lag the attach stream a little
+      if $D logs "witness$w" 2>&1 | tr '\n' ' ' | grep -q "^before restart .*got ping$w"; then
+        ok=$((ok + 1))
+        break
+      fi
+      sleep 0.25
+    done
   done
   emit "$e" witnesses_attach_and_logs_ok "$ok"
 
@@ -226,5 +236,6 @@ for e in $ENGINES; do
   run_engine "$e" "$n" || log "$e: failed (see $WORK/$e*.log)"
 done
 
+cp "$RES" "$OUT.jsonl" # the raw figures: scale-report.mjs can put runs made apart side by side
 node "$REPO/bench/scale-report.mjs" "$RES" "$OUT" "$N" "$N_OTHER"
 log "results: $OUT.md"
