@@ -58,6 +58,7 @@ const rows = [
   ['kernel Slab growth per container MB', (e) => per(e, res[e].slab_delta_kb)],
   ['daemon RSS MB', (e) => mb(res[e].daemon_rss_kb)],
   ['containerd RSS MB', (e) => mb(res[e].containerd_rss_kb)],
+  ['daemon open files', (e) => res[e].daemon_fds ?? ''],
   ['kill -9, restart: /_ping ms', (e) => res[e].restart?.ping_ms ?? ''],
   ['kill -9, restart: all listed ms', (e) => res[e].restart?.listed_ms ?? ''],
   ['sample: same processes after restart', (e) => res[e].same_processes_after_restart ?? ''],

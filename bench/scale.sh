@@ -154,6 +154,7 @@ run_engine() {
   emit "$e" events "$($CLIENT "$SOCK" events)"
   emit "$e" monitors "$($CLIENT - pss "$(monitor_re "$e")")"
   emit "$e" daemon_rss_kb "$(daemon_rss_kb "$e")"
+  emit "$e" daemon_fds "$(ls "/proc/$DAEMON_PID/fd" | wc -l)"
   if [ "$e" = dockerd ]; then
     emit "$e" containerd_rss_kb "$(awk '/^VmRSS/{print $2}' /proc/"$(pgrep -f "containerd --config $WORK/docker-exec" | head -1)"/status 2>/dev/null || echo 0)"
   fi
