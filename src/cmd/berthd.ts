@@ -231,7 +231,8 @@ async function main(): Promise<void> {
   );
   // live restore: the API opens while it runs; requests wait for the containers they concern
   // (engine/restore-gate.ts, api/restore.ts); the runtime's leftover cgroups go once it is done
-  const restored = reconcile(engine);
+  let listening: () => void = () => undefined;
+  const restored = reconcile(engine, { startAfter: new Promise<void>((r) => (listening = r)) });
   void restored
     .then(() => services.runtime.pruneCgroups((id) => engine.hasTask(id)))
     .catch((e: unknown) => log.error('live restore failed', { err: errorMessage(e) }));
@@ -277,6 +278,7 @@ async function main(): Promise<void> {
     server.listen(sock, () => resolve());
   });
   await fsp.chmod(sock, 0o660);
+  listening(); // live restore's pass begins (requests wait on its gate meanwhile)
   log.info('berthd ready', {
     socket: sock,
     root: flags.root,

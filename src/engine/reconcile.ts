@@ -17,7 +17,7 @@
  * (conmon's pid file, /proc, the freezer state: synchronous reads, a few microseconds each) and
  * spawns no process. The daemon answers meanwhile: `reconcile` closes the engine's RestoreGate
  * before it returns, a request waits for the containers it concerns (./restore-gate.ts), and the
- * pass yields to the event loop every YIELD_EVERY containers so that /_ping and the hurried
+ * pass yields to the event loop at least every 10 ms so that /_ping and the hurried
  * requests are served. Orphaned container dirs are cleaned up after the gate opened, and the
  * restart policies' starts go 4 at a time.
  */
@@ -77,25 +77,30 @@ interface Probe {
   frozen: boolean | null;
 }
 
-/** Containers restored between two yields to the event loop (the healthy case is synchronous reads). */
-const YIELD_EVERY = 64;
+/**
+ * At most this long (ms) between two yields to the event loop: the healthy case is synchronous
+ * reads, whose cost grows with the machine's load (~2 ms a container at load 19 with 6,449
+ * containers, against 0.1 ms on a quiet machine); a count-based yield let the daemon's own start
+ * (and its socket) wait 13 s behind restore.
+ */
+const YIELD_MS = 10;
 
 /**
- * `fn` over `items`, `limit` at a time. Every `yieldEvery` calls all workers wait for one turn of the
- * event loop: calls that complete at once (file reads made synchronously) would otherwise chain
+ * `fn` over `items`, `limit` at a time. Every `yieldMs` all workers wait for one turn of the event
+ * loop: calls that complete at once (file reads made synchronously) would otherwise chain
  * microtasks and starve the API's sockets for the whole pass.
  */
-async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>, yieldEvery = Infinity) {
+async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>, yieldMs = Infinity) {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
-  let sinceYield = 0;
+  let lastYield = performance.now();
   let pause: Promise<void> | null = null;
   const worker = async () => {
     for (let i = next++; i < items.length; i = next++) {
       if (pause) await pause;
       out[i] = await fn(items[i]!);
-      if (++sinceYield >= yieldEvery && !pause) {
-        sinceYield = 0;
+      if (!pause && performance.now() - lastYield >= yieldMs) {
+        lastYield = performance.now();
         pause = new Promise((r) =>
           setImmediate(() => {
             pause = null;
@@ -111,10 +116,11 @@ async function inParallel<T, R>(items: T[], limit: number, fn: (t: T) => Promise
 
 /**
  * Live restore. Closes `d.restoreGate` before it returns (so the caller may open the API right
- * after calling it) and opens it when every container is restored; the promise resolves after the
- * cleanup that follows (orphans, restart policies).
+ * after calling it) and opens it when every container is restored; the pass begins once
+ * `o.startAfter` settled (berthd: once its socket listens, so that its own start-up does not wait
+ * behind the pass). The promise resolves after the cleanup that follows (orphans, restart policies).
  */
-export function reconcile(d: ReconcileDeps): Promise<void> {
+export function reconcile(d: ReconcileDeps, o: { startAfter?: Promise<unknown> } = {}): Promise<void> {
   const { store } = d;
   const toRestart: string[] = [];
   const t0 = performance.now();
@@ -134,7 +140,9 @@ export function reconcile(d: ReconcileDeps): Promise<void> {
   d.restoreGate?.begin(tasks);
   return (async () => {
     try {
-      await inParallel([...tasks.values()], CONCURRENCY, (task) => task(), YIELD_EVERY);
+      // the pass waits for the daemon to be listening (berthd's startAfter); a hurried request runs its task before
+      await o.startAfter?.catch(() => undefined);
+      await inParallel([...tasks.values()], CONCURRENCY, (task) => task(), YIELD_MS);
     } finally {
       d.restoreGate?.finish();
     }
