@@ -22,7 +22,8 @@ fs.writeFileSync(`${out}.json`, JSON.stringify(doc, null, 2) + '\n');
 const engines = Object.keys(res);
 const mb = (kb) => (kb === undefined ? '' : (kb / 1024).toFixed(1));
 const per = (e, kb) => {
-  const started = res[e]?.start?.started ?? 0;
+  // a start cut short (its client stopped) reports nothing: the running count stands in
+  const started = res[e]?.start?.started ?? res[e]?.count?.running ?? 0;
   return kb === undefined || !started ? '' : (kb / 1024 / started).toFixed(2);
 };
 const rows = [
