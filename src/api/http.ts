@@ -62,8 +62,15 @@ function decodeParam(p: string): string {
   }
 }
 
+/**
+ * What a matched request waits for before its handler runs (undefined: nothing). berthd's is
+ * live restore's (./restore.ts): the API answers while containers are still being restored.
+ */
+export type RequestGate = (method: string, path: string) => Promise<void> | undefined;
+
 export class Router {
   private readonly routes: Route[] = [];
+  gate: RequestGate | undefined;
 
   /** `path` uses `{name}` for one segment and `{name*}` for the rest (image names with slashes). */
   on(method: string, path: string, handler: Handler): this {
@@ -334,6 +341,8 @@ export function createApiServer(router: Router): Server {
       const refusal = explicit ? versionRefusal(version) : null;
       if (refusal) throw invalidArgument(refusal);
       ctx.params = m.params;
+      const gate = router.gate?.(req.method ?? 'GET', path);
+      if (gate) await gate;
       if (upgrade) await (upgrade as { ready?: Promise<void> }).ready;
       await m.handler(ctx);
       ended = true;

@@ -22,6 +22,7 @@ import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
 import { dateOf, systemClock, type Clock } from '../base/clock.js';
 import { reconcile } from '../engine/reconcile.js';
+import { restoreGate } from '../api/restore.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
 import { systemRoutes } from '../api/routes/system.js';
@@ -325,7 +326,13 @@ async function main(): Promise<void> {
         .onExit(id)
         .catch((e: unknown) => log.error('exit handling failed', { id, err: errorMessage(e) })),
   );
-  await reconcile(engine);
+  // live restore: the API opens while it runs; requests wait for the containers they concern
+  // (engine/restore-gate.ts, api/restore.ts); the runtime's leftover cgroups go once it is done
+  let listening: () => void = () => undefined;
+  const restored = reconcile(engine, { startAfter: new Promise<void>((r) => (listening = r)) });
+  void restored
+    .then(() => services.runtime.pruneCgroups((id) => engine.hasTask(id)))
+    .catch((e: unknown) => log.error('live restore failed', { err: errorMessage(e) }));
   const builder = new Builder({
     root: join(flags.root, 'builder'),
     scratch: join(flags.execRoot, 'builder'),
@@ -344,6 +351,7 @@ async function main(): Promise<void> {
   // the front door gets the verbs, not the engine's services
   const verbs = new Verbs(engine, { builder, clock });
   const router = new Router();
+  router.gate = restoreGate(verbs.system);
   systemRoutes(router, verbs.system, { id: daemonId, startedAt: dateOf(clock) });
   containerRoutes(router, verbs);
   containerIoRoutes(router, verbs);
@@ -371,6 +379,7 @@ async function main(): Promise<void> {
     server.listen(sock, () => resolve());
   });
   await fsp.chmod(sock, 0o660);
+  listening(); // live restore's pass begins (requests wait on its gate meanwhile)
   log.info('berthd ready', {
     socket: sock,
     root: flags.root,
@@ -422,7 +431,8 @@ async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock
   });
   await stream.start();
   service.stream = stream;
-  const server = new CriServer(service, socket);
+  // live restore: every CRI call but Version waits for it to have gone over every container
+  const server = new CriServer(service, socket, () => verbs.system.restored(null));
   await server.start();
   log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
   return {

@@ -432,6 +432,17 @@ function checkStreams(r: { tty: boolean; stdin: boolean; stdout: boolean; stderr
   if (r.tty && r.stderr) throw invalidArgument('tty and stderr cannot both be set (a terminal has one output)');
 }
 
+/** Each handler but Version run once `restored` has settled. */
+function afterRestore<H extends object>(handlers: H, restored: () => Promise<void>): H {
+  const gated: Record<string, unknown> = {};
+  for (const [name, h] of Object.entries(handlers))
+    gated[name] =
+      name === 'Version' || typeof h !== 'function'
+        ? h
+        : (...args: unknown[]) => void restored().then(() => (h as (...a: unknown[]) => void)(...args));
+  return gated as H;
+}
+
 /** The gRPC server on its unix socket. */
 export class CriServer {
   private readonly server = new Server({
@@ -439,13 +450,19 @@ export class CriServer {
     'grpc.max_receive_message_length': 16 << 20,
   });
 
+  /**
+   * `restored`: resolves once berthd's live restore has gone over every container
+   * (engine/restore-gate.ts). Every call but Version waits for it, so no answer shows a container
+   * as it was before the daemon's restart (running when its process died meanwhile).
+   */
   constructor(
     readonly service: CriService,
     private readonly socketPath: string,
+    restored: () => Promise<void> = () => Promise.resolve(),
   ) {
     const defs = loadCri();
-    this.server.addService(defs.RuntimeService, service.runtimeHandlers());
-    this.server.addService(defs.ImageService, service.imageHandlers());
+    this.server.addService(defs.RuntimeService, afterRestore(service.runtimeHandlers(), restored));
+    this.server.addService(defs.ImageService, afterRestore(service.imageHandlers(), restored));
   }
 
   async start(): Promise<void> {

@@ -31,11 +31,85 @@ export interface ContainerFacts {
   size?: { rw: number; rootFs: number };
 }
 
-export async function factsOf(e: Engine, rec: ContainerRecord, withSize: boolean): Promise<ContainerFacts> {
-  const eps = e.networks.endpoints({ containerId: rec.id });
+/**
+ * What a list reads once for all its containers, instead of per container: the endpoints and port
+ * bindings of every container (two queries, not two per container: 25-45 ms of a 1,000-container
+ * `ps`), and with `size` the writable layers' bytes (one `du` per few hundred, not a process per
+ * container: 2.2 s at 1,000) and the images' sizes.
+ */
+export interface ListContext {
+  endpoints: ReadonlyMap<string, Endpoint[]>;
+  ports: ReadonlyMap<string, PortBinding[]>;
+  /** every network by id */
+  networks: ReadonlyMap<string, NetworkRecord>;
+  sizes?: { rw: ReadonlyMap<string, number>; image: ReadonlyMap<string, number> };
+}
+
+const grouped = <T extends { containerId: string }>(xs: T[]): Map<string, T[]> => {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const l = m.get(x.containerId);
+    if (l) l.push(x);
+    else m.set(x.containerId, [x]);
+  }
+  return m;
+};
+
+/** The ListContext of a list: every container's endpoints and ports, the networks. */
+export function listContext(e: Engine): ListContext {
+  return {
+    endpoints: grouped(e.networks.endpoints()),
+    ports: grouped(e.networks.ports()),
+    networks: new Map(e.networks.list().map((n) => [n.Id, n])),
+  };
+}
+
+/** The sizes a list with `size` shows, for `recs`. */
+export async function listSizes(
+  e: Engine,
+  recs: readonly ContainerRecord[],
+): Promise<NonNullable<ListContext['sizes']>> {
+  return {
+    rw: await e.snapshots.usages(recs.map((r) => r.id)),
+    image: new Map(e.images.list().map((i) => [i.id, i.size])),
+  };
+}
+
+export async function factsOf(
+  e: Engine,
+  rec: ContainerRecord,
+  withSize: boolean,
+  ctx?: ListContext,
+): Promise<ContainerFacts> {
+  const facts = factsNow(e, rec, ctx);
+  if (withSize && ctx?.sizes) {
+    const rw = ctx.sizes.rw.get(rec.id) ?? 0;
+    facts.size = { rw, rootFs: rw + (ctx.sizes.image.get(rec.imageId) ?? 0) };
+  } else if (withSize) {
+    const rw = await e.snapshots.usage(rec.id).catch(() => 0);
+    facts.size = { rw, rootFs: rw + (e.images.list().find((i) => i.id === rec.imageId)?.size ?? 0) };
+  }
+  return facts;
+}
+
+/**
+ * The facts without sizes, or with the sizes a list measured (`ctx.sizes`): synchronous, so a list
+ * makes no promise per container (each is an async hook under the API's request scope).
+ */
+export function listFacts(e: Engine, rec: ContainerRecord, ctx: ListContext): ContainerFacts {
+  const facts = factsNow(e, rec, ctx);
+  if (ctx.sizes) {
+    const rw = ctx.sizes.rw.get(rec.id) ?? 0;
+    facts.size = { rw, rootFs: rw + (ctx.sizes.image.get(rec.imageId) ?? 0) };
+  }
+  return facts;
+}
+
+function factsNow(e: Engine, rec: ContainerRecord, ctx: ListContext | undefined): ContainerFacts {
+  const eps = ctx ? (ctx.endpoints.get(rec.id) ?? []) : e.networks.endpoints({ containerId: rec.id });
   const networks: ContainerFacts['networks'] = [];
   for (const [id, req] of rec.networks ?? []) {
-    const net = e.networks.find(id);
+    const net = ctx ? ctx.networks.get(id) : e.networks.find(id);
     if (net) networks.push({ net, req, endpoint: eps.find((x) => x.networkId === id) });
   }
   const volumePaths = new Map<string, string>();
@@ -47,15 +121,11 @@ export async function factsOf(e: Engine, rec: ContainerRecord, withSize: boolean
     dir: e.containerDir(rec.id),
     logPath: e.logPathOf(rec.id),
     rootfs: e.rootfsOf(rec.id),
-    ports: e.networks.ports(rec.id),
+    ports: ctx ? (ctx.ports.get(rec.id) ?? []) : e.networks.ports(rec.id),
     networks,
     volumePaths,
-    defaultEndpoint: eps.find((x) => e.networks.find(x.networkId)?.isDefault),
+    defaultEndpoint: eps.find((x) => (ctx ? ctx.networks.get(x.networkId) : e.networks.find(x.networkId))?.isDefault),
   };
-  if (withSize) {
-    const rw = await e.snapshots.usage(rec.id).catch(() => 0);
-    facts.size = { rw, rootFs: rw + (e.images.list().find((i) => i.id === rec.imageId)?.size ?? 0) };
-  }
   return facts;
 }
 
@@ -141,7 +211,9 @@ function networksOf(e: Engine, c: ContainerRecord): Array<{ name: string; id: st
 }
 
 /** `docker ps`'s filters (dockerd's keys and rules). */
-export function containerMatches(e: Engine, c: ContainerRecord, f: Filters): boolean {
+export function containerMatches(e: Engine, c: ContainerRecord, f: Filters, ctx?: ListContext): boolean {
+  const portsOf = (id: string) => (ctx ? (ctx.ports.get(id) ?? []) : e.networks.ports(id));
+  const wiredOf = (id: string) => (ctx ? ctx.endpoints.has(id) : e.networks.endpoints({ containerId: id }).length > 0);
   const any = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
   const created = (ref: string) => {
     const o = e.store.find(ref);
@@ -185,13 +257,13 @@ export function containerMatches(e: Engine, c: ContainerRecord, f: Filters): boo
     // dockerd matches both on NetworkSettings.Ports, which only a wired (running) container has:
     // `expose` any port there, `publish` one bound to a host port
     any('expose', (v) => {
-      const published = new Set(e.networks.ports(c.id).map((b) => `${b.containerPort}/${b.proto}`));
-      const wired = e.networks.endpoints({ containerId: c.id }).length > 0;
+      const published = new Set(portsOf(c.id).map((b) => `${b.containerPort}/${b.proto}`));
+      const wired = wiredOf(c.id);
       const exposed = wired ? Object.keys(c.config.ExposedPorts ?? {}) : [];
       return portsOfFilter('expose', v).some((p) => published.has(p) || exposed.includes(p));
     }) &&
     any('publish', (v) => {
-      const published = new Set(e.networks.ports(c.id).map((b) => `${b.containerPort}/${b.proto}`));
+      const published = new Set(portsOf(c.id).map((b) => `${b.containerPort}/${b.proto}`));
       return portsOfFilter('publish', v).some((p) => published.has(p));
     })
   );

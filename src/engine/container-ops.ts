@@ -9,7 +9,15 @@ import type { ContainerId } from '../base/ids.js';
 import { parseUpdateBody } from '../spec/engine-api.js';
 import { restoreOf } from './checkpoint.js';
 import { checkResources, resourcesOf } from './config.js';
-import { checkContainerFilters, containerMatches, factsOf, type ContainerFacts } from './container-facts.js';
+import {
+  checkContainerFilters,
+  containerMatches,
+  factsOf,
+  listContext,
+  listFacts,
+  listSizes,
+  type ContainerFacts,
+} from './container-facts.js';
 import type { Filters } from './filters.js';
 import { labelsMatch } from './filters.js';
 import { isActive } from './state.js';
@@ -40,12 +48,17 @@ export class ContainerVerbs {
     for (const h of f['health'] ?? [])
       if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h))
         throw invalidArgument(`Unrecognised filter value for health: ${h}`);
-    let list = this.e.store.inNamespace('').sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
     const all = o.all || (o.limit !== undefined && o.limit > 0);
+    let list = this.e.store.inNamespace('');
     if (!all && !f['status'] && !f['exited']) list = list.filter((c) => isActive(c.state.status));
-    list = list.filter((c) => containerMatches(this.e, c, f));
+    // every per-container fact read once for the whole list (container-facts.ts ListContext)
+    const ctx = listContext(this.e);
+    if (Object.keys(f).length) list = list.filter((c) => containerMatches(this.e, c, f, ctx));
+    const created = new Map(list.map((c) => [c, Date.parse(c.created)]));
+    list.sort((a, b) => created.get(b)! - created.get(a)!);
     if (o.limit !== undefined && o.limit > 0) list = list.slice(0, o.limit);
-    return Promise.all(list.map((c) => factsOf(this.e, c, o.size)));
+    if (o.size) ctx.sizes = await listSizes(this.e, list);
+    return list.map((c) => listFacts(this.e, c, ctx));
   }
 
   inspect(ref: string, size: boolean): Promise<ContainerFacts> {

@@ -24,7 +24,7 @@ export class Lifecycle {
   private readonly exitListeners = new Map<string, Array<() => void>>();
   private readonly restarts: RestartManager;
   private readonly attachBroker: AttachBroker;
-  private readonly handlingExit = new Set<string>();
+  private readonly handlingExit = new Map<string, Promise<void>>();
   /** Starts under way (API or restart manager): stop and remove wait for them to settle. */
   private readonly starting = new Map<string, Promise<boolean>>();
   /**
@@ -271,62 +271,72 @@ export class Lifecycle {
 
   /**
    * Records an exit that conmon wrote (or `forcedCode` when the monitor is gone), wakes waiters,
-   * applies the restart policy or auto-removal. Safe to call more than once per exit.
+   * applies the restart policy or auto-removal. Safe to call more than once per exit: a call while
+   * the exit is being handled resolves when that handling is done (live restore and the exit
+   * watcher both report an exit that happened while the daemon was down, and restore must not let
+   * a request through before the exit is recorded).
    */
   async onExit(id: string, forcedCode?: number): Promise<void> {
     // A short-lived process can exit before its start has recorded it as running.
     await this.settled(id);
+    const inFlight = this.handlingExit.get(id);
+    if (inFlight) return inFlight;
     const rec = this.d.store.find(id);
-    if (!rec || !hasTask(rec.state.status) || this.handlingExit.has(id)) return;
-    this.handlingExit.add(id);
+    if (!rec || !hasTask(rec.state.status)) return;
+    const handling = this.handleExit(id, rec, forcedCode);
+    this.handlingExit.set(id, handling);
     try {
-      const ex =
-        forcedCode === undefined ? await this.d.runtime.exitCode(id) : { code: forcedCode, at: dateOf(this.d.clock) };
-      if (!ex) return;
-      this.d.health.stop(id);
-      log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
-      const willRestart = shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
-      const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(id);
-      // State.OOMKilled: the OOM killer ended a process of it (the cgroup goes with the runtime's
-      // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
-      // after a child was killed, with one `oom` event.
-      const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
-      // the runtime's state goes now, unless the container goes (its removal deletes it): while the
-      // exit is recorded and told, not before (a start or removal of it waits for it: runtimeDeleted)
-      if (!autoRemove) {
-        const del = this.d.runtime.delete(id).catch(() => undefined);
-        this.deleting.set(id, del);
-        void del.then(() => this.deleting.get(id) === del && this.deleting.delete(id));
-      }
-      await this.d.containers.unwire(rec, true);
-      await this.releaseVolumes(rec);
-      const ranMs = this.d.clock.now() - Date.parse(rec.state.startedAt);
-      rec.state = {
-        ...rec.state,
-        status: willRestart ? 'restarting' : 'exited',
-        pid: 0,
-        conmonPid: 0,
-        exitCode: ex.code,
-        finishedAt: ex.at.toISOString(),
-        oomKilled,
-      };
-      // dockerd counts the restart when it decides it (RestartCount++ with SetRestarting): inspect
-      // during the back-off already shows it
-      if (willRestart) rec.restartCount++;
-      this.d.store.save(rec);
-      if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
-      this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
-      for (const l of this.exitListeners.get(id) ?? []) l();
-      this.exitListeners.delete(id);
-      this.d.waiters.exited(id, ex.code);
-      if (willRestart) this.scheduleRestart(rec, ranMs);
-      else if (autoRemove)
-        await this.d.containers
-          .remove(id, { force: true, volumes: true })
-          .catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
+      await handling;
     } finally {
       this.handlingExit.delete(id);
     }
+  }
+
+  private async handleExit(id: string, rec: ContainerRecord, forcedCode: number | undefined): Promise<void> {
+    const ex =
+      forcedCode === undefined ? await this.d.runtime.exitCode(id) : { code: forcedCode, at: dateOf(this.d.clock) };
+    if (!ex) return;
+    this.d.health.stop(id);
+    log.debug('exit seen', { id, afterMs: this.d.clock.now() - ex.at.getTime() });
+    const willRestart = shouldRestart({ ...rec, state: { ...rec.state, exitCode: ex.code } });
+    const autoRemove = !willRestart && rec.hostConfig.AutoRemove && !this.d.containers.isRemoving(id);
+    // State.OOMKilled: the OOM killer ended a process of it (the cgroup goes with the runtime's
+    // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
+    // after a child was killed, with one `oom` event.
+    const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
+    // the runtime's state goes now, unless the container goes (its removal deletes it): while the
+    // exit is recorded and told, not before (a start or removal of it waits for it: runtimeDeleted)
+    if (!autoRemove) {
+      const del = this.d.runtime.delete(id).catch(() => undefined);
+      this.deleting.set(id, del);
+      void del.then(() => this.deleting.get(id) === del && this.deleting.delete(id));
+    }
+    await this.d.containers.unwire(rec, true);
+    await this.releaseVolumes(rec);
+    const ranMs = this.d.clock.now() - Date.parse(rec.state.startedAt);
+    rec.state = {
+      ...rec.state,
+      status: willRestart ? 'restarting' : 'exited',
+      pid: 0,
+      conmonPid: 0,
+      exitCode: ex.code,
+      finishedAt: ex.at.toISOString(),
+      oomKilled,
+    };
+    // dockerd counts the restart when it decides it (RestartCount++ with SetRestarting): inspect
+    // during the back-off already shows it
+    if (willRestart) rec.restartCount++;
+    this.d.store.save(rec);
+    if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
+    this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
+    for (const l of this.exitListeners.get(id) ?? []) l();
+    this.exitListeners.delete(id);
+    this.d.waiters.exited(id, ex.code);
+    if (willRestart) this.scheduleRestart(rec, ranMs);
+    else if (autoRemove)
+      await this.d.containers
+        .remove(id, { force: true, volumes: true })
+        .catch((e: unknown) => log.warn('auto-remove failed', { id, err: errorMessage(e) }));
   }
 
   private scheduleRestart(rec: ContainerRecord, ranMs: number): void {

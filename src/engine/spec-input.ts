@@ -125,20 +125,22 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
 function defaultSysctls(hc: HostConfig): Record<string, string> {
   const mode = hc.NetworkMode ?? '';
   if (mode === 'host' || mode.startsWith('container:')) return {};
-  hostSysctls ??= {
-    ...(existsSync('/proc/sys/net/ipv4/ping_group_range') ? { 'net.ipv4.ping_group_range': '0 2147483647' } : {}),
-    ...(existsSync('/proc/sys/net/ipv4/ip_unprivileged_port_start')
-      ? { 'net.ipv4.ip_unprivileged_port_start': '0' }
-      : {}),
-  };
-  return { ...hostSysctls };
+  return { ...netSysctls() };
 }
+
 /**
- * Which of those sysctls the kernel has, asked once per daemon: the kernel does not change under
- * it, and a lookup under /proc/sys/net walks every network namespace's sysctl table (~0.1 ms each
- * here with a few thousand namespaces, four per create + start).
+ * The default sysctls this kernel has, looked up once: a lookup under /proc/sys/net costs more the
+ * more network namespaces the host has (1.2 ms each with ~3,000 containers' namespaces here, four
+ * per container's create and start: 7.7 s of a 1,000-container start run went there).
  */
-let hostSysctls: Record<string, string> | undefined;
+let kernelNetSysctls: Readonly<Record<string, string>> | undefined;
+function netSysctls(): Readonly<Record<string, string>> {
+  if (kernelNetSysctls) return kernelNetSysctls;
+  const out: Record<string, string> = {};
+  if (existsSync('/proc/sys/net/ipv4/ping_group_range')) out['net.ipv4.ping_group_range'] = '0 2147483647';
+  if (existsSync('/proc/sys/net/ipv4/ip_unprivileged_port_start')) out['net.ipv4.ip_unprivileged_port_start'] = '0';
+  return (kernelNetSysctls = out);
+}
 
 /** `--device /dev/x[:/dev/y[:rwm]]`: the host node's type, numbers, mode and owner. */
 function deviceOf(d: {

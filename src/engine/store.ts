@@ -49,6 +49,11 @@ export class ContainerStore {
     return [...this.byId.values()];
   }
 
+  /** By full id only (no name, no prefix scan). */
+  byFullId(id: string): ContainerRecord | undefined {
+    return this.byId.get(id);
+  }
+
   /** The containers of one front door's namespace. */
   inNamespace(ns: Namespace): ContainerRecord[] {
     return this.all().filter((r) => namespaceOf(r) === ns);

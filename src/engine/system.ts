@@ -37,6 +37,23 @@ export class SystemVerbs {
 
   constructor(private readonly e: Engine) {}
 
+  /**
+   * Resolves once live restore is done with container `ref` (restoring it first when its turn has
+   * not come), or with every container (`ref` null): a request that waits on this never sees a
+   * state restore has yet to correct. An unknown or ambiguous `ref` resolves at once (the verb
+   * that follows refuses it).
+   */
+  restored(ref: string | null): Promise<void> {
+    if (ref === null) return this.e.restoreGate.done();
+    let id: string | undefined;
+    try {
+      id = this.e.store.find(ref)?.id;
+    } catch {
+      id = undefined;
+    }
+    return id ? this.e.restoreGate.one(id) : Promise.resolve();
+  }
+
   /** The host's facts (`version`): runtimes, conmon, cgroups, checkpoint support. */
   host(): HostInfo {
     return this.e.runtime.host();
@@ -83,17 +100,15 @@ export class SystemVerbs {
   }> {
     const images = this.e.images.list();
     const all = this.e.store.inNamespace('');
-    const containers = await Promise.all(
-      all.map(async (rec) => ({
-        rec,
-        sizeRw: await this.e.snapshots.usage(rec.id).catch(() => 0),
-        imageSize: images.find((i) => i.id === rec.imageId)?.size ?? 0,
-      })),
-    );
+    // one du per few hundred writable layers (a du per container took 3.7 s at 1,000)
+    const rw = await this.e.snapshots.usages(all.map((c) => c.id));
+    const imageSize = new Map<string, number>(images.map((i) => [i.id, i.size]));
+    const users = new Map<string, number>();
+    for (const c of all) users.set(c.imageId, (users.get(c.imageId) ?? 0) + 1);
     return {
       layersSize: this.e.images.diskUsage().layersSize,
-      images: images.map((i) => ({ ...i, containers: all.filter((c) => c.imageId === i.id).length })),
-      containers,
+      images: images.map((i) => ({ ...i, containers: users.get(i.id) ?? 0 })),
+      containers: all.map((rec) => ({ rec, sizeRw: rw.get(rec.id) ?? 0, imageSize: imageSize.get(rec.imageId) ?? 0 })),
     };
   }
 }

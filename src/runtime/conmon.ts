@@ -22,7 +22,7 @@ export class SyncReader {
   private closed = false;
 
   constructor(
-    stream: Readable,
+    private readonly stream: Readable,
     private readonly what: string,
   ) {
     stream.on('data', (c: Buffer) => {
@@ -60,6 +60,15 @@ export class SyncReader {
       if (w) w.resolve(m);
       else this.queue.push(m);
     }
+  }
+
+  /**
+   * Closes our end. conmon keeps its end of a container's sync pipe for the container's life: a
+   * daemon that kept reading it held one descriptor per running container (10,000 containers:
+   * half of nofile here). conmon goes on without a reader, as it does after a daemon restart.
+   */
+  close(): void {
+    this.stream.destroy();
   }
 
   next(timeoutMs = 60_000): Promise<SyncMessage> {

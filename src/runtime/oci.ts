@@ -44,6 +44,8 @@ export class ConmonRuntime implements Runtime {
   private readonly d: RunDir;
   /** CRIU-backed operations (checkpoint.ts): the probe, dumps, post-copy, and the deadline of each. */
   private readonly cr: Checkpointer;
+  /** when init ran: cgroups made since are a container being created, never a leftover */
+  private openedAt = Date.now();
 
   /**
    * `checkpointDeadlineMs`: how long any one CRIU-backed operation (dump, pre-dump, restore, the
@@ -66,8 +68,7 @@ export class ConmonRuntime implements Runtime {
     for (const dir of dirs) await fsp.mkdir(dir, { recursive: true });
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       d.bins.set(name, pinBinary(rt.path, join(d.root, 'bin', name)));
-    const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth');
-    if (pruned) log.info('removed cgroups left by exited containers', { count: pruned });
+    this.openedAt = Date.now();
     this.cr.startProbe();
     if (this.info.checkpoint.capable.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
@@ -81,6 +82,12 @@ export class ConmonRuntime implements Runtime {
 
   host(): HostInfo {
     return this.info;
+  }
+
+  async pruneCgroups(keep?: (id: string) => boolean): Promise<number> {
+    const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth', this.openedAt, keep);
+    if (pruned) log.info('removed cgroups left by exited containers', { count: pruned });
+    return pruned;
   }
 
   create(o: CreateOptions, spec: SpecInput, restore?: RestoreFrom): Promise<{ pid: number; conmonPid: number }> {

@@ -110,6 +110,7 @@ export async function createTask(
     await deleteTask(d, o.id);
     throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
   }
+  h.sync.close(); // nothing more is read from it (exits come through exit files): one fd per container less
   const conmonPid = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
   return { pid: msg.data, conmonPid };
 }

@@ -355,4 +355,13 @@ export interface BuildRunner extends HostProbe {
  * state of its own beyond what conmon and the runtime keep under the run directory (so a
  * restarted daemon can reconnect). Consumers take the role they use, not this.
  */
-export interface Runtime extends TaskRuntime, ExecRuntime, StatsRuntime, CheckpointRuntime, BuildRunner {}
+export interface Runtime extends TaskRuntime, ExecRuntime, StatsRuntime, CheckpointRuntime, BuildRunner {
+  /**
+   * Removes the empty cgroups containers left under berth's parent (a crash, a runtime that gave
+   * up on a busy one), not those made since the runtime opened. Slow with thousands of containers
+   * (a failing rmdir per cgroup and hierarchy): the daemon calls it in the background once live
+   * restore is done. `keep(id)`: a container's cgroup not even looked at (a running one). Returns
+   * how many went.
+   */
+  pruneCgroups(keep?: (id: string) => boolean): Promise<number>;
+}

@@ -29,6 +29,8 @@ import type { Change, LayerInfo, LayerStore, Mount, SnapshotRecords, SnapshotSwe
 export type { LayerInfo };
 
 const run = promisify(execFile);
+/** Writable layers per `du` of `usages` (its argv stays far below ARG_MAX: ~100 bytes a path). */
+const USAGE_BATCH = 256;
 /** Bind-mount targets the engine adds; not changes of the container. */
 const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
@@ -400,6 +402,30 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     } finally {
       for (const fd of lowerFds) closeSync(fd);
     }
+    return out;
+  }
+
+  async usages(keys: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>(keys.map((k) => [k, 0]));
+    const byDir = new Map(keys.map((k) => [this.upperDir(k), k]));
+    const dirs = [...byDir.keys()];
+    const chunks: string[][] = [];
+    for (let i = 0; i < dirs.length; i += USAGE_BATCH) chunks.push(dirs.slice(i, i + USAGE_BATCH));
+    const one = async (chunk: string[]) => {
+      let stdout: string;
+      try {
+        // a deadline; a layer removed meanwhile makes du fail with the others' lines printed
+        stdout = (await run('du', ['-sb', '--', ...chunk], { timeout: 60_000, maxBuffer: 64 << 20 })).stdout;
+      } catch (e) {
+        stdout = String((e as { stdout?: unknown }).stdout ?? '');
+      }
+      for (const line of stdout.split('\n')) {
+        const tab = line.indexOf('\t');
+        const key = tab > 0 ? byDir.get(line.slice(tab + 1)) : undefined;
+        if (key !== undefined) out.set(key, Number(line.slice(0, tab)) || 0);
+      }
+    };
+    for (let i = 0; i < chunks.length; i += 2) await Promise.all(chunks.slice(i, i + 2).map(one));
     return out;
   }
 

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bench } from './fakes/engine.js';
 import { reconcile } from '../../src/engine/reconcile.js';
+import { RestoreGate } from '../../src/engine/restore-gate.js';
 import { newId } from '../../src/base/ids.js';
 import type { ContainerRecord } from '../../src/engine/record.js';
 
@@ -185,4 +186,36 @@ test('no cgroup freezer: the runtime is asked', async (t) => {
   b.runtime.tasks.get(rec.id)!.status = 'paused';
   await reconcile(b.reconcileDeps(() => null));
   assert.ok(b.runtime.calls.includes(`resume ${rec.id}`));
+});
+
+test('the restore gate: a request for one container gets it restored first; the list waits for all (issue #19)', async (t) => {
+  const b = new Bench();
+  t.after(() => b.close());
+  const recs = Array.from({ length: 200 }, () => b.add());
+  for (const rec of recs) running(b, rec);
+  const last = recs[recs.length - 1]!;
+  b.runtime.exit(last.id, 9); // died while the daemon was away; last in restore's order
+  const gate = new RestoreGate();
+  let probed = 0; // running containers whose freezer restore has read
+  const deps = {
+    ...b.reconcileDeps(),
+    restoreGate: gate,
+    frozen: async () => {
+      probed++;
+      return false;
+    },
+  };
+  const done = reconcile(deps); // closes the gate before it returns
+  let listed = false;
+  const all = gate.done().then(() => (listed = true));
+  await gate.one(last.id); // a request that asks for it hurries it
+  assert.equal(last.state.status, 'exited', 'its exit is recorded before the request goes on');
+  assert.equal(last.state.exitCode, 9);
+  assert.ok(probed < recs.length - 1, `restored before the ones ahead of it (${probed} were)`);
+  assert.equal(listed, false, 'a request for all still waits');
+  await all;
+  assert.equal(probed, recs.length - 1, 'every other one restored when the gate opens');
+  assert.ok(recs.slice(0, -1).every((r) => r.state.status === 'running'));
+  await done;
+  await gate.one(recs[0]!.id); // open: resolves at once
 });
