@@ -99,26 +99,29 @@ REF=$BR/big/img:1
 DOCKER_HOST=$BH docker load -i $WORK/big.tar >/dev/null
 DOCKER_HOST=$BH docker tag big:1 $REF
 DOCKER_HOST=$BH docker push $REF >/dev/null
-timed_pull() { # $1 DOCKER_HOST
+# CPU seconds of a daemon and its waited-for children (utime+stime+cutime+cstime): steadier than
+# wall time on a shared machine (dockerd 20.10 untars in a re-executed child, counted once it exits)
+cpu_of() { awk -v hz=$(getconf CLK_TCK) '{printf "%.2f", ($14+$15+$16+$17)/hz}' /proc/$1/stat; }
+timed_pull() { # $1 DOCKER_HOST, $2 daemon pid; prints "wall cpu" seconds
   DOCKER_HOST=$1 docker rmi -f $REF big:1 >/dev/null 2>&1 || true
   DOCKER_HOST=$1 docker image prune -af >/dev/null 2>&1 || true
   sync
-  local s=$(now)
+  local c=$(cpu_of $2) s=$(now)
   DOCKER_HOST=$1 docker pull $REF >/dev/null
-  echo "$(now) - $s" | bc
+  echo "$(echo "$(now) - $s" | bc) $(echo "$(cpu_of $2) - $c" | bc)"
 }
 for i in $(seq 1 $RUNS); do
-  T[berthd-pull]+="$(timed_pull $BH) "
-  T[dockerd-pull]+="$(timed_pull $DH) "
+  read -r w c < <(timed_pull $BH $BERTH_PID); T[berthd-pull]+="$w "; T[berthd-cpu]+="$c "
+  read -r w c < <(timed_pull $DH $DOCKERD_PID); T[dockerd-pull]+="$w "; T[dockerd-cpu]+="$c "
 done
 
 LOAD=$(uptime | sed 's/.*load average: //')
-node - "$OUT" "$TOTAL_MB" "$LAYERS" "$MIB" "$RUNS" "${T[berth-push]}" "${T[berth-pull]}" "${T[dist-push]}" "${T[dist-pull]}" "${T[berthd-pull]}" "${T[dockerd-pull]}" "${T[berth-skopeo-push]}" "${T[berth-skopeo-pull]}" "${T[dist-skopeo-push]}" "${T[dist-skopeo-pull]}" "$LOAD" <<'JS'
+node - "$OUT" "$TOTAL_MB" "$LAYERS" "$MIB" "$RUNS" "${T[berth-push]}" "${T[berth-pull]}" "${T[dist-push]}" "${T[dist-pull]}" "${T[berthd-pull]}" "${T[dockerd-pull]}" "${T[berth-skopeo-push]}" "${T[berth-skopeo-pull]}" "${T[dist-skopeo-push]}" "${T[dist-skopeo-pull]}" "${T[berthd-cpu]}" "${T[dockerd-cpu]}" "$LOAD" <<'JS'
 const fs = require('fs');
 const [out, mb, layers, mib, runs, ...rest] = process.argv.slice(2);
 const load = rest.pop();
 const med = (s) => { const v = s.trim().split(/\s+/).map(Number).sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
-const [bp, bl, dp, dl, be, de, bsp, bsl, dsp, dsl] = rest.map(med);
+const [bp, bl, dp, dl, be, de, bsp, bsl, dsp, dsl, bc, dc] = rest.map(med);
 const mbps = (t) => +(mb / t).toFixed(0);
 const res = {
   when: new Date().toISOString(), image: { layers: +layers, mib_per_layer: +mib, total_mb: +mb }, runs: +runs,
@@ -127,6 +130,7 @@ const res = {
   registry_throughput_mb_s: { berth_push: mbps(bp), distribution_push: mbps(dp), berth_pull: mbps(bl), distribution_pull: mbps(dl) },
   throughput_ratio_berth_vs_distribution: { push: +(dp / bp).toFixed(2), pull: +(dl / bl).toFixed(2) },
   engine_pull_s: { berthd: +be.toFixed(2), dockerd: +de.toFixed(2), ratio_berthd_vs_dockerd: +(be / de).toFixed(2) },
+  engine_pull_cpu_s: { berthd: +bc.toFixed(2), dockerd: +dc.toFixed(2), ratio_berthd_vs_dockerd: +(bc / dc).toFixed(2) },
   skopeo_100mib_s: { berth_push: +bsp.toFixed(3), distribution_push: +dsp.toFixed(3), berth_pull: +bsl.toFixed(3), distribution_pull: +dsl.toFixed(3),
     ratio_berth_vs_distribution: { push: +(dsp / bsp).toFixed(2), pull: +(dsl / bsl).toFixed(2) }, copies_each: +runs * 3 },
   load_average_at_end: load,
@@ -141,12 +145,12 @@ fs.writeFileSync(`${out}.md`, `# registry bench ${res.when} (medians of ${runs} 
 
 berth / distribution throughput: push **${res.throughput_ratio_berth_vs_distribution.push}x**, pull **${res.throughput_ratio_berth_vs_distribution.pull}x**
 
-| engine: \`docker pull\` from berth registry, nothing local | seconds |
-|---|---|
-| berthd | ${res.engine_pull_s.berthd} |
-| dockerd | ${res.engine_pull_s.dockerd} |
+| engine: \`docker pull\` from berth registry, nothing local | seconds | daemon CPU s |
+|---|---|---|
+| berthd | ${res.engine_pull_s.berthd} | ${res.engine_pull_cpu_s.berthd} |
+| dockerd | ${res.engine_pull_s.dockerd} | ${res.engine_pull_cpu_s.dockerd} |
 
-berthd / dockerd: **${res.engine_pull_s.ratio_berthd_vs_dockerd}**
+berthd / dockerd: **${res.engine_pull_s.ratio_berthd_vs_dockerd}** (wall), **${res.engine_pull_cpu_s.ratio_berthd_vs_dockerd}** (daemon CPU)
 
 | skopeo copy, 100 MiB image (4 x 25 MiB), fresh registry each, medians of ${runs * 3} | push s | pull s |
 |---|---|---|

@@ -57,7 +57,7 @@ import {
   symlinkAt,
   unlinkAt,
 } from '../base/syscalls.js';
-import { readTar, type TarHeader } from './tar-reader.js';
+import { readTar, TarFile, type TarHeader } from './tar-reader.js';
 
 export interface ExtractPolicy {
   /** Names the archive in messages: `layer`, `image archive`, `build context`. */
@@ -249,7 +249,7 @@ class Extractor {
     return [...h.xattrs].filter(([k]) => !k.startsWith('trusted.') && k !== 'security.selinux');
   }
 
-  async entry(h: TarHeader, body: () => AsyncGenerator<Buffer>): Promise<void> {
+  async entry(h: TarHeader, body: () => AsyncGenerator<Buffer>, copyTo?: (fd: number) => Promise<void>): Promise<void> {
     if (++this.entries > this.max) throw invalidArgument(`invalid ${this.p.what}: more than ${this.max} entries`);
     const name = cleanEntryName(h.name, this.p.what);
     if (name === '') {
@@ -272,7 +272,7 @@ class Extractor {
         throw refuse(this.p.what, h.name, `${h.type} device ${dev} is not allowed`);
     }
     try {
-      await this.make(this.parent(parentRel), name, base, h, body);
+      await this.make(this.parent(parentRel), name, base, h, body, copyTo);
     } catch (e) {
       throw this.fsError(name, e);
     }
@@ -284,6 +284,7 @@ class Extractor {
     base: string,
     h: TarHeader,
     body: () => AsyncGenerator<Buffer>,
+    copyTo?: (fd: number) => Promise<void>,
   ): Promise<void> {
     const kept = this.clear(parent, base, h.type === 'directory');
     switch (h.type) {
@@ -302,8 +303,12 @@ class Extractor {
           RESOLVE.NO_SYMLINKS | RESOLVE.BENEATH,
         );
         try {
+          // from a tar file: copied by the kernel on a worker thread (copy_file_range), never through JS
+          if (copyTo) await copyTo(fd);
           // chunks of at most a stream's buffer: written in place (a page-cache write), the loop turns between chunks
-          for await (const c of body()) for (let off = 0; off < c.length;) off += writeSync(fd, c, off, c.length - off);
+          else
+            for await (const c of body())
+              for (let off = 0; off < c.length;) off += writeSync(fd, c, off, c.length - off);
           if (this.p.owners) fchownSync(fd, h.uid, h.gid); // before the mode: chown clears set-id bits
           fchmodSync(fd, h.mode);
           for (const [k, v] of this.xattrsOf(h)) fsetXattr(fd, k, v);
@@ -410,17 +415,17 @@ function chmodAt(dirfd: number, base: string, mode: number): void {
  * Extracts the tar `input` into the existing directory `dest` under `policy`. Throws
  * InvalidArgument for a bad archive (the caller removes `dest`); never writes outside `dest`.
  */
-export async function extractTar(input: Readable, dest: string, policy: ExtractPolicy): Promise<void> {
+export async function extractTar(input: Readable | TarFile, dest: string, policy: ExtractPolicy): Promise<void> {
   const x = new Extractor(dest, policy);
   try {
-    for await (const { header, body } of readTar(input)) await x.entry(header, body);
+    for await (const { header, body, copyTo } of readTar(input)) await x.entry(header, body, copyTo);
     x.finish();
   } catch (e) {
     if (isBerthError(e) && (e.code !== 'InvalidArgument' || e.message.startsWith('invalid '))) throw e;
     throw invalidArgument(`invalid ${policy.what}: ${errorMessage(e)}`, e);
   } finally {
     x.close();
-    input.destroy();
+    if (!(input instanceof TarFile)) input.destroy(); // a TarFile's fd is its opener's to close
   }
 }
 

@@ -5,13 +5,14 @@
  *   xattr `trusted.overlay.opaque=y` on the dir (image-spec "Whiteouts", overlayfs docs).
  * - packUpper: the reverse, a layer tar from a container's upper dir.
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
 import { getXattr } from '../base/syscalls.js';
 import { packTree } from './pack.js';
 import { extractTar, LAYER_POLICY, OPAQUE, WH } from './extract.js';
+import { TarFile } from './tar-reader.js';
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
@@ -61,6 +62,15 @@ export async function maybeGunzip(input: Readable): Promise<Readable> {
  * InvalidArgument; nothing outside `dest` is touched.
  */
 export async function applyLayer(tarPath: string, dest: string): Promise<void> {
+  const fd = openSync(tarPath, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    const gz = readSync(fd, magic, 0, 2, 0) === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+    // a plain tar (every layer in content): file bodies copied by the kernel, not through JS
+    if (!gz) return await extractTar(new TarFile(fd), dest, LAYER_POLICY);
+  } finally {
+    closeSync(fd);
+  }
   await extractTar(await maybeGunzip(createReadStream(tarPath)), dest, LAYER_POLICY);
 }
 

@@ -3,11 +3,13 @@
  * untrusted input: every header's checksum is verified, long-name and pax records are capped,
  * names are kept as the archive's bytes (pax values, xattrs included, stay binary), and an
  * archive that ends inside a header or a member's data is an error (`truncated`), never a short
- * file. Entries come one at a time; the caller reads (or skips) an entry's body before asking for
+ * file. A TarFile source also copies file bodies kernel-side (copy_file_range). Entries come one at a time; the caller reads (or skips) an entry's body before asking for
  * the next one.
  */
+import { read as fsRead, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { invalidArgument } from '../base/errors.js';
+import { copyFileRangeAsync } from '../base/syscalls.js';
 
 export type TarType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'directory' | 'fifo';
 
@@ -97,6 +99,85 @@ class ByteSource {
   }
 }
 
+/** How much a file source reads at a time for headers and small bodies. */
+const READ_AHEAD = 64 * 1024;
+/** The most one copy_file_range call moves (each runs on a libuv worker: keep them short). */
+const COPY_STEP = 8 << 20;
+
+/**
+ * A tar file open for reading (its fd, at its start; the caller owns and closes it). Headers and
+ * small bodies are read through a buffer; a regular file's body goes from this file to the
+ * extracted file with copy_file_range(2) (`copyTo`): no byte of it passes through the event loop.
+ */
+export class TarFile {
+  private buf: Buffer = Buffer.alloc(0);
+  private done = false;
+  /** copy_file_range failed here once (another filesystem, no support): copy through userspace. */
+  private noCopy = false;
+  offset = 0;
+
+  constructor(readonly fd: number) {}
+
+  private async fill(n: number): Promise<boolean> {
+    while (this.buf.length < n && !this.done) {
+      const want = Math.max(n - this.buf.length, READ_AHEAD);
+      const b = Buffer.allocUnsafe(want);
+      const got = await new Promise<number>((resolve, reject) =>
+        fsRead(this.fd, b, 0, want, null, (e, k) => (e ? reject(e) : resolve(k))),
+      );
+      if (got === 0) this.done = true;
+      else this.buf = this.buf.length ? Buffer.concat([this.buf, b.subarray(0, got)]) : b.subarray(0, got);
+    }
+    return this.buf.length >= n;
+  }
+
+  async read(n: number): Promise<Buffer | null> {
+    if (!(await this.fill(n))) {
+      if (this.buf.length === 0) return null;
+      throw truncated(this.offset + this.buf.length);
+    }
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    this.offset += n;
+    return out;
+  }
+
+  async chunk(n: number): Promise<Buffer> {
+    if (this.buf.length === 0 && !(await this.fill(1))) throw truncated(this.offset);
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    this.offset += out.length;
+    return out;
+  }
+
+  /**
+   * Writes the next `n` bytes into `dst` at its position: what the buffer holds first, the rest
+   * by copy_file_range from this file's position (which is the buffer's end). `onBytes` counts
+   * them. An archive that ends first is `truncated`.
+   */
+  async copyTo(dst: number, n: number, onBytes: (k: number) => void): Promise<void> {
+    while (n > 0) {
+      if (this.buf.length > 0 || this.noCopy) {
+        const c = await this.chunk(n);
+        for (let off = 0; off < c.length;) off += writeSync(dst, c, off, c.length - off);
+        n -= c.length;
+        onBytes(c.length);
+        continue;
+      }
+      const k = await copyFileRangeAsync(this.fd, dst, Math.min(n, COPY_STEP));
+      if (k < 0) this.noCopy = true;
+      else if (k === 0) throw truncated(this.offset);
+      else {
+        n -= k;
+        this.offset += k;
+        onBytes(k);
+      }
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
 const truncated = (at: number) => invalidArgument(`truncated tar archive (unexpected end of data at byte ${at})`);
 
 function cstr(b: Buffer, off: number, len: number): Buffer {
@@ -172,14 +253,19 @@ export interface TarEntry {
   header: TarHeader;
   /** The entry's data, in chunks; must be consumed (or skipped) before the next entry. */
   body(): AsyncGenerator<Buffer>;
+  /** Reading a TarFile: writes the (unread) data into the file `fd` without passing it through JS. */
+  copyTo?: (fd: number) => Promise<void>;
 }
 
 /**
  * The entries of a tar stream. Ends at the end-of-archive marker (or at end of input on a block
  * boundary, as Go's archive/tar allows); anything else malformed throws InvalidArgument.
  */
-export async function* readTar(input: Readable, limits: TarLimits = { maxRecord: 1 << 20 }): AsyncGenerator<TarEntry> {
-  const src = new ByteSource(input);
+export async function* readTar(
+  input: Readable | TarFile,
+  limits: TarLimits = { maxRecord: 1 << 20 },
+): AsyncGenerator<TarEntry> {
+  const src = input instanceof TarFile ? input : new ByteSource(input);
   let globalPax = new Map<string, Buffer>();
   let pax = new Map<string, Buffer>();
   let longName: Buffer | null = null;
@@ -263,7 +349,11 @@ export async function* readTar(input: Readable, limits: TarLimits = { maxRecord:
           if (type === 'file') yield c;
         }
       };
-      yield { header, body };
+      const copyTo =
+        src instanceof TarFile && type === 'file'
+          ? (fd: number) => src.copyTo(fd, left, (k) => (left -= k))
+          : undefined;
+      yield { header, body, ...(copyTo ? { copyTo } : {}) };
       while (left > 0) left -= (await src.chunk(left)).length; // what the caller did not read
       const pad = Math.ceil(dataLen / BLOCK) * BLOCK - dataLen;
       if (pad > 0 && !(await src.read(pad))) throw truncated(src.offset);

@@ -2,7 +2,7 @@
  * The few syscalls Node lacks, through koffi (a C FFI shipped prebuilt in its npm package):
  * mount(2), umount2(2), xattrs, mknod(2), connecting SOCK_SEQPACKET sockets, and the two
  * interface ioctls the network manager needs on the host side (bridge port, link up), and openat2(2) /
- * readlinkat(2) for the rooted file layer (archive/rooted.ts). Process-wide calls only (never setns here: Node is
+ * readlinkat(2) for the rooted file layer (archive/rooted.ts), copy_file_range(2) for layer unpacking. Process-wide calls only (never setns here: Node is
  * multi-threaded). Errors carry the syscall, the path and errno's name (and `errno`, `code`).
  */
 import { createRequire } from 'node:module';
@@ -32,6 +32,9 @@ const fns = {
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
   syscall: libc.func('long syscall(long number, ...)'),
   readlinkat: libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
+  copyFileRange: libc.func(
+    'long copy_file_range(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)',
+  ),
 };
 
 export const errnoName = (n: number): string =>
@@ -72,6 +75,23 @@ export function mount(source: string, target: string, fstype: string, flags: num
 
 export function umount(target: string, flags = 0): void {
   check(fns.umount2(target, flags), `umount ${target}`);
+}
+
+/**
+ * copy_file_range(2) of up to `len` bytes from `fdIn`'s file position to `fdOut`'s (both advance),
+ * on a libuv worker thread: the kernel copies page cache to page cache, no byte passes through
+ * the event loop. Resolves the bytes copied (0 at the end of `fdIn`), or -1 when the call failed
+ * (EXDEV across filesystems, ENOSYS, EINVAL...; the worker's errno is not ours): the caller then
+ * copies through userspace, which reports a real I/O error with its errno. Positions are unchanged
+ * on failure.
+ */
+export function copyFileRangeAsync(fdIn: number, fdOut: number, len: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fns.copyFileRange.async(fdIn, null, fdOut, null, len, 0, (err: unknown, rc: number) => {
+      if (err) reject(err instanceof Error ? err : internal(String(err)));
+      else resolve(rc < 0 ? -1 : rc);
+    });
+  });
 }
 
 /**

@@ -27,11 +27,17 @@ export function bar(current: number, total: number): string {
   return `[${'='.repeat(Math.max(0, n - 1))}${n ? '>' : ''}${' '.repeat(w - n)}] ${size(current)}/${size(total)}`;
 }
 
-/** Reports `status` with a bar for a blob of `size` bytes, at most every 512 KiB and at the end. */
+/**
+ * Reports `status` with a bar for a blob of `size` bytes: at the start, at the end, and in
+ * between once per cell of the 50-cell bar (at least 512 KiB apart), so a large blob costs the
+ * client ~50 redraws, not one per 512 KiB (a 128 MiB layer made 256 messages, each a write to
+ * the client's socket and a redraw of its bars).
+ */
 export function meterReport(progress: Progress, status: string, id: string, size: number): (n: number) => void {
+  const step = Math.max(512 * 1024, Math.ceil(size / 50));
   let last = -1;
   return (n) => {
-    if (last >= 0 && n - last < 512 * 1024 && n !== size) return;
+    if (last >= 0 && n - last < step && n !== size) return;
     last = n;
     progress({ status, id, progressDetail: { current: n, total: size }, progress: bar(n, size) });
   };
