@@ -5,7 +5,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, existsSync, readFileSync, promises as fsp } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, readdirSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import http from 'node:http';
@@ -68,7 +68,8 @@ export function cli(bin: string[], env: NodeJS.ProcessEnv) {
 }
 
 async function waitForSocket(sock: string, proc: ChildProcess, logFile: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  // a deadline, not a count of tries: on a loaded machine one /_ping can take seconds
+  for (const until = Date.now() + 90_000; Date.now() < until;) {
     if (proc.exitCode !== null) throw new Error(`berthd exited ${proc.exitCode}: ${readFileSync(logFile, 'utf8')}`);
     if (existsSync(sock)) {
       const ok = await new Promise<boolean>((r) => {
@@ -84,6 +85,54 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
     await sleep(50);
   }
   throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
+}
+
+/** The daemon ids (first 8 hex digits, as in their links' `berth:<id>` alias) of every berthd running now. */
+function liveDaemonIds(): Set<string> {
+  const ids = new Set<string>();
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!argv.some((a) => a.endsWith('berthd') || a.endsWith('berthd.js'))) continue;
+    const i = argv.indexOf('--root');
+    const idFile = join(i >= 0 ? argv[i + 1]! : '/var/lib/berth', 'engine-id');
+    try {
+      ids.add(readFileSync(idFile, 'utf8').trim().replace(/-/g, '').slice(0, 8));
+    } catch {
+      // a daemon that has not written its id yet has made no link either
+    }
+  }
+  return ids;
+}
+
+let staleSwept: Promise<void> | undefined;
+/**
+ * Leftovers of earlier runs on this machine: the bridges and nftables tables of berthds that were
+ * killed and whose test never cleaned up (a run interrupted by hand). Each takes one of the default
+ * address pools, and with all of them taken a new daemon cannot make its `bridge` network. Only what
+ * carries the mark of a daemon that is no longer running goes; once per test process.
+ */
+function sweepStaleNetworks(): Promise<void> {
+  return (staleSwept ??= (async () => {
+    const live = liveDaemonIds();
+    const links = JSON.parse(
+      (await run('ip', ['-j', '-d', 'link', 'show', 'type', 'bridge'])).stdout || '[]',
+    ) as Array<{
+      ifname: string;
+      ifalias?: string;
+    }>;
+    for (const l of links) {
+      const m = /^berth:([0-9a-f]{8})/.exec(l.ifalias ?? '');
+      if (m && !live.has(m[1]!)) await run('ip', ['link', 'del', l.ifname]).catch(() => undefined);
+    }
+    const tables = (await run('nft', ['list', 'tables']).catch(() => ({ stdout: '' }))).stdout;
+    for (const m of tables.matchAll(/^table (ip6?) (berth_([0-9a-f]{8}))$/gm))
+      if (!live.has(m[3]!)) await run('nft', ['delete', 'table', m[1]!, m[2]!]).catch(() => undefined);
+  })().catch(() => undefined));
 }
 
 /**
@@ -140,6 +189,7 @@ export async function startDaemon(
     await waitForSocket(sock, proc, logFile);
     return proc;
   };
+  if (!opts.netns) await sweepStaleNetworks();
   let proc: ChildProcess;
   try {
     proc = await launch();
