@@ -413,7 +413,6 @@ async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock
       }),
     );
   }
-  await verbs.pods.sweep(); // set-ups a killed daemon left with no sandbox recorded
   const service = new CriService(verbs);
   const stream = new StreamServer({
     backend: new CriStreamBackend(verbs.k8s, service.sandboxes),

@@ -63,8 +63,6 @@ export interface CreateInto {
   logPath?: string;
   /** a network namespace to join at start (the CRI's pod namespace; never from the Docker API) */
   netnsPath?: string;
-  /** the id, chosen beforehand (a pod's network set-up starts beside its infra's create); never from the Docker API */
-  id?: ContainerId;
 }
 
 /** The engine's own state a create holds: names being created, rootfs mounts made. */
@@ -157,8 +155,7 @@ async function createNamed(
   );
   parseSecurityOpts(hostConfig.SecurityOpt ?? [], e.runtime.host());
   e.lifecycle.validateSpec(hostConfig); // caps, ulimits, resources: fail at create, like dockerd
-  const id = into.id ?? newId<ContainerId>();
-  if (e.store.find(id)) throw conflict(`container id ${id} is taken`);
+  const id = newId<ContainerId>();
   const rec: ContainerRecord = {
     id,
     name: ctrName,

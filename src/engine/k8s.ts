@@ -75,8 +75,6 @@ export interface PodNetwork {
   readonly name: string;
   setUp(pod: PodNetRequest): Promise<{ ip: string; additionalIps: string[] }>;
   tearDown(pod: PodNetRequest): Promise<void>;
-  /** The set-ups it keeps a record of (sandbox id, namespace path): a daemon's start undoes those of no sandbox. */
-  recorded?(): Promise<Array<{ id: string; netns: string }>>;
   status(): Promise<{ ready: boolean; reason: string; message: string }>;
 }
 
@@ -168,7 +166,6 @@ export class K8sVerbs {
     name: string,
     logPath: string | undefined,
     netnsPath?: string,
-    id?: ContainerId,
   ): Promise<ContainerId> {
     const config = body as { Labels?: Record<string, string> };
     config.Labels = { ...(config.Labels ?? {}), [NAMESPACE_LABEL]: NS };
@@ -178,13 +175,9 @@ export class K8sVerbs {
       madeDir = (await fsp.mkdir(dirname(logPath), { recursive: true })) ?? undefined;
     }
     try {
-      const into = {
-        namespace: NS,
-        ...(logPath ? { logPath } : {}),
-        ...(netnsPath ? { netnsPath } : {}),
-        ...(id ? { id } : {}),
-      };
-      return (await this.e.create(body, name, undefined, into)).id;
+      const into = { namespace: NS, ...(logPath ? { logPath } : {}), ...(netnsPath ? { netnsPath } : {}) };
+      const { id } = await this.e.create(body, name, undefined, into);
+      return id;
     } catch (err) {
       if (madeDir) await fsp.rm(madeDir, { recursive: true, force: true }).catch(() => undefined);
       throw err;

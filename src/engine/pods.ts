@@ -4,8 +4,7 @@
  * it. A verb does the whole of a step (run, stop, remove), all-or-nothing where it makes things,
  * and keeps the pod network's state in the infra's record (written through: a killed daemon finds it).
  */
-import { conflict, errorMessage } from '../base/errors.js';
-import { newId } from '../base/ids.js';
+import { errorMessage } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import type { K8sContainer, K8sVerbs, PodNetRequest } from './k8s.js';
@@ -68,36 +67,31 @@ export class PodVerbs {
     await k8s.ensurePauseImage();
     const tPause = performance.now();
     const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNetnsPath() : undefined;
-    // a name taken: refused before any network is made for it (the create refuses it too)
-    const clash = k8s.find(o.name);
-    if (clash?.name === o.name) throw conflict(`the name ${o.name} is in use by ${clash.id}`);
-    // the id is chosen here: the network's set-up (CNI's ADD, which names the sandbox) starts as
-    // soon as the namespace exists, beside the infra's create, and the runtime's start follows the
-    // create. CNI's cache record, written before any plugin runs, names the id: a daemon killed
-    // before the infra's record was written undoes that set-up at its start (`sweep`).
-    const id = newId<ContainerId>();
     const made = netnsPath ? k8s.makePodNetns(netnsPath) : Promise.resolve();
     made.catch(() => undefined);
-    // "network pending" is in the record from its first write: a daemon killed before the set-up
-    // finished finds the pod NOTREADY
+    // "network pending" is in the record from its first write (no second write before the set-up
+    // begins): a daemon killed before the set-up finished finds the pod NOTREADY
     const pending: PodNetState = { ip: '', additionalIps: [], down: false, ready: false };
     const body = o.hostNet ? o.body : withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending));
-    let tCreated = 0;
-    let tStarted = 0;
-    let tWired = 0;
-    const created = k8s.create(body, o.name, undefined, netnsPath, id).then(() => void (tCreated = performance.now()));
-    const wired = netnsPath
-      ? made
-          .then(() => k8s.network.setUp({ ...o.net, id, netns: netnsPath }))
-          .then((n) => ((tWired = performance.now()), n))
-      : null;
-    wired?.catch(() => undefined);
-    const started = Promise.all([created, made])
-      .then(() => k8s.start(id))
-      .then(() => void (tStarted = performance.now()));
-    const [c, s, w] = await Promise.allSettled([created, started, wired]);
+    let id: ContainerId;
     try {
-      if (c.status === 'rejected') throw c.reason;
+      id = await k8s.create(body, o.name, undefined, netnsPath);
+    } catch (e) {
+      if (netnsPath) await made.then(() => k8s.dropPodNetns(netnsPath)).catch(() => undefined);
+      throw e;
+    }
+    const tCreated = performance.now();
+    let tMade = 0;
+    try {
+      await made;
+      tMade = performance.now();
+      let tStarted = 0;
+      let tWired = 0;
+      const started = k8s.start(id).then(() => void (tStarted = performance.now()));
+      const wired = netnsPath
+        ? k8s.network.setUp({ ...o.net, id, netns: netnsPath }).then((n) => ((tWired = performance.now()), n))
+        : null;
+      const [s, w] = await Promise.allSettled([started, wired]);
       if (s.status === 'rejected') throw s.reason;
       if (w.status === 'rejected') throw w.reason;
       if (!o.hostNet) {
@@ -109,37 +103,20 @@ export class PodVerbs {
         id,
         pauseMs: ms(tPause),
         createdMs: ms(tCreated),
+        nsMs: ms(tMade),
         startedMs: ms(tStarted),
         wiredMs: tWired ? ms(tWired) : null,
         totalMs: ms(performance.now()),
       });
     } catch (e) {
-      // all or nothing: the network (what an ADD cut half-way made too), the infra, the namespace
       if (!o.hostNet)
         await k8s.network
           .tearDown({ ...o.net, id, netns: netnsPath ?? '' })
           .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
-      if (c.status === 'fulfilled') await k8s.remove(id).catch(() => undefined);
-      else if (netnsPath) await made.then(() => k8s.dropPodNetns(netnsPath)).catch(() => undefined);
+      await k8s.remove(id).catch(() => undefined);
       throw e;
     }
     return id;
-  }
-
-  /**
-   * At the daemon's start: the network set-ups recorded for no sandbox (a daemon killed between a
-   * set-up's start and its infra's first record write) are undone, their namespaces removed.
-   */
-  async sweep(): Promise<void> {
-    const { k8s } = this;
-    for (const r of (await k8s.network.recorded?.()) ?? []) {
-      if (k8s.find(r.id)) continue;
-      log.info('undoing the network of a pod sandbox never recorded', { id: r.id });
-      await k8s.network
-        .tearDown({ id: r.id, name: '', namespace: '', uid: '', portMappings: [], netns: r.netns })
-        .catch((err: unknown) => log.warn('pod network teardown failed', { id: r.id, err: errorMessage(err) }));
-      await k8s.dropPodNetns(r.netns).catch(() => undefined);
-    }
   }
 
   /** Stops the pod's containers (at once: the kubelet stopped them gracefully before), its network, its infra. */

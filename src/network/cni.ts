@@ -425,23 +425,6 @@ export class Cni {
     return join(dir, `${containerId}-${ifName}.json`);
   }
 
-  /** Every attachment berth keeps a record of (an ADD not yet DEL'd, or one cut half-way): container id, namespace. */
-  async recorded(): Promise<Array<{ containerId: string; netnsPath: string }>> {
-    const dir = join(this.opts.cacheDir, 'results');
-    const names = await fsp.readdir(dir).catch(() => [] as string[]);
-    const out: Array<{ containerId: string; netnsPath: string }> = [];
-    for (const n of names) {
-      if (!n.endsWith('.json') || n.startsWith('.')) continue;
-      try {
-        const rec = parseCacheRecord(await fsp.readFile(join(dir, n), 'utf8'), n);
-        out.push({ containerId: rec.containerId, netnsPath: rec.netnsPath });
-      } catch {
-        /* unreadable: left as it is */
-      }
-    }
-    return out;
-  }
-
   private async readCache(containerId: string, ifName: string): Promise<CniCacheRecord | undefined> {
     const file = await this.cacheFile(containerId, ifName);
     let text: string;
@@ -573,10 +556,6 @@ export class CniPodNetwork {
 
   async tearDown(p: CniPodRequest): Promise<void> {
     await this.cni.tearDown(this.pod(p));
-  }
-
-  async recorded(): Promise<Array<{ id: string; netns: string }>> {
-    return (await this.cni.recorded()).map((r) => ({ id: r.containerId, netns: r.netnsPath }));
   }
 
   async status(): Promise<{ ready: boolean; reason: string; message: string }> {
