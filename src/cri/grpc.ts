@@ -44,8 +44,12 @@ type Streaming = (call: ServerWritableStream<unknown, unknown>) => void;
 
 export function unary<Req>(name: string, fn: (req: Req) => Promise<object>): Unary {
   return (call, cb) => {
+    const t0 = performance.now();
     fn(call.request as Req).then(
-      (res) => cb(null, res),
+      (res) => {
+        log.debug('cri call', { method: name, ms: +(performance.now() - t0).toFixed(1) });
+        cb(null, res);
+      },
       (e: unknown) => {
         const s = toStatus(e);
         if (s.code === status.INTERNAL || s.code === status.UNKNOWN)

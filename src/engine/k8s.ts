@@ -224,7 +224,8 @@ export class K8sVerbs {
     const name = path.slice('/run/netns/'.length);
     if (!path.startsWith(`/run/netns/${POD_NETNS_PREFIX}`) || name.includes('/'))
       throw invalidArgument(`${path} is not a pod network namespace path`);
-    await netnsAdd(name);
+    // lo comes up by CNI's loopback plugin, which every ADD runs (a pod netns is made only with CNI)
+    await netnsAdd(name, false);
   }
 
   /** Removes a namespace makePodNetns made (and only such a one); idempotent. */

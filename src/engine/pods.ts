@@ -65,20 +65,26 @@ export class PodVerbs {
     const { k8s } = this;
     const t0 = performance.now();
     await k8s.ensurePauseImage();
+    const tPause = performance.now();
     const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNetnsPath() : undefined;
     const made = netnsPath ? k8s.makePodNetns(netnsPath) : Promise.resolve();
     made.catch(() => undefined);
+    // "network pending" is in the record from its first write (no second write before the set-up
+    // begins): a daemon killed before the set-up finished finds the pod NOTREADY
+    const pending: PodNetState = { ip: '', additionalIps: [], down: false, ready: false };
+    const body = o.hostNet ? o.body : withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending));
     let id: ContainerId;
     try {
-      id = await k8s.create(o.body, o.name, undefined, netnsPath);
+      id = await k8s.create(body, o.name, undefined, netnsPath);
     } catch (e) {
       if (netnsPath) await made.then(() => k8s.dropPodNetns(netnsPath)).catch(() => undefined);
       throw e;
     }
     const tCreated = performance.now();
+    let tMade = 0;
     try {
       await made;
-      if (!o.hostNet) this.note(id, { ip: '', additionalIps: [], down: false, ready: false });
+      tMade = performance.now();
       let tStarted = 0;
       let tWired = 0;
       const started = k8s.start(id).then(() => void (tStarted = performance.now()));
@@ -95,7 +101,9 @@ export class PodVerbs {
       const ms = (t: number) => +(t - t0).toFixed(1);
       log.debug('pod sandbox ready', {
         id,
+        pauseMs: ms(tPause),
         createdMs: ms(tCreated),
+        nsMs: ms(tMade),
         startedMs: ms(tStarted),
         wiredMs: tWired ? ms(tWired) : null,
         totalMs: ms(performance.now()),
@@ -146,4 +154,10 @@ export class PodVerbs {
   private note(id: string, s: PodNetState): void {
     this.k8s.setNote(id, POD_NET_LABEL, JSON.stringify(s));
   }
+}
+
+/** `body` (a Docker create body) with one more label. */
+function withLabel(body: Record<string, unknown>, key: string, value: string): Record<string, unknown> {
+  const labels = (body['Labels'] ?? {}) as Record<string, string>;
+  return { ...body, Labels: { ...labels, [key]: value } };
 }

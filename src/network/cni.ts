@@ -20,12 +20,13 @@
  * - The cache dir holds one record per (container id, interface), root only (0700 dir, 0600 files).
  */
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { BerthError, failedPrecondition, invalidArgument, isBerthError, type ErrorCode } from '../base/errors.js';
 import type { JsonObject } from '../base/json.js';
 import { CommandError, runCommand } from '../base/proc.js';
-import { exists, writeFileAtomic } from '../base/fs.js';
+import { exists } from '../base/fs.js';
 import {
   CNI_NAME_RE,
   parseCacheRecord,
@@ -150,6 +151,7 @@ interface Invocation {
 export class Cni {
   private readonly timeoutMs: number;
   private readonly busy = new Map<string, Promise<unknown>>();
+  private cacheDirMade = false;
 
   constructor(private readonly opts: CniOptions) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -206,7 +208,7 @@ export class Cni {
         portMappings: inv.portMappings,
         result: null,
       };
-      await writeFileAtomic(cacheFile, JSON.stringify(record), 0o600);
+      await writeFileReplace(cacheFile, JSON.stringify(record), 0o600);
       let done = 0;
       let loUp = false;
       let prev: CniResult | undefined;
@@ -225,7 +227,7 @@ export class Cni {
         loUp = true;
         if (!prev) throw failedPrecondition(`CNI network ${net.name}: its plugins gave no result`);
         record.result = prev.raw;
-        await writeFileAtomic(cacheFile, JSON.stringify(record), 0o600);
+        await writeFileReplace(cacheFile, JSON.stringify(record), 0o600);
       } catch (e) {
         loUp = (await loAdd) === null;
         // SPEC: on a failed ADD, DEL every plugin of the list, in reverse order, called or not
@@ -413,9 +415,13 @@ export class Cni {
   /** The cache dir's results/ (made 0700 on first use) and the record's file in it. */
   private async cacheFile(containerId: string, ifName: string): Promise<string> {
     const dir = join(this.opts.cacheDir, 'results');
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    await fsp.chmod(this.opts.cacheDir, 0o700);
-    await fsp.chmod(dir, 0o700);
+    // once per daemon (three fs calls fewer on every ADD); made again if it went meanwhile
+    if (!this.cacheDirMade || !(await exists(dir))) {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      await fsp.chmod(this.opts.cacheDir, 0o700);
+      await fsp.chmod(dir, 0o700);
+      this.cacheDirMade = true;
+    }
     return join(dir, `${containerId}-${ifName}.json`);
   }
 
@@ -559,5 +565,22 @@ export class CniPodNetwork {
     } catch (e) {
       return { ready: false, reason: 'NetworkPluginNotReady', message: e instanceof Error ? e.message : String(e) };
     }
+  }
+}
+
+/**
+ * The cache record written whole or not at all (temp + rename), without an fsync: it must outlive
+ * a killed daemon (the page cache does), not the host, whose reboot takes the pod's namespace,
+ * interfaces and rules with it (libcni's own cache is written so; the plugins' IPAM files too).
+ * The fsync was on every pod start's path, twice.
+ */
+async function writeFileReplace(path: string, data: string, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  await fsp.writeFile(tmp, data, { mode });
+  try {
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
   }
 }

@@ -51,9 +51,10 @@ export async function ipBatch(lines: string[], ns?: string): Promise<void> {
 }
 
 /** A named network namespace (/run/netns/<name>) with its loopback up, for containers that can be checkpointed. */
-export async function netnsAdd(name: string): Promise<void> {
+/** `ip netns add`, then lo up in it (`loUp` false: left to the caller, e.g. CNI's loopback plugin: one run less). */
+export async function netnsAdd(name: string, loUp = true): Promise<void> {
   await feed('ip', ['netns', 'add', name], '');
-  await ipBatch(['link set lo up'], name);
+  if (loUp) await ipBatch(['link set lo up'], name);
 }
 
 export async function netnsDel(name: string): Promise<void> {
