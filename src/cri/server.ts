@@ -321,8 +321,9 @@ export class CriService {
         sb.get(r.pod_sandbox_id);
         throw unimplemented(
           'UpdatePodSandboxResources',
-          "berth does not place pods under the kubelet's pod cgroup (cgroup_parent): " +
-            'it has no pod-level limits to update',
+          "berth places the pod's cgroups under the kubelet's cgroup_parent but does not write that parent's " +
+            'limits (with the cgroupfs driver the kubelet sets the pod cgroup itself); per-container limits: ' +
+            'UpdateContainerResources',
         );
       }),
     };
