@@ -54,6 +54,18 @@ export function cgroupPathOf(parent: unknown, id: string): string {
   return `${checkCgroupParent(parent) || '/berth'}/${id}`;
 }
 
+/**
+ * cgroupPathOf for a record: create checked its CgroupParent, but a record from before berth
+ * honoured CgroupParent (accepted unchecked, ignored) keeps berth's default rather than failing.
+ */
+export function cgroupPathOrDefault(hc: HostConfig, id: string): string {
+  try {
+    return cgroupPathOf(hc.CgroupParent, id);
+  } catch {
+    return `/berth/${id}`;
+  }
+}
+
 export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
   return binds.map((b) => {
     const parts = b.split(':');
@@ -116,7 +128,7 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
       ...(rec.mounts ? specMounts(rec.mounts, ctx.volumeSources ?? new Map()) : bindMounts(hc.Binds ?? [])),
     ],
     init: hc.Init ?? false,
-    cgroupsPath: cgroupPathOf(hc.CgroupParent, rec.id),
+    cgroupsPath: cgroupPathOrDefault(hc, rec.id),
   };
   if (sec.apparmorProfile !== undefined) input.apparmorProfile = sec.apparmorProfile;
   if (sec.selinuxLabel !== undefined) input.selinuxLabel = sec.selinuxLabel;
