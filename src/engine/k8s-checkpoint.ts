@@ -1,8 +1,9 @@
 /**
  * The CRI's CheckpointContainer (KEP 2008, "forensic container checkpointing"): a running k8s.io
  * container is checkpointed with CRIU leaving it running, and berth's own export archive of that
- * checkpoint (checkpoint/archive.ts: restorable with `berth checkpoint import`; not CRI-O's
- * checkpointctl layout) is written to the caller's `location`. The file is written safely: under a
+ * checkpoint (checkpoint/archive.ts, the format `berth restore --import` reads; not CRI-O's
+ * checkpointctl layout) is written to the caller's `location`. Its HostConfig joins the pod's infra
+ * (`container:<id>`), so restoring it is not done yet (cri/README.md). The file is written safely: under a
  * temporary name created exclusively (O_EXCL|O_NOFOLLOW, 0600) in the existing directory of
  * `location`, synced, then hard-linked to `location` (link(2) never replaces and never follows a
  * symlink there) and the temporary name removed. On any failure, or when `signal` ends it, nothing
