@@ -139,6 +139,7 @@ export class Containers {
       NetworkMode: podNs.network === 'NODE' ? 'host' : `container:${infra}`,
       IpcMode: podNs.ipc === 'NODE' ? 'host' : `container:${infra}`,
       ...pidMode(nsOpt?.pid ?? 'CONTAINER', nsOpt?.target_id ?? '', infra),
+      ...(s.meta.cgroupParent ? { CgroupParent: s.meta.cgroupParent } : {}),
       ...(await securityOf(sc)),
       ...resourcesOf(config.linux?.resources ?? null),
       ...(s.meta.runtimeHandler ? { Runtime: s.meta.runtimeHandler } : {}),

@@ -26,6 +26,8 @@ export interface SandboxMeta {
   privileged?: boolean;
   /** the pod's DNS (absent in sandboxes of an older berth): every container's resolv.conf */
   dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** LinuxPodSandboxConfig.cgroup_parent (cgroupfs): the infra's and every container's cgroups go under it */
+  cgroupParent?: string;
 }
 
 /** The pod's DNS as Docker's HostConfig fields (each container of the pod gets them). */

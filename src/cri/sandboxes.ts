@@ -106,6 +106,7 @@ export class Sandboxes {
       portMappings: config.port_mappings,
       namespaces: ns,
       privileged: sc?.privileged ?? false,
+      ...(config.linux?.cgroup_parent ? { cgroupParent: config.linux.cgroup_parent } : {}),
       dns: {
         servers: config.dns_config?.servers ?? [],
         searches: config.dns_config?.searches ?? [],
@@ -119,6 +120,7 @@ export class Sandboxes {
       ReadonlyRootfs: true,
       ...dnsOf(meta),
       ...(runtimeHandler ? { Runtime: runtimeHandler } : {}),
+      ...(meta.cgroupParent ? { CgroupParent: meta.cgroupParent } : {}),
       ...(Object.keys(config.linux?.sysctls ?? {}).length ? { Sysctls: config.linux?.sysctls } : {}),
       // the infra process needs nothing: no capabilities
       CapDrop: ['ALL'],

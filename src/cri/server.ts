@@ -30,6 +30,8 @@ import type {
 export const CRI_API_VERSION = 'v1';
 export const RUNTIME_NAME = 'berth';
 export const RUNTIME_VERSION = '0.1.0';
+/** CheckpointContainer's deadline when the request gives none (timeout 0) */
+const CHECKPOINT_DEFAULT_TIMEOUT_S = 240;
 
 /** The streaming server as the CRI handlers need it (src/cri/stream/server.ts's StreamServer). */
 export interface StreamUrls {
@@ -281,13 +283,30 @@ export class CriService {
           features: { supplemental_groups_policy: false },
         };
       }),
-      CheckpointContainer: unary<{ container_id: string }>('CheckpointContainer', async (r) => {
-        ct.get(r.container_id);
-        throw unimplemented(
-          'CheckpointContainer',
-          "the CRI's checkpoint archive format is not berth's; use berth checkpoint on the Docker API's containers",
-        );
-      }),
+      CheckpointContainer: unary<{ container_id: string; location: string; timeout: number }>(
+        'CheckpointContainer',
+        async (r) => {
+          const { c } = ct.get(r.container_id);
+          if (r.timeout < 0) throw invalidArgument('timeout: seconds, not negative');
+          // kubelet's default when it sends none; CRIU and the export have their own deadlines too
+          const seconds = r.timeout || CHECKPOINT_DEFAULT_TIMEOUT_S;
+          const deadline = new AbortController();
+          const timer = setTimeout(() => deadline.abort(), seconds * 1000);
+          try {
+            await this.verbs.checkpoints.toFile(c.id, r.location, deadline.signal);
+          } catch (e) {
+            if (deadline.signal.aborted)
+              throw new GrpcStatusError(
+                status.DEADLINE_EXCEEDED,
+                `checkpoint of ${c.id} did not finish in ${seconds}s: nothing was written, the container runs on`,
+              );
+            throw e;
+          } finally {
+            clearTimeout(timer);
+          }
+          return {};
+        },
+      ),
       GetContainerEvents: streaming<object>('GetContainerEvents', (_r, write, signal) => this.events(write, signal)),
       ListMetricDescriptors: unary<object>('ListMetricDescriptors', async () => metricDescriptors()),
       ListPodSandboxMetrics: unary<object>('ListPodSandboxMetrics', () => podMetrics(k8s, sb, ct)),
@@ -302,8 +321,9 @@ export class CriService {
         sb.get(r.pod_sandbox_id);
         throw unimplemented(
           'UpdatePodSandboxResources',
-          "berth does not place pods under the kubelet's pod cgroup (cgroup_parent): " +
-            'it has no pod-level limits to update',
+          "berth places the pod's cgroups under the kubelet's cgroup_parent but does not write that parent's " +
+            'limits (with the cgroupfs driver the kubelet sets the pod cgroup itself); per-container limits: ' +
+            'UpdateContainerResources',
         );
       }),
     };

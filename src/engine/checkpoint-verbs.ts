@@ -13,6 +13,7 @@ import {
   type ExportOptions,
 } from './checkpoint.js';
 import { pullImage } from './images.js';
+import { checkpointToFile } from './k8s-checkpoint.js';
 import type { Engine } from './engine.js';
 
 export type { ExportOptions };
@@ -43,6 +44,11 @@ export class CheckpointVerbs {
     const rec = this.e.get(ref);
     await listCheckpoints(this.e, rec.id, o.dir);
     await exportCheckpoint(this.e, rec.id, name, open(), o);
+  }
+
+  /** The CRI's CheckpointContainer: a running k8s.io container's archive at `location`, the container left running. */
+  toFile(id: string, location: string, signal: AbortSignal): Promise<void> {
+    return checkpointToFile(this.e, id, location, signal);
   }
 
   stage(input: Readable): Promise<string> {

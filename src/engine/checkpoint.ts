@@ -12,7 +12,7 @@ import * as verbs from '../checkpoint/checkpoints.js';
 import * as importing from '../checkpoint/import.js';
 import * as store from '../checkpoint/store.js';
 import type { Engine } from './engine.js';
-import type { ContainerRecord } from './record.js';
+import type { ContainerRecord, Namespace } from './record.js';
 import type { Restore } from './lifecycle.js';
 
 export type { CheckpointMeta } from '../checkpoint/store.js';
@@ -20,7 +20,7 @@ export type { ExportOptions } from '../checkpoint/archive.js';
 export { hostAccessOf } from '../checkpoint/import.js';
 
 /** What checkpoint/ may ask of the engine (and nothing else of it). */
-export function checkpointDeps(engine: Engine): ArchiveDeps {
+export function checkpointDeps(engine: Engine, ns: Namespace = ''): ArchiveDeps {
   const imageId = (ref: string): string | null => {
     try {
       return engine.images.get(ref).id;
@@ -32,13 +32,13 @@ export function checkpointDeps(engine: Engine): ArchiveDeps {
     clock: engine.clock,
     runtime: engine.runtime,
     root: engine.root,
-    get: (ref) => engine.get(ref),
-    check: (c, op) => engine.check(engine.get(c.id), op),
+    get: (ref) => engine.store.get(ref, ns),
+    check: (c, op) => engine.check(engine.store.get(c.id, ns), op),
     containerDir: (id) => engine.containerDir(id),
     addressesOf: (id) =>
       Object.fromEntries(engine.networks.endpoints({ containerId: id }).map((e) => [e.networkId, e.ip])),
     setManuallyStopped: (id, value) => {
-      const rec = engine.get(id);
+      const rec = engine.store.get(id, ns);
       rec.manuallyStopped = value;
       engine.store.save(rec);
     },

@@ -7,6 +7,7 @@ import { formatPlatform, parsePlatform, type Platform } from '../distribution/pl
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
+import { checkCgroupParent } from './spec-input.js';
 import { conflict, invalidArgument, notFound, wrap, isBerthError } from '../base/errors.js';
 import { dateOf, type Clock } from '../base/clock.js';
 import { newId, type ContainerId } from '../base/ids.js';
@@ -122,6 +123,7 @@ async function createNamed(
     throw invalidArgument(`unknown or invalid runtime name: ${hostConfig.Runtime}`);
   hostConfig.Runtime = runtime;
   checkUlimitsFor(hostConfig, runtime);
+  hostConfig.CgroupParent = checkCgroupParent(hostConfig.CgroupParent);
   const rp = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
   hostConfig.RestartPolicy = rp.Name === '' ? { Name: 'no', MaximumRetryCount: 0 } : rp;
   hostConfig.LogConfig = logConfigOf(hostConfig.LogConfig);

@@ -31,6 +31,7 @@ import type { TaskRuntime } from '../runtime/types.js';
 import type { NetworkManager } from '../network/manager.js';
 import { netnsNameOf, type ContainerRecord } from './record.js';
 import { isActive } from './state.js';
+import { cgroupPathOrDefault } from './spec-input.js';
 import type { ContainerStore } from './store.js';
 import type { EventBus } from './events.js';
 import type { HealthMonitor } from './health.js';
@@ -171,7 +172,8 @@ async function probe(d: ReconcileDeps, rec: ContainerRecord): Promise<Probe> {
     await runtime
       .delete(rec.id)
       .catch((e: unknown) => log.warn('runtime delete failed', { id: rec.id, err: errorMessage(e) }));
-  const frozenOf = d.frozen ?? ((id: string) => cgroupFrozen(runtime.host().cgroupVersion, `/berth/${id}`));
+  const frozenOf =
+    d.frozen ?? ((id: string) => cgroupFrozen(runtime.host().cgroupVersion, cgroupPathOrDefault(rec.hostConfig, id)));
   const frozen = alive && running ? await frozenOf(rec.id) : null;
   return { rec, alive, frozen };
 }

@@ -28,6 +28,44 @@ export interface SpecContext {
 }
 
 /** `-v /host:/ctr[:ro|rw|z|Z|rprivate|...]` for absolute host paths. Named volumes are issue #5's. */
+/**
+ * HostConfig.CgroupParent, checked (dockerd honours it; so does berth, with the cgroupfs driver):
+ * a path of plain segments (letters, digits, `_.@:+=-`), relative or absolute, no `.` or `..`
+ * segment, at most 1024 characters. Returns it clean (one leading `/`, no trailing or doubled `/`),
+ * or '' for none.
+ */
+export function checkCgroupParent(parent: unknown): string {
+  if (parent === undefined || parent === null || parent === '') return '';
+  if (typeof parent !== 'string') throw invalidArgument('HostConfig.CgroupParent: a string');
+  const segments = parent.split('/').filter(Boolean);
+  if (
+    parent.length > 1024 ||
+    !segments.length ||
+    segments.some((x) => x === '.' || x === '..' || !/^[A-Za-z0-9_.@:+=-]+$/.test(x))
+  )
+    throw invalidArgument(
+      `invalid cgroup parent ${JSON.stringify(parent)}: a path of names (letters, digits, _.@:+=-), no '.' or '..'`,
+    );
+  return `/${segments.join('/')}`;
+}
+
+/** The container's cgroup path in every hierarchy: `<CgroupParent>/<id>`, or berth's own `/berth/<id>`. */
+export function cgroupPathOf(parent: unknown, id: string): string {
+  return `${checkCgroupParent(parent) || '/berth'}/${id}`;
+}
+
+/**
+ * cgroupPathOf for a record: create checked its CgroupParent, but a record from before berth
+ * honoured CgroupParent (accepted unchecked, ignored) keeps berth's default rather than failing.
+ */
+export function cgroupPathOrDefault(hc: HostConfig, id: string): string {
+  try {
+    return cgroupPathOf(hc.CgroupParent, id);
+  } catch {
+    return `/berth/${id}`;
+  }
+}
+
 export function bindMounts(binds: readonly string[]): SpecInput['mounts'] {
   return binds.map((b) => {
     const parts = b.split(':');
@@ -90,7 +128,7 @@ export function specInputOf(rec: ContainerRecord, ctx: SpecContext): SpecInput {
       ...(rec.mounts ? specMounts(rec.mounts, ctx.volumeSources ?? new Map()) : bindMounts(hc.Binds ?? [])),
     ],
     init: hc.Init ?? false,
-    cgroupsPath: `/berth/${rec.id}`,
+    cgroupsPath: cgroupPathOrDefault(hc, rec.id),
   };
   if (sec.apparmorProfile !== undefined) input.apparmorProfile = sec.apparmorProfile;
   if (sec.selinuxLabel !== undefined) input.selinuxLabel = sec.selinuxLabel;

@@ -30,6 +30,7 @@ export class RunDir {
   readonly env = RUNTIME_ENV;
   /** Which runtime created each container (the one that must manage it). */
   private readonly runtimeOf = new Map<string, RuntimeName>();
+  private readonly cgroupOfId = new Map<string, string>();
   /** Each runtime's binary as invoked (pinned read-only when possible). */
   readonly bins = new Map<RuntimeName, string>();
 
@@ -66,12 +67,34 @@ export class RunDir {
     }
   }
 
+  /**
+   * The cgroup path of container `id` (its spec's cgroupsPath: `/berth/<id>`, or under a
+   * CgroupParent), remembered in c/<id>/cgroup across restarts.
+   */
+  cgroupOf(id: string): string {
+    const known = this.cgroupOfId.get(id);
+    if (known) return known;
+    let path = `/berth/${id}`;
+    try {
+      path = readFileSync(join(this.ctrs, id, 'cgroup'), 'utf8').trim() || path;
+    } catch {
+      // made before the file existed, or gone: the default
+    }
+    this.cgroupOfId.set(id, path);
+    return path;
+  }
+
+  rememberCgroup(id: string, path: string): void {
+    this.cgroupOfId.set(id, path);
+  }
+
   remember(id: string, name: RuntimeName): void {
     this.runtimeOf.set(id, name);
   }
 
   forget(id: string): void {
     this.runtimeOf.delete(id);
+    this.cgroupOfId.delete(id);
   }
 
   /** `<runtime> --root=... args` for container `id`, SIGKILLed past the CLI deadline. */

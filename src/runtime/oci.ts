@@ -198,15 +198,15 @@ export class ConmonRuntime implements Runtime {
   }
 
   stats(id: string): Promise<CgroupStats> {
-    return cgroupStats(this.info.cgroupVersion, `/berth/${id}`);
+    return cgroupStats(this.info.cgroupVersion, this.d.cgroupOf(id));
   }
 
   pids(id: string): Promise<number[]> {
-    return cgroupPids(this.info.cgroupVersion, `/berth/${id}`);
+    return cgroupPids(this.info.cgroupVersion, this.d.cgroupOf(id));
   }
 
   oomKills(id: string): Promise<number> {
-    return cgroupOomKills(this.info.cgroupVersion, `/berth/${id}`);
+    return cgroupOomKills(this.info.cgroupVersion, this.d.cgroupOf(id));
   }
 }
 

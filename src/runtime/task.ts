@@ -74,9 +74,17 @@ export async function createTask(
   const config = buildSpec(spec, d.info);
   const cdir = join(d.ctrs, o.id);
   d.remember(o.id, o.runtime);
+  d.rememberCgroup(o.id, spec.cgroupsPath);
   await Promise.all([
     fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config), { mode: 0o600 }),
-    fsp.mkdir(cdir, { recursive: true }).then(() => fsp.writeFile(join(cdir, 'runtime'), o.runtime)),
+    fsp
+      .mkdir(cdir, { recursive: true })
+      .then(() =>
+        Promise.all([
+          fsp.writeFile(join(cdir, 'runtime'), o.runtime),
+          fsp.writeFile(join(cdir, 'cgroup'), spec.cgroupsPath),
+        ]),
+      ),
     fsp.rm(join(d.exits, o.id), { force: true }),
     fsp.rm(join(d.sockets, short(o.id)), { force: true }),
   ]);
@@ -156,7 +164,7 @@ function openExecFifo(d: RunDir, id: string): boolean {
  */
 async function deleteExited(d: RunDir, id: string): Promise<boolean> {
   if (!existsSync(join(d.exits, id))) return false;
-  if (!(await removeExitedCgroups(d.info.cgroupVersion, `/berth/${id}`))) return false;
+  if (!(await removeExitedCgroups(d.info.cgroupVersion, d.cgroupOf(id)))) return false;
   await fsp.rm(join(d.stateRoot(d.rt(id)), id), { recursive: true, force: true });
   return true;
 }
