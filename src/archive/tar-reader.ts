@@ -47,30 +47,18 @@ const TYPES: Record<string, TarType> = {
   '6': 'fifo',
 };
 
-/** Pulls exact byte counts out of a stream (without buffering more than a chunk ahead). */
-class ByteSource {
-  private readonly it: AsyncIterator<Buffer | string>;
-  private buf: Buffer = Buffer.alloc(0);
-  private done = false;
+/**
+ * Exact byte counts out of a source, through a buffer that `fill` tops up (a stream's chunks, or
+ * reads of a file): what the tar parser reads headers and bodies with.
+ */
+abstract class Buffered {
+  protected buf: Buffer = Buffer.alloc(0);
+  protected done = false;
   /** Bytes consumed so far (for messages). */
   offset = 0;
 
-  constructor(input: Readable) {
-    this.it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-  }
-
-  /** Fills the buffer to at least `n` bytes; false when the stream ended first. */
-  private async fill(n: number): Promise<boolean> {
-    while (this.buf.length < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done) this.done = true;
-      else {
-        const c = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-        this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
-      }
-    }
-    return this.buf.length >= n;
-  }
+  /** Fills the buffer to at least `n` bytes; false when the source ended first. */
+  protected abstract fill(n: number): Promise<boolean>;
 
   /** Exactly `n` bytes; null only when the stream ended before the first byte of them. */
   async read(n: number): Promise<Buffer | null> {
@@ -92,6 +80,29 @@ class ByteSource {
     this.offset += out.length;
     return out;
   }
+}
+
+/** Pulls exact byte counts out of a stream (without buffering more than a chunk ahead). */
+class ByteSource extends Buffered {
+  private readonly it: AsyncIterator<Buffer | string>;
+
+  constructor(input: Readable) {
+    super();
+    this.it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  }
+
+  /** Fills the buffer to at least `n` bytes; false when the stream ended first. */
+  protected async fill(n: number): Promise<boolean> {
+    while (this.buf.length < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else {
+        const c = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
+      }
+    }
+    return this.buf.length >= n;
+  }
 
   /** Stops reading (the stream is left to its owner to destroy). */
   async close(): Promise<void> {
@@ -109,16 +120,15 @@ const COPY_STEP = 8 << 20;
  * small bodies are read through a buffer; a regular file's body goes from this file to the
  * extracted file with copy_file_range(2) (`copyTo`): no byte of it passes through the event loop.
  */
-export class TarFile {
-  private buf: Buffer = Buffer.alloc(0);
-  private done = false;
+export class TarFile extends Buffered {
   /** copy_file_range failed here once (another filesystem, no support): copy through userspace. */
   private noCopy = false;
-  offset = 0;
 
-  constructor(readonly fd: number) {}
+  constructor(readonly fd: number) {
+    super();
+  }
 
-  private async fill(n: number): Promise<boolean> {
+  protected async fill(n: number): Promise<boolean> {
     while (this.buf.length < n && !this.done) {
       const want = Math.max(n - this.buf.length, READ_AHEAD);
       const b = Buffer.allocUnsafe(want);
@@ -129,25 +139,6 @@ export class TarFile {
       else this.buf = this.buf.length ? Buffer.concat([this.buf, b.subarray(0, got)]) : b.subarray(0, got);
     }
     return this.buf.length >= n;
-  }
-
-  async read(n: number): Promise<Buffer | null> {
-    if (!(await this.fill(n))) {
-      if (this.buf.length === 0) return null;
-      throw truncated(this.offset + this.buf.length);
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    this.offset += n;
-    return out;
-  }
-
-  async chunk(n: number): Promise<Buffer> {
-    if (this.buf.length === 0 && !(await this.fill(1))) throw truncated(this.offset);
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
-    this.offset += out.length;
-    return out;
   }
 
   /**
