@@ -12,6 +12,7 @@ import { log } from '../base/log.js';
 import type { Verbs } from '../engine/verbs.js';
 import type { EngineEvent } from '../engine/k8s.js';
 import { loadCri } from './proto.js';
+import type { StreamServer } from './stream/server.js';
 import { GrpcStatusError, streaming, unary, unimplemented } from './grpc.js';
 import { Sandboxes } from './sandboxes.js';
 import { Containers } from './containers.js';
@@ -34,18 +35,7 @@ export const RUNTIME_VERSION = '0.1.0';
 const CHECKPOINT_DEFAULT_TIMEOUT_S = 240;
 
 /** The streaming server as the CRI handlers need it (src/cri/stream/server.ts's StreamServer). */
-export interface StreamUrls {
-  urlForExec(req: {
-    containerId: string;
-    cmd: string[];
-    tty: boolean;
-    stdin: boolean;
-    stdout: boolean;
-    stderr: boolean;
-  }): string;
-  urlForAttach(req: { containerId: string; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }): string;
-  urlForPortForward(req: { podSandboxId: string; ports: number[] }): string;
-}
+export type StreamUrls = Pick<StreamServer, 'urlForExec' | 'urlForAttach' | 'urlForPortForward'>;
 
 type Filter<T> = { filter: T | null };
 type PodFilter = Filter<{ id: string; state: { state: string } | null; label_selector: StrMap }>;

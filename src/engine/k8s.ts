@@ -13,6 +13,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import { failedPrecondition, internal, invalidArgument, isBerthError } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import type { AttachSession, CgroupStats, ExecHandle, Resources } from '../runtime/types.js';
+import type { CniPodRequest } from '../network/cni.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
 import type { EngineEvent } from './events.js';
@@ -78,15 +79,8 @@ export interface PodNetwork {
   status(): Promise<{ ready: boolean; reason: string; message: string }>;
 }
 
-export interface PodNetRequest {
-  id: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  /** path of the sandbox's network namespace (empty when it is gone: tear down what is known) */
-  netns: string;
-  portMappings: Array<{ protocol: 'tcp' | 'udp' | 'sctp'; containerPort: number; hostPort: number; hostIp: string }>;
-}
+/** What the pod network is asked for a sandbox (the CNI runner's request: network/cni.ts). */
+export type PodNetRequest = CniPodRequest;
 
 /** crun gives a container with `--network none` its own namespace with lo up: that is all this network does. */
 export const loopbackOnly: PodNetwork = {
