@@ -352,7 +352,12 @@ async function main(): Promise<void> {
   const verbs = new Verbs(engine, { builder, clock });
   const router = new Router();
   router.gate = restoreGate(verbs.system);
-  systemRoutes(router, verbs.system, { id: daemonId, startedAt: dateOf(clock) });
+  systemRoutes(router, verbs.system, {
+    id: daemonId,
+    startedAt: dateOf(clock),
+    clusterStore: cluster ? (flags.clusterStore ?? '') : '',
+    clusterAdvertise: cluster ? (flags.clusterAdvertise ?? '') : '',
+  });
   containerRoutes(router, verbs);
   containerIoRoutes(router, verbs);
   containerFsRoutes(router, verbs);

@@ -163,11 +163,15 @@ describe('fidelity: system, swarm, plugins, versions', () => {
     assert.match(cli.stderr, /Kubernetes/);
     const leave = await d.docker(['swarm', 'leave', '--force'], { allowFail: true });
     assert.match(leave.stderr, /This node is not part of a swarm/);
-    // info still says inactive
-    assert.equal(
-      ((await req('GET', '/v1.41/info')).json as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState,
-      'inactive',
-    );
+    // info still says inactive; no cluster store: dockerd 20.10's empty ClusterStore/ClusterAdvertise
+    const info = (await req('GET', '/v1.41/info')).json as {
+      Swarm: { LocalNodeState: string };
+      ClusterStore: string;
+      ClusterAdvertise: string;
+    };
+    assert.equal(info.Swarm.LocalNodeState, 'inactive');
+    assert.equal(info.ClusterStore, '');
+    assert.equal(info.ClusterAdvertise, '');
   });
 
   test('plugins: none installed, none installable, dockerd words', async () => {

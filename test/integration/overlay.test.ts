@@ -149,6 +149,10 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
   });
 
   test('created on one host, on every host; containers on different hosts talk by name and alias; inspect shows peers', async () => {
+    // `docker info` shows the flags, as dockerd 20.10 did
+    const info = (await h(2).api('GET', '/v1.41/info')).body as Record<string, unknown>;
+    assert.equal(info['ClusterStore'], `etcd://${ETCD}:2379`);
+    assert.equal(info['ClusterAdvertise'], `${NET}.2`);
     // bad input first: nothing is made
     const bad = await h(1).docker(
       ['network', 'create', '-d', 'overlay', '-o', 'com.docker.network.driver.overlay.vxlanid_list=x', 'bad'],

@@ -12,7 +12,11 @@ export const BERTH_VERSION = '0.1.0';
 
 const goArch = (): string => (({ x64: 'amd64', arm64: 'arm64' }) as Record<string, string>)[arch()] ?? arch();
 
-export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; startedAt: Date }): void {
+export function systemRoutes(
+  r: Router,
+  sys: SystemVerbs,
+  daemon: { id: string; startedAt: Date; clusterStore: string; clusterAdvertise: string },
+): void {
   const ping = (ctx: Parameters<Parameters<Router['on']>[2]>[0]) =>
     ctx.send(200, 'OK', {
       'Cache-Control': 'no-cache, no-store, must-revalidate',
@@ -143,6 +147,9 @@ export function systemRoutes(r: Router, sys: SystemVerbs, daemon: { id: string; 
         RemoteManagers: null,
       },
       LiveRestoreEnabled: true,
+      // --cluster-store / --cluster-advertise, as dockerd 20.10 showed them ('' when not set)
+      ClusterStore: daemon.clusterStore,
+      ClusterAdvertise: daemon.clusterAdvertise,
       Isolation: '',
       InitBinary: host.init ?? '',
       ContainerdCommit: { ID: '', Expected: '' },
