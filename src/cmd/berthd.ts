@@ -370,8 +370,12 @@ async function main(): Promise<void> {
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
   // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
+  // as containerd with a CRI plugin that fails to load: the daemon goes on without it, and says why
   const criServer = flags.cri
-    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock)
+    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock).catch((e: unknown) => {
+        log.error('CRI endpoint not started', { err: errorMessage(e) });
+        return null;
+      })
     : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
@@ -434,11 +438,19 @@ async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock
     port: flags.criStreamPort,
     clock,
   });
-  await stream.start();
-  service.stream = stream;
+  // the streaming server is a part of the endpoint: without it (its address cannot be bound here)
+  // the CRI serves all else, and Exec, Attach and PortForward answer UNIMPLEMENTED saying why
+  await stream.start().then(
+    () => (service.stream = stream),
+    (e: unknown) =>
+      log.error('CRI streaming server not started: Exec, Attach and PortForward are off', { err: errorMessage(e) }),
+  );
   // live restore: every CRI call but Version waits for it to have gone over every container
   const server = new CriServer(service, socket, () => verbs.system.restored(null));
-  await server.start();
+  await server.start().catch(async (e: unknown) => {
+    await stream.close();
+    throw e;
+  });
   log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
   return {
     close: async () => {

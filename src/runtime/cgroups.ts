@@ -178,20 +178,21 @@ export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]
 /**
  * Removes the empty cgroups under `parent` (`/berth`) in every hierarchy: what containers a crash or
  * a runtime that gave up on a busy cgroup left behind. A cgroup with processes (any daemon's
- * running container: they share the parent) cannot be removed, so only leftovers go; neither does
- * one made after `since` (epoch ms): a runtime creating a container makes its cgroup and moves the
- * process in a moment later, and that cgroup must not vanish in between. Returns how many went.
+ * running container: they share the parent) cannot be removed, so only leftovers go. A runtime
+ * creating a container makes its cgroup and moves the process in a moment later, and that cgroup
+ * must not vanish in between: so a cgroup goes only if it was empty on a first walk and still is
+ * `settleMs` later (its age cannot tell: a cgroup v1 directory's ctime is when the kernel last
+ * brought its inode into memory, often the moment of the stat itself). Returns how many went.
  * `keep(name)` skips a cgroup without looking into it (the daemon's running containers).
- * Cost: a readdir per hierarchy, and a readdir, a stat and an rmdir attempt per cgroup not kept (10
- * hierarchies here: 2 s of the daemon's CPU at 1,000 containers when none is kept), so berthd runs it in
- * the background after live restore, a few at a time, keeping its running containers; never before
- * it answers (it held /_ping back 1.6 s at 1,000 containers).
+ * Cost: a readdir per hierarchy, and a readdir per cgroup not kept, then an rmdir attempt per empty
+ * one (10 hierarchies here), so berthd runs it in the background after live restore, a few at a
+ * time, keeping its running containers; never before it answers.
  */
 export async function pruneEmptyCgroups(
   version: 1 | 2,
   parent: string,
-  since = Date.now(),
   keep: (name: string) => boolean = () => false,
+  settleMs = 2000,
 ): Promise<number> {
   const roots =
     version === 2
@@ -199,28 +200,47 @@ export async function pruneEmptyCgroups(
       : (await fsp.readdir(CG, { withFileTypes: true }).catch(() => []))
           .filter((e) => e.isDirectory())
           .map((c) => `${CG}/${c.name}${parent}`);
-  let removed = 0;
-  const prune = async (dir: string): Promise<boolean> => {
+  /** the cgroups under `dir` with no processes, children before their parent */
+  const emptyBelow = async (dir: string, out: string[]): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
     let empty = true;
-    for (const k of kids) if (!(await prune(`${dir}/${k.name}`))) empty = false;
-    if (!empty) return false;
-    const st = await fsp.stat(dir).catch(() => null);
-    if (!st || st.ctimeMs >= since) return false;
-    return fsp.rmdir(dir).then(
-      () => true,
-      () => false,
-    );
+    for (const k of kids) if (!(await emptyBelow(`${dir}/${k.name}`, out))) empty = false;
+    if (!empty || (await read(`${dir}/cgroup.procs`)).trim() !== '') return false;
+    out.push(dir);
+    return true;
   };
+  const candidates: string[][] = [];
   for (const root of roots) {
     const tops = (await fsp.readdir(root, { withFileTypes: true }).catch(() => [])).filter(
       (e) => e.isDirectory() && !keep(e.name),
     );
     // a few at a time: this runs beside the daemon's own work
-    for (let i = 0; i < tops.length; i += 4) {
-      const done = await Promise.all(tops.slice(i, i + 4).map((e) => prune(`${root}/${e.name}`)));
-      removed += done.filter(Boolean).length;
-    }
+    for (let i = 0; i < tops.length; i += 4)
+      candidates.push(
+        ...(await Promise.all(
+          tops.slice(i, i + 4).map(async (e) => {
+            const out: string[] = [];
+            await emptyBelow(`${root}/${e.name}`, out);
+            return out;
+          }),
+        )),
+      );
+  }
+  if (!candidates.some((c) => c.length)) return 0;
+  await new Promise((r) => setTimeout(r, settleMs).unref());
+  let removed = 0;
+  for (const dirs of candidates) {
+    let all = dirs.length > 0;
+    // an rmdir of a cgroup that gained a process since fails (EBUSY) and leaves it be
+    for (const dir of dirs)
+      if (
+        !(await fsp.rmdir(dir).then(
+          () => true,
+          () => false,
+        ))
+      )
+        all = false;
+    if (all) removed++;
   }
   return removed;
 }

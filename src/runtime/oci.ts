@@ -44,8 +44,6 @@ export class ConmonRuntime implements Runtime {
   private readonly d: RunDir;
   /** CRIU-backed operations (checkpoint.ts): the probe, dumps, post-copy, and the deadline of each. */
   private readonly cr: Checkpointer;
-  /** when init ran: cgroups made since are a container being created, never a leftover */
-  private openedAt = Date.now();
 
   /**
    * `checkpointDeadlineMs`: how long any one CRIU-backed operation (dump, pre-dump, restore, the
@@ -68,7 +66,6 @@ export class ConmonRuntime implements Runtime {
     for (const dir of dirs) await fsp.mkdir(dir, { recursive: true });
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       d.bins.set(name, pinBinary(rt.path, join(d.root, 'bin', name)));
-    this.openedAt = Date.now();
     this.cr.startProbe();
     if (this.info.checkpoint.capable.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
@@ -85,7 +82,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   async pruneCgroups(keep?: (id: string) => boolean): Promise<number> {
-    const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth', this.openedAt, keep);
+    const pruned = await pruneEmptyCgroups(this.info.cgroupVersion, '/berth', keep);
     if (pruned) log.info('removed cgroups left by exited containers', { count: pruned });
     return pruned;
   }

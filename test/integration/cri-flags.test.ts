@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, startDaemon } from './harness.js';
 
@@ -46,5 +46,29 @@ test("the default CRI socket is the exec-root's cri.sock, 0600 (never another da
     assert.match(r.stdout, /^POD ID\s+CREATED\s+STATE/);
   } finally {
     await d.stop();
+  }
+});
+
+test('a streaming address that cannot be bound: berthd and its CRI run on, saying why; a CRI socket that cannot be made: the Docker API runs on', async () => {
+  // 192.0.2.0/24 is TEST-NET-1: no interface here has 192.0.2.254, so the bind fails (EADDRNOTAVAIL)
+  const d = await startDaemon({ loadFixture: false, args: ['--cri-stream-address', '192.0.2.254'] });
+  try {
+    assert.match(d.logs(), /CRI streaming server not started: Exec, Attach and PortForward are off/);
+    const r = await d.berth(['pods', '--cri-socket', join(d.dir, 'run', 'cri.sock')]);
+    assert.match(r.stdout, /^POD ID\s+CREATED\s+STATE/);
+    assert.equal((await d.api('GET', '/_ping')).status, 200);
+  } finally {
+    await d.stop();
+  }
+  // the socket's directory is a file: the endpoint cannot listen, the daemon answers the Docker API all the same
+  const blocker = join(mkdtempSync('/var/tmp/berth-cri-flag-'), 'file');
+  writeFileSync(blocker, '');
+  const d2 = await startDaemon({ loadFixture: false, args: ['--cri-socket', join(blocker, 'cri.sock')] });
+  try {
+    assert.match(d2.logs(), /CRI endpoint not started/);
+    assert.equal((await d2.api('GET', '/_ping')).status, 200);
+  } finally {
+    await d2.stop();
+    rmSync(join(blocker, '..'), { recursive: true, force: true });
   }
 });
