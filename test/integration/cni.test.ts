@@ -32,27 +32,8 @@ import {
   DEFAULT_CONFLIST_FILE,
 } from '../../src/network/cni.js';
 import { isBerthError } from '../../src/base/errors.js';
-import { eventually } from './harness.js';
+import { eventually, freeSubnet, sh, shOk } from './harness.js';
 import { freePort } from './registry-harness.js';
-
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const shOk = (cmd: string, args: string[]) => {
-  try {
-    sh(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** A subnet 10.123.<n>.0/24 no route of the host uses (other engineers' tests run on this host too). */
-function freeSubnet(): string {
-  const routes = sh('ip', ['-4', 'route', 'show', 'table', 'all']);
-  for (;;) {
-    const n = 1 + Math.floor(Math.random() * 250);
-    if (!routes.includes(`10.123.${n}.`)) return `10.123.${n}`;
-  }
-}
 
 /** The reply of a TCP server at host:port (the pod's listener answers and closes). */
 const tcpReply = (host: string, port: number) =>
@@ -100,7 +81,7 @@ describe('CNI pod networking', () => {
   const cacheDir = join(dir, 'cache');
   const ipamDir = join(dir, 'ipam');
   const bridge = `cnit${tag}`;
-  const prefix = freeSubnet();
+  const prefix = freeSubnet(123);
   const netName = `berth-test-${tag}`;
   const namespaces: string[] = [];
   const bridges = [bridge];

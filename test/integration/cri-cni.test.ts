@@ -10,39 +10,12 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import http from 'node:http';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startDaemon, eventually, type Daemon } from './harness.js';
+import { startDaemon, eventually, freeSubnet, sh, shOk, type Daemon } from './harness.js';
+import { freePort } from './registry-harness.js';
 import { criClient, type CriClient, type Msg } from './cri-client.js';
-
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
-const shOk = (cmd: string, args: string[]) => {
-  try {
-    sh(cmd, args);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-function freeSubnet(): string {
-  const routes = sh('ip', ['-4', 'route', 'show', 'table', 'all']);
-  for (;;) {
-    const n = 1 + Math.floor(Math.random() * 250);
-    if (!routes.includes(`10.124.${n}.`)) return `10.124.${n}`;
-  }
-}
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 const get = (host: string, port: number) =>
   new Promise<string>((resolve, reject) => {
@@ -67,7 +40,7 @@ describe('CRI pod with CNI networking', () => {
   const confDir = join(dir, 'net.d');
   const ipamDir = join(dir, 'ipam');
   const bridge = `cnic${tag}`;
-  const prefix = freeSubnet();
+  const prefix = freeSubnet(124);
   const netName = `berth-cri-test-${tag}`;
   const sock = join(dir, 'cri.sock');
   const binDir = join(dir, 'bin');

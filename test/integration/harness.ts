@@ -3,7 +3,7 @@
  * dir, the busybox fixture loaded. Cleans up everything it made (containers, mounts, dirs),
  * and tolerates leftovers of earlier runs.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, existsSync, readFileSync, readdirSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -310,5 +310,31 @@ export async function eventually<T>(
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(100);
+  }
+}
+
+/** `cmd args` run to completion; its stdout (stderr kept for the error it throws on a failure). */
+export const sh = (cmd: string, args: string[]): string =>
+  execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+
+/** Whether `cmd args` succeeds. */
+export const shOk = (cmd: string, args: string[]): boolean => {
+  try {
+    sh(cmd, args);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A /24 prefix `10.<second>.<n>` that no route of the host uses (other test runs share the host):
+ * each test file passes its own `second`, so two files never pick from the same range.
+ */
+export function freeSubnet(second: number): string {
+  const routes = sh('ip', ['-4', 'route', 'show', 'table', 'all']);
+  for (;;) {
+    const n = 1 + Math.floor(Math.random() * 250);
+    if (!routes.includes(`10.${second}.${n}.`)) return `10.${second}.${n}`;
   }
 }
