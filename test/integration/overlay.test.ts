@@ -131,6 +131,24 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     (JSON.parse((await d.docker(['network', 'inspect', ref])).stdout) as Array<Record<string, unknown>>)[0]!;
   const ipOf = async (d: Daemon, c: string, net: string) =>
     (await d.docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c])).stdout.trim();
+  /** A busybox httpd named `name` on `net` serving /etc (its hostname file answers with its short id). */
+  const serveHttp = (d: Daemon, name: string, net: string, ...opts: string[]) =>
+    d.docker([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      net,
+      ...opts,
+      'busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/etc',
+    ]);
   const runIn = async (d: Daemon, net: string, script: string) =>
     (await d.docker(['run', '--rm', '--network', net, 'busybox', 'sh', '-c', script], { allowFail: true })).stdout;
 
@@ -190,23 +208,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
       const dev = sh('ip', ['-n', `${NS}${i}`, '-d', 'link', 'show', `vx-${id.slice(0, 12)}`]);
       assert.match(dev, new RegExp(`vxlan id 4097 local ${NET}\\.${i} .*dstport 4789 nolearning proxy`));
     }
-    await h(1).docker([
-      'run',
-      '-d',
-      '--name',
-      'web1',
-      '--network',
-      'ov',
-      '--network-alias',
-      'www',
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/etc',
-    ]);
+    await serveHttp(h(1), 'web1', 'ov', '--network-alias', 'www');
     const ip1 = await ipOf(h(1), 'web1', 'ov');
     await eventually(() => neighbours(2, id).includes(ip1), 20_000, 'host 2 told of web1');
     const got = await runIn(h(2), 'ov', `${fetchIn('web1')}; ${fetchIn('www')}; nslookup www | grep Address`);
@@ -214,21 +216,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     assert.equal(got.split('\n').filter((l) => l === short).length, 2, `by name and alias from host 2: ${got}`);
     assert.match(got, new RegExp(`Address: ${ip1.replace(/\./g, '\\.')}`));
     // a container on host 3 answers to host 1's by name too, and the neighbour table on host 1 follows
-    await h(3).docker([
-      'run',
-      '-d',
-      '--name',
-      'web3',
-      '--network',
-      'ov',
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/etc',
-    ]);
+    await serveHttp(h(3), 'web3', 'ov');
     const short3 = (await h(3).docker(['inspect', '-f', '{{.Id}}', 'web3'])).stdout.trim().slice(0, 12);
     await eventually(
       async () => (await runIn(h(1), 'ov', fetchIn('web3'))).trim() === short3,
@@ -264,23 +252,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     } finally {
       srv.kill();
     }
-    await h(2).docker([
-      'run',
-      '-d',
-      '--name',
-      'pub2',
-      '--network',
-      'ov',
-      '-p',
-      '8080:80',
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/etc',
-    ]);
+    await serveHttp(h(2), 'pub2', 'ov', '-p', '8080:80');
     const short = (await h(2).docker(['inspect', '-f', '{{.Id}}', 'pub2'])).stdout.trim().slice(0, 12);
     const fromUnderlay = () =>
       sh('ip', [
@@ -297,21 +269,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     const id2 = (
       await h(3).docker(['network', 'create', '-d', 'overlay', '--subnet', '10.77.0.0/24', 'ov2'])
     ).stdout.trim();
-    await h(3).docker([
-      'run',
-      '-d',
-      '--name',
-      'other3',
-      '--network',
-      'ov2',
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/etc',
-    ]);
+    await serveHttp(h(3), 'other3', 'ov2');
     const other = await ipOf(h(3), 'other3', 'ov2');
     await eventually(() => neighbours(1, id2).includes(other), 20_000, 'host 1 told of other3');
     const otherShort = (await h(3).docker(['inspect', '-f', '{{.Id}}', 'other3'])).stdout.trim().slice(0, 12);
@@ -321,21 +279,7 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
     assert.equal(cross.trim(), 'done', `ov2 reached ov: ${cross}`);
     // --internal: across hosts inside, nothing out
     const idi = (await h(1).docker(['network', 'create', '-d', 'overlay', '--internal', 'ovin'])).stdout.trim();
-    await h(1).docker([
-      'run',
-      '-d',
-      '--name',
-      'in1',
-      '--network',
-      'ovin',
-      'busybox',
-      'httpd',
-      '-f',
-      '-p',
-      '80',
-      '-h',
-      '/etc',
-    ]);
+    await serveHttp(h(1), 'in1', 'ovin');
     const in1 = await ipOf(h(1), 'in1', 'ovin');
     await eventually(() => neighbours(3, idi).includes(in1), 20_000, 'host 3 told of in1');
     const inShort = (await h(1).docker(['inspect', '-f', '{{.Id}}', 'in1'])).stdout.trim().slice(0, 12);
