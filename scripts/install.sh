@@ -17,17 +17,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -d node_modules/better-sqlite3/build ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A git worktree whose node_modules links to another checkout's shares those packages: npm ci
+# there would empty them for every checkout, and the PATH links belong to the main checkout.
+SHARED=0
+[ -L node_modules ] && SHARED=1
+if [ $SHARED = 0 ] && { [ ! -d node_modules/better-sqlite3/build ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   log=$(mktemp)
   npm ci --no-fund --no-audit >"$log" 2>&1 || { cat "$log"; rm -f "$log"; echo "npm ci failed" >&2; exit 1; }
   rm -f "$log"
 fi
-node -e "require('better-sqlite3')" 2>/dev/null || npm rebuild better-sqlite3 2>&1 | tail -1
+node -e "require('better-sqlite3')" 2>/dev/null || [ $SHARED = 1 ] || npm rebuild better-sqlite3 2>&1 | tail -1
 node -e "require('better-sqlite3')"
 npm run -s build
 
-ln -sf "$REPO/bin/berth" /usr/local/bin/berth
-ln -sf "$REPO/bin/berthd" /usr/local/bin/berthd
+if [ $SHARED = 0 ]; then
+  ln -sf "$REPO/bin/berth" /usr/local/bin/berth
+  ln -sf "$REPO/bin/berthd" /usr/local/bin/berthd
+fi
 
 bash scripts/fixture-busybox.sh /var/cache/berth/fixtures/busybox.tar >/dev/null
 # CRIU >= 4.2 and crun built with it (checkpoint under the default runtime). berthd probes what
