@@ -16,14 +16,12 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, 
 import { chmodSync, linkSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { extract } from 'tar-stream';
 import { REPO, startDaemon, type Daemon } from './harness.js';
-import { decodeStatus } from '../../src/buildkit/protos.js';
+import { openSessionServer, postBuild, readLines, statusesOf, type Line } from './buildkit-session.js';
 
 const PROTO_DIR = join(REPO, 'src/buildkit/proto');
 const defs = loadSync(['filesync.proto', 'sshforward.proto'], {
@@ -51,12 +49,6 @@ interface Packet {
   ID?: number;
   data?: Buffer;
 }
-interface Line {
-  id?: string;
-  aux?: unknown;
-  error?: string;
-}
-
 const GO_DIR = 0x80000000;
 const GO_SYMLINK = 0x08000000;
 const GO_SETUID = 1 << 23;
@@ -173,28 +165,11 @@ describe('BuildKit local and tar exporters (outputs=, FileSend through the sessi
     let finished!: () => void;
     const r: Received = { stats: [], requested: [], tar: [], done: new Promise<void>((res) => (finished = res)) };
     const methods = serve === 'none' ? [] : ['/moby.filesync.v1.FileSend/DiffCopy'];
-    const socket = await new Promise<Duplex>((res, rej) =>
-      docker.modem.dial(
-        {
-          method: 'POST',
-          path: '/session',
-          hijack: true,
-          headers: {
-            Upgrade: 'h2c',
-            'X-Docker-Expose-Session-Uuid': id,
-            'X-Docker-Expose-Session-Name': 'berth-export-test',
-            'X-Docker-Expose-Session-Sharedkey': 'k',
-            ...(listMethods
-              ? { 'X-Docker-Expose-Session-Grpc-Method': ['/grpc.health.v1.Health/Check', ...methods] }
-              : {}),
-          },
-          statusCodes: { 101: true },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as Duplex)),
-      ),
-    );
-    const server = new grpc.Server();
-    server.createConnectionInjector(grpc.ServerCredentials.createInsecure()).injectConnection(socket);
+    const { server, close } = await openSessionServer(docker, {
+      id,
+      name: 'berth-export-test',
+      methods: listMethods ? ['/grpc.health.v1.Health/Check', ...methods] : null,
+    });
     if (serve !== 'none')
       server.addService(RAW_FILE_SEND, {
         DiffCopy: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
@@ -214,40 +189,14 @@ describe('BuildKit local and tar exporters (outputs=, FileSend through the sessi
           }
         },
       });
-    closers.push(() => {
-      server.forceShutdown();
-      socket.destroy();
-    });
+    closers.push(close);
     return { id, r };
   }
 
   /** `POST /build?version=2&session=<id>&outputs=<json>` with the context tar as the body. */
-  async function build(session: string, outputs: unknown, t = ''): Promise<Line[]> {
-    const body = spawn('tar', ['-C', ctx, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
-    const stream = await new Promise<NodeJS.ReadableStream>((res, rej) =>
-      docker.modem.dial(
-        {
-          path: '/build?',
-          method: 'POST',
-          options: { version: '2', session, outputs: JSON.stringify(outputs), ...(t ? { t } : {}) },
-          file: body,
-          isStream: true,
-          statusCodes: { 200: true, 400: 'bad request', 500: 'server error' },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as NodeJS.ReadableStream)),
-      ),
-    );
-    let text = '';
-    for await (const c of stream) text += c.toString();
-    return text
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as Line);
-  }
-  const vertexes = (lines: Line[]) =>
-    lines
-      .filter((l) => l.id === 'moby.buildkit.trace')
-      .flatMap((l) => decodeStatus(Buffer.from(String(l.aux), 'base64')).vertexes);
+  const build = async (session: string, outputs: unknown, t = '') =>
+    readLines(await postBuild(docker, ctx, { session, outputs: JSON.stringify(outputs), ...(t ? { t } : {}) }));
+  const vertexes = (lines: Line[]) => statusesOf(lines).flatMap((s) => s.vertexes);
 
   test('type=local: the image root arrives through fsutil DiffCopy with contents, modes, symlinks, hard links', async () => {
     const dest = join(mkdtempSync('/var/tmp/berth-bk-dest-'), 'out');

@@ -15,36 +15,15 @@ import { basename, join } from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { REPO, startDaemon, type Daemon } from './harness.js';
-import { decodeStatus } from '../../src/buildkit/protos.js';
+import { logTextOf, openSessionServer, postBuild, readLines, statusesOf, type Line } from './buildkit-session.js';
 
 const PROTO_DIR = join(REPO, 'src/buildkit/proto');
 
-interface Line {
-  id?: string;
-  aux?: unknown;
-  error?: string;
-}
-
-async function collect(stream: NodeJS.ReadableStream): Promise<Line[]> {
-  let text = '';
-  for await (const c of stream) text += c.toString();
-  return text
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Line);
-}
-
-const logText = (lines: Line[]) =>
-  lines
-    .filter((l) => l.id === 'moby.buildkit.trace')
-    .flatMap((l) => decodeStatus(Buffer.from(String(l.aux), 'base64')).logs)
-    .map((l) => Buffer.from(l.msg).toString())
-    .join('');
+const logText = (lines: Line[]) => logTextOf(statusesOf(lines));
 
 /** `ssh-add` with the shared libraries `ldd` names and the loader, into `dir` (run as `<dir>/ld.so --library-path <dir> <dir>/ssh-add`). */
 function copySshAdd(dir: string): void {
@@ -115,26 +94,11 @@ describe('RUN --mount=type=ssh through a BuildKit session', () => {
     const id = randomUUID();
     const out: SshSession = { id, checked: [], streams: [], seen: [], close: () => undefined };
     const methods = agents ? ['/moby.sshforward.v1.SSH/CheckAgent', '/moby.sshforward.v1.SSH/ForwardAgent'] : [];
-    const socket = await new Promise<Duplex>((res, rej) =>
-      docker.modem.dial(
-        {
-          method: 'POST',
-          path: '/session',
-          hijack: true,
-          headers: {
-            Upgrade: 'h2c',
-            'X-Docker-Expose-Session-Uuid': id,
-            'X-Docker-Expose-Session-Name': 'berth-ssh-test',
-            'X-Docker-Expose-Session-Sharedkey': 'k',
-            'X-Docker-Expose-Session-Grpc-Method': ['/grpc.health.v1.Health/Check', ...methods],
-          },
-          statusCodes: { 101: true },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as Duplex)),
-      ),
-    );
-    const server = new grpc.Server();
-    server.createConnectionInjector(grpc.ServerCredentials.createInsecure()).injectConnection(socket);
+    const { server, close } = await openSessionServer(docker, {
+      id,
+      name: 'berth-ssh-test',
+      methods: ['/grpc.health.v1.Health/Check', ...methods],
+    });
     if (agents) {
       const pkg = grpc.loadPackageDefinition(
         loadSync('sshforward.proto', { includeDirs: [PROTO_DIR], keepCase: true, longs: Number, enums: String }),
@@ -174,32 +138,14 @@ describe('RUN --mount=type=ssh through a BuildKit session', () => {
         },
       });
     }
-    out.close = () => {
-      server.forceShutdown();
-      socket.destroy();
-    };
+    out.close = close;
     closers.push(out.close);
     return out;
   }
 
   /** `POST /build?version=2&session=<id>` with the context tar as the body (dockerode's modem). */
-  async function build(ctx: string, session: string, t: string): Promise<Line[]> {
-    const body = spawn('tar', ['-C', ctx, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
-    const stream = await new Promise<NodeJS.ReadableStream>((res, rej) =>
-      docker.modem.dial(
-        {
-          path: '/build?',
-          method: 'POST',
-          options: { version: '2', session, t },
-          file: body,
-          isStream: true,
-          statusCodes: { 200: true, 400: 'bad request', 500: 'server error' },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as NodeJS.ReadableStream)),
-      ),
-    );
-    return collect(stream);
-  }
+  const build = async (ctx: string, session: string, t: string) =>
+    readLines(await postBuild(docker, ctx, { session, t }));
 
   async function runOut(image: string, cmd: string[]): Promise<string> {
     return (await d.docker(['run', '--rm', image, ...cmd])).stdout;

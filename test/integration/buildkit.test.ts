@@ -14,7 +14,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import * as grpc from '@grpc/grpc-js';
@@ -22,27 +22,13 @@ import { loadSync } from '@grpc/proto-loader';
 import { REPO, startDaemon, type Daemon } from './harness.js';
 import { startDistribution } from './registry-harness.js';
 import { decodeStatus, type StatusResponse } from '../../src/buildkit/protos.js';
+import { logTextOf, openSessionServer, postBuild, readLines, statusesOf, type Line } from './buildkit-session.js';
 import { fsutilSend, type SenderPacket } from './fsutil-sender.js';
-
-interface Line {
-  id?: string;
-  aux?: unknown;
-  error?: string;
-  stream?: string;
-}
 
 /** Reads a build's JSON stream to its end: the raw lines and the decoded BuildKit statuses. */
 async function collect(stream: NodeJS.ReadableStream): Promise<{ lines: Line[]; statuses: StatusResponse[] }> {
-  let text = '';
-  for await (const c of stream) text += c.toString();
-  const lines = text
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Line);
-  const statuses = lines
-    .filter((l) => l.id === 'moby.buildkit.trace')
-    .map((l) => decodeStatus(Buffer.from(String(l.aux), 'base64')));
-  return { lines, statuses };
+  const lines = await readLines(stream);
+  return { lines, statuses: statusesOf(lines) };
 }
 
 const imageIdOf = (lines: Line[]) => {
@@ -50,11 +36,7 @@ const imageIdOf = (lines: Line[]) => {
   return (l?.aux as { ID?: string } | undefined)?.ID;
 };
 const vertexNames = (ss: StatusResponse[]) => [...new Set(ss.flatMap((s) => s.vertexes.map((v) => v.name)))];
-const logText = (ss: StatusResponse[]) =>
-  ss
-    .flatMap((s) => s.logs)
-    .map((l) => Buffer.from(l.msg).toString())
-    .join('');
+const logText = logTextOf;
 
 function contextDir(files: Record<string, string>): string {
   const dir = mkdtempSync('/var/tmp/berth-bk-ctx-');
@@ -281,30 +263,16 @@ describe('BuildKit builds (dockerode version 2)', () => {
     const id = randomUUID();
     const asked: string[] = [];
     const synced: string[] = [];
-    const socket = await new Promise<Duplex>((res, rej) =>
-      docker.modem.dial(
-        {
-          method: 'POST',
-          path: '/session',
-          hijack: true,
-          headers: {
-            Upgrade: 'h2c',
-            'X-Docker-Expose-Session-Uuid': id,
-            'X-Docker-Expose-Session-Name': 'berth-test',
-            'X-Docker-Expose-Session-Sharedkey': 'k',
-            'X-Docker-Expose-Session-Grpc-Method': [
-              '/moby.buildkit.secrets.v1.Secrets/GetSecret',
-              '/moby.filesync.v1.FileSync/DiffCopy',
-              '/grpc.health.v1.Health/Check',
-            ],
-          },
-          statusCodes: { 101: true, 200: true },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as Duplex)),
-      ),
-    );
-    const server = new grpc.Server();
-    server.createConnectionInjector(grpc.ServerCredentials.createInsecure()).injectConnection(socket);
+    const { server, close } = await openSessionServer(docker, {
+      id,
+      name: 'berth-test',
+      methods: [
+        '/moby.buildkit.secrets.v1.Secrets/GetSecret',
+        '/moby.filesync.v1.FileSync/DiffCopy',
+        '/grpc.health.v1.Health/Check',
+      ],
+      statusCodes: { 101: true, 200: true },
+    });
     const pkg = grpc.loadPackageDefinition(loadSync(join(REPO, 'src/buildkit/proto/session.proto'))) as unknown as {
       moby: { buildkit: { secrets: { v1: { Secrets: { service: grpc.ServiceDefinition } } } } };
     };
@@ -339,38 +307,18 @@ describe('BuildKit builds (dockerode version 2)', () => {
       id,
       asked,
       synced,
-      close: () => {
-        server.forceShutdown();
-        socket.destroy();
-      },
+      close,
     };
   }
 
   /** `POST /build?version=2&session=<id>` with dockerode's modem, as buildImage sends it. */
-  async function buildWithSession(
+  const buildWithSession = (
     ctx: string | null,
     files: string[],
     session: string,
     t: string,
     extra: Record<string, string> = {},
-  ) {
-    const body = ctx
-      ? spawn('tar', ['-C', ctx, '-c', ...files], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout
-      : undefined;
-    return new Promise<NodeJS.ReadableStream>((res, rej) =>
-      docker.modem.dial(
-        {
-          path: '/build?',
-          method: 'POST',
-          options: { version: '2', session, t, ...extra },
-          ...(body ? { file: body } : {}),
-          isStream: true,
-          statusCodes: { 200: true, 400: 'bad request', 500: 'server error', 503: 'unavailable' },
-        },
-        (err: unknown, s: unknown) => (err ? rej(err) : res(s as NodeJS.ReadableStream)),
-      ),
-    );
-  }
+  ) => postBuild(docker, ctx, { session, t, ...extra }, files);
 
   test('RUN --mount=type=secret gets the secret from the client session, and it stays out of the image', async () => {
     const ctx = contextDir({
