@@ -29,7 +29,7 @@ source bench/lib.sh
 [ -d dist/src ] || npm run -s build
 
 # each container is two tasks (conmon + its process) and pid_max is 32768 here: say so before a start that cannot fit
-tasks_now=$(ls -d /proc/[0-9]*/task/* 2>/dev/null | wc -l)
+tasks_now=$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f2)
 if [ $((tasks_now + 2 * N + 500)) -gt "$(cat /proc/sys/kernel/pid_max)" ]; then
   printf 'warning: %s tasks now + 2 x %s containers is above pid_max (%s): starts will fail with EAGAIN\n' \
     "$tasks_now" "$N" "$(cat /proc/sys/kernel/pid_max)" >&2
@@ -175,7 +175,7 @@ run_engine() {
   emit "$e" unreclaimable_slab_delta_kb "$(($(meminfo SUnreclaim) - sunreclaim0))"
   # which kernel caches grew (KiB; machine-wide): where the kernel's cost per container goes
   emit "$e" slab_caches_kb "$(awk 'NR==FNR{if(FNR>2)b[$1]=$3*$4;next} FNR>2{d=int(($3*$4-b[$1])/1024); if(d>0)print d, $1}' \
-    "$WORK/slabinfo-$e" /proc/slabinfo | sort -rn | head -10 | jq -Rn '[inputs | split(" ") | {(.[1]): (.[0]|tonumber)}] | add')"
+    "$WORK/slabinfo-$e" /proc/slabinfo | sort -rn | head -10 | jq -cRn '[inputs | split(" ") | {(.[1]): (.[0]|tonumber)}] | add')"
 
   # kill -9 and restart: time to /_ping and to all listed
   local sample pids_before
