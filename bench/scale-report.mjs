@@ -37,7 +37,13 @@ const rows = [
   ['start: s at each 1,000', (e) => (res[e].start?.per1000 ?? []).join(', ')],
   ['running after start', (e) => res[e].count?.running ?? ''],
   ['new mount namespace (`unshare -m true`) ms', (e) => res[e].unshare_mount_ns_ms ?? ''],
-  ['reading the mount table (/proc/mounts, KiB) ms', (e) => (res[e].read_mounts_ms === undefined ? '' : `${res[e].read_mounts_ms} (${Math.round((res[e].mounts_bytes ?? 0) / 1024)})`)],
+  [
+    'reading the mount table (/proc/mounts, KiB) ms',
+    (e) =>
+      res[e].read_mounts_ms === undefined
+        ? ''
+        : `${res[e].read_mounts_ms} (${Math.round((res[e].mounts_bytes ?? 0) / 1024)})`,
+  ],
   ['`docker ps -q` ms', (e) => res[e].ps_cli_ms ?? ''],
   ['`docker ps -aq` ms', (e) => res[e].ps_a_cli_ms ?? ''],
   ['GET /containers/json ms (median)', (e) => res[e].ps_api?.median_ms ?? ''],
