@@ -37,6 +37,13 @@ const rows = [
   ['start: s at each 1,000', (e) => (res[e].start?.per1000 ?? []).join(', ')],
   ['running after start', (e) => res[e].count?.running ?? ''],
   ['new mount namespace (`unshare -m true`) ms', (e) => res[e].unshare_mount_ns_ms ?? ''],
+  [
+    'reading the mount table (/proc/mounts, KiB) ms',
+    (e) =>
+      res[e].read_mounts_ms === undefined
+        ? ''
+        : `${res[e].read_mounts_ms} (${Math.round((res[e].mounts_bytes ?? 0) / 1024)})`,
+  ],
   ['`docker ps -q` ms', (e) => res[e].ps_cli_ms ?? ''],
   ['`docker ps -aq` ms', (e) => res[e].ps_a_cli_ms ?? ''],
   ['GET /containers/json ms (median)', (e) => res[e].ps_api?.median_ms ?? ''],
@@ -57,6 +64,15 @@ const rows = [
   ],
   ['host MemAvailable drop per container MB (all told, noisy)', (e) => per(e, res[e].mem_available_delta_kb)],
   ['kernel Slab growth per container MB', (e) => per(e, res[e].slab_delta_kb)],
+  ['unreclaimable slab growth per container MB', (e) => per(e, res[e].unreclaimable_slab_delta_kb)],
+  [
+    'slab caches grown most, KiB per container',
+    (e) =>
+      Object.entries(res[e].slab_caches_kb ?? {})
+        .slice(0, 6)
+        .map(([k, v]) => `${k} ${Math.round(v / Math.max(1, res[e].start?.started ?? 1))}`)
+        .join(', '),
+  ],
   ['daemon RSS MB', (e) => mb(res[e].daemon_rss_kb)],
   ['containerd RSS MB', (e) => mb(res[e].containerd_rss_kb)],
   ['daemon open files', (e) => res[e].daemon_fds ?? ''],

@@ -28,6 +28,13 @@ unset NODE_EXTRA_CA_CERTS
 source bench/lib.sh
 [ -d dist/src ] || npm run -s build
 
+# each container is two tasks (conmon + its process) and pid_max is 32768 here: say so before a start that cannot fit
+tasks_now=$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f2)
+if [ $((tasks_now + 2 * N + 500)) -gt "$(cat /proc/sys/kernel/pid_max)" ]; then
+  printf 'warning: %s tasks now + 2 x %s containers is above pid_max (%s): starts will fail with EAGAIN\n' \
+    "$tasks_now" "$N" "$(cat /proc/sys/kernel/pid_max)" >&2
+fi
+
 mkdir -p "$WORK" "$REPO/bench/results"
 WORK=$(cd "$WORK" && pwd)
 RES=$WORK/results.jsonl
@@ -116,9 +123,11 @@ run_engine() {
   wait_ping "$e"
   if [ "$e" = podman ]; then $PODMAN_BIN load -i "$FIXTURE" >/dev/null; else docker -H "unix://$SOCK" load -i "$FIXTURE" >/dev/null; fi
   local D="docker -H unix://$SOCK"
-  local avail0 slab0
+  local avail0 slab0 sunreclaim0
   avail0=$(meminfo MemAvailable)
   slab0=$(meminfo Slab)
+  sunreclaim0=$(meminfo SUnreclaim)
+  cp /proc/slabinfo "$WORK/slabinfo-$e"
   emit "$e" mounts_before "$(wc -l </proc/self/mountinfo)"
   emit "$e" load_before "$(cut -d' ' -f1 /proc/loadavg)"
 
@@ -139,6 +148,9 @@ run_engine() {
   emit "$e" mounts_after_start "$(wc -l </proc/self/mountinfo)"
   # a new mount namespace copies every mount: the kernel's cost per container start at this count
   emit "$e" unshare_mount_ns_ms "$(median_ms unshare -m true)"
+  # and crun reads the whole table (/proc/mounts, 4 KiB at a time) at each create: its cost at this count
+  emit "$e" read_mounts_ms "$(median_ms dd if=/proc/self/mounts of=/dev/null bs=4096 status=none)"
+  emit "$e" mounts_bytes "$(wc -c </proc/self/mounts)"
 
   local mid=$((n / 2))
   emit "$e" ps_cli_ms "$(median_ms $D ps -q)"
@@ -160,6 +172,10 @@ run_engine() {
   fi
   emit "$e" mem_available_delta_kb "$((avail0 - $(meminfo MemAvailable)))"
   emit "$e" slab_delta_kb "$(($(meminfo Slab) - slab0))"
+  emit "$e" unreclaimable_slab_delta_kb "$(($(meminfo SUnreclaim) - sunreclaim0))"
+  # which kernel caches grew (KiB; machine-wide): where the kernel's cost per container goes
+  emit "$e" slab_caches_kb "$(awk 'NR==FNR{if(FNR>2)b[$1]=$3*$4;next} FNR>2{d=int(($3*$4-b[$1])/1024); if(d>0)print d, $1}' \
+    "$WORK/slabinfo-$e" /proc/slabinfo | sort -rn | head -10 | jq -cRn '[inputs | split(" ") | {(.[1]): (.[0]|tonumber)}] | add')"
 
   # kill -9 and restart: time to /_ping and to all listed
   local sample pids_before

@@ -1,4 +1,4 @@
-import { promises as fsp, writeFileSync, renameSync, openSync, fsyncSync, closeSync, readFileSync } from 'node:fs';
+import { promises as fsp, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -38,18 +38,6 @@ export async function exists(path: string): Promise<boolean> {
 
 export async function readJsonFile(path: string): Promise<unknown> {
   return JSON.parse(await fsp.readFile(path, 'utf8')) as unknown;
-}
-
-/** Whether `p` is a mount point, from /proc/self/mountinfo. */
-export function isMountPoint(p: string): boolean {
-  let info = '';
-  try {
-    info = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return false;
-  }
-  const esc = p.replace(/ /g, '\\040');
-  return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }
 
 /** A device node's numbers from its `rdev` (Linux's dev_t: major in bits 8-19 and 32+, minor in bits 0-7 and 20-31). */

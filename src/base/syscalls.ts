@@ -5,6 +5,7 @@
  * readlinkat(2) for the rooted file layer (archive/rooted.ts), copy_file_range(2) for layer unpacking. Process-wide calls only (never setns here: Node is
  * multi-threaded). Errors carry the syscall, the path and errno's name (and `errno`, `code`).
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { BerthError, codeOfErrno, internal, unavailable } from './errors.js';
@@ -32,6 +33,7 @@ const fns = {
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
   syscall: libc.func('long syscall(long number, ...)'),
   readlinkat: libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
+  statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)'),
   copyFileRange: libc.func(
     'long copy_file_range(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)',
   ),
@@ -114,6 +116,41 @@ export function umountAsync(target: string, flags = 0): Promise<void> {
       }
     });
   });
+}
+
+const AT_NO_AUTOMOUNT = 0x800;
+const STATX_TYPE = 1;
+const STATX_ATTR_MOUNT_ROOT = 0x2000;
+
+/**
+ * Whether `path` (its last component not followed) is the root of a mount, by statx(2)'s
+ * STATX_ATTR_MOUNT_ROOT: null when the kernel does not say (before 5.8) or the path cannot be
+ * stat'ed. One system call, whatever the size of the mount table (reading /proc/self/mountinfo
+ * costs ~0.5 KB a mount: 6 MB at 10,000 containers).
+ */
+export function isMountRoot(path: string): boolean | null {
+  const buf = Buffer.alloc(256);
+  if (fns.statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, buf) < 0) return null;
+  // struct statx: stx_attributes at 8, stx_attributes_mask at 56 (both u64; the bit is in the low word)
+  if (!(buf.readUInt32LE(56) & STATX_ATTR_MOUNT_ROOT)) return null;
+  return (buf.readUInt32LE(8) & STATX_ATTR_MOUNT_ROOT) !== 0;
+}
+
+/**
+ * Whether `p` is a mount point: statx(2) says; where it cannot (an old kernel),
+ * /proc/self/mountinfo, whose size grows with every container's rootfs mount.
+ */
+export function isMountPoint(p: string): boolean {
+  const root = isMountRoot(p);
+  if (root !== null) return root;
+  let info = '';
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return false;
+  }
+  const esc = p.replace(/ /g, '\\040');
+  return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }
 
 export function setXattr(path: string, name: string, value: string): void {

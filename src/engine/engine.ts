@@ -11,7 +11,7 @@ import { conflict, invalidArgument, errorMessage } from '../base/errors.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
-import { isMountPoint } from '../base/fs.js';
+import { isMountPoint } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
 import type { ImageRecord, ImageStore } from '../image/types.js';
 import type { Snapshotter, Mounter } from '../snapshot/types.js';

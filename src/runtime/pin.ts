@@ -8,8 +8,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { errorMessage } from '../base/errors.js';
-import { isMountPoint } from '../base/fs.js';
-import { MNT_DETACH, MS_BIND, MS_RDONLY, mount, umount } from '../base/syscalls.js';
+import { isMountPoint, MNT_DETACH, MS_BIND, MS_RDONLY, mount, umount } from '../base/syscalls.js';
 import { log } from '../base/log.js';
 
 const MS_REMOUNT = 32;

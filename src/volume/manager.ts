@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import type { Db } from '../metadata/db.js';
 import { migrate } from '../metadata/db.js';
 import { conflict, invalidArgument, isBerthError, notFound } from '../base/errors.js';
-import { isMountPoint } from '../base/fs.js';
-import { MNT_DETACH, mount, umount } from '../base/syscalls.js';
+import { isMountPoint, MNT_DETACH, mount, umount } from '../base/syscalls.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import type { VolumeDriver } from '../plugins/interfaces.js';
 
