@@ -133,7 +133,7 @@ export class CriService {
       StartContainer: unary<{ container_id: string }>('StartContainer', async (r) => {
         const x = ct.get(r.container_id);
         const s = sb.get(x.c.labels[SANDBOX_ID] ?? '');
-        if (s.c.status !== 'running') throw failedPrecondition(`pod sandbox ${s.c.id} of the container is not ready`);
+        if (!sb.ready(s)) throw failedPrecondition(`pod sandbox ${s.c.id} of the container is not ready`);
         await k8s.start(x.c.id);
         return {};
       }),
@@ -215,7 +215,7 @@ export class CriService {
       ),
       PortForward: unary<{ pod_sandbox_id: string; port: number[] }>('PortForward', async (r) => {
         const p = sb.get(r.pod_sandbox_id);
-        if (p.c.status !== 'running') throw failedPrecondition(`pod sandbox ${p.c.id} is not ready`);
+        if (!sb.ready(p)) throw failedPrecondition(`pod sandbox ${p.c.id} is not ready`);
         for (const port of r.port)
           if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`invalid port ${port}`);
         const s = streamOrRefuse('PortForward');
