@@ -173,7 +173,8 @@ export class PodVerbs {
     try {
       await pinning;
       tPinned = performance.now();
-      const net = await k8s.network.setUp({ ...o.net, id, netns: ns.net });
+      // lo came up with the namespace (pod-ns.ts): no loopback plugin
+      const net = await k8s.network.setUp({ ...o.net, id, netns: ns.net, loUp: true });
       this.note(id, { ...net, down: false, ready: true });
       k8s.announce(id, 'start');
       log.debug('pod sandbox ready', {
@@ -186,7 +187,7 @@ export class PodVerbs {
     } catch (e) {
       if (tPinned)
         await k8s.network
-          .tearDown({ ...o.net, id, netns: ns.net })
+          .tearDown({ ...o.net, id, netns: ns.net, loUp: true })
           .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
       await k8s.remove(id, true).catch(() => undefined);
       // a failed pin removed its own files; a failed set-up's namespaces went with the record
@@ -225,7 +226,7 @@ export class PodVerbs {
     } catch {
       /* the infra process is gone: tear down what the network knows */
     }
-    await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns });
+    await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns, loUp: this.pinned(infra) });
     this.note(infra.id, { ...state, down: true, ready: false });
   }
 

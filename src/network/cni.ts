@@ -67,6 +67,11 @@ export interface CniPod {
   portMappings?: CniPortMapping[];
   /** CNI_ARGS, e.g. K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_INFRA_CONTAINER_ID, K8S_POD_UID */
   args?: Record<string, string>;
+  /**
+   * false: the caller brought the pod's `lo` up when it made the namespace, and no `loopback`
+   * plugin runs at ADD or DEL (default true: containerd's go-cni way)
+   */
+  loopback?: boolean;
 }
 
 export interface CniAttachment {
@@ -192,7 +197,8 @@ export class Cni {
     return this.serial(inv.containerId, async () => {
       if (!(await isNetns(p.netnsPath))) throw invalidArgument(`${p.netnsPath} is not a network namespace`);
       const net = await this.loadNetwork();
-      const [lo, paths] = [await this.pluginPaths(LOOPBACK), await this.pluginPaths(net)];
+      const withLo = p.loopback !== false;
+      const [lo, paths] = [withLo ? await this.pluginPaths(LOOPBACK) : [], await this.pluginPaths(net)];
       const cacheFile = await this.cacheFile(inv.containerId, inv.ifName);
       if (await exists(cacheFile))
         throw new BerthError('AlreadyExists', `the network of ${inv.containerId} (${inv.ifName}) is set up already`);
@@ -213,23 +219,25 @@ export class Cni {
       let loUp = false;
       let prev: CniResult | undefined;
       // the loopback network runs beside the list (it touches only the pod's `lo`): its time is hidden
-      const loAdd = this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined).then(
-        () => null,
-        (e: unknown) => ({ e }),
-      );
+      const loAdd = withLo
+        ? this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined).then(
+            () => null,
+            (e: unknown) => ({ e }),
+          )
+        : Promise.resolve({ e: null });
       try {
         for (const [i, pl] of net.plugins.entries()) {
           prev = await this.exec(paths[i]!, net, pl, 'ADD', inv, prev);
           done++;
         }
         const loFailed = await loAdd;
-        if (loFailed) throw loFailed.e;
-        loUp = true;
+        if (loFailed?.e) throw loFailed.e;
+        loUp = withLo;
         if (!prev) throw failedPrecondition(`CNI network ${net.name}: its plugins gave no result`);
         record.result = prev.raw;
         await writeFileReplace(cacheFile, JSON.stringify(record), 0o600);
       } catch (e) {
-        loUp = (await loAdd) === null;
+        loUp = withLo && (await loAdd) === null;
         // SPEC: on a failed ADD, DEL every plugin of the list, in reverse order, called or not
         const undoPrev = done > 0 && versionAtLeast(net.cniVersion, '0.4.0') ? prev : undefined;
         for (const [i, pl] of [...net.plugins.entries()].reverse())
@@ -277,7 +285,7 @@ export class Cni {
       const withPrev = versionAtLeast(net.cniVersion, '0.4.0') ? prev : undefined;
       for (const [i, pl] of [...net.plugins.entries()].reverse())
         await this.exec(paths[i]!, net, pl, 'DEL', use, withPrev);
-      if (use.netns !== '') {
+      if (use.netns !== '' && p.loopback !== false) {
         const lo = await this.pluginPaths(LOOPBACK);
         await this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'DEL', { ...use, ifName: 'lo' }, undefined);
       }
@@ -515,6 +523,8 @@ export interface CniPodRequest {
   /** the pod's network namespace; empty when it is gone (DEL does what it can) */
   netns: string;
   portMappings: Array<{ protocol: 'tcp' | 'udp' | 'sctp'; containerPort: number; hostPort: number; hostIp: string }>;
+  /** the pod's `lo` is up already (it was brought up with the namespace): no loopback plugin */
+  loUp?: boolean;
 }
 
 /**
@@ -544,6 +554,7 @@ export class CniPodNetwork {
         K8S_POD_INFRA_CONTAINER_ID: p.id,
         K8S_POD_UID: p.uid,
       },
+      ...(p.loUp ? { loopback: false } : {}),
     };
   }
 
