@@ -13,7 +13,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import { failedPrecondition, internal, invalidArgument, isBerthError } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import type { AttachSession, CgroupStats, ExecHandle, Resources } from '../runtime/types.js';
-import type { CniPodRequest } from '../network/cni.js';
+import type { CniPodRequest } from '../network/cni-pod.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
 import type { EngineEvent } from './events.js';
