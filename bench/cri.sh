@@ -145,7 +145,7 @@ help=$(bin/berthd --help 2>&1 || true)
 grep -q -- '--cni-conf-dir' <<<"$help" && cni_flags+=(--cni-conf-dir $WORK/cni-berth)
 grep -q -- '--cni-bin-dir' <<<"$help" && cni_flags+=(--cni-bin-dir $CNI_BIN)
 bin/berthd --host unix://$WORK/berth.sock --root $WORK/berth-root --exec-root $WORK/berth-run \
-  --cri-socket unix://$BERTH_CRI "${cni_flags[@]}" >$WORK/berthd.log 2>&1 &
+  --cri-socket unix://$BERTH_CRI "${cni_flags[@]}" ${BERTH_ARGS:-} >$WORK/berthd.log 2>&1 &
 BERTH_PID=$!
 for _ in $(seq 150); do
   { [ -S $WORK/berth.sock ] && [ -S $BERTH_CRI ]; } && break

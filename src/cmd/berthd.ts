@@ -59,6 +59,8 @@ interface Flags {
   /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
   criStreamAddress: string;
   criStreamPort: number;
+  /** `needed`: pods that need no process get none (their namespaces pinned); `always`: an infra per pod */
+  criPodInfra: 'needed' | 'always';
   /** CNI: the conflist directory, the plugins' directories (pods get loopback only without a conflist) */
   cniConfDir: string;
   cniBinDirs: string[];
@@ -81,6 +83,7 @@ function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
       '    [--cri-socket PATH] [--cri=false] [--cri-stream-address ADDR] [--cri-stream-port N]\n' +
+      '    [--cri-pod-infra needed|always]\n' +
       '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n' +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
       '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
@@ -100,6 +103,7 @@ export function parseFlags(argv: string[]): Flags {
     cri: true,
     criStreamAddress: '127.0.0.1',
     criStreamPort: 0,
+    criPodInfra: 'needed',
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: [],
     insecureRegistries: [],
@@ -153,6 +157,12 @@ export function parseFlags(argv: string[]): Flags {
         const n = Number(v);
         if (!/^\d+$/.test(v) || n > 65535) usage(`--cri-stream-port ${v}: a port number (0: any free one)`);
         f.criStreamPort = n;
+        break;
+      }
+      case '--cri-pod-infra': {
+        const v = value();
+        if (v !== 'needed' && v !== 'always') usage(`--cri-pod-infra ${v}: needed or always`);
+        f.criPodInfra = v;
         break;
       }
       case '--cni-conf-dir':
@@ -422,7 +432,10 @@ async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock
   ]);
   const confs = await fsp.readdir(flags.cniConfDir).catch(() => [] as string[]);
   if (confs.some((f) => /\.(conflist|conf|json)$/.test(f))) {
-    const { Cni, CniPodNetwork } = await import('../network/cni.js');
+    const [{ Cni }, { CniPodNetwork }] = await Promise.all([
+      import('../network/cni.js'),
+      import('../network/cni-pod.js'),
+    ]);
     verbs.k8s.network = new CniPodNetwork(
       new Cni({
         confDir: flags.cniConfDir,
@@ -431,7 +444,7 @@ async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock
       }),
     );
   }
-  const service = new CriService(verbs);
+  const service = new CriService(verbs, flags.criPodInfra);
   const stream = new StreamServer({
     backend: new CriStreamBackend(verbs.k8s, service.sandboxes),
     address: flags.criStreamAddress,

@@ -120,8 +120,14 @@ export class Containers {
       })),
     };
     const body = await this.bodyOf(s, config, meta);
+    // a pinned sandbox's namespaces, joined by path (an infra's are joined through its process)
+    const pinned = this.sandboxes.pinned(s);
+    const ns = {
+      ...(pinned && s.meta.namespaces.network !== 'NODE' ? { netnsPath: s.c.netnsPath } : {}),
+      ...(pinned && s.c.ipcnsPath && s.meta.namespaces.ipc !== 'NODE' ? { ipcnsPath: s.c.ipcnsPath } : {}),
+    };
     try {
-      return await this.k8s.create(body, name, logPath || undefined);
+      return await this.k8s.create(body, name, logPath || undefined, ns);
     } catch (e) {
       if (isBerthError(e, 'Conflict')) throw alreadyExists(`container name ${name} is taken: ${e.message}`);
       if (isBerthError(e, 'NotFound') && /image/i.test(e.message))
@@ -135,10 +141,17 @@ export class Containers {
     const sc = config.linux?.security_context ?? null;
     const nsOpt = sc?.namespace_options ?? null;
     const podNs = s.meta.namespaces;
+    const pinned = this.sandboxes.pinned(s);
+    const pid = nsOpt?.pid ?? 'CONTAINER';
+    if (pinned && pid === 'POD')
+      throw invalidArgument(
+        `pod sandbox ${infra} has no shared PID namespace (it was made with namespace_options.pid ${podNs.pid})`,
+      );
     const hc: Record<string, unknown> = {
-      NetworkMode: podNs.network === 'NODE' ? 'host' : `container:${infra}`,
-      IpcMode: podNs.ipc === 'NODE' ? 'host' : `container:${infra}`,
-      ...pidMode(nsOpt?.pid ?? 'CONTAINER', nsOpt?.target_id ?? '', infra),
+      // pinned: its own namespaces' modes here, the pod's paths given to the create (create above)
+      NetworkMode: podNs.network === 'NODE' ? 'host' : pinned ? 'none' : `container:${infra}`,
+      IpcMode: podNs.ipc === 'NODE' ? 'host' : pinned ? 'private' : `container:${infra}`,
+      ...pidMode(pid, nsOpt?.target_id ?? '', infra),
       ...(s.meta.cgroupParent ? { CgroupParent: s.meta.cgroupParent } : {}),
       ...(await securityOf(sc)),
       ...resourcesOf(config.linux?.resources ?? null),
@@ -180,6 +193,8 @@ export class Containers {
       StdinOnce: config.stdin_once,
       AttachStdin: config.stdin,
       ...userOf(sc),
+      // the pod's hostname (an infra's is taken at start, as `--network container:` does)
+      ...(pinned && s.c.hostname ? { Hostname: s.c.hostname } : {}),
       ...(config.stop_signal && config.stop_signal !== 'RUNTIME_DEFAULT'
         ? { StopSignal: signalName(config.stop_signal) }
         : {}),

@@ -80,3 +80,13 @@ export function streaming<Req>(
     );
   };
 }
+
+export type Filter<T> = { filter: T | null };
+
+/** A Stream* RPC: what its List* twin answers, in lists of at most 256 items (none when there is none). */
+export function asStream<Req>(name: string, list: (r: Req) => Promise<object>, from: string, to: string) {
+  return streaming<Req>(name, async (r, write) => {
+    const items = ((await list(r)) as Record<string, unknown[] | undefined>)[from] ?? [];
+    for (let i = 0; i < items.length; i += 256) write({ [to]: items.slice(i, i + 256) });
+  });
+}

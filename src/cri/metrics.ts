@@ -74,7 +74,7 @@ export function metricDescriptors(): object {
 export async function podMetrics(k8s: K8sVerbs, sandboxes: Sandboxes, containers: Containers): Promise<object> {
   const pods: object[] = [];
   for (const s of sandboxes.all()) {
-    if (s.c.status !== 'running') continue;
+    if (!sandboxes.ready(s)) continue;
     const container_metrics: object[] = [];
     for (const c of sandboxes.containersOf(s.c.id)) {
       if (c.status !== 'running') continue;

@@ -1,8 +1,15 @@
 /**
- * Pod sandboxes: one infra process per pod, `catatonit -P` from berth's own pause image, holding
- * the pod's network, IPC and UTS namespaces (a container of the k8s.io namespace labelled
- * `io.berth.cri.kind=sandbox`). The pod's containers join them as Docker's `container:<id>`
- * modes do. Its network comes from the engine's PodNetwork (loopback only, or CNI).
+ * Pod sandboxes (a container record of the k8s.io namespace labelled `io.berth.cri.kind=sandbox`),
+ * in one of two forms (engine/pods.ts):
+ * - pinned, no process: the pod's network and IPC namespaces pinned by bind mounts, which the
+ *   pod's containers join by path; each container has its own UTS namespace with the pod's
+ *   hostname. For every pod that needs nothing more.
+ * - infra: one infra process, `catatonit -P` from berth's own pause image, holds them, and the
+ *   pod's containers join them as Docker's `container:<id>` modes do. When a process is needed:
+ *   a PID namespace shared by the pod (shareProcessNamespace), or pod sysctls (the runtime applies
+ *   and checks them in the infra's namespaces); with the host's network too (there is nothing to pin
+ *   but IPC, and the infra holds the UTS namespace), and whenever the daemon is told to always use one.
+ * Its network comes from the engine's PodNetwork (loopback only, or CNI).
  */
 import { alreadyExists, failedPrecondition, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { K8sContainer, K8sVerbs } from '../engine/k8s.js';
@@ -35,7 +42,14 @@ export class Sandboxes {
   constructor(
     private readonly k8s: K8sVerbs,
     private readonly pods: PodVerbs,
+    /** `always`: every pod gets an infra process (berthd --cri-pod-infra) */
+    private readonly infra: 'needed' | 'always' = 'needed',
   ) {}
+
+  /** A sandbox without an infra process (its namespaces pinned). */
+  pinned(s: Sandbox): boolean {
+    return this.pods.pinned(s.c);
+  }
 
   all(): Sandbox[] {
     const out: Sandbox[] = [];
@@ -132,8 +146,17 @@ export class Sandboxes {
       Labels: { [KIND]: 'sandbox', [SANDBOX]: JSON.stringify(meta) },
       HostConfig: hostConfig,
     };
+    // no process needed: no PID namespace to share, no sysctls to apply, a network of its own
+    const pinned =
+      this.infra === 'needed' && !hostNet && ns.pid !== 'POD' && !Object.keys(config.linux?.sysctls ?? {}).length;
     try {
-      return await this.pods.run({ body, name, hostNet, net: this.netSpec(meta) });
+      return await this.pods.run({
+        body,
+        name,
+        hostNet,
+        net: this.netSpec(meta),
+        ...(pinned ? { pinned: { ipc: ns.ipc !== 'NODE' } } : {}),
+      });
     } catch (e) {
       // two sandboxes of one pod and attempt: the name is taken (the kubelet's retry of a half-seen one)
       if (isBerthError(e, 'Conflict')) throw alreadyExists(`pod sandbox name ${name} is taken: ${e.message}`);
@@ -192,6 +215,7 @@ export class Sandboxes {
           info: JSON.stringify({
             pid: s.c.pid,
             netns,
+            ...(this.pinned(s) ? { infra: 'none (namespaces pinned)', ipcns: s.c.ipcnsPath } : {}),
             image: PAUSE_IMAGE,
             network: this.k8s.network.name,
             runtimeHandler: s.meta.runtimeHandler,

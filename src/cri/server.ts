@@ -1,445 +1,49 @@
 /**
- * berthd's CRI endpoint: runtime.v1 RuntimeService and ImageService over gRPC (@grpc/grpc-js) on a
- * unix socket (mode 0600: root's alone, as containerd's). A front door like api/: each handler
- * parses, calls the engine's verbs (Verbs.k8s, Verbs.images) and renders. Every RPC answers: a
- * real answer, or UNIMPLEMENTED with the reason; never a silent success.
+ * berthd's CRI endpoint: runtime.v1 RuntimeService (runtime-service.ts) and ImageService
+ * (image-service.ts) over gRPC (@grpc/grpc-js) on a unix socket (mode 0600: root's alone, as
+ * containerd's). A front door like api/: each handler parses, calls the engine's verbs (Verbs.k8s,
+ * Verbs.images) and renders.
  */
 import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
-import { Server, ServerCredentials, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { failedPrecondition, invalidArgument } from '../base/errors.js';
-import { log } from '../base/log.js';
+import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Verbs } from '../engine/verbs.js';
-import type { EngineEvent } from '../engine/k8s.js';
 import { loadCri } from './proto.js';
-import type { StreamServer } from './stream/server.js';
-import { GrpcStatusError, streaming, unary, unimplemented } from './grpc.js';
 import { Sandboxes } from './sandboxes.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
-import { metricDescriptors, podMetrics } from './metrics.js';
-import { SANDBOX_ID, isContainer, isSandbox } from './meta.js';
-import type {
-  AuthConfig,
-  ContainerConfig,
-  ImageSpec,
-  LinuxContainerResources,
-  PodSandboxConfig,
-  StrMap,
-} from './types.js';
+import { imageHandlers } from './image-service.js';
+import { runtimeHandlers, type RuntimeDeps, type StreamUrls } from './runtime-service.js';
 
-export const CRI_API_VERSION = 'v1';
-export const RUNTIME_NAME = 'berth';
-export const RUNTIME_VERSION = '0.1.0';
-/** CheckpointContainer's deadline when the request gives none (timeout 0) */
-const CHECKPOINT_DEFAULT_TIMEOUT_S = 240;
+export { CRI_API_VERSION, RUNTIME_NAME, RUNTIME_VERSION, type StreamUrls } from './runtime-service.js';
 
-/** The streaming server as the CRI handlers need it (src/cri/stream/server.ts's StreamServer). */
-export type StreamUrls = Pick<StreamServer, 'urlForExec' | 'urlForAttach' | 'urlForPortForward'>;
-
-type Filter<T> = { filter: T | null };
-type PodFilter = Filter<{ id: string; state: { state: string } | null; label_selector: StrMap }>;
-type CtrFilter = Filter<{
-  id: string;
-  state: { state: string } | null;
-  pod_sandbox_id: string;
-  label_selector: StrMap;
-}>;
-type CtrStatsFilter = Filter<{ id: string; pod_sandbox_id: string; label_selector: StrMap }>;
-type PodStatsFilter = Filter<{ id: string; label_selector: StrMap }>;
-
-/** A Stream* RPC: what its List* twin answers, in lists of at most 256 items (none when there is none). */
-function asStream<Req>(name: string, list: (r: Req) => Promise<object>, from: string, to: string) {
-  return streaming<Req>(name, async (r, write) => {
-    const items = ((await list(r)) as Record<string, unknown[] | undefined>)[from] ?? [];
-    for (let i = 0; i < items.length; i += 256) write({ [to]: items.slice(i, i + 256) });
-  });
-}
-
-export class CriService {
+export class CriService implements RuntimeDeps {
   readonly sandboxes: Sandboxes;
   readonly containers: Containers;
   readonly images: Images;
   /** kubelet's UpdateRuntimeConfig: kept and shown in Status (verbose) */
-  private podCidr = '';
+  podCidr = '';
 
   /** the streaming server (set once it listens); Exec, Attach and PortForward are UNIMPLEMENTED without it */
   stream: StreamUrls | null = null;
 
-  constructor(private readonly verbs: Verbs) {
-    this.sandboxes = new Sandboxes(verbs.k8s, verbs.pods);
+  /** `podInfra`: `always` gives every pod an infra process (berthd --cri-pod-infra; engine/pods.ts) */
+  constructor(
+    readonly verbs: Verbs,
+    podInfra: 'needed' | 'always' = 'needed',
+  ) {
+    this.sandboxes = new Sandboxes(verbs.k8s, verbs.pods, podInfra);
     this.containers = new Containers(verbs.k8s, this.sandboxes);
     this.images = new Images(verbs.images);
   }
 
   runtimeHandlers(): UntypedServiceImplementation {
-    const k8s = this.verbs.k8s;
-    const sb = this.sandboxes;
-    const ct = this.containers;
-    const listPods = async (r: PodFilter) => ({ items: sb.list(r.filter) });
-    const listContainers = async (r: CtrFilter) => ({ containers: ct.list(r.filter).map((x) => ct.item(x)) });
-    const listContainerStats = async (r: CtrStatsFilter) => {
-      const f = r.filter;
-      const list = ct
-        .list(f ? { id: f.id, pod_sandbox_id: f.pod_sandbox_id, label_selector: f.label_selector, state: null } : null)
-        .filter((x) => x.c.status === 'running' || x.c.status === 'paused');
-      return { stats: await Promise.all(list.map((x) => ct.stats(x))) };
-    };
-    const listPodStats = async (r: PodStatsFilter) => {
-      const f = r.filter;
-      const ids = sb
-        .list(f ? { id: f.id, state: { state: 'SANDBOX_READY' }, label_selector: f.label_selector } : null)
-        .map((i) => (i as { id: string }).id);
-      return { stats: await Promise.all(ids.map((id) => this.podStats(id))) };
-    };
-    const streamOrRefuse = (what: string): StreamUrls => {
-      if (!this.stream) throw unimplemented(what, 'the streaming server is not running in this berthd');
-      return this.stream;
-    };
-    return {
-      Version: unary<{ version: string }>('Version', async () => ({
-        version: '0.1.0',
-        runtime_name: RUNTIME_NAME,
-        runtime_version: RUNTIME_VERSION,
-        runtime_api_version: CRI_API_VERSION,
-      })),
-      RunPodSandbox: unary<{ config: PodSandboxConfig | null; runtime_handler: string }>(
-        'RunPodSandbox',
-        async (r) => ({
-          pod_sandbox_id: await sb.run(r.config, r.runtime_handler),
-        }),
-      ),
-      StopPodSandbox: unary<{ pod_sandbox_id: string }>('StopPodSandbox', async (r) => {
-        await sb.stop(r.pod_sandbox_id);
-        return {};
-      }),
-      RemovePodSandbox: unary<{ pod_sandbox_id: string }>('RemovePodSandbox', async (r) => {
-        if (!r.pod_sandbox_id) throw invalidArgument('pod_sandbox_id is required');
-        await sb.remove(r.pod_sandbox_id);
-        return {};
-      }),
-      PodSandboxStatus: unary<{ pod_sandbox_id: string; verbose: boolean }>('PodSandboxStatus', async (r) =>
-        sb.status(sb.get(r.pod_sandbox_id), r.verbose),
-      ),
-      ListPodSandbox: unary<PodFilter>('ListPodSandbox', listPods),
-      StreamPodSandboxes: asStream<PodFilter>('StreamPodSandboxes', listPods, 'items', 'pod_sandboxes'),
-      CreateContainer: unary<{
-        pod_sandbox_id: string;
-        config: ContainerConfig | null;
-        sandbox_config: PodSandboxConfig | null;
-      }>('CreateContainer', async (r) => ({
-        container_id: await ct.create(r.pod_sandbox_id, r.config, r.sandbox_config),
-      })),
-      StartContainer: unary<{ container_id: string }>('StartContainer', async (r) => {
-        const x = ct.get(r.container_id);
-        const s = sb.get(x.c.labels[SANDBOX_ID] ?? '');
-        if (s.c.status !== 'running') throw failedPrecondition(`pod sandbox ${s.c.id} of the container is not ready`);
-        await k8s.start(x.c.id);
-        return {};
-      }),
-      StopContainer: unary<{ container_id: string; timeout: number }>('StopContainer', async (r) => {
-        await k8s.stop(ct.get(r.container_id).c.id, seconds(r.timeout));
-        return {};
-      }),
-      RemoveContainer: unary<{ container_id: string }>('RemoveContainer', async (r) => {
-        if (!r.container_id) throw invalidArgument('container_id is required');
-        const c = k8s.find(r.container_id);
-        if (c && isSandbox(c)) throw invalidArgument(`${r.container_id} is a pod sandbox, not a container`);
-        await k8s.remove(r.container_id);
-        return {};
-      }),
-      ListContainers: unary<CtrFilter>('ListContainers', listContainers),
-      StreamContainers: asStream<CtrFilter>('StreamContainers', listContainers, 'containers', 'containers'),
-      ContainerStatus: unary<{ container_id: string; verbose: boolean }>('ContainerStatus', async (r) =>
-        ct.status(ct.get(r.container_id), r.verbose),
-      ),
-      UpdateContainerResources: unary<{ container_id: string; linux: LinuxContainerResources | null }>(
-        'UpdateContainerResources',
-        async (r) => {
-          const x = ct.get(r.container_id);
-          const l = r.linux;
-          if (!l) return {};
-          if (l.hugepage_limits.some((h) => h.limit > 0) || Object.keys(l.unified).length)
-            throw unimplemented('hugepage and unified resources', 'berth updates the named cgroup limits only');
-          await k8s.update(x.c.id, {
-            ...(l.memory_limit_in_bytes ? { Memory: l.memory_limit_in_bytes } : {}),
-            ...(l.cpu_shares ? { CpuShares: l.cpu_shares } : {}),
-            ...(l.cpu_quota ? { CpuQuota: l.cpu_quota } : {}),
-            ...(l.cpu_period ? { CpuPeriod: l.cpu_period } : {}),
-            ...(l.cpuset_cpus ? { CpusetCpus: l.cpuset_cpus } : {}),
-            ...(l.cpuset_mems ? { CpusetMems: l.cpuset_mems } : {}),
-          });
-          return {};
-        },
-      ),
-      ReopenContainerLog: unary<{ container_id: string }>('ReopenContainerLog', async (r) => {
-        const x = ct.get(r.container_id);
-        if (!x.meta.logPath) throw failedPrecondition(`container ${x.c.id} has no log_path`);
-        await k8s.reopenLog(x.c.id);
-        return {};
-      }),
-      ExecSync: unary<{ container_id: string; cmd: string[]; timeout: number }>('ExecSync', async (r) => {
-        const x = ct.get(r.container_id);
-        const res = await k8s.execSync(x.c.id, r.cmd, seconds(r.timeout) * 1000);
-        if (res.timedOut)
-          throw new GrpcStatusError(
-            status.DEADLINE_EXCEEDED,
-            `command ${JSON.stringify(r.cmd)} timed out after ${r.timeout}s (it was killed)`,
-          );
-        return { stdout: res.stdout, stderr: res.stderr, exit_code: res.exitCode };
-      }),
-      Exec: unary<{
-        container_id: string;
-        cmd: string[];
-        tty: boolean;
-        stdin: boolean;
-        stdout: boolean;
-        stderr: boolean;
-      }>('Exec', async (r) => {
-        const x = ct.get(r.container_id);
-        checkStreams(r);
-        if (!r.cmd.length) throw invalidArgument('cmd is required');
-        if (x.c.status !== 'running') throw failedPrecondition(`container ${x.c.id} is not running`);
-        const s = streamOrRefuse('Exec');
-        return { url: s.urlForExec({ ...r, containerId: x.c.id }) };
-      }),
-      Attach: unary<{ container_id: string; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }>(
-        'Attach',
-        async (r) => {
-          const x = ct.get(r.container_id);
-          checkStreams(r);
-          if (x.c.status !== 'running') throw failedPrecondition(`container ${x.c.id} is not running`);
-          const s = streamOrRefuse('Attach');
-          return { url: s.urlForAttach({ ...r, containerId: x.c.id }) };
-        },
-      ),
-      PortForward: unary<{ pod_sandbox_id: string; port: number[] }>('PortForward', async (r) => {
-        const p = sb.get(r.pod_sandbox_id);
-        if (p.c.status !== 'running') throw failedPrecondition(`pod sandbox ${p.c.id} is not ready`);
-        for (const port of r.port)
-          if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`invalid port ${port}`);
-        const s = streamOrRefuse('PortForward');
-        return { url: s.urlForPortForward({ podSandboxId: p.c.id, ports: r.port }) };
-      }),
-      ContainerStats: unary<{ container_id: string }>('ContainerStats', async (r) => ({
-        stats: await ct.stats(ct.get(r.container_id)),
-      })),
-      ListContainerStats: unary<CtrStatsFilter>('ListContainerStats', listContainerStats),
-      StreamContainerStats: asStream<CtrStatsFilter>(
-        'StreamContainerStats',
-        listContainerStats,
-        'stats',
-        'container_stats',
-      ),
-      PodSandboxStats: unary<{ pod_sandbox_id: string }>('PodSandboxStats', async (r) => ({
-        stats: await this.podStats(r.pod_sandbox_id),
-      })),
-      ListPodSandboxStats: unary<PodStatsFilter>('ListPodSandboxStats', listPodStats),
-      StreamPodSandboxStats: asStream<PodStatsFilter>(
-        'StreamPodSandboxStats',
-        listPodStats,
-        'stats',
-        'pod_sandbox_stats',
-      ),
-      UpdateRuntimeConfig: unary<{ runtime_config: { network_config: { pod_cidr: string } | null } | null }>(
-        'UpdateRuntimeConfig',
-        async (r) => {
-          this.podCidr = r.runtime_config?.network_config?.pod_cidr ?? '';
-          return {};
-        },
-      ),
-      Status: unary<{ verbose: boolean }>('Status', async (r) => {
-        const net = await k8s.network.status();
-        return {
-          status: {
-            conditions: [
-              { type: 'RuntimeReady', status: true, reason: '', message: '' },
-              { type: 'NetworkReady', status: net.ready, reason: net.reason, message: net.message },
-            ],
-          },
-          info: r.verbose
-            ? {
-                config: JSON.stringify({
-                  network: k8s.network.name,
-                  podCidr: this.podCidr,
-                  runtimes: ['crun', 'runc'],
-                }),
-              }
-            : {},
-          runtime_handlers: ['', 'crun', 'runc'].map((name) => ({
-            name,
-            features: { recursive_read_only_mounts: false, user_namespaces: false },
-          })),
-          features: { supplemental_groups_policy: false },
-        };
-      }),
-      CheckpointContainer: unary<{ container_id: string; location: string; timeout: number }>(
-        'CheckpointContainer',
-        async (r) => {
-          const { c } = ct.get(r.container_id);
-          if (r.timeout < 0) throw invalidArgument('timeout: seconds, not negative');
-          // kubelet's default when it sends none; CRIU and the export have their own deadlines too
-          const seconds = r.timeout || CHECKPOINT_DEFAULT_TIMEOUT_S;
-          const deadline = new AbortController();
-          const timer = setTimeout(() => deadline.abort(), seconds * 1000);
-          try {
-            await this.verbs.checkpoints.toFile(c.id, r.location, deadline.signal);
-          } catch (e) {
-            if (deadline.signal.aborted)
-              throw new GrpcStatusError(
-                status.DEADLINE_EXCEEDED,
-                `checkpoint of ${c.id} did not finish in ${seconds}s: nothing was written, the container runs on`,
-              );
-            throw e;
-          } finally {
-            clearTimeout(timer);
-          }
-          return {};
-        },
-      ),
-      GetContainerEvents: streaming<object>('GetContainerEvents', (_r, write, signal) => this.events(write, signal)),
-      ListMetricDescriptors: unary<object>('ListMetricDescriptors', async () => metricDescriptors()),
-      ListPodSandboxMetrics: unary<object>('ListPodSandboxMetrics', () => podMetrics(k8s, sb, ct)),
-      StreamPodSandboxMetrics: asStream<object>(
-        'StreamPodSandboxMetrics',
-        () => podMetrics(k8s, sb, ct),
-        'pod_metrics',
-        'pod_sandbox_metrics',
-      ),
-      RuntimeConfig: unary<object>('RuntimeConfig', async () => ({ linux: { cgroup_driver: 'CGROUPFS' } })),
-      UpdatePodSandboxResources: unary<{ pod_sandbox_id: string }>('UpdatePodSandboxResources', async (r) => {
-        sb.get(r.pod_sandbox_id);
-        throw unimplemented(
-          'UpdatePodSandboxResources',
-          "berth places the pod's cgroups under the kubelet's cgroup_parent but does not write that parent's " +
-            'limits (with the cgroupfs driver the kubelet sets the pod cgroup itself); per-container limits: ' +
-            'UpdateContainerResources',
-        );
-      }),
-    };
+    return runtimeHandlers(this);
   }
 
   imageHandlers(): UntypedServiceImplementation {
-    const im = this.images;
-    return {
-      ListImages: unary<Filter<{ image: ImageSpec | null }>>('ListImages', async (r) => im.list(r.filter)),
-      StreamImages: asStream<Filter<{ image: ImageSpec | null }>>(
-        'StreamImages',
-        async (r) => im.list(r.filter),
-        'images',
-        'images',
-      ),
-      ImageStatus: unary<{ image: ImageSpec | null; verbose: boolean }>('ImageStatus', async (r) =>
-        im.status(r.image, r.verbose),
-      ),
-      PullImage: unary<{ image: ImageSpec | null; auth: AuthConfig | null }>('PullImage', (r) =>
-        im.pull(r.image, r.auth),
-      ),
-      RemoveImage: unary<{ image: ImageSpec | null }>('RemoveImage', (r) => im.remove(r.image)),
-      ImageFsInfo: unary<object>('ImageFsInfo', async () => im.fsInfo()),
-    };
+    return imageHandlers(this.images);
   }
-
-  private async podStats(id: string): Promise<object> {
-    const s = this.sandboxes.get(id);
-    const attributes = {
-      id: s.c.id,
-      metadata: s.meta.metadata,
-      labels: s.meta.labels,
-      annotations: s.meta.annotations,
-    };
-    const containers = await Promise.all(
-      this.sandboxes
-        .containersOf(s.c.id)
-        .filter((c) => c.status === 'running')
-        .map((c) => this.containers.stats(this.containers.get(c.id))),
-    );
-    const own = (await this.containers.statsOf(s.c.id, attributes, await this.verbs.k8s.stats(s.c.id))) as {
-      cpu: {
-        timestamp: number;
-        usage_core_nano_seconds: { value: number };
-        usage_nano_cores: { value: number };
-      } | null;
-      memory: { timestamp: number; working_set_bytes: { value: number }; usage_bytes: { value: number } } | null;
-    };
-    // the pod's usage: the infra process's and its containers' (each has a cgroup of its own)
-    const sum = (pick: (x: typeof own) => number) =>
-      [own, ...(containers as Array<typeof own>)].reduce((a, x) => a + pick(x), 0);
-    const now = Date.now() * 1e6;
-    return {
-      attributes,
-      linux: {
-        cpu: {
-          timestamp: now,
-          usage_core_nano_seconds: { value: sum((x) => x.cpu?.usage_core_nano_seconds.value ?? 0) },
-          usage_nano_cores: { value: sum((x) => x.cpu?.usage_nano_cores.value ?? 0) },
-        },
-        memory: {
-          timestamp: now,
-          working_set_bytes: { value: sum((x) => x.memory?.working_set_bytes.value ?? 0) },
-          usage_bytes: { value: sum((x) => x.memory?.usage_bytes.value ?? 0) },
-        },
-        network: null,
-        process: null,
-        containers,
-      },
-      windows: null,
-    };
-  }
-
-  /** GetContainerEvents: the k8s.io containers' (and sandboxes') state changes until the client goes. */
-  private events(write: (m: object) => void, signal: AbortSignal): Promise<void> {
-    const TYPES: Record<string, string> = {
-      create: 'CONTAINER_CREATED_EVENT',
-      start: 'CONTAINER_STARTED_EVENT',
-      die: 'CONTAINER_STOPPED_EVENT',
-      destroy: 'CONTAINER_DELETED_EVENT',
-    };
-    return new Promise<void>((resolve) => {
-      const off = this.verbs.k8s.subscribe((ev: EngineEvent) => {
-        const type = TYPES[ev.Action];
-        if (!type) return;
-        try {
-          write(this.eventOf(ev, type));
-        } catch (e) {
-          log.debug('cri: event not sent', { err: String(e) });
-        }
-      });
-      const end = () => {
-        off();
-        resolve();
-      };
-      if (signal.aborted) end();
-      else signal.addEventListener('abort', end, { once: true });
-    });
-  }
-
-  private eventOf(ev: EngineEvent, type: string): object {
-    const id = ev.Actor.ID;
-    const now = ev.timeNano;
-    const c = this.verbs.k8s.find(id);
-    const podId = c && isSandbox(c) ? c.id : (c?.labels[SANDBOX_ID] ?? ev.Actor.Attributes[SANDBOX_ID] ?? '');
-    const pod = podId ? this.sandboxes.find(podId) : undefined;
-    const statuses =
-      c && isContainer(c)
-        ? [(this.containers.status(this.containers.get(id), false) as { status: object }).status]
-        : [];
-    return {
-      container_id: id,
-      container_event_type: type,
-      created_at: now,
-      pod_sandbox_status: pod ? (this.sandboxes.status(pod, false) as { status: object }).status : null,
-      containers_statuses: statuses,
-    };
-  }
-}
-
-/** A CRI timeout in seconds, within a timer's range (~24.8 days; a longer one would fire at once). */
-const seconds = (t: number): number => Math.min(Math.max(0, Number.isFinite(t) ? t : 0), 2_147_483);
-
-function checkStreams(r: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }): void {
-  if (!r.stdin && !r.stdout && !r.stderr) throw invalidArgument('one of stdin, stdout and stderr must be set');
-  if (r.tty && r.stderr) throw invalidArgument('tty and stderr cannot both be set (a terminal has one output)');
 }
 
 /** Each handler but Version run once `restored` has settled. */

@@ -64,6 +64,8 @@ export interface CreateInto {
   logPath?: string;
   /** a network namespace to join at start (the CRI's pod namespace; never from the Docker API) */
   netnsPath?: string;
+  /** an IPC namespace to join at start (a CRI pod's pinned one; never from the Docker API) */
+  ipcnsPath?: string;
 }
 
 /** The engine's own state a create holds: names being created, rootfs mounts made. */
@@ -177,6 +179,7 @@ async function createNamed(
     ...(ns ? { namespace: ns } : {}),
     ...(into.logPath ? { logPath: into.logPath } : {}),
     ...(into.netnsPath ? { netnsPath: into.netnsPath } : {}),
+    ...(into.ipcnsPath ? { ipcnsPath: into.ipcnsPath } : {}),
   };
   const dir = e.containerDir(id);
   try {

@@ -13,7 +13,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import { failedPrecondition, internal, invalidArgument, isBerthError } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import type { AttachSession, CgroupStats, ExecHandle, Resources } from '../runtime/types.js';
-import type { CniPodRequest } from '../network/cni.js';
+import type { CniPodRequest } from '../network/cni-pod.js';
 import type { ContainerRecord } from './record.js';
 import type { Engine } from './engine.js';
 import type { EngineEvent } from './events.js';
@@ -22,7 +22,8 @@ import { actorOf } from './actor.js';
 import { NAMESPACE_LABEL } from './system.js';
 import { resourcesOf } from './config.js';
 import { LogParser, type LogLine } from './logs.js';
-import { netnsAdd, netnsDel } from '../network/host.js';
+import { netnsAdd } from '../network/host.js';
+import { PodNamespaces, POD_NETNS_DIR, POD_NETNS_PREFIX, type PinnedNs } from './pod-ns.js';
 
 export type { AttachSession, ExecHandle, EngineEvent };
 
@@ -59,6 +60,9 @@ export interface K8sContainer {
   hostname: string;
   /** the signal a stop sends first (Docker's StopSignal, the image's or the container's; '' for SIGTERM) */
   stopSignal: string;
+  /** the pod namespaces it joins at start (made for its pod before it: engine/pod-ns.ts), '' for its own */
+  netnsPath: string;
+  ipcnsPath: string;
 }
 
 export interface K8sStats {
@@ -94,13 +98,15 @@ export const loopbackOnly: PodNetwork = {
 export const EXEC_SYNC_CAP = 16 << 20;
 
 export const PAUSE_IMAGE = 'localhost/berth/pause:catatonit';
-const POD_NETNS_PREFIX = 'berth-cri-';
 const CATATONIT = '/usr/bin/catatonit';
 
 export class K8sVerbs {
   network: PodNetwork = loopbackOnly;
+  readonly podNs: PodNamespaces;
 
-  constructor(private readonly e: Engine) {}
+  constructor(private readonly e: Engine) {
+    this.podNs = new PodNamespaces(join(e.runRoot, 'pods'));
+  }
 
   private rec(id: string): ContainerRecord {
     return this.e.store.get(id, NS);
@@ -148,18 +154,21 @@ export class K8sVerbs {
       user: r.config.User ?? '',
       hostname: r.config.Hostname ?? '',
       stopSignal: r.config.StopSignal ?? '',
+      netnsPath: r.netnsPath ?? '',
+      ipcnsPath: r.ipcnsPath ?? '',
     };
   }
 
   /**
    * Creates a container in the k8s.io namespace from a Docker create body (all-or-nothing, as
-   * Docker's). `logPath`: conmon's k8s-file log (its directory is made; the CRI's log_path).
+   * Docker's). `logPath`: conmon's k8s-file log (its directory is made; the CRI's log_path). `ns`:
+   * the pod's namespaces it joins at start, by path (made before: makePodNetns, pinPodNamespaces).
    */
   async create(
     body: Record<string, unknown>,
     name: string,
     logPath: string | undefined,
-    netnsPath?: string,
+    ns: { netnsPath?: string; ipcnsPath?: string } = {},
   ): Promise<ContainerId> {
     const config = body as { Labels?: Record<string, string> };
     config.Labels = { ...(config.Labels ?? {}), [NAMESPACE_LABEL]: NS };
@@ -169,7 +178,12 @@ export class K8sVerbs {
       madeDir = (await fsp.mkdir(dirname(logPath), { recursive: true })) ?? undefined;
     }
     try {
-      const into = { namespace: NS, ...(logPath ? { logPath } : {}), ...(netnsPath ? { netnsPath } : {}) };
+      const into = {
+        namespace: NS,
+        ...(logPath ? { logPath } : {}),
+        ...(ns.netnsPath ? { netnsPath: ns.netnsPath } : {}),
+        ...(ns.ipcnsPath ? { ipcnsPath: ns.ipcnsPath } : {}),
+      };
       const { id } = await this.e.create(body, name, undefined, into);
       return id;
     } catch (err) {
@@ -193,8 +207,12 @@ export class K8sVerbs {
     await this.e.lifecycle.stop(rec, timeoutSec);
   }
 
-  /** Idempotent: a container already gone is no error. A pod network namespace made for it goes with it. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Idempotent: a container already gone is no error. `podNs`: it is a pod's sandbox, and the pod
+   * namespaces made for it (makePodNetns, pinPodNamespaces) go with it; a pod's container only
+   * joins them and leaves them be.
+   */
+  async remove(id: string, podNs = false): Promise<void> {
     const rec = this.e.store.find(id, NS);
     if (!rec) return;
     try {
@@ -203,29 +221,37 @@ export class K8sVerbs {
       if (isBerthError(err) && err.code === 'NotFound') return;
       throw err;
     }
-    if (rec.netnsPath) await this.dropPodNetns(rec.netnsPath);
+    if (podNs && rec.netnsPath) await this.dropPodNamespaces(rec.netnsPath, rec.ipcnsPath);
   }
 
   /**
-   * A named network namespace for a pod, made before its infra process exists (lo up), so that
-   * CNI's ADD and the runtime's start go on at once: `/run/netns/berth-cri-<hex>`.
+   * The paths of a new pod's namespaces: `/run/netns/berth-cri-<hex>` for its network (where CNI
+   * plugins and `ip netns` look) and, with `ipc`, a file under the exec root for its IPC namespace.
    */
-  newPodNetnsPath(): string {
-    return `/run/netns/${POD_NETNS_PREFIX}${randomBytes(8).toString('hex')}`;
+  newPodNamespaces(ipc: boolean): PinnedNs {
+    return this.podNs.pathsOf(`${POD_NETNS_PREFIX}${randomBytes(8).toString('hex')}`, ipc);
   }
 
+  /**
+   * A named network namespace for a pod with an infra process, made before that process exists, so
+   * that CNI's ADD and the runtime's start go on at once.
+   */
   async makePodNetns(path: string): Promise<void> {
-    const name = path.slice('/run/netns/'.length);
-    if (!path.startsWith(`/run/netns/${POD_NETNS_PREFIX}`) || name.includes('/'))
+    const name = path.slice(`${POD_NETNS_DIR}/`.length);
+    if (!path.startsWith(`${POD_NETNS_DIR}/${POD_NETNS_PREFIX}`) || name.includes('/'))
       throw invalidArgument(`${path} is not a pod network namespace path`);
     // lo comes up by CNI's loopback plugin, which every ADD runs (a pod netns is made only with CNI)
     await netnsAdd(name, false);
   }
 
-  /** Removes a namespace makePodNetns made (and only such a one); idempotent. */
-  async dropPodNetns(path: string): Promise<void> {
-    const name = path.startsWith('/run/netns/') ? path.slice('/run/netns/'.length) : '';
-    if (name.startsWith(POD_NETNS_PREFIX) && !name.includes('/')) await netnsDel(name);
+  /** A pod's network (lo up) and IPC namespaces with no process in them, pinned at `p`'s paths. */
+  pinPodNamespaces(p: PinnedNs): Promise<void> {
+    return this.podNs.pin(p);
+  }
+
+  /** Removes namespaces makePodNetns or pinPodNamespaces made (and only such ones); idempotent. */
+  async dropPodNamespaces(net: string, ipc?: string): Promise<void> {
+    await this.podNs.unpin({ net, ...(ipc ? { ipc } : {}) });
   }
 
   /**
@@ -360,6 +386,15 @@ export class K8sVerbs {
     const rec = this.rec(id);
     rec.config.Labels = { ...(rec.config.Labels ?? {}), [key]: value };
     this.e.store.save(rec);
+  }
+
+  /**
+   * A pinned sandbox's state changes as events (it has no process whose start or end would make
+   * them): `start` once its namespaces and network are ready, `die` when it is stopped.
+   */
+  announce(id: string, action: 'start' | 'die'): void {
+    const rec = this.rec(id);
+    this.e.events.emit('container', action, rec.id, actorOf(rec));
   }
 
   /** Live events of k8s.io containers (create, start, die, destroy, ...); the result unsubscribes. */

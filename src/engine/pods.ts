@@ -1,9 +1,17 @@
 /**
- * Pod sandboxes as verbs (for cri/): an infra container of the k8s.io namespace holds a pod's
- * namespaces, and the pod's network (engine/k8s.ts `PodNetwork`: loopback, or CNI) is set up for
- * it. A verb does the whole of a step (run, stop, remove), all-or-nothing where it makes things,
- * and keeps the pod network's state in the infra's record (written through: a killed daemon finds it).
+ * Pod sandboxes as verbs (for cri/). A sandbox is a container record of the k8s.io namespace in
+ * one of two forms:
+ * - **pinned** (no infra process, as CRI-O's `drop_infra_ctr` + `pinns`): the pod's network and
+ *   IPC namespaces are made and held by bind mounts (engine/pod-ns.ts); the record is never
+ *   started (it stays `created`) and the pod's containers join the namespaces by path. For a pod
+ *   that needs nothing a process must hold: the front door chooses (not with a shared PID
+ *   namespace, the host's network, or pod sysctls).
+ * - **infra**: an infra container (`catatonit -P`) holds them, and the containers join its.
+ * The pod's network (engine/k8s.ts `PodNetwork`: loopback, or CNI) is set up in the namespace. A
+ * verb does the whole of a step (run, stop, remove), all-or-nothing where it makes things, and
+ * keeps the pod network's state in the sandbox's record (written through: a killed daemon finds it).
  */
+import { existsSync } from 'node:fs';
 import { errorMessage } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
@@ -11,6 +19,8 @@ import type { K8sContainer, K8sVerbs, PodNetRequest } from './k8s.js';
 
 /** The label of the infra's record that keeps its pod network's state (JSON of PodNetState). */
 export const POD_NET_LABEL = 'io.berth.cri.net';
+/** The label of a pinned sandbox's record (no infra process): `pinned`. */
+export const POD_FORM_LABEL = 'io.berth.cri.form';
 
 export interface PodNetState {
   ip: string;
@@ -43,9 +53,20 @@ export class PodVerbs {
     return { ip: '', additionalIps: [], down: false };
   }
 
-  /** Its infra process runs and its network set-up finished (not half done by a daemon killed meanwhile). */
-  ready(infra: K8sContainer): boolean {
-    return infra.status === 'running' && this.netState(infra).ready !== false;
+  /** A sandbox without an infra process: its namespaces are pinned. */
+  pinned(sandbox: K8sContainer): boolean {
+    return sandbox.labels[POD_FORM_LABEL] === 'pinned';
+  }
+
+  /**
+   * Its namespaces are held (the infra process runs, or the pins are there and it was not stopped)
+   * and its network set-up finished (not half done by a daemon killed meanwhile).
+   */
+  ready(sandbox: K8sContainer): boolean {
+    const net = this.netState(sandbox);
+    if (this.pinned(sandbox))
+      return sandbox.status === 'created' && !net.down && net.ready !== false && existsSync(sandbox.netnsPath);
+    return sandbox.status === 'running' && net.ready !== false;
   }
 
   /**
@@ -61,12 +82,15 @@ export class PodVerbs {
     name: string;
     hostNet: boolean;
     net: PodNetSpec;
+    /** no infra process: the namespaces pinned (never with hostNet); `ipc`: an IPC namespace of its own */
+    pinned?: { ipc: boolean };
   }): Promise<ContainerId> {
+    if (o.pinned && !o.hostNet) return this.runPinned({ ...o, pinned: o.pinned });
     const { k8s } = this;
     const t0 = performance.now();
     await k8s.ensurePauseImage();
     const tPause = performance.now();
-    const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNetnsPath() : undefined;
+    const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNamespaces(false).net : undefined;
     const made = netnsPath ? k8s.makePodNetns(netnsPath) : Promise.resolve();
     made.catch(() => undefined);
     // "network pending" is in the record from its first write (no second write before the set-up
@@ -75,9 +99,9 @@ export class PodVerbs {
     const body = o.hostNet ? o.body : withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending));
     let id: ContainerId;
     try {
-      id = await k8s.create(body, o.name, undefined, netnsPath);
+      id = await k8s.create(body, o.name, undefined, netnsPath ? { netnsPath } : {});
     } catch (e) {
-      if (netnsPath) await made.then(() => k8s.dropPodNetns(netnsPath)).catch(() => undefined);
+      if (netnsPath) await made.then(() => k8s.dropPodNamespaces(netnsPath)).catch(() => undefined);
       throw e;
     }
     const tCreated = performance.now();
@@ -113,7 +137,60 @@ export class PodVerbs {
         await k8s.network
           .tearDown({ ...o.net, id, netns: netnsPath ?? '' })
           .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
-      await k8s.remove(id).catch(() => undefined);
+      await k8s.remove(id, true).catch(() => undefined);
+      throw e;
+    }
+    return id;
+  }
+
+  /**
+   * A pinned sandbox: its namespaces pinned (one `unshare` run) beside its record's create, then
+   * the network's set-up in them; no process is started. All or nothing, as `run`.
+   */
+  private async runPinned(o: {
+    body: Record<string, unknown>;
+    name: string;
+    net: PodNetSpec;
+    pinned: { ipc: boolean };
+  }): Promise<ContainerId> {
+    const { k8s } = this;
+    const t0 = performance.now();
+    await k8s.ensurePauseImage();
+    const ns = k8s.newPodNamespaces(o.pinned.ipc);
+    const pinning = k8s.pinPodNamespaces(ns);
+    pinning.catch(() => undefined);
+    const pending: PodNetState = { ip: '', additionalIps: [], down: false, ready: false };
+    const body = withLabel(withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending)), POD_FORM_LABEL, 'pinned');
+    let id: ContainerId;
+    try {
+      id = await k8s.create(body, o.name, undefined, { netnsPath: ns.net, ...(ns.ipc ? { ipcnsPath: ns.ipc } : {}) });
+    } catch (e) {
+      await pinning.then(() => k8s.dropPodNamespaces(ns.net, ns.ipc)).catch(() => undefined);
+      throw e;
+    }
+    const tCreated = performance.now();
+    let tPinned = 0;
+    try {
+      await pinning;
+      tPinned = performance.now();
+      // lo came up with the namespace (pod-ns.ts): no loopback plugin
+      const net = await k8s.network.setUp({ ...o.net, id, netns: ns.net, loUp: true });
+      this.note(id, { ...net, down: false, ready: true });
+      k8s.announce(id, 'start');
+      log.debug('pod sandbox ready', {
+        id,
+        form: 'pinned',
+        createdMs: +(tCreated - t0).toFixed(1),
+        pinnedMs: +(tPinned - t0).toFixed(1),
+        totalMs: +(performance.now() - t0).toFixed(1),
+      });
+    } catch (e) {
+      if (tPinned)
+        await k8s.network
+          .tearDown({ ...o.net, id, netns: ns.net, loUp: true })
+          .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
+      await k8s.remove(id, true).catch(() => undefined);
+      // a failed pin removed its own files; a failed set-up's namespaces went with the record
       throw e;
     }
     return id;
@@ -122,8 +199,10 @@ export class PodVerbs {
   /** Stops the pod's containers (at once: the kubelet stopped them gracefully before), its network, its infra. */
   async stop(infra: K8sContainer, containers: K8sContainer[], o: { hostNet: boolean; net: PodNetSpec }): Promise<void> {
     for (const c of containers) await this.k8s.stop(c.id, 0);
+    const wasReady = this.ready(infra);
     await this.tearDown(infra, o);
-    await this.k8s.stop(infra.id, 0);
+    if (!this.pinned(infra)) await this.k8s.stop(infra.id, 0);
+    else if (wasReady) this.k8s.announce(infra.id, 'die'); // no process to end: the namespaces stay until removal
   }
 
   /** Removes the pod's containers, its network (if still up), its infra and its namespace. Idempotent. */
@@ -134,7 +213,7 @@ export class PodVerbs {
   ): Promise<void> {
     for (const c of containers) await this.k8s.remove(c.id);
     await this.tearDown(infra, o);
-    await this.k8s.remove(infra.id);
+    await this.k8s.remove(infra.id, true);
   }
 
   /** The network's teardown while the namespace still exists (DEL finds the pod's interfaces), once. */
@@ -147,7 +226,7 @@ export class PodVerbs {
     } catch {
       /* the infra process is gone: tear down what the network knows */
     }
-    await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns });
+    await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns, loUp: this.pinned(infra) });
     this.note(infra.id, { ...state, down: true, ready: false });
   }
 

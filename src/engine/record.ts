@@ -70,6 +70,11 @@ export interface ContainerRecord {
    * ADD runs while the runtime starts the infra process): joined at start instead of a new one.
    */
   netnsPath?: string;
+  /**
+   * An IPC namespace pinned for it before it starts (a CRI pod's without an infra process, under
+   * the exec root's pods/): joined at start instead of a new one.
+   */
+  ipcnsPath?: string;
 }
 
 /** '' is the Docker API's namespace, `k8s.io` the CRI's. */

@@ -270,7 +270,7 @@ async function startPrepared(
         rec.netnsPath ??
         (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
       pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
-      ipcns: joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
+      ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
     });
     // a restore keeps the addresses the checkpointed process had, when they are free
     const wiring = restore

@@ -20,13 +20,13 @@
  * - The cache dir holds one record per (container id, interface), root only (0700 dir, 0600 files).
  */
 import { promises as fsp } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { BerthError, failedPrecondition, invalidArgument, isBerthError, type ErrorCode } from '../base/errors.js';
 import type { JsonObject } from '../base/json.js';
 import { CommandError, runCommand } from '../base/proc.js';
 import { exists } from '../base/fs.js';
+import { CniCache, netnsId } from './cni-cache.js';
+import { LOOPBACK, loadNetwork, pluginPaths, versionAtLeast } from './cni-conf.js';
 import {
   CNI_NAME_RE,
   parseCacheRecord,
@@ -44,6 +44,13 @@ import {
 } from '../spec/cni.js';
 
 export type { CniPortMapping } from '../spec/cni.js';
+export {
+  DEFAULT_CONFLIST_FILE,
+  DEFAULT_NETWORK_NAME,
+  DEFAULT_SUBNET,
+  defaultConflist,
+  writeDefaultConflist,
+} from './cni-conf.js';
 
 export interface CniOptions {
   /** where the network configuration lies (`/etc/cni/net.d`) */
@@ -67,6 +74,11 @@ export interface CniPod {
   portMappings?: CniPortMapping[];
   /** CNI_ARGS, e.g. K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_INFRA_CONTAINER_ID, K8S_POD_UID */
   args?: Record<string, string>;
+  /**
+   * false: the caller brought the pod's `lo` up when it made the namespace, and no `loopback`
+   * plugin runs at ADD or DEL (default true: containerd's go-cni way)
+   */
+  loopback?: boolean;
 }
 
 export interface CniAttachment {
@@ -82,16 +94,9 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 /** a plugin's stdout beyond this is not a result */
 const MAX_OUTPUT = 1 << 20;
 const NSFS_MAGIC = 0x6e736673;
-const CONF_EXTENSIONS = ['.conf', '.conflist', '.json']; // libcni ConfFiles
 const IFNAME_RE = /^[^\s/:]{1,15}$/; // SPEC: < 16 characters, no `/`, `:` or white space
 const ARG_KEY_RE = /^[A-Za-z0-9_]+$/;
 const ARG_VALUE_RE = /^[^;=\s]*$/;
-
-/** containerd's loopback network (go-cni `WithLoNetwork`). */
-const LOOPBACK: CniConfList = parseConfList(
-  JSON.stringify({ cniVersion: '0.3.1', name: 'cni-loopback', plugins: [{ type: 'loopback' }] }),
-  'loopback network',
-);
 
 /**
  * No CHECK: containerd's CRI plugin never calls it, and Debian's portmap 1.1.1 fails it for an
@@ -117,12 +122,6 @@ function codeOfCniError(code: number): ErrorCode {
       return 'Internal';
   }
 }
-
-const versionAtLeast = (v: string, min: string) => {
-  const [a, b] = [v, min].map((x) => x.split('.').map(Number));
-  for (let i = 0; i < 3; i++) if ((a![i] ?? 0) !== (b![i] ?? 0)) return (a![i] ?? 0) > (b![i] ?? 0);
-  return true;
-};
 
 /** Collects a plugin's stdout, up to MAX_OUTPUT. */
 class Collector extends Writable {
@@ -151,10 +150,11 @@ interface Invocation {
 export class Cni {
   private readonly timeoutMs: number;
   private readonly busy = new Map<string, Promise<unknown>>();
-  private cacheDirMade = false;
+  private readonly cache: CniCache;
 
   constructor(private readonly opts: CniOptions) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.cache = new CniCache(opts.cacheDir);
   }
 
   /**
@@ -168,22 +168,8 @@ export class Cni {
   }
 
   /** The network configuration pods get now: the first conf file of confDir in lexical order. */
-  async loadNetwork(): Promise<CniConfList> {
-    const dir = this.opts.confDir;
-    let names: string[];
-    try {
-      names = await fsp.readdir(dir);
-    } catch (e) {
-      throw failedPrecondition(`no CNI network config in ${dir}: ${(e as { code?: string }).code ?? e}`);
-    }
-    const first = names.filter((n) => CONF_EXTENSIONS.some((x) => n.endsWith(x))).sort()[0];
-    if (first === undefined) throw failedPrecondition(`no CNI network config in ${dir}`);
-    const file = join(dir, first);
-    try {
-      return parseConfList(await fsp.readFile(file, 'utf8'), file);
-    } catch (e) {
-      throw failedPrecondition(`CNI network config ${e instanceof Error ? e.message : String(e)}`, e);
-    }
+  loadNetwork(): Promise<CniConfList> {
+    return loadNetwork(this.opts.confDir);
   }
 
   /** ADD: attaches the pod's namespace to the network (and brings its loopback up). */
@@ -192,8 +178,9 @@ export class Cni {
     return this.serial(inv.containerId, async () => {
       if (!(await isNetns(p.netnsPath))) throw invalidArgument(`${p.netnsPath} is not a network namespace`);
       const net = await this.loadNetwork();
-      const [lo, paths] = [await this.pluginPaths(LOOPBACK), await this.pluginPaths(net)];
-      const cacheFile = await this.cacheFile(inv.containerId, inv.ifName);
+      const withLo = p.loopback !== false;
+      const [lo, paths] = [withLo ? await this.pluginPaths(LOOPBACK) : [], await this.pluginPaths(net)];
+      const cacheFile = await this.cache.file(inv.containerId, inv.ifName);
       if (await exists(cacheFile))
         throw new BerthError('AlreadyExists', `the network of ${inv.containerId} (${inv.ifName}) is set up already`);
       // recorded before any plugin runs: a DEL after a crash half-way still knows the configuration
@@ -208,28 +195,30 @@ export class Cni {
         portMappings: inv.portMappings,
         result: null,
       };
-      await writeFileReplace(cacheFile, JSON.stringify(record), 0o600);
+      await this.cache.write(cacheFile, record);
       let done = 0;
       let loUp = false;
       let prev: CniResult | undefined;
       // the loopback network runs beside the list (it touches only the pod's `lo`): its time is hidden
-      const loAdd = this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined).then(
-        () => null,
-        (e: unknown) => ({ e }),
-      );
+      const loAdd = withLo
+        ? this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'ADD', { ...inv, ifName: 'lo' }, undefined).then(
+            () => null,
+            (e: unknown) => ({ e }),
+          )
+        : Promise.resolve({ e: null });
       try {
         for (const [i, pl] of net.plugins.entries()) {
           prev = await this.exec(paths[i]!, net, pl, 'ADD', inv, prev);
           done++;
         }
         const loFailed = await loAdd;
-        if (loFailed) throw loFailed.e;
-        loUp = true;
+        if (loFailed?.e) throw loFailed.e;
+        loUp = withLo;
         if (!prev) throw failedPrecondition(`CNI network ${net.name}: its plugins gave no result`);
         record.result = prev.raw;
-        await writeFileReplace(cacheFile, JSON.stringify(record), 0o600);
+        await this.cache.write(cacheFile, record);
       } catch (e) {
-        loUp = (await loAdd) === null;
+        loUp = withLo && (await loAdd) === null;
         // SPEC: on a failed ADD, DEL every plugin of the list, in reverse order, called or not
         const undoPrev = done > 0 && versionAtLeast(net.cniVersion, '0.4.0') ? prev : undefined;
         for (const [i, pl] of [...net.plugins.entries()].reverse())
@@ -252,7 +241,7 @@ export class Cni {
   async tearDown(p: CniPod): Promise<void> {
     const inv = this.invocation(p);
     return this.serial(inv.containerId, async () => {
-      const rec = await this.readCache(inv.containerId, inv.ifName);
+      const rec = await this.cache.read(inv.containerId, inv.ifName);
       let net: CniConfList;
       let use = inv;
       let prev: CniResult | undefined;
@@ -277,11 +266,11 @@ export class Cni {
       const withPrev = versionAtLeast(net.cniVersion, '0.4.0') ? prev : undefined;
       for (const [i, pl] of [...net.plugins.entries()].reverse())
         await this.exec(paths[i]!, net, pl, 'DEL', use, withPrev);
-      if (use.netns !== '') {
+      if (use.netns !== '' && p.loopback !== false) {
         const lo = await this.pluginPaths(LOOPBACK);
         await this.exec(lo[0]!, LOOPBACK, LOOPBACK.plugins[0]!, 'DEL', { ...use, ifName: 'lo' }, undefined);
       }
-      if (rec) await fsp.rm(await this.cacheFile(inv.containerId, inv.ifName), { force: true });
+      if (rec) await fsp.rm(await this.cache.file(inv.containerId, inv.ifName), { force: true });
     });
   }
 
@@ -320,24 +309,8 @@ export class Cni {
     }
   }
 
-  /** Each plugin's executable, looked up in the bin dirs in order (libcni FindInPath). */
-  private async pluginPaths(net: CniConfList): Promise<string[]> {
-    return Promise.all(
-      net.plugins.map(async (pl) => {
-        for (const dir of this.opts.binDirs) {
-          const path = join(dir, pl.type);
-          try {
-            const st = await fsp.stat(path);
-            if (st.isFile() && st.mode & 0o111) return path;
-          } catch {
-            // not in this dir
-          }
-        }
-        throw failedPrecondition(
-          `CNI network ${net.name}: plugin ${pl.type} not found in ${this.opts.binDirs.join(':') || '(no bin dirs)'}`,
-        );
-      }),
-    );
+  private pluginPaths(net: CniConfList): Promise<string[]> {
+    return pluginPaths(net, this.opts.binDirs);
   }
 
   /** Runs one plugin. ADD answers its result; DEL answers the prevResult it was given. */
@@ -411,44 +384,6 @@ export class Cni {
       throw new BerthError('Internal', e instanceof Error ? e.message : String(e), { cause: e });
     }
   }
-
-  /** The cache dir's results/ (made 0700 on first use) and the record's file in it. */
-  private async cacheFile(containerId: string, ifName: string): Promise<string> {
-    const dir = join(this.opts.cacheDir, 'results');
-    // once per daemon (three fs calls fewer on every ADD); made again if it went meanwhile
-    if (!this.cacheDirMade || !(await exists(dir))) {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      await fsp.chmod(this.opts.cacheDir, 0o700);
-      await fsp.chmod(dir, 0o700);
-      this.cacheDirMade = true;
-    }
-    return join(dir, `${containerId}-${ifName}.json`);
-  }
-
-  private async readCache(containerId: string, ifName: string): Promise<CniCacheRecord | undefined> {
-    const file = await this.cacheFile(containerId, ifName);
-    let text: string;
-    try {
-      text = await fsp.readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    const rec = parseCacheRecord(text, file);
-    if (rec.containerId !== containerId || rec.ifName !== ifName)
-      throw failedPrecondition(`${file}: the record is of another attachment`);
-    return rec;
-  }
-}
-
-/** A namespace's identity, `<dev>:<inode>` (empty when the path names none). */
-async function netnsId(path: string): Promise<string> {
-  try {
-    const st = await fsp.stat(path, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return '';
-  }
 }
 
 /** Whether `path` is a network namespace (a nsfs file: /proc/<pid>/ns/net or a bind mount of one). */
@@ -457,130 +392,5 @@ async function isNetns(path: string): Promise<boolean> {
     return (await fsp.statfs(path)).type === NSFS_MAGIC;
   } catch {
     return false;
-  }
-}
-
-/** berth's default pod network: the bridge `berth-cni0`, its gateway, masquerade, hostPorts. */
-export const DEFAULT_NETWORK_NAME = 'berth';
-export const DEFAULT_SUBNET = '10.86.0.0/16';
-export const DEFAULT_CONFLIST_FILE = '10-berth.conflist';
-
-export function defaultConflist(): JsonObject {
-  return {
-    cniVersion: '1.0.0',
-    name: DEFAULT_NETWORK_NAME,
-    plugins: [
-      {
-        type: 'bridge',
-        bridge: 'berth-cni0',
-        isGateway: true,
-        ipMasq: true,
-        hairpinMode: true,
-        ipam: {
-          type: 'host-local',
-          ranges: [[{ subnet: DEFAULT_SUBNET, gateway: '10.86.0.1' }]],
-          routes: [{ dst: '0.0.0.0/0' }],
-        },
-      },
-      { type: 'portmap', capabilities: { portMappings: true } },
-    ],
-  };
-}
-
-/**
- * Writes berth's default conflist into `dir` (made if missing) unless a file of that name is there;
- * answers its path. Called only when the daemon is told to: a conf dir is the host's to manage.
- */
-export async function writeDefaultConflist(dir: string): Promise<string> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-  const file = join(dir, DEFAULT_CONFLIST_FILE);
-  try {
-    await fsp.writeFile(file, JSON.stringify(defaultConflist(), null, 2) + '\n', { flag: 'wx', mode: 0o644 });
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'EEXIST') throw e;
-  }
-  return file;
-}
-
-/**
- * A pod as the CRI side asks for its network (the shape of engine/k8s.ts `PodNetRequest`, which
- * network/ cannot import: the engine is above it).
- */
-export interface CniPodRequest {
-  /** the sandbox id */
-  id: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  /** the pod's network namespace; empty when it is gone (DEL does what it can) */
-  netns: string;
-  portMappings: Array<{ protocol: 'tcp' | 'udp' | 'sctp'; containerPort: number; hostPort: number; hostIp: string }>;
-}
-
-/**
- * `Cni` behind the engine's `PodNetwork` interface (engine/k8s.ts; this class has its shape): the
- * pod's `K8S_POD_*` as CNI_ARGS, as containerd sends them; the pod IP is the first address of the
- * result, IPv4 before IPv6 (containerd's default), the others its additional IPs; `status` is CRI's
- * NetworkReady with containerd's reason `NetworkPluginNotReady`.
- */
-export class CniPodNetwork {
-  readonly name = 'cni';
-
-  constructor(readonly cni: Cni) {}
-
-  private pod(p: CniPodRequest): CniPod {
-    return {
-      containerId: p.id,
-      netnsPath: p.netns,
-      portMappings: p.portMappings.map((m) => ({
-        hostPort: m.hostPort,
-        containerPort: m.containerPort,
-        protocol: m.protocol,
-        ...(m.hostIp ? { hostIP: m.hostIp } : {}),
-      })),
-      args: {
-        K8S_POD_NAMESPACE: p.namespace,
-        K8S_POD_NAME: p.name,
-        K8S_POD_INFRA_CONTAINER_ID: p.id,
-        K8S_POD_UID: p.uid,
-      },
-    };
-  }
-
-  async setUp(p: CniPodRequest): Promise<{ ip: string; additionalIps: string[] }> {
-    const r = await this.cni.setUp(this.pod(p));
-    const ips = r.ips.map((i) => i.address.split('/')[0]!);
-    ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':'))); // stable: IPv4 first
-    return { ip: ips[0] ?? '', additionalIps: ips.slice(1) };
-  }
-
-  async tearDown(p: CniPodRequest): Promise<void> {
-    await this.cni.tearDown(this.pod(p));
-  }
-
-  async status(): Promise<{ ready: boolean; reason: string; message: string }> {
-    try {
-      await this.cni.status();
-      return { ready: true, reason: '', message: '' };
-    } catch (e) {
-      return { ready: false, reason: 'NetworkPluginNotReady', message: e instanceof Error ? e.message : String(e) };
-    }
-  }
-}
-
-/**
- * The cache record written whole or not at all (temp + rename), without an fsync: it must outlive
- * a killed daemon (the page cache does), not the host, whose reboot takes the pod's namespace,
- * interfaces and rules with it (libcni's own cache is written so; the plugins' IPAM files too).
- * The fsync was on every pod start's path, twice.
- */
-async function writeFileReplace(path: string, data: string, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  await fsp.writeFile(tmp, data, { mode });
-  try {
-    await fsp.rename(tmp, path);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
   }
 }

@@ -24,13 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import {
-  Cni,
-  CniPodNetwork,
-  defaultConflist,
-  writeDefaultConflist,
-  DEFAULT_CONFLIST_FILE,
-} from '../../src/network/cni.js';
+import { Cni, defaultConflist, writeDefaultConflist, DEFAULT_CONFLIST_FILE } from '../../src/network/cni.js';
+import { CniPodNetwork } from '../../src/network/cni-pod.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { eventually, freeSubnet, sh, shOk } from './harness.js';
 import { freePort } from './registry-harness.js';
