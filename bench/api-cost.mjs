@@ -1,6 +1,9 @@
 // The daemons' own cost through the Engine API, driven by ONE persistent HTTP client per
 // daemon over its unix socket (keep-alive; no CLI process in the loop). Run by bench/api-cost.sh.
-//   node bench/api-cost.mjs side <runs> <state> crun:<bundle>... <sock>...  interleaved rounds
+//   node bench/api-cost.mjs side <runs> <state> crun:<bundle>... <sock>[@<cgroup>]...  interleaved rounds
+//       with CPU: a crun's from this process's reaped children (/proc/self/stat), a daemon's from the
+//       cgroup given after its socket (cpuacct.usage, or cpu.stat on cgroup v2): the daemon and every
+//       process it starts that stays in its cgroup (conmon, `crun create`, containerd, shims)
 //   node bench/api-cost.mjs cycle  <sock> <runs>            create+start+wait+remove `busybox true`
 //   node bench/api-cost.mjs crun   <bundle> <state> <runs>   `crun run` of the same rootfs (the floor)
 //   node bench/api-cost.mjs detach <sock> <n> <clients>     n detached `sleep` starts from c clients
@@ -12,6 +15,8 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
 const [mode, ...args] = process.argv.slice(2);
+// the crun berthd runs (scripts/crun.sh's, else Debian's): the floor is the same binary
+const CRUN = process.env.CRUN || (fs.existsSync('/usr/local/lib/berth/crun') ? '/usr/local/lib/berth/crun' : 'crun');
 
 function client(sock, maxSockets = 1) {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
@@ -49,24 +54,43 @@ async function cycle(call, cmd) {
   await call('DELETE', `/containers/${Id}`);
 }
 
+/** CPU milliseconds so far: this process's reaped children, or a cgroup's usage. */
+function cpuMs(cg) {
+  if (!cg) {
+    const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) * 10; // cutime + cstime (fields 16, 17), in 10 ms ticks
+  }
+  if (fs.existsSync(`${cg}/cpuacct.usage`)) return Number(fs.readFileSync(`${cg}/cpuacct.usage`, 'utf8')) / 1e6;
+  return Number(/usage_usec (\d+)/.exec(fs.readFileSync(`${cg}/cpu.stat`, 'utf8'))[1]) / 1e3;
+}
+
 if (mode === 'side') {
   // interleaved rounds (each bundle's `crun run`, then each daemon in turn), so that every figure
-  // sees the same load; items: `crun:<bundle>` or a daemon's socket path
+  // sees the same load; items: `crun:<bundle>` or a daemon's socket path[@cgroup]
   const [runs, state, ...items] = args;
-  const calls = new Map(items.filter((i) => !i.startsWith('crun:')).map((s) => [s, client(s)]));
+  const sockOf = (i) => i.split('@')[0];
+  const cgOf = (i) => (i.startsWith('crun:') ? undefined : i.split('@')[1]);
+  const calls = new Map(items.filter((i) => !i.startsWith('crun:')).map((i) => [i, client(sockOf(i))]));
   for (const call of calls.values()) for (let i = 0; i < 3; i++) await cycle(call, ['true']); // warm-up
-  const out = Object.fromEntries(items.map((i) => [i, []]));
+  const out = Object.fromEntries(items.map((i) => [sockOf(i), []]));
+  // CPU over all rounds (a daemon's removal goes on after its answer), plus a second to settle
+  const counted = items.filter((i) => i.startsWith('crun:') || cgOf(i));
+  const cpu0 = new Map(counted.map((i) => [i, cpuMs(cgOf(i))]));
   for (let i = 0; i < +runs; i++) {
     for (const item of items) {
       const t = now();
       if (item.startsWith('crun:')) {
-        const r = spawnSync('crun', ['--root', state, 'run', '-b', item.slice(5), `apicost${i}`], { stdio: 'ignore' });
+        const r = spawnSync(CRUN, ['--root', state, 'run', '-b', item.slice(5), `apicost${i}`], { stdio: 'ignore' });
         if (r.status !== 0) throw new Error(`crun run ${item}: ${r.status}`);
       } else await cycle(calls.get(item), ['true']);
-      out[item].push(now() - t);
+      out[sockOf(item)].push(now() - t);
     }
   }
-  console.log(JSON.stringify(out));
+  await new Promise((r) => setTimeout(r, 1000));
+  const cpuPerRun = Object.fromEntries(
+    counted.map((i) => [sockOf(i), +((cpuMs(cgOf(i)) - cpu0.get(i)) / +runs).toFixed(2)]),
+  );
+  console.log(JSON.stringify({ ...out, cpu_ms_per_run: cpuPerRun }));
 } else if (mode === 'cycle') {
   const [sock, runs] = args;
   const call = client(sock);
@@ -83,7 +107,7 @@ if (mode === 'side') {
   const ms = [];
   for (let i = 0; i < +runs + 3; i++) {
     const t = now();
-    const r = spawnSync('crun', ['--root', state, 'run', '-b', bundle, `apicost${i}`], { stdio: 'ignore' });
+    const r = spawnSync(CRUN, ['--root', state, 'run', '-b', bundle, `apicost${i}`], { stdio: 'ignore' });
     if (r.status !== 0) throw new Error(`crun run: ${r.status}`);
     if (i >= 3) ms.push(now() - t);
   }

@@ -119,7 +119,6 @@ export class Engine {
       containerDir: (id) => this.containerDir(id),
       logPathOf: (id) => this.logPathOf(id),
       ensureMounted: (rec) => this.ensureMounted(rec),
-      privateBundle: (id) => this.privateBundle(id),
       namedNetns: (rec) => this.namedNetns(rec),
       unwire: (rec, gone) => this.unwire(rec, gone),
       volumeUsers: (name) => this.volumeUsers(name),
@@ -395,6 +394,9 @@ export class Engine {
     await this.snapshots
       .remove(id)
       .catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
+    // Through the thread pool, never synchronously: as an rmSync (issue #19) its unlinks held
+    // the event loop ~40 ms per container under load: hostname, hosts and resolv.conf were mount
+    // points in the container's (dying) mount namespace, and the dir is on the root's disk.
     await fsp.rm(this.containerDir(id), { recursive: true, force: true });
   }
 

@@ -25,6 +25,8 @@ export class Lifecycle {
   private readonly restarts: RestartManager;
   private readonly attachBroker: AttachBroker;
   private readonly handlingExit = new Map<string, Promise<void>>();
+  /** a signal being sent and its `kill` event: the exit it causes is handled after it (below) */
+  private readonly signalling = new Map<string, Promise<unknown>>();
   /** Starts under way (API or restart manager): stop and remove wait for them to settle. */
   private readonly starting = new Map<string, Promise<boolean>>();
   /**
@@ -93,6 +95,16 @@ export class Lifecycle {
           .catch((err: unknown) => log.warn('auto-remove failed', { id: rec.id, err: errorMessage(err) }));
       throw e;
     });
+  }
+
+  /** `p` (a signal's runtime call and its event), which an exit of `id` seen meanwhile waits for. */
+  private signalled<T>(id: string, p: Promise<T>): Promise<T> {
+    const held = p.catch(() => undefined);
+    this.signalling.set(id, held);
+    void held.then(() => {
+      if (this.signalling.get(id) === held) this.signalling.delete(id);
+    });
+    return p;
   }
 
   /** Resolves once no start of the container is under way. */
@@ -172,8 +184,12 @@ export class Lifecycle {
    */
   private async signal(rec: ContainerRecord, sig: number): Promise<void> {
     try {
-      await this.d.runtime.kill(rec.id, sig);
-      this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
+      await this.signalled(
+        rec.id,
+        this.d.runtime
+          .kill(rec.id, sig)
+          .then(() => this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }))),
+      );
       if (rec.state.status === 'paused') {
         await this.d.runtime.resume(rec.id);
         rec.state.status = 'running';
@@ -196,9 +212,12 @@ export class Lifecycle {
       return;
     }
     const exited = this.exitPromise(rec.id);
-    await this.d.runtime.kill(rec.id, 9, true).then(
-      () => this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: '9' })), // dockerd's, for rm -f too
-      () => undefined,
+    await this.signalled(
+      rec.id,
+      this.d.runtime.kill(rec.id, 9, true).then(
+        () => this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: '9' })), // dockerd's, for rm -f too
+        () => undefined,
+      ),
     );
     if (rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
     const ok = await this.within(exited, KILL_WAIT_MS);
@@ -233,15 +252,18 @@ export class Lifecycle {
       this.d.store.save(rec);
     }
     const exited = sig === 9 ? this.exitPromise(rec.id) : null;
-    await this.d.runtime.kill(rec.id, sig).catch(async (e: unknown) => {
-      // a process that ended before its exit was handled: dockerd ignores "no such process" (its
-      // exit is on the way) and answers 204
-      const st = await this.d.runtime.state(rec.id).catch(() => null);
-      if (st && st.status !== 'stopped') throw e;
-      log.debug('kill: the process is gone already', { id: rec.id, err: errorMessage(e) });
-    });
-    if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
-    this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
+    const sent = async () => {
+      await this.d.runtime.kill(rec.id, sig).catch(async (e: unknown) => {
+        // a process that ended before its exit was handled: dockerd ignores "no such process" (its
+        // exit is on the way) and answers 204
+        const st = await this.d.runtime.state(rec.id).catch(() => null);
+        if (st && st.status !== 'stopped') throw e;
+        log.debug('kill: the process is gone already', { id: rec.id, err: errorMessage(e) });
+      });
+      if (sig === 9 && rec.state.status === 'paused') await this.d.runtime.resume(rec.id).catch(() => undefined);
+      this.d.events.emit('container', 'kill', rec.id, actorOf(rec, { signal: String(sig) }));
+    };
+    await this.signalled(rec.id, sent());
     if (exited) await this.within(exited, KILL_WAIT_MS);
   }
 
@@ -279,6 +301,9 @@ export class Lifecycle {
   async onExit(id: string, forcedCode?: number): Promise<void> {
     // A short-lived process can exit before its start has recorded it as running.
     await this.settled(id);
+    // dockerd's order, kill then die: the exit a signal caused can be seen (its exit file read)
+    // before the runtime's `kill` call has returned
+    await this.signalling.get(id);
     const inFlight = this.handlingExit.get(id);
     if (inFlight) return inFlight;
     const rec = this.d.store.find(id);

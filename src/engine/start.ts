@@ -44,8 +44,6 @@ export interface ContainerHost {
   logPathOf(id: string): string;
   /** Mounts the rootfs if it is not; its path. */
   ensureMounted(rec: ContainerRecord): Promise<string>;
-  /** config.json made 0600 before the runtime writes the environment into it. */
-  privateBundle(id: string): Promise<void>;
   /** The network namespace berth makes for the container, or null. */
   namedNetns(rec: ContainerRecord): string | null;
   unwire(rec: ContainerRecord, processGone?: boolean): Promise<void>;
@@ -295,7 +293,7 @@ async function startPrepared(
   if (rec.state.startedAt !== ZERO_TIME) await d.runtime.delete(rec.id).catch(() => undefined);
   let created: { pid: number; conmonPid: number };
   try {
-    await d.containers.privateBundle(rec.id); // config.json 0600 before the runtime writes the environment into it
+    // config.json is made 0600 before the runtime writes the environment into it (runtime/task.ts)
     if (lazy) await lazy;
     created = await d.runtime.create(
       {

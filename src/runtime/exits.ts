@@ -9,9 +9,15 @@ import { basename, dirname, join } from 'node:path';
 import type { Clock, ClockTimer } from '../base/clock.js';
 
 /** The exit code in an exit file and when it was written, or null (no file, or not a number). */
-export async function readExitFile(file: string): Promise<{ code: number; at: Date } | null> {
+export function readExitFile(file: string): Promise<{ code: number; at: Date } | null> {
+  return Promise.resolve(readExitFileSync(file));
+}
+
+/** The same, synchronously: a few bytes under the run dir (through the thread pool it was ~6 round trips per exit). */
+export function readExitFileSync(file: string): { code: number; at: Date } | null {
   try {
-    const [text, st] = await Promise.all([fsp.readFile(file, 'utf8'), fsp.stat(file)]);
+    const text = readFileSync(file, 'utf8');
+    const st = statSync(file);
     const code = Number(text.trim());
     return Number.isFinite(code) ? { code, at: st.mtime } : null;
   } catch {

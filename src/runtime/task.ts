@@ -3,7 +3,19 @@
  * resize, delete. conmon reports the container's pid on its sync pipe; a failure carries the
  * runtime's words, typed (errors.ts), and leaves no runtime state behind.
  */
-import { closeSync, constants as fsc, existsSync, openSync, promises as fsp, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  existsSync,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
@@ -30,6 +42,21 @@ export interface RestoreGate {
   readonly criuDir: string;
   /** how long a restore may take before CRIU is ended */
   readonly deadlineMs: number;
+}
+
+/**
+ * The bundle's config.json carries the container's environment: it is 0600 before a byte is
+ * written (also when a file made by an older berth is there), and never followed through a link.
+ * Through the thread pool: the bundle is on the root's disk (the run dir's files below are not).
+ */
+async function writePrivate(path: string, text: string): Promise<void> {
+  const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+  try {
+    await fh.chmod(0o600);
+    await fh.writeFile(text);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** conmon's arguments for a container (the restore's, when restoring). */
@@ -75,19 +102,16 @@ export async function createTask(
   const cdir = join(d.ctrs, o.id);
   d.remember(o.id, o.runtime);
   d.rememberCgroup(o.id, spec.cgroupsPath);
-  await Promise.all([
-    fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(config), { mode: 0o600 }),
-    fsp
-      .mkdir(cdir, { recursive: true })
-      .then(() =>
-        Promise.all([
-          fsp.writeFile(join(cdir, 'runtime'), o.runtime),
-          fsp.writeFile(join(cdir, 'cgroup'), spec.cgroupsPath),
-        ]),
-      ),
-    fsp.rm(join(d.exits, o.id), { force: true }),
-    fsp.rm(join(d.sockets, short(o.id)), { force: true }),
-  ]);
+  const written = writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));
+  written.catch(() => undefined); // awaited below
+  // A few bytes in the run dir (tmpfs as /run usually is), written synchronously (README, "The
+  // start path"): through the thread pool each was a round trip, ~10 of them here.
+  mkdirSync(cdir, { recursive: true });
+  writeFileSync(join(cdir, 'runtime'), o.runtime);
+  writeFileSync(join(cdir, 'cgroup'), spec.cgroupsPath);
+  rmSync(join(d.exits, o.id), { force: true });
+  rmSync(join(d.sockets, short(o.id)), { force: true });
+  await written;
   const args = conmonArgs(d, o, cdir, restore);
   const tc = performance.now();
   const h = await startConmon(d.info.conmon.path, args, {
@@ -119,7 +143,12 @@ export async function createTask(
     throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
   }
   h.sync.close(); // nothing more is read from it (exits come through exit files): one fd per container less
-  const conmonPid = Number(await fsp.readFile(join(cdir, 'conmon.pid'), 'utf8').catch(() => '0'));
+  let conmonPid = 0;
+  try {
+    conmonPid = Number(readFileSync(join(cdir, 'conmon.pid'), 'utf8')); // written before conmon reported
+  } catch {
+    // none: conmon died at once; its exit file tells the rest
+  }
   return { pid: msg.data, conmonPid };
 }
 
@@ -165,7 +194,7 @@ function openExecFifo(d: RunDir, id: string): boolean {
 async function deleteExited(d: RunDir, id: string): Promise<boolean> {
   if (!existsSync(join(d.exits, id))) return false;
   if (!(await removeExitedCgroups(d.info.cgroupVersion, d.cgroupOf(id)))) return false;
-  await fsp.rm(join(d.stateRoot(d.rt(id)), id), { recursive: true, force: true });
+  rmSync(join(d.stateRoot(d.rt(id)), id), { recursive: true, force: true });
   return true;
 }
 
@@ -174,11 +203,10 @@ export async function deleteTask(d: RunDir, id: string): Promise<void> {
   const stateDir = join(d.stateRoot(d.rt(id)), id);
   if (existsSync(stateDir) && !(await deleteExited(d, id)))
     await d.cli(id, ['delete', '--force', id]).catch(() => undefined);
-  await Promise.all([
-    fsp.rm(join(d.sockets, short(id)), { force: true }),
-    fsp.rm(join(d.exits, id), { force: true }),
-    fsp.rm(join(d.ctrs, id), { recursive: true, force: true }),
-  ]);
+  // berth's own small files: synchronously, as at create
+  rmSync(join(d.sockets, short(id)), { force: true });
+  rmSync(join(d.exits, id), { force: true });
+  rmSync(join(d.ctrs, id), { recursive: true, force: true });
 }
 
 /** conmon's control fifo in the bundle: `1 <h> <w>` resizes the terminal. */
