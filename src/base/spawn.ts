@@ -20,6 +20,7 @@ const fns = {
   faInit: libc.func('int posix_spawn_file_actions_init(void *fa)'),
   faDestroy: libc.func('int posix_spawn_file_actions_destroy(void *fa)'),
   faDup2: libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
+  faChdir: libc.func('int posix_spawn_file_actions_addchdir_np(void *fa, const char *path)'),
   faOpen: libc.func(
     'int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, unsigned int mode)',
   ),
@@ -99,6 +100,17 @@ export interface Spawned {
   exited: Promise<ExitStatus>;
 }
 
+/**
+ * `out`: the child's fds that write into a pipe we read; `into`: those that read a pipe we write;
+ * `detached`: a session of its own; `cwd`: its working directory (else the daemon's).
+ */
+export interface SpawnOptions {
+  out: number[];
+  into?: number[];
+  detached?: boolean;
+  cwd?: string;
+}
+
 /** A spawn made ready: file actions and attributes, the pipes, argv and envp. */
 interface Prepared {
   fa: Buffer;
@@ -112,12 +124,7 @@ interface Prepared {
   envp: Array<string | null>;
 }
 
-function prepare(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  o: { out: number[]; into?: number[]; detached?: boolean },
-): Prepared {
+function prepare(file: string, args: string[], env: NodeJS.ProcessEnv, o: SpawnOptions): Prepared {
   const p: Prepared = {
     fa: Buffer.alloc(OPAQUE_BYTES),
     attr: Buffer.alloc(OPAQUE_BYTES),
@@ -136,6 +143,7 @@ function prepare(
   fns.attrInit(p.attr);
   try {
     if (o.detached) fns.attrSetFlags(p.attr, POSIX_SPAWN_SETSID);
+    if (o.cwd !== undefined) fns.faChdir(p.fa, o.cwd);
     const given = new Set([...o.out, ...(o.into ?? [])]);
     for (const fd of [0, 1, 2]) if (!given.has(fd)) fns.faOpen(p.fa, fd, '/dev/null', O_RDWR, 0);
     for (const [childFds, write] of [
@@ -195,12 +203,7 @@ function adopt(p: Prepared, pid: number): Spawned {
  * Every other fd of 0, 1, 2 is /dev/null; the daemon's own fds are close-on-exec. `detached`:
  * in a session of its own (conmon, which outlives the daemon).
  */
-export function spawnProcess(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  o: { out: number[]; into?: number[]; detached?: boolean },
-): Spawned {
+export function spawnProcess(file: string, args: string[], env: NodeJS.ProcessEnv, o: SpawnOptions): Spawned {
   const p = prepare(file, args, env, o);
   try {
     startReaper();
@@ -223,7 +226,7 @@ export function spawnProcessAsync(
   file: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  o: { out: number[]; into?: number[]; detached?: boolean },
+  o: SpawnOptions,
 ): Promise<Spawned> {
   const p = prepare(file, args, env, o);
   startReaper();

@@ -112,7 +112,7 @@ export { isCommandNotFound, runtimeError } from './errors.js';
 export async function startConmon(
   path: string,
   args: string[],
-  opts: { attach: boolean; pathPrefix?: string },
+  opts: { attach: boolean; pathPrefix?: string; cwd: string },
 ): Promise<ConmonHandle> {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
@@ -130,7 +130,11 @@ export async function startConmon(
     path,
     args,
     env,
-    opts.attach ? { out: [2, 3, 4], into: [5], detached: true } : { out: [2, 3], detached: true },
+    // in its bundle's directory: conmon writes an `oom` file into its working directory when the
+    // container is OOM-killed (it landed wherever berthd had been started)
+    opts.attach
+      ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
+      : { out: [2, 3], detached: true, cwd: opts.cwd },
   );
   let err = '';
   const errStream = child.out.get(2)!;

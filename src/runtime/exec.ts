@@ -70,7 +70,7 @@ export async function execIn(d: RunDir, id: string, o: ExecOptions): Promise<Exe
   if (o.tty) args.push('-t');
   if (o.openStdin) args.push('-i');
   if (attach) args.push('--exec-attach');
-  const h = await startConmon(d.info.conmon.path, args, { attach });
+  const h = await startConmon(d.info.conmon.path, args, { attach, cwd: dir });
   let session: AttachSession | null = null;
   if (attach && h.attachPipe && h.startPipe) {
     h.startPipe.write('0'); // conmon waits for a first start message before anything else

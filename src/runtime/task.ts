@@ -116,6 +116,7 @@ export async function createTask(
   const tc = performance.now();
   const h = await startConmon(d.info.conmon.path, args, {
     attach: false,
+    cwd: cdir,
     ...(restore ? { pathPrefix: gate.criuDir } : {}),
   });
   let msg;

@@ -567,6 +567,8 @@ describe('containers, running side, as dockerd answers', () => {
     assert.equal(a.code, 137);
     let s = (await inspect('oom1')).State;
     assert.equal(s['OOMKilled'], true);
+    // conmon writes an `oom` file into its working directory: the container's run dir, never berthd's
+    assert.equal(existsSync(join(d.dir, 'oom')), false, 'an oom file in the directory berthd was started in');
     assert.equal(s['ExitCode'], 137);
     // a child killed, the init exits 0: dockerd still says OOMKilled true. The child makes itself
     // the OOM killer's first choice (raising one's own oom_score_adj needs no privilege); without

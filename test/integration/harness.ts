@@ -184,7 +184,8 @@ export async function startDaemon(
         ]
       : [];
     const cmd = [...inNetns, join(REPO, 'bin/berthd'), ...args];
-    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env });
+    // in the daemon's own directory: a file a child process drops into its working directory shows there
+    const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env, cwd: dir });
     await out.close();
     await waitForSocket(sock, proc, logFile);
     return proc;
