@@ -84,4 +84,3 @@ export const parseJson = <T>(s: string): T | undefined => {
     return undefined;
   }
 };
-

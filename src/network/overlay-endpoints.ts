@@ -197,5 +197,4 @@ export class OverlayEndpoints {
     }
     log.info('overlay endpoints registered', { count: mine.size });
   }
-
 }

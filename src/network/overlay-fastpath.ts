@@ -74,9 +74,10 @@ export class FastPath {
   async up(id: string, vxlan: string, bridge: string, block: number): Promise<void> {
     this.nets.set(id, { vxlan, bridge, block, local: new Map(), remote: new Map() });
     await this.run([`qdisc del dev ${vxlan} clsact`, `filter del block ${block}`]).catch(() => undefined); // may not be there
-    await this.run([`qdisc add dev ${vxlan} clsact`, `qdisc replace dev ${bridge} ingress_block ${block} clsact`]).catch(
-      (e: unknown) => log.warn('overlay fast path not set up', { vxlan, err: errorMessage(e) }),
-    );
+    await this.run([
+      `qdisc add dev ${vxlan} clsact`,
+      `qdisc replace dev ${bridge} ingress_block ${block} clsact`,
+    ]).catch((e: unknown) => log.warn('overlay fast path not set up', { vxlan, err: errorMessage(e) }));
   }
 
   /** Network `id` goes (its devices with it: the kernel drops their qdiscs). */
@@ -99,9 +100,9 @@ export class FastPath {
     const had = n?.local.get(node);
     if (!n || !had || had.mac !== mac) return;
     n.local.delete(node);
-    await this.run([`filter del dev ${n.vxlan} ingress protocol ip prio ${PRIO} handle 800::${node.toString(16)} u32`]).catch(
-      (err: unknown) => log.debug('overlay fast path', { err: errorMessage(err) }),
-    );
+    await this.run([
+      `filter del dev ${n.vxlan} ingress protocol ip prio ${PRIO} handle 800::${node.toString(16)} u32`,
+    ]).catch((err: unknown) => log.debug('overlay fast path', { err: errorMessage(err) }));
   }
 
   /**

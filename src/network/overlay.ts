@@ -106,7 +106,9 @@ export class OverlayDriver implements NetworkDriver {
     private readonly host: NetHost,
     fast?: FastPath,
   ) {
-    this.fast = fast ?? new FastPath((name) => host.linkExists(name));
+    // BERTH_OVERLAY_FASTPATH=0: every packet over the bridge (bench/overlay.sh compares the two)
+    const off = process.env['BERTH_OVERLAY_FASTPATH'] === '0';
+    this.fast = fast ?? new FastPath((name) => host.linkExists(name), off ? async () => undefined : undefined);
   }
 
   isUp(id: string): boolean {
@@ -291,7 +293,8 @@ export class OverlayDriver implements NetworkDriver {
         if (ipLines.length) await this.host.ipQuiet(ipLines);
         // the fast path's filters after the fdb: a remote MAC is sent to the VXLAN once it knows where
         const tc = this.fast.sync(id, local, [...want.values()]);
-        if (tc.length) await this.fast.apply(tc).catch((e: unknown) => log.debug('overlay fast path', { err: errorMessage(e) }));
+        if (tc.length)
+          await this.fast.apply(tc).catch((e: unknown) => log.debug('overlay fast path', { err: errorMessage(e) }));
       });
     this.queue = next;
     return next;

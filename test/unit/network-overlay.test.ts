@@ -93,7 +93,11 @@ test("the fast path's tc lines: a filter per endpoint keyed by its address, loca
     async (lines) => void ran.push(lines),
   );
   const id = 'a'.repeat(64);
-  assert.deepEqual(fp.sync(id, [], [{ ip: '10.0.0.3', mac: '02:42:0a:00:00:03' }]), [], 'a network that is not up: nothing');
+  assert.deepEqual(
+    fp.sync(id, [], [{ ip: '10.0.0.3', mac: '02:42:0a:00:00:03' }]),
+    [],
+    'a network that is not up: nothing',
+  );
   await fp.up(id, 'vx-aaaaaaaaaaaa', 'ov-aaaaaaaaaaaa', 4097);
   assert.deepEqual(ran.splice(0), [
     ['qdisc del dev vx-aaaaaaaaaaaa clsact', 'filter del block 4097'],
