@@ -355,6 +355,17 @@ export class NetworkManager {
     if (eps.length) await this.overlay.announce(eps);
   }
 
+  /**
+   * After `docker rename`: the other hosts of its overlay networks learn the new name (this host's
+   * name servers read the current name from the engine already). The endpoints' `names` keep the
+   * name they were made with, as on bridge networks.
+   */
+  async renamed(containerId: string, oldName: string, newName: string): Promise<void> {
+    if (!this.overlay) return;
+    const eps = this.endpoints({ containerId }).filter((e) => this.find(e.networkId)?.Scope === 'global');
+    if (eps.length) await this.overlay.rename(eps, oldName, newName);
+  }
+
   /** Connects a running container to one more network (`network connect`). */
   async connectRunning(n: NetworkRecord, c: Attachable, req: EndpointRequest, ns: Netns): Promise<void> {
     const used = new Set(this.endpoints({ containerId: c.id }).map((e) => e.ifname));

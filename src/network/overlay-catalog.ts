@@ -291,6 +291,10 @@ export class OverlayCatalog {
     return this.endpoints.release(e);
   }
 
+  rename(eps: readonly Endpoint[], oldName: string, newName: string): Promise<void> {
+    return this.endpoints.rename(eps, oldName, newName);
+  }
+
   close(): void {
     this.closed = true;
   }

@@ -114,6 +114,33 @@ export class OverlayEndpoints {
     }
   }
 
+  /**
+   * A container of this host was renamed: its endpoints' documents name it by `newName` instead
+   * of `oldName`, so the other hosts' name servers answer the new name (and no longer the old).
+   * Best effort, as `release`: with etcd away it is logged, and the name stays old elsewhere.
+   */
+  async rename(eps: readonly Endpoint[], oldName: string, newName: string): Promise<void> {
+    const s = this.store;
+    for (const e of eps) {
+      const key = `endpoints/${e.networkId}/${e.ip}`;
+      try {
+        const cur = (await s.list(key)).entries.find((x) => x.key === `/berth/v1/${key}`);
+        const d = cur && parseJson<EndpointDoc>(cur.value);
+        if (!cur || !d || d.ContainerId !== e.containerId || d.Host !== s.hostId) continue;
+        const doc: EndpointDoc = { ...d, Names: [newName, ...d.Names.filter((n) => n !== oldName && n !== newName)] };
+        const res = await s.call('rename an endpoint', () =>
+          s.client
+            .if(`/berth/v1/${key}`, 'Mod', '==', cur.modRevision)
+            .then(s.client.put(`/berth/v1/${key}`).value(JSON.stringify(doc)).lease(s.leaseId()))
+            .commit(),
+        );
+        if (res.succeeded) this.eps.set(key, doc);
+      } catch (err) {
+        log.warn('overlay: a rename not published to the other hosts', { key, err: errorMessage(err) });
+      }
+    }
+  }
+
   /** Gives an endpoint's address back (best effort: with etcd away, the next re-registration drops it). */
   async release(e: Endpoint): Promise<void> {
     const key = `endpoints/${e.networkId}/${e.ip}`;
