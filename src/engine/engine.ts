@@ -407,6 +407,7 @@ export class Engine {
     if (clean === rec.name) throw invalidArgument(`Renaming a container with the same name as its current name`);
     const old = rec.name;
     this.store.rename(rec, clean);
+    await this.networks.renamed(rec.id, old, clean); // overlay networks: the other hosts' name servers
     // dockerd's attributes: the labels and image too
     this.events.emit('container', 'rename', rec.id, actorOf(rec, { oldName: `/${old}` }));
   }

@@ -6,7 +6,7 @@
  * SQLite and rebuilt by `init()` at daemon start.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../metadata/db.js';
 import type { NetworkCreateRequest } from '../spec/network-api.js';
@@ -24,13 +24,14 @@ import { log } from '../base/log.js';
 import type { EndpointInfo, NetworkDriver, NetworkSpec } from '../plugins/interfaces.js';
 import { AddressAllocator, v4Config, v6Config } from './allocator.js';
 import { BridgeDriver } from './bridge.js';
-import { OverlayDriver, mtuOf, VNI_OPTION, vniOf } from './overlay.js';
-import { OverlayCatalog, pickOverlaySubnet } from './overlay-catalog.js';
+import { OverlayDriver } from './overlay.js';
+import { OverlayCatalog } from './overlay-catalog.js';
 import { NameService } from './dns.js';
+import { checkIpam, checkName, DEFAULT_NAME, localRecord, overlayRecord, PREDEFINED } from './create.js';
 import { resolveName, type ContainerNames } from './names.js';
 import { systemNetHost, type NetHost } from './host.js';
-import { cidrText, contains, hostRoutes, ipToInt, macOf, parseCidr, planPool } from './ipam.js';
-import { isV6, parseCidr6, planPool6 } from './ipam6.js';
+import { contains, ipToInt, macOf, parseCidr } from './ipam.js';
+import { isV6, parseCidr6 } from './ipam6.js';
 import { bindAddress, hostPortRange, pickHostPort, PortTable } from './ports.js';
 import {
   findIn,
@@ -49,23 +50,6 @@ export { parseLinkText, type ContainerNames } from './names.js';
 
 /** The body of `POST /networks/create`, as spec/ parsed it: what the manager takes. */
 export type NetworkCreate = NetworkCreateRequest;
-
-const DEFAULT_NAME = 'bridge';
-/** dockerd's pre-defined networks besides `bridge`: name -> driver */
-const PREDEFINED: ReadonlyArray<[string, string]> = [
-  ['none', 'null'],
-  ['host', 'host'],
-];
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/** Whether the host's kernel has IPv6 on (it is off when the sysctl is missing or 1). */
-function hostIpv6(): boolean {
-  try {
-    return readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim() === '0';
-  } catch {
-    return false;
-  }
-}
 
 const specOf = (n: NetworkRecord): NetworkSpec => {
   const c = v4Config(n)!;
@@ -177,66 +161,24 @@ export class NetworkManager {
     return this.bindings.list(containerId);
   }
 
-  /** POST /networks/create. Validates everything before any host change; the network is up when it returns. */
+  /** POST /networks/create. Validates everything before any host change (./create.ts); the network is up when it returns. */
   async create(o: NetworkCreate, isDefault = false): Promise<NetworkRecord> {
-    // dockerd's rule (libnetwork config.ValidateName): any name that is not blank. The name never
-    // reaches a device or a script (the bridge is named from the id); control characters are refused.
-    if (!o.Name || !o.Name.trim()) throw invalidArgument(`invalid name: ${o.Name ?? ''}`);
-    if (CONTROL.test(o.Name)) throw invalidArgument(`invalid name ${JSON.stringify(o.Name)}: control characters`);
-    const pre = PREDEFINED.find(([name]) => name === o.Name);
-    if (pre) throw permissionDenied(`operation is not permitted on predefined ${o.Name} network `);
-    if (this.find(o.Name)?.Name === o.Name) throw conflict(`network with name ${o.Name} already exists`);
-    const driverName = o.Driver || 'bridge';
-    if (PREDEFINED.some(([, d]) => d === driverName))
-      throw permissionDenied(`only one instance of "${driverName}" network is allowed`);
+    const driverName = checkName(o, (name) => this.find(name)?.Name === name);
     const driver = await this.driver(driverName); // NotFound for an unknown plugin
-    if (o.Name === 'default' || (o.Name === DEFAULT_NAME && !isDefault)) {
-      throw conflict(`network with name ${o.Name} already exists`);
+    const cfgs = checkIpam(o, isDefault, driverName);
+    if (driverName === 'overlay') {
+      const cluster = this.cluster();
+      const local = this.store
+        .list()
+        .flatMap((n) => n.IPAM.Config.filter((c) => !isV6(c.Subnet)).map((c) => ({ name: n.Name, subnet: c.Subnet })));
+      const { rec, plan } = overlayRecord(o, cfgs.v4[0] ?? {}, local, this.clock);
+      return cluster.create(rec, plan);
     }
-    const cfgs = o.IPAM?.Config ?? [];
-    const v4 = cfgs.filter((c) => !isV6(c.Subnet ?? '') && !isV6(c.Gateway ?? ''));
-    const v6 = cfgs.filter((c) => isV6(c.Subnet ?? '') || isV6(c.Gateway ?? ''));
-    if (v4.length > 1 || v6.length > 1) throw permissionDenied("bridge driver doesn't support multiple subnets"); // dockerd, 403
-    if (v6[0] && !v6[0].Subnet) throw invalidArgument('an IPv6 gateway needs an IPv6 subnet');
-    if (o.EnableIPv6 && !v6[0])
-      throw notFound(
-        'could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network',
-      );
-    if (o.EnableIPv6 && driverName !== 'bridge') throw invalidArgument('IPv6 is supported on bridge networks only');
-    if (driverName === 'overlay') return this.createOverlay(o, v4[0] ?? {});
-    if (o.EnableIPv6 && !hostIpv6())
-      throw invalidArgument('IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6 is not 0)');
     const subnets = (want6: boolean) =>
       this.list().flatMap((n) =>
         n.IPAM.Config.filter((c) => isV6(c.Subnet) === want6).map((c) => ({ name: n.Name, subnet: c.Subnet })),
       );
-    const pool: NetworkRecord['IPAM']['Config'][number] = planPool(v4[0] ?? {}, subnets(false), hostRoutes());
-    const aux4 = v4[0]?.AuxiliaryAddresses;
-    for (const [k, a] of Object.entries(aux4 ?? {})) {
-      if (isV6(a) || !contains(parseCidr(pool.Subnet), ipToInt(a)))
-        throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${pool.Subnet}`);
-    }
-    if (aux4) pool.AuxiliaryAddresses = aux4;
-    if (v4[0]?.Subnet && !v4[0].Gateway) pool.gatewayChosen = true;
-    const pool6: NetworkRecord['IPAM']['Config'][number] | undefined = v6[0]
-      ? planPool6({ ...v6[0], Subnet: v6[0].Subnet! }, subnets(true))
-      : undefined;
-    if (pool6 && !v6[0]!.Gateway) pool6.gatewayChosen = true;
-    const rec: NetworkRecord = {
-      Id: randomBytes(32).toString('hex'),
-      Name: o.Name,
-      Driver: driverName,
-      Scope: 'local',
-      Created: new Date(this.clock.now()).toISOString(),
-      Internal: !!o.Internal,
-      Attachable: !!o.Attachable,
-      EnableIPv6: !!o.EnableIPv6,
-      Labels: o.Labels ?? {},
-      Options: o.Options ?? {},
-      IPAM: { Driver: 'default', Options: o.IPAM?.Options ?? null, Config: pool6 ? [pool, pool6] : [pool] },
-      bridge: '',
-      isDefault,
-    };
+    const rec = localRecord(o, isDefault, driverName, cfgs, subnets, this.clock);
     rec.bridge = (await driver.createNetwork(specOf(rec))).device;
     try {
       this.store.insert(rec);
@@ -245,65 +187,6 @@ export class NetworkManager {
       throw e;
     }
     return rec;
-  }
-
-  /**
-   * An overlay network (`-d overlay`), created in the cluster store: its subnet (asked, or the
-   * first free 10.x.y.0/24) checked against every network of the cluster and of this host, its VNI
-   * allocated there. `-o` options as given; a VNI (`vxlanid_list`) and an MTU may be asked.
-   */
-  private async createOverlay(
-    o: NetworkCreate,
-    want: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> },
-  ): Promise<NetworkRecord> {
-    const cluster = this.cluster();
-    const options = { ...(o.Options ?? {}) };
-    if (options[VNI_OPTION] !== undefined) vniOf(options); // InvalidArgument before anything is written
-    mtuOf(options);
-    const localSubnets = this.store
-      .list()
-      .flatMap((n) => n.IPAM.Config.filter((c) => !isV6(c.Subnet)).map((c) => ({ name: n.Name, subnet: c.Subnet })));
-    const routes = hostRoutes();
-    const plan = (taken: Array<{ name: string; subnet: string }>) => {
-      const others = [...localSubnets, ...taken];
-      let subnet = want.Subnet;
-      if (!subnet) {
-        // this host's routes, less the overlay networks' own subnets (their bridges are up here)
-        const own = new Set(taken.map((t) => t.subnet));
-        const busy = [...others.map((x) => parseCidr(x.subnet)), ...routes.filter((r) => !own.has(cidrText(r)))];
-        subnet = pickOverlaySubnet(busy) ?? undefined;
-        if (!subnet)
-          throw invalidArgument(
-            'could not find an available, non-overlapping IPv4 address pool for the overlay network',
-          );
-      }
-      const pool: NetworkRecord['IPAM']['Config'][number] = planPool({ ...want, Subnet: subnet }, others, []);
-      for (const [k, a] of Object.entries(want.AuxiliaryAddresses ?? {})) {
-        if (isV6(a) || !contains(parseCidr(pool.Subnet), ipToInt(a)))
-          throw permissionDenied(`auxiliary address: (${k}:${a}) must belong to the master pool: ${pool.Subnet}`);
-      }
-      if (want.AuxiliaryAddresses) pool.AuxiliaryAddresses = want.AuxiliaryAddresses;
-      if (want.Subnet && !want.Gateway) pool.gatewayChosen = true;
-      return pool;
-    };
-    return cluster.create(
-      {
-        Id: randomBytes(32).toString('hex'),
-        Name: o.Name,
-        Driver: 'overlay',
-        Scope: 'global',
-        Created: new Date(this.clock.now()).toISOString(),
-        Internal: !!o.Internal,
-        Attachable: !!o.Attachable,
-        EnableIPv6: false,
-        Labels: o.Labels ?? {},
-        Options: options,
-        IPAM: { Driver: 'default', Options: o.IPAM?.Options ?? null, Config: [] },
-        bridge: '',
-        isDefault: false,
-      },
-      plan,
-    );
   }
 
   /** Addresses of `qname` for the container at `client` on `networkId`, as dockerd's embedded server answers (./names.ts). */
@@ -470,6 +353,17 @@ export class NetworkManager {
     if (!this.overlay) return;
     const eps = this.endpoints({ containerId }).filter((e) => this.find(e.networkId)?.Scope === 'global');
     if (eps.length) await this.overlay.announce(eps);
+  }
+
+  /**
+   * After `docker rename`: the other hosts of its overlay networks learn the new name (this host's
+   * name servers read the current name from the engine already). The endpoints' `names` keep the
+   * name they were made with, as on bridge networks.
+   */
+  async renamed(containerId: string, oldName: string, newName: string): Promise<void> {
+    if (!this.overlay) return;
+    const eps = this.endpoints({ containerId }).filter((e) => this.find(e.networkId)?.Scope === 'global');
+    if (eps.length) await this.overlay.rename(eps, oldName, newName);
   }
 
   /** Connects a running container to one more network (`network connect`). */

@@ -25,6 +25,7 @@ import type {
 import type { BridgeDriver } from './bridge.js';
 import type { NetHost } from './host.js';
 import { nsArgOf } from './sandbox.js';
+import { FastPath, type PathEntry } from './overlay-fastpath.js';
 
 /** dockerd's option naming an overlay network's VNI (shown in `network inspect`). */
 export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
@@ -52,10 +53,13 @@ export function vniOf(options: Record<string, string>): number {
   return v;
 }
 
-/** The MTU of the network's interfaces (`-o com.docker.network.driver.mtu`, 576..9000; 1450 by default). */
-export function mtuOf(options: Record<string, string>): number {
+/**
+ * The MTU of the network's interfaces (`-o com.docker.network.driver.mtu`, 576..9000); by default
+ * the underlay's (the MTU of the interface with the advertise address) less VXLAN's 50 bytes.
+ */
+export function mtuOf(options: Record<string, string>, underlay = DEFAULT_MTU + 50): number {
   const asked = options[MTU_OPTION];
-  if (asked === undefined || asked === '') return DEFAULT_MTU;
+  if (asked === undefined || asked === '') return Math.min(9000, Math.max(576, underlay - 50));
   const v = Number(asked);
   if (!Number.isInteger(v) || v < 576 || v > 9000) throw invalidArgument(`invalid MTU ${asked}: 576 to 9000`);
   return v;
@@ -91,12 +95,21 @@ export class OverlayDriver implements NetworkDriver {
   private queue: Promise<void> = Promise.resolve();
   /** createNetwork calls under way, by network */
   private readonly making = new Map<string, Promise<void>>();
+  /** cross-host traffic past the bridge (overlay-fastpath.ts) */
+  private readonly fast: FastPath;
+  /** the underlay's MTU (read once) */
+  private underlay: number | undefined;
 
   constructor(
     private readonly bridge: BridgeDriver,
     private readonly advertise: string,
     private readonly host: NetHost,
-  ) {}
+    fast?: FastPath,
+  ) {
+    // BERTH_OVERLAY_FASTPATH=0: every packet over the bridge (bench/overlay.sh compares the two)
+    const off = process.env['BERTH_OVERLAY_FASTPATH'] === '0';
+    this.fast = fast ?? new FastPath((name) => host.linkExists(name), off ? async () => undefined : undefined);
+  }
 
   isUp(id: string): boolean {
     return this.nets.has(id);
@@ -138,7 +151,7 @@ export class OverlayDriver implements NetworkDriver {
   private async make(n: NetworkSpec): Promise<{ device: string }> {
     if (this.nets.has(n.id)) return { device: devicesOf(n.id).bridge };
     const vni = vniOf(n.options);
-    const mtu = mtuOf(n.options);
+    const mtu = mtuOf(n.options, await this.underlayMtu());
     const { bridge, vxlan } = devicesOf(n.id);
     await this.bridge.createNetwork({ ...n, options: { [BRIDGE_NAME_OPTION]: bridge }, isDefault: false });
     try {
@@ -154,6 +167,7 @@ export class OverlayDriver implements NetworkDriver {
       await this.host.ipBatch([`link set ${vxlan} master ${bridge}`, `link set ${vxlan} up`]);
       this.nets.set(n.id, { vxlan, mtu });
       if (!this.programmed.has(n.id)) this.programmed.set(n.id, await this.adopt(vxlan));
+      await this.fast.up(n.id, vxlan, bridge, vni);
     } catch (e) {
       await this.host.ipQuiet([`link del ${vxlan}`]);
       await this.bridge.deleteNetwork(n.id);
@@ -200,6 +214,7 @@ export class OverlayDriver implements NetworkDriver {
     const n = this.nets.get(id);
     this.nets.delete(id);
     this.programmed.delete(id);
+    this.fast.down(id);
     await this.host.ipQuiet([`link del ${n?.vxlan ?? devicesOf(id).vxlan}`]);
     await this.bridge.deleteNetwork(id);
   }
@@ -214,11 +229,30 @@ export class OverlayDriver implements NetworkDriver {
     if (!n) throw failedPrecondition(`overlay network ${ep.networkId} is not up on this host`);
     const r = await this.bridge.join(ep, sandbox);
     await this.host.ipBatch([`link set ${sandbox.ifname} mtu ${n.mtu}`], nsArgOf(sandbox.key));
+    await this.fast.join(ep.networkId, { ip: ep.address.replace(/\/\d+$/, ''), mac: ep.mac, veth: ep.hostIfname });
     return r;
   }
 
-  leave(ep: EndpointInfo): Promise<void> {
+  async leave(ep: EndpointInfo): Promise<void> {
+    await this.fast.leave(ep.networkId, ep.address.replace(/\/\d+$/, ''), ep.mac);
     return this.bridge.leave();
+  }
+
+  /** The MTU of the interface with the advertise address (1500 when it cannot be read). */
+  private async underlayMtu(): Promise<number> {
+    if (this.underlay === undefined) {
+      try {
+        const addrs = JSON.parse(await runCapture('ip', ['-j', 'addr', 'show'])) as Array<{
+          mtu?: number;
+          addr_info?: Array<{ local?: string }>;
+        }>;
+        const dev = addrs.find((a) => a.addr_info?.some((i) => i.local === this.advertise));
+        this.underlay = typeof dev?.mtu === 'number' && dev.mtu >= 626 ? dev.mtu : DEFAULT_MTU + 50;
+      } catch {
+        this.underlay = DEFAULT_MTU + 50;
+      }
+    }
+    return this.underlay;
   }
 
   deleteEndpoint(ep: EndpointInfo, sandboxGone: boolean): Promise<void> {
@@ -229,7 +263,7 @@ export class OverlayDriver implements NetworkDriver {
    * Makes network `id`'s VXLAN know exactly `peers` (the endpoints on other hosts): entries of
    * gone or moved endpoints are deleted, new ones added. One change at a time, in call order.
    */
-  setPeers(id: string, peers: readonly Peer[]): Promise<void> {
+  setPeers(id: string, peers: readonly Peer[], local: readonly PathEntry[] = []): Promise<void> {
     const next = this.queue
       .catch(() => undefined)
       .then(async () => {
@@ -257,6 +291,10 @@ export class OverlayDriver implements NetworkDriver {
         if (ipLines.length) log.debug('overlay peers', { network: id.slice(0, 12), changes: ipLines });
         await bridgeBatch(fdbLines);
         if (ipLines.length) await this.host.ipQuiet(ipLines);
+        // the fast path's filters after the fdb: a remote MAC is sent to the VXLAN once it knows where
+        const tc = this.fast.sync(id, local, [...want.values()]);
+        if (tc.length)
+          await this.fast.apply(tc).catch((e: unknown) => log.debug('overlay fast path', { err: errorMessage(e) }));
       });
     this.queue = next;
     return next;

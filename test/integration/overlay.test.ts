@@ -223,6 +223,25 @@ describe('overlay networks across three hosts (etcd)', { concurrency: false }, (
       30_000,
       'web3 from host 1',
     );
+    // the fast path (overlay-fastpath.ts): host 1's VXLAN hands packets for web1 to its veth past the
+    // bridge (and has carried some), host 2 sends to web1 past its bridge, through the block of VNI 4097
+    const vx = `vx-${id.slice(0, 12)}`;
+    const ingress = sh('ip', ['netns', 'exec', `${NS}1`, 'tc', '-s', 'filter', 'show', 'dev', vx, 'ingress']);
+    assert.match(ingress, /Egress Redirect to device vb[0-9a-f]{10}/);
+    assert.match(ingress, /Sent [1-9]\d* bytes/);
+    const block = sh('ip', ['netns', 'exec', `${NS}2`, 'tc', 'filter', 'show', 'block', '4097']);
+    assert.match(block, new RegExp(`Egress Redirect to device ${vx}`));
+    // a rename on host 3 shows on host 1's name server: the new name answers, the old one no longer
+    await h(3).docker(['rename', 'web3', 'web3b']);
+    await eventually(
+      async () =>
+        (await runIn(h(1), 'ov', `${fetchIn('web3b')}; nslookup web3 >/dev/null 2>&1 || echo gone`)).trim() ===
+        `${short3}\ngone`,
+      20_000,
+      'web3b from host 1, web3 gone',
+    );
+    await h(3).docker(['rename', 'web3b', 'web3']);
+    await eventually(async () => (await runIn(h(1), 'ov', fetchIn('web3'))).trim() === short3, 20_000, 'web3 again');
     // network connect / disconnect of a running container: announced and withdrawn on the other hosts
     await h(2).docker(['run', '-d', '--name', 'late', 'busybox', 'sleep', '600']);
     await h(2).docker(['network', 'connect', '--alias', 'lateal', 'ov', 'late']);
