@@ -379,14 +379,6 @@ async function main(): Promise<void> {
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
   const server = createApiServer(router);
-  // by default beside the daemon's other run state: a second berthd (its own --exec-root) never takes another's
-  // as containerd with a CRI plugin that fails to load: the daemon goes on without it, and says why
-  const criServer = flags.cri
-    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock).catch((e: unknown) => {
-        log.error('CRI endpoint not started', { err: errorMessage(e) });
-        return null;
-      })
-    : null;
   await fsp.mkdir(join(sock, '..'), { recursive: true });
   try {
     unlinkSync(sock); // a stale socket from a killed daemon
@@ -399,6 +391,16 @@ async function main(): Promise<void> {
   });
   await fsp.chmod(sock, 0o660);
   listening(); // live restore's pass begins (requests wait on its gate meanwhile)
+  // after the Docker socket answers (loading the CRI's protocol files and probing CNI took seconds
+  // of a start on a loaded machine); by default beside the daemon's other run state, so a second
+  // berthd (its own --exec-root) never takes another's. As containerd with a CRI plugin that fails
+  // to load, the daemon goes on without it, and says why.
+  const criServer = flags.cri
+    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock).catch((e: unknown) => {
+        log.error('CRI endpoint not started', { err: errorMessage(e) });
+        return null;
+      })
+    : null;
   log.info('berthd ready', {
     socket: sock,
     root: flags.root,

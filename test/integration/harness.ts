@@ -87,6 +87,17 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
   throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
 }
 
+/** Waits until the daemon's log, from byte `from` on, matches `re` (a deadline, as waitForSocket's). */
+async function waitForLog(logFile: string, from: number, re: RegExp, proc: ChildProcess): Promise<void> {
+  for (const until = Date.now() + 90_000; Date.now() < until;) {
+    const text = readFileSync(logFile).subarray(from).toString();
+    if (re.test(text)) return;
+    if (proc.exitCode !== null) throw new Error(`berthd exited ${proc.exitCode}: ${text}`);
+    await sleep(50);
+  }
+  throw new Error(`berthd's log never said ${re}: ${readFileSync(logFile).subarray(from).toString()}`);
+}
+
 /** The daemon ids (first 8 hex digits, as in their links' `berth:<id>` alias) of every berthd running now. */
 function liveDaemonIds(): Set<string> {
   const ids = new Set<string>();
@@ -170,6 +181,7 @@ export async function startDaemon(
   ];
   const launch = async () => {
     const out = await fsp.open(logFile, 'a');
+    const logStart = (await out.stat()).size;
     const inNetns = opts.netns
       ? [
           'nsenter',
@@ -188,6 +200,8 @@ export async function startDaemon(
     const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env, cwd: dir });
     await out.close();
     await waitForSocket(sock, proc, logFile);
+    // the CRI endpoint opens after the Docker socket: a daemon is up when both are (or CRI said why not)
+    if (!args.includes('--cri=false')) await waitForLog(logFile, logStart, /CRI endpoint (ready|not started)/, proc);
     return proc;
   };
   if (!opts.netns) await sweepStaleNetworks();
