@@ -70,7 +70,7 @@ function pump(): void {
 /**
  * Downloads `url` into the new file `path` on a worker: the blob checked against `digest` and
  * `size` (hashed only with `hashBlob`), gunzipped when it is gzip. Resolves with the status when
- * it is not 200 (the file is not made), else with the uncompressed bytes' sha256 and size. The
+ * it is not 200 (with a 401's challenge), else with the uncompressed bytes' sha256 and size. The
  * caller removes `path` on failure.
  */
 export function fetchBlobToFile(

@@ -3,6 +3,7 @@
  * and lands uncompressed; a layer cut short, a gzip stream that is corrupt behind a correct blob
  * digest, a body past its descriptor's size, a layer whose content is not its diff id, and a
  * registry that stops sending are each refused, and leave no blob, no ingest file and no image.
+ * Both transports: the plain-HTTP socket (Content-Length) and node:http (a redirect, a chunked body).
  * A 401 on the blob is answered once (Bearer token) and the download asked again.
  */
 import { after, before, describe, test } from 'node:test';
@@ -121,8 +122,21 @@ describe('layer downloads on worker threads', () => {
     assert.ok(blobs().includes(sha(tar).slice(7)), 'the uncompressed layer is in content');
     assert.ok(!blobs().includes(sha(gz).slice(7)), 'the gzip blob is not');
     assert.deepEqual(ingest(), []);
-    const out = await d.docker(['save', ref], { allowFail: false });
-    assert.ok(out.stdout.length > 0);
+    // the same layer sent chunked (no Content-Length), behind a redirect: node:http's path
+    const tar2 = tarOf('big2.txt', data);
+    const gz2 = gzipSync(tar2);
+    const ref2 = serve('gzchunked', { digest: sha(gz2), size: gz2.length }, sha(tar2), (_, res) => {
+      res.statusCode = 307;
+      res.setHeader('Location', '/elsewhere/gz2');
+      res.end();
+    });
+    routes.set('/elsewhere/gz2', (_, res) => {
+      res.write(gz2.subarray(0, 1000));
+      res.end(gz2.subarray(1000));
+    });
+    await d.docker(['pull', ref2]);
+    assert.ok(blobs().includes(sha(tar2).slice(7)), 'the chunked, redirected layer landed');
+    assert.deepEqual(ingest(), []);
   });
 
   test('cut short, corrupt gzip, too long, wrong diff id, a registry gone quiet: refused, nothing left', async () => {
