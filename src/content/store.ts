@@ -129,27 +129,50 @@ export class ContentStore {
       await fsp.rm(tmp, { force: true });
     };
     const commit = async (expected?: Partial<BlobInfo>): Promise<BlobInfo> => {
-      try {
-        await done;
-        const digest = `sha256:${hash.digest('hex')}` as Digest;
-        if (expected?.digest && expected.digest !== digest) throw new DigestMismatch(expected.digest, digest);
-        if (expected?.size !== undefined && expected.size !== size) {
-          throw new BerthError(
-            'InvalidArgument',
-            `size mismatch for ${digest}: expected ${expected.size}, got ${size}`,
-          );
-        }
-        claim('blob', digest); // before it is visible: a collector listing now finds it held
-        await fsp.rename(tmp, this.path(digest)).catch((e: unknown) => {
-          throw blobError(e, `landing blob ${digest}`); // ENOSPC stays Unavailable, EACCES PermissionDenied
-        });
-        return { digest, size };
-      } catch (e) {
+      await done.catch(async (e: unknown) => {
         await fsp.rm(tmp, { force: true });
         throw e;
-      }
+      });
+      return this.land(tmp, { digest: `sha256:${hash.digest('hex')}` as Digest, size }, expected);
     };
     return { stream: tee, commit, abort };
+  }
+
+  /**
+   * An ingest file for a writer elsewhere (a download on a worker thread): the writer creates
+   * `path` and reports the sha256 and size of what it wrote; `land` checks them against
+   * `expected` and renames the file into place, `drop` removes it. Either removes it on failure.
+   */
+  ingestFile(): {
+    path: string;
+    land: (got: BlobInfo, expected?: Partial<BlobInfo>) => Promise<BlobInfo>;
+    drop: () => Promise<void>;
+  } {
+    const tmp = join(this.ingest, randomBytes(8).toString('hex'));
+    return {
+      path: tmp,
+      land: (got, expected) => this.land(tmp, got, expected),
+      drop: () => fsp.rm(tmp, { force: true }),
+    };
+  }
+
+  /** Verifies a written ingest file's digest and size against `expected` and renames it into place. */
+  private async land(tmp: string, got: BlobInfo, expected?: Partial<BlobInfo>): Promise<BlobInfo> {
+    const { digest, size } = got;
+    try {
+      if (expected?.digest && expected.digest !== digest) throw new DigestMismatch(expected.digest, digest);
+      if (expected?.size !== undefined && expected.size !== size) {
+        throw new BerthError('InvalidArgument', `size mismatch for ${digest}: expected ${expected.size}, got ${size}`);
+      }
+      claim('blob', digest); // before it is visible: a collector listing now finds it held
+      await fsp.rename(tmp, this.path(digest)).catch((e: unknown) => {
+        throw blobError(e, `landing blob ${digest}`); // ENOSPC stays Unavailable, EACCES PermissionDenied
+      });
+      return { digest, size };
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
   }
 
   /** Streams `input` into a new blob (verified against `expected` when given). */

@@ -222,7 +222,7 @@ export class RegistrySession {
     }
     if (status === 401 && !this.triedAuth) {
       res.resume();
-      await this.authorize();
+      await this.answerChallenge(String(res.headers['www-authenticate'] ?? ''));
       return this.getStream(path, redirects);
     }
     if (status === 401 || status === 403) {
@@ -230,6 +230,11 @@ export class RegistrySession {
       throw new RegistryHttpError(status, `${status === 401 ? 'unauthorized' : 'denied'}: fetching ${url.pathname}`);
     }
     return res;
+  }
+
+  /** What a download elsewhere (a worker) needs to make the request itself: the URL, the origin the auth goes to, the auth. */
+  requestOf(path: string): { url: string; origin: string; auth: string | null } {
+    return { url: this.url(path), origin: new URL(this.ep.base).origin, auth: this.authHeader };
   }
 
   private basic(): string | null {
@@ -256,9 +261,17 @@ export class RegistrySession {
 
   /** Answers a 401's challenge: sets the Authorization header for the retry. */
   private async answer(res: Response): Promise<void> {
-    this.triedAuth = true;
     await res.body?.cancel();
-    const { scheme, params } = parseChallenge(res.headers.get('www-authenticate') ?? '');
+    await this.answerChallenge(res.headers.get('www-authenticate') ?? '');
+  }
+
+  /**
+   * Answers a 401's WWW-Authenticate challenge (of this request, not of /v2/, which a registry
+   * may leave open while its blobs are not): once per session, later 401s are refusals.
+   */
+  async answerChallenge(challenge: string): Promise<void> {
+    this.triedAuth = true;
+    const { scheme, params } = parseChallenge(challenge);
     const basic = this.basic();
     if (scheme === 'basic') {
       if (!basic) throw new RegistryHttpError(401, 'unauthorized: authentication required');

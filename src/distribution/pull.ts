@@ -26,7 +26,8 @@ import {
   type Credentials,
 } from './client.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, type Platform } from './platform.js';
-import { digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
+import { digestAlgorithm, digestOf, eachLimit, meterReport, shortId, verifier, type Progress } from './transfer.js';
+import { fetchBlobToFile, workersAvailable } from './blob-fetch.js';
 
 export type { Progress };
 
@@ -95,6 +96,37 @@ export async function fetchBlob(s: RegistrySession, d: Descriptor): Promise<Read
 }
 
 /**
+ * A layer blob downloaded by a worker thread (blob-fetch.ts) into `path`: verified against its
+ * descriptor there (hashed unless its digest is the diff id's own sha256, which the worker
+ * computes anyway), gunzipped when gzip; answers the uncompressed bytes' sha256 and size. A 401
+ * is answered once (as getStream does) and the download asked again.
+ */
+async function fetchLayerOnWorker(
+  s: RegistrySession,
+  d: Descriptor,
+  diffId: string,
+  path: string,
+  onBytes: (n: number) => void,
+): Promise<{ digest: string; size: number }> {
+  digestAlgorithm(d.digest); // a malformed or unknown digest is refused before any request
+  const blobPath = `/v2/${s.ep.repo}/blobs/${d.digest}`;
+  for (let attempt = 0; ; attempt++) {
+    const r = await fetchBlobToFile(
+      { ...s.requestOf(blobPath), path, digest: d.digest, size: d.size, hashBlob: d.digest !== diffId },
+      onBytes,
+    );
+    if (r.status === 401 && attempt === 0 && r.challenge) {
+      await s.answerChallenge(r.challenge);
+      continue;
+    }
+    if (r.status === 401 || r.status === 403)
+      throw new RegistryHttpError(r.status, `${r.status === 401 ? 'unauthorized' : 'denied'}: fetching ${blobPath}`);
+    if (r.status !== 200) throw new RegistryHttpError(r.status, `fetching blob ${d.digest}: ${r.status}`);
+    return { digest: r.diffDigest!, size: r.diffSize! };
+  }
+}
+
+/**
  * Where a pull lands (the image store composes pull with itself): layers go into content,
  * checked against the config's diff id, and are unpacked; the image is registered at the end.
  * The whole pull runs under `withLease`, so nothing it landed is collected before it registers.
@@ -104,6 +136,11 @@ export interface PullTarget<Image> {
   /** Whether the layer's blob is in content (held by the pull's lease when it is). */
   hasLayer(diffId: string): boolean;
   ingestLayer(input: Readable, expectedDiffId: string): Promise<void>;
+  /** The same from a file `fill` writes (a download on a worker); where absent, layers come through `ingestLayer`. */
+  ingestLayerFile?(
+    fill: (path: string) => Promise<{ digest: string; size: number }>,
+    expectedDiffId: string,
+  ): Promise<void>;
   unpackLayer(diffIds: readonly string[], i: number): Promise<void>;
   register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<Image>;
 }
@@ -200,10 +237,15 @@ async function pullLeased<Image>(
     if (images.hasLayer(diffId)) {
       o.progress({ status: 'Already exists', id, progressDetail: {} });
     } else {
-      const body = await fetchBlob(s, l);
-      const v = verifier(l, meterReport(o.progress, 'Downloading', id, l.size), l.digest !== diffId);
-      body.on('error', (e) => v.destroy(e));
-      await images.ingestLayer(body.pipe(v), diffId);
+      const meter = meterReport(o.progress, 'Downloading', id, l.size);
+      if (images.ingestLayerFile && workersAvailable()) {
+        await images.ingestLayerFile((path) => fetchLayerOnWorker(s, l, diffId, path, meter), diffId);
+      } else {
+        const body = await fetchBlob(s, l);
+        const v = verifier(l, meter, l.digest !== diffId);
+        body.on('error', (e) => v.destroy(e));
+        await images.ingestLayer(body.pipe(v), diffId);
+      }
       fetched++;
       o.progress({ status: 'Download complete', id, progressDetail: {} });
     }

@@ -98,6 +98,32 @@ export class ImageService implements ImageStore {
     }
   }
 
+  /**
+   * The same for a layer written by someone else (a download worker): `fill(path)` writes the
+   * uncompressed tar to a new ingest file and reports its sha256 and size; it lands only as the
+   * diff id the config names, and nothing is left behind when it fails.
+   */
+  async ingestLayerFile(
+    fill: (path: string) => Promise<{ digest: string; size: number }>,
+    expectedDiffId: string,
+  ): Promise<void> {
+    const f = this.core.content.ingestFile();
+    let got;
+    try {
+      got = await fill(f.path);
+    } catch (e) {
+      await f.drop();
+      throw e;
+    }
+    try {
+      await f.land({ digest: got.digest as Digest, size: got.size }, { digest: expectedDiffId as Digest });
+    } catch (e) {
+      if (e instanceof DigestMismatch)
+        throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
+      throw e;
+    }
+  }
+
   /** Unpacks layer `i` of the chain `diffIds` as soon as its blob is in (pull overlaps unpacking with downloads). */
   unpackLayer(diffIds: readonly string[], i: number): Promise<void> {
     return this.core.unpackOne(diffIds, i);

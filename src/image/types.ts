@@ -101,6 +101,10 @@ export interface ImageStore {
   // for distribution: pull writes layers and registers images; push reads them
   hasLayer(diffId: string): boolean;
   ingestLayer(input: Readable, expectedDiffId: string): Promise<void>;
+  ingestLayerFile(
+    fill: (path: string) => Promise<{ digest: string; size: number }>,
+    expectedDiffId: string,
+  ): Promise<void>;
   unpackLayer(diffIds: readonly string[], i: number): Promise<void>;
   register(configBytes: Buffer, names: { tag?: string; digestRef?: string }): Promise<ImageRecord>;
   addDigest(digestRef: string, id: string): void;
