@@ -92,26 +92,12 @@ export class OverlayEndpoints {
    * start sending to them. Best effort, as `release`: a failure is logged, and the next
    * re-registration announces them.
    */
-  async announce(eps: readonly Endpoint[]): Promise<void> {
-    const s = this.store;
-    for (const e of eps) {
-      const key = `endpoints/${e.networkId}/${e.ip}`;
-      try {
-        const cur = (await s.list(key)).entries.find((x) => x.key === `/berth/v1/${key}`);
-        const d = cur && parseJson<EndpointDoc>(cur.value);
-        if (!cur || !d || d.ContainerId !== e.containerId || d.Host !== s.hostId || !d.Pending) continue;
-        const { Pending: _, ...doc } = d;
-        await s.call('announce an endpoint', () =>
-          s.client
-            .if(`/berth/v1/${key}`, 'Mod', '==', cur.modRevision)
-            .then(s.client.put(`/berth/v1/${key}`).value(JSON.stringify(doc)).lease(s.leaseId()))
-            .commit(),
-        );
-        this.eps.set(key, doc);
-      } catch (err) {
-        log.warn('overlay: endpoint not announced', { key, err: errorMessage(err) });
-      }
-    }
+  announce(eps: readonly Endpoint[]): Promise<void> {
+    return this.rewriteOwn(eps, 'announce an endpoint', 'overlay: endpoint not announced', (d) => {
+      if (!d.Pending) return null;
+      const { Pending: _, ...doc } = d;
+      return doc;
+    });
   }
 
   /**
@@ -119,7 +105,24 @@ export class OverlayEndpoints {
    * of `oldName`, so the other hosts' name servers answer the new name (and no longer the old).
    * Best effort, as `release`: with etcd away it is logged, and the name stays old elsewhere.
    */
-  async rename(eps: readonly Endpoint[], oldName: string, newName: string): Promise<void> {
+  rename(eps: readonly Endpoint[], oldName: string, newName: string): Promise<void> {
+    return this.rewriteOwn(eps, 'rename an endpoint', 'overlay: a rename not published to the other hosts', (d) => ({
+      ...d,
+      Names: [newName, ...d.Names.filter((n) => n !== oldName && n !== newName)],
+    }));
+  }
+
+  /**
+   * Rewrites this host's own documents of `eps` by `change` (null leaves one as it is), each by a
+   * compare-and-swap on its revision, under the host's lease. A document another host or container
+   * holds now is left alone; a failure is logged with `failed` and the others go on.
+   */
+  private async rewriteOwn(
+    eps: readonly Endpoint[],
+    what: string,
+    failed: string,
+    change: (d: EndpointDoc) => EndpointDoc | null,
+  ): Promise<void> {
     const s = this.store;
     for (const e of eps) {
       const key = `endpoints/${e.networkId}/${e.ip}`;
@@ -127,8 +130,9 @@ export class OverlayEndpoints {
         const cur = (await s.list(key)).entries.find((x) => x.key === `/berth/v1/${key}`);
         const d = cur && parseJson<EndpointDoc>(cur.value);
         if (!cur || !d || d.ContainerId !== e.containerId || d.Host !== s.hostId) continue;
-        const doc: EndpointDoc = { ...d, Names: [newName, ...d.Names.filter((n) => n !== oldName && n !== newName)] };
-        const res = await s.call('rename an endpoint', () =>
+        const doc = change(d);
+        if (!doc) continue;
+        const res = await s.call(what, () =>
           s.client
             .if(`/berth/v1/${key}`, 'Mod', '==', cur.modRevision)
             .then(s.client.put(`/berth/v1/${key}`).value(JSON.stringify(doc)).lease(s.leaseId()))
@@ -136,7 +140,7 @@ export class OverlayEndpoints {
         );
         if (res.succeeded) this.eps.set(key, doc);
       } catch (err) {
-        log.warn('overlay: a rename not published to the other hosts', { key, err: errorMessage(err) });
+        log.warn(failed, { key, err: errorMessage(err) });
       }
     }
   }

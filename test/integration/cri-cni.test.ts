@@ -10,23 +10,13 @@ import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startDaemon, eventually, freeSubnet, sh, shOk, type Daemon } from './harness.js';
+import { startDaemon, eventually, httpGet, freeSubnet, sh, shOk, type Daemon } from './harness.js';
 import { freePort } from './registry-harness.js';
 import { criClient, type CriClient, type Msg } from './cri-client.js';
 
-const get = (host: string, port: number) =>
-  new Promise<string>((resolve, reject) => {
-    const req = http.get({ host, port, path: '/', timeout: 3000 }, (res) => {
-      let b = '';
-      res.on('data', (d: Buffer) => (b += d.toString()));
-      res.on('end', () => resolve(b));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+const get = httpGet;
 
 /** The host's nat rules portmap and bridge wrote for a sandbox id (their comments name it). */
 const natRulesOf = (id: string) =>

@@ -22,23 +22,13 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { startDaemon, eventually, freeSubnet, shOk, type Daemon } from './harness.js';
+import { startDaemon, eventually, httpGet, freeSubnet, shOk, type Daemon } from './harness.js';
 import { criClient, codeOf, type CriClient, type Msg } from './cri-client.js';
 
-const get = (host: string, port: number) =>
-  new Promise<string>((resolve, reject) => {
-    const req = http.get({ host, port, path: '/', timeout: 3000 }, (res) => {
-      let b = '';
-      res.on('data', (d: Buffer) => (b += d.toString()));
-      res.on('end', () => resolve(b));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+const get = httpGet;
 
 const mounted = (path: string) => readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${path} `);
 const nsOf = (pid: number, ns: string) => readlinkSync(`/proc/${pid}/ns/${ns}`);

@@ -87,6 +87,18 @@ async function waitForSocket(sock: string, proc: ChildProcess, logFile: string):
   throw new Error(`berthd did not come up: ${readFileSync(logFile, 'utf8')}`);
 }
 
+/** The body of `GET http://host:port/` (3 s to answer). */
+export const httpGet = (host: string, port: number): Promise<string> =>
+  new Promise<string>((resolve, reject) => {
+    const req = http.get({ host, port, path: '/', timeout: 3000 }, (res) => {
+      let b = '';
+      res.on('data', (d: Buffer) => (b += d.toString()));
+      res.on('end', () => resolve(b));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+
 /** Waits until the daemon's log, from byte `from` on, matches `re` (a deadline, as waitForSocket's). */
 async function waitForLog(logFile: string, from: number, re: RegExp, proc: ChildProcess): Promise<void> {
   for (const until = Date.now() + 90_000; Date.now() < until;) {
