@@ -8,6 +8,7 @@ import { isAbsolute, join } from 'node:path';
 import { alreadyExists, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { K8sContainer, K8sStats, K8sVerbs } from '../engine/k8s.js';
 import { unimplemented } from './grpc.js';
+import { rssBytes, workingSetBytes } from './metrics.js';
 import {
   CONTAINER,
   KIND,
@@ -291,15 +292,14 @@ export class Containers {
       const rate = prev && now > prev.at ? ((g.cpuTotalNs - prev.total) / (now - prev.at)) * 1e9 : 0;
       cpu = { timestamp: now, usage_core_nano_seconds: u(g.cpuTotalNs), usage_nano_cores: u(rate) };
       const m = g.memStats;
-      const inactive = m['total_inactive_file'] ?? m['inactive_file'] ?? 0;
-      const ws = Math.max(0, g.memUsage - inactive);
+      const ws = workingSetBytes(g);
       const limited = g.memLimit > 0 && g.memLimit < 2 ** 60;
       memory = {
         timestamp: now,
         working_set_bytes: u(ws),
         available_bytes: u(limited ? g.memLimit - ws : 0),
         usage_bytes: u(g.memUsage),
-        rss_bytes: u(m['total_rss'] ?? m['rss'] ?? m['anon'] ?? 0),
+        rss_bytes: u(rssBytes(g)),
         page_faults: u(m['total_pgfault'] ?? m['pgfault'] ?? 0),
         major_page_faults: u(m['total_pgmajfault'] ?? m['pgmajfault'] ?? 0),
       };
