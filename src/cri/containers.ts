@@ -392,8 +392,6 @@ export function resourcesOf(r: LinuxContainerResources | null): Record<string, u
   if (!r) return {};
   if (r.hugepage_limits.some((h) => h.limit > 0))
     throw unimplemented('hugepage limits', 'berth sets no hugetlb cgroup limits');
-  if (Object.keys(r.unified).length)
-    throw unimplemented('unified (cgroup v2) resources', 'berth maps the named resources only');
   return {
     ...(r.memory_limit_in_bytes ? { Memory: r.memory_limit_in_bytes } : {}),
     ...(r.memory_swap_limit_in_bytes ? { MemorySwap: r.memory_swap_limit_in_bytes } : {}),
@@ -403,6 +401,8 @@ export function resourcesOf(r: LinuxContainerResources | null): Record<string, u
     ...(r.cpuset_cpus ? { CpusetCpus: r.cpuset_cpus } : {}),
     ...(r.cpuset_mems ? { CpusetMems: r.cpuset_mems } : {}),
     ...(r.oom_score_adj ? { OomScoreAdj: r.oom_score_adj } : {}),
+    // cgroup v2 files as they are: OCI linux.resources.unified (refused on a cgroup v1 host)
+    ...(Object.keys(r.unified).length ? { Unified: { ...r.unified } } : {}),
   };
 }
 
