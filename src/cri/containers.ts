@@ -8,7 +8,7 @@ import { isAbsolute, join } from 'node:path';
 import { alreadyExists, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { K8sContainer, K8sStats, K8sVerbs } from '../engine/k8s.js';
 import { unimplemented } from './grpc.js';
-import { rssBytes, workingSetBytes } from './metrics.js';
+import { rssBytes, workingSetBytes } from './memory.js';
 import {
   CONTAINER,
   KIND,
