@@ -1,7 +1,8 @@
 /**
  * SpecInput -> OCI runtime config.json, with Docker's defaults (moby daemon/oci_linux.go,
  * oci/defaults.go): namespaces, standard mounts, default capabilities, masked and read-only paths,
- * device cgroup rules, seccomp. Pure: validation errors are InvalidArgument, raised at create time.
+ * device cgroup rules, seccomp. Pure: validation errors are InvalidArgument (a host feature
+ * missing, Unavailable), raised at create time.
  */
 import { invalidArgument, unavailable } from '../base/errors.js';
 import type { HostInfo, Resources, SpecInput } from './types.js';
