@@ -8,6 +8,7 @@ import { isAbsolute, join } from 'node:path';
 import { alreadyExists, invalidArgument, isBerthError, notFound } from '../base/errors.js';
 import type { K8sContainer, K8sStats, K8sVerbs } from '../engine/k8s.js';
 import { unimplemented } from './grpc.js';
+import { rssBytes, workingSetBytes } from './memory.js';
 import {
   CONTAINER,
   KIND,
@@ -291,15 +292,14 @@ export class Containers {
       const rate = prev && now > prev.at ? ((g.cpuTotalNs - prev.total) / (now - prev.at)) * 1e9 : 0;
       cpu = { timestamp: now, usage_core_nano_seconds: u(g.cpuTotalNs), usage_nano_cores: u(rate) };
       const m = g.memStats;
-      const inactive = m['total_inactive_file'] ?? m['inactive_file'] ?? 0;
-      const ws = Math.max(0, g.memUsage - inactive);
+      const ws = workingSetBytes(g);
       const limited = g.memLimit > 0 && g.memLimit < 2 ** 60;
       memory = {
         timestamp: now,
         working_set_bytes: u(ws),
         available_bytes: u(limited ? g.memLimit - ws : 0),
         usage_bytes: u(g.memUsage),
-        rss_bytes: u(m['total_rss'] ?? m['rss'] ?? m['anon'] ?? 0),
+        rss_bytes: u(rssBytes(g)),
         page_faults: u(m['total_pgfault'] ?? m['pgfault'] ?? 0),
         major_page_faults: u(m['total_pgmajfault'] ?? m['pgmajfault'] ?? 0),
       };
@@ -392,8 +392,6 @@ export function resourcesOf(r: LinuxContainerResources | null): Record<string, u
   if (!r) return {};
   if (r.hugepage_limits.some((h) => h.limit > 0))
     throw unimplemented('hugepage limits', 'berth sets no hugetlb cgroup limits');
-  if (Object.keys(r.unified).length)
-    throw unimplemented('unified (cgroup v2) resources', 'berth maps the named resources only');
   return {
     ...(r.memory_limit_in_bytes ? { Memory: r.memory_limit_in_bytes } : {}),
     ...(r.memory_swap_limit_in_bytes ? { MemorySwap: r.memory_swap_limit_in_bytes } : {}),
@@ -403,6 +401,8 @@ export function resourcesOf(r: LinuxContainerResources | null): Record<string, u
     ...(r.cpuset_cpus ? { CpusetCpus: r.cpuset_cpus } : {}),
     ...(r.cpuset_mems ? { CpusetMems: r.cpuset_mems } : {}),
     ...(r.oom_score_adj ? { OomScoreAdj: r.oom_score_adj } : {}),
+    // cgroup v2 files as they are: OCI linux.resources.unified (refused on a cgroup v1 host)
+    ...(Object.keys(r.unified).length ? { Unified: { ...r.unified } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
  * live (timestamp 0).
  */
 import type { K8sVerbs, K8sStats } from '../engine/k8s.js';
+import { rssBytes, workingSetBytes } from './memory.js';
 import type { Containers } from './containers.js';
 import type { Sandboxes } from './sandboxes.js';
 
@@ -34,18 +35,13 @@ const DEFS: Def[] = [
     name: 'container_memory_working_set_bytes',
     help: 'Current working set in bytes (usage minus inactive file cache)',
     type: 'GAUGE',
-    value: (s) => {
-      if (!s.cgroup) return null;
-      const m = s.cgroup.memStats;
-      return Math.max(0, s.cgroup.memUsage - (m['total_inactive_file'] ?? m['inactive_file'] ?? 0));
-    },
+    value: (s) => (s.cgroup ? workingSetBytes(s.cgroup) : null),
   },
   {
     name: 'container_memory_rss',
     help: 'Size of RSS in bytes',
     type: 'GAUGE',
-    value: (s) =>
-      s.cgroup ? (s.cgroup.memStats['total_rss'] ?? s.cgroup.memStats['rss'] ?? s.cgroup.memStats['anon'] ?? 0) : null,
+    value: (s) => (s.cgroup ? rssBytes(s.cgroup) : null),
   },
   {
     name: 'container_spec_memory_limit_bytes',
@@ -67,6 +63,16 @@ const DEFS: Def[] = [
   },
 ];
 
+/** The metrics of one container's stats, by name (those its cgroup does not give left out). */
+export function metricValues(st: K8sStats): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of DEFS) {
+    const v = d.value(st);
+    if (v !== null) out[d.name] = Math.round(v);
+  }
+  return out;
+}
+
 export function metricDescriptors(): object {
   return { descriptors: DEFS.map((d) => ({ name: d.name, help: d.help, label_keys: LABELS })) };
 }
@@ -83,20 +89,13 @@ export async function podMetrics(k8s: K8sVerbs, sandboxes: Sandboxes, containers
       const labels = [x.meta.metadata.name, s.meta.metadata.name, s.meta.metadata.namespace];
       container_metrics.push({
         container_id: c.id,
-        metrics: DEFS.flatMap((d) => {
-          const v = d.value(st);
-          return v === null
-            ? []
-            : [
-                {
-                  name: d.name,
-                  timestamp: 0,
-                  metric_type: d.type,
-                  label_values: labels,
-                  value: { value: Math.round(v) },
-                },
-              ];
-        }),
+        metrics: Object.entries(metricValues(st)).map(([name, value]) => ({
+          name,
+          timestamp: 0,
+          metric_type: DEFS.find((d) => d.name === name)?.type,
+          label_values: labels,
+          value: { value },
+        })),
       });
     }
     pods.push({ pod_sandbox_id: s.c.id, metrics: [], container_metrics });

@@ -130,8 +130,8 @@ export function runtimeHandlers(svc: RuntimeDeps): UntypedServiceImplementation 
         const x = ct.get(r.container_id);
         const l = r.linux;
         if (!l) return {};
-        if (l.hugepage_limits.some((h) => h.limit > 0) || Object.keys(l.unified).length)
-          throw unimplemented('hugepage and unified resources', 'berth updates the named cgroup limits only');
+        if (l.hugepage_limits.some((h) => h.limit > 0))
+          throw unimplemented('hugepage limits', 'berth updates the named and unified cgroup limits only');
         await k8s.update(x.c.id, {
           ...(l.memory_limit_in_bytes ? { Memory: l.memory_limit_in_bytes } : {}),
           ...(l.cpu_shares ? { CpuShares: l.cpu_shares } : {}),
@@ -139,6 +139,7 @@ export function runtimeHandlers(svc: RuntimeDeps): UntypedServiceImplementation 
           ...(l.cpu_period ? { CpuPeriod: l.cpu_period } : {}),
           ...(l.cpuset_cpus ? { CpusetCpus: l.cpuset_cpus } : {}),
           ...(l.cpuset_mems ? { CpusetMems: l.cpuset_mems } : {}),
+          ...(Object.keys(l.unified).length ? { Unified: { ...l.unified } } : {}),
         });
         return {};
       },

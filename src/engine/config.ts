@@ -8,9 +8,9 @@ import { availableParallelism } from 'node:os';
 import { invalidArgument } from '../base/errors.js';
 import { devNumbers } from '../base/fs.js';
 import type { HealthConfig, ImageRuntimeConfig } from '../spec/image.js';
-import { validateResources, type ContainerConfig, type HostConfig } from '../spec/engine-api.js';
+import { CONTROL, validateResources, type ContainerConfig, type HostConfig } from '../spec/engine-api.js';
 import type { HostInfo, Resources } from '../runtime/types.js';
-import { MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js';
+import { checkUnified, MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js';
 
 function envKey(e: string): string {
   const i = e.indexOf('=');
@@ -193,8 +193,14 @@ function onlineSet(file: string, fallback: string): { text: string; set: Set<num
  * dockerd's warnings for what it discards. `update` relaxes the rule that a swap limit needs a
  * memory limit (the container may have one already).
  */
-export function checkResources(hc: HostConfig, host: Pick<HostInfo, 'blkioWeight'>, update = false): string[] {
+export function checkResources(
+  hc: HostConfig,
+  host: Pick<HostInfo, 'blkioWeight' | 'cgroupVersion'>,
+  update = false,
+): string[] {
   validateResources(hc, update);
+  const unified = unifiedOf(hc['Unified']);
+  if (unified) checkUnified({ unified }, host.cgroupVersion);
   const warnings: string[] = [];
   const ncpu = availableParallelism();
   const nano = hc.NanoCpus ?? 0;
@@ -294,6 +300,8 @@ export function resourcesOf(hc: HostConfig): Resources {
   if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) r.memorySwappiness = hc.MemorySwappiness;
   if (hc.CpusetMems) r.cpusetMems = hc.CpusetMems;
   if (hc.BlkioWeight) r.blkioWeight = hc.BlkioWeight;
+  const unified = unifiedOf(hc['Unified']);
+  if (unified) r.unified = unified;
   const throttles = {
     readBps: hc.BlkioDeviceReadBps,
     writeBps: hc.BlkioDeviceWriteBps,
@@ -307,6 +315,27 @@ export function resourcesOf(hc: HostConfig): Resources {
     r.throttle = { ...r.throttle, [k]: list.map((t) => ({ ...blockDevice(t.Path), rate: t.Rate })) };
   }
   return r;
+}
+
+/**
+ * `HostConfig.Unified` (berth's, not Docker's: the CRI's LinuxContainerResources.unified lands
+ * here): cgroup v2 interface file names and the values to write there. A name is a controller's
+ * file (`memory.high`, `hugetlb.2MB.max`, `memory.oom.group`): no slash, no `..`, and not a
+ * `cgroup.*` core file (cgroup.procs, cgroup.freeze, subtree_control belong to the runtime); a
+ * value is one line. The kernel judges the values themselves when the runtime writes them.
+ */
+export function unifiedOf(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalidArgument('Unified must be an object of strings');
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!/^[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+$/.test(k) || k.startsWith('cgroup.'))
+      throw invalidArgument(`unified resource ${JSON.stringify(k)} is not a cgroup v2 controller file name`);
+    if (typeof val !== 'string' || CONTROL.test(val.replace(/\n$/, '')))
+      throw invalidArgument(`unified resource ${k}: the value must be a one-line string`);
+    out[k] = val;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** The numbers of the block device at `path` (`--device-read-bps /dev/sda:1mb`). */

@@ -21,6 +21,7 @@ import { execIn } from './exec-in.js';
 import { actorOf } from './actor.js';
 import { NAMESPACE_LABEL } from './system.js';
 import { resourcesOf } from './config.js';
+import { checkUnified } from '../runtime/spec.js';
 import { LogParser, type LogLine } from './logs.js';
 import { netnsAdd } from '../network/host.js';
 import { PodNamespaces, POD_NETNS_DIR, POD_NETNS_PREFIX, type PinnedNs } from './pod-ns.js';
@@ -362,11 +363,14 @@ export class K8sVerbs {
     set: Partial<Record<'Memory' | 'CpuShares' | 'CpuQuota' | 'CpuPeriod', number>> & {
       CpusetCpus?: string;
       CpusetMems?: string;
+      /** cgroup v2 files (OCI linux.resources.unified); replaces the container's set */
+      Unified?: Record<string, string>;
     },
   ): Promise<void> {
     const rec = this.rec(id);
     const merged = { ...rec.hostConfig, ...set };
     const resources: Resources = resourcesOf(merged);
+    checkUnified(resources, this.e.runtime.host().cgroupVersion); // also when stopped: its next start would fail
     if (rec.state.status === 'running' || rec.state.status === 'paused') await this.e.runtime.update(rec.id, resources);
     rec.hostConfig = merged;
     this.e.store.save(rec);

@@ -5,7 +5,8 @@ import { type Clock, systemClock } from '../base/clock.js';
 import type { BlkioEntry, BlkioField, CgroupStats } from './types.js';
 import { pollUntil } from './poll.js';
 
-const CG = '/sys/fs/cgroup';
+/** Where the cgroup filesystems are mounted; every reader takes another root (a fixture tree in the unit tests). */
+export const CGROUP_ROOT = '/sys/fs/cgroup';
 
 async function read(p: string): Promise<string> {
   try {
@@ -62,11 +63,11 @@ const BLKIO_V1: Array<[BlkioField, string]> = [
   ['io_time_recursive', 'blkio.time_recursive'],
 ];
 
-export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupStats> {
+export async function cgroupStats(version: 1 | 2, path: string, root = CGROUP_ROOT): Promise<CgroupStats> {
   const sys = await systemCpuNs();
   const ncpu = cpus().length;
   if (version === 2) {
-    const dir = `${CG}${path}`;
+    const dir = `${root}${path}`;
     const cpu = kv(await read(`${dir}/cpu.stat`));
     const io = (await read(`${dir}/io.stat`)).split('\n');
     const ioSum = (key: string) =>
@@ -116,7 +117,7 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
       },
     };
   }
-  const at = (ctrl: string, file: string) => read(`${CG}/${ctrl}${path}/${file}`);
+  const at = (ctrl: string, file: string) => read(`${root}/${ctrl}${path}/${file}`);
   const stat = kv(await at('cpuacct', 'cpuacct.stat'));
   const blk = (await at('blkio', 'blkio.throttle.io_service_bytes')).split('\n');
   const blkSum = (op: string) =>
@@ -165,13 +166,13 @@ export async function cgroupStats(version: 1 | 2, path: string): Promise<CgroupS
 }
 
 /** The OOM killer's count in a cgroup: v2 `memory.events`, v1 `memory.oom_control` (`oom_kill N`, Linux 4.13+). */
-export async function cgroupOomKills(version: 1 | 2, path: string): Promise<number> {
-  const file = version === 2 ? `${CG}${path}/memory.events` : `${CG}/memory${path}/memory.oom_control`;
+export async function cgroupOomKills(version: 1 | 2, path: string, root = CGROUP_ROOT): Promise<number> {
+  const file = version === 2 ? `${root}${path}/memory.events` : `${root}/memory${path}/memory.oom_control`;
   return kv(await read(file))['oom_kill'] ?? 0;
 }
 
-export async function cgroupPids(version: 1 | 2, path: string): Promise<number[]> {
-  const file = version === 2 ? `${CG}${path}/cgroup.procs` : `${CG}/pids${path}/cgroup.procs`;
+export async function cgroupPids(version: 1 | 2, path: string, root = CGROUP_ROOT): Promise<number[]> {
+  const file = version === 2 ? `${root}${path}/cgroup.procs` : `${root}/pids${path}/cgroup.procs`;
   return (await read(file)).split('\n').filter(Boolean).map(Number);
 }
 
@@ -193,13 +194,14 @@ export async function pruneEmptyCgroups(
   parent: string,
   keep: (name: string) => boolean = () => false,
   settleMs = 2000,
+  root = CGROUP_ROOT,
 ): Promise<number> {
   const roots =
     version === 2
-      ? [`${CG}${parent}`]
-      : (await fsp.readdir(CG, { withFileTypes: true }).catch(() => []))
+      ? [`${root}${parent}`]
+      : (await fsp.readdir(root, { withFileTypes: true }).catch(() => []))
           .filter((e) => e.isDirectory())
-          .map((c) => `${CG}/${c.name}${parent}`);
+          .map((c) => `${root}/${c.name}${parent}`);
   /** the cgroups under `dir` with no processes, children before their parent */
   const emptyBelow = async (dir: string, out: string[]): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
@@ -251,11 +253,16 @@ export async function pruneEmptyCgroups(
  * leaves, which the next create of that container would trip over. Processes in them are killed
  * first; best effort, idempotent.
  */
-export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = systemClock): Promise<void> {
+export async function removeCgroup(
+  version: 1 | 2,
+  path: string,
+  clock: Clock = systemClock,
+  root = CGROUP_ROOT,
+): Promise<void> {
   const tops =
     version === 2
-      ? [`${CG}${path}`]
-      : (await fsp.readdir(CG).catch(() => [] as string[])).map((c) => `${CG}/${c}${path}`);
+      ? [`${root}${path}`]
+      : (await fsp.readdir(root).catch(() => [] as string[])).map((c) => `${root}/${c}${path}`);
   const remove = async (dir: string): Promise<boolean> => {
     const kids = (await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
     const done = await Promise.all(kids.map((k) => remove(`${dir}/${k.name}`)));
@@ -282,8 +289,8 @@ export async function removeCgroup(version: 1 | 2, path: string, clock: Clock = 
  * freezer.state (FROZEN, or FREEZING on the way), v2's cgroup.freeze. Null when the cgroup is not
  * there. A file read: live restore asks it of every running container without spawning the runtime.
  */
-export async function cgroupFrozen(version: 1 | 2, path: string): Promise<boolean | null> {
-  const file = version === 2 ? `${CG}${path}/cgroup.freeze` : `${CG}/freezer${path}/freezer.state`;
+export async function cgroupFrozen(version: 1 | 2, path: string, root = CGROUP_ROOT): Promise<boolean | null> {
+  const file = version === 2 ? `${root}${path}/cgroup.freeze` : `${root}/freezer${path}/freezer.state`;
   try {
     const v = readFileSync(file, 'utf8').trim(); // synchronous: see conmonAlive (exits.ts)
     return version === 2 ? v === '1' : v !== 'THAWED';
@@ -296,8 +303,8 @@ export async function cgroupFrozen(version: 1 | 2, path: string): Promise<boolea
  * Removes an exited container's (empty) cgroup `path` in every hierarchy without the runtime.
  * False when one is busy (still has processes): the runtime's own delete handles that.
  */
-export async function removeExitedCgroups(version: 1 | 2, path: string): Promise<boolean> {
-  const dirs = version === 2 ? [`${CG}${path}`] : readdirSync(CG).map((c) => `${CG}/${c}${path}`);
+export async function removeExitedCgroups(version: 1 | 2, path: string, root = CGROUP_ROOT): Promise<boolean> {
+  const dirs = version === 2 ? [`${root}${path}`] : readdirSync(root).map((c) => `${root}/${c}${path}`);
   const removed = await Promise.all(
     dirs.map((dir) =>
       fsp.rmdir(dir).then(

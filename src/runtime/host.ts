@@ -82,14 +82,24 @@ export function parseLimits(text: string): Record<string, { soft: number; hard: 
   return out;
 }
 
+/**
+ * The cgroup layout under `root`, read only: v2 (unified: `cgroup.controllers` at the root), or v1
+ * with the controllers a hybrid host's cgroup2 mount at `unified/` holds (none: plain v1 or a
+ * controller-less hybrid, as here).
+ */
+export function cgroupLayout(root = CG): { version: 1 | 2; hybridControllers: string[] } {
+  if (existsSync(`${root}/cgroup.controllers`)) return { version: 2, hybridControllers: [] };
+  return { version: 1, hybridControllers: read(`${root}/unified/cgroup.controllers`).split(/\s+/).filter(Boolean) };
+}
+
 /** Detects cgroups and repairs the hybrid trap. Returns [version, what was repaired, warning]. */
 function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
-  if (existsSync(`${CG}/cgroup.controllers`)) return { version: 2, repair: '', warning: null };
+  const layout = cgroupLayout();
+  if (layout.version === 2) return { version: 2, repair: '', warning: null };
   const unified = `${CG}/unified/cgroup.controllers`;
-  const v2ctrls = read(unified).trim();
-  if (!v2ctrls) return { version: 1, repair: '', warning: null };
+  if (!layout.hybridControllers.length) return { version: 1, repair: '', warning: null };
   const moved: string[] = [];
-  for (const ctrl of v2ctrls.split(/\s+/)) {
+  for (const ctrl of layout.hybridControllers) {
     try {
       // A controller can be mounted as v1 only while no cgroup2 cgroup uses it: true on these hosts.
       mkdirSync(`${CG}/${ctrl}`, { recursive: true });

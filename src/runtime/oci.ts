@@ -29,7 +29,7 @@ import type {
   RuntimeStatus,
   SpecInput,
 } from './types.js';
-import { resourcesJson } from './spec.js';
+import { checkUnified, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
 import { cgroupOomKills, cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
 import { Checkpointer, type CheckpointOptions, type LazyCheckpointOptions } from './checkpoint.js';
@@ -185,6 +185,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   async update(id: string, r: Resources): Promise<void> {
+    checkUnified(r, this.info.cgroupVersion);
     const file = join(this.d.ctrs, id, 'update.json');
     await fsp.writeFile(file, JSON.stringify(resourcesJson(r)), { mode: 0o600 });
     try {

@@ -1,9 +1,10 @@
 /**
  * SpecInput -> OCI runtime config.json, with Docker's defaults (moby daemon/oci_linux.go,
  * oci/defaults.go): namespaces, standard mounts, default capabilities, masked and read-only paths,
- * device cgroup rules, seccomp. Pure: validation errors are InvalidArgument, raised at create time.
+ * device cgroup rules, seccomp. Pure: validation errors are InvalidArgument (a host feature
+ * missing, Unavailable), raised at create time.
  */
-import { invalidArgument } from '../base/errors.js';
+import { invalidArgument, unavailable } from '../base/errors.js';
 import type { HostInfo, Resources, SpecInput } from './types.js';
 import { convertProfile, defaultProfile, type OciSeccomp } from './seccomp.js';
 
@@ -201,7 +202,20 @@ export function resourcesJson(r: Resources, oomKillDisable = false): Record<stri
     };
   }
   if (r.pidsLimit) out['pids'] = { limit: r.pidsLimit };
+  // the runtime writes these files in the container's cgroup after the named limits (they win)
+  if (r.unified && Object.keys(r.unified).length) out['unified'] = { ...r.unified };
   return out;
+}
+
+/**
+ * Refuses `unified` on a cgroup v1 host: its keys are cgroup v2 files, which v1 hierarchies do not
+ * have (runtime-spec config-linux.md "Unified": the runtime must error when it cannot apply them).
+ */
+export function checkUnified(r: Resources, cgroupVersion: 1 | 2): void {
+  if (cgroupVersion === 1 && r.unified && Object.keys(r.unified).length)
+    throw unavailable(
+      `unified resources (${Object.keys(r.unified).join(', ')}) need a cgroup v2 host: this one is cgroup v1`,
+    );
 }
 
 export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unknown> {
@@ -211,6 +225,7 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
   if (input.selinuxLabel && !host.selinux)
     throw invalidArgument(`SELinux is not enabled on this host: cannot apply label "${input.selinuxLabel}"`);
   const r = input.resources;
+  checkUnified(r, host.cgroupVersion);
   if (r.memory !== undefined && r.memory > 0 && r.memory < 6 * 1024 * 1024)
     throw invalidArgument('Minimum memory limit allowed is 6MB');
   if (r.cpuQuota !== undefined && r.cpuQuota > 0 && r.cpuQuota < 1000)

@@ -75,6 +75,8 @@ export interface Resources {
   throttle?: Partial<
     Record<'readBps' | 'writeBps' | 'readIops' | 'writeIops', Array<{ major: number; minor: number; rate: number }>>
   >;
+  /** cgroup v2 interface files and the values to write (`memory.high`: `1073741824`): OCI `linux.resources.unified` */
+  unified?: Record<string, string>;
 }
 
 export type RuntimeName = 'crun' | 'runc';

@@ -53,7 +53,7 @@ test('AuthConfig: username/password, base64 auth, tokens refused, junk refused',
   );
 });
 
-test('resources: the named limits map to HostConfig; hugepages and unified are refused, not ignored', () => {
+test('resources: the named limits and unified map to HostConfig; hugepages are refused, not ignored', () => {
   const r: LinuxContainerResources = {
     cpu_period: 100000,
     cpu_quota: 50000,
@@ -75,7 +75,9 @@ test('resources: the named limits map to HostConfig; hugepages and unified are r
     OomScoreAdj: 100,
   });
   assert.deepEqual(resourcesOf(null), {});
-  assert.throws(() => resourcesOf({ ...r, unified: { 'memory.max': '1' } }), /unified/);
+  assert.deepEqual(resourcesOf({ ...r, unified: { 'memory.high': '50331648' } })['Unified'], {
+    'memory.high': '50331648',
+  });
   assert.throws(() => resourcesOf({ ...r, hugepage_limits: [{ page_size: '2MB', limit: 1 }] }), /hugepage/);
 });
 

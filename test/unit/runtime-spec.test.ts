@@ -9,6 +9,10 @@ import { parseLimits } from '../../src/runtime/host.js';
 import { resolveUser } from '../../src/runtime/user.js';
 import { isCommandNotFound, runtimeError } from '../../src/runtime/conmon.js';
 import type { HostInfo, SpecInput } from '../../src/runtime/types.js';
+import { resourcesOf as criResources } from '../../src/cri/containers.js';
+import { resourcesOf, unifiedOf } from '../../src/engine/config.js';
+import type { HostConfig } from '../../src/spec/engine-api.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 const host: HostInfo = {
   cgroupVersion: 1,
@@ -242,4 +246,75 @@ test("a command that is not found, in crun's and runc's words; other missing fil
     runtimeError('opening file `blkio.weight` for writing: No such file or directory').message,
     /executable file not found/,
   );
+});
+
+test("the kubelet's LinuxContainerResources land where crun reads them: linux.resources memory/cpu/pids/unified", () => {
+  const hc = criResources({
+    cpu_period: 100_000,
+    cpu_quota: 50_000,
+    cpu_shares: 512,
+    memory_limit_in_bytes: 64 << 20,
+    oom_score_adj: 100,
+    cpuset_cpus: '0-1',
+    cpuset_mems: '0',
+    hugepage_limits: [],
+    unified: { 'memory.high': '50331648', 'memory.oom.group': '1', 'hugetlb.2MB.max': '0' },
+    memory_swap_limit_in_bytes: 128 << 20,
+  }) as HostConfig;
+  // the pod's pids limit is the kubelet's pod cgroup (cgroup_parent); a Docker PidsLimit lands in linux.resources.pids
+  const r = resourcesOf({ ...hc, PidsLimit: 100 });
+  const v2 = { ...host, cgroupVersion: 2 as const };
+  const built = buildSpec(input({ resources: r, oomScoreAdj: 100 }), v2) as unknown as {
+    process: { oomScoreAdj: number };
+    linux: { resources: Record<string, unknown> };
+  };
+  const res = built.linux.resources;
+  assert.deepEqual(res['memory'], { limit: 64 << 20, swap: 128 << 20 });
+  assert.deepEqual(res['cpu'], { shares: 512, quota: 50_000, period: 100_000, cpus: '0-1', mems: '0' });
+  assert.deepEqual(res['pids'], { limit: 100 });
+  assert.deepEqual(res['unified'], { 'memory.high': '50331648', 'memory.oom.group': '1', 'hugetlb.2MB.max': '0' });
+  assert.equal(built.process.oomScoreAdj, 100);
+  // cgroup v1 has none of these files: refused as a missing host feature, not dropped
+  assert.throws(
+    () => buildSpec(input({ resources: r }), host),
+    (e: unknown) => isBerthError(e, 'Unavailable') && /cgroup v2/.test(e.message),
+  );
+  // without unified a v1 host builds the same named limits
+  const { unified: _u, ...named } = r;
+  const v1 = buildSpec(input({ resources: named }), host) as unknown as {
+    linux: { resources: Record<string, unknown> };
+  };
+  assert.equal(v1.linux.resources['unified'], undefined);
+  assert.deepEqual(v1.linux.resources['cpu'], res['cpu']);
+});
+
+test("unified keys are cgroup v2 controller files, values one line; cgroup.* core files are the runtime's", () => {
+  assert.deepEqual(unifiedOf({ 'cpu.weight': '100', 'io.max': '8:0 rbps=1048576\n' }), {
+    'cpu.weight': '100',
+    'io.max': '8:0 rbps=1048576\n',
+  });
+  assert.equal(unifiedOf(undefined), undefined);
+  assert.equal(unifiedOf({}), undefined);
+  const bad = (v: unknown) =>
+    assert.throws(
+      () => unifiedOf(v),
+      (e: unknown) => isBerthError(e, 'InvalidArgument'),
+      JSON.stringify(v),
+    );
+  for (const k of [
+    'memory',
+    '../memory.max',
+    'memory/../../x.max',
+    'cgroup.procs',
+    'cgroup.freeze',
+    'Memory.max',
+    'memory..max',
+    '',
+  ])
+    bad({ [k]: '1' });
+  bad({ 'memory.max': 1 });
+  bad({ 'memory.max': '1\n2' });
+  bad({ 'memory.max': '1\u0000' });
+  bad(['memory.max']);
+  bad('memory.max=1');
 });
