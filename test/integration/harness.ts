@@ -35,7 +35,7 @@ export interface Daemon {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
   /** SIGKILL the daemon (containers keep running). */
   kill9(): Promise<void>;
-  /** Starts the daemon again on the same root. */
+  /** Starts the daemon again on the same root (stopping it first if it still runs). */
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -262,6 +262,13 @@ export async function startDaemon(
       await exited;
     },
     restart: async () => {
+      // a daemon still running is stopped first (SIGTERM: containers keep running); a second one on
+      // the same root refuses to start, and the old one's socket would answer in its place
+      if (d.proc.exitCode === null && d.proc.signalCode === null) {
+        const exited = new Promise((r) => d.proc.once('exit', r));
+        d.proc.kill('SIGTERM');
+        await exited;
+      }
       d.proc = await launch();
     },
     stop: async () => {

@@ -37,6 +37,10 @@ export function containerRoutes(r: Router, v: Verbs): void {
 
   r.on('POST', '/containers/create', async (ctx) => {
     const body = await createBody(ctx); // with the older API versions' rules (routes/legacy.ts)
+    if (isObject(body)) {
+      const hk = Object.keys(body).find((k) => k.toLowerCase() === 'hostconfig');
+      if (hk !== undefined) dropCriOnly(body[hk]);
+    }
     const { id, warnings } = await ctrs.create(
       body,
       ctx.query.get('name') ?? undefined,
@@ -190,11 +194,21 @@ export function containerRoutes(r: Router, v: Verbs): void {
   });
 
   r.on('POST', '/containers/{id}/update', async (ctx) => {
-    ctx.send(200, { Warnings: await ctrs.update(ctx.params[0]!, () => ctx.json()) });
+    ctx.send(200, { Warnings: await ctrs.update(ctx.params[0]!, async () => dropCriOnly(await ctx.json())) });
   });
 
   r.on('POST', '/containers/prune', async (ctx) => {
     const { deleted, reclaimed } = await ctrs.prune(parseFilters(ctx.query.get('filters')));
     ctx.send(200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
+}
+
+/**
+ * `Unified` (cgroup v2 key/values) is a field of the CRI's LinuxContainerResources that the engine
+ * takes in its HostConfig; Docker's HostConfig has none, and dockerd ignores a field it does not
+ * know, so the Docker API drops it (any key case, as bodies are decoded) before the engine sees it.
+ */
+function dropCriOnly(hc: unknown): unknown {
+  if (isObject(hc)) for (const k of Object.keys(hc)) if (k.toLowerCase() === 'unified') delete hc[k];
+  return hc;
 }
