@@ -214,21 +214,21 @@ function networksOf(e: Engine, c: ContainerRecord): Array<{ name: string; id: st
 export function containerMatches(e: Engine, c: ContainerRecord, f: Filters, ctx?: ListContext): boolean {
   const portsOf = (id: string) => (ctx ? (ctx.ports.get(id) ?? []) : e.networks.ports(id));
   const wiredOf = (id: string) => (ctx ? ctx.endpoints.has(id) : e.networks.endpoints({ containerId: id }).length > 0);
-  const any = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
+  const passes = (k: string, pred: (v: string) => boolean) => !f[k] || f[k]!.some(pred);
   const created = (ref: string) => {
     const o = e.store.find(ref);
     return o ? Date.parse(o.created) : undefined;
   };
   return (
-    any('status', (s) => s === c.state.status) &&
-    any('name', (n) => nameMatches(n, c.name)) &&
-    any('id', (i) => c.id.startsWith(i)) &&
-    any('exited', (x) => c.state.status === 'exited' && String(c.state.exitCode) === x) &&
-    any(
+    passes('status', (s) => s === c.state.status) &&
+    passes('name', (n) => nameMatches(n, c.name)) &&
+    passes('id', (i) => c.id.startsWith(i)) &&
+    passes('exited', (x) => c.state.status === 'exited' && String(c.state.exitCode) === x) &&
+    passes(
       'health',
       (h) => (c.state.health && c.config.Healthcheck?.Test?.[0] !== 'NONE' ? c.state.health.Status : 'none') === h,
     ) &&
-    any(
+    passes(
       'ancestor',
       (a) =>
         c.config.Image === a ||
@@ -236,33 +236,33 @@ export function containerMatches(e: Engine, c: ContainerRecord, f: Filters, ctx?
         c.imageId.replace('sha256:', '').startsWith(a) ||
         safeImageId(e, a) === c.imageId,
     ) &&
-    any('before', (b) => {
+    passes('before', (b) => {
       const t = created(b);
       return t !== undefined && Date.parse(c.created) < t;
     }) &&
-    any('since', (s) => {
+    passes('since', (s) => {
       const t = created(s);
       return t !== undefined && Date.parse(c.created) > t;
     }) &&
     labelsMatch(f['label'], c.config.Labels ?? {}) &&
     // a volume's name (a bind's source) or a mount's destination; tmpfs mounts are not mount points
-    any('volume', (v) =>
+    passes('volume', (v) =>
       (c.mounts ?? []).some(
         (m) => m.Type !== 'tmpfs' && (m.Destination === v || (m.Type === 'volume' ? m.Name : m.Source) === v),
       ),
     ) &&
-    any('network', (v) => networksOf(e, c).some((n) => n.name === v || (n.id !== '' && n.id.startsWith(v)))) &&
-    any('is-task', (v) => v !== 'true' && v !== '1') && // no swarm: no container is a task
-    any('isolation', (v) => v === 'default' || v === '') &&
+    passes('network', (v) => networksOf(e, c).some((n) => n.name === v || (n.id !== '' && n.id.startsWith(v)))) &&
+    passes('is-task', (v) => v !== 'true' && v !== '1') && // no swarm: no container is a task
+    passes('isolation', (v) => v === 'default' || v === '') &&
     // dockerd matches both on NetworkSettings.Ports, which only a wired (running) container has:
     // `expose` any port there, `publish` one bound to a host port
-    any('expose', (v) => {
+    passes('expose', (v) => {
       const published = new Set(portsOf(c.id).map((b) => `${b.containerPort}/${b.proto}`));
       const wired = wiredOf(c.id);
       const exposed = wired ? Object.keys(c.config.ExposedPorts ?? {}) : [];
       return portsOfFilter('expose', v).some((p) => published.has(p) || exposed.includes(p));
     }) &&
-    any('publish', (v) => {
+    passes('publish', (v) => {
       const published = new Set(portsOf(c.id).map((b) => `${b.containerPort}/${b.proto}`));
       return portsOfFilter('publish', v).some((p) => published.has(p));
     })

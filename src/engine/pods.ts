@@ -16,6 +16,7 @@ import { errorMessage } from '../base/errors.js';
 import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
 import type { K8sContainer, K8sVerbs, PodNetRequest } from './k8s.js';
+import type { PinnedNs } from './pod-ns.js';
 
 /** The label of the infra's record that keeps its pod network's state (JSON of PodNetState). */
 export const POD_NET_LABEL = 'io.berth.cri.net';
@@ -34,6 +35,12 @@ export interface PodNetState {
    */
   ready?: boolean;
 }
+
+/**
+ * The pod network's state in a new sandbox's first write ("pending": no second write before the
+ * set-up begins), so a daemon killed before the set-up finished finds the pod NOTREADY.
+ */
+const PENDING = JSON.stringify({ ip: '', additionalIps: [], down: false, ready: false } satisfies PodNetState);
 
 /** What a pod's network needs besides the sandbox id and its namespace path. */
 export type PodNetSpec = Omit<PodNetRequest, 'id' | 'netns'>;
@@ -93,17 +100,8 @@ export class PodVerbs {
     const netnsPath = !o.hostNet && k8s.network.name !== 'loopback' ? k8s.newPodNamespaces(false).net : undefined;
     const made = netnsPath ? k8s.makePodNetns(netnsPath) : Promise.resolve();
     made.catch(() => undefined);
-    // "network pending" is in the record from its first write (no second write before the set-up
-    // begins): a daemon killed before the set-up finished finds the pod NOTREADY
-    const pending: PodNetState = { ip: '', additionalIps: [], down: false, ready: false };
-    const body = o.hostNet ? o.body : withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending));
-    let id: ContainerId;
-    try {
-      id = await k8s.create(body, o.name, undefined, netnsPath ? { netnsPath } : {});
-    } catch (e) {
-      if (netnsPath) await made.then(() => k8s.dropPodNamespaces(netnsPath)).catch(() => undefined);
-      throw e;
-    }
+    const body = o.hostNet ? o.body : withLabel(o.body, POD_NET_LABEL, PENDING);
+    const id = await this.createRecord(body, o.name, netnsPath ? { net: netnsPath } : null, made);
     const tCreated = performance.now();
     let tMade = 0;
     try {
@@ -133,11 +131,7 @@ export class PodVerbs {
         totalMs: ms(performance.now()),
       });
     } catch (e) {
-      if (!o.hostNet)
-        await k8s.network
-          .tearDown({ ...o.net, id, netns: netnsPath ?? '' })
-          .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
-      await k8s.remove(id, true).catch(() => undefined);
+      await this.abandon(id, o.hostNet ? null : { ...o.net, id, netns: netnsPath ?? '' });
       throw e;
     }
     return id;
@@ -159,15 +153,8 @@ export class PodVerbs {
     const ns = k8s.newPodNamespaces(o.pinned.ipc);
     const pinning = k8s.pinPodNamespaces(ns);
     pinning.catch(() => undefined);
-    const pending: PodNetState = { ip: '', additionalIps: [], down: false, ready: false };
-    const body = withLabel(withLabel(o.body, POD_NET_LABEL, JSON.stringify(pending)), POD_FORM_LABEL, 'pinned');
-    let id: ContainerId;
-    try {
-      id = await k8s.create(body, o.name, undefined, { netnsPath: ns.net, ...(ns.ipc ? { ipcnsPath: ns.ipc } : {}) });
-    } catch (e) {
-      await pinning.then(() => k8s.dropPodNamespaces(ns.net, ns.ipc)).catch(() => undefined);
-      throw e;
-    }
+    const body = withLabel(withLabel(o.body, POD_NET_LABEL, PENDING), POD_FORM_LABEL, 'pinned');
+    const id = await this.createRecord(body, o.name, ns, pinning);
     const tCreated = performance.now();
     let tPinned = 0;
     try {
@@ -185,12 +172,8 @@ export class PodVerbs {
         totalMs: +(performance.now() - t0).toFixed(1),
       });
     } catch (e) {
-      if (tPinned)
-        await k8s.network
-          .tearDown({ ...o.net, id, netns: ns.net, loUp: true })
-          .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
-      await k8s.remove(id, true).catch(() => undefined);
-      // a failed pin removed its own files; a failed set-up's namespaces went with the record
+      // a failed pin removed its own files; a failed set-up's namespaces go with the record
+      await this.abandon(id, tPinned ? { ...o.net, id, netns: ns.net, loUp: true } : null);
       throw e;
     }
     return id;
@@ -228,6 +211,41 @@ export class PodVerbs {
     }
     await this.k8s.network.tearDown({ ...o.net, id: infra.id, netns, loUp: this.pinned(infra) });
     this.note(infra.id, { ...state, down: true, ready: false });
+  }
+
+  /**
+   * The sandbox's record, made while its namespaces at `ns` are being made by `making`; if the
+   * create fails, they are removed once made.
+   */
+  private async createRecord(
+    body: Record<string, unknown>,
+    name: string,
+    ns: PinnedNs | null,
+    making: Promise<void>,
+  ): Promise<ContainerId> {
+    try {
+      return await this.k8s.create(
+        body,
+        name,
+        undefined,
+        ns ? { netnsPath: ns.net, ...(ns.ipc ? { ipcnsPath: ns.ipc } : {}) } : {},
+      );
+    } catch (e) {
+      if (ns) await making.then(() => this.k8s.dropPodNamespaces(ns.net, ns.ipc)).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Undoes a run that failed after its record was made: the network's set-up (`net`, when it may
+   * have begun), then the record with the namespaces made for it.
+   */
+  private async abandon(id: ContainerId, net: PodNetRequest | null): Promise<void> {
+    if (net)
+      await this.k8s.network
+        .tearDown(net)
+        .catch((err: unknown) => log.warn('pod network teardown after a failed run', { err: errorMessage(err) }));
+    await this.k8s.remove(id, true).catch(() => undefined);
   }
 
   private note(id: string, s: PodNetState): void {

@@ -91,10 +91,7 @@ export class ImageService implements ImageStore {
     try {
       await this.core.ingestLayer(input, expectedDiffId);
     } catch (e) {
-      if (e instanceof DigestMismatch) {
-        throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
-      }
-      throw e;
+      throw diffIdError(e, expectedDiffId);
     }
   }
 
@@ -118,9 +115,7 @@ export class ImageService implements ImageStore {
     try {
       await f.land({ digest: got.digest as Digest, size: got.size }, { digest: expectedDiffId as Digest });
     } catch (e) {
-      if (e instanceof DigestMismatch)
-        throw invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e);
-      throw e;
+      throw diffIdError(e, expectedDiffId);
     }
   }
 
@@ -300,4 +295,11 @@ export async function openImageStack(o: { root: string; db: Db; clock?: Clock })
     },
   };
   return { images, snapshots, mounter };
+}
+
+/** A layer whose content is not the diff id its config names is the image's fault (InvalidArgument); other failures pass. */
+function diffIdError(e: unknown, expectedDiffId: string): unknown {
+  return e instanceof DigestMismatch
+    ? invalidArgument(`layer content does not match the config's diff id ${expectedDiffId}: ${e.message}`, e)
+    : e;
 }
