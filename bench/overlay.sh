@@ -12,7 +12,9 @@
 #    Knobs: SECS (5), REPS (9), PARALLEL iperf3 streams (1), IPERF_EXTRA (more iperf3 client flags,
 #    e.g. "-A 0,1" to pin client and server), NICE of the iperf3 processes (-15), RUNS
 #    name-propagation runs (10); BERTH_OVERLAY_FASTPATH=0 starts the berthds without the overlay's
-#    fast path (src/network/overlay-fastpath.ts), for the comparison.
+#    fast path (src/network/overlay-fastpath.ts), for the comparison; UNDERLAY_MTU (1500) of the
+#    underlay bridge and the hosts' veths (berth gives the overlay 50 bytes less: 9000 -> 8950),
+#    the same for both paths.
 # 2. round-trip latency, busybox ping, overlay vs underlay (median of the per-packet times).
 # 3. the time a new container's name takes to resolve on the other host: from `docker run -d`
 #    returning on host 1 until host 2's name server answers it (nslookup in a tight loop, inside the
@@ -35,6 +37,7 @@ RUNS=${RUNS:-10}
 WORK=${WORK:-/var/tmp/berth-bench-overlay}
 P=bov
 NET=192.168.251
+UNDERLAY_MTU=${UNDERLAY_MTU:-1500}
 
 cleanup() {
   set +e
@@ -56,13 +59,13 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 
 # the underlay: a bridge in its own namespace, etcd on it, two hosts on veths
 ip netns add ${P}u
-ip -n ${P}u link add br0 type bridge
+ip -n ${P}u link add br0 mtu $UNDERLAY_MTU type bridge
 ip -n ${P}u addr add $NET.254/24 dev br0
 ip -n ${P}u link set br0 up
 ip -n ${P}u link set lo up
 for i in 1 2; do
   ip netns add $P$i
-  ip link add ${P}v$i type veth peer name eth0 netns $P$i
+  ip link add ${P}v$i mtu $UNDERLAY_MTU type veth peer name eth0 mtu $UNDERLAY_MTU netns $P$i
   ip link set ${P}v$i netns ${P}u
   ip -n ${P}u link set ${P}v$i master br0 up
   ip -n $P$i addr add $NET.$i/24 dev eth0
@@ -113,15 +116,23 @@ IPERF_FLAGS=(-t $SECS -P $PARALLEL ${IPERF_EXTRA:-})
 # CPU on a machine that other work shares (a CPU-bound transfer's rate is its share of the CPU)
 NICE=${NICE:--15}
 iperf() { # $1: nsenter/ip-netns prefix of the server, $2: of the client, $3: server address, then extra client flags
-  local srv=$1 cli=$2 addr=$3
+  local srv=$1 cli=$2 addr=$3 try j s
   shift 3
-  $srv nice -n $NICE iperf3 -s -1 >/dev/null 2>&1 &
-  local s=$!
-  sleep 0.5
-  $cli nice -n $NICE iperf3 -c $addr "${IPERF_FLAGS[@]}" "$@" -J |
-    jq -c '{gbps: (.end.sum_received.bits_per_second / 1e9), bytes: .end.sum_received.bytes, retr: .end.sum_sent.retransmits,
-      cpu: ((.end.cpu_utilization_percent.host_total + .end.cpu_utilization_percent.remote_total) / 100 * .end.sum_received.seconds)}'
-  wait $s 2>/dev/null || true
+  # a loaded machine can be slow to start the server, and a client that missed it would leave it
+  # waiting forever: the client starts once the port listens, the server gives up after an idle
+  # minute, and a run that failed is run again (3 tries)
+  for try in 1 2 3; do
+    $srv nice -n $NICE iperf3 -s -1 --idle-timeout 60 >/dev/null 2>&1 &
+    s=$!
+    for _ in $(seq 100); do $srv ss -Hltn 'sport = :5201' | grep -q . && break; sleep 0.05; done
+    j=$($cli nice -n $NICE iperf3 -c $addr "${IPERF_FLAGS[@]}" "$@" -J || true)
+    kill $s 2>/dev/null || true
+    wait $s 2>/dev/null || true
+    jq -e '.end.sum_received.bits_per_second' <<<"$j" >/dev/null 2>&1 && break
+    echo "iperf3 to $addr failed (try $try): $(jq -r '.error // "no output"' <<<"$j" 2>/dev/null)" >&2
+  done
+  jq -c '{gbps: (.end.sum_received.bits_per_second / 1e9), bytes: .end.sum_received.bytes, retr: .end.sum_sent.retransmits,
+      cpu: ((.end.cpu_utilization_percent.host_total + .end.cpu_utilization_percent.remote_total) / 100 * .end.sum_received.seconds)}' <<<"$j"
 }
 run_ov() { iperf "nsenter --net=/proc/$SRV_PID/ns/net" "nsenter --net=/proc/$CLI_PID/ns/net" $SRV_IP; }
 run_ul() { iperf "ip netns exec ${P}1" "ip netns exec ${P}2" $NET.1; }
