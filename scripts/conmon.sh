@@ -22,7 +22,7 @@ have && exit 0
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$(cat $cache/build 2>/dev/null)" != "$(stamp)" ]; then
   . "$here/debian-source.sh"
-  apt_ensure libglib2.0-dev libpcre2-dev libc6-dev pkg-config make gcc
+  apt_ensure libglib2.0-dev libpcre2-dev libc6-dev pkg-config make gcc binutils xz-utils
   work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   tarball=$(debian_orig_tarball conmon "$min" "$work")
   tar -xf "$tarball" -C "$work"
@@ -35,7 +35,8 @@ if [ "$(cat $cache/build 2>/dev/null)" != "$(stamp)" ]; then
   make -C "$src" bin/conmon PKG_CONFIG="$work/pkg-config" GIT_COMMIT=unknown \
     CFLAGS="-std=c99 -O2 -Wall -Wextra" LDFLAGS="-static-pie" \
     LIBS="$(pkg-config --static --libs glib-2.0)" >"$work/build.log" 2>&1 || { tail -30 "$work/build.log" >&2; exit 1; }
-  ! readelf -lW "$src/bin/conmon" | grep -q INTERP || { echo "conmon: the build is not static" >&2; exit 1; }
+  readelf -lW "$src/bin/conmon" > "$work/elf"
+  ! grep -q INTERP "$work/elf" || { echo "conmon: the build is not static" >&2; exit 1; }
   rm -rf $cache; mkdir -p $cache
   install -m 0755 "$src/bin/conmon" $cache/conmon
   stamp > $cache/build
