@@ -242,7 +242,7 @@ export function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: strin
   }
   const conmon = conmonFlag ? { path: conmonFlag, version: versionOf(conmonFlag) } : findConmon();
   if (!conmon) throw new Error('conmon not found: install the conmon package');
-  if (!conmon.version) throw new Error(`conmon ${conmon.path} does not answer --version`);
+  if (conmonFlag && !conmon.version) throw new Error(`--conmon ${conmonFlag}: it does not answer --version`);
   const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
   const selinux = existsSync('/sys/fs/selinux/enforce');
   const status = read('/proc/self/status');
