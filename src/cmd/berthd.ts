@@ -71,6 +71,8 @@ interface Flags {
   trustPolicy: string | undefined;
   /** the CRIU binary (default: scripts/criu.sh's, else `criu` in PATH) */
   criu: string | undefined;
+  /** the conmon binary (default: scripts/conmon.sh's when it answers, else `conmon` in PATH) */
+  conmon: string | undefined;
   /** how long one CRIU operation may take before it is ended and the container goes on */
   checkpointTimeoutMs: number;
   /** `etcd://HOST:PORT`, this host's address for the others, and its lease's TTL (s) */
@@ -86,7 +88,8 @@ function usage(msg: string): never {
       '    [--cri-pod-infra needed|always]\n' +
       '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n' +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
-      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--checkpoint-timeout DURATION]\n' +
+      '    [--plugin-dir DIR]... [--trust-policy FILE] [--criu PATH] [--conmon PATH]\n' +
+      '    [--checkpoint-timeout DURATION]\n' +
       '    [--cluster-store etcd://HOST:PORT --cluster-advertise ADDR [--cluster-ttl DURATION]]\n',
   );
   process.exit(2);
@@ -111,6 +114,7 @@ export function parseFlags(argv: string[]): Flags {
     pluginDirs: [],
     trustPolicy: undefined,
     criu: undefined,
+    conmon: undefined,
     checkpointTimeoutMs: 120_000,
     clusterStore: undefined,
     clusterAdvertise: undefined,
@@ -191,6 +195,9 @@ export function parseFlags(argv: string[]): Flags {
         break;
       case '--criu':
         f.criu = value();
+        break;
+      case '--conmon':
+        f.conmon = value();
         break;
       case '--checkpoint-timeout': {
         const v = value();
@@ -281,6 +288,7 @@ async function main(): Promise<void> {
     db,
     runtime: flags.runtime,
     criu: flags.criu,
+    conmon: flags.conmon,
     checkpointTimeoutMs: flags.checkpointTimeoutMs,
     clock,
   });

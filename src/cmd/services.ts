@@ -12,6 +12,7 @@ export async function openServices(o: {
   db: Db;
   runtime: RuntimeName | undefined;
   criu?: string | undefined;
+  conmon?: string | undefined;
   checkpointTimeoutMs?: number;
   clock: Clock;
 }) {
@@ -20,6 +21,7 @@ export async function openServices(o: {
     runDir: join(o.runRoot, 'runtime'),
     runtime: o.runtime,
     criu: o.criu,
+    conmon: o.conmon,
     checkpointTimeoutMs: o.checkpointTimeoutMs,
     clock: o.clock,
   });

@@ -202,12 +202,28 @@ function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): H
 }
 
 /**
- * Berth's own runtime builds come before the system's: scripts/crun.sh installs a crun built
- * with CRIU at /usr/local/lib/berth/crun (Debian 12's is built without).
+ * Berth's own builds come before the system's: scripts/crun.sh installs a crun built with CRIU at
+ * /usr/local/lib/berth/crun (Debian 12's is built without), scripts/conmon.sh a conmon that starts
+ * in a third of the CPU of Debian's (static, no libsystemd) at /usr/local/lib/berth/conmon.
  */
 const OWN_BUILDS = '/usr/local/lib/berth';
 
-export function detectHost(want?: RuntimeName, criu?: string): HostInfo {
+/**
+ * conmon: the one in `ownBuilds` when it answers `--version`, else the system's (PATH, then
+ * Podman's libexec dir). A broken build costs only its start-up speed, never the ability to run.
+ */
+export function findConmon(ownBuilds = OWN_BUILDS): { path: string; version: string } | null {
+  const own = `${ownBuilds}/conmon`;
+  if (existsSync(own)) {
+    const version = versionOf(own);
+    if (version) return { path: own, version };
+    log.warn('conmon of scripts/conmon.sh does not answer --version: using the system conmon', { path: own });
+  }
+  const sys = which('conmon', ['/usr/libexec/podman']);
+  return sys ? { path: sys, version: versionOf(sys) } : null;
+}
+
+export function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: string): HostInfo {
   const warnings: string[] = [];
   const cg = cgroups();
   if (cg.warning) warnings.push(cg.warning);
@@ -224,8 +240,9 @@ export function detectHost(want?: RuntimeName, criu?: string): HostInfo {
     warnings.push(`${defaultRuntime} not found, using ${other}`);
     defaultRuntime = other;
   }
-  const conmon = which('conmon', ['/usr/libexec/podman']);
+  const conmon = conmonFlag ? { path: conmonFlag, version: versionOf(conmonFlag) } : findConmon();
   if (!conmon) throw new Error('conmon not found: install the conmon package');
+  if (conmonFlag && !conmon.version) throw new Error(`--conmon ${conmonFlag}: it does not answer --version`);
   const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
   const selinux = existsSync('/sys/fs/selinux/enforce');
   const status = read('/proc/self/status');
@@ -236,7 +253,7 @@ export function detectHost(want?: RuntimeName, criu?: string): HostInfo {
     tuning,
     runtimes,
     defaultRuntime,
-    conmon: { path: conmon, version: versionOf(conmon) },
+    conmon,
     seccomp: status.includes('Seccomp:'),
     // what the runtimes write for --blkio-weight: blkio.weight (v1, CFQ; BFQ's blkio.bfq.weight is not written) or the io controller (v2)
     blkioWeight:

@@ -8,10 +8,12 @@ export async function openRuntime(o: {
   runDir: string;
   runtime?: RuntimeName | undefined;
   criu?: string | undefined;
+  /** conmon's path (default: scripts/conmon.sh's when it works, else the system's) */
+  conmon?: string | undefined;
   checkpointTimeoutMs?: number | undefined;
   clock?: Clock;
 }): Promise<Runtime> {
-  const rt = new ConmonRuntime(o.runDir, detectHost(o.runtime, o.criu), o.checkpointTimeoutMs, o.clock);
+  const rt = new ConmonRuntime(o.runDir, detectHost(o.runtime, o.criu, o.conmon), o.checkpointTimeoutMs, o.clock);
   await rt.init();
   return rt;
 }
