@@ -103,7 +103,45 @@ export interface ConmonHandle {
   stderr: () => string;
   /** Settles once conmon's stderr is closed (all of it read) or `deadlineMs` passed, whichever is first. */
   stderrClosed: (deadlineMs: number) => Promise<void>;
+  /** With `stage`: the rootfs mounted in conmon's namespace-to-be, conmon not exec'd yet (below). */
+  staged: Staged | null;
 }
+
+/** A mount made in the staging namespace (snapshot/'s `Mount`, overlay only). */
+export interface StageMount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+/**
+ * conmon's staging mount namespace (issue #19, ../snapshot/README.md "The host's mount table"):
+ * `unshare --mount --propagation slave` and a shell mount the rootfs at `target` in a namespace
+ * of the container's own, report on fd 6, wait for `go` on stdin, then exec conmon. crun and the
+ * container copy that namespace's table (the host's base lines and this one mount) whatever the
+ * number of containers; conmon keeps it alive (also across a daemon kill -9) and it goes with
+ * conmon. Call order: `mounted`, then exactly one of `go` or `abort`.
+ */
+export interface Staged {
+  /** Settles once the rootfs is mounted; rejects with mount's words when it could not be. */
+  mounted: Promise<void>;
+  /** Where berthd reads the mounted rootfs: `/proc/<pid>/root<target>` (the namespace's view). */
+  view: string;
+  /** conmon is exec'd in the namespace (config.json must be written by then). */
+  go(): void;
+  /** The shell exits without exec'ing conmon: the namespace and its mount go with it. */
+  abort(): void;
+}
+
+// $1 target, $2 count, then (type, options, source) per mount, then conmon's argv
+const STAGE_SCRIPT = [
+  't=$1; n=$2; shift 2',
+  'while [ "$n" -gt 0 ]; do mount -t "$1" -o "$2" -- "$3" "$t" || exit 125; shift 3; n=$((n-1)); done',
+  'echo mounted >&6; exec 6>&-',
+  'read -r go || exit 125',
+  '[ "$go" = go ] || exit 125',
+  'exec "$@" </dev/null',
+].join('\n');
 
 // the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
 export { isCommandNotFound, runtimeError } from './errors.js';
@@ -112,7 +150,7 @@ export { isCommandNotFound, runtimeError } from './errors.js';
 export async function startConmon(
   path: string,
   args: string[],
-  opts: { attach: boolean; pathPrefix?: string; cwd: string },
+  opts: { attach: boolean; pathPrefix?: string; cwd: string; stage?: { mounts: StageMount[]; target: string } },
 ): Promise<ConmonHandle> {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
@@ -126,16 +164,34 @@ export async function startConmon(
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = await spawnProcessAsync(
-    path,
-    args,
-    env,
-    // in its bundle's directory: conmon writes an `oom` file into its working directory when the
-    // container is OOM-killed (it landed wherever berthd had been started)
-    opts.attach
-      ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
-      : { out: [2, 3], detached: true, cwd: opts.cwd },
-  );
+  // in its bundle's directory: conmon writes an `oom` file into its working directory when the
+  // container is OOM-killed (it landed wherever berthd had been started)
+  const fds = opts.attach
+    ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
+    : { out: [2, 3], detached: true, cwd: opts.cwd };
+  const stage = opts.stage;
+  const child = stage
+    ? await spawnProcessAsync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'slave',
+          '--',
+          '/bin/sh',
+          '-c',
+          STAGE_SCRIPT,
+          'sh',
+          stage.target,
+          String(stage.mounts.length),
+          ...stage.mounts.flatMap((m) => [m.type, m.options.join(','), m.source]),
+          path,
+          ...args,
+        ],
+        env,
+        { ...fds, out: [...fds.out, 6], into: [...(fds.into ?? []), 0] },
+      )
+    : await spawnProcessAsync(path, args, env, fds);
   let err = '';
   const errStream = child.out.get(2)!;
   errStream.on('data', (d: Buffer) => (err += d.toString()));
@@ -152,6 +208,29 @@ export async function startConmon(
     startPipe: opts.attach ? child.in.get(5)! : null,
     stderr: () => err,
     stderrClosed: (deadlineMs) => within(closed, deadlineMs),
+    staged: stage ? stagedOf(child.out.get(6)!, child.in.get(0)!, `/proc/${child.pid}/root${stage.target}`, () => err) : null,
+  };
+}
+
+function stagedOf(report: Readable, stdin: Writable, view: string, stderr: () => string): Staged {
+  const mounted = new Promise<void>((resolve, reject) => {
+    let text = '';
+    report.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('mounted')) resolve();
+    });
+    const end = () => reject(unavailable(`could not mount the container's rootfs in its namespace: ${stderr().trim()}`));
+    report.once('end', end);
+    report.once('close', end);
+    report.once('error', end);
+  });
+  mounted.catch(() => undefined);
+  stdin.on('error', () => undefined); // the shell gone: its exit tells
+  return {
+    mounted,
+    view,
+    go: () => stdin.end('go\n'),
+    abort: () => stdin.destroy(),
   };
 }
 
