@@ -4,6 +4,7 @@
  * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
  * exits at once and the monitor outlives the daemon.
  */
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
@@ -133,10 +134,20 @@ export interface Staged {
   abort(): void;
 }
 
+/**
+ * The staging tools: Debian's static busybox when it is there (its unshare, sh and mount are one
+ * static binary: ~13 ms of CPU for the three here against ~26 ms for util-linux's and dash),
+ * else util-linux's unshare and mount and /bin/sh.
+ */
+const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const STAGE = BUSYBOX
+  ? { unshare: [BUSYBOX, 'unshare', '-m'], sh: [BUSYBOX, 'sh'], mount: `${BUSYBOX} mount` }
+  : { unshare: ['unshare', '--mount'], sh: ['/bin/sh'], mount: 'mount' };
+
 // $1 target, $2 count, then (type, options, source) per mount, then conmon's argv
 const STAGE_SCRIPT = [
   't=$1; n=$2; shift 2',
-  'while [ "$n" -gt 0 ]; do mount -t "$1" -o "$2" -- "$3" "$t" || exit 125; shift 3; n=$((n-1)); done',
+  `while [ "$n" -gt 0 ]; do ${STAGE.mount} -t "$1" -o "$2" -- "$3" "$t" || exit 125; shift 3; n=$((n-1)); done`,
   'echo mounted >&6; exec 6>&-',
   'read -r go || exit 125',
   '[ "$go" = go ] || exit 125',
@@ -172,13 +183,13 @@ export async function startConmon(
   const stage = opts.stage;
   const child = stage
     ? await spawnProcessAsync(
-        'unshare',
+        STAGE.unshare[0]!,
         [
-          '--mount',
+          ...STAGE.unshare.slice(1),
           '--propagation',
           'slave',
           '--',
-          '/bin/sh',
+          ...STAGE.sh,
           '-c',
           STAGE_SCRIPT,
           'sh',
