@@ -207,7 +207,6 @@ export class Engine {
     this.mounted.delete(id);
     await this.snapshots.applyDiff(id, tarPath);
     if (!this.rootfsMountns) await this.ensureMounted(rec); // else its start mounts it
-
   }
 
   /**

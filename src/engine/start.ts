@@ -273,11 +273,11 @@ async function startPrepared(
         containerDir: d.containers.containerDir(rec.id),
         user: u,
         host,
-      volumeSources: sources,
-      extraEnv: linkEnv(rec.name, links),
-      netns:
-        rec.netnsPath ??
-        (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
+        volumeSources: sources,
+        extraEnv: linkEnv(rec.name, links),
+        netns:
+          rec.netnsPath ??
+          (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
         pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
         ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
       });

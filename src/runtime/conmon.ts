@@ -219,7 +219,9 @@ export async function startConmon(
     startPipe: opts.attach ? child.in.get(5)! : null,
     stderr: () => err,
     stderrClosed: (deadlineMs) => within(closed, deadlineMs),
-    staged: stage ? stagedOf(child.out.get(6)!, child.in.get(0)!, `/proc/${child.pid}/root${stage.target}`, () => err) : null,
+    staged: stage
+      ? stagedOf(child.out.get(6)!, child.in.get(0)!, `/proc/${child.pid}/root${stage.target}`, () => err)
+      : null,
   };
 }
 
@@ -230,7 +232,8 @@ function stagedOf(report: Readable, stdin: Writable, view: string, stderr: () =>
       text += d.toString();
       if (text.includes('mounted')) resolve();
     });
-    const end = () => reject(unavailable(`could not mount the container's rootfs in its namespace: ${stderr().trim()}`));
+    const end = () =>
+      reject(unavailable(`could not mount the container's rootfs in its namespace: ${stderr().trim()}`));
     report.once('end', end);
     report.once('close', end);
     report.once('error', end);

@@ -77,7 +77,19 @@ describe('rootfs in conmon mount namespace', () => {
 
   test('read-only rootfs, tmpfs, volumes and binds; a bad user fails the start alone', async () => {
     const ro = await d.docker(
-      ['run', '--rm', '--network', 'none', '--read-only', '--tmpfs', '/t', 'busybox', 'sh', '-c', 'touch /t/x && ls /t; touch /y'],
+      [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--read-only',
+        '--tmpfs',
+        '/t',
+        'busybox',
+        'sh',
+        '-c',
+        'touch /t/x && ls /t; touch /y',
+      ],
       { allowFail: true },
     );
     assert.match(ro.stdout, /^x$/m);
@@ -89,7 +101,17 @@ describe('rootfs in conmon mount namespace', () => {
     ]); // prettier-ignore
     assert.equal(v.stdout, 'v\nbound\n');
     // a volume filled from the image at create (the only host mount a create makes here)
-    const filled = await d.docker(['run', '--rm', '--network', 'none', '-v', 'mnsetc:/etc', 'busybox', 'cat', '/etc/passwd']);
+    const filled = await d.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      'mnsetc:/etc',
+      'busybox',
+      'cat',
+      '/etc/passwd',
+    ]);
     assert.match(filled.stdout, /root/);
     const bad = await d.docker(['run', '--network', 'none', '--name', 'baduser', '-u', 'nosuch', 'busybox', 'true'], {
       allowFail: true,
