@@ -9,6 +9,8 @@ import type { Readable, Writable } from 'node:stream';
 import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import { spawnProcessAsync } from '../base/spawn.js';
+import { runCommand } from '../base/proc.js';
+import { isMountPoint } from '../base/syscalls.js';
 
 export interface SyncMessage {
   data: number;
@@ -246,6 +248,23 @@ function stagedOf(report: Readable, stdin: Writable, view: string, stderr: () =>
     go: () => stdin.end('go\n'),
     abort: () => stdin.destroy(),
   };
+}
+
+/**
+ * Once the runtime's create returned (the container joined its network namespace): the staging
+ * namespace's copy of /run/netns goes (lazily, with every named netns in it). `ip netns` makes
+ * /run/netns a shared mount; as a slave copy it would receive every later `ip netns add` of the
+ * host (one mount per staging namespace per add: O(n) a start, O(n^2) mounts in all); as a
+ * private one it would pin the namespaces of containers removed later. Nothing when the host has
+ * no /run/netns mount. Bounded (5 s); a failure is logged by the caller, the container runs on.
+ */
+export async function detachNetnsCopies(conmonPid: number): Promise<void> {
+  if (!conmonPid || !isMountPoint('/run/netns')) return;
+  const [cmd, ...pre] = BUSYBOX ? [BUSYBOX, 'nsenter'] : ['nsenter'];
+  const umount = BUSYBOX ? [BUSYBOX, 'umount'] : ['umount'];
+  await runCommand(cmd!, [...pre, '-t', String(conmonPid), '-m', '--', ...umount, '-l', '/run/netns'], {
+    timeoutMs: 5_000,
+  });
 }
 
 /** `p`, or nothing once `ms` passed first. */

@@ -21,7 +21,7 @@ import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { CreateOptions, RuntimeName, SpecInput, SpecOfRootfs } from './types.js';
 import { buildSpec } from './spec.js';
-import { type ConmonHandle, startConmon } from './conmon.js';
+import { type ConmonHandle, detachNetnsCopies, startConmon } from './conmon.js';
 import { removeCgroup, removeExitedCgroups } from './cgroups.js';
 import { criuLogErrors } from './criu.js';
 import { endConmon } from './checkpoint.js';
@@ -170,6 +170,10 @@ export async function createTask(
   } catch {
     // none: conmon died at once; its exit file tells the rest
   }
+  if (o.stage)
+    void detachNetnsCopies(conmonPid).catch((e: unknown) =>
+      log.warn('could not detach /run/netns in the staging namespace', { id: o.id, err: errorMessage(e) }),
+    );
   return { pid: msg.data, conmonPid };
 }
 
