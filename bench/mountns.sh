@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The host's mount table and the cost of a start as the count grows (issue #19): `bash bench/mountns.sh`.
-# For each mode (MODES: "off on"; on = berthd --rootfs-mountns) a private berthd in a CPU-accounting
-# cgroup of its own (it, conmon and crun create: what it starts) is filled with idle busybox
-# containers (`sleep 1d`, --network none, bench/scale-client.mjs, CLIENTS at a time) up to each
-# count of COUNTS ("300 1000"); at each count: the host's mount table lines, then PROBES (20)
-# containers started one at a time (create + start through the API), their wall time and CPU per
-# start: berthd's cgroup plus the probes' own cgroups (the container's init makes its mount
-# namespace), then the probes removed. Writes bench/results/<UTC time>-mountns.md; removes all it made.
+# Two private berthds side by side (MODES "off on"; on = --rootfs-mountns), each in a CPU-accounting
+# cgroup of its own (it, conmon, crun create, the staging shell: what it starts), filled with idle
+# busybox containers (`sleep 1d`, --network none, bench/scale-client.mjs, CLIENTS at a time) up to
+# each count of COUNTS ("300 1000"); at each count: the host's mount lines under each daemon's dir,
+# then PROBES (20) probe starts (create + start through the API), off and on alternating, CPU per
+# start from the daemon's cgroup around each probe plus the probes' own cgroups (the container's
+# init makes its mount namespace); then the probes removed. Writes bench/results/<UTC>-mountns.md;
+# removes all it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTS=${COUNTS:-300 1000}
@@ -24,74 +25,89 @@ source bench/lib.sh
 [ -d dist/src ] || npm run -s build
 CGROOT=/sys/fs/cgroup/cpuacct; [ -f $CGROOT/cpuacct.usage ] || CGROOT=/sys/fs/cgroup
 CG=$CGROOT/mountns-bench-$$
-DAEMON_PID=""
 mkdir -p "$WORK" "$REPO/bench/results"
 
 cleanup() {
   set +e
-  if [ -n "$DAEMON_PID" ]; then
-    $CLIENT "$WORK/berth.sock" remove "$CLIENTS" >/dev/null 2>&1
-    kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null
-  fi
-  DAEMON_PID=""
+  local m
+  for m in $MODES; do
+    if [ -n "${PIDS[$m]:-}" ]; then
+      $CLIENT "$WORK/$m/berth.sock" remove "$CLIENTS" >/dev/null 2>&1
+      kill "${PIDS[$m]}" 2>/dev/null; wait "${PIDS[$m]}" 2>/dev/null
+    fi
+    PIDS[$m]=""
+    if [ -d "$CG-$m" ]; then
+      while read -r p; do echo "$p" > "$CGROOT/cgroup.procs"; done < "$CG-$m/cgroup.procs"
+      rmdir "$CG-$m"
+    fi
+  done
   release_work "$WORK"
-  if [ -d "$CG" ]; then
-    while read -r p; do echo "$p" > "$CGROOT/cgroup.procs"; done < "$CG/cgroup.procs"
-    rmdir "$CG"
-  fi
-  rm -rf "$WORK"/*
+  rm -rf "$WORK"
 }
-trap 'cleanup; rm -rf "$WORK"' EXIT
+declare -A PIDS
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 cg_ns() { if [ -f "$1/cpuacct.usage" ]; then cat "$1/cpuacct.usage"; else echo $(( $(awk '/usage_usec/{print $2}' "$1/cpu.stat") * 1000 )); fi; }
 mounts() { grep -c . /proc/self/mountinfo; }
+ms() { printf '%d.%01d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
 
 {
   echo "# rootfs mount namespace (issue #19), $STAMP"
   echo
-  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); probes: $PROBES one at a time; host mount table lines before any daemon: $(mounts)"
+  echo "Both daemons side by side (off: the rootfs on the host, here a mount namespace of the off daemon's own, so that"
+  echo "its mounts stay out of the table the on daemon's staging namespaces copy; on: --rootfs-mountns), each in a CPU-accounting"
+  echo "cgroup of its own (berthd + conmon + crun create + the staging shell), filled to each count, then $PROBES"
+  echo "probe starts (create + start of \`sleep 1d\`, --network none, one at a time), off and on alternating."
+  echo "CPU per start: the daemon's cgroup over each probe (+0.5 s to settle) / plus the probe container's own"
+  echo "cgroup (its init makes its mount namespace: crun's unshare, then the rest in the container's cgroup)."
   echo
-  echo "| mode | running | host mount lines | probe start wall ms (median) | CPU ms per start (berthd+conmon+crun / + container init) |"
-  echo "|---|---|---|---|---|"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); host mount table lines before the daemons: $(mounts)"
+  echo
+  echo "| running (each) | mount table lines each daemon's containers copy (off: its namespace's; on: the host's) | CPU ms per start, off: daemon / +init | on: daemon / +init |"
+  echo "|---|---|---|---|"
 } >"$OUT"
 
-for mode in $MODES; do
-  flag=""; [ "$mode" = on ] && flag="--rootfs-mountns"
-  mkdir -p "$CG"
-  bin/berthd --host "unix://$WORK/berth.sock" --root "$WORK/root" --exec-root "$WORK/run" --cri=false $flag >"$WORK/berthd-$mode.log" 2>&1 &
-  DAEMON_PID=$!
-  echo "$DAEMON_PID" > "$CG/cgroup.procs"
-  for _ in $(seq 100); do [ -S "$WORK/berth.sock" ] && break; sleep 0.2; done
-  DOCKER_HOST=unix://$WORK/berth.sock docker load -i "$FIXTURE" >/dev/null
-  have=0
-  for n in $COUNTS; do
-    [ "$n" -gt "$have" ] && $CLIENT "$WORK/berth.sock" start $((n - have)) "$CLIENTS" "fill$have-" >/dev/null
-    have=$n
-    sleep 2
-    lines=$(mounts)
-    walls=()
-    c0=$(cg_ns "$CG")
-    ids=()
-    for i in $(seq "$PROBES"); do
-      t0=$(date +%s%N)
-      $CLIENT "$WORK/berth.sock" start 1 1 "probe$n-$i-" >/dev/null
-      walls+=($(( ($(date +%s%N) - t0) / 1000000 )))
+for m in $MODES; do
+  flag=""; [ "$m" = on ] && flag="--rootfs-mountns"
+  mkdir -p "$CG-$m" "$WORK/$m"
+  # the off daemon in a mount namespace of its own: its rootfs mounts stay out of the host's table,
+  # which the on daemon's staging namespaces copy (side by side, each sees only its own containers')
+  pre=(); [ "$m" = off ] && pre=(unshare --mount --propagation private --)
+  "${pre[@]}" bin/berthd --host "unix://$WORK/$m/berth.sock" --root "$WORK/$m/root" --exec-root "$WORK/$m/run" --cri=false $flag >"$WORK/berthd-$m.log" 2>&1 &
+  PIDS[$m]=$!
+  echo "${PIDS[$m]}" > "$CG-$m/cgroup.procs"
+done
+for m in $MODES; do
+  for _ in $(seq 100); do [ -S "$WORK/$m/berth.sock" ] && break; sleep 0.2; done
+  DOCKER_HOST=unix://$WORK/$m/berth.sock docker load -i "$FIXTURE" >/dev/null
+done
+have=0
+declare -A D I
+for n in $COUNTS; do
+  for m in $MODES; do [ "$n" -gt "$have" ] && $CLIENT "$WORK/$m/berth.sock" start $((n - have)) "$CLIENTS" "fill$have-" >/dev/null; done
+  have=$n
+  sleep 2
+  lines=""
+  for m in $MODES; do lines="$lines${lines:+ / }$(grep -c . "/proc/${PIDS[$m]}/mountinfo")"; D[$m]=0; I[$m]=0; done
+  for i in $(seq "$PROBES"); do
+    for m in $MODES; do
+      c0=$(cg_ns "$CG-$m")
+      $CLIENT "$WORK/$m/berth.sock" start 1 1 "probe$n-$i-" >/dev/null
+      sleep 0.5
+      D[$m]=$(( ${D[$m]} + $(cg_ns "$CG-$m") - c0 ))
     done
-    sleep 1
-    c1=$(cg_ns "$CG")
-    inits=0
-    for id in $(DOCKER_HOST=unix://$WORK/berth.sock docker ps -q --no-trunc --filter "name=probe$n-"); do
-      f=$CGROOT/berth/$id/cpuacct.usage
-      [ -f "$f" ] && inits=$(( inits + $(cat "$f") ))
-    done
-    med=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    d=$(( (c1 - c0) / PROBES / 1000 ))
-    t=$(( (c1 - c0 + inits) / PROBES / 1000 ))
-    printf '| %s | %s | %s | %s | %s.%03d / %s.%03d |\n' "$mode" "$n" "$lines" "$med (includes the client node's ~100 ms)" \
-      $((d / 1000)) $((d % 1000)) $((t / 1000)) $((t % 1000)) >>"$OUT"
-    $CLIENT "$WORK/berth.sock" remove "$CLIENTS" "probe$n-" >/dev/null
   done
-  cleanup
+  for m in $MODES; do
+    for id in $(DOCKER_HOST=unix://$WORK/$m/berth.sock docker ps -q --no-trunc --filter "name=probe$n-"); do
+      f=$CGROOT/berth/$id/cpuacct.usage
+      [ -f "$f" ] && I[$m]=$(( ${I[$m]} + $(cat "$f") ))
+    done
+    $CLIENT "$WORK/$m/berth.sock" remove "$CLIENTS" "probe$n-" >/dev/null
+  done
+  row="| $n | $lines |"
+  for m in $MODES; do row="$row $(ms $(( D[$m] / PROBES ))) / $(ms $(( (D[$m] + I[$m]) / PROBES ))) |"; done
+  echo "$row" >>"$OUT"
 done
 echo >>"$OUT"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
