@@ -9,6 +9,8 @@
  *   --cluster-store etcd://HOST:PORT      overlay networks across hosts, state in etcd (with --cluster-advertise)
  *   --cluster-advertise ADDR              this host's address for the other hosts (VXLAN tunnels' local end)
  *   --cluster-ttl DURATION                how long this host's endpoints outlive it in etcd (default 15s)
+ *   --rootfs-mountns[=true|false]         a running container's rootfs mounted in its conmon's own mount
+ *                                         namespace, not the host's (issue #19; default: env BERTH_ROOTFS_MOUNTNS=1)
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
 import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
@@ -56,6 +58,8 @@ interface Flags {
   /** the CRI endpoint's unix socket ('': `<exec-root>/cri.sock`, i.e. /run/berth/cri.sock); `--cri=false`: none */
   criSocket: string;
   cri: boolean;
+  /** Engine rootfsMountns: `--rootfs-mountns`, else env BERTH_ROOTFS_MOUNTNS=1 */
+  rootfsMountns: boolean;
   /** where the CRI streaming server listens (Exec/Attach/PortForward URLs); port 0: any free one */
   criStreamAddress: string;
   criStreamPort: number;
@@ -85,6 +89,7 @@ function usage(msg: string): never {
   process.stderr.write(
     `berthd: ${msg}\nusage: berthd [--host unix:///run/berth/berth.sock] [--root DIR] [--exec-root DIR]\n` +
       '    [--cri-socket PATH] [--cri=false] [--cri-stream-address ADDR] [--cri-stream-port N]\n' +
+      '    [--rootfs-mountns[=true|false]]\n' +
       '    [--cri-pod-infra needed|always]\n' +
       '    [--cni-conf-dir DIR] [--cni-bin-dir DIR]...\n' +
       '    [--runtime crun|runc] [--log-level LEVEL] [--insecure-registry HOST:PORT]... [--registry-mirror URL]...\n' +
@@ -104,6 +109,7 @@ export function parseFlags(argv: string[]): Flags {
     logLevel: 'info',
     criSocket: '',
     cri: true,
+    rootfsMountns: process.env['BERTH_ROOTFS_MOUNTNS'] === '1',
     criStreamAddress: '127.0.0.1',
     criStreamPort: 0,
     criPodInfra: 'needed',
@@ -175,6 +181,12 @@ export function parseFlags(argv: string[]): Flags {
       case '--cni-bin-dir':
         f.cniBinDirs.push(value());
         break;
+      case '--rootfs-mountns': {
+        const v = eq > 0 ? a.slice(eq + 1) : 'true';
+        if (v !== 'true' && v !== 'false') usage(`--rootfs-mountns=${v}: true or false`);
+        f.rootfsMountns = v === 'true';
+        break;
+      }
       case '--cri': {
         const v = eq > 0 ? a.slice(eq + 1) : 'true';
         if (v !== 'true' && v !== 'false') usage(`--cri=${v}: true or false`);
@@ -327,6 +339,7 @@ async function main(): Promise<void> {
     defaultRuntime: host.defaultRuntime,
     registries,
     clock,
+    rootfsMountns: flags.rootfsMountns,
   });
   // the networks' name servers read names, hostnames and links when a query comes (a rename shows at once)
   networks.containers = {

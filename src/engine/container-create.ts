@@ -54,6 +54,8 @@ export interface CreateDeps {
   readonly clock: Clock;
   containerDir(id: string): string;
   rootfsOf(id: string): string;
+  /** Engine.rootfsMountns: a running container's rootfs is mounted in its conmon's namespace */
+  readonly rootfsMountns: boolean;
   privateBundle(id: string): Promise<void>;
   discardFiles(id: string): Promise<void>;
 }
@@ -185,13 +187,22 @@ async function createNamed(
   try {
     await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await Promise.all([fsp.mkdir(join(dir, 'rootfs')), e.privateBundle(id)]);
+    // with rootfsMountns the host mounts the rootfs only while new volumes are filled from it
+    // (a start mounts it in conmon's namespace); else from now until removal
+    const onHost = !e.rootfsMountns || volMounts.some((m) => m.Type === 'volume' && newVolumes.includes(m.Name!));
     const mountRootfs = async () => {
-      await e.mounter.mountAll(await e.snapshots.prepare(id, image.topChainId), e.rootfsOf(id));
+      const mounts = await e.snapshots.prepare(id, image.topChainId);
+      if (!onHost) return;
+      await e.mounter.mountAll(mounts, e.rootfsOf(id));
       held.mounted.add(id);
     };
     await Promise.all([writeEtcFiles(e, rec), mountRootfs()]);
     await makeBindSources(volMounts);
     await copyUp(e.volumes, volMounts, newVolumes, e.rootfsOf(id));
+    if (onHost && e.rootfsMountns) {
+      await e.mounter.unmount(e.rootfsOf(id));
+      held.mounted.delete(id);
+    }
     e.store.insert(rec);
   } catch (err) {
     await e.discardFiles(id);

@@ -11,10 +11,10 @@ import { conflict, invalidArgument, errorMessage } from '../base/errors.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import type { ContainerId } from '../base/ids.js';
 import { log } from '../base/log.js';
-import { isMountPoint } from '../base/syscalls.js';
+import { isMountPoint, isMountRoot } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
 import type { ImageRecord, ImageStore } from '../image/types.js';
-import type { Snapshotter, Mounter } from '../snapshot/types.js';
+import type { Snapshotter, Mounter, Mount } from '../snapshot/types.js';
 import type { Runtime, RuntimeName } from '../runtime/types.js';
 import type { ClientOptions } from '../distribution/client.js';
 import type { PullGate } from '../distribution/pull.js';
@@ -56,6 +56,11 @@ export interface EngineOptions {
   trust?: ImageTrust | null;
   /** time for records, timers, back-off (tests: a ManualClock); systemClock by default */
   clock?: Clock;
+  /**
+   * A running container's rootfs is mounted in a mount namespace of its conmon's, not the host's
+   * (issue #19, ../snapshot/README.md "The host's mount table"). Default: env BERTH_ROOTFS_MOUNTNS=1.
+   */
+  rootfsMountns?: boolean;
 }
 
 /** Content trust as the engine sees it: pulls pinned to signed digests, images checked before use. */
@@ -86,6 +91,8 @@ export class Engine {
   /** closed while live restore runs: what requests wait on (./restore-gate.ts) */
   readonly restoreGate = new RestoreGate();
   private readonly mounted = new Set<string>();
+  /** EngineOptions.rootfsMountns */
+  readonly rootfsMountns: boolean;
   /** Containers whose removal is under way: the exit handler must not auto-remove them too. */
   private readonly removing = new Set<string>();
   private readonly creatingNames = new Set<string>();
@@ -109,16 +116,18 @@ export class Engine {
     this.networks = o.networks;
     this.volumes = o.volumes;
     this.trust = o.trust ?? null;
+    this.rootfsMountns = o.rootfsMountns ?? process.env['BERTH_ROOTFS_MOUNTNS'] === '1';
     this.store = new ContainerStore(o.db);
     const clock = (this.clock = o.clock ?? systemClock);
     this.events = new EventBus(clock);
     const { store, events, waiters } = this;
-    const execHost = { runtime: o.runtime, ensureMounted: (rec: ContainerRecord) => this.ensureMounted(rec) };
+    const execHost = { runtime: o.runtime, rootfsView: (rec: ContainerRecord) => this.rootfsView(rec) };
     this.health = new HealthMonitor({ clock, store, events, exec: (rec, argv) => probeIn(execHost, rec, argv) });
     const containers: ContainerHost = {
       containerDir: (id) => this.containerDir(id),
       logPathOf: (id) => this.logPathOf(id),
       ensureMounted: (rec) => this.ensureMounted(rec),
+      stageRootfs: (rec) => this.stageRootfs(rec),
       namedNetns: (rec) => this.namedNetns(rec),
       unwire: (rec, gone) => this.unwire(rec, gone),
       volumeUsers: (name) => this.volumeUsers(name),
@@ -197,7 +206,7 @@ export class Engine {
     if (isMountPoint(target)) await this.mounter.unmount(target);
     this.mounted.delete(id);
     await this.snapshots.applyDiff(id, tarPath);
-    await this.ensureMounted(rec);
+    if (!this.rootfsMountns) await this.ensureMounted(rec); // else its start mounts it
   }
 
   /**
@@ -230,11 +239,41 @@ export class Engine {
   }
 
   /**
+   * With `rootfsMountns`: the rootfs mounts a start makes in conmon's own mount namespace
+   * (runtime CreateOptions.stage), the host's mount of a stopped container's cp/export undone
+   * first (one overlay mount of an upper dir at a time). Null: the rootfs is mounted on the host.
+   */
+  async stageRootfs(rec: ContainerRecord): Promise<{ mounts: Mount[]; target: string } | null> {
+    if (!this.rootfsMountns) return null;
+    const target = this.rootfsOf(rec.id);
+    const mounts = await this.snapshots.prepare(rec.id, this.images.get(rec.imageId).topChainId);
+    if (!mounts.every((m) => m.type === 'overlay')) return null;
+    if (isMountPoint(target)) await this.mounter.unmount(target);
+    this.mounted.delete(rec.id);
+    return { mounts, target };
+  }
+
+  /**
+   * Where berthd reads the container's rootfs: a running container's staged mount through its
+   * conmon (`/proc/<conmon pid>/root<rootfs>`, that namespace's view; the kernel's walk stays in
+   * it), else the host's mount (made if needed: a stopped container's cp/export).
+   */
+  async rootfsView(rec: ContainerRecord): Promise<string> {
+    const target = this.rootfsOf(rec.id);
+    const conmon = rec.state.conmonPid;
+    if (hasTask(rec.state.status) && conmon > 0 && !this.mounted.has(rec.id) && !isMountPoint(target)) {
+      const inNs = `/proc/${conmon}/root${target}`;
+      if (isMountRoot(inNs) === true) return inNs;
+    }
+    return this.ensureMounted(rec);
+  }
+
+  /**
    * The container's files as it sees them (rootfs, volumes, binds, its hosts files), for `docker cp`
    * and export: every lookup made by the kernel inside them (archive/rooted.ts). The caller closes it.
    */
   async rootedView(rec: ContainerRecord): Promise<RootedFs> {
-    const root = await this.ensureMounted(rec);
+    const root = await this.rootfsView(rec);
     return RootedFs.open(
       root,
       rootMountsOf(

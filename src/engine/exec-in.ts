@@ -10,8 +10,8 @@ import { mergeEnv } from './config.js';
 
 export interface ExecHost {
   runtime: ExecRuntime;
-  /** The container's rootfs, mounted (its /etc/passwd names the user). */
-  ensureMounted(rec: ContainerRecord): Promise<string>;
+  /** Where the container's rootfs is read (its /etc/passwd names the user): Engine.rootfsView. */
+  rootfsView(rec: ContainerRecord): Promise<string>;
 }
 
 export type ExecRequest = { args: string[]; env: readonly string[]; cwd: string; user: string } & Pick<
@@ -20,7 +20,7 @@ export type ExecRequest = { args: string[]; env: readonly string[]; cwd: string;
 >;
 
 export async function execIn(h: ExecHost, rec: ContainerRecord, o: ExecRequest): Promise<ExecHandle> {
-  const rootfs = await h.ensureMounted(rec);
+  const rootfs = await h.rootfsView(rec);
   return h.runtime.exec(rec.id, {
     args: o.args,
     env: mergeEnv(rec.config.Env ?? [], o.env),

@@ -316,7 +316,7 @@ export class K8sVerbs {
     const rec = this.rec(id);
     if (rec.state.status !== 'running') throw failedPrecondition(`container ${id} is not running`);
     if (cmd.length === 0) throw invalidArgument('cmd is empty');
-    return execIn({ runtime: this.e.runtime, ensureMounted: (r) => this.e.ensureMounted(r) }, rec, {
+    return execIn({ runtime: this.e.runtime, rootfsView: (r) => this.e.rootfsView(r) }, rec, {
       args: cmd,
       env: [],
       cwd: '',

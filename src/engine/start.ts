@@ -13,7 +13,9 @@ import type { Clock } from '../base/clock.js';
 import type { AttachSession, CheckpointRuntime, RuntimeName, StatsRuntime, TaskRuntime } from '../runtime/types.js';
 import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
-import { resolveUser } from '../runtime/user.js';
+import { resolveUser, type ResolvedUser } from '../runtime/user.js';
+import type { SpecInput, SpecOfRootfs } from '../runtime/types.js';
+import type { Mount } from '../snapshot/types.js';
 import { exitCodeOfStartFailure } from '../runtime/errors.js';
 import type { NetworkManager } from '../network/manager.js';
 import { netnsAdd, netnsDel } from '../network/host.js';
@@ -44,6 +46,8 @@ export interface ContainerHost {
   logPathOf(id: string): string;
   /** Mounts the rootfs if it is not; its path. */
   ensureMounted(rec: ContainerRecord): Promise<string>;
+  /** The rootfs mounts to make in conmon's own mount namespace, or null: mounted on the host (Engine.stageRootfs). */
+  stageRootfs(rec: ContainerRecord): Promise<{ mounts: Mount[]; target: string } | null>;
   /** The network namespace berth makes for the container, or null. */
   namedNetns(rec: ContainerRecord): string | null;
   unwire(rec: ContainerRecord, processGone?: boolean): Promise<void>;
@@ -232,18 +236,24 @@ async function startPrepared(
     if (named) await netnsMade!.catch(() => undefined).then(() => ns.del(named));
   };
   let rootfs: string;
+  let stage: { mounts: Mount[]; target: string } | null;
   try {
-    rootfs = await d.containers.ensureMounted(rec);
+    stage = await d.containers.stageRootfs(rec);
+    rootfs = stage ? stage.target : await d.containers.ensureMounted(rec);
   } catch (e) {
     await undoNetns();
     throw e;
   }
   const tm = performance.now();
   const host = d.runtime.host();
-  let spec: ReturnType<typeof specInputOf>;
+  let spec: SpecInput | SpecOfRootfs;
   let links: ReturnType<typeof resolveLinks>;
+  // a staged rootfs is read once mounted in conmon's namespace-to-be (the runtime calls `spec`
+  // with its view); a failure there is the start's, as it is here before the runtime's create
+  let specError: unknown = null;
   try {
-    const user = await resolveUser(rootfs, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
+    const userOf = (view: string) => resolveUser(view, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
+    const user = stage ? null : await userOf(rootfs);
     links = resolveLinks(d.networks, rec, (ref) => d.store.find(ref));
     // `--network container:<id>`: the other container's hostname too, as dockerd does
     const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:')
@@ -257,19 +267,27 @@ async function startPrepared(
     const sources = new Map<string, string>();
     for (const m of rec.mounts ?? [])
       if (m.Type === 'volume' && m.Name) sources.set(m.Name, await d.volumes.mountFor(m.Name, rec.id));
-    spec = specInputOf(rec, {
-      rootfs,
-      containerDir: d.containers.containerDir(rec.id),
-      user,
-      host,
-      volumeSources: sources,
-      extraEnv: linkEnv(rec.name, links),
-      netns:
-        rec.netnsPath ??
-        (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
-      pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
-      ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
-    });
+    const specOf = (u: ResolvedUser) =>
+      specInputOf(rec, {
+        rootfs,
+        containerDir: d.containers.containerDir(rec.id),
+        user: u,
+        host,
+        volumeSources: sources,
+        extraEnv: linkEnv(rec.name, links),
+        netns:
+          rec.netnsPath ??
+          (named ? `/run/netns/${named}` : joinedNs(d, rec.hostConfig.NetworkMode, 'net', 'network namespace')),
+        pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
+        ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
+      });
+    spec = user
+      ? specOf(user)
+      : (view: string) =>
+          userOf(view).then(specOf, (e: unknown) => {
+            specError = e;
+            throw e;
+          });
     // a restore keeps the addresses the checkpointed process had, when they are free
     const wiring = restore
       ? {
@@ -305,6 +323,7 @@ async function startPrepared(
         stdinOnce: rec.config.StdinOnce ?? false,
         // log driver `none`: no log kept (conmon's k8s-file writer goes to /dev/null)
         logPath: rec.hostConfig.LogConfig?.Type === 'none' ? '/dev/null' : d.containers.logPathOf(rec.id),
+        ...(stage ? { stage } : {}),
       },
       spec,
       restore && {
@@ -316,6 +335,7 @@ async function startPrepared(
     );
   } catch (e) {
     if (named) await d.containers.unwire(rec); // wired before create: nothing of it stays
+    if (specError !== null) throw e; // refused before the runtime ran, as for a rootfs on the host
     const msg = errorMessage(e);
     rec.state.error = msg;
     rec.state.exitCode = exitCodeOfStartFailure(e, 128);

@@ -4,10 +4,13 @@
  * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
  * exits at once and the monitor outlives the daemon.
  */
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
 import { spawnProcessAsync } from '../base/spawn.js';
+import { runCommand } from '../base/proc.js';
+import { isMountPoint } from '../base/syscalls.js';
 
 export interface SyncMessage {
   data: number;
@@ -103,7 +106,55 @@ export interface ConmonHandle {
   stderr: () => string;
   /** Settles once conmon's stderr is closed (all of it read) or `deadlineMs` passed, whichever is first. */
   stderrClosed: (deadlineMs: number) => Promise<void>;
+  /** With `stage`: the rootfs mounted in conmon's namespace-to-be, conmon not exec'd yet (below). */
+  staged: Staged | null;
 }
+
+/** A mount made in the staging namespace (snapshot/'s `Mount`, overlay only). */
+export interface StageMount {
+  type: string;
+  source: string;
+  options: string[];
+}
+
+/**
+ * conmon's staging mount namespace (issue #19, ../snapshot/README.md "The host's mount table"):
+ * `unshare --mount --propagation slave` and a shell mount the rootfs at `target` in a namespace
+ * of the container's own, report on fd 6, wait for `go` on stdin, then exec conmon. crun and the
+ * container copy that namespace's table (the host's base lines and this one mount) whatever the
+ * number of containers; conmon keeps it alive (also across a daemon kill -9) and it goes with
+ * conmon. Call order: `mounted`, then exactly one of `go` or `abort`.
+ */
+export interface Staged {
+  /** Settles once the rootfs is mounted; rejects with mount's words when it could not be. */
+  mounted: Promise<void>;
+  /** Where berthd reads the mounted rootfs: `/proc/<pid>/root<target>` (the namespace's view). */
+  view: string;
+  /** conmon is exec'd in the namespace (config.json must be written by then). */
+  go(): void;
+  /** The shell exits without exec'ing conmon: the namespace and its mount go with it. */
+  abort(): void;
+}
+
+/**
+ * The staging tools: Debian's static busybox when it is there (its unshare, sh and mount are one
+ * static binary: ~13 ms of CPU for the three here against ~26 ms for util-linux's and dash),
+ * else util-linux's unshare and mount and /bin/sh.
+ */
+const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const STAGE = BUSYBOX
+  ? { unshare: [BUSYBOX, 'unshare', '-m'], sh: [BUSYBOX, 'sh'], mount: `${BUSYBOX} mount` }
+  : { unshare: ['unshare', '--mount'], sh: ['/bin/sh'], mount: 'mount' };
+
+// $1 target, $2 count, then (type, options, source) per mount, then conmon's argv
+const STAGE_SCRIPT = [
+  't=$1; n=$2; shift 2',
+  `while [ "$n" -gt 0 ]; do ${STAGE.mount} -t "$1" -o "$2" -- "$3" "$t" || exit 125; shift 3; n=$((n-1)); done`,
+  'echo mounted >&6; exec 6>&-',
+  'read -r go || exit 125',
+  '[ "$go" = go ] || exit 125',
+  'exec "$@" </dev/null',
+].join('\n');
 
 // the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
 export { isCommandNotFound, runtimeError } from './errors.js';
@@ -112,7 +163,7 @@ export { isCommandNotFound, runtimeError } from './errors.js';
 export async function startConmon(
   path: string,
   args: string[],
-  opts: { attach: boolean; pathPrefix?: string; cwd: string },
+  opts: { attach: boolean; pathPrefix?: string; cwd: string; stage?: { mounts: StageMount[]; target: string } },
 ): Promise<ConmonHandle> {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
@@ -126,16 +177,34 @@ export async function startConmon(
     env['_OCI_ATTACHPIPE'] = '4';
     env['_OCI_STARTPIPE'] = '5';
   }
-  const child = await spawnProcessAsync(
-    path,
-    args,
-    env,
-    // in its bundle's directory: conmon writes an `oom` file into its working directory when the
-    // container is OOM-killed (it landed wherever berthd had been started)
-    opts.attach
-      ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
-      : { out: [2, 3], detached: true, cwd: opts.cwd },
-  );
+  // in its bundle's directory: conmon writes an `oom` file into its working directory when the
+  // container is OOM-killed (it landed wherever berthd had been started)
+  const fds = opts.attach
+    ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
+    : { out: [2, 3], detached: true, cwd: opts.cwd };
+  const stage = opts.stage;
+  const child = stage
+    ? await spawnProcessAsync(
+        STAGE.unshare[0]!,
+        [
+          ...STAGE.unshare.slice(1),
+          '--propagation',
+          'slave',
+          '--',
+          ...STAGE.sh,
+          '-c',
+          STAGE_SCRIPT,
+          'sh',
+          stage.target,
+          String(stage.mounts.length),
+          ...stage.mounts.flatMap((m) => [m.type, m.options.join(','), m.source]),
+          path,
+          ...args,
+        ],
+        env,
+        { ...fds, out: [...fds.out, 6], into: [...(fds.into ?? []), 0] },
+      )
+    : await spawnProcessAsync(path, args, env, fds);
   let err = '';
   const errStream = child.out.get(2)!;
   errStream.on('data', (d: Buffer) => (err += d.toString()));
@@ -152,7 +221,50 @@ export async function startConmon(
     startPipe: opts.attach ? child.in.get(5)! : null,
     stderr: () => err,
     stderrClosed: (deadlineMs) => within(closed, deadlineMs),
+    staged: stage
+      ? stagedOf(child.out.get(6)!, child.in.get(0)!, `/proc/${child.pid}/root${stage.target}`, () => err)
+      : null,
   };
+}
+
+function stagedOf(report: Readable, stdin: Writable, view: string, stderr: () => string): Staged {
+  const mounted = new Promise<void>((resolve, reject) => {
+    let text = '';
+    report.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('mounted')) resolve();
+    });
+    const end = () =>
+      reject(unavailable(`could not mount the container's rootfs in its namespace: ${stderr().trim()}`));
+    report.once('end', end);
+    report.once('close', end);
+    report.once('error', end);
+  });
+  mounted.catch(() => undefined);
+  stdin.on('error', () => undefined); // the shell gone: its exit tells
+  return {
+    mounted,
+    view,
+    go: () => stdin.end('go\n'),
+    abort: () => stdin.destroy(),
+  };
+}
+
+/**
+ * Once the runtime's create returned (the container joined its network namespace): the staging
+ * namespace's copy of /run/netns goes (lazily, with every named netns in it). `ip netns` makes
+ * /run/netns a shared mount; as a slave copy it would receive every later `ip netns add` of the
+ * host (one mount per staging namespace per add: O(n) a start, O(n^2) mounts in all); as a
+ * private one it would pin the namespaces of containers removed later. Nothing when the host has
+ * no /run/netns mount. Bounded (5 s); a failure is logged by the caller, the container runs on.
+ */
+export async function detachNetnsCopies(conmonPid: number): Promise<void> {
+  if (!conmonPid || !isMountPoint('/run/netns')) return;
+  const [cmd, ...pre] = BUSYBOX ? [BUSYBOX, 'nsenter'] : ['nsenter'];
+  const umount = BUSYBOX ? [BUSYBOX, 'umount'] : ['umount'];
+  await runCommand(cmd!, [...pre, '-t', String(conmonPid), '-m', '--', ...umount, '-l', '/run/netns'], {
+    timeoutMs: 5_000,
+  });
 }
 
 /** `p`, or nothing once `ms` passed first. */

@@ -28,6 +28,7 @@ import type {
   RuntimeName,
   RuntimeStatus,
   SpecInput,
+  SpecOfRootfs,
 } from './types.js';
 import { checkUnified, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
@@ -87,7 +88,7 @@ export class ConmonRuntime implements Runtime {
     return pruned;
   }
 
-  create(o: CreateOptions, spec: SpecInput, restore?: RestoreFrom): Promise<{ pid: number; conmonPid: number }> {
+  create(o: CreateOptions, spec: SpecInput | SpecOfRootfs, restore?: RestoreFrom): Promise<{ pid: number; conmonPid: number }> {
     return createTask(this.d, this.cr, o, spec, restore);
   }
 

@@ -19,9 +19,9 @@ import {
 import { join } from 'node:path';
 import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
-import type { CreateOptions, RuntimeName, SpecInput } from './types.js';
+import type { CreateOptions, RuntimeName, SpecInput, SpecOfRootfs } from './types.js';
 import { buildSpec } from './spec.js';
-import { startConmon } from './conmon.js';
+import { type ConmonHandle, detachNetnsCopies, startConmon } from './conmon.js';
 import { removeCgroup, removeExitedCgroups } from './cgroups.js';
 import { criuLogErrors } from './criu.js';
 import { endConmon } from './checkpoint.js';
@@ -92,14 +92,33 @@ export async function createTask(
   d: RunDir,
   gate: RestoreGate,
   o: CreateOptions,
-  spec: SpecInput,
+  specOrLater: SpecInput | SpecOfRootfs,
   restore?: RestoreFrom,
 ): Promise<{ pid: number; conmonPid: number }> {
   if (!d.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
   if (restore) await gate.ready(o.runtime, 'restore');
   const tp = performance.now();
-  const config = buildSpec(spec, d.info);
   const cdir = join(d.ctrs, o.id);
+  const args = conmonArgs(d, o, cdir, restore);
+  const conmonOpts = { attach: false, cwd: cdir, ...(restore ? { pathPrefix: gate.criuDir } : {}) };
+  // staged (o.stage): the rootfs is mounted in conmon's namespace-to-be first, the spec made
+  // from it (the user's ids), then conmon exec'd there
+  let h: ConmonHandle | null = null;
+  let spec: SpecInput;
+  if (typeof specOrLater === 'function') {
+    if (!o.stage) throw invalidArgument('a spec made from the rootfs needs a staged rootfs');
+    mkdirSync(cdir, { recursive: true });
+    h = await startConmon(d.info.conmon.path, args, { ...conmonOpts, stage: o.stage });
+    const staged = h.staged!;
+    try {
+      await staged.mounted;
+      spec = await specOrLater(staged.view);
+    } catch (e) {
+      staged.abort();
+      throw e;
+    }
+  } else spec = specOrLater;
+  const config = buildSpec(spec, d.info);
   d.remember(o.id, o.runtime);
   d.rememberCgroup(o.id, spec.cgroupsPath);
   const written = writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));
@@ -111,14 +130,15 @@ export async function createTask(
   writeFileSync(join(cdir, 'cgroup'), spec.cgroupsPath);
   rmSync(join(d.exits, o.id), { force: true });
   rmSync(join(d.sockets, short(o.id)), { force: true });
-  await written;
-  const args = conmonArgs(d, o, cdir, restore);
+  try {
+    await written;
+  } catch (e) {
+    h?.staged?.abort();
+    throw e;
+  }
   const tc = performance.now();
-  const h = await startConmon(d.info.conmon.path, args, {
-    attach: false,
-    cwd: cdir,
-    ...(restore ? { pathPrefix: gate.criuDir } : {}),
-  });
+  if (h) h.staged!.go();
+  else h = await startConmon(d.info.conmon.path, args, conmonOpts);
   let msg;
   try {
     msg = await h.sync.next(restore ? gate.deadlineMs : undefined);
@@ -150,6 +170,10 @@ export async function createTask(
   } catch {
     // none: conmon died at once; its exit file tells the rest
   }
+  if (o.stage)
+    void detachNetnsCopies(conmonPid).catch((e: unknown) =>
+      log.warn('could not detach /run/netns in the staging namespace', { id: o.id, err: errorMessage(e) }),
+    );
   return { pid: msg.data, conmonPid };
 }
 

@@ -93,7 +93,18 @@ export interface CreateOptions {
   stdinOnce: boolean;
   /** k8s-file log path (conmon writes `<RFC3339Nano> stdout|stderr F|P <line>`). */
   logPath: string;
+  /**
+   * The rootfs mounts to make at `target` in a mount namespace of conmon's own (conmon.ts
+   * `Staged`) instead of the host's; absent: the caller mounted the rootfs on the host.
+   */
+  stage?: { mounts: Array<{ type: string; source: string; options: string[] }>; target: string };
 }
+
+/**
+ * A spec made once the staged rootfs is mounted: `view` is where the daemon reads it
+ * (`/proc/<pid>/root<target>`), e.g. the container's /etc/passwd for the user's ids.
+ */
+export type SpecOfRootfs = (view: string) => Promise<SpecInput>;
 
 export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
 
@@ -248,7 +259,7 @@ export interface TaskRuntime extends HostProbe {
    */
   create(
     opts: CreateOptions,
-    spec: SpecInput,
+    spec: SpecInput | SpecOfRootfs,
     restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean },
   ): Promise<{ pid: number; conmonPid: number }>;
   start(id: string): Promise<void>;

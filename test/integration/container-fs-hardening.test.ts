@@ -437,7 +437,10 @@ test('cp race with renameat2(RENAME_EXCHANGE) in a tight loop (the CVE-2018-1566
   ]);
   await d.docker(['exec', 'exchanger', 'sh', '-c', 'while ! test -L /x/f; do sleep 0.05; done']);
   const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'exchanger'])).stdout.trim();
-  const x = join(d.root, 'containers', id, 'rootfs', 'x');
+  // the host's mount of the rootfs; with --rootfs-mountns there is none: the container's own view of the same overlay
+  const onHost = join(d.root, 'containers', id, 'rootfs', 'x');
+  const pid = (await d.docker(['inspect', '-f', '{{.State.Pid}}', 'exchanger'])).stdout.trim();
+  const x = existsSync(onHost) ? onHost : `/proc/${pid}/root/x`;
   const script = `const k = require(${JSON.stringify(join(REPO, 'node_modules', 'koffi'))});
 const rn = k.load('libc.so.6').func('int renameat2(int, const char *, int, const char *, unsigned int)');
 const a = ${JSON.stringify(join(x, 'e'))}, b = ${JSON.stringify(join(x, 'f'))};

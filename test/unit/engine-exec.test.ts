@@ -45,7 +45,7 @@ function fixture(status: ContainerRecord['state']['status']) {
     check: (r: ContainerRecord, op: Operation) => {
       if (!can(r.state.status, op)) throw conflict(refusal(r.state.status, op, r.name, r.id));
     },
-    ensureMounted: async () => rootfs,
+    rootfsView: async () => rootfs,
     runtime: {
       exec: async (_id, o) => {
         ran.push({ args: o.args, env: o.env });

@@ -87,6 +87,7 @@ export class Bench {
       containerDir: (id) => join(this.root, 'containers', id),
       logPathOf: (id) => join(this.root, 'containers', id, 'ctr.log'),
       ensureMounted: async (rec) => join(this.root, 'containers', rec.id, 'rootfs'),
+      stageRootfs: async () => null,
       namedNetns: (rec) => this.netnsOf(rec.id),
       // as Engine.unwire: the endpoints, then the namespace berth made
       unwire: async (rec) => {
