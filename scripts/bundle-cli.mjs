@@ -37,12 +37,14 @@ const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
     const filter = new RegExp(`^(${LAZY.join('|')})$`);
-    b.onResolve({ filter }, (a) =>
-      a.namespace !== 'lazy'
-        ? { path: a.path, namespace: 'lazy' }
-        : a.path.startsWith('node:')
-          ? { path: a.path, external: true }
-          : undefined, // a package: bundled as usual, its module run by the getter's first require
+    b.onResolve(
+      { filter },
+      (a) =>
+        a.namespace !== 'lazy'
+          ? { path: a.path, namespace: 'lazy' }
+          : a.path.startsWith('node:')
+            ? { path: a.path, external: true }
+            : undefined, // a package: bundled as usual, its module run by the getter's first require
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => {
       const keys = Object.keys(require(a.path)).filter((k) => k !== 'default');
