@@ -30,13 +30,21 @@ const LAZY = [
   'node:util',
   'node:http',
   'node:https',
+  // bundled, but evaluated on first use: `berth build` and `cp` pack tars, `ps` never does
+  'tar-stream',
 ];
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
     const filter = new RegExp(`^(${LAZY.join('|')})$`);
-    b.onResolve({ filter }, (a) =>
-      a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy' },
+    b.onResolve(
+      { filter },
+      (a) =>
+        a.namespace !== 'lazy'
+          ? { path: a.path, namespace: 'lazy' }
+          : a.path.startsWith('node:')
+            ? { path: a.path, external: true }
+            : undefined, // a package: bundled as usual, its module run by the getter's first require
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => {
       const keys = Object.keys(require(a.path)).filter((k) => k !== 'default');
@@ -47,6 +55,7 @@ const lazyBuiltins = {
       return {
         contents: `let c; const m = () => (c ??= require(${JSON.stringify(a.path)}));\n${lines.join('\n')}\n`,
         loader: 'js',
+        resolveDir: process.cwd(),
       };
     });
   },

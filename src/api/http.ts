@@ -71,6 +71,11 @@ export type RequestGate = (method: string, path: string) => Promise<void> | unde
 export class Router {
   private readonly routes: Route[] = [];
   gate: RequestGate | undefined;
+  /**
+   * While the daemon still puts its routes on (berthd opens its socket first, with `/_ping` only):
+   * a request no route matches waits for it, then is matched again (404 only after).
+   */
+  opening: Promise<void> | undefined;
 
   /** `path` uses `{name}` for one segment and `{name*}` for the rest (image names with slashes). */
   on(method: string, path: string, handler: Handler): this {
@@ -336,7 +341,11 @@ export function createApiServer(router: Router): Server {
         ended = true;
         return;
       }
-      const m = router.match(req.method ?? 'GET', path);
+      let m = router.match(req.method ?? 'GET', path);
+      if (!m && router.opening) {
+        await router.opening;
+        m = router.match(req.method ?? 'GET', path);
+      }
       if (!m) throw notFound(`page not found`);
       const refusal = explicit ? versionRefusal(version) : null;
       if (refusal) throw invalidArgument(refusal);

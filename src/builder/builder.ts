@@ -15,7 +15,8 @@ import { systemClock } from '../base/clock.js';
 import type { ImageRecord } from '../image/types.js';
 import { resolveInRoot } from '../archive/container-fs.js';
 import { parseDockerfile, stagesOf } from './parser.js';
-import { BuildCache } from './cache.js';
+import type { BuildCache } from './cache.js';
+import { clearScratch, openBuildCache } from './start.js';
 import { SourceRoot, receiveContext } from './context.js';
 import { NOP, type State } from './steps.js';
 import { BuildRun, copyOf } from './build.js';
@@ -38,22 +39,20 @@ export class Builder implements BuildHost {
   /** cache mounts with sharing=locked: one build step at a time per id */
   private readonly locks = new Map<string, Promise<void>>();
 
-  constructor(private readonly d: BuilderDeps) {
-    this.cache = new BuildCache(d.db, d.clock ?? systemClock);
-    d.images.retain(() => this.cache.chains());
+  /**
+   * `cache`: the step cache berthd opened at start (./start.ts: its layers already retained);
+   * without it the builder opens its own and retains its layers.
+   */
+  constructor(
+    private readonly d: BuilderDeps,
+    cache?: BuildCache,
+  ) {
+    this.cache = cache ?? openBuildCache(d.db, d.images, d.clock ?? systemClock);
   }
 
   /** Clears what a build cut short by a crash left: mounts and files in scratch, step snapshots. */
-  async init(): Promise<void> {
-    await fsp.mkdir(this.d.root, { recursive: true });
-    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => ''))
-      .split('\n')
-      .map((l) => l.split(' ')[4] ?? '')
-      .filter((m) => m.startsWith(`${this.d.scratch}/`));
-    for (const m of mounts.sort((a, b) => b.length - a.length)) await this.d.mounter.unmount(m).catch(() => undefined);
-    await fsp.rm(this.d.scratch, { recursive: true, force: true });
-    await fsp.mkdir(this.d.scratch, { recursive: true, mode: 0o700 });
-    for (const key of this.d.snapshots.activeKeys('build-')) await this.d.snapshots.remove(key);
+  init(): Promise<void> {
+    return clearScratch(this.d);
   }
 
   /** Unpacks the context tar and builds. Everything temporary is removed, whatever happens. */

@@ -12,8 +12,11 @@
 import { hostname } from 'node:os';
 import { ConstantBackoff } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type Lease, type Watcher } from 'etcd3';
-import { errorMessage, invalidArgument, isBerthError, unavailable } from '../base/errors.js';
+import { errorMessage, isBerthError, unavailable } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { parseStoreUrl } from './flags.js';
+
+export { parseAdvertise, parseStoreUrl } from './flags.js';
 
 export const PREFIX = '/berth/v1/';
 /** How long one etcd call may take before it fails (Unavailable). */
@@ -42,24 +45,6 @@ export interface Entry {
   value: string;
   modRevision: number;
   lease: string;
-}
-
-const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** `etcd://HOST:PORT` -> the client's `http://HOST:PORT`. InvalidArgument for anything else. */
-export function parseStoreUrl(url: string): string {
-  const m = /^etcd:\/\/([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(url);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
-    throw invalidArgument(`--cluster-store ${url}: expected etcd://HOST:PORT`);
-  return `http://${m[1]}:${m[2]}`;
-}
-
-/** `--cluster-advertise`: an IPv4 address (dockerd also took an interface name; berth wants the address). */
-export function parseAdvertise(addr: string): string {
-  const m = IPV4_RE.exec(addr.replace(/:\d+$/, ''));
-  if (!m || m.slice(1).some((b) => Number(b) > 255))
-    throw invalidArgument(`--cluster-advertise ${addr}: expected this host's IPv4 address`);
-  return m[0];
 }
 
 /** `p` or Unavailable after `ms` (calls on streams have no deadline of their own). */

@@ -13,12 +13,13 @@
  *                                         namespace, not the host's (issue #19; default: env BERTH_ROOTFS_MOUNTNS=1)
  * Containers outlive the daemon (conmon monitors them); at start it reconciles (engine/reconcile.ts).
  */
-import { promises as fsp, existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { promises as fsp, existsSync, readFileSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../base/errors.js';
 import { log, setLogLevel, type Level } from '../base/log.js';
-import { openDb } from '../metadata/db.js';
+import { openDb, type Db } from '../metadata/db.js';
+import { lazy } from '../base/lazy.js';
 import { Engine } from '../engine/engine.js';
 import { Verbs } from '../engine/verbs.js';
 import { buildPull } from '../engine/images.js';
@@ -27,7 +28,7 @@ import { reconcile } from '../engine/reconcile.js';
 import { restoreGate } from '../api/restore.js';
 import { closeState, makeStateDirs } from '../engine/private-state.js';
 import { Router, createApiServer } from '../api/http.js';
-import { systemRoutes } from '../api/routes/system.js';
+import { pingRoutes, systemRoutes } from '../api/routes/system.js';
 import { legacyRoutes } from '../api/routes/legacy.js';
 import { containerRoutes } from '../api/routes/containers.js';
 import { containerIoRoutes } from '../api/routes/container-io.js';
@@ -36,7 +37,8 @@ import { execRoutes } from '../api/routes/exec.js';
 import { imageRoutes } from '../api/routes/images.js';
 import { buildRoutes } from '../api/routes/build.js';
 import { buildKitRoutes } from '../api/routes/buildkit.js';
-import { Builder } from '../builder/builder.js';
+import { clearScratch, openBuildCache } from '../builder/start.js';
+import type { TrustGate } from '../trust/gate.js';
 import { collectAtStart } from '../engine/gc.js';
 import { NetworkManager, parseLinkText } from '../network/manager.js';
 import { DEFAULT_DIRS as DEFAULT_PLUGIN_DIRS, PluginRegistry } from '../plugins/registry.js';
@@ -44,8 +46,9 @@ import { remoteNetworkDriver, remoteVolumeDriver } from '../plugins/drivers.js';
 import { VolumeManager } from '../volume/manager.js';
 import { volumeRoutes } from '../api/routes/volumes.js';
 import { networkRoutes } from '../api/routes/networks.js';
-import { ClusterStore, parseAdvertise, parseStoreUrl } from '../cluster/store.js';
+import { parseAdvertise, parseStoreUrl } from '../cluster/flags.js';
 import { openServices } from './services.js';
+import { startCri } from './cri.js';
 import { goDurationNs } from '../base/duration.js';
 import type { RuntimeName } from '../runtime/types.js';
 
@@ -294,6 +297,78 @@ async function main(): Promise<void> {
   await makeStateDirs(flags.root, flags.execRoot);
   lockRoot(flags.root);
   const db = openDb(join(flags.root, 'berth.db'));
+  // The socket opens first (cmd/README.md "Start-up"): /_ping answers while the services open (the
+  // runtime's probes, the networks' links and rules), and every other request waits for its route
+  // (Router.opening), then for live restore's gate.
+  const router = new Router();
+  pingRoutes(router);
+  let opened: () => void = () => undefined;
+  router.opening = new Promise<void>((r) => (opened = r));
+  const server = createApiServer(router);
+  await fsp.mkdir(join(sock, '..'), { recursive: true });
+  try {
+    unlinkSync(sock); // a stale socket from a killed daemon
+  } catch {
+    /* none */
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock, () => resolve());
+  });
+  await fsp.chmod(sock, 0o660);
+  const d = await openDaemon(flags, db, router, trust, registries, clock).catch((e: unknown) => {
+    server.close();
+    rmSync(sock, { force: true }); // a daemon that could not open leaves no socket behind
+    throw e;
+  });
+  opened();
+  router.opening = undefined;
+  d.listening(); // live restore's pass begins (requests wait on its gate meanwhile)
+  // after the Docker API (loading the CRI's protocol files and probing CNI took seconds of a start
+  // on a loaded machine); by default beside the daemon's other run state, so a second berthd (its
+  // own --exec-root) never takes another's. As containerd with a CRI plugin that fails to load,
+  // the daemon goes on without it, and says why.
+  const criServer = flags.cri
+    ? await startCri(d.verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock).catch((e: unknown) => {
+        log.error('CRI endpoint not started', { err: errorMessage(e) });
+        return null;
+      })
+    : null;
+  const host = d.host;
+  log.info('berthd ready', {
+    socket: sock,
+    root: flags.root,
+    runtime: host.defaultRuntime,
+    cgroup: `v${host.cgroupVersion}`,
+    repair: host.cgroupRepair || 'none',
+  });
+  const shutdown = async (sig: string) => {
+    await criServer?.close();
+    log.info(`${sig}: shutting down; containers keep running (live restore)`);
+    server.close();
+    await d.cluster?.close().catch(() => undefined);
+    // removed containers' files still going: finished now (what is left, the next start finishes)
+    await Promise.race([d.engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    db.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * Opens the services behind the socket (image stack, runtime, networks, volumes, engine), starts
+ * live restore (its pass waits for `listening`) and puts the Engine API's routes on `router`.
+ * The builder, BuildKit and the cluster store's client load on first use (../base/lazy.ts).
+ */
+async function openDaemon(
+  flags: Flags,
+  db: Db,
+  router: Router,
+  trust: TrustGate | null,
+  registries: { insecure: string[]; mirrors: string[] },
+  clock: Clock,
+) {
   const services = await openServices({
     root: flags.root,
     runRoot: flags.execRoot,
@@ -316,7 +391,7 @@ async function main(): Promise<void> {
   // the daemon starts whether or not etcd answers: overlay operations fail (Unavailable) until it does
   const cluster =
     flags.clusterStore && flags.clusterAdvertise
-      ? new ClusterStore({
+      ? new (await import('../cluster/store.js')).ClusterStore({
           url: flags.clusterStore,
           advertise: flags.clusterAdvertise,
           hostId: daemonId.replace(/-/g, ''),
@@ -364,7 +439,9 @@ async function main(): Promise<void> {
   void restored
     .then(() => services.runtime.pruneCgroups((id) => engine.hasTask(id)))
     .catch((e: unknown) => log.error('live restore failed', { err: errorMessage(e) }));
-  const builder = new Builder({
+  // the builder's step cache (its layers kept from GC) and a crashed build's leftovers, at every
+  // start; the builder itself (its modules) on the first build
+  const builderDeps = {
     root: join(flags.root, 'builder'),
     scratch: join(flags.execRoot, 'builder'),
     db,
@@ -375,13 +452,14 @@ async function main(): Promise<void> {
     defaultRuntime: host.defaultRuntime,
     pull: buildPull(engine),
     clock,
-  });
-  await builder.init();
+  };
+  const buildCache = openBuildCache(db, services.images, clock);
+  await clearScratch(builderDeps);
+  const builder = lazy(async () => new (await import('../builder/builder.js')).Builder(builderDeps, buildCache));
   void collectAtStart(services.images); // orphans of a crash, in the background (engine/gc.ts)
   await closeState(flags.root, flags.execRoot); // the directories the services just made
   // the front door gets the verbs, not the engine's services
   const verbs = new Verbs(engine, { builder, clock });
-  const router = new Router();
   router.gate = restoreGate(verbs.system);
   systemRoutes(router, verbs.system, {
     id: daemonId,
@@ -399,101 +477,7 @@ async function main(): Promise<void> {
   buildKitRoutes(router, verbs.buildkit);
   networkRoutes(router, verbs.networks);
   volumeRoutes(router, verbs.volumes);
-  const server = createApiServer(router);
-  await fsp.mkdir(join(sock, '..'), { recursive: true });
-  try {
-    unlinkSync(sock); // a stale socket from a killed daemon
-  } catch {
-    /* none */
-  }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(sock, () => resolve());
-  });
-  await fsp.chmod(sock, 0o660);
-  listening(); // live restore's pass begins (requests wait on its gate meanwhile)
-  // after the Docker socket answers (loading the CRI's protocol files and probing CNI took seconds
-  // of a start on a loaded machine); by default beside the daemon's other run state, so a second
-  // berthd (its own --exec-root) never takes another's. As containerd with a CRI plugin that fails
-  // to load, the daemon goes on without it, and says why.
-  const criServer = flags.cri
-    ? await startCri(verbs, flags, flags.criSocket || join(flags.execRoot, 'cri.sock'), clock).catch((e: unknown) => {
-        log.error('CRI endpoint not started', { err: errorMessage(e) });
-        return null;
-      })
-    : null;
-  log.info('berthd ready', {
-    socket: sock,
-    root: flags.root,
-    runtime: host.defaultRuntime,
-    cgroup: `v${host.cgroupVersion}`,
-    repair: host.cgroupRepair || 'none',
-  });
-  const shutdown = async (sig: string) => {
-    await criServer?.close();
-    log.info(`${sig}: shutting down; containers keep running (live restore)`);
-    server.close();
-    await cluster?.close().catch(() => undefined);
-    // removed containers' files still going: finished now (what is left, the next start finishes)
-    await Promise.race([engine.filesRemoved(), new Promise((r) => setTimeout(r, 5000).unref())]);
-    db.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-}
-
-/**
- * The CRI endpoint (src/cri/), its streaming server and the pods' network (CNI when the conf dir
- * holds a network configuration, else loopback only). Its code is loaded only when it is on.
- */
-async function startCri(verbs: Verbs, flags: Flags, socket: string, clock: Clock): Promise<{ close(): Promise<void> }> {
-  const [{ CriServer, CriService }, { CriStreamBackend }, { StreamServer }] = await Promise.all([
-    import('../cri/server.js'),
-    import('../cri/streaming-backend.js'),
-    import('../cri/stream/server.js'),
-  ]);
-  const confs = await fsp.readdir(flags.cniConfDir).catch(() => [] as string[]);
-  if (confs.some((f) => /\.(conflist|conf|json)$/.test(f))) {
-    const [{ Cni }, { CniPodNetwork }] = await Promise.all([
-      import('../network/cni.js'),
-      import('../network/cni-pod.js'),
-    ]);
-    verbs.k8s.network = new CniPodNetwork(
-      new Cni({
-        confDir: flags.cniConfDir,
-        binDirs: flags.cniBinDirs.length ? flags.cniBinDirs : ['/usr/lib/cni', '/opt/cni/bin'],
-        cacheDir: join(flags.root, 'cni'),
-      }),
-    );
-  }
-  const service = new CriService(verbs, flags.criPodInfra);
-  const stream = new StreamServer({
-    backend: new CriStreamBackend(verbs.k8s, service.sandboxes),
-    address: flags.criStreamAddress,
-    port: flags.criStreamPort,
-    clock,
-  });
-  // the streaming server is a part of the endpoint: without it (its address cannot be bound here)
-  // the CRI serves all else, and Exec, Attach and PortForward answer UNIMPLEMENTED saying why
-  await stream.start().then(
-    () => (service.stream = stream),
-    (e: unknown) =>
-      log.error('CRI streaming server not started: Exec, Attach and PortForward are off', { err: errorMessage(e) }),
-  );
-  // live restore: every CRI call but Version waits for it to have gone over every container
-  const server = new CriServer(service, socket, () => verbs.system.restored(null));
-  await server.start().catch(async (e: unknown) => {
-    await stream.close();
-    throw e;
-  });
-  log.info('CRI endpoint ready', { socket, network: verbs.k8s.network.name });
-  return {
-    close: async () => {
-      await server.close();
-      await stream.close();
-    },
-  };
+  return { verbs, engine, host, cluster, listening };
 }
 
 main().catch((e: unknown) => {

@@ -13,7 +13,7 @@ import type { Credentials, ImageRecord } from './images.js';
 import type { Engine } from './engine.js';
 
 export type { BuildOutput, BuildRequest, StepEvent };
-export { buildErrorDetail } from '../builder/builder.js';
+export { buildErrorDetail } from '../builder/types.js';
 
 /**
  * X-Registry-Config's table ({registry: {username, password}}) as the build's credentials: the
@@ -93,7 +93,8 @@ export function stepLimitsOf(get: (k: string) => string | null | undefined): Ste
 export class BuildVerbs {
   constructor(
     private readonly e: Engine,
-    private readonly builder: Builder,
+    /** the builder, loaded on the first build or prune (../base/lazy.ts) */
+    private readonly builder: () => Promise<Builder>,
   ) {}
 
   /**
@@ -117,12 +118,12 @@ export class BuildVerbs {
           return `/proc/${rec.state.pid}/ns/net`;
         },
       };
-    const img = await this.builder.buildFromTar(input, req, out);
+    const img = await (await this.builder()).buildFromTar(input, req, out);
     for (const t of req.tags) this.e.events.emit('image', 'tag', img.id, { name: t });
     return img;
   }
 
-  prune(): Promise<{ entries: number; freed: number }> {
-    return this.builder.prune();
+  async prune(): Promise<{ entries: number; freed: number }> {
+    return (await this.builder()).prune();
   }
 }

@@ -6,9 +6,10 @@
  * renders.
  */
 import type { Clock } from '../base/clock.js';
+import { lazy } from '../base/lazy.js';
 import type { Builder } from '../builder/builder.js';
 import { BuildVerbs } from './build.js';
-import { BuildKitVerbs } from './buildkit.js';
+import type { BuildKitVerbs } from './buildkit.js';
 import { CheckpointVerbs } from './checkpoint-verbs.js';
 import { ContainerFiles } from './container-files.js';
 import { ContainerVerbs } from './container-ops.js';
@@ -31,7 +32,8 @@ export class Verbs {
   readonly execs: Execs;
   readonly images: ImageVerbs;
   readonly build: BuildVerbs;
-  readonly buildkit: BuildKitVerbs;
+  /** BuildKit's verbs: their modules (gRPC, the protobuf definitions) load on the first BuildKit request */
+  readonly buildkit: () => Promise<BuildKitVerbs>;
   readonly networks: NetworkVerbs;
   readonly volumes: VolumeVerbs;
   readonly system: SystemVerbs;
@@ -42,7 +44,8 @@ export class Verbs {
   /** The CRI's pod sandboxes: infra container and pod network, run/stop/remove as one verb each. */
   readonly pods: PodVerbs;
 
-  constructor(engine: Engine, o: { builder: Builder; clock: Clock }) {
+  /** `builder`: the builder service, made on the first build (berthd loads its modules then) */
+  constructor(engine: Engine, o: { builder: () => Promise<Builder>; clock: Clock }) {
     this.containers = new ContainerVerbs(engine);
     this.stdio = new ContainerStdio(engine, o.clock);
     this.files = new ContainerFiles(engine);
@@ -50,7 +53,10 @@ export class Verbs {
     this.execs = new Execs(engine);
     this.images = new ImageVerbs(engine);
     this.build = new BuildVerbs(engine, o.builder);
-    this.buildkit = new BuildKitVerbs(engine, o.builder, o.clock);
+    this.buildkit = lazy(async () => {
+      const [{ BuildKitVerbs }, builder] = await Promise.all([import('./buildkit.js'), o.builder()]);
+      return new BuildKitVerbs(engine, builder, o.clock);
+    });
     this.networks = new NetworkVerbs(engine);
     this.volumes = new VolumeVerbs(engine);
     this.system = new SystemVerbs(engine);

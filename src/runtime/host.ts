@@ -10,7 +10,7 @@
  * daemon remounts cgroup2 with it (keeping the mount's other options) and says so in `info`.
  * The cost the kernel documents: slightly slower fork/exit, machine-wide.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { log } from '../base/log.js';
@@ -37,18 +37,21 @@ function which(name: string, extra: string[] = []): string | null {
   return null;
 }
 
-function versionOf(bin: string): string {
-  try {
-    const out = execFileSync(bin, ['--version'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      timeout: 5_000,
-      killSignal: 'SIGKILL',
-    });
-    return /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? out.split('\n')[0] ?? '';
-  } catch {
-    return '';
-  }
+/**
+ * Runs a probe (`crun --version`, ...) off the event loop, with a deadline: berthd's socket answers
+ * `/_ping` while they run (cmd/README.md "Start-up"). Its stdout, or null when it failed.
+ */
+function probe(bin: string, args: string[]): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { encoding: 'utf8', timeout: 5_000, killSignal: 'SIGKILL' }, (err, out) =>
+      resolve(err ? null : out),
+    );
+  });
+}
+
+async function versionOf(bin: string): Promise<string> {
+  const out = (await probe(bin, ['--version'])) ?? '';
+  return /(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1] ?? out.split('\n')[0] ?? '';
 }
 
 /** /proc/self/limits -> { nofile: {soft, hard}, ... } (unlimited as -1). */
@@ -156,7 +159,7 @@ function favorDynMods(): string {
  * runtimes built with CRIU (runc is; Debian 12's crun is not, scripts/crun.sh's is). Whether CRIU
  * really works on this kernel is the probe's to say (criu.ts); until it has, `probe` is pending.
  */
-function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): HostInfo['checkpoint'] {
+async function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): Promise<HostInfo['checkpoint']> {
   const criu = criuFlag ?? (existsSync('/usr/local/sbin/criu') ? '/usr/local/sbin/criu' : which('criu'));
   const noPre = { preCopy: false, preCopyReason: 'no CRIU', postCopy: false, postCopyReason: 'no CRIU' };
   if (!criu || !existsSync(criu))
@@ -171,14 +174,8 @@ function checkpointSupport(runtimes: HostInfo['runtimes'], criuFlag?: string): H
     };
   const able: RuntimeName[] = [];
   if (runtimes.runc) able.push('runc');
-  if (runtimes.crun) {
-    try {
-      execFileSync(runtimes.crun.path, ['checkpoint', '--help'], { stdio: 'ignore', timeout: 5_000 });
-      able.push('crun');
-    } catch {
-      /* built without CRIU */
-    }
-  }
+  // a crun built without CRIU: "unknown command checkpoint"
+  if (runtimes.crun && (await probe(runtimes.crun.path, ['checkpoint', '--help'])) !== null) able.push('crun');
   // post-copy (lazy pages) needs userfaultfd, whose sysctl exists when the kernel has it
   // (CONFIG_USERFAULTFD), and runc: crun has no --lazy-pages
   const uffd = existsSync('/proc/sys/vm/unprivileged_userfaultfd');
@@ -212,27 +209,35 @@ const OWN_BUILDS = '/usr/local/lib/berth';
  * conmon: the one in `ownBuilds` when it answers `--version`, else the system's (PATH, then
  * Podman's libexec dir). A broken build costs only its start-up speed, never the ability to run.
  */
-export function findConmon(ownBuilds = OWN_BUILDS): { path: string; version: string } | null {
+export async function findConmon(ownBuilds = OWN_BUILDS): Promise<{ path: string; version: string } | null> {
   const own = `${ownBuilds}/conmon`;
   if (existsSync(own)) {
-    const version = versionOf(own);
+    const version = await versionOf(own);
     if (version) return { path: own, version };
     log.warn('conmon of scripts/conmon.sh does not answer --version: using the system conmon', { path: own });
   }
   const sys = which('conmon', ['/usr/libexec/podman']);
-  return sys ? { path: sys, version: versionOf(sys) } : null;
+  return sys ? { path: sys, version: await versionOf(sys) } : null;
 }
 
-export function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: string): HostInfo {
+export async function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: string): Promise<HostInfo> {
   const warnings: string[] = [];
   const cg = cgroups();
   if (cg.warning) warnings.push(cg.warning);
   const tuning = [favorDynMods()].filter(Boolean);
   const runtimes: HostInfo['runtimes'] = {};
-  for (const name of ['crun', 'runc'] as const) {
+  const found = (['crun', 'runc'] as const).map((name) => {
     const p = existsSync(`${OWN_BUILDS}/${name}`) ? `${OWN_BUILDS}/${name}` : which(name);
-    if (p) runtimes[name] = { path: p, version: versionOf(p) };
-  }
+    return { name, p };
+  });
+  // the probes run at once: each is a process start (tens of ms on a loaded host)
+  const [versions, conmon] = await Promise.all([
+    Promise.all(found.map(({ p }) => (p ? versionOf(p) : ''))),
+    conmonFlag ? versionOf(conmonFlag).then((version) => ({ path: conmonFlag, version })) : findConmon(),
+  ]);
+  found.forEach(({ name, p }, i) => {
+    if (p) runtimes[name] = { path: p, version: versions[i] ?? '' };
+  });
   let defaultRuntime: RuntimeName = want ?? (cg.warning ? 'runc' : 'crun');
   if (!runtimes[defaultRuntime]) {
     const other: RuntimeName = defaultRuntime === 'crun' ? 'runc' : 'crun';
@@ -240,7 +245,6 @@ export function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: strin
     warnings.push(`${defaultRuntime} not found, using ${other}`);
     defaultRuntime = other;
   }
-  const conmon = conmonFlag ? { path: conmonFlag, version: versionOf(conmonFlag) } : findConmon();
   if (!conmon) throw new Error('conmon not found: install the conmon package');
   if (conmonFlag && !conmon.version) throw new Error(`--conmon ${conmonFlag}: it does not answer --version`);
   const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
@@ -265,7 +269,7 @@ export function detectHost(want?: RuntimeName, criu?: string, conmonFlag?: strin
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),
     rlimits: parseLimits(read('/proc/self/limits')),
     init: which('tini-static') ?? which('tini'),
-    checkpoint: checkpointSupport(runtimes, criu),
+    checkpoint: await checkpointSupport(runtimes, criu),
     kernelVersion: release(),
     memTotal: totalmem(),
     ncpu: cpus().length,

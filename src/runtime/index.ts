@@ -13,7 +13,7 @@ export async function openRuntime(o: {
   checkpointTimeoutMs?: number | undefined;
   clock?: Clock;
 }): Promise<Runtime> {
-  const rt = new ConmonRuntime(o.runDir, detectHost(o.runtime, o.criu, o.conmon), o.checkpointTimeoutMs, o.clock);
+  const rt = new ConmonRuntime(o.runDir, await detectHost(o.runtime, o.criu, o.conmon), o.checkpointTimeoutMs, o.clock);
   await rt.init();
   return rt;
 }

@@ -212,6 +212,9 @@ export async function startDaemon(
     const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env, cwd: dir });
     await out.close();
     await waitForSocket(sock, proc, logFile);
+    // /_ping answers as soon as the socket opens, before the services behind it (cmd/README.md
+    // "Start-up"): a test that looks at the host (bridges, modes, mounts) starts once they are open
+    await waitForLog(logFile, logStart, /berthd ready/, proc);
     // the CRI endpoint opens after the Docker socket: a daemon is up when both are (or CRI said why not)
     if (!args.includes('--cri=false')) await waitForLog(logFile, logStart, /CRI endpoint (ready|not started)/, proc);
     return proc;

@@ -19,20 +19,20 @@ function ownDir(script?: string): string {
   return d;
 }
 
-test('the own build is preferred when it answers --version', () => {
+test('the own build is preferred when it answers --version', async () => {
   const d = ownDir('echo "conmon version 9.8.7"; echo "commit: unknown"');
-  assert.deepEqual(findConmon(d), { path: join(d, 'conmon'), version: '9.8.7' });
+  assert.deepEqual(await findConmon(d), { path: join(d, 'conmon'), version: '9.8.7' });
 });
 
-test('a broken own build falls back to the system conmon', () => {
+test('a broken own build falls back to the system conmon', async () => {
   const d = ownDir('exit 1');
-  const c = findConmon(d);
+  const c = await findConmon(d);
   assert.notEqual(c?.path, join(d, 'conmon'));
-  assert.deepEqual(c, findConmon(ownDir()));
+  assert.deepEqual(c, await findConmon(ownDir()));
 });
 
-test('without an own build the system conmon is used', () => {
-  const c = findConmon(ownDir());
+test('without an own build the system conmon is used', async () => {
+  const c = await findConmon(ownDir());
   // this host has Debian's conmon (HOST.md)
   assert.ok(c && c.path.endsWith('/conmon') && !c.path.startsWith('/usr/local/lib/berth'), JSON.stringify(c));
   assert.match(c.version, /^\d+\.\d+/);

@@ -14,11 +14,10 @@ import {
   type BuildRequest,
   type BuildVerbs,
 } from '../../engine/build.js';
-import type { BuildKitVerbs } from '../../engine/buildkit.js';
 import type { Credentials } from '../../engine/images.js';
 import { flag, type Ctx, type Router } from '../http.js';
 import { progress } from '../progress.js';
-import { buildKitBuild } from './buildkit.js';
+import { buildKitBuild, type BuildKitLoader } from './buildkit.js';
 
 /** dockerd's prefixes for a parameter that does not decode ("error reading build args: ...") */
 const READING: Record<string, string> = { buildargs: 'error reading build args: ', labels: 'error reading labels: ' };
@@ -72,7 +71,7 @@ function secretsOf(ctx: Ctx): Record<string, Buffer> {
 /** what q=1 holds back of a build's stream (dockerd holds it all) */
 const QUIET_HOLD = 4 << 20;
 
-export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitVerbs): void {
+export function buildRoutes(r: Router, builder: BuildVerbs, kit?: BuildKitLoader): void {
   r.on('POST', '/build', async (ctx) => {
     // BuildKit (dockerode's version '2', the docker CLI's client-session builds): ./buildkit.ts
     if (kit && ctx.query.get('version') === '2') return buildKitBuild(ctx, kit);

@@ -157,8 +157,15 @@ function buildOutput(ctx: Ctx): 'image' | 'local' | 'tar' | 'cacheonly' {
   }
 }
 
+/**
+ * The BuildKit verbs, loaded on the first BuildKit request (engine/verbs.ts): a load that fails is
+ * an HTTP error, before any stream or upgrade.
+ */
+export type BuildKitLoader = () => Promise<BuildKitVerbs>;
+
 /** `POST /build?version=2`: called by ./build.ts's `/build` route. */
-export async function buildKitBuild(ctx: Ctx, kit: BuildKitVerbs): Promise<void> {
+export async function buildKitBuild(ctx: Ctx, kits: BuildKitLoader): Promise<void> {
+  const kit = await kits();
   const remote = ctx.query.get('remote') ?? '';
   if (remote && remote !== 'client-session')
     throw invalidArgument(
@@ -219,11 +226,12 @@ function checkH2cUpgrade(ctx: Ctx, what: string): void {
     throw invalidArgument(`${what} requires an upgrade to h2c (Connection: Upgrade, Upgrade: h2c)`);
 }
 
-export function buildKitRoutes(r: Router, kit: BuildKitVerbs): void {
+export function buildKitRoutes(r: Router, kits: BuildKitLoader): void {
   // BuildKit's control API (moby.buildkit.v1.Control: Solve, Status, ListWorkers, DiskUsage, Prune),
   // served over an h2c upgrade, the client speaking first; what buildx talks to dockerd
   r.on('POST', '/grpc', async (ctx) => {
     checkH2cUpgrade(ctx, 'grpc');
+    const kit = await kits();
     const io = ctx.hijack('application/vnd.docker.raw-stream', 'h2c');
     await kit.control(duplexOf(io, /chunked/i.test(header(ctx, 'transfer-encoding'))));
   });
@@ -235,6 +243,7 @@ export function buildKitRoutes(r: Router, kit: BuildKitVerbs): void {
       sharedKey: header(ctx, 'x-docker-expose-session-sharedkey'),
       methods: headerList(ctx, 'x-docker-expose-session-grpc-method'),
     };
+    const kit = await kits();
     kit.checkSession(h);
     const io = ctx.hijack('application/vnd.docker.raw-stream', 'h2c');
     await kit.session(h, duplexOf(io, /chunked/i.test(header(ctx, 'transfer-encoding'))));

@@ -12,11 +12,8 @@ export const BERTH_VERSION = '0.1.0';
 
 const goArch = (): string => (({ x64: 'amd64', arm64: 'arm64' }) as Record<string, string>)[arch()] ?? arch();
 
-export function systemRoutes(
-  r: Router,
-  sys: SystemVerbs,
-  daemon: { id: string; startedAt: Date; clusterStore: string; clusterAdvertise: string },
-): void {
+/** `/_ping` (GET and HEAD): what berthd serves from the moment its socket opens (cmd/berthd.ts). */
+export function pingRoutes(r: Router): void {
   const ping = (ctx: Parameters<Parameters<Router['on']>[2]>[0]) =>
     ctx.send(200, 'OK', {
       'Cache-Control': 'no-cache, no-store, must-revalidate',
@@ -26,6 +23,13 @@ export function systemRoutes(
     });
   r.on('GET', '/_ping', ping);
   r.on('HEAD', '/_ping', ping);
+}
+
+export function systemRoutes(
+  r: Router,
+  sys: SystemVerbs,
+  daemon: { id: string; startedAt: Date; clusterStore: string; clusterAdvertise: string },
+): void {
   swarmRoutes(r, sys);
   pluginRoutes(r, sys);
 
