@@ -33,18 +33,26 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let writes = 0; // batches out (at most 2)
-    let ended = false;
-    let settled = false;
-    const settle = (e: Error | null): void => {
-      if (settled) return;
-      settled = true;
+    let ended = false; // the body's last byte arrived
+    let finished = false; // no more bytes are taken: the body ended and is written, or it failed
+    let closed = false;
+    let failure: Error | null = null;
+    /** Settles once no write is out: the fd is never closed under a write. */
+    const maybeClose = (): void => {
+      if (!finished || writes > 0 || closed) return;
+      closed = true;
+      const settle = () => (failure ? reject(failure) : resolve(n));
+      if (fd >= 0) close(fd, settle);
+      else settle();
+    };
+    const finish = (e: Error | null): void => {
+      failure ??= e;
+      finished = true;
       body.off('data', onData);
-      const done = () => (e ? reject(e) : resolve(n));
-      if (fd >= 0) close(fd, () => done());
-      else done();
+      maybeClose();
     };
     const flush = (): void => {
-      if (settled || fd < 0) return;
+      if (fd < 0 || finished) return;
       if (pendingBytes > 0 && writes < 2) {
         const bufs = pending;
         pending = [];
@@ -53,12 +61,13 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
         // libuv writes the whole vector (it loops on short writes)
         writev(fd, bufs, (err) => {
           writes--;
-          if (err) return settle(err);
+          if (err) return finish(err);
+          if (finished) return maybeClose();
           if (!ended) body.resume();
           flush();
         });
       }
-      if (ended && writes === 0 && pendingBytes === 0) settle(null);
+      if (ended && writes === 0 && pendingBytes === 0) finish(null);
     };
     const onData = (c: Buffer): void => {
       n += c.length;
@@ -76,14 +85,14 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
       ended = true;
       flush();
     });
-    body.once('error', (e) => settle(e));
+    body.once('error', (e) => finish(e));
     body.once('close', () => {
-      if (!ended) settle(new Error(`the request body ended after ${n} bytes`));
+      if (!ended) finish(new Error(`the request body ended after ${n} bytes`));
     });
     open(path, 'a', (err, f) => {
-      if (err) return settle(err);
+      if (closed) return void (err || close(f, () => undefined));
+      if (err) return finish(err);
       fd = f;
-      if (settled) return void close(f, () => undefined);
       body.resume();
       flush();
     });
