@@ -4,8 +4,10 @@
  *
  * - `appendBody`: a request body appended to an upload's data file. Each chunk node:http hands
  *   over is hashed and kept until about 4 MiB are pending, then the batch goes to the file in
- *   one `writev` on libuv's pool while the next batch fills; the request is paused while two
- *   batches are out. No stream pipeline: a few lines of JS per chunk, no Writable machinery.
+ *   one `writev` on libuv's pool while the next batch fills. One write at a time: two on the
+ *   pool's threads can land out of order (seen under load: a blob whose bytes did not match the
+ *   digest its hash had verified). The request is paused while a full batch waits. No stream
+ *   pipeline: a few lines of JS per chunk, no Writable machinery.
  * - `sendFile`: a byte range of a blob file written to a response from a small pool of reused
  *   1 MiB buffers (read the next while the last is being sent). A buffer goes back to the pool
  *   only once the socket has taken it (the write's callback), so nothing is sent from a buffer
@@ -32,7 +34,7 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
     let n = 0;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    let writes = 0; // batches out (at most 2)
+    let writes = 0; // batches out: at most one, so the file gets them in order (O_APPEND on the pool's threads)
     let ended = false; // the body's last byte arrived
     let finished = false; // no more bytes are taken: the body ended and is written, or it failed
     let closed = false;
@@ -53,7 +55,7 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
     };
     const flush = (): void => {
       if (fd < 0 || finished) return;
-      if (pendingBytes > 0 && writes < 2) {
+      if (pendingBytes > 0 && writes === 0) {
         const bufs = pending;
         pending = [];
         pendingBytes = 0;
@@ -76,7 +78,7 @@ export function appendBody(path: string, body: Readable, hash: Hash): Promise<nu
       pendingBytes += c.length;
       if (pendingBytes >= BATCH) {
         flush();
-        if (writes >= 2) body.pause();
+        if (pendingBytes >= BATCH) body.pause(); // a batch is being written and the next is full
       }
     };
     body.on('data', onData);
