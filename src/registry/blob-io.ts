@@ -3,8 +3,9 @@
  * 100 MiB skopeo copy spends most of its time here, before V8 has optimized anything):
  *
  * - `appendBody`: a request body appended to an upload's data file. Each chunk node:http hands
- *   over is hashed and kept until about 4 MiB are pending, then the batch goes to the file in
- *   one `writev` on libuv's pool while the next batch fills. One write at a time: two on the
+ *   over is hashed and kept until about 1 MiB is pending, then the batch goes to the file in one
+ *   `writev` on libuv's pool while the next batch fills (larger batches keep more chunks alive
+ *   until a GC, which a fresh process pays in page faults). One write at a time: two on the
  *   pool's threads can land out of order (seen under load: a blob whose bytes did not match the
  *   digest its hash had verified). The request is paused while a full batch waits. No stream
  *   pipeline: a few lines of JS per chunk, no Writable machinery.
@@ -20,7 +21,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
 /** Bytes pending before a batch goes to the file. */
-const BATCH = 4 << 20;
+const BATCH = 1 << 20;
 
 /**
  * Appends `body` to the file at `path`, hashing every byte into `hash` in order; resolves with
