@@ -13,7 +13,8 @@
  * Underscore-prefixed directories cannot collide with a name component (those start with [a-z0-9]).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp, statSync, utimesSync } from 'node:fs';
+import { createReadStream, promises as fsp, statSync, utimesSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +22,7 @@ import { systemClock, type Clock } from '../base/clock.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
 import { isSha256 } from '../spec/distribution.js';
+import { appendBody, sendFile } from './blob-io.js';
 import { fault, isAbsent, storageFailure, unlessAbsent } from './errors.js';
 
 /** The hex of a sha256 digest, the name of its files; anything else never becomes a path. */
@@ -98,11 +100,9 @@ export class RegistryStorage {
     }
   }
 
-  readBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), {
-      highWaterMark: 1 << 20,
-      ...(range ? { start: range.start, end: range.end } : {}),
-    });
+  /** Writes bytes `start`..`end` (inclusive) of a blob to a response whose headers are set, and ends it. */
+  sendBlob(res: ServerResponse, digest: string, start: number, end: number): void {
+    sendFile(res, this.blobPath(digest), start, end);
   }
 
   async linkBlob(repo: string, digest: string): Promise<void> {
@@ -162,27 +162,33 @@ export class RegistryStorage {
     return { uuid, repo, size: statSync(join(dir, 'data')).size };
   }
 
-  /** Appends a request body to the upload; returns the new size. */
+  /**
+   * Appends a request body to the upload; returns the new size. A body cut short or a failed
+   * write drops the running hash (it may hold bytes the file does not): the next append or the
+   * finish rebuilds it from the file.
+   */
   async append(u: UploadState, body: Readable, expectedLength?: number): Promise<number> {
-    let live = this.live.get(u.uuid);
-    if (!live || live.size !== u.size) live = await this.rehash(u);
-    const hash = live.hash;
-    let n = 0;
-    body.on('data', (c: Buffer) => {
-      hash.update(c);
-      n += c.length;
-    });
-    // a large buffer lets the stream batch socket chunks into few writev calls
-    await pipeline(
-      body,
-      createWriteStream(join(this.root, 'uploads', u.uuid, 'data'), { flags: 'a', highWaterMark: 8 << 20 }),
-    );
+    const live = await this.liveHash(u);
+    let n: number;
+    try {
+      n = await appendBody(join(this.root, 'uploads', u.uuid, 'data'), body, live.hash);
+    } catch (e) {
+      this.live.delete(u.uuid);
+      throw e;
+    }
     live.size += n;
+    u.size = live.size;
     if (expectedLength !== undefined && n !== expectedLength) {
       // a short or long body: the data written is kept (the client may resume), the length is refused
       throw fault('SIZE_INVALID', `body was ${n} bytes, Content-Length said ${expectedLength}`);
     }
     return live.size;
+  }
+
+  /** The upload's running hash when it covers exactly the data file's bytes, else one rebuilt from the file. */
+  private async liveHash(u: UploadState): Promise<LiveHash> {
+    const live = this.live.get(u.uuid);
+    return live && live.size === u.size ? live : this.rehash(u);
   }
 
   /** After a restart the running hash is gone: rebuild it from the data written so far. */
@@ -199,7 +205,11 @@ export class RegistryStorage {
   /** Verifies the upload against `digest` and makes it a blob of the repository; else nothing is stored. */
   async finishUpload(u: UploadState, digest: string): Promise<void> {
     if (!isSha256(digest)) throw fault('DIGEST_INVALID', `unsupported digest ${digest}: only sha256 is supported`);
-    const live = this.live.get(u.uuid) ?? (await this.rehash(u));
+    // the size the data file has now, not one read before this request appended to it
+    const st = await unlessAbsent(fsp.stat(join(this.root, 'uploads', u.uuid, 'data')), null, `upload ${u.uuid}`);
+    if (st === null) throw fault('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry');
+    u.size = st.size;
+    const live = await this.liveHash(u);
     const actual = `sha256:${live.hash.copy().digest('hex')}`;
     if (actual !== digest) {
       await this.cancelUpload(u.uuid);

@@ -5,7 +5,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -41,6 +41,37 @@ function rawGet(addr: string, path: string): Promise<number> {
     const s = connect(Number(port), host, () =>
       s.write(`GET ${path} HTTP/1.1\r\nHost: ${addr}\r\nConnection: close\r\n\r\n`),
     );
+    let data = '';
+    s.on('data', (c: Buffer) => (data += c.toString()));
+    s.on('end', () => resolve(Number(data.split(' ')[1])));
+    s.on('error', reject);
+  });
+}
+
+/**
+ * A PATCH whose body goes chunked (Transfer-Encoding, no Content-Length: what skopeo sends), over
+ * a raw socket. With `cutAfter`, the connection is destroyed once that many bytes of the body
+ * are written (an upload cut short); else resolves with the status.
+ */
+function rawPatch(addr: string, path: string, body: Buffer, cutAfter?: number): Promise<number | null> {
+  const [host, port] = addr.split(':');
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), host, async () => {
+      s.write(`PATCH ${path} HTTP/1.1\r\nHost: ${addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
+      const end = cutAfter ?? body.length;
+      for (let at = 0; at < end; at += 256 << 10) {
+        const c = body.subarray(at, Math.min(end, at + (256 << 10)));
+        const more = s.write(Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]));
+        if (!more) await new Promise((r) => s.once('drain', r));
+      }
+      if (cutAfter !== undefined) {
+        // let the bytes reach the registry, then go away mid-body
+        await new Promise((r) => setTimeout(r, 200));
+        s.destroy();
+        return resolve(null);
+      }
+      s.write('0\r\n\r\n');
+    });
     let data = '';
     s.on('data', (c: Buffer) => (data += c.toString()));
     s.on('end', () => resolve(Number(data.split(' ')[1])));
@@ -189,6 +220,65 @@ describe('registry protocol', () => {
     const filtered = await fetch(`${base}/v2/c/tags/referrers/${sha(m)}?artifactType=application/other`);
     assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
     assert.deepEqual(((await filtered.json()) as { manifests: unknown[] }).manifests, []);
+  });
+
+  test('large bodies: a chunked PATCH of several write batches, GETs and ranges across read buffers; an upload cut short verifies only the bytes it holds', async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 12345);
+    const uploadPath = async () => {
+      const s = await fetch(`${base}/v2/big/img/blobs/uploads/`, { method: 'POST' });
+      assert.equal(s.status, 202);
+      return new URL(s.headers.get('location')!, base);
+    };
+    const rangeOf = async (loc: URL) => (await fetch(loc)).headers.get('range');
+    // whole, chunked like skopeo, then an empty PUT with the digest
+    const loc = await uploadPath();
+    assert.equal(await rawPatch(reg.addr, loc.pathname, data), 202);
+    assert.equal(await rangeOf(loc), `0-${data.length - 1}`);
+    assert.equal((await fetch(`${loc}?digest=${sha(data)}`, { method: 'PUT' })).status, 201);
+    const blob = `${base}/v2/big/img/blobs/${sha(data)}`;
+    const got = await fetch(blob);
+    assert.equal(got.headers.get('content-length'), String(data.length));
+    assert.equal(got.headers.get('docker-content-digest'), sha(data));
+    assert.ok(Buffer.from(await got.arrayBuffer()).equals(data), 'the GET returns the bytes pushed');
+    const mid = await fetch(blob, { headers: { Range: `bytes=${(1 << 20) - 7}-${3 * (1 << 20) + 5}` } });
+    assert.equal(mid.status, 206);
+    assert.equal(mid.headers.get('content-range'), `bytes ${(1 << 20) - 7}-${3 * (1 << 20) + 5}/${data.length}`);
+    assert.ok(Buffer.from(await mid.arrayBuffer()).equals(data.subarray((1 << 20) - 7, 3 * (1 << 20) + 6)));
+    const tail = await fetch(blob, { headers: { Range: 'bytes=-100' } });
+    assert.ok(Buffer.from(await tail.arrayBuffer()).equals(data.subarray(data.length - 100)));
+
+    // cut short, then finished with the digest of the whole: refused, and nothing is left behind
+    const before = snapshot(reg.root);
+    const cut = await uploadPath();
+    assert.equal(await rawPatch(reg.addr, cut.pathname, data, 6 * 1024 * 1024), null);
+    const r = await fetch(`${cut}?digest=${sha(data)}`, { method: 'PUT' });
+    assert.equal(r.status, 400);
+    assert.equal(await errCode(r), 'DIGEST_INVALID');
+    assert.deepEqual(snapshot(reg.root), before, 'no blob and no upload left behind');
+
+    // cut short, then resumed where the registry says it is: the blob is exactly the bytes sent
+    const resumed = await uploadPath();
+    assert.equal(await rawPatch(reg.addr, resumed.pathname, data, 5 * 1024 * 1024 + 99), null);
+    let held = '';
+    for (let i = 0; i < 100; i++) {
+      // the registry may still be writing what it received: wait until the size holds still
+      const a = await rangeOf(resumed);
+      await new Promise((res) => setTimeout(res, 100));
+      if (a !== null && a === (await rangeOf(resumed))) {
+        held = a;
+        break;
+      }
+    }
+    const k = Number(held.split('-')[1]) + 1;
+    assert.ok(k > 0 && k <= 5 * 1024 * 1024 + 99, `the upload holds ${held}`);
+    const rest = await fetch(resumed, {
+      method: 'PATCH',
+      body: bi(data.subarray(k)),
+      headers: { 'Content-Range': `${k}-${data.length - 1}` },
+    });
+    assert.equal(rest.status, 202);
+    const fin = await fetch(`${resumed}?digest=${sha(data)}`, { method: 'PUT' });
+    assert.equal(fin.status, 201);
   });
 
   test('every push error path: the spec code, and storage unchanged', async () => {

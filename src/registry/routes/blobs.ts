@@ -35,9 +35,7 @@ export async function getBlob(d: RouteDeps, c: Ctx, head: boolean): Promise<void
   headers['Content-Length'] = end - start + 1;
   c.res.writeHead(range ? 206 : 200, { ...COMMON, ...headers });
   if (head || size === 0) return void c.res.end();
-  const stream = d.storage.readBlob(c.ref, { start, end });
-  stream.on('error', () => c.res.destroy());
-  stream.pipe(c.res);
+  d.storage.sendBlob(c.res, c.ref, start, end);
 }
 
 export async function deleteBlob(d: RouteDeps, c: Ctx): Promise<void> {
