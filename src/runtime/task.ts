@@ -59,6 +59,27 @@ async function writePrivate(path: string, text: string): Promise<void> {
   }
 }
 
+/**
+ * The container's log holds what it prints (secrets too): 0600 before conmon writes a byte. conmon
+ * 2.1.13 (scripts/conmon.sh) creates it 0640 where Debian's 2.1.6 made it 0600; an existing file
+ * keeps its mode, so berth makes it first (and tightens one left by an older berth). A directory
+ * that is not there is conmon's to report.
+ */
+async function makeLogPrivate(path: string): Promise<void> {
+  const fh = await fsp
+    .open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600)
+    .catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      throw e;
+    });
+  if (!fh) return;
+  try {
+    await fh.chmod(0o600);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** conmon's arguments for a container (the restore's, when restoring). */
 function conmonArgs(d: RunDir, o: CreateOptions, cdir: string, restore?: RestoreFrom): string[] {
   // prettier-ignore
@@ -101,6 +122,7 @@ export async function createTask(
   const cdir = join(d.ctrs, o.id);
   const args = conmonArgs(d, o, cdir, restore);
   const conmonOpts = { attach: false, cwd: cdir, ...(restore ? { pathPrefix: gate.criuDir } : {}) };
+  await makeLogPrivate(o.logPath);
   // staged (o.stage): the rootfs is mounted in conmon's namespace-to-be first, the spec made
   // from it (the user's ids), then conmon exec'd there
   let h: ConmonHandle | null = null;
