@@ -109,7 +109,7 @@ wait_ping() {
 # what a monitor's command line names: conmon for berthd and podman, containerd-shim for dockerd
 monitor_re() {
   case $1 in
-    berthd) echo "^/usr/bin/conmon .*$WORK/berth-run" ;;
+    berthd) echo "^(/usr/bin|/usr/local/lib/berth)/conmon .*$WORK/berth-run" ;;
     dockerd) echo "^/usr/bin/containerd-shim-runc-v2 -namespace scale-$STAMP " ;;
     podman) echo "^/usr/bin/conmon .*$WORK/podman-r" ;;
   esac
