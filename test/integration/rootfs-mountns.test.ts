@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startDaemon, type Daemon } from './harness.js';
+import { tarOf } from './tar-fixture.js';
 
 /** The lines of the host's mount table under `dir` (berthd's test dir). */
 const hostMountsUnder = (dir: string) =>
@@ -36,7 +37,7 @@ describe('rootfs in conmon mount namespace', () => {
     assert.ok(mountsIn < 60, `the container's table is small (${mountsIn} lines)`);
 
     assert.equal((await d.docker(['exec', '-u', 'nobody', id, 'id', '-u'])).stdout.trim(), '65534');
-    await d.docker(['cp', '-', `${id}:/tmp`], { input: tarOf('hello.txt', 'hello\n') });
+    await d.docker(['cp', '-', `${id}:/tmp`], { input: tarOf('hello.txt', Buffer.from('hello\n')).toString('latin1') });
     assert.equal((await d.docker(['exec', id, 'cat', '/tmp/hello.txt'])).stdout, 'hello\n');
     assert.match((await d.docker(['cp', `${id}:/etc/passwd`, '-'])).stdout, /nobody/);
     assert.match((await d.docker(['export', id])).stdout, /bin\/busybox/);
@@ -122,23 +123,3 @@ describe('rootfs in conmon mount namespace', () => {
     await d.docker(['volume', 'rm', 'mnsvol', 'mnsetc'], { allowFail: true });
   });
 });
-
-/** A one-file tar (ustar), for `docker cp - ctr:dir`. */
-function tarOf(name: string, text: string): string {
-  const body = Buffer.from(text);
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0' + '00', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([h, body, pad, Buffer.alloc(1024)]).toString('latin1');
-}
