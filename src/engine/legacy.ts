@@ -41,7 +41,7 @@ export class LegacyVerbs {
     const inline = body !== null && Object.keys(body).some((k) => HOST_CONFIG_KEYS.has(k.toLowerCase()));
     const raw = nestedKey !== undefined && body![nestedKey] !== null ? body![nestedKey] : inline ? body : null;
     if (raw !== null) {
-      // decoded and checked as a create's HostConfig (Go's rules: any key case, null = unset)
+      // decoded and checked as a create's HostConfig (Go's rules: keys in either case, null = unset)
       const { hostConfig: hc } = parseCreateBody({ HostConfig: raw });
       hc.Runtime = rec.runtime;
       const rp = hc.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
