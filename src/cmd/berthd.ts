@@ -284,6 +284,9 @@ function lockRoot(root: string): void {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
+  // dockerd's umask, whatever the shell that started us had: the runtime's device nodes, the files it
+  // writes into a rootfs and the ones we write take their modes from it (a 077 made /dev/null 0600)
+  process.umask(0o022);
   // the one clock of the daemon: every service reads time through it (unit tests pass a ManualClock)
   const clock = systemClock;
   setLogLevel(flags.logLevel);

@@ -63,7 +63,8 @@ async function writePrivate(path: string, text: string): Promise<void> {
  * The container's log holds what it prints (secrets too): 0600 before conmon writes a byte. conmon
  * 2.1.13 (scripts/conmon.sh) creates it 0640 where Debian's 2.1.6 made it 0600; an existing file
  * keeps its mode, so berth makes it first (and tightens one left by an older berth). A directory
- * that is not there is conmon's to report.
+ * that is not there is conmon's to report. Anything but a regular file (the `none` driver's /dev/null)
+ * is left as it is.
  */
 async function makeLogPrivate(path: string): Promise<void> {
   const fh = await fsp
@@ -74,7 +75,8 @@ async function makeLogPrivate(path: string): Promise<void> {
     });
   if (!fh) return;
   try {
-    await fh.chmod(0o600);
+    // only a log file of ours: log driver `none` writes to the host's /dev/null, which must stay 0666
+    if ((await fh.stat()).isFile()) await fh.chmod(0o600);
   } finally {
     await fh.close();
   }

@@ -7,7 +7,7 @@
  */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { eventually, startDaemon, type Daemon } from './harness.js';
@@ -356,6 +356,7 @@ describe('containers, running side, as dockerd answers', () => {
   test('log driver none: accepted, output still attached, nothing kept, logs refused with 501', async () => {
     // dockerd: `docker run --log-driver none busybox echo hi` prints hi; `docker logs` exits 1 with
     // "Error response from daemon: configured logging driver does not support reading" (501)
+    const devNull = statSync('/dev/null').mode;
     const run = await d.docker([
       'run',
       '--name',
@@ -369,6 +370,8 @@ describe('containers, running side, as dockerd answers', () => {
       'hi',
     ]);
     assert.equal(run.stdout, 'hi\n');
+    // its "log" is the host's /dev/null, and that is not berth's to chmod (it once made it 0600)
+    assert.equal(statSync('/dev/null').mode, devNull, "the host's /dev/null keeps its mode");
     const c = await inspect('ln');
     assert.deepEqual(c.HostConfig['LogConfig'], { Type: 'none', Config: {} });
     const logs = await d.docker(['logs', 'ln'], { allowFail: true });

@@ -164,7 +164,7 @@ function sweepStaleNetworks(): Promise<void> {
  * the host's cgroup mounts (which `ip netns exec` hides, and runc needs).
  */
 export async function startDaemon(
-  opts: { runtime?: string; loadFixture?: boolean; args?: string[]; netns?: string } = {},
+  opts: { runtime?: string; loadFixture?: boolean; args?: string[]; netns?: string; umask?: number } = {},
 ): Promise<Daemon> {
   const dir = mkdtempSync('/var/tmp/berth-test-');
   const root = join(dir, 'root');
@@ -207,7 +207,9 @@ export async function startDaemon(
           'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup $d; mount -t sysfs sysfs /sys; mount --move $d /sys/fs/cgroup; rmdir $d; exec "$0" "$@"',
         ]
       : [];
-    const cmd = [...inNetns, join(REPO, 'bin/berthd'), ...args];
+    // `umask`: the shell that starts berthd has it (berthd sets its own, as dockerd does)
+    const inUmask = opts.umask === undefined ? [] : ['sh', '-c', `umask ${opts.umask.toString(8)}; exec "$0" "$@"`];
+    const cmd = [...inNetns, ...inUmask, join(REPO, 'bin/berthd'), ...args];
     // in the daemon's own directory: a file a child process drops into its working directory shows there
     const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', out.fd, out.fd], env, cwd: dir });
     await out.close();

@@ -229,6 +229,28 @@ describe('limits and security options', () => {
     assert.match((await run(['--cgroupns', 'private', 'busybox', 'cat', '/proc/self/cgroup'])).stdout, /:memory:\/\n/);
   });
 
+  test("a daemon started under umask 077 makes the modes of one started under 022 (dockerd's own umask)", async () => {
+    const strict = await startDaemon({ umask: 0o077 });
+    try {
+      // the files berth writes into the rootfs and the device nodes the runtime makes
+      const r = await strict.docker([
+        'run',
+        '--rm',
+        '--user',
+        '1000:1000',
+        '--device',
+        '/dev/zero:/dev/myzero',
+        'busybox',
+        'sh',
+        '-c',
+        'cat /etc/hosts /etc/hostname /etc/resolv.conf >/dev/null && ls -l /dev/myzero',
+      ]);
+      assert.match(r.stdout, /^crw-rw-rw- .* 1,\s+5 .*\/dev\/myzero\n$/);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   test('bad namespace modes and devices are refused and make nothing', async () => {
     const before = (await d.docker(['ps', '-aq'])).stdout;
     const cases: Array<[string[], RegExp]> = [

@@ -26,7 +26,8 @@ async function allPaths(dirs: string[]): Promise<string[]> {
  * for each it can read, `EXEC` for each it can execute (`<path> true` exiting 0: busybox's applet).
  */
 async function probeAs(uid: number, gid: number, paths: string[], listFile: string): Promise<string[]> {
-  writeFileSync(listFile, `${paths.join('\n')}\n`, { mode: 0o644 });
+  writeFileSync(listFile, `${paths.join('\n')}\n`);
+  chmodSync(listFile, 0o644); // the user reads it, whatever the umask the tests run under
   const script = `while IFS= read -r p; do
   if [ -e "$p" ] || [ -L "$p" ]; then echo "REACH $p"; fi
   if [ -f "$p" ] && head -c1 "$p" >/dev/null 2>&1; then echo "READ $p"; fi
