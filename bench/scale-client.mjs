@@ -5,7 +5,8 @@
 //   node scale-client.mjs SOCK start N CLIENTS [PREFIX]  create+start N idle busybox containers
 //                                                       (`sleep 1d`, --network none), CLIENTS at a time;
 //                                                       prints JSON {started, failed, seconds, rate, firstError,
-//                                                       per1000: [seconds for each 1,000]}
+//                                                       stoppedFor, per1000: [seconds for each 1,000]}; stops
+//                                                       when MemAvailable < MIN_AVAILABLE_MB (2048)
 //   node scale-client.mjs SOCK remove CLIENTS [PREFIX]   force-removes every container (named PREFIX* when given)
 //   node scale-client.mjs SOCK time RUNS METHOD PATH     median/min/max ms of RUNS requests on one connection
 //   node scale-client.mjs SOCK count                     {running, all} from GET /containers/json?all=1
@@ -79,9 +80,19 @@ async function start(n, clients, prefix) {
   let started = 0;
   let failed = 0;
   let firstError = '';
+  let stoppedFor = '';
   const marks = [];
+  // the host first: below MIN_AVAILABLE_MB (2048) of MemAvailable the starts stop, before the OOM killer
+  const floorKb = Number(process.env.MIN_AVAILABLE_MB ?? 2048) * 1024;
+  const availableKb = () =>
+    Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? Infinity);
   const worker = async () => {
     for (let i = next++; i < n; i = next++) {
+      if (i % 20 === 0 && availableKb() < floorKb) {
+        stoppedFor ||= `MemAvailable below ${floorKb / 1024} MB after ${started} starts`;
+        next = n;
+        break;
+      }
       try {
         const c = await json('POST', `/v1.41/containers/create?name=${prefix}${i}`, {
           Image: 'busybox',
@@ -101,7 +112,15 @@ async function start(n, clients, prefix) {
   };
   await Promise.all(Array.from({ length: clients }, worker));
   const seconds = (performance.now() - t0) / 1000;
-  return { started, failed, seconds: round(seconds), rate: round(started / seconds), firstError, per1000: marks };
+  return {
+    started,
+    failed,
+    seconds: round(seconds),
+    rate: round(started / seconds),
+    firstError,
+    stoppedFor,
+    per1000: marks,
+  };
 }
 
 async function remove(clients, prefix) {
