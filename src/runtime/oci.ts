@@ -30,7 +30,7 @@ import type {
   SpecInput,
   SpecOfRootfs,
 } from './types.js';
-import { checkUnified, resourcesJson } from './spec.js';
+import { checkUnified, MASKED_PATHS, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
 import { cgroupOomKills, cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
 import { Checkpointer, type CheckpointOptions, type LazyCheckpointOptions } from './checkpoint.js';
@@ -67,6 +67,7 @@ export class ConmonRuntime implements Runtime {
     for (const dir of dirs) await fsp.mkdir(dir, { recursive: true });
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       d.bins.set(name, pinBinary(rt.path, join(d.root, 'bin', name)));
+    this.info.maskDir = await makeMaskDir(join(d.root, 'masked'));
     this.cr.startProbe();
     if (this.info.checkpoint.capable.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes
@@ -88,7 +89,11 @@ export class ConmonRuntime implements Runtime {
     return pruned;
   }
 
-  create(o: CreateOptions, spec: SpecInput | SpecOfRootfs, restore?: RestoreFrom): Promise<{ pid: number; conmonPid: number }> {
+  create(
+    o: CreateOptions,
+    spec: SpecInput | SpecOfRootfs,
+    restore?: RestoreFrom,
+  ): Promise<{ pid: number; conmonPid: number }> {
     return createTask(this.d, this.cr, o, spec, restore);
   }
 
@@ -211,4 +216,27 @@ export class ConmonRuntime implements Runtime {
 
 export function logRuntimeInfo(info: HostInfo): void {
   log.info('runtime', { default: info.defaultRuntime, cgroup: info.cgroupVersion, repair: info.cgroupRepair });
+}
+
+/**
+ * The empty directory bound over the masked directories, made (0555, empty) under the runtime's
+ * private root; and which masked paths are directories on this kernel. Undefined when it is not an
+ * empty directory of ours (the runtime then masks them with a tmpfs each, as before).
+ */
+export async function makeMaskDir(source: string): Promise<{ source: string; paths: string[] } | undefined> {
+  await fsp.mkdir(source, { recursive: true, mode: 0o555 });
+  const st = await fsp.lstat(source);
+  if (!st.isDirectory() || (await fsp.readdir(source)).length) {
+    log.warn('the masked directories get a tmpfs each: not an empty directory', { path: source });
+    return undefined;
+  }
+  await fsp.chmod(source, 0o555);
+  const isDir = (p: string) =>
+    fsp.stat(p).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+  const paths = [];
+  for (const p of MASKED_PATHS) if (await isDir(p)) paths.push(p);
+  return { source, paths };
 }

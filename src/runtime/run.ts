@@ -28,7 +28,9 @@ export interface RunOptions {
 export async function runToCompletion(d: RunDir, o: RunOptions, spec: SpecInput): Promise<number> {
   if (!d.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
   o.signal?.throwIfAborted();
-  await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, d.info)), { mode: 0o600 });
+  await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, d.info, o.runtime)), {
+    mode: 0o600,
+  });
   d.remember(o.id, o.runtime);
   const root = `--root=${d.stateRoot(o.runtime)}`;
   const p = spawn(d.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], {

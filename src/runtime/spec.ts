@@ -5,7 +5,7 @@
  * missing, Unavailable), raised at create time.
  */
 import { invalidArgument, unavailable } from '../base/errors.js';
-import type { HostInfo, Resources, SpecInput } from './types.js';
+import type { HostInfo, Resources, RuntimeName, SpecInput } from './types.js';
 import { convertProfile, defaultProfile, type OciSeccomp } from './seccomp.js';
 
 /** The PATH a container gets when its image sets none (Docker's). */
@@ -218,7 +218,8 @@ export function checkUnified(r: Resources, cgroupVersion: 1 | 2): void {
     );
 }
 
-export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unknown> {
+/** `runtime`: the one that will run it (crun gets the masked directories as binds; runc refuses mounts inside /proc). */
+export function buildSpec(input: SpecInput, host: HostInfo, runtime?: RuntimeName): Record<string, unknown> {
   const caps = capabilities(input.capAdd, input.capDrop, input.privileged, host.capabilities);
   if (input.apparmorProfile && !host.apparmor)
     throw invalidArgument(`AppArmor is not enabled on this host: cannot apply profile "${input.apparmorProfile}"`);
@@ -286,6 +287,19 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     });
     args = ['/sbin/docker-init', '--', ...args];
   }
+  // masked directories: one empty directory bound read-only over each, last (as the runtime masks
+  // after every mount), where the runtime would make a tmpfs (a superblock) per directory. crun
+  // only: runc refuses a mount inside /proc
+  const masked = input.maskedPaths ?? MASKED_PATHS;
+  const maskDir = input.privileged || runtime !== 'crun' ? undefined : host.maskDir;
+  const bound = maskDir ? masked.filter((p) => maskDir.paths.includes(p)) : [];
+  for (const destination of bound)
+    mounts.push({
+      destination,
+      type: 'bind',
+      source: maskDir!.source,
+      options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate'],
+    });
   const linuxResources: Record<string, unknown> = {
     devices: input.privileged
       ? [{ allow: true, access: 'rwm' }]
@@ -343,7 +357,10 @@ export function buildSpec(input: SpecInput, host: HostInfo): Record<string, unkn
     ...(seccomp ? { seccomp } : {}),
     ...(input.privileged
       ? {}
-      : { maskedPaths: input.maskedPaths ?? MASKED_PATHS, readonlyPaths: input.readonlyPaths ?? READONLY_PATHS }),
+      : {
+          maskedPaths: masked.filter((p) => !bound.includes(p)),
+          readonlyPaths: input.readonlyPaths ?? READONLY_PATHS,
+        }),
   };
   return {
     ociVersion: '1.0.2',

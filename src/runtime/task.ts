@@ -142,7 +142,7 @@ export async function createTask(
       throw e;
     }
   } else spec = specOrLater;
-  const config = buildSpec(spec, d.info);
+  const config = buildSpec(spec, d.info, o.runtime);
   d.remember(o.id, o.runtime);
   d.rememberCgroup(o.id, spec.cgroupsPath);
   const written = writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));

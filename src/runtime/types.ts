@@ -216,6 +216,13 @@ export interface HostInfo {
   rlimits: Record<string, { soft: number; hard: number }>;
   init: string | null; // path of the --init binary
   /**
+   * The masked directories that are directories on this kernel (of MASKED_PATHS), and the empty
+   * directory berth binds read-only over them where runtimes mount a tmpfs each (README "Masked
+   * directories": every superblock ever alive makes every later memory cgroup bigger). Unset: the
+   * runtime masks them.
+   */
+  maskDir?: { source: string; paths: string[] } | undefined;
+  /**
    * CRIU: its version, the runtimes built with it (`capable`: their containers get a network
    * namespace berth makes, so a restore can go back into one) and, once the probe has dumped and
    * restored a process here, the runtimes that can checkpoint (`runtimes`; empty until then or

@@ -100,6 +100,17 @@ describe('limits and security options', () => {
     );
     const masked = await run(['busybox', 'cat', '/proc/kcore'], { allowFail: true });
     assert.equal(masked.stdout, '', '/proc/kcore is masked');
+    // the masked directories: empty and read-only, and no tmpfs (a superblock each) made for them
+    const dirs = await run(
+      [
+        'busybox',
+        'sh',
+        '-c',
+        "ls -A /proc/acpi /sys/firmware; mkdir /proc/acpi/x || echo refused; grep -cE ' /(proc/acpi|sys/firmware) .* - tmpfs ' /proc/self/mountinfo",
+      ],
+      { allowFail: true },
+    );
+    assert.equal(dirs.stdout, '/proc/acpi:\n\n/sys/firmware:\nrefused\n0\n');
   });
 
   test('--init runs tini as pid 1; env, workdir, entrypoint, hostname, labels, env-file', async () => {

@@ -86,6 +86,27 @@ test("Docker's default capabilities, masked paths, seccomp, own network namespac
   assert.ok(!spec({ network: 'host' }).linux.namespaces.some((n) => n.type === 'network'));
 });
 
+test('masked directories under crun: one empty directory bound read-only over each, after every mount; none when privileged, nor under runc', () => {
+  const withDir = { ...host, maskDir: { source: '/run/berth/runtime/masked', paths: ['/proc/acpi', '/sys/firmware'] } };
+  type Mount = { destination: string; type: string; source: string; options: string[] };
+  const s = buildSpec(input({ maskedPaths: ['/proc/acpi', '/proc/kcore'] }), withDir, 'crun') as unknown as Spec & {
+    mounts: Mount[];
+  };
+  // a tmpfs per directory is a superblock per container (runtime/README "Masked directories")
+  assert.deepEqual(s.linux.maskedPaths, ['/proc/kcore']);
+  const last = s.mounts.at(-1)!;
+  assert.deepEqual([last.destination, last.type, last.source], ['/proc/acpi', 'bind', '/run/berth/runtime/masked']);
+  assert.ok(last.options.includes('ro') && last.options.includes('noexec'));
+  assert.ok(!s.mounts.some((m) => m.destination === '/sys/firmware'), 'only the paths the container masks');
+  const p = buildSpec(input({ privileged: true }), withDir, 'crun') as unknown as Spec & { mounts: Mount[] };
+  assert.equal(p.linux.maskedPaths, undefined);
+  assert.ok(!p.mounts.some((m) => m.source === '/run/berth/runtime/masked'));
+  // runc refuses a mount inside /proc: it masks them itself
+  const r = buildSpec(input({}), withDir, 'runc') as unknown as Spec & { mounts: Mount[] };
+  assert.deepEqual(r.linux.maskedPaths, MASKED_PATHS);
+  assert.ok(!r.mounts.some((m) => m.source === '/run/berth/runtime/masked'));
+});
+
 test('cap-add / cap-drop, with and without CAP_, ALL, unknown refused', () => {
   assert.ok(capabilities(['sys_admin'], [], false).includes('CAP_SYS_ADMIN'));
   assert.ok(!capabilities([], ['CAP_CHOWN'], false).includes('CAP_CHOWN'));
