@@ -34,7 +34,7 @@ export interface ContainerFacts {
 /**
  * What a list reads once for all its containers, instead of per container: the endpoints and port
  * bindings of every container (two queries, not two per container: 25-45 ms of a 1,000-container
- * `ps`), and with `size` the writable layers' bytes (one `du` per few hundred, not a process per
+ * `ps`), and with `size` the writable layers' bytes (measured in the daemon, not a process per
  * container: 2.2 s at 1,000) and the images' sizes.
  */
 export interface ListContext {

@@ -16,21 +16,19 @@ import {
   openat2,
 } from '../base/syscalls.js';
 import { fdPath, openChild } from '../archive/rooted.js';
+import { duBytes } from '../base/tree-bytes.js';
 import { applyLayer, packUpper } from '../archive/layer.js';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { BerthError, codeOfErrno, conflict, notFound } from '../base/errors.js';
 import { claim } from '../content/lease.js';
 import type { Change, LayerInfo, LayerStore, Mount, SnapshotRecords, SnapshotSweep, Snapshotter } from './types.js';
 
 export type { LayerInfo };
 
-const run = promisify(execFile);
-/** Writable layers per `du` of `usages` (its argv stays far below ARG_MAX: ~100 bytes a path). */
-const USAGE_BATCH = 256;
+/** How long `usages` walks before it yields to the event loop. */
+const USAGE_SLICE_MS = 10;
 /** Bind-mount targets the engine adds; not changes of the container. */
 const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
@@ -405,37 +403,25 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     return out;
   }
 
+  /**
+   * Each writable layer's `du -sb`, walked in this thread (../base/tree-bytes.ts), a slice of
+   * layers at a time: the event loop is given back every few milliseconds.
+   */
   async usages(keys: readonly string[]): Promise<Map<string, number>> {
-    const out = new Map<string, number>(keys.map((k) => [k, 0]));
-    const byDir = new Map(keys.map((k) => [this.upperDir(k), k]));
-    const dirs = [...byDir.keys()];
-    const chunks: string[][] = [];
-    for (let i = 0; i < dirs.length; i += USAGE_BATCH) chunks.push(dirs.slice(i, i + USAGE_BATCH));
-    const one = async (chunk: string[]) => {
-      let stdout: string;
-      try {
-        // a deadline; a layer removed meanwhile makes du fail with the others' lines printed
-        stdout = (await run('du', ['-sb', '--', ...chunk], { timeout: 60_000, maxBuffer: 64 << 20 })).stdout;
-      } catch (e) {
-        stdout = String((e as { stdout?: unknown }).stdout ?? '');
+    const out = new Map<string, number>();
+    let since = performance.now();
+    for (const k of keys) {
+      out.set(k, duBytes(this.upperDir(k)));
+      if (performance.now() - since > USAGE_SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        since = performance.now();
       }
-      for (const line of stdout.split('\n')) {
-        const tab = line.indexOf('\t');
-        const key = tab > 0 ? byDir.get(line.slice(tab + 1)) : undefined;
-        if (key !== undefined) out.set(key, Number(line.slice(0, tab)) || 0);
-      }
-    };
-    for (let i = 0; i < chunks.length; i += 2) await Promise.all(chunks.slice(i, i + 2).map(one));
+    }
     return out;
   }
 
-  async usage(key: string): Promise<number> {
-    try {
-      const { stdout } = await run('du', ['-sb', this.upperDir(key)], { timeout: 60_000 }); // a deadline
-      return Number(stdout.split('\t')[0]) || 0;
-    } catch {
-      return 0;
-    }
+  usage(key: string): Promise<number> {
+    return Promise.resolve(duBytes(this.upperDir(key)));
   }
 }
 

@@ -41,8 +41,8 @@ export interface Snapshotter {
   /** Bytes used by the writable layer. */
   usage(key: string): Promise<number>;
   /**
-   * Bytes used by each writable layer in `keys` (0 for one that is gone): one `du` per few hundred
-   * layers, not one process per container (`system df`, `ps --size` over thousands of containers).
+   * Bytes used by each writable layer in `keys` (0 for one that is gone), as `du -sb` counts them,
+   * with no process per layer (`system df`, `ps --size` over thousands of containers).
    */
   usages(keys: readonly string[]): Promise<Map<string, number>>;
   /** Keys of the active snapshots that start with `prefix` (what a crash left of a builder's steps). */
