@@ -49,7 +49,7 @@ function entries(fd: number, buf: Buffer): Array<[string, number]> {
     const n = fns.getdents64(fd, buf, buf.length);
     if (n <= 0) return out; // the end, or an error (a directory removed meanwhile): what was read counts
     // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16 at 16, d_type u8 at 18, d_name at 19
-    for (let off = 0; off < n; ) {
+    for (let off = 0; off < n;) {
       const reclen = buf.readUInt16LE(off + 16);
       const end = buf.indexOf(0, off + 19);
       const name = buf.toString('utf8', off + 19, end < 0 || end > off + reclen ? off + reclen : end);
@@ -64,9 +64,11 @@ function entries(fd: number, buf: Buffer): Array<[string, number]> {
  * directories and symlinks included, a file with several hard links counted once; symlinks are
  * not followed and nothing outside the tree is counted. 0 when `dir` is not a directory or is gone
  * (a layer removed meanwhile); an entry that goes during the walk is not counted. Synchronous:
- * ~10 system calls for a small tree; the caller yields between trees.
+ * ~10 system calls for a small tree; the caller yields between trees. Undefined past `maxEntries`
+ * entries: a tree that large is the caller's to measure off this thread (a container may make
+ * millions of files, and the walk holds the event loop).
  */
-export function duBytes(dir: string): number {
+export function duBytes(dir: string, maxEntries = Infinity): number | undefined {
   // one walk at a time (synchronous), and each directory's entries are read whole before its
   // subdirectories are entered: the two buffers are shared by every call
   const st = (statBuf ??= Buffer.alloc(256));
@@ -75,8 +77,10 @@ export function duBytes(dir: string): number {
   if (fd < 0) return 0;
   const seen = new Set<string>();
   let total = 0;
+  let left = maxEntries;
   const walk = (dirFd: number, depth: number): void => {
     for (const [name, type] of entries(dirFd, dents)) {
+      if (--left < 0) return;
       if (type === DT_DIR) {
         subdir(dirFd, name, depth);
         continue;
@@ -109,7 +113,7 @@ export function duBytes(dir: string): number {
     if (!statx(fd, '', AT_EMPTY_PATH, st)) return 0;
     total += sizeOf(st);
     walk(fd, 0);
-    return total;
+    return left < 0 ? undefined : total;
   } finally {
     closeSync(fd);
   }

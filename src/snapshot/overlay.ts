@@ -21,14 +21,21 @@ import { applyLayer, packUpper } from '../archive/layer.js';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { BerthError, codeOfErrno, conflict, notFound } from '../base/errors.js';
 import { claim } from '../content/lease.js';
 import type { Change, LayerInfo, LayerStore, Mount, SnapshotRecords, SnapshotSweep, Snapshotter } from './types.js';
 
 export type { LayerInfo };
 
+const run = promisify(execFile);
 /** How long `usages` walks before it yields to the event loop. */
 const USAGE_SLICE_MS = 10;
+/** Entries a layer may have to be walked in the daemon's thread; a larger one goes to `du`. */
+const USAGE_WALK_MAX = 4096;
+/** Large layers per `du` (its argv stays far below ARG_MAX: ~100 bytes a path). */
+const USAGE_BATCH = 256;
 /** Bind-mount targets the engine adds; not changes of the container. */
 const HIDDEN = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
@@ -409,19 +416,44 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
    */
   async usages(keys: readonly string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
+    const large: string[] = [];
     let since = performance.now();
     for (const k of keys) {
-      out.set(k, duBytes(this.upperDir(k)));
+      const bytes = duBytes(this.upperDir(k), USAGE_WALK_MAX);
+      if (bytes === undefined) large.push(k);
+      else out.set(k, bytes);
       if (performance.now() - since > USAGE_SLICE_MS) {
         await new Promise((r) => setImmediate(r));
         since = performance.now();
       }
     }
+    for (let i = 0; i < large.length; i += USAGE_BATCH) {
+      for (const [k, bytes] of await this.duOf(large.slice(i, i + USAGE_BATCH))) out.set(k, bytes);
+    }
     return out;
   }
 
-  usage(key: string): Promise<number> {
-    return Promise.resolve(duBytes(this.upperDir(key)));
+  async usage(key: string): Promise<number> {
+    return duBytes(this.upperDir(key), USAGE_WALK_MAX) ?? (await this.duOf([key])).get(key)!;
+  }
+
+  /** `du -sb` of large layers, in its own process under a deadline (0 for one it could not read). */
+  private async duOf(keys: readonly string[]): Promise<Map<string, number>> {
+    const byDir = new Map(keys.map((k) => [this.upperDir(k), k]));
+    const out = new Map<string, number>(keys.map((k) => [k, 0]));
+    let stdout: string;
+    try {
+      // a layer removed meanwhile makes du fail with the others' lines printed
+      stdout = (await run('du', ['-sb', '--', ...byDir.keys()], { timeout: 60_000, maxBuffer: 64 << 20 })).stdout;
+    } catch (e) {
+      stdout = String((e as { stdout?: unknown }).stdout ?? '');
+    }
+    for (const line of stdout.split('\n')) {
+      const tab = line.indexOf('\t');
+      const key = tab > 0 ? byDir.get(line.slice(tab + 1)) : undefined;
+      if (key !== undefined) out.set(key, Number(line.slice(0, tab)) || 0);
+    }
+    return out;
   }
 }
 
