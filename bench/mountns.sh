@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The host's mount table and the cost of a start as the count grows (issue #19): `bash bench/mountns.sh`.
-# Two private berthds side by side (MODES "off on"; on = --rootfs-mountns), each in a CPU-accounting
+# Private berthds side by side (MODES "off on"; on = --rootfs-mountns; shell = the same staged by
+# busybox, as without /usr/local/lib/berth/berth-stage), each in a CPU-accounting
 # cgroup of its own (it, conmon, crun create, the staging shell: what it starts), filled with idle
 # busybox containers (`sleep 1d`, --network none, bench/scale-client.mjs, CLIENTS at a time) up to
 # each count of COUNTS ("300 1000"); at each count: the host's mount lines under each daemon's dir,
@@ -69,12 +70,14 @@ ms() { printf '%d.%01d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
 } >"$OUT"
 
 for m in $MODES; do
-  flag=""; [ "$m" = on ] && flag="--rootfs-mountns"
+  flag="--rootfs-mountns=false"; [ "$m" != off ] && flag="--rootfs-mountns"
+  # shell: the mode staged by busybox's unshare + sh + mount, as without berth-stage
+  helper=(); [ "$m" = shell ] && helper=(env BERTH_STAGE_HELPER=)
   mkdir -p "$CG-$m" "$WORK/$m"
   # the off daemon in a mount namespace of its own: its rootfs mounts stay out of the host's table,
   # which the on daemon's staging namespaces copy (side by side, each sees only its own containers')
   pre=(); [ "$m" = off ] && pre=(unshare --mount --propagation private --)
-  "${pre[@]}" bin/berthd --host "unix://$WORK/$m/berth.sock" --root "$WORK/$m/root" --exec-root "$WORK/$m/run" --cri=false $flag >"$WORK/berthd-$m.log" 2>&1 &
+  "${pre[@]}" "${helper[@]}" bin/berthd --host "unix://$WORK/$m/berth.sock" --root "$WORK/$m/root" --exec-root "$WORK/$m/run" --cri=false $flag >"$WORK/berthd-$m.log" 2>&1 &
   PIDS[$m]=$!
   echo "${PIDS[$m]}" > "$CG-$m/cgroup.procs"
 done

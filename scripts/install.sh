@@ -39,6 +39,9 @@ bash scripts/fixture-busybox.sh /var/cache/berth/fixtures/busybox.tar >/dev/null
 # conmon built static without libsystemd (a third of the CPU of Debian's at each container start
 # and exec); berthd falls back to Debian's conmon when there is none
 bash scripts/conmon.sh || echo "WARNING: conmon could not be built: berthd uses the one built before, else Debian's (slower starts)" >&2
+# the staging helper of --rootfs-mountns (one static process per start instead of busybox's
+# unshare + sh + mount); berthd falls back to busybox when there is none
+bash scripts/berth-stage.sh || echo "WARNING: berth-stage could not be built: berthd stages rootfs mounts with busybox (slower starts)" >&2
 # CRIU >= 4.2 and crun built with it (checkpoint under the default runtime). berthd probes what
 # works at start and says so in `info`; a machine where they cannot be built still runs containers.
 if bash scripts/criu.sh; then

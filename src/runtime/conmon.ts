@@ -4,7 +4,7 @@
  * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
  * exits at once and the monitor outlives the daemon.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { unavailable } from '../base/errors.js';
 import { isObject } from '../base/json.js';
@@ -137,14 +137,28 @@ export interface Staged {
 }
 
 /**
- * The staging tools: Debian's static busybox when it is there (its unshare, sh and mount are one
- * static binary: ~13 ms of CPU for the three here against ~26 ms for util-linux's and dash),
- * else util-linux's unshare and mount and /bin/sh.
+ * The staging tools. berth's own helper first (scripts/berth-stage.sh builds
+ * src/runtime/berth-stage.c into /usr/local/lib/berth): unshare, rslave, the mounts, the report
+ * and the wait for `go` in one static process that then execs conmon. Without it, Debian's static
+ * busybox (its unshare, sh and mount are one static binary: ~13 ms of CPU for the three here
+ * against ~26 ms for util-linux's and dash), else util-linux's unshare and mount and /bin/sh, with
+ * the script below: the same protocol. `BERTH_STAGE_HELPER` names another helper ('' = none).
  */
+export const STAGE_HELPER = stageHelper(process.env['BERTH_STAGE_HELPER'] ?? '/usr/local/lib/berth/berth-stage');
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const STAGE = BUSYBOX
   ? { unshare: [BUSYBOX, 'unshare', '-m'], sh: [BUSYBOX, 'sh'], mount: `${BUSYBOX} mount` }
   : { unshare: ['unshare', '--mount'], sh: ['/bin/sh'], mount: 'mount' };
+
+function stageHelper(path: string): string | null {
+  if (!path) return null;
+  try {
+    accessSync(path, fsc.X_OK);
+    return path;
+  } catch {
+    return null;
+  }
+}
 
 // $1 target, $2 count, then (type, options, source) per mount, then conmon's argv
 const STAGE_SCRIPT = [
@@ -155,6 +169,18 @@ const STAGE_SCRIPT = [
   '[ "$go" = go ] || exit 125',
   'exec "$@" </dev/null',
 ].join('\n');
+
+/** The staging process's argv: target, count, (type, options, source) per mount, conmon's argv. */
+function stageArgv(stage: { mounts: StageMount[]; target: string }, conmon: string[]): string[] {
+  const rest = [
+    stage.target,
+    String(stage.mounts.length),
+    ...stage.mounts.flatMap((m) => [m.type, m.options.join(','), m.source]),
+    ...conmon,
+  ];
+  if (STAGE_HELPER) return [STAGE_HELPER, 'stage', ...rest];
+  return [...STAGE.unshare, '--propagation', 'slave', '--', ...STAGE.sh, '-c', STAGE_SCRIPT, 'sh', ...rest];
+}
 
 // the runtime's failure text, typed (errors.ts); re-exported for the callers of this module
 export { isCommandNotFound, runtimeError } from './errors.js';
@@ -183,27 +209,13 @@ export async function startConmon(
     ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
     : { out: [2, 3], detached: true, cwd: opts.cwd };
   const stage = opts.stage;
-  const child = stage
-    ? await spawnProcessAsync(
-        STAGE.unshare[0]!,
-        [
-          ...STAGE.unshare.slice(1),
-          '--propagation',
-          'slave',
-          '--',
-          ...STAGE.sh,
-          '-c',
-          STAGE_SCRIPT,
-          'sh',
-          stage.target,
-          String(stage.mounts.length),
-          ...stage.mounts.flatMap((m) => [m.type, m.options.join(','), m.source]),
-          path,
-          ...args,
-        ],
-        env,
-        { ...fds, out: [...fds.out, 6], into: [...(fds.into ?? []), 0] },
-      )
+  const staging = stage ? stageArgv(stage, [path, ...args]) : null;
+  const child = staging
+    ? await spawnProcessAsync(staging[0]!, staging.slice(1), env, {
+        ...fds,
+        out: [...fds.out, 6],
+        into: [...(fds.into ?? []), 0],
+      })
     : await spawnProcessAsync(path, args, env, fds);
   let err = '';
   const errStream = child.out.get(2)!;
@@ -260,11 +272,15 @@ function stagedOf(report: Readable, stdin: Writable, view: string, stderr: () =>
  */
 export async function detachNetnsCopies(conmonPid: number): Promise<void> {
   if (!conmonPid || !isMountPoint('/run/netns')) return;
-  const [cmd, ...pre] = BUSYBOX ? [BUSYBOX, 'nsenter'] : ['nsenter'];
-  const umount = BUSYBOX ? [BUSYBOX, 'umount'] : ['umount'];
-  await runCommand(cmd!, [...pre, '-t', String(conmonPid), '-m', '--', ...umount, '-l', '/run/netns'], {
-    timeoutMs: 5_000,
-  });
+  const [cmd, ...argv] = STAGE_HELPER
+    ? [STAGE_HELPER, 'detach-netns', String(conmonPid)]
+    : [
+        ...(BUSYBOX ? [BUSYBOX, 'nsenter'] : ['nsenter']),
+        ...['-t', String(conmonPid), '-m', '--'],
+        ...(BUSYBOX ? [BUSYBOX, 'umount'] : ['umount']),
+        ...['-l', '/run/netns'],
+      ];
+  await runCommand(cmd!, argv, { timeoutMs: 5_000 });
 }
 
 /** `p`, or nothing once `ms` passed first. */

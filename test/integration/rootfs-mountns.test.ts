@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
 import { tarOf } from './tar-fixture.js';
 
@@ -16,6 +17,14 @@ const hostMountsUnder = (dir: string) =>
   readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((l) => l.split(' ')[4]?.startsWith(dir)).length;
+
+const hostHasNetns = () => readFileSync('/proc/self/mountinfo', 'utf8').includes(' /run/netns ');
+
+/** Polls `ok` every 50 ms, at most 5 s. */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(ok(), 'condition not met in 5 s');
+}
 
 describe('rootfs in conmon mount namespace', () => {
   let d: Daemon;
@@ -33,6 +42,11 @@ describe('rootfs in conmon mount namespace', () => {
       ids.push((await d.docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1d'])).stdout.trim());
     assert.equal(hostMountsUnder(d.dir), base, 'no rootfs mount on the host');
     const id = ids[0]!;
+    // the staging namespace's copy of /run/netns is detached once the create returned
+    if (hostHasNetns()) {
+      const conmonPid = readFileSync(join(d.dir, 'run', 'runtime', 'c', id, 'conmon.pid'), 'utf8').trim();
+      await until(() => !readFileSync(`/proc/${conmonPid}/mountinfo`, 'utf8').includes(' /run/netns '));
+    }
     const mountsIn = (await d.docker(['exec', id, 'cat', '/proc/self/mountinfo'])).stdout.split('\n').length;
     assert.ok(mountsIn < 60, `the container's table is small (${mountsIn} lines)`);
 
@@ -121,5 +135,42 @@ describe('rootfs in conmon mount namespace', () => {
     assert.match(bad.stderr, /unable to find user nosuch/);
     await d.docker(['rm', '-f', 'baduser'], { allowFail: true });
     await d.docker(['volume', 'rm', 'mnsvol', 'mnsetc'], { allowFail: true });
+  });
+});
+
+// Without berth-stage (/usr/local/lib/berth/berth-stage absent): busybox's unshare + sh + mount,
+// the same protocol. BERTH_STAGE_HELPER='' is how the daemon is told there is none.
+describe('rootfs in conmon mount namespace, staged by busybox (no berth-stage)', () => {
+  let d: Daemon;
+  before(async () => {
+    const saved = process.env['BERTH_STAGE_HELPER'];
+    process.env['BERTH_STAGE_HELPER'] = '';
+    try {
+      d = await startDaemon({ args: ['--rootfs-mountns'] });
+    } finally {
+      if (saved === undefined) delete process.env['BERTH_STAGE_HELPER'];
+      else process.env['BERTH_STAGE_HELPER'] = saved;
+    }
+  });
+  after(async () => {
+    await d?.stop();
+  });
+
+  test('a start, the user lookup, cp and a bad user as with the helper', async () => {
+    const base = hostMountsUnder(d.dir);
+    const id = (await d.docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1d'])).stdout.trim();
+    assert.equal(hostMountsUnder(d.dir), base, 'no rootfs mount on the host');
+    assert.equal((await d.docker(['exec', '-u', 'nobody', id, 'id', '-u'])).stdout.trim(), '65534');
+    assert.match((await d.docker(['cp', `${id}:/etc/passwd`, '-'])).stdout, /nobody/);
+    if (hostHasNetns()) {
+      const conmonPid = readFileSync(join(d.dir, 'run', 'runtime', 'c', id, 'conmon.pid'), 'utf8').trim();
+      await until(() => !readFileSync(`/proc/${conmonPid}/mountinfo`, 'utf8').includes(' /run/netns '));
+    }
+    const bad = await d.docker(['run', '--rm', '--network', 'none', '-u', 'nosuch', 'busybox', 'true'], {
+      allowFail: true,
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /unable to find user nosuch/);
+    await d.docker(['rm', '-f', id]);
   });
 });
