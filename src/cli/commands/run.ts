@@ -440,8 +440,13 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
     );
   }
   await pumped;
-  // Output ended: either the container exited (its code follows) or the user detached.
-  const early = await Promise.race([waited, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+  // Output ended: either the container exited (its code follows) or the user detached, which
+  // takes stdin (the detach keys). Without stdin the exit code is always waited for: on a loaded
+  // host the daemon may record the exit well after the output ends, and the container still
+  // looked running then (the code was lost: `run --rm busybox sh -c 'exit 3'` exited 0).
+  const early = stdin
+    ? await Promise.race([waited, new Promise<null>((r) => setTimeout(() => r(null), 300))])
+    : await waited;
   let code = early;
   if (code === null) {
     const st = await ctx.client
