@@ -11,7 +11,9 @@ import {
   openSync,
   promises as fsp,
   readFileSync,
+  readdirSync,
   rmSync,
+  rmdirSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -240,22 +242,72 @@ function openExecFifo(d: RunDir, id: string): boolean {
  * the runtime's state dir and the container's (empty) cgroups: done here without spawning the
  * runtime, which halves the exit path. Anything else goes through `<runtime> delete --force`.
  */
-async function deleteExited(d: RunDir, id: string): Promise<boolean> {
+async function deleteExited(d: RunDir, id: string, stateDir: string): Promise<boolean> {
   if (!existsSync(join(d.exits, id))) return false;
   if (!(await removeExitedCgroups(d.info.cgroupVersion, d.cgroupOf(id)))) return false;
-  rmSync(join(d.stateRoot(d.rt(id)), id), { recursive: true, force: true });
+  removeFlatDir(stateDir);
   return true;
 }
 
+/** What conmon and `createTask` leave in `c/<id>/` (anything else: `removeFlatDir` reads the dir). */
+const CTR_FILES = ['runtime', 'cgroup', 'pid', 'conmon.pid'];
+
 /** Removes the runtime's state and conmon's files of container `id`. Idempotent. */
 export async function deleteTask(d: RunDir, id: string): Promise<void> {
+  // read before c/<id>/runtime goes
   const stateDir = join(d.stateRoot(d.rt(id)), id);
-  if (existsSync(stateDir) && !(await deleteExited(d, id)))
+  if (existsSync(stateDir) && !(await deleteExited(d, id, stateDir)))
     await d.cli(id, ['delete', '--force', id]).catch(() => undefined);
-  // berth's own small files: synchronously, as at create
-  rmSync(join(d.sockets, short(id)), { force: true });
-  rmSync(join(d.exits, id), { force: true });
-  rmSync(join(d.ctrs, id), { recursive: true, force: true });
+  // berth's own small files: synchronously, as at create; by name (each a syscall), not through
+  // rmSync's walk, which lstats every entry and tries rmdir on a full directory first
+  unlinkQuiet(join(d.sockets, short(id)));
+  unlinkQuiet(join(d.exits, id));
+  removeFlatDir(join(d.ctrs, id), CTR_FILES);
+}
+
+/** unlink, nothing when it is not there; anything but a file or link (a directory) by rmSync. */
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'EISDIR' || code === 'EPERM') rmSync(path, { recursive: true, force: true });
+    else throw e;
+  }
+}
+
+/**
+ * Removes a directory of plain files (a runtime's state dir, `c/<id>/`): the `known` names
+ * unlinked, then the directory; when more is in it (or `known` is not given), its entries are
+ * read and unlinked, and whatever is still left (a subdirectory) goes by rmSync. Nothing when
+ * the directory is not there.
+ */
+function removeFlatDir(dir: string, known?: readonly string[]): void {
+  for (const name of known ?? []) unlinkQuiet(join(dir, name));
+  if (known && rmdirQuiet(dir)) return;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  for (const name of names) unlinkQuiet(join(dir, name));
+  if (!rmdirQuiet(dir)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** rmdir: true when it is gone (or was not there), false when it is not empty. */
+function rmdirQuiet(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    throw e;
+  }
 }
 
 /** conmon's control fifo in the bundle: `1 <h> <w>` resizes the terminal. */
