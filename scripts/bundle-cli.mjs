@@ -16,7 +16,7 @@ import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -46,52 +46,22 @@ const lazyBuiltins = {
             ? { path: a.path, external: true }
             : undefined, // a package: bundled as usual, its module run by the getter's first require
     );
-    // The stand-in is a Proxy that reads the real module's export on each named access (what
-    // esbuild's named and namespace imports compile to), so making it costs nothing per name; a
-    // symbol (util.inspect's probes) loads nothing.
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => {
+      const keys = Object.keys(require(a.path)).filter((k) => k !== 'default');
+      const lines = keys.map(
+        (k) =>
+          `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => m()[${JSON.stringify(k)}] });`,
+      );
       return {
-        contents:
-          `let c; const m = () => (c ??= require(${JSON.stringify(a.path)}));\n` +
-          `module.exports = new Proxy({}, { get: (_, n) => (typeof n === 'string' ? m()[n] : undefined) });\n`,
+        contents: `let c; const m = () => (c ??= require(${JSON.stringify(a.path)}));\n${lines.join('\n')}\n`,
         loader: 'js',
         resolveDir: process.cwd(),
       };
     });
   },
 };
-// esbuild hands an ESM importer a CommonJS module through its __toESM helper, which copies every
-// property onto a new object (a getter each): ~100 per built-in, for each import site, at start-up,
-// which was a third of what `berth ps` cost over Node's own start. The stand-ins above need no copy
-// (no code reads `.default` or `__esModule` from them), so their `__toESM(init(), 1)` becomes `init()`.
-// Each stand-in is found by its first statement (`var c,m=()=>c??=require("<module>")`).
-function unwrapLazy(code) {
-  const esc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const names = [];
-  for (const spec of LAZY) {
-    const re = new RegExp(
-      `([\\w$]+)=[\\w$]+\\(\\(?[\\w$]+(?:,[\\w$]+)?\\)?=>\\{var [\\w$]+,[\\w$]+=\\(\\)=>[\\w$]+\\?\\?=require\\(${esc(JSON.stringify(spec))}\\)`,
-      'g',
-    );
-    const found = [...code.matchAll(re)].map((x) => x[1]);
-    if (found.length > 1) throw new Error(`bundle-cli: ${spec}: ${found.length} stand-ins`);
-    if (found.length === 1) names.push(found[0]);
-  }
-  let n = 0;
-  for (const name of names) {
-    code = code.replace(new RegExp(`(?<![\\w$])[\\w$]+\\(${esc(name)}\\(\\),1\\)`, 'g'), () => {
-      n++;
-      return `${name}()`;
-    });
-  }
-  if (n === 0) throw new Error('bundle-cli: no __toESM of a lazy stand-in found (esbuild output changed?)');
-  return code;
-}
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, logLevel: 'warning' };
-{
-  const out = await build({ ...common, entryPoints: ['src/cmd/berth.ts'], write: false, plugins: [lazyBuiltins] });
-  writeFileSync('dist/berth.cjs', unwrapLazy(out.outputFiles[0].text));
-}
+await build({ ...common, entryPoints: ['src/cmd/berth.ts'], outfile: 'dist/berth.cjs', plugins: [lazyBuiltins] });
 await build({
   ...common,
   entryPoints: ['src/cli/commands/trust.ts'],
