@@ -14,47 +14,11 @@ FIXTURE=/var/cache/berth/fixtures/busybox.tar
 SECS=${SECS:-3}; REPS=${REPS:-6}; NICE=${NICE:--15}
 WORK=${WORK:-/var/tmp/berth-bench-ov3}
 P=b3o; NET=192.168.249
-cleanup() {
-  set +e
-  for i in 1 2; do
-    local H=unix://$WORK/h$i.sock
-    ids=$(DOCKER_HOST=$H docker ps -aq 2>/dev/null)
-    [ -n "$ids" ] && DOCKER_HOST=$H docker rm -f $ids >/dev/null 2>&1
-    pid=$(cat $WORK/h$i.pid 2>/dev/null) && kill $pid 2>/dev/null
-  done
-  [ -n "${ETCD_PID:-}" ] && kill $ETCD_PID 2>/dev/null
-  sleep 1
-  for n in 1 2 u m1 m2; do ip netns del $P$n 2>/dev/null; done
-  release_work "$WORK"; rm -rf "$WORK"
-}
+cleanup() { overlay_hosts_down m1 m2; }
 trap cleanup EXIT
 for n in 1 2 u m1 m2; do ip netns del $P$n 2>/dev/null || true; done
 rm -rf "$WORK"; mkdir -p "$WORK"
-ip netns add ${P}u
-ip -n ${P}u link add br0 type bridge
-ip -n ${P}u addr add $NET.254/24 dev br0
-ip -n ${P}u link set br0 up; ip -n ${P}u link set lo up
-for i in 1 2; do
-  ip netns add $P$i
-  ip link add ${P}v$i type veth peer name eth0 netns $P$i
-  ip link set ${P}v$i netns ${P}u
-  ip -n ${P}u link set ${P}v$i master br0 up
-  ip -n $P$i addr add $NET.$i/24 dev eth0; ip -n $P$i link set eth0 up; ip -n $P$i link set lo up
-done
-ip netns exec ${P}u etcd --data-dir $WORK/etcd --listen-client-urls http://$NET.254:2379 \
-  --advertise-client-urls http://$NET.254:2379 --listen-peer-urls http://127.0.0.1:2380 >$WORK/etcd.log 2>&1 &
-ETCD_PID=$!
-for _ in $(seq 100); do grep -q 'ready to serve client requests' $WORK/etcd.log && break; sleep 0.2; done
-for i in 1 2; do
-  nsenter --net=/run/netns/$P$i unshare --mount --propagation slave sh -c \
-    'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup $d; mount -t sysfs sysfs /sys; mount --move $d /sys/fs/cgroup; rmdir $d; exec "$0" "$@"' \
-    bin/berthd --host unix://$WORK/h$i.sock --root $WORK/h$i-root --exec-root $WORK/h$i-run \
-    --cluster-store etcd://$NET.254:2379 --cluster-advertise $NET.$i >$WORK/h$i.log 2>&1 &
-  echo $! >$WORK/h$i.pid
-done
-for _ in $(seq 150); do [ -S $WORK/h1.sock ] && [ -S $WORK/h2.sock ] && break; sleep 0.2; done
-D1="docker -H unix://$WORK/h1.sock"; D2="docker -H unix://$WORK/h2.sock"
-$D1 load -i $FIXTURE >/dev/null; $D2 load -i $FIXTURE >/dev/null
+overlay_hosts_up 1500
 for _ in $(seq 100); do $D1 network create -d overlay benchov >/dev/null 2>&1 && break; sleep 0.3; done
 for _ in $(seq 100); do $D2 network inspect benchov >/dev/null 2>&1 && break; sleep 0.2; done
 $D1 run -d --name srv --network benchov busybox sleep 3600 >/dev/null
