@@ -2,7 +2,7 @@
 # Installs berth-stage (src/runtime/berth-stage.c) at /usr/local/lib/berth/berth-stage: the staging
 # mount namespace of a container's conmon (berthd --rootfs-mountns, issue #19) in one static
 # process, where busybox's unshare, sh and mount took three execs and a shell. berthd uses it when
-# it answers --version, else the busybox path (same protocol). Linked static (glibc; it calls
+# it is executable there, else the busybox path (same protocol). Linked static (glibc; it calls
 # nothing that needs NSS): no dynamic loader at each container start. The stamp holds the source's
 # hash and Debian's libc6 version, so a change of either rebuilds at the next install.sh.
 set -euo pipefail
