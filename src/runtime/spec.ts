@@ -293,13 +293,14 @@ export function buildSpec(input: SpecInput, host: HostInfo, runtime?: RuntimeNam
   const masked = input.maskedPaths ?? MASKED_PATHS;
   const maskDir = input.privileged || runtime !== 'crun' ? undefined : host.maskDir;
   const bound = maskDir ? masked.filter((p) => maskDir.paths.includes(p)) : [];
-  for (const destination of bound)
-    mounts.push({
-      destination,
-      type: 'bind',
-      source: maskDir!.source,
-      options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate'],
-    });
+  if (maskDir)
+    for (const destination of bound)
+      mounts.push({
+        destination,
+        type: 'bind',
+        source: maskDir.source,
+        options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate'],
+      });
   const linuxResources: Record<string, unknown> = {
     devices: input.privileged
       ? [{ allow: true, access: 'rwm' }]
