@@ -25,7 +25,7 @@ const S_IFDIR = 0o040000;
 const DT_DIR = 4;
 /**
  * Directories below this depth are counted but not entered (du's fts has no such bound): the walk
- * holds one fd and two stack frames per level, and a container may make a tree of any depth.
+ * holds one fd and two stack frames per level, and a container may make its tree as deep as it likes.
  */
 const MAX_DEPTH = 1024;
 

@@ -412,7 +412,8 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
 
   /**
    * Each writable layer's `du -sb`, walked in this thread (../base/tree-bytes.ts), a slice of
-   * layers at a time: the event loop is given back every few milliseconds.
+   * layers at a time: the event loop is given back every few milliseconds. A layer past
+   * USAGE_WALK_MAX entries is measured by `du` in its own process instead.
    */
   async usages(keys: readonly string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();

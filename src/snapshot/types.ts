@@ -42,7 +42,8 @@ export interface Snapshotter {
   usage(key: string): Promise<number>;
   /**
    * Bytes used by each writable layer in `keys` (0 for one that is gone), as `du -sb` counts them,
-   * with no process per layer (`system df`, `ps --size` over thousands of containers).
+   * with no process per layer (`system df`, `ps --size` over thousands of containers; only very large
+   * layers go to a `du`).
    */
   usages(keys: readonly string[]): Promise<Map<string, number>>;
   /** Keys of the active snapshots that start with `prefix` (what a crash left of a builder's steps). */
