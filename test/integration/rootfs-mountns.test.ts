@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from './harness.js';
+import { eventually, startDaemon, type Daemon } from './harness.js';
 import { tarOf } from './tar-fixture.js';
 
 /** The lines of the host's mount table under `dir` (berthd's test dir). */
@@ -18,12 +18,15 @@ const hostMountsUnder = (dir: string) =>
     .split('\n')
     .filter((l) => l.split(' ')[4]?.startsWith(dir)).length;
 
-const hostHasNetns = () => readFileSync('/proc/self/mountinfo', 'utf8').includes(' /run/netns ');
-
-/** Polls `ok` every 50 ms, at most 5 s. */
-async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(ok(), 'condition not met in 5 s');
+/** The staging namespace's copy of /run/netns is detached once the create returned (when the host has one). */
+async function netnsCopyDetached(d: Daemon, id: string): Promise<void> {
+  if (!readFileSync('/proc/self/mountinfo', 'utf8').includes(' /run/netns ')) return;
+  const conmonPid = readFileSync(join(d.dir, 'run', 'runtime', 'c', id, 'conmon.pid'), 'utf8').trim();
+  await eventually(
+    () => !readFileSync(`/proc/${conmonPid}/mountinfo`, 'utf8').includes(' /run/netns '),
+    5_000,
+    "conmon's /run/netns copy to be detached",
+  );
 }
 
 describe('rootfs in conmon mount namespace', () => {
@@ -42,11 +45,7 @@ describe('rootfs in conmon mount namespace', () => {
       ids.push((await d.docker(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1d'])).stdout.trim());
     assert.equal(hostMountsUnder(d.dir), base, 'no rootfs mount on the host');
     const id = ids[0]!;
-    // the staging namespace's copy of /run/netns is detached once the create returned
-    if (hostHasNetns()) {
-      const conmonPid = readFileSync(join(d.dir, 'run', 'runtime', 'c', id, 'conmon.pid'), 'utf8').trim();
-      await until(() => !readFileSync(`/proc/${conmonPid}/mountinfo`, 'utf8').includes(' /run/netns '));
-    }
+    await netnsCopyDetached(d, id);
     const mountsIn = (await d.docker(['exec', id, 'cat', '/proc/self/mountinfo'])).stdout.split('\n').length;
     assert.ok(mountsIn < 60, `the container's table is small (${mountsIn} lines)`);
 
@@ -162,10 +161,7 @@ describe('rootfs in conmon mount namespace, staged by busybox (no berth-stage)',
     assert.equal(hostMountsUnder(d.dir), base, 'no rootfs mount on the host');
     assert.equal((await d.docker(['exec', '-u', 'nobody', id, 'id', '-u'])).stdout.trim(), '65534');
     assert.match((await d.docker(['cp', `${id}:/etc/passwd`, '-'])).stdout, /nobody/);
-    if (hostHasNetns()) {
-      const conmonPid = readFileSync(join(d.dir, 'run', 'runtime', 'c', id, 'conmon.pid'), 'utf8').trim();
-      await until(() => !readFileSync(`/proc/${conmonPid}/mountinfo`, 'utf8').includes(' /run/netns '));
-    }
+    await netnsCopyDetached(d, id);
     const bad = await d.docker(['run', '--rm', '--network', 'none', '-u', 'nosuch', 'busybox', 'true'], {
       allowFail: true,
     });
