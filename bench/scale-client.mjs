@@ -7,6 +7,7 @@
 //                                                       prints JSON {started, failed, seconds, rate, firstError,
 //                                                       stoppedFor, per1000: [seconds for each 1,000]}; stops
 //                                                       when MemAvailable < MIN_AVAILABLE_MB (2048)
+//                                                       or free pids < MIN_FREE_PIDS (2000)
 //   node scale-client.mjs SOCK remove CLIENTS [PREFIX]   force-removes every container (named PREFIX* when given)
 //   node scale-client.mjs SOCK time RUNS METHOD PATH     median/min/max ms of RUNS requests on one connection
 //   node scale-client.mjs SOCK count                     {running, all} from GET /containers/json?all=1
@@ -86,10 +87,18 @@ async function start(n, clients, prefix) {
   const floorKb = Number(process.env.MIN_AVAILABLE_MB ?? 2048) * 1024;
   const availableKb = () =>
     Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? Infinity);
+  // and below MIN_FREE_PIDS (2000) free pids (pid_max minus the host's tasks): an engine whose
+  // monitor is many threads (containerd-shim: ~12) would otherwise take the host's last pids
+  const pidFloor = Number(process.env.MIN_FREE_PIDS ?? 2000);
+  const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  const freePids = () => pidMax - Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[3].split('/')[1]);
   const worker = async () => {
     for (let i = next++; i < n; i = next++) {
-      if (i % 20 === 0 && availableKb() < floorKb) {
-        stoppedFor ||= `MemAvailable below ${floorKb / 1024} MB after ${started} starts`;
+      if (i % 20 === 0 && (availableKb() < floorKb || freePids() < pidFloor)) {
+        stoppedFor ||=
+          availableKb() < floorKb
+            ? `MemAvailable below ${floorKb / 1024} MB after ${started} starts`
+            : `fewer than ${pidFloor} free pids (pid_max ${pidMax}) after ${started} starts`;
         next = n;
         break;
       }

@@ -33,6 +33,7 @@ const rows = [
     (e) =>
       `${res[e].start?.failed ?? ''} ${res[e].start?.firstError ? `(${res[e].start.firstError.slice(0, 80)})` : ''}`,
   ],
+  ['starts stopped by the bench (host floor)', (e) => res[e].start?.stoppedFor || 'no'],
   ['start: seconds, containers/s', (e) => `${res[e].start?.seconds ?? ''} s, ${res[e].start?.rate ?? ''}/s`],
   ['start: s at each 1,000', (e) => (res[e].start?.per1000 ?? []).join(', ')],
   ['running after start', (e) => res[e].count?.running ?? ''],
