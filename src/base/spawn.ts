@@ -31,12 +31,19 @@ const fns = {
     'int posix_spawnp(_Out_ int *pid, const char *file, void *fa, void *attr, const char **argv, const char **envp)',
   ),
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
+  waitid: libc.func('int waitid(int idtype, int id, void *infop, int options)'),
 };
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;
 const POSIX_SPAWN_SETSID = 0x80; // glibc
 const WNOHANG = 1;
+const P_ALL = 0;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+/** sizeof(siginfo_t) is 128; si_pid is at 16 on every 64-bit Linux (three ints, then the union, 8-aligned) */
+const SIGINFO_BYTES = 128;
+const SI_PID = 16;
 /** sizeof(posix_spawn_file_actions_t) is 80 and sizeof(posix_spawnattr_t) 336 on glibc x86_64/arm64: room to spare */
 const OPAQUE_BYTES = 1024;
 
@@ -52,21 +59,33 @@ let reaper: NodeJS.Timeout | null = null;
 const signalName = (n: number) =>
   (Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? null) as NodeJS.Signals | null;
 
+/**
+ * Reaps the children of ours that exited, one waitpid each: the kernel names an exited child
+ * (waitid with WNOWAIT, which leaves it unreaped) until it names none or one that is not ours
+ * (Node's child_process reaps its own). O(exits), not O(children): a conmon run with --sync is a
+ * child of berthd for its container's whole life, so thousands can be in `unreaped`. Only when the
+ * kernel names a child that is not ours (one of Node's, not reaped yet) is each of ours asked.
+ */
 function reap(): void {
-  const status = [0];
-  for (const [pid, done] of unreaped) {
+  const info = Buffer.alloc(SIGINFO_BYTES);
+  for (;;) {
+    info.fill(0);
+    if (fns.waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT) !== 0) {
+      reapEach(); // ECHILD: no child at all, so whatever is still listed was reaped elsewhere
+      break;
+    }
+    const pid = info.readInt32LE(SI_PID);
+    if (pid <= 0) break; // none exited
+    const done = unreaped.get(pid);
+    if (!done) {
+      reapEach();
+      break;
+    }
+    const status = [0];
     const rc = fns.waitpid(pid, status, WNOHANG);
-    if (rc === 0) continue; // still running
+    if (rc === 0) break; // cannot be: it was named as exited
     unreaped.delete(pid);
-    const st = status[0]!;
-    // rc < 0: not our child any more (ECHILD): nothing to report
-    done(
-      rc < 0
-        ? { code: null, signal: null }
-        : (st & 0x7f) === 0
-          ? { code: (st >> 8) & 0xff, signal: null }
-          : { code: null, signal: signalName(st & 0x7f) },
-    );
+    done(rc < 0 ? { code: null, signal: null } : statusOf(status[0]!));
   }
   if (!unreaped.size) {
     process.removeListener('SIGCHLD', reap);
@@ -75,12 +94,28 @@ function reap(): void {
   }
 }
 
+/** Asks each child of ours (while one that is not ours hides them from waitid). */
+function reapEach(): void {
+  const status = [0];
+  for (const [pid, done] of unreaped) {
+    const rc = fns.waitpid(pid, status, WNOHANG);
+    if (rc === 0) continue; // still running
+    unreaped.delete(pid);
+    // rc < 0: not our child any more (ECHILD): nothing to report
+    done(rc < 0 ? { code: null, signal: null } : statusOf(status[0]!));
+  }
+}
+
+function statusOf(st: number): ExitStatus {
+  return (st & 0x7f) === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: signalName(st & 0x7f) };
+}
+
 /** Listens for SIGCHLD; called before a spawn, so that a child that exits at once is not missed. */
 function startReaper(): void {
   if (reaper) return;
   process.on('SIGCHLD', reap);
   // keeps the event loop alive until every child is reaped (a signal handler does not), and is a
-  // safety net: each SIGCHLD reaps every child that exited
+  // safety net: a SIGCHLD reaps every child of ours that exited (signals coalesce)
   reaper = setInterval(reap, 1000);
 }
 

@@ -10,6 +10,7 @@ import { constants as osc } from 'node:os';
 import { conflict, invalidArgument, errorMessage } from '../base/errors.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import type { ContainerId } from '../base/ids.js';
+import { removeTree } from '../base/janitor.js';
 import { log } from '../base/log.js';
 import { isMountPoint, isMountRoot } from '../base/syscalls.js';
 import type { Db } from '../metadata/db.js';
@@ -433,10 +434,10 @@ export class Engine {
     await this.snapshots
       .remove(id)
       .catch((e: unknown) => log.warn('snapshot remove failed', { id, err: errorMessage(e) }));
-    // Through the thread pool, never synchronously: as an rmSync (issue #19) its unlinks held
-    // the event loop ~40 ms per container under load: hostname, hosts and resolv.conf were mount
-    // points in the container's (dying) mount namespace, and the dir is on the root's disk.
-    await fsp.rm(this.containerDir(id), { recursive: true, force: true });
+    // On the janitor's thread, never on the event loop: as an rmSync (issue #19) its unlinks held
+    // the loop ~40 ms per container under load: hostname, hosts and resolv.conf were mount points
+    // in the container's (dying) mount namespace, and the dir is on the root's disk.
+    await removeTree(this.containerDir(id));
   }
 
   async rename(ref: string, newName: string): Promise<void> {

@@ -2,7 +2,8 @@
  * Starting conmon and talking to it over its pipes (conmon's `_OCI_SYNCPIPE`, `_OCI_ATTACHPIPE`,
  * `_OCI_STARTPIPE` protocol, API version 1: one JSON object `{"data": N, "message": "..."}` per
  * report; N < 0 is a failure with the runtime's message). conmon daemonizes: the process we spawn
- * exits at once and the monitor outlives the daemon.
+ * exits at once and the monitor outlives the daemon; with `--sync` (a container's conmon) the
+ * process we spawn is the monitor (a session of its own, so it outlives the daemon too).
  */
 import { accessSync, constants as fsc, existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
@@ -98,7 +99,7 @@ export class SyncReader {
 }
 
 export interface ConmonHandle {
-  /** the process started (conmon before it daemonizes; a session of its own) */
+  /** the process started (conmon before it daemonizes, or with --sync the monitor; a session of its own) */
   pid: number;
   sync: SyncReader;
   attachPipe: SyncReader | null;
@@ -189,7 +190,14 @@ export { isCommandNotFound, runtimeError } from './errors.js';
 export async function startConmon(
   path: string,
   args: string[],
-  opts: { attach: boolean; pathPrefix?: string; cwd: string; stage?: { mounts: StageMount[]; target: string } },
+  opts: {
+    attach: boolean;
+    /** conmon waits for a byte on its start pipe before it runs the runtime (`startPipe` of the handle) */
+    startPipe?: boolean;
+    pathPrefix?: string;
+    cwd: string;
+    stage?: { mounts: StageMount[]; target: string };
+  },
 ): Promise<ConmonHandle> {
   // conmon passes its environment on to the runtime: see pinBinary in oci.ts for the second
   // variable; `pathPrefix` puts berth's CRIU first for a runtime that finds it in PATH (crun)
@@ -199,15 +207,17 @@ export async function startConmon(
     _OCI_SYNCPIPE: '3',
     _LIBCONTAINER_CLONED_BINARY: '1',
   };
-  if (opts.attach) {
-    env['_OCI_ATTACHPIPE'] = '4';
-    env['_OCI_STARTPIPE'] = '5';
-  }
+  if (opts.attach) env['_OCI_ATTACHPIPE'] = '4';
+  const startPipe = opts.attach || opts.startPipe === true;
+  if (startPipe) env['_OCI_STARTPIPE'] = '5';
   // in its bundle's directory: conmon writes an `oom` file into its working directory when the
   // container is OOM-killed (it landed wherever berthd had been started)
-  const fds = opts.attach
-    ? { out: [2, 3, 4], into: [5], detached: true, cwd: opts.cwd }
-    : { out: [2, 3], detached: true, cwd: opts.cwd };
+  const fds = {
+    out: opts.attach ? [2, 3, 4] : [2, 3],
+    ...(startPipe ? { into: [5] } : {}),
+    detached: true,
+    cwd: opts.cwd,
+  };
   const stage = opts.stage;
   const staging = stage ? stageArgv(stage, [path, ...args]) : null;
   const child = staging
@@ -230,7 +240,7 @@ export async function startConmon(
     pid: child.pid,
     sync,
     attachPipe: opts.attach ? new SyncReader(child.out.get(4)!, 'attach') : null,
-    startPipe: opts.attach ? child.in.get(5)! : null,
+    startPipe: startPipe ? child.in.get(5)! : null,
     stderr: () => err,
     stderrClosed: (deadlineMs) => within(closed, deadlineMs),
     staged: stage

@@ -10,7 +10,6 @@ import {
   mkdirSync,
   openSync,
   promises as fsp,
-  readFileSync,
   readdirSync,
   rmSync,
   rmdirSync,
@@ -89,11 +88,14 @@ function conmonArgs(d: RunDir, o: CreateOptions, cdir: string, restore?: Restore
   // prettier-ignore
   const args = [
     '--api-version', '1', '-c', o.id, '-u', short(o.id), '-n', o.id, '-r', d.bin(o.runtime), '-b', o.bundleDir,
-    '-p', join(cdir, 'pid'), '-P', join(cdir, 'conmon.pid'), '-l', `k8s-file:${o.logPath}`,
+    '-p', join(cdir, 'pid'), '-l', `k8s-file:${o.logPath}`,
     '--exit-dir', d.exits, '--socket-dir-path', d.sockets, '--runtime-arg', `--root=${d.stateRoot(o.runtime)}`,
     // no fsync of the log when the container exits (it came before the exit file: every exit
     // waited for the disk); logs are written as they come, as dockerd's json-file does
     '--log-level', 'error', '--no-sync-log',
+    // conmon does not fork to daemonize: the process berthd started is the monitor (its own
+    // session already), one fork and one exit fewer per start; berthd writes conmon.pid
+    '--sync',
   ];
   if (o.tty) args.push('-t');
   if (o.openStdin) args.push('-i');
@@ -127,14 +129,23 @@ export async function createTask(
   const args = conmonArgs(d, o, cdir, restore);
   const conmonOpts = { attach: false, cwd: cdir, ...(restore ? { pathPrefix: gate.criuDir } : {}) };
   await makeLogPrivate(o.logPath);
-  // staged (o.stage): the rootfs is mounted in conmon's namespace-to-be first, the spec made
-  // from it (the user's ids), then conmon exec'd there
+  // A few bytes in the run dir (tmpfs as /run usually is), written synchronously (README, "The
+  // start path"): through the thread pool each was a round trip. A previous run's exit file and
+  // attach socket go before conmon starts.
+  mkdirSync(cdir, { recursive: true });
+  rmSync(join(d.exits, o.id), { force: true });
+  rmSync(join(d.sockets, short(o.id)), { force: true });
   let h: ConmonHandle | null = null;
+  // Not staged: conmon starts now and waits on its start pipe before it runs the runtime, so that
+  // its exec and start-up (~4 ms of CPU here) run beside the spec's making and writing
+  let early: Promise<ConmonHandle> | null = null;
   let spec: SpecInput;
   if (typeof specOrLater === 'function') {
+    // staged (o.stage): the rootfs is mounted in conmon's namespace-to-be first, the spec made
+    // from it (the user's ids), then conmon exec'd there
     if (!o.stage) throw invalidArgument('a spec made from the rootfs needs a staged rootfs');
-    mkdirSync(cdir, { recursive: true });
     h = await startConmon(d.info.conmon.path, args, { ...conmonOpts, stage: o.stage });
+    writeConmonPid(cdir, h.pid); // the staging process exec's conmon: the same pid
     const staged = h.staged!;
     try {
       await staged.mounted;
@@ -143,28 +154,33 @@ export async function createTask(
       staged.abort();
       throw e;
     }
-  } else spec = specOrLater;
-  const config = buildSpec(spec, d.info, o.runtime);
-  d.remember(o.id, o.runtime);
-  d.rememberCgroup(o.id, spec.cgroupsPath);
-  const written = writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));
-  written.catch(() => undefined); // awaited below
-  // A few bytes in the run dir (tmpfs as /run usually is), written synchronously (README, "The
-  // start path"): through the thread pool each was a round trip, ~10 of them here.
-  mkdirSync(cdir, { recursive: true });
-  writeFileSync(join(cdir, 'runtime'), o.runtime);
-  writeFileSync(join(cdir, 'cgroup'), spec.cgroupsPath);
-  rmSync(join(d.exits, o.id), { force: true });
-  rmSync(join(d.sockets, short(o.id)), { force: true });
+  } else {
+    early = startConmon(d.info.conmon.path, args, { ...conmonOpts, startPipe: true });
+    early.catch(() => undefined); // awaited below
+    spec = specOrLater;
+  }
   try {
-    await written;
+    const config = buildSpec(spec, d.info, o.runtime);
+    d.remember(o.id, o.runtime);
+    d.rememberCgroup(o.id, spec.cgroupsPath);
+    writeFileSync(join(cdir, 'runtime'), o.runtime);
+    writeFileSync(join(cdir, 'cgroup'), spec.cgroupsPath);
+    await writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));
   } catch (e) {
     h?.staged?.abort();
+    if (early) {
+      await early.then(abandonConmon, () => undefined);
+      await deleteTask(d, o.id);
+    }
     throw e;
   }
   const tc = performance.now();
   if (h) h.staged!.go();
-  else h = await startConmon(d.info.conmon.path, args, conmonOpts);
+  else {
+    h = await early!;
+    writeConmonPid(cdir, h.pid);
+    h.startPipe!.end('0'); // the runtime may run now
+  }
   let msg;
   try {
     msg = await h.sync.next(restore ? gate.deadlineMs : undefined);
@@ -190,17 +206,28 @@ export async function createTask(
     throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
   }
   h.sync.close(); // nothing more is read from it (exits come through exit files): one fd per container less
-  let conmonPid = 0;
-  try {
-    conmonPid = Number(readFileSync(join(cdir, 'conmon.pid'), 'utf8')); // written before conmon reported
-  } catch {
-    // none: conmon died at once; its exit file tells the rest
-  }
+  const conmonPid = h.pid;
   if (o.stage)
     void detachNetnsCopies(conmonPid).catch((e: unknown) =>
       log.warn('could not detach /run/netns in the staging namespace', { id: o.id, err: errorMessage(e) }),
     );
   return { pid: msg.data, conmonPid };
+}
+
+/** A conmon still waiting on its start pipe, ended: it has run nothing yet (its own session, our child). */
+function abandonConmon(h: ConmonHandle): void {
+  try {
+    process.kill(h.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  h.startPipe?.destroy();
+  h.sync.close();
+}
+
+/** conmon.pid, as conmon wrote it when it daemonized: what live restore and `monitorAlive` read. */
+function writeConmonPid(cdir: string, pid: number): void {
+  writeFileSync(join(cdir, 'conmon.pid'), String(pid));
 }
 
 export async function startTask(d: RunDir, id: string): Promise<void> {

@@ -16,6 +16,7 @@ import {
   openat2,
 } from '../base/syscalls.js';
 import { fdPath, openChild } from '../archive/rooted.js';
+import { removeTree } from '../base/janitor.js';
 import { duBytes } from '../base/tree-bytes.js';
 import { applyLayer, packUpper } from '../archive/layer.js';
 import { join } from 'node:path';
@@ -271,7 +272,7 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
 
   async remove(key: string): Promise<void> {
     this.forget(key);
-    await fsp.rm(this.activeDir(key), { recursive: true, force: true });
+    await removeTree(this.activeDir(key));
   }
 
   forget(key: string): void {

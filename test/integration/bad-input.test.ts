@@ -1,7 +1,7 @@
 /** Issue #2 acceptance 4: each kind of bad input gets a clear error and leaves nothing half-made. */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, startDaemon, type Daemon } from './harness.js';
 
@@ -117,6 +117,38 @@ describe('bad input', () => {
       'the failed --rm container is removed',
     );
     assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
+  });
+
+  test('a start that fails after its conmon was started ends that conmon and leaves no run-dir state', async () => {
+    // conmon starts at the beginning of a start and waits on its start pipe while the spec is
+    // written (runtime/task.ts createTask): a failure there must end it and clean up
+    const id = (await d.docker(['create', 'busybox', 'true'])).stdout.trim();
+    const config = join(d.root, 'containers', id, 'config.json');
+    rmSync(config, { force: true });
+    mkdirSync(config); // the spec cannot be written
+    const conmons = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(id);
+          } catch {
+            return false;
+          }
+        });
+    const r = await d.docker(['start', id], { allowFail: true });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /EISDIR/);
+    await eventually(() => conmons().length === 0, 10_000, 'no conmon of the container left');
+    const run = join(d.dir, 'run', 'runtime');
+    assert.equal(existsSync(join(run, 'c', id)), false, 'no c/<id> left');
+    assert.equal(existsSync(join(run, 'exits', id)), false, 'no exit file');
+    const st = JSON.parse((await d.docker(['inspect', id])).stdout)[0].State;
+    assert.equal(st.Status, 'created');
+    rmdirSync(config);
+    await d.docker(['start', id]);
+    assert.equal((await d.docker(['wait', id])).stdout.trim(), '0');
+    await d.docker(['rm', id]);
   });
 
   test('API version negotiation: too new is refused, older works', async () => {
