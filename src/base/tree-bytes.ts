@@ -66,9 +66,11 @@ function entries(fd: number, buf: Buffer): Array<[string, number]> {
  * (a layer removed meanwhile); an entry that goes during the walk is not counted. Synchronous:
  * ~10 system calls for a small tree; the caller yields between trees. Undefined past `maxEntries`
  * entries: a tree that large is the caller's to measure off this thread (a container may make
- * millions of files, and the walk holds the event loop).
+ * millions of files, and the walk holds the event loop). With `countDirs` false, directories' own
+ * sizes are left out: dockerd's `directory.Size`, what it reports as a writable layer's SizeRw and
+ * a volume's size (a container that wrote nothing has 0, not the 4 KiB of each directory made).
  */
-export function duBytes(dir: string, maxEntries = Infinity): number | undefined {
+export function duBytes(dir: string, maxEntries = Infinity, countDirs = true): number | undefined {
   // one walk at a time (synchronous), and each directory's entries are read whole before its
   // subdirectories are entered: the two buffers are shared by every call
   const st = (statBuf ??= Buffer.alloc(256));
@@ -103,7 +105,7 @@ export function duBytes(dir: string, maxEntries = Infinity): number | undefined 
     if (c < 0) return; // gone, or swapped for something that is not a directory
     try {
       if (!statx(c, '', AT_EMPTY_PATH, st)) return;
-      total += sizeOf(st);
+      if (countDirs) total += sizeOf(st);
       if (depth < MAX_DEPTH) walk(c, depth + 1);
     } finally {
       closeSync(c);
@@ -111,7 +113,7 @@ export function duBytes(dir: string, maxEntries = Infinity): number | undefined 
   };
   try {
     if (!statx(fd, '', AT_EMPTY_PATH, st)) return 0;
-    total += sizeOf(st);
+    if (countDirs) total += sizeOf(st);
     walk(fd, 0);
     return left < 0 ? undefined : total;
   } finally {

@@ -56,7 +56,7 @@ export class VolumeVerbs {
       if (!all && !v.anonymous) continue;
       if (f['label']?.length && !labelsMatch(f['label'], v.Labels)) continue;
       if (f['label!']?.some((l) => labelsMatch([l], v.Labels))) continue; // `label!=k[=v]`: not those
-      space += await duBytes(v.Mountpoint);
+      space += await duProcess(v.Mountpoint);
       await this.e.volumes.remove(v.Name, []);
       this.e.events.emit('volume', 'destroy', v.Name, {});
       deleted.push(v.Name);
@@ -65,7 +65,8 @@ export class VolumeVerbs {
   }
 }
 
-function duBytes(path: string): Promise<number> {
+/** `du -sb PATH` in its own process under a deadline (0 when it fails). */
+export function duProcess(path: string): Promise<number> {
   if (!path) return Promise.resolve(0);
   return new Promise((resolve) =>
     execFile('du', ['-sb', path], { timeout: DU_DEADLINE_MS, killSignal: 'SIGKILL' }, (err, out) =>

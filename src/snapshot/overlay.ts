@@ -412,16 +412,18 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
   }
 
   /**
-   * Each writable layer's `du -sb`, walked in this thread (../base/tree-bytes.ts), a slice of
-   * layers at a time: the event loop is given back every few milliseconds. A layer past
-   * USAGE_WALK_MAX entries is measured by `du` in its own process instead.
+   * Each writable layer's size as dockerd's overlay2 reports it (its files' bytes, a hard link
+   * once, directories' own sizes left out: 0 for a container that wrote nothing), walked in this
+   * thread (../base/tree-bytes.ts), a slice of layers at a time: the event loop is given back
+   * every few milliseconds. A layer past USAGE_WALK_MAX entries is measured by `du -sb` in its own
+   * process instead, which counts its directories' 4 KiB too.
    */
   async usages(keys: readonly string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const large: string[] = [];
     let since = performance.now();
     for (const k of keys) {
-      const bytes = duBytes(this.upperDir(k), USAGE_WALK_MAX);
+      const bytes = duBytes(this.upperDir(k), USAGE_WALK_MAX, false);
       if (bytes === undefined) large.push(k);
       else out.set(k, bytes);
       if (performance.now() - since > USAGE_SLICE_MS) {
@@ -436,7 +438,7 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
   }
 
   async usage(key: string): Promise<number> {
-    return duBytes(this.upperDir(key), USAGE_WALK_MAX) ?? (await this.duOf([key])).get(key)!;
+    return duBytes(this.upperDir(key), USAGE_WALK_MAX, false) ?? (await this.duOf([key])).get(key)!;
   }
 
   /** `du -sb` of large layers, in its own process under a deadline (0 for one it could not read). */

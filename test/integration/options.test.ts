@@ -314,7 +314,37 @@ describe('limits and security options', () => {
       .split(' ')
       .map(Number);
     assert.ok(rootfs! > rw! + 1_000_000, 'the image under it is counted in SizeRootFs');
-    await d.docker(['rm', '-f', id]);
+    // dockerd's directory.Size: the files' bytes only (the directories made and the empty bind
+    // targets count nothing), so exactly the file written, and 0 for a container that wrote nothing
+    assert.equal(rw, 100000);
+    const fresh = (await d.docker(['create', 'busybox', 'true'])).stdout.trim();
+    assert.equal((await d.docker(['container', 'inspect', '--size', fresh, '-f', '{{.SizeRw}}'])).stdout.trim(), '0');
+    // /system/df: the container's SizeRootFs is the image's and the writable layer's; the local
+    // volumes are listed with their files' bytes and how many containers mount them
+    await d.docker(['volume', 'create', 'dfvol']);
+    await d.docker(['run', '--rm', '-v', 'dfvol:/v', 'busybox', 'sh', '-c', 'head -c 12345 /dev/zero > /v/f']);
+    const user = (await d.docker(['create', '-v', 'dfvol:/v', 'busybox', 'true'])).stdout.trim();
+    const df = (await d.api('GET', '/system/df')).body as {
+      Containers: Array<{ Id: string; SizeRw: number; SizeRootFs: number }>;
+      Images: Array<{ Id: string; Size: number }>;
+      Volumes: Array<{
+        Name: string;
+        Driver: string;
+        Mountpoint: string;
+        UsageData: { Size: number; RefCount: number };
+      }>;
+    };
+    const c = df.Containers.find((x) => x.Id === id)!;
+    const imageId = JSON.parse((await d.docker(['inspect', id])).stdout)[0].Image as string;
+    const imageSize = df.Images.find((i) => i.Id === imageId)!.Size;
+    assert.equal(c.SizeRw, 100000);
+    assert.equal(c.SizeRootFs, imageSize + 100000);
+    const v = df.Volumes.find((x) => x.Name === 'dfvol');
+    assert.ok(v, 'the volume is listed');
+    assert.equal(v.Driver, 'local');
+    assert.deepEqual(v.UsageData, { Size: 12345, RefCount: 1 });
+    await d.docker(['rm', '-f', id, fresh, user]);
+    await d.docker(['volume', 'rm', 'dfvol']);
   });
 
   test('--memory-swappiness, --cpuset-mems, --device-{read,write}-{bps,iops} land in the cgroup; --blkio-weight applied or discarded with a warning', async () => {

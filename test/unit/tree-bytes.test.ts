@@ -31,6 +31,13 @@ test('duBytes: what du -sb prints (directories, symlinks, hard links once), 0 wh
     // a tree past the bound is left to the caller (a container's millions of files would hold the event loop)
     assert.equal(duBytes(t, 1000), undefined);
     assert.equal(duBytes(t, 4096), du(t));
+    // dockerd's directory.Size (SizeRw, a volume's size): the files' bytes, a hard link once, no directory's own
+    const files = 6 + 77_777 + '/etc'.length + '..'.length + [...Array(2000).keys()].join('').length;
+    assert.equal(duBytes(t, Infinity, false), files);
+    const empty = join(dir, 'empty');
+    mkdirSync(join(empty, 'etc'), { recursive: true });
+    writeFileSync(join(empty, 'etc', 'hostname'), ''); // what a container that wrote nothing has
+    assert.equal(duBytes(empty, Infinity, false), 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

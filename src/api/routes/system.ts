@@ -7,6 +7,7 @@ import { parseFilters, type Filters } from '../filters.js';
 import { invalidArgument } from '../../base/errors.js';
 import { parseAuthConfig } from '../../spec/system-api.js';
 import { pluginRoutes, swarmRoutes } from './swarm.js';
+import { volumeView } from './volumes.js';
 
 export const BERTH_VERSION = '0.1.0';
 
@@ -244,11 +245,14 @@ export function systemRoutes(
         State: c.state.status,
         Status: c.state.status,
         SizeRw: sizeRw,
-        SizeRootFs: imageSize,
+        SizeRootFs: imageSize + sizeRw, // dockerd: the image's layers and the writable one
         Labels: c.config.Labels ?? {},
         Mounts: [],
       })),
-      Volumes: [],
+      Volumes: df.volumes.map(({ volume, size, refCount }) => ({
+        ...volumeView(volume),
+        UsageData: { Size: size, RefCount: refCount },
+      })),
       BuildCache: [],
     });
   });

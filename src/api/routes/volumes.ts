@@ -8,7 +8,7 @@ import { gates } from '../../spec/api-version.js';
 /** A volume create body is a few names and maps. */
 const MAX_VOLUME_BODY = 1024 * 1024;
 
-const view = (v: VolumeRecord) => ({
+export const volumeView = (v: VolumeRecord) => ({
   Name: v.Name,
   Driver: v.Driver,
   Mountpoint: v.Mountpoint,
@@ -21,10 +21,10 @@ const view = (v: VolumeRecord) => ({
 
 export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
   r.on('GET', '/volumes', (ctx) =>
-    ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(view), Warnings: null }),
+    ctx.send(200, { Volumes: vols.list(parseFilters(ctx.query.get('filters'))).map(volumeView), Warnings: null }),
   );
 
-  r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, view(vols.inspect(ctx.params[0]!))));
+  r.on('GET', '/volumes/{name}', (ctx) => ctx.send(200, volumeView(vols.inspect(ctx.params[0]!))));
 
   r.on('POST', '/volumes/create', async (ctx) => {
     // dockerd decodes the body strictly: none at all (no bytes, whatever the framing) is 400
@@ -38,7 +38,7 @@ export function volumeRoutes(r: Router, vols: VolumeVerbs): void {
       chunks.push(b);
     }
     if (n === 0) throw invalidArgument('got EOF while reading request body');
-    ctx.send(201, view(await vols.create(JSON.parse(Buffer.concat(chunks).toString('utf8')))));
+    ctx.send(201, volumeView(await vols.create(JSON.parse(Buffer.concat(chunks).toString('utf8')))));
   });
 
   r.on('DELETE', '/volumes/{name}', async (ctx) => {
