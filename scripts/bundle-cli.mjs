@@ -72,12 +72,14 @@ const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
     const filter = new RegExp(`^(${LAZY.join('|')})$`);
-    b.onResolve({ filter }, (a) =>
-      a.namespace !== 'lazy'
-        ? { path: `${a.path}#${importedNames(a.importer, a.path)}`, namespace: 'lazy' }
-        : a.path.startsWith('node:')
-          ? { path: a.path, external: true }
-          : undefined, // a package: bundled as usual, its module run by the getter's first require
+    b.onResolve(
+      { filter },
+      (a) =>
+        a.namespace !== 'lazy'
+          ? { path: `${a.path}#${importedNames(a.importer, a.path)}`, namespace: 'lazy' }
+          : a.path.startsWith('node:')
+            ? { path: a.path, external: true }
+            : undefined, // a package: bundled as usual, its module run by the getter's first require
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => {
       const [path, names] = a.path.split('#');
@@ -101,7 +103,8 @@ const cli = { ...common, plugins: [lazyBuiltins] };
 /** Puts `//berth-build:<hash of the text>` first in a bundle: bin/berth names its code cache after it. */
 const stamp = (file) => {
   const text = readFileSync(file, 'utf8');
-  if (/[^\x00-\x7f]/.test(text)) console.warn(`${file}: not ASCII, so V8 holds it as a two-byte string (slower to read)`);
+  if (/[^\x00-\x7f]/.test(text))
+    console.warn(`${file}: not ASCII, so V8 holds it as a two-byte string (slower to read)`);
   writeFileSync(file, `//berth-build:${createHash('sha256').update(text).digest('hex').slice(0, 16)}\n${text}`);
 };
 await build({ ...cli, entryPoints: ['src/cmd/berth.ts'], outfile: 'dist/berth.cjs' });
@@ -116,14 +119,23 @@ for (const part of parts) {
   const from = `./src/cli/parts/${part}.ts`;
   await build({
     ...cli,
-    stdin: { contents: `import { VERBS } from '${from}';\nimport { cliRun } from './src/cli/main.ts';\ncliRun(VERBS);\n`, resolveDir: '.', loader: 'ts', sourcefile: `cli-${part}.ts` },
+    stdin: {
+      contents: `import { VERBS } from '${from}';\nimport { cliRun } from './src/cli/main.ts';\ncliRun(VERBS);\n`,
+      resolveDir: '.',
+      loader: 'ts',
+      sourcefile: `cli-${part}.ts`,
+    },
     outfile: `dist/cli/${part}.cjs`,
   });
   stamp(`dist/cli/${part}.cjs`);
   // the part's verbs, from its table run here
   const { outputFiles } = await build({
     ...cli,
-    stdin: { contents: `import { VERBS } from '${from}';\nexport const verbs = Object.keys(VERBS);\n`, resolveDir: '.', loader: 'ts' },
+    stdin: {
+      contents: `import { VERBS } from '${from}';\nexport const verbs = Object.keys(VERBS);\n`,
+      resolveDir: '.',
+      loader: 'ts',
+    },
     write: false,
   });
   const m = { exports: {} };
@@ -159,13 +171,20 @@ for (const f of readdirSync('dist')) if (/^berth\.cjs\..*cache$/.test(f)) rmSync
 const WARM = {
   berth: [['network', 'ls'], ['volume', 'ls'], ['logs'], ['exec'], ['--help']],
   ps: [['ps'], ['ps', '-a']],
-  run: [['run', '--rm', '--network', 'none', 'busybox', 'true'], ['create', 'busybox']],
+  run: [
+    ['run', '--rm', '--network', 'none', 'busybox', 'true'],
+    ['create', 'busybox'],
+  ],
   images: [['images']],
   inspect: [['inspect', 'x']],
   system: [['version'], ['info']],
-  lifecycle: [['rm', 'x'], ['start', 'x']],
+  lifecycle: [
+    ['rm', 'x'],
+    ['start', 'x'],
+  ],
 };
-for (const part of parts) if (!WARM[part]) throw new Error(`scripts/bundle-cli.mjs: no warm-up commands for part ${part}`);
+for (const part of parts)
+  if (!WARM[part]) throw new Error(`scripts/bundle-cli.mjs: no warm-up commands for part ${part}`);
 const dir = mkdtempSync(join(tmpdir(), 'berth-cache-'));
 const sock = join(dir, 's.sock');
 const server = createServer((c) => {
@@ -180,7 +199,11 @@ try {
   for (const k of ['BERTH_CONTENT_TRUST', 'DOCKER_CONTENT_TRUST', 'DOCKER_HOST']) delete env[k];
   for (const args of Object.values(WARM).flat()) {
     await new Promise((resolve) => {
-      const p = spawn(process.execPath, [resolvePath('bin/berth'), ...args], { env, stdio: process.env.BERTH_BUNDLE_DEBUG ? 'inherit' : 'ignore', cwd: dir });
+      const p = spawn(process.execPath, [resolvePath('bin/berth'), ...args], {
+        env,
+        stdio: process.env.BERTH_BUNDLE_DEBUG ? 'inherit' : 'ignore',
+        cwd: dir,
+      });
       p.on('exit', resolve); // a command's exit code does not matter here: only that its code ran
     });
   }
