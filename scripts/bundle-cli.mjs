@@ -85,13 +85,12 @@ const lazyBuiltins = {
       const [path, names] = a.path.split('#');
       const all = Object.keys(require(path)).filter((k) => k !== 'default');
       const keys = names === '*' ? all : names.split(',').filter((k) => all.includes(k));
-      a = { path };
       const lines = keys.map(
         (k) =>
           `Object.defineProperty(exports, ${JSON.stringify(k)}, { enumerable: true, get: () => m()[${JSON.stringify(k)}] });`,
       );
       return {
-        contents: `let c; const m = () => (c ??= require(${JSON.stringify(a.path)}));\n${lines.join('\n')}\n`,
+        contents: `let c; const m = () => (c ??= require(${JSON.stringify(path)}));\n${lines.join('\n')}\n`,
         loader: 'js',
         resolveDir: process.cwd(),
       };
