@@ -8,7 +8,8 @@ export function goDurationNs(s: string): number | null {
   let total = 0;
   let rest = s;
   while (rest) {
-    const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
+    // \u00b5 (µ) escaped: a non-ASCII character makes the CLI's whole bundle a two-byte string for V8
+    const m = /^(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/.exec(rest);
     if (!m) return null;
     total += Number(m[1]) * UNITS[m[2]!]!;
     rest = rest.slice(m[0].length);

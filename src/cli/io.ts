@@ -14,7 +14,6 @@ export interface StreamOptions {
 export function pumpStreams(client: Client, sock: Socket, o: StreamOptions): Promise<void> {
   return new Promise((resolve) => {
     const stdout = process.stdout;
-    const stderr = process.stderr;
     let restore: (() => void) | null = null;
     if (o.tty && o.stdin && process.stdin.isTTY) {
       process.stdin.setRawMode(true);
@@ -31,7 +30,8 @@ export function pumpStreams(client: Client, sock: Socket, o: StreamOptions): Pro
       resize();
       process.on('SIGWINCH', resize);
     }
-    const demux = new Demux((s, b) => (s === 2 ? stderr : stdout).write(b));
+    // stderr is made on first use: a run whose container writes nothing there never pays for it
+    const demux = new Demux((s, b) => (s === 2 ? process.stderr : stdout).write(b));
     sock.on('data', (c: Buffer) => (o.tty ? stdout.write(c) : demux.push(c)));
     sock.resume(); // the client hands hijacked sockets over paused
     const done = () => {

@@ -94,6 +94,29 @@ class Dechunker {
   }
 }
 
+/**
+ * A response body's framing (chunked, Content-Length, or up to the close): returns what to feed the
+ * socket's bytes to; it passes the body's bytes to `write` and calls `finish` at the body's end.
+ */
+function framer(h: Head, write: (b: Buffer) => void, finish: () => void): (b: Buffer) => void {
+  if (h.headers['transfer-encoding'] === 'chunked') {
+    const d = new Dechunker(write);
+    return (b) => {
+      d.push(b);
+      if (d.done) finish();
+    };
+  }
+  if (h.headers['content-length'] !== undefined) {
+    let left = Number(h.headers['content-length']);
+    return (b) => {
+      write(b.subarray(0, left));
+      left -= Math.min(left, b.length);
+      if (left === 0) finish();
+    };
+  }
+  return write;
+}
+
 export class Client {
   constructor(readonly socketPath: string) {}
 
@@ -164,34 +187,56 @@ export class Client {
       finish();
       return res;
     }
-    const write = (b: Buffer) => {
-      if (b.length && !out.write(b)) {
-        sock.pause();
-        out.once('drain', () => sock.resume());
-      }
-    };
-    let feed: (b: Buffer) => void;
-    if (h.headers['transfer-encoding'] === 'chunked') {
-      const d = new Dechunker(write);
-      feed = (b) => {
-        d.push(b);
-        if (d.done) finish();
-      };
-    } else if (h.headers['content-length'] !== undefined) {
-      let left = Number(h.headers['content-length']);
-      feed = (b) => {
-        write(b.subarray(0, left));
-        left -= Math.min(left, b.length);
-        if (left === 0) finish();
-      };
-    } else {
-      feed = write;
-    }
+    const feed = framer(
+      h,
+      (b) => {
+        if (b.length && !out.write(b)) {
+          sock.pause();
+          out.once('drain', () => sock.resume());
+        }
+      },
+      finish,
+    );
     sock.on('data', feed);
     sock.on('end', finish);
     if (h.rest.length) feed(h.rest);
     if (!out.writableEnded) sock.resume();
     return res;
+  }
+
+  /**
+   * The whole response body as text, read off the socket without a stream in between: what json()
+   * and the errors take (a PassThrough costs every `berth ps` ~1 ms of start-up, cli/README.md).
+   */
+  private text(method: string, h: Head): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const { sock } = h;
+      const parts: Buffer[] = [];
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        sock.destroy();
+        resolve(Buffer.concat(parts).toString());
+      };
+      sock.on('error', (e) => {
+        if (done) return;
+        done = true;
+        reject(e);
+      });
+      if (method === 'HEAD' || h.status === 204 || h.status === 304) return finish();
+      const feed = framer(
+        h,
+        (b) => {
+          if (b.length) parts.push(b);
+        },
+        finish,
+      );
+      sock.on('data', feed);
+      sock.on('end', finish);
+      if (h.rest.length) feed(h.rest);
+      if (!done) sock.resume();
+    });
   }
 
   private async request(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
@@ -201,8 +246,21 @@ export class Client {
   }
 
   async json<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const text = await readText(await this.request(method, path, body === undefined ? {} : { body }));
+    const h = await this.send(method, path, body === undefined ? {} : { body }, false);
+    const text = await this.text(method, h);
+    if (h.status >= 400) throw apiError(h.status, text);
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /**
+   * Sends the request and resolves once the daemon answered its head, with the body's text still to
+   * come (`wait`: the head says the wait is set, the body comes when the container exits) and a way to
+   * drop it. An error status rejects, with the daemon's message.
+   */
+  async pending(method: string, path: string): Promise<{ text: Promise<string>; close(): void }> {
+    const h = await this.send(method, path, {}, false);
+    if (h.status >= 400) throw apiError(h.status, await this.text(method, h));
+    return { text: this.text(method, h), close: () => h.sock.destroy() };
   }
 
   /** A streaming response (logs, events, stats, save). */
@@ -217,7 +275,7 @@ export class Client {
       if (h.rest.length) h.sock.unshift(h.rest);
       return h.sock;
     }
-    throw apiError(h.status, await readText(this.body('POST', h)));
+    throw apiError(h.status, await this.text('POST', h));
   }
 }
 

@@ -2,59 +2,38 @@
  * berth: the CLI. Docker's verbs and flags over the Engine API only (never the engine's files).
  *   berth [-H unix:///run/berth/berth.sock] <command> [flags] [args]
  * Host: -H/--host, else BERTH_HOST, else DOCKER_HOST, else unix:///run/berth/berth.sock.
+ * This is the whole CLI (dist/berth.cjs); the verbs of cli/parts/ are also bundled alone, and
+ * bin/berth runs those bundles for them (cli/README.md "Start-up").
  */
-import { UsageError } from '../cli/args.js';
-import { makeCtx, daemonError, ExitError, type Ctx } from '../cli/context.js';
-import * as c from '../cli/commands/containers.js';
-import * as img from '../cli/commands/images.js';
-import * as sys from '../cli/commands/system.js';
-import { systemPrune } from '../cli/commands/system-prune.js';
-import { run, create } from '../cli/commands/run.js';
+import { cliRun, type Verbs } from '../cli/main.js';
+import { VERBS as PS } from '../cli/parts/ps.js';
+import { VERBS as RUN } from '../cli/parts/run.js';
+import { VERBS as IMAGES } from '../cli/parts/images.js';
+import { VERBS as INSPECT } from '../cli/parts/inspect.js';
+import { VERBS as SYSTEM } from '../cli/parts/system.js';
+import { VERBS as LIFECYCLE } from '../cli/parts/lifecycle.js';
 import { exec } from '../cli/commands/exec.js';
 import { cp } from '../cli/commands/cp.js';
+import { logs, attach } from '../cli/commands/logs.js';
+import { exportCmd } from '../cli/commands/export.js';
+import { update } from '../cli/commands/update.js';
+import { stats } from '../cli/commands/stats.js';
+import { systemPrune } from '../cli/commands/system-prune.js';
 import { build, builderPrune } from '../cli/commands/build.js';
 import { network, volume } from '../cli/commands/networks.js';
 import { checkpoint, migrate, restore } from '../cli/commands/checkpoint.js';
 import { loginCmd, logoutCmd, pullCmd, pushCmd } from '../cli/commands/registry.js';
 import { trustCmd } from '../cli/trust-loader.js';
 
-type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
-
-const COMMANDS: Record<string, Cmd> = {
-  run,
-  create,
+/** The verbs that have no part of their own. */
+const REST: Verbs = {
   exec,
   cp,
-  ps: c.ps,
-  start: c.start,
-  stop: c.stop,
-  restart: c.restart,
-  kill: c.kill,
-  pause: c.pause,
-  unpause: c.unpause,
-  rm: c.rm,
-  wait: c.wait,
-  rename: c.rename,
-  inspect: (ctx, a) => c.inspect(ctx, a),
-  logs: c.logs,
-  attach: c.attach,
-  top: c.top,
-  diff: c.diff,
-  port: c.port,
-  export: c.exportCmd,
-  update: c.update,
-  stats: c.stats,
-  images: img.images,
-  rmi: img.rmi,
-  tag: img.tag,
-  history: img.history,
-  import: img.importCmd,
-  load: img.load,
-  save: img.save,
-  commit: img.commit,
-  version: sys.version,
-  info: sys.info,
-  events: sys.events,
+  logs,
+  attach,
+  export: exportCmd,
+  update,
+  stats,
   pull: pullCmd,
   push: pushCmd,
   login: loginCmd,
@@ -63,143 +42,44 @@ const COMMANDS: Record<string, Cmd> = {
   restore,
   migrate,
   trust: trustCmd,
+  'container exec': exec,
+  'container cp': cp,
+  'container logs': logs,
+  'container attach': attach,
+  'container export': exportCmd,
+  'container update': update,
+  'container stats': stats,
+  'image pull': pullCmd,
+  'image push': pushCmd,
+  'image build': build,
+  'system prune': systemPrune,
+  'builder build': build,
+  'builder prune': builderPrune,
+  'network create': network.create,
+  'network ls': network.ls,
+  'network list': network.ls,
+  'network inspect': network.inspect,
+  'network rm': network.rm,
+  'network remove': network.rm,
+  'network prune': network.prune,
+  'network connect': network.connect,
+  'network disconnect': network.disconnect,
+  'checkpoint create': checkpoint.create,
+  'checkpoint ls': checkpoint.ls,
+  'checkpoint list': checkpoint.ls,
+  'checkpoint rm': checkpoint.rm,
+  'checkpoint remove': checkpoint.rm,
+  'checkpoint clone': checkpoint.clone,
+  'volume create': volume.create,
+  'volume ls': volume.ls,
+  'volume list': volume.ls,
+  'volume inspect': volume.inspect,
+  'volume rm': volume.rm,
+  'volume remove': volume.rm,
+  'volume prune': volume.prune,
 };
 
-const GROUPS: Record<string, Record<string, Cmd>> = {
-  container: {
-    ls: c.ps,
-    list: c.ps,
-    ps: c.ps,
-    run,
-    create,
-    exec,
-    cp,
-    start: c.start,
-    stop: c.stop,
-    restart: c.restart,
-    kill: c.kill,
-    pause: c.pause,
-    unpause: c.unpause,
-    rm: c.rm,
-    remove: c.rm,
-    wait: c.wait,
-    rename: c.rename,
-    inspect: (ctx, a) => c.inspect(ctx, a, 'container'),
-    logs: c.logs,
-    attach: c.attach,
-    top: c.top,
-    diff: c.diff,
-    port: c.port,
-    export: c.exportCmd,
-    update: c.update,
-    stats: c.stats,
-    prune: c.prune,
-    commit: img.commit,
-  },
-  image: {
-    ls: img.images,
-    list: img.images,
-    rm: img.rmi,
-    remove: img.rmi,
-    tag: img.tag,
-    history: img.history,
-    import: img.importCmd,
-    load: img.load,
-    save: img.save,
-    prune: img.imagePrune,
-    inspect: (ctx, a) => c.inspect(ctx, a, 'image'),
-    pull: pullCmd,
-    push: pushCmd,
-    build,
-  },
-  system: { df: sys.df, info: sys.info, events: sys.events, prune: systemPrune },
-  builder: { build, prune: builderPrune },
-  network: {
-    create: network.create,
-    ls: network.ls,
-    list: network.ls,
-    inspect: network.inspect,
-    rm: network.rm,
-    remove: network.rm,
-    prune: network.prune,
-    connect: network.connect,
-    disconnect: network.disconnect,
-  },
-  checkpoint: {
-    create: checkpoint.create,
-    ls: checkpoint.ls,
-    list: checkpoint.ls,
-    rm: checkpoint.rm,
-    remove: checkpoint.rm,
-    clone: checkpoint.clone,
-  },
-  volume: {
-    create: volume.create,
-    ls: volume.ls,
-    list: volume.ls,
-    inspect: volume.inspect,
-    rm: volume.rm,
-    remove: volume.rm,
-    prune: volume.prune,
-  },
-};
+/** Every verb of the CLI. */
+export const VERBS: Verbs = { ...PS, ...RUN, ...IMAGES, ...INSPECT, ...SYSTEM, ...LIFECYCLE, ...REST };
 
-const HELP = `Usage:  berth [-H HOST] COMMAND
-
-A container engine that speaks the Docker Engine API.
-
-Commands:
-  run create start stop restart kill pause unpause rm wait rename exec attach logs top stats
-  inspect ps port diff cp export update commit images rmi tag history import load save
-  build pull push login logout events info version restore migrate trust
-Management commands:
-  container  image  network  volume  checkpoint  system  builder  registry (serve, gc: run through bin/berth)
-`;
-
-async function main(argv: string[]): Promise<number> {
-  let host: string | undefined;
-  while (argv[0] === '-H' || argv[0] === '--host' || argv[0]?.startsWith('--host=')) {
-    const a = argv.shift()!;
-    host = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv.shift();
-  }
-  const verb = argv.shift();
-  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
-    process.stdout.write(HELP);
-    return verb ? 0 : 1;
-  }
-  if (verb === '--version' || verb === '-v') argv.unshift('version');
-  const group = GROUPS[verb];
-  const cmd = group ? group[argv.shift() ?? ''] : COMMANDS[verb === '--version' || verb === '-v' ? 'version' : verb];
-  if (!cmd) {
-    process.stderr.write(`berth: '${verb}' is not a berth command.\nSee 'berth --help'\n`);
-    return 1;
-  }
-  const ctx = makeCtx(host);
-  try {
-    await cmd(ctx, argv);
-    return 0;
-  } catch (e) {
-    if (e instanceof ExitError) {
-      if (e.message) process.stderr.write(`${e.message}\n`);
-      return e.code;
-    }
-    if (e instanceof UsageError) {
-      process.stderr.write(`berth ${verb}: ${e.message}\n`);
-      return 125;
-    }
-    process.stderr.write(`${daemonError(e)}\n`);
-    return verb === 'run' || verb === 'create' ? 125 : 1;
-  }
-}
-
-// `berth logs ... | head`: a closed pipe ends the command quietly, as for any Unix tool
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-  throw e;
-});
-
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-  // Streams (stdin) can hold the loop open: exit once output is flushed.
-  process.stdout.write('', () => process.exit(code));
-});
+cliRun(VERBS);

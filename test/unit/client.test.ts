@@ -143,3 +143,35 @@ test('request bodies from a stream go out chunked and arrive whole', async () =>
     s.close();
   }
 });
+
+test('json() and pending() read the body off the socket: chunked and split, a multi-byte character across chunks, the head before the body', async () => {
+  let release: () => void = () => undefined;
+  const s = await serve(async (req, sock) => {
+    if (req.startsWith('GET')) {
+      // "é" is two bytes in UTF-8, split across two chunks
+      for (const p of [
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n["\xc3\r\n',
+        '3\r\n\xa9"]\r\n0\r\n\r\n',
+      ]) {
+        sock.write(Buffer.from(p, 'latin1'));
+        await sleep(5);
+      }
+      return;
+    }
+    sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n');
+    await new Promise<void>((r) => (release = r));
+    sock.end('{"StatusCode":3}');
+  });
+  try {
+    assert.deepEqual(await s.client.json('GET', '/x'), ['é']);
+    const wait = await s.client.pending('POST', '/containers/c/wait'); // resolves on the head alone
+    let body: string | undefined;
+    void wait.text.then((t) => (body = t));
+    await sleep(50);
+    assert.equal(body, undefined);
+    release();
+    assert.equal(await wait.text, '{"StatusCode":3}');
+  } finally {
+    s.close();
+  }
+});

@@ -413,27 +413,26 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
   const sock = await ctx.client.hijack(
     `/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`,
   );
-  const waitRes = await ctx.client.stream(
+  const waitRes = await ctx.client.pending(
     'POST',
     `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`,
   );
-  const waited = new Promise<number>((resolve) => {
-    let t = '';
-    waitRes.on('data', (c: Buffer) => (t += c.toString()));
-    waitRes.on('end', () => {
+  const waited = waitRes.text.then(
+    (t) => {
       try {
-        resolve((JSON.parse(t) as { StatusCode: number }).StatusCode);
+        return (JSON.parse(t) as { StatusCode: number }).StatusCode;
       } catch {
-        resolve(125);
+        return 125;
       }
-    });
-  });
+    },
+    () => 125,
+  );
   const pumped = pumpStreams(ctx.client, sock, { tty, stdin, resizePath: `/containers/${id}/resize` });
   try {
     await ctx.client.json('POST', `/containers/${id}/start`);
   } catch (e) {
     sock.destroy();
-    waitRes.destroy();
+    waitRes.close();
     throw new ExitError(
       startFailureCode(e instanceof Error ? e.message : ''),
       `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`,
@@ -453,7 +452,7 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
       .json<{ State: { Running: boolean } }>('GET', `/containers/${id}/json`)
       .catch(() => null);
     if (st?.State.Running) {
-      waitRes.destroy();
+      waitRes.close();
       return;
     }
     code = await waited;
