@@ -329,13 +329,6 @@ export class Lifecycle {
     // delete). dockerd 20.10 said true for an init killed (137) and for an init that exited 0
     // after a child was killed, with one `oom` event.
     const oomKilled = (await this.d.runtime.oomKills(id).catch(() => 0)) > 0;
-    // the runtime's state goes now, unless the container goes (its removal deletes it): while the
-    // exit is recorded and told, not before (a start or removal of it waits for it: runtimeDeleted)
-    if (!autoRemove) {
-      const del = this.d.runtime.delete(id).catch(() => undefined);
-      this.deleting.set(id, del);
-      void del.then(() => this.deleting.get(id) === del && this.deleting.delete(id));
-    }
     await this.d.containers.unwire(rec, true);
     await this.releaseVolumes(rec);
     const ranMs = this.d.clock.now() - Date.parse(rec.state.startedAt);
@@ -352,6 +345,15 @@ export class Lifecycle {
     // during the back-off already shows it
     if (willRestart) rec.restartCount++;
     this.d.store.save(rec);
+    // the runtime's state goes now, unless the container goes (its removal deletes it): as the
+    // exit is told, not before (a start or removal of it waits for it: runtimeDeleted, set here
+    // in the same turn as the save, so no request sees the exit without it). Not earlier: its
+    // unlinks on the run dir's disk ran between the exit and the answer to `wait`.
+    if (!autoRemove) {
+      const del = this.d.runtime.delete(id).catch(() => undefined);
+      this.deleting.set(id, del);
+      void del.then(() => this.deleting.get(id) === del && this.deleting.delete(id));
+    }
     if (oomKilled) this.d.events.emit('container', 'oom', id, actorOf(rec));
     this.d.events.emit('container', 'die', id, actorOf(rec, { exitCode: String(ex.code) }));
     for (const l of this.exitListeners.get(id) ?? []) l();
