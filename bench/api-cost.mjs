@@ -79,8 +79,14 @@ if (mode === 'side') {
   // a crun's CPU is this process's reaped children around its own runs (with two bundles, the
   // children's total over all rounds would count both for each)
   const crunCpu = new Map();
+  // SETTLE_MS: a pause before each timed cycle, so that a daemon's work after its answer (dockerd's
+  // teardown) does not fall on the next item's cycle. Off by default: on this VM a pause lets the
+  // vCPUs idle, and berthd's cycle, which wakes threads and processes on the other CPU, then got
+  // slower (1.52 -> 1.71 over crun run, 250 ms, results/20261203T051839Z-api-cost.md), crun's did not.
+  const settle = Number(process.env.SETTLE_MS ?? 0);
   for (let i = 0; i < +runs; i++) {
     for (const item of items) {
+      if (settle) await new Promise((r) => setTimeout(r, settle));
       const t = now();
       if (item.startsWith('crun:')) {
         const c0 = cpuMs();

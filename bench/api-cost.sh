@@ -103,6 +103,7 @@ LOAD_AFTER=$(uptime | sed 's/.*load average: //')
 node - "$WORK" "$OUT" "$RUNS" "$CLIENTS" "$B_RUNNING" "$D_RUNNING" "$B_RSS" "$LOAD_BEFORE" "$LOAD_AFTER" "$B_CPU" "$D_CPU" <<'JS'
 const fs = require('node:fs');
 const [work, out, runs, clients, bRunning, dRunning, bRss, loadBefore, loadAfter, bCpu, dCpu] = process.argv.slice(2);
+const settle = Number(process.env.SETTLE_MS ?? 0);
 const rd = (f) => JSON.parse(fs.readFileSync(`${work}/${f}`, 'utf8'));
 const med = (v) => { const s = [...v].sort((a, b) => a - b); const m = s.length >> 1; return +(s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2).toFixed(2); };
 const cyc = rd('cycle.json');
@@ -116,7 +117,7 @@ const rate = { berthd: +(db.n / db.s).toFixed(1), dockerd: +(dd.n / dd.s).toFixe
 const startCpu = { berthd: +(bCpu / db.n).toFixed(1), dockerd: +(dCpu / dd.n).toFixed(1) };
 const build = { berthd: med(rd('build-berthd.json').ms), dockerd: med(rd('build-dockerd.json').ms) };
 const r = {
-  when: new Date().toISOString(), runs: +runs, load_before: loadBefore, load_after: loadAfter,
+  when: new Date().toISOString(), runs: +runs, settle_ms: settle, load_before: loadBefore, load_after: loadAfter,
   cycle_median_ms: cycle, cycle_cpu_ms: cpu,
   cycle_cpu_ratio: { berthd_vs_crun: +(cpu.berthd / cpu.crun).toFixed(2), berthd_vs_crun_same_config: +(cpu.berthd / cpu.crun_berth_bundle).toFixed(2),
     berthd_vs_dockerd: +(cpu.berthd / cpu.dockerd).toFixed(3) },
@@ -130,7 +131,7 @@ const r = {
 fs.writeFileSync(`${out}.json`, JSON.stringify(r, null, 2) + '\n');
 fs.writeFileSync(`${out}.md`, `# The daemons' own cost through the API (${r.when}, medians of ${runs})
 
-Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}. One persistent client per daemon (keep-alive, unix socket).
+Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}. One persistent client per daemon (keep-alive, unix socket); ${settle} ms of pause before each timed cycle (\`SETTLE_MS\`).
 
 | create+start+wait+remove \`busybox true\` | median ms | CPU ms per cycle |
 |---|---|---|
