@@ -18,7 +18,7 @@
  *   container before it first runs): the kernel resolves it (RESOLVE_IN_ROOT) but the caller reopens
  *   it by name, so it is not for a tree a running process can change.
  */
-import { closeSync, fstatSync, mkdirSync, promises as fsp, type Stats } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, promises as fsp, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { invalidArgument, internal, notFound, BerthError } from '../base/errors.js';
 import {
@@ -420,6 +420,9 @@ export function parentBeneath(dirFd: number, path: string): { fd: number; name: 
   }
 }
 
+/** Files up to this size are read on the calling thread (a page-cache copy), larger ones in the pool. */
+const SMALL_READ = 64 * 1024;
+
 /**
  * The content of the regular file at `path` inside `root` (symlinks followed inside the root, by
  * the walk above), read through the fd the walk opened: safe on a tree a running container changes.
@@ -432,9 +435,19 @@ export async function readFileInRoot(root: string, path: string, max = 4 * 1024 
     try {
       if (r.fd < 0) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
       if (!r.st?.isFile()) throw Object.assign(new Error(`EINVAL: ${path} is not a regular file`), { code: 'EINVAL' });
+      const buf = Buffer.alloc(Math.min(max, r.st.size));
+      if (buf.length <= SMALL_READ) {
+        // a start reads passwd and group this way: in the thread pool's queue, behind the removal of
+        // the last container's cgroups, each of open, read and close could wait milliseconds
+        const fd = openSync(fdPath(r.fd), 'r');
+        try {
+          return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+        } finally {
+          closeSync(fd);
+        }
+      }
       const fh = await fsp.open(fdPath(r.fd), 'r');
       try {
-        const buf = Buffer.alloc(Math.min(max, r.st.size));
         const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
         return buf.subarray(0, bytesRead);
       } finally {

@@ -290,11 +290,12 @@ function apiError(status: number, text: string): ApiError {
   return new ApiError(status, message);
 }
 
+/** A stream's whole text, UTF-8 (decoded once at the end: a character may be split across chunks). */
 export function readText(s: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
-    let t = '';
-    s.on('data', (c: Buffer) => (t += c.toString()));
-    s.on('end', () => resolve(t));
+    const parts: Buffer[] = [];
+    s.on('data', (c: Buffer | string) => parts.push(typeof c === 'string' ? Buffer.from(c) : c));
+    s.on('end', () => resolve(Buffer.concat(parts).toString()));
     s.on('error', reject);
   });
 }

@@ -4,7 +4,7 @@
  * container remains (no dir, no mount, no snapshot, no volume it made, no row).
  */
 import { formatPlatform, parsePlatform, type Platform } from '../distribution/platform.js';
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
 import { checkCgroupParent } from './spec-input.js';
@@ -56,7 +56,7 @@ export interface CreateDeps {
   rootfsOf(id: string): string;
   /** Engine.rootfsMountns: a running container's rootfs is mounted in its conmon's namespace */
   readonly rootfsMountns: boolean;
-  privateBundle(id: string): Promise<void>;
+  privateBundle(id: string): void;
   discardFiles(id: string): Promise<void>;
 }
 
@@ -185,8 +185,12 @@ async function createNamed(
   };
   const dir = e.containerDir(id);
   try {
-    await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    await Promise.all([fsp.mkdir(join(dir, 'rootfs')), e.privateBundle(id)]);
+    // the dir, its files and the snapshot's dirs synchronously: a few small metadata calls, which
+    // through the thread pool waited behind whatever it had queued (the last container's cgroups)
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    mkdirSync(join(dir, 'rootfs'));
+    e.privateBundle(id);
+    writeEtcFiles(e, rec);
     // with rootfsMountns the host mounts the rootfs only while new volumes are filled from it
     // (a start mounts it in conmon's namespace); else from now until removal
     const onHost = !e.rootfsMountns || volMounts.some((m) => m.Type === 'volume' && newVolumes.includes(m.Name!));
@@ -196,7 +200,7 @@ async function createNamed(
       await e.mounter.mountAll(mounts, e.rootfsOf(id));
       held.mounted.add(id);
     };
-    await Promise.all([writeEtcFiles(e, rec), mountRootfs()]);
+    await mountRootfs();
     await makeBindSources(volMounts);
     await copyUp(e.volumes, volMounts, newVolumes, e.rootfsOf(id));
     if (onHost && e.rootfsMountns) {
@@ -239,24 +243,29 @@ function checkPlatform(e: CreateDeps, ref: string, platform: string): void {
 }
 
 /** /etc/hostname, /etc/hosts, /etc/resolv.conf the container gets bind-mounted. */
-async function writeEtcFiles(e: CreateDeps, rec: ContainerRecord): Promise<void> {
+function writeEtcFiles(e: CreateDeps, rec: ContainerRecord): void {
   const dir = e.containerDir(rec.id);
   const hn = rec.config.Hostname || rec.id.slice(0, 12);
   const hostNet = rec.hostConfig.NetworkMode === 'host';
-  const hosts = async () =>
-    fsp.writeFile(
-      join(dir, 'hosts'),
-      hostNet
-        ? await fsp.readFile('/etc/hosts', 'utf8').catch(() => '')
-        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`,
-    );
-  const resolv = async () =>
-    fsp.writeFile(
-      join(dir, 'resolv.conf'),
-      (await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => ''))
-        .split('\n')
-        .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
-        .join('\n'),
-    );
-  await Promise.all([fsp.writeFile(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`), hosts(), resolv()]);
+  const hostFile = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  writeFileSync(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`);
+  writeFileSync(
+    join(dir, 'hosts'),
+    hostNet
+      ? hostFile('/etc/hosts')
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`,
+  );
+  writeFileSync(
+    join(dir, 'resolv.conf'),
+    hostFile('/etc/resolv.conf')
+      .split('\n')
+      .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
+      .join('\n'),
+  );
 }

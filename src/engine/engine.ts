@@ -4,7 +4,6 @@
  * it: they are given `Verbs` (./verbs.ts), one method per operation.
  */
 import { RestoreGate } from './restore-gate.js';
-import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osc } from 'node:os';
 import { conflict, invalidArgument, errorMessage } from '../base/errors.js';
@@ -33,7 +32,7 @@ import type { VolumeManager } from '../volume/manager.js';
 import { rootMountsOf } from './mounts.js';
 import { createContainer, type CreateInto } from './container-create.js';
 import { netnsDel } from '../network/host.js';
-import { PRIVATE_FILE_MODE } from './private-state.js';
+import { writePrivateSync } from '../base/fs.js';
 import { RootedFs } from '../archive/rooted.js';
 import { probeIn } from './exec-in.js';
 import { actorOf } from './actor.js';
@@ -215,17 +214,8 @@ export class Engine {
    * environment: it exists 0600 before the runtime writes into it, which keeps the mode.
    * Also closes the file of a container made by an older berth.
    */
-  async privateBundle(id: string): Promise<void> {
-    const fh = await fsp.open(
-      join(this.containerDir(id), 'config.json'),
-      fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW,
-      PRIVATE_FILE_MODE,
-    );
-    try {
-      await fh.chmod(PRIVATE_FILE_MODE);
-    } finally {
-      await fh.close();
-    }
+  privateBundle(id: string): void {
+    writePrivateSync(join(this.containerDir(id), 'config.json'));
   }
 
   /** Makes sure the container's rootfs is mounted (after a host reboot it is not). */

@@ -14,7 +14,7 @@ import type { AttachSession, CheckpointRuntime, RuntimeName, StatsRuntime, TaskR
 import type { HostConfig } from '../spec/engine-api.js';
 import { buildSpec } from '../runtime/spec.js';
 import { resolveUser, type ResolvedUser } from '../runtime/user.js';
-import type { SpecInput, SpecOfRootfs } from '../runtime/types.js';
+import type { SpecArg, SpecInput } from '../runtime/types.js';
 import type { Mount } from '../snapshot/types.js';
 import { exitCodeOfStartFailure } from '../runtime/errors.js';
 import type { NetworkManager } from '../network/manager.js';
@@ -28,7 +28,6 @@ import type { HealthMonitor } from './health.js';
 import { specInputOf } from './spec-input.js';
 import { attachableOf, writeNetFiles } from './net.js';
 import { linkEnv, linkHosts, resolveLinks } from './links.js';
-import { actorOf } from './actor.js';
 
 /** A start that restores a checkpoint: its CRIU images, and the addresses (network id -> IPv4) to keep. */
 export interface Restore {
@@ -246,14 +245,16 @@ async function startPrepared(
   }
   const tm = performance.now();
   const host = d.runtime.host();
-  let spec: SpecInput | SpecOfRootfs;
+  let spec: SpecArg;
   let links: ReturnType<typeof resolveLinks>;
   // a staged rootfs is read once mounted in conmon's namespace-to-be (the runtime calls `spec`
   // with its view); a failure there is the start's, as it is here before the runtime's create
   let specError: unknown = null;
   try {
     const userOf = (view: string) => resolveUser(view, rec.config.User ?? '', rec.hostConfig.GroupAdd ?? []);
-    const user = stage ? null : await userOf(rootfs);
+    // the user's ids are read from the rootfs while the runtime starts conmon (runtime/task.ts)
+    const user = stage ? null : userOf(rootfs);
+    user?.catch(() => undefined); // awaited by the runtime's create, or dropped with an error below
     links = resolveLinks(d.networks, rec, (ref) => d.store.find(ref));
     // `--network container:<id>`: the other container's hostname too, as dockerd does
     const netOwner = rec.hostConfig.NetworkMode?.startsWith('container:')
@@ -281,13 +282,16 @@ async function startPrepared(
         pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
         ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
       });
-    spec = user
-      ? specOf(user)
-      : (view: string) =>
-          userOf(view).then(specOf, (e: unknown) => {
-            specError = e;
-            throw e;
-          });
+    // refused before the runtime runs anything (the user unknown, a namespace to join gone): the
+    // start's error alone, the container's state unchanged
+    const refused = (e: unknown) => {
+      specError = e;
+      throw e;
+    };
+    if (user) {
+      spec = user.then(specOf).catch(refused);
+      spec.catch(() => undefined);
+    } else spec = (view: string) => userOf(view).then(specOf, refused);
     // a restore keeps the addresses the checkpointed process had, when they are free
     const wiring = restore
       ? {
@@ -335,14 +339,14 @@ async function startPrepared(
     );
   } catch (e) {
     if (named) await d.containers.unwire(rec); // wired before create: nothing of it stays
-    if (specError !== null) throw e; // refused before the runtime ran, as for a rootfs on the host
-    const msg = errorMessage(e);
-    rec.state.error = msg;
-    rec.state.exitCode = exitCodeOfStartFailure(e, 128);
+    // as dockerd 20.10's containerStart: the error and an exit code (128 unless the runtime's
+    // words say why: 127, 126) are kept, the status stays; no `die` is told (no process ran)
+    rec.state.error = errorMessage(e);
+    rec.state.exitCode = specError !== null ? 128 : exitCodeOfStartFailure(e, 128);
     if (rec.state.status !== 'created') rec.state.status = 'exited';
     d.store.save(rec);
     attach.fail(rec.id, e);
-    d.events.emit('container', 'die', rec.id, actorOf(rec, { exitCode: String(rec.state.exitCode) }));
+    if (specError !== null) throw e; // refused before the runtime ran: the refusal's own words
     throw isBerthError(e) ? e : wrap(e, 'failed to create task for container');
   }
   if (rec.networks?.length && !named) {

@@ -28,7 +28,7 @@ import type {
   RuntimeName,
   RuntimeStatus,
   SpecInput,
-  SpecOfRootfs,
+  SpecArg,
 } from './types.js';
 import { checkUnified, MASKED_PATHS, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
@@ -91,7 +91,7 @@ export class ConmonRuntime implements Runtime {
 
   create(
     o: CreateOptions,
-    spec: SpecInput | SpecOfRootfs,
+    spec: SpecArg,
     restore?: RestoreFrom,
   ): Promise<{ pid: number; conmonPid: number }> {
     return createTask(this.d, this.cr, o, spec, restore);

@@ -7,9 +7,10 @@ import {
   closeSync,
   constants as fsc,
   existsSync,
+  fchmodSync,
+  fstatSync,
   mkdirSync,
   openSync,
-  promises as fsp,
   readdirSync,
   rmSync,
   rmdirSync,
@@ -19,8 +20,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
+import { writePrivateSync } from '../base/fs.js';
 import { log } from '../base/log.js';
-import type { CreateOptions, RuntimeName, SpecInput, SpecOfRootfs } from './types.js';
+import type { CreateOptions, RuntimeName, SpecArg, SpecInput } from './types.js';
 import { buildSpec } from './spec.js';
 import { type ConmonHandle, detachNetnsCopies, startConmon } from './conmon.js';
 import { removeCgroup, removeExitedCgroups } from './cgroups.js';
@@ -46,40 +48,25 @@ export interface RestoreGate {
 }
 
 /**
- * The bundle's config.json carries the container's environment: it is 0600 before a byte is
- * written (also when a file made by an older berth is there), and never followed through a link.
- * Through the thread pool: the bundle is on the root's disk (the run dir's files below are not).
- */
-async function writePrivate(path: string, text: string): Promise<void> {
-  const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
-  try {
-    await fh.chmod(0o600);
-    await fh.writeFile(text);
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
  * The container's log holds what it prints (secrets too): 0600 before conmon writes a byte. conmon
  * 2.1.13 (scripts/conmon.sh) creates it 0640 where Debian's 2.1.6 made it 0600; an existing file
  * keeps its mode, so berth makes it first (and tightens one left by an older berth). A directory
  * that is not there is conmon's to report. Anything but a regular file (the `none` driver's /dev/null)
- * is left as it is.
+ * is left as it is. Synchronous, as the bundle's config.json (README, "The start path").
  */
-async function makeLogPrivate(path: string): Promise<void> {
-  const fh = await fsp
-    .open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600)
-    .catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return null;
-      throw e;
-    });
-  if (!fh) return;
+function makeLogPrivate(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
   try {
     // only a log file of ours: log driver `none` writes to the host's /dev/null, which must stay 0666
-    if ((await fh.stat()).isFile()) await fh.chmod(0o600);
+    if (fstatSync(fd).isFile()) fchmodSync(fd, 0o600);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -119,7 +106,7 @@ export async function createTask(
   d: RunDir,
   gate: RestoreGate,
   o: CreateOptions,
-  specOrLater: SpecInput | SpecOfRootfs,
+  specOrLater: SpecArg,
   restore?: RestoreFrom,
 ): Promise<{ pid: number; conmonPid: number }> {
   if (!d.info.runtimes[o.runtime]) throw invalidArgument(`runtime ${o.runtime} is not installed`);
@@ -128,7 +115,7 @@ export async function createTask(
   const cdir = join(d.ctrs, o.id);
   const args = conmonArgs(d, o, cdir, restore);
   const conmonOpts = { attach: false, cwd: cdir, ...(restore ? { pathPrefix: gate.criuDir } : {}) };
-  await makeLogPrivate(o.logPath);
+  makeLogPrivate(o.logPath);
   // A few bytes in the run dir (tmpfs as /run usually is), written synchronously (README, "The
   // start path"): through the thread pool each was a round trip. A previous run's exit file and
   // attach socket go before conmon starts.
@@ -139,7 +126,7 @@ export async function createTask(
   // Not staged: conmon starts now and waits on its start pipe before it runs the runtime, so that
   // its exec and start-up (~4 ms of CPU here) run beside the spec's making and writing
   let early: Promise<ConmonHandle> | null = null;
-  let spec: SpecInput;
+  let later: SpecInput | Promise<SpecInput>;
   if (typeof specOrLater === 'function') {
     // staged (o.stage): the rootfs is mounted in conmon's namespace-to-be first, the spec made
     // from it (the user's ids), then conmon exec'd there
@@ -149,7 +136,7 @@ export async function createTask(
     const staged = h.staged!;
     try {
       await staged.mounted;
-      spec = await specOrLater(staged.view);
+      later = await specOrLater(staged.view);
     } catch (e) {
       staged.abort();
       throw e;
@@ -157,15 +144,19 @@ export async function createTask(
   } else {
     early = startConmon(d.info.conmon.path, args, { ...conmonOpts, startPipe: true });
     early.catch(() => undefined); // awaited below
-    spec = specOrLater;
+    later = specOrLater;
   }
+  let spec: SpecInput;
   try {
+    spec = await later; // a spec still being made (the user's ids read from the rootfs): made meanwhile
     const config = buildSpec(spec, d.info, o.runtime);
     d.remember(o.id, o.runtime);
     d.rememberCgroup(o.id, spec.cgroupsPath);
     writeFileSync(join(cdir, 'runtime'), o.runtime);
     writeFileSync(join(cdir, 'cgroup'), spec.cgroupsPath);
-    await writePrivate(join(o.bundleDir, 'config.json'), JSON.stringify(config));
+    // the environment is in it: 0600 before a byte is written (also over a file an older berth
+    // made), never through a link
+    writePrivateSync(join(o.bundleDir, 'config.json'), JSON.stringify(config));
   } catch (e) {
     h?.staged?.abort();
     if (early) {

@@ -106,6 +106,12 @@ export interface CreateOptions {
  */
 export type SpecOfRootfs = (view: string) => Promise<SpecInput>;
 
+/**
+ * A container's spec as `create` takes it: made; still being made (the user's ids read from a
+ * rootfs on the host while conmon starts); or made from a staged rootfs (`SpecOfRootfs`).
+ */
+export type SpecArg = SpecInput | Promise<SpecInput> | SpecOfRootfs;
+
 export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
 
 /**
@@ -266,7 +272,7 @@ export interface TaskRuntime extends HostProbe {
    */
   create(
     opts: CreateOptions,
-    spec: SpecInput | SpecOfRootfs,
+    spec: SpecArg,
     restore?: { imagePath: string; workPath: string; tcpEstablished: boolean; lazyPages?: boolean },
   ): Promise<{ pid: number; conmonPid: number }>;
   start(id: string): Promise<void>;

@@ -1,8 +1,9 @@
 /**
  * `--user` resolution against the container's own /etc/passwd and /etc/group (read inside the
- * rootfs, symlinks kept inside it), with Docker's error messages.
+ * rootfs, symlinks kept inside it), with Docker's error messages. A user or group that is not
+ * there is dockerd's 500 (an untyped error from its spec's making), for a start and an exec alike.
  */
-import { invalidArgument } from '../base/errors.js';
+import { internal } from '../base/errors.js';
 import { readFileInRoot } from '../archive/rooted.js';
 
 async function readTable(rootfs: string, file: string): Promise<string[][]> {
@@ -46,8 +47,7 @@ export async function resolveUser(
     home = '/root';
   } else {
     const row = passwd.find((r) => (isNum(userPart) ? r[2] === userPart : r[0] === userPart));
-    if (!row && !isNum(userPart))
-      throw invalidArgument(`unable to find user ${userPart}: no matching entries in passwd file`);
+    if (!row && !isNum(userPart)) throw internal(`unable to find user ${userPart}: no matching entries in passwd file`);
     uid = row ? Number(row[2]) : Number(userPart);
     gid = row ? Number(row[3]) : 0;
     name = row?.[0] ?? '';
@@ -56,7 +56,7 @@ export async function resolveUser(
   if (groupPart !== undefined && groupPart !== '') {
     const row = group.find((r) => (isNum(groupPart) ? r[2] === groupPart : r[0] === groupPart));
     if (!row && !isNum(groupPart))
-      throw invalidArgument(`unable to find group ${groupPart}: no matching entries in group file`);
+      throw internal(`unable to find group ${groupPart}: no matching entries in group file`);
     gid = row ? Number(row[2]) : Number(groupPart);
   }
   const additionalGids = name
@@ -67,7 +67,7 @@ export async function resolveUser(
     : [];
   for (const g of groupAdd) {
     const row = group.find((r) => (isNum(g) ? r[2] === g : r[0] === g));
-    if (!row && !isNum(g)) throw invalidArgument(`Unable to find group ${g}: no matching entries in group file`);
+    if (!row && !isNum(g)) throw internal(`Unable to find group ${g}: no matching entries in group file`);
     const id = row ? Number(row[2]) : Number(g);
     if (!additionalGids.includes(id)) additionalGids.push(id);
   }

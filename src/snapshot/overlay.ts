@@ -5,7 +5,7 @@
  * It returns mounts and never mounts (the engine does). Its records are kept by the
  * `SnapshotRecords` it is given (SQLite, ../metadata/snapshot-records.ts).
  */
-import { closeSync, fstatSync, lstatSync, promises as fsp, renameSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, mkdirSync, promises as fsp, renameSync, type BigIntStats } from 'node:fs';
 import {
   O_DIRECTORY,
   O_NOFOLLOW,
@@ -233,12 +233,11 @@ export class OverlaySnapshotter implements Snapshotter, LayerStore, SnapshotSwee
     const known = this.records.activeParent(key);
     if (known !== undefined && known !== parent) throw conflict(`snapshot ${key} exists with another parent`);
     const lowers = this.lowers(parent);
-    // the key's dir is private; fs keeps 0755 (the merged root takes the upper dir's mode)
-    await fsp.mkdir(this.activeDir(key), { recursive: true, mode: 0o700 });
-    await Promise.all([
-      fsp.mkdir(join(this.activeDir(key), 'fs'), { recursive: true }),
-      fsp.mkdir(join(this.activeDir(key), 'work'), { recursive: true }),
-    ]);
+    // the key's dir is private; fs keeps 0755 (the merged root takes the upper dir's mode). Three
+    // mkdirs, synchronously: through the pool each waited behind its queue (a container's create)
+    mkdirSync(this.activeDir(key), { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.activeDir(key), 'fs'), { recursive: true });
+    mkdirSync(join(this.activeDir(key), 'work'), { recursive: true });
     if (known === undefined) this.records.addActive(key, parent);
     return [this.mountOf(key, lowers)];
   }

@@ -119,6 +119,25 @@ describe('bad input', () => {
     assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
   });
 
+  /** Processes whose command line names `id` (its conmon, the runtime it runs). */
+  const processesOf = (id: string) =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(id);
+        } catch {
+          return false;
+        }
+      });
+  /** A start failed after conmon was spawned: no conmon and no run-dir state of `id` stays. */
+  const nothingOfStartLeft = async (id: string) => {
+    await eventually(() => processesOf(id).length === 0, 10_000, 'no conmon of the container left');
+    const run = join(d.dir, 'run', 'runtime');
+    assert.equal(existsSync(join(run, 'c', id)), false, 'no c/<id> left');
+    assert.equal(existsSync(join(run, 'exits', id)), false, 'no exit file');
+  };
+
   test('a start that fails after its conmon was started ends that conmon and leaves no run-dir state', async () => {
     // conmon starts at the beginning of a start and waits on its start pipe while the spec is
     // written (runtime/task.ts createTask): a failure there must end it and clean up
@@ -126,28 +145,48 @@ describe('bad input', () => {
     const config = join(d.root, 'containers', id, 'config.json');
     rmSync(config, { force: true });
     mkdirSync(config); // the spec cannot be written
-    const conmons = () =>
-      readdirSync('/proc')
-        .filter((p) => /^\d+$/.test(p))
-        .filter((p) => {
-          try {
-            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(id);
-          } catch {
-            return false;
-          }
-        });
     const r = await d.docker(['start', id], { allowFail: true });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /EISDIR/);
-    await eventually(() => conmons().length === 0, 10_000, 'no conmon of the container left');
-    const run = join(d.dir, 'run', 'runtime');
-    assert.equal(existsSync(join(run, 'c', id)), false, 'no c/<id> left');
-    assert.equal(existsSync(join(run, 'exits', id)), false, 'no exit file');
+    await nothingOfStartLeft(id);
     const st = JSON.parse((await d.docker(['inspect', id])).stdout)[0].State;
     assert.equal(st.Status, 'created');
     rmdirSync(config);
     await d.docker(['start', id]);
     assert.equal((await d.docker(['wait', id])).stdout.trim(), '0');
+    await d.docker(['rm', id]);
+  });
+
+  test("a start refused for an unknown user: dockerd's error kept (exit code 128), no die, conmon ended", async () => {
+    // the user is read from the rootfs while conmon starts (engine/start.ts): its refusal comes
+    // after conmon was spawned. dockerd 20.10 answers 500 "unable to find user nosuch: no matching
+    // entries in passwd file", keeps State.Error and ExitCode 128, Status "created", no `die` event.
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const id = (await d.docker(['create', '-u', 'nosuch', '--network', 'none', 'busybox', 'true'])).stdout.trim();
+    const r = await d.api('POST', `/containers/${id}/start`);
+    assert.equal(r.status, 500);
+    assert.equal(
+      (r.body as { message: string }).message,
+      'unable to find user nosuch: no matching entries in passwd file',
+    );
+    await nothingOfStartLeft(id);
+    const st = JSON.parse((await d.docker(['inspect', id])).stdout)[0].State;
+    assert.equal(st.Status, 'created');
+    assert.equal(st.ExitCode, 128);
+    assert.equal(st.Error, 'unable to find user nosuch: no matching entries in passwd file');
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const events = await d.docker([
+      'events',
+      '--since',
+      String(since),
+      '--until',
+      String(until),
+      '--filter',
+      `container=${id}`,
+      '--format',
+      '{{.Action}}',
+    ]);
+    assert.deepEqual(events.stdout.trim().split('\n'), ['create']);
     await d.docker(['rm', id]);
   });
 

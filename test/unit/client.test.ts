@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { ApiError, Client, readText } from '../../src/client/client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,6 +66,16 @@ test('chunked responses split anywhere are decoded; the connection is closed aft
   } finally {
     s.close();
   }
+});
+
+test('readText: a character split across chunks is decoded whole', async () => {
+  const stream = new PassThrough();
+  const text = readText(stream);
+  const bytes = Buffer.from('µs — ok');
+  stream.write(bytes.subarray(0, 1)); // the first byte of µ alone
+  stream.write(bytes.subarray(1, 5)); // the rest of µ, "s " and the first byte of the dash
+  stream.end(bytes.subarray(5));
+  assert.equal(await text, 'µs — ok');
 });
 
 test('Content-Length bodies, JSON, HEAD (headers only) and lower-cased headers', async () => {

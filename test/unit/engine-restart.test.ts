@@ -234,7 +234,8 @@ test('auto-remove: an exited --rm container is removed; a failed create of one l
   await assert.rejects(b.lifecycle.start(bad));
   assert.equal(bad.state.status, 'created');
   assert.equal(bad.state.exitCode, 127);
-  assert.deepEqual(b.actions(bad.id), ['die']);
+  // dockerd 20.10 tells no `die` for a start whose runtime create failed (no process ran)
+  assert.deepEqual(b.actions(bad.id), []);
 });
 
 test('OOMKilled: an exit after the OOM killer ended a process says so, with an oom event; the next start clears it', async (t) => {

@@ -19,6 +19,7 @@ import type {
   HostInfo,
   Resources,
   RuntimeStatus,
+  SpecArg,
   SpecInput,
   StatsRuntime,
   TaskRuntime,
@@ -129,8 +130,10 @@ export class FakeRuntime implements TaskRuntime, ExecRuntime, StatsRuntime, Pick
     };
   }
 
-  async create(opts: CreateOptions, spec: SpecInput): Promise<{ pid: number; conmonPid: number }> {
+  async create(opts: CreateOptions, specArg: SpecArg): Promise<{ pid: number; conmonPid: number }> {
     this.calls.push(`create ${opts.id}`);
+    if (typeof specArg === 'function') throw new Error('the fake runtime stages no rootfs');
+    const spec = await specArg; // as createTask: a spec still being made is awaited, its error is the create's
     const fail = this.failCreate.get(opts.id);
     if (fail) {
       this.failCreate.delete(opts.id);
