@@ -8,6 +8,7 @@
 //                                                       stoppedFor, per1000: [seconds for each 1,000]}; stops
 //                                                       when MemAvailable < MIN_AVAILABLE_MB (2048)
 //                                                       or free pids < MIN_FREE_PIDS (2000)
+//                                                       or after MAX_START_MINUTES (unset: no limit)
 //   node scale-client.mjs SOCK remove CLIENTS [PREFIX]   force-removes every container (named PREFIX* when given)
 //   node scale-client.mjs SOCK time RUNS METHOD PATH     median/min/max ms of RUNS requests on one connection
 //   node scale-client.mjs SOCK count                     {running, all} from GET /containers/json?all=1
@@ -92,13 +93,18 @@ async function start(n, clients, prefix) {
   const pidFloor = Number(process.env.MIN_FREE_PIDS ?? 2000);
   const pidMax = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   const freePids = () => pidMax - Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[3].split('/')[1]);
+  // and after MAX_START_MINUTES (none by default): an engine whose rate fell far enough is
+  // reported where it was when the time ran out
+  const deadline = process.env.MAX_START_MINUTES ? t0 + Number(process.env.MAX_START_MINUTES) * 60_000 : Infinity;
   const worker = async () => {
     for (let i = next++; i < n; i = next++) {
-      if (i % 20 === 0 && (availableKb() < floorKb || freePids() < pidFloor)) {
+      if (i % 20 === 0 && (availableKb() < floorKb || freePids() < pidFloor || performance.now() > deadline)) {
         stoppedFor ||=
           availableKb() < floorKb
             ? `MemAvailable below ${floorKb / 1024} MB after ${started} starts`
-            : `fewer than ${pidFloor} free pids (pid_max ${pidMax}) after ${started} starts`;
+            : freePids() < pidFloor
+              ? `fewer than ${pidFloor} free pids (pid_max ${pidMax}) after ${started} starts`
+              : `the bench's time limit (MAX_START_MINUTES=${process.env.MAX_START_MINUTES}) after ${started} starts`;
         next = n;
         break;
       }

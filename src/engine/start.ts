@@ -282,8 +282,8 @@ async function startPrepared(
         pidns: joinedNs(d, rec.hostConfig.PidMode, 'pid', 'PID namespace'),
         ipcns: rec.ipcnsPath ?? joinedNs(d, rec.hostConfig.IpcMode, 'ipc', 'IPC namespace'),
       });
-    // refused before the runtime runs anything (the user unknown, a namespace to join gone): the
-    // start's error alone, the container's state unchanged
+    // refused before the runtime runs anything (the user unknown, a namespace to join gone):
+    // answered with the refusal's own words (kept in the state below, as dockerd keeps them)
     const refused = (e: unknown) => {
       specError = e;
       throw e;
