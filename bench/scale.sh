@@ -27,6 +27,15 @@ CLIENT="node $REPO/bench/scale-client.mjs"
 unset NODE_EXTRA_CA_CERTS
 source bench/lib.sh
 [ -d dist/src ] || npm run -s build
+# the other engines' packages, when they are to run and missing (Debian's docker.io, podman)
+need=""
+for e in $ENGINES; do
+  case "$e" in dockerd) p=docker.io ;; podman) p=podman ;; *) continue ;; esac
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ] && [ "$N_OTHER" != 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
 
 # each container is two tasks (conmon + its process) and pid_max is 32768 here: say so before a start that cannot fit
 tasks_now=$(cut -d' ' -f4 /proc/loadavg | cut -d/ -f2)

@@ -177,14 +177,10 @@ describe('bad input', () => {
     const until = Math.floor(Date.now() / 1000) + 1;
     const events = await d.docker([
       'events',
-      '--since',
-      String(since),
-      '--until',
-      String(until),
-      '--filter',
-      `container=${id}`,
-      '--format',
-      '{{.Action}}',
+      `--since=${since}`,
+      `--until=${until}`,
+      `--filter=container=${id}`,
+      '--format={{.Action}}',
     ]);
     assert.deepEqual(events.stdout.trim().split('\n'), ['create']);
     await d.docker(['rm', id]);
