@@ -10,11 +10,43 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnProcess } from '../../src/base/spawn.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { spawnProcess, spawnProcessAsync } from '../../src/base/spawn.js';
 import { removeTree } from '../../src/base/janitor.js';
 
 const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: not in ${ms} ms`)), ms))]);
+
+test('a running child keeps nothing of the async context it was spawned in (a request scope)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const scope = new AsyncLocalStorage<{ response: Buffer }>();
+  let ref: WeakRef<object> | undefined;
+  // the reaper's timer is made by the first spawn: here, outside the scope (one timer, not one per child)
+  const first = spawnProcess('sleep', ['30'], process.env, { out: [] });
+  // as a container's start: spawned in a request's scope, running long after the request ended
+  const child = await scope.run({ response: Buffer.alloc(1 << 20) }, async () => {
+    ref = new WeakRef(scope.getStore()!);
+    return spawnProcessAsync('sleep', ['30'], process.env, { out: [] });
+  });
+  try {
+    for (let i = 0; i < 5 && ref!.deref(); i++) {
+      await new Promise((r) => setImmediate(r));
+      gc();
+    }
+    assert.equal(ref!.deref(), undefined, 'the scope of the spawn is collectable while the child runs');
+  } finally {
+    process.kill(child.pid, 'SIGKILL');
+    process.kill(first.pid, 'SIGKILL');
+  }
+  // asked for after its exit, or before: the same status
+  assert.deepEqual(await within(child.exited, 5000, 'killed child'), { code: null, signal: 'SIGKILL' });
+  const late = spawnProcess('sh', ['-c', 'exit 3'], process.env, { out: [] });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(await within(late.exited, 5000, 'asked late'), { code: 3, signal: null });
+});
 
 test('exits are reported while long-lived children stay unreaped, with their codes and signals', async () => {
   const long = Array.from({ length: 20 }, () => spawnProcess('sleep', ['30'], process.env, { out: [] }));
