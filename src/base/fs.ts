@@ -6,6 +6,7 @@ import {
   fsyncSync,
   closeSync,
   fchmodSync,
+  readFileSync,
   constants as fsc,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -53,6 +54,15 @@ export function writePrivateSync(path: string, data?: string | Uint8Array): void
     if (data !== undefined) writeFileSync(fd, data);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The text of the file at `path`, or '' when it cannot be read (absent, unreadable). */
+export function readTextOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }
 

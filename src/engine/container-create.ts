@@ -4,7 +4,7 @@
  * container remains (no dir, no mount, no snapshot, no volume it made, no row).
  */
 import { formatPlatform, parsePlatform, type Platform } from '../distribution/platform.js';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
 import { checkCgroupParent } from './spec-input.js';
@@ -35,6 +35,7 @@ import { planNetworks } from './net.js';
 import { planLinks } from './links.js';
 import { copyUp, makeBindSources, planMounts } from './mounts.js';
 import { PRIVATE_DIR_MODE } from './private-state.js';
+import { readTextOrEmpty } from '../base/fs.js';
 
 type CreateBody = ReturnType<typeof parseCreateBody>;
 
@@ -247,23 +248,16 @@ function writeEtcFiles(e: CreateDeps, rec: ContainerRecord): void {
   const dir = e.containerDir(rec.id);
   const hn = rec.config.Hostname || rec.id.slice(0, 12);
   const hostNet = rec.hostConfig.NetworkMode === 'host';
-  const hostFile = (path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return '';
-    }
-  };
   writeFileSync(join(dir, 'hostname'), `${hostNet ? hostHostname() : hn}\n`);
   writeFileSync(
     join(dir, 'hosts'),
     hostNet
-      ? hostFile('/etc/hosts')
+      ? readTextOrEmpty('/etc/hosts')
       : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hn}\n`,
   );
   writeFileSync(
     join(dir, 'resolv.conf'),
-    hostFile('/etc/resolv.conf')
+    readTextOrEmpty('/etc/resolv.conf')
       .split('\n')
       .filter((l) => hostNet || !/^\s*nameserver\s+(127\.|::1)/.test(l))
       .join('\n'),

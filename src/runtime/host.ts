@@ -11,8 +11,9 @@
  * The cost the kernel documents: slightly slower fork/exit, machine-wide.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
+import { readTextOrEmpty } from '../base/fs.js';
 import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
 import { mount } from '../base/syscalls.js';
@@ -20,14 +21,6 @@ import { capsOfMask } from './spec.js';
 import type { HostInfo, RuntimeName } from './types.js';
 
 const CG = '/sys/fs/cgroup';
-
-function read(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 function which(name: string, extra: string[] = []): string | null {
   for (const dir of [...(process.env['PATH'] ?? '/usr/bin:/bin').split(':'), '/usr/sbin', '/sbin', ...extra]) {
@@ -92,7 +85,10 @@ export function parseLimits(text: string): Record<string, { soft: number; hard: 
  */
 export function cgroupLayout(root = CG): { version: 1 | 2; hybridControllers: string[] } {
   if (existsSync(`${root}/cgroup.controllers`)) return { version: 2, hybridControllers: [] };
-  return { version: 1, hybridControllers: read(`${root}/unified/cgroup.controllers`).split(/\s+/).filter(Boolean) };
+  return {
+    version: 1,
+    hybridControllers: readTextOrEmpty(`${root}/unified/cgroup.controllers`).split(/\s+/).filter(Boolean),
+  };
 }
 
 /** Detects cgroups and repairs the hybrid trap. Returns [version, what was repaired, warning]. */
@@ -112,11 +108,11 @@ function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
       log.warn('cgroup repair failed', { ctrl, err: errorMessage(e) });
     }
   }
-  if (read(unified).trim())
+  if (readTextOrEmpty(unified).trim())
     return {
       version: 1,
       repair: '',
-      warning: `hybrid cgroups with controllers in cgroup2 (${read(unified).trim()}): crun cannot run here, using runc`,
+      warning: `hybrid cgroups with controllers in cgroup2 (${readTextOrEmpty(unified).trim()}): crun cannot run here, using runc`,
     };
   return {
     version: 1,
@@ -129,7 +125,7 @@ const MS_REMOUNT = 32;
 
 /** The cgroup2 mount's path and super-block options, from /proc/self/mountinfo. */
 function cgroup2Mount(): { path: string; options: string[] } | null {
-  for (const line of read('/proc/self/mountinfo').split('\n')) {
+  for (const line of readTextOrEmpty('/proc/self/mountinfo').split('\n')) {
     const [pre, post] = line.split(' - ');
     if (!pre || !post) continue;
     const [fstype, , superOpts = ''] = post.split(' ');
@@ -247,9 +243,9 @@ export async function detectHost(want?: RuntimeName, criu?: string, conmonFlag?:
   }
   if (!conmon) throw new Error('conmon not found: install the conmon package');
   if (conmonFlag && !conmon.version) throw new Error(`--conmon ${conmonFlag}: it does not answer --version`);
-  const apparmor = read('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
+  const apparmor = readTextOrEmpty('/sys/module/apparmor/parameters/enabled').trim() === 'Y';
   const selinux = existsSync('/sys/fs/selinux/enforce');
-  const status = read('/proc/self/status');
+  const status = readTextOrEmpty('/proc/self/status');
   return {
     cgroupVersion: cg.version,
     cgroupDriver: 'cgroupfs',
@@ -262,12 +258,12 @@ export async function detectHost(want?: RuntimeName, criu?: string, conmonFlag?:
     // what the runtimes write for --blkio-weight: blkio.weight (v1, CFQ; BFQ's blkio.bfq.weight is not written) or the io controller (v2)
     blkioWeight:
       cg.version === 2
-        ? read('/sys/fs/cgroup/cgroup.controllers').split(/\s+/).includes('io')
+        ? readTextOrEmpty('/sys/fs/cgroup/cgroup.controllers').split(/\s+/).includes('io')
         : ['/sys/fs/cgroup/blkio/blkio.weight', '/sys/fs/cgroup/blkio/berth/blkio.weight'].some((f) => existsSync(f)),
     apparmor,
     selinux,
     capabilities: capsOfMask(/^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'),
-    rlimits: parseLimits(read('/proc/self/limits')),
+    rlimits: parseLimits(readTextOrEmpty('/proc/self/limits')),
     init: which('tini-static') ?? which('tini'),
     checkpoint: await checkpointSupport(runtimes, criu),
     kernelVersion: release(),
