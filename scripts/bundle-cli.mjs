@@ -36,6 +36,11 @@ const LAZY = [
   'node:util',
   'node:http',
   'node:https',
+  'node:module',
+  // client/wire.ts speaks to the daemon without them: only streams and upgrades load them
+  'node:net',
+  'node:stream',
+  'node:stream/promises',
   // bundled, but evaluated on first use: `berth build` and `cp` pack tars, `ps` never does
   'tar-stream',
 ];

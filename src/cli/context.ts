@@ -1,5 +1,6 @@
 /** What every command gets: the API client, output helpers, and the exit-code contract. */
 import { Client, ApiError, socketFromHost } from '../client/client.js';
+import { write } from './stdio.js';
 
 export interface Ctx {
   client: Client;
@@ -21,8 +22,8 @@ export function makeCtx(host: string | undefined): Ctx {
   const h = host ?? process.env['BERTH_HOST'] ?? process.env['DOCKER_HOST'] ?? 'unix:///run/berth/berth.sock';
   return {
     client: new Client(socketFromHost(h)),
-    out: (s) => process.stdout.write(s),
-    err: (s) => process.stderr.write(s),
+    out: (s) => write('stdout', s),
+    err: (s) => write('stderr', s),
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import { UsageError } from './args.js';
 import { makeCtx, daemonError, ExitError, type Ctx } from './context.js';
+import { exitAfterOutput, watchStdio, write } from './stdio.js';
 
 export type Cmd = (ctx: Ctx, argv: string[]) => Promise<void>;
 export type Verbs = Record<string, Cmd>;
@@ -37,7 +38,7 @@ export async function cliMain(verbs: Verbs, argv: string[]): Promise<number> {
   const host = takeHost(argv);
   let verb = argv.shift();
   if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
-    process.stdout.write(HELP);
+    write('stdout', HELP);
     return verb ? 0 : 1;
   }
   if (verb === '--version' || verb === '-v') verb = 'version';
@@ -45,7 +46,7 @@ export async function cliMain(verbs: Verbs, argv: string[]): Promise<number> {
   const key = group ? `${verb} ${argv.shift() ?? ''}` : verb;
   const cmd = Object.hasOwn(verbs, key) ? verbs[key] : undefined;
   if (!cmd) {
-    process.stderr.write(`berth: '${verb}' is not a berth command.\nSee 'berth --help'\n`);
+    write('stderr', `berth: '${verb}' is not a berth command.\nSee 'berth --help'\n`);
     return 1;
   }
   const ctx = makeCtx(host);
@@ -54,28 +55,21 @@ export async function cliMain(verbs: Verbs, argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ExitError) {
-      if (e.message) process.stderr.write(`${e.message}\n`);
+      if (e.message) write('stderr', `${e.message}\n`);
       return e.code;
     }
     if (e instanceof UsageError) {
-      process.stderr.write(`berth ${verb}: ${e.message}\n`);
+      write('stderr', `berth ${verb}: ${e.message}\n`);
       return 125;
     }
-    process.stderr.write(`${daemonError(e)}\n`);
+    write('stderr', `${daemonError(e)}\n`);
     return verb === 'run' || verb === 'create' ? 125 : 1;
   }
 }
 
 /** A bundle's entry: runs the CLI on this process's arguments, then exits once stdout is flushed. */
 export function cliRun(verbs: Verbs): void {
-  // `berth logs ... | head`: a closed pipe ends the command quietly, as for any Unix tool
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
-  void cliMain(verbs, process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-    // Streams (stdin) can hold the loop open: exit once output is flushed.
-    process.stdout.write('', () => process.exit(code));
-  });
+  watchStdio();
+  // streams (stdin) can hold the loop open: exit once the output is out
+  void cliMain(verbs, process.argv.slice(2)).then(exitAfterOutput);
 }

@@ -4,9 +4,12 @@
  * compiles the IPv6 regex) for nothing a unix socket needs. Errors from the daemon become
  * ApiError with Docker's message; hijack() upgrades a connection for attach/exec and returns the
  * raw socket (paused: the reader resumes it once listening).
+ * json() and pending() (most verbs' only requests) go over client/wire.ts, which spares a
+ * short-lived CLI node:net and node:stream; streamed bodies and upgrades take a node:net socket.
  */
 import { connect, type Socket } from 'node:net';
 import { PassThrough, Transform, type Readable } from 'node:stream';
+import { dial, wireKind, type WireKind } from './wire.js';
 
 export const API_PREFIX = '/v1.45';
 
@@ -98,16 +101,16 @@ class Dechunker {
  * A response body's framing (chunked, Content-Length, or up to the close): returns what to feed the
  * socket's bytes to; it passes the body's bytes to `write` and calls `finish` at the body's end.
  */
-function framer(h: Head, write: (b: Buffer) => void, finish: () => void): (b: Buffer) => void {
-  if (h.headers['transfer-encoding'] === 'chunked') {
+function framer(headers: Record<string, string>, write: (b: Buffer) => void, finish: () => void): (b: Buffer) => void {
+  if (headers['transfer-encoding'] === 'chunked') {
     const d = new Dechunker(write);
     return (b) => {
       d.push(b);
       if (d.done) finish();
     };
   }
-  if (h.headers['content-length'] !== undefined) {
-    let left = Number(h.headers['content-length']);
+  if (headers['content-length'] !== undefined) {
+    let left = Number(headers['content-length']);
     return (b) => {
       write(b.subarray(0, left));
       left -= Math.min(left, b.length);
@@ -117,24 +120,120 @@ function framer(h: Head, write: (b: Buffer) => void, finish: () => void): (b: Bu
   return write;
 }
 
-export class Client {
-  constructor(readonly socketPath: string) {}
+/** A request's bytes: the head, then the JSON body if any (a streamed body follows, chunked). */
+function requestBytes(method: string, path: string, opts: RequestOptions, upgrade: boolean): Buffer {
+  const headers: Record<string, string> = { Host: 'berth', 'User-Agent': 'berth-cli', ...(opts.headers ?? {}) };
+  const payload = opts.body === undefined ? null : Buffer.from(JSON.stringify(opts.body));
+  if (payload) headers['Content-Type'] = 'application/json';
+  if (upgrade) Object.assign(headers, { Connection: 'Upgrade', Upgrade: 'tcp' });
+  else headers['Connection'] = 'close';
+  if (opts.raw) headers['Transfer-Encoding'] = 'chunked';
+  else headers['Content-Length'] = String(payload?.length ?? 0);
+  const head = Buffer.from(
+    `${method} ${API_PREFIX}${path} HTTP/1.1\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}\r\n`,
+    'latin1',
+  );
+  return payload ? Buffer.concat([head, payload]) : head;
+}
 
-  /** Sends the request; resolves with the response's head once it arrived. */
+/** The response's head once `buf` holds all of it: status, lower-cased headers, and where the body starts. */
+function parseHead(buf: Buffer): { status: number; headers: Record<string, string>; bodyAt: number } | undefined {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const [statusLine = '', ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, bodyAt: end + 4 };
+}
+
+const hasNoBody = (method: string, status: number) => method === 'HEAD' || status === 204 || status === 304;
+
+/** What a failed connect says: the daemon is not there, or the error itself. */
+function connectError(e: NodeJS.ErrnoException, socketPath: string): Error {
+  return e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+    ? new Error(`Cannot connect to the berth daemon at unix://${socketPath}. Is berthd running?`)
+    : e;
+}
+
+const NO_ANSWER = 'the daemon closed the connection without answering';
+const noop = () => undefined;
+
+/** A response whose head has arrived; its whole body's text comes in `text`. */
+interface Answer {
+  status: number;
+  text: Promise<string>;
+  /** Drops the connection (and the body still to come). */
+  close(): void;
+}
+
+export class Client {
+  /** `wire`: how json(), pending() and upgradeForOutput() connect (client/wire.ts; tests pick both). */
+  constructor(
+    readonly socketPath: string,
+    private readonly wire: WireKind = wireKind(),
+  ) {}
+
+  /**
+   * A request with no streamed body, on the lightest connection this Node offers (client/wire.ts):
+   * resolves once the head arrived. What json() and pending() take. With `upgraded`, the request
+   * asks for `Upgrade: tcp`, and after a 101 the stream's bytes go to it; `text` resolves (empty)
+   * when the daemon closes the stream.
+   */
+  private call(method: string, path: string, body: unknown, upgraded?: (b: Buffer) => void): Promise<Answer> {
+    return new Promise((resolveHead, rejectHead) => {
+      let buf: Buffer = Buffer.alloc(0);
+      let feed: ((b: Buffer) => void) | undefined;
+      const parts: Buffer[] = [];
+      let settle: { resolve(t: string): void; reject(e: Error): void } | undefined;
+      const text = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        wire.close();
+        settle?.resolve(Buffer.concat(parts).toString());
+      };
+      const wire = dial(
+        this.socketPath,
+        {
+          data: (b) => {
+            if (feed) return feed(b);
+            buf = buf.length ? Buffer.concat([buf, b]) : b;
+            const h = parseHead(buf);
+            if (!h) return;
+            resolveHead({ status: h.status, text, close: () => wire.close() });
+            if (upgraded && h.status === 101) feed = upgraded;
+            else if (hasNoBody(method, h.status)) return finish();
+            else
+              feed = framer(
+                h.headers,
+                (c) => {
+                  if (c.length) parts.push(c);
+                },
+                finish,
+              );
+            const rest = buf.subarray(h.bodyAt);
+            if (rest.length) feed(rest);
+          },
+          end: () => (feed ? finish() : rejectHead(new Error(NO_ANSWER))),
+          error: (e) => (feed ? settle?.reject(e) : rejectHead(connectError(e, this.socketPath))),
+        },
+        this.wire,
+      );
+      wire.write(requestBytes(method, path, body === undefined ? {} : { body }, upgraded !== undefined));
+    });
+  }
+
+  /** Sends the request on a node:net socket; resolves with the response's head once it arrived. */
   private send(method: string, path: string, opts: RequestOptions, upgrade: boolean): Promise<Head> {
     return new Promise((resolve, reject) => {
       const sock = connect(this.socketPath);
-      const headers: Record<string, string> = { Host: 'berth', 'User-Agent': 'berth-cli', ...(opts.headers ?? {}) };
-      const payload = opts.body === undefined ? null : Buffer.from(JSON.stringify(opts.body));
-      if (payload) headers['Content-Type'] = 'application/json';
-      if (upgrade) Object.assign(headers, { Connection: 'Upgrade', Upgrade: 'tcp' });
-      else headers['Connection'] = 'close';
-      if (opts.raw) headers['Transfer-Encoding'] = 'chunked';
-      else headers['Content-Length'] = String(payload?.length ?? 0);
-      const head = `${method} ${API_PREFIX}${path} HTTP/1.1\r\n${Object.entries(headers)
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('')}\r\n`;
-      sock.write(payload ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : head);
+      sock.write(requestBytes(method, path, opts, upgrade));
       if (opts.raw) (opts.raw as Readable).pipe(chunked()).pipe(sock, { end: false });
 
       let buf: Buffer = Buffer.alloc(0);
@@ -143,29 +242,19 @@ export class Client {
         if (answered) return;
         answered = true;
         sock.destroy();
-        reject(
-          e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-            ? new Error(`Cannot connect to the berth daemon at unix://${this.socketPath}. Is berthd running?`)
-            : e,
-        );
+        reject(connectError(e, this.socketPath));
       };
       const onData = (c: Buffer) => {
         buf = buf.length ? Buffer.concat([buf, c]) : c;
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
+        const h = parseHead(buf);
+        if (!h) return;
         answered = true;
         sock.off('data', onData);
         sock.off('end', onEnd);
         sock.pause();
-        const [statusLine = '', ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const hdrs: Record<string, string> = {};
-        for (const l of lines) {
-          const i = l.indexOf(':');
-          if (i > 0) hdrs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-        }
-        resolve({ sock, status: Number(statusLine.split(' ')[1]), headers: hdrs, rest: buf.subarray(end + 4) });
+        resolve({ sock, status: h.status, headers: h.headers, rest: buf.subarray(h.bodyAt) });
       };
-      const onEnd = () => fail(new Error('the daemon closed the connection without answering'));
+      const onEnd = () => fail(new Error(NO_ANSWER));
       sock.on('data', onData);
       sock.on('end', onEnd);
       sock.on('error', fail);
@@ -183,12 +272,12 @@ export class Client {
     };
     sock.on('error', (e) => out.destroy(e));
     out.on('close', () => sock.destroy());
-    if (method === 'HEAD' || h.status === 204 || h.status === 304) {
+    if (hasNoBody(method, h.status)) {
       finish();
       return res;
     }
     const feed = framer(
-      h,
+      h.headers,
       (b) => {
         if (b.length && !out.write(b)) {
           sock.pause();
@@ -204,10 +293,7 @@ export class Client {
     return res;
   }
 
-  /**
-   * The whole response body as text, read off the socket without a stream in between: what json()
-   * and the errors take (a PassThrough costs every `berth ps` ~1 ms of start-up, cli/README.md).
-   */
+  /** The whole response body of a node:net request as text (an error's message, after a refused upgrade). */
   private text(method: string, h: Head): Promise<string> {
     return new Promise((resolve, reject) => {
       const { sock } = h;
@@ -224,9 +310,9 @@ export class Client {
         done = true;
         reject(e);
       });
-      if (method === 'HEAD' || h.status === 204 || h.status === 304) return finish();
+      if (hasNoBody(method, h.status)) return finish();
       const feed = framer(
-        h,
+        h.headers,
         (b) => {
           if (b.length) parts.push(b);
         },
@@ -246,9 +332,9 @@ export class Client {
   }
 
   async json<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const h = await this.send(method, path, body === undefined ? {} : { body }, false);
-    const text = await this.text(method, h);
-    if (h.status >= 400) throw apiError(h.status, text);
+    const a = await this.call(method, path, body);
+    const text = await a.text;
+    if (a.status >= 400) throw apiError(a.status, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -258,9 +344,20 @@ export class Client {
    * drop it. An error status rejects, with the daemon's message.
    */
   async pending(method: string, path: string): Promise<{ text: Promise<string>; close(): void }> {
-    const h = await this.send(method, path, {}, false);
-    if (h.status >= 400) throw apiError(h.status, await this.text(method, h));
-    return { text: this.text(method, h), close: () => h.sock.destroy() };
+    const a = await this.call(method, path, undefined);
+    if (a.status >= 400) throw apiError(a.status, await a.text);
+    return { text: a.text, close: a.close };
+  }
+
+  /**
+   * POST with `Upgrade: tcp` for a stream that is only read (an attach without stdin), on the light
+   * wire: resolves once the daemon answered 101; from then on the stream's bytes go to `onData`, and
+   * `ended` resolves when the daemon closes it (or the connection fails).
+   */
+  async upgradeForOutput(path: string, onData: (b: Buffer) => void): Promise<{ ended: Promise<void>; close(): void }> {
+    const a = await this.call('POST', path, undefined, onData);
+    if (a.status !== 101) throw apiError(a.status, await a.text);
+    return { ended: a.text.then(noop, noop), close: a.close };
   }
 
   /** A streaming response (logs, events, stats, save). */

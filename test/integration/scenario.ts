@@ -21,6 +21,23 @@ export function scenario(name: 'docker' | 'berth', daemon: () => Daemon): void {
     assert.equal(r.stdout, 'hello\n');
     const ps = await cli(['ps', '-aq']);
     assert.equal(ps.stdout.trim(), '', 'the --rm container is gone');
+    if (name !== 'berth') return;
+    // berth: a run that only prints goes over the light wire (src/client/wire.ts) and writes with
+    // cli/stdio.ts: stdout and stderr apart, and no stream module loaded
+    const list = join(daemon().dir, 'modules.txt');
+    const preload = join(daemon().dir, 'modules.cjs');
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`,
+    );
+    const light = await cli(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 4'], {
+      allowFail: true,
+      env: { NODE_OPTIONS: `--require ${preload}` },
+    });
+    assert.deepEqual(light, { code: 4, stdout: 'out\n', stderr: 'err\n' });
+    const loaded = readFileSync(list, 'utf8').split('\n');
+    for (const m of ['NativeModule net', 'NativeModule stream'])
+      assert.ok(!loaded.includes(m), `berth run loaded ${m}`);
   });
 
   test(`${name}: run exit code and stdin`, async () => {

@@ -120,3 +120,33 @@ test('a damaged, missing or stale code cache is not used: the bundle compiles as
   writeFileSync(bundle, text.slice(text.indexOf('\n') + 1));
   assert.deepEqual(await berth(root, ['ps']), { code: 0, out: PS_HEADER, err: '' });
 });
+
+test('berth ps loads neither node:net nor node:stream (client/wire.ts, cli/stdio.ts); a closed stdout ends it quietly', async () => {
+  const root = install('light');
+  const list = join(dir, 'modules.txt');
+  const preload = join(dir, 'modules.cjs');
+  writeFileSync(
+    preload,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`,
+  );
+  for (const args of [['ps'], ['ps', '--no-such-flag']]) {
+    const r = await berth(root, args, { NODE_OPTIONS: `--require ${preload}` });
+    assert.equal(r.code, args.length === 1 ? 0 : 125, r.err);
+    const loaded = readFileSync(list, 'utf8').split('\n');
+    for (const m of ['NativeModule net', 'NativeModule stream', 'NativeModule tty'])
+      assert.ok(!loaded.includes(m), `berth ${args.join(' ')} loaded ${m}`);
+  }
+  // the reader of stdout is gone before berth writes: no stack trace, exit 0 (as `logs | head`)
+  const piped = await new Promise<{ code: number; err: string }>((done) =>
+    execFile(
+      'bash',
+      [
+        '-c',
+        `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, 'bin', 'berth'))} ps | true`,
+      ],
+      { env: { ...process.env, BERTH_HOST: `unix://${join(dir, 's.sock')}` } },
+      (e, _out, err) => done({ code: e ? Number(e.code) : 0, err }),
+    ),
+  );
+  assert.deepEqual(piped, { code: 0, err: '' });
+});

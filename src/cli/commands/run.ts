@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, str, bool, list, UsageError, type FlagSpec, type Parsed } from '../args.js';
 import { parseBytes } from '../format.js';
 import { goDurationNs } from '../../base/duration.js';
-import { ApiError } from '../../client/client.js';
+import { ApiError, Demux } from '../../client/client.js';
 import { pumpStreams } from '../io.js';
 import { ExitError, q, type Ctx } from '../context.js';
+import { write } from '../stdio.js';
 import { trustedReference, trustOn } from '../trust-loader.js';
 
 export const CREATE_FLAGS: FlagSpec = {
@@ -410,9 +411,20 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
   }
   const tty = bool(p, 'tty');
   const stdin = bool(p, 'interactive');
-  const sock = await ctx.client.hijack(
-    `/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`,
-  );
+  const attachPath = `/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`;
+  // Output only (no stdin, no terminal): read on the light wire, written with the CLI's own writes,
+  // so that `run` loads no stream (cli/README.md "Start-up"). Else a socket joined to the terminal.
+  let output: { ended: Promise<void>; close(): void };
+  if (!tty && !stdin) {
+    const demux = new Demux((s, b) => write(s === 2 ? 'stderr' : 'stdout', b));
+    output = await ctx.client.upgradeForOutput(attachPath, (b) => demux.push(b));
+  } else {
+    const sock = await ctx.client.hijack(attachPath);
+    output = {
+      ended: pumpStreams(ctx.client, sock, { tty, stdin, resizePath: `/containers/${id}/resize` }),
+      close: () => sock.destroy(),
+    };
+  }
   const waitRes = await ctx.client.pending(
     'POST',
     `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`,
@@ -427,18 +439,17 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
     },
     () => 125,
   );
-  const pumped = pumpStreams(ctx.client, sock, { tty, stdin, resizePath: `/containers/${id}/resize` });
   try {
     await ctx.client.json('POST', `/containers/${id}/start`);
   } catch (e) {
-    sock.destroy();
+    output.close();
     waitRes.close();
     throw new ExitError(
       startFailureCode(e instanceof Error ? e.message : ''),
       `Error response from daemon: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  await pumped;
+  await output.ended;
   // Output ended: either the container exited (its code follows) or the user detached, which
   // takes stdin (the detach keys). Without stdin the exit code is always waited for: on a loaded
   // host the daemon may record the exit well after the output ends, and the container still
