@@ -414,21 +414,29 @@ export async function run(ctx: Ctx, argv: string[]): Promise<void> {
   const attachPath = `/containers/${id}/attach${q({ stream: 1, stdin: stdin ? 1 : 0, stdout: 1, stderr: 1, detachKeys: str(p, 'detach-keys') })}`;
   // Output only (no stdin, no terminal): read on the light wire, written with the CLI's own writes,
   // so that `run` loads no stream (cli/README.md "Start-up"). Else a socket joined to the terminal.
-  let output: { ended: Promise<void>; close(): void };
-  if (!tty && !stdin) {
-    const demux = new Demux((s, b) => write(s === 2 ? 'stderr' : 'stdout', b));
-    output = await ctx.client.upgradeForOutput(attachPath, (b) => demux.push(b));
-  } else {
+  const attach = async (): Promise<{ ended: Promise<void>; close(): void }> => {
+    if (!tty && !stdin) {
+      const demux = new Demux((s, b) => write(s === 2 ? 'stderr' : 'stdout', b));
+      return ctx.client.upgradeForOutput(attachPath, (b) => demux.push(b));
+    }
     const sock = await ctx.client.hijack(attachPath);
-    output = {
+    return {
       ended: pumpStreams(ctx.client, sock, { tty, stdin, resizePath: `/containers/${id}/resize` }),
       close: () => sock.destroy(),
     };
+  };
+  // the attach and the wait are both in place before the start; neither needs the other
+  const [attached, waiting] = await Promise.allSettled([
+    attach(),
+    ctx.client.pending('POST', `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`),
+  ]);
+  if (attached.status === 'rejected' || waiting.status === 'rejected') {
+    if (attached.status === 'fulfilled') attached.value.close();
+    if (waiting.status === 'fulfilled') waiting.value.close();
+    throw attached.status === 'rejected' ? attached.reason : (waiting as PromiseRejectedResult).reason;
   }
-  const waitRes = await ctx.client.pending(
-    'POST',
-    `/containers/${id}/wait${q({ condition: bool(p, 'rm') ? 'removed' : 'next-exit' })}`,
-  );
+  const output = attached.value;
+  const waitRes = waiting.value;
   const waited = waitRes.text.then(
     (t) => {
       try {
