@@ -75,10 +75,14 @@ interface LibuvPipe {
   newPipe(): PipeHandle;
   newConnectReq(): ReqWrap;
   newWriteReq(): WriteReq;
-  /** [kReadBytesOrError]: the last read's length or error; [kArrayBufferOffset]: its offset. */
+  /**
+   * Node's shared `streamBaseState`: at [readBytes] the last read's length or error, at [offset]
+   * where in its ArrayBuffer it starts, at [lastWriteAsync] whether the last write was queued.
+   */
   state: Int32Array;
   readBytes: number;
   offset: number;
+  lastWriteAsync: number;
 }
 
 let probed: LibuvPipe | null | undefined;
@@ -101,7 +105,7 @@ function libuvPipe(): LibuvPipe | null {
     const sw = binding.call(process, 'stream_wrap');
     const { Pipe, PipeConnectWrap } = pw;
     const socketType = (pw['constants'] as Record<string, unknown> | undefined)?.['SOCKET'];
-    const { WriteWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset } = sw;
+    const { WriteWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = sw;
     if (
       typeof Pipe !== 'function' ||
       typeof PipeConnectWrap !== 'function' ||
@@ -109,7 +113,8 @@ function libuvPipe(): LibuvPipe | null {
       typeof socketType !== 'number' ||
       !(streamBaseState instanceof Int32Array) ||
       typeof kReadBytesOrError !== 'number' ||
-      typeof kArrayBufferOffset !== 'number'
+      typeof kArrayBufferOffset !== 'number' ||
+      typeof kLastWriteWasAsync !== 'number'
     )
       return probed;
     const proto = Pipe.prototype as Record<string, unknown>;
@@ -123,6 +128,7 @@ function libuvPipe(): LibuvPipe | null {
       state: streamBaseState,
       readBytes: kReadBytesOrError,
       offset: kArrayBufferOffset,
+      lastWriteAsync: kLastWriteWasAsync,
     };
   } catch {
     probed = null;
@@ -148,7 +154,7 @@ function dialPipe(uv: LibuvPipe, path: string, ev: WireEvents): Wire {
   let closed = false;
   let connected = false;
   let pending: Buffer[] = [];
-  // the requests in flight, held here until their oncomplete (as node:net holds them)
+  // the requests libuv still works on, held here until their oncomplete
   const inFlight = new Set<ReqWrap>();
   const fail = (e: NodeJS.ErrnoException) => {
     if (closed) return;
@@ -170,13 +176,10 @@ function dialPipe(uv: LibuvPipe, path: string, ev: WireEvents): Wire {
       inFlight.delete(req);
       if (status < 0) fail(uvError(status, 'write'));
     };
-    inFlight.add(req);
     const err = handle.writeBuffer(req, b);
-    if (err < 0) {
-      inFlight.delete(req);
-      // reported on the next tick, as every other event
-      process.nextTick(fail, uvError(err, 'write'));
-    }
+    if (err < 0) return void process.nextTick(fail, uvError(err, 'write')); // on the next tick, as every event
+    // written at once (the usual case: libuv tries the write first) or queued, to complete later
+    if (uv.state[uv.lastWriteAsync]) inFlight.add(req);
   };
   handle.onread = (ab) => {
     if (closed) return;
