@@ -50,6 +50,8 @@ const r = {
   when: new Date().toISOString(), runs: +runs, load_before: loadBefore, load_after: loadAfter,
   median_ms_and_cpu_ms: m, api_client_run_ms: apiRun,
   over_node_ms: { 'berth ps': over('berth ps'), 'berth run --rm': over('berth run --rm') },
+  // the CLI's own share of run's wall time: over Node's start-up and the daemon's run through an API client
+  berth_run_wall_over_node_and_api_run_ms: +(m['berth run --rm'].median - floor.median - apiRun).toFixed(1),
   berth_ps_over_minimal_client_ms: {
     median: +(m['berth ps'].median - m['node: one request (minimal client)'].median).toFixed(1),
     cpu: +(m['berth ps'].cpu - m['node: one request (minimal client)'].cpu).toFixed(1),
@@ -68,7 +70,8 @@ ${rows}
 
 Over \`node -e 0\` (target ≤ 10 ms), wall median / CPU: \`berth ps\` **${r.over_node_ms['berth ps'].median} / ${r.over_node_ms['berth ps'].cpu} ms**;
 \`berth run --rm\` **${r.over_node_ms['berth run --rm'].median} / ${r.over_node_ms['berth run --rm'].cpu} ms**, whose wall time holds the daemon's run
-(${apiRun} ms through an API client already running, measured after, not interleaved). On a loaded machine the CPU column is the steadier one.
+(${apiRun} ms through an API client already running, measured after, not interleaved): the CLI's own share of it, over
+\`node -e 0\` and that run, **${r.berth_run_wall_over_node_and_api_run_ms} ms**. On a loaded machine the CPU column is the steadier one.
 \`berth ps\` over a minimal Node client making the same request: **${r.berth_ps_over_minimal_client_ms.median} / ${r.berth_ps_over_minimal_client_ms.cpu} ms**.
 `);
 JS
