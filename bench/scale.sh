@@ -51,7 +51,7 @@ RES=$WORK/results.jsonl
 DAEMON_PID=""
 PODMAN_BIN="podman --root $WORK/podman-root --runroot $WORK/podman-run --cgroup-manager cgroupfs --events-backend file"
 
-# what an engine leaves when a run stops half way: its containers' processes and monitors
+# What an engine leaves when a run stops half way: its containers' processes and monitors.
 # The monitors and their children from one read of the process table, then one kill: a loop of a
 # pgrep per monitor took minutes at 2,400 monitors, and a pid read at its start could name another
 # process by the time the loop reached it (a kill in it hit a shell's own child).
