@@ -293,38 +293,6 @@ export class Client {
     return res;
   }
 
-  /** The whole response body of a node:net request as text (an error's message, after a refused upgrade). */
-  private text(method: string, h: Head): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const { sock } = h;
-      const parts: Buffer[] = [];
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        sock.destroy();
-        resolve(Buffer.concat(parts).toString());
-      };
-      sock.on('error', (e) => {
-        if (done) return;
-        done = true;
-        reject(e);
-      });
-      if (hasNoBody(method, h.status)) return finish();
-      const feed = framer(
-        h.headers,
-        (b) => {
-          if (b.length) parts.push(b);
-        },
-        finish,
-      );
-      sock.on('data', feed);
-      sock.on('end', finish);
-      if (h.rest.length) feed(h.rest);
-      if (!done) sock.resume();
-    });
-  }
-
   private async request(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
     const res = this.body(method, await this.send(method, path, opts, false));
     if (res.statusCode >= 400) throw apiError(res.statusCode, await readText(res));
@@ -372,7 +340,7 @@ export class Client {
       if (h.rest.length) h.sock.unshift(h.rest);
       return h.sock;
     }
-    throw apiError(h.status, await this.text('POST', h));
+    throw apiError(h.status, await readText(this.body('POST', h)));
   }
 }
 

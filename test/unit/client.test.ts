@@ -136,6 +136,10 @@ for (const wire of WIRES)
 test('hijack: 101 with stream bytes right behind the head; the socket stays paused until resumed', async () => {
   const s = await serve((req, sock) => {
     assert.match(req, /Upgrade: tcp/);
+    if (req.includes('/containers/gone/')) {
+      const body = '{"message":"No such container: gone"}';
+      return void sock.end(`HTTP/1.1 404 Not Found\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    }
     sock.write('HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nfirst');
     setTimeout(() => sock.end('-second'), 20);
   });
@@ -147,6 +151,11 @@ test('hijack: 101 with stream bytes right behind the head; the socket stays paus
     sock.resume();
     await new Promise((r) => sock.on('end', r));
     assert.equal(got, 'first-second');
+    // a refused upgrade: the daemon's status and message
+    await assert.rejects(
+      s.client.hijack('/containers/gone/attach'),
+      (e: unknown) => e instanceof ApiError && e.status === 404 && e.message === 'No such container: gone',
+    );
   } finally {
     s.close();
   }
