@@ -108,11 +108,12 @@ function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
       log.warn('cgroup repair failed', { ctrl, err: errorMessage(e) });
     }
   }
-  if (readTextOrEmpty(unified).trim())
+  const left = readTextOrEmpty(unified).trim(); // what the repair could not move
+  if (left)
     return {
       version: 1,
       repair: '',
-      warning: `hybrid cgroups with controllers in cgroup2 (${readTextOrEmpty(unified).trim()}): crun cannot run here, using runc`,
+      warning: `hybrid cgroups with controllers in cgroup2 (${left}): crun cannot run here, using runc`,
     };
   return {
     version: 1,
