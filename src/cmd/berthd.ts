@@ -168,7 +168,8 @@ export function parseFlags(argv: string[]): Flags {
       case '--cri-stream-port': {
         const v = value();
         const n = Number(v);
-        if (!/^\d+$/.test(v) || n > 65535) usage(`--cri-stream-port ${v}: a port number (0: any free one)`);
+        if (!/^\d+$/.test(v) || n > 65535)
+          usage(`--cri-stream-port ${v}: a port number (0: the kernel picks a free one)`);
         f.criStreamPort = n;
         break;
       }
