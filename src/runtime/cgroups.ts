@@ -1,8 +1,21 @@
 /** Resource usage of a container's cgroup, read from cgroup v1 controllers or the v2 tree. */
-import { promises as fsp, readFileSync, readdirSync } from 'node:fs';
+import {
+  promises as fsp,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmdirSync,
+  statfsSync,
+  symlinkSync,
+} from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { type Clock, systemClock } from '../base/clock.js';
-import type { BlkioEntry, BlkioField, CgroupStats } from './types.js';
+import { errorMessage } from '../base/errors.js';
+import { log } from '../base/log.js';
+import { isMountPoint, MNT_DETACH, MS_RDONLY, mount, umount } from '../base/syscalls.js';
+import type { BlkioEntry, BlkioField, CgroupStats, HostInfo } from './types.js';
 import { pollUntil } from './poll.js';
 
 /** Where the cgroup filesystems are mounted; every reader takes another root (a fixture tree in the unit tests). */
@@ -324,4 +337,71 @@ export async function removeExitedCgroups(version: 1 | 2, path: string, root = C
     ),
   );
   return !removed.includes(false);
+}
+
+const CGROUP_SUPER_MAGIC = 0x27e0eb;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_REMOUNT = 32;
+
+/**
+ * The one read-only tmpfs bound at every container's /sys/fs/cgroup on a cgroup v1 host, where a
+ * runtime mounts a tmpfs per container: a superblock each, and every superblock alive makes every
+ * later memory cgroup bigger (README "/sys/fs/cgroup"). It holds an empty directory for each v1
+ * hierarchy mounted under `root` (each then bound from the container's own cgroup) and the
+ * host's links between them (`cpu` -> `cpu,cpuacct` where they share one). Mounted at `source`
+ * (a previous daemon's is detached first: its containers keep theirs). Undefined, with a
+ * warning, when it cannot be made: the runtime then mounts its own.
+ */
+export function makeCgroupSkel(source: string, root = CGROUP_ROOT): HostInfo['cgroupSkel'] {
+  const names: string[] = [];
+  const links: Array<[string, string]> = [];
+  try {
+    for (const e of readdirSync(root, { withFileTypes: true }))
+      if (e.isSymbolicLink()) links.push([e.name, readlinkSync(join(root, e.name))]);
+      else if (e.isDirectory() && statfsSync(join(root, e.name)).type === CGROUP_SUPER_MAGIC) names.push(e.name);
+  } catch {
+    return undefined; // no cgroup v1 hierarchies to read
+  }
+  if (!names.length) return undefined;
+  try {
+    mkdirSync(source, { recursive: true, mode: 0o755 });
+    if (isMountPoint(source)) umount(source, MNT_DETACH);
+    mount('tmpfs', source, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'size=4k,nr_inodes=64,mode=755');
+    for (const n of names) mkdirSync(join(source, n), { mode: 0o755 });
+    for (const [link, target] of links) if (names.includes(target)) symlinkSync(target, join(source, link));
+    mount('', source, '', MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, '');
+    return { source, root, names };
+  } catch (e) {
+    log.warn("the runtime mounts a tmpfs at each container's /sys/fs/cgroup: no shared one", {
+      path: source,
+      err: errorMessage(e),
+    });
+    try {
+      if (isMountPoint(source)) umount(source, MNT_DETACH);
+    } catch {
+      /* left mounted: the next start detaches it */
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Makes a container's cgroup directories (all of `dirs`, with their parents) before the runtime
+ * runs: it binds them at /sys/fs/cgroup/<hierarchy> and checks a bind's source before it makes the
+ * cgroup. The runtime then joins them as its own. Synchronous, as the create's other small steps.
+ */
+export function makeCgroupDirs(dirs: readonly string[]): void {
+  for (const dir of dirs) mkdirSync(dir, { recursive: true });
+}
+
+/** Removes `makeCgroupDirs`' directories when the runtime never ran in them: those still there and empty. */
+export function removeCgroupDirs(dirs: readonly string[]): void {
+  for (const dir of dirs)
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* gone (the runtime removed it), or busy: the runtime's delete removes it */
+    }
 }

@@ -32,7 +32,7 @@ import type {
 } from './types.js';
 import { checkUnified, MASKED_PATHS, resourcesJson } from './spec.js';
 import { connectAttach } from './attach.js';
-import { cgroupOomKills, cgroupPids, cgroupStats, pruneEmptyCgroups } from './cgroups.js';
+import { cgroupOomKills, cgroupPids, cgroupStats, makeCgroupSkel, pruneEmptyCgroups } from './cgroups.js';
 import { Checkpointer, type CheckpointOptions, type LazyCheckpointOptions } from './checkpoint.js';
 import { cliMessage, RunDir, short } from './core.js';
 import { execIn } from './exec.js';
@@ -68,6 +68,7 @@ export class ConmonRuntime implements Runtime {
     for (const [name, rt] of Object.entries(this.info.runtimes) as Array<[RuntimeName, { path: string }]>)
       d.bins.set(name, pinBinary(rt.path, join(d.root, 'bin', name)));
     this.info.maskDir = await makeMaskDir(join(d.root, 'masked'));
+    if (this.info.cgroupVersion === 1) this.info.cgroupSkel = makeCgroupSkel(join(d.root, 'cgroup'));
     this.cr.startProbe();
     if (this.info.checkpoint.capable.length) {
       // CRIU at info level, not runc's debug level: at debug CRIU logs a line per page range (megabytes

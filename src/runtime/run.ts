@@ -10,7 +10,8 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, invalidArgument } from '../base/errors.js';
 import type { RuntimeName, SpecInput } from './types.js';
-import { buildSpec } from './spec.js';
+import { buildSpec, cgroupBinds } from './spec.js';
+import { makeCgroupDirs, removeCgroupDirs } from './cgroups.js';
 import type { RunDir } from './core.js';
 import { runtimeError } from './errors.js';
 
@@ -31,6 +32,8 @@ export async function runToCompletion(d: RunDir, o: RunOptions, spec: SpecInput)
   await fsp.writeFile(join(o.bundleDir, 'config.json'), JSON.stringify(buildSpec(spec, d.info, o.runtime)), {
     mode: 0o600,
   });
+  const cgroupDirs = cgroupBinds(spec, d.info, o.runtime).map((b) => b.dir);
+  makeCgroupDirs(cgroupDirs);
   d.remember(o.id, o.runtime);
   const root = `--root=${d.stateRoot(o.runtime)}`;
   const p = spawn(d.bin(o.runtime), [root, 'run', '--bundle', o.bundleDir, o.id], {
@@ -60,5 +63,6 @@ export async function runToCompletion(d: RunDir, o: RunOptions, spec: SpecInput)
     d.forget(o.id);
     if (existsSync(join(d.stateRoot(o.runtime), o.id)))
       await d.cliOf(o.runtime, ['delete', '--force', o.id]).catch(() => undefined);
+    removeCgroupDirs(cgroupDirs); // `run` removes them when it ran; not when it failed before
   }
 }

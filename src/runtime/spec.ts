@@ -218,6 +218,44 @@ export function checkUnified(r: Resources, cgroupVersion: 1 | 2): void {
     );
 }
 
+const BOUND = ['bind', 'ro', 'nosuid', 'nodev', 'noexec', 'rprivate'];
+
+/**
+ * The container's own cgroup in each v1 hierarchy (`dir`), bound read-only at
+ * /sys/fs/cgroup/<name> over the shared skeleton (`host.cgroupSkel`), where the runtime would
+ * mount a tmpfs of its own (README "/sys/fs/cgroup"). Only under crun, for a container that is
+ * not privileged (Docker gives those a writable one), has no cgroup namespace (the runtime mounts
+ * the hierarchies itself there) and an absolute cgroup path. Empty: the runtime's own mount. The
+ * directories must exist before the runtime runs (`makeCgroupDirs`).
+ */
+export function cgroupBinds(
+  input: SpecInput,
+  host: HostInfo,
+  runtime?: RuntimeName,
+): Array<{ name: string; dir: string }> {
+  const skel = host.cgroupSkel;
+  if (!skel || runtime !== 'crun' || input.privileged || input.cgroupNs || !input.cgroupsPath.startsWith('/'))
+    return [];
+  return skel.names.map((name) => ({ name, dir: `${skel.root}/${name}${input.cgroupsPath}` }));
+}
+
+function cgroupMounts(input: SpecInput, host: HostInfo, runtime: RuntimeName | undefined, ro: string[]) {
+  const binds = cgroupBinds(input, host, runtime);
+  if (!binds.length)
+    return [
+      {
+        destination: '/sys/fs/cgroup',
+        type: 'cgroup',
+        source: 'cgroup',
+        options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro],
+      },
+    ];
+  return [
+    { destination: '/sys/fs/cgroup', type: 'bind', source: host.cgroupSkel!.source, options: BOUND },
+    ...binds.map((b) => ({ destination: `/sys/fs/cgroup/${b.name}`, type: 'bind', source: b.dir, options: BOUND })),
+  ];
+}
+
 /** `runtime`: the one that will run it (crun gets the masked directories as binds; runc refuses mounts inside /proc). */
 export function buildSpec(input: SpecInput, host: HostInfo, runtime?: RuntimeName): Record<string, unknown> {
   const caps = capabilities(input.capAdd, input.capDrop, input.privileged, host.capabilities);
@@ -260,12 +298,7 @@ export function buildSpec(input: SpecInput, host: HostInfo, runtime?: RuntimeNam
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...ro] },
-    {
-      destination: '/sys/fs/cgroup',
-      type: 'cgroup',
-      source: 'cgroup',
-      options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro],
-    },
+    ...cgroupMounts(input, host, runtime, ro),
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     input.ipcNs === 'host'
       ? { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] }

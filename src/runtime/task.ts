@@ -23,9 +23,9 @@ import { errorMessage, invalidArgument, unavailable } from '../base/errors.js';
 import { writePrivateSync } from '../base/fs.js';
 import { log } from '../base/log.js';
 import type { CreateOptions, RuntimeName, SpecArg, SpecInput } from './types.js';
-import { buildSpec } from './spec.js';
+import { buildSpec, cgroupBinds } from './spec.js';
 import { type ConmonHandle, detachNetnsCopies, startConmon } from './conmon.js';
-import { removeCgroup, removeExitedCgroups } from './cgroups.js';
+import { makeCgroupDirs, removeCgroup, removeCgroupDirs, removeExitedCgroups } from './cgroups.js';
 import { criuLogErrors } from './criu.js';
 import { endConmon } from './checkpoint.js';
 import { type RunDir, short } from './core.js';
@@ -147,9 +147,12 @@ export async function createTask(
     later = specOrLater;
   }
   let spec: SpecInput;
+  let cgroupDirs: string[] = [];
   try {
     spec = await later; // a spec still being made (the user's ids read from the rootfs): made meanwhile
     const config = buildSpec(spec, d.info, o.runtime);
+    cgroupDirs = cgroupBinds(spec, d.info, o.runtime).map((b) => b.dir);
+    makeCgroupDirs(cgroupDirs);
     d.remember(o.id, o.runtime);
     d.rememberCgroup(o.id, spec.cgroupsPath);
     writeFileSync(join(cdir, 'runtime'), o.runtime);
@@ -158,6 +161,7 @@ export async function createTask(
     // made), never through a link
     writePrivateSync(join(o.bundleDir, 'config.json'), JSON.stringify(config));
   } catch (e) {
+    removeCgroupDirs(cgroupDirs);
     h?.staged?.abort();
     if (early) {
       await early.then(abandonConmon, () => undefined);
@@ -181,6 +185,7 @@ export async function createTask(
     // a restore past its deadline: conmon, the runtime and CRIU go (conmon's session), then its state
     if (restore) await endConmon(h.pid, cdir);
     await deleteTask(d, o.id);
+    removeCgroupDirs(cgroupDirs);
     if (restore && spec.cgroupsPath) await removeCgroup(d.info.cgroupVersion, spec.cgroupsPath, d.clock);
     if (restore) {
       const logFile = join(restore.workPath, 'restore.log');
@@ -194,6 +199,7 @@ export async function createTask(
   }
   if (msg.data < 0) {
     await deleteTask(d, o.id);
+    removeCgroupDirs(cgroupDirs);
     throw runtimeError(msg.message ?? (h.stderr() || 'unknown error'));
   }
   h.sync.close(); // nothing more is read from it (exits come through exit files): one fd per container less

@@ -229,6 +229,13 @@ export interface HostInfo {
    */
   maskDir?: { source: string; paths: string[] } | undefined;
   /**
+   * cgroup v1: the read-only tmpfs berth binds at a container's /sys/fs/cgroup (one for all, where
+   * a runtime mounts a tmpfs per container), with an empty directory per v1 hierarchy mounted under
+   * `root` (`names`, each then bound from the container's own cgroup) and the host's links between them (README
+   * "/sys/fs/cgroup"). Unset: the runtime mounts its own.
+   */
+  cgroupSkel?: { source: string; root: string; names: string[] } | undefined;
+  /**
    * CRIU: its version, the runtimes built with it (`capable`: their containers get a network
    * namespace berth makes, so a restore can go back into one) and, once the probe has dumped and
    * restored a process here, the runtimes that can checkpoint (`runtimes`; empty until then or

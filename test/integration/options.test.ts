@@ -1,7 +1,7 @@
 /** Issue #2: limits and security options take effect in the running container, checked from inside and from cgroups. */
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, eventually, type Daemon } from './harness.js';
@@ -111,6 +111,47 @@ describe('limits and security options', () => {
       { allowFail: true },
     );
     assert.equal(dirs.stdout, '/proc/acpi:\n\n/sys/firmware:\nrefused\n0\n');
+  });
+
+  test("cgroup v1: /sys/fs/cgroup is the daemon's one read-only tmpfs, the container's own cgroup under it; a start that fails leaves no cgroup", async (t) => {
+    if (!existsSync('/sys/fs/cgroup/memory/cgroup.procs')) return t.skip('not a cgroup v1 host');
+    // the skeleton's device on the host: every container's /sys/fs/cgroup is that superblock, not
+    // a tmpfs of its own (runtime/README "/sys/fs/cgroup")
+    const skel = join(d.dir, 'run', 'runtime', 'cgroup');
+    const dev = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[4] === skel)?.[2];
+    assert.ok(dev, 'the skeleton is mounted');
+    const inside = await run([
+      '-m',
+      '64m',
+      'busybox',
+      'sh',
+      '-c',
+      "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f3,6; stat -f -c %T /sys/fs/cgroup; " +
+        'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/fs/cgroup/pids/cgroup.procs; ' +
+        'touch /sys/fs/cgroup/x 2>/dev/null || echo refused; mkdir /sys/fs/cgroup/memory/y 2>/dev/null || echo refused',
+    ]);
+    assert.equal(
+      inside.stdout,
+      `${dev} ro,nosuid,nodev,noexec,relatime\ntmpfs\n67108864\n/sys/fs/cgroup/pids/cgroup.procs\nrefused\nrefused\n`,
+    );
+    // privileged: the runtime's own, writable, as Docker gives it
+    const priv = await run(['--privileged', 'busybox', 'sh', '-c', "grep ' /sys/fs/cgroup ' /proc/self/mountinfo"]);
+    assert.match(priv.stdout, / rw,.* - tmpfs /);
+    assert.doesNotMatch(priv.stdout, new RegExp(` ${dev} `));
+    // the runtime refuses the start before it makes the cgroup (a bind's source gone since the
+    // create): the directories berth made for it go too
+    const src = mkdtempSync(join(d.dir, 'gone-'));
+    const id = (await d.docker(['create', '--mount', `type=bind,src=${src},dst=/x`, 'busybox', 'true'])).stdout.trim();
+    rmdirSync(src);
+    const r = await d.docker(['start', id], { allowFail: true });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot stat/);
+    for (const ctrl of ['memory', 'pids', 'cpu'])
+      assert.ok(!existsSync(`/sys/fs/cgroup/${ctrl}/berth/${id}`), `no ${ctrl} cgroup left`);
+    await d.docker(['rm', id]);
   });
 
   test('--init runs tini as pid 1; env, workdir, entrypoint, hostname, labels, env-file', async () => {

@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { buildSpec, capabilities, capsOfMask, DEFAULT_CAPS, ALL_CAPS, MASKED_PATHS } from '../../src/runtime/spec.js';
+import {
+  buildSpec,
+  capabilities,
+  cgroupBinds,
+  capsOfMask,
+  DEFAULT_CAPS,
+  ALL_CAPS,
+  MASKED_PATHS,
+} from '../../src/runtime/spec.js';
 import { defaultProfile, convertProfile } from '../../src/runtime/seccomp.js';
 import { parseLimits } from '../../src/runtime/host.js';
 import { resolveUser } from '../../src/runtime/user.js';
@@ -105,6 +113,53 @@ test('masked directories under crun: one empty directory bound read-only over ea
   const r = buildSpec(input({}), withDir, 'runc') as unknown as Spec & { mounts: Mount[] };
   assert.deepEqual(r.linux.maskedPaths, MASKED_PATHS);
   assert.ok(!r.mounts.some((m) => m.source === '/run/berth/runtime/masked'));
+});
+
+test("cgroup v1 under crun: the shared read-only skeleton at /sys/fs/cgroup, each hierarchy bound from the container's own cgroup; the runtime's own mount when privileged, with a cgroup namespace, a relative path, or under runc", () => {
+  const withSkel = {
+    ...host,
+    cgroupSkel: { source: '/run/berth/runtime/cgroup', root: '/sys/fs/cgroup', names: ['memory', 'pids'] },
+  };
+  type Mount = { destination: string; type: string; source: string; options: string[] };
+  const mountsOf = (o: Partial<SpecInput>, runtime: 'crun' | 'runc' = 'crun') =>
+    (buildSpec(input(o), withSkel, runtime) as unknown as { mounts: Mount[] }).mounts.filter((m) =>
+      m.destination.startsWith('/sys/fs/cgroup'),
+    );
+  // a tmpfs per container is a superblock per container (runtime/README "/sys/fs/cgroup")
+  assert.deepEqual(
+    mountsOf({}).map((m) => [m.destination, m.type, m.source]),
+    [
+      ['/sys/fs/cgroup', 'bind', '/run/berth/runtime/cgroup'],
+      ['/sys/fs/cgroup/memory', 'bind', '/sys/fs/cgroup/memory/berth/x'],
+      ['/sys/fs/cgroup/pids', 'bind', '/sys/fs/cgroup/pids/berth/x'],
+    ],
+  );
+  assert.ok(mountsOf({}).every((m) => m.options.includes('ro') && m.options.includes('nosuid')));
+  assert.deepEqual(
+    cgroupBinds(input({ cgroupsPath: '/k8s/pod1/c' }), withSkel, 'crun').map((b) => b.dir),
+    ['/sys/fs/cgroup/memory/k8s/pod1/c', '/sys/fs/cgroup/pids/k8s/pod1/c'],
+  );
+  const own = [['/sys/fs/cgroup', 'cgroup', 'cgroup']];
+  for (const [o, rt] of [
+    [{ privileged: true }, 'crun'],
+    [{ cgroupNs: true }, 'crun'],
+    [{ cgroupsPath: 'berth/x' }, 'crun'],
+    [{}, 'runc'],
+  ] as const) {
+    assert.deepEqual(
+      mountsOf(o, rt).map((m) => [m.destination, m.type, m.source]),
+      own,
+      JSON.stringify(o) + rt,
+    );
+    assert.deepEqual(cgroupBinds(input(o), withSkel, rt), []);
+  }
+  assert.deepEqual(
+    (buildSpec(input({}), host, 'crun') as unknown as { mounts: Mount[] }).mounts
+      .filter((m) => m.destination.startsWith('/sys/fs/cgroup'))
+      .map((m) => [m.destination, m.type, m.source]),
+    own,
+    'no skeleton (cgroup v2, or it could not be made): the runtime mounts its own',
+  );
 });
 
 test('cap-add / cap-drop, with and without CAP_, ALL, unknown refused', () => {
