@@ -169,9 +169,12 @@ await build({
 
 // The code caches (<bundle>.<id>.cache, bin/berth names them): older ones go first (dist/cli was remade).
 for (const f of readdirSync('dist')) if (/^berth\.cjs\..*cache$/.test(f)) rmSync(join('dist', f), { force: true });
-// Commands per bundle against a stand-in daemon answering `[]` to everything (what an empty daemon
-// says to a list), so that each bundle's cache holds what its usual run compiles. Each command
-// must be harmless: a usage error is fine (its parsing is compiled), nothing may touch this host.
+// Commands per bundle against a stand-in daemon, so that each bundle's cache holds what its usual
+// run compiles. It answers `[]` to everything (what an empty daemon says to a list) but `run`'s
+// own requests, which it answers as a daemon does for a container that prints a line and exits 0
+// (`standIn`): else the attach, its demuxing, the wait and the exit are compiled at every real run
+// (~0.5 M of `berth run --rm`'s ~94 M instructions). Each command must be harmless: a usage error
+// is fine (its parsing is compiled), nothing may touch this host.
 const WARM = {
   berth: [['network', 'ls'], ['volume', 'ls'], ['logs'], ['exec'], ['--help']],
   ps: [['ps'], ['ps', '-a']],
@@ -191,9 +194,40 @@ for (const part of parts)
   if (!WARM[part]) throw new Error(`scripts/bundle-cli.mjs: no warm-up commands for part ${part}`);
 const dir = mkdtempSync(join(tmpdir(), 'berth-cache-'));
 const sock = join(dir, 's.sock');
+const ID = 'b'.repeat(64);
+/** The stand-in's answer to one request (its first line): a response, and whether the connection ends after it. */
+function standIn(line) {
+  const json = (status, body) => {
+    const text = JSON.stringify(body);
+    return `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${text.length}\r\nApi-Version: 1.45\r\n\r\n${text}`;
+  };
+  const [method = '', path = ''] = line.split(' ');
+  if (method === 'POST' && /\/containers\/create\b/.test(path))
+    return [json('201 Created', { Id: ID, Warnings: [] }), false];
+  if (method === 'POST' && /\/attach\b/.test(path)) {
+    // a 101, then one stdout frame of the multiplexed stream, then the end of the output
+    const out = Buffer.from('hi\n');
+    const head = Buffer.from([1, 0, 0, 0, 0, 0, 0, out.length]);
+    const up =
+      'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: 1.45\r\n\r\n';
+    return [Buffer.concat([Buffer.from(up), head, out]), true];
+  }
+  if (method === 'POST' && /\/wait\b/.test(path)) return [json('200 OK', { StatusCode: 0, Error: null }), false];
+  if (method === 'POST' && /\/start\b/.test(path))
+    return ['HTTP/1.1 204 No Content\r\nApi-Version: 1.45\r\n\r\n', false];
+  return [json('200 OK', []), false];
+}
 const server = createServer((c) => {
-  c.on('data', () => {
-    c.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nApi-Version: 1.45\r\n\r\n[]');
+  c.on('data', (d) => {
+    // each request of these commands arrives whole in one read, and has no body to skip but JSON
+    for (const line of d
+      .toString('latin1')
+      .split('\r\n')
+      .filter((l) => /^[A-Z]+ \/\S* HTTP\/1\.1$/.test(l))) {
+      const [answer, end] = standIn(line);
+      if (end) c.end(answer);
+      else c.write(answer);
+    }
   });
   c.on('error', () => undefined);
 });
