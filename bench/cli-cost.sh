@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-bench_init cli-cost hyperfine
+bench_init cli-cost hyperfine linux-perf
 RUNS=${RUNS:-40}
 WORK=${WORK:-/var/tmp/berth-bench-cli}
 trap stop_engines EXIT
@@ -34,6 +34,17 @@ hyperfine -N --warmup 5 --runs $RUNS --export-json $WORK/cli.json \
   -n "docker run --rm" "env DOCKER_HOST=$BH docker run --rm --network none busybox true" | sed -n '/Summary/,$p'
 # the same run through an API client already running: the daemon's part of `run --rm`
 node bench/api-cost.mjs cycle $WORK/berth.sock $RUNS > $WORK/api.json
+# The scheduler's own count of each process's CPU time, exec to exit, all its threads (perf's
+# task-clock, mean of RUNS). hyperfine's CPU is getrusage's user+sys, which also holds the
+# process's teardown after its last instruction (its address space freed at exit), and is the
+# mean of a few-ms-grained split: the two differ by 1-3 ms for these commands.
+task_clock() { perf stat -x, -r "$RUNS" -e task-clock "$@" 2>&1 >/dev/null | awk -F, '$3 == "task-clock" {print $1}'; }
+(
+  export BERTH_HOST=$BH
+  printf '{"node -e 0": %s,' "$(task_clock env -u NODE_EXTRA_CA_CERTS node -e 0)"
+  printf '"berth ps": %s,' "$(task_clock bin/berth ps)"
+  printf '"berth run --rm": %s}\n' "$(task_clock bin/berth run --rm --network none busybox true)"
+) > $WORK/task-clock.json
 LOAD_AFTER=$(uptime | sed 's/.*load average: //')
 
 node - "$WORK" "$OUT" "$RUNS" "$LOAD_BEFORE" "$LOAD_AFTER" <<'JS'
@@ -44,12 +55,16 @@ const f = (r) => ({ median: +(r.median * 1000).toFixed(1), cpu: +((r.user + r.sy
 const m = Object.fromEntries(res.map((r) => [r.command, f(r)]));
 const api = JSON.parse(fs.readFileSync(`${work}/api.json`, 'utf8')).ms.sort((a, b) => a - b);
 const apiRun = +api[api.length >> 1].toFixed(1);
+const tc = JSON.parse(fs.readFileSync(`${work}/task-clock.json`, 'utf8'));
+const tcOver = (k) => +(tc[k] - tc['node -e 0']).toFixed(1);
 const floor = m['node -e 0'];
 const over = (k) => ({ median: +(m[k].median - floor.median).toFixed(1), cpu: +(m[k].cpu - floor.cpu).toFixed(1) });
 const r = {
   when: new Date().toISOString(), runs: +runs, load_before: loadBefore, load_after: loadAfter,
   median_ms_and_cpu_ms: m, api_client_run_ms: apiRun,
   over_node_ms: { 'berth ps': over('berth ps'), 'berth run --rm': over('berth run --rm') },
+  task_clock_ms: tc,
+  task_clock_over_node_ms: { 'berth ps': tcOver('berth ps'), 'berth run --rm': tcOver('berth run --rm') },
   // the CLI's own share of run's wall time: over Node's start-up and the daemon's run through an API client
   berth_run_wall_over_node_and_api_run_ms: +(m['berth run --rm'].median - floor.median - apiRun).toFixed(1),
   berth_ps_over_minimal_client_ms: {
@@ -73,6 +88,9 @@ Over \`node -e 0\` (target ≤ 10 ms), wall median / CPU: \`berth ps\` **${r.ove
 (${apiRun} ms through an API client already running, measured after, not interleaved): the CLI's own share of it, over
 \`node -e 0\` and that run, **${r.berth_run_wall_over_node_and_api_run_ms} ms**. On a loaded machine the CPU column is the steadier one.
 \`berth ps\` over a minimal Node client making the same request: **${r.berth_ps_over_minimal_client_ms.median} / ${r.berth_ps_over_minimal_client_ms.cpu} ms**.
+
+CPU by the scheduler's count (perf's task-clock, exec to exit, mean of ${runs}): \`node -e 0\` ${tc['node -e 0'].toFixed(1)} ms,
+\`berth ps\` ${tc['berth ps'].toFixed(1)} (**+${r.task_clock_over_node_ms['berth ps']}**), \`berth run --rm\` ${tc['berth run --rm'].toFixed(1)} (**+${r.task_clock_over_node_ms['berth run --rm']}**).
 `);
 JS
 cat $OUT.md
