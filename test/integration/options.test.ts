@@ -141,8 +141,8 @@ describe('limits and security options', () => {
     const priv = await run(['--privileged', 'busybox', 'sh', '-c', "grep ' /sys/fs/cgroup ' /proc/self/mountinfo"]);
     assert.match(priv.stdout, / rw,.* - tmpfs /);
     assert.doesNotMatch(priv.stdout, new RegExp(` ${dev} `));
-    // the runtime refuses the start before it makes the cgroup (a bind's source gone since the
-    // create): the directories berth made for it go too
+    // the runtime refuses the start before it joins the cgroup (a bind's source gone since the
+    // create): no cgroup is left, though berth made its directories before the runtime ran
     const src = mkdtempSync(join(d.dir, 'gone-'));
     const id = (await d.docker(['create', '--mount', `type=bind,src=${src},dst=/x`, 'busybox', 'true'])).stdout.trim();
     rmdirSync(src);
