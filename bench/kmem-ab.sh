@@ -34,7 +34,6 @@ git worktree add --detach "$WORK/old" "$OLD_REF" >/dev/null 2>&1
 ln -s "$REPO/node_modules" "$WORK/old/node_modules"
 (cd "$WORK/old" && npm run -s build >/dev/null)
 
-mi() { awk -v k="$1:" '$1==k{print $2}' /proc/meminfo; }
 quiet_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 1; }
 # one round of build $1 (a checkout with dist/): prints a markdown row
 round() {
@@ -48,12 +47,12 @@ round() {
   docker -H "unix://$w/s.sock" load -i "$FIXTURE" >/dev/null
   quiet_caches
   local a0 s0 u0 a1 s1 u1 top
-  a0=$(mi MemAvailable) s0=$(mi Slab) u0=$(mi SUnreclaim)
+  a0=$(meminfo MemAvailable) s0=$(meminfo Slab) u0=$(meminfo SUnreclaim)
   cp /proc/slabinfo "$w/slab0"
   node bench/scale-client.mjs "$w/s.sock" start "$N" 4 ab- >"$w/start.json"
   sleep 3
   quiet_caches
-  a1=$(mi MemAvailable) s1=$(mi Slab) u1=$(mi SUnreclaim)
+  a1=$(meminfo MemAvailable) s1=$(meminfo Slab) u1=$(meminfo SUnreclaim)
   top=$(awk -v n="$N" 'NR==FNR{if(FNR>2)b[$1]=$3*$4;next} FNR>2{d=int(($3*$4-b[$1])/1024/n); if(d>0)print d, $1}' \
     "$w/slab0" /proc/slabinfo | sort -rn | head -6 | awk '{printf "%s%s %s", (NR>1?", ":""), $2, $1}')
   printf '| %s | %s | %d | %d | %d | %s |\n' "$label" "$(jq -r .started "$w/start.json")" \

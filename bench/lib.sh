@@ -16,6 +16,9 @@ release_work() {
   return 0
 }
 
+# A /proc/meminfo field in KiB: `meminfo MemAvailable`
+meminfo() { awk -v k="$1:" '$1==k{print $2}' /proc/meminfo; }
+
 # Starts berthd and dockerd with private roots and sockets under $WORK (dockerd's containerd
 # namespace $1) in the background; sets BH, DH, BERTH_PID, DOCKERD_PID; waits for both sockets.
 start_engines() {

@@ -113,8 +113,6 @@ median_ms() {
   printf '%s\n' "${xs[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
 }
 
-meminfo() { awk -v k="$1:" '$1==k{print $2}' /proc/meminfo; }
-
 # the daemon under test: start_<engine> sets SOCK and DAEMON_PID and waits for /_ping
 start_berthd() {
   SOCK=$WORK/berth.sock

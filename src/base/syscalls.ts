@@ -70,6 +70,10 @@ function sysError(e: number, what: string): Error {
 export const MNT_DETACH = 2;
 export const MS_RDONLY = 1;
 export const MS_BIND = 4096;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_REMOUNT = 32;
 
 export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
   check(fns.mount(source, target, fstype, flags, data), `mount ${fstype} on ${target}`);

@@ -14,7 +14,17 @@ import { join } from 'node:path';
 import { type Clock, systemClock } from '../base/clock.js';
 import { errorMessage } from '../base/errors.js';
 import { log } from '../base/log.js';
-import { isMountPoint, MNT_DETACH, MS_RDONLY, mount, umount } from '../base/syscalls.js';
+import {
+  isMountPoint,
+  MNT_DETACH,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REMOUNT,
+  mount,
+  umount,
+} from '../base/syscalls.js';
 import type { BlkioEntry, BlkioField, CgroupStats, HostInfo } from './types.js';
 import { pollUntil } from './poll.js';
 
@@ -340,10 +350,6 @@ export async function removeExitedCgroups(version: 1 | 2, path: string, root = C
 }
 
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_REMOUNT = 32;
 
 /**
  * The one read-only tmpfs bound at every container's /sys/fs/cgroup on a cgroup v1 host, where a

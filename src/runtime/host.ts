@@ -16,7 +16,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { readTextOrEmpty } from '../base/fs.js';
 import { log } from '../base/log.js';
 import { errorMessage } from '../base/errors.js';
-import { mount } from '../base/syscalls.js';
+import { mount, MS_REMOUNT } from '../base/syscalls.js';
 import { capsOfMask } from './spec.js';
 import type { HostInfo, RuntimeName } from './types.js';
 
@@ -121,8 +121,6 @@ function cgroups(): { version: 1 | 2; repair: string; warning: string | null } {
     warning: null,
   };
 }
-
-const MS_REMOUNT = 32;
 
 /** The cgroup2 mount's path and super-block options, from /proc/self/mountinfo. */
 function cgroup2Mount(): { path: string; options: string[] } | null {

@@ -8,10 +8,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { errorMessage } from '../base/errors.js';
-import { isMountPoint, MNT_DETACH, MS_BIND, MS_RDONLY, mount, umount } from '../base/syscalls.js';
+import { isMountPoint, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, mount, umount } from '../base/syscalls.js';
 import { log } from '../base/log.js';
-
-const MS_REMOUNT = 32;
 
 /** The environment of every runtime call: PATH and the variable that says the binary is pinned. */
 export const RUNTIME_ENV = {
